@@ -1,0 +1,17 @@
+"""Table contracts: the landing datasets, their clean tables and the lake marts.
+
+One module per landing dataset and per lake table; the glossary and the data
+dictionary are generated from these declarations.
+"""
+
+from ._base import Column, MissingColumnsError, Table
+from .landing import LINEAGE, Field, Landing
+from . import archive, curves, events, purchases, registers
+
+#: landing datasets in the order they are ingested (archive first: the others are
+#: checked against the meters it knows)
+LANDINGS: dict[str, Landing] = {
+    m.LANDING.dataset: m.LANDING for m in (archive, curves, registers, events, purchases)
+}
+
+__all__ = ["Column", "Field", "LANDINGS", "LINEAGE", "Landing", "MissingColumnsError", "Table"]
