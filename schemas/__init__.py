@@ -15,3 +15,7 @@ LANDINGS: dict[str, Landing] = {
 }
 
 __all__ = ["Column", "Field", "LANDINGS", "LINEAGE", "Landing", "MissingColumnsError", "Table"]
+
+from .quarantine import QUARANTINE, REASONS  # noqa: E402
+
+__all__ += ["QUARANTINE", "REASONS"]

@@ -1,0 +1,1 @@
+"""Shipped default configuration (TOML). Installed as the package meterlake.defaults."""

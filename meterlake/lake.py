@@ -1,0 +1,145 @@
+"""The lake on disk: where each table lives and how partitions are written.
+
+Layout under ``LAKE``::
+
+    clean/<dataset>/<date_col>=YYYY-MM-DD/part-0.parquet   validated landing rows
+    marts/<table>/<key>=<value>/part-0.parquet             analyst-facing marts
+    _meta/manifest.parquet                                 landing files seen (content hash)
+    _meta/staged/<dataset>/<file_id>.parquet               each landing file, parsed once
+    _meta/ledger/...                                       row accounting per file and partition
+    _meta/runs/<run_id>.json                               one record per run
+    reports/                                               Data Docs and HTML reports
+
+Every partition is exactly one Parquet file with a fixed name. It is written to a
+staging file on the same filesystem and moved into place with :func:`os.replace`,
+which is atomic on POSIX: a reader, or a run killed midway, sees either the old
+file or the new one, never a half-written one. The partition key is kept out of
+the file (it lives in the directory name), so Hive readers type it from the path
+(``date=2026-01-01`` reads back as a date in polars and DuckDB).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from .schemas import Table
+
+PART_FILE = "part-0.parquet"
+#: zstd keeps county-day curves around a third of snappy's size at similar speed
+COMPRESSION = "zstd"
+ROW_GROUP_SIZE = 256_000
+
+
+@dataclass(frozen=True)
+class Lake:
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    # where things live -------------------------------------------------------
+    def table_dir(self, table: Table | str, layer: str | None = None) -> Path:
+        if isinstance(table, Table):
+            return self.root / table.layer / table.name
+        return self.root / (layer or "marts") / table
+
+    @property
+    def meta(self) -> Path:
+        return self.root / "_meta"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def staging(self) -> Path:
+        return self.root / ".staging"
+
+    def partition_path(self, table: Table, value: object, key: str | None = None) -> Path:
+        key = key or table.partition_by
+        if key is None:
+            return self.table_dir(table) / PART_FILE
+        return self.table_dir(table) / f"{key}={value}" / PART_FILE
+
+    # writing ----------------------------------------------------------------
+    def write_file(self, path: Path, frame: pl.DataFrame) -> Path:
+        """Write one Parquet file atomically (stage, fsync, rename)."""
+        self.staging.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.staging / f"{uuid.uuid4().hex}.parquet.tmp"
+        try:
+            frame.write_parquet(
+                tmp, compression=COMPRESSION, statistics=True, row_group_size=ROW_GROUP_SIZE
+            )
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    def write_partition(
+        self,
+        table: Table,
+        value: object,
+        frame: pl.DataFrame,
+        key: str | None = None,
+        sort_by: Iterable[str] | None = None,
+    ) -> Path:
+        """Replace one partition of ``table`` with ``frame``, conformed to its contract.
+
+        The partition column is dropped from the file (it is the directory name).
+        Rows are sorted by the table key (or ``sort_by``) so that files are
+        byte-identical across reruns and Parquet statistics prune on meter_id.
+        """
+        key = key or table.partition_by
+        out = table.conform(frame)
+        order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
+        if order:
+            out = out.sort(order, nulls_last=True, maintain_order=True)
+        if key is not None:
+            out = out.drop(key)
+        return self.write_file(self.partition_path(table, value, key), out.collect())
+
+    def partitions(self, table: Table, key: str | None = None) -> list[str]:
+        """The partition values present, sorted."""
+        key = key or table.partition_by
+        base = self.table_dir(table)
+        if not base.exists():
+            return []
+        prefix = f"{key}="
+        return sorted(
+            p.name[len(prefix) :]
+            for p in base.iterdir()
+            if p.name.startswith(prefix) and (p / PART_FILE).exists()
+        )
+
+    # reading ----------------------------------------------------------------
+    def scan(self, table: Table, values: Iterable[object] | None = None, key: str | None = None) -> pl.LazyFrame:
+        """Lazily read a table (or some of its partitions) with the partition column typed.
+
+        An absent table or partition reads as an empty frame of the right schema.
+        """
+        key = key or table.partition_by
+        if key is None:
+            path = self.partition_path(table, None)
+            return pl.scan_parquet(path) if path.exists() else pl.LazyFrame(schema=table.schema)
+        if values is None:
+            values = self.partitions(table, key)
+        dtype = table.schema[key] if key in table.schema else pl.String()
+        frames = []
+        for v in values:
+            path = self.partition_path(table, v, key)
+            if path.exists():
+                frames.append(
+                    pl.scan_parquet(path).with_columns(pl.lit(str(v)).cast(dtype).alias(key))
+                )
+        if not frames:
+            return pl.LazyFrame(schema=table.schema)
+        return pl.concat(frames, how="diagonal_relaxed").select(table.names)

@@ -1,0 +1,124 @@
+"""The pipeline: every stage in order, for a range of dates.
+
+``meterlake run`` and the Airflow DAGs both call :func:`run_stage` / :func:`run`, so
+the pipeline runs the same with or without Airflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import importlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from .settings import Settings
+from .stages import StageContext, StageError, StageResult
+
+log = logging.getLogger("meterlake")
+
+#: stage order; each is a module meterlake.stages.<name> with run(ctx, dates)
+STAGES: tuple[str, ...] = ("ingest",)
+
+
+def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
+    if end < start:
+        raise StageError(f"end date {end} is before start date {start}")
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.UTC)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def run_stage(
+    settings: Settings,
+    stage: str,
+    dates: Iterable[dt.date],
+    run_id: str,
+    progress: Callable[[str], None] | None = None,
+) -> StageResult:
+    """Run one stage for ``dates`` and return what it did."""
+    if stage not in STAGES:
+        raise StageError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+    module = importlib.import_module(f"meterlake.stages.{stage}")
+    ctx = StageContext(settings=settings, run_id=run_id)
+    if progress is not None:
+        ctx.progress = progress
+    t0 = time.perf_counter()
+    result: StageResult = module.run(ctx, sorted(set(dates)))
+    result.seconds = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def run(
+    settings: Settings,
+    start: dt.date,
+    end: dt.date,
+    stages: Iterable[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Run the stages for ``start..end``; return (and write) the run record.
+
+    Dates whose data arrived late (found by ingest) are rebuilt too.
+    """
+    run_id = run_id or new_run_id()
+    wanted = list(stages or STAGES)
+    dates = date_range(start, end)
+    record: dict[str, Any] = {
+        "run_id": run_id,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "landing": str(settings.landing),
+        "lake": str(settings.lake),
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "stages": {},
+        "status": "running",
+    }
+    try:
+        for stage in STAGES:
+            if stage not in wanted:
+                continue
+            result = run_stage(settings, stage, dates, run_id, progress)
+            record["stages"][stage] = _jsonable(dataclasses.asdict(result))
+            if result.dates:
+                dates = sorted(set(dates) | set(result.dates))
+        record["status"] = "ok"
+    except StageError as exc:
+        record["status"] = "failed"
+        record["error"] = str(exc)
+        raise
+    finally:
+        record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        record["dates"] = [d.isoformat() for d in dates]
+        write_run_record(Path(settings.lake), record)
+    return record
+
+
+def write_run_record(lake: Path, record: dict[str, Any]) -> Path:
+    out = lake / "_meta" / "runs" / f"{record['run_id']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_jsonable(record), indent=2, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(out)
+    record["record_path"] = str(out)
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, dt.date | dt.datetime):
+        return obj.isoformat()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

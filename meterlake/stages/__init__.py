@@ -1,0 +1,65 @@
+"""Pipeline stages. Each stage module exposes ``run(ctx, dates) -> StageResult``.
+
+The CLI (``meterlake run``) and the Airflow DAGs call the same functions through
+:mod:`meterlake.pipeline`; a stage reads and writes the lake, never XCom.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from .. import config
+from ..lake import Lake
+from ..settings import Settings
+
+M = TypeVar("M", bound=BaseModel)
+
+log = logging.getLogger("meterlake")
+
+
+class StageError(RuntimeError):
+    """A stage could not complete; the message is one line that says why."""
+
+
+class BlockingValidationError(StageError):
+    """A blocking expectation failed: nothing downstream may be published."""
+
+
+@dataclass
+class StageContext:
+    settings: Settings
+    run_id: str
+    #: called with short human-readable progress lines ("curves 3/7 files")
+    progress: Callable[[str], None] = field(default=lambda msg: log.info(msg))
+
+    @property
+    def lake(self) -> Lake:
+        return Lake(self.settings.lake)
+
+    @property
+    def landing(self) -> Path:
+        return Path(self.settings.landing)
+
+    def config(self, name: str, model: type[M]) -> M:
+        return config.load(name, model, self.settings.config_dir)
+
+
+@dataclass
+class StageResult:
+    stage: str
+    #: rows written per table
+    rows: dict[str, int] = field(default_factory=dict)
+    #: dates whose partitions were (re)built; later stages rebuild these too
+    dates: list[dt.date] = field(default_factory=list)
+    #: one-line notes for the run record and the terminal
+    notes: list[str] = field(default_factory=list)
+    #: JSON-serialisable details (accounting, findings counts, report paths)
+    details: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0

@@ -1,0 +1,40 @@
+"""The quarantine mart: every input row that could not be used, with a reason."""
+
+import polars as pl
+
+from ._base import Column, Table
+
+#: stable reason codes; their meaning is in the data dictionary
+REASONS = {
+    "encoding": "the file is neither UTF-8 nor GB18030/GBK",
+    "unreadable": "the file could not be opened or decompressed at all",
+    "empty_file": "the file has no header row",
+    "missing_columns": "the header lacks required columns (the whole file is quarantined)",
+    "duplicate_column": "two header columns map to the same canonical name",
+    "truncated": "the file was cut off mid-row (last line incomplete)",
+    "field_count": "the row has a different number of fields from the header",
+    "missing_value": "a required field is empty",
+    "bad_date": "a date or timestamp field does not parse (YYYY-MM-DD, YYYYMMDD, YYYY-MM-DD HH:MM:SS) or is not a real date",
+    "bad_number": "a numeric field does not parse",
+    "out_of_range": "a numeric field is below its allowed minimum (e.g. multiplier < 1, negative register)",
+    "negative_amount": "a purchase amount is zero or negative",
+    "unknown_code": "a coded field holds a value outside its code list",
+    "unknown_meter": "the meter is not in the archive snapshot valid on the row's date",
+    "superseded": "a later delivery of the same key disagrees; the later row wins",
+}
+
+QUARANTINE = Table(
+    name="quarantine",
+    zh="隔离数据",
+    description="rows and files that could not be used, with a stable reason code; personal data masked",
+    columns=(
+        Column("dataset", pl.String(), "landing dataset (partition key)", "数据集"),
+        Column("source_file", pl.String(), "landing file, relative to LANDING", "来源文件"),
+        Column("line", pl.Int64(), "1-based physical line (header = 1); empty for a whole-file problem", "行号"),
+        Column("reason", pl.String(), "stable reason code (see REASONS)", "隔离原因", codes=tuple(REASONS)),
+        Column("detail", pl.String(), "what was expected and what was found, naming the column", "详情"),
+        Column("raw", pl.String(), "the line's text, personal data masked", "原始内容"),
+    ),
+    key=("source_file", "line", "reason"),
+    partition_by="dataset",
+)
