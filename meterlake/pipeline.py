@@ -23,7 +23,15 @@ from .stages import StageContext, StageError, StageResult
 log = logging.getLogger("meterlake")
 
 #: stage order; each is a module meterlake.stages.<name> with run(ctx, dates)
-STAGES: tuple[str, ...] = ("ingest",)
+STAGES: tuple[str, ...] = (
+    "ingest",  # landing files -> clean tables + quarantine
+    "validate",  # VEE, meter_daily, collection_daily
+    "loss",  # area/feeder line loss and its diagnosis
+    "anomalies",  # theft/anomaly ranking
+    "billing",  # bills, prepay balances, recovery
+    "check",  # Great Expectations gate: blocking failures stop here
+    "publish",  # reporting database, data dictionary, HTML report
+)
 
 
 def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
