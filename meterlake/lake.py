@@ -20,6 +20,7 @@ the file (it lives in the directory name), so Hive readers type it from the path
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import uuid
 from collections.abc import Iterable
@@ -137,9 +138,14 @@ class Lake:
         for v in values:
             path = self.partition_path(table, v, key)
             if path.exists():
-                frames.append(
-                    pl.scan_parquet(path).with_columns(pl.lit(str(v)).cast(dtype).alias(key))
-                )
+                frames.append(pl.scan_parquet(path).with_columns(_typed_literal(v, dtype).alias(key)))
         if not frames:
             return pl.LazyFrame(schema=table.schema)
         return pl.concat(frames, how="diagonal_relaxed").select(table.names)
+
+
+def _typed_literal(value: object, dtype: pl.DataType) -> pl.Expr:
+    """The partition value of a path, typed like the column it stands for."""
+    if dtype == pl.Date and isinstance(value, str):
+        value = dt.date.fromisoformat(value)
+    return pl.lit(value).cast(dtype)

@@ -1,0 +1,182 @@
+"""Reader cases: every encoding/format the contract allows, and every bad-input kind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from meterlake.schemas import LANDINGS, REASONS
+from meterlake.transforms.ingest import parse_landing_bytes
+
+REG = LANDINGS["registers"]
+PUR = LANDINGS["purchases"]
+EVT = LANDINGS["events"]
+
+CANONICAL = "meter_id,freeze_date,total_kwh,reverse_kwh\n0001,2026-01-01,100.5,0\n0002,2026-01-01,7.25,1.5\n"
+EXPECTED = pl.DataFrame(
+    {"meter_id": ["0001", "0002"], "freeze_date": [dt.date(2026, 1, 1)] * 2, "total_kwh": [100.5, 7.25], "reverse_kwh": [0.0, 1.5]}
+)
+
+
+def _core(parsed) -> pl.DataFrame:
+    return parsed.rows.select("meter_id", "freeze_date", "total_kwh", "reverse_kwh")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(CANONICAL.encode("utf-8"), id="utf8"),
+        pytest.param(b"\xef\xbb\xbf" + CANONICAL.encode("utf-8"), id="utf8-bom"),
+        pytest.param(
+            "电能表资产编号,冻结日期,正向有功总,反向有功总\n0001,20260101,100.5,0\n0002,20260101,7.25,1.5\n".encode("gbk"),
+            id="gbk-chinese-headers-yyyymmdd",
+        ),
+        pytest.param(
+            "冻结日期,反向有功总,电能表资产编号,正向有功总\n2026-01-01,0,0001,100.5\n2026-01-01,1.5,0002,7.25\n".encode("gb18030"),
+            id="gb18030-free-order",
+        ),
+        pytest.param(gzip.compress(CANONICAL.encode(), mtime=0), id="gzip"),
+        pytest.param(CANONICAL.replace("\n", "\r\n").encode(), id="crlf"),
+        pytest.param(
+            "meter_id,vendor_note,freeze_date,total_kwh,reverse_kwh\n0001,x,2026-01-01,100.5,0\n0002,y,2026-01-01,7.25,1.5\n".encode(),
+            id="extra-column",
+        ),
+    ],
+)
+def test_reader_accepts_every_contract_format(raw: bytes) -> None:
+    parsed = parse_landing_bytes(raw, REG, "registers/f.csv")
+    assert parsed.quarantine.height == 0
+    assert_frame_equal(_core(parsed), EXPECTED)
+    assert parsed.rows["source_line"].to_list() == [2, 3]
+
+
+def test_leading_zeros_and_lineage_are_kept() -> None:
+    parsed = parse_landing_bytes(b"meter_id,freeze_date,total_kwh\n000123,2026-01-01,1\n", REG, "registers/x.csv")
+    assert parsed.rows["meter_id"].to_list() == ["000123"]
+    assert parsed.rows["source_file"].to_list() == ["registers/x.csv"]
+
+
+def test_extra_columns_are_reported_not_kept() -> None:
+    parsed = parse_landing_bytes(b"meter_id,freeze_date,total_kwh,foo\n1,2026-01-01,1,z\n", REG, "r.csv")
+    assert parsed.stats.extra_columns == ["foo"]
+    assert "foo" not in parsed.rows.columns
+
+
+def _one_bad(body: str, spec=REG, header: str = "meter_id,freeze_date,total_kwh") -> pl.DataFrame:
+    raw = f"{header}\n{body}".encode()
+    parsed = parse_landing_bytes(raw, spec, "f.csv")
+    assert parsed.stats.rows_read == parsed.rows.height + parsed.stats.rows_quarantined
+    return parsed.quarantine
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "detail_part"),
+    [
+        pytest.param("0001,2026-01-01,1,9\n", "field_count", "expected 3 fields", id="too-many-fields"),
+        pytest.param("0001,2026-01-01\n", "field_count", "found 2", id="too-few-fields"),
+        pytest.param("0001,2026-13-01,1\n", "bad_date", "freeze_date", id="bad-date-month-13"),
+        pytest.param("0001,2026-02-30,1\n", "bad_date", "2026-02-30", id="bad-date-feb-30"),
+        pytest.param("0001,01/02/2026,1\n", "bad_date", "01/02/2026", id="bad-date-format"),
+        pytest.param("0001,2026-01-01,12,5a\n", "field_count", "", id="number-with-extra-field"),
+        pytest.param("0001,2026-01-01,1.2.3\n", "bad_number", "total_kwh", id="bad-number"),
+        pytest.param("0001,2026-01-01,nan\n", "bad_number", "total_kwh", id="nan-is-not-a-reading"),
+        pytest.param("0001,2026-01-01,-4\n", "out_of_range", "total_kwh", id="negative-register"),
+        pytest.param(",2026-01-01,4\n", "missing_value", "meter_id", id="missing-key"),
+        pytest.param("0001,2026-01-01,1\n0002,2026-01-01,", "truncated", "cut off", id="cut-off-mid-row"),
+    ],
+)
+def test_bad_rows_go_to_quarantine_with_reason(body: str, reason: str, detail_part: str) -> None:
+    q = _one_bad(body)
+    assert q.height == 1
+    assert q["reason"][0] == reason
+    assert detail_part in q["detail"][0]
+    assert reason in REASONS
+
+
+def test_cut_off_file_with_complete_last_fields_is_still_truncated() -> None:
+    q = _one_bad("0001,2026-01-01,1\n0002,2026-01-01,12")  # '12' may have been '123.4'
+    assert q["reason"].to_list() == ["truncated"]
+    assert q["line"].to_list() == [3]
+
+
+def test_unknown_event_code() -> None:
+    q = _one_bad("0001,2026-01-01 10:00:00,COVER_BLOWN\n", EVT, "meter_id,event_time,event_code")
+    assert q["reason"].to_list() == ["unknown_code"]
+    assert "COVER_BLOWN" in q["detail"][0]
+
+
+def test_bad_timestamp() -> None:
+    q = _one_bad("0001,2026-01-01 25:00:00,POWER_OFF\n", EVT, "meter_id,event_time,event_code")
+    assert q["reason"].to_list() == ["bad_date"]
+
+
+PUR_HEADER = "txn_id,txn_type,customer_id,meter_id,card_no,purchase_time,amount_yuan,purchase_seq,channel"
+
+
+def test_negative_amount_is_quarantined_and_card_masked() -> None:
+    q = _one_bad("T1,purchase,C1,M1,6222021234567890123,2026-01-01 10:00:00,-50,3,wechat\n", PUR, PUR_HEADER)
+    assert q["reason"].to_list() == ["negative_amount"]
+    assert "6222021234567890123" not in q["raw"][0]
+    assert "****0123" in q["raw"][0]
+
+
+def test_card_masked_even_when_the_row_does_not_split() -> None:
+    q = _one_bad("T1,purchase,C1,M1,6222021234567890123,2026-01-01 10:00:00,50,3,wechat,extra\n", PUR, PUR_HEADER)
+    assert q["reason"].to_list() == ["field_count"]
+    assert "622202123456" not in q["raw"][0]
+    assert q["raw"][0].count("0123") == 1
+
+
+def test_missing_columns_quarantines_every_line_and_names_them() -> None:
+    parsed = parse_landing_bytes(b"meter_id,total_kwh\n0001,5\n0002,6\n", REG, "r.csv")
+    assert parsed.rows.height == 0
+    assert parsed.quarantine["reason"].to_list() == ["missing_columns"] * 2
+    assert "freeze_date" in parsed.quarantine["detail"][0]
+    assert "found meter_id, total_kwh" in parsed.quarantine["detail"][0]
+
+
+def test_wrong_encoding_is_a_whole_file_quarantine_row() -> None:
+    parsed = parse_landing_bytes(CANONICAL.encode("utf-16"), REG, "r.csv")
+    assert parsed.rows.height == 0
+    assert parsed.quarantine["reason"].to_list() == ["encoding"]
+    assert parsed.quarantine["line"].to_list() == [None]
+
+
+def test_empty_file() -> None:
+    parsed = parse_landing_bytes(b"", REG, "r.csv")
+    assert parsed.quarantine["reason"].to_list() == ["empty_file"]
+
+
+def test_cut_off_gzip_keeps_complete_lines_and_says_so() -> None:
+    body = CANONICAL + "".join(f"{i:04d},2026-01-01,{i},0\n" for i in range(3, 3000))
+    blob = gzip.compress(body.encode(), mtime=0)
+    parsed = parse_landing_bytes(blob[: len(blob) // 2], REG, "r.csv.gz")
+    reasons = parsed.quarantine["reason"].to_list()
+    assert "truncated" in reasons
+    assert parsed.quarantine.filter(pl.col("line").is_null())["reason"].to_list() == ["truncated"]
+    assert parsed.rows.height > 100
+    assert parsed.stats.rows_read == parsed.rows.height + parsed.stats.rows_quarantined
+
+
+def test_gbk_file_cut_inside_a_character() -> None:
+    raw = "电能表资产编号,冻结日期,正向有功总\n0001,2026-01-01,1\n0002,2026-01-01,中".encode("gbk")[:-1]
+    parsed = parse_landing_bytes(raw, REG, "r.csv")
+    assert parsed.rows.height == 1
+    assert parsed.quarantine["reason"].to_list() == ["truncated"]
+
+
+def test_quoted_fields_are_parsed_with_csv_rules() -> None:
+    raw = b'meter_id,event_time,event_code,value\n0001,2026-01-01 10:00:00,POWER_OFF,"1.5"\n'
+    parsed = parse_landing_bytes(raw, EVT, "e.csv")
+    assert parsed.rows["value"].to_list() == [1.5]
+    assert parsed.rows["event_date"].to_list() == [dt.date(2026, 1, 1)]
+
+
+def test_blank_lines_keep_physical_numbering() -> None:
+    parsed = parse_landing_bytes(b"meter_id,freeze_date,total_kwh\n\n0001,2026-01-01,x\n", REG, "r.csv")
+    assert parsed.quarantine["line"].to_list() == [3]
+    assert parsed.stats.blank_lines == 1

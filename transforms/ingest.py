@@ -1,0 +1,441 @@
+"""Parse one landing file into typed rows and quarantine rows. Pure: bytes in, frames out.
+
+Every data line of a file ends in exactly one of the two outputs:
+
+* ``rows``: the typed fields of the landing contract, the partition date, and lineage
+  (``source_file``, ``source_line``);
+* ``quarantine``: the line's number, a stable reason code (``schemas.quarantine.REASONS``),
+  a detail naming the column and the value, and the raw text with personal data masked.
+
+Whole-file problems (not decodable, no header, missing columns) are quarantine rows
+too: one per data line where lines can be read, else one row with an empty ``line``.
+
+The file is split into physical lines by polars' CSV reader with a separator that
+cannot occur, so line numbers are exact (blank lines are kept as nulls) and the work
+is vectorised; fields are split on commas. Lines holding a double quote are parsed
+with the csv module (rare in head-end exports).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import zlib
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from ..schemas.landing import Field, Landing
+
+#: field separator used by every landing file (CONTRACT §1: CSV)
+SEP = ","
+#: a digit run this long in a raw purchases line is treated as a card number and masked
+CARD_DIGITS = 12
+
+
+@dataclass
+class ParseStats:
+    """What happened to one file."""
+
+    encoding: str = ""
+    gzip: bool = False
+    #: data lines (physical lines after the header, blank lines excluded)
+    rows_read: int = 0
+    rows_parsed: int = 0
+    rows_quarantined: int = 0
+    blank_lines: int = 0
+    #: header columns not in the contract: kept out of the clean tables
+    extra_columns: list[str] = field(default_factory=list)
+    #: one-line problems with the file as a whole
+    file_problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Parsed:
+    rows: pl.DataFrame
+    quarantine: pl.DataFrame
+    stats: ParseStats
+
+
+QUARANTINE_SCHEMA = pl.Schema(
+    {
+        "source_file": pl.String(),
+        "line": pl.Int64(),
+        "reason": pl.String(),
+        "detail": pl.String(),
+        "raw": pl.String(),
+    }
+)
+
+
+def empty_rows(spec: Landing) -> pl.DataFrame:
+    schema = {f.name: f.dtype for f in spec.fields}
+    schema[spec.date_field] = pl.Date()
+    schema |= {"source_file": pl.String(), "source_line": pl.Int64()}
+    return pl.DataFrame(schema=schema)
+
+
+# --- bytes -> text ---------------------------------------------------------------
+
+def decompress(raw: bytes) -> tuple[bytes, bool]:
+    """Gunzip ``raw``; return (data, complete). A cut-off stream yields what it held."""
+    try:
+        return gzip.decompress(raw), True
+    except (EOFError, zlib.error, gzip.BadGzipFile):
+        d = zlib.decompressobj(wbits=47)  # gzip or zlib header, auto-detected
+        try:
+            out = d.decompress(raw)
+        except zlib.error:
+            return b"", False
+        return out, d.eof
+
+
+def decode(data: bytes) -> tuple[bytes, str]:
+    """UTF-8 bytes of ``data`` and the encoding it arrived in.
+
+    UTF-8 (with or without BOM) is taken as is; anything else is read as GB18030 (a
+    superset of GBK and GB2312). A file cut off inside a multi-byte character keeps
+    its last line (marked by a replacement character), which then fails the field
+    count. Raises ``UnicodeDecodeError`` when neither encoding fits.
+    """
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4096]:
+        # UTF-16/32 (or binary): GB18030 would "decode" it into garbage
+        raise UnicodeDecodeError("utf-8", data, 0, 2, "UTF-16 or binary data (NUL bytes)")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data, bom = data[3:], True
+    else:
+        bom = False
+    try:
+        data.decode("utf-8")
+        return data, "utf-8-sig" if bom else "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(data) - 3 and b"\n" not in data[exc.start :]:
+            return data.decode("utf-8", errors="replace").encode("utf-8"), "utf-8"
+        utf8_error = exc
+    try:
+        return data.decode("gb18030").encode("utf-8"), "gb18030"
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(data) - 4 and b"\n" not in data[exc.start :]:
+            return data.decode("gb18030", errors="replace").encode("utf-8"), "gb18030"
+        raise utf8_error from exc
+
+
+def split_lines(text: bytes) -> pl.Series:
+    """Physical lines of UTF-8 ``text`` (blank lines as null, ``\\r`` stripped)."""
+    if not text:
+        return pl.Series("line", [], dtype=pl.String)
+    lines = pl.read_csv(
+        text,
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        new_columns=["line"],
+        infer_schema=False,
+        raise_if_empty=False,
+    )["line"]
+    return lines.str.strip_suffix("\r")
+
+
+# --- header -----------------------------------------------------------------------
+
+def map_header(header: str, spec: Landing) -> tuple[list[str | None], list[str], list[str]]:
+    """Canonical name for each header position (None = extra), extras, duplicates."""
+    aliases = spec.aliases
+    names: list[str | None] = []
+    extras: list[str] = []
+    dupes: list[str] = []
+    seen: set[str] = set()
+    for raw_name in next(csv.reader([header])):
+        key = raw_name.strip().strip('"').lstrip("\ufeff").strip().casefold()
+        canon = aliases.get(key)
+        if canon is None:
+            extras.append(raw_name.strip())
+        elif canon in seen:
+            dupes.append(raw_name.strip())
+            canon = None
+        else:
+            seen.add(canon)
+        names.append(canon)
+    return names, extras, dupes
+
+
+# --- the parse -------------------------------------------------------------------
+
+def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
+    """Parse one landing file's bytes (gzip or not, any supported encoding)."""
+    stats = ParseStats()
+    quarantine: list[pl.DataFrame] = []
+
+    def whole_file(reason: str, detail: str, raw_text: str = "") -> Parsed:
+        stats.file_problems.append(f"{reason}: {detail}")
+        q = pl.DataFrame(
+            {"source_file": [source_file], "line": [None], "reason": [reason], "detail": [detail], "raw": [raw_text]},
+            schema=QUARANTINE_SCHEMA,
+        )
+        stats.rows_quarantined = 0
+        return Parsed(empty_rows(spec), q, stats)
+
+    complete = True
+    if raw[:2] == b"\x1f\x8b" or source_file.endswith(".gz"):
+        stats.gzip = True
+        raw, complete = decompress(raw)
+        if not raw:
+            return whole_file("unreadable", "not a readable gzip stream")
+    try:
+        text, stats.encoding = decode(raw)
+    except UnicodeDecodeError as exc:
+        return whole_file(
+            "encoding",
+            f"byte {exc.start} is neither UTF-8 nor GB18030/GBK ({exc.object[exc.start:exc.start + 8]!r})",
+            raw[:200].decode("utf-8", errors="replace"),
+        )
+    ends_with_newline = text.endswith(b"\n")
+    lines = split_lines(text)
+    if lines.len() == 0 or lines[0] is None or not lines[0].strip():
+        return whole_file("empty_file", "the file has no header row")
+
+    header = lines[0]
+    names, extras, dupes = map_header(header, spec)
+    stats.extra_columns = extras
+    body = (
+        pl.DataFrame({"line_text": lines[1:]})
+        .with_row_index("source_line", offset=2)
+        .with_columns(pl.col("source_line").cast(pl.Int64))
+    )
+    stats.blank_lines = body["line_text"].is_null().sum() + (body["line_text"].str.strip_chars() == "").sum()
+    body = body.filter(pl.col("line_text").str.strip_chars() != "")
+    stats.rows_read = body.height
+    last_line = (lines.len()) if body.height else None  # physical number of the last line
+
+    mask = _masker(spec, names)
+
+    present = {n for n in names if n}
+    missing = [f.name for f in spec.fields if f.required and f.name not in present]
+    if missing or dupes:
+        reason = "missing_columns" if missing else "duplicate_column"
+        detail = (
+            f"header lacks required column(s) {', '.join(missing)}; found {', '.join(h.strip() for h in next(csv.reader([header])))}"
+            if missing
+            else f"header maps several columns to the same name: {', '.join(dupes)}"
+        )
+        stats.file_problems.append(f"{reason}: {detail}")
+        if body.height == 0:
+            return whole_file(reason, detail, header)
+        q = body.select(
+            pl.lit(source_file).alias("source_file"),
+            pl.col("source_line").alias("line"),
+            pl.lit(reason).alias("reason"),
+            pl.lit(detail).alias("detail"),
+            mask(pl.col("line_text")).alias("raw"),
+        )
+        stats.rows_quarantined = q.height
+        return Parsed(empty_rows(spec), q, stats)
+
+    if not complete:
+        stats.file_problems.append("truncated: the gzip stream ends early; lines after the last complete one are lost")
+        quarantine.append(
+            pl.DataFrame(
+                {
+                    "source_file": [source_file],
+                    "line": [None],
+                    "reason": ["truncated"],
+                    "detail": ["gzip stream ends early: the file was cut off; rows after the last complete line are lost"],
+                    "raw": [""],
+                },
+                schema=QUARANTINE_SCHEMA,
+            )
+        )
+
+    n_fields = len(names)
+    quoted = body.filter(pl.col("line_text").str.contains('"', literal=True))
+    plain = body.filter(~pl.col("line_text").str.contains('"', literal=True))
+    fields = plain.with_columns(pl.col("line_text").str.split(SEP).alias("fields"))
+    if quoted.height:
+        parsed_quoted = [next(csv.reader([t])) for t in quoted["line_text"]]
+        fields = pl.concat(
+            [fields, quoted.with_columns(pl.Series("fields", parsed_quoted, dtype=pl.List(pl.String)))]
+        ).sort("source_line")
+    fields = fields.with_columns(pl.col("fields").list.len().alias("n_fields"))
+
+    cut_off = (~pl.lit(ends_with_newline)) & (pl.col("source_line") == last_line)
+    bad_count = fields.filter(pl.col("n_fields") != n_fields)
+    if bad_count.height:
+        quarantine.append(
+            bad_count.select(
+                pl.lit(source_file).alias("source_file"),
+                pl.col("source_line").alias("line"),
+                pl.when(cut_off).then(pl.lit("truncated")).otherwise(pl.lit("field_count")).alias("reason"),
+                pl.when(cut_off)
+                .then(pl.format("the file ends mid-row: {} of {} fields", pl.col("n_fields"), pl.lit(n_fields)))
+                .otherwise(pl.format("expected {} fields as in the header, found {}", pl.lit(n_fields), pl.col("n_fields")))
+                .alias("detail"),
+                mask(pl.col("line_text")).alias("raw"),
+            )
+        )
+    good = fields.filter(pl.col("n_fields") == n_fields)
+    # the file ends mid-row but the row happens to have all its fields: still cut off
+    if not ends_with_newline and good.height and good["source_line"][-1] == last_line and last_line is not None:
+        tail = good.filter(pl.col("source_line") == last_line)
+        good = good.filter(pl.col("source_line") != last_line)
+        quarantine.append(
+            tail.select(
+                pl.lit(source_file).alias("source_file"),
+                pl.col("source_line").alias("line"),
+                pl.lit("truncated").alias("reason"),
+                pl.lit("the file ends without a newline: the last row may be cut off").alias("detail"),
+                mask(pl.col("line_text")).alias("raw"),
+            )
+        )
+
+    strings = good.select(
+        "source_line",
+        "line_text",
+        *[
+            pl.col("fields").list.get(i).str.strip_chars().replace("", None).alias(name)
+            for i, name in enumerate(names)
+            if name is not None
+        ],
+        *[pl.lit(None, pl.String).alias(f.name) for f in spec.fields if f.name not in present],
+    )
+    typed, reason, detail = _typed_exprs(spec)
+    checked = strings.with_columns(reason.alias("_reason"), detail.alias("_detail"))
+    bad = checked.filter(pl.col("_reason").is_not_null())
+    if bad.height:
+        quarantine.append(
+            bad.select(
+                pl.lit(source_file).alias("source_file"),
+                pl.col("source_line").alias("line"),
+                pl.col("_reason").alias("reason"),
+                pl.col("_detail").alias("detail"),
+                mask(pl.col("line_text")).alias("raw"),
+            )
+        )
+    ok = checked.filter(pl.col("_reason").is_null())
+    rows = ok.select(
+        *[typed[f.name].alias(f.name) for f in spec.fields],
+        pl.lit(source_file).alias("source_file"),
+        pl.col("source_line"),
+    )
+    rows = rows.with_columns(_partition_date(spec).alias(spec.date_field)).select(empty_rows(spec).columns)
+
+    q = pl.concat(quarantine, how="vertical") if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    q = q.sort("line", nulls_last=False)
+    stats.rows_parsed = rows.height
+    stats.rows_quarantined = int(q["line"].is_not_null().sum())
+    return Parsed(rows, q, stats)
+
+
+def _partition_date(spec: Landing) -> pl.Expr:
+    source = spec.field(spec.date_field) if spec.date_field in spec.names else None
+    if source is not None:
+        return pl.col(spec.date_field)
+    # events and purchases are partitioned by the local date of their timestamp
+    ts = next(f for f in spec.fields if f.kind == "timestamp")
+    return pl.col(ts.name).dt.date()
+
+
+def _parse_field(f: Field) -> pl.Expr:
+    s = pl.col(f.name)
+    match f.kind:
+        case "string" | "code":
+            return s
+        case "date":
+            return pl.coalesce(
+                s.str.to_date("%Y-%m-%d", strict=False), s.str.to_date("%Y%m%d", strict=False)
+            )
+        case "timestamp":
+            return pl.coalesce(
+                s.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"),
+                s.str.to_datetime("%Y%m%d %H:%M:%S", strict=False, time_unit="us"),
+            )
+        case "float":
+            v = s.cast(pl.Float64, strict=False)
+            return pl.when(v.is_finite()).then(v)
+        case "int":
+            return s.cast(pl.Int64, strict=False)
+    raise AssertionError(f.kind)
+
+
+def _typed_exprs(spec: Landing) -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr]:
+    """Typed value per field, and the first failing reason/detail per row (null = ok)."""
+    typed = {f.name: _parse_field(f) for f in spec.fields}
+    checks: list[tuple[pl.Expr, str, pl.Expr]] = []
+    for f in spec.fields:
+        raw = pl.col(f.name)
+        if f.not_null:
+            checks.append((raw.is_null(), "missing_value", pl.lit(f"{f.name} is empty")))
+    for f in spec.fields:
+        raw, val = pl.col(f.name), typed[f.name]
+        if f.kind in ("date", "timestamp"):
+            want = "YYYY-MM-DD or YYYYMMDD" if f.kind == "date" else "YYYY-MM-DD HH:MM:SS"
+            checks.append(
+                (raw.is_not_null() & val.is_null(), "bad_date", pl.format(f"{f.name}: expected {want}, found '{{}}'", raw))
+            )
+        elif f.kind in ("float", "int"):
+            want = "a number" if f.kind == "float" else "a whole number"
+            checks.append(
+                (raw.is_not_null() & val.is_null(), "bad_number", pl.format(f"{f.name}: expected {want}, found '{{}}'", raw))
+            )
+        elif f.kind == "code":
+            codes = ", ".join(f.codes)
+            checks.append(
+                (
+                    raw.is_not_null() & ~raw.is_in(list(f.codes)),
+                    "unknown_code",
+                    pl.format(f"{f.name}: '{{}}' is not one of {codes}", raw),
+                )
+            )
+    for f in spec.fields:
+        val = typed[f.name]
+        if f.exclusive_minimum is not None:
+            reason = "negative_amount" if f.unit == "yuan" else "out_of_range"
+            checks.append(
+                (val <= f.exclusive_minimum, reason, pl.format(f"{f.name}: must be > {f.exclusive_minimum:g}, found {{}}", val))
+            )
+        if f.minimum is not None:
+            checks.append(
+                (val < f.minimum, "out_of_range", pl.format(f"{f.name}: must be >= {f.minimum:g}, found {{}}", val))
+            )
+    reason = pl.lit(None, pl.String)
+    detail = pl.lit(None, pl.String)
+    for cond, code, text in reversed(checks):
+        reason = pl.when(cond.fill_null(False)).then(pl.lit(code)).otherwise(reason)
+        detail = pl.when(cond.fill_null(False)).then(text).otherwise(detail)
+    return typed, reason, detail
+
+
+def _masker(spec: Landing, names: list[str | None]):
+    """Expression builder masking personal fields in a raw line."""
+    personal = [f.name for f in spec.fields if f.personal]
+    if not personal:
+        return lambda e: e
+    positions = [i for i, n in enumerate(names) if n in personal]
+
+    def mask(line: pl.Expr) -> pl.Expr:
+        # the personal field itself, where the line splits into the header's fields
+        parts = line.str.split(SEP)
+        masked = parts
+        for i in positions:
+            masked = pl.concat_list(
+                masked.list.slice(0, i),
+                pl.concat_list(mask_card(masked.list.get(i, null_on_oob=True))),
+                masked.list.slice(i + 1),
+            )
+        exact = pl.when(parts.list.len() == len(names)).then(masked.list.join(SEP))
+        # anywhere else: any long digit run (over-masking is safe)
+        loose = line.str.replace_all(rf"\d{{{CARD_DIGITS - 4},}}(\d{{4}})", "********$1")
+        return pl.coalesce(exact, loose)
+
+    return mask
+
+
+def mask_card(card: pl.Expr) -> pl.Expr:
+    """A card number reduced to its last 4 digits: ``****1234``."""
+    return pl.when(card.is_not_null() & (card.str.len_chars() > 0)).then(
+        pl.lit("****") + card.str.slice(-4)
+    ).otherwise(card)
+
+
+def card_last4(card: pl.Expr) -> pl.Expr:
+    return pl.when(card.str.len_chars() > 0).then(card.str.slice(-4))
+
