@@ -103,18 +103,15 @@ def tokenise_cards(rows: pl.DataFrame, key: str) -> pl.DataFrame:
     con = duckdb.connect()
     try:
         con.register("rows", rows.select(pl.col("card_no")).with_row_index("_i").to_arrow())
-        tokens = pl.from_arrow(
-            con.execute(
-                "SELECT _i, CASE WHEN card_no IS NULL OR card_no = '' THEN NULL "
-                "ELSE right(card_no, 4) END AS card_last4, "
-                "CASE WHEN card_no IS NULL OR card_no = '' THEN NULL "
-                "ELSE left(sha256(? || ':' || card_no), 32) END AS card_token FROM rows ORDER BY _i",
-                [key],
-            ).to_arrow_table()
-        )
+        tokens = con.sql(
+            "SELECT _i, CASE WHEN card_no IS NULL OR card_no = '' THEN NULL "
+            "ELSE right(card_no, 4) END AS card_last4, "
+            "CASE WHEN card_no IS NULL OR card_no = '' THEN NULL "
+            "ELSE left(sha256($key || ':' || card_no), 32) END AS card_token FROM rows ORDER BY _i",
+            params={"key": key},
+        ).pl()
     finally:
         con.close()
-    assert isinstance(tokens, pl.DataFrame)
     return rows.drop("card_no").hstack(tokens.drop("_i"))
 
 
