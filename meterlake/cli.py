@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +28,20 @@ def _date(value: str) -> dt.date:
         raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}") from None
 
 
+@contextmanager
+def progress_lines(title: str) -> Iterator[Callable[[str], None]]:
+    """Progress messages: a live status line on a terminal, log lines elsewhere."""
+    log = logging.getLogger("meterlake")
+    if not sys.stderr.isatty():
+        yield lambda msg: log.info("%s: %s", title, msg)
+        return
+    from rich.console import Console
+
+    t0 = time.monotonic()
+    with Console(stderr=True).status(title) as status:
+        yield lambda msg: status.update(f"{title}: {msg}  [dim]{time.monotonic() - t0:,.0f} s[/]")
+
+
 def _fail(message: str) -> None:
     """One line on stderr, exit 1 (CONTRACT §4: a non-zero exit with a one-line reason)."""
     typer.echo(f"meterlake: {message}", err=True)
@@ -40,10 +57,9 @@ def generate(
     seed: Annotated[int, typer.Option(help="random seed: same seed, same files")] = 42,
 ) -> None:
     """Write a realistic synthetic landing zone, with its ground truth under _truth/."""
-    from .generator import generate as gen
-    from .progress import progress_reporter
+    from .generate import generate as gen
 
-    with progress_reporter("generate") as progress:
+    with progress_lines("generate") as progress:
         summary = gen(out, meters=meters, days=days, start=_date(start), seed=seed, progress=progress)
     typer.echo(f"landing zone written to {out}")
     typer.echo(str(summary))
@@ -61,13 +77,12 @@ def run(
 ) -> None:
     """Run every stage for the dates (the same code the DAGs run)."""
     from . import pipeline
-    from .progress import progress_reporter
     from .settings import Settings
     from .stages import StageError
 
     settings = Settings(landing=landing, lake=lake)
     try:
-        with progress_reporter("run") as progress:
+        with progress_lines("run") as progress:
             record = pipeline.run(settings, _date(start), _date(end), stages=stage, progress=progress)
     except StageError as exc:
         _fail(str(exc))
@@ -93,4 +108,5 @@ def report(
 
 def main() -> None:  # pragma: no cover
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("airflow").setLevel(logging.WARNING)
     app()

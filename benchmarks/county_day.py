@@ -1,0 +1,110 @@
+"""County-day benchmark: 500k meters, 1 day (48M interval values), every dataset.
+
+Generates the landing zone once (cached under bench-data/), then runs the pipeline
+``--repeat`` times, each in a fresh lake and a fresh process, and reports per stage
+the median wall time and the peak RSS of the process (``os.wait4`` rusage).
+
+    python benchmarks/county_day.py                    # all stages, 3 repeats
+    python benchmarks/county_day.py --stages ingest    # the ingest budget alone
+    python benchmarks/county_day.py --meters 50000     # a smaller county
+
+The machine is noisy (2 shared cores): quote medians, not single runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def generate(landing: Path, meters: int, days: int, start: dt.date) -> float:
+    stamp = landing / ".complete"
+    if stamp.exists():
+        return 0.0
+    shutil.rmtree(landing, ignore_errors=True)
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "meterlake.cli", "generate", "--out", str(landing), "--meters", str(meters),
+         "--days", str(days), "--start", start.isoformat(), "--seed", "7"],
+        check=True,
+    )
+    stamp.write_text("ok")
+    return time.perf_counter() - t0
+
+
+CHILD = """
+import datetime as dt, json, sys, time
+from meterlake import pipeline
+from meterlake.settings import Settings
+landing, lake, start, end, stages = sys.argv[1:6]
+s = Settings(landing=landing, lake=lake, progress=False)
+t0 = time.perf_counter()
+rec = pipeline.run(s, dt.date.fromisoformat(start), dt.date.fromisoformat(end), stages=stages.split(","), progress=lambda m: None)
+out = {k: v["seconds"] for k, v in rec["stages"].items()}
+out["total"] = round(time.perf_counter() - t0, 3)
+out["accounting"] = rec["stages"].get("ingest", {}).get("details", {}).get("accounting")
+print("RESULT " + json.dumps(out))
+"""
+
+
+def run_once(landing: Path, lake: Path, start: dt.date, end: dt.date, stages: str) -> dict:
+    shutil.rmtree(lake, ignore_errors=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(landing), str(lake), start.isoformat(), end.isoformat(), stages],
+        stdout=subprocess.PIPE, text=True,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    out = proc.stdout.read() if proc.stdout else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"benchmark run failed (exit {os.waitstatus_to_exitcode(status)})")
+    line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
+    result = json.loads(line[len("RESULT "):])
+    result["peak_rss_gb"] = round(usage.ru_maxrss / 1024**2, 2)  # ru_maxrss is KiB on Linux
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--meters", type=int, default=500_000)
+    ap.add_argument("--days", type=int, default=1)
+    ap.add_argument("--start", default="2026-03-02")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--stages", default="ingest,validate,loss,anomalies,billing,check",
+                    help="comma-separated stages (publish is measured separately: it is I/O to the reporting DB)")
+    ap.add_argument("--data", type=Path, default=ROOT / "bench-data")
+    args = ap.parse_args()
+
+    start = dt.date.fromisoformat(args.start)
+    end = start + dt.timedelta(days=args.days - 1)
+    landing = args.data / f"landing-{args.meters}-{args.days}-{args.start}"
+    gen_s = generate(landing, args.meters, args.days, start)
+    if gen_s:
+        print(f"generated {args.meters:,} meters x {args.days} day(s) in {gen_s:.1f} s")
+    runs = []
+    for i in range(args.repeat):
+        r = run_once(landing, args.data / "lake", start, end, args.stages)
+        runs.append(r)
+        print(f"run {i + 1}/{args.repeat}: " + ", ".join(f"{k} {v:.1f}s" for k, v in r.items() if isinstance(v, float) and k != "peak_rss_gb")
+              + f", peak RSS {r['peak_rss_gb']:.2f} GB")
+    keys = [k for k in runs[0] if isinstance(runs[0][k], float)]
+    summary = {k: statistics.median(r[k] for r in runs) for k in keys}
+    summary["peak_rss_gb_max"] = max(r["peak_rss_gb"] for r in runs)
+    print("median: " + json.dumps(summary))
+    print("accounting: " + json.dumps(runs[-1]["accounting"]))
+    out = args.data / "results.json"
+    out.write_text(json.dumps({"args": vars(args) | {"data": str(args.data)}, "runs": runs, "median": summary}, indent=2))
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()
