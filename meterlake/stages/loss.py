@@ -1,0 +1,304 @@
+"""The loss stage: area and feeder line loss, daily and monthly, and its diagnosis.
+
+Reads the ``meter_daily`` mart; writes (all Hive-partitioned under ``LAKE/marts/``)::
+
+    area_loss_daily/date=YYYY-MM-DD       one file per date in `dates` the lake holds
+    feeder_loss_daily/date=YYYY-MM-DD
+    area_loss_monthly/month=YYYY-MM       every month the dates touch, rebuilt from all
+    feeder_loss_monthly/month=YYYY-MM     the meter_daily days of that month the lake
+                                          holds (month-to-date for the current month)
+    loss_diagnosis/date=YYYY-MM-DD        one file per window end (see below)
+
+Diagnosis windows: with ``cadence = "daily"`` (the default) a window of
+``window_days`` days ends at each date of ``dates`` the lake holds; with
+``cadence = "monthly"`` one window per touched month ends at the latest day of that
+month the lake holds. A window uses the meter_daily days the lake holds inside it. A
+diagnosis partition is written even when it finds nothing, so "diagnosed, nothing
+found" differs from "not diagnosed".
+
+A date in ``dates`` without a meter_daily partition gets no daily files (noted in the
+result); nothing is deleted. Every file is a function of meter_daily and the
+configuration only, so a rerun writes identical files.
+
+Thresholds come from ``config/loss.toml`` (:class:`LossConfig`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from typing import Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..schemas.area_loss_daily import AREA_LOSS_DAILY
+from ..schemas.area_loss_monthly import AREA_LOSS_MONTHLY
+from ..schemas.feeder_loss_daily import FEEDER_LOSS_DAILY
+from ..schemas.feeder_loss_monthly import FEEDER_LOSS_MONTHLY
+from ..schemas.loss_diagnosis import KINDS, LOSS_DIAGNOSIS
+from ..schemas.meter_daily import METER_DAILY
+from ..transforms import loss
+from ..transforms.loss_diagnosis import CT_PRIMARY_A, PT_RATIOS, DiagnosisRules, diagnose
+from . import StageContext, StageError, StageResult
+
+CONFIG_NAME = "loss"
+
+
+# -- configuration ----------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StatusRuleModel(_Strict):
+    min_actual_share: float = Field(
+        0.98, ge=0.0, le=1.0,
+        description="uncomputable when fewer than this share of customer-role meters have an actual day (CONTRACT §3: 0.98)",
+    )
+    negative_below: float = Field(0.0, description="loss_rate below this is negative, 负损 (CONTRACT §3: 0)")
+    high_above: float = Field(0.10, description="loss_rate above this is high, 高损 (CONTRACT §3: 0.10)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StatusRuleModel:
+        if self.negative_below > self.high_above:
+            raise ValueError(f"negative_below ({self.negative_below}) must not exceed high_above ({self.high_above})")
+        return self
+
+    def rule(self) -> loss.StatusRule:
+        return loss.StatusRule(self.min_actual_share, self.negative_below, self.high_above)
+
+
+class AreaClassModel(_Strict):
+    name: str = Field(description="class name written to area_class (not 'default')", min_length=1)
+    area_ids: list[str] = Field(default_factory=list, description="areas in the class, one by one")
+    area_id_pattern: str | None = Field(None, description="regular expression an area_id must contain to be in the class")
+    min_actual_share: float | None = Field(None, ge=0.0, le=1.0, description="the class's collection threshold; unset = [area]")
+    negative_below: float | None = Field(None, description="the class's negative threshold; unset = [area]")
+    high_above: float | None = Field(None, description="the class's high threshold; unset = [area]")
+
+    @field_validator("name")
+    @classmethod
+    def _not_default(cls, v: str) -> str:
+        if v == loss.DEFAULT_CLASS:
+            raise ValueError(f"'{loss.DEFAULT_CLASS}' is the name of areas in no class; choose another")
+        return v
+
+    @field_validator("area_id_pattern")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> AreaClassModel:
+        if not self.area_ids and not self.area_id_pattern:
+            raise ValueError(f"area class {self.name!r}: give area_ids or area_id_pattern")
+        return self
+
+    def area_class(self, base: StatusRuleModel) -> loss.AreaClass:
+        def pick(name: str) -> float:
+            own = getattr(self, name)
+            return getattr(base, name) if own is None else own
+
+        rule = StatusRuleModel(
+            min_actual_share=pick("min_actual_share"),
+            negative_below=pick("negative_below"),
+            high_above=pick("high_above"),
+        ).rule()
+        return loss.AreaClass(self.name, rule, tuple(self.area_ids), self.area_id_pattern)
+
+
+class TheftModel(_Strict):
+    min_score: float = Field(0.4, ge=0.0, le=1.0, description="list theft candidates scoring at least this")
+    max_per_area: int = Field(20, ge=1, description="at most this many theft candidates per area and window")
+
+
+class MultiplierModel(_Strict):
+    ct_primary_a: list[float] = Field(
+        default_factory=lambda: list(CT_PRIMARY_A), min_length=2,
+        description="standard CT rated primary currents, A (GB/T 20840.2 / IEC 61869-2)",
+    )
+    ct_secondary_a: float = Field(5.0, gt=0, description="CT rated secondary current, A")
+    pt_ratios: list[float] = Field(default_factory=lambda: list(PT_RATIOS), min_length=1, description="PT ratios (1 = no PT)")
+    neighbours: int = Field(2, ge=1, description="candidate ratios: up to this many standard steps either side")
+    large_customer_share: float = Field(0.05, ge=0.0, le=1.0, description="a CT-metered customer with at least this share of the area's sales is tested too")
+    large_customers_per_area: int = Field(3, ge=0, description="test at most this many large customers per area")
+    min_normal_share: float = Field(0.8, ge=0.0, le=1.0, description="share of complete days that must be normal after the change")
+
+
+class MappingModel(_Strict):
+    min_corr: float = Field(0.6, ge=-1.0, le=1.0, description="least correlation of the customer's kWh with the other area's loss kWh")
+    min_margin: float = Field(0.5, ge=0.0, le=2.0, description="least excess of that correlation over the one with its own area's loss")
+    slope_tolerance: float = Field(0.5, ge=0.0, description="the other area's loss kWh per customer kWh must be within this of 1")
+
+
+class DiagnosisModel(_Strict):
+    cadence: Literal["daily", "monthly"] = Field(
+        "daily", description="a window ending at each run date, or one per touched month ending at its latest day"
+    )
+    window_days: int = Field(30, ge=2, le=366, description="days in a diagnosis window")
+    min_days: int = Field(10, ge=3, description="fewest complete days a correlation or window status rests on")
+    min_abnormal_days: int = Field(3, ge=1, description="an area with this many high or negative days in the window is abnormal")
+    rise_min: float = Field(0.01, description="an area whose daily rate rose this much from the first half of the window is abnormal")
+    theft: TheftModel = Field(default_factory=TheftModel, description="theft candidates (窃电嫌疑)")
+    multiplier: MultiplierModel = Field(default_factory=MultiplierModel, description="multiplier suspects (倍率错误)")
+    mapping: MappingModel = Field(default_factory=MappingModel, description="customer-to-area mapping suspects (户变关系)")
+
+
+class LossConfig(_Strict):
+    """config/loss.toml."""
+
+    area: StatusRuleModel = Field(default_factory=StatusRuleModel, description="status thresholds of transformer areas")
+    feeder: StatusRuleModel = Field(default_factory=StatusRuleModel, description="status thresholds of 10 kV feeders")
+    area_class: list[AreaClassModel] = Field(default_factory=list, description="areas with thresholds of their own, first match wins")
+    diagnosis: DiagnosisModel = Field(default_factory=DiagnosisModel, description="loss diagnosis")
+
+    @model_validator(mode="after")
+    def _unique_classes(self) -> LossConfig:
+        names = [c.name for c in self.area_class]
+        dup = sorted(n for n, k in Counter(names).items() if k > 1)
+        if dup:
+            raise ValueError(f"area_class names must be unique; repeated: {', '.join(dup)}")
+        return self
+
+    def rules(self) -> loss.LossRules:
+        return loss.LossRules(
+            area=self.area.rule(),
+            feeder=self.feeder.rule(),
+            area_classes=tuple(c.area_class(self.area) for c in self.area_class),
+        )
+
+    def diagnosis_rules(self) -> DiagnosisRules:
+        d = self.diagnosis
+        return DiagnosisRules(
+            window_days=d.window_days,
+            min_days=d.min_days,
+            min_abnormal_days=d.min_abnormal_days,
+            rise_min=d.rise_min,
+            theft_min_score=d.theft.min_score,
+            theft_max_per_area=d.theft.max_per_area,
+            ct_primary_a=tuple(d.multiplier.ct_primary_a),
+            ct_secondary_a=d.multiplier.ct_secondary_a,
+            pt_ratios=tuple(d.multiplier.pt_ratios),
+            multiplier_neighbours=d.multiplier.neighbours,
+            large_customer_share=d.multiplier.large_customer_share,
+            large_customers_per_area=d.multiplier.large_customers_per_area,
+            multiplier_min_normal_share=d.multiplier.min_normal_share,
+            mapping_min_corr=d.mapping.min_corr,
+            mapping_min_margin=d.mapping.min_margin,
+            mapping_slope_tolerance=d.mapping.slope_tolerance,
+        )
+
+
+# -- the stage --------------------------------------------------------------------------
+
+
+def window_ends(dates: list[dt.date], held: set[dt.date], cadence: str) -> list[dt.date]:
+    """The diagnosis window ends for a run over ``dates``.
+
+    >>> d = [dt.date(2026, 1, 30), dt.date(2026, 2, 1)]
+    >>> held = {dt.date(2026, 1, 30), dt.date(2026, 1, 31), dt.date(2026, 2, 1)}
+    >>> window_ends(d, held, "daily")
+    [datetime.date(2026, 1, 30), datetime.date(2026, 2, 1)]
+    >>> window_ends(d, held, "monthly")
+    [datetime.date(2026, 1, 31), datetime.date(2026, 2, 1)]
+    """
+    if cadence == "daily":
+        return sorted(d for d in set(dates) if d in held)
+    months = {loss.month_of(d) for d in dates}
+    return sorted(
+        max(h for h in held if loss.month_of(h) == m) for m in months if any(loss.month_of(h) == m for h in held)
+    )
+
+
+def _count(frame: pl.DataFrame, col: str) -> dict[str, int]:
+    return {k: int(v) for k, v in frame.group_by(col).len().sort(col).iter_rows()}
+
+
+def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+    cfg = ctx.config(CONFIG_NAME, LossConfig)
+    rules, diag = cfg.rules(), cfg.diagnosis_rules()
+    lake = ctx.lake
+    result = StageResult(stage="loss")
+    rows: Counter[str] = Counter()
+    status: dict[str, Counter[str]] = {t: Counter() for t in ("area_loss_daily", "feeder_loss_daily", "area_loss_monthly", "feeder_loss_monthly")}
+    found: Counter[str] = Counter()
+
+    held = {dt.date.fromisoformat(p) for p in lake.partitions(METER_DAILY)}
+    todo = sorted(d for d in set(dates) if d in held)
+    absent = sorted(set(dates) - held)
+    if absent:
+        result.notes.append(
+            f"no meter_daily partition for {len(absent)} date(s) ({absent[0]} .. {absent[-1]}): no daily loss written for them"
+        )
+
+    def scan(days: list[dt.date]) -> pl.LazyFrame:
+        return lake.scan(METER_DAILY, days).select(list(loss.INPUT_COLUMNS))
+
+    try:
+        # daily, one date at a time (a county-day of meter_daily is the unit of memory)
+        for i, day in enumerate(todo, 1):
+            ctx.progress(f"loss: daily {i}/{len(todo)} ({day})")
+            md = scan([day]).collect()
+            for table, frame in (
+                (AREA_LOSS_DAILY, loss.area_loss_daily(md, rules)),
+                (FEEDER_LOSS_DAILY, loss.feeder_loss_daily(md, rules)),
+            ):
+                lake.write_partition(table, day, frame)
+                rows[table.name] += frame.height
+                status[table.name].update(_count(frame, "status"))
+
+        # monthly: every touched month, from all its days the lake holds
+        months = sorted({loss.month_of(d) for d in dates})
+        for i, month in enumerate(months, 1):
+            days = sorted(h for h in held if loss.month_of(h) == month)
+            if not days:
+                result.notes.append(f"no meter_daily partition in {month}: no monthly loss written")
+                continue
+            ctx.progress(f"loss: monthly {i}/{len(months)} ({month}, {len(days)} days)")
+            md = scan(days).collect()
+            for table, frame in (
+                (AREA_LOSS_MONTHLY, loss.area_loss_monthly(md, rules)),
+                (FEEDER_LOSS_MONTHLY, loss.feeder_loss_monthly(md, rules)),
+            ):
+                lake.write_partition(table, month, frame)
+                rows[table.name] += frame.height
+                status[table.name].update(_count(frame, "status"))
+
+        # diagnosis: one window per end
+        ends = window_ends(dates, held, cfg.diagnosis.cadence)
+        for i, end in enumerate(ends, 1):
+            start = end - dt.timedelta(days=diag.window_days - 1)
+            window = sorted(h for h in held if start <= h <= end)
+            ctx.progress(f"loss: diagnosis {i}/{len(ends)} (window {start} .. {end}, {len(window)} days)")
+            frame = diagnose(scan(window), end, rules, diag)
+            lake.write_partition(LOSS_DIAGNOSIS, end, frame, sort_by=["area_id", "kind", "rank"])
+            rows[LOSS_DIAGNOSIS.name] += frame.height
+            found.update(_count(frame, "kind"))
+    except loss.LossInputError as exc:
+        raise StageError(f"loss: {exc}") from exc
+
+    result.rows = dict(rows)
+    for table, counts in status.items():
+        if counts:
+            n = sum(counts.values())
+            result.notes.append(
+                f"{table}: {n} rows; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            )
+    if ends:
+        result.notes.append(
+            f"loss_diagnosis: {len(ends)} window(s); " + ", ".join(f"{k} {found.get(k, 0)}" for k in KINDS)
+        )
+    result.details = {
+        "status": {t: dict(sorted(c.items())) for t, c in status.items()},
+        "diagnosis": {"windows": [e.isoformat() for e in ends], "found": {k: found.get(k, 0) for k in KINDS}},
+        "dates_without_meter_daily": [d.isoformat() for d in absent],
+    }
+    return result

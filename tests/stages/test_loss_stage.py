@@ -1,0 +1,178 @@
+"""The loss stage on a hand-made lake: partitions written, months rebuilt from every day
+the lake holds, reruns byte-identical, configuration from TOML."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from meterlake import pipeline
+from meterlake.config import ConfigError, load
+from meterlake.lake import Lake
+from meterlake.schemas.area_loss_daily import AREA_LOSS_DAILY
+from meterlake.schemas.area_loss_monthly import AREA_LOSS_MONTHLY
+from meterlake.schemas.feeder_loss_daily import FEEDER_LOSS_DAILY
+from meterlake.schemas.feeder_loss_monthly import FEEDER_LOSS_MONTHLY
+from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
+from meterlake.schemas.meter_daily import METER_DAILY
+from meterlake.settings import Settings
+from meterlake.stages import StageError
+from meterlake.stages.loss import LossConfig
+from meterlake.transforms import loss
+from meterlake.transforms.loss_diagnosis import DiagnosisRules
+
+HELD = [dt.date(2026, 1, 29), dt.date(2026, 1, 30), dt.date(2026, 1, 31), dt.date(2026, 2, 1), dt.date(2026, 2, 2)]
+JAN31, FEB1 = HELD[2], HELD[3]
+
+
+def meter_day(date: dt.date, i: int) -> pl.DataFrame:
+    """A feeder with a head, two areas (A: 4% loss, B: 12%) and a 10 kV customer.
+
+    Day i of the fixture adds i kWh to A's customer so that days differ.
+    """
+    rows = [
+        # meter_id, role, area_id, kwh
+        ("H", "feeder_head", None, 500.0 + i),
+        ("MA", "area_master", "A", 100.0 + i),
+        ("MB", "area_master", "B", 200.0),
+        ("CA", "customer", "A", 96.0 + i),
+        ("CB", "customer", "B", 176.0),
+        ("D", "customer", None, 180.0),
+    ]
+    n = len(rows)
+    cols = {c: [None] * n for c in METER_DAILY.names}
+    cols.update(
+        date=[date] * n,
+        meter_id=[r[0] for r in rows],
+        role=[r[1] for r in rows],
+        area_id=[r[2] for r in rows],
+        kwh=[r[3] for r in rows],
+        customer_id=[("U" + r[0]) if r[1] == "customer" else None for r in rows],
+        feeder_id=["F1"] * n,
+        multiplier=[1.0] * n,
+        reverse_kwh=[0.0] * n,
+        quality=["actual"] * n,
+    )
+    return pl.DataFrame(cols, schema=METER_DAILY.schema)
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    root = tmp_path / "lake"
+    lk = Lake(root)
+    for i, d in enumerate(HELD):
+        lk.write_partition(METER_DAILY, d, meter_day(d, i))
+    return root
+
+
+def run(lake: Path, dates, config_dir: Path | None = None, run_id: str = "t1"):
+    settings = Settings(landing=lake.parent / "landing", lake=lake, config_dir=config_dir)
+    return pipeline.run_stage(settings, "loss", dates, run_id, progress=lambda _m: None)
+
+
+def digest(lake: Path) -> dict[str, str]:
+    return {p.relative_to(lake).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((lake / "marts").rglob("*.parquet"))}
+
+
+def test_writes_daily_for_the_dates_and_months_from_every_day_held(lake: Path):
+    result = run(lake, [JAN31, FEB1])
+    lk = Lake(lake)
+    assert lk.partitions(AREA_LOSS_DAILY) == ["2026-01-31", "2026-02-01"]
+    assert lk.partitions(FEEDER_LOSS_DAILY) == ["2026-01-31", "2026-02-01"]
+    assert lk.partitions(AREA_LOSS_MONTHLY) == ["2026-01", "2026-02"]
+    assert lk.partitions(FEEDER_LOSS_MONTHLY) == ["2026-01", "2026-02"]
+    assert lk.partitions(LOSS_DIAGNOSIS) == ["2026-01-31", "2026-02-01"]
+
+    # January from the 29th, 30th and 31st although the run was for the 31st only:
+    # A's supply 100+101+102 = 303, sales 96+97+98 = 291
+    jan = lk.scan(AREA_LOSS_MONTHLY, ["2026-01"]).collect()
+    a = jan.filter(pl.col("area_id") == "A").select("days", "supply_kwh", "sales_kwh", "loss_kwh", "status").row(0)
+    assert a == (3, 303.0, 291.0, 12.0, "normal")
+    b = jan.filter(pl.col("area_id") == "B").select("loss_rate", "status").row(0)
+    assert b == (pytest.approx(24 / 200), "high")
+    # the feeder: head 500+i against 300+i masters and 180 direct: 20 kWh loss a day
+    feb = lk.scan(FEEDER_LOSS_MONTHLY, ["2026-02"]).collect()
+    assert feb.select("days", "supply_kwh", "sales_kwh", "loss_kwh").row(0) == (2, 1007.0, 967.0, 40.0)
+
+    assert result.rows == {
+        "area_loss_daily": 4, "feeder_loss_daily": 2, "area_loss_monthly": 4, "feeder_loss_monthly": 2, "loss_diagnosis": 0,
+    }
+    assert result.details["status"]["area_loss_daily"] == {"high": 2, "normal": 2}
+
+
+def test_daily_files_read_back_as_the_transform_computed_them(lake: Path):
+    run(lake, [JAN31])
+    # CONTRACT §3's way of reading a mart: a Hive glob with the date typed from the path
+    back = pl.scan_parquet(f"{lake}/marts/area_loss_daily/**/*.parquet", hive_partitioning=True).collect()
+    want = loss.area_loss_daily(meter_day(JAN31, 2))
+    assert_frame_equal(back.select(AREA_LOSS_DAILY.names), want)
+
+
+def test_rerun_writes_identical_files(lake: Path):
+    run(lake, HELD, run_id="first")
+    before = digest(lake)
+    run(lake, HELD, run_id="second")
+    assert digest(lake) == before
+    ours = [k for k in before if not k.startswith("marts/meter_daily/")]
+    assert len(ours) == 5 + 5 + 2 + 2 + 5
+
+
+def test_a_date_without_meter_daily_is_noted_not_written(lake: Path):
+    result = run(lake, [dt.date(2026, 2, 3)])
+    assert "no meter_daily partition for 1 date(s) (2026-02-03 .. 2026-02-03)" in result.notes[0]
+    assert Lake(lake).partitions(AREA_LOSS_DAILY) == []
+    # its month is still rebuilt from the days the lake holds
+    assert Lake(lake).partitions(AREA_LOSS_MONTHLY) == ["2026-02"]
+
+
+def test_thresholds_and_cadence_from_a_user_config(lake: Path, tmp_path: Path):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "loss.toml").write_text(
+        '[area]\nhigh_above = 0.03\n\n[[area_class]]\nname = "lenient"\narea_ids = ["B"]\nhigh_above = 0.15\n\n'
+        '[diagnosis]\ncadence = "monthly"\n',
+        encoding="utf-8",
+    )
+    run(lake, [JAN31, FEB1], config_dir=conf)
+    daily = Lake(lake).scan(AREA_LOSS_DAILY, [JAN31]).collect()
+    # A: 4 / 102 = 0.039 > 0.03 -> high; B: 0.12 <= its class's 0.15 -> normal
+    assert daily.select("area_id", "area_class", "status").rows() == [("A", "default", "high"), ("B", "lenient", "normal")]
+    # monthly cadence: one window per month, ending at the month's latest day held
+    assert Lake(lake).partitions(LOSS_DIAGNOSIS) == ["2026-01-31", "2026-02-02"]
+
+
+def test_shipped_config_matches_the_code_defaults():
+    cfg = load("loss", LossConfig)
+    assert cfg.rules() == loss.LossRules()
+    assert cfg.diagnosis_rules() == DiagnosisRules()
+    assert cfg.diagnosis.cadence == "daily"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("[area]\nhigh_above = -0.5\n", "negative_below (0.0) must not exceed high_above (-0.5)", id="bands-crossed"),
+        pytest.param("[area]\nmin_actual_share = 98\n", "area.min_actual_share: Input should be less than or equal to 1", id="share-not-fraction"),
+        pytest.param('[[area_class]]\nname = "x"\n', "give area_ids or area_id_pattern", id="class-matches-nothing"),
+        pytest.param("[diagnosis]\ncadence = \"weekly\"\n", "diagnosis.cadence", id="unknown-cadence"),
+        pytest.param("[area]\nhigh = 0.1\n", "area.high: Extra inputs are not permitted", id="misspelt-key"),
+    ],
+)
+def test_config_errors_name_the_file_and_field(tmp_path: Path, text: str, message: str):
+    (tmp_path / "loss.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match="loss.toml") as err:
+        load("loss", LossConfig, tmp_path)
+    assert message in str(err.value)
+
+
+def test_negative_energy_stops_the_stage_with_one_line(lake: Path):
+    bad = meter_day(FEB1, 3).with_columns(pl.when(pl.col("meter_id") == "CA").then(-5.0).otherwise(pl.col("kwh")).alias("kwh"))
+    Lake(lake).write_partition(METER_DAILY, FEB1, bad)
+    with pytest.raises(StageError, match=r"^loss: meter_daily: expected kwh .* CA on 2026-02-01") as err:
+        run(lake, [FEB1])
+    assert "\n" not in str(err.value)

@@ -1,0 +1,439 @@
+"""Line loss on hand-made meter_daily frames; every expected figure is worked out by hand
+in the comments beside it (CONTRACT §3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+from hypothesis import given, settings, strategies as st
+from polars.testing import assert_frame_equal
+
+from meterlake.schemas._base import MissingColumnsError
+from meterlake.schemas.area_loss_daily import AREA_LOSS_DAILY
+from meterlake.schemas.area_loss_daily import REASONS as AREA_DAILY_REASONS
+from meterlake.schemas.area_loss_monthly import AREA_LOSS_MONTHLY
+from meterlake.schemas.area_loss_monthly import REASONS as AREA_MONTHLY_REASONS
+from meterlake.schemas.feeder_loss_daily import FEEDER_LOSS_DAILY
+from meterlake.schemas.feeder_loss_monthly import FEEDER_LOSS_MONTHLY
+from meterlake.schemas.meter_daily import METER_DAILY
+from meterlake.transforms import loss
+
+D1, D2, D3, D4 = (dt.date(2026, 1, d) for d in (1, 2, 3, 4))
+
+
+def day(
+    date: dt.date,
+    meter_id: str,
+    role: str,
+    area_id: str | None,
+    kwh: float | None,
+    *,
+    reverse_kwh: float | None = 0.0,
+    quality: str = "actual",
+    feeder_id: str | None = "F1",
+    multiplier: float = 1.0,
+    method: str | None = None,
+) -> dict:
+    """One meter_daily row (the columns loss does not read are left empty)."""
+    row = {c: None for c in METER_DAILY.names}
+    row.update(
+        date=date,
+        meter_id=meter_id,
+        customer_id=f"U{meter_id}" if role == "customer" else None,
+        area_id=area_id,
+        feeder_id=feeder_id,
+        role=role,
+        multiplier=multiplier,
+        kwh=None if quality == "missing" else kwh,
+        reverse_kwh=None if quality == "missing" else reverse_kwh,
+        quality=quality,
+        method=method or {"actual": "register", "estimated": "share_even", "missing": "none"}[quality],
+    )
+    return row
+
+
+def frame(rows: list[dict]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=METER_DAILY.schema)
+
+
+def area_row(**values) -> dict:
+    base = {c: None for c in AREA_LOSS_DAILY.names}
+    base.update(area_class="default", feeder_id="F1", customers_estimated=0, customers_missing=0)
+    base.update(values)
+    return base
+
+
+def expect(table, rows: list[dict]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=table.schema)
+
+
+def pick(table: pl.DataFrame, **where) -> pl.DataFrame:
+    return table.filter(*(pl.col(k) == v for k, v in where.items()))
+
+
+# -- area ---------------------------------------------------------------------------
+
+
+def test_pv_export_counts_as_supply():
+    md = frame(
+        [
+            day(D1, "M1", "area_master", "A1", 100.0),
+            day(D1, "C1", "customer", "A1", 60.0, reverse_kwh=8.0),  # rooftop PV
+            day(D1, "C2", "customer", "A1", 47.0, reverse_kwh=None),  # no reverse register
+            day(D1, "C3", "customer", "A1", 3.0, reverse_kwh=12.0),  # net exporter
+        ]
+    )
+    # supply = 100 + 8 + 12 = 120; sales = 60 + 47 + 3 = 110; loss = 10; rate = 10/120.
+    # Without the PV the area would read 100 - 110 = -10: negative.
+    want = expect(
+        AREA_LOSS_DAILY,
+        [
+            area_row(
+                date=D1, area_id="A1", master_meter_id="M1", master_kwh=100.0, pv_export_kwh=20.0,
+                supply_kwh=120.0, sales_kwh=110.0, loss_kwh=10.0, loss_rate=10 / 120, status="normal",
+                master_quality="actual", customer_meters=3, customers_actual=3, actual_share=1.0,
+            )
+        ],
+    )
+    assert_frame_equal(loss.area_loss_daily(md), want)
+
+
+def test_customer_moving_area_mid_month_counts_in_each_area_for_its_days():
+    # X belongs to A on the 1st and 2nd and to B from the 3rd (the archive row valid on
+    # each day, already resolved in meter_daily). Each master measures 5% more than its
+    # customers use that day.
+    rows = []
+    for d in (D1, D2, D3, D4):
+        x_area = "A" if d < D3 else "B"
+        a_sales = 20.0 + (10.0 if x_area == "A" else 0.0)
+        b_sales = 30.0 + (10.0 if x_area == "B" else 0.0)
+        rows += [
+            day(d, "MA", "area_master", "A", a_sales * 1.05),
+            day(d, "MB", "area_master", "B", b_sales * 1.05),
+            day(d, "CA", "customer", "A", 20.0),
+            day(d, "CB", "customer", "B", 30.0),
+            day(d, "X", "customer", x_area, 10.0),
+        ]
+    md = frame(rows)
+    daily = loss.area_loss_daily(md)
+    # A on the 2nd: supply 31.5, sales 30; on the 3rd: supply 21, sales 20
+    assert pick(daily, area_id="A", date=D2).select("supply_kwh", "sales_kwh", "customer_meters").row(0) == (31.5, 30.0, 2)
+    assert pick(daily, area_id="A", date=D3).select("supply_kwh", "sales_kwh", "customer_meters").row(0) == (21.0, 20.0, 1)
+    assert pick(daily, area_id="B", date=D3).select("supply_kwh", "sales_kwh", "customer_meters").row(0) == (42.0, 40.0, 2)
+
+    monthly = loss.area_loss_monthly(md).select("month", "area_id", "days", "supply_kwh", "sales_kwh", "loss_kwh", "loss_rate", "status")
+    # A: supply 31.5+31.5+21+21 = 105, sales 30+30+20+20 = 100, loss 5, rate 5/105
+    # B: supply 31.5+31.5+42+42 = 147, sales 30+30+40+40 = 140, loss 7, rate 7/147
+    want = pl.DataFrame(
+        {
+            "month": ["2026-01", "2026-01"],
+            "area_id": ["A", "B"],
+            "days": pl.Series([4, 4], dtype=pl.Int32),
+            "supply_kwh": [105.0, 147.0],
+            "sales_kwh": [100.0, 140.0],
+            "loss_kwh": [5.0, 7.0],
+            "loss_rate": [5 / 105, 7 / 147],
+            "status": ["normal", "normal"],
+        }
+    )
+    assert_frame_equal(monthly, want)
+
+
+def test_rollover_day_is_consumption_not_a_fall():
+    # X's register read 999990.00 at D1 00:00 and 10.00 at D2 00:00 on a 1000000 register:
+    # a rollover (below half the range), so D1's consumption is 1000000 - 999990 + 10 = 20
+    # kWh x multiplier 1, which meter_daily delivers with method register_rollover.
+    md = frame(
+        [
+            day(D1, "M", "area_master", "A", 52.5),
+            day(D1, "X", "customer", "A", 20.0, method="register_rollover"),
+            day(D1, "Y", "customer", "A", 30.0),
+        ]
+    )
+    got = loss.area_loss_daily(md).select("sales_kwh", "loss_kwh", "loss_rate", "status")
+    # sales 50, loss 2.5, rate 2.5 / 52.5
+    assert got.row(0) == (50.0, 2.5, 2.5 / 52.5, "normal")
+
+
+def test_an_unresolved_rollover_is_an_error_naming_the_meter_and_day():
+    md = frame(
+        [
+            day(D1, "M", "area_master", "A", 52.5),
+            day(D1, "X", "customer", "A", -999980.0),  # 10 - 999990: a rollover left in
+        ]
+    )
+    with pytest.raises(loss.LossInputError, match=r"expected kwh and reverse_kwh >= 0.*found 1 negative row.*X on 2026-01-01"):
+        loss.area_loss_daily(md)
+
+
+def test_missing_master_reading_estimated_days_are_uncomputable_but_the_month_is_exact():
+    # The master's register frozen at D2 00:00 never arrived: D1 and D2 share the
+    # difference between the D1 and D3 readings (1000.0 -> 1095.0, multiplier 1) evenly,
+    # 47.5 each, and are estimated. The true split was 40 / 55. D3 is actual (50).
+    rows = [
+        day(D1, "M", "area_master", "A", 47.5, quality="estimated"),
+        day(D2, "M", "area_master", "A", 47.5, quality="estimated"),
+        day(D3, "M", "area_master", "A", 50.0),
+    ]
+    for d, x in ((D1, 38.0), (D2, 52.0), (D3, 47.5)):
+        rows.append(day(d, "X", "customer", "A", x))
+    md = frame(rows)
+    daily = loss.area_loss_daily(md).select("date", "master_kwh", "loss_kwh", "status", "reason", "master_quality")
+    want = pl.DataFrame(
+        {
+            "date": [D1, D2, D3],
+            "master_kwh": [47.5, 47.5, 50.0],
+            "loss_kwh": [9.5, -4.5, 2.5],  # 47.5-38, 47.5-52, 50-47.5
+            "status": ["uncomputable", "uncomputable", "normal"],
+            "reason": ["master_estimated", "master_estimated", None],
+            "master_quality": ["estimated", "estimated", "actual"],
+        }
+    )
+    assert_frame_equal(daily, want)
+    # month: supply 47.5+47.5+50 = 145 (= the register difference 1095-1000 + 50),
+    # sales 38+52+47.5 = 137.5, loss 7.5, rate 7.5/145
+    month = loss.area_loss_monthly(md).select("supply_kwh", "sales_kwh", "loss_kwh", "loss_rate", "status", "reason", "days_uncomputable", "meter_days_estimated")
+    assert month.row(0) == (145.0, 137.5, 7.5, 7.5 / 145, "normal", None, 2, 2)
+
+
+def test_master_day_without_value_leaves_day_and_month_uncomputable():
+    md = frame(
+        [
+            day(D1, "M", "area_master", "A", 52.5),
+            day(D2, "M", "area_master", "A", None, quality="missing"),
+            day(D1, "X", "customer", "A", 50.0),
+            day(D2, "X", "customer", "A", 50.0),
+        ]
+    )
+    d2 = pick(loss.area_loss_daily(md), date=D2).select(
+        "master_kwh", "supply_kwh", "sales_kwh", "loss_kwh", "loss_rate", "status", "reason", "master_quality"
+    )
+    assert d2.row(0) == (None, None, 50.0, None, None, "uncomputable", "master_missing", "missing")
+    month = loss.area_loss_monthly(md).select("supply_kwh", "sales_kwh", "loss_rate", "status", "reason", "meter_days_missing")
+    assert month.row(0) == (None, 100.0, None, "uncomputable", "master_missing", 1)
+
+
+def test_missing_customer_reading_daily_uncomputable_monthly_exact():
+    # Y's register frozen at D2 00:00 is missing: readings 100.0 at D1 and 130.0 at D3
+    # give 30 kWh over D1 and D2, shared evenly (15 + 15) and estimated. The true use was
+    # 10 then 20. X uses 30 a day; the master measures 2.5 kWh of loss a day on top of
+    # the true use: 42.5, 52.5, 52.5.
+    rows = [
+        day(D1, "M", "area_master", "A", 42.5),
+        day(D2, "M", "area_master", "A", 52.5),
+        day(D3, "M", "area_master", "A", 52.5),
+        day(D1, "Y", "customer", "A", 15.0, quality="estimated"),
+        day(D2, "Y", "customer", "A", 15.0, quality="estimated"),
+        day(D3, "Y", "customer", "A", 20.0),
+    ]
+    rows += [day(d, "X", "customer", "A", 30.0) for d in (D1, D2, D3)]
+    md = frame(rows)
+    daily = loss.area_loss_daily(md).select("date", "sales_kwh", "loss_kwh", "loss_rate", "status", "reason", "actual_share")
+    want = pl.DataFrame(
+        {
+            "date": [D1, D2, D3],
+            "sales_kwh": [45.0, 45.0, 50.0],
+            "loss_kwh": [-2.5, 7.5, 2.5],  # would read negative, then high, were they computable
+            "loss_rate": [-2.5 / 42.5, 7.5 / 52.5, 2.5 / 52.5],
+            "status": ["uncomputable", "uncomputable", "normal"],
+            "reason": ["collection_incomplete", "collection_incomplete", None],
+            "actual_share": [0.5, 0.5, 1.0],
+        }
+    )
+    assert_frame_equal(daily, want)
+    # month: supply 42.5+52.5+52.5 = 147.5; sales 45+45+50 = 140 (Y: 15+15+20 = 50,
+    # its register difference); loss 7.5 = 3 x 2.5, exact; rate 7.5 / 147.5
+    month = loss.area_loss_monthly(md).select("supply_kwh", "sales_kwh", "loss_kwh", "loss_rate", "status", "reason")
+    assert month.row(0) == (147.5, 140.0, 7.5, 7.5 / 147.5, "normal", None)
+
+
+@pytest.mark.parametrize(
+    ("estimated", "status", "reason"),
+    [
+        pytest.param(1, "normal", None, id="49-of-50-actual-is-98pct-computable"),
+        pytest.param(2, "uncomputable", "collection_incomplete", id="48-of-50-actual-is-96pct-uncomputable"),
+    ],
+)
+def test_collection_threshold_is_fewer_than_98_percent(estimated, status, reason):
+    rows = [day(D1, "M", "area_master", "A", 105.0)]
+    rows += [
+        day(D1, f"C{i:02d}", "customer", "A", 2.0, quality="estimated" if i < estimated else "actual") for i in range(50)
+    ]
+    got = loss.area_loss_daily(frame(rows)).select("status", "reason", "customers_estimated")
+    assert got.row(0) == (status, reason, estimated)
+
+
+@pytest.mark.parametrize(
+    ("master", "sales", "status"),
+    [
+        pytest.param(99.0, 100.0, "negative", id="rate-below-0"),  # -1/99
+        pytest.param(100.0, 100.0, "normal", id="rate-0-is-normal"),
+        pytest.param(112.0, 100.0, "high", id="rate-above-0.10"),  # 12/112 = 0.107
+        pytest.param(100.0, 90.0, "normal", id="rate-exactly-0.10-is-normal"),  # 10/100
+    ],
+)
+def test_status_bands(master, sales, status):
+    md = frame([day(D1, "M", "area_master", "A", master), day(D1, "X", "customer", "A", sales)])
+    assert loss.area_loss_daily(md)["status"].to_list() == [status]
+
+
+def test_area_class_thresholds_apply_to_their_areas_only():
+    rules = loss.LossRules(
+        area_classes=(
+            loss.AreaClass("rural", loss.StatusRule(high_above=0.15), area_id_pattern="^R"),
+            loss.AreaClass("listed", loss.StatusRule(negative_below=-0.05), area_ids=("A2",)),
+        )
+    )
+    rows = []
+    for area, master in (("R1", 112.0), ("A1", 112.0), ("A2", 97.0)):
+        rows += [day(D1, f"M{area}", "area_master", area, master), day(D1, f"X{area}", "customer", area, 100.0)]
+    got = loss.area_loss_daily(frame(rows), rules).select("area_id", "area_class", "status")
+    # 12/112 = 0.107: high by default, normal under rural's 0.15; -3/97 = -0.031: negative
+    # by default, normal under listed's -0.05
+    want = pl.DataFrame({"area_id": ["A1", "A2", "R1"], "area_class": ["default", "listed", "rural"], "status": ["high", "normal", "normal"]})
+    assert_frame_equal(got, want)
+
+
+def test_archive_problems_and_zero_supply_are_uncomputable_with_reasons():
+    md = frame(
+        [
+            day(D1, "X", "customer", "NOMASTER", 5.0),  # customers but no master in the archive
+            day(D1, "M2", "area_master", "EMPTY", 5.0),  # a master and no customers
+            day(D1, "M3", "area_master", "DARK", 0.0),  # outage all day
+            day(D1, "Y", "customer", "DARK", 0.0),
+        ]
+    )
+    got = loss.area_loss_daily(md).select("area_id", "status", "reason", "supply_kwh")
+    want = pl.DataFrame(
+        {
+            "area_id": ["DARK", "EMPTY", "NOMASTER"],
+            "status": ["uncomputable"] * 3,
+            "reason": ["zero_supply", "archive_no_customers", "archive_no_master"],
+            "supply_kwh": [0.0, 5.0, None],
+        }
+    )
+    assert_frame_equal(got, want)
+    assert set("zero_supply,archive_no_customers,archive_no_master".split(",")) <= set(AREA_DAILY_REASONS)
+
+
+def test_missing_input_column_names_it():
+    md = frame([day(D1, "M", "area_master", "A", 1.0)]).drop("quality")
+    with pytest.raises(MissingColumnsError, match=r"missing column\(s\) quality; found date, meter_id"):
+        loss.area_loss_daily(md)
+
+
+# -- feeder -------------------------------------------------------------------------
+
+
+def test_feeder_with_a_directly_fed_10kv_customer():
+    md = frame(
+        [
+            day(D1, "H1", "feeder_head", None, 400.0, multiplier=2000.0),
+            day(D1, "M1", "area_master", "A1", 100.0),
+            day(D1, "C1", "customer", "A1", 96.0),  # area customers do not count on the feeder
+            day(D1, "M2", "area_master", "A2", 150.0),
+            day(D1, "C2", "customer", "A2", 144.0),
+            day(D1, "D1", "customer", None, 120.0, multiplier=1000.0),  # 专变: no area
+            day(D1, "D2", "customer", "", 10.0),  # an empty area_id is no area too
+            day(D1, "H2", "feeder_head", None, 5.0, feeder_id="F2"),  # nothing downstream
+        ]
+    )
+    # F1: supply 400; sales = 100 + 150 (masters) + 120 + 10 (direct) = 380; loss 20; rate 0.05
+    want = expect(
+        FEEDER_LOSS_DAILY,
+        [
+            {
+                "date": D1, "feeder_id": "F1", "head_meter_id": "H1", "supply_kwh": 400.0,
+                "area_masters_kwh": 250.0, "direct_customers_kwh": 130.0, "sales_kwh": 380.0,
+                "loss_kwh": 20.0, "loss_rate": 0.05, "status": "normal", "reason": None,
+                "head_quality": "actual", "area_masters": 2, "direct_customers": 2,
+                "downstream_actual": 4, "downstream_estimated": 0, "downstream_missing": 0, "actual_share": 1.0,
+            },
+            {
+                "date": D1, "feeder_id": "F2", "head_meter_id": "H2", "supply_kwh": 5.0,
+                "area_masters_kwh": 0.0, "direct_customers_kwh": 0.0, "sales_kwh": 0.0,
+                "loss_kwh": 5.0, "loss_rate": 1.0, "status": "uncomputable", "reason": "archive_no_downstream",
+                "head_quality": "actual", "area_masters": 0, "direct_customers": 0,
+                "downstream_actual": 0, "downstream_estimated": 0, "downstream_missing": 0, "actual_share": None,
+            },
+        ],
+    )
+    assert_frame_equal(loss.feeder_loss_daily(md), want)
+    # the direct customers are in no area
+    assert loss.area_loss_daily(md)["area_id"].to_list() == ["A1", "A2"]
+
+
+def test_feeder_month_sums_days_and_flags_a_missing_area_master():
+    rows = []
+    for d, m2 in ((D1, 150.0), (D2, None)):
+        rows += [
+            day(d, "H1", "feeder_head", None, 400.0),
+            day(d, "M1", "area_master", "A1", 100.0),
+            day(d, "M2", "area_master", "A2", m2, quality="actual" if m2 else "missing"),
+            day(d, "D1", "customer", None, 130.0),
+        ]
+    md = frame(rows)
+    month = loss.feeder_loss_monthly(md)
+    want = expect(
+        FEEDER_LOSS_MONTHLY,
+        [
+            {
+                "month": "2026-01", "feeder_id": "F1", "days": 2, "supply_kwh": 800.0,
+                # 100+100 masters that have values + 150 (A2 on D2 unknown), 130+130 direct
+                "area_masters_kwh": 350.0, "direct_customers_kwh": 260.0, "sales_kwh": None,
+                "loss_kwh": None, "loss_rate": None, "status": "uncomputable", "reason": "downstream_missing",
+                "days_uncomputable": 1, "meter_days_estimated": 0, "meter_days_missing": 1,
+            }
+        ],
+    )
+    assert_frame_equal(month, want)
+
+
+# -- properties -----------------------------------------------------------------------
+
+kwh = st.floats(min_value=0.0, max_value=5000.0, allow_nan=False).map(lambda x: round(x, 2))
+
+
+@st.composite
+def clean_area_month(draw):
+    """An area with 1-5 customers over 1-5 days, every value present."""
+    n_cust = draw(st.integers(1, 5))
+    n_days = draw(st.integers(1, 5))
+    rows = []
+    for i in range(n_days):
+        d = D1 + dt.timedelta(days=i)
+        rows.append(day(d, "M", "area_master", "A", draw(kwh) + 1.0))
+        for c in range(n_cust):
+            q = draw(st.sampled_from(["actual", "estimated"]))
+            rows.append(day(d, f"C{c}", "customer", "A", draw(kwh), reverse_kwh=draw(st.sampled_from([0.0, 1.5, 7.25])), quality=q))
+    return frame(rows)
+
+
+@settings(max_examples=40, deadline=None)
+@given(md=clean_area_month(), seed=st.integers(0, 2**16))
+def test_properties_of_the_balance(md, seed):
+    daily = loss.area_loss_daily(md)
+    # loss = supply - sales and rate = loss / supply, day by day
+    assert (daily["loss_kwh"] - (daily["supply_kwh"] - daily["sales_kwh"])).abs().max() < 1e-6
+    assert (daily["loss_rate"] - daily["loss_kwh"] / daily["supply_kwh"]).abs().max() < 1e-9
+    # the month is the sum of its days, never an average of rates
+    month = loss.area_loss_monthly(md)
+    assert month.height == 1
+    assert abs(month["supply_kwh"][0] - daily["supply_kwh"].sum()) < 1e-6
+    assert abs(month["sales_kwh"][0] - daily["sales_kwh"].sum()) < 1e-6
+    assert month["status"][0] in AREA_LOSS_MONTHLY.column("status").codes
+    assert month["reason"][0] is None or set(month["reason"][0].split(",")) <= set(AREA_MONTHLY_REASONS)
+    # the order rows arrive in changes nothing
+    shuffled = md.sample(fraction=1.0, shuffle=True, seed=seed)
+    assert_frame_equal(loss.area_loss_daily(shuffled), daily)
+    assert_frame_equal(loss.area_loss_monthly(shuffled), month)
+
+
+@settings(max_examples=25, deadline=None)
+@given(md=clean_area_month(), k=st.sampled_from([0.5, 2.0, 10.0]))
+def test_rates_do_not_depend_on_the_unit(md, k):
+    scaled = md.with_columns(pl.col("kwh") * k, pl.col("reverse_kwh") * k)
+    a, b = loss.area_loss_monthly(md), loss.area_loss_monthly(scaled)
+    assert abs(a["loss_rate"][0] - b["loss_rate"][0]) < 1e-6

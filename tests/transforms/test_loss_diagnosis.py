@@ -1,0 +1,228 @@
+"""Loss diagnosis: multiplier, theft and mapping findings on hand-made and seeded
+synthetic meter_daily windows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
+from meterlake.schemas.meter_daily import METER_DAILY
+from meterlake.transforms.loss_diagnosis import DiagnosisRules, diagnose, neighbour_multipliers
+
+START = dt.date(2026, 3, 1)
+
+
+def rows_to_frame(cols: dict[str, list]) -> pl.DataFrame:
+    n = len(cols["meter_id"])
+    full = {c: cols.get(c, [None] * n) for c in METER_DAILY.names}
+    return pl.DataFrame(full, schema=METER_DAILY.schema)
+
+
+def constant_area(days: int, area: str, meters: list[tuple[str, str, float, float]]) -> dict[str, list]:
+    """The same (meter_id, role, multiplier, kwh) every day for ``days`` days."""
+    out: dict[str, list] = {k: [] for k in ("date", "meter_id", "customer_id", "area_id", "feeder_id", "role", "multiplier", "kwh", "reverse_kwh", "quality")}
+    for i in range(days):
+        for meter_id, role, mult, kwh in meters:
+            out["date"].append(START + dt.timedelta(days=i))
+            out["meter_id"].append(meter_id)
+            out["customer_id"].append(None if role == "area_master" else "U" + meter_id)
+            out["area_id"].append(area)
+            out["feeder_id"].append("F1")
+            out["role"].append(role)
+            out["multiplier"].append(mult)
+            out["kwh"].append(kwh)
+            out["reverse_kwh"].append(0.0)
+            out["quality"].append("actual")
+    return out
+
+
+# -- neighbouring standard ratios ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("multiplier", "k", "want"),
+    [
+        # 150/5 A: the series ... 75 100 [150] 200 250 ... A, over 5 A
+        pytest.param(30.0, 2, [15.0, 20.0, 40.0, 50.0], id="LV-150/5"),
+        pytest.param(1.0, 1, [2.0], id="direct-connected-has-only-a-step-up"),
+        # 10 kV: PT 10000/100 x CT 50/5 = 1000 -> CT 40/5 and 75/5 with the PT
+        pytest.param(1000.0, 1, [800.0, 1500.0], id="10kV-50/5-with-PT"),
+        # 100 is 500/5 without a PT or 5/5 with the 10 kV PT
+        pytest.param(100.0, 1, [80.0, 120.0, 200.0], id="ambiguous-100"),
+        # 35 is no standard ratio: its neighbours in the series, 30 and 40
+        pytest.param(35.0, 1, [30.0, 40.0], id="non-standard"),
+    ],
+)
+def test_neighbour_multipliers(multiplier, k, want):
+    got = neighbour_multipliers([multiplier], DiagnosisRules(multiplier_neighbours=k))
+    assert got["candidate"].to_list() == want
+    assert set(got["multiplier"].to_list()) == {multiplier}
+
+
+# -- multiplier suspects, by hand -----------------------------------------------------
+
+
+def test_master_multiplier_suspect_by_hand():
+    # The master's CT is 200/5 (40) but the archive says 150/5 (30): it records 75 kWh a
+    # day of a true 100. Customers use 48 + 48 = 96. Every day's rate is (75 - 96)/75 =
+    # -0.28: negative. With 40: supply 100, rate 0.04 (normal); 50: 125, rate 0.232
+    # (high); 20: 50, -0.92; 15: 37.5, -1.56. So 40, and all 12 days turn normal.
+    md = rows_to_frame(
+        constant_area(12, "A", [("M", "area_master", 30.0, 75.0), ("C1", "customer", 1.0, 48.0), ("C2", "customer", 1.0, 48.0)])
+    )
+    end = START + dt.timedelta(days=11)
+    got = diagnose(md, end, diag=DiagnosisRules(window_days=12))
+    want = pl.DataFrame(
+        {
+            "date": [end],
+            "window_start": [START],
+            "area_id": ["A"],
+            "kind": ["multiplier_suspect"],
+            "rule": ["loss.diagnosis.multiplier_suspect"],
+            "severity": ["warning"],
+            "meter_id": ["M"],
+            "customer_id": [None],
+            "role": ["area_master"],
+            "other_area_id": [None],
+            "score": [1.0],
+            "rank": [1],
+            "area_status": ["negative"],
+            "area_loss_rate": [-0.28],
+            "days": [12],
+            "evidence": [
+                '{"archive_multiplier":30.0,"candidate_multiplier":40.0,"meter_kwh":900.0,'
+                '"loss_rate_before":-0.28,"loss_rate_after":0.04,'
+                '"normal_days_share_before":0.0,"normal_days_share_after":1.0}'
+            ],
+        },
+        schema=LOSS_DIAGNOSIS.schema,
+    )
+    assert_frame_equal(got, want)
+
+
+def test_large_customer_multiplier_suspect_by_hand():
+    # Customer K's CT is 200/5 but filed as 150/5: it bills 60 kWh of a true 80. With
+    # the others' 4 x 28 = 112 the area sells 172 of a master 200: rate 0.14, high.
+    # K at 40 sells 192: 0.04, normal; at 50: 212, -0.06; at 20: 152, 0.24. No candidate
+    # for the (correct) master multiplier 40 makes the area normal: 30 gives 150 against
+    # 172, 50 gives 250 (0.312).
+    meters = [("M", "area_master", 40.0, 200.0), ("K", "customer", 30.0, 60.0)]
+    meters += [(f"C{i}", "customer", 1.0, 28.0) for i in range(4)]
+    md = rows_to_frame(constant_area(10, "B", meters))
+    got = diagnose(md, START + dt.timedelta(days=9), diag=DiagnosisRules(window_days=10))
+    assert got.select("kind", "meter_id", "customer_id", "role", "score", "rank").rows() == [
+        ("multiplier_suspect", "K", "UK", "customer", 1.0, 1)
+    ]
+    ev = json.loads(got["evidence"][0])
+    assert (ev["archive_multiplier"], ev["candidate_multiplier"]) == (30.0, 40.0)
+    assert ev["loss_rate_before"] == pytest.approx(0.14) and ev["loss_rate_after"] == pytest.approx(0.04)
+
+
+def test_a_normal_area_has_no_findings_and_the_frame_keeps_its_schema():
+    md = rows_to_frame(constant_area(12, "A", [("M", "area_master", 40.0, 100.0), ("C1", "customer", 1.0, 96.0)]))
+    got = diagnose(md, START + dt.timedelta(days=11))
+    assert got.height == 0
+    assert got.schema == LOSS_DIAGNOSIS.schema
+
+
+# -- a seeded synthetic feeder ---------------------------------------------------------
+
+
+def synthetic_feeder(seed: int, days: int = 30, areas: int = 6, per_area: int = 40) -> tuple[pl.DataFrame, dict]:
+    """One feeder, ``areas`` areas of ``per_area`` customers, with three faults injected:
+
+    * theft in A1: customer 0 (30 kWh/day) bills 30% of its use from day 15;
+    * multiplier in A2: the master's CT is 200/5 but the archive says 150/5;
+    * mapping: A4's first customer (60 kWh/day) is filed under A3.
+    Every area has 3-5% technical loss; loads follow a common weather swing.
+    """
+    rng = np.random.default_rng(seed)
+    n = areas * per_area
+    area = np.repeat(np.arange(areas), per_area)
+    base = np.exp(rng.normal(np.log(8.0), 0.5, n))
+    thief, misfiled = 0, 3 * per_area
+    base[thief], base[misfiled] = 30.0, 60.0
+    weather = 1 + 0.15 * np.sin(np.arange(days) / 4.0)
+    noise = 1 + 0.10 * rng.standard_normal((days, n))
+    noise[:, misfiled] = 1 + 0.25 * rng.standard_normal(days)
+    true = base[None, :] * weather[:, None] * noise
+    billed = true.copy()
+    billed[days // 2 :, thief] *= 0.3
+    tech = rng.uniform(0.03, 0.05, areas)
+    master = np.stack([true[:, area == a].sum(1) for a in range(areas)], 1) / (1 - tech)
+    master *= 1 + 0.005 * rng.standard_normal((days, areas))
+    master_mult = np.full(areas, 40.0)
+    master_mult[1] = 30.0
+    master[:, 1] *= 30.0 / 40.0
+    filed = area.copy()
+    filed[misfiled] = 2
+    m = n + areas
+    cols = {
+        "date": [START + dt.timedelta(days=d) for d in range(days) for _ in range(m)],
+        "kwh": np.concatenate([np.concatenate([billed[d], master[d]]) for d in range(days)]).round(2).tolist(),
+    }
+    ids = [f"C{i:04d}" for i in range(n)] + [f"M{a + 1}" for a in range(areas)]
+    cols["meter_id"] = ids * days
+    cols["customer_id"] = ([f"U{i:04d}" for i in range(n)] + [None] * areas) * days
+    cols["area_id"] = ([f"A{a + 1}" for a in filed] + [f"A{a + 1}" for a in range(areas)]) * days
+    cols["feeder_id"] = ["F1"] * (m * days)
+    cols["role"] = (["customer"] * n + ["area_master"] * areas) * days
+    cols["multiplier"] = ([1.0] * n + master_mult.tolist()) * days
+    cols["reverse_kwh"] = [0.0] * (m * days)
+    cols["quality"] = ["actual"] * (m * days)
+    truth = {"theft": ("A1", "C0000"), "multiplier": ("A2", "M2"), "mapping": ("A3", f"C{misfiled:04d}", "A4")}
+    return rows_to_frame(cols), truth
+
+
+@pytest.mark.parametrize("seed", [pytest.param(s, id=f"seed{s}") for s in (1, 2, 3)])
+def test_injected_faults_rank_first(seed):
+    md, truth = synthetic_feeder(seed)
+    end = START + dt.timedelta(days=29)
+    got = diagnose(md, end)
+    top = got.filter(pl.col("rank") == 1)
+
+    def first(kind: str, area: str) -> dict:
+        hit = top.filter((pl.col("kind") == kind) & (pl.col("area_id") == area))
+        assert hit.height == 1, f"no {kind} ranked first in {area}: {got.select('area_id', 'kind', 'meter_id', 'rank').rows()}"
+        return hit.row(0, named=True)
+
+    theft = first("theft_candidate", truth["theft"][0])
+    assert theft["meter_id"] == truth["theft"][1]
+    mult = first("multiplier_suspect", truth["multiplier"][0])
+    assert mult["meter_id"] == truth["multiplier"][1]
+    assert json.loads(mult["evidence"])["candidate_multiplier"] == 40.0
+    mapping = first("mapping_suspect", truth["mapping"][0])
+    assert (mapping["meter_id"], mapping["other_area_id"]) == truth["mapping"][1:]
+    # a mis-filed customer lowers its filed area's loss: it is not a theft candidate there
+    assert got.filter((pl.col("area_id") == "A3") & (pl.col("kind") == "theft_candidate")).height == 0
+    # the clean areas A5 and A6 yield nothing
+    assert got.filter(pl.col("area_id").is_in(["A5", "A6"])).height == 0
+    assert got["score"].is_between(0.0, 1.0).all()
+
+
+def test_only_the_window_counts_and_row_order_does_not():
+    md, _ = synthetic_feeder(4)
+    end = START + dt.timedelta(days=29)
+    got = diagnose(md, end)
+    # days before the window and after its end are ignored
+    noise = md.filter(pl.col("date") < START + dt.timedelta(days=5)).with_columns(
+        pl.col("date") - pl.duration(days=40), pl.col("kwh") * 3
+    )
+    later = md.filter(pl.col("date") == end).with_columns(pl.col("date") + pl.duration(days=1), pl.lit(0.0).alias("kwh"))
+    assert_frame_equal(diagnose(pl.concat([noise, md, later]).sample(fraction=1.0, shuffle=True, seed=9), end), got)
+
+
+def test_window_shorter_than_min_days_yields_nothing():
+    md = rows_to_frame(constant_area(5, "A", [("M", "area_master", 30.0, 75.0), ("C1", "customer", 1.0, 96.0)]))
+    assert diagnose(md, START + dt.timedelta(days=4)).height == 0
+
+
+def test_empty_input():
+    got = diagnose(pl.DataFrame(schema=METER_DAILY.schema), START)
+    assert_frame_equal(got, pl.DataFrame(schema=LOSS_DIAGNOSIS.schema))
