@@ -30,6 +30,7 @@ from pathlib import Path
 import polars as pl
 
 from .schemas import Table
+from .transforms.frames import sort_if_needed
 
 PART_FILE = "part-0.parquet"
 #: zstd keeps county-day curves around a third of snappy's size at similar speed
@@ -101,12 +102,10 @@ class Lake:
         """
         key = key or table.partition_by
         out = table.conform(frame)
-        order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
-        if order:
-            out = out.sort(order, nulls_last=True, maintain_order=True)
         if key is not None:
             out = out.drop(key)
-        return self.write_file(self.partition_path(table, value, key), out.collect())
+        order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
+        return self.write_file(self.partition_path(table, value, key), sort_if_needed(out.collect(), order))
 
     def partitions(self, table: Table, key: str | None = None) -> list[str]:
         """The partition values present, sorted."""

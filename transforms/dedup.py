@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from .frames import sort_if_needed
+
 LINEAGE = ["source_file", "source_line", "delivered_at"]
 ORDER = ["delivered_at", "source_file", "source_line"]
 
@@ -31,7 +33,7 @@ class Resolved:
 def resolve(rows: pl.DataFrame, key: list[str]) -> Resolved:
     """Split ``rows`` into the winning row per key, identical repeats and superseded rows."""
     data_cols = [c for c in rows.columns if c not in LINEAGE]
-    rows = rows.sort(ORDER)
+    rows = sort_if_needed(rows, ORDER)
     dup_key = rows.select(pl.struct(key).is_duplicated()).to_series()
     if not dup_key.any():
         return Resolved(rows, rows.select(LINEAGE).clear(), rows.clear())

@@ -31,6 +31,8 @@ from ..schemas.landing import Field, Landing
 SEP = ","
 #: a digit run this long in a raw purchases line is treated as a card number and masked
 CARD_DIGITS = 12
+#: lines parsed at a time: bounds memory for county-size files (~100 MB per chunk of curves)
+CHUNK_ROWS = 100_000
 
 
 @dataclass
@@ -120,6 +122,22 @@ def decode(data: bytes) -> tuple[bytes, str]:
         raise utf8_error from exc
 
 
+def decode_lines(data: bytes) -> tuple[bytes, str, pl.Series]:
+    """UTF-8 bytes, the encoding, and the physical lines of ``data``.
+
+    Valid UTF-8 (the common case) is validated by polars' reader itself, without a
+    Python-level decode of the whole file.
+    """
+    plain = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    if not (data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4096]):
+        try:
+            return plain, "utf-8-sig" if plain is not data else "utf-8", split_lines(plain)
+        except pl.exceptions.ComputeError:
+            pass
+    text, encoding = decode(data)
+    return text, encoding, split_lines(text)
+
+
 def split_lines(text: bytes) -> pl.Series:
     """Physical lines of UTF-8 ``text`` (blank lines as null, ``\\r`` stripped)."""
     if not text:
@@ -182,7 +200,7 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
         if not raw:
             return whole_file("unreadable", "not a readable gzip stream")
     try:
-        text, stats.encoding = decode(raw)
+        text, stats.encoding, lines = decode_lines(raw)
     except UnicodeDecodeError as exc:
         return whole_file(
             "encoding",
@@ -190,7 +208,6 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
             raw[:200].decode("utf-8", errors="replace"),
         )
     ends_with_newline = text.endswith(b"\n")
-    lines = split_lines(text)
     if lines.len() == 0 or lines[0] is None or not lines[0].strip():
         return whole_file("empty_file", "the file has no header row")
 
@@ -202,8 +219,9 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
         .with_row_index("source_line", offset=2)
         .with_columns(pl.col("source_line").cast(pl.Int64))
     )
-    stats.blank_lines = body["line_text"].is_null().sum() + (body["line_text"].str.strip_chars() == "").sum()
-    body = body.filter(pl.col("line_text").str.strip_chars() != "")
+    blank = body["line_text"].is_null() | body["line_text"].str.contains(r"^\s*$")
+    stats.blank_lines = int(blank.sum())
+    body = body.filter(~blank)
     stats.rows_read = body.height
     last_line = (lines.len()) if body.height else None  # physical number of the last line
 
@@ -247,18 +265,20 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
         )
 
     n_fields = len(names)
-    quoted = body.filter(pl.col("line_text").str.contains('"', literal=True))
-    plain = body.filter(~pl.col("line_text").str.contains('"', literal=True))
-    fields = plain.with_columns(pl.col("line_text").str.split(SEP).alias("fields"))
-    if quoted.height:
-        parsed_quoted = [next(csv.reader([t])) for t in quoted["line_text"]]
-        fields = pl.concat(
-            [fields, quoted.with_columns(pl.Series("fields", parsed_quoted, dtype=pl.List(pl.String)))]
-        ).sort("source_line")
-    fields = fields.with_columns(pl.col("fields").list.len().alias("n_fields"))
-
+    text_line = pl.col("line_text")
+    body = body.with_columns(
+        (text_line.str.count_matches(SEP, literal=True) + 1).alias("n_fields"),
+        text_line.str.contains('"', literal=True).alias("quoted"),
+    )
     cut_off = (~pl.lit(ends_with_newline)) & (pl.col("source_line") == last_line)
-    bad_count = fields.filter(pl.col("n_fields") != n_fields)
+
+    # lines with quotes follow csv quoting rules: split them with the csv module (rare)
+    quoted = body.filter(pl.col("quoted"))
+    if quoted.height:
+        counts = [len(next(csv.reader([t]))) for t in quoted["line_text"]]
+        body = body.update(quoted.select("source_line", pl.Series("n_fields", counts, dtype=pl.UInt32)), on="source_line")
+
+    bad_count = body.filter(pl.col("n_fields") != n_fields)
     if bad_count.height:
         quarantine.append(
             bad_count.select(
@@ -269,50 +289,63 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
                 .then(pl.format("the file ends mid-row: {} of {} fields", pl.col("n_fields"), pl.lit(n_fields)))
                 .otherwise(pl.format("expected {} fields as in the header, found {}", pl.lit(n_fields), pl.col("n_fields")))
                 .alias("detail"),
-                mask(pl.col("line_text")).alias("raw"),
+                mask(text_line).alias("raw"),
             )
         )
-    good = fields.filter(pl.col("n_fields") == n_fields)
-    # the file ends mid-row but the row happens to have all its fields: still cut off
-    if not ends_with_newline and good.height and good["source_line"][-1] == last_line and last_line is not None:
-        tail = good.filter(pl.col("source_line") == last_line)
-        good = good.filter(pl.col("source_line") != last_line)
+    good = body.filter(pl.col("n_fields") == n_fields)
+    # the file ends without a newline but the last row has all its fields: still cut off
+    if not ends_with_newline and good.height and good["source_line"][-1] == last_line:
         quarantine.append(
-            tail.select(
+            good.filter(pl.col("source_line") == last_line).select(
                 pl.lit(source_file).alias("source_file"),
                 pl.col("source_line").alias("line"),
                 pl.lit("truncated").alias("reason"),
                 pl.lit("the file ends without a newline: the last row may be cut off").alias("detail"),
-                mask(pl.col("line_text")).alias("raw"),
+                mask(text_line).alias("raw"),
             )
         )
+        good = good.filter(pl.col("source_line") != last_line)
 
-    strings = good.select(
-        "source_line",
-        "line_text",
-        *[
-            pl.col("fields").list.get(i).str.strip_chars().replace("", None).alias(name)
-            for i, name in enumerate(names)
-            if name is not None
-        ],
-        *[pl.lit(None, pl.String).alias(f.name) for f in spec.fields if f.name not in present],
-    )
+    del body
     typed, reason, detail = _typed_exprs(spec)
-    checked = strings.with_columns(reason.alias("_reason"), detail.alias("_detail"))
-    bad = checked.filter(pl.col("_reason").is_not_null())
-    if bad.height:
+    values = {f.name: pl.col(f"{f.name}__value") for f in spec.fields}
+    failed = pl.any_horizontal(_failure_conditions(spec, values)).fill_null(False)
+    chunks: list[pl.DataFrame] = []
+    # fixed-size chunks keep memory bounded however large the file
+    for offset in range(0, good.height, CHUNK_ROWS):
+        part = good.slice(offset, CHUNK_ROWS)
+        strings = _split_fields(part, names, spec, present, any_quoted=quoted.height > 0)
+        # cast every field once; a row fails if any rule fails (the reason is found later)
+        strings = strings.with_columns(typed[f.name].alias(f"{f.name}__value") for f in spec.fields)
+        strings = strings.with_columns(failed.alias("_bad"))
+        chunks.append(strings.filter(~pl.col("_bad")).select("source_line", *[f"{n}__value" for n in values]))
+        suspect = strings.filter(pl.col("_bad"))
+        del strings
+        if not suspect.height:
+            continue
+        # second chance for padded values (" 1.5"): strip, then judge the row for good
+        suspect = suspect.join(part.select("source_line", "line_text"), on="source_line")
+        suspect = suspect.with_columns(pl.col(f.name).str.strip_chars().replace("", None) for f in spec.fields)
+        suspect = suspect.with_columns(typed[f.name].alias(f"{f.name}__value") for f in spec.fields)
+        suspect = suspect.with_columns(reason.alias("_reason"), detail.alias("_detail"))
         quarantine.append(
-            bad.select(
+            suspect.filter(pl.col("_reason").is_not_null()).select(
                 pl.lit(source_file).alias("source_file"),
                 pl.col("source_line").alias("line"),
                 pl.col("_reason").alias("reason"),
                 pl.col("_detail").alias("detail"),
-                mask(pl.col("line_text")).alias("raw"),
+                mask(text_line).alias("raw"),
             )
         )
-    ok = checked.filter(pl.col("_reason").is_null())
-    rows = ok.select(
-        *[typed[f.name].alias(f.name) for f in spec.fields],
+        chunks.append(suspect.filter(pl.col("_reason").is_null()).select(chunks[-1].columns))
+    del good
+    ok_rows = (
+        pl.concat(chunks).sort("source_line")
+        if chunks
+        else pl.DataFrame(schema={"source_line": pl.Int64, **{f"{f.name}__value": f.dtype for f in spec.fields}})
+    )
+    rows = ok_rows.select(
+        *[pl.col(f"{f.name}__value").alias(f.name) for f in spec.fields],
         pl.lit(source_file).alias("source_file"),
         pl.col("source_line"),
     )
@@ -323,6 +356,29 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
     stats.rows_parsed = rows.height
     stats.rows_quarantined = int(q["line"].is_not_null().sum())
     return Parsed(rows, q, stats)
+
+
+def _split_fields(
+    good: pl.DataFrame, names: list[str | None], spec: Landing, present: set[str], any_quoted: bool
+) -> pl.DataFrame:
+    """String columns, one per contract field, for lines with the right field count.
+
+    The lines are handed back to polars' multithreaded CSV reader (every field a
+    string; empty = null), much faster than splitting each line in an expression.
+    """
+    schema = pl.Schema({f"c{i}": pl.String() for i in range(len(names))})
+    if good.height:
+        blob = (good["line_text"].str.join("\n").item() + "\n").encode("utf-8")
+        cols = pl.read_csv(blob, has_header=False, schema=schema, quote_char='"' if any_quoted else None)
+    else:
+        cols = pl.DataFrame(schema=schema)
+    out = cols.select(
+        pl.col(f"c{i}").alias(name) for i, name in enumerate(names) if name is not None
+    ).with_columns(pl.lit(None, pl.String).alias(f.name) for f in spec.fields if f.name not in present)
+    # codes, ids and dates: surrounding spaces are never meaningful
+    trim = [f.name for f in spec.fields if f.kind not in ("float", "int")]
+    out = out.with_columns(pl.col(trim).str.strip_chars().replace("", None))
+    return out.with_columns(good["source_line"])
 
 
 def _partition_date(spec: Landing) -> pl.Expr:
@@ -356,9 +412,23 @@ def _parse_field(f: Field) -> pl.Expr:
     raise AssertionError(f.kind)
 
 
+def _failure_conditions(spec: Landing, typed: dict[str, pl.Expr]) -> list[pl.Expr]:
+    return [cond for cond, _, _ in _checks(spec, typed)]
+
+
 def _typed_exprs(spec: Landing) -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr]:
     """Typed value per field, and the first failing reason/detail per row (null = ok)."""
     typed = {f.name: _parse_field(f) for f in spec.fields}
+    reason = pl.lit(None, pl.String)
+    detail = pl.lit(None, pl.String)
+    for cond, code, text in reversed(_checks(spec, typed)):
+        reason = pl.when(cond.fill_null(False)).then(pl.lit(code)).otherwise(reason)
+        detail = pl.when(cond.fill_null(False)).then(text).otherwise(detail)
+    return typed, reason, detail
+
+
+def _checks(spec: Landing, typed: dict[str, pl.Expr]) -> list[tuple[pl.Expr, str, pl.Expr]]:
+    """(condition, reason code, detail) per rule, in order of precedence."""
     checks: list[tuple[pl.Expr, str, pl.Expr]] = []
     for f in spec.fields:
         raw = pl.col(f.name)
@@ -396,12 +466,7 @@ def _typed_exprs(spec: Landing) -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr]:
             checks.append(
                 (val < f.minimum, "out_of_range", pl.format(f"{f.name}: must be >= {f.minimum:g}, found {{}}", val))
             )
-    reason = pl.lit(None, pl.String)
-    detail = pl.lit(None, pl.String)
-    for cond, code, text in reversed(checks):
-        reason = pl.when(cond.fill_null(False)).then(pl.lit(code)).otherwise(reason)
-        detail = pl.when(cond.fill_null(False)).then(text).otherwise(detail)
-    return typed, reason, detail
+    return checks
 
 
 def _masker(spec: Landing, names: list[str | None]):
