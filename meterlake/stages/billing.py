@@ -1,0 +1,198 @@
+"""The billing stage: bills_monthly, prepay_daily, prepay_findings, recovery_monthly.
+
+Reads the ``meter_daily`` mart and the clean ``purchases`` table; writes:
+
+* ``bills_monthly`` for every month the dates touch, from all meter_daily days of that
+  month the lake holds (month-to-date for the current month), with annual tiers
+  cumulated from the first day the lake holds for the year. Because tiers cumulate,
+  a month's bills depend on every earlier day of its year: later months of the same
+  year that already have bills are rebuilt too.
+* ``prepay_daily`` and ``prepay_findings`` for each date (that meter_daily holds).
+  Balances are running sums from each meter's first reading, so every later date
+  that already has a prepay_daily partition is rebuilt as well; the balances are
+  recomputed from the first day the lake holds (nothing is carried over from earlier
+  output, so a rerun writes identical files).
+* ``recovery_monthly`` for every month whose bills or prepay days were rebuilt.
+
+Every write replaces one partition atomically (:meth:`Lake.write_partition`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import polars as pl
+
+from meterlake.schemas.bills_monthly import BILLS_MONTHLY
+from meterlake.schemas.meter_daily import METER_DAILY
+from meterlake.schemas.prepay_daily import PREPAY_DAILY
+from meterlake.schemas.prepay_findings import PREPAY_FINDINGS
+from meterlake.schemas.purchases import LANDING as PURCHASES
+from meterlake.schemas.recovery_monthly import RECOVERY_MONTHLY
+from meterlake.transforms.billing import (
+    DAY_COLUMNS,
+    BillingConfig,
+    bill_segments,
+    billable_days,
+    price_days,
+    year_to_date_kwh,
+)
+from meterlake.transforms.prepay import (
+    daily_net_purchases,
+    prepay_balances,
+    purchase_findings,
+    purchase_ledger,
+    recovery,
+    unmatched_transactions,
+)
+from meterlake.transforms.tariffs import TariffBook, price_calendar
+
+from . import StageContext, StageResult
+
+STAGE = "billing"
+
+Month = tuple[int, int]
+
+
+def _month(d: dt.date) -> Month:
+    return (d.year, d.month)
+
+
+def _label(m: Month) -> str:
+    return f"{m[0]:04d}-{m[1]:02d}"
+
+
+def _iso(days: Iterable[dt.date]) -> list[str]:
+    return [d.isoformat() for d in days]
+
+
+def _dates(values: Iterable[str]) -> list[dt.date]:
+    return [dt.date.fromisoformat(v) for v in values]
+
+
+def months_to_bill(dates: list[dt.date], billed: list[Month]) -> list[Month]:
+    """Months the dates touch, plus later months of the same years already billed."""
+    touched = {_month(d) for d in dates}
+    later = {m for m in billed for t in touched if m[0] == t[0] and m > t}
+    return sorted(touched | later)
+
+
+def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+    lake = ctx.lake
+    cfg = ctx.config("billing", BillingConfig)
+    book = ctx.config("tariffs", TariffBook)
+    result = StageResult(stage=STAGE)
+    held = _dates(lake.partitions(METER_DAILY))
+    if not held or not dates:
+        result.notes.append("no meter_daily days to bill")
+        return result
+    calendar = price_calendar(book, min(held), max(held))
+
+    # bills -------------------------------------------------------------------
+    billed = [(int(v[:4]), int(v[5:7])) for v in lake.partitions(BILLS_MONTHLY)]
+    months = months_to_bill(dates, billed)
+    bill_rows = 0
+    exceptions = 0
+    written_months: list[Month] = []
+    for m in months:
+        in_month = [d for d in held if _month(d) == m]
+        if not in_month:
+            result.notes.append(f"bills {_label(m)}: no meter_daily days held; not billed")
+            continue
+        ctx.progress(f"billing: bills {_label(m)} ({len(in_month)} days)")
+        prior = [d for d in held if d.year == m[0] and _month(d) < m]
+        opening = year_to_date_kwh(billable_days(lake.scan(METER_DAILY, _iso(prior)))) if prior else None
+        priced = price_days(
+            billable_days(lake.scan(METER_DAILY, _iso(in_month))),
+            calendar,
+            opening,
+            cfg.bill.tou_fallback_register,
+        )
+        bills = bill_segments(priced, cfg.bill).collect()
+        lake.write_partition(BILLS_MONTHLY, _label(m), bills)
+        bill_rows += bills.height
+        exceptions += int((bills["status"] == "exception").sum())
+        written_months.append(m)
+    result.rows[BILLS_MONTHLY.name] = bill_rows
+    if exceptions:
+        result.notes.append(f"{exceptions} bill(s) held as exceptions (bills_monthly.status)")
+
+    # prepay ------------------------------------------------------------------
+    held_set = set(held)
+    first = min(dates)
+    later = [d for d in _dates(lake.partitions(PREPAY_DAILY)) if d > first and d in held_set]
+    rebuild = sorted({d for d in dates if d in held_set} | set(later))
+    prepay_rows = finding_rows = 0
+    if rebuild:
+        ctx.progress(f"billing: prepay balances {rebuild[0]}..{rebuild[-1]} ({len(rebuild)} days)")
+        history = [d for d in held if d <= rebuild[-1]]
+        md = lake.scan(METER_DAILY, _iso(history))
+        prepay_customers = (
+            md.filter(pl.col("prepay") == 1).select("customer_id").unique()
+        )
+        days = (
+            md.filter((pl.col("role") == "customer") & pl.col("customer_id").is_not_null())
+            .join(prepay_customers, on="customer_id", how="semi")
+            .select(*DAY_COLUMNS, "remaining_yuan")
+        )
+        priced = price_days(days, calendar, None, cfg.bill.tou_fallback_register).filter(
+            pl.col("prepay") == 1
+        )
+        ledger = purchase_ledger(lake.scan(PURCHASES.clean)).collect().lazy()
+        wanted = pl.col("date").is_in(rebuild)
+        balances = prepay_balances(priced, daily_net_purchases(ledger), cfg.prepay).filter(wanted).collect()
+        findings = (
+            pl.concat(
+                [
+                    purchase_findings(ledger).filter(wanted),
+                    unmatched_transactions(
+                        ledger.filter(wanted), balances.lazy().select("customer_id", "meter_id", "date")
+                    ),
+                ]
+            )
+            .collect()
+        )
+        by_day = balances.partition_by("date", as_dict=True)
+        found_by_day = findings.partition_by("date", as_dict=True)
+        for d in rebuild:
+            part = by_day.get((d,), balances.clear())
+            lake.write_partition(PREPAY_DAILY, d.isoformat(), part)
+            lake.write_partition(
+                PREPAY_FINDINGS, d.isoformat(), found_by_day.get((d,), findings.clear()),
+                sort_by=["rule", "customer_id", "txn_id"],
+            )
+        prepay_rows, finding_rows = balances.height, findings.height
+        result.details["prepay_status"] = {
+            str(k): int(v) for k, v in balances["status"].value_counts().iter_rows()
+        }
+        result.details["prepay_findings"] = {
+            str(k): int(v) for k, v in findings["rule"].value_counts().iter_rows()
+        }
+        if later:
+            result.notes.append(
+                f"prepay balances carried forward: {len([d for d in later if d not in dates])} later day(s) rebuilt"
+            )
+    result.rows[PREPAY_DAILY.name] = prepay_rows
+    result.rows[PREPAY_FINDINGS.name] = finding_rows
+
+    # recovery ----------------------------------------------------------------
+    recovery_rows = 0
+    prepay_held = set(_dates(lake.partitions(PREPAY_DAILY)))
+    for m in sorted(set(written_months) | {_month(d) for d in rebuild}):
+        if _label(m) not in lake.partitions(BILLS_MONTHLY):
+            continue
+        month_days = sorted(d for d in prepay_held if _month(d) == m)
+        rec = recovery(
+            lake.scan(BILLS_MONTHLY, [_label(m)]),
+            lake.scan(PREPAY_DAILY, [d.isoformat() for d in month_days]),
+            _label(m),
+            cfg.prepay,
+        ).collect()
+        lake.write_partition(RECOVERY_MONTHLY, _label(m), rec)
+        recovery_rows += rec.height
+    result.rows[RECOVERY_MONTHLY.name] = recovery_rows
+
+    result.dates = sorted(set(rebuild) - set(dates))
+    result.details["months"] = [_label(m) for m in written_months]
+    return result
