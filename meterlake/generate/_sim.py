@@ -29,7 +29,7 @@ from meterlake.schemas.purchases import CHANNELS
 from . import _files as fl
 from . import _shapes as sh
 from . import _topology as tp
-from ._plan import EV, Plan, count, gather_code, hhmm, make_plan, money, reading, text, truth_rows
+from ._plan import EV, Plan, gather_code, hhmm, make_plan, money, reading, text, truth_rows
 from ._topology import UNIT
 
 DAY_S = 86400
@@ -861,7 +861,11 @@ class Generator:
                 "encoding": [w.fmt.encoding for w in written],
                 "compression": ["gzip" if w.fmt.gzip else "none" for w in written],
                 "header": [w.fmt.header for w in written],
-                "date_format": ["YYYYMMDD" if w.fmt.date_format == "%Y%m%d" else "YYYY-MM-DD" for w in written],
+                "date_format": [
+                    None if not any(f.kind == "date" for f in LANDINGS[w.dataset].fields)
+                    else "YYYYMMDD" if w.fmt.date_format == "%Y%m%d" else "YYYY-MM-DD"
+                    for w in written
+                ],
                 "column_order": ["shuffled" if w.fmt.order else "contract" for w in written],
                 "delivered_at": [w.delivered for w in written],
                 "rows": [w.rows for w in written],
