@@ -30,9 +30,13 @@ Physics closes: area master primary kWh = Σ its customers' true primary kWh −
 customers + feeder loss (2-5%). Meter side = primary / true multiplier.
 
 Registers and curves reconcile exactly as written (see ``_sim``): registers show 2
-decimals (feeder heads 4), curves 4; Σ p1..p96 of day D = total_kwh(D+1) − total_kwh(D)
-(+ register_max across a rollover); Σ sharp..valley = total_kwh (until that register
-rolls over). Registers are written for ``start`` .. ``start + days`` (days + 1 freeze
+decimals (feeder heads 4: their multiplier is ~10^4); curve values are multiples of
+0.0001 kWh written in their shortest form (``0.0123``, ``0.1``, ``0.0``: fixed 4-decimal
+formatting costs 2.5x the CPU at county scale); Σ p1..p96 of day D =
+total_kwh(D+1) − total_kwh(D) (+ register_max across a rollover) to the last digit;
+Σ sharp..valley = total_kwh (until that register rolls over: each register rolls on
+its own, as on a real meter). A row lost to a bad line or the cut-off is not listed as
+missing in injections.csv; files.csv names it. Registers are written for ``start`` .. ``start + days`` (days + 1 freeze
 dates), curves, events and purchases for ``start`` .. ``start + days − 1``.
 
 Prepayment meters deduct each day's kWh at the CONTRACT §2 default tariffs (tiers on the
@@ -99,8 +103,10 @@ original), ``late``, ``overlap`` (file = earlier delivery, other_file = later),
 ``unknown_meter``, ``unknown_code``, ``negative_amount``.
 
 ``manifest.csv`` — every landing file: file, dataset, encoding (utf-8, utf-8-sig, gbk),
-compression, header (canonical, zh), date_format, column_order, delivered_at (= mtime,
-local), rows, first_date, last_date, extra_columns.
+compression, header (canonical, zh), date_format (empty for events and purchases, which
+carry timestamps only), column_order (contract, shuffled), delivered_at (= mtime,
+local), rows (data lines, bad and cut-off lines included), first_date, last_date (the
+data dates the file holds), extra_columns.
 
 ``meters.csv`` — the true grid: meter_id, customer_id, role, customer_class, profile,
 tariff_id, feeder_id, area_id (physical at start), area_id_end, archive_area_id,
