@@ -142,6 +142,8 @@ def generate(
     ``out`` holds anything already.
     """
     out = Path(out)
+    if isinstance(start, dt.datetime):  # a datetime is a date too; keep the calendar day
+        start = start.date()
     if days < 1:
         raise ValueError(f"days: expected at least 1, found {days}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
