@@ -5,9 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -28,20 +25,6 @@ def _date(value: str) -> dt.date:
         raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}") from None
 
 
-@contextmanager
-def progress_lines(title: str) -> Iterator[Callable[[str], None]]:
-    """Progress messages: a live status line on a terminal, log lines elsewhere."""
-    log = logging.getLogger("meterlake")
-    if not sys.stderr.isatty():
-        yield lambda msg: log.info("%s: %s", title, msg)
-        return
-    from rich.console import Console
-
-    t0 = time.monotonic()
-    with Console(stderr=True).status(title) as status:
-        yield lambda msg: status.update(f"{title}: {msg}  [dim]{time.monotonic() - t0:,.0f} s[/]")
-
-
 def _fail(message: str) -> None:
     """One line on stderr, exit 1 (CONTRACT §4: a non-zero exit with a one-line reason)."""
     typer.echo(f"meterlake: {message}", err=True)
@@ -58,11 +41,17 @@ def generate(
 ) -> None:
     """Write a realistic synthetic landing zone, with its ground truth under _truth/."""
     from .generate import generate as gen
+    from .progress import progress_reporter
 
-    with progress_lines("generate") as progress:
-        summary = gen(out, meters=meters, days=days, start=_date(start), seed=seed, progress=progress)
-    typer.echo(f"landing zone written to {out}")
-    typer.echo(str(summary))
+    try:
+        with progress_reporter("generate") as progress:
+            summary = gen(out, meters=meters, days=days, start=_date(start), seed=seed, progress=progress)
+    except (FileExistsError, ValueError) as exc:
+        _fail(str(exc))
+    roles = ", ".join(f"{n:,} {role}" for role, n in summary.meters_by_role.items())
+    typer.echo(f"landing zone written to {out}: {roles}; {len(summary.files)} files over {days} day(s)")
+    injected = ", ".join(f"{kind} {n}" for kind, n in sorted(summary.truth_counts.items()))
+    typer.echo(f"ground truth in {out / '_truth'}: {injected}")
 
 
 @app.command()
@@ -77,12 +66,13 @@ def run(
 ) -> None:
     """Run every stage for the dates (the same code the DAGs run)."""
     from . import pipeline
+    from .progress import progress_reporter
     from .settings import Settings
     from .stages import StageError
 
     settings = Settings(landing=landing, lake=lake)
     try:
-        with progress_lines("run") as progress:
+        with progress_reporter("run") as progress:
             record = pipeline.run(settings, _date(start), _date(end), stages=stage, progress=progress)
     except StageError as exc:
         _fail(str(exc))
@@ -108,5 +98,6 @@ def report(
 
 def main() -> None:  # pragma: no cover
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    logging.getLogger("airflow").setLevel(logging.WARNING)
+    for noisy in ("airflow", "great_expectations", "py.warnings"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     app()
