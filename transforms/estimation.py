@@ -1,0 +1,265 @@
+"""Estimation and editing of the 96-point curves: the E and E of VEE.
+
+Pure: lazy frames in, lazy frames out.
+
+What gets replaced: a slot that was not collected (empty) or is negative (forward energy
+cannot be negative). Nothing else is edited: spikes, flat lines and the like are reported
+as findings and left as collected. Raw values stay in ``clean/curves``; every replaced
+slot becomes one row of ``interval_edits`` (schemas.interval_edits) with its method and
+reason, and :func:`apply_edits` lays those rows over the raw curve.
+
+Methods, in order (DOMAIN.md, "Estimation"):
+
+1. **linear interpolation** across a gap of at most ``max_interpolation_slots`` slots with
+   an actual value on both sides within the same day (CPUC Direct Access VEE Rev 2.0 and
+   the VDN MeteringCode 2006: up to 2 h; Ontario MDM/R's wholesale rule: 1 h). A gap that
+   touches midnight has no actual value on one side and goes to step 2.
+2. **like day**: the mean of the same slot over the ``like_days`` nearest earlier days of
+   the same type (workday / Saturday / Sunday or public holiday, :func:`day_type`) within
+   ``like_day_window_days``, using only the days on which that slot was actual (CPUC Rev
+   2.0 like-day estimation).
+3. **scaling**: when the day's register difference is actual, the estimated slots are
+   multiplied by one factor so the day's slots add up to it (the German sum check between
+   curve and register, VDN MeteringCode 2006 annex 7/8). The unscaled estimate is kept.
+
+Never from an earlier estimate: interpolation reads only actual neighbours and like days
+only raw actual values, so an estimate never feeds another. Where no method applies the
+slot stays empty (quality ``missing``, method ``none``) and a finding says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import polars as pl
+
+from ..schemas.curves import SLOTS
+from .meter_daily import exact_sum
+
+DAY_TYPES = ("workday", "saturday", "sunday")
+
+
+def day_type(day: dt.date, holidays: Iterable[dt.date] = (), workdays: Iterable[dt.date] = ()) -> str:
+    """workday, saturday or sunday; a public holiday counts as a Sunday and an adjusted
+    workday (调休, a weekend day worked) as a workday.
+
+    >>> day_type(dt.date(2026, 1, 3))
+    'saturday'
+    >>> day_type(dt.date(2026, 1, 1), holidays=[dt.date(2026, 1, 1)])
+    'sunday'
+    """
+    if day in set(workdays):
+        return "workday"
+    if day in set(holidays):
+        return "sunday"
+    wd = day.weekday()
+    return "workday" if wd < 5 else ("saturday" if wd == 5 else "sunday")
+
+
+def like_dates(
+    day: dt.date,
+    *,
+    like_days: int,
+    window_days: int,
+    holidays: Iterable[dt.date] = (),
+    workdays: Iterable[dt.date] = (),
+) -> list[dt.date]:
+    """The ``like_days`` nearest earlier dates of the same type as ``day`` within the window.
+
+    >>> like_dates(dt.date(2026, 1, 11), like_days=3, window_days=35)  # a Sunday
+    [datetime.date(2026, 1, 4), datetime.date(2025, 12, 28), datetime.date(2025, 12, 21)]
+    """
+    holidays, workdays = set(holidays), set(workdays)
+    kind = day_type(day, holidays, workdays)
+    out: list[dt.date] = []
+    for back in range(1, window_days + 1):
+        d = day - dt.timedelta(days=back)
+        if day_type(d, holidays, workdays) == kind:
+            out.append(d)
+            if len(out) == like_days:
+                break
+    return out
+
+
+def needs_edit() -> pl.Expr:
+    """True for a curve row with a slot that is empty or negative."""
+    return pl.any_horizontal([pl.col(s).is_null() | (pl.col(s) < 0) for s in SLOTS])
+
+
+def _long(wide: pl.LazyFrame, index: list[str]) -> pl.LazyFrame:
+    return wide.unpivot(index=index, on=list(SLOTS), variable_name="_slot", value_name="raw_kwh_meter").with_columns(
+        pl.col("_slot").str.slice(1).cast(pl.Int16).alias("slot"),
+        pl.col("raw_kwh_meter").cast(pl.Float64),
+    ).drop("_slot")
+
+
+def estimate(
+    curves: pl.LazyFrame,
+    register_delta: pl.LazyFrame,
+    like_curves: pl.LazyFrame,
+    *,
+    max_interpolation_slots: int,
+    residual_tolerance_kwh_meter: float = 0.05,
+) -> pl.LazyFrame:
+    """Estimate the empty and negative slots of the curve rows in ``curves``.
+
+    ``curves``: wide rows ``meter_id, date, p1..p96`` to repair (rows with nothing to
+    repair give no edits; a meter with no curve row at all is passed as a row of empty
+    slots). ``register_delta``: ``meter_id, date, delta_kwh_meter`` — the day's actual
+    forward register difference, meter side (empty or absent when the day is not actual).
+    ``like_curves``: wide raw rows ``meter_id, date, p1..p96`` of the like days (see
+    :func:`like_dates`; rows of other meters are ignored).
+
+    Returns one row per replaced slot with the columns of schemas.interval_edits plus the
+    day's working figures: ``actual_kwh_meter`` (Σ actual slots), ``estimated_kwh_meter``
+    (Σ unscaled estimates), ``delta_kwh_meter``, ``unestimated_slots`` and ``scalable``
+    (False when the day has an actual register difference the estimates cannot be
+    scaled to).
+    """
+    # long form, one row per slot, ordered by (row, slot). Each curve row is a run of 96
+    # rows, so the previous/next actual slot is a plain forward/backward fill over the
+    # whole column, kept only when it comes from the same row (cheaper than a window per
+    # meter-day).
+    # the row number must mean the same row in every branch below: number a materialised
+    # frame (the input is the few rows needing repair)
+    rows = curves.select("meter_id", "date", *SLOTS).collect().with_row_index("_row").lazy()
+    long = _long(rows, ["_row", "meter_id", "date"]).sort("_row", "slot")
+    key = ["meter_id", "date"]
+    valid = (pl.col("raw_kwh_meter") >= 0).fill_null(False)
+    actual = pl.when(valid).then(pl.col("raw_kwh_meter"))
+    row_if_valid = pl.when(valid).then(pl.col("_row"))
+    slot_if_valid = pl.when(valid).then(pl.col("slot"))
+    same_prev = row_if_valid.forward_fill() == pl.col("_row")
+    same_next = row_if_valid.backward_fill() == pl.col("_row")
+    long = long.with_columns(
+        valid.alias("_valid"),
+        pl.when(same_prev).then(slot_if_valid.forward_fill()).alias("_prev_slot"),
+        pl.when(same_prev).then(actual.forward_fill()).alias("_prev"),
+        pl.when(same_next).then(slot_if_valid.backward_fill()).alias("_next_slot"),
+        pl.when(same_next).then(actual.backward_fill()).alias("_next"),
+        exact_sum(actual).over("_row").alias("actual_kwh_meter"),
+    )
+    edits = long.filter(~pl.col("_valid"))
+    span = (pl.col("_next_slot") - pl.col("_prev_slot")).cast(pl.Float64)
+    interpolated = pl.when(
+        pl.col("_prev_slot").is_not_null()
+        & pl.col("_next_slot").is_not_null()
+        & ((pl.col("_next_slot") - pl.col("_prev_slot") - 1) <= max_interpolation_slots)
+    ).then(pl.col("_prev") + (pl.col("_next") - pl.col("_prev")) * (pl.col("slot") - pl.col("_prev_slot")) / span)
+    edits = edits.with_columns(interpolated.alias("_interp"))
+
+    # like days: only for the meters that still need them, only actual values
+    wanted = edits.filter(pl.col("_interp").is_null()).select("meter_id").unique()
+    like = (
+        _long(
+            like_curves.select("meter_id", pl.col("date").alias("_like_date"), *SLOTS)
+            .join(wanted, on="meter_id", how="semi"),
+            ["meter_id", "_like_date"],
+        )
+        .filter(pl.col("raw_kwh_meter") >= 0)
+        .group_by("meter_id", "slot")
+        .agg((exact_sum(pl.col("raw_kwh_meter")) / pl.len()).alias("_like"))
+    )
+    edits = edits.join(like, on=["meter_id", "slot"], how="left")
+    est = pl.coalesce("_interp", "_like")
+    edits = edits.with_columns(
+        est.alias("unscaled_kwh_meter"),
+        pl.when(pl.col("_interp").is_not_null()).then(pl.lit("linear_interpolation"))
+        .when(pl.col("_like").is_not_null()).then(pl.lit("like_day"))
+        .otherwise(pl.lit("none"))
+        .alias("method"),
+        pl.when(pl.col("raw_kwh_meter").is_null()).then(pl.lit("missing")).otherwise(pl.lit("negative")).alias("reason"),
+    ).with_columns(
+        exact_sum(pl.col("unscaled_kwh_meter")).over("_row").alias("estimated_kwh_meter"),
+        pl.col("unscaled_kwh_meter").is_null().sum().over("_row").cast(pl.Int32).alias("unestimated_slots"),
+    )
+
+    # scaling to the day's register difference
+    deltas = register_delta.select(*key, pl.col("delta_kwh_meter").cast(pl.Float64)).unique(subset=key, keep="any")
+    edits = edits.join(deltas, on=key, how="left")
+    residual = pl.col("delta_kwh_meter") - pl.col("actual_kwh_meter")
+    tol = residual_tolerance_kwh_meter
+    est_sum = pl.col("estimated_kwh_meter")
+    scale = (
+        pl.when(pl.col("delta_kwh_meter").is_null() | (pl.col("unestimated_slots") > 0)).then(None)
+        .when(residual < -tol).then(None)
+        .when(est_sum > 0).then(residual.clip(lower_bound=0.0) / est_sum)
+        .when(residual <= tol).then(1.0)
+        .otherwise(None)
+    )
+    scalable = (
+        pl.col("delta_kwh_meter").is_null()
+        | (pl.col("unestimated_slots") > 0)
+        | pl.col("scale").is_not_null()
+    )
+    return (
+        edits.with_columns(scale.alias("scale"))
+        .with_columns(
+            (pl.col("unscaled_kwh_meter") * pl.col("scale").fill_null(1.0)).alias("kwh_meter"),
+            pl.when(pl.col("unscaled_kwh_meter").is_null()).then(pl.lit("missing")).otherwise(pl.lit("estimated")).alias("quality"),
+            scalable.alias("scalable"),
+        )
+        .select(
+            "date", "meter_id", "slot", "raw_kwh_meter", "kwh_meter", "quality", "method", "reason",
+            "unscaled_kwh_meter", "scale",
+            "actual_kwh_meter", "estimated_kwh_meter", "delta_kwh_meter", "unestimated_slots", "scalable",
+        )
+    )
+
+
+def edit_summary(edits: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per edited meter-day: slots replaced, left missing, the validated sum.
+
+    ``validated_kwh_meter`` (Σ actual + Σ final estimates) is empty when a slot stays
+    missing. Columns: ``meter_id, date, edited_slots, unestimated_slots,
+    actual_kwh_meter, estimated_kwh_meter, delta_kwh_meter, scale, scalable,
+    validated_kwh_meter``.
+    """
+    return edits.group_by("meter_id", "date").agg(
+        pl.len().cast(pl.Int32).alias("edited_slots"),
+        pl.col("unestimated_slots").first(),
+        pl.col("actual_kwh_meter").first(),
+        pl.col("estimated_kwh_meter").first(),
+        pl.col("delta_kwh_meter").first(),
+        pl.col("scale").first(),
+        pl.col("scalable").first(),
+        pl.when(pl.col("unestimated_slots").first() == 0)
+        .then(pl.col("actual_kwh_meter").first().fill_null(0.0) + exact_sum(pl.col("kwh_meter")))
+        .alias("validated_kwh_meter"),
+    )
+
+
+def apply_edits(curves: pl.LazyFrame, edits: pl.LazyFrame) -> pl.LazyFrame:
+    """The validated curves: raw ``curves`` (wide, ``meter_id, date, p1..p96``) with ``edits``
+    (schemas.interval_edits rows) laid over them.
+
+    A slot with an edit takes the edit's ``kwh_meter`` (empty where no method applied);
+    every other slot keeps its raw value. Meter-days with edits but no raw row (a curve
+    that never arrived) appear too. Adds ``edited_slots`` (0 when untouched).
+    """
+    wide_edits = (
+        edits.select("meter_id", "date", "slot", "kwh_meter")
+    )
+    flags = {
+        s: (pl.col("slot") == i).any().alias(f"_e{i}") for i, s in enumerate(SLOTS, start=1)
+    }
+    values = {
+        s: pl.col("kwh_meter").filter(pl.col("slot") == i).first().alias(f"_v{i}")
+        for i, s in enumerate(SLOTS, start=1)
+    }
+    per_day = (
+        wide_edits.group_by("meter_id", "date")
+        .agg(*flags.values(), *values.values(), pl.len().cast(pl.Int32).alias("edited_slots"))
+    )
+    raw = curves.select("meter_id", "date", *SLOTS)
+    j = raw.join(per_day, on=["meter_id", "date"], how="full", coalesce=True)
+    return j.select(
+        "meter_id",
+        "date",
+        *(
+            pl.when(pl.col(f"_e{i}").fill_null(False)).then(pl.col(f"_v{i}")).otherwise(pl.col(s)).cast(pl.Float64).alias(s)
+            for i, s in enumerate(SLOTS, start=1)
+        ),
+        pl.col("edited_slots").fill_null(0),
+    )

@@ -1,0 +1,418 @@
+"""meter_daily: daily primary-side kWh per meter from the daily frozen registers (CONTRACT §1, §3).
+
+Pure: lazy frames in, lazy frames out; nothing here opens a file.
+
+The rule, from CONTRACT.md §1:
+
+* consumption of day D = register(D+1) - register(D), times the multiplier of the archive
+  row valid on D (the latest snapshot on or before D; a meter absent from a later snapshot
+  left service on that snapshot's date);
+* a difference below zero is a rollover (add ``register_max``) when that leaves less than
+  half the register's range (``rollover_fraction``); otherwise the register went down (a
+  fault, 示度下降) and the day has no actual value;
+* when a reading is missing, the days between the two readings that exist share their
+  difference and are ``estimated``: in proportion to the days' curves when every one of
+  them has a complete curve (all 96 slots collected) with a positive sum, otherwise evenly.
+  Monthly sums therefore still equal the register differences. A gap longer than
+  ``max_gap_days`` is not shared: its days are ``missing``.
+
+Choices of ours, stated where the code makes them:
+
+* TOU registers (sharp/peak/flat/valley) are shared with the same weights as the total;
+  the reverse register is always shared evenly (export does not follow the forward curve).
+* Every register column gets its own rollover test; a TOU or reverse register that went
+  down leaves that column empty on the day while the total stays usable.
+* Each day of a shared gap takes its own day's multiplier: a multiplier change inside a
+  gap applies from the day the archive says.
+
+Evaluation is lazy and vectorised: consecutive readings become *pairs* per meter
+(:func:`reading_pairs`), each meter-day finds its pair with one as-of join
+(:func:`register_days`), and :func:`meter_daily` turns pairs into kWh.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import polars as pl
+
+#: register columns of the clean registers table, and the meter_daily column each feeds
+REGISTERS: dict[str, str] = {
+    "total_kwh": "kwh",
+    "sharp_kwh": "kwh_sharp",
+    "peak_kwh": "kwh_peak",
+    "flat_kwh": "kwh_flat",
+    "valley_kwh": "kwh_valley",
+    "reverse_kwh": "reverse_kwh",
+}
+#: archive columns carried onto every meter-day
+ARCHIVE_ATTRS = (
+    "customer_id", "area_id", "feeder_id", "role", "customer_class", "tariff_id",
+    "multiplier", "register_max", "prepay",
+)
+#: why a day has the value it has (column ``day_status`` of :func:`register_days`)
+DAY_STATUS = {
+    "actual": "both readings exist and the register moved forward",
+    "rollover": "both readings exist; the register rolled over at register_max",
+    "shared": "a reading is missing; the day shares the difference of the readings around the gap",
+    "register_down": "the register went down by more than a rollover allows: no value",
+    "gap_too_long": "the readings around the gap are more than max_gap_days apart: no value",
+    "no_previous_reading": "no reading on or before the day (within the window read): no value",
+    "no_next_reading": "no reading after the day (yet): no value",
+}
+
+
+def exact_sum(expr: pl.Expr) -> pl.Expr:
+    """An order-independent sum of kWh: each value rounded to 1e-9 kWh and added as integers.
+
+    The engine may add a group's values in any order (streaming, threads), and floating
+    addition is not associative: the last bits, and so the files, would differ between
+    reruns. Integers add exactly in any order (up to 9e9 kWh per sum).
+    """
+    return (expr * 1e9).round().cast(pl.Int64).sum() / 1e9
+
+
+def in_service(archive: pl.LazyFrame, dates: Iterable[dt.date]) -> pl.LazyFrame:
+    """Meters in service on each date, with the archive row valid on that date.
+
+    A snapshot is a full archive: the meters in service on D are those of the latest
+    snapshot dated on or before D (CONTRACT §1). A date before the first snapshot has no
+    meters. Returns ``date, meter_id, snapshot_date`` and :data:`ARCHIVE_ATTRS`.
+    """
+    days = pl.DataFrame({"date": sorted(set(dates))}, schema={"date": pl.Date()})
+    snaps = (
+        archive.select(pl.col("snapshot_date").unique()).collect().sort("snapshot_date")
+    )
+    valid = days.join_asof(snaps, left_on="date", right_on="snapshot_date", strategy="backward")
+    return (
+        valid.lazy()
+        .filter(pl.col("snapshot_date").is_not_null())
+        .join(archive.select("snapshot_date", "meter_id", *ARCHIVE_ATTRS), on="snapshot_date", how="inner")
+        .select("date", "meter_id", "snapshot_date", *ARCHIVE_ATTRS)
+    )
+
+
+def _readings(readings: pl.LazyFrame) -> pl.LazyFrame:
+    """Readings in a fixed shape: ``meter_id, freeze_date``, every register column (empty
+    where the input lacks it) and ``remaining_yuan``; rows without a total are dropped
+    (an empty total is not a reading)."""
+    names = readings.collect_schema().names()
+    cols = [*REGISTERS, "remaining_yuan"]
+    return readings.filter(pl.col("total_kwh").is_not_null()).select(
+        "meter_id",
+        "freeze_date",
+        *((pl.col(c) if c in names else pl.lit(None)).cast(pl.Float64).alias(c) for c in cols),
+    )
+
+
+def _pair_columns(frm: str, to: str) -> list[pl.Expr]:
+    return [
+        *(pl.col(f"{c}{frm}").alias(f"{c}_from") for c in REGISTERS),
+        *(pl.col(f"{c}{to}").alias(f"{c}_to") for c in REGISTERS),
+        pl.col(f"remaining_yuan{to}").alias("remaining_yuan_to"),
+    ]
+
+
+def reading_pairs(readings: pl.LazyFrame) -> pl.LazyFrame:
+    """Each reading with the meter's next reading: one row per consecutive pair.
+
+    ``readings`` holds clean register rows (``meter_id, freeze_date`` and the register
+    columns that exist; ``remaining_yuan`` optional), at most one per meter and date (the
+    clean table's key). Returns ``meter_id, from_date, to_date`` (empty for the last
+    reading) and ``<register>_from`` / ``<register>_to`` for every register column, plus
+    ``remaining_yuan_to``.
+    """
+    r = _readings(readings).rename({"freeze_date": "from_date"})
+    # the next reading of the same meter: shift over rows sorted by meter and date (a
+    # window per meter costs one group per meter, far slower on a county)
+    same = pl.col("meter_id").shift(-1) == pl.col("meter_id")
+    nxt = {c: pl.when(same).then(pl.col(c).shift(-1)) for c in ["from_date", *REGISTERS, "remaining_yuan"]}
+    return r.sort("meter_id", "from_date").select(
+        "meter_id",
+        "from_date",
+        nxt["from_date"].alias("to_date"),
+        *(pl.col(c).alias(f"{c}_from") for c in REGISTERS),
+        *(nxt[c].alias(f"{c}_to") for c in REGISTERS),
+        nxt["remaining_yuan"].alias("remaining_yuan_to"),
+    )
+
+
+def _pair_for_days(service: pl.LazyFrame, readings: pl.LazyFrame) -> pl.LazyFrame:
+    """Each meter-day of ``service`` with the readings before and after it.
+
+    Most meter-days have both readings (D and D+1): two equality joins find them. Only the
+    meter-days lacking one go through :func:`reading_pairs` and an as-of join, over the
+    readings of those meters alone.
+    """
+    r = _readings(readings)
+    svc = service.collect()
+    by_from = r.rename({"freeze_date": "date"})
+    by_to = r.with_columns((pl.col("freeze_date") - pl.duration(days=1)).alias("date")).drop("freeze_date")
+    j = (
+        svc.lazy()
+        .join(by_from, on=["meter_id", "date"], how="left")
+        .join(by_to, on=["meter_id", "date"], how="left", suffix="_next")
+        .collect()
+    )
+    both = pl.col("total_kwh").is_not_null() & pl.col("total_kwh_next").is_not_null()
+    fast = j.lazy().filter(both).select(
+        *svc.columns,
+        pl.col("date").alias("from_date"),
+        (pl.col("date") + pl.duration(days=1)).alias("to_date"),
+        *_pair_columns("", "_next"),
+    )
+    slow_svc = j.lazy().filter(~both).select(svc.columns)
+    pairs = reading_pairs(readings.join(slow_svc.select("meter_id").unique(), on="meter_id", how="semi"))
+    slow = slow_svc.sort("date").join_asof(
+        pairs.sort("from_date"),
+        left_on="date",
+        right_on="from_date",
+        by="meter_id",
+        strategy="backward",
+        check_sortedness=False,
+    )
+    return pl.concat([fast, slow], how="diagonal_relaxed")
+
+
+def _difference(col: str, register_max: pl.Expr, rollover_fraction: float) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(difference after rollover correction, rolled over?, went down?) of one register."""
+    d = pl.col(f"{col}_to") - pl.col(f"{col}_from")
+    rolled = (d < 0) & ((d + register_max) < register_max * rollover_fraction)
+    down = (d < 0) & ~rolled
+    value = pl.when(rolled).then(d + register_max).when(down).then(None).otherwise(d)
+    return value, rolled, down
+
+
+def register_days(
+    service: pl.LazyFrame,
+    readings: pl.LazyFrame,
+    *,
+    max_gap_days: int,
+    rollover_fraction: float = 0.5,
+) -> pl.LazyFrame:
+    """Attach to every meter-day of ``service`` the pair of readings around it.
+
+    ``service`` comes from :func:`in_service` (at least ``date, meter_id, register_max``);
+    ``readings`` are clean register rows (one per meter and freeze date). The result has every column of ``service`` plus
+    ``reading_from, reading_to`` (the readings used), ``total_kwh_from, total_kwh_to``
+    (their total registers), ``gap_days``, ``day_status`` (see :data:`DAY_STATUS`),
+    ``rolled_over`` (the total register rolled over between them), ``register_read``
+    (the reading frozen on the date arrived), ``delta_<register>_meter`` for every
+    register (meter side, after rollover; empty when the register went down) and
+    ``remaining_yuan`` (frozen at 00:00 of the next day).
+
+    A day's pair is found only among the readings given: a caller reading a window must
+    include, for each day it wants, the readings up to ``max_gap_days`` on either side.
+    """
+    j = _pair_for_days(service, readings)
+    rmax = pl.col("register_max").cast(pl.Float64)
+    deltas, rolled_total, down_total = {}, None, None
+    for col in REGISTERS:
+        value, rolled, down = _difference(col, rmax, rollover_fraction)
+        deltas[f"delta_{col}_meter"] = value
+        if col == "total_kwh":
+            rolled_total, down_total = rolled, down
+    gap = (pl.col("to_date") - pl.col("from_date")).dt.total_days()
+    status = (
+        pl.when(pl.col("from_date").is_null()).then(pl.lit("no_previous_reading"))
+        .when(pl.col("to_date").is_null()).then(pl.lit("no_next_reading"))
+        .when(gap > max_gap_days).then(pl.lit("gap_too_long"))
+        .when(down_total).then(pl.lit("register_down"))
+        .when(gap > 1).then(pl.lit("shared"))
+        .when(rolled_total).then(pl.lit("rollover"))
+        .otherwise(pl.lit("actual"))
+    )
+    return j.with_columns(
+        *(v.alias(k) for k, v in deltas.items()),
+        pl.col("from_date").alias("reading_from"),
+        pl.col("to_date").alias("reading_to"),
+        gap.cast(pl.Int32).alias("gap_days"),
+        status.alias("day_status"),
+        (rolled_total & (gap <= max_gap_days)).fill_null(False).alias("rolled_over"),
+        (pl.col("from_date") == pl.col("date")).fill_null(False).alias("register_read"),
+        pl.when(pl.col("to_date") == pl.col("date") + pl.duration(days=1))
+        .then(pl.col("remaining_yuan_to"))
+        .alias("remaining_yuan"),
+    ).drop(
+        "from_date", "to_date", "remaining_yuan_to",
+        *(f"{c}_{s}" for c in REGISTERS if c != "total_kwh" for s in ("from", "to")),
+    )
+
+
+def curve_weights(days: pl.LazyFrame, curve_days: pl.LazyFrame) -> pl.LazyFrame:
+    """Per shared gap, whether its days can be weighted by their curves, and the curve total.
+
+    ``days`` comes from :func:`register_days`; ``curve_days`` has ``meter_id, date,
+    curve_slots_read, curve_kwh_meter`` (validated sum of the day's 96 slots, meter side,
+    empty unless all 96 have a value). A gap is weighted by curve when every day between
+    its readings has all 96 slots collected and the curves add up to more than zero.
+    Returns ``meter_id, reading_from, curve_gap_days, curve_gap_kwh_meter``.
+    """
+    gaps = (
+        days.filter(pl.col("day_status") == "shared")
+        .select("meter_id", "reading_from", "reading_to")
+        .unique()
+    )
+    matched = (
+        curve_days.select("meter_id", "date", "curve_slots_read", "curve_kwh_meter")
+        .join(gaps.select("meter_id").unique(), on="meter_id", how="semi")
+        .sort("date")
+        .join_asof(
+            gaps.sort("reading_from"),
+            left_on="date",
+            right_on="reading_from",
+            by="meter_id",
+            strategy="backward",
+            check_sortedness=False,
+        )
+        .filter(pl.col("date") < pl.col("reading_to"))
+    )
+    complete = (pl.col("curve_slots_read") == 96) & pl.col("curve_kwh_meter").is_not_null()
+    return matched.group_by("meter_id", "reading_from").agg(
+        complete.sum().cast(pl.Int32).alias("curve_gap_days"),
+        exact_sum(pl.col("curve_kwh_meter").filter(complete)).alias("curve_gap_kwh_meter"),
+    )
+
+
+def meter_daily(days: pl.LazyFrame, curve_days: pl.LazyFrame) -> pl.LazyFrame:
+    """The meter_daily rows (schemas.meter_daily.METER_DAILY) of the meter-days in ``days``.
+
+    ``days``: from :func:`register_days`. ``curve_days``: ``meter_id, date,
+    curve_slots_read, curve_kwh_meter`` for the dates of ``days`` (the day's curve columns)
+    and for every day inside a shared gap (the weights); days it lacks count as
+    incomplete. The result keeps the working columns of ``days`` (``day_status``,
+    ``reading_from``, ``reading_to``, ``delta_*``); ``Table.conform`` drops them on write.
+    """
+    w = curve_weights(days, curve_days)
+    cd = curve_days.select(
+        "meter_id", "date", "curve_slots_read", "curve_kwh_meter"
+    )
+    j = days.join(cd, on=["meter_id", "date"], how="left").join(
+        w, on=["meter_id", "reading_from"], how="left"
+    )
+    status = pl.col("day_status")
+    gap = pl.col("gap_days").cast(pl.Float64)
+    by_curve = (
+        (status == "shared")
+        & (pl.col("curve_gap_days") == pl.col("gap_days"))
+        & (pl.col("curve_gap_kwh_meter") > 0)
+    )
+    has_value = status.is_in(["actual", "rollover", "shared"])
+    weight = (
+        pl.when(~has_value).then(None)
+        .when(status != "shared").then(1.0)
+        .when(by_curve).then(pl.col("curve_kwh_meter") / pl.col("curve_gap_kwh_meter"))
+        .otherwise(1.0 / gap)
+    )
+    even = pl.when(~has_value).then(None).when(status != "shared").then(1.0).otherwise(1.0 / gap)
+    mult = pl.col("multiplier").cast(pl.Float64)
+    values = {
+        out: pl.col(f"delta_{col}_meter") * (even if col == "reverse_kwh" else weight) * mult
+        for col, out in REGISTERS.items()
+    }
+    return j.with_columns(
+        *(v.alias(k) for k, v in values.items()),
+        pl.when(status.is_in(["actual", "rollover"])).then(pl.lit("actual"))
+        .when(status == "shared").then(pl.lit("estimated"))
+        .otherwise(pl.lit("missing"))
+        .alias("quality"),
+        pl.when(status == "actual").then(pl.lit("register"))
+        .when(status == "rollover").then(pl.lit("register_rollover"))
+        .when(by_curve).then(pl.lit("share_by_curve"))
+        .when(status == "shared").then(pl.lit("share_even"))
+        .otherwise(pl.lit("none"))
+        .alias("method"),
+        (pl.col("curve_kwh_meter") * mult).alias("curve_kwh"),
+        pl.col("curve_slots_read").fill_null(0).cast(pl.Int16),
+        pl.col("prepay").cast(pl.Int8),
+    )
+
+
+def collection_daily(
+    days: pl.LazyFrame, curve_slots: pl.LazyFrame, *, target_rate: float
+) -> pl.LazyFrame:
+    """采集成功率 and curve completeness per area (or feeder, for meters outside areas) and date.
+
+    ``days``: meter-days in service with ``date, meter_id, area_id, feeder_id, role,
+    register_read`` (from :func:`register_days`). ``curve_slots``: ``meter_id, date,
+    curve_slots_read`` (slots collected; a meter without a curve row counts 0).
+    Rows follow schemas.collection_daily.COLLECTION_DAILY: an area row counts the area's
+    master and customer meters; meters with no area (feeder heads, 10 kV customers) are
+    counted per feeder in a ``feeder_direct`` row.
+    """
+    j = days.select("date", "meter_id", "area_id", "feeder_id", "role", "register_read").join(
+        curve_slots.select("meter_id", "date", "curve_slots_read"), on=["meter_id", "date"], how="left"
+    )
+    scope = pl.when(pl.col("area_id").is_not_null()).then(pl.lit("area")).otherwise(pl.lit("feeder_direct"))
+    slots = pl.col("curve_slots_read").fill_null(0)
+    g = (
+        j.with_columns(
+            scope.alias("scope"),
+            pl.when(pl.col("area_id").is_null()).then(pl.col("feeder_id")).alias("_feeder_key"),
+        )
+        .group_by("date", "scope", "area_id", "_feeder_key")
+        .agg(
+            pl.len().cast(pl.Int32).alias("meters_total"),
+            pl.col("register_read").sum().cast(pl.Int32).alias("meters_read"),
+            (slots == 96).sum().cast(pl.Int32).alias("curves_complete"),
+            slots.sum().cast(pl.Int64).alias("curve_slots_read"),
+            pl.col("feeder_id").filter(pl.col("role") == "area_master").min().alias("_master_feeder"),
+            pl.col("feeder_id").min().alias("_min_feeder"),
+        )
+    )
+    total = pl.col("meters_total").cast(pl.Float64)
+    return g.with_columns(
+        pl.coalesce("_feeder_key", "_master_feeder", "_min_feeder").alias("feeder_id"),
+        (pl.col("meters_read") / total).alias("success_rate"),
+        (pl.col("curves_complete") / total).alias("curve_complete_rate"),
+        (pl.col("curve_slots_read") / (96.0 * total)).alias("curve_slot_rate"),
+        pl.lit(target_rate, pl.Float64).alias("target_rate"),
+        ((pl.col("meters_read") / total) < target_rate).alias("below_target"),
+    ).drop("_feeder_key", "_master_feeder", "_min_feeder")
+
+
+def rebuild_dates(days: pl.DataFrame | pl.LazyFrame, dates: Iterable[dt.date]) -> list[dt.date]:
+    """Earlier dates whose values change because of readings inside the run's dates.
+
+    A reading frozen on a date of the run (or the day after its last date) can close a
+    gap that opened before the run: the days of that gap before the run were ``missing``
+    (or shared differently) when they were last built and must be rebuilt. Returns those
+    dates, sorted; ``days`` comes from :func:`register_days` for the run's dates.
+    """
+    dates = sorted(set(dates))
+    if not dates:
+        return []
+    first, last = dates[0], dates[-1] + dt.timedelta(days=1)
+    starts = (
+        days.lazy()
+        .filter(
+            (pl.col("day_status") == "shared")
+            & (pl.col("reading_to") >= first)
+            & (pl.col("reading_to") <= last)
+            & (pl.col("reading_from") < first)
+        )
+        .select(pl.col("reading_from").min())
+        .collect()
+        .item()
+    )
+    if starts is None:
+        return []
+    return [starts + dt.timedelta(days=i) for i in range((first - starts).days)]
+
+
+def rebuild_meters(days: pl.DataFrame | pl.LazyFrame, dates: Iterable[dt.date]) -> pl.LazyFrame:
+    """The shared gaps behind :func:`rebuild_dates`: ``meter_id, reading_from, reading_to``."""
+    dates = sorted(set(dates))
+    first, last = dates[0], dates[-1] + dt.timedelta(days=1)
+    return (
+        days.lazy()
+        .filter(
+            (pl.col("day_status") == "shared")
+            & (pl.col("reading_to") >= first)
+            & (pl.col("reading_to") <= last)
+            & (pl.col("reading_from") < first)
+        )
+        .select("meter_id", "reading_from", "reading_to")
+        .unique()
+    )

@@ -1,0 +1,758 @@
+"""VEE: validation of the 96-point curves and the daily registers, findings as data.
+
+Pure: lazy frames (or frames) in, frames out; nothing here opens a file. The stage
+``meterlake.stages.validate`` reads the lake and calls :func:`validate_day` once per date.
+
+The checks follow the order the meter-data systems run them in (DOMAIN.md, "VEE"), each
+with a dotted rule name (schemas.vee_findings.RULES), a severity (configurable, defaults in
+:data:`DEFAULT_SEVERITY`) and JSON evidence; the comment above each check names the
+practice it follows. Findings never change data; the curve slots that are replaced are
+listed in ``interval_edits`` (see :mod:`.estimation`).
+
+Work on the 500k-meter county day is vectorised over the 96 slot columns: horizontal
+expressions give the per-row counts, sums and extremes; runs of equal values (flat lines,
+zero runs) are tested with a sliding AND over neighbouring slot comparisons built by
+doubling (:func:`_run_starts`); the third-highest slot (spike rule) is taken by sorting a
+fixed-size array, only for the rows whose sums allow a spike at all; estimation works in
+long form on the few rows that need it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..schemas.curves import SLOTS
+from ..schemas.vee_findings import RULES, VEE_FINDINGS
+from . import estimation
+from .meter_daily import collection_daily, exact_sum
+
+Severity = Literal["warning", "error", "blocking"]
+
+#: default severity of each rule; config/vee.toml [severity] overrides per rule
+DEFAULT_SEVERITY: dict[str, Severity] = {
+    "vee.structure.no_archive": "blocking",
+    "vee.structure.future_interval": "error",
+    "vee.structure.future_register": "error",
+    "vee.completeness.register_missing": "warning",
+    "vee.completeness.curve_missing": "warning",
+    "vee.completeness.curve_incomplete": "warning",
+    "vee.completeness.collection_below_target": "warning",
+    "vee.clock.fault": "error",
+    "vee.interval.negative": "error",
+    "vee.register.reverse_no_generation": "warning",
+    "vee.register.down": "error",
+    "vee.register.rollover": "warning",
+    "vee.register.runaway": "error",
+    "vee.register.stopped": "error",
+    "vee.archive.multiplier_changed": "warning",
+    "vee.archive.multiplier_nonstandard": "warning",
+    "vee.interval.zero_run": "warning",
+    "vee.interval.flat_line": "warning",
+    "vee.interval.spike": "warning",
+    "vee.usage.high": "warning",
+    "vee.usage.low": "warning",
+    "vee.sum.curve_register": "error",
+    "vee.sum.tou_total": "error",
+    "vee.interval.capacity": "error",
+    "vee.estimate.unestimated": "warning",
+    "vee.estimate.scale": "warning",
+    "vee.estimate.capacity": "error",
+}
+assert set(DEFAULT_SEVERITY) == set(RULES), set(DEFAULT_SEVERITY) ^ set(RULES)
+
+
+# --- configuration --------------------------------------------------------------------
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegistersConfig(_Section):
+    max_gap_days: int = Field(31, ge=1, le=366, description="longest span between two existing readings whose difference is shared over the days between them; longer gaps leave their days missing; also the look-back/look-ahead window of register partitions read")
+    rollover_fraction: float = Field(0.5, gt=0, le=1, description="a negative difference is a rollover when difference + register_max is below this share of register_max (CONTRACT §1: half)")
+    tou_tolerance_kwh_meter: float = Field(0.05, ge=0, description="largest |sharp+peak+flat+valley - total| of one reading accepted, meter-side kWh")
+
+
+class EstimationConfig(_Section):
+    max_interpolation_slots: int = Field(8, ge=0, le=95, description="longest gap (15-minute slots) filled by linear interpolation between actual values; 8 = 2 h (CPUC Rev 2.0, VDN MeteringCode)")
+    like_days: int = Field(3, ge=1, le=10, description="number of nearest earlier days of the same type averaged by like-day estimation")
+    like_day_window_days: int = Field(35, ge=1, le=366, description="how far back like days are looked for, days")
+    scale_band: float = Field(3.0, gt=1, description="a scale factor outside [1/scale_band, scale_band] is reported (vee.estimate.scale)")
+    residual_tolerance_kwh_meter: float = Field(0.05, ge=0, description="actual slots may exceed the register difference by this much (rounding) before scaling is called impossible, meter-side kWh")
+
+
+class CalendarConfig(_Section):
+    holidays: list[dt.date] = Field(default_factory=list, description="public holidays: treated as Sundays by like-day estimation")
+    workdays: list[dt.date] = Field(default_factory=list, description="adjusted workdays (调休, weekend days worked): treated as workdays")
+
+
+class IntervalConfig(_Section):
+    spike_factor: float = Field(5.0, gt=1, description="spike when the highest slot exceeds this multiple of the third-highest (Oracle Utilities MDM spike check)")
+    spike_min_kwh: float = Field(0.5, ge=0, description="a spike must also reach this many primary kWh in its slot")
+    flat_line_slots: int = Field(16, ge=2, le=96, description="consecutive identical non-zero slots that make a flat line (16 = 4 h)")
+    zero_run_slots: int = Field(48, ge=1, le=96, description="consecutive zero slots that make a zero run (48 = 12 h)")
+    capacity_margin: float = Field(1.2, gt=0, description="a slot's mean kW (kWh x 4, primary) above capacity_kw x this margin fails the capacity check")
+
+
+class RegisterChecksConfig(_Section):
+    stopped_curve_min_kwh: float = Field(1.0, ge=0, description="stopped register: the register did not move while the day's actual slots add up to at least this many primary kWh")
+    runaway_factor: float = Field(1.0, gt=0, description="runaway register: the day's primary kWh above capacity_kw x 24 h x this factor")
+    curve_register_abs_kwh_meter: float = Field(0.05, ge=0, description="sum check: absolute tolerance between Σ96 slots and the register difference, meter-side kWh")
+    curve_register_rel: float = Field(0.01, ge=0, description="sum check: relative tolerance (share of the register difference); the larger of the two applies")
+
+
+class HistoryConfig(_Section):
+    days: int = Field(28, ge=1, le=366, description="history window of the high/low and reverse checks, days before the date")
+    min_days: int = Field(7, ge=1, description="actual days the window must hold for the history checks to run")
+    high_factor: float = Field(3.0, gt=1, description="high usage: the day's kWh above this multiple of the history mean")
+    high_min_kwh: float = Field(5.0, ge=0, description="high usage: and at least this many kWh above the mean")
+    low_factor: float = Field(0.2, ge=0, lt=1, description="low usage: the day's kWh below this multiple of the history mean")
+    low_min_mean_kwh: float = Field(2.0, ge=0, description="low usage is tested only when the history mean is at least this many kWh")
+    reverse_min_kwh: float = Field(0.5, ge=0, description="a day exports when its reverse kWh reach this")
+    reverse_max_history_days: int = Field(0, ge=0, description="a customer exporting today has 'no generation' when it exported on at most this many history days")
+
+
+class MultiplierConfig(_Section):
+    ct_primary_a: list[float] = Field(default_factory=lambda: [5.0, 10, 15, 20, 25, 30, 40, 50, 60, 75, 80, 100, 150, 200, 300, 400, 500, 600, 800, 1000], description="rated CT primary currents, A")
+    ct_secondary_a: list[float] = Field(default_factory=lambda: [5.0], description="rated CT secondary currents, A")
+    pt_ratios: list[float] = Field(default_factory=lambda: [1.0, 100.0], description="PT ratios (1 for low voltage, 100 for 10 kV/100 V)")
+
+    def allowed(self) -> list[float]:
+        """Every CT ratio x PT ratio, rounded to 6 decimals (a direct-connected meter is 1)."""
+        out = {1.0}
+        for p in self.ct_primary_a:
+            for s in self.ct_secondary_a:
+                for v in self.pt_ratios:
+                    out.add(round(p / s * v, 6))
+        return sorted(out)
+
+
+class CapacityConfig(_Section):
+    feeder_head: float = Field(15000.0, gt=0, description="capacity of a feeder-head meter, primary kW")
+    area_master: float = Field(1250.0, gt=0, description="capacity of an area master meter, primary kW")
+    resident: float = Field(20.0, gt=0, description="capacity of a resident customer meter, kW")
+    commercial: float = Field(500.0, gt=0, description="capacity of a commercial customer meter, primary kW")
+    industrial: float = Field(5000.0, gt=0, description="capacity of an industrial customer meter, primary kW")
+    agricultural: float = Field(200.0, gt=0, description="capacity of an agricultural customer meter, primary kW")
+    default: float = Field(5000.0, gt=0, description="capacity of a meter of any other role/class, primary kW")
+
+
+class CollectionConfig(_Section):
+    target_rate: float = Field(0.98, ge=0, le=1, description="采集成功率 target per area and day (commonly 98-99.5 %)")
+
+
+class VeeConfig(_Section):
+    """Thresholds of the validate stage (config/vee.toml)."""
+
+    registers: RegistersConfig = Field(default_factory=RegistersConfig, description="register differences and readings")
+    estimation: EstimationConfig = Field(default_factory=EstimationConfig, description="interval estimation")
+    calendar: CalendarConfig = Field(default_factory=CalendarConfig, description="holidays for like days")
+    interval: IntervalConfig = Field(default_factory=IntervalConfig, description="curve checks")
+    register_checks: RegisterChecksConfig = Field(default_factory=RegisterChecksConfig, description="register checks")
+    history: HistoryConfig = Field(default_factory=HistoryConfig, description="checks against the meter's own history")
+    multiplier: MultiplierConfig = Field(default_factory=MultiplierConfig, description="standard CT/PT ratios")
+    capacity_kw: CapacityConfig = Field(default_factory=CapacityConfig, description="meter capacities by role/class")
+    collection: CollectionConfig = Field(default_factory=CollectionConfig, description="collection success target")
+    severity: dict[str, Severity] = Field(default_factory=dict, description="severity per rule name, overriding DEFAULT_SEVERITY")
+
+    @field_validator("severity")
+    @classmethod
+    def _known_rules(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(RULES))
+        if unknown:
+            raise ValueError(f"unknown rule(s) {', '.join(unknown)}; rules are {', '.join(sorted(RULES))}")
+        return v
+
+    def severity_of(self, rule: str) -> str:
+        return self.severity.get(rule, DEFAULT_SEVERITY[rule])
+
+
+# --- building blocks ----------------------------------------------------------------
+
+def finding(
+    frame: pl.LazyFrame,
+    rule: str,
+    cfg: VeeConfig,
+    *,
+    evidence: dict[str, pl.Expr],
+    value: pl.Expr | None = None,
+    limit: pl.Expr | float | None = None,
+    slot: pl.Expr | None = None,
+    meter: bool = True,
+) -> pl.LazyFrame:
+    """One finding per row of ``frame`` (already filtered to the rows that fail ``rule``).
+
+    ``frame`` has ``date`` and, for meter findings, ``meter_id, area_id, feeder_id``.
+    """
+    if rule not in RULES:
+        raise KeyError(f"unknown VEE rule {rule!r}; add it to schemas.vee_findings.RULES")
+    names = frame.collect_schema().names()
+    col = lambda c: pl.col(c) if c in names else pl.lit(None, pl.String)  # noqa: E731
+    lim = limit if isinstance(limit, pl.Expr) else pl.lit(limit, pl.Float64)
+    return frame.select(
+        pl.col("date"),
+        pl.lit(rule).alias("rule"),
+        pl.lit(cfg.severity_of(rule)).alias("severity"),
+        (col("meter_id") if meter else pl.lit(None, pl.String)).alias("meter_id"),
+        col("area_id").alias("area_id"),
+        col("feeder_id").alias("feeder_id"),
+        (slot if slot is not None else pl.lit(None)).cast(pl.Int16).alias("slot"),
+        (value if value is not None else pl.lit(None)).cast(pl.Float64).alias("value"),
+        lim.cast(pl.Float64).alias("limit"),
+        pl.struct(**evidence).struct.json_encode().alias("evidence"),
+    )
+
+
+def empty_findings() -> pl.DataFrame:
+    return pl.DataFrame(schema=VEE_FINDINGS.schema)
+
+
+def capacity_kw(cfg: VeeConfig) -> pl.Expr:
+    """The meter's capacity (primary kW) from its role and customer class."""
+    cap = cfg.capacity_kw
+    role, klass = pl.col("role"), pl.col("customer_class")
+    return (
+        pl.when(role == "feeder_head").then(cap.feeder_head)
+        .when(role == "area_master").then(cap.area_master)
+        .when(klass == "resident").then(cap.resident)
+        .when(klass == "commercial").then(cap.commercial)
+        .when(klass == "industrial").then(cap.industrial)
+        .when(klass == "agricultural").then(cap.agricultural)
+        .otherwise(cap.default)
+        .cast(pl.Float64)
+    )
+
+
+def _run_starts(conds: list[pl.Expr], length: int) -> list[pl.Expr]:
+    """``out[i]`` is true when ``conds[i] ... conds[i+length-1]`` all hold.
+
+    Built by doubling (windows of 1, 2, 4, ... combined by the binary digits of
+    ``length``), so it costs about ``len(conds) x log2(length)`` boolean column ops.
+    """
+    n = len(conds)
+    if length < 1 or length > n:
+        return []
+    result: list[pl.Expr] | None = None
+    res_w = 0
+    cur, w, need = list(conds), 1, length
+    while True:
+        if need & 1:
+            if result is None:
+                result, res_w = cur, w
+            else:
+                result = [result[i] & cur[i + res_w] for i in range(n - res_w - w + 1)]
+                res_w += w
+        need >>= 1
+        if not need:
+            break
+        cur = [cur[i] & cur[i + w] for i in range(n - 2 * w + 1)]
+        w *= 2
+    assert result is not None and len(result) == n - length + 1
+    return result
+
+
+def _first_slot(flags: list[pl.Expr]) -> pl.Expr:
+    """1-based index of the first true flag, empty when none."""
+    return pl.min_horizontal([pl.when(f).then(pl.lit(i, pl.Int16)) for i, f in enumerate(flags, start=1)])
+
+
+def _done_slots() -> pl.Expr:
+    """Slots of the day that had ended when the file was delivered (-1..96)."""
+    minutes = (pl.col("delivered_at") - pl.col("date").cast(pl.Datetime("us"))).dt.total_minutes()
+    return (minutes // 15).clip(-1, 96)
+
+
+def interval_screen(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+    """Cheap per-row figures over the 96 slots, for every curve row of the day.
+
+    ``curves``: ``meter_id, date, p1..p96`` and optionally ``delivered_at``. Returns
+    ``meter_id, date, slots_read`` (collected), ``slots_valid`` (collected and >= 0),
+    ``negative_slots``, ``min_kwh_meter``, ``actual_kwh_meter`` (Σ valid slots),
+    ``max_kwh_meter``, ``zero_slots``, ``equal_pairs`` (neighbouring slots with the same
+    non-zero value) and ``future_slots`` (values in slots that had not ended when the
+    file was delivered). A row can hold a zero run or a flat line only if its counts
+    allow one: :func:`interval_details` looks for them on those rows only.
+    """
+    p = [pl.col(s) for s in SLOTS]
+    has_delivery = "delivered_at" in curves.collect_schema().names()
+    future = (
+        pl.sum_horizontal([c.is_not_null() & (pl.lit(i) > pl.col("_done")) for i, c in enumerate(p, start=1)])
+        if has_delivery else pl.lit(0)
+    )
+    return curves.with_columns(
+        (_done_slots() if has_delivery else pl.lit(96)).alias("_done"),
+    ).select(
+        "meter_id",
+        "date",
+        pl.sum_horizontal([c.is_not_null() for c in p]).cast(pl.Int16).alias("slots_read"),
+        pl.sum_horizontal([(c >= 0).fill_null(False) for c in p]).cast(pl.Int16).alias("slots_valid"),
+        pl.sum_horizontal([(c < 0).fill_null(False) for c in p]).cast(pl.Int16).alias("negative_slots"),
+        pl.min_horizontal(p).alias("min_kwh_meter"),
+        pl.sum_horizontal([pl.when(c >= 0).then(c) for c in p]).alias("actual_kwh_meter"),
+        pl.max_horizontal(p).alias("max_kwh_meter"),
+        pl.sum_horizontal([(c == 0).fill_null(False) for c in p]).cast(pl.Int16).alias("zero_slots"),
+        pl.sum_horizontal([((a == b) & (a != 0)).fill_null(False) for a, b in zip(p, p[1:])]).cast(pl.Int16).alias("equal_pairs"),
+        future.cast(pl.Int16).alias("future_slots"),
+        (pl.col("delivered_at") if has_delivery else pl.lit(None, pl.Datetime("us"))).alias("delivered_at"),
+    )
+
+
+def interval_details(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+    """Where in the day the interval findings are, for the rows that have one.
+
+    Costlier than :func:`interval_screen` (run tests over slot windows, a sort for the
+    third-highest slot): call it on the rows the screen flagged. Returns ``meter_id,
+    first_negative_slot, zero_run_slot, flat_line_slot, flat_line_kwh_meter, max_slot,
+    third_kwh_meter, first_future_slot`` (slots are 1-based; empty when there is none).
+    """
+    p = [pl.col(s) for s in SLOTS]
+    zero = _run_starts([(c == 0).fill_null(False) for c in p], cfg.interval.zero_run_slots)
+    same = [((a == b) & (a != 0)).fill_null(False) for a, b in zip(p, p[1:])]
+    flat = _run_starts(same, cfg.interval.flat_line_slots - 1)
+    has_delivery = "delivered_at" in curves.collect_schema().names()
+    valid = [pl.when(c >= 0).then(c) for c in p]
+    return curves.with_columns(
+        pl.max_horizontal(p).alias("_max"),
+        (_done_slots() if has_delivery else pl.lit(96)).alias("_done"),
+    ).select(
+        "meter_id",
+        _first_slot([(c < 0).fill_null(False) for c in p]).alias("first_negative_slot"),
+        (_first_slot(zero) if zero else pl.lit(None, pl.Int16)).alias("zero_run_slot"),
+        (_first_slot(flat) if flat else pl.lit(None, pl.Int16)).alias("flat_line_slot"),
+        (pl.coalesce([pl.when(f).then(p[i]) for i, f in enumerate(flat)]) if flat else pl.lit(None, pl.Float64)).alias("flat_line_kwh_meter"),
+        _first_slot([(c == pl.col("_max")).fill_null(False) for c in p]).alias("max_slot"),
+        # Oracle's spike rule compares the highest slot with the third-highest
+        pl.concat_arr(valid).arr.sort(descending=True, nulls_last=True).arr.get(2).alias("third_kwh_meter"),
+        _first_slot([c.is_not_null() & (pl.lit(i) > pl.col("_done")) for i, c in enumerate(p, start=1)]).alias("first_future_slot"),
+    )
+
+
+def needs_details(cfg: VeeConfig) -> pl.Expr:
+    """Rows of :func:`interval_screen` (joined with ``multiplier, role, customer_class``)
+    that may hold an interval finding needing :func:`interval_details`."""
+    ic = cfg.interval
+    mult = pl.col("multiplier").cast(pl.Float64)
+    n = pl.col("slots_valid").cast(pl.Float64)
+    mx = pl.col("max_kwh_meter")
+    # a spike needs max > f x third-highest >= f x (Σ - 2 max) / (n - 2): rows whose sums
+    # rule that out skip the sort
+    spike = (n >= 3) & (mx * mult >= ic.spike_min_kwh) & (mx * (n - 2) > ic.spike_factor * (pl.col("actual_kwh_meter") - 2 * mx))
+    capacity = mx * mult * 4.0 > capacity_kw(cfg) * ic.capacity_margin
+    return (
+        (pl.col("negative_slots") > 0)
+        | (pl.col("zero_slots") >= ic.zero_run_slots)
+        | (pl.col("equal_pairs") >= ic.flat_line_slots - 1)
+        | (pl.col("future_slots") > 0)
+        | spike
+        | capacity
+    ).fill_null(False)
+
+
+# --- the checks ------------------------------------------------------------------------
+
+def interval_findings(profile: pl.LazyFrame, cfg: VeeConfig) -> list[pl.LazyFrame]:
+    """Checks on one curve row at a time. ``profile``: :func:`interval_screen` joined with
+    the meter-day (``area_id, feeder_id, role, customer_class, multiplier, day_status,
+    delta_total_kwh_meter``) and, left, :func:`interval_details` of the flagged rows."""
+    mult = pl.col("multiplier").cast(pl.Float64)
+    cap = capacity_kw(cfg)
+    ic, rc = cfg.interval, cfg.register_checks
+    out = []
+
+    # DOMAIN.md VEE 1, structure: a value for a slot that had not ended when the file was
+    # delivered is a timestamp in the future (Oracle/Itron "future interval" check)
+    out.append(finding(
+        profile.filter(pl.col("future_slots") > 0), "vee.structure.future_interval", cfg,
+        slot=pl.col("first_future_slot"), value=pl.col("future_slots"), limit=0.0,
+        evidence={"future_slots": pl.col("future_slots"), "delivered_at": pl.col("delivered_at").dt.to_string("%Y-%m-%d %H:%M:%S")},
+    ))
+    # VEE 2, completeness: 96 slots per local day (China has no DST); CPUC Rev 2.0 and
+    # Ontario MDM/R check the interval count per day
+    out.append(finding(
+        profile.filter(pl.col("slots_read") < 96), "vee.completeness.curve_incomplete", cfg,
+        value=pl.col("slots_read"), limit=96.0,
+        evidence={"slots_read": pl.col("slots_read"), "slots_expected": pl.lit(96)},
+    ))
+    # VEE 4, negative values: forward energy cannot be negative (CPUC Rev 2.0 "negative
+    # consumption"); the slots are replaced by estimates (reason `negative`)
+    out.append(finding(
+        profile.filter(pl.col("negative_slots") > 0), "vee.interval.negative", cfg,
+        slot=pl.col("first_negative_slot"), value=pl.col("min_kwh_meter"), limit=0.0,
+        evidence={"negative_slots": pl.col("negative_slots"), "min_kwh_meter": pl.col("min_kwh_meter")},
+    ))
+    # VEE 6, zero runs: Ontario MDM/R and Oracle zero-consumption checks
+    out.append(finding(
+        profile.filter(pl.col("zero_run_slot").is_not_null()), "vee.interval.zero_run", cfg,
+        slot=pl.col("zero_run_slot"), value=pl.col("zero_run_slot"), limit=float(ic.zero_run_slots),
+        evidence={"run_start_slot": pl.col("zero_run_slot"), "min_run_slots": pl.lit(ic.zero_run_slots), "day_kwh_meter": pl.col("actual_kwh_meter")},
+    ))
+    # VEE 6, flat lines: identical non-zero values for hours indicate a stuck meter
+    # (Oracle/Itron flat-line check)
+    out.append(finding(
+        profile.filter(pl.col("flat_line_slot").is_not_null()), "vee.interval.flat_line", cfg,
+        slot=pl.col("flat_line_slot"), value=pl.col("flat_line_kwh_meter"), limit=float(ic.flat_line_slots),
+        evidence={"run_start_slot": pl.col("flat_line_slot"), "min_run_slots": pl.lit(ic.flat_line_slots), "repeated_kwh_meter": pl.col("flat_line_kwh_meter")},
+    ))
+    # VEE 7, spikes: Oracle Utilities MDM compares the highest interval with the
+    # third-highest (robust to one neighbouring high value); plus a kWh floor of ours
+    spike = (
+        pl.col("third_kwh_meter").is_not_null()
+        & (pl.col("max_kwh_meter") * mult >= ic.spike_min_kwh)
+        & (pl.col("max_kwh_meter") > ic.spike_factor * pl.col("third_kwh_meter"))
+    )
+    out.append(finding(
+        profile.filter(spike), "vee.interval.spike", cfg,
+        slot=pl.col("max_slot"), value=pl.col("max_kwh_meter"), limit=ic.spike_factor * pl.col("third_kwh_meter"),
+        evidence={"max_kwh_meter": pl.col("max_kwh_meter"), "third_highest_kwh_meter": pl.col("third_kwh_meter"), "factor": pl.lit(ic.spike_factor), "multiplier": mult},
+    ))
+    # VEE 10, capacity: a slot's energy x 4 is its mean kW over 15 minutes; above the
+    # meter's capacity it cannot be real (DOMAIN.md item 10)
+    kw = pl.col("max_kwh_meter") * mult * 4.0
+    out.append(finding(
+        profile.filter(kw > cap * ic.capacity_margin), "vee.interval.capacity", cfg,
+        slot=pl.col("max_slot"), value=kw, limit=cap * ic.capacity_margin,
+        evidence={"max_kw": kw, "capacity_kw": cap, "margin": pl.lit(ic.capacity_margin), "multiplier": mult},
+    ))
+    # VEE 9, sum check: Σ of the 96 actual slots against the register difference (VDN
+    # MeteringCode 2006 annex 7/8, where a failure blocks the meter's data; CPUC Rev 2.0
+    # interval-vs-register check). Only on complete actual curves and actual register days.
+    delta = pl.col("delta_total_kwh_meter")
+    tol = pl.max_horizontal(pl.lit(rc.curve_register_abs_kwh_meter), delta.abs() * rc.curve_register_rel)
+    diff = pl.col("actual_kwh_meter") - delta
+    actual_day = pl.col("day_status").is_in(["actual", "rollover"])
+    out.append(finding(
+        profile.filter(actual_day & (pl.col("slots_valid") == 96) & (diff.abs() > tol)), "vee.sum.curve_register", cfg,
+        value=diff, limit=tol,
+        evidence={"curve_kwh_meter": pl.col("actual_kwh_meter"), "register_kwh_meter": delta, "difference_kwh_meter": diff, "tolerance_kwh_meter": tol},
+    ))
+    # VEE 5, stopped register (停走): the register did not move while the curve shows
+    # consumption (Oracle "zero consumption with interval usage"; threshold ours)
+    curve_kwh = pl.col("actual_kwh_meter") * mult
+    out.append(finding(
+        profile.filter((pl.col("day_status") == "actual") & (delta == 0) & (curve_kwh >= rc.stopped_curve_min_kwh)),
+        "vee.register.stopped", cfg,
+        value=curve_kwh, limit=rc.stopped_curve_min_kwh,
+        evidence={"register_kwh_meter": delta, "curve_kwh": curve_kwh, "slots_valid": pl.col("slots_valid")},
+    ))
+    return out
+
+
+def register_findings(
+    days: pl.LazyFrame, readings: pl.LazyFrame, history: pl.LazyFrame, events: pl.LazyFrame, cfg: VeeConfig
+) -> list[pl.LazyFrame]:
+    """Checks on the meter-day's registers.
+
+    ``days``: :func:`~.meter_daily.register_days` rows of the date (with archive
+    attributes). ``readings``: clean register rows frozen on the date (with
+    ``delivered_at``). ``history``: :func:`history_stats` of the date. ``events``: clean
+    events of the date (only METER_CLEAR is used here, as evidence).
+    """
+    mult = pl.col("multiplier").cast(pl.Float64)
+    rc, hc = cfg.register_checks, cfg.history
+    out = []
+    status = pl.col("day_status")
+    day = days.join(history, on="meter_id", how="left")
+
+    # VEE 2, completeness of the daily frozen registers (采集成功率 counts them; Ontario
+    # MDM/R "missing reads")
+    out.append(finding(
+        days.filter(~pl.col("register_read")), "vee.completeness.register_missing", cfg,
+        evidence={
+            "previous_reading": pl.col("reading_from").dt.to_string("%Y-%m-%d"),
+            "next_reading": pl.col("reading_to").dt.to_string("%Y-%m-%d"),
+            "day_quality": status,
+        },
+    ))
+    # VEE 5, register going down (示度下降): more than a rollover allows (CONTRACT §1)
+    clears = (
+        events.filter(pl.col("event_code") == "METER_CLEAR").group_by("meter_id").agg(pl.len().alias("_clears"))
+    )
+    down = days.filter(status == "register_down").join(clears, on="meter_id", how="left")
+    d = pl.col("total_kwh_to") - pl.col("total_kwh_from")
+    out.append(finding(
+        down, "vee.register.down", cfg,
+        value=d, limit=-pl.col("register_max").cast(pl.Float64) * (1 - cfg.registers.rollover_fraction),
+        evidence={
+            "reading_from": pl.col("reading_from").dt.to_string("%Y-%m-%d"), "total_kwh_from": pl.col("total_kwh_from"),
+            "reading_to": pl.col("reading_to").dt.to_string("%Y-%m-%d"), "total_kwh_to": pl.col("total_kwh_to"),
+            "register_max": pl.col("register_max"), "meter_clear_events": pl.col("_clears").fill_null(0),
+        },
+    ))
+    # rollover at register_max: corrected, reported for the record (CONTRACT §1)
+    out.append(finding(
+        days.filter(pl.col("rolled_over")), "vee.register.rollover", cfg,
+        value=d, limit=0.0,
+        evidence={
+            "total_kwh_from": pl.col("total_kwh_from"), "total_kwh_to": pl.col("total_kwh_to"),
+            "register_max": pl.col("register_max"), "corrected_kwh_meter": pl.col("delta_total_kwh_meter"),
+        },
+    ))
+    # VEE 5, runaway register (飞走): more energy than the meter's capacity allows in 24 h
+    kwh = pl.col("delta_total_kwh_meter") * mult
+    limit = capacity_kw(cfg) * 24.0 * rc.runaway_factor
+    actual = status.is_in(["actual", "rollover"])
+    out.append(finding(
+        days.filter(actual & (kwh > limit)), "vee.register.runaway", cfg,
+        value=kwh, limit=limit,
+        evidence={"kwh": kwh, "capacity_kw": capacity_kw(cfg), "hours": pl.lit(24.0 * rc.runaway_factor)},
+    ))
+    # VEE 8, high/low against the meter's own history (Oracle high/low usage check on the
+    # average daily use; only actual days count, never estimates)
+    enough = pl.col("history_actual_days") >= hc.min_days
+    mean = pl.col("history_mean_kwh")
+    hist_ev = {"kwh": kwh, "history_mean_kwh": mean, "history_actual_days": pl.col("history_actual_days")}
+    out.append(finding(
+        day.filter(actual & enough & (kwh > hc.high_factor * mean) & (kwh - mean >= hc.high_min_kwh)),
+        "vee.usage.high", cfg, value=kwh, limit=hc.high_factor * mean, evidence=hist_ev,
+    ))
+    out.append(finding(
+        day.filter(actual & enough & (mean >= hc.low_min_mean_kwh) & (kwh < hc.low_factor * mean)),
+        "vee.usage.low", cfg, value=kwh, limit=hc.low_factor * mean, evidence=hist_ev,
+    ))
+    # VEE 4, reverse energy on a customer with no generation on record (a reversed or
+    # tampered meter; DOMAIN.md "reverse energy on a customer with no PV")
+    rev = pl.col("delta_reverse_kwh_meter") * mult
+    out.append(finding(
+        day.filter(
+            actual & (pl.col("role") == "customer") & (rev >= hc.reverse_min_kwh) & enough
+            & (pl.col("history_export_days") <= hc.reverse_max_history_days)
+        ),
+        "vee.register.reverse_no_generation", cfg, value=rev, limit=hc.reverse_min_kwh,
+        evidence={"reverse_kwh": rev, "history_export_days": pl.col("history_export_days"), "history_actual_days": pl.col("history_actual_days")},
+    ))
+    # VEE 9, Σ 尖峰平谷 against the total register of the same reading
+    rd = readings.join(days.select("meter_id", "area_id", "feeder_id"), on="meter_id", how="inner")
+    names = rd.collect_schema().names()
+    tou = [c for c in ("sharp_kwh", "peak_kwh", "flat_kwh", "valley_kwh") if c in names]
+    if len(tou) == 4:
+        tsum = pl.sum_horizontal(tou)
+        tdiff = tsum - pl.col("total_kwh")
+        has_all = pl.all_horizontal([pl.col(c).is_not_null() for c in [*tou, "total_kwh"]])
+        out.append(finding(
+            rd.filter(has_all & (tdiff.abs() > cfg.registers.tou_tolerance_kwh_meter)), "vee.sum.tou_total", cfg,
+            value=tdiff, limit=cfg.registers.tou_tolerance_kwh_meter,
+            evidence={"total_kwh_meter": pl.col("total_kwh"), "tou_sum_kwh_meter": tsum, **{f"{c}_meter": pl.col(c) for c in tou}},
+        ))
+    # VEE 1, structure: a register frozen at 00:00 of the date cannot be delivered before
+    if "delivered_at" in names:
+        frozen = pl.col("date").cast(pl.Datetime("us"))
+        out.append(finding(
+            rd.filter(pl.col("delivered_at") < frozen), "vee.structure.future_register", cfg,
+            value=(frozen - pl.col("delivered_at")).dt.total_seconds() / 3600.0, limit=0.0,
+            evidence={"delivered_at": pl.col("delivered_at").dt.to_string("%Y-%m-%d %H:%M:%S")},
+        ))
+    return out
+
+
+def archive_findings(days: pl.LazyFrame, before: pl.LazyFrame, cfg: VeeConfig) -> list[pl.LazyFrame]:
+    """Multiplier checks (VEE 5, 倍率错误). ``days``: meter-days of the date with
+    ``multiplier``; ``before``: ``meter_id, multiplier`` valid on the day before."""
+    allowed = cfg.multiplier.allowed()
+    m = pl.col("multiplier").cast(pl.Float64)
+    prev = before.select("meter_id", pl.col("multiplier").cast(pl.Float64).alias("_prev"))
+    changed = days.join(prev, on="meter_id", how="inner").filter(pl.col("_prev") != m)
+    return [
+        # a CT/PT change should come with a new meter record; a silent change of the
+        # multiplier is the commonest archive error behind abnormal loss (DOMAIN.md)
+        finding(changed, "vee.archive.multiplier_changed", cfg, value=m, limit=pl.col("_prev"),
+                evidence={"multiplier": m, "previous_multiplier": pl.col("_prev")}),
+        # the multiplier should be a CT ratio x PT ratio (IEC 61869 / GB/T 20840 ratings)
+        finding(days.filter(~m.round(6).is_in(allowed)), "vee.archive.multiplier_nonstandard", cfg,
+                value=m, evidence={"multiplier": m}),
+    ]
+
+
+def event_findings(days: pl.LazyFrame, events: pl.LazyFrame, cfg: VeeConfig) -> list[pl.LazyFrame]:
+    """Clock and status (VEE 3): clock faults reported by the meter (时钟超差; Q/GDW 376.1
+    terminal event for meter clock deviation). Data of such a day are suspect."""
+    faults = (
+        events.filter(pl.col("event_code") == "CLOCK_FAULT")
+        .group_by("meter_id")
+        .agg(pl.len().alias("_n"), pl.col("event_time").min().alias("_first"))
+    )
+    j = days.select("date", "meter_id", "area_id", "feeder_id").join(faults, on="meter_id", how="inner")
+    return [finding(j, "vee.clock.fault", cfg, value=pl.col("_n"), limit=0.0,
+                    evidence={"events": pl.col("_n"), "first_event_time": pl.col("_first").dt.to_string("%Y-%m-%d %H:%M:%S")})]
+
+
+def estimate_findings(summary: pl.LazyFrame, edits: pl.LazyFrame, days: pl.LazyFrame, cfg: VeeConfig) -> list[pl.LazyFrame]:
+    """Estimates are validated again (DOMAIN.md): slots left missing, days whose estimates
+    could not be scaled (or with an extreme factor), estimates above capacity."""
+    attrs = days.select("meter_id", "area_id", "feeder_id", "multiplier", "role", "customer_class")
+    s = summary.join(attrs, on="meter_id", how="inner")
+    band = cfg.estimation.scale_band
+    out = [
+        finding(s.filter(pl.col("unestimated_slots") > 0), "vee.estimate.unestimated", cfg,
+                value=pl.col("unestimated_slots"), limit=0.0,
+                evidence={"unestimated_slots": pl.col("unestimated_slots"), "edited_slots": pl.col("edited_slots")}),
+        finding(
+            s.filter(~pl.col("scalable") | (pl.col("scale") > band) | (pl.col("scale") < 1.0 / band)),
+            "vee.estimate.scale", cfg, value=pl.col("scale"), limit=band,
+            evidence={
+                "scale": pl.col("scale"), "register_kwh_meter": pl.col("delta_kwh_meter"),
+                "actual_kwh_meter": pl.col("actual_kwh_meter"), "estimated_kwh_meter": pl.col("estimated_kwh_meter"),
+                "scalable": pl.col("scalable"),
+            },
+        ),
+    ]
+    mult = pl.col("multiplier").cast(pl.Float64)
+    cap = capacity_kw(cfg) * cfg.interval.capacity_margin
+    over = (
+        edits.filter(pl.col("kwh_meter").is_not_null())
+        .join(attrs, on="meter_id", how="inner")
+        .filter(pl.col("kwh_meter") * mult * 4.0 > cap)
+        .group_by("date", "meter_id", "area_id", "feeder_id")
+        .agg(pl.col("slot").min(), (pl.col("kwh_meter") * mult * 4.0).max().alias("_kw"), cap.first().alias("_cap"), pl.len().alias("_n"))
+    )
+    out.append(finding(over, "vee.estimate.capacity", cfg, slot=pl.col("slot"), value=pl.col("_kw"), limit=pl.col("_cap"),
+                       evidence={"max_kw": pl.col("_kw"), "capacity_kw": pl.col("_cap"), "slots": pl.col("_n")}))
+    return out
+
+
+def history_stats(history: pl.LazyFrame, day: dt.date, cfg: VeeConfig) -> pl.LazyFrame:
+    """Per meter, from meter_daily rows of the ``cfg.history.days`` days before ``day``:
+    ``history_actual_days``, ``history_mean_kwh`` (mean of actual days; estimated days
+    never count) and ``history_export_days`` (actual days with reverse kWh >=
+    reverse_min_kwh)."""
+    hc = cfg.history
+    start = day - dt.timedelta(days=hc.days)
+    actual = pl.col("quality") == "actual"
+    return (
+        history.filter((pl.col("date") >= start) & (pl.col("date") < day) & actual)
+        .group_by("meter_id")
+        .agg(
+            pl.len().cast(pl.Int32).alias("history_actual_days"),
+            (exact_sum(pl.col("kwh")) / pl.len()).alias("history_mean_kwh"),
+            (pl.col("reverse_kwh") >= hc.reverse_min_kwh).sum().cast(pl.Int32).alias("history_export_days"),
+        )
+    )
+
+
+# --- one day -----------------------------------------------------------------------------
+
+@dataclass
+class VeeDay:
+    """What :func:`validate_day` produced for one date."""
+
+    findings: pl.DataFrame
+    edits: pl.DataFrame
+    #: ``meter_id, date, curve_slots_read, curve_kwh_meter`` of every meter in service
+    curve_days: pl.DataFrame
+    collection: pl.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def validate_day(
+    day: dt.date,
+    *,
+    days: pl.DataFrame,
+    curves: pl.LazyFrame,
+    readings: pl.LazyFrame,
+    like_curves: pl.LazyFrame,
+    events: pl.LazyFrame,
+    history: pl.LazyFrame,
+    before: pl.LazyFrame,
+    cfg: VeeConfig,
+) -> VeeDay:
+    """VEE of one date.
+
+    ``days``: :func:`~.meter_daily.register_days` for the meters in service on ``day``
+    (with archive attributes). ``curves``: clean curves of the date (``meter_id,
+    data_date, p1..p96, delivered_at``). ``readings``: clean registers frozen on the date.
+    ``like_curves``: clean curves of the like dates (:func:`.estimation.like_dates`).
+    ``events``: clean events of the date. ``history``: meter_daily rows of the days
+    before (``meter_id, date, kwh, reverse_kwh, quality``). ``before``: ``meter_id,
+    multiplier`` of the archive valid on the day before.
+    """
+    days = days.filter(pl.col("date") == day)
+    svc = days.lazy()
+    wide = (
+        curves.rename({"data_date": "date"}, strict=False)
+        .filter(pl.col("date") == day)
+        .select("meter_id", "date", *SLOTS, *(["delivered_at"] if "delivered_at" in curves.collect_schema().names() else []))
+        .collect()
+    )
+    readings = readings.rename({"freeze_date": "date"}, strict=False).filter(pl.col("date") == day)
+    findings: list[pl.LazyFrame] = []
+
+    if days.height == 0:
+        n_curves, n_reads = wide.height, readings.select(pl.len()).collect().item()
+        if n_curves or n_reads:
+            findings.append(finding(
+                pl.LazyFrame({"date": [day]}), "vee.structure.no_archive", cfg, meter=False,
+                value=pl.lit(n_curves + n_reads), evidence={"curve_rows": pl.lit(n_curves), "register_rows": pl.lit(n_reads)},
+            ))
+
+    # --- curves: a cheap screen of every row, details of the flagged rows, the checks -----
+    meter_cols = ["meter_id", "area_id", "feeder_id", "role", "customer_class", "multiplier", "day_status", "delta_total_kwh_meter"]
+    profile = interval_screen(wide.lazy(), cfg).collect().join(days.select(meter_cols), on="meter_id", how="inner")
+    flagged = profile.filter(needs_details(cfg)).select("meter_id")
+    details = interval_details(wide.lazy().join(flagged.lazy(), on="meter_id", how="semi"), cfg).collect()
+    profile = profile.join(details, on="meter_id", how="left")
+    findings += interval_findings(profile.lazy(), cfg)
+    # VEE 2: no curve row at all for a meter in service
+    no_curve = svc.join(wide.lazy().select("meter_id"), on="meter_id", how="anti")
+    findings.append(finding(no_curve, "vee.completeness.curve_missing", cfg,
+                            evidence={"register_quality": pl.col("day_status")}))
+
+    # --- estimation: rows with empty/negative slots, and absent rows --------------------
+    blank = no_curve.select("meter_id", "date", *(pl.lit(None, pl.Float64).alias(s) for s in SLOTS))
+    damaged = wide.lazy().filter(estimation.needs_edit()).join(svc.select("meter_id"), on="meter_id", how="semi")
+    to_fix = pl.concat([damaged.select("meter_id", "date", *SLOTS), blank], how="vertical_relaxed")
+    deltas = svc.filter(pl.col("day_status").is_in(["actual", "rollover"])).select(
+        "meter_id", "date", pl.col("delta_total_kwh_meter").alias("delta_kwh_meter")
+    )
+    edits = estimation.estimate(
+        to_fix, deltas, like_curves.rename({"data_date": "date"}, strict=False),
+        max_interpolation_slots=cfg.estimation.max_interpolation_slots,
+        residual_tolerance_kwh_meter=cfg.estimation.residual_tolerance_kwh_meter,
+    ).collect()
+    summary = estimation.edit_summary(edits.lazy()).collect()
+    findings += estimate_findings(summary.lazy(), edits.lazy(), svc, cfg)
+
+    # --- the day's curve figures for meter_daily -------------------------------------------
+    curve_days = (
+        days.select("meter_id", "date")
+        .join(profile.select("meter_id", "slots_read", "slots_valid", "actual_kwh_meter"), on="meter_id", how="left")
+        .join(summary.select("meter_id", "validated_kwh_meter", "edited_slots"), on="meter_id", how="left")
+        .select(
+            "meter_id",
+            "date",
+            pl.col("slots_read").fill_null(0).alias("curve_slots_read"),
+            pl.when(pl.col("edited_slots").is_not_null()).then(pl.col("validated_kwh_meter"))
+            .when(pl.col("slots_valid") == 96).then(pl.col("actual_kwh_meter"))
+            .alias("curve_kwh_meter"),
+        )
+    )
+
+    # --- registers, archive, events ------------------------------------------------------
+    hist = history_stats(history, day, cfg)
+    events = events.filter(pl.col("event_time").dt.date() == day) if "event_time" in events.collect_schema().names() else events
+    findings += register_findings(svc, readings, hist, events, cfg)
+    findings += archive_findings(svc, before, cfg)
+    findings += event_findings(svc, events, cfg)
+
+    # --- collection success ---------------------------------------------------------------
+    collection = collection_daily(svc, curve_days.lazy(), target_rate=cfg.collection.target_rate).collect()
+    below = collection.lazy().filter(pl.col("below_target"))
+    findings.append(finding(
+        below, "vee.completeness.collection_below_target", cfg, meter=False,
+        value=pl.col("success_rate"), limit=pl.col("target_rate"),
+        evidence={"scope": pl.col("scope"), "meters_total": pl.col("meters_total"), "meters_read": pl.col("meters_read"), "success_rate": pl.col("success_rate")},
+    ))
+
+    found = pl.concat([f.collect() for f in findings], how="vertical_relaxed") if findings else empty_findings()
+    found = VEE_FINDINGS.conform(found).collect()
+    counts = {
+        "meters": days.height,
+        "curves": wide.height,
+        "edited_slots": edits.height,
+        "estimated_slots": int((edits["quality"] == "estimated").sum()) if edits.height else 0,
+        "findings": found.height,
+    }
+    return VeeDay(findings=found, edits=edits, curve_days=curve_days, collection=collection, counts=counts)
