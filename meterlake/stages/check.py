@@ -1,0 +1,170 @@
+"""The check stage: the Great Expectations gate before anything is published.
+
+For every table the lake holds (clean tables and marts, found on disk: a table not
+written yet is skipped with a note), the partitions of the run's dates and of the
+months they touch (all partitions of quarantine) are reduced to a metrics frame in
+polars and judged by the table's GX suite (:mod:`meterlake.checks.suites`); small
+area-grain tables also get row-level expectations. Then:
+
+* the findings go to ``LAKE/_meta/check_results/run_id=<run>/part-0.parquet``;
+* Data Docs are built under ``LAKE/reports/data_docs/`` and their index is
+  ``StageResult.details["data_docs"]`` (hence linked from the run record);
+* a failed *blocking* expectation raises :class:`BlockingValidationError` with one
+  line naming the rule and expectation, the table and the partition; nothing
+  downstream (publish) runs. Failed *warnings* become notes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+# imported here, not lazily: GX's import runs in a thread while the metrics are computed,
+# and two threads importing pyarrow at once is asking for an import-lock cycle
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..checks.inputs import PartitionData, build_input, infer_grain, wanted_partitions
+from ..checks.results import CHECK_RESULTS
+from ..checks.runner import CheckReport, SuiteInput, blocking_message, preload, run_checks, warning_notes
+from ..checks.suites import EXPECTED_TABLES, TableSuite, build_suites, generic_suite, suite_for
+from ..checks.thresholds import CheckThresholds
+from ..lake import PART_FILE
+from . import BlockingValidationError, StageContext, StageResult
+
+#: lake layers holding tables to check
+LAYERS = ("clean", "marts")
+#: failures listed in StageResult.details (all of them are in check_results)
+DETAIL_FAILURES = 50
+
+
+def discover(root: Path) -> list[tuple[str, str, str, list[str]]]:
+    """Tables on disk: (layer, table, partition key, partition values), sorted.
+
+    A table directory holds ``<key>=<value>/part-0.parquet`` folders; hidden and
+    underscore folders are not tables.
+    """
+    found = []
+    for layer in LAYERS:
+        base = Path(root) / layer
+        if not base.is_dir():
+            continue
+        for tdir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+            keys: dict[str, list[str]] = {}
+            for pdir in tdir.iterdir():
+                if pdir.is_dir() and "=" in pdir.name and (pdir / PART_FILE).exists():
+                    k, v = pdir.name.split("=", 1)
+                    keys.setdefault(k, []).append(v)
+            if not keys:
+                continue
+            key = max(keys, key=lambda k: len(keys[k]))
+            found.append((layer, tdir.name, key, sorted(keys[key])))
+    return found
+
+
+def _open(path: Path, value: str, footers: bool) -> PartitionData:
+    if not path.exists():
+        return PartitionData(value=value)
+    try:
+        schema = dict(pl.read_parquet_schema(path))
+        md: tuple[Any, ...] = (pq.read_metadata(path),) if footers else ()
+    except (OSError, ValueError, pl.exceptions.PolarsError, pa.ArrowException) as exc:  # corrupt or truncated
+        return PartitionData(value=value, error=f"{path}: {type(exc).__name__}: {exc}".splitlines()[0])
+    return PartitionData(value=value, frame=pl.scan_parquet(path), schema=schema, footers=md)
+
+
+def collect_inputs(
+    root: Path, dates: list[dt.date], thresholds: CheckThresholds,
+    progress: Any = None,
+) -> tuple[list[SuiteInput], list[str], dict[str, Any]]:
+    """Metrics (and small row sets) of every table on disk for ``dates``.
+
+    Returns the inputs, notes for the run record and, per table, what was checked.
+    """
+    build_suites(thresholds)  # validates the severity overrides
+    tables = discover(root)
+    on_disk = {(layer, name) for layer, name, _, _ in tables}
+    notes = [f"{layer}/{name}: not in the lake, skipped" for layer, name in EXPECTED_TABLES if (layer, name) not in on_disk]
+    order = {t: i for i, t in enumerate(EXPECTED_TABLES)}
+    tables.sort(key=lambda t: (order.get((t[0], t[1]), len(order)), t[0], t[1]))
+    inputs: list[SuiteInput] = []
+    checked: dict[str, Any] = {}
+    for layer, name, key, present in tables:
+        suite: TableSuite | None = suite_for(name, layer, thresholds)
+        if suite is not None and suite.partition_key != key:
+            notes.append(
+                f"{layer}/{name}: partitioned by {key}, its contract says {suite.partition_key}; "
+                "only the checks every table gets were run"
+            )
+            suite = None
+        if suite is None:
+            suite = generic_suite(name, layer, key, infer_grain(present)).with_severities(thresholds.severity)
+        values = wanted_partitions(suite, present, dates)
+        if not values:
+            notes.append(f"{layer}/{name}: no partition for these dates, nothing to check")
+            continue
+        if progress is not None:
+            progress(f"check {layer}/{name}: {len(values)} partition(s)")
+        parts = [
+            _open(Path(root) / layer / name / f"{key}={v}" / PART_FILE, v, bool(suite.footer)) for v in values
+        ]
+        inp, more = build_input(suite, parts, thresholds.gate.row_level_max_rows)
+        notes.extend(more)
+        inputs.append(inp)
+        checked[f"{layer}/{name}"] = {
+            "partitions": inp.metrics["partition"].to_list(),
+            "rows": int(inp.metrics["rows"].fill_null(0).sum()),
+            "rules": len(suite.rules) + len(suite.row_rules),
+            "row_level": inp.rows is not None,
+        }
+    return inputs, notes, checked
+
+
+def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+    thresholds = ctx.config("checks", CheckThresholds)
+    lake = ctx.lake
+    loading = preload()  # GX's import overlaps the polars metrics
+    inputs, notes, checked = collect_inputs(lake.root, dates, thresholds, ctx.progress)
+    ctx.progress(f"check: validating {len(inputs)} table(s) with Great Expectations")
+    loading.join()
+    report: CheckReport = run_checks(
+        inputs,
+        gx_root=lake.meta / "gx",
+        docs_dir=lake.reports / "data_docs",
+        run_name=ctx.run_id,
+        docs_validation_limit=thresholds.gate.docs_validation_limit,
+    )
+    findings = report.findings.with_columns(pl.lit(ctx.run_id).alias("run_id"))
+    results_path = lake.write_partition(
+        CHECK_RESULTS, ctx.run_id, findings, sort_by=["table", "partition", "rule"]
+    )
+    failures = report.failures.select(
+        "severity", "rule", "table", "partition", "observed", "expected"
+    ).head(DETAIL_FAILURES).to_dicts()
+    notes.extend(warning_notes(report))
+    notes.extend(f"Data Docs page not rendered: {p} (GX #12096)" for p in report.missing_pages)
+    result = StageResult(
+        stage="check",
+        rows={CHECK_RESULTS.name: findings.height},
+        notes=notes,
+        details={
+            "data_docs": str(report.data_docs_index) if report.data_docs_index else None,
+            "data_docs_pages": [str(p) for p in report.validation_pages],
+            "check_results": str(results_path),
+            "tables": checked,
+            "findings": {
+                "evaluated": findings.height,
+                "blocking": report.blocking.height,
+                "warnings": report.warnings.height,
+            },
+            "failures": failures,
+        },
+    )
+    if not report.passed:
+        err = BlockingValidationError(blocking_message(report))
+        err.result = result  # type: ignore[attr-defined]  # the run record can keep the details
+        raise err
+    return result

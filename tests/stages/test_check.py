@@ -1,0 +1,228 @@
+"""The check stage: the GX gate over a small lake, its Data Docs, and the stop before publish."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from meterlake import pipeline
+from meterlake.checks.results import CHECK_RESULTS
+from meterlake.lake import Lake
+from meterlake.schemas._base import Table
+from meterlake.schemas.area_loss_daily import AREA_LOSS_DAILY
+from meterlake.schemas.meter_daily import METER_DAILY
+from meterlake.schemas.quarantine import QUARANTINE
+from meterlake.schemas.registers import LANDING as REGISTERS_LANDING
+from meterlake.settings import Settings
+from meterlake.stages import BlockingValidationError, StageContext, StageResult
+from meterlake.stages import check
+
+D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
+REGISTERS = REGISTERS_LANDING.clean
+
+
+def _frame(table: Table, **columns: list) -> pl.DataFrame:
+    """A frame of ``table`` with the given columns; required ones neutral, the rest empty."""
+    n = len(next(iter(columns.values())))
+    out = {}
+    for c in table.columns:
+        if c.name in columns:
+            out[c.name] = pl.Series(c.name, columns[c.name], dtype=c.dtype)
+        elif not c.nullable:
+            value = c.codes[0] if c.codes else ("x" if c.dtype == pl.String else 0)
+            out[c.name] = pl.Series(c.name, [value] * n, dtype=c.dtype)
+        else:
+            out[c.name] = pl.Series(c.name, [None] * n, dtype=c.dtype)
+    return pl.DataFrame(out)
+
+
+def meter_daily(day: dt.date, quality: list[str] | None = None, duplicate: bool = False) -> pl.DataFrame:
+    quality = quality or ["actual"] * 3
+    kwh = [None if q == "missing" else v for q, v in zip(quality, [400.0, 10.0, 20.0])]
+    frame = _frame(
+        METER_DAILY, date=[day] * 3, meter_id=["A1", "C1", "C2"], customer_id=[None, "U1", "U2"],
+        area_id=["A1"] * 3, role=["area_master", "customer", "customer"], multiplier=[40.0, 1.0, 1.0],
+        kwh=kwh, reverse_kwh=[0.0] * 3, quality=quality,
+    )
+    return pl.concat([frame, frame.head(1)]) if duplicate else frame
+
+
+def build_lake(root: Path) -> Lake:
+    """Two good days: registers, meter_daily, area loss, and quarantine."""
+    lake = Lake(root)
+    for day in (D1, D2):
+        lake.write_partition(METER_DAILY, day, meter_daily(day))
+        lake.write_partition(REGISTERS, day, _frame(
+            REGISTERS, meter_id=["A1", "C1"], freeze_date=[day] * 2, total_kwh=[10.0, 20.0],
+            source_file=["registers/r.csv"] * 2, source_line=[2, 3],
+        ))
+        lake.write_partition(AREA_LOSS_DAILY, day, _frame(
+            AREA_LOSS_DAILY, date=[day], area_id=["A1"], master_kwh=[400.0], pv_export_kwh=[0.0],
+            supply_kwh=[400.0], sales_kwh=[30.0 + 350.0], loss_kwh=[20.0], loss_rate=[0.05], status=["normal"],
+        ))
+    lake.write_partition(QUARANTINE, "registers", _frame(
+        QUARANTINE, dataset=["registers"], source_file=["registers/bad.csv"], line=[7], reason=["bad_number"],
+    ))
+    return lake
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("template") / "lake"
+    build_lake(root)
+    # run once so that the copies start with GX's suites stored (as a daily lake would)
+    check.run(_ctx(root, "warm-up"), [D1, D2])
+    return root
+
+
+@pytest.fixture
+def lake(template: Path, tmp_path: Path) -> Lake:
+    root = tmp_path / "lake"
+    shutil.copytree(template, root)
+    return Lake(root)
+
+
+def _ctx(root: Path, run_id: str = "run-1") -> StageContext:
+    return StageContext(settings=Settings(lake=root, landing=root.parent / "landing"), run_id=run_id)
+
+
+def test_clean_run_passes_and_builds_data_docs(lake: Lake) -> None:
+    result = check.run(_ctx(lake.root), [D1, D2])
+    assert isinstance(result, StageResult)
+    details = result.details
+    index = Path(details["data_docs"])
+    assert index == lake.reports / "data_docs" / "index.html"
+    assert index.is_file()
+    pages = [Path(p) for p in details["data_docs_pages"]]
+    # a metrics page for each of the 4 tables, a row-level page for area loss
+    assert len(pages) == 5
+    assert all(p.is_file() and lake.reports in p.parents for p in pages)
+    assert details["findings"]["blocking"] == details["findings"]["warnings"] == 0
+    assert set(details["tables"]) == {"clean/registers", "marts/meter_daily", "marts/area_loss_daily", "marts/quarantine"}
+    assert details["tables"]["marts/meter_daily"]["partitions"] == ["date=2026-01-01", "date=2026-01-02"]
+    # GX's own files stay in the lake, not in the repository
+    assert (lake.meta / "gx").is_dir()
+    assert not (Path.cwd() / "gx").exists()
+
+
+def test_absent_tables_are_skipped_with_a_note(lake: Lake) -> None:
+    notes = check.run(_ctx(lake.root), [D1]).notes
+    assert "clean/curves: not in the lake, skipped" in notes
+    assert "marts/bills_monthly: not in the lake, skipped" in notes
+    assert not any("meter_daily" in n for n in notes)
+
+
+def test_findings_are_written_with_their_contract(lake: Lake) -> None:
+    result = check.run(_ctx(lake.root, "run-7"), [D1])
+    path = Path(result.details["check_results"])
+    assert path == lake.root / "_meta" / "check_results" / "run_id=run-7" / "part-0.parquet"
+    found = pl.read_parquet(path)
+    assert found.columns == [c for c in CHECK_RESULTS.names if c != "run_id"]
+    assert found.height == result.rows["check_results"]
+    assert found["success"].all()
+    md = found.filter(pl.col("table") == "meter_daily", pl.col("rule") == "meter_daily.key.unique")
+    assert_frame_equal(
+        md.select("partition", "severity", "observed"),
+        pl.DataFrame({"partition": ["date=2026-01-01"], "severity": ["blocking"], "observed": [0.0]}),
+    )
+
+
+def test_blocking_failure_raises_naming_expectation_table_and_partition(lake: Lake) -> None:
+    lake.write_partition(METER_DAILY, D2, meter_daily(D2, duplicate=True))
+    with pytest.raises(BlockingValidationError) as caught:
+        check.run(_ctx(lake.root), [D1, D2])
+    msg = str(caught.value)
+    assert "\n" not in msg
+    assert msg.startswith(
+        "blocking expectation failed: meter_daily.key.unique (expect_multicolumn_sum_to_equal on key_duplicates: "
+        "expected at most 0, found 1) in table marts/meter_daily, partition date=2026-01-02"
+    )
+    # the Data Docs of the failing run exist, and the message points at them
+    index = lake.reports / "data_docs" / "index.html"
+    assert msg.endswith(f"Data Docs: {index}")
+    result = caught.value.result  # type: ignore[attr-defined]
+    assert all(Path(p).is_file() for p in result.details["data_docs_pages"])
+    assert result.details["failures"][0]["rule"] == "meter_daily.key.unique"
+
+
+def test_a_missing_meter_daily_day_blocks(lake: Lake) -> None:
+    d3 = dt.date(2026, 1, 3)
+    with pytest.raises(BlockingValidationError, match=r"meter_daily\.partition\.present .* partition date=2026-01-03"):
+        check.run(_ctx(lake.root), [D1, d3])
+
+
+def test_a_corrupt_partition_blocks_as_unreadable(lake: Lake) -> None:
+    (lake.root / "clean" / "registers" / "freeze_date=2026-01-02" / "part-0.parquet").write_bytes(b"not parquet")
+    with pytest.raises(BlockingValidationError, match=r"registers\.partition\.readable .* table clean/registers, partition freeze_date=2026-01-02"):
+        check.run(_ctx(lake.root), [D2])
+
+
+def test_warnings_do_not_raise_and_become_notes(lake: Lake) -> None:
+    # 1 of 3 meter-days missing: above the 2 % warning threshold, nothing blocking
+    lake.write_partition(METER_DAILY, D1, meter_daily(D1, quality=["actual", "actual", "missing"]))
+    result = check.run(_ctx(lake.root), [D1])
+    warnings = [n for n in result.notes if n.startswith("warning: ")]
+    assert warnings == [
+        "warning: meter_daily.quality.missing_share (expect_column_values_to_be_between on missing_share: "
+        "expected at most 0.02, found 0.333333) in table marts/meter_daily, partition date=2026-01-01"
+    ]
+    assert result.details["findings"] == {"evaluated": result.rows["check_results"], "blocking": 0, "warnings": 1}
+
+
+def test_severity_override_from_the_config_dir(lake: Lake, tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    conf.joinpath("checks.toml").write_text('[severity]\n"meter_daily.key.unique" = "warning"\n', encoding="utf-8")
+    lake.write_partition(METER_DAILY, D2, meter_daily(D2, duplicate=True))
+    ctx = StageContext(settings=Settings(lake=lake.root, config_dir=conf), run_id="run-2")
+    result = check.run(ctx, [D2])
+    assert any(n.startswith("warning: meter_daily.key.unique") for n in result.notes)
+
+
+@pytest.fixture
+def fake_publish(monkeypatch: pytest.MonkeyPatch) -> list[list[dt.date]]:
+    """A publish stage that records its calls instead of publishing."""
+    calls: list[list[dt.date]] = []
+    module = types.ModuleType("meterlake.stages.publish")
+
+    def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+        calls.append(dates)
+        return StageResult(stage="publish")
+
+    module.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "meterlake.stages.publish", module)
+    return calls
+
+
+def _record(lake: Lake) -> dict:
+    (path,) = (lake.meta / "runs").glob("*.json")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_blocking_failure_stops_the_run_before_publish(lake: Lake, fake_publish: list) -> None:
+    lake.write_partition(METER_DAILY, D1, meter_daily(D1, duplicate=True))
+    settings = Settings(lake=lake.root, landing=lake.root.parent / "landing")
+    with pytest.raises(BlockingValidationError, match=r"meter_daily\.key\.unique"):
+        pipeline.run(settings, D1, D2, stages=["check", "publish"], run_id="blocked")
+    assert fake_publish == []
+    record = _record(lake)
+    assert record["status"] == "failed"
+    assert record["error"].startswith("blocking expectation failed: meter_daily.key.unique")
+    assert (lake.reports / "data_docs" / "index.html").is_file()
+
+
+def test_a_passing_run_publishes_and_links_the_data_docs(lake: Lake, fake_publish: list) -> None:
+    settings = Settings(lake=lake.root, landing=lake.root.parent / "landing")
+    record = pipeline.run(settings, D1, D2, stages=["check", "publish"], run_id="passed")
+    assert fake_publish == [[D1, D2]]
+    assert record["status"] == "ok"
+    docs = _record(lake)["stages"]["check"]["details"]["data_docs"]
+    assert Path(docs).is_file() and docs.endswith("reports/data_docs/index.html")
