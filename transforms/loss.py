@@ -318,11 +318,12 @@ def area_loss_daily(meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules =
     """area_loss_daily rows for every (date, area) in ``meter_daily``, sorted."""
     rows = prepare(meter_daily)
     check_input(rows)
-    return (
-        AREA_LOSS_DAILY.conform(area_days(rows, rules))
-        .sort("date", "area_id")
-        .collect()
-    )
+    return area_daily_table(area_days(rows, rules))
+
+
+def area_daily_table(days: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """The area_loss_daily columns of :func:`area_days` frames, sorted."""
+    return AREA_LOSS_DAILY.conform(days).sort("date", "area_id").collect()
 
 
 def area_loss_monthly(meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules()) -> pl.DataFrame:
@@ -333,9 +334,18 @@ def area_loss_monthly(meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules
     """
     rows = prepare(meter_daily)
     check_input(rows)
-    days = area_days(rows, rules)
+    return area_months(area_days(rows, rules), rules)
+
+
+def area_months(days: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules()) -> pl.DataFrame:
+    """area_loss_monthly rows from :func:`area_days` frames (any number of days).
+
+    The stage computes each day once and rolls the days up here, so a month never
+    has to be held in memory at meter level.
+    """
     monthly = (
-        days.with_columns(_month())
+        days.lazy()
+        .with_columns(_month())
         .group_by("month", "area_id")
         .agg(
             feeder_id=pl.col("feeder_id").sort_by("date").last(),
@@ -437,15 +447,25 @@ def feeder_loss_daily(meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules
     """feeder_loss_daily rows for every (date, feeder) in ``meter_daily``, sorted."""
     rows = prepare(meter_daily)
     check_input(rows)
-    return FEEDER_LOSS_DAILY.conform(feeder_days(rows, rules)).sort("date", "feeder_id").collect()
+    return feeder_daily_table(feeder_days(rows, rules))
+
+
+def feeder_daily_table(days: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """The feeder_loss_daily columns of :func:`feeder_days` frames, sorted."""
+    return FEEDER_LOSS_DAILY.conform(days).sort("date", "feeder_id").collect()
 
 
 def feeder_loss_monthly(meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules()) -> pl.DataFrame:
     """feeder_loss_monthly rows for every (month, feeder) in ``meter_daily``."""
     rows = prepare(meter_daily)
     check_input(rows)
+    return feeder_months(feeder_days(rows, rules), rules)
+
+
+def feeder_months(days: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules()) -> pl.DataFrame:
+    """feeder_loss_monthly rows from :func:`feeder_days` frames (any number of days)."""
     monthly = (
-        feeder_days(rows, rules)
+        days.lazy()
         .with_columns(_month())
         .group_by("month", "feeder_id")
         .agg(

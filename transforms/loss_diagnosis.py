@@ -10,18 +10,33 @@ i.e. days with a ``loss_rate``. Days that are uncomputable only because collecti
 fell below the target still count: an estimated value is still the best figure there
 is, and a window with 97% collection every day must still be diagnosable.
 
-The window of an area is *abnormal* (CONTRACT §3 thresholds of the area's class) when
-its summed rate over the complete days (Σ loss / Σ supply) is high or negative, or
-when at least ``min_abnormal_days`` complete days are high or negative, or when the
-mean daily rate of the window's second half exceeds the first half's by ``rise_min``
-or more (a theft that starts mid-window in a 4% area may never cross 10%).
+Two quantities carry the signal:
 
-* theft candidates are sought in areas whose loss is high or rising (theft raises
-  loss; a customer in a negative area who "falls as loss rises" is a mapping case);
-* multiplier suspects in areas whose window rate is high or negative;
-* mapping suspects among the customers of every area on the feeder of an area whose
-  loss is high or rising (the area that supplies a mis-filed customer carries its kWh
-  as loss).
+* a customer's daily *net* kWh (forward - reverse): loss = master - Σ net, so a meter
+  wired in reverse moves the loss by its forward fall plus its reverse rise, and a PV
+  roof by neither;
+* an area's daily *loss residual*: the loss kWh less what the area's load explains
+  (the window's rate x supply, or a least-squares line on the load; see
+  :func:`_residuals`). Technical loss grows with the load, so the loss kWh rises and
+  falls with the weather; the residual keeps what the load does not explain, such as
+  a customer's energy missing from, or wrongly added to, the area's sales.
+
+The window of an area is *abnormal* (CONTRACT §3 thresholds of the area's class) when
+its summed rate over the complete days (Σ loss / Σ supply) is high or negative, or at
+least ``min_abnormal_days`` complete days are; it is *rising* when the mean daily rate
+of the window's second half exceeds the first half's by ``rise_min`` or more (a theft
+starting mid-window in a 4% area may never cross 10%).
+
+* theft candidates are sought in areas whose loss is high or rising, never negative
+  (theft raises loss), or in every area with ``theft_areas = "all"``;
+* multiplier suspects in areas whose window rate is high or negative, almost every
+  day of the window (a wrong ratio is off by the same share every day);
+* mapping suspects among all customers whose net kWh moves against their own area's
+  loss residual, paired with every other area on their feeder.
+
+The window is read twice: once for the per-area balances (small) and the per-customer
+statistics (a streaming group-by), then only for the meters the findings need, so a
+county window is never held whole in memory.
 
 Evidence values are rounded (kWh to 1e-3, rates and correlations to 1e-6) so the file
 is identical across reruns.
@@ -34,6 +49,7 @@ import datetime as dt
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import polars as pl
 
@@ -58,9 +74,11 @@ class DiagnosisRules:
 
     window_days: int = 30
     #: fewest complete days a correlation or a window status may rest on
-    min_days: int = 10
+    min_days: int = 20
     min_abnormal_days: int = 3
-    rise_min: float = 0.01
+    rise_min: float = 0.005
+    #: "abnormal": theft is sought in high or rising areas; "all": in every area
+    theft_areas: Literal["abnormal", "all"] = "abnormal"
     theft_min_score: float = 0.4
     theft_max_per_area: int = 20
     ct_primary_a: tuple[float, ...] = CT_PRIMARY_A
@@ -70,6 +88,8 @@ class DiagnosisRules:
     large_customer_share: float = 0.05
     large_customers_per_area: int = 3
     multiplier_min_normal_share: float = 0.8
+    multiplier_max_normal_share_before: float = 0.2
+    mapping_max_own_corr: float = -0.3
     mapping_min_corr: float = 0.6
     mapping_min_margin: float = 0.5
     mapping_slope_tolerance: float = 0.5
@@ -81,6 +101,8 @@ class DiagnosisRules:
             raise ValueError(f"min_days: expected at least 3 (a correlation needs them), found {self.min_days}")
         if self.multiplier_neighbours < 1:
             raise ValueError(f"multiplier_neighbours: expected at least 1, found {self.multiplier_neighbours}")
+        if self.theft_areas not in ("abnormal", "all"):
+            raise ValueError(f"theft_areas: expected 'abnormal' or 'all', found {self.theft_areas!r}")
 
 
 # -- multipliers ----------------------------------------------------------------------
@@ -125,7 +147,7 @@ def neighbour_multipliers(multipliers: Iterable[float], diag: DiagnosisRules = D
 
 
 def window_summary(days: pl.LazyFrame, mid: dt.date, diag: DiagnosisRules) -> pl.LazyFrame:
-    """One row per area: the window's rate and status and whether it is abnormal."""
+    """One row per area: the window's rate and status, and which searches it enters."""
     ok = pl.col("loss_rate").is_not_null()
     rate = pl.col("loss_rate").filter(ok)
     high = pl.col("_high_above").first()
@@ -159,60 +181,107 @@ def window_summary(days: pl.LazyFrame, mid: dt.date, diag: DiagnosisRules) -> pl
         )
     )
     enough = pl.col("_days") >= diag.min_days
+    high_days = (pl.col("area_status") == "high") | (pl.col("_days_high") >= diag.min_abnormal_days)
+    rising = pl.col("_rise").fill_null(0.0) >= diag.rise_min
+    theft = (high_days | rising) if diag.theft_areas == "abnormal" else pl.lit(True)
     return s.with_columns(
-        _high_or_rising=enough
-        & (pl.col("area_status") != "negative")
-        & (
-            (pl.col("area_status") == "high")
-            | (pl.col("_days_high") >= diag.min_abnormal_days)
-            | (pl.col("_rise").fill_null(0.0) >= diag.rise_min)
-        ),
+        # theft raises loss: sought where it is high or rising, never where negative
+        _theft_scope=enough & theft & (pl.col("area_status") != "negative"),
+        # a wrong multiplier puts the window's rate out of band
         _off_band=pl.col("area_status").is_in(["high", "negative"]),
+    )
+
+
+def _fit_residual(y: str, x: str) -> pl.Expr:
+    """y less its least-squares line on x, per area over the window."""
+    area = "area_id"
+    b = (pl.cov(x, y) / pl.col(x).var()).over(area).fill_nan(0.0).fill_null(0.0)
+    a = pl.col(y).mean().over(area) - b * pl.col(x).mean().over(area)
+    return pl.col(y) - a - b * pl.col(x)
+
+
+def _residuals(complete: pl.LazyFrame, summary: pl.LazyFrame) -> pl.LazyFrame:
+    """Per complete area-day, the loss kWh the area's load does not explain.
+
+    ``resid_kwh``: loss - the window's rate x supply. A theft that starts in the
+    window stays in it whole, as a step (used for theft).
+
+    Technical loss is a fixed part (transformer iron loss) plus a part growing with
+    the load, so the rate alone leaves a residual that follows the load, which every
+    load-following customer would seem to track. For the mapping test the loss is
+    therefore taken less its least-squares line on a load that leaves the mis-filed
+    customer out: ``resid_own_kwh`` on the area's supply (its master does not measure
+    a customer fed from elsewhere), ``resid_other_kwh`` on its sales (which do not hold
+    a customer filed elsewhere though fed from here).
+    """
+    return complete.join(summary.select("area_id", "area_loss_rate"), on="area_id").select(
+        "date",
+        "area_id",
+        "feeder_id",
+        "loss_rate",
+        "loss_kwh",
+        "supply_kwh",
+        resid_kwh=pl.col("loss_kwh") - pl.col("area_loss_rate") * pl.col("supply_kwh"),
+        resid_own_kwh=_fit_residual("loss_kwh", "supply_kwh"),
+        resid_other_kwh=_fit_residual("loss_kwh", "sales_kwh"),
+    )
+
+
+def _slope(y: str, x: str = "kwh") -> pl.Expr:
+    """Least-squares slope of y on x."""
+    return pl.cov(x, y) / pl.col(x).var()
+
+
+def _customer_stats(cust: pl.LazyFrame, resid: pl.LazyFrame, mid: dt.date) -> pl.LazyFrame:
+    """One row per (area, customer meter): its net kWh against its own area's loss."""
+    first = pl.col("date") < mid
+    return (
+        cust.join(resid, on=["date", "area_id"])
+        .group_by("area_id", "meter_id")
+        .agg(
+            customer_id=pl.col("customer_id").sort_by("date").last(),
+            days=pl.len().cast(pl.Int32),
+            _corr_rate=pl.corr("kwh", "loss_rate"),
+            _slope_resid=_slope("resid_kwh"),
+            _corr_resid=pl.corr("kwh", "resid_own_kwh"),
+            _kwh=pl.col("kwh").sum(),
+            _own_loss=pl.col("loss_kwh").sum(),
+            _own_supply=pl.col("supply_kwh").sum(),
+            _kwh_first=pl.col("kwh").filter(first).mean(),
+            _kwh_second=pl.col("kwh").filter(~first).mean(),
+            _rate_first=pl.col("loss_rate").filter(first).mean(),
+            _rate_second=pl.col("loss_rate").filter(~first).mean(),
+        )
     )
 
 
 # -- the three kinds ------------------------------------------------------------------
 
 
-def _theft(cust: pl.LazyFrame, complete: pl.LazyFrame, summary: pl.LazyFrame, mid: dt.date, diag: DiagnosisRules) -> pl.LazyFrame:
+def _theft(stats: pl.LazyFrame, summary: pl.LazyFrame, diag: DiagnosisRules) -> pl.LazyFrame:
     # 反窃电: correlate the customer's daily kWh with the area's daily loss rate; a
-    # theft that begins in the window lowers the one as it raises the other. The
-    # rate, not the kWh, is correlated so that weather moving every load together
-    # (and the technical loss with it) does not read as theft. The correlation is
-    # then weighted by how well the sizes match: energy taken off the meter reappears
-    # as loss, so the slope of the area's loss kWh on the customer's kWh is near -1
-    # for the thief and far from it for a customer who merely follows the same trend.
-    first = pl.col("date") < mid
-    scope = summary.filter(pl.col("_high_or_rising")).select("area_id")
-    slope = pl.col("_slope")
+    # theft that begins in the window lowers the one as it raises the other. The rate,
+    # not the kWh, is correlated so that weather moving every load together (and the
+    # technical loss with it) does not read as theft. The correlation is then weighted
+    # by how well the sizes match: energy taken off the meter reappears as loss, so the
+    # slope of the area's loss residual on the customer's net kWh is near -1 for the
+    # thief and far from it for a customer who merely follows the same trend.
+    slope = pl.col("_slope_resid")
     match = pl.when(slope < 0).then(pl.min_horizontal(-slope, -1.0 / slope)).otherwise(0.0)
     return (
-        cust.join(scope, on="area_id", how="semi")
-        .join(complete.select("date", "area_id", "loss_rate", "loss_kwh"), on=["date", "area_id"])
-        .group_by("area_id", "meter_id")
-        .agg(
-            customer_id=pl.col("customer_id").sort_by("date").last(),
-            days=pl.len().cast(pl.Int32),
-            _corr=pl.corr("kwh", "loss_rate"),
-            _slope=pl.cov("kwh", "loss_kwh") / pl.col("kwh").var(),
-            _kwh_first=pl.col("kwh").filter(first).mean(),
-            _kwh_second=pl.col("kwh").filter(~first).mean(),
-            _rate_first=pl.col("loss_rate").filter(first).mean(),
-            _rate_second=pl.col("loss_rate").filter(~first).mean(),
-        )
-        .filter((pl.col("days") >= diag.min_days) & pl.col("_corr").is_finite() & slope.is_finite())
-        .with_columns(_match=match)
-        .with_columns(score=((-pl.col("_corr")).clip(0.0, 1.0) * pl.col("_match")).round(6))
+        stats.join(summary.filter(pl.col("_theft_scope")).select("area_id"), on="area_id", how="semi")
+        .filter((pl.col("days") >= diag.min_days) & pl.col("_corr_rate").is_finite() & slope.is_finite())
+        .with_columns(score=((-pl.col("_corr_rate")).clip(0.0, 1.0) * match).round(6))
         .filter(pl.col("score") >= diag.theft_min_score)
         .with_columns(
             kind=pl.lit("theft_candidate"),
             role=pl.lit("customer"),
             other_area_id=pl.lit(None, pl.String),
             evidence=pl.struct(
-                corr_kwh_loss_rate=pl.col("_corr").round(6),
-                slope_loss_kwh_per_kwh=pl.col("_slope").round(6),
-                kwh_mean_first_half=pl.col("_kwh_first").round(3),
-                kwh_mean_second_half=pl.col("_kwh_second").round(3),
+                corr_net_kwh_loss_rate=pl.col("_corr_rate").round(6),
+                slope_loss_residual_per_net_kwh=slope.round(6),
+                net_kwh_mean_first_half=pl.col("_kwh_first").round(3),
+                net_kwh_mean_second_half=pl.col("_kwh_second").round(3),
                 loss_rate_first_half=pl.col("_rate_first").round(6),
                 loss_rate_second_half=pl.col("_rate_second").round(6),
             ).struct.json_encode(),
@@ -228,7 +297,9 @@ def _multiplier(
     # constant, so the area's loss is off every day by the same share. Replacing it by
     # a neighbouring standard ratio and recomputing each day's balance tests that.
     # Suspects: the master meter(s), and the largest customers metered through a CT
-    # (multiplier > 1; a direct-connected meter has no ratio to get wrong).
+    # (multiplier > 1; a direct-connected meter has no ratio to get wrong), in areas
+    # out of band on almost every day (a rate that strays across a band edge now and
+    # then is not a constant factor).
     scope = summary.filter(pl.col("_off_band")).select("area_id", "_negative_below", "_high_above")
     cdays = complete.join(scope, on="area_id").select(
         "date", "area_id", "supply_kwh", "sales_kwh", "_negative_below", "_high_above"
@@ -247,14 +318,14 @@ def _multiplier(
         )
         .with_columns(
             _share=pl.when(pl.col("_sales") > 0).then(pl.col("_kwh") / pl.col("_sales")),
-            _size_rank=pl.col("_kwh").rank("ordinal", descending=True).over("area_id", pl.col("role")),
+            _ct=(pl.col("role") == "customer") & (pl.col("multiplier") > 1),
         )
+        .with_columns(_size_rank=pl.col("_kwh").rank("ordinal", descending=True).over("area_id", "_ct"))
     )
     suspects = per_meter.filter(
         (pl.col("role") == "area_master")
         | (
-            (pl.col("role") == "customer")
-            & (pl.col("multiplier") > 1)
+            pl.col("_ct")
             & (pl.col("_share") >= diag.large_customer_share)
             & (pl.col("_size_rank") <= diag.large_customers_per_area)
         )
@@ -277,7 +348,7 @@ def _multiplier(
             _sales_after=pl.col("sales_kwh") + pl.when(is_master).then(0.0).otherwise((f - 1) * k),
         )
         .with_columns(
-            _rate_before=pl.col("supply_kwh").pipe(lambda s: (s - pl.col("sales_kwh")) / s),
+            _rate_before=(pl.col("supply_kwh") - pl.col("sales_kwh")) / pl.col("supply_kwh"),
             _rate_after=pl.when(pl.col("_supply_after") > 0).then(
                 (pl.col("_supply_after") - pl.col("_sales_after")) / pl.col("_supply_after")
             ),
@@ -315,6 +386,7 @@ def _multiplier(
             (pl.col("days") >= diag.min_days)
             & normal("_window_after")
             & (pl.col("_normal_after") >= diag.multiplier_min_normal_share)
+            & (pl.col("_normal_before") <= diag.multiplier_max_normal_share_before)
             & (pl.col("score") > 0)
         )
         # the best candidate of each meter: highest score, then the rate nearest the
@@ -341,33 +413,37 @@ def _multiplier(
     )
 
 
-def _mapping(cust: pl.LazyFrame, complete: pl.LazyFrame, summary: pl.LazyFrame, diag: DiagnosisRules) -> pl.LazyFrame:
+def _mapping(cust: pl.LazyFrame, stats: pl.DataFrame, resid: pl.LazyFrame, diag: DiagnosisRules) -> pl.LazyFrame:
     # 户变关系: a customer physically fed from area B but filed under A adds its kWh to
-    # B's loss (B's master measures it, B's sales do not hold it) and takes it from
-    # A's, so its daily kWh correlates positively with B's daily loss kWh, with a
-    # slope near 1, and negatively with A's.
-    targets = (
-        complete.join(summary.filter(pl.col("_high_or_rising")).select("area_id"), on="area_id", how="semi")
-        .select(
-            "date",
-            pl.col("feeder_id"),
-            pl.col("area_id").alias("other_area_id"),
-            pl.col("loss_kwh").alias("_other_loss"),
-            pl.col("supply_kwh").alias("_other_supply"),
-        )
-        .filter(pl.col("feeder_id").is_not_null())
-    )
+    # B's loss (B's master measures it, B's sales do not hold it) and takes it from A's.
+    # So its net kWh moves against A's loss residual (slope near -1) and with B's
+    # (slope near 1). First the customers that move against their own area's residual,
+    # then each of them against every other area of its feeder.
+    candidates = stats.filter(
+        (pl.col("days") >= diag.min_days)
+        & pl.col("_corr_resid").is_finite()
+        & (pl.col("_corr_resid") <= diag.mapping_max_own_corr)
+    ).select("area_id", "meter_id", "_corr_resid", "_kwh", "_own_loss", "_own_supply")
+    others = resid.select(
+        "date",
+        "feeder_id",
+        pl.col("area_id").alias("other_area_id"),
+        pl.col("resid_other_kwh").alias("_other_resid"),
+        pl.col("loss_kwh").alias("_other_loss"),
+        pl.col("supply_kwh").alias("_other_supply"),
+    ).filter(pl.col("feeder_id").is_not_null())
     pairs = (
-        cust.filter(pl.col("feeder_id").is_not_null())
-        .join(targets, on=["feeder_id", "date"])
+        cust.join(candidates.lazy().select("area_id", "meter_id"), on=["area_id", "meter_id"], how="semi")
+        .filter(pl.col("feeder_id").is_not_null())
+        .join(others, on=["feeder_id", "date"])
         .filter(pl.col("area_id") != pl.col("other_area_id"))
         .group_by("area_id", "meter_id", "other_area_id")
         .agg(
             customer_id=pl.col("customer_id").sort_by("date").last(),
             days=pl.len().cast(pl.Int32),
-            _corr_other=pl.corr("kwh", "_other_loss"),
-            _slope=pl.cov("kwh", "_other_loss") / pl.col("kwh").var(),
-            _kwh=pl.col("kwh").sum(),
+            _corr_other=pl.corr("kwh", "_other_resid"),
+            _slope_other=_slope("_other_resid"),
+            _kwh_other_days=pl.col("kwh").sum(),
             _other_loss=pl.col("_other_loss").sum(),
             _other_supply=pl.col("_other_supply").sum(),
         )
@@ -375,43 +451,36 @@ def _mapping(cust: pl.LazyFrame, complete: pl.LazyFrame, summary: pl.LazyFrame, 
             (pl.col("days") >= diag.min_days)
             & pl.col("_corr_other").is_finite()
             & (pl.col("_corr_other") >= diag.mapping_min_corr)
-            & ((pl.col("_slope") - 1.0).abs() <= diag.mapping_slope_tolerance)
+            & ((pl.col("_slope_other") - 1.0).abs() <= diag.mapping_slope_tolerance)
         )
-    )
-    own = (
-        cust.join(complete.select("date", "area_id", "loss_kwh", "supply_kwh"), on=["date", "area_id"])
-        .group_by("area_id", "meter_id")
-        .agg(
-            _corr_own=pl.corr("kwh", "loss_kwh"),
-            _own_kwh=pl.col("kwh").sum(),
-            _own_loss=pl.col("loss_kwh").sum(),
-            _own_supply=pl.col("supply_kwh").sum(),
-        )
-        .with_columns(_corr_own=pl.when(pl.col("_corr_own").is_finite()).then(pl.col("_corr_own")).otherwise(0.0))
     )
     out = (
-        pairs.join(own, on=["area_id", "meter_id"], how="left")
-        .with_columns(_corr_own=pl.col("_corr_own").fill_null(0.0))
-        .with_columns(_margin=pl.col("_corr_other") - pl.col("_corr_own"))
+        pairs.join(candidates.lazy(), on=["area_id", "meter_id"])
+        .with_columns(_margin=pl.col("_corr_other") - pl.col("_corr_resid"))
         .filter(pl.col("_margin") >= diag.mapping_min_margin)
         .with_columns(score=(pl.col("_margin") / 2).clip(0.0, 1.0).round(6))
         .sort("area_id", "meter_id", "score", "other_area_id", descending=[False, False, True, False])
         .group_by("area_id", "meter_id", maintain_order=True)
         .first()
     )
-    rate = lambda loss, supply: pl.when(supply > 0).then(loss / supply).round(6)  # noqa: E731
+
+    def rate(loss: pl.Expr, supply: pl.Expr) -> pl.Expr:
+        return pl.when(supply > 0).then(loss / supply).round(6)
+
+    other_loss, other_supply = pl.col("_other_loss"), pl.col("_other_supply")
+    own_loss, own_supply = pl.col("_own_loss"), pl.col("_own_supply")
     return out.with_columns(
         kind=pl.lit("mapping_suspect"),
         role=pl.lit("customer"),
         evidence=pl.struct(
-            corr_kwh_other_area_loss=pl.col("_corr_other").round(6),
-            corr_kwh_own_area_loss=pl.col("_corr_own").round(6),
-            slope_other_area_loss_per_kwh=pl.col("_slope").round(6),
-            customer_kwh=pl.col("_kwh").round(3),
-            other_area_loss_rate=rate(pl.col("_other_loss"), pl.col("_other_supply")),
-            other_area_loss_rate_if_moved=rate(pl.col("_other_loss") - pl.col("_kwh"), pl.col("_other_supply")),
-            own_area_loss_rate=rate(pl.col("_own_loss"), pl.col("_own_supply")),
-            own_area_loss_rate_if_moved=rate(pl.col("_own_loss") + pl.col("_own_kwh"), pl.col("_own_supply")),
+            corr_net_kwh_other_area_residual=pl.col("_corr_other").round(6),
+            corr_net_kwh_own_area_residual=pl.col("_corr_resid").round(6),
+            slope_other_area_residual_per_net_kwh=pl.col("_slope_other").round(6),
+            customer_net_kwh=pl.col("_kwh").round(3),
+            other_area_loss_rate=rate(other_loss, other_supply),
+            other_area_loss_rate_if_moved=rate(other_loss - pl.col("_kwh_other_days"), other_supply),
+            own_area_loss_rate=rate(own_loss, own_supply),
+            own_area_loss_rate_if_moved=rate(own_loss + pl.col("_kwh"), own_supply),
         ).struct.json_encode(),
         _tie=pl.lit(0.0),
     )
@@ -427,30 +496,53 @@ def diagnose(
     window_end: dt.date,
     rules: LossRules = LossRules(),
     diag: DiagnosisRules = DiagnosisRules(),
+    days: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """loss_diagnosis rows for the ``window_days`` days ending at ``window_end``.
 
     ``meter_daily`` may hold more days; those outside the window are ignored.
+    ``days``: the window's :func:`~meterlake.transforms.loss.area_days` balances when
+    the caller has them already (the stage computes each day once, from rows it has
+    checked); otherwise they are computed from ``meter_daily``.
     """
     start = window_end - dt.timedelta(days=diag.window_days - 1)
     mid = start + dt.timedelta(days=diag.window_days // 2)
-    rows = prepare(meter_daily).filter(pl.col("date").is_between(start, window_end))
-    check_input(rows)
-    rows = rows.collect().lazy()
-    days = area_days(rows, rules).collect().lazy()
-    complete = days.filter(pl.col("loss_rate").is_not_null())
-    summary = window_summary(days, mid, diag).collect().lazy()
-    members = rows.filter(
-        pl.col("area_id").is_not_null() & pl.col("role").is_in(["area_master", "customer"])
-    )
-    cust = members.filter((pl.col("role") == "customer") & pl.col("_present")).select(
-        "date", "area_id", "feeder_id", "meter_id", "customer_id", pl.col("_kwh").alias("kwh")
-    )
+    in_window = pl.col("date").is_between(start, window_end)
+    rows = prepare(meter_daily).filter(in_window)
+    if days is None:
+        check_input(rows)
+        balances = area_days(rows, rules).collect().lazy()
+    else:
+        balances = days.lazy().filter(in_window)
+    complete = balances.filter(pl.col("loss_rate").is_not_null())
+    summary = window_summary(balances, mid, diag).collect()
+    resid = _residuals(complete, summary.lazy()).collect().lazy()
+
+    members = rows.filter(pl.col("area_id").is_not_null() & pl.col("role").is_in(["area_master", "customer"]))
+
+    def customers(frame: pl.LazyFrame) -> pl.LazyFrame:
+        return frame.filter((pl.col("role") == "customer") & pl.col("_present")).select(
+            "date", "area_id", "feeder_id", "meter_id", "customer_id", (pl.col("_kwh") - pl.col("_rev")).alias("kwh")
+        )
+
+    # pass 1: every customer against its own area (streamed, one row per customer out)
+    stats = _customer_stats(customers(members), resid, mid).collect()
+    # pass 2: the meter rows the findings need: the members of out-of-band areas (for
+    # the multiplier test) and the mapping candidates
+    mapping_candidates = stats.filter(
+        (pl.col("days") >= diag.min_days) & (pl.col("_corr_resid") <= diag.mapping_max_own_corr)
+    )["meter_id"]
+    off_band = summary.filter(pl.col("_off_band"))["area_id"]
+    needed = members.filter(
+        pl.col("area_id").is_in(off_band.implode()) | pl.col("meter_id").is_in(mapping_candidates.implode())
+    ).collect().lazy()
+    summary = summary.lazy()
+
     found = pl.concat(
         [
-            _theft(cust, complete, summary, mid, diag).select(*_OUT, "_tie"),
-            _multiplier(members, complete, summary, diag).select(*_OUT, "_tie"),
-            _mapping(cust, complete, summary, diag).select(*_OUT, "_tie"),
+            _theft(stats.lazy(), summary, diag).select(*_OUT, "_tie"),
+            _multiplier(needed, complete, summary, diag).select(*_OUT, "_tie"),
+            _mapping(customers(needed), stats, resid, diag).select(*_OUT, "_tie"),
         ]
     ).collect()
     ranked = (

@@ -17,7 +17,12 @@ diagnosis partition is written even when it finds nothing, so "diagnosed, nothin
 found" differs from "not diagnosed".
 
 A date in ``dates`` without a meter_daily partition gets no daily files (noted in the
-result); nothing is deleted. Every file is a function of meter_daily and the
+result); nothing is deleted. A *pending* day, one whose meter_daily partition holds no
+value at all (the newest freeze date: a day's kWh needs the next day's register, so
+validate writes it all ``missing`` until that arrives), gets its daily files when asked
+for (every area uncomputable) but is left out of the months and the diagnosis
+windows, so that month-to-date figures run through the last day with data instead of
+all reading uncomputable. Every file is a function of meter_daily and the
 configuration only, so a rerun writes identical files.
 
 Thresholds come from ``config/loss.toml`` (:class:`LossConfig`).
@@ -116,6 +121,9 @@ class AreaClassModel(_Strict):
 
 
 class TheftModel(_Strict):
+    areas: Literal["abnormal", "all"] = Field(
+        "abnormal", description="seek theft in high or rising areas only, or in every area that is not negative"
+    )
     min_score: float = Field(0.4, ge=0.0, le=1.0, description="list theft candidates scoring at least this")
     max_per_area: int = Field(20, ge=1, description="at most this many theft candidates per area and window")
 
@@ -131,12 +139,14 @@ class MultiplierModel(_Strict):
     large_customer_share: float = Field(0.05, ge=0.0, le=1.0, description="a CT-metered customer with at least this share of the area's sales is tested too")
     large_customers_per_area: int = Field(3, ge=0, description="test at most this many large customers per area")
     min_normal_share: float = Field(0.8, ge=0.0, le=1.0, description="share of complete days that must be normal after the change")
+    max_normal_share_before: float = Field(0.2, ge=0.0, le=1.0, description="share of complete days that may be normal before it")
 
 
 class MappingModel(_Strict):
-    min_corr: float = Field(0.6, ge=-1.0, le=1.0, description="least correlation of the customer's kWh with the other area's loss kWh")
-    min_margin: float = Field(0.5, ge=0.0, le=2.0, description="least excess of that correlation over the one with its own area's loss")
-    slope_tolerance: float = Field(0.5, ge=0.0, description="the other area's loss kWh per customer kWh must be within this of 1")
+    max_own_corr: float = Field(-0.3, ge=-1.0, le=1.0, description="greatest correlation of the customer's net kWh with its own area's loss residual")
+    min_corr: float = Field(0.6, ge=-1.0, le=1.0, description="least correlation of the customer's net kWh with the other area's loss residual")
+    min_margin: float = Field(0.5, ge=0.0, le=2.0, description="least excess of that correlation over the one with its own area's residual")
+    slope_tolerance: float = Field(0.5, ge=0.0, description="the other area's loss residual per customer net kWh must be within this of 1")
 
 
 class DiagnosisModel(_Strict):
@@ -144,9 +154,9 @@ class DiagnosisModel(_Strict):
         "daily", description="a window ending at each run date, or one per touched month ending at its latest day"
     )
     window_days: int = Field(30, ge=2, le=366, description="days in a diagnosis window")
-    min_days: int = Field(10, ge=3, description="fewest complete days a correlation or window status rests on")
+    min_days: int = Field(20, ge=3, description="fewest complete days a correlation or window status rests on")
     min_abnormal_days: int = Field(3, ge=1, description="an area with this many high or negative days in the window is abnormal")
-    rise_min: float = Field(0.01, description="an area whose daily rate rose this much from the first half of the window is abnormal")
+    rise_min: float = Field(0.005, description="an area whose daily rate rose this much from the first half of the window is abnormal")
     theft: TheftModel = Field(default_factory=TheftModel, description="theft candidates (窃电嫌疑)")
     multiplier: MultiplierModel = Field(default_factory=MultiplierModel, description="multiplier suspects (倍率错误)")
     mapping: MappingModel = Field(default_factory=MappingModel, description="customer-to-area mapping suspects (户变关系)")
@@ -182,6 +192,7 @@ class LossConfig(_Strict):
             min_days=d.min_days,
             min_abnormal_days=d.min_abnormal_days,
             rise_min=d.rise_min,
+            theft_areas=d.theft.areas,
             theft_min_score=d.theft.min_score,
             theft_max_per_area=d.theft.max_per_area,
             ct_primary_a=tuple(d.multiplier.ct_primary_a),
@@ -191,6 +202,8 @@ class LossConfig(_Strict):
             large_customer_share=d.multiplier.large_customer_share,
             large_customers_per_area=d.multiplier.large_customers_per_area,
             multiplier_min_normal_share=d.multiplier.min_normal_share,
+            multiplier_max_normal_share_before=d.multiplier.max_normal_share_before,
+            mapping_max_own_corr=d.mapping.max_own_corr,
             mapping_min_corr=d.mapping.min_corr,
             mapping_min_margin=d.mapping.min_margin,
             mapping_slope_tolerance=d.mapping.slope_tolerance,
@@ -227,12 +240,12 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     rules, diag = cfg.rules(), cfg.diagnosis_rules()
     lake = ctx.lake
     result = StageResult(stage="loss")
-    rows: Counter[str] = Counter()
+    written: Counter[str] = Counter()
     status: dict[str, Counter[str]] = {t: Counter() for t in ("area_loss_daily", "feeder_loss_daily", "area_loss_monthly", "feeder_loss_monthly")}
     found: Counter[str] = Counter()
 
     held = {dt.date.fromisoformat(p) for p in lake.partitions(METER_DAILY)}
-    todo = sorted(d for d in set(dates) if d in held)
+    todo = {d for d in dates if d in held}
     absent = sorted(set(dates) - held)
     if absent:
         result.notes.append(
@@ -242,35 +255,49 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     def scan(days: list[dt.date]) -> pl.LazyFrame:
         return lake.scan(METER_DAILY, days).select(list(loss.INPUT_COLUMNS))
 
-    try:
-        # daily, one date at a time (a county-day of meter_daily is the unit of memory)
-        for i, day in enumerate(todo, 1):
-            ctx.progress(f"loss: daily {i}/{len(todo)} ({day})")
-            md = scan([day]).collect()
-            for table, frame in (
-                (AREA_LOSS_DAILY, loss.area_loss_daily(md, rules)),
-                (FEEDER_LOSS_DAILY, loss.feeder_loss_daily(md, rules)),
-            ):
-                lake.write_partition(table, day, frame)
-                rows[table.name] += frame.height
-                status[table.name].update(_count(frame, "status"))
+    def write(table, value: object, frame: pl.DataFrame) -> None:
+        lake.write_partition(table, value, frame)
+        written[table.name] += frame.height
+        status[table.name].update(_count(frame, "status"))
 
-        # monthly: every touched month, from all its days the lake holds
+    ends: list[dt.date] = []
+    #: area balances per day, computed once and shared by the months and the windows
+    balances: dict[dt.date, pl.DataFrame] = {}
+    #: days meter_daily holds with no value at all yet (left out of months and windows)
+    pending: list[dt.date] = []
+    try:
+        # each day of every touched month once, one county-day of meter_daily at a
+        # time: the daily files for the run's dates, and the small per-area day
+        # balances the months are rolled up from
         months = sorted({loss.month_of(d) for d in dates})
-        for i, month in enumerate(months, 1):
+        for month in months:
             days = sorted(h for h in held if loss.month_of(h) == month)
             if not days:
                 result.notes.append(f"no meter_daily partition in {month}: no monthly loss written")
                 continue
-            ctx.progress(f"loss: monthly {i}/{len(months)} ({month}, {len(days)} days)")
-            md = scan(days).collect()
-            for table, frame in (
-                (AREA_LOSS_MONTHLY, loss.area_loss_monthly(md, rules)),
-                (FEEDER_LOSS_MONTHLY, loss.feeder_loss_monthly(md, rules)),
-            ):
-                lake.write_partition(table, month, frame)
-                rows[table.name] += frame.height
-                status[table.name].update(_count(frame, "status"))
+            area_parts, feeder_parts = [], []
+            for i, day in enumerate(days, 1):
+                ctx.progress(f"loss: {month} day {i}/{len(days)} ({day})")
+                meters = loss.prepare(scan([day]).collect())
+                loss.check_input(meters)
+                area_day = loss.area_days(meters, rules).collect()
+                feeder_day = loss.feeder_days(meters, rules).collect()
+                if day in todo:
+                    write(AREA_LOSS_DAILY, day, loss.area_daily_table(area_day))
+                    write(FEEDER_LOSS_DAILY, day, loss.feeder_daily_table(feeder_day))
+                if not meters.select(pl.col("_present").any()).collect().item():
+                    # the newest freeze date: a day's kWh needs the next day's reading,
+                    # so validate writes it with every value missing until that arrives
+                    pending.append(day)
+                    continue
+                balances[day] = area_day
+                area_parts.append(area_day)
+                feeder_parts.append(feeder_day)
+            if not area_parts:
+                result.notes.append(f"no meter value yet in {month}: no monthly loss written")
+                continue
+            write(AREA_LOSS_MONTHLY, month, loss.area_months(pl.concat(area_parts), rules))
+            write(FEEDER_LOSS_MONTHLY, month, loss.feeder_months(pl.concat(feeder_parts), rules))
 
         # diagnosis: one window per end
         ends = window_ends(dates, held, cfg.diagnosis.cadence)
@@ -278,14 +305,28 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             start = end - dt.timedelta(days=diag.window_days - 1)
             window = sorted(h for h in held if start <= h <= end)
             ctx.progress(f"loss: diagnosis {i}/{len(ends)} (window {start} .. {end}, {len(window)} days)")
-            frame = diagnose(scan(window), end, rules, diag)
+            for day in window:  # days before the touched months: balance them once here
+                if day not in balances and day not in pending:
+                    meters = loss.prepare(scan([day]).collect())
+                    loss.check_input(meters)
+                    if not meters.select(pl.col("_present").any()).collect().item():
+                        pending.append(day)
+                        continue
+                    balances[day] = loss.area_days(meters, rules).collect()
+            window = [d for d in window if d in balances]
+            frame = diagnose(scan(window), end, rules, diag, days=pl.concat([balances[d] for d in window]) if window else None)
             lake.write_partition(LOSS_DIAGNOSIS, end, frame, sort_by=["area_id", "kind", "rank"])
-            rows[LOSS_DIAGNOSIS.name] += frame.height
+            written[LOSS_DIAGNOSIS.name] += frame.height
             found.update(_count(frame, "kind"))
     except loss.LossInputError as exc:
         raise StageError(f"loss: {exc}") from exc
 
-    result.rows = dict(rows)
+    if pending:
+        result.notes.append(
+            f"{len(pending)} day(s) with no meter value yet left out of months and windows: "
+            + ", ".join(d.isoformat() for d in sorted(set(pending)))
+        )
+    result.rows = dict(written)
     for table, counts in status.items():
         if counts:
             n = sum(counts.values())
@@ -300,5 +341,6 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         "status": {t: dict(sorted(c.items())) for t, c in status.items()},
         "diagnosis": {"windows": [e.isoformat() for e in ends], "found": {k: found.get(k, 0) for k in KINDS}},
         "dates_without_meter_daily": [d.isoformat() for d in absent],
+        "pending_days": [d.isoformat() for d in sorted(set(pending))],
     }
     return result

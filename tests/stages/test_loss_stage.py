@@ -176,3 +176,23 @@ def test_negative_energy_stops_the_stage_with_one_line(lake: Path):
     with pytest.raises(StageError, match=r"^loss: meter_daily: expected kwh .* CA on 2026-02-01") as err:
         run(lake, [FEB1])
     assert "\n" not in str(err.value)
+
+
+def test_a_pending_day_is_written_but_left_out_of_the_month(lake: Path):
+    # validate writes the newest freeze date with every value missing (its kWh needs the
+    # next day's register): the daily file says so, the month runs through Feb 2
+    feb3 = dt.date(2026, 2, 3)
+    pending = meter_day(feb3, 5).with_columns(
+        pl.lit(None, pl.Float64).alias("kwh"), pl.lit(None, pl.Float64).alias("reverse_kwh"), pl.lit("missing").alias("quality")
+    )
+    Lake(lake).write_partition(METER_DAILY, feb3, pending)
+    result = run(lake, [feb3])
+    daily = Lake(lake).scan(AREA_LOSS_DAILY, [feb3]).collect()
+    assert daily.select("area_id", "status", "reason").rows() == [
+        ("A", "uncomputable", "master_missing,customer_missing,collection_incomplete"),
+        ("B", "uncomputable", "master_missing,customer_missing,collection_incomplete"),
+    ]
+    feb = Lake(lake).scan(AREA_LOSS_MONTHLY, ["2026-02"]).collect()
+    assert feb.select("area_id", "days", "status").rows() == [("A", 2, "normal"), ("B", 2, "high")]
+    assert any("left out of months and windows: 2026-02-03" in n for n in result.notes)
+    assert result.details["pending_days"] == ["2026-02-03"]

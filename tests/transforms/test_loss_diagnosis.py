@@ -77,7 +77,7 @@ def test_master_multiplier_suspect_by_hand():
         constant_area(12, "A", [("M", "area_master", 30.0, 75.0), ("C1", "customer", 1.0, 48.0), ("C2", "customer", 1.0, 48.0)])
     )
     end = START + dt.timedelta(days=11)
-    got = diagnose(md, end, diag=DiagnosisRules(window_days=12))
+    got = diagnose(md, end, diag=DiagnosisRules(window_days=12, min_days=10))
     want = pl.DataFrame(
         {
             "date": [end],
@@ -115,7 +115,7 @@ def test_large_customer_multiplier_suspect_by_hand():
     meters = [("M", "area_master", 40.0, 200.0), ("K", "customer", 30.0, 60.0)]
     meters += [(f"C{i}", "customer", 1.0, 28.0) for i in range(4)]
     md = rows_to_frame(constant_area(10, "B", meters))
-    got = diagnose(md, START + dt.timedelta(days=9), diag=DiagnosisRules(window_days=10))
+    got = diagnose(md, START + dt.timedelta(days=9), diag=DiagnosisRules(window_days=10, min_days=10))
     assert got.select("kind", "meter_id", "customer_id", "role", "score", "rank").rows() == [
         ("multiplier_suspect", "K", "UK", "customer", 1.0, 1)
     ]
@@ -134,12 +134,15 @@ def test_a_normal_area_has_no_findings_and_the_frame_keeps_its_schema():
 # -- a seeded synthetic feeder ---------------------------------------------------------
 
 
-def synthetic_feeder(seed: int, days: int = 30, areas: int = 6, per_area: int = 40) -> tuple[pl.DataFrame, dict]:
+def synthetic_feeder(
+    seed: int, days: int = 30, areas: int = 6, per_area: int = 40, misfiled_kwh: float = 60.0, misfiled_noise: float = 0.25
+) -> tuple[pl.DataFrame, dict]:
     """One feeder, ``areas`` areas of ``per_area`` customers, with three faults injected:
 
     * theft in A1: customer 0 (30 kWh/day) bills 30% of its use from day 15;
     * multiplier in A2: the master's CT is 200/5 but the archive says 150/5;
-    * mapping: A4's first customer (60 kWh/day) is filed under A3.
+    * mapping: A4's first customer (``misfiled_kwh`` a day, day-to-day spread
+      ``misfiled_noise``) is filed under A3.
     Every area has 3-5% technical loss; loads follow a common weather swing.
     """
     rng = np.random.default_rng(seed)
@@ -147,10 +150,10 @@ def synthetic_feeder(seed: int, days: int = 30, areas: int = 6, per_area: int = 
     area = np.repeat(np.arange(areas), per_area)
     base = np.exp(rng.normal(np.log(8.0), 0.5, n))
     thief, misfiled = 0, 3 * per_area
-    base[thief], base[misfiled] = 30.0, 60.0
+    base[thief], base[misfiled] = 30.0, misfiled_kwh
     weather = 1 + 0.15 * np.sin(np.arange(days) / 4.0)
     noise = 1 + 0.10 * rng.standard_normal((days, n))
-    noise[:, misfiled] = 1 + 0.25 * rng.standard_normal(days)
+    noise[:, misfiled] = np.clip(1 + misfiled_noise * rng.standard_normal(days), 0.05, None)
     true = base[None, :] * weather[:, None] * noise
     billed = true.copy()
     billed[days // 2 :, thief] *= 0.3
@@ -226,3 +229,50 @@ def test_window_shorter_than_min_days_yields_nothing():
 def test_empty_input():
     got = diagnose(pl.DataFrame(schema=METER_DAILY.schema), START)
     assert_frame_equal(got, pl.DataFrame(schema=LOSS_DIAGNOSIS.schema))
+
+
+def test_mapping_is_found_when_both_areas_stay_in_band():
+    # a 12 kWh/day customer that varies a lot moves A4's loss up and A3's down by ~3
+    # points: both stay in band, but the residuals still give it away
+    md, truth = synthetic_feeder(1, misfiled_kwh=12.0, misfiled_noise=0.5)
+    got = diagnose(md, START + dt.timedelta(days=29))
+    mapping = got.filter(pl.col("kind") == "mapping_suspect")
+    assert mapping.select("area_id", "meter_id", "other_area_id", "rank", "area_status").rows() == [
+        ("A3", truth["mapping"][1], "A4", 1, "normal")
+    ]
+    ev = json.loads(mapping["evidence"][0])
+    assert ev["corr_net_kwh_other_area_residual"] > 0.6 > -0.3 > ev["corr_net_kwh_own_area_residual"]
+    assert abs(ev["slope_other_area_residual_per_net_kwh"] - 1.0) <= 0.5
+
+
+@pytest.mark.parametrize(
+    ("areas", "found"),
+    [pytest.param("abnormal", False, id="abnormal-only"), pytest.param("all", True, id="all-areas")],
+)
+def test_theft_scope(areas, found):
+    # with rise_min and min_abnormal_days out of reach A1 (normal, 6.6% over the window)
+    # is neither high nor rising: only theft_areas = "all" looks at it
+    md, truth = synthetic_feeder(1)
+    diag = DiagnosisRules(rise_min=1.0, min_abnormal_days=99, theft_areas=areas)
+    got = diagnose(md, START + dt.timedelta(days=29), diag=diag)
+    hit = got.filter((pl.col("kind") == "theft_candidate") & (pl.col("meter_id") == truth["theft"][1]))
+    assert hit.height == int(found)
+
+
+def test_an_area_straying_across_the_band_edge_is_no_multiplier_case():
+    # Master 100 a day; K (CT 150/5, 20 kWh) and four customers whose sales alternate
+    # 81 / 79.5: rates -0.01 and +0.005, half the days normal, the window -0.0025
+    # (negative). K at 20 would make every day normal (sales 94.33 / 92.83), but an
+    # error in a ratio is off every day, so half the days normal before rules it out.
+    cols = None
+    for i in range(20):
+        others = 81.0 if i % 2 == 0 else 79.5
+        part = constant_area(1, "A", [("M", "area_master", 40.0, 100.0), ("K", "customer", 30.0, 20.0)] + [(f"C{j}", "customer", 1.0, others / 4) for j in range(4)])
+        part["date"] = [START + dt.timedelta(days=i)] * len(part["date"])
+        cols = part if cols is None else {k: cols[k] + part[k] for k in cols}
+    md = rows_to_frame(cols)
+    end = START + dt.timedelta(days=19)
+    strict = diagnose(md, end, diag=DiagnosisRules(window_days=20))
+    assert strict.filter(pl.col("kind") == "multiplier_suspect").height == 0
+    lax = diagnose(md, end, diag=DiagnosisRules(window_days=20, multiplier_max_normal_share_before=1.0))
+    assert lax.filter(pl.col("kind") == "multiplier_suspect").select("meter_id", "score").rows() == [("K", 0.5)]
