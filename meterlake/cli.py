@@ -96,6 +96,22 @@ def report(
     typer.echo(f"report: {path}")
 
 
+@app.command()
+def evaluate(
+    landing: Annotated[Path, typer.Option(help="generated landing root (with _truth/)", envvar="METERLAKE_LANDING")],
+    lake: Annotated[Path, typer.Option(help="lake root", envvar="METERLAKE_LAKE")],
+) -> None:
+    """Compare the anomaly ranking with the generator's ground truth."""
+    from .evaluate import EvaluationError
+    from .evaluate import evaluate as run_evaluation
+
+    try:
+        report = run_evaluation(landing, lake)
+    except (EvaluationError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    typer.echo(report.render())
+
+
 def main() -> None:  # pragma: no cover
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     for noisy in ("airflow", "great_expectations", "py.warnings"):

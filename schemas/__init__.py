@@ -6,15 +6,17 @@ dictionary are generated from these declarations.
 
 from ._base import Column, MissingColumnsError, Table
 from .landing import LINEAGE, Field, Landing
-from . import archive, curves, events, purchases, registers
+from . import archive, curves, events, inspections, purchases, registers
 
 #: landing datasets in the order they are ingested (archive first: the others are
 #: checked against the meters it knows)
 LANDINGS: dict[str, Landing] = {
-    m.LANDING.dataset: m.LANDING for m in (archive, curves, registers, events, purchases)
+    m.LANDING.dataset: m.LANDING for m in (archive, curves, registers, events, purchases, inspections)
 }
+#: datasets an upstream system must deliver; the others are optional folders
+REQUIRED_DATASETS = ("archive", "curves", "registers", "events", "purchases")
 
-__all__ = ["Column", "Field", "LANDINGS", "LINEAGE", "Landing", "MissingColumnsError", "Table"]
+__all__ = ["Column", "Field", "LANDINGS", "REQUIRED_DATASETS", "LINEAGE", "Landing", "MissingColumnsError", "Table"]
 
 from .quarantine import QUARANTINE, REASONS  # noqa: E402
 
