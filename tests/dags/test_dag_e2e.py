@@ -1,0 +1,474 @@
+"""End to end under Airflow: ``airflow dags test`` / ``dag.test()`` on SQLite in tmp_path.
+
+``dags test`` runs one DAG run and records its asset events; the metadata DB then
+holds an AssetDagRunQueue row for each unpaused consumer, but no scheduler runs them.
+``scripts/airflow_chain.py`` plays the scheduler's part (its own code decides and
+creates the asset-triggered runs, which then run in-process), so these tests see the
+whole chain: ingest -> marts -> publish, and monthly -> publish.
+
+Two kinds of run:
+
+* wiring: every stage replaced by a stub that records what it was asked to do (in a
+  subprocess, via sys.modules), so the DAGs, dates, paths, asset events and the gate
+  are tested whatever state the stages are in;
+* real: a small generated landing zone through the real stages, compared with
+  ``meterlake run`` on the same landing zone. Skipped, naming what is missing, until
+  the generator and every stage module exist.
+
+Each Airflow process runs in a subprocess: Airflow reads its configuration (home,
+database) once per process, at import.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+SCRIPTS = REPO / "scripts"
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.slow
+
+#: a stage stand-in: records its call, fails on demand, reports a late date from ingest
+STUB_STAGES = """
+import datetime as dt, json, os, sys, types
+from meterlake.stages import BlockingValidationError, StageResult
+
+def _stub(name):
+    def run(ctx, dates):
+        with open(os.environ["STUB_LOG"], "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({
+                "stage": name, "dates": [d.isoformat() for d in dates],
+                "lake": str(ctx.settings.lake), "landing": str(ctx.settings.landing),
+                "run_id": ctx.run_id,
+            }) + "\\n")
+        if name == os.environ.get("STUB_BLOCK"):
+            raise BlockingValidationError(
+                "blocking expectation expect_column_values_to_be_between failed "
+                f"on table meter_daily, partition date={dates[0].isoformat()}"
+            )
+        late = [dates[0] - dt.timedelta(days=5)] if name == "ingest" else []
+        return StageResult(
+            stage=name, rows={f"stub_{name}": 10 * len(dates)}, dates=sorted(set(dates) | set(late))
+        )
+    return run
+
+_wanted = os.environ.get("STUB_STAGES", "ingest,validate,loss,anomalies,billing,check,publish")
+for _name in filter(None, _wanted.split(",")):
+    _module = types.ModuleType(f"meterlake.stages.{_name}")
+    _module.run = _stub(_name)
+    sys.modules[_module.__name__] = _module
+"""
+
+
+# --- fixtures and helpers --------------------------------------------------------
+#: what every test's Airflow process starts with: the Airflow CLI and the chain
+#: runner as functions, and a way to keep a copy of the metadata DB between steps
+SCRIPT_PRELUDE = """
+import json, os, sqlite3, sys
+from airflow.__main__ import main as _airflow_main
+import airflow_chain
+
+def cli(*argv):
+    sys.argv = ["airflow", *argv]
+    try:
+        _airflow_main()
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            raise
+
+def chain(*argv):
+    rc = airflow_chain.main([*argv, "--no-retries", "--summary", os.environ["CHAIN_SUMMARY"]])
+    sys.exit(rc)
+
+def snapshot(name):  # SQLite's backup API: consistent, WAL included
+    with sqlite3.connect(os.environ["AIRFLOW_DB"]) as src:
+        with sqlite3.connect(os.path.join(os.environ["AIRFLOW_HOME"], name + ".db")) as dst:
+            src.backup(dst)
+"""
+
+
+class Airflow:
+    """An Airflow home in tmp_path (SQLite unless told otherwise) and one process on it.
+
+    One process per test: Airflow's imports and its in-process execution API cost
+    seconds of CPU per process, so migrate, ``dags test`` and the chain share one.
+    """
+
+    def __init__(self, tmp_path: Path, db_url: str | None = None):
+        self.home = tmp_path / "airflow"
+        self.home.mkdir()
+        self.db = self.home / "airflow.db"
+        self.landing = tmp_path / "landing"
+        self.lake = tmp_path / "lake"
+        stub_dir = tmp_path / "stubs"
+        stub_dir.mkdir()
+        (stub_dir / "meterlake_stub_stages.py").write_text(STUB_STAGES, encoding="utf-8")
+        self.stub_log = tmp_path / "stages.jsonl"
+        self.summary_path = self.home / "chain-summary.json"
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "METERLAKE_"))
+        }
+        self.env.update(
+            AIRFLOW_HOME=str(self.home),
+            AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW__CORE__DEFAULT_TIMEZONE="Asia/Shanghai",
+            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=db_url or f"sqlite:///{self.db}",
+            AIRFLOW_DB=str(self.db),
+            CHAIN_SUMMARY=str(self.summary_path),
+            METERLAKE_LANDING=str(self.landing),
+            METERLAKE_LAKE=str(self.lake),
+            STUB_LOG=str(self.stub_log),
+            PYTHONPATH=os.pathsep.join([str(stub_dir), str(SCRIPTS)]),
+        )
+
+    def run(self, *steps: str, stubs: bool = True, timeout: int = 600, **env: str) -> dict:
+        """Migrate the metadata DB, then run ``steps`` (Python lines) in one process.
+
+        Returns the chain summary when a step ran the chain; ``self.rc`` and
+        ``self.output`` hold the process's exit status and output.
+        """
+        code = SCRIPT_PRELUDE + ("import meterlake_stub_stages\n" if stubs else "")
+        code += "cli('db', 'migrate')\n" + "\n".join(steps) + "\n"
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.home,
+        )
+        self.rc, self.output = done.returncode, done.stdout + done.stderr
+        if not self.summary_path.exists():
+            assert self.rc == 0, self.output[-8000:]
+            return {}
+        return json.loads(self.summary_path.read_text(encoding="utf-8"))
+
+    def stage_calls(self) -> list[dict]:
+        if not self.stub_log.exists():
+            return []
+        return [json.loads(line) for line in self.stub_log.read_text(encoding="utf-8").splitlines()]
+
+    def sql(self, query: str, db: str = "airflow") -> list[tuple]:
+        with sqlite3.connect(self.home / f"{db}.db") as con:
+            return con.execute(query).fetchall()
+
+
+def dags_test(dag_id: str, date: str, conf: dict | None = None) -> str:
+    """A step: `airflow dags test DAG DATE [--conf JSON]`, the CLI itself."""
+    return f"cli('dags', 'test', {dag_id!r}, {date!r}" + (
+        f", '--conf', {json.dumps(conf)!r})" if conf else ")"
+    )
+
+
+def chain(*argv: str) -> str:
+    """A step: scripts/airflow_chain.py with these arguments; ends the process."""
+    return f"chain(*{list(argv)!r})"
+
+
+@pytest.fixture
+def airflow(tmp_path) -> Airflow:
+    return Airflow(tmp_path)
+
+
+def _run(summary: dict, dag_id: str) -> dict:
+    runs = [r for r in summary["runs"] if r["dag_id"] == dag_id]
+    assert len(runs) == 1, summary["runs"]
+    return runs[0]
+
+
+def _event_ids(summary: dict, asset: str) -> list[int]:
+    return [e["id"] for e in summary["asset_events"] if e["asset"] == asset]
+
+
+# --- wiring, with stub stages ----------------------------------------------------
+def test_dags_test_emits_the_event_and_the_chain_runs_on_it(airflow):
+    conf = {"landing": str(airflow.landing), "lake": str(airflow.lake)}
+    # the logical date 2026-01-09 (Asia/Shanghai) processes data date 2026-01-08
+    summary = airflow.run(
+        dags_test("meterlake_ingest", "2026-01-09", conf), "snapshot('after_dags_test')", chain()
+    )
+    assert airflow.rc == 0, airflow.output[-8000:]
+
+    # `dags test` recorded the event (dates: requested + the stub's late date 5 days
+    # back; rows) and queued the consumer, but ran nothing downstream
+    after = "after_dags_test"
+    ingest_run_id = airflow.sql("SELECT run_id FROM dag_run", after)[0][0]
+    chain_run_id = ingest_run_id.replace(":", "").replace("+", "-")
+    events = airflow.sql(
+        "SELECT a.name, e.source_dag_id, e.extra"
+        " FROM asset_event e JOIN asset a ON a.id = e.asset_id",
+        after,
+    )
+    assert [(name, dag, json.loads(extra)) for name, dag, extra in events] == [
+        (
+            "meterlake.clean",
+            "meterlake_ingest",
+            {
+                "dates": ["2026-01-03", "2026-01-08"],
+                "lake": str(airflow.lake),
+                "landing": str(airflow.landing),
+                "run_id": chain_run_id,
+                "stage": "ingest",
+                "rows": {"stub_ingest": 10},
+            },
+        )
+    ]
+    assert airflow.sql("SELECT target_dag_id FROM asset_dag_run_queue", after) == [
+        ("meterlake_marts",)
+    ]
+    assert airflow.sql("SELECT DISTINCT dag_id FROM dag_run", after) == [("meterlake_ingest",)]
+
+    # the scheduler's part: marts runs on that event, publish on the gate's event
+    marts, publish = _run(summary, "meterlake_marts"), _run(summary, "meterlake_publish")
+    assert (marts["run_type"], marts["state"]) == ("asset_triggered", "success")
+    assert (publish["run_type"], publish["state"]) == ("asset_triggered", "success")
+    clean_event_id = airflow.sql("SELECT id FROM asset_event", after)[0][0]
+    assert marts["consumed_events"] == [clean_event_id]
+    assert publish["consumed_events"] == _event_ids(summary, "meterlake.checked")
+
+    calls = airflow.stage_calls()
+    order = [c["stage"] for c in calls]
+    assert sorted(order) == sorted(
+        ["ingest", "validate", "loss", "anomalies", "billing", "check", "publish"]
+    )
+    assert order[:2] == ["ingest", "validate"] and order[-2:] == ["check", "publish"]
+    assert order.index("loss") < order.index("anomalies")
+    assert calls[0]["dates"] == ["2026-01-08"]
+    assert {tuple(c["dates"]) for c in calls[1:]} == {("2026-01-03", "2026-01-08")}
+    assert {(c["lake"], c["landing"], c["run_id"]) for c in calls} == {
+        (str(airflow.lake), str(airflow.landing), chain_run_id)
+    }
+
+    # every stage's asset event carries its row counts: 10 per date, 2 dates
+    rows = {e["asset"]: e["extra"]["rows"] for e in summary["asset_events"]}
+    assert rows == {
+        "meterlake.meter_daily": {"stub_validate": 20},
+        "meterlake.loss": {"stub_loss": 20},
+        "meterlake.anomalies": {"stub_anomalies": 20},
+        "meterlake.billing": {"stub_billing": 20},
+        "meterlake.checked": {"stub_check": 20},
+        "meterlake.published": {"stub_publish": 20},
+    }
+    # only keys, paths and counts go through XCom
+    sizes = airflow.sql("SELECT task_id, length(value) FROM xcom")
+    assert sizes and max(size for _, size in sizes) < 2048, sizes
+
+
+def test_blocking_check_failure_stops_before_publish(airflow):
+    conf = {
+        "start": "2026-01-08",
+        "end": "2026-01-08",
+        "landing": str(airflow.landing),
+        "lake": str(airflow.lake),
+    }
+    summary = airflow.run(
+        chain("meterlake_ingest", "2026-01-20", "--conf", json.dumps(conf)), STUB_BLOCK="check"
+    )
+
+    assert airflow.rc == 1
+    marts = _run(summary, "meterlake_marts")
+    assert marts["state"] == "failed"
+    assert marts["tasks"] == {
+        "plan": "success",
+        "validate": "success",
+        "loss": "success",
+        "anomalies": "success",
+        "billing": "success",
+        "check": "failed",
+    }
+    # the task fails with the stage's message: expectation, table, partition
+    assert (
+        "check stage failed: blocking expectation expect_column_values_to_be_between failed "
+        "on table meter_daily, partition date=2026-01-03"
+    ) in airflow.output
+    assert "meterlake.checked" not in {e["asset"] for e in summary["asset_events"]}
+    assert "meterlake_publish" not in {r["dag_id"] for r in summary["runs"]}
+    assert "publish" not in {c["stage"] for c in airflow.stage_calls()}
+    assert airflow.sql("SELECT COUNT(*) FROM asset_dag_run_queue") == [(0,)]
+
+
+def test_monthly_close_reruns_the_month_and_publishes_through_the_gate(airflow):
+    summary = airflow.run(
+        chain("meterlake_monthly", "2026-02-02", "--conf", json.dumps({"lake": str(airflow.lake)}))
+    )
+    assert airflow.rc == 0, airflow.output[-8000:]
+    assert _run(summary, "meterlake_monthly")["state"] == "success"
+    assert _run(summary, "meterlake_publish")["state"] == "success"
+
+    january = [f"2026-01-{d:02d}" for d in range(1, 32)]
+    calls = {c["stage"]: c["dates"] for c in airflow.stage_calls()}
+    assert calls == {"loss": january, "billing": january, "check": january, "publish": january}
+    checked = [e["extra"] for e in summary["asset_events"] if e["asset"] == "meterlake.checked"]
+    assert [(x["month"], x["rows"]) for x in checked] == [("2026-01", {"stub_check": 310})]
+
+
+# --- real stages on a generated landing zone -------------------------------------
+def _missing_for_real_run() -> list[str]:
+    from meterlake.pipeline import STAGES
+
+    missing = [
+        f"meterlake/stages/{s}.py"
+        for s in STAGES
+        if importlib.util.find_spec(f"meterlake.stages.{s}") is None
+    ]
+    if not any(importlib.util.find_spec(m) for m in ("meterlake.generator", "meterlake.generate")):
+        missing.append("the generator (meterlake.generate)")
+    return missing
+
+
+START, END = "2026-01-01", "2026-01-06"  # D needs the registers frozen on D+1: 7 days generated
+
+
+@pytest.fixture(scope="module")
+def generated_landing(tmp_path_factory) -> Path:
+    missing = _missing_for_real_run()
+    if missing:
+        pytest.skip("real end-to-end run needs what does not exist yet: " + ", ".join(missing))
+    out = tmp_path_factory.mktemp("generated") / "landing"
+    done = subprocess.run(
+        [
+            str(BIN / "meterlake"),
+            "generate",
+            "--out",
+            str(out),
+            "--meters",
+            "60",
+            "--days",
+            "7",
+            "--start",
+            START,
+            "--seed",
+            "7",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out
+
+
+def _mart_frames(lake: Path) -> dict[str, object]:
+    import polars as pl
+
+    frames = {}
+    for path in sorted((lake / "marts").rglob("*.parquet")):
+        frame = pl.read_parquet(path)
+        frames[str(path.relative_to(lake))] = frame.drop(
+            [c for c in frame.columns if "run_id" in c]
+        )
+    return frames
+
+
+def test_generated_landing_zone_through_the_dags_matches_meterlake_run(
+    airflow, generated_landing, tmp_path
+):
+    from polars.testing import assert_frame_equal
+
+    conf = {
+        "start": START,
+        "end": END,
+        "landing": str(generated_landing),
+        "lake": str(airflow.lake),
+    }
+    airflow.env["METERLAKE_PII_KEY"] = "e2e-test-key"  # the same card tokens in both lakes
+    summary = airflow.run(
+        chain("meterlake_ingest", "2026-01-08", "--conf", json.dumps(conf)), stubs=False
+    )
+    assert airflow.rc == 0, airflow.output[-8000:]
+    assert [(r["dag_id"], r["state"]) for r in summary["runs"]] == [
+        ("meterlake_ingest", "success"),
+        ("meterlake_marts", "success"),
+        ("meterlake_publish", "success"),
+    ]
+    clean = [e["extra"] for e in summary["asset_events"] if e["asset"] == "meterlake.clean"]
+    assert len(clean) == 1 and sum(clean[0]["rows"].values()) > 0
+    assert set(clean[0]["dates"]) >= {f"2026-01-0{d}" for d in range(1, 7)}
+
+    # the same functions as `meterlake run`: the same marts
+    cli_lake = tmp_path / "cli-lake"
+    done = subprocess.run(
+        [
+            str(BIN / "meterlake"),
+            "run",
+            "--landing",
+            str(generated_landing),
+            "--lake",
+            str(cli_lake),
+            "--start",
+            START,
+            "--end",
+            END,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=airflow.env,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ours, theirs = _mart_frames(airflow.lake), _mart_frames(cli_lake)
+    assert ours and sorted(ours) == sorted(theirs)
+    for name, frame in ours.items():
+        try:
+            assert_frame_equal(frame, theirs[name], check_row_order=False)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: the DAGs and `meterlake run` disagree: {exc}") from None
+
+
+# --- production database -----------------------------------------------------------
+@pytest.mark.postgres
+def test_metadata_db_and_chain_on_postgres(tmp_path):
+    """`airflow db migrate` into a PostgreSQL database of its own, then the chain on it."""
+    dsn = os.environ.get("METERLAKE_TEST_PG_DSN")
+    if not dsn:
+        pytest.skip("set METERLAKE_TEST_PG_DSN, e.g. postgresql://postgres@127.0.0.1:5432/test")
+    import psycopg
+    from psycopg import sql
+
+    name = f"meterlake_airflow_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as con:
+        con.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+        password = f":{info['password']}" if info.get("password") else ""
+        url = (
+            f"postgresql+psycopg://{info.get('user', 'postgres')}{password}"
+            f"@{info.get('host', '127.0.0.1')}:{info.get('port', 5432)}/{name}"
+        )
+        airflow = Airflow(tmp_path, db_url=url)
+        # psycopg 3 for Airflow's async engine too (its default driver would be asyncpg)
+        airflow.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = url
+        summary = airflow.run(chain("meterlake_ingest", "2026-01-09"))
+        assert airflow.rc == 0, airflow.output[-8000:]
+        assert [(r["dag_id"], r["state"]) for r in summary["runs"]] == [
+            ("meterlake_ingest", "success"),
+            ("meterlake_marts", "success"),
+            ("meterlake_publish", "success"),
+        ]
+        assert {c["stage"] for c in airflow.stage_calls()} == {
+            "ingest",
+            "validate",
+            "loss",
+            "anomalies",
+            "billing",
+            "check",
+            "publish",
+        }
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as con:
+            con.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
