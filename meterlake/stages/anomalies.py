@@ -1,0 +1,185 @@
+"""The anomalies stage: the theft and anomaly ranking, one partition per detection date.
+
+Reads (all from the lake): ``meter_daily`` (the look-back of every date, and the whole
+history up to the last date for the PV inference), the clean ``events`` table, the
+``loss_diagnosis`` mart; and, when present, the optional landing dataset
+``LANDING/inspections/`` (稽查结果, ``schemas/inspections.py``), read directly here
+until ingest takes it over. Writes::
+
+    marts/anomalies/date=YYYY-MM-DD    one file per date of `dates` the lake holds
+                                       meter_daily for: the meters scoring above
+                                       output.min_score, ranked
+
+Every file is a function of the lake's inputs up to its date and the configuration
+(``config/anomaly.toml``): the supervised model that scores date D is trained only on
+inspections dated before D, so a rerun writes identical files. A partition is written
+even when no meter scores, so "ranked, nothing found" differs from "not ranked".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+
+import polars as pl
+
+from ..schemas.anomalies import ANOMALIES, INDICATORS
+from ..schemas.events import LANDING as EVENTS
+from ..schemas.inspections import LANDING as INSPECTIONS
+from ..schemas.loss_diagnosis import LOSS_DIAGNOSIS
+from ..schemas.meter_daily import METER_DAILY
+from ..transforms import anomaly, supervised
+from ..transforms.ingest import parse_landing_bytes
+from . import StageContext, StageError, StageResult
+
+CONFIG_NAME = "anomaly"
+
+
+def read_inspections(landing: Path) -> tuple[pl.DataFrame, list[str]]:
+    """Inspection outcomes from ``LANDING/inspections/`` (CSV or CSV.gz), and notes.
+
+    Rows that do not parse are left out and counted in the notes (ingest, once it
+    takes this dataset over, quarantines them). A key delivered twice: the file
+    delivered later (modification time, then name) wins.
+    """
+    folder = Path(landing) / INSPECTIONS.dataset
+    empty = pl.DataFrame(schema={f.name: f.dtype for f in INSPECTIONS.fields})
+    if not folder.is_dir():
+        return empty, []
+    files = sorted(
+        (p for p in folder.rglob("*") if p.is_file() and (p.name.endswith(".csv") or p.name.endswith(".csv.gz"))),
+        key=lambda p: (p.stat().st_mtime, p.as_posix()),
+    )
+    parts, bad = [], 0
+    for order, path in enumerate(files):
+        parsed = parse_landing_bytes(path.read_bytes(), INSPECTIONS, path.relative_to(landing).as_posix())
+        bad += parsed.quarantine.height
+        parts.append(parsed.rows.select(INSPECTIONS.names).with_columns(pl.lit(order).alias("_order")))
+    if not parts:
+        return empty, []
+    rows = pl.concat(parts).sort("_order", maintain_order=True).drop("_order")
+    notes = [f"inspections: {rows.height} rows from {len(files)} file(s)"]
+    if bad:
+        notes.append(f"inspections: {bad} row(s) or file problem(s) could not be used (not yet quarantined by ingest)")
+    return rows, notes
+
+
+def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+    cfg = ctx.config(CONFIG_NAME, anomaly.AnomalyConfig)
+    lake = ctx.lake
+    result = StageResult(stage="anomalies")
+
+    held = sorted(dt.date.fromisoformat(p) for p in lake.partitions(METER_DAILY))
+    todo = sorted({d for d in dates if d in set(held)})
+    absent = sorted(set(dates) - set(held))
+    if absent:
+        result.notes.append(
+            f"no meter_daily partition for {len(absent)} date(s) ({absent[0]} .. {absent[-1]}): no anomalies written for them"
+        )
+    if not todo:
+        result.rows = {ANOMALIES.name: 0}
+        return result
+
+    inspections = pl.DataFrame()
+    model_dates: list[dt.date] = []
+    if cfg.supervised.enabled:
+        raw, notes = read_inspections(ctx.landing)
+        result.notes += notes
+        if raw.height:
+            inspections = supervised.prepare_inspections(raw)
+            model_dates = sorted(
+                d for d in set(inspections["inspection_date"].to_list()) if d in set(held) and d < todo[-1]
+            )
+
+    needed = sorted(set(todo) | set(model_dates))
+    reach = needed[0] - dt.timedelta(days=cfg.lookback_days - 1)
+    span = [h for h in held if reach <= h <= needed[-1]]
+    columns = list(anomaly.DAY_COLUMNS)
+    try:
+        ctx.progress(f"anomalies: reading meter_daily {span[0]} .. {span[-1]} ({len(span)} days)")
+        days = anomaly.prepare_days(lake.scan(METER_DAILY, span).select(columns), cfg)
+        history = anomaly.reverse_history(
+            lake.scan(METER_DAILY, [h for h in held if h <= needed[-1]]).select(
+                "date", "meter_id", "role", "reverse_kwh", "kwh", "quality"
+            ),
+            cfg,
+        )
+    except (anomaly.AnomalyInputError, ValueError) as exc:
+        raise StageError(f"anomalies: {exc}") from exc
+    event_days = [d for d in lake.partitions(EVENTS.clean) if reach.isoformat() <= d <= needed[-1].isoformat()]
+    events = lake.scan(EVENTS.clean, event_days).select(list(anomaly.EVENT_COLUMNS)).collect()
+    diag_days = [d for d in lake.partitions(LOSS_DIAGNOSIS) if dt.date.fromisoformat(d) in set(needed)]
+    diagnosis = lake.scan(LOSS_DIAGNOSIS, diag_days).select(list(anomaly.DIAGNOSIS_COLUMNS)).collect()
+    missing_diag = sorted(set(todo) - {dt.date.fromisoformat(d) for d in diag_days})
+    if missing_diag:
+        result.notes.append(
+            f"no loss_diagnosis partition for {len(missing_diag)} date(s) ({missing_diag[0]} .. {missing_diag[-1]}): "
+            "ranked without the line-loss indicators there"
+        )
+
+    features: dict[dt.date, pl.DataFrame] = {}
+
+    def features_at(day: dt.date) -> pl.DataFrame:
+        if day not in features:
+            features[day] = anomaly.indicators(days, events, diagnosis, history, day, cfg)
+        return features[day]
+
+    models: dict[int, supervised.TheftModel | None] = {}
+    model_used: supervised.TheftModel | None = None
+    written = 0
+    fired: Counter[str] = Counter()
+    top: Counter[str] = Counter()
+    for i, day in enumerate(todo, 1):
+        ctx.progress(f"anomalies: {day} ({i}/{len(todo)})")
+        ind = features_at(day)
+        model_p = None
+        if inspections.height:
+            # only inspections before `day`, with features at their own dates
+            known = [d for d in model_dates if d < day]
+            if len(known) not in models:
+                for d in known:
+                    features_at(d)
+                rows = supervised.labelled_rows(inspections, features, cfg.supervised, before=day)
+                models[len(known)] = supervised.fit(rows, cfg.supervised)
+            model = models[len(known)]
+            if model is not None:
+                model_p = supervised.predict(model, ind)
+                model_used = model
+        frame = anomaly.score(ind, day, cfg, model_p)
+        lake.write_partition(ANOMALIES, day, frame)
+        written += frame.height
+        for key in INDICATORS:
+            fired[key] += int((frame[f"{key}_points"] > 0).sum())
+        top.update(r for r in frame["top_rule"].to_list() if r)
+        # keep the cache to the dates still needed (model dates stay)
+        for d in [d for d in features if d < day - dt.timedelta(days=1) and d not in model_dates]:
+            del features[d]
+
+    result.rows = {ANOMALIES.name: written}
+    result.dates = []
+    result.notes.append(
+        f"anomalies: {len(todo)} date(s), {written} meter-days scored; indicators fired: "
+        + ", ".join(f"{k} {fired[k]}" for k in INDICATORS if fired[k])
+    )
+    if inspections.height:
+        result.notes.append(
+            "supervised: " + (model_used.describe() if model_used else "too few inspection outcomes before the dates: unsupervised")
+        )
+    result.details = {
+        "dates": [d.isoformat() for d in todo],
+        "fired": {k: fired[k] for k in INDICATORS},
+        "top_rule": dict(sorted(top.items())),
+        "supervised": None
+        if model_used is None
+        else {
+            "rows": model_used.n_rows,
+            "positives": model_used.n_positive,
+            "cut_date": model_used.cut_date,
+            "train": model_used.n_train,
+            "validate": model_used.n_valid,
+            "validation_auc": model_used.valid_auc,
+        },
+        "dates_without_meter_daily": [d.isoformat() for d in absent],
+    }
+    return result

@@ -1,0 +1,428 @@
+"""Anomaly indicators and the explainable score, on small hand-made meter_daily frames.
+
+Each indicator has a case that fires and one that does not; expected strengths are
+worked out by hand from the ramps of the short test configuration below.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from polars.testing import assert_frame_equal
+
+from meterlake.schemas._base import MissingColumnsError
+from meterlake.schemas.anomalies import ANOMALIES, INDICATORS, POINTS_COLUMNS
+from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
+from meterlake.schemas.meter_daily import METER_DAILY
+from meterlake.transforms import anomaly as A
+
+D0 = dt.date(2026, 3, 1)
+#: short windows so that hand-made series stay readable
+CFG = A.AnomalyConfig(
+    window=A.WindowRules(history_days=10, min_before_days=3, min_after_days=2),
+    peers=A.PeerRules(min_peers=3, min_peer_kwh=0.1),
+    events=A.EventRules(lookback_days=10, before_days=3, min_after_days=2, alone=0.3),
+    reverse=A.ReverseRules(moved_kwh=0.05, quiet_days=5, min_days=2),
+)
+LAST = D0 + dt.timedelta(days=9)  # detection date: day 10 of the series
+
+
+def day(i: int) -> dt.date:
+    return D0 + dt.timedelta(days=i)
+
+
+def meter_days(
+    meter_id: str,
+    kwh: list[float | None],
+    *,
+    area: str = "A1",
+    cls: str = "resident",
+    quality: str | list[str] = "actual",
+    reverse: list[float] | None = None,
+    tou: list[tuple[float, float, float, float]] | None = None,
+    role: str = "customer",
+) -> pl.DataFrame:
+    """One meter's days from D0: kWh per day, TOU registers as shares of it."""
+    n = len(kwh)
+    q = [quality] * n if isinstance(quality, str) else quality
+    shares = tou or [(0.0, 0.6, 0.0, 0.4)] * n
+    cols = {
+        "date": [day(i) for i in range(n)],
+        "meter_id": [meter_id] * n,
+        "customer_id": ["C" + meter_id] * n,
+        "area_id": [area] * n,
+        "feeder_id": ["F1"] * n,
+        "role": [role] * n,
+        "customer_class": [cls] * n,
+        "kwh": kwh,
+        "kwh_sharp": [None if k is None else k * s[0] for k, s in zip(kwh, shares, strict=True)],
+        "kwh_peak": [None if k is None else k * s[1] for k, s in zip(kwh, shares, strict=True)],
+        "kwh_flat": [None if k is None else k * s[2] for k, s in zip(kwh, shares, strict=True)],
+        "kwh_valley": [None if k is None else k * s[3] for k, s in zip(kwh, shares, strict=True)],
+        "reverse_kwh": reverse or [0.0] * n,
+        "quality": q,
+    }
+    full = {c: cols.get(c, [None] * n) for c in METER_DAILY.names}
+    return pl.DataFrame(full, schema=METER_DAILY.schema)
+
+
+def peers(n: int = 3, days: int = 10, area: str = "A1") -> list[pl.DataFrame]:
+    """Honest neighbours around 10 kWh/day (not constant: that would be a stuck meter)."""
+    pattern = [10.0, 10.5, 9.5]
+    return [meter_days(f"P{i}", [pattern[d % 3] for d in range(days)], area=area) for i in range(n)]
+
+
+#: an honest meter's ten days (not constant: that would be a stuck meter)
+HONEST = [10.0, 10.5, 9.5, 10.0, 10.5, 9.5, 10.0, 10.5, 9.5, 10.0]
+
+NO_EVENTS = pl.DataFrame(schema=A.EVENT_COLUMNS)
+NO_DIAGNOSIS = pl.DataFrame(schema=LOSS_DIAGNOSIS.schema)
+
+
+def run_indicators(
+    frames: list[pl.DataFrame],
+    events: pl.DataFrame = NO_EVENTS,
+    diagnosis: pl.DataFrame = NO_DIAGNOSIS,
+    at: dt.date = LAST,
+    cfg: A.AnomalyConfig = CFG,
+) -> pl.DataFrame:
+    md = pl.concat(frames)
+    days = A.prepare_days(md, cfg)
+    history = A.reverse_history(md, cfg)
+    return A.indicators(days, events, diagnosis, history, at, cfg)
+
+
+def strength(ind: pl.DataFrame, meter_id: str, key: str) -> float:
+    return ind.filter(pl.col("meter_id") == meter_id)[f"s_{key}"].item()
+
+
+# -- ramps and the change point -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("x", "expected"),
+    [pytest.param(0.1, 0.0, id="below"), pytest.param(0.4, 0.5, id="middle"), pytest.param(0.9, 1.0, id="above")],
+)
+def test_ramp(x: float, expected: float) -> None:
+    ramp = A.Ramp(lo=0.2, hi=0.6)
+    assert pl.select(ramp.expr(pl.lit(x))).item() == pytest.approx(expected)
+
+
+def test_ramp_rejects_reversed_bounds() -> None:
+    with pytest.raises(ValueError, match="expected hi > lo"):
+        A.Ramp(lo=0.6, hi=0.2)
+
+
+def test_change_point_finds_the_fall() -> None:
+    # 10,10,10,10 then 2,2,2,2,2,2: the best split is after day 4; both segments are
+    # constant, so the standard error is floored at 1% of 10 = 0.1: t = 8 / 0.1 = 80
+    md = meter_days("M1", [10.0] * 4 + [2.0] * 6)
+    days = A.prepare_days(md, CFG)
+    cp = A.change_point(days.lazy(), "v", CFG).collect()
+    expected = pl.DataFrame(
+        {
+            "meter_id": ["M1"],
+            "cp_date": [day(4)],
+            "before": [10.0],
+            "after": [2.0],
+            "t": [80.0],
+            "days_before": [4],
+            "days_after": [6],
+            "fall": [0.8],
+        }
+    )
+    assert_frame_equal(cp, expected, check_dtypes=False)
+
+
+# -- consumption indicators -----------------------------------------------------------------
+
+
+def test_drop_own_fires_on_a_sustained_fall() -> None:
+    # fall 0.8 >= 0.6 and t 80 >= 8: full strength
+    ind = run_indicators([meter_days("M1", [10.0] * 4 + [2.0] * 6)])
+    assert strength(ind, "M1", "drop_own") == 1.0
+    assert ind["d_drop_own"].item() == day(4)
+
+
+def test_drop_own_quiet_on_noise() -> None:
+    ind = run_indicators([meter_days("M1", [10.0, 11.0, 9.0, 10.0, 11.0, 9.0, 10.0, 11.0, 9.0, 10.0])])
+    assert strength(ind, "M1", "drop_own") == 0.0
+
+
+def test_drop_own_partial_strength() -> None:
+    # 10 -> 6: fall 0.4, ramp (0.4 - 0.2) / 0.4 = 0.5; t = 4 / 0.1 = 40 -> 1
+    ind = run_indicators([meter_days("M1", [10.0] * 4 + [6.0] * 6)])
+    assert strength(ind, "M1", "drop_own") == pytest.approx(0.5)
+
+
+def test_drop_peer_fires_when_only_the_meter_falls() -> None:
+    frames = [*peers(3), meter_days("M1", [10.0] * 4 + [3.0] * 6)]
+    ind = run_indicators(frames)
+    # the peer median (3 peers at 10 and M1) stays 10: ratio 1.0 -> 0.3, fall 0.7
+    assert strength(ind, "M1", "drop_peer") == 1.0
+    assert strength(ind, "P0", "drop_peer") == 0.0
+
+
+def test_drop_peer_quiet_when_the_peers_fall_too() -> None:
+    # a holiday: everybody in the area halves on day 5; own history sees a fall of 0.5
+    frames = [meter_days(f"P{i}", [10.0] * 4 + [5.0] * 6) for i in range(3)] + [meter_days("M1", [10.0] * 4 + [5.0] * 6)]
+    ind = run_indicators(frames)
+    assert strength(ind, "M1", "drop_own") == pytest.approx(0.75)  # (0.5 - 0.2) / 0.4
+    assert strength(ind, "M1", "drop_peer") == 0.0
+
+
+def test_zero_fires_on_a_live_meter() -> None:
+    # 4 days at 5 kWh then 6 zero days: ramp (6 - 2) / (7 - 2) = 0.8
+    ind = run_indicators([meter_days("M1", [5.0] * 4 + [0.0] * 6)])
+    assert strength(ind, "M1", "zero") == pytest.approx(0.8)
+    assert ind["d_zero"].item() == day(4)
+    assert json.loads(ind["ev_zero"].item()) == {"since": "2026-03-05", "days": 6, "before": 5.0}
+
+
+def test_zero_quiet_on_a_vacant_dwelling() -> None:
+    ind = run_indicators([meter_days("M1", [0.0] * 10)])
+    assert strength(ind, "M1", "zero") == 0.0
+
+
+def test_flat_fires_on_identical_actual_days() -> None:
+    # 8 identical actual days at the end: ramp (8 - 4) / (10 - 4) = 2/3
+    ind = run_indicators([meter_days("M1", [3.0, 5.0] + [4.2] * 8)])
+    assert strength(ind, "M1", "flat") == pytest.approx(2 / 3, abs=1e-6)
+    assert ind["d_flat"].item() == day(2)
+    assert json.loads(ind["ev_flat"].item()) == {"value": 4.2, "days": 8}
+
+
+def test_flat_quiet_on_varying_days() -> None:
+    ind = run_indicators([meter_days("M1", HONEST)])
+    assert strength(ind, "M1", "flat") == 0.0
+
+
+def test_flat_quiet_on_estimated_days() -> None:
+    # days between missing reads share the difference evenly: flat by construction
+    ind = run_indicators([meter_days("M1", [3.0, 5.0] + [4.2] * 8, quality=["actual"] * 2 + ["estimated"] * 8)])
+    assert strength(ind, "M1", "flat") == 0.0
+
+
+def test_reverse_fires_without_pv() -> None:
+    # reverse still for 6 days (>= quiet_days 5), then 3 kWh/day reverse against 1 forward:
+    # share 12 / (12 + 4) = 0.75 -> ramp 1
+    ind = run_indicators([meter_days("M1", [4.0] * 6 + [1.0] * 4, reverse=[0.0] * 6 + [3.0] * 4)])
+    assert strength(ind, "M1", "reverse") == 1.0
+    assert json.loads(ind["ev_reverse"].item())["share"] == 0.75
+
+
+def test_reverse_quiet_on_pv() -> None:
+    # exports from the first day and still imports every day: PV
+    ind = run_indicators([meter_days("M1", [4.0] * 10, reverse=[30.0] * 10)])
+    assert strength(ind, "M1", "reverse") == 0.0
+
+
+def test_reverse_fires_on_pv_with_the_forward_register_stopped() -> None:
+    # reverse from the first day (PV inferred), but 8 of its 10 reverse days have no
+    # forward energy at all: 0.8 on the ramp 0.5 .. 0.9 = 0.75
+    ind = run_indicators([meter_days("M1", [4.0] * 2 + [0.0] * 8, reverse=[3.0] * 10)])
+    assert strength(ind, "M1", "reverse") == pytest.approx(0.75)
+    assert json.loads(ind["ev_reverse"].item())["pv_inferred"] is True
+
+
+def test_tou_fires_when_the_split_moves() -> None:
+    # (0.1, 0.4, 0.3, 0.2) -> (0.1, 0.1, 0.3, 0.5): total variation 0.3 -> ramp 1
+    tou = [(0.1, 0.4, 0.3, 0.2)] * 4 + [(0.1, 0.1, 0.3, 0.5)] * 6
+    ind = run_indicators([meter_days("M1", [10.0] * 10, tou=tou)])
+    assert strength(ind, "M1", "tou") == 1.0
+    assert ind["d_tou"].item() == day(4)
+
+
+def test_tou_quiet_when_the_split_holds() -> None:
+    ind = run_indicators([meter_days("M1", [10.0] * 10, tou=[(0.1, 0.4, 0.3, 0.2)] * 10)])
+    assert strength(ind, "M1", "tou") == 0.0
+
+
+# -- events and the line-loss diagnosis ------------------------------------------------------
+
+
+def events(*rows: tuple[str, dt.datetime, str]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"meter_id": [r[0] for r in rows], "event_time": [r[1] for r in rows], "event_code": [r[2] for r in rows]},
+        schema=A.EVENT_COLUMNS,
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "key"),
+    [
+        pytest.param("COVER_OPEN", "event_cover", id="cover"),
+        pytest.param("TERMINAL_COVER_OPEN", "event_cover", id="terminal-cover"),
+        pytest.param("VOLTAGE_LOSS", "event_wiring", id="voltage-loss"),
+        pytest.param("CURRENT_LOSS", "event_wiring", id="current-loss"),
+        pytest.param("PHASE_FAILURE", "event_wiring", id="phase-failure"),
+        pytest.param("MAGNETIC_INTERFERENCE", "event_magnetic", id="magnetic"),
+        pytest.param("METER_CLEAR", "event_clear", id="meter-clear"),
+    ],
+)
+def test_event_followed_by_a_fall_fires_fully(code: str, key: str) -> None:
+    # event on day 5 (index 4); 3 days before at 10, days after at 4: fall 0.6 -> 1
+    ev = events(("M1", dt.datetime.combine(day(4), dt.time(10)), code))
+    ind = run_indicators([meter_days("M1", [10.0] * 5 + [4.0] * 5)], events=ev)
+    assert strength(ind, "M1", key) == 1.0
+    assert ind[f"d_{key}"].item() == day(4)
+
+
+def test_event_without_a_fall_counts_alone() -> None:
+    ev = events(("M1", dt.datetime.combine(day(4), dt.time(10)), "COVER_OPEN"))
+    ind = run_indicators([meter_days("M1", [10.0] * 10)], events=ev)
+    assert strength(ind, "M1", "event_cover") == pytest.approx(0.3)
+
+
+def test_no_event_no_strength_and_other_codes_ignored() -> None:
+    ev = events(("M1", dt.datetime.combine(day(4), dt.time(10)), "POWER_OFF"))
+    ind = run_indicators([meter_days("M1", [10.0] * 5 + [4.0] * 5)], events=ev)
+    for key in A.EVENT_FAMILIES:
+        assert strength(ind, "M1", key) == 0.0
+
+
+def test_event_outside_the_lookback_is_ignored() -> None:
+    ev = events(("M1", dt.datetime(2026, 2, 1, 10), "COVER_OPEN"))
+    ind = run_indicators([meter_days("M1", [10.0] * 10)], events=ev)
+    assert strength(ind, "M1", "event_cover") == 0.0
+
+
+def diagnosis(meter_id: str, kind: str, score: float, on: dt.date = LAST, other: str | None = None) -> pl.DataFrame:
+    row = {c: [None] for c in LOSS_DIAGNOSIS.names}
+    row.update(
+        date=[on], window_start=[on - dt.timedelta(days=29)], area_id=["A1"], kind=[kind], rule=[f"loss.diagnosis.{kind}"],
+        severity=["warning"], meter_id=[meter_id], customer_id=["C" + meter_id], role=["customer"], other_area_id=[other],
+        score=[score], rank=[1], area_status=["high"], area_loss_rate=[0.14], days=[30], evidence=["{}"],
+    )
+    return pl.DataFrame(row, schema=LOSS_DIAGNOSIS.schema)
+
+
+@pytest.mark.parametrize(
+    ("kind", "key"),
+    [
+        pytest.param("theft_candidate", "loss_theft", id="theft"),
+        pytest.param("multiplier_suspect", "loss_multiplier", id="multiplier"),
+        pytest.param("mapping_suspect", "loss_mapping", id="mapping"),
+    ],
+)
+def test_loss_diagnosis_counts_on_its_date(kind: str, key: str) -> None:
+    # score 0.55 on the ramp 0.3 .. 0.8: 0.5
+    ind = run_indicators([meter_days("M1", [10.0] * 10)], diagnosis=diagnosis("M1", kind, 0.55))
+    assert strength(ind, "M1", key) == pytest.approx(0.5)
+
+
+def test_loss_diagnosis_of_another_date_or_weak_is_ignored() -> None:
+    diag = pl.concat([diagnosis("M1", "theft_candidate", 0.9, on=LAST - dt.timedelta(days=1)), diagnosis("M2", "theft_candidate", 0.2)])
+    ind = run_indicators([meter_days("M1", [10.0] * 10), meter_days("M2", [10.0] * 10)], diagnosis=diag)
+    assert strength(ind, "M1", "loss_theft") == 0.0
+    assert strength(ind, "M2", "loss_theft") == 0.0
+
+
+def test_master_meter_named_by_the_diagnosis_is_ranked() -> None:
+    diag = diagnosis("MASTER", "multiplier_suspect", 0.8).with_columns(pl.lit(None, pl.String).alias("customer_id"))
+    ind = run_indicators([meter_days("M1", HONEST)], diagnosis=diag)
+    assert sorted(ind["meter_id"]) == ["M1", "MASTER"]
+    out = A.score(ind, LAST, CFG)
+    assert out.filter(pl.col("meter_id") == "MASTER")["loss_multiplier_points"].item() == 0.5
+
+
+# -- the score ---------------------------------------------------------------------------------
+
+
+def test_score_is_the_sum_of_points_with_reasons_strongest_first() -> None:
+    ev = events(("M1", dt.datetime.combine(day(4), dt.time(10)), "COVER_OPEN"))
+    frames = [*peers(3), meter_days("M1", [10.0] * 4 + [0.0] * 6)]
+    ind = run_indicators(frames, events=ev)
+    out = A.score(ind, LAST, CFG)
+    m1 = out.filter(pl.col("meter_id") == "M1").row(0, named=True)
+    # cover open then -100%: 1.0; drop own 1.0; drop peer 1.0; zero 6 days: 0.8
+    assert m1["event_cover_points"] == 1.0
+    assert m1["drop_own_points"] == 1.0
+    assert m1["drop_peer_points"] == 1.0
+    assert m1["zero_points"] == pytest.approx(0.8)
+    assert m1["score"] == pytest.approx(3.8)
+    assert m1["rank"] == 1
+    assert m1["n_reasons"] == 4
+    assert m1["top_rule"] == "anomaly.event.cover_open"  # ties keep the order of INDICATORS
+    assert m1["first_suspicious_date"] == day(4)
+    assert m1["reasons"].split("; ")[-1].startswith("在运表零电量 anomaly.consumption.zero: 0 kWh for 6 days since 2026-03-05")
+    findings = json.loads(m1["findings"])
+    assert [f["rule"] for f in findings] == [
+        "anomaly.event.cover_open",
+        "anomaly.consumption.drop_own",
+        "anomaly.consumption.drop_peer",
+        "anomaly.consumption.zero",
+    ]
+    assert sum(f["points"] for f in findings) == pytest.approx(m1["score"])
+    assert findings[0]["evidence"]["code"] == "COVER_OPEN"
+    # peers score nothing and are not written
+    assert out["meter_id"].to_list() == ["M1"]
+    assert out.columns == ANOMALIES.names
+
+
+def test_model_probability_joins_as_a_reason() -> None:
+    ind = run_indicators([meter_days("M1", HONEST), meter_days("M2", HONEST)])
+    p = pl.DataFrame({"meter_id": ["M1", "M2"], "p": [0.83, 0.0]})
+    out = A.score(ind, LAST, CFG, model_p=p)
+    assert out["meter_id"].to_list() == ["M1"]
+    row = out.row(0, named=True)
+    assert row["model_points"] == pytest.approx(2.0 * 0.83)
+    assert row["model_p"] == 0.83
+    assert "inspection model p=0.83" in row["reasons"]
+
+
+def test_weights_come_from_config() -> None:
+    cfg = CFG.model_copy(update={"weights": A.Weights(zero=3.0)})
+    ind = run_indicators([meter_days("M1", [5.0] * 4 + [0.0] * 6)], cfg=cfg)
+    out = A.score(ind, LAST, cfg)
+    assert out["zero_points"].item() == pytest.approx(3.0 * 0.8)
+
+
+def test_missing_columns_are_named() -> None:
+    md = meter_days("M1", [1.0] * 10).drop("kwh_peak", "quality")
+    with pytest.raises(MissingColumnsError, match="missing column\\(s\\) kwh_peak, quality"):
+        A.prepare_days(md, CFG)
+
+
+def test_negative_kwh_is_refused() -> None:
+    with pytest.raises(A.AnomalyInputError, match="expected kwh >= 0"):
+        A.prepare_days(meter_days("M1", [1.0] * 9 + [-1.0]), CFG)
+
+
+def test_shipped_config_loads() -> None:
+    from meterlake import config
+
+    cfg = config.load("anomaly", A.AnomalyConfig)
+    assert cfg.weights.model_dump().keys() == INDICATORS.keys()
+    assert cfg.lookback_days >= cfg.window.history_days
+
+
+# -- properties --------------------------------------------------------------------------------
+
+kwh_series = st.lists(st.floats(min_value=0.0, max_value=50.0, allow_nan=False).map(lambda x: round(x, 2)), min_size=10, max_size=10)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(series=st.lists(kwh_series, min_size=2, max_size=5), seed=st.integers(0, 1000))
+def test_score_decomposes_and_ignores_row_order(series: list[list[float]], seed: int) -> None:
+    frames = [meter_days(f"M{i}", s, area="A1") for i, s in enumerate(series)]
+    md = pl.concat(frames)
+    ev = events(("M0", dt.datetime.combine(day(5), dt.time(3)), "MAGNETIC_INTERFERENCE"))
+
+    def rank(frame: pl.DataFrame) -> pl.DataFrame:
+        days = A.prepare_days(frame, CFG)
+        return A.detect(days, ev, NO_DIAGNOSIS, A.reverse_history(frame, CFG), LAST, CFG)
+
+    out = rank(md)
+    shuffled = rank(md.sample(fraction=1.0, shuffle=True, seed=seed))
+    assert_frame_equal(out, shuffled)
+    total = out.select(pl.sum_horizontal(*POINTS_COLUMNS).round(6).alias("total"))["total"]
+    assert (out["score"] - total).abs().max() in (None, 0.0)
+    assert out["n_reasons"].to_list() == [
+        sum(1 for c in POINTS_COLUMNS if r[c] > 0) for r in out.iter_rows(named=True)
+    ]
+    assert out.filter(pl.col("score") <= 0).height == 0

@@ -1,0 +1,88 @@
+"""Ranking metrics: precision/recall at k and ROC AUC, checked against hand counts."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from hypothesis import given, settings, strategies as st
+from polars.testing import assert_frame_equal
+
+from meterlake.transforms.evaluate import at_k, evaluate_ranking, ranked, roc_auc
+
+
+@pytest.mark.parametrize(
+    ("scores", "labels", "expected"),
+    [
+        pytest.param([0.9, 0.8, 0.1, 0.0], [1, 1, 0, 0], 1.0, id="perfect"),
+        pytest.param([0.9, 0.8, 0.1, 0.0], [0, 0, 1, 1], 0.0, id="inverted"),
+        # pairs (pos, neg): (0.9, 0.8) win, (0.9, 0.0) win, (0.1, 0.8) lose, (0.1, 0.0) win: 3/4
+        pytest.param([0.9, 0.8, 0.1, 0.0], [1, 0, 1, 0], 0.75, id="mixed"),
+        # everybody tied: every pair counts one half
+        pytest.param([0.0, 0.0, 0.0, 0.0], [1, 0, 0, 0], 0.5, id="all-tied"),
+        # pos 0.5 vs negs 0.5 (tie, 1/2) and 0.0 (win): (0.5 + 1) / 2
+        pytest.param([0.5, 0.5, 0.0], [1, 0, 0], 0.75, id="one-tie"),
+    ],
+)
+def test_roc_auc(scores: list[float], labels: list[int], expected: float) -> None:
+    assert roc_auc(pl.Series(scores), pl.Series(labels)) == pytest.approx(expected)
+
+
+def test_roc_auc_needs_both_classes() -> None:
+    assert roc_auc(pl.Series([0.1, 0.2]), pl.Series([1, 1])) is None
+
+
+def test_ranked_fills_absent_meters_with_zero_and_breaks_ties_by_meter() -> None:
+    scores = pl.DataFrame({"meter_id": ["B", "A", "C"], "score": [1.0, 1.0, 3.0]})
+    out = ranked(scores, pl.Series(["A", "B", "C", "D", "E"]))
+    expected = pl.DataFrame(
+        {"meter_id": ["C", "A", "B", "D", "E"], "score": [3.0, 1.0, 1.0, 0.0, 0.0], "position": [1, 2, 3, 4, 5]}
+    )
+    assert_frame_equal(out, expected, check_dtypes=False)
+
+
+def test_at_k_counts_hits_by_hand() -> None:
+    # 12 meters M00..M11 scored 12..1; positives M00, M03, M11 (positions 1, 4, 12)
+    scores = pl.DataFrame({"meter_id": [f"M{i:02d}" for i in range(12)], "score": [float(12 - i) for i in range(12)]})
+    out = at_k(ranked(scores), ["M00", "M03", "M11"], ks=(1, 10))
+    assert out["positives"] == 3
+    assert out["precision@1"] == 1.0
+    assert out["recall@1"] == pytest.approx(1 / 3)
+    assert out["precision@10"] == pytest.approx(2 / 10)
+    assert out["recall@10"] == pytest.approx(2 / 3)
+    # AUC: 9 negatives; M00 beats all 9, M03 the 7 below it (M04..M10), M11 none: 16 / 27
+    assert out["roc_auc"] == pytest.approx(16 / 27)
+
+
+def test_evaluate_ranking_groups_and_kinds() -> None:
+    scores = pl.DataFrame({"meter_id": ["T1", "T2", "X", "Y"], "score": [5.0, 1.0, 3.0, 0.5]})
+    truth = pl.DataFrame(
+        {
+            "kind": ["theft_bypass", "theft_stopped", "wrong_area", "outage"],
+            "meter_id": ["T1", "T2", "Y", None],
+        }
+    )
+    universe = pl.Series(["T1", "T2", "X", "Y", "Z"])
+    out = evaluate_ranking(scores, truth, universe, groups={"theft": ("theft_bypass", "theft_stopped")}, ks=(1, 2))
+    assert out["group"].to_list() == ["theft", "theft_bypass", "theft_stopped", "wrong_area"]
+    theft = out.row(0, named=True)
+    # order: T1 5, X 3, T2 1, Y 0.5, Z 0
+    assert theft["positives"] == 2
+    assert theft["precision@1"] == 1.0
+    assert theft["precision@2"] == 0.5
+    assert theft["recall@2"] == 0.5
+    # T1 beats X, Y, Z; T2 beats Y, Z: 5 / 6
+    assert theft["roc_auc"] == pytest.approx(5 / 6)
+    assert theft["meters"] == 5
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 10, allow_nan=False), st.booleans()), min_size=2, max_size=40))
+def test_auc_matches_pair_counting(pairs: list[tuple[float, bool]]) -> None:
+    pos = [s for s, y in pairs if y]
+    neg = [s for s, y in pairs if not y]
+    auc = roc_auc(pl.Series([s for s, _ in pairs]), pl.Series([int(y) for _, y in pairs]))
+    if not pos or not neg:
+        assert auc is None
+        return
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    assert auc == pytest.approx(wins / (len(pos) * len(neg)))

@@ -1,0 +1,1019 @@
+"""Theft and anomaly ranking (反窃电): indicators and an explainable score. Pure.
+
+Frames in, frames out; nothing here opens a file. The anomalies stage
+(``meterlake/stages/anomalies.py``) reads the lake and calls, per detection date ``day``:
+
+1. :func:`prepare_days` once: the customer-meter days of ``meter_daily`` with the
+   derived daily series (value present, ratio to the peer median, TOU shares);
+   :func:`reverse_history` once: when each meter's reverse register first moved.
+2. :func:`indicators`: one row per meter with every indicator's strength in [0, 1]
+   (``s_<key>``), the date it points at (``d_<key>``) and its JSON evidence
+   (``ev_<key>``), plus the raw figures the supervised model also learns from.
+3. :func:`score`: points = weight x strength per indicator, score = Σ points,
+   reasons in words strongest first, findings as JSON: the ``anomalies`` mart.
+
+The indicators (keys of :data:`meterlake.schemas.anomalies.INDICATORS`), with the
+practice each follows:
+
+* ``event_*`` — tamper and wiring events (开表盖/开端钮盒, 失压/失流/断相, 恒定磁场,
+  电表清零) in the look-back, stronger when consumption fell after them: the event
+  records of DL/T 645-2007 meters and Q/GDW 376.1 terminals (ERC 9/10/12/14/27-30),
+  which anti-theft screening follows up (DOMAIN: 反窃电). Strength = ``alone`` +
+  (1 - ``alone``) x ramp(fall after the event); the strongest event of its family.
+* ``drop_own`` / ``drop_peer`` — a sudden sustained fall: the split of the window's
+  daily series maximising Welch's t of mean(before) - mean(after) (a single
+  change point, as in CUSUM screening), on the meter's own kWh and on its kWh over the
+  median of its peers (same class and area; the class in the whole lake when the area
+  has too few), which takes out weather and holidays. Strength = ramp(fall) x ramp(t).
+* ``zero`` — a run of zero days up to the detection date on a meter that used energy
+  before ("zero consumption on a live meter"; VEE zero-run check against history).
+  ``flat`` — identical non-zero actual daily kWh for days (VEE flat-line check).
+* ``reverse`` — reverse energy on a customer with no PV. The archive has no PV flag,
+  so no PV is inferred when the reverse register stood still for ``quiet_days`` after
+  the meter's first day in the lake (:func:`reverse_history`); a PV customer exports
+  from its first sunny day. A customer inferred to have PV still fires when its
+  forward register stopped on the days its reverse one ran (``pv_reverse_only``):
+  rooftop PV exports at midday, but the household still imports at night, so a day
+  with reverse energy and no forward energy at all is reversed wiring either way
+  (a large PV array may export far more than the house uses, so the share of reverse
+  energy alone does not tell). Consequence: a meter wired in reverse from (nearly)
+  the lake's first day that still shows some forward energy looks like PV here.
+* ``tou`` — the TOU split (shares of sharp/peak/flat/valley) no longer matches the
+  meter's history: the split of the window maximising the total-variation distance
+  of the mean shares before and after, weighed by the Welch t of the share that moved.
+* ``loss_*`` — the line-loss diagnosis of the window ending at the detection date
+  (``loss_diagnosis``: theft_candidate, multiplier_suspect, mapping_suspect), its
+  score through a ramp.
+* ``model`` — supervised mode only: the probability of theft from a model trained on
+  inspection outcomes (``transforms/supervised.py``); joins the score as one more reason.
+
+Determinism: every figure is rounded to 1e-6 before it is used for points, ties are
+broken by meter_id and dates, and no step depends on row order after a group_by.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from meterlake.schemas._base import MissingColumnsError
+from meterlake.schemas.anomalies import ANOMALIES, INDICATORS, RULES, points_column
+
+#: figures are rounded to this many decimals (determinism across engines)
+DECIMALS = 6
+
+#: the meter_daily columns the indicators read
+DAY_COLUMNS: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "meter_id": pl.String(),
+    "customer_id": pl.String(),
+    "area_id": pl.String(),
+    "feeder_id": pl.String(),
+    "role": pl.String(),
+    "customer_class": pl.String(),
+    "kwh": pl.Float64(),
+    "kwh_sharp": pl.Float64(),
+    "kwh_peak": pl.Float64(),
+    "kwh_flat": pl.Float64(),
+    "kwh_valley": pl.Float64(),
+    "reverse_kwh": pl.Float64(),
+    "quality": pl.String(),
+}
+
+#: the events columns the indicators read
+EVENT_COLUMNS: dict[str, pl.DataType] = {
+    "meter_id": pl.String(),
+    "event_time": pl.Datetime("us"),
+    "event_code": pl.String(),
+}
+
+#: the loss_diagnosis columns the indicators read
+DIAGNOSIS_COLUMNS: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "meter_id": pl.String(),
+    "customer_id": pl.String(),
+    "area_id": pl.String(),
+    "kind": pl.String(),
+    "score": pl.Float64(),
+    "rank": pl.Int32(),
+    "area_loss_rate": pl.Float64(),
+    "other_area_id": pl.String(),
+}
+
+#: event indicator key -> the event codes of its family
+EVENT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "event_cover": ("COVER_OPEN", "TERMINAL_COVER_OPEN"),
+    "event_wiring": ("VOLTAGE_LOSS", "CURRENT_LOSS", "PHASE_FAILURE"),
+    "event_magnetic": ("MAGNETIC_INTERFERENCE",),
+    "event_clear": ("METER_CLEAR",),
+}
+
+#: loss indicator key -> loss_diagnosis kind
+LOSS_KINDS: dict[str, str] = {
+    "loss_theft": "theft_candidate",
+    "loss_multiplier": "multiplier_suspect",
+    "loss_mapping": "mapping_suspect",
+}
+
+TOU_REGISTERS = ("sharp", "peak", "flat", "valley")
+
+#: indicators computed from the data (the model's probability is added by `score`)
+DATA_KEYS: tuple[str, ...] = tuple(k for k in INDICATORS if k != "model")
+
+#: raw figures, besides the strengths, that the supervised model learns from
+RAW_FEATURES: tuple[str, ...] = (
+    "f_drop_own_fall",
+    "f_drop_own_t",
+    "f_drop_peer_fall",
+    "f_drop_peer_t",
+    "f_zero_days",
+    "f_reverse_share",
+    "f_tou_shift",
+    "f_events",
+)
+
+
+class AnomalyInputError(ValueError):
+    """An input frame breaks its contract in a way the ranking cannot work around."""
+
+
+# -- configuration ---------------------------------------------------------------------
+
+
+class Ramp(BaseModel):
+    """Strength 0 at or below ``lo``, 1 at or above ``hi``, linear between."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lo: float = Field(description="value at and below which the strength is 0")
+    hi: float = Field(description="value at and above which the strength is 1")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Ramp:
+        if not self.hi > self.lo:
+            raise ValueError(f"ramp: expected hi > lo, found lo={self.lo}, hi={self.hi}")
+        return self
+
+    def expr(self, x: pl.Expr) -> pl.Expr:
+        return ((x - self.lo) / (self.hi - self.lo)).clip(0.0, 1.0)
+
+
+class WindowRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    history_days: int = Field(90, ge=7, description="days of history, ending at the detection date, for change points")
+    min_before_days: int = Field(14, ge=2, description="days with a value a change point needs before it")
+    min_after_days: int = Field(7, ge=1, description="days with a value a change point needs after it, up to the detection date")
+
+
+class PeerRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_peers: int = Field(5, ge=1, description="customers of the class in the area with a value needed for an area peer median; else the class lake-wide")
+    min_peer_kwh: float = Field(0.1, ge=0, description="a peer median below this (kWh/day) gives no ratio")
+
+
+class DropRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_baseline_kwh: float = Field(0.5, ge=0, description="mean kWh/day before the split needed to judge a fall")
+    min_baseline_ratio: float = Field(0.05, ge=0, description="mean ratio to the peer median before the split needed to judge a fall")
+    fall: Ramp = Field(Ramp(lo=0.2, hi=0.6), description="relative fall 1 - after/before")
+    t: Ramp = Field(Ramp(lo=3.0, hi=8.0), description="Welch t statistic of the fall")
+
+
+class ZeroRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    zero_kwh: float = Field(0.01, ge=0, description="a day at or below this (kWh) is zero")
+    live_kwh: float = Field(0.5, ge=0, description="mean kWh/day before the zero run that makes the meter live")
+    days: Ramp = Field(Ramp(lo=2, hi=7), description="length of the zero run ending at the detection date (days with a value)")
+
+
+class FlatRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tolerance_kwh: float = Field(0.001, ge=0, description="days within this of each other (kWh) are identical")
+    days: Ramp = Field(Ramp(lo=4, hi=10), description="length of the run of identical non-zero actual days")
+
+
+class ReverseRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    moved_kwh: float = Field(0.05, ge=0, description="reverse kWh in a day above which the reverse register moved")
+    quiet_days: int = Field(14, ge=1, description="days the reverse register stood still after the meter's first lake day that infer no PV")
+    min_days: int = Field(2, ge=1, description="days with reverse energy needed to fire")
+    share: Ramp = Field(Ramp(lo=0.1, hi=0.5), description="no PV inferred: reverse / (reverse + forward) energy since the reverse register first moved")
+    pv_reverse_only: Ramp = Field(
+        Ramp(lo=0.5, hi=0.9),
+        description="PV inferred: share of the days with reverse energy that have no forward energy (a PV customer still imports at night)",
+    )
+
+
+class TouRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_day_kwh: float = Field(1.0, ge=0, description="days below this (kWh over the TOU registers) carry no split")
+    shift: Ramp = Field(Ramp(lo=0.1, hi=0.3), description="total-variation distance between the mean TOU shares before and after")
+    t: Ramp = Field(Ramp(lo=4.0, hi=10.0), description="Welch t of the share that moved most")
+
+
+class EventRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lookback_days: int = Field(56, ge=1, description="events in this many days up to the detection date count")
+    before_days: int = Field(14, ge=1, description="days before an event whose mean kWh is the baseline")
+    min_after_days: int = Field(3, ge=1, description="days with a value after the event needed to judge a fall")
+    alone: float = Field(0.3, ge=0, le=1, description="strength of an event without a fall after it")
+    fall: Ramp = Field(Ramp(lo=0.1, hi=0.5), description="relative fall after the event")
+
+
+class LossRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    score: Ramp = Field(Ramp(lo=0.3, hi=0.8), description="loss_diagnosis score (in [0, 1])")
+
+
+class Weights(BaseModel):
+    """Points of each indicator at full strength (keys of schemas.anomalies.INDICATORS)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_cover: float = Field(1.0, ge=0, description=INDICATORS["event_cover"][2])
+    event_wiring: float = Field(0.8, ge=0, description=INDICATORS["event_wiring"][2])
+    event_magnetic: float = Field(1.2, ge=0, description=INDICATORS["event_magnetic"][2])
+    event_clear: float = Field(0.8, ge=0, description=INDICATORS["event_clear"][2])
+    drop_own: float = Field(1.0, ge=0, description=INDICATORS["drop_own"][2])
+    drop_peer: float = Field(1.0, ge=0, description=INDICATORS["drop_peer"][2])
+    zero: float = Field(1.0, ge=0, description=INDICATORS["zero"][2])
+    flat: float = Field(0.5, ge=0, description=INDICATORS["flat"][2])
+    reverse: float = Field(1.5, ge=0, description=INDICATORS["reverse"][2])
+    tou: float = Field(0.5, ge=0, description=INDICATORS["tou"][2])
+    loss_theft: float = Field(1.0, ge=0, description=INDICATORS["loss_theft"][2])
+    loss_multiplier: float = Field(0.5, ge=0, description=INDICATORS["loss_multiplier"][2])
+    loss_mapping: float = Field(0.3, ge=0, description=INDICATORS["loss_mapping"][2])
+    model: float = Field(2.0, ge=0, description=INDICATORS["model"][2])
+
+
+class SupervisedRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="train on inspection outcomes when there are enough")
+    positive_outcomes: tuple[str, ...] = Field(("theft",), description="inspection outcomes that count as positive")
+    min_positives: int = Field(10, ge=1, description="positive inspections needed before the detection date")
+    min_negatives: int = Field(10, ge=1, description="negative inspections needed before the detection date")
+    validation_share: float = Field(0.3, gt=0, lt=1, description="latest share of inspections (by date) that validates the model")
+    random_state: int = Field(0, description="random_state of the classifier (deterministic scores)")
+    max_iter: int = Field(200, ge=1, description="boosting iterations")
+    learning_rate: float = Field(0.05, gt=0, description="boosting learning rate")
+    max_leaf_nodes: int = Field(15, ge=2, description="leaves per tree")
+    min_samples_leaf: int = Field(5, ge=1, description="minimum samples per leaf")
+
+
+class OutputRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_score: float = Field(0.0, ge=0, description="write a meter for a date only when its score is above this")
+
+
+class AnomalyConfig(BaseModel):
+    """config/anomaly.toml: thresholds, look-back windows and weights of the ranking."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window: WindowRules = Field(default_factory=WindowRules, description="change-point window")
+    peers: PeerRules = Field(default_factory=PeerRules, description="peer groups")
+    drop: DropRules = Field(default_factory=DropRules, description="sudden sustained drop (own and peer-relative)")
+    zero: ZeroRules = Field(default_factory=ZeroRules, description="zero consumption on a live meter")
+    flat: FlatRules = Field(default_factory=FlatRules, description="flat (stuck) daily consumption")
+    reverse: ReverseRules = Field(default_factory=ReverseRules, description="reverse energy without PV")
+    tou: TouRules = Field(default_factory=TouRules, description="TOU split shift")
+    events: EventRules = Field(default_factory=EventRules, description="tamper and wiring events")
+    loss: LossRules = Field(default_factory=LossRules, description="line-loss diagnosis")
+    weights: Weights = Field(default_factory=Weights, description="points at full strength")
+    supervised: SupervisedRules = Field(default_factory=SupervisedRules, description="supervised mode")
+    output: OutputRules = Field(default_factory=OutputRules, description="what is written")
+
+    @property
+    def lookback_days(self) -> int:
+        """Days of meter_daily before the detection date (inclusive) any indicator reads."""
+        return max(self.window.history_days, self.events.lookback_days + self.events.before_days)
+
+
+# -- inputs ----------------------------------------------------------------------------
+
+
+def _require(frame: pl.LazyFrame, columns: Mapping[str, pl.DataType], table: str) -> pl.LazyFrame:
+    present = frame.collect_schema().names()
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise MissingColumnsError(table, missing, present, "anomaly ranking input")
+    return frame.select(pl.col(c).cast(t) for c, t in columns.items())
+
+
+def _r(x: pl.Expr) -> pl.Expr:
+    return x.round(DECIMALS)
+
+
+def _blank_null(c: str) -> pl.Expr:
+    return pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c)
+
+
+def prepare_days(meter_daily: pl.DataFrame | pl.LazyFrame, cfg: AnomalyConfig) -> pl.DataFrame:
+    """Customer-meter days with the series the indicators read.
+
+    Columns: date, meter_id, customer_id, area_id, feeder_id, customer_class,
+    ``v`` (kWh when the day has a value: quality not ``missing``), ``rev`` (reverse
+    kWh likewise), ``actual``, ``peer_kwh`` (median of the peers' values that day),
+    ``ratio`` (v / peer_kwh) and ``sh_<register>`` (the register's share of the day's
+    TOU kWh when they reach ``tou.min_day_kwh``). Sorted by meter_id, date.
+    """
+    lf = _require(meter_daily.lazy(), DAY_COLUMNS, "meter_daily")
+    lf = lf.filter(pl.col("role") == "customer").with_columns(
+        _blank_null("area_id"), _blank_null("customer_id"), _blank_null("feeder_id")
+    )
+    has = (pl.col("quality") != "missing") & pl.col("kwh").is_not_null()
+    if (lf.filter(has & (pl.col("kwh") < 0)).select(pl.len()).collect().item()) > 0:
+        raise AnomalyInputError(
+            "meter_daily: expected kwh >= 0 on days with a value (rollovers and registers going "
+            "down are resolved upstream); found negative kWh"
+        )
+    tou = pl.sum_horizontal(*(pl.col(f"kwh_{r}") for r in TOU_REGISTERS))
+    lf = lf.with_columns(
+        pl.when(has).then(pl.col("kwh")).alias("v"),
+        pl.when(pl.col("quality") != "missing").then(pl.col("reverse_kwh")).alias("rev"),
+        (pl.col("quality") == "actual").alias("actual"),
+        tou.alias("_tou"),
+    )
+    area_peer = pl.col("v").median().over("date", "area_id", "customer_class")
+    area_n = pl.col("v").count().over("date", "area_id", "customer_class")
+    class_peer = pl.col("v").median().over("date", "customer_class")
+    peer = (
+        pl.when(pl.col("area_id").is_not_null() & (area_n >= cfg.peers.min_peers))
+        .then(area_peer)
+        .otherwise(class_peer)
+    )
+    lf = lf.with_columns(_r(peer).alias("peer_kwh"))
+    lf = lf.with_columns(
+        pl.when(pl.col("peer_kwh") >= cfg.peers.min_peer_kwh)
+        .then(_r(pl.col("v") / pl.col("peer_kwh")))
+        .alias("ratio"),
+        *(
+            pl.when(pl.col("v").is_not_null() & (pl.col("_tou") >= cfg.tou.min_day_kwh))
+            .then(_r(pl.col(f"kwh_{r}").fill_null(0.0) / pl.col("_tou")))
+            .alias(f"sh_{r}")
+            for r in TOU_REGISTERS
+        ),
+    )
+    return (
+        lf.select(
+            "date", "meter_id", "customer_id", "area_id", "feeder_id", "customer_class",
+            "v", "rev", "actual", "peer_kwh", "ratio", *(f"sh_{r}" for r in TOU_REGISTERS),
+        )
+        .collect()
+        .sort("meter_id", "date")
+    )
+
+
+def reverse_history(meter_daily: pl.DataFrame | pl.LazyFrame, cfg: AnomalyConfig) -> pl.DataFrame:
+    """Per customer meter: its first day in the lake and the first day its reverse moved.
+
+    Read over all the history given (the whole lake up to the last detection date):
+    ``first_seen`` (first day with a value), ``first_reverse`` (first day whose
+    reverse kWh exceeds ``reverse.moved_kwh``; null if never) and ``no_pv`` (the
+    register stood still for ``reverse.quiet_days`` or more after ``first_seen``).
+    """
+    lf = meter_daily.lazy()
+    present = lf.collect_schema().names()
+    need = ("date", "meter_id", "role", "reverse_kwh", "kwh", "quality")
+    missing = [c for c in need if c not in present]
+    if missing:
+        raise MissingColumnsError("meter_daily", missing, present, "anomaly ranking input")
+    has = (pl.col("quality") != "missing") & pl.col("kwh").is_not_null()
+    moved = has & (pl.col("reverse_kwh") > cfg.reverse.moved_kwh)
+    out = (
+        lf.filter(pl.col("role") == "customer")
+        .group_by("meter_id")
+        .agg(
+            pl.col("date").filter(has).min().alias("first_seen"),
+            pl.col("date").filter(moved).min().alias("first_reverse"),
+        )
+        .with_columns(
+            (
+                pl.col("first_reverse").is_not_null()
+                & ((pl.col("first_reverse") - pl.col("first_seen")).dt.total_days() >= cfg.reverse.quiet_days)
+            ).alias("no_pv")
+        )
+        .collect()
+        .sort("meter_id")
+    )
+    return out
+
+
+# -- indicators --------------------------------------------------------------------------
+
+
+def _welch(m1: pl.Expr, m2: pl.Expr, v1: pl.Expr, v2: pl.Expr, k1: pl.Expr, k2: pl.Expr) -> pl.Expr:
+    """Welch's t of m1 - m2; the standard error is floored at 1% of |m1| (constant segments)."""
+    se = (v1.clip(0.0) / k1 + v2.clip(0.0) / k2).sqrt()
+    floor = 0.01 * m1.abs() + 1e-9
+    return (m1 - m2) / pl.max_horizontal(se, floor)
+
+
+def change_point(window: pl.LazyFrame, col: str, cfg: AnomalyConfig) -> pl.LazyFrame:
+    """Per meter, the split of ``col``'s series with the largest Welch t of a fall.
+
+    The days with a value are split into before (first ``k``) and after (the rest, up
+    to the detection date), each at least ``min_before_days`` / ``min_after_days``
+    long; returns meter_id, ``cp_date`` (first day after the split), ``before``,
+    ``after`` (means), ``t`` and ``fall`` = 1 - after/before. Vectorised with
+    cumulative sums: one pass over the window.
+    """
+    x = pl.col("x")
+    w = cfg.window
+    lf = (
+        window.select("meter_id", "date", pl.col(col).alias("x"))
+        .filter(x.is_not_null())
+        .sort("meter_id", "date")
+        .with_columns(
+            pl.int_range(1, pl.len() + 1).over("meter_id").alias("k"),
+            pl.len().over("meter_id").alias("n"),
+            x.cum_sum().over("meter_id").alias("s"),
+            (x * x).cum_sum().over("meter_id").alias("q"),
+            x.sum().over("meter_id").alias("S"),
+            (x * x).sum().over("meter_id").alias("Q"),
+            pl.col("date").shift(-1).over("meter_id").alias("cp_date"),
+        )
+        .filter((pl.col("k") >= w.min_before_days) & (pl.col("n") - pl.col("k") >= w.min_after_days))
+    )
+    k1, k2 = pl.col("k"), pl.col("n") - pl.col("k")
+    m1 = pl.col("s") / k1
+    m2 = (pl.col("S") - pl.col("s")) / k2
+    v1 = pl.col("q") / k1 - m1 * m1
+    v2 = (pl.col("Q") - pl.col("q")) / k2 - m2 * m2
+    lf = lf.with_columns(
+        _r(m1).alias("before"),
+        _r(m2).alias("after"),
+        _r(_welch(m1, m2, v1, v2, k1, k2)).alias("t"),
+        k1.alias("days_before"),
+        k2.alias("days_after"),
+    )
+    return lf.group_by("meter_id").agg(
+        pl.col("cp_date", "before", "after", "t", "days_before", "days_after")
+        .sort_by(["t", "date"], descending=[True, False])
+        .first()
+    ).with_columns(
+        pl.when(pl.col("before") > 0).then(_r(1.0 - pl.col("after") / pl.col("before"))).alias("fall")
+    )
+
+
+def _drop_indicator(window: pl.LazyFrame, key: str, col: str, floor: float, cfg: AnomalyConfig) -> pl.LazyFrame:
+    d = cfg.drop
+    cp = change_point(window, col, cfg)
+    ok = pl.col("before") >= floor
+    strength = pl.when(ok).then(d.fall.expr(pl.col("fall")) * d.t.expr(pl.col("t"))).otherwise(0.0)
+    return cp.select(
+        "meter_id",
+        _r(strength).alias(f"s_{key}"),
+        pl.col("cp_date").alias(f"d_{key}"),
+        pl.struct(
+            since=pl.col("cp_date"),
+            before=pl.col("before"),
+            after=pl.col("after"),
+            fall=pl.col("fall"),
+            t=pl.col("t"),
+            days_before=pl.col("days_before"),
+            days_after=pl.col("days_after"),
+        )
+        .struct.json_encode()
+        .alias(f"ev_{key}"),
+        pl.when(ok).then(pl.col("fall")).otherwise(0.0).alias(f"f_{key}_fall"),
+        pl.when(ok).then(pl.col("t")).otherwise(0.0).alias(f"f_{key}_t"),
+        pl.col("before").alias(f"_{key}_before"),
+        pl.col("after").alias(f"_{key}_after"),
+    )
+
+
+def _zero_indicator(window: pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
+    z = cfg.zero
+    is_zero = pl.col("v") <= z.zero_kwh
+    lf = (
+        window.select("meter_id", "date", "v")
+        .filter(pl.col("v").is_not_null())
+        .sort(["meter_id", "date"], descending=[False, True])
+        .with_columns(((~is_zero).cast(pl.Int32).cum_sum().over("meter_id") == 0).alias("trail"))
+        .group_by("meter_id")
+        .agg(
+            pl.col("trail").sum().alias("run_days"),
+            pl.col("date").filter(pl.col("trail")).min().alias("run_start"),
+            pl.col("v").filter(~pl.col("trail")).mean().alias("before"),
+        )
+    )
+    live = pl.col("before").fill_null(0.0) >= z.live_kwh
+    strength = pl.when(live).then(z.days.expr(pl.col("run_days").cast(pl.Float64))).otherwise(0.0)
+    return lf.select(
+        "meter_id",
+        _r(strength).alias("s_zero"),
+        pl.col("run_start").alias("d_zero"),
+        pl.struct(since=pl.col("run_start"), days=pl.col("run_days"), before=_r(pl.col("before")))
+        .struct.json_encode()
+        .alias("ev_zero"),
+        pl.when(live).then(pl.col("run_days")).otherwise(0).cast(pl.Float64).alias("f_zero_days"),
+        _r(pl.col("before")).alias("_zero_before"),
+        pl.col("run_days").alias("_zero_days"),
+    )
+
+
+def _flat_indicator(window: pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
+    f = cfg.flat
+    zero = cfg.zero.zero_kwh
+    lf = (
+        window.select("meter_id", "date", "v", "actual")
+        .filter(pl.col("v").is_not_null() & pl.col("actual"))
+        .sort(["meter_id", "date"], descending=[False, True])
+        .with_columns(
+            pl.col("v").shift(-1).over("meter_id").alias("prev"),
+            pl.col("date").shift(-1).over("meter_id").alias("prev_date"),
+        )
+        .with_columns(
+            (
+                ((pl.col("v") - pl.col("prev")).abs() <= f.tolerance_kwh) & (pl.col("v") > zero)
+            ).fill_null(False).alias("same")
+        )
+        .with_columns(((~pl.col("same")).cast(pl.Int32).cum_sum().over("meter_id") == 0).alias("trail"))
+        .group_by("meter_id")
+        .agg(
+            pl.col("trail").sum().alias("pairs"),
+            pl.col("v").first().alias("value"),
+            pl.col("prev_date").filter(pl.col("trail")).min().alias("since"),
+        )
+    )
+    days = pl.when(pl.col("pairs") > 0).then(pl.col("pairs") + 1).otherwise(0)
+    return lf.select(
+        "meter_id",
+        _r(f.days.expr(days.cast(pl.Float64))).alias("s_flat"),
+        pl.col("since").alias("d_flat"),
+        pl.struct(value=_r(pl.col("value")), days=days).struct.json_encode().alias("ev_flat"),
+        _r(pl.col("value")).alias("_flat_value"),
+        days.alias("_flat_days"),
+    )
+
+
+def _reverse_indicator(window: pl.LazyFrame, history: pl.DataFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
+    r = cfg.reverse
+    lf = (
+        window.select("meter_id", "date", "v", "rev")
+        .join(history.lazy().select("meter_id", "first_reverse", "no_pv"), on="meter_id", how="inner")
+        .filter((pl.col("date") >= pl.col("first_reverse")) & pl.col("v").is_not_null())
+        .group_by("meter_id")
+        .agg(
+            pl.col("first_reverse").first(),
+            pl.col("no_pv").first(),
+            pl.col("date").min().alias("since"),
+            pl.col("rev").fill_null(0.0).sum().alias("rev_kwh"),
+            pl.col("v").sum().alias("fwd_kwh"),
+            (pl.col("rev") > r.moved_kwh).sum().alias("rev_days"),
+            ((pl.col("rev") > r.moved_kwh) & (pl.col("v") <= cfg.zero.zero_kwh)).sum().alias("rev_only_days"),
+        )
+    )
+    total = pl.col("rev_kwh") + pl.col("fwd_kwh")
+    share = pl.when(total > 0).then(_r(pl.col("rev_kwh") / total)).otherwise(0.0)
+    fires = pl.col("rev_days") >= r.min_days
+    only = pl.when(pl.col("rev_days") > 0).then(_r(pl.col("rev_only_days") / pl.col("rev_days"))).otherwise(0.0)
+    ramp = pl.when(pl.col("no_pv")).then(r.share.expr(share)).otherwise(r.pv_reverse_only.expr(only))
+    return lf.select(
+        "meter_id",
+        _r(pl.when(fires).then(ramp).otherwise(0.0)).alias("s_reverse"),
+        pl.col("since").alias("d_reverse"),
+        pl.struct(
+            since=pl.col("since"),
+            first_reverse=pl.col("first_reverse"),
+            pv_inferred=~pl.col("no_pv"),
+            reverse_kwh=_r(pl.col("rev_kwh")),
+            forward_kwh=_r(pl.col("fwd_kwh")),
+            share=share,
+            days=pl.col("rev_days"),
+            days_no_forward=pl.col("rev_only_days"),
+        )
+        .struct.json_encode()
+        .alias("ev_reverse"),
+        pl.when(fires).then(share).otherwise(0.0).alias("f_reverse_share"),
+        share.alias("_reverse_share"),
+        pl.col("no_pv").alias("_reverse_no_pv"),
+        pl.col("rev_days").alias("_reverse_days"),
+        pl.col("rev_only_days").alias("_reverse_only_days"),
+    )
+
+
+def _tou_indicator(window: pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
+    w, t = cfg.window, cfg.tou
+    shares = [f"sh_{r}" for r in TOU_REGISTERS]
+    lf = (
+        window.select("meter_id", "date", *shares)
+        .filter(pl.col(shares[0]).is_not_null())
+        .sort("meter_id", "date")
+        .with_columns(
+            pl.int_range(1, pl.len() + 1).over("meter_id").alias("k"),
+            pl.len().over("meter_id").alias("n"),
+            pl.col("date").shift(-1).over("meter_id").alias("cp_date"),
+            *(pl.col(c).cum_sum().over("meter_id").alias(f"s_{c}") for c in shares),
+            *((pl.col(c) ** 2).cum_sum().over("meter_id").alias(f"q_{c}") for c in shares),
+            *(pl.col(c).sum().over("meter_id").alias(f"S_{c}") for c in shares),
+            *((pl.col(c) ** 2).sum().over("meter_id").alias(f"Q_{c}") for c in shares),
+        )
+        .filter((pl.col("k") >= w.min_before_days) & (pl.col("n") - pl.col("k") >= w.min_after_days))
+    )
+    k1, k2 = pl.col("k"), pl.col("n") - pl.col("k")
+    diffs, ts = [], []
+    for c in shares:
+        m1 = pl.col(f"s_{c}") / k1
+        m2 = (pl.col(f"S_{c}") - pl.col(f"s_{c}")) / k2
+        v1 = pl.col(f"q_{c}") / k1 - m1 * m1
+        v2 = (pl.col(f"Q_{c}") - pl.col(f"q_{c}")) / k2 - m2 * m2
+        diffs.append((m1 - m2).abs())
+        se = (v1.clip(0.0) / k1 + v2.clip(0.0) / k2).sqrt()
+        ts.append((m1 - m2).abs() / pl.max_horizontal(se, pl.lit(0.005)))
+    lf = lf.with_columns(
+        _r(0.5 * pl.sum_horizontal(*diffs)).alias("shift"),
+        _r(pl.max_horizontal(*ts)).alias("t"),
+        k2.alias("days_after"),
+    )
+    best = lf.group_by("meter_id").agg(
+        pl.col("cp_date", "shift", "t", "days_after").sort_by(["shift", "date"], descending=[True, False]).first()
+    )
+    return best.select(
+        "meter_id",
+        _r(t.shift.expr(pl.col("shift")) * t.t.expr(pl.col("t"))).alias("s_tou"),
+        pl.col("cp_date").alias("d_tou"),
+        pl.struct(since=pl.col("cp_date"), shift=pl.col("shift"), t=pl.col("t"), days_after=pl.col("days_after"))
+        .struct.json_encode()
+        .alias("ev_tou"),
+        pl.col("shift").alias("f_tou_shift"),
+        pl.col("shift").alias("_tou_shift"),
+    )
+
+
+def _prepare_events(events: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    lf = _require(events.lazy(), EVENT_COLUMNS, "events")
+    family = pl.lit(None, pl.String)
+    for key, codes in EVENT_FAMILIES.items():
+        family = pl.when(pl.col("event_code").is_in(codes)).then(pl.lit(key)).otherwise(family)
+    return lf.with_columns(family.alias("family"), pl.col("event_time").dt.date().alias("event_date")).filter(
+        pl.col("family").is_not_null()
+    )
+
+
+def _event_indicators(
+    window: pl.LazyFrame, events: pl.DataFrame | pl.LazyFrame, day: dt.date, cfg: AnomalyConfig
+) -> pl.LazyFrame:
+    e = cfg.events
+    first = day - dt.timedelta(days=e.lookback_days - 1)
+    ev = (
+        _prepare_events(events)
+        .filter(pl.col("event_date").is_between(first, day))
+        .group_by("meter_id", "family", "event_date")
+        .agg(pl.col("event_code").sort().first().alias("code"), pl.len().alias("n"))
+    )
+    vals = window.select("meter_id", "date", "v").filter(pl.col("v").is_not_null())
+    before_mask = (pl.col("date") < pl.col("event_date")) & (
+        pl.col("date") >= pl.col("event_date") - pl.duration(days=e.before_days)
+    )
+    after_mask = pl.col("date") > pl.col("event_date")
+    per_event = (
+        ev.join(vals, on="meter_id", how="left")
+        .group_by("meter_id", "family", "event_date")
+        .agg(
+            pl.col("code").first(),
+            pl.col("n").first(),
+            pl.col("v").filter(before_mask).mean().alias("before"),
+            pl.col("v").filter(after_mask).mean().alias("after"),
+            pl.col("v").filter(after_mask).count().alias("days_after"),
+        )
+    )
+    judged = (pl.col("before") >= cfg.drop.min_baseline_kwh) & (pl.col("days_after") >= e.min_after_days)
+    fall = pl.when(judged).then(_r(1.0 - pl.col("after") / pl.col("before")))
+    per_event = per_event.with_columns(
+        _r(pl.col("before")).alias("before"),
+        _r(pl.col("after")).alias("after"),
+        fall.alias("fall"),
+    ).with_columns(
+        _r(e.alone + (1.0 - e.alone) * e.fall.expr(pl.col("fall").fill_null(-1.0))).alias("strength")
+    )
+    best = per_event.group_by("meter_id", "family").agg(
+        pl.col("event_date", "code", "before", "after", "fall", "strength")
+        .sort_by(["strength", "event_date"], descending=[True, False])
+        .first(),
+        pl.col("n").sum().alias("events"),
+    )
+    best = best.with_columns(
+        pl.struct(
+            code=pl.col("code"),
+            event_date=pl.col("event_date"),
+            events=pl.col("events"),
+            before=pl.col("before"),
+            after=pl.col("after"),
+            fall=pl.col("fall"),
+        )
+        .struct.json_encode()
+        .alias("ev")
+    )
+    out = best.select("meter_id").unique()
+    for key in EVENT_FAMILIES:
+        fam = best.filter(pl.col("family") == key).select(
+            "meter_id",
+            pl.col("strength").alias(f"s_{key}"),
+            pl.col("event_date").alias(f"d_{key}"),
+            pl.col("ev").alias(f"ev_{key}"),
+            pl.col("code").alias(f"_{key}_code"),
+            pl.col("fall").alias(f"_{key}_fall"),
+            pl.col("events").alias(f"_{key}_events"),
+        )
+        out = out.join(fam, on="meter_id", how="left")
+    return out.with_columns(
+        pl.sum_horizontal(*(pl.col(f"_{k}_events").fill_null(0) for k in EVENT_FAMILIES)).cast(pl.Float64).alias("f_events")
+    )
+
+
+def _prepare_diagnosis(diagnosis: pl.DataFrame | pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
+    return _require(diagnosis.lazy(), DIAGNOSIS_COLUMNS, "loss_diagnosis").filter(
+        (pl.col("date") == day) & pl.col("kind").is_in(list(LOSS_KINDS.values()))
+    )
+
+
+def _loss_indicators(diagnosis: pl.DataFrame | pl.LazyFrame, day: dt.date, cfg: AnomalyConfig) -> pl.LazyFrame:
+    d = _prepare_diagnosis(diagnosis, day)
+    best = d.group_by("meter_id", "kind").agg(
+        pl.col("score", "rank", "area_id", "area_loss_rate", "other_area_id")
+        .sort_by(["score", "area_id"], descending=[True, False], nulls_last=True)
+        .first()
+    )
+    out = d.select("meter_id").unique()
+    for key, kind in LOSS_KINDS.items():
+        k = best.filter(pl.col("kind") == kind).select(
+            "meter_id",
+            _r(cfg.loss.score.expr(pl.col("score").fill_null(0.0))).alias(f"s_{key}"),
+            pl.lit(day).alias(f"d_{key}"),
+            pl.struct(
+                kind=pl.col("kind"),
+                score=_r(pl.col("score")),
+                rank=pl.col("rank"),
+                area_id=pl.col("area_id"),
+                area_loss_rate=_r(pl.col("area_loss_rate")),
+                other_area_id=pl.col("other_area_id"),
+            )
+            .struct.json_encode()
+            .alias(f"ev_{key}"),
+            _r(pl.col("score")).alias(f"_{key}_score"),
+            _r(pl.col("area_loss_rate")).alias(f"_{key}_rate"),
+            pl.col("other_area_id").alias(f"_{key}_other"),
+        )
+        out = out.join(k, on="meter_id", how="left")
+    return out
+
+
+def indicators(
+    days: pl.DataFrame,
+    events: pl.DataFrame | pl.LazyFrame,
+    diagnosis: pl.DataFrame | pl.LazyFrame,
+    history: pl.DataFrame,
+    day: dt.date,
+    cfg: AnomalyConfig,
+) -> pl.DataFrame:
+    """Every indicator at detection date ``day``: one row per meter, sorted by meter_id.
+
+    ``days`` comes from :func:`prepare_days` and must cover the look-back
+    (``cfg.lookback_days`` days up to ``day``); ``history`` from
+    :func:`reverse_history`. ``events`` is the clean events table, ``diagnosis`` the
+    loss_diagnosis mart (only its rows dated ``day`` are used).
+
+    Meters: the customer meters with a day in the change-point window, plus any meter
+    the line-loss diagnosis names on ``day``. Columns: identity (meter_id,
+    customer_id, area_id, feeder_id, customer_class), and per indicator key ``s_<key>``
+    (strength in [0, 1], 0 when it does not fire), ``d_<key>`` (the date it points
+    at), ``ev_<key>`` (JSON evidence) and private ``_<key>_*`` figures for the
+    reason text; plus the raw features :data:`RAW_FEATURES`.
+    """
+    start = day - dt.timedelta(days=cfg.window.history_days - 1)
+    reach = day - dt.timedelta(days=cfg.lookback_days - 1)
+    all_days = days.filter(pl.col("date").is_between(reach, day)).lazy()
+    window = all_days.filter(pl.col("date") >= start).collect().lazy()
+
+    meta = window.group_by("meter_id").agg(
+        pl.col("customer_id", "area_id", "feeder_id", "customer_class").sort_by("date").last()
+    )
+    loss = _loss_indicators(diagnosis, day, cfg)
+    diag_meta = (
+        _prepare_diagnosis(diagnosis, day)
+        .group_by("meter_id")
+        .agg(pl.col("customer_id", "area_id").sort_by(["score", "kind"], descending=[True, False]).first())
+        .with_columns(pl.lit(None, pl.String).alias("feeder_id"), pl.lit(None, pl.String).alias("customer_class"))
+    )
+    ids = pl.concat([meta, diag_meta.join(meta, on="meter_id", how="anti")], how="vertical_relaxed")
+
+    parts = [
+        _event_indicators(all_days, events, day, cfg),
+        _drop_indicator(window, "drop_own", "v", cfg.drop.min_baseline_kwh, cfg),
+        _drop_indicator(window, "drop_peer", "ratio", cfg.drop.min_baseline_ratio, cfg),
+        _zero_indicator(window, cfg),
+        _flat_indicator(window, cfg),
+        _reverse_indicator(window, history, cfg),
+        _tou_indicator(window, cfg),
+        loss,
+    ]
+    collected = pl.collect_all([ids, *parts])
+    out = collected[0]
+    for p in collected[1:]:
+        out = out.join(p, on="meter_id", how="left")
+    out = out.with_columns(
+        *(pl.col(f"s_{k}").fill_null(0.0) for k in DATA_KEYS),
+        *(pl.col(f).fill_null(0.0) for f in RAW_FEATURES),
+    )
+    return out.sort("meter_id")
+
+
+# -- score -------------------------------------------------------------------------------
+
+
+def _pct(x: pl.Expr) -> pl.Expr:
+    return (x * 100).round(0).cast(pl.Int64)
+
+
+def _reason_texts() -> dict[str, pl.Expr]:
+    """Per indicator, its finding in words (without the points)."""
+
+    def fmt(template: str, *args: pl.Expr) -> pl.Expr:
+        return pl.format(template, *(a.cast(pl.String).fill_null("?") for a in args))
+
+    texts: dict[str, pl.Expr] = {}
+    for key in EVENT_FAMILIES:
+        texts[key] = pl.when(pl.col(f"_{key}_fall").is_not_null()).then(
+            fmt(
+                "{} on {} ({} in window), kWh {}% after",
+                pl.col(f"_{key}_code"),
+                pl.col(f"d_{key}"),
+                pl.col(f"_{key}_events"),
+                -_pct(pl.col(f"_{key}_fall")),
+            )
+        ).otherwise(
+            fmt("{} on {} ({} in window)", pl.col(f"_{key}_code"), pl.col(f"d_{key}"), pl.col(f"_{key}_events"))
+        )
+    texts["drop_own"] = fmt(
+        "kWh -{}% since {} ({} -> {} kWh/day)",
+        _pct(pl.col("f_drop_own_fall")),
+        pl.col("d_drop_own"),
+        pl.col("_drop_own_before").round(2),
+        pl.col("_drop_own_after").round(2),
+    )
+    texts["drop_peer"] = fmt(
+        "kWh vs peer median -{}% since {} (ratio {} -> {})",
+        _pct(pl.col("f_drop_peer_fall")),
+        pl.col("d_drop_peer"),
+        pl.col("_drop_peer_before").round(2),
+        pl.col("_drop_peer_after").round(2),
+    )
+    texts["zero"] = fmt(
+        "0 kWh for {} days since {} (was {} kWh/day)",
+        pl.col("_zero_days"),
+        pl.col("d_zero"),
+        pl.col("_zero_before").round(2),
+    )
+    texts["flat"] = fmt("{} kWh every day for {} days since {}", pl.col("_flat_value"), pl.col("_flat_days"), pl.col("d_flat"))
+    texts["reverse"] = pl.when(pl.col("_reverse_no_pv")).then(
+        fmt(
+            "reverse energy {}% of the total since {}, none before (no PV inferred)",
+            _pct(pl.col("_reverse_share")),
+            pl.col("d_reverse"),
+        )
+    ).otherwise(
+        fmt(
+            "reverse energy on {} days since {}, {} of them with no forward energy at all (PV still imports at night)",
+            pl.col("_reverse_days"),
+            pl.col("d_reverse"),
+            pl.col("_reverse_only_days"),
+        )
+    )
+    texts["tou"] = fmt("TOU split moved by {}% since {}", _pct(pl.col("_tou_shift")), pl.col("d_tou"))
+    for key, kind in LOSS_KINDS.items():
+        base = fmt("line-loss diagnosis {} score {} (area loss {}%)", pl.lit(kind), pl.col(f"_{key}_score").round(2), (pl.col(f"_{key}_rate") * 100).round(1))
+        texts[key] = (
+            pl.when(pl.col(f"_{key}_other").is_not_null())
+            .then(pl.concat_str([base, pl.lit(", tracks area "), pl.col(f"_{key}_other")]))
+            .otherwise(base)
+            if key == "loss_mapping"
+            else base
+        )
+    texts["model"] = fmt("inspection model p={}", pl.col("model_p").round(2))
+    return texts
+
+
+def score(
+    ind: pl.DataFrame,
+    day: dt.date,
+    cfg: AnomalyConfig,
+    model_p: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Points, score, reasons and findings from :func:`indicators`: the anomalies rows.
+
+    ``model_p`` (meter_id, p): the supervised model's probability of theft, or None.
+    Points are rounded to 1e-6 and the score is their sum, so ``score == Σ *_points``
+    and every score decomposes into its reasons. Only meters scoring above
+    ``output.min_score`` are returned, ranked 1.. by score then meter_id.
+    """
+    weights = cfg.weights.model_dump()
+    frame = ind.lazy()
+    if model_p is not None:
+        frame = frame.join(model_p.lazy().select("meter_id", pl.col("p").cast(pl.Float64).alias("model_p")), on="meter_id", how="left")
+    else:
+        frame = frame.with_columns(pl.lit(None, pl.Float64).alias("model_p"))
+    frame = frame.with_columns(
+        _r(pl.col("model_p").fill_null(0.0)).alias("s_model"),
+        pl.lit(day).alias("d_model"),
+        pl.struct(p=_r(pl.col("model_p"))).struct.json_encode().alias("ev_model"),
+    )
+    frame = frame.with_columns(
+        _r(pl.lit(float(weights[k])) * pl.col(f"s_{k}")).alias(points_column(k)) for k in INDICATORS
+    ).with_columns(_r(pl.sum_horizontal(*(pl.col(points_column(k)) for k in INDICATORS))).alias("score"))
+    frame = frame.filter(pl.col("score") > cfg.output.min_score)
+
+    texts = _reason_texts()
+    items = []
+    for i, (key, (rule, zh, _)) in enumerate(INDICATORS.items()):
+        pts = pl.col(points_column(key))
+        finding = pl.concat_str(
+            [
+                pl.lit(f'{{"rule":"{rule}","severity":"warning","points":'),
+                pts.cast(pl.String),
+                pl.lit(',"strength":'),
+                pl.col(f"s_{key}").cast(pl.String),
+                pl.lit(',"evidence":'),
+                pl.col(f"ev_{key}").fill_null("{}"),
+                pl.lit("}"),
+            ]
+        )
+        reason = pl.concat_str([pl.lit(f"{zh} {rule}: "), texts[key].fill_null(""), pl.lit(" (+"), pts.round(2).cast(pl.String), pl.lit(")")])
+        items.append(
+            pl.when(pts > 0).then(
+                pl.struct(
+                    p=pts,
+                    i=pl.lit(i),
+                    rule=pl.lit(rule),
+                    reason=reason,
+                    finding=finding,
+                    d=pl.col(f"d_{key}"),
+                )
+            )
+        )
+    listed = (
+        pl.concat_list(items)
+        .list.drop_nulls()
+        .list.eval(pl.element().sort_by(pl.element().struct.field("p"), pl.element().struct.field("i"), descending=[True, False]))
+    )
+    frame = frame.with_columns(listed.alias("_items")).with_columns(
+        pl.col("_items").list.eval(pl.element().struct.field("reason")).list.join("; ").alias("reasons"),
+        pl.col("_items").list.first().struct.field("rule").alias("top_rule"),
+        pl.col("_items").list.len().cast(pl.Int16).alias("n_reasons"),
+        pl.col("_items").list.eval(pl.element().struct.field("d")).list.min().alias("first_suspicious_date"),
+        pl.concat_str(
+            [pl.lit("["), pl.col("_items").list.eval(pl.element().struct.field("finding")).list.join(","), pl.lit("]")]
+        ).alias("findings"),
+        pl.lit(day).alias("date"),
+    )
+    out = frame.collect().sort(["score", "meter_id"], descending=[True, False])
+    out = out.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).alias("rank"))
+    return ANOMALIES.conform(out).collect().sort("meter_id")
+
+
+def detect(
+    days: pl.DataFrame,
+    events: pl.DataFrame | pl.LazyFrame,
+    diagnosis: pl.DataFrame | pl.LazyFrame,
+    history: pl.DataFrame,
+    day: dt.date,
+    cfg: AnomalyConfig,
+    model_p: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """The anomalies rows of detection date ``day`` (:func:`indicators` then :func:`score`)."""
+    return score(indicators(days, events, diagnosis, history, day, cfg), day, cfg, model_p)
+
+
+def feature_columns() -> list[str]:
+    """The columns of :func:`indicators` the supervised model learns from."""
+    return [f"s_{k}" for k in DATA_KEYS] + list(RAW_FEATURES)
+
+
+__all__ = [
+    "AnomalyConfig",
+    "AnomalyInputError",
+    "DATA_KEYS",
+    "RULES",
+    "change_point",
+    "detect",
+    "feature_columns",
+    "indicators",
+    "prepare_days",
+    "reverse_history",
+    "score",
+]
