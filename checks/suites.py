@@ -61,8 +61,6 @@ EXPECTED_TABLES: tuple[tuple[str, str], ...] = (
 #: a missing one is: a missing meter_daily day would read downstream as zero kWh
 EVERY_PARTITION: dict[str, Severity] = {
     "meter_daily": "blocking",
-    "curves": "warning",
-    "registers": "warning",
     "collection_daily": "warning",
     "area_loss_daily": "warning",
     "feeder_loss_daily": "warning",
@@ -468,7 +466,8 @@ def _collection_daily(th: CheckThresholds) -> Extras:
     return Extras(
         metrics=(
             Metric("read_off", count((read > total) | (read < 0)), "rows with meters_read outside 0..meters_total"),
-            Metric("rate_off", count(((total > 0) & ((rate - read / total).abs() > a.rate_tolerance)) | (rate < 0) | (rate > 1)),
+            Metric("rate_off", count(((total > 0) & ((rate - read / total).abs() > a.rate_tolerance))
+                                     | (rate < -a.rate_tolerance) | (rate > 1 + a.rate_tolerance)),
                    "rows whose success_rate is not meters_read / meters_total"),
             Metric("curves_off", count((num("curves_complete") > total) | (num("curves_complete") < 0)),
                    "rows with curves_complete outside 0..meters_total"),
@@ -651,9 +650,10 @@ def _prepay_daily(th: CheckThresholds) -> Extras:
 
 
 def _recovery_monthly(th: CheckThresholds) -> Extras:
-    rate = num("recovery_rate")
+    rate, tol = num("recovery_rate"), th.arithmetic.rate_tolerance
     return Extras(
-        metrics=(Metric("rate_off", count((rate < 0) | (rate > 1)), "recovery rates outside [0, 1]"),),
+        # a rate of exactly 1 computed in floating point can come out as 1.0000000000000002
+        metrics=(Metric("rate_off", count((rate < -tol) | (rate > 1 + tol)), "recovery rates outside [0, 1]"),),
         rules=(Rule("recovery_monthly.recovery_rate.range", "rate_off", max_value=0,
                     description="0 <= recovery_rate <= 1 (collected never exceeds billed)",
                     practice="schemas/recovery_monthly.py: collected = bill - min(bill, arrears)"),),

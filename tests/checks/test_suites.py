@@ -248,7 +248,8 @@ def good_vee() -> pl.DataFrame:
 
 
 def good_recovery() -> pl.DataFrame:
-    return pl.DataFrame({"area_id": ["A1", "A2"], "recovery_rate": [1.0, 0.9]})
+    # 1.0000000000000002: a rate of 1 as floating point division can give it
+    return pl.DataFrame({"area_id": ["A1", "A2"], "recovery_rate": [1.0000000000000002, 0.9]})
 
 
 def good_edits() -> pl.DataFrame:
