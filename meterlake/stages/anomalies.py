@@ -2,9 +2,10 @@
 
 Reads (all from the lake): ``meter_daily`` (the look-back of every date, and the whole
 history up to the last date for the PV inference), the clean ``events`` table, the
-``loss_diagnosis`` mart; and, when present, the optional landing dataset
-``LANDING/inspections/`` (稽查结果, ``schemas/inspections.py``), read directly here
-until ingest takes it over. Writes::
+``loss_diagnosis`` mart; and, when present, the inspection outcomes (稽查结果,
+``schemas/inspections.py``): the clean ``inspections`` table ingest writes, or, in a
+lake ingested before ingest knew the dataset, the landing folder
+``LANDING/inspections/`` read directly. Writes::
 
     marts/anomalies/date=YYYY-MM-DD    one file per date of `dates` the lake holds
                                        meter_daily for: the meters scoring above
@@ -65,6 +66,15 @@ def read_inspections(landing: Path) -> tuple[pl.DataFrame, list[str]]:
     return rows, notes
 
 
+def load_inspections(ctx: StageContext) -> tuple[pl.DataFrame, list[str]]:
+    """Inspection outcomes: the lake's clean table when ingest wrote one, else the landing folder."""
+    lake = ctx.lake
+    if lake.partitions(INSPECTIONS.clean):
+        rows = lake.scan(INSPECTIONS.clean).select(INSPECTIONS.names).collect()
+        return rows, [f"inspections: {rows.height} rows from the clean table"]
+    return read_inspections(ctx.landing)
+
+
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     cfg = ctx.config(CONFIG_NAME, anomaly.AnomalyConfig)
     lake = ctx.lake
@@ -84,7 +94,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     inspections = pl.DataFrame()
     model_dates: list[dt.date] = []
     if cfg.supervised.enabled:
-        raw, notes = read_inspections(ctx.landing)
+        raw, notes = load_inspections(ctx)
         result.notes += notes
         if raw.height:
             inspections = supervised.prepare_inspections(raw)

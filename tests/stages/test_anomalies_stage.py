@@ -178,6 +178,31 @@ def test_supervised_mode_with_inspections(zone, tmp_path: Path) -> None:
     assert first["model_p"].is_not_null().any()
 
 
+def test_supervised_mode_reads_the_clean_table(zone, tmp_path: Path) -> None:
+    landing, lake = zone
+    write_inspections(landing)
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    shipped = (Path(__file__).parents[2] / "config" / "anomaly.toml").read_text(encoding="utf-8")
+    config_dir.joinpath("anomaly.toml").write_text(
+        shipped.replace("min_positives = 10", "min_positives = 4").replace("min_negatives = 10", "min_negatives = 4").replace("max_iter = 200", "max_iter = 30"),
+        encoding="utf-8",
+    )
+    # ingest has taken the dataset over: the clean table wins over the landing folder
+    from meterlake.schemas.inspections import LANDING as INSPECTIONS
+    from meterlake.transforms.ingest import parse_landing_bytes
+
+    path = landing / "inspections" / "inspections_20260201.csv"
+    rows = parse_landing_bytes(path.read_bytes(), INSPECTIONS, "inspections/inspections_20260201.csv").rows
+    rows = rows.with_columns(pl.lit(dt.datetime(2026, 2, 1)).alias("delivered_at"))
+    for (d,), part in rows.group_by("inspection_date"):
+        Lake(lake).write_partition(INSPECTIONS.clean, d, part)
+    path.unlink()
+    res = run(landing, lake, [RUN[-1]], config_dir=config_dir)
+    assert "inspections: 24 rows from the clean table" in res.notes
+    assert any(n.startswith("supervised: model on") for n in res.notes)
+
+
 def test_evaluate_against_a_tiny_truth(zone) -> None:
     landing, lake = zone
     with pytest.raises(EvaluationError, match="expected the ground truth"):
