@@ -32,7 +32,6 @@ from ..checks.results import CHECK_RESULTS
 from ..checks.runner import CheckReport, SuiteInput, blocking_message, preload, run_checks, warning_notes
 from ..checks.suites import EXPECTED_TABLES, TableSuite, build_suites, generic_suite, suite_for
 from ..checks.thresholds import CheckThresholds
-from ..lake import PART_FILE
 from . import BlockingValidationError, StageContext, StageResult
 
 #: lake layers holding tables to check
@@ -41,10 +40,18 @@ LAYERS = ("clean", "marts")
 DETAIL_FAILURES = 50
 
 
+def _files(partition_dir: Path) -> list[Path]:
+    """The Parquet files of a partition: ``part-0.parquet`` for tables written by
+    :meth:`Lake.write_partition`, one file per origin for quarantine."""
+    if not partition_dir.is_dir():
+        return []
+    return sorted(p for p in partition_dir.glob("*.parquet") if not p.name.startswith("."))
+
+
 def discover(root: Path) -> list[tuple[str, str, str, list[str]]]:
     """Tables on disk: (layer, table, partition key, partition values), sorted.
 
-    A table directory holds ``<key>=<value>/part-0.parquet`` folders; hidden and
+    A table directory holds ``<key>=<value>/`` folders of Parquet files; hidden and
     underscore folders are not tables.
     """
     found = []
@@ -55,7 +62,7 @@ def discover(root: Path) -> list[tuple[str, str, str, list[str]]]:
         for tdir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
             keys: dict[str, list[str]] = {}
             for pdir in tdir.iterdir():
-                if pdir.is_dir() and "=" in pdir.name and (pdir / PART_FILE).exists():
+                if "=" in pdir.name and _files(pdir):
                     k, v = pdir.name.split("=", 1)
                     keys.setdefault(k, []).append(v)
             if not keys:
@@ -65,15 +72,22 @@ def discover(root: Path) -> list[tuple[str, str, str, list[str]]]:
     return found
 
 
-def _open(path: Path, value: str, footers: bool) -> PartitionData:
-    if not path.exists():
+def _open(partition_dir: Path, value: str, footers: bool) -> PartitionData:
+    """A partition's rows (lazily), the columns all its files share, and their footers."""
+    files = _files(partition_dir)
+    if not files:
         return PartitionData(value=value)
     try:
-        schema = dict(pl.read_parquet_schema(path))
-        md: tuple[Any, ...] = (pq.read_metadata(path),) if footers else ()
+        schemas = [dict(pl.read_parquet_schema(f)) for f in files]
+        md: tuple[Any, ...] = tuple(pq.read_metadata(f) for f in files) if footers else ()
     except (OSError, ValueError, pl.exceptions.PolarsError, pa.ArrowException) as exc:  # corrupt or truncated
-        return PartitionData(value=value, error=f"{path}: {type(exc).__name__}: {exc}".splitlines()[0])
-    return PartitionData(value=value, frame=pl.scan_parquet(path), schema=schema, footers=md)
+        return PartitionData(value=value, error=f"{partition_dir}: {type(exc).__name__}: {exc}".splitlines()[0])
+    # a column one file lacks is missing from the partition
+    shared = {c: t for c, t in schemas[0].items() if all(c in s for s in schemas[1:])}
+    frame = pl.scan_parquet(files[0]) if len(files) == 1 else pl.concat(
+        [pl.scan_parquet(f) for f in files], how="diagonal_relaxed"
+    )
+    return PartitionData(value=value, frame=frame, schema=shared, footers=md)
 
 
 def collect_inputs(
@@ -108,9 +122,7 @@ def collect_inputs(
             continue
         if progress is not None:
             progress(f"check {layer}/{name}: {len(values)} partition(s)")
-        parts = [
-            _open(Path(root) / layer / name / f"{key}={v}" / PART_FILE, v, bool(suite.footer)) for v in values
-        ]
+        parts = [_open(Path(root) / layer / name / f"{key}={v}", v, bool(suite.footer)) for v in values]
         inp, more = build_input(suite, parts, thresholds.gate.row_level_max_rows)
         notes.extend(more)
         inputs.append(inp)

@@ -71,6 +71,11 @@ def build_lake(root: Path) -> Lake:
     lake.write_partition(QUARANTINE, "registers", _frame(
         QUARANTINE, dataset=["registers"], source_file=["registers/bad.csv"], line=[7], reason=["bad_number"],
     ))
+    # ingest writes quarantine as one file per landing file: a partition of several files
+    lake.write_file(
+        lake.table_dir(QUARANTINE) / "dataset=registers" / "file-0001.parquet",
+        _frame(QUARANTINE, dataset=["registers"], source_file=["registers/cut.csv"], line=[None], reason=["truncated"]).drop("dataset"),
+    )
     return lake
 
 
@@ -108,6 +113,9 @@ def test_clean_run_passes_and_builds_data_docs(lake: Lake) -> None:
     assert details["findings"]["blocking"] == details["findings"]["warnings"] == 0
     assert set(details["tables"]) == {"clean/registers", "marts/meter_daily", "marts/area_loss_daily", "marts/quarantine"}
     assert details["tables"]["marts/meter_daily"]["partitions"] == ["date=2026-01-01", "date=2026-01-02"]
+    assert details["tables"]["marts/quarantine"] == {
+        "partitions": ["dataset=registers"], "rows": 2, "rules": details["tables"]["marts/quarantine"]["rules"], "row_level": False,
+    }
     # GX's own files stay in the lake, not in the repository
     assert (lake.meta / "gx").is_dir()
     assert not (Path.cwd() / "gx").exists()
@@ -163,6 +171,19 @@ def test_a_corrupt_partition_blocks_as_unreadable(lake: Lake) -> None:
     (lake.root / "clean" / "registers" / "freeze_date=2026-01-02" / "part-0.parquet").write_bytes(b"not parquet")
     with pytest.raises(BlockingValidationError, match=r"registers\.partition\.readable .* table clean/registers, partition freeze_date=2026-01-02"):
         check.run(_ctx(lake.root), [D2])
+
+
+def test_a_partition_file_lacking_a_column_blocks(lake: Lake) -> None:
+    # one of the quarantine files lacks `raw`: the partition does not meet its contract
+    path = lake.table_dir(QUARANTINE) / "dataset=registers" / "file-0002.parquet"
+    frame = _frame(QUARANTINE, dataset=["registers"], source_file=["registers/x.csv"], line=[3], reason=["field_count"])
+    lake.write_file(path, frame.drop("dataset", "raw"))
+    with pytest.raises(BlockingValidationError) as caught:
+        check.run(_ctx(lake.root), [D1])
+    assert str(caught.value).startswith(
+        "blocking expectation failed: quarantine.schema.columns (expect_multicolumn_sum_to_equal on missing_columns: "
+        "expected at most 0, found 1) in table marts/quarantine, partition dataset=registers"
+    )
 
 
 def test_warnings_do_not_raise_and_become_notes(lake: Lake) -> None:
