@@ -102,6 +102,9 @@ def run(
     except StageError as exc:
         record["status"] = "failed"
         record["error"] = str(exc)
+        failed = getattr(exc, "result", None)
+        if failed is not None:  # e.g. the check stage's findings and Data Docs link
+            record["stages"][failed.stage] = _jsonable(dataclasses.asdict(failed))
         raise
     finally:
         record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
