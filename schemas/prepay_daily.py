@@ -50,7 +50,7 @@ PREPAY_DAILY = Table(
         Column("balance_yuan", pl.Float64(), "computed balance at 24:00 of the date (see module doc); empty before the anchor date", "计算余额", unit="yuan"),
         Column("meter_balance_yuan", pl.Float64(), "remaining_yuan frozen by the meter at 00:00 of the next day", "表计余额", unit="yuan"),
         Column("difference_yuan", pl.Float64(), "meter_balance_yuan - balance_yuan", "余额差", unit="yuan"),
-        Column("balance_anchor_date", pl.Date(), "date whose end-of-day meter reading anchors balance_yuan", "余额起算日"),
+        Column("balance_anchor_date", pl.Date(), "date whose end-of-day meter reading anchors balance_yuan; empty before it", "余额起算日"),
         Column("status", pl.String(), "mismatch, arrears, low or ok; empty before the anchor date", "余额状态", codes=STATUSES),
     ),
     key=("customer_id", "meter_id", "date"),

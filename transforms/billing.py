@@ -11,7 +11,8 @@ consumption. Both therefore agree to the last digit before rounding.
 Tiers (阶梯, CONTRACT §2): the day's kWh are placed on the customer's cumulative
 consumption of the calendar year (or month) before the day. With 2700 kWh before a
 day and 100 kWh in it, 60 kWh fall in tier 1 and 40 kWh in tier 2. Within a day the
-customer's meters (two on the day of a meter swap) take their turn in meter_id order.
+customer's meters (two on the day of a meter swap) take their turn in a fixed order
+(a stable hash of meter_id, see :func:`_turn_key`).
 
 TOU (峰谷): each day's kWh split in the proportion of the day's TOU register changes;
 every tier portion splits in that same proportion, so the cost of a day is
@@ -91,7 +92,10 @@ def round_half_up(expr: pl.Expr, decimals: int = 2) -> pl.Expr:
     rounded away from zero: 1.005 -> 1.01, 2.675 -> 2.68, 6.725 -> 6.73.
     """
     scale = 10.0**decimals
-    return (expr * scale).round(6).round(0, mode="half_away_from_zero") / scale
+    cents = (expr * scale).round(6).round(0, mode="half_away_from_zero")
+    # polars divides by a literal as a multiplication by its reciprocal (5880 x 0.01 =
+    # 58.800000000000004); the final round gives the double nearest the decimal value
+    return (cents / scale).round(decimals)
 
 
 def billable_days(meter_daily: pl.LazyFrame) -> pl.LazyFrame:
@@ -136,6 +140,38 @@ def _turn_key() -> pl.Expr:
     ).cast(pl.Int64)
 
 
+def _with_prices(lf: pl.LazyFrame, calendar: pl.DataFrame) -> pl.LazyFrame:
+    """Attach the price calendar's columns to each row by (tariff_id, date).
+
+    Equivalent to a left join on (tariff_id, date); done as a gather from a dense
+    tariff x day grid because the grid is tiny and a hash join of every meter-day on a
+    string key costs more than the rest of the pricing (county scale, 15M rows).
+    """
+    value_cols = [c for c in PRICE_CALENDAR_SCHEMA.names() if c not in ("tariff_id", "date")]
+    if calendar.is_empty():
+        return lf.with_columns(pl.lit(None, PRICE_CALENDAR_SCHEMA[c]).alias(c) for c in value_cols)
+    tariffs = sorted(calendar["tariff_id"].unique().to_list())
+    first, last = calendar["date"].min(), calendar["date"].max()
+    n_days = (last - first).days + 1
+    grid = (
+        pl.DataFrame({"tariff_id": tariffs})
+        .join(pl.DataFrame({"date": pl.date_range(first, last, eager=True)}), how="cross")
+        .join(calendar, on=["tariff_id", "date"], how="left")
+        .sort("tariff_id", "date")
+    )
+    offset = (pl.col("date") - pl.lit(first)).dt.total_days()
+    slot = pl.when((offset >= 0) & (offset < n_days)).then(
+        pl.col("tariff_id").replace_strict({t: i for i, t in enumerate(tariffs)}, default=None, return_dtype=pl.Int64)
+        * n_days
+        + offset
+    )
+    return (
+        lf.with_columns(_slot=slot)
+        .with_columns(pl.lit(grid[c]).gather(pl.col("_slot")).alias(c) for c in value_cols)
+        .drop("_slot")
+    )
+
+
 def price_days(
     days: pl.LazyFrame,
     calendar: pl.DataFrame,
@@ -157,8 +193,8 @@ def price_days(
     Adds ``kwh`` (nulls as 0), the four register kWh allocated from ``kwh`` (they sum to
     it), ``kwh_tier1..3`` (they sum to it), ``cum_before_kwh`` (where the day starts on
     the tier ladder), ``tariff_effective_from``, ``cost_yuan`` (full precision; null
-    when no tariff version applies), ``missing`` (no kWh), ``no_tariff`` and
-    ``tou_missing``.
+    when no tariff version applies), ``missing`` (no kWh), ``no_tariff``,
+    ``tou_missing`` and ``turn_key`` (the order of a customer's meter-days).
     """
     if fallback_register not in REGISTERS:
         raise ValueError(
@@ -175,9 +211,9 @@ def price_days(
         kwh=k.fill_null(0.0),
         year=pl.col("date").dt.year(),
     )
-    lf = lf.with_columns(
+    lf = lf.with_columns(turn_key=_turn_key()).with_columns(
         # the customer's kWh of the year before this meter-day
-        cum_year_kwh=k.cum_sum().over("customer_id", "year", order_by=_turn_key()) - k,
+        cum_year_kwh=k.cum_sum().over("customer_id", "year", order_by="turn_key") - k,
         tou_ok=regs_ok,
         **{f"share_{r}": pl.col(f"kwh_{r}").fill_null(0.0) / reg_sum for r in REGISTERS},
     )
@@ -196,8 +232,7 @@ def price_days(
         )
     else:
         lf = lf.with_columns(kwh_before=pl.lit(0.0))
-    cal = calendar.lazy().select(PRICE_CALENDAR_SCHEMA.names())
-    lf = lf.join(cal, on=["tariff_id", "date"], how="left")
+    lf = _with_prices(lf, calendar)
 
     before = pl.col("cum_before_kwh")
     t1u, t2u = pl.col("tier1_upper_kwh"), pl.col("tier2_upper_kwh")
@@ -239,7 +274,6 @@ def bill_segments(priced: pl.LazyFrame, rules: BillRules) -> pl.LazyFrame:
     A tariff version that starts in mid-month gives the days before and after it a
     row each (the month is split at the effective date).
     """
-    last = pl.col("date").arg_max()
     reasons = {
         "no_tariff": pl.col("any_no_tariff"),
         "estimated_share": pl.col("estimated_share") > rules.max_estimated_share,
@@ -251,9 +285,10 @@ def bill_segments(priced: pl.LazyFrame, rules: BillRules) -> pl.LazyFrame:
         .agg(
             period_start=pl.col("date").min(),
             period_end=pl.col("date").max(),
-            area_id=pl.col("area_id").get(last),
-            customer_class=pl.col("customer_class").get(last),
-            prepay=pl.col("prepay").get(last),
+            # on the bill's last day (max_by is the fast path in a county-size group_by)
+            area_id=pl.col("area_id").max_by("turn_key"),
+            customer_class=pl.col("customer_class").max_by("turn_key"),
+            prepay=pl.col("prepay").max_by("turn_key"),
             days=pl.len(),
             days_estimated=(pl.col("quality") == "estimated").sum(),
             days_missing=pl.col("missing").sum(),

@@ -195,38 +195,65 @@ def unmatched_transactions(ledger: pl.LazyFrame, prepay_days: pl.LazyFrame) -> p
     )
 
 
-def prepay_balances(priced: pl.LazyFrame, net: pl.LazyFrame, rules: PrepayRules) -> pl.LazyFrame:
+def prepay_balances(
+    priced: pl.LazyFrame,
+    net: pl.LazyFrame,
+    rules: PrepayRules,
+    opening: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
     """prepay_daily rows from priced prepay meter-days and net purchases.
 
     ``priced``: :func:`meterlake.transforms.billing.price_days` rows of prepay meters
-    (``prepay == 1``) with meter_daily's ``remaining_yuan``, holding every day from
-    the meter's first reading on: the balance is a running sum. ``net``:
+    (``prepay == 1``) with meter_daily's ``remaining_yuan``. ``net``:
     :func:`daily_net_purchases`.
+
+    ``opening``: prepay_daily rows of the day before the first day of ``priced`` (the
+    checkpoint): a meter with a ``balance_yuan`` there carries it forward, keeping its
+    anchor date. Without it (or for a meter not anchored there), the balance is
+    anchored on the meter's first ``remaining_yuan`` in ``priced``, which must then
+    hold every day from that reading on.
     """
     cm = ["customer_id", "meter_id"]
-    days = (
-        priced.join(net, on=["customer_id", "meter_id", "date"], how="left")
-        .with_columns(
-            purchases_yuan=pl.col("purchases_yuan").fill_null(0.0),
-            txn_count=pl.col("txn_count").fill_null(0).cast(pl.Int16),
-            consumption_yuan=pl.col("cost_yuan"),
-            meter_balance_yuan=pl.col("remaining_yuan"),
+    days = priced.join(net, on=["customer_id", "meter_id", "date"], how="left").with_columns(
+        purchases_yuan=pl.col("purchases_yuan").fill_null(0.0),
+        txn_count=pl.col("txn_count").fill_null(0).cast(pl.Int16),
+        consumption_yuan=pl.col("cost_yuan"),
+        meter_balance_yuan=pl.col("remaining_yuan"),
+    )
+    if opening is not None:
+        days = days.join(
+            opening.filter(pl.col("balance_yuan").is_not_null()).select(
+                *cm,
+                open_yuan=pl.col("balance_yuan"),
+                open_anchor_date=pl.col("balance_anchor_date"),
+            ),
+            on=cm,
+            how="left",
         )
-        .with_columns(
+    else:
+        days = days.with_columns(open_yuan=pl.lit(None, pl.Float64), open_anchor_date=pl.lit(None, pl.Date))
+    days = (
+        days.with_columns(
             # a day without a tariff adds no cost (its bill is an exception: no_tariff)
             flow=(pl.col("purchases_yuan") - pl.col("consumption_yuan").fill_null(0.0))
             .cum_sum()
             .over(cm, order_by="date"),
-            balance_anchor_date=pl.col("date").filter(pl.col("remaining_yuan").is_not_null()).min().over(cm),
+            first_reading=pl.col("date").filter(pl.col("remaining_yuan").is_not_null()).min().over(cm),
         )
         .with_columns(
-            anchor_yuan=pl.col("remaining_yuan").filter(pl.col("date") == pl.col("balance_anchor_date")).first().over(cm),
-            anchor_flow=pl.col("flow").filter(pl.col("date") == pl.col("balance_anchor_date")).first().over(cm),
+            anchor_yuan=pl.col("remaining_yuan").filter(pl.col("date") == pl.col("first_reading")).first().over(cm),
+            anchor_flow=pl.col("flow").filter(pl.col("date") == pl.col("first_reading")).first().over(cm),
         )
         .with_columns(
-            balance_yuan=pl.when(pl.col("date") >= pl.col("balance_anchor_date")).then(
-                pl.col("anchor_yuan") + (pl.col("flow") - pl.col("anchor_flow"))
-            )
+            balance_yuan=pl.when(pl.col("open_yuan").is_not_null())
+            .then(pl.col("open_yuan") + pl.col("flow"))
+            .when(pl.col("date") >= pl.col("first_reading"))
+            .then(pl.col("anchor_yuan") + (pl.col("flow") - pl.col("anchor_flow"))),
+        )
+        .with_columns(
+            balance_anchor_date=pl.when(pl.col("balance_yuan").is_not_null()).then(
+                pl.coalesce("open_anchor_date", "first_reading")
+            ),
         )
         .with_columns(difference_yuan=pl.col("meter_balance_yuan") - pl.col("balance_yuan"))
         .with_columns(

@@ -9,9 +9,13 @@ Reads the ``meter_daily`` mart and the clean ``purchases`` table; writes:
   year that already have bills are rebuilt too.
 * ``prepay_daily`` and ``prepay_findings`` for each date (that meter_daily holds).
   Balances are running sums from each meter's first reading, so every later date
-  that already has a prepay_daily partition is rebuilt as well; the balances are
-  recomputed from the first day the lake holds (nothing is carried over from earlier
-  output, so a rerun writes identical files).
+  that already has a prepay_daily partition is rebuilt as well. The balances start
+  from the prepay_daily partition of the last day held before the month of the first
+  date rebuilt (a checkpoint, kept up to date by that rule), or, when there is none,
+  from the first day the lake holds (:func:`prepay_window`). Either way a rerun of
+  the same dates reads the same inputs and writes identical files.
+* Annual tiers start from the customer's kWh of the earlier months of the year:
+  their bills where they are billed, else meter_daily (:func:`year_opening`).
 * ``recovery_monthly`` for every month whose bills or prepay days were rebuilt.
 
 Every write replaces one partition atomically (:meth:`Lake.write_partition`).
@@ -24,6 +28,7 @@ from collections.abc import Iterable
 
 import polars as pl
 
+from meterlake.lake import Lake
 from meterlake.schemas.bills_monthly import BILLS_MONTHLY
 from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.schemas.prepay_daily import PREPAY_DAILY
@@ -36,7 +41,6 @@ from meterlake.transforms.billing import (
     bill_segments,
     billable_days,
     price_days,
-    year_to_date_kwh,
 )
 from meterlake.transforms.prepay import (
     daily_net_purchases,
@@ -78,6 +82,51 @@ def months_to_bill(dates: list[dt.date], billed: list[Month]) -> list[Month]:
     return sorted(touched | later)
 
 
+def year_opening(lake: Lake, held: list[dt.date], month: Month) -> pl.LazyFrame | None:
+    """Per customer, the kWh of ``month``'s year before the month (annual tiers).
+
+    Months already billed give their bills' ``kwh_total`` (a few hundred thousand rows
+    a month instead of a scan of every earlier day); months held but not billed are
+    summed from meter_daily. Bills are rebuilt whenever an earlier day of their year
+    is, so the two agree.
+    """
+    earlier = sorted({_month(d) for d in held if d.year == month[0] and _month(d) < month})
+    if not earlier:
+        return None
+    billed = set(lake.partitions(BILLS_MONTHLY))
+    parts = []
+    from_bills = [_label(m) for m in earlier if _label(m) in billed]
+    if from_bills:
+        parts.append(lake.scan(BILLS_MONTHLY, from_bills).select("customer_id", kwh=pl.col("kwh_total")))
+    from_days = [d for d in held if _month(d) in earlier and _label(_month(d)) not in billed]
+    if from_days:
+        parts.append(billable_days(lake.scan(METER_DAILY, _iso(from_days))).select("customer_id", "kwh"))
+    return (
+        pl.concat(parts)
+        .group_by("customer_id")
+        .agg(kwh_before=pl.col("kwh").fill_null(0.0).sum())
+        .with_columns(year=pl.lit(month[0], pl.Int32))
+    )
+
+
+def prepay_window(lake: Lake, held: list[dt.date], rebuild: list[dt.date]) -> tuple[list[dt.date], dt.date | None]:
+    """The meter_daily days to price for prepay balances, and the checkpoint day.
+
+    Balances are running sums. When the last day held before the month of the first
+    date to rebuild has a prepay_daily partition, its balances are the opening
+    (checkpoint) and only the days from that month's first day are priced; that
+    partition is up to date because rebuilding any day rebuilds every later day that
+    has a partition. Otherwise every day from the first the lake holds is priced.
+    """
+    month_start = rebuild[0].replace(day=1)
+    before = [d for d in held if d < month_start]
+    checkpoint = before[-1] if before else None
+    if checkpoint is not None and checkpoint.isoformat() not in lake.partitions(PREPAY_DAILY):
+        checkpoint = None
+    start = month_start if checkpoint is not None else held[0]
+    return [d for d in held if start <= d <= rebuild[-1]], checkpoint
+
+
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     lake = ctx.lake
     cfg = ctx.config("billing", BillingConfig)
@@ -101,8 +150,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             result.notes.append(f"bills {_label(m)}: no meter_daily days held; not billed")
             continue
         ctx.progress(f"billing: bills {_label(m)} ({len(in_month)} days)")
-        prior = [d for d in held if d.year == m[0] and _month(d) < m]
-        opening = year_to_date_kwh(billable_days(lake.scan(METER_DAILY, _iso(prior)))) if prior else None
+        opening = year_opening(lake, held, m)
         priced = price_days(
             billable_days(lake.scan(METER_DAILY, _iso(in_month))),
             calendar,
@@ -126,22 +174,29 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     prepay_rows = finding_rows = 0
     if rebuild:
         ctx.progress(f"billing: prepay balances {rebuild[0]}..{rebuild[-1]} ({len(rebuild)} days)")
-        history = [d for d in held if d <= rebuild[-1]]
-        md = lake.scan(METER_DAILY, _iso(history))
-        prepay_customers = (
-            md.filter(pl.col("prepay") == 1).select("customer_id").unique()
-        )
+        window, checkpoint = prepay_window(lake, held, rebuild)
+        md = lake.scan(METER_DAILY, _iso(window))
+        prepay_customers = md.filter(pl.col("prepay") == 1).select("customer_id").unique()
         days = (
             md.filter((pl.col("role") == "customer") & pl.col("customer_id").is_not_null())
             .join(prepay_customers, on="customer_id", how="semi")
             .select(*DAY_COLUMNS, "remaining_yuan")
         )
-        priced = price_days(days, calendar, None, cfg.bill.tou_fallback_register).filter(
+        opening_kwh = opening_balance = None
+        if checkpoint is not None:
+            opening_kwh = year_opening(lake, held, _month(window[0]))
+            opening_balance = lake.scan(PREPAY_DAILY, [checkpoint.isoformat()])
+            result.details["prepay_checkpoint"] = checkpoint.isoformat()
+        priced = price_days(days, calendar, opening_kwh, cfg.bill.tou_fallback_register).filter(
             pl.col("prepay") == 1
         )
         ledger = purchase_ledger(lake.scan(PURCHASES.clean)).collect().lazy()
         wanted = pl.col("date").is_in(rebuild)
-        balances = prepay_balances(priced, daily_net_purchases(ledger), cfg.prepay).filter(wanted).collect()
+        balances = (
+            prepay_balances(priced, daily_net_purchases(ledger), cfg.prepay, opening_balance)
+            .filter(wanted)
+            .collect()
+        )
         findings = (
             pl.concat(
                 [

@@ -214,3 +214,20 @@ def test_nothing_to_bill_is_a_note(tmp_path) -> None:
     result = run(settings, JAN)
     assert result.rows == {}
     assert result.notes == ["no meter_daily days to bill"]
+
+
+def test_checkpoint_and_billed_months_give_what_a_full_recomputation_gives(lake, settings, tmp_path) -> None:
+    write_days(lake, FEB_ROWS)
+    # A: January first, then February alone: February starts from January's bills and
+    # from the prepay balance of 3 January (the last day held before February)
+    run(settings, JAN)
+    result = run(settings, [FEB1])
+    assert result.details["prepay_checkpoint"] == JAN[2].isoformat()
+    # B: a fresh lake with the same days, everything in one run from the first day
+    other = Lake(tmp_path / "other")
+    shutil.copytree(lake.root / "clean", other.root / "clean")
+    shutil.copytree(lake.root / "marts" / "meter_daily", other.root / "marts" / "meter_daily")
+    run(settings.model_copy(update={"lake": other.root}), JAN + [FEB1])
+    for table, value in ((BILLS_MONTHLY, "2026-02"), (PREPAY_DAILY, FEB1.isoformat()), (RECOVERY_MONTHLY, "2026-02")):
+        assert_frame_equal(read(lake, table, value), read(other, table, value), check_exact=False, abs_tol=1e-9)
+    assert read(lake, PREPAY_DAILY, FEB1.isoformat()).select("balance_yuan", "balance_anchor_date").row(0) == (133.0, JAN[0])

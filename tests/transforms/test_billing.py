@@ -108,10 +108,12 @@ def jan(d: int) -> dt.date:
         pytest.param(0.004999, 0.0, id="below-half"),
         pytest.param(-1.005, -1.01, id="negative-away-from-zero"),
         pytest.param(0.0, 0.0, id="zero"),
+        pytest.param(58.8, 58.8, id="58.80-not-58.800000000000004"),
+        pytest.param(59.23, 59.23, id="59.23-not-59.230000000000004"),
     ],
 )
 def test_round_half_up(value: float, expected: float) -> None:
-    got = pl.select(round_half_up(pl.lit(value))).item()
+    got = pl.DataFrame({"x": [value]}).select(round_half_up(pl.col("x"))).item()
     assert got == expected
 
 
@@ -120,7 +122,14 @@ def test_round_half_up(value: float, expected: float) -> None:
 def test_round_half_up_agrees_with_decimal(mills: int) -> None:
     value = mills / 1000  # amounts with a third decimal: every .xx5 is a tie
     expected = float((Decimal(mills) / 1000).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-    assert pl.select(round_half_up(pl.lit(value))).item() == expected
+    assert pl.DataFrame({"x": [value]}).select(round_half_up(pl.col("x"))).item() == expected
+
+
+def test_round_half_up_gives_the_nearest_double_of_every_cent() -> None:
+    cents = pl.Series("x", range(0, 2_000_000), dtype=pl.Float64)
+    got = pl.DataFrame({"x": cents / 100}).select(round_half_up(pl.col("x"))).to_series()
+    expected = pl.Series("x", [c / 100 for c in range(0, 2_000_000)])
+    assert_frame_equal(got.to_frame(), expected.to_frame(), check_exact=True)
 
 
 # tiers -------------------------------------------------------------------------
@@ -348,6 +357,36 @@ def test_unknown_tariff_has_no_amount_and_is_an_exception() -> None:
         "exception",
         "no_tariff",
     )
+
+
+def test_a_day_outside_every_tariff_version_has_no_tariff() -> None:
+    raw = copy.deepcopy(RAW)
+    raw["tariffs"]["AGR_FLAT"]["versions"][0]["effective_to"] = jan(1)
+    book = TariffBook.model_validate(raw)
+    lf = days([{"date": jan(1), "kwh": 10.0, "tariff_id": "AGR_FLAT"}, {"date": jan(2), "kwh": 10.0, "tariff_id": "AGR_FLAT"}])
+    priced = price_days(lf, calendar(book), None).collect().sort("date")
+    assert priced.select("no_tariff", "cost_yuan").rows() == [(False, 5.0), (True, None)]
+
+
+@SETTINGS
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["RES_TIER", "COM_TOU", "AGR_FLAT", "NO_SUCH", None]), st.integers(min_value=-40, max_value=70)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_price_lookup_equals_a_join_on_tariff_and_date(rows) -> None:
+    from meterlake.transforms.billing import _with_prices
+
+    cal = calendar(first=jan(1), last=jan(31))
+    lf = pl.LazyFrame(
+        {"i": list(range(len(rows))), "tariff_id": [t for t, _ in rows], "date": [jan(1) + dt.timedelta(days=d) for _, d in rows]},
+        schema={"i": pl.Int64, "tariff_id": pl.String, "date": pl.Date},
+    )
+    got = _with_prices(lf, cal).collect().sort("i")
+    expected = lf.join(cal.lazy(), on=["tariff_id", "date"], how="left").collect().sort("i")
+    assert_frame_equal(got, expected.select(got.columns))
 
 
 def test_bills_conform_to_the_contract() -> None:

@@ -246,7 +246,7 @@ def test_balance_carried_from_the_first_reading_with_mismatch_low_and_overdraft(
             "balance_yuan": [None, 100.0, 145.0, 135.0, 20.0, 15.0, -5.0],
             "meter_balance_yuan": [None, 100.0, 145.0, 133.5, 20.0, 15.4, -5.0],
             "difference_yuan": [None, 0.0, 0.0, -1.5, 0.0, 0.4, 0.0],
-            "balance_anchor_date": [jan(2)] * 7,
+            "balance_anchor_date": [None] + [jan(2)] * 6,
             "status": [None, "ok", "ok", "mismatch", "ok", "low", "arrears"],
         }
     )
@@ -378,3 +378,29 @@ def test_recovery_arrears_larger_than_the_bill_collect_nothing_of_it() -> None:
     prepay = pl.LazyFrame({"customer_id": ["Q"], "meter_id": ["MQ"], "date": [jan(31)], "purchases_yuan": [0.0], "balance_yuan": [-80.0]})
     got = recovery(bills, prepay, "2026-01", RULES_DEFAULT).collect()
     assert got.select("arrears_yuan", "collected_yuan", "recovery_rate").row(0) == (80.0, 0.0, 0.0)
+
+
+def test_opening_balance_from_a_checkpoint_carries_forward() -> None:
+    # checkpoint: 42.00 at 24:00 on 31 December, anchored on 5 December. February-style
+    # window without readings: 1st -2.00 (4 kWh), 2nd +20 purchase -1.00 -> 40, 59
+    md = meter_days([{"date": jan(1), "kwh": 4.0}, {"date": jan(2), "kwh": 2.0}])
+    opening = pl.LazyFrame(
+        {"customer_id": ["C1"], "meter_id": ["M1"], "balance_yuan": [42.0], "balance_anchor_date": [dt.date(2025, 12, 5)]}
+    )
+    priced = price_days(md, CAL, None)
+    net = daily_net_purchases(purchase_ledger(txns([buy("T1", 2, 20.0, 1)])))
+    got = prepay_balances(priced, net, RULES_DEFAULT, opening).collect().sort("date")
+    assert got.select("balance_yuan", "balance_anchor_date", "status").rows() == [
+        (40.0, dt.date(2025, 12, 5), "ok"),
+        (59.0, dt.date(2025, 12, 5), "ok"),
+    ]
+
+
+def test_a_meter_without_a_checkpoint_balance_anchors_in_the_window() -> None:
+    md = meter_days([{"date": jan(1), "kwh": 4.0}, {"date": jan(2), "kwh": 2.0, "remaining_yuan": 30.0}, {"date": jan(3), "kwh": 2.0}])
+    opening = pl.LazyFrame(
+        {"customer_id": ["C1"], "meter_id": ["M1"], "balance_yuan": [None], "balance_anchor_date": [None]},
+        schema={"customer_id": pl.String, "meter_id": pl.String, "balance_yuan": pl.Float64, "balance_anchor_date": pl.Date},
+    )
+    got = prepay_balances(price_days(md, CAL, None), daily_net_purchases(purchase_ledger(NO_TXNS)), RULES_DEFAULT, opening).collect().sort("date")
+    assert got.select("balance_yuan", "balance_anchor_date").rows() == [(None, None), (30.0, jan(2)), (29.0, jan(2))]
