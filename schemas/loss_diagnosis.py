@@ -8,22 +8,24 @@ within a kind; ``rank`` is 1 for the strongest finding of that kind in the area.
 
 Kinds and the practice each follows:
 
-* ``theft_candidate`` (窃电嫌疑): a customer whose daily kWh falls as the area's daily
-  loss rate rises, in an area whose loss is high or rising; score = -r x min(|b|, 1/|b|)
-  with r the Pearson correlation of the two over the window and b the slope of the
-  area's loss kWh on the customer's kWh (-1 when every kWh off the meter reappears as
-  loss). The practice of Chinese utilities' anti-theft screening (反窃电: correlate
-  each customer's daily kWh with the area's daily line loss and inspect the
-  strongest).
-* ``multiplier_suspect`` (倍率错误): the master meter, or a large customer, of an area
-  whose loss is high or negative over the window, such that replacing its archive
-  multiplier by a neighbouring standard CT x PT ratio brings the area's loss into
-  the normal band; score = share of the window's days normal after the change minus
-  before.
-* ``mapping_suspect`` (户变关系错误): a customer whose daily kWh tracks the daily loss
-  kWh of another abnormal area on its feeder better than its own area's loss (a
+* ``theft_candidate`` (窃电嫌疑): a customer whose daily net kWh (forward - reverse)
+  falls as the area's daily loss rate rises, in an area whose loss is high or rising;
+  score = -r x min(|b|, 1/|b|) with r the Pearson correlation of the two over the
+  window and b the slope of the area's loss residual (loss - window rate x supply) on
+  the customer's net kWh (-1 when every kWh off the meter reappears as loss). The
+  practice of Chinese utilities' anti-theft screening (反窃电: correlate each
+  customer's daily kWh with the area's daily line loss and inspect the strongest).
+* ``multiplier_suspect`` (倍率错误): the master meter, or a large customer metered
+  through a CT, of an area whose loss is high or negative over the window and out of
+  band on almost every day, such that replacing its archive multiplier by a
+  neighbouring standard CT x PT ratio brings the area's loss into the normal band;
+  score = share of the window's days normal after the change minus before.
+* ``mapping_suspect`` (户变关系错误): a customer whose daily net kWh moves with the loss
+  residual of another area on its feeder (slope near 1) and against its own area's: a
   customer fed from area B but filed under A adds its kWh to B's loss and takes it
-  from A's); score = (corr with the other area - corr with its own) / 2.
+  from A's. The residual is the loss kWh less a least-squares line on the area's load,
+  so weather moving every load does not count. score = (corr with the other area -
+  corr with its own) / 2.
 """
 
 import polars as pl

@@ -10,16 +10,13 @@ i.e. days with a ``loss_rate``. Days that are uncomputable only because collecti
 fell below the target still count: an estimated value is still the best figure there
 is, and a window with 97% collection every day must still be diagnosable.
 
-Two quantities carry the signal:
-
-* a customer's daily *net* kWh (forward - reverse): loss = master - Σ net, so a meter
-  wired in reverse moves the loss by its forward fall plus its reverse rise, and a PV
-  roof by neither;
-* an area's daily *loss residual*: the loss kWh less what the area's load explains
-  (the window's rate x supply, or a least-squares line on the load; see
-  :func:`_residuals`). Technical loss grows with the load, so the loss kWh rises and
-  falls with the weather; the residual keeps what the load does not explain, such as
-  a customer's energy missing from, or wrongly added to, the area's sales.
+A customer enters an area's balance through its daily *net* kWh (forward - reverse):
+loss = master - Σ net, so a meter wired in reverse moves the loss by its forward fall
+plus its reverse rise, and a PV roof by neither. Technical loss grows with the load,
+and every customer's use moves with everyone's (weather, weekdays), so the loss kWh
+is only compared with a customer's kWh once the area's load is accounted for: through
+the rate (theft: the *loss residual* loss - window rate x supply) or by holding the
+load fixed in a partial regression (mapping).
 
 The window of an area is *abnormal* (CONTRACT §3 thresholds of the area's class) when
 its summed rate over the complete days (Σ loss / Σ supply) is high or negative, or at
@@ -32,7 +29,7 @@ starting mid-window in a 4% area may never cross 10%).
 * multiplier suspects in areas whose window rate is high or negative, almost every
   day of the window (a wrong ratio is off by the same share every day);
 * mapping suspects among all customers whose net kWh moves against their own area's
-  loss residual, paired with every other area on their feeder.
+  loss (given its supply), paired with every other area on their feeder.
 
 The window is read twice: once for the per-area balances (small) and the per-customer
 statistics (a streaming group-by), then only for the meters the findings need, so a
@@ -91,8 +88,8 @@ class DiagnosisRules:
     multiplier_max_normal_share_before: float = 0.2
     mapping_max_own_corr: float = -0.3
     mapping_min_corr: float = 0.6
-    mapping_min_margin: float = 0.5
-    mapping_slope_tolerance: float = 0.5
+    mapping_min_margin: float = 1.3
+    mapping_slope_tolerance: float = 0.4
 
     def __post_init__(self) -> None:
         if self.window_days < 2:
@@ -192,27 +189,11 @@ def window_summary(days: pl.LazyFrame, mid: dt.date, diag: DiagnosisRules) -> pl
     )
 
 
-def _fit_residual(y: str, x: str) -> pl.Expr:
-    """y less its least-squares line on x, per area over the window."""
-    area = "area_id"
-    b = (pl.cov(x, y) / pl.col(x).var()).over(area).fill_nan(0.0).fill_null(0.0)
-    a = pl.col(y).mean().over(area) - b * pl.col(x).mean().over(area)
-    return pl.col(y) - a - b * pl.col(x)
-
-
 def _residuals(complete: pl.LazyFrame, summary: pl.LazyFrame) -> pl.LazyFrame:
-    """Per complete area-day, the loss kWh the area's load does not explain.
+    """Per complete area-day: the loss, the load, and the loss the rate does not explain.
 
     ``resid_kwh``: loss - the window's rate x supply. A theft that starts in the
     window stays in it whole, as a step (used for theft).
-
-    Technical loss is a fixed part (transformer iron loss) plus a part growing with
-    the load, so the rate alone leaves a residual that follows the load, which every
-    load-following customer would seem to track. For the mapping test the loss is
-    therefore taken less its least-squares line on a load that leaves the mis-filed
-    customer out: ``resid_own_kwh`` on the area's supply (its master does not measure
-    a customer fed from elsewhere), ``resid_other_kwh`` on its sales (which do not hold
-    a customer filed elsewhere though fed from here).
     """
     return complete.join(summary.select("area_id", "area_loss_rate"), on="area_id").select(
         "date",
@@ -221,10 +202,24 @@ def _residuals(complete: pl.LazyFrame, summary: pl.LazyFrame) -> pl.LazyFrame:
         "loss_rate",
         "loss_kwh",
         "supply_kwh",
+        "sales_kwh",
         resid_kwh=pl.col("loss_kwh") - pl.col("area_loss_rate") * pl.col("supply_kwh"),
-        resid_own_kwh=_fit_residual("loss_kwh", "supply_kwh"),
-        resid_other_kwh=_fit_residual("loss_kwh", "sales_kwh"),
     )
+
+
+def _partial(x: str, y: str, z: str) -> tuple[pl.Expr, pl.Expr]:
+    """Partial correlation of x and y given z, and the coefficient of x in y ~ x + z.
+
+    From the pairwise correlations, so it runs inside a group-by:
+    r_xy.z = (r_xy - r_xz r_yz) / sqrt((1 - r_xz^2)(1 - r_yz^2)), and the coefficient
+    is r_xy.z x sd(y|z) / sd(x|z). A constant z reads as no z at all.
+    """
+    rxy = pl.corr(x, y)
+    rxz = pl.corr(x, z).fill_nan(0.0)
+    ryz = pl.corr(y, z).fill_nan(0.0)
+    ux, uy = (1 - rxz * rxz).sqrt(), (1 - ryz * ryz).sqrt()
+    r = (rxy - rxz * ryz) / (ux * uy)
+    return r, r * (pl.col(y).std() * uy) / (pl.col(x).std() * ux)
 
 
 def _slope(y: str, x: str = "kwh") -> pl.Expr:
@@ -243,7 +238,10 @@ def _customer_stats(cust: pl.LazyFrame, resid: pl.LazyFrame, mid: dt.date) -> pl
             days=pl.len().cast(pl.Int32),
             _corr_rate=pl.corr("kwh", "loss_rate"),
             _slope_resid=_slope("resid_kwh"),
-            _corr_resid=pl.corr("kwh", "resid_own_kwh"),
+            # the customer's net kWh against its area's loss, the area's supply held
+            # fixed (technical loss grows with the load; a master does not measure a
+            # customer fed from elsewhere, so supply leaves such a customer out)
+            _corr_resid=_partial("kwh", "loss_kwh", "supply_kwh")[0],
             _kwh=pl.col("kwh").sum(),
             _own_loss=pl.col("loss_kwh").sum(),
             _own_supply=pl.col("supply_kwh").sum(),
@@ -416,9 +414,12 @@ def _multiplier(
 def _mapping(cust: pl.LazyFrame, stats: pl.DataFrame, resid: pl.LazyFrame, diag: DiagnosisRules) -> pl.LazyFrame:
     # 户变关系: a customer physically fed from area B but filed under A adds its kWh to
     # B's loss (B's master measures it, B's sales do not hold it) and takes it from A's.
-    # So its net kWh moves against A's loss residual (slope near -1) and with B's
-    # (slope near 1). First the customers that move against their own area's residual,
-    # then each of them against every other area of its feeder.
+    # Technical loss grows with the load, and a customer's use moves with everyone's
+    # (weather, weekdays), so the test is a partial one: the coefficient of the
+    # customer's net kWh in B's loss ~ kWh + B's sales is near 1, and its partial
+    # correlation with A's loss given A's supply is negative. First the customers that
+    # move against their own area, then each of them against every other area of its
+    # feeder.
     candidates = stats.filter(
         (pl.col("days") >= diag.min_days)
         & pl.col("_corr_resid").is_finite()
@@ -428,7 +429,7 @@ def _mapping(cust: pl.LazyFrame, stats: pl.DataFrame, resid: pl.LazyFrame, diag:
         "date",
         "feeder_id",
         pl.col("area_id").alias("other_area_id"),
-        pl.col("resid_other_kwh").alias("_other_resid"),
+        pl.col("sales_kwh").alias("_other_sales"),
         pl.col("loss_kwh").alias("_other_loss"),
         pl.col("supply_kwh").alias("_other_supply"),
     ).filter(pl.col("feeder_id").is_not_null())
@@ -441,8 +442,10 @@ def _mapping(cust: pl.LazyFrame, stats: pl.DataFrame, resid: pl.LazyFrame, diag:
         .agg(
             customer_id=pl.col("customer_id").sort_by("date").last(),
             days=pl.len().cast(pl.Int32),
-            _corr_other=pl.corr("kwh", "_other_resid"),
-            _slope_other=_slope("_other_resid"),
+            # against the other area's loss, its sales held fixed (they do not hold a
+            # customer filed elsewhere though fed from there)
+            _corr_other=_partial("kwh", "_other_loss", "_other_sales")[0],
+            _slope_other=_partial("kwh", "_other_loss", "_other_sales")[1],
             _kwh_other_days=pl.col("kwh").sum(),
             _other_loss=pl.col("_other_loss").sum(),
             _other_supply=pl.col("_other_supply").sum(),
@@ -473,9 +476,9 @@ def _mapping(cust: pl.LazyFrame, stats: pl.DataFrame, resid: pl.LazyFrame, diag:
         kind=pl.lit("mapping_suspect"),
         role=pl.lit("customer"),
         evidence=pl.struct(
-            corr_net_kwh_other_area_residual=pl.col("_corr_other").round(6),
-            corr_net_kwh_own_area_residual=pl.col("_corr_resid").round(6),
-            slope_other_area_residual_per_net_kwh=pl.col("_slope_other").round(6),
+            partial_corr_other_area_loss_given_sales=pl.col("_corr_other").round(6),
+            partial_corr_own_area_loss_given_supply=pl.col("_corr_resid").round(6),
+            other_area_loss_kwh_per_net_kwh=pl.col("_slope_other").round(6),
             customer_net_kwh=pl.col("_kwh").round(3),
             other_area_loss_rate=rate(other_loss, other_supply),
             other_area_loss_rate_if_moved=rate(other_loss - pl.col("_kwh_other_days"), other_supply),

@@ -233,7 +233,7 @@ def test_empty_input():
 
 def test_mapping_is_found_when_both_areas_stay_in_band():
     # a 12 kWh/day customer that varies a lot moves A4's loss up and A3's down by ~3
-    # points: both stay in band, but the residuals still give it away
+    # points: both stay in band, but the partial regressions still give it away
     md, truth = synthetic_feeder(1, misfiled_kwh=12.0, misfiled_noise=0.5)
     got = diagnose(md, START + dt.timedelta(days=29))
     mapping = got.filter(pl.col("kind") == "mapping_suspect")
@@ -241,8 +241,8 @@ def test_mapping_is_found_when_both_areas_stay_in_band():
         ("A3", truth["mapping"][1], "A4", 1, "normal")
     ]
     ev = json.loads(mapping["evidence"][0])
-    assert ev["corr_net_kwh_other_area_residual"] > 0.6 > -0.3 > ev["corr_net_kwh_own_area_residual"]
-    assert abs(ev["slope_other_area_residual_per_net_kwh"] - 1.0) <= 0.5
+    assert ev["partial_corr_other_area_loss_given_sales"] > 0.6 > -0.3 > ev["partial_corr_own_area_loss_given_supply"]
+    assert abs(ev["other_area_loss_kwh_per_net_kwh"] - 1.0) <= 0.5
 
 
 @pytest.mark.parametrize(
