@@ -317,7 +317,11 @@ def recovery(bills: pl.LazyFrame, prepay_month: pl.LazyFrame, month: str, rules:
         )
         .with_columns(
             month=pl.lit(month),
-            recovery_rate=pl.when(pl.col("rate_base") > 0).then(pl.col("collected_yuan") / pl.col("rate_base")),
+            # collected <= billed customer by customer; the clip only removes float noise
+            # of the two sums (1.0000000000000002)
+            recovery_rate=pl.when(pl.col("rate_base") > 0).then(
+                (pl.col("collected_yuan") / pl.col("rate_base")).clip(0.0, 1.0)
+            ),
         )
     )
     return RECOVERY_MONTHLY.conform(out)

@@ -231,3 +231,10 @@ def test_checkpoint_and_billed_months_give_what_a_full_recomputation_gives(lake,
     for table, value in ((BILLS_MONTHLY, "2026-02"), (PREPAY_DAILY, FEB1.isoformat()), (RECOVERY_MONTHLY, "2026-02")):
         assert_frame_equal(read(lake, table, value), read(other, table, value), check_exact=False, abs_tol=1e-9)
     assert read(lake, PREPAY_DAILY, FEB1.isoformat()).select("balance_yuan", "balance_anchor_date").row(0) == (133.0, JAN[0])
+
+
+def test_a_month_without_customer_kwh_gets_no_bills_partition(lake, settings) -> None:
+    write_days(lake, [meter_day(dt.date(2025, 12, 31), "MASTER", 10.0, role="area_master", tariff_id=None)])
+    result = run(settings, [dt.date(2025, 12, 31)] + JAN)
+    assert lake.partitions(BILLS_MONTHLY) == ["2026-01"]
+    assert "bills 2025-12: no customer kWh in the days held; not billed" in result.notes
