@@ -96,12 +96,12 @@ class IntervalConfig(_Section):
     spike_min_kwh: float = Field(0.5, ge=0, description="a spike must also reach this many primary kWh in its slot")
     flat_line_slots: int = Field(16, ge=2, le=96, description="consecutive identical non-zero slots that make a flat line (16 = 4 h)")
     zero_run_slots: int = Field(48, ge=1, le=96, description="consecutive zero slots that make a zero run (48 = 12 h)")
-    capacity_margin: float = Field(1.2, gt=0, description="a slot's mean kW (kWh x 4, primary) above capacity_kw x this margin fails the capacity check")
+    capacity_margin: float = Field(1.2, gt=0, description="a slot's mean kW (kWh x 4, primary) above the meter's capacity x this margin fails the capacity check")
 
 
 class RegisterChecksConfig(_Section):
     stopped_curve_min_kwh: float = Field(1.0, ge=0, description="stopped register: the register did not move while the day's actual slots add up to at least this many primary kWh")
-    runaway_factor: float = Field(1.0, gt=0, description="runaway register: the day's primary kWh above capacity_kw x 24 h x this factor")
+    runaway_factor: float = Field(1.0, gt=0, description="runaway register: the day's primary kWh above the meter's capacity x 24 h x this factor")
     curve_register_abs_kwh_meter: float = Field(0.05, ge=0, description="sum check: absolute tolerance between Σ96 slots and the register difference, meter-side kWh")
     curve_register_rel: float = Field(0.01, ge=0, description="sum check: relative tolerance (share of the register difference); the larger of the two applies")
 
@@ -133,13 +133,10 @@ class MultiplierConfig(_Section):
 
 
 class CapacityConfig(_Section):
-    feeder_head: float = Field(15000.0, gt=0, description="capacity of a feeder-head meter, primary kW")
-    area_master: float = Field(1250.0, gt=0, description="capacity of an area master meter, primary kW")
-    resident: float = Field(20.0, gt=0, description="capacity of a resident customer meter, kW")
-    commercial: float = Field(500.0, gt=0, description="capacity of a commercial customer meter, primary kW")
-    industrial: float = Field(5000.0, gt=0, description="capacity of an industrial customer meter, primary kW")
-    agricultural: float = Field(200.0, gt=0, description="capacity of an agricultural customer meter, primary kW")
-    default: float = Field(5000.0, gt=0, description="capacity of a meter of any other role/class, primary kW")
+    direct_resident_kw: float = Field(39.6, gt=0, description="largest power of a direct-connected resident meter: 3 x 220 V x 60 A (a three-phase 5(60) A meter; the archive does not say which households are single-phase, 13.2 kW)")
+    direct_other_kw: float = Field(66.0, gt=0, description="largest power of another direct-connected meter: three-phase 3 x 220 V x 100 A (a 10(100) A meter)")
+    ct_low_voltage_kw: float = Field(3.96, gt=0, description="largest meter-side power of a transformer-rated low-voltage meter: 3 x 220 V x 6 A (1.5(6) A); x multiplier = primary kW")
+    ct_high_voltage_kw: float = Field(1.04, gt=0, description="largest meter-side power of a 10 kV meter behind PTs: 3 x 57.7 V x 6 A (1.5(6) A); x multiplier = primary kW")
 
 
 class CollectionConfig(_Section):
@@ -156,7 +153,7 @@ class VeeConfig(_Section):
     register_checks: RegisterChecksConfig = Field(default_factory=RegisterChecksConfig, description="register checks")
     history: HistoryConfig = Field(default_factory=HistoryConfig, description="checks against the meter's own history")
     multiplier: MultiplierConfig = Field(default_factory=MultiplierConfig, description="standard CT/PT ratios")
-    capacity_kw: CapacityConfig = Field(default_factory=CapacityConfig, description="meter capacities by role/class")
+    capacity: CapacityConfig = Field(default_factory=CapacityConfig, description="largest power a meter can register, by connection")
     collection: CollectionConfig = Field(default_factory=CollectionConfig, description="collection success target")
     severity: dict[str, Severity] = Field(default_factory=dict, description="severity per rule name, overriding DEFAULT_SEVERITY")
 
@@ -213,19 +210,22 @@ def empty_findings() -> pl.DataFrame:
 
 
 def capacity_kw(cfg: VeeConfig) -> pl.Expr:
-    """The meter's capacity (primary kW) from its role and customer class."""
-    cap = cfg.capacity_kw
-    role, klass = pl.col("role"), pl.col("customer_class")
-    return (
-        pl.when(role == "feeder_head").then(cap.feeder_head)
-        .when(role == "area_master").then(cap.area_master)
-        .when(klass == "resident").then(cap.resident)
-        .when(klass == "commercial").then(cap.commercial)
-        .when(klass == "industrial").then(cap.industrial)
-        .when(klass == "agricultural").then(cap.agricultural)
-        .otherwise(cap.default)
-        .cast(pl.Float64)
+    """The most a meter can register (primary kW): its maximum current at nominal voltage,
+    times the multiplier. The archive carries no contracted capacity (合同容量); the meter's
+    own rating is the physical ceiling. A meter with multiplier 1 is direct-connected; a
+    feeder head or a customer without an area (专变) is metered at 10 kV behind PTs; any
+    other meter with a multiplier is a transformer-rated low-voltage meter."""
+    cap = cfg.capacity
+    mult = pl.col("multiplier").cast(pl.Float64)
+    role = pl.col("role")
+    high_voltage = (role == "feeder_head") | ((role == "customer") & pl.col("area_id").is_null())
+    meter_kw = (
+        pl.when((mult <= 1) & (pl.col("customer_class") == "resident")).then(cap.direct_resident_kw)
+        .when(mult <= 1).then(cap.direct_other_kw)
+        .when(high_voltage).then(cap.ct_high_voltage_kw)
+        .otherwise(cap.ct_low_voltage_kw)
     )
+    return (meter_kw * mult).cast(pl.Float64)
 
 
 def _run_starts(conds: list[pl.Expr], length: int) -> list[pl.Expr]:
@@ -526,12 +526,15 @@ def register_findings(
         evidence={"reverse_kwh": rev, "history_export_days": pl.col("history_export_days"), "history_actual_days": pl.col("history_actual_days")},
     ))
     # VEE 9, Σ 尖峰平谷 against the total register of the same reading
-    rd = readings.join(days.select("meter_id", "area_id", "feeder_id"), on="meter_id", how="inner")
+    rd = readings.join(days.select("meter_id", "area_id", "feeder_id", "register_max"), on="meter_id", how="inner")
     names = rd.collect_schema().names()
     tou = [c for c in ("sharp_kwh", "peak_kwh", "flat_kwh", "valley_kwh") if c in names]
     if len(tou) == 4:
         tsum = pl.sum_horizontal(tou)
-        tdiff = tsum - pl.col("total_kwh")
+        # modulo the register's range: the total and each TOU register roll over on their own
+        raw = tsum - pl.col("total_kwh")
+        rmax = pl.col("register_max").cast(pl.Float64)
+        tdiff = raw - (raw / rmax).round() * rmax
         has_all = pl.all_horizontal([pl.col(c).is_not_null() for c in [*tou, "total_kwh"]])
         out.append(finding(
             rd.filter(has_all & (tdiff.abs() > cfg.registers.tou_tolerance_kwh_meter)), "vee.sum.tou_total", cfg,
@@ -677,7 +680,7 @@ def validate_day(
         .select("meter_id", "date", *SLOTS, *(["delivered_at"] if "delivered_at" in curves.collect_schema().names() else []))
         .collect()
     )
-    readings = readings.rename({"freeze_date": "date"}, strict=False).filter(pl.col("date") == day)
+    readings = readings.rename({"freeze_date": "date"}, strict=False).filter(pl.col("date") == day).collect().lazy()
     findings: list[pl.LazyFrame] = []
 
     if days.height == 0:
@@ -731,8 +734,9 @@ def validate_day(
     )
 
     # --- registers, archive, events ------------------------------------------------------
-    hist = history_stats(history, day, cfg)
-    events = events.filter(pl.col("event_time").dt.date() == day) if "event_time" in events.collect_schema().names() else events
+    # each collected once: several checks read them
+    hist = history_stats(history, day, cfg).collect().lazy()
+    events = events.filter(pl.col("event_time").dt.date() == day).collect().lazy()
     findings += register_findings(svc, readings, hist, events, cfg)
     findings += archive_findings(svc, before, cfg)
     findings += event_findings(svc, events, cfg)

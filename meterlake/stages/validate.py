@@ -71,8 +71,33 @@ def archive_for(lake: Lake, first: dt.date, last: dt.date) -> pl.LazyFrame:
 def _readings(lake: Lake, dates: list[dt.date], meters: pl.DataFrame | None = None) -> pl.DataFrame:
     lf = lake.scan(REGISTERS, _present(lake, REGISTERS, dates)).select(READING_COLS)
     if meters is not None:
-        lf = lf.join(meters.lazy(), on="meter_id", how="semi")
+        # a filter on a literal set is applied while each file is decoded (a semi-join
+        # would read every partition whole first)
+        lf = lf.filter(pl.col("meter_id").is_in(meters["meter_id"].implode()))
     return lf.collect()
+
+
+def _around(lake: Lake, core: pl.DataFrame, lacking: pl.DataFrame, first: dt.date, last: dt.date, gap: int) -> pl.DataFrame:
+    """Readings of the ``lacking`` meters outside the run, up to ``gap`` days either side.
+
+    Read in widening steps (a week, then the rest) and only for the meters still without
+    a reading on that side: most gaps are short, and the look-ahead is usually empty.
+    """
+    out = []
+    for side in ("before", "after"):
+        todo = lacking
+        steps = [(1, min(7, gap)), (min(7, gap) + 1, gap)] if gap > 7 else [(1, gap)]
+        for lo, hi in steps:
+            if not todo.height:
+                break
+            if side == "before":
+                window = _days(first - dt.timedelta(days=hi), first - dt.timedelta(days=lo))
+            else:
+                window = _days(last + dt.timedelta(days=1 + lo), last + dt.timedelta(days=1 + hi))
+            got = _readings(lake, window, todo)
+            out.append(got)
+            todo = todo.join(got.select("meter_id").unique(), on="meter_id", how="anti")
+    return pl.concat(out) if out else core.clear()
 
 
 def _note_quality(day: dt.date, frame: pl.DataFrame) -> str:
@@ -107,27 +132,30 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         .select("meter_id")
         .unique()
     )
-    window = _days(first - dt.timedelta(days=gap), first - dt.timedelta(days=1)) + _days(
-        last + dt.timedelta(days=2), last + dt.timedelta(days=1 + gap)
-    )
-    extra = _readings(lake, window, lacking) if lacking.height else core.clear()
+    extra = _around(lake, core, lacking, first, last, gap)
     readings = pl.concat([core, extra])
     reg_kw = dict(max_gap_days=gap, rollover_fraction=cfg.registers.rollover_fraction)
     days = md.register_days(in_run.lazy(), readings.lazy(), **reg_kw).collect()
     ctx.progress(f"validate: {in_run.height:,} meter-days in service, {lacking.height:,} meters lack a reading")
 
-    # --- history: meter_daily of the days before the run (and of the run, as it is built)
-    hist_from = first - dt.timedelta(days=max(cfg.history.days, gap))
-    hist_dates = _present(lake, METER_DAILY, _days(hist_from, first - dt.timedelta(days=1)))
-    hist_cols = ["meter_id", "date", "kwh", "reverse_kwh", "quality", "curve_slots_read", "curve_kwh", "multiplier"]
-    history = lake.scan(METER_DAILY, hist_dates).select(hist_cols).collect()
+    # --- history: meter_daily of the days before the run, and the run's own actual days --
+    held = set(lake.partitions(METER_DAILY))
+    hist_cols = ["meter_id", "date", "kwh", "reverse_kwh", "quality"]
+    actual = pl.col("day_status").is_in(["actual", "rollover"])
     run_history = days.select(
         "meter_id", "date",
-        pl.when(pl.col("day_status").is_in(["actual", "rollover"])).then(pl.col("delta_total_kwh_meter") * pl.col("multiplier")).alias("kwh"),
-        pl.when(pl.col("day_status").is_in(["actual", "rollover"])).then(pl.col("delta_reverse_kwh_meter") * pl.col("multiplier")).alias("reverse_kwh"),
-        pl.when(pl.col("day_status").is_in(["actual", "rollover"])).then(pl.lit("actual")).otherwise(pl.lit("other")).alias("quality"),
+        pl.when(actual).then(pl.col("delta_total_kwh_meter") * pl.col("multiplier")).alias("kwh"),
+        pl.when(actual).then(pl.col("delta_reverse_kwh_meter") * pl.col("multiplier")).alias("reverse_kwh"),
+        pl.when(actual).then(pl.lit("actual")).otherwise(pl.lit("not_actual")).alias("quality"),
     )
-    hist_all = pl.concat([history.select(run_history.columns), run_history], how="vertical_relaxed")
+
+    def history_for(day: dt.date) -> pl.LazyFrame:
+        window = _days(day - dt.timedelta(days=cfg.history.days), day - dt.timedelta(days=1))
+        stored = [d for d in window if d.isoformat() in held and d not in set(dates)]
+        return pl.concat(
+            [lake.scan(METER_DAILY, stored).select(hist_cols), run_history.lazy().filter(pl.col("date") < day)],
+            how="vertical_relaxed",
+        )
 
     # --- VEE per date ---------------------------------------------------------------------
     cal = cfg.calendar
@@ -146,7 +174,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             readings=lake.scan(REGISTERS, [day]),
             like_curves=lake.scan(CURVES, _present(lake, CURVES, likes)),
             events=lake.scan(EVENTS, [day]),
-            history=hist_all.lazy(),
+            history=history_for(day),
             before=before.lazy(),
             cfg=cfg,
         )
@@ -166,9 +194,15 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         ctx.progress(result.notes[-1])
 
     # --- meter_daily for the run's dates ----------------------------------------------------
-    old_curves = history.select(
-        "meter_id", "date", "curve_slots_read",
-        (pl.col("curve_kwh") / pl.col("multiplier")).alias("curve_kwh_meter"),
+    # curve figures of the days before the run, for the meters sharing a gap (weights)
+    shared = days.filter(pl.col("day_status") == "shared").select("meter_id").unique()
+    since = days.filter(pl.col("day_status") == "shared")["reading_from"].min() or first
+    before_run = [d for d in _days(since, first - dt.timedelta(days=1)) if d.isoformat() in held]
+    old_curves = (
+        lake.scan(METER_DAILY, before_run if shared.height else [])
+        .filter(pl.col("meter_id").is_in(shared["meter_id"].implode()))
+        .select("meter_id", "date", "curve_slots_read", (pl.col("curve_kwh") / pl.col("multiplier")).alias("curve_kwh_meter"))
+        .collect()
     )
     all_curves = pl.concat([old_curves, *curve_days], how="vertical_relaxed")
     daily = md.meter_daily(days.lazy(), all_curves.lazy()).collect()
@@ -182,7 +216,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     gaps = md.rebuild_meters(days, dates).collect()
     rebuilt = []
     for day in md.rebuild_dates(days, dates):
-        if day.isoformat() not in set(lake.partitions(METER_DAILY)):
+        if day.isoformat() not in held:
             continue  # never built: nothing to correct
         hit = gaps.filter((pl.col("reading_from") <= day) & (pl.col("reading_to") > day)).select("meter_id").unique()
         svc = md.in_service(archive, [day]).join(hit.lazy(), on="meter_id", how="semi")

@@ -233,9 +233,9 @@ CASES: dict[str, tuple[Mod, Mod]] = {
         _reading({"total_kwh": 1000.0}, {"total_kwh": 1009.883}),
     ),
     "vee.register.runaway": (
-        # resident capacity 20 kW x 24 h = 480 kWh
-        _reading({"total_kwh": 1000.0}, {"total_kwh": 1500.0}),
-        _reading({"total_kwh": 1000.0}, {"total_kwh": 1470.0}),
+        # a direct resident meter: 3 x 220 V x 60 A = 39.6 kW x 24 h = 950.4 kWh
+        _reading({"total_kwh": 1000.0}, {"total_kwh": 1960.0}),
+        _reading({"total_kwh": 1000.0}, {"total_kwh": 1940.0}),
     ),
     "vee.register.stopped": (
         _reading({"total_kwh": 1000.0}, {"total_kwh": 1000.0}),  # curve says 9.883 kWh
@@ -280,12 +280,13 @@ CASES: dict[str, tuple[Mod, Mod]] = {
     ),
     "vee.sum.tou_total": (
         _reading(TOU_BAD, {"total_kwh": 1009.883}),
-        _reading(TOU_OK, {"total_kwh": 1009.883}),
+        # one register rolled over and the others not yet: equal modulo register_max
+        _reading(TOU_OK | {"total_kwh": 1000.0, "peak_kwh": 1_000_300.0}, {"total_kwh": 1009.883}),
     ),
     "vee.interval.capacity": (
-        # 6.2 kWh in 15 min = 24.8 kW > 20 kW x 1.2
-        _set_curve([0.1] * 60 + [6.2, 6.2, 6.2] + [0.1] * 33),
-        _set_curve([0.1] * 60 + [5.9, 5.9, 5.9] + [0.1] * 33),
+        # 12 kWh in 15 min = 48 kW > 39.6 kW x 1.2 = 47.52 kW (a direct resident meter)
+        _set_curve([0.1] * 60 + [12.0, 12.0, 12.0] + [0.1] * 33),
+        _set_curve([0.1] * 60 + [11.8, 11.8, 11.8] + [0.1] * 33),
     ),
     "vee.estimate.unestimated": (
         _set_curve([0.1] * 40 + [None] * 9 + [0.1] * 47),  # 9 slots: no interpolation, no like day
@@ -297,8 +298,8 @@ CASES: dict[str, tuple[Mod, Mod]] = {
         _two(_set_curve([0.1] * 40 + [None] * 2 + [0.1] * 54), _reading({"total_kwh": 1000.0}, {"total_kwh": 1009.8})),
     ),
     "vee.estimate.capacity": (
-        # as above but register +24: the 2 estimates become 12.1 kWh each = 48 kW
-        _two(_set_curve([0.1] * 40 + [None] * 2 + [0.1] * 54), _reading({"total_kwh": 1000.0}, {"total_kwh": 1033.6})),
+        # as above but register +30: the 2 estimates become 15.1 kWh each = 60.4 kW > 47.52 kW
+        _two(_set_curve([0.1] * 40 + [None] * 2 + [0.1] * 54), _reading({"total_kwh": 1000.0}, {"total_kwh": 1039.6})),
         _two(_set_curve([0.1] * 40 + [None] * 2 + [0.1] * 54), _reading({"total_kwh": 1000.0}, {"total_kwh": 1009.6})),
     ),
     "vee.structure.no_archive": (
@@ -382,6 +383,29 @@ def test_collection_below_target_is_an_area_finding() -> None:
     assert row["meter_id"] is None and row["area_id"] == "A1"
     assert row["value"] == pytest.approx(0.8)
     assert out.collection.select("meters_total", "meters_read").rows() == [(5, 4)]
+
+
+def test_capacity_follows_the_meter_connection() -> None:
+    from meterlake.transforms.vee import capacity_kw
+
+    meters = pl.DataFrame({
+        "role": ["customer", "customer", "area_master", "feeder_head", "customer"],
+        "customer_class": ["resident", "commercial", None, None, "industrial"],
+        "area_id": ["A1", "A1", "A1", None, None],
+        "multiplier": [1.0, 1.0, 80.0, 6000.0, 3000.0],
+    })
+    # 3 x 220 V x 60 A; 3 x 220 V x 100 A; 3 x 220 V x 6 A x 80; 3 x 57.7 V x 6 A x 6000 (/2 for 3000)
+    got = meters.select(capacity_kw(CFG).alias("kw"))["kw"].to_list()
+    assert got == pytest.approx([39.6, 66.0, 316.8, 6240.0, 3120.0])
+
+
+def test_a_curve_that_never_arrived_gets_no_edit_rows_without_estimates() -> None:
+    s = Scenario()
+    CASES["vee.completeness.curve_missing"][0](s)
+    out = run(s)
+    # curve_missing says it all: no 96 empty edit rows, no second finding
+    assert out.edits.height == 0
+    assert rules_of(out) == ["vee.completeness.curve_missing"]
 
 
 def test_severity_is_configurable() -> None:
