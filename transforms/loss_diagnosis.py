@@ -86,7 +86,7 @@ class DiagnosisRules:
     large_customers_per_area: int = 3
     multiplier_min_normal_share: float = 0.8
     multiplier_max_normal_share_before: float = 0.2
-    mapping_max_own_corr: float = -0.3
+    mapping_max_own_corr: float = -0.4
     mapping_min_corr: float = 0.6
     mapping_min_margin: float = 1.3
     mapping_slope_tolerance: float = 0.4

@@ -143,7 +143,7 @@ class MultiplierModel(_Strict):
 
 
 class MappingModel(_Strict):
-    max_own_corr: float = Field(-0.3, ge=-1.0, le=1.0, description="greatest correlation of the customer's net kWh with its own area's loss residual")
+    max_own_corr: float = Field(-0.4, ge=-1.0, le=1.0, description="greatest correlation of the customer's net kWh with its own area's loss residual")
     min_corr: float = Field(0.6, ge=-1.0, le=1.0, description="least correlation of the customer's net kWh with the other area's loss residual")
     min_margin: float = Field(1.3, ge=0.0, le=2.0, description="least excess of that correlation over the one with its own area's residual")
     slope_tolerance: float = Field(0.4, ge=0.0, description="the other area's loss residual per customer net kWh must be within this of 1")
