@@ -390,7 +390,7 @@ def area_months(days: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules(
 def feeder_days(rows: pl.LazyFrame, rules: LossRules = LossRules()) -> pl.LazyFrame:
     """Feeder balances per (date, feeder_id) from :func:`prepare`'d rows, with status."""
     h = pl.col("role") == "feeder_head"
-    am = (pl.col("role") == "area_master") & pl.col("area_id").is_not_null()
+    am = pl.col("role") == "area_master"
     dc = (pl.col("role") == "customer") & pl.col("area_id").is_null()
     d = am | dc
     i32 = pl.Int32

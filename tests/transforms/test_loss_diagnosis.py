@@ -9,6 +9,7 @@ import json
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings, strategies as st
 from polars.testing import assert_frame_equal
 
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
@@ -276,3 +277,20 @@ def test_an_area_straying_across_the_band_edge_is_no_multiplier_case():
     assert strict.filter(pl.col("kind") == "multiplier_suspect").height == 0
     lax = diagnose(md, end, diag=DiagnosisRules(window_days=20, multiplier_max_normal_share_before=1.0))
     assert lax.filter(pl.col("kind") == "multiplier_suspect").select("meter_id", "score").rows() == [("K", 0.5)]
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10_000), misfiled_kwh=st.sampled_from([12.0, 60.0]))
+def test_ranks_and_scores_are_well_formed(seed, misfiled_kwh):
+    md, _ = synthetic_feeder(seed, misfiled_kwh=misfiled_kwh)
+    got = diagnose(md, START + dt.timedelta(days=29))
+    assert got["score"].is_between(0.0, 1.0).all()
+    assert (got["rule"] == "loss.diagnosis." + got["kind"]).all()
+    # ranks run 1..n within (area, kind), in falling score
+    check = got.group_by("area_id", "kind").agg(
+        ranks_ok=(pl.col("rank").sort() == pl.int_range(1, pl.len() + 1)).all(),
+        scores_fall=(pl.col("score").sort_by("rank").diff().drop_nulls() <= 0).all(),
+    )
+    assert check["ranks_ok"].all() and check["scores_fall"].all()
+    # one finding per meter, kind and area
+    assert got.select("area_id", "kind", "meter_id").is_unique().all()
