@@ -372,47 +372,29 @@ def collection_daily(
     ).drop("_feeder_key", "_master_feeder", "_min_feeder")
 
 
-def rebuild_dates(days: pl.DataFrame | pl.LazyFrame, dates: Iterable[dt.date]) -> list[dt.date]:
-    """Earlier dates whose values change because of readings inside the run's dates.
-
-    A reading frozen on a date of the run (or the day after its last date) can close a
-    gap that opened before the run: the days of that gap before the run were ``missing``
-    (or shared differently) when they were last built and must be rebuilt. Returns those
-    dates, sorted; ``days`` comes from :func:`register_days` for the run's dates.
-    """
-    dates = sorted(set(dates))
-    if not dates:
-        return []
-    first, last = dates[0], dates[-1] + dt.timedelta(days=1)
-    starts = (
-        days.lazy()
-        .filter(
-            (pl.col("day_status") == "shared")
-            & (pl.col("reading_to") >= first)
-            & (pl.col("reading_to") <= last)
-            & (pl.col("reading_from") < first)
-        )
-        .select(pl.col("reading_from").min())
-        .collect()
-        .item()
-    )
-    if starts is None:
-        return []
-    return [starts + dt.timedelta(days=i) for i in range((first - starts).days)]
-
-
-def rebuild_meters(days: pl.DataFrame | pl.LazyFrame, dates: Iterable[dt.date]) -> pl.LazyFrame:
-    """The shared gaps behind :func:`rebuild_dates`: ``meter_id, reading_from, reading_to``."""
-    dates = sorted(set(dates))
-    first, last = dates[0], dates[-1] + dt.timedelta(days=1)
+def shared_gaps(days: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """The reading gaps the meter-days of ``days`` share with other days:
+    ``meter_id, reading_from, reading_to`` (from :func:`register_days`)."""
     return (
         days.lazy()
-        .filter(
-            (pl.col("day_status") == "shared")
-            & (pl.col("reading_to") >= first)
-            & (pl.col("reading_to") <= last)
-            & (pl.col("reading_from") < first)
-        )
+        .filter(pl.col("day_status") == "shared")
         .select("meter_id", "reading_from", "reading_to")
         .unique()
+        .collect()
     )
+
+
+def gap_dates(gaps: pl.DataFrame, day: dt.date) -> list[dt.date]:
+    """Every other date inside the gaps of :func:`shared_gaps`: the days whose shares
+    change with ``day``'s readings and curve (a reading that closes a gap turns its earlier
+    days from missing to estimated; a curve that arrives late changes the weights)."""
+    if not gaps.height:
+        return []
+    first, end = gaps["reading_from"].min(), gaps["reading_to"].max()
+    span = [first + dt.timedelta(days=i) for i in range((end - first).days)]
+    inside = (
+        pl.DataFrame({"date": span}, schema={"date": pl.Date()})
+        .join(gaps, how="cross")
+        .filter((pl.col("reading_from") <= pl.col("date")) & (pl.col("date") < pl.col("reading_to")))
+    )
+    return sorted(d for d in inside["date"].unique().to_list() if d != day)

@@ -15,11 +15,14 @@ meters that lack one of those readings (to share a gap's difference); the curves
 of its like days (filtered to the meters being estimated); the events of D; and
 meter_daily of the ``history.days`` before the run (high/low checks, gap weights).
 
-A reading that arrives inside the run can close a gap that opened before it: the earlier
-days of such gaps were ``missing`` when they were built. Their meter_daily partitions are
-patched (the rows of those meters only) and returned in ``StageResult.dates`` so later
-stages rebuild them too. Every partition written is a function of the lake's clean
-tables: a rerun writes identical files.
+Dates are validated one after the other, so memory is that of one county-day whatever
+the range. A day whose reading is missing shares a gap with other days: a reading that
+arrives can close a gap that opened earlier (its earlier days were ``missing`` when they
+were built), and a day's curve weighs the shares of the whole gap. The meter_daily
+partitions of those other days (when the lake holds them) are patched, the rows of those
+meters only, and returned in ``StageResult.dates`` so later stages rebuild them too.
+Every partition written is a function of the lake's clean tables: a rerun writes
+identical files.
 """
 
 from __future__ import annotations
@@ -109,20 +112,47 @@ def _note_quality(day: dt.date, frame: pl.DataFrame) -> str:
 
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+    """Validate each date in order (memory stays that of one county-day, whatever the range).
+
+    A multi-day run is the same as running its dates one after the other: a gap that a
+    later date's reading closes rebuilds the earlier dates as it would day by day.
+    """
     result = StageResult(stage="validate")
     dates = sorted(set(dates))
     if not dates:
         return result
     cfg = ctx.config("vee", VeeConfig)
+    severities: Counter[str] = Counter()
+    rebuilt: set[dt.date] = set()
+    lacking = 0
+    for day in dates:
+        out = _validate_date(ctx, cfg, day, later={d for d in dates if d > day})
+        for table, n in out["rows"].items():
+            result.rows[table] = result.rows.get(table, 0) + n
+        result.notes += out["notes"]
+        severities.update(out["severities"])
+        rebuilt |= set(out["rebuilt"])
+        lacking += out["lacking"]
+    result.dates = sorted(set(dates) | rebuilt)
+    result.details = {
+        "findings_by_severity": dict(severities),
+        "rebuilt_dates": [d.isoformat() for d in sorted(rebuilt - set(dates))],
+        "meters_lacking_reading": lacking,
+    }
+    return result
+
+
+def _validate_date(ctx: StageContext, cfg: VeeConfig, day: dt.date, later: set[dt.date]) -> dict:
     lake = ctx.lake
     gap = cfg.registers.max_gap_days
-    first, last = dates[0], dates[-1]
+    notes: list[str] = []
+    rows: dict[str, int] = {}
 
     # --- archive and registers ---------------------------------------------------------
-    archive = archive_for(lake, first - dt.timedelta(days=gap + 1), last)
-    service = md.in_service(archive, sorted({*dates, first - dt.timedelta(days=1)})).collect()
-    in_run = service.filter(pl.col("date").is_in(dates))
-    core = _readings(lake, _days(first, last + dt.timedelta(days=1)))
+    archive = archive_for(lake, day - dt.timedelta(days=gap + 1), day + dt.timedelta(days=gap))
+    service = md.in_service(archive, [day - dt.timedelta(days=1), day]).collect()
+    in_run = service.filter(pl.col("date") == day)
+    core = _readings(lake, [day, day + dt.timedelta(days=1)])
     have = core.select("meter_id", pl.col("freeze_date").alias("date"))
     lacking = (
         pl.concat([
@@ -132,106 +162,71 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         .select("meter_id")
         .unique()
     )
-    extra = _around(lake, core, lacking, first, last, gap)
-    readings = pl.concat([core, extra])
+    readings = pl.concat([core, _around(lake, core, lacking, day, day, gap)])
     reg_kw = dict(max_gap_days=gap, rollover_fraction=cfg.registers.rollover_fraction)
     days = md.register_days(in_run.lazy(), readings.lazy(), **reg_kw).collect()
-    ctx.progress(f"validate: {in_run.height:,} meter-days in service, {lacking.height:,} meters lack a reading")
+    ctx.progress(f"validate {day}: {in_run.height:,} meters in service, {lacking.height:,} lack a reading")
 
-    # --- history: meter_daily of the days before the run, and the run's own actual days --
+    # --- VEE --------------------------------------------------------------------------------
     held = set(lake.partitions(METER_DAILY))
-    hist_cols = ["meter_id", "date", "kwh", "reverse_kwh", "quality"]
-    actual = pl.col("day_status").is_in(["actual", "rollover"])
-    run_history = days.select(
-        "meter_id", "date",
-        pl.when(actual).then(pl.col("delta_total_kwh_meter") * pl.col("multiplier")).alias("kwh"),
-        pl.when(actual).then(pl.col("delta_reverse_kwh_meter") * pl.col("multiplier")).alias("reverse_kwh"),
-        pl.when(actual).then(pl.lit("actual")).otherwise(pl.lit("not_actual")).alias("quality"),
+    window = _days(day - dt.timedelta(days=cfg.history.days), day - dt.timedelta(days=1))
+    history = lake.scan(METER_DAILY, [d for d in window if d.isoformat() in held]).select(
+        "meter_id", "date", "kwh", "reverse_kwh", "quality"
     )
-
-    def history_for(day: dt.date) -> pl.LazyFrame:
-        window = _days(day - dt.timedelta(days=cfg.history.days), day - dt.timedelta(days=1))
-        stored = [d for d in window if d.isoformat() in held and d not in set(dates)]
-        return pl.concat(
-            [lake.scan(METER_DAILY, stored).select(hist_cols), run_history.lazy().filter(pl.col("date") < day)],
-            how="vertical_relaxed",
-        )
-
-    # --- VEE per date ---------------------------------------------------------------------
     cal = cfg.calendar
-    curve_days = []
-    findings_total: Counter[str] = Counter()
-    for day in dates:
-        likes = estimation.like_dates(
-            day, like_days=cfg.estimation.like_days, window_days=cfg.estimation.like_day_window_days,
-            holidays=cal.holidays, workdays=cal.workdays,
-        )
-        before = service.filter(pl.col("date") == day - dt.timedelta(days=1)).select("meter_id", "multiplier")
-        vd = validate_day(
-            day,
-            days=days.filter(pl.col("date") == day),
-            curves=lake.scan(CURVES, [day]),
-            readings=lake.scan(REGISTERS, [day]),
-            like_curves=lake.scan(CURVES, _present(lake, CURVES, likes)),
-            events=lake.scan(EVENTS, [day]),
-            history=history_for(day),
-            before=before.lazy(),
-            cfg=cfg,
-        )
-        lake.write_partition(VEE_FINDINGS, day, vd.findings)
-        lake.write_partition(INTERVAL_EDITS, day, vd.edits)
-        lake.write_partition(COLLECTION_DAILY, day, vd.collection)
-        curve_days.append(vd.curve_days)
-        sev = Counter(vd.findings["severity"].to_list())
-        findings_total.update(sev)
-        result.rows["vee_findings"] = result.rows.get("vee_findings", 0) + vd.findings.height
-        result.rows["interval_edits"] = result.rows.get("interval_edits", 0) + vd.edits.height
-        result.rows["collection_daily"] = result.rows.get("collection_daily", 0) + vd.collection.height
-        result.notes.append(
-            f"vee {day}: {vd.findings.height:,} findings ({sev.get('error', 0):,} error, "
-            f"{sev.get('blocking', 0):,} blocking), {vd.counts['estimated_slots']:,} slots estimated"
-        )
-        ctx.progress(result.notes[-1])
+    likes = estimation.like_dates(
+        day, like_days=cfg.estimation.like_days, window_days=cfg.estimation.like_day_window_days,
+        holidays=cal.holidays, workdays=cal.workdays,
+    )
+    vd = validate_day(
+        day,
+        days=days,
+        curves=lake.scan(CURVES, [day]),
+        readings=lake.scan(REGISTERS, [day]),
+        like_curves=lake.scan(CURVES, _present(lake, CURVES, likes)),
+        events=lake.scan(EVENTS, [day]),
+        history=history,
+        before=service.lazy().filter(pl.col("date") == day - dt.timedelta(days=1)).select("meter_id", "multiplier"),
+        cfg=cfg,
+    )
+    lake.write_partition(VEE_FINDINGS, day, vd.findings)
+    lake.write_partition(INTERVAL_EDITS, day, vd.edits)
+    lake.write_partition(COLLECTION_DAILY, day, vd.collection)
+    sev = Counter(vd.findings["severity"].to_list())
+    rows |= {"vee_findings": vd.findings.height, "interval_edits": vd.edits.height, "collection_daily": vd.collection.height}
+    notes.append(
+        f"vee {day}: {vd.findings.height:,} findings ({sev.get('error', 0):,} error, "
+        f"{sev.get('blocking', 0):,} blocking), {vd.counts['estimated_slots']:,} slots estimated"
+    )
+    ctx.progress(notes[-1])
 
-    # --- meter_daily for the run's dates ----------------------------------------------------
-    # curve figures of the days before the run, for the meters sharing a gap (weights)
-    shared = days.filter(pl.col("day_status") == "shared").select("meter_id").unique()
-    since = days.filter(pl.col("day_status") == "shared")["reading_from"].min() or first
-    before_run = [d for d in _days(since, first - dt.timedelta(days=1)) if d.isoformat() in held]
+    # --- meter_daily ------------------------------------------------------------------------
+    # gaps the day shares with other days: their curves weigh the shares, and those days'
+    # values change with this day's readings and curve
+    gaps = md.shared_gaps(days)
+    other = [d for d in md.gap_dates(gaps, day) if d.isoformat() in held]
     old_curves = (
-        lake.scan(METER_DAILY, before_run if shared.height else [])
-        .filter(pl.col("meter_id").is_in(shared["meter_id"].implode()))
+        lake.scan(METER_DAILY, other)
+        .filter(pl.col("meter_id").is_in(gaps["meter_id"].implode()))
         .select("meter_id", "date", "curve_slots_read", (pl.col("curve_kwh") / pl.col("multiplier")).alias("curve_kwh_meter"))
         .collect()
     )
-    all_curves = pl.concat([old_curves, *curve_days], how="vertical_relaxed")
-    daily = md.meter_daily(days.lazy(), all_curves.lazy()).collect()
-    for day in dates:
-        part = daily.filter(pl.col("date") == day)
-        lake.write_partition(METER_DAILY, day, part)
-        result.notes.append(_note_quality(day, part))
-    result.rows["meter_daily"] = daily.height
+    curves = pl.concat([old_curves, vd.curve_days], how="vertical_relaxed").lazy()
+    daily = md.meter_daily(days.lazy(), curves).collect()
+    lake.write_partition(METER_DAILY, day, daily)
+    rows["meter_daily"] = daily.height
+    notes.append(_note_quality(day, daily))
 
-    # --- earlier days whose gap a reading of this run closed ----------------------------------
-    gaps = md.rebuild_meters(days, dates).collect()
+    # --- the other days of those gaps: patch the rows of the meters concerned -------------------
     rebuilt = []
-    for day in md.rebuild_dates(days, dates):
-        if day.isoformat() not in held:
-            continue  # never built: nothing to correct
-        hit = gaps.filter((pl.col("reading_from") <= day) & (pl.col("reading_to") > day)).select("meter_id").unique()
-        svc = md.in_service(archive, [day]).join(hit.lazy(), on="meter_id", how="semi")
-        fresh = md.meter_daily(md.register_days(svc, readings.lazy(), **reg_kw), all_curves.lazy())
-        old = lake.scan(METER_DAILY, [day]).join(hit.lazy(), on="meter_id", how="anti")
+    for other_day in [d for d in other if d not in later]:
+        hit = gaps.filter((pl.col("reading_from") <= other_day) & (pl.col("reading_to") > other_day)).select("meter_id")
+        svc = md.in_service(archive, [other_day]).join(hit.lazy(), on="meter_id", how="semi")
+        fresh = md.meter_daily(md.register_days(svc, readings.lazy(), **reg_kw), curves)
+        old = lake.scan(METER_DAILY, [other_day]).join(hit.lazy(), on="meter_id", how="anti")
         part = pl.concat([METER_DAILY.conform(old), METER_DAILY.conform(fresh)]).collect()
-        lake.write_partition(METER_DAILY, day, part)
-        rebuilt.append(day)
-        result.rows["meter_daily"] += part.height
-        result.notes.append(_note_quality(day, part) + f" (rebuilt: {hit.height:,} meters' gaps closed)")
-
-    result.dates = sorted(set(dates) | set(rebuilt))
-    result.details = {
-        "findings_by_severity": dict(findings_total),
-        "rebuilt_dates": [d.isoformat() for d in rebuilt],
-        "meters_lacking_reading": lacking.height,
-    }
-    return result
+        lake.write_partition(METER_DAILY, other_day, part)
+        rebuilt.append(other_day)
+        rows["meter_daily"] += part.height
+        notes.append(_note_quality(other_day, part) + f" (rebuilt: {hit.height:,} meters share a gap with {day})")
+    return {"rows": rows, "notes": notes, "severities": sev, "rebuilt": rebuilt, "lacking": lacking.height}

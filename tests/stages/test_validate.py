@@ -198,3 +198,27 @@ def test_configuration_from_a_user_folder(lake: Lake, tmp_path: Path) -> None:
     findings = lake.scan(VEE_FINDINGS).collect()
     assert findings.filter(pl.col("rule") == "vee.clock.fault")["severity"].to_list() == ["blocking"]
     assert result.details["findings_by_severity"]["blocking"] == 1
+
+
+def _lake_with_gaps(root: Path) -> Lake:
+    lk = Lake(root)
+    write_archive(lk)
+    for d in DAYS:
+        write_registers(lk, d, skip=("c1",) if d in (DAYS[1], DAYS[2]) else (("mst",) if d == DAYS[3] else ()))
+    for d in DAYS[:4]:
+        write_curves(lk, d, holes={"c1": list(range(30, 60))} if d == DAYS[2] else None)
+    return lk
+
+
+def test_a_range_gives_the_same_files_as_its_days_one_by_one(tmp_path: Path) -> None:
+    together, apart = _lake_with_gaps(tmp_path / "a"), _lake_with_gaps(tmp_path / "b")
+    run(together, DAYS[:4])
+    for d in DAYS[:4]:
+        run(apart, [d])
+    assert digest(together) == digest(apart)
+    daily = together.scan(METER_DAILY).collect()
+    # c1's readings of Jan 2 and 3 are missing: Jan 1..3 share 1000+9.6 -> 1000+38.4, i.e. 28.8;
+    # Jan 3's curve is incomplete, so evenly: 9.6 each
+    c1 = daily.filter(pl.col("meter_id") == "c1").sort("date")
+    assert c1["quality"].to_list() == ["estimated", "estimated", "estimated", "actual"]
+    assert c1["kwh"].to_list() == pytest.approx([9.6] * 4)
