@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .config import ConfigError
 from .settings import Settings
 from .stages import StageContext, StageError, StageResult
 
@@ -60,7 +61,10 @@ def run_stage(
     if progress is not None:
         ctx.progress = progress
     t0 = time.perf_counter()
-    result: StageResult = module.run(ctx, sorted(set(dates)))
+    try:
+        result: StageResult = module.run(ctx, sorted(set(dates)))
+    except ConfigError as exc:
+        raise StageError(f"{stage}: {exc}") from exc
     result.seconds = round(time.perf_counter() - t0, 3)
     return result
 
