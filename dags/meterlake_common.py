@@ -313,7 +313,7 @@ def merge(*plans: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- the call into the pipeline --------------------------------------------------
-def run_stage(stage: str, plan: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+def run_stage(stage: str, plan: Mapping[str, Any]) -> dict[str, Any]:
     """Run one pipeline stage for the plan; return the plan for the next task.
 
     The same :func:`meterlake.pipeline.run_stage` that ``meterlake run`` calls. A
@@ -324,7 +324,7 @@ def run_stage(stage: str, plan: Mapping[str, Any], **overrides: Any) -> dict[str
     from meterlake.settings import Settings
     from meterlake.stages import StageError
 
-    settings = Settings(landing=plan["landing"], lake=plan["lake"], **overrides)
+    settings = Settings(landing=plan["landing"], lake=plan["lake"])
     dates = [dt.date.fromisoformat(d) for d in plan["dates"]]
     try:
         result = pipeline.run_stage(settings, stage, dates, plan["run_id"], progress=log.info)
@@ -342,27 +342,6 @@ def run_stage(stage: str, plan: Mapping[str, Any], **overrides: Any) -> dict[str
         "rows": {str(k): int(v) for k, v in result.rows.items()},
         "seconds": result.seconds,
     }
-
-
-def reporting_overrides() -> dict[str, Any]:
-    """The production reporting database from the Airflow connection ``meterlake_reporting``.
-
-    Credentials come from Airflow (connection, or its secrets backend) or from the
-    worker's METERLAKE_PG_DSN; never from a DAG file or params. Without either, publish
-    writes the DuckDB reporting file only.
-    """
-    import os
-
-    if os.environ.get("METERLAKE_PG_DSN"):
-        return {}
-    from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        conn = Connection.get("meterlake_reporting")
-    except AirflowNotFoundException:
-        return {}
-    return {"pg_dsn": conn.get_uri().replace("postgres://", "postgresql://", 1)}
 
 
 def event_extra(done: Mapping[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,8 @@ def ingest(plan: dict):
     schedule=CronTriggerTimetable(DAILY_CRON, timezone=TZ),
     start_date=START_DATE,
     catchup=False,
+    # a new deployment starts its schedule only when an operator unpauses it
+    is_paused_upon_creation=True,
     max_active_runs=1,
     params=DAILY_PARAMS,
     default_args=DEFAULT_ARGS,

@@ -80,6 +80,8 @@ def check(*branches: dict):
     schedule=[CLEAN],
     start_date=START_DATE,
     catchup=False,
+    # runs whenever ingest emits; paused consumers would not even be queued
+    is_paused_upon_creation=False,
     max_active_runs=1,
     params=DAILY_PARAMS,
     default_args=DEFAULT_ARGS,

@@ -61,6 +61,8 @@ def check(*branches: dict):
     schedule=CronTriggerTimetable(MONTHLY_CRON, timezone=TZ),
     start_date=START_DATE,
     catchup=False,
+    # a new deployment starts its schedule only when an operator unpauses it
+    is_paused_upon_creation=True,
     max_active_runs=1,
     params=MONTHLY_PARAMS,
     default_args=DEFAULT_ARGS,

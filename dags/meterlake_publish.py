@@ -2,9 +2,9 @@
 
 Scheduled on ``meterlake.checked``, which only a passing Great Expectations gate emits
 (from ``meterlake_marts`` or ``meterlake_monthly``): nothing is published from marts
-that failed a blocking expectation. The production PostgreSQL reporting database comes
-from the Airflow connection ``meterlake_reporting`` (or the worker's METERLAKE_PG_DSN);
-without either, publish writes the DuckDB file only.
+that failed a blocking expectation. The publish stage finds the production PostgreSQL
+reporting database itself: the worker's METERLAKE_PG_DSN, else (inside an Airflow task)
+the Airflow connection ``meterlake_reporting``; without either it writes DuckDB only.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from meterlake_common import (
     TAGS,
     event_extra,
     plan_daily,
-    reporting_overrides,
     run_stage,
 )
 
@@ -32,7 +31,7 @@ def plan() -> dict:
 
 @task(outlets=[PUBLISHED])
 def publish(plan: dict):
-    done = run_stage("publish", plan, **reporting_overrides())
+    done = run_stage("publish", plan)
     yield Metadata(PUBLISHED, extra=event_extra(done))
     return done
 
@@ -42,6 +41,8 @@ def publish(plan: dict):
     schedule=[CHECKED],
     start_date=START_DATE,
     catchup=False,
+    # runs whenever the gate emits; paused consumers would not even be queued
+    is_paused_upon_creation=False,
     max_active_runs=1,
     params=DAILY_PARAMS,
     default_args=DEFAULT_ARGS,

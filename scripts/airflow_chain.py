@@ -5,8 +5,9 @@ metadata database and records its asset events, and for each consumer DAG that i
 paused it queues an AssetDagRunQueue row, but it runs no scheduler: the consumers never
 start. This script does what the scheduler would, and no more:
 
-1. sync the DAG folder into the metadata DB and unpause the given DAGs (consumers are
-   only queued for unpaused DAGs, and DAGs are created paused);
+1. sync the DAG folder into the metadata DB and unpause its asset-scheduled DAGs
+   (consumers are only queued while unpaused; the meterlake ones are created unpaused,
+   but a DB may hold them paused). Cron-scheduled DAGs are left as they are;
 2. ``dag.test()`` of the first DAG;
 3. while consumers are queued: let the scheduler's own code decide which are ready
    (``DagModel.dags_needing_dagruns``) and create their asset-triggered runs with the
@@ -56,11 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("logical_date", nargs="?", help="its logical date, e.g. 2026-01-09")
     parser.add_argument("--conf", default=None, help="JSON run conf (params) of the first run")
     parser.add_argument(
-        "--unpause",
-        default="meterlake_",
-        help="unpause the DAGs whose id starts with this prefix (default: meterlake_)",
-    )
-    parser.add_argument(
         "--no-retries",
         action="store_true",
         help="fail a task at its first error instead of waiting out retry_delay",
@@ -74,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     conf = json.loads(args.conf) if args.conf else None
     logical_date = timezone.parse(args.logical_date) if args.logical_date else None
-    summary = run_chain(args.dag_id, logical_date, conf, args.unpause, args.no_retries)
+    summary = run_chain(args.dag_id, logical_date, conf, args.no_retries)
     text = json.dumps(summary, indent=2, ensure_ascii=False, default=str)
     print(text)
     if args.summary:
@@ -84,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_chain(
-    dag_id: str | None, logical_date: Any, conf: dict | None, unpause: str, no_retries: bool
+    dag_id: str | None, logical_date: Any, conf: dict | None, no_retries: bool
 ) -> dict[str, Any]:
     """``dag.test()`` of ``dag_id`` (if given), then every asset-triggered run it causes."""
     from pathlib import Path
@@ -104,7 +100,8 @@ def run_chain(
         for dag in bag.dags.values():
             for task in dag.tasks:
                 task.retries = 0
-    _sync_and_unpause(unpause)
+    consumers = [d for d, dag in bag.dags.items() if hasattr(dag.timetable, "asset_condition")]
+    _sync_and_unpause(consumers)
 
     runs: list[tuple[str, str]] = []
     if dag_id is not None:
@@ -125,8 +122,8 @@ def run_chain(
         return _summary(session, runs, round(time.perf_counter() - t0, 1))
 
 
-def _sync_and_unpause(prefix: str) -> None:
-    """Write every DAG of the configured bundles to the DB; unpause ours."""
+def _sync_and_unpause(dag_ids: list[str]) -> None:
+    """Write every DAG of the configured bundles to the DB; unpause ``dag_ids``."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
     from airflow.models.dag import DagModel
@@ -142,7 +139,7 @@ def _sync_and_unpause(prefix: str) -> None:
         sync_bag_to_db(bag, bundle.name, bundle.version)
     with create_session() as session:
         session.execute(
-            update(DagModel).where(DagModel.dag_id.startswith(prefix)).values(is_paused=False)
+            update(DagModel).where(DagModel.dag_id.in_(dag_ids)).values(is_paused=False)
         )
 
 

@@ -16,8 +16,6 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 # naive dates on the command line (`dags test X 2026-01-09`, `backfill create
 # --from-date ...`) and the UI are in local time, like the data
 export AIRFLOW__CORE__DEFAULT_TIMEZONE=Asia/Shanghai
-# asset events only queue runs of unpaused DAGs: locally, let the chain flow
-export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 # `airflow standalone` UI on :8080 without a generated password (local only)
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
 

@@ -124,7 +124,6 @@ class Airflow:
             AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__DEFAULT_TIMEZONE="Asia/Shanghai",
-            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=db_url or f"sqlite:///{self.db}",
             AIRFLOW_DB=str(self.db),
             CHAIN_SUMMARY=str(self.summary_path),

@@ -230,6 +230,20 @@ def test_publish_is_reached_only_through_the_check_gate(bag):
         assert bag.dags[dag_id].get_task("check").retries == 0
 
 
+@pytest.mark.parametrize(
+    ("dag_id", "paused"),
+    [
+        pytest.param("meterlake_ingest", True, id="ingest-waits-for-an-operator"),
+        pytest.param("meterlake_monthly", True, id="monthly-waits-for-an-operator"),
+        pytest.param("meterlake_marts", False, id="marts-flows"),
+        pytest.param("meterlake_publish", False, id="publish-flows"),
+    ],
+)
+def test_schedules_start_paused_and_consumers_do_not(bag, dag_id, paused):
+    """A fresh deployment runs nothing on its own; asset events still flow through."""
+    assert bag.dags[dag_id].is_paused_upon_creation is paused
+
+
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
 def test_runs_are_serial_and_overridable(bag, dag_id):
     dag = bag.dags[dag_id]
