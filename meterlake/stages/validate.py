@@ -9,11 +9,12 @@ For each date D of the run, from the clean tables of the lake:
   (:mod:`meterlake.transforms.estimation`), raw curves untouched;
 * ``marts/collection_daily/date=D``: 采集成功率 and curve completeness per area.
 
-What it reads, bounded: the archive snapshots valid from ``max_gap_days`` before the run;
-register partitions D and D+1 in full, and ``max_gap_days`` on either side only for the
+What it reads for D, bounded: the archive snapshots valid on D-1 and D; the register
+partitions D and D+1 in full, and up to ``max_gap_days`` on either side only for the
 meters that lack one of those readings (to share a gap's difference); the curves of D and
 of its like days (filtered to the meters being estimated); the events of D; and
-meter_daily of the ``history.days`` before the run (high/low checks, gap weights).
+meter_daily of the ``history.days`` before D (high/low checks) and of the days sharing a
+gap with D (curve weights, for those meters only).
 
 Dates are validated one after the other, so memory is that of one county-day whatever
 the range. A day whose reading is missing shares a gap with other days: a reading that
@@ -63,12 +64,16 @@ def _present(lake: Lake, table, dates: list[dt.date]) -> list[dt.date]:
     return [d for d in dates if d.isoformat() in have]
 
 
-def archive_for(lake: Lake, first: dt.date, last: dt.date) -> pl.LazyFrame:
-    """The archive snapshots that can be valid on some date in ``first..last``."""
+def archive_for(lake: Lake, dates: list[dt.date]) -> pl.LazyFrame:
+    """The archive snapshots valid on ``dates`` (the latest one on or before each), read
+    by partition: a lake with a snapshot a day reads one or two of them, not all."""
     parts = sorted(lake.partitions(ARCHIVE))
-    before = [p for p in parts if p <= first.isoformat()]
-    keep = ([before[-1]] if before else []) + [p for p in parts if first.isoformat() < p <= last.isoformat()]
-    return lake.scan(ARCHIVE, keep)
+    keep = set()
+    for d in dates:
+        before = [p for p in parts if p <= d.isoformat()]
+        if before:
+            keep.add(before[-1])
+    return lake.scan(ARCHIVE, sorted(keep))
 
 
 def _readings(lake: Lake, dates: list[dt.date], meters: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -149,8 +154,8 @@ def _validate_date(ctx: StageContext, cfg: VeeConfig, day: dt.date, later: set[d
     rows: dict[str, int] = {}
 
     # --- archive and registers ---------------------------------------------------------
-    archive = archive_for(lake, day - dt.timedelta(days=gap + 1), day + dt.timedelta(days=gap))
-    service = md.in_service(archive, [day - dt.timedelta(days=1), day]).collect()
+    both = [day - dt.timedelta(days=1), day]
+    service = md.in_service(archive_for(lake, both), both).collect()
     in_run = service.filter(pl.col("date") == day)
     core = _readings(lake, [day, day + dt.timedelta(days=1)])
     have = core.select("meter_id", pl.col("freeze_date").alias("date"))
@@ -221,7 +226,7 @@ def _validate_date(ctx: StageContext, cfg: VeeConfig, day: dt.date, later: set[d
     rebuilt = []
     for other_day in [d for d in other if d not in later]:
         hit = gaps.filter((pl.col("reading_from") <= other_day) & (pl.col("reading_to") > other_day)).select("meter_id")
-        svc = md.in_service(archive, [other_day]).join(hit.lazy(), on="meter_id", how="semi")
+        svc = md.in_service(archive_for(lake, [other_day]), [other_day]).join(hit.lazy(), on="meter_id", how="semi")
         fresh = md.meter_daily(md.register_days(svc, readings.lazy(), **reg_kw), curves)
         old = lake.scan(METER_DAILY, [other_day]).join(hit.lazy(), on="meter_id", how="anti")
         part = pl.concat([METER_DAILY.conform(old), METER_DAILY.conform(fresh)]).collect()
