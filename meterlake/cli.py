@@ -97,6 +97,18 @@ def report(
 
 
 @app.command()
+def status(
+    lake: Annotated[Path, typer.Option(help="lake root", envvar="METERLAKE_LAKE")],
+) -> None:
+    """What the lake holds: row accounting of every landing file, tables, report paths."""
+    from .summary import lake_status, print_lake_status
+
+    if not lake.is_dir():
+        _fail(f"no lake at {lake}")
+    print_lake_status(lake_status(lake))
+
+
+@app.command()
 def evaluate(
     landing: Annotated[Path, typer.Option(help="generated landing root (with _truth/)", envvar="METERLAKE_LANDING")],
     lake: Annotated[Path, typer.Option(help="lake root", envvar="METERLAKE_LAKE")],

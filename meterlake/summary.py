@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -46,3 +47,59 @@ def print_run_summary(record: dict[str, Any], console: Console | None = None) ->
                 console.print(f"{key.replace('_', ' ')}: {res['details'][key]}")
     if "record_path" in record:
         console.print(f"run record: {record['record_path']}")
+
+
+def lake_status(lake: Path) -> dict[str, Any]:
+    """What the lake holds, independent of any one run: the row accounting of every
+    landing file ingested so far, the marts and their rows, and where the outputs are."""
+    import polars as pl
+
+    from .lake import Lake
+    from .stages.ingest import accounting, read_manifest
+
+    lk = Lake(lake)
+    acc = accounting(lk, read_manifest(lk))
+    by_dataset = (
+        acc.group_by("dataset")
+        .agg(pl.len().alias("files"), pl.col("read", "clean", "quarantined", "duplicate", "unaccounted").sum())
+        .sort("dataset")
+    )
+    marts = {}
+    for layer in ("clean", "marts"):
+        base = lk.root / layer
+        for table in sorted(p for p in base.iterdir() if p.is_dir()) if base.exists() else []:
+            files = sorted(table.rglob("*.parquet"))
+            rows = sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in files)
+            marts[f"{layer}/{table.name}"] = {"partitions": len({f.parent for f in files}), "rows": rows}
+    reports = sorted(lk.reports.glob("report-*.html"), key=lambda p: p.stat().st_mtime)
+    duckdb_file = lk.root.parent / f"{lk.root.name}.duckdb"
+    return {
+        "lake": str(lk.root.resolve()),
+        "accounting": by_dataset.to_dicts(),
+        "tables": marts,
+        "report": str(reports[-1].resolve()) if reports else None,
+        "data_docs": str((lk.reports / "data_docs" / "index.html").resolve())
+        if (lk.reports / "data_docs" / "index.html").exists()
+        else None,
+        "reporting_db": str(duckdb_file.resolve()) if duckdb_file.exists() else None,
+    }
+
+
+def print_lake_status(status: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(f"[bold]lake[/]: {status['lake']}")
+    t = Table(title="row accounting, every landing file ingested so far")
+    for col in ("dataset", "files", "read", "clean", "quarantined", "duplicate", "unaccounted"):
+        t.add_column(col, justify="left" if col == "dataset" else "right")
+    for row in status["accounting"]:
+        t.add_row(row["dataset"], *(f"{row[c]:,}" for c in ("files", "read", "clean", "quarantined", "duplicate", "unaccounted")))
+    console.print(t)
+    t = Table(title="tables")
+    t.add_column("table")
+    t.add_column("partitions", justify="right")
+    t.add_column("rows", justify="right")
+    for name, info in status["tables"].items():
+        t.add_row(name, f"{info['partitions']:,}", f"{info['rows']:,}")
+    console.print(t)
+    for key in ("reporting_db", "data_docs", "report"):
+        console.print(f"{key.replace('_', ' ')}: {status[key] or '(not built yet)'}", highlight=False)
