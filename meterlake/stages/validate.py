@@ -33,7 +33,9 @@ from collections import Counter
 
 import polars as pl
 
+from ..config import ConfigError
 from ..lake import Lake
+from ..schemas._base import MissingColumnsError
 from ..schemas.archive import LANDING as ARCHIVE_LANDING
 from ..schemas.collection_daily import COLLECTION_DAILY
 from ..schemas.curves import LANDING as CURVES_LANDING
@@ -45,7 +47,7 @@ from ..schemas.vee_findings import VEE_FINDINGS
 from ..transforms import estimation
 from ..transforms import meter_daily as md
 from ..transforms.vee import VeeConfig, validate_day
-from . import StageContext, StageResult
+from . import StageContext, StageError, StageResult
 
 ARCHIVE = ARCHIVE_LANDING.clean
 CURVES = CURVES_LANDING.clean
@@ -126,12 +128,18 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     dates = sorted(set(dates))
     if not dates:
         return result
-    cfg = ctx.config("vee", VeeConfig)
+    try:
+        cfg = ctx.config("vee", VeeConfig)
+    except ConfigError as exc:
+        raise StageError(f"validate: {exc}") from exc
     severities: Counter[str] = Counter()
     rebuilt: set[dt.date] = set()
     lacking = 0
     for day in dates:
-        out = _validate_date(ctx, cfg, day, later={d for d in dates if d > day})
+        try:
+            out = _validate_date(ctx, cfg, day, later={d for d in dates if d > day})
+        except MissingColumnsError as exc:
+            raise StageError(f"validate {day}: {exc}") from exc
         for table, n in out["rows"].items():
             result.rows[table] = result.rows.get(table, 0) + n
         result.notes += out["notes"]

@@ -22,6 +22,7 @@ from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.schemas.registers import LANDING as REGISTERS
 from meterlake.schemas.vee_findings import VEE_FINDINGS
 from meterlake.settings import Settings
+from meterlake.stages import StageError
 
 SNAP = dt.date(2025, 12, 1)
 DAYS = [dt.date(2026, 1, d) for d in range(1, 6)]
@@ -222,3 +223,11 @@ def test_a_range_gives_the_same_files_as_its_days_one_by_one(tmp_path: Path) -> 
     c1 = daily.filter(pl.col("meter_id") == "c1").sort("date")
     assert c1["quality"].to_list() == ["estimated", "estimated", "estimated", "actual"]
     assert c1["kwh"].to_list() == pytest.approx([9.6] * 4)
+
+
+def test_a_bad_configuration_is_a_one_line_stage_error(lake: Lake, tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "vee.toml").write_text("[estimation]\nmax_interpolation_slots = -1\n", encoding="utf-8")
+    with pytest.raises(StageError, match=r"validate: .*vee.toml: estimation.max_interpolation_slots"):
+        run(lake, [DAYS[0]], config_dir=cfg)
