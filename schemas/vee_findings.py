@@ -29,7 +29,8 @@ RULES: dict[str, str] = {
     "vee.structure.future_register": "a register frozen at 00:00 of the date was delivered before that instant",
     # 2. completeness ----------------------------------------------------------------
     "vee.completeness.register_missing": "meter in service on the date, but no register frozen at 00:00 of the date arrived",
-    "vee.completeness.curve_missing": "meter in service on the date, but no 96-point curve row arrived",
+    "vee.completeness.curve_missing": "meter in service on the date, but no 96-point curve row arrived (while other meters' curves did)",
+    "vee.completeness.curves_absent": "no curve row arrived for the date at all (collection not done yet, or a lost file): per-meter curve checks and estimation are skipped (meter_id empty)",
     "vee.completeness.curve_incomplete": "the curve row has fewer than 96 slots (value = slots read)",
     "vee.completeness.collection_below_target": "an area's (or a feeder's direct meters') collection success rate is below the configured target (meter_id empty)",
     # 3. clock and status ------------------------------------------------------------

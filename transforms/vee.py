@@ -40,6 +40,7 @@ DEFAULT_SEVERITY: dict[str, Severity] = {
     "vee.structure.future_register": "error",
     "vee.completeness.register_missing": "warning",
     "vee.completeness.curve_missing": "warning",
+    "vee.completeness.curves_absent": "warning",
     "vee.completeness.curve_incomplete": "warning",
     "vee.completeness.collection_below_target": "warning",
     "vee.clock.fault": "error",
@@ -698,10 +699,19 @@ def validate_day(
     details = interval_details(wide.lazy().join(flagged.lazy(), on="meter_id", how="semi"), cfg).collect()
     profile = profile.join(details, on="meter_id", how="left")
     findings += interval_findings(profile.lazy(), cfg)
-    # VEE 2: no curve row at all for a meter in service
-    no_curve = svc.join(wide.lazy().select("meter_id"), on="meter_id", how="anti")
-    findings.append(finding(no_curve, "vee.completeness.curve_missing", cfg,
-                            evidence={"register_quality": pl.col("day_status")}))
+    # VEE 2: no curve row at all for a meter in service. When no meter's curve arrived the
+    # day has not been collected (or a file was lost): one day-level finding, and nothing
+    # to estimate from until it arrives (else a county-day of like-day estimates)
+    if wide.height == 0 and days.height:
+        no_curve = svc.clear()
+        findings.append(finding(
+            pl.LazyFrame({"date": [day]}), "vee.completeness.curves_absent", cfg, meter=False,
+            value=pl.lit(days.height), evidence={"meters_in_service": pl.lit(days.height)},
+        ))
+    else:
+        no_curve = svc.join(wide.lazy().select("meter_id"), on="meter_id", how="anti")
+        findings.append(finding(no_curve, "vee.completeness.curve_missing", cfg,
+                                evidence={"register_quality": pl.col("day_status")}))
 
     # --- estimation: rows with empty/negative slots, and absent rows --------------------
     blank = no_curve.select("meter_id", "date", *(pl.lit(None, pl.Float64).alias(s) for s in SLOTS))

@@ -198,8 +198,12 @@ CASES: dict[str, tuple[Mod, Mod]] = {
         _reading({"total_kwh": 1000.0}, None),  # the next day's reading missing is the next day's finding
     ),
     "vee.completeness.curve_missing": (
-        lambda s: s.curves.pop("m1"),
+        _two(_area_of(5), lambda s: s.curves.pop("m1")),  # m1's curve absent, the others' there
         _set_curve([0.1] * 95 + [None]),
+    ),
+    "vee.completeness.curves_absent": (
+        lambda s: s.curves.clear(),
+        lambda s: None,  # the base day: its one meter's curve arrived
     ),
     "vee.completeness.curve_incomplete": (
         _set_curve([0.1] * 95 + [None]),
@@ -406,6 +410,16 @@ def test_a_curve_that_never_arrived_gets_no_edit_rows_without_estimates() -> Non
     # curve_missing says it all: no 96 empty edit rows, no second finding
     assert out.edits.height == 0
     assert rules_of(out) == ["vee.completeness.curve_missing"]
+
+
+def test_a_day_without_any_curve_is_one_finding_not_one_per_meter() -> None:
+    s = Scenario()
+    _area_of(5)(s)
+    s.curves.clear()
+    out = run(s)
+    assert rules_of(out) == ["vee.completeness.curves_absent"]
+    assert only(out, "vee.completeness.curves_absent")["value"] == 5.0
+    assert out.edits.height == 0
 
 
 def test_severity_is_configurable() -> None:
