@@ -9,12 +9,12 @@ with a dotted rule name (schemas.vee_findings.RULES), a severity (configurable, 
 practice it follows. Findings never change data; the curve slots that are replaced are
 listed in ``interval_edits`` (see :mod:`.estimation`).
 
-Work on the 500k-meter county day is vectorised over the 96 slot columns: horizontal
-expressions give the per-row counts, sums and extremes; runs of equal values (flat lines,
-zero runs) are tested with a sliding AND over neighbouring slot comparisons built by
-doubling (:func:`_run_starts`); the third-highest slot (spike rule) is taken by sorting a
-fixed-size array, only for the rows whose sums allow a spike at all; estimation works in
-long form on the few rows that need it.
+Work on the 500k-meter county day is vectorised over the 96 slot columns and done in two
+passes. A cheap screen of every row (:func:`interval_screen`: horizontal counts, sums and
+extremes) says which rows can hold a finding at all; only those get the costlier details
+(:func:`interval_details`: runs of equal values by a sliding AND over neighbouring slot
+comparisons built by doubling, :func:`_run_starts`; the third-highest slot by sorting a
+fixed-size array). Estimation works in long form on the few rows that need it.
 """
 
 from __future__ import annotations
