@@ -271,6 +271,13 @@ class SupervisedRules(BaseModel):
     learning_rate: float = Field(0.05, gt=0, description="boosting learning rate")
     max_leaf_nodes: int = Field(15, ge=2, description="leaves per tree")
     min_samples_leaf: int = Field(5, ge=1, description="minimum samples per leaf")
+    min_p: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="a probability below this gives no points (a boosted model never says exactly 0: without a "
+        "floor every meter would carry a sliver of model points)",
+    )
 
 
 class OutputRules(BaseModel):
@@ -929,7 +936,9 @@ def score(
     else:
         frame = frame.with_columns(pl.lit(None, pl.Float64).alias("model_p"))
     frame = frame.with_columns(
-        _r(pl.col("model_p").fill_null(0.0)).alias("s_model"),
+        _r(
+            pl.when(pl.col("model_p") >= cfg.supervised.min_p).then(pl.col("model_p")).otherwise(0.0)
+        ).alias("s_model"),
         pl.lit(day).alias("d_model"),
         pl.struct(p=_r(pl.col("model_p"))).struct.json_encode().alias("ev_model"),
     )

@@ -167,7 +167,6 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             del features[d]
 
     result.rows = {ANOMALIES.name: written}
-    result.dates = []
     result.notes.append(
         f"anomalies: {len(todo)} date(s), {written} meter-days scored; indicators fired: "
         + ", ".join(f"{k} {fired[k]}" for k in INDICATORS if fired[k])

@@ -241,7 +241,7 @@ def test_bad_config_names_the_file_and_field(zone, tmp_path: Path) -> None:
     config_dir = tmp_path / "config"
     config_dir.mkdir()
     config_dir.joinpath("anomaly.toml").write_text("[drop]\nfall = { lo = 0.6, hi = 0.2 }\n", encoding="utf-8")
-    from meterlake.config import ConfigError
+    from meterlake.stages import StageError
 
-    with pytest.raises(ConfigError, match=r"anomaly.toml: drop.fall: .*expected hi > lo"):
+    with pytest.raises(StageError, match=r"anomaly.toml: drop.fall: .*expected hi > lo, found lo=0.6, hi=0.2"):
         run(landing, lake, config_dir=config_dir)

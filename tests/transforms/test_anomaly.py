@@ -366,7 +366,8 @@ def test_score_is_the_sum_of_points_with_reasons_strongest_first() -> None:
 
 def test_model_probability_joins_as_a_reason() -> None:
     ind = run_indicators([meter_days("M1", HONEST), meter_days("M2", HONEST)])
-    p = pl.DataFrame({"meter_id": ["M1", "M2"], "p": [0.83, 0.0]})
+    # M2's 0.05 is below supervised.min_p (0.1): no points, not written
+    p = pl.DataFrame({"meter_id": ["M1", "M2"], "p": [0.83, 0.05]})
     out = A.score(ind, LAST, CFG, model_p=p)
     assert out["meter_id"].to_list() == ["M1"]
     row = out.row(0, named=True)
