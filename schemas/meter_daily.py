@@ -37,6 +37,8 @@ METER_DAILY = Table(
         Column("curve_kwh", pl.Float64(), "sum of the day's 96 validated slots x multiplier; empty unless all 96 slots are present", "曲线电量", unit="kWh"),
         Column("curve_slots_read", pl.Int16(), "number of the day's 96 slots that arrived", "曲线点数"),
         Column("register_read", pl.Boolean(), "the register frozen at 00:00 of this date arrived", "当日示值到达"),
+        Column("reading_from", pl.Date(), "freeze date of the reading the day's value starts from (the date itself unless a reading is missing)", "起始示值日期"),
+        Column("reading_to", pl.Date(), "freeze date of the reading the day's value ends at (the next day unless a reading is missing)", "截止示值日期"),
         Column("remaining_yuan", pl.Float64(), "prepay meters: remaining_yuan frozen at 00:00 of the next day", "次日零点剩余金额", unit="yuan"),
     ),
     key=("meter_id", "date"),

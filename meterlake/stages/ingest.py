@@ -310,6 +310,20 @@ def rebuild_partition(ctx: StageContext, spec: Landing, day: dt.date, manifest: 
     }
 
 
+def consumption_days(lake: Lake, dataset: str, day: dt.date) -> list[dt.date]:
+    """The days whose marts a rebuilt partition changes.
+
+    A register frozen at 00:00 of F closes day F-1 and opens day F; day F can only be
+    computed once the reading of F+1 is in the lake, so it is not passed on before.
+    """
+    if dataset != "registers":
+        return [day]
+    days = [day - dt.timedelta(days=1)]
+    if lake.partition_path(LANDINGS["registers"].clean, day + dt.timedelta(days=1)).exists():
+        days.append(day)
+    return days
+
+
 # --- accounting --------------------------------------------------------------------
 
 def accounting(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
@@ -384,9 +398,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             for k, v in c.items():
                 tot[k] += v
             result.rows[f"clean.{ds}"] = result.rows.get(f"clean.{ds}", 0) + c["clean"]
-            rebuilt.add(day)
-            if ds == "registers":
-                rebuilt.add(day - dt.timedelta(days=1))  # day D-1's consumption uses reading D
+            rebuilt.update(consumption_days(lake, ds, day))
 
     acc = accounting(lake, manifest)
     this_run = manifest.filter(pl.col("run_id") == ctx.run_id)["source_file"]

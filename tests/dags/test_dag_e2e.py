@@ -429,11 +429,9 @@ def test_generated_landing_zone_through_the_dags_matches_meterlake_run(
 
 # --- production database -----------------------------------------------------------
 @pytest.mark.postgres
-def test_metadata_db_and_chain_on_postgres(tmp_path):
+def test_metadata_db_and_chain_on_postgres(tmp_path, pg_dsn):
     """`airflow db migrate` into a PostgreSQL database of its own, then the chain on it."""
-    dsn = os.environ.get("METERLAKE_TEST_PG_DSN")
-    if not dsn:
-        pytest.skip("set METERLAKE_TEST_PG_DSN, e.g. postgresql://postgres@127.0.0.1:5432/test")
+    dsn = pg_dsn
     import psycopg
     from psycopg import sql
 

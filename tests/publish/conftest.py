@@ -25,7 +25,6 @@ from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.schemas.quarantine import QUARANTINE
 
 D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
-DEFAULT_TEST_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def filled(table, frame: pl.DataFrame) -> pl.DataFrame:
@@ -111,19 +110,6 @@ def meter_day_fixture():
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     return build_lake(tmp_path / "lake")
-
-
-@pytest.fixture
-def pg_dsn() -> str:
-    """The test server's DSN (METERLAKE_TEST_PG_DSN); skip, saying why, when none answers."""
-    psycopg = pytest.importorskip("psycopg")
-    dsn = os.environ.get("METERLAKE_TEST_PG_DSN", DEFAULT_TEST_DSN)
-    try:
-        with psycopg.connect(dsn, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server answers at METERLAKE_TEST_PG_DSN={dsn!r}: {str(exc).strip()}")
-    return dsn
 
 
 @pytest.fixture
