@@ -146,7 +146,7 @@ def test_same_seed_same_bytes_and_mtimes(tmp_path: Path) -> None:
 
     a = generate(tmp_path / "a", meters=300, days=2, start=dt.date(2026, 1, 1), seed=3)
     b = generate(tmp_path / "b", meters=300, days=2, start=dt.date(2026, 1, 1), seed=3)
-    c = generate(tmp_path / "c", meters=300, days=2, start=dt.date(2026, 1, 1), seed=4)
+    generate(tmp_path / "c", meters=300, days=2, start=dt.date(2026, 1, 1), seed=4)
     assert a.files == b.files and a.truth_counts == b.truth_counts
     assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")
     assert snapshot(tmp_path / "a") != snapshot(tmp_path / "c")

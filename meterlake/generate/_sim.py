@@ -822,7 +822,7 @@ class Generator:
     # ---- the run ----------------------------------------------------------------------------------
 
     def run(self) -> None:
-        t, p, days = self.topo, self.plan, self.days
+        p, days = self.plan, self.days
         snap_fmt = self.fmt("archive", encoding="gbk", date_format="%Y%m%d", order=())
         self.archive(self.start, p.archive_area, snap_fmt, self.at(self.start - dt.timedelta(days=1), 23, 50))
         for k in range(days + 1):

@@ -11,7 +11,6 @@ Values are chosen so the totals can be checked by hand:
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
