@@ -20,7 +20,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from meterlake.generate import GenerateSummary, generate
-from meterlake.schemas import LANDINGS
+from meterlake.schemas import LANDINGS, REQUIRED_DATASETS
 from meterlake.schemas.curves import SLOTS
 
 START = dt.date(2026, 3, 27)
@@ -106,7 +106,7 @@ def truth(landing: tuple[Path, GenerateSummary]) -> dict[str, pl.DataFrame]:
 @pytest.fixture(scope="module")
 def data(landing: tuple[Path, GenerateSummary], truth: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     root = landing[0]
-    out = {ds: read_dataset(root, ds, truth["manifest"], truth["files"]) for ds in LANDINGS}
+    out = {ds: read_dataset(root, ds, truth["manifest"], truth["files"]) for ds in REQUIRED_DATASETS}
     return out
 
 
