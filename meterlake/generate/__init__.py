@@ -75,7 +75,7 @@ area_id is where the meter physically is. Kinds:
 
 * ``theft_bypass`` (metered share 30-60% from a slot of start_date while the master
   sees the full load), ``theft_stopped`` (meter counts 0), ``theft_reversed``
-  (forward stops, reverse_kwh climbs by the load); ~0.5% of area customers, at least 2
+  (forward stops, reverse_kwh climbs by the load); ~1% of area customers, at least 2
   of each. detail names the start time and the correlated events (COVER_OPEN,
   TERMINAL_COVER_OPEN, MAGNETIC_INTERFERENCE, VOLTAGE_LOSS, CURRENT_LOSS, REVERSE_FLOW)
   or ``none`` (~40% leave no event).

@@ -166,7 +166,7 @@ def make_plan(topo: tp.Topology, days: int, start: dt.date, rng: np.random.Gener
         return out
 
     n_ac = len(area_cust)
-    each = count(0.005 / 3, n_ac)
+    each = count(0.01 / 3, n_ac)  # ~1% of area customers steal: the rural rates utilities report
     thefts = [take(each) for _ in range(3)]
     none = np.array([], dtype=np.int64)
     wrong = take(count(0.002, n_ac)) if topo.n_area >= 2 else none
