@@ -112,13 +112,18 @@ def status(
 def evaluate(
     landing: Annotated[Path, typer.Option(help="generated landing root (with _truth/)", envvar="METERLAKE_LANDING")],
     lake: Annotated[Path, typer.Option(help="lake root", envvar="METERLAKE_LAKE")],
+    at: Annotated[
+        str, typer.Option(help="score per meter: 'max' over detection dates, or the 'last' date's list")
+    ] = "max",
 ) -> None:
     """Compare the anomaly ranking with the generator's ground truth."""
     from .evaluate import EvaluationError
     from .evaluate import evaluate as run_evaluation
 
     try:
-        report = run_evaluation(landing, lake)
+        if at not in ("max", "last"):
+            raise EvaluationError(f"--at must be 'max' or 'last', not {at!r}")
+        report = run_evaluation(landing, lake, at=at)  # type: ignore[arg-type]
     except (EvaluationError, FileNotFoundError) as exc:
         _fail(str(exc))
     typer.echo(report.render())
