@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench docs clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ test-fast: install
 ## bench: county-scale benchmarks (500k meters); see benchmarks/README.md
 bench: install
 	$(BIN)/python benchmarks/county_day.py
+
+## docs: regenerate the data dictionary from schemas/ (a test fails when it is stale)
+docs: install
+	$(BIN)/python -m meterlake.dictionary
 
 clean:
 	rm -rf demo .airflow .pytest_cache .hypothesis
