@@ -90,6 +90,10 @@ def synthesise(lake: Lake, customers: int, days: list[dt.date], seed: int) -> No
                 "remaining_yuan": np.where(prepay.to_numpy() == 1, np.round(remaining, 2), np.nan),
             }
         ).with_columns(pl.col("remaining_yuan").fill_nan(None))
+        # columns billing does not read (and any the contract gains later) stay empty
+        frame = frame.with_columns(
+            pl.lit(None, dtype).alias(name) for name, dtype in METER_DAILY.schema.items() if name not in frame.columns
+        )
         lake.write_partition(METER_DAILY, day.isoformat(), frame)
 
 
