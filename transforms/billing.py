@@ -30,9 +30,8 @@ from __future__ import annotations
 from typing import Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
-
 from meterlake.schemas.bills_monthly import BILLS_MONTHLY
+from pydantic import BaseModel, ConfigDict, Field
 
 from .prepay import PrepayRules
 from .tariffs import PRICE_CALENDAR_SCHEMA, REGISTERS

@@ -18,11 +18,10 @@ Pure polars: frames in, frames out; nothing here opens a file.
 from __future__ import annotations
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
-
 from meterlake.schemas.prepay_daily import PREPAY_DAILY
 from meterlake.schemas.prepay_findings import PREPAY_FINDINGS, RULES
 from meterlake.schemas.recovery_monthly import RECOVERY_MONTHLY
+from pydantic import BaseModel, ConfigDict, Field
 
 #: the clean purchases columns read here
 PURCHASE_COLUMNS: tuple[str, ...] = (
@@ -118,6 +117,9 @@ def _finding(rule: str, description: pl.Expr, evidence: list[pl.Expr]) -> list[p
 
 def purchase_findings(ledger: pl.LazyFrame) -> pl.LazyFrame:
     """Findings on the purchase sequence and on reversals (PREPAY_FINDINGS rows)."""
+    # DOMAIN.md prepayment checks: the purchase sequence (购电次数) rises by 1 per
+    # accepted purchase; CONTRACT §1 purchases: a reversed purchase keeps its number and
+    # the next purchase reuses it, so the check runs over the purchases that stand
     order = ["purchase_time", "txn_id"]
     standing = (
         ledger.filter(
@@ -152,6 +154,7 @@ def purchase_findings(ledger: pl.LazyFrame) -> pl.LazyFrame:
             seq_evidence,
         )
     )
+    # CONTRACT §1: a reversal (冲正) cancels the transaction named in ref_txn_id
     rev = ledger.filter(pl.col("txn_type") == "reversal")
     unknown = rev.filter(~pl.col("ref_found") & ~pl.col("duplicate")).select(
         _finding(

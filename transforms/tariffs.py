@@ -29,6 +29,7 @@ The pricing model (CONTRACT §2), one rule for every tariff: a kWh in TOU regist
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import re
 from typing import Literal
@@ -158,7 +159,7 @@ class TariffVersion(BaseModel):
             )
         if any(not math.isfinite(t) or t <= 0 for t in th):
             raise ValueError(f"tier_thresholds_kwh must be positive and finite; found {th}")
-        for lo, hi in zip(th, th[1:], strict=False):
+        for lo, hi in itertools.pairwise(th):
             if hi <= lo:
                 raise ValueError(
                     f"tier_thresholds_kwh out of order: expected strictly increasing, found {th} "

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 
 import polars as pl
 
+from meterlake.config import ConfigError
 from meterlake.lake import Lake
 from meterlake.schemas.bills_monthly import BILLS_MONTHLY
 from meterlake.schemas.meter_daily import METER_DAILY
@@ -52,7 +53,7 @@ from meterlake.transforms.prepay import (
 )
 from meterlake.transforms.tariffs import TariffBook, price_calendar
 
-from . import StageContext, StageResult
+from . import StageContext, StageError, StageResult
 
 STAGE = "billing"
 
@@ -129,8 +130,11 @@ def prepay_window(lake: Lake, held: list[dt.date], rebuild: list[dt.date]) -> tu
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     lake = ctx.lake
-    cfg = ctx.config("billing", BillingConfig)
-    book = ctx.config("tariffs", TariffBook)
+    try:
+        cfg = ctx.config("billing", BillingConfig)
+        book = ctx.config("tariffs", TariffBook)
+    except ConfigError as exc:
+        raise StageError(f"billing: {exc}") from exc
     result = StageResult(stage=STAGE)
     held = _dates(lake.partitions(METER_DAILY))
     if not held or not dates:
@@ -164,6 +168,13 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         lake.write_partition(BILLS_MONTHLY, _label(m), bills)
         bill_rows += bills.height
         exceptions += int((bills["status"] == "exception").sum())
+        unpriced = bills.filter(pl.col("amount_yuan").is_null())
+        if unpriced.height:
+            ids = sorted(str(t) for t in unpriced["tariff_id"].unique().to_list())
+            result.notes.append(
+                f"bills {_label(m)}: {unpriced.height} without an amount: no tariff version in "
+                f"tariffs.toml for tariff_id {', '.join(ids)} on some day"
+            )
         written_months.append(m)
     result.rows[BILLS_MONTHLY.name] = bill_rows
     if exceptions:

@@ -8,17 +8,18 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
-
-from meterlake import pipeline
-from meterlake.lake import Lake
 from meterlake.schemas.bills_monthly import BILLS_MONTHLY
 from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.schemas.prepay_daily import PREPAY_DAILY
 from meterlake.schemas.prepay_findings import PREPAY_FINDINGS
 from meterlake.schemas.purchases import LANDING as PURCHASES
 from meterlake.schemas.recovery_monthly import RECOVERY_MONTHLY
+from polars.testing import assert_frame_equal
+
+from meterlake import pipeline
+from meterlake.lake import Lake
 from meterlake.settings import Settings
+from meterlake.stages import StageError
 
 REPO = Path(__file__).resolve().parents[2]
 JAN = [dt.date(2026, 1, d) for d in (1, 2, 3)]
@@ -238,3 +239,18 @@ def test_a_month_without_customer_kwh_gets_no_bills_partition(lake, settings) ->
     result = run(settings, [dt.date(2025, 12, 31)] + JAN)
     assert lake.partitions(BILLS_MONTHLY) == ["2026-01"]
     assert "bills 2025-12: no customer kWh in the days held; not billed" in result.notes
+
+
+def test_unknown_tariff_is_a_note_and_a_bad_tariff_file_a_stage_error(lake, settings, tmp_path) -> None:
+    write_days(lake, [meter_day(JAN[0], "M9", 5.0, customer_id="C9", tariff_id="RES_2027")])
+    result = run(settings, JAN)
+    assert "bills 2026-01: 1 without an amount: no tariff version in tariffs.toml for tariff_id RES_2027 on some day" in result.notes
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "tariffs.toml").write_text(
+        (REPO / "config" / "tariffs.toml").read_text(encoding="utf-8").replace("[2760.0, 4800.0]", "[4800.0, 2760.0]", 1),
+        encoding="utf-8",
+    )
+    shutil.copy(REPO / "config" / "billing.toml", bad / "billing.toml")
+    with pytest.raises(StageError, match=r"billing: .*tariffs\.toml: tariffs\.RES_TIER\.versions\.0: .*out of order"):
+        run(settings.model_copy(update={"config_dir": bad}), JAN)

@@ -16,8 +16,6 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from polars.testing import assert_frame_equal
-
 from meterlake.schemas.bills_monthly import BILLS_MONTHLY
 from meterlake.transforms.billing import (
     DAY_COLUMNS,
@@ -28,6 +26,7 @@ from meterlake.transforms.billing import (
     round_half_up,
 )
 from meterlake.transforms.tariffs import TariffBook, price_calendar
+from polars.testing import assert_frame_equal
 
 REPO = Path(__file__).resolve().parents[2]
 RAW = tomllib.loads((REPO / "config" / "tariffs.toml").read_text(encoding="utf-8"))
@@ -126,9 +125,9 @@ def test_round_half_up_agrees_with_decimal(mills: int) -> None:
 
 
 def test_round_half_up_gives_the_nearest_double_of_every_cent() -> None:
-    cents = pl.Series("x", range(0, 2_000_000), dtype=pl.Float64)
+    cents = pl.Series("x", range(2_000_000), dtype=pl.Float64)
     got = pl.DataFrame({"x": cents / 100}).select(round_half_up(pl.col("x"))).to_series()
-    expected = pl.Series("x", [c / 100 for c in range(0, 2_000_000)])
+    expected = pl.Series("x", [c / 100 for c in range(2_000_000)])
     assert_frame_equal(got.to_frame(), expected.to_frame(), check_exact=True)
 
 

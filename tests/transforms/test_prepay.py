@@ -15,8 +15,6 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from polars.testing import assert_frame_equal
-
 from meterlake.schemas.prepay_daily import PREPAY_DAILY
 from meterlake.schemas.prepay_findings import PREPAY_FINDINGS, RULES
 from meterlake.schemas.recovery_monthly import RECOVERY_MONTHLY
@@ -32,6 +30,7 @@ from meterlake.transforms.prepay import (
     unmatched_transactions,
 )
 from meterlake.transforms.tariffs import TariffBook, price_calendar
+from polars.testing import assert_frame_equal
 
 REPO = Path(__file__).resolve().parents[2]
 BOOK = TariffBook.model_validate(tomllib.loads((REPO / "config" / "tariffs.toml").read_text(encoding="utf-8")))

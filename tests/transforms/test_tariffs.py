@@ -10,11 +10,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from meterlake.transforms.tariffs import TariffBook, parse_window, price_calendar
 from polars.testing import assert_frame_equal
 from pydantic import ValidationError
 
 from meterlake import config
-from meterlake.transforms.tariffs import TariffBook, parse_window, price_calendar
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "config" / "tariffs.toml"
