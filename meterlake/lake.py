@@ -140,7 +140,12 @@ class Lake:
                 frames.append(pl.scan_parquet(path).with_columns(_typed_literal(v, dtype).alias(key)))
         if not frames:
             return pl.LazyFrame(schema=table.schema)
-        return pl.concat(frames, how="diagonal_relaxed").select(table.names)
+        out = pl.concat(frames, how="diagonal_relaxed")
+        # partitions written before a column was added read it as empty
+        have = set(out.collect_schema().names())
+        return out.select(
+            pl.col(c) if c in have else pl.lit(None, table.schema[c]).alias(c) for c in table.names
+        )
 
 
 def _typed_literal(value: object, dtype: pl.DataType) -> pl.Expr:
