@@ -34,7 +34,7 @@ def generate(landing: Path, meters: int, days: int, start: dt.date) -> float:
     shutil.rmtree(landing, ignore_errors=True)
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "meterlake.cli", "generate", "--out", str(landing), "--meters", str(meters),
+        [sys.executable, "-m", "meterlake", "generate", "--out", str(landing), "--meters", str(meters),
          "--days", str(days), "--start", start.isoformat(), "--seed", "7"],
         check=True,
     )

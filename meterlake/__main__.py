@@ -1,0 +1,5 @@
+"""`python -m meterlake` is the `meterlake` command."""
+
+from .cli import main
+
+main()
