@@ -97,6 +97,16 @@ def round_half_up(expr: pl.Expr, decimals: int = 2) -> pl.Expr:
     return (cents / scale).round(decimals)
 
 
+def stable_sum(column: str) -> pl.Expr:
+    """A float sum that does not depend on the order the engine adds in.
+
+    The streaming engine sums groups in parallel chunks, so the last bit of a float sum
+    can differ between runs; rounded to 1e-9 (far below the 0.01 kWh / 0.01 yuan the
+    contract asks for) reruns write identical files.
+    """
+    return pl.col(column).sum().round(9)
+
+
 def billable_days(meter_daily: pl.LazyFrame) -> pl.LazyFrame:
     """The customer meters' days from meter_daily, with the columns billing reads."""
     return meter_daily.filter(
@@ -291,10 +301,10 @@ def bill_segments(priced: pl.LazyFrame, rules: BillRules) -> pl.LazyFrame:
             days=pl.len(),
             days_estimated=(pl.col("quality") == "estimated").sum(),
             days_missing=pl.col("missing").sum(),
-            kwh_total=pl.col("kwh").sum(),
-            **{f"kwh_{r}": pl.col(f"kwh_{r}").sum() for r in REGISTERS},
-            **{f"kwh_tier{t}": pl.col(f"kwh_tier{t}").sum() for t in (1, 2, 3)},
-            amount_exact_yuan=pl.col("cost_yuan").sum(),
+            kwh_total=stable_sum("kwh"),
+            **{f"kwh_{r}": stable_sum(f"kwh_{r}") for r in REGISTERS},
+            **{f"kwh_tier{t}": stable_sum(f"kwh_tier{t}") for t in (1, 2, 3)},
+            amount_exact_yuan=stable_sum("cost_yuan"),
             any_no_tariff=pl.col("no_tariff").any(),
             any_tou_missing=pl.col("tou_missing").any(),
         )

@@ -200,9 +200,11 @@ def estimate(
         # a curve that never arrived and got no estimate at all adds nothing to the finding
         # that says so (vee.completeness.curve_missing): its 96 empty rows are left out
         edits.filter((pl.col("_collected") > 0) | (pl.col("unestimated_slots") < 96))
-        .with_columns(scale.alias("scale"))
+        # rounded far below the contract's 0.01 kWh, so that a float's last bit (which can
+        # differ with the engine's summation order) never changes a rerun's files
+        .with_columns(scale.round(12).alias("scale"))
         .with_columns(
-            (pl.col("unscaled_kwh_meter") * pl.col("scale").fill_null(1.0)).alias("kwh_meter"),
+            (pl.col("unscaled_kwh_meter") * pl.col("scale").fill_null(1.0)).round(9).alias("kwh_meter"),
             pl.when(pl.col("unscaled_kwh_meter").is_null()).then(pl.lit("missing")).otherwise(pl.lit("estimated")).alias("quality"),
             scalable.alias("scalable"),
         )

@@ -298,17 +298,17 @@ def prepay_balances(
 def recovery(bills: pl.LazyFrame, prepay_month: pl.LazyFrame, month: str, rules: PrepayRules) -> pl.LazyFrame:
     """recovery_monthly rows of ``month`` from its bills and its prepay_daily days."""
     customers = bills.group_by("customer_id").agg(
-        billed=pl.col("amount_yuan").sum(),
+        billed=pl.col("amount_yuan").sum().round(9),
         area_id=pl.col("area_id").get(pl.col("period_end").arg_max()),
     )
     month_end = prepay_month.filter(
         pl.col("date") == pl.col("date").max().over("customer_id", "meter_id")
     )
     balances = month_end.group_by("customer_id").agg(
-        balance=pl.col("balance_yuan").sum(),
+        balance=pl.col("balance_yuan").sum().round(9),
         has_balance=pl.col("balance_yuan").is_not_null().all(),
     )
-    purchases = prepay_month.group_by("customer_id").agg(purchases=pl.col("purchases_yuan").sum())
+    purchases = prepay_month.group_by("customer_id").agg(purchases=pl.col("purchases_yuan").sum().round(9))
     c = (
         customers.join(balances, on="customer_id", how="left")
         .join(purchases, on="customer_id", how="left")
@@ -328,16 +328,16 @@ def recovery(bills: pl.LazyFrame, prepay_month: pl.LazyFrame, month: str, rules:
         c.group_by("area_id")
         .agg(
             customers_billed=pl.len().cast(pl.Int32),
-            billed_yuan=pl.col("billed").sum(),
-            postpaid_billed_yuan=pl.col("billed").filter(~pl.col("is_prepay")).sum(),
+            billed_yuan=pl.col("billed").sum().round(9),
+            postpaid_billed_yuan=pl.col("billed").filter(~pl.col("is_prepay")).sum().round(9),
             prepay_customers=pl.col("is_prepay").sum().cast(pl.Int32),
-            prepay_billed_yuan=pl.col("billed").filter(pl.col("is_prepay")).sum(),
-            prepay_purchases_yuan=pl.col("purchases").fill_null(0.0).sum(),
+            prepay_billed_yuan=pl.col("billed").filter(pl.col("is_prepay")).sum().round(9),
+            prepay_purchases_yuan=pl.col("purchases").fill_null(0.0).sum().round(9),
             arrears_customers=pl.col("in_arrears").sum().cast(pl.Int32),
-            arrears_yuan=pl.col("arrears").sum(),
+            arrears_yuan=pl.col("arrears").sum().round(9),
             prepay_no_balance_customers=(pl.col("is_prepay") & ~pl.col("has_balance")).sum().cast(pl.Int32),
-            collected_yuan=pl.col("collected").fill_null(0.0).sum(),
-            rate_base=pl.col("billed").filter(pl.col("in_rate")).sum(),
+            collected_yuan=pl.col("collected").fill_null(0.0).sum().round(9),
+            rate_base=pl.col("billed").filter(pl.col("in_rate")).sum().round(9),
         )
         .with_columns(
             month=pl.lit(month),
