@@ -313,13 +313,18 @@ def rebuild_partition(ctx: StageContext, spec: Landing, day: dt.date, manifest: 
 def consumption_days(lake: Lake, dataset: str, day: dt.date) -> list[dt.date]:
     """The days whose marts a rebuilt partition changes.
 
-    A register frozen at 00:00 of F closes day F-1 and opens day F; day F can only be
-    computed once the reading of F+1 is in the lake, so it is not passed on before.
+    A register frozen at 00:00 of F closes day F-1 (when the lake holds an earlier
+    reading) and opens day F; day F can only be computed once the reading of F+1 is in
+    the lake, so it is not passed on before.
     """
     if dataset != "registers":
         return [day]
-    days = [day - dt.timedelta(days=1)]
-    if lake.partition_path(LANDINGS["registers"].clean, day + dt.timedelta(days=1)).exists():
+    table = LANDINGS["registers"].clean
+    held = lake.partitions(table)
+    days = []
+    if held and held[0] < day.isoformat():  # an earlier reading: day F-1 can be computed
+        days.append(day - dt.timedelta(days=1))
+    if lake.partition_path(table, day + dt.timedelta(days=1)).exists():
         days.append(day)
     return days
 

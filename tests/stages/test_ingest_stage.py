@@ -212,3 +212,14 @@ def test_ingesting_files_twice_equals_once(tmp_path_factory, files) -> None:
             registers(base / "all_at_once", day).drop("source_file", "delivered_at"),
             registers(base / "once", day).drop("source_file", "delivered_at"),
         )
+
+
+def test_register_days_passed_downstream_are_only_computable_ones(tmp_path: Path) -> None:
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    put(landing, "archive/a.csv", ARCHIVE, "2026-01-01T00:00:00")
+    body = "".join(f"0001,2026-01-0{d},{10 + d}\n" for d in (1, 2, 3))
+    put(landing, "registers/r.csv", "meter_id,freeze_date,total_kwh\n" + body, "2026-01-04T01:00:00")
+    res = ingest(landing, lake, "r1", dates=[])
+    # readings of 01-01..01-03: days 01-01 and 01-02 are computable; 12-31 has no opening
+    # reading and 01-03 waits for the reading of 01-04
+    assert res.dates == [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]
