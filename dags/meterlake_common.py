@@ -327,7 +327,7 @@ def run_stage(stage: str, plan: Mapping[str, Any]) -> dict[str, Any]:
     settings = Settings(landing=plan["landing"], lake=plan["lake"])
     dates = [dt.date.fromisoformat(d) for d in plan["dates"]]
     try:
-        result = pipeline.run_stage(settings, stage, dates, plan["run_id"], progress=log.info)
+        result = pipeline.run_stage(settings, stage, dates, plan["run_id"], progress=log.info, record=True)
     except StageError as exc:
         raise AirflowFailException(f"{stage} stage failed: {exc}") from exc
     for note in result.notes:

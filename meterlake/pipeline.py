@@ -52,8 +52,14 @@ def run_stage(
     dates: Iterable[dt.date],
     run_id: str,
     progress: Callable[[str], None] | None = None,
+    record: bool = False,
 ) -> StageResult:
-    """Run one stage for ``dates`` and return what it did."""
+    """Run one stage for ``dates`` and return what it did.
+
+    With ``record`` (an Airflow task runs one stage at a time) the stage's result is
+    also written as ``LAKE/_meta/runs/<run_id>/<stage>.json``; :func:`run` writes one
+    record for the whole run instead.
+    """
     if stage not in STAGES:
         raise StageError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
     module = importlib.import_module(f"meterlake.stages.{stage}")
@@ -66,7 +72,18 @@ def run_stage(
     except ConfigError as exc:
         raise StageError(f"{stage}: {exc}") from exc
     result.seconds = round(time.perf_counter() - t0, 3)
+    if record:
+        out = Path(settings.lake) / "_meta" / "runs" / _safe(run_id) / f"{stage}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(_jsonable(dataclasses.asdict(result)), indent=2, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(out)
     return result
+
+
+def _safe(run_id: str) -> str:
+    """A run id usable as a folder name (Airflow's hold ':' and '+')."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
 
 
 def run(

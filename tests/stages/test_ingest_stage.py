@@ -223,3 +223,14 @@ def test_register_days_passed_downstream_are_only_computable_ones(tmp_path: Path
     # readings of 01-01..01-03: days 01-01 and 01-02 are computable; 12-31 has no opening
     # reading and 01-03 waits for the reading of 01-04
     assert res.dates == [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]
+
+
+def test_a_single_stage_run_can_write_its_own_record(zone) -> None:
+    landing, lake = zone
+    pipeline.run_stage(Settings(landing=landing, lake=lake), "ingest", [D1], "manual__2026-01-02T06:00:00+08:00", progress=lambda _m: None, record=True)
+    import json
+
+    (path,) = (lake / "_meta" / "runs").glob("*/ingest.json")
+    rec = json.loads(path.read_text())
+    assert path.parent.name == "manual__2026-01-02T06_00_00_08_00"
+    assert {r["dataset"]: r["read"] for r in rec["details"]["accounting"]} == {"archive": 3, "registers": 3}
