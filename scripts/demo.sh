@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 source scripts/airflow_env.sh
 
 METERS="${DEMO_METERS:-3000}"
-DAYS="${DEMO_DAYS:-14}"
+DAYS="${DEMO_DAYS:-31}"
 START="${DEMO_START:-2026-01-01}"
 END="$(python -c "import datetime as d; print(d.date.fromisoformat('$START') + d.timedelta(days=$DAYS - 1))")"
 LOGICAL="$(python -c "import datetime as d; print(d.date.fromisoformat('$END') + d.timedelta(days=1))")"
