@@ -22,7 +22,8 @@ def _date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}") from None
+        _fail(f"expected a date YYYY-MM-DD, got {value!r}")
+        raise  # unreachable: _fail exits
 
 
 def _fail(message: str) -> None:
@@ -71,9 +72,10 @@ def run(
     from .stages import StageError
 
     settings = Settings(landing=landing, lake=lake)
+    first, last = _date(start), _date(end)
     try:
         with progress_reporter("run") as progress:
-            record = pipeline.run(settings, _date(start), _date(end), stages=stage, progress=progress)
+            record = pipeline.run(settings, first, last, stages=stage, progress=progress)
     except StageError as exc:
         _fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - the one-line reason, with the type for the log

@@ -223,7 +223,7 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
     stats.blank_lines = int(blank.sum())
     body = body.filter(~blank)
     stats.rows_read = body.height
-    last_line = (lines.len()) if body.height else None  # physical number of the last line
+    last_line = lines.len() if body.height else -1  # physical number of the last data line
 
     mask = _masker(spec, names)
 

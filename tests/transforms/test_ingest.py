@@ -180,3 +180,10 @@ def test_blank_lines_keep_physical_numbering() -> None:
     parsed = parse_landing_bytes(b"meter_id,freeze_date,total_kwh\n\n0001,2026-01-01,x\n", REG, "r.csv")
     assert parsed.quarantine["line"].to_list() == [3]
     assert parsed.stats.blank_lines == 1
+
+
+def test_header_only_file_is_empty_not_an_error() -> None:
+    for raw in (b"meter_id,freeze_date,total_kwh\n", b"meter_id,freeze_date,total_kwh"):
+        parsed = parse_landing_bytes(raw, REG, "r.csv")
+        assert parsed.rows.height == 0 and parsed.quarantine.height == 0
+        assert parsed.stats.rows_read == 0
