@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import Asset, Param
+from airflow.sdk import Asset, Metadata, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
 log = logging.getLogger("meterlake.dags")
@@ -313,6 +313,21 @@ def merge(*plans: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- the call into the pipeline --------------------------------------------------
+def stage_task(stage: str, outlet: Asset, **task_kwargs: Any):
+    """The task that runs ``stage`` and emits ``outlet`` with the dates and row counts.
+
+    It takes one plan, or several from parallel branches (merged: dates united).
+    """
+
+    @task(task_id=stage, outlets=[outlet], **task_kwargs)
+    def run(*plans: dict):
+        done = run_stage(stage, merge(*plans))
+        yield Metadata(outlet, extra=event_extra(done))
+        return done
+
+    return run
+
+
 def run_stage(stage: str, plan: Mapping[str, Any]) -> dict[str, Any]:
     """Run one pipeline stage for the plan; return the plan for the next task.
 

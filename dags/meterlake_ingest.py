@@ -9,7 +9,7 @@ written per table; it triggers ``meterlake_marts``.
 
 from __future__ import annotations
 
-from airflow.sdk import CronTriggerTimetable, Metadata, dag, get_current_context, task
+from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 from meterlake_common import (
     CLEAN,
     DAILY_CRON,
@@ -18,9 +18,8 @@ from meterlake_common import (
     START_DATE,
     TAGS,
     TZ,
-    event_extra,
     plan_daily,
-    run_stage,
+    stage_task,
 )
 
 
@@ -28,14 +27,6 @@ from meterlake_common import (
 def plan() -> dict:
     """The data dates and paths of this run (logical date - 1 day, or params)."""
     return plan_daily(get_current_context())
-
-
-@task(outlets=[CLEAN])
-def ingest(plan: dict):
-    """Landing -> clean tables and quarantine; reports dates rebuilt for late files."""
-    done = run_stage("ingest", plan)
-    yield Metadata(CLEAN, extra=event_extra(done))
-    return done
 
 
 @dag(
@@ -52,7 +43,8 @@ def ingest(plan: dict):
     doc_md=__doc__,
 )
 def meterlake_ingest():
-    ingest(plan())
+    # landing -> clean tables and quarantine; the event carries dates rebuilt for late files
+    stage_task("ingest", CLEAN)(plan())
 
 
 meterlake_ingest()

@@ -14,7 +14,7 @@ takes params ``start``/``end``.
 
 from __future__ import annotations
 
-from airflow.sdk import Metadata, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 from meterlake_common import (
     ANOMALIES,
     BILLING,
@@ -26,10 +26,8 @@ from meterlake_common import (
     METER_DAILY,
     START_DATE,
     TAGS,
-    event_extra,
-    merge,
     plan_daily,
-    run_stage,
+    stage_task,
 )
 
 
@@ -37,42 +35,6 @@ from meterlake_common import (
 def plan() -> dict:
     """Dates and lake: params, else the triggering ingest events, else logical date - 1."""
     return plan_daily(get_current_context())
-
-
-@task(outlets=[METER_DAILY])
-def validate(plan: dict):
-    done = run_stage("validate", plan)
-    yield Metadata(METER_DAILY, extra=event_extra(done))
-    return done
-
-
-@task(outlets=[LOSS])
-def loss(plan: dict):
-    done = run_stage("loss", plan)
-    yield Metadata(LOSS, extra=event_extra(done))
-    return done
-
-
-@task(outlets=[ANOMALIES])
-def anomalies(plan: dict):
-    done = run_stage("anomalies", plan)
-    yield Metadata(ANOMALIES, extra=event_extra(done))
-    return done
-
-
-@task(outlets=[BILLING])
-def billing(plan: dict):
-    done = run_stage("billing", plan)
-    yield Metadata(BILLING, extra=event_extra(done))
-    return done
-
-
-@task(outlets=[CHECKED], retries=0)
-def check(*branches: dict):
-    """The gate: a blocking expectation fails here and CHECKED is not emitted."""
-    done = run_stage("check", merge(*branches))
-    yield Metadata(CHECKED, extra=event_extra(done))
-    return done
 
 
 @dag(
@@ -89,8 +51,11 @@ def check(*branches: dict):
     doc_md=__doc__,
 )
 def meterlake_marts():
-    daily = validate(plan())
-    check(anomalies(loss(daily)), billing(daily))
+    daily = stage_task("validate", METER_DAILY)(plan())
+    losses = stage_task("loss", LOSS)(daily)
+    # the gate: a blocking expectation fails here and CHECKED is not emitted
+    gate = stage_task("check", CHECKED, retries=0)
+    gate(stage_task("anomalies", ANOMALIES)(losses), stage_task("billing", BILLING)(daily))
 
 
 meterlake_marts()

@@ -10,7 +10,7 @@ another month.
 
 from __future__ import annotations
 
-from airflow.sdk import CronTriggerTimetable, Metadata, dag, get_current_context, task
+from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 from meterlake_common import (
     BILLING,
     CHECKED,
@@ -21,10 +21,8 @@ from meterlake_common import (
     START_DATE,
     TAGS,
     TZ,
-    event_extra,
-    merge,
     plan_monthly,
-    run_stage,
+    stage_task,
 )
 
 
@@ -32,28 +30,6 @@ from meterlake_common import (
 def plan() -> dict:
     """Every day of the month to close (the previous one, or params.month)."""
     return plan_monthly(get_current_context())
-
-
-@task(outlets=[LOSS])
-def loss(plan: dict):
-    done = run_stage("loss", plan)
-    yield Metadata(LOSS, extra=event_extra(done))
-    return done
-
-
-@task(outlets=[BILLING])
-def billing(plan: dict):
-    done = run_stage("billing", plan)
-    yield Metadata(BILLING, extra=event_extra(done))
-    return done
-
-
-@task(outlets=[CHECKED], retries=0)
-def check(*branches: dict):
-    """The gate: a blocking expectation fails here and CHECKED is not emitted."""
-    done = run_stage("check", merge(*branches))
-    yield Metadata(CHECKED, extra=event_extra(done))
-    return done
 
 
 @dag(
@@ -71,7 +47,8 @@ def check(*branches: dict):
 )
 def meterlake_monthly():
     month = plan()
-    check(loss(month), billing(month))
+    gate = stage_task("check", CHECKED, retries=0)
+    gate(stage_task("loss", LOSS)(month), stage_task("billing", BILLING)(month))
 
 
 meterlake_monthly()

@@ -9,7 +9,7 @@ the Airflow connection ``meterlake_reporting``; without either it writes DuckDB 
 
 from __future__ import annotations
 
-from airflow.sdk import Metadata, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 from meterlake_common import (
     CHECKED,
     DAILY_PARAMS,
@@ -17,9 +17,8 @@ from meterlake_common import (
     PUBLISHED,
     START_DATE,
     TAGS,
-    event_extra,
     plan_daily,
-    run_stage,
+    stage_task,
 )
 
 
@@ -27,13 +26,6 @@ from meterlake_common import (
 def plan() -> dict:
     """Dates and lake: params, else the triggering gate events, else logical date - 1."""
     return plan_daily(get_current_context())
-
-
-@task(outlets=[PUBLISHED])
-def publish(plan: dict):
-    done = run_stage("publish", plan)
-    yield Metadata(PUBLISHED, extra=event_extra(done))
-    return done
 
 
 @dag(
@@ -50,7 +42,7 @@ def publish(plan: dict):
     doc_md=__doc__,
 )
 def meterlake_publish():
-    publish(plan())
+    stage_task("publish", PUBLISHED)(plan())
 
 
 meterlake_publish()
