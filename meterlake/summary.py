@@ -41,7 +41,7 @@ def print_run_summary(record: dict[str, Any], console: Console | None = None) ->
         console.print(f"  - {note}", highlight=False)
     if len(notes) > MAX_NOTES:
         console.print(f"  ... and {len(notes) - MAX_NOTES} more notes in the run record")
-    for name, res in record["stages"].items():
+    for res in record["stages"].values():
         for key in ("data_docs", "report", "reporting_db", "dictionary"):
             if key in res["details"]:
                 console.print(f"{key.replace('_', ' ')}: {res['details'][key]}")

@@ -130,10 +130,9 @@ def write_manifest(lake: Lake, manifest: pl.DataFrame) -> None:
 
 # --- step 1: stage new files ---------------------------------------------------------
 
-def stage_file(ctx: StageContext, spec: Landing, rel: str, file_id: str, raw: bytes, mtime_ns: int) -> tuple[Parsed, dt.datetime]:
+def stage_file(ctx: StageContext, spec: Landing, rel: str, file_id: str, raw: bytes, when: dt.datetime) -> Parsed:
     lake = ctx.lake
     parsed = parse_landing_bytes(raw, spec, rel)
-    when = delivered_at(mtime_ns)
     rows = parsed.rows.with_columns(pl.lit(when, pl.Datetime("us")).alias("delivered_at"))
     if "card_no" in rows.columns:
         rows = tokenise_cards(rows, pii_key(ctx))
@@ -141,7 +140,7 @@ def stage_file(ctx: StageContext, spec: Landing, rel: str, file_id: str, raw: by
     qpath = quarantine_path(lake, spec.dataset, f"file-{file_id[:16]}")
     if parsed.quarantine.height:
         lake.write_file(qpath, parsed.quarantine.select(QUARANTINE.names[1:]))
-    return parsed, when
+    return parsed
 
 
 def quarantine_path(lake: Lake, dataset: str, origin: str) -> Path:
@@ -156,9 +155,10 @@ def stage_new_files(ctx: StageContext, manifest: pl.DataFrame) -> tuple[pl.DataF
         for r in manifest.select("source_file", "size_bytes", "mtime_ns").iter_rows(named=True)
     }
     ids = dict(zip(manifest["file_id"], manifest["source_file"], strict=True)) if manifest.height else {}
+    # a resent file reads as many rows as its twin
+    rows_of = dict(zip(manifest["file_id"], manifest["rows_read"], strict=True)) if manifest.height else {}
     touched: dict[str, set[dt.date]] = {d: set() for d in LANDINGS}
     notes: list[str] = []
-    new_entries: list[dict] = []
     candidates = [
         (spec, p) for spec in LANDINGS.values() for p in list_landing(ctx.landing, spec.dataset)
     ]
@@ -196,11 +196,11 @@ def stage_new_files(ctx: StageContext, manifest: pl.DataFrame) -> tuple[pl.DataF
             entry["problems"] = [f"unreadable: {detail}"]
             notes.append(f"{rel}: {detail}")
         elif file_id in ids:
-            lines = _count_data_lines(raw)
+            lines = rows_of[file_id]
             entry |= {"status": "duplicate_file", "duplicate_of": ids[file_id], "rows_read": lines, "rows_staged": 0, "rows_quarantined": 0}
             notes.append(f"{rel}: same content as {ids[file_id]}, its {lines:,} rows count as duplicates")
         else:
-            parsed, _ = stage_file(ctx, spec, rel, file_id, raw, st.st_mtime_ns)
+            parsed = stage_file(ctx, spec, rel, file_id, raw, entry["delivered_at"])
             s = parsed.stats
             dates = sorted(set(parsed.rows[spec.date_field].unique().drop_nulls().to_list()))
             entry |= {
@@ -216,24 +216,10 @@ def stage_new_files(ctx: StageContext, manifest: pl.DataFrame) -> tuple[pl.DataF
             for problem in s.file_problems:
                 notes.append(f"{rel}: {problem}")
             ids[file_id] = rel
-        new_entries.append(entry)
+            rows_of[file_id] = s.rows_read
         manifest = pl.concat([manifest, pl.DataFrame([entry], schema=MANIFEST_SCHEMA)])
         write_manifest(ctx.lake, manifest)
     return manifest, touched, notes
-
-
-def _count_data_lines(raw: bytes) -> int:
-    """Data lines of a resent file (its twin was parsed; only the count matters)."""
-    from ..transforms.ingest import decode, decompress, split_lines
-
-    if raw[:2] == b"\x1f\x8b":
-        raw, _ = decompress(raw)
-    try:
-        text, _ = decode(raw)
-    except UnicodeDecodeError:
-        return 0
-    lines = split_lines(text)[1:]
-    return int((lines.str.strip_chars().fill_null("") != "").sum())
 
 
 # --- step 2: rebuild partitions -----------------------------------------------------
@@ -332,7 +318,12 @@ def consumption_days(lake: Lake, dataset: str, day: dt.date) -> list[dt.date]:
 # --- accounting --------------------------------------------------------------------
 
 def accounting(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
-    """Per landing file: rows read = clean + quarantined + duplicate (all runs so far)."""
+    """Per landing file: rows read = clean + quarantined + duplicate (all runs so far).
+
+    A path delivered more than once (touched, or rewritten with new content) has one
+    manifest entry per version; its rows carry the same ``source_file``, so the versions
+    are added up per path. ``status`` is that of the latest version.
+    """
     ledger_files = sorted((lake.meta / "ledger").glob("*/date=*.parquet"))
     if ledger_files:
         ledger = pl.concat([pl.read_parquet(p) for p in ledger_files]).group_by("source_file").agg(
@@ -340,27 +331,28 @@ def accounting(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
         )
     else:
         ledger = pl.DataFrame(schema=LEDGER_SCHEMA)
-    acc = (
-        manifest.select("dataset", "source_file", "status", "rows_read", "rows_quarantined")
-        .join(ledger, on="source_file", how="left")
+    versions = manifest.sort("delivered_at", "mtime_ns").group_by("dataset", "source_file").agg(
+        pl.col("status").last(),
+        pl.col("rows_read").sum().alias("read"),
+        pl.col("rows_quarantined").sum(),
+        # a resent file's rows were all duplicates of its twin's
+        pl.col("rows_read").filter(pl.col("status") == "duplicate_file").sum().alias("resent"),
+    )
+    return (
+        versions.join(ledger, on="source_file", how="left")
         .with_columns(pl.col("clean", "duplicate", "superseded", "unknown_meter").fill_null(0))
-        .with_columns(
-            pl.when(pl.col("status") == "duplicate_file").then(pl.col("rows_read")).otherwise(pl.col("duplicate")).alias("duplicate"),
-            (pl.col("rows_quarantined") + pl.col("superseded") + pl.col("unknown_meter")).alias("quarantined"),
-        )
         .select(
             "dataset",
             "source_file",
             "status",
-            pl.col("rows_read").alias("read"),
+            "read",
             "clean",
-            "quarantined",
-            "duplicate",
+            (pl.col("rows_quarantined") + pl.col("superseded") + pl.col("unknown_meter")).alias("quarantined"),
+            (pl.col("duplicate") + pl.col("resent")).alias("duplicate"),
         )
         .with_columns((pl.col("read") - pl.col("clean") - pl.col("quarantined") - pl.col("duplicate")).alias("unaccounted"))
         .sort("dataset", "source_file")
     )
-    return acc
 
 
 # --- the stage ---------------------------------------------------------------------

@@ -234,3 +234,21 @@ def test_a_single_stage_run_can_write_its_own_record(zone) -> None:
     rec = json.loads(path.read_text())
     assert path.parent.name == "manual__2026-01-02T06_00_00_08_00"
     assert {r["dataset"]: r["read"] for r in rec["details"]["accounting"]} == {"archive": 3, "registers": 3}
+
+
+def test_a_file_redelivered_under_its_own_name_still_closes_the_accounting(zone) -> None:
+    landing, lake = zone
+    ingest(landing, lake, "r1")
+    before = tree_digest(lake)
+    path = landing / "registers/reg_20260101.csv"
+    os.utime(path, (path.stat().st_mtime + 60, path.stat().st_mtime + 60))  # delivered again, same bytes
+    res = ingest(landing, lake, "r2")
+    assert tree_digest(lake) == before
+    (row,) = res.details["files"]
+    assert (row["read"], row["clean"], row["duplicate"], row["unaccounted"]) == (6, 3, 3, 0)
+    # then rewritten in place with a correction: the new value wins, the old one is quarantined
+    put(landing, "registers/reg_20260101.csv", "meter_id,freeze_date,total_kwh\n0001,2026-01-01,10\n0002,2026-01-01,22\n0003,2026-01-01,5\n", "2026-01-02T00:00:00")
+    res = ingest(landing, lake, "r3")
+    assert registers(lake).filter(pl.col("meter_id") == "0002")["total_kwh"].to_list() == [22.0]
+    (row,) = res.details["files"]
+    assert row["unaccounted"] == 0 and row["read"] == 9 and row["clean"] == 3
