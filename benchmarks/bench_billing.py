@@ -30,8 +30,12 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from meterlake import config
+from meterlake.lake import Lake
 from meterlake.schemas.bills_monthly import BILLS_MONTHLY
 from meterlake.schemas.meter_daily import METER_DAILY
+from meterlake.stages.billing import year_opening
 from meterlake.transforms.billing import (
     BillRules,
     bill_segments,
@@ -39,10 +43,6 @@ from meterlake.transforms.billing import (
     price_days,
 )
 from meterlake.transforms.tariffs import TariffBook, price_calendar
-
-from meterlake import config
-from meterlake.lake import Lake
-from meterlake.stages.billing import year_opening
 
 REPO = Path(__file__).resolve().parents[1]
 TARIFFS = ("RES_TIER", "RES_TIER_TOU", "COM_TOU", "AGR_FLAT")

@@ -34,8 +34,22 @@ def generate(landing: Path, meters: int, days: int, start: dt.date) -> float:
     shutil.rmtree(landing, ignore_errors=True)
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "meterlake", "generate", "--out", str(landing), "--meters", str(meters),
-         "--days", str(days), "--start", start.isoformat(), "--seed", "7"],
+        [
+            sys.executable,
+            "-m",
+            "meterlake",
+            "generate",
+            "--out",
+            str(landing),
+            "--meters",
+            str(meters),
+            "--days",
+            str(days),
+            "--start",
+            start.isoformat(),
+            "--seed",
+            "7",
+        ],
         check=True,
     )
     stamp.write_text("ok")
@@ -61,14 +75,15 @@ def run_once(landing: Path, lake: Path, start: dt.date, end: dt.date, stages: st
     shutil.rmtree(lake, ignore_errors=True)
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(landing), str(lake), start.isoformat(), end.isoformat(), stages],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     _, status, usage = os.wait4(proc.pid, 0)
     out = proc.stdout.read() if proc.stdout else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"benchmark run failed (exit {os.waitstatus_to_exitcode(status)})")
     line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
-    result = json.loads(line[len("RESULT "):])
+    result = json.loads(line[len("RESULT ") :])
     result["peak_rss_gb"] = round(usage.ru_maxrss / 1024**2, 2)  # ru_maxrss is KiB on Linux
     return result
 
@@ -79,8 +94,11 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=1)
     ap.add_argument("--start", default="2026-03-02")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--stages", default="ingest,validate,loss,anomalies,billing,check",
-                    help="comma-separated stages (publish is measured separately: it is I/O to the reporting DB)")
+    ap.add_argument(
+        "--stages",
+        default="ingest,validate,loss,anomalies,billing,check",
+        help="comma-separated stages (publish is measured separately: it is I/O to the reporting DB)",
+    )
     ap.add_argument("--data", type=Path, default=ROOT / "bench-data")
     args = ap.parse_args()
 
@@ -94,15 +112,20 @@ def main() -> None:
     for i in range(args.repeat):
         r = run_once(landing, args.data / "lake", start, end, args.stages)
         runs.append(r)
-        print(f"run {i + 1}/{args.repeat}: " + ", ".join(f"{k} {v:.1f}s" for k, v in r.items() if isinstance(v, float) and k != "peak_rss_gb")
-              + f", peak RSS {r['peak_rss_gb']:.2f} GB")
+        print(
+            f"run {i + 1}/{args.repeat}: "
+            + ", ".join(f"{k} {v:.1f}s" for k, v in r.items() if isinstance(v, float) and k != "peak_rss_gb")
+            + f", peak RSS {r['peak_rss_gb']:.2f} GB"
+        )
     keys = [k for k in runs[0] if isinstance(runs[0][k], float)]
     summary = {k: statistics.median(r[k] for r in runs) for k in keys}
     summary["peak_rss_gb_max"] = max(r["peak_rss_gb"] for r in runs)
     print("median: " + json.dumps(summary))
     print("accounting: " + json.dumps(runs[-1]["accounting"]))
     out = args.data / "results.json"
-    out.write_text(json.dumps({"args": vars(args) | {"data": str(args.data)}, "runs": runs, "median": summary}, indent=2))
+    out.write_text(
+        json.dumps({"args": vars(args) | {"data": str(args.data)}, "runs": runs, "median": summary}, indent=2)
+    )
     print(f"results: {out}")
 
 

@@ -75,7 +75,9 @@ def _label(suite: TableSuite, value: str) -> str:
     return f"{suite.partition_key}={value}"
 
 
-def build_input(suite: TableSuite, parts: Sequence[PartitionData], row_level_max_rows: int) -> tuple[SuiteInput, list[str]]:
+def build_input(
+    suite: TableSuite, parts: Sequence[PartitionData], row_level_max_rows: int
+) -> tuple[SuiteInput, list[str]]:
     """The metrics frame (one row per partition) and, when small enough, the rows for
     the row-level rules. Returns the input and notes for the run record."""
     notes: list[str] = []
@@ -85,8 +87,15 @@ def build_input(suite: TableSuite, parts: Sequence[PartitionData], row_level_max
     footers: dict[str, dict[str, float | None]] = {}
     for p in parts:
         label = _label(suite, p.value)
-        row: dict[str, Any] = {PARTITION: label, "present": 1, "unreadable": 0, "rows": None,
-                               "missing_columns": 0, "wrong_types": 0, "pii_columns": 0}
+        row: dict[str, Any] = {
+            PARTITION: label,
+            "present": 1,
+            "unreadable": 0,
+            "rows": None,
+            "missing_columns": 0,
+            "wrong_types": 0,
+            "pii_columns": 0,
+        }
         if p.error is not None:
             row["unreadable"] = 1
             evidence[label] = {"error": p.error}
@@ -112,21 +121,31 @@ def build_input(suite: TableSuite, parts: Sequence[PartitionData], row_level_max
     agg = _aggregate(suite, scans, evidence)
     frame = pl.DataFrame(
         base,
-        schema={PARTITION: pl.String, "present": pl.Int64, "unreadable": pl.Int64, "rows": pl.Int64,
-                "missing_columns": pl.Int64, "wrong_types": pl.Int64, "pii_columns": pl.Int64},
+        schema={
+            PARTITION: pl.String,
+            "present": pl.Int64,
+            "unreadable": pl.Int64,
+            "rows": pl.Int64,
+            "missing_columns": pl.Int64,
+            "wrong_types": pl.Int64,
+            "pii_columns": pl.Int64,
+        },
         orient="row",
     )
     if agg is not None:
-        frame = frame.join(agg.rename({"rows": "_rows"}), on=PARTITION, how="left").with_columns(
-            pl.coalesce("rows", "_rows").alias("rows")
-        ).drop("_rows")
+        frame = (
+            frame.join(agg.rename({"rows": "_rows"}), on=PARTITION, how="left")
+            .with_columns(pl.coalesce("rows", "_rows").alias("rows"))
+            .drop("_rows")
+        )
     for name in metric_names:
         if name not in frame.columns:
             frame = frame.with_columns(pl.lit(None, pl.Float64).alias(name))
     for spec in suite.footer:
         frame = frame.with_columns(
-            pl.col(PARTITION).replace_strict({k: v[spec.name] for k, v in footers.items()}, default=None,
-                                             return_dtype=pl.Float64).alias(spec.name)
+            pl.col(PARTITION)
+            .replace_strict({k: v[spec.name] for k, v in footers.items()}, default=None, return_dtype=pl.Float64)
+            .alias(spec.name)
         )
     # a count over no rows (an absent partition) is 0; GX sums the zero-count rules
     zero = sorted({r.metric for r in suite.rules if r.zero})
@@ -158,7 +177,9 @@ def build_input(suite: TableSuite, parts: Sequence[PartitionData], row_level_max
     return SuiteInput(suite=suite, metrics=frame.sort(PARTITION), rows=rows, evidence=evidence), notes
 
 
-def _aggregate(suite: TableSuite, scans: list[tuple[str, pl.LazyFrame]], evidence: dict[str, dict[str, Any]]) -> pl.DataFrame | None:
+def _aggregate(
+    suite: TableSuite, scans: list[tuple[str, pl.LazyFrame]], evidence: dict[str, dict[str, Any]]
+) -> pl.DataFrame | None:
     """Metrics of all partitions in one pass; a partition whose metrics fail to
     evaluate (a corrupt file, a column of the wrong type) is retried alone and
     marked unreadable with the error as evidence."""

@@ -95,7 +95,22 @@ def num(column: str) -> pl.Expr:
 # -- schema-level metrics -----------------------------------------------------------
 
 _KINDS: tuple[tuple[str, tuple[type[pl.DataType], ...]], ...] = (
-    ("number", (pl.Float32, pl.Float64, pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Decimal)),
+    (
+        "number",
+        (
+            pl.Float32,
+            pl.Float64,
+            pl.Int8,
+            pl.Int16,
+            pl.Int32,
+            pl.Int64,
+            pl.UInt8,
+            pl.UInt16,
+            pl.UInt32,
+            pl.UInt64,
+            pl.Decimal,
+        ),
+    ),
     ("string", (pl.String, pl.Categorical, pl.Enum)),
     ("date", (pl.Date,)),
     ("datetime", (pl.Datetime,)),
@@ -142,7 +157,9 @@ def schema_metrics(found: Mapping[str, pl.DataType], contract: Mapping[str, pl.D
     }
 
 
-def conform_for_metrics(frame: pl.LazyFrame, found: Mapping[str, pl.DataType], contract: Mapping[str, pl.DataType]) -> pl.LazyFrame:
+def conform_for_metrics(
+    frame: pl.LazyFrame, found: Mapping[str, pl.DataType], contract: Mapping[str, pl.DataType]
+) -> pl.LazyFrame:
     """Add the contract columns a file lacks as typed nulls, so metrics still evaluate.
 
     The lack itself is reported by :func:`schema_metrics`.

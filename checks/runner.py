@@ -11,6 +11,7 @@ must stay quick to load. Analytics are switched off before the import.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -26,7 +27,7 @@ import polars as pl
 
 from .metrics import PARTITION
 from .results import CHECK_RESULTS
-from .suites import Rule, RowRule, TableSuite
+from .suites import RowRule, Rule, TableSuite
 
 SITE_NAME = "meterlake"
 DATASOURCE = "meterlake"
@@ -94,10 +95,8 @@ def preload() -> threading.Thread:
     """
 
     def _load() -> None:
-        try:
+        with contextlib.suppress(Exception):
             _import_gx()
-        except Exception:  # noqa: BLE001 - re-raised by the import in run_checks
-            pass
 
     thread = threading.Thread(target=_load, name="meterlake-gx-import", daemon=True)
     thread.start()
@@ -215,8 +214,9 @@ def gx_suite(suite: TableSuite) -> tuple[Any, Any | None]:
             row_expectations.append(
                 gx.expectations.ExpectColumnValuesToBeBetween(min_value=r.min_value, max_value=r.max_value, **common)
             )
-    rows_suite = gx.ExpectationSuite(name=f"{suite.name}.rows", expectations=row_expectations,
-                                     meta={"table": suite.table, "layer": suite.layer})
+    rows_suite = gx.ExpectationSuite(
+        name=f"{suite.name}.rows", expectations=row_expectations, meta={"table": suite.table, "layer": suite.layer}
+    )
     return metrics_suite, rows_suite
 
 
@@ -324,9 +324,7 @@ def _metric_findings(inp: SuiteInput, vr: Any) -> list[dict[str, Any]]:
         res = by_rule[rule.rule]
         error = _exception(res)
         grouped = "rules" in (res.expectation_config.meta or {})
-        failing = {
-            str(row[PARTITION]) for row in (res.result or {}).get("unexpected_index_list") or []
-        }
+        failing = {str(row[PARTITION]) for row in (res.result or {}).get("unexpected_index_list") or []}
         for row in values:
             part = str(row[PARTITION])
             observed = _plain(row.get(rule.metric))
@@ -337,13 +335,25 @@ def _metric_findings(inp: SuiteInput, vr: Any) -> list[dict[str, Any]]:
             evidence.update(inp.evidence.get(part, {}))
             if error is not None:
                 evidence["exception"] = error
-            out.append({
-                "table": suite.table, "layer": suite.layer, "partition": part, "suite": suite.name,
-                "rule": rule.rule, "severity": rule.severity, "success": ok, "metric": rule.metric,
-                "observed": float(observed) if isinstance(observed, int | float) and not isinstance(observed, bool) else None,
-                "expected": rule.expected, "expectation": res.expectation_config.type,
-                "description": rule.description, "evidence": json.dumps(evidence, ensure_ascii=False, default=str),
-            })
+            out.append(
+                {
+                    "table": suite.table,
+                    "layer": suite.layer,
+                    "partition": part,
+                    "suite": suite.name,
+                    "rule": rule.rule,
+                    "severity": rule.severity,
+                    "success": ok,
+                    "metric": rule.metric,
+                    "observed": float(observed)
+                    if isinstance(observed, int | float) and not isinstance(observed, bool)
+                    else None,
+                    "expected": rule.expected,
+                    "expectation": res.expectation_config.type,
+                    "description": rule.description,
+                    "evidence": json.dumps(evidence, ensure_ascii=False, default=str),
+                }
+            )
     return out
 
 
@@ -362,15 +372,30 @@ def _row_findings(inp: SuiteInput, vr: Any) -> list[dict[str, Any]]:
         for part in partitions:
             rows = bad.get(part, [])
             ok = error is None and not rows
-            evidence: dict[str, Any] = {"column": rule.column, "unexpected_count": len(rows), "rows": rows[:EVIDENCE_ROWS]}
+            evidence: dict[str, Any] = {
+                "column": rule.column,
+                "unexpected_count": len(rows),
+                "rows": rows[:EVIDENCE_ROWS],
+            }
             if error is not None:
                 evidence["exception"] = error
-            out.append({
-                "table": suite.table, "layer": suite.layer, "partition": part, "suite": f"{suite.name}.rows",
-                "rule": rule.rule, "severity": rule.severity, "success": ok, "metric": rule.column,
-                "observed": float(len(rows)), "expected": rule.expected, "expectation": res.expectation_config.type,
-                "description": rule.description, "evidence": json.dumps(evidence, ensure_ascii=False, default=str),
-            })
+            out.append(
+                {
+                    "table": suite.table,
+                    "layer": suite.layer,
+                    "partition": part,
+                    "suite": f"{suite.name}.rows",
+                    "rule": rule.rule,
+                    "severity": rule.severity,
+                    "success": ok,
+                    "metric": rule.column,
+                    "observed": float(len(rows)),
+                    "expected": rule.expected,
+                    "expectation": res.expectation_config.type,
+                    "description": rule.description,
+                    "evidence": json.dumps(evidence, ensure_ascii=False, default=str),
+                }
+            )
     return out
 
 
@@ -423,7 +448,9 @@ def run_checks(
         if not index.exists():
             missing.append(str(index))
         for vr_id in result_ids:
-            for site in context.get_docs_sites_urls(resource_identifier=vr_id, site_name=SITE_NAME, only_if_exists=False):
+            for site in context.get_docs_sites_urls(
+                resource_identifier=vr_id, site_name=SITE_NAME, only_if_exists=False
+            ):
                 page = _path(site["site_url"])
                 (pages if page.exists() else missing).append(page if page.exists() else str(page))
 
@@ -442,8 +469,10 @@ def _path(url: str) -> Path:
 
 def _one(row: dict[str, Any]) -> str:
     observed = row["observed"]
-    found = "an exception" if observed is None and "exception" in (row["evidence"] or "") else (
-        "no value" if observed is None else f"{observed:g}"
+    found = (
+        "an exception"
+        if observed is None and "exception" in (row["evidence"] or "")
+        else ("no value" if observed is None else f"{observed:g}")
     )
     return (
         f"{row['rule']} ({row['expectation']} on {row['metric']}: expected {row['expected']}, found {found}) "

@@ -156,7 +156,9 @@ class TableSuite:
         names = set(BASE_METRICS) | {m.name for m in self.metrics} | {m.name for m in self.footer}
         for r in self.rules:
             if r.metric not in names:
-                raise ValueError(f"suite {self.table}: rule {r.rule} reads metric {r.metric!r}, which no metric computes")
+                raise ValueError(
+                    f"suite {self.table}: rule {r.rule} reads metric {r.metric!r}, which no metric computes"
+                )
 
     @property
     def name(self) -> str:
@@ -229,26 +231,48 @@ def grain_of(table: Table) -> str:
 
 def base_rules(table: str, every_partition: Severity | None = None, schema: bool = True) -> list[Rule]:
     rules = [
-        Rule(f"{table}.partition.readable", "unreadable", max_value=0,
-             description="the partition file opens and its metrics evaluate", practice=GATE),
-        Rule(f"{table}.pii.card_no", "pii_columns", max_value=0,
-             description="no column holds a card number in clear",
-             practice=f"{CONTRACT} §1 purchases.card_no: never published in clear in any mart"),
+        Rule(
+            f"{table}.partition.readable",
+            "unreadable",
+            max_value=0,
+            description="the partition file opens and its metrics evaluate",
+            practice=GATE,
+        ),
+        Rule(
+            f"{table}.pii.card_no",
+            "pii_columns",
+            max_value=0,
+            description="no column holds a card number in clear",
+            practice=f"{CONTRACT} §1 purchases.card_no: never published in clear in any mart",
+        ),
     ]
     if schema:
         rules += [
-            Rule(f"{table}.schema.columns", "missing_columns", max_value=0,
-                 description="the partition carries every column of its contract",
-                 practice=f"{CONTRACT} §3: each table has at least these columns"),
-            Rule(f"{table}.schema.types", "wrong_types", max_value=0,
-                 description="contract columns have their contract type (no numbers stored as text)",
-                 practice="STYLE.md: every table written has a schema"),
+            Rule(
+                f"{table}.schema.columns",
+                "missing_columns",
+                max_value=0,
+                description="the partition carries every column of its contract",
+                practice=f"{CONTRACT} §3: each table has at least these columns",
+            ),
+            Rule(
+                f"{table}.schema.types",
+                "wrong_types",
+                max_value=0,
+                description="contract columns have their contract type (no numbers stored as text)",
+                practice="STYLE.md: every table written has a schema",
+            ),
         ]
     if every_partition is not None:
         rules.append(
-            Rule(f"{table}.partition.present", "present", min_value=1, severity=every_partition,
-                 description="every date (month) of the run has a partition",
-                 practice="STYLE.md traps: a missing partition must not read as zero consumption")
+            Rule(
+                f"{table}.partition.present",
+                "present",
+                min_value=1,
+                severity=every_partition,
+                description="every date (month) of the run has a partition",
+                practice="STYLE.md traps: a missing partition must not read as zero consumption",
+            )
         )
     return rules
 
@@ -261,34 +285,73 @@ def contract_rules(table: Table) -> tuple[list[Metric], list[Rule]]:
     cols = {c.name: c for c in table.columns}
     if table.key:
         key = tuple(table.key)
-        metrics.append(Metric("key_duplicates", key_duplicates(key), f"rows beyond the first of each ({', '.join(key)})"))
-        rules.append(Rule(f"{t}.key.unique", "key_duplicates", max_value=0,
-                          description=f"({', '.join(key)}) is unique",
-                          practice=f"{CONTRACT} §1 keys; DOMAIN.md VEE 1 (duplicates)"))
+        metrics.append(
+            Metric("key_duplicates", key_duplicates(key), f"rows beyond the first of each ({', '.join(key)})")
+        )
+        rules.append(
+            Rule(
+                f"{t}.key.unique",
+                "key_duplicates",
+                max_value=0,
+                description=f"({', '.join(key)}) is unique",
+                practice=f"{CONTRACT} §1 keys; DOMAIN.md VEE 1 (duplicates)",
+            )
+        )
     required = [c.name for c in table.columns if not c.nullable and c.name != table.partition_by]
     if required:
         metrics.append(Metric("required_nulls", nulls(required), f"rows with an empty {', '.join(required)}"))
-        rules.append(Rule(f"{t}.required.not_null", "required_nulls", max_value=0,
-                          description=f"{', '.join(required)} never empty",
-                          practice=f"schemas/{t}.py: nullable=False columns"))
+        rules.append(
+            Rule(
+                f"{t}.required.not_null",
+                "required_nulls",
+                max_value=0,
+                description=f"{', '.join(required)} never empty",
+                practice=f"schemas/{t}.py: nullable=False columns",
+            )
+        )
     for c in table.columns:
         if c.codes:
             metrics.append(Metric(f"bad_{c.name}", not_in(c.name, c.codes), f"{c.name} outside its codes"))
-            rules.append(Rule(f"{t}.{c.name}.codes", f"bad_{c.name}", max_value=0,
-                              description=f"{c.name} is one of {', '.join(c.codes[:8])}{' ...' if len(c.codes) > 8 else ''}",
-                              practice=f"{CONTRACT}: coded values are the documented codes"))
+            rules.append(
+                Rule(
+                    f"{t}.{c.name}.codes",
+                    f"bad_{c.name}",
+                    max_value=0,
+                    description=f"{c.name} is one of {', '.join(c.codes[:8])}{' ...' if len(c.codes) > 8 else ''}",
+                    practice=f"{CONTRACT}: coded values are the documented codes",
+                )
+            )
     if table.layer == "clean" and {"source_file", "source_line"} <= set(cols):
-        metrics.append(Metric("lineage_missing", nulls(["source_file", "source_line"]) + count(pl.col("source_line") < 1),
-                              "rows without their landing file and 1-based line"))
-        rules.append(Rule(f"{t}.lineage.present", "lineage_missing", max_value=0,
-                          description="every row names its landing file and 1-based line",
-                          practice=f"{CONTRACT} §1: nothing is dropped silently"))
+        metrics.append(
+            Metric(
+                "lineage_missing",
+                nulls(["source_file", "source_line"]) + count(pl.col("source_line") < 1),
+                "rows without their landing file and 1-based line",
+            )
+        )
+        rules.append(
+            Rule(
+                f"{t}.lineage.present",
+                "lineage_missing",
+                max_value=0,
+                description="every row names its landing file and 1-based line",
+                practice=f"{CONTRACT} §1: nothing is dropped silently",
+            )
+        )
     sev = cols.get("severity")
     if sev is not None and "blocking" in sev.codes:
-        metrics.append(Metric("blocking_findings", count(pl.col("severity") == "blocking"), "findings of severity blocking"))
-        rules.append(Rule(f"{t}.findings.no_blocking", "blocking_findings", max_value=0,
-                          description="no finding of severity blocking (a day that cannot be trusted as a whole)",
-                          practice=f"schemas/{t}.py: a blocking finding stops the run before anything is published"))
+        metrics.append(
+            Metric("blocking_findings", count(pl.col("severity") == "blocking"), "findings of severity blocking")
+        )
+        rules.append(
+            Rule(
+                f"{t}.findings.no_blocking",
+                "blocking_findings",
+                max_value=0,
+                description="no finding of severity blocking (a day that cannot be trusted as a whole)",
+                practice=f"schemas/{t}.py: a blocking finding stops the run before anything is published",
+            )
+        )
     return metrics, rules
 
 
@@ -302,29 +365,68 @@ def _archive(th: CheckThresholds) -> Extras:
             Metric("multiplier_below_1", count(num("multiplier") < 1), "rows with multiplier < 1"),
             Metric("register_max_not_positive", count(num("register_max") <= 0), "rows with register_max <= 0"),
             Metric("prepay_not_flag", count(~pl.col("prepay").is_in([0, 1])), "prepay other than 0/1"),
-            Metric("customer_without_id", count((role == "customer") & pl.col("customer_id").is_null()),
-                   "customer meters without a customer number"),
-            Metric("class_not_customer", count((role != "customer") & pl.col("customer_class").is_not_null()),
-                   "non-customer meters with a customer class"),
-            Metric("master_without_area", count((role == "area_master") & pl.col("area_id").is_null()),
-                   "area master meters without an area"),
+            Metric(
+                "customer_without_id",
+                count((role == "customer") & pl.col("customer_id").is_null()),
+                "customer meters without a customer number",
+            ),
+            Metric(
+                "class_not_customer",
+                count((role != "customer") & pl.col("customer_class").is_not_null()),
+                "non-customer meters with a customer class",
+            ),
+            Metric(
+                "master_without_area",
+                count((role == "area_master") & pl.col("area_id").is_null()),
+                "area master meters without an area",
+            ),
         ),
         rules=(
-            Rule(f"{t}.multiplier.at_least_1", "multiplier_below_1", max_value=0,
-                 description="multiplier (CT x PT) >= 1", practice=f"{CONTRACT} §1 archive.multiplier"),
-            Rule(f"{t}.register_max.positive", "register_max_not_positive", max_value=0,
-                 description="register_max > 0", practice=f"{CONTRACT} §1 archive.register_max"),
-            Rule(f"{t}.prepay.flag", "prepay_not_flag", max_value=0,
-                 description="prepay is 0 or 1", practice=f"{CONTRACT} §1 archive.prepay"),
-            Rule(f"{t}.customer_id.customer_role", "customer_without_id", max_value=0, severity="warning",
-                 description="customer meters carry a customer number",
-                 practice=f"{CONTRACT} §1: customer_id empty only for feeder_head and area_master meters"),
-            Rule(f"{t}.customer_class.customer_role", "class_not_customer", max_value=0, severity="warning",
-                 description="customer_class only on customer meters",
-                 practice=f"{CONTRACT} §1: customer_class empty unless role is customer"),
-            Rule(f"{t}.area_id.area_master", "master_without_area", max_value=0, severity="warning",
-                 description="area master meters name their area",
-                 practice="DOMAIN.md: 不可算 areas from archive errors"),
+            Rule(
+                f"{t}.multiplier.at_least_1",
+                "multiplier_below_1",
+                max_value=0,
+                description="multiplier (CT x PT) >= 1",
+                practice=f"{CONTRACT} §1 archive.multiplier",
+            ),
+            Rule(
+                f"{t}.register_max.positive",
+                "register_max_not_positive",
+                max_value=0,
+                description="register_max > 0",
+                practice=f"{CONTRACT} §1 archive.register_max",
+            ),
+            Rule(
+                f"{t}.prepay.flag",
+                "prepay_not_flag",
+                max_value=0,
+                description="prepay is 0 or 1",
+                practice=f"{CONTRACT} §1 archive.prepay",
+            ),
+            Rule(
+                f"{t}.customer_id.customer_role",
+                "customer_without_id",
+                max_value=0,
+                severity="warning",
+                description="customer meters carry a customer number",
+                practice=f"{CONTRACT} §1: customer_id empty only for feeder_head and area_master meters",
+            ),
+            Rule(
+                f"{t}.customer_class.customer_role",
+                "class_not_customer",
+                max_value=0,
+                severity="warning",
+                description="customer_class only on customer meters",
+                practice=f"{CONTRACT} §1: customer_class empty unless role is customer",
+            ),
+            Rule(
+                f"{t}.area_id.area_master",
+                "master_without_area",
+                max_value=0,
+                severity="warning",
+                description="area master meters name their area",
+                practice="DOMAIN.md: 不可算 areas from archive errors",
+            ),
         ),
     )
 
@@ -339,12 +441,22 @@ def _curves(th: CheckThresholds) -> Extras:
             FooterMetric("slot_null_share", SLOTS, "null_share", "share of slots not collected (Parquet statistics)"),
         ),
         rules=(
-            Rule(f"{t}.slots.non_negative", "slot_min", min_value=0, severity="warning",
-                 description="no slot holds negative energy (VEE flags and replaces them)",
-                 practice=f"{VEE} 4: negative values"),
-            Rule(f"{t}.slots.completeness", "slot_null_share", max_value=th.curves.max_missing_slot_share,
-                 severity="warning", description="share of the day's 96-point slots not collected",
-                 practice=f"{VEE} 2: completeness, 96 slots per local day (Q/GDW 376.1 F97)"),
+            Rule(
+                f"{t}.slots.non_negative",
+                "slot_min",
+                min_value=0,
+                severity="warning",
+                description="no slot holds negative energy (VEE flags and replaces them)",
+                practice=f"{VEE} 4: negative values",
+            ),
+            Rule(
+                f"{t}.slots.completeness",
+                "slot_null_share",
+                max_value=th.curves.max_missing_slot_share,
+                severity="warning",
+                description="share of the day's 96-point slots not collected",
+                practice=f"{VEE} 2: completeness, 96 slots per local day (Q/GDW 376.1 F97)",
+            ),
         ),
     )
 
@@ -357,33 +469,66 @@ def _registers(th: CheckThresholds) -> Extras:
     all_tou = pl.all_horizontal([pl.col(c).is_not_null() for c in (*tou_cols, "total_kwh")])
     return Extras(
         metrics=(
-            Metric("negative_registers", count(pl.any_horizontal([num(c) < 0 for c in regs]) | (num("purchase_count") < 0)),
-                   "rows with a negative register or purchase count"),
-            Metric("total_null_share", share(pl.col("total_kwh").is_null()), "share of readings without a total register"),
-            Metric("tou_sum_off", count(all_tou & ((tou - num("total_kwh")).abs() > th.registers.tou_sum_tolerance_kwh)),
-                   "readings whose TOU registers do not add up to the total"),
+            Metric(
+                "negative_registers",
+                count(pl.any_horizontal([num(c) < 0 for c in regs]) | (num("purchase_count") < 0)),
+                "rows with a negative register or purchase count",
+            ),
+            Metric(
+                "total_null_share", share(pl.col("total_kwh").is_null()), "share of readings without a total register"
+            ),
+            Metric(
+                "tou_sum_off",
+                count(all_tou & ((tou - num("total_kwh")).abs() > th.registers.tou_sum_tolerance_kwh)),
+                "readings whose TOU registers do not add up to the total",
+            ),
         ),
         rules=(
-            Rule(f"{t}.register.non_negative", "negative_registers", max_value=0,
-                 description="registers and purchase counts are >= 0 (ingest quarantines the rest)",
-                 practice=f"{CONTRACT} §1 registers; schemas/registers.py minimum 0"),
-            Rule(f"{t}.total_kwh.null_share", "total_null_share", max_value=th.registers.max_null_total_share,
-                 severity="warning", description="share of readings without a total register",
-                 practice=f"{VEE} 2: completeness"),
-            Rule(f"{t}.tou.sum", "tou_sum_off", max_value=0, severity="warning",
-                 description="sharp + peak + flat + valley = total within the rounding tolerance",
-                 practice=f"{VEE} 9: Σ 尖峰平谷 against the total register"),
+            Rule(
+                f"{t}.register.non_negative",
+                "negative_registers",
+                max_value=0,
+                description="registers and purchase counts are >= 0 (ingest quarantines the rest)",
+                practice=f"{CONTRACT} §1 registers; schemas/registers.py minimum 0",
+            ),
+            Rule(
+                f"{t}.total_kwh.null_share",
+                "total_null_share",
+                max_value=th.registers.max_null_total_share,
+                severity="warning",
+                description="share of readings without a total register",
+                practice=f"{VEE} 2: completeness",
+            ),
+            Rule(
+                f"{t}.tou.sum",
+                "tou_sum_off",
+                max_value=0,
+                severity="warning",
+                description="sharp + peak + flat + valley = total within the rounding tolerance",
+                practice=f"{VEE} 9: Σ 尖峰平谷 against the total register",
+            ),
         ),
     )
 
 
 def _events(th: CheckThresholds) -> Extras:
     return Extras(
-        metrics=(Metric("date_mismatch", count(pl.col("event_time").dt.date() != pl.col("event_date")),
-                        "events filed under another date than their time's"),),
-        rules=(Rule("events.event_date.matches_time", "date_mismatch", max_value=0,
-                    description="event_date is the local date of event_time",
-                    practice="schemas/_base.py: a date is a local calendar date"),),
+        metrics=(
+            Metric(
+                "date_mismatch",
+                count(pl.col("event_time").dt.date() != pl.col("event_date")),
+                "events filed under another date than their time's",
+            ),
+        ),
+        rules=(
+            Rule(
+                "events.event_date.matches_time",
+                "date_mismatch",
+                max_value=0,
+                description="event_date is the local date of event_time",
+                practice="schemas/_base.py: a date is a local calendar date",
+            ),
+        ),
     )
 
 
@@ -393,26 +538,59 @@ def _purchases(th: CheckThresholds) -> Extras:
         metrics=(
             Metric("amount_not_positive", count(num("amount_yuan") <= 0), "purchases of zero or negative yuan"),
             Metric("seq_negative", count(num("purchase_seq") < 0), "negative purchase sequence numbers"),
-            Metric("reversal_without_ref", count((pl.col("txn_type") == "reversal") & pl.col("ref_txn_id").is_null()),
-                   "reversals that name no transaction"),
-            Metric("card_not_masked", count(pl.col("card_last4").str.len_chars() > 4), "card_last4 longer than 4 characters"),
-            Metric("date_mismatch", count(pl.col("purchase_time").dt.date() != pl.col("purchase_date")),
-                   "purchases filed under another date than their time's"),
+            Metric(
+                "reversal_without_ref",
+                count((pl.col("txn_type") == "reversal") & pl.col("ref_txn_id").is_null()),
+                "reversals that name no transaction",
+            ),
+            Metric(
+                "card_not_masked",
+                count(pl.col("card_last4").str.len_chars() > 4),
+                "card_last4 longer than 4 characters",
+            ),
+            Metric(
+                "date_mismatch",
+                count(pl.col("purchase_time").dt.date() != pl.col("purchase_date")),
+                "purchases filed under another date than their time's",
+            ),
         ),
         rules=(
-            Rule(f"{t}.amount_yuan.positive", "amount_not_positive", max_value=0,
-                 description="amount_yuan > 0", practice=f"{CONTRACT} §1 purchases.amount_yuan"),
-            Rule(f"{t}.purchase_seq.non_negative", "seq_negative", max_value=0,
-                 description="purchase_seq >= 0", practice=f"{CONTRACT} §1 purchases.purchase_seq"),
-            Rule(f"{t}.reversal.names_ref", "reversal_without_ref", max_value=0, severity="warning",
-                 description="a reversal names the transaction it cancels",
-                 practice=f"{CONTRACT} §1: a reversal (冲正) cancels the transaction named in ref_txn_id"),
-            Rule(f"{t}.card.masked", "card_not_masked", max_value=0,
-                 description="at most the last 4 digits of a card number are kept",
-                 practice=f"{CONTRACT} §1 purchases.card_no (personal data)"),
-            Rule(f"{t}.purchase_date.matches_time", "date_mismatch", max_value=0,
-                 description="purchase_date is the local date of purchase_time",
-                 practice="schemas/_base.py: a date is a local calendar date"),
+            Rule(
+                f"{t}.amount_yuan.positive",
+                "amount_not_positive",
+                max_value=0,
+                description="amount_yuan > 0",
+                practice=f"{CONTRACT} §1 purchases.amount_yuan",
+            ),
+            Rule(
+                f"{t}.purchase_seq.non_negative",
+                "seq_negative",
+                max_value=0,
+                description="purchase_seq >= 0",
+                practice=f"{CONTRACT} §1 purchases.purchase_seq",
+            ),
+            Rule(
+                f"{t}.reversal.names_ref",
+                "reversal_without_ref",
+                max_value=0,
+                severity="warning",
+                description="a reversal names the transaction it cancels",
+                practice=f"{CONTRACT} §1: a reversal (冲正) cancels the transaction named in ref_txn_id",
+            ),
+            Rule(
+                f"{t}.card.masked",
+                "card_not_masked",
+                max_value=0,
+                description="at most the last 4 digits of a card number are kept",
+                practice=f"{CONTRACT} §1 purchases.card_no (personal data)",
+            ),
+            Rule(
+                f"{t}.purchase_date.matches_time",
+                "date_mismatch",
+                max_value=0,
+                description="purchase_date is the local date of purchase_time",
+                practice="schemas/_base.py: a date is a local calendar date",
+            ),
         ),
     )
 
@@ -428,34 +606,77 @@ def _meter_daily(th: CheckThresholds) -> Extras:
         metrics=(
             Metric("kwh_negative", count(num("kwh") < 0), "meter-days with negative kWh"),
             Metric("reverse_negative", count(num("reverse_kwh") < 0), "meter-days with negative reverse kWh"),
-            Metric("quality_value_off", count(((q == "missing") & pl.col("kwh").is_not_null())
-                                              | (q.is_in(["actual", "estimated"]) & pl.col("kwh").is_null())),
-                   "meter-days whose quality flag disagrees with the presence of a value"),
+            Metric(
+                "quality_value_off",
+                count(
+                    ((q == "missing") & pl.col("kwh").is_not_null())
+                    | (q.is_in(["actual", "estimated"]) & pl.col("kwh").is_null())
+                ),
+                "meter-days whose quality flag disagrees with the presence of a value",
+            ),
             Metric("missing_share", share(q == "missing"), "share of meter-days without a value"),
             Metric("estimated_share", share(q == "estimated"), "share of estimated meter-days"),
             Metric("kwh_max", num("kwh").max(), "largest meter-day kWh"),
-            Metric("tou_sum_off", count(all_tou & ((tou - num("kwh")).abs() > th.registers.tou_sum_tolerance_kwh * scale)),
-                   "meter-days whose TOU kWh do not add up to kwh"),
+            Metric(
+                "tou_sum_off",
+                count(all_tou & ((tou - num("kwh")).abs() > th.registers.tou_sum_tolerance_kwh * scale)),
+                "meter-days whose TOU kWh do not add up to kwh",
+            ),
         ),
         rules=(
-            Rule(f"{t}.kwh.non_negative", "kwh_negative", max_value=0, description="daily kWh >= 0",
-                 practice=f"{CONTRACT} §1: a register going down is a fault and the day has no actual value"),
-            Rule(f"{t}.reverse_kwh.non_negative", "reverse_negative", max_value=0,
-                 description="daily reverse kWh >= 0", practice=f"{CONTRACT} §1 registers.reverse_kwh"),
-            Rule(f"{t}.quality.matches_value", "quality_value_off", max_value=0,
-                 description="missing days have no kWh; actual and estimated days have one",
-                 practice="DOMAIN.md VEE: every value carries a quality flag"),
-            Rule(f"{t}.quality.missing_share", "missing_share", max_value=md.max_missing_share, severity="warning",
-                 description="share of missing meter-days", practice="DOMAIN.md: 采集成功率 targets 98-99.5 %"),
-            Rule(f"{t}.quality.estimated_share", "estimated_share", max_value=md.max_estimated_share, severity="warning",
-                 description="share of estimated meter-days",
-                 practice="DOMAIN.md: Itron billing quality gate on the estimated share"),
-            Rule(f"{t}.kwh.plausible_max", "kwh_max", max_value=md.max_kwh_per_day, severity="warning",
-                 description="no meter-day above the plausible maximum",
-                 practice=f"{VEE} 8 and 10: high against history and capacity"),
-            Rule(f"{t}.tou.sum", "tou_sum_off", max_value=0, severity="warning",
-                 description="kwh_sharp + kwh_peak + kwh_flat + kwh_valley = kwh within the rounding tolerance",
-                 practice=f"{VEE} 9: Σ 尖峰平谷 against the total register"),
+            Rule(
+                f"{t}.kwh.non_negative",
+                "kwh_negative",
+                max_value=0,
+                description="daily kWh >= 0",
+                practice=f"{CONTRACT} §1: a register going down is a fault and the day has no actual value",
+            ),
+            Rule(
+                f"{t}.reverse_kwh.non_negative",
+                "reverse_negative",
+                max_value=0,
+                description="daily reverse kWh >= 0",
+                practice=f"{CONTRACT} §1 registers.reverse_kwh",
+            ),
+            Rule(
+                f"{t}.quality.matches_value",
+                "quality_value_off",
+                max_value=0,
+                description="missing days have no kWh; actual and estimated days have one",
+                practice="DOMAIN.md VEE: every value carries a quality flag",
+            ),
+            Rule(
+                f"{t}.quality.missing_share",
+                "missing_share",
+                max_value=md.max_missing_share,
+                severity="warning",
+                description="share of missing meter-days",
+                practice="DOMAIN.md: 采集成功率 targets 98-99.5 %",
+            ),
+            Rule(
+                f"{t}.quality.estimated_share",
+                "estimated_share",
+                max_value=md.max_estimated_share,
+                severity="warning",
+                description="share of estimated meter-days",
+                practice="DOMAIN.md: Itron billing quality gate on the estimated share",
+            ),
+            Rule(
+                f"{t}.kwh.plausible_max",
+                "kwh_max",
+                max_value=md.max_kwh_per_day,
+                severity="warning",
+                description="no meter-day above the plausible maximum",
+                practice=f"{VEE} 8 and 10: high against history and capacity",
+            ),
+            Rule(
+                f"{t}.tou.sum",
+                "tou_sum_off",
+                max_value=0,
+                severity="warning",
+                description="kwh_sharp + kwh_peak + kwh_flat + kwh_valley = kwh within the rounding tolerance",
+                practice=f"{VEE} 9: Σ 尖峰平谷 against the total register",
+            ),
         ),
     )
 
@@ -466,31 +687,65 @@ def _collection_daily(th: CheckThresholds) -> Extras:
     return Extras(
         metrics=(
             Metric("read_off", count((read > total) | (read < 0)), "rows with meters_read outside 0..meters_total"),
-            Metric("rate_off", count(((total > 0) & ((rate - read / total).abs() > a.rate_tolerance))
-                                     | (rate < -a.rate_tolerance) | (rate > 1 + a.rate_tolerance)),
-                   "rows whose success_rate is not meters_read / meters_total"),
-            Metric("curves_off", count((num("curves_complete") > total) | (num("curves_complete") < 0)),
-                   "rows with curves_complete outside 0..meters_total"),
-            Metric("overall_shortfall",
-                   pl.when(total.sum() > 0).then(num("target_rate").max() - read.sum() / total.sum()),
-                   "the configured target minus the day's overall success rate (> 0: below target)"),
+            Metric(
+                "rate_off",
+                count(
+                    ((total > 0) & ((rate - read / total).abs() > a.rate_tolerance))
+                    | (rate < -a.rate_tolerance)
+                    | (rate > 1 + a.rate_tolerance)
+                ),
+                "rows whose success_rate is not meters_read / meters_total",
+            ),
+            Metric(
+                "curves_off",
+                count((num("curves_complete") > total) | (num("curves_complete") < 0)),
+                "rows with curves_complete outside 0..meters_total",
+            ),
+            Metric(
+                "overall_shortfall",
+                pl.when(total.sum() > 0).then(num("target_rate").max() - read.sum() / total.sum()),
+                "the configured target minus the day's overall success rate (> 0: below target)",
+            ),
         ),
         rules=(
-            Rule(f"{t}.meters_read.within_total", "read_off", max_value=0,
-                 description="0 <= meters_read <= meters_total", practice=f"{CONTRACT} §3 collection_daily"),
-            Rule(f"{t}.success_rate.definition", "rate_off", max_value=0,
-                 description="success_rate = meters_read / meters_total, within [0, 1]",
-                 practice=f"{CONTRACT} §3: success_rate = meters_read / meters_total (采集成功率)"),
-            Rule(f"{t}.curves_complete.within_total", "curves_off", max_value=0,
-                 description="0 <= curves_complete <= meters_total", practice=f"{VEE} 2: completeness"),
-            Rule(f"{t}.success_rate.overall_target", "overall_shortfall", max_value=0, severity="warning",
-                 description="the day's overall 采集成功率 reaches the configured target (target_rate)",
-                 practice="DOMAIN.md: targets commonly 98-99.5 %, configurable"),
+            Rule(
+                f"{t}.meters_read.within_total",
+                "read_off",
+                max_value=0,
+                description="0 <= meters_read <= meters_total",
+                practice=f"{CONTRACT} §3 collection_daily",
+            ),
+            Rule(
+                f"{t}.success_rate.definition",
+                "rate_off",
+                max_value=0,
+                description="success_rate = meters_read / meters_total, within [0, 1]",
+                practice=f"{CONTRACT} §3: success_rate = meters_read / meters_total (采集成功率)",
+            ),
+            Rule(
+                f"{t}.curves_complete.within_total",
+                "curves_off",
+                max_value=0,
+                description="0 <= curves_complete <= meters_total",
+                practice=f"{VEE} 2: completeness",
+            ),
+            Rule(
+                f"{t}.success_rate.overall_target",
+                "overall_shortfall",
+                max_value=0,
+                severity="warning",
+                description="the day's overall 采集成功率 reaches the configured target (target_rate)",
+                practice="DOMAIN.md: targets commonly 98-99.5 %, configurable",
+            ),
         ),
         row_rules=(
-            RowRule(f"{t}.success_rate.area_target", "success_rate_shortfall", max_value=0,
-                    description="each area's 采集成功率 reaches its target (target_rate - success_rate <= 0)",
-                    practice="DOMAIN.md: utilities track 采集成功率 per area daily"),
+            RowRule(
+                f"{t}.success_rate.area_target",
+                "success_rate_shortfall",
+                max_value=0,
+                description="each area's 采集成功率 reaches its target (target_rate - success_rate <= 0)",
+                practice="DOMAIN.md: utilities track 采集成功率 per area daily",
+            ),
         ),
         row_index=("scope", "area_id", "feeder_id"),
         row_view=lambda lf: lf.with_columns((num("target_rate") - num("success_rate")).alias("success_rate_shortfall")),
@@ -510,46 +765,89 @@ def _loss(th: CheckThresholds, table: str, entity: str, parts: tuple[str, str] |
     supply, sales, loss, rate = num("supply_kwh"), num("sales_kwh"), num("loss_kwh"), num("loss_rate")
     status = pl.col("status")
     metrics = [
-        Metric("loss_identity_off", count((supply - sales - loss).abs() > a.kwh_tolerance),
-               "rows where loss_kwh is not supply_kwh - sales_kwh"),
-        Metric("rate_definition_off",
-               count((supply > 0) & ((rate * supply - loss).abs() > a.kwh_tolerance)
-                     & ((rate - loss / supply).abs() > a.rate_tolerance)),
-               "rows where loss_rate is not loss_kwh / supply_kwh"),
-        Metric("computable_without_rate", count((status != "uncomputable") & pl.col("loss_rate").is_null()),
-               "rows with a status other than uncomputable but no loss rate"),
+        Metric(
+            "loss_identity_off",
+            count((supply - sales - loss).abs() > a.kwh_tolerance),
+            "rows where loss_kwh is not supply_kwh - sales_kwh",
+        ),
+        Metric(
+            "rate_definition_off",
+            count(
+                (supply > 0)
+                & ((rate * supply - loss).abs() > a.kwh_tolerance)
+                & ((rate - loss / supply).abs() > a.rate_tolerance)
+            ),
+            "rows where loss_rate is not loss_kwh / supply_kwh",
+        ),
+        Metric(
+            "computable_without_rate",
+            count((status != "uncomputable") & pl.col("loss_rate").is_null()),
+            "rows with a status other than uncomputable but no loss rate",
+        ),
         Metric("uncomputable_share", share(status == "uncomputable"), "share of uncomputable rows"),
     ]
     rules = [
-        Rule(f"{table}.loss_kwh.identity", "loss_identity_off", max_value=0,
-             description="loss_kwh = supply_kwh - sales_kwh within the tolerance",
-             practice=f"{CONTRACT} §3: loss = supply - sales"),
-        Rule(f"{table}.loss_rate.definition", "rate_definition_off", max_value=0,
-             description="loss_rate = loss_kwh / supply_kwh within the tolerance",
-             practice=f"{CONTRACT} §3: loss_rate = loss / supply (同期线损)"),
-        Rule(f"{table}.status.computable_has_rate", "computable_without_rate", max_value=0,
-             description="a normal, high or negative row has a loss rate",
-             practice=f"{CONTRACT} §3: status from the loss rate unless uncomputable"),
-        Rule(f"{table}.status.uncomputable_share", "uncomputable_share", max_value=lo.max_uncomputable_share,
-             severity="warning", description="share of uncomputable (不可算) rows",
-             practice="DOMAIN.md: 不可算 (master meter missing, collection incomplete, archive errors)"),
+        Rule(
+            f"{table}.loss_kwh.identity",
+            "loss_identity_off",
+            max_value=0,
+            description="loss_kwh = supply_kwh - sales_kwh within the tolerance",
+            practice=f"{CONTRACT} §3: loss = supply - sales",
+        ),
+        Rule(
+            f"{table}.loss_rate.definition",
+            "rate_definition_off",
+            max_value=0,
+            description="loss_rate = loss_kwh / supply_kwh within the tolerance",
+            practice=f"{CONTRACT} §3: loss_rate = loss / supply (同期线损)",
+        ),
+        Rule(
+            f"{table}.status.computable_has_rate",
+            "computable_without_rate",
+            max_value=0,
+            description="a normal, high or negative row has a loss rate",
+            practice=f"{CONTRACT} §3: status from the loss rate unless uncomputable",
+        ),
+        Rule(
+            f"{table}.status.uncomputable_share",
+            "uncomputable_share",
+            max_value=lo.max_uncomputable_share,
+            severity="warning",
+            description="share of uncomputable (不可算) rows",
+            practice="DOMAIN.md: 不可算 (master meter missing, collection incomplete, archive errors)",
+        ),
     ]
     if parts is not None:
         whole = "supply_kwh" if entity == "area_id" else "sales_kwh"
         x, y = parts
-        metrics.append(Metric("parts_identity_off", count((num(whole) - num(x) - num(y)).abs() > a.kwh_tolerance),
-                              f"rows where {whole} is not {x} + {y}"))
-        rules.append(Rule(f"{table}.{whole}.identity", "parts_identity_off", max_value=0,
-                          description=f"{whole} = {x} + {y} within the tolerance",
-                          practice=f"{CONTRACT} §3 area and feeder loss definitions"))
+        metrics.append(
+            Metric(
+                "parts_identity_off",
+                count((num(whole) - num(x) - num(y)).abs() > a.kwh_tolerance),
+                f"rows where {whole} is not {x} + {y}",
+            )
+        )
+        rules.append(
+            Rule(
+                f"{table}.{whole}.identity",
+                "parts_identity_off",
+                max_value=0,
+                description=f"{whole} = {x} + {y} within the tolerance",
+                practice=f"{CONTRACT} §3 area and feeder loss definitions",
+            )
+        )
     return Extras(
         metrics=tuple(metrics),
         rules=tuple(rules),
         row_rules=(
-            RowRule(f"{table}.loss_rate.plausible", "loss_rate",
-                    min_value=-lo.implausible_loss_rate, max_value=lo.implausible_loss_rate,
-                    description="a computable loss rate lies within the plausible band",
-                    practice="DOMAIN.md: 户变关系错误 and 倍率错误 show as abnormal loss"),
+            RowRule(
+                f"{table}.loss_rate.plausible",
+                "loss_rate",
+                min_value=-lo.implausible_loss_rate,
+                max_value=lo.implausible_loss_rate,
+                description="a computable loss rate lies within the plausible band",
+                practice="DOMAIN.md: 户变关系错误 and 倍率错误 show as abnormal loss",
+            ),
         ),
         row_index=(entity,),
         row_view=_blank_uncomputable,
@@ -566,21 +864,48 @@ def _anomalies(th: CheckThresholds) -> Extras:
         Metric("reasons_missing", count(pl.col("reasons").is_null()), "rows without reasons"),
     ]
     rules = [
-        Rule(f"{t}.score.finite", "score_not_finite", max_value=0,
-             description="every listed meter has a finite score", practice=f"{CONTRACT} §3 anomalies.score"),
-        Rule(f"{t}.rank.unique", "rank_duplicates", max_value=0,
-             description="one meter per rank and date", practice="schemas/anomalies.py: ties broken by meter_id"),
-        Rule(f"{t}.reasons.present", "reasons_missing", max_value=0, severity="warning",
-             description="every listed meter gives its reasons to inspectors",
-             practice="DOMAIN.md 反窃电: a ranked list with reasons for inspectors"),
+        Rule(
+            f"{t}.score.finite",
+            "score_not_finite",
+            max_value=0,
+            description="every listed meter has a finite score",
+            practice=f"{CONTRACT} §3 anomalies.score",
+        ),
+        Rule(
+            f"{t}.rank.unique",
+            "rank_duplicates",
+            max_value=0,
+            description="one meter per rank and date",
+            practice="schemas/anomalies.py: ties broken by meter_id",
+        ),
+        Rule(
+            f"{t}.reasons.present",
+            "reasons_missing",
+            max_value=0,
+            severity="warning",
+            description="every listed meter gives its reasons to inspectors",
+            practice="DOMAIN.md 反窃电: a ranked list with reasons for inspectors",
+        ),
     ]
     table = contract(t, "marts")
     points = [c.name for c in table.columns if c.name.endswith("_points")] if table is not None else []
     if points:
-        metrics.append(Metric("score_sum_off", count((score - pl.sum_horizontal([num(c) for c in points])).abs() > 1e-6),
-                              "rows whose score is not the sum of their points"))
-        rules.append(Rule(f"{t}.score.sum_of_points", "score_sum_off", max_value=0,
-                          description="score = Σ *_points", practice="schemas/anomalies.py: score = Σ *_points"))
+        metrics.append(
+            Metric(
+                "score_sum_off",
+                count((score - pl.sum_horizontal([num(c) for c in points])).abs() > 1e-6),
+                "rows whose score is not the sum of their points",
+            )
+        )
+        rules.append(
+            Rule(
+                f"{t}.score.sum_of_points",
+                "score_sum_off",
+                max_value=0,
+                description="score = Σ *_points",
+                practice="schemas/anomalies.py: score = Σ *_points",
+            )
+        )
     return Extras(metrics=tuple(metrics), rules=tuple(rules))
 
 
@@ -594,33 +919,71 @@ def _bills_monthly(th: CheckThresholds) -> Extras:
     return Extras(
         metrics=(
             Metric("amount_negative", count(amount < 0), "bills below 0 yuan"),
-            Metric("amount_unrounded", count(((amount * 100) - (amount * 100).round(0)).abs() > a.yuan_rounding_tolerance),
-                   "bills not rounded to 0.01 yuan"),
-            Metric("amount_not_half_up", count((amount - num("amount_exact_yuan")).abs() > 0.005 + a.yuan_rounding_tolerance),
-                   "bills more than half a fen from their exact amount"),
+            Metric(
+                "amount_unrounded",
+                count(((amount * 100) - (amount * 100).round(0)).abs() > a.yuan_rounding_tolerance),
+                "bills not rounded to 0.01 yuan",
+            ),
+            Metric(
+                "amount_not_half_up",
+                count((amount - num("amount_exact_yuan")).abs() > 0.005 + a.yuan_rounding_tolerance),
+                "bills more than half a fen from their exact amount",
+            ),
             Metric("kwh_negative", count(pl.any_horizontal([num(c) < 0 for c in kwh_cols])), "bills with negative kWh"),
-            Metric("tier_sum_off", count(total & ((tiers - num("kwh_total")).abs() > a.kwh_tolerance)),
-                   "bills whose tiers do not add up to kwh_total"),
-            Metric("tou_sum_off", count(total & ((tou - num("kwh_total")).abs() > a.kwh_tolerance)),
-                   "bills whose TOU kWh do not add up to kwh_total"),
+            Metric(
+                "tier_sum_off",
+                count(total & ((tiers - num("kwh_total")).abs() > a.kwh_tolerance)),
+                "bills whose tiers do not add up to kwh_total",
+            ),
+            Metric(
+                "tou_sum_off",
+                count(total & ((tou - num("kwh_total")).abs() > a.kwh_tolerance)),
+                "bills whose TOU kWh do not add up to kwh_total",
+            ),
         ),
         rules=(
-            Rule(f"{t}.amount_yuan.non_negative", "amount_negative", max_value=0,
-                 description="amount_yuan >= 0", practice=f"{CONTRACT} §2 tariffs"),
-            Rule(f"{t}.amount_yuan.rounded", "amount_unrounded", max_value=0,
-                 description="amount_yuan is rounded to 0.01 yuan",
-                 practice=f"{CONTRACT} §2: a bill's total is rounded to 0.01 yuan, half up"),
-            Rule(f"{t}.amount_yuan.half_up", "amount_not_half_up", max_value=0,
-                 description="amount_yuan is amount_exact_yuan rounded (within half a fen)",
-                 practice=f"{CONTRACT} §2: amounts at full precision, the total rounded half up"),
-            Rule(f"{t}.kwh.non_negative", "kwh_negative", max_value=0,
-                 description="no negative kWh on a bill", practice=f"{CONTRACT} §2"),
-            Rule(f"{t}.tiers.sum", "tier_sum_off", max_value=0,
-                 description="kwh_tier1 + kwh_tier2 + kwh_tier3 = kwh_total within the tolerance",
-                 practice=f"{CONTRACT} §2: kWh are split across tiers"),
-            Rule(f"{t}.tou.sum", "tou_sum_off", max_value=0,
-                 description="kwh_sharp + kwh_peak + kwh_flat + kwh_valley = kwh_total within the tolerance",
-                 practice="schemas/bills_monthly.py: the four TOU kWh always sum to kwh_total"),
+            Rule(
+                f"{t}.amount_yuan.non_negative",
+                "amount_negative",
+                max_value=0,
+                description="amount_yuan >= 0",
+                practice=f"{CONTRACT} §2 tariffs",
+            ),
+            Rule(
+                f"{t}.amount_yuan.rounded",
+                "amount_unrounded",
+                max_value=0,
+                description="amount_yuan is rounded to 0.01 yuan",
+                practice=f"{CONTRACT} §2: a bill's total is rounded to 0.01 yuan, half up",
+            ),
+            Rule(
+                f"{t}.amount_yuan.half_up",
+                "amount_not_half_up",
+                max_value=0,
+                description="amount_yuan is amount_exact_yuan rounded (within half a fen)",
+                practice=f"{CONTRACT} §2: amounts at full precision, the total rounded half up",
+            ),
+            Rule(
+                f"{t}.kwh.non_negative",
+                "kwh_negative",
+                max_value=0,
+                description="no negative kWh on a bill",
+                practice=f"{CONTRACT} §2",
+            ),
+            Rule(
+                f"{t}.tiers.sum",
+                "tier_sum_off",
+                max_value=0,
+                description="kwh_tier1 + kwh_tier2 + kwh_tier3 = kwh_total within the tolerance",
+                practice=f"{CONTRACT} §2: kWh are split across tiers",
+            ),
+            Rule(
+                f"{t}.tou.sum",
+                "tou_sum_off",
+                max_value=0,
+                description="kwh_sharp + kwh_peak + kwh_flat + kwh_valley = kwh_total within the tolerance",
+                practice="schemas/bills_monthly.py: the four TOU kWh always sum to kwh_total",
+            ),
         ),
     )
 
@@ -629,22 +992,48 @@ def _prepay_daily(th: CheckThresholds) -> Extras:
     t, a = "prepay_daily", th.arithmetic
     return Extras(
         metrics=(
-            Metric("consumption_negative", count(num("consumption_yuan") < 0), "customer-days with negative consumption cost"),
-            Metric("difference_off",
-                   count((num("difference_yuan") - (num("meter_balance_yuan") - num("balance_yuan"))).abs() > a.yuan_tolerance),
-                   "rows where difference_yuan is not meter_balance_yuan - balance_yuan"),
-            Metric("mismatch_share", share(pl.col("status") == "mismatch"), "share of customer-days whose balances disagree"),
+            Metric(
+                "consumption_negative",
+                count(num("consumption_yuan") < 0),
+                "customer-days with negative consumption cost",
+            ),
+            Metric(
+                "difference_off",
+                count(
+                    (num("difference_yuan") - (num("meter_balance_yuan") - num("balance_yuan"))).abs()
+                    > a.yuan_tolerance
+                ),
+                "rows where difference_yuan is not meter_balance_yuan - balance_yuan",
+            ),
+            Metric(
+                "mismatch_share",
+                share(pl.col("status") == "mismatch"),
+                "share of customer-days whose balances disagree",
+            ),
         ),
         rules=(
-            Rule(f"{t}.consumption_yuan.non_negative", "consumption_negative", max_value=0,
-                 description="consumption_yuan >= 0 (kWh >= 0 at a positive price)",
-                 practice=f"{CONTRACT} §3 prepay_daily.consumption_yuan"),
-            Rule(f"{t}.difference_yuan.identity", "difference_off", max_value=0,
-                 description="difference_yuan = meter_balance_yuan - balance_yuan",
-                 practice="schemas/prepay_daily.py difference_yuan"),
-            Rule(f"{t}.status.mismatch_share", "mismatch_share", max_value=th.prepay.max_mismatch_share, severity="warning",
-                 description="share of customer-days whose computed and meter balances disagree",
-                 practice="DOMAIN.md 费控 checks: consumption x price ≈ fall in balance"),
+            Rule(
+                f"{t}.consumption_yuan.non_negative",
+                "consumption_negative",
+                max_value=0,
+                description="consumption_yuan >= 0 (kWh >= 0 at a positive price)",
+                practice=f"{CONTRACT} §3 prepay_daily.consumption_yuan",
+            ),
+            Rule(
+                f"{t}.difference_yuan.identity",
+                "difference_off",
+                max_value=0,
+                description="difference_yuan = meter_balance_yuan - balance_yuan",
+                practice="schemas/prepay_daily.py difference_yuan",
+            ),
+            Rule(
+                f"{t}.status.mismatch_share",
+                "mismatch_share",
+                max_value=th.prepay.max_mismatch_share,
+                severity="warning",
+                description="share of customer-days whose computed and meter balances disagree",
+                practice="DOMAIN.md 费控 checks: consumption x price ≈ fall in balance",
+            ),
         ),
     )
 
@@ -654,9 +1043,15 @@ def _recovery_monthly(th: CheckThresholds) -> Extras:
     return Extras(
         # a rate of exactly 1 computed in floating point can come out as 1.0000000000000002
         metrics=(Metric("rate_off", count((rate < -tol) | (rate > 1 + tol)), "recovery rates outside [0, 1]"),),
-        rules=(Rule("recovery_monthly.recovery_rate.range", "rate_off", max_value=0,
-                    description="0 <= recovery_rate <= 1 (collected never exceeds billed)",
-                    practice="schemas/recovery_monthly.py: collected = bill - min(bill, arrears)"),),
+        rules=(
+            Rule(
+                "recovery_monthly.recovery_rate.range",
+                "rate_off",
+                max_value=0,
+                description="0 <= recovery_rate <= 1 (collected never exceeds billed)",
+                practice="schemas/recovery_monthly.py: collected = bill - min(bill, arrears)",
+            ),
+        ),
     )
 
 
@@ -670,11 +1065,21 @@ def _quarantine(th: CheckThresholds) -> Extras:
             Metric("unknown_dataset", count(~pl.col("dataset").is_in(datasets)), "rows of an unknown dataset"),
         ),
         rules=(
-            Rule("quarantine.line.positive", "line_not_positive", max_value=0,
-                 description="line is 1-based (the header is line 1) or empty for a whole file",
-                 practice=f"{CONTRACT} §3 quarantine.line"),
-            Rule("quarantine.dataset.known", "unknown_dataset", max_value=0, severity="warning",
-                 description="dataset is a landing dataset", practice=f"{CONTRACT} §1 landing zone"),
+            Rule(
+                "quarantine.line.positive",
+                "line_not_positive",
+                max_value=0,
+                description="line is 1-based (the header is line 1) or empty for a whole file",
+                practice=f"{CONTRACT} §3 quarantine.line",
+            ),
+            Rule(
+                "quarantine.dataset.known",
+                "unknown_dataset",
+                max_value=0,
+                severity="warning",
+                description="dataset is a landing dataset",
+                practice=f"{CONTRACT} §1 landing zone",
+            ),
         ),
     )
 
@@ -689,8 +1094,12 @@ _EXTRAS: dict[str, Callable[[CheckThresholds], Extras]] = {
     "collection_daily": _collection_daily,
     "area_loss_daily": lambda th: _loss(th, "area_loss_daily", "area_id", ("master_kwh", "pv_export_kwh")),
     "area_loss_monthly": lambda th: _loss(th, "area_loss_monthly", "area_id", ("master_kwh", "pv_export_kwh")),
-    "feeder_loss_daily": lambda th: _loss(th, "feeder_loss_daily", "feeder_id", ("area_masters_kwh", "direct_customers_kwh")),
-    "feeder_loss_monthly": lambda th: _loss(th, "feeder_loss_monthly", "feeder_id", ("area_masters_kwh", "direct_customers_kwh")),
+    "feeder_loss_daily": lambda th: _loss(
+        th, "feeder_loss_daily", "feeder_id", ("area_masters_kwh", "direct_customers_kwh")
+    ),
+    "feeder_loss_monthly": lambda th: _loss(
+        th, "feeder_loss_monthly", "feeder_id", ("area_masters_kwh", "direct_customers_kwh")
+    ),
     "anomalies": _anomalies,
     "bills_monthly": _bills_monthly,
     "prepay_daily": _prepay_daily,
@@ -743,7 +1152,10 @@ def generic_suite(table: str, layer: str, partition_key: str, grain: str) -> Tab
     """The suite of a table without a contract: it must be readable and must not hold
     card numbers; its row counts are recorded."""
     return TableSuite(
-        table=table, layer=layer, partition_key=partition_key, grain=grain,
+        table=table,
+        layer=layer,
+        partition_key=partition_key,
+        grain=grain,
         description=f"{layer}/{table}: no contract in schemas/; only the checks every table gets",
         rules=tuple(base_rules(table, schema=False)),
     )

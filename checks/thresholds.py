@@ -28,13 +28,17 @@ class Gate(_Section):
 
 class Arithmetic(_Section):
     kwh_tolerance: float = Field(
-        0.02, ge=0, description="kWh tolerance of identities between stored columns (loss = supply - sales, tiers sum to total)"
+        0.02,
+        ge=0,
+        description="kWh tolerance of identities between stored columns (loss = supply - sales, tiers sum to total)",
     )
     rate_tolerance: float = Field(
         1e-4, ge=0, description="tolerance of a stored rate against its definition (loss / supply, read / total)"
     )
     yuan_tolerance: float = Field(
-        0.01, ge=0, description="yuan tolerance of identities between stored amounts (difference = meter - computed balance)"
+        0.01,
+        ge=0,
+        description="yuan tolerance of identities between stored amounts (difference = meter - computed balance)",
     )
     yuan_rounding_tolerance: float = Field(
         1e-6, ge=0, description="how far amount_yuan x 100 may be from an integer (bills are rounded to 0.01 yuan)"

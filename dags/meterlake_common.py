@@ -74,17 +74,13 @@ def _asset(name: str, path: str, description: str) -> Asset:
 # Assets: one per stage output. Their events carry the plan (dates, lake, run id) and
 # the rows written per table; consumers schedule on them.
 CLEAN = _asset("clean", "clean", "clean landing tables and quarantine (ingest stage)")
-METER_DAILY = _asset(
-    "meter_daily", "marts/meter_daily", "meter_daily and collection_daily (validate stage: VEE)"
-)
+METER_DAILY = _asset("meter_daily", "marts/meter_daily", "meter_daily and collection_daily (validate stage: VEE)")
 LOSS = _asset("loss", "marts/loss", "area and feeder line loss, daily and monthly (loss stage)")
 ANOMALIES = _asset("anomalies", "marts/anomalies", "theft/anomaly ranking (anomalies stage)")
 BILLING = _asset("billing", "marts/billing", "bills_monthly and prepay_daily (billing stage)")
 #: emitted only when the Great Expectations gate passed: publishing schedules on it
 CHECKED = _asset("checked", "checked", "marts that passed the blocking expectations (check stage)")
-PUBLISHED = _asset(
-    "published", "published", "reporting database, data dictionary and HTML report (publish stage)"
-)
+PUBLISHED = _asset("published", "published", "reporting database, data dictionary and HTML report (publish stage)")
 
 STAGE_ASSETS: dict[str, Asset] = {
     "ingest": CLEAN,
@@ -106,12 +102,8 @@ def _path_param(what: str) -> Param:
 
 
 PATH_PARAMS: dict[str, Param] = {
-    "landing": _path_param(
-        "landing root (one folder per dataset); empty = METERLAKE_LANDING of the worker"
-    ),
-    "lake": _path_param(
-        "lake root; empty = METERLAKE_LAKE of the worker (a filesystem every worker mounts)"
-    ),
+    "landing": _path_param("landing root (one folder per dataset); empty = METERLAKE_LANDING of the worker"),
+    "lake": _path_param("lake root; empty = METERLAKE_LAKE of the worker (a filesystem every worker mounts)"),
 }
 DAILY_PARAMS: dict[str, Param] = {
     "start": _date_param(
@@ -126,8 +118,7 @@ MONTHLY_PARAMS: dict[str, Param] = {
         None,
         type=["null", "string"],
         pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
-        description="month to close, YYYY-MM; empty = the month before the run's logical "
-        "date (Asia/Shanghai)",
+        description="month to close, YYYY-MM; empty = the month before the run's logical date (Asia/Shanghai)",
     ),
     **PATH_PARAMS,
 }
@@ -143,9 +134,7 @@ def data_date(logical_date: dt.datetime) -> dt.date:
     datetime.date(2026, 1, 8)
     """
     if logical_date.tzinfo is None:
-        raise AirflowFailException(
-            f"expected a timezone-aware logical date, found {logical_date!r}"
-        )
+        raise AirflowFailException(f"expected a timezone-aware logical date, found {logical_date!r}")
     return logical_date.astimezone(LOCAL).date() - dt.timedelta(days=1)
 
 
@@ -179,9 +168,7 @@ def _parse_date(name: str, value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except (TypeError, ValueError):
-        raise AirflowFailException(
-            f"param {name}: expected a date YYYY-MM-DD, found {value!r}"
-        ) from None
+        raise AirflowFailException(f"param {name}: expected a date YYYY-MM-DD, found {value!r}") from None
 
 
 def param_dates(params: Mapping[str, Any]) -> list[dt.date] | None:
@@ -270,8 +257,7 @@ def plan_daily(context: Mapping[str, Any]) -> dict[str, Any]:
         seen = sorted({e[key] for e in extras if e.get(key)})
         if len(seen) > 1 and not params.get(key):
             raise AirflowFailException(
-                f"triggering asset events: expected one {key} path, found {seen} "
-                f"(set the param {key} to choose)"
+                f"triggering asset events: expected one {key} path, found {seen} (set the param {key} to choose)"
             )
     run_ids = {e.get("run_id") for e in extras}
     run_id = run_ids.pop() if len(run_ids) == 1 and None not in run_ids else own_run_id
@@ -305,9 +291,7 @@ def merge(*plans: Mapping[str, Any]) -> dict[str, Any]:
     for other in plans[1:]:
         for key in ("lake", "landing", "run_id"):
             if other[key] != first[key]:
-                raise AirflowFailException(
-                    f"branches disagree on {key}: expected {first[key]!r}, found {other[key]!r}"
-                )
+                raise AirflowFailException(f"branches disagree on {key}: expected {first[key]!r}, found {other[key]!r}")
     keep = {k: first[k] for k in ("lake", "landing", "run_id", "month") if k in first}
     return {"dates": sorted({d for p in plans for d in p["dates"]}), **keep}
 
@@ -361,8 +345,4 @@ def run_stage(stage: str, plan: Mapping[str, Any]) -> dict[str, Any]:
 
 def event_extra(done: Mapping[str, Any]) -> dict[str, Any]:
     """Asset-event extra: what a consumer needs (dates, paths, run id) and the row counts."""
-    return {
-        k: done[k]
-        for k in ("dates", "lake", "landing", "run_id", "stage", "rows", "month")
-        if k in done
-    }
+    return {k: done[k] for k in ("dates", "lake", "landing", "run_id", "stage", "rows", "month") if k in done}

@@ -61,9 +61,7 @@ def run(
     lake: Annotated[Path, typer.Option(help="lake root", envvar="METERLAKE_LAKE")],
     start: Annotated[str, typer.Option(help="first date, YYYY-MM-DD")],
     end: Annotated[str, typer.Option(help="last date, YYYY-MM-DD")],
-    stage: Annotated[
-        list[str] | None, typer.Option(help="run only these stages (repeatable); default all")
-    ] = None,
+    stage: Annotated[list[str] | None, typer.Option(help="run only these stages (repeatable); default all")] = None,
 ) -> None:
     """Run every stage for the dates (the same code the DAGs run)."""
     from . import pipeline
@@ -78,7 +76,7 @@ def run(
             record = pipeline.run(settings, first, last, stages=stage, progress=progress)
     except StageError as exc:
         _fail(str(exc))
-    except Exception as exc:  # noqa: BLE001 - the one-line reason, with the type for the log
+    except Exception as exc:
         logging.getLogger("meterlake").exception("run failed")
         _fail(f"{type(exc).__name__}: {exc}")
     from .summary import print_run_summary

@@ -48,7 +48,5 @@ def load(name: str, model: type[M], config_dir: Path | None = None) -> M:
         return model.model_validate(raw)
     except ValidationError as exc:
         _, where = config_text(name, config_dir)
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"{where}: {problems}") from exc

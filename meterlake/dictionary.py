@@ -30,8 +30,16 @@ from .schemas.landing import Landing
 DOCS_PATH = Path(__file__).resolve().parents[1] / "docs" / "data_dictionary.md"
 
 LAYER_TITLES = {
-    "marts": ("Marts", "分析数据表", "analyst-facing tables under `LAKE/marts/`; DuckDB views in `main`, PostgreSQL tables in the reporting schema"),
-    "clean": ("Clean tables", "清洗数据表", "validated landing rows under `LAKE/clean/`, with lineage; DuckDB views in schema `clean`"),
+    "marts": (
+        "Marts",
+        "分析数据表",
+        "analyst-facing tables under `LAKE/marts/`; DuckDB views in `main`, PostgreSQL tables in the reporting schema",
+    ),
+    "clean": (
+        "Clean tables",
+        "清洗数据表",
+        "validated landing rows under `LAKE/clean/`, with lineage; DuckDB views in schema `clean`",
+    ),
 }
 
 CONVENTIONS = (
@@ -130,7 +138,9 @@ def render_markdown() -> str:
         members = [t for t, _ in tables if t.layer == layer]
         if members:
             lines.append(f"- {title} ({zh}): " + ", ".join(f"[{t.name}](#{t.layer}-{t.name}) {t.zh}" for t in members))
-    lines.append("- Landing files (接入文件): " + ", ".join(f"[{l.dataset}](#landing-{l.dataset}) {l.zh}" for l in landings))
+    lines.append(
+        "- Landing files (接入文件): " + ", ".join(f"[{ld.dataset}](#landing-{ld.dataset}) {ld.zh}" for ld in landings)
+    )
     lines.append("")
     for layer, (title, zh, blurb) in LAYER_TITLES.items():
         members = [(t, c) for t, c in tables if t.layer == layer]
@@ -139,8 +149,12 @@ def render_markdown() -> str:
         lines += [f"## {title} ({zh})", "", blurb[0].upper() + blurb[1:] + ".", ""]
         for table, code_lists in members:
             lines += _table_md(table, code_lists)
-    lines += ["## Landing files (接入文件)", "",
-              "What upstream systems deliver under `LANDING/<dataset>/` (CSV, UTF-8 or GBK, canonical or Chinese headers).", ""]
+    lines += [
+        "## Landing files (接入文件)",
+        "",
+        "What upstream systems deliver under `LANDING/<dataset>/` (CSV, UTF-8 or GBK, canonical or Chinese headers).",
+        "",
+    ]
     for landing in landings:
         lines += _landing_md(landing)
     return "\n".join(lines).rstrip() + "\n"
@@ -252,7 +266,9 @@ def render_html() -> str:
             )
             for cl in code_lists:
                 items = "".join(f"<tr><td><code>{e(k)}</code></td><td>{e(v)}</td></tr>" for k, v in cl.codes.items())
-                body.append(f"<p><code>{e(cl.name)}</code></p><table><tr><th>code</th><th>meaning</th></tr>{items}</table>")
+                body.append(
+                    f"<p><code>{e(cl.name)}</code></p><table><tr><th>code</th><th>meaning</th></tr>{items}</table>"
+                )
     body.append("<h2>Landing files (接入文件)</h2>")
     for landing in landings:
         body.append(f'<h3 id="landing-{e(landing.dataset)}">{e(landing.dataset)} — {e(landing.zh)}</h3>')

@@ -69,10 +69,14 @@ class EvaluationReport:
         widths = [max(16, max((len(g) for g in self.rows["group"]), default=0))] + [9] + [12] * (2 * len(self.ks)) + [8]
         lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cols, widths, strict=True)))]
         for r in self.rows.iter_rows(named=True):
-            cells = [str(r["group"]), str(r["positives"])] + [
-                num(r[f"{m}@{k}"]) for k in self.ks for m in ("precision", "recall")
-            ] + [num(r["roc_auc"])]
-            lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))))
+            cells = (
+                [str(r["group"]), str(r["positives"])]
+                + [num(r[f"{m}@{k}"]) for k in self.ks for m in ("precision", "recall")]
+                + [num(r["roc_auc"])]
+            )
+            lines.append(
+                "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+            )
         notes = [f"note: {n}" for n in self.notes]
         return "\n".join(head + lines + notes)
 
@@ -81,7 +85,9 @@ def read_truth(landing: Path) -> pl.DataFrame:
     """``_truth/injections.csv`` as typed rows (kind, meter_id, ..., detail)."""
     path = Path(landing) / TRUTH_FILE
     if not path.exists():
-        raise EvaluationError(f"{path}: expected the ground truth of a generated zone (meterlake generate), found no file")
+        raise EvaluationError(
+            f"{path}: expected the ground truth of a generated zone (meterlake generate), found no file"
+        )
     return pl.read_csv(
         path,
         schema_overrides={
@@ -100,13 +106,17 @@ def meter_scores(lake: Lake, at: Literal["max", "last"] = "max") -> tuple[pl.Dat
     """One score per meter from the anomalies mart, and the detection dates read."""
     dates = [dt.date.fromisoformat(d) for d in lake.partitions(ANOMALIES)]
     if not dates:
-        raise EvaluationError(f"{lake.table_dir(ANOMALIES)}: expected anomalies partitions (run the anomalies stage), found none")
+        raise EvaluationError(
+            f"{lake.table_dir(ANOMALIES)}: expected anomalies partitions (run the anomalies stage), found none"
+        )
     read = dates if at == "max" else dates[-1:]
     frame = lake.scan(ANOMALIES, read).select("meter_id", "score")
     return frame.group_by("meter_id").agg(pl.col("score").max()).collect().sort("meter_id"), read
 
 
-def evaluate(landing: Path, lake: Path, at: Literal["max", "last"] = "max", ks: tuple[int, ...] = KS) -> EvaluationReport:
+def evaluate(
+    landing: Path, lake: Path, at: Literal["max", "last"] = "max", ks: tuple[int, ...] = KS
+) -> EvaluationReport:
     """Compare the anomalies mart of ``lake`` with the ground truth under ``landing``."""
     truth = read_truth(Path(landing))
     lk = Lake(Path(lake))

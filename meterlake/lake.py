@@ -76,9 +76,7 @@ class Lake:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.staging / f"{uuid.uuid4().hex}.parquet.tmp"
         try:
-            frame.write_parquet(
-                tmp, compression=COMPRESSION, statistics=True, row_group_size=ROW_GROUP_SIZE
-            )
+            frame.write_parquet(tmp, compression=COMPRESSION, statistics=True, row_group_size=ROW_GROUP_SIZE)
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
@@ -115,9 +113,7 @@ class Lake:
             return []
         prefix = f"{key}="
         return sorted(
-            p.name[len(prefix) :]
-            for p in base.iterdir()
-            if p.name.startswith(prefix) and (p / PART_FILE).exists()
+            p.name[len(prefix) :] for p in base.iterdir() if p.name.startswith(prefix) and (p / PART_FILE).exists()
         )
 
     # reading ----------------------------------------------------------------
@@ -143,9 +139,7 @@ class Lake:
         out = pl.concat(frames, how="diagonal_relaxed")
         # partitions written before a column was added read it as empty
         have = set(out.collect_schema().names())
-        return out.select(
-            pl.col(c) if c in have else pl.lit(None, table.schema[c]).alias(c) for c in table.names
-        )
+        return out.select(pl.col(c) if c in have else pl.lit(None, table.schema[c]).alias(c) for c in table.names)
 
 
 def _typed_literal(value: object, dtype: pl.DataType) -> pl.Expr:

@@ -76,7 +76,9 @@ def run_stage(
         out = Path(settings.lake) / "_meta" / "runs" / _safe(run_id) / f"{stage}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(_jsonable(dataclasses.asdict(result)), indent=2, ensure_ascii=False), encoding="utf-8")
+        tmp.write_text(
+            json.dumps(_jsonable(dataclasses.asdict(result)), indent=2, ensure_ascii=False), encoding="utf-8"
+        )
         tmp.replace(out)
     return result
 

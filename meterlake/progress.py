@@ -40,7 +40,7 @@ def format_duration(seconds: float | None) -> str:
     """
     if seconds is None:
         return "?"
-    s = int(round(max(seconds, 0.0)))
+    s = round(max(seconds, 0.0))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 

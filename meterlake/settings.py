@@ -15,9 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="METERLAKE_", extra="ignore")
 
-    landing: Path = Field(
-        Path("landing"), description="landing root: one folder per dataset (CONTRACT §1)"
-    )
+    landing: Path = Field(Path("landing"), description="landing root: one folder per dataset (CONTRACT §1)")
     lake: Path = Field(Path("lake"), description="lake root: clean tables, marts, run records")
     config_dir: Path | None = Field(
         None,
@@ -30,9 +28,7 @@ class Settings(BaseSettings):
         "in LAKE/_meta/pii.key (keep that file private)",
         repr=False,
     )
-    reporting_db: Path | None = Field(
-        None, description="DuckDB reporting file; unset = LAKE/../<lake name>.duckdb"
-    )
+    reporting_db: Path | None = Field(None, description="DuckDB reporting file; unset = LAKE/../<lake name>.duckdb")
     pg_dsn: str | None = Field(
         None,
         description="PostgreSQL DSN of the production reporting database; unset = DuckDB only. "

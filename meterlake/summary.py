@@ -92,7 +92,10 @@ def print_lake_status(status: dict[str, Any], console: Console | None = None) ->
     for col in ("dataset", "files", "read", "clean", "quarantined", "duplicate", "unaccounted"):
         t.add_column(col, justify="left" if col == "dataset" else "right")
     for row in status["accounting"]:
-        t.add_row(row["dataset"], *(f"{row[c]:,}" for c in ("files", "read", "clean", "quarantined", "duplicate", "unaccounted")))
+        t.add_row(
+            row["dataset"],
+            *(f"{row[c]:,}" for c in ("files", "read", "clean", "quarantined", "duplicate", "unaccounted")),
+        )
     console.print(t)
     t = Table(title="tables")
     t.add_column("table")

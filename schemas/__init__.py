@@ -4,9 +4,9 @@ One module per landing dataset and per lake table; the glossary and the data
 dictionary are generated from these declarations.
 """
 
+from . import archive, curves, events, inspections, purchases, registers
 from ._base import Column, MissingColumnsError, Table
 from .landing import LINEAGE, Field, Landing
-from . import archive, curves, events, inspections, purchases, registers
 
 #: landing datasets in the order they are ingested (archive first: the others are
 #: checked against the meters it knows)
@@ -16,7 +16,7 @@ LANDINGS: dict[str, Landing] = {
 #: datasets an upstream system must deliver; the others are optional folders
 REQUIRED_DATASETS = ("archive", "curves", "registers", "events", "purchases")
 
-__all__ = ["Column", "Field", "LANDINGS", "REQUIRED_DATASETS", "LINEAGE", "Landing", "MissingColumnsError", "Table"]
+__all__ = ["LANDINGS", "LINEAGE", "REQUIRED_DATASETS", "Column", "Field", "Landing", "MissingColumnsError", "Table"]
 
 from .quarantine import QUARANTINE, REASONS  # noqa: E402
 

@@ -110,19 +110,47 @@ ANOMALIES = Table(
         "score that is the sum of its indicators' points, reasons in words and JSON findings"
     ),
     columns=(
-        Column("date", pl.Date(), "detection date: the score uses data up to and including this date (partition key)", "检测日期"),
+        Column(
+            "date",
+            pl.Date(),
+            "detection date: the score uses data up to and including this date (partition key)",
+            "检测日期",
+        ),
         Column("meter_id", pl.String(), "meter asset number", "电能表资产编号", nullable=False),
         Column("customer_id", pl.String(), "customer number (empty for an area master meter)", "用户编号"),
         Column("area_id", pl.String(), "transformer area on the detection date", "台区编号"),
         Column("feeder_id", pl.String(), "10 kV feeder on the detection date", "线路编号"),
         Column("customer_class", pl.String(), "resident, commercial, industrial or agricultural", "用电类别"),
-        Column("score", pl.Float64(), "suspicion score = Σ *_points; higher = more suspicious", "嫌疑分值", unit="points", nullable=False),
+        Column(
+            "score",
+            pl.Float64(),
+            "suspicion score = Σ *_points; higher = more suspicious",
+            "嫌疑分值",
+            unit="points",
+            nullable=False,
+        ),
         Column("rank", pl.Int32(), "1 = highest score on this date (ties broken by meter_id)", "排名", nullable=False),
-        Column("reasons", pl.String(), "the indicators that gave points, strongest first, in words, with their points", "嫌疑原因"),
+        Column(
+            "reasons",
+            pl.String(),
+            "the indicators that gave points, strongest first, in words, with their points",
+            "嫌疑原因",
+        ),
         Column("top_rule", pl.String(), "dotted rule of the indicator that gave the most points", "主要规则"),
         Column("n_reasons", pl.Int16(), "number of indicators that gave points", "原因数"),
-        Column("first_suspicious_date", pl.Date(), "earliest date any contributing indicator points at (a change point, an event)", "疑似起始日期"),
-        Column("model_p", pl.Float64(), "supervised mode: the model's probability of theft; empty without inspection outcomes", "模型窃电概率", unit="1"),
+        Column(
+            "first_suspicious_date",
+            pl.Date(),
+            "earliest date any contributing indicator points at (a change point, an event)",
+            "疑似起始日期",
+        ),
+        Column(
+            "model_p",
+            pl.Float64(),
+            "supervised mode: the model's probability of theft; empty without inspection outcomes",
+            "模型窃电概率",
+            unit="1",
+        ),
         *(
             Column(points_column(k), pl.Float64(), f"points from {rule}: {what}", zh, unit="points", nullable=False)
             for k, (rule, zh, what) in INDICATORS.items()

@@ -6,8 +6,17 @@ from ._base import Column
 from .landing import Field, Landing, clean_table
 
 EVENT_CODES = (
-    "POWER_OFF", "POWER_ON", "COVER_OPEN", "TERMINAL_COVER_OPEN", "VOLTAGE_LOSS", "CURRENT_LOSS",
-    "PHASE_FAILURE", "REVERSE_FLOW", "CLOCK_FAULT", "MAGNETIC_INTERFERENCE", "METER_CLEAR",
+    "POWER_OFF",
+    "POWER_ON",
+    "COVER_OPEN",
+    "TERMINAL_COVER_OPEN",
+    "VOLTAGE_LOSS",
+    "CURRENT_LOSS",
+    "PHASE_FAILURE",
+    "REVERSE_FLOW",
+    "CLOCK_FAULT",
+    "MAGNETIC_INTERFERENCE",
+    "METER_CLEAR",
 )
 
 FIELDS = (
@@ -24,8 +33,12 @@ LANDING = Landing(
     key=("meter_id", "event_time", "event_code"),
     date_field="event_date",
     clean=clean_table(
-        "events", "电能表事件", "meter events, one row per event",
-        FIELDS, ("meter_id", "event_time", "event_code"), "event_date",
+        "events",
+        "电能表事件",
+        "meter events, one row per event",
+        FIELDS,
+        ("meter_id", "event_time", "event_code"),
+        "event_date",
     ),
 )
 assert LANDING.clean.column("event_date").dtype == pl.Date

@@ -35,22 +35,70 @@ FEEDER_LOSS_DAILY = Table(
     columns=(
         Column("date", pl.Date(), "local date (partition key)", "日期"),
         Column("feeder_id", pl.String(), "10 kV feeder", "线路编号", nullable=False),
-        Column("head_meter_id", pl.String(), "the feeder head meter (the smallest id when there are several)", "关口表资产编号"),
-        Column("supply_kwh", pl.Float64(), "forward kWh of the feeder head meter(s); empty when one is missing", "供电量", unit="kWh"),
-        Column("area_masters_kwh", pl.Float64(), "Σ forward kWh of the area master meters on the feeder", "台区总表电量", unit="kWh"),
-        Column("direct_customers_kwh", pl.Float64(), "Σ forward kWh of customers fed directly at 10 kV (no area)", "专变用户电量", unit="kWh"),
-        Column("sales_kwh", pl.Float64(), "area_masters_kwh + direct_customers_kwh; empty when one value is missing", "售电量", unit="kWh"),
+        Column(
+            "head_meter_id",
+            pl.String(),
+            "the feeder head meter (the smallest id when there are several)",
+            "关口表资产编号",
+        ),
+        Column(
+            "supply_kwh",
+            pl.Float64(),
+            "forward kWh of the feeder head meter(s); empty when one is missing",
+            "供电量",
+            unit="kWh",
+        ),
+        Column(
+            "area_masters_kwh",
+            pl.Float64(),
+            "Σ forward kWh of the area master meters on the feeder",
+            "台区总表电量",
+            unit="kWh",
+        ),
+        Column(
+            "direct_customers_kwh",
+            pl.Float64(),
+            "Σ forward kWh of customers fed directly at 10 kV (no area)",
+            "专变用户电量",
+            unit="kWh",
+        ),
+        Column(
+            "sales_kwh",
+            pl.Float64(),
+            "area_masters_kwh + direct_customers_kwh; empty when one value is missing",
+            "售电量",
+            unit="kWh",
+        ),
         Column("loss_kwh", pl.Float64(), "supply_kwh - sales_kwh", "损失电量", unit="kWh"),
-        Column("loss_rate", pl.Float64(), "loss_kwh / supply_kwh as a fraction; empty when supply or sales is empty or supply <= 0", "线损率", unit="1"),
-        Column("status", pl.String(), "normal, high, negative or uncomputable", "线损状态", codes=STATUSES, nullable=False),
+        Column(
+            "loss_rate",
+            pl.Float64(),
+            "loss_kwh / supply_kwh as a fraction; empty when supply or sales is empty or supply <= 0",
+            "线损率",
+            unit="1",
+        ),
+        Column(
+            "status", pl.String(), "normal, high, negative or uncomputable", "线损状态", codes=STATUSES, nullable=False
+        ),
         Column("reason", pl.String(), "uncomputable only: reason codes (see REASONS) joined with ','", "不可算原因"),
-        Column("head_quality", pl.String(), "actual, estimated or missing (the worst head meter); empty without one", "关口表数据质量"),
+        Column(
+            "head_quality",
+            pl.String(),
+            "actual, estimated or missing (the worst head meter); empty without one",
+            "关口表数据质量",
+        ),
         Column("area_masters", pl.Int32(), "area master meters on the feeder", "台区总表数"),
         Column("direct_customers", pl.Int32(), "customer meters fed directly from the feeder", "专变用户数"),
         Column("downstream_actual", pl.Int32(), "area masters and direct customers with an actual day", "实抄表数"),
-        Column("downstream_estimated", pl.Int32(), "area masters and direct customers with an estimated day", "估算表数"),
-        Column("downstream_missing", pl.Int32(), "area masters and direct customers whose day has no value", "缺数表数"),
-        Column("actual_share", pl.Float64(), "downstream_actual / (area_masters + direct_customers)", "实抄率", unit="1"),
+        Column(
+            "downstream_estimated", pl.Int32(), "area masters and direct customers with an estimated day", "估算表数"
+        ),
+        Column(
+            "downstream_missing", pl.Int32(), "area masters and direct customers whose day has no value", "缺数表数"
+        ),
+        Column(
+            "actual_share", pl.Float64(), "downstream_actual / (area_masters + direct_customers)", "实抄率", unit="1"
+        ),
     ),
     key=("feeder_id", "date"),
     partition_by="date",

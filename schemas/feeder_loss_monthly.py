@@ -31,13 +31,30 @@ FEEDER_LOSS_MONTHLY = Table(
         Column("month", pl.String(), "YYYY-MM (partition key)", "月份"),
         Column("feeder_id", pl.String(), "10 kV feeder", "线路编号", nullable=False),
         Column("days", pl.Int32(), "days of the month the lake holds for the feeder", "天数"),
-        Column("supply_kwh", pl.Float64(), "Σ daily head kWh; empty when a day lacks a head value", "供电量", unit="kWh"),
+        Column(
+            "supply_kwh", pl.Float64(), "Σ daily head kWh; empty when a day lacks a head value", "供电量", unit="kWh"
+        ),
         Column("area_masters_kwh", pl.Float64(), "Σ daily area master kWh on the feeder", "台区总表电量", unit="kWh"),
-        Column("direct_customers_kwh", pl.Float64(), "Σ daily kWh of directly fed customers", "专变用户电量", unit="kWh"),
-        Column("sales_kwh", pl.Float64(), "Σ daily sales kWh; empty when a day lacks a downstream value", "售电量", unit="kWh"),
+        Column(
+            "direct_customers_kwh", pl.Float64(), "Σ daily kWh of directly fed customers", "专变用户电量", unit="kWh"
+        ),
+        Column(
+            "sales_kwh",
+            pl.Float64(),
+            "Σ daily sales kWh; empty when a day lacks a downstream value",
+            "售电量",
+            unit="kWh",
+        ),
         Column("loss_kwh", pl.Float64(), "supply_kwh - sales_kwh", "损失电量", unit="kWh"),
         Column("loss_rate", pl.Float64(), "loss_kwh / supply_kwh as a fraction", "线损率", unit="1"),
-        Column("status", pl.String(), "normal, high, negative or uncomputable, from the monthly rate", "线损状态", codes=STATUSES, nullable=False),
+        Column(
+            "status",
+            pl.String(),
+            "normal, high, negative or uncomputable, from the monthly rate",
+            "线损状态",
+            codes=STATUSES,
+            nullable=False,
+        ),
         Column("reason", pl.String(), "uncomputable only: reason codes (see REASONS) joined with ','", "不可算原因"),
         Column("days_uncomputable", pl.Int32(), "days whose daily status is uncomputable", "日不可算天数"),
         Column("meter_days_estimated", pl.Int32(), "head and downstream meter-days that are estimated", "估算表天数"),

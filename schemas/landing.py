@@ -111,11 +111,7 @@ def clean_table(
     for f in fields:
         if f.personal:
             continue  # replaced by masked/tokenised columns in `extra`
-        cols.append(
-            Column(
-                f.name, f.dtype, f.description, f.zh, f.unit, nullable=not f.not_null, codes=f.codes
-            )
-        )
+        cols.append(Column(f.name, f.dtype, f.description, f.zh, f.unit, nullable=not f.not_null, codes=f.codes))
     if partition_by not in {c.name for c in cols}:
         cols.append(Column(partition_by, pl.Date(), "local date of the row (partition key)", "日期"))
     return Table(

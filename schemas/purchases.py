@@ -39,7 +39,12 @@ LANDING = Landing(
     key=("txn_id",),
     date_field="purchase_date",
     clean=clean_table(
-        "purchases", "IC卡购电记录", "prepayment transactions, one row per transaction",
-        FIELDS, ("txn_id",), "purchase_date", extra=PII,
+        "purchases",
+        "IC卡购电记录",
+        "prepayment transactions, one row per transaction",
+        FIELDS,
+        ("txn_id",),
+        "purchase_date",
+        extra=PII,
     ),
 )

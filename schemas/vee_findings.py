@@ -76,10 +76,17 @@ VEE_FINDINGS = Table(
         Column("date", pl.Date(), "local date the finding is about (partition key)", "日期"),
         Column("rule", pl.String(), "dotted rule name (see RULES)", "校验规则", nullable=False, codes=tuple(RULES)),
         Column("severity", pl.String(), "warning, error or blocking", "严重程度", nullable=False, codes=SEVERITIES),
-        Column("meter_id", pl.String(), "meter asset number; empty for an area- or day-level finding", "电能表资产编号"),
+        Column(
+            "meter_id", pl.String(), "meter asset number; empty for an area- or day-level finding", "电能表资产编号"
+        ),
         Column("area_id", pl.String(), "transformer area from the archive row valid on the date", "台区编号"),
         Column("feeder_id", pl.String(), "10 kV feeder from the archive row valid on the date", "线路编号"),
-        Column("slot", pl.Int16(), "first 15-minute slot concerned (1 = 00:00-00:15), empty for day-level rules", "时段序号"),
+        Column(
+            "slot",
+            pl.Int16(),
+            "first 15-minute slot concerned (1 = 00:00-00:15), empty for day-level rules",
+            "时段序号",
+        ),
         Column("value", pl.Float64(), "the measured quantity the rule tested (its unit is in the evidence)", "校验值"),
         Column("limit", pl.Float64(), "the threshold it was tested against", "阈值"),
         Column("evidence", pl.String(), "JSON object: the numbers and identifiers behind the finding", "证据"),

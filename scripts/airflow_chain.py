@@ -51,8 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "dag_id",
         nargs="?",
-        help="the first DAG, e.g. meterlake_ingest; omit it to only "
-        "run what earlier `airflow dags test` runs queued",
+        help="the first DAG, e.g. meterlake_ingest; omit it to only run what earlier `airflow dags test` runs queued",
     )
     parser.add_argument("logical_date", nargs="?", help="its logical date, e.g. 2026-01-09")
     parser.add_argument("--conf", default=None, help="JSON run conf (params) of the first run")
@@ -79,9 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if all(r["state"] == "success" for r in summary["runs"]) else 1
 
 
-def run_chain(
-    dag_id: str | None, logical_date: Any, conf: dict | None, no_retries: bool
-) -> dict[str, Any]:
+def run_chain(dag_id: str | None, logical_date: Any, conf: dict | None, no_retries: bool) -> dict[str, Any]:
     """``dag.test()`` of ``dag_id`` (if given), then every asset-triggered run it causes."""
     from pathlib import Path
 
@@ -138,9 +135,7 @@ def _sync_and_unpause(dag_ids: list[str]) -> None:
         bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
         sync_bag_to_db(bag, bundle.name, bundle.version)
     with create_session() as session:
-        session.execute(
-            update(DagModel).where(DagModel.dag_id.in_(dag_ids)).values(is_paused=False)
-        )
+        session.execute(update(DagModel).where(DagModel.dag_id.in_(dag_ids)).values(is_paused=False))
 
 
 def _create_asset_triggered_runs(session: Any) -> list[Any]:
@@ -195,11 +190,7 @@ def _run_dagrun(dag: Any, dr: Any, session: Any) -> Any:
                 ti.try_number += 1
             ti.state = TaskInstanceState.SCHEDULED
         session.commit()
-        scheduled = [
-            ti
-            for ti in dr.get_task_instances(session=session)
-            if ti.state == TaskInstanceState.SCHEDULED
-        ]
+        scheduled = [ti for ti in dr.get_task_instances(session=session) if ti.state == TaskInstanceState.SCHEDULED]
         if not scheduled:
             idle += 1
             if idle > 3600:
@@ -234,9 +225,7 @@ def _summary(session: Any, runs_done: list[tuple[str, str]], seconds: float) -> 
             "tasks": {
                 ti.task_id: str(ti.state)
                 for ti in session.scalars(
-                    select(TaskInstance).where(
-                        TaskInstance.dag_id == dr.dag_id, TaskInstance.run_id == dr.run_id
-                    )
+                    select(TaskInstance).where(TaskInstance.dag_id == dr.dag_id, TaskInstance.run_id == dr.run_id)
                 )
             },
         }
@@ -254,11 +243,7 @@ def _summary(session: Any, runs_done: list[tuple[str, str]], seconds: float) -> 
         for ev, name in session.execute(
             select(AssetEvent, AssetModel.name)
             .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
-            .where(
-                tuple_(AssetEvent.source_dag_id, AssetEvent.source_run_id).in_(runs_done)
-                if runs_done
-                else false()
-            )
+            .where(tuple_(AssetEvent.source_dag_id, AssetEvent.source_run_id).in_(runs_done) if runs_done else false())
             .order_by(AssetEvent.id)
         )
     ]

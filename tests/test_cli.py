@@ -16,7 +16,20 @@ runner = CliRunner()
 
 
 def test_run_on_a_missing_landing_folder_fails_with_one_line(tmp_path: Path) -> None:
-    res = runner.invoke(app, ["run", "--landing", str(tmp_path / "nope"), "--lake", str(tmp_path / "lake"), "--start", "2026-01-01", "--end", "2026-01-01"])
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            "--landing",
+            str(tmp_path / "nope"),
+            "--lake",
+            str(tmp_path / "lake"),
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2026-01-01",
+        ],
+    )
     assert res.exit_code == 1
     assert res.stderr.strip().splitlines() == [f"meterlake: landing folder {tmp_path / 'nope'} does not exist"]
 
@@ -25,12 +38,27 @@ def test_run_on_a_missing_landing_folder_fails_with_one_line(tmp_path: Path) -> 
     ("start", "end", "message"),
     [
         pytest.param("2026-13-01", "2026-01-02", "expected a date YYYY-MM-DD, got '2026-13-01'", id="bad-date"),
-        pytest.param("2026-01-05", "2026-01-02", "end date 2026-01-02 is before start date 2026-01-05", id="reversed-range"),
+        pytest.param(
+            "2026-01-05", "2026-01-02", "end date 2026-01-02 is before start date 2026-01-05", id="reversed-range"
+        ),
     ],
 )
 def test_run_rejects_bad_dates(tmp_path: Path, start: str, end: str, message: str) -> None:
     (tmp_path / "landing").mkdir()
-    res = runner.invoke(app, ["run", "--landing", str(tmp_path / "landing"), "--lake", str(tmp_path / "lake"), "--start", start, "--end", end])
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            "--landing",
+            str(tmp_path / "landing"),
+            "--lake",
+            str(tmp_path / "lake"),
+            "--start",
+            start,
+            "--end",
+            end,
+        ],
+    )
     assert res.exit_code == 1
     assert res.stderr.strip().splitlines()[-1] == f"meterlake: {message}"
 
@@ -47,7 +75,24 @@ def test_generate_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_run_with_quarantined_rows_exits_zero_and_reports_accounting(tmp_path: Path) -> None:
     landing, lake = tmp_path / "landing", tmp_path / "lake"
     generate(landing, meters=120, days=3, start=dt.date(2026, 1, 1), seed=5)
-    res = runner.invoke(app, ["run", "--landing", str(landing), "--lake", str(lake), "--start", "2026-01-01", "--end", "2026-01-02", "--stage", "ingest", "--stage", "validate"])
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            "--landing",
+            str(landing),
+            "--lake",
+            str(lake),
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2026-01-02",
+            "--stage",
+            "ingest",
+            "--stage",
+            "validate",
+        ],
+    )
     assert res.exit_code == 0, res.stderr
     assert "row accounting" in res.stdout
     (record,) = (lake / "_meta" / "runs").glob("*.json")

@@ -28,8 +28,18 @@ DAYS = 8
 UNIT = 10_000
 LINE_FAULTS = {"field_count", "bad_number", "bad_date", "unknown_meter", "unknown_code", "negative_amount", "cutoff"}
 METER_KINDS = {
-    "theft_bypass", "theft_stopped", "theft_reversed", "multiplier_error", "wrong_area", "area_change",
-    "missing_register", "missing_curve", "curve_gap", "rollover", "prepay_mismatch", "overdraft",
+    "theft_bypass",
+    "theft_stopped",
+    "theft_reversed",
+    "multiplier_error",
+    "wrong_area",
+    "area_change",
+    "missing_register",
+    "missing_curve",
+    "curve_gap",
+    "rollover",
+    "prepay_mismatch",
+    "overdraft",
 }
 
 
@@ -58,9 +68,11 @@ def read_dataset(root: Path, dataset: str, manifest: pl.DataFrame, faults: pl.Da
         kept = [ln for i, ln in enumerate(lines, start=1) if i not in bad and ln]
         header = [land.aliases.get(h.casefold(), h) for h in kept[0].split(",")]
         df = pl.read_csv(io.StringIO("\n".join(kept[1:])), has_header=False, new_columns=header, infer_schema=False)
-        frames.append(df.select(land.names if dataset != "events" else [n for n in land.names if n in header]).with_columns(
-            _delivered=pl.lit(row["delivered_at"]), _file=pl.lit(row["file"])
-        ))
+        frames.append(
+            df.select(land.names if dataset != "events" else [n for n in land.names if n in header]).with_columns(
+                _delivered=pl.lit(row["delivered_at"]), _file=pl.lit(row["file"])
+            )
+        )
     df = pl.concat(frames, how="diagonal")
     dates = [f.name for f in land.fields if f.kind == "date"]
     df = df.with_columns(_to_date(c) for c in dates)  # a key is the date, whatever its format
@@ -89,13 +101,17 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GenerateSum
 def truth(landing: tuple[Path, GenerateSummary]) -> dict[str, pl.DataFrame]:
     root = landing[0] / "_truth"
     return {
-        "injections": pl.read_csv(root / "injections.csv", infer_schema=False).with_columns(_to_date("start_date"), _to_date("end_date")),
+        "injections": pl.read_csv(root / "injections.csv", infer_schema=False).with_columns(
+            _to_date("start_date"), _to_date("end_date")
+        ),
         "files": pl.read_csv(root / "files.csv", schema_overrides={"line": pl.Int64}, infer_schema=False),
         "manifest": pl.read_csv(root / "manifest.csv", infer_schema=False).with_columns(
             pl.col.delivered_at.str.to_datetime("%Y-%m-%d %H:%M:%S"), pl.col.rows.cast(pl.Int64)
         ),
         "meters": pl.read_csv(root / "meters.csv", infer_schema=False).with_columns(
-            pl.col.multiplier.cast(pl.Float64), pl.col.archive_multiplier.cast(pl.Float64), pl.col.register_max.cast(pl.Float64)
+            pl.col.multiplier.cast(pl.Float64),
+            pl.col.archive_multiplier.cast(pl.Float64),
+            pl.col.register_max.cast(pl.Float64),
         ),
         "loss": pl.read_csv(root / "loss_daily.csv", infer_schema=False).with_columns(
             _to_date("date"), pl.col("^.*_kwh$").cast(pl.Float64)
@@ -111,22 +127,32 @@ def data(landing: tuple[Path, GenerateSummary], truth: dict[str, pl.DataFrame]) 
 
 
 def _injected(truth: dict[str, pl.DataFrame], kinds: set[str] = METER_KINDS) -> set[str]:
-    return set(truth["injections"].filter(pl.col.kind.is_in(kinds) & pl.col.meter_id.is_not_null())["meter_id"].to_list())
+    return set(
+        truth["injections"].filter(pl.col.kind.is_in(kinds) & pl.col.meter_id.is_not_null())["meter_id"].to_list()
+    )
 
 
 def _daily(data: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """Per meter and day: register difference (units, rollover undone) and Σ of the curve."""
     m = truth["meters"].select("meter_id", "register_max", "multiplier")
-    reg = data["registers"].select("meter_id", "freeze_date", _units("total_kwh").alias("t"), _units("reverse_kwh").alias("r"))
+    reg = data["registers"].select(
+        "meter_id", "freeze_date", _units("total_kwh").alias("t"), _units("reverse_kwh").alias("r")
+    )
     nxt = reg.with_columns(pl.col.freeze_date - pl.duration(days=1)).rename({"t": "t1", "r": "r1"})
-    d = reg.join(nxt, on=["meter_id", "freeze_date"]).join(m, on="meter_id").with_columns(
-        rmax=(pl.col.register_max * UNIT).round(0).cast(pl.Int64)
-    ).with_columns(
-        diff=pl.when(pl.col.t1 >= pl.col.t).then(pl.col.t1 - pl.col.t).otherwise(pl.col.t1 - pl.col.t + pl.col.rmax),
-        rdiff=pl.col.r1 - pl.col.r,
+    d = (
+        reg.join(nxt, on=["meter_id", "freeze_date"])
+        .join(m, on="meter_id")
+        .with_columns(rmax=(pl.col.register_max * UNIT).round(0).cast(pl.Int64))
+        .with_columns(
+            diff=pl.when(pl.col.t1 >= pl.col.t)
+            .then(pl.col.t1 - pl.col.t)
+            .otherwise(pl.col.t1 - pl.col.t + pl.col.rmax),
+            rdiff=pl.col.r1 - pl.col.r,
+        )
     )
     cur = data["curves"].select(
-        "meter_id", pl.col.data_date.alias("freeze_date"),
+        "meter_id",
+        pl.col.data_date.alias("freeze_date"),
         pl.sum_horizontal(_units(s) for s in SLOTS).alias("curve"),
         pl.all_horizontal(pl.col(s).is_not_null() for s in SLOTS).alias("complete"),
     )
@@ -181,7 +207,7 @@ def test_summary(landing: tuple[Path, GenerateSummary], truth: dict[str, pl.Data
 
 
 def test_file_layout_and_formats(landing: tuple[Path, GenerateSummary], truth: dict[str, pl.DataFrame]) -> None:
-    root, s = landing
+    root, _s = landing
     man = truth["manifest"]
     for row in man.iter_rows(named=True):
         name = row["file"]
@@ -243,7 +269,9 @@ def test_file_faults(landing: tuple[Path, GenerateSummary], truth: dict[str, pl.
     assert d_late > d_early
 
 
-def test_topology(data: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame], landing: tuple[Path, GenerateSummary]) -> None:
+def test_topology(
+    data: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame], landing: tuple[Path, GenerateSummary]
+) -> None:
     arc = data["archive"].filter(pl.col.snapshot_date == START)
     assert arc.height == 1500 and arc["meter_id"].n_unique() == 1500
     assert arc["meter_id"].str.len_chars().unique().to_list() == [13]
@@ -251,7 +279,11 @@ def test_topology(data: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame],
     roles = dict(arc["role"].value_counts().iter_rows())
     assert roles == landing[1].meters_by_role
     heads = arc.filter(pl.col.role == "feeder_head")
-    assert heads["area_id"].is_null().all() and heads["customer_id"].is_null().all() and heads["feeder_id"].n_unique() == heads.height
+    assert (
+        heads["area_id"].is_null().all()
+        and heads["customer_id"].is_null().all()
+        and heads["feeder_id"].n_unique() == heads.height
+    )
     masters = arc.filter(pl.col.role == "area_master")
     assert masters["area_id"].n_unique() == masters.height and masters["customer_id"].is_null().all()
     assert set(masters["multiplier"].cast(pl.Int64)) <= {20, 30, 40, 50, 60, 80, 100, 120, 150, 160, 200, 240, 300, 400}
@@ -268,7 +300,12 @@ def test_topology(data: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame],
     assert direct.height >= 1
     assert (direct["multiplier"].cast(pl.Int64) >= 100).all()
     assert set(direct["customer_class"]) <= {"commercial", "industrial"}
-    tariff = {"resident": {"RES_TIER", "RES_TIER_TOU"}, "commercial": {"COM_TOU"}, "industrial": {"COM_TOU"}, "agricultural": {"AGR_FLAT"}}
+    tariff = {
+        "resident": {"RES_TIER", "RES_TIER_TOU"},
+        "commercial": {"COM_TOU"},
+        "industrial": {"COM_TOU"},
+        "agricultural": {"AGR_FLAT"},
+    }
     for cls, tariffs in tariff.items():
         assert set(cust.filter(pl.col.customer_class == cls)["tariff_id"]) <= tariffs
     assert (cust.filter(pl.col.prepay == "1")["multiplier"] == "1").all()
@@ -311,18 +348,26 @@ def test_curves_sum_to_register_differences(data: dict[str, pl.DataFrame], truth
     assert bad.height == 0, bad.head()
     # exactly as written, decimals and all: 2 decimals on registers (4 on feeder heads)
     reg = data["registers"]
-    assert reg["total_kwh"].str.contains(r"^\d+\.\d{2}$").sum() + reg["total_kwh"].str.contains(r"^\d+\.\d{4}$").sum() == reg.height
+    assert (
+        reg["total_kwh"].str.contains(r"^\d+\.\d{2}$").sum() + reg["total_kwh"].str.contains(r"^\d+\.\d{4}$").sum()
+        == reg.height
+    )
     # TOU registers sum to the total (the rollover meters excepted)
     rolled = _injected(truth, {"rollover"})
     tou = reg.filter(~pl.col.meter_id.is_in(rolled)).select(
-        _units("total_kwh").alias("t"), pl.sum_horizontal(_units(c) for c in ("sharp_kwh", "peak_kwh", "flat_kwh", "valley_kwh")).alias("s")
+        _units("total_kwh").alias("t"),
+        pl.sum_horizontal(_units(c) for c in ("sharp_kwh", "peak_kwh", "flat_kwh", "valley_kwh")).alias("s"),
     )
     assert (tou["t"] == tou["s"]).all()
 
 
 def test_magnitudes(data: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame]) -> None:
-    daily = _daily(data, truth).join(truth["meters"].select("meter_id", "role", "customer_class", "area_id", "vacant", "pv_kw"), on="meter_id")
-    clean = daily.filter(~pl.col.meter_id.is_in(_injected(truth)), pl.col.vacant == "0").with_columns(kwh=pl.col.diff / UNIT * pl.col.multiplier)
+    daily = _daily(data, truth).join(
+        truth["meters"].select("meter_id", "role", "customer_class", "area_id", "vacant", "pv_kw"), on="meter_id"
+    )
+    clean = daily.filter(~pl.col.meter_id.is_in(_injected(truth)), pl.col.vacant == "0").with_columns(
+        kwh=pl.col.diff / UNIT * pl.col.multiplier
+    )
     med = clean.group_by("customer_class").agg(pl.col.kwh.median()).drop_nulls()
     med = dict(med.iter_rows())
     assert 3 <= med["resident"] <= 15
@@ -336,12 +381,16 @@ def test_magnitudes(data: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame
 
 
 def test_area_and_feeder_physics(data: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame]) -> None:
-    daily = _daily(data, truth).join(truth["meters"].select("meter_id", "role", "area_id", "area_id_end", "feeder_id"), on="meter_id")
+    daily = _daily(data, truth).join(
+        truth["meters"].select("meter_id", "role", "area_id", "area_id_end", "feeder_id"), on="meter_id"
+    )
     prim = daily.with_columns(kwh=pl.col.diff / UNIT * pl.col.multiplier, rev=pl.col.rdiff / UNIT * pl.col.multiplier)
     loss = truth["loss"]
     # the master measures supply - PV export (the true quantities), to its register's rounding
     master = prim.filter(pl.col.role == "area_master").join(
-        loss.filter(pl.col.level == "area").select(area_id="id", date="date", supply="supply_kwh", export="export_kwh", sales="sales_kwh"),
+        loss.filter(pl.col.level == "area").select(
+            area_id="id", date="date", supply="supply_kwh", export="export_kwh", sales="sales_kwh"
+        ),
         on=["area_id", "date"],
     )
     err = (master["kwh"] - master["rev"] - (master["supply"] - master["export"])).abs() - master["multiplier"] * 0.011
@@ -353,18 +402,33 @@ def test_area_and_feeder_physics(data: dict[str, pl.DataFrame], truth: dict[str,
     inj = truth["injections"]
     bad_areas = set(inj.filter(pl.col.kind.str.starts_with("theft_") | (pl.col.kind == "area_change"))["area_id"])
     bad_areas |= set(truth["meters"].filter(pl.col.area_id != pl.col.area_id_end)["area_id"])
-    size = truth["meters"].filter(pl.col.role == "customer", pl.col.area_id.is_not_null()).group_by("area_id").agg(size=pl.len())
-    cust = prim.filter(pl.col.role == "customer", pl.col.area_id.is_not_null()).group_by("area_id", "date").agg(
-        fwd=pl.col.kwh.sum(), rev=pl.col.rev.sum(), n=pl.len(), tol=(pl.col.multiplier * 0.01).sum()
-    ).join(size, on="area_id").filter(pl.col.n == pl.col.size)
-    check = master.filter(~pl.col.area_id.is_in(bad_areas)).select("area_id", "date", "supply", "sales", m="kwh").join(cust, on=["area_id", "date"])
+    size = (
+        truth["meters"]
+        .filter(pl.col.role == "customer", pl.col.area_id.is_not_null())
+        .group_by("area_id")
+        .agg(size=pl.len())
+    )
+    cust = (
+        prim.filter(pl.col.role == "customer", pl.col.area_id.is_not_null())
+        .group_by("area_id", "date")
+        .agg(fwd=pl.col.kwh.sum(), rev=pl.col.rev.sum(), n=pl.len(), tol=(pl.col.multiplier * 0.01).sum())
+        .join(size, on="area_id")
+        .filter(pl.col.n == pl.col.size)
+    )
+    check = (
+        master.filter(~pl.col.area_id.is_in(bad_areas))
+        .select("area_id", "date", "supply", "sales", m="kwh")
+        .join(cust, on=["area_id", "date"])
+    )
     assert check.height > 0
     assert ((check["fwd"] - check["sales"]).abs() <= check["tol"]).all()  # registers floor to 0.01
     rel = (check["m"] + check["rev"] - check["fwd"]) / (check["m"] + check["rev"])
     assert rel.min() > 0.019 and rel.max() < 0.061
     # feeder head = Σ masters (net) + Σ 10 kV customers + feeder loss
     f = loss.filter(pl.col.level == "feeder")
-    heads = prim.filter(pl.col.role == "feeder_head").join(f.select(feeder_id="id", date="date", supply="supply_kwh", sales="sales_kwh"), on=["feeder_id", "date"])
+    heads = prim.filter(pl.col.role == "feeder_head").join(
+        f.select(feeder_id="id", date="date", supply="supply_kwh", sales="sales_kwh"), on=["feeder_id", "date"]
+    )
     assert heads.height and ((heads["kwh"] - heads["supply"]).abs() <= heads["multiplier"] * 0.00011).all()
     frate = (heads["supply"] - heads["sales"]) / heads["supply"]
     assert frate.min() >= 0.019 and frate.max() <= 0.051
@@ -382,7 +446,9 @@ def test_thefts_show_in_the_readings(data: dict[str, pl.DataFrame], truth: dict[
         if kind == "theft_reversed":
             assert (after["diff"] == 0).all() and (after["rdiff"] > 0).all()
         if kind == "theft_bypass":
-            before = daily.join(t.select("meter_id", "start_date"), on="meter_id").filter(pl.col.date < pl.col.start_date)
+            before = daily.join(t.select("meter_id", "start_date"), on="meter_id").filter(
+                pl.col.date < pl.col.start_date
+            )
             if before.height and after.height:
                 assert after["diff"].mean() < 0.8 * before["diff"].mean()
     # some thefts come with tamper events on their start date
@@ -390,7 +456,14 @@ def test_thefts_show_in_the_readings(data: dict[str, pl.DataFrame], truth: dict[
     thefts = inj.filter(pl.col.kind.str.starts_with("theft_"), ~pl.col.detail.str.ends_with("events: none"))
     hits = thefts.join(ev, on="meter_id").filter(pl.col.event_time.dt.date() == pl.col.start_date)
     assert hits["meter_id"].n_unique() >= 0.8 * thefts.height
-    assert set(hits["event_code"]) <= {"COVER_OPEN", "TERMINAL_COVER_OPEN", "MAGNETIC_INTERFERENCE", "VOLTAGE_LOSS", "CURRENT_LOSS", "REVERSE_FLOW"}
+    assert set(hits["event_code"]) <= {
+        "COVER_OPEN",
+        "TERMINAL_COVER_OPEN",
+        "MAGNETIC_INTERFERENCE",
+        "VOLTAGE_LOSS",
+        "CURRENT_LOSS",
+        "REVERSE_FLOW",
+    }
 
 
 def test_events(data: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame]) -> None:
@@ -408,45 +481,83 @@ def test_purchases(data: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame]
     assert (p["amount_yuan"] > 0).all()
     assert p["card_no"].str.len_chars().is_between(16, 19).all() and p["card_no"].str.contains(r"^\d+$").all()
     rev = p.filter(pl.col.txn_type == "reversal")
-    orig = p.filter(pl.col.txn_type == "purchase").select(ref_txn_id="txn_id", seq0="purchase_seq", amt0="amount_yuan", c0="customer_id")
+    orig = p.filter(pl.col.txn_type == "purchase").select(
+        ref_txn_id="txn_id", seq0="purchase_seq", amt0="amount_yuan", c0="customer_id"
+    )
     if rev.height:
         j = rev.join(orig, on="ref_txn_id")
         assert j.height == rev.height
-        assert (j["purchase_seq"] == j["seq0"]).all() and (j["amount_yuan"] == j["amt0"]).all() and (j["customer_id"] == j["c0"]).all()
+        assert (
+            (j["purchase_seq"] == j["seq0"]).all()
+            and (j["amount_yuan"] == j["amt0"]).all()
+            and (j["customer_id"] == j["c0"]).all()
+        )
     # accepted purchases number 1, 2, 3, ... per customer (a reversed one's number is reused)
     reversed_ids = set(rev["ref_txn_id"])
     acc = p.filter(pl.col.txn_type == "purchase", ~pl.col.txn_id.is_in(reversed_ids)).sort("purchase_time", "txn_id")
-    steps = acc.group_by("customer_id").agg(pl.col.purchase_seq.diff().drop_nulls().alias("d")).explode("d")["d"].drop_nulls()
+    steps = (
+        acc.group_by("customer_id")
+        .agg(pl.col.purchase_seq.diff().drop_nulls().alias("d"))
+        .explode("d")["d"]
+        .drop_nulls()
+    )
     assert (steps == 1).all()
 
 
 def test_prepay_balances(data: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame]) -> None:
     """remaining(D+1) = remaining(D) + purchases(D) - cost(D) at the tariff, except where injected."""
     meters = truth["meters"].filter(pl.col.prepay == "1").select("meter_id", "tariff_id")
-    reg = data["registers"].join(meters, on="meter_id").select(
-        "meter_id", "tariff_id", "freeze_date", pl.col.remaining_yuan.cast(pl.Float64),
-        *[(pl.col(f"{c}_kwh").cast(pl.Float64)).alias(c) for c in ("total", "sharp", "peak", "flat", "valley")],
-    )
-    nxt = reg.select("meter_id", freeze_date=pl.col.freeze_date - pl.duration(days=1), b1="remaining_yuan",
-                     **{f"{c}1": c for c in ("total", "sharp", "peak", "flat", "valley")})
-    p = data["purchases"].with_columns(pl.col.amount_yuan.cast(pl.Float64), date=pl.col.purchase_time.str.slice(0, 10).str.to_date())
-    net = p.group_by("meter_id", "date").agg(
-        pl.when(pl.col.txn_type == "purchase").then(pl.col.amount_yuan).otherwise(-pl.col.amount_yuan).sum().alias("paid")
-    )
-    d = reg.join(nxt, on=["meter_id", "freeze_date"]).join(net, left_on=["meter_id", "freeze_date"], right_on=["meter_id", "date"], how="left")
-    d = d.with_columns(
-        pl.col.paid.fill_null(0.0),
-        kwh=pl.col.total1 - pl.col.total,
-        pk=(pl.col.sharp1 + pl.col.peak1) - (pl.col.sharp + pl.col.peak),
-        vl=(pl.col.flat1 + pl.col.valley1) - (pl.col.flat + pl.col.valley),
-    ).with_columns(
-        cost=pl.when(pl.col.tariff_id == "RES_TIER").then(pl.col.kwh * 0.538)
-        .when(pl.col.tariff_id == "RES_TIER_TOU").then(pl.col.pk * 0.568 + pl.col.vl * 0.288)
-        .otherwise(
-            (pl.col.sharp1 - pl.col.sharp) * 1.10 + (pl.col.peak1 - pl.col.peak) * 0.90
-            + (pl.col.flat1 - pl.col.flat) * 0.60 + (pl.col.valley1 - pl.col.valley) * 0.30
+    reg = (
+        data["registers"]
+        .join(meters, on="meter_id")
+        .select(
+            "meter_id",
+            "tariff_id",
+            "freeze_date",
+            pl.col.remaining_yuan.cast(pl.Float64),
+            *[(pl.col(f"{c}_kwh").cast(pl.Float64)).alias(c) for c in ("total", "sharp", "peak", "flat", "valley")],
         )
-    ).with_columns(gap=(pl.col.b1 - (pl.col.remaining_yuan + pl.col.paid - pl.col.cost)).abs())
+    )
+    nxt = reg.select(
+        "meter_id",
+        freeze_date=pl.col.freeze_date - pl.duration(days=1),
+        b1="remaining_yuan",
+        **{f"{c}1": c for c in ("total", "sharp", "peak", "flat", "valley")},
+    )
+    p = data["purchases"].with_columns(
+        pl.col.amount_yuan.cast(pl.Float64), date=pl.col.purchase_time.str.slice(0, 10).str.to_date()
+    )
+    net = p.group_by("meter_id", "date").agg(
+        pl.when(pl.col.txn_type == "purchase")
+        .then(pl.col.amount_yuan)
+        .otherwise(-pl.col.amount_yuan)
+        .sum()
+        .alias("paid")
+    )
+    d = reg.join(nxt, on=["meter_id", "freeze_date"]).join(
+        net, left_on=["meter_id", "freeze_date"], right_on=["meter_id", "date"], how="left"
+    )
+    d = (
+        d.with_columns(
+            pl.col.paid.fill_null(0.0),
+            kwh=pl.col.total1 - pl.col.total,
+            pk=(pl.col.sharp1 + pl.col.peak1) - (pl.col.sharp + pl.col.peak),
+            vl=(pl.col.flat1 + pl.col.valley1) - (pl.col.flat + pl.col.valley),
+        )
+        .with_columns(
+            cost=pl.when(pl.col.tariff_id == "RES_TIER")
+            .then(pl.col.kwh * 0.538)
+            .when(pl.col.tariff_id == "RES_TIER_TOU")
+            .then(pl.col.pk * 0.568 + pl.col.vl * 0.288)
+            .otherwise(
+                (pl.col.sharp1 - pl.col.sharp) * 1.10
+                + (pl.col.peak1 - pl.col.peak) * 0.90
+                + (pl.col.flat1 - pl.col.flat) * 0.60
+                + (pl.col.valley1 - pl.col.valley) * 0.30
+            )
+        )
+        .with_columns(gap=(pl.col.b1 - (pl.col.remaining_yuan + pl.col.paid - pl.col.cost)).abs())
+    )
     mism = truth["injections"].filter(pl.col.kind == "prepay_mismatch")
     clean = d.filter(~pl.col.meter_id.is_in(set(mism["meter_id"])))
     assert clean.height > 100 and clean["gap"].max() < 0.015

@@ -126,7 +126,11 @@ def test_time_left_is_proportional_and_never_negative(done: int, extra: int, ela
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [pytest.param(0, "0:00:00", id="zero"), pytest.param(59.6, "0:01:00", id="round"), pytest.param(3725, "1:02:05", id="hours")],
+    [
+        pytest.param(0, "0:00:00", id="zero"),
+        pytest.param(59.6, "0:01:00", id="round"),
+        pytest.param(3725, "1:02:05", id="hours"),
+    ],
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text

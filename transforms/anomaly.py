@@ -166,13 +166,19 @@ class WindowRules(BaseModel):
 
     history_days: int = Field(90, ge=7, description="days of history, ending at the detection date, for change points")
     min_before_days: int = Field(14, ge=2, description="days with a value a change point needs before it")
-    min_after_days: int = Field(7, ge=1, description="days with a value a change point needs after it, up to the detection date")
+    min_after_days: int = Field(
+        7, ge=1, description="days with a value a change point needs after it, up to the detection date"
+    )
 
 
 class PeerRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_peers: int = Field(5, ge=1, description="customers of the class in the area with a value needed for an area peer median; else the class lake-wide")
+    min_peers: int = Field(
+        5,
+        ge=1,
+        description="customers of the class in the area with a value needed for an area peer median; else the class lake-wide",
+    )
     min_peer_kwh: float = Field(0.1, ge=0, description="a peer median below this (kWh/day) gives no ratio")
 
 
@@ -180,7 +186,9 @@ class DropRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_baseline_kwh: float = Field(0.5, ge=0, description="mean kWh/day before the split needed to judge a fall")
-    min_baseline_ratio: float = Field(0.05, ge=0, description="mean ratio to the peer median before the split needed to judge a fall")
+    min_baseline_ratio: float = Field(
+        0.05, ge=0, description="mean ratio to the peer median before the split needed to judge a fall"
+    )
     fall: Ramp = Field(Ramp(lo=0.2, hi=0.6), description="relative fall 1 - after/before")
     t: Ramp = Field(Ramp(lo=3.0, hi=8.0), description="Welch t statistic of the fall")
 
@@ -190,7 +198,9 @@ class ZeroRules(BaseModel):
 
     zero_kwh: float = Field(0.01, ge=0, description="a day at or below this (kWh) is zero")
     live_kwh: float = Field(0.5, ge=0, description="mean kWh/day before the zero run that makes the meter live")
-    days: Ramp = Field(Ramp(lo=2, hi=7), description="length of the zero run ending at the detection date (days with a value)")
+    days: Ramp = Field(
+        Ramp(lo=2, hi=7), description="length of the zero run ending at the detection date (days with a value)"
+    )
 
 
 class FlatRules(BaseModel):
@@ -204,9 +214,14 @@ class ReverseRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     moved_kwh: float = Field(0.05, ge=0, description="reverse kWh in a day above which the reverse register moved")
-    quiet_days: int = Field(14, ge=1, description="days the reverse register stood still after the meter's first lake day that infer no PV")
+    quiet_days: int = Field(
+        14, ge=1, description="days the reverse register stood still after the meter's first lake day that infer no PV"
+    )
     min_days: int = Field(2, ge=1, description="days with reverse energy needed to fire")
-    share: Ramp = Field(Ramp(lo=0.1, hi=0.5), description="no PV inferred: reverse / (reverse + forward) energy since the reverse register first moved")
+    share: Ramp = Field(
+        Ramp(lo=0.1, hi=0.5),
+        description="no PV inferred: reverse / (reverse + forward) energy since the reverse register first moved",
+    )
     pv_reverse_only: Ramp = Field(
         Ramp(lo=0.5, hi=0.9),
         description="PV inferred: share of the days with reverse energy that have no forward energy (a PV customer still imports at night)",
@@ -217,7 +232,9 @@ class TouRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_day_kwh: float = Field(1.0, ge=0, description="days below this (kWh over the TOU registers) carry no split")
-    shift: Ramp = Field(Ramp(lo=0.1, hi=0.3), description="total-variation distance between the mean TOU shares before and after")
+    shift: Ramp = Field(
+        Ramp(lo=0.1, hi=0.3), description="total-variation distance between the mean TOU shares before and after"
+    )
     t: Ramp = Field(Ramp(lo=4.0, hi=10.0), description="Welch t of the share that moved most")
 
 
@@ -265,7 +282,9 @@ class SupervisedRules(BaseModel):
     positive_outcomes: tuple[str, ...] = Field(("theft",), description="inspection outcomes that count as positive")
     min_positives: int = Field(10, ge=1, description="positive inspections needed before the detection date")
     min_negatives: int = Field(10, ge=1, description="negative inspections needed before the detection date")
-    validation_share: float = Field(0.3, gt=0, lt=1, description="latest share of inspections (by date) that validates the model")
+    validation_share: float = Field(
+        0.3, gt=0, lt=1, description="latest share of inspections (by date) that validates the model"
+    )
     random_state: int = Field(0, description="random_state of the classifier (deterministic scores)")
     max_iter: int = Field(200, ge=1, description="boosting iterations")
     learning_rate: float = Field(0.05, gt=0, description="boosting learning rate")
@@ -359,15 +378,11 @@ def prepare_days(meter_daily: pl.DataFrame | pl.LazyFrame, cfg: AnomalyConfig) -
     area_n = pl.col("v").count().over("date", "area_id", "customer_class")
     class_peer = pl.col("v").median().over("date", "customer_class")
     peer = (
-        pl.when(pl.col("area_id").is_not_null() & (area_n >= cfg.peers.min_peers))
-        .then(area_peer)
-        .otherwise(class_peer)
+        pl.when(pl.col("area_id").is_not_null() & (area_n >= cfg.peers.min_peers)).then(area_peer).otherwise(class_peer)
     )
     lf = lf.with_columns(_r(peer).alias("peer_kwh"))
     lf = lf.with_columns(
-        pl.when(pl.col("peer_kwh") >= cfg.peers.min_peer_kwh)
-        .then(_r(pl.col("v") / pl.col("peer_kwh")))
-        .alias("ratio"),
+        pl.when(pl.col("peer_kwh") >= cfg.peers.min_peer_kwh).then(_r(pl.col("v") / pl.col("peer_kwh"))).alias("ratio"),
         *(
             pl.when(pl.col("v").is_not_null() & (pl.col("_tou") >= cfg.tou.min_day_kwh))
             .then(_r(pl.col(f"kwh_{r}").fill_null(0.0) / pl.col("_tou")))
@@ -377,8 +392,18 @@ def prepare_days(meter_daily: pl.DataFrame | pl.LazyFrame, cfg: AnomalyConfig) -
     )
     return (
         lf.select(
-            "date", "meter_id", "customer_id", "area_id", "feeder_id", "customer_class",
-            "v", "rev", "actual", "peer_kwh", "ratio", *(f"sh_{r}" for r in TOU_REGISTERS),
+            "date",
+            "meter_id",
+            "customer_id",
+            "area_id",
+            "feeder_id",
+            "customer_class",
+            "v",
+            "rev",
+            "actual",
+            "peer_kwh",
+            "ratio",
+            *(f"sh_{r}" for r in TOU_REGISTERS),
         )
         .collect()
         .sort("meter_id", "date")
@@ -468,12 +493,14 @@ def change_point(window: pl.LazyFrame, col: str, cfg: AnomalyConfig) -> pl.LazyF
         k1.alias("days_before"),
         k2.alias("days_after"),
     )
-    return lf.group_by("meter_id").agg(
-        pl.col("cp_date", "before", "after", "t", "days_before", "days_after")
-        .sort_by(["t", "date"], descending=[True, False])
-        .first()
-    ).with_columns(
-        pl.when(pl.col("before") > 0).then(_r(1.0 - pl.col("after") / pl.col("before"))).alias("fall")
+    return (
+        lf.group_by("meter_id")
+        .agg(
+            pl.col("cp_date", "before", "after", "t", "days_before", "days_after")
+            .sort_by(["t", "date"], descending=[True, False])
+            .first()
+        )
+        .with_columns(pl.when(pl.col("before") > 0).then(_r(1.0 - pl.col("after") / pl.col("before"))).alias("fall"))
     )
 
 
@@ -546,9 +573,9 @@ def _flat_indicator(window: pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
             pl.col("date").shift(-1).over("meter_id").alias("prev_date"),
         )
         .with_columns(
-            (
-                ((pl.col("v") - pl.col("prev")).abs() <= f.tolerance_kwh) & (pl.col("v") > zero)
-            ).fill_null(False).alias("same")
+            (((pl.col("v") - pl.col("prev")).abs() <= f.tolerance_kwh) & (pl.col("v") > zero))
+            .fill_null(False)
+            .alias("same")
         )
         .with_columns(((~pl.col("same")).cast(pl.Int32).cum_sum().over("meter_id") == 0).alias("trail"))
         .group_by("meter_id")
@@ -706,9 +733,7 @@ def _event_indicators(
         _r(pl.col("before")).alias("before"),
         _r(pl.col("after")).alias("after"),
         fall.alias("fall"),
-    ).with_columns(
-        _r(e.alone + (1.0 - e.alone) * e.fall.expr(pl.col("fall").fill_null(-1.0))).alias("strength")
-    )
+    ).with_columns(_r(e.alone + (1.0 - e.alone) * e.fall.expr(pl.col("fall").fill_null(-1.0))).alias("strength"))
     best = per_event.group_by("meter_id", "family").agg(
         pl.col("event_date", "code", "before", "after", "fall", "strength")
         .sort_by(["strength", "event_date"], descending=[True, False])
@@ -740,7 +765,9 @@ def _event_indicators(
         )
         out = out.join(fam, on="meter_id", how="left")
     return out.with_columns(
-        pl.sum_horizontal(*(pl.col(f"_{k}_events").fill_null(0) for k in EVENT_FAMILIES)).cast(pl.Float64).alias("f_events")
+        pl.sum_horizontal(*(pl.col(f"_{k}_events").fill_null(0) for k in EVENT_FAMILIES))
+        .cast(pl.Float64)
+        .alias("f_events")
     )
 
 
@@ -856,16 +883,20 @@ def _reason_texts() -> dict[str, pl.Expr]:
 
     texts: dict[str, pl.Expr] = {}
     for key in EVENT_FAMILIES:
-        texts[key] = pl.when(pl.col(f"_{key}_fall").is_not_null()).then(
-            fmt(
-                "{} on {} ({} in window), kWh {}% after",
-                pl.col(f"_{key}_code"),
-                pl.col(f"d_{key}"),
-                pl.col(f"_{key}_events"),
-                -_pct(pl.col(f"_{key}_fall")),
+        texts[key] = (
+            pl.when(pl.col(f"_{key}_fall").is_not_null())
+            .then(
+                fmt(
+                    "{} on {} ({} in window), kWh {}% after",
+                    pl.col(f"_{key}_code"),
+                    pl.col(f"d_{key}"),
+                    pl.col(f"_{key}_events"),
+                    -_pct(pl.col(f"_{key}_fall")),
+                )
             )
-        ).otherwise(
-            fmt("{} on {} ({} in window)", pl.col(f"_{key}_code"), pl.col(f"d_{key}"), pl.col(f"_{key}_events"))
+            .otherwise(
+                fmt("{} on {} ({} in window)", pl.col(f"_{key}_code"), pl.col(f"d_{key}"), pl.col(f"_{key}_events"))
+            )
         )
     texts["drop_own"] = fmt(
         "kWh -{}% since {} ({} -> {} kWh/day)",
@@ -887,24 +918,35 @@ def _reason_texts() -> dict[str, pl.Expr]:
         pl.col("d_zero"),
         pl.col("_zero_before").round(2),
     )
-    texts["flat"] = fmt("{} kWh every day for {} days since {}", pl.col("_flat_value"), pl.col("_flat_days"), pl.col("d_flat"))
-    texts["reverse"] = pl.when(pl.col("_reverse_no_pv")).then(
-        fmt(
-            "reverse energy {}% of the total since {}, none before (no PV inferred)",
-            _pct(pl.col("_reverse_share")),
-            pl.col("d_reverse"),
+    texts["flat"] = fmt(
+        "{} kWh every day for {} days since {}", pl.col("_flat_value"), pl.col("_flat_days"), pl.col("d_flat")
+    )
+    texts["reverse"] = (
+        pl.when(pl.col("_reverse_no_pv"))
+        .then(
+            fmt(
+                "reverse energy {}% of the total since {}, none before (no PV inferred)",
+                _pct(pl.col("_reverse_share")),
+                pl.col("d_reverse"),
+            )
         )
-    ).otherwise(
-        fmt(
-            "reverse energy on {} days since {}, {} of them with no forward energy at all (PV still imports at night)",
-            pl.col("_reverse_days"),
-            pl.col("d_reverse"),
-            pl.col("_reverse_only_days"),
+        .otherwise(
+            fmt(
+                "reverse energy on {} days since {}, {} of them with no forward energy at all (PV still imports at night)",
+                pl.col("_reverse_days"),
+                pl.col("d_reverse"),
+                pl.col("_reverse_only_days"),
+            )
         )
     )
     texts["tou"] = fmt("TOU split moved by {}% since {}", _pct(pl.col("_tou_shift")), pl.col("d_tou"))
     for key, kind in LOSS_KINDS.items():
-        base = fmt("line-loss diagnosis {} score {} (area loss {}%)", pl.lit(kind), pl.col(f"_{key}_score").round(2), (pl.col(f"_{key}_rate") * 100).round(1))
+        base = fmt(
+            "line-loss diagnosis {} score {} (area loss {}%)",
+            pl.lit(kind),
+            pl.col(f"_{key}_score").round(2),
+            (pl.col(f"_{key}_rate") * 100).round(1),
+        )
         texts[key] = (
             pl.when(pl.col(f"_{key}_other").is_not_null())
             .then(pl.concat_str([base, pl.lit(", tracks area "), pl.col(f"_{key}_other")]))
@@ -932,13 +974,13 @@ def score(
     weights = cfg.weights.model_dump()
     frame = ind.lazy()
     if model_p is not None:
-        frame = frame.join(model_p.lazy().select("meter_id", pl.col("p").cast(pl.Float64).alias("model_p")), on="meter_id", how="left")
+        frame = frame.join(
+            model_p.lazy().select("meter_id", pl.col("p").cast(pl.Float64).alias("model_p")), on="meter_id", how="left"
+        )
     else:
         frame = frame.with_columns(pl.lit(None, pl.Float64).alias("model_p"))
     frame = frame.with_columns(
-        _r(
-            pl.when(pl.col("model_p") >= cfg.supervised.min_p).then(pl.col("model_p")).otherwise(0.0)
-        ).alias("s_model"),
+        _r(pl.when(pl.col("model_p") >= cfg.supervised.min_p).then(pl.col("model_p")).otherwise(0.0)).alias("s_model"),
         pl.lit(day).alias("d_model"),
         pl.struct(p=_r(pl.col("model_p"))).struct.json_encode().alias("ev_model"),
     )
@@ -962,7 +1004,15 @@ def score(
                 pl.lit("}"),
             ]
         )
-        reason = pl.concat_str([pl.lit(f"{zh} {rule}: "), texts[key].fill_null(""), pl.lit(" (+"), pts.round(2).cast(pl.String), pl.lit(")")])
+        reason = pl.concat_str(
+            [
+                pl.lit(f"{zh} {rule}: "),
+                texts[key].fill_null(""),
+                pl.lit(" (+"),
+                pts.round(2).cast(pl.String),
+                pl.lit(")"),
+            ]
+        )
         items.append(
             pl.when(pts > 0).then(
                 pl.struct(
@@ -978,7 +1028,11 @@ def score(
     listed = (
         pl.concat_list(items)
         .list.drop_nulls()
-        .list.eval(pl.element().sort_by(pl.element().struct.field("p"), pl.element().struct.field("i"), descending=[True, False]))
+        .list.eval(
+            pl.element().sort_by(
+                pl.element().struct.field("p"), pl.element().struct.field("i"), descending=[True, False]
+            )
+        )
     )
     frame = frame.with_columns(listed.alias("_items")).with_columns(
         pl.col("_items").list.eval(pl.element().struct.field("reason")).list.join("; ").alias("reasons"),
@@ -1014,10 +1068,10 @@ def feature_columns() -> list[str]:
 
 
 __all__ = [
-    "AnomalyConfig",
-    "AnomalyInputError",
     "DATA_KEYS",
     "RULES",
+    "AnomalyConfig",
+    "AnomalyInputError",
     "change_point",
     "detect",
     "feature_columns",

@@ -30,8 +30,9 @@ from __future__ import annotations
 from typing import Literal
 
 import polars as pl
-from meterlake.schemas.bills_monthly import BILLS_MONTHLY
 from pydantic import BaseModel, ConfigDict, Field
+
+from meterlake.schemas.bills_monthly import BILLS_MONTHLY
 
 from .prepay import PrepayRules
 from .tariffs import PRICE_CALENDAR_SCHEMA, REGISTERS
@@ -109,9 +110,7 @@ def stable_sum(column: str) -> pl.Expr:
 
 def billable_days(meter_daily: pl.LazyFrame) -> pl.LazyFrame:
     """The customer meters' days from meter_daily, with the columns billing reads."""
-    return meter_daily.filter(
-        (pl.col("role") == "customer") & pl.col("customer_id").is_not_null()
-    ).select(DAY_COLUMNS)
+    return meter_daily.filter((pl.col("role") == "customer") & pl.col("customer_id").is_not_null()).select(DAY_COLUMNS)
 
 
 def year_to_date_kwh(days: pl.LazyFrame) -> pl.LazyFrame:
@@ -144,9 +143,7 @@ def _turn_key() -> pl.Expr:
     at county scale. The hash (seed 0, stable for a polars version) only orders the
     meters of one customer on one day, i.e. on the day of a meter swap.
     """
-    return pl.col("date").cast(pl.Int64) * (1 << 32) + (
-        pl.col("meter_id").hash(seed=0) // (1 << 32)
-    ).cast(pl.Int64)
+    return pl.col("date").cast(pl.Int64) * (1 << 32) + (pl.col("meter_id").hash(seed=0) // (1 << 32)).cast(pl.Int64)
 
 
 def _with_prices(lf: pl.LazyFrame, calendar: pl.DataFrame) -> pl.LazyFrame:
@@ -206,9 +203,7 @@ def price_days(
     ``tou_missing`` and ``turn_key`` (the order of a customer's meter-days).
     """
     if fallback_register not in REGISTERS:
-        raise ValueError(
-            f"tou_fallback_register: expected one of {', '.join(REGISTERS)}, found {fallback_register!r}"
-        )
+        raise ValueError(f"tou_fallback_register: expected one of {', '.join(REGISTERS)}, found {fallback_register!r}")
     k = pl.col("kwh")
     regs = [pl.col(f"kwh_{r}") for r in REGISTERS]
     reg_sum = pl.sum_horizontal(regs)  # nulls count as 0
@@ -322,7 +317,9 @@ def bill_segments(priced: pl.LazyFrame, rules: BillRules) -> pl.LazyFrame:
             ),
         )
         .with_columns(
-            exception_reasons=pl.when(pl.col("exception_reasons") == "").then(None).otherwise(pl.col("exception_reasons")),
+            exception_reasons=pl.when(pl.col("exception_reasons") == "")
+            .then(None)
+            .otherwise(pl.col("exception_reasons")),
         )
         .with_columns(
             status=pl.when(pl.col("exception_reasons").is_null()).then(pl.lit("ok")).otherwise(pl.lit("exception")),

@@ -68,6 +68,4 @@ def split_known_meters(rows: pl.DataFrame, meters: pl.DataFrame) -> tuple[pl.Dat
 
 def reserialise(columns: list[str]) -> pl.Expr:
     """A CSV line rebuilt from parsed values (for quarantining rows whose text is gone)."""
-    return pl.concat_str(
-        [pl.col(c).cast(pl.String).fill_null("") for c in columns], separator=","
-    )
+    return pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in columns], separator=",")

@@ -88,10 +88,14 @@ def needs_edit() -> pl.Expr:
 
 
 def _long(wide: pl.LazyFrame, index: list[str]) -> pl.LazyFrame:
-    return wide.unpivot(index=index, on=list(SLOTS), variable_name="_slot", value_name="raw_kwh_meter").with_columns(
-        pl.col("_slot").str.slice(1).cast(pl.Int16).alias("slot"),
-        pl.col("raw_kwh_meter").cast(pl.Float64),
-    ).drop("_slot")
+    return (
+        wide.unpivot(index=index, on=list(SLOTS), variable_name="_slot", value_name="raw_kwh_meter")
+        .with_columns(
+            pl.col("_slot").str.slice(1).cast(pl.Int16).alias("slot"),
+            pl.col("raw_kwh_meter").cast(pl.Float64),
+        )
+        .drop("_slot")
+    )
 
 
 def estimate(
@@ -156,8 +160,9 @@ def estimate(
     wanted = edits.filter(pl.col("_interp").is_null()).select("meter_id").unique().collect()["meter_id"]
     like = (
         _long(
-            like_curves.select("meter_id", pl.col("date").alias("_like_date"), *SLOTS)
-            .filter(pl.col("meter_id").is_in(wanted.implode())),
+            like_curves.select("meter_id", pl.col("date").alias("_like_date"), *SLOTS).filter(
+                pl.col("meter_id").is_in(wanted.implode())
+            ),
             ["meter_id", "_like_date"],
         )
         .filter(pl.col("raw_kwh_meter") >= 0)
@@ -168,11 +173,16 @@ def estimate(
     est = pl.coalesce("_interp", "_like")
     edits = edits.with_columns(
         est.alias("unscaled_kwh_meter"),
-        pl.when(pl.col("_interp").is_not_null()).then(pl.lit("linear_interpolation"))
-        .when(pl.col("_like").is_not_null()).then(pl.lit("like_day"))
+        pl.when(pl.col("_interp").is_not_null())
+        .then(pl.lit("linear_interpolation"))
+        .when(pl.col("_like").is_not_null())
+        .then(pl.lit("like_day"))
         .otherwise(pl.lit("none"))
         .alias("method"),
-        pl.when(pl.col("raw_kwh_meter").is_null()).then(pl.lit("missing")).otherwise(pl.lit("negative")).alias("reason"),
+        pl.when(pl.col("raw_kwh_meter").is_null())
+        .then(pl.lit("missing"))
+        .otherwise(pl.lit("negative"))
+        .alias("reason"),
     ).with_columns(
         exact_sum(pl.col("unscaled_kwh_meter")).over("_row").alias("estimated_kwh_meter"),
         pl.col("unscaled_kwh_meter").is_null().sum().over("_row").cast(pl.Int32).alias("unestimated_slots"),
@@ -185,17 +195,17 @@ def estimate(
     tol = residual_tolerance_kwh_meter
     est_sum = pl.col("estimated_kwh_meter")
     scale = (
-        pl.when(pl.col("delta_kwh_meter").is_null() | (pl.col("unestimated_slots") > 0)).then(None)
-        .when(residual < -tol).then(None)
-        .when(est_sum > 0).then(residual.clip(lower_bound=0.0) / est_sum)
-        .when(residual <= tol).then(1.0)
+        pl.when(pl.col("delta_kwh_meter").is_null() | (pl.col("unestimated_slots") > 0))
+        .then(None)
+        .when(residual < -tol)
+        .then(None)
+        .when(est_sum > 0)
+        .then(residual.clip(lower_bound=0.0) / est_sum)
+        .when(residual <= tol)
+        .then(1.0)
         .otherwise(None)
     )
-    scalable = (
-        pl.col("delta_kwh_meter").is_null()
-        | (pl.col("unestimated_slots") > 0)
-        | pl.col("scale").is_not_null()
-    )
+    scalable = pl.col("delta_kwh_meter").is_null() | (pl.col("unestimated_slots") > 0) | pl.col("scale").is_not_null()
     return (
         # a curve that never arrived and got no estimate at all adds nothing to the finding
         # that says so (vee.completeness.curve_missing): its 96 empty rows are left out
@@ -205,13 +215,28 @@ def estimate(
         .with_columns(scale.round(12).alias("scale"))
         .with_columns(
             (pl.col("unscaled_kwh_meter") * pl.col("scale").fill_null(1.0)).round(9).alias("kwh_meter"),
-            pl.when(pl.col("unscaled_kwh_meter").is_null()).then(pl.lit("missing")).otherwise(pl.lit("estimated")).alias("quality"),
+            pl.when(pl.col("unscaled_kwh_meter").is_null())
+            .then(pl.lit("missing"))
+            .otherwise(pl.lit("estimated"))
+            .alias("quality"),
             scalable.alias("scalable"),
         )
         .select(
-            "date", "meter_id", "slot", "raw_kwh_meter", "kwh_meter", "quality", "method", "reason",
-            "unscaled_kwh_meter", "scale",
-            "actual_kwh_meter", "estimated_kwh_meter", "delta_kwh_meter", "unestimated_slots", "scalable",
+            "date",
+            "meter_id",
+            "slot",
+            "raw_kwh_meter",
+            "kwh_meter",
+            "quality",
+            "method",
+            "reason",
+            "unscaled_kwh_meter",
+            "scale",
+            "actual_kwh_meter",
+            "estimated_kwh_meter",
+            "delta_kwh_meter",
+            "unestimated_slots",
+            "scalable",
         )
     )
 
@@ -246,19 +271,13 @@ def apply_edits(curves: pl.LazyFrame, edits: pl.LazyFrame) -> pl.LazyFrame:
     every other slot keeps its raw value. Meter-days with edits but no raw row (a curve
     that never arrived) appear too. Adds ``edited_slots`` (0 when untouched).
     """
-    wide_edits = (
-        edits.select("meter_id", "date", "slot", "kwh_meter")
-    )
-    flags = {
-        s: (pl.col("slot") == i).any().alias(f"_e{i}") for i, s in enumerate(SLOTS, start=1)
-    }
+    wide_edits = edits.select("meter_id", "date", "slot", "kwh_meter")
+    flags = {s: (pl.col("slot") == i).any().alias(f"_e{i}") for i, s in enumerate(SLOTS, start=1)}
     values = {
-        s: pl.col("kwh_meter").filter(pl.col("slot") == i).first().alias(f"_v{i}")
-        for i, s in enumerate(SLOTS, start=1)
+        s: pl.col("kwh_meter").filter(pl.col("slot") == i).first().alias(f"_v{i}") for i, s in enumerate(SLOTS, start=1)
     }
-    per_day = (
-        wide_edits.group_by("meter_id", "date")
-        .agg(*flags.values(), *values.values(), pl.len().cast(pl.Int32).alias("edited_slots"))
+    per_day = wide_edits.group_by("meter_id", "date").agg(
+        *flags.values(), *values.values(), pl.len().cast(pl.Int32).alias("edited_slots")
     )
     raw = curves.select("meter_id", "date", *SLOTS)
     j = raw.join(per_day, on=["meter_id", "date"], how="full", coalesce=True)
@@ -266,7 +285,11 @@ def apply_edits(curves: pl.LazyFrame, edits: pl.LazyFrame) -> pl.LazyFrame:
         "meter_id",
         "date",
         *(
-            pl.when(pl.col(f"_e{i}").fill_null(False)).then(pl.col(f"_v{i}")).otherwise(pl.col(s)).cast(pl.Float64).alias(s)
+            pl.when(pl.col(f"_e{i}").fill_null(False))
+            .then(pl.col(f"_v{i}"))
+            .otherwise(pl.col(s))
+            .cast(pl.Float64)
+            .alias(s)
             for i, s in enumerate(SLOTS, start=1)
         ),
         pl.col("edited_slots").fill_null(0),

@@ -79,6 +79,7 @@ def empty_rows(spec: Landing) -> pl.DataFrame:
 
 # --- bytes -> text ---------------------------------------------------------------
 
+
 def decompress(raw: bytes) -> tuple[bytes, bool]:
     """Gunzip ``raw``; return (data, complete). A cut-off stream yields what it held."""
     try:
@@ -156,6 +157,7 @@ def split_lines(text: bytes) -> pl.Series:
 
 # --- header -----------------------------------------------------------------------
 
+
 def map_header(header: str, spec: Landing) -> tuple[list[str | None], list[str], list[str]]:
     """Canonical name for each header position (None = extra), extras, duplicates."""
     aliases = spec.aliases
@@ -178,6 +180,7 @@ def map_header(header: str, spec: Landing) -> tuple[list[str | None], list[str],
 
 
 # --- the parse -------------------------------------------------------------------
+
 
 def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
     """Parse one landing file's bytes (gzip or not, any supported encoding)."""
@@ -204,7 +207,7 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
     except UnicodeDecodeError as exc:
         return whole_file(
             "encoding",
-            f"byte {exc.start} is neither UTF-8 nor GB18030/GBK ({exc.object[exc.start:exc.start + 8]!r})",
+            f"byte {exc.start} is neither UTF-8 nor GB18030/GBK ({exc.object[exc.start : exc.start + 8]!r})",
             raw[:200].decode("utf-8", errors="replace"),
         )
     ends_with_newline = text.endswith(b"\n")
@@ -257,7 +260,9 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
                     "source_file": [source_file],
                     "line": [None],
                     "reason": ["truncated"],
-                    "detail": ["gzip stream ends early: the file was cut off; rows after the last complete line are lost"],
+                    "detail": [
+                        "gzip stream ends early: the file was cut off; rows after the last complete line are lost"
+                    ],
                     "raw": [""],
                 },
                 schema=QUARANTINE_SCHEMA,
@@ -276,7 +281,9 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
     quoted = body.filter(pl.col("quoted"))
     if quoted.height:
         counts = [len(next(csv.reader([t]))) for t in quoted["line_text"]]
-        body = body.update(quoted.select("source_line", pl.Series("n_fields", counts, dtype=pl.UInt32)), on="source_line")
+        body = body.update(
+            quoted.select("source_line", pl.Series("n_fields", counts, dtype=pl.UInt32)), on="source_line"
+        )
 
     bad_count = body.filter(pl.col("n_fields") != n_fields)
     if bad_count.height:
@@ -287,7 +294,9 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
                 pl.when(cut_off).then(pl.lit("truncated")).otherwise(pl.lit("field_count")).alias("reason"),
                 pl.when(cut_off)
                 .then(pl.format("the file ends mid-row: {} of {} fields", pl.col("n_fields"), pl.lit(n_fields)))
-                .otherwise(pl.format("expected {} fields as in the header, found {}", pl.lit(n_fields), pl.col("n_fields")))
+                .otherwise(
+                    pl.format("expected {} fields as in the header, found {}", pl.lit(n_fields), pl.col("n_fields"))
+                )
                 .alias("detail"),
                 mask(text_line).alias("raw"),
             )
@@ -372,9 +381,9 @@ def _split_fields(
         cols = pl.read_csv(blob, has_header=False, schema=schema, quote_char='"' if any_quoted else None)
     else:
         cols = pl.DataFrame(schema=schema)
-    out = cols.select(
-        pl.col(f"c{i}").alias(name) for i, name in enumerate(names) if name is not None
-    ).with_columns(pl.lit(None, pl.String).alias(f.name) for f in spec.fields if f.name not in present)
+    out = cols.select(pl.col(f"c{i}").alias(name) for i, name in enumerate(names) if name is not None).with_columns(
+        pl.lit(None, pl.String).alias(f.name) for f in spec.fields if f.name not in present
+    )
     # codes, ids and dates: surrounding spaces are never meaningful
     trim = [f.name for f in spec.fields if f.kind not in ("float", "int")]
     out = out.with_columns(pl.col(trim).str.strip_chars().replace("", None))
@@ -396,9 +405,7 @@ def _parse_field(f: Field) -> pl.Expr:
         case "string" | "code":
             return s
         case "date":
-            return pl.coalesce(
-                s.str.to_date("%Y-%m-%d", strict=False), s.str.to_date("%Y%m%d", strict=False)
-            )
+            return pl.coalesce(s.str.to_date("%Y-%m-%d", strict=False), s.str.to_date("%Y%m%d", strict=False))
         case "timestamp":
             return pl.coalesce(
                 s.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"),
@@ -439,12 +446,20 @@ def _checks(spec: Landing, typed: dict[str, pl.Expr]) -> list[tuple[pl.Expr, str
         if f.kind in ("date", "timestamp"):
             want = "YYYY-MM-DD or YYYYMMDD" if f.kind == "date" else "YYYY-MM-DD HH:MM:SS"
             checks.append(
-                (raw.is_not_null() & val.is_null(), "bad_date", pl.format(f"{f.name}: expected {want}, found '{{}}'", raw))
+                (
+                    raw.is_not_null() & val.is_null(),
+                    "bad_date",
+                    pl.format(f"{f.name}: expected {want}, found '{{}}'", raw),
+                )
             )
         elif f.kind in ("float", "int"):
             want = "a number" if f.kind == "float" else "a whole number"
             checks.append(
-                (raw.is_not_null() & val.is_null(), "bad_number", pl.format(f"{f.name}: expected {want}, found '{{}}'", raw))
+                (
+                    raw.is_not_null() & val.is_null(),
+                    "bad_number",
+                    pl.format(f"{f.name}: expected {want}, found '{{}}'", raw),
+                )
             )
         elif f.kind == "code":
             codes = ", ".join(f.codes)
@@ -460,7 +475,11 @@ def _checks(spec: Landing, typed: dict[str, pl.Expr]) -> list[tuple[pl.Expr, str
         if f.exclusive_minimum is not None:
             reason = "negative_amount" if f.unit == "yuan" else "out_of_range"
             checks.append(
-                (val <= f.exclusive_minimum, reason, pl.format(f"{f.name}: must be > {f.exclusive_minimum:g}, found {{}}", val))
+                (
+                    val <= f.exclusive_minimum,
+                    reason,
+                    pl.format(f"{f.name}: must be > {f.exclusive_minimum:g}, found {{}}", val),
+                )
             )
         if f.minimum is not None:
             checks.append(
@@ -496,11 +515,12 @@ def _masker(spec: Landing, names: list[str | None]):
 
 def mask_card(card: pl.Expr) -> pl.Expr:
     """A card number reduced to its last 4 digits: ``****1234``."""
-    return pl.when(card.is_not_null() & (card.str.len_chars() > 0)).then(
-        pl.lit("****") + card.str.slice(-4)
-    ).otherwise(card)
+    return (
+        pl.when(card.is_not_null() & (card.str.len_chars() > 0))
+        .then(pl.lit("****") + card.str.slice(-4))
+        .otherwise(card)
+    )
 
 
 def card_last4(card: pl.Expr) -> pl.Expr:
     return pl.when(card.str.len_chars() > 0).then(card.str.slice(-4))
-

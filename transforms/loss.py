@@ -85,9 +85,7 @@ class StatusRule:
         if not 0.0 <= self.min_actual_share <= 1.0:
             raise ValueError(f"min_actual_share: expected a share in [0, 1], found {self.min_actual_share}")
         if self.negative_below > self.high_above:
-            raise ValueError(
-                f"negative_below ({self.negative_below}) must not exceed high_above ({self.high_above})"
-            )
+            raise ValueError(f"negative_below ({self.negative_below}) must not exceed high_above ({self.high_above})")
 
 
 @dataclass(frozen=True)
@@ -178,9 +176,7 @@ def _sum_if_complete(col: str) -> pl.Expr:
 
 
 def _reason(codes: Sequence[tuple[str, pl.Expr]]) -> pl.Expr:
-    joined = pl.concat_str(
-        [pl.when(cond).then(pl.lit(code)) for code, cond in codes], separator=",", ignore_nulls=True
-    )
+    joined = pl.concat_str([pl.when(cond).then(pl.lit(code)) for code, cond in codes], separator=",", ignore_nulls=True)
     return pl.when(joined.str.len_chars() > 0).then(joined)
 
 
@@ -285,11 +281,15 @@ def area_days(rows: pl.LazyFrame, rules: LossRules = LossRules()) -> pl.LazyFram
     out = (
         agg.with_columns(
             feeder_id=pl.coalesce("_master_feeder", "_any_feeder"),
-            master_kwh=pl.when((pl.col("_master_meters") > 0) & (pl.col("_master_present") == pl.col("_master_meters"))).then(_r(pl.col("_master_sum"))),
+            master_kwh=pl.when(
+                (pl.col("_master_meters") > 0) & (pl.col("_master_present") == pl.col("_master_meters"))
+            ).then(_r(pl.col("_master_sum"))),
             pv_export_kwh=_r(pl.col("_pv_sum")),
             sales_kwh=pl.when(pl.col("customers_missing") == 0).then(_r(pl.col("_sales_sum"))),
             master_quality=_quality("_master_meters", "_master_present", "_master_actual"),
-            actual_share=pl.when(pl.col("customer_meters") > 0).then(pl.col("customers_actual") / pl.col("customer_meters")),
+            actual_share=pl.when(pl.col("customer_meters") > 0).then(
+                pl.col("customers_actual") / pl.col("customer_meters")
+            ),
             area_class=area_class_expr(rules),
         )
         .with_columns(_class_thresholds(rules))
@@ -355,9 +355,9 @@ def area_months(days: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules(
             sales_kwh=_sum_if_complete("sales_kwh"),
             days_uncomputable=(pl.col("status") == "uncomputable").sum().cast(pl.Int32),
             meter_days_estimated=(pl.col("_master_estimated") + pl.col("customers_estimated")).sum().cast(pl.Int32),
-            meter_days_missing=(
-                pl.col("_master_meters") - pl.col("_master_present") + pl.col("customers_missing")
-            ).sum().cast(pl.Int32),
+            meter_days_missing=(pl.col("_master_meters") - pl.col("_master_present") + pl.col("customers_missing"))
+            .sum()
+            .cast(pl.Int32),
             _no_master=(pl.col("_master_meters") == 0).any(),
             _no_customers=(pl.col("customer_meters") == 0).any(),
             _master_missing=(pl.col("_master_present") < pl.col("_master_meters")).any(),
@@ -416,13 +416,15 @@ def feeder_days(rows: pl.LazyFrame, rules: LossRules = LossRules()) -> pl.LazyFr
     downstream = pl.col("area_masters") + pl.col("direct_customers")
     return (
         agg.with_columns(
-            supply_kwh=pl.when((pl.col("_head_meters") > 0) & (pl.col("_head_present") == pl.col("_head_meters"))).then(_r(pl.col("_head_sum"))),
+            *_feeder_thresholds(rules),
+            supply_kwh=pl.when((pl.col("_head_meters") > 0) & (pl.col("_head_present") == pl.col("_head_meters"))).then(
+                _r(pl.col("_head_sum"))
+            ),
             sales_kwh=pl.when(pl.col("downstream_missing") == 0).then(
                 _r(pl.col("area_masters_kwh") + pl.col("direct_customers_kwh"))
             ),
             head_quality=_quality("_head_meters", "_head_present", "_head_actual"),
             actual_share=pl.when(downstream > 0).then(pl.col("downstream_actual") / downstream),
-            *_feeder_thresholds(rules),
         )
         .with_columns(loss_kwh=_r(pl.col("supply_kwh") - pl.col("sales_kwh")))
         .with_columns(loss_rate=_rate())
@@ -476,9 +478,9 @@ def feeder_months(days: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRule
             sales_kwh=_sum_if_complete("sales_kwh"),
             days_uncomputable=(pl.col("status") == "uncomputable").sum().cast(pl.Int32),
             meter_days_estimated=(pl.col("_head_estimated") + pl.col("downstream_estimated")).sum().cast(pl.Int32),
-            meter_days_missing=(
-                pl.col("_head_meters") - pl.col("_head_present") + pl.col("downstream_missing")
-            ).sum().cast(pl.Int32),
+            meter_days_missing=(pl.col("_head_meters") - pl.col("_head_present") + pl.col("downstream_missing"))
+            .sum()
+            .cast(pl.Int32),
             _no_head=(pl.col("_head_meters") == 0).any(),
             _no_downstream=((pl.col("area_masters") + pl.col("direct_customers")) == 0).any(),
             _head_missing=(pl.col("_head_present") < pl.col("_head_meters")).any(),

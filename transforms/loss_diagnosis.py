@@ -57,8 +57,31 @@ from meterlake.transforms.loss import LossRules, area_days, check_input, prepare
 #: ratings common on Chinese distribution transformers and 10 kV metering); with a 5 A
 #: secondary the CT's multiplier is primary / 5
 CT_PRIMARY_A: tuple[float, ...] = (
-    5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 250, 300, 400, 500, 600, 750, 800, 1000,
-    1200, 1500, 2000, 2500, 3000, 4000,
+    5,
+    10,
+    15,
+    20,
+    30,
+    40,
+    50,
+    75,
+    100,
+    150,
+    200,
+    250,
+    300,
+    400,
+    500,
+    600,
+    750,
+    800,
+    1000,
+    1200,
+    1500,
+    2000,
+    2500,
+    3000,
+    4000,
 )
 CT_SECONDARY_A = 5.0
 #: PT ratios: none (0.4 kV), 10 kV/100 V, 35 kV/100 V
@@ -135,9 +158,7 @@ def neighbour_multipliers(multipliers: Iterable[float], diag: DiagnosisRules = D
             hi = lo + 1 if standard(ct) else lo
             for c in cts[max(0, lo - k) : lo] + cts[hi : hi + k]:
                 pairs.add((m, c * p))
-    return pl.DataFrame(
-        sorted(pairs), schema={"multiplier": pl.Float64, "candidate": pl.Float64}, orient="row"
-    )
+    return pl.DataFrame(sorted(pairs), schema={"multiplier": pl.Float64, "candidate": pl.Float64}, orient="row")
 
 
 # -- window summary ---------------------------------------------------------------------
@@ -311,9 +332,7 @@ def _multiplier(
             multiplier=pl.col("multiplier").sort_by("date").last(),
             _kwh=pl.col("_kwh").sum().round(6),
         )
-        .join(
-            cdays.group_by("area_id").agg(_sales=pl.col("sales_kwh").sum()), on="area_id"
-        )
+        .join(cdays.group_by("area_id").agg(_sales=pl.col("sales_kwh").sum()), on="area_id")
         .with_columns(
             _share=pl.when(pl.col("_sales") > 0).then(pl.col("_kwh") / pl.col("_sales")),
             _ct=(pl.col("role") == "customer") & (pl.col("multiplier") > 1),
@@ -331,18 +350,26 @@ def _multiplier(
     mults = suspects.select("multiplier").unique().collect()["multiplier"].to_list()
     cands = suspects.join(neighbour_multipliers(mults, diag).lazy(), on="multiplier")
     daily_vals = vals.select(
-        "date", "area_id", "meter_id", pl.col("multiplier").alias("_m_day"), pl.col("_kwh").alias("_k"), pl.col("_rev").alias("_r")
+        "date",
+        "area_id",
+        "meter_id",
+        pl.col("multiplier").alias("_m_day"),
+        pl.col("_kwh").alias("_k"),
+        pl.col("_rev").alias("_r"),
     )
     is_master = pl.col("role") == "area_master"
-    f = pl.when(pl.col("_m_day") == pl.col("multiplier")).then(pl.col("candidate") / pl.col("multiplier")).otherwise(1.0)
+    f = (
+        pl.when(pl.col("_m_day") == pl.col("multiplier"))
+        .then(pl.col("candidate") / pl.col("multiplier"))
+        .otherwise(1.0)
+    )
     k = pl.col("_k").fill_null(0.0)
     r = pl.col("_r").fill_null(0.0)
     grid = (
         cands.join(cdays, on="area_id")
         .join(daily_vals, on=["date", "area_id", "meter_id"], how="left")
         .with_columns(
-            _supply_after=pl.col("supply_kwh")
-            + pl.when(is_master).then((f - 1) * k).otherwise((f - 1) * r),
+            _supply_after=pl.col("supply_kwh") + pl.when(is_master).then((f - 1) * k).otherwise((f - 1) * r),
             _sales_after=pl.col("sales_kwh") + pl.when(is_master).then(0.0).otherwise((f - 1) * k),
         )
         .with_columns(
@@ -392,7 +419,9 @@ def _multiplier(
         .with_columns(
             _tie=(pl.col("_window_after") - (pl.col("_negative_below") + pl.col("_high_above")) / 2).abs().round(9)
         )
-        .sort("area_id", "meter_id", pl.col("score"), "_tie", "candidate", descending=[False, False, True, False, False])
+        .sort(
+            "area_id", "meter_id", pl.col("score"), "_tie", "candidate", descending=[False, False, True, False, False]
+        )
         .group_by("area_id", "meter_id", maintain_order=True)
         .first()
     )
@@ -536,9 +565,13 @@ def diagnose(
         (pl.col("days") >= diag.min_days) & (pl.col("_corr_resid") <= diag.mapping_max_own_corr)
     )["meter_id"]
     off_band = summary.filter(pl.col("_off_band"))["area_id"]
-    needed = members.filter(
-        pl.col("area_id").is_in(off_band.implode()) | pl.col("meter_id").is_in(mapping_candidates.implode())
-    ).collect().lazy()
+    needed = (
+        members.filter(
+            pl.col("area_id").is_in(off_band.implode()) | pl.col("meter_id").is_in(mapping_candidates.implode())
+        )
+        .collect()
+        .lazy()
+    )
     summary = summary.lazy()
 
     found = pl.concat(

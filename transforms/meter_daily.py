@@ -48,8 +48,15 @@ REGISTERS: dict[str, str] = {
 }
 #: archive columns carried onto every meter-day
 ARCHIVE_ATTRS = (
-    "customer_id", "area_id", "feeder_id", "role", "customer_class", "tariff_id",
-    "multiplier", "register_max", "prepay",
+    "customer_id",
+    "area_id",
+    "feeder_id",
+    "role",
+    "customer_class",
+    "tariff_id",
+    "multiplier",
+    "register_max",
+    "prepay",
 )
 #: why a day has the value it has (column ``day_status`` of :func:`register_days`)
 DAY_STATUS = {
@@ -81,9 +88,7 @@ def in_service(archive: pl.LazyFrame, dates: Iterable[dt.date]) -> pl.LazyFrame:
     meters. Returns ``date, meter_id, snapshot_date`` and :data:`ARCHIVE_ATTRS`.
     """
     days = pl.DataFrame({"date": sorted(set(dates))}, schema={"date": pl.Date()})
-    snaps = (
-        archive.select(pl.col("snapshot_date").unique()).collect().sort("snapshot_date")
-    )
+    snaps = archive.select(pl.col("snapshot_date").unique()).collect().sort("snapshot_date")
     valid = days.join_asof(snaps, left_on="date", right_on="snapshot_date", strategy="backward")
     return (
         valid.lazy()
@@ -156,11 +161,15 @@ def _pair_for_days(service: pl.LazyFrame, readings: pl.LazyFrame) -> pl.LazyFram
         .collect()
     )
     both = pl.col("total_kwh").is_not_null() & pl.col("total_kwh_next").is_not_null()
-    fast = j.lazy().filter(both).select(
-        *svc.columns,
-        pl.col("date").alias("from_date"),
-        (pl.col("date") + pl.duration(days=1)).alias("to_date"),
-        *_pair_columns("", "_next"),
+    fast = (
+        j.lazy()
+        .filter(both)
+        .select(
+            *svc.columns,
+            pl.col("date").alias("from_date"),
+            (pl.col("date") + pl.duration(days=1)).alias("to_date"),
+            *_pair_columns("", "_next"),
+        )
     )
     slow_svc = j.lazy().filter(~both).select(svc.columns)
     pairs = reading_pairs(readings.join(slow_svc.select("meter_id").unique(), on="meter_id", how="semi"))
@@ -215,12 +224,18 @@ def register_days(
             rolled_total, down_total = rolled, down
     gap = (pl.col("to_date") - pl.col("from_date")).dt.total_days()
     status = (
-        pl.when(pl.col("from_date").is_null()).then(pl.lit("no_previous_reading"))
-        .when(pl.col("to_date").is_null()).then(pl.lit("no_next_reading"))
-        .when(gap > max_gap_days).then(pl.lit("gap_too_long"))
-        .when(down_total).then(pl.lit("register_down"))
-        .when(gap > 1).then(pl.lit("shared"))
-        .when(rolled_total).then(pl.lit("rollover"))
+        pl.when(pl.col("from_date").is_null())
+        .then(pl.lit("no_previous_reading"))
+        .when(pl.col("to_date").is_null())
+        .then(pl.lit("no_next_reading"))
+        .when(gap > max_gap_days)
+        .then(pl.lit("gap_too_long"))
+        .when(down_total)
+        .then(pl.lit("register_down"))
+        .when(gap > 1)
+        .then(pl.lit("shared"))
+        .when(rolled_total)
+        .then(pl.lit("rollover"))
         .otherwise(pl.lit("actual"))
     )
     return j.with_columns(
@@ -235,7 +250,9 @@ def register_days(
         .then(pl.col("remaining_yuan_to"))
         .alias("remaining_yuan"),
     ).drop(
-        "from_date", "to_date", "remaining_yuan_to",
+        "from_date",
+        "to_date",
+        "remaining_yuan_to",
         *(f"{c}_{s}" for c in REGISTERS if c != "total_kwh" for s in ("from", "to")),
     )
 
@@ -249,11 +266,7 @@ def curve_weights(days: pl.LazyFrame, curve_days: pl.LazyFrame) -> pl.LazyFrame:
     its readings has all 96 slots collected and the curves add up to more than zero.
     Returns ``meter_id, reading_from, curve_gap_days, curve_gap_kwh_meter``.
     """
-    gaps = (
-        days.filter(pl.col("day_status") == "shared")
-        .select("meter_id", "reading_from", "reading_to")
-        .unique()
-    )
+    gaps = days.filter(pl.col("day_status") == "shared").select("meter_id", "reading_from", "reading_to").unique()
     matched = (
         curve_days.select("meter_id", "date", "curve_slots_read", "curve_kwh_meter")
         .join(gaps.select("meter_id").unique(), on="meter_id", how="semi")
@@ -285,24 +298,21 @@ def meter_daily(days: pl.LazyFrame, curve_days: pl.LazyFrame) -> pl.LazyFrame:
     ``reading_from``, ``reading_to``, ``delta_*``); ``Table.conform`` drops them on write.
     """
     w = curve_weights(days, curve_days)
-    cd = curve_days.select(
-        "meter_id", "date", "curve_slots_read", "curve_kwh_meter"
-    )
-    j = days.join(cd, on=["meter_id", "date"], how="left").join(
-        w, on=["meter_id", "reading_from"], how="left"
-    )
+    cd = curve_days.select("meter_id", "date", "curve_slots_read", "curve_kwh_meter")
+    j = days.join(cd, on=["meter_id", "date"], how="left").join(w, on=["meter_id", "reading_from"], how="left")
     status = pl.col("day_status")
     gap = pl.col("gap_days").cast(pl.Float64)
     by_curve = (
-        (status == "shared")
-        & (pl.col("curve_gap_days") == pl.col("gap_days"))
-        & (pl.col("curve_gap_kwh_meter") > 0)
+        (status == "shared") & (pl.col("curve_gap_days") == pl.col("gap_days")) & (pl.col("curve_gap_kwh_meter") > 0)
     )
     has_value = status.is_in(["actual", "rollover", "shared"])
     weight = (
-        pl.when(~has_value).then(None)
-        .when(status != "shared").then(1.0)
-        .when(by_curve).then(pl.col("curve_kwh_meter") / pl.col("curve_gap_kwh_meter"))
+        pl.when(~has_value)
+        .then(None)
+        .when(status != "shared")
+        .then(1.0)
+        .when(by_curve)
+        .then(pl.col("curve_kwh_meter") / pl.col("curve_gap_kwh_meter"))
         .otherwise(1.0 / gap)
     )
     even = pl.when(~has_value).then(None).when(status != "shared").then(1.0).otherwise(1.0 / gap)
@@ -313,14 +323,20 @@ def meter_daily(days: pl.LazyFrame, curve_days: pl.LazyFrame) -> pl.LazyFrame:
     }
     return j.with_columns(
         *(v.alias(k) for k, v in values.items()),
-        pl.when(status.is_in(["actual", "rollover"])).then(pl.lit("actual"))
-        .when(status == "shared").then(pl.lit("estimated"))
+        pl.when(status.is_in(["actual", "rollover"]))
+        .then(pl.lit("actual"))
+        .when(status == "shared")
+        .then(pl.lit("estimated"))
         .otherwise(pl.lit("missing"))
         .alias("quality"),
-        pl.when(status == "actual").then(pl.lit("register"))
-        .when(status == "rollover").then(pl.lit("register_rollover"))
-        .when(by_curve).then(pl.lit("share_by_curve"))
-        .when(status == "shared").then(pl.lit("share_even"))
+        pl.when(status == "actual")
+        .then(pl.lit("register"))
+        .when(status == "rollover")
+        .then(pl.lit("register_rollover"))
+        .when(by_curve)
+        .then(pl.lit("share_by_curve"))
+        .when(status == "shared")
+        .then(pl.lit("share_even"))
         .otherwise(pl.lit("none"))
         .alias("method"),
         (pl.col("curve_kwh_meter") * mult).alias("curve_kwh"),
@@ -329,9 +345,7 @@ def meter_daily(days: pl.LazyFrame, curve_days: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def collection_daily(
-    days: pl.LazyFrame, curve_slots: pl.LazyFrame, *, target_rate: float
-) -> pl.LazyFrame:
+def collection_daily(days: pl.LazyFrame, curve_slots: pl.LazyFrame, *, target_rate: float) -> pl.LazyFrame:
     """采集成功率 and curve completeness per area (or feeder, for meters outside areas) and date.
 
     ``days``: meter-days in service with ``date, meter_id, area_id, feeder_id, role,

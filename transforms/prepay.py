@@ -18,10 +18,11 @@ Pure polars: frames in, frames out; nothing here opens a file.
 from __future__ import annotations
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
 from meterlake.schemas.prepay_daily import PREPAY_DAILY
 from meterlake.schemas.prepay_findings import PREPAY_FINDINGS, RULES
 from meterlake.schemas.recovery_monthly import RECOVERY_MONTHLY
-from pydantic import BaseModel, ConfigDict, Field
 
 #: the clean purchases columns read here
 PURCHASE_COLUMNS: tuple[str, ...] = (
@@ -45,12 +46,8 @@ class PrepayRules(BaseModel):
     mismatch_tolerance_yuan: float = Field(
         1.0, ge=0, description="status mismatch when |meter balance - computed balance| exceeds this"
     )
-    arrears_below_yuan: float = Field(
-        0.0, description="status arrears when the computed balance is below this (欠费)"
-    )
-    low_balance_yuan: float = Field(
-        20.0, description="status low when the computed balance is below this"
-    )
+    arrears_below_yuan: float = Field(0.0, description="status arrears when the computed balance is below this (欠费)")
+    low_balance_yuan: float = Field(20.0, description="status low when the computed balance is below this")
 
 
 def purchase_ledger(purchases: pl.LazyFrame) -> pl.LazyFrame:
@@ -71,9 +68,7 @@ def purchase_ledger(purchases: pl.LazyFrame) -> pl.LazyFrame:
     reversals = (
         tx.filter(pl.col("txn_type") == "reversal")
         .with_columns(
-            duplicate=(
-                pl.col("txn_id").cum_count().over("ref_txn_id", order_by=["purchase_time", "txn_id"]) > 1
-            )
+            duplicate=(pl.col("txn_id").cum_count().over("ref_txn_id", order_by=["purchase_time", "txn_id"]) > 1)
             & pl.col("ref_txn_id").is_not_null()
         )
         .join(refs, on="ref_txn_id", how="left")
@@ -122,9 +117,7 @@ def purchase_findings(ledger: pl.LazyFrame) -> pl.LazyFrame:
     # the next purchase reuses it, so the check runs over the purchases that stand
     order = ["purchase_time", "txn_id"]
     standing = (
-        ledger.filter(
-            (pl.col("txn_type") == "purchase") & ~pl.col("reversed") & pl.col("purchase_seq").is_not_null()
-        )
+        ledger.filter((pl.col("txn_type") == "purchase") & ~pl.col("reversed") & pl.col("purchase_seq").is_not_null())
         .with_columns(
             prev_seq=pl.col("purchase_seq").shift(1).over("customer_id", order_by=order),
             prev_txn_id=pl.col("txn_id").shift(1).over("customer_id", order_by=order),
@@ -136,14 +129,22 @@ def purchase_findings(ledger: pl.LazyFrame) -> pl.LazyFrame:
     gaps = standing.filter(step > 1).select(
         _finding(
             "prepay.purchase.seq_gap",
-            pl.format("purchase_seq {} follows {} ({}): expected {}", "purchase_seq", "prev_seq", "prev_txn_id", pl.col("prev_seq") + 1),
+            pl.format(
+                "purchase_seq {} follows {} ({}): expected {}",
+                "purchase_seq",
+                "prev_seq",
+                "prev_txn_id",
+                pl.col("prev_seq") + 1,
+            ),
             seq_evidence,
         )
     )
     repeats = standing.filter(step == 0).select(
         _finding(
             "prepay.purchase.seq_repeat",
-            pl.format("purchase_seq {} repeats that of {}: expected {}", "purchase_seq", "prev_txn_id", pl.col("prev_seq") + 1),
+            pl.format(
+                "purchase_seq {} repeats that of {}: expected {}", "purchase_seq", "prev_txn_id", pl.col("prev_seq") + 1
+            ),
             seq_evidence,
         )
     )
@@ -159,7 +160,11 @@ def purchase_findings(ledger: pl.LazyFrame) -> pl.LazyFrame:
     unknown = rev.filter(~pl.col("ref_found") & ~pl.col("duplicate")).select(
         _finding(
             "prepay.reversal.unknown_ref",
-            pl.format("reversal of {}: no such purchase in the lake; {} yuan taken off", pl.col("ref_txn_id").fill_null("(empty)"), "amount_yuan"),
+            pl.format(
+                "reversal of {}: no such purchase in the lake; {} yuan taken off",
+                pl.col("ref_txn_id").fill_null("(empty)"),
+                "amount_yuan",
+            ),
             [pl.col("ref_txn_id"), pl.col("amount_yuan")],
         )
     )
@@ -175,7 +180,12 @@ def purchase_findings(ledger: pl.LazyFrame) -> pl.LazyFrame:
     ).select(
         _finding(
             "prepay.reversal.amount_differs",
-            pl.format("reversal of {} for {} yuan; the purchase was {} yuan (taken off)", "ref_txn_id", "amount_yuan", "ref_amount_yuan"),
+            pl.format(
+                "reversal of {} for {} yuan; the purchase was {} yuan (taken off)",
+                "ref_txn_id",
+                "amount_yuan",
+                "ref_amount_yuan",
+            ),
             [pl.col("ref_txn_id"), pl.col("amount_yuan"), pl.col("ref_amount_yuan")],
         )
     )
@@ -191,7 +201,13 @@ def unmatched_transactions(ledger: pl.LazyFrame, prepay_days: pl.LazyFrame) -> p
         .select(
             _finding(
                 "prepay.purchase.no_meter_day",
-                pl.format("{} of {} yuan on {} for meter {}: no prepay meter day; not in the balance", "txn_type", "effect_yuan", "date", "meter_id"),
+                pl.format(
+                    "{} of {} yuan on {} for meter {}: no prepay meter day; not in the balance",
+                    "txn_type",
+                    "effect_yuan",
+                    "date",
+                    "meter_id",
+                ),
                 [pl.col("txn_type"), pl.col("effect_yuan"), pl.col("date").cast(pl.String)],
             )
         )
@@ -301,9 +317,7 @@ def recovery(bills: pl.LazyFrame, prepay_month: pl.LazyFrame, month: str, rules:
         billed=pl.col("amount_yuan").sum().round(9),
         area_id=pl.col("area_id").get(pl.col("period_end").arg_max()),
     )
-    month_end = prepay_month.filter(
-        pl.col("date") == pl.col("date").max().over("customer_id", "meter_id")
-    )
+    month_end = prepay_month.filter(pl.col("date") == pl.col("date").max().over("customer_id", "meter_id"))
     balances = month_end.group_by("customer_id").agg(
         balance=pl.col("balance_yuan").sum().round(9),
         has_balance=pl.col("balance_yuan").is_not_null().all(),

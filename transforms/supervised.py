@@ -109,11 +109,16 @@ def labelled_rows(
             continue
         feats = features_at[d].select("meter_id", *cols)
         parts.append(rows.filter(pl.col("inspection_date") == d).join(feats, on="meter_id", how="inner"))
-    schema = {"meter_id": pl.String(), "inspection_date": pl.Date(), "outcome": pl.String(), **{c: pl.Float64() for c in cols}}
+    schema = {
+        "meter_id": pl.String(),
+        "inspection_date": pl.Date(),
+        "outcome": pl.String(),
+        **{c: pl.Float64() for c in cols},
+    }
     out = pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame(schema=schema)
-    return out.with_columns(
-        pl.col("outcome").is_in(list(rules.positive_outcomes)).cast(pl.Int8).alias("label")
-    ).sort("inspection_date", "meter_id")
+    return out.with_columns(pl.col("outcome").is_in(list(rules.positive_outcomes)).cast(pl.Int8).alias("label")).sort(
+        "inspection_date", "meter_id"
+    )
 
 
 def time_split(rows: pl.DataFrame, validation_share: float) -> tuple[pl.DataFrame, pl.DataFrame, dt.date | None]:

@@ -50,8 +50,7 @@ def _minute(hh: str, mm: str, window: str, is_end: bool) -> int:
     h, m = int(hh), int(mm)
     if m > 59 or h > 24 or (h == 24 and (m != 0 or not is_end)):
         raise ValueError(
-            f"window {window!r}: expected HH:MM between 00:00 and 24:00 (24:00 only as an end), "
-            f"found {hh}:{mm}"
+            f"window {window!r}: expected HH:MM between 00:00 and 24:00 (24:00 only as an end), found {hh}:{mm}"
         )
     return h * 60 + m
 
@@ -70,9 +69,7 @@ def parse_window(window: str) -> list[tuple[int, int]]:
     start = _minute(m[1], m[2], window, is_end=False)
     end = _minute(m[3], m[4], window, is_end=True)
     if start == end:
-        raise ValueError(
-            f"window {window!r}: start equals end; write '00:00-24:00' for the whole day"
-        )
+        raise ValueError(f"window {window!r}: start equals end; write '00:00-24:00' for the whole day")
     if start < end:
         return [(start, end)]
     return [(start, MINUTES_PER_DAY)] + ([(0, end)] if end > 0 else [])
@@ -129,16 +126,12 @@ class TariffVersion(BaseModel):
         default_factory=lambda: [0.0],
         description="added to the period price in tier 1..n (one more entry than thresholds), yuan/kWh",
     )
-    periods: list[TouPeriod] = Field(
-        description="TOU periods covering the 24 hours exactly once", min_length=1
-    )
+    periods: list[TouPeriod] = Field(description="TOU periods covering the 24 hours exactly once", min_length=1)
 
     @model_validator(mode="after")
     def _check(self) -> TariffVersion:
         if self.effective_to is not None and self.effective_to < self.effective_from:
-            raise ValueError(
-                f"effective_to {self.effective_to} is before effective_from {self.effective_from}"
-            )
+            raise ValueError(f"effective_to {self.effective_to} is before effective_from {self.effective_from}")
         self._check_tiers()
         self._check_periods()
         return self
@@ -154,16 +147,14 @@ class TariffVersion(BaseModel):
             )
         if len(th) + 1 > MAX_TIERS:
             raise ValueError(
-                f"{len(th) + 1} tiers ({th}); at most {MAX_TIERS} are supported "
-                "(bills_monthly has kwh_tier1..3)"
+                f"{len(th) + 1} tiers ({th}); at most {MAX_TIERS} are supported (bills_monthly has kwh_tier1..3)"
             )
         if any(not math.isfinite(t) or t <= 0 for t in th):
             raise ValueError(f"tier_thresholds_kwh must be positive and finite; found {th}")
         for lo, hi in itertools.pairwise(th):
             if hi <= lo:
                 raise ValueError(
-                    f"tier_thresholds_kwh out of order: expected strictly increasing, found {th} "
-                    f"({hi} after {lo})"
+                    f"tier_thresholds_kwh out of order: expected strictly increasing, found {th} ({hi} after {lo})"
                 )
         if len(ad) != len(th) + 1:
             raise ValueError(
@@ -199,9 +190,7 @@ class TariffVersion(BaseModel):
                                 f"{_clock(minute)}-{_clock(end)}"
                             )
                         if owner[minute] == p.name:
-                            raise ValueError(
-                                f"period {p.name!r} covers {_clock(minute)} twice (windows {p.hours})"
-                            )
+                            raise ValueError(f"period {p.name!r} covers {_clock(minute)} twice (windows {p.hours})")
                         owner[minute] = p.name
         gaps = _runs([o is None for o in owner])
         if gaps:
@@ -215,8 +204,7 @@ class TariffVersion(BaseModel):
             for r in p.registers:
                 if r in seen:
                     raise ValueError(
-                        f"register {r!r} is priced by both periods {seen[r]!r} and {p.name!r}; "
-                        "expected exactly one"
+                        f"register {r!r} is priced by both periods {seen[r]!r} and {p.name!r}; expected exactly one"
                     )
                 seen[r] = p.name
         missing = [r for r in REGISTERS if r not in seen]
@@ -234,7 +222,7 @@ class TariffVersion(BaseModel):
 def _runs(flags: list[bool]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     start = None
-    for i, f in enumerate(flags + [False]):
+    for i, f in enumerate([*flags, False]):
         if f and start is None:
             start = i
         elif not f and start is not None:
@@ -249,9 +237,7 @@ class Tariff(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field("", description="what users call the tariff")
-    versions: list[TariffVersion] = Field(
-        description="price versions, oldest first, without overlap", min_length=1
-    )
+    versions: list[TariffVersion] = Field(description="price versions, oldest first, without overlap", min_length=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> Tariff:
@@ -284,9 +270,7 @@ class TariffBook(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tariffs: dict[str, Tariff] = Field(
-        description="tariffs keyed by tariff_id", min_length=1
-    )
+    tariffs: dict[str, Tariff] = Field(description="tariffs keyed by tariff_id", min_length=1)
 
     @field_validator("tariffs")
     @classmethod

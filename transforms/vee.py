@@ -20,6 +20,7 @@ fixed-size array). Estimation works in long form on the few rows that need it.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -69,59 +70,151 @@ assert set(DEFAULT_SEVERITY) == set(RULES), set(DEFAULT_SEVERITY) ^ set(RULES)
 
 # --- configuration --------------------------------------------------------------------
 
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class RegistersConfig(_Section):
-    max_gap_days: int = Field(31, ge=1, le=366, description="longest span between two existing readings whose difference is shared over the days between them; longer gaps leave their days missing; also the look-back/look-ahead window of register partitions read")
-    rollover_fraction: float = Field(0.5, gt=0, le=1, description="a negative difference is a rollover when difference + register_max is below this share of register_max (CONTRACT §1: half)")
-    tou_tolerance_kwh_meter: float = Field(0.05, ge=0, description="largest |sharp+peak+flat+valley - total| of one reading accepted, meter-side kWh")
+    max_gap_days: int = Field(
+        31,
+        ge=1,
+        le=366,
+        description="longest span between two existing readings whose difference is shared over the days between them; longer gaps leave their days missing; also the look-back/look-ahead window of register partitions read",
+    )
+    rollover_fraction: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="a negative difference is a rollover when difference + register_max is below this share of register_max (CONTRACT §1: half)",
+    )
+    tou_tolerance_kwh_meter: float = Field(
+        0.05, ge=0, description="largest |sharp+peak+flat+valley - total| of one reading accepted, meter-side kWh"
+    )
 
 
 class EstimationConfig(_Section):
-    max_interpolation_slots: int = Field(8, ge=0, le=95, description="longest gap (15-minute slots) filled by linear interpolation between actual values; 8 = 2 h (CPUC Rev 2.0, VDN MeteringCode)")
-    like_days: int = Field(3, ge=1, le=10, description="number of nearest earlier days of the same type averaged by like-day estimation")
+    max_interpolation_slots: int = Field(
+        8,
+        ge=0,
+        le=95,
+        description="longest gap (15-minute slots) filled by linear interpolation between actual values; 8 = 2 h (CPUC Rev 2.0, VDN MeteringCode)",
+    )
+    like_days: int = Field(
+        3, ge=1, le=10, description="number of nearest earlier days of the same type averaged by like-day estimation"
+    )
     like_day_window_days: int = Field(35, ge=1, le=366, description="how far back like days are looked for, days")
-    scale_band: float = Field(3.0, gt=1, description="a scale factor outside [1/scale_band, scale_band] is reported (vee.estimate.scale)")
-    residual_tolerance_kwh_meter: float = Field(0.05, ge=0, description="actual slots may exceed the register difference by this much (rounding) before scaling is called impossible, meter-side kWh")
+    scale_band: float = Field(
+        3.0, gt=1, description="a scale factor outside [1/scale_band, scale_band] is reported (vee.estimate.scale)"
+    )
+    residual_tolerance_kwh_meter: float = Field(
+        0.05,
+        ge=0,
+        description="actual slots may exceed the register difference by this much (rounding) before scaling is called impossible, meter-side kWh",
+    )
 
 
 class CalendarConfig(_Section):
-    holidays: list[dt.date] = Field(default_factory=list, description="public holidays: treated as Sundays by like-day estimation")
-    workdays: list[dt.date] = Field(default_factory=list, description="adjusted workdays (调休, weekend days worked): treated as workdays")
+    holidays: list[dt.date] = Field(
+        default_factory=list, description="public holidays: treated as Sundays by like-day estimation"
+    )
+    workdays: list[dt.date] = Field(
+        default_factory=list, description="adjusted workdays (调休, weekend days worked): treated as workdays"
+    )
 
 
 class IntervalConfig(_Section):
-    spike_factor: float = Field(5.0, gt=1, description="spike when the highest slot exceeds this multiple of the third-highest (Oracle Utilities MDM spike check)")
+    spike_factor: float = Field(
+        5.0,
+        gt=1,
+        description="spike when the highest slot exceeds this multiple of the third-highest (Oracle Utilities MDM spike check)",
+    )
     spike_min_kwh: float = Field(0.5, ge=0, description="a spike must also reach this many primary kWh in its slot")
-    flat_line_slots: int = Field(16, ge=2, le=96, description="consecutive identical non-zero slots that make a flat line (16 = 4 h)")
+    flat_line_slots: int = Field(
+        16, ge=2, le=96, description="consecutive identical non-zero slots that make a flat line (16 = 4 h)"
+    )
     zero_run_slots: int = Field(48, ge=1, le=96, description="consecutive zero slots that make a zero run (48 = 12 h)")
-    capacity_margin: float = Field(1.2, gt=0, description="a slot's mean kW (kWh x 4, primary) above the meter's capacity x this margin fails the capacity check")
+    capacity_margin: float = Field(
+        1.2,
+        gt=0,
+        description="a slot's mean kW (kWh x 4, primary) above the meter's capacity x this margin fails the capacity check",
+    )
 
 
 class RegisterChecksConfig(_Section):
-    stopped_curve_min_kwh: float = Field(1.0, ge=0, description="stopped register: the register did not move while the day's actual slots add up to at least this many primary kWh")
-    runaway_factor: float = Field(1.0, gt=0, description="runaway register: the day's primary kWh above the meter's capacity x 24 h x this factor")
-    curve_register_abs_kwh_meter: float = Field(0.05, ge=0, description="sum check: absolute tolerance between Σ96 slots and the register difference, meter-side kWh")
-    curve_register_rel: float = Field(0.01, ge=0, description="sum check: relative tolerance (share of the register difference); the larger of the two applies")
+    stopped_curve_min_kwh: float = Field(
+        1.0,
+        ge=0,
+        description="stopped register: the register did not move while the day's actual slots add up to at least this many primary kWh",
+    )
+    runaway_factor: float = Field(
+        1.0, gt=0, description="runaway register: the day's primary kWh above the meter's capacity x 24 h x this factor"
+    )
+    curve_register_abs_kwh_meter: float = Field(
+        0.05,
+        ge=0,
+        description="sum check: absolute tolerance between Σ96 slots and the register difference, meter-side kWh",
+    )
+    curve_register_rel: float = Field(
+        0.01,
+        ge=0,
+        description="sum check: relative tolerance (share of the register difference); the larger of the two applies",
+    )
 
 
 class HistoryConfig(_Section):
-    days: int = Field(28, ge=1, le=366, description="history window of the high/low and reverse checks, days before the date")
+    days: int = Field(
+        28, ge=1, le=366, description="history window of the high/low and reverse checks, days before the date"
+    )
     min_days: int = Field(7, ge=1, description="actual days the window must hold for the history checks to run")
-    high_factor: float = Field(3.0, gt=1, description="high usage: the day's kWh above this multiple of the history mean")
+    high_factor: float = Field(
+        3.0, gt=1, description="high usage: the day's kWh above this multiple of the history mean"
+    )
     high_min_kwh: float = Field(5.0, ge=0, description="high usage: and at least this many kWh above the mean")
-    low_factor: float = Field(0.2, ge=0, lt=1, description="low usage: the day's kWh below this multiple of the history mean")
-    low_min_mean_kwh: float = Field(2.0, ge=0, description="low usage is tested only when the history mean is at least this many kWh")
+    low_factor: float = Field(
+        0.2, ge=0, lt=1, description="low usage: the day's kWh below this multiple of the history mean"
+    )
+    low_min_mean_kwh: float = Field(
+        2.0, ge=0, description="low usage is tested only when the history mean is at least this many kWh"
+    )
     reverse_min_kwh: float = Field(0.5, ge=0, description="a day exports when its reverse kWh reach this")
-    reverse_max_history_days: int = Field(0, ge=0, description="a customer exporting today has 'no generation' when it exported on at most this many history days")
+    reverse_max_history_days: int = Field(
+        0,
+        ge=0,
+        description="a customer exporting today has 'no generation' when it exported on at most this many history days",
+    )
 
 
 class MultiplierConfig(_Section):
-    ct_primary_a: list[float] = Field(default_factory=lambda: [5.0, 10, 15, 20, 25, 30, 40, 50, 60, 75, 80, 100, 150, 200, 300, 400, 500, 600, 800, 1000], description="rated CT primary currents, A")
+    ct_primary_a: list[float] = Field(
+        default_factory=lambda: [
+            5.0,
+            10,
+            15,
+            20,
+            25,
+            30,
+            40,
+            50,
+            60,
+            75,
+            80,
+            100,
+            150,
+            200,
+            300,
+            400,
+            500,
+            600,
+            800,
+            1000,
+        ],
+        description="rated CT primary currents, A",
+    )
     ct_secondary_a: list[float] = Field(default_factory=lambda: [5.0], description="rated CT secondary currents, A")
-    pt_ratios: list[float] = Field(default_factory=lambda: [1.0, 100.0], description="PT ratios (1 for low voltage, 100 for 10 kV/100 V)")
+    pt_ratios: list[float] = Field(
+        default_factory=lambda: [1.0, 100.0], description="PT ratios (1 for low voltage, 100 for 10 kV/100 V)"
+    )
 
     def allowed(self) -> list[float]:
         """Every CT ratio x PT ratio, rounded to 6 decimals (a direct-connected meter is 1)."""
@@ -134,10 +227,26 @@ class MultiplierConfig(_Section):
 
 
 class CapacityConfig(_Section):
-    direct_resident_kw: float = Field(39.6, gt=0, description="largest power of a direct-connected resident meter: 3 x 220 V x 60 A (a three-phase 5(60) A meter; the archive does not say which households are single-phase, 13.2 kW)")
-    direct_other_kw: float = Field(66.0, gt=0, description="largest power of another direct-connected meter: three-phase 3 x 220 V x 100 A (a 10(100) A meter)")
-    ct_low_voltage_kw: float = Field(3.96, gt=0, description="largest meter-side power of a transformer-rated low-voltage meter: 3 x 220 V x 6 A (1.5(6) A); x multiplier = primary kW")
-    ct_high_voltage_kw: float = Field(1.04, gt=0, description="largest meter-side power of a 10 kV meter behind PTs: 3 x 57.7 V x 6 A (1.5(6) A); x multiplier = primary kW")
+    direct_resident_kw: float = Field(
+        39.6,
+        gt=0,
+        description="largest power of a direct-connected resident meter: 3 x 220 V x 60 A (a three-phase 5(60) A meter; the archive does not say which households are single-phase, 13.2 kW)",
+    )
+    direct_other_kw: float = Field(
+        66.0,
+        gt=0,
+        description="largest power of another direct-connected meter: three-phase 3 x 220 V x 100 A (a 10(100) A meter)",
+    )
+    ct_low_voltage_kw: float = Field(
+        3.96,
+        gt=0,
+        description="largest meter-side power of a transformer-rated low-voltage meter: 3 x 220 V x 6 A (1.5(6) A); x multiplier = primary kW",
+    )
+    ct_high_voltage_kw: float = Field(
+        1.04,
+        gt=0,
+        description="largest meter-side power of a 10 kV meter behind PTs: 3 x 57.7 V x 6 A (1.5(6) A); x multiplier = primary kW",
+    )
 
 
 class CollectionConfig(_Section):
@@ -154,9 +263,13 @@ class VeeConfig(_Section):
     register_checks: RegisterChecksConfig = Field(default_factory=RegisterChecksConfig, description="register checks")
     history: HistoryConfig = Field(default_factory=HistoryConfig, description="checks against the meter's own history")
     multiplier: MultiplierConfig = Field(default_factory=MultiplierConfig, description="standard CT/PT ratios")
-    capacity: CapacityConfig = Field(default_factory=CapacityConfig, description="largest power a meter can register, by connection")
+    capacity: CapacityConfig = Field(
+        default_factory=CapacityConfig, description="largest power a meter can register, by connection"
+    )
     collection: CollectionConfig = Field(default_factory=CollectionConfig, description="collection success target")
-    severity: dict[str, Severity] = Field(default_factory=dict, description="severity per rule name, overriding DEFAULT_SEVERITY")
+    severity: dict[str, Severity] = Field(
+        default_factory=dict, description="severity per rule name, overriding DEFAULT_SEVERITY"
+    )
 
     @field_validator("severity")
     @classmethod
@@ -171,6 +284,7 @@ class VeeConfig(_Section):
 
 
 # --- building blocks ----------------------------------------------------------------
+
 
 def finding(
     frame: pl.LazyFrame,
@@ -221,9 +335,12 @@ def capacity_kw(cfg: VeeConfig) -> pl.Expr:
     role = pl.col("role")
     high_voltage = (role == "feeder_head") | ((role == "customer") & pl.col("area_id").is_null())
     meter_kw = (
-        pl.when((mult <= 1) & (pl.col("customer_class") == "resident")).then(cap.direct_resident_kw)
-        .when(mult <= 1).then(cap.direct_other_kw)
-        .when(high_voltage).then(cap.ct_high_voltage_kw)
+        pl.when((mult <= 1) & (pl.col("customer_class") == "resident"))
+        .then(cap.direct_resident_kw)
+        .when(mult <= 1)
+        .then(cap.direct_other_kw)
+        .when(high_voltage)
+        .then(cap.ct_high_voltage_kw)
         .otherwise(cap.ct_low_voltage_kw)
     )
     return (meter_kw * mult).cast(pl.Float64)
@@ -283,7 +400,8 @@ def interval_screen(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
     has_delivery = "delivered_at" in curves.collect_schema().names()
     future = (
         pl.sum_horizontal([c.is_not_null() & (pl.lit(i) > pl.col("_done")) for i, c in enumerate(p, start=1)])
-        if has_delivery else pl.lit(0)
+        if has_delivery
+        else pl.lit(0)
     )
     return curves.with_columns(
         (_done_slots() if has_delivery else pl.lit(96)).alias("_done"),
@@ -297,7 +415,9 @@ def interval_screen(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
         pl.sum_horizontal([pl.when(c >= 0).then(c) for c in p]).alias("actual_kwh_meter"),
         pl.max_horizontal(p).alias("max_kwh_meter"),
         pl.sum_horizontal([(c == 0).fill_null(False) for c in p]).cast(pl.Int16).alias("zero_slots"),
-        pl.sum_horizontal([((a == b) & (a != 0)).fill_null(False) for a, b in zip(p, p[1:])]).cast(pl.Int16).alias("equal_pairs"),
+        pl.sum_horizontal([((a == b) & (a != 0)).fill_null(False) for a, b in itertools.pairwise(p)])
+        .cast(pl.Int16)
+        .alias("equal_pairs"),
         future.cast(pl.Int16).alias("future_slots"),
         (pl.col("delivered_at") if has_delivery else pl.lit(None, pl.Datetime("us"))).alias("delivered_at"),
     )
@@ -313,7 +433,7 @@ def interval_details(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
     """
     p = [pl.col(s) for s in SLOTS]
     zero = _run_starts([(c == 0).fill_null(False) for c in p], cfg.interval.zero_run_slots)
-    same = [((a == b) & (a != 0)).fill_null(False) for a, b in zip(p, p[1:])]
+    same = [((a == b) & (a != 0)).fill_null(False) for a, b in itertools.pairwise(p)]
     flat = _run_starts(same, cfg.interval.flat_line_slots - 1)
     has_delivery = "delivered_at" in curves.collect_schema().names()
     valid = [pl.when(c >= 0).then(c) for c in p]
@@ -325,11 +445,15 @@ def interval_details(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
         _first_slot([(c < 0).fill_null(False) for c in p]).alias("first_negative_slot"),
         (_first_slot(zero) if zero else pl.lit(None, pl.Int16)).alias("zero_run_slot"),
         (_first_slot(flat) if flat else pl.lit(None, pl.Int16)).alias("flat_line_slot"),
-        (pl.coalesce([pl.when(f).then(p[i]) for i, f in enumerate(flat)]) if flat else pl.lit(None, pl.Float64)).alias("flat_line_kwh_meter"),
+        (pl.coalesce([pl.when(f).then(p[i]) for i, f in enumerate(flat)]) if flat else pl.lit(None, pl.Float64)).alias(
+            "flat_line_kwh_meter"
+        ),
         _first_slot([(c == pl.col("_max")).fill_null(False) for c in p]).alias("max_slot"),
         # Oracle's spike rule compares the highest slot with the third-highest
         pl.concat_arr(valid).arr.sort(descending=True, nulls_last=True).arr.get(2).alias("third_kwh_meter"),
-        _first_slot([c.is_not_null() & (pl.lit(i) > pl.col("_done")) for i, c in enumerate(p, start=1)]).alias("first_future_slot"),
+        _first_slot([c.is_not_null() & (pl.lit(i) > pl.col("_done")) for i, c in enumerate(p, start=1)]).alias(
+            "first_future_slot"
+        ),
     )
 
 
@@ -342,7 +466,11 @@ def needs_details(cfg: VeeConfig) -> pl.Expr:
     mx = pl.col("max_kwh_meter")
     # a spike needs max > f x third-highest >= f x (Σ - 2 max) / (n - 2): rows whose sums
     # rule that out skip the sort
-    spike = (n >= 3) & (mx * mult >= ic.spike_min_kwh) & (mx * (n - 2) > ic.spike_factor * (pl.col("actual_kwh_meter") - 2 * mx))
+    spike = (
+        (n >= 3)
+        & (mx * mult >= ic.spike_min_kwh)
+        & (mx * (n - 2) > ic.spike_factor * (pl.col("actual_kwh_meter") - 2 * mx))
+    )
     capacity = mx * mult * 4.0 > capacity_kw(cfg) * ic.capacity_margin
     return (
         (pl.col("negative_slots") > 0)
@@ -356,6 +484,7 @@ def needs_details(cfg: VeeConfig) -> pl.Expr:
 
 # --- the checks ------------------------------------------------------------------------
 
+
 def interval_findings(profile: pl.LazyFrame, cfg: VeeConfig) -> list[pl.LazyFrame]:
     """Checks on one curve row at a time. ``profile``: :func:`interval_screen` joined with
     the meter-day (``area_id, feeder_id, role, customer_class, multiplier, day_status,
@@ -367,38 +496,78 @@ def interval_findings(profile: pl.LazyFrame, cfg: VeeConfig) -> list[pl.LazyFram
 
     # DOMAIN.md VEE 1, structure: a value for a slot that had not ended when the file was
     # delivered is a timestamp in the future (Oracle/Itron "future interval" check)
-    out.append(finding(
-        profile.filter(pl.col("future_slots") > 0), "vee.structure.future_interval", cfg,
-        slot=pl.col("first_future_slot"), value=pl.col("future_slots"), limit=0.0,
-        evidence={"future_slots": pl.col("future_slots"), "delivered_at": pl.col("delivered_at").dt.to_string("%Y-%m-%d %H:%M:%S")},
-    ))
+    out.append(
+        finding(
+            profile.filter(pl.col("future_slots") > 0),
+            "vee.structure.future_interval",
+            cfg,
+            slot=pl.col("first_future_slot"),
+            value=pl.col("future_slots"),
+            limit=0.0,
+            evidence={
+                "future_slots": pl.col("future_slots"),
+                "delivered_at": pl.col("delivered_at").dt.to_string("%Y-%m-%d %H:%M:%S"),
+            },
+        )
+    )
     # VEE 2, completeness: 96 slots per local day (China has no DST); CPUC Rev 2.0 and
     # Ontario MDM/R check the interval count per day
-    out.append(finding(
-        profile.filter(pl.col("slots_read") < 96), "vee.completeness.curve_incomplete", cfg,
-        value=pl.col("slots_read"), limit=96.0,
-        evidence={"slots_read": pl.col("slots_read"), "slots_expected": pl.lit(96)},
-    ))
+    out.append(
+        finding(
+            profile.filter(pl.col("slots_read") < 96),
+            "vee.completeness.curve_incomplete",
+            cfg,
+            value=pl.col("slots_read"),
+            limit=96.0,
+            evidence={"slots_read": pl.col("slots_read"), "slots_expected": pl.lit(96)},
+        )
+    )
     # VEE 4, negative values: forward energy cannot be negative (CPUC Rev 2.0 "negative
     # consumption"); the slots are replaced by estimates (reason `negative`)
-    out.append(finding(
-        profile.filter(pl.col("negative_slots") > 0), "vee.interval.negative", cfg,
-        slot=pl.col("first_negative_slot"), value=pl.col("min_kwh_meter"), limit=0.0,
-        evidence={"negative_slots": pl.col("negative_slots"), "min_kwh_meter": pl.col("min_kwh_meter")},
-    ))
+    out.append(
+        finding(
+            profile.filter(pl.col("negative_slots") > 0),
+            "vee.interval.negative",
+            cfg,
+            slot=pl.col("first_negative_slot"),
+            value=pl.col("min_kwh_meter"),
+            limit=0.0,
+            evidence={"negative_slots": pl.col("negative_slots"), "min_kwh_meter": pl.col("min_kwh_meter")},
+        )
+    )
     # VEE 6, zero runs: Ontario MDM/R and Oracle zero-consumption checks
-    out.append(finding(
-        profile.filter(pl.col("zero_run_slot").is_not_null()), "vee.interval.zero_run", cfg,
-        slot=pl.col("zero_run_slot"), value=pl.col("zero_run_slot"), limit=float(ic.zero_run_slots),
-        evidence={"run_start_slot": pl.col("zero_run_slot"), "min_run_slots": pl.lit(ic.zero_run_slots), "day_kwh_meter": pl.col("actual_kwh_meter")},
-    ))
+    out.append(
+        finding(
+            profile.filter(pl.col("zero_run_slot").is_not_null()),
+            "vee.interval.zero_run",
+            cfg,
+            slot=pl.col("zero_run_slot"),
+            value=pl.col("zero_run_slot"),
+            limit=float(ic.zero_run_slots),
+            evidence={
+                "run_start_slot": pl.col("zero_run_slot"),
+                "min_run_slots": pl.lit(ic.zero_run_slots),
+                "day_kwh_meter": pl.col("actual_kwh_meter"),
+            },
+        )
+    )
     # VEE 6, flat lines: identical non-zero values for hours indicate a stuck meter
     # (Oracle/Itron flat-line check)
-    out.append(finding(
-        profile.filter(pl.col("flat_line_slot").is_not_null()), "vee.interval.flat_line", cfg,
-        slot=pl.col("flat_line_slot"), value=pl.col("flat_line_kwh_meter"), limit=float(ic.flat_line_slots),
-        evidence={"run_start_slot": pl.col("flat_line_slot"), "min_run_slots": pl.lit(ic.flat_line_slots), "repeated_kwh_meter": pl.col("flat_line_kwh_meter")},
-    ))
+    out.append(
+        finding(
+            profile.filter(pl.col("flat_line_slot").is_not_null()),
+            "vee.interval.flat_line",
+            cfg,
+            slot=pl.col("flat_line_slot"),
+            value=pl.col("flat_line_kwh_meter"),
+            limit=float(ic.flat_line_slots),
+            evidence={
+                "run_start_slot": pl.col("flat_line_slot"),
+                "min_run_slots": pl.lit(ic.flat_line_slots),
+                "repeated_kwh_meter": pl.col("flat_line_kwh_meter"),
+            },
+        )
+    )
     # VEE 7, spikes: Oracle Utilities MDM compares the highest interval with the
     # third-highest (robust to one neighbouring high value); plus a kWh floor of ours
     spike = (
@@ -406,19 +575,36 @@ def interval_findings(profile: pl.LazyFrame, cfg: VeeConfig) -> list[pl.LazyFram
         & (pl.col("max_kwh_meter") * mult >= ic.spike_min_kwh)
         & (pl.col("max_kwh_meter") > ic.spike_factor * pl.col("third_kwh_meter"))
     )
-    out.append(finding(
-        profile.filter(spike), "vee.interval.spike", cfg,
-        slot=pl.col("max_slot"), value=pl.col("max_kwh_meter"), limit=ic.spike_factor * pl.col("third_kwh_meter"),
-        evidence={"max_kwh_meter": pl.col("max_kwh_meter"), "third_highest_kwh_meter": pl.col("third_kwh_meter"), "factor": pl.lit(ic.spike_factor), "multiplier": mult},
-    ))
+    out.append(
+        finding(
+            profile.filter(spike),
+            "vee.interval.spike",
+            cfg,
+            slot=pl.col("max_slot"),
+            value=pl.col("max_kwh_meter"),
+            limit=ic.spike_factor * pl.col("third_kwh_meter"),
+            evidence={
+                "max_kwh_meter": pl.col("max_kwh_meter"),
+                "third_highest_kwh_meter": pl.col("third_kwh_meter"),
+                "factor": pl.lit(ic.spike_factor),
+                "multiplier": mult,
+            },
+        )
+    )
     # VEE 10, capacity: a slot's energy x 4 is its mean kW over 15 minutes; above the
     # meter's capacity it cannot be real (DOMAIN.md item 10)
     kw = pl.col("max_kwh_meter") * mult * 4.0
-    out.append(finding(
-        profile.filter(kw > cap * ic.capacity_margin), "vee.interval.capacity", cfg,
-        slot=pl.col("max_slot"), value=kw, limit=cap * ic.capacity_margin,
-        evidence={"max_kw": kw, "capacity_kw": cap, "margin": pl.lit(ic.capacity_margin), "multiplier": mult},
-    ))
+    out.append(
+        finding(
+            profile.filter(kw > cap * ic.capacity_margin),
+            "vee.interval.capacity",
+            cfg,
+            slot=pl.col("max_slot"),
+            value=kw,
+            limit=cap * ic.capacity_margin,
+            evidence={"max_kw": kw, "capacity_kw": cap, "margin": pl.lit(ic.capacity_margin), "multiplier": mult},
+        )
+    )
     # VEE 9, sum check: Σ of the 96 actual slots against the register difference (VDN
     # MeteringCode 2006 annex 7/8, where a failure blocks the meter's data; CPUC Rev 2.0
     # interval-vs-register check). Only on complete actual curves and actual register days.
@@ -426,20 +612,34 @@ def interval_findings(profile: pl.LazyFrame, cfg: VeeConfig) -> list[pl.LazyFram
     tol = pl.max_horizontal(pl.lit(rc.curve_register_abs_kwh_meter), delta.abs() * rc.curve_register_rel)
     diff = pl.col("actual_kwh_meter") - delta
     actual_day = pl.col("day_status").is_in(["actual", "rollover"])
-    out.append(finding(
-        profile.filter(actual_day & (pl.col("slots_valid") == 96) & (diff.abs() > tol)), "vee.sum.curve_register", cfg,
-        value=diff, limit=tol,
-        evidence={"curve_kwh_meter": pl.col("actual_kwh_meter"), "register_kwh_meter": delta, "difference_kwh_meter": diff, "tolerance_kwh_meter": tol},
-    ))
+    out.append(
+        finding(
+            profile.filter(actual_day & (pl.col("slots_valid") == 96) & (diff.abs() > tol)),
+            "vee.sum.curve_register",
+            cfg,
+            value=diff,
+            limit=tol,
+            evidence={
+                "curve_kwh_meter": pl.col("actual_kwh_meter"),
+                "register_kwh_meter": delta,
+                "difference_kwh_meter": diff,
+                "tolerance_kwh_meter": tol,
+            },
+        )
+    )
     # VEE 5, stopped register (停走): the register did not move while the curve shows
     # consumption (Oracle "zero consumption with interval usage"; threshold ours)
     curve_kwh = pl.col("actual_kwh_meter") * mult
-    out.append(finding(
-        profile.filter((pl.col("day_status") == "actual") & (delta == 0) & (curve_kwh >= rc.stopped_curve_min_kwh)),
-        "vee.register.stopped", cfg,
-        value=curve_kwh, limit=rc.stopped_curve_min_kwh,
-        evidence={"register_kwh_meter": delta, "curve_kwh": curve_kwh, "slots_valid": pl.col("slots_valid")},
-    ))
+    out.append(
+        finding(
+            profile.filter((pl.col("day_status") == "actual") & (delta == 0) & (curve_kwh >= rc.stopped_curve_min_kwh)),
+            "vee.register.stopped",
+            cfg,
+            value=curve_kwh,
+            limit=rc.stopped_curve_min_kwh,
+            evidence={"register_kwh_meter": delta, "curve_kwh": curve_kwh, "slots_valid": pl.col("slots_valid")},
+        )
+    )
     return out
 
 
@@ -461,71 +661,117 @@ def register_findings(
 
     # VEE 2, completeness of the daily frozen registers (采集成功率 counts them; Ontario
     # MDM/R "missing reads")
-    out.append(finding(
-        days.filter(~pl.col("register_read")), "vee.completeness.register_missing", cfg,
-        evidence={
-            "previous_reading": pl.col("reading_from").dt.to_string("%Y-%m-%d"),
-            "next_reading": pl.col("reading_to").dt.to_string("%Y-%m-%d"),
-            "day_quality": status,
-        },
-    ))
-    # VEE 5, register going down (示度下降): more than a rollover allows (CONTRACT §1)
-    clears = (
-        events.filter(pl.col("event_code") == "METER_CLEAR").group_by("meter_id").agg(pl.len().alias("_clears"))
+    out.append(
+        finding(
+            days.filter(~pl.col("register_read")),
+            "vee.completeness.register_missing",
+            cfg,
+            evidence={
+                "previous_reading": pl.col("reading_from").dt.to_string("%Y-%m-%d"),
+                "next_reading": pl.col("reading_to").dt.to_string("%Y-%m-%d"),
+                "day_quality": status,
+            },
+        )
     )
+    # VEE 5, register going down (示度下降): more than a rollover allows (CONTRACT §1)
+    clears = events.filter(pl.col("event_code") == "METER_CLEAR").group_by("meter_id").agg(pl.len().alias("_clears"))
     down = days.filter(status == "register_down").join(clears, on="meter_id", how="left")
     d = pl.col("total_kwh_to") - pl.col("total_kwh_from")
-    out.append(finding(
-        down, "vee.register.down", cfg,
-        value=d, limit=-pl.col("register_max").cast(pl.Float64) * (1 - cfg.registers.rollover_fraction),
-        evidence={
-            "reading_from": pl.col("reading_from").dt.to_string("%Y-%m-%d"), "total_kwh_from": pl.col("total_kwh_from"),
-            "reading_to": pl.col("reading_to").dt.to_string("%Y-%m-%d"), "total_kwh_to": pl.col("total_kwh_to"),
-            "register_max": pl.col("register_max"), "meter_clear_events": pl.col("_clears").fill_null(0),
-        },
-    ))
+    out.append(
+        finding(
+            down,
+            "vee.register.down",
+            cfg,
+            value=d,
+            limit=-pl.col("register_max").cast(pl.Float64) * (1 - cfg.registers.rollover_fraction),
+            evidence={
+                "reading_from": pl.col("reading_from").dt.to_string("%Y-%m-%d"),
+                "total_kwh_from": pl.col("total_kwh_from"),
+                "reading_to": pl.col("reading_to").dt.to_string("%Y-%m-%d"),
+                "total_kwh_to": pl.col("total_kwh_to"),
+                "register_max": pl.col("register_max"),
+                "meter_clear_events": pl.col("_clears").fill_null(0),
+            },
+        )
+    )
     # rollover at register_max: corrected, reported for the record (CONTRACT §1)
-    out.append(finding(
-        days.filter(pl.col("rolled_over")), "vee.register.rollover", cfg,
-        value=d, limit=0.0,
-        evidence={
-            "total_kwh_from": pl.col("total_kwh_from"), "total_kwh_to": pl.col("total_kwh_to"),
-            "register_max": pl.col("register_max"), "corrected_kwh_meter": pl.col("delta_total_kwh_meter"),
-        },
-    ))
+    out.append(
+        finding(
+            days.filter(pl.col("rolled_over")),
+            "vee.register.rollover",
+            cfg,
+            value=d,
+            limit=0.0,
+            evidence={
+                "total_kwh_from": pl.col("total_kwh_from"),
+                "total_kwh_to": pl.col("total_kwh_to"),
+                "register_max": pl.col("register_max"),
+                "corrected_kwh_meter": pl.col("delta_total_kwh_meter"),
+            },
+        )
+    )
     # VEE 5, runaway register (飞走): more energy than the meter's capacity allows in 24 h
     kwh = pl.col("delta_total_kwh_meter") * mult
     limit = capacity_kw(cfg) * 24.0 * rc.runaway_factor
     actual = status.is_in(["actual", "rollover"])
-    out.append(finding(
-        days.filter(actual & (kwh > limit)), "vee.register.runaway", cfg,
-        value=kwh, limit=limit,
-        evidence={"kwh": kwh, "capacity_kw": capacity_kw(cfg), "hours": pl.lit(24.0 * rc.runaway_factor)},
-    ))
+    out.append(
+        finding(
+            days.filter(actual & (kwh > limit)),
+            "vee.register.runaway",
+            cfg,
+            value=kwh,
+            limit=limit,
+            evidence={"kwh": kwh, "capacity_kw": capacity_kw(cfg), "hours": pl.lit(24.0 * rc.runaway_factor)},
+        )
+    )
     # VEE 8, high/low against the meter's own history (Oracle high/low usage check on the
     # average daily use; only actual days count, never estimates)
     enough = pl.col("history_actual_days") >= hc.min_days
     mean = pl.col("history_mean_kwh")
     hist_ev = {"kwh": kwh, "history_mean_kwh": mean, "history_actual_days": pl.col("history_actual_days")}
-    out.append(finding(
-        day.filter(actual & enough & (kwh > hc.high_factor * mean) & (kwh - mean >= hc.high_min_kwh)),
-        "vee.usage.high", cfg, value=kwh, limit=hc.high_factor * mean, evidence=hist_ev,
-    ))
-    out.append(finding(
-        day.filter(actual & enough & (mean >= hc.low_min_mean_kwh) & (kwh < hc.low_factor * mean)),
-        "vee.usage.low", cfg, value=kwh, limit=hc.low_factor * mean, evidence=hist_ev,
-    ))
+    out.append(
+        finding(
+            day.filter(actual & enough & (kwh > hc.high_factor * mean) & (kwh - mean >= hc.high_min_kwh)),
+            "vee.usage.high",
+            cfg,
+            value=kwh,
+            limit=hc.high_factor * mean,
+            evidence=hist_ev,
+        )
+    )
+    out.append(
+        finding(
+            day.filter(actual & enough & (mean >= hc.low_min_mean_kwh) & (kwh < hc.low_factor * mean)),
+            "vee.usage.low",
+            cfg,
+            value=kwh,
+            limit=hc.low_factor * mean,
+            evidence=hist_ev,
+        )
+    )
     # VEE 4, reverse energy on a customer with no generation on record (a reversed or
     # tampered meter; DOMAIN.md "reverse energy on a customer with no PV")
     rev = pl.col("delta_reverse_kwh_meter") * mult
-    out.append(finding(
-        day.filter(
-            actual & (pl.col("role") == "customer") & (rev >= hc.reverse_min_kwh) & enough
-            & (pl.col("history_export_days") <= hc.reverse_max_history_days)
-        ),
-        "vee.register.reverse_no_generation", cfg, value=rev, limit=hc.reverse_min_kwh,
-        evidence={"reverse_kwh": rev, "history_export_days": pl.col("history_export_days"), "history_actual_days": pl.col("history_actual_days")},
-    ))
+    out.append(
+        finding(
+            day.filter(
+                actual
+                & (pl.col("role") == "customer")
+                & (rev >= hc.reverse_min_kwh)
+                & enough
+                & (pl.col("history_export_days") <= hc.reverse_max_history_days)
+            ),
+            "vee.register.reverse_no_generation",
+            cfg,
+            value=rev,
+            limit=hc.reverse_min_kwh,
+            evidence={
+                "reverse_kwh": rev,
+                "history_export_days": pl.col("history_export_days"),
+                "history_actual_days": pl.col("history_actual_days"),
+            },
+        )
+    )
     # VEE 9, Σ 尖峰平谷 against the total register of the same reading
     rd = readings.join(days.select("meter_id", "area_id", "feeder_id", "register_max"), on="meter_id", how="inner")
     names = rd.collect_schema().names()
@@ -537,19 +783,33 @@ def register_findings(
         rmax = pl.col("register_max").cast(pl.Float64)
         tdiff = raw - (raw / rmax).round() * rmax
         has_all = pl.all_horizontal([pl.col(c).is_not_null() for c in [*tou, "total_kwh"]])
-        out.append(finding(
-            rd.filter(has_all & (tdiff.abs() > cfg.registers.tou_tolerance_kwh_meter)), "vee.sum.tou_total", cfg,
-            value=tdiff, limit=cfg.registers.tou_tolerance_kwh_meter,
-            evidence={"total_kwh_meter": pl.col("total_kwh"), "tou_sum_kwh_meter": tsum, **{f"{c}_meter": pl.col(c) for c in tou}},
-        ))
+        out.append(
+            finding(
+                rd.filter(has_all & (tdiff.abs() > cfg.registers.tou_tolerance_kwh_meter)),
+                "vee.sum.tou_total",
+                cfg,
+                value=tdiff,
+                limit=cfg.registers.tou_tolerance_kwh_meter,
+                evidence={
+                    "total_kwh_meter": pl.col("total_kwh"),
+                    "tou_sum_kwh_meter": tsum,
+                    **{f"{c}_meter": pl.col(c) for c in tou},
+                },
+            )
+        )
     # VEE 1, structure: a register frozen at 00:00 of the date cannot be delivered before
     if "delivered_at" in names:
         frozen = pl.col("date").cast(pl.Datetime("us"))
-        out.append(finding(
-            rd.filter(pl.col("delivered_at") < frozen), "vee.structure.future_register", cfg,
-            value=(frozen - pl.col("delivered_at")).dt.total_seconds() / 3600.0, limit=0.0,
-            evidence={"delivered_at": pl.col("delivered_at").dt.to_string("%Y-%m-%d %H:%M:%S")},
-        ))
+        out.append(
+            finding(
+                rd.filter(pl.col("delivered_at") < frozen),
+                "vee.structure.future_register",
+                cfg,
+                value=(frozen - pl.col("delivered_at")).dt.total_seconds() / 3600.0,
+                limit=0.0,
+                evidence={"delivered_at": pl.col("delivered_at").dt.to_string("%Y-%m-%d %H:%M:%S")},
+            )
+        )
     return out
 
 
@@ -563,11 +823,22 @@ def archive_findings(days: pl.LazyFrame, before: pl.LazyFrame, cfg: VeeConfig) -
     return [
         # a CT/PT change should come with a new meter record; a silent change of the
         # multiplier is the commonest archive error behind abnormal loss (DOMAIN.md)
-        finding(changed, "vee.archive.multiplier_changed", cfg, value=m, limit=pl.col("_prev"),
-                evidence={"multiplier": m, "previous_multiplier": pl.col("_prev")}),
+        finding(
+            changed,
+            "vee.archive.multiplier_changed",
+            cfg,
+            value=m,
+            limit=pl.col("_prev"),
+            evidence={"multiplier": m, "previous_multiplier": pl.col("_prev")},
+        ),
         # the multiplier should be a CT ratio x PT ratio (IEC 61869 / GB/T 20840 ratings)
-        finding(days.filter(~m.round(6).is_in(allowed)), "vee.archive.multiplier_nonstandard", cfg,
-                value=m, evidence={"multiplier": m}),
+        finding(
+            days.filter(~m.round(6).is_in(allowed)),
+            "vee.archive.multiplier_nonstandard",
+            cfg,
+            value=m,
+            evidence={"multiplier": m},
+        ),
     ]
 
 
@@ -580,26 +851,46 @@ def event_findings(days: pl.LazyFrame, events: pl.LazyFrame, cfg: VeeConfig) -> 
         .agg(pl.len().alias("_n"), pl.col("event_time").min().alias("_first"))
     )
     j = days.select("date", "meter_id", "area_id", "feeder_id").join(faults, on="meter_id", how="inner")
-    return [finding(j, "vee.clock.fault", cfg, value=pl.col("_n"), limit=0.0,
-                    evidence={"events": pl.col("_n"), "first_event_time": pl.col("_first").dt.to_string("%Y-%m-%d %H:%M:%S")})]
+    return [
+        finding(
+            j,
+            "vee.clock.fault",
+            cfg,
+            value=pl.col("_n"),
+            limit=0.0,
+            evidence={"events": pl.col("_n"), "first_event_time": pl.col("_first").dt.to_string("%Y-%m-%d %H:%M:%S")},
+        )
+    ]
 
 
-def estimate_findings(summary: pl.LazyFrame, edits: pl.LazyFrame, days: pl.LazyFrame, cfg: VeeConfig) -> list[pl.LazyFrame]:
+def estimate_findings(
+    summary: pl.LazyFrame, edits: pl.LazyFrame, days: pl.LazyFrame, cfg: VeeConfig
+) -> list[pl.LazyFrame]:
     """Estimates are validated again (DOMAIN.md): slots left missing, days whose estimates
     could not be scaled (or with an extreme factor), estimates above capacity."""
     attrs = days.select("meter_id", "area_id", "feeder_id", "multiplier", "role", "customer_class")
     s = summary.join(attrs, on="meter_id", how="inner")
     band = cfg.estimation.scale_band
     out = [
-        finding(s.filter(pl.col("unestimated_slots") > 0), "vee.estimate.unestimated", cfg,
-                value=pl.col("unestimated_slots"), limit=0.0,
-                evidence={"unestimated_slots": pl.col("unestimated_slots"), "edited_slots": pl.col("edited_slots")}),
+        finding(
+            s.filter(pl.col("unestimated_slots") > 0),
+            "vee.estimate.unestimated",
+            cfg,
+            value=pl.col("unestimated_slots"),
+            limit=0.0,
+            evidence={"unestimated_slots": pl.col("unestimated_slots"), "edited_slots": pl.col("edited_slots")},
+        ),
         finding(
             s.filter(~pl.col("scalable") | (pl.col("scale") > band) | (pl.col("scale") < 1.0 / band)),
-            "vee.estimate.scale", cfg, value=pl.col("scale"), limit=band,
+            "vee.estimate.scale",
+            cfg,
+            value=pl.col("scale"),
+            limit=band,
             evidence={
-                "scale": pl.col("scale"), "register_kwh_meter": pl.col("delta_kwh_meter"),
-                "actual_kwh_meter": pl.col("actual_kwh_meter"), "estimated_kwh_meter": pl.col("estimated_kwh_meter"),
+                "scale": pl.col("scale"),
+                "register_kwh_meter": pl.col("delta_kwh_meter"),
+                "actual_kwh_meter": pl.col("actual_kwh_meter"),
+                "estimated_kwh_meter": pl.col("estimated_kwh_meter"),
                 "scalable": pl.col("scalable"),
             },
         ),
@@ -611,10 +902,24 @@ def estimate_findings(summary: pl.LazyFrame, edits: pl.LazyFrame, days: pl.LazyF
         .join(attrs, on="meter_id", how="inner")
         .filter(pl.col("kwh_meter") * mult * 4.0 > cap)
         .group_by("date", "meter_id", "area_id", "feeder_id")
-        .agg(pl.col("slot").min(), (pl.col("kwh_meter") * mult * 4.0).max().alias("_kw"), cap.first().alias("_cap"), pl.len().alias("_n"))
+        .agg(
+            pl.col("slot").min(),
+            (pl.col("kwh_meter") * mult * 4.0).max().alias("_kw"),
+            cap.first().alias("_cap"),
+            pl.len().alias("_n"),
+        )
     )
-    out.append(finding(over, "vee.estimate.capacity", cfg, slot=pl.col("slot"), value=pl.col("_kw"), limit=pl.col("_cap"),
-                       evidence={"max_kw": pl.col("_kw"), "capacity_kw": pl.col("_cap"), "slots": pl.col("_n")}))
+    out.append(
+        finding(
+            over,
+            "vee.estimate.capacity",
+            cfg,
+            slot=pl.col("slot"),
+            value=pl.col("_kw"),
+            limit=pl.col("_cap"),
+            evidence={"max_kw": pl.col("_kw"), "capacity_kw": pl.col("_cap"), "slots": pl.col("_n")},
+        )
+    )
     return out
 
 
@@ -638,6 +943,7 @@ def history_stats(history: pl.LazyFrame, day: dt.date, cfg: VeeConfig) -> pl.Laz
 
 
 # --- one day -----------------------------------------------------------------------------
+
 
 @dataclass
 class VeeDay:
@@ -678,7 +984,9 @@ def validate_day(
     wide = (
         curves.rename({"data_date": "date"}, strict=False)
         .filter(pl.col("date") == day)
-        .select("meter_id", "date", *SLOTS, *(["delivered_at"] if "delivered_at" in curves.collect_schema().names() else []))
+        .select(
+            "meter_id", "date", *SLOTS, *(["delivered_at"] if "delivered_at" in curves.collect_schema().names() else [])
+        )
         .collect()
     )
     readings = readings.rename({"freeze_date": "date"}, strict=False).filter(pl.col("date") == day).collect().lazy()
@@ -687,13 +995,28 @@ def validate_day(
     if days.height == 0:
         n_curves, n_reads = wide.height, readings.select(pl.len()).collect().item()
         if n_curves or n_reads:
-            findings.append(finding(
-                pl.LazyFrame({"date": [day]}), "vee.structure.no_archive", cfg, meter=False,
-                value=pl.lit(n_curves + n_reads), evidence={"curve_rows": pl.lit(n_curves), "register_rows": pl.lit(n_reads)},
-            ))
+            findings.append(
+                finding(
+                    pl.LazyFrame({"date": [day]}),
+                    "vee.structure.no_archive",
+                    cfg,
+                    meter=False,
+                    value=pl.lit(n_curves + n_reads),
+                    evidence={"curve_rows": pl.lit(n_curves), "register_rows": pl.lit(n_reads)},
+                )
+            )
 
     # --- curves: a cheap screen of every row, details of the flagged rows, the checks -----
-    meter_cols = ["meter_id", "area_id", "feeder_id", "role", "customer_class", "multiplier", "day_status", "delta_total_kwh_meter"]
+    meter_cols = [
+        "meter_id",
+        "area_id",
+        "feeder_id",
+        "role",
+        "customer_class",
+        "multiplier",
+        "day_status",
+        "delta_total_kwh_meter",
+    ]
     profile = interval_screen(wide.lazy(), cfg).collect().join(days.select(meter_cols), on="meter_id", how="inner")
     flagged = profile.filter(needs_details(cfg)).select("meter_id")
     details = interval_details(wide.lazy().join(flagged.lazy(), on="meter_id", how="semi"), cfg).collect()
@@ -704,14 +1027,23 @@ def validate_day(
     # to estimate from until it arrives (else a county-day of like-day estimates)
     if wide.height == 0 and days.height:
         no_curve = svc.clear()
-        findings.append(finding(
-            pl.LazyFrame({"date": [day]}), "vee.completeness.curves_absent", cfg, meter=False,
-            value=pl.lit(days.height), evidence={"meters_in_service": pl.lit(days.height)},
-        ))
+        findings.append(
+            finding(
+                pl.LazyFrame({"date": [day]}),
+                "vee.completeness.curves_absent",
+                cfg,
+                meter=False,
+                value=pl.lit(days.height),
+                evidence={"meters_in_service": pl.lit(days.height)},
+            )
+        )
     else:
         no_curve = svc.join(wide.lazy().select("meter_id"), on="meter_id", how="anti")
-        findings.append(finding(no_curve, "vee.completeness.curve_missing", cfg,
-                                evidence={"register_quality": pl.col("day_status")}))
+        findings.append(
+            finding(
+                no_curve, "vee.completeness.curve_missing", cfg, evidence={"register_quality": pl.col("day_status")}
+            )
+        )
 
     # --- estimation: rows with empty/negative slots, and absent rows --------------------
     blank = no_curve.select("meter_id", "date", *(pl.lit(None, pl.Float64).alias(s) for s in SLOTS))
@@ -721,7 +1053,9 @@ def validate_day(
         "meter_id", "date", pl.col("delta_total_kwh_meter").alias("delta_kwh_meter")
     )
     edits = estimation.estimate(
-        to_fix, deltas, like_curves.rename({"data_date": "date"}, strict=False),
+        to_fix,
+        deltas,
+        like_curves.rename({"data_date": "date"}, strict=False),
         max_interpolation_slots=cfg.estimation.max_interpolation_slots,
         residual_tolerance_kwh_meter=cfg.estimation.residual_tolerance_kwh_meter,
     ).collect()
@@ -737,8 +1071,10 @@ def validate_day(
             "meter_id",
             "date",
             pl.col("slots_read").fill_null(0).alias("curve_slots_read"),
-            pl.when(pl.col("edited_slots").is_not_null()).then(pl.col("validated_kwh_meter"))
-            .when(pl.col("slots_valid") == 96).then(pl.col("actual_kwh_meter"))
+            pl.when(pl.col("edited_slots").is_not_null())
+            .then(pl.col("validated_kwh_meter"))
+            .when(pl.col("slots_valid") == 96)
+            .then(pl.col("actual_kwh_meter"))
             .alias("curve_kwh_meter"),
         )
     )
@@ -754,11 +1090,22 @@ def validate_day(
     # --- collection success ---------------------------------------------------------------
     collection = collection_daily(svc, curve_days.lazy(), target_rate=cfg.collection.target_rate).collect()
     below = collection.lazy().filter(pl.col("below_target"))
-    findings.append(finding(
-        below, "vee.completeness.collection_below_target", cfg, meter=False,
-        value=pl.col("success_rate"), limit=pl.col("target_rate"),
-        evidence={"scope": pl.col("scope"), "meters_total": pl.col("meters_total"), "meters_read": pl.col("meters_read"), "success_rate": pl.col("success_rate")},
-    ))
+    findings.append(
+        finding(
+            below,
+            "vee.completeness.collection_below_target",
+            cfg,
+            meter=False,
+            value=pl.col("success_rate"),
+            limit=pl.col("target_rate"),
+            evidence={
+                "scope": pl.col("scope"),
+                "meters_total": pl.col("meters_total"),
+                "meters_read": pl.col("meters_read"),
+                "success_rate": pl.col("success_rate"),
+            },
+        )
+    )
 
     found = pl.concat([f.collect() for f in findings], how="vertical_relaxed") if findings else empty_findings()
     found = VEE_FINDINGS.conform(found).collect()

@@ -175,7 +175,18 @@ def copy(root: Path, src: Written, rel: str, delivered: dt.datetime) -> Written:
     path.write_bytes((root / src.path).read_bytes())
     ns = local_epoch_ns(delivered)
     os.utime(path, ns=(ns, ns))
-    return Written(rel, src.dataset, src.fmt, delivered, src.rows, src.dates, [], src.cutoff_line, src.cutoff_meter, src.extra_columns)
+    return Written(
+        rel,
+        src.dataset,
+        src.fmt,
+        delivered,
+        src.rows,
+        src.dates,
+        [],
+        src.cutoff_line,
+        src.cutoff_meter,
+        src.extra_columns,
+    )
 
 
 def set_mtime(path: Path, local: dt.datetime) -> None:

@@ -43,33 +43,45 @@ def money(cents: np.ndarray) -> pl.Series:
     """Signed integer cents -> "-12.34"."""
     cents = np.asarray(cents, dtype=np.int64)
     a = np.abs(cents)
-    return pl.DataFrame({"neg": cents < 0, "i": a // 100, "f": a % 100}).select(
-        pl.format(
-            "{}{}.{}",
-            pl.when(pl.col.neg).then(pl.lit("-")).otherwise(pl.lit("")),
-            pl.col.i,
-            pl.col.f.cast(pl.String).str.zfill(2),
+    return (
+        pl.DataFrame({"neg": cents < 0, "i": a // 100, "f": a % 100})
+        .select(
+            pl.format(
+                "{}{}.{}",
+                pl.when(pl.col.neg).then(pl.lit("-")).otherwise(pl.lit("")),
+                pl.col.i,
+                pl.col.f.cast(pl.String).str.zfill(2),
+            )
         )
-    ).to_series()
+        .to_series()
+    )
 
 
 def reading(units: np.ndarray, four: np.ndarray) -> pl.Series:
     """Register units (1e-4 kWh, >= 0) -> text with 2 decimals, or 4 where ``four``."""
     units = np.asarray(units, dtype=np.int64)
-    return pl.DataFrame({"i": units // UNIT, "f": units % UNIT, "four": np.asarray(four, dtype=bool)}).select(
-        pl.format(
-            "{}.{}",
-            pl.col.i,
-            pl.when(pl.col.four).then(pl.col.f.cast(pl.String).str.zfill(4)).otherwise((pl.col.f // 100).cast(pl.String).str.zfill(2)),
+    return (
+        pl.DataFrame({"i": units // UNIT, "f": units % UNIT, "four": np.asarray(four, dtype=bool)})
+        .select(
+            pl.format(
+                "{}.{}",
+                pl.col.i,
+                pl.when(pl.col.four)
+                .then(pl.col.f.cast(pl.String).str.zfill(4))
+                .otherwise((pl.col.f // 100).cast(pl.String).str.zfill(2)),
+            )
         )
-    ).to_series()
+        .to_series()
+    )
 
 
 def hhmm(seconds: np.ndarray) -> pl.Series:
     s = np.asarray(seconds, dtype=np.int64)
-    return pl.DataFrame({"h": s // 3600, "m": s % 3600 // 60}).select(
-        pl.format("{}:{}", pl.col.h.cast(pl.String).str.zfill(2), pl.col.m.cast(pl.String).str.zfill(2))
-    ).to_series()
+    return (
+        pl.DataFrame({"h": s // 3600, "m": s % 3600 // 60})
+        .select(pl.format("{}:{}", pl.col.h.cast(pl.String).str.zfill(2), pl.col.m.cast(pl.String).str.zfill(2)))
+        .to_series()
+    )
 
 
 def truth_rows(
@@ -191,29 +203,37 @@ def make_plan(topo: tp.Topology, days: int, start: dt.date, rng: np.random.Gener
     theft_factor = np.where(theft_kind == 1, rng.uniform(0.3, 0.6, nt), 0.0)
     has_event = rng.random(nt) < 0.6
     pick = rng.integers(0, 4, nt)
-    bypass_codes = np.array([EV["TERMINAL_COVER_OPEN"], EV["MAGNETIC_INTERFERENCE"], EV["CURRENT_LOSS"], EV["COVER_OPEN"]])
+    bypass_codes = np.array(
+        [EV["TERMINAL_COVER_OPEN"], EV["MAGNETIC_INTERFERENCE"], EV["CURRENT_LOSS"], EV["COVER_OPEN"]]
+    )
     stopped_codes = np.array([EV["COVER_OPEN"], EV["MAGNETIC_INTERFERENCE"], EV["VOLTAGE_LOSS"], EV["COVER_OPEN"]])
-    code = np.select([theft_kind == 1, theft_kind == 2], [bypass_codes[pick], stopped_codes[pick]], EV["TERMINAL_COVER_OPEN"])
+    code = np.select(
+        [theft_kind == 1, theft_kind == 2], [bypass_codes[pick], stopped_codes[pick]], EV["TERMINAL_COVER_OPEN"]
+    )
     # current loss needs a three-phase meter
     code = np.where((code == EV["CURRENT_LOSS"]) & ~topo.three_phase[theft_idx], EV["TERMINAL_COVER_OPEN"], code)
     ev_name = np.array(EVENT_CODES)[code]
-    detail = pl.DataFrame(
-        {
-            "kind": theft_kind,
-            "share": np.round(theft_factor, 2),
-            "from": hhmm(theft_slot * 900),
-            "events": np.where(has_event, ev_name, "none"),
-            "rf": np.where(has_event & (theft_kind == 3), ",REVERSE_FLOW", ""),
-        }
-    ).select(
-        pl.format(
-            "from {}{}; events: {}{}",
-            pl.col("from"),
-            pl.when(pl.col.kind == 1).then(pl.format("; metered share {}", pl.col.share)).otherwise(pl.lit("")),
-            pl.col.events,
-            pl.col.rf,
+    detail = (
+        pl.DataFrame(
+            {
+                "kind": theft_kind,
+                "share": np.round(theft_factor, 2),
+                "from": hhmm(theft_slot * 900),
+                "events": np.where(has_event, ev_name, "none"),
+                "rf": np.where(has_event & (theft_kind == 3), ",REVERSE_FLOW", ""),
+            }
         )
-    ).to_series()
+        .select(
+            pl.format(
+                "from {}{}; events: {}{}",
+                pl.col("from"),
+                pl.when(pl.col.kind == 1).then(pl.format("; metered share {}", pl.col.share)).otherwise(pl.lit("")),
+                pl.col.events,
+                pl.col.rf,
+            )
+        )
+        .to_series()
+    )
     for k, kind in enumerate(THEFT_KINDS, start=1):
         m = theft_kind == k
         truth.append(truth_rows(topo, kind, start, theft_idx[m], theft_day[m], last, detail.filter(pl.Series(m))))
@@ -232,9 +252,11 @@ def make_plan(topo: tp.Topology, days: int, start: dt.date, rng: np.random.Gener
         ],
         neighbour_ratio(topo.mult[merr], np.concatenate([[50, 75], sh.LV_CT_A]) / 5.0, rng),
     )
-    detail = pl.DataFrame({"a": mult_archive[merr].astype(np.int64), "t": topo.mult[merr].astype(np.int64)}).select(
-        pl.format("archive multiplier {}, true {}", pl.col.a, pl.col.t)
-    ).to_series()
+    detail = (
+        pl.DataFrame({"a": mult_archive[merr].astype(np.int64), "t": topo.mult[merr].astype(np.int64)})
+        .select(pl.format("archive multiplier {}, true {}", pl.col.a, pl.col.t))
+        .to_series()
+    )
     truth.append(truth_rows(topo, "multiplier_error", start, merr, 0, last, detail))
 
     # customers mapped to the wrong area in the archive (physically they stay put)
@@ -260,7 +282,15 @@ def make_plan(topo: tp.Topology, days: int, start: dt.date, rng: np.random.Gener
     wp = mismatch_kind == 1
     if wp.any():
         truth.append(
-            truth_rows(topo, "prepay_mismatch", start, mismatch[wp], mismatch_day[wp], last, "the meter deducts 1.25 x the tariff price")
+            truth_rows(
+                topo,
+                "prepay_mismatch",
+                start,
+                mismatch[wp],
+                mismatch_day[wp],
+                last,
+                "the meter deducts 1.25 x the tariff price",
+            )
         )
     return Plan(
         theft_idx=theft_idx,

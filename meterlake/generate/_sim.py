@@ -36,7 +36,19 @@ DAY_S = 86400
 EVENT_ZH = dict(
     zip(
         EVENT_CODES,
-        ("停电", "上电", "开表盖", "开端钮盒", "失压", "失流", "断相", "潮流反向", "时钟故障", "恒定磁场干扰", "电表清零"),
+        (
+            "停电",
+            "上电",
+            "开表盖",
+            "开端钮盒",
+            "失压",
+            "失流",
+            "断相",
+            "潮流反向",
+            "时钟故障",
+            "恒定磁场干扰",
+            "电表清零",
+        ),
         strict=True,
     )
 )
@@ -49,7 +61,9 @@ UNKNOWN_METER_PREFIX = "0004"
 #: share of a dataset's files delivered gzip-compressed
 GZIP_SHARE = {"archive": 0.0, "curves": 0.5, "registers": 0.25, "events": 0.1, "purchases": 0.1}
 #: benign events on three-phase meters (false leads for the theft screen), with weights
-NOISE_CODES = np.array([EV["CLOCK_FAULT"], EV["PHASE_FAILURE"], EV["VOLTAGE_LOSS"], EV["CURRENT_LOSS"], EV["COVER_OPEN"]])
+NOISE_CODES = np.array(
+    [EV["CLOCK_FAULT"], EV["PHASE_FAILURE"], EV["VOLTAGE_LOSS"], EV["CURRENT_LOSS"], EV["COVER_OPEN"]]
+)
 NOISE_P = np.array([0.35, 0.25, 0.2, 0.15, 0.05])
 #: channel mix (CHANNELS order: counter, wechat, alipay, bank, pos, online)
 CHANNEL_P = np.array([0.15, 0.35, 0.25, 0.10, 0.05, 0.10])
@@ -69,13 +83,15 @@ def _set_fields(**values: str) -> Callable[[list[str], list[str]], str]:
 
 
 def _extra_field(fields: list[str], names: list[str]) -> str:
-    return ",".join(fields + [""])
+    return ",".join([*fields, ""])
 
 
 class Generator:
     """One run of ``meterlake generate``: state between days and the files written."""
 
-    def __init__(self, out: Path, meters: int, days: int, start: dt.date, seed: int, say: Callable[[str], None]) -> None:
+    def __init__(
+        self, out: Path, meters: int, days: int, start: dt.date, seed: int, say: Callable[[str], None]
+    ) -> None:
         self.out, self.days, self.start, self.seed, self.say = out, days, start, seed, say
         rng = np.random.default_rng(seed)
         r_topo, r_inj, self.r_load, self.r_pay, self.r_evt, self.r_files, self.r_miss, self.r_rows = rng.spawn(8)
@@ -147,7 +163,9 @@ class Generator:
         self.p_mm_kind[where] = p.mismatch_kind
         length = rp.integers(6, 10, npp)  # card numbers of 16-19 digits
         pre = rp.integers(10 ** (length - 1), 10**length)
-        self.card = pl.Series(pre).cast(pl.String) + pl.Series(rp.integers(0, 10**10, npp)).cast(pl.String).str.zfill(10)
+        self.card = pl.Series(pre).cast(pl.String) + pl.Series(rp.integers(0, 10**10, npp)).cast(pl.String).str.zfill(
+            10
+        )
         self.operators = pl.Series([f"CZ{k:03d}" for k in range(1, 41)])
         self.credit = np.zeros(npp)
         self.loaded = np.zeros(npp, dtype=np.int64)
@@ -180,21 +198,67 @@ class Generator:
 
     def at(self, day: dt.date, hour: int, spread_min: int = 90) -> dt.datetime:
         r = self.r_files
-        return dt.datetime.combine(day, dt.time(hour)) + dt.timedelta(minutes=int(r.integers(0, spread_min)), seconds=int(r.integers(0, 60)))
+        return dt.datetime.combine(day, dt.time(hour)) + dt.timedelta(
+            minutes=int(r.integers(0, spread_min)), seconds=int(r.integers(0, 60))
+        )
 
-    def write(self, rel: str, dataset: str, frame: pl.DataFrame, fmt: fl.FileFormat, delivered: dt.datetime, dates: tuple[dt.date, dt.date], **kw: object) -> fl.Written:
-        w = fl.write(self.out, rel + fmt.suffix, dataset, frame, fmt, delivered, (dates[0].isoformat(), dates[1].isoformat()), **kw)  # type: ignore[arg-type]
+    def write(
+        self,
+        rel: str,
+        dataset: str,
+        frame: pl.DataFrame,
+        fmt: fl.FileFormat,
+        delivered: dt.datetime,
+        dates: tuple[dt.date, dt.date],
+        **kw: object,
+    ) -> fl.Written:
+        w = fl.write(
+            self.out,
+            rel + fmt.suffix,
+            dataset,
+            frame,
+            fmt,
+            delivered,
+            (dates[0].isoformat(), dates[1].isoformat()),
+            **kw,
+        )  # type: ignore[arg-type]
         self.written.append(w)
         for e in w.edits:
             self.fault(e.reason, w.path, line=e.line, meter_id=e.meter_id, date=e.date, detail=e.detail)
         if w.cutoff_line:
-            self.fault("cutoff", w.path, line=w.cutoff_line, meter_id=w.cutoff_meter, date=dates[1].isoformat(), detail="last row cut mid-row, no trailing newline")
+            self.fault(
+                "cutoff",
+                w.path,
+                line=w.cutoff_line,
+                meter_id=w.cutoff_meter,
+                date=dates[1].isoformat(),
+                detail="last row cut mid-row, no trailing newline",
+            )
         for col in w.extra_columns:
             self.fault("extra_column", w.path, detail=f"column {col!r} is not in the contract")
         return w
 
-    def fault(self, kind: str, file: str, line: int | None = None, other: str = "", meter_id: str = "", date: str = "", detail: str = "") -> None:
-        self.faults.append({"kind": kind, "file": file, "line": line, "other_file": other, "meter_id": meter_id, "date": date, "detail": detail})
+    def fault(
+        self,
+        kind: str,
+        file: str,
+        line: int | None = None,
+        other: str = "",
+        meter_id: str = "",
+        date: str = "",
+        detail: str = "",
+    ) -> None:
+        self.faults.append(
+            {
+                "kind": kind,
+                "file": file,
+                "line": line,
+                "other_file": other,
+                "meter_id": meter_id,
+                "date": date,
+                "detail": detail,
+            }
+        )
 
     def edit_rows(self, height: int, skip: int, k: int) -> list[int]:
         """k distinct data rows near the top of a file, after its first ``skip`` rows."""
@@ -224,11 +288,21 @@ class Generator:
             return
         loser = str(info["file"])
         self.fault(
-            "overlap", loser, other=winner.path, date=str(info["date"]),
+            "overlap",
+            loser,
+            other=winner.path,
+            date=str(info["date"]),
             detail=f"{info['repeated']} rows of {info['date']} repeated in the later file, {len(info['meters'])} of them with other values here (the later delivery holds the true values)",  # type: ignore[arg-type]
         )
         for m, here, there in zip(info["meters"], info["here"], info["there"], strict=True):  # type: ignore[call-overload]
-            self.fault("overlap_conflict", loser, other=winner.path, meter_id=m, date=str(info["date"]), detail=f"{info['column']} {here} here, {there} in the later file")
+            self.fault(
+                "overlap_conflict",
+                loser,
+                other=winner.path,
+                meter_id=m,
+                date=str(info["date"]),
+                detail=f"{info['column']} {here} here, {there} in the later file",
+            )
 
     # ---- archive -------------------------------------------------------------------------------
 
@@ -236,8 +310,8 @@ class Generator:
         t = self.topo
         self.say(f"archive {snap.isoformat()}")
         role = np.array(tp.ROLES)[t.role]
-        cls = pl.Series(np.array(tp.CLASSES + ("",))[t.cls]).replace("", None)
-        tariff = pl.Series(np.array(sh.TARIFFS + ("",))[t.tariff]).replace("", None)
+        cls = pl.Series(np.array((*tp.CLASSES, ""))[t.cls]).replace("", None)
+        tariff = pl.Series(np.array((*sh.TARIFFS, ""))[t.tariff]).replace("", None)
         whole = t.reg_max % UNIT == 0
         rmax = pl.select(
             pl.when(pl.lit(pl.Series(whole)))
@@ -290,10 +364,14 @@ class Generator:
         with np.errstate(invalid="ignore", divide="ignore"):
             peak = np.where(kwh > 0, (dreg[:, 0] + dreg[:, 1]) / kwh, 0.0)[:, None]
         res = tiers @ (sh.RES_TIER_PRICE + sh.TIER_ADDERS)
-        res_tou = (tiers * (peak * (sh.RES_TOU_PEAK + sh.TIER_ADDERS) + (1 - peak) * (sh.RES_TOU_VALLEY + sh.TIER_ADDERS))).sum(1)
+        res_tou = (
+            tiers * (peak * (sh.RES_TOU_PEAK + sh.TIER_ADDERS) + (1 - peak) * (sh.RES_TOU_VALLEY + sh.TIER_ADDERS))
+        ).sum(1)
         com = dreg @ sh.COM_TOU_PRICES
         tar = t.tariff[pi]
-        cost = np.select([tar == sh.T_RES, tar == sh.T_RES_TOU, tar == sh.T_COM], [res, res_tou, com], kwh * sh.AGR_PRICE)
+        cost = np.select(
+            [tar == sh.T_RES, tar == sh.T_RES_TOU, tar == sh.T_COM], [res, res_tou, com], kwh * sh.AGR_PRICE
+        )
         cost = np.where((self.p_mm_kind == 1) & (self.p_mm >= 0) & (k - 1 >= self.p_mm), cost * 1.25, cost)
         self.ycum += kwh
         self.bal = self.bal + self.credit - cost
@@ -350,7 +428,9 @@ class Generator:
 
         name = f"registers/registers_{freeze:%Y%m%d}"
         if k == 0:
-            fmt = self.fmt("registers", encoding="utf-8-sig", header="canonical", gzip=False, date_format="%Y-%m-%d", shuffle=True)
+            fmt = self.fmt(
+                "registers", encoding="utf-8-sig", header="canonical", gzip=False, date_format="%Y-%m-%d", shuffle=True
+            )
             delivered = self.at(freeze, 3)
         elif k == 1:  # delivered three days late, named after the day it arrived
             late = freeze + dt.timedelta(days=3)
@@ -361,15 +441,30 @@ class Generator:
             fmt, delivered = self.fmt("registers"), self.at(freeze, 3)
         if "registers" in self.stash:
             self.stash["registers"][1]["file"] = name + fmt.suffix
-        w = self.write(name, "registers", frame, fmt, delivered, (freeze - dt.timedelta(days=1) if skip else freeze, freeze), edits=edits)
+        w = self.write(
+            name,
+            "registers",
+            frame,
+            fmt,
+            delivered,
+            (freeze - dt.timedelta(days=1) if skip else freeze, freeze),
+            edits=edits,
+        )
         self.record_overlap(info, w)
         if k == 1:
-            self.fault("late", w.path, date=freeze.isoformat(), detail=f"registers frozen on {freeze.isoformat()} delivered {delivered:%Y-%m-%d %H:%M:%S} (due {freeze.isoformat()} ~03:00)")
+            self.fault(
+                "late",
+                w.path,
+                date=freeze.isoformat(),
+                detail=f"registers frozen on {freeze.isoformat()} delivered {delivered:%Y-%m-%d %H:%M:%S} (due {freeze.isoformat()} ~03:00)",
+            )
         if k == 0:  # the same file delivered again under another name
             again = delivered + dt.timedelta(hours=6, minutes=7)
             copy = fl.copy(self.out, w, f"{name}_{again:%H%M}{fmt.suffix}", again)
             self.written.append(copy)
-            self.fault("resent", copy.path, other=w.path, date=freeze.isoformat(), detail="identical bytes delivered again")
+            self.fault(
+                "resent", copy.path, other=w.path, date=freeze.isoformat(), detail="identical bytes delivered again"
+            )
             for e in w.edits:  # the copy carries the same bad lines
                 self.fault(e.reason, copy.path, line=e.line, meter_id=e.meter_id, date=e.date, detail=e.detail)
 
@@ -381,17 +476,39 @@ class Generator:
             w = np.flatnonzero(shown < self.prev_shown)
             if len(w):
                 four = t.decimals[w] == 4
-                detail = pl.DataFrame(
-                    {"a": reading(self.prev_shown[w], four), "b": reading(shown[w], four), "m": reading(t.reg_max[w], np.zeros(len(w), dtype=bool))}
-                ).select(pl.format("total_kwh {} -> {} on {} (register_max {})", pl.col.a, pl.col.b, pl.lit(freeze.isoformat()), pl.col.m)).to_series()
+                detail = (
+                    pl.DataFrame(
+                        {
+                            "a": reading(self.prev_shown[w], four),
+                            "b": reading(shown[w], four),
+                            "m": reading(t.reg_max[w], np.zeros(len(w), dtype=bool)),
+                        }
+                    )
+                    .select(
+                        pl.format(
+                            "total_kwh {} -> {} on {} (register_max {})",
+                            pl.col.a,
+                            pl.col.b,
+                            pl.lit(freeze.isoformat()),
+                            pl.col.m,
+                        )
+                    )
+                    .to_series()
+                )
                 self.truth.append(truth_rows(t, "rollover", self.start, w, k - 1, k - 1, detail))
         self.prev_shown = shown
         neg = (cents < 0) & ~self.neg_seen
         if neg.any():
             self.neg_seen |= neg
             j = np.flatnonzero(neg)
-            why = np.where(self.p_od[j], "injected: no purchase until past the overdraft limit", "natural: bought too late")
-            detail = pl.DataFrame({"b": money(cents[j]), "w": why}).select(pl.format("remaining_yuan {} ({})", pl.col.b, pl.col.w)).to_series()
+            why = np.where(
+                self.p_od[j], "injected: no purchase until past the overdraft limit", "natural: bought too late"
+            )
+            detail = (
+                pl.DataFrame({"b": money(cents[j]), "w": why})
+                .select(pl.format("remaining_yuan {} ({})", pl.col.b, pl.col.w))
+                .to_series()
+            )
             self.truth.append(truth_rows(t, "overdraft", self.start, pi[j], k, k, detail))
 
     def _stash_registers(self, frame: pl.DataFrame, skip: int, freeze: dt.date, avoid: list[int]) -> pl.DataFrame:
@@ -402,8 +519,12 @@ class Generator:
         wrong_cents = np.floor(old.cast(pl.Float64).to_numpy() * 100 + 0.5).astype(np.int64) + bump
         wrong = money(wrong_cents)
         info: dict[str, object] = {
-            "date": freeze.isoformat(), "repeated": len(chosen), "column": "total_kwh",
-            "meters": frame["meter_id"][conf].to_list(), "here": wrong.to_list(), "there": old.to_list(),
+            "date": freeze.isoformat(),
+            "repeated": len(chosen),
+            "column": "total_kwh",
+            "meters": frame["meter_id"][conf].to_list(),
+            "here": wrong.to_list(),
+            "there": old.to_list(),
         }
         self.stash["registers"] = (true_rows, info)
         return frame.with_columns(frame["total_kwh"].scatter(conf, wrong))
@@ -435,7 +556,18 @@ class Generator:
         for kind, mask in (("missing_register", reg), ("missing_curve", cur)):
             idx = np.flatnonzero(mask)
             if len(idx):
-                self.truth.append(truth_rows(t, kind, start, idx, k, k, text(why[idx], len(idx)), area=np.concatenate([self.phys_area, t.area[c:]])[idx]))
+                self.truth.append(
+                    truth_rows(
+                        t,
+                        kind,
+                        start,
+                        idx,
+                        k,
+                        k,
+                        text(why[idx], len(idx)),
+                        area=np.concatenate([self.phys_area, t.area[c:]])[idx],
+                    )
+                )
         return reg, cur, conc
 
     def day(self, k: int, cur_missing: np.ndarray) -> None:
@@ -452,7 +584,12 @@ class Generator:
         cust = m[:c]
         np.take(sh.SHAPES[:, 1 if dtype else 0, :], prof, axis=0, out=cust)
         weather = 1.0 + 0.05 * r.standard_normal()
-        daily = t.base_kwh[:c] * season[prof] * sh.DAYTYPE_FACTOR[prof, dtype] * np.where(prof <= sh.P_COM_SHOP, weather, 1.0)
+        daily = (
+            t.base_kwh[:c]
+            * season[prof]
+            * sh.DAYTYPE_FACTOR[prof, dtype]
+            * np.where(prof <= sh.P_COM_SHOP, weather, 1.0)
+        )
         daily *= np.exp(r.normal(-0.0072, 0.12, c))
         cust *= daily[:, None]
         sig = sh.SLOT_SIGMA[prof].astype(np.float32)
@@ -492,7 +629,9 @@ class Generator:
                         "area_id": t.area_code.gather(out_areas),
                         "start_date": pl.repeat(day, len(out_areas), eager=True),
                         "end_date": pl.repeat(day, len(out_areas), eager=True),
-                        "detail": pl.DataFrame({"a": hhmm(s0 * 900), "b": hhmm(s1 * 900)}).select(pl.format("power off {} to {}", pl.col.a, pl.col.b)).to_series(),
+                        "detail": pl.DataFrame({"a": hhmm(s0 * 900), "b": hhmm(s1 * 900)})
+                        .select(pl.format("power off {} to {}", pl.col.a, pl.col.b))
+                        .to_series(),
                     }
                 )
             )
@@ -564,7 +703,15 @@ class Generator:
         self._events_file(k, day, ev)
         self._purchases_file(k, day)
 
-    def _loss_truth(self, day: dt.date, area_fwd: np.ndarray, area_exp: np.ndarray, master_net: np.ndarray, feeder_net: np.ndarray, feeder_fwd: np.ndarray) -> None:
+    def _loss_truth(
+        self,
+        day: dt.date,
+        area_fwd: np.ndarray,
+        area_exp: np.ndarray,
+        master_net: np.ndarray,
+        feeder_net: np.ndarray,
+        feeder_fwd: np.ndarray,
+    ) -> None:
         t = self.topo
         sales = area_fwd.sum(1)
         exp = area_exp.sum(1)
@@ -614,7 +761,14 @@ class Generator:
         out = [(p.theft_idx[idx], np.maximum(at - re.integers(60, 1200, len(idx)), 0), code, value)]
         rf = idx[p.theft_kind[idx] == 3]
         if len(rf):
-            out.append((p.theft_idx[rf], p.theft_slot[rf] * 900 + re.integers(60, 600, len(rf)), np.full(len(rf), EV["REVERSE_FLOW"]), np.full(len(rf), np.nan)))
+            out.append(
+                (
+                    p.theft_idx[rf],
+                    p.theft_slot[rf] * 900 + re.integers(60, 600, len(rf)),
+                    np.full(len(rf), EV["REVERSE_FLOW"]),
+                    np.full(len(rf), np.nan),
+                )
+            )
         return out
 
     def _noise_events(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
@@ -623,8 +777,18 @@ class Generator:
         idx = np.sort(re.choice(pool, k, replace=False))
         code = re.choice(NOISE_CODES, k, p=NOISE_P)
         value = np.select(
-            [code == EV["CLOCK_FAULT"], code == EV["VOLTAGE_LOSS"], code == EV["CURRENT_LOSS"], code == EV["PHASE_FAILURE"]],
-            [re.integers(300, 900, k).astype(float), np.round(re.uniform(30, 150, k), 1), np.round(re.uniform(0, 0.05, k), 3), re.integers(1, 4, k).astype(float)],
+            [
+                code == EV["CLOCK_FAULT"],
+                code == EV["VOLTAGE_LOSS"],
+                code == EV["CURRENT_LOSS"],
+                code == EV["PHASE_FAILURE"],
+            ],
+            [
+                re.integers(300, 900, k).astype(float),
+                np.round(re.uniform(30, 150, k), 1),
+                np.round(re.uniform(0, 0.05, k), 3),
+                re.integers(1, 4, k).astype(float),
+            ],
             np.nan,
         )
         return [(idx, re.integers(0, DAY_S, k), code, value)]
@@ -646,10 +810,14 @@ class Generator:
         mask = (np.arange(sh.SLOTS)[:, None] >= g0[None, :]) & (np.arange(sh.SLOTS)[:, None] < g1[None, :])
         vals[:, gap] = np.where(mask, np.nan, vals[:, gap])
         if len(gap):
-            detail = pl.DataFrame({"a": g0 + 1, "b": g1, "x": hhmm(g0 * 900), "y": hhmm(g1 * 900)}).select(
-                pl.format("slots p{}..p{} empty ({}-{})", pl.col.a, pl.col.b, pl.col.x, pl.col.y)
-            ).to_series()
-            self.truth.append(truth_rows(t, "curve_gap", self.start, keep[gap], k, k, detail, area=self._area_now(keep[gap])))
+            detail = (
+                pl.DataFrame({"a": g0 + 1, "b": g1, "x": hhmm(g0 * 900), "y": hhmm(g1 * 900)})
+                .select(pl.format("slots p{}..p{} empty ({}-{})", pl.col.a, pl.col.b, pl.col.x, pl.col.y))
+                .to_series()
+            )
+            self.truth.append(
+                truth_rows(t, "curve_gap", self.start, keep[gap], k, k, detail, area=self._area_now(keep[gap]))
+            )
         cols = {"meter_id": t.meter_id.gather(keep), "data_date": pl.repeat(day, len(keep), eager=True)}
         for i, name in enumerate(SLOT_NAMES):
             cols[name] = pl.Series(name, vals[i], nan_to_null=True)
@@ -664,8 +832,24 @@ class Generator:
             bad_date = f"{day.year}-02-30"
             unknown = UNKNOWN_METER_PREFIX + f"{int(self.r_rows.integers(0, 10**9)):09d}"
             edits = [
-                fl.LineEdit(r1, False, _set_fields(data_date=bad_date), "bad_date", frame["meter_id"][r1], day.isoformat(), f"data_date is {bad_date!r}"),
-                fl.LineEdit(r2, True, _set_fields(meter_id=unknown), "unknown_meter", unknown, day.isoformat(), "meter id not in any archive"),
+                fl.LineEdit(
+                    r1,
+                    False,
+                    _set_fields(data_date=bad_date),
+                    "bad_date",
+                    frame["meter_id"][r1],
+                    day.isoformat(),
+                    f"data_date is {bad_date!r}",
+                ),
+                fl.LineEdit(
+                    r2,
+                    True,
+                    _set_fields(meter_id=unknown),
+                    "unknown_meter",
+                    unknown,
+                    day.isoformat(),
+                    "meter id not in any archive",
+                ),
             ]
         if k == self.days - 2:
             frame = self._stash_curves(frame, skip, day, [e.row for e in edits])
@@ -695,7 +879,9 @@ class Generator:
         old = frame[col][conf]
         wrong = (old.fill_null(0.0) + np.round(self.r_rows.uniform(0.5, 5.0, len(conf)), 4)).round(4)
         info: dict[str, object] = {
-            "date": day.isoformat(), "repeated": len(chosen), "column": col,
+            "date": day.isoformat(),
+            "repeated": len(chosen),
+            "column": col,
             "meters": frame["meter_id"][conf].to_list(),
             "here": [f"{v:.4f}" for v in wrong.to_list()],
             "there": ["" if v is None else f"{v:.4f}" for v in old.to_list()],
@@ -707,7 +893,9 @@ class Generator:
         t = self.topo
         return np.where(idx < t.n_cust, self.phys_area[np.minimum(idx, t.n_cust - 1)], t.area[idx])
 
-    def _events_file(self, k: int, day: dt.date, ev: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    def _events_file(
+        self, k: int, day: dt.date, ev: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    ) -> None:
         t = self.topo
         idx = np.concatenate([e[0] for e in ev]).astype(np.int64)
         secs = np.concatenate([e[1] for e in ev]).astype(np.int64)
@@ -718,7 +906,9 @@ class Generator:
         frame = pl.DataFrame(
             {
                 "meter_id": t.meter_id.gather(idx),
-                "event_time": pl.Series((np.datetime64(day, "s") + secs.astype("timedelta64[s]")).astype("datetime64[us]")),
+                "event_time": pl.Series(
+                    (np.datetime64(day, "s") + secs.astype("timedelta64[s]")).astype("datetime64[us]")
+                ),
                 "event_code": np.array(EVENT_CODES)[code],
                 "value": pl.Series(value, nan_to_null=True).cast(pl.String),
             }
@@ -726,21 +916,47 @@ class Generator:
         benign = np.isin(idx, self.noise_pool) & ~np.isin(code, [EV["POWER_OFF"], EV["POWER_ON"]])
         if benign.any():
             j = np.flatnonzero(benign)
-            detail = pl.DataFrame({"c": np.array(EVENT_CODES)[code[j]], "h": hhmm(secs[j]), "v": frame["value"].gather(j).fill_null("")}).select(
-                pl.format("{} at {} value {}", pl.col.c, pl.col.h, pl.col.v)
-            ).to_series()
-            self.truth.append(truth_rows(t, "benign_event", self.start, idx[j], k, k, detail, area=self._area_now(idx[j])))
+            detail = (
+                pl.DataFrame(
+                    {
+                        "c": np.array(EVENT_CODES)[code[j]],
+                        "h": hhmm(secs[j]),
+                        "v": frame["value"].gather(j).fill_null(""),
+                    }
+                )
+                .select(pl.format("{} at {} value {}", pl.col.c, pl.col.h, pl.col.v))
+                .to_series()
+            )
+            self.truth.append(
+                truth_rows(t, "benign_event", self.start, idx[j], k, k, detail, area=self._area_now(idx[j]))
+            )
         edits: list[fl.LineEdit] = []
         if k == 0:
             frame = frame.with_columns(pl.col.event_code.replace_strict(EVENT_ZH, return_dtype=pl.String).alias(REMARK))
             (r1,) = self.edit_rows(frame.height, 0, 1)
             edits = [
-                fl.LineEdit(r1, True, _set_fields(event_code=UNKNOWN_EVENT_CODE, **{REMARK: "未知事件"}), "unknown_code", frame["meter_id"][r1], day.isoformat(), f"event_code {UNKNOWN_EVENT_CODE!r}")
+                fl.LineEdit(
+                    r1,
+                    True,
+                    _set_fields(event_code=UNKNOWN_EVENT_CODE, **{REMARK: "未知事件"}),
+                    "unknown_code",
+                    frame["meter_id"][r1],
+                    day.isoformat(),
+                    f"event_code {UNKNOWN_EVENT_CODE!r}",
+                )
             ]
             fmt = self.fmt("events", encoding="gbk", gzip=False)
         else:
             fmt = self.fmt("events")
-        self.write(f"events/events_{day:%Y%m%d}", "events", frame, fmt, self.at(day + dt.timedelta(days=1), 5), (day, day), edits=edits)
+        self.write(
+            f"events/events_{day:%Y%m%d}",
+            "events",
+            frame,
+            fmt,
+            self.at(day + dt.timedelta(days=1), 5),
+            (day, day),
+            edits=edits,
+        )
 
     def _purchases_file(self, k: int, day: dt.date) -> None:
         t, rp, pi = self.topo, self.r_pay, self.p_idx
@@ -774,7 +990,9 @@ class Generator:
         # rows: purchases, reversals, re-done purchases
         who = np.concatenate([b, b[rv], b[rd]])
         at = np.concatenate([when, rev_at, redo_at])
-        typ = np.concatenate([np.zeros(nb, dtype=np.int64), np.ones(len(rv), dtype=np.int64), np.zeros(len(rd), dtype=np.int64)])
+        typ = np.concatenate(
+            [np.zeros(nb, dtype=np.int64), np.ones(len(rv), dtype=np.int64), np.zeros(len(rd), dtype=np.int64)]
+        )
         amt = np.concatenate([amount, amount[rv], amount[rd]])
         sq = np.concatenate([seq, seq[rv], seq[rd]])
         ch = np.concatenate([channel, channel[rv], channel[rd]])
@@ -782,7 +1000,11 @@ class Generator:
         o = np.lexsort((np.arange(len(at)), at))
         pos = np.empty(len(at), dtype=np.int64)
         pos[o] = np.arange(len(at))
-        txn = (f"{day:%Y%m%d}" + pl.Series(pos + 1).cast(pl.String).str.zfill(8)) if len(at) else pl.Series([], dtype=pl.String)
+        txn = (
+            (f"{day:%Y%m%d}" + pl.Series(pos + 1).cast(pl.String).str.zfill(8))
+            if len(at)
+            else pl.Series([], dtype=pl.String)
+        )
         ref_txn = gather_code(txn, np.where(ref >= 0, ref, -1)) if len(at) else pl.Series([], dtype=pl.String)
         counter = np.isin(ch, [CHANNELS.index("counter"), CHANNELS.index("pos")])
         operator = gather_code(self.operators, np.where(counter, rp.integers(0, len(self.operators), len(at)), -1))
@@ -794,7 +1016,9 @@ class Generator:
                 "customer_id": t.customer_id.gather(pi[who]),
                 "meter_id": t.meter_id.gather(pi[who]),
                 "card_no": self.card.gather(who),
-                "purchase_time": pl.Series((np.datetime64(day, "s") + at.astype("timedelta64[s]")).astype("datetime64[us]")),
+                "purchase_time": pl.Series(
+                    (np.datetime64(day, "s") + at.astype("timedelta64[s]")).astype("datetime64[us]")
+                ),
                 "amount_yuan": money(np.round(amt * 100).astype(np.int64)),
                 "purchase_seq": sq,
                 "channel": np.array(CHANNELS)[ch],
@@ -805,19 +1029,45 @@ class Generator:
         nl = b[not_loaded[b]]
         if len(nl):
             j = np.flatnonzero(not_loaded[b])
-            detail = pl.DataFrame({"t": txn.gather(j), "a": money(np.round(amount[j] * 100).astype(np.int64))}).select(
-                pl.format("purchase {} of {} yuan never loaded into the meter (balance and purchase_count lag from here)", pl.col.t, pl.col.a)
-            ).to_series()
+            detail = (
+                pl.DataFrame({"t": txn.gather(j), "a": money(np.round(amount[j] * 100).astype(np.int64))})
+                .select(
+                    pl.format(
+                        "purchase {} of {} yuan never loaded into the meter (balance and purchase_count lag from here)",
+                        pl.col.t,
+                        pl.col.a,
+                    )
+                )
+                .to_series()
+            )
             self.truth.append(truth_rows(t, "prepay_mismatch", self.start, pi[nl], k, self.days - 1, detail))
         edits: list[fl.LineEdit] = []
         if k == 0 and frame.height:
             (r1,) = self.edit_rows(frame.height, 0, 1)
             bad_txn = f"{day:%Y%m%d}9{int(self.r_rows.integers(0, 10**7)):07d}"
-            edits = [fl.LineEdit(r1, True, _set_fields(txn_id=bad_txn, amount_yuan="-100.00"), "negative_amount", frame["meter_id"][r1], day.isoformat(), f"txn {bad_txn} amount_yuan -100.00")]
+            edits = [
+                fl.LineEdit(
+                    r1,
+                    True,
+                    _set_fields(txn_id=bad_txn, amount_yuan="-100.00"),
+                    "negative_amount",
+                    frame["meter_id"][r1],
+                    day.isoformat(),
+                    f"txn {bad_txn} amount_yuan -100.00",
+                )
+            ]
             fmt = self.fmt("purchases", encoding="utf-8", header="canonical", gzip=False)
         else:
             fmt = self.fmt("purchases")
-        self.write(f"purchases/purchases_{day:%Y%m%d}", "purchases", frame, fmt, self.at(day + dt.timedelta(days=1), 1), (day, day), edits=edits)
+        self.write(
+            f"purchases/purchases_{day:%Y%m%d}",
+            "purchases",
+            frame,
+            fmt,
+            self.at(day + dt.timedelta(days=1), 1),
+            (day, day),
+            edits=edits,
+        )
 
     # ---- the run ----------------------------------------------------------------------------------
 
@@ -846,13 +1096,39 @@ class Generator:
         self.say("truth")
         root = self.out / "_truth"
         root.mkdir(parents=True, exist_ok=True)
-        inj = pl.concat(self.truth, how="vertical_relaxed").sort(["kind", "start_date", "meter_id", "area_id"], nulls_last=True, maintain_order=True)
-        faults = pl.DataFrame(
-            self.faults,
-            schema={"kind": pl.String, "file": pl.String, "line": pl.Int64, "other_file": pl.String, "meter_id": pl.String, "date": pl.String, "detail": pl.String},
-            orient="row",
-        ) if self.faults else pl.DataFrame(schema={"kind": pl.String, "file": pl.String, "line": pl.Int64, "other_file": pl.String, "meter_id": pl.String, "date": pl.String, "detail": pl.String})
-        faults = faults.with_columns(pl.col.other_file.replace("", None), pl.col.meter_id.replace("", None), pl.col.date.replace("", None))
+        inj = pl.concat(self.truth, how="vertical_relaxed").sort(
+            ["kind", "start_date", "meter_id", "area_id"], nulls_last=True, maintain_order=True
+        )
+        faults = (
+            pl.DataFrame(
+                self.faults,
+                schema={
+                    "kind": pl.String,
+                    "file": pl.String,
+                    "line": pl.Int64,
+                    "other_file": pl.String,
+                    "meter_id": pl.String,
+                    "date": pl.String,
+                    "detail": pl.String,
+                },
+                orient="row",
+            )
+            if self.faults
+            else pl.DataFrame(
+                schema={
+                    "kind": pl.String,
+                    "file": pl.String,
+                    "line": pl.Int64,
+                    "other_file": pl.String,
+                    "meter_id": pl.String,
+                    "date": pl.String,
+                    "detail": pl.String,
+                }
+            )
+        )
+        faults = faults.with_columns(
+            pl.col.other_file.replace("", None), pl.col.meter_id.replace("", None), pl.col.date.replace("", None)
+        )
         written = sorted(self.written, key=lambda w: (w.delivered, w.path))
         manifest = pl.DataFrame(
             {
@@ -862,8 +1138,11 @@ class Generator:
                 "compression": ["gzip" if w.fmt.gzip else "none" for w in written],
                 "header": [w.fmt.header for w in written],
                 "date_format": [
-                    None if not any(f.kind == "date" for f in LANDINGS[w.dataset].fields)
-                    else "YYYYMMDD" if w.fmt.date_format == "%Y%m%d" else "YYYY-MM-DD"
+                    None
+                    if not any(f.kind == "date" for f in LANDINGS[w.dataset].fields)
+                    else "YYYYMMDD"
+                    if w.fmt.date_format == "%Y%m%d"
+                    else "YYYY-MM-DD"
                     for w in written
                 ],
                 "column_order": ["shuffled" if w.fmt.order else "contract" for w in written],
@@ -882,9 +1161,9 @@ class Generator:
                 "meter_id": t.meter_id,
                 "customer_id": t.customer_id,
                 "role": np.array(tp.ROLES)[t.role],
-                "customer_class": pl.Series(np.array(tp.CLASSES + ("",))[t.cls]).replace("", None),
-                "profile": pl.Series(np.array(sh.PROFILES + ("",))[t.profile]).replace("", None),
-                "tariff_id": pl.Series(np.array(sh.TARIFFS + ("",))[t.tariff]).replace("", None),
+                "customer_class": pl.Series(np.array((*tp.CLASSES, ""))[t.cls]).replace("", None),
+                "profile": pl.Series(np.array((*sh.PROFILES, ""))[t.profile]).replace("", None),
+                "tariff_id": pl.Series(np.array((*sh.TARIFFS, ""))[t.tariff]).replace("", None),
                 "feeder_id": t.feeder_code.gather(t.feeder),
                 "area_id": gather_code(t.area_code, t.area),
                 "area_id_end": gather_code(t.area_code, end_area),

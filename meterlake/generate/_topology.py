@@ -84,7 +84,9 @@ def _ct_multiplier(current_a: np.ndarray, ratings: np.ndarray, margin: float, mi
 
 def build(meters: int, rng: np.random.Generator) -> Topology:
     if meters < MIN_METERS:
-        raise ValueError(f"meters: expected at least {MIN_METERS} (a feeder head, an area master and customers), found {meters}")
+        raise ValueError(
+            f"meters: expected at least {MIN_METERS} (a feeder head, an area master and customers), found {meters}"
+        )
     n_area = max(2 if meters >= 70 else 1, round(meters / 140))
     n_direct = round(0.004 * meters) if meters >= 60 else 0
     n_feeder = max(1, round(n_area / 22))
@@ -149,36 +151,53 @@ def build(meters: int, rng: np.random.Generator) -> Topology:
     tariff = np.select(
         [cls == C_RES, cls == C_AGR], [np.where(rng.random(n_cust) < 0.35, sh.T_RES_TOU, sh.T_RES), sh.T_AGR], sh.T_COM
     ).astype(np.int8)
-    program = np.select([tariff == sh.T_RES_TOU, (tariff == sh.T_RES) | (tariff == sh.T_AGR)], [1, 2], 0).astype(np.int8)
+    program = np.select([tariff == sh.T_RES_TOU, (tariff == sh.T_RES) | (tariff == sh.T_AGR)], [1, 2], 0).astype(
+        np.int8
+    )
 
     # multipliers: households 1; larger LV customers behind a CT; 10 kV customers CT x PT
     peak_kw = base * 2.5 / 24.0
     mult = np.ones(n_cust)
-    lv_ct = ~direct & (((cls == C_COM) & (base > 120)) | ((cls == C_IND) & (base > 80)) | ((cls == C_AGR) & (base > 100)))
+    lv_ct = ~direct & (
+        ((cls == C_COM) & (base > 120)) | ((cls == C_IND) & (base > 80)) | ((cls == C_AGR) & (base > 100))
+    )
     mult[lv_ct] = _ct_multiplier(peak_kw[lv_ct] * 1.604, np.concatenate([[50, 75], sh.LV_CT_A]), 1.25, 50)
     mult[direct] = _ct_multiplier(peak_kw[direct] * 0.0642, sh.HV_CT_A, 1.3, 10) * sh.PT_10KV
 
-    prepay = ((cls == C_RES) & (rng.random(n_cust) < 0.30)) | ((cls == C_COM) & (mult == 1) & (rng.random(n_cust) < 0.20))
+    prepay = ((cls == C_RES) & (rng.random(n_cust) < 0.30)) | (
+        (cls == C_COM) & (mult == 1) & (rng.random(n_cust) < 0.20)
+    )
     pv = (cls == C_RES) & ~vacant & ~prepay & ~direct & (rng.random(n_cust) < 0.04)
     pv_kw = np.where(pv, np.clip(np.exp(rng.normal(np.log(6.0), 0.35, n_cust)), 3, 20), 0.0)
     pv_c = ~direct & np.isin(cls, [C_COM, C_IND]) & ~prepay & (rng.random(n_cust) < 0.02)
     pv_kw[pv_c] = np.clip(np.exp(rng.normal(np.log(40.0), 0.5, pv_c.sum())), 10, 200)
 
     r = rng.random(n_cust)
-    reg_max = np.where((cls == C_RES) & (r < 0.08), 100000.0, np.where((cls == C_RES) & (r < 0.12), 99999.99, 1000000.0))
+    reg_max = np.where(
+        (cls == C_RES) & (r < 0.08), 100000.0, np.where((cls == C_RES) & (r < 0.12), 99999.99, 1000000.0)
+    )
 
     # area masters and feeder heads
     area_base = np.bincount(c_area[~direct], weights=base[~direct], minlength=n_area)
     m_base = area_base * 1.04
     m_mult = _ct_multiplier(m_base * 2.2 / 24.0 * 1.604, sh.LV_CT_A, 1.2, 100)
-    f_base = (np.bincount(area_feeder, weights=m_base, minlength=n_feeder) + np.bincount(c_feeder[direct], weights=base[direct], minlength=n_feeder)) * 1.04
+    f_base = (
+        np.bincount(area_feeder, weights=m_base, minlength=n_feeder)
+        + np.bincount(c_feeder[direct], weights=base[direct], minlength=n_feeder)
+    ) * 1.04
     f_mult = _ct_multiplier(f_base * 2.0 / 24.0 * 0.0642, sh.HV_CT_A[sh.HV_CT_A >= 100], 1.3, 100) * sh.PT_10KV
 
     n = meters
-    role = np.concatenate([np.full(n_cust, ROLE_CUSTOMER), np.full(n_area, ROLE_MASTER), np.full(n_feeder, ROLE_FEEDER)]).astype(np.int8)
+    role = np.concatenate(
+        [np.full(n_cust, ROLE_CUSTOMER), np.full(n_area, ROLE_MASTER), np.full(n_feeder, ROLE_FEEDER)]
+    ).astype(np.int8)
     neg = lambda k, dt=np.int8: np.full(k, -1, dtype=dt)  # noqa: E731
     meter_int = np.concatenate(
-        [_ids(1_000_000_000, rng, n_cust, 30), _ids(5_100_000_000, rng, n_area, 500), _ids(5_900_000_000, rng, n_feeder, 1000)]
+        [
+            _ids(1_000_000_000, rng, n_cust, 30),
+            _ids(5_100_000_000, rng, n_area, 500),
+            _ids(5_900_000_000, rng, n_feeder, 1000),
+        ]
     )
     cust_int = _ids(300_000_000, rng, n_cust, 20)
     customer_id = pl.concat([_zfill(cust_int, 10), pl.Series([None] * (n - n_cust), dtype=pl.String)])

@@ -44,8 +44,7 @@ class ReportConfig(BaseModel):
         0.98,
         ge=0,
         le=1,
-        description="采集成功率 target drawn on the collection chart; utilities commonly aim at "
-        "98-99.5% (DOMAIN.md)",
+        description="采集成功率 target drawn on the collection chart; utilities commonly aim at 98-99.5% (DOMAIN.md)",
     )
     top_areas: int = Field(10, gt=0, description="worst areas listed with their loss diagnosis")
     top_anomalies: int = Field(20, gt=0, description="highest-scoring anomalies listed with reasons")

@@ -130,9 +130,7 @@ def _view_sql(con: duckdb.DuckDBPyConnection, name: str, directory: Path, table:
     """The CREATE VIEW statement for one table, and its kind (parquet or empty)."""
     if not _has_files(directory):
         assert table is not None
-        cols = ", ".join(
-            f"CAST(NULL AS {duckdb_type(c.dtype)}) AS {quote(c.name)}" for c in table.columns
-        )
+        cols = ", ".join(f"CAST(NULL AS {duckdb_type(c.dtype)}) AS {quote(c.name)}" for c in table.columns)
         return f"CREATE VIEW {name} AS SELECT {cols} WHERE false", "empty"
     source = _parquet_source(directory, table)
     present = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
@@ -192,8 +190,7 @@ def build_reporting_db(
                     con.execute(f"COMMENT ON VIEW {name} IS {literal(_comment(table))}")
                     for col in table.columns:
                         con.execute(
-                            f"COMMENT ON COLUMN {name}.{quote(col.name)} IS "
-                            f"{literal(_column_comment(table, col.name))}"
+                            f"COMMENT ON COLUMN {name}.{quote(col.name)} IS {literal(_column_comment(table, col.name))}"
                         )
                 summary.views[f"{schema}.{tname}"] = kind
                 if progress is not None:

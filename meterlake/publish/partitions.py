@@ -26,7 +26,7 @@ def partition_dirs(lake: Lake, table: Table) -> dict[str, Path]:
         return {}
     prefix = f"{key}="
     return {
-        p.name[len(prefix):]: p
+        p.name[len(prefix) :]: p
         for p in sorted(base.iterdir())
         if p.is_dir() and p.name.startswith(prefix) and any(p.glob("*.parquet"))
     }

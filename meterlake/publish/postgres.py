@@ -179,9 +179,7 @@ def comment_sql(table: Table, schema: str, columns: Iterable[str] | None = None)
     for name in columns if columns is not None else table.names:
         c = table.column(name)
         text = " | ".join(p for p in (c.zh, c.description, f"unit {c.unit}" if c.unit else "") if p)
-        out.append(
-            sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(target, sql.Identifier(c.name), sql.Literal(text))
-        )
+        out.append(sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(target, sql.Identifier(c.name), sql.Literal(text)))
     return out
 
 
@@ -227,9 +225,7 @@ def _copy_frame(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(
         pl.when(pl.col(n).is_null())
         .then(None)
-        .otherwise(
-            pl.struct(pl.col(n).alias("v")).struct.json_encode().str.strip_prefix('{"v":').str.strip_suffix("}")
-        )
+        .otherwise(pl.struct(pl.col(n).alias("v")).struct.json_encode().str.strip_prefix('{"v":').str.strip_suffix("}"))
         .alias(n)
         for n in nested
     )
@@ -238,9 +234,11 @@ def _copy_frame(frame: pl.DataFrame) -> pl.DataFrame:
 def _csv_chunks(frame: pl.DataFrame, chunk_rows: int) -> Iterable[bytes]:
     frame = _copy_frame(frame)
     for offset in range(0, frame.height, chunk_rows):  # a handful of chunks, not rows
-        yield frame.slice(offset, chunk_rows).write_csv(
-            include_header=False, null_value=NULL_TOKEN, quote_style="non_numeric"
-        ).encode("utf-8")
+        yield (
+            frame.slice(offset, chunk_rows)
+            .write_csv(include_header=False, null_value=NULL_TOKEN, quote_style="non_numeric")
+            .encode("utf-8")
+        )
 
 
 def _match(table: Table, a: str, b: str) -> sql.Composable:
@@ -297,9 +295,7 @@ def upsert_partition(
                 sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(stage, target)
             )
             with cur.copy(
-                sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, NULL {})").format(
-                    stage, names, sql.Literal(NULL_TOKEN)
-                )
+                sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, NULL {})").format(stage, names, sql.Literal(NULL_TOKEN))
             ) as copy:
                 for chunk in _csv_chunks(frame, chunk_rows):
                     copy.write(chunk)
@@ -318,18 +314,14 @@ def upsert_partition(
                 others = [c for c in table.names if c not in keys]
                 if others:
                     action = sql.SQL("DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})").format(
-                        sql.SQL(", ").join(
-                            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in others
-                        ),
+                        sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in others),
                         sql.SQL(", ").join(sql.Identifier("t", c) for c in others),
                         sql.SQL(", ").join(sql.Identifier("excluded", c) for c in others),
                     )
                 else:
                     action = sql.SQL("DO NOTHING")
                 cur.execute(
-                    sql.SQL(
-                        "INSERT INTO {t} AS t ({n}) SELECT {n} FROM {s} ON CONFLICT ({k}) {a}"
-                    ).format(
+                    sql.SQL("INSERT INTO {t} AS t ({n}) SELECT {n} FROM {s} ON CONFLICT ({k}) {a}").format(
                         t=target,
                         n=names,
                         s=stage,
@@ -407,7 +399,9 @@ def publish(
         for d in (lake.root / layer).iterdir()
         if d.is_dir() and not d.name.startswith((".", "_")) and d.name not in {t.name for t in chosen}
     )
-    summary.notes += [f"{name}: in the lake but no schema module declares it; not sent to PostgreSQL" for name in undeclared]
+    summary.notes += [
+        f"{name}: in the lake but no schema module declares it; not sent to PostgreSQL" for name in undeclared
+    ]
     try:
         conn = psycopg.connect(dsn, autocommit=True, application_name="meterlake-publish")
     except psycopg.Error as exc:
@@ -438,4 +432,3 @@ def publish(
                 load.deleted += _prune_absent(conn, table, schema, values)
             summary.tables[table.name] = load
     return summary
-

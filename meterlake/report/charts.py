@@ -98,7 +98,12 @@ def bar_chart(
     starts the axis above zero (rates close to 100%: the differences are the point);
     the chart then says so under its title.
     """
-    row_h, top, left, right = 22, (44 if axis_min is not None else 30), min(220, 12 + 7 * max((len(str(x)) for x in labels), default=4)), 90
+    row_h, top, left, right = (
+        22,
+        (44 if axis_min is not None else 30),
+        min(220, 12 + 7 * max((len(str(x)) for x in labels), default=4)),
+        90,
+    )
     height = top + row_h * max(len(labels), 1) + 28
     finite = [v for v in values if v is not None] + ([reference] if reference is not None else [])
     floor = 0.0 if axis_min is None else axis_min
@@ -115,9 +120,7 @@ def bar_chart(
 
     body = [f'<text x="{left}" y="18" font-size="14" font-weight="600">{escape(title)}</text>']
     if axis_min is not None:
-        body.append(
-            f'<text x="{left}" y="31" font-size="10" fill="#52606d">axis starts at {escape(fmt(lo))}</text>'
-        )
+        body.append(f'<text x="{left}" y="31" font-size="10" fill="#52606d">axis starts at {escape(fmt(lo))}</text>')
     for t in ticks:
         body.append(
             f'<line x1="{x(t):.1f}" y1="{top - 4}" x2="{x(t):.1f}" y2="{height - 24}" stroke="#e4e7eb"/>'
@@ -125,10 +128,8 @@ def bar_chart(
         )
     for i, (label, v) in enumerate(zip(labels, values, strict=True)):
         y = top + i * row_h
-        color = (colors[i % len(colors)] if colors else PALETTE[0])
-        body.append(
-            f'<text x="{left - 6}" y="{y + 15}" font-size="12" text-anchor="end">{escape(str(label))}</text>'
-        )
+        color = colors[i % len(colors)] if colors else PALETTE[0]
+        body.append(f'<text x="{left - 6}" y="{y + 15}" font-size="12" text-anchor="end">{escape(str(label))}</text>')
         if v is None:
             body.append(f'<text x="{x(floor) + 4:.1f}" y="{y + 15}" font-size="11" fill="#9aa5b1">no value</text>')
             continue

@@ -124,7 +124,7 @@ def default_dates(lake: Lake) -> list[dt.date]:
             if table.is_dir():
                 for p in table.glob("date=*"):
                     try:
-                        found.add(dt.date.fromisoformat(p.name[len("date="):]))
+                        found.add(dt.date.fromisoformat(p.name[len("date=") :]))
                     except ValueError:
                         continue
     if not found:
@@ -232,7 +232,9 @@ def loss_histogram(rates: pl.Series, edges: list[float]) -> pl.DataFrame:
     edges = sorted(edges)
     pct = [f"{e * 100:g}" for e in edges]
     labels = [f"<{pct[0]}%"] + [f"{pct[i]}..{pct[i + 1]}%" for i in range(len(edges) - 1)] + [f"≥{pct[-1]}%"]
-    values = pl.DataFrame({"rate": rates.cast(pl.Float64)}).filter(pl.col("rate").is_not_null() & pl.col("rate").is_not_nan())
+    values = pl.DataFrame({"rate": rates.cast(pl.Float64)}).filter(
+        pl.col("rate").is_not_null() & pl.col("rate").is_not_nan()
+    )
     # the bin of a rate is the number of edges at or below it (left-closed bins)
     counts = (
         values.select(pl.sum_horizontal([(pl.col("rate") >= e).cast(pl.Int64) for e in edges]).alias("bin"))
@@ -324,7 +326,13 @@ def diagnosis_text(diagnosis: pl.DataFrame, per_area: int = 3) -> pl.DataFrame:
     return (
         d.with_columns(label.alias("text"))
         .group_by("area_id")
-        .agg(pl.col("text").sort_by(["score", "text"], descending=[True, False]).head(per_area).str.join("; ").alias("diagnosis"))
+        .agg(
+            pl.col("text")
+            .sort_by(["score", "text"], descending=[True, False])
+            .head(per_area)
+            .str.join("; ")
+            .alias("diagnosis")
+        )
         .sort("area_id")
     )
 
@@ -347,9 +355,14 @@ def _reasons_as_list(frame: pl.DataFrame) -> pl.Expr:
     dtype = frame.schema["reasons"]
     if dtype.base_type() in (pl.List, pl.Array):
         return pl.col("reasons").cast(pl.List(pl.String))
-    return pl.col("reasons").cast(pl.String).str.split(by=";").list.eval(
-        pl.element().str.split(",").explode()
-    ).list.eval(pl.element().str.strip_chars()).list.eval(pl.element().filter(pl.element() != ""))
+    return (
+        pl.col("reasons")
+        .cast(pl.String)
+        .str.split(by=";")
+        .list.eval(pl.element().str.split(",").explode())
+        .list.eval(pl.element().str.strip_chars())
+        .list.eval(pl.element().filter(pl.element() != ""))
+    )
 
 
 def top_anomalies(frame: pl.DataFrame, top: int) -> pl.DataFrame:

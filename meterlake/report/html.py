@@ -71,9 +71,7 @@ def table(frame: pl.DataFrame, columns: Sequence[tuple[str, str, Fmt]], css: str
     numeric = {c for c, _, f in cols if f in (_num, _int, _pct)}
     rows = []
     for rec in frame.select([c for c, _, _ in cols]).iter_rows(named=True):
-        cells = "".join(
-            f'<td class="{"n" if c in numeric else ""}">{escape(f(rec[c]))}</td>' for c, _, f in cols
-        )
+        cells = "".join(f'<td class="{"n" if c in numeric else ""}">{escape(f(rec[c]))}</td>' for c, _, f in cols)
         rows.append(f"<tr>{cells}</tr>")
     return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
@@ -380,7 +378,11 @@ def billing_section(inputs: d.ReportInputs, cfg: ReportConfig) -> Section:
         )
         if "recovery_rate" in recovery.columns:
             # below what shows as 100.00%
-            below = recovery.filter(pl.col("recovery_rate") < 0.99995).sort(["recovery_rate", "area_id"]).head(cfg.top_areas)
+            below = (
+                recovery.filter(pl.col("recovery_rate") < 0.99995)
+                .sort(["recovery_rate", "area_id"])
+                .head(cfg.top_areas)
+            )
             rated = recovery.filter(pl.col("recovery_rate").is_not_null()).height
             if below.height:
                 parts.append(
@@ -506,7 +508,9 @@ def _summary_cards(inputs: d.ReportInputs) -> str:
     if bills is not None:
         cards.append(_card("billed 应收电费", f"{_num(bills['amount_yuan'].sum())} yuan", ", ".join(inputs.months)))
     quarantine = inputs.get("quarantine")
-    cards.append(_card("quarantined rows 隔离", _int(quarantine.height if quarantine is not None else 0), "all datasets"))
+    cards.append(
+        _card("quarantined rows 隔离", _int(quarantine.height if quarantine is not None else 0), "all datasets")
+    )
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
@@ -533,7 +537,15 @@ def _run_block(inputs: d.ReportInputs) -> str:
         f'<section id="run"><h2>Run {escape(str(inputs.run.get("run_id", "")))}</h2>'
         f"<p>Status {escape(str(inputs.run.get('status', '')))}, "
         f"{escape(str(inputs.run.get('start', '')))} to {escape(str(inputs.run.get('end', '')))}.</p>"
-        + table(rows, [("stage", "stage", _text), ("rows", "rows written", _int), ("seconds", "seconds", _num), ("notes", "notes", _text)])
+        + table(
+            rows,
+            [
+                ("stage", "stage", _text),
+                ("rows", "rows written", _int),
+                ("seconds", "seconds", _num),
+                ("notes", "notes", _text),
+            ],
+        )
         + "</section>"
     )
 

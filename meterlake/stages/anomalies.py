@@ -173,7 +173,8 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     )
     if inspections.height:
         result.notes.append(
-            "supervised: " + (model_used.describe() if model_used else "too few inspection outcomes before the dates: unsupervised")
+            "supervised: "
+            + (model_used.describe() if model_used else "too few inspection outcomes before the dates: unsupervised")
         )
     result.details = {
         "dates": [d.isoformat() for d in todo],

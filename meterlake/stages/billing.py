@@ -201,43 +201,34 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             opening_kwh = year_opening(lake, held, _month(window[0]))
             opening_balance = lake.scan(PREPAY_DAILY, [checkpoint.isoformat()])
             result.details["prepay_checkpoint"] = checkpoint.isoformat()
-        priced = price_days(days, calendar, opening_kwh, cfg.bill.tou_fallback_register).filter(
-            pl.col("prepay") == 1
-        )
+        priced = price_days(days, calendar, opening_kwh, cfg.bill.tou_fallback_register).filter(pl.col("prepay") == 1)
         ledger = purchase_ledger(lake.scan(PURCHASES.clean)).collect().lazy()
         wanted = pl.col("date").is_in(rebuild)
         balances = (
-            prepay_balances(priced, daily_net_purchases(ledger), cfg.prepay, opening_balance)
-            .filter(wanted)
-            .collect()
+            prepay_balances(priced, daily_net_purchases(ledger), cfg.prepay, opening_balance).filter(wanted).collect()
         )
-        findings = (
-            pl.concat(
-                [
-                    purchase_findings(ledger).filter(wanted),
-                    unmatched_transactions(
-                        ledger.filter(wanted), balances.lazy().select("customer_id", "meter_id", "date")
-                    ),
-                ]
-            )
-            .collect()
-        )
+        findings = pl.concat(
+            [
+                purchase_findings(ledger).filter(wanted),
+                unmatched_transactions(
+                    ledger.filter(wanted), balances.lazy().select("customer_id", "meter_id", "date")
+                ),
+            ]
+        ).collect()
         by_day = balances.partition_by("date", as_dict=True)
         found_by_day = findings.partition_by("date", as_dict=True)
         for d in rebuild:
             part = by_day.get((d,), balances.clear())
             lake.write_partition(PREPAY_DAILY, d.isoformat(), part)
             lake.write_partition(
-                PREPAY_FINDINGS, d.isoformat(), found_by_day.get((d,), findings.clear()),
+                PREPAY_FINDINGS,
+                d.isoformat(),
+                found_by_day.get((d,), findings.clear()),
                 sort_by=["rule", "customer_id", "txn_id"],
             )
         prepay_rows, finding_rows = balances.height, findings.height
-        result.details["prepay_status"] = {
-            str(k): int(v) for k, v in balances["status"].value_counts().iter_rows()
-        }
-        result.details["prepay_findings"] = {
-            str(k): int(v) for k, v in findings["rule"].value_counts().iter_rows()
-        }
+        result.details["prepay_status"] = {str(k): int(v) for k, v in balances["status"].value_counts().iter_rows()}
+        result.details["prepay_findings"] = {str(k): int(v) for k, v in findings["rule"].value_counts().iter_rows()}
         if later:
             result.notes.append(
                 f"prepay balances carried forward: {len([d for d in later if d not in dates])} later day(s) rebuilt"

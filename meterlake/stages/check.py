@@ -84,14 +84,18 @@ def _open(partition_dir: Path, value: str, footers: bool) -> PartitionData:
         return PartitionData(value=value, error=f"{partition_dir}: {type(exc).__name__}: {exc}".splitlines()[0])
     # a column one file lacks is missing from the partition
     shared = {c: t for c, t in schemas[0].items() if all(c in s for s in schemas[1:])}
-    frame = pl.scan_parquet(files[0]) if len(files) == 1 else pl.concat(
-        [pl.scan_parquet(f) for f in files], how="diagonal_relaxed"
+    frame = (
+        pl.scan_parquet(files[0])
+        if len(files) == 1
+        else pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed")
     )
     return PartitionData(value=value, frame=frame, schema=shared, footers=md)
 
 
 def collect_inputs(
-    root: Path, dates: list[dt.date], thresholds: CheckThresholds,
+    root: Path,
+    dates: list[dt.date],
+    thresholds: CheckThresholds,
     progress: Any = None,
 ) -> tuple[list[SuiteInput], list[str], dict[str, Any]]:
     """Metrics (and small row sets) of every table on disk for ``dates``.
@@ -101,7 +105,9 @@ def collect_inputs(
     build_suites(thresholds)  # validates the severity overrides
     tables = discover(root)
     on_disk = {(layer, name) for layer, name, _, _ in tables}
-    notes = [f"{layer}/{name}: not in the lake, skipped" for layer, name in EXPECTED_TABLES if (layer, name) not in on_disk]
+    notes = [
+        f"{layer}/{name}: not in the lake, skipped" for layer, name in EXPECTED_TABLES if (layer, name) not in on_disk
+    ]
     order = {t: i for i, t in enumerate(EXPECTED_TABLES)}
     tables.sort(key=lambda t: (order.get((t[0], t[1]), len(order)), t[0], t[1]))
     inputs: list[SuiteInput] = []
@@ -150,12 +156,12 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         docs_validation_limit=thresholds.gate.docs_validation_limit,
     )
     findings = report.findings.with_columns(pl.lit(ctx.run_id).alias("run_id"))
-    results_path = lake.write_partition(
-        CHECK_RESULTS, ctx.run_id, findings, sort_by=["table", "partition", "rule"]
+    results_path = lake.write_partition(CHECK_RESULTS, ctx.run_id, findings, sort_by=["table", "partition", "rule"])
+    failures = (
+        report.failures.select("severity", "rule", "table", "partition", "observed", "expected")
+        .head(DETAIL_FAILURES)
+        .to_dicts()
     )
-    failures = report.failures.select(
-        "severity", "rule", "table", "partition", "observed", "expected"
-    ).head(DETAIL_FAILURES).to_dicts()
     notes.extend(warning_notes(report))
     notes.extend(f"Data Docs page not rendered: {p} (GX #12096)" for p in report.missing_pages)
     result = StageResult(

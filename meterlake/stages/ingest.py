@@ -71,6 +71,7 @@ LEDGER_SCHEMA = pl.Schema(
 
 # --- landing IO --------------------------------------------------------------------
 
+
 def list_landing(landing: Path, dataset: str) -> list[Path]:
     folder = landing / dataset
     if not folder.is_dir():
@@ -80,7 +81,9 @@ def list_landing(landing: Path, dataset: str) -> list[Path]:
 
 def delivered_at(mtime_ns: int) -> dt.datetime:
     """A file's modification time as naive local (Asia/Shanghai) time."""
-    return dt.datetime.fromtimestamp(mtime_ns / 1e9, TZ).replace(tzinfo=None, microsecond=(mtime_ns // 1000) % 1_000_000)
+    return dt.datetime.fromtimestamp(mtime_ns / 1e9, TZ).replace(
+        tzinfo=None, microsecond=(mtime_ns // 1000) % 1_000_000
+    )
 
 
 def pii_key(ctx: StageContext) -> str:
@@ -117,6 +120,7 @@ def tokenise_cards(rows: pl.DataFrame, key: str) -> pl.DataFrame:
 
 # --- the manifest ------------------------------------------------------------------
 
+
 def read_manifest(lake: Lake) -> pl.DataFrame:
     path = lake.meta / "manifest.parquet"
     if path.exists():
@@ -129,6 +133,7 @@ def write_manifest(lake: Lake, manifest: pl.DataFrame) -> None:
 
 
 # --- step 1: stage new files ---------------------------------------------------------
+
 
 def stage_file(ctx: StageContext, spec: Landing, rel: str, file_id: str, raw: bytes, when: dt.datetime) -> Parsed:
     lake = ctx.lake
@@ -147,7 +152,9 @@ def quarantine_path(lake: Lake, dataset: str, origin: str) -> Path:
     return lake.table_dir(QUARANTINE) / f"dataset={dataset}" / f"{origin}.parquet"
 
 
-def stage_new_files(ctx: StageContext, manifest: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, set[dt.date]], list[str]]:
+def stage_new_files(
+    ctx: StageContext, manifest: pl.DataFrame
+) -> tuple[pl.DataFrame, dict[str, set[dt.date]], list[str]]:
     """Stage every landing file not in the manifest. Returns the new manifest, the
     dates touched per dataset, and notes."""
     known = {
@@ -159,9 +166,7 @@ def stage_new_files(ctx: StageContext, manifest: pl.DataFrame) -> tuple[pl.DataF
     rows_of = dict(zip(manifest["file_id"], manifest["rows_read"], strict=True)) if manifest.height else {}
     touched: dict[str, set[dt.date]] = {d: set() for d in LANDINGS}
     notes: list[str] = []
-    candidates = [
-        (spec, p) for spec in LANDINGS.values() for p in list_landing(ctx.landing, spec.dataset)
-    ]
+    candidates = [(spec, p) for spec in LANDINGS.values() for p in list_landing(ctx.landing, spec.dataset)]
     pending = []
     for spec, p in candidates:
         st = p.stat()
@@ -197,7 +202,13 @@ def stage_new_files(ctx: StageContext, manifest: pl.DataFrame) -> tuple[pl.DataF
             notes.append(f"{rel}: {detail}")
         elif file_id in ids:
             lines = rows_of[file_id]
-            entry |= {"status": "duplicate_file", "duplicate_of": ids[file_id], "rows_read": lines, "rows_staged": 0, "rows_quarantined": 0}
+            entry |= {
+                "status": "duplicate_file",
+                "duplicate_of": ids[file_id],
+                "rows_read": lines,
+                "rows_staged": 0,
+                "rows_quarantined": 0,
+            }
             notes.append(f"{rel}: same content as {ids[file_id]}, its {lines:,} rows count as duplicates")
         else:
             parsed = stage_file(ctx, spec, rel, file_id, raw, entry["delivered_at"])
@@ -224,12 +235,13 @@ def stage_new_files(ctx: StageContext, manifest: pl.DataFrame) -> tuple[pl.DataF
 
 # --- step 2: rebuild partitions -----------------------------------------------------
 
-def rebuild_partition(ctx: StageContext, spec: Landing, day: dt.date, manifest: pl.DataFrame, archive: pl.LazyFrame) -> dict[str, int] | None:
+
+def rebuild_partition(
+    ctx: StageContext, spec: Landing, day: dt.date, manifest: pl.DataFrame, archive: pl.LazyFrame
+) -> dict[str, int] | None:
     lake = ctx.lake
     files = manifest.filter(
-        (pl.col("dataset") == spec.dataset)
-        & (pl.col("status") == "ingested")
-        & pl.col("dates").list.contains(day)
+        (pl.col("dataset") == spec.dataset) & (pl.col("status") == "ingested") & pl.col("dates").list.contains(day)
     )["file_id"].to_list()
     if not files:
         return None
@@ -246,21 +258,27 @@ def rebuild_partition(ctx: StageContext, spec: Landing, day: dt.date, manifest: 
     if spec.dataset != "archive":
         meters = dedup.archive_valid_on(archive, day).select("meter_id").collect()
         clean, unknown = dedup.split_known_meters(clean, meters)
-    data_cols = [c for c in spec.clean.names if c not in ("source_file", "source_line", "delivered_at", spec.date_field)]
+    data_cols = [
+        c for c in spec.clean.names if c not in ("source_file", "source_line", "delivered_at", spec.date_field)
+    ]
     quarantined = pl.concat(
         [
             res.superseded.select(
                 "source_file",
                 pl.col("source_line").alias("line"),
                 pl.lit("superseded").alias("reason"),
-                pl.lit(f"a later delivery of the same key ({', '.join(spec.key)}) disagrees; the later row wins").alias("detail"),
+                pl.lit(f"a later delivery of the same key ({', '.join(spec.key)}) disagrees; the later row wins").alias(
+                    "detail"
+                ),
                 dedup.reserialise(data_cols).alias("raw"),
             ),
             unknown.select(
                 "source_file",
                 pl.col("source_line").alias("line"),
                 pl.lit("unknown_meter").alias("reason"),
-                pl.format("meter_id '{}' is not in the archive snapshot valid on {}", "meter_id", pl.lit(day.isoformat())).alias("detail"),
+                pl.format(
+                    "meter_id '{}' is not in the archive snapshot valid on {}", "meter_id", pl.lit(day.isoformat())
+                ).alias("detail"),
                 dedup.reserialise(data_cols).alias("raw"),
             ),
         ],
@@ -317,6 +335,7 @@ def consumption_days(lake: Lake, dataset: str, day: dt.date) -> list[dt.date]:
 
 # --- accounting --------------------------------------------------------------------
 
+
 def accounting(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
     """Per landing file: rows read = clean + quarantined + duplicate (all runs so far).
 
@@ -326,17 +345,23 @@ def accounting(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
     """
     ledger_files = sorted((lake.meta / "ledger").glob("*/date=*.parquet"))
     if ledger_files:
-        ledger = pl.concat([pl.read_parquet(p) for p in ledger_files]).group_by("source_file").agg(
-            pl.col("clean", "duplicate", "superseded", "unknown_meter").sum()
+        ledger = (
+            pl.concat([pl.read_parquet(p) for p in ledger_files])
+            .group_by("source_file")
+            .agg(pl.col("clean", "duplicate", "superseded", "unknown_meter").sum())
         )
     else:
         ledger = pl.DataFrame(schema=LEDGER_SCHEMA)
-    versions = manifest.sort("delivered_at", "mtime_ns").group_by("dataset", "source_file").agg(
-        pl.col("status").last(),
-        pl.col("rows_read").sum().alias("read"),
-        pl.col("rows_quarantined").sum(),
-        # a resent file's rows were all duplicates of its twin's
-        pl.col("rows_read").filter(pl.col("status") == "duplicate_file").sum().alias("resent"),
+    versions = (
+        manifest.sort("delivered_at", "mtime_ns")
+        .group_by("dataset", "source_file")
+        .agg(
+            pl.col("status").last(),
+            pl.col("rows_read").sum().alias("read"),
+            pl.col("rows_quarantined").sum(),
+            # a resent file's rows were all duplicates of its twin's
+            pl.col("rows_read").filter(pl.col("status") == "duplicate_file").sum().alias("resent"),
+        )
     )
     return (
         versions.join(ledger, on="source_file", how="left")
@@ -350,12 +375,15 @@ def accounting(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
             (pl.col("rows_quarantined") + pl.col("superseded") + pl.col("unknown_meter")).alias("quarantined"),
             (pl.col("duplicate") + pl.col("resent")).alias("duplicate"),
         )
-        .with_columns((pl.col("read") - pl.col("clean") - pl.col("quarantined") - pl.col("duplicate")).alias("unaccounted"))
+        .with_columns(
+            (pl.col("read") - pl.col("clean") - pl.col("quarantined") - pl.col("duplicate")).alias("unaccounted")
+        )
         .sort("dataset", "source_file")
     )
 
 
 # --- the stage ---------------------------------------------------------------------
+
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     lake = ctx.lake
@@ -374,7 +402,11 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         for ds in LANDINGS:
             if ds == "archive":
                 continue
-            held = manifest.filter((pl.col("dataset") == ds) & (pl.col("status") == "ingested"))["dates"].explode().drop_nulls()
+            held = (
+                manifest.filter((pl.col("dataset") == ds) & (pl.col("status") == "ingested"))["dates"]
+                .explode()
+                .drop_nulls()
+            )
             touched[ds].update(d for d in held.to_list() if d >= first)
 
     archive = lake.scan(LANDINGS["archive"].clean)
@@ -390,7 +422,9 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
                 continue
             if ds == "archive":
                 archive = lake.scan(spec.clean)
-            tot = counts.setdefault(ds, {"partitions": 0, "clean": 0, "duplicate": 0, "superseded": 0, "unknown_meter": 0})
+            tot = counts.setdefault(
+                ds, {"partitions": 0, "clean": 0, "duplicate": 0, "superseded": 0, "unknown_meter": 0}
+            )
             tot["partitions"] += 1
             for k, v in c.items():
                 tot[k] += v
@@ -400,7 +434,11 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     acc = accounting(lake, manifest)
     this_run = manifest.filter(pl.col("run_id") == ctx.run_id)["source_file"]
     run_acc = acc.filter(pl.col("source_file").is_in(this_run.implode()))
-    by_dataset = run_acc.group_by("dataset").agg(pl.col("read", "clean", "quarantined", "duplicate", "unaccounted").sum()).sort("dataset")
+    by_dataset = (
+        run_acc.group_by("dataset")
+        .agg(pl.col("read", "clean", "quarantined", "duplicate", "unaccounted").sum())
+        .sort("dataset")
+    )
     result.dates = sorted(rebuilt - requested)
     result.details = {
         "files_new": int(this_run.len()),

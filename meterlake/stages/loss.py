@@ -60,7 +60,9 @@ class _Strict(BaseModel):
 
 class StatusRuleModel(_Strict):
     min_actual_share: float = Field(
-        0.98, ge=0.0, le=1.0,
+        0.98,
+        ge=0.0,
+        le=1.0,
         description="uncomputable when fewer than this share of customer-role meters have an actual day (CONTRACT §3: 0.98)",
     )
     negative_below: float = Field(0.0, description="loss_rate below this is negative, 负损 (CONTRACT §3: 0)")
@@ -79,8 +81,12 @@ class StatusRuleModel(_Strict):
 class AreaClassModel(_Strict):
     name: str = Field(description="class name written to area_class (not 'default')", min_length=1)
     area_ids: list[str] = Field(default_factory=list, description="areas in the class, one by one")
-    area_id_pattern: str | None = Field(None, description="regular expression an area_id must contain to be in the class")
-    min_actual_share: float | None = Field(None, ge=0.0, le=1.0, description="the class's collection threshold; unset = [area]")
+    area_id_pattern: str | None = Field(
+        None, description="regular expression an area_id must contain to be in the class"
+    )
+    min_actual_share: float | None = Field(
+        None, ge=0.0, le=1.0, description="the class's collection threshold; unset = [area]"
+    )
     negative_below: float | None = Field(None, description="the class's negative threshold; unset = [area]")
     high_above: float | None = Field(None, description="the class's high threshold; unset = [area]")
 
@@ -130,23 +136,49 @@ class TheftModel(_Strict):
 
 class MultiplierModel(_Strict):
     ct_primary_a: list[float] = Field(
-        default_factory=lambda: list(CT_PRIMARY_A), min_length=2,
+        default_factory=lambda: list(CT_PRIMARY_A),
+        min_length=2,
         description="standard CT rated primary currents, A (GB/T 20840.2 / IEC 61869-2)",
     )
     ct_secondary_a: float = Field(5.0, gt=0, description="CT rated secondary current, A")
-    pt_ratios: list[float] = Field(default_factory=lambda: list(PT_RATIOS), min_length=1, description="PT ratios (1 = no PT)")
+    pt_ratios: list[float] = Field(
+        default_factory=lambda: list(PT_RATIOS), min_length=1, description="PT ratios (1 = no PT)"
+    )
     neighbours: int = Field(2, ge=1, description="candidate ratios: up to this many standard steps either side")
-    large_customer_share: float = Field(0.05, ge=0.0, le=1.0, description="a CT-metered customer with at least this share of the area's sales is tested too")
+    large_customer_share: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="a CT-metered customer with at least this share of the area's sales is tested too",
+    )
     large_customers_per_area: int = Field(3, ge=0, description="test at most this many large customers per area")
-    min_normal_share: float = Field(0.8, ge=0.0, le=1.0, description="share of complete days that must be normal after the change")
-    max_normal_share_before: float = Field(0.2, ge=0.0, le=1.0, description="share of complete days that may be normal before it")
+    min_normal_share: float = Field(
+        0.8, ge=0.0, le=1.0, description="share of complete days that must be normal after the change"
+    )
+    max_normal_share_before: float = Field(
+        0.2, ge=0.0, le=1.0, description="share of complete days that may be normal before it"
+    )
 
 
 class MappingModel(_Strict):
-    max_own_corr: float = Field(-0.4, ge=-1.0, le=1.0, description="greatest correlation of the customer's net kWh with its own area's loss residual")
-    min_corr: float = Field(0.6, ge=-1.0, le=1.0, description="least correlation of the customer's net kWh with the other area's loss residual")
-    min_margin: float = Field(1.3, ge=0.0, le=2.0, description="least excess of that correlation over the one with its own area's residual")
-    slope_tolerance: float = Field(0.4, ge=0.0, description="the other area's loss residual per customer net kWh must be within this of 1")
+    max_own_corr: float = Field(
+        -0.4,
+        ge=-1.0,
+        le=1.0,
+        description="greatest correlation of the customer's net kWh with its own area's loss residual",
+    )
+    min_corr: float = Field(
+        0.6,
+        ge=-1.0,
+        le=1.0,
+        description="least correlation of the customer's net kWh with the other area's loss residual",
+    )
+    min_margin: float = Field(
+        1.3, ge=0.0, le=2.0, description="least excess of that correlation over the one with its own area's residual"
+    )
+    slope_tolerance: float = Field(
+        0.4, ge=0.0, description="the other area's loss residual per customer net kWh must be within this of 1"
+    )
 
 
 class DiagnosisModel(_Strict):
@@ -155,11 +187,17 @@ class DiagnosisModel(_Strict):
     )
     window_days: int = Field(30, ge=2, le=366, description="days in a diagnosis window")
     min_days: int = Field(20, ge=3, description="fewest complete days a correlation or window status rests on")
-    min_abnormal_days: int = Field(3, ge=1, description="an area with this many high or negative days in the window is abnormal")
-    rise_min: float = Field(0.005, description="an area whose daily rate rose this much from the first half of the window is abnormal")
+    min_abnormal_days: int = Field(
+        3, ge=1, description="an area with this many high or negative days in the window is abnormal"
+    )
+    rise_min: float = Field(
+        0.005, description="an area whose daily rate rose this much from the first half of the window is abnormal"
+    )
     theft: TheftModel = Field(default_factory=TheftModel, description="theft candidates (窃电嫌疑)")
     multiplier: MultiplierModel = Field(default_factory=MultiplierModel, description="multiplier suspects (倍率错误)")
-    mapping: MappingModel = Field(default_factory=MappingModel, description="customer-to-area mapping suspects (户变关系)")
+    mapping: MappingModel = Field(
+        default_factory=MappingModel, description="customer-to-area mapping suspects (户变关系)"
+    )
 
 
 class LossConfig(_Strict):
@@ -167,7 +205,9 @@ class LossConfig(_Strict):
 
     area: StatusRuleModel = Field(default_factory=StatusRuleModel, description="status thresholds of transformer areas")
     feeder: StatusRuleModel = Field(default_factory=StatusRuleModel, description="status thresholds of 10 kV feeders")
-    area_class: list[AreaClassModel] = Field(default_factory=list, description="areas with thresholds of their own, first match wins")
+    area_class: list[AreaClassModel] = Field(
+        default_factory=list, description="areas with thresholds of their own, first match wins"
+    )
     diagnosis: DiagnosisModel = Field(default_factory=DiagnosisModel, description="loss diagnosis")
 
     @model_validator(mode="after")
@@ -241,7 +281,9 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     lake = ctx.lake
     result = StageResult(stage="loss")
     written: Counter[str] = Counter()
-    status: dict[str, Counter[str]] = {t: Counter() for t in ("area_loss_daily", "feeder_loss_daily", "area_loss_monthly", "feeder_loss_monthly")}
+    status: dict[str, Counter[str]] = {
+        t: Counter() for t in ("area_loss_daily", "feeder_loss_daily", "area_loss_monthly", "feeder_loss_monthly")
+    }
     found: Counter[str] = Counter()
 
     held = {dt.date.fromisoformat(p) for p in lake.partitions(METER_DAILY)}
@@ -314,7 +356,9 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
                         continue
                     balances[day] = loss.area_days(meters, rules).collect()
             window = [d for d in window if d in balances]
-            frame = diagnose(scan(window), end, rules, diag, days=pl.concat([balances[d] for d in window]) if window else None)
+            frame = diagnose(
+                scan(window), end, rules, diag, days=pl.concat([balances[d] for d in window]) if window else None
+            )
             lake.write_partition(LOSS_DIAGNOSIS, end, frame, sort_by=["area_id", "kind", "rank"])
             written[LOSS_DIAGNOSIS.name] += frame.height
             found.update(_count(frame, "kind"))
@@ -330,9 +374,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     for table, counts in status.items():
         if counts:
             n = sum(counts.values())
-            result.notes.append(
-                f"{table}: {n} rows; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-            )
+            result.notes.append(f"{table}: {n} rows; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if ends:
         result.notes.append(
             f"loss_diagnosis: {len(ends)} window(s); " + ", ".join(f"{k} {found.get(k, 0)}" for k in KINDS)

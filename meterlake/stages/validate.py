@@ -87,7 +87,9 @@ def _readings(lake: Lake, dates: list[dt.date], meters: pl.DataFrame | None = No
     return lf.collect()
 
 
-def _around(lake: Lake, core: pl.DataFrame, lacking: pl.DataFrame, first: dt.date, last: dt.date, gap: int) -> pl.DataFrame:
+def _around(
+    lake: Lake, core: pl.DataFrame, lacking: pl.DataFrame, first: dt.date, last: dt.date, gap: int
+) -> pl.DataFrame:
     """Readings of the ``lacking`` meters outside the run, up to ``gap`` days either side.
 
     Read in widening steps (a week, then the rest) and only for the meters still without
@@ -168,15 +170,19 @@ def _validate_date(ctx: StageContext, cfg: VeeConfig, day: dt.date, later: set[d
     core = _readings(lake, [day, day + dt.timedelta(days=1)])
     have = core.select("meter_id", pl.col("freeze_date").alias("date"))
     lacking = (
-        pl.concat([
-            in_run.select("meter_id", "date").join(have, on=["meter_id", "date"], how="anti"),
-            in_run.select("meter_id", (pl.col("date") + pl.duration(days=1)).alias("date")).join(have, on=["meter_id", "date"], how="anti"),
-        ])
+        pl.concat(
+            [
+                in_run.select("meter_id", "date").join(have, on=["meter_id", "date"], how="anti"),
+                in_run.select("meter_id", (pl.col("date") + pl.duration(days=1)).alias("date")).join(
+                    have, on=["meter_id", "date"], how="anti"
+                ),
+            ]
+        )
         .select("meter_id")
         .unique()
     )
     readings = pl.concat([core, _around(lake, core, lacking, day, day, gap)])
-    reg_kw = dict(max_gap_days=gap, rollover_fraction=cfg.registers.rollover_fraction)
+    reg_kw = {"max_gap_days": gap, "rollover_fraction": cfg.registers.rollover_fraction}
     days = md.register_days(in_run.lazy(), readings.lazy(), **reg_kw).collect()
     ctx.progress(f"validate {day}: {in_run.height:,} meters in service, {lacking.height:,} lack a reading")
 
@@ -188,8 +194,11 @@ def _validate_date(ctx: StageContext, cfg: VeeConfig, day: dt.date, later: set[d
     )
     cal = cfg.calendar
     likes = estimation.like_dates(
-        day, like_days=cfg.estimation.like_days, window_days=cfg.estimation.like_day_window_days,
-        holidays=cal.holidays, workdays=cal.workdays,
+        day,
+        like_days=cfg.estimation.like_days,
+        window_days=cfg.estimation.like_day_window_days,
+        holidays=cal.holidays,
+        workdays=cal.workdays,
     )
     vd = validate_day(
         day,
@@ -206,7 +215,11 @@ def _validate_date(ctx: StageContext, cfg: VeeConfig, day: dt.date, later: set[d
     lake.write_partition(INTERVAL_EDITS, day, vd.edits)
     lake.write_partition(COLLECTION_DAILY, day, vd.collection)
     sev = Counter(vd.findings["severity"].to_list())
-    rows |= {"vee_findings": vd.findings.height, "interval_edits": vd.edits.height, "collection_daily": vd.collection.height}
+    rows |= {
+        "vee_findings": vd.findings.height,
+        "interval_edits": vd.edits.height,
+        "collection_daily": vd.collection.height,
+    }
     notes.append(
         f"vee {day}: {vd.findings.height:,} findings ({sev.get('error', 0):,} error, "
         f"{sev.get('blocking', 0):,} blocking), {vd.counts['estimated_slots']:,} slots estimated"
@@ -221,7 +234,12 @@ def _validate_date(ctx: StageContext, cfg: VeeConfig, day: dt.date, later: set[d
     old_curves = (
         lake.scan(METER_DAILY, other)
         .filter(pl.col("meter_id").is_in(gaps["meter_id"].implode()))
-        .select("meter_id", "date", "curve_slots_read", (pl.col("curve_kwh") / pl.col("multiplier")).alias("curve_kwh_meter"))
+        .select(
+            "meter_id",
+            "date",
+            "curve_slots_read",
+            (pl.col("curve_kwh") / pl.col("multiplier")).alias("curve_kwh_meter"),
+        )
         .collect()
     )
     curves = pl.concat([old_curves, vd.curve_days], how="vertical_relaxed").lazy()

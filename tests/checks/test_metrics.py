@@ -100,7 +100,9 @@ def test_key_duplicates_counts_rows_beyond_the_first(keys: list[str]) -> None:
         max_size=40,
     )
 )
-def test_footer_metrics_agree_with_the_rows(tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[float | None, float | None]]) -> None:
+def test_footer_metrics_agree_with_the_rows(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[float | None, float | None]]
+) -> None:
     frame = pl.DataFrame(rows, schema={"p1": pl.Float64, "p2": pl.Float64}, orient="row")
     path = tmp_path_factory.mktemp("footer") / "part-0.parquet"
     # several row groups, as in a county-size file

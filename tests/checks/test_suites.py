@@ -82,19 +82,21 @@ def _lineage(n: int, dataset: str) -> dict[str, list]:
 
 
 def good_archive() -> pl.DataFrame:
-    return pl.DataFrame({
-        "meter_id": ["F1", "A1", "C1"],
-        "customer_id": [None, None, "U1"],
-        "area_id": [None, "A1", "A1"],
-        "feeder_id": ["F1", "F1", "F1"],
-        "role": ["feeder_head", "area_master", "customer"],
-        "customer_class": [None, None, "resident"],
-        "tariff_id": [None, None, "RES_TIER"],
-        "multiplier": [100.0, 40.0, 1.0],
-        "register_max": [1e6, 1e6, 1e6],
-        "prepay": [0, 0, 1],
-        **_lineage(3, "archive"),
-    })
+    return pl.DataFrame(
+        {
+            "meter_id": ["F1", "A1", "C1"],
+            "customer_id": [None, None, "U1"],
+            "area_id": [None, "A1", "A1"],
+            "feeder_id": ["F1", "F1", "F1"],
+            "role": ["feeder_head", "area_master", "customer"],
+            "customer_class": [None, None, "resident"],
+            "tariff_id": [None, None, "RES_TIER"],
+            "multiplier": [100.0, 40.0, 1.0],
+            "register_max": [1e6, 1e6, 1e6],
+            "prepay": [0, 0, 1],
+            **_lineage(3, "archive"),
+        }
+    )
 
 
 def good_curves() -> pl.DataFrame:
@@ -102,71 +104,86 @@ def good_curves() -> pl.DataFrame:
 
 
 def good_registers() -> pl.DataFrame:
-    return pl.DataFrame({
-        "meter_id": ["C1", "C2"],
-        "total_kwh": [100.0, 2000.0],
-        "sharp_kwh": [10.0, 200.0],
-        "peak_kwh": [30.0, 600.0],
-        "flat_kwh": [30.0, 600.0],
-        "valley_kwh": [30.0, 600.0],
-        "reverse_kwh": [0.0, 5.0],
-        "remaining_yuan": [12.5, None],
-        "purchase_count": [3, None],
-        **_lineage(2, "registers"),
-    })
+    return pl.DataFrame(
+        {
+            "meter_id": ["C1", "C2"],
+            "total_kwh": [100.0, 2000.0],
+            "sharp_kwh": [10.0, 200.0],
+            "peak_kwh": [30.0, 600.0],
+            "flat_kwh": [30.0, 600.0],
+            "valley_kwh": [30.0, 600.0],
+            "reverse_kwh": [0.0, 5.0],
+            "remaining_yuan": [12.5, None],
+            "purchase_count": [3, None],
+            **_lineage(2, "registers"),
+        }
+    )
 
 
 def good_events() -> pl.DataFrame:
-    return pl.DataFrame({
-        "meter_id": ["C1", "C1"],
-        "event_time": [dt.datetime(2026, 1, 1, 8, 0), dt.datetime(2026, 1, 1, 9, 30)],
-        "event_code": ["POWER_OFF", "POWER_ON"],
-        **_lineage(2, "events"),
-    })
+    return pl.DataFrame(
+        {
+            "meter_id": ["C1", "C1"],
+            "event_time": [dt.datetime(2026, 1, 1, 8, 0), dt.datetime(2026, 1, 1, 9, 30)],
+            "event_code": ["POWER_OFF", "POWER_ON"],
+            **_lineage(2, "events"),
+        }
+    )
 
 
 def good_purchases() -> pl.DataFrame:
-    return pl.DataFrame({
-        "txn_id": ["T1", "T2"],
-        "txn_type": ["purchase", "reversal"],
-        "ref_txn_id": [None, "T1"],
-        "customer_id": ["U1", "U1"],
-        "meter_id": ["C1", "C1"],
-        "purchase_time": [dt.datetime(2026, 1, 1, 10, 0), dt.datetime(2026, 1, 1, 10, 5)],
-        "amount_yuan": [100.0, 100.0],
-        "purchase_seq": [4, 4],
-        "channel": ["wechat", "counter"],
-        "card_last4": ["1234", "1234"],
-        "card_token": ["tok", "tok"],
-        **_lineage(2, "purchases"),
-    })
+    return pl.DataFrame(
+        {
+            "txn_id": ["T1", "T2"],
+            "txn_type": ["purchase", "reversal"],
+            "ref_txn_id": [None, "T1"],
+            "customer_id": ["U1", "U1"],
+            "meter_id": ["C1", "C1"],
+            "purchase_time": [dt.datetime(2026, 1, 1, 10, 0), dt.datetime(2026, 1, 1, 10, 5)],
+            "amount_yuan": [100.0, 100.0],
+            "purchase_seq": [4, 4],
+            "channel": ["wechat", "counter"],
+            "card_last4": ["1234", "1234"],
+            "card_token": ["tok", "tok"],
+            **_lineage(2, "purchases"),
+        }
+    )
 
 
 def good_meter_daily() -> pl.DataFrame:
-    return pl.DataFrame({
-        "meter_id": ["A1", "C1", "C2", "C3"],
-        "customer_id": [None, "U1", "U2", "U3"],
-        "area_id": ["A1"] * 4,
-        "role": ["area_master", "customer", "customer", "customer"],
-        "multiplier": [40.0, 1.0, 1.0, 1.0],
-        "kwh": [400.0, 10.0, 20.0, 30.0],
-        # 40 + 120 + 120 + 120 = 400 for the master meter; 1 + 3 + 3 + 3 = 10 ... for the others
-        "kwh_sharp": [40.0, 1.0, 2.0, 3.0],
-        "kwh_peak": [120.0, 3.0, 6.0, 9.0],
-        "kwh_flat": [120.0, 3.0, 6.0, 9.0],
-        "kwh_valley": [120.0, 3.0, 6.0, 9.0],
-        "reverse_kwh": [0.0] * 4,
-        "quality": ["actual"] * 4,
-    })
+    return pl.DataFrame(
+        {
+            "meter_id": ["A1", "C1", "C2", "C3"],
+            "customer_id": [None, "U1", "U2", "U3"],
+            "area_id": ["A1"] * 4,
+            "role": ["area_master", "customer", "customer", "customer"],
+            "multiplier": [40.0, 1.0, 1.0, 1.0],
+            "kwh": [400.0, 10.0, 20.0, 30.0],
+            # 40 + 120 + 120 + 120 = 400 for the master meter; 1 + 3 + 3 + 3 = 10 ... for the others
+            "kwh_sharp": [40.0, 1.0, 2.0, 3.0],
+            "kwh_peak": [120.0, 3.0, 6.0, 9.0],
+            "kwh_flat": [120.0, 3.0, 6.0, 9.0],
+            "kwh_valley": [120.0, 3.0, 6.0, 9.0],
+            "reverse_kwh": [0.0] * 4,
+            "quality": ["actual"] * 4,
+        }
+    )
 
 
 def good_collection() -> pl.DataFrame:
     # overall 149 / 150 = 0.9933 >= 0.98; each row >= its 0.98 target
-    return pl.DataFrame({
-        "area_id": ["A1", "A2"], "feeder_id": ["F1", "F1"], "scope": ["area", "area"],
-        "meters_total": [100, 50], "meters_read": [99, 50], "success_rate": [0.99, 1.0],
-        "curves_complete": [97, 50], "target_rate": [0.98, 0.98],
-    })
+    return pl.DataFrame(
+        {
+            "area_id": ["A1", "A2"],
+            "feeder_id": ["F1", "F1"],
+            "scope": ["area", "area"],
+            "meters_total": [100, 50],
+            "meters_read": [99, 50],
+            "success_rate": [0.99, 1.0],
+            "curves_complete": [97, 50],
+            "target_rate": [0.98, 0.98],
+        }
+    )
 
 
 def good_loss(entity: str) -> Callable[[], pl.DataFrame]:
@@ -176,17 +193,22 @@ def good_loss(entity: str) -> Callable[[], pl.DataFrame]:
         parts = (
             {"master_kwh": [990.0, 500.0, 100.0, 200.0, 300.0], "pv_export_kwh": [10.0, 0.0, 0.0, 0.0, 0.0]}
             if entity == "area_id"
-            else {"area_masters_kwh": [900.0, 500.0, None, 190.0, 280.0], "direct_customers_kwh": [30.0, 20.0, None, 0.0, 0.0]}
+            else {
+                "area_masters_kwh": [900.0, 500.0, None, 190.0, 280.0],
+                "direct_customers_kwh": [30.0, 20.0, None, 0.0, 0.0],
+            }
         )
-        return pl.DataFrame({
-            entity: ["X1", "X2", "X3", "X4", "X5"],
-            "supply_kwh": supply,
-            "sales_kwh": [930.0, 520.0, None, 190.0, 280.0],
-            "loss_kwh": [70.0, -20.0, None, 10.0, 20.0],
-            "loss_rate": [0.07, -0.04, None, 0.05, 20.0 / 300.0],
-            "status": ["normal", "negative", "uncomputable", "normal", "normal"],
-            **parts,
-        })
+        return pl.DataFrame(
+            {
+                entity: ["X1", "X2", "X3", "X4", "X5"],
+                "supply_kwh": supply,
+                "sales_kwh": [930.0, 520.0, None, 190.0, 280.0],
+                "loss_kwh": [70.0, -20.0, None, 10.0, 20.0],
+                "loss_rate": [0.07, -0.04, None, 0.05, 20.0 / 300.0],
+                "status": ["normal", "negative", "uncomputable", "normal", "normal"],
+                **parts,
+            }
+        )
 
     return build
 
@@ -195,56 +217,71 @@ def good_anomalies() -> pl.DataFrame:
     table = contract("anomalies", "marts")
     assert table is not None
     first_points = next(c.name for c in table.columns if c.name.endswith("_points"))
-    return pl.DataFrame({
-        "meter_id": ["C1", "C2"], "customer_id": ["U1", "U2"], "area_id": ["A1", "A1"],
-        "score": [0.9, 0.5], "rank": [1, 2], "reasons": ["cover_open", "zero_run"],
-        first_points: [0.9, 0.5],  # score = Σ points, the other indicators gave none
-    })
+    return pl.DataFrame(
+        {
+            "meter_id": ["C1", "C2"],
+            "customer_id": ["U1", "U2"],
+            "area_id": ["A1", "A1"],
+            "score": [0.9, 0.5],
+            "rank": [1, 2],
+            "reasons": ["cover_open", "zero_run"],
+            first_points: [0.9, 0.5],  # score = Σ points, the other indicators gave none
+        }
+    )
 
 
 def good_bills() -> pl.DataFrame:
-    return pl.DataFrame({
-        "customer_id": ["U1", "U3"],
-        "tariff_id": ["RES_TIER", "COM_TOU"],
-        "kwh_total": [300.0, 100.0],
-        "kwh_sharp": [30.0, 10.0],
-        "kwh_peak": [90.0, 30.0],
-        "kwh_flat": [90.0, 30.0],
-        "kwh_valley": [90.0, 30.0],
-        "kwh_tier1": [300.0, 100.0],
-        "kwh_tier2": [0.0, 0.0],
-        "kwh_tier3": [0.0, 0.0],
-        # 300 x 0.538 = 161.40; 10 x 1.10 + 30 x 0.90 + 30 x 0.60 + 30 x 0.30 = 65.00
-        "amount_exact_yuan": [161.4, 65.0],
-        "amount_yuan": [161.40, 65.00],
-    })
+    return pl.DataFrame(
+        {
+            "customer_id": ["U1", "U3"],
+            "tariff_id": ["RES_TIER", "COM_TOU"],
+            "kwh_total": [300.0, 100.0],
+            "kwh_sharp": [30.0, 10.0],
+            "kwh_peak": [90.0, 30.0],
+            "kwh_flat": [90.0, 30.0],
+            "kwh_valley": [90.0, 30.0],
+            "kwh_tier1": [300.0, 100.0],
+            "kwh_tier2": [0.0, 0.0],
+            "kwh_tier3": [0.0, 0.0],
+            # 300 x 0.538 = 161.40; 10 x 1.10 + 30 x 0.90 + 30 x 0.60 + 30 x 0.30 = 65.00
+            "amount_exact_yuan": [161.4, 65.0],
+            "amount_yuan": [161.40, 65.00],
+        }
+    )
 
 
 def good_prepay() -> pl.DataFrame:
-    return pl.DataFrame({
-        "customer_id": ["U1", "U2"],
-        "meter_id": ["C1", "C2"],
-        "purchases_yuan": [100.0, 0.0],
-        "consumption_yuan": [5.38, 10.76],
-        "balance_yuan": [134.62, 15.0],
-        "meter_balance_yuan": [134.5, 15.2],
-        "difference_yuan": [-0.12, 0.2],  # 134.50 - 134.62; 15.20 - 15.00
-        "status": ["ok", "low"],
-    })
+    return pl.DataFrame(
+        {
+            "customer_id": ["U1", "U2"],
+            "meter_id": ["C1", "C2"],
+            "purchases_yuan": [100.0, 0.0],
+            "consumption_yuan": [5.38, 10.76],
+            "balance_yuan": [134.62, 15.0],
+            "meter_balance_yuan": [134.5, 15.2],
+            "difference_yuan": [-0.12, 0.2],  # 134.50 - 134.62; 15.20 - 15.00
+            "status": ["ok", "low"],
+        }
+    )
 
 
 def good_quarantine() -> pl.DataFrame:
-    return pl.DataFrame({
-        "source_file": ["registers/r1.csv", "registers/r2.csv"],
-        "line": [5, None],
-        "reason": ["field_count", "missing_columns"],
-        "detail": ["expected 11 fields, found 9", "missing total_kwh"],
-        "raw": ["C9,2026-01-01,1", None],
-    }, schema_overrides={"line": pl.Int64})
+    return pl.DataFrame(
+        {
+            "source_file": ["registers/r1.csv", "registers/r2.csv"],
+            "line": [5, None],
+            "reason": ["field_count", "missing_columns"],
+            "detail": ["expected 11 fields, found 9", "missing total_kwh"],
+            "raw": ["C9,2026-01-01,1", None],
+        },
+        schema_overrides={"line": pl.Int64},
+    )
 
 
 def good_vee() -> pl.DataFrame:
-    return pl.DataFrame({"meter_id": ["C1", "C2"], "rule": ["vee.interval.spike"] * 2, "severity": ["warning", "error"]})
+    return pl.DataFrame(
+        {"meter_id": ["C1", "C2"], "rule": ["vee.interval.spike"] * 2, "severity": ["warning", "error"]}
+    )
 
 
 def good_recovery() -> pl.DataFrame:
@@ -300,10 +337,22 @@ BAD: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
     "registers": lambda f: _set(f, 0, total_kwh=-5.0),
     "events": lambda f: _set(f, 1, event_code="EXPLODE"),
     "purchases": lambda f: _set(f, 0, card_last4="6222021234"),
-    "meter_daily": lambda f: pl.concat([_set(f, 1, kwh=-1.0, kwh_sharp=0.0, kwh_peak=0.0, kwh_flat=0.0, kwh_valley=-1.0), f.head(1)]),
-    "collection_daily": lambda f: _set(_set(f, 1, meters_read=60, success_rate=1.2), 0, meters_read=90, success_rate=0.9),
+    "meter_daily": lambda f: pl.concat(
+        [_set(f, 1, kwh=-1.0, kwh_sharp=0.0, kwh_peak=0.0, kwh_flat=0.0, kwh_valley=-1.0), f.head(1)]
+    ),
+    "collection_daily": lambda f: _set(
+        _set(f, 1, meters_read=60, success_rate=1.2), 0, meters_read=90, success_rate=0.9
+    ),
     "vee_findings": lambda f: _set(f, 0, severity="blocking"),
-    "area_loss_daily": lambda f: _set(_set(f, 1, status="bogus"), 4, master_kwh=100.0, supply_kwh=100.0, sales_kwh=-50.0, loss_kwh=150.0, loss_rate=1.5),
+    "area_loss_daily": lambda f: _set(
+        _set(f, 1, status="bogus"),
+        4,
+        master_kwh=100.0,
+        supply_kwh=100.0,
+        sales_kwh=-50.0,
+        loss_kwh=150.0,
+        loss_rate=1.5,
+    ),
     "area_loss_monthly": lambda f: _set(f, 0, loss_rate=0.7),
     "feeder_loss_daily": lambda f: pl.concat([f, f.tail(1)]),
     "feeder_loss_monthly": lambda f: _set(f, 3, area_masters_kwh=100.0),
@@ -351,7 +400,9 @@ EXPECTED_BAD: list[tuple[str, str, float]] = [
 ]
 
 WARNINGS = {
-    "curves.slots.non_negative", "registers.tou.sum", "collection_daily.success_rate.area_target",
+    "curves.slots.non_negative",
+    "registers.tou.sum",
+    "collection_daily.success_rate.area_target",
     "area_loss_daily.loss_rate.plausible",
 }
 
@@ -376,7 +427,9 @@ def _inputs(tmp: Path, bad: bool) -> list[SuiteInput]:
         path.parent.mkdir(parents=True)
         frame.write_parquet(path, statistics=True)
         part = PartitionData(
-            value=value, frame=pl.scan_parquet(path), schema=dict(pl.read_parquet_schema(path)),
+            value=value,
+            frame=pl.scan_parquet(path),
+            schema=dict(pl.read_parquet_schema(path)),
             footers=(pq.read_metadata(path),),
         )
         inp, notes = build_input(suite, [part], row_level_max_rows=1000)
@@ -459,7 +512,9 @@ def test_blocking_message_names_expectation_table_and_partition(bad_report: Chec
 
 def test_grouped_rules_are_judged_one_by_one(bad_report: CheckReport) -> None:
     # meter_daily's zero-count rules share one GX expectation; only the two broken ones fail
-    rows = bad_report.findings.filter(pl.col("table") == "meter_daily", pl.col("expectation") == "expect_multicolumn_sum_to_equal")
+    rows = bad_report.findings.filter(
+        pl.col("table") == "meter_daily", pl.col("expectation") == "expect_multicolumn_sum_to_equal"
+    )
     assert rows.height > 2
     assert set(rows.filter(~pl.col("success"))["rule"]) == {"meter_daily.key.unique", "meter_daily.kwh.non_negative"}
 
@@ -503,8 +558,13 @@ def test_thresholds_move_the_bounds() -> None:
 
 def test_a_rule_on_a_column_the_contract_lost_is_left_out() -> None:
     slim = Table(
-        name="meter_daily", description="without TOU columns", partition_by="date", key=METER_DAILY.key,
-        columns=tuple(c for c in METER_DAILY.columns if c.name not in ("kwh_sharp", "kwh_peak", "kwh_flat", "kwh_valley")),
+        name="meter_daily",
+        description="without TOU columns",
+        partition_by="date",
+        key=METER_DAILY.key,
+        columns=tuple(
+            c for c in METER_DAILY.columns if c.name not in ("kwh_sharp", "kwh_peak", "kwh_flat", "kwh_valley")
+        ),
     )
     rules = {r.rule for r in contract_suite(slim).rules}
     assert "meter_daily.tou.sum" not in rules

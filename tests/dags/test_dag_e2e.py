@@ -115,9 +115,7 @@ class Airflow:
         (stub_dir / "meterlake_stub_stages.py").write_text(STUB_STAGES, encoding="utf-8")
         self.stub_log = tmp_path / "stages.jsonl"
         self.summary_path = self.home / "chain-summary.json"
-        self.env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "METERLAKE_"))
-        }
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "METERLAKE_"))}
         self.env.update(
             AIRFLOW_HOME=str(self.home),
             AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
@@ -166,9 +164,7 @@ class Airflow:
 
 def dags_test(dag_id: str, date: str, conf: dict | None = None) -> str:
     """A step: `airflow dags test DAG DATE [--conf JSON]`, the CLI itself."""
-    return f"cli('dags', 'test', {dag_id!r}, {date!r}" + (
-        f", '--conf', {json.dumps(conf)!r})" if conf else ")"
-    )
+    return f"cli('dags', 'test', {dag_id!r}, {date!r}" + (f", '--conf', {json.dumps(conf)!r})" if conf else ")")
 
 
 def chain(*argv: str) -> str:
@@ -195,9 +191,7 @@ def _event_ids(summary: dict, asset: str) -> list[int]:
 def test_dags_test_emits_the_event_and_the_chain_runs_on_it(airflow):
     conf = {"landing": str(airflow.landing), "lake": str(airflow.lake)}
     # the logical date 2026-01-09 (Asia/Shanghai) processes data date 2026-01-08
-    summary = airflow.run(
-        dags_test("meterlake_ingest", "2026-01-09", conf), "snapshot('after_dags_test')", chain()
-    )
+    summary = airflow.run(dags_test("meterlake_ingest", "2026-01-09", conf), "snapshot('after_dags_test')", chain())
     assert airflow.rc == 0, airflow.output[-8000:]
 
     # `dags test` recorded the event (dates: requested + the stub's late date 5 days
@@ -206,8 +200,7 @@ def test_dags_test_emits_the_event_and_the_chain_runs_on_it(airflow):
     ingest_run_id = airflow.sql("SELECT run_id FROM dag_run", after)[0][0]
     chain_run_id = ingest_run_id.replace(":", "").replace("+", "-")
     events = airflow.sql(
-        "SELECT a.name, e.source_dag_id, e.extra"
-        " FROM asset_event e JOIN asset a ON a.id = e.asset_id",
+        "SELECT a.name, e.source_dag_id, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id",
         after,
     )
     assert [(name, dag, json.loads(extra)) for name, dag, extra in events] == [
@@ -224,9 +217,7 @@ def test_dags_test_emits_the_event_and_the_chain_runs_on_it(airflow):
             },
         )
     ]
-    assert airflow.sql("SELECT target_dag_id FROM asset_dag_run_queue", after) == [
-        ("meterlake_marts",)
-    ]
+    assert airflow.sql("SELECT target_dag_id FROM asset_dag_run_queue", after) == [("meterlake_marts",)]
     assert airflow.sql("SELECT DISTINCT dag_id FROM dag_run", after) == [("meterlake_ingest",)]
 
     # the scheduler's part: marts runs on that event, publish on the gate's event
@@ -239,9 +230,7 @@ def test_dags_test_emits_the_event_and_the_chain_runs_on_it(airflow):
 
     calls = airflow.stage_calls()
     order = [c["stage"] for c in calls]
-    assert sorted(order) == sorted(
-        ["ingest", "validate", "loss", "anomalies", "billing", "check", "publish"]
-    )
+    assert sorted(order) == sorted(["ingest", "validate", "loss", "anomalies", "billing", "check", "publish"])
     assert order[:2] == ["ingest", "validate"] and order[-2:] == ["check", "publish"]
     assert order.index("loss") < order.index("anomalies")
     assert calls[0]["dates"] == ["2026-01-08"]
@@ -272,9 +261,7 @@ def test_blocking_check_failure_stops_before_publish(airflow):
         "landing": str(airflow.landing),
         "lake": str(airflow.lake),
     }
-    summary = airflow.run(
-        chain("meterlake_ingest", "2026-01-20", "--conf", json.dumps(conf)), STUB_BLOCK="check"
-    )
+    summary = airflow.run(chain("meterlake_ingest", "2026-01-20", "--conf", json.dumps(conf)), STUB_BLOCK="check")
 
     assert airflow.rc == 1
     marts = _run(summary, "meterlake_marts")
@@ -299,9 +286,7 @@ def test_blocking_check_failure_stops_before_publish(airflow):
 
 
 def test_monthly_close_reruns_the_month_and_publishes_through_the_gate(airflow):
-    summary = airflow.run(
-        chain("meterlake_monthly", "2026-02-02", "--conf", json.dumps({"lake": str(airflow.lake)}))
-    )
+    summary = airflow.run(chain("meterlake_monthly", "2026-02-02", "--conf", json.dumps({"lake": str(airflow.lake)})))
     assert airflow.rc == 0, airflow.output[-8000:]
     assert _run(summary, "meterlake_monthly")["state"] == "success"
     assert _run(summary, "meterlake_publish")["state"] == "success"
@@ -349,15 +334,11 @@ def _mart_frames(lake: Path) -> dict[str, object]:
     frames = {}
     for path in sorted((lake / "marts").rglob("*.parquet")):
         frame = pl.read_parquet(path)
-        frames[str(path.relative_to(lake))] = frame.drop(
-            [c for c in frame.columns if "run_id" in c]
-        )
+        frames[str(path.relative_to(lake))] = frame.drop([c for c in frame.columns if "run_id" in c])
     return frames
 
 
-def test_generated_landing_zone_through_the_dags_matches_meterlake_run(
-    airflow, generated_landing, tmp_path
-):
+def test_generated_landing_zone_through_the_dags_matches_meterlake_run(airflow, generated_landing, tmp_path):
     from polars.testing import assert_frame_equal
 
     conf = {
@@ -367,9 +348,7 @@ def test_generated_landing_zone_through_the_dags_matches_meterlake_run(
         "lake": str(airflow.lake),
     }
     airflow.env["METERLAKE_PII_KEY"] = "e2e-test-key"  # the same card tokens in both lakes
-    summary = airflow.run(
-        chain("meterlake_ingest", "2026-01-08", "--conf", json.dumps(conf)), stubs=False
-    )
+    summary = airflow.run(chain("meterlake_ingest", "2026-01-08", "--conf", json.dumps(conf)), stubs=False)
     assert airflow.rc == 0, airflow.output[-8000:]
     assert [(r["dag_id"], r["state"]) for r in summary["runs"]] == [
         ("meterlake_ingest", "success"),
@@ -449,6 +428,4 @@ def test_metadata_db_and_chain_on_postgres(tmp_path, pg_dsn):
         }
     finally:
         with psycopg.connect(dsn, autocommit=True) as con:
-            con.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+            con.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

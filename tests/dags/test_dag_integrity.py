@@ -36,11 +36,12 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
 if str(DAGS) not in sys.path:
     sys.path.insert(0, str(DAGS))
 
+import itertools  # noqa: E402
+
+import meterlake_common as mc  # noqa: E402
 from airflow.dag_processing.dagbag import DagBag  # noqa: E402
 from airflow.sdk import Asset, CronTriggerTimetable  # noqa: E402
 from airflow.sdk.exceptions import AirflowFailException  # noqa: E402
-
-import meterlake_common as mc  # noqa: E402
 
 DAG_FILES = sorted(p for p in DAGS.glob("*.py"))
 EXPECTED_DAGS = {"meterlake_ingest", "meterlake_marts", "meterlake_publish", "meterlake_monthly"}
@@ -54,9 +55,7 @@ def bag() -> DagBag:
         # Airflow 3.3 reads dags/.airflowignore with pathspec's deprecated
         # "gitwildmatch" pattern class (airflow/_shared/module_loading/file_discovery.py);
         # the warning is Airflow's to fix, and the ignore file is still honoured.
-        warnings.filterwarnings(
-            "ignore", message="GitWildMatchPattern", category=DeprecationWarning
-        )
+        warnings.filterwarnings("ignore", message="GitWildMatchPattern", category=DeprecationWarning)
         return DagBag(dag_folder=str(DAGS))
 
 
@@ -70,11 +69,7 @@ def test_dag_ids(bag):
 
 
 def test_each_file_parses_in_well_under_a_second(bag):
-    slow = {
-        s.file: s.duration.total_seconds()
-        for s in bag.dagbag_stats
-        if s.duration.total_seconds() >= 0.5
-    }
+    slow = {s.file: s.duration.total_seconds() for s in bag.dagbag_stats if s.duration.total_seconds() >= 0.5}
     assert slow == {}, f"DAG files slower than 0.5 s to parse: {slow}"
 
 
@@ -93,9 +88,7 @@ heavy = sorted({{m.split(".")[0] for m in sys.modules}} & set({list(HEAVY)!r}))
 print(json.dumps({{"seconds": out, "heavy": heavy}}))
 """
     env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
-    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["heavy"] == []
@@ -121,8 +114,7 @@ def test_module_level_imports_are_airflow_sdk_stdlib_or_siblings(path):
     bad = {
         name
         for name in _module_imports(path)
-        if name.split(".")[0] not in allowed
-        and not (name == "airflow.sdk" or name.startswith("airflow.sdk."))
+        if name.split(".")[0] not in allowed and not (name == "airflow.sdk" or name.startswith("airflow.sdk."))
     }
     assert bad == set(), f"{path.name} imports at module level: {sorted(bad)}"
 
@@ -260,25 +252,17 @@ def test_runs_are_serial_and_overridable(bag, dag_id):
     ("logical", "expected"),
     [
         # the 06:00 Asia/Shanghai tick of 9 Jan is 22:00 UTC on 8 Jan
-        pytest.param(
-            dt.datetime(2026, 1, 8, 22, 0, tzinfo=dt.UTC), dt.date(2026, 1, 8), id="cron-tick"
-        ),
+        pytest.param(dt.datetime(2026, 1, 8, 22, 0, tzinfo=dt.UTC), dt.date(2026, 1, 8), id="cron-tick"),
         # `airflow dags test X 2026-01-09` with the UTC default: 08:00 local on the 9th
-        pytest.param(
-            dt.datetime(2026, 1, 9, 0, 0, tzinfo=dt.UTC), dt.date(2026, 1, 8), id="utc-midnight"
-        ),
+        pytest.param(dt.datetime(2026, 1, 9, 0, 0, tzinfo=dt.UTC), dt.date(2026, 1, 8), id="utc-midnight"),
         # 23:59 UTC on 9 Jan is already 07:59 on the 10th in Shanghai
-        pytest.param(
-            dt.datetime(2026, 1, 9, 23, 59, tzinfo=dt.UTC), dt.date(2026, 1, 9), id="utc-late"
-        ),
+        pytest.param(dt.datetime(2026, 1, 9, 23, 59, tzinfo=dt.UTC), dt.date(2026, 1, 9), id="utc-late"),
         pytest.param(
             dt.datetime(2026, 3, 1, 0, 0, tzinfo=mc.LOCAL),
             dt.date(2026, 2, 28),
             id="month-turn-local",
         ),
-        pytest.param(
-            dt.datetime(2024, 3, 1, 6, 0, tzinfo=mc.LOCAL), dt.date(2024, 2, 29), id="leap-day"
-        ),
+        pytest.param(dt.datetime(2024, 3, 1, 6, 0, tzinfo=mc.LOCAL), dt.date(2024, 2, 29), id="leap-day"),
     ],
 )
 def test_a_run_processes_the_local_day_before_its_logical_date(logical, expected):
@@ -293,9 +277,7 @@ def test_a_naive_logical_date_is_refused():
 @pytest.mark.parametrize(
     ("logical", "month"),
     [
-        pytest.param(
-            dt.datetime(2026, 2, 2, 8, 0, tzinfo=mc.LOCAL), "2026-01", id="feb-closes-jan"
-        ),
+        pytest.param(dt.datetime(2026, 2, 2, 8, 0, tzinfo=mc.LOCAL), "2026-01", id="feb-closes-jan"),
         pytest.param(dt.datetime(2026, 1, 2, 8, 0, tzinfo=mc.LOCAL), "2025-12", id="year-turn"),
         # 23:00 UTC on 31 Jan is 07:00 on 1 Feb local: January is the previous month
         pytest.param(dt.datetime(2026, 1, 31, 23, 0, tzinfo=dt.UTC), "2026-01", id="utc-evening"),
@@ -320,9 +302,7 @@ def test_month_dates(month, first, last, days):
 
 
 def test_month_dates_names_a_bad_month():
-    with pytest.raises(
-        AirflowFailException, match=r"param month: expected YYYY-MM, found '2026-13'"
-    ):
+    with pytest.raises(AirflowFailException, match=r"param month: expected YYYY-MM, found '2026-13'"):
         mc.month_dates("2026-13")
 
 
@@ -374,7 +354,7 @@ def test_param_dates_is_the_whole_inclusive_range(start, span):
     dates = mc.param_dates({"start": start.isoformat(), "end": end.isoformat()})
     assert len(dates) == span + 1
     assert (dates[0], dates[-1]) == (start, end)
-    assert all((b - a).days == 1 for a, b in zip(dates, dates[1:], strict=False))
+    assert all((b - a).days == 1 for a, b in itertools.pairwise(dates))
 
 
 def test_safe_run_id_keeps_only_file_name_characters():
@@ -434,9 +414,7 @@ def test_plan_unites_the_dates_of_the_triggering_events(tmp_path):
             ),
         ]
     }
-    plan = mc.plan_daily(
-        _context(events=events, logical_date=dt.datetime(2026, 5, 1, tzinfo=dt.UTC))
-    )
+    plan = mc.plan_daily(_context(events=events, logical_date=dt.datetime(2026, 5, 1, tzinfo=dt.UTC)))
     assert plan == {
         "dates": ["2026-01-03", "2026-01-08", "2026-01-09"],
         "landing": str(tmp_path / "in"),
@@ -447,9 +425,7 @@ def test_plan_unites_the_dates_of_the_triggering_events(tmp_path):
 
 def test_plan_params_win_over_events(paths):
     events = {"clean": [_event(dates=["2026-01-08"], lake="/elsewhere", run_id="r1")]}
-    plan = mc.plan_daily(
-        _context(params={"start": "2026-01-01", "end": "2026-01-02", **paths}, events=events)
-    )
+    plan = mc.plan_daily(_context(params={"start": "2026-01-01", "end": "2026-01-02", **paths}, events=events))
     assert plan["dates"] == ["2026-01-01", "2026-01-02"]
     assert plan["lake"] == paths["lake"]
 
@@ -471,9 +447,7 @@ def test_plan_refuses_events_naming_two_lakes(tmp_path):
             _event(dates=["2026-01-09"], lake=str(tmp_path / "b")),
         ]
     }
-    with pytest.raises(
-        AirflowFailException, match=r"expected one lake path, found \[.*/a', .*/b'\]"
-    ):
+    with pytest.raises(AirflowFailException, match=r"expected one lake path, found \[.*/a', .*/b'\]"):
         mc.plan_daily(_context(events=events, params={"landing": str(tmp_path)}))
 
 
@@ -513,9 +487,7 @@ def test_merge_unites_branch_dates_and_refuses_two_lakes():
         "landing": "/in",
         "run_id": "r",
     }
-    with pytest.raises(
-        AirflowFailException, match="branches disagree on lake: expected '/l', found '/m'"
-    ):
+    with pytest.raises(AirflowFailException, match="branches disagree on lake: expected '/l', found '/m'"):
         mc.merge(a, {**b, "lake": "/m"})
 
 

@@ -33,15 +33,20 @@ def test_one_view_per_declared_table_plus_undeclared_lake_tables(lake: Lake, tmp
 
     summary = duckdb_db.build_reporting_db(lake)
 
-    expected = {f"main.{t.name}" for t in registry.tables("marts")} | {
-        f"clean.{t.name}" for t in registry.tables("clean")
-    } | {"main.scratch"}
+    expected = (
+        {f"main.{t.name}" for t in registry.tables("marts")}
+        | {f"clean.{t.name}" for t in registry.tables("clean")}
+        | {"main.scratch"}
+    )
     assert set(summary.views) == expected
     assert summary.views["main.meter_daily"] == "parquet"
     assert summary.views["clean.curves"] == "empty"
     assert summary.notes == ["marts/scratch: no schema module declares this table; view has the files' columns"]
     with connect(summary.path) as con:
-        listed = {f"{s}.{n}" for s, n in con.execute("SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+        listed = {
+            f"{s}.{n}"
+            for s, n in con.execute("SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+        }
     assert listed == expected
 
 
@@ -49,9 +54,15 @@ def test_views_read_the_lake_with_typed_partitions(lake: Lake) -> None:
     path = duckdb_db.build_reporting_db(lake).path
     with connect(path) as con:
         got = con.sql("SELECT date, meter_id, kwh FROM meter_daily ORDER BY date, meter_id").pl()
-        kinds = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'area_loss_monthly'").fetchall())
+        kinds = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'area_loss_monthly'"
+            ).fetchall()
+        )
         month = con.execute("SELECT month, sum(loss_kwh) FROM area_loss_monthly GROUP BY month").fetchall()
-        quarantine = con.execute("SELECT dataset, count(*) FROM quarantine GROUP BY dataset ORDER BY dataset").fetchall()
+        quarantine = con.execute(
+            "SELECT dataset, count(*) FROM quarantine GROUP BY dataset ORDER BY dataset"
+        ).fetchall()
     expected = pl.DataFrame(
         {
             "date": [D1, D1, D1, dt.date(2026, 1, 2), dt.date(2026, 1, 2)],
@@ -69,21 +80,37 @@ def test_views_read_the_lake_with_typed_partitions(lake: Lake) -> None:
 def test_columns_follow_the_contract_and_missing_ones_read_as_null(tmp_path: Path) -> None:
     lake = Lake(tmp_path / "lake")
     v1 = Table(
-        "things", "test", (Column("date", pl.Date(), "d"), Column("kwh", pl.Float64(), "e")), key=("date",), partition_by="date"
+        "things",
+        "test",
+        (Column("date", pl.Date(), "d"), Column("kwh", pl.Float64(), "e")),
+        key=("date",),
+        partition_by="date",
     )
     lake.write_partition(v1, D1.isoformat(), pl.DataFrame({"date": [D1], "kwh": [1.0]}))
     v2 = Table(
         "things",
         "test",
-        (Column("date", pl.Date(), "d"), Column("thing_id", pl.String(), "id", zh="编号"), Column("kwh", pl.Float64(), "e")),
+        (
+            Column("date", pl.Date(), "d"),
+            Column("thing_id", pl.String(), "id", zh="编号"),
+            Column("kwh", pl.Float64(), "e"),
+        ),
         key=("date",),
         partition_by="date",
     )
     path = duckdb_db.build_reporting_db(lake, tmp_path / "r.duckdb", tables=[v2]).path
     with connect(path) as con:
         got = con.sql("SELECT * FROM things").pl()
-        comment = con.execute("SELECT comment FROM duckdb_columns() WHERE table_name = 'things' AND column_name = 'thing_id'").fetchone()
-    assert_frame_equal(got, pl.DataFrame({"date": [D1], "thing_id": [None], "kwh": [1.0]}, schema={"date": pl.Date, "thing_id": pl.String, "kwh": pl.Float64}))
+        comment = con.execute(
+            "SELECT comment FROM duckdb_columns() WHERE table_name = 'things' AND column_name = 'thing_id'"
+        ).fetchone()
+    assert_frame_equal(
+        got,
+        pl.DataFrame(
+            {"date": [D1], "thing_id": [None], "kwh": [1.0]},
+            schema={"date": pl.Date, "thing_id": pl.String, "kwh": pl.Float64},
+        ),
+    )
     assert comment == ("编号 | id",)
 
 
@@ -116,7 +143,12 @@ def test_no_card_number_in_any_view(lake: Lake) -> None:
     pl.DataFrame({"txn_id": ["t1"], "card_no": ["6222021234567890"]}).write_parquet(stray / "part-0.parquet")
     path = duckdb_db.build_reporting_db(lake).path
     with connect(path) as con:
-        assert con.execute("SELECT table_schema, table_name FROM information_schema.columns WHERE column_name = 'card_no'").fetchall() == []
+        assert (
+            con.execute(
+                "SELECT table_schema, table_name FROM information_schema.columns WHERE column_name = 'card_no'"
+            ).fetchall()
+            == []
+        )
         purchases = con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = 'clean' AND table_name = 'purchases'"
         ).fetchall()

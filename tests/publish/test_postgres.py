@@ -35,7 +35,9 @@ def totals(dsn: str, schema: str) -> dict[str, tuple]:
     with psycopg.connect(dsn) as conn:
         return {
             "meter_daily": conn.execute(
-                sql.SQL("SELECT count(*), count(DISTINCT (meter_id, date)), round(sum(kwh)::numeric, 2) FROM {}.meter_daily").format(s)
+                sql.SQL(
+                    "SELECT count(*), count(DISTINCT (meter_id, date)), round(sum(kwh)::numeric, 2) FROM {}.meter_daily"
+                ).format(s)
             ).fetchone(),
             "area_loss_monthly": conn.execute(
                 sql.SQL("SELECT count(*), sum(supply_kwh), sum(loss_kwh) FROM {}.area_loss_monthly").format(s)
@@ -182,9 +184,14 @@ def test_no_card_number_reaches_postgresql(pg_dsn: str, pg_schema: str, tmp_path
     )
     marts = registry.tables("marts")
     postgres.publish(pg_dsn, lake, [D1], tables=marts, schema=pg_schema)
-    assert query(
-        pg_dsn, "SELECT table_name FROM information_schema.columns WHERE table_schema = %s AND column_name = 'card_no'", [pg_schema]
-    ) == []
+    assert (
+        query(
+            pg_dsn,
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = %s AND column_name = 'card_no'",
+            [pg_schema],
+        )
+        == []
+    )
     purchase_derived = [t for t in marts if t.name.startswith(("prepay", "recovery")) or t.name == "quarantine"]
     for table in purchase_derived:
         text_cols = [c.name for c in table.columns if c.dtype == pl.String and not c.name.endswith("_id")]
@@ -218,5 +225,6 @@ def test_partitions_touched_by_dates() -> None:
 
 def test_unreachable_server_is_a_one_line_error(tmp_path) -> None:
     with pytest.raises(PublishError, match="cannot connect to the reporting database"):
-        postgres.publish("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2", Lake(tmp_path), [D1], tables=[METER_DAILY])
-
+        postgres.publish(
+            "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2", Lake(tmp_path), [D1], tables=[METER_DAILY]
+        )

@@ -58,7 +58,11 @@ def test_reporting_db_setting_moves_the_file(lake: Lake, tmp_path: Path) -> None
 def test_publish_to_postgresql_twice(lake: Lake, pg_dsn: str, pg_schema: str, tmp_path: Path) -> None:
     config = tmp_path / "config"
     config.mkdir()
-    text = (REPO_CONFIG / "publish.toml").read_text(encoding="utf-8").replace('schema = "meterlake"', f'schema = "{pg_schema}"')
+    text = (
+        (REPO_CONFIG / "publish.toml")
+        .read_text(encoding="utf-8")
+        .replace('schema = "meterlake"', f'schema = "{pg_schema}"')
+    )
     (config / "publish.toml").write_text(text, encoding="utf-8")
     settings = Settings(lake=lake.root, config_dir=config, pg_dsn=pg_dsn)
 

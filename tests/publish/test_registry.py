@@ -55,7 +55,9 @@ def test_a_broken_schema_module_is_named(monkeypatch: pytest.MonkeyPatch, tmp_pa
     (tmp_path / "zz_broken.py").write_text("raise ValueError('half-written')\n", encoding="utf-8")
     monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
     monkeypatch.delitem(sys.modules, "meterlake.schemas.zz_broken", raising=False)
-    with pytest.raises(registry.RegistryError, match=r"schema module meterlake.schemas.zz_broken .* ValueError: half-written"):
+    with pytest.raises(
+        registry.RegistryError, match=r"schema module meterlake.schemas.zz_broken .* ValueError: half-written"
+    ):
         registry.tables()
 
 

@@ -118,7 +118,11 @@ def build_tiny_lake(root: Path) -> Lake:
                 "date": [D2, D2, D1],
                 "area_id": ["A2", "A2", "A2"],
                 "kind": ["theft_candidate", "mapping_suspect", "theft_candidate"],
-                "rule": ["loss.diagnosis.theft_candidate", "loss.diagnosis.mapping_suspect", "loss.diagnosis.theft_candidate"],
+                "rule": [
+                    "loss.diagnosis.theft_candidate",
+                    "loss.diagnosis.mapping_suspect",
+                    "loss.diagnosis.theft_candidate",
+                ],
                 "severity": ["warning"] * 3,
                 "meter_id": ["m21", "m22", "m29"],
                 "score": [0.83, 0.41, 0.99],
@@ -264,7 +268,9 @@ def build_demo_lake(root: Path, seed: int = 7, days: int = 31, areas: int = 24) 
     supply = np.tile(total * rng.uniform(6, 9, areas), len(dates)) * rng.uniform(0.9, 1.1, n)
     sales = supply * (1 - base_rate)
     uncomputable = rng.uniform(0, 1, n) < 0.04
-    status = np.where(uncomputable, "uncomputable", np.where(base_rate > 0.10, "high", np.where(base_rate < 0, "negative", "normal")))
+    status = np.where(
+        uncomputable, "uncomputable", np.where(base_rate > 0.10, "high", np.where(base_rate < 0, "negative", "normal"))
+    )
     write_mart(
         lake,
         "area_loss_daily",
@@ -293,8 +299,11 @@ def build_demo_lake(root: Path, seed: int = 7, days: int = 31, areas: int = 24) 
         )
         .with_columns(loss_rate=pl.col("loss_kwh") / pl.col("supply_kwh"))
         .with_columns(
-            status=pl.when(pl.col("loss_rate") > 0.10).then(pl.lit("high"))
-            .when(pl.col("loss_rate") < 0).then(pl.lit("negative")).otherwise(pl.lit("normal"))
+            status=pl.when(pl.col("loss_rate") > 0.10)
+            .then(pl.lit("high"))
+            .when(pl.col("loss_rate") < 0)
+            .then(pl.lit("negative"))
+            .otherwise(pl.lit("normal"))
         )
     )
     write_mart(lake, "area_loss_monthly", monthly.with_columns(pl.col("days").cast(pl.Int32)))

@@ -26,7 +26,9 @@ def test_bar_chart_has_one_bar_per_value_with_its_figure() -> None:
 
 def test_bar_chart_reference_and_axis_floor() -> None:
     root = parse(
-        charts.bar_chart(["x"], [0.97], title="t", fmt=charts.percent, reference=1.0, reference_label="100%", axis_min=0.9)
+        charts.bar_chart(
+            ["x"], [0.97], title="t", fmt=charts.percent, reference=1.0, reference_label="100%", axis_min=0.9
+        )
     )
     assert titles(root, "line") == ["100%"]
     assert "axis starts at 90.00%" in "".join(root.itertext())
@@ -40,7 +42,9 @@ def test_line_chart_breaks_at_missing_values() -> None:
 
 def test_column_chart_stacks_series() -> None:
     root = parse(
-        charts.column_chart(["d1", "d2"], {"actual": [3.0, 4.0], "missing": [1.0, 0.0]}, title="q", colors=charts.STATUS_COLORS)
+        charts.column_chart(
+            ["d1", "d2"], {"actual": [3.0, 4.0], "missing": [1.0, 0.0]}, title="q", colors=charts.STATUS_COLORS
+        )
     )
     assert titles(root, "rect") == ["d1 actual: 3", "d1 missing: 1", "d2 actual: 4"]
 

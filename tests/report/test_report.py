@@ -182,7 +182,10 @@ def test_worst_areas_and_diagnosis_summaries() -> None:
     )
     got = d.worst_areas(loss, diagnosis, top=5).select("area_id", "diagnosis")
     expected = pl.DataFrame(
-        {"area_id": ["B", "A"], "diagnosis": ["theft_candidate b2 (0.9); mapping_suspect b1 (0.4)", "theft_candidate a1 (0.5)"]}
+        {
+            "area_id": ["B", "A"],
+            "diagnosis": ["theft_candidate b2 (0.9); mapping_suspect b1 (0.4)", "theft_candidate a1 (0.5)"],
+        }
     )
     assert_frame_equal(got, expected)
 
@@ -206,7 +209,12 @@ def test_anomaly_reasons_from_indicator_points() -> None:
         {"meter_id": ["m1", "m2"], "reasons": ["x", "y"], "event_cover_points": [2.0, 0.0], "zero_points": [1.0, 3.0]}
     )
     got = d.anomaly_reason_counts(frame)
-    assert_frame_equal(got, pl.DataFrame({"reason": ["zero", "event_cover"], "count": [2, 1]}, schema={"reason": pl.String, "count": pl.UInt32}))
+    assert_frame_equal(
+        got,
+        pl.DataFrame(
+            {"reason": ["zero", "event_cover"], "count": [2, 1]}, schema={"reason": pl.String, "count": pl.UInt32}
+        ),
+    )
 
 
 @given(st.lists(st.one_of(st.none(), st.just(float("nan")), st.floats(-1.0, 1.0)), max_size=60))

@@ -58,7 +58,9 @@ def meter_daily(i: int, rng: np.random.Generator, base: np.ndarray) -> pl.DataFr
         "quality": ["actual"] * n,
         "register_read": [True] * n,
     }
-    return pl.DataFrame({c: cols.get(c, [None] * n) for c in METER_DAILY.names}, schema=METER_DAILY.schema, strict=False)
+    return pl.DataFrame(
+        {c: cols.get(c, [None] * n) for c in METER_DAILY.names}, schema=METER_DAILY.schema, strict=False
+    )
 
 
 def build_lake(lake: Path) -> None:
@@ -69,8 +71,13 @@ def build_lake(lake: Path) -> None:
         lk.write_partition(METER_DAILY, day(i), meter_daily(i, rng, base))
     ev = {c: [None] for c in EVENTS.clean.names}
     ev.update(
-        meter_id=[THIEF], event_time=[dt.datetime.combine(day(25), dt.time(9, 30))], event_code=["COVER_OPEN"],
-        event_date=[day(25)], source_file=["events/e.csv"], source_line=[2], delivered_at=[dt.datetime(2026, 1, 27)],
+        meter_id=[THIEF],
+        event_time=[dt.datetime.combine(day(25), dt.time(9, 30))],
+        event_code=["COVER_OPEN"],
+        event_date=[day(25)],
+        source_file=["events/e.csv"],
+        source_line=[2],
+        delivered_at=[dt.datetime(2026, 1, 27)],
     )
     lk.write_partition(EVENTS.clean, day(25), pl.DataFrame(ev, schema=EVENTS.clean.schema))
     for d in RUN:  # the loss stage wrote a diagnosis for each date; it found nothing
@@ -163,7 +170,9 @@ def test_supervised_mode_with_inspections(zone, tmp_path: Path) -> None:
     config_dir.mkdir()
     shipped = (Path(__file__).parents[2] / "config" / "anomaly.toml").read_text(encoding="utf-8")
     config_dir.joinpath("anomaly.toml").write_text(
-        shipped.replace("min_positives = 10", "min_positives = 4").replace("min_negatives = 10", "min_negatives = 4").replace("max_iter = 200", "max_iter = 30"),
+        shipped.replace("min_positives = 10", "min_positives = 4")
+        .replace("min_negatives = 10", "min_negatives = 4")
+        .replace("max_iter = 200", "max_iter = 30"),
         encoding="utf-8",
     )
     res = run(landing, lake, config_dir=config_dir)
@@ -185,7 +194,9 @@ def test_supervised_mode_reads_the_clean_table(zone, tmp_path: Path) -> None:
     config_dir.mkdir()
     shipped = (Path(__file__).parents[2] / "config" / "anomaly.toml").read_text(encoding="utf-8")
     config_dir.joinpath("anomaly.toml").write_text(
-        shipped.replace("min_positives = 10", "min_positives = 4").replace("min_negatives = 10", "min_negatives = 4").replace("max_iter = 200", "max_iter = 30"),
+        shipped.replace("min_positives = 10", "min_positives = 4")
+        .replace("min_negatives = 10", "min_negatives = 4")
+        .replace("max_iter = 200", "max_iter = 30"),
         encoding="utf-8",
     )
     # ingest has taken the dataset over: the clean table wins over the landing folder

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
+
+from meterlake import pipeline
+from meterlake.lake import Lake
 from meterlake.schemas.bills_monthly import BILLS_MONTHLY
 from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.schemas.prepay_daily import PREPAY_DAILY
 from meterlake.schemas.prepay_findings import PREPAY_FINDINGS
 from meterlake.schemas.purchases import LANDING as PURCHASES
 from meterlake.schemas.recovery_monthly import RECOVERY_MONTHLY
-from polars.testing import assert_frame_equal
-
-from meterlake import pipeline
-from meterlake.lake import Lake
 from meterlake.settings import Settings
 from meterlake.stages import StageError
 
@@ -67,7 +67,15 @@ def write_days(lake: Lake, rows: list[dict]) -> None:
 
 
 def write_purchases(lake: Lake, rows: list[dict]) -> None:
-    base = {"ref_txn_id": None, "channel": "counter", "operator_id": "OP1", "card_last4": "1234", "card_token": "tok", "source_file": "purchases/p.csv", "delivered_at": dt.datetime(2026, 2, 2)}
+    base = {
+        "ref_txn_id": None,
+        "channel": "counter",
+        "operator_id": "OP1",
+        "card_last4": "1234",
+        "card_token": "tok",
+        "source_file": "purchases/p.csv",
+        "delivered_at": dt.datetime(2026, 2, 2),
+    }
     frame = pl.DataFrame([{**base, **r} for r in rows], schema=PURCHASES.clean.schema)
     for (day,), part in frame.partition_by("purchase_date", as_dict=True).items():
         lake.write_partition(PURCHASES.clean, day.isoformat(), part)
@@ -96,7 +104,19 @@ def lake(tmp_path: Path) -> Lake:
     write_days(lake, jan_rows())
     write_purchases(
         lake,
-        [{"txn_id": "T1", "txn_type": "purchase", "customer_id": "C2", "meter_id": "M2", "purchase_time": dt.datetime(2026, 1, 2, 9), "amount_yuan": 50.0, "purchase_seq": 3, "purchase_date": JAN[1], "source_line": 2}],
+        [
+            {
+                "txn_id": "T1",
+                "txn_type": "purchase",
+                "customer_id": "C2",
+                "meter_id": "M2",
+                "purchase_time": dt.datetime(2026, 1, 2, 9),
+                "amount_yuan": 50.0,
+                "purchase_seq": 3,
+                "purchase_date": JAN[1],
+                "source_line": 2,
+            }
+        ],
     )
     return lake
 
@@ -144,9 +164,15 @@ def test_writes_bills_prepay_findings_and_recovery(lake, settings) -> None:
     assert lake.partitions(PREPAY_FINDINGS) == [d.isoformat() for d in JAN]
 
     rec = read(lake, RECOVERY_MONTHLY, "2026-01")
-    assert rec.select("area_id", "customers_billed", "billed_yuan", "prepay_billed_yuan", "prepay_purchases_yuan", "arrears_customers", "recovery_rate").rows() == [
-        ("A1", 2, 1526.40, 18.0, 50.0, 0, 1.0)
-    ]
+    assert rec.select(
+        "area_id",
+        "customers_billed",
+        "billed_yuan",
+        "prepay_billed_yuan",
+        "prepay_purchases_yuan",
+        "arrears_customers",
+        "recovery_rate",
+    ).rows() == [("A1", 2, 1526.40, 18.0, 50.0, 0, 1.0)]
 
 
 def test_rerun_writes_identical_files(lake, settings) -> None:
@@ -170,7 +196,7 @@ def test_february_tiers_start_from_januarys_kwh(lake, settings) -> None:
 
 def test_rebuilding_january_rebuilds_later_months_and_days(lake, settings) -> None:
     write_days(lake, FEB_ROWS)
-    run(settings, JAN + [FEB1])
+    run(settings, [*JAN, FEB1])
     # a late correction of 3 January: C1 2800 kWh instead of 800; C2 30 kWh instead of 20
     write_days(lake, [r for r in jan_rows(c1_jan3=2800.0, c2_jan3=30.0) if r["date"] == JAN[2]])
     result = run(settings, [JAN[2]])
@@ -191,20 +217,40 @@ def test_rebuilding_january_rebuilds_later_months_and_days(lake, settings) -> No
 def test_purchase_findings_land_on_their_date(lake, settings) -> None:
     write_purchases(
         lake,
-        [{"txn_id": "T2", "txn_type": "purchase", "customer_id": "C2", "meter_id": "M2", "purchase_time": dt.datetime(2026, 1, 3, 9), "amount_yuan": 10.0, "purchase_seq": 5, "purchase_date": JAN[2], "source_line": 2}],
+        [
+            {
+                "txn_id": "T2",
+                "txn_type": "purchase",
+                "customer_id": "C2",
+                "meter_id": "M2",
+                "purchase_time": dt.datetime(2026, 1, 3, 9),
+                "amount_yuan": 10.0,
+                "purchase_seq": 5,
+                "purchase_date": JAN[2],
+                "source_line": 2,
+            }
+        ],
     )
     run(settings, JAN)
     found = read(lake, PREPAY_FINDINGS, JAN[2].isoformat())
     assert found.select("rule", "txn_id").rows() == [("prepay.purchase.seq_gap", "T2")]
     # the purchase is in the balance: 145 + 10 - 10 = 145, the meter says 135 -> mismatch
-    assert read(lake, PREPAY_DAILY, JAN[2].isoformat()).select("purchases_yuan", "balance_yuan", "status").row(0) == (10.0, 145.0, "mismatch")
+    assert read(lake, PREPAY_DAILY, JAN[2].isoformat()).select("purchases_yuan", "balance_yuan", "status").row(0) == (
+        10.0,
+        145.0,
+        "mismatch",
+    )
 
 
 def test_thresholds_come_from_the_users_config_dir(lake, settings, tmp_path) -> None:
     user = tmp_path / "conf"
     user.mkdir()
     shutil.copy(REPO / "config" / "tariffs.toml", user / "tariffs.toml")
-    text = (REPO / "config" / "billing.toml").read_text(encoding="utf-8").replace("low_balance_yuan = 20.0", "low_balance_yuan = 200.0")
+    text = (
+        (REPO / "config" / "billing.toml")
+        .read_text(encoding="utf-8")
+        .replace("low_balance_yuan = 20.0", "low_balance_yuan = 200.0")
+    )
     (user / "billing.toml").write_text(text, encoding="utf-8")
     run(settings.model_copy(update={"config_dir": user}), JAN)
     assert lake.scan(PREPAY_DAILY).collect()["status"].to_list() == ["low", "low", "low"]
@@ -228,15 +274,18 @@ def test_checkpoint_and_billed_months_give_what_a_full_recomputation_gives(lake,
     other = Lake(tmp_path / "other")
     shutil.copytree(lake.root / "clean", other.root / "clean")
     shutil.copytree(lake.root / "marts" / "meter_daily", other.root / "marts" / "meter_daily")
-    run(settings.model_copy(update={"lake": other.root}), JAN + [FEB1])
+    run(settings.model_copy(update={"lake": other.root}), [*JAN, FEB1])
     for table, value in ((BILLS_MONTHLY, "2026-02"), (PREPAY_DAILY, FEB1.isoformat()), (RECOVERY_MONTHLY, "2026-02")):
         assert_frame_equal(read(lake, table, value), read(other, table, value), check_exact=False, abs_tol=1e-9)
-    assert read(lake, PREPAY_DAILY, FEB1.isoformat()).select("balance_yuan", "balance_anchor_date").row(0) == (133.0, JAN[0])
+    assert read(lake, PREPAY_DAILY, FEB1.isoformat()).select("balance_yuan", "balance_anchor_date").row(0) == (
+        133.0,
+        JAN[0],
+    )
 
 
 def test_a_month_without_customer_kwh_gets_no_bills_partition(lake, settings) -> None:
     write_days(lake, [meter_day(dt.date(2025, 12, 31), "MASTER", 10.0, role="area_master", tariff_id=None)])
-    result = run(settings, [dt.date(2025, 12, 31)] + JAN)
+    result = run(settings, [dt.date(2025, 12, 31), *JAN])
     assert lake.partitions(BILLS_MONTHLY) == ["2026-01"]
     assert "bills 2025-12: no customer kWh in the days held; not billed" in result.notes
 
@@ -244,11 +293,16 @@ def test_a_month_without_customer_kwh_gets_no_bills_partition(lake, settings) ->
 def test_unknown_tariff_is_a_note_and_a_bad_tariff_file_a_stage_error(lake, settings, tmp_path) -> None:
     write_days(lake, [meter_day(JAN[0], "M9", 5.0, customer_id="C9", tariff_id="RES_2027")])
     result = run(settings, JAN)
-    assert "bills 2026-01: 1 without an amount: no tariff version in tariffs.toml for tariff_id RES_2027 on some day" in result.notes
+    assert (
+        "bills 2026-01: 1 without an amount: no tariff version in tariffs.toml for tariff_id RES_2027 on some day"
+        in result.notes
+    )
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "tariffs.toml").write_text(
-        (REPO / "config" / "tariffs.toml").read_text(encoding="utf-8").replace("[2760.0, 4800.0]", "[4800.0, 2760.0]", 1),
+        (REPO / "config" / "tariffs.toml")
+        .read_text(encoding="utf-8")
+        .replace("[2760.0, 4800.0]", "[4800.0, 2760.0]", 1),
         encoding="utf-8",
     )
     shutil.copy(REPO / "config" / "billing.toml", bad / "billing.toml")

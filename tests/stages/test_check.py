@@ -22,8 +22,7 @@ from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.schemas.quarantine import QUARANTINE
 from meterlake.schemas.registers import LANDING as REGISTERS_LANDING
 from meterlake.settings import Settings
-from meterlake.stages import BlockingValidationError, StageContext, StageResult
-from meterlake.stages import check
+from meterlake.stages import BlockingValidationError, StageContext, StageResult, check
 
 D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 REGISTERS = REGISTERS_LANDING.clean
@@ -46,11 +45,18 @@ def _frame(table: Table, **columns: list) -> pl.DataFrame:
 
 def meter_daily(day: dt.date, quality: list[str] | None = None, duplicate: bool = False) -> pl.DataFrame:
     quality = quality or ["actual"] * 3
-    kwh = [None if q == "missing" else v for q, v in zip(quality, [400.0, 10.0, 20.0])]
+    kwh = [None if q == "missing" else v for q, v in zip(quality, [400.0, 10.0, 20.0], strict=False)]
     frame = _frame(
-        METER_DAILY, date=[day] * 3, meter_id=["A1", "C1", "C2"], customer_id=[None, "U1", "U2"],
-        area_id=["A1"] * 3, role=["area_master", "customer", "customer"], multiplier=[40.0, 1.0, 1.0],
-        kwh=kwh, reverse_kwh=[0.0] * 3, quality=quality,
+        METER_DAILY,
+        date=[day] * 3,
+        meter_id=["A1", "C1", "C2"],
+        customer_id=[None, "U1", "U2"],
+        area_id=["A1"] * 3,
+        role=["area_master", "customer", "customer"],
+        multiplier=[40.0, 1.0, 1.0],
+        kwh=kwh,
+        reverse_kwh=[0.0] * 3,
+        quality=quality,
     )
     return pl.concat([frame, frame.head(1)]) if duplicate else frame
 
@@ -60,21 +66,51 @@ def build_lake(root: Path) -> Lake:
     lake = Lake(root)
     for day in (D1, D2):
         lake.write_partition(METER_DAILY, day, meter_daily(day))
-        lake.write_partition(REGISTERS, day, _frame(
-            REGISTERS, meter_id=["A1", "C1"], freeze_date=[day] * 2, total_kwh=[10.0, 20.0],
-            source_file=["registers/r.csv"] * 2, source_line=[2, 3],
-        ))
-        lake.write_partition(AREA_LOSS_DAILY, day, _frame(
-            AREA_LOSS_DAILY, date=[day], area_id=["A1"], master_kwh=[400.0], pv_export_kwh=[0.0],
-            supply_kwh=[400.0], sales_kwh=[30.0 + 350.0], loss_kwh=[20.0], loss_rate=[0.05], status=["normal"],
-        ))
-    lake.write_partition(QUARANTINE, "registers", _frame(
-        QUARANTINE, dataset=["registers"], source_file=["registers/bad.csv"], line=[7], reason=["bad_number"],
-    ))
+        lake.write_partition(
+            REGISTERS,
+            day,
+            _frame(
+                REGISTERS,
+                meter_id=["A1", "C1"],
+                freeze_date=[day] * 2,
+                total_kwh=[10.0, 20.0],
+                source_file=["registers/r.csv"] * 2,
+                source_line=[2, 3],
+            ),
+        )
+        lake.write_partition(
+            AREA_LOSS_DAILY,
+            day,
+            _frame(
+                AREA_LOSS_DAILY,
+                date=[day],
+                area_id=["A1"],
+                master_kwh=[400.0],
+                pv_export_kwh=[0.0],
+                supply_kwh=[400.0],
+                sales_kwh=[30.0 + 350.0],
+                loss_kwh=[20.0],
+                loss_rate=[0.05],
+                status=["normal"],
+            ),
+        )
+    lake.write_partition(
+        QUARANTINE,
+        "registers",
+        _frame(
+            QUARANTINE,
+            dataset=["registers"],
+            source_file=["registers/bad.csv"],
+            line=[7],
+            reason=["bad_number"],
+        ),
+    )
     # ingest writes quarantine as one file per landing file: a partition of several files
     lake.write_file(
         lake.table_dir(QUARANTINE) / "dataset=registers" / "file-0001.parquet",
-        _frame(QUARANTINE, dataset=["registers"], source_file=["registers/cut.csv"], line=[None], reason=["truncated"]).drop("dataset"),
+        _frame(
+            QUARANTINE, dataset=["registers"], source_file=["registers/cut.csv"], line=[None], reason=["truncated"]
+        ).drop("dataset"),
     )
     return lake
 
@@ -111,10 +147,18 @@ def test_clean_run_passes_and_builds_data_docs(lake: Lake) -> None:
     assert len(pages) == 5
     assert all(p.is_file() and lake.reports in p.parents for p in pages)
     assert details["findings"]["blocking"] == details["findings"]["warnings"] == 0
-    assert set(details["tables"]) == {"clean/registers", "marts/meter_daily", "marts/area_loss_daily", "marts/quarantine"}
+    assert set(details["tables"]) == {
+        "clean/registers",
+        "marts/meter_daily",
+        "marts/area_loss_daily",
+        "marts/quarantine",
+    }
     assert details["tables"]["marts/meter_daily"]["partitions"] == ["date=2026-01-01", "date=2026-01-02"]
     assert details["tables"]["marts/quarantine"] == {
-        "partitions": ["dataset=registers"], "rows": 2, "rules": details["tables"]["marts/quarantine"]["rules"], "row_level": False,
+        "partitions": ["dataset=registers"],
+        "rows": 2,
+        "rules": details["tables"]["marts/quarantine"]["rules"],
+        "row_level": False,
     }
     # GX's own files stay in the lake, not in the repository
     assert (lake.meta / "gx").is_dir()
@@ -169,7 +213,10 @@ def test_a_missing_meter_daily_day_blocks(lake: Lake) -> None:
 
 def test_a_corrupt_partition_blocks_as_unreadable(lake: Lake) -> None:
     (lake.root / "clean" / "registers" / "freeze_date=2026-01-02" / "part-0.parquet").write_bytes(b"not parquet")
-    with pytest.raises(BlockingValidationError, match=r"registers\.partition\.readable .* table clean/registers, partition freeze_date=2026-01-02"):
+    with pytest.raises(
+        BlockingValidationError,
+        match=r"registers\.partition\.readable .* table clean/registers, partition freeze_date=2026-01-02",
+    ):
         check.run(_ctx(lake.root), [D2])
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from meterlake import pipeline
@@ -38,7 +39,9 @@ def put(landing: Path, rel: str, text: str, when: str) -> Path:
 
 
 def ingest(landing: Path, lake: Path, run_id: str, dates=(D1,)):
-    return pipeline.run_stage(Settings(landing=landing, lake=lake), "ingest", list(dates), run_id, progress=lambda _m: None)
+    return pipeline.run_stage(
+        Settings(landing=landing, lake=lake), "ingest", list(dates), run_id, progress=lambda _m: None
+    )
 
 
 def registers(lake: Path, day: dt.date = D1) -> pl.DataFrame:
@@ -62,7 +65,12 @@ def tree_digest(lake: Path) -> dict[str, str]:
 def zone(tmp_path: Path) -> tuple[Path, Path]:
     landing, lake = tmp_path / "landing", tmp_path / "lake"
     put(landing, "archive/archive_20260101.csv", ARCHIVE, "2026-01-01T00:00:00")
-    put(landing, "registers/reg_20260101.csv", "meter_id,freeze_date,total_kwh\n0001,2026-01-01,10\n0002,2026-01-01,20\n0003,2026-01-01,5\n", "2026-01-01T01:00:00")
+    put(
+        landing,
+        "registers/reg_20260101.csv",
+        "meter_id,freeze_date,total_kwh\n0001,2026-01-01,10\n0002,2026-01-01,20\n0003,2026-01-01,5\n",
+        "2026-01-01T01:00:00",
+    )
     return landing, lake
 
 
@@ -71,7 +79,14 @@ def test_clean_rows_and_accounting_close(zone) -> None:
     res = ingest(landing, lake, "r1")
     assert registers(lake)["meter_id"].to_list() == ["0001", "0002", "0003"]
     acc = {r["dataset"]: r for r in res.details["accounting"]}
-    assert acc["registers"] == {"dataset": "registers", "read": 3, "clean": 3, "quarantined": 0, "duplicate": 0, "unaccounted": 0}
+    assert acc["registers"] == {
+        "dataset": "registers",
+        "read": 3,
+        "clean": 3,
+        "quarantined": 0,
+        "duplicate": 0,
+        "unaccounted": 0,
+    }
 
 
 def test_rerun_gives_byte_identical_outputs(zone) -> None:
@@ -98,7 +113,12 @@ def test_late_file_with_disagreeing_row_wins_and_earlier_is_quarantined(zone) ->
     landing, lake = zone
     ingest(landing, lake, "r1", dates=[D1])
     # two days later, a correction for meter 0002 and a repeat of 0001, plus a new day
-    put(landing, "registers/reg_late.csv", "meter_id,freeze_date,total_kwh\n0001,2026-01-01,10\n0002,2026-01-01,21\n0001,2026-01-02,11\n", "2026-01-03T09:00:00")
+    put(
+        landing,
+        "registers/reg_late.csv",
+        "meter_id,freeze_date,total_kwh\n0001,2026-01-01,10\n0002,2026-01-01,21\n0001,2026-01-02,11\n",
+        "2026-01-03T09:00:00",
+    )
     res = ingest(landing, lake, "r2", dates=[dt.date(2026, 1, 3)])
     reg = registers(lake)
     assert dict(zip(reg["meter_id"], reg["total_kwh"], strict=True)) == {"0001": 10.0, "0002": 21.0, "0003": 5.0}
@@ -108,7 +128,18 @@ def test_late_file_with_disagreeing_row_wins_and_earlier_is_quarantined(zone) ->
     # late days are rebuilt downstream; 01-02 waits for the reading of 01-03
     assert D1 in res.dates and dt.date(2026, 1, 2) not in res.dates
     acc = pipeline._jsonable(res.details["files"])
-    assert acc == [{"dataset": "registers", "source_file": "registers/reg_late.csv", "status": "ingested", "read": 3, "clean": 3, "quarantined": 0, "duplicate": 0, "unaccounted": 0}]
+    assert acc == [
+        {
+            "dataset": "registers",
+            "source_file": "registers/reg_late.csv",
+            "status": "ingested",
+            "read": 3,
+            "clean": 3,
+            "quarantined": 0,
+            "duplicate": 0,
+            "unaccounted": 0,
+        }
+    ]
 
 
 def test_unknown_meter_then_archive_arrives(tmp_path: Path) -> None:
@@ -125,8 +156,20 @@ def test_unknown_meter_then_archive_arrives(tmp_path: Path) -> None:
 
 def test_meter_leaving_service_is_unknown_after_its_last_snapshot(zone) -> None:
     landing, lake = zone
-    put(landing, "archive/archive_20260102.csv", ARCHIVE.replace("2026-01-01", "2026-01-02").replace("2026-01-02,0002,C2,A1,F1,customer,resident,RES_TIER,1,100000,1\n", ""), "2026-01-02T00:00:00")
-    put(landing, "registers/reg_20260102.csv", "meter_id,freeze_date,total_kwh\n0001,2026-01-02,11\n0002,2026-01-02,21\n", "2026-01-02T01:00:00")
+    put(
+        landing,
+        "archive/archive_20260102.csv",
+        ARCHIVE.replace("2026-01-01", "2026-01-02").replace(
+            "2026-01-02,0002,C2,A1,F1,customer,resident,RES_TIER,1,100000,1\n", ""
+        ),
+        "2026-01-02T00:00:00",
+    )
+    put(
+        landing,
+        "registers/reg_20260102.csv",
+        "meter_id,freeze_date,total_kwh\n0001,2026-01-02,11\n0002,2026-01-02,21\n",
+        "2026-01-02T01:00:00",
+    )
     ingest(landing, lake, "r1", dates=[D1, dt.date(2026, 1, 2)])
     assert registers(lake, dt.date(2026, 1, 2))["meter_id"].to_list() == ["0001"]
     assert registers(lake, D1)["meter_id"].to_list() == ["0001", "0002", "0003"]
@@ -227,7 +270,14 @@ def test_register_days_passed_downstream_are_only_computable_ones(tmp_path: Path
 
 def test_a_single_stage_run_can_write_its_own_record(zone) -> None:
     landing, lake = zone
-    pipeline.run_stage(Settings(landing=landing, lake=lake), "ingest", [D1], "manual__2026-01-02T06:00:00+08:00", progress=lambda _m: None, record=True)
+    pipeline.run_stage(
+        Settings(landing=landing, lake=lake),
+        "ingest",
+        [D1],
+        "manual__2026-01-02T06:00:00+08:00",
+        progress=lambda _m: None,
+        record=True,
+    )
     import json
 
     (path,) = (lake / "_meta" / "runs").glob("*/ingest.json")
@@ -247,7 +297,12 @@ def test_a_file_redelivered_under_its_own_name_still_closes_the_accounting(zone)
     (row,) = res.details["files"]
     assert (row["read"], row["clean"], row["duplicate"], row["unaccounted"]) == (6, 3, 3, 0)
     # then rewritten in place with a correction: the new value wins, the old one is quarantined
-    put(landing, "registers/reg_20260101.csv", "meter_id,freeze_date,total_kwh\n0001,2026-01-01,10\n0002,2026-01-01,22\n0003,2026-01-01,5\n", "2026-01-02T00:00:00")
+    put(
+        landing,
+        "registers/reg_20260101.csv",
+        "meter_id,freeze_date,total_kwh\n0001,2026-01-01,10\n0002,2026-01-01,22\n0003,2026-01-01,5\n",
+        "2026-01-02T00:00:00",
+    )
     res = ingest(landing, lake, "r3")
     assert registers(lake).filter(pl.col("meter_id") == "0002")["total_kwh"].to_list() == [22.0]
     (row,) = res.details["files"]

@@ -47,9 +47,17 @@ def _lineage(df: pl.DataFrame, name: str) -> pl.DataFrame:
 def write_archive(lake: Lake) -> None:
     rows = [
         {
-            "snapshot_date": SNAP, "meter_id": m, "customer_id": f"U{m}" if role == "customer" else None,
-            "area_id": area, "feeder_id": "F1", "role": role, "customer_class": "resident" if role == "customer" else None,
-            "tariff_id": "RES_TIER" if role == "customer" else None, "multiplier": mult, "register_max": 1_000_000.0, "prepay": 0,
+            "snapshot_date": SNAP,
+            "meter_id": m,
+            "customer_id": f"U{m}" if role == "customer" else None,
+            "area_id": area,
+            "feeder_id": "F1",
+            "role": role,
+            "customer_class": "resident" if role == "customer" else None,
+            "tariff_id": "RES_TIER" if role == "customer" else None,
+            "multiplier": mult,
+            "register_max": 1_000_000.0,
+            "prepay": 0,
         }
         for m, (role, area, mult, _) in METERS.items()
     ]
@@ -62,10 +70,13 @@ def write_registers(lake: Lake, day: dt.date, skip: tuple[str, ...] = ()) -> Non
     n = (day - dt.date(2025, 12, 31)).days
     rows = [
         {"meter_id": m, "freeze_date": day, "total_kwh": round(1000.0 + kwh * n, 4), "reverse_kwh": 0.0}
-        for m, (_, _, _, kwh) in METERS.items() if m not in skip
+        for m, (_, _, _, kwh) in METERS.items()
+        if m not in skip
     ]
     table = REGISTERS.clean
-    frame = pl.DataFrame(rows, schema={"meter_id": pl.String, "freeze_date": pl.Date, "total_kwh": pl.Float64, "reverse_kwh": pl.Float64})
+    frame = pl.DataFrame(
+        rows, schema={"meter_id": pl.String, "freeze_date": pl.Date, "total_kwh": pl.Float64, "reverse_kwh": pl.Float64}
+    )
     for c in table.names:
         if c not in frame.columns and c not in ("source_file", "source_line", "delivered_at"):
             frame = frame.with_columns(pl.lit(None).cast(table.schema[c]).alias(c))
@@ -78,17 +89,23 @@ def write_curves(lake: Lake, day: dt.date, holes: dict[str, list[int]] | None = 
         v = [round(kwh / 96, 6)] * 96
         for i in (holes or {}).get(m, []):
             v[i] = None
-        rows.append({"meter_id": m, "data_date": day, **dict(zip(SLOTS, v))})
+        rows.append({"meter_id": m, "data_date": day, **dict(zip(SLOTS, v, strict=False))})
     table = CURVES.clean
-    schema = {"meter_id": pl.String, "data_date": pl.Date, **{s: pl.Float64 for s in SLOTS}}
+    schema = {"meter_id": pl.String, "data_date": pl.Date, **dict.fromkeys(SLOTS, pl.Float64)}
     lake.write_partition(table, day, table.conform(_lineage(pl.DataFrame(rows, schema=schema), "curves")).collect())
 
 
 def write_events(lake: Lake, day: dt.date) -> None:
-    frame = pl.DataFrame({
-        "meter_id": ["c2"], "event_time": [dt.datetime.combine(day, dt.time(3))], "event_code": ["CLOCK_FAULT"],
-        "value": [None], "event_date": [day],
-    }, schema_overrides={"value": pl.Float64})
+    frame = pl.DataFrame(
+        {
+            "meter_id": ["c2"],
+            "event_time": [dt.datetime.combine(day, dt.time(3))],
+            "event_code": ["CLOCK_FAULT"],
+            "value": [None],
+            "event_date": [day],
+        },
+        schema_overrides={"value": pl.Float64},
+    )
     table = EVENTS.clean
     lake.write_partition(table, day, table.conform(_lineage(frame, "events")).collect())
 
@@ -126,18 +143,29 @@ def test_writes_every_table_per_date(lake: Lake) -> None:
     assert daily["quality"].unique().to_list() == ["actual"]
     # the master: 0.3 kWh a day meter side x 40 = 12 kWh
     assert daily.filter(pl.col("meter_id") == "mst")["kwh"].to_list() == pytest.approx([12.0] * 3)
-    assert result.rows == {"vee_findings": result.rows["vee_findings"], "interval_edits": 2, "collection_daily": 6, "meter_daily": 15}
+    assert result.rows == {
+        "vee_findings": result.rows["vee_findings"],
+        "interval_edits": 2,
+        "collection_daily": 6,
+        "meter_daily": 15,
+    }
     assert "meter_daily 2026-01-01: 5 actual, 0 estimated, 0 missing" in result.notes
     # c1's two empty slots on Jan 2 were interpolated (0.1 each) and scaled to the register
     edits = lake.scan(INTERVAL_EDITS).collect()
-    assert edits.select("meter_id", "slot", "method").rows() == [("c1", 11, "linear_interpolation"), ("c1", 12, "linear_interpolation")]
+    assert edits.select("meter_id", "slot", "method").rows() == [
+        ("c1", 11, "linear_interpolation"),
+        ("c1", 12, "linear_interpolation"),
+    ]
     assert edits["kwh_meter"].to_list() == pytest.approx([0.1, 0.1])
     # the clock fault of c2 is a finding every day
     findings = lake.scan(VEE_FINDINGS).collect()
     assert findings.filter(pl.col("rule") == "vee.clock.fault")["meter_id"].to_list() == ["c2"] * 3
     # collection: one area row and one feeder_direct row (head + d1) per day, all read
     coll = lake.scan(COLLECTION_DAILY, [DAYS[0].isoformat()]).collect().sort("scope")
-    assert coll.select("scope", "area_id", "meters_total", "meters_read").rows() == [("area", "A1", 3, 3), ("feeder_direct", None, 2, 2)]
+    assert coll.select("scope", "area_id", "meters_total", "meters_read").rows() == [
+        ("area", "A1", 3, 3),
+        ("feeder_direct", None, 2, 2),
+    ]
 
 
 def test_rerun_writes_identical_files(lake: Lake) -> None:
@@ -194,7 +222,9 @@ def test_configuration_from_a_user_folder(lake: Lake, tmp_path: Path) -> None:
     cfg = tmp_path / "cfg"
     cfg.mkdir()
     text = (Path(__file__).resolve().parents[2] / "config" / "vee.toml").read_text(encoding="utf-8")
-    (cfg / "vee.toml").write_text(text.replace('"vee.sum.curve_register" = "error"', '"vee.clock.fault" = "blocking"'), encoding="utf-8")
+    (cfg / "vee.toml").write_text(
+        text.replace('"vee.sum.curve_register" = "error"', '"vee.clock.fault" = "blocking"'), encoding="utf-8"
+    )
     result = run(lake, [DAYS[0]], config_dir=cfg)
     findings = lake.scan(VEE_FINDINGS).collect()
     assert findings.filter(pl.col("rule") == "vee.clock.fault")["severity"].to_list() == ["blocking"]

@@ -11,7 +11,8 @@ import json
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from meterlake.schemas._base import MissingColumnsError
@@ -169,7 +170,9 @@ def test_drop_peer_fires_when_only_the_meter_falls() -> None:
 
 def test_drop_peer_quiet_when_the_peers_fall_too() -> None:
     # a holiday: everybody in the area halves on day 5; own history sees a fall of 0.5
-    frames = [meter_days(f"P{i}", [10.0] * 4 + [5.0] * 6) for i in range(3)] + [meter_days("M1", [10.0] * 4 + [5.0] * 6)]
+    frames = [meter_days(f"P{i}", [10.0] * 4 + [5.0] * 6) for i in range(3)] + [
+        meter_days("M1", [10.0] * 4 + [5.0] * 6)
+    ]
     ind = run_indicators(frames)
     assert strength(ind, "M1", "drop_own") == pytest.approx(0.75)  # (0.5 - 0.2) / 0.4
     assert strength(ind, "M1", "drop_peer") == 0.0
@@ -294,9 +297,22 @@ def test_event_outside_the_lookback_is_ignored() -> None:
 def diagnosis(meter_id: str, kind: str, score: float, on: dt.date = LAST, other: str | None = None) -> pl.DataFrame:
     row = {c: [None] for c in LOSS_DIAGNOSIS.names}
     row.update(
-        date=[on], window_start=[on - dt.timedelta(days=29)], area_id=["A1"], kind=[kind], rule=[f"loss.diagnosis.{kind}"],
-        severity=["warning"], meter_id=[meter_id], customer_id=["C" + meter_id], role=["customer"], other_area_id=[other],
-        score=[score], rank=[1], area_status=["high"], area_loss_rate=[0.14], days=[30], evidence=["{}"],
+        date=[on],
+        window_start=[on - dt.timedelta(days=29)],
+        area_id=["A1"],
+        kind=[kind],
+        rule=[f"loss.diagnosis.{kind}"],
+        severity=["warning"],
+        meter_id=[meter_id],
+        customer_id=["C" + meter_id],
+        role=["customer"],
+        other_area_id=[other],
+        score=[score],
+        rank=[1],
+        area_status=["high"],
+        area_loss_rate=[0.14],
+        days=[30],
+        evidence=["{}"],
     )
     return pl.DataFrame(row, schema=LOSS_DIAGNOSIS.schema)
 
@@ -316,7 +332,12 @@ def test_loss_diagnosis_counts_on_its_date(kind: str, key: str) -> None:
 
 
 def test_loss_diagnosis_of_another_date_or_weak_is_ignored() -> None:
-    diag = pl.concat([diagnosis("M1", "theft_candidate", 0.9, on=LAST - dt.timedelta(days=1)), diagnosis("M2", "theft_candidate", 0.2)])
+    diag = pl.concat(
+        [
+            diagnosis("M1", "theft_candidate", 0.9, on=LAST - dt.timedelta(days=1)),
+            diagnosis("M2", "theft_candidate", 0.2),
+        ]
+    )
     ind = run_indicators([meter_days("M1", [10.0] * 10), meter_days("M2", [10.0] * 10)], diagnosis=diag)
     assert strength(ind, "M1", "loss_theft") == 0.0
     assert strength(ind, "M2", "loss_theft") == 0.0
@@ -349,7 +370,11 @@ def test_score_is_the_sum_of_points_with_reasons_strongest_first() -> None:
     assert m1["n_reasons"] == 4
     assert m1["top_rule"] == "anomaly.event.cover_open"  # ties keep the order of INDICATORS
     assert m1["first_suspicious_date"] == day(4)
-    assert m1["reasons"].split("; ")[-1].startswith("在运表零电量 anomaly.consumption.zero: 0 kWh for 6 days since 2026-03-05")
+    assert (
+        m1["reasons"]
+        .split("; ")[-1]
+        .startswith("在运表零电量 anomaly.consumption.zero: 0 kWh for 6 days since 2026-03-05")
+    )
     findings = json.loads(m1["findings"])
     assert [f["rule"] for f in findings] == [
         "anomaly.event.cover_open",
@@ -404,7 +429,9 @@ def test_shipped_config_loads() -> None:
 
 # -- properties --------------------------------------------------------------------------------
 
-kwh_series = st.lists(st.floats(min_value=0.0, max_value=50.0, allow_nan=False).map(lambda x: round(x, 2)), min_size=10, max_size=10)
+kwh_series = st.lists(
+    st.floats(min_value=0.0, max_value=50.0, allow_nan=False).map(lambda x: round(x, 2)), min_size=10, max_size=10
+)
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -423,7 +450,5 @@ def test_score_decomposes_and_ignores_row_order(series: list[list[float]], seed:
     assert_frame_equal(out, shuffled)
     total = out.select(pl.sum_horizontal(*POINTS_COLUMNS).round(6).alias("total"))["total"]
     assert (out["score"] - total).abs().max() in (None, 0.0)
-    assert out["n_reasons"].to_list() == [
-        sum(1 for c in POINTS_COLUMNS if r[c] > 0) for r in out.iter_rows(named=True)
-    ]
+    assert out["n_reasons"].to_list() == [sum(1 for c in POINTS_COLUMNS if r[c] > 0) for r in out.iter_rows(named=True)]
     assert out.filter(pl.col("score") <= 0).height == 0

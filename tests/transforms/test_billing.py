@@ -16,6 +16,8 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
 from meterlake.schemas.bills_monthly import BILLS_MONTHLY
 from meterlake.transforms.billing import (
     DAY_COLUMNS,
@@ -26,7 +28,6 @@ from meterlake.transforms.billing import (
     round_half_up,
 )
 from meterlake.transforms.tariffs import TariffBook, price_calendar
-from polars.testing import assert_frame_equal
 
 REPO = Path(__file__).resolve().parents[2]
 RAW = tomllib.loads((REPO / "config" / "tariffs.toml").read_text(encoding="utf-8"))
@@ -82,7 +83,9 @@ def opening(kwh: float, customer: str = "C1", year: int = 2026) -> pl.LazyFrame:
     return pl.LazyFrame({"customer_id": [customer], "year": [year], "kwh_before": [kwh]})
 
 
-def bills(lf: pl.LazyFrame, open_kwh: float | None = None, book: TariffBook = BOOK, rules: BillRules | None = None) -> pl.DataFrame:
+def bills(
+    lf: pl.LazyFrame, open_kwh: float | None = None, book: TariffBook = BOOK, rules: BillRules | None = None
+) -> pl.DataFrame:
     priced = price_days(lf, calendar(book), opening(open_kwh) if open_kwh is not None else None)
     return bill_segments(priced, rules or BillRules()).collect().sort("customer_id", "period_start")
 
@@ -216,8 +219,24 @@ def test_res_tier_tou_with_tier_adders() -> None:
     # Day 2: 10 kWh, flat 4 valley 6, all tier 3: 10 x 0.588 = 5.88. Month 26.06.
     lf = days(
         [
-            {"date": jan(1), "kwh": 30.0, "kwh_sharp": 3.0, "kwh_peak": 15.0, "kwh_flat": 6.0, "kwh_valley": 6.0, "tariff_id": "RES_TIER_TOU"},
-            {"date": jan(2), "kwh": 10.0, "kwh_sharp": 0.0, "kwh_peak": 0.0, "kwh_flat": 4.0, "kwh_valley": 6.0, "tariff_id": "RES_TIER_TOU"},
+            {
+                "date": jan(1),
+                "kwh": 30.0,
+                "kwh_sharp": 3.0,
+                "kwh_peak": 15.0,
+                "kwh_flat": 6.0,
+                "kwh_valley": 6.0,
+                "tariff_id": "RES_TIER_TOU",
+            },
+            {
+                "date": jan(2),
+                "kwh": 10.0,
+                "kwh_sharp": 0.0,
+                "kwh_peak": 0.0,
+                "kwh_flat": 4.0,
+                "kwh_valley": 6.0,
+                "tariff_id": "RES_TIER_TOU",
+            },
         ]
     )
     priced = price_days(lf, calendar(), opening(4790.0)).collect().sort("date")
@@ -245,12 +264,36 @@ def test_com_tou_prices_each_register() -> None:
     # Day 2: valley 0.75 x 0.30 = 0.225. Month 59.225 -> 59.23 (half up)
     lf = days(
         [
-            {"date": jan(1), "kwh": 100.0, "kwh_sharp": 10.0, "kwh_peak": 20.0, "kwh_flat": 30.0, "kwh_valley": 40.0, "tariff_id": "COM_TOU", "customer_class": "commercial"},
-            {"date": jan(2), "kwh": 0.75, "kwh_sharp": 0.0, "kwh_peak": 0.0, "kwh_flat": 0.0, "kwh_valley": 0.75, "tariff_id": "COM_TOU", "customer_class": "commercial"},
+            {
+                "date": jan(1),
+                "kwh": 100.0,
+                "kwh_sharp": 10.0,
+                "kwh_peak": 20.0,
+                "kwh_flat": 30.0,
+                "kwh_valley": 40.0,
+                "tariff_id": "COM_TOU",
+                "customer_class": "commercial",
+            },
+            {
+                "date": jan(2),
+                "kwh": 0.75,
+                "kwh_sharp": 0.0,
+                "kwh_peak": 0.0,
+                "kwh_flat": 0.0,
+                "kwh_valley": 0.75,
+                "tariff_id": "COM_TOU",
+                "customer_class": "commercial",
+            },
         ]
     )
     got = bills(lf)
-    assert got.select("kwh_sharp", "kwh_peak", "kwh_flat", "kwh_valley", "kwh_tier1").row(0) == (10.0, 20.0, 30.0, 40.75, 100.75)
+    assert got.select("kwh_sharp", "kwh_peak", "kwh_flat", "kwh_valley", "kwh_tier1").row(0) == (
+        10.0,
+        20.0,
+        30.0,
+        40.75,
+        100.75,
+    )
     assert got["amount_exact_yuan"].item() == pytest.approx(59.225, abs=1e-9)
     assert got["amount_yuan"].item() == 59.23
     assert got["status"].item() == "ok"
@@ -260,7 +303,12 @@ def test_missing_tou_registers_on_a_tou_tariff_go_flat_and_flag_the_bill() -> No
     # COM_TOU day without registers: 10 kWh priced flat (0.60) = 6.00, bill held as exception
     lf = days([{"date": jan(1), "kwh": 10.0, "kwh_flat": None, "tariff_id": "COM_TOU"}])
     got = bills(lf)
-    assert got.select("kwh_flat", "amount_yuan", "status", "exception_reasons").row(0) == (10.0, 6.0, "exception", "tou_registers_missing")
+    assert got.select("kwh_flat", "amount_yuan", "status", "exception_reasons").row(0) == (
+        10.0,
+        6.0,
+        "exception",
+        "tou_registers_missing",
+    )
 
 
 def test_missing_tou_registers_do_not_matter_on_a_single_price_tariff() -> None:
@@ -270,7 +318,19 @@ def test_missing_tou_registers_do_not_matter_on_a_single_price_tariff() -> None:
 
 def test_tou_split_follows_the_registers_when_they_do_not_sum_to_the_total() -> None:
     # registers sum to 50 while the day's kWh is 100: the 100 split 20/80 like the registers
-    lf = days([{"date": jan(1), "kwh": 100.0, "kwh_sharp": 0.0, "kwh_peak": 10.0, "kwh_flat": 0.0, "kwh_valley": 40.0, "tariff_id": "COM_TOU"}])
+    lf = days(
+        [
+            {
+                "date": jan(1),
+                "kwh": 100.0,
+                "kwh_sharp": 0.0,
+                "kwh_peak": 10.0,
+                "kwh_flat": 0.0,
+                "kwh_valley": 40.0,
+                "tariff_id": "COM_TOU",
+            }
+        ]
+    )
     got = bills(lf)
     # 20 x 0.90 + 80 x 0.30 = 18 + 24 = 42
     assert got.select("kwh_peak", "kwh_valley", "amount_yuan").row(0) == (20.0, 80.0, 42.0)
@@ -307,7 +367,9 @@ def test_mid_month_tariff_change_splits_the_month_at_the_effective_date() -> Non
 
 
 def test_customer_moving_to_another_tariff_gets_a_row_per_tariff() -> None:
-    lf = days([{"date": jan(1), "kwh": 10.0, "tariff_id": "RES_TIER"}, {"date": jan(2), "kwh": 10.0, "tariff_id": "AGR_FLAT"}])
+    lf = days(
+        [{"date": jan(1), "kwh": 10.0, "tariff_id": "RES_TIER"}, {"date": jan(2), "kwh": 10.0, "tariff_id": "AGR_FLAT"}]
+    )
     got = bills(lf).sort("period_start")
     assert got.select("tariff_id", "amount_yuan").rows() == [("RES_TIER", 5.38), ("AGR_FLAT", 5.0)]
 
@@ -326,11 +388,15 @@ def test_customer_moving_to_another_tariff_gets_a_row_per_tariff() -> None:
 def test_billing_quality_gate(estimated, missing, status, reasons) -> None:
     quality = ["estimated"] * estimated + ["missing"] * missing
     quality += ["actual"] * (10 - len(quality))
-    lf = days([{"date": jan(i + 1), "kwh": None if q == "missing" else 10.0, "quality": q} for i, q in enumerate(quality)])
+    lf = days(
+        [{"date": jan(i + 1), "kwh": None if q == "missing" else 10.0, "quality": q} for i, q in enumerate(quality)]
+    )
     got = bills(lf)
     share = (estimated + missing) / 10
     kwh = 10.0 * (10 - missing)
-    assert got.select("days_estimated", "days_missing", "estimated_share", "kwh_total", "status", "exception_reasons").row(0) == (
+    assert got.select(
+        "days_estimated", "days_missing", "estimated_share", "kwh_total", "status", "exception_reasons"
+    ).row(0) == (
         estimated,
         missing,
         share,
@@ -348,7 +414,9 @@ def test_quality_gate_threshold_is_configuration() -> None:
 
 def test_unknown_tariff_has_no_amount_and_is_an_exception() -> None:
     got = bills(days([{"date": jan(1), "kwh": 10.0, "tariff_id": "NO_SUCH"}]))
-    assert got.select("tariff_id", "tariff_effective_from", "kwh_total", "amount_yuan", "status", "exception_reasons").row(0) == (
+    assert got.select(
+        "tariff_id", "tariff_effective_from", "kwh_total", "amount_yuan", "status", "exception_reasons"
+    ).row(0) == (
         "NO_SUCH",
         None,
         10.0,
@@ -362,7 +430,9 @@ def test_a_day_outside_every_tariff_version_has_no_tariff() -> None:
     raw = copy.deepcopy(RAW)
     raw["tariffs"]["AGR_FLAT"]["versions"][0]["effective_to"] = jan(1)
     book = TariffBook.model_validate(raw)
-    lf = days([{"date": jan(1), "kwh": 10.0, "tariff_id": "AGR_FLAT"}, {"date": jan(2), "kwh": 10.0, "tariff_id": "AGR_FLAT"}])
+    lf = days(
+        [{"date": jan(1), "kwh": 10.0, "tariff_id": "AGR_FLAT"}, {"date": jan(2), "kwh": 10.0, "tariff_id": "AGR_FLAT"}]
+    )
     priced = price_days(lf, calendar(book), None).collect().sort("date")
     assert priced.select("no_tariff", "cost_yuan").rows() == [(False, 5.0), (True, None)]
 
@@ -370,7 +440,10 @@ def test_a_day_outside_every_tariff_version_has_no_tariff() -> None:
 @SETTINGS
 @given(
     rows=st.lists(
-        st.tuples(st.sampled_from(["RES_TIER", "COM_TOU", "AGR_FLAT", "NO_SUCH", None]), st.integers(min_value=-40, max_value=70)),
+        st.tuples(
+            st.sampled_from(["RES_TIER", "COM_TOU", "AGR_FLAT", "NO_SUCH", None]),
+            st.integers(min_value=-40, max_value=70),
+        ),
         min_size=1,
         max_size=40,
     )
@@ -380,7 +453,11 @@ def test_price_lookup_equals_a_join_on_tariff_and_date(rows) -> None:
 
     cal = calendar(first=jan(1), last=jan(31))
     lf = pl.LazyFrame(
-        {"i": list(range(len(rows))), "tariff_id": [t for t, _ in rows], "date": [jan(1) + dt.timedelta(days=d) for _, d in rows]},
+        {
+            "i": list(range(len(rows))),
+            "tariff_id": [t for t, _ in rows],
+            "date": [jan(1) + dt.timedelta(days=d) for _, d in rows],
+        },
         schema={"i": pl.Int64, "tariff_id": pl.String, "date": pl.Date},
     )
     got = _with_prices(lf, cal).collect().sort("i")
@@ -391,18 +468,35 @@ def test_price_lookup_equals_a_join_on_tariff_and_date(rows) -> None:
 def test_bills_conform_to_the_contract() -> None:
     got = bills(days([{"date": jan(1), "kwh": 1.0}]))
     assert got.schema == BILLS_MONTHLY.schema
-    contract = ["customer_id", "month", "tariff_id", "kwh_total", "kwh_sharp", "kwh_peak", "kwh_flat", "kwh_valley", "kwh_tier1", "kwh_tier2", "kwh_tier3", "amount_yuan"]
+    contract = [
+        "customer_id",
+        "month",
+        "tariff_id",
+        "kwh_total",
+        "kwh_sharp",
+        "kwh_peak",
+        "kwh_flat",
+        "kwh_valley",
+        "kwh_tier1",
+        "kwh_tier2",
+        "kwh_tier3",
+        "amount_yuan",
+    ]
     assert set(contract) <= set(got.columns)
 
 
 def test_billing_config_defaults_match_the_shipped_file() -> None:
-    shipped = BillingConfig.model_validate(tomllib.loads((REPO / "config" / "billing.toml").read_text(encoding="utf-8")))
+    shipped = BillingConfig.model_validate(
+        tomllib.loads((REPO / "config" / "billing.toml").read_text(encoding="utf-8"))
+    )
     assert shipped == BillingConfig()
 
 
 # properties --------------------------------------------------------------------------
 
-day_kwh = st.lists(st.floats(min_value=0, max_value=400, allow_nan=False).map(lambda x: round(x, 2)), min_size=1, max_size=31)
+day_kwh = st.lists(
+    st.floats(min_value=0, max_value=400, allow_nan=False).map(lambda x: round(x, 2)), min_size=1, max_size=31
+)
 shares = st.tuples(*[st.integers(min_value=0, max_value=10)] * 4).filter(lambda t: sum(t) > 0)
 
 

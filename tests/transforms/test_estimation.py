@@ -19,11 +19,11 @@ DAY = dt.date(2026, 1, 14)  # a Wednesday
 
 def curve(values: list[float | None], meter: str = "m1", date: dt.date = DAY) -> dict:
     assert len(values) == 96
-    return {"meter_id": meter, "date": date, **dict(zip(SLOTS, values))}
+    return {"meter_id": meter, "date": date, **dict(zip(SLOTS, values, strict=False))}
 
 
 def frame(rows: list[dict]) -> pl.LazyFrame:
-    schema = {"meter_id": pl.String, "date": pl.Date, **{s: pl.Float64 for s in SLOTS}}
+    schema = {"meter_id": pl.String, "date": pl.Date, **dict.fromkeys(SLOTS, pl.Float64)}
     return pl.DataFrame(rows, schema=schema).lazy()
 
 
@@ -44,10 +44,17 @@ def test_linear_interpolation_between_actual_neighbours() -> None:
     v[9], v[10], v[11] = 1.0, None, None  # slots 11, 12 missing between 1.0 (slot 10) and 4.0 (slot 13)
     v[12] = 4.0
     out = run([curve(v)])
-    expected = pl.DataFrame({
-        "slot": pl.Series([11, 12], dtype=pl.Int16), "raw_kwh_meter": [None, None], "kwh_meter": [2.0, 3.0],
-        "quality": ["estimated", "estimated"], "method": ["linear_interpolation"] * 2, "reason": ["missing", "missing"],
-    }, schema_overrides={"raw_kwh_meter": pl.Float64})
+    expected = pl.DataFrame(
+        {
+            "slot": pl.Series([11, 12], dtype=pl.Int16),
+            "raw_kwh_meter": [None, None],
+            "kwh_meter": [2.0, 3.0],
+            "quality": ["estimated", "estimated"],
+            "method": ["linear_interpolation"] * 2,
+            "reason": ["missing", "missing"],
+        },
+        schema_overrides={"raw_kwh_meter": pl.Float64},
+    )
     assert_frame_equal(out.select(expected.columns), expected)
 
 
@@ -88,7 +95,7 @@ def test_like_day_mean_uses_only_actual_values() -> None:
     like_dates = est.like_dates(DAY, like_days=3, window_days=35)
     assert like_dates == [dt.date(2026, 1, 13), dt.date(2026, 1, 12), dt.date(2026, 1, 9)]
     likes = []
-    for d, val in zip(like_dates, (2.0, 4.0, None)):  # the third like day missed those slots
+    for d, val in zip(like_dates, (2.0, 4.0, None), strict=False):  # the third like day missed those slots
         lv = [9.0] * 96
         for i in range(30, 50):
             lv[i] = val
@@ -149,6 +156,7 @@ def test_edits_conform_to_the_table_and_apply_over_raw() -> None:
 
 
 # --- property ----------------------------------------------------------------------------
+
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(

@@ -18,7 +18,12 @@ EVT = LANDINGS["events"]
 
 CANONICAL = "meter_id,freeze_date,total_kwh,reverse_kwh\n0001,2026-01-01,100.5,0\n0002,2026-01-01,7.25,1.5\n"
 EXPECTED = pl.DataFrame(
-    {"meter_id": ["0001", "0002"], "freeze_date": [dt.date(2026, 1, 1)] * 2, "total_kwh": [100.5, 7.25], "reverse_kwh": [0.0, 1.5]}
+    {
+        "meter_id": ["0001", "0002"],
+        "freeze_date": [dt.date(2026, 1, 1)] * 2,
+        "total_kwh": [100.5, 7.25],
+        "reverse_kwh": [0.0, 1.5],
+    }
 )
 
 
@@ -32,17 +37,21 @@ def _core(parsed) -> pl.DataFrame:
         pytest.param(CANONICAL.encode("utf-8"), id="utf8"),
         pytest.param(b"\xef\xbb\xbf" + CANONICAL.encode("utf-8"), id="utf8-bom"),
         pytest.param(
-            "电能表资产编号,冻结日期,正向有功总,反向有功总\n0001,20260101,100.5,0\n0002,20260101,7.25,1.5\n".encode("gbk"),
+            "电能表资产编号,冻结日期,正向有功总,反向有功总\n0001,20260101,100.5,0\n0002,20260101,7.25,1.5\n".encode(
+                "gbk"
+            ),
             id="gbk-chinese-headers-yyyymmdd",
         ),
         pytest.param(
-            "冻结日期,反向有功总,电能表资产编号,正向有功总\n2026-01-01,0,0001,100.5\n2026-01-01,1.5,0002,7.25\n".encode("gb18030"),
+            "冻结日期,反向有功总,电能表资产编号,正向有功总\n2026-01-01,0,0001,100.5\n2026-01-01,1.5,0002,7.25\n".encode(
+                "gb18030"
+            ),
             id="gb18030-free-order",
         ),
         pytest.param(gzip.compress(CANONICAL.encode(), mtime=0), id="gzip"),
         pytest.param(CANONICAL.replace("\n", "\r\n").encode(), id="crlf"),
         pytest.param(
-            "meter_id,vendor_note,freeze_date,total_kwh,reverse_kwh\n0001,x,2026-01-01,100.5,0\n0002,y,2026-01-01,7.25,1.5\n".encode(),
+            b"meter_id,vendor_note,freeze_date,total_kwh,reverse_kwh\n0001,x,2026-01-01,100.5,0\n0002,y,2026-01-01,7.25,1.5\n",
             id="extra-column",
         ),
     ],

@@ -7,7 +7,8 @@ import datetime as dt
 
 import polars as pl
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from meterlake.schemas._base import MissingColumnsError
@@ -37,7 +38,7 @@ def day(
     method: str | None = None,
 ) -> dict:
     """One meter_daily row (the columns loss does not read are left empty)."""
-    row = {c: None for c in METER_DAILY.names}
+    row = dict.fromkeys(METER_DAILY.names)
     row.update(
         date=date,
         meter_id=meter_id,
@@ -59,7 +60,7 @@ def frame(rows: list[dict]) -> pl.DataFrame:
 
 
 def area_row(**values) -> dict:
-    base = {c: None for c in AREA_LOSS_DAILY.names}
+    base = dict.fromkeys(AREA_LOSS_DAILY.names)
     base.update(area_class="default", feeder_id="F1", customers_estimated=0, customers_missing=0)
     base.update(values)
     return base
@@ -91,9 +92,20 @@ def test_pv_export_counts_as_supply():
         AREA_LOSS_DAILY,
         [
             area_row(
-                date=D1, area_id="A1", master_meter_id="M1", master_kwh=100.0, pv_export_kwh=20.0,
-                supply_kwh=120.0, sales_kwh=110.0, loss_kwh=10.0, loss_rate=10 / 120, status="normal",
-                master_quality="actual", customer_meters=3, customers_actual=3, actual_share=1.0,
+                date=D1,
+                area_id="A1",
+                master_meter_id="M1",
+                master_kwh=100.0,
+                pv_export_kwh=20.0,
+                supply_kwh=120.0,
+                sales_kwh=110.0,
+                loss_kwh=10.0,
+                loss_rate=10 / 120,
+                status="normal",
+                master_quality="actual",
+                customer_meters=3,
+                customers_actual=3,
+                actual_share=1.0,
             )
         ],
     )
@@ -119,11 +131,25 @@ def test_customer_moving_area_mid_month_counts_in_each_area_for_its_days():
     md = frame(rows)
     daily = loss.area_loss_daily(md)
     # A on the 2nd: supply 31.5, sales 30; on the 3rd: supply 21, sales 20
-    assert pick(daily, area_id="A", date=D2).select("supply_kwh", "sales_kwh", "customer_meters").row(0) == (31.5, 30.0, 2)
-    assert pick(daily, area_id="A", date=D3).select("supply_kwh", "sales_kwh", "customer_meters").row(0) == (21.0, 20.0, 1)
-    assert pick(daily, area_id="B", date=D3).select("supply_kwh", "sales_kwh", "customer_meters").row(0) == (42.0, 40.0, 2)
+    assert pick(daily, area_id="A", date=D2).select("supply_kwh", "sales_kwh", "customer_meters").row(0) == (
+        31.5,
+        30.0,
+        2,
+    )
+    assert pick(daily, area_id="A", date=D3).select("supply_kwh", "sales_kwh", "customer_meters").row(0) == (
+        21.0,
+        20.0,
+        1,
+    )
+    assert pick(daily, area_id="B", date=D3).select("supply_kwh", "sales_kwh", "customer_meters").row(0) == (
+        42.0,
+        40.0,
+        2,
+    )
 
-    monthly = loss.area_loss_monthly(md).select("month", "area_id", "days", "supply_kwh", "sales_kwh", "loss_kwh", "loss_rate", "status")
+    monthly = loss.area_loss_monthly(md).select(
+        "month", "area_id", "days", "supply_kwh", "sales_kwh", "loss_kwh", "loss_rate", "status"
+    )
     # A: supply 31.5+31.5+21+21 = 105, sales 30+30+20+20 = 100, loss 5, rate 5/105
     # B: supply 31.5+31.5+42+42 = 147, sales 30+30+40+40 = 140, loss 7, rate 7/147
     want = pl.DataFrame(
@@ -164,7 +190,9 @@ def test_an_unresolved_rollover_is_an_error_naming_the_meter_and_day():
             day(D1, "X", "customer", "A", -999980.0),  # 10 - 999990: a rollover left in
         ]
     )
-    with pytest.raises(loss.LossInputError, match=r"expected kwh and reverse_kwh >= 0.*found 1 negative row.*X on 2026-01-01"):
+    with pytest.raises(
+        loss.LossInputError, match=r"expected kwh and reverse_kwh >= 0.*found 1 negative row.*X on 2026-01-01"
+    ):
         loss.area_loss_daily(md)
 
 
@@ -194,7 +222,16 @@ def test_missing_master_reading_estimated_days_are_uncomputable_but_the_month_is
     assert_frame_equal(daily, want)
     # month: supply 47.5+47.5+50 = 145 (= the register difference 1095-1000 + 50),
     # sales 38+52+47.5 = 137.5, loss 7.5, rate 7.5/145
-    month = loss.area_loss_monthly(md).select("supply_kwh", "sales_kwh", "loss_kwh", "loss_rate", "status", "reason", "days_uncomputable", "meter_days_estimated")
+    month = loss.area_loss_monthly(md).select(
+        "supply_kwh",
+        "sales_kwh",
+        "loss_kwh",
+        "loss_rate",
+        "status",
+        "reason",
+        "days_uncomputable",
+        "meter_days_estimated",
+    )
     assert month.row(0) == (145.0, 137.5, 7.5, 7.5 / 145, "normal", None, 2, 2)
 
 
@@ -211,7 +248,9 @@ def test_master_day_without_value_leaves_day_and_month_uncomputable():
         "master_kwh", "supply_kwh", "sales_kwh", "loss_kwh", "loss_rate", "status", "reason", "master_quality"
     )
     assert d2.row(0) == (None, None, 50.0, None, None, "uncomputable", "master_missing", "missing")
-    month = loss.area_loss_monthly(md).select("supply_kwh", "sales_kwh", "loss_rate", "status", "reason", "meter_days_missing")
+    month = loss.area_loss_monthly(md).select(
+        "supply_kwh", "sales_kwh", "loss_rate", "status", "reason", "meter_days_missing"
+    )
     assert month.row(0) == (None, 100.0, None, "uncomputable", "master_missing", 1)
 
 
@@ -230,7 +269,9 @@ def test_missing_customer_reading_daily_uncomputable_monthly_exact():
     ]
     rows += [day(d, "X", "customer", "A", 30.0) for d in (D1, D2, D3)]
     md = frame(rows)
-    daily = loss.area_loss_daily(md).select("date", "sales_kwh", "loss_kwh", "loss_rate", "status", "reason", "actual_share")
+    daily = loss.area_loss_daily(md).select(
+        "date", "sales_kwh", "loss_kwh", "loss_rate", "status", "reason", "actual_share"
+    )
     want = pl.DataFrame(
         {
             "date": [D1, D2, D3],
@@ -259,7 +300,8 @@ def test_missing_customer_reading_daily_uncomputable_monthly_exact():
 def test_collection_threshold_is_fewer_than_98_percent(estimated, status, reason):
     rows = [day(D1, "M", "area_master", "A", 105.0)]
     rows += [
-        day(D1, f"C{i:02d}", "customer", "A", 2.0, quality="estimated" if i < estimated else "actual") for i in range(50)
+        day(D1, f"C{i:02d}", "customer", "A", 2.0, quality="estimated" if i < estimated else "actual")
+        for i in range(50)
     ]
     got = loss.area_loss_daily(frame(rows)).select("status", "reason", "customers_estimated")
     assert got.row(0) == (status, reason, estimated)
@@ -292,7 +334,13 @@ def test_area_class_thresholds_apply_to_their_areas_only():
     got = loss.area_loss_daily(frame(rows), rules).select("area_id", "area_class", "status")
     # 12/112 = 0.107: high by default, normal under rural's 0.15; -3/97 = -0.031: negative
     # by default, normal under listed's -0.05
-    want = pl.DataFrame({"area_id": ["A1", "A2", "R1"], "area_class": ["default", "listed", "rural"], "status": ["high", "normal", "normal"]})
+    want = pl.DataFrame(
+        {
+            "area_id": ["A1", "A2", "R1"],
+            "area_class": ["default", "listed", "rural"],
+            "status": ["high", "normal", "normal"],
+        }
+    )
     assert_frame_equal(got, want)
 
 
@@ -315,7 +363,7 @@ def test_archive_problems_and_zero_supply_are_uncomputable_with_reasons():
         }
     )
     assert_frame_equal(got, want)
-    assert set("zero_supply,archive_no_customers,archive_no_master".split(",")) <= set(AREA_DAILY_REASONS)
+    assert {"zero_supply", "archive_no_customers", "archive_no_master"} <= set(AREA_DAILY_REASONS)
 
 
 def test_missing_input_column_names_it():
@@ -345,18 +393,44 @@ def test_feeder_with_a_directly_fed_10kv_customer():
         FEEDER_LOSS_DAILY,
         [
             {
-                "date": D1, "feeder_id": "F1", "head_meter_id": "H1", "supply_kwh": 400.0,
-                "area_masters_kwh": 250.0, "direct_customers_kwh": 130.0, "sales_kwh": 380.0,
-                "loss_kwh": 20.0, "loss_rate": 0.05, "status": "normal", "reason": None,
-                "head_quality": "actual", "area_masters": 2, "direct_customers": 2,
-                "downstream_actual": 4, "downstream_estimated": 0, "downstream_missing": 0, "actual_share": 1.0,
+                "date": D1,
+                "feeder_id": "F1",
+                "head_meter_id": "H1",
+                "supply_kwh": 400.0,
+                "area_masters_kwh": 250.0,
+                "direct_customers_kwh": 130.0,
+                "sales_kwh": 380.0,
+                "loss_kwh": 20.0,
+                "loss_rate": 0.05,
+                "status": "normal",
+                "reason": None,
+                "head_quality": "actual",
+                "area_masters": 2,
+                "direct_customers": 2,
+                "downstream_actual": 4,
+                "downstream_estimated": 0,
+                "downstream_missing": 0,
+                "actual_share": 1.0,
             },
             {
-                "date": D1, "feeder_id": "F2", "head_meter_id": "H2", "supply_kwh": 5.0,
-                "area_masters_kwh": 0.0, "direct_customers_kwh": 0.0, "sales_kwh": 0.0,
-                "loss_kwh": 5.0, "loss_rate": 1.0, "status": "uncomputable", "reason": "archive_no_downstream",
-                "head_quality": "actual", "area_masters": 0, "direct_customers": 0,
-                "downstream_actual": 0, "downstream_estimated": 0, "downstream_missing": 0, "actual_share": None,
+                "date": D1,
+                "feeder_id": "F2",
+                "head_meter_id": "H2",
+                "supply_kwh": 5.0,
+                "area_masters_kwh": 0.0,
+                "direct_customers_kwh": 0.0,
+                "sales_kwh": 0.0,
+                "loss_kwh": 5.0,
+                "loss_rate": 1.0,
+                "status": "uncomputable",
+                "reason": "archive_no_downstream",
+                "head_quality": "actual",
+                "area_masters": 0,
+                "direct_customers": 0,
+                "downstream_actual": 0,
+                "downstream_estimated": 0,
+                "downstream_missing": 0,
+                "actual_share": None,
             },
         ],
     )
@@ -380,11 +454,21 @@ def test_feeder_month_sums_days_and_flags_a_missing_area_master():
         FEEDER_LOSS_MONTHLY,
         [
             {
-                "month": "2026-01", "feeder_id": "F1", "days": 2, "supply_kwh": 800.0,
+                "month": "2026-01",
+                "feeder_id": "F1",
+                "days": 2,
+                "supply_kwh": 800.0,
                 # 100+100 masters that have values + 150 (A2 on D2 unknown), 130+130 direct
-                "area_masters_kwh": 350.0, "direct_customers_kwh": 260.0, "sales_kwh": None,
-                "loss_kwh": None, "loss_rate": None, "status": "uncomputable", "reason": "downstream_missing",
-                "days_uncomputable": 1, "meter_days_estimated": 0, "meter_days_missing": 1,
+                "area_masters_kwh": 350.0,
+                "direct_customers_kwh": 260.0,
+                "sales_kwh": None,
+                "loss_kwh": None,
+                "loss_rate": None,
+                "status": "uncomputable",
+                "reason": "downstream_missing",
+                "days_uncomputable": 1,
+                "meter_days_estimated": 0,
+                "meter_days_missing": 1,
             }
         ],
     )
@@ -407,7 +491,17 @@ def clean_area_month(draw):
         rows.append(day(d, "M", "area_master", "A", draw(kwh) + 1.0))
         for c in range(n_cust):
             q = draw(st.sampled_from(["actual", "estimated"]))
-            rows.append(day(d, f"C{c}", "customer", "A", draw(kwh), reverse_kwh=draw(st.sampled_from([0.0, 1.5, 7.25])), quality=q))
+            rows.append(
+                day(
+                    d,
+                    f"C{c}",
+                    "customer",
+                    "A",
+                    draw(kwh),
+                    reverse_kwh=draw(st.sampled_from([0.0, 1.5, 7.25])),
+                    quality=q,
+                )
+            )
     return frame(rows)
 
 

@@ -9,7 +9,8 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
@@ -27,7 +28,21 @@ def rows_to_frame(cols: dict[str, list]) -> pl.DataFrame:
 
 def constant_area(days: int, area: str, meters: list[tuple[str, str, float, float]]) -> dict[str, list]:
     """The same (meter_id, role, multiplier, kwh) every day for ``days`` days."""
-    out: dict[str, list] = {k: [] for k in ("date", "meter_id", "customer_id", "area_id", "feeder_id", "role", "multiplier", "kwh", "reverse_kwh", "quality")}
+    out: dict[str, list] = {
+        k: []
+        for k in (
+            "date",
+            "meter_id",
+            "customer_id",
+            "area_id",
+            "feeder_id",
+            "role",
+            "multiplier",
+            "kwh",
+            "reverse_kwh",
+            "quality",
+        )
+    }
     for i in range(days):
         for meter_id, role, mult, kwh in meters:
             out["date"].append(START + dt.timedelta(days=i))
@@ -75,7 +90,9 @@ def test_master_multiplier_suspect_by_hand():
     # -0.28: negative. With 40: supply 100, rate 0.04 (normal); 50: 125, rate 0.232
     # (high); 20: 50, -0.92; 15: 37.5, -1.56. So 40, and all 12 days turn normal.
     md = rows_to_frame(
-        constant_area(12, "A", [("M", "area_master", 30.0, 75.0), ("C1", "customer", 1.0, 48.0), ("C2", "customer", 1.0, 48.0)])
+        constant_area(
+            12, "A", [("M", "area_master", 30.0, 75.0), ("C1", "customer", 1.0, 48.0), ("C2", "customer", 1.0, 48.0)]
+        )
     )
     end = START + dt.timedelta(days=11)
     got = diagnose(md, end, diag=DiagnosisRules(window_days=12, min_days=10))
@@ -136,7 +153,12 @@ def test_a_normal_area_has_no_findings_and_the_frame_keeps_its_schema():
 
 
 def synthetic_feeder(
-    seed: int, days: int = 30, areas: int = 6, per_area: int = 40, misfiled_kwh: float = 60.0, misfiled_noise: float = 0.25
+    seed: int,
+    days: int = 30,
+    areas: int = 6,
+    per_area: int = 40,
+    misfiled_kwh: float = 60.0,
+    misfiled_noise: float = 0.25,
 ) -> tuple[pl.DataFrame, dict]:
     """One feeder, ``areas`` areas of ``per_area`` customers, with three faults injected:
 
@@ -193,7 +215,9 @@ def test_injected_faults_rank_first(seed):
 
     def first(kind: str, area: str) -> dict:
         hit = top.filter((pl.col("kind") == kind) & (pl.col("area_id") == area))
-        assert hit.height == 1, f"no {kind} ranked first in {area}: {got.select('area_id', 'kind', 'meter_id', 'rank').rows()}"
+        assert hit.height == 1, (
+            f"no {kind} ranked first in {area}: {got.select('area_id', 'kind', 'meter_id', 'rank').rows()}"
+        )
         return hit.row(0, named=True)
 
     theft = first("theft_candidate", truth["theft"][0])
@@ -218,7 +242,9 @@ def test_only_the_window_counts_and_row_order_does_not():
     noise = md.filter(pl.col("date") < START + dt.timedelta(days=5)).with_columns(
         pl.col("date") - pl.duration(days=40), pl.col("kwh") * 3
     )
-    later = md.filter(pl.col("date") == end).with_columns(pl.col("date") + pl.duration(days=1), pl.lit(0.0).alias("kwh"))
+    later = md.filter(pl.col("date") == end).with_columns(
+        pl.col("date") + pl.duration(days=1), pl.lit(0.0).alias("kwh")
+    )
     assert_frame_equal(diagnose(pl.concat([noise, md, later]).sample(fraction=1.0, shuffle=True, seed=9), end), got)
 
 
@@ -268,7 +294,12 @@ def test_an_area_straying_across_the_band_edge_is_no_multiplier_case():
     cols = None
     for i in range(20):
         others = 81.0 if i % 2 == 0 else 79.5
-        part = constant_area(1, "A", [("M", "area_master", 40.0, 100.0), ("K", "customer", 30.0, 20.0)] + [(f"C{j}", "customer", 1.0, others / 4) for j in range(4)])
+        part = constant_area(
+            1,
+            "A",
+            [("M", "area_master", 40.0, 100.0), ("K", "customer", 30.0, 20.0)]
+            + [(f"C{j}", "customer", 1.0, others / 4) for j in range(4)],
+        )
         part["date"] = [START + dt.timedelta(days=i)] * len(part["date"])
         cols = part if cols is None else {k: cols[k] + part[k] for k in cols}
     md = rows_to_frame(cols)

@@ -25,8 +25,16 @@ def day(n: int) -> dt.date:
 
 def archive(rows: list[dict], snapshot: dt.date = SNAP) -> pl.LazyFrame:
     base = {
-        "snapshot_date": snapshot, "customer_id": "C1", "area_id": "A1", "feeder_id": "F1", "role": "customer",
-        "customer_class": "resident", "tariff_id": "RES_TIER", "multiplier": 1.0, "register_max": 1_000_000.0, "prepay": 0,
+        "snapshot_date": snapshot,
+        "customer_id": "C1",
+        "area_id": "A1",
+        "feeder_id": "F1",
+        "role": "customer",
+        "customer_class": "resident",
+        "tariff_id": "RES_TIER",
+        "multiplier": 1.0,
+        "register_max": 1_000_000.0,
+        "prepay": 0,
     }
     return pl.DataFrame([base | r for r in rows]).lazy()
 
@@ -37,16 +45,22 @@ def readings(rows: list[tuple]) -> pl.LazyFrame:
     out = []
     for r in rows:
         rec = {"meter_id": r[0], "freeze_date": day(r[1])}
-        for c, v in zip(cols, list(r[2:]) + [None] * (len(cols) - len(r[2:]))):
+        for c, v in zip(cols, list(r[2:]) + [None] * (len(cols) - len(r[2:])), strict=False):
             rec[c] = v
         out.append(rec)
-    return pl.DataFrame(out, schema={"meter_id": pl.String, "freeze_date": pl.Date, **{c: pl.Float64 for c in cols}}).lazy()
+    return pl.DataFrame(
+        out, schema={"meter_id": pl.String, "freeze_date": pl.Date, **dict.fromkeys(cols, pl.Float64)}
+    ).lazy()
 
 
-NO_CURVES = pl.LazyFrame(schema={"meter_id": pl.String, "date": pl.Date, "curve_slots_read": pl.Int16, "curve_kwh_meter": pl.Float64})
+NO_CURVES = pl.LazyFrame(
+    schema={"meter_id": pl.String, "date": pl.Date, "curve_slots_read": pl.Int16, "curve_kwh_meter": pl.Float64}
+)
 
 
-def build(arch: pl.LazyFrame, regs: pl.LazyFrame, days: list[int], curves: pl.LazyFrame = NO_CURVES, gap: int = 31) -> pl.DataFrame:
+def build(
+    arch: pl.LazyFrame, regs: pl.LazyFrame, days: list[int], curves: pl.LazyFrame = NO_CURVES, gap: int = 31
+) -> pl.DataFrame:
     svc = md.in_service(arch, [day(d) for d in days])
     rd = md.register_days(svc, regs, max_gap_days=gap)
     return md.meter_daily(rd, curves).collect().sort("meter_id", "date")
@@ -58,7 +72,9 @@ def pick(frame: pl.DataFrame, *cols: str) -> pl.DataFrame:
 
 def test_actual_day_is_register_difference_times_multiplier() -> None:
     # (1234.56 - 1200.00) x 40 = 1382.4 kWh
-    out = build(archive([{"meter_id": "m1", "multiplier": 40.0}]), readings([("m1", 1, 1200.00), ("m1", 2, 1234.56)]), [1])
+    out = build(
+        archive([{"meter_id": "m1", "multiplier": 40.0}]), readings([("m1", 1, 1200.00), ("m1", 2, 1234.56)]), [1]
+    )
     assert out["quality"].to_list() == ["actual"]
     assert out["method"].to_list() == ["register"]
     assert out["kwh"][0] == pytest.approx(1382.4, abs=1e-9)
@@ -66,17 +82,32 @@ def test_actual_day_is_register_difference_times_multiplier() -> None:
 
 
 def test_tou_reverse_and_remaining_yuan() -> None:
-    regs = readings([
-        ("m1", 1, 100.0, 10.0, 30.0, 40.0, 20.0, 5.0, 80.0),
-        ("m1", 2, 110.0, 11.0, 33.0, 44.0, 22.0, 5.5, 74.5),
-    ])
+    regs = readings(
+        [
+            ("m1", 1, 100.0, 10.0, 30.0, 40.0, 20.0, 5.0, 80.0),
+            ("m1", 2, 110.0, 11.0, 33.0, 44.0, 22.0, 5.5, 74.5),
+        ]
+    )
     out = build(archive([{"meter_id": "m1", "multiplier": 2.0}]), regs, [1])
     # deltas x 2: total 20, sharp 2, peak 6, flat 8, valley 4, reverse 1; balance frozen at D+1 00:00
-    expected = pl.DataFrame({
-        "meter_id": ["m1"], "date": [day(1)], "kwh": [20.0], "kwh_sharp": [2.0], "kwh_peak": [6.0],
-        "kwh_flat": [8.0], "kwh_valley": [4.0], "reverse_kwh": [1.0], "remaining_yuan": [74.5],
-    })
-    assert_frame_equal(pick(out, "kwh", "kwh_sharp", "kwh_peak", "kwh_flat", "kwh_valley", "reverse_kwh", "remaining_yuan"), expected, abs_tol=1e-9)
+    expected = pl.DataFrame(
+        {
+            "meter_id": ["m1"],
+            "date": [day(1)],
+            "kwh": [20.0],
+            "kwh_sharp": [2.0],
+            "kwh_peak": [6.0],
+            "kwh_flat": [8.0],
+            "kwh_valley": [4.0],
+            "reverse_kwh": [1.0],
+            "remaining_yuan": [74.5],
+        }
+    )
+    assert_frame_equal(
+        pick(out, "kwh", "kwh_sharp", "kwh_peak", "kwh_flat", "kwh_valley", "reverse_kwh", "remaining_yuan"),
+        expected,
+        abs_tol=1e-9,
+    )
 
 
 @pytest.mark.parametrize(
@@ -91,7 +122,9 @@ def test_tou_reverse_and_remaining_yuan() -> None:
         pytest.param(500.0, 500.0, "actual", "register", 0.0, id="no-consumption"),
     ],
 )
-def test_negative_difference_rollover_or_down(before: float, after: float, quality: str, method: str, kwh: float | None) -> None:
+def test_negative_difference_rollover_or_down(
+    before: float, after: float, quality: str, method: str, kwh: float | None
+) -> None:
     out = build(archive([{"meter_id": "m1"}]), readings([("m1", 1, before), ("m1", 2, after)]), [1])
     assert out["quality"].to_list() == [quality]
     assert out["method"].to_list() == [method]
@@ -101,18 +134,28 @@ def test_negative_difference_rollover_or_down(before: float, after: float, quali
 def test_missing_reading_shares_the_difference_evenly_on_both_days() -> None:
     # reading of day 2 missing: 100 -> 130 over days 1 and 2, 15 each, estimated
     out = build(archive([{"meter_id": "m1"}]), readings([("m1", 1, 100.0), ("m1", 3, 130.0)]), [1, 2])
-    expected = pl.DataFrame({
-        "meter_id": ["m1", "m1"], "date": [day(1), day(2)], "kwh": [15.0, 15.0],
-        "quality": ["estimated", "estimated"], "method": ["share_even", "share_even"], "register_read": [True, False],
-    })
+    expected = pl.DataFrame(
+        {
+            "meter_id": ["m1", "m1"],
+            "date": [day(1), day(2)],
+            "kwh": [15.0, 15.0],
+            "quality": ["estimated", "estimated"],
+            "method": ["share_even", "share_even"],
+            "register_read": [True, False],
+        }
+    )
     assert_frame_equal(pick(out, "kwh", "quality", "method", "register_read"), expected)
 
 
 def test_shared_gap_by_curve_when_every_day_is_complete() -> None:
-    curves = pl.LazyFrame({
-        "meter_id": ["m1", "m1", "m1"], "date": [day(1), day(2), day(3)],
-        "curve_slots_read": pl.Series([96, 96, 96], dtype=pl.Int16), "curve_kwh_meter": [10.0, 30.0, 20.0],
-    })
+    curves = pl.LazyFrame(
+        {
+            "meter_id": ["m1", "m1", "m1"],
+            "date": [day(1), day(2), day(3)],
+            "curve_slots_read": pl.Series([96, 96, 96], dtype=pl.Int16),
+            "curve_kwh_meter": [10.0, 30.0, 20.0],
+        }
+    )
     # readings 1 and 4 exist: 1000 -> 1120 = 120 over days 1..3 with curves 10:30:20 -> 20, 60, 40
     out = build(archive([{"meter_id": "m1"}]), readings([("m1", 1, 1000.0), ("m1", 4, 1120.0)]), [1, 2, 3], curves)
     assert out["kwh"].to_list() == pytest.approx([20.0, 60.0, 40.0])
@@ -122,10 +165,14 @@ def test_shared_gap_by_curve_when_every_day_is_complete() -> None:
 
 
 def test_shared_gap_even_when_one_curve_is_incomplete() -> None:
-    curves = pl.LazyFrame({
-        "meter_id": ["m1", "m1"], "date": [day(1), day(2)],
-        "curve_slots_read": pl.Series([96, 95], dtype=pl.Int16), "curve_kwh_meter": [10.0, None],
-    })
+    curves = pl.LazyFrame(
+        {
+            "meter_id": ["m1", "m1"],
+            "date": [day(1), day(2)],
+            "curve_slots_read": pl.Series([96, 95], dtype=pl.Int16),
+            "curve_kwh_meter": [10.0, None],
+        }
+    )
     out = build(archive([{"meter_id": "m1"}]), readings([("m1", 1, 0.0), ("m1", 3, 50.0)]), [1, 2], curves)
     assert out["kwh"].to_list() == pytest.approx([25.0, 25.0])
     assert out["method"].to_list() == ["share_even"] * 2
@@ -145,14 +192,21 @@ def test_no_next_reading_yet_is_missing() -> None:
 def test_multiplier_of_each_day_applies_inside_a_gap() -> None:
     # snapshot 1: multiplier 10; snapshot on day 2: multiplier 20. Reading of day 2 missing:
     # 100 -> 104 meter side over 2 days = 2 + 2; day 1 x 10 = 20, day 2 x 20 = 40
-    arch = pl.concat([archive([{"meter_id": "m1", "multiplier": 10.0}]), archive([{"meter_id": "m1", "multiplier": 20.0}], snapshot=day(2))])
+    arch = pl.concat(
+        [
+            archive([{"meter_id": "m1", "multiplier": 10.0}]),
+            archive([{"meter_id": "m1", "multiplier": 20.0}], snapshot=day(2)),
+        ]
+    )
     out = build(arch, readings([("m1", 1, 100.0), ("m1", 3, 104.0)]), [1, 2])
     assert out["kwh"].to_list() == pytest.approx([20.0, 40.0])
     assert out["multiplier"].to_list() == [10.0, 20.0]
 
 
 def test_a_meter_absent_from_a_later_snapshot_leaves_service() -> None:
-    arch = pl.concat([archive([{"meter_id": "m1"}, {"meter_id": "m2"}]), archive([{"meter_id": "m1"}], snapshot=day(2))])
+    arch = pl.concat(
+        [archive([{"meter_id": "m1"}, {"meter_id": "m2"}]), archive([{"meter_id": "m1"}], snapshot=day(2))]
+    )
     svc = md.in_service(arch, [day(1), day(2)]).collect().sort("date", "meter_id")
     assert svc.select("date", "meter_id").rows() == [(day(1), "m1"), (day(1), "m2"), (day(2), "m1")]
     # before the first snapshot nothing is in service
@@ -162,7 +216,9 @@ def test_a_meter_absent_from_a_later_snapshot_leaves_service() -> None:
 def test_gap_dates_are_the_other_days_of_the_shared_gaps() -> None:
     # m1: readings 1 and 5 (days 1..4 share); m2: readings 4 and 5 (day 4 actual)
     svc = md.in_service(archive([{"meter_id": "m1"}, {"meter_id": "m2"}]), [day(4)])
-    rd = md.register_days(svc, readings([("m1", 1, 0.0), ("m1", 5, 40.0), ("m2", 4, 0.0), ("m2", 5, 1.0)]), max_gap_days=31).collect()
+    rd = md.register_days(
+        svc, readings([("m1", 1, 0.0), ("m1", 5, 40.0), ("m2", 4, 0.0), ("m2", 5, 1.0)]), max_gap_days=31
+    ).collect()
     gaps = md.shared_gaps(rd)
     assert gaps.rows() == [("m1", day(1), day(5))]
     assert md.gap_dates(gaps, day(4)) == [day(1), day(2), day(3)]
@@ -170,33 +226,53 @@ def test_gap_dates_are_the_other_days_of_the_shared_gaps() -> None:
 
 
 def test_collection_daily_counts_area_and_feeder_direct_rows() -> None:
-    arch = archive([
-        {"meter_id": "mst", "role": "area_master", "customer_id": None, "customer_class": None},
-        {"meter_id": "c1"}, {"meter_id": "c2"}, {"meter_id": "c3"},
-        {"meter_id": "head", "role": "feeder_head", "area_id": None, "customer_id": None, "customer_class": None},
-        {"meter_id": "big", "area_id": None, "customer_class": "industrial"},
-    ])
+    arch = archive(
+        [
+            {"meter_id": "mst", "role": "area_master", "customer_id": None, "customer_class": None},
+            {"meter_id": "c1"},
+            {"meter_id": "c2"},
+            {"meter_id": "c3"},
+            {"meter_id": "head", "role": "feeder_head", "area_id": None, "customer_id": None, "customer_class": None},
+            {"meter_id": "big", "area_id": None, "customer_class": "industrial"},
+        ]
+    )
     regs = readings([(m, 1, 0.0) for m in ("mst", "c1", "c2", "head")])
     svc = md.in_service(arch, [day(1)])
     rd = md.register_days(svc, regs, max_gap_days=31)
-    slots = pl.LazyFrame({"meter_id": ["mst", "c1", "c2"], "date": [day(1)] * 3, "curve_slots_read": pl.Series([96, 96, 90], dtype=pl.Int16)})
+    slots = pl.LazyFrame(
+        {
+            "meter_id": ["mst", "c1", "c2"],
+            "date": [day(1)] * 3,
+            "curve_slots_read": pl.Series([96, 96, 90], dtype=pl.Int16),
+        }
+    )
     out = md.collection_daily(rd, slots, target_rate=0.98).collect().sort("scope")
     # area A1: 4 meters, 3 read (0.75), 2 complete curves, 282 slots of 384
     # feeder F1 direct: head + big, 1 read (0.5), no curves
-    expected = pl.DataFrame({
-        "scope": ["area", "feeder_direct"], "area_id": ["A1", None], "feeder_id": ["F1", "F1"],
-        "meters_total": pl.Series([4, 2], dtype=pl.Int32), "meters_read": pl.Series([3, 1], dtype=pl.Int32),
-        "success_rate": [0.75, 0.5], "curves_complete": pl.Series([2, 0], dtype=pl.Int32),
-        "curve_slot_rate": [282 / 384, 0.0], "below_target": [True, True],
-    })
+    expected = pl.DataFrame(
+        {
+            "scope": ["area", "feeder_direct"],
+            "area_id": ["A1", None],
+            "feeder_id": ["F1", "F1"],
+            "meters_total": pl.Series([4, 2], dtype=pl.Int32),
+            "meters_read": pl.Series([3, 1], dtype=pl.Int32),
+            "success_rate": [0.75, 0.5],
+            "curves_complete": pl.Series([2, 0], dtype=pl.Int32),
+            "curve_slot_rate": [282 / 384, 0.0],
+            "below_target": [True, True],
+        }
+    )
     assert_frame_equal(out.select(expected.columns), expected)
 
 
 # --- properties ------------------------------------------------------------------------
 
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    steps=st.lists(st.floats(min_value=0, max_value=500, allow_nan=False).map(lambda x: round(x, 2)), min_size=3, max_size=20),
+    steps=st.lists(
+        st.floats(min_value=0, max_value=500, allow_nan=False).map(lambda x: round(x, 2)), min_size=3, max_size=20
+    ),
     present=st.lists(st.booleans(), min_size=20, max_size=20),
     mult=st.sampled_from([1.0, 30.0, 80.0]),
     start=st.floats(min_value=0, max_value=999_000).map(lambda x: round(x, 2)),

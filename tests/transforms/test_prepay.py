@@ -15,6 +15,8 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
 from meterlake.schemas.prepay_daily import PREPAY_DAILY
 from meterlake.schemas.prepay_findings import PREPAY_FINDINGS, RULES
 from meterlake.schemas.recovery_monthly import RECOVERY_MONTHLY
@@ -30,7 +32,6 @@ from meterlake.transforms.prepay import (
     unmatched_transactions,
 )
 from meterlake.transforms.tariffs import TariffBook, price_calendar
-from polars.testing import assert_frame_equal
 
 REPO = Path(__file__).resolve().parents[2]
 BOOK = TariffBook.model_validate(tomllib.loads((REPO / "config" / "tariffs.toml").read_text(encoding="utf-8")))
@@ -65,11 +66,26 @@ def txns(rows: list[dict]) -> pl.LazyFrame:
 
 
 def buy(txn: str, day: int, amount: float, seq: int | None = None, **kw) -> dict:
-    return {"txn_id": txn, "txn_type": "purchase", "purchase_date": jan(day), "amount_yuan": amount, "purchase_seq": seq, **kw}
+    return {
+        "txn_id": txn,
+        "txn_type": "purchase",
+        "purchase_date": jan(day),
+        "amount_yuan": amount,
+        "purchase_seq": seq,
+        **kw,
+    }
 
 
 def reverse(txn: str, ref: str | None, day: int, amount: float, seq: int | None = None, **kw) -> dict:
-    return {"txn_id": txn, "txn_type": "reversal", "ref_txn_id": ref, "purchase_date": jan(day), "amount_yuan": amount, "purchase_seq": seq, **kw}
+    return {
+        "txn_id": txn,
+        "txn_type": "reversal",
+        "ref_txn_id": ref,
+        "purchase_date": jan(day),
+        "amount_yuan": amount,
+        "purchase_seq": seq,
+        **kw,
+    }
 
 
 def meter_days(rows: list[dict], tariff: str = "AGR_FLAT") -> pl.LazyFrame:
@@ -106,7 +122,9 @@ def meter_days(rows: list[dict], tariff: str = "AGR_FLAT") -> pl.LazyFrame:
     return pl.DataFrame(full, schema=schema).select(*DAY_COLUMNS, "remaining_yuan").lazy()
 
 
-def balances(md: pl.LazyFrame, tx: pl.LazyFrame, opening: pl.LazyFrame | None = None, rules: PrepayRules = RULES_DEFAULT) -> pl.DataFrame:
+def balances(
+    md: pl.LazyFrame, tx: pl.LazyFrame, opening: pl.LazyFrame | None = None, rules: PrepayRules = RULES_DEFAULT
+) -> pl.DataFrame:
     priced = price_days(md, CAL, opening)
     net = daily_net_purchases(purchase_ledger(tx))
     return prepay_balances(priced, net, rules).collect().sort("customer_id", "meter_id", "date")
@@ -178,9 +196,23 @@ def test_second_reversal_is_ignored_and_unknown_reference_is_taken_at_its_own_am
 @pytest.mark.parametrize(
     ("seqs", "rule", "txn", "evidence"),
     [
-        pytest.param([4, 7], "prepay.purchase.seq_gap", "T2", {"purchase_seq": 7, "prev_seq": 4, "prev_txn_id": "T1"}, id="gap"),
-        pytest.param([4, 4], "prepay.purchase.seq_repeat", "T2", {"purchase_seq": 4, "prev_seq": 4, "prev_txn_id": "T1"}, id="repeat"),
-        pytest.param([4, 3], "prepay.purchase.seq_backwards", "T2", {"purchase_seq": 3, "prev_seq": 4, "prev_txn_id": "T1"}, id="backwards"),
+        pytest.param(
+            [4, 7], "prepay.purchase.seq_gap", "T2", {"purchase_seq": 7, "prev_seq": 4, "prev_txn_id": "T1"}, id="gap"
+        ),
+        pytest.param(
+            [4, 4],
+            "prepay.purchase.seq_repeat",
+            "T2",
+            {"purchase_seq": 4, "prev_seq": 4, "prev_txn_id": "T1"},
+            id="repeat",
+        ),
+        pytest.param(
+            [4, 3],
+            "prepay.purchase.seq_backwards",
+            "T2",
+            {"purchase_seq": 3, "prev_seq": 4, "prev_txn_id": "T1"},
+            id="backwards",
+        ),
     ],
 )
 def test_purchase_sequence_findings(seqs, rule, txn, evidence) -> None:
@@ -270,11 +302,17 @@ def test_reversal_and_purchase_reach_the_balance_on_their_dates() -> None:
     md = meter_days([{"date": jan(d), "kwh": 0.0, "remaining_yuan": r} for d, r in ((1, 80.0), (2, 180.0), (3, 80.0))])
     tx = txns([buy("T1", 2, 100.0, 1), reverse("R1", "T1", 3, 100.0, 1)])
     got = balances(md, tx)
-    assert got.select("purchases_yuan", "balance_yuan", "status").rows() == [(0.0, 80.0, "ok"), (100.0, 180.0, "ok"), (-100.0, 80.0, "ok")]
+    assert got.select("purchases_yuan", "balance_yuan", "status").rows() == [
+        (0.0, 80.0, "ok"),
+        (100.0, 180.0, "ok"),
+        (-100.0, 80.0, "ok"),
+    ]
 
 
 def test_thresholds_are_configuration() -> None:
-    md = meter_days([{"date": jan(1), "kwh": 0.0, "remaining_yuan": 30.0}, {"date": jan(2), "kwh": 0.0, "remaining_yuan": 31.5}])
+    md = meter_days(
+        [{"date": jan(1), "kwh": 0.0, "remaining_yuan": 30.0}, {"date": jan(2), "kwh": 0.0, "remaining_yuan": 31.5}]
+    )
     strict = PrepayRules(mismatch_tolerance_yuan=2.0, low_balance_yuan=50.0)
     assert balances(md, NO_TXNS)["status"].to_list() == ["ok", "mismatch"]
     assert balances(md, NO_TXNS, rules=strict)["status"].to_list() == ["low", "low"]
@@ -284,7 +322,12 @@ def test_meters_keep_their_own_balances() -> None:
     md = pl.concat(
         [
             meter_days([{"date": jan(1), "kwh": 2.0, "remaining_yuan": 10.0}, {"date": jan(2), "kwh": 2.0}]),
-            meter_days([{"date": jan(1), "kwh": 2.0, "remaining_yuan": 60.0, "meter_id": "M2", "customer_id": "C2"}, {"date": jan(2), "kwh": 2.0, "meter_id": "M2", "customer_id": "C2"}]),
+            meter_days(
+                [
+                    {"date": jan(1), "kwh": 2.0, "remaining_yuan": 60.0, "meter_id": "M2", "customer_id": "C2"},
+                    {"date": jan(2), "kwh": 2.0, "meter_id": "M2", "customer_id": "C2"},
+                ]
+            ),
         ]
     )
     got = balances(md, txns([buy("T1", 2, 5.0, 1, customer_id="C2", meter_id="M2")]))
@@ -300,7 +343,9 @@ def test_meters_keep_their_own_balances() -> None:
 @SETTINGS
 @given(
     kwh=st.lists(st.floats(min_value=0, max_value=300, allow_nan=False), min_size=2, max_size=31),
-    buys=st.lists(st.tuples(st.integers(min_value=1, max_value=31), st.floats(min_value=0.01, max_value=500)), max_size=8),
+    buys=st.lists(
+        st.tuples(st.integers(min_value=1, max_value=31), st.floats(min_value=0.01, max_value=500)), max_size=8
+    ),
     anchor_day=st.integers(min_value=1, max_value=31),
     anchor=st.floats(min_value=-50, max_value=500),
     start=st.floats(min_value=0, max_value=6000),
@@ -309,7 +354,10 @@ def test_balance_identity_holds_every_day(kwh, buys, anchor_day, anchor, start) 
     n = len(kwh)
     anchor_day = (anchor_day - 1) % n + 1
     md = meter_days(
-        [{"date": jan(i + 1), "kwh": k, "remaining_yuan": anchor if i + 1 == anchor_day else None} for i, k in enumerate(kwh)],
+        [
+            {"date": jan(i + 1), "kwh": k, "remaining_yuan": anchor if i + 1 == anchor_day else None}
+            for i, k in enumerate(kwh)
+        ],
         tariff="RES_TIER",
     )
     tx = txns([buy(f"T{i}", (d - 1) % n + 1, a, i + 1) for i, (d, a) in enumerate(buys)])
@@ -374,7 +422,9 @@ def test_recovery_per_area() -> None:
 
 def test_recovery_arrears_larger_than_the_bill_collect_nothing_of_it() -> None:
     bills = pl.LazyFrame({"customer_id": ["Q"], "area_id": ["A"], "period_end": [jan(31)], "amount_yuan": [30.0]})
-    prepay = pl.LazyFrame({"customer_id": ["Q"], "meter_id": ["MQ"], "date": [jan(31)], "purchases_yuan": [0.0], "balance_yuan": [-80.0]})
+    prepay = pl.LazyFrame(
+        {"customer_id": ["Q"], "meter_id": ["MQ"], "date": [jan(31)], "purchases_yuan": [0.0], "balance_yuan": [-80.0]}
+    )
     got = recovery(bills, prepay, "2026-01", RULES_DEFAULT).collect()
     assert got.select("arrears_yuan", "collected_yuan", "recovery_rate").row(0) == (80.0, 0.0, 0.0)
 
@@ -384,7 +434,12 @@ def test_opening_balance_from_a_checkpoint_carries_forward() -> None:
     # window without readings: 1st -2.00 (4 kWh), 2nd +20 purchase -1.00 -> 40, 59
     md = meter_days([{"date": jan(1), "kwh": 4.0}, {"date": jan(2), "kwh": 2.0}])
     opening = pl.LazyFrame(
-        {"customer_id": ["C1"], "meter_id": ["M1"], "balance_yuan": [42.0], "balance_anchor_date": [dt.date(2025, 12, 5)]}
+        {
+            "customer_id": ["C1"],
+            "meter_id": ["M1"],
+            "balance_yuan": [42.0],
+            "balance_anchor_date": [dt.date(2025, 12, 5)],
+        }
     )
     priced = price_days(md, CAL, None)
     net = daily_net_purchases(purchase_ledger(txns([buy("T1", 2, 20.0, 1)])))
@@ -396,10 +451,27 @@ def test_opening_balance_from_a_checkpoint_carries_forward() -> None:
 
 
 def test_a_meter_without_a_checkpoint_balance_anchors_in_the_window() -> None:
-    md = meter_days([{"date": jan(1), "kwh": 4.0}, {"date": jan(2), "kwh": 2.0, "remaining_yuan": 30.0}, {"date": jan(3), "kwh": 2.0}])
+    md = meter_days(
+        [
+            {"date": jan(1), "kwh": 4.0},
+            {"date": jan(2), "kwh": 2.0, "remaining_yuan": 30.0},
+            {"date": jan(3), "kwh": 2.0},
+        ]
+    )
     opening = pl.LazyFrame(
         {"customer_id": ["C1"], "meter_id": ["M1"], "balance_yuan": [None], "balance_anchor_date": [None]},
-        schema={"customer_id": pl.String, "meter_id": pl.String, "balance_yuan": pl.Float64, "balance_anchor_date": pl.Date},
+        schema={
+            "customer_id": pl.String,
+            "meter_id": pl.String,
+            "balance_yuan": pl.Float64,
+            "balance_anchor_date": pl.Date,
+        },
     )
-    got = prepay_balances(price_days(md, CAL, None), daily_net_purchases(purchase_ledger(NO_TXNS)), RULES_DEFAULT, opening).collect().sort("date")
+    got = (
+        prepay_balances(
+            price_days(md, CAL, None), daily_net_purchases(purchase_ledger(NO_TXNS)), RULES_DEFAULT, opening
+        )
+        .collect()
+        .sort("date")
+    )
     assert got.select("balance_yuan", "balance_anchor_date").rows() == [(None, None), (30.0, jan(2)), (29.0, jan(2))]

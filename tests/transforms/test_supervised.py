@@ -35,7 +35,9 @@ def inspections(days: int = 10, per_day: int = 4) -> pl.DataFrame:
         for j in range(per_day - 1):
             outcome = "fault" if j == 0 else "normal"
             rows.append((f"M{10 + 3 * d + j:02d}", D0 + dt.timedelta(days=d), outcome))
-    return pl.DataFrame(rows, schema={"meter_id": pl.String, "inspection_date": pl.Date, "outcome": pl.String}, orient="row")
+    return pl.DataFrame(
+        rows, schema={"meter_id": pl.String, "inspection_date": pl.Date, "outcome": pl.String}, orient="row"
+    )
 
 
 def test_prepare_inspections_keeps_the_last_row_of_a_key() -> None:

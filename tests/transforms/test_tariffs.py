@@ -10,11 +10,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from meterlake.transforms.tariffs import TariffBook, parse_window, price_calendar
 from polars.testing import assert_frame_equal
 from pydantic import ValidationError
 
 from meterlake import config
+from meterlake.transforms.tariffs import TariffBook, parse_window, price_calendar
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "config" / "tariffs.toml"
@@ -45,10 +45,28 @@ def test_shipped_file_loads_through_the_config_loader() -> None:
 @pytest.mark.parametrize(
     ("tariff", "prices", "thresholds", "adders", "basis"),
     [
-        pytest.param("RES_TIER", dict.fromkeys(("sharp", "peak", "flat", "valley"), 0.538), [2760, 4800], [0, 0.05, 0.30], "annual", id="RES_TIER"),
-        pytest.param("RES_TIER_TOU", {"sharp": 0.568, "peak": 0.568, "flat": 0.288, "valley": 0.288}, [2760, 4800], [0, 0.05, 0.30], "annual", id="RES_TIER_TOU"),
-        pytest.param("COM_TOU", {"sharp": 1.10, "peak": 0.90, "flat": 0.60, "valley": 0.30}, [], [0], "none", id="COM_TOU"),
-        pytest.param("AGR_FLAT", dict.fromkeys(("sharp", "peak", "flat", "valley"), 0.50), [], [0], "none", id="AGR_FLAT"),
+        pytest.param(
+            "RES_TIER",
+            dict.fromkeys(("sharp", "peak", "flat", "valley"), 0.538),
+            [2760, 4800],
+            [0, 0.05, 0.30],
+            "annual",
+            id="RES_TIER",
+        ),
+        pytest.param(
+            "RES_TIER_TOU",
+            {"sharp": 0.568, "peak": 0.568, "flat": 0.288, "valley": 0.288},
+            [2760, 4800],
+            [0, 0.05, 0.30],
+            "annual",
+            id="RES_TIER_TOU",
+        ),
+        pytest.param(
+            "COM_TOU", {"sharp": 1.10, "peak": 0.90, "flat": 0.60, "valley": 0.30}, [], [0], "none", id="COM_TOU"
+        ),
+        pytest.param(
+            "AGR_FLAT", dict.fromkeys(("sharp", "peak", "flat", "valley"), 0.50), [], [0], "none", id="AGR_FLAT"
+        ),
     ],
 )
 def test_shipped_defaults_are_the_contract(book, tariff, prices, thresholds, adders, basis) -> None:
@@ -163,18 +181,47 @@ def _unknown_register(raw):
 @pytest.mark.parametrize(
     ("mutate", "where", "message"),
     [
-        pytest.param(_overlap, "RES_TIER_TOU.versions.0", "periods 'peak' and 'valley' overlap: both cover 21:00-22:00", id="overlapping-periods"),
+        pytest.param(
+            _overlap,
+            "RES_TIER_TOU.versions.0",
+            "periods 'peak' and 'valley' overlap: both cover 21:00-22:00",
+            id="overlapping-periods",
+        ),
         pytest.param(_gap, "RES_TIER_TOU.versions.0", "no period covers 22:00-23:00", id="gap-in-the-day"),
-        pytest.param(_tiers_out_of_order, "RES_TIER.versions.0", r"out of order: expected strictly increasing, found \[4800.0, 2760.0\]", id="tiers-out-of-order"),
+        pytest.param(
+            _tiers_out_of_order,
+            "RES_TIER.versions.0",
+            r"out of order: expected strictly increasing, found \[4800.0, 2760.0\]",
+            id="tiers-out-of-order",
+        ),
         pytest.param(_adders_count, "RES_TIER.versions.0", "expected one per tier: 3", id="adders-per-tier"),
-        pytest.param(_register_twice, "COM_TOU.versions.0", "register 'peak' is priced by both periods 'sharp' and 'valley'", id="register-twice"),
-        pytest.param(_register_unpriced, "AGR_FLAT.versions.0", "no period prices register\\(s\\) valley", id="register-unpriced"),
-        pytest.param(_basis_none_with_tiers, "AGR_FLAT.versions.0", "tier_basis is 'none' but tier_thresholds_kwh", id="none-with-tiers"),
+        pytest.param(
+            _register_twice,
+            "COM_TOU.versions.0",
+            "register 'peak' is priced by both periods 'sharp' and 'valley'",
+            id="register-twice",
+        ),
+        pytest.param(
+            _register_unpriced, "AGR_FLAT.versions.0", "no period prices register\\(s\\) valley", id="register-unpriced"
+        ),
+        pytest.param(
+            _basis_none_with_tiers,
+            "AGR_FLAT.versions.0",
+            "tier_basis is 'none' but tier_thresholds_kwh",
+            id="none-with-tiers",
+        ),
         pytest.param(_four_tiers, "RES_TIER.versions.0", "at most 3 are supported", id="four-tiers"),
         pytest.param(_negative_price, "RES_TIER.versions.0", "is negative", id="negative-price"),
         pytest.param(_versions_out_of_order, "AGR_FLAT", "versions out of order", id="versions-out-of-order"),
-        pytest.param(_versions_overlap, "AGR_FLAT", "versions overlap: versions\\[0\\] runs to 2026-06-30 but versions\\[1\\] starts 2026-06-01", id="versions-overlap"),
-        pytest.param(_unknown_register, "AGR_FLAT.versions.0.periods.0.registers.3", "Input should be", id="unknown-register"),
+        pytest.param(
+            _versions_overlap,
+            "AGR_FLAT",
+            "versions overlap: versions\\[0\\] runs to 2026-06-30 but versions\\[1\\] starts 2026-06-01",
+            id="versions-overlap",
+        ),
+        pytest.param(
+            _unknown_register, "AGR_FLAT.versions.0.periods.0.registers.3", "Input should be", id="unknown-register"
+        ),
     ],
 )
 def test_validation_errors_say_what_and_where(raw, mutate, where, message) -> None:
@@ -186,7 +233,8 @@ def test_validation_errors_say_what_and_where(raw, mutate, where, message) -> No
 
 def test_config_error_names_the_file(raw, tmp_path) -> None:
     text = SHIPPED.read_text(encoding="utf-8").replace(
-        'hours = ["22:00-08:00"]\nregisters = ["flat", "valley"]', 'hours = ["23:00-08:00"]\nregisters = ["flat", "valley"]'
+        'hours = ["22:00-08:00"]\nregisters = ["flat", "valley"]',
+        'hours = ["23:00-08:00"]\nregisters = ["flat", "valley"]',
     )
     (tmp_path / "tariffs.toml").write_text(text, encoding="utf-8")
     with pytest.raises(config.ConfigError, match=r"tariffs\.toml: tariffs\.RES_TIER_TOU\.versions\.0: .*22:00-23:00"):

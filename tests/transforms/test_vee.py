@@ -54,11 +54,27 @@ class Scenario:
 
 def _archive(s: Scenario) -> pl.LazyFrame:
     base = {
-        "snapshot_date": SNAP, "customer_id": "C1", "area_id": "A1", "feeder_id": "F1", "role": "customer",
-        "customer_class": "resident", "tariff_id": "RES_TIER", "multiplier": 1.0, "register_max": 1_000_000.0, "prepay": 0,
+        "snapshot_date": SNAP,
+        "customer_id": "C1",
+        "area_id": "A1",
+        "feeder_id": "F1",
+        "role": "customer",
+        "customer_class": "resident",
+        "tariff_id": "RES_TIER",
+        "multiplier": 1.0,
+        "register_max": 1_000_000.0,
+        "prepay": 0,
     }
     rows = [base | {"meter_id": m} | kw for m, kw in s.meters.items()] if s.archive else []
-    return pl.DataFrame(rows, schema={k: pl.Float64 if k in ("multiplier", "register_max") else (pl.Date if k == "snapshot_date" else (pl.Int64 if k == "prepay" else pl.String)) for k in [*base, "meter_id"]}).lazy()
+    return pl.DataFrame(
+        rows,
+        schema={
+            k: pl.Float64
+            if k in ("multiplier", "register_max")
+            else (pl.Date if k == "snapshot_date" else (pl.Int64 if k == "prepay" else pl.String))
+            for k in [*base, "meter_id"]
+        },
+    ).lazy()
 
 
 REG_COLS = ["total_kwh", "sharp_kwh", "peak_kwh", "flat_kwh", "valley_kwh", "reverse_kwh", "remaining_yuan"]
@@ -67,16 +83,36 @@ REG_COLS = ["total_kwh", "sharp_kwh", "peak_kwh", "flat_kwh", "valley_kwh", "rev
 def _readings(s: Scenario) -> pl.DataFrame:
     rows = []
     for m, pair in s.readings.items():
-        for d, r in zip((DAY, NEXT), pair):
+        for d, r in zip((DAY, NEXT), pair, strict=False):
             if r is not None:
-                rows.append({"meter_id": m, "freeze_date": d, **{c: r.get(c) for c in REG_COLS}, "delivered_at": s.reading_delivered})
-    schema = {"meter_id": pl.String, "freeze_date": pl.Date, **{c: pl.Float64 for c in REG_COLS}, "delivered_at": pl.Datetime("us")}
+                rows.append(
+                    {
+                        "meter_id": m,
+                        "freeze_date": d,
+                        **{c: r.get(c) for c in REG_COLS},
+                        "delivered_at": s.reading_delivered,
+                    }
+                )
+    schema = {
+        "meter_id": pl.String,
+        "freeze_date": pl.Date,
+        **dict.fromkeys(REG_COLS, pl.Float64),
+        "delivered_at": pl.Datetime("us"),
+    }
     return pl.DataFrame(rows, schema=schema)
 
 
 def _curves(s: Scenario) -> pl.LazyFrame:
-    rows = [{"meter_id": m, "data_date": DAY, **dict(zip(SLOTS, v)), "delivered_at": s.delivered} for m, v in s.curves.items()]
-    schema = {"meter_id": pl.String, "data_date": pl.Date, **{p: pl.Float64 for p in SLOTS}, "delivered_at": pl.Datetime("us")}
+    rows = [
+        {"meter_id": m, "data_date": DAY, **dict(zip(SLOTS, v, strict=False)), "delivered_at": s.delivered}
+        for m, v in s.curves.items()
+    ]
+    schema = {
+        "meter_id": pl.String,
+        "data_date": pl.Date,
+        **dict.fromkeys(SLOTS, pl.Float64),
+        "delivered_at": pl.Datetime("us"),
+    }
     return pl.DataFrame(rows, schema=schema).lazy()
 
 
@@ -87,23 +123,46 @@ def run(s: Scenario, cfg: VeeConfig = CFG):
     days = md.register_days(svc, regs.lazy(), max_gap_days=cfg.registers.max_gap_days).collect()
     history = pl.DataFrame(
         [
-            {"meter_id": m, "date": DAY - dt.timedelta(days=k), "kwh": s.history_kwh, "reverse_kwh": s.history_reverse, "quality": "actual"}
-            for m in s.meters for k in range(1, s.history_days + 1)
+            {
+                "meter_id": m,
+                "date": DAY - dt.timedelta(days=k),
+                "kwh": s.history_kwh,
+                "reverse_kwh": s.history_reverse,
+                "quality": "actual",
+            }
+            for m in s.meters
+            for k in range(1, s.history_days + 1)
         ],
-        schema={"meter_id": pl.String, "date": pl.Date, "kwh": pl.Float64, "reverse_kwh": pl.Float64, "quality": pl.String},
+        schema={
+            "meter_id": pl.String,
+            "date": pl.Date,
+            "kwh": pl.Float64,
+            "reverse_kwh": pl.Float64,
+            "quality": pl.String,
+        },
     )
     events = pl.DataFrame(
         [{"meter_id": m, "event_time": t, "event_code": c} for m, t, c in s.events],
         schema={"meter_id": pl.String, "event_time": pl.Datetime("us"), "event_code": pl.String},
     )
     before = pl.DataFrame(
-        [{"meter_id": m, "multiplier": s.before_multiplier.get(m, s.meters[m].get("multiplier", 1.0))} for m in s.meters],
+        [
+            {"meter_id": m, "multiplier": s.before_multiplier.get(m, s.meters[m].get("multiplier", 1.0))}
+            for m in s.meters
+        ],
         schema={"meter_id": pl.String, "multiplier": pl.Float64},
     )
     like = pl.LazyFrame(schema=_curves(s).collect_schema())
     return validate_day(
-        DAY, days=days, curves=_curves(s), readings=regs.lazy(), like_curves=like,
-        events=events.lazy(), history=history.lazy(), before=before.lazy(), cfg=cfg,
+        DAY,
+        days=days,
+        curves=_curves(s),
+        readings=regs.lazy(),
+        like_curves=like,
+        events=events.lazy(),
+        history=history.lazy(),
+        before=before.lazy(),
+        cfg=cfg,
     )
 
 
@@ -134,6 +193,7 @@ def _set_curve(values: list[float | None], meter: str = "m1") -> Mod:
         s.curves[meter] = values
         total = sum(v for v in values if v is not None and v >= 0)
         s.readings[meter] = ({"total_kwh": 1000.0}, {"total_kwh": round(1000.0 + total, 6)})
+
     return mod
 
 
@@ -148,18 +208,21 @@ def _with(**kw) -> Mod:
     def mod(s: Scenario) -> None:
         for k, v in kw.items():
             setattr(s, k, v)
+
     return mod
 
 
 def _meter(**kw) -> Mod:
     def mod(s: Scenario) -> None:
         s.meters["m1"] = s.meters["m1"] | kw
+
     return mod
 
 
 def _reading(today: dict | None, nxt: dict | None) -> Mod:
     def mod(s: Scenario) -> None:
         s.readings["m1"] = (today, nxt)
+
     return mod
 
 
@@ -167,16 +230,23 @@ def _two(*mods: Mod) -> Mod:
     def mod(s: Scenario) -> None:
         for m in mods:
             m(s)
+
     return mod
 
 
 def _area_of(n_read: int) -> Mod:
     """An area of m1, a master and 3 more customers, of which n_read (m1 first) have a reading."""
+
     def mod(s: Scenario) -> None:
         for i, m in enumerate(["mst", "c2", "c3", "c4"]):
             s.meters[m] = {"role": "area_master", "customer_class": None, "customer_id": None} if m == "mst" else {}
             s.curves[m] = list(BASE)
-            s.readings[m] = ({"total_kwh": 1000.0}, {"total_kwh": 1000.0 + TOTAL}) if i < n_read - 1 else (None, {"total_kwh": 1000.0 + TOTAL})
+            s.readings[m] = (
+                ({"total_kwh": 1000.0}, {"total_kwh": 1000.0 + TOTAL})
+                if i < n_read - 1
+                else (None, {"total_kwh": 1000.0 + TOTAL})
+            )
+
     return mod
 
 
@@ -339,6 +409,7 @@ def test_rule_stays_quiet(rule: str) -> None:
 
 # --- evidence and values, worked by hand -----------------------------------------------------
 
+
 def test_spike_evidence_names_the_slot_and_the_numbers() -> None:
     s = Scenario()
     CASES["vee.interval.spike"][0](s)
@@ -392,12 +463,14 @@ def test_collection_below_target_is_an_area_finding() -> None:
 def test_capacity_follows_the_meter_connection() -> None:
     from meterlake.transforms.vee import capacity_kw
 
-    meters = pl.DataFrame({
-        "role": ["customer", "customer", "area_master", "feeder_head", "customer"],
-        "customer_class": ["resident", "commercial", None, None, "industrial"],
-        "area_id": ["A1", "A1", "A1", None, None],
-        "multiplier": [1.0, 1.0, 80.0, 6000.0, 3000.0],
-    })
+    meters = pl.DataFrame(
+        {
+            "role": ["customer", "customer", "area_master", "feeder_head", "customer"],
+            "customer_class": ["resident", "commercial", None, None, "industrial"],
+            "area_id": ["A1", "A1", "A1", None, None],
+            "multiplier": [1.0, 1.0, 80.0, 6000.0, 3000.0],
+        }
+    )
     # 3 x 220 V x 60 A; 3 x 220 V x 100 A; 3 x 220 V x 6 A x 80; 3 x 57.7 V x 6 A x 6000 (/2 for 3000)
     got = meters.select(capacity_kw(CFG).alias("kw"))["kw"].to_list()
     assert got == pytest.approx([39.6, 66.0, 316.8, 6240.0, 3120.0])
@@ -449,9 +522,14 @@ def test_shipped_config_loads() -> None:
 
 # --- idempotence -----------------------------------------------------------------------------
 
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    values=st.lists(st.one_of(st.none(), st.floats(min_value=-0.5, max_value=3).map(lambda x: round(x, 3))), min_size=96, max_size=96),
+    values=st.lists(
+        st.one_of(st.none(), st.floats(min_value=-0.5, max_value=3).map(lambda x: round(x, 3))),
+        min_size=96,
+        max_size=96,
+    ),
     delta=st.one_of(st.none(), st.floats(min_value=0, max_value=100).map(lambda x: round(x, 2))),
 )
 def test_vee_is_idempotent(values, delta) -> None:
