@@ -33,6 +33,22 @@ FIELDS = (
         not_null=True,
     ),
     Field("prepay", "费控标志", "int", "1 for an IC-card prepayment customer", minimum=0, not_null=True),
+    Field(
+        "pv_capacity_kw",
+        "光伏装机容量",
+        "float",
+        "installed PV of a customer; empty or absent = 0 = no PV (only PV customers' reverse kWh is area supply)",
+        unit="kW",
+        minimum=0.0,
+        required=False,
+    ),
+    Field(
+        "org_id",
+        "供电单位编码",
+        "string",
+        "the county company or supply office that owns the meter; empty or absent = the default unit",
+        required=False,
+    ),
 )
 
 LANDING = Landing(

@@ -56,6 +56,9 @@ EVENT_ZH = dict(
 REMARK = "备注"
 #: a code no meter reports, for the `unknown_code` bad row
 UNKNOWN_EVENT_CODE = "ERC37"
+#: the supply unit (供电单位) every generated meter belongs to
+DEFAULT_ORG = "ORG01"
+
 #: a meter id no archive holds, for the `unknown_meter` bad row (a range no meter uses)
 UNKNOWN_METER_PREFIX = "0004"
 #: share of a dataset's files delivered gzip-compressed
@@ -331,6 +334,9 @@ class Generator:
                 "multiplier": pl.Series(self.plan.mult_archive.astype(np.int64)).cast(pl.String),
                 "register_max": rmax,
                 "prepay": t.prepay.astype(np.int64),
+                # contract v2: installed PV (empty = none) and the owning supply unit
+                "pv_capacity_kw": pl.Series(np.round(t.pv_kw, 1)).cast(pl.String).replace("0.0", None),
+                "org_id": pl.repeat(DEFAULT_ORG, t.n, eager=True),
             }
         )
         self.write(f"archive/archive_{snap:%Y%m%d}", "archive", frame, fmt, delivered, (snap, snap))
