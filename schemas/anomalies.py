@@ -85,6 +85,12 @@ INDICATORS: dict[str, tuple[str, str, str]] = {
         "户变关系疑似错误",
         "line-loss diagnosis: kWh tracks another area's loss better than its own (mapping_suspect)",
     ),
+    "balance": (
+        "anomaly.loss.balance",
+        "台区电量平衡未计量电量",
+        "interval energy balance of the area: the share of the customer's use its meter does not record "
+        "(loss_diagnosis theft_candidate by loss.diagnosis.theft_candidate.balance)",
+    ),
     "model": (
         "anomaly.model.theft_probability",
         "稽查模型窃电概率",

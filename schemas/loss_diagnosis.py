@@ -26,6 +26,14 @@ Kinds and the practice each follows:
   from A's. The residual is the loss kWh less a least-squares line on the area's load,
   so weather moving every load does not count. score = (corr with the other area -
   corr with its own) / 2.
+
+The interval energy balance (``rule`` ``loss.diagnosis.<kind>.balance``, see
+``transforms/balance.py``) finds the same three kinds on the 96-point curves: per area
+and window the loss curve is regressed on every customer's recorded curve. Theft:
+score = unrecorded share / the configured full share; evidence holds the unrecorded
+kWh per day and share. Multiplier: the estimated true multiplier snapped to the
+standard CT x PT table. Mapping: coefficient near -1 in the booked area and near +1 in
+``other_area_id``. Within an area and kind the balance's findings rank first.
 """
 
 import polars as pl
@@ -34,6 +42,8 @@ from ._base import Column, Table
 
 KINDS = ("theft_candidate", "multiplier_suspect", "mapping_suspect")
 RULES = {k: f"loss.diagnosis.{k}" for k in KINDS}
+#: the rules of the same kinds found by the interval energy balance on the curves
+BALANCE_RULES = {k: f"loss.diagnosis.{k}.balance" for k in KINDS}
 SEVERITIES = ("warning", "error", "blocking")
 
 LOSS_DIAGNOSIS = Table(
@@ -61,7 +71,13 @@ LOSS_DIAGNOSIS = Table(
             codes=KINDS,
             nullable=False,
         ),
-        Column("rule", pl.String(), "dotted rule name: loss.diagnosis.<kind>", "规则", nullable=False),
+        Column(
+            "rule",
+            pl.String(),
+            "dotted rule name: loss.diagnosis.<kind> (daily diagnosis) or loss.diagnosis.<kind>.balance (interval energy balance)",
+            "规则",
+            nullable=False,
+        ),
         Column(
             "severity",
             pl.String(),

@@ -61,6 +61,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from meterlake.schemas._base import MissingColumnsError
 from meterlake.schemas.anomalies import ANOMALIES, INDICATORS, RULES, points_column
+from meterlake.schemas.loss_diagnosis import BALANCE_RULES
+
+#: the interval energy balance's theft rule, read by the ``balance`` indicator
+BALANCE_RULE = BALANCE_RULES["theft_candidate"]
 
 #: figures are rounded to this many decimals (determinism across engines)
 DECIMALS = 6
@@ -101,6 +105,8 @@ DIAGNOSIS_COLUMNS: dict[str, pl.DataType] = {
     "rank": pl.Int32(),
     "area_loss_rate": pl.Float64(),
     "other_area_id": pl.String(),
+    "rule": pl.String(),
+    "evidence": pl.String(),
 }
 
 #: event indicator key -> the event codes of its family
@@ -272,6 +278,7 @@ class Weights(BaseModel):
     loss_theft: float = Field(1.0, ge=0, description=INDICATORS["loss_theft"][2])
     loss_multiplier: float = Field(0.5, ge=0, description=INDICATORS["loss_multiplier"][2])
     loss_mapping: float = Field(0.3, ge=0, description=INDICATORS["loss_mapping"][2])
+    balance: float = Field(2.0, ge=0, description=INDICATORS["balance"][2])
     model: float = Field(2.0, ge=0, description=INDICATORS["model"][2])
 
 
@@ -772,13 +779,42 @@ def _event_indicators(
 
 
 def _prepare_diagnosis(diagnosis: pl.DataFrame | pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
-    return _require(diagnosis.lazy(), DIAGNOSIS_COLUMNS, "loss_diagnosis").filter(
+    d = diagnosis.lazy()
+    present = d.collect_schema().names()
+    # rule and evidence are optional: without them every finding reads as the daily diagnosis's
+    d = d.with_columns(pl.lit(None, pl.String).alias(c) for c in ("rule", "evidence") if c not in present)
+    return _require(d, DIAGNOSIS_COLUMNS, "loss_diagnosis").filter(
         (pl.col("date") == day) & pl.col("kind").is_in(list(LOSS_KINDS.values()))
     )
 
 
+def _balance_indicator(diagnosis: pl.DataFrame | pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
+    # the area's interval energy balance (loss.diagnosis.theft_candidate.balance): its
+    # score is already the strength, the unrecorded share over the configured full share
+    d = _prepare_diagnosis(diagnosis, day).filter(
+        (pl.col("kind") == "theft_candidate") & (pl.col("rule") == BALANCE_RULE)
+    )
+    ev = pl.col("evidence").fill_null("{}")
+    return (
+        d.sort("meter_id", "score", "area_id", descending=[False, True, False])
+        .group_by("meter_id", maintain_order=True)
+        .first()
+        .select(
+            "meter_id",
+            _r(pl.col("score").clip(0.0, 1.0)).alias("s_balance"),
+            pl.lit(day).alias("d_balance"),
+            ev.alias("ev_balance"),
+            ev.str.json_path_match("$.unrecorded_kwh_per_day").cast(pl.Float64).alias("_balance_kwh"),
+            ev.str.json_path_match("$.unrecorded_share").cast(pl.Float64).alias("_balance_share"),
+            pl.col("rank").alias("_balance_rank"),
+        )
+    )
+
+
 def _loss_indicators(diagnosis: pl.DataFrame | pl.LazyFrame, day: dt.date, cfg: AnomalyConfig) -> pl.LazyFrame:
-    d = _prepare_diagnosis(diagnosis, day)
+    d = _prepare_diagnosis(diagnosis, day).filter(
+        (pl.col("kind") != "theft_candidate") | (pl.col("rule").fill_null("") != BALANCE_RULE)
+    )
     best = d.group_by("meter_id", "kind").agg(
         pl.col("score", "rank", "area_id", "area_loss_rate", "other_area_id")
         .sort_by(["score", "area_id"], descending=[True, False], nulls_last=True)
@@ -856,6 +892,7 @@ def indicators(
         _reverse_indicator(window, history, cfg),
         _tou_indicator(window, cfg),
         loss,
+        _balance_indicator(diagnosis, day),
     ]
     collected = pl.collect_all([ids, *parts])
     out = collected[0]
@@ -954,6 +991,12 @@ def _reason_texts() -> dict[str, pl.Expr]:
             if key == "loss_mapping"
             else base
         )
+    texts["balance"] = fmt(
+        "area energy balance: {} kWh/day unrecorded ({}% of its use), rank {} in its area",
+        pl.col("_balance_kwh").round(2),
+        _pct(pl.col("_balance_share")),
+        pl.col("_balance_rank"),
+    )
     texts["model"] = fmt("inspection model p={}", pl.col("model_p").round(2))
     return texts
 

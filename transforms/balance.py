@@ -70,6 +70,8 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from meterlake.schemas.loss_diagnosis import BALANCE_RULES
+
 SLOT_COLUMNS: tuple[str, ...] = tuple(f"p{i}" for i in range(1, 97))
 SLOTS = 96
 
@@ -87,9 +89,9 @@ MEMBER_COLUMNS: dict[str, pl.DataType] = {
 }
 
 #: rule names the balance's findings carry in loss_diagnosis
-RULE_THEFT = "loss.diagnosis.theft_candidate.balance"
-RULE_MULTIPLIER = "loss.diagnosis.multiplier_suspect.balance"
-RULE_MAPPING = "loss.diagnosis.mapping_suspect.balance"
+RULE_THEFT = BALANCE_RULES["theft_candidate"]
+RULE_MULTIPLIER = BALANCE_RULES["multiplier_suspect"]
+RULE_MAPPING = BALANCE_RULES["mapping_suspect"]
 
 
 @dataclass(frozen=True)
@@ -400,9 +402,7 @@ def coefficients(fits: Sequence[AreaFit]) -> pl.DataFrame:
         "slot_rows": pl.Int32,
         "day_rows": pl.Int32,
     }
-    if not fits:
-        return pl.DataFrame(schema=schema)
-    frame = pl.DataFrame(
+    frame = pl.DataFrame(schema=schema) if not fits else pl.DataFrame(
         {
             "area_id": np.concatenate([[f.area_id] * len(f.meters) for f in fits]),
             "feeder_id": [f.feeder_id for f in fits for _ in f.meters],
@@ -418,7 +418,7 @@ def coefficients(fits: Sequence[AreaFit]) -> pl.DataFrame:
             "day_rows": np.concatenate([np.full(len(f.meters), f.day_rows) for f in fits]),
         },
         schema=schema,
-    )
+    )  # fmt: skip
     ratio = (1 + pl.col("coefficient")) / (1 + pl.col("area_tau"))
     return frame.filter(pl.col("coefficient").is_not_nan()).with_columns(
         true_use_ratio=ratio,
@@ -613,3 +613,43 @@ def evidence_text(evidence: str) -> str:
     if "candidate_multiplier" in e:
         return f"the area balance puts its multiplier near {e['estimated_multiplier']} (standard {e['candidate_multiplier']}), archive {e['archive_multiplier']}"
     return f"coefficient {e['coefficient']} in its booked area; {e.get('coefficient_in_other_area')} in the other"
+
+
+def merge_diagnosis(
+    diagnosis: pl.DataFrame,
+    found: pl.DataFrame,
+    window_start: dt.date,
+    window_end: dt.date,
+    theft_max_per_area: int,
+) -> pl.DataFrame:
+    """The window's ``loss_diagnosis`` rows with the balance's findings merged in, re-ranked.
+
+    ``diagnosis``: the daily-kWh diagnosis of the window (``loss_diagnosis`` columns);
+    ``found``: :func:`findings`. A meter found by both for the same kind keeps the
+    balance's row (the curves carry 96 times the evidence of the daily series). Within
+    an area and kind, the balance's findings rank first (by score), then the daily
+    diagnosis's; theft candidates are cut at ``theft_max_per_area``.
+    """
+    cols = diagnosis.columns
+    status = diagnosis.select("area_id", "area_status", "area_loss_rate").unique("area_id", keep="first")
+    new = (
+        found.join(status, on="area_id", how="left")
+        .with_columns(
+            date=pl.lit(window_end),
+            window_start=pl.lit(window_start),
+            severity=pl.lit("warning"),
+            rank=pl.lit(0, pl.Int32),
+            _prio=pl.lit(0),
+        )
+        .select(*cols, "_prio")
+    )
+    old = diagnosis.join(found.select("area_id", "kind", "meter_id"), on=["area_id", "kind", "meter_id"], how="anti")
+    merged = pl.concat([new, old.with_columns(_prio=pl.lit(1)).select(*cols, "_prio")], how="vertical_relaxed")
+    ranked = merged.sort(
+        ["area_id", "kind", "_prio", "score", "meter_id"], descending=[False, False, False, True, False]
+    ).with_columns(rank=(pl.int_range(pl.len()).over("area_id", "kind") + 1).cast(pl.Int32))
+    return (
+        ranked.filter((pl.col("kind") != "theft_candidate") | (pl.col("rank") <= theft_max_per_area))
+        .select(cols)
+        .sort("area_id", "kind", "rank")
+    )

@@ -40,11 +40,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..schemas.area_loss_daily import AREA_LOSS_DAILY
 from ..schemas.area_loss_monthly import AREA_LOSS_MONTHLY
+from ..schemas.curves import LANDING as CURVES_LANDING
 from ..schemas.feeder_loss_daily import FEEDER_LOSS_DAILY
 from ..schemas.feeder_loss_monthly import FEEDER_LOSS_MONTHLY
 from ..schemas.loss_diagnosis import KINDS, LOSS_DIAGNOSIS
 from ..schemas.meter_daily import METER_DAILY
-from ..transforms import loss
+from ..transforms import balance, loss
 from ..transforms.loss_diagnosis import CT_PRIMARY_A, PT_RATIOS, DiagnosisRules, diagnose
 from . import StageContext, StageError, StageResult
 
@@ -159,6 +160,10 @@ class MultiplierModel(_Strict):
         0.2, ge=0.0, le=1.0, description="share of complete days that may be normal before it"
     )
 
+    def standard(self) -> tuple[float, ...]:
+        """Every standard multiplier: CT primary / secondary x PT ratio."""
+        return tuple(sorted({c / self.ct_secondary_a * p for c in self.ct_primary_a for p in self.pt_ratios}))
+
 
 class MappingModel(_Strict):
     max_own_corr: float = Field(
@@ -181,6 +186,39 @@ class MappingModel(_Strict):
     )
 
 
+class BalanceModel(_Strict):
+    enabled: bool = Field(True, description="fit the interval energy balance of every area (needs the clean curves)")
+    window_days: int = Field(30, ge=1, le=92, description="days of curves in a balance window")
+    min_days: int = Field(7, ge=1, description="fewest days with a balance row an area's fit may rest on")
+    estimator: Literal["ols", "huber"] = Field("ols", description="signed least squares, or Huber IRLS for spiky data")
+    min_t: float = Field(4.0, gt=0, description="a coefficient must stand this many standard errors from the area's")
+    theft_min_share: float = Field(0.1, gt=0, lt=1, description="least unrecorded share of a theft candidate")
+    theft_full_share: float = Field(0.5, gt=0, le=1, description="unrecorded share at which the theft score is 1")
+    multiplier_min_ratio: float = Field(
+        1.25, gt=1, description="the true-to-recorded ratio (or its inverse) a multiplier suspect must reach"
+    )
+    multiplier_tolerance: float = Field(
+        0.12, gt=0, description="log distance of the estimated multiplier from the nearest standard one"
+    )
+    mapping_tolerance: float = Field(
+        0.25, gt=0, description="coefficient within this of -1 in the booked area and of +1 in the other"
+    )
+
+    def rules(self, multiplier: MultiplierModel) -> balance.BalanceRules:
+        return balance.BalanceRules(
+            window_days=self.window_days,
+            min_days=self.min_days,
+            estimator=self.estimator,
+            min_t=self.min_t,
+            theft_min_share=self.theft_min_share,
+            theft_full_share=self.theft_full_share,
+            multiplier_min_ratio=self.multiplier_min_ratio,
+            multiplier_tolerance=self.multiplier_tolerance,
+            mapping_tolerance=self.mapping_tolerance,
+            standard_multipliers=multiplier.standard(),
+        )
+
+
 class DiagnosisModel(_Strict):
     cadence: Literal["daily", "monthly"] = Field(
         "daily", description="a window ending at each run date, or one per touched month ending at its latest day"
@@ -197,6 +235,9 @@ class DiagnosisModel(_Strict):
     multiplier: MultiplierModel = Field(default_factory=MultiplierModel, description="multiplier suspects (倍率错误)")
     mapping: MappingModel = Field(
         default_factory=MappingModel, description="customer-to-area mapping suspects (户变关系)"
+    )
+    balance: BalanceModel = Field(
+        default_factory=BalanceModel, description="the interval energy balance (台区电量平衡) on the curves"
     )
 
 
@@ -273,6 +314,34 @@ def window_ends(dates: list[dt.date], held: set[dt.date], cadence: str) -> list[
 
 def _count(frame: pl.DataFrame, col: str) -> dict[str, int]:
     return {k: int(v) for k, v in frame.group_by(col).len().sort(col).iter_rows()}
+
+
+def _with_balance(
+    ctx: StageContext, cfg: LossConfig, end: dt.date, frame: pl.DataFrame, theft_max_per_area: int
+) -> pl.DataFrame:
+    """The window's diagnosis with the interval energy balance's findings merged in."""
+    rules = cfg.diagnosis.balance.rules(cfg.diagnosis.multiplier)
+    start = end - dt.timedelta(days=rules.window_days - 1)
+    lake = ctx.lake
+    held = {dt.date.fromisoformat(p) for p in lake.partitions(METER_DAILY)}
+    days = sorted(d for d in held if start <= d <= end)
+    curve_days = [d for d in lake.partitions(CURVES_LANDING.clean) if start.isoformat() <= d <= end.isoformat()]
+    if not days:
+        return frame
+    members = lake.scan(METER_DAILY, days).select(list(balance.MEMBER_COLUMNS))
+    curves = (
+        lake.scan(CURVES_LANDING.clean, curve_days).select("meter_id", "data_date", *balance.SLOT_COLUMNS)
+        if curve_days
+        else pl.LazyFrame(
+            schema={"meter_id": pl.String, "data_date": pl.Date, **dict.fromkeys(balance.SLOT_COLUMNS, pl.Float64)}
+        )
+    )
+    ctx.progress(f"loss: energy balance (window {start} .. {end})")
+    try:
+        _, found = balance.balance(curves, members, end, rules)
+    except balance.BalanceInputError as exc:
+        raise StageError(f"loss: energy balance: {exc}") from exc
+    return balance.merge_diagnosis(frame, found, start, end, theft_max_per_area)
 
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
@@ -359,6 +428,8 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             frame = diagnose(
                 scan(window), end, rules, diag, days=pl.concat([balances[d] for d in window]) if window else None
             )
+            if cfg.diagnosis.balance.enabled:
+                frame = _with_balance(ctx, cfg, end, frame, diag.theft_max_per_area)
             lake.write_partition(LOSS_DIAGNOSIS, end, frame, sort_by=["area_id", "kind", "rank"])
             written[LOSS_DIAGNOSIS.name] += frame.height
             found.update(_count(frame, "kind"))
