@@ -25,10 +25,20 @@ import polars as pl
 from .lake import Lake
 from .schemas.anomalies import ANOMALIES
 from .schemas.archive import LANDING as ARCHIVE
-from .transforms.evaluate import KS, evaluate_ranking
+from .schemas.loss_diagnosis import LOSS_DIAGNOSIS
+from .transforms.evaluate import KS, area_positions, detection_row, evaluate_ranking
 
 #: the injected kinds that are theft (窃电); evaluated together as "theft"
-THEFT_KINDS: tuple[str, ...] = ("theft_bypass", "theft_stopped", "theft_reversed")
+BLUNT_THEFT_KINDS: tuple[str, ...] = ("theft_bypass", "theft_stopped", "theft_reversed")
+THEFT_KINDS: tuple[str, ...] = (*BLUNT_THEFT_KINDS, "theft_partial")
+#: per detection category: the truth kinds, and how close to the top of its area a hit must be
+CATEGORIES: dict[str, tuple[tuple[str, ...], int]] = {
+    "theft": (THEFT_KINDS, 5),
+    "theft_blunt": (BLUNT_THEFT_KINDS, 5),
+    "theft_partial": (("theft_partial",), 5),
+    "multiplier": (("multiplier_error",), 1),
+    "mapping": (("wrong_area",), 1),
+}
 
 TRUTH_FILE = Path("_truth") / "injections.csv"
 
@@ -47,6 +57,8 @@ class EvaluationReport:
     meters: int
     ks: tuple[int, ...] = KS
     notes: list[str] = field(default_factory=list)
+    #: theft, multiplier and mapping detection separately (see :func:`detection`)
+    detection: pl.DataFrame | None = None
 
     def row(self, group: str) -> dict[str, object]:
         hit = self.rows.filter(pl.col("group") == group)
@@ -78,7 +90,28 @@ class EvaluationReport:
                 "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
             )
         notes = [f"note: {n}" for n in self.notes]
-        return "\n".join(head + lines + notes)
+        return "\n".join(head + lines + self._render_detection() + notes)
+
+    def _render_detection(self) -> list[str]:
+        if self.detection is None or self.detection.height == 0:
+            return []
+
+        def num(v: object) -> str:
+            return "-" if v is None else f"{v:.3f}"
+
+        out = [
+            "",
+            "detection by category: theft from the anomalies ranking (hit = in the top 5 of its area), "
+            "multiplier and mapping from loss_diagnosis (hit = rank 1 of its area)",
+            f"{'category':<16}  {'positives':>9}  {'roc_auc':>8}  {'precision@10':>12}  {'precision@50':>12}  {'area hits':>14}",
+        ]
+        for r in self.detection.iter_rows(named=True):
+            hits = f"{r['area_hits']}/{r['positives']} ({num(r['area_hit_share'])})"
+            out.append(
+                f"{r['category']:<16}  {r['positives']:>9}  {num(r['roc_auc']):>8}  {num(r['precision@10']):>12}  "
+                f"{num(r['precision@50']):>12}  {hits:>14}"
+            )
+        return out
 
 
 def read_truth(landing: Path) -> pl.DataFrame:
@@ -134,4 +167,45 @@ def evaluate(
                 f"{n} theft meters: precision@k for k > {n} is at most {n}/k "
                 f"({', '.join(f'@{k} <= {n / k:.2f}' for k in short)})"
             )
-    return EvaluationReport(rows=rows, at=at, dates=dates, meters=meters, ks=ks, notes=notes)
+    report = EvaluationReport(rows=rows, at=at, dates=dates, meters=meters, ks=ks, notes=notes)
+    report.detection = detection(lk, truth, scores, universe)
+    return report
+
+
+def detection(lake: Lake, truth: pl.DataFrame, scores: pl.DataFrame, universe: pl.Series) -> pl.DataFrame:
+    """Theft, multiplier and mapping detection reported separately.
+
+    Theft: the anomalies score (max over dates), positions within the meter's archive
+    area. Multiplier and mapping: the loss_diagnosis score of that kind (max over
+    windows) and the best rank the meter reached in its area; a hit is rank 1.
+    """
+    areas = (
+        lake.scan(ARCHIVE.clean)
+        .select("meter_id", "area_id")
+        .filter(pl.col("area_id").is_not_null())
+        .unique("meter_id", keep="last")
+        .collect()
+    )
+    theft_pos = area_positions(scores, areas)
+    diag_dates = lake.partitions(LOSS_DIAGNOSIS)
+    diag = (
+        lake.scan(LOSS_DIAGNOSIS, diag_dates).select("meter_id", "kind", "score", "rank").collect()
+        if diag_dates
+        else pl.DataFrame(schema={"meter_id": pl.String, "kind": pl.String, "score": pl.Float64, "rank": pl.Int32})
+    )
+    rows = []
+    for name, (kinds, within) in CATEGORIES.items():
+        pos = truth.filter(pl.col("kind").is_in(list(kinds)) & pl.col("meter_id").is_not_null())["meter_id"]
+        if pos.len() == 0:
+            continue
+        if name.startswith("theft"):
+            rows.append(detection_row(name, scores, pos, universe, theft_pos, within))
+            continue
+        kind = "multiplier_suspect" if name == "multiplier" else "mapping_suspect"
+        best = (
+            diag.filter(pl.col("kind") == kind)
+            .group_by("meter_id")
+            .agg(pl.col("score").max(), pl.col("rank").min().cast(pl.Int64).alias("area_position"))
+        )
+        rows.append(detection_row(name, best.select("meter_id", "score"), pos, universe, best, within))
+    return pl.DataFrame(rows)

@@ -312,6 +312,17 @@ class OutputRules(BaseModel):
     min_score: float = Field(0.0, ge=0, description="write a meter for a date only when its score is above this")
 
 
+class TheftCaseRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_score: float = Field(
+        0.2, ge=0, le=1, description="a balance theft candidate scoring at least this becomes a theft case"
+    )
+    penalty_multiple: float = Field(
+        3.0, ge=0, description="违约使用电费 as a multiple of 追补电费 (供电营业规则 art. 102: three times)"
+    )
+
+
 class AnomalyConfig(BaseModel):
     """config/anomaly.toml: thresholds, look-back windows and weights of the ranking."""
 
@@ -329,6 +340,7 @@ class AnomalyConfig(BaseModel):
     weights: Weights = Field(default_factory=Weights, description="points at full strength")
     supervised: SupervisedRules = Field(default_factory=SupervisedRules, description="supervised mode")
     output: OutputRules = Field(default_factory=OutputRules, description="what is written")
+    theft_cases: TheftCaseRules = Field(default_factory=TheftCaseRules, description="theft cases (窃电案件)")
 
     @property
     def lookback_days(self) -> int:

@@ -107,3 +107,47 @@ def evaluate_ranking(
         "roc_auc": pl.Float64(),
     }
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+
+
+def area_positions(scores: pl.DataFrame, areas: pl.DataFrame) -> pl.DataFrame:
+    """Each meter's position within its area, best first (meter_id, area_id, score, area_position).
+
+    ``scores``: meter_id, score; ``areas``: meter_id, area_id (the meters ranked: every
+    meter of the area, absent ones scoring 0). Ties break by meter_id; a meter scoring 0
+    has no position (an inspector is never sent to it).
+    """
+    s = areas.select(pl.col("meter_id").cast(pl.String), pl.col("area_id").cast(pl.String)).join(
+        scores.select(pl.col("meter_id").cast(pl.String), pl.col("score").cast(pl.Float64)), on="meter_id", how="left"
+    )
+    s = s.with_columns(pl.col("score").fill_null(0.0)).sort(
+        ["area_id", "score", "meter_id"], descending=[False, True, False]
+    )
+    pos = (pl.int_range(pl.len()).over("area_id") + 1).cast(pl.Int64)
+    return s.with_columns(area_position=pl.when(pl.col("score") > 0).then(pos))
+
+
+def detection_row(
+    name: str,
+    scores: pl.DataFrame,
+    positives: Iterable[str],
+    universe: pl.Series,
+    positions: pl.DataFrame,
+    within: int,
+) -> dict[str, object]:
+    """ROC AUC, precision at 10 and 50, and the share of positives at a position <= ``within`` of their area.
+
+    ``positions``: meter_id, area_position (from :func:`area_positions` or a mart's rank).
+    """
+    pos = sorted(set(positives))
+    base = at_k(ranked(scores, universe), pos, ks=(10, 50))
+    hits = positions.filter(pl.col("meter_id").is_in(pos) & (pl.col("area_position") <= within))["meter_id"].n_unique()
+    return {
+        "category": name,
+        "positives": len(pos),
+        "roc_auc": base["roc_auc"],
+        "precision@10": base["precision@10"],
+        "precision@50": base["precision@50"],
+        "in_area_top": within,
+        "area_hits": hits,
+        "area_hit_share": hits / len(pos) if pos else None,
+    }

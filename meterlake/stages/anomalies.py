@@ -30,8 +30,11 @@ from ..schemas.events import LANDING as EVENTS
 from ..schemas.inspections import LANDING as INSPECTIONS
 from ..schemas.loss_diagnosis import LOSS_DIAGNOSIS
 from ..schemas.meter_daily import METER_DAILY
+from ..schemas.theft_cases import THEFT_CASES
 from ..transforms import anomaly, supervised
 from ..transforms.ingest import parse_landing_bytes
+from ..transforms.tariffs import TariffBook, price_calendar
+from ..transforms.theft_cases import theft_cases
 from . import StageContext, StageError, StageResult
 
 CONFIG_NAME = "anomaly"
@@ -73,6 +76,43 @@ def load_inspections(ctx: StageContext) -> tuple[pl.DataFrame, list[str]]:
         rows = lake.scan(INSPECTIONS.clean).select(INSPECTIONS.names).collect()
         return rows, [f"inspections: {rows.height} rows from the clean table"]
     return read_inspections(ctx.landing)
+
+
+def _theft_cases(ctx: StageContext, cfg: anomaly.AnomalyConfig, todo: list[dt.date], diag_days: list[str]) -> int:
+    """Write a theft_cases partition for every date of ``todo``; the rows written."""
+    lake = ctx.lake
+    diagnosis = (
+        lake.scan(LOSS_DIAGNOSIS, diag_days).filter(pl.col("kind") == "theft_candidate").collect()
+        if diag_days
+        else pl.DataFrame(schema={c.name: c.dtype for c in LOSS_DIAGNOSIS.columns})
+    )
+    inspections, _ = load_inspections(ctx)
+    book = ctx.config("tariffs", TariffBook)
+    held = sorted(dt.date.fromisoformat(p) for p in lake.partitions(METER_DAILY))
+    written = 0
+    for day in todo:
+        found = diagnosis.filter(pl.col("date") == day)
+        meters = found["meter_id"].unique()
+        start = found["window_start"].min() if found.height else day
+        span = [h for h in held if start <= h <= day]  # type: ignore[operator]
+        meter_days = (
+            lake.scan(METER_DAILY, span)
+            .select("meter_id", "date", "tariff_id", "kwh", *(f"kwh_{r}" for r in ("sharp", "peak", "flat", "valley")))
+            .filter(pl.col("meter_id").is_in(meters.implode()))
+            .collect()
+        )
+        frame = theft_cases(
+            found,
+            meter_days,
+            price_calendar(book, day, day),
+            inspections,
+            day,
+            cfg.theft_cases.min_score,
+            cfg.theft_cases.penalty_multiple,
+        )
+        lake.write_partition(THEFT_CASES, day, frame)
+        written += frame.height
+    return written
 
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
@@ -166,7 +206,9 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         for d in [d for d in features if d < day - dt.timedelta(days=1) and d not in model_dates]:
             del features[d]
 
-    result.rows = {ANOMALIES.name: written}
+    cases = _theft_cases(ctx, cfg, todo, diag_days)
+    result.rows = {ANOMALIES.name: written, THEFT_CASES.name: cases}
+    result.notes.append(f"theft_cases: {cases} case(s) over {len(todo)} date(s)")
     result.notes.append(
         f"anomalies: {len(todo)} date(s), {written} meter-days scored; indicators fired: "
         + ", ".join(f"{k} {fired[k]}" for k in INDICATORS if fired[k])

@@ -1,0 +1,122 @@
+"""Theft cases (窃电案件) from the area energy balance: stolen kWh, back charge and penalty. Pure.
+
+The inputs are small (one row per balance theft candidate) and the stage hands them in:
+the candidates of one detection date (``loss_diagnosis`` rows of rule
+``loss.diagnosis.theft_candidate.balance``), each candidate meter's tariff and recorded
+TOU energy in the window (``meter_daily``), the tariff prices of the date
+(:func:`meterlake.transforms.tariffs.price_calendar`) and the inspection outcomes.
+
+Amounts (供电营业规则 art. 102): back charge = stolen kWh x price (追补电费), penalty =
+``penalty_multiple`` x back charge (违约使用电费, 3 by the rules), both rounded to 0.01 yuan.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from meterlake.schemas.loss_diagnosis import BALANCE_RULES
+from meterlake.schemas.theft_cases import THEFT_CASES
+
+TOU = ("sharp", "peak", "flat", "valley")
+
+
+def _words(evidence: pl.Expr) -> pl.Expr:
+    """The balance evidence in words (for the inspection order)."""
+
+    def f(path: str) -> pl.Expr:
+        return evidence.str.json_path_match(f"$.{path}").fill_null("?")
+
+    share = (evidence.str.json_path_match("$.unrecorded_share").cast(pl.Float64) * 100).round(0).cast(pl.Int64)
+    return pl.format(
+        "the area's interval energy balance leaves {} kWh/day unrecorded ({}% of the use; coefficient {} "
+        "against the area's {}, t = {}; {} slots and {} daily rows)",
+        f("unrecorded_kwh_per_day"),
+        share.cast(pl.String).fill_null("?"),
+        f("coefficient"),
+        f("area_technical_coefficient"),
+        f("t_stat"),
+        f("slot_rows"),
+        f("daily_rows"),
+    )
+
+
+def theft_cases(
+    diagnosis: pl.DataFrame,
+    meter_days: pl.DataFrame,
+    prices: pl.DataFrame,
+    inspections: pl.DataFrame,
+    day: dt.date,
+    min_score: float,
+    penalty_multiple: float,
+) -> pl.DataFrame:
+    """The ``theft_cases`` rows of detection date ``day``.
+
+    ``diagnosis``: loss_diagnosis rows (any dates; those of ``day`` with the balance's
+    theft rule are used). ``meter_days``: meter_daily rows of the window (meter_id,
+    date, tariff_id, kwh, kwh_sharp..kwh_valley). ``prices``: price_calendar rows.
+    ``inspections``: meter_id, inspection_date, outcome (may be empty).
+    """
+    cands = diagnosis.filter(
+        (pl.col("date") == day)
+        & (pl.col("kind") == "theft_candidate")
+        & (pl.col("rule") == BALANCE_RULES["theft_candidate"])
+        & (pl.col("score") >= min_score)
+    )
+    ev = pl.col("evidence")
+    cases = cands.select(
+        "date",
+        "window_start",
+        "area_id",
+        "meter_id",
+        "customer_id",
+        "days",
+        "score",
+        "evidence",
+        recorded_kwh=ev.str.json_path_match("$.recorded_kwh").cast(pl.Float64),
+        stolen_kwh=ev.str.json_path_match("$.unrecorded_kwh").cast(pl.Float64),
+    )
+    window = meter_days.join(cases.select("meter_id", "window_start"), on="meter_id").filter(
+        pl.col("date").is_between(pl.col("window_start"), day)
+    )
+    mix = window.group_by("meter_id").agg(
+        pl.col("tariff_id").sort_by("date").last(),
+        *(pl.col(f"kwh_{r}").fill_null(0.0).sum().alias(f"_{r}") for r in TOU),
+    )
+    price_day = prices.filter(pl.col("date") == day)
+    tou_kwh = pl.sum_horizontal(*(pl.col(f"_{r}") for r in TOU))
+    weighted = pl.sum_horizontal(*(pl.col(f"_{r}") * pl.col(f"price_{r}_yuan_per_kwh") for r in TOU))
+    priced = mix.join(price_day, on="tariff_id", how="left").select(
+        "meter_id",
+        "tariff_id",
+        price_yuan_per_kwh=pl.when(tou_kwh > 0)
+        .then(weighted / tou_kwh)
+        .otherwise(pl.col("price_flat_yuan_per_kwh"))
+        .round(6),
+    )
+    seen = (
+        inspections.select("meter_id", "inspection_date", "outcome")
+        .join(cases.select("meter_id", "window_start"), on="meter_id")
+        .filter(pl.col("inspection_date") >= pl.col("window_start"))
+        .sort("meter_id", "inspection_date")
+        .group_by("meter_id", maintain_order=True)
+        .last()
+        .select("meter_id", "inspection_date", inspection_outcome=pl.col("outcome"))
+    )
+    out = (
+        cases.join(priced, on="meter_id", how="left")
+        .join(seen, on="meter_id", how="left")
+        .with_columns(
+            stolen_kwh=pl.col("stolen_kwh").round(3),
+            recorded_kwh=pl.col("recorded_kwh").round(3),
+            unrecorded_share=(pl.col("stolen_kwh") / (pl.col("stolen_kwh") + pl.col("recorded_kwh"))).round(6),
+            back_charge_yuan=(pl.col("stolen_kwh").round(3) * pl.col("price_yuan_per_kwh")).round(2),
+            penalty_multiple=pl.lit(float(penalty_multiple)),
+            evidence_text=_words(pl.col("evidence")),
+        )
+        .with_columns(penalty_yuan=(pl.col("back_charge_yuan") * pl.col("penalty_multiple")).round(2))
+        .sort(["area_id", "stolen_kwh", "meter_id"], descending=[False, True, False])
+        .with_columns(rank=(pl.int_range(pl.len()).over("area_id") + 1).cast(pl.Int32))
+    )
+    return THEFT_CASES.conform(out).collect().sort("meter_id")
