@@ -909,6 +909,57 @@ def _anomalies(th: CheckThresholds) -> Extras:
     return Extras(metrics=tuple(metrics), rules=tuple(rules))
 
 
+def _theft_cases(th: CheckThresholds) -> Extras:
+    t = "theft_cases"
+    penalty = num("penalty_multiple") * num("back_charge_yuan")
+    return Extras(
+        metrics=(
+            Metric("stolen_negative", count(num("stolen_kwh") < 0), "cases with negative stolen kWh"),
+            Metric(
+                "penalty_off",
+                count((num("penalty_yuan") - penalty).abs() > 0.011),
+                "cases whose penalty is not the multiple of the back charge",
+            ),
+            Metric(
+                "back_charge_off",
+                count((num("back_charge_yuan") - num("stolen_kwh") * num("price_yuan_per_kwh")).abs() > 0.011),
+                "cases whose back charge is not stolen kWh x price",
+            ),
+            Metric("rank_duplicates", key_duplicates(["date", "area_id", "rank"]), "ranks given twice in an area"),
+        ),
+        rules=(
+            Rule(
+                f"{t}.stolen_kwh.non_negative",
+                "stolen_negative",
+                max_value=0,
+                description="a case's stolen energy is positive",
+                practice="schemas/theft_cases.py: the balance's unrecorded kWh",
+            ),
+            Rule(
+                f"{t}.penalty.multiple",
+                "penalty_off",
+                max_value=0,
+                description="违约使用电费 = penalty_multiple x 追补电费 (to 0.01 yuan)",
+                practice="供电营业规则 art. 102",
+            ),
+            Rule(
+                f"{t}.back_charge.price",
+                "back_charge_off",
+                max_value=0,
+                description="追补电费 = stolen kWh x price (to 0.01 yuan)",
+                practice="供电营业规则 art. 102",
+            ),
+            Rule(
+                f"{t}.rank.unique",
+                "rank_duplicates",
+                max_value=0,
+                description="one case per rank, area and date",
+                practice="schemas/theft_cases.py: rank by stolen kWh within the area",
+            ),
+        ),
+    )
+
+
 def _bills_monthly(th: CheckThresholds) -> Extras:
     t, a = "bills_monthly", th.arithmetic
     kwh_cols = ["kwh_total", "kwh_sharp", "kwh_peak", "kwh_flat", "kwh_valley", "kwh_tier1", "kwh_tier2", "kwh_tier3"]
@@ -1101,6 +1152,7 @@ _EXTRAS: dict[str, Callable[[CheckThresholds], Extras]] = {
         th, "feeder_loss_monthly", "feeder_id", ("area_masters_kwh", "direct_customers_kwh")
     ),
     "anomalies": _anomalies,
+    "theft_cases": _theft_cases,
     "bills_monthly": _bills_monthly,
     "prepay_daily": _prepay_daily,
     "recovery_monthly": _recovery_monthly,

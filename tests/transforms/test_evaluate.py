@@ -87,3 +87,21 @@ def test_auc_matches_pair_counting(pairs: list[tuple[float, bool]]) -> None:
         return
     wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
     assert auc == pytest.approx(wins / (len(pos) * len(neg)))
+
+
+def test_area_positions_and_detection_row_by_hand() -> None:
+    from meterlake.transforms.evaluate import area_positions, detection_row
+
+    areas = pl.DataFrame({"meter_id": ["a1", "a2", "a3", "b1", "b2", "b3"], "area_id": ["A", "A", "A", "B", "B", "B"]})
+    scores = pl.DataFrame({"meter_id": ["a1", "a2", "b2"], "score": [1.0, 3.0, 0.5]})
+    pos = area_positions(scores, areas)
+    got = dict(zip(pos["meter_id"], pos["area_position"], strict=True))
+    # A: a2 (3.0) 1st, a1 2nd, a3 scores 0: no position; B: b2 1st
+    assert got == {"a2": 1, "a1": 2, "a3": None, "b2": 1, "b1": None, "b3": None}
+    row = detection_row("theft", scores, ["a1", "b2", "b3"], areas["meter_id"], pos, within=1)
+    # within 1: only b2; a1 is second in A, b3 never ranked
+    assert (row["positives"], row["area_hits"]) == (3, 1)
+    assert row["area_hit_share"] == pytest.approx(1 / 3)
+    # AUC over 6 meters: a1 (1.0) beats a3, b1 (0) and... negatives a2 (3.0), a3, b1: a1 beats 2 of 3;
+    # b2 (0.5) beats a3, b1: 2; b3 (0) ties a3, b1: 1 -> 5 / 9
+    assert row["roc_auc"] == pytest.approx(5 / 9)
