@@ -105,6 +105,9 @@ class BalanceRules:
     huber_c: float = 1.345
     huber_iterations: int = 6
     ridge: float = 1e-6
+    #: an area is fitted only with at least this many rows per coefficient (an area of
+    #: 140 customers needs 5 days of curves at 3 rows per coefficient)
+    min_rows_per_column: float = 3.0
     #: a customer recording less than this (kWh over the window) gets no coefficient
     min_recorded_kwh: float = 1.0
     #: a coefficient must stand this many standard errors from the area's τ
@@ -156,15 +159,29 @@ def member_days(
     members: pl.DataFrame | pl.LazyFrame,
     start: dt.date,
     end: dt.date,
-) -> pl.DataFrame:
-    """One row per area member and day of the window, its primary-side curve beside it.
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """One row per area member and day of the window, and its primary-side curve.
 
     ``curves``: meter_id, data_date, p1..p96 (meter side; null = not collected).
-    ``members``: meter_daily rows (:data:`MEMBER_COLUMNS`). Sorted by area, role
-    (master first), meter, date; ``_d`` is the day index in the window, ``_j`` the
-    customer's column in its area (-1 for a master).
+    ``members``: meter_daily rows (:data:`MEMBER_COLUMNS`). The frame is sorted by
+    area, role (master first), meter, date; ``_d`` is the day index in the window, ``_j``
+    the customer's column in its area (-1 for a master). The array (rows x 96, NaN =
+    not collected or no curve) is the curve times the multiplier, row for row. Only the
+    narrow frame is joined and sorted; the wide curves are read into numpy once and
+    gathered.
     """
-    m = (
+    c = (
+        _require(
+            curves.lazy(),
+            {"meter_id": pl.String(), "data_date": pl.Date(), **dict.fromkeys(SLOT_COLUMNS, pl.Float64())},
+            "curves",
+        )
+        .filter(pl.col("data_date").is_between(start, end))
+        .unique(["meter_id", "data_date"], keep="first", maintain_order=True)
+        .collect()
+    )
+    master = pl.col("role") == "area_master"
+    frame = (
         _require(members.lazy(), MEMBER_COLUMNS, "meter_daily")
         .filter(
             pl.col("date").is_between(start, end)
@@ -172,21 +189,12 @@ def member_days(
             & pl.col("role").is_in(["area_master", "customer"])
         )
         .unique(["meter_id", "date"], keep="first", maintain_order=True)
-    )
-    c = _require(
-        curves.lazy(),
-        {"meter_id": pl.String(), "data_date": pl.Date(), **dict.fromkeys(SLOT_COLUMNS, pl.Float64())},
-        "curves",
-    ).rename({"data_date": "date"})
-    mult = pl.col("multiplier").fill_null(1.0)
-    master = pl.col("role") == "area_master"
-    return (
-        m.join(c, on=["meter_id", "date"], how="left")
-        .with_columns(pl.col(p) * mult for p in SLOT_COLUMNS)
-        .with_columns(
-            _d=(pl.col("date") - pl.lit(start)).dt.total_days().cast(pl.Int32),
-            _master=master,
+        .join(
+            c.lazy().select("meter_id", pl.col("data_date").alias("date")).with_row_index("_c"),
+            on=["meter_id", "date"],
+            how="left",
         )
+        .with_columns(_d=(pl.col("date") - pl.lit(start)).dt.total_days().cast(pl.Int32), _master=master)
         .sort("area_id", "_master", "meter_id", "date", descending=[False, True, False, False])
         .with_columns(
             _j=(pl.when(~master).then(pl.col("meter_id")).rank("dense").over("area_id") - 1)
@@ -195,6 +203,11 @@ def member_days(
         )
         .collect()
     )
+    wide = c.select(SLOT_COLUMNS).to_numpy().astype(np.float64) if c.height else np.empty((0, SLOTS))
+    wide = np.vstack([wide, np.full((1, SLOTS), np.nan)])  # the row of a member-day without a curve
+    idx = frame["_c"].fill_null(len(wide) - 1).to_numpy()
+    values = wide[idx] * frame["multiplier"].fill_null(1.0).to_numpy()[:, None]
+    return frame, values
 
 
 @dataclass
@@ -262,11 +275,10 @@ def _solve(
     return b / scale, wt, ginv / np.outer(scale, scale)
 
 
-def fit_areas(frame: pl.DataFrame, days: int, rules: BalanceRules) -> list[AreaFit]:
-    """Fit every area of ``frame`` (from :func:`member_days`); loops over areas only."""
+def fit_areas(frame: pl.DataFrame, values: np.ndarray, days: int, rules: BalanceRules) -> list[AreaFit]:
+    """Fit every area of ``frame`` and ``values`` (from :func:`member_days`); loops over areas only."""
     if frame.height == 0:
         return []
-    values = frame.select(SLOT_COLUMNS).to_numpy().astype(np.float64)
     area = frame["area_id"].to_numpy()
     d_idx = frame["_d"].to_numpy()
     j_idx = frame["_j"].to_numpy()
@@ -345,6 +357,8 @@ def _fit_area(
     if rev_day.sum() > 0:
         extra += list(pvx.T)
     design = np.column_stack([xs[:, cols], *extra])
+    if len(y) < rules.min_rows_per_column * design.shape[1]:
+        return None
     b, wt, ginv = _solve(design, y, w, rules)
     resid = y - design @ b
     dof = max(len(y) - design.shape[1], 1)
@@ -595,8 +609,8 @@ def balance(
     The window is the ``window_days`` days ending at ``window_end``.
     """
     start = window_end - dt.timedelta(days=rules.window_days - 1)
-    frame = member_days(curves, members, start, window_end)
-    fits = fit_areas(frame, rules.window_days, rules)
+    frame, values = member_days(curves, members, start, window_end)
+    fits = fit_areas(frame, values, rules.window_days, rules)
     coef = coefficients(fits)
     maps = mapping_tests(fits, coef, rules)
     return coef, findings(coef, maps, start, window_end, rules)
