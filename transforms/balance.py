@@ -71,6 +71,7 @@ import numpy as np
 import polars as pl
 
 from meterlake.schemas.loss_diagnosis import BALANCE_RULES
+from meterlake.transforms.metering import standard_multipliers
 
 SLOT_COLUMNS: tuple[str, ...] = tuple(f"p{i}" for i in range(1, 97))
 SLOTS = 96
@@ -124,8 +125,8 @@ class BalanceRules:
     pv_hours: tuple[float, float] = (6.0, 18.0)
     #: bumps over the daylight hours the export may take its shape from
     pv_bases: int = 12
-    #: standard multipliers (CT ratio x PT ratio); the rating table
-    standard_multipliers: tuple[float, ...] = ()
+    #: standard multipliers (CT ratio x PT ratio): the rating table
+    standard_multipliers: tuple[float, ...] = field(default_factory=standard_multipliers)
 
     def __post_init__(self) -> None:
         if self.window_days < 1:

@@ -53,39 +53,8 @@ import polars as pl
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS, RULES
 from meterlake.transforms.loss import LossRules, area_days, check_input, prepare
 
-#: standard CT rated primary currents in A (GB/T 20840.2 / IEC 61869-2 series and the
-#: ratings common on Chinese distribution transformers and 10 kV metering); with a 5 A
-#: secondary the CT's multiplier is primary / 5
-CT_PRIMARY_A: tuple[float, ...] = (
-    5,
-    10,
-    15,
-    20,
-    30,
-    40,
-    50,
-    75,
-    100,
-    150,
-    200,
-    250,
-    300,
-    400,
-    500,
-    600,
-    750,
-    800,
-    1000,
-    1200,
-    1500,
-    2000,
-    2500,
-    3000,
-    4000,
-)
-CT_SECONDARY_A = 5.0
-#: PT ratios: none (0.4 kV), 10 kV/100 V, 35 kV/100 V
-PT_RATIOS: tuple[float, ...] = (1, 100, 350)
+
+from meterlake.transforms.metering import CT_PRIMARY_A, CT_SECONDARY_A, PT_RATIOS
 
 
 @dataclass(frozen=True)
@@ -104,7 +73,7 @@ class DiagnosisRules:
     ct_primary_a: tuple[float, ...] = CT_PRIMARY_A
     ct_secondary_a: float = CT_SECONDARY_A
     pt_ratios: tuple[float, ...] = PT_RATIOS
-    multiplier_neighbours: int = 2
+    multiplier_neighbours: int = 4
     large_customer_share: float = 0.05
     large_customers_per_area: int = 3
     multiplier_min_normal_share: float = 0.8
@@ -137,7 +106,7 @@ def neighbour_multipliers(multipliers: Iterable[float], diag: DiagnosisRules = D
     over the handful of distinct multipliers, not over rows.
 
     >>> neighbour_multipliers([30.0], DiagnosisRules(multiplier_neighbours=1)).to_dicts()
-    [{'multiplier': 30.0, 'candidate': 20.0}, {'multiplier': 30.0, 'candidate': 40.0}]
+    [{'multiplier': 30.0, 'candidate': 25.0}, {'multiplier': 30.0, 'candidate': 32.0}]
     """
     cts = sorted({float(c) / diag.ct_secondary_a for c in diag.ct_primary_a})
     k = diag.multiplier_neighbours

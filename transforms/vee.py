@@ -31,6 +31,7 @@ from ..schemas.curves import SLOTS
 from ..schemas.vee_findings import RULES, VEE_FINDINGS
 from . import estimation
 from .meter_daily import collection_daily, exact_sum
+from .metering import standard_multipliers
 
 Severity = Literal["warning", "error", "blocking"]
 
@@ -186,44 +187,11 @@ class HistoryConfig(_Section):
 
 
 class MultiplierConfig(_Section):
-    ct_primary_a: list[float] = Field(
-        default_factory=lambda: [
-            5.0,
-            10,
-            15,
-            20,
-            25,
-            30,
-            40,
-            50,
-            60,
-            75,
-            80,
-            100,
-            150,
-            200,
-            300,
-            400,
-            500,
-            600,
-            800,
-            1000,
-        ],
-        description="rated CT primary currents, A",
-    )
-    ct_secondary_a: list[float] = Field(default_factory=lambda: [5.0], description="rated CT secondary currents, A")
-    pt_ratios: list[float] = Field(
-        default_factory=lambda: [1.0, 100.0], description="PT ratios (1 for low voltage, 100 for 10 kV/100 V)"
-    )
+    """Standard CT/PT ratios come from the one rating table (transforms/metering.py)."""
 
     def allowed(self) -> list[float]:
-        """Every CT ratio x PT ratio, rounded to 6 decimals (a direct-connected meter is 1)."""
-        out = {1.0}
-        for p in self.ct_primary_a:
-            for s in self.ct_secondary_a:
-                for v in self.pt_ratios:
-                    out.add(round(p / s * v, 6))
-        return sorted(out)
+        """Every CT ratio x PT ratio of the rating table (a direct-connected meter is 1)."""
+        return list(standard_multipliers())
 
 
 class CapacityConfig(_Section):

@@ -250,7 +250,7 @@ def make_plan(topo: tp.Topology, days: int, start: dt.date, rng: np.random.Gener
             neighbour_ratio(topo.mult[merr], sh.LV_CT_A / 5.0, rng),
             neighbour_ratio(topo.mult[merr], sh.HV_CT_A / 5.0 * sh.PT_10KV, rng),
         ],
-        neighbour_ratio(topo.mult[merr], np.concatenate([[50, 75], sh.LV_CT_A]) / 5.0, rng),
+        neighbour_ratio(topo.mult[merr], np.concatenate([sh.SMALL_CT_A, sh.LV_CT_A]) / 5.0, rng),
     )
     detail = (
         pl.DataFrame({"a": mult_archive[merr].astype(np.int64), "t": topo.mult[merr].astype(np.int64)})

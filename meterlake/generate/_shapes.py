@@ -10,6 +10,8 @@ import datetime as dt
 
 import numpy as np
 
+from meterlake.transforms import metering
+
 SLOTS = 96
 #: slot centres in hours (slot 1 is 00:00-00:15, centre 00:07:30)
 HOURS = (np.arange(SLOTS) + 0.5) / 4.0
@@ -189,8 +191,17 @@ AGR_PRICE = 0.50
 
 # --- current transformer ratios -----------------------------------------------------
 
-#: low-voltage CT primary ratings (A, secondary 5 A): multiplier = rating / 5
-LV_CT_A = np.array([100, 150, 200, 250, 300, 400, 500, 600, 750, 800, 1000, 1200, 1500, 2000])
+#: low-voltage CT primary ratings (A, secondary 5 A) the generator fits: multiplier = rating / 5;
+#: drawn from the pipeline's one rating table (an entry outside it fails at import)
+LV_CT_A = np.array(
+    metering.ratings([100, 150, 200, 250, 300, 400, 500, 600, 750, 800, 1000, 1200, 1500, 2000], "generator LV CTs")
+)
+#: small LV CTs of commercial customers
+SMALL_CT_A = np.array(metering.ratings([50, 75], "generator small LV CTs"))
 #: 10 kV CT primary ratings (A); PT 10000/100 multiplies by 100
-HV_CT_A = np.array([10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 400, 600, 800])
+HV_CT_A = np.array(
+    metering.ratings([10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 400, 600, 800], "generator HV CTs")
+)
 PT_10KV = 100
+if PT_10KV not in metering.PT_RATIOS:
+    raise ValueError(f"generator PT ratio {PT_10KV} is not in the rating table (transforms/metering.py)")

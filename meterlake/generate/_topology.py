@@ -161,7 +161,7 @@ def build(meters: int, rng: np.random.Generator) -> Topology:
     lv_ct = ~direct & (
         ((cls == C_COM) & (base > 120)) | ((cls == C_IND) & (base > 80)) | ((cls == C_AGR) & (base > 100))
     )
-    mult[lv_ct] = _ct_multiplier(peak_kw[lv_ct] * 1.604, np.concatenate([[50, 75], sh.LV_CT_A]), 1.25, 50)
+    mult[lv_ct] = _ct_multiplier(peak_kw[lv_ct] * 1.604, np.concatenate([sh.SMALL_CT_A, sh.LV_CT_A]), 1.25, 50)
     mult[direct] = _ct_multiplier(peak_kw[direct] * 0.0642, sh.HV_CT_A, 1.3, 10) * sh.PT_10KV
 
     prepay = ((cls == C_RES) & (rng.random(n_cust) < 0.30)) | (

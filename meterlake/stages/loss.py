@@ -46,7 +46,8 @@ from ..schemas.feeder_loss_monthly import FEEDER_LOSS_MONTHLY
 from ..schemas.loss_diagnosis import KINDS, LOSS_DIAGNOSIS
 from ..schemas.meter_daily import METER_DAILY
 from ..transforms import balance, loss
-from ..transforms.loss_diagnosis import CT_PRIMARY_A, PT_RATIOS, DiagnosisRules, diagnose
+from ..transforms.loss_diagnosis import DiagnosisRules, diagnose
+from ..transforms.metering import standard_multipliers
 from . import StageContext, StageError, StageResult
 
 CONFIG_NAME = "loss"
@@ -136,16 +137,7 @@ class TheftModel(_Strict):
 
 
 class MultiplierModel(_Strict):
-    ct_primary_a: list[float] = Field(
-        default_factory=lambda: list(CT_PRIMARY_A),
-        min_length=2,
-        description="standard CT rated primary currents, A (GB/T 20840.2 / IEC 61869-2)",
-    )
-    ct_secondary_a: float = Field(5.0, gt=0, description="CT rated secondary current, A")
-    pt_ratios: list[float] = Field(
-        default_factory=lambda: list(PT_RATIOS), min_length=1, description="PT ratios (1 = no PT)"
-    )
-    neighbours: int = Field(2, ge=1, description="candidate ratios: up to this many standard steps either side")
+    neighbours: int = Field(4, ge=1, description="candidate ratios: up to this many standard steps either side")
     large_customer_share: float = Field(
         0.05,
         ge=0.0,
@@ -161,8 +153,8 @@ class MultiplierModel(_Strict):
     )
 
     def standard(self) -> tuple[float, ...]:
-        """Every standard multiplier: CT primary / secondary x PT ratio."""
-        return tuple(sorted({c / self.ct_secondary_a * p for c in self.ct_primary_a for p in self.pt_ratios}))
+        """Every standard multiplier of the rating table."""
+        return standard_multipliers()
 
 
 class MappingModel(_Strict):
@@ -276,9 +268,6 @@ class LossConfig(_Strict):
             theft_areas=d.theft.areas,
             theft_min_score=d.theft.min_score,
             theft_max_per_area=d.theft.max_per_area,
-            ct_primary_a=tuple(d.multiplier.ct_primary_a),
-            ct_secondary_a=d.multiplier.ct_secondary_a,
-            pt_ratios=tuple(d.multiplier.pt_ratios),
             multiplier_neighbours=d.multiplier.neighbours,
             large_customer_share=d.multiplier.large_customer_share,
             large_customers_per_area=d.multiplier.large_customers_per_area,

@@ -64,15 +64,16 @@ def constant_area(days: int, area: str, meters: list[tuple[str, str, float, floa
 @pytest.mark.parametrize(
     ("multiplier", "k", "want"),
     [
-        # 150/5 A: the series ... 75 100 [150] 200 250 ... A, over 5 A
-        pytest.param(30.0, 2, [15.0, 20.0, 40.0, 50.0], id="LV-150/5"),
+        # 150/5 A: the rating table ... 100 120 125 [150] 160 200 ... A, over 5 A
+        pytest.param(30.0, 2, [24.0, 25.0, 32.0, 40.0], id="LV-150/5"),
         pytest.param(1.0, 1, [2.0], id="direct-connected-has-only-a-step-up"),
-        # 10 kV: PT 10000/100 x CT 50/5 = 1000 -> CT 40/5 and 75/5 with the PT
-        pytest.param(1000.0, 1, [800.0, 1500.0], id="10kV-50/5-with-PT"),
+        # 10 kV: PT 10000/100 x CT 50/5 = 1000 -> CT 40/5 and 60/5 with the PT (and 4000/5
+        # below 1000 read as a 5000/5 low-voltage CT, the top of the table)
+        pytest.param(1000.0, 1, [800.0, 1200.0], id="10kV-50/5-with-PT"),
         # 100 is 500/5 without a PT or 5/5 with the 10 kV PT
         pytest.param(100.0, 1, [80.0, 120.0, 200.0], id="ambiguous-100"),
-        # 35 is no standard ratio: its neighbours in the series, 30 and 40
-        pytest.param(35.0, 1, [30.0, 40.0], id="non-standard"),
+        # 35 is no standard ratio: its neighbours in the series, 32 (160/5) and 40
+        pytest.param(35.0, 1, [32.0, 40.0], id="non-standard"),
     ],
 )
 def test_neighbour_multipliers(multiplier, k, want):
