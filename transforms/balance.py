@@ -99,13 +99,16 @@ RULE_MAPPING = BALANCE_RULES["mapping_suspect"]
 class BalanceRules:
     """Settings of the interval balance (shipped defaults in config/loss.toml [balance])."""
 
-    window_days: int = 30
+    window_days: int = 14
     #: fewest days with a balance row an area's fit may rest on
     min_days: int = 7
     estimator: Literal["ols", "huber"] = "ols"
     huber_c: float = 1.345
     huber_iterations: int = 6
     ridge: float = 1e-6
+    #: a customer-day below this share of the master's energy gets its uncollected slots
+    #: filled from its daily register (by its own mean shape); larger ones are dropped
+    fill_max_share: float = 0.05
     #: an area is fitted only with at least this many rows per coefficient (an area of
     #: 140 customers needs 5 days of curves at 3 rows per coefficient)
     min_rows_per_column: float = 3.0
@@ -228,6 +231,8 @@ class AreaFit:
     slot_rows: int
     day_rows: int
     rmse: float
+    #: per added variable (night, deficit): (coefficient, t, the variable's kWh over the window), each (n,)
+    added: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(repr=False, default_factory=dict)
     # for the mapping test: the rows (d*97+s, s=96 a daily row), design, weights, residual, G^-1
     keys: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0, np.int64))
     design: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, 0)))
@@ -251,6 +256,101 @@ def _pv_shape(hours: tuple[float, float], bases: int) -> np.ndarray:
     s = np.exp(-0.5 * ((h[None, :] - centres[:, None]) / (0.6 * width)) ** 2)
     s = np.where((h > lo) & (h < hi), s, 0.0)
     return s / s.sum(1, keepdims=True)
+
+
+def _fill_from_registers(series: np.ndarray, master_day: np.ndarray, max_share: float) -> None:
+    """Fill a customer's uncollected slots from its daily register, in place.
+
+    With 150 customers an area rarely has a day on which every curve arrived; dropping
+    every slot one customer lacks would drop most days. Instead a customer-day's
+    uncollected slots share the energy its register measured beyond the collected
+    slots (daily kWh - Σ collected), in proportion to the customer's own mean shape
+    over its collected days of the window. The error of that guess stays with that
+    customer's few slots; a day whose register is missing too stays missing. Only a
+    customer-day holding less than ``max_share`` of the master's energy is filled: the
+    guess of a large customer's curve would swamp the others' signal (that day's slots
+    are left out, or the day falls back to daily registers).
+    """
+    curve = series[:, :, :SLOTS]
+    small = series[:, :, SLOTS] < max_share * np.nan_to_num(master_day, nan=0.0)[:, None]
+    gap = np.isnan(curve) & small[:, :, None]
+    if not gap.any():
+        return
+    full = ~gap.any(2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shape = np.where(full[:, :, None], curve, 0.0).sum(0)
+        shape = shape / shape.sum(1, keepdims=True)
+    shape = np.where(np.isfinite(shape), shape, 1.0 / SLOTS)  # no whole day: flat
+    shape = np.maximum(shape, 1e-9)
+    rest = series[:, :, SLOTS] - np.where(gap, 0.0, curve).sum(2)
+    weight = np.where(gap, shape[None, :, :], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = weight / weight.sum(2, keepdims=True)
+    filled = share * np.maximum(rest, 0.0)[:, :, None]
+    curve[gap] = filled[gap]  # NaN where the register is missing too
+
+
+#: slots of the night window (22:00-06:00) of the night-only added variable
+NIGHT_SLOTS = (np.arange(SLOTS) < 24) | (np.arange(SLOTS) >= 88)
+
+
+def _added_variables(
+    series: np.ndarray,
+    design: np.ndarray,
+    wt: np.ndarray,
+    resid: np.ndarray,
+    ginv: np.ndarray,
+    sigma2: float,
+    cols: np.ndarray,
+    dd: np.ndarray,
+    ss: np.ndarray,
+    dday: np.ndarray,
+    n: int,
+    rules: BalanceRules,
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Theft that is not a steady share, tested one customer at a time against the fit's residual.
+
+    One coefficient per customer reads a meter bypassed only at night, or only on some
+    days, the wrong way round: the loss is there exactly when the recorded use is low,
+    so the coefficient comes out negative. Two more variables per customer find them,
+    each tested by the added-variable (Frisch-Waugh) regression of the window fit's
+    residual on the variable cleared of the whole design (the customer's own recorded
+    series included), so the coefficient is the one a joint fit would give:
+
+    * ``night``: the recorded use in the night slots (22:00-06:00); a night-only bypass
+      recording a share a there leaves 1/a - 1;
+    * ``deficit``: how far the day's recorded total falls below the customer's usual
+      high day (80th percentile of its window), spread by its usual shape; a meter
+      bypassed on some days leaves about 1 (the missing energy reappears as loss).
+    """
+    rec_day = series[:, :, SLOTS]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shape = np.nansum(series[:, :, :SLOTS], 0)
+        shape = shape / shape.sum(1, keepdims=True)
+    shape = np.where(np.isfinite(shape), shape, 1.0 / SLOTS)
+    high = np.nanpercentile(np.where(rec_day > 0, rec_day, np.nan), 80, axis=0)
+    high = np.where(np.isfinite(high), high, 0.0)
+    short = np.nan_to_num(np.maximum(high[None, :] - rec_day, 0.0))  # (days, n)
+    night_day = np.nansum(np.where(NIGHT_SLOTS[None, None, :], series[:, :, :SLOTS], 0.0), 2)
+    features = {
+        "night": np.concatenate([series[dd, :, ss] * NIGHT_SLOTS[ss][:, None], night_day[dday]]),
+        "deficit": np.concatenate([shape[:, ss].T * short[dd], short[dday]]),
+    }
+    out = {}
+    for name, f in features.items():
+        f = np.nan_to_num(f[:, cols])
+        ft = f - design @ (ginv @ (design.T @ (wt[:, None] * f)))
+        den = (wt[:, None] * ft * ft).sum(0)
+        ok = den > 1e-12 * np.maximum((wt[:, None] * f * f).sum(0), 1e-300)
+        coef = np.full(n, np.nan)
+        t = np.full(n, np.nan)
+        g = np.where(ok, (wt[:, None] * ft * resid[:, None]).sum(0) / np.where(ok, den, 1.0), np.nan)
+        coef[cols] = g
+        t[cols] = g / np.sqrt(sigma2 / np.where(ok, den, np.inf))
+        kwh = np.full(n, np.nan)
+        kwh[cols] = (f * (np.r_[np.ones(len(dd)), np.ones(len(dday))])[:, None]).sum(0)
+        out[name] = (coef, t, kwh)
+    return out
 
 
 def _solve(
@@ -335,6 +435,7 @@ def _fit_area(
     np.add.at(rev_day, d_idx[is_c], rev[is_c])
     master[~present] = np.nan
 
+    _fill_from_registers(series, master[:, SLOTS], rules.fill_max_share)
     slot_ok = ~np.isnan(master[:, :SLOTS]) & ~np.isnan(series[:, :, :SLOTS]).any(1)
     day_ok = ~slot_ok.any(1) & ~np.isnan(master[:, SLOTS]) & ~np.isnan(series[:, :, SLOTS]).any(1)
     dd, ss = np.nonzero(slot_ok)
@@ -369,6 +470,7 @@ def _fit_area(
     beta[cols] = b[: len(cols)]
     se[cols] = np.sqrt(np.maximum(np.diag(ginv)[: len(cols)] * sigma2, 0.0))
     tau = float(np.median(beta[cols])) if len(cols) else 0.0
+    extras = _added_variables(series, design, wt, resid, ginv, sigma2, cols, dd, ss, dday, n, rules)
 
     # identity of each customer column: its latest row
     ids = np.flatnonzero(is_c)
@@ -389,6 +491,7 @@ def _fit_area(
         slot_rows=len(dd),
         day_rows=len(dday),
         rmse=math.sqrt(sigma2),
+        added=extras,
         keys=keys,
         design=design,
         weights=wt,
@@ -416,6 +519,7 @@ def coefficients(fits: Sequence[AreaFit]) -> pl.DataFrame:
         "days": pl.Int32,
         "slot_rows": pl.Int32,
         "day_rows": pl.Int32,
+        **{f"{name}_{what}": pl.Float64 for name in ("night", "deficit") for what in ("coefficient", "t_stat", "kwh")},
     }
     frame = pl.DataFrame(schema=schema) if not fits else pl.DataFrame(
         {
@@ -431,14 +535,30 @@ def coefficients(fits: Sequence[AreaFit]) -> pl.DataFrame:
             "days": np.concatenate([np.full(len(f.meters), f.days) for f in fits]),
             "slot_rows": np.concatenate([np.full(len(f.meters), f.slot_rows) for f in fits]),
             "day_rows": np.concatenate([np.full(len(f.meters), f.day_rows) for f in fits]),
+            **{
+                f"{name}_{what}": np.concatenate([f.added[name][k] if f.added else np.full(len(f.meters), np.nan) for f in fits])
+                for name in ("night", "deficit")
+                for k, what in enumerate(("coefficient", "t_stat", "kwh"))
+            },
         },
         schema=schema,
     )  # fmt: skip
     ratio = (1 + pl.col("coefficient")) / (1 + pl.col("area_tau"))
+
+    def robust(t: pl.Expr) -> pl.Expr:
+        # slot residuals are not independent (a household's noise runs over hours and days),
+        # so the textbook t overstates: each t is read against the area's own customers,
+        # most of them honest (median and scaled MAD, Hampel)
+        med = t.median().over("area_id")
+        mad = 1.4826 * (t - med).abs().median().over("area_id")
+        return (t - med) / pl.max_horizontal(mad, pl.lit(1.0))
+
     return frame.filter(pl.col("coefficient").is_not_nan()).with_columns(
         true_use_ratio=ratio,
-        t_stat=(pl.col("coefficient") - pl.col("area_tau")) / pl.col("std_error"),
-        unrecorded_kwh=(ratio - 1) * pl.col("recorded_kwh"),
+        t_stat=robust((pl.col("coefficient") - pl.col("area_tau")) / pl.col("std_error")),
+        steady_unrecorded_kwh=(ratio - 1) * pl.col("recorded_kwh"),
+        night_t_stat=robust(pl.col("night_t_stat")),
+        deficit_t_stat=robust(pl.col("deficit_t_stat")),
     )
 
 
@@ -510,7 +630,18 @@ def findings(
     """
     days = (window_end - window_start).days + 1
     sig = pl.col("t_stat").abs() >= rules.min_t
-    share = 1 - 1 / pl.col("true_use_ratio")
+
+    def part(name: str) -> pl.Expr:
+        on = (pl.col(f"{name}_t_stat") >= rules.min_t) & (pl.col(f"{name}_coefficient") > 0)
+        return pl.when(on).then(pl.col(f"{name}_coefficient") * pl.col(f"{name}_kwh")).otherwise(0.0)
+
+    steady = pl.when(sig & (pl.col("true_use_ratio") > 1)).then(pl.col("steady_unrecorded_kwh")).otherwise(0.0)
+    coef = coef.with_columns(_steady=steady, _night=part("night"), _deficit=part("deficit")).with_columns(
+        unrecorded_kwh=pl.col("_steady") + pl.col("_night") + pl.col("_deficit")
+    )
+    share = pl.col("unrecorded_kwh") / (pl.col("unrecorded_kwh") + pl.col("recorded_kwh"))
+    #: explained as theft that is not a steady share: not read as a multiplier or mapping error
+    unsteady = (pl.col("_night") > 0) | (pl.col("_deficit") > 0)
     ev_common = {
         "coefficient": pl.col("coefficient").round(6),
         "std_error": pl.col("std_error").round(6),
@@ -520,7 +651,7 @@ def findings(
         "slot_rows": pl.col("slot_rows"),
         "daily_rows": pl.col("day_rows"),
     }
-    theft = coef.filter(sig & (pl.col("true_use_ratio") > 1) & (share >= rules.theft_min_share)).with_columns(
+    theft = coef.filter((pl.col("unrecorded_kwh") > 0) & (share >= rules.theft_min_share)).with_columns(
         kind=pl.lit("theft_candidate"),
         rule=pl.lit(RULE_THEFT),
         other_area_id=pl.lit(None, pl.String),
@@ -530,6 +661,13 @@ def findings(
             unrecorded_kwh_per_day=(pl.col("unrecorded_kwh") / days).round(3),
             unrecorded_share=share.round(6),
             unrecorded_kwh=pl.col("unrecorded_kwh").round(3),
+            steady_share_kwh=pl.col("_steady").round(3),
+            night_only_kwh=pl.col("_night").round(3),
+            some_days_kwh=pl.col("_deficit").round(3),
+            night_coefficient=pl.col("night_coefficient").round(6),
+            night_t_stat=pl.col("night_t_stat").round(3),
+            deficit_coefficient=pl.col("deficit_coefficient").round(6),
+            deficit_t_stat=pl.col("deficit_t_stat").round(3),
             **ev_common,
         ).struct.json_encode(),
     )
@@ -538,6 +676,7 @@ def findings(
     mult = (
         coef.filter(
             sig
+            & ~unsteady
             & (pl.col("multiplier") > 1)
             & ((ratio >= rules.multiplier_min_ratio) | (ratio <= 1 / rules.multiplier_min_ratio))
         )
@@ -565,7 +704,7 @@ def findings(
     own_fit = (1 - (pl.col("coefficient") + 1).abs() / rules.mapping_tolerance).clip(0.0, 1.0)
     other_fit = (1 - (pl.col("gamma") - 1).abs() / rules.mapping_tolerance).clip(0.0, 1.0)
     mapping = (
-        coef.filter(sig & ((pl.col("coefficient") + 1).abs() <= rules.mapping_tolerance))
+        coef.filter(sig & ~unsteady & ((pl.col("coefficient") + 1).abs() <= rules.mapping_tolerance))
         .join(best, on="meter_id", how="left")
         .with_columns(
             kind=pl.lit("mapping_suspect"),

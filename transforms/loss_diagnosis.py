@@ -52,8 +52,6 @@ import polars as pl
 
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS, RULES
 from meterlake.transforms.loss import LossRules, area_days, check_input, prepare
-
-
 from meterlake.transforms.metering import CT_PRIMARY_A, CT_SECONDARY_A, PT_RATIOS
 
 

@@ -180,7 +180,10 @@ class MappingModel(_Strict):
 
 class BalanceModel(_Strict):
     enabled: bool = Field(True, description="fit the interval energy balance of every area (needs the clean curves)")
-    window_days: int = Field(30, ge=1, le=92, description="days of curves in a balance window")
+    window_days: int = Field(14, ge=1, le=92, description="days of curves in a balance window")
+    every_days: int = Field(
+        7, ge=1, description="fit on window ends every this many days (and on the run's last), not every day"
+    )
     min_days: int = Field(7, ge=1, description="fewest days with a balance row an area's fit may rest on")
     estimator: Literal["ols", "huber"] = Field("ols", description="signed least squares, or Huber IRLS for spiky data")
     min_t: float = Field(4.0, gt=0, description="a coefficient must stand this many standard errors from the area's")
@@ -417,7 +420,8 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             frame = diagnose(
                 scan(window), end, rules, diag, days=pl.concat([balances[d] for d in window]) if window else None
             )
-            if cfg.diagnosis.balance.enabled:
+            every = cfg.diagnosis.balance.every_days
+            if cfg.diagnosis.balance.enabled and (end == ends[-1] or end.toordinal() % every == 0):
                 frame = _with_balance(ctx, cfg, end, frame, diag.theft_max_per_area)
             lake.write_partition(LOSS_DIAGNOSIS, end, frame, sort_by=["area_id", "kind", "rank"])
             written[LOSS_DIAGNOSIS.name] += frame.height

@@ -76,7 +76,7 @@ def test_a_customer_recording_60_percent_leaves_its_coefficient_and_stolen_kwh()
     # recorded 60%: loss = 0.4 x = (1/0.6 - 1) x recorded, the coefficient 2/3
     assert c1["coefficient"] == pytest.approx(2 / 3, rel=0.02)
     stolen = 0.4 * x[0].sum()
-    assert c1["unrecorded_kwh"] == pytest.approx(stolen, rel=0.02)
+    assert c1["steady_unrecorded_kwh"] == pytest.approx(stolen, rel=0.02)
     theft = found.filter(pl.col("kind") == "theft_candidate")
     assert theft["meter_id"].to_list() == ["c1"]
     ev = json.loads(theft["evidence"][0])
