@@ -30,12 +30,15 @@ from .transforms.evaluate import KS, area_positions, detection_row, evaluate_ran
 
 #: the injected kinds that are theft (窃电); evaluated together as "theft"
 BLUNT_THEFT_KINDS: tuple[str, ...] = ("theft_bypass", "theft_stopped", "theft_reversed")
-THEFT_KINDS: tuple[str, ...] = (*BLUNT_THEFT_KINDS, "theft_partial")
+#: the six false-data-injection attacks of Jokar, Arianpoo and Leung (2016) and their mix
+ATTACK_KINDS: tuple[str, ...] = tuple(f"theft_{a}" for a in ("h1", "h2", "h3", "h4", "h5", "h6", "mix"))
+THEFT_KINDS: tuple[str, ...] = (*BLUNT_THEFT_KINDS, "theft_partial", *ATTACK_KINDS)
 #: per detection category: the truth kinds, and how close to the top of its area a hit must be
 CATEGORIES: dict[str, tuple[tuple[str, ...], int]] = {
     "theft": (THEFT_KINDS, 5),
     "theft_blunt": (BLUNT_THEFT_KINDS, 5),
     "theft_partial": (("theft_partial",), 5),
+    **{k: ((k,), 5) for k in ATTACK_KINDS},
     "multiplier": (("multiplier_error",), 1),
     "mapping": (("wrong_area",), 1),
 }

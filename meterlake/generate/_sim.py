@@ -30,7 +30,7 @@ from . import _files as fl
 from . import _shapes as sh
 from . import _topology as tp
 from ._plan import EV, Plan, gather_code, hhmm, make_plan, money, reading, text, truth_rows
-from ._thefts import plan_partial
+from ._thefts import plan_attacks, plan_partial
 from ._topology import UNIT
 
 DAY_S = 86400
@@ -103,6 +103,7 @@ class Generator:
         self.topo = tp.build(meters, r_topo)
         self.plan: Plan = make_plan(self.topo, days, start, r_inj)
         self.partial = plan_partial(self.topo, self.plan, days, start, seed)
+        self.attacks = plan_attacks(self.topo, self.plan, self.partial.idx, days, start, seed)
         self.truth: list[pl.DataFrame] = self.plan.truth
         self.faults: list[dict[str, object]] = []
         self.written: list[fl.Written] = []
@@ -687,6 +688,8 @@ class Generator:
             ev += self._theft_events(k)
         if len(self.partial.idx):  # partial thefts: the meter records a share of the use
             cust[self.partial.idx] = self.partial.recorded(k, cust[self.partial.idx])
+        if len(self.attacks.idx):  # false-data injection h1-h6 on some days
+            cust[self.attacks.idx] = self.attacks.recorded(k, cust[self.attacks.idx])
         m[c : c + na] = np.maximum(master_net, 0.0)
         rev_day[c : c + na] = np.maximum(-master_net, 0.0).sum(1)
         m[c + na :] = feeder_fwd
