@@ -117,6 +117,13 @@ class BalanceRules:
     #: a coefficient must stand this many standard errors from the area's τ
     min_t: float = 4.0
     theft_min_share: float = 0.1
+    #: an added variable (night, deficit, reshape) counts from this coefficient up
+    #: (deficit and reshape leave about 1 for a thief, night 1/a - 1)
+    added_min_coefficient: float = 0.25
+    #: forward selection of the added variables: at most this many per area, each with
+    #: a plain t of at least select_t (see _estimate)
+    max_selected: int = 3
+    select_t: float = 8.0
     #: the share at which the theft score reaches 1
     theft_full_share: float = 0.5
     multiplier_min_ratio: float = 1.25
@@ -231,6 +238,10 @@ class AreaFit:
     slot_rows: int
     day_rows: int
     rmse: float
+    y: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+    w: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+    cols: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0, np.int64))
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray] = field(repr=False, default=(np.empty(0), np.empty(0), np.empty(0)))
     #: per added variable (night, deficit): (coefficient, t, the variable's kWh over the window), each (n,)
     added: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(repr=False, default_factory=dict)
     # for the mapping test: the rows (d*97+s, s=96 a daily row), design, weights, residual, G^-1
@@ -256,6 +267,110 @@ def _pv_shape(hours: tuple[float, float], bases: int) -> np.ndarray:
     s = np.exp(-0.5 * ((h[None, :] - centres[:, None]) / (0.6 * width)) ** 2)
     s = np.where((h > lo) & (h < hi), s, 0.0)
     return s / s.sum(1, keepdims=True)
+
+
+def _estimate(
+    design: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    series: np.ndarray,
+    cols: np.ndarray,
+    dd: np.ndarray,
+    ss: np.ndarray,
+    dday: np.ndarray,
+    n: int,
+    rules: BalanceRules,
+) -> tuple[
+    np.ndarray,
+    np.ndarray,
+    float,
+    dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    float,
+]:
+    """Solve an area's design: coefficients, standard errors, τ, the added variables and the fit's internals.
+
+    Forward selection of the added variables: the strongest (customer, variable) whose t
+    stands out (``select_t`` and 4 x the median |t| of that variable in the area) joins
+    the design and the fit is solved again, up to ``max_selected`` times. A thief's
+    misfit otherwise leaks into the residual every other customer is tested against.
+    """
+    feats = _features(series, cols, dd, ss, dday, n)
+    names = list(feats)
+    chosen: list[tuple[str, int]] = []
+    x = design
+    while True:
+        b, wt, ginv = _solve(x, y, w, rules)
+        resid = y - x @ b
+        sigma2 = float((wt * resid * resid).sum() / max(len(y) - x.shape[1], 1))
+        tested = {name: _added(feats[name], x, wt, resid, ginv, sigma2) for name in names}
+        if len(chosen) >= rules.max_selected:
+            break
+        best: tuple[float, str, int] | None = None
+        for name, (g, t) in tested.items():  # three variables
+            t = np.where(g >= rules.added_min_coefficient, t, -np.inf)
+            for nm, k in chosen:
+                if nm == name:
+                    t[k] = -np.inf
+            k = int(np.nanargmax(t)) if np.isfinite(t).any() else -1
+            if k < 0:
+                continue
+            bar = max(rules.select_t, 4.0 * float(np.nanmedian(np.abs(tested[name][1]))))
+            if t[k] >= bar and (best is None or t[k] > best[0]):
+                best = (float(t[k]), name, k)
+        if best is None:
+            break
+        chosen.append((best[1], best[2]))
+        x = np.column_stack([x, feats[best[1]][:, best[2]]])
+    se_all = np.sqrt(np.maximum(np.diag(ginv) * sigma2, 0.0))
+    beta = np.full(n, np.nan)
+    se = np.full(n, np.nan)
+    beta[cols] = b[: len(cols)]
+    se[cols] = se_all[: len(cols)]
+    tau = float(np.median(beta[cols])) if len(cols) else 0.0
+    extras = {}
+    for name in names:
+        g, t = tested[name]
+        for i, (nm, k) in enumerate(chosen):
+            if nm == name:
+                col = design.shape[1] + i
+                g[k], t[k] = b[col], b[col] / max(se_all[col], 1e-300)
+        coef_n, t_n, kwh = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        coef_n[cols], t_n[cols], kwh[cols] = g, t, feats[name].sum(0)
+        extras[name] = (coef_n, t_n, kwh)
+    return beta, se, tau, extras, wt, resid, ginv, sigma2
+
+
+def refit_with_incoming(fits: Sequence[AreaFit], maps: pl.DataFrame, rules: BalanceRules) -> None:
+    """Refit every area that fits a customer booked elsewhere, with that customer's series added.
+
+    A customer fed from area B but booked in A is load B's master sees and B's fit
+    lacks; B's own customers of the same shape then absorb it and read as reshaped or
+    short days. Once the mapping test has found where it fits, B is fitted again with
+    it (in place), so B's customers are judged on the balance that holds.
+    """
+    good = maps.filter((pl.col("gamma") - 1).abs() <= rules.mapping_tolerance)
+    if good.height == 0:
+        return
+    by_area = {f.area_id: f for f in fits}
+    by_meter = {m: (f, j) for f in fits for j, m in enumerate(f.meters)}
+    for other_area, meters in good.group_by("other_area_id").agg("meter_id").iter_rows():  # areas
+        fit = by_area[other_area]
+        dd, ss, dday = fit.rows
+        zs = []
+        for m in meters:
+            own, j = by_meter[m]
+            z = np.nan_to_num(own.series[:, j, :].reshape(-1)[fit.keys])
+            zs.append(z)
+        design = np.column_stack([fit.design, *zs])
+        n = len(fit.meters)
+        beta, se, tau, extras, wt, resid, ginv, sigma2 = _estimate(
+            design, fit.y, fit.w, fit.series, fit.cols, dd, ss, dday, n, rules
+        )
+        fit.beta, fit.se, fit.tau, fit.added = beta, se, tau, extras
+        fit.weights, fit.resid, fit.ginv, fit.rmse = wt, resid, ginv, math.sqrt(sigma2)
 
 
 def _fill_from_registers(series: np.ndarray, master_day: np.ndarray, max_share: float) -> None:
@@ -290,24 +405,15 @@ def _fill_from_registers(series: np.ndarray, master_day: np.ndarray, max_share: 
     curve[gap] = filled[gap]  # NaN where the register is missing too
 
 
+#: the added variables tested per customer (see :func:`_added_variables`)
+ADDED = ("night", "deficit", "reshape")
 #: slots of the night window (22:00-06:00) of the night-only added variable
 NIGHT_SLOTS = (np.arange(SLOTS) < 24) | (np.arange(SLOTS) >= 88)
 
 
-def _added_variables(
-    series: np.ndarray,
-    design: np.ndarray,
-    wt: np.ndarray,
-    resid: np.ndarray,
-    ginv: np.ndarray,
-    sigma2: float,
-    cols: np.ndarray,
-    dd: np.ndarray,
-    ss: np.ndarray,
-    dday: np.ndarray,
-    n: int,
-    rules: BalanceRules,
-) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _features(
+    series: np.ndarray, cols: np.ndarray, dd: np.ndarray, ss: np.ndarray, dday: np.ndarray, n: int
+) -> dict[str, np.ndarray]:
     """Theft that is not a steady share, tested one customer at a time against the fit's residual.
 
     One coefficient per customer reads a meter bypassed only at night, or only on some
@@ -321,7 +427,10 @@ def _added_variables(
       recording a share a there leaves 1/a - 1;
     * ``deficit``: how far the day's recorded total falls below the customer's usual
       high day (80th percentile of its window), spread by its usual shape; a meter
-      bypassed on some days leaves about 1 (the missing energy reappears as loss).
+      bypassed on some days leaves about 1 (the missing energy reappears as loss);
+    * ``reshape``: the day's recorded total spread by the usual shape, less the recorded
+      curve; a day recorded flat or in reverse order (false-data injection h5, h6: the
+      total is right, the timing is not) leaves about 1.
     """
     rec_day = series[:, :, SLOTS]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -335,22 +444,24 @@ def _added_variables(
     features = {
         "night": np.concatenate([series[dd, :, ss] * NIGHT_SLOTS[ss][:, None], night_day[dday]]),
         "deficit": np.concatenate([shape[:, ss].T * short[dd], short[dday]]),
+        # the day's recorded total spread by the usual shape, less what was recorded:
+        # a flattened (h5) or reversed (h6) day moves energy between slots, not off the meter
+        "reshape": np.concatenate(
+            [shape[:, ss].T * np.nan_to_num(rec_day[dd]) - np.nan_to_num(series[dd, :, ss]), np.zeros((len(dday), n))]
+        ),
     }
-    out = {}
-    for name, f in features.items():
-        f = np.nan_to_num(f[:, cols])
-        ft = f - design @ (ginv @ (design.T @ (wt[:, None] * f)))
-        den = (wt[:, None] * ft * ft).sum(0)
-        ok = den > 1e-12 * np.maximum((wt[:, None] * f * f).sum(0), 1e-300)
-        coef = np.full(n, np.nan)
-        t = np.full(n, np.nan)
-        g = np.where(ok, (wt[:, None] * ft * resid[:, None]).sum(0) / np.where(ok, den, 1.0), np.nan)
-        coef[cols] = g
-        t[cols] = g / np.sqrt(sigma2 / np.where(ok, den, np.inf))
-        kwh = np.full(n, np.nan)
-        kwh[cols] = (f * (np.r_[np.ones(len(dd)), np.ones(len(dday))])[:, None]).sum(0)
-        out[name] = (coef, t, kwh)
-    return out
+    return {name: np.nan_to_num(f[:, cols]) for name, f in features.items()}
+
+
+def _added(
+    f: np.ndarray, design: np.ndarray, wt: np.ndarray, resid: np.ndarray, ginv: np.ndarray, sigma2: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Added-variable coefficient and t of every column of ``f`` against a solved design."""
+    ft = f - design @ (ginv @ (design.T @ (wt[:, None] * f)))
+    den = (wt[:, None] * ft * ft).sum(0)
+    ok = den > 1e-12 * np.maximum((wt[:, None] * f * f).sum(0), 1e-300)
+    g = np.where(ok, (wt[:, None] * ft * resid[:, None]).sum(0) / np.where(ok, den, 1.0), np.nan)
+    return g, g / np.sqrt(sigma2 / np.where(ok, den, np.inf))
 
 
 def _solve(
@@ -461,16 +572,7 @@ def _fit_area(
     design = np.column_stack([xs[:, cols], *extra])
     if len(y) < rules.min_rows_per_column * design.shape[1]:
         return None
-    b, wt, ginv = _solve(design, y, w, rules)
-    resid = y - design @ b
-    dof = max(len(y) - design.shape[1], 1)
-    sigma2 = float((wt * resid * resid).sum() / dof)
-    beta = np.full(n, np.nan)
-    se = np.full(n, np.nan)
-    beta[cols] = b[: len(cols)]
-    se[cols] = np.sqrt(np.maximum(np.diag(ginv)[: len(cols)] * sigma2, 0.0))
-    tau = float(np.median(beta[cols])) if len(cols) else 0.0
-    extras = _added_variables(series, design, wt, resid, ginv, sigma2, cols, dd, ss, dday, n, rules)
+    beta, se, tau, extras, wt, resid, ginv, sigma2 = _estimate(design, y, w, series, cols, dd, ss, dday, n, rules)
 
     # identity of each customer column: its latest row
     ids = np.flatnonzero(is_c)
@@ -492,6 +594,10 @@ def _fit_area(
         day_rows=len(dday),
         rmse=math.sqrt(sigma2),
         added=extras,
+        y=y,
+        w=w,
+        cols=cols,
+        rows=(dd, ss, dday),
         keys=keys,
         design=design,
         weights=wt,
@@ -519,7 +625,7 @@ def coefficients(fits: Sequence[AreaFit]) -> pl.DataFrame:
         "days": pl.Int32,
         "slot_rows": pl.Int32,
         "day_rows": pl.Int32,
-        **{f"{name}_{what}": pl.Float64 for name in ("night", "deficit") for what in ("coefficient", "t_stat", "kwh")},
+        **{f"{name}_{what}": pl.Float64 for name in ADDED for what in ("coefficient", "t_stat", "kwh")},
     }
     frame = pl.DataFrame(schema=schema) if not fits else pl.DataFrame(
         {
@@ -537,7 +643,7 @@ def coefficients(fits: Sequence[AreaFit]) -> pl.DataFrame:
             "day_rows": np.concatenate([np.full(len(f.meters), f.day_rows) for f in fits]),
             **{
                 f"{name}_{what}": np.concatenate([f.added[name][k] if f.added else np.full(len(f.meters), np.nan) for f in fits])
-                for name in ("night", "deficit")
+                for name in ADDED
                 for k, what in enumerate(("coefficient", "t_stat", "kwh"))
             },
         },
@@ -632,7 +738,7 @@ def findings(
     sig = pl.col("t_stat").abs() >= rules.min_t
 
     def part(name: str) -> pl.Expr:
-        on = (pl.col(f"{name}_t_stat") >= rules.min_t) & (pl.col(f"{name}_coefficient") > 0)
+        on = (pl.col(f"{name}_t_stat") >= rules.min_t) & (pl.col(f"{name}_coefficient") >= rules.added_min_coefficient)
         return pl.when(on).then(pl.col(f"{name}_coefficient") * pl.col(f"{name}_kwh")).otherwise(0.0)
 
     steady = pl.when(sig & (pl.col("true_use_ratio") > 1)).then(pl.col("steady_unrecorded_kwh")).otherwise(0.0)
@@ -640,8 +746,17 @@ def findings(
         unrecorded_kwh=pl.col("_steady") + pl.col("_night") + pl.col("_deficit")
     )
     share = pl.col("unrecorded_kwh") / (pl.col("unrecorded_kwh") + pl.col("recorded_kwh"))
+    # a reshaped day keeps its total: its strength is its robust t, 0 at min_t, 1 at 2.5 x min_t
+    reshaped = (pl.col("reshape_coefficient") >= rules.added_min_coefficient) & (
+        pl.col("reshape_t_stat") >= rules.min_t
+    )
+    reshape_strength = (
+        pl.when(reshaped)
+        .then(((pl.col("reshape_t_stat") - rules.min_t) / (1.5 * rules.min_t)).clip(0.0, 1.0))
+        .otherwise(0.0)
+    )
     #: explained as theft that is not a steady share: not read as a multiplier or mapping error
-    unsteady = (pl.col("_night") > 0) | (pl.col("_deficit") > 0)
+    unsteady = (pl.col("_night") > 0) | (pl.col("_deficit") > 0) | reshaped
     ev_common = {
         "coefficient": pl.col("coefficient").round(6),
         "std_error": pl.col("std_error").round(6),
@@ -651,11 +766,11 @@ def findings(
         "slot_rows": pl.col("slot_rows"),
         "daily_rows": pl.col("day_rows"),
     }
-    theft = coef.filter((pl.col("unrecorded_kwh") > 0) & (share >= rules.theft_min_share)).with_columns(
+    theft = coef.filter(((pl.col("unrecorded_kwh") > 0) & (share >= rules.theft_min_share)) | reshaped).with_columns(
         kind=pl.lit("theft_candidate"),
         rule=pl.lit(RULE_THEFT),
         other_area_id=pl.lit(None, pl.String),
-        score=(share / rules.theft_full_share).clip(0.0, 1.0).round(6),
+        score=pl.max_horizontal((share / rules.theft_full_share).clip(0.0, 1.0), reshape_strength).round(6),
         unrecorded_share=share,
         evidence=pl.struct(
             unrecorded_kwh_per_day=(pl.col("unrecorded_kwh") / days).round(3),
@@ -668,6 +783,8 @@ def findings(
             night_t_stat=pl.col("night_t_stat").round(3),
             deficit_coefficient=pl.col("deficit_coefficient").round(6),
             deficit_t_stat=pl.col("deficit_t_stat").round(3),
+            reshape_coefficient=pl.col("reshape_coefficient").round(6),
+            reshape_t_stat=pl.col("reshape_t_stat").round(3),
             **ev_common,
         ).struct.json_encode(),
     )
@@ -753,6 +870,9 @@ def balance(
     fits = fit_areas(frame, values, rules.window_days, rules)
     coef = coefficients(fits)
     maps = mapping_tests(fits, coef, rules)
+    if maps.height:
+        refit_with_incoming(fits, maps, rules)
+        coef = coefficients(fits)
     return coef, findings(coef, maps, start, window_end, rules)
 
 

@@ -201,3 +201,63 @@ def test_an_honest_area_with_proportional_technical_loss_has_no_finding() -> Non
     coef, found = balance(*_frames(meters), END, RULES)
     assert found.height == 0
     assert coef["area_tau"][0] == pytest.approx(1 / 0.95 - 1, rel=0.05)
+
+
+# -- false-data injection (Jokar, Arianpoo and Leung 2016): each attack on 10 of 30 days ----
+
+FDI_DAYS = 30
+FDI_RULES = BalanceRules(window_days=FDI_DAYS, min_days=5)
+FDI_END = START + dt.timedelta(days=FDI_DAYS - 1)
+
+
+def _fdi_area(attack: str | None, seed: int = 11) -> dict[str, tuple[str, str, float, np.ndarray]]:
+    """An area of 12 households over 30 days; customer c0 applies ``attack`` on days 5, 7, ..., 23."""
+    global DAYS
+    rng = np.random.default_rng(seed)
+    saved, DAYS = DAYS, FDI_DAYS
+    try:
+        x = [_load(rng, b) for b in rng.uniform(5.0, 15.0, 12)]
+    finally:
+        DAYS = saved
+    rec = x[0].copy()
+    days = list(range(4, 24, 2))  # 10 tampered days
+    for d in days if attack else []:
+        true = x[0][d]
+        gamma = rng.uniform(0.1, 0.8, 96)
+        if attack == "h1":
+            rec[d] = rng.uniform(0.1, 0.8) * true
+        elif attack == "h2":
+            rec[d] = np.where((np.arange(96) >= 68) & (np.arange(96) < 88), 0.0, true)  # 17:00-22:00
+        elif attack == "h3":
+            rec[d] = gamma * true
+        elif attack == "h4":
+            rec[d] = gamma * true.mean()
+        elif attack == "h5":
+            rec[d] = np.full(96, true.mean())
+        elif attack == "h6":
+            rec[d] = true[::-1]
+    meters = {"M": ("A", "area_master", 1.0, sum(x) * 1.03)}
+    meters |= {f"c{i}": ("A", "customer", 1.0, rec if i == 0 else v) for i, v in enumerate(x)}
+    return meters
+
+
+def _fdi_frames(meters: dict[str, tuple[str, str, float, np.ndarray]]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    global DAYS
+    saved, DAYS = DAYS, FDI_DAYS
+    try:
+        return _frames(meters)
+    finally:
+        DAYS = saved
+
+
+@pytest.mark.parametrize("attack", [pytest.param(h, id=h) for h in ("h1", "h2", "h3", "h4", "h5", "h6")])
+def test_each_attack_on_10_of_30_days_ranks_its_customer_first(attack: str) -> None:
+    _, found = balance(*_fdi_frames(_fdi_area(attack)), FDI_END, FDI_RULES)
+    theft = found.filter(pl.col("kind") == "theft_candidate").sort("score", descending=True)
+    assert theft.height >= 1
+    assert theft["meter_id"][0] == "c0"
+
+
+def test_an_honest_area_has_nobody_above_the_threshold() -> None:
+    _, found = balance(*_fdi_frames(_fdi_area(None)), FDI_END, FDI_RULES)
+    assert found.filter(pl.col("kind") == "theft_candidate").height == 0
