@@ -406,7 +406,7 @@ def _fill_from_registers(series: np.ndarray, master_day: np.ndarray, max_share: 
 
 
 #: the added variables tested per customer (see :func:`_added_variables`)
-ADDED = ("night", "deficit", "reshape")
+ADDED = ("night", "deficit")
 #: slots of the night window (22:00-06:00) of the night-only added variable
 NIGHT_SLOTS = (np.arange(SLOTS) < 24) | (np.arange(SLOTS) >= 88)
 
@@ -428,9 +428,11 @@ def _features(
     * ``deficit``: how far the day's recorded total falls below the customer's usual
       high day (80th percentile of its window), spread by its usual shape; a meter
       bypassed on some days leaves about 1 (the missing energy reappears as loss);
-    * ``reshape``: the day's recorded total spread by the usual shape, less the recorded
-      curve; a day recorded flat or in reverse order (false-data injection h5, h6: the
-      total is right, the timing is not) leaves about 1.
+
+    A day recorded flat or in reverse order (false-data injection h5, h6: the total is
+    right, the timing is not) needs no added variable: it leaves the customer's own
+    coefficient significantly *negative* (the area loses energy exactly in the slots
+    where the meter records less), which :func:`findings` reads as a lead.
     """
     rec_day = series[:, :, SLOTS]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -444,11 +446,6 @@ def _features(
     features = {
         "night": np.concatenate([series[dd, :, ss] * NIGHT_SLOTS[ss][:, None], night_day[dday]]),
         "deficit": np.concatenate([shape[:, ss].T * short[dd], short[dday]]),
-        # the day's recorded total spread by the usual shape, less what was recorded:
-        # a flattened (h5) or reversed (h6) day moves energy between slots, not off the meter
-        "reshape": np.concatenate(
-            [shape[:, ss].T * np.nan_to_num(rec_day[dd]) - np.nan_to_num(series[dd, :, ss]), np.zeros((len(dday), n))]
-        ),
     }
     return {name: np.nan_to_num(f[:, cols]) for name, f in features.items()}
 
@@ -746,17 +743,22 @@ def findings(
         unrecorded_kwh=pl.col("_steady") + pl.col("_night") + pl.col("_deficit")
     )
     share = pl.col("unrecorded_kwh") / (pl.col("unrecorded_kwh") + pl.col("recorded_kwh"))
-    # a reshaped day keeps its total: its strength is its robust t, 0 at min_t, 1 at 2.5 x min_t
-    reshaped = (pl.col("reshape_coefficient") >= rules.added_min_coefficient) & (
-        pl.col("reshape_t_stat") >= rules.min_t
+    # a direct-connected customer whose curve runs against the area's loss (a coefficient
+    # well below the area's that is no wrong area): energy recorded out of step with the
+    # energy used, e.g. a day recorded flat or reversed. Its strength is its robust t,
+    # 0 at min_t, 1 at 2.5 x min_t. (A CT customer's negative coefficient is read as a
+    # too-large multiplier first.)
+    against = (
+        (pl.col("multiplier") <= 1)
+        & (pl.col("coefficient") - pl.col("area_tau") <= -rules.added_min_coefficient)
+        & (pl.col("t_stat") <= -rules.min_t)
+        & ((pl.col("coefficient") + 1).abs() > rules.mapping_tolerance)
     )
-    reshape_strength = (
-        pl.when(reshaped)
-        .then(((pl.col("reshape_t_stat") - rules.min_t) / (1.5 * rules.min_t)).clip(0.0, 1.0))
-        .otherwise(0.0)
+    against_strength = (
+        pl.when(against).then(((-pl.col("t_stat") - rules.min_t) / (1.5 * rules.min_t)).clip(0.0, 1.0)).otherwise(0.0)
     )
     #: explained as theft that is not a steady share: not read as a multiplier or mapping error
-    unsteady = (pl.col("_night") > 0) | (pl.col("_deficit") > 0) | reshaped
+    unsteady = (pl.col("_night") > 0) | (pl.col("_deficit") > 0)
     ev_common = {
         "coefficient": pl.col("coefficient").round(6),
         "std_error": pl.col("std_error").round(6),
@@ -766,11 +768,11 @@ def findings(
         "slot_rows": pl.col("slot_rows"),
         "daily_rows": pl.col("day_rows"),
     }
-    theft = coef.filter(((pl.col("unrecorded_kwh") > 0) & (share >= rules.theft_min_share)) | reshaped).with_columns(
+    theft = coef.filter(((pl.col("unrecorded_kwh") > 0) & (share >= rules.theft_min_share)) | against).with_columns(
         kind=pl.lit("theft_candidate"),
         rule=pl.lit(RULE_THEFT),
         other_area_id=pl.lit(None, pl.String),
-        score=pl.max_horizontal((share / rules.theft_full_share).clip(0.0, 1.0), reshape_strength).round(6),
+        score=pl.max_horizontal((share / rules.theft_full_share).clip(0.0, 1.0), against_strength).round(6),
         unrecorded_share=share,
         evidence=pl.struct(
             unrecorded_kwh_per_day=(pl.col("unrecorded_kwh") / days).round(3),
@@ -783,8 +785,7 @@ def findings(
             night_t_stat=pl.col("night_t_stat").round(3),
             deficit_coefficient=pl.col("deficit_coefficient").round(6),
             deficit_t_stat=pl.col("deficit_t_stat").round(3),
-            reshape_coefficient=pl.col("reshape_coefficient").round(6),
-            reshape_t_stat=pl.col("reshape_t_stat").round(3),
+            runs_against_the_loss=against,
             **ev_common,
         ).struct.json_encode(),
     )
