@@ -340,7 +340,7 @@ def _estimate(
         coef_n, t_n, kwh = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
         coef_n[cols], t_n[cols], kwh[cols] = g, t, feats[name].sum(0)
         extras[name] = (coef_n, t_n, kwh)
-    return beta, se, tau, extras, wt, resid, ginv, sigma2
+    return beta, se, tau, extras, wt, resid, ginv, sigma2, x
 
 
 def refit_with_incoming(fits: Sequence[AreaFit], maps: pl.DataFrame, rules: BalanceRules) -> None:
@@ -366,10 +366,10 @@ def refit_with_incoming(fits: Sequence[AreaFit], maps: pl.DataFrame, rules: Bala
             zs.append(z)
         design = np.column_stack([fit.design, *zs])
         n = len(fit.meters)
-        beta, se, tau, extras, wt, resid, ginv, sigma2 = _estimate(
+        beta, se, tau, extras, wt, resid, ginv, sigma2, design = _estimate(
             design, fit.y, fit.w, fit.series, fit.cols, dd, ss, dday, n, rules
         )
-        fit.beta, fit.se, fit.tau, fit.added = beta, se, tau, extras
+        fit.beta, fit.se, fit.tau, fit.added, fit.design = beta, se, tau, extras, design
         fit.weights, fit.resid, fit.ginv, fit.rmse = wt, resid, ginv, math.sqrt(sigma2)
 
 
@@ -569,7 +569,9 @@ def _fit_area(
     design = np.column_stack([xs[:, cols], *extra])
     if len(y) < rules.min_rows_per_column * design.shape[1]:
         return None
-    beta, se, tau, extras, wt, resid, ginv, sigma2 = _estimate(design, y, w, series, cols, dd, ss, dday, n, rules)
+    beta, se, tau, extras, wt, resid, ginv, sigma2, design = _estimate(
+        design, y, w, series, cols, dd, ss, dday, n, rules
+    )
 
     # identity of each customer column: its latest row
     ids = np.flatnonzero(is_c)
