@@ -185,7 +185,9 @@ class BalanceModel(_Strict):
         7, ge=1, description="fit on window ends every this many days (and on the run's last), not every day"
     )
     min_days: int = Field(7, ge=1, description="fewest days with a balance row an area's fit may rest on")
-    estimator: Literal["ols", "huber"] = Field("ols", description="signed least squares, or Huber IRLS for spiky data")
+    estimator: Literal["ols", "huber"] = Field(
+        "huber", description="Huber IRLS (measured best), or signed least squares"
+    )
     min_t: float = Field(4.0, gt=0, description="a coefficient must stand this many standard errors from the area's")
     theft_min_share: float = Field(0.1, gt=0, lt=1, description="least unrecorded share of a theft candidate")
     theft_full_share: float = Field(0.5, gt=0, le=1, description="unrecorded share at which the theft score is 1")
