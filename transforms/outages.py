@@ -851,15 +851,13 @@ def mapping_suspects(
         .unique("meter_id", keep="first")
         .with_columns((pl.col("coincidences") / pl.col("_other_outages")).clip(upper_bound=1.0).alias("score"))
     )
-    evidence = pl.format(
-        '{"rule":"outage coincidence","other_area_outages":{},"coincident_interruptions":{},'
-        '"own_area_outages":{},"own_area_outages_with_this_meter":{},"window_start":"{}"}',
-        "_other_outages",
-        "coincidences",
+    evidence = pl.struct(
+        pl.col("_other_outages").alias("other_area_outages"),
+        pl.col("coincidences").alias("coincident_interruptions"),
         "own_area_outages",
-        "own_coincidences",
-        pl.lit(start.isoformat()),
-    )
+        pl.col("own_coincidences").alias("own_area_outages_with_this_meter"),
+        pl.lit(start.isoformat()).alias("window_start"),
+    ).struct.json_encode()
     return (
         out.with_columns(evidence.alias("evidence"), pl.lit(start).alias("window_start"))
         .select(

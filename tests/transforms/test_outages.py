@@ -82,9 +82,7 @@ def no_plans() -> pl.DataFrame:
 
 
 def plan(pid: str, kind: str, area: str | None, start: dt.datetime, end: dt.datetime, notice: dt.datetime):
-    return pl.DataFrame(
-        [(pid, kind, "F1", area, start, end, notice)], schema=no_plans().schema, orient="row"
-    )
+    return pl.DataFrame([(pid, kind, "F1", area, start, end, notice)], schema=no_plans().schema, orient="row")
 
 
 # --- meter interruptions -----------------------------------------------------------------------
@@ -164,9 +162,9 @@ def test_an_area_outage_seen_by_the_master_meter_takes_in_its_customers() -> Non
             ("c1", t("11:00"), "POWER_ON"),
         )
     )
-    assert ev.select("outage_id", "level", "source", "area_id", "duration_min", "customers_affected", "meters_off", "cause").rows() == [
-        ("A-A1-20260105100000", "area", "master", "A1", 60.0, 4, 2, "fault")
-    ]
+    assert ev.select(
+        "outage_id", "level", "source", "area_id", "duration_min", "customers_affected", "meters_off", "cause"
+    ).rows() == [("A-A1-20260105100000", "area", "master", "A1", 60.0, 4, 2, "fault")]
     assert sorted(members["meter_id"]) == ["M0", "c1"]
 
 
@@ -292,7 +290,9 @@ def test_saifi_saidi_rs1_of_a_small_area_by_hand() -> None:
     served = service(dt.date(2026, 1, 31)).filter(pl.col("role") == "customer")
     got = o.reliability(affected, served, "2026-01").filter(pl.col("scope_id") == "A1")
     # customer interruptions 4 + 4 + 1 = 9; customer-hours 4x1 + 4x2 + 0.5 = 12.5
-    assert got.select("customers_served", "customer_interruptions", "customer_hours", "saifi", "saidi_hours").row(0) == (
+    assert got.select("customers_served", "customer_interruptions", "customer_hours", "saifi", "saidi_hours").row(
+        0
+    ) == (
         4,
         9,
         12.5,
@@ -337,9 +337,9 @@ def test_frequent_outage_customers_over_twelve_months() -> None:
         }
     )
     got = o.frequent_customers(affected, "2026-01", cfg)
-    assert got.select("customer_id", "window_start", "interruptions", "fault_interruptions", "interruption_hours").rows() == [
-        ("C1", dt.date(2025, 2, 1), 3, 2, 3.5)
-    ]
+    assert got.select(
+        "customer_id", "window_start", "interruptions", "fault_interruptions", "interruption_hours"
+    ).rows() == [("C1", dt.date(2025, 2, 1), 3, 2, 3.5)]
 
 
 def test_meter_days_cover_the_area_and_the_slots_wholly_inside() -> None:
