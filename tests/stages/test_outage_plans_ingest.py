@@ -8,10 +8,9 @@ from pathlib import Path
 
 import polars as pl
 
+from meterlake import pipeline
 from meterlake.lake import Lake
 from meterlake.schemas import LANDINGS
-
-from meterlake import pipeline
 from meterlake.settings import Settings
 
 D1 = dt.date(2026, 1, 1)
