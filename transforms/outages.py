@@ -72,6 +72,10 @@ class QualityConfig(_Model):
     min_outage_min: float = Field(60, ge=0, description="outage minutes that exempt a meter-day from theft screens")
 
 
+class ReliabilityConfig(_Model):
+    default_org: str = Field("default", min_length=1, description="org unit of meters without an org_id")
+
+
 class OutageConfig(_Model):
     interruptions: InterruptionConfig = Field(default_factory=InterruptionConfig, description="pairing of events")
     area: AreaConfig = Field(default_factory=AreaConfig, description="area interruptions")
@@ -79,6 +83,7 @@ class OutageConfig(_Model):
     frequent: FrequentConfig = Field(default_factory=FrequentConfig, description="frequent-outage customers")
     mapping: MappingConfig = Field(default_factory=MappingConfig, description="mapping suspects from outages")
     quality: QualityConfig = Field(default_factory=QualityConfig, description="outage-aware data quality")
+    reliability: ReliabilityConfig = Field(default_factory=ReliabilityConfig, description="reliability scopes")
 
 
 # --- 1. interruptions per meter ------------------------------------------------------------
