@@ -441,6 +441,20 @@ def match_plans(events: pl.DataFrame, plans: pl.DataFrame, cfg: OutageConfig) ->
                 "_overlap"
             ),
         )
+    )
+    # outside its scope only when it went off with one of the plan's own outages (a wider
+    # outage), not a fault elsewhere on the feeder that happens to overlap in time
+    together = dt.timedelta(minutes=cfg.area.together_min)
+    own = cand.filter("_in_scope").select("plan_id", pl.col("start_time").alias("_own_start"))
+    wider = (
+        cand.filter(~pl.col("_in_scope"))
+        .join(own, on="plan_id")
+        .filter((pl.col("start_time") - pl.col("_own_start")).abs() <= together)
+        .drop("_own_start")
+        .unique(["outage_id", "plan_id"])
+    )
+    cand = (
+        pl.concat([cand.filter("_in_scope"), wider])
         .sort(["outage_id", "_in_scope", "_overlap", "plan_id"], descending=[False, True, True, False])
         .unique("outage_id", keep="first")
     )
