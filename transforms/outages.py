@@ -31,6 +31,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..schemas.curves import SLOTS
+from ..schemas.loss_diagnosis import LOSS_DIAGNOSIS, RULES
 
 OFF, ON = "POWER_OFF", "POWER_ON"
 SLOT_MIN = 15
@@ -893,3 +894,48 @@ def mapping_suspects(
         )
         .sort("area_id", "meter_id")
     )
+
+
+def with_mapping_suspects(diagnosis: pl.DataFrame, suspects: pl.DataFrame) -> pl.DataFrame:
+    """``diagnosis`` (loss_diagnosis rows of one window end) plus a ``mapping_suspect`` row
+    for each outage mapping suspect (:func:`mapping_suspects`) it does not already hold.
+
+    The rows follow the loss_diagnosis contract: ``other_area_id`` the area whose outages the
+    customer follows, ``evidence`` the outage counts, ``rank`` after the area's other mapping
+    suspects by score. A meter the balance already names keeps that row.
+    """
+    if suspects.height == 0:
+        return diagnosis
+    key = ["area_id", "kind", "meter_id", "date"]
+    area = diagnosis.group_by("area_id").agg(pl.col("area_status").first(), pl.col("area_loss_rate").first())
+    prior = (
+        diagnosis.filter(pl.col("kind") == "mapping_suspect")
+        .group_by("area_id")
+        .agg(pl.col("rank").max().alias("_prior"))
+    )
+    rows = (
+        suspects.select(
+            "date",
+            "window_start",
+            "area_id",
+            pl.lit("mapping_suspect").alias("kind"),
+            pl.lit(RULES["mapping_suspect"]).alias("rule"),
+            pl.lit("warning").alias("severity"),
+            "meter_id",
+            "customer_id",
+            pl.lit("customer").alias("role"),
+            "other_area_id",
+            "score",
+            ((pl.col("date") - pl.col("window_start")).dt.total_days() + 1).cast(pl.Int32).alias("days"),
+            pl.concat_str(pl.lit('{"source":"outage_events",'), pl.col("evidence").str.slice(1)).alias("evidence"),
+        )
+        .join(diagnosis.select(key), on=key, how="anti")
+        .join(area, on="area_id", how="left")
+        .join(prior, on="area_id", how="left")
+        .with_columns(
+            (pl.col("_prior").fill_null(0) + pl.col("score").rank("ordinal", descending=True).over("area_id"))
+            .cast(pl.Int32)
+            .alias("rank")
+        )
+    )
+    return pl.concat([diagnosis, LOSS_DIAGNOSIS.conform(rows).collect()], how="vertical_relaxed")

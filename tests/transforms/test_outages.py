@@ -363,3 +363,39 @@ def test_a_customer_following_another_areas_outages_is_a_mapping_suspect() -> No
     assert got.select("meter_id", "area_id", "other_area_id", "coincidences", "own_area_outages", "score").rows() == [
         ("c4", "A1", "A2", 3, 1, 1.0)
     ]
+
+
+def test_mapping_suspects_from_outages_join_the_loss_diagnosis() -> None:
+    from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
+
+    suspects = pl.DataFrame(
+        {
+            "date": [D],
+            "window_start": [D - dt.timedelta(days=30)],
+            "area_id": ["A1"],
+            "meter_id": ["c4"],
+            "customer_id": ["C4"],
+            "other_area_id": ["A2"],
+            "coincidences": [3],
+            "own_area_outages": [1],
+            "own_coincidences": [0],
+            "score": [1.0],
+            "evidence": ['{"other_area_outages":3}'],
+        }
+    )
+    empty = pl.DataFrame(schema=LOSS_DIAGNOSIS.schema)
+    got = o.with_mapping_suspects(empty, suspects)
+    assert got.select("area_id", "kind", "rule", "meter_id", "other_area_id", "rank", "days", "evidence").rows() == [
+        (
+            "A1",
+            "mapping_suspect",
+            "loss.diagnosis.mapping_suspect",
+            "c4",
+            "A2",
+            1,
+            31,
+            '{"source":"outage_events","other_area_outages":3}',
+        )
+    ]
+    # a meter the balance already names keeps its row
+    assert o.with_mapping_suspects(got, suspects).height == 1
