@@ -169,6 +169,31 @@ def needs_evidence(power: pl.DataFrame) -> pl.Series:
     return power.filter(odd)["meter_id"].unique().sort()
 
 
+def lone_meters(power: pl.DataFrame, areas: pl.DataFrame, cfg: OutageConfig) -> pl.Series:
+    """Meters with a lost ON or OFF (:func:`needs_evidence`) that no other meter of their area
+    saw: no power event of another meter of the area within ``area.together_min`` of it.
+
+    ``areas``: ``date, meter_id, area_id`` of the archive. The other meters' events close
+    an area interruption; only these meters need their curves as evidence.
+    """
+    together = dt.timedelta(minutes=cfg.area.together_min)
+    nxt = pl.col("_off").shift(-1).over("meter_id")
+    prv = pl.col("_off").shift(1).over("meter_id")
+    odd = (pl.col("_off") & (nxt.is_null() | nxt)) | (~pl.col("_off") & (prv.is_null() | ~prv))
+    placed = power.with_columns(pl.col("_t").dt.date().alias("date")).join(
+        areas.select("date", "meter_id", "area_id"), on=["date", "meter_id"], how="left"
+    )
+    odd_rows = placed.filter(odd.fill_null(False)).with_row_index("_k")
+    seen = (
+        odd_rows.filter(pl.col("area_id").is_not_null())
+        .join(placed.select("area_id", pl.col("meter_id").alias("_other"), pl.col("_t").alias("_ot")), on="area_id")
+        .filter((pl.col("_other") != pl.col("meter_id")) & ((pl.col("_ot") - pl.col("_t")).abs() <= together))
+        .select("_k")
+        .unique()
+    )
+    return odd_rows.join(seen, on="_k", how="anti")["meter_id"].unique().sort()
+
+
 def meter_interruptions(power: pl.DataFrame, evidence: pl.DataFrame, cfg: OutageConfig) -> pl.DataFrame:
     """Interruptions of each meter from its POWER_OFF/ON events (see the module doc).
 
@@ -184,7 +209,13 @@ def meter_interruptions(power: pl.DataFrame, evidence: pl.DataFrame, cfg: Outage
     prev_t = pl.col("_t").shift(1).over("meter_id")
     prev_after = pl.col("_aseen_from").shift(1).over("meter_id")
     # an OFF after an OFF with no sign of supply between them repeats the first
-    repeat_off = pl.col("_off") & prev_off.fill_null(False) & (prev_after.is_null() | (prev_after > pl.col("_t")))
+    # (an OFF more than the evidence window after the last is a new one even without evidence)
+    repeat_off = (
+        pl.col("_off")
+        & prev_off.fill_null(False)
+        & (prev_after.is_null() | (prev_after > pl.col("_t")))
+        & (pl.col("_t") - prev_t <= window)
+    )
     # an ON whose OFF was lost: supply was last seen a whole slot or more before it, after
     # the previous ON (else it only repeats that ON)
     lost_off = (
@@ -339,7 +370,7 @@ def group_interruptions(
             pl.col("date").first(),
             pl.col("start_time").min(),
             pl.col("end_time").max(),
-            pl.col("end_time").is_null().any().alias("_open"),
+            pl.col("end_time").is_null().all().alias("_open"),
             pl.col("meter_id").n_unique().alias("_n"),
         )
         .join(area_n, on=["area_id", "date"], how="left")

@@ -418,7 +418,10 @@ def make(topo: tp.Topology, archive_area: np.ndarray, days: int, start: dt.date,
         if (k, int(phys[m])) in busy:
             continue
         s0 = slot_time(6, 20)
-        add(Injected(0, k, "customer", [], [m], s0 + 40, s0 + SLOT_S * int(rng.integers(4, 13)) + 40))
+        inj = add(Injected(0, k, "customer", [], [m], s0 + 40, s0 + SLOT_S * int(rng.integers(4, 13)) + 40))
+        if sum(i.kind == "customer" for i in out.injected) == 1:
+            inj.lost_on = 1  # closed by the first curve slot with energy
+            inj.note = "its POWER_ON was lost"
     # momentary blips (a recloser): a whole area off for one or two minutes
     for _ in range(max(2, days // 8)):
         k = int(rng.choice(open_days))

@@ -81,6 +81,10 @@ def test_every_injected_outage_is_found_with_its_cause_and_deviations_and_none_i
     print(summary)
     assert summary["injected_n"].to_list() == summary["found_n"].to_list()
     assert summary["injected_n"].to_list() == summary["cause_plan_deviations_right"].to_list()
+    lost_on = pairs.filter(pl.col("note") == "its POWER_ON was lost")
+    assert lost_on["end_source"].to_list() == ["curve"]  # read from the curve: no other meter saw it
+    # the curve slot with energy starts at the injected end, less the events' jitter
+    assert (lost_on["end_time"] - lost_on["end_time_found"]).dt.total_seconds().to_list() == [40]
     invented = found.join(pairs.select("outage_id"), on="outage_id", how="anti")
     assert invented.height == 0, invented
     plans = pl.read_parquet(lake / "marts" / "outage_plan_checks" / "**" / "*.parquet")

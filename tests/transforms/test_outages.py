@@ -399,3 +399,15 @@ def test_mapping_suspects_from_outages_join_the_loss_diagnosis() -> None:
     ]
     # a meter the balance already names keeps its row
     assert o.with_mapping_suspects(got, suspects).height == 1
+
+
+def test_only_meters_whose_lost_event_no_neighbour_saw_need_their_curves() -> None:
+    power = o.power_events(
+        events(
+            ("M0", t("10:00"), "POWER_OFF"),
+            ("M0", t("11:00"), "POWER_ON"),
+            ("c1", t("10:01"), "POWER_OFF"),  # lost its ON: the master's events cover it
+            ("c2", t("15:00"), "POWER_OFF"),  # lost its ON, alone in its area at 15:00
+        )
+    )
+    assert o.lone_meters(power, service(), CFG).to_list() == ["c2"]
