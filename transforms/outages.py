@@ -149,6 +149,13 @@ def _asof(left: pl.DataFrame, right: pl.DataFrame, on: str, strategy: str, prefi
     )
 
 
+def _shift(col: str, n: int) -> pl.Expr:
+    """``col`` of the previous (n=1) or next (n=-1) row of the same meter, on a frame sorted
+    by meter (cheaper than a window per meter)."""
+    same = pl.col("meter_id") == pl.col("meter_id").shift(n)
+    return pl.when(same).then(pl.col(col).shift(n))
+
+
 def power_events(events: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
     """POWER_OFF/ON events, one per (meter, time, code), sorted by meter and time."""
     return (
@@ -163,8 +170,8 @@ def power_events(events: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
 
 def needs_evidence(power: pl.DataFrame) -> pl.Series:
     """Meters with an OFF not followed by an ON or an ON not preceded by an OFF."""
-    nxt = pl.col("_off").shift(-1).over("meter_id")
-    prv = pl.col("_off").shift(1).over("meter_id")
+    nxt = _shift("_off", -1)
+    prv = _shift("_off", 1)
     odd = (pl.col("_off") & (nxt.is_null() | nxt)) | (~pl.col("_off") & (prv.is_null() | ~prv))
     return power.filter(odd)["meter_id"].unique().sort()
 
@@ -177,8 +184,8 @@ def lone_meters(power: pl.DataFrame, areas: pl.DataFrame, cfg: OutageConfig) -> 
     an area interruption; only these meters need their curves as evidence.
     """
     together = dt.timedelta(minutes=cfg.area.together_min)
-    nxt = pl.col("_off").shift(-1).over("meter_id")
-    prv = pl.col("_off").shift(1).over("meter_id")
+    nxt = _shift("_off", -1)
+    prv = _shift("_off", 1)
     odd = (pl.col("_off") & (nxt.is_null() | nxt)) | (~pl.col("_off") & (prv.is_null() | ~prv))
     placed = power.with_columns(pl.col("_t").dt.date().alias("date")).join(
         areas.select("date", "meter_id", "area_id"), on=["date", "meter_id"], how="left"
@@ -205,9 +212,9 @@ def meter_interruptions(power: pl.DataFrame, evidence: pl.DataFrame, cfg: Outage
     p = power
     after = _asof(p, ev.select("meter_id", "seen_from", "source"), "seen_from", "forward", "_a")
     p = _asof(after, ev.select("meter_id", "seen_to", "source"), "seen_to", "backward", "_b").sort("meter_id", "_t")
-    prev_off = pl.col("_off").shift(1).over("meter_id")
-    prev_t = pl.col("_t").shift(1).over("meter_id")
-    prev_after = pl.col("_aseen_from").shift(1).over("meter_id")
+    prev_off = _shift("_off", 1)
+    prev_t = _shift("_t", 1)
+    prev_after = _shift("_aseen_from", 1)
     # an OFF after an OFF with no sign of supply between them repeats the first
     # (an OFF more than the evidence window after the last is a new one even without evidence)
     repeat_off = (
@@ -227,8 +234,8 @@ def meter_interruptions(power: pl.DataFrame, evidence: pl.DataFrame, cfg: Outage
     p = p.with_columns(lost_off.alias("_lost_off"), prev_off.alias("_prev_off"))
     repeat_on = ~pl.col("_off") & (pl.col("_prev_off").eq(False) | pl.col("_prev_off").is_null()) & ~pl.col("_lost_off")
     p = p.filter(~(repeat_off | repeat_on))
-    nxt_off = pl.col("_off").shift(-1).over("meter_id")
-    nxt_t = pl.col("_t").shift(-1).over("meter_id")
+    nxt_off = _shift("_off", -1)
+    nxt_t = _shift("_t", -1)
     near_after = pl.col("_aseen_from").is_not_null() & (pl.col("_aseen_from") - pl.col("_t") <= window)
     p = p.with_columns(nxt_off.alias("_next_off"), nxt_t.alias("_next_t"))
     paired = pl.col("_next_off").eq(False)
@@ -675,12 +682,9 @@ def reliability(affected: pl.DataFrame, served: pl.DataFrame, month: str) -> pl.
     hours = (nxt - first).days * 24.0
     fault = pl.col("cause") == "fault"
     frames = []
+    combos = served.group_by("area_id", "feeder_id", "org_id").agg(pl.len().cast(pl.Int64).alias("_n"))
     for scope, col in (("area", "area_id"), ("feeder", "feeder_id"), ("org", "org_id")):
-        n = (
-            served.filter(pl.col(col).is_not_null())
-            .group_by(col)
-            .agg(pl.len().cast(pl.Int64).alias("customers_served"))
-        )
+        n = combos.filter(pl.col(col).is_not_null()).group_by(col).agg(pl.col("_n").sum().alias("customers_served"))
         a = (
             affected.filter(pl.col(col).is_not_null())
             .group_by(col)
