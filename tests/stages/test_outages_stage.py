@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 import polars as pl
@@ -15,6 +16,15 @@ from meterlake.settings import Settings
 START = dt.date(2026, 1, 1)
 DAYS = 31
 TOGETHER = dt.timedelta(minutes=5)
+
+
+def digests(lake: Path) -> dict[str, str]:
+    names = ("outage_events", "outage_members", "outage_meter_days", "reliability_monthly", "outage_plan_checks")
+    return {
+        p.relative_to(lake).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for name in names
+        for p in sorted((lake / "marts" / name).rglob("*.parquet"))
+    }
 
 
 def compare(truth: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
@@ -95,3 +105,7 @@ def test_every_injected_outage_is_found_with_its_cause_and_deviations_and_none_i
     suspects = pl.read_parquet(lake / "marts" / "outage_mapping_suspects" / f"date={dates[-1]}" / "*.parquet")
     mapped = truth.filter(pl.col("note").str.starts_with("feeds customer"))["note"][0].split()[2]
     assert mapped in suspects["meter_id"].to_list()
+    # a rerun writes identical files
+    before = digests(lake)
+    pipeline.run_stage(settings, "outages", dates, "t2", progress=lambda _m: None)
+    assert digests(lake) == before
