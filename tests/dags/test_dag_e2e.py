@@ -244,6 +244,7 @@ def test_dags_test_emits_the_event_and_the_chain_runs_on_it(airflow):
     # every stage's asset event carries its row counts: 10 per date, 2 dates
     rows = {e["asset"]: e["extra"]["rows"] for e in summary["asset_events"]}
     assert rows == {
+        "meterlake.outages": {"stub_outages": 20},
         "meterlake.meter_daily": {"stub_validate": 20},
         "meterlake.loss": {"stub_loss": 20},
         "meterlake.anomalies": {"stub_anomalies": 20},
