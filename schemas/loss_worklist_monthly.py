@@ -13,9 +13,11 @@ kWh at stake (rank 1 = the most):
 * ``uncomputable``: the loss the area could hide unseen at its band's edge,
   ``band_high x supply_kwh`` (``sales_kwh`` when supply is unknown).
 
-Suspects: the diagnosis rows of the month's latest window of the area, ordered by kind
-(configurable per state: a negative area's first suspects are wrong multipliers and
-wrong customer-to-area mappings, since theft only raises loss), then by rank.
+Suspects: the diagnosis rows of the month's latest window of the area, the strongest of
+each kind first (rank 1 of every kind, then rank 2...), kinds in a configurable order
+per state (multipliers, then mappings, then theft by default: one wrong ratio or
+mapping explains the whole area's figure, a theft only part of it; theft only raises
+loss, so a negative area is never a theft lead). The top suspect decides the action.
 """
 
 import polars as pl

@@ -126,7 +126,7 @@ def worklist(
                 return_dtype=pl.Int32,
             )
         )
-        .sort("area_id", "_order", "rank", pl.col("score"), "meter_id", descending=[False, False, False, True, False])
+        .sort("area_id", "rank", "_order", pl.col("score"), "meter_id", descending=[False, False, False, True, False])
         .with_columns(_pos=pl.int_range(pl.len()).over("area_id"))
         .filter(pl.col("_pos") < suspects)
     )
