@@ -314,7 +314,7 @@ def test_unknown_tariff_is_a_note_and_a_bad_tariff_file_a_stage_error(lake, sett
 def test_the_loss_diagnosis_in_the_lake_holds_a_suspect_meters_bill(lake, settings) -> None:
     # the loss stage (run before billing) suspects M1 of a wrong multiplier in the window
     # ending 3 January: C1's January bill is held; C2's goes out
-    suspect = {c: None for c in LOSS_DIAGNOSIS.names}
+    suspect = dict.fromkeys(LOSS_DIAGNOSIS.names)
     suspect.update(
         date=JAN[2],
         area_id="A1",
