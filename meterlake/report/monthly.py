@@ -182,7 +182,7 @@ def monthly_loss_section(inputs: d.ReportInputs, cfg: ReportConfig) -> h.Section
     if work is not None:
         parts.append(
             h.table(
-                work.sort("month", "rank"),
+                work.sort("month", "rank").with_columns(pl.format("{} · {}", "action_zh", "action_en").alias("action")),
                 [
                     ("month", "month", h._text),
                     ("rank", "#", h._int),
@@ -195,8 +195,7 @@ def monthly_loss_section(inputs: d.ReportInputs, cfg: ReportConfig) -> h.Section
                     ("suspect_kind", "top suspect", h._text),
                     ("suspect_meter_id", "meter", h._text),
                     ("suspect_score", "score", h._num),
-                    ("action_zh", "建议措施", h._text),
-                    ("action_en", "action", h._text),
+                    ("action", "action 建议措施", h._text),
                 ],
             )
         )
