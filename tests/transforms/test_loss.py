@@ -695,3 +695,26 @@ def test_rates_do_not_depend_on_the_unit(md, k):
     scaled = md.with_columns(pl.col("kwh") * k, pl.col("reverse_kwh") * k)
     a, b = loss.area_loss_monthly(md), loss.area_loss_monthly(scaled)
     assert abs(a["loss_rate"][0] - b["loss_rate"][0]) < 1e-6
+
+
+@settings(max_examples=30, deadline=None)
+@given(md=clean_area_month(), pick=st.integers(0, 10_000))
+def test_a_customer_day_without_value_is_its_meters_mean_of_the_month(md, pick):
+    # blank one customer meter-day: the month's sales become the clean month's sales less
+    # that day's kWh plus the meter's mean over its other days (nothing when it has none)
+    customers = md.filter(pl.col("role") == "customer").sort("meter_id", "date")
+    row = customers.row(pick % customers.height, named=True)
+    hit = (pl.col("meter_id") == row["meter_id"]) & (pl.col("date") == row["date"])
+    gap = md.with_columns(
+        pl.when(hit).then(None).otherwise(pl.col("kwh")).alias("kwh"),
+        pl.when(hit).then(None).otherwise(pl.col("reverse_kwh")).alias("reverse_kwh"),
+        pl.when(hit).then(pl.lit("missing")).otherwise(pl.col("quality")).alias("quality"),
+    )
+    others = customers.filter((pl.col("meter_id") == row["meter_id"]) & (pl.col("date") != row["date"]))["kwh"]
+    mean = others.mean() if others.len() else 0.0
+    clean, month = loss.area_loss_monthly(md).row(0, named=True), loss.area_loss_monthly(gap).row(0, named=True)
+    assert month["sales_kwh"] == pytest.approx(clean["sales_kwh"] - row["kwh"] + mean, abs=1e-6)
+    assert month["substituted_kwh"] == pytest.approx(mean, abs=1e-6)
+    n = customers.height
+    assert month["coverage"] == pytest.approx((n - 1) / n)
+    assert clean["substituted_kwh"] == 0.0 and clean["coverage"] == 1.0
