@@ -119,7 +119,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         days = anomaly.without_outage_days(days, lake.scan(OUTAGE_METER_DAYS, span).collect(), outage_min(ctx))
         history = anomaly.reverse_history(
             lake.scan(METER_DAILY, [h for h in held if h <= needed[-1]]).select(
-                "date", "meter_id", "role", "reverse_kwh", "kwh", "quality"
+                "date", "meter_id", "role", "reverse_kwh", "kwh", "quality", "pv_capacity_kw"
             ),
             cfg,
         )
