@@ -472,6 +472,7 @@ def sections() -> tuple[Callable[[d.ReportInputs, ReportConfig], Section], ...]:
         collection_section,
         loss_section,
         monthly.monthly_loss_section,
+        outages_section,
         anomalies_section,
         billing_section,
         monthly.held_bills_section,

@@ -47,3 +47,10 @@ def test_section_lists_plans_with_deviations_first_and_says_when_there_is_no_dat
     body = outages_section(inputs, CFG).body
     assert body.index("P-late") < body.index("P-ok")
     assert "late_notice,overrun" in body and "Frequent-outage customers" in body
+
+
+def test_the_page_shows_the_section_after_line_loss() -> None:
+    from meterlake.report import html
+
+    order = [s.__name__ for s in html.sections()]
+    assert order.index("outages_section") == order.index("monthly_loss_section") + 1
