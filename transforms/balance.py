@@ -530,6 +530,10 @@ def _fit_area(
     n = int(j_idx.max()) + 1 if is_c.any() else 0
     if n == 0 or (~is_c).sum() == 0:
         return None
+    # too few rows for the area's coefficients even if every slot were usable: skip
+    # before building anything (a county's first days of history)
+    if len(np.unique(d_idx[~is_c])) * SLOTS < rules.min_rows_per_column * (n + 2):
+        return None
     # (day, member, slot + daily) with nan = member without a value, 0 = not a member that day
     series = np.zeros((days, n, SLOTS + 1))
     series[d_idx[is_c], j_idx[is_c], :SLOTS] = values[is_c]
@@ -668,6 +672,9 @@ def coefficients(fits: Sequence[AreaFit]) -> pl.DataFrame:
     )
 
 
+MAPPING_SCHEMA = {"meter_id": pl.String, "other_area_id": pl.String, "gamma": pl.Float64, "gamma_t": pl.Float64}
+
+
 def mapping_tests(fits: Sequence[AreaFit], coef: pl.DataFrame, rules: BalanceRules) -> pl.DataFrame:
     """For every customer whose coefficient is near −1: how well it explains each other area of its feeder.
 
@@ -675,7 +682,7 @@ def mapping_tests(fits: Sequence[AreaFit], coef: pl.DataFrame, rules: BalanceRul
     that area's design, regressed on that area's residual gives γ, the coefficient it
     would get there; a customer fed from there has γ ≈ 1 + τ of that area.
     """
-    schema = {"meter_id": pl.String, "other_area_id": pl.String, "gamma": pl.Float64, "gamma_t": pl.Float64}
+    schema = MAPPING_SCHEMA
     cands = coef.filter(
         ((pl.col("coefficient") + 1).abs() <= rules.mapping_tolerance)
         & (pl.col("t_stat").abs() >= rules.min_t)
@@ -870,6 +877,11 @@ def balance(
     The window is the ``window_days`` days ending at ``window_end``.
     """
     start = window_end - dt.timedelta(days=rules.window_days - 1)
+    held = members.lazy().select(pl.col("date").filter(pl.col("date").is_between(start, window_end)).n_unique())
+    if held.collect().item() < rules.min_days:
+        # fewer days of history than any fit may rest on: nothing to read
+        empty = coefficients([])
+        return empty, findings(empty, pl.DataFrame(schema=MAPPING_SCHEMA), start, window_end, rules)
     frame, values = member_days(curves, members, start, window_end)
     fits = fit_areas(frame, values, rules.window_days, rules)
     coef = coefficients(fits)

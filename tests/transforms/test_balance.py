@@ -261,3 +261,13 @@ def test_each_attack_on_10_of_30_days_ranks_its_customer_first(attack: str) -> N
 def test_an_honest_area_has_nobody_above_the_threshold() -> None:
     _, found = balance(*_fdi_frames(_fdi_area(None)), FDI_END, FDI_RULES)
     assert found.filter(pl.col("kind") == "theft_candidate").height == 0
+
+
+def test_a_window_with_fewer_days_than_min_days_reads_nothing() -> None:
+    rng = np.random.default_rng(1)
+    x = [_load(rng, b) for b in (8.0, 12.0, 5.0)]
+    meters = {"M": ("A", "area_master", 1.0, sum(x))} | {f"c{i}": ("A", "customer", 1.0, v) for i, v in enumerate(x)}
+    curves, members = _frames(meters)
+    early = START + dt.timedelta(days=3)  # 4 days held, min_days 5
+    coef, found = balance(curves, members, early, BalanceRules(window_days=DAYS, min_days=5))
+    assert coef.height == 0 and found.height == 0
