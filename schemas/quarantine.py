@@ -16,7 +16,10 @@ REASONS = {
     "missing_value": "a required field is empty",
     "bad_date": "a date or timestamp field does not parse (YYYY-MM-DD, YYYYMMDD, YYYY-MM-DD HH:MM:SS) or is not a real date",
     "bad_number": "a numeric field does not parse",
-    "out_of_range": "a numeric field is below its allowed minimum (e.g. multiplier < 1, negative register)",
+    "out_of_range": "a numeric field is below its allowed minimum (e.g. multiplier < 1, negative register), "
+    "or a date lies outside the accepted window (configuration: ingest.toml)",
+    "malformed_line": "the line cannot be split into CSV fields: an unbalanced or misplaced double quote, "
+    "a carriage return or a NUL byte inside it",
     "negative_amount": "a purchase amount is zero or negative",
     "unknown_code": "a coded field holds a value outside its code list",
     "unknown_meter": "the meter is not in the archive snapshot valid on the row's date",
