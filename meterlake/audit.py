@@ -45,33 +45,42 @@ def accounting_rows(lake: Path) -> list[dict[str, object]]:
 
 def landing_card_numbers(landing: Path) -> set[str]:
     """Every card number in the ``card_no`` column of the landing zone's purchases files."""
+    cards: set[str] = set()
+    for p in sorted((Path(landing) / "purchases").rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            cards |= card_numbers(p.read_bytes())
+    return cards
+
+
+def card_numbers(raw: bytes) -> set[str]:
+    """The card numbers in the ``card_no`` column of one purchases file's bytes."""
     import csv
     import io
 
     from .schemas import LANDINGS
 
-    aliases = LANDINGS["purchases"].aliases
-    cards: set[str] = set()
-    for p in sorted((Path(landing) / "purchases").rglob("*")):
-        if not p.is_file() or p.is_symlink():
-            continue
-        raw = p.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            try:
-                raw = gzip.decompress(raw)
-            except (OSError, EOFError):
-                continue
+    if raw[:2] == b"\x1f\x8b":
         try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = raw.decode("gb18030", errors="replace")
-        rows = csv.reader(io.StringIO(text.replace("\x00", "")))
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError):
+            return set()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("gb18030", errors="replace")
+    rows = csv.reader(io.StringIO(text.replace("\x00", ""), newline=""))
+    aliases = LANDINGS["purchases"].aliases
+    try:
         header = [aliases.get(h.strip().casefold()) for h in next(rows, [])]
-        if "card_no" not in header:
-            continue
-        i = header.index("card_no")
-        cards.update(r[i].strip() for r in rows if len(r) > i and len(r[i].strip()) >= 8)
-    return cards
+    except csv.Error:
+        return set()
+    if "card_no" not in header:
+        return set()
+    i = header.index("card_no")
+    try:
+        return {r[i].strip() for r in rows if len(r) > i and len(r[i].strip()) >= 8}
+    except csv.Error:
+        return set()
 
 
 def _texts(path: Path) -> Iterable[str]:

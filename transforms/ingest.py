@@ -157,6 +157,8 @@ def split_lines(text: bytes) -> pl.Series:
     """Physical lines of UTF-8 ``text`` (blank lines as null, ``\\r`` stripped)."""
     if not text:
         return pl.Series("line", [], dtype=pl.String)
+    if b"\x1f" in text:  # the reader's separator: such a line is malformed (read as holding a NUL)
+        text = text.replace(b"\x1f", b"\x00")
     lines = pl.read_csv(
         text,
         has_header=False,
