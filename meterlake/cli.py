@@ -156,6 +156,11 @@ def evaluate(
 
 def main() -> None:  # pragma: no cover
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    from .errors import OneLineFormatter
+
+    for handler in logging.getLogger().handlers:  # tracebacks go to the run's debug log file only
+        handler.setLevel(logging.INFO)
+        handler.setFormatter(OneLineFormatter())
     for noisy in ("airflow", "great_expectations", "py.warnings"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     app()

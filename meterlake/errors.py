@@ -55,6 +55,21 @@ class MaskingFormatter(logging.Formatter):
         return mask_digit_runs(super().format(record))
 
 
+class OneLineFormatter(logging.Formatter):
+    """For the terminal: the first line of each message, masked, never a traceback.
+
+    Libraries log tracebacks inside their messages (Great Expectations does on a full
+    disk); the whole record still reaches the run's debug log file.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        first = next((ln.strip() for ln in message.splitlines() if ln.strip()), "")
+        more = " (details in the run's debug log)" if first != message.strip() or record.exc_info else ""
+        line = f"{self.formatTime(record)} {record.levelname} {first}{more}"
+        return mask_digit_runs(line if len(line) <= 2 * MAX_LINE else line[: 2 * MAX_LINE - 1] + "…")
+
+
 class QuietFileHandler(logging.FileHandler):
     """A log file that never prints its own failures (a full disk) to the terminal."""
 

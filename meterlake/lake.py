@@ -21,6 +21,7 @@ the file (it lives in the directory name), so Hive readers type it from the path
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import uuid
@@ -90,7 +91,14 @@ class Lake:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.staging / f"{uuid.uuid4().hex}.tmp"
         try:
-            write(tmp)
+            try:
+                write(tmp)
+            except Exception as exc:
+                # polars reports a full disk as a Parquet error ("Invalid thrift: transport
+                # error"): name the cause when the filesystem is out of space
+                if _nearly_full(self.staging):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+                raise
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             faults.before_replace(path)
@@ -195,6 +203,18 @@ class Lake:
         # partitions written before a column was added read it as empty
         have = set(out.collect_schema().names())
         return out.select(pl.col(c) if c in have else pl.lit(None, table.schema[c]).alias(c) for c in table.names)
+
+
+#: free space below which a failed write is taken for a full disk
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def _nearly_full(path: Path) -> bool:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < NEARLY_FULL_BYTES
 
 
 def _typed_literal(value: object, dtype: pl.DataType) -> pl.Expr:

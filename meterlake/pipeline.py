@@ -182,7 +182,8 @@ def _debug_log(lake: Path, run_id: str) -> tuple[logging.Handler | None, int]:
         return None, level
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(errors.MaskingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    log.addHandler(handler)
+    # on the root logger: libraries' warnings and errors (with their tracebacks) land there too
+    logging.getLogger().addHandler(handler)
     log.setLevel(logging.DEBUG)
     return handler, level
 
@@ -190,7 +191,7 @@ def _debug_log(lake: Path, run_id: str) -> tuple[logging.Handler | None, int]:
 def _close_debug_log(handler: logging.Handler | None, level: int) -> None:
     if handler is None:
         return
-    log.removeHandler(handler)
+    logging.getLogger().removeHandler(handler)
     log.setLevel(level)
     with suppress(OSError):
         handler.close()

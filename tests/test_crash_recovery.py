@@ -13,9 +13,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 from meterlake import audit, faults
@@ -96,7 +98,10 @@ def _kill_then_heal(landing: Path, lake: Path, stages: tuple[str, ...] | None, k
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("fraction", [pytest.param(0.3, id="during-ingest"), pytest.param(0.75, id="during-marts")])
+@pytest.mark.parametrize(
+    "fraction",
+    [pytest.param(0.3, id="during-ingest", marks=pytest.mark.slow), pytest.param(0.75, id="during-marts")],
+)
 def test_a_killed_first_run_heals_on_rerun(landing: Path, tmp_path: Path, fraction: float) -> None:
     reference, writes = _reference(landing, DATA_STAGES)
     lake = tmp_path / "lake"
@@ -147,7 +152,9 @@ def test_kill_minus_nine_at_random_moments(landing: Path, tmp_path: Path) -> Non
         assert_same_lake(lake, reference)
 
 
-@pytest.mark.parametrize("wait", [pytest.param(None, id="second-fails-fast"), pytest.param("600", id="second-waits")])
+@pytest.mark.parametrize(
+    "wait", [pytest.param(None, id="second-fails-fast"), pytest.param("600", id="second-waits", marks=pytest.mark.slow)]
+)
 def test_two_concurrent_runs_never_collide(landing: Path, tmp_path: Path, wait: str | None) -> None:
     reference, _ = _reference(landing, DATA_STAGES)
     lake = tmp_path / "lake"
@@ -174,4 +181,53 @@ def test_two_concurrent_runs_never_collide(landing: Path, tmp_path: Path, wait: 
         last = err.strip().splitlines()[-1]
         assert last.startswith(f"meterlake: the lake {lake} is locked by pid "), err
         assert " run " in last and " since " in last and " on " in last
+    assert_same_lake(lake, reference)
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """A mount point for a tmpfs of a chosen size (root and mount(8) needed; skipped otherwise)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    mounted: list[Path] = []
+
+    def mount(size_bytes: int) -> Path:
+        opts = f"size={max(size_bytes // 1024, 64)}k"
+        if mounted:
+            opts = "remount," + opts
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(mnt)], capture_output=True, check=False)
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    if mounted:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize(
+    "fraction", [pytest.param(0.2, id="early"), pytest.param(0.6, id="midway", marks=pytest.mark.slow)]
+)
+def test_a_disk_full_first_run_fails_with_one_line_and_heals(landing: Path, small_tmpfs, fraction: float) -> None:
+    reference, _ = _reference(landing, DATA_STAGES)
+    ref_lake = landing.parent / f"reference-{'-'.join(DATA_STAGES)}"
+    needed = _dir_bytes(ref_lake)
+    mnt = small_tmpfs(int(needed * fraction))
+    lake = mnt / "lake"
+    res = run_lake(landing, lake, DATA_STAGES)
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("meterlake: disk full"), res.stderr[-2000:]
+    # whatever was written before the disk filled is whole
+    for f in lake.rglob("*.parquet"):
+        pl.read_parquet(f)
+    small_tmpfs(needed * 4)  # the operator frees space
+    res = run_lake(landing, lake, DATA_STAGES)
+    assert res.returncode == 0, res.stderr
     assert_same_lake(lake, reference)
