@@ -35,7 +35,15 @@ from ..lake import Lake
 from ..landing import Refused, read_landing_file, scan_dataset
 from ..schemas import LANDINGS, QUARANTINE, Landing
 from ..transforms import dedup
-from ..transforms.ingest import DateWindow, Parsed, mask_digit_runs, parse_landing_bytes
+from ..transforms.ingest import (
+    QUARANTINE_SCHEMA,
+    DateWindow,
+    Parsed,
+    ParseStats,
+    empty_rows,
+    mask_digit_runs,
+    parse_landing_bytes,
+)
 from . import StageContext, StageError, StageResult, log
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -214,12 +222,11 @@ def parse_guarded(raw: bytes, spec: Landing, rel: str, window: DateWindow) -> Pa
         log.debug("parser failed on %s", rel, exc_info=True)
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         detail = mask_digit_runs(f"the parser failed on this file ({type(exc).__name__}: {first})")
-        parsed = parse_landing_bytes(b"", spec, rel, window)
-        parsed.quarantine = parsed.quarantine.with_columns(
-            pl.lit("unreadable").alias("reason"), pl.lit(detail).alias("detail")
+        q = pl.DataFrame(
+            {"source_file": [rel], "line": [None], "reason": ["unreadable"], "detail": [detail], "raw": [""]},
+            schema=QUARANTINE_SCHEMA,
         )
-        parsed.stats.file_problems = [f"unreadable: {detail}"]
-        return parsed
+        return Parsed(empty_rows(spec), q, ParseStats(file_problems=[f"unreadable: {detail}"]))
 
 
 def quarantine_path(lake: Lake, dataset: str, origin: str) -> Path:
