@@ -297,13 +297,21 @@ def merge(*plans: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- the call into the pipeline --------------------------------------------------
+#: Airflow pool of every task that writes the lake. Create it with ONE slot
+#: (`airflow pools set meterlake_lake 1 "one writer of the lake at a time"`): then no
+#: two meterlake runs (meterlake_marts and meterlake_monthly, a backfill and the daily
+#: run) write the same partitions at once. The lake lock (meterlake.lock) backs it up
+#: against writers outside Airflow, such as a `meterlake run` on the same lake.
+LAKE_POOL = "meterlake_lake"
+
+
 def stage_task(stage: str, outlet: Asset, **task_kwargs: Any):
     """The task that runs ``stage`` and emits ``outlet`` with the dates and row counts.
 
     It takes one plan, or several from parallel branches (merged: dates united).
     """
 
-    @task(task_id=stage, outlets=[outlet], **task_kwargs)
+    @task(task_id=stage, outlets=[outlet], **{"pool": LAKE_POOL, **task_kwargs})
     def run(*plans: dict):
         done = run_stage(stage, merge(*plans))
         yield Metadata(outlet, extra=event_extra(done))
@@ -320,6 +328,7 @@ def run_stage(stage: str, plan: Mapping[str, Any]) -> dict[str, Any]:
     cannot help) fails the task without retries, with the stage's one-line message.
     """
     from meterlake import pipeline
+    from meterlake.pipeline import LakeBusy
     from meterlake.settings import Settings
     from meterlake.stages import StageError
 
@@ -327,6 +336,8 @@ def run_stage(stage: str, plan: Mapping[str, Any]) -> dict[str, Any]:
     dates = [dt.date.fromisoformat(d) for d in plan["dates"]]
     try:
         result = pipeline.run_stage(settings, stage, dates, plan["run_id"], progress=log.info, record=True)
+    except LakeBusy:
+        raise  # another writer holds the lake: a retry later can succeed
     except StageError as exc:
         raise AirflowFailException(f"{stage} stage failed: {exc}") from exc
     for note in result.notes:

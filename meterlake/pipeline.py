@@ -79,8 +79,6 @@ def run_stage(
             result: StageResult = module.run(ctx, dates)
         except ConfigError as exc:
             raise StageError(f"{stage}: {exc}") from exc
-        except LockBusy as exc:
-            raise StageError(str(exc)) from exc
         result.seconds = round(time.perf_counter() - t0, 3)
         if stage == STAGES[-1]:
             # the chain is complete for these dates: what ingest left pending is done
@@ -102,7 +100,11 @@ def writer(settings: Settings, run_id: str) -> Iterator[None]:
                 Lake(lake).clean_staging()
             yield
     except LockBusy as exc:
-        raise StageError(str(exc)) from exc
+        raise LakeBusy(str(exc)) from exc
+
+
+class LakeBusy(StageError):
+    """Another writer holds the lake lock (a later retry can succeed)."""
 
 
 def _safe(run_id: str) -> str:
