@@ -115,7 +115,7 @@ def decode(data: bytes) -> tuple[bytes, str]:
     its last line (marked by a replacement character), which then fails the field
     count. Raises ``UnicodeDecodeError`` when neither encoding fits.
     """
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4096]:
+    if _utf16_or_binary(data):
         # UTF-16/32 (or binary): GB18030 would "decode" it into garbage
         raise UnicodeDecodeError("utf-8", data, 0, 2, "UTF-16 or binary data (NUL bytes)")
     if data.startswith(b"\xef\xbb\xbf"):
@@ -137,6 +137,15 @@ def decode(data: bytes) -> tuple[bytes, str]:
         raise utf8_error from exc
 
 
+def _utf16_or_binary(data: bytes) -> bool:
+    """A UTF-16 byte-order mark, or NUL bytes in a quarter of the head (UTF-16/32 text is half NULs).
+
+    A stray NUL in a text file is not: that line alone is quarantined as malformed.
+    """
+    head = data[:4096]
+    return head[:2] in (b"\xff\xfe", b"\xfe\xff") or head.count(b"\x00") * 4 > len(head)
+
+
 def decode_lines(data: bytes) -> tuple[bytes, str, pl.Series]:
     """UTF-8 bytes, the encoding, and the physical lines of ``data``.
 
@@ -144,7 +153,7 @@ def decode_lines(data: bytes) -> tuple[bytes, str, pl.Series]:
     Python-level decode of the whole file.
     """
     plain = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
-    if not (data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4096]):
+    if not _utf16_or_binary(data):
         try:
             return plain, "utf-8-sig" if plain is not data else "utf-8", split_lines(plain)
         except pl.exceptions.ComputeError:
@@ -198,9 +207,7 @@ def map_header(header: str, spec: Landing) -> tuple[list[str | None], list[str],
 # --- the parse -------------------------------------------------------------------
 
 
-def parse_landing_bytes(
-    raw: bytes, spec: Landing, source_file: str, window: DateWindow | None = None
-) -> Parsed:
+def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str, window: DateWindow | None = None) -> Parsed:
     """Parse one landing file's bytes (gzip or not, any supported encoding).
 
     Any byte sequence gives a :class:`Parsed`: what cannot be read becomes quarantine
@@ -266,22 +273,22 @@ def parse_landing_bytes(
     present = {n for n in names if n}
     missing = [f.name for f in spec.fields if f.required and f.name not in present]
     if missing or dupes:
-        reason = "missing_columns" if missing else "duplicate_column"
+        file_reason = "missing_columns" if missing else "duplicate_column"
         found = ", ".join(h.strip() for h in _split_header(header))
-        detail = (
+        file_detail = (
             f"header lacks required column(s) {', '.join(missing)}; found {found}"
             if missing
             else f"header maps several columns to the same name: {', '.join(dupes)}"
         )
         if body.height == 0:
-            return whole_file(reason, detail, header)
-        detail = _one_line(mask_digit_runs(detail) if _has_personal(spec) else detail)
-        stats.file_problems.append(f"{reason}: {detail}")
+            return whole_file(file_reason, file_detail, header)
+        file_detail = _one_line(mask_digit_runs(file_detail) if _has_personal(spec) else file_detail)
+        stats.file_problems.append(f"{file_reason}: {file_detail}")
         q = body.select(
             pl.lit(source_file).alias("source_file"),
             pl.col("source_line").alias("line"),
-            pl.lit(reason).alias("reason"),
-            pl.lit(detail).alias("detail"),
+            pl.lit(file_reason).alias("reason"),
+            pl.lit(file_detail).alias("detail"),
             mask(pl.col("line_text")).alias("raw"),
         )
         stats.rows_quarantined = q.height
@@ -400,7 +407,9 @@ def parse_landing_bytes(
     failed = pl.any_horizontal(_failure_conditions(spec, values, window)).fill_null(False)
     chunks: list[pl.DataFrame] = []
     # fixed-size chunks keep memory bounded however large the file
-    parts = [(good.slice(offset, CHUNK_ROWS), None) for offset in range(0, good.height, CHUNK_ROWS)]
+    parts: list[tuple[pl.DataFrame, pl.DataFrame | None]] = [
+        (good.slice(offset, CHUNK_ROWS), None) for offset in range(0, good.height, CHUNK_ROWS)
+    ]
     if quoted_good is not None:
         parts.append((good.clear(), quoted_good))
     for part, pre_split in parts:
@@ -473,9 +482,13 @@ def _split_fields(
         blob = (good["line_text"].str.join("\n").item() + "\n").encode("utf-8")
         cols = pl.read_csv(blob, has_header=False, schema=schema, quote_char=None)
         if cols.height != good.height:  # never expected: a line the reader split differently
-            cols = good.select(
-                pl.col("line_text").str.split_exact(SEP, len(names) - 1).struct.rename_fields(schema.names())
-            ).unnest("line_text").with_columns(pl.all().replace("", None))
+            cols = (
+                good.select(
+                    pl.col("line_text").str.split_exact(SEP, len(names) - 1).struct.rename_fields(schema.names())
+                )
+                .unnest("line_text")
+                .with_columns(pl.all().replace("", None))
+            )
         lines = good["source_line"]
     else:
         cols = pl.DataFrame(schema=schema)
@@ -548,9 +561,7 @@ def _typed_exprs(spec: Landing, window: DateWindow | None) -> tuple[dict[str, pl
     return typed, reason, detail
 
 
-def _checks(
-    spec: Landing, typed: dict[str, pl.Expr], window: DateWindow | None
-) -> list[tuple[pl.Expr, str, pl.Expr]]:
+def _checks(spec: Landing, typed: dict[str, pl.Expr], window: DateWindow | None) -> list[tuple[pl.Expr, str, pl.Expr]]:
     """(condition, reason code, detail) per rule, in order of precedence."""
     checks: list[tuple[pl.Expr, str, pl.Expr]] = []
     for f in spec.fields:
