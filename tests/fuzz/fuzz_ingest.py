@@ -9,11 +9,13 @@ Three modes, all over the files of a small generated landing zone:
 
                python tests/fuzz/fuzz_ingest.py loop --inputs 10000 --seed 1
 
-``zones``  whole mutated landing zones through the ingest stage into a lake: no
-           exception, row accounting closes for every file, and no card number of the
-           landing zone anywhere under the lake (Parquet decoded)::
+``zones``  whole mutated landing zones through the ingest stage (``--full``: every
+           stage, DuckDB included) into a lake: no exception, row accounting closes for
+           every file, and no card number of the landing zone anywhere under the lake
+           or in its reporting DB (Parquet and DuckDB decoded)::
 
                python tests/fuzz/fuzz_ingest.py zones --zones 200 --seed 1
+               python tests/fuzz/fuzz_ingest.py zones --zones 10 --full
 
 ``atheris`` a coverage-guided libFuzzer target (``pip install atheris``) seeded with the
            zone's files; any libFuzzer flag passes through::
@@ -83,11 +85,16 @@ def run_loop(seeds: list[tuple[str, bytes]], inputs: int, seed: int, crashes: Pa
     return failures
 
 
-def run_zones(landing: Path, zones: int, seed: int, crashes: Path, work: Path) -> int:
+def run_zones(landing: Path, zones: int, seed: int, crashes: Path, work: Path, full: bool = False) -> int:
+    import json
+
     import polars as pl
 
     from meterlake import audit, pipeline
     from meterlake.settings import Settings
+    from meterlake.stages import StageError
+
+    blocked = 0
 
     rng = random.Random(seed)
     pick = fz.RandomChooser(rng)
@@ -105,13 +112,22 @@ def run_zones(landing: Path, zones: int, seed: int, crashes: Path, work: Path) -
             p.write_bytes(raw)
         try:
             settings = Settings(landing=zone, lake=lake, pii_key="fuzz", progress=False)
-            res = pipeline.run_stage(
-                settings, "ingest", pipeline.date_range(dt.date(2026, 1, 1), dt.date(2026, 1, 2)), "fuzz"
-            )
-            acc = pl.DataFrame(res.details["files"])
+            days = pipeline.date_range(dt.date(2026, 1, 1), dt.date(2026, 1, 2))
+            if full:
+                try:  # every stage, publishing to DuckDB included
+                    record = pipeline.run(settings, days[0], days[-1], progress=lambda _m: None)
+                except StageError as exc:  # e.g. a blocking expectation: a one-line stop, not a crash
+                    blocked += 1
+                    assert "\n" not in str(exc)
+                    record = json.loads(next((lake / "_meta" / "runs").glob("*.json")).read_text())
+                files_acc = record["stages"]["ingest"]["details"]["files"]
+            else:
+                files_acc = pipeline.run_stage(settings, "ingest", days, "fuzz").details["files"]
+            acc = pl.DataFrame(files_acc)
             files += acc.height
             assert acc.height == 0 or (acc["unaccounted"] == 0).all(), "row accounting does not close"
-            hits = audit.find_in_clear([lake], cards)
+            duck = work / f"lake-{z}.duckdb"
+            hits = audit.find_in_clear([lake, *([duck] if duck.exists() else [])], cards)
             assert not hits, f"{len(hits)} card number(s) in clear under the lake"
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
@@ -122,9 +138,14 @@ def run_zones(landing: Path, zones: int, seed: int, crashes: Path, work: Path) -
             (crashes / f"zone-{seed}-{z}.txt").write_text(traceback.format_exc(), encoding="utf-8")
         shutil.rmtree(zone)
         shutil.rmtree(lake, ignore_errors=True)
+        (work / f"lake-{z}.duckdb").unlink(missing_ok=True)
         if z % 20 == 0:
             print(f"{z} zones, {failures} failures", flush=True)
-    print(f"zones: {zones} mutated landing zones ({files} landing files accounted), {failures} failures")
+    what = "every stage" if full else "ingest"
+    print(
+        f"zones: {zones} mutated landing zones through {what} ({files} landing files accounted, "
+        f"{blocked} stopped by a blocking check), {failures} failures"
+    )
     return failures
 
 
@@ -159,6 +180,7 @@ def main() -> int:
     ap.add_argument("--meters", type=int, default=40)
     ap.add_argument("--days", type=int, default=2)
     ap.add_argument("--crashes", type=Path, default=Path("fuzz-crashes"))
+    ap.add_argument("--full", action="store_true", help="zones: run every stage (DuckDB scanned too), not only ingest")
     args, rest = ap.parse_known_args()
     with tempfile.TemporaryDirectory(prefix="meterlake-fuzz-") as tmp:
         work = Path(tmp)
@@ -167,7 +189,7 @@ def main() -> int:
         if args.mode == "loop":
             return 1 if run_loop(seeds, args.inputs, args.seed, args.crashes) else 0
         if args.mode == "zones":
-            return 1 if run_zones(landing, args.zones, args.seed, args.crashes, work) else 0
+            return 1 if run_zones(landing, args.zones, args.seed, args.crashes, work, args.full) else 0
         run_atheris(seeds, rest, work)
     return 0
 
