@@ -144,7 +144,7 @@ def test_kill_minus_nine_at_random_moments(landing: Path, tmp_path: Path) -> Non
     for trial, at in enumerate(sorted(rng.uniform(0.5, seconds * 0.95, size=4))):
         lake = tmp_path / f"lake-{trial}"
         proc = subprocess.Popen(
-            _cmd(landing, lake, None), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            _cmd(landing, lake, None), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         time.sleep(at)
         proc.send_signal(signal.SIGKILL)
