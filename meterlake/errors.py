@@ -43,7 +43,9 @@ def one_line(exc: BaseException) -> str:
     else:
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
         name = type(exc).__name__
-        text = first if name in ("StageError", "BlockingValidationError", "LockBusy") else f"{name}: {first}"
+        # a stage's own errors already say what happened; anything else is named by its type
+        own = any(c.__name__ in ("StageError", "LockBusy") for c in type(exc).__mro__)
+        text = first if own else f"{name}: {first}"
     text = mask_digit_runs(" ".join(text.split()))
     return text if len(text) <= MAX_LINE else text[: MAX_LINE - 1] + "…"
 
