@@ -40,6 +40,11 @@ MARTS = (
     "recovery_monthly",
     "prepay_findings",
     "quarantine",
+    # outages and reliability (meterlake.report.outages)
+    "outage_events",
+    "reliability_monthly",
+    "outage_plan_checks",
+    "frequent_outage_customers",
 )
 
 #: columns read from meter_daily (the biggest mart: read only what the report needs)

@@ -33,6 +33,7 @@ from ..lake import Lake
 from ..publish import ReportConfig, load_config
 from . import charts
 from . import data as d
+from .outages import outages_section
 
 NO_DATA = "no data for this period (本期无数据)"
 
@@ -459,7 +460,7 @@ def quality_section(inputs: d.ReportInputs, cfg: ReportConfig) -> Section:
     return Section("quality", title, True, "".join(parts))
 
 
-SECTIONS = (collection_section, loss_section, anomalies_section, billing_section, quality_section)
+SECTIONS = (collection_section, loss_section, outages_section, anomalies_section, billing_section, quality_section)
 
 
 def sections() -> tuple[Callable[[d.ReportInputs, ReportConfig], Section], ...]:
@@ -471,6 +472,7 @@ def sections() -> tuple[Callable[[d.ReportInputs, ReportConfig], Section], ...]:
         collection_section,
         loss_section,
         monthly.monthly_loss_section,
+        outages_section,
         anomalies_section,
         billing_section,
         monthly.held_bills_section,
