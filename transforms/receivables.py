@@ -319,14 +319,17 @@ def _aging(days: pl.Expr) -> pl.Expr:
     )
 
 
-def oldest_unpaid(schedule: pl.LazyFrame, ledger: pl.LazyFrame, at: dt.date, tolerance: float) -> pl.LazyFrame:
+def oldest_unpaid(
+    schedule: pl.LazyFrame, ledger: pl.LazyFrame, at: dt.date, tolerance: float, due_before: dt.date | None = None
+) -> pl.LazyFrame:
     """Per customer with a past-due unpaid part above ``tolerance`` at the end of ``at``.
 
-    customer_id, oldest_bill_month, oldest_due_date, overdue_yuan (unpaid of the bills due before ``at``).
-    The oldest bill with an unpaid part is the first bill ``m`` whose unpaid-through-m is positive.
+    customer_id, oldest_bill_month, oldest_due_date, overdue_yuan (unpaid of the bills
+    due before ``due_before``, default ``at``). The oldest bill with an unpaid part is
+    the first bill ``m`` whose unpaid-through-m exceeds the tolerance.
     """
     past_due = (
-        schedule.filter(pl.col("due_date") < at)
+        schedule.filter(pl.col("due_date") < (due_before or at))
         .select("customer_id", "bill_month", "due_date", "amount_yuan")
         .with_row_index("pid")
     )
