@@ -33,6 +33,7 @@ from ..lake import Lake
 from ..schemas import LANDINGS, QUARANTINE, Landing
 from ..transforms import dedup
 from ..transforms.ingest import Parsed, parse_landing_bytes
+from ..transforms.payments import check_payments
 from . import StageContext, StageResult
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -254,10 +255,16 @@ def rebuild_partition(
     ).collect()
     res = dedup.resolve(staged, list(spec.key))
     clean = res.clean
-    unknown = clean.clear()
-    if spec.dataset != "archive":
+    unknown = clean.clear().with_columns(reason=pl.lit(None, pl.String), detail=pl.lit(None, pl.String))
+    if spec.dataset == "payments":  # keyed by customer: its own rules (transforms/payments.py)
+        clean, unknown = check_payments(clean, payments_history(lake, manifest), customers_on(archive, day))
+    elif spec.dataset != "archive":
         meters = dedup.archive_valid_on(archive, day).select("meter_id").collect()
         clean, unknown = dedup.split_known_meters(clean, meters)
+        unknown = unknown.with_columns(
+            reason=pl.lit("unknown_meter"),
+            detail=pl.format("meter_id '{}' is not in the archive snapshot valid on {}", "meter_id", pl.lit(str(day))),
+        )
     data_cols = [
         c for c in spec.clean.names if c not in ("source_file", "source_line", "delivered_at", spec.date_field)
     ]
@@ -275,10 +282,8 @@ def rebuild_partition(
             unknown.select(
                 "source_file",
                 pl.col("source_line").alias("line"),
-                pl.lit("unknown_meter").alias("reason"),
-                pl.format(
-                    "meter_id '{}' is not in the archive snapshot valid on {}", "meter_id", pl.lit(day.isoformat())
-                ).alias("detail"),
+                "reason",
+                "detail",
                 dedup.reserialise(data_cols).alias("raw"),
             ),
         ],
@@ -312,6 +317,43 @@ def rebuild_partition(
         "superseded": res.superseded.height,
         "unknown_meter": unknown.height,
     }
+
+
+def payments_history(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
+    """Every staged payments row, repeats resolved: what a reversal may refer to."""
+    files = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["file_id"]
+    key = tuple(sorted(files.to_list()))
+    if _HISTORY.get("key") != key:
+        cols = [
+            "txn_id",
+            "txn_type",
+            "ref_txn_id",
+            "customer_id",
+            "paid_at",
+            "source_file",
+            "source_line",
+            "delivered_at",
+        ]
+        staged = [pl.scan_parquet(lake.meta / "staged" / "payments" / f"{f}.parquet").select(cols) for f in key]
+        rows = pl.concat(staged).collect() if staged else pl.DataFrame()
+        _HISTORY["key"] = key
+        _HISTORY["rows"] = dedup.resolve(rows, ["txn_id"]).clean if rows.height else rows
+    return _HISTORY["rows"]
+
+
+#: payments_history of the last manifest seen (a rebuild of many days reads the staged files once)
+_HISTORY: dict[str, object] = {}
+
+
+def customers_on(archive: pl.LazyFrame, day: dt.date) -> pl.DataFrame:
+    """customer_id, prepay (1 when all its meters are prepay) of the archive valid on ``day``."""
+    return (
+        dedup.archive_valid_on(archive, day)
+        .filter(pl.col("customer_id").is_not_null())
+        .group_by("customer_id")
+        .agg(prepay=pl.col("prepay").min())
+        .collect()
+    )
 
 
 def consumption_days(lake: Lake, dataset: str, day: dt.date) -> list[dt.date]:
@@ -408,6 +450,11 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
                 .drop_nulls()
             )
             touched[ds].update(d for d in held.to_list() if d >= first)
+    # a reversal is judged against every payment before it: a payments day rebuilds the later ones
+    if touched.get("payments"):
+        first = min(touched["payments"])
+        held = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["dates"]
+        touched["payments"].update(d for d in held.explode().drop_nulls().to_list() if d >= first)
 
     archive = lake.scan(LANDINGS["archive"].clean)
     requested = set(dates)
