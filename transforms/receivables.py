@@ -76,7 +76,7 @@ class DunningRules(BaseModel):
 class CreditRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     window_months: int = Field(12, ge=1)
-    late_share_weight: float = 40.0
+    late_share_weight: float = 25.0
     worst_overdue_days_steps: list[int] = Field(default_factory=lambda: [30, 90, 180])
     worst_overdue_points: list[float] = Field(default_factory=lambda: [10.0, 20.0, 30.0])
     month_in_arrears_points: float = 3.0
@@ -347,9 +347,12 @@ def oldest_unpaid(
     )
 
 
-def late_fees(schedule: pl.LazyFrame, ledger: pl.LazyFrame, month: str, rules: LateFeeRules) -> pl.LazyFrame:
-    """customer_id, late_fee_yuan accrued in ``month`` (by day, at the end of each day)."""
+def late_fees(
+    schedule: pl.LazyFrame, ledger: pl.LazyFrame, month: str, rules: LateFeeRules, until: dt.date | None = None
+) -> pl.LazyFrame:
+    """customer_id, late_fee_yuan accrued in ``month`` (by day, at the end of each day; up to ``until``)."""
     first, last = month_bounds(month)
+    last = min(last, until) if until is not None else last
     jan1 = dt.date(first.year, 1, 1)
     candidates = schedule.filter(pl.col("due_date") < last).select("customer_id").unique()
     in_month = pl.col("b").is_between(first, last)
@@ -413,14 +416,20 @@ def receivables_month(
     rules: ReceivablesConfig,
     scope: pl.LazyFrame | None = None,
     previous: pl.LazyFrame | None = None,
+    as_of: dt.date | None = None,
 ) -> pl.LazyFrame:
     """receivables_monthly rows of ledger month ``month`` (bills issued in it, payments dated in it).
+
+    ``as_of``: the last day the lake holds; a month still open is taken to that day
+    (month to date: overdue days and late fees stop there).
 
     ``scope``: customer_id, feeder_id, org_id (from the archive) to carry along.
     ``previous``: this month's partition as last written, for ``restated_yuan`` (the
     change of the bill issued in the month since it was first recorded).
     """
     first, last = month_bounds(month)
+    if as_of is not None and first <= as_of < last:
+        last = as_of
     issued = schedule.filter(pl.col("issue_date") <= last)
     customers = pl.concat(
         [issued.select("customer_id"), ledger.filter(pl.col("day") <= last).select("customer_id")]
@@ -451,7 +460,7 @@ def receivables_month(
         .agg(held_credit_yuan=pl.col("amount_yuan").sum())
     )
     oldest = oldest_unpaid(schedule, ledger, last, EPS_YUAN)
-    fees = late_fees(schedule, ledger, month, rules.late_fee)
+    fees = late_fees(schedule, ledger, month, rules.late_fee, until=last)
     cls = issued.group_by("customer_id").agg(
         customer_class=pl.col("customer_class").sort_by("bill_month").last(),
         area_id=pl.col("area_id").sort_by("bill_month").last(),

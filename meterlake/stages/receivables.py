@@ -134,7 +134,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     archive = lake.scan(ARCHIVE.clean)
 
     start = max(_month(min(dates)), bill_months[0])
-    last = max(shift_month(bill_months[-1], 1), _month(as_of))
+    last = _month(as_of)  # a bill is issued the month after; months past the data are not ledgered
     ledger_months = _months(start, last)
 
     # receivables and credit per ledger month ---------------------------------------
@@ -142,10 +142,11 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     grades: dict[str, int] = {}
     for m in ledger_months:
         ctx.progress(f"receivables: {m}")
-        first, end = month_bounds(m)
+        first, month_end = month_bounds(m)
+        end = min(month_end, as_of)
         scope = scope_on(archive, end)
         previous = lake.scan(RECEIVABLES_MONTHLY, [m]) if m in lake.partitions(RECEIVABLES_MONTHLY) else None
-        rec = receivables_month(schedule, ledger, m, cfg, scope, previous).collect()
+        rec = receivables_month(schedule, ledger, m, cfg, scope, previous, as_of).collect()
         lake.write_partition(RECEIVABLES_MONTHLY, m, rec)
         rows[RECEIVABLES_MONTHLY.name] += rec.height
 
@@ -166,7 +167,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         for g, n in credit["credit_grade"].value_counts().iter_rows():
             grades[str(g)] = grades.get(str(g), 0) + int(n)
 
-        for day in list_dates(first, end, cfg.calendar.due_day):
+        for day in list_dates(first, month_end, cfg.calendar.due_day):
             if day > as_of + dt.timedelta(days=1):
                 continue
             listed = dunning(day, schedule, ledger, credit.lazy(), scope, cfg).collect()

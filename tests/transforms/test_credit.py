@@ -66,13 +66,13 @@ def test_a_customer_without_blemish_is_a() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "column", "points", "text", "expected"),
     [
-        # 1 of 4 bills with 50 yuan unpaid at its due date (0.50 is within the 1-yuan tolerance): 1/4 x 40
+        # 2 of 4 bills with 50 yuan unpaid at the due date (0.50 is within the 1-yuan tolerance): 2/4 x 25
         pytest.param(
-            {"st": [("C", 0.0), ("C", 50.0), ("C", 0.5), ("C", 0.0)]},
+            {"st": [("C", 50.0), ("C", 50.0), ("C", 0.5), ("C", 0.0)]},
             "late_points",
-            10.0,
-            "1 of 4 bills paid late (逾期缴费) -10.0",
-            90.0,
+            12.5,
+            "2 of 4 bills paid late (逾期缴费) -12.5",
+            87.5,
             id="late-share",
         ),
         # worst overdue 45 days: past the 30-day step (10), not the 90-day one; and one
@@ -119,9 +119,9 @@ def test_each_reason_has_its_points(kwargs: dict, column: str, points: float, te
 
 
 def test_reasons_strongest_first_and_grade_d() -> None:
-    # theft 50 + late 4/4 x 40 = 40 -> score 10, grade D
+    # theft 50 + late 4/4 x 25 = 25 -> score 25, grade D
     r = score([("C", 100.0)] * 4, theft=pl.LazyFrame({"customer_id": ["C"]}))
-    assert (r["credit_score"], r["credit_grade"]) == (10.0, "D")
+    assert (r["credit_score"], r["credit_grade"]) == (25.0, "D")
     assert r["reasons"].index("theft") < r["reasons"].index("paid late")
 
 
