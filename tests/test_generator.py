@@ -231,7 +231,11 @@ def test_file_layout_and_formats(landing: tuple[Path, GenerateSummary], truth: d
     assert set(man["encoding"]) == {"utf-8", "utf-8-sig", "gbk"}
     assert set(man["compression"]) == {"gzip", "none"}
     assert set(man["date_format"]) == {"YYYY-MM-DD", "YYYYMMDD", None}
-    assert man.filter(pl.col.date_format.is_null())["dataset"].unique().sort().to_list() == ["events", "purchases"]
+    assert man.filter(pl.col.date_format.is_null())["dataset"].unique().sort().to_list() == [
+        "events",
+        "payments",
+        "purchases",
+    ]
     assert set(man["column_order"]) == {"contract", "shuffled"}
     assert set(man["header"]) == {"canonical", "zh"}
     days = [START + dt.timedelta(days=k) for k in range(DAYS)]

@@ -275,7 +275,8 @@ class Payments:
                 "fed_at_10kv": (t.area[self.idx] < 0).astype(np.int64),
             }
         ).sort("customer_id")
-        events = getattr(self, "events", _events([]).with_columns(customer_id=pl.lit(None, pl.String)))
+        events = getattr(self, "events", _events([]))
+        events = events.with_columns(customer_id=t.customer_id.gather(self.idx[events["who"].to_numpy()]))
         return {
             "payers.csv": payers,
             "payment_events.csv": events.select("customer_id", "bill_month", "kind").sort(
