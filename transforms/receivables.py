@@ -281,8 +281,10 @@ def _last_bill_due_before(frame: pl.LazyFrame, schedule: pl.LazyFrame, before: s
 
 def bill_status_at_due(schedule: pl.LazyFrame, ledger: pl.LazyFrame) -> pl.LazyFrame:
     """Per bill: the part still unpaid at the end of its due date (and so collected by it)."""
-    bills = schedule.select("customer_id", "bill_month", "prev_bill_month", "due_date", "amount_yuan").with_row_index(
-        "bid"
+    bills = (
+        schedule.select("customer_id", "bill_month", "prev_bill_month", "due_date", "amount_yuan")
+        .sort("customer_id", "bill_month")
+        .with_row_index("bid")
     )
     pts = pl.concat(
         [
@@ -331,6 +333,7 @@ def oldest_unpaid(
     past_due = (
         schedule.filter(pl.col("due_date") < (due_before or at))
         .select("customer_id", "bill_month", "due_date", "amount_yuan")
+        .sort("customer_id", "bill_month")
         .with_row_index("pid")
     )
     pts = past_due.select("pid", "customer_id", pl.lit(at).alias("at"), pl.col("bill_month").alias("upto"))
@@ -347,56 +350,123 @@ def oldest_unpaid(
     )
 
 
+def _with_named(schedule: pl.LazyFrame, ledger: pl.LazyFrame) -> pl.LazyFrame:
+    """customer_id of the customers with a payment naming one of their bills."""
+    return (
+        ledger.filter(pl.col("bill_month").is_not_null())
+        .join(schedule.select("customer_id", "bill_month"), on=["customer_id", "bill_month"], how="semi")
+        .select("customer_id")
+        .unique()
+    )
+
+
+def _fee_rates(rules: LateFeeRules) -> tuple[pl.Expr, pl.Expr]:
+    resident = pl.col("customer_class") == "resident"
+    rate_cur = pl.when(resident).then(rules.resident_per_day).otherwise(rules.other_current_year_per_day)
+    rate_prev = pl.when(resident).then(rules.resident_per_day).otherwise(rules.other_earlier_years_per_day)
+    return rate_cur, rate_prev
+
+
+def _fee_sum(frame: pl.LazyFrame, schedule: pl.LazyFrame, rules: LateFeeRules) -> pl.LazyFrame:
+    """Σ days x (current-year rate x unpaid of this year's overdue bills + earlier rate x earlier years')."""
+    cls = schedule.group_by("customer_id").agg(customer_class=pl.col("customer_class").sort_by("bill_month").last())
+    rate_cur, rate_prev = _fee_rates(rules)
+    return (
+        frame.join(cls, on="customer_id", how="left")
+        .with_columns(pl.col("x_prev").fill_null(0.0), pl.col("x_all").fill_null(0.0))
+        .with_columns(
+            fee=pl.col("days")
+            * (rate_cur * (pl.col("x_all") - pl.col("x_prev")).clip(0.0) + rate_prev * pl.col("x_prev"))
+        )
+        .group_by("customer_id")
+        .agg(late_fee_yuan=pl.col("fee").sum().round(2))
+    )
+
+
 def late_fees(
     schedule: pl.LazyFrame, ledger: pl.LazyFrame, month: str, rules: LateFeeRules, until: dt.date | None = None
 ) -> pl.LazyFrame:
-    """customer_id, late_fee_yuan accrued in ``month`` (by day, at the end of each day; up to ``until``)."""
+    """customer_id, late_fee_yuan accrued in ``month`` (by day, at the end of each day; up to ``until``).
+
+    One sorted stream of the month's events per customer, running sums only. At the end
+    of day ``b`` (see the module docstring), with ``m`` the last bill overdue at ``b``::
+
+        unpaid of the overdue bills   = max(0, B_overdue(b) - P(b) + N_open(b))
+        unpaid of earlier years' ones = max(0, B_earlier - P(b) + N_year(b))
+
+    where ``N_open`` is what payments naming issued, not yet overdue bills settled
+    (each capped at its bill: ``c_k = clip(S_k, 0, A_k)``) and ``N_year`` what payments
+    naming this year's issued bills settled. A named payment made before its bill is
+    issued counts from the issue date; a bill's named part leaves ``N_open`` when it
+    falls overdue. The state is constant between events, so the month's fee is a sum
+    over the intervals between them.
+    """
     first, last = month_bounds(month)
     last = min(last, until) if until is not None else last
     jan1 = dt.date(first.year, 1, 1)
-    candidates = schedule.filter(pl.col("due_date") < last).select("customer_id").unique()
-    in_month = pl.col("b").is_between(first, last)
-    breaks = (
-        pl.concat(
-            [
-                candidates.select("customer_id", b=pl.lit(first)),
-                ledger.select("customer_id", b="day"),
-                schedule.select("customer_id", b="issue_date"),
-                schedule.select("customer_id", b=pl.col("due_date").dt.offset_by("1d")),
-            ]
+    sched = schedule.join(
+        schedule.filter(pl.col("due_date") < last).select("customer_id").unique(), on="customer_id", how="semi"
+    )
+    led = ledger.join(sched.select("customer_id").unique(), on="customer_id", how="semi")
+    overdue_from = pl.col("due_date").dt.offset_by("1d")
+    # named settlements: the change of c_k each named payment makes, effective once the bill is issued
+    dc = (
+        led.filter(pl.col("bill_month").is_not_null())
+        .join(
+            sched.select("customer_id", "bill_month", "issue_date", "due_date", bill_yuan="amount_yuan"),
+            on=["customer_id", "bill_month"],
+            how="inner",
         )
-        .filter(in_month)
-        .join(candidates, on="customer_id", how="semi")
-        .unique()
-        .sort("customer_id", "b")
+        .sort("customer_id", "bill_month", "day", "txn_id")
         .with_columns(
-            days=(
-                pl.col("b").shift(-1).over("customer_id").fill_null(last + dt.timedelta(days=1)) - pl.col("b")
-            ).dt.total_days()
+            c=pl.col("amount_yuan").cum_sum().over("customer_id", "bill_month").clip(0.0, pl.col("bill_yuan"))
         )
-        .with_columns(pl.lit(jan1).alias("jan1"))
+        .with_columns(
+            dc=pl.col("c") - pl.col("c").shift(1).over("customer_id", "bill_month").fill_null(0.0),
+            day=pl.max_horizontal("day", "issue_date"),
+        )
     )
-    breaks = _last_bill_due_before(breaks, schedule, "b", "upto_all")
-    breaks = _last_bill_due_before(breaks, schedule, "jan1", "upto_prev").with_row_index("iid")
-    pts = pl.concat(
+    open_part = dc.filter(pl.col("day") <= pl.col("due_date"))
+    changes = pl.concat(
         [
-            breaks.select(pid=pl.col("iid") * 2, customer_id="customer_id", at="b", upto="upto_all"),
-            breaks.select(pid=pl.col("iid") * 2 + 1, customer_id="customer_id", at="b", upto="upto_prev"),
-        ]
+            led.select("customer_id", "day", p=pl.col("amount_yuan")),
+            sched.select("customer_id", day=overdue_from, b=pl.col("amount_yuan")),
+            open_part.select("customer_id", "day", n_open=pl.col("dc")),
+            open_part.group_by("customer_id", "bill_month")
+            .agg(pl.col("dc").sum(), pl.col("due_date").first())
+            .select("customer_id", day=overdue_from, n_open=-pl.col("dc")),
+            dc.filter(pl.col("due_date") >= jan1).select("customer_id", "day", n_year=pl.col("dc")),
+            sched.select("customer_id").unique().with_columns(day=pl.lit(first)),
+        ],
+        how="diagonal_relaxed",
+    ).with_columns(pl.col("p", "b", "n_open", "n_year").fill_null(0.0))
+    # before the month: one opening row on its first day
+    changes = changes.with_columns(day=pl.max_horizontal("day", pl.lit(first))).filter(pl.col("day") <= last)
+    earlier = sched.filter(pl.col("due_date") < jan1).group_by("customer_id").agg(b_prev=pl.col("amount_yuan").sum())
+    state = (
+        changes.group_by("customer_id", "day")
+        .agg(pl.col("p", "b", "n_open", "n_year").sum())
+        .sort("customer_id", "day")
+        .with_columns(
+            pl.col("p", "b", "n_open", "n_year").cum_sum().over("customer_id"),
+            days=(
+                pl.col("day").shift(-1).over("customer_id").fill_null(last + dt.timedelta(days=1)) - pl.col("day")
+            ).dt.total_days(),
+        )
+        .join(earlier, on="customer_id", how="left")
+        .select(
+            "customer_id",
+            "days",
+            x_all=(pl.col("b") - pl.col("p") + pl.col("n_open")).round(6).clip(lower_bound=0.0),
+            x_prev=(pl.col("b_prev").fill_null(0.0) - pl.col("p") + pl.col("n_year")).round(6).clip(lower_bound=0.0),
+        )
     )
-    u = unpaid_through(pts, schedule, ledger).select(iid=pl.col("pid") // 2, side=pl.col("pid") % 2, x="unpaid_yuan")
-    wide = u.group_by("iid").agg(
-        x_all=pl.col("x").filter(pl.col("side") == 0).first(),
-        x_prev=pl.col("x").filter(pl.col("side") == 1).first(),
-    )
-    cls = schedule.group_by("customer_id").agg(customer_class=pl.col("customer_class").sort_by("bill_month").last())
+    cls = sched.group_by("customer_id").agg(customer_class=pl.col("customer_class").sort_by("bill_month").last())
     resident = pl.col("customer_class") == "resident"
     rate_cur = pl.when(resident).then(rules.resident_per_day).otherwise(rules.other_current_year_per_day)
     rate_prev = pl.when(resident).then(rules.resident_per_day).otherwise(rules.other_earlier_years_per_day)
     return (
-        breaks.join(wide, on="iid")
-        .join(cls, on="customer_id", how="left")
-        .with_columns(pl.col("x_prev").fill_null(0.0), pl.col("x_all").fill_null(0.0))
+        state.join(cls, on="customer_id", how="left")
         .with_columns(
             fee=pl.col("days")
             * (rate_cur * (pl.col("x_all") - pl.col("x_prev")).clip(0.0) + rate_prev * pl.col("x_prev"))
