@@ -330,15 +330,29 @@ def oldest_unpaid(
     due before ``due_before``, default ``at``). The oldest bill with an unpaid part is
     the first bill ``m`` whose unpaid-through-m exceeds the tolerance.
     """
-    past_due = (
-        schedule.filter(pl.col("due_date") < (due_before or at))
-        .select("customer_id", "bill_month", "due_date", "amount_yuan")
-        .sort("customer_id", "bill_month")
-        .with_row_index("pid")
+    issued = schedule.filter(pl.col("issue_date") <= at)
+    paid = ledger.filter(pl.col("day") <= at).group_by("customer_id").agg(p=pl.col("amount_yuan").sum())
+    # c_k at the end of ``at``: what payments naming each issued bill settled of it
+    named = (
+        ledger.filter((pl.col("day") <= at) & pl.col("bill_month").is_not_null())
+        .group_by("customer_id", "bill_month")
+        .agg(s=pl.col("amount_yuan").sum())
     )
-    pts = past_due.select("pid", "customer_id", pl.lit(at).alias("at"), pl.col("bill_month").alias("upto"))
-    u = unpaid_through(pts, schedule, ledger).select("pid", "unpaid_yuan")
-    rows = past_due.join(u, on="pid").sort("customer_id", "bill_month")
+    rows = (
+        issued.select("customer_id", "bill_month", "due_date", "amount_yuan", "cum_billed_yuan")
+        .join(named, on=["customer_id", "bill_month"], how="left")
+        .with_columns(c=pl.col("s").fill_null(0.0).clip(0.0, pl.col("amount_yuan")))
+        .sort("customer_id", "bill_month")
+        # named settlements of the bills after m: all of the customer's minus those through m
+        .with_columns(later=pl.col("c").sum().over("customer_id") - pl.col("c").cum_sum().over("customer_id"))
+        .join(paid, on="customer_id", how="left")
+        .filter(pl.col("due_date") < (due_before or at))
+        .with_columns(
+            unpaid_yuan=(pl.col("cum_billed_yuan") - pl.col("p").fill_null(0.0) + pl.col("later"))
+            .round(6)
+            .clip(lower_bound=0.0)
+        )
+    )
     return (
         rows.group_by("customer_id")
         .agg(
