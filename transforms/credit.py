@@ -126,8 +126,10 @@ def credit_month(
             for i, p in enumerate(points)
         ]
     )
-    c = c.with_columns(
-        credit_score=(100.0 - pl.sum_horizontal(points)).clip(0.0, 100.0).round(1),
+    c = c.with_columns(credit_score=(100.0 - pl.sum_horizontal(points)).clip(0.0, 100.0).round(1))
+    # reasons in words, strongest first: list work only for the customers who lost points
+    blemished = pl.sum_horizontal(points) > 0
+    worded = c.filter(blemished).with_columns(
         reasons=items.list.drop_nulls()
         .list.eval(
             pl.element().sort_by(
@@ -135,8 +137,9 @@ def credit_month(
             )
         )
         .list.eval(pl.element().struct.field("text"))
-        .list.join("; "),
-    ).with_columns(
+        .list.join("; ")
+    )
+    c = pl.concat([worded, c.filter(~blemished).with_columns(reasons=pl.lit(""))]).with_columns(
         credit_grade=grade(pl.col("credit_score"), cr),
         customer_tier=tier(pl.col("billed_12m_yuan"), rules.tiers),
         month=pl.lit(month),

@@ -461,10 +461,12 @@ def late_fees(
         changes.group_by("customer_id", "day")
         .agg(pl.col("p", "b", "n_open", "n_year").sum())
         .sort("customer_id", "day")
+        # sorted: a run id numbers the customers (windows over integers, not strings)
+        .with_columns(gid=pl.col("customer_id").rle_id())
         .with_columns(
-            pl.col("p", "b", "n_open", "n_year").cum_sum().over("customer_id"),
+            pl.col("p", "b", "n_open", "n_year").cum_sum().over("gid"),
             days=(
-                pl.col("day").shift(-1).over("customer_id").fill_null(last + dt.timedelta(days=1)) - pl.col("day")
+                pl.col("day").shift(-1).over("gid").fill_null(last + dt.timedelta(days=1)) - pl.col("day")
             ).dt.total_days(),
         )
         .join(earlier, on="customer_id", how="left")
