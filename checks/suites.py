@@ -51,6 +51,7 @@ EXPECTED_TABLES: tuple[tuple[str, str], ...] = (
     ("marts", "area_loss_daily"),
     ("marts", "area_loss_monthly"),
     ("marts", "feeder_loss_daily"),
+    ("marts", "loss_worklist_monthly"),
     ("marts", "anomalies"),
     ("marts", "bills_monthly"),
     ("marts", "prepay_daily"),
@@ -71,6 +72,7 @@ EVERY_PARTITION: dict[str, Severity] = {
     "area_loss_monthly": "warning",
     "feeder_loss_monthly": "warning",
     "bills_monthly": "warning",
+    "loss_worklist_monthly": "warning",
 }
 
 CONTRACT = "CONTRACT.md"
@@ -859,6 +861,56 @@ def _loss(th: CheckThresholds, table: str, entity: str, parts: tuple[str, str] |
     )
 
 
+def _loss_worklist_monthly(th: CheckThresholds) -> Extras:
+    t = "loss_worklist_monthly"
+    return Extras(
+        metrics=(
+            Metric("rank_duplicates", key_duplicates(["month", "rank"]), "ranks given twice in a month"),
+            Metric("stake_negative", count(num("kwh_at_stake") < 0), "work items with negative kWh at stake"),
+            Metric(
+                "rank_out_of_order",
+                count(num("kwh_at_stake") > num("kwh_at_stake").shift(1).over("month", order_by="rank")),
+                "work items with more kWh at stake than the one ranked above them",
+            ),
+            Metric(
+                "run_below_one",
+                count(num("consecutive_months") < 1),
+                "work items whose run of months in their state is below 1",
+            ),
+        ),
+        rules=(
+            Rule(
+                f"{t}.rank.unique",
+                "rank_duplicates",
+                max_value=0,
+                description="one area per rank and month",
+                practice="schemas/loss_worklist_monthly.py: ranked by kWh at stake, ties by area_id",
+            ),
+            Rule(
+                f"{t}.kwh_at_stake.non_negative",
+                "stake_negative",
+                max_value=0,
+                description="kWh at stake >= 0 (a high area is above its band, a negative one below it)",
+                practice="schemas/loss_worklist_monthly.py: kWh at stake",
+            ),
+            Rule(
+                f"{t}.rank.by_kwh_at_stake",
+                "rank_out_of_order",
+                max_value=0,
+                description="rank follows kWh at stake, most first",
+                practice="线损治理: the areas with the most energy at stake first",
+            ),
+            Rule(
+                f"{t}.consecutive_months.at_least_1",
+                "run_below_one",
+                max_value=0,
+                description="every work item counts its own month",
+                practice="schemas/loss_worklist_monthly.py consecutive_months",
+            ),
+        ),
+    )
+
+
 def _anomalies(th: CheckThresholds) -> Extras:
     t = "anomalies"
     score = num("score")
@@ -1227,6 +1279,7 @@ _EXTRAS: dict[str, Callable[[CheckThresholds], Extras]] = {
     "feeder_loss_monthly": lambda th: _loss(
         th, "feeder_loss_monthly", "feeder_id", ("area_masters_kwh", "direct_customers_kwh")
     ),
+    "loss_worklist_monthly": _loss_worklist_monthly,
     "anomalies": _anomalies,
     "bills_monthly": _bills_monthly,
     "prepay_daily": _prepay_daily,

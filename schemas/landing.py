@@ -36,6 +36,9 @@ class Field:
     exclusive_minimum: float | None = None
     #: personal data: never written in clear (masked to the last 4 digits)
     personal: bool = False
+    #: an empty field of a file whose header carries the column reads as this value; a
+    #: file without the column leaves it empty, so "said nothing" differs from "said 0"
+    empty_as: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -57,7 +57,10 @@ ARCHIVE_ATTRS = (
     "multiplier",
     "register_max",
     "prepay",
+    "pv_capacity_kw",
 )
+#: archive columns a v1 archive may lack (CONTRACT v2 optional columns): read as empty
+OPTIONAL_ATTRS: dict[str, pl.DataType] = {"pv_capacity_kw": pl.Float64()}
 #: why a day has the value it has (column ``day_status`` of :func:`register_days`)
 DAY_STATUS = {
     "actual": "both readings exist and the register moved forward",
@@ -90,6 +93,8 @@ def in_service(archive: pl.LazyFrame, dates: Iterable[dt.date]) -> pl.LazyFrame:
     days = pl.DataFrame({"date": sorted(set(dates))}, schema={"date": pl.Date()})
     snaps = archive.select(pl.col("snapshot_date").unique()).collect().sort("snapshot_date")
     valid = days.join_asof(snaps, left_on="date", right_on="snapshot_date", strategy="backward")
+    have = archive.collect_schema().names()
+    archive = archive.with_columns(pl.lit(None, t).alias(c) for c, t in OPTIONAL_ATTRS.items() if c not in have)
     return (
         valid.lazy()
         .filter(pl.col("snapshot_date").is_not_null())

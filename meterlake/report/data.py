@@ -33,6 +33,7 @@ MARTS = (
     "feeder_loss_daily",
     "feeder_loss_monthly",
     "loss_diagnosis",
+    "loss_worklist_monthly",
     "anomalies",
     "bills_monthly",
     "prepay_daily",
@@ -65,6 +66,8 @@ class ReportInputs:
     data_docs: str | None = None
     #: data dictionary relative to LAKE/reports, when published
     dictionary: str | None = None
+    #: the check stage's results (LAKE/_meta/check_results) of the run, else of the latest
+    check_results: pl.DataFrame | None = None
 
     @property
     def months(self) -> list[str]:
@@ -170,6 +173,9 @@ def load(lake: Lake, dates: list[dt.date] | None = None, run_id: str | None = No
         record = lake.meta / "runs" / f"{run_id}.json"
         if record.exists():
             inputs.run = json.loads(record.read_text(encoding="utf-8"))
+    from .monthly import read_check_results  # the monthly sections' reader
+
+    inputs.check_results = read_check_results(lake.root, run_id)
     inputs.data_docs = _find_data_docs(lake.reports)
     if (lake.reports / "data_dictionary.html").exists():
         inputs.dictionary = "data_dictionary.html"

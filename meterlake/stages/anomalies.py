@@ -111,7 +111,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         days = anomaly.prepare_days(lake.scan(METER_DAILY, span).select(columns), cfg)
         history = anomaly.reverse_history(
             lake.scan(METER_DAILY, [h for h in held if h <= needed[-1]]).select(
-                "date", "meter_id", "role", "reverse_kwh", "kwh", "quality"
+                "date", "meter_id", "role", "reverse_kwh", "kwh", "quality", "pv_capacity_kw"
             ),
             cfg,
         )

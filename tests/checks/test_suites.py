@@ -230,6 +230,20 @@ def good_anomalies() -> pl.DataFrame:
     )
 
 
+def good_worklist() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "rank": [1, 2, 3],
+            "area_id": ["A1", "A2", "A3"],
+            "issue": ["high", "uncomputable", "negative"],
+            "kwh_at_stake": [120.0, 40.0, 40.0],
+            "consecutive_months": [1, 3, 1],
+            "action_zh": ["现场稽查窃电", "补抄总表", "核对倍率"],
+            "action_en": ["inspect for theft on site", "read the master meter", "check the multiplier"],
+        }
+    )
+
+
 def good_bills() -> pl.DataFrame:
     return pl.DataFrame(
         {
@@ -361,6 +375,7 @@ GOOD: dict[tuple[str, str], tuple[str, Callable[[], pl.DataFrame]]] = {
     ("marts", "feeder_loss_daily"): ("2026-01-01", good_loss("feeder_id")),
     ("marts", "feeder_loss_monthly"): ("2026-01", good_loss("feeder_id")),
     ("marts", "anomalies"): ("2026-01-01", good_anomalies),
+    ("marts", "loss_worklist_monthly"): ("2026-01", good_worklist),
     ("marts", "bills_monthly"): ("2026-01", good_bills),
     ("marts", "prepay_daily"): ("2026-01-01", good_prepay),
     ("marts", "recovery_monthly"): ("2026-01", good_recovery),
@@ -409,6 +424,7 @@ BAD: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
     "feeder_loss_daily": lambda f: pl.concat([f, f.tail(1)]),
     "feeder_loss_monthly": lambda f: _set(f, 3, area_masters_kwh=100.0),
     "anomalies": lambda f: _set(f, 1, score=float("nan"), rank=1),
+    "loss_worklist_monthly": lambda f: _set(_set(f, 2, kwh_at_stake=-5.0, consecutive_months=0), 1, kwh_at_stake=150.0),
     "bills_monthly": lambda f: _set(_set(f, 0, amount_yuan=161.404), 1, kwh_tier1=90.0),
     "prepay_daily": lambda f: _set(f, 0, status="broke").drop("balance_yuan"),
     "recovery_monthly": lambda f: _set(f, 1, recovery_rate=1.5),
@@ -443,6 +459,9 @@ EXPECTED_BAD: list[tuple[str, str, float]] = [
     ("anomalies", "anomalies.score.finite", 1),  # NaN
     ("anomalies", "anomalies.rank.unique", 1),  # rank 1 twice
     ("anomalies", "anomalies.score.sum_of_points", 1),  # NaN is not 0.5
+    ("loss_worklist_monthly", "loss_worklist_monthly.kwh_at_stake.non_negative", 1),  # A3 at -5
+    ("loss_worklist_monthly", "loss_worklist_monthly.rank.by_kwh_at_stake", 1),  # A2 (rank 2): 150 above 120
+    ("loss_worklist_monthly", "loss_worklist_monthly.consecutive_months.at_least_1", 1),  # A3 at 0
     ("bills_monthly", "bills_monthly.amount_yuan.rounded", 1),  # 161.404
     ("bills_monthly", "bills_monthly.tiers.sum", 1),  # 90 against 100
     ("prepay_daily", "prepay_daily.schema.columns", 1),  # balance_yuan dropped

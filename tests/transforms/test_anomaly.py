@@ -452,3 +452,22 @@ def test_score_decomposes_and_ignores_row_order(series: list[list[float]], seed:
     assert (out["score"] - total).abs().max() in (None, 0.0)
     assert out["n_reasons"].to_list() == [sum(1 for c in POINTS_COLUMNS if r[c] > 0) for r in out.iter_rows(named=True)]
     assert out.filter(pl.col("score") <= 0).height == 0
+
+
+@pytest.mark.parametrize(
+    ("pv_kw", "strength_"),
+    [
+        # the archive says no PV: reverse 30/day against 4 forward from the first day,
+        # share 300 / (300 + 40) = 0.882 -> ramp 1 (inference alone would call it PV)
+        pytest.param(0.0, 1.0, id="archive-says-no-pv-reversed-wiring-flagged"),
+        # the archive says 5 kW of PV: exporting and importing every day is PV
+        pytest.param(5.0, 0.0, id="archive-says-pv-quiet"),
+    ],
+)
+def test_reverse_follows_the_archive_pv_flag_where_it_is_given(pv_kw: float, strength_: float) -> None:
+    md = meter_days("M1", [4.0] * 10, reverse=[30.0] * 10).with_columns(pl.lit(pv_kw).alias("pv_capacity_kw"))
+    days = A.prepare_days(md, CFG)
+    history = A.reverse_history(md, CFG)
+    ind = A.indicators(days, NO_EVENTS, NO_DIAGNOSIS, history, LAST, CFG)
+    assert strength(ind, "M1", "reverse") == strength_
+    assert history["no_pv"].item() is (pv_kw == 0.0)
