@@ -137,12 +137,15 @@ def bill_schedule(bills: pl.LazyFrame, cal: CalendarRules) -> pl.LazyFrame:
     """Post-paid bills per customer and month with issue and due dates and running totals.
 
     ``bills`` holds bills_monthly rows (several per month when a tariff version changed
-    in it); prepay customers' bills are left out (their purchases are the payment).
+    in it); prepay customers' bills are left out (their purchases are the payment), and so
+    are bills held for review (status ``held``: not sent out yet).
     Returns customer_id, bill_month, amount_yuan, customer_class, area_id, issue_date,
     due_date, cum_billed_yuan, prev_bill_month.
     """
+    held = pl.col("status") == "held" if "status" in bills.collect_schema().names() else pl.lit(False)
     per_month = (
-        bills.filter(pl.col("prepay").fill_null(0) == 0)
+        # a bill held for review has not gone out: it is not owed until released
+        bills.filter((pl.col("prepay").fill_null(0) == 0) & ~held.fill_null(False))
         .group_by("customer_id", "month")
         .agg(
             amount_yuan=pl.col("amount_yuan").fill_null(0.0).sum().round(2),

@@ -51,12 +51,13 @@ def recovery(
             is_post=~pl.col("is_prepay"),
         )
         .with_columns(
-            # a post-paid customer billed without a post-paid bill status (amount null) collects nothing
+            # a post-paid customer whose bill is held for review has no status: it collects nothing yet
             post_collected=pl.when(pl.col("is_post")).then(pl.col("post_collected").fill_null(0.0)),
-            post_unpaid=pl.when(pl.col("is_post")).then(pl.col("post_unpaid").fill_null(pl.col("billed"))),
+            post_unpaid=pl.when(pl.col("is_post")).then(pl.col("post_unpaid")),
         )
         .with_columns(
-            in_rate=pl.col("in_rate") | pl.col("is_post"),
+            # a post-paid bill held for review has no status: not sent out, not in the rate
+            in_rate=pl.col("in_rate") | (pl.col("is_post") & pl.col("post_unpaid").is_not_null()),
             collected=pl.coalesce("collected", "post_collected"),
             in_arrears=pl.col("in_arrears") | (pl.col("post_unpaid").fill_null(0.0) > 0.0),
             arrears=pl.col("arrears") + pl.col("post_unpaid").fill_null(0.0),

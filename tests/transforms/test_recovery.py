@@ -94,3 +94,16 @@ def test_prepay_arrears_larger_than_the_bill_collect_nothing_of_it() -> None:
     )
     got = run(bills, prepay, STATUS.clear(), SCOPE).filter(pl.col("scope") == "area")
     assert got.select("arrears_yuan", "collected_yuan", "recovery_rate").row(0) == (80.0, 0.0, 0.0)
+
+
+def test_a_held_post_paid_bill_is_billed_but_out_of_the_rate() -> None:
+    # H's 500-yuan bill is held for review (no bill status): A's rate stays 170 / 200
+    bills = pl.concat(
+        [
+            BILLS,
+            pl.LazyFrame({"customer_id": ["H"], "area_id": ["A"], "period_end": [JAN31], "amount_yuan": [500.0]}),
+        ]
+    )
+    scope = pl.concat([SCOPE, pl.LazyFrame({"customer_id": ["H"], "feeder_id": ["F1"], "org_id": ["ORG01"]})])
+    a = run(bills, PREPAY, STATUS, scope).filter(pl.col("scope_id") == "A").row(0, named=True)
+    assert (a["billed_yuan"], a["collected_yuan"], a["recovery_rate"]) == (700.0, 170.0, 0.85)
