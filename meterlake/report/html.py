@@ -483,6 +483,7 @@ def sections() -> tuple[Callable[[d.ReportInputs, ReportConfig], Section], ...]:
         anomalies_section,
         billing_section,
         monthly.held_bills_section,
+        rv.receivables_section,
         quality_section,
         monthly.gate_warnings_section,
     )
