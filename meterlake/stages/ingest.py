@@ -322,7 +322,7 @@ def rebuild_partition(
 def payments_history(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
     """Every staged payments row, repeats resolved: what a reversal may refer to."""
     files = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["file_id"]
-    key = tuple(sorted(files.to_list()))
+    key = (str(lake.root), *sorted(files.to_list()))
     if _HISTORY.get("key") != key:
         cols = [
             "txn_id",
@@ -334,11 +334,13 @@ def payments_history(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
             "source_line",
             "delivered_at",
         ]
-        staged = [pl.scan_parquet(lake.meta / "staged" / "payments" / f"{f}.parquet").select(cols) for f in key]
+        staged = [pl.scan_parquet(lake.meta / "staged" / "payments" / f"{f}.parquet").select(cols) for f in key[1:]]
         rows = pl.concat(staged).collect() if staged else pl.DataFrame()
         _HISTORY["key"] = key
         _HISTORY["rows"] = dedup.resolve(rows, ["txn_id"]).clean if rows.height else rows
-    return _HISTORY["rows"]
+    history = _HISTORY["rows"]
+    assert isinstance(history, pl.DataFrame)
+    return history
 
 
 #: payments_history of the last manifest seen (a rebuild of many days reads the staged files once)
