@@ -59,6 +59,10 @@ EXPECTED_TABLES: tuple[tuple[str, str], ...] = (
     ("marts", "recovery_monthly"),
     ("marts", "customer_credit_monthly"),
     ("marts", "dunning_list"),
+    ("marts", "outage_events"),
+    ("marts", "reliability_monthly"),
+    ("marts", "outage_plan_checks"),
+    ("marts", "frequent_outage_customers"),
     ("marts", "quarantine"),
 )
 
@@ -72,6 +76,8 @@ EVERY_PARTITION: dict[str, Severity] = {
     "area_loss_monthly": "warning",
     "feeder_loss_monthly": "warning",
     "bills_monthly": "warning",
+    "outage_events": "warning",
+    "reliability_monthly": "warning",
     "loss_worklist_monthly": "warning",
 }
 
@@ -1234,6 +1240,67 @@ def _dunning_list(th: CheckThresholds) -> Extras:
     )
 
 
+def _outage_events(th: CheckThresholds) -> Extras:
+    dur = num("duration_min")
+    return Extras(
+        metrics=(
+            Metric("negative_duration", count(dur < 0), "interruptions ending before they start"),
+            Metric(
+                "area_without_customers",
+                count((pl.col("level") == "area") & (num("customers_affected") <= 0) & ~pl.col("momentary")),
+                "area interruptions that interrupt no customer",
+            ),
+        ),
+        rules=(
+            Rule(
+                "outage_events.duration.non_negative",
+                "negative_duration",
+                max_value=0,
+                description="end_time >= start_time",
+                practice="DL/T 836: an interruption runs from loss of supply to its restoration",
+            ),
+            Rule(
+                "outage_events.area.customers",
+                "area_without_customers",
+                max_value=0,
+                description="an area interruption interrupts the area's customers in service",
+                practice="DL/T 836: an area interruption counts every customer the area feeds",
+            ),
+        ),
+    )
+
+
+def _reliability_monthly(th: CheckThresholds) -> Extras:
+    tol = th.arithmetic.rate_tolerance
+    rs1, rs1u = num("rs1"), num("rs1_unplanned")
+    return Extras(
+        metrics=(
+            Metric("rs1_off", count((rs1 < -tol) | (rs1 > 1 + tol) | (rs1u < rs1 - tol)), "RS-1 outside [0, 1]"),
+            Metric(
+                "faults_over_all",
+                count(num("customer_interruptions_unplanned") > num("customer_interruptions")),
+                "fault interruptions above all interruptions",
+            ),
+        ),
+        rules=(
+            Rule(
+                "reliability_monthly.rs1.range",
+                "rs1_off",
+                max_value=0,
+                description="0 <= rs1 <= rs1_unplanned <= 1",
+                practice="DL/T 836: RS-1 = 1 - SAIDI / period hours; leaving outages out cannot lower it",
+            ),
+            Rule(
+                "reliability_monthly.unplanned.subset",
+                "faults_over_all",
+                max_value=0,
+                description="customer_interruptions_unplanned <= customer_interruptions",
+                practice="faults are a part of all interruptions",
+            ),
+        ),
+    )
+
+
 def _quarantine(th: CheckThresholds) -> Extras:
     from meterlake.schemas import LANDINGS
 
@@ -1287,6 +1354,8 @@ _EXTRAS: dict[str, Callable[[CheckThresholds], Extras]] = {
     "receivables_monthly": _receivables_monthly,
     "customer_credit_monthly": _customer_credit_monthly,
     "dunning_list": _dunning_list,
+    "outage_events": _outage_events,
+    "reliability_monthly": _reliability_monthly,
     "quarantine": _quarantine,
 }
 

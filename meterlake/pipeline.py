@@ -26,6 +26,7 @@ log = logging.getLogger("meterlake")
 #: stage order; each is a module meterlake.stages.<name> with run(ctx, dates)
 STAGES: tuple[str, ...] = (
     "ingest",  # landing files -> clean tables + quarantine
+    "outages",  # interruptions from meter events, plans, reliability (before VEE: outage slots are no gaps)
     "validate",  # VEE, meter_daily, collection_daily
     "loss",  # area/feeder line loss and its diagnosis
     "anomalies",  # theft/anomaly ranking

@@ -818,6 +818,18 @@ def _loss_indicators(diagnosis: pl.DataFrame | pl.LazyFrame, day: dt.date, cfg: 
     return out
 
 
+def without_outage_days(days: pl.DataFrame, outage_days: pl.DataFrame, min_outage_min: float) -> pl.DataFrame:
+    """``days`` less the meter-days with at least ``min_outage_min`` minutes without supply.
+
+    ``outage_days``: ``meter_id, date, outage_min`` (the outages stage's outage_meter_days).
+    A customer off supply is not a zero-consumption or sudden-drop suspect on those days:
+    the days count as days without a value (the practice of 用电信息采集 anti-theft screens,
+    which check the power-off events before flagging a zero or a drop).
+    """
+    off = outage_days.filter(pl.col("outage_min") >= min_outage_min).select("meter_id", "date")
+    return days.join(off, on=["meter_id", "date"], how="anti", maintain_order="left")
+
+
 def indicators(
     days: pl.DataFrame,
     events: pl.DataFrame | pl.LazyFrame,

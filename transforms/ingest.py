@@ -489,6 +489,8 @@ def _checks(spec: Landing, typed: dict[str, pl.Expr]) -> list[tuple[pl.Expr, str
             checks.append(
                 (val < f.minimum, "out_of_range", pl.format(f"{f.name}: must be >= {f.minimum:g}, found {{}}", val))
             )
+    if spec.row_rules is not None:
+        checks += spec.row_rules(typed)
     return checks
 
 

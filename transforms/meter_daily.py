@@ -350,7 +350,9 @@ def meter_daily(days: pl.LazyFrame, curve_days: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def collection_daily(days: pl.LazyFrame, curve_slots: pl.LazyFrame, *, target_rate: float) -> pl.LazyFrame:
+def collection_daily(
+    days: pl.LazyFrame, curve_slots: pl.LazyFrame, *, target_rate: float, outages: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """采集成功率 and curve completeness per area (or feeder, for meters outside areas) and date.
 
     ``days``: meter-days in service with ``date, meter_id, area_id, feeder_id, role,
@@ -358,11 +360,20 @@ def collection_daily(days: pl.LazyFrame, curve_slots: pl.LazyFrame, *, target_ra
     curve_slots_read`` (slots collected; a meter without a curve row counts 0).
     Rows follow schemas.collection_daily.COLLECTION_DAILY: an area row counts the area's
     master and customer meters; meters with no area (feeder heads, 10 kV customers) are
-    counted per feeder in a ``feeder_direct`` row.
+    counted per feeder in a ``feeder_direct`` row. ``outages``: ``meter_id, date,
+    off_at_midnight`` (outage_meter_days): an unread meter without supply at 00:00, when
+    registers freeze, is counted in ``meters_unread_no_power``.
     """
     j = days.select("date", "meter_id", "area_id", "feeder_id", "role", "register_read").join(
         curve_slots.select("meter_id", "date", "curve_slots_read"), on=["meter_id", "date"], how="left"
     )
+    if outages is None:
+        j = j.with_columns(pl.lit(False).alias("_no_power"))
+    else:
+        off = outages.filter("off_at_midnight").select("meter_id", "date", pl.lit(True).alias("_no_power"))
+        j = j.join(off.unique(["meter_id", "date"]), on=["meter_id", "date"], how="left").with_columns(
+            pl.col("_no_power").fill_null(False)
+        )
     scope = pl.when(pl.col("area_id").is_not_null()).then(pl.lit("area")).otherwise(pl.lit("feeder_direct"))
     slots = pl.col("curve_slots_read").fill_null(0)
     g = (
@@ -374,6 +385,10 @@ def collection_daily(days: pl.LazyFrame, curve_slots: pl.LazyFrame, *, target_ra
         .agg(
             pl.len().cast(pl.Int32).alias("meters_total"),
             pl.col("register_read").sum().cast(pl.Int32).alias("meters_read"),
+            (~pl.col("register_read").fill_null(False) & pl.col("_no_power"))
+            .sum()
+            .cast(pl.Int32)
+            .alias("meters_unread_no_power"),
             (slots == 96).sum().cast(pl.Int32).alias("curves_complete"),
             slots.sum().cast(pl.Int64).alias("curve_slots_read"),
             pl.col("feeder_id").filter(pl.col("role") == "area_master").min().alias("_master_feeder"),

@@ -40,6 +40,11 @@ MARTS = (
     "recovery_monthly",
     "prepay_findings",
     "quarantine",
+    # outages and reliability (meterlake.report.outages)
+    "outage_events",
+    "reliability_monthly",
+    "outage_plan_checks",
+    "frequent_outage_customers",
 )
 
 #: marts dated by when a list is drawn up, not by a day of data (a dunning list of the

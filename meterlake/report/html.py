@@ -34,6 +34,7 @@ from ..publish import ReportConfig, load_config
 from . import charts
 from . import data as d
 from . import receivables as rv
+from .outages import outages_section
 
 NO_DATA = "no data for this period (本期无数据)"
 
@@ -464,6 +465,7 @@ def quality_section(inputs: d.ReportInputs, cfg: ReportConfig) -> Section:
 SECTIONS = (
     collection_section,
     loss_section,
+    outages_section,
     anomalies_section,
     billing_section,
     rv.receivables_section,
@@ -480,6 +482,7 @@ def sections() -> tuple[Callable[[d.ReportInputs, ReportConfig], Section], ...]:
         collection_section,
         loss_section,
         monthly.monthly_loss_section,
+        outages_section,
         anomalies_section,
         billing_section,
         monthly.held_bills_section,

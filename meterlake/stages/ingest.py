@@ -255,15 +255,21 @@ def rebuild_partition(
     ).collect()
     res = dedup.resolve(staged, list(spec.key))
     clean = res.clean
-    unknown = clean.clear().with_columns(reason=pl.lit(None, pl.String), detail=pl.lit(None, pl.String))
-    if spec.dataset == "payments":  # keyed by customer: its own rules (transforms/payments.py)
+    unknown = clean.clear()
+    if spec.dataset == "payments":  # keyed by customer, judged against earlier payments (transforms/payments.py)
         clean, unknown = check_payments(clean, payments_history(lake, manifest), customers_on(archive, day))
+        unknown = unknown.rename({"reason": "_reason", "detail": "_detail"})
+    elif spec.split_known is not None:  # rows that name feeders/areas rather than meters
+        clean, unknown = spec.split_known(clean, dedup.archive_valid_on(archive, day).collect())
     elif spec.dataset != "archive":
         meters = dedup.archive_valid_on(archive, day).select("meter_id").collect()
         clean, unknown = dedup.split_known_meters(clean, meters)
+    if "_reason" not in unknown.columns:
         unknown = unknown.with_columns(
-            reason=pl.lit("unknown_meter"),
-            detail=pl.format("meter_id '{}' is not in the archive snapshot valid on {}", "meter_id", pl.lit(str(day))),
+            pl.lit("unknown_meter").alias("_reason"),
+            pl.format(
+                "meter_id '{}' is not in the archive snapshot valid on {}", "meter_id", pl.lit(day.isoformat())
+            ).alias("_detail"),
         )
     data_cols = [
         c for c in spec.clean.names if c not in ("source_file", "source_line", "delivered_at", spec.date_field)
@@ -282,8 +288,8 @@ def rebuild_partition(
             unknown.select(
                 "source_file",
                 pl.col("source_line").alias("line"),
-                "reason",
-                "detail",
+                pl.col("_reason").alias("reason"),
+                pl.col("_detail").alias("detail"),
                 dedup.reserialise(data_cols).alias("raw"),
             ),
         ],

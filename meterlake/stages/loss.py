@@ -47,7 +47,8 @@ from ..schemas.feeder_loss_monthly import FEEDER_LOSS_MONTHLY
 from ..schemas.loss_diagnosis import KINDS, LOSS_DIAGNOSIS
 from ..schemas.loss_worklist_monthly import LOSS_WORKLIST_MONTHLY
 from ..schemas.meter_daily import METER_DAILY
-from ..transforms import loss
+from ..schemas.outage_mapping_suspects import OUTAGE_MAPPING_SUSPECTS
+from ..transforms import loss, outages
 from ..transforms.loss_diagnosis import CT_PRIMARY_A, PT_RATIOS, DiagnosisRules, diagnose
 from ..transforms.loss_worklist import DEFAULT_ORDER, DIAGNOSIS_COLUMNS, MONTHLY_COLUMNS, worklist
 from . import StageContext, StageError, StageResult
@@ -467,6 +468,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             frame = diagnose(
                 scan(window), end, rules, diag, days=pl.concat([balances[d] for d in window]) if window else None
             )
+            frame = outages.with_mapping_suspects(frame, lake.scan(OUTAGE_MAPPING_SUSPECTS, [end]).collect())
             lake.write_partition(LOSS_DIAGNOSIS, end, frame, sort_by=["area_id", "kind", "rank"])
             written[LOSS_DIAGNOSIS.name] += frame.height
             found.update(_count(frame, "kind"))

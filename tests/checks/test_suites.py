@@ -352,6 +352,57 @@ def good_dunning() -> pl.DataFrame:
     )
 
 
+def _full(table: str, rows: dict[str, list]) -> pl.DataFrame:
+    """A frame with every column of ``table``'s contract (partition key left out)."""
+    from meterlake.publish.registry import marts
+
+    t = marts()[table]
+    n = len(next(iter(rows.values())))
+    cols = {c.name: rows.get(c.name, [None] * n) for c in t.columns if c.name != t.partition_by}
+    return pl.DataFrame(cols, schema={c: t.schema[c] for c in cols})
+
+
+def good_outage_events() -> pl.DataFrame:
+    start = dt.datetime(2026, 1, 1, 10)
+    return _full(
+        "outage_events",
+        {
+            "outage_id": ["A-A1-1", "C-M1-1"],
+            "level": ["area", "customer"],
+            "source": ["master", "meter"],
+            "start_time": [start, start],
+            "end_time": [start + dt.timedelta(hours=1), start + dt.timedelta(minutes=30)],
+            "duration_min": [60.0, 30.0],
+            "momentary": [False, False],
+            "customers_affected": [40, 1],
+            "cause": ["fault", "planned"],
+        },
+    )
+
+
+def good_reliability() -> pl.DataFrame:
+    return _full(
+        "reliability_monthly",
+        {
+            "scope": ["area", "feeder"],
+            "scope_id": ["A1", "F1"],
+            "customers_served": [4, 6],
+            "customer_interruptions": [9, 9],
+            "customer_interruptions_unplanned": [5, 5],
+            "rs1": [1 - 3.125 / 744, 1 - 12.5 / 6 / 744],
+            "rs1_unplanned": [1 - 1.125 / 744, 1 - 4.5 / 6 / 744],
+        },
+    )
+
+
+def good_plan_checks() -> pl.DataFrame:
+    return _full("outage_plan_checks", {"plan_id": ["P1"], "status": ["executed"], "kind": ["planned"]})
+
+
+def good_frequent() -> pl.DataFrame:
+    return _full("frequent_outage_customers", {"customer_id": ["C1"], "interruptions": [5]})
+
+
 def good_edits() -> pl.DataFrame:
     return pl.DataFrame({"meter_id": ["C1", "C1"], "slot": [5, 6], "kwh_meter": [0.2, 0.3]})
 
@@ -382,6 +433,10 @@ GOOD: dict[tuple[str, str], tuple[str, Callable[[], pl.DataFrame]]] = {
     ("marts", "receivables_monthly"): ("2026-01", good_receivables),
     ("marts", "customer_credit_monthly"): ("2026-01", good_credit),
     ("marts", "dunning_list"): ("2026-01-31", good_dunning),
+    ("marts", "outage_events"): ("2026-01-01", good_outage_events),
+    ("marts", "reliability_monthly"): ("2026-01", good_reliability),
+    ("marts", "outage_plan_checks"): ("2026-01", good_plan_checks),
+    ("marts", "frequent_outage_customers"): ("2026-01", good_frequent),
     ("marts", "interval_edits"): ("2026-01-01", good_edits),
     ("marts", "quarantine"): ("registers", good_quarantine),
     ("marts", "mystery_mart"): ("2026-01-01", good_mystery),  # no contract: generic checks
@@ -431,6 +486,10 @@ BAD: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
     "receivables_monthly": lambda f: _set(_set(f, 1, aging="31-90"), 2, overdue_yuan=600.0),
     "customer_credit_monthly": lambda f: _set(f, 1, credit_score=50.0),
     "dunning_list": lambda f: _set(f, 0, days_overdue=30, disconnect_not_before=dt.date(2026, 2, 1)),
+    "outage_events": lambda f: _set(f, 0, duration_min=-5.0, customers_affected=0),
+    "reliability_monthly": lambda f: _set(f, 1, rs1=1.2, customer_interruptions_unplanned=10),
+    "outage_plan_checks": lambda f: _set(f, 0, status="maybe"),
+    "frequent_outage_customers": lambda f: pl.concat([f, f]),
     "interval_edits": lambda f: _set(f, 1, slot=5),
     "quarantine": lambda f: _set(f, 0, reason="gremlins", line=0),
     "mystery_mart": lambda f: f.with_columns(card_no=pl.lit("6222021234567890")),
@@ -472,6 +531,12 @@ EXPECTED_BAD: list[tuple[str, str, float]] = [
     ("customer_credit_monthly", "customer_credit_monthly.credit_score.sum_of_points", 1),  # 100 - 62.5 is 37.5
     ("dunning_list", "dunning_list.stop_notice.overdue", 1),  # 30 days is not more than 30
     ("dunning_list", "dunning_list.stop_notice.notice_period", 1),  # 1 day's notice
+    ("outage_events", "outage_events.duration.non_negative", 1),  # -5 min
+    ("outage_events", "outage_events.area.customers", 1),  # an area outage of 0 customers
+    ("reliability_monthly", "reliability_monthly.rs1.range", 1),  # 1.2
+    ("reliability_monthly", "reliability_monthly.unplanned.subset", 1),  # 10 faults of 9
+    ("outage_plan_checks", "outage_plan_checks.status.codes", 1),  # maybe
+    ("frequent_outage_customers", "frequent_outage_customers.key.unique", 1),  # C1 twice
     ("interval_edits", "interval_edits.key.unique", 1),  # slot 5 twice
     ("quarantine", "quarantine.reason.codes", 1),
     ("quarantine", "quarantine.line.positive", 1),

@@ -62,7 +62,7 @@ def _stub(name):
         )
     return run
 
-_wanted = os.environ.get("STUB_STAGES", "ingest,validate,loss,anomalies,billing,receivables,check,publish")
+_wanted = os.environ.get("STUB_STAGES", "ingest,outages,validate,loss,anomalies,billing,receivables,check,publish")
 for _name in filter(None, _wanted.split(",")):
     _module = types.ModuleType(f"meterlake.stages.{_name}")
     _module.run = _stub(_name)
@@ -231,9 +231,9 @@ def test_dags_test_emits_the_event_and_the_chain_runs_on_it(airflow):
     calls = airflow.stage_calls()
     order = [c["stage"] for c in calls]
     assert sorted(order) == sorted(
-        ["ingest", "validate", "loss", "anomalies", "billing", "receivables", "check", "publish"]
+        ["ingest", "outages", "validate", "loss", "anomalies", "billing", "receivables", "check", "publish"]
     )
-    assert order[:2] == ["ingest", "validate"] and order[-2:] == ["check", "publish"]
+    assert order[:3] == ["ingest", "outages", "validate"] and order[-2:] == ["check", "publish"]
     assert order.index("loss") < order.index("anomalies")
     assert calls[0]["dates"] == ["2026-01-08"]
     assert {tuple(c["dates"]) for c in calls[1:]} == {("2026-01-03", "2026-01-08")}
@@ -244,6 +244,7 @@ def test_dags_test_emits_the_event_and_the_chain_runs_on_it(airflow):
     # every stage's asset event carries its row counts: 10 per date, 2 dates
     rows = {e["asset"]: e["extra"]["rows"] for e in summary["asset_events"]}
     assert rows == {
+        "meterlake.outages": {"stub_outages": 20},
         "meterlake.meter_daily": {"stub_validate": 20},
         "meterlake.loss": {"stub_loss": 20},
         "meterlake.anomalies": {"stub_anomalies": 20},
@@ -271,6 +272,7 @@ def test_blocking_check_failure_stops_before_publish(airflow):
     assert marts["state"] == "failed"
     assert marts["tasks"] == {
         "plan": "success",
+        "outages": "success",
         "validate": "success",
         "loss": "success",
         "anomalies": "success",
@@ -429,6 +431,7 @@ def test_metadata_db_and_chain_on_postgres(tmp_path, pg_dsn):
         ]
         assert {c["stage"] for c in airflow.stage_calls()} == {
             "ingest",
+            "outages",
             "validate",
             "loss",
             "anomalies",

@@ -454,6 +454,21 @@ def test_score_decomposes_and_ignores_row_order(series: list[list[float]], seed:
     assert out.filter(pl.col("score") <= 0).height == 0
 
 
+def test_a_customer_off_supply_is_no_zero_or_drop_suspect_those_days() -> None:
+    # 4 days at 5 kWh then 6 days at 0: a zero run (0.8) and a drop. The 6 days were an
+    # outage (a feeder rebuilt): the days are left out, nothing fires.
+    md = meter_days("M1", [5.0] * 4 + [0.0] * 6)
+    days = A.prepare_days(md, CFG)
+    off = pl.DataFrame({"meter_id": ["M1"] * 6, "date": [day(i) for i in range(4, 10)], "outage_min": [1440.0] * 6})
+    kept = A.without_outage_days(days, off, min_outage_min=60)
+    assert kept["date"].to_list() == [day(i) for i in range(4)]
+    ind = A.indicators(kept, NO_EVENTS, NO_DIAGNOSIS, A.reverse_history(md, CFG), LAST, CFG)
+    assert ind.filter(pl.col("meter_id") == "M1").height == 0 or strength(ind, "M1", "zero") == 0.0
+    # a 30-minute blip does not hide a day
+    short = off.with_columns(pl.lit(30.0).alias("outage_min"))
+    assert A.without_outage_days(days, short, min_outage_min=60).height == 10
+
+
 @pytest.mark.parametrize(
     ("pv_kw", "strength_"),
     [
