@@ -263,25 +263,6 @@ def unpaid_through(points: pl.LazyFrame, schedule: pl.LazyFrame, ledger: pl.Lazy
     )
 
 
-def _last_bill_due_before(frame: pl.LazyFrame, schedule: pl.LazyFrame, before: str, out: str) -> pl.LazyFrame:
-    """Add ``out``: the last bill month whose due date is before the date column ``before``."""
-    dues = schedule.select(
-        "customer_id", pl.col("due_date").dt.offset_by("1d").alias("_overdue_from"), pl.col("bill_month").alias(out)
-    ).sort("_overdue_from")
-    return (
-        frame.sort(before)
-        .join_asof(
-            dues,
-            left_on=before,
-            right_on="_overdue_from",
-            by="customer_id",
-            strategy="backward",
-            check_sortedness=False,
-        )
-        .drop("_overdue_from")
-    )
-
-
 def bill_status_at_due(schedule: pl.LazyFrame, ledger: pl.LazyFrame) -> pl.LazyFrame:
     """Per bill: the part still unpaid at the end of its due date (and so collected by it)."""
     bills = (
@@ -364,39 +345,6 @@ def oldest_unpaid(
             oldest_due_date=pl.col("due_date").filter(pl.col("unpaid_yuan") > tolerance).first(),
         )
         .filter(pl.col("oldest_bill_month").is_not_null())
-    )
-
-
-def _with_named(schedule: pl.LazyFrame, ledger: pl.LazyFrame) -> pl.LazyFrame:
-    """customer_id of the customers with a payment naming one of their bills."""
-    return (
-        ledger.filter(pl.col("bill_month").is_not_null())
-        .join(schedule.select("customer_id", "bill_month"), on=["customer_id", "bill_month"], how="semi")
-        .select("customer_id")
-        .unique()
-    )
-
-
-def _fee_rates(rules: LateFeeRules) -> tuple[pl.Expr, pl.Expr]:
-    resident = pl.col("customer_class") == "resident"
-    rate_cur = pl.when(resident).then(rules.resident_per_day).otherwise(rules.other_current_year_per_day)
-    rate_prev = pl.when(resident).then(rules.resident_per_day).otherwise(rules.other_earlier_years_per_day)
-    return rate_cur, rate_prev
-
-
-def _fee_sum(frame: pl.LazyFrame, schedule: pl.LazyFrame, rules: LateFeeRules) -> pl.LazyFrame:
-    """Σ days x (current-year rate x unpaid of this year's overdue bills + earlier rate x earlier years')."""
-    cls = schedule.group_by("customer_id").agg(customer_class=pl.col("customer_class").sort_by("bill_month").last())
-    rate_cur, rate_prev = _fee_rates(rules)
-    return (
-        frame.join(cls, on="customer_id", how="left")
-        .with_columns(pl.col("x_prev").fill_null(0.0), pl.col("x_all").fill_null(0.0))
-        .with_columns(
-            fee=pl.col("days")
-            * (rate_cur * (pl.col("x_all") - pl.col("x_prev")).clip(0.0) + rate_prev * pl.col("x_prev"))
-        )
-        .group_by("customer_id")
-        .agg(late_fee_yuan=pl.col("fee").sum().round(2))
     )
 
 
