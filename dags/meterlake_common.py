@@ -79,6 +79,11 @@ METER_DAILY = _asset("meter_daily", "marts/meter_daily", "meter_daily and collec
 LOSS = _asset("loss", "marts/loss", "area and feeder line loss, daily and monthly (loss stage)")
 ANOMALIES = _asset("anomalies", "marts/anomalies", "theft/anomaly ranking (anomalies stage)")
 BILLING = _asset("billing", "marts/billing", "bills_monthly and prepay_daily (billing stage)")
+RECEIVABLES = _asset(
+    "receivables",
+    "marts/receivables",
+    "receivables, recovery, credit and dunning list (receivables stage)",
+)
 #: emitted only when the Great Expectations gate passed: publishing schedules on it
 CHECKED = _asset("checked", "checked", "marts that passed the blocking expectations (check stage)")
 PUBLISHED = _asset("published", "published", "reporting database, data dictionary and HTML report (publish stage)")
@@ -90,6 +95,7 @@ STAGE_ASSETS: dict[str, Asset] = {
     "loss": LOSS,
     "anomalies": ANOMALIES,
     "billing": BILLING,
+    "receivables": RECEIVABLES,
     "check": CHECKED,
     "publish": PUBLISHED,
 }

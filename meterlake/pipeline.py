@@ -34,7 +34,8 @@ STAGES: tuple[str, ...] = (
     "validate",  # VEE, meter_daily, collection_daily
     "loss",  # area/feeder line loss and its diagnosis
     "anomalies",  # theft/anomaly ranking
-    "billing",  # bills, prepay balances, recovery
+    "billing",  # bills, prepay balances
+    "receivables",  # post-paid receivables, recovery, credit, dunning
     "check",  # Great Expectations gate: blocking failures stop here
     "publish",  # reporting database, data dictionary, HTML report
 )

@@ -44,6 +44,7 @@ from ..transforms.ingest import (
     mask_digit_runs,
     parse_landing_bytes,
 )
+from ..transforms.payments import check_payments
 from . import StageContext, StageError, StageResult, log
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -342,7 +343,10 @@ def rebuild_partition(
     res = dedup.resolve(staged, list(spec.key))
     clean = res.clean
     unknown = clean.clear()
-    if spec.split_known is not None:  # rows that name feeders/areas rather than meters
+    if spec.dataset == "payments":  # keyed by customer, judged against earlier payments (transforms/payments.py)
+        clean, unknown = check_payments(clean, payments_history(lake, manifest), customers_on(archive, day))
+        unknown = unknown.rename({"reason": "_reason", "detail": "_detail"})
+    elif spec.split_known is not None:  # rows that name feeders/areas rather than meters
         clean, unknown = spec.split_known(clean, dedup.archive_valid_on(archive, day).collect())
     elif spec.dataset != "archive":
         meters = dedup.archive_valid_on(archive, day).select("meter_id").collect()
@@ -406,6 +410,45 @@ def rebuild_partition(
         "superseded": res.superseded.height,
         "unknown_meter": unknown.height,
     }
+
+
+def payments_history(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
+    """Every staged payments row, repeats resolved: what a reversal may refer to."""
+    files = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["file_id"]
+    key = (str(lake.root), *sorted(files.to_list()))
+    if _HISTORY.get("key") != key:
+        cols = [
+            "txn_id",
+            "txn_type",
+            "ref_txn_id",
+            "customer_id",
+            "paid_at",
+            "source_file",
+            "source_line",
+            "delivered_at",
+        ]
+        staged = [pl.scan_parquet(lake.meta / "staged" / "payments" / f"{f}.parquet").select(cols) for f in key[1:]]
+        rows = pl.concat(staged).collect() if staged else pl.DataFrame()
+        _HISTORY["key"] = key
+        _HISTORY["rows"] = dedup.resolve(rows, ["txn_id"]).clean if rows.height else rows
+    history = _HISTORY["rows"]
+    assert isinstance(history, pl.DataFrame)
+    return history
+
+
+#: payments_history of the last manifest seen (a rebuild of many days reads the staged files once)
+_HISTORY: dict[str, object] = {}
+
+
+def customers_on(archive: pl.LazyFrame, day: dt.date) -> pl.DataFrame:
+    """customer_id, prepay (1 when all its meters are prepay) of the archive valid on ``day``."""
+    return (
+        dedup.archive_valid_on(archive, day)
+        .filter(pl.col("customer_id").is_not_null())
+        .group_by("customer_id")
+        .agg(prepay=pl.col("prepay").min())
+        .collect()
+    )
 
 
 def consumption_days(lake: Lake, dataset: str, day: dt.date) -> list[dt.date]:
@@ -502,6 +545,11 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
                 .drop_nulls()
             )
             touched[ds].update(d for d in held.to_list() if d >= first)
+    # a reversal is judged against every payment before it: a payments day rebuilds the later ones
+    if touched.get("payments"):
+        first = min(touched["payments"])
+        held = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["dates"]
+        touched["payments"].update(d for d in held.explode().drop_nulls().to_list() if d >= first)
 
     archive = lake.scan(LANDINGS["archive"].clean)
     requested = set(dates)
