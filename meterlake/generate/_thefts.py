@@ -8,7 +8,9 @@ random stream (so the rest of a generated zone is the same with or without them)
 applied to the recorded curve after the area master has seen the true use.
 
 Kinds in ``_truth/injections.csv``: ``theft_partial`` (detail: the mode and the share
-recorded).
+recorded). Partial thieves and false-data injectors are drawn from two areas of every
+three (area index mod 3 != 1): the third left over keeps areas whose balance holds
+exactly, against which the generator's physics is checked.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def plan_partial(topo: tp.Topology, plan: Plan, days: int, start: dt.date, seed:
     taken[used_by(plan)] = True
     taken[:c] |= plan.archive_area[:c] != topo.area[:c]
     taken[:c] |= plan.mult_archive[:c] != topo.mult[:c]
-    ok = (topo.area[:c] >= 0) & ~topo.vacant[:c] & (topo.base_kwh[:c] >= 2.0) & (topo.pv_kw[:c] == 0) & ~taken[:c]
+    ok = (topo.area[:c] >= 0) & (topo.area[:c] % 3 != 1) & ~topo.vacant[:c] & (topo.base_kwh[:c] >= 2.0)
+    ok &= (topo.pv_kw[:c] == 0) & ~taken[:c]
     pool = cust[ok]
     k = count(RATE, int((topo.area[:c] >= 0).sum()))
     idx = np.sort(rng.choice(pool, min(k, len(pool)), replace=False)) if len(pool) else np.array([], dtype=np.int64)
@@ -140,7 +143,8 @@ def plan_attacks(topo: tp.Topology, plan: Plan, taken_idx: np.ndarray, days: int
     taken[taken_idx] = True
     taken[:c] |= plan.archive_area[:c] != topo.area[:c]
     taken[:c] |= plan.mult_archive[:c] != topo.mult[:c]
-    ok = (topo.area[:c] >= 0) & ~topo.vacant[:c] & (topo.base_kwh[:c] >= 2.0) & (topo.pv_kw[:c] == 0) & ~taken[:c]
+    ok = (topo.area[:c] >= 0) & (topo.area[:c] % 3 != 1) & ~topo.vacant[:c] & (topo.base_kwh[:c] >= 2.0)
+    ok &= (topo.pv_kw[:c] == 0) & ~taken[:c]
     pool = np.arange(c)[ok]
     k = count(ATTACK_RATE * len(ATTACKS), int((topo.area[:c] >= 0).sum()), minimum=len(ATTACKS))
     idx = np.sort(rng.choice(pool, min(k, len(pool)), replace=False)) if len(pool) else np.array([], dtype=np.int64)
