@@ -33,7 +33,6 @@ exact to.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -503,8 +502,3 @@ def feeder_months(days: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRule
         .with_columns(status=_status())
     )
     return FEEDER_LOSS_MONTHLY.conform(monthly).sort("month", "feeder_id").collect()
-
-
-def month_of(day: dt.date) -> str:
-    """The month partition value (``YYYY-MM``) of a date."""
-    return f"{day.year:04d}-{day.month:02d}"

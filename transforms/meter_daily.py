@@ -37,6 +37,8 @@ from collections.abc import Iterable
 
 import polars as pl
 
+from . import dates
+
 #: register columns of the clean registers table, and the meter_daily column each feeds
 REGISTERS: dict[str, str] = {
     "total_kwh": "kwh",
@@ -404,8 +406,8 @@ def gap_dates(gaps: pl.DataFrame, day: dt.date) -> list[dt.date]:
     days from missing to estimated; a curve that arrives late changes the weights)."""
     if not gaps.height:
         return []
-    first, end = gaps["reading_from"].min(), gaps["reading_to"].max()
-    span = [first + dt.timedelta(days=i) for i in range((end - first).days)]
+    first, end = dates.span(gaps, "reading_from", "reading_to")
+    span = dates.days(first, end)[:-1]
     inside = (
         pl.DataFrame({"date": span}, schema={"date": pl.Date()})
         .join(gaps, how="cross")

@@ -31,6 +31,7 @@ from ..schemas.inspections import LANDING as INSPECTIONS
 from ..schemas.loss_diagnosis import LOSS_DIAGNOSIS
 from ..schemas.meter_daily import METER_DAILY
 from ..transforms import anomaly, supervised
+from ..transforms.dates import parse_dates
 from ..transforms.ingest import parse_landing_bytes
 from . import StageContext, StageError, StageResult
 
@@ -80,7 +81,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     lake = ctx.lake
     result = StageResult(stage="anomalies")
 
-    held = sorted(dt.date.fromisoformat(p) for p in lake.partitions(METER_DAILY))
+    held = sorted(parse_dates(lake.partitions(METER_DAILY)))
     todo = sorted({d for d in dates if d in set(held)})
     absent = sorted(set(dates) - set(held))
     if absent:

@@ -24,7 +24,6 @@ Every write replaces one partition atomically (:meth:`Lake.write_partition`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 
 import polars as pl
 
@@ -43,6 +42,11 @@ from meterlake.transforms.billing import (
     billable_days,
     price_days,
 )
+from meterlake.transforms.dates import MonthKey as Month
+from meterlake.transforms.dates import iso as _iso
+from meterlake.transforms.dates import month_key as _month
+from meterlake.transforms.dates import month_label as _label
+from meterlake.transforms.dates import parse_dates as _dates
 from meterlake.transforms.prepay import (
     daily_net_purchases,
     prepay_balances,
@@ -56,24 +60,6 @@ from meterlake.transforms.tariffs import TariffBook, price_calendar
 from . import StageContext, StageError, StageResult
 
 STAGE = "billing"
-
-Month = tuple[int, int]
-
-
-def _month(d: dt.date) -> Month:
-    return (d.year, d.month)
-
-
-def _label(m: Month) -> str:
-    return f"{m[0]:04d}-{m[1]:02d}"
-
-
-def _iso(days: Iterable[dt.date]) -> list[str]:
-    return [d.isoformat() for d in days]
-
-
-def _dates(values: Iterable[str]) -> list[dt.date]:
-    return [dt.date.fromisoformat(v) for v in values]
 
 
 def months_to_bill(dates: list[dt.date], billed: list[Month]) -> list[Month]:

@@ -45,6 +45,7 @@ from ..schemas.feeder_loss_monthly import FEEDER_LOSS_MONTHLY
 from ..schemas.loss_diagnosis import KINDS, LOSS_DIAGNOSIS
 from ..schemas.meter_daily import METER_DAILY
 from ..transforms import loss
+from ..transforms.dates import month_of
 from ..transforms.loss_diagnosis import CT_PRIMARY_A, PT_RATIOS, DiagnosisRules, diagnose
 from . import StageContext, StageError, StageResult
 
@@ -265,10 +266,8 @@ def window_ends(dates: list[dt.date], held: set[dt.date], cadence: str) -> list[
     """
     if cadence == "daily":
         return sorted(d for d in set(dates) if d in held)
-    months = {loss.month_of(d) for d in dates}
-    return sorted(
-        max(h for h in held if loss.month_of(h) == m) for m in months if any(loss.month_of(h) == m for h in held)
-    )
+    months = {month_of(d) for d in dates}
+    return sorted(max(h for h in held if month_of(h) == m) for m in months if any(month_of(h) == m for h in held))
 
 
 def _count(frame: pl.DataFrame, col: str) -> dict[str, int]:
@@ -311,9 +310,9 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         # each day of every touched month once, one county-day of meter_daily at a
         # time: the daily files for the run's dates, and the small per-area day
         # balances the months are rolled up from
-        months = sorted({loss.month_of(d) for d in dates})
+        months = sorted({month_of(d) for d in dates})
         for month in months:
-            days = sorted(h for h in held if loss.month_of(h) == month)
+            days = sorted(h for h in held if month_of(h) == month)
             if not days:
                 result.notes.append(f"no meter_daily partition in {month}: no monthly loss written")
                 continue

@@ -44,7 +44,7 @@ from ..schemas.interval_edits import INTERVAL_EDITS
 from ..schemas.meter_daily import METER_DAILY
 from ..schemas.registers import LANDING as REGISTERS_LANDING
 from ..schemas.vee_findings import VEE_FINDINGS
-from ..transforms import estimation
+from ..transforms import dates, estimation
 from ..transforms import meter_daily as md
 from ..transforms.vee import VeeConfig, validate_day
 from . import StageContext, StageError, StageResult
@@ -55,10 +55,6 @@ REGISTERS = REGISTERS_LANDING.clean
 EVENTS = EVENTS_LANDING.clean
 
 READING_COLS = ["meter_id", "freeze_date", *md.REGISTERS, "remaining_yuan"]
-
-
-def _days(first: dt.date, last: dt.date) -> list[dt.date]:
-    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def _present(lake: Lake, table, dates: list[dt.date]) -> list[dt.date]:
@@ -103,9 +99,9 @@ def _around(
             if not todo.height:
                 break
             if side == "before":
-                window = _days(first - dt.timedelta(days=hi), first - dt.timedelta(days=lo))
+                window = dates.days(first - dt.timedelta(days=hi), first - dt.timedelta(days=lo))
             else:
-                window = _days(last + dt.timedelta(days=1 + lo), last + dt.timedelta(days=1 + hi))
+                window = dates.days(last + dt.timedelta(days=1 + lo), last + dt.timedelta(days=1 + hi))
             got = _readings(lake, window, todo)
             out.append(got)
             todo = todo.join(got.select("meter_id").unique(), on="meter_id", how="anti")
@@ -188,7 +184,7 @@ def _validate_date(ctx: StageContext, cfg: VeeConfig, day: dt.date, later: set[d
 
     # --- VEE --------------------------------------------------------------------------------
     held = set(lake.partitions(METER_DAILY))
-    window = _days(day - dt.timedelta(days=cfg.history.days), day - dt.timedelta(days=1))
+    window = dates.days(day - dt.timedelta(days=cfg.history.days), day - dt.timedelta(days=1))
     history = lake.scan(METER_DAILY, [d for d in window if d.isoformat() in held]).select(
         "meter_id", "date", "kwh", "reverse_kwh", "quality"
     )
