@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench docs clean
+.PHONY: install demo test test-fast lint bench docs clean
 
 install: $(STAMP)
 
@@ -24,6 +24,12 @@ demo: install
 ## test: the whole suite (unit, property, golden, DAG import and end-to-end)
 test: install
 	$(BIN)/python -m pytest
+
+## lint: ruff (lint and format check) and mypy, configured in pyproject.toml
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/typecheck.py
 
 ## test-fast: everything but the slow end-to-end tests
 test-fast: install

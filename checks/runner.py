@@ -428,8 +428,8 @@ def run_checks(
         jobs = [(metrics_suite, inp.metrics, [PARTITION], _metric_findings)]
         if rows_suite is not None and inp.rows is not None:
             jobs.append((rows_suite, inp.rows, [PARTITION, *inp.suite.row_index], _row_findings))
-        for gx_s, frame, index, to_findings in jobs:
-            cp, changed = _checkpoint(context, gx_s.name, gx_s, index)
+        for gx_s, frame, row_index, to_findings in jobs:
+            cp, changed = _checkpoint(context, gx_s.name, gx_s, row_index)
             page = Path(docs_dir, "expectations", *gx_s.name.split(".")).with_suffix(".html")
             if changed or not page.exists():
                 suite_names.append(gx_s.name)
@@ -452,7 +452,10 @@ def run_checks(
                 resource_identifier=vr_id, site_name=SITE_NAME, only_if_exists=False
             ):
                 page = _path(site["site_url"])
-                (pages if page.exists() else missing).append(page if page.exists() else str(page))
+                if page.exists():
+                    pages.append(page)
+                else:
+                    missing.append(str(page))
 
     schema = {k: v for k, v in CHECK_RESULTS.schema.items() if k != "run_id"}
     frame = pl.DataFrame(findings, schema=schema, orient="row") if findings else pl.DataFrame(schema=schema)

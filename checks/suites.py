@@ -1175,12 +1175,12 @@ def build_suites(thresholds: CheckThresholds | None = None) -> dict[str, TableSu
     severity overrides applied. An override naming an unknown rule of one of these
     tables is an error (a typo would silently keep the old severity)."""
     th = thresholds or CheckThresholds()
-    suites = {}
+    suites: dict[str, TableSuite] = {}
     for layer, name in EXPECTED_TABLES:
         table = contract(name, layer)
         if table is not None:
             suites[name] = contract_suite(table, th)
-    known = {r.rule for s in suites.values() for r in (*s.rules, *s.row_rules)}
+    known = {r.rule for s in suites.values() for r in s.rules} | {r.rule for s in suites.values() for r in s.row_rules}
     unknown = sorted(r for r in th.severity if r.split(".", 1)[0] in suites and r not in known)
     if unknown:
         raise ValueError(

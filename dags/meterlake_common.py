@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -182,8 +182,8 @@ def param_dates(params: Mapping[str, Any]) -> list[dt.date] | None:
     start, end = params.get("start"), params.get("end")
     if not start and not end:
         return None
-    first = _parse_date("start", start or end)
-    last = _parse_date("end", end or start)
+    first = _parse_date("start", str(start or end))
+    last = _parse_date("end", str(end or start))
     if last < first:
         raise AirflowFailException(f"params: expected end >= start, found start={first} end={last}")
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
@@ -260,7 +260,7 @@ def plan_daily(context: Mapping[str, Any]) -> dict[str, Any]:
                 f"triggering asset events: expected one {key} path, found {seen} (set the param {key} to choose)"
             )
     run_ids = {e.get("run_id") for e in extras}
-    run_id = run_ids.pop() if len(run_ids) == 1 and None not in run_ids else own_run_id
+    run_id = str(run_ids.pop()) if len(run_ids) == 1 and None not in run_ids else own_run_id
     inherited = extras[0] if extras else None
 
     dates = param_dates(params)
@@ -297,14 +297,14 @@ def merge(*plans: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- the call into the pipeline --------------------------------------------------
-def stage_task(stage: str, outlet: Asset, **task_kwargs: Any):
+def stage_task(stage: str, outlet: Asset, **task_kwargs: Any) -> Any:
     """The task that runs ``stage`` and emits ``outlet`` with the dates and row counts.
 
     It takes one plan, or several from parallel branches (merged: dates united).
     """
 
     @task(task_id=stage, outlets=[outlet], **task_kwargs)
-    def run(*plans: dict):
+    def run(*plans: dict[str, Any]) -> Generator[Metadata, None, dict[str, Any]]:
         done = run_stage(stage, merge(*plans))
         yield Metadata(outlet, extra=event_extra(done))
         return done

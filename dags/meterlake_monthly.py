@@ -45,7 +45,7 @@ def plan() -> dict:
     tags=TAGS,
     doc_md=__doc__,
 )
-def meterlake_monthly():
+def meterlake_monthly() -> None:
     month = plan()
     gate = stage_task("check", CHECKED, retries=0)
     gate(stage_task("loss", LOSS)(month), stage_task("billing", BILLING)(month))

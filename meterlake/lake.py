@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import polars as pl
 
@@ -34,7 +35,7 @@ from .transforms.frames import sort_if_needed
 
 PART_FILE = "part-0.parquet"
 #: zstd keeps county-day curves around a third of snappy's size at similar speed
-COMPRESSION = "zstd"
+COMPRESSION: Final = "zstd"
 ROW_GROUP_SIZE = 256_000
 
 

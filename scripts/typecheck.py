@@ -52,8 +52,9 @@ def sources() -> list[BuildSource]:
 
 def main() -> int:
     _, options = process_options(["--config-file", str(ROOT / "pyproject.toml")], require_targets=False)
+    targets = sources()
     try:
-        result = build(sources(), options)
+        result = build(targets, options)
     except CompileError as exc:
         print("\n".join(exc.messages), file=sys.stderr)
         return 2
@@ -61,7 +62,7 @@ def main() -> int:
         print(line)
     n = sum(": error:" in line for line in result.errors)
     files = len({line.split(":", 1)[0] for line in result.errors if ": error:" in line})
-    print(f"mypy: {n} errors in {files} files" if n else f"mypy: no issues in {len(result.files)} modules")
+    print(f"mypy: {n} errors in {files} files" if n else f"mypy: no issues in {len(targets)} files")
     return 1 if n else 0
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import gzip
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -316,7 +317,7 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
         good = good.filter(pl.col("source_line") != last_line)
 
     del body
-    typed, reason, detail = _typed_exprs(spec)
+    typed, reason_expr, detail_expr = _typed_exprs(spec)
     values = {f.name: pl.col(f"{f.name}__value") for f in spec.fields}
     failed = pl.any_horizontal(_failure_conditions(spec, values)).fill_null(False)
     chunks: list[pl.DataFrame] = []
@@ -336,7 +337,7 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
         suspect = suspect.join(part.select("source_line", "line_text"), on="source_line")
         suspect = suspect.with_columns(pl.col(f.name).str.strip_chars().replace("", None) for f in spec.fields)
         suspect = suspect.with_columns(typed[f.name].alias(f"{f.name}__value") for f in spec.fields)
-        suspect = suspect.with_columns(reason.alias("_reason"), detail.alias("_detail"))
+        suspect = suspect.with_columns(reason_expr.alias("_reason"), detail_expr.alias("_detail"))
         quarantine.append(
             suspect.filter(pl.col("_reason").is_not_null()).select(
                 pl.lit(source_file).alias("source_file"),
@@ -488,7 +489,7 @@ def _checks(spec: Landing, typed: dict[str, pl.Expr]) -> list[tuple[pl.Expr, str
     return checks
 
 
-def _masker(spec: Landing, names: list[str | None]):
+def _masker(spec: Landing, names: list[str | None]) -> Callable[[pl.Expr], pl.Expr]:
     """Expression builder masking personal fields in a raw line."""
     personal = [f.name for f in spec.fields if f.personal]
     if not personal:

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
+from polars.expr.whenthen import ChainedThen, Then
 
 from meterlake.schemas._base import MissingColumnsError
 from meterlake.schemas.area_loss_daily import AREA_LOSS_DAILY
@@ -197,7 +198,7 @@ def _rate(loss: str = "loss_kwh", supply: str = "supply_kwh") -> pl.Expr:
 
 def area_class_expr(rules: LossRules) -> pl.Expr:
     """The class name of each area_id (first matching class, else ``default``)."""
-    expr: pl.Expr | pl.When | pl.Then | None = None
+    expr: Then | ChainedThen | None = None
     for cls in rules.area_classes:
         cond = pl.col("area_id").is_in(list(cls.area_ids))
         if cls.area_id_pattern:

@@ -218,7 +218,8 @@ def register_days(
     """
     j = _pair_for_days(service, readings)
     rmax = pl.col("register_max").cast(pl.Float64)
-    deltas, rolled_total, down_total = {}, None, None
+    deltas: dict[str, pl.Expr] = {}
+    rolled_total = down_total = pl.lit(False)  # set from total_kwh below
     for col in REGISTERS:
         value, rolled, down = _difference(col, rmax, rollover_fraction)
         deltas[f"delta_{col}_meter"] = value

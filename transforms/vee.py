@@ -316,7 +316,7 @@ def finding(
         (slot if slot is not None else pl.lit(None)).cast(pl.Int16).alias("slot"),
         (value if value is not None else pl.lit(None)).cast(pl.Float64).alias("value"),
         lim.cast(pl.Float64).alias("limit"),
-        pl.struct(**evidence).struct.json_encode().alias("evidence"),
+        pl.struct([v.alias(k) for k, v in evidence.items()]).struct.json_encode().alias("evidence"),
     )
 
 

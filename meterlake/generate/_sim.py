@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -213,7 +214,7 @@ class Generator:
         fmt: fl.FileFormat,
         delivered: dt.datetime,
         dates: tuple[dt.date, dt.date],
-        **kw: object,
+        **kw: Any,
     ) -> fl.Written:
         w = fl.write(
             self.out,
@@ -224,7 +225,7 @@ class Generator:
             delivered,
             (dates[0].isoformat(), dates[1].isoformat()),
             **kw,
-        )  # type: ignore[arg-type]
+        )
         self.written.append(w)
         for e in w.edits:
             self.fault(e.reason, w.path, line=e.line, meter_id=e.meter_id, date=e.date, detail=e.detail)
@@ -570,7 +571,7 @@ class Generator:
                         idx,
                         k,
                         k,
-                        text(why[idx], len(idx)),
+                        text(why[idx].tolist(), len(idx)),
                         area=np.concatenate([self.phys_area, t.area[c:]])[idx],
                     )
                 )

@@ -148,7 +148,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             cfg.bill.tou_fallback_register,
         )
         bills = bill_segments(priced, cfg.bill).collect()
-        if bills.is_empty() and _label(m) not in billed:
+        if bills.is_empty() and m not in billed:
             result.notes.append(f"bills {_label(m)}: no customer kWh in the days held; not billed")
             continue
         lake.write_partition(BILLS_MONTHLY, _label(m), bills)

@@ -25,6 +25,7 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -177,7 +178,7 @@ def stage_new_files(
         ctx.progress(f"ingest {rel} ({n}/{len(pending)} new files, {st.st_size / 1e6:,.1f} MB)")
         raw = p.read_bytes()
         file_id = hashlib.sha256(raw).hexdigest()
-        entry = {
+        entry: dict[str, Any] = {
             "file_id": file_id,
             "dataset": spec.dataset,
             "source_file": rel,

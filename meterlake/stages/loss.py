@@ -38,6 +38,7 @@ from typing import Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..schemas._base import Table
 from ..schemas.area_loss_daily import AREA_LOSS_DAILY
 from ..schemas.area_loss_monthly import AREA_LOSS_MONTHLY
 from ..schemas.feeder_loss_daily import FEEDER_LOSS_DAILY
@@ -296,7 +297,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     def scan(days: list[dt.date]) -> pl.LazyFrame:
         return lake.scan(METER_DAILY, days).select(list(loss.INPUT_COLUMNS))
 
-    def write(table, value: object, frame: pl.DataFrame) -> None:
+    def write(table: Table, value: object, frame: pl.DataFrame) -> None:
         lake.write_partition(table, value, frame)
         written[table.name] += frame.height
         status[table.name].update(_count(frame, "status"))

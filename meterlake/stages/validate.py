@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from typing import Any
 
 import polars as pl
 
 from ..config import ConfigError
 from ..lake import Lake
-from ..schemas._base import MissingColumnsError
+from ..schemas._base import MissingColumnsError, Table
 from ..schemas.archive import LANDING as ARCHIVE_LANDING
 from ..schemas.collection_daily import COLLECTION_DAILY
 from ..schemas.curves import LANDING as CURVES_LANDING
@@ -57,7 +58,7 @@ EVENTS = EVENTS_LANDING.clean
 READING_COLS = ["meter_id", "freeze_date", *md.REGISTERS, "remaining_yuan"]
 
 
-def _present(lake: Lake, table, dates: list[dt.date]) -> list[dt.date]:
+def _present(lake: Lake, table: Table, dates: list[dt.date]) -> list[dt.date]:
     have = set(lake.partitions(table))
     return [d for d in dates if d.isoformat() in have]
 
@@ -178,7 +179,7 @@ def _validate_date(ctx: StageContext, cfg: VeeConfig, day: dt.date, later: set[d
         .unique()
     )
     readings = pl.concat([core, _around(lake, core, lacking, day, day, gap)])
-    reg_kw = {"max_gap_days": gap, "rollover_fraction": cfg.registers.rollover_fraction}
+    reg_kw: dict[str, Any] = {"max_gap_days": gap, "rollover_fraction": cfg.registers.rollover_fraction}
     days = md.register_days(in_run.lazy(), readings.lazy(), **reg_kw).collect()
     ctx.progress(f"validate {day}: {in_run.height:,} meters in service, {lacking.height:,} lack a reading")
 

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -328,7 +329,7 @@ def generated_landing(tmp_path_factory) -> Path:
     return out
 
 
-def _mart_frames(lake: Path) -> dict[str, object]:
+def _mart_frames(lake: Path) -> dict[str, Any]:
     import polars as pl
 
     frames = {}

@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import polars as pl
@@ -259,14 +257,12 @@ def test_severity_override_from_the_config_dir(lake: Lake, tmp_path: Path) -> No
 def fake_publish(monkeypatch: pytest.MonkeyPatch) -> list[list[dt.date]]:
     """A publish stage that records its calls instead of publishing."""
     calls: list[list[dt.date]] = []
-    module = types.ModuleType("meterlake.stages.publish")
 
     def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         calls.append(dates)
         return StageResult(stage="publish")
 
-    module.run = run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "meterlake.stages.publish", module)
+    monkeypatch.setitem(pipeline.RUNNERS, "publish", run)
     return calls
 
 
