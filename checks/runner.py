@@ -279,7 +279,7 @@ def _checkpoint(context: Any, name: str, suite: Any, index_columns: list[str]) -
 
 
 def _to_pandas(frame: pl.DataFrame) -> Any:
-    # GX reads pandas only (ECOSYSTEM.md): the one place pandas is used.
+    # GX's dataframe data source takes pandas only: the one place pandas is used.
     return frame.to_pandas()
 
 

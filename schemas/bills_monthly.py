@@ -19,7 +19,7 @@ the sum of ``amount_yuan`` over its rows.
 * Amount: a kWh in register r and tier t costs price(period of r) + adder(t); summed at
   full precision (``amount_exact_yuan``) and rounded half up to 0.01 yuan
   (``amount_yuan``).
-* Quality gate (Itron MDM billing exceptions, DOMAIN.md): a bill whose share of
+* Quality gate (Itron MDM billing exceptions, docs/domain.md#billing-quality-gate): a bill whose share of
   estimated or missing days exceeds ``max_estimated_share`` goes to the exception
   queue: ``status = 'exception'`` with the reason codes in ``exception_reasons``.
 """

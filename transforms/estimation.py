@@ -8,7 +8,7 @@ as findings and left as collected. Raw values stay in ``clean/curves``; every re
 slot becomes one row of ``interval_edits`` (schemas.interval_edits) with its method and
 reason, and :func:`apply_edits` lays those rows over the raw curve.
 
-Methods, in order (DOMAIN.md, "Estimation"):
+Methods, in order (docs/domain.md#estimation):
 
 1. **linear interpolation** across a gap of at most ``max_interpolation_slots`` slots with
    an actual value on both sides within the same day (CPUC Direct Access VEE Rev 2.0 and

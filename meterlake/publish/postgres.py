@@ -14,7 +14,7 @@ partition is published in one transaction:
 So a rerun never duplicates a row, a reader sees the old partition or the new one,
 and a partition that vanished from the lake is emptied. This is the practice of
 warehouse loaders without a MERGE: polars ``write_database`` has no upsert
-(ECOSYSTEM.md), and ``INSERT ... ON CONFLICT`` is PostgreSQL's idempotent upsert.
+(polars 2), and ``INSERT ... ON CONFLICT`` is PostgreSQL's idempotent upsert.
 
 The DSN comes from ``settings.pg_dsn`` (env ``METERLAKE_PG_DSN``), or, only when
 running inside an Airflow task, from the Airflow connection ``meterlake_reporting``.
