@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from rich.console import Console
 
@@ -36,7 +37,7 @@ def test_run_summary_paths_are_single_lines_at_40_columns() -> None:
 
 def test_lake_status_paths_are_single_lines_at_40_columns() -> None:
     console, out = _console(40)
-    status = {
+    status: dict[str, Any] = {
         "lake": "/srv/meterlake/a-rather-long-folder-name/lake",
         "accounting": [],
         "tables": {},
