@@ -89,7 +89,7 @@ class Rule:
 
     @property
     def zero(self) -> bool:
-        """A count of offending rows that must be 0: GX checks these together."""
+        """A count of offending rows that must be 0."""
         return self.min_value is None and self.max_value == 0
 
     @property
