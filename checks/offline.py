@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from functools import partial
 from pathlib import Path
 
 VENDOR = Path(__file__).resolve().parent / "static" / "vendor"
@@ -87,7 +88,7 @@ def make_offline(site: Path) -> list[Path]:
             continue
         new = _REMOTE_LOGO.sub("url('../images/logo-long-vector.svg')", text)
         if path.suffix == ".html":
-            new = _TAG.sub(lambda m, p=path: _local(m, p, site), new)
+            new = _TAG.sub(partial(_local, page=path, site=site), new)
             logo = os.path.relpath(site / "static" / "images" / "logo-long-vector.svg", path.parent)
             new = _REMOTE_IMG.sub(f'src="{logo.replace(os.sep, "/")}"', new)
         found = REMOTE_ASSET.search(new)

@@ -14,7 +14,8 @@ def all_rules() -> list[tuple[str, str]]:
     rules = {}
     for table in tables:
         suite = contract_suite(table)
-        rules.update({r.rule: r.description for r in (*suite.rules, *suite.row_rules)})
+        rules.update({r.rule: r.description for r in suite.rules})
+        rules.update({r.rule: r.description for r in suite.row_rules})
     return sorted(rules.items())
 
 
