@@ -32,10 +32,12 @@ VENDORED: dict[str, str] = {
     "bootstrap-table-filter-control.min.js": "bootstrap-table-filter-control.min.js",
     "bootstrap-table-filter-control.min.css": "bootstrap-table-filter-control.min.css",
     "bootstrap-table-filter-control.css": "bootstrap-table-filter-control.min.css",
+    "bootstrap-datepicker.min.js": "bootstrap-datepicker.min.js",  # the index's run-time filter
+    "bootstrap-datepicker.min.css": "bootstrap-datepicker.min.css",
     "all.min.css": "icons.css",  # Font Awesome: the five icons the pages use, as glyphs
 }
-#: remote assets the pages work without (charts of profiling pages, date pickers, a dark theme)
-DROPPED = ("vega@5", "vega-lite@5", "vega-embed@6", "bootstrap-datepicker", "bootstrap-prefers-dark.css")
+#: remote assets the pages work without (charts of profiling pages, a dark theme)
+DROPPED = ("vega@5", "vega-lite@5", "vega-embed@6", "bootstrap-prefers-dark.css")
 
 _TAG = re.compile(
     r"<(?P<tag>link|script)\b(?P<attrs>[^>]*?)\b(?P<attr>href|src)=\"(?P<url>https?://[^\"]+)\"(?P<rest>[^>]*)>"

@@ -15,7 +15,8 @@ def print_path(console: Console, label: str, path: object) -> None:
     """``label:`` then the path on a line of its own, never wrapped: a path must survive
     copy and paste from a narrow terminal (the terminal may fold it, the text stays one line)."""
     console.print(f"{label}:", highlight=False, markup=False)
-    console.print(f"  {path}", soft_wrap=True, highlight=False, markup=False)
+    for one in path if isinstance(path, list | tuple) else [path]:
+        console.print(f"  {one}", soft_wrap=True, highlight=False, markup=False)
 
 
 def print_run_summary(record: dict[str, Any], console: Console | None = None) -> None:
