@@ -58,6 +58,8 @@ def write_archive(lake: Lake) -> None:
             "multiplier": mult,
             "register_max": 1_000_000.0,
             "prepay": 0,
+            "pv_capacity_kw": None,
+            "org_id": None,
         }
         for m, (role, area, mult, _) in METERS.items()
     ]
