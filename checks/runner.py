@@ -328,13 +328,8 @@ def _exception(result: Any) -> str | None:
 
 
 def _by_rule(vr: Any) -> dict[str, Any]:
-    """Each rule's GX result (a grouped result serves all its rules)."""
-    out = {}
-    for res in vr.results:
-        meta = res.expectation_config.meta or {}
-        for rule in meta.get("rules") or [meta.get("rule")]:
-            out[rule] = res
-    return out
+    """Each rule's GX result (one expectation per rule)."""
+    return {(res.expectation_config.meta or {}).get("rule"): res for res in vr.results}
 
 
 def _metric_findings(inp: SuiteInput, vr: Any) -> list[dict[str, Any]]:
@@ -345,14 +340,12 @@ def _metric_findings(inp: SuiteInput, vr: Any) -> list[dict[str, Any]]:
     for rule in suite.rules:
         res = by_rule[rule.rule]
         error = _exception(res)
-        grouped = "rules" in (res.expectation_config.meta or {})
         failing = {str(_unescaped(row[PARTITION])) for row in (res.result or {}).get("unexpected_index_list") or []}
         for row in values:
             part = str(row[PARTITION])
             observed = _plain(row.get(rule.metric))
-            # GX names the failing partitions; within a grouped check the rules whose
-            # count is not 0 are the ones that failed there
-            ok = error is None and not (part in failing and (not grouped or observed not in (0, None)))
+            # GX names the failing partitions
+            ok = error is None and part not in failing
             evidence: dict[str, Any] = {"metric": rule.metric, "value": observed}
             evidence.update(inp.evidence.get(part, {}))
             if error is not None:
