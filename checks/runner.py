@@ -329,7 +329,7 @@ def _exception(result: Any) -> str | None:
 
 def _by_rule(vr: Any) -> dict[str, Any]:
     """Each rule's GX result (one expectation per rule)."""
-    return {(res.expectation_config.meta or {}).get("rule"): res for res in vr.results}
+    return {str((res.expectation_config.meta or {}).get("rule")): res for res in vr.results}
 
 
 def _metric_findings(inp: SuiteInput, vr: Any) -> list[dict[str, Any]]:
