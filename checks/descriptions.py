@@ -66,6 +66,9 @@ ZH_BY_KIND: dict[str, str] = {
     "dataset.known": "dataset 是已知的接入数据集",
     "line.positive": "行号从 1 起（表头为第 1 行），整个文件的问题行号为空",
     "recovery_rate.range": "电费回收率 recovery_rate 在 0 到 1 之间（实收不超过应收）",
+    "area.customers": "台区停电影响该台区在运的全部用户",
+    "rank.by_kwh_at_stake": "工单按涉及电量从大到小排序",
+    "unplanned.subset": "故障停电用户次数不超过停电用户总次数（customer_interruptions_unplanned ≤ customer_interruptions）",
 }
 
 #: by the last word of the kind, for rules of the same shape on any column

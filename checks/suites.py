@@ -51,9 +51,14 @@ EXPECTED_TABLES: tuple[tuple[str, str], ...] = (
     ("marts", "area_loss_daily"),
     ("marts", "area_loss_monthly"),
     ("marts", "feeder_loss_daily"),
+    ("marts", "loss_worklist_monthly"),
     ("marts", "anomalies"),
     ("marts", "bills_monthly"),
     ("marts", "prepay_daily"),
+    ("marts", "outage_events"),
+    ("marts", "reliability_monthly"),
+    ("marts", "outage_plan_checks"),
+    ("marts", "frequent_outage_customers"),
     ("marts", "quarantine"),
 )
 
@@ -67,6 +72,9 @@ EVERY_PARTITION: dict[str, Severity] = {
     "area_loss_monthly": "warning",
     "feeder_loss_monthly": "warning",
     "bills_monthly": "warning",
+    "outage_events": "warning",
+    "reliability_monthly": "warning",
+    "loss_worklist_monthly": "warning",
 }
 
 CONTRACT = "CONTRACT.md"
@@ -855,6 +863,56 @@ def _loss(th: CheckThresholds, table: str, entity: str, parts: tuple[str, str] |
     )
 
 
+def _loss_worklist_monthly(th: CheckThresholds) -> Extras:
+    t = "loss_worklist_monthly"
+    return Extras(
+        metrics=(
+            Metric("rank_duplicates", key_duplicates(["month", "rank"]), "ranks given twice in a month"),
+            Metric("stake_negative", count(num("kwh_at_stake") < 0), "work items with negative kWh at stake"),
+            Metric(
+                "rank_out_of_order",
+                count(num("kwh_at_stake") > num("kwh_at_stake").shift(1).over("month", order_by="rank")),
+                "work items with more kWh at stake than the one ranked above them",
+            ),
+            Metric(
+                "run_below_one",
+                count(num("consecutive_months") < 1),
+                "work items whose run of months in their state is below 1",
+            ),
+        ),
+        rules=(
+            Rule(
+                f"{t}.rank.unique",
+                "rank_duplicates",
+                max_value=0,
+                description="one area per rank and month",
+                practice="schemas/loss_worklist_monthly.py: ranked by kWh at stake, ties by area_id",
+            ),
+            Rule(
+                f"{t}.kwh_at_stake.non_negative",
+                "stake_negative",
+                max_value=0,
+                description="kWh at stake >= 0 (a high area is above its band, a negative one below it)",
+                practice="schemas/loss_worklist_monthly.py: kWh at stake",
+            ),
+            Rule(
+                f"{t}.rank.by_kwh_at_stake",
+                "rank_out_of_order",
+                max_value=0,
+                description="rank follows kWh at stake, most first",
+                practice="线损治理: the areas with the most energy at stake first",
+            ),
+            Rule(
+                f"{t}.consecutive_months.at_least_1",
+                "run_below_one",
+                max_value=0,
+                description="every work item counts its own month",
+                practice="schemas/loss_worklist_monthly.py consecutive_months",
+            ),
+        ),
+    )
+
+
 def _anomalies(th: CheckThresholds) -> Extras:
     t = "anomalies"
     score = num("score")
@@ -1055,6 +1113,67 @@ def _recovery_monthly(th: CheckThresholds) -> Extras:
     )
 
 
+def _outage_events(th: CheckThresholds) -> Extras:
+    dur = num("duration_min")
+    return Extras(
+        metrics=(
+            Metric("negative_duration", count(dur < 0), "interruptions ending before they start"),
+            Metric(
+                "area_without_customers",
+                count((pl.col("level") == "area") & (num("customers_affected") <= 0) & ~pl.col("momentary")),
+                "area interruptions that interrupt no customer",
+            ),
+        ),
+        rules=(
+            Rule(
+                "outage_events.duration.non_negative",
+                "negative_duration",
+                max_value=0,
+                description="end_time >= start_time",
+                practice="DL/T 836: an interruption runs from loss of supply to its restoration",
+            ),
+            Rule(
+                "outage_events.area.customers",
+                "area_without_customers",
+                max_value=0,
+                description="an area interruption interrupts the area's customers in service",
+                practice="DL/T 836: an area interruption counts every customer the area feeds",
+            ),
+        ),
+    )
+
+
+def _reliability_monthly(th: CheckThresholds) -> Extras:
+    tol = th.arithmetic.rate_tolerance
+    rs1, rs1u = num("rs1"), num("rs1_unplanned")
+    return Extras(
+        metrics=(
+            Metric("rs1_off", count((rs1 < -tol) | (rs1 > 1 + tol) | (rs1u < rs1 - tol)), "RS-1 outside [0, 1]"),
+            Metric(
+                "faults_over_all",
+                count(num("customer_interruptions_unplanned") > num("customer_interruptions")),
+                "fault interruptions above all interruptions",
+            ),
+        ),
+        rules=(
+            Rule(
+                "reliability_monthly.rs1.range",
+                "rs1_off",
+                max_value=0,
+                description="0 <= rs1 <= rs1_unplanned <= 1",
+                practice="DL/T 836: RS-1 = 1 - SAIDI / period hours; leaving outages out cannot lower it",
+            ),
+            Rule(
+                "reliability_monthly.unplanned.subset",
+                "faults_over_all",
+                max_value=0,
+                description="customer_interruptions_unplanned <= customer_interruptions",
+                practice="faults are a part of all interruptions",
+            ),
+        ),
+    )
+
+
 def _quarantine(th: CheckThresholds) -> Extras:
     from meterlake.schemas import LANDINGS
 
@@ -1100,10 +1219,13 @@ _EXTRAS: dict[str, Callable[[CheckThresholds], Extras]] = {
     "feeder_loss_monthly": lambda th: _loss(
         th, "feeder_loss_monthly", "feeder_id", ("area_masters_kwh", "direct_customers_kwh")
     ),
+    "loss_worklist_monthly": _loss_worklist_monthly,
     "anomalies": _anomalies,
     "bills_monthly": _bills_monthly,
     "prepay_daily": _prepay_daily,
     "recovery_monthly": _recovery_monthly,
+    "outage_events": _outage_events,
+    "reliability_monthly": _reliability_monthly,
     "quarantine": _quarantine,
 }
 

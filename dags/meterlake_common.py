@@ -98,6 +98,7 @@ def _asset(name: str, path: str, description: str) -> Asset:
 # Assets: one per stage output. Their events carry the plan (dates, lake, run id) and
 # the rows written per table; consumers schedule on them.
 CLEAN = _asset("clean", "clean", "clean landing tables and quarantine (ingest stage)")
+OUTAGES = _asset("outages", "marts/outage_events", "outage events, reliability and plan checks (outages stage)")
 METER_DAILY = _asset("meter_daily", "marts/meter_daily", "meter_daily and collection_daily (validate stage: VEE)")
 LOSS = _asset("loss", "marts/loss", "area and feeder line loss, daily and monthly (loss stage)")
 ANOMALIES = _asset("anomalies", "marts/anomalies", "theft/anomaly ranking (anomalies stage)")
@@ -108,6 +109,7 @@ PUBLISHED = _asset("published", "published", "reporting database, data dictionar
 
 STAGE_ASSETS: dict[str, Asset] = {
     "ingest": CLEAN,
+    "outages": OUTAGES,
     "validate": METER_DAILY,
     "loss": LOSS,
     "anomalies": ANOMALIES,

@@ -1,7 +1,7 @@
 """meterlake_marts: clean tables -> marts, on each ``meterlake.clean`` asset event.
 
-validate (VEE: meter_daily, collection_daily) -> loss -> anomalies, and billing beside
-them, then the Great Expectations gate (check). Only a passing gate emits the
+outages (interruptions from meter events: validate reads them) -> validate (VEE:
+meter_daily, collection_daily) -> loss -> anomalies, and billing beside them, then the Great Expectations gate (check). Only a passing gate emits the
 ``meterlake.checked`` asset that triggers ``meterlake_publish``: a blocking expectation
 fails ``check`` with a message naming the expectation, the table and the partition,
 and nothing is published.
@@ -24,6 +24,7 @@ from meterlake_common import (
     DEFAULT_ARGS,
     LOSS,
     METER_DAILY,
+    OUTAGES,
     START_DATE,
     TAGS,
     plan_daily,
@@ -51,7 +52,7 @@ def plan() -> dict:
     doc_md=__doc__,
 )
 def meterlake_marts() -> None:
-    daily = stage_task("validate", METER_DAILY)(plan())
+    daily = stage_task("validate", METER_DAILY)(stage_task("outages", OUTAGES)(plan()))
     losses = stage_task("loss", LOSS)(daily)
     # the gate: a blocking expectation fails here and CHECKED is not emitted
     gate = stage_task("check", CHECKED, retries=0)

@@ -18,7 +18,19 @@ from typing import Any
 
 from .config import ConfigError
 from .settings import Settings
-from .stages import StageContext, StageError, StageResult, anomalies, billing, check, ingest, loss, publish, validate
+from .stages import (
+    StageContext,
+    StageError,
+    StageResult,
+    anomalies,
+    billing,
+    check,
+    ingest,
+    loss,
+    outages,
+    publish,
+    validate,
+)
 from .transforms import dates as dates_
 
 log = logging.getLogger("meterlake")
@@ -29,6 +41,7 @@ StageRun = Callable[[StageContext, list[dt.date]], StageResult]
 #: every stage, in the order a run takes them
 RUNNERS: dict[str, StageRun] = {
     "ingest": ingest.run,  # landing files -> clean tables + quarantine
+    "outages": outages.run,  # interruptions from meter events, plans, reliability (before VEE: outage slots are no gaps)
     "validate": validate.run,  # VEE, meter_daily, collection_daily
     "loss": loss.run,  # area/feeder line loss and its diagnosis
     "anomalies": anomalies.run,  # theft/anomaly ranking

@@ -37,10 +37,12 @@ FIELDS = (
         "pv_capacity_kw",
         "光伏装机容量",
         "float",
-        "installed PV of a customer; empty or absent = 0 = no PV (only PV customers' reverse kWh is area supply)",
+        "installed PV of a customer; empty = 0 = no PV (only PV customers' reverse kWh is area supply); "
+        "left empty in the clean table when the file has no such column (PV then inferred from history)",
         unit="kW",
         minimum=0.0,
         required=False,
+        empty_as="0",
     ),
     Field(
         "org_id",

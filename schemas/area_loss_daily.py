@@ -1,7 +1,8 @@
 """area_loss_daily: transformer-area line loss per day (台区日线损).
 
-CONTRACT §3: supply = area master kWh + Σ customer reverse kWh (PV export into the
-area); sales = Σ customer forward kWh; loss = supply - sales; loss_rate = loss / supply.
+CONTRACT §3 v2: supply = area master kWh + Σ reverse kWh of the customers with PV
+(``pv_capacity_kw > 0`` in the archive: export into the area); reverse kWh of a customer
+without PV is no supply (reversed wiring or unregistered PV) and is shown apart; sales = Σ customer forward kWh; loss = supply - sales; loss_rate = loss / supply.
 Membership is the archive row valid on the day (already resolved in meter_daily).
 
 A figure is given only when every value it is made of is present (actual or
@@ -17,6 +18,32 @@ import polars as pl
 from ._base import Column, Table
 
 STATUSES = ("normal", "high", "negative", "uncomputable")
+
+#: the band a row was judged by (config/loss.toml: the area's own, its class's, or the defaults)
+BAND_COLUMNS = (
+    Column(
+        "band_low",
+        pl.Float64(),
+        "the band's lower edge: below it the rate is negative (负损)",
+        "合理区间下限",
+        unit="1",
+    ),
+    Column(
+        "band_high", pl.Float64(), "the band's upper edge: above it the rate is high (高损)", "合理区间上限", unit="1"
+    ),
+    Column(
+        "economic_low", pl.Float64(), "lower edge of the economic band, when one is set", "经济线损率下限", unit="1"
+    ),
+    Column(
+        "economic_high", pl.Float64(), "upper edge of the economic band, when one is set", "经济线损率上限", unit="1"
+    ),
+    Column(
+        "in_economic_band",
+        pl.Boolean(),
+        "the rate lies within the economic band; empty without one or when uncomputable",
+        "是否经济运行",
+    ),
+)
 
 #: why a day is uncomputable (不可算); several are joined with "," in this order
 REASONS = {
@@ -69,9 +96,25 @@ AREA_LOSS_DAILY = Table(
         Column(
             "pv_export_kwh",
             pl.Float64(),
-            "Σ reverse kWh of the area's customers whose day has a value (PV export into the area)",
+            "Σ reverse kWh of the area's customers with PV whose day has a value (PV export into the area)",
             "光伏上网电量",
             unit="kWh",
+        ),
+        Column(
+            "reverse_no_pv_kwh",
+            pl.Float64(),
+            "Σ reverse kWh of the area's customers without PV: not supply (reversed wiring or unregistered PV)",
+            "无光伏反向电量",
+            unit="kWh",
+        ),
+        Column("pv_customers", pl.Int32(), "customers of the area with PV on the day", "光伏用户数"),
+        Column(
+            "pv_basis",
+            pl.String(),
+            "archive (every customer's PV from pv_capacity_kw) or inferred (some customer's PV inferred from "
+            "its reverse register's history: the archive has no pv_capacity_kw)",
+            "光伏认定依据",
+            codes=("archive", "inferred"),
         ),
         Column("supply_kwh", pl.Float64(), "master_kwh + pv_export_kwh", "供电量", unit="kWh"),
         Column(
@@ -104,6 +147,7 @@ AREA_LOSS_DAILY = Table(
         Column("customers_estimated", pl.Int32(), "customer meters with an estimated day", "估算用户数"),
         Column("customers_missing", pl.Int32(), "customer meters whose day has no value", "缺数用户数"),
         Column("actual_share", pl.Float64(), "customers_actual / customer_meters", "实抄率", unit="1"),
+        *BAND_COLUMNS,
     ),
     key=("area_id", "date"),
     partition_by="date",

@@ -19,22 +19,32 @@ the sum of ``amount_yuan`` over its rows.
 * Amount: a kWh in register r and tier t costs price(period of r) + adder(t); summed at
   full precision (``amount_exact_yuan``) and rounded half up to 0.01 yuan
   (``amount_yuan``).
-* Quality gate (Itron MDM billing exceptions, docs/domain.md#billing-quality-gate): a bill whose share of
-  estimated or missing days exceeds ``max_estimated_share`` goes to the exception
-  queue: ``status = 'exception'`` with the reason codes in ``exception_reasons``.
+* Quality gate (Itron MDM billing exceptions, docs/domain.md#billing-quality-gate): a bill goes out (``ok``)
+  only when its kWh are the meter's own register differences and nothing casts doubt
+  on them; otherwise it is ``held`` for review with the reason codes in
+  ``exception_reasons``: a day without kWh (billed as 0), a day whose estimate was
+  shared across the month's boundary (the bill's total then rests on the split, not on
+  readings), an estimated share above ``max_estimated_share``, a meter that the
+  line-loss diagnosis suspects of a wrong multiplier in the month, no tariff, or a TOU
+  day priced at the fallback register.
 """
 
 import polars as pl
 
 from ._base import Column, Table
 
-STATUSES = ("ok", "exception")
+STATUSES = ("ok", "held")
 
-#: exception reason codes (comma-joined in this order in ``exception_reasons``)
+#: why a bill is held (comma-joined in this order in ``exception_reasons``)
 EXCEPTION_REASONS = {
     "no_tariff": "the tariff_id is not in config/tariffs.toml, or no version of it is in force on some day: no amount",
-    "estimated_share": "estimated + missing days exceed max_estimated_share of the bill's days (Itron billing exception)",
     "missing_days": "some day of the bill has no kWh at all (quality missing): billed as 0 kWh",
+    "substituted_days": (
+        "some day's kWh is an estimate shared with days outside the month (a reading on the month's boundary is "
+        "missing): the total is not a register difference"
+    ),
+    "estimated_share": "estimated + missing days exceed max_estimated_share of the bill's days (Itron billing exception)",
+    "multiplier_suspect": "the line-loss diagnosis suspects a meter of the bill of a wrong multiplier in the month",
     "tou_registers_missing": "a TOU tariff day had no usable TOU registers: its kWh were priced at tou_fallback_register",
 }
 
@@ -91,13 +101,16 @@ BILLS_MONTHLY = Table(
         Column(
             "status",
             pl.String(),
-            "ok, or exception (held back for review: see exception_reasons)",
+            "ok (goes out), or held (held back for review: see exception_reasons)",
             "账单状态",
             codes=STATUSES,
             nullable=False,
         ),
         Column(
-            "exception_reasons", pl.String(), "comma-joined reason codes (EXCEPTION_REASONS); empty when ok", "异常原因"
+            "exception_reasons",
+            pl.String(),
+            "why the bill is held: comma-joined reason codes (EXCEPTION_REASONS); empty when ok",
+            "暂缓原因",
         ),
     ),
     key=("customer_id", "month", "tariff_id", "tariff_effective_from"),

@@ -60,6 +60,12 @@ COLLECTION_DAILY = Table(
             "success_rate", pl.Float64(), "meters_read / meters_total (采集成功率), a fraction", "采集成功率", unit="1"
         ),
         Column(
+            "meters_unread_no_power",
+            pl.Int32(),
+            "of the meters not read, those without supply at 00:00 when registers freeze (outage_meter_days)",
+            "停电未采表数",
+        ),
+        Column(
             "curves_complete",
             pl.Int32(),
             "meters whose 96-point curve arrived with all 96 slots",

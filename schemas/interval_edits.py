@@ -22,6 +22,8 @@ METHODS = {
     "estimation.max_interpolation_slots (CPUC Direct Access VEE Rev 2.0 and VDN MeteringCode 2006: 2 h)",
     "like_day": "mean of the same slot on the nearest earlier days of the same type (workday, Saturday, "
     "Sunday/holiday) where that slot was actual (CPUC Rev 2.0 like-day method)",
+    "outage_zero": "the slot lies wholly inside a supply interruption (outage_meter_days): zero supply, "
+    "not a gap to estimate",
     "none": "no method applied (no like day with an actual value): the slot stays missing",
 }
 
@@ -70,7 +72,7 @@ INTERVAL_EDITS = Table(
         Column(
             "method",
             pl.String(),
-            "linear_interpolation, like_day or none (see METHODS)",
+            "linear_interpolation, like_day, outage_zero or none (see METHODS)",
             "修补方法",
             codes=tuple(METHODS),
             nullable=False,

@@ -8,6 +8,8 @@ declared beside it in ``schemas/<dataset>.py``.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -36,6 +38,9 @@ class Field:
     exclusive_minimum: float | None = None
     #: personal data: never written in clear (masked to the last 4 digits)
     personal: bool = False
+    #: an empty field of a file whose header carries the column reads as this value; a
+    #: file without the column leaves it empty, so "said nothing" differs from "said 0"
+    empty_as: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -62,6 +67,15 @@ class Landing:
     #: the field whose local date is the lake partition
     date_field: str
     clean: Table
+    #: checks across the fields of a row (typed value per field -> condition, reason, detail)
+    row_rules: Callable[[dict[str, pl.Expr]], list[tuple[pl.Expr, str, pl.Expr]]] | None = dataclasses.field(
+        default=None, compare=False
+    )
+    #: the rows whose references the valid archive knows, and the others with _reason/_detail;
+    #: None = rows are checked by meter_id
+    split_known: Callable[[pl.DataFrame, pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]] | None = dataclasses.field(
+        default=None, compare=False
+    )
 
     @property
     def names(self) -> list[str]:

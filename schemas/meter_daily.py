@@ -32,6 +32,14 @@ METER_DAILY = Table(
         Column("tariff_id", pl.String(), "tariff key", "电价代码"),
         Column("prepay", pl.Int8(), "1 for an IC-card prepayment customer", "费控标志"),
         Column("multiplier", pl.Float64(), "CT x PT ratio applied", "综合倍率"),
+        Column(
+            "pv_capacity_kw",
+            pl.Float64(),
+            "installed PV from the archive row valid on the date (0 = none); empty when the archive "
+            "had no such column (line loss then infers PV from the reverse register's history)",
+            "光伏装机容量",
+            unit="kW",
+        ),
         Column("kwh", pl.Float64(), "forward active energy of the day, primary side", "日正向有功电量", unit="kWh"),
         Column("kwh_sharp", pl.Float64(), "sharp (尖) TOU register change, primary side", "尖电量", unit="kWh"),
         Column("kwh_peak", pl.Float64(), "peak (峰) TOU register change, primary side", "峰电量", unit="kWh"),

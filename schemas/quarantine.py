@@ -20,6 +20,10 @@ REASONS = {
     "negative_amount": "a purchase amount is zero or negative",
     "unknown_code": "a coded field holds a value outside its code list",
     "unknown_meter": "the meter is not in the archive snapshot valid on the row's date",
+    "end_before_start": "an outage plan's planned end is not after its planned start",
+    "notice_after_start": "an outage plan's notice was published after its planned start",
+    "unknown_feeder": "the feeder is not in the archive snapshot valid on the row's date",
+    "unknown_area": "the transformer area is not in the archive snapshot valid on the row's date",
     "superseded": "a later delivery of the same key disagrees; the later row wins",
 }
 

@@ -113,6 +113,8 @@ def truth(landing: tuple[Path, GenerateSummary]) -> dict[str, pl.DataFrame]:
             pl.col.archive_multiplier.cast(pl.Float64),
             pl.col.register_max.cast(pl.Float64),
         ),
+        "outages": pl.read_csv(root / "outages.csv", infer_schema=False),
+        "outage_plans": pl.read_csv(root / "outage_plans.csv", infer_schema=False),
         "loss": pl.read_csv(root / "loss_daily.csv", infer_schema=False).with_columns(
             _to_date("date"), pl.col("^.*_kwh$").cast(pl.Float64)
         ),
@@ -231,7 +233,11 @@ def test_file_layout_and_formats(landing: tuple[Path, GenerateSummary], truth: d
     assert set(man["encoding"]) == {"utf-8", "utf-8-sig", "gbk"}
     assert set(man["compression"]) == {"gzip", "none"}
     assert set(man["date_format"]) == {"YYYY-MM-DD", "YYYYMMDD", None}
-    assert man.filter(pl.col.date_format.is_null())["dataset"].unique().sort().to_list() == ["events", "purchases"]
+    assert man.filter(pl.col.date_format.is_null())["dataset"].unique().sort().to_list() == [
+        "events",
+        "outage_plans",
+        "purchases",
+    ]
     assert set(man["column_order"]) == {"contract", "shuffled"}
     assert set(man["header"]) == {"canonical", "zh"}
     days = [START + dt.timedelta(days=k) for k in range(DAYS)]
@@ -472,7 +478,28 @@ def test_events(data: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame]) -
     assert set(ev["event_code"]) <= codes
     offs, ons = (ev.filter(pl.col.event_code == c).height for c in ("POWER_OFF", "POWER_ON"))
     outages = truth["injections"].filter(pl.col.kind == "outage")
-    assert outages.height >= 1 and offs == ons and offs > 0
+    # every interruption logs an OFF and an ON, but for the events the truth says were lost
+    lost = truth["outages"].select(pl.col("lost_on").cast(pl.Int64).sum(), pl.col("lost_off").cast(pl.Int64).sum())
+    lost_on, lost_off = lost.row(0)
+    assert outages.height >= 1 and offs > 0 and lost_on > 0
+    assert offs + lost_off == ons + lost_on
+
+
+def test_outage_truth_and_notices(landing: tuple[Path, GenerateSummary], truth: dict[str, pl.DataFrame]) -> None:
+    o, plans = truth["outages"], truth["outage_plans"]
+    assert {"fault", "planned", "temporary"} <= set(o["cause"])
+    assert {"area", "customer"} <= set(o["level"]) and "true" in set(o["momentary"])
+    assert {"executed", "not_executed"} == set(plans["status"])
+    devs = ",".join(plans["deviations"].fill_null("").to_list())
+    for d in ("late_notice", "overrun", "early_start", "wider_than_plan", "not_executed"):
+        assert d in devs
+    # the notices are delivered when published, one plan re-sent with a later end
+    files = truth["manifest"].filter(pl.col.dataset == "outage_plans")
+    rows = read_dataset(landing[0], "outage_plans", truth["manifest"], truth["files"])
+    assert rows.height == plans.height and files.height >= 2
+    # the later delivery of the revised plan wins: the rows hold the ends the truth holds
+    ends = rows.sort("plan_id").select("plan_id", "planned_end").rows()
+    assert ends == plans.sort("plan_id").select("plan_id", "planned_end").rows()
 
 
 def test_purchases(data: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame]) -> None:

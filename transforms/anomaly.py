@@ -28,10 +28,11 @@ practice each follows:
 * ``zero`` — a run of zero days up to the detection date on a meter that used energy
   before ("zero consumption on a live meter"; VEE zero-run check against history).
   ``flat`` — identical non-zero actual daily kWh for days (VEE flat-line check).
-* ``reverse`` — reverse energy on a customer with no PV. The archive has no PV flag,
-  so no PV is inferred when the reverse register stood still for ``quiet_days`` after
-  the meter's first day in the lake (:func:`reverse_history`); a PV customer exports
-  from its first sunny day. A customer inferred to have PV still fires when its
+* ``reverse`` — reverse energy on a customer with no PV. The archive's
+  ``pv_capacity_kw`` (CONTRACT v2) says which customers have PV; where it is empty (a
+  v1 archive) no PV is inferred when the reverse register stood still for
+  ``quiet_days`` after the meter's first day in the lake (:func:`reverse_history`); a
+  PV customer exports from its first sunny day. A customer inferred to have PV still fires when its
   forward register stopped on the days its reverse one ran (``pv_reverse_only``):
   rooftop PV exports at midday, but the household still imports at night, so a day
   with reverse energy and no forward energy at all is reversed wiring either way
@@ -415,8 +416,10 @@ def reverse_history(meter_daily: pl.DataFrame | pl.LazyFrame, cfg: AnomalyConfig
 
     Read over all the history given (the whole lake up to the last detection date):
     ``first_seen`` (first day with a value), ``first_reverse`` (first day whose
-    reverse kWh exceeds ``reverse.moved_kwh``; null if never) and ``no_pv`` (the
-    register stood still for ``reverse.quiet_days`` or more after ``first_seen``).
+    reverse kWh exceeds ``reverse.moved_kwh``; null if never) and ``no_pv``: the
+    archive's ``pv_capacity_kw`` is 0 on the meter's latest day that states it, or,
+    where the archive never states it, the register stood still for
+    ``reverse.quiet_days`` or more after ``first_seen``.
     """
     lf = meter_daily.lazy()
     present = lf.collect_schema().names()
@@ -426,19 +429,26 @@ def reverse_history(meter_daily: pl.DataFrame | pl.LazyFrame, cfg: AnomalyConfig
         raise MissingColumnsError("meter_daily", missing, present, "anomaly ranking input")
     has = (pl.col("quality") != "missing") & pl.col("kwh").is_not_null()
     moved = has & (pl.col("reverse_kwh") > cfg.reverse.moved_kwh)
+    declared = pl.col("pv_capacity_kw") if "pv_capacity_kw" in present else pl.lit(None, pl.Float64)
     out = (
         lf.filter(pl.col("role") == "customer")
+        .with_columns(_pv_kw=declared)
         .group_by("meter_id")
         .agg(
             pl.col("date").filter(has).min().alias("first_seen"),
             pl.col("date").filter(moved).min().alias("first_reverse"),
+            pl.col("_pv_kw").sort_by("date").drop_nulls().last().alias("_pv_kw"),
         )
         .with_columns(
-            (
+            pl.when(pl.col("_pv_kw").is_not_null())
+            .then(pl.col("first_reverse").is_not_null() & (pl.col("_pv_kw") <= 0))
+            .otherwise(
                 pl.col("first_reverse").is_not_null()
                 & ((pl.col("first_reverse") - pl.col("first_seen")).dt.total_days() >= cfg.reverse.quiet_days)
-            ).alias("no_pv")
+            )
+            .alias("no_pv")
         )
+        .drop("_pv_kw")
         .collect()
         .sort("meter_id")
     )
@@ -806,6 +816,18 @@ def _loss_indicators(diagnosis: pl.DataFrame | pl.LazyFrame, day: dt.date, cfg: 
         )
         out = out.join(k, on="meter_id", how="left")
     return out
+
+
+def without_outage_days(days: pl.DataFrame, outage_days: pl.DataFrame, min_outage_min: float) -> pl.DataFrame:
+    """``days`` less the meter-days with at least ``min_outage_min`` minutes without supply.
+
+    ``outage_days``: ``meter_id, date, outage_min`` (the outages stage's outage_meter_days).
+    A customer off supply is not a zero-consumption or sudden-drop suspect on those days:
+    the days count as days without a value (the practice of 用电信息采集 anti-theft screens,
+    which check the power-off events before flagging a zero or a drop).
+    """
+    off = outage_days.filter(pl.col("outage_min") >= min_outage_min).select("meter_id", "date")
+    return days.join(off, on=["meter_id", "date"], how="anti", maintain_order="left")
 
 
 def indicators(

@@ -66,7 +66,7 @@ class BillRules(BaseModel):
         ge=0,
         le=1,
         description="billing quality gate: a bill whose (estimated + missing days) / days exceeds "
-        "this goes to the exception queue (Itron MDM billing exceptions)",
+        "this is held for review (Itron MDM billing exceptions)",
     )
     tou_fallback_register: Literal["sharp", "peak", "flat", "valley"] = Field(
         "flat",
@@ -109,9 +109,26 @@ def stable_sum(column: str) -> pl.Expr:
     return pl.col(column).sum().round(9)
 
 
+#: meter_daily columns the quality gate reads when present (which readings a day rests on)
+GATE_COLUMNS: tuple[str, ...] = ("reading_from", "reading_to")
+
+
 def billable_days(meter_daily: pl.LazyFrame) -> pl.LazyFrame:
     """The customer meters' days from meter_daily, with the columns billing reads."""
-    return meter_daily.filter((pl.col("role") == "customer") & pl.col("customer_id").is_not_null()).select(DAY_COLUMNS)
+    have = meter_daily.collect_schema().names()
+    cols = [*DAY_COLUMNS, *(c for c in GATE_COLUMNS if c in have)]
+    return meter_daily.filter((pl.col("role") == "customer") & pl.col("customer_id").is_not_null()).select(cols)
+
+
+def multiplier_suspects(diagnosis: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """``meter_id, month`` of every meter the line-loss diagnosis lists as a multiplier
+    suspect in a window ending in that month (loss_diagnosis contract columns)."""
+    return (
+        diagnosis.lazy()
+        .filter(pl.col("kind") == "multiplier_suspect")
+        .select("meter_id", pl.col("date").dt.strftime("%Y-%m").alias("month"))
+        .unique()
+    )
 
 
 def year_to_date_kwh(days: pl.LazyFrame) -> pl.LazyFrame:
@@ -272,20 +289,49 @@ def price_days(
     return lf.drop(helpers)
 
 
-def bill_segments(priced: pl.LazyFrame, rules: BillRules) -> pl.LazyFrame:
+def bill_segments(
+    priced: pl.LazyFrame, rules: BillRules, suspects: pl.DataFrame | pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """bills_monthly rows from priced days: one per customer, month and tariff version.
 
     The month's amount is summed at full precision and rounded half up to 0.01 yuan.
     A tariff version that starts in mid-month gives the days before and after it a
-    row each (the month is split at the effective date).
+    row each (the month is split at the effective date). ``suspects``:
+    :func:`multiplier_suspects` (``meter_id, month``); their bills are held.
+
+    The quality gate (schemas/bills_monthly.py EXCEPTION_REASONS) holds a bill with a
+    day without kWh, a day estimated across the month's boundary (``reading_from``
+    before the month or ``reading_to`` after its closing reading, when priced carries
+    them), an estimated share above ``max_estimated_share``, or a suspect meter.
     """
     reasons = {
         "no_tariff": pl.col("any_no_tariff"),
+        "missing_days": pl.col("days_missing") > 0,
+        "substituted_days": pl.col("any_substituted"),
         "estimated_share": pl.col("estimated_share") > rules.max_estimated_share,
+        "multiplier_suspect": pl.col("any_suspect"),
         "tou_registers_missing": pl.col("any_tou_missing"),
     }
+    names = priced.collect_schema().names()
+    month_start = pl.col("date").dt.truncate("1mo")
+    if set(GATE_COLUMNS) <= set(names):
+        # the closing reading of a month is frozen at 00:00 of the next month's first day
+        across = (pl.col("reading_from") < month_start) | (pl.col("reading_to") > month_start.dt.offset_by("1mo"))
+        substituted = (pl.col("quality") == "estimated") & across.fill_null(False)
+    else:
+        substituted = pl.lit(False)
+    priced = priced.with_columns(_substituted=substituted)
+    if suspects is not None:
+        flagged = suspects.lazy().select("meter_id", "month").unique().with_columns(_suspect=pl.lit(True))
+        priced = (
+            priced.with_columns(_month=pl.col("date").dt.strftime("%Y-%m"))
+            .join(flagged, left_on=["meter_id", "_month"], right_on=["meter_id", "month"], how="left")
+            .with_columns(pl.col("_suspect").fill_null(False))
+        )
+    else:
+        priced = priced.with_columns(_suspect=pl.lit(False))
     bills = (
-        priced.with_columns(month_start=pl.col("date").dt.truncate("1mo"))
+        priced.with_columns(month_start=month_start)
         .group_by("customer_id", "month_start", "tariff_id", "tariff_effective_from")
         .agg(
             period_start=pl.col("date").min(),
@@ -303,6 +349,8 @@ def bill_segments(priced: pl.LazyFrame, rules: BillRules) -> pl.LazyFrame:
             amount_exact_yuan=stable_sum("cost_yuan"),
             any_no_tariff=pl.col("no_tariff").any(),
             any_tou_missing=pl.col("tou_missing").any(),
+            any_substituted=pl.col("_substituted").any(),
+            any_suspect=pl.col("_suspect").any(),
         )
         .with_columns(
             month=pl.col("month_start").dt.strftime("%Y-%m"),
@@ -323,7 +371,7 @@ def bill_segments(priced: pl.LazyFrame, rules: BillRules) -> pl.LazyFrame:
             .otherwise(pl.col("exception_reasons")),
         )
         .with_columns(
-            status=pl.when(pl.col("exception_reasons").is_null()).then(pl.lit("ok")).otherwise(pl.lit("exception")),
+            status=pl.when(pl.col("exception_reasons").is_null()).then(pl.lit("ok")).otherwise(pl.lit("held")),
         )
     )
     return BILLS_MONTHLY.conform(bills)

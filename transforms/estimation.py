@@ -105,6 +105,7 @@ def estimate(
     *,
     max_interpolation_slots: int,
     residual_tolerance_kwh_meter: float = 0.05,
+    outage_slots: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Estimate the empty and negative slots of the curve rows in ``curves``.
 
@@ -120,6 +121,11 @@ def estimate(
     (Σ unscaled estimates), ``delta_kwh_meter``, ``unestimated_slots`` and ``scalable``
     (False when the day has an actual register difference the estimates cannot be
     scaled to).
+
+    ``outage_slots``: ``meter_id, date, slot`` wholly inside a supply interruption (from
+    the outages stage). Such a slot had no supply: an empty or negative one is zero
+    (method ``outage_zero``), never interpolated or taken from like days, and it counts
+    as an actual zero for its neighbours' interpolation.
     """
     # long form, one row per slot, ordered by (row, slot). Each curve row is a run of 96
     # rows, so the previous/next actual slot is a plain forward/backward fill over the
@@ -130,8 +136,20 @@ def estimate(
     rows = curves.select("meter_id", "date", *SLOTS).collect().with_row_index("_row").lazy()
     long = _long(rows, ["_row", "meter_id", "date"]).sort("_row", "slot")
     key = ["meter_id", "date"]
-    valid = (pl.col("raw_kwh_meter") >= 0).fill_null(False)
-    actual = pl.when(valid).then(pl.col("raw_kwh_meter"))
+    if outage_slots is None:
+        long = long.with_columns(pl.lit(False).alias("_outage"))
+    else:
+        off = (
+            outage_slots.select(*key, pl.col("slot").cast(pl.Int16))
+            .unique()
+            .with_columns(pl.lit(True).alias("_outage"))
+        )
+        long = long.join(off, on=[*key, "slot"], how="left", maintain_order="left").with_columns(
+            pl.col("_outage").fill_null(False)
+        )
+    read = (pl.col("raw_kwh_meter") >= 0).fill_null(False)
+    valid = read | pl.col("_outage")
+    actual = pl.when(read).then(pl.col("raw_kwh_meter")).when(pl.col("_outage")).then(0.0)
     row_if_valid = pl.when(valid).then(pl.col("_row"))
     slot_if_valid = pl.when(valid).then(pl.col("slot"))
     same_prev = row_if_valid.forward_fill() == pl.col("_row")
@@ -145,7 +163,7 @@ def estimate(
         exact_sum(actual).over("_row").alias("actual_kwh_meter"),
         pl.col("raw_kwh_meter").is_not_null().sum().over("_row").alias("_collected"),
     )
-    edits = long.filter(~pl.col("_valid"))
+    edits = long.filter(~read)
     span = (pl.col("_next_slot") - pl.col("_prev_slot")).cast(pl.Float64)
     interpolated = pl.when(
         pl.col("_prev_slot").is_not_null()
@@ -153,7 +171,8 @@ def estimate(
         & ((pl.col("_next_slot") - pl.col("_prev_slot") - 1) <= max_interpolation_slots)
     ).then(pl.col("_prev") + (pl.col("_next") - pl.col("_prev")) * (pl.col("slot") - pl.col("_prev_slot")) / span)
     # materialised once: both the like-day lookup and the result read it
-    edits = edits.with_columns(interpolated.alias("_interp")).collect().lazy()
+    interpolated_or_outage = pl.when(pl.col("_outage")).then(0.0).otherwise(interpolated)
+    edits = edits.with_columns(interpolated_or_outage.alias("_interp")).collect().lazy()
 
     # like days: only for the meters that still need them, only actual values. The meters
     # are a literal set so the filter runs while the like days' files are decoded.
@@ -173,7 +192,9 @@ def estimate(
     est = pl.coalesce("_interp", "_like")
     edits = edits.with_columns(
         est.alias("unscaled_kwh_meter"),
-        pl.when(pl.col("_interp").is_not_null())
+        pl.when(pl.col("_outage"))
+        .then(pl.lit("outage_zero"))
+        .when(pl.col("_interp").is_not_null())
         .then(pl.lit("linear_interpolation"))
         .when(pl.col("_like").is_not_null())
         .then(pl.lit("like_day"))

@@ -388,6 +388,10 @@ def _split_fields(
     # codes, ids and dates: surrounding spaces are never meaningful
     trim = [f.name for f in spec.fields if f.kind not in ("float", "int")]
     out = out.with_columns(pl.col(trim).str.strip_chars().replace("", None))
+    # an empty field of a column the header carries may have a meaning (pv_capacity_kw: 0)
+    out = out.with_columns(
+        pl.col(f.name).fill_null(f.empty_as) for f in spec.fields if f.empty_as is not None and f.name in present
+    )
     return out.with_columns(good["source_line"])
 
 
@@ -486,6 +490,8 @@ def _checks(spec: Landing, typed: dict[str, pl.Expr]) -> list[tuple[pl.Expr, str
             checks.append(
                 (val < f.minimum, "out_of_range", pl.format(f"{f.name}: must be >= {f.minimum:g}, found {{}}", val))
             )
+    if spec.row_rules is not None:
+        checks += spec.row_rules(typed)
     return checks
 
 

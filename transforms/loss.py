@@ -4,8 +4,14 @@ Pure functions of the ``meter_daily`` mart (CONTRACT §3); they never open a fil
 
 Area (台区, 0.4 kV)::
 
-    supply = Σ area master kWh + Σ customer reverse kWh   (PV export counts as supply)
+    supply = Σ area master kWh + Σ reverse kWh of the customers with PV
     sales  = Σ customer forward kWh
+
+A customer has PV when the archive row valid on the day says ``pv_capacity_kw > 0``;
+reverse kWh of a customer without PV is no supply (reversed wiring or unregistered PV:
+an anomaly) and is reported apart in ``reverse_no_pv_kwh``. An archive without the
+column (v1) leaves ``pv_capacity_kw`` empty; PV is then inferred from the reverse
+register's history (:func:`infer_pv`) and the row says ``pv_basis = 'inferred'``.
     loss   = supply - sales;  loss_rate = loss / supply
 
 Feeder (10 kV)::
@@ -21,10 +27,22 @@ Status (CONTRACT §3, thresholds from config/loss.toml): ``uncomputable`` when t
 supply meter's day is not actual, or fewer than ``min_actual_share`` of the customer
 role meters have an actual day, or a value is missing, or the archive has no supply
 meter / no customers; otherwise ``negative`` below ``negative_below``, ``high`` above
-``high_above``, else ``normal``. Monthly figures are sums of the daily kWh (estimated
-days included, so a missing register reading, shared over the days around it, keeps
-the month exact); the monthly status follows the monthly rate and is
-``uncomputable`` only when some day lacks a value.
+``high_above``, else ``normal``. The band (``negative_below`` .. ``high_above``, and an
+optional economic band) is the area's own, its class's, or the defaults; the rows
+carry the band they were judged by.
+
+Monthly (CONTRACT §3 v2): sums of the daily kWh (estimated days included, so a missing
+register reading, shared over the days around it, keeps the month exact). A meter-day
+that still has no value (typically the month's last day before the next reading
+arrives) is *substituted* with the meter's mean kWh over its days of the month that
+have a value (:func:`substitutes`), reported in ``substituted_kwh``; a meter with no
+value in the month contributes nothing. ``coverage`` = customer-role meter-days with a
+value / customer-role meter-days in service. The monthly status follows the monthly
+rate and is ``uncomputable`` only when the supply meter has more than
+``max_master_substituted_days`` substituted days or none with a value, or coverage is
+below ``min_coverage`` (or the archive lacks the meters, or supply is zero). The month
+is rebuilt from the lake whenever one of its days is, so once the reading arrives the
+substitution is gone.
 
 kWh are rounded to 1e-6 after summing, so that the parallel engine's summation order
 cannot change a file between reruns; that is far below the 0.01 kWh the figures are
@@ -60,7 +78,14 @@ INPUT_COLUMNS: dict[str, pl.DataType] = {
     "kwh": pl.Float64(),
     "reverse_kwh": pl.Float64(),
     "quality": pl.String(),
+    "pv_capacity_kw": pl.Float64(),
 }
+#: INPUT_COLUMNS a meter_daily written before the column existed may lack (read as empty)
+OPTIONAL_INPUT = ("pv_capacity_kw",)
+#: how the PV membership of an area's customers was decided
+PV_BASES = ("archive", "inferred")
+#: the columns of a meter-day without a value, kept for the monthly substitution
+GAP_COLUMNS = ("date", "meter_id", "area_id", "feeder_id", "role", "_pv")
 
 
 class LossInputError(ValueError):
@@ -80,12 +105,26 @@ class StatusRule:
     negative_below: float = 0.0
     #: loss_rate above this is `high` (高损)
     high_above: float = 0.10
+    #: a month needs at least this share of customer-role meter-days with a value
+    min_coverage: float = 0.98
+    #: a month whose supply meter has more substituted days than this is uncomputable
+    max_master_substituted_days: int = 2
+    #: optional economic band (经济线损率): rows say whether their rate lies inside it
+    economic_low: float | None = None
+    economic_high: float | None = None
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_actual_share <= 1.0:
-            raise ValueError(f"min_actual_share: expected a share in [0, 1], found {self.min_actual_share}")
+        for name in ("min_actual_share", "min_coverage"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: expected a share in [0, 1], found {getattr(self, name)}")
         if self.negative_below > self.high_above:
             raise ValueError(f"negative_below ({self.negative_below}) must not exceed high_above ({self.high_above})")
+        if self.max_master_substituted_days < 0:
+            raise ValueError(f"max_master_substituted_days: expected >= 0, found {self.max_master_substituted_days}")
+        if (self.economic_low is None) != (self.economic_high is None):
+            raise ValueError("economic_low and economic_high: give both or neither")
+        if self.economic_low is not None and self.economic_high is not None and self.economic_low > self.economic_high:
+            raise ValueError(f"economic_low ({self.economic_low}) must not exceed economic_high ({self.economic_high})")
 
 
 @dataclass(frozen=True)
@@ -101,11 +140,28 @@ class AreaClass:
 
 
 @dataclass(frozen=True)
+class PvInference:
+    """How PV is inferred for customers whose archive row does not say (a v1 archive).
+
+    The rule of the anomaly ranking (config/anomaly.toml [reverse]): a PV roof exports
+    from its first sunny day, so a customer whose reverse register first moved within
+    ``quiet_days`` of its first day in the lake is taken to have PV; one whose register
+    stood still longer and then moved is not (reversed wiring, a new unregistered roof).
+    """
+
+    #: reverse kWh in a day above which the reverse register moved
+    moved_kwh: float = 0.05
+    #: days the reverse register stood still after the meter's first lake day that rule PV out
+    quiet_days: int = 14
+
+
+@dataclass(frozen=True)
 class LossRules:
     area: StatusRule = field(default_factory=StatusRule)
     feeder: StatusRule = field(default_factory=StatusRule)
     #: checked in order; the first class an area matches applies, else `area`
     area_classes: tuple[AreaClass, ...] = ()
+    pv: PvInference = field(default_factory=PvInference)
 
 
 DEFAULT_CLASS = "default"
@@ -114,21 +170,40 @@ DEFAULT_CLASS = "default"
 # -- input --------------------------------------------------------------------------
 
 
-def prepare(meter_daily: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+def prepare(meter_daily: pl.DataFrame | pl.LazyFrame, pv: pl.DataFrame | None = None) -> pl.LazyFrame:
     """The meter_daily columns loss needs, typed, with value flags.
 
     Empty ids become nulls (a directly fed customer's area_id may arrive as "").
     A value is *present* when kwh is not null and quality is not ``missing``;
-    ``_kwh``/``_rev`` hold the value only when present. Raises
-    :class:`LossInputError` on negative kWh (meter_daily handles rollovers and
-    registers going down, so a negative day is an upstream bug, not data).
+    ``_kwh``/``_rev`` hold the value only when present.
+
+    ``_pv``: the customer has PV, by the archive (``pv_capacity_kw > 0``) or, where
+    the archive did not say, by ``pv`` (:func:`infer_pv`: ``meter_id, pv_inferred``);
+    without an inference a customer the archive says nothing of counts as PV (the v1
+    rule). ``_pv_inferred``: a customer the archive said nothing of.
+
+    :func:`check_input` raises :class:`LossInputError` on negative kWh (meter_daily
+    handles rollovers and registers going down, so a negative day is an upstream bug).
     """
     lf = meter_daily.lazy()
     present_cols = lf.collect_schema().names()
-    missing = [c for c in INPUT_COLUMNS if c not in present_cols]
+    missing = [c for c in INPUT_COLUMNS if c not in present_cols and c not in OPTIONAL_INPUT]
     if missing:
         raise MissingColumnsError("meter_daily (line loss input)", missing, present_cols)
-    lf = lf.select(pl.col(c).cast(t) for c, t in INPUT_COLUMNS.items())
+    lf = lf.select(
+        (pl.col(c) if c in present_cols else pl.lit(None)).cast(t).alias(c) for c, t in INPUT_COLUMNS.items()
+    )
+    declared = pl.col("pv_capacity_kw")
+    if pv is not None:
+        lf = lf.join(pv.lazy().select("meter_id", "pv_inferred"), on="meter_id", how="left")
+        guess = pl.col("pv_inferred").fill_null(False)
+    else:
+        guess = pl.lit(True)
+    customer = pl.col("role") == "customer"
+    lf = lf.with_columns(
+        _pv=customer & pl.when(declared.is_not_null()).then(declared > 0).otherwise(guess),
+        _pv_inferred=customer & declared.is_null(),
+    )
 
     def _id(c: str) -> pl.Expr:
         s = pl.col(c).str.strip_chars()
@@ -163,16 +238,41 @@ def check_input(rows: pl.LazyFrame) -> None:
         )
 
 
+def infer_pv(history: pl.DataFrame | pl.LazyFrame, rule: PvInference = PvInference()) -> pl.DataFrame:
+    """``meter_id, pv_inferred`` for customer meters whose archive rows leave PV empty.
+
+    ``history``: meter_daily rows (``date, meter_id, role, kwh, reverse_kwh, quality``
+    and ``pv_capacity_kw`` when there is one), as far back as the lake goes. A meter
+    has PV when its reverse register first moved (more than ``moved_kwh`` in a day)
+    within ``quiet_days`` of its first day with a value; a meter whose reverse never
+    moved has nothing to count either way and gets False.
+    """
+    lf = history.lazy()
+    if "pv_capacity_kw" in lf.collect_schema().names():
+        lf = lf.filter(pl.col("pv_capacity_kw").is_null())
+    has = (pl.col("quality") != "missing") & pl.col("kwh").is_not_null()
+    moved = has & (pl.col("reverse_kwh") > rule.moved_kwh)
+    return (
+        lf.filter(pl.col("role") == "customer")
+        .group_by("meter_id")
+        .agg(first_seen=pl.col("date").filter(has).min(), first_reverse=pl.col("date").filter(moved).min())
+        .select(
+            "meter_id",
+            pv_inferred=(
+                pl.col("first_reverse").is_not_null()
+                & ((pl.col("first_reverse") - pl.col("first_seen")).dt.total_days() < rule.quiet_days)
+            ),
+        )
+        .collect()
+        .sort("meter_id")
+    )
+
+
 # -- shared helpers -------------------------------------------------------------------
 
 
 def _r(expr: pl.Expr) -> pl.Expr:
     return expr.round(KWH_DECIMALS)
-
-
-def _sum_if_complete(col: str) -> pl.Expr:
-    """Σ col, or null when some value is null (a month lacking a day's value)."""
-    return pl.when(pl.col(col).null_count() == 0).then(_r(pl.col(col).sum()))
 
 
 def _reason(codes: Sequence[tuple[str, pl.Expr]]) -> pl.Expr:
@@ -209,23 +309,48 @@ def area_class_expr(rules: LossRules) -> pl.Expr:
     return expr.otherwise(pl.lit(DEFAULT_CLASS)).alias("area_class")
 
 
+#: the StatusRule fields every row carries as ``_<name>``
+THRESHOLDS = (
+    "min_actual_share",
+    "negative_below",
+    "high_above",
+    "min_coverage",
+    "max_master_substituted_days",
+    "economic_low",
+    "economic_high",
+)
+
+
 def _class_thresholds(rules: LossRules) -> list[pl.Expr]:
     """Per-row thresholds from the row's area_class."""
     out = []
-    for name in ("min_actual_share", "negative_below", "high_above"):
-        expr: pl.Expr = pl.lit(getattr(rules.area, name))
+    for name in THRESHOLDS:
+        expr: pl.Expr = pl.lit(getattr(rules.area, name), pl.Float64)
         for cls in reversed(rules.area_classes):
-            expr = pl.when(pl.col("area_class") == cls.name).then(pl.lit(getattr(cls.rule, name))).otherwise(expr)
+            expr = (
+                pl.when(pl.col("area_class") == cls.name)
+                .then(pl.lit(getattr(cls.rule, name), pl.Float64))
+                .otherwise(expr)
+            )
         out.append(expr.cast(pl.Float64).alias(f"_{name}"))
     return out
 
 
 def _feeder_thresholds(rules: LossRules) -> list[pl.Expr]:
-    r = rules.feeder
+    return [pl.lit(getattr(rules.feeder, name), pl.Float64).alias(f"_{name}") for name in THRESHOLDS]
+
+
+def _band() -> list[pl.Expr]:
+    """The band a row was judged by, and whether its rate lies in the economic band."""
+    rate = pl.col("loss_rate")
     return [
-        pl.lit(r.min_actual_share).alias("_min_actual_share"),
-        pl.lit(r.negative_below).alias("_negative_below"),
-        pl.lit(r.high_above).alias("_high_above"),
+        pl.col("_negative_below").alias("band_low"),
+        pl.col("_high_above").alias("band_high"),
+        pl.col("_economic_low").alias("economic_low"),
+        pl.col("_economic_high").alias("economic_high"),
+        pl.when(pl.col("_economic_low").is_not_null() & (pl.col("status") != "uncomputable"))
+        .then((rate >= pl.col("_economic_low")) & (rate <= pl.col("_economic_high")))
+        .alias("in_economic_band"),
     ]
 
 
@@ -274,7 +399,10 @@ def area_days(rows: pl.LazyFrame, rules: LossRules = LossRules()) -> pl.LazyFram
             customers_actual=(c & pl.col("_actual")).sum().cast(i32),
             customers_estimated=(c & pl.col("_estimated")).sum().cast(i32),
             customers_missing=(c & ~pl.col("_present")).sum().cast(i32),
-            _pv_sum=pl.col("_rev").filter(c).sum(),
+            _pv_sum=pl.col("_rev").filter(c & pl.col("_pv")).sum(),
+            _rev_no_pv_sum=pl.col("_rev").filter(c & ~pl.col("_pv")).sum(),
+            pv_customers=(c & pl.col("_pv")).sum().cast(i32),
+            _pv_inferred_meters=(c & pl.col("_pv_inferred")).sum().cast(i32),
             _sales_sum=pl.col("_kwh").filter(c).sum(),
         )
     )
@@ -285,6 +413,8 @@ def area_days(rows: pl.LazyFrame, rules: LossRules = LossRules()) -> pl.LazyFram
                 (pl.col("_master_meters") > 0) & (pl.col("_master_present") == pl.col("_master_meters"))
             ).then(_r(pl.col("_master_sum"))),
             pv_export_kwh=_r(pl.col("_pv_sum")),
+            reverse_no_pv_kwh=_r(pl.col("_rev_no_pv_sum")),
+            pv_basis=pl.when(pl.col("_pv_inferred_meters") > 0).then(pl.lit("inferred")).otherwise(pl.lit("archive")),
             sales_kwh=pl.when(pl.col("customers_missing") == 0).then(_r(pl.col("_sales_sum"))),
             master_quality=_quality("_master_meters", "_master_present", "_master_actual"),
             actual_share=pl.when(pl.col("customer_meters") > 0).then(
@@ -310,13 +440,16 @@ def area_days(rows: pl.LazyFrame, rules: LossRules = LossRules()) -> pl.LazyFram
             )
         )
         .with_columns(status=_status())
+        .with_columns(_band())
     )
     return out
 
 
-def area_loss_daily(meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules()) -> pl.DataFrame:
-    """area_loss_daily rows for every (date, area) in ``meter_daily``, sorted."""
-    rows = prepare(meter_daily)
+def area_loss_daily(
+    meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules(), pv: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """area_loss_daily rows for every (date, area) in ``meter_daily``, sorted (``pv``: :func:`prepare`)."""
+    rows = prepare(meter_daily, pv)
     check_input(rows)
     return area_daily_table(area_days(rows, rules))
 
@@ -326,23 +459,94 @@ def area_daily_table(days: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     return AREA_LOSS_DAILY.conform(days).sort("date", "area_id").collect()
 
 
-def area_loss_monthly(meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules()) -> pl.DataFrame:
+def value_gaps(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """The meter-days of :func:`prepare`'d rows that have no value (:data:`GAP_COLUMNS`).
+
+    Small (a few percent of the meter-days at most); the stage keeps them for the
+    month's substitution while it balances one day at a time.
+    """
+    roles = ["area_master", "customer", "feeder_head"]
+    return rows.filter(~pl.col("_present") & pl.col("role").is_in(roles)).select(GAP_COLUMNS)
+
+
+def meter_means(meter_daily: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Per (month, meter): the mean kWh and reverse kWh over its days with a value.
+
+    Give it the month's meter_daily rows of the meters that have gaps (the stage
+    filters on their ids while reading); a meter with no value in the month is absent.
+    """
+    rows = prepare(meter_daily, pv=pl.DataFrame(schema={"meter_id": pl.String, "pv_inferred": pl.Boolean}))
+    return (
+        rows.filter(pl.col("_present"))
+        .with_columns(_month())
+        .group_by("month", "meter_id")
+        .agg(_mean_kwh=pl.col("_kwh").mean(), _mean_rev=pl.col("_rev").mean())
+    )
+
+
+def substitutes(gaps: pl.DataFrame | pl.LazyFrame, means: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Each gap (:func:`value_gaps`) with its substitute: the meter's mean of the month.
+
+    ``_sub_kwh`` / ``_sub_rev`` are empty when the meter has no value in the month
+    (it then contributes nothing, CONTRACT §3).
+    """
+    return (
+        gaps.lazy()
+        .with_columns(_month())
+        .join(means.lazy(), on=["month", "meter_id"], how="left")
+        .rename({"_mean_kwh": "_sub_kwh", "_mean_rev": "_sub_rev"})
+    )
+
+
+def _no_gaps() -> pl.LazyFrame:
+    schema = {"month": pl.String, "meter_id": pl.String, "_mean_kwh": pl.Float64, "_mean_rev": pl.Float64}
+    return pl.LazyFrame(schema=schema)
+
+
+def _month_parts(
+    meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules, pv: pl.DataFrame | None
+) -> tuple[pl.LazyFrame, pl.DataFrame]:
+    rows = prepare(meter_daily, pv)
+    check_input(rows)
+    gaps = value_gaps(rows).collect()
+    means = meter_means(meter_daily.lazy().filter(pl.col("meter_id").is_in(gaps["meter_id"].unique().implode())))
+    return rows, substitutes(gaps, means if gaps.height else _no_gaps()).collect()
+
+
+def area_loss_monthly(
+    meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules(), pv: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """area_loss_monthly rows for every (month, area) in ``meter_daily``.
 
     Give it all the days of each month the lake holds: the month is the sum of
-    the days it is given.
+    the days it is given, days without a value substituted (module docstring).
     """
-    rows = prepare(meter_daily)
-    check_input(rows)
-    return area_months(area_days(rows, rules), rules)
+    rows, subs = _month_parts(meter_daily, rules, pv)
+    return area_months(area_days(rows, rules), subs, rules)
 
 
-def area_months(days: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules()) -> pl.DataFrame:
-    """area_loss_monthly rows from :func:`area_days` frames (any number of days).
+def area_months(
+    days: pl.DataFrame | pl.LazyFrame, subs: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules()
+) -> pl.DataFrame:
+    """area_loss_monthly rows from :func:`area_days` frames (any number of days) and the
+    :func:`substitutes` of their meter-days without a value.
 
     The stage computes each day once and rolls the days up here, so a month never
     has to be held in memory at meter level.
     """
+    m, c = pl.col("role") == "area_master", pl.col("role") == "customer"
+    filled = (
+        subs.lazy()
+        .filter(pl.col("area_id").is_not_null() & (m | c))
+        .group_by("month", "area_id")
+        .agg(
+            _master_sub=pl.col("_sub_kwh").filter(m).sum(),
+            _master_unfilled=(m & pl.col("_sub_kwh").is_null()).any(),
+            _sales_sub=pl.col("_sub_kwh").filter(c).sum(),
+            _pv_sub=pl.col("_sub_rev").filter(c & pl.col("_pv")).sum(),
+            _rev_no_pv_sub=pl.col("_sub_rev").filter(c & ~pl.col("_pv")).sum(),
+        )
+    )
     monthly = (
         days.lazy()
         .with_columns(_month())
@@ -350,21 +554,41 @@ def area_months(days: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules(
         .agg(
             feeder_id=pl.col("feeder_id").sort_by("date").last(),
             days=pl.len().cast(pl.Int32),
-            master_kwh=_sum_if_complete("master_kwh"),
-            pv_export_kwh=_r(pl.col("pv_export_kwh").sum()),
-            sales_kwh=_sum_if_complete("sales_kwh"),
+            _master_sum=pl.col("_master_sum").sum(),
+            _pv_sum=pl.col("_pv_sum").sum(),
+            _rev_no_pv_sum=pl.col("_rev_no_pv_sum").sum(),
+            _sales_sum=pl.col("_sales_sum").sum(),
+            pv_customers=pl.col("pv_customers").max(),
+            pv_basis=pl.when((pl.col("pv_basis") == "inferred").any())
+            .then(pl.lit("inferred"))
+            .otherwise(pl.lit("archive")),
             days_uncomputable=(pl.col("status") == "uncomputable").sum().cast(pl.Int32),
             meter_days_estimated=(pl.col("_master_estimated") + pl.col("customers_estimated")).sum().cast(pl.Int32),
             meter_days_missing=(pl.col("_master_meters") - pl.col("_master_present") + pl.col("customers_missing"))
             .sum()
             .cast(pl.Int32),
+            master_substituted_days=(pl.col("_master_meters") - pl.col("_master_present")).sum().cast(pl.Int32),
+            _customer_days=pl.col("customer_meters").sum(),
+            _customer_days_valued=(pl.col("customer_meters") - pl.col("customers_missing")).sum(),
             _no_master=(pl.col("_master_meters") == 0).any(),
             _no_customers=(pl.col("customer_meters") == 0).any(),
-            _master_missing=(pl.col("_master_present") < pl.col("_master_meters")).any(),
-            _customer_missing=(pl.col("customers_missing") > 0).any(),
         )
+        .join(filled, on=["month", "area_id"], how="left")
+        .with_columns(pl.col("_master_sub", "_sales_sub", "_pv_sub", "_rev_no_pv_sub").fill_null(0.0))
         .with_columns(area_class=area_class_expr(rules))
         .with_columns(_class_thresholds(rules))
+        .with_columns(
+            master_kwh=pl.when(~pl.col("_no_master") & ~pl.col("_master_unfilled").fill_null(False)).then(
+                _r(pl.col("_master_sum") + pl.col("_master_sub"))
+            ),
+            pv_export_kwh=_r(pl.col("_pv_sum") + pl.col("_pv_sub")),
+            reverse_no_pv_kwh=_r(pl.col("_rev_no_pv_sum") + pl.col("_rev_no_pv_sub")),
+            sales_kwh=_r(pl.col("_sales_sum") + pl.col("_sales_sub")),
+            substituted_kwh=_r(pl.col("_master_sub") + pl.col("_sales_sub") + pl.col("_pv_sub")),
+            coverage=pl.when(pl.col("_customer_days") > 0).then(
+                pl.col("_customer_days_valued") / pl.col("_customer_days")
+            ),
+        )
         .with_columns(supply_kwh=_r(pl.col("master_kwh") + pl.col("pv_export_kwh")))
         .with_columns(loss_kwh=_r(pl.col("supply_kwh") - pl.col("sales_kwh")))
         .with_columns(loss_rate=_rate())
@@ -373,13 +597,18 @@ def area_months(days: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules(
                 [
                     ("archive_no_master", pl.col("_no_master")),
                     ("archive_no_customers", pl.col("_no_customers")),
-                    ("master_missing", pl.col("_master_missing")),
-                    ("customer_missing", pl.col("_customer_missing")),
+                    (
+                        "master_missing",
+                        (pl.col("master_substituted_days") > pl.col("_max_master_substituted_days"))
+                        | pl.col("_master_unfilled").fill_null(False),
+                    ),
+                    ("customer_missing", pl.col("coverage") < pl.col("_min_coverage")),
                     ("zero_supply", pl.col("supply_kwh") <= 0),
                 ]
             )
         )
         .with_columns(status=_status())
+        .with_columns(_band())
     )
     return AREA_LOSS_MONTHLY.conform(monthly).sort("month", "area_id").collect()
 
@@ -442,12 +671,15 @@ def feeder_days(rows: pl.LazyFrame, rules: LossRules = LossRules()) -> pl.LazyFr
             )
         )
         .with_columns(status=_status())
+        .with_columns(_band())
     )
 
 
-def feeder_loss_daily(meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules()) -> pl.DataFrame:
+def feeder_loss_daily(
+    meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules(), pv: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """feeder_loss_daily rows for every (date, feeder) in ``meter_daily``, sorted."""
-    rows = prepare(meter_daily)
+    rows = prepare(meter_daily, pv)
     check_input(rows)
     return feeder_daily_table(feeder_days(rows, rules))
 
@@ -457,36 +689,69 @@ def feeder_daily_table(days: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     return FEEDER_LOSS_DAILY.conform(days).sort("date", "feeder_id").collect()
 
 
-def feeder_loss_monthly(meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules()) -> pl.DataFrame:
+def feeder_loss_monthly(
+    meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules(), pv: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """feeder_loss_monthly rows for every (month, feeder) in ``meter_daily``."""
-    rows = prepare(meter_daily)
-    check_input(rows)
-    return feeder_months(feeder_days(rows, rules), rules)
+    rows, subs = _month_parts(meter_daily, rules, pv)
+    return feeder_months(feeder_days(rows, rules), subs, rules)
 
 
-def feeder_months(days: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules()) -> pl.DataFrame:
-    """feeder_loss_monthly rows from :func:`feeder_days` frames (any number of days)."""
+def feeder_months(
+    days: pl.DataFrame | pl.LazyFrame, subs: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRules()
+) -> pl.DataFrame:
+    """feeder_loss_monthly rows from :func:`feeder_days` frames (any number of days) and
+    the :func:`substitutes` of their meter-days without a value."""
+    h = pl.col("role") == "feeder_head"
+    am = pl.col("role") == "area_master"
+    dc = (pl.col("role") == "customer") & pl.col("area_id").is_null()
+    filled = (
+        subs.lazy()
+        .filter(pl.col("feeder_id").is_not_null() & (h | am | dc))
+        .group_by("month", "feeder_id")
+        .agg(
+            _head_sub=pl.col("_sub_kwh").filter(h).sum(),
+            _head_unfilled=(h & pl.col("_sub_kwh").is_null()).any(),
+            _am_sub=pl.col("_sub_kwh").filter(am).sum(),
+            _dc_sub=pl.col("_sub_kwh").filter(dc).sum(),
+        )
+    )
+    downstream = pl.col("area_masters") + pl.col("direct_customers")
     monthly = (
         days.lazy()
         .with_columns(_month())
         .group_by("month", "feeder_id")
         .agg(
             days=pl.len().cast(pl.Int32),
-            supply_kwh=_sum_if_complete("supply_kwh"),
-            area_masters_kwh=_r(pl.col("area_masters_kwh").sum()),
-            direct_customers_kwh=_r(pl.col("direct_customers_kwh").sum()),
-            sales_kwh=_sum_if_complete("sales_kwh"),
+            _head_sum=pl.col("_head_sum").sum(),
+            _am_sum=pl.col("area_masters_kwh").sum(),
+            _dc_sum=pl.col("direct_customers_kwh").sum(),
             days_uncomputable=(pl.col("status") == "uncomputable").sum().cast(pl.Int32),
             meter_days_estimated=(pl.col("_head_estimated") + pl.col("downstream_estimated")).sum().cast(pl.Int32),
             meter_days_missing=(pl.col("_head_meters") - pl.col("_head_present") + pl.col("downstream_missing"))
             .sum()
             .cast(pl.Int32),
+            head_substituted_days=(pl.col("_head_meters") - pl.col("_head_present")).sum().cast(pl.Int32),
+            _downstream_days=downstream.sum(),
+            _downstream_days_valued=(downstream - pl.col("downstream_missing")).sum(),
             _no_head=(pl.col("_head_meters") == 0).any(),
-            _no_downstream=((pl.col("area_masters") + pl.col("direct_customers")) == 0).any(),
-            _head_missing=(pl.col("_head_present") < pl.col("_head_meters")).any(),
-            _downstream_missing=(pl.col("downstream_missing") > 0).any(),
+            _no_downstream=(downstream == 0).any(),
         )
+        .join(filled, on=["month", "feeder_id"], how="left")
+        .with_columns(pl.col("_head_sub", "_am_sub", "_dc_sub").fill_null(0.0))
         .with_columns(_feeder_thresholds(rules))
+        .with_columns(
+            supply_kwh=pl.when(~pl.col("_no_head") & ~pl.col("_head_unfilled").fill_null(False)).then(
+                _r(pl.col("_head_sum") + pl.col("_head_sub"))
+            ),
+            area_masters_kwh=_r(pl.col("_am_sum") + pl.col("_am_sub")),
+            direct_customers_kwh=_r(pl.col("_dc_sum") + pl.col("_dc_sub")),
+            substituted_kwh=_r(pl.col("_head_sub") + pl.col("_am_sub") + pl.col("_dc_sub")),
+            coverage=pl.when(pl.col("_downstream_days") > 0).then(
+                pl.col("_downstream_days_valued") / pl.col("_downstream_days")
+            ),
+        )
+        .with_columns(sales_kwh=_r(pl.col("area_masters_kwh") + pl.col("direct_customers_kwh")))
         .with_columns(loss_kwh=_r(pl.col("supply_kwh") - pl.col("sales_kwh")))
         .with_columns(loss_rate=_rate())
         .with_columns(
@@ -494,12 +759,17 @@ def feeder_months(days: pl.DataFrame | pl.LazyFrame, rules: LossRules = LossRule
                 [
                     ("archive_no_head", pl.col("_no_head")),
                     ("archive_no_downstream", pl.col("_no_downstream")),
-                    ("head_missing", pl.col("_head_missing")),
-                    ("downstream_missing", pl.col("_downstream_missing")),
+                    (
+                        "head_missing",
+                        (pl.col("head_substituted_days") > pl.col("_max_master_substituted_days"))
+                        | pl.col("_head_unfilled").fill_null(False),
+                    ),
+                    ("downstream_missing", pl.col("coverage") < pl.col("_min_coverage")),
                     ("zero_supply", pl.col("supply_kwh") <= 0),
                 ]
             )
         )
         .with_columns(status=_status())
+        .with_columns(_band())
     )
     return FEEDER_LOSS_MONTHLY.conform(monthly).sort("month", "feeder_id").collect()

@@ -59,7 +59,10 @@ ARCHIVE_ATTRS = (
     "multiplier",
     "register_max",
     "prepay",
+    "pv_capacity_kw",
 )
+#: archive columns a v1 archive may lack (CONTRACT v2 optional columns): read as empty
+OPTIONAL_ATTRS: dict[str, pl.DataType] = {"pv_capacity_kw": pl.Float64()}
 #: why a day has the value it has (column ``day_status`` of :func:`register_days`)
 DAY_STATUS = {
     "actual": "both readings exist and the register moved forward",
@@ -92,6 +95,8 @@ def in_service(archive: pl.LazyFrame, dates: Iterable[dt.date]) -> pl.LazyFrame:
     days = pl.DataFrame({"date": sorted(set(dates))}, schema={"date": pl.Date()})
     snaps = archive.select(pl.col("snapshot_date").unique()).collect().sort("snapshot_date")
     valid = days.join_asof(snaps, left_on="date", right_on="snapshot_date", strategy="backward")
+    have = archive.collect_schema().names()
+    archive = archive.with_columns(pl.lit(None, t).alias(c) for c, t in OPTIONAL_ATTRS.items() if c not in have)
     return (
         valid.lazy()
         .filter(pl.col("snapshot_date").is_not_null())
@@ -348,7 +353,9 @@ def meter_daily(days: pl.LazyFrame, curve_days: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def collection_daily(days: pl.LazyFrame, curve_slots: pl.LazyFrame, *, target_rate: float) -> pl.LazyFrame:
+def collection_daily(
+    days: pl.LazyFrame, curve_slots: pl.LazyFrame, *, target_rate: float, outages: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """采集成功率 and curve completeness per area (or feeder, for meters outside areas) and date.
 
     ``days``: meter-days in service with ``date, meter_id, area_id, feeder_id, role,
@@ -356,11 +363,20 @@ def collection_daily(days: pl.LazyFrame, curve_slots: pl.LazyFrame, *, target_ra
     curve_slots_read`` (slots collected; a meter without a curve row counts 0).
     Rows follow schemas.collection_daily.COLLECTION_DAILY: an area row counts the area's
     master and customer meters; meters with no area (feeder heads, 10 kV customers) are
-    counted per feeder in a ``feeder_direct`` row.
+    counted per feeder in a ``feeder_direct`` row. ``outages``: ``meter_id, date,
+    off_at_midnight`` (outage_meter_days): an unread meter without supply at 00:00, when
+    registers freeze, is counted in ``meters_unread_no_power``.
     """
     j = days.select("date", "meter_id", "area_id", "feeder_id", "role", "register_read").join(
         curve_slots.select("meter_id", "date", "curve_slots_read"), on=["meter_id", "date"], how="left"
     )
+    if outages is None:
+        j = j.with_columns(pl.lit(False).alias("_no_power"))
+    else:
+        off = outages.filter("off_at_midnight").select("meter_id", "date", pl.lit(True).alias("_no_power"))
+        j = j.join(off.unique(["meter_id", "date"]), on=["meter_id", "date"], how="left").with_columns(
+            pl.col("_no_power").fill_null(False)
+        )
     scope = pl.when(pl.col("area_id").is_not_null()).then(pl.lit("area")).otherwise(pl.lit("feeder_direct"))
     slots = pl.col("curve_slots_read").fill_null(0)
     g = (
@@ -372,6 +388,10 @@ def collection_daily(days: pl.LazyFrame, curve_slots: pl.LazyFrame, *, target_ra
         .agg(
             pl.len().cast(pl.Int32).alias("meters_total"),
             pl.col("register_read").sum().cast(pl.Int32).alias("meters_read"),
+            (~pl.col("register_read").fill_null(False) & pl.col("_no_power"))
+            .sum()
+            .cast(pl.Int32)
+            .alias("meters_unread_no_power"),
             (slots == 96).sum().cast(pl.Int32).alias("curves_complete"),
             slots.sum().cast(pl.Int64).alias("curve_slots_read"),
             pl.col("feeder_id").filter(pl.col("role") == "area_master").min().alias("_master_feeder"),

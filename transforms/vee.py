@@ -957,6 +957,15 @@ class VeeDay:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+def outage_slots(outages: pl.LazyFrame) -> pl.LazyFrame:
+    """``meter_id, date, slot`` for every curve slot wholly inside an interruption."""
+    return (
+        outages.filter(pl.col("first_slot").is_not_null())
+        .select("meter_id", "date", pl.int_ranges("first_slot", pl.col("last_slot") + 1).alias("slot"))
+        .explode("slot")
+    )
+
+
 def validate_day(
     day: dt.date,
     *,
@@ -968,6 +977,7 @@ def validate_day(
     history: pl.LazyFrame,
     before: pl.LazyFrame,
     cfg: VeeConfig,
+    outages: pl.LazyFrame | None = None,
 ) -> VeeDay:
     """VEE of one date.
 
@@ -977,7 +987,10 @@ def validate_day(
     ``like_curves``: clean curves of the like dates (:func:`.estimation.like_dates`).
     ``events``: clean events of the date. ``history``: meter_daily rows of the days
     before (``meter_id, date, kwh, reverse_kwh, quality``). ``before``: ``meter_id,
-    multiplier`` of the archive valid on the day before.
+    multiplier`` of the archive valid on the day before. ``outages``: the date's
+    outage_meter_days (``meter_id, date, first_slot, last_slot, off_at_midnight``): the
+    slots inside an interruption are zero supply, not gaps to estimate, and a register not
+    frozen because the meter had no power is counted apart in collection_daily.
     """
     days = days.filter(pl.col("date") == day)
     svc = days.lazy()
@@ -1058,6 +1071,7 @@ def validate_day(
         like_curves.rename({"data_date": "date"}, strict=False),
         max_interpolation_slots=cfg.estimation.max_interpolation_slots,
         residual_tolerance_kwh_meter=cfg.estimation.residual_tolerance_kwh_meter,
+        outage_slots=None if outages is None else outage_slots(outages),
     ).collect()
     summary = estimation.edit_summary(edits.lazy()).collect()
     findings += estimate_findings(summary.lazy(), edits.lazy(), svc, cfg)
@@ -1088,7 +1102,9 @@ def validate_day(
     findings += event_findings(svc, events, cfg)
 
     # --- collection success ---------------------------------------------------------------
-    collection = collection_daily(svc, curve_days.lazy(), target_rate=cfg.collection.target_rate).collect()
+    collection = collection_daily(
+        svc, curve_days.lazy(), target_rate=cfg.collection.target_rate, outages=outages
+    ).collect()
     below = collection.lazy().filter(pl.col("below_target"))
     findings.append(
         finding(

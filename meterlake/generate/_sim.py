@@ -26,8 +26,10 @@ from meterlake.schemas import LANDINGS
 from meterlake.schemas.curves import SLOTS as SLOT_NAMES
 from meterlake.schemas.events import EVENT_CODES
 from meterlake.schemas.purchases import CHANNELS
+from meterlake.transforms import dates
 
 from . import _files as fl
+from . import _outages
 from . import _shapes as sh
 from . import _topology as tp
 from ._plan import EV, Plan, gather_code, hhmm, make_plan, money, reading, text, truth_rows
@@ -63,7 +65,7 @@ DEFAULT_ORG = "ORG01"
 #: a meter id no archive holds, for the `unknown_meter` bad row (a range no meter uses)
 UNKNOWN_METER_PREFIX = "0004"
 #: share of a dataset's files delivered gzip-compressed
-GZIP_SHARE = {"archive": 0.0, "curves": 0.5, "registers": 0.25, "events": 0.1, "purchases": 0.1}
+GZIP_SHARE = {"outage_plans": 0.0, "archive": 0.0, "curves": 0.5, "registers": 0.25, "events": 0.1, "purchases": 0.1}
 #: benign events on three-phase meters (false leads for the theft screen), with weights
 NOISE_CODES = np.array(
     [EV["CLOCK_FAULT"], EV["PHASE_FAILURE"], EV["VOLTAGE_LOSS"], EV["CURRENT_LOSS"], EV["COVER_OPEN"]]
@@ -104,6 +106,9 @@ class Generator:
         self.plan: Plan = make_plan(self.topo, days, start, r_inj)
         self.truth: list[pl.DataFrame] = self.plan.truth
         self.faults: list[dict[str, object]] = []
+        self.outages = _outages.make(self.topo, self.plan.archive_area, days, start, seed)
+        self.r_out = np.random.default_rng([seed, 0x0FF])
+        self.truth.append(self.outages.injection_rows(self.topo))
         self.written: list[fl.Written] = []
         self.loss_rows: list[pl.DataFrame] = []
         self.stash: dict[str, tuple[pl.DataFrame, dict[str, object]]] = {}
@@ -581,7 +586,7 @@ class Generator:
         t, day = self.topo, self.start + dt.timedelta(days=k)
         n, c, na, nf = t.n, t.n_cust, t.n_area, t.n_feeder
         self.say(f"curves {day.isoformat()} ({k + 1}/{self.days})")
-        r, re = self.r_load, self.r_evt
+        r = self.r_load
         prof = t.profile[:c]
         dtype = sh.daytype(day)
         season = sh.season_factor(day)
@@ -607,41 +612,11 @@ class Generator:
         cust *= noise
         del noise
 
-        # area outages: no load, events on every meter of the area
-        ev: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        hit = re.random(na) < 0.02
-        if k == 0 and not hit.any():
-            hit[int(re.integers(0, na))] = True
-        out_areas = np.flatnonzero(hit)
-        s0 = re.integers(0, 88, len(out_areas))
-        s1 = s0 + re.integers(1, 9, len(out_areas))
+        # supply interruptions (see _outages): no load on the meters off, their POWER_OFF/ON events
         off = np.zeros((na, sh.SLOTS), dtype=bool)
-        order = np.argsort(self.phys_area, kind="stable")
-        sorted_area = self.phys_area[order]
-        lo, hi = np.searchsorted(sorted_area, out_areas), np.searchsorted(sorted_area, out_areas, side="right")
-        for a, a0, a1, i0, i1 in zip(out_areas, s0, s1, lo, hi, strict=True):  # loop over areas
-            members = np.concatenate([order[i0:i1], [c + a]])
-            cust[order[i0:i1], a0:a1] = 0.0
-            off[a, a0:a1] = True
-            nm = len(members)
-            ev.append((members, a0 * 900 + re.integers(0, 120, nm), np.full(nm, EV["POWER_OFF"]), np.full(nm, np.nan)))
-            ev.append((members, a1 * 900 + re.integers(0, 120, nm), np.full(nm, EV["POWER_ON"]), np.full(nm, np.nan)))
-        if len(out_areas):
-            self.truth.append(
-                pl.DataFrame(
-                    {
-                        "kind": text("outage", len(out_areas)),
-                        "meter_id": text("", len(out_areas)).replace("", None),
-                        "customer_id": text("", len(out_areas)).replace("", None),
-                        "area_id": t.area_code.gather(out_areas),
-                        "start_date": pl.repeat(day, len(out_areas), eager=True),
-                        "end_date": pl.repeat(day, len(out_areas), eager=True),
-                        "detail": pl.DataFrame({"a": hhmm(s0 * 900), "b": hhmm(s1 * 900)})
-                        .select(pl.format("power off {} to {}", pl.col.a, pl.col.b))
-                        .to_series(),
-                    }
-                )
-            )
+        ev: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = self.outages.day(
+            k, t, self.phys_area, cust, off, self.r_out
+        )
 
         # rooftop PV: export when generation exceeds the household's own load
         pv = self.pv
@@ -1082,6 +1057,7 @@ class Generator:
         p, days = self.plan, self.days
         snap_fmt = self.fmt("archive", encoding="gbk", date_format="%Y%m%d", order=())
         self.archive(self.start, p.archive_area, snap_fmt, self.at(self.start - dt.timedelta(days=1), 23, 50))
+        self._outage_plans_files()
         for k in range(days + 1):
             if k == p.move_day:
                 self.phys_area[p.move_idx] = p.move_to
@@ -1094,6 +1070,20 @@ class Generator:
             self.registers(k, reg_missing)
             if k < days:
                 self.day(k, cur_missing)
+
+    def _outage_plans_files(self) -> None:
+        """The outage notices, one file per notice date, delivered when published."""
+        plain = fl.FileFormat(encoding="utf-8", header="canonical", gzip=False, date_format="%Y-%m-%d", order=())
+        for _day, frame, delivered in self.outages.deliveries(self.topo):
+            when = frame["planned_start"].dt.date()
+            self.write(
+                f"outage_plans/plans_{delivered:%Y%m%d%H%M}",
+                "outage_plans",
+                frame,
+                plain,
+                delivered,
+                dates.span(frame.select(when.alias("d")), "d"),
+            )
 
     # ---- ground truth ------------------------------------------------------------------------------
 
@@ -1185,12 +1175,15 @@ class Generator:
             }
         )
         loss = pl.concat(self.loss_rows).with_columns(pl.col(pl.Float64).round(4))
+        outage_truth, plan_truth = self.outages.truth(t)
         files = {
             "injections.csv": inj,
             "files.csv": faults,
             "manifest.csv": manifest,
             "meters.csv": meters,
             "loss_daily.csv": loss,
+            "outages.csv": outage_truth,
+            "outage_plans.csv": plan_truth,
         }
         stamp = max(w.delivered for w in self.written) + dt.timedelta(hours=1)
         names = []

@@ -34,12 +34,18 @@ MARTS = (
     "feeder_loss_daily",
     "feeder_loss_monthly",
     "loss_diagnosis",
+    "loss_worklist_monthly",
     "anomalies",
     "bills_monthly",
     "prepay_daily",
     "recovery_monthly",
     "prepay_findings",
     "quarantine",
+    # outages and reliability (meterlake.report.outages)
+    "outage_events",
+    "reliability_monthly",
+    "outage_plan_checks",
+    "frequent_outage_customers",
 )
 
 #: columns read from meter_daily (the biggest mart: read only what the report needs)
@@ -63,6 +69,8 @@ class ReportInputs:
     data_docs: str | None = None
     #: data dictionary relative to LAKE/reports, when published
     dictionary: str | None = None
+    #: the check stage's results (LAKE/_meta/check_results) of the run, else of the latest
+    check_results: pl.DataFrame | None = None
 
     @property
     def months(self) -> list[str]:
@@ -168,6 +176,9 @@ def load(lake: Lake, dates: list[dt.date] | None = None, run_id: str | None = No
         record = lake.meta / "runs" / f"{run_id}.json"
         if record.exists():
             inputs.run = json.loads(record.read_text(encoding="utf-8"))
+    from .monthly import read_check_results  # the monthly sections' reader
+
+    inputs.check_results = read_check_results(lake.root, run_id)
     inputs.data_docs = _find_data_docs(lake.reports)
     if (lake.reports / "data_dictionary.html").exists():
         inputs.dictionary = "data_dictionary.html"

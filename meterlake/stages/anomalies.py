@@ -30,9 +30,11 @@ from ..schemas.events import LANDING as EVENTS
 from ..schemas.inspections import LANDING as INSPECTIONS
 from ..schemas.loss_diagnosis import LOSS_DIAGNOSIS
 from ..schemas.meter_daily import METER_DAILY
+from ..schemas.outage_meter_days import OUTAGE_METER_DAYS
 from ..transforms import anomaly, supervised
 from ..transforms.dates import parse_dates
 from ..transforms.ingest import parse_landing_bytes
+from ..transforms.outages import OutageConfig
 from . import StageContext, StageError, StageResult
 
 CONFIG_NAME = "anomaly"
@@ -76,6 +78,11 @@ def load_inspections(ctx: StageContext) -> tuple[pl.DataFrame, list[str]]:
     return read_inspections(ctx.landing)
 
 
+def outage_min(ctx: StageContext) -> float:
+    """Outage minutes that exempt a meter-day from the zero and drop screens (config/outages.toml)."""
+    return ctx.config("outages", OutageConfig).quality.min_outage_min
+
+
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     cfg = ctx.config(CONFIG_NAME, anomaly.AnomalyConfig)
     lake = ctx.lake
@@ -110,9 +117,10 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     try:
         ctx.progress(f"anomalies: reading meter_daily {span[0]} .. {span[-1]} ({len(span)} days)")
         days = anomaly.prepare_days(lake.scan(METER_DAILY, span).select(columns), cfg)
+        days = anomaly.without_outage_days(days, lake.scan(OUTAGE_METER_DAYS, span).collect(), outage_min(ctx))
         history = anomaly.reverse_history(
             lake.scan(METER_DAILY, [h for h in held if h <= needed[-1]]).select(
-                "date", "meter_id", "role", "reverse_kwh", "kwh", "quality"
+                "date", "meter_id", "role", "reverse_kwh", "kwh", "quality", "pv_capacity_kw"
             ),
             cfg,
         )

@@ -30,6 +30,7 @@ import polars as pl
 from meterlake.config import ConfigError
 from meterlake.lake import Lake
 from meterlake.schemas.bills_monthly import BILLS_MONTHLY
+from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
 from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.schemas.prepay_daily import PREPAY_DAILY
 from meterlake.schemas.prepay_findings import PREPAY_FINDINGS
@@ -40,6 +41,7 @@ from meterlake.transforms.billing import (
     BillingConfig,
     bill_segments,
     billable_days,
+    multiplier_suspects,
     price_days,
 )
 from meterlake.transforms.dates import MonthKey as Month
@@ -114,6 +116,13 @@ def prepay_window(lake: Lake, held: list[dt.date], rebuild: list[dt.date]) -> tu
     return [d for d in held if start <= d <= rebuild[-1]], checkpoint
 
 
+def month_suspects(lake: Lake, month: Month) -> pl.DataFrame:
+    """Multiplier suspects of the line-loss diagnosis in windows ending in ``month``
+    (the loss stage runs first); empty when the lake holds no diagnosis."""
+    days = [d for d in lake.partitions(LOSS_DIAGNOSIS) if d[:7] == _label(month)]
+    return multiplier_suspects(lake.scan(LOSS_DIAGNOSIS, days).select("date", "kind", "meter_id")).collect()
+
+
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     lake = ctx.lake
     try:
@@ -147,13 +156,13 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             opening,
             cfg.bill.tou_fallback_register,
         )
-        bills = bill_segments(priced, cfg.bill).collect()
+        bills = bill_segments(priced, cfg.bill, month_suspects(lake, m)).collect()
         if bills.is_empty() and m not in billed:
             result.notes.append(f"bills {_label(m)}: no customer kWh in the days held; not billed")
             continue
         lake.write_partition(BILLS_MONTHLY, _label(m), bills)
         bill_rows += bills.height
-        exceptions += int((bills["status"] == "exception").sum())
+        exceptions += int((bills["status"] == "held").sum())
         unpriced = bills.filter(pl.col("amount_yuan").is_null())
         if unpriced.height:
             ids = sorted(str(t) for t in unpriced["tariff_id"].unique().to_list())
@@ -164,7 +173,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         written_months.append(m)
     result.rows[BILLS_MONTHLY.name] = bill_rows
     if exceptions:
-        result.notes.append(f"{exceptions} bill(s) held as exceptions (bills_monthly.status)")
+        result.notes.append(f"{exceptions} bill(s) held for review (bills_monthly.status = held)")
 
     # prepay ------------------------------------------------------------------
     held_set = set(held)

@@ -272,9 +272,18 @@ def rebuild_partition(
     res = dedup.resolve(staged, list(spec.key))
     clean = res.clean
     unknown = clean.clear()
-    if spec.dataset != "archive":
+    if spec.split_known is not None:  # rows that name feeders/areas rather than meters
+        clean, unknown = spec.split_known(clean, dedup.archive_valid_on(archive, day).collect())
+    elif spec.dataset != "archive":
         meters = dedup.archive_valid_on(archive, day).select("meter_id").collect()
         clean, unknown = dedup.split_known_meters(clean, meters)
+    if "_reason" not in unknown.columns:
+        unknown = unknown.with_columns(
+            pl.lit("unknown_meter").alias("_reason"),
+            pl.format(
+                "meter_id '{}' is not in the archive snapshot valid on {}", "meter_id", pl.lit(day.isoformat())
+            ).alias("_detail"),
+        )
     data_cols = [
         c for c in spec.clean.names if c not in ("source_file", "source_line", "delivered_at", spec.date_field)
     ]
@@ -292,10 +301,8 @@ def rebuild_partition(
             unknown.select(
                 "source_file",
                 pl.col("source_line").alias("line"),
-                pl.lit("unknown_meter").alias("reason"),
-                pl.format(
-                    "meter_id '{}' is not in the archive snapshot valid on {}", "meter_id", pl.lit(day.isoformat())
-                ).alias("detail"),
+                pl.col("_reason").alias("reason"),
+                pl.col("_detail").alias("detail"),
                 dedup.reserialise(data_cols).alias("raw"),
             ),
         ],

@@ -33,21 +33,25 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..lake import Lake
 from ..schemas._base import Table
 from ..schemas.area_loss_daily import AREA_LOSS_DAILY
 from ..schemas.area_loss_monthly import AREA_LOSS_MONTHLY
 from ..schemas.feeder_loss_daily import FEEDER_LOSS_DAILY
 from ..schemas.feeder_loss_monthly import FEEDER_LOSS_MONTHLY
 from ..schemas.loss_diagnosis import KINDS, LOSS_DIAGNOSIS
+from ..schemas.loss_worklist_monthly import LOSS_WORKLIST_MONTHLY
 from ..schemas.meter_daily import METER_DAILY
-from ..transforms import loss
+from ..schemas.outage_mapping_suspects import OUTAGE_MAPPING_SUSPECTS
+from ..transforms import loss, outages
 from ..transforms.dates import month_of
 from ..transforms.loss_diagnosis import CT_PRIMARY_A, PT_RATIOS, DiagnosisRules, diagnose
+from ..transforms.loss_worklist import DEFAULT_ORDER, DIAGNOSIS_COLUMNS, MONTHLY_COLUMNS, worklist
 from . import StageContext, StageError, StageResult
 
 CONFIG_NAME = "loss"
@@ -69,15 +73,40 @@ class StatusRuleModel(_Strict):
     )
     negative_below: float = Field(0.0, description="loss_rate below this is negative, 负损 (CONTRACT §3: 0)")
     high_above: float = Field(0.10, description="loss_rate above this is high, 高损 (CONTRACT §3: 0.10)")
+    min_coverage: float = Field(
+        0.98,
+        ge=0.0,
+        le=1.0,
+        description="a month is uncomputable below this share of customer meter-days with a value (CONTRACT §3 v2: 0.98)",
+    )
+    max_master_substituted_days: int = Field(
+        2,
+        ge=0,
+        description="a month is uncomputable when the master meter has more substituted days (CONTRACT §3 v2: 2)",
+    )
+    economic_low: float | None = Field(None, description="optional economic band (经济线损率), lower edge")
+    economic_high: float | None = Field(None, description="optional economic band (经济线损率), upper edge")
 
     @model_validator(mode="after")
     def _ordered(self) -> StatusRuleModel:
         if self.negative_below > self.high_above:
             raise ValueError(f"negative_below ({self.negative_below}) must not exceed high_above ({self.high_above})")
+        if (self.economic_low is None) != (self.economic_high is None):
+            raise ValueError("economic_low and economic_high: give both or neither")
+        if self.economic_low is not None and self.economic_high is not None and self.economic_low > self.economic_high:
+            raise ValueError(f"economic_low ({self.economic_low}) must not exceed economic_high ({self.economic_high})")
         return self
 
     def rule(self) -> loss.StatusRule:
-        return loss.StatusRule(self.min_actual_share, self.negative_below, self.high_above)
+        return loss.StatusRule(
+            min_actual_share=self.min_actual_share,
+            negative_below=self.negative_below,
+            high_above=self.high_above,
+            min_coverage=self.min_coverage,
+            max_master_substituted_days=self.max_master_substituted_days,
+            economic_low=self.economic_low,
+            economic_high=self.economic_high,
+        )
 
 
 class AreaClassModel(_Strict):
@@ -91,6 +120,12 @@ class AreaClassModel(_Strict):
     )
     negative_below: float | None = Field(None, description="the class's negative threshold; unset = [area]")
     high_above: float | None = Field(None, description="the class's high threshold; unset = [area]")
+    min_coverage: float | None = Field(None, ge=0.0, le=1.0, description="the class's monthly coverage; unset = [area]")
+    max_master_substituted_days: int | None = Field(
+        None, ge=0, description="the class's substituted master days; unset = [area]"
+    )
+    economic_low: float | None = Field(None, description="the class's economic band, lower edge; unset = [area]")
+    economic_high: float | None = Field(None, description="the class's economic band, upper edge; unset = [area]")
 
     @field_validator("name")
     @classmethod
@@ -116,15 +151,11 @@ class AreaClassModel(_Strict):
         return self
 
     def area_class(self, base: StatusRuleModel) -> loss.AreaClass:
-        def pick(name: str) -> float:
+        def pick(name: str) -> Any:
             own = getattr(self, name)
             return getattr(base, name) if own is None else own
 
-        rule = StatusRuleModel(
-            min_actual_share=pick("min_actual_share"),
-            negative_below=pick("negative_below"),
-            high_above=pick("high_above"),
-        ).rule()
+        rule = StatusRuleModel(**{name: pick(name) for name in loss.THRESHOLDS}).rule()
         return loss.AreaClass(self.name, rule, tuple(self.area_ids), self.area_id_pattern)
 
 
@@ -202,6 +233,45 @@ class DiagnosisModel(_Strict):
     )
 
 
+class PvModel(_Strict):
+    moved_kwh: float = Field(
+        0.05, ge=0.0, description="reverse kWh in a day above which the reverse register moved (PV inference)"
+    )
+    quiet_days: int = Field(
+        14, ge=1, description="days the reverse register stood still after the meter's first lake day that rule PV out"
+    )
+
+
+class WorklistModel(_Strict):
+    suspects: int = Field(3, ge=1, le=20, description="top suspects listed per area-month")
+    order_high: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ORDER["high"]),
+        description="suspect kinds of a high-loss area, first listed first",
+    )
+    order_negative: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ORDER["negative"]),
+        description="suspect kinds of a negative-loss area, first listed first",
+    )
+    months_back: int = Field(
+        24, ge=1, description="months of area_loss_monthly read to count consecutive months in a state"
+    )
+
+    @field_validator("order_high", "order_negative")
+    @classmethod
+    def _kinds(cls, v: list[str]) -> list[str]:
+        unknown = [k for k in v if k not in KINDS]
+        if unknown:
+            raise ValueError(f"unknown kind(s) {', '.join(unknown)}; expected some of {', '.join(KINDS)}")
+        return v
+
+    def order(self) -> dict[str, tuple[str, ...]]:
+        return {
+            "high": tuple(self.order_high),
+            "negative": tuple(self.order_negative),
+            "uncomputable": tuple(self.order_high),
+        }
+
+
 class LossConfig(_Strict):
     """config/loss.toml."""
 
@@ -211,6 +281,8 @@ class LossConfig(_Strict):
         default_factory=list, description="areas with thresholds of their own, first match wins"
     )
     diagnosis: DiagnosisModel = Field(default_factory=DiagnosisModel, description="loss diagnosis")
+    pv: PvModel = Field(default_factory=PvModel, description="PV inference where the archive has no pv_capacity_kw")
+    worklist: WorklistModel = Field(default_factory=WorklistModel, description="loss_worklist_monthly")
 
     @model_validator(mode="after")
     def _unique_classes(self) -> LossConfig:
@@ -225,6 +297,7 @@ class LossConfig(_Strict):
             area=self.area.rule(),
             feeder=self.feeder.rule(),
             area_classes=tuple(c.area_class(self.area) for c in self.area_class),
+            pv=loss.PvInference(moved_kwh=self.pv.moved_kwh, quiet_days=self.pv.quiet_days),
         )
 
     def diagnosis_rules(self) -> DiagnosisRules:
@@ -275,6 +348,29 @@ def _count(frame: pl.DataFrame, col: str) -> dict[str, int]:
     return {k: int(v) for k, v in frame.group_by(col).len().sort(col).iter_rows()}
 
 
+def _pv_inference(lake: Lake, held: set[dt.date], months: list[str], rules: loss.LossRules) -> pl.DataFrame | None:
+    """PV inferred from history for the customers whose archive rows leave PV empty (a v1
+    archive), or None when every customer of the touched months has it from the archive."""
+    days = sorted(h for h in held if month_of(h) in months)
+    if not days:
+        return None
+    undeclared = (
+        lake.scan(METER_DAILY, days)
+        .filter((pl.col("role") == "customer") & pl.col("pv_capacity_kw").is_null())
+        .select("meter_id")
+        .unique()
+        .collect()
+    )
+    if not undeclared.height:
+        return None
+    history = lake.scan(METER_DAILY, sorted(h for h in held if h <= days[-1])).filter(
+        pl.col("meter_id").is_in(undeclared["meter_id"].implode())
+    )
+    return loss.infer_pv(
+        history.select("date", "meter_id", "role", "kwh", "reverse_kwh", "quality", "pv_capacity_kw"), rules.pv
+    )
+
+
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     cfg = ctx.config(CONFIG_NAME, LossConfig)
     rules, diag = cfg.rules(), cfg.diagnosis_rules()
@@ -300,27 +396,35 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     def write(table: Table, value: object, frame: pl.DataFrame) -> None:
         lake.write_partition(table, value, frame)
         written[table.name] += frame.height
-        status[table.name].update(_count(frame, "status"))
+        if "status" in frame.columns:
+            status[table.name].update(_count(frame, "status"))
 
     ends: list[dt.date] = []
     #: area balances per day, computed once and shared by the months and the windows
     balances: dict[dt.date, pl.DataFrame] = {}
     #: days meter_daily holds with no value at all yet (left out of months and windows)
     pending: list[dt.date] = []
+    months = sorted({month_of(d) for d in dates})
+    substituted: Counter[str] = Counter()
+    pv = _pv_inference(lake, held, months, rules)
+    if pv is not None:
+        result.notes.append(
+            f"PV inferred from history for {pv.height} customer meter(s) without pv_capacity_kw in the archive "
+            f"({int(pv['pv_inferred'].sum())} with PV): pv_basis = inferred"
+        )
     try:
         # each day of every touched month once, one county-day of meter_daily at a
         # time: the daily files for the run's dates, and the small per-area day
-        # balances the months are rolled up from
-        months = sorted({month_of(d) for d in dates})
+        # balances and value gaps the months are rolled up from
         for month in months:
             days = sorted(h for h in held if month_of(h) == month)
             if not days:
                 result.notes.append(f"no meter_daily partition in {month}: no monthly loss written")
                 continue
-            area_parts, feeder_parts = [], []
+            area_parts, feeder_parts, gap_parts = [], [], []
             for i, day in enumerate(days, 1):
                 ctx.progress(f"loss: {month} day {i}/{len(days)} ({day})")
-                meters = loss.prepare(scan([day]).collect())
+                meters = loss.prepare(scan([day]).collect(), pv)
                 loss.check_input(meters)
                 area_day = loss.area_days(meters, rules).collect()
                 feeder_day = loss.feeder_days(meters, rules).collect()
@@ -335,11 +439,15 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
                 balances[day] = area_day
                 area_parts.append(area_day)
                 feeder_parts.append(feeder_day)
+                gap_parts.append(loss.value_gaps(meters).collect())
             if not area_parts:
                 result.notes.append(f"no meter value yet in {month}: no monthly loss written")
                 continue
-            write(AREA_LOSS_MONTHLY, month, loss.area_months(pl.concat(area_parts), rules))
-            write(FEEDER_LOSS_MONTHLY, month, loss.feeder_months(pl.concat(feeder_parts), rules))
+            subs = _substitutes(lake, [d for d in days if d in balances], pl.concat(gap_parts), pv)
+            area_month = loss.area_months(pl.concat(area_parts), subs, rules)
+            write(AREA_LOSS_MONTHLY, month, area_month)
+            write(FEEDER_LOSS_MONTHLY, month, loss.feeder_months(pl.concat(feeder_parts), subs, rules))
+            substituted[month] = int(subs.height)
 
         # diagnosis: one window per end
         ends = window_ends(dates, held, cfg.diagnosis.cadence)
@@ -349,7 +457,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             ctx.progress(f"loss: diagnosis {i}/{len(ends)} (window {start} .. {end}, {len(window)} days)")
             for day in window:  # days before the touched months: balance them once here
                 if day not in balances and day not in pending:
-                    meters = loss.prepare(scan([day]).collect())
+                    meters = loss.prepare(scan([day]).collect(), pv)
                     loss.check_input(meters)
                     if not meters.select(pl.col("_present").any()).collect().item():
                         pending.append(day)
@@ -359,17 +467,31 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             frame = diagnose(
                 scan(window), end, rules, diag, days=pl.concat([balances[d] for d in window]) if window else None
             )
+            frame = outages.with_mapping_suspects(frame, lake.scan(OUTAGE_MAPPING_SUSPECTS, [end]).collect())
             lake.write_partition(LOSS_DIAGNOSIS, end, frame, sort_by=["area_id", "kind", "rank"])
             written[LOSS_DIAGNOSIS.name] += frame.height
             found.update(_count(frame, "kind"))
     except loss.LossInputError as exc:
         raise StageError(f"loss: {exc}") from exc
 
+    # the work list of each touched month, from the months and the diagnosis in the lake
+    issues: Counter[str] = Counter()
+    for month in months:
+        if month not in set(lake.partitions(AREA_LOSS_MONTHLY)):
+            continue
+        frame = month_worklist(lake, month, cfg.worklist)
+        lake.write_partition(LOSS_WORKLIST_MONTHLY, month, frame, sort_by=["rank"])
+        written[LOSS_WORKLIST_MONTHLY.name] += frame.height
+        issues.update(_count(frame, "issue"))
+
     if pending:
         result.notes.append(
             f"{len(pending)} day(s) with no meter value yet left out of months and windows: "
             + ", ".join(d.isoformat() for d in sorted(set(pending)))
         )
+    for month, n in sorted(substituted.items()):
+        if n:
+            result.notes.append(f"{month}: {n} meter-day(s) without a value substituted with their meter's mean")
     result.rows = dict(written)
     for table, counts in status.items():
         if counts:
@@ -379,10 +501,40 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         result.notes.append(
             f"loss_diagnosis: {len(ends)} window(s); " + ", ".join(f"{k} {found.get(k, 0)}" for k in KINDS)
         )
+    if issues:
+        result.notes.append(
+            "loss_worklist_monthly: " + ", ".join(f"{k} {v}" for k, v in sorted(issues.items())) + " area-month(s)"
+        )
     result.details = {
         "status": {t: dict(sorted(c.items())) for t, c in status.items()},
         "diagnosis": {"windows": [e.isoformat() for e in ends], "found": {k: found.get(k, 0) for k in KINDS}},
+        "worklist": dict(sorted(issues.items())),
+        "substituted_meter_days": dict(sorted(substituted.items())),
+        "pv_inferred_meters": 0 if pv is None else pv.height,
         "dates_without_meter_daily": [d.isoformat() for d in absent],
         "pending_days": [d.isoformat() for d in sorted(set(pending))],
     }
     return result
+
+
+def _substitutes(lake: Lake, days: list[dt.date], gaps: pl.DataFrame, pv: pl.DataFrame | None) -> pl.DataFrame:
+    """The month's gaps with their substitutes: the meters' means over the month's days,
+    read for the meters with gaps only."""
+    if not gaps.height:
+        return loss.substitutes(gaps, loss.meter_means(pl.DataFrame(schema=dict(loss.INPUT_COLUMNS)))).collect()
+    rows = (
+        lake.scan(METER_DAILY, days)
+        .select(list(loss.INPUT_COLUMNS))
+        .filter(pl.col("meter_id").is_in(gaps["meter_id"].unique().implode()))
+    )
+    return loss.substitutes(gaps, loss.meter_means(rows.collect())).collect()
+
+
+def month_worklist(lake: Lake, month: str, cfg: WorklistModel) -> pl.DataFrame:
+    """loss_worklist_monthly of ``month`` from the lake's area_loss_monthly (``months_back``
+    months) and the month's loss_diagnosis partitions."""
+    earlier = sorted(m for m in lake.partitions(AREA_LOSS_MONTHLY) if m <= month)[-cfg.months_back :]
+    monthly = lake.scan(AREA_LOSS_MONTHLY, earlier).select([c for c in MONTHLY_COLUMNS if c != "month"] + ["month"])
+    diag_days = [d for d in lake.partitions(LOSS_DIAGNOSIS) if d[:7] == month]
+    diagnosis = lake.scan(LOSS_DIAGNOSIS, diag_days).select(DIAGNOSIS_COLUMNS).collect()
+    return worklist(monthly.collect(), diagnosis, month, suspects=cfg.suspects, order=cfg.order())

@@ -43,6 +43,7 @@ from ..schemas.curves import LANDING as CURVES_LANDING
 from ..schemas.events import LANDING as EVENTS_LANDING
 from ..schemas.interval_edits import INTERVAL_EDITS
 from ..schemas.meter_daily import METER_DAILY
+from ..schemas.outage_meter_days import OUTAGE_METER_DAYS
 from ..schemas.registers import LANDING as REGISTERS_LANDING
 from ..schemas.vee_findings import VEE_FINDINGS
 from ..transforms import dates, estimation
@@ -207,6 +208,7 @@ def _validate_date(ctx: StageContext, cfg: VeeConfig, day: dt.date, later: set[d
         history=history,
         before=service.lazy().filter(pl.col("date") == day - dt.timedelta(days=1)).select("meter_id", "multiplier"),
         cfg=cfg,
+        outages=lake.scan(OUTAGE_METER_DAYS, [day]),
     )
     lake.write_partition(VEE_FINDINGS, day, vd.findings)
     lake.write_partition(INTERVAL_EDITS, day, vd.edits)

@@ -230,6 +230,20 @@ def good_anomalies() -> pl.DataFrame:
     )
 
 
+def good_worklist() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "rank": [1, 2, 3],
+            "area_id": ["A1", "A2", "A3"],
+            "issue": ["high", "uncomputable", "negative"],
+            "kwh_at_stake": [120.0, 40.0, 40.0],
+            "consecutive_months": [1, 3, 1],
+            "action_zh": ["现场稽查窃电", "补抄总表", "核对倍率"],
+            "action_en": ["inspect for theft on site", "read the master meter", "check the multiplier"],
+        }
+    )
+
+
 def good_bills() -> pl.DataFrame:
     return pl.DataFrame(
         {
@@ -289,6 +303,57 @@ def good_recovery() -> pl.DataFrame:
     return pl.DataFrame({"area_id": ["A1", "A2"], "recovery_rate": [1.0000000000000002, 0.9]})
 
 
+def _full(table: str, rows: dict[str, list]) -> pl.DataFrame:
+    """A frame with every column of ``table``'s contract (partition key left out)."""
+    from meterlake.publish.registry import marts
+
+    t = marts()[table]
+    n = len(next(iter(rows.values())))
+    cols = {c.name: rows.get(c.name, [None] * n) for c in t.columns if c.name != t.partition_by}
+    return pl.DataFrame(cols, schema={c: t.schema[c] for c in cols})
+
+
+def good_outage_events() -> pl.DataFrame:
+    start = dt.datetime(2026, 1, 1, 10)
+    return _full(
+        "outage_events",
+        {
+            "outage_id": ["A-A1-1", "C-M1-1"],
+            "level": ["area", "customer"],
+            "source": ["master", "meter"],
+            "start_time": [start, start],
+            "end_time": [start + dt.timedelta(hours=1), start + dt.timedelta(minutes=30)],
+            "duration_min": [60.0, 30.0],
+            "momentary": [False, False],
+            "customers_affected": [40, 1],
+            "cause": ["fault", "planned"],
+        },
+    )
+
+
+def good_reliability() -> pl.DataFrame:
+    return _full(
+        "reliability_monthly",
+        {
+            "scope": ["area", "feeder"],
+            "scope_id": ["A1", "F1"],
+            "customers_served": [4, 6],
+            "customer_interruptions": [9, 9],
+            "customer_interruptions_unplanned": [5, 5],
+            "rs1": [1 - 3.125 / 744, 1 - 12.5 / 6 / 744],
+            "rs1_unplanned": [1 - 1.125 / 744, 1 - 4.5 / 6 / 744],
+        },
+    )
+
+
+def good_plan_checks() -> pl.DataFrame:
+    return _full("outage_plan_checks", {"plan_id": ["P1"], "status": ["executed"], "kind": ["planned"]})
+
+
+def good_frequent() -> pl.DataFrame:
+    return _full("frequent_outage_customers", {"customer_id": ["C1"], "interruptions": [5]})
+
+
 def good_edits() -> pl.DataFrame:
     return pl.DataFrame({"meter_id": ["C1", "C1"], "slot": [5, 6], "kwh_meter": [0.2, 0.3]})
 
@@ -312,9 +377,14 @@ GOOD: dict[tuple[str, str], tuple[str, Callable[[], pl.DataFrame]]] = {
     ("marts", "feeder_loss_daily"): ("2026-01-01", good_loss("feeder_id")),
     ("marts", "feeder_loss_monthly"): ("2026-01", good_loss("feeder_id")),
     ("marts", "anomalies"): ("2026-01-01", good_anomalies),
+    ("marts", "loss_worklist_monthly"): ("2026-01", good_worklist),
     ("marts", "bills_monthly"): ("2026-01", good_bills),
     ("marts", "prepay_daily"): ("2026-01-01", good_prepay),
     ("marts", "recovery_monthly"): ("2026-01", good_recovery),
+    ("marts", "outage_events"): ("2026-01-01", good_outage_events),
+    ("marts", "reliability_monthly"): ("2026-01", good_reliability),
+    ("marts", "outage_plan_checks"): ("2026-01", good_plan_checks),
+    ("marts", "frequent_outage_customers"): ("2026-01", good_frequent),
     ("marts", "interval_edits"): ("2026-01-01", good_edits),
     ("marts", "quarantine"): ("registers", good_quarantine),
     ("marts", "mystery_mart"): ("2026-01-01", good_mystery),  # no contract: generic checks
@@ -357,9 +427,14 @@ BAD: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
     "feeder_loss_daily": lambda f: pl.concat([f, f.tail(1)]),
     "feeder_loss_monthly": lambda f: _set(f, 3, area_masters_kwh=100.0),
     "anomalies": lambda f: _set(f, 1, score=float("nan"), rank=1),
+    "loss_worklist_monthly": lambda f: _set(_set(f, 2, kwh_at_stake=-5.0, consecutive_months=0), 1, kwh_at_stake=150.0),
     "bills_monthly": lambda f: _set(_set(f, 0, amount_yuan=161.404), 1, kwh_tier1=90.0),
     "prepay_daily": lambda f: _set(f, 0, status="broke").drop("balance_yuan"),
     "recovery_monthly": lambda f: _set(f, 1, recovery_rate=1.5),
+    "outage_events": lambda f: _set(f, 0, duration_min=-5.0, customers_affected=0),
+    "reliability_monthly": lambda f: _set(f, 1, rs1=1.2, customer_interruptions_unplanned=10),
+    "outage_plan_checks": lambda f: _set(f, 0, status="maybe"),
+    "frequent_outage_customers": lambda f: pl.concat([f, f]),
     "interval_edits": lambda f: _set(f, 1, slot=5),
     "quarantine": lambda f: _set(f, 0, reason="gremlins", line=0),
     "mystery_mart": lambda f: f.with_columns(card_no=pl.lit("6222021234567890")),
@@ -388,11 +463,20 @@ EXPECTED_BAD: list[tuple[str, str, float]] = [
     ("anomalies", "anomalies.score.finite", 1),  # NaN
     ("anomalies", "anomalies.rank.unique", 1),  # rank 1 twice
     ("anomalies", "anomalies.score.sum_of_points", 1),  # NaN is not 0.5
+    ("loss_worklist_monthly", "loss_worklist_monthly.kwh_at_stake.non_negative", 1),  # A3 at -5
+    ("loss_worklist_monthly", "loss_worklist_monthly.rank.by_kwh_at_stake", 1),  # A2 (rank 2): 150 above 120
+    ("loss_worklist_monthly", "loss_worklist_monthly.consecutive_months.at_least_1", 1),  # A3 at 0
     ("bills_monthly", "bills_monthly.amount_yuan.rounded", 1),  # 161.404
     ("bills_monthly", "bills_monthly.tiers.sum", 1),  # 90 against 100
     ("prepay_daily", "prepay_daily.schema.columns", 1),  # balance_yuan dropped
     ("prepay_daily", "prepay_daily.status.codes", 1),
     ("recovery_monthly", "recovery_monthly.recovery_rate.range", 1),
+    ("outage_events", "outage_events.duration.non_negative", 1),  # -5 min
+    ("outage_events", "outage_events.area.customers", 1),  # an area outage of 0 customers
+    ("reliability_monthly", "reliability_monthly.rs1.range", 1),  # 1.2
+    ("reliability_monthly", "reliability_monthly.unplanned.subset", 1),  # 10 faults of 9
+    ("outage_plan_checks", "outage_plan_checks.status.codes", 1),  # maybe
+    ("frequent_outage_customers", "frequent_outage_customers.key.unique", 1),  # C1 twice
     ("interval_edits", "interval_edits.key.unique", 1),  # slot 5 twice
     ("quarantine", "quarantine.reason.codes", 1),
     ("quarantine", "quarantine.line.positive", 1),

@@ -64,7 +64,7 @@ def _stub(name):
         )
     return run
 
-_wanted = os.environ.get("STUB_STAGES", "ingest,validate,loss,anomalies,billing,check,publish")
+_wanted = os.environ.get("STUB_STAGES", "ingest,outages,validate,loss,anomalies,billing,check,publish")
 for _name in filter(None, _wanted.split(",")):
     _module = types.ModuleType(f"meterlake.stages.{_name}")
     _module.run = _stub(_name)
@@ -223,8 +223,10 @@ def test_chain_runs_the_consumers_with_the_upstream_events_in_their_conf(airflow
 
     calls = airflow.stage_calls()
     order = [c["stage"] for c in calls]
-    assert sorted(order) == sorted(["ingest", "validate", "loss", "anomalies", "billing", "check", "publish"])
-    assert order[:2] == ["ingest", "validate"] and order[-2:] == ["check", "publish"]
+    assert sorted(order) == sorted(
+        ["ingest", "outages", "validate", "loss", "anomalies", "billing", "check", "publish"]
+    )
+    assert order[:3] == ["ingest", "outages", "validate"] and order[-2:] == ["check", "publish"]
     assert order.index("loss") < order.index("anomalies")
     assert calls[0]["dates"] == ["2026-01-08"]
     assert {tuple(c["dates"]) for c in calls[1:]} == {("2026-01-03", "2026-01-08")}
@@ -235,6 +237,7 @@ def test_chain_runs_the_consumers_with_the_upstream_events_in_their_conf(airflow
     # every stage's asset event carries its row counts: 10 per date, 2 dates
     rows = {e["asset"]: e["extra"]["rows"] for e in summary["asset_events"] if e["asset"] != "meterlake.clean"}
     assert rows == {
+        "meterlake.outages": {"stub_outages": 20},
         "meterlake.meter_daily": {"stub_validate": 20},
         "meterlake.loss": {"stub_loss": 20},
         "meterlake.anomalies": {"stub_anomalies": 20},
@@ -316,6 +319,7 @@ def test_blocking_check_failure_stops_before_publish_and_alerts(airflow, robot):
     assert marts["state"] == "failed"
     assert marts["tasks"] == {
         "plan": "success",
+        "outages": "success",
         "validate": "success",
         "loss": "success",
         "anomalies": "success",
@@ -476,6 +480,7 @@ def test_metadata_db_and_chain_on_postgres(tmp_path, pg_dsn):
         ]
         assert {c["stage"] for c in airflow.stage_calls()} == {
             "ingest",
+            "outages",
             "validate",
             "loss",
             "anomalies",

@@ -155,7 +155,8 @@ def test_downstream_dags_schedule_on_assets(bag, dag_id, asset_uri):
             "meterlake_marts",
             {
                 "plan": set(),
-                "validate": {"plan"},
+                "outages": {"plan"},
+                "validate": {"outages"},
                 "loss": {"validate"},
                 "anomalies": {"loss"},
                 "billing": {"validate"},
@@ -183,6 +184,7 @@ def test_tasks_and_dependencies(bag, dag_id, upstream):
         pytest.param(
             "meterlake_marts",
             {
+                "outages": "meterlake://lake/marts/outage_events",
                 "validate": "meterlake://lake/marts/meter_daily",
                 "loss": "meterlake://lake/marts/loss",
                 "anomalies": "meterlake://lake/marts/anomalies",

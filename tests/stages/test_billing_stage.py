@@ -13,6 +13,7 @@ from polars.testing import assert_frame_equal
 from meterlake import pipeline
 from meterlake.lake import Lake
 from meterlake.schemas.bills_monthly import BILLS_MONTHLY
+from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
 from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.schemas.prepay_daily import PREPAY_DAILY
 from meterlake.schemas.prepay_findings import PREPAY_FINDINGS
@@ -308,3 +309,29 @@ def test_unknown_tariff_is_a_note_and_a_bad_tariff_file_a_stage_error(lake, sett
     shutil.copy(REPO / "config" / "billing.toml", bad / "billing.toml")
     with pytest.raises(StageError, match=r"billing: .*tariffs\.toml: tariffs\.RES_TIER\.versions\.0: .*out of order"):
         run(settings.model_copy(update={"config_dir": bad}), JAN)
+
+
+def test_the_loss_diagnosis_in_the_lake_holds_a_suspect_meters_bill(lake, settings) -> None:
+    # the loss stage (run before billing) suspects M1 of a wrong multiplier in the window
+    # ending 3 January: C1's January bill is held; C2's goes out
+    suspect = dict.fromkeys(LOSS_DIAGNOSIS.names)
+    suspect.update(
+        date=JAN[2],
+        area_id="A1",
+        kind="multiplier_suspect",
+        rule="loss.diagnosis.multiplier_suspect",
+        severity="warning",
+        meter_id="M1",
+        customer_id="C1",
+        score=0.9,
+        rank=1,
+        evidence="{}",
+    )
+    lake.write_partition(LOSS_DIAGNOSIS, JAN[2].isoformat(), pl.DataFrame([suspect], schema=LOSS_DIAGNOSIS.schema))
+    result = run(settings, JAN)
+    bills = read(lake, BILLS_MONTHLY, "2026-01").sort("customer_id")
+    assert bills.select("customer_id", "status", "exception_reasons").rows() == [
+        ("C1", "held", "multiplier_suspect"),
+        ("C2", "ok", None),
+    ]
+    assert "1 bill(s) held for review (bills_monthly.status = held)" in result.notes

@@ -20,6 +20,7 @@ from meterlake.schemas.area_loss_monthly import AREA_LOSS_MONTHLY
 from meterlake.schemas.feeder_loss_daily import FEEDER_LOSS_DAILY
 from meterlake.schemas.feeder_loss_monthly import FEEDER_LOSS_MONTHLY
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
+from meterlake.schemas.loss_worklist_monthly import ACTIONS, LOSS_WORKLIST_MONTHLY
 from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.settings import Settings
 from meterlake.stages import StageError
@@ -58,6 +59,7 @@ def meter_day(date: dt.date, i: int) -> pl.DataFrame:
         multiplier=[1.0] * n,
         reverse_kwh=[0.0] * n,
         quality=["actual"] * n,
+        pv_capacity_kw=[0.0 if r[1] == "customer" else None for r in rows],  # a v2 archive: no PV
     )
     return pl.DataFrame(cols, schema=METER_DAILY.schema)
 
@@ -109,8 +111,17 @@ def test_writes_daily_for_the_dates_and_months_from_every_day_held(lake: Path):
         "area_loss_monthly": 4,
         "feeder_loss_monthly": 2,
         "loss_diagnosis": 0,
+        "loss_worklist_monthly": 2,
     }
     assert result.details["status"]["area_loss_daily"] == {"high": 2, "normal": 2}
+    # B is high in both months: one work item a month, the second its second month in a row
+    work = lk.scan(LOSS_WORKLIST_MONTHLY).collect()
+    assert work.select("month", "area_id", "issue", "consecutive_months", "action_en").rows() == [
+        ("2026-01", "B", "high", 1, ACTIONS["high"][1]),
+        ("2026-02", "B", "high", 2, ACTIONS["high"][1]),
+    ]
+    # at stake in January: loss 3 x 24 = 72 less 10% of 3 x 200 supply = 12 kWh
+    assert work.filter(pl.col("month") == "2026-01")["kwh_at_stake"].item() == pytest.approx(12.0)
 
 
 def test_daily_files_read_back_as_the_transform_computed_them(lake: Path):
@@ -127,7 +138,7 @@ def test_rerun_writes_identical_files(lake: Path):
     run(lake, HELD, run_id="second")
     assert digest(lake) == before
     ours = [k for k in before if not k.startswith("marts/meter_daily/")]
-    assert len(ours) == 5 + 5 + 2 + 2 + 5
+    assert len(ours) == 5 + 5 + 2 + 2 + 5 + 2  # daily x2, monthly x2, diagnosis, work list
 
 
 def test_a_date_without_meter_daily_is_noted_not_written(lake: Path):
@@ -217,3 +228,42 @@ def test_a_pending_day_is_written_but_left_out_of_the_month(lake: Path):
     assert feb.select("area_id", "days", "status").rows() == [("A", 2, "normal"), ("B", 2, "high")]
     assert any("left out of months and windows: 2026-02-03" in n for n in result.notes)
     assert result.details["pending_days"] == ["2026-02-03"]
+
+
+def test_a_late_closing_reading_rebuilds_the_month_without_substitution(lake: Path):
+    # CA's register frozen on 1 February is late: validate writes its 31 January without a
+    # value. CA's mean over its other January days: (96 + 97) / 2 = 96.5 kWh.
+    lk = Lake(lake)
+    late = meter_day(JAN31, 2).with_columns(
+        pl.when(pl.col("meter_id") == "CA").then(None).otherwise(pl.col("kwh")).alias("kwh"),
+        pl.when(pl.col("meter_id") == "CA").then(pl.lit("missing")).otherwise(pl.col("quality")).alias("quality"),
+    )
+    lk.write_partition(METER_DAILY, JAN31, late)
+    run(lake, [JAN31])
+    cols = ("sales_kwh", "substituted_kwh", "coverage", "status")
+    jan = lk.scan(AREA_LOSS_MONTHLY, ["2026-01"]).collect().filter(pl.col("area_id") == "A")
+    # sales 96 + 97 + 96.5 = 289.5; one of 3 customer meter-days substituted: coverage 2/3
+    assert jan.select(cols).row(0) == (289.5, 96.5, 2 / 3, "uncomputable")
+    # the reading arrives: validate rewrites 31 January (98 kWh) and the run for that date
+    # rebuilds January from the lake: the real figures, nothing substituted
+    lk.write_partition(METER_DAILY, JAN31, meter_day(JAN31, 2))
+    run(lake, [JAN31])
+    jan = lk.scan(AREA_LOSS_MONTHLY, ["2026-01"]).collect().filter(pl.col("area_id") == "A")
+    assert jan.select(cols).row(0) == (291.0, 0.0, 1.0, "normal")
+
+
+def test_a_v1_archive_infers_pv_from_history_and_says_so(lake: Path):
+    # no pv_capacity_kw anywhere (a v1 archive): CA exports from its first day, so it is
+    # taken to have PV; its 2 kWh of export a day count as A's supply
+    lk = Lake(lake)
+    for i, d in enumerate(HELD):
+        day = meter_day(d, i).with_columns(
+            pl.when(pl.col("meter_id") == "CA").then(2.0).otherwise(0.0).alias("reverse_kwh"),
+            pl.lit(None, pl.Float64).alias("pv_capacity_kw"),
+        )
+        lk.write_partition(METER_DAILY, d, day)
+    result = run(lake, [JAN31])
+    jan = lk.scan(AREA_LOSS_MONTHLY, ["2026-01"]).collect().filter(pl.col("area_id") == "A")
+    assert jan.select("pv_export_kwh", "supply_kwh", "pv_basis").row(0) == (6.0, 309.0, "inferred")
+    # CA, CB and the directly fed D: the customers the archive says nothing of
+    assert result.details["pv_inferred_meters"] == 3

@@ -58,7 +58,7 @@ def write_archive(lake: Lake) -> None:
             "multiplier": mult,
             "register_max": 1_000_000.0,
             "prepay": 0,
-            "pv_capacity_kw": None,
+            "pv_capacity_kw": 0.0 if role == "customer" else None,  # v2 archive: no PV
             "org_id": None,
         }
         for m, (role, area, mult, _) in METERS.items()
@@ -263,3 +263,31 @@ def test_a_bad_configuration_is_a_one_line_stage_error(lake: Lake, tmp_path: Pat
     (cfg / "vee.toml").write_text("[estimation]\nmax_interpolation_slots = -1\n", encoding="utf-8")
     with pytest.raises(StageError, match=r"validate: .*vee.toml: estimation.max_interpolation_slots"):
         run(lake, [DAYS[0]], config_dir=cfg)
+
+
+def test_slots_inside_an_outage_are_zero_supply_and_an_unread_meter_without_power_is_counted(lake: Lake) -> None:
+    from meterlake.schemas.collection_daily import COLLECTION_DAILY
+    from meterlake.schemas.outage_meter_days import OUTAGE_METER_DAYS
+
+    # on DAYS[1] c1's slots 11 and 12 (0-based 10, 11) are empty; it was off supply in them.
+    # c2 was off at 00:00 of DAYS[1] and its register of that date did not arrive.
+    day = DAYS[1]
+    outage = pl.DataFrame(
+        {
+            "date": [day, day],
+            "meter_id": ["c1", "c2"],
+            "outage_min": [30.0, 20.0],
+            "first_slot": [11, None],
+            "last_slot": [12, None],
+            "off_at_midnight": [False, True],
+        },
+        schema_overrides={"first_slot": pl.Int32, "last_slot": pl.Int32},
+    )
+    lake.write_partition(OUTAGE_METER_DAYS, day, outage)
+    regs = lake.scan(REGISTERS.clean, [day]).collect().filter(pl.col("meter_id") != "c2")
+    lake.write_partition(REGISTERS.clean, day, regs)
+    run(lake, [day])
+    edits = lake.scan(INTERVAL_EDITS, [day]).collect().filter(pl.col("meter_id") == "c1").sort("slot")
+    assert edits.select("slot", "method", "kwh_meter").rows() == [(11, "outage_zero", 0.0), (12, "outage_zero", 0.0)]
+    coll = lake.scan(COLLECTION_DAILY, [day]).collect().filter(pl.col("area_id") == "A1")
+    assert coll.select("meters_total", "meters_read", "meters_unread_no_power").row(0) == (3, 2, 1)

@@ -454,3 +454,37 @@ def test_score_decomposes_and_ignores_row_order(series: list[list[float]], seed:
     assert (out["score"] - total).abs().max() in (None, 0.0)
     assert out["n_reasons"].to_list() == [sum(1 for c in POINTS_COLUMNS if r[c] > 0) for r in out.iter_rows(named=True)]
     assert out.filter(pl.col("score") <= 0).height == 0
+
+
+def test_a_customer_off_supply_is_no_zero_or_drop_suspect_those_days() -> None:
+    # 4 days at 5 kWh then 6 days at 0: a zero run (0.8) and a drop. The 6 days were an
+    # outage (a feeder rebuilt): the days are left out, nothing fires.
+    md = meter_days("M1", [5.0] * 4 + [0.0] * 6)
+    days = A.prepare_days(md, CFG)
+    off = pl.DataFrame({"meter_id": ["M1"] * 6, "date": [day(i) for i in range(4, 10)], "outage_min": [1440.0] * 6})
+    kept = A.without_outage_days(days, off, min_outage_min=60)
+    assert kept["date"].to_list() == [day(i) for i in range(4)]
+    ind = A.indicators(kept, NO_EVENTS, NO_DIAGNOSIS, A.reverse_history(md, CFG), LAST, CFG)
+    assert ind.filter(pl.col("meter_id") == "M1").height == 0 or strength(ind, "M1", "zero") == 0.0
+    # a 30-minute blip does not hide a day
+    short = off.with_columns(pl.lit(30.0).alias("outage_min"))
+    assert A.without_outage_days(days, short, min_outage_min=60).height == 10
+
+
+@pytest.mark.parametrize(
+    ("pv_kw", "strength_"),
+    [
+        # the archive says no PV: reverse 30/day against 4 forward from the first day,
+        # share 300 / (300 + 40) = 0.882 -> ramp 1 (inference alone would call it PV)
+        pytest.param(0.0, 1.0, id="archive-says-no-pv-reversed-wiring-flagged"),
+        # the archive says 5 kW of PV: exporting and importing every day is PV
+        pytest.param(5.0, 0.0, id="archive-says-pv-quiet"),
+    ],
+)
+def test_reverse_follows_the_archive_pv_flag_where_it_is_given(pv_kw: float, strength_: float) -> None:
+    md = meter_days("M1", [4.0] * 10, reverse=[30.0] * 10).with_columns(pl.lit(pv_kw).alias("pv_capacity_kw"))
+    days = A.prepare_days(md, CFG)
+    history = A.reverse_history(md, CFG)
+    ind = A.indicators(days, NO_EVENTS, NO_DIAGNOSIS, history, LAST, CFG)
+    assert strength(ind, "M1", "reverse") == strength_
+    assert history["no_pv"].item() is (pv_kw == 0.0)

@@ -24,6 +24,7 @@ from meterlake.transforms.billing import (
     BillingConfig,
     BillRules,
     bill_segments,
+    multiplier_suspects,
     price_days,
     round_half_up,
 )
@@ -92,6 +93,9 @@ def bills(
 
 def jan(d: int) -> dt.date:
     return dt.date(2026, 1, d)
+
+
+FEB2 = dt.date(2026, 2, 2)
 
 
 # rounding ----------------------------------------------------------------------
@@ -306,7 +310,7 @@ def test_missing_tou_registers_on_a_tou_tariff_go_flat_and_flag_the_bill() -> No
     assert got.select("kwh_flat", "amount_yuan", "status", "exception_reasons").row(0) == (
         10.0,
         6.0,
-        "exception",
+        "held",
         "tou_registers_missing",
     )
 
@@ -381,8 +385,9 @@ def test_customer_moving_to_another_tariff_gets_a_row_per_tariff() -> None:
     ("estimated", "missing", "status", "reasons"),
     [
         pytest.param(2, 0, "ok", None, id="20pct-at-the-limit"),
-        pytest.param(3, 0, "exception", "estimated_share", id="30pct-estimated"),
-        pytest.param(1, 2, "exception", "estimated_share", id="missing-days-count"),
+        pytest.param(3, 0, "held", "estimated_share", id="30pct-estimated"),
+        pytest.param(1, 2, "held", "missing_days,estimated_share", id="missing-days-count"),
+        pytest.param(0, 1, "held", "missing_days", id="one-day-billed-as-0-kwh"),
     ],
 )
 def test_billing_quality_gate(estimated, missing, status, reasons) -> None:
@@ -409,7 +414,7 @@ def test_billing_quality_gate(estimated, missing, status, reasons) -> None:
 def test_quality_gate_threshold_is_configuration() -> None:
     lf = days([{"date": jan(1), "kwh": 10.0, "quality": "estimated"}, {"date": jan(2), "kwh": 10.0}])
     assert bills(lf, rules=BillRules(max_estimated_share=0.5))["status"].item() == "ok"
-    assert bills(lf, rules=BillRules(max_estimated_share=0.4))["status"].item() == "exception"
+    assert bills(lf, rules=BillRules(max_estimated_share=0.4))["status"].item() == "held"
 
 
 def test_unknown_tariff_has_no_amount_and_is_an_exception() -> None:
@@ -421,7 +426,7 @@ def test_unknown_tariff_has_no_amount_and_is_an_exception() -> None:
         None,
         10.0,
         None,
-        "exception",
+        "held",
         "no_tariff",
     )
 
@@ -562,3 +567,58 @@ def test_a_bill_never_falls_when_kwh_rise(kwh, start, split, tariff, day, extra)
     b = bills(tou_days(more, split, tariff), open_kwh=start)
     assert b["amount_exact_yuan"].item() >= a["amount_exact_yuan"].item() - 1e-9
     assert b["amount_yuan"].item() >= a["amount_yuan"].item()
+
+
+def _gate_days(rows: list[dict]) -> pl.LazyFrame:
+    """January days of M1 with the readings each rests on (reading_from, reading_to)."""
+    frame = days(rows).collect()
+    spans = pl.DataFrame(
+        {
+            "reading_from": [r.get("reading_from", r["date"]) for r in rows],
+            "reading_to": [r.get("reading_to", r["date"] + dt.timedelta(days=1)) for r in rows],
+        }
+    )
+    return pl.concat([frame, spans], how="horizontal").lazy()
+
+
+def test_a_day_estimated_across_the_month_boundary_holds_the_bill() -> None:
+    # 30 and 31 January share the difference of the readings frozen on 30 January and
+    # 2 February (the 1 February reading is missing): the month's total rests on the split
+    across = _gate_days(
+        [{"date": jan(d), "kwh": 10.0} for d in range(1, 30)]
+        + [
+            {"date": jan(d), "kwh": 10.0, "quality": "estimated", "reading_from": jan(30), "reading_to": FEB2}
+            for d in (30, 31)
+        ]
+    )
+    priced = price_days(across, calendar(BOOK))
+    got = bill_segments(priced, BillRules()).collect()
+    assert got.select("days_estimated", "status", "exception_reasons").row(0) == (2, "held", "substituted_days")
+    # a gap inside the month (readings of 10 and 13 January) is a register difference: ok
+    inside = _gate_days(
+        [{"date": jan(d), "kwh": 10.0} for d in range(1, 10)]
+        + [
+            {"date": jan(d), "kwh": 10.0, "quality": "estimated", "reading_from": jan(10), "reading_to": jan(13)}
+            for d in (10, 11, 12)
+        ]
+        + [{"date": jan(d), "kwh": 10.0} for d in range(13, 32)]
+    )
+    got = bill_segments(price_days(inside, calendar(BOOK)), BillRules()).collect()
+    assert got.select("days_estimated", "status", "exception_reasons").row(0) == (3, "ok", None)
+
+
+def test_a_meter_suspected_of_a_wrong_multiplier_holds_the_bill() -> None:
+    lf = days([{"date": jan(1), "kwh": 10.0}, {"date": jan(2), "kwh": 10.0, "customer_id": "C2", "meter_id": "M2"}])
+    diagnosis = pl.DataFrame(
+        {
+            "date": [jan(31), dt.date(2026, 2, 28)],
+            "kind": ["multiplier_suspect", "multiplier_suspect"],
+            "meter_id": ["M1", "M2"],  # M2 is suspected in February only
+        }
+    )
+    priced = price_days(lf, calendar(BOOK))
+    got = bill_segments(priced, BillRules(), multiplier_suspects(diagnosis)).collect().sort("customer_id")
+    assert got.select("customer_id", "status", "exception_reasons").rows() == [
+        ("C1", "held", "multiplier_suspect"),
+        ("C2", "ok", None),
+    ]

@@ -179,3 +179,39 @@ def test_estimation_preserves_the_register_total(values, holes, extra) -> None:
     validated = est.apply_edits(frame([curve(v)]), edits).collect()
     total = validated.select(pl.sum_horizontal(SLOTS)).item()
     assert total == pytest.approx(register, abs=1e-6)
+
+
+def test_a_like_day_estimate_no_longer_fills_an_outage() -> None:
+    # slots 41..52 (10:00-13:00) empty: the meter was off supply from 10:00 to 13:00, and
+    # the day's register is missing. Like days would put 1.0 kWh in each slot.
+    v = [0.5] * 40 + [None] * 12 + [0.5] * 44
+    likes = [curve([1.0] * 96, date=d) for d in est.like_dates(DAY, like_days=3, window_days=35)]
+    outage = pl.LazyFrame(
+        {"meter_id": ["m1"] * 12, "date": [DAY] * 12, "slot": list(range(41, 53))},
+        schema={"meter_id": pl.String, "date": pl.Date, "slot": pl.Int16},
+    )
+    with_outage = est.estimate(
+        frame([curve(v)]), delta(42.0), frame(likes), max_interpolation_slots=8, outage_slots=outage
+    )
+    out = with_outage.collect().sort("slot")
+    assert out["slot"].to_list() == list(range(41, 53))
+    assert set(out["method"]) == {"outage_zero"}
+    assert out["kwh_meter"].to_list() == [0.0] * 12
+    # without the outage the same gap is filled from the like days: 12 x 1.0 kWh invented
+    filled = run([curve(v)], like=frame(likes))
+    assert set(filled["method"]) == {"like_day"} and filled["kwh_meter"].sum() == pytest.approx(12.0)
+
+
+def test_an_outage_slot_counts_as_zero_for_its_neighbours_interpolation() -> None:
+    # slot 11 empty (a collection gap) next to slot 12, empty inside an outage: the gap is
+    # interpolated between slot 10 (1.0) and the outage's zero
+    v = [1.0] * 10 + [None, None] + [1.0] * 84
+    outage = pl.LazyFrame(
+        {"meter_id": ["m1"], "date": [DAY], "slot": [12]},
+        schema={"meter_id": pl.String, "date": pl.Date, "slot": pl.Int16},
+    )
+    out = est.estimate(frame([curve(v)]), NO_DELTA, NO_LIKE, max_interpolation_slots=8, outage_slots=outage).collect()
+    assert out.sort("slot").select("slot", "method", "kwh_meter").rows() == [
+        (11, "linear_interpolation", 0.5),
+        (12, "outage_zero", 0.0),
+    ]

@@ -196,3 +196,37 @@ def test_header_only_file_is_empty_not_an_error() -> None:
         parsed = parse_landing_bytes(raw, REG, "r.csv")
         assert parsed.rows.height == 0 and parsed.quarantine.height == 0
         assert parsed.stats.rows_read == 0
+
+
+ARC = LANDINGS["archive"]
+ARC_HEAD = (
+    "snapshot_date,meter_id,customer_id,area_id,feeder_id,role,customer_class,tariff_id,multiplier,register_max,prepay"
+)
+ARC_ROW = "2026-01-01,{m},C{m},A1,F1,customer,resident,RES_TIER,1,1000000,0"
+
+
+@pytest.mark.parametrize(
+    "value, reason, detail_part",
+    [
+        pytest.param("-3", "out_of_range", "pv_capacity_kw: must be >= 0, found -3", id="negative"),
+        pytest.param("6kW", "bad_number", "pv_capacity_kw: expected a number, found '6kW'", id="non-numeric"),
+        pytest.param("NaN", "bad_number", "pv_capacity_kw: expected a number, found 'NaN'", id="nan"),
+    ],
+)
+def test_bad_pv_capacity_is_quarantined_never_read_as_zero(value: str, reason: str, detail_part: str) -> None:
+    raw = f"{ARC_HEAD},pv_capacity_kw\n{ARC_ROW.format(m='0001')},5.5\n{ARC_ROW.format(m='0002')},{value}\n"
+    parsed = parse_landing_bytes(raw.encode(), ARC, "archive/a.csv")
+    assert parsed.rows["meter_id"].to_list() == ["0001"]
+    assert parsed.quarantine.select("line", "reason").rows() == [(3, reason)]
+    assert detail_part in parsed.quarantine["detail"].item()
+
+
+def test_pv_capacity_empty_is_zero_and_absent_column_stays_empty() -> None:
+    # the column is there: an empty field is "no PV" (0 kW)
+    with_col = f"{ARC_HEAD},pv_capacity_kw\n{ARC_ROW.format(m='0001')},\n{ARC_ROW.format(m='0002')},4.2\n"
+    got = parse_landing_bytes(with_col.encode(), ARC, "archive/a.csv").rows
+    assert got["pv_capacity_kw"].to_list() == [0.0, 4.2]
+    # a v1 archive without the column: nothing was said, so nothing is assumed
+    without = f"{ARC_HEAD}\n{ARC_ROW.format(m='0001')}\n"
+    got = parse_landing_bytes(without.encode(), ARC, "archive/b.csv").rows
+    assert got["pv_capacity_kw"].to_list() == [None]

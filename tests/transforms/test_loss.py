@@ -36,6 +36,7 @@ def day(
     feeder_id: str | None = "F1",
     multiplier: float = 1.0,
     method: str | None = None,
+    pv_kw: float | None = 0.0,
 ) -> dict:
     """One meter_daily row (the columns loss does not read are left empty)."""
     row = dict.fromkeys(METER_DAILY.names)
@@ -50,6 +51,7 @@ def day(
         kwh=None if quality == "missing" else kwh,
         reverse_kwh=None if quality == "missing" else reverse_kwh,
         quality=quality,
+        pv_capacity_kw=pv_kw if role == "customer" else None,
         method=method or {"actual": "register", "estimated": "share_even", "missing": "none"}[quality],
     )
     return row
@@ -62,6 +64,7 @@ def frame(rows: list[dict]) -> pl.DataFrame:
 def area_row(**values) -> dict:
     base = dict.fromkeys(AREA_LOSS_DAILY.names)
     base.update(area_class="default", feeder_id="F1", customers_estimated=0, customers_missing=0)
+    base.update(reverse_no_pv_kwh=0.0, pv_customers=0, pv_basis="archive", band_low=0.0, band_high=0.10)
     base.update(values)
     return base
 
@@ -81,9 +84,9 @@ def test_pv_export_counts_as_supply():
     md = frame(
         [
             day(D1, "M1", "area_master", "A1", 100.0),
-            day(D1, "C1", "customer", "A1", 60.0, reverse_kwh=8.0),  # rooftop PV
+            day(D1, "C1", "customer", "A1", 60.0, reverse_kwh=8.0, pv_kw=5.0),  # rooftop PV
             day(D1, "C2", "customer", "A1", 47.0, reverse_kwh=None),  # no reverse register
-            day(D1, "C3", "customer", "A1", 3.0, reverse_kwh=12.0),  # net exporter
+            day(D1, "C3", "customer", "A1", 3.0, reverse_kwh=12.0, pv_kw=3.0),  # net exporter
         ]
     )
     # supply = 100 + 8 + 12 = 120; sales = 60 + 47 + 3 = 110; loss = 10; rate = 10/120.
@@ -97,6 +100,7 @@ def test_pv_export_counts_as_supply():
                 master_meter_id="M1",
                 master_kwh=100.0,
                 pv_export_kwh=20.0,
+                pv_customers=2,
                 supply_kwh=120.0,
                 sales_kwh=110.0,
                 loss_kwh=10.0,
@@ -235,7 +239,7 @@ def test_missing_master_reading_estimated_days_are_uncomputable_but_the_month_is
     assert month.row(0) == (145.0, 137.5, 7.5, 7.5 / 145, "normal", None, 2, 2)
 
 
-def test_master_day_without_value_leaves_day_and_month_uncomputable():
+def test_master_day_without_value_is_substituted_in_the_month():
     md = frame(
         [
             day(D1, "M", "area_master", "A", 52.5),
@@ -248,10 +252,164 @@ def test_master_day_without_value_leaves_day_and_month_uncomputable():
         "master_kwh", "supply_kwh", "sales_kwh", "loss_kwh", "loss_rate", "status", "reason", "master_quality"
     )
     assert d2.row(0) == (None, None, 50.0, None, None, "uncomputable", "master_missing", "missing")
+    # month: the master's D2 takes its mean over its days with a value (52.5): supply
+    # 52.5 + 52.5 = 105, sales 100, loss 5, rate 5/105; one substituted master day is
+    # within the 2 allowed, and every customer day has a value (coverage 1)
     month = loss.area_loss_monthly(md).select(
-        "supply_kwh", "sales_kwh", "loss_rate", "status", "reason", "meter_days_missing"
+        "supply_kwh",
+        "sales_kwh",
+        "loss_rate",
+        "status",
+        "reason",
+        "substituted_kwh",
+        "coverage",
+        "master_substituted_days",
+        "meter_days_missing",
     )
-    assert month.row(0) == (None, 100.0, None, "uncomputable", "master_missing", 1)
+    assert month.row(0) == (105.0, 100.0, 5 / 105, "normal", None, 52.5, 1.0, 1, 1)
+
+
+def test_master_without_any_value_in_the_month_is_uncomputable():
+    md = frame(
+        [
+            day(D1, "M", "area_master", "A", None, quality="missing"),
+            day(D1, "X", "customer", "A", 50.0),
+        ]
+    )
+    month = loss.area_loss_monthly(md).select("master_kwh", "supply_kwh", "sales_kwh", "status", "reason")
+    assert month.row(0) == (None, None, 50.0, "uncomputable", "master_missing")
+
+
+def _january(master: dict[int, float | None], c2_last: float | None) -> pl.DataFrame:
+    """31 days of an area: master M (kWh by day, None = no value), C1 50 kWh every day,
+    C2 30 kWh on odd and 50 on even days up to the 30th and ``c2_last`` on the 31st."""
+    rows = []
+    for n in range(1, 32):
+        d = dt.date(2026, 1, n)
+        m = master.get(n, 98.0)
+        rows.append(day(d, "M", "area_master", "A", m, quality="actual" if m is not None else "missing"))
+        rows.append(day(d, "C1", "customer", "A", 50.0))
+        c2 = (30.0 if n % 2 else 50.0) if n < 31 else c2_last
+        rows.append(day(d, "C2", "customer", "A", c2, quality="actual" if c2 is not None else "missing"))
+    return frame(rows)
+
+
+MONTH_COLUMNS = (
+    "master_kwh",
+    "sales_kwh",
+    "loss_kwh",
+    "loss_rate",
+    "status",
+    "reason",
+    "substituted_kwh",
+    "coverage",
+    "master_substituted_days",
+)
+
+
+def test_month_whose_last_day_lacks_its_closing_reading_is_substituted_then_rebuilt_exact():
+    # C2's register frozen on 1 February has not arrived: its 31 January has no value.
+    # Its mean over its 30 days with a value: (15 x 30 + 15 x 50) / 30 = 40 kWh.
+    # supply = 31 x 98 = 3038; sales = 31 x 50 + (15 x 30 + 15 x 50) + 40 = 1550 + 1200 + 40 = 2790;
+    # loss = 248; coverage = 61 / 62 customer meter-days = 0.98387 >= 0.98: computable.
+    before = loss.area_loss_monthly(_january({}, None)).select(MONTH_COLUMNS)
+    assert before.row(0) == (3038.0, 2790.0, 248.0, 248 / 3038, "normal", None, 40.0, 61 / 62, 0)
+    # the reading arrives: 31 January is 44 kWh; the month rebuilt from the lake holds no
+    # substitution: sales 1550 + 1200 + 44 = 2794, loss 244, coverage 1
+    after = loss.area_loss_monthly(_january({}, 44.0)).select(MONTH_COLUMNS)
+    assert after.row(0) == (3038.0, 2794.0, 244.0, 244 / 3038, "normal", None, 0.0, 1.0, 0)
+
+
+@pytest.mark.parametrize(
+    ("missing_days", "status", "reason", "master_kwh"),
+    [
+        # 2 days at the master's mean (98): 29 x 98 + 2 x 98 = 3038
+        pytest.param((30, 31), "normal", None, 3038.0, id="2-substituted-master-days-computable"),
+        pytest.param((29, 30, 31), "uncomputable", "master_missing", 3038.0, id="3-substituted-master-days"),
+    ],
+)
+def test_master_meter_with_more_than_two_missing_days_is_uncomputable(missing_days, status, reason, master_kwh):
+    md = _january(dict.fromkeys(missing_days), 40.0)
+    month = loss.area_loss_monthly(md).select("master_kwh", "status", "reason", "master_substituted_days")
+    assert month.row(0) == (master_kwh, status, reason, len(missing_days))
+
+
+def test_coverage_below_98_percent_is_uncomputable_with_the_customer_reason():
+    # C2 has no value on its last 2 days: coverage 60 / 62 = 0.9677 < 0.98
+    md = _january({}, None).filter(~((pl.col("meter_id") == "C2") & (pl.col("date") == D1)))
+    md = pl.concat([md, frame([day(D1, "C2", "customer", "A", None, quality="missing")])])
+    month = loss.area_loss_monthly(md).select("status", "reason", "coverage")
+    assert month.row(0) == ("uncomputable", "customer_missing", 60 / 62)
+
+
+def test_pv_customer_and_reversed_wiring_customer_without_pv_in_one_area():
+    # P has 5 kW of PV: exports 10 kWh (supply). R has no PV but its meter is wired in
+    # reverse: forward 0, reverse 30 (its use), which is no supply. H is honest: 70.
+    md = frame(
+        [
+            day(D1, "M", "area_master", "A", 100.0),
+            day(D1, "P", "customer", "A", 20.0, reverse_kwh=10.0, pv_kw=5.0),
+            day(D1, "R", "customer", "A", 0.0, reverse_kwh=30.0, pv_kw=0.0),
+            day(D1, "H", "customer", "A", 70.0),
+        ]
+    )
+    cols = ("pv_export_kwh", "reverse_no_pv_kwh", "supply_kwh", "sales_kwh", "loss_kwh", "loss_rate", "pv_basis")
+    # supply = 100 + 10 = 110; sales = 20 + 0 + 70 = 90; loss 20; rate 20 / 110.
+    # Counting R's reverse as PV would read supply 140, loss 50: the theft twice.
+    assert loss.area_loss_daily(md).select(cols).row(0) == (10.0, 30.0, 110.0, 90.0, 20.0, 20 / 110, "archive")
+    assert loss.area_loss_monthly(md).select(cols).row(0) == (10.0, 30.0, 110.0, 90.0, 20.0, 20 / 110, "archive")
+
+
+def test_without_the_archive_column_pv_is_inferred_from_history_and_flagged():
+    # a v1 archive: no pv_capacity_kw. P exported from its first day (PV); R's reverse
+    # register stood still for 20 days, then ran (no PV: reversed wiring)
+    history = []
+    for n in range(1, 31):
+        d = dt.date(2026, 1, n)
+        history.append(day(d, "P", "customer", "A", 20.0, reverse_kwh=10.0, pv_kw=None))
+        history.append(
+            day(d, "R", "customer", "A", 30.0 if n <= 20 else 0.0, reverse_kwh=0.0 if n <= 20 else 30.0, pv_kw=None)
+        )
+    pv = loss.infer_pv(frame(history))
+    assert pv.rows() == [("P", True), ("R", False)]
+    md = frame(
+        [
+            day(D1, "M", "area_master", "A", 100.0),
+            day(D1, "P", "customer", "A", 20.0, reverse_kwh=10.0, pv_kw=None),
+            day(D1, "R", "customer", "A", 0.0, reverse_kwh=30.0, pv_kw=None),
+        ]
+    )
+    got = loss.area_loss_daily(md, pv=pv).select("pv_export_kwh", "reverse_no_pv_kwh", "supply_kwh", "pv_basis")
+    assert got.row(0) == (10.0, 30.0, 110.0, "inferred")
+
+
+def test_area_with_its_own_target_band():
+    # both areas lose 12%: A1 on the defaults (high above 10%), A2 with its own band
+    # (-2% .. 15%, economic 4% .. 8%) is normal but outside its economic band
+    rows = []
+    for area in ("A1", "A2"):
+        rows += [day(D1, f"M{area}", "area_master", area, 100.0), day(D1, f"C{area}", "customer", area, 88.0)]
+    own = loss.AreaClass(
+        "A2-own",
+        loss.StatusRule(negative_below=-0.02, high_above=0.15, economic_low=0.04, economic_high=0.08),
+        area_ids=("A2",),
+    )
+    rules = loss.LossRules(area_classes=(own,))
+    cols = (
+        "area_id",
+        "area_class",
+        "loss_rate",
+        "status",
+        "band_low",
+        "band_high",
+        "economic_high",
+        "in_economic_band",
+    )
+    got = loss.area_loss_monthly(frame(rows), rules).select(cols)
+    assert got.rows() == [
+        ("A1", "default", 0.12, "high", 0.0, 0.10, None, None),
+        ("A2", "A2-own", 0.12, "normal", -0.02, 0.15, 0.08, False),
+    ]
 
 
 def test_missing_customer_reading_daily_uncomputable_monthly_exact():
@@ -439,7 +597,7 @@ def test_feeder_with_a_directly_fed_10kv_customer():
     assert loss.area_loss_daily(md)["area_id"].to_list() == ["A1", "A2"]
 
 
-def test_feeder_month_sums_days_and_flags_a_missing_area_master():
+def test_feeder_month_substitutes_a_missing_area_master_and_judges_coverage():
     rows = []
     for d, m2 in ((D1, 150.0), (D2, None)):
         rows += [
@@ -458,17 +616,23 @@ def test_feeder_month_sums_days_and_flags_a_missing_area_master():
                 "feeder_id": "F1",
                 "days": 2,
                 "supply_kwh": 800.0,
-                # 100+100 masters that have values + 150 (A2 on D2 unknown), 130+130 direct
-                "area_masters_kwh": 350.0,
+                # 100 + 100 (M1) + 150 + 150 (M2, its D2 at its mean of 150), 130 + 130 direct
+                "area_masters_kwh": 500.0,
                 "direct_customers_kwh": 260.0,
-                "sales_kwh": None,
-                "loss_kwh": None,
-                "loss_rate": None,
+                "sales_kwh": 760.0,
+                "substituted_kwh": 150.0,
+                # downstream meter-days 6, with a value 5
+                "coverage": 5 / 6,
+                "head_substituted_days": 0,
+                "loss_kwh": 40.0,
+                "loss_rate": 0.05,
                 "status": "uncomputable",
                 "reason": "downstream_missing",
                 "days_uncomputable": 1,
                 "meter_days_estimated": 0,
                 "meter_days_missing": 1,
+                "band_low": 0.0,
+                "band_high": 0.10,
             }
         ],
     )
@@ -531,3 +695,26 @@ def test_rates_do_not_depend_on_the_unit(md, k):
     scaled = md.with_columns(pl.col("kwh") * k, pl.col("reverse_kwh") * k)
     a, b = loss.area_loss_monthly(md), loss.area_loss_monthly(scaled)
     assert abs(a["loss_rate"][0] - b["loss_rate"][0]) < 1e-6
+
+
+@settings(max_examples=30, deadline=None)
+@given(md=clean_area_month(), pick=st.integers(0, 10_000))
+def test_a_customer_day_without_value_is_its_meters_mean_of_the_month(md, pick):
+    # blank one customer meter-day: the month's sales become the clean month's sales less
+    # that day's kWh plus the meter's mean over its other days (nothing when it has none)
+    customers = md.filter(pl.col("role") == "customer").sort("meter_id", "date")
+    row = customers.row(pick % customers.height, named=True)
+    hit = (pl.col("meter_id") == row["meter_id"]) & (pl.col("date") == row["date"])
+    gap = md.with_columns(
+        pl.when(hit).then(None).otherwise(pl.col("kwh")).alias("kwh"),
+        pl.when(hit).then(None).otherwise(pl.col("reverse_kwh")).alias("reverse_kwh"),
+        pl.when(hit).then(pl.lit("missing")).otherwise(pl.col("quality")).alias("quality"),
+    )
+    others = customers.filter((pl.col("meter_id") == row["meter_id"]) & (pl.col("date") != row["date"]))["kwh"]
+    mean = others.mean() if others.len() else 0.0
+    clean, month = loss.area_loss_monthly(md).row(0, named=True), loss.area_loss_monthly(gap).row(0, named=True)
+    assert month["sales_kwh"] == pytest.approx(clean["sales_kwh"] - row["kwh"] + mean, abs=1e-6)
+    assert month["substituted_kwh"] == pytest.approx(mean, abs=1e-6)
+    n = customers.height
+    assert month["coverage"] == pytest.approx((n - 1) / n)
+    assert clean["substituted_kwh"] == 0.0 and clean["coverage"] == 1.0

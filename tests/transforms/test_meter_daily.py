@@ -263,6 +263,10 @@ def test_collection_daily_counts_area_and_feeder_direct_rows() -> None:
         }
     )
     assert_frame_equal(out.select(expected.columns), expected)
+    # c3 (unread) was off supply at 00:00, when registers freeze; big (unread) was not
+    off = pl.LazyFrame({"meter_id": ["c3", "c1", "big"], "date": [day(1)] * 3, "off_at_midnight": [True, True, False]})
+    with_outages = md.collection_daily(rd, slots, target_rate=0.98, outages=off).collect().sort("scope")
+    assert with_outages["meters_unread_no_power"].to_list() == [1, 0]  # c1 was read: not counted
 
 
 # --- properties ------------------------------------------------------------------------
