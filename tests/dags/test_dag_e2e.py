@@ -262,11 +262,11 @@ def test_airflow_dags_test_with_the_upstream_event_in_conf(airflow):
     }
     airflow.run(
         dags_test("meterlake_marts", "2026-01-06", {"upstream": [extra]}),
-        STUB_STAGES="validate,loss,anomalies,billing,check",
+        STUB_STAGES="outages,validate,loss,anomalies,billing,check",
     )
     assert airflow.rc == 0, airflow.output[-8000:]
     calls = airflow.stage_calls()
-    assert sorted(c["stage"] for c in calls) == ["anomalies", "billing", "check", "loss", "validate"]
+    assert sorted(c["stage"] for c in calls) == ["anomalies", "billing", "check", "loss", "outages", "validate"]
     assert {(tuple(c["dates"]), c["lake"], c["run_id"]) for c in calls} == {
         (("2026-01-05",), str(airflow.lake), "upstream-run")
     }
