@@ -68,6 +68,11 @@ ZH_BY_KIND: dict[str, str] = {
     "recovery_rate.range": "电费回收率 recovery_rate 在 0 到 1 之间（实收不超过应收）",
     "area.customers": "台区停电影响该台区在运的全部用户",
     "rank.by_kwh_at_stake": "工单按涉及电量从大到小排序",
+    "aging.bucket": "账龄 aging 按逾期天数 overdue_days 分为 current、1-30、31-90、91-180、>180",
+    "credit_score.sum_of_points": "信用分 credit_score = 100 − 各扣分理由的分数（限于 0-100）：每一分都有理由",
+    "overdue_yuan.within_arrears": "逾期金额 overdue_yuan ≤ max(欠费 arrears_yuan, 0)：逾期部分是欠费的一部分",
+    "stop_notice.notice_period": "停电通知送达至少 3 天后才停电（供电营业规则）",
+    "stop_notice.overdue": "只有逾期超过 30 天的电费才发停电通知",
     "unplanned.subset": "故障停电用户次数不超过停电用户总次数（customer_interruptions_unplanned ≤ customer_interruptions）",
 }
 

@@ -55,6 +55,10 @@ EXPECTED_TABLES: tuple[tuple[str, str], ...] = (
     ("marts", "anomalies"),
     ("marts", "bills_monthly"),
     ("marts", "prepay_daily"),
+    ("marts", "receivables_monthly"),
+    ("marts", "recovery_monthly"),
+    ("marts", "customer_credit_monthly"),
+    ("marts", "dunning_list"),
     ("marts", "outage_events"),
     ("marts", "reliability_monthly"),
     ("marts", "outage_plan_checks"),
@@ -1107,7 +1111,130 @@ def _recovery_monthly(th: CheckThresholds) -> Extras:
                 "rate_off",
                 max_value=0,
                 description="0 <= recovery_rate <= 1 (collected never exceeds billed)",
-                practice="schemas/recovery_monthly.py: collected = bill - min(bill, arrears)",
+                practice="schemas/recovery_monthly.py: collected by the due date <= billed, customer by customer",
+            ),
+        ),
+    )
+
+
+def _receivables_monthly(th: CheckThresholds) -> Extras:
+    t, days, tol = "receivables_monthly", num("overdue_days"), th.arithmetic.yuan_tolerance
+    bucket = (
+        pl.when(days <= 0)
+        .then(pl.lit("current"))
+        .when(days <= 30)
+        .then(pl.lit("1-30"))
+        .when(days <= 90)
+        .then(pl.lit("31-90"))
+        .when(days <= 180)
+        .then(pl.lit("91-180"))
+        .otherwise(pl.lit(">180"))
+    )
+    return Extras(
+        metrics=(
+            Metric("aging_off", count(pl.col("aging") != bucket), "rows whose aging is not the bucket of overdue_days"),
+            Metric("fee_negative", count(num("late_fee_yuan") < 0), "rows with a negative late fee"),
+            Metric(
+                "overdue_above_arrears",
+                count(num("overdue_yuan") > num("arrears_yuan").clip(lower_bound=0.0) + tol),
+                "rows whose overdue part exceeds the arrears",
+            ),
+        ),
+        rules=(
+            Rule(
+                f"{t}.aging.bucket",
+                "aging_off",
+                max_value=0,
+                description="aging is current, 1-30, 31-90, 91-180 or >180 by overdue_days",
+                practice=f"{CONTRACT} §3 receivables_monthly.aging",
+            ),
+            Rule(
+                f"{t}.late_fee_yuan.non_negative",
+                "fee_negative",
+                max_value=0,
+                description="late_fee_yuan >= 0",
+                practice="供电营业规则 art. 98: 违约金 accrues on unpaid bills",
+            ),
+            Rule(
+                f"{t}.overdue_yuan.within_arrears",
+                "overdue_above_arrears",
+                max_value=0,
+                description="overdue_yuan <= max(arrears_yuan, 0): the past-due part is part of what is owed",
+                practice="schemas/receivables_monthly.py: FIFO settlement",
+            ),
+        ),
+    )
+
+
+def _customer_credit_monthly(th: CheckThresholds) -> Extras:
+    t, tol = "customer_credit_monthly", th.arithmetic.rate_tolerance
+    points = pl.sum_horizontal(
+        num(c) for c in ("late_points", "overdue_points", "arrears_points", "prepay_points", "theft_points")
+    )
+    score = num("credit_score")
+    return Extras(
+        metrics=(
+            Metric("score_off", count((score < 0) | (score > 100)), "scores outside 0-100"),
+            Metric(
+                "score_not_points",
+                count(((100.0 - points).clip(0.0, 100.0) - score).abs() > 0.05 + tol),
+                "scores that are not 100 minus the reasons' points",
+            ),
+        ),
+        rules=(
+            Rule(
+                f"{t}.credit_score.range",
+                "score_off",
+                max_value=0,
+                description="0 <= credit_score <= 100",
+                practice=f"{CONTRACT} §3 customer_credit_monthly.credit_score",
+            ),
+            Rule(
+                f"{t}.credit_score.sum_of_points",
+                "score_not_points",
+                max_value=0,
+                description="credit_score = 100 - the points of its reasons (clipped to 0-100): every point explained",
+                practice="schemas/customer_credit_monthly.py",
+            ),
+        ),
+    )
+
+
+def _dunning_list(th: CheckThresholds) -> Extras:
+    t = "dunning_list"
+    stop = pl.col("action") == "stop_notice"
+    notice = (pl.col("disconnect_not_before") - pl.col("date")).dt.total_days()
+    return Extras(
+        metrics=(
+            Metric("early_stop", count(stop & (num("days_overdue") <= 30)), "stop notices 30 days overdue or less"),
+            Metric(
+                "short_notice",
+                count(stop & (notice.is_null() | (notice < 3))),
+                "stop notices without 3 days between serving and disconnection",
+            ),
+            Metric("rank_duplicates", key_duplicates(("rank",)), "ranks given twice"),
+        ),
+        rules=(
+            Rule(
+                f"{t}.stop_notice.overdue",
+                "early_stop",
+                max_value=0,
+                description="a stop notice only for a bill more than 30 days overdue",
+                practice="供电营业规则 art. 66: stopping supply for arrears only after the payment period has passed",
+            ),
+            Rule(
+                f"{t}.stop_notice.notice_period",
+                "short_notice",
+                max_value=0,
+                description="disconnection at least 3 days after the stop notice",
+                practice="供电营业规则 art. 67: the notice is served 3 to 7 days before supply is stopped",
+            ),
+            Rule(
+                f"{t}.rank.unique",
+                "rank_duplicates",
+                max_value=0,
+                description="each rank once per list",
+                practice="schemas/dunning_list.py rank",
             ),
         ),
     )
@@ -1224,6 +1351,9 @@ _EXTRAS: dict[str, Callable[[CheckThresholds], Extras]] = {
     "bills_monthly": _bills_monthly,
     "prepay_daily": _prepay_daily,
     "recovery_monthly": _recovery_monthly,
+    "receivables_monthly": _receivables_monthly,
+    "customer_credit_monthly": _customer_credit_monthly,
+    "dunning_list": _dunning_list,
     "outage_events": _outage_events,
     "reliability_monthly": _reliability_monthly,
     "quarantine": _quarantine,

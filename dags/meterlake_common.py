@@ -103,6 +103,11 @@ METER_DAILY = _asset("meter_daily", "marts/meter_daily", "meter_daily and collec
 LOSS = _asset("loss", "marts/loss", "area and feeder line loss, daily and monthly (loss stage)")
 ANOMALIES = _asset("anomalies", "marts/anomalies", "theft/anomaly ranking (anomalies stage)")
 BILLING = _asset("billing", "marts/billing", "bills_monthly and prepay_daily (billing stage)")
+RECEIVABLES = _asset(
+    "receivables",
+    "marts/receivables",
+    "receivables, recovery, credit and dunning list (receivables stage)",
+)
 #: emitted only when the Great Expectations gate passed: publishing schedules on it
 CHECKED = _asset("checked", "checked", "marts that passed the blocking expectations (check stage)")
 PUBLISHED = _asset("published", "published", "reporting database, data dictionary and HTML report (publish stage)")
@@ -114,6 +119,7 @@ STAGE_ASSETS: dict[str, Asset] = {
     "loss": LOSS,
     "anomalies": ANOMALIES,
     "billing": BILLING,
+    "receivables": RECEIVABLES,
     "check": CHECKED,
     "publish": PUBLISHED,
 }
@@ -334,13 +340,21 @@ def merge(*plans: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- the call into the pipeline --------------------------------------------------
+#: Airflow pool of every task that writes the lake. Create it with ONE slot
+#: (`airflow pools set meterlake_lake 1 "one writer of the lake at a time"`): then no
+#: two meterlake runs (meterlake_marts and meterlake_monthly, a backfill and the daily
+#: run) write the same partitions at once. The lake lock (meterlake.lock) backs it up
+#: against writers outside Airflow, such as a `meterlake run` on the same lake.
+LAKE_POOL = "meterlake_lake"
+
+
 def stage_task(stage: str, outlet: Asset, **task_kwargs: Any) -> Any:
     """The task that runs ``stage`` and emits ``outlet`` with the dates and row counts.
 
     It takes one plan, or several from parallel branches (merged: dates united).
     """
 
-    @task(task_id=stage, outlets=[outlet], **task_kwargs)
+    @task(task_id=stage, outlets=[outlet], **{"pool": LAKE_POOL, **task_kwargs})
     def run(*plans: dict[str, Any]) -> Generator[Metadata, None, dict[str, Any]]:
         done = run_stage(stage, merge(*plans))
         yield Metadata(outlet, extra=event_extra(done))
@@ -357,6 +371,7 @@ def run_stage(stage: str, plan: Mapping[str, Any]) -> dict[str, Any]:
     cannot help) fails the task without retries, with the stage's one-line message.
     """
     from meterlake import pipeline
+    from meterlake.pipeline import LakeBusy
     from meterlake.settings import Settings
     from meterlake.stages import StageError
 
@@ -364,6 +379,8 @@ def run_stage(stage: str, plan: Mapping[str, Any]) -> dict[str, Any]:
     dates = [dt.date.fromisoformat(d) for d in plan["dates"]]
     try:
         result = pipeline.run_stage(settings, stage, dates, plan["run_id"], progress=log.info, record=True)
+    except LakeBusy:
+        raise  # another writer holds the lake: a retry later can succeed
     except StageError as exc:
         raise AirflowFailException(f"{stage} stage failed: {exc}") from exc
     for note in result.notes:

@@ -25,6 +25,7 @@ from meterlake_common import (
     LOSS,
     METER_DAILY,
     OUTAGES,
+    RECEIVABLES,
     START_DATE,
     TAGS,
     plan_daily,
@@ -56,7 +57,8 @@ def meterlake_marts() -> None:
     losses = stage_task("loss", LOSS)(daily)
     # the gate: a blocking expectation fails here and CHECKED is not emitted
     gate = stage_task("check", CHECKED, retries=0)
-    gate(stage_task("anomalies", ANOMALIES)(losses), stage_task("billing", BILLING)(daily))
+    billed = stage_task("receivables", RECEIVABLES)(stage_task("billing", BILLING)(daily))
+    gate(stage_task("anomalies", ANOMALIES)(losses), billed)
 
 
 meterlake_marts()

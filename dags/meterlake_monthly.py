@@ -1,7 +1,7 @@
 """meterlake_monthly: close the previous month, 08:00 Asia/Shanghai on the 2nd.
 
-Reruns loss and billing over every day of the month, so area_loss_monthly and
-bills_monthly are rebuilt from all the month's days the lake holds (late files of the
+Reruns loss, billing and receivables over every day of the month, so area_loss_monthly,
+bills_monthly, receivables_monthly and recovery_monthly are rebuilt from all the month's days the lake holds (late files of the
 month's last day were ingested by the 06:00 daily run of the 2nd), then the Great
 Expectations gate; a passing gate emits ``meterlake.checked`` with the month and its
 dates, which triggers ``meterlake_publish``. The param ``month`` (YYYY-MM) closes
@@ -18,6 +18,7 @@ from meterlake_common import (
     LOSS,
     MONTHLY_CRON,
     MONTHLY_PARAMS,
+    RECEIVABLES,
     START_DATE,
     TAGS,
     TZ,
@@ -48,7 +49,8 @@ def plan() -> dict:
 def meterlake_monthly() -> None:
     month = plan()
     gate = stage_task("check", CHECKED, retries=0)
-    gate(stage_task("loss", LOSS)(month), stage_task("billing", BILLING)(month))
+    billed = stage_task("receivables", RECEIVABLES)(stage_task("billing", BILLING)(month))
+    gate(stage_task("loss", LOSS)(month), billed)
 
 
 meterlake_monthly()

@@ -37,6 +37,13 @@ def _local(**paths: Path | None) -> None:
             _fail(str(exc))
 
 
+def _expected(exc: BaseException) -> bool:
+    """Errors whose one line says it all (bad input, a busy lake, a blocking check)."""
+    from .stages import StageError
+
+    return isinstance(exc, StageError) and not isinstance(exc.__cause__, OSError)
+
+
 def _fail(message: str) -> None:
     """One line on stderr, exit 1 (CONTRACT §4: a non-zero exit with a one-line reason)."""
     typer.echo(f"meterlake: {message}", err=True)
@@ -74,24 +81,42 @@ def run(
     start: Annotated[str, typer.Option(help="first date, YYYY-MM-DD")],
     end: Annotated[str, typer.Option(help="last date, YYYY-MM-DD")],
     stage: Annotated[list[str] | None, typer.Option(help="run only these stages (repeatable); default all")] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="seconds to wait while another run holds the lake; default METERLAKE_LOCK_WAIT_S, else 0",
+        ),
+    ] = None,
 ) -> None:
     """Run every stage for the dates (the same code the DAGs run)."""
-    from . import pipeline
+    from . import errors, pipeline
     from .progress import progress_reporter
     from .settings import Settings
-    from .stages import StageError
 
     _local(landing=landing, lake=lake)
     settings = Settings(landing=landing, lake=lake)
+    if wait is not None:
+        settings.lock_wait_s = wait
     first, last = _date(start), _date(end)
+    run_id = pipeline.new_run_id()
     try:
         with progress_reporter("run") as progress:
-            record = pipeline.run(settings, first, last, stages=stage, progress=progress)
-    except StageError as exc:
-        _fail(str(exc))
-    except Exception as exc:
-        logging.getLogger("meterlake").exception("run failed")
-        _fail(f"{type(exc).__name__}: {exc}")
+            record = pipeline.run(settings, first, last, stages=stage, progress=progress, run_id=run_id)
+    except BaseException as exc:  # a polars panic is not an Exception
+        if isinstance(exc, SystemExit):
+            raise
+        # one line, never a traceback on the terminal: that goes to the run's debug log
+        line = "interrupted" if isinstance(exc, KeyboardInterrupt) else errors.one_line(exc)
+        if not _expected(exc):
+            log_file = errors.debug_log_path(lake, run_id)
+            where = (
+                log_file
+                if log_file.is_file() and log_file.stat().st_size
+                else errors.write_traceback(None, run_id, exc)
+            )
+            line += f" (traceback in {where})" if where else ""
+        _fail(line)
     from .summary import print_run_summary
 
     print_run_summary(record)
@@ -147,6 +172,11 @@ def evaluate(
 
 def main() -> None:  # pragma: no cover
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    from .errors import OneLineFormatter
+
+    for handler in logging.getLogger().handlers:  # tracebacks go to the run's debug log file only
+        handler.setLevel(logging.INFO)
+        handler.setFormatter(OneLineFormatter())
     for noisy in ("airflow", "great_expectations", "py.warnings"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     app()

@@ -21,15 +21,18 @@ the file (it lives in the directory name), so Hive readers type it from the path
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import json
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import polars as pl
 
+from . import faults
 from .schemas import Table
 from .transforms.frames import sort_if_needed
 
@@ -73,17 +76,77 @@ class Lake:
     # writing ----------------------------------------------------------------
     def write_file(self, path: Path, frame: pl.DataFrame) -> Path:
         """Write one Parquet file atomically (stage, fsync, rename)."""
+        return self._atomic(
+            path,
+            lambda tmp: frame.write_parquet(
+                tmp, compression=COMPRESSION, statistics=True, row_group_size=ROW_GROUP_SIZE
+            ),
+        )
+
+    def write_text(self, path: Path, text: str) -> Path:
+        """Write one small text file (JSON records) atomically."""
+        return self._atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    def _atomic(self, path: Path, write: Callable[[Path], object]) -> Path:
         self.staging.mkdir(parents=True, exist_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.staging / f"{uuid.uuid4().hex}.parquet.tmp"
+        tmp = self.staging / f"{uuid.uuid4().hex}.tmp"
         try:
-            frame.write_parquet(tmp, compression=COMPRESSION, statistics=True, row_group_size=ROW_GROUP_SIZE)
+            try:
+                write(tmp)
+            except Exception as exc:
+                # polars reports a full disk as a Parquet error ("Invalid thrift: transport
+                # error"): name the cause when the filesystem is out of space
+                if _nearly_full(self.staging):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+                raise
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
+            faults.before_replace(path)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
         return path
+
+    def clean_staging(self) -> int:
+        """Remove what killed runs left in ``.staging`` (call only while holding the lake lock)."""
+        if not self.staging.is_dir():
+            return 0
+        n = 0
+        for p in self.staging.iterdir():
+            if p.is_file() or p.is_symlink():
+                p.unlink(missing_ok=True)
+                n += 1
+        return n
+
+    # pending dates: days whose marts must be rebuilt because ingest changed their inputs.
+    # Ingest adds to them before it commits its files; a completed run removes the days it
+    # rebuilt, so a run killed after ingest still has a later run rebuild every such day.
+    @property
+    def pending_path(self) -> Path:
+        return self.meta / "pending_dates.json"
+
+    def read_pending_dates(self) -> set[dt.date]:
+        if not self.pending_path.exists():
+            return set()
+        return {dt.date.fromisoformat(d) for d in json.loads(self.pending_path.read_text(encoding="utf-8"))}
+
+    def add_pending_dates(self, days: Iterable[dt.date]) -> None:
+        held = self.read_pending_dates()
+        new = set(days)
+        if new <= held:
+            return
+        self.write_text(self.pending_path, json.dumps(sorted(d.isoformat() for d in held | new)))
+
+    def clear_pending_dates(self, done: Iterable[dt.date]) -> None:
+        held = self.read_pending_dates()
+        if not held:
+            return
+        rest = held - set(done)
+        if rest:
+            self.write_text(self.pending_path, json.dumps(sorted(d.isoformat() for d in rest)))
+        else:
+            self.pending_path.unlink(missing_ok=True)
 
     def write_partition(
         self,
@@ -141,6 +204,18 @@ class Lake:
         # partitions written before a column was added read it as empty
         have = set(out.collect_schema().names())
         return out.select(pl.col(c) if c in have else pl.lit(None, table.schema[c]).alias(c) for c in table.names)
+
+
+#: free space below which a failed write is taken for a full disk
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def _nearly_full(path: Path) -> bool:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < NEARLY_FULL_BYTES
 
 
 def _typed_literal(value: object, dtype: pl.DataType) -> pl.Expr:

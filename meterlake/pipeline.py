@@ -12,11 +12,15 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from . import errors, lock
 from .config import ConfigError
+from .lake import Lake
+from .lock import LockBusy
 from .settings import Settings
 from .stages import (
     StageContext,
@@ -29,6 +33,7 @@ from .stages import (
     loss,
     outages,
     publish,
+    receivables,
     validate,
 )
 from .transforms import dates as dates_
@@ -45,7 +50,8 @@ RUNNERS: dict[str, StageRun] = {
     "validate": validate.run,  # VEE, meter_daily, collection_daily
     "loss": loss.run,  # area/feeder line loss and its diagnosis
     "anomalies": anomalies.run,  # theft/anomaly ranking
-    "billing": billing.run,  # bills, prepay balances, recovery
+    "billing": billing.run,  # bills, prepay balances
+    "receivables": receivables.run,  # post-paid receivables, recovery, credit, dunning
     "check": check.run,  # Great Expectations gate: blocking failures stop here
     "publish": publish.run,  # reporting database, data dictionary, HTML report
 }
@@ -74,30 +80,50 @@ def run_stage(
 ) -> StageResult:
     """Run one stage for ``dates`` and return what it did.
 
-    With ``record`` (an Airflow task runs one stage at a time) the stage's result is
-    also written as ``LAKE/_meta/runs/<run_id>/<stage>.json``; :func:`run` writes one
-    record for the whole run instead.
+    The stage holds the lake lock (see :mod:`meterlake.lock`): a second writer waits up
+    to ``settings.lock_wait_s`` or fails with one line naming the holder. With
+    ``record`` (an Airflow task runs one stage at a time) the stage's result is also
+    written as ``LAKE/_meta/runs/<run_id>/<stage>.json``; :func:`run` writes one record
+    for the whole run instead.
     """
     if stage not in STAGES:
         raise StageError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
     ctx = StageContext(settings=settings, run_id=run_id)
     if progress is not None:
         ctx.progress = progress
-    t0 = time.perf_counter()
-    try:
-        result = RUNNERS[stage](ctx, sorted(set(dates)))
-    except ConfigError as exc:
-        raise StageError(f"{stage}: {exc}") from exc
-    result.seconds = round(time.perf_counter() - t0, 3)
-    if record:
-        out = Path(settings.lake) / "_meta" / "runs" / _safe(run_id) / f"{stage}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(
-            json.dumps(_jsonable(dataclasses.asdict(result)), indent=2, ensure_ascii=False), encoding="utf-8"
-        )
-        tmp.replace(out)
+    dates = sorted(set(dates))
+    with writer(settings, run_id):
+        t0 = time.perf_counter()
+        try:
+            result = RUNNERS[stage](ctx, dates)
+        except ConfigError as exc:
+            raise StageError(f"{stage}: {exc}") from exc
+        result.seconds = round(time.perf_counter() - t0, 3)
+        if stage == STAGES[-1]:
+            # the chain is complete for these dates: what ingest left pending is done
+            ctx.lake.clear_pending_dates(dates)
+        if record:
+            out = Path(settings.lake) / "_meta" / "runs" / _safe(run_id) / f"{stage}.json"
+            ctx.lake.write_text(out, json.dumps(_jsonable(dataclasses.asdict(result)), indent=2, ensure_ascii=False))
     return result
+
+
+@contextmanager
+def writer(settings: Settings, run_id: str) -> Iterator[None]:
+    """Hold the lake lock; on first taking it, clear what killed runs left in staging."""
+    lake = Path(settings.lake)
+    fresh = not lock.holds(lake)
+    try:
+        with lock.lake_lock(lake, run_id, wait_s=settings.lock_wait_s):
+            if fresh:
+                Lake(lake).clean_staging()
+            yield
+    except LockBusy as exc:
+        raise LakeBusy(str(exc)) from exc
+
+
+class LakeBusy(StageError):
+    """Another writer holds the lake lock (a later retry can succeed)."""
 
 
 def _safe(run_id: str) -> str:
@@ -113,9 +139,11 @@ def run(
     progress: Callable[[str], None] | None = None,
     run_id: str | None = None,
 ) -> dict[str, Any]:
-    """Run the stages for ``start..end``; return (and write) the run record.
+    """Run the stages for ``start..end`` under the lake lock; return (and write) the run record.
 
-    Dates whose data arrived late (found by ingest) are rebuilt too.
+    Dates whose data arrived late (found by ingest) are rebuilt too. Whatever stops the
+    run, its record says ``failed`` with the one-line error, and the traceback goes to
+    the run's debug log (``LAKE/_meta/logs/<run id>.log``).
     """
     run_id = run_id or new_run_id()
     wanted = list(stages or STAGES)
@@ -130,35 +158,69 @@ def run(
         "stages": {},
         "status": "running",
     }
+    lake = Path(settings.lake)
+    handler, level = _debug_log(lake, run_id)
     try:
-        for stage in STAGES:
-            if stage not in wanted:
-                continue
-            result = run_stage(settings, stage, dates, run_id, progress)
-            record["stages"][stage] = _jsonable(dataclasses.asdict(result))
-            if result.dates:
-                dates = sorted(set(dates) | set(result.dates))
-        record["status"] = "ok"
-    except StageError as exc:
-        record["status"] = "failed"
-        record["error"] = str(exc)
-        failed = getattr(exc, "result", None)
-        if failed is not None:  # e.g. the check stage's findings and Data Docs link
-            record["stages"][failed.stage] = _jsonable(dataclasses.asdict(failed))
-        raise
+        with writer(settings, run_id):
+            try:
+                for stage in STAGES:
+                    if stage not in wanted:
+                        continue
+                    result = run_stage(settings, stage, dates, run_id, progress)
+                    record["stages"][stage] = _jsonable(dataclasses.asdict(result))
+                    if result.dates:
+                        dates = sorted(set(dates) | set(result.dates))
+                record["status"] = "ok"
+            except BaseException as exc:
+                record["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                record["error"] = errors.one_line(exc)
+                failed = getattr(exc, "result", None)
+                if failed is not None:  # e.g. the check stage's findings and Data Docs link
+                    record["stages"][failed.stage] = _jsonable(dataclasses.asdict(failed))
+                log.debug("run %s failed", run_id, exc_info=True)
+                raise
+            finally:
+                record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+                record["dates"] = [d.isoformat() for d in dates]
+                try:
+                    write_run_record(lake, record)
+                except OSError as exc:  # e.g. the disk is full: the error that stopped the run matters more
+                    record["record_error"] = errors.one_line(exc)
+                    log.debug("could not write the run record", exc_info=True)
     finally:
-        record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        record["dates"] = [d.isoformat() for d in dates]
-        write_run_record(Path(settings.lake), record)
+        _close_debug_log(handler, level)
     return record
+
+
+def _debug_log(lake: Path, run_id: str) -> tuple[logging.Handler | None, int]:
+    """A DEBUG-level log file for the run (tracebacks go there, never to the terminal)."""
+    level = log.level
+    path = errors.debug_log_path(lake, run_id)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = errors.QuietFileHandler(path, encoding="utf-8", delay=True)
+    except OSError:
+        return None, level
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(errors.MaskingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    # on the root logger: libraries' warnings and errors (with their tracebacks) land there too
+    logging.getLogger().addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    return handler, level
+
+
+def _close_debug_log(handler: logging.Handler | None, level: int) -> None:
+    if handler is None:
+        return
+    logging.getLogger().removeHandler(handler)
+    log.setLevel(level)
+    with suppress(OSError):
+        handler.close()
 
 
 def write_run_record(lake: Path, record: dict[str, Any]) -> Path:
     out = lake / "_meta" / "runs" / f"{record['run_id']}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_jsonable(record), indent=2, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(out)
+    Lake(lake).write_text(out, json.dumps(_jsonable(record), indent=2, ensure_ascii=False))
     record["record_path"] = str(out)
     return out
 

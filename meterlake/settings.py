@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         repr=False,
     )
     progress: bool = Field(True, description="show progress bars on a terminal")
+    lock_wait_s: float = Field(
+        0.0,
+        ge=0,
+        description="seconds a run waits for another writer of the lake to finish; "
+        "0 = fail at once with one line naming the holder",
+    )
 
     @field_validator("landing", "lake", "config_dir", "reporting_db", mode="before")
     @classmethod

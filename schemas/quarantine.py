@@ -16,8 +16,11 @@ REASONS = {
     "missing_value": "a required field is empty",
     "bad_date": "a date or timestamp field does not parse (YYYY-MM-DD, YYYYMMDD, YYYY-MM-DD HH:MM:SS) or is not a real date",
     "bad_number": "a numeric field does not parse",
-    "out_of_range": "a numeric field is below its allowed minimum (e.g. multiplier < 1, negative register)",
-    "negative_amount": "a purchase amount is zero or negative",
+    "out_of_range": "a numeric field is below its allowed minimum (e.g. multiplier < 1, negative register), "
+    "or a date lies outside the accepted window (configuration: ingest.toml)",
+    "malformed_line": "the line cannot be split into CSV fields: an unbalanced or misplaced double quote, "
+    "a carriage return or a NUL byte inside it",
+    "negative_amount": "a purchase or payment amount is zero or negative",
     "unknown_code": "a coded field holds a value outside its code list",
     "unknown_meter": "the meter is not in the archive snapshot valid on the row's date",
     "end_before_start": "an outage plan's planned end is not after its planned start",
@@ -25,6 +28,11 @@ REASONS = {
     "unknown_feeder": "the feeder is not in the archive snapshot valid on the row's date",
     "unknown_area": "the transformer area is not in the archive snapshot valid on the row's date",
     "superseded": "a later delivery of the same key disagrees; the later row wins",
+    "unknown_customer": "a payment names a customer that is not in the archive snapshot valid on its date",
+    "prepay_customer": "a post-paid payment of a customer who is an IC-card prepay customer on its date",
+    "reversal_unknown_ref": "a reversal names no payment of the same customer paid on or before it",
+    "reversal_repeated": "a reversal cancels a payment that an earlier reversal already cancelled",
+    "bad_month": "a month field is not YYYY-MM",
 }
 
 QUARANTINE = Table(

@@ -22,6 +22,8 @@ fi
 mkdir -p "$AIRFLOW_HOME"
 echo "== Airflow metadata DB (SQLite) in $AIRFLOW_HOME"
 airflow db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1 || { cat "$AIRFLOW_HOME/db-migrate.log"; exit 1; }
+# one writer of the lake at a time (every meterlake task runs in this pool)
+airflow pools set meterlake_lake 1 "one writer of the meterlake lake at a time" > /dev/null
 
 echo "== running the DAG chain for $START .. $END (Airflow logs: $AIRFLOW_HOME/demo-dags.log)"
 python scripts/airflow_chain.py meterlake_ingest "$LOGICAL" --no-retries \

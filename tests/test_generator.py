@@ -236,6 +236,7 @@ def test_file_layout_and_formats(landing: tuple[Path, GenerateSummary], truth: d
     assert man.filter(pl.col.date_format.is_null())["dataset"].unique().sort().to_list() == [
         "events",
         "outage_plans",
+        "payments",
         "purchases",
     ]
     assert set(man["column_order"]) == {"contract", "shuffled"}

@@ -19,7 +19,9 @@ with the csv module (rare in head-end exports).
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import gzip
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,8 +34,19 @@ from ..schemas.landing import Field, Landing
 SEP = ","
 #: a digit run this long in a raw purchases line is treated as a card number and masked
 CARD_DIGITS = 12
+#: any such digit run (keeping its last 4 digits) in a raw purchases line or file
+CARD_PATTERN = rf"\d{{{CARD_DIGITS - 4},}}(\d{{4}})"
+_CARD_RUN = re.compile(CARD_PATTERN)
 #: lines parsed at a time: bounds memory for county-size files (~100 MB per chunk of curves)
 CHUNK_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class DateWindow:
+    """The dates a landing row may carry; anything outside is quarantined ``out_of_range``."""
+
+    earliest: dt.date
+    latest: dt.date
 
 
 @dataclass
@@ -102,7 +115,7 @@ def decode(data: bytes) -> tuple[bytes, str]:
     its last line (marked by a replacement character), which then fails the field
     count. Raises ``UnicodeDecodeError`` when neither encoding fits.
     """
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4096]:
+    if _utf16_or_binary(data):
         # UTF-16/32 (or binary): GB18030 would "decode" it into garbage
         raise UnicodeDecodeError("utf-8", data, 0, 2, "UTF-16 or binary data (NUL bytes)")
     if data.startswith(b"\xef\xbb\xbf"):
@@ -124,6 +137,15 @@ def decode(data: bytes) -> tuple[bytes, str]:
         raise utf8_error from exc
 
 
+def _utf16_or_binary(data: bytes) -> bool:
+    """A UTF-16 byte-order mark, or NUL bytes in a quarter of the head (UTF-16/32 text is half NULs).
+
+    A stray NUL in a text file is not: that line alone is quarantined as malformed.
+    """
+    head = data[:4096]
+    return head[:2] in (b"\xff\xfe", b"\xfe\xff") or head.count(b"\x00") * 4 > len(head)
+
+
 def decode_lines(data: bytes) -> tuple[bytes, str, pl.Series]:
     """UTF-8 bytes, the encoding, and the physical lines of ``data``.
 
@@ -131,7 +153,7 @@ def decode_lines(data: bytes) -> tuple[bytes, str, pl.Series]:
     Python-level decode of the whole file.
     """
     plain = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
-    if not (data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4096]):
+    if not _utf16_or_binary(data):
         try:
             return plain, "utf-8-sig" if plain is not data else "utf-8", split_lines(plain)
         except pl.exceptions.ComputeError:
@@ -144,6 +166,8 @@ def split_lines(text: bytes) -> pl.Series:
     """Physical lines of UTF-8 ``text`` (blank lines as null, ``\\r`` stripped)."""
     if not text:
         return pl.Series("line", [], dtype=pl.String)
+    if b"\x1f" in text:  # the reader's separator: such a line is malformed (read as holding a NUL)
+        text = text.replace(b"\x1f", b"\x00")
     lines = pl.read_csv(
         text,
         has_header=False,
@@ -153,7 +177,7 @@ def split_lines(text: bytes) -> pl.Series:
         infer_schema=False,
         raise_if_empty=False,
     )["line"]
-    return lines.str.strip_suffix("\r")
+    return lines.rechunk().str.strip_suffix("\r")
 
 
 # --- header -----------------------------------------------------------------------
@@ -166,7 +190,7 @@ def map_header(header: str, spec: Landing) -> tuple[list[str | None], list[str],
     extras: list[str] = []
     dupes: list[str] = []
     seen: set[str] = set()
-    for raw_name in next(csv.reader([header])):
+    for raw_name in _split_header(header):
         key = raw_name.strip().strip('"').lstrip("\ufeff").strip().casefold()
         canon = aliases.get(key)
         if canon is None:
@@ -183,17 +207,26 @@ def map_header(header: str, spec: Landing) -> tuple[list[str | None], list[str],
 # --- the parse -------------------------------------------------------------------
 
 
-def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
-    """Parse one landing file's bytes (gzip or not, any supported encoding)."""
+def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str, window: DateWindow | None = None) -> Parsed:
+    """Parse one landing file's bytes (gzip or not, any supported encoding).
+
+    Any byte sequence gives a :class:`Parsed`: what cannot be read becomes quarantine
+    rows with a reason code and a one-line detail, never an exception. ``window``
+    bounds the dates and timestamps accepted (outside it: ``out_of_range``).
+    """
     stats = ParseStats()
     quarantine: list[pl.DataFrame] = []
+    loose = _loose_masker(spec)
 
     def whole_file(reason: str, detail: str, raw_text: str = "") -> Parsed:
+        detail = _one_line(mask_digit_runs(detail) if _has_personal(spec) else detail)
         stats.file_problems.append(f"{reason}: {detail}")
         q = pl.DataFrame(
             {"source_file": [source_file], "line": [None], "reason": [reason], "detail": [detail], "raw": [raw_text]},
             schema=QUARANTINE_SCHEMA,
         )
+        # whatever state the file is in, its text is masked like a line that does not split
+        q = q.with_columns(loose(pl.col("raw")))
         stats.rows_quarantined = 0
         return Parsed(empty_rows(spec), q, stats)
 
@@ -206,11 +239,17 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
     try:
         text, stats.encoding, lines = decode_lines(raw)
     except UnicodeDecodeError as exc:
+        found = exc.reason if "NUL" in exc.reason else f"byte {exc.start} is {exc.object[exc.start : exc.start + 8]!r}"
         return whole_file(
             "encoding",
-            f"byte {exc.start} is neither UTF-8 nor GB18030/GBK ({exc.object[exc.start : exc.start + 8]!r})",
+            f"expected UTF-8 or GB18030/GBK text; {found}",
             raw[:200].decode("utf-8", errors="replace"),
         )
+    if b"\r" in text and b"\n" not in text:
+        # classic Mac line ends (CR only): each CR ends a line
+        stats.file_problems.append("line_ends: the lines end in CR only; read as line breaks")
+        text = text.replace(b"\r", b"\n")
+        lines = split_lines(text)
     ends_with_newline = text.endswith(b"\n")
     if lines.len() == 0 or lines[0] is None or not lines[0].strip():
         return whole_file("empty_file", "the file has no header row")
@@ -234,20 +273,22 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
     present = {n for n in names if n}
     missing = [f.name for f in spec.fields if f.required and f.name not in present]
     if missing or dupes:
-        reason = "missing_columns" if missing else "duplicate_column"
-        detail = (
-            f"header lacks required column(s) {', '.join(missing)}; found {', '.join(h.strip() for h in next(csv.reader([header])))}"
+        file_reason = "missing_columns" if missing else "duplicate_column"
+        found = ", ".join(h.strip() for h in _split_header(header))
+        file_detail = (
+            f"header lacks required column(s) {', '.join(missing)}; found {found}"
             if missing
             else f"header maps several columns to the same name: {', '.join(dupes)}"
         )
-        stats.file_problems.append(f"{reason}: {detail}")
         if body.height == 0:
-            return whole_file(reason, detail, header)
+            return whole_file(file_reason, file_detail, header)
+        file_detail = _one_line(mask_digit_runs(file_detail) if _has_personal(spec) else file_detail)
+        stats.file_problems.append(f"{file_reason}: {file_detail}")
         q = body.select(
             pl.lit(source_file).alias("source_file"),
             pl.col("source_line").alias("line"),
-            pl.lit(reason).alias("reason"),
-            pl.lit(detail).alias("detail"),
+            pl.lit(file_reason).alias("reason"),
+            pl.lit(file_detail).alias("detail"),
             mask(pl.col("line_text")).alias("raw"),
         )
         stats.rows_quarantined = q.height
@@ -273,18 +314,60 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
     n_fields = len(names)
     text_line = pl.col("line_text")
     body = body.with_columns(
-        (text_line.str.count_matches(SEP, literal=True) + 1).alias("n_fields"),
+        (text_line.str.count_matches(SEP, literal=True) + 1).cast(pl.Int64).alias("n_fields"),
         text_line.str.contains('"', literal=True).alias("quoted"),
+        # a CR inside a line or a NUL byte: no CSV reader splits such a line reliably
+        text_line.str.contains(r"[\r\x00]").alias("malformed"),
     )
     cut_off = (~pl.lit(ends_with_newline)) & (pl.col("source_line") == last_line)
 
-    # lines with quotes follow csv quoting rules: split them with the csv module (rare)
-    quoted = body.filter(pl.col("quoted"))
-    if quoted.height:
-        counts = [len(next(csv.reader([t]))) for t in quoted["line_text"]]
-        body = body.update(
-            quoted.select("source_line", pl.Series("n_fields", counts, dtype=pl.UInt32)), on="source_line"
+    malformed = body.filter(pl.col("malformed"))
+    if malformed.height:
+        quarantine.append(
+            malformed.select(
+                pl.lit(source_file).alias("source_file"),
+                pl.col("source_line").alias("line"),
+                pl.lit("malformed_line").alias("reason"),
+                pl.lit("the line holds a carriage return or NUL byte inside it; expected plain CSV text").alias(
+                    "detail"
+                ),
+                mask(text_line).alias("raw"),
+            )
         )
+    body = body.filter(~pl.col("malformed"))
+
+    # lines with quotes follow csv quoting rules: split them with the csv module (rare);
+    # a quote the rules reject (unbalanced, text after a closing quote) quarantines the line
+    quoted_lines = body.filter(pl.col("quoted"))
+    quoted_fields: list[list[str]] = []
+    if quoted_lines.height:
+        counts: list[int] = []
+        for t in quoted_lines["line_text"]:
+            try:
+                fields = next(csv.reader([t], strict=True))
+            except csv.Error:
+                fields = []
+                counts.append(-1)
+            else:
+                counts.append(len(fields))
+            quoted_fields.append(fields)
+        body = body.update(
+            quoted_lines.select("source_line", pl.Series("n_fields", counts, dtype=pl.Int64)), on="source_line"
+        )
+        bad_quote = body.filter(pl.col("n_fields") == -1)
+        if bad_quote.height:
+            quarantine.append(
+                bad_quote.select(
+                    pl.lit(source_file).alias("source_file"),
+                    pl.col("source_line").alias("line"),
+                    pl.lit("malformed_line").alias("reason"),
+                    pl.lit("a double quote breaks CSV quoting (unbalanced, or text after a closing quote)").alias(
+                        "detail"
+                    ),
+                    mask(text_line).alias("raw"),
+                )
+            )
+            body = body.filter(pl.col("n_fields") != -1)
 
     bad_count = body.filter(pl.col("n_fields") != n_fields)
     if bad_count.height:
@@ -315,16 +398,24 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
             )
         )
         good = good.filter(pl.col("source_line") != last_line)
+    quoted_good = _quoted_frame(quoted_lines["source_line"], quoted_fields, good["source_line"], n_fields)
+    good = good.filter(~pl.col("quoted"))
 
     del body
-    typed, reason_expr, detail_expr = _typed_exprs(spec)
+    typed, reason_expr, detail_expr = _typed_exprs(spec, window)
     values = {f.name: pl.col(f"{f.name}__value") for f in spec.fields}
-    failed = pl.any_horizontal(_failure_conditions(spec, values)).fill_null(False)
+    failed = pl.any_horizontal(_failure_conditions(spec, values, window)).fill_null(False)
     chunks: list[pl.DataFrame] = []
     # fixed-size chunks keep memory bounded however large the file
-    for offset in range(0, good.height, CHUNK_ROWS):
-        part = good.slice(offset, CHUNK_ROWS)
-        strings = _split_fields(part, names, spec, present, any_quoted=quoted.height > 0)
+    parts: list[tuple[pl.DataFrame, pl.DataFrame | None]] = [
+        (good.slice(offset, CHUNK_ROWS), None) for offset in range(0, good.height, CHUNK_ROWS)
+    ]
+    if quoted_good is not None:
+        parts.append((good.clear(), quoted_good))
+    for part, pre_split in parts:
+        strings = _split_fields(part, names, spec, present, pre_split)
+        if not strings.height:
+            continue
         # cast every field once; a row fails if any rule fails (the reason is found later)
         strings = strings.with_columns(typed[f.name].alias(f"{f.name}__value") for f in spec.fields)
         strings = strings.with_columns(failed.alias("_bad"))
@@ -334,16 +425,18 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
         if not suspect.height:
             continue
         # second chance for padded values (" 1.5"): strip, then judge the row for good
-        suspect = suspect.join(part.select("source_line", "line_text"), on="source_line")
+        line_texts = quoted_lines if pre_split is not None else part
+        suspect = suspect.join(line_texts.select("source_line", "line_text"), on="source_line")
         suspect = suspect.with_columns(pl.col(f.name).str.strip_chars().replace("", None) for f in spec.fields)
         suspect = suspect.with_columns(typed[f.name].alias(f"{f.name}__value") for f in spec.fields)
         suspect = suspect.with_columns(reason_expr.alias("_reason"), detail_expr.alias("_detail"))
+        detail_col = pl.col("_detail")
         quarantine.append(
             suspect.filter(pl.col("_reason").is_not_null()).select(
                 pl.lit(source_file).alias("source_file"),
                 pl.col("source_line").alias("line"),
                 pl.col("_reason").alias("reason"),
-                pl.col("_detail").alias("detail"),
+                (loose(detail_col) if _has_personal(spec) else detail_col).alias("detail"),
                 mask(text_line).alias("raw"),
             )
         )
@@ -369,19 +462,37 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str) -> Parsed:
 
 
 def _split_fields(
-    good: pl.DataFrame, names: list[str | None], spec: Landing, present: set[str], any_quoted: bool
+    good: pl.DataFrame,
+    names: list[str | None],
+    spec: Landing,
+    present: set[str],
+    pre_split: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """String columns, one per contract field, for lines with the right field count.
 
-    The lines are handed back to polars' multithreaded CSV reader (every field a
-    string; empty = null), much faster than splitting each line in an expression.
+    Lines without quotes are handed back to polars' multithreaded CSV reader (every
+    field a string; empty = null), much faster than splitting each line in an
+    expression. ``pre_split`` holds lines already split by the csv module (quoted).
     """
     schema = pl.Schema({f"c{i}": pl.String() for i in range(len(names))})
-    if good.height:
+    if pre_split is not None:
+        cols = pre_split.select(schema.names()).with_columns(pl.all().replace("", None))
+        lines = pre_split["source_line"]
+    elif good.height:
         blob = (good["line_text"].str.join("\n").item() + "\n").encode("utf-8")
-        cols = pl.read_csv(blob, has_header=False, schema=schema, quote_char='"' if any_quoted else None)
+        cols = pl.read_csv(blob, has_header=False, schema=schema, quote_char=None)
+        if cols.height != good.height:  # never expected: a line the reader split differently
+            cols = (
+                good.select(
+                    pl.col("line_text").str.split_exact(SEP, len(names) - 1).struct.rename_fields(schema.names())
+                )
+                .unnest("line_text")
+                .with_columns(pl.all().replace("", None))
+            )
+        lines = good["source_line"]
     else:
         cols = pl.DataFrame(schema=schema)
+        lines = good["source_line"]
     out = cols.select(pl.col(f"c{i}").alias(name) for i, name in enumerate(names) if name is not None).with_columns(
         pl.lit(None, pl.String).alias(f.name) for f in spec.fields if f.name not in present
     )
@@ -392,7 +503,22 @@ def _split_fields(
     out = out.with_columns(
         pl.col(f.name).fill_null(f.empty_as) for f in spec.fields if f.empty_as is not None and f.name in present
     )
-    return out.with_columns(good["source_line"])
+    return out.with_columns(lines.alias("source_line"))
+
+
+def _quoted_frame(
+    quoted_lines: pl.Series, quoted_fields: list[list[str]], good_lines: pl.Series, n_fields: int
+) -> pl.DataFrame | None:
+    """The quoted lines that passed the field count, as string columns c0..c<n-1>."""
+    keep = set(good_lines.to_list()) if quoted_fields else set()
+    picked = [(ln, f) for ln, f in zip(quoted_lines.to_list(), quoted_fields, strict=True) if ln in keep]
+    if not picked:
+        return None
+    columns = {f"c{i}": [f[i] for _, f in picked] for i in range(n_fields)}
+    return pl.DataFrame(
+        {**columns, "source_line": [ln for ln, _ in picked]},
+        schema={**{c: pl.String() for c in columns}, "source_line": pl.Int64()},
+    )
 
 
 def _partition_date(spec: Landing) -> pl.Expr:
@@ -424,22 +550,22 @@ def _parse_field(f: Field) -> pl.Expr:
     raise AssertionError(f.kind)
 
 
-def _failure_conditions(spec: Landing, typed: dict[str, pl.Expr]) -> list[pl.Expr]:
-    return [cond for cond, _, _ in _checks(spec, typed)]
+def _failure_conditions(spec: Landing, typed: dict[str, pl.Expr], window: DateWindow | None) -> list[pl.Expr]:
+    return [cond for cond, _, _ in _checks(spec, typed, window)]
 
 
-def _typed_exprs(spec: Landing) -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr]:
+def _typed_exprs(spec: Landing, window: DateWindow | None) -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr]:
     """Typed value per field, and the first failing reason/detail per row (null = ok)."""
     typed = {f.name: _parse_field(f) for f in spec.fields}
     reason = pl.lit(None, pl.String)
     detail = pl.lit(None, pl.String)
-    for cond, code, text in reversed(_checks(spec, typed)):
+    for cond, code, text in reversed(_checks(spec, typed, window)):
         reason = pl.when(cond.fill_null(False)).then(pl.lit(code)).otherwise(reason)
         detail = pl.when(cond.fill_null(False)).then(text).otherwise(detail)
     return typed, reason, detail
 
 
-def _checks(spec: Landing, typed: dict[str, pl.Expr]) -> list[tuple[pl.Expr, str, pl.Expr]]:
+def _checks(spec: Landing, typed: dict[str, pl.Expr], window: DateWindow | None) -> list[tuple[pl.Expr, str, pl.Expr]]:
     """(condition, reason code, detail) per rule, in order of precedence."""
     checks: list[tuple[pl.Expr, str, pl.Expr]] = []
     for f in spec.fields:
@@ -477,6 +603,18 @@ def _checks(spec: Landing, typed: dict[str, pl.Expr]) -> list[tuple[pl.Expr, str
             )
     for f in spec.fields:
         val = typed[f.name]
+        if window is not None and f.kind in ("date", "timestamp"):
+            # a date far outside any plausible delivery (9999-12-31, 0001-01-01) is a fault
+            day = val if f.kind == "date" else val.dt.date()
+            checks.append(
+                (
+                    (day < window.earliest) | (day > window.latest),
+                    "out_of_range",
+                    pl.format(
+                        f"{f.name}: must lie in {window.earliest}..{window.latest}, found {{}}", val.cast(pl.String)
+                    ),
+                )
+            )
         if f.exclusive_minimum is not None:
             reason = "negative_amount" if f.unit == "yuan" else "out_of_range"
             checks.append(
@@ -495,15 +633,49 @@ def _checks(spec: Landing, typed: dict[str, pl.Expr]) -> list[tuple[pl.Expr, str
     return checks
 
 
+def _has_personal(spec: Landing) -> bool:
+    return any(f.personal for f in spec.fields)
+
+
+def mask_digit_runs(text: str) -> str:
+    """``text`` with every digit run long enough to be a card number cut to its last 4 digits."""
+    return _CARD_RUN.sub(lambda m: "*" * 8 + m.group(1), text)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A detail or note fit for one line: control characters as spaces, long text cut."""
+    flat = "".join(c if c.isprintable() else " " for c in text)
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _split_header(header: str) -> list[str]:
+    try:
+        return next(csv.reader([header]))
+    except (csv.Error, StopIteration):  # a CR or a broken quote in the header: plain split
+        return header.split(SEP)
+
+
+def _loose_masker(spec: Landing) -> Callable[[pl.Expr], pl.Expr]:
+    """Mask every card-length digit run, for datasets with personal fields."""
+    if not _has_personal(spec):
+        return lambda e: e
+    return lambda e: e.str.replace_all(CARD_PATTERN, "********$1")
+
+
 def _masker(spec: Landing, names: list[str | None]) -> Callable[[pl.Expr], pl.Expr]:
-    """Expression builder masking personal fields in a raw line."""
+    """Expression builder masking personal fields in a raw line.
+
+    The personal field is cut to its last 4 digits where the line splits into the
+    header's fields; then, whatever the line's state, every digit run long enough to
+    be a card number is masked too (over-masking is safe, a missed card is not).
+    """
     personal = [f.name for f in spec.fields if f.personal]
     if not personal:
         return lambda e: e
     positions = [i for i, n in enumerate(names) if n in personal]
+    loose = _loose_masker(spec)
 
     def mask(line: pl.Expr) -> pl.Expr:
-        # the personal field itself, where the line splits into the header's fields
         parts = line.str.split(SEP)
         masked = parts
         for i in positions:
@@ -513,9 +685,7 @@ def _masker(spec: Landing, names: list[str | None]) -> Callable[[pl.Expr], pl.Ex
                 masked.list.slice(i + 1),
             )
         exact = pl.when(parts.list.len() == len(names)).then(masked.list.join(SEP))
-        # anywhere else: any long digit run (over-masking is safe)
-        loose = line.str.replace_all(rf"\d{{{CARD_DIGITS - 4},}}(\d{{4}})", "********$1")
-        return pl.coalesce(exact, loose)
+        return loose(pl.coalesce(exact, line))
 
     return mask
 

@@ -12,7 +12,7 @@ Pure polars: frames in, frames out; nothing here opens a file.
   it, so the sequence is checked over the purchases that stand).
 * :func:`prepay_balances`: prepay_daily (see :mod:`meterlake.schemas.prepay_daily` for
   how the balance is anchored on the meter's first reading and carried forward).
-* :func:`recovery`: recovery_monthly per area.
+* :func:`prepay_collection`: what each prepay customer's month collected (recovery_monthly).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from meterlake.schemas.prepay_daily import PREPAY_DAILY
 from meterlake.schemas.prepay_findings import PREPAY_FINDINGS, RULES
-from meterlake.schemas.recovery_monthly import RECOVERY_MONTHLY
 
 #: the clean purchases columns read here
 PURCHASE_COLUMNS: tuple[str, ...] = (
@@ -311,8 +310,15 @@ def prepay_balances(
     return PREPAY_DAILY.conform(days)
 
 
-def recovery(bills: pl.LazyFrame, prepay_month: pl.LazyFrame, month: str, rules: PrepayRules) -> pl.LazyFrame:
-    """recovery_monthly rows of ``month`` from its bills and its prepay_daily days."""
+def prepay_collection(bills: pl.LazyFrame, prepay_month: pl.LazyFrame, rules: PrepayRules) -> pl.LazyFrame:
+    """Per customer billed in the month: its bill and, for prepay customers, what was collected.
+
+    ``collected = bill - min(bill, arrears at month end)``; arrears = -balance_yuan on the
+    customer's last prepay_daily day of the month (summed over its meters) when below
+    ``arrears_below_yuan``. A customer is prepay when prepay_daily holds it in the month.
+    Columns: customer_id, area_id, billed, is_prepay, has_balance, in_arrears, arrears,
+    collected (null outside the rate), purchases, in_rate.
+    """
     customers = bills.group_by("customer_id").agg(
         billed=pl.col("amount_yuan").sum().round(9),
         area_id=pl.col("area_id").get(pl.col("period_end").arg_max()),
@@ -323,7 +329,7 @@ def recovery(bills: pl.LazyFrame, prepay_month: pl.LazyFrame, month: str, rules:
         has_balance=pl.col("balance_yuan").is_not_null().all(),
     )
     purchases = prepay_month.group_by("customer_id").agg(purchases=pl.col("purchases_yuan").sum().round(9))
-    c = (
+    return (
         customers.join(balances, on="customer_id", how="left")
         .join(purchases, on="customer_id", how="left")
         .with_columns(is_prepay=pl.col("has_balance").is_not_null(), has_balance=pl.col("has_balance").fill_null(False))
@@ -337,29 +343,5 @@ def recovery(bills: pl.LazyFrame, prepay_month: pl.LazyFrame, month: str, rules:
                 pl.col("billed") - pl.min_horizontal(pl.col("billed"), pl.col("arrears").clip(lower_bound=0.0))
             )
         )
+        .drop("balance")
     )
-    out = (
-        c.group_by("area_id")
-        .agg(
-            customers_billed=pl.len().cast(pl.Int32),
-            billed_yuan=pl.col("billed").sum().round(9),
-            postpaid_billed_yuan=pl.col("billed").filter(~pl.col("is_prepay")).sum().round(9),
-            prepay_customers=pl.col("is_prepay").sum().cast(pl.Int32),
-            prepay_billed_yuan=pl.col("billed").filter(pl.col("is_prepay")).sum().round(9),
-            prepay_purchases_yuan=pl.col("purchases").fill_null(0.0).sum().round(9),
-            arrears_customers=pl.col("in_arrears").sum().cast(pl.Int32),
-            arrears_yuan=pl.col("arrears").sum().round(9),
-            prepay_no_balance_customers=(pl.col("is_prepay") & ~pl.col("has_balance")).sum().cast(pl.Int32),
-            collected_yuan=pl.col("collected").fill_null(0.0).sum().round(9),
-            rate_base=pl.col("billed").filter(pl.col("in_rate")).sum().round(9),
-        )
-        .with_columns(
-            month=pl.lit(month),
-            # collected <= billed customer by customer; the clip only removes float noise
-            # of the two sums (1.0000000000000002)
-            recovery_rate=pl.when(pl.col("rate_base") > 0).then(
-                (pl.col("collected_yuan") / pl.col("rate_base")).clip(0.0, 1.0)
-            ),
-        )
-    )
-    return RECOVERY_MONTHLY.conform(out)

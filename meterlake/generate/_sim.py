@@ -32,6 +32,7 @@ from . import _files as fl
 from . import _outages
 from . import _shapes as sh
 from . import _topology as tp
+from ._payments import Payments
 from ._plan import EV, Plan, gather_code, hhmm, make_plan, money, reading, text, truth_rows
 from ._topology import UNIT
 
@@ -65,7 +66,15 @@ DEFAULT_ORG = "ORG01"
 #: a meter id no archive holds, for the `unknown_meter` bad row (a range no meter uses)
 UNKNOWN_METER_PREFIX = "0004"
 #: share of a dataset's files delivered gzip-compressed
-GZIP_SHARE = {"outage_plans": 0.0, "archive": 0.0, "curves": 0.5, "registers": 0.25, "events": 0.1, "purchases": 0.1}
+GZIP_SHARE = {
+    "outage_plans": 0.0,
+    "archive": 0.0,
+    "curves": 0.5,
+    "registers": 0.25,
+    "events": 0.1,
+    "purchases": 0.1,
+    "payments": 0.1,
+}
 #: benign events on three-phase meters (false leads for the theft screen), with weights
 NOISE_CODES = np.array(
     [EV["CLOCK_FAULT"], EV["PHASE_FAILURE"], EV["VOLTAGE_LOSS"], EV["CURRENT_LOSS"], EV["COVER_OPEN"]]
@@ -113,6 +122,7 @@ class Generator:
         self.loss_rows: list[pl.DataFrame] = []
         self.stash: dict[str, tuple[pl.DataFrame, dict[str, object]]] = {}
         self._init_state()
+        self.payments = Payments(self, seed)
 
     # ---- state -------------------------------------------------------------------------
 
@@ -396,6 +406,7 @@ class Generator:
         self.say(f"registers {freeze.isoformat()} ({k + 1}/{self.days + 1})")
         disp = self.displays()
         self.settle_prepay(k, disp)
+        self.payments.accrue(k, self.R, disp, t.tariff)
         pi = self.p_idx
         shown = self.R % t.reg_max
         cents = np.floor(self.bal * 100 + 0.5).astype(np.int64)
@@ -1070,6 +1081,7 @@ class Generator:
             self.registers(k, reg_missing)
             if k < days:
                 self.day(k, cur_missing)
+        self.payments.write(self)
 
     def _outage_plans_files(self) -> None:
         """The outage notices, one file per notice date, delivered when published."""
@@ -1182,6 +1194,7 @@ class Generator:
             "manifest.csv": manifest,
             "meters.csv": meters,
             "loss_daily.csv": loss,
+            **self.payments.truth(self),
             "outages.csv": outage_truth,
             "outage_plans.csv": plan_truth,
         }

@@ -48,6 +48,9 @@ MARTS = (
     "frequent_outage_customers",
 )
 
+#: marts dated by when a list is drawn up, not by a day of data (a dunning list of the
+#: 21st closes a month whose data ended earlier): they never decide the default period
+LIST_DATED = ("dunning_list",)
 #: columns read from meter_daily (the biggest mart: read only what the report needs)
 METER_DAILY_COLUMNS = ("date", "quality")
 #: columns read from findings marts (vee_findings has a row per meter, day and rule)
@@ -130,7 +133,7 @@ def default_dates(lake: Lake) -> list[dt.date]:
     marts = lake.root / "marts"
     if marts.is_dir():
         for table in marts.iterdir():
-            if table.is_dir():
+            if table.is_dir() and table.name not in LIST_DATED:
                 for p in table.glob("date=*"):
                     try:
                         found.add(dt.date.fromisoformat(p.name[len("date=") :]))
@@ -445,6 +448,9 @@ def lowest_balances(prepay: pl.DataFrame, top: int) -> pl.DataFrame:
 
 
 def recovery_by_month(recovery: pl.DataFrame) -> pl.DataFrame:
+    """Company totals per month: the org rows (area and feeder rows split the same customers)."""
+    if "scope" in recovery.columns and recovery["scope"].is_not_null().any():
+        recovery = recovery.filter(pl.col("scope") == "org")
     cols = set(recovery.columns)
     wanted = ("billed_yuan", "prepay_billed_yuan", "collected_yuan", "arrears_yuan", "arrears_customers")
     aggs = [pl.col(c).sum() for c in wanted if c in cols]

@@ -33,6 +33,7 @@ from ..lake import Lake
 from ..publish import ReportConfig, load_config
 from . import charts
 from . import data as d
+from . import receivables as rv
 from .outages import outages_section
 
 NO_DATA = "no data for this period (本期无数据)"
@@ -361,8 +362,8 @@ def billing_section(inputs: d.ReportInputs, cfg: ReportConfig) -> Section:
     if recovery is not None:
         by_month = d.recovery_by_month(recovery)
         parts.append(
-            "<p>Collected (实收) counts prepay customers with a computed balance: the lake holds no "
-            "payment data for post-paid customers.</p>"
+            "<p>Collected (实收): post-paid bills paid by their due date and prepay months net of their "
+            "month-end arrears; per area against its target in the receivables section.</p>"
         )
         parts.append(
             table(
@@ -380,15 +381,16 @@ def billing_section(inputs: d.ReportInputs, cfg: ReportConfig) -> Section:
         if "recovery_rate" in recovery.columns:
             # below what shows as 100.00%
             below = (
-                recovery.filter(pl.col("recovery_rate") < 0.99995)
+                rv.recovery_scopes(recovery)
+                .filter(pl.col("recovery_rate") < 0.99995)
                 .sort(["recovery_rate", "area_id"])
                 .head(cfg.top_areas)
             )
-            rated = recovery.filter(pl.col("recovery_rate").is_not_null()).height
+            rated = rv.recovery_scopes(recovery).filter(pl.col("recovery_rate").is_not_null()).height
             if below.height:
                 parts.append(
                     charts.bar_chart(
-                        [f"{a or '(10 kV direct)'} {m}" for a, m in below.select("area_id", "month").iter_rows()],
+                        [f"{a or '(10 kV direct)'} {m}" for a, m in below.select("scope_id", "month").iter_rows()],
                         below["recovery_rate"].to_list(),
                         title="Areas below 100% recovery (电费回收率)",
                         fmt=charts.percent,
@@ -460,7 +462,15 @@ def quality_section(inputs: d.ReportInputs, cfg: ReportConfig) -> Section:
     return Section("quality", title, True, "".join(parts))
 
 
-SECTIONS = (collection_section, loss_section, outages_section, anomalies_section, billing_section, quality_section)
+SECTIONS = (
+    collection_section,
+    loss_section,
+    outages_section,
+    anomalies_section,
+    billing_section,
+    rv.receivables_section,
+    quality_section,
+)
 
 
 def sections() -> tuple[Callable[[d.ReportInputs, ReportConfig], Section], ...]:
@@ -476,6 +486,7 @@ def sections() -> tuple[Callable[[d.ReportInputs, ReportConfig], Section], ...]:
         anomalies_section,
         billing_section,
         monthly.held_bills_section,
+        rv.receivables_section,
         quality_section,
         monthly.gate_warnings_section,
     )
@@ -628,6 +639,7 @@ def build_report(
         config_dir = Settings().config_dir  # METERLAKE_CONFIG_DIR, as the pipeline reads it
     cfg = config or load_config(config_dir).report
     inputs = d.load(lake, dates, run_id)
+    rv.load(lake, inputs)
     path = Path(out) if out is not None else lake.reports / report_name(inputs.dates, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.parent.resolve() != lake.reports.resolve():

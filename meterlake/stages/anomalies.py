@@ -25,6 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ..landing import read_landing_file, scan_dataset
 from ..schemas.anomalies import ANOMALIES, INDICATORS
 from ..schemas.events import LANDING as EVENTS
 from ..schemas.inspections import LANDING as INSPECTIONS
@@ -51,13 +52,12 @@ def read_inspections(landing: Path) -> tuple[pl.DataFrame, list[str]]:
     empty = pl.DataFrame(schema={f.name: f.dtype for f in INSPECTIONS.fields})
     if not folder.is_dir():
         return empty, []
-    files = sorted(
-        (p for p in folder.rglob("*") if p.is_file() and (p.name.endswith(".csv") or p.name.endswith(".csv.gz"))),
-        key=lambda p: (p.stat().st_mtime, p.as_posix()),
-    )
+    # only regular landing files under the root: links and FIFOs are never opened
+    found, _ = scan_dataset(Path(landing), INSPECTIONS.dataset)
+    files = [c.path for c in sorted(found, key=lambda c: (c.mtime_ns, c.rel))]
     parts, bad = [], 0
     for order, path in enumerate(files):
-        parsed = parse_landing_bytes(path.read_bytes(), INSPECTIONS, path.relative_to(landing).as_posix())
+        parsed = parse_landing_bytes(read_landing_file(path), INSPECTIONS, path.relative_to(landing).as_posix())
         bad += parsed.quarantine.height
         parts.append(parsed.rows.select(INSPECTIONS.names).with_columns(pl.lit(order).alias("_order")))
     if not parts:

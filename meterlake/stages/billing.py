@@ -1,4 +1,4 @@
-"""The billing stage: bills_monthly, prepay_daily, prepay_findings, recovery_monthly.
+"""The billing stage: bills_monthly, prepay_daily, prepay_findings (recovery: the receivables stage).
 
 Reads the ``meter_daily`` mart and the clean ``purchases`` table; writes:
 
@@ -16,7 +16,6 @@ Reads the ``meter_daily`` mart and the clean ``purchases`` table; writes:
   the same dates reads the same inputs and writes identical files.
 * Annual tiers start from the customer's kWh of the earlier months of the year:
   their bills where they are billed, else meter_daily (:func:`year_opening`).
-* ``recovery_monthly`` for every month whose bills or prepay days were rebuilt.
 
 Every write replaces one partition atomically (:meth:`Lake.write_partition`).
 """
@@ -35,7 +34,6 @@ from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.schemas.prepay_daily import PREPAY_DAILY
 from meterlake.schemas.prepay_findings import PREPAY_FINDINGS
 from meterlake.schemas.purchases import LANDING as PURCHASES
-from meterlake.schemas.recovery_monthly import RECOVERY_MONTHLY
 from meterlake.transforms.billing import (
     DAY_COLUMNS,
     BillingConfig,
@@ -54,7 +52,6 @@ from meterlake.transforms.prepay import (
     prepay_balances,
     purchase_findings,
     purchase_ledger,
-    recovery,
     unmatched_transactions,
 )
 from meterlake.transforms.tariffs import TariffBook, price_calendar
@@ -230,23 +227,6 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             )
     result.rows[PREPAY_DAILY.name] = prepay_rows
     result.rows[PREPAY_FINDINGS.name] = finding_rows
-
-    # recovery ----------------------------------------------------------------
-    recovery_rows = 0
-    prepay_held = set(_dates(lake.partitions(PREPAY_DAILY)))
-    for m in sorted(set(written_months) | {_month(d) for d in rebuild}):
-        if _label(m) not in lake.partitions(BILLS_MONTHLY):
-            continue
-        month_days = sorted(d for d in prepay_held if _month(d) == m)
-        rec = recovery(
-            lake.scan(BILLS_MONTHLY, [_label(m)]),
-            lake.scan(PREPAY_DAILY, [d.isoformat() for d in month_days]),
-            _label(m),
-            cfg.prepay,
-        ).collect()
-        lake.write_partition(RECOVERY_MONTHLY, _label(m), rec)
-        recovery_rows += rec.height
-    result.rows[RECOVERY_MONTHLY.name] = recovery_rows
 
     result.dates = sorted(set(rebuild) - set(dates))
     result.details["months"] = [_label(m) for m in written_months]

@@ -31,15 +31,29 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
+from pydantic import BaseModel
+from pydantic import Field as PydField
 
 from ..lake import Lake
+from ..landing import Refused, read_landing_file, scan_dataset
 from ..schemas import LANDINGS, QUARANTINE, Landing
 from ..transforms import dedup
-from ..transforms.ingest import Parsed, parse_landing_bytes
-from . import StageContext, StageResult
+from ..transforms.ingest import (
+    QUARANTINE_SCHEMA,
+    DateWindow,
+    Parsed,
+    ParseStats,
+    empty_rows,
+    mask_digit_runs,
+    parse_landing_bytes,
+)
+from ..transforms.payments import check_payments
+from . import StageContext, StageError, StageResult, log
 
 TZ = ZoneInfo("Asia/Shanghai")
-SUFFIXES = (".csv", ".csv.gz")
+#: a Rust panic inside polars: a BaseException, not an Exception
+_PANIC = pl.exceptions.PanicException
+CONFIG_NAME = "ingest"
 
 MANIFEST_SCHEMA = pl.Schema(
     {
@@ -75,11 +89,18 @@ LEDGER_SCHEMA = pl.Schema(
 # --- landing IO --------------------------------------------------------------------
 
 
-def list_landing(landing: Path, dataset: str) -> list[Path]:
-    folder = landing / dataset
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+class IngestConfig(BaseModel):
+    """What landing rows are accepted at all (``config/ingest.toml``)."""
+
+    class Dates(BaseModel):
+        earliest: dt.date = PydField(description="first date a landing row may carry")
+        latest: dt.date = PydField(description="last date a landing row may carry")
+
+    dates: Dates = PydField(description="window of dates and timestamps; outside it a row is out_of_range")
+
+    @property
+    def window(self) -> DateWindow:
+        return DateWindow(self.dates.earliest, self.dates.latest)
 
 
 def delivered_at(mtime_ns: int) -> dt.datetime:
@@ -139,22 +160,64 @@ def tokenise_cards(rows: pl.DataFrame, key: str) -> pl.DataFrame:
 
 
 def read_manifest(lake: Lake) -> pl.DataFrame:
-    path = lake.meta / "manifest.parquet"
-    if path.exists():
-        return pl.read_parquet(path)
-    return pl.DataFrame(schema=MANIFEST_SCHEMA)
+    return _read_entries(lake.meta / "manifest.parquet")
 
 
 def write_manifest(lake: Lake, manifest: pl.DataFrame) -> None:
     lake.write_file(lake.meta / "manifest.parquet", manifest.sort("dataset", "source_file", "file_id"))
 
 
+# The plan of work: landing files staged but not yet committed to the manifest. A file
+# counts as seen only once the partitions, quarantine and ledgers derived from it are
+# written; until then it is in the plan, and a run killed midway replays the plan: its
+# files' dates are rebuilt again (their parse is reused, not redone).
+def plan_path(lake: Lake) -> Path:
+    return lake.meta / "ingest_plan.parquet"
+
+
+def read_plan(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
+    """Entries staged by an earlier run that did not commit (and whose staged output survives)."""
+    plan = _read_entries(plan_path(lake))
+    if not plan.height:
+        return plan
+    committed = manifest.select("source_file", "size_bytes", "mtime_ns")
+    plan = plan.join(committed, on=["source_file", "size_bytes", "mtime_ns"], how="anti", nulls_equal=True)
+    staged_ok = [
+        e["status"] != "ingested" or (lake.meta / "staged" / e["dataset"] / f"{e['file_id']}.parquet").exists()
+        for e in plan.select("status", "dataset", "file_id").iter_rows(named=True)
+    ]
+    return plan.filter(pl.Series(staged_ok, dtype=pl.Boolean))
+
+
+def _read_entries(path: Path) -> pl.DataFrame:
+    if path.exists():
+        return pl.read_parquet(path)
+    return pl.DataFrame(schema=MANIFEST_SCHEMA)
+
+
+def commit(ctx: StageContext, manifest: pl.DataFrame, plan: pl.DataFrame, downstream: set[dt.date]) -> pl.DataFrame:
+    """Record the planned files as seen: pending dates first, then the manifest, then drop the plan.
+
+    Each step is one atomic file write, and each order of kill leaves a state the next
+    run completes: the pending dates are a superset of what later stages must rebuild.
+    """
+    lake = ctx.lake
+    lake.add_pending_dates(downstream)
+    if plan.height:
+        manifest = pl.concat([manifest, plan.with_columns(pl.lit(ctx.run_id).alias("run_id"))])
+        write_manifest(lake, manifest)
+    plan_path(lake).unlink(missing_ok=True)
+    return manifest
+
+
 # --- step 1: stage new files ---------------------------------------------------------
 
 
-def stage_file(ctx: StageContext, spec: Landing, rel: str, file_id: str, raw: bytes, when: dt.datetime) -> Parsed:
+def stage_file(
+    ctx: StageContext, spec: Landing, rel: str, file_id: str, raw: bytes, when: dt.datetime, window: DateWindow
+) -> Parsed:
     lake = ctx.lake
-    parsed = parse_landing_bytes(raw, spec, rel)
+    parsed = parse_guarded(raw, spec, rel, window)
     rows = parsed.rows.with_columns(pl.lit(when, pl.Datetime("us")).alias("delivered_at"))
     if "card_no" in rows.columns:
         rows = tokenise_cards(rows, pii_key(ctx))
@@ -165,59 +228,84 @@ def stage_file(ctx: StageContext, spec: Landing, rel: str, file_id: str, raw: by
     return parsed
 
 
+def parse_guarded(raw: bytes, spec: Landing, rel: str, window: DateWindow) -> Parsed:
+    """Parse a file; should the parser itself fail, quarantine the whole file instead of crashing.
+
+    The parser is fuzzed never to raise; this is the last line of defence (a bug found
+    in production costs one file, not the run). A polars panic is a BaseException.
+    """
+    try:
+        return parse_landing_bytes(raw, spec, rel, window)
+    except (Exception, _PANIC) as exc:  # any parser failure becomes a quarantine row
+        log.debug("parser failed on %s", rel, exc_info=True)
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        detail = mask_digit_runs(f"the parser failed on this file ({type(exc).__name__}: {first})")
+        q = pl.DataFrame(
+            {"source_file": [rel], "line": [None], "reason": ["unreadable"], "detail": [detail], "raw": [""]},
+            schema=QUARANTINE_SCHEMA,
+        )
+        return Parsed(empty_rows(spec), q, ParseStats(file_problems=[f"unreadable: {detail}"]))
+
+
 def quarantine_path(lake: Lake, dataset: str, origin: str) -> Path:
     return lake.table_dir(QUARANTINE) / f"dataset={dataset}" / f"{origin}.parquet"
 
 
 def stage_new_files(
-    ctx: StageContext, manifest: pl.DataFrame
-) -> tuple[pl.DataFrame, dict[str, set[dt.date]], list[str]]:
-    """Stage every landing file not in the manifest. Returns the new manifest, the
-    dates touched per dataset, and notes."""
+    ctx: StageContext, manifest: pl.DataFrame, window: DateWindow
+) -> tuple[pl.DataFrame, dict[str, set[dt.date]], list[str], list[Refused]]:
+    """Stage every landing file neither in the manifest nor in the plan.
+
+    Returns the plan (entries replayed from a killed run, then the new ones), the dates
+    touched per dataset, notes, and the entries refused or skipped."""
+    lake = ctx.lake
+    plan = read_plan(lake, manifest)
+    if plan.height:
+        notes = [f"replaying {plan.height} landing file(s) staged by a run that did not finish"]
+    else:
+        notes = []
+    seen = pl.concat([manifest, plan])
     known = {
         (r["source_file"], r["size_bytes"], r["mtime_ns"])
-        for r in manifest.select("source_file", "size_bytes", "mtime_ns").iter_rows(named=True)
+        for r in seen.select("source_file", "size_bytes", "mtime_ns").iter_rows(named=True)
     }
-    ids = dict(zip(manifest["file_id"], manifest["source_file"], strict=True)) if manifest.height else {}
+    ingested = seen.filter(pl.col("status") == "ingested")
+    ids = dict(zip(ingested["file_id"], ingested["source_file"], strict=True))
     # a resent file reads as many rows as its twin
-    rows_of = dict(zip(manifest["file_id"], manifest["rows_read"], strict=True)) if manifest.height else {}
+    rows_of = dict(zip(ingested["file_id"], ingested["rows_read"], strict=True))
     touched: dict[str, set[dt.date]] = {d: set() for d in LANDINGS}
-    notes: list[str] = []
-    candidates = [(spec, p) for spec in LANDINGS.values() for p in list_landing(ctx.landing, spec.dataset)]
+    for e in plan.filter(pl.col("status") == "ingested").iter_rows(named=True):
+        touched[e["dataset"]].update(e["dates"])
+    refused: list[Refused] = []
     pending = []
-    for spec, p in candidates:
-        st = p.stat()
-        rel = p.relative_to(ctx.landing).as_posix()
-        if (rel, st.st_size, st.st_mtime_ns) not in known:
-            pending.append((spec, p, rel, st))
-    for n, (spec, p, rel, st) in enumerate(pending, 1):
-        ctx.progress(f"ingest {rel} ({n}/{len(pending)} new files, {st.st_size / 1e6:,.1f} MB)")
-        raw = p.read_bytes()
+    for spec in LANDINGS.values():
+        found, skipped = scan_dataset(ctx.landing, spec.dataset)
+        refused += skipped
+        pending += [(spec, c) for c in found if (c.rel, c.size, c.mtime_ns) not in known]
+    for r in refused:
+        notes.append(f"{r.rel}: {r.status}, {r.reason}")
+    for n, (spec, cand) in enumerate(pending, 1):
+        rel = cand.rel
+        ctx.progress(f"ingest {rel} ({n}/{len(pending)} new files, {cand.size / 1e6:,.1f} MB)")
+        try:
+            raw = read_landing_file(cand.path)
+        except OSError as exc:
+            refused.append(Refused(rel, "refused", str(exc)))
+            notes.append(f"{rel}: refused, {exc}")
+            continue
         file_id = hashlib.sha256(raw).hexdigest()
         entry: dict[str, Any] = {
             "file_id": file_id,
             "dataset": spec.dataset,
             "source_file": rel,
-            "size_bytes": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-            "delivered_at": delivered_at(st.st_mtime_ns),
+            "size_bytes": cand.size,
+            "mtime_ns": cand.mtime_ns,
+            "delivered_at": delivered_at(cand.mtime_ns),
             "run_id": ctx.run_id,
             "problems": [],
             "dates": [],
         }
-        if not rel.endswith(SUFFIXES):
-            entry |= {"status": "unreadable", "rows_read": 0, "rows_staged": 0, "rows_quarantined": 0}
-            detail = f"not a landing file: expected a name ending in {' or '.join(SUFFIXES)}"
-            ctx.lake.write_file(
-                quarantine_path(ctx.lake, spec.dataset, f"file-{file_id[:16]}"),
-                pl.DataFrame(
-                    {"source_file": [rel], "line": [None], "reason": ["unreadable"], "detail": [detail], "raw": [""]},
-                    schema=QUARANTINE.schema,
-                ).drop("dataset"),
-            )
-            entry["problems"] = [f"unreadable: {detail}"]
-            notes.append(f"{rel}: {detail}")
-        elif file_id in ids:
+        if file_id in ids:
             lines = rows_of[file_id]
             entry |= {
                 "status": "duplicate_file",
@@ -228,7 +316,7 @@ def stage_new_files(
             }
             notes.append(f"{rel}: same content as {ids[file_id]}, its {lines:,} rows count as duplicates")
         else:
-            parsed = stage_file(ctx, spec, rel, file_id, raw, entry["delivered_at"])
+            parsed = stage_file(ctx, spec, rel, file_id, raw, entry["delivered_at"], window)
             s = parsed.stats
             dates = sorted(set(parsed.rows[spec.date_field].unique().drop_nulls().to_list()))
             entry |= {
@@ -245,9 +333,9 @@ def stage_new_files(
                 notes.append(f"{rel}: {problem}")
             ids[file_id] = rel
             rows_of[file_id] = s.rows_read
-        manifest = pl.concat([manifest, pl.DataFrame([entry], schema=MANIFEST_SCHEMA)])
-        write_manifest(ctx.lake, manifest)
-    return manifest, touched, notes
+        plan = pl.concat([plan, pl.DataFrame([entry], schema=MANIFEST_SCHEMA)])
+        lake.write_file(plan_path(lake), plan)
+    return plan, touched, notes, refused
 
 
 # --- step 2: rebuild partitions -----------------------------------------------------
@@ -272,7 +360,10 @@ def rebuild_partition(
     res = dedup.resolve(staged, list(spec.key))
     clean = res.clean
     unknown = clean.clear()
-    if spec.split_known is not None:  # rows that name feeders/areas rather than meters
+    if spec.dataset == "payments":  # keyed by customer, judged against earlier payments (transforms/payments.py)
+        clean, unknown = check_payments(clean, payments_history(lake, manifest), customers_on(archive, day))
+        unknown = unknown.rename({"reason": "_reason", "detail": "_detail"})
+    elif spec.split_known is not None:  # rows that name feeders/areas rather than meters
         clean, unknown = spec.split_known(clean, dedup.archive_valid_on(archive, day).collect())
     elif spec.dataset != "archive":
         meters = dedup.archive_valid_on(archive, day).select("meter_id").collect()
@@ -336,6 +427,45 @@ def rebuild_partition(
         "superseded": res.superseded.height,
         "unknown_meter": unknown.height,
     }
+
+
+def payments_history(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
+    """Every staged payments row, repeats resolved: what a reversal may refer to."""
+    files = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["file_id"]
+    key = (str(lake.root), *sorted(files.to_list()))
+    if _HISTORY.get("key") != key:
+        cols = [
+            "txn_id",
+            "txn_type",
+            "ref_txn_id",
+            "customer_id",
+            "paid_at",
+            "source_file",
+            "source_line",
+            "delivered_at",
+        ]
+        staged = [pl.scan_parquet(lake.meta / "staged" / "payments" / f"{f}.parquet").select(cols) for f in key[1:]]
+        rows = pl.concat(staged).collect() if staged else pl.DataFrame()
+        _HISTORY["key"] = key
+        _HISTORY["rows"] = dedup.resolve(rows, ["txn_id"]).clean if rows.height else rows
+    history = _HISTORY["rows"]
+    assert isinstance(history, pl.DataFrame)
+    return history
+
+
+#: payments_history of the last manifest seen (a rebuild of many days reads the staged files once)
+_HISTORY: dict[str, object] = {}
+
+
+def customers_on(archive: pl.LazyFrame, day: dt.date) -> pl.DataFrame:
+    """customer_id, prepay (1 when all its meters are prepay) of the archive valid on ``day``."""
+    return (
+        dedup.archive_valid_on(archive, day)
+        .filter(pl.col("customer_id").is_not_null())
+        .group_by("customer_id")
+        .agg(prepay=pl.col("prepay").min())
+        .collect()
+    )
 
 
 def consumption_days(lake: Lake, dataset: str, day: dt.date) -> list[dt.date]:
@@ -412,13 +542,13 @@ def accounting(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     lake = ctx.lake
     if not ctx.landing.is_dir():
-        from . import StageError
-
         raise StageError(f"landing folder {ctx.landing} does not exist")
+    window = ctx.config(CONFIG_NAME, IngestConfig).window
     result = StageResult(stage="ingest")
     manifest = read_manifest(lake)
-    manifest, touched, notes = stage_new_files(ctx, manifest)
+    plan, touched, notes, refused = stage_new_files(ctx, manifest, window)
     result.notes += notes
+    seen = pl.concat([manifest, plan])
 
     # a new archive snapshot changes which meters are known from its date on
     if touched["archive"]:
@@ -427,11 +557,16 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             if ds == "archive":
                 continue
             held = (
-                manifest.filter((pl.col("dataset") == ds) & (pl.col("status") == "ingested"))["dates"]
+                seen.filter((pl.col("dataset") == ds) & (pl.col("status") == "ingested"))["dates"]
                 .explode()
                 .drop_nulls()
             )
             touched[ds].update(d for d in held.to_list() if d >= first)
+    # a reversal is judged against every payment before it: a payments day rebuilds the later ones
+    if touched.get("payments"):
+        first = min(touched["payments"])
+        held = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["dates"]
+        touched["payments"].update(d for d in held.explode().drop_nulls().to_list() if d >= first)
 
     archive = lake.scan(LANDINGS["archive"].clean)
     requested = set(dates)
@@ -441,7 +576,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         days = sorted(touched[ds] | requested)
         for i, day in enumerate(days, 1):
             ctx.progress(f"rebuild {ds} {day} ({i}/{len(days)})")
-            c = rebuild_partition(ctx, spec, day, manifest, archive)
+            c = rebuild_partition(ctx, spec, day, seen, archive)
             if c is None:
                 continue
             if ds == "archive":
@@ -455,6 +590,10 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             result.rows[f"clean.{ds}"] = result.rows.get(f"clean.{ds}", 0) + c["clean"]
             rebuilt.update(consumption_days(lake, ds, day))
 
+    # everything derived from the planned files is written: they count as seen now
+    pending = lake.read_pending_dates()
+    manifest = commit(ctx, manifest, plan, rebuilt - requested)
+
     acc = accounting(lake, manifest)
     this_run = manifest.filter(pl.col("run_id") == ctx.run_id)["source_file"]
     run_acc = acc.filter(pl.col("source_file").is_in(this_run.implode()))
@@ -463,11 +602,13 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         .agg(pl.col("read", "clean", "quarantined", "duplicate", "unaccounted").sum())
         .sort("dataset")
     )
-    result.dates = sorted(rebuilt - requested)
+    # days an earlier, unfinished run left for the later stages are rebuilt by this one
+    result.dates = sorted((rebuilt | pending) - requested)
     result.details = {
         "files_new": int(this_run.len()),
         "accounting": by_dataset.to_dicts(),
         "files": run_acc.to_dicts(),
+        "files_not_read": [{"source_file": r.rel, "status": r.status, "reason": r.reason} for r in refused],
         "partitions": counts,
     }
     bad = run_acc.filter(pl.col("unaccounted") != 0)

@@ -300,7 +300,56 @@ def good_vee() -> pl.DataFrame:
 
 def good_recovery() -> pl.DataFrame:
     # 1.0000000000000002: a rate of 1 as floating point division can give it
-    return pl.DataFrame({"area_id": ["A1", "A2"], "recovery_rate": [1.0000000000000002, 0.9]})
+    return pl.DataFrame(
+        {
+            "scope": ["area", "area"],
+            "scope_id": ["A1", "A2"],
+            "area_id": ["A1", "A2"],
+            "recovery_rate": [1.0000000000000002, 0.9],
+        }
+    )
+
+
+def good_receivables() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "customer_id": ["U1", "U2", "U3"],
+            "arrears_yuan": [-20.0, 150.0, 500.0],
+            "overdue_yuan": [0.0, 50.0, 500.0],
+            "overdue_days": [0, 10, 95],
+            "aging": ["current", "1-30", "91-180"],
+            "late_fee_yuan": [0.0, 0.5, 15.0],
+        }
+    )
+
+
+def good_credit() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "customer_id": ["U1", "U2"],
+            "credit_score": [100.0, 37.5],
+            "credit_grade": ["A", "D"],
+            "customer_tier": ["bronze", "gold"],
+            "late_points": [0.0, 12.5],
+            "overdue_points": [0.0, 20.0],
+            "arrears_points": [0.0, 15.0],
+            "prepay_points": [0.0, 0.0],
+            "theft_points": [0.0, 15.0],
+        }
+    )
+
+
+def good_dunning() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "date": [dt.date(2026, 1, 31)] * 2,
+            "rank": [1, 2],
+            "customer_id": ["U1", "U2"],
+            "days_overdue": [45, 3],
+            "action": ["stop_notice", "sms"],
+            "disconnect_not_before": [dt.date(2026, 2, 3), None],
+        }
+    )
 
 
 def _full(table: str, rows: dict[str, list]) -> pl.DataFrame:
@@ -381,6 +430,9 @@ GOOD: dict[tuple[str, str], tuple[str, Callable[[], pl.DataFrame]]] = {
     ("marts", "bills_monthly"): ("2026-01", good_bills),
     ("marts", "prepay_daily"): ("2026-01-01", good_prepay),
     ("marts", "recovery_monthly"): ("2026-01", good_recovery),
+    ("marts", "receivables_monthly"): ("2026-01", good_receivables),
+    ("marts", "customer_credit_monthly"): ("2026-01", good_credit),
+    ("marts", "dunning_list"): ("2026-01-31", good_dunning),
     ("marts", "outage_events"): ("2026-01-01", good_outage_events),
     ("marts", "reliability_monthly"): ("2026-01", good_reliability),
     ("marts", "outage_plan_checks"): ("2026-01", good_plan_checks),
@@ -431,6 +483,9 @@ BAD: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
     "bills_monthly": lambda f: _set(_set(f, 0, amount_yuan=161.404), 1, kwh_tier1=90.0),
     "prepay_daily": lambda f: _set(f, 0, status="broke").drop("balance_yuan"),
     "recovery_monthly": lambda f: _set(f, 1, recovery_rate=1.5),
+    "receivables_monthly": lambda f: _set(_set(f, 1, aging="31-90"), 2, overdue_yuan=600.0),
+    "customer_credit_monthly": lambda f: _set(f, 1, credit_score=50.0),
+    "dunning_list": lambda f: _set(f, 0, days_overdue=30, disconnect_not_before=dt.date(2026, 2, 1)),
     "outage_events": lambda f: _set(f, 0, duration_min=-5.0, customers_affected=0),
     "reliability_monthly": lambda f: _set(f, 1, rs1=1.2, customer_interruptions_unplanned=10),
     "outage_plan_checks": lambda f: _set(f, 0, status="maybe"),
@@ -471,6 +526,11 @@ EXPECTED_BAD: list[tuple[str, str, float]] = [
     ("prepay_daily", "prepay_daily.schema.columns", 1),  # balance_yuan dropped
     ("prepay_daily", "prepay_daily.status.codes", 1),
     ("recovery_monthly", "recovery_monthly.recovery_rate.range", 1),
+    ("receivables_monthly", "receivables_monthly.aging.bucket", 1),  # 10 days is 1-30
+    ("receivables_monthly", "receivables_monthly.overdue_yuan.within_arrears", 1),  # 600 of 500
+    ("customer_credit_monthly", "customer_credit_monthly.credit_score.sum_of_points", 1),  # 100 - 62.5 is 37.5
+    ("dunning_list", "dunning_list.stop_notice.overdue", 1),  # 30 days is not more than 30
+    ("dunning_list", "dunning_list.stop_notice.notice_period", 1),  # 1 day's notice
     ("outage_events", "outage_events.duration.non_negative", 1),  # -5 min
     ("outage_events", "outage_events.area.customers", 1),  # an area outage of 0 customers
     ("reliability_monthly", "reliability_monthly.rs1.range", 1),  # 1.2

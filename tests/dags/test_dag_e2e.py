@@ -64,7 +64,7 @@ def _stub(name):
         )
     return run
 
-_wanted = os.environ.get("STUB_STAGES", "ingest,outages,validate,loss,anomalies,billing,check,publish")
+_wanted = os.environ.get("STUB_STAGES", "ingest,outages,validate,loss,anomalies,billing,receivables,check,publish")
 for _name in filter(None, _wanted.split(",")):
     _module = types.ModuleType(f"meterlake.stages.{_name}")
     _module.run = _stub(_name)
@@ -224,7 +224,7 @@ def test_chain_runs_the_consumers_with_the_upstream_events_in_their_conf(airflow
     calls = airflow.stage_calls()
     order = [c["stage"] for c in calls]
     assert sorted(order) == sorted(
-        ["ingest", "outages", "validate", "loss", "anomalies", "billing", "check", "publish"]
+        ["ingest", "outages", "validate", "loss", "anomalies", "billing", "receivables", "check", "publish"]
     )
     assert order[:3] == ["ingest", "outages", "validate"] and order[-2:] == ["check", "publish"]
     assert order.index("loss") < order.index("anomalies")
@@ -242,6 +242,7 @@ def test_chain_runs_the_consumers_with_the_upstream_events_in_their_conf(airflow
         "meterlake.loss": {"stub_loss": 20},
         "meterlake.anomalies": {"stub_anomalies": 20},
         "meterlake.billing": {"stub_billing": 20},
+        "meterlake.receivables": {"stub_receivables": 20},
         "meterlake.checked": {"stub_check": 20},
         "meterlake.published": {"stub_publish": 20},
     }
@@ -324,6 +325,7 @@ def test_blocking_check_failure_stops_before_publish_and_alerts(airflow, robot):
         "loss": "success",
         "anomalies": "success",
         "billing": "success",
+        "receivables": "success",
         "check": "failed",
     }
     # the task fails with the stage's message: expectation, table, partition
@@ -354,7 +356,13 @@ def test_monthly_close_reruns_the_month_and_publishes_through_the_gate(airflow):
 
     january = [f"2026-01-{d:02d}" for d in range(1, 32)]
     calls = {c["stage"]: c["dates"] for c in airflow.stage_calls()}
-    assert calls == {"loss": january, "billing": january, "check": january, "publish": january}
+    assert calls == {
+        "loss": january,
+        "billing": january,
+        "receivables": january,
+        "check": january,
+        "publish": january,
+    }
     checked = [e["extra"] for e in summary["asset_events"] if e["asset"] == "meterlake.checked"]
     assert [(x["month"], x["rows"]) for x in checked] == [("2026-01", {"stub_check": 310})]
 
@@ -485,6 +493,7 @@ def test_metadata_db_and_chain_on_postgres(tmp_path, pg_dsn):
             "loss",
             "anomalies",
             "billing",
+            "receivables",
             "check",
             "publish",
         }

@@ -190,6 +190,39 @@ def build_tiny_lake(root: Path) -> Lake:
             }
         ),
     )
+    # receivables of February (January's bills issued on 02-01, due 02-20): p1 paid, p2 owes
+    # 80 of it 8 days after the due date, p3 owes 200 of December's bill too (39 days)
+    write_mart(
+        lake,
+        "receivables_monthly",
+        pl.DataFrame(
+            {
+                "month": ["2026-02"] * 3,
+                "customer_id": ["p1", "p2", "p3"],
+                "arrears_yuan": [-5.0, 80.0, 300.0],
+                "overdue_yuan": [0.0, 80.0, 300.0],
+                "overdue_days": pl.Series([0, 8, 39], dtype=pl.Int32),
+                "aging": ["current", "1-30", "31-90"],
+                "late_fee_yuan": [0.0, 0.64, 9.5],
+            }
+        ),
+    )
+    write_mart(
+        lake,
+        "dunning_list",
+        pl.DataFrame(
+            {
+                "date": [dt.date(2026, 2, 28)] * 2,
+                "rank": pl.Series([1, 2], dtype=pl.Int32),
+                "customer_id": ["p3", "p2"],
+                "overdue_yuan": [300.0, 80.0],
+                "days_overdue": pl.Series([39, 8], dtype=pl.Int32),
+                "credit_grade": ["D", "B"],
+                "action": ["stop_notice", "sms"],
+                "reason_zh": ["2025-12账期起欠费300.0元", "2026-01账期起欠费80.0元"],
+            }
+        ),
+    )
     write_mart(
         lake,
         "meter_daily",

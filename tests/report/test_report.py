@@ -20,7 +20,7 @@ from meterlake.publish import ReportConfig
 from meterlake.report import NO_DATA, build_report
 from meterlake.report import data as d
 
-SECTIONS = ("collection", "loss", "anomalies", "billing", "quality")
+SECTIONS = ("collection", "loss", "anomalies", "billing", "receivables", "quality")
 CFG = ReportConfig()
 
 
@@ -115,6 +115,14 @@ def test_every_section_has_data_and_the_hand_computed_figures(tiny_lake: Lake) -
     # customer; A2 recovered 37.00 / 49.50 = 74.75%
     assert "2026-01 400.00 400.00 387.50 12.50 1" in text["billing"]
     assert "A2 2026-01: 74.75%" in text["billing"]
+
+    # receivables: A2 below the 100% target (v1 partitions: area rows); February's aging of the
+    # two customers who owe; the dunning list of 02-28 with p3 first
+    assert "A2 2026-01" in text["receivables"]
+    assert "2026-02 1-30 1 80.00 80.00 0.64" in text["receivables"]
+    assert "2026-02 31-90 1 300.00 300.00 9.50" in text["receivables"]
+    assert "List of 2026-02-28: sms 1, stop_notice 1." in text["receivables"]
+    assert "1 p3 300.00 39 D stop_notice" in text["receivables"]
 
     # quality: 4 of 6 meter-days actual; 3 quarantined rows; vee.interval.spike twice
     assert "Meter-days with an actual value: 66.67% of 6" in text["quality"]

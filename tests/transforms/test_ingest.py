@@ -10,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from meterlake.schemas import LANDINGS, REASONS
-from meterlake.transforms.ingest import parse_landing_bytes
+from meterlake.transforms.ingest import DateWindow, parse_landing_bytes
 
 REG = LANDINGS["registers"]
 PUR = LANDINGS["purchases"]
@@ -230,3 +230,94 @@ def test_pv_capacity_empty_is_zero_and_absent_column_stays_empty() -> None:
     without = f"{ARC_HEAD}\n{ARC_ROW.format(m='0001')}\n"
     got = parse_landing_bytes(without.encode(), ARC, "archive/b.csv").rows
     assert got["pv_capacity_kw"].to_list() == [None]
+
+
+# --- regressions: inputs that crashed or leaked before ---------------------------------
+
+WINDOW = DateWindow(dt.date(2000, 1, 1), dt.date(2099, 12, 31))
+REG_HEADER = "meter_id,freeze_date,total_kwh\n"
+
+
+def test_short_lines_in_a_large_file_are_field_count_rows_not_a_panic() -> None:
+    body = [f"{i:06d},2026-01-01,{i}" for i in range(3000)]
+    body[5], body[1500] = "M1,2", "M2"
+    parsed = parse_landing_bytes((REG_HEADER + "\n".join(body) + "\n").encode(), REG, "r.csv", WINDOW)
+    assert parsed.quarantine.select("line", "reason").rows() == [(7, "field_count"), (1502, "field_count")]
+    assert parsed.rows.height == 2998
+
+
+@pytest.mark.parametrize(
+    ("line", "reason", "detail_part"),
+    [
+        pytest.param('"0002,2026-01-01,2', "malformed_line", "double quote", id="unbalanced-quote"),
+        pytest.param('"00"02,2026-01-01,2', "malformed_line", "double quote", id="text-after-closing-quote"),
+        pytest.param("00\r02,2026-01-01,2", "malformed_line", "carriage return", id="stray-cr"),
+        pytest.param("00\x0002,2026-01-01,2", "malformed_line", "NUL", id="nul-byte"),
+        pytest.param("00\x1f02,2026-01-01,2", "malformed_line", "NUL", id="unit-separator-byte"),
+        pytest.param("0002,9999-12-31,2", "out_of_range", "freeze_date: must lie in 2000-01-01..2099-12-31", id="9999"),
+        pytest.param("0002,19991231,2", "out_of_range", "found 1999-12-31", id="before-2000"),
+    ],
+)
+def test_a_broken_line_is_one_quarantine_row_and_its_neighbours_are_clean(
+    line: str, reason: str, detail_part: str
+) -> None:
+    raw = (REG_HEADER + "0001,2026-01-01,1\n" + line + "\n0003,2026-01-01,3\n").encode()
+    parsed = parse_landing_bytes(raw, REG, "r.csv", WINDOW)
+    assert parsed.rows["meter_id"].to_list() == ["0001", "0003"]
+    assert parsed.quarantine.select("line", "reason").rows() == [(3, reason)]
+    detail = parsed.quarantine["detail"][0]
+    assert detail_part in detail and "\n" not in detail and len(detail) < 200
+
+
+def test_a_quote_inside_a_meter_id_is_kept_as_text() -> None:
+    parsed = parse_landing_bytes((REG_HEADER + 'M0"1,2026-01-01,1\n').encode(), REG, "r.csv", WINDOW)
+    assert parsed.rows["meter_id"].to_list() == ['M0"1']
+
+
+def test_cr_only_line_ends_are_line_breaks() -> None:
+    raw = (REG_HEADER + "0001,2026-01-01,1\n0002,2026-01-01,2\n").replace("\n", "\r").encode()
+    parsed = parse_landing_bytes(raw, REG, "r.csv", WINDOW)
+    assert parsed.rows["meter_id"].to_list() == ["0001", "0002"]
+    assert parsed.quarantine.height == 0
+    assert parsed.stats.file_problems == ["line_ends: the lines end in CR only; read as line breaks"]
+
+
+def test_an_event_at_year_one_is_out_of_range() -> None:
+    raw = b"meter_id,event_time,event_code\n0001,0001-01-01 00:00:00,POWER_OFF\n"
+    parsed = parse_landing_bytes(raw, EVT, "e.csv", WINDOW)
+    assert parsed.quarantine["reason"].to_list() == ["out_of_range"]
+
+
+CARD = "6222021234567890123"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(
+            (PUR_HEADER + f"\nT1,purchase,C1,M1,{CARD},2026-01-01 10:00:00,-5,3,wechat\n").encode() + b"\x00" * 3,
+            id="nul",
+        ),
+        pytest.param(
+            (
+                PUR_HEADER.replace("card_no", "card_number")
+                + f"\nT1,purchase,C1,M1,{CARD},2026-01-01 10:00:00,-5,3,wechat\n"
+            ).encode(),
+            id="card-column-renamed",
+        ),
+        pytest.param(f"T1,purchase,C1,M1,{CARD}\nT2,purchase,C1,M1,{CARD}\n".encode(), id="no-header"),
+        pytest.param(f"{PUR_HEADER}\nT1,purchase,C1,M1,{CARD}\n".encode("utf-16"), id="utf-16"),
+        pytest.param(
+            f'{PUR_HEADER}\nT1,"purchase,C1,M1,{CARD},2026-01-01 10:00:00,5,3,wechat\n'.encode(), id="broken-quote"
+        ),
+        pytest.param(
+            f"{PUR_HEADER}\nT1,purchase,C1,M1,2026-01-01 10:00:00,{CARD},5,3,wechat\n".encode(), id="shifted-card"
+        ),
+    ],
+)
+def test_no_card_number_in_clear_in_quarantine_whatever_the_file(raw: bytes) -> None:
+    parsed = parse_landing_bytes(raw, PUR, "p.csv", WINDOW)
+    q = parsed.quarantine
+    assert q.height >= 1
+    text = "\n".join(q["raw"].to_list() + q["detail"].to_list() + parsed.stats.file_problems)
+    assert CARD not in text and CARD[:12] not in text

@@ -20,7 +20,6 @@ from polars.testing import assert_frame_equal
 
 from meterlake.schemas.prepay_daily import PREPAY_DAILY
 from meterlake.schemas.prepay_findings import PREPAY_FINDINGS, RULES
-from meterlake.schemas.recovery_monthly import RECOVERY_MONTHLY
 from meterlake.transforms.billing import DAY_COLUMNS, price_days
 from meterlake.transforms.prepay import (
     PURCHASE_COLUMNS,
@@ -29,7 +28,6 @@ from meterlake.transforms.prepay import (
     prepay_balances,
     purchase_findings,
     purchase_ledger,
-    recovery,
     unmatched_transactions,
 )
 from meterlake.transforms.tariffs import TariffBook, price_calendar
@@ -373,61 +371,6 @@ def test_balance_identity_holds_every_day(kwh, buys, anchor_day, anchor, start) 
         else:
             step = got["purchases_yuan"][i] - got["consumption_yuan"][i]
             assert bal[i] == pytest.approx(bal[i - 1] + step, abs=1e-6)
-
-
-# recovery ---------------------------------------------------------------------------
-
-
-def test_recovery_per_area() -> None:
-    # Area A: P post-paid bill 100; Q prepay bill 60, ends the month at -10 (arrears 10,
-    #   collected 60 - 10 = 50); R prepay bill 40, ends at +30 (collected 40), bought 70.
-    #   collected 90 of prepay billed 100 -> rate 0.9
-    # Area B: S prepay bill 20 without a computed balance yet: out of the rate
-    bills = pl.LazyFrame(
-        {
-            "customer_id": ["P", "Q", "R", "S"],
-            "area_id": ["A", "A", "A", "B"],
-            "period_end": [jan(31)] * 4,
-            "amount_yuan": [100.0, 60.0, 40.0, 20.0],
-        }
-    )
-    prepay = pl.LazyFrame(
-        {
-            "customer_id": ["Q", "Q", "R", "R", "S"],
-            "meter_id": ["MQ", "MQ", "MR", "MR", "MS"],
-            "date": [jan(30), jan(31), jan(30), jan(31), jan(31)],
-            "purchases_yuan": [0.0, 0.0, 70.0, 0.0, 0.0],
-            "balance_yuan": [5.0, -10.0, 35.0, 30.0, None],
-        }
-    )
-    got = recovery(bills, prepay, "2026-01", RULES_DEFAULT).collect().sort("area_id")
-    expected = pl.DataFrame(
-        {
-            "month": ["2026-01", "2026-01"],
-            "area_id": ["A", "B"],
-            "customers_billed": pl.Series([3, 1], dtype=pl.Int32),
-            "billed_yuan": [200.0, 20.0],
-            "postpaid_billed_yuan": [100.0, 0.0],
-            "prepay_customers": pl.Series([2, 1], dtype=pl.Int32),
-            "prepay_billed_yuan": [100.0, 20.0],
-            "prepay_purchases_yuan": [70.0, 0.0],
-            "arrears_customers": pl.Series([1, 0], dtype=pl.Int32),
-            "arrears_yuan": [10.0, 0.0],
-            "prepay_no_balance_customers": pl.Series([0, 1], dtype=pl.Int32),
-            "collected_yuan": [90.0, 0.0],
-            "recovery_rate": [0.9, None],
-        }
-    )
-    assert_frame_equal(got, expected.select(RECOVERY_MONTHLY.names))
-
-
-def test_recovery_arrears_larger_than_the_bill_collect_nothing_of_it() -> None:
-    bills = pl.LazyFrame({"customer_id": ["Q"], "area_id": ["A"], "period_end": [jan(31)], "amount_yuan": [30.0]})
-    prepay = pl.LazyFrame(
-        {"customer_id": ["Q"], "meter_id": ["MQ"], "date": [jan(31)], "purchases_yuan": [0.0], "balance_yuan": [-80.0]}
-    )
-    got = recovery(bills, prepay, "2026-01", RULES_DEFAULT).collect()
-    assert got.select("arrears_yuan", "collected_yuan", "recovery_rate").row(0) == (80.0, 0.0, 0.0)
 
 
 def test_opening_balance_from_a_checkpoint_carries_forward() -> None:

@@ -1,0 +1,171 @@
+"""County-month receivables benchmark: 500k post-paid customers, about one payment each.
+
+Synthesises a lake with numpy (not timed): the archive (one meter per customer, 200
+customers an area, 20 areas a feeder, 0.4% of customers fed at 10 kV), bills_monthly of
+December and January (every customer post-paid), and the clean payments of January and
+February: about one payment per customer a month (85% on time, 10% late, 3% never, 2%
+overpaying; 1% reversed, a third naming the bill month). Then, in a fresh process per
+run, times the receivables stage for February: receivables_monthly of the ledger
+month, recovery_monthly of January's bills, customer_credit_monthly and the two dunning
+lists (02-21 and 02-28), written to the lake. Median of the runs and the peak RSS of
+each run's process.
+
+    .venv/bin/python benchmarks/bench_receivables.py                  # 500k customers, 3 runs
+    .venv/bin/python benchmarks/bench_receivables.py --customers 50000 --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from meterlake.lake import Lake
+from meterlake.schemas.archive import LANDING as ARCHIVE
+from meterlake.schemas.bills_monthly import BILLS_MONTHLY
+from meterlake.schemas.meter_daily import METER_DAILY
+from meterlake.schemas.payments import LANDING as PAYMENTS
+
+REPO = Path(__file__).resolve().parents[1]
+MONTHS = ("2025-12", "2026-01")
+D = dt.date
+
+
+def _fill(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    return frame.with_columns(pl.lit(None, schema[c]).alias(c) for c in schema.names() if c not in frame.columns)
+
+
+def synthesise(lake: Lake, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    cust = pl.Series([f"C{i:08d}" for i in range(n)])
+    direct = rng.random(n) < 0.004
+    archive = pl.DataFrame(
+        {
+            "snapshot_date": [D(2025, 12, 1)] * n,
+            "meter_id": [f"M{i:010d}" for i in range(n)],
+            "customer_id": cust,
+            "area_id": pl.Series([f"A{i // 200:05d}" for i in range(n)]).scatter(np.flatnonzero(direct), None),
+            "feeder_id": [f"F{i // 4000:04d}" for i in range(n)],
+            "role": ["customer"] * n,
+            "customer_class": np.where(rng.random(n) < 0.85, "resident", "commercial"),
+            "prepay": [0] * n,
+            "org_id": ["ORG01"] * n,
+        }
+    )
+    lake.write_partition(ARCHIVE.clean, "2025-12-01", _fill(archive, ARCHIVE.clean.schema))
+    amounts = {m: np.round(rng.gamma(2.0, 60.0, n) * np.where(direct, 200, 1), 2) for m in MONTHS}
+    for m in MONTHS:
+        bills = pl.DataFrame(
+            {
+                "month": [m] * n,
+                "customer_id": cust,
+                "period_end": [D(int(m[:4]), int(m[5:]), 28)] * n,
+                "area_id": archive["area_id"],
+                "customer_class": archive["customer_class"],
+                "prepay": pl.Series([0] * n, dtype=pl.Int8),
+                "amount_yuan": amounts[m],
+                "status": ["ok"] * n,
+            }
+        )
+        lake.write_partition(BILLS_MONTHLY, m, _fill(bills, BILLS_MONTHLY.schema))
+    # a meter_daily day marks how far the lake holds data
+    lake.write_partition(METER_DAILY, "2026-02-28", _fill(pl.DataFrame({"date": [D(2026, 2, 28)]}), METER_DAILY.schema))
+    rows = []
+    for m, issue in zip(MONTHS, (D(2026, 1, 1), D(2026, 2, 1)), strict=True):
+        u = rng.random(n)
+        pay = amounts[m].copy()
+        offset = rng.integers(1, 19, n)
+        late = (u >= 0.85) & (u < 0.95)
+        offset[late] = rng.integers(20, 45, int(late.sum()))
+        over = (u >= 0.95) & (u < 0.97)
+        pay[over] = np.ceil(pay[over] / 50) * 50
+        go = u < 0.97
+        day = np.datetime64(issue) + offset.astype("timedelta64[D]")
+        named = rng.random(n) < 0.33
+        rows.append(
+            pl.DataFrame(
+                {
+                    "txn_id": [f"P{m[2:4]}{m[5:]}{i:08d}" for i in range(n)],
+                    "txn_type": ["payment"] * n,
+                    "customer_id": cust,
+                    "paid_date": pl.Series(day).cast(pl.Date),
+                    "amount_yuan": pay,
+                    "bill_month": pl.Series(np.where(named, m, "")).replace("", None),
+                    "channel": ["wechat"] * n,
+                }
+            ).filter(pl.Series(go) & (pl.col("paid_date") <= D(2026, 2, 28)))
+        )
+    pays = pl.concat(rows)
+    rev = pays.sample(fraction=0.01, seed=seed).with_columns(
+        ref_txn_id=pl.col("txn_id"),
+        txn_id=pl.format("R{}", pl.col("txn_id")),
+        txn_type=pl.lit("reversal"),
+        paid_date=pl.min_horizontal(pl.col("paid_date") + pl.duration(days=2), pl.lit(D(2026, 2, 28))),
+    )
+    pays = pl.concat([pays, rev], how="diagonal").with_columns(
+        paid_at=pl.col("paid_date").cast(pl.Datetime("us")) + pl.duration(hours=9),
+        source_file=pl.lit("payments/bench.csv"),
+        source_line=pl.int_range(pl.len()) + 2,
+        delivered_at=pl.lit(dt.datetime(2026, 3, 1)),
+    )
+    for (d,), part in pays.partition_by("paid_date", as_dict=True).items():
+        lake.write_partition(PAYMENTS.clean, d.isoformat(), _fill(part, PAYMENTS.clean.schema))
+    print(f"synthesised {n:,} customers, {pays.height:,} payment rows ({rev.height:,} reversals)", flush=True)
+
+
+def one_run(lake: Path) -> None:
+    """Time the stage in this (fresh) process; print a JSON line."""
+    from meterlake import pipeline
+    from meterlake.settings import Settings
+
+    settings = Settings(lake=lake, landing=lake.parent / "landing", config_dir=REPO / "config")
+    feb = [D(2026, 2, 1) + dt.timedelta(days=i) for i in range(28)]
+    t0 = time.perf_counter()
+    result = pipeline.run_stage(settings, "receivables", feb, run_id="bench", progress=lambda _m: None)
+    seconds = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB -> GB
+    print(json.dumps({"seconds": seconds, "peak_rss_gb": rss, "rows": result.rows}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--customers", type=int, default=500_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--one-run", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one_run:
+        one_run(args.one_run)
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-receivables-") as tmp:
+        base = Lake(Path(tmp) / "lake")
+        t0 = time.perf_counter()
+        synthesise(base, args.customers, args.seed)
+        print(f"synthesis {time.perf_counter() - t0:.1f} s", flush=True)
+        runs = []
+        for i in range(args.repeat):
+            out = subprocess.run(
+                [sys.executable, __file__, "--one-run", str(base.root)], capture_output=True, text=True, check=True
+            )
+            run = json.loads(out.stdout.strip().splitlines()[-1])
+            runs.append(run)
+            print(f"run {i + 1}: {run['seconds']:.2f} s, peak RSS {run['peak_rss_gb']:.2f} GB, rows {run['rows']}")
+        secs = [r["seconds"] for r in runs]
+        print(
+            f"receivables stage, {args.customers:,} customers: median {statistics.median(secs):.2f} s "
+            f"(min {min(secs):.2f}, max {max(secs):.2f}), peak RSS max {max(r['peak_rss_gb'] for r in runs):.2f} GB"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""One writer at a time: an advisory lock on the lake (or, later, on a shard of it).
+
+A lock is a file ``LAKE/_meta/locks/<scope>.lock`` held with ``flock``: the kernel
+releases it when its holder exits, however it exits (``kill -9`` included), so a stale
+lock never blocks the next run. While held, the file names its holder — pid, host, run
+id and since when — and a second writer either waits up to ``wait_s`` seconds or fails
+with one line that names the holder.
+
+``scope`` is the unit of exclusion. Today every writer takes ``"lake"``; a pipeline that
+partitions the lake into shards (e.g. one per supply office) takes ``"shard-<id>"``
+instead, and writers of different shards no longer exclude each other. A process holds
+a scope once; taking it again inside (the CLI run around its stages) is a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+LAKE_SCOPE = "lake"
+#: how often a waiting writer retries
+POLL_S = 0.2
+
+#: lock files this process holds: path -> open descriptor
+_held: dict[Path, int] = {}
+
+
+class LockBusy(RuntimeError):
+    """Another writer holds the lock; the message is one line naming it."""
+
+
+def lock_path(lake: Path, scope: str = LAKE_SCOPE) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in scope)
+    return Path(lake) / "_meta" / "locks" / f"{safe}.lock"
+
+
+def holder(path: Path) -> dict[str, object]:
+    """Who holds (or last held) the lock at ``path``, as written by the holder."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def describe(info: dict[str, object]) -> str:
+    if not info:
+        return "another process (no holder recorded yet)"
+    return f"pid {info.get('pid')} on {info.get('host')}, run {info.get('run_id')}, since {info.get('since')}"
+
+
+def holds(lake: Path, scope: str = LAKE_SCOPE) -> bool:
+    """Whether this process holds the lock of ``scope`` on ``lake``."""
+    return lock_path(lake, scope).resolve() in _held
+
+
+@contextmanager
+def lake_lock(lake: Path, run_id: str, wait_s: float = 0.0, scope: str = LAKE_SCOPE) -> Iterator[Path]:
+    """Hold the lock of ``scope`` on ``lake`` for the ``with`` block.
+
+    Waits up to ``wait_s`` seconds for another holder; then raises :class:`LockBusy`.
+    """
+    path = lock_path(lake, scope).resolve()
+    if path in _held:
+        yield path
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    deadline = time.monotonic() + max(wait_s, 0.0)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    waited = f" after waiting {wait_s:g} s" if wait_s > 0 else ""
+                    raise LockBusy(
+                        f"the lake {lake} is locked by {describe(holder(path))}{waited}; "
+                        f"retry when it finishes (or set METERLAKE_LOCK_WAIT_S to wait)"
+                    ) from None
+                time.sleep(POLL_S)
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "run_id": run_id,
+            "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "scope": scope,
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        _held[path] = fd
+        try:
+            yield path
+        finally:
+            del _held[path]
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock

@@ -1,0 +1,213 @@
+"""The receivables stage: receivables_monthly, recovery_monthly, customer_credit_monthly, dunning_list.
+
+Runs after billing. Reads bills_monthly, the clean payments, prepay_daily, the archive
+and the clean inspections; writes, for every month from the first the dates touch to
+the last the lake holds bills or payments for:
+
+* ``receivables_monthly`` per ledger month (bills issued in it, payments dated in it).
+  Arrears are running totals, so every later month is rebuilt too; a restated bill
+  shows in ``restated_yuan`` against the amount the partition held before.
+* ``recovery_monthly`` per consumption month (post-paid bills collected by their due
+  date in the next month, prepay customers by their month-end balance).
+* ``customer_credit_monthly`` per ledger month, over the trailing window.
+* ``dunning_list`` on the day after each due date and on each month's last day, up to
+  the day after the last day the lake holds.
+
+The whole history of bills and payments is read: settlement is FIFO from the first
+bill. Every write replaces one partition atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from meterlake.config import ConfigError
+from meterlake.lake import Lake
+from meterlake.schemas.archive import LANDING as ARCHIVE
+from meterlake.schemas.bills_monthly import BILLS_MONTHLY
+from meterlake.schemas.customer_credit_monthly import CUSTOMER_CREDIT_MONTHLY
+from meterlake.schemas.dunning_list import DUNNING_LIST
+from meterlake.schemas.inspections import LANDING as INSPECTIONS
+from meterlake.schemas.meter_daily import METER_DAILY
+from meterlake.schemas.payments import LANDING as PAYMENTS
+from meterlake.schemas.prepay_daily import PREPAY_DAILY
+from meterlake.schemas.receivables_monthly import RECEIVABLES_MONTHLY
+from meterlake.schemas.recovery_monthly import RECOVERY_MONTHLY
+from meterlake.transforms.billing import BillingConfig
+from meterlake.transforms.credit import credit_month, dunning, list_dates
+from meterlake.transforms.dedup import archive_valid_on
+from meterlake.transforms.receivables import (
+    ReceivablesConfig,
+    bill_schedule,
+    bill_status_at_due,
+    month_bounds,
+    payment_ledger,
+    receivables_month,
+    shift_month,
+)
+from meterlake.transforms.recovery import recovery
+
+from . import StageContext, StageError, StageResult
+
+STAGE = "receivables"
+
+
+def _month(d: dt.date) -> str:
+    return f"{d.year:04d}-{d.month:02d}"
+
+
+def _months(first: str, last: str) -> list[str]:
+    out, m = [], first
+    while m <= last:
+        out.append(m)
+        m = shift_month(m, 1)
+    return out
+
+
+def scope_on(archive: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
+    """customer_id, feeder_id, org_id of the archive valid on ``day`` (a customer's first meter)."""
+    valid = archive_valid_on(archive, day).filter(pl.col("customer_id").is_not_null())
+    org = pl.col("org_id") if "org_id" in archive.collect_schema().names() else pl.lit(None, pl.String)
+    return (
+        valid.with_columns(org_id=org.cast(pl.String).replace("", None))
+        .sort("customer_id", "meter_id")
+        .group_by("customer_id")
+        .agg(pl.col("feeder_id").first(), pl.col("org_id").first())
+    )
+
+
+def thefts_in(lake: Lake, archive: pl.LazyFrame, first: dt.date, last: dt.date) -> pl.LazyFrame:
+    """customer_id of the meters an inspection found stealing (窃电) between the dates."""
+    if not lake.partitions(INSPECTIONS.clean):
+        return pl.LazyFrame(schema={"customer_id": pl.String})
+    meters = archive.filter(pl.col("customer_id").is_not_null()).select("meter_id", "customer_id").unique()
+    return (
+        lake.scan(INSPECTIONS.clean)
+        .filter((pl.col("outcome") == "theft") & pl.col("inspection_date").is_between(first, last))
+        .join(meters, on="meter_id")
+        .select("customer_id")
+        .unique()
+    )
+
+
+def prepay_below_zero(lake: Lake, first: dt.date, last: dt.date) -> pl.LazyFrame:
+    """customer_id, days: prepay days of the window with a computed balance below zero."""
+    days = [d for d in lake.partitions(PREPAY_DAILY) if first.isoformat() <= d <= last.isoformat()]
+    if not days:
+        return pl.LazyFrame(schema={"customer_id": pl.String, "days": pl.Int32})
+    return (
+        lake.scan(PREPAY_DAILY, days)
+        .filter(pl.col("balance_yuan") < 0)
+        .group_by("customer_id")
+        .agg(days=pl.col("date").n_unique().cast(pl.Int32))
+    )
+
+
+def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+    lake = ctx.lake
+    try:
+        cfg = ctx.config("receivables", ReceivablesConfig)
+        billing = ctx.config("billing", BillingConfig)
+    except ConfigError as exc:
+        raise StageError(f"receivables: {exc}") from exc
+    result = StageResult(stage=STAGE)
+    bill_months = lake.partitions(BILLS_MONTHLY)
+    if not bill_months or not dates:
+        result.notes.append("no bills to follow")
+        return result
+    pay_days = lake.partitions(PAYMENTS.clean)
+    held_days = lake.partitions(METER_DAILY)
+    as_of = dt.date.fromisoformat(max([*pay_days, *held_days[-1:]]))
+    payments_as_of = dt.date.fromisoformat(pay_days[-1]) if pay_days else None
+
+    ctx.progress("receivables: bills and payments")
+    bills = lake.scan(BILLS_MONTHLY)
+    schedule = bill_schedule(bills, cfg.calendar).collect().lazy()
+    ledger = (
+        payment_ledger(lake.scan(PAYMENTS.clean)).collect().lazy()
+        if pay_days
+        else payment_ledger(pl.LazyFrame(schema={c.name: c.dtype for c in PAYMENTS.clean.columns}))
+    )
+    status = bill_status_at_due(schedule, ledger).collect().lazy()
+    archive = lake.scan(ARCHIVE.clean)
+
+    start = max(_month(min(dates)), bill_months[0])
+    last = _month(as_of)  # a bill is issued the month after; months past the data are not ledgered
+    ledger_months = _months(start, last)
+
+    # receivables and credit per ledger month ---------------------------------------
+    rows = {RECEIVABLES_MONTHLY.name: 0, CUSTOMER_CREDIT_MONTHLY.name: 0, DUNNING_LIST.name: 0}
+    grades: dict[str, int] = {}
+    for m in ledger_months:
+        ctx.progress(f"receivables: {m}")
+        first, month_end = month_bounds(m)
+        end = min(month_end, as_of)
+        scope = scope_on(archive, end)
+        previous = lake.scan(RECEIVABLES_MONTHLY, [m]) if m in lake.partitions(RECEIVABLES_MONTHLY) else None
+        rec = receivables_month(schedule, ledger, m, cfg, scope, previous, as_of).collect()
+        lake.write_partition(RECEIVABLES_MONTHLY, m, rec)
+        rows[RECEIVABLES_MONTHLY.name] += rec.height
+
+        window = _months(shift_month(m, -(cfg.credit.window_months - 1)), m)
+        w_first = month_bounds(window[0])[0]
+        held_rec = [w for w in window if w in lake.partitions(RECEIVABLES_MONTHLY)]
+        credit = credit_month(
+            m,
+            lake.scan(BILLS_MONTHLY, [w for w in window if w in bill_months]),
+            status.filter(pl.col("due_date").is_between(w_first, end)),
+            lake.scan(RECEIVABLES_MONTHLY, held_rec),
+            prepay_below_zero(lake, w_first, end),
+            thefts_in(lake, archive, w_first, end),
+            cfg,
+        ).collect()
+        lake.write_partition(CUSTOMER_CREDIT_MONTHLY, m, credit)
+        rows[CUSTOMER_CREDIT_MONTHLY.name] += credit.height
+        for g, n in credit["credit_grade"].value_counts().iter_rows():
+            grades[str(g)] = grades.get(str(g), 0) + int(n)
+
+        for day in list_dates(first, month_end, cfg.calendar.due_day):
+            if day > as_of + dt.timedelta(days=1):
+                continue
+            listed = dunning(day, schedule, ledger, credit.lazy(), scope, cfg).collect()
+            lake.write_partition(DUNNING_LIST, day.isoformat(), listed)
+            rows[DUNNING_LIST.name] += listed.height
+
+    # recovery per consumption month ------------------------------------------------
+    recovery_rows = 0
+    prepay_days = lake.partitions(PREPAY_DAILY)
+    for m in [b for b in bill_months if b >= shift_month(start, -1)]:
+        first, end = month_bounds(m)
+        due = (end + dt.timedelta(days=1)).replace(day=cfg.calendar.due_day)
+        days = [d for d in prepay_days if first.isoformat() <= d <= end.isoformat()]
+        prepay_month = (
+            lake.scan(PREPAY_DAILY, days)
+            if days
+            else pl.LazyFrame(schema={c.name: c.dtype for c in PREPAY_DAILY.columns})
+        )
+        rec = recovery(
+            lake.scan(BILLS_MONTHLY, [m]),
+            prepay_month,
+            status,
+            scope_on(archive, end),
+            m,
+            due,
+            payments_as_of,
+            billing.prepay,
+            cfg.recovery,
+        ).collect()
+        lake.write_partition(RECOVERY_MONTHLY, m, rec)
+        recovery_rows += rec.height
+        below = rec.filter((pl.col("scope") == "org") & pl.col("below_target").fill_null(False))
+        for r in below.iter_rows(named=True):
+            result.notes.append(
+                f"recovery {m} of unit {r['scope_id']}: {r['recovery_rate']:.2%} below the target "
+                f"{r['target_rate']:.0%}" + ("" if r["postpaid_final"] else " (before the due date: not final)")
+            )
+    rows[RECOVERY_MONTHLY.name] = recovery_rows
+    result.rows = rows
+    result.details = {"ledger_months": ledger_months, "credit_grades": dict(sorted(grades.items()))}
+    if not pay_days:
+        result.notes.append("no payments in the lake: every post-paid bill is unpaid")
+    return result

@@ -1,0 +1,177 @@
+"""Receivables: FIFO settlement, named bills, credits, reversals, late fees, restatements.
+
+Every expected figure is worked out by hand in the comments (CONTRACT v2 §1 receivables:
+issue on the 1st of the next month, due at the end of the 20th; 违约金 1‰/day for
+residents, 2‰ current-year and 3‰ earlier-year bills for other classes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from meterlake.transforms.receivables import (
+    ReceivablesConfig,
+    bill_schedule,
+    bill_status_at_due,
+    payment_ledger,
+    receivables_month,
+)
+
+CFG = ReceivablesConfig()
+D = dt.date
+
+
+def bills(rows: list[tuple[str, str, float]], cls: str = "resident") -> pl.LazyFrame:
+    """(customer_id, month, amount_yuan) bills_monthly rows of a post-paid customer."""
+    return pl.LazyFrame(
+        {
+            "customer_id": [r[0] for r in rows],
+            "month": [r[1] for r in rows],
+            "amount_yuan": [r[2] for r in rows],
+            "customer_class": [cls] * len(rows),
+            "area_id": ["A1"] * len(rows),
+            "prepay": [0] * len(rows),
+            "period_end": [D(int(r[1][:4]), int(r[1][5:7]), 28) for r in rows],
+        },
+        schema_overrides={"prepay": pl.Int8},
+    )
+
+
+def pays(rows: list[tuple]) -> pl.LazyFrame:
+    """(txn_id, txn_type, ref_txn_id, customer_id, paid_date, amount_yuan, bill_month) payments rows."""
+    names = ["txn_id", "txn_type", "ref_txn_id", "customer_id", "paid_date", "amount_yuan", "bill_month"]
+    return pl.LazyFrame(
+        [dict(zip(names, r, strict=True)) for r in rows],
+        schema={
+            "txn_id": pl.String,
+            "txn_type": pl.String,
+            "ref_txn_id": pl.String,
+            "customer_id": pl.String,
+            "paid_date": pl.Date,
+            "amount_yuan": pl.Float64,
+            "bill_month": pl.String,
+        },
+    )
+
+
+def month(b: pl.LazyFrame, p: pl.LazyFrame, m: str, previous: pl.LazyFrame | None = None) -> dict:
+    out = receivables_month(bill_schedule(b, CFG.calendar), payment_ledger(p), m, CFG, previous=previous).collect()
+    assert out.height == 1
+    return out.row(0, named=True)
+
+
+THREE = [("C1", "2026-01", 100.0), ("C1", "2026-02", 200.0), ("C1", "2026-03", 300.0)]
+THREE_PAID = [
+    ("T1", "payment", None, "C1", D(2026, 3, 5), 150.0, None),
+    ("T2", "payment", None, "C1", D(2026, 4, 25), 400.0, None),
+]
+
+
+def test_fifo_across_three_bills() -> None:
+    # 150 on 03-05 pays the Jan bill (100) and 50 of Feb; 400 on 04-25 pays Feb's other
+    # 150 and 250 of Mar: 50 of the Mar bill (due 04-20) is open at 04-30.
+    r = month(bills(THREE), pays(THREE_PAID), "2026-04")
+    assert (r["billed_yuan"], r["paid_yuan"], r["arrears_yuan"], r["overdue_yuan"]) == (300.0, 400.0, 50.0, 50.0)
+    assert (r["overdue_days"], r["aging"]) == (10, "1-30")
+    # April fees, 1‰: 04-01..20 Feb's 150 x 20 d = 3.00; 04-21..24 (150 + 300) x 4 d = 1.80;
+    # 04-25..30 Mar's 50 x 6 d = 0.30 -> 5.10
+    assert r["late_fee_yuan"] == pytest.approx(5.10, abs=1e-9)
+
+
+def test_fifo_march_fees_stop_the_day_a_bill_is_paid() -> None:
+    # Jan bill overdue from 02-21; paid at the end of 03-05: fees 03-01..04 = 100 x 4 x 1‰ = 0.40;
+    # Feb's unpaid 150 overdue 03-21..31: 150 x 11 x 1‰ = 1.65 -> 2.05
+    r = month(bills(THREE), pays(THREE_PAID), "2026-03")
+    assert r["late_fee_yuan"] == pytest.approx(2.05, abs=1e-9)
+    assert (r["arrears_yuan"], r["overdue_days"], r["aging"]) == (150.0, 11, "1-30")
+
+
+def test_a_named_payment_settles_its_bill_not_the_oldest() -> None:
+    # 200 naming 2026-02 leaves the Jan bill (due 02-20) open: 39 days overdue at 03-31
+    b = bills([("C1", "2026-01", 100.0), ("C1", "2026-02", 200.0)])
+    r = month(b, pays([("T1", "payment", None, "C1", D(2026, 3, 10), 200.0, "2026-02")]), "2026-03")
+    assert (r["arrears_yuan"], r["overdue_yuan"], r["overdue_days"], r["aging"]) == (100.0, 100.0, 39, "31-90")
+    assert r["late_fee_yuan"] == pytest.approx(3.10, abs=1e-9)  # 100 x 31 d x 1‰
+    # the same payment without a month pays the Jan bill first (at the end of 03-10):
+    # Jan 100 x 9 d (03-01..09) x 1‰ = 0.90, then Feb's open 100 x 11 d (03-21..31) = 1.10
+    r = month(b, pays([("T1", "payment", None, "C1", D(2026, 3, 10), 200.0, None)]), "2026-03")
+    assert (r["overdue_days"], r["late_fee_yuan"]) == (11, pytest.approx(2.00, abs=1e-9))
+
+
+def test_an_overpayment_is_credited_to_the_next_bill() -> None:
+    b = bills([("C1", "2026-01", 100.0), ("C1", "2026-02", 120.0)])
+    p = pays(
+        [
+            ("T1", "payment", None, "C1", D(2026, 2, 10), 150.0, None),  # 50 too much: a credit
+            ("T2", "payment", None, "C1", D(2026, 3, 15), 60.0, None),
+        ]
+    )
+    feb = month(b, p, "2026-02")
+    assert (feb["arrears_yuan"], feb["overdue_days"]) == (-50.0, 0)
+    mar = month(b, p, "2026-03")
+    # Feb bill 120 = 50 credit + 60 paid + 10 still open after its due date (03-20)
+    assert (mar["arrears_yuan"], mar["overdue_yuan"], mar["overdue_days"]) == (10.0, 10.0, 11)
+    status = bill_status_at_due(bill_schedule(b, CFG.calendar), payment_ledger(p)).collect().sort("bill_month")
+    assert status["collected_by_due_yuan"].to_list() == [100.0, 110.0]
+    assert status["unpaid_at_due_yuan"].to_list() == [0.0, 10.0]
+
+
+@pytest.mark.parametrize(
+    ("cls", "fee"),
+    [
+        pytest.param("resident", 0.40, id="resident-1permille"),  # 100 x 4 d (02-25..28) x 1‰
+        pytest.param("commercial", 0.80, id="commercial-2permille"),  # 100 x 4 d x 2‰
+    ],
+)
+def test_a_reversal_after_the_due_date_makes_the_bill_overdue_again(cls: str, fee: float) -> None:
+    b = bills([("C1", "2026-01", 100.0)], cls)
+    p = pays(
+        [
+            ("T1", "payment", None, "C1", D(2026, 2, 15), 100.0, None),
+            ("R1", "reversal", "T1", "C1", D(2026, 2, 25), 100.0, None),
+        ]
+    )
+    r = month(b, p, "2026-02")
+    assert (r["paid_yuan"], r["arrears_yuan"], r["overdue_days"], r["aging"]) == (0.0, 100.0, 8, "1-30")
+    assert r["late_fee_yuan"] == pytest.approx(fee, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("cls", "dec_fee", "jan_fee"),
+    [
+        # Dec: 1000 x 11 d (12-21..31) x 2‰ = 22.00. Jan: the Nov bill is an earlier year's:
+        # 1000 x 31 x 3‰ = 93.00; the Dec bill (due 2026-01-20) is this year's: 500 x 11 x 2‰ = 11.00
+        pytest.param("commercial", 22.00, 104.00, id="commercial-2-then-3permille"),
+        # residents pay 1‰ whatever the year: 11.00; 31.00 + 5.50
+        pytest.param("resident", 11.00, 36.50, id="resident-1permille"),
+    ],
+)
+def test_late_fees_across_a_year_end(cls: str, dec_fee: float, jan_fee: float) -> None:
+    b = bills([("C1", "2025-11", 1000.0), ("C1", "2025-12", 500.0)], cls)
+    p = pays([])
+    assert month(b, p, "2025-12")["late_fee_yuan"] == pytest.approx(dec_fee, abs=1e-9)
+    jan = month(b, p, "2026-01")
+    assert jan["late_fee_yuan"] == pytest.approx(jan_fee, abs=1e-9)
+    assert (jan["arrears_yuan"], jan["overdue_days"], jan["aging"]) == (1500.0, 42, "31-90")
+
+
+def test_a_restated_bill_shows_its_change_from_its_month_on() -> None:
+    p = pays([("T1", "payment", None, "C1", D(2026, 3, 10), 300.0, None)])
+    first = month(bills(THREE), p, "2026-04")
+    assert (first["billed_yuan"], first["restated_yuan"]) == (300.0, 0.0)
+    restated = [*THREE[:2], ("C1", "2026-03", 320.0)]  # a late reading adds 20 yuan to March
+    prev = pl.LazyFrame([first])
+    again = month(bills(restated), p, "2026-04", previous=prev)
+    assert (again["billed_yuan"], again["restated_yuan"], again["arrears_yuan"]) == (320.0, 20.0, 320.0)
+    # a rerun keeps the same figure (the first recorded amount is 320 - 20)
+    assert month(bills(restated), p, "2026-04", previous=pl.LazyFrame([again]))["restated_yuan"] == 20.0
+
+
+def test_a_payment_naming_a_month_without_a_bill_is_held_as_a_credit() -> None:
+    b = bills([("C1", "2026-01", 100.0)])
+    p = pays([("T1", "payment", None, "C1", D(2026, 2, 10), 100.0, "2026-05")])
+    r = month(b, p, "2026-02")
+    assert (r["arrears_yuan"], r["overdue_days"], r["held_credit_yuan"]) == (0.0, 0, 100.0)

@@ -1,0 +1,540 @@
+"""Post-paid receivables (应收电费): settlement, arrears, aging, late fees. Pure polars.
+
+CONTRACT v2 §1 receivables: a month's bill is issued on ``issue_day`` of the next month
+and due at the end of ``due_day``; a payment settles the bill it names, else the oldest
+open bill first; any excess is a credit (预收) that settles later bills as they are
+issued; each day after its due date a bill accrues a late fee (违约金) on its part still
+unpaid at the end of that day.
+
+No loop over rows: the state of a customer's account at the end of any day is a closed
+form of cumulative sums. With bills ``1..n`` issued by day ``t`` (in month order),
+``P(t)`` the net payments made by ``t`` and ``c_k(t) = clip(S_k(t), 0, A_k)`` the part of
+bill ``k`` settled by payments naming it (``S_k`` their running sum, ``A_k`` the bill),
+FIFO settlement of the rest gives, for every ``m``::
+
+    unpaid(bills 1..m at t) = max(0, B_m - P(t) + Σ_{k > m, issued by t} c_k(t))
+
+where ``B_m`` is the cumulative billed amount through bill ``m``: the money not named
+to a bill pays the oldest first, so what is unpaid among the first ``m`` bills is
+their total less everything paid except what named later bills took. A reversal (冲正)
+is a negative payment on its own date (with the named month of the payment it
+cancels), so a bill it reopens becomes unpaid, and overdue, again. A payment naming a
+month with no bill in the lake is a plain credit (held, not lost).
+
+Late fees: between consecutive *breakpoints* of a month (its first day, payment and
+reversal dates, issue dates, the day after each due date) the unpaid amounts do not
+change, so the month's fee is a sum over intervals of days x rate x unpaid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from meterlake.schemas.receivables_monthly import AGING, RECEIVABLES_MONTHLY
+
+#: half a fen: amounts below are float noise of exact sums
+EPS_YUAN = 0.005
+
+
+class CalendarRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    issue_day: int = Field(1, ge=1, le=28, description="day of the next month a bill is issued")
+    due_day: int = Field(20, ge=1, le=28, description="a bill is due at the end of this day of its issue month")
+
+
+class LateFeeRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    resident_per_day: float = Field(0.001, ge=0)
+    other_current_year_per_day: float = Field(0.002, ge=0)
+    other_earlier_years_per_day: float = Field(0.003, ge=0)
+
+
+class RecoveryRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    target_rate: float = Field(1.0, ge=0, le=1)
+
+
+class ToleranceRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    settled_below_yuan: float = Field(1.0, ge=0)
+
+
+class DunningRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    sms_after_days: int = Field(1, ge=1)
+    call_after_days: int = Field(10, ge=1)
+    visit_after_days: int = Field(20, ge=1)
+    stop_notice_after_days: int = Field(30, ge=30, description="供电营业规则: only after more than 30 days overdue")
+    stop_notice_min_yuan: float = Field(100.0, ge=0)
+    notice_min_days: int = Field(3, ge=3, description="a stop notice is served at least 3 days before disconnection")
+    notice_max_days: int = Field(7, ge=3, le=7)
+
+
+class CreditRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    window_months: int = Field(12, ge=1)
+    late_share_weight: float = 25.0
+    worst_overdue_days_steps: list[int] = Field(default_factory=lambda: [30, 90, 180])
+    worst_overdue_points: list[float] = Field(default_factory=lambda: [10.0, 20.0, 30.0])
+    month_in_arrears_points: float = 3.0
+    month_in_arrears_cap: float = 15.0
+    prepay_day_below_zero_points: float = 0.5
+    prepay_day_below_zero_cap: float = 15.0
+    theft_points: float = 50.0
+    grade_a: float = 90.0
+    grade_b: float = 75.0
+    grade_c: float = 60.0
+
+
+class TierRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    platinum_yuan: float = 1_000_000.0
+    gold_yuan: float = 100_000.0
+    silver_yuan: float = 10_000.0
+
+
+class ReceivablesConfig(BaseModel):
+    """config/receivables.toml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    calendar: CalendarRules = CalendarRules()
+    late_fee: LateFeeRules = LateFeeRules()
+    recovery: RecoveryRules = RecoveryRules()
+    tolerance: ToleranceRules = ToleranceRules()
+    dunning: DunningRules = DunningRules()
+    credit: CreditRules = CreditRules()
+    tiers: TierRules = TierRules()
+
+
+# --- months ----------------------------------------------------------------------
+
+
+def month_bounds(month: str) -> tuple[dt.date, dt.date]:
+    """First and last day of ``YYYY-MM``."""
+    first = dt.date(int(month[:4]), int(month[5:7]), 1)
+    nxt = (first + dt.timedelta(days=32)).replace(day=1)
+    return first, nxt - dt.timedelta(days=1)
+
+
+def shift_month(month: str, n: int) -> str:
+    y, m = divmod(int(month[:4]) * 12 + int(month[5:7]) - 1 + n, 12)
+    return f"{y:04d}-{m + 1:02d}"
+
+
+def _next_month_day(month: pl.Expr, day: int) -> pl.Expr:
+    """The date ``day`` of the month after ``YYYY-MM``."""
+    first = (month + "-01").str.to_date("%Y-%m-%d")
+    return first.dt.offset_by("1mo").dt.replace(day=day)
+
+
+# --- inputs ----------------------------------------------------------------------
+
+
+def bill_schedule(bills: pl.LazyFrame, cal: CalendarRules) -> pl.LazyFrame:
+    """Post-paid bills per customer and month with issue and due dates and running totals.
+
+    ``bills`` holds bills_monthly rows (several per month when a tariff version changed
+    in it); prepay customers' bills are left out (their purchases are the payment), and so
+    are bills held for review (status ``held``: not sent out yet).
+    Returns customer_id, bill_month, amount_yuan, customer_class, area_id, issue_date,
+    due_date, cum_billed_yuan, prev_bill_month.
+    """
+    held = pl.col("status") == "held" if "status" in bills.collect_schema().names() else pl.lit(False)
+    per_month = (
+        # a bill held for review has not gone out: it is not owed until released
+        bills.filter((pl.col("prepay").fill_null(0) == 0) & ~held.fill_null(False))
+        .group_by("customer_id", "month")
+        .agg(
+            amount_yuan=pl.col("amount_yuan").fill_null(0.0).sum().round(2),
+            customer_class=pl.col("customer_class").sort_by("period_end").last(),
+            area_id=pl.col("area_id").sort_by("period_end").last(),
+        )
+        .rename({"month": "bill_month"})
+        .sort("customer_id", "bill_month")
+    )
+    return per_month.with_columns(
+        issue_date=_next_month_day(pl.col("bill_month"), cal.issue_day),
+        due_date=_next_month_day(pl.col("bill_month"), cal.due_day),
+        cum_billed_yuan=pl.col("amount_yuan").cum_sum().over("customer_id").round(2),
+        prev_bill_month=pl.col("bill_month").shift(1).over("customer_id"),
+    )
+
+
+def payment_ledger(payments: pl.LazyFrame) -> pl.LazyFrame:
+    """Net effect of each clean payment row: customer_id, txn_id, day, amount_yuan (signed), bill_month.
+
+    A reversal takes off the amount of the payment it cancels, on its own date, against
+    the month that payment named. Ingest quarantines reversals of unknown or already
+    reversed payments, so each reversal here finds its payment.
+    """
+    cols = ["txn_id", "txn_type", "ref_txn_id", "customer_id", "paid_date", "amount_yuan", "bill_month"]
+    tx = payments.select(cols)
+    pays = tx.filter(pl.col("txn_type") == "payment")
+    refs = pays.select(
+        ref_txn_id=pl.col("txn_id"),
+        ref_customer=pl.col("customer_id"),
+        ref_amount=pl.col("amount_yuan"),
+        ref_month=pl.col("bill_month"),
+    )
+    reversals = (
+        tx.filter(pl.col("txn_type") == "reversal")
+        .join(refs, on="ref_txn_id", how="inner")
+        .filter(pl.col("ref_customer") == pl.col("customer_id"))
+        .select(
+            "txn_id",
+            "customer_id",
+            "paid_date",
+            (-pl.col("ref_amount")).alias("amount_yuan"),
+            pl.col("ref_month").alias("bill_month"),
+        )
+    )
+    return (
+        pl.concat([pays.select("txn_id", "customer_id", "paid_date", "amount_yuan", "bill_month"), reversals])
+        .rename({"paid_date": "day"})
+        .sort("customer_id", "day", "txn_id")
+    )
+
+
+def _daily_paid(ledger: pl.LazyFrame) -> pl.LazyFrame:
+    """customer_id, day, cum_paid_yuan: net payments made by the end of each day."""
+    return (
+        ledger.group_by("customer_id", "day")
+        .agg(paid=pl.col("amount_yuan").sum())
+        .sort("customer_id", "day")
+        .with_columns(cum_paid_yuan=pl.col("paid").cum_sum().over("customer_id"))
+        .select("customer_id", "day", "cum_paid_yuan")
+        .sort("day")
+    )
+
+
+# --- the closed form ---------------------------------------------------------------
+
+
+def unpaid_through(points: pl.LazyFrame, schedule: pl.LazyFrame, ledger: pl.LazyFrame) -> pl.LazyFrame:
+    """For each point (pid, customer_id, at, upto): the unpaid part of the bills through ``upto``.
+
+    ``at`` is a date (the state at the end of that day); ``upto`` a bill month (null =
+    no bill). Adds ``net_yuan`` = B(upto) - P(at) + named settlements of later issued
+    bills, and ``unpaid_yuan`` = max(0, net_yuan).
+    """
+    b = points.join(
+        schedule.select("customer_id", upto="bill_month", b_yuan="cum_billed_yuan"),
+        on=["customer_id", "upto"],
+        how="left",
+    ).with_columns(pl.col("b_yuan").fill_null(0.0))
+    p = b.sort("at").join_asof(
+        _daily_paid(ledger),
+        left_on="at",
+        right_on="day",
+        by="customer_id",
+        strategy="backward",
+        check_sortedness=False,
+    )
+    named = ledger.filter(pl.col("bill_month").is_not_null()).join(
+        schedule.select("customer_id", "bill_month", "amount_yuan", "issue_date").rename({"amount_yuan": "bill_yuan"}),
+        on=["customer_id", "bill_month"],
+        how="inner",
+    )
+    later = (
+        points.select("pid", "customer_id", "at", "upto")
+        .join(named, on="customer_id", how="inner")
+        .filter(
+            (pl.col("upto").is_null() | (pl.col("bill_month") > pl.col("upto")))
+            & (pl.col("issue_date") <= pl.col("at"))
+            & (pl.col("day") <= pl.col("at"))
+        )
+        .group_by("pid", "bill_month")
+        .agg(s=pl.col("amount_yuan").sum(), bill_yuan=pl.col("bill_yuan").first())
+        .group_by("pid")
+        .agg(named_later_yuan=pl.min_horizontal(pl.col("s").clip(lower_bound=0.0), pl.col("bill_yuan")).sum())
+    )
+    return (
+        p.join(later, on="pid", how="left")
+        .with_columns(
+            net_yuan=(
+                pl.col("b_yuan") - pl.col("cum_paid_yuan").fill_null(0.0) + pl.col("named_later_yuan").fill_null(0.0)
+            ).round(6)
+        )
+        .with_columns(unpaid_yuan=pl.col("net_yuan").clip(lower_bound=0.0))
+        .drop("b_yuan", "cum_paid_yuan", "named_later_yuan", "day")
+    )
+
+
+def bill_status_at_due(schedule: pl.LazyFrame, ledger: pl.LazyFrame) -> pl.LazyFrame:
+    """Per bill: the part still unpaid at the end of its due date (and so collected by it)."""
+    bills = (
+        schedule.select("customer_id", "bill_month", "prev_bill_month", "due_date", "amount_yuan")
+        .sort("customer_id", "bill_month")
+        .with_row_index("bid")
+    )
+    pts = pl.concat(
+        [
+            bills.select(pid=pl.col("bid") * 2, customer_id="customer_id", at="due_date", upto="bill_month"),
+            bills.select(pid=pl.col("bid") * 2 + 1, customer_id="customer_id", at="due_date", upto="prev_bill_month"),
+        ]
+    )
+    u = unpaid_through(pts, schedule, ledger).select(
+        bid=pl.col("pid") // 2, side=pl.col("pid") % 2, unpaid=pl.col("unpaid_yuan")
+    )
+    wide = u.group_by("bid").agg(
+        through=pl.col("unpaid").filter(pl.col("side") == 0).first(),
+        before=pl.col("unpaid").filter(pl.col("side") == 1).first(),
+    )
+    return (
+        bills.join(wide, on="bid", how="left")
+        .with_columns(unpaid_at_due_yuan=(pl.col("through") - pl.col("before").fill_null(0.0)).round(2).clip(0.0))
+        .with_columns(collected_by_due_yuan=(pl.col("amount_yuan") - pl.col("unpaid_at_due_yuan")).round(2))
+        .select("customer_id", "bill_month", "due_date", "amount_yuan", "unpaid_at_due_yuan", "collected_by_due_yuan")
+    )
+
+
+def _aging(days: pl.Expr) -> pl.Expr:
+    return (
+        pl.when(days <= 0)
+        .then(pl.lit(AGING[0]))
+        .when(days <= 30)
+        .then(pl.lit(AGING[1]))
+        .when(days <= 90)
+        .then(pl.lit(AGING[2]))
+        .when(days <= 180)
+        .then(pl.lit(AGING[3]))
+        .otherwise(pl.lit(AGING[4]))
+    )
+
+
+def oldest_unpaid(
+    schedule: pl.LazyFrame, ledger: pl.LazyFrame, at: dt.date, tolerance: float, due_before: dt.date | None = None
+) -> pl.LazyFrame:
+    """Per customer with a past-due unpaid part above ``tolerance`` at the end of ``at``.
+
+    customer_id, oldest_bill_month, oldest_due_date, overdue_yuan (unpaid of the bills
+    due before ``due_before``, default ``at``). The oldest bill with an unpaid part is
+    the first bill ``m`` whose unpaid-through-m exceeds the tolerance.
+    """
+    issued = schedule.filter(pl.col("issue_date") <= at)
+    paid = ledger.filter(pl.col("day") <= at).group_by("customer_id").agg(p=pl.col("amount_yuan").sum())
+    # c_k at the end of ``at``: what payments naming each issued bill settled of it
+    named = (
+        ledger.filter((pl.col("day") <= at) & pl.col("bill_month").is_not_null())
+        .group_by("customer_id", "bill_month")
+        .agg(s=pl.col("amount_yuan").sum())
+    )
+    rows = (
+        issued.select("customer_id", "bill_month", "due_date", "amount_yuan", "cum_billed_yuan")
+        .join(named, on=["customer_id", "bill_month"], how="left")
+        .with_columns(c=pl.col("s").fill_null(0.0).clip(0.0, pl.col("amount_yuan")))
+        .sort("customer_id", "bill_month")
+        # named settlements of the bills after m: all of the customer's minus those through m
+        .with_columns(later=pl.col("c").sum().over("customer_id") - pl.col("c").cum_sum().over("customer_id"))
+        .join(paid, on="customer_id", how="left")
+        .filter(pl.col("due_date") < (due_before or at))
+        .with_columns(
+            unpaid_yuan=(pl.col("cum_billed_yuan") - pl.col("p").fill_null(0.0) + pl.col("later"))
+            .round(6)
+            .clip(lower_bound=0.0)
+        )
+    )
+    return (
+        rows.group_by("customer_id")
+        .agg(
+            overdue_yuan=pl.col("unpaid_yuan").last(),
+            oldest_bill_month=pl.col("bill_month").filter(pl.col("unpaid_yuan") > tolerance).first(),
+            oldest_due_date=pl.col("due_date").filter(pl.col("unpaid_yuan") > tolerance).first(),
+        )
+        .filter(pl.col("oldest_bill_month").is_not_null())
+    )
+
+
+def late_fees(
+    schedule: pl.LazyFrame, ledger: pl.LazyFrame, month: str, rules: LateFeeRules, until: dt.date | None = None
+) -> pl.LazyFrame:
+    """customer_id, late_fee_yuan accrued in ``month`` (by day, at the end of each day; up to ``until``).
+
+    One sorted stream of the month's events per customer, running sums only. At the end
+    of day ``b`` (see the module docstring), with ``m`` the last bill overdue at ``b``::
+
+        unpaid of the overdue bills   = max(0, B_overdue(b) - P(b) + N_open(b))
+        unpaid of earlier years' ones = max(0, B_earlier - P(b) + N_year(b))
+
+    where ``N_open`` is what payments naming issued, not yet overdue bills settled
+    (each capped at its bill: ``c_k = clip(S_k, 0, A_k)``) and ``N_year`` what payments
+    naming this year's issued bills settled. A named payment made before its bill is
+    issued counts from the issue date; a bill's named part leaves ``N_open`` when it
+    falls overdue. The state is constant between events, so the month's fee is a sum
+    over the intervals between them.
+    """
+    first, last = month_bounds(month)
+    last = min(last, until) if until is not None else last
+    jan1 = dt.date(first.year, 1, 1)
+    sched = schedule.join(
+        schedule.filter(pl.col("due_date") < last).select("customer_id").unique(), on="customer_id", how="semi"
+    )
+    led = ledger.join(sched.select("customer_id").unique(), on="customer_id", how="semi")
+    overdue_from = pl.col("due_date").dt.offset_by("1d")
+    # named settlements: the change of c_k each named payment makes, effective once the bill is issued
+    dc = (
+        led.filter(pl.col("bill_month").is_not_null())
+        .join(
+            sched.select("customer_id", "bill_month", "issue_date", "due_date", bill_yuan="amount_yuan"),
+            on=["customer_id", "bill_month"],
+            how="inner",
+        )
+        .sort("customer_id", "bill_month", "day", "txn_id")
+        .with_columns(
+            c=pl.col("amount_yuan").cum_sum().over("customer_id", "bill_month").clip(0.0, pl.col("bill_yuan"))
+        )
+        .with_columns(
+            dc=pl.col("c") - pl.col("c").shift(1).over("customer_id", "bill_month").fill_null(0.0),
+            day=pl.max_horizontal("day", "issue_date"),
+        )
+    )
+    open_part = dc.filter(pl.col("day") <= pl.col("due_date"))
+    changes = pl.concat(
+        [
+            led.select("customer_id", "day", p=pl.col("amount_yuan")),
+            sched.select("customer_id", day=overdue_from, b=pl.col("amount_yuan")),
+            open_part.select("customer_id", "day", n_open=pl.col("dc")),
+            open_part.group_by("customer_id", "bill_month")
+            .agg(pl.col("dc").sum(), pl.col("due_date").first())
+            .select("customer_id", day=overdue_from, n_open=-pl.col("dc")),
+            dc.filter(pl.col("due_date") >= jan1).select("customer_id", "day", n_year=pl.col("dc")),
+            sched.select("customer_id").unique().with_columns(day=pl.lit(first)),
+        ],
+        how="diagonal_relaxed",
+    ).with_columns(pl.col("p", "b", "n_open", "n_year").fill_null(0.0))
+    # before the month: one opening row on its first day
+    changes = changes.with_columns(day=pl.max_horizontal("day", pl.lit(first))).filter(pl.col("day") <= last)
+    earlier = sched.filter(pl.col("due_date") < jan1).group_by("customer_id").agg(b_prev=pl.col("amount_yuan").sum())
+    state = (
+        changes.group_by("customer_id", "day")
+        .agg(pl.col("p", "b", "n_open", "n_year").sum())
+        .sort("customer_id", "day")
+        # sorted: a run id numbers the customers (windows over integers, not strings)
+        .with_columns(gid=pl.col("customer_id").rle_id())
+        .with_columns(
+            pl.col("p", "b", "n_open", "n_year").cum_sum().over("gid"),
+            days=(
+                pl.col("day").shift(-1).over("gid").fill_null(last + dt.timedelta(days=1)) - pl.col("day")
+            ).dt.total_days(),
+        )
+        .join(earlier, on="customer_id", how="left")
+        .select(
+            "customer_id",
+            "days",
+            x_all=(pl.col("b") - pl.col("p") + pl.col("n_open")).round(6).clip(lower_bound=0.0),
+            x_prev=(pl.col("b_prev").fill_null(0.0) - pl.col("p") + pl.col("n_year")).round(6).clip(lower_bound=0.0),
+        )
+    )
+    cls = sched.group_by("customer_id").agg(customer_class=pl.col("customer_class").sort_by("bill_month").last())
+    resident = pl.col("customer_class") == "resident"
+    rate_cur = pl.when(resident).then(rules.resident_per_day).otherwise(rules.other_current_year_per_day)
+    rate_prev = pl.when(resident).then(rules.resident_per_day).otherwise(rules.other_earlier_years_per_day)
+    return (
+        state.join(cls, on="customer_id", how="left")
+        .with_columns(
+            fee=pl.col("days")
+            * (rate_cur * (pl.col("x_all") - pl.col("x_prev")).clip(0.0) + rate_prev * pl.col("x_prev"))
+        )
+        .group_by("customer_id")
+        .agg(late_fee_yuan=pl.col("fee").sum().round(2))
+    )
+
+
+# --- the mart --------------------------------------------------------------------
+
+
+def receivables_month(
+    schedule: pl.LazyFrame,
+    ledger: pl.LazyFrame,
+    month: str,
+    rules: ReceivablesConfig,
+    scope: pl.LazyFrame | None = None,
+    previous: pl.LazyFrame | None = None,
+    as_of: dt.date | None = None,
+) -> pl.LazyFrame:
+    """receivables_monthly rows of ledger month ``month`` (bills issued in it, payments dated in it).
+
+    ``as_of``: the last day the lake holds; a month still open is taken to that day
+    (month to date: overdue days and late fees stop there).
+
+    ``scope``: customer_id, feeder_id, org_id (from the archive) to carry along.
+    ``previous``: this month's partition as last written, for ``restated_yuan`` (the
+    change of the bill issued in the month since it was first recorded).
+    """
+    first, last = month_bounds(month)
+    if as_of is not None and first <= as_of < last:
+        last = as_of
+    issued = schedule.filter(pl.col("issue_date") <= last)
+    customers = pl.concat(
+        [issued.select("customer_id"), ledger.filter(pl.col("day") <= last).select("customer_id")]
+    ).unique()
+    billed = (
+        issued.filter(pl.col("issue_date") >= first)
+        .group_by("customer_id")
+        .agg(billed_yuan=pl.col("amount_yuan").sum(), bill_month=pl.col("bill_month").max())
+    )
+    paid = (
+        ledger.filter(pl.col("day").is_between(first, last))
+        .group_by("customer_id")
+        .agg(paid_yuan=pl.col("amount_yuan").sum())
+    )
+    total = (
+        customers.join(issued.group_by("customer_id").agg(b=pl.col("amount_yuan").sum()), on="customer_id", how="left")
+        .join(
+            ledger.filter(pl.col("day") <= last).group_by("customer_id").agg(p=pl.col("amount_yuan").sum()),
+            on="customer_id",
+            how="left",
+        )
+        .select("customer_id", arrears_yuan=(pl.col("b").fill_null(0.0) - pl.col("p").fill_null(0.0)).round(2))
+    )
+    held = (
+        ledger.filter((pl.col("day") <= last) & pl.col("bill_month").is_not_null())
+        .join(schedule.select("customer_id", "bill_month"), on=["customer_id", "bill_month"], how="anti")
+        .group_by("customer_id")
+        .agg(held_credit_yuan=pl.col("amount_yuan").sum())
+    )
+    oldest = oldest_unpaid(schedule, ledger, last, EPS_YUAN)
+    fees = late_fees(schedule, ledger, month, rules.late_fee, until=last)
+    cls = issued.group_by("customer_id").agg(
+        customer_class=pl.col("customer_class").sort_by("bill_month").last(),
+        area_id=pl.col("area_id").sort_by("bill_month").last(),
+    )
+    out = (
+        customers.join(cls, on="customer_id", how="left")
+        .join(billed, on="customer_id", how="left")
+        .join(paid, on="customer_id", how="left")
+        .join(total, on="customer_id", how="left")
+        .join(oldest, on="customer_id", how="left")
+        .join(fees, on="customer_id", how="left")
+        .join(held, on="customer_id", how="left")
+        .with_columns(
+            month=pl.lit(month),
+            billed_yuan=pl.col("billed_yuan").fill_null(0.0).round(2),
+            paid_yuan=pl.col("paid_yuan").fill_null(0.0).round(2),
+            overdue_yuan=pl.col("overdue_yuan").fill_null(0.0).round(2),
+            late_fee_yuan=pl.col("late_fee_yuan").fill_null(0.0),
+            held_credit_yuan=pl.col("held_credit_yuan").fill_null(0.0).round(2),
+            overdue_days=pl.when(pl.col("oldest_due_date").is_not_null())
+            .then((pl.lit(last) - pl.col("oldest_due_date")).dt.total_days())
+            .otherwise(0)
+            .cast(pl.Int32),
+        )
+        .with_columns(aging=_aging(pl.col("overdue_days")))
+    )
+    if scope is not None:
+        out = out.join(scope, on="customer_id", how="left")
+    else:
+        out = out.with_columns(feeder_id=pl.lit(None, pl.String), org_id=pl.lit(None, pl.String))
+    if previous is not None:
+        first_seen = previous.select(
+            "customer_id", first_billed=(pl.col("billed_yuan") - pl.col("restated_yuan").fill_null(0.0))
+        )
+        out = out.join(first_seen, on="customer_id", how="left").with_columns(
+            restated_yuan=(pl.col("billed_yuan") - pl.col("first_billed").fill_null(pl.col("billed_yuan"))).round(2)
+        )
+    else:
+        out = out.with_columns(restated_yuan=pl.lit(0.0))
+    return RECEIVABLES_MONTHLY.conform(out.sort("customer_id"))
