@@ -4,17 +4,36 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+#: the lock: every package and version `make install` installs (see `make lock`)
+CONSTRAINTS := constraints/constraints-$(PYVER).txt
 
-.PHONY: install demo test test-fast bench docs clean
+.PHONY: install lock demo test test-fast lint bench docs clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), f"meterlake needs Python 3.11+, found {sys.version.split()[0]}"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@if [ -f $(CONSTRAINTS) ]; then \
+		echo "installing the locked versions of $(CONSTRAINTS)"; \
+		$(BIN)/python -m pip install --quiet -e '.[test]' -c $(CONSTRAINTS); \
+	else \
+		echo "no lock for Python $(PYVER) ($(CONSTRAINTS)): installing the newest versions pyproject.toml allows"; \
+		$(BIN)/python -m pip install --quiet -e '.[test]'; \
+	fi
 	@touch $(STAMP)
+
+## lock: re-resolve the dependencies in a fresh virtualenv (newest versions pyproject.toml
+## allows) and rewrite the lock constraints/constraints-<python>.txt; then `make test`
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -e '.[test]'
+	.lock-venv/bin/python scripts/lock.py
+	rm -rf .lock-venv
 
 ## demo: generate a sample landing zone, run the daily DAGs with `airflow dags test`
 ## (SQLite), publish to DuckDB and print where everything is
@@ -24,6 +43,12 @@ demo: install
 ## test: the whole suite (unit, property, golden, DAG import and end-to-end)
 test: install
 	$(BIN)/python -m pytest
+
+## lint: ruff (lint and format check) and mypy, configured in pyproject.toml
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/typecheck.py
 
 ## test-fast: everything but the slow end-to-end tests
 test-fast: install

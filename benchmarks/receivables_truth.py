@@ -20,7 +20,7 @@ def main(landing: Path, lake: Path, month: str | None = None) -> None:
     pl.Config.set_tbl_cols(12)
     truth = pl.read_csv(landing / "_truth" / "payers.csv", schema_overrides={"customer_id": pl.String})
     credit = pl.read_parquet(lake / "marts" / "customer_credit_monthly" / "**" / "*.parquet", hive_partitioning=True)
-    month = month or credit["month"].max()
+    month = month or str(credit["month"].max())
     graded = credit.filter(pl.col("month") == month).join(truth, on="customer_id", how="inner")
     table = (
         graded.group_by("behaviour", "credit_grade")
@@ -34,7 +34,7 @@ def main(landing: Path, lake: Path, month: str | None = None) -> None:
     dunning = pl.read_parquet(lake / "marts" / "dunning_list" / "**" / "*.parquet", hive_partitioning=True)
     day = dunning.filter(pl.col("date").dt.strftime("%Y-%m") <= month)["date"].max()
     listed = dunning.filter(pl.col("date") == day).join(truth, on="customer_id", how="left")
-    print(f"dunning list of {day}: {listed.height} customers")
+    print(f"dunning list of {day!s}: {listed.height} customers")
     print(
         listed.group_by("behaviour")
         .agg(

@@ -37,7 +37,7 @@ from .thresholds import CheckThresholds, Severity
 #: (quarantine's dataset) whose partitions are all checked on every run
 GRAINS = ("date", "month", "all")
 
-#: the tables the gate expects to find (issue 3 point 4); one that is absent from the
+#: the tables the gate expects to find (docs/architecture.md#validation); one that is absent from the
 #: lake is skipped with a note. Any other table on disk is checked too.
 EXPECTED_TABLES: tuple[tuple[str, str], ...] = (
     ("clean", "archive"),
@@ -82,8 +82,8 @@ EVERY_PARTITION: dict[str, Severity] = {
 }
 
 CONTRACT = "CONTRACT.md"
-VEE = "DOMAIN.md VEE validation"
-GATE = "issue 3 point 4: blocking expectations stop the run"
+VEE = "docs/domain.md#validation-checks"
+GATE = "docs/architecture.md#validation: blocking expectations stop the run"
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class Rule:
 
     @property
     def zero(self) -> bool:
-        """A count of offending rows that must be 0: GX checks these together."""
+        """A count of offending rows that must be 0."""
         return self.min_value is None and self.max_value == 0
 
     @property
@@ -272,7 +272,7 @@ def base_rules(table: str, every_partition: Severity | None = None, schema: bool
                 "wrong_types",
                 max_value=0,
                 description="contract columns have their contract type (no numbers stored as text)",
-                practice="STYLE.md: every table written has a schema",
+                practice="every table written has a contract in schemas/ (docs/data_dictionary.md)",
             ),
         ]
     if every_partition is not None:
@@ -283,7 +283,7 @@ def base_rules(table: str, every_partition: Severity | None = None, schema: bool
                 min_value=1,
                 severity=every_partition,
                 description="every date (month) of the run has a partition",
-                practice="STYLE.md traps: a missing partition must not read as zero consumption",
+                practice="a missing partition must not read downstream as zero consumption",
             )
         )
     return rules
@@ -306,7 +306,7 @@ def contract_rules(table: Table) -> tuple[list[Metric], list[Rule]]:
                 "key_duplicates",
                 max_value=0,
                 description=f"({', '.join(key)}) is unique",
-                practice=f"{CONTRACT} §1 keys; DOMAIN.md VEE 1 (duplicates)",
+                practice=f"{CONTRACT} §1 keys; {VEE} 1: duplicates",
             )
         )
     required = [c.name for c in table.columns if not c.nullable and c.name != table.partition_by]
@@ -437,7 +437,7 @@ def _archive(th: CheckThresholds) -> Extras:
                 max_value=0,
                 severity="warning",
                 description="area master meters name their area",
-                practice="DOMAIN.md: 不可算 areas from archive errors",
+                practice="docs/domain.md#classes-of-an-area: 不可算 areas from archive errors",
             ),
         ),
     )
@@ -655,7 +655,7 @@ def _meter_daily(th: CheckThresholds) -> Extras:
                 "quality_value_off",
                 max_value=0,
                 description="missing days have no kWh; actual and estimated days have one",
-                practice="DOMAIN.md VEE: every value carries a quality flag",
+                practice="docs/domain.md#vee: every value carries a quality flag",
             ),
             Rule(
                 f"{t}.quality.missing_share",
@@ -663,7 +663,7 @@ def _meter_daily(th: CheckThresholds) -> Extras:
                 max_value=md.max_missing_share,
                 severity="warning",
                 description="share of missing meter-days",
-                practice="DOMAIN.md: 采集成功率 targets 98-99.5 %",
+                practice="docs/domain.md#collection-success-rate: targets 98-99.5 %",
             ),
             Rule(
                 f"{t}.quality.estimated_share",
@@ -671,7 +671,7 @@ def _meter_daily(th: CheckThresholds) -> Extras:
                 max_value=md.max_estimated_share,
                 severity="warning",
                 description="share of estimated meter-days",
-                practice="DOMAIN.md: Itron billing quality gate on the estimated share",
+                practice="docs/domain.md#billing-quality-gate: the estimated share of a bill",
             ),
             Rule(
                 f"{t}.kwh.plausible_max",
@@ -747,7 +747,7 @@ def _collection_daily(th: CheckThresholds) -> Extras:
                 max_value=0,
                 severity="warning",
                 description="the day's overall 采集成功率 reaches the configured target (target_rate)",
-                practice="DOMAIN.md: targets commonly 98-99.5 %, configurable",
+                practice="docs/domain.md#collection-success-rate: targets commonly 98-99.5 %, configurable",
             ),
         ),
         row_rules=(
@@ -756,7 +756,7 @@ def _collection_daily(th: CheckThresholds) -> Extras:
                 "success_rate_shortfall",
                 max_value=0,
                 description="each area's 采集成功率 reaches its target (target_rate - success_rate <= 0)",
-                practice="DOMAIN.md: utilities track 采集成功率 per area daily",
+                practice="docs/domain.md#collection-success-rate: tracked per area and day",
             ),
         ),
         row_index=("scope", "area_id", "feeder_id"),
@@ -826,7 +826,7 @@ def _loss(th: CheckThresholds, table: str, entity: str, parts: tuple[str, str] |
             max_value=lo.max_uncomputable_share,
             severity="warning",
             description="share of uncomputable (不可算) rows",
-            practice="DOMAIN.md: 不可算 (master meter missing, collection incomplete, archive errors)",
+            practice="docs/domain.md#classes-of-an-area: 不可算 (master meter missing, collection incomplete, archive errors)",
         ),
     ]
     if parts is not None:
@@ -858,7 +858,7 @@ def _loss(th: CheckThresholds, table: str, entity: str, parts: tuple[str, str] |
                 min_value=-lo.implausible_loss_rate,
                 max_value=lo.implausible_loss_rate,
                 description="a computable loss rate lies within the plausible band",
-                practice="DOMAIN.md: 户变关系错误 and 倍率错误 show as abnormal loss",
+                practice="docs/domain.md#causes-of-abnormal-loss: 户变关系错误 and 倍率错误 show as abnormal loss",
             ),
         ),
         row_index=(entity,),
@@ -946,7 +946,7 @@ def _anomalies(th: CheckThresholds) -> Extras:
             max_value=0,
             severity="warning",
             description="every listed meter gives its reasons to inspectors",
-            practice="DOMAIN.md 反窃电: a ranked list with reasons for inspectors",
+            practice="docs/domain.md#theft-screening: a ranked list with reasons for inspectors",
         ),
     ]
     table = contract(t, "marts")
@@ -1145,7 +1145,7 @@ def _prepay_daily(th: CheckThresholds) -> Extras:
                 max_value=th.prepay.max_mismatch_share,
                 severity="warning",
                 description="share of customer-days whose computed and meter balances disagree",
-                practice="DOMAIN.md 费控 checks: consumption x price ≈ fall in balance",
+                practice="docs/domain.md#ic-card-prepayment: consumption x price ≈ fall in balance",
             ),
         ),
     )
@@ -1479,12 +1479,12 @@ def build_suites(thresholds: CheckThresholds | None = None) -> dict[str, TableSu
     severity overrides applied. An override naming an unknown rule of one of these
     tables is an error (a typo would silently keep the old severity)."""
     th = thresholds or CheckThresholds()
-    suites = {}
+    suites: dict[str, TableSuite] = {}
     for layer, name in EXPECTED_TABLES:
         table = contract(name, layer)
         if table is not None:
             suites[name] = contract_suite(table, th)
-    known = {r.rule for s in suites.values() for r in (*s.rules, *s.row_rules)}
+    known = {r.rule for s in suites.values() for r in s.rules} | {r.rule for s in suites.values() for r in s.row_rules}
     unknown = sorted(r for r in th.severity if r.split(".", 1)[0] in suites and r not in known)
     if unknown:
         raise ValueError(

@@ -29,13 +29,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from airflow.sdk import Asset, Metadata, Param, task
 from airflow.sdk.exceptions import AirflowFailException
+from meterlake_alerts import notify_failure
 
 log = logging.getLogger("meterlake.dags")
 
@@ -53,12 +55,34 @@ START_DATE = dt.datetime(2024, 1, 1, tzinfo=LOCAL)
 
 TAGS = ["meterlake"]
 
+
+def task_timeout(env: Mapping[str, str] = os.environ) -> dt.timedelta:
+    """How long one task may run before Airflow stops it: METERLAKE_TASK_TIMEOUT_MINUTES
+    of the scheduler and DAG processor (default 240: a county day takes minutes, a
+    month's close well under an hour; a task past four hours is stuck, not busy).
+
+    >>> task_timeout({"METERLAKE_TASK_TIMEOUT_MINUTES": "90"})
+    datetime.timedelta(seconds=5400)
+    """
+    raw = env.get("METERLAKE_TASK_TIMEOUT_MINUTES", "240")
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = -1.0
+    if minutes <= 0:
+        raise ValueError(f"METERLAKE_TASK_TIMEOUT_MINUTES: expected a positive number of minutes, found {raw!r}")
+    return dt.timedelta(minutes=minutes)
+
+
 #: a stage failing on a transient cause (a full disk, a lost mount) is retried;
-#: a StageError (bad input, blocking expectation) fails at once, see run_stage()
+#: a StageError (bad input, blocking expectation) fails at once, see run_stage().
+#: Every failed try alerts the operator (dags/meterlake_alerts.py, docs/airflow.md).
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "meterlake",
     "retries": 2,
     "retry_delay": dt.timedelta(minutes=10),
+    "execution_timeout": task_timeout(),
+    "on_failure_callback": notify_failure,
 }
 
 
@@ -119,6 +143,13 @@ DAILY_PARAMS: dict[str, Param] = {
         "(Asia/Shanghai), or the dates of the triggering asset events"
     ),
     "end": _date_param("last data date YYYY-MM-DD, inclusive; empty = start"),
+    "upstream": Param(
+        None,
+        type=["null", "array"],
+        items={"type": "object"},
+        description="the extras of upstream asset events to plan from, for a run not triggered by the "
+        "events themselves: `airflow dags test meterlake_marts --conf '{\"upstream\": [EXTRA]}'`",
+    ),
     **PATH_PARAMS,
 }
 MONTHLY_PARAMS: dict[str, Param] = {
@@ -190,8 +221,8 @@ def param_dates(params: Mapping[str, Any]) -> list[dt.date] | None:
     start, end = params.get("start"), params.get("end")
     if not start and not end:
         return None
-    first = _parse_date("start", start or end)
-    last = _parse_date("end", end or start)
+    first = _parse_date("start", str(start or end))
+    last = _parse_date("end", str(end or start))
     if last < first:
         raise AirflowFailException(f"params: expected end >= start, found start={first} end={last}")
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
@@ -248,8 +279,10 @@ def plan_daily(context: Mapping[str, Any]) -> dict[str, Any]:
     """Plan of a daily run: which data dates, which landing and lake.
 
     Dates, first found: the params ``start``/``end``; the union of the dates in the
-    asset events that triggered the run (several upstream runs may coalesce into one);
-    the local day before the run's logical date. Paths: the params, else what the
+    asset events that triggered the run (several upstream runs may coalesce into one),
+    or, for a run not triggered by events, in the param ``upstream`` (the events'
+    extras, e.g. from ``dag.test(run_conf=...)``); the local day before the run's
+    logical date. Paths: the params, else what the
     triggering events name (all must agree), else the worker's METERLAKE_* settings.
     The chain keeps the upstream meterlake run id when all events share one.
     """
@@ -260,6 +293,8 @@ def plan_daily(context: Mapping[str, Any]) -> dict[str, Any]:
         for events in (context.get("triggering_asset_events") or {}).values()
         for event in events
     ]
+    if not extras:  # a run given the upstream events' values in its conf (dag.test, a manual run)
+        extras = [dict(e) for e in params.get("upstream") or []]
     extras = [e for e in extras if e.get("dates")]
     for key in ("lake", "landing"):
         seen = sorted({e[key] for e in extras if e.get(key)})
@@ -268,7 +303,7 @@ def plan_daily(context: Mapping[str, Any]) -> dict[str, Any]:
                 f"triggering asset events: expected one {key} path, found {seen} (set the param {key} to choose)"
             )
     run_ids = {e.get("run_id") for e in extras}
-    run_id = run_ids.pop() if len(run_ids) == 1 and None not in run_ids else own_run_id
+    run_id = str(run_ids.pop()) if len(run_ids) == 1 and None not in run_ids else own_run_id
     inherited = extras[0] if extras else None
 
     dates = param_dates(params)
@@ -313,14 +348,14 @@ def merge(*plans: Mapping[str, Any]) -> dict[str, Any]:
 LAKE_POOL = "meterlake_lake"
 
 
-def stage_task(stage: str, outlet: Asset, **task_kwargs: Any):
+def stage_task(stage: str, outlet: Asset, **task_kwargs: Any) -> Any:
     """The task that runs ``stage`` and emits ``outlet`` with the dates and row counts.
 
     It takes one plan, or several from parallel branches (merged: dates united).
     """
 
     @task(task_id=stage, outlets=[outlet], **{"pool": LAKE_POOL, **task_kwargs})
-    def run(*plans: dict):
+    def run(*plans: dict[str, Any]) -> Generator[Metadata, None, dict[str, Any]]:
         done = run_stage(stage, merge(*plans))
         yield Metadata(outlet, extra=event_extra(done))
         return done

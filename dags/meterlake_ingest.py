@@ -42,7 +42,7 @@ def plan() -> dict:
     tags=TAGS,
     doc_md=__doc__,
 )
-def meterlake_ingest():
+def meterlake_ingest() -> None:
     # landing -> clean tables and quarantine; the event carries dates rebuilt for late files
     stage_task("ingest", CLEAN)(plan())
 

@@ -52,7 +52,7 @@ def plan() -> dict:
     tags=TAGS,
     doc_md=__doc__,
 )
-def meterlake_marts():
+def meterlake_marts() -> None:
     daily = stage_task("validate", METER_DAILY)(stage_task("outages", OUTAGES)(plan()))
     losses = stage_task("loss", LOSS)(daily)
     # the gate: a blocking expectation fails here and CHECKED is not emitted

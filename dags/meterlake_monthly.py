@@ -46,7 +46,7 @@ def plan() -> dict:
     tags=TAGS,
     doc_md=__doc__,
 )
-def meterlake_monthly():
+def meterlake_monthly() -> None:
     month = plan()
     gate = stage_task("check", CHECKED, retries=0)
     billed = stage_task("receivables", RECEIVABLES)(stage_task("billing", BILLING)(month))

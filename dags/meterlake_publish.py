@@ -41,7 +41,7 @@ def plan() -> dict:
     tags=TAGS,
     doc_md=__doc__,
 )
-def meterlake_publish():
+def meterlake_publish() -> None:
     stage_task("publish", PUBLISHED)(plan())
 
 

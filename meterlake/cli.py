@@ -26,6 +26,17 @@ def _date(value: str) -> dt.date:
         raise  # unreachable: _fail exits
 
 
+def _local(**paths: Path | None) -> None:
+    """One line and exit 1 when a path is an object-storage URL (not supported yet)."""
+    from .settings import check_local_path
+
+    for name, path in paths.items():
+        try:
+            check_local_path(f"--{name}", path)
+        except ValueError as exc:
+            _fail(str(exc))
+
+
 def _expected(exc: BaseException) -> bool:
     """Errors whose one line says it all (bad input, a busy lake, a blocking check)."""
     from .stages import StageError
@@ -51,6 +62,7 @@ def generate(
     from .generate import generate as gen
     from .progress import progress_reporter
 
+    _local(out=out)
     try:
         with progress_reporter("generate") as progress:
             summary = gen(out, meters=meters, days=days, start=_date(start), seed=seed, progress=progress)
@@ -82,6 +94,7 @@ def run(
     from .progress import progress_reporter
     from .settings import Settings
 
+    _local(landing=landing, lake=lake)
     settings = Settings(landing=landing, lake=lake)
     if wait is not None:
         settings.lock_wait_s = wait
@@ -117,6 +130,7 @@ def report(
     """Build the self-contained HTML report of the lake."""
     from .report import build_report
 
+    _local(lake=lake, out=out)
     path = build_report(lake, out)
     typer.echo(f"report: {path}")
 
@@ -128,6 +142,7 @@ def status(
     """What the lake holds: row accounting of every landing file, tables, report paths."""
     from .summary import lake_status, print_lake_status
 
+    _local(lake=lake)
     if not lake.is_dir():
         _fail(f"no lake at {lake}")
     print_lake_status(lake_status(lake))
@@ -145,6 +160,7 @@ def evaluate(
     from .evaluate import EvaluationError
     from .evaluate import evaluate as run_evaluation
 
+    _local(landing=landing, lake=lake)
     try:
         if at not in ("max", "last"):
             raise EvaluationError(f"--at must be 'max' or 'last', not {at!r}")

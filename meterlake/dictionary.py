@@ -143,11 +143,11 @@ def render_markdown() -> str:
     )
     lines.append("")
     for layer, (title, zh, blurb) in LAYER_TITLES.items():
-        members = [(t, c) for t, c in tables if t.layer == layer]
-        if not members:
+        in_layer = [(t, c) for t, c in tables if t.layer == layer]
+        if not in_layer:
             continue
         lines += [f"## {title} ({zh})", "", blurb[0].upper() + blurb[1:] + ".", ""]
-        for table, code_lists in members:
+        for table, code_lists in in_layer:
             lines += _table_md(table, code_lists)
     lines += [
         "## Landing files (接入文件)",

@@ -26,6 +26,7 @@ from .lake import Lake
 from .schemas.anomalies import ANOMALIES
 from .schemas.archive import LANDING as ARCHIVE
 from .schemas.loss_diagnosis import LOSS_DIAGNOSIS
+from .transforms.dates import parse_dates
 from .transforms.evaluate import KS, area_positions, detection_row, evaluate_ranking
 
 #: the injected kinds that are theft (窃电); evaluated together as "theft"
@@ -140,7 +141,7 @@ def read_truth(landing: Path) -> pl.DataFrame:
 
 def meter_scores(lake: Lake, at: Literal["max", "last"] = "max") -> tuple[pl.DataFrame, list[dt.date]]:
     """One score per meter from the anomalies mart, and the detection dates read."""
-    dates = [dt.date.fromisoformat(d) for d in lake.partitions(ANOMALIES)]
+    dates = parse_dates(lake.partitions(ANOMALIES))
     if not dates:
         raise EvaluationError(
             f"{lake.table_dir(ANOMALIES)}: expected anomalies partitions (run the anomalies stage), found none"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib
 import json
 import logging
 import time
@@ -23,28 +22,47 @@ from .config import ConfigError
 from .lake import Lake
 from .lock import LockBusy
 from .settings import Settings
-from .stages import StageContext, StageError, StageResult
+from .stages import (
+    StageContext,
+    StageError,
+    StageResult,
+    anomalies,
+    billing,
+    check,
+    ingest,
+    loss,
+    outages,
+    publish,
+    receivables,
+    validate,
+)
+from .transforms import dates as dates_
 
 log = logging.getLogger("meterlake")
 
-#: stage order; each is a module meterlake.stages.<name> with run(ctx, dates)
-STAGES: tuple[str, ...] = (
-    "ingest",  # landing files -> clean tables + quarantine
-    "outages",  # interruptions from meter events, plans, reliability (before VEE: outage slots are no gaps)
-    "validate",  # VEE, meter_daily, collection_daily
-    "loss",  # area/feeder line loss and its diagnosis
-    "anomalies",  # theft/anomaly ranking
-    "billing",  # bills, prepay balances
-    "receivables",  # post-paid receivables, recovery, credit, dunning
-    "check",  # Great Expectations gate: blocking failures stop here
-    "publish",  # reporting database, data dictionary, HTML report
-)
+#: what a stage is: meterlake.stages.<name>.run(ctx, dates)
+StageRun = Callable[[StageContext, list[dt.date]], StageResult]
+
+#: every stage, in the order a run takes them
+RUNNERS: dict[str, StageRun] = {
+    "ingest": ingest.run,  # landing files -> clean tables + quarantine
+    "outages": outages.run,  # interruptions from meter events, plans, reliability (before VEE: outage slots are no gaps)
+    "validate": validate.run,  # VEE, meter_daily, collection_daily
+    "loss": loss.run,  # area/feeder line loss and its diagnosis
+    "anomalies": anomalies.run,  # theft/anomaly ranking
+    "billing": billing.run,  # bills, prepay balances
+    "receivables": receivables.run,  # post-paid receivables, recovery, credit, dunning
+    "check": check.run,  # Great Expectations gate: blocking failures stop here
+    "publish": publish.run,  # reporting database, data dictionary, HTML report
+}
+STAGES: tuple[str, ...] = tuple(RUNNERS)
 
 
 def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
-    if end < start:
-        raise StageError(f"end date {end} is before start date {start}")
-    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    try:
+        return dates_.days(start, end)
+    except ValueError as exc:
+        raise StageError(str(exc)) from None
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -70,7 +88,6 @@ def run_stage(
     """
     if stage not in STAGES:
         raise StageError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
-    module = importlib.import_module(f"meterlake.stages.{stage}")
     ctx = StageContext(settings=settings, run_id=run_id)
     if progress is not None:
         ctx.progress = progress
@@ -78,7 +95,7 @@ def run_stage(
     with writer(settings, run_id):
         t0 = time.perf_counter()
         try:
-            result: StageResult = module.run(ctx, dates)
+            result = RUNNERS[stage](ctx, dates)
         except ConfigError as exc:
             raise StageError(f"{stage}: {exc}") from exc
         result.seconds = round(time.perf_counter() - t0, 3)

@@ -6,10 +6,31 @@ Thresholds and tariffs are not settings: they live in versioned TOML files
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: a URL scheme (``s3://``, ``oss://``, ``hdfs://`` ...); ``Path`` folds ``//`` to ``/``.
+#: Two letters at least, so a Windows drive (``C:/``) is a path.
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/")
+
+
+def check_local_path(name: str, value: object) -> None:
+    """Refuse an object-storage URL where a folder is expected.
+
+    The lake is written with ``os.replace`` (atomic on a local or mounted POSIX
+    filesystem); object stores have no such rename, so they are not supported yet.
+    """
+    match = _URL.match(str(value))
+    if match:
+        url = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]+):/+", r"\1://", str(value))  # as typed
+        raise ValueError(
+            f"{name} {url}: object storage ({match.group(1)}://) is not supported yet; "
+            "mount the bucket and give its local path"
+        )
 
 
 class Settings(BaseSettings):
@@ -42,3 +63,10 @@ class Settings(BaseSettings):
         description="seconds a run waits for another writer of the lake to finish; "
         "0 = fail at once with one line naming the holder",
     )
+
+    @field_validator("landing", "lake", "config_dir", "reporting_db", mode="before")
+    @classmethod
+    def _local(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None:
+            check_local_path(str(info.field_name), value)
+        return value

@@ -11,10 +11,18 @@ from rich.table import Table
 MAX_NOTES = 12
 
 
+def print_path(console: Console, label: str, path: object) -> None:
+    """``label:`` then the path on a line of its own, never wrapped: a path must survive
+    copy and paste from a narrow terminal (the terminal may fold it, the text stays one line)."""
+    console.print(f"{label}:", highlight=False, markup=False)
+    for one in path if isinstance(path, list | tuple) else [path]:
+        console.print(f"  {one}", soft_wrap=True, highlight=False, markup=False)
+
+
 def print_run_summary(record: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     console.print(f"[bold]run {record['run_id']}[/] {record['start']} .. {record['end']}: {record['status']}")
-    console.print(f"lake: {record['lake']}")
+    print_path(console, "lake", record["lake"])
     ingest = record["stages"].get("ingest")
     if ingest:
         acc = ingest["details"].get("accounting", [])
@@ -44,9 +52,9 @@ def print_run_summary(record: dict[str, Any], console: Console | None = None) ->
     for res in record["stages"].values():
         for key in ("data_docs", "report", "reporting_db", "dictionary"):
             if key in res["details"]:
-                console.print(f"{key.replace('_', ' ')}: {res['details'][key]}")
+                print_path(console, key.replace("_", " "), res["details"][key])
     if "record_path" in record:
-        console.print(f"run record: {record['record_path']}")
+        print_path(console, "run record", record["record_path"])
 
 
 def lake_status(lake: Path) -> dict[str, Any]:
@@ -87,7 +95,7 @@ def lake_status(lake: Path) -> dict[str, Any]:
 
 def print_lake_status(status: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
-    console.print(f"[bold]lake[/]: {status['lake']}")
+    print_path(console, "lake", status["lake"])
     t = Table(title="row accounting, every landing file ingested so far")
     for col in ("dataset", "files", "read", "clean", "quarantined", "duplicate", "unaccounted"):
         t.add_column(col, justify="left" if col == "dataset" else "right")
@@ -105,4 +113,4 @@ def print_lake_status(status: dict[str, Any], console: Console | None = None) ->
         t.add_row(name, f"{info['partitions']:,}", f"{info['rows']:,}")
     console.print(t)
     for key in ("reporting_db", "data_docs", "report"):
-        console.print(f"{key.replace('_', ' ')}: {status[key] or '(not built yet)'}", highlight=False)
+        print_path(console, key.replace("_", " "), status[key] or "(not built yet)")

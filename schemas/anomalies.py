@@ -4,7 +4,7 @@ One row per meter and detection date ``date``: what the data up to and including
 that date says about the meter. ``score`` is the sum of the ``*_points`` columns,
 each the points one indicator gives (its weight in ``config/anomaly.toml`` times its
 strength in [0, 1]); ``reasons`` says the same in words, strongest first, and
-``findings`` holds each indicator's rule, points and JSON evidence (STYLE: findings
+``findings`` holds each indicator's rule, points and JSON evidence (findings
 are data). So every score decomposes into its reasons, exactly.
 
 Only meters with a score above ``output.min_score`` are written; a meter absent from

@@ -19,7 +19,7 @@ the sum of ``amount_yuan`` over its rows.
 * Amount: a kWh in register r and tier t costs price(period of r) + adder(t); summed at
   full precision (``amount_exact_yuan``) and rounded half up to 0.01 yuan
   (``amount_yuan``).
-* Quality gate (Itron MDM billing exceptions, DOMAIN.md): a bill goes out (``ok``)
+* Quality gate (Itron MDM billing exceptions, docs/domain.md#billing-quality-gate): a bill goes out (``ok``)
   only when its kWh are the meter's own register differences and nothing casts doubt
   on them; otherwise it is ``held`` for review with the reason codes in
   ``exception_reasons``: a day without kWh (billed as 0), a day whose estimate was

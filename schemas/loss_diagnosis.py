@@ -1,7 +1,7 @@
 """loss_diagnosis: why an area's loss is abnormal, as a ranked list analysts act on (线损诊断).
 
 Each row is one finding about one meter for the window of ``window_days`` days ending
-at ``date`` (the days the lake holds in it). Findings are data (STYLE: a dotted rule
+at ``date`` (the days the lake holds in it). Findings are data (a dotted rule
 name, a severity and JSON evidence); the anomaly-ranking stage reads them by
 (meter_id, date). ``score`` is in [0, 1], higher = more suspicious, comparable
 within a kind; ``rank`` is 1 for the strongest finding of that kind in the area.

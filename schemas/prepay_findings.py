@@ -1,8 +1,8 @@
 """prepay_findings: quality findings on prepayment transactions (费控稽查).
 
-Findings are data (STYLE.md, after OpenDSM's sufficiency warnings): a dotted rule
+Findings are data (after OpenDSM's sufficiency warnings): a dotted rule
 name, a severity, a description and JSON evidence. The rules follow the prepayment
-checks of DOMAIN.md: the purchase sequence (购电次数) rises by 1 per accepted purchase;
+checks of docs/domain.md#ic-card-prepayment: the purchase sequence (购电次数) rises by 1 per accepted purchase;
 a reversal (冲正) cancels exactly one earlier purchase.
 """
 

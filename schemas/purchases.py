@@ -27,7 +27,7 @@ PII = (
     Column(
         "card_token",
         pl.String(),
-        "keyed SHA-256 of the card number (per-lake secret key): links a card's purchases without revealing it",
+        "HMAC-SHA256 of the card number under a secret key (first 32 hex digits): links a card's purchases without revealing it",
         "卡号令牌",
     ),
 )

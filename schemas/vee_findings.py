@@ -1,6 +1,6 @@
 """vee_findings: what the VEE checks found, one row per meter (or area), date and rule.
 
-Quality findings are data (STYLE.md, after OpenDSM/CalTRACK data-sufficiency
+Quality findings are data (after OpenDSM/CalTRACK data-sufficiency
 warnings): every row names a dotted ``rule``, a ``severity`` and carries JSON
 ``evidence``. The numbers the rule compared are also typed columns (``value`` against
 ``limit``) so analysts can filter without parsing JSON.
@@ -23,7 +23,7 @@ SEVERITIES = ("warning", "error", "blocking")
 #: every rule the validate stage can write: its meaning and the practice it follows.
 #: Rule names are stable codes: analysts and the check stage filter on them.
 RULES: dict[str, str] = {
-    # 1. structure (DOMAIN.md VEE list, item 1) --------------------------------------
+    # 1. structure (docs/domain.md#validation-checks, item 1) --------------------------------------
     "vee.structure.no_archive": "no archive snapshot is valid on the date although registers or curves exist for it: no meter can be placed (area-independent, meter_id empty)",
     "vee.structure.future_interval": "curve slots carry values although the file was delivered before those slots ended (value = number of such slots)",
     "vee.structure.future_register": "a register frozen at 00:00 of the date was delivered before that instant",
@@ -58,7 +58,7 @@ RULES: dict[str, str] = {
     "vee.sum.tou_total": "sharp + peak + flat + valley registers do not add up to the total register",
     # 10. capacity -------------------------------------------------------------------
     "vee.interval.capacity": "a slot's kWh x 4 (its mean kW) exceeds the meter's capacity",
-    # estimates are validated again (DOMAIN.md: "estimates are validated again") ------
+    # estimates are validated again (docs/domain.md#vee) ------
     "vee.estimate.unestimated": "slots that needed an estimate but no method applied: left missing",
     "vee.estimate.scale": "estimated slots could not be scaled to the register difference, or the factor is outside the configured band",
     "vee.estimate.capacity": "an estimated slot's kWh x 4 exceeds the meter's capacity",

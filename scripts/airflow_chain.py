@@ -1,33 +1,31 @@
-"""Run an asset-chained DAG and every DAG its asset events trigger, in one process.
+"""Run an asset-chained DAG and the DAGs its asset events feed, with ``dag.test()``.
 
-``airflow dags test DAG DATE`` (``dag.test()``) runs one DAG run in-process on the
-metadata database and records its asset events, and for each consumer DAG that is not
-paused it queues an AssetDagRunQueue row, but it runs no scheduler: the consumers never
-start. This script does what the scheduler would, and no more:
+What the scheduler does in production, done here with Airflow's supported testing
+interface only: ``dag.test(logical_date=..., run_conf=...)`` (what ``airflow dags test``
+calls) runs one DAG run in-process on the metadata database. ``dag.test()`` starts no
+scheduler, so the consumers of the assets a run emits do not start by themselves; this
+script starts them the documented way, as a test run whose conf carries the upstream
+events' values (param ``upstream``, see dags/meterlake_common.py)::
 
-1. sync the DAG folder into the metadata DB and unpause its asset-scheduled DAGs
-   (consumers are only queued while unpaused; the meterlake ones are created unpaused,
-   but a DB may hold them paused). Cron-scheduled DAGs are left as they are;
-2. ``dag.test()`` of the first DAG;
-3. while consumers are queued: let the scheduler's own code decide which are ready
-   (``DagModel.dags_needing_dagruns``) and create their asset-triggered runs with the
-   events they consume (``SchedulerJobRunner._create_dag_runs_asset_triggered``), then
-   run each run's tasks in-process the way ``dag.test()`` does;
-4. print one JSON summary: the DAG runs and their states, the asset events and their
-   ``extra``.
+    dag.test(logical_date=None, run_conf={"upstream": [event.extra, ...]})
 
-Exit status 0 when every run succeeded, 1 otherwise. It uses the Airflow 3.3 scheduler
-and ``dag.test()`` internals (pinned in pyproject.toml); in production the scheduler does
-all this. Usage (after ``source scripts/airflow_env.sh``)::
+which a person can do just as well from the shell::
 
-    # the first DAG and everything its asset events trigger
+    airflow dags test meterlake_marts --conf '{"upstream": [{"dates": ["2026-01-08"], ...}]}'
+
+1. ``dag.test()`` of the first DAG;
+2. read the asset events that run emitted (the metadata database's ``asset_event``
+   rows of that run; the REST API's ``GET /api/v2/assets/events`` serves the same);
+3. for every DAG scheduled on those assets (its condition met by them): ``dag.test()``
+   with the events' extras as ``upstream``; repeat with what that run emits;
+4. print one JSON summary: the DAG runs and their task states, the asset events and
+   their ``extra``.
+
+Exit status 0 when every run succeeded, 1 otherwise. Usage (after
+``source scripts/airflow_env.sh``)::
+
     python scripts/airflow_chain.py meterlake_ingest 2026-01-09 \\
         --conf '{"start": "2026-01-01", "end": "2026-01-07"}'
-
-    # or: `airflow dags test` itself, then the runs it queued
-    airflow dags test meterlake_ingest 2026-01-09 \\
-        --conf '{"start": "2026-01-01", "end": "2026-01-07"}'
-    python scripts/airflow_chain.py
 """
 
 from __future__ import annotations
@@ -43,17 +41,13 @@ from typing import Any
 log = logging.getLogger("airflow_chain")
 
 #: a chain longer than this is a cycle, not a pipeline
-MAX_ROUNDS = 20
+MAX_RUNS = 50
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "dag_id",
-        nargs="?",
-        help="the first DAG, e.g. meterlake_ingest; omit it to only run what earlier `airflow dags test` runs queued",
-    )
-    parser.add_argument("logical_date", nargs="?", help="its logical date, e.g. 2026-01-09")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("dag_id", help="the first DAG, e.g. meterlake_ingest")
+    parser.add_argument("logical_date", help="its logical date, e.g. 2026-01-09")
     parser.add_argument("--conf", default=None, help="JSON run conf (params) of the first run")
     parser.add_argument(
         "--no-retries",
@@ -62,14 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--summary", default=None, help="also write the JSON summary here")
     args = parser.parse_args(argv)
-    if args.dag_id and not args.logical_date:
-        parser.error("a DAG id needs a logical date")
 
     from airflow.sdk import timezone
 
     conf = json.loads(args.conf) if args.conf else None
-    logical_date = timezone.parse(args.logical_date) if args.logical_date else None
-    summary = run_chain(args.dag_id, logical_date, conf, args.no_retries)
+    summary = run_chain(args.dag_id, timezone.parse(args.logical_date), conf, args.no_retries)
     text = json.dumps(summary, indent=2, ensure_ascii=False, default=str)
     print(text)
     if args.summary:
@@ -78,176 +69,110 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if all(r["state"] == "success" for r in summary["runs"]) else 1
 
 
-def run_chain(dag_id: str | None, logical_date: Any, conf: dict | None, no_retries: bool) -> dict[str, Any]:
-    """``dag.test()`` of ``dag_id`` (if given), then every asset-triggered run it causes."""
+def load_dags() -> dict[str, Any]:
+    """The DAGs of the configured DAG folder; import errors stop here."""
     from pathlib import Path
 
     from airflow import settings
     from airflow.dag_processing.dagbag import BundleDagBag
-    from airflow.utils.session import create_session
 
-    t0 = time.perf_counter()
     folder = Path(settings.DAGS_FOLDER)
+    # the DAG folder's bundle, as the DAG processor and dag.test() load it (the folder on
+    # sys.path, so the DAG files import dags/meterlake_common.py)
     bag = BundleDagBag(dag_folder=folder, bundle_path=folder, bundle_name="dags-folder")
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
-    if dag_id is not None and dag_id not in bag.dags:
-        raise SystemExit(f"DAG {dag_id!r} not found; DAGs are {sorted(bag.dags)}")
+    return dict(bag.dags)
+
+
+def schedule_assets(dag: Any) -> set[str] | None:
+    """Names of the assets ``dag`` is scheduled on; None for a DAG not scheduled on assets."""
+    condition = getattr(dag.timetable, "asset_condition", None)
+    if condition is None:
+        return None
+    names: set[str] = set()
+    todo = [condition]
+    while todo:
+        node = todo.pop()
+        if getattr(node, "name", None) and not hasattr(node, "objects"):
+            names.add(node.name)
+        todo.extend(getattr(node, "objects", ()))
+    return names
+
+
+def is_met(condition: Any, emitted: set[str]) -> bool:
+    """Whether an asset condition (an Asset, or all/any of several) holds for ``emitted``."""
+    objects = getattr(condition, "objects", None)
+    if objects is None:
+        return condition.name in emitted
+    results = [is_met(o, emitted) for o in objects]
+    return all(results) if type(condition).__name__ == "AssetAll" else any(results)
+
+
+def run_chain(dag_id: str, logical_date: Any, conf: dict[str, Any] | None, no_retries: bool) -> dict[str, Any]:
+    """``dag.test()`` of ``dag_id``, then of every DAG its asset events feed, in order."""
+    t0 = time.perf_counter()
+    dags = load_dags()
+    if dag_id not in dags:
+        raise SystemExit(f"DAG {dag_id!r} not found; DAGs are {sorted(dags)}")
     if no_retries:
-        for dag in bag.dags.values():
+        for dag in dags.values():
             for task in dag.tasks:
                 task.retries = 0
-    consumers = [d for d, dag in bag.dags.items() if hasattr(dag.timetable, "asset_condition")]
-    _sync_and_unpause(consumers)
+    runs: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    todo: list[tuple[str, Any, dict[str, Any] | None]] = [(dag_id, logical_date, conf)]
+    while todo:
+        if len(runs) >= MAX_RUNS:
+            raise SystemExit(f"still triggering DAG runs after {MAX_RUNS} runs: a cycle?")
+        current, when, run_conf = todo.pop(0)
+        dr = dags[current].test(logical_date=when, run_conf=run_conf)
+        emitted = emitted_events(dr.dag_id, dr.run_id)
+        runs.append(
+            {
+                "dag_id": dr.dag_id,
+                "run_id": dr.run_id,
+                "state": str(dr.state),
+                "conf": run_conf or {},
+                "tasks": {ti.task_id: str(ti.state) for ti in dr.get_task_instances()},
+            }
+        )
+        events.extend(emitted)
+        names = {e["asset"] for e in emitted}
+        for consumer_id, consumer in sorted(dags.items()):
+            assets = schedule_assets(consumer)
+            if not assets or not is_met(consumer.timetable.asset_condition, names):
+                continue
+            upstream = [e["extra"] for e in emitted if e["asset"] in assets]
+            log.info("%s runs on %d event(s) of %s", consumer_id, len(upstream), current)
+            todo.append((consumer_id, None, {"upstream": upstream}))
+    return {"seconds": round(time.perf_counter() - t0, 1), "runs": runs, "asset_events": events}
 
-    runs: list[tuple[str, str]] = []
-    if dag_id is not None:
-        first = bag.dags[dag_id].test(logical_date=logical_date, run_conf=conf)
-        runs.append((first.dag_id, first.run_id))
-    with create_session() as session:
-        for _ in range(MAX_ROUNDS):
-            created = _create_asset_triggered_runs(session)
-            if not created:
-                break
-            for dr in created:
-                if dr.dag_id not in bag.dags:
-                    raise SystemExit(f"{dr.dag_id} was triggered but is not in {folder}")
-                _run_dagrun(bag.dags[dr.dag_id], dr, session)
-                runs.append((dr.dag_id, dr.run_id))
-        else:
-            raise SystemExit(f"still triggering DAG runs after {MAX_ROUNDS} rounds: a cycle?")
-        return _summary(session, runs, round(time.perf_counter() - t0, 1))
 
-
-def _sync_and_unpause(dag_ids: list[str]) -> None:
-    """Write every DAG of the configured bundles to the DB; unpause ``dag_ids``."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
-    from airflow.models.dag import DagModel
+def emitted_events(dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """The asset events a DAG run emitted, oldest first (read-only)."""
+    from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
-    from sqlalchemy import update
-
-    manager = DagBundlesManager()
-    manager.sync_bundles_to_db()
-    for bundle in manager.get_all_dag_bundles():
-        if not bundle.is_initialized:
-            bundle.initialize()
-        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
-        sync_bag_to_db(bag, bundle.name, bundle.version)
-    with create_session() as session:
-        session.execute(update(DagModel).where(DagModel.dag_id.in_(dag_ids)).values(is_paused=False))
-
-
-def _create_asset_triggered_runs(session: Any) -> list[Any]:
-    """The scheduler's own decision and run creation for asset-scheduled DAGs."""
-    from airflow.jobs.job import Job
-    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
-    from airflow.models.dag import DagModel
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.types import DagRunType
     from sqlalchemy import select
 
-    query, triggered = DagModel.dags_needing_dagruns(session)
-    ready = [m for m in query.all() if m.dag_id in triggered]
-    if not ready:
-        return []
-    before = set(session.scalars(select(DagRun.id)))
-    runner = SchedulerJobRunner(job=Job(), executors=[])
-    runner._create_dag_runs_asset_triggered(dag_models=ready, session=session)
-    session.commit()
-    created = [
-        dr
-        for dr in session.scalars(
-            select(DagRun).where(DagRun.run_type == DagRunType.ASSET_TRIGGERED).order_by(DagRun.id)
-        )
-        if dr.id not in before
-    ]
-    for dr in created:
-        log.info(
-            "asset-triggered run %s of %s consumes %d event(s)",
-            dr.run_id,
-            dr.dag_id,
-            len(dr.consumed_asset_events),
-        )
-    return created
-
-
-def _run_dagrun(dag: Any, dr: Any, session: Any) -> Any:
-    """Run an existing DAG run's tasks in-process, as ``dag.test()`` does for its own run."""
-    from airflow.models.dagbag import DBDagBag
-    from airflow.sdk.definitions.dag import _run_task
-    from airflow.utils.state import DagRunState, State, TaskInstanceState
-
-    dr.dag = DBDagBag().get_dag_for_run(dr, session=session)
-    dr.state = DagRunState.RUNNING
-    session.commit()
-    idle = 0
-    while dr.state == DagRunState.RUNNING:
-        session.expire_all()
-        schedulable, _ = dr.update_state(session=session)
-        for ti in schedulable:
-            if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
-                ti.try_number += 1
-            ti.state = TaskInstanceState.SCHEDULED
-        session.commit()
-        scheduled = [ti for ti in dr.get_task_instances(session=session) if ti.state == TaskInstanceState.SCHEDULED]
-        if not scheduled:
-            idle += 1
-            if idle > 3600:
-                raise SystemExit(f"{dr.dag_id} {dr.run_id}: no runnable task for an hour")
-            time.sleep(1)
-            continue
-        idle = 0
-        for ti in scheduled:
-            try:
-                _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
-            except Exception:
-                log.exception("task failed: %s", ti)
-    session.expire_all()
-    assert dr.state in State.finished_dr_states
-    return dr
-
-
-def _summary(session: Any, runs_done: list[tuple[str, str]], seconds: float) -> dict[str, Any]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance
-    from sqlalchemy import false, select, tuple_
-
-    keys = tuple_(DagRun.dag_id, DagRun.run_id).in_(runs_done) if runs_done else false()
-    runs = [
-        {
-            "dag_id": dr.dag_id,
-            "run_id": dr.run_id,
-            "run_type": str(dr.run_type),
-            "state": str(dr.state),
-            "consumed_events": sorted(e.id for e in dr.consumed_asset_events),
-            "tasks": {
-                ti.task_id: str(ti.state)
-                for ti in session.scalars(
-                    select(TaskInstance).where(TaskInstance.dag_id == dr.dag_id, TaskInstance.run_id == dr.run_id)
-                )
-            },
-        }
-        for dr in session.scalars(select(DagRun).where(keys).order_by(DagRun.id))
-    ]
-    events = [
-        {
-            "id": ev.id,
-            "asset": name,
-            "source_dag_id": ev.source_dag_id,
-            "source_task_id": ev.source_task_id,
-            "source_run_id": ev.source_run_id,
-            "extra": ev.extra,
-        }
-        for ev, name in session.execute(
+    with create_session() as session:
+        rows = session.execute(
             select(AssetEvent, AssetModel.name)
             .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
-            .where(tuple_(AssetEvent.source_dag_id, AssetEvent.source_run_id).in_(runs_done) if runs_done else false())
+            .where(AssetEvent.source_dag_id == dag_id, AssetEvent.source_run_id == run_id)
             .order_by(AssetEvent.id)
-        )
-    ]
-    return {"seconds": seconds, "runs": runs, "asset_events": events}
+        ).all()
+        return [
+            {
+                "id": ev.id,
+                "asset": name,
+                "source_dag_id": ev.source_dag_id,
+                "source_task_id": ev.source_task_id,
+                "source_run_id": ev.source_run_id,
+                "extra": dict(ev.extra or {}),
+            }
+            for ev, name in rows
+        ]
 
 
 if __name__ == "__main__":

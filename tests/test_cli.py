@@ -101,3 +101,33 @@ def test_run_with_quarantined_rows_exits_zero_and_reports_accounting(tmp_path: P
     assert all(a["unaccounted"] == 0 for a in acc)
     res = runner.invoke(app, ["status", "--lake", str(lake)])
     assert res.exit_code == 0 and "clean/curves" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "url"),
+    [
+        pytest.param("--lake", "s3://bucket/lake", id="s3-lake"),
+        pytest.param("--landing", "oss://bucket/landing", id="oss-landing"),
+    ],
+)
+def test_object_storage_fails_with_one_line_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, url: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    paths = {"--landing": str(tmp_path / "landing"), "--lake": str(tmp_path / "lake"), option: url}
+    (tmp_path / "landing").mkdir()
+    args = ["run", *(x for kv in paths.items() for x in kv), "--start", "2026-01-01", "--end", "2026-01-01"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1
+    scheme = url.split(":", 1)[0]
+    assert res.stderr.strip().splitlines() == [
+        f"meterlake: {option} {url}: object storage ({scheme}://) is not supported yet; "
+        "mount the bucket and give its local path"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["landing"]  # no folder named s3: or oss:
+
+
+def test_status_rejects_object_storage(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["status", "--lake", "s3://bucket/lake"])
+    assert res.exit_code == 1
+    assert "object storage (s3://) is not supported yet" in res.stderr

@@ -376,10 +376,10 @@ def test_magnitudes(data: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame
         kwh=pl.col.diff / UNIT * pl.col.multiplier
     )
     med = clean.group_by("customer_class").agg(pl.col.kwh.median()).drop_nulls()
-    med = dict(med.iter_rows())
-    assert 3 <= med["resident"] <= 15
-    assert 20 <= med["commercial"] <= 300
-    assert 100 <= med["industrial"] <= 5000
+    by_class = dict(med.iter_rows())
+    assert 3 <= by_class["resident"] <= 15
+    assert 20 <= by_class["commercial"] <= 300
+    assert 100 <= by_class["industrial"] <= 5000
     # PV households push energy back at midday: their reverse register rises
     pv = clean.filter(pl.col.pv_kw.cast(pl.Float64) > 0)
     assert pv.height and (pv["rdiff"] > 0).mean() > 0.8

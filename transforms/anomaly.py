@@ -18,7 +18,7 @@ practice each follows:
 * ``event_*`` — tamper and wiring events (开表盖/开端钮盒, 失压/失流/断相, 恒定磁场,
   电表清零) in the look-back, stronger when consumption fell after them: the event
   records of DL/T 645-2007 meters and Q/GDW 376.1 terminals (ERC 9/10/12/14/27-30),
-  which anti-theft screening follows up (DOMAIN: 反窃电). Strength = ``alone`` +
+  which anti-theft screening follows up (docs/domain.md#theft-screening). Strength = ``alone`` +
   (1 - ``alone``) x ramp(fall after the event); the strongest event of its family.
 * ``drop_own`` / ``drop_peer`` — a sudden sustained fall: the split of the window's
   daily series maximising Welch's t of mean(before) - mean(after) (a single

@@ -66,7 +66,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -290,6 +290,7 @@ def _estimate(
     np.ndarray,
     np.ndarray,
     float,
+    np.ndarray,
 ]:
     """Solve an area's design: coefficients, standard errors, τ, the added variables and the fit's internals.
 
@@ -769,7 +770,7 @@ def findings(
     )
     #: explained as theft that is not a steady share: not read as a multiplier or mapping error
     unsteady = (pl.col("_night") > 0) | (pl.col("_deficit") > 0)
-    ev_common = {
+    ev_common: dict[str, Any] = {
         "coefficient": pl.col("coefficient").round(6),
         "std_error": pl.col("std_error").round(6),
         "area_technical_coefficient": pl.col("area_tau").round(6),

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from meterlake.schemas.bills_monthly import BILLS_MONTHLY
 
+from . import dates
 from .prepay import PrepayRules
 from .tariffs import PRICE_CALENDAR_SCHEMA, REGISTERS
 
@@ -174,7 +175,7 @@ def _with_prices(lf: pl.LazyFrame, calendar: pl.DataFrame) -> pl.LazyFrame:
     if calendar.is_empty():
         return lf.with_columns(pl.lit(None, PRICE_CALENDAR_SCHEMA[c]).alias(c) for c in value_cols)
     tariffs = sorted(calendar["tariff_id"].unique().to_list())
-    first, last = calendar["date"].min(), calendar["date"].max()
+    first, last = dates.span(calendar, "date")
     n_days = (last - first).days + 1
     grid = (
         pl.DataFrame({"tariff_id": tariffs})

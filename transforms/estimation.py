@@ -8,7 +8,7 @@ as findings and left as collected. Raw values stay in ``clean/curves``; every re
 slot becomes one row of ``interval_edits`` (schemas.interval_edits) with its method and
 reason, and :func:`apply_edits` lays those rows over the raw curve.
 
-Methods, in order (DOMAIN.md, "Estimation"):
+Methods, in order (docs/domain.md#estimation):
 
 1. **linear interpolation** across a gap of at most ``max_interpolation_slots`` slots with
    an actual value on both sides within the same day (CPUC Direct Access VEE Rev 2.0 and
@@ -171,8 +171,8 @@ def estimate(
         & ((pl.col("_next_slot") - pl.col("_prev_slot") - 1) <= max_interpolation_slots)
     ).then(pl.col("_prev") + (pl.col("_next") - pl.col("_prev")) * (pl.col("slot") - pl.col("_prev_slot")) / span)
     # materialised once: both the like-day lookup and the result read it
-    interpolated = pl.when(pl.col("_outage")).then(0.0).otherwise(interpolated)
-    edits = edits.with_columns(interpolated.alias("_interp")).collect().lazy()
+    interpolated_or_outage = pl.when(pl.col("_outage")).then(0.0).otherwise(interpolated)
+    edits = edits.with_columns(interpolated_or_outage.alias("_interp")).collect().lazy()
 
     # like days: only for the meters that still need them, only actual values. The meters
     # are a literal set so the filter runs while the like days' files are decoded.

@@ -1,7 +1,7 @@
 """Ranking quality against ground truth: precision and recall at k, ROC AUC. Pure.
 
 Inspectors work down a ranked list, so what matters is how many true cases sit near
-the top (DOMAIN: "recall at the top of the list is what matters"):
+the top (docs/domain.md#theft-screening):
 
 * precision@k = true cases among the top k / k;
 * recall@k = true cases among the top k / all true cases;

@@ -402,7 +402,7 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str, window: Dat
     good = good.filter(~pl.col("quoted"))
 
     del body
-    typed, reason, detail = _typed_exprs(spec, window)
+    typed, reason_expr, detail_expr = _typed_exprs(spec, window)
     values = {f.name: pl.col(f"{f.name}__value") for f in spec.fields}
     failed = pl.any_horizontal(_failure_conditions(spec, values, window)).fill_null(False)
     chunks: list[pl.DataFrame] = []
@@ -429,7 +429,7 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str, window: Dat
         suspect = suspect.join(line_texts.select("source_line", "line_text"), on="source_line")
         suspect = suspect.with_columns(pl.col(f.name).str.strip_chars().replace("", None) for f in spec.fields)
         suspect = suspect.with_columns(typed[f.name].alias(f"{f.name}__value") for f in spec.fields)
-        suspect = suspect.with_columns(reason.alias("_reason"), detail.alias("_detail"))
+        suspect = suspect.with_columns(reason_expr.alias("_reason"), detail_expr.alias("_detail"))
         detail_col = pl.col("_detail")
         quarantine.append(
             suspect.filter(pl.col("_reason").is_not_null()).select(

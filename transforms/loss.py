@@ -51,11 +51,11 @@ exact to.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
+from polars.expr.whenthen import ChainedThen, Then
 
 from meterlake.schemas._base import MissingColumnsError
 from meterlake.schemas.area_loss_daily import AREA_LOSS_DAILY
@@ -298,7 +298,7 @@ def _rate(loss: str = "loss_kwh", supply: str = "supply_kwh") -> pl.Expr:
 
 def area_class_expr(rules: LossRules) -> pl.Expr:
     """The class name of each area_id (first matching class, else ``default``)."""
-    expr: pl.Expr | pl.When | pl.Then | None = None
+    expr: Then | ChainedThen | None = None
     for cls in rules.area_classes:
         cond = pl.col("area_id").is_in(list(cls.area_ids))
         if cls.area_id_pattern:
@@ -503,7 +503,9 @@ def _no_gaps() -> pl.LazyFrame:
     return pl.LazyFrame(schema=schema)
 
 
-def _month_parts(meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules, pv: pl.DataFrame | None):
+def _month_parts(
+    meter_daily: pl.DataFrame | pl.LazyFrame, rules: LossRules, pv: pl.DataFrame | None
+) -> tuple[pl.LazyFrame, pl.DataFrame]:
     rows = prepare(meter_daily, pv)
     check_input(rows)
     gaps = value_gaps(rows).collect()
@@ -771,8 +773,3 @@ def feeder_months(
         .with_columns(_band())
     )
     return FEEDER_LOSS_MONTHLY.conform(monthly).sort("month", "feeder_id").collect()
-
-
-def month_of(day: dt.date) -> str:
-    """The month partition value (``YYYY-MM``) of a date."""
-    return f"{day.year:04d}-{day.month:02d}"

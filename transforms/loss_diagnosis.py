@@ -539,12 +539,12 @@ def diagnose(
         .collect()
         .lazy()
     )
-    summary = summary.lazy()
+    summary_lf = summary.lazy()
 
     found = pl.concat(
         [
-            _theft(stats.lazy(), summary, diag).select(*_OUT, "_tie"),
-            _multiplier(needed, complete, summary, diag).select(*_OUT, "_tie"),
+            _theft(stats.lazy(), summary_lf, diag).select(*_OUT, "_tie"),
+            _multiplier(needed, complete, summary_lf, diag).select(*_OUT, "_tie"),
             _mapping(customers(needed), stats, resid, diag).select(*_OUT, "_tie"),
         ]
     ).collect()
@@ -552,7 +552,7 @@ def diagnose(
         found.sort(["area_id", "kind", "score", "_tie", "meter_id"], descending=[False, False, True, False, False])
         .with_columns(rank=(pl.int_range(pl.len()).over("area_id", "kind") + 1).cast(pl.Int32))
         .filter((pl.col("kind") != "theft_candidate") | (pl.col("rank") <= diag.theft_max_per_area))
-        .join(summary.select("area_id", "area_status", "area_loss_rate").collect(), on="area_id", how="left")
+        .join(summary_lf.select("area_id", "area_status", "area_loss_rate").collect(), on="area_id", how="left")
         .with_columns(
             date=pl.lit(window_end),
             window_start=pl.lit(start),

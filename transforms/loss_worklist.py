@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import polars as pl
+from polars.expr.whenthen import ChainedThen, Then
 
 from meterlake.schemas.loss_diagnosis import KINDS
 from meterlake.schemas.loss_worklist_monthly import ACTIONS, LOSS_WORKLIST_MONTHLY
@@ -82,7 +83,7 @@ def _action(lang: int) -> pl.Expr:
         return pl.lit(ACTIONS[key][lang])
 
     first_reason = pl.col("reason").str.split(",").list.first()
-    expr = pl.when(pl.col("issue") == "uncomputable").then(
+    expr: Then | ChainedThen = pl.when(pl.col("issue") == "uncomputable").then(
         first_reason.replace_strict({k: v[lang] for k, v in ACTIONS.items()}, default=None, return_dtype=pl.String)
     )
     for kind in KINDS:

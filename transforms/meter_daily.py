@@ -37,6 +37,8 @@ from collections.abc import Iterable
 
 import polars as pl
 
+from . import dates
+
 #: register columns of the clean registers table, and the meter_daily column each feeds
 REGISTERS: dict[str, str] = {
     "total_kwh": "kwh",
@@ -221,7 +223,8 @@ def register_days(
     """
     j = _pair_for_days(service, readings)
     rmax = pl.col("register_max").cast(pl.Float64)
-    deltas, rolled_total, down_total = {}, None, None
+    deltas: dict[str, pl.Expr] = {}
+    rolled_total = down_total = pl.lit(False)  # set from total_kwh below
     for col in REGISTERS:
         value, rolled, down = _difference(col, rmax, rollover_fraction)
         deltas[f"delta_{col}_meter"] = value
@@ -424,8 +427,8 @@ def gap_dates(gaps: pl.DataFrame, day: dt.date) -> list[dt.date]:
     days from missing to estimated; a curve that arrives late changes the weights)."""
     if not gaps.height:
         return []
-    first, end = gaps["reading_from"].min(), gaps["reading_to"].max()
-    span = [first + dt.timedelta(days=i) for i in range((end - first).days)]
+    first, end = dates.span(gaps, "reading_from", "reading_to")
+    span = dates.days(first, end)[:-1]
     inside = (
         pl.DataFrame({"date": span}, schema={"date": pl.Date()})
         .join(gaps, how="cross")

@@ -268,7 +268,7 @@ def meter_interruptions(power: pl.DataFrame, evidence: pl.DataFrame, cfg: Outage
         )
         .sort("meter_id", "start_time")
         .select(INTERRUPTION_SCHEMA.names())
-        .cast(dict(INTERRUPTION_SCHEMA))
+        .cast(pl.Schema(INTERRUPTION_SCHEMA))
     )
 
 

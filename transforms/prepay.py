@@ -7,7 +7,7 @@ Pure polars: frames in, frames out; nothing here opens a file.
   it cancels, on the reversal's own date (CONTRACT §3); a second reversal of the same
   purchase takes off nothing.
 * :func:`purchase_findings`: purchase-sequence gaps, repeats and reversals that do not
-  fit, as findings with evidence (DOMAIN.md prepayment checks: 购电次数 +1 per
+  fit, as findings with evidence (docs/domain.md#ic-card-prepayment: 购电次数 +1 per
   accepted purchase; a reversed purchase keeps its number and the next purchase reuses
   it, so the sequence is checked over the purchases that stand).
 * :func:`prepay_balances`: prepay_daily (see :mod:`meterlake.schemas.prepay_daily` for
@@ -111,7 +111,7 @@ def _finding(rule: str, description: pl.Expr, evidence: list[pl.Expr]) -> list[p
 
 def purchase_findings(ledger: pl.LazyFrame) -> pl.LazyFrame:
     """Findings on the purchase sequence and on reversals (PREPAY_FINDINGS rows)."""
-    # DOMAIN.md prepayment checks: the purchase sequence (购电次数) rises by 1 per
+    # docs/domain.md#ic-card-prepayment: the purchase sequence (购电次数) rises by 1 per
     # accepted purchase; CONTRACT §1 purchases: a reversed purchase keeps its number and
     # the next purchase reuses it, so the check runs over the purchases that stand
     order = ["purchase_time", "txn_id"]

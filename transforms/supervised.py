@@ -21,15 +21,18 @@ everything works unsupervised.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from meterlake.schemas._base import MissingColumnsError
 
+from . import dates
 from .anomaly import SupervisedRules, feature_columns
 from .evaluate import roc_auc
 
@@ -136,7 +139,7 @@ def time_split(rows: pl.DataFrame, validation_share: float) -> tuple[pl.DataFram
     return train, valid, cut
 
 
-def _classifier(rules: SupervisedRules):
+def _classifier(rules: SupervisedRules) -> Any:  # sklearn has no type information
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return HistGradientBoostingClassifier(
@@ -149,7 +152,7 @@ def _classifier(rules: SupervisedRules):
     )
 
 
-def _one_thread():
+def _one_thread() -> contextlib.AbstractContextManager[object]:
     """OpenMP limited to one thread: the training sets are small (inspections, not meters),
     where threads only contend with the pipeline's own work (and on a loaded machine
     OpenMP spin-waiting makes a 40-row fit take seconds)."""
@@ -195,7 +198,7 @@ def fit(rows: pl.DataFrame, rules: SupervisedRules) -> TheftModel | None:
         n_train=train.height,
         n_valid=valid.height,
         valid_auc=valid_auc,
-        last_inspection=rows["inspection_date"].max(),
+        last_inspection=dates.span(rows, "inspection_date")[1],
         notes=tuple(notes),
     )
 

@@ -3,7 +3,7 @@
 Pure: lazy frames (or frames) in, frames out; nothing here opens a file. The stage
 ``meterlake.stages.validate`` reads the lake and calls :func:`validate_day` once per date.
 
-The checks follow the order the meter-data systems run them in (DOMAIN.md, "VEE"), each
+The checks follow the order the meter-data systems run them in (docs/domain.md#validation-checks), each
 with a dotted rule name (schemas.vee_findings.RULES), a severity (configurable, defaults in
 :data:`DEFAULT_SEVERITY`) and JSON evidence; the comment above each check names the
 practice it follows. Findings never change data; the curve slots that are replaced are
@@ -284,7 +284,7 @@ def finding(
         (slot if slot is not None else pl.lit(None)).cast(pl.Int16).alias("slot"),
         (value if value is not None else pl.lit(None)).cast(pl.Float64).alias("value"),
         lim.cast(pl.Float64).alias("limit"),
-        pl.struct(**evidence).struct.json_encode().alias("evidence"),
+        pl.struct([v.alias(k) for k, v in evidence.items()]).struct.json_encode().alias("evidence"),
     )
 
 
@@ -462,7 +462,7 @@ def interval_findings(profile: pl.LazyFrame, cfg: VeeConfig) -> list[pl.LazyFram
     ic, rc = cfg.interval, cfg.register_checks
     out = []
 
-    # DOMAIN.md VEE 1, structure: a value for a slot that had not ended when the file was
+    # docs/domain.md#validation-checks 1, structure: a value for a slot that had not ended when the file was
     # delivered is a timestamp in the future (Oracle/Itron "future interval" check)
     out.append(
         finding(
@@ -560,7 +560,7 @@ def interval_findings(profile: pl.LazyFrame, cfg: VeeConfig) -> list[pl.LazyFram
         )
     )
     # VEE 10, capacity: a slot's energy x 4 is its mean kW over 15 minutes; above the
-    # meter's capacity it cannot be real (DOMAIN.md item 10)
+    # meter's capacity it cannot be real (docs/domain.md#validation-checks item 10)
     kw = pl.col("max_kwh_meter") * mult * 4.0
     out.append(
         finding(
@@ -718,7 +718,7 @@ def register_findings(
         )
     )
     # VEE 4, reverse energy on a customer with no generation on record (a reversed or
-    # tampered meter; DOMAIN.md "reverse energy on a customer with no PV")
+    # tampered meter; docs/domain.md#validation-checks item 4)
     rev = pl.col("delta_reverse_kwh_meter") * mult
     out.append(
         finding(
@@ -790,7 +790,7 @@ def archive_findings(days: pl.LazyFrame, before: pl.LazyFrame, cfg: VeeConfig) -
     changed = days.join(prev, on="meter_id", how="inner").filter(pl.col("_prev") != m)
     return [
         # a CT/PT change should come with a new meter record; a silent change of the
-        # multiplier is the commonest archive error behind abnormal loss (DOMAIN.md)
+        # multiplier is the commonest archive error behind abnormal loss (docs/domain.md#causes-of-abnormal-loss)
         finding(
             changed,
             "vee.archive.multiplier_changed",
@@ -834,7 +834,7 @@ def event_findings(days: pl.LazyFrame, events: pl.LazyFrame, cfg: VeeConfig) -> 
 def estimate_findings(
     summary: pl.LazyFrame, edits: pl.LazyFrame, days: pl.LazyFrame, cfg: VeeConfig
 ) -> list[pl.LazyFrame]:
-    """Estimates are validated again (DOMAIN.md): slots left missing, days whose estimates
+    """Estimates are validated again (docs/domain.md#vee): slots left missing, days whose estimates
     could not be scaled (or with an extreme factor), estimates above capacity."""
     attrs = days.select("meter_id", "area_id", "feeder_id", "multiplier", "role", "customer_class")
     s = summary.join(attrs, on="meter_id", how="inner")

@@ -129,7 +129,7 @@ class Payments:
         end = np.datetime64(horizon, "D")
         owed = np.zeros(n, dtype=np.int64)
         rows: list[dict[str, np.ndarray]] = []
-        events: list[dict[str, np.ndarray]] = []
+        events: list[dict[str, object]] = []
         for last_day, cents in self.bills:
             month = _month_label(last_day)
             issue = _next_month(last_day, ISSUE_DAY)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +34,7 @@ def gather_code(codes: pl.Series, idx: np.ndarray) -> pl.Series:
     return s.scatter(neg, None) if len(neg) else s
 
 
-def text(values: object, n: int) -> pl.Series:
+def text(values: str | Sequence[str | None], n: int) -> pl.Series:
     if isinstance(values, str):
         return pl.repeat(values, n, dtype=pl.String, eager=True)
     return pl.Series(values, dtype=pl.String)

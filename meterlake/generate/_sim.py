@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -25,6 +26,7 @@ from meterlake.schemas import LANDINGS
 from meterlake.schemas.curves import SLOTS as SLOT_NAMES
 from meterlake.schemas.events import EVENT_CODES
 from meterlake.schemas.purchases import CHANNELS
+from meterlake.transforms import dates
 
 from . import _files as fl
 from . import _outages
@@ -230,7 +232,7 @@ class Generator:
         fmt: fl.FileFormat,
         delivered: dt.datetime,
         dates: tuple[dt.date, dt.date],
-        **kw: object,
+        **kw: Any,
     ) -> fl.Written:
         w = fl.write(
             self.out,
@@ -241,7 +243,7 @@ class Generator:
             delivered,
             (dates[0].isoformat(), dates[1].isoformat()),
             **kw,
-        )  # type: ignore[arg-type]
+        )
         self.written.append(w)
         for e in w.edits:
             self.fault(e.reason, w.path, line=e.line, meter_id=e.meter_id, date=e.date, detail=e.detail)
@@ -588,7 +590,7 @@ class Generator:
                         idx,
                         k,
                         k,
-                        text(why[idx], len(idx)),
+                        text(why[idx].tolist(), len(idx)),
                         area=np.concatenate([self.phys_area, t.area[c:]])[idx],
                     )
                 )
@@ -1099,7 +1101,7 @@ class Generator:
                 frame,
                 plain,
                 delivered,
-                (when.min(), when.max()),
+                dates.span(frame.select(when.alias("d")), "d"),
             )
 
     # ---- ground truth ------------------------------------------------------------------------------

@@ -120,7 +120,7 @@ def build(meters: int, rng: np.random.Generator) -> Topology:
     c_area, c_feeder = c_area[order], c_feeder[order]
     direct = c_area < 0
 
-    # class mix of a county (DOMAIN.md: 0.62 / 4.72 / 3.24 / 11.9 / 27.84 of 48万)
+    # class mix of a county (docs/domain.md#a-county-in-numbers: 0.62 / 4.72 / 3.24 / 11.9 / 27.84 of 48万)
     mix = np.array([11.9, 27.84, 3.24, 4.72, 0.62])
     kind = rng.choice(5, n_cust, p=mix / mix.sum())
     kind[direct] = np.where(rng.random(direct.sum()) < 0.3, 2, 3)

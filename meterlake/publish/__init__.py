@@ -44,7 +44,7 @@ class ReportConfig(BaseModel):
         0.98,
         ge=0,
         le=1,
-        description="采集成功率 target drawn on the collection chart; utilities commonly aim at 98-99.5% (DOMAIN.md)",
+        description="采集成功率 target drawn on the collection chart; utilities commonly aim at 98-99.5% (docs/domain.md#collection-success-rate)",
     )
     top_areas: int = Field(10, gt=0, description="worst areas listed with their loss diagnosis")
     top_anomalies: int = Field(20, gt=0, description="highest-scoring anomalies listed with reasons")
@@ -54,7 +54,7 @@ class ReportConfig(BaseModel):
         [-0.10, -0.05, -0.01, 0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.15, 0.20, 0.30],
         min_length=2,
         description="bin edges of the area loss-rate histogram (fractions); values outside fall in "
-        "the first or last bar. Edges follow the bands in DOMAIN.md: <=-1% negative, 0-4% economic, "
+        "the first or last bar. Edges follow the bands in docs/domain.md#classes-of-an-area: <=-1% negative, 0-4% economic, "
         "6% and 10% high-loss lines used by different provinces",
     )
 

@@ -14,7 +14,7 @@ partition is published in one transaction:
 So a rerun never duplicates a row, a reader sees the old partition or the new one,
 and a partition that vanished from the lake is emptied. This is the practice of
 warehouse loaders without a MERGE: polars ``write_database`` has no upsert
-(ECOSYSTEM.md), and ``INSERT ... ON CONFLICT`` is PostgreSQL's idempotent upsert.
+(polars 2), and ``INSERT ... ON CONFLICT`` is PostgreSQL's idempotent upsert.
 
 The DSN comes from ``settings.pg_dsn`` (env ``METERLAKE_PG_DSN``), or, only when
 running inside an Airflow task, from the Airflow connection ``meterlake_reporting``.
@@ -35,6 +35,7 @@ from psycopg import sql
 from ..lake import Lake
 from ..schemas import Table
 from ..settings import Settings
+from ..transforms.dates import months_touched
 from . import registry
 from .partitions import partition_dirs, read_partition, typed_value
 
@@ -145,7 +146,7 @@ def _nullable_key(table: Table) -> bool:
     return any(table.column(k).nullable for k in table.key if k != table.partition_by)
 
 
-def create_sql(table: Table, schema: str) -> sql.Composable:
+def create_sql(table: Table, schema: str) -> sql.Composed:
     """CREATE TABLE IF NOT EXISTS with the key constraint."""
     cols = [
         sql.SQL("{} {}{}").format(
@@ -169,10 +170,10 @@ def create_sql(table: Table, schema: str) -> sql.Composable:
     )
 
 
-def comment_sql(table: Table, schema: str, columns: Iterable[str] | None = None) -> list[sql.Composable]:
+def comment_sql(table: Table, schema: str, columns: Iterable[str] | None = None) -> list[sql.Composed]:
     """COMMENT ON the table (when ``columns`` is None) and on its columns: 中文 | meaning | unit."""
     target = sql.Identifier(schema, table.name)
-    out: list[sql.Composable] = []
+    out: list[sql.Composed] = []
     if columns is None:
         zh = f"{table.zh}: " if table.zh else ""
         out.append(sql.SQL("COMMENT ON TABLE {} IS {}").format(target, sql.Literal(zh + table.description)))
@@ -288,7 +289,7 @@ def upsert_partition(
         if table.partition_by
         else sql.SQL("true")
     )
-    params = [typed_value(table, value)] if table.partition_by else []
+    params = [typed_value(table, value)] if table.partition_by and value is not None else []
     try:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(
@@ -319,7 +320,7 @@ def upsert_partition(
                         sql.SQL(", ").join(sql.Identifier("excluded", c) for c in others),
                     )
                 else:
-                    action = sql.SQL("DO NOTHING")
+                    action = sql.Composed([sql.SQL("DO NOTHING")])
                 cur.execute(
                     sql.SQL("INSERT INTO {t} AS t ({n}) SELECT {n} FROM {s} ON CONFLICT ({k}) {a}").format(
                         t=target,
@@ -339,7 +340,7 @@ def upsert_partition(
 
 
 # -- which partitions ----------------------------------------------------------
-def partition_values(lake: Lake, table: Table, dates: Sequence[dt.date] | None) -> tuple[list[str | None], bool]:
+def partition_values(lake: Lake, table: Table, dates: Sequence[dt.date] | None) -> tuple[Sequence[str | None], bool]:
     """The partitions of ``table`` that ``dates`` touch, and whether that is all of them.
 
     Date partitions: the dates themselves (a date absent from the lake empties it in
@@ -357,11 +358,11 @@ def partition_values(lake: Lake, table: Table, dates: Sequence[dt.date] | None) 
     if dtype.base_type() is pl.Date:
         return sorted({d.isoformat() for d in dates}), False
     if key == "month":
-        return sorted({d.strftime("%Y-%m") for d in dates}), False
+        return months_touched(dates), False
     return list(present), True
 
 
-def _prune_absent(conn: psycopg.Connection, table: Table, schema: str, keep: list[str | None]) -> int:
+def _prune_absent(conn: psycopg.Connection, table: Table, schema: str, keep: Sequence[str | None]) -> int:
     """Delete PostgreSQL partitions the lake no longer has (when publishing all)."""
     if table.partition_by is None:
         return 0

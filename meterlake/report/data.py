@@ -23,6 +23,7 @@ import polars as pl
 
 from ..lake import Lake
 from ..publish import registry
+from ..transforms import dates as dates_
 
 #: the marts the report reads, and the partition key each is expected under
 MARTS = (
@@ -76,7 +77,7 @@ class ReportInputs:
 
     @property
     def months(self) -> list[str]:
-        return sorted({d.strftime("%Y-%m") for d in self.dates})
+        return dates_.months_touched(self.dates)
 
     def get(self, name: str) -> pl.DataFrame | None:
         frame = self.marts.get(name)
@@ -109,7 +110,7 @@ def read_mart(
         if key == "date" or (declared is not None and declared.base_type() is pl.Date):
             wanted = {d.isoformat() for d in dates}
         elif key == "month":
-            wanted = {d.strftime("%Y-%m") for d in dates}
+            wanted = set(dates_.months_touched(dates))
     frames = []
     for p in parts:
         value = p.name.split("=", 1)[1]
@@ -141,7 +142,7 @@ def default_dates(lake: Lake) -> list[dt.date]:
     if not found:
         return []
     last = max(found)
-    return sorted(d for d in found if (d.year, d.month) == (last.year, last.month))
+    return sorted(d for d in found if dates_.month_key(d) == dates_.month_key(last))
 
 
 def _find_data_docs(reports: Path) -> str | None:

@@ -334,7 +334,7 @@ def billing_section(inputs: d.ReportInputs, cfg: ReportConfig) -> Section:
             charts.bar_chart(
                 counts["status"].to_list(),
                 counts["count"].cast(pl.Float64).to_list(),
-                title=f"Prepay meters by balance status on {day}",
+                title=f"Prepay meters by balance status on {day!s}",
                 fmt=charts.integer,
                 colors=[charts.STATUS_COLORS.get(s, charts.PALETTE[7]) for s in counts["status"].to_list()],
             )

@@ -161,7 +161,7 @@ def receivables_section(inputs: d.ReportInputs, cfg: ReportConfig) -> Section:
         day = top["date"].max()
         counts = dun.filter(pl.col("date") == day)["action"].value_counts().sort("action")
         summary = ", ".join(f"{escape(str(a))} {n}" for a, n in counts.iter_rows())
-        parts.append(f"<p>List of {day}: {summary}.</p>")
+        parts.append(f"<p>List of {day!s}: {summary}.</p>")
         parts.append(
             table(
                 top,

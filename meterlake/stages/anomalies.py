@@ -34,6 +34,7 @@ from ..schemas.meter_daily import METER_DAILY
 from ..schemas.outage_meter_days import OUTAGE_METER_DAYS
 from ..schemas.theft_cases import THEFT_CASES
 from ..transforms import anomaly, supervised
+from ..transforms.dates import parse_dates
 from ..transforms.ingest import parse_landing_bytes
 from ..transforms.outages import OutageConfig
 from ..transforms.tariffs import TariffBook, price_calendar
@@ -127,7 +128,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     lake = ctx.lake
     result = StageResult(stage="anomalies")
 
-    held = sorted(dt.date.fromisoformat(p) for p in lake.partitions(METER_DAILY))
+    held = sorted(parse_dates(lake.partitions(METER_DAILY)))
     todo = sorted({d for d in dates if d in set(held)})
     absent = sorted(set(dates) - set(held))
     if absent:

@@ -23,7 +23,6 @@ Every write replaces one partition atomically (:meth:`Lake.write_partition`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 
 import polars as pl
 
@@ -43,6 +42,11 @@ from meterlake.transforms.billing import (
     multiplier_suspects,
     price_days,
 )
+from meterlake.transforms.dates import MonthKey as Month
+from meterlake.transforms.dates import iso as _iso
+from meterlake.transforms.dates import month_key as _month
+from meterlake.transforms.dates import month_label as _label
+from meterlake.transforms.dates import parse_dates as _dates
 from meterlake.transforms.prepay import (
     daily_net_purchases,
     prepay_balances,
@@ -55,24 +59,6 @@ from meterlake.transforms.tariffs import TariffBook, price_calendar
 from . import StageContext, StageError, StageResult
 
 STAGE = "billing"
-
-Month = tuple[int, int]
-
-
-def _month(d: dt.date) -> Month:
-    return (d.year, d.month)
-
-
-def _label(m: Month) -> str:
-    return f"{m[0]:04d}-{m[1]:02d}"
-
-
-def _iso(days: Iterable[dt.date]) -> list[str]:
-    return [d.isoformat() for d in days]
-
-
-def _dates(values: Iterable[str]) -> list[dt.date]:
-    return [dt.date.fromisoformat(v) for v in values]
 
 
 def months_to_bill(dates: list[dt.date], billed: list[Month]) -> list[Month]:
@@ -168,7 +154,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             cfg.bill.tou_fallback_register,
         )
         bills = bill_segments(priced, cfg.bill, month_suspects(lake, m)).collect()
-        if bills.is_empty() and _label(m) not in billed:
+        if bills.is_empty() and m not in billed:
             result.notes.append(f"bills {_label(m)}: no customer kWh in the days held; not billed")
             continue
         lake.write_partition(BILLS_MONTHLY, _label(m), bills)

@@ -20,11 +20,14 @@ file) is computed from the manifest and the ledgers, so it holds across runs.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -108,35 +111,49 @@ def delivered_at(mtime_ns: int) -> dt.datetime:
 
 
 def pii_key(ctx: StageContext) -> str:
-    """The key for card-number tokens: from the environment, else a per-lake secret file."""
+    """The key for card-number tokens: from the environment, else a per-lake secret file.
+
+    The file is created whole or not at all, readable by its owner only: the key is
+    written to a private temporary file (``O_CREAT | O_EXCL``, mode 0600) and linked into
+    place, which fails if another process got there first (then its key is used).
+    """
     if ctx.settings.pii_key:
         return ctx.settings.pii_key
     path = ctx.lake.meta / "pii.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-    return path.read_text().strip()
+        tmp = path.with_name(f".pii.key.{secrets.token_hex(8)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):  # another process created it first
+                os.link(tmp, path)  # an atomic rename that never replaces an existing key
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def card_token(card_no: str, key: str) -> str:
+    """HMAC-SHA256 of a card number under the key (RFC 2104), first 32 hex digits."""
+    return hmac.new(key.encode(), card_no.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def tokenise_cards(rows: pl.DataFrame, key: str) -> pl.DataFrame:
-    """Replace card_no by its last 4 digits and a keyed SHA-256 token (DuckDB, vectorised)."""
-    import duckdb
+    """Replace card_no by its last 4 digits and its HMAC-SHA256 token.
 
-    con = duckdb.connect()
-    try:
-        con.register("rows", rows.select(pl.col("card_no")).with_row_index("_i").to_arrow())
-        tokens = con.sql(
-            "SELECT _i, CASE WHEN card_no IS NULL OR card_no = '' THEN NULL "
-            "ELSE right(card_no, 4) END AS card_last4, "
-            "CASE WHEN card_no IS NULL OR card_no = '' THEN NULL "
-            "ELSE left(sha256($key || ':' || card_no), 32) END AS card_token FROM rows ORDER BY _i",
-            params={"key": key},
-        ).pl()
-    finally:
-        con.close()
-    return rows.drop("card_no").hstack(tokens.drop("_i"))
+    Each distinct card is hashed once (a day's purchases hold far fewer cards than rows).
+    """
+    card = pl.col("card_no")
+    present = card.is_not_null() & (card != "")
+    cards = rows.filter(present)["card_no"].unique()
+    tokens = pl.Series([card_token(c, key) for c in cards], dtype=pl.String)
+    return rows.with_columns(
+        pl.when(present).then(card.str.slice(-4)).alias("card_last4"),
+        pl.when(present).then(card.replace_strict(cards, tokens, default=None)).alias("card_token"),
+    ).drop("card_no")
 
 
 # --- the manifest ------------------------------------------------------------------
@@ -277,7 +294,7 @@ def stage_new_files(
             notes.append(f"{rel}: refused, {exc}")
             continue
         file_id = hashlib.sha256(raw).hexdigest()
-        entry = {
+        entry: dict[str, Any] = {
             "file_id": file_id,
             "dataset": spec.dataset,
             "source_file": rel,

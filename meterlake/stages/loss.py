@@ -50,6 +50,7 @@ from ..schemas.loss_worklist_monthly import LOSS_WORKLIST_MONTHLY
 from ..schemas.meter_daily import METER_DAILY
 from ..schemas.outage_mapping_suspects import OUTAGE_MAPPING_SUSPECTS
 from ..transforms import balance, loss, outages
+from ..transforms.dates import month_of
 from ..transforms.loss_diagnosis import DiagnosisRules, diagnose
 from ..transforms.loss_worklist import DEFAULT_ORDER, DIAGNOSIS_COLUMNS, MONTHLY_COLUMNS, worklist
 from ..transforms.metering import standard_multipliers
@@ -374,10 +375,8 @@ def window_ends(dates: list[dt.date], held: set[dt.date], cadence: str) -> list[
     """
     if cadence == "daily":
         return sorted(d for d in set(dates) if d in held)
-    months = {loss.month_of(d) for d in dates}
-    return sorted(
-        max(h for h in held if loss.month_of(h) == m) for m in months if any(loss.month_of(h) == m for h in held)
-    )
+    months = {month_of(d) for d in dates}
+    return sorted(max(h for h in held if month_of(h) == m) for m in months if any(month_of(h) == m for h in held))
 
 
 def _count(frame: pl.DataFrame, col: str) -> dict[str, int]:
@@ -415,7 +414,7 @@ def _with_balance(
 def _pv_inference(lake: Lake, held: set[dt.date], months: list[str], rules: loss.LossRules) -> pl.DataFrame | None:
     """PV inferred from history for the customers whose archive rows leave PV empty (a v1
     archive), or None when every customer of the touched months has it from the archive."""
-    days = sorted(h for h in held if loss.month_of(h) in months)
+    days = sorted(h for h in held if month_of(h) in months)
     if not days:
         return None
     undeclared = (
@@ -468,7 +467,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     balances: dict[dt.date, pl.DataFrame] = {}
     #: days meter_daily holds with no value at all yet (left out of months and windows)
     pending: list[dt.date] = []
-    months = sorted({loss.month_of(d) for d in dates})
+    months = sorted({month_of(d) for d in dates})
     substituted: Counter[str] = Counter()
     pv = _pv_inference(lake, held, months, rules)
     if pv is not None:
@@ -481,7 +480,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         # time: the daily files for the run's dates, and the small per-area day
         # balances and value gaps the months are rolled up from
         for month in months:
-            days = sorted(h for h in held if loss.month_of(h) == month)
+            days = sorted(h for h in held if month_of(h) == month)
             if not days:
                 result.notes.append(f"no meter_daily partition in {month}: no monthly loss written")
                 continue

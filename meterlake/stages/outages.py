@@ -24,6 +24,7 @@ import polars as pl
 
 from ..config import ConfigError
 from ..lake import Lake
+from ..schemas._base import Table
 from ..schemas.archive import LANDING as ARCHIVE_LANDING
 from ..schemas.curves import LANDING as CURVES_LANDING
 from ..schemas.curves import SLOTS
@@ -47,7 +48,7 @@ def _span(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def _held(lake: Lake, table, days: list[dt.date]) -> list[dt.date]:
+def _held(lake: Lake, table: Table, days: list[dt.date]) -> list[dt.date]:
     have = set(lake.partitions(table))
     return [d for d in days if d.isoformat() in have]
 

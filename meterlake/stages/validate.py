@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from typing import Any
 
 import polars as pl
 
 from ..config import ConfigError
 from ..lake import Lake
-from ..schemas._base import MissingColumnsError
+from ..schemas._base import MissingColumnsError, Table
 from ..schemas.archive import LANDING as ARCHIVE_LANDING
 from ..schemas.collection_daily import COLLECTION_DAILY
 from ..schemas.curves import LANDING as CURVES_LANDING
@@ -45,7 +46,7 @@ from ..schemas.meter_daily import METER_DAILY
 from ..schemas.outage_meter_days import OUTAGE_METER_DAYS
 from ..schemas.registers import LANDING as REGISTERS_LANDING
 from ..schemas.vee_findings import VEE_FINDINGS
-from ..transforms import estimation
+from ..transforms import dates, estimation
 from ..transforms import meter_daily as md
 from ..transforms.vee import VeeConfig, validate_day
 from . import StageContext, StageError, StageResult
@@ -58,11 +59,7 @@ EVENTS = EVENTS_LANDING.clean
 READING_COLS = ["meter_id", "freeze_date", *md.REGISTERS, "remaining_yuan"]
 
 
-def _days(first: dt.date, last: dt.date) -> list[dt.date]:
-    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-
-
-def _present(lake: Lake, table, dates: list[dt.date]) -> list[dt.date]:
+def _present(lake: Lake, table: Table, dates: list[dt.date]) -> list[dt.date]:
     have = set(lake.partitions(table))
     return [d for d in dates if d.isoformat() in have]
 
@@ -104,9 +101,9 @@ def _around(
             if not todo.height:
                 break
             if side == "before":
-                window = _days(first - dt.timedelta(days=hi), first - dt.timedelta(days=lo))
+                window = dates.days(first - dt.timedelta(days=hi), first - dt.timedelta(days=lo))
             else:
-                window = _days(last + dt.timedelta(days=1 + lo), last + dt.timedelta(days=1 + hi))
+                window = dates.days(last + dt.timedelta(days=1 + lo), last + dt.timedelta(days=1 + hi))
             got = _readings(lake, window, todo)
             out.append(got)
             todo = todo.join(got.select("meter_id").unique(), on="meter_id", how="anti")
@@ -183,13 +180,13 @@ def _validate_date(ctx: StageContext, cfg: VeeConfig, day: dt.date, later: set[d
         .unique()
     )
     readings = pl.concat([core, _around(lake, core, lacking, day, day, gap)])
-    reg_kw = {"max_gap_days": gap, "rollover_fraction": cfg.registers.rollover_fraction}
+    reg_kw: dict[str, Any] = {"max_gap_days": gap, "rollover_fraction": cfg.registers.rollover_fraction}
     days = md.register_days(in_run.lazy(), readings.lazy(), **reg_kw).collect()
     ctx.progress(f"validate {day}: {in_run.height:,} meters in service, {lacking.height:,} lack a reading")
 
     # --- VEE --------------------------------------------------------------------------------
     held = set(lake.partitions(METER_DAILY))
-    window = _days(day - dt.timedelta(days=cfg.history.days), day - dt.timedelta(days=1))
+    window = dates.days(day - dt.timedelta(days=cfg.history.days), day - dt.timedelta(days=1))
     history = lake.scan(METER_DAILY, [d for d in window if d.isoformat() in held]).select(
         "meter_id", "date", "kwh", "reverse_kwh", "quality"
     )

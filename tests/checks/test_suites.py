@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from meterlake.checks.inputs import PartitionData, build_input, infer_grain, wanted_partitions
-from meterlake.checks.runner import CheckReport, SuiteInput, blocking_message, run_checks, warning_notes
+from meterlake.checks.runner import CheckReport, SuiteInput, blocking_message, gx_suite, run_checks, warning_notes
 from meterlake.checks.suites import (
     EXPECTED_TABLES,
     TableSuite,
@@ -648,19 +648,20 @@ def test_blocking_message_names_expectation_table_and_partition(bad_report: Chec
     first = bad_report.blocking.row(0, named=True)
     assert first["table"] == "archive"  # tables are reported in the order they are checked
     assert msg.startswith(
-        "blocking expectation failed: archive.multiplier.at_least_1 (expect_multicolumn_sum_to_equal "
+        "blocking expectation failed: archive.multiplier.at_least_1 (expect_column_values_to_be_between "
         "on multiplier_below_1: expected at most 0, found 1) in table clean/archive, partition snapshot_date=2026-01-01"
     )
     assert f"{bad_report.blocking.height - 1} more blocking" in msg
 
 
-def test_grouped_rules_are_judged_one_by_one(bad_report: CheckReport) -> None:
-    # meter_daily's zero-count rules share one GX expectation; only the two broken ones fail
-    rows = bad_report.findings.filter(
-        pl.col("table") == "meter_daily", pl.col("expectation") == "expect_multicolumn_sum_to_equal"
-    )
-    assert rows.height > 2
-    assert set(rows.filter(~pl.col("success"))["rule"]) == {"meter_daily.key.unique", "meter_daily.kwh.non_negative"}
+def test_one_expectation_per_rule_named_in_english_and_chinese(bad_report: CheckReport) -> None:
+    rows = bad_report.findings.filter(pl.col("table") == "meter_daily")
+    assert rows["rule"].is_unique().all()
+    assert set(rows.filter(~pl.col("success"))["rule"]) >= {"meter_daily.key.unique", "meter_daily.kwh.non_negative"}
+    metrics_suite, _ = gx_suite(_suite("marts", "meter_daily"))
+    names = [e.description for e in metrics_suite.expectations]
+    assert len(names) == len(_suite("marts", "meter_daily").rules)
+    assert "meter_daily.key.unique: (meter_id, date) is unique / 主键 meter_id, date 唯一，没有重复行" in names
 
 
 def test_warnings_become_notes_not_blocking(bad_report: CheckReport) -> None:

@@ -1,10 +1,10 @@
 """End to end under Airflow: ``airflow dags test`` / ``dag.test()`` on SQLite in tmp_path.
 
-``dags test`` runs one DAG run and records its asset events; the metadata DB then
-holds an AssetDagRunQueue row for each unpaused consumer, but no scheduler runs them.
-``scripts/airflow_chain.py`` plays the scheduler's part (its own code decides and
-creates the asset-triggered runs, which then run in-process), so these tests see the
-whole chain: ingest -> marts -> publish, and monthly -> publish.
+``dag.test()`` runs one DAG run and records its asset events; no scheduler runs the
+consumers. ``scripts/airflow_chain.py`` starts each consumer as another ``dag.test()``
+whose run conf carries the upstream events' values (param ``upstream``), so these
+tests see the whole chain through supported interfaces only: ingest -> marts ->
+publish, and monthly -> publish.
 
 Two kinds of run:
 
@@ -12,8 +12,7 @@ Two kinds of run:
   subprocess, via sys.modules), so the DAGs, dates, paths, asset events and the gate
   are tested whatever state the stages are in;
 * real: a small generated landing zone through the real stages, compared with
-  ``meterlake run`` on the same landing zone. Skipped, naming what is missing, until
-  the generator and every stage module exist.
+  ``meterlake run`` on the same landing zone.
 
 Each Airflow process runs in a subprocess: Airflow reads its configuration (home,
 database) once per process, at import.
@@ -21,13 +20,16 @@ database) once per process, at import.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
@@ -188,24 +190,18 @@ def _event_ids(summary: dict, asset: str) -> list[int]:
 
 
 # --- wiring, with stub stages ----------------------------------------------------
-def test_dags_test_emits_the_event_and_the_chain_runs_on_it(airflow):
+def test_chain_runs_the_consumers_with_the_upstream_events_in_their_conf(airflow):
     conf = {"landing": str(airflow.landing), "lake": str(airflow.lake)}
     # the logical date 2026-01-09 (Asia/Shanghai) processes data date 2026-01-08
-    summary = airflow.run(dags_test("meterlake_ingest", "2026-01-09", conf), "snapshot('after_dags_test')", chain())
+    summary = airflow.run(chain("meterlake_ingest", "2026-01-09", "--conf", json.dumps(conf)))
     assert airflow.rc == 0, airflow.output[-8000:]
 
-    # `dags test` recorded the event (dates: requested + the stub's late date 5 days
-    # back; rows) and queued the consumer, but ran nothing downstream
-    after = "after_dags_test"
-    ingest_run_id = airflow.sql("SELECT run_id FROM dag_run", after)[0][0]
-    chain_run_id = ingest_run_id.replace(":", "").replace("+", "-")
-    events = airflow.sql(
-        "SELECT a.name, e.source_dag_id, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id",
-        after,
-    )
-    assert [(name, dag, json.loads(extra)) for name, dag, extra in events] == [
+    ingest = _run(summary, "meterlake_ingest")
+    chain_run_id = ingest["run_id"].replace(":", "").replace("+", "-")
+    clean = [e for e in summary["asset_events"] if e["asset"] == "meterlake.clean"]
+    # the event: dates requested + the stub's late date 5 days back, paths, run id, rows
+    assert [(e["source_dag_id"], e["extra"]) for e in clean] == [
         (
-            "meterlake.clean",
             "meterlake_ingest",
             {
                 "dates": ["2026-01-03", "2026-01-08"],
@@ -217,16 +213,13 @@ def test_dags_test_emits_the_event_and_the_chain_runs_on_it(airflow):
             },
         )
     ]
-    assert airflow.sql("SELECT target_dag_id FROM asset_dag_run_queue", after) == [("meterlake_marts",)]
-    assert airflow.sql("SELECT DISTINCT dag_id FROM dag_run", after) == [("meterlake_ingest",)]
-
-    # the scheduler's part: marts runs on that event, publish on the gate's event
+    # the consumers ran as dag.test() runs carrying the upstream events' values
     marts, publish = _run(summary, "meterlake_marts"), _run(summary, "meterlake_publish")
-    assert (marts["run_type"], marts["state"]) == ("asset_triggered", "success")
-    assert (publish["run_type"], publish["state"]) == ("asset_triggered", "success")
-    clean_event_id = airflow.sql("SELECT id FROM asset_event", after)[0][0]
-    assert marts["consumed_events"] == [clean_event_id]
-    assert publish["consumed_events"] == _event_ids(summary, "meterlake.checked")
+    assert marts["state"] == publish["state"] == "success"
+    assert marts["conf"] == {"upstream": [clean[0]["extra"]]}
+    checked = [e["extra"] for e in summary["asset_events"] if e["asset"] == "meterlake.checked"]
+    assert publish["conf"] == {"upstream": checked} and len(checked) == 1
+    assert [r["dag_id"] for r in summary["runs"]] == ["meterlake_ingest", "meterlake_marts", "meterlake_publish"]
 
     calls = airflow.stage_calls()
     order = [c["stage"] for c in calls]
@@ -242,7 +235,7 @@ def test_dags_test_emits_the_event_and_the_chain_runs_on_it(airflow):
     }
 
     # every stage's asset event carries its row counts: 10 per date, 2 dates
-    rows = {e["asset"]: e["extra"]["rows"] for e in summary["asset_events"]}
+    rows = {e["asset"]: e["extra"]["rows"] for e in summary["asset_events"] if e["asset"] != "meterlake.clean"}
     assert rows == {
         "meterlake.outages": {"stub_outages": 20},
         "meterlake.meter_daily": {"stub_validate": 20},
@@ -258,14 +251,69 @@ def test_dags_test_emits_the_event_and_the_chain_runs_on_it(airflow):
     assert sizes and max(size for _, size in sizes) < 2048, sizes
 
 
-def test_blocking_check_failure_stops_before_publish(airflow):
+def test_airflow_dags_test_with_the_upstream_event_in_conf(airflow):
+    """The shell way: `airflow dags test meterlake_marts --conf '{"upstream": [EXTRA]}'`."""
+    extra = {
+        "dates": ["2026-01-05"],
+        "lake": str(airflow.lake),
+        "landing": str(airflow.landing),
+        "run_id": "upstream-run",
+        "stage": "ingest",
+        "rows": {"clean/registers": 3},
+    }
+    airflow.run(
+        dags_test("meterlake_marts", "2026-01-06", {"upstream": [extra]}),
+        STUB_STAGES="outages,validate,loss,anomalies,billing,check",
+    )
+    assert airflow.rc == 0, airflow.output[-8000:]
+    calls = airflow.stage_calls()
+    assert sorted(c["stage"] for c in calls) == ["anomalies", "billing", "check", "loss", "outages", "validate"]
+    assert {(tuple(c["dates"]), c["lake"], c["run_id"]) for c in calls} == {
+        (("2026-01-05",), str(airflow.lake), "upstream-run")
+    }
+
+
+class _Robot(http.server.BaseHTTPRequestHandler):
+    """A DingTalk/WeCom group robot stand-in: records what it is sent."""
+
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Robot.received.append({"path": self.path, "json": json.loads(body)})
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b'{"errcode":0,"errmsg":"ok"}')
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def robot():
+    _Robot.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Robot)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/robot/send?access_token=t", _Robot.received
+    server.shutdown()
+    server.server_close()
+
+
+def test_blocking_check_failure_stops_before_publish_and_alerts(airflow, robot):
+    url, received = robot
     conf = {
         "start": "2026-01-08",
         "end": "2026-01-08",
         "landing": str(airflow.landing),
         "lake": str(airflow.lake),
     }
-    summary = airflow.run(chain("meterlake_ingest", "2026-01-20", "--conf", json.dumps(conf)), STUB_BLOCK="check")
+    summary = airflow.run(
+        chain("meterlake_ingest", "2026-01-20", "--conf", json.dumps(conf)),
+        STUB_BLOCK="check",
+        METERLAKE_ALERT_WEBHOOK=url,
+        METERLAKE_ALERT_SECRET="SECtest",
+    )
 
     assert airflow.rc == 1
     marts = _run(summary, "meterlake_marts")
@@ -281,14 +329,23 @@ def test_blocking_check_failure_stops_before_publish(airflow):
         "check": "failed",
     }
     # the task fails with the stage's message: expectation, table, partition
-    assert (
+    message = (
         "check stage failed: blocking expectation expect_column_values_to_be_between failed "
         "on table meter_daily, partition date=2026-01-03"
-    ) in airflow.output
+    )
+    assert message in airflow.output
     assert "meterlake.checked" not in {e["asset"] for e in summary["asset_events"]}
     assert "meterlake_publish" not in {r["dag_id"] for r in summary["runs"]}
     assert "publish" not in {c["stage"] for c in airflow.stage_calls()}
-    assert airflow.sql("SELECT COUNT(*) FROM asset_dag_run_queue") == [(0,)]
+
+    # the failure callback told the robot once, signed, with the task and the reason
+    assert len(received) == 1, received
+    (alert,) = received
+    assert alert["path"].startswith("/robot/send?access_token=t&timestamp=") and "&sign=" in alert["path"]
+    assert alert["json"]["msgtype"] == "text"
+    text = alert["json"]["text"]["content"]
+    assert text.startswith("meterlake: meterlake_marts.check failed (run ")
+    assert message in text
 
 
 def test_monthly_close_reruns_the_month_and_publishes_through_the_gate(airflow):
@@ -340,7 +397,7 @@ def generated_landing(tmp_path_factory) -> Path:
     return out
 
 
-def _mart_frames(lake: Path) -> dict[str, object]:
+def _mart_frames(lake: Path) -> dict[str, Any]:
     import polars as pl
 
     frames = {}

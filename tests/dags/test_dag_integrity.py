@@ -521,3 +521,63 @@ def test_doctests_of_meterlake_common():
     result = doctest.testmod(mc, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 8
     assert result.failed == 0
+
+
+# --- timeouts and failure alerts -------------------------------------------------
+def test_every_task_has_a_timeout_and_the_failure_alert(bag):
+    import meterlake_alerts
+
+    tasks = [(dag.dag_id, t) for dag in bag.dags.values() for t in dag.tasks]
+    assert tasks
+    for dag_id, t in tasks:
+        assert t.execution_timeout == dt.timedelta(minutes=240), (dag_id, t.task_id)
+        callbacks = t.on_failure_callback if isinstance(t.on_failure_callback, list) else [t.on_failure_callback]
+        assert meterlake_alerts.notify_failure in callbacks, (dag_id, t.task_id)
+
+
+@pytest.mark.parametrize(
+    ("raw", "minutes"),
+    [pytest.param("90", 90, id="minutes"), pytest.param("7.5", 7.5, id="fraction")],
+)
+def test_task_timeout_from_the_environment(raw: str, minutes: float) -> None:
+    assert mc.task_timeout({"METERLAKE_TASK_TIMEOUT_MINUTES": raw}) == dt.timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "four hours"])
+def test_a_bad_task_timeout_names_the_variable(raw: str) -> None:
+    with pytest.raises(ValueError, match="METERLAKE_TASK_TIMEOUT_MINUTES: expected a positive number"):
+        mc.task_timeout({"METERLAKE_TASK_TIMEOUT_MINUTES": raw})
+
+
+def test_dingtalk_signature_matches_openssl() -> None:
+    import meterlake_alerts
+
+    # printf '1700000000000\nSECtest' | openssl dgst -sha256 -hmac SECtest -binary | base64
+    sign = "aZLLrriXgn05YbwaGR7knYsLeJADjr9NwLaNNKpxh4g%3D"
+    url = meterlake_alerts.signed_url("https://oapi.dingtalk.com/robot/send?access_token=x", "SECtest", 1700000000000)
+    assert url == f"https://oapi.dingtalk.com/robot/send?access_token=x&timestamp=1700000000000&sign={sign}"
+    assert meterlake_alerts.signed_url("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k", None) == (
+        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"
+    )
+
+
+def test_alert_message_names_task_run_and_reason() -> None:
+    import meterlake_alerts
+
+    ti = SimpleNamespace(dag_id="meterlake_marts", task_id="check", try_number=1, log_url="http://af/log")
+    context = {"ti": ti, "run_id": "manual__2026", "exception": ValueError("blocking expectation\nfailed")}
+    assert meterlake_alerts.message(context) == (
+        "meterlake: meterlake_marts.check failed (run manual__2026, try 1): blocking expectation failed\n"
+        "log: http://af/log"
+    )
+
+
+def test_alert_without_a_target_only_logs(monkeypatch, caplog) -> None:
+    import meterlake_alerts
+
+    monkeypatch.delenv("METERLAKE_ALERT_WEBHOOK", raising=False)
+    monkeypatch.delenv("METERLAKE_ALERT_EMAIL", raising=False)
+    monkeypatch.setattr(meterlake_alerts, "post_text", lambda *a: pytest.fail("nothing to post to"))
+    ti = SimpleNamespace(dag_id="d", task_id="t", try_number=2, log_url=None)
+    meterlake_alerts.notify_failure({"ti": ti, "run_id": "r", "exception": RuntimeError("x")})
+    assert "meterlake: d.t failed (run r, try 2): x" in caplog.text

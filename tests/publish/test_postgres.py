@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
 import psycopg
@@ -30,7 +31,7 @@ def query(dsn: str, text: str, params: list | None = None) -> list[tuple]:
         return conn.execute(text, params or []).fetchall()
 
 
-def totals(dsn: str, schema: str) -> dict[str, tuple]:
+def totals(dsn: str, schema: str) -> dict[str, tuple | None]:
     s = sql.Identifier(schema)
     with psycopg.connect(dsn) as conn:
         return {
@@ -216,7 +217,7 @@ def test_dsn_comes_from_settings_then_environment(monkeypatch: pytest.MonkeyPatc
 
 def test_partitions_touched_by_dates() -> None:
     dates = [dt.date(2026, 1, 31), dt.date(2026, 2, 1)]
-    lake = Lake("/nonexistent")
+    lake = Lake(Path("/nonexistent"))
     assert postgres.partition_values(lake, METER_DAILY, dates) == (["2026-01-31", "2026-02-01"], False)
     assert postgres.partition_values(lake, AREA_LOSS_MONTHLY, dates) == (["2026-01", "2026-02"], False)
     # quarantine is partitioned by dataset: every partition present, and the set is complete

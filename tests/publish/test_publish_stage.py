@@ -73,7 +73,9 @@ def test_publish_to_postgresql_twice(lake: Lake, pg_dsn: str, pg_schema: str, tm
     assert second.details["postgres"]["schema"] == pg_schema
     assert pg_dsn not in str(second.details) and pg_dsn not in " ".join(second.notes)
     with psycopg.connect(pg_dsn) as conn:
-        count, distinct, kwh = conn.execute(
+        row = conn.execute(
             f'SELECT count(*), count(DISTINCT (meter_id, date)), sum(kwh) FROM "{pg_schema}".meter_daily'
         ).fetchone()
+    assert row is not None
+    count, distinct, kwh = row
     assert (count, distinct, kwh) == (5, 5, 21.0)

@@ -54,6 +54,7 @@ def write_mart(lake: Lake, name: str, frame: pl.DataFrame) -> None:
     missing = [c for c in table.names if c not in frame.columns]
     frame = frame.with_columns(pl.lit(None).cast(table.schema[c]).alias(c) for c in missing)
     key = table.partition_by
+    assert key is not None, f"{name} is not partitioned"
     for (value,) in frame.select(key).unique().sort(key).iter_rows():
         part = frame.filter(pl.col(key) == value)
         lake.write_partition(table, value.isoformat() if isinstance(value, dt.date) else value, part)

@@ -14,7 +14,7 @@ def parse(svg: str) -> ET.Element:
 
 
 def titles(root: ET.Element, tag: str) -> list[str]:
-    return [el.findtext("title") for el in root.iter(tag) if el.find("title") is not None]
+    return [el.findtext("title") or "" for el in root.iter(tag) if el.find("title") is not None]
 
 
 def test_bar_chart_has_one_bar_per_value_with_its_figure() -> None:

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -69,7 +70,7 @@ def build_lake(lake: Path) -> None:
     base = rng.uniform(4.0, 12.0, len(METERS))
     for i in range(DAYS):
         lk.write_partition(METER_DAILY, day(i), meter_daily(i, rng, base))
-    ev = {c: [None] for c in EVENTS.clean.names}
+    ev: dict[str, list[Any]] = {c: [None] for c in EVENTS.clean.names}
     ev.update(
         meter_id=[THIEF],
         event_time=[dt.datetime.combine(day(25), dt.time(9, 30))],
@@ -82,7 +83,7 @@ def build_lake(lake: Path) -> None:
     lk.write_partition(EVENTS.clean, day(25), pl.DataFrame(ev, schema=EVENTS.clean.schema))
     for d in RUN:  # the loss stage wrote a diagnosis for each date; it found nothing
         lk.write_partition(LOSS_DIAGNOSIS, d, pl.DataFrame(schema=LOSS_DIAGNOSIS.schema))
-    arch = {c: [None] * len(METERS) for c in ARCHIVE.clean.names}
+    arch: dict[str, list[Any]] = {c: [None] * len(METERS) for c in ARCHIVE.clean.names}
     arch.update(snapshot_date=[D0] * len(METERS), meter_id=METERS, role=["customer"] * len(METERS))
     lk.write_partition(ARCHIVE.clean, D0, pl.DataFrame(arch, schema=ARCHIVE.clean.schema))
 

@@ -234,12 +234,11 @@ def test_a_failed_run_is_recorded_failed_with_its_one_line_error(
     zone: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     landing, lake = zone
-    from meterlake.stages import validate
 
     def boom(ctx, dates):
         raise RuntimeError("first line of the failure\nsecond line with a 6222021234567890123")
 
-    monkeypatch.setattr(validate, "run", boom)
+    monkeypatch.setitem(pipeline.RUNNERS, "validate", boom)
     with pytest.raises(RuntimeError):
         pipeline.run(Settings(landing=landing, lake=lake, pii_key="k", progress=False), D1, D1, run_id="bad")
     record = json.loads((lake / "_meta" / "runs" / "bad.json").read_text())
@@ -255,14 +254,13 @@ def test_the_cli_prints_one_line_and_no_traceback_on_an_unexpected_error(
     from typer.testing import CliRunner
 
     from meterlake.cli import app
-    from meterlake.stages import loss
 
     landing, lake = zone
 
     def boom(ctx, dates):
         raise pl.exceptions.PanicException("assertion failed: i < self.len()")
 
-    monkeypatch.setattr(loss, "run", boom)
+    monkeypatch.setitem(pipeline.RUNNERS, "loss", boom)
     args = ["run", "--landing", str(landing), "--lake", str(lake), "--start", "2026-01-01", "--end", "2026-01-01"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 1

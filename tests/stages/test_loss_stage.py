@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -46,7 +47,7 @@ def meter_day(date: dt.date, i: int) -> pl.DataFrame:
         ("D", "customer", None, 180.0),
     ]
     n = len(rows)
-    cols = {c: [None] * n for c in METER_DAILY.names}
+    cols: dict[str, list[Any]] = {c: [None] * n for c in METER_DAILY.names}
     cols.update(
         date=[date] * n,
         meter_id=[r[0] for r in rows],

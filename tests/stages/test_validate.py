@@ -88,7 +88,7 @@ def write_registers(lake: Lake, day: dt.date, skip: tuple[str, ...] = ()) -> Non
 def write_curves(lake: Lake, day: dt.date, holes: dict[str, list[int]] | None = None) -> None:
     rows = []
     for m, (_, _, _, kwh) in METERS.items():
-        v = [round(kwh / 96, 6)] * 96
+        v: list[float | None] = [round(kwh / 96, 6)] * 96
         for i in (holes or {}).get(m, []):
             v[i] = None
         rows.append({"meter_id": m, "data_date": day, **dict(zip(SLOTS, v, strict=False))})

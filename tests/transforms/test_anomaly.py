@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 import pytest
@@ -38,7 +40,7 @@ def day(i: int) -> dt.date:
 
 def meter_days(
     meter_id: str,
-    kwh: list[float | None],
+    kwh: Sequence[float | None],
     *,
     area: str = "A1",
     cls: str = "resident",
@@ -295,7 +297,7 @@ def test_event_outside_the_lookback_is_ignored() -> None:
 
 
 def diagnosis(meter_id: str, kind: str, score: float, on: dt.date = LAST, other: str | None = None) -> pl.DataFrame:
-    row = {c: [None] for c in LOSS_DIAGNOSIS.names}
+    row: dict[str, list[Any]] = {c: [None] for c in LOSS_DIAGNOSIS.names}
     row.update(
         date=[on],
         window_start=[on - dt.timedelta(days=29)],

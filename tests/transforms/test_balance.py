@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -26,7 +28,7 @@ def _load(rng: np.random.Generator, base: float) -> np.ndarray:
 
 
 def _frames(
-    meters: dict[str, tuple[str, str, float, np.ndarray]], reverse: dict[str, np.ndarray] | None = None
+    meters: Mapping[str, tuple[str, str, float, Any]], reverse: dict[str, np.ndarray] | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """curves (meter side) and meter_daily rows from {meter: (area, role, multiplier, primary kWh (days, 96))}."""
     curves, members = [], []
@@ -57,7 +59,7 @@ def _frames(
     return pl.DataFrame(curves), pl.DataFrame(members)
 
 
-def _row(coef: pl.DataFrame, meter: str) -> dict[str, object]:
+def _row(coef: pl.DataFrame, meter: str) -> dict[str, Any]:
     return coef.filter(pl.col("meter_id") == meter).row(0, named=True)
 
 
@@ -210,7 +212,7 @@ FDI_RULES = BalanceRules(window_days=FDI_DAYS, min_days=5)
 FDI_END = START + dt.timedelta(days=FDI_DAYS - 1)
 
 
-def _fdi_area(attack: str | None, seed: int = 11) -> dict[str, tuple[str, str, float, np.ndarray]]:
+def _fdi_area(attack: str | None, seed: int = 11) -> dict[str, tuple[str, str, float, Any]]:
     """An area of 12 households over 30 days; customer c0 applies ``attack`` on days 5, 7, ..., 23."""
     global DAYS
     rng = np.random.default_rng(seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import polars as pl
 import pytest
@@ -17,7 +18,7 @@ from meterlake.transforms import estimation as est
 DAY = dt.date(2026, 1, 14)  # a Wednesday
 
 
-def curve(values: list[float | None], meter: str = "m1", date: dt.date = DAY) -> dict:
+def curve(values: Sequence[float | None], meter: str = "m1", date: dt.date = DAY) -> dict:
     assert len(values) == 96
     return {"meter_id": meter, "date": date, **dict(zip(SLOTS, values, strict=False))}
 
@@ -40,7 +41,7 @@ def run(rows, deltas=NO_DELTA, like=NO_LIKE, max_slots=8) -> pl.DataFrame:
 
 
 def test_linear_interpolation_between_actual_neighbours() -> None:
-    v = [1.0] * 96
+    v: list[float | None] = [1.0] * 96
     v[9], v[10], v[11] = 1.0, None, None  # slots 11, 12 missing between 1.0 (slot 10) and 4.0 (slot 13)
     v[12] = 4.0
     out = run([curve(v)])
@@ -73,7 +74,7 @@ def test_negative_slot_is_replaced_and_raw_kept() -> None:
     ],
 )
 def test_interpolation_limit(gap: int, method: str) -> None:
-    v = [1.0] * 96
+    v: list[float | None] = [1.0] * 96
     for i in range(20, 20 + gap):
         v[i] = None
     out = run([curve(v)])
@@ -89,14 +90,14 @@ def test_gap_at_midnight_is_not_interpolated() -> None:
 
 
 def test_like_day_mean_uses_only_actual_values() -> None:
-    v = [1.0] * 96
+    v: list[float | None] = [1.0] * 96
     for i in range(30, 50):
         v[i] = None  # 20 slots: too long to interpolate
     like_dates = est.like_dates(DAY, like_days=3, window_days=35)
     assert like_dates == [dt.date(2026, 1, 13), dt.date(2026, 1, 12), dt.date(2026, 1, 9)]
     likes = []
     for d, val in zip(like_dates, (2.0, 4.0, None), strict=False):  # the third like day missed those slots
-        lv = [9.0] * 96
+        lv: list[float | None] = [9.0] * 96
         for i in range(30, 50):
             lv[i] = val
         likes.append(curve(lv, date=d))
@@ -109,7 +110,7 @@ def test_like_day_mean_uses_only_actual_values() -> None:
 def test_scaling_to_the_register_difference() -> None:
     # 94 actual slots of 0.1 = 9.4; register 10.0; two interpolated slots 0.1 + 0.1 = 0.2
     # -> residual 0.6, scale 3.0, each estimate 0.3
-    v = [0.1] * 96
+    v: list[float | None] = [0.1] * 96
     v[50], v[51] = None, None
     out = run([curve(v)], deltas=delta(10.0))
     assert out["unscaled_kwh_meter"].to_list() == pytest.approx([0.1, 0.1])
@@ -119,7 +120,7 @@ def test_scaling_to_the_register_difference() -> None:
 
 
 def test_unscalable_when_actual_slots_exceed_the_register() -> None:
-    v = [0.2] * 96
+    v: list[float | None] = [0.2] * 96
     v[10] = None
     out = run([curve(v)], deltas=delta(10.0))  # 95 x 0.2 = 19 > 10
     assert out["scale"].to_list() == [None]
@@ -146,7 +147,7 @@ def test_day_types_and_holidays() -> None:
 
 
 def test_edits_conform_to_the_table_and_apply_over_raw() -> None:
-    v = [1.0] * 96
+    v: list[float | None] = [1.0] * 96
     v[5] = None
     edits = run([curve(v)])
     INTERVAL_EDITS.conform(edits).collect()  # raises on a missing column

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -49,7 +50,7 @@ def txns(rows: list[dict]) -> pl.LazyFrame:
         row = {**base, **r}
         row.setdefault("purchase_time", dt.datetime.combine(row["purchase_date"], dt.time(10, 0)))
         full.append(row)
-    schema = {
+    schema: dict[str, Any] = {
         "txn_id": pl.String,
         "txn_type": pl.String,
         "ref_txn_id": pl.String,
@@ -101,7 +102,7 @@ def meter_days(rows: list[dict], tariff: str = "AGR_FLAT") -> pl.LazyFrame:
         "remaining_yuan": None,
     }
     full = [{**base, "kwh_flat": r.get("kwh"), **r} for r in rows]
-    schema = {
+    schema: dict[str, Any] = {
         "date": pl.Date,
         "meter_id": pl.String,
         "customer_id": pl.String,

@@ -91,7 +91,9 @@ def test_fit_validates_on_later_inspections_and_is_deterministic() -> None:
     assert model.valid_auc == pytest.approx(1.0)  # the classes are separable by construction
     today = features(20, seed=99)
     p1 = S.predict(model, today)
-    p2 = S.predict(S.fit(rows, RULES), today)
+    again = S.fit(rows, RULES)
+    assert again is not None
+    p2 = S.predict(again, today)
     assert_frame_equal(p1, p2)
     thieves = p1.filter(pl.col("meter_id") < "M10")["p"]
     honest = p1.filter(pl.col("meter_id") >= "M10")["p"]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 import pytest
@@ -93,7 +94,7 @@ def _readings(s: Scenario) -> pl.DataFrame:
                         "delivered_at": s.reading_delivered,
                     }
                 )
-    schema = {
+    schema: dict[str, Any] = {
         "meter_id": pl.String,
         "freeze_date": pl.Date,
         **dict.fromkeys(REG_COLS, pl.Float64),
@@ -107,7 +108,7 @@ def _curves(s: Scenario) -> pl.LazyFrame:
         {"meter_id": m, "data_date": DAY, **dict(zip(SLOTS, v, strict=False)), "delivered_at": s.delivered}
         for m, v in s.curves.items()
     ]
-    schema = {
+    schema: dict[str, Any] = {
         "meter_id": pl.String,
         "data_date": pl.Date,
         **dict.fromkeys(SLOTS, pl.Float64),
@@ -188,9 +189,9 @@ def test_clean_day_has_no_findings_and_no_edits() -> None:
 Mod = Callable[[Scenario], None]
 
 
-def _set_curve(values: list[float | None], meter: str = "m1") -> Mod:
+def _set_curve(values: Sequence[float | None], meter: str = "m1") -> Mod:
     def mod(s: Scenario) -> None:
-        s.curves[meter] = values
+        s.curves[meter] = list(values)
         total = sum(v for v in values if v is not None and v >= 0)
         s.readings[meter] = ({"total_kwh": 1000.0}, {"total_kwh": round(1000.0 + total, 6)})
 
@@ -222,6 +223,13 @@ def _meter(**kw) -> Mod:
 def _reading(today: dict | None, nxt: dict | None) -> Mod:
     def mod(s: Scenario) -> None:
         s.readings["m1"] = (today, nxt)
+
+    return mod
+
+
+def _drop_curve(meter: str) -> Mod:
+    def mod(s: Scenario) -> None:
+        s.curves.pop(meter)
 
     return mod
 
@@ -268,7 +276,7 @@ CASES: dict[str, tuple[Mod, Mod]] = {
         _reading({"total_kwh": 1000.0}, None),  # the next day's reading missing is the next day's finding
     ),
     "vee.completeness.curve_missing": (
-        _two(_area_of(5), lambda s: s.curves.pop("m1")),  # m1's curve absent, the others' there
+        _two(_area_of(5), _drop_curve("m1")),  # m1's curve absent, the others' there
         _set_curve([0.1] * 95 + [None]),
     ),
     "vee.completeness.curves_absent": (
