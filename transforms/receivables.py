@@ -278,6 +278,7 @@ def bill_status_at_due(schedule: pl.LazyFrame, ledger: pl.LazyFrame) -> pl.LazyF
         schedule.select("customer_id", "bill_month", "prev_bill_month", "due_date", "amount_yuan")
         .sort("customer_id", "bill_month")
         .with_row_index("bid")
+        .cache()
     )
     pts = pl.concat(
         [
@@ -350,12 +351,10 @@ def oldest_unpaid(
         rows.group_by("customer_id")
         .agg(
             # rows reach the group_by in no set order (streaming joins): say which bill is meant
-            overdue_yuan=pl.col("unpaid_yuan").sort_by("bill_month").last(),
+            # (a due date grows with its bill month, so the oldest bill has the earliest one)
+            overdue_yuan=pl.col("unpaid_yuan").get(pl.col("bill_month").arg_max()),
             oldest_bill_month=pl.col("bill_month").filter(pl.col("unpaid_yuan") > tolerance).min(),
-            oldest_due_date=pl.col("due_date")
-            .sort_by("bill_month")
-            .filter(pl.col("unpaid_yuan").sort_by("bill_month") > tolerance)
-            .first(),
+            oldest_due_date=pl.col("due_date").filter(pl.col("unpaid_yuan") > tolerance).min(),
         )
         .filter(pl.col("oldest_bill_month").is_not_null())
     )
@@ -482,10 +481,10 @@ def receivables_month(
     first, last = month_bounds(month)
     if as_of is not None and first <= as_of < last:
         last = as_of
-    issued = schedule.filter(pl.col("issue_date") <= last)
-    customers = pl.concat(
-        [issued.select("customer_id"), ledger.filter(pl.col("day") <= last).select("customer_id")]
-    ).unique()
+    # cache(): both feed several branches of the plan; computed once
+    issued = schedule.filter(pl.col("issue_date") <= last).cache()
+    to_date = ledger.filter(pl.col("day") <= last).cache()
+    customers = pl.concat([issued.select("customer_id"), to_date.select("customer_id")]).unique()
     billed = (
         issued.filter(pl.col("issue_date") >= first)
         .group_by("customer_id")
@@ -499,14 +498,14 @@ def receivables_month(
     total = (
         customers.join(issued.group_by("customer_id").agg(b=pl.col("amount_yuan").sum()), on="customer_id", how="left")
         .join(
-            ledger.filter(pl.col("day") <= last).group_by("customer_id").agg(p=pl.col("amount_yuan").sum()),
+            to_date.group_by("customer_id").agg(p=pl.col("amount_yuan").sum()),
             on="customer_id",
             how="left",
         )
         .select("customer_id", arrears_yuan=(pl.col("b").fill_null(0.0) - pl.col("p").fill_null(0.0)).round(2))
     )
     held = (
-        ledger.filter((pl.col("day") <= last) & pl.col("bill_month").is_not_null())
+        to_date.filter(pl.col("bill_month").is_not_null())
         .join(schedule.select("customer_id", "bill_month"), on=["customer_id", "bill_month"], how="anti")
         .group_by("customer_id")
         .agg(held_credit_yuan=pl.col("amount_yuan").sum())
