@@ -159,7 +159,7 @@ def bill_schedule(bills: pl.LazyFrame, cal: CalendarRules) -> pl.LazyFrame:
         issue_date=_next_month_day(pl.col("bill_month"), cal.issue_day),
         due_date=_next_month_day(pl.col("bill_month"), cal.due_day),
         cum_billed_yuan=pl.col("amount_yuan").cum_sum().over("customer_id").round(2),
-        prev_bill_month=pl.col("bill_month").shift(1).over("customer_id"),
+        prev_bill_month=_shift_within(pl.col("bill_month"), 1, "customer_id"),
     )
 
 
@@ -196,6 +196,15 @@ def payment_ledger(payments: pl.LazyFrame) -> pl.LazyFrame:
         .rename({"paid_date": "day"})
         .sort("customer_id", "day", "txn_id")
     )
+
+
+def _shift_within(expr: pl.Expr, n: int, *keys: str) -> pl.Expr:
+    """``expr.shift(n).over(keys)`` for rows sorted by ``keys``: a plain shift, null across a key change.
+
+    The same values as the window, without grouping (windows over 500k small groups are slow).
+    """
+    same = pl.all_horizontal(pl.col(k).shift(n).eq_missing(pl.col(k)) for k in keys)
+    return pl.when(same).then(expr.shift(n))
 
 
 def _daily_paid(ledger: pl.LazyFrame) -> pl.LazyFrame:
@@ -269,6 +278,7 @@ def bill_status_at_due(schedule: pl.LazyFrame, ledger: pl.LazyFrame) -> pl.LazyF
         schedule.select("customer_id", "bill_month", "prev_bill_month", "due_date", "amount_yuan")
         .sort("customer_id", "bill_month")
         .with_row_index("bid")
+        .cache()
     )
     pts = pl.concat(
         [
@@ -340,9 +350,11 @@ def oldest_unpaid(
     return (
         rows.group_by("customer_id")
         .agg(
-            overdue_yuan=pl.col("unpaid_yuan").last(),
-            oldest_bill_month=pl.col("bill_month").filter(pl.col("unpaid_yuan") > tolerance).first(),
-            oldest_due_date=pl.col("due_date").filter(pl.col("unpaid_yuan") > tolerance).first(),
+            # rows reach the group_by in no set order (streaming joins): say which bill is meant
+            # (a due date grows with its bill month, so the oldest bill has the earliest one)
+            overdue_yuan=pl.col("unpaid_yuan").get(pl.col("bill_month").arg_max()),
+            oldest_bill_month=pl.col("bill_month").filter(pl.col("unpaid_yuan") > tolerance).min(),
+            oldest_due_date=pl.col("due_date").filter(pl.col("unpaid_yuan") > tolerance).min(),
         )
         .filter(pl.col("oldest_bill_month").is_not_null())
     )
@@ -369,10 +381,11 @@ def late_fees(
     first, last = month_bounds(month)
     last = min(last, until) if until is not None else last
     jan1 = dt.date(first.year, 1, 1)
+    # cache(): each of these feeds several branches of the plan; computed once
     sched = schedule.join(
         schedule.filter(pl.col("due_date") < last).select("customer_id").unique(), on="customer_id", how="semi"
-    )
-    led = ledger.join(sched.select("customer_id").unique(), on="customer_id", how="semi")
+    ).cache()
+    led = ledger.join(sched.select("customer_id").unique(), on="customer_id", how="semi").cache()
     overdue_from = pl.col("due_date").dt.offset_by("1d")
     # named settlements: the change of c_k each named payment makes, effective once the bill is issued
     dc = (
@@ -387,9 +400,10 @@ def late_fees(
             c=pl.col("amount_yuan").cum_sum().over("customer_id", "bill_month").clip(0.0, pl.col("bill_yuan"))
         )
         .with_columns(
-            dc=pl.col("c") - pl.col("c").shift(1).over("customer_id", "bill_month").fill_null(0.0),
+            dc=pl.col("c") - _shift_within(pl.col("c"), 1, "customer_id", "bill_month").fill_null(0.0),
             day=pl.max_horizontal("day", "issue_date"),
         )
+        .cache()
     )
     open_part = dc.filter(pl.col("day") <= pl.col("due_date"))
     changes = pl.concat(
@@ -417,7 +431,7 @@ def late_fees(
         .with_columns(
             pl.col("p", "b", "n_open", "n_year").cum_sum().over("gid"),
             days=(
-                pl.col("day").shift(-1).over("gid").fill_null(last + dt.timedelta(days=1)) - pl.col("day")
+                _shift_within(pl.col("day"), -1, "gid").fill_null(last + dt.timedelta(days=1)) - pl.col("day")
             ).dt.total_days(),
         )
         .join(earlier, on="customer_id", how="left")
@@ -467,10 +481,10 @@ def receivables_month(
     first, last = month_bounds(month)
     if as_of is not None and first <= as_of < last:
         last = as_of
-    issued = schedule.filter(pl.col("issue_date") <= last)
-    customers = pl.concat(
-        [issued.select("customer_id"), ledger.filter(pl.col("day") <= last).select("customer_id")]
-    ).unique()
+    # cache(): both feed several branches of the plan; computed once
+    issued = schedule.filter(pl.col("issue_date") <= last).cache()
+    to_date = ledger.filter(pl.col("day") <= last).cache()
+    customers = pl.concat([issued.select("customer_id"), to_date.select("customer_id")]).unique()
     billed = (
         issued.filter(pl.col("issue_date") >= first)
         .group_by("customer_id")
@@ -484,14 +498,14 @@ def receivables_month(
     total = (
         customers.join(issued.group_by("customer_id").agg(b=pl.col("amount_yuan").sum()), on="customer_id", how="left")
         .join(
-            ledger.filter(pl.col("day") <= last).group_by("customer_id").agg(p=pl.col("amount_yuan").sum()),
+            to_date.group_by("customer_id").agg(p=pl.col("amount_yuan").sum()),
             on="customer_id",
             how="left",
         )
         .select("customer_id", arrears_yuan=(pl.col("b").fill_null(0.0) - pl.col("p").fill_null(0.0)).round(2))
     )
     held = (
-        ledger.filter((pl.col("day") <= last) & pl.col("bill_month").is_not_null())
+        to_date.filter(pl.col("bill_month").is_not_null())
         .join(schedule.select("customer_id", "bill_month"), on=["customer_id", "bill_month"], how="anti")
         .group_by("customer_id")
         .agg(held_credit_yuan=pl.col("amount_yuan").sum())

@@ -72,9 +72,8 @@ def scope_on(archive: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
     org = pl.col("org_id") if "org_id" in archive.collect_schema().names() else pl.lit(None, pl.String)
     return (
         valid.with_columns(org_id=org.cast(pl.String).replace("", None))
-        .sort("customer_id", "meter_id")
         .group_by("customer_id")
-        .agg(pl.col("feeder_id").first(), pl.col("org_id").first())
+        .agg(pl.col("feeder_id", "org_id").sort_by("meter_id").first())
     )
 
 

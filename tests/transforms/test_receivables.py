@@ -8,16 +8,24 @@ residents, 2‰ current-year and 3‰ earlier-year bills for other classes).
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from meterlake.transforms.receivables import (
+    EPS_YUAN,
     ReceivablesConfig,
+    _shift_within,
     bill_schedule,
     bill_status_at_due,
+    oldest_unpaid,
     payment_ledger,
     receivables_month,
+    unpaid_through,
 )
 
 CFG = ReceivablesConfig()
@@ -175,3 +183,70 @@ def test_a_payment_naming_a_month_without_a_bill_is_held_as_a_credit() -> None:
     p = pays([("T1", "payment", None, "C1", D(2026, 2, 10), 100.0, "2026-05")])
     r = month(b, p, "2026-02")
     assert (r["arrears_yuan"], r["overdue_days"], r["held_credit_yuan"]) == (0.0, 0, 100.0)
+
+
+# --- the fast forms against straightforward ones, on randomised small ledgers ------------
+
+
+@given(
+    keys=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2)), min_size=1, max_size=40),
+    n=st.sampled_from([1, -1, 2]),
+)
+@settings(max_examples=60, deadline=None)
+def test_shift_within_sorted_keys_is_the_window_shift(keys: list[tuple[int, int]], n: int) -> None:
+    frame = pl.DataFrame(
+        {"a": [f"C{k[0]}" for k in keys], "b": [k[1] for k in keys], "v": [float(i) for i in range(len(keys))]}
+    ).sort("a", "b")
+    for by in (["a"], ["a", "b"]):
+        got = frame.select(v=_shift_within(pl.col("v"), n, *by))
+        assert_frame_equal(got, frame.select(pl.col("v").shift(n).over(by)))
+
+
+@pytest.mark.parametrize("seed", [pytest.param(s, id=f"seed{s}") for s in range(5)])
+def test_oldest_unpaid_matches_the_per_bill_closed_form(seed: int) -> None:
+    # reference: unpaid_through each bill due before the day, one point per bill; the
+    # overdue amount is that of the latest such bill, the oldest bill the first one unpaid
+    rng = random.Random(seed)
+    months = ["2025-10", "2025-11", "2025-12", "2026-01"]
+    rows = [(f"C{c}", m, round(rng.uniform(10, 200), 2)) for c in range(12) for m in months if rng.random() < 0.8]
+    pays = [
+        (f"P{i}", f"C{rng.randrange(12)}", D(2025, 11, 1) + dt.timedelta(days=rng.randrange(110)), amount, named)
+        for i in range(40)
+        for amount, named in [(round(rng.uniform(5, 250), 2), rng.choice([None, *months]))]
+    ]
+    schedule = bill_schedule(bills(rows), CFG.calendar).collect().lazy()
+    ledger = payment_ledger(
+        pl.LazyFrame(
+            {
+                "txn_id": [p[0] for p in pays],
+                "txn_type": ["payment"] * len(pays),
+                "ref_txn_id": [None] * len(pays),
+                "customer_id": [p[1] for p in pays],
+                "paid_date": [p[2] for p in pays],
+                "amount_yuan": [p[3] for p in pays],
+                "bill_month": [p[4] for p in pays],
+            },
+            schema_overrides={"ref_txn_id": pl.String, "bill_month": pl.String},
+        )
+    )
+    at = D(2026, 2, 25)
+    points = (
+        schedule.filter((pl.col("issue_date") <= at) & (pl.col("due_date") < at))
+        .select("customer_id", upto="bill_month", due_date="due_date", at=pl.lit(at))
+        .with_row_index("pid")
+    )
+    ref = (
+        unpaid_through(points, schedule, ledger)
+        .collect()
+        .sort("customer_id", "upto")
+        .group_by("customer_id", maintain_order=True)
+        .agg(
+            overdue_yuan=pl.col("unpaid_yuan").last(),
+            oldest_bill_month=pl.col("upto").filter(pl.col("unpaid_yuan") > EPS_YUAN).first(),
+            oldest_due_date=pl.col("due_date").filter(pl.col("unpaid_yuan") > EPS_YUAN).first(),
+        )
+        .filter(pl.col("oldest_bill_month").is_not_null())
+    )
+    got = oldest_unpaid(schedule, ledger, at, EPS_YUAN).collect().sort("customer_id")
+    assert ref.height > 0
+    assert_frame_equal(got, ref, check_column_order=False)
