@@ -74,6 +74,8 @@ ZH_BY_KIND: dict[str, str] = {
     "stop_notice.notice_period": "停电通知送达至少 3 天后才停电（供电营业规则）",
     "stop_notice.overdue": "只有逾期超过 30 天的电费才发停电通知",
     "unplanned.subset": "故障停电用户次数不超过停电用户总次数（customer_interruptions_unplanned ≤ customer_interruptions）",
+    "back_charge.price": "追补电费 back_charge_yuan = 窃电量 × 用户电价（精确到 0.01 元）",
+    "penalty.multiple": "违约使用电费 penalty_yuan = 倍数 × 追补电费（精确到 0.01 元，供电营业规则）",
 }
 
 #: by the last word of the kind, for rules of the same shape on any column
