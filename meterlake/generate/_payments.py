@@ -95,21 +95,7 @@ class Payments:
         kwh = (now[0] - self.prev[0]) / UNIT * self.mult
         dreg = (now[1] - self.prev[1]) / UNIT * self.mult[:, None]
         self.prev = now
-        t1_kwh, t2_kwh = sh.TIER_THRESHOLDS_KWH
-        tier1 = np.clip(t1_kwh - self.ycum, 0, kwh)
-        tier2 = np.clip(np.minimum(t2_kwh, self.ycum + kwh) - np.maximum(t1_kwh, self.ycum), 0, None)
-        tiers = np.stack([tier1, tier2, kwh - tier1 - tier2], 1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            peak = np.where(kwh > 0, (dreg[:, 0] + dreg[:, 1]) / kwh, 0.0)[:, None]
-        res = tiers @ (sh.RES_TIER_PRICE + sh.TIER_ADDERS)
-        res_tou = (
-            tiers * (peak * (sh.RES_TOU_PEAK + sh.TIER_ADDERS) + (1 - peak) * (sh.RES_TOU_VALLEY + sh.TIER_ADDERS))
-        ).sum(1)
-        com = dreg @ sh.COM_TOU_PRICES
-        tar = tariff[i]
-        cost = np.select(
-            [tar == sh.T_RES, tar == sh.T_RES_TOU, tar == sh.T_COM], [res, res_tou, com], kwh * sh.AGR_PRICE
-        )
+        cost = sh.day_cost(kwh, dreg, self.ycum, tariff[i])
         self.ycum += kwh
         self.cost += np.where(np.isfinite(cost), cost, 0.0)
         if (day + dt.timedelta(days=1)).month != day.month:  # the month's last day: its bill closes

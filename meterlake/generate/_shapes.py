@@ -205,3 +205,26 @@ HV_CT_A = np.array(
 PT_10KV = 100
 if PT_10KV not in metering.PT_RATIOS:
     raise ValueError(f"generator PT ratio {PT_10KV} is not in the rating table (transforms/metering.py)")
+
+
+def day_cost(kwh: np.ndarray, dreg: np.ndarray, ycum: np.ndarray, tariff: np.ndarray) -> np.ndarray:
+    """Each customer's cost (yuan) of one day at the shipped tariffs, as the pipeline bills it.
+
+    ``kwh`` the day's primary kWh, ``dreg`` its four TOU register changes (sharp, peak, flat,
+    valley; primary kWh), ``ycum`` the calendar-year kWh before the day, ``tariff`` the tariff codes.
+    Annual tiers split the day's kWh by where the year's cumulative use stands; RES_TIER_TOU splits
+    each tier portion between peak and valley in the day's proportion.
+    """
+    t1_kwh, t2_kwh = TIER_THRESHOLDS_KWH
+    tier1 = np.clip(t1_kwh - ycum, 0, kwh)
+    tier2 = np.clip(np.minimum(t2_kwh, ycum + kwh) - np.maximum(t1_kwh, ycum), 0, None)
+    tiers = np.stack([tier1, tier2, kwh - tier1 - tier2], 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        peak = np.where(kwh > 0, (dreg[:, 0] + dreg[:, 1]) / kwh, 0.0)[:, None]
+    res = tiers @ (RES_TIER_PRICE + TIER_ADDERS)
+    res_tou = (tiers * (peak * (RES_TOU_PEAK + TIER_ADDERS) + (1 - peak) * (RES_TOU_VALLEY + TIER_ADDERS))).sum(1)
+    com = dreg @ COM_TOU_PRICES
+    cost: np.ndarray = np.select(
+        [tariff == T_RES, tariff == T_RES_TOU, tariff == T_COM], [res, res_tou, com], kwh * AGR_PRICE
+    )
+    return cost

@@ -382,21 +382,7 @@ class Generator:
         mult = t.mult[pi]
         kwh = (self.R[pi] - self.prev_R) / UNIT * mult
         dreg = (disp[pi] - self.prev_disp) / UNIT * mult[:, None]
-        t1_kwh, t2_kwh = sh.TIER_THRESHOLDS_KWH
-        tier1 = np.clip(t1_kwh - self.ycum, 0, kwh)
-        tier2 = np.clip(np.minimum(t2_kwh, self.ycum + kwh) - np.maximum(t1_kwh, self.ycum), 0, None)
-        tiers = np.stack([tier1, tier2, kwh - tier1 - tier2], 1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            peak = np.where(kwh > 0, (dreg[:, 0] + dreg[:, 1]) / kwh, 0.0)[:, None]
-        res = tiers @ (sh.RES_TIER_PRICE + sh.TIER_ADDERS)
-        res_tou = (
-            tiers * (peak * (sh.RES_TOU_PEAK + sh.TIER_ADDERS) + (1 - peak) * (sh.RES_TOU_VALLEY + sh.TIER_ADDERS))
-        ).sum(1)
-        com = dreg @ sh.COM_TOU_PRICES
-        tar = t.tariff[pi]
-        cost = np.select(
-            [tar == sh.T_RES, tar == sh.T_RES_TOU, tar == sh.T_COM], [res, res_tou, com], kwh * sh.AGR_PRICE
-        )
+        cost = sh.day_cost(kwh, dreg, self.ycum, t.tariff[pi])
         cost = np.where((self.p_mm_kind == 1) & (self.p_mm >= 0) & (k - 1 >= self.p_mm), cost * 1.25, cost)
         self.ycum += kwh
         self.bal = self.bal + self.credit - cost
