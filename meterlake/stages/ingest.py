@@ -590,6 +590,11 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             result.rows[f"clean.{ds}"] = result.rows.get(f"clean.{ds}", 0) + c["clean"]
             rebuilt.update(consumption_days(lake, ds, day))
 
+    # days after the run's last date are left to the runs that cover them: data delivered early
+    # (next month's payments, say) must not make the daily stages build days that have no readings
+    if requested:
+        rebuilt = {d for d in rebuilt if d <= max(requested)}
+
     # everything derived from the planned files is written: they count as seen now
     pending = lake.read_pending_dates()
     manifest = commit(ctx, manifest, plan, rebuilt - requested)

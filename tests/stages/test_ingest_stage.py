@@ -268,6 +268,19 @@ def test_register_days_passed_downstream_are_only_computable_ones(tmp_path: Path
     assert res.dates == [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]
 
 
+def test_days_after_the_run_are_left_to_the_runs_that_cover_them(tmp_path: Path) -> None:
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    put(landing, "archive/a.csv", ARCHIVE, "2026-01-01T00:00:00")
+    body = "".join(f"0001,2026-01-0{d},{10 + d}\n" for d in (1, 2, 3, 4, 5))
+    put(landing, "registers/r.csv", "meter_id,freeze_date,total_kwh\n" + body, "2026-01-05T01:00:00")
+    res = ingest(landing, lake, "r1", dates=[D1])
+    # 01-02..01-04 are computable but after the run's last date: the daily stages build them
+    # when a run covers them, not now (early data must not make them build days without readings)
+    assert res.dates == []
+    # the clean partitions of those days are written all the same
+    assert registers(lake, dt.date(2026, 1, 4))["total_kwh"].to_list() == [14.0]
+
+
 def test_a_single_stage_run_can_write_its_own_record(zone) -> None:
     landing, lake = zone
     pipeline.run_stage(
