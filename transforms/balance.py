@@ -72,22 +72,15 @@ import numpy as np
 import polars as pl
 
 from meterlake.schemas.loss_diagnosis import BALANCE_RULES
+from meterlake.transforms.loss import INPUT_COLUMNS as LOSS_INPUT_COLUMNS
 from meterlake.transforms.metering import standard_multipliers
 
 SLOT_COLUMNS: tuple[str, ...] = tuple(f"p{i}" for i in range(1, 97))
 SLOTS = 96
 
-#: the meter_daily columns the balance reads
+#: the meter_daily columns the balance reads: line loss's inputs, less the quality flag and PV rating
 MEMBER_COLUMNS: dict[str, pl.DataType] = {
-    "date": pl.Date(),
-    "meter_id": pl.String(),
-    "customer_id": pl.String(),
-    "area_id": pl.String(),
-    "feeder_id": pl.String(),
-    "role": pl.String(),
-    "multiplier": pl.Float64(),
-    "kwh": pl.Float64(),
-    "reverse_kwh": pl.Float64(),
+    k: v for k, v in LOSS_INPUT_COLUMNS.items() if k not in ("quality", "pv_capacity_kw")
 }
 
 #: rule names the balance's findings carry in loss_diagnosis
