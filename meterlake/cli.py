@@ -57,6 +57,9 @@ def generate(
     days: Annotated[int, typer.Option(min=1, help="days of data")] = 7,
     start: Annotated[str, typer.Option(help="first date, YYYY-MM-DD")] = "2026-01-01",
     seed: Annotated[int, typer.Option(help="random seed: same seed, same files")] = 42,
+    orgs: Annotated[
+        int, typer.Option(min=1, help="org units (a province-like zone): each a grid of --meters meters")
+    ] = 1,
 ) -> None:
     """Write a realistic synthetic landing zone, with its ground truth under _truth/."""
     from .generate import generate as gen
@@ -65,7 +68,7 @@ def generate(
     _local(out=out)
     try:
         with progress_reporter("generate") as progress:
-            summary = gen(out, meters=meters, days=days, start=_date(start), seed=seed, progress=progress)
+            summary = gen(out, meters=meters, days=days, start=_date(start), seed=seed, progress=progress, orgs=orgs)
     except (FileExistsError, ValueError) as exc:
         _fail(str(exc))
     roles = ", ".join(f"{n:,} {role}" for role, n in summary.meters_by_role.items())
@@ -88,6 +91,16 @@ def run(
             help="seconds to wait while another run holds the lake; default METERLAKE_LOCK_WAIT_S, else 0",
         ),
     ] = None,
+    orgs: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="shard the lake by org unit and run only these units (repeatable or comma-separated); "
+            "a lake already sharded runs all its units without it"
+        ),
+    ] = None,
+    sharded: Annotated[
+        bool, typer.Option(help="shard the lake by org unit (LAKE/org_id=<unit>/) and run every unit")
+    ] = False,
 ) -> None:
     """Run every stage for the dates (the same code the DAGs run)."""
     from . import errors, pipeline
@@ -100,9 +113,16 @@ def run(
         settings.lock_wait_s = wait
     first, last = _date(start), _date(end)
     run_id = pipeline.new_run_id()
+    units = sorted({o.strip() for item in orgs or [] for o in item.split(",") if o.strip()})
+    shard = bool(units) or sharded or pipeline.is_sharded(lake)
     try:
         with progress_reporter("run") as progress:
-            record = pipeline.run(settings, first, last, stages=stage, progress=progress, run_id=run_id)
+            if shard:
+                record = pipeline.run_sharded(
+                    settings, first, last, orgs=units or None, stages=stage, progress=progress, run_id=run_id
+                )
+            else:
+                record = pipeline.run(settings, first, last, stages=stage, progress=progress, run_id=run_id)
     except BaseException as exc:  # a polars panic is not an Exception
         if isinstance(exc, SystemExit):
             raise
@@ -117,9 +137,26 @@ def run(
             )
             line += f" (traceback in {where})" if where else ""
         _fail(line)
+    if shard:
+        _print_units(record)
+        return
     from .summary import print_run_summary
 
     print_run_summary(record)
+
+
+def _print_units(record: dict[str, object]) -> None:
+    """One line per unit of a sharded run; exit 1 naming the units whose shard is missing."""
+    units = record.get("units") or {}
+    assert isinstance(units, dict)
+    for org, unit in units.items():
+        where = unit.get("record") or unit.get("error") or ""
+        typer.echo(f"{org}: {unit['status']}  {where}")
+    typer.echo(f"run record: {record.get('record_path')}")
+    missing = record.get("missing") or []
+    assert isinstance(missing, list)
+    if missing:
+        _fail(f"{len(missing)} of {len(units)} unit shard(s) did not complete: {', '.join(map(str, missing))}")
 
 
 @app.command()

@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from . import errors, lock
+from . import errors, lock, shards
 from .config import ConfigError
 from .lake import Lake
 from .lock import LockBusy
@@ -235,3 +235,113 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+# --- a sharded lake: one sub-lake per org unit (meterlake/shards.py) -------------------
+
+
+def is_sharded(lake: Path) -> bool:
+    """Whether ``lake`` is a province lake split by org unit (a split has run on it)."""
+    return (Path(lake) / "_meta" / "split").is_dir()
+
+
+def shard_settings(settings: Settings, org: str) -> Settings:
+    """The settings of unit ``org``'s runs: its sub-lake, its own reporting database."""
+    sub = shards.shard_root(Path(settings.lake), org)
+    db = settings.reporting_db
+    if db is not None:  # one DuckDB file per unit: DuckDB has one writer per file
+        db = db.with_name(f"{db.stem}.{org}{db.suffix or '.duckdb'}")
+    return settings.model_copy(update={"lake": sub, "reporting_db": db})
+
+
+def split(settings: Settings, run_id: str, progress: Callable[[str], None] | None = None) -> StageResult:
+    """Split the new landing files by org unit (one splitter at a time: the lock scope ``split``)."""
+    ctx = StageContext(settings=settings, run_id=run_id)
+    if progress is not None:
+        ctx.progress = progress
+    root = Path(settings.lake)
+    t0 = time.perf_counter()
+    try:
+        with lock.lake_lock(root, run_id, wait_s=settings.lock_wait_s, scope=SPLIT_SCOPE):
+            result = ingest.split_landing(ctx)
+    except LockBusy as exc:
+        raise LakeBusy(str(exc)) from exc
+    except ConfigError as exc:
+        raise StageError(f"split: {exc}") from exc
+    result.seconds = round(time.perf_counter() - t0, 3)
+    return result
+
+
+#: the lock scope of the split (landing files -> units); each unit's sub-lake has its own lock
+SPLIT_SCOPE = "split"
+
+
+def run_shard(
+    settings: Settings,
+    org: str,
+    start: dt.date,
+    end: dt.date,
+    stages: Iterable[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Run the stages for one unit's shard: :func:`run` on its sub-lake (its lock, its record)."""
+    return run(shard_settings(settings, org), start, end, stages=stages, progress=progress, run_id=run_id)
+
+
+def run_sharded(
+    settings: Settings,
+    start: dt.date,
+    end: dt.date,
+    orgs: Iterable[str] | None = None,
+    stages: Iterable[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Split the new landing files by unit, then run every unit's shard (or those of ``orgs``).
+
+    A failed shard does not stop the others: the run record (``LAKE/_meta/runs/<run id>.json``)
+    names each unit's status and the units whose shard is missing; the status is ``ok``
+    only when every wanted shard completed. Raises :class:`StageError` only when the split
+    itself fails (then no shard ran).
+    """
+    run_id = run_id or new_run_id()
+    root = Path(settings.lake)
+    date_range(start, end)  # a bad range fails before anything is written
+    record: dict[str, Any] = {
+        "run_id": run_id,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "landing": str(settings.landing),
+        "lake": str(settings.lake),
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "sharded": True,
+        "units": {},
+        "status": "running",
+    }
+    try:
+        result = split(settings, run_id, progress)
+        record["split"] = _jsonable(dataclasses.asdict(result))
+        held = shards.shards(root)
+        wanted = sorted(set(orgs)) if orgs else held
+        for org in wanted:
+            if org not in held:
+                record["units"][org] = {"status": "missing", "error": "no landing rows of this unit so far"}
+                continue
+            try:
+                shard = run_shard(settings, org, start, end, stages, progress, run_id)
+                record["units"][org] = {"status": shard["status"], "record": shard.get("record_path")}
+            except Exception as exc:  # one unit failing leaves the others to finish and publish
+                record["units"][org] = {"status": "failed", "error": errors.one_line(exc)}
+                log.debug("shard %s of run %s failed", org, run_id, exc_info=True)
+        record["missing"] = sorted(o for o, u in record["units"].items() if u["status"] != "ok")
+        record["status"] = "ok" if not record["missing"] else "incomplete"
+    except BaseException as exc:
+        record["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        record["error"] = errors.one_line(exc)
+        raise
+    finally:
+        record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        with suppress(OSError):
+            write_run_record(root, record)
+    return record
