@@ -79,8 +79,10 @@ def generate(
 
 @app.command()
 def run(
-    landing: Annotated[Path, typer.Option(help="landing root (CONTRACT §1)", envvar="METERLAKE_LANDING")],
-    lake: Annotated[Path, typer.Option(help="lake root", envvar="METERLAKE_LAKE")],
+    landing: Annotated[
+        str, typer.Option(help="landing root (CONTRACT §1): a folder or s3://bucket/prefix", envvar="METERLAKE_LANDING")
+    ],
+    lake: Annotated[str, typer.Option(help="lake root: a folder or s3://bucket/prefix", envvar="METERLAKE_LAKE")],
     start: Annotated[str, typer.Option(help="first date, YYYY-MM-DD")],
     end: Annotated[str, typer.Option(help="last date, YYYY-MM-DD")],
     stage: Annotated[list[str] | None, typer.Option(help="run only these stages (repeatable); default all")] = None,
@@ -104,32 +106,44 @@ def run(
 ) -> None:
     """Run every stage for the dates (the same code the DAGs run)."""
     from . import errors, pipeline
+    from .objectstore import cache_dir, is_url, split_url
     from .progress import progress_reporter
-    from .settings import Settings
+    from .settings import Settings, check_location
 
-    _local(landing=landing, lake=lake)
-    settings = Settings(landing=landing, lake=lake)
+    for name, value in (("landing", landing), ("lake", lake)):
+        try:
+            check_location(f"--{name}", value)
+        except ValueError as exc:
+            _fail(str(exc))
+    # the paths are given here: the environment's (possibly s3://) values do not reach Settings
+    settings = Settings(landing=Path("."), lake=Path("."))
     if wait is not None:
         settings.lock_wait_s = wait
     first, last = _date(start), _date(end)
     run_id = pipeline.new_run_id()
     units = sorted({o.strip() for item in orgs or [] for o in item.split(",") if o.strip()})
-    shard = bool(units) or sharded or pipeline.is_sharded(lake)
+    local_lake = cache_dir().joinpath(*split_url(lake)) if is_url(lake) else Path(lake)
     try:
         with progress_reporter("run") as progress:
-            if shard:
-                record = pipeline.run_sharded(
-                    settings, first, last, orgs=units or None, stages=stage, progress=progress, run_id=run_id
-                )
-            else:
-                record = pipeline.run(settings, first, last, stages=stage, progress=progress, run_id=run_id)
+            record = pipeline.run_anywhere(
+                settings,
+                landing,
+                lake,
+                first,
+                last,
+                orgs=units or None,
+                sharded=sharded,
+                stages=stage,
+                progress=progress,
+                run_id=run_id,
+            )
     except BaseException as exc:  # a polars panic is not an Exception
         if isinstance(exc, SystemExit):
             raise
         # one line, never a traceback on the terminal: that goes to the run's debug log
         line = "interrupted" if isinstance(exc, KeyboardInterrupt) else errors.one_line(exc)
         if not _expected(exc):
-            log_file = errors.debug_log_path(lake, run_id)
+            log_file = errors.debug_log_path(local_lake, run_id)
             where = (
                 log_file
                 if log_file.is_file() and log_file.stat().st_size
@@ -137,7 +151,7 @@ def run(
             )
             line += f" (traceback in {where})" if where else ""
         _fail(line)
-    if shard:
+    if record.get("sharded"):
         _print_units(record)
         return
     from .summary import print_run_summary

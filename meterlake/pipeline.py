@@ -297,6 +297,7 @@ def run_sharded(
     stages: Iterable[str] | None = None,
     progress: Callable[[str], None] | None = None,
     run_id: str | None = None,
+    bucket: Any = None,
 ) -> dict[str, Any]:
     """Split the new landing files by unit, then run every unit's shard (or those of ``orgs``).
 
@@ -319,8 +320,11 @@ def run_sharded(
         "units": {},
         "status": "running",
     }
+    if bucket is not None:
+        record["lake"] = bucket.url
     try:
-        result = split(settings, run_id, progress)
+        with on_bucket(bucket, SPLIT_LOCK, run_id, settings.lock_wait_s, keep=_split_files, pull=_split_state):
+            result = split(settings, run_id, progress)
         record["split"] = _jsonable(dataclasses.asdict(result))
         held = shards.shards(root)
         wanted = sorted(set(orgs)) if orgs else held
@@ -329,7 +333,9 @@ def run_sharded(
                 record["units"][org] = {"status": "missing", "error": "no landing rows of this unit so far"}
                 continue
             try:
-                shard = run_shard(settings, org, start, end, stages, progress, run_id)
+                unit = shards.shard_root(Path("."), org).as_posix().removeprefix("./")
+                with on_bucket(bucket, f"{unit}/{LOCK_OBJECT}", run_id, settings.lock_wait_s, under=unit):
+                    shard = run_shard(settings, org, start, end, stages, progress, run_id)
                 record["units"][org] = {"status": shard["status"], "record": shard.get("record_path")}
             except Exception as exc:  # one unit failing leaves the others to finish and publish
                 record["units"][org] = {"status": "failed", "error": errors.one_line(exc)}
@@ -344,4 +350,119 @@ def run_sharded(
         record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with suppress(OSError):
             write_run_record(root, record)
+        if bucket is not None:
+            bucket.push(keep=lambda rel: rel == f"_meta/runs/{run_id}.json")
+            record["record_path"] = f"{bucket.url}/_meta/runs/{run_id}.json"
+    return record
+
+
+# --- a lake on object storage (meterlake/objectstore.py) ----------------------------------
+#: the lock objects of a lake on a bucket: the whole lake (or a unit's sub-lake), the split
+LOCK_OBJECT = "_meta/locks/lake.lock"
+SPLIT_LOCK = "_meta/locks/split.lock"
+
+
+def _split_state(rel: str) -> bool:
+    """What the split reads: its manifest and unit map, and the units' markers."""
+    return rel.startswith("_meta/split/") or rel.endswith(f"/_meta/{shards.MARKER}")
+
+
+def _split_files(rel: str) -> bool:
+    """What the split reads and writes: its own state, and the units' markers, staged files,
+    file quarantine and inbox entries."""
+    if rel.startswith("_meta/split/"):
+        return True
+    unit, _, rest = rel.partition("/")
+    return unit.startswith(f"{shards.SHARD_KEY}=") and (
+        rest == f"_meta/{shards.MARKER}"
+        or rest.startswith(("_meta/staged/", "_meta/inbox/"))
+        or (rest.startswith("marts/quarantine/") and "/file-" in rest)
+    )
+
+
+@contextmanager
+def on_bucket(
+    bucket: Any,
+    lock_rel: str,
+    run_id: str,
+    wait_s: float,
+    under: str = "",
+    keep: Callable[[str], bool] | None = None,
+    pull: Callable[[str], bool] | None = None,
+) -> Iterator[None]:
+    """Around a unit of work on a bucket: take its lock object, pull its prefix (the files
+    ``pull`` accepts, else ``keep``), and push what it wrote of the files ``keep`` accepts
+    (also when it failed: every file it wrote is whole, as on a local disk)."""
+    if bucket is None:
+        yield
+        return
+    from .objectstore import LockBusy as BucketBusy
+
+    try:
+        with bucket.lock(lock_rel, run_id, wait_s):
+            bucket.pull(under, pull or keep)
+            try:
+                yield
+            finally:
+                bucket.push(under, keep)
+    except BucketBusy as exc:
+        raise LakeBusy(str(exc)) from exc
+
+
+def open_lake(settings: Settings, landing: str, lake: str) -> tuple[Settings, Any]:
+    """Settings for a run whose landing zone or lake may be on a bucket (``s3://``).
+
+    A landing zone on a bucket is brought down to this worker's cache (new and changed
+    objects only); a lake on a bucket is worked on in the cache and committed back by
+    :func:`on_bucket`. Returns the settings with local paths, and the lake's bucket prefix
+    (None for a local lake).
+    """
+    from . import objectstore
+
+    update: dict[str, Any] = {}
+    if objectstore.is_url(landing):
+        src = objectstore.Prefix(landing)
+        src.pull()
+        update["landing"] = src.local
+    else:
+        update["landing"] = Path(landing)
+    bucket = None
+    if objectstore.is_url(lake):
+        bucket = objectstore.Prefix(lake)
+        update["lake"] = bucket.local
+        if settings.reporting_db is None:  # the reporting database stays on the worker, beside the copy
+            update["reporting_db"] = bucket.local.parent / f"{bucket.local.name}.duckdb"
+    else:
+        update["lake"] = Path(lake)
+    return settings.model_copy(update=update), bucket
+
+
+def run_anywhere(
+    settings: Settings,
+    landing: str,
+    lake: str,
+    start: dt.date,
+    end: dt.date,
+    orgs: Iterable[str] | None = None,
+    sharded: bool = False,
+    stages: Iterable[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """``meterlake run``: a local or bucket lake, sharded or not.
+
+    A lake that a split has run on always runs sharded.
+    """
+    run_id = run_id or new_run_id()
+    local, bucket = open_lake(settings, landing, lake)
+    if bucket is not None:
+        sharded = sharded or bool(orgs) or bool(bucket.listing("_meta/split"))
+    else:
+        sharded = sharded or bool(orgs) or is_sharded(Path(lake))
+    if sharded:
+        return run_sharded(local, start, end, orgs=orgs, stages=stages, progress=progress, run_id=run_id, bucket=bucket)
+    with on_bucket(bucket, LOCK_OBJECT, run_id, local.lock_wait_s):
+        record = run(local, start, end, stages=stages, progress=progress, run_id=run_id)
+    if bucket is not None:
+        record["lake"] = bucket.url
     return record
