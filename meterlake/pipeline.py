@@ -248,9 +248,10 @@ def is_sharded(lake: Path) -> bool:
 def shard_settings(settings: Settings, org: str) -> Settings:
     """The settings of unit ``org``'s runs: its sub-lake, its own reporting database."""
     sub = shards.shard_root(Path(settings.lake), org)
-    db = settings.reporting_db
-    if db is not None:  # one DuckDB file per unit: DuckDB has one writer per file
-        db = db.with_name(f"{db.stem}.{org}{db.suffix or '.duckdb'}")
+    # one DuckDB file per unit (DuckDB has one writer per file), next to the lake: LAKE/../<lake>.<unit>.duckdb
+    root = Path(settings.lake).resolve()
+    db = settings.reporting_db or root.parent / f"{root.name}.duckdb"
+    db = db.with_name(f"{db.stem}.{org}{db.suffix or '.duckdb'}")
     return settings.model_copy(update={"lake": sub, "reporting_db": db})
 
 
@@ -409,7 +410,7 @@ def on_bucket(
         raise LakeBusy(str(exc)) from exc
 
 
-def open_lake(settings: Settings, landing: str, lake: str) -> tuple[Settings, Any]:
+def open_lake(settings: Settings, landing: str, lake: str, pull_landing: bool = True) -> tuple[Settings, Any]:
     """Settings for a run whose landing zone or lake may be on a bucket (``s3://``).
 
     A landing zone on a bucket is brought down to this worker's cache (new and changed
@@ -422,7 +423,8 @@ def open_lake(settings: Settings, landing: str, lake: str) -> tuple[Settings, An
     update: dict[str, Any] = {}
     if objectstore.is_url(landing):
         src = objectstore.Prefix(landing)
-        src.pull()
+        if pull_landing:  # only the split reads the landing zone
+            src.pull()
         update["landing"] = src.local
     else:
         update["landing"] = Path(landing)
@@ -465,4 +467,63 @@ def run_anywhere(
         record = run(local, start, end, stages=stages, progress=progress, run_id=run_id)
     if bucket is not None:
         record["lake"] = bucket.url
+    return record
+
+
+# --- the fan-out under Airflow: split, one task per unit, the run record -----------------
+
+
+def split_units(settings: Settings, landing: str, lake: str, run_id: str) -> list[str]:
+    """Split the new landing files by unit (local or bucket lake); return every unit the lake holds."""
+    local, bucket = open_lake(settings, landing, lake)
+    with on_bucket(bucket, SPLIT_LOCK, run_id, local.lock_wait_s, keep=_split_files, pull=_split_state):
+        split(local, run_id, log.info)
+    return shards.shards(Path(local.lake))
+
+
+def run_unit(
+    settings: Settings,
+    landing: str,
+    lake: str,
+    org: str,
+    dates: list[dt.date],
+    run_id: str,
+    stages: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """One unit's shard for ``dates`` (first..last), on a local or bucket lake: its lock, its record."""
+    local, bucket = open_lake(settings, landing, lake, pull_landing=False)
+    unit = f"{shards.SHARD_KEY}={shards.check_org(org)}"
+    marker = f"{unit}/_meta/{shards.MARKER}"
+    held = bucket.listing(f"{unit}/_meta") if bucket is not None else {}
+    if marker not in held and not shards.is_shard(shards.shard_root(Path(local.lake), org)):
+        raise StageError(f"the lake {lake} holds no unit {org!r} (no landing rows of it so far)")
+    with on_bucket(bucket, f"{unit}/{LOCK_OBJECT}", run_id, local.lock_wait_s, under=unit):
+        return run_shard(local, org, min(dates), max(dates), stages=stages, progress=log.info, run_id=run_id)
+
+
+def record_units(settings: Settings, lake: str, run_id: str, units: Iterable[str], **more: Any) -> dict[str, Any]:
+    """The run record of a fanned-out run: each unit's status from its own record, the missing ones.
+
+    Written to ``LAKE/_meta/runs/<run id>.json`` (on the bucket for a bucket lake).
+    """
+    local, bucket = open_lake(settings, "", lake, pull_landing=False)
+    root = Path(local.lake)
+    record: dict[str, Any] = {"run_id": run_id, "lake": lake, "sharded": True, **more, "units": {}}
+    for org in sorted(set(units)):
+        runs = f"{shards.SHARD_KEY}={org}/_meta/runs"
+        rel = f"{runs}/{run_id}.json"
+        if bucket is not None:
+            bucket.pull(runs, keep=lambda r, rel=rel: r == rel)
+        path = root / rel
+        unit = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if unit is None:
+            record["units"][org] = {"status": "missing", "error": "no run record: the unit's task did not finish"}
+        else:
+            record["units"][org] = {"status": unit["status"], "error": unit.get("error")}
+    record["missing"] = sorted(o for o, u in record["units"].items() if u["status"] != "ok")
+    record["status"] = "ok" if not record["missing"] else "incomplete"
+    record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    write_run_record(root, record)
+    if bucket is not None:
+        bucket.push(keep=lambda rel: rel == f"_meta/runs/{run_id}.json")
     return record
