@@ -149,6 +149,9 @@ class Prefix:
         remote = self.listing(under)
         if keep is not None:
             remote = {r: m for r, m in remote.items() if keep(r)}
+        (self.local / under if under else self.local).mkdir(
+            parents=True, exist_ok=True
+        )  # an empty prefix is an empty folder
         fetched = 0
         for rel, meta in remote.items():
             path = self.local / rel
