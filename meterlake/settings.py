@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     @field_validator("landing", "lake", "config_dir", "reporting_db", mode="before")
     @classmethod
     def _local(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is not None:
-            check_local_path(str(info.field_name), value)
+        if value is None:
+            return value
+        if info.field_name in ("landing", "lake") and str(value).startswith("s3://"):
+            # a bucket in METERLAKE_LANDING/METERLAKE_LAKE is for `meterlake run` and the DAGs,
+            # which read it from the environment and give Settings the worker's local copy:
+            # any other reader of these two fields finds a path that does not exist
+            return Path("/nonexistent-bucket-path") / str(value).removeprefix("s3://")
+        check_local_path(str(info.field_name), value)
         return value
