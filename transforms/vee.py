@@ -12,9 +12,9 @@ listed in ``interval_edits`` (see :mod:`.estimation`).
 Work on the 500k-meter county day is vectorised over the 96 slot columns and done in two
 passes. A cheap screen of every row (:func:`interval_screen`: horizontal counts, sums and
 extremes) says which rows can hold a finding at all; only those get the costlier details
-(:func:`interval_details`: runs of equal values by a sliding AND over neighbouring slot
-comparisons built by doubling, :func:`_run_starts`; the third-highest slot by sorting a
-fixed-size array). Estimation works in long form on the few rows that need it.
+(:func:`interval_details`, in long form: runs of zeros and of equal values as rolling
+sums over the slots, the third-highest slot by a sort per row). Estimation works in long
+form on the few rows that need it.
 """
 
 from __future__ import annotations
@@ -314,39 +314,6 @@ def capacity_kw(cfg: VeeConfig) -> pl.Expr:
     return (meter_kw * mult).cast(pl.Float64)
 
 
-def _run_starts(conds: list[pl.Expr], length: int) -> list[pl.Expr]:
-    """``out[i]`` is true when ``conds[i] ... conds[i+length-1]`` all hold.
-
-    Built by doubling (windows of 1, 2, 4, ... combined by the binary digits of
-    ``length``), so it costs about ``len(conds) x log2(length)`` boolean column ops.
-    """
-    n = len(conds)
-    if length < 1 or length > n:
-        return []
-    result: list[pl.Expr] | None = None
-    res_w = 0
-    cur, w, need = list(conds), 1, length
-    while True:
-        if need & 1:
-            if result is None:
-                result, res_w = cur, w
-            else:
-                result = [result[i] & cur[i + res_w] for i in range(n - res_w - w + 1)]
-                res_w += w
-        need >>= 1
-        if not need:
-            break
-        cur = [cur[i] & cur[i + w] for i in range(n - 2 * w + 1)]
-        w *= 2
-    assert result is not None and len(result) == n - length + 1
-    return result
-
-
-def _first_slot(flags: list[pl.Expr]) -> pl.Expr:
-    """1-based index of the first true flag, empty when none."""
-    return pl.min_horizontal([pl.when(f).then(pl.lit(i, pl.Int16)) for i, f in enumerate(flags, start=1)])
-
-
 def _done_slots() -> pl.Expr:
     """Slots of the day that had ended when the file was delivered (-1..96)."""
     minutes = (pl.col("delivered_at") - pl.col("date").cast(pl.Datetime("us"))).dt.total_minutes()
@@ -397,31 +364,58 @@ def interval_details(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
     Costlier than :func:`interval_screen` (run tests over slot windows, a sort for the
     third-highest slot): call it on the rows the screen flagged. Returns ``meter_id,
     first_negative_slot, zero_run_slot, flat_line_slot, flat_line_kwh_meter, max_slot,
-    third_kwh_meter, first_future_slot`` (slots are 1-based; empty when there is none).
+    third_kwh_meter, first_future_slot`` (slots are 1-based; empty when there is none),
+    one row per curve row.
+
+    Worked in long form (one row per slot, the 96 slots of a curve row consecutive): a
+    run of ``k`` flags ending at slot ``j`` is a rolling sum of ``k`` at ``j >= k``, and
+    it starts at ``j - k + 1``. A wide form needs thousands of expressions for the runs,
+    whose planning costs more than the data on a small day.
     """
-    p = [pl.col(s) for s in SLOTS]
-    zero = _run_starts([(c == 0).fill_null(False) for c in p], cfg.interval.zero_run_slots)
-    same = [((a == b) & (a != 0)).fill_null(False) for a, b in itertools.pairwise(p)]
-    flat = _run_starts(same, cfg.interval.flat_line_slots - 1)
+    ic = cfg.interval
+    zero_len, flat_len = ic.zero_run_slots, ic.flat_line_slots - 1  # flat: runs of equal neighbour pairs
+    n = len(SLOTS)
     has_delivery = "delivered_at" in curves.collect_schema().names()
-    valid = [pl.when(c >= 0).then(c) for c in p]
-    return curves.with_columns(
-        pl.max_horizontal(p).alias("_max"),
-        (_done_slots() if has_delivery else pl.lit(96)).alias("_done"),
-    ).select(
-        "meter_id",
-        _first_slot([(c < 0).fill_null(False) for c in p]).alias("first_negative_slot"),
-        (_first_slot(zero) if zero else pl.lit(None, pl.Int16)).alias("zero_run_slot"),
-        (_first_slot(flat) if flat else pl.lit(None, pl.Int16)).alias("flat_line_slot"),
-        (pl.coalesce([pl.when(f).then(p[i]) for i, f in enumerate(flat)]) if flat else pl.lit(None, pl.Float64)).alias(
-            "flat_line_kwh_meter"
-        ),
-        _first_slot([(c == pl.col("_max")).fill_null(False) for c in p]).alias("max_slot"),
-        # Oracle's spike rule compares the highest slot with the third-highest
-        pl.concat_arr(valid).arr.sort(descending=True, nulls_last=True).arr.get(2).alias("third_kwh_meter"),
-        _first_slot([c.is_not_null() & (pl.lit(i) > pl.col("_done")) for i, c in enumerate(p, start=1)]).alias(
-            "first_future_slot"
-        ),
+    v, slot = pl.col("v"), pl.col("slot")
+
+    def run_start(flag: pl.Expr, length: int, last: int) -> pl.Expr:
+        """Start slot of the run of ``length`` true flags ending on this row (among slots 1..last)."""
+        if length < 1 or length > last:
+            return pl.lit(None, pl.Int16)
+        full = flag.cast(pl.Int32).rolling_sum(window_size=length) == length
+        return pl.when(full & (slot >= length) & (slot <= last)).then(slot - (length - 1)).cast(pl.Int16)
+
+    long = (
+        curves.select(
+            "meter_id",
+            (_done_slots() if has_delivery else pl.lit(96)).alias("_done"),
+            *SLOTS,
+        )
+        .with_row_index("_row")
+        .unpivot(index=["_row", "meter_id", "_done"], on=list(SLOTS), variable_name="_name", value_name="v")
+        .with_columns(pl.col("_name").str.slice(1).cast(pl.Int16).alias("slot"))
+        .sort("_row", "slot")
+        .with_columns(
+            run_start((v == 0).fill_null(False), zero_len, n).alias("_zero_start"),
+            run_start(((v == v.shift(-1)) & (v != 0)).fill_null(False), flat_len, n - 1).alias("_flat_start"),
+        )
+    )
+    flat_slot = pl.col("_flat_start").min()
+    return (
+        long.group_by("_row")
+        .agg(
+            pl.col("meter_id").first(),
+            slot.filter(v < 0).min().alias("first_negative_slot"),
+            pl.col("_zero_start").min().alias("zero_run_slot"),
+            flat_slot.alias("flat_line_slot"),
+            v.filter(slot == flat_slot).first().alias("flat_line_kwh_meter"),
+            slot.filter(v == v.max()).min().alias("max_slot"),
+            # Oracle's spike rule compares the highest slot with the third-highest
+            v.filter(v >= 0).sort(descending=True).slice(2, 1).first().alias("third_kwh_meter"),
+            slot.filter(v.is_not_null() & (slot > pl.col("_done"))).min().alias("first_future_slot"),
+        )
+        .sort("_row")
+        .drop("_row")
     )
 
 
