@@ -25,10 +25,13 @@ import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import polars as pl
 
 from ..schemas.landing import Field, Landing
+
+T = TypeVar("T")
 
 #: field separator used by every landing file (CONTRACT §1: CSV)
 SEP = ","
@@ -85,10 +88,31 @@ QUARANTINE_SCHEMA = pl.Schema(
 
 
 def empty_rows(spec: Landing) -> pl.DataFrame:
+    return _cached(spec, None, "empty", lambda: _empty_rows(spec)).clear()
+
+
+def _empty_rows(spec: Landing) -> pl.DataFrame:
     schema = {f.name: f.dtype for f in spec.fields}
     schema[spec.date_field] = pl.Date()
     schema |= {"source_file": pl.String(), "source_line": pl.Int64()}
     return pl.DataFrame(schema=schema)
+
+
+#: what is built once per landing spec (and date window): expressions and empty frames.
+#: Building them costs more than parsing a small file, and a run parses hundreds.
+_BUILT: dict[tuple[int, DateWindow | None, str], tuple[Landing, Any]] = {}
+
+
+def _cached(spec: Landing, window: DateWindow | None, what: str, build: Callable[[], T]) -> T:
+    key = (id(spec), window, what)
+    hit = _BUILT.get(key)
+    if hit is not None and hit[0] is spec:  # the same spec object, not one reusing its id
+        return cast(T, hit[1])
+    if len(_BUILT) > 256:
+        _BUILT.clear()
+    value = build()
+    _BUILT[key] = (spec, value)
+    return value
 
 
 # --- bytes -> text ---------------------------------------------------------------
@@ -402,9 +426,7 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str, window: Dat
     good = good.filter(~pl.col("quoted"))
 
     del body
-    typed, reason_expr, detail_expr = _typed_exprs(spec, window)
-    values = {f.name: pl.col(f"{f.name}__value") for f in spec.fields}
-    failed = pl.any_horizontal(_failure_conditions(spec, values, window)).fill_null(False)
+    typed, reason_expr, detail_expr, values, failed = _parse_exprs(spec, window)
     chunks: list[pl.DataFrame] = []
     # fixed-size chunks keep memory bounded however large the file
     parts: list[tuple[pl.DataFrame, pl.DataFrame | None]] = [
@@ -552,6 +574,20 @@ def _parse_field(f: Field) -> pl.Expr:
 
 def _failure_conditions(spec: Landing, typed: dict[str, pl.Expr], window: DateWindow | None) -> list[pl.Expr]:
     return [cond for cond, _, _ in _checks(spec, typed, window)]
+
+
+def _parse_exprs(
+    spec: Landing, window: DateWindow | None
+) -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr, dict[str, pl.Expr], pl.Expr]:
+    """:func:`_typed_exprs`, the typed value columns and the row-fails condition, built once."""
+
+    def build() -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr, dict[str, pl.Expr], pl.Expr]:
+        typed, reason, detail = _typed_exprs(spec, window)
+        values = {f.name: pl.col(f"{f.name}__value") for f in spec.fields}
+        failed = pl.any_horizontal(_failure_conditions(spec, values, window)).fill_null(False)
+        return typed, reason, detail, values, failed
+
+    return _cached(spec, window, "parse", build)
 
 
 def _typed_exprs(spec: Landing, window: DateWindow | None) -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr]:

@@ -548,7 +548,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     manifest = read_manifest(lake)
     plan, touched, notes, refused = stage_new_files(ctx, manifest, window)
     result.notes += notes
-    seen = pl.concat([manifest, plan])
+    seen = pl.concat([manifest, plan]).rechunk()  # filtered once per partition rebuilt
 
     # a new archive snapshot changes which meters are known from its date on
     if touched["archive"]:
