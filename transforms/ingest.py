@@ -434,8 +434,10 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str, window: Dat
     ]
     if quoted_good is not None:
         parts.append((good.clear(), quoted_good))
+    starts = _line_starts(text, lines)
     for part, pre_split in parts:
-        strings = _split_fields(part, names, spec, present, pre_split)
+        blob = _lines_bytes(text, starts, part) if pre_split is None else None
+        strings = _split_fields(part, names, spec, present, pre_split, blob)
         if not strings.height:
             continue
         # cast every field once; a row fails if any rule fails (the reason is found later)
@@ -483,25 +485,59 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str, window: Dat
     return Parsed(rows, q, stats)
 
 
+def _line_starts(text: bytes, lines: pl.Series) -> pl.Series | None:
+    """Byte offset in ``text`` of each physical line (index 0 = line 1), or None when the
+    lines are not plain newline-separated slices of ``text`` (CR line ends, or lengths
+    that do not add up to the text's)."""
+    if b"\r" in text or not lines.len():
+        return None
+    lengths = lines.str.len_bytes().fill_null(0).cast(pl.Int64) + 1  # each line and its newline
+    if int(lengths.sum()) != len(text) + (0 if text.endswith(b"\n") else 1):
+        return None
+    return lengths.cum_sum() - lengths
+
+
+def _lines_bytes(text: bytes, starts: pl.Series | None, part: pl.DataFrame) -> bytes | None:
+    """The bytes of ``part``'s lines, newline-terminated, when they are consecutive lines
+    of ``text`` (the common case: a clean file): one slice of the text instead of the
+    lines joined anew. None when they are not, or the slice does not hold exactly them."""
+    if starts is None or not part.height:
+        return None
+    first, last = int(part["source_line"][0]), int(part["source_line"][-1])
+    if last - first + 1 != part.height or last > starts.len():
+        return None
+    head, tail = part["line_text"][0].encode("utf-8"), part["line_text"][-1].encode("utf-8")
+    begin, end = int(starts[first - 1]), int(starts[last - 1]) + len(tail)
+    blob = text[begin : end + 1]
+    if not blob.endswith(b"\n"):  # the file's last line, without its newline
+        blob += b"\n"
+    if not blob.startswith(head) or blob.count(b"\n") != part.height:
+        return None
+    return blob
+
+
 def _split_fields(
     good: pl.DataFrame,
     names: list[str | None],
     spec: Landing,
     present: set[str],
     pre_split: pl.DataFrame | None = None,
+    blob: bytes | None = None,
 ) -> pl.DataFrame:
     """String columns, one per contract field, for lines with the right field count.
 
     Lines without quotes are handed back to polars' multithreaded CSV reader (every
     field a string; empty = null), much faster than splitting each line in an
-    expression. ``pre_split`` holds lines already split by the csv module (quoted).
+    expression. ``pre_split`` holds lines already split by the csv module (quoted);
+    ``blob``, when given, is the lines' text already (see :func:`_lines_bytes`).
     """
     schema = pl.Schema({f"c{i}": pl.String() for i in range(len(names))})
     if pre_split is not None:
         cols = pre_split.select(schema.names()).with_columns(pl.all().replace("", None))
         lines = pre_split["source_line"]
     elif good.height:
-        blob = (good["line_text"].str.join("\n").item() + "\n").encode("utf-8")
+        if blob is None:
+            blob = (good["line_text"].str.join("\n").item() + "\n").encode("utf-8")
         cols = pl.read_csv(blob, has_header=False, schema=schema, quote_char=None)
         if cols.height != good.height:  # never expected: a line the reader split differently
             cols = (

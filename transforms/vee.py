@@ -12,9 +12,10 @@ listed in ``interval_edits`` (see :mod:`.estimation`).
 Work on the 500k-meter county day is vectorised over the 96 slot columns and done in two
 passes. A cheap screen of every row (:func:`interval_screen`: horizontal counts, sums and
 extremes) says which rows can hold a finding at all; only those get the costlier details
-(:func:`interval_details`, in long form: runs of zeros and of equal values as rolling
-sums over the slots, the third-highest slot by a sort per row). Estimation works in long
-form on the few rows that need it.
+(:func:`interval_details`: runs of equal values by a sliding AND over neighbouring slot
+comparisons built by doubling, :func:`_run_starts`; the third-highest slot by sorting a
+fixed-size array; on a small day, the same in long form, cheaper to plan). Estimation
+works in long form on the few rows that need it.
 """
 
 from __future__ import annotations
@@ -314,6 +315,39 @@ def capacity_kw(cfg: VeeConfig) -> pl.Expr:
     return (meter_kw * mult).cast(pl.Float64)
 
 
+def _run_starts(conds: list[pl.Expr], length: int) -> list[pl.Expr]:
+    """``out[i]`` is true when ``conds[i] ... conds[i+length-1]`` all hold.
+
+    Built by doubling (windows of 1, 2, 4, ... combined by the binary digits of
+    ``length``), so it costs about ``len(conds) x log2(length)`` boolean column ops.
+    """
+    n = len(conds)
+    if length < 1 or length > n:
+        return []
+    result: list[pl.Expr] | None = None
+    res_w = 0
+    cur, w, need = list(conds), 1, length
+    while True:
+        if need & 1:
+            if result is None:
+                result, res_w = cur, w
+            else:
+                result = [result[i] & cur[i + res_w] for i in range(n - res_w - w + 1)]
+                res_w += w
+        need >>= 1
+        if not need:
+            break
+        cur = [cur[i] & cur[i + w] for i in range(n - 2 * w + 1)]
+        w *= 2
+    assert result is not None and len(result) == n - length + 1
+    return result
+
+
+def _first_slot(flags: list[pl.Expr]) -> pl.Expr:
+    """1-based index of the first true flag, empty when none."""
+    return pl.min_horizontal([pl.when(f).then(pl.lit(i, pl.Int16)) for i, f in enumerate(flags, start=1)])
+
+
 def _done_slots() -> pl.Expr:
     """Slots of the day that had ended when the file was delivered (-1..96)."""
     minutes = (pl.col("delivered_at") - pl.col("date").cast(pl.Datetime("us"))).dt.total_minutes()
@@ -358,20 +392,61 @@ def interval_screen(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
     )
 
 
-def interval_details(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+#: up to this many rows, :func:`interval_details` works in long form (cheaper to plan);
+#: above, over the slot columns (cheaper per row). The two give the same frame.
+DETAILS_LONG_MAX_ROWS = 10_000
+
+
+def interval_details(curves: pl.LazyFrame, cfg: VeeConfig, rows: int | None = None) -> pl.LazyFrame:
     """Where in the day the interval findings are, for the rows that have one.
 
     Costlier than :func:`interval_screen` (run tests over slot windows, a sort for the
     third-highest slot): call it on the rows the screen flagged. Returns ``meter_id,
     first_negative_slot, zero_run_slot, flat_line_slot, flat_line_kwh_meter, max_slot,
     third_kwh_meter, first_future_slot`` (slots are 1-based; empty when there is none),
-    one row per curve row.
-
-    Worked in long form (one row per slot, the 96 slots of a curve row consecutive): a
-    run of ``k`` flags ending at slot ``j`` is a rolling sum of ``k`` at ``j >= k``, and
-    it starts at ``j - k + 1``. A wide form needs thousands of expressions for the runs,
-    whose planning costs more than the data on a small day.
+    one row per curve row, in order. ``rows``: how many rows ``curves`` holds, when the
+    caller knows; a few rows (a small utility's day) are worked in long form.
     """
+    if rows is not None and rows <= DETAILS_LONG_MAX_ROWS:
+        return _details_long(curves, cfg)
+    return _details_wide(curves, cfg)
+
+
+def _details_wide(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+    """:func:`interval_details` over the 96 slot columns: runs by a sliding AND built by
+    doubling (:func:`_run_starts`). Its thousands of expressions cost ~0.15 s to plan
+    whatever the rows, then little per row."""
+    p = [pl.col(s) for s in SLOTS]
+    zero = _run_starts([(c == 0).fill_null(False) for c in p], cfg.interval.zero_run_slots)
+    same = [((a == b) & (a != 0)).fill_null(False) for a, b in itertools.pairwise(p)]
+    flat = _run_starts(same, cfg.interval.flat_line_slots - 1)
+    has_delivery = "delivered_at" in curves.collect_schema().names()
+    valid = [pl.when(c >= 0).then(c) for c in p]
+    return curves.with_columns(
+        pl.max_horizontal(p).alias("_max"),
+        (_done_slots() if has_delivery else pl.lit(96)).alias("_done"),
+    ).select(
+        "meter_id",
+        _first_slot([(c < 0).fill_null(False) for c in p]).alias("first_negative_slot"),
+        (_first_slot(zero) if zero else pl.lit(None, pl.Int16)).alias("zero_run_slot"),
+        (_first_slot(flat) if flat else pl.lit(None, pl.Int16)).alias("flat_line_slot"),
+        (pl.coalesce([pl.when(f).then(p[i]) for i, f in enumerate(flat)]) if flat else pl.lit(None, pl.Float64)).alias(
+            "flat_line_kwh_meter"
+        ),
+        _first_slot([(c == pl.col("_max")).fill_null(False) for c in p]).alias("max_slot"),
+        # Oracle's spike rule compares the highest slot with the third-highest
+        pl.concat_arr(valid).arr.sort(descending=True, nulls_last=True).arr.get(2).alias("third_kwh_meter"),
+        _first_slot([c.is_not_null() & (pl.lit(i) > pl.col("_done")) for i, c in enumerate(p, start=1)]).alias(
+            "first_future_slot"
+        ),
+    )
+
+
+def _details_long(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+    """:func:`interval_details` in long form (one row per slot, the 96 slots of a curve row
+    consecutive): a run of ``k`` flags ending at slot ``j`` is a rolling sum of ``k`` at
+    ``j >= k``, and it starts at ``j - k + 1``. A few dozen expressions: cheap to plan,
+    dearer per row than the wide form."""
     ic = cfg.interval
     zero_len, flat_len = ic.zero_run_slots, ic.flat_line_slots - 1  # flat: runs of equal neighbour pairs
     n = len(SLOTS)
@@ -994,7 +1069,8 @@ def validate_day(
     ]
     profile = interval_screen(wide.lazy(), cfg).collect().join(days.select(meter_cols), on="meter_id", how="inner")
     flagged = profile.filter(needs_details(cfg)).select("meter_id")
-    details = interval_details(wide.lazy().join(flagged.lazy(), on="meter_id", how="semi"), cfg).collect()
+    to_detail = wide.join(flagged, on="meter_id", how="semi")
+    details = interval_details(to_detail.lazy(), cfg, rows=to_detail.height).collect()
     profile = profile.join(details, on="meter_id", how="left")
     findings += interval_findings(profile.lazy(), cfg)
     # VEE 2: no curve row at all for a meter in service. When no meter's curve arrived the

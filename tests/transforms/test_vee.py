@@ -576,7 +576,8 @@ def test_interval_details_runs_stay_within_their_row() -> None:
         {"meter_id": ["a", "b"], "date": [DAY, DAY], **{s: [a[i], b[i]] for i, s in enumerate(SLOTS)}},
         schema_overrides=dict.fromkeys(SLOTS, pl.Float64),
     )
-    out = interval_details(frame.lazy(), cfg).collect()
+    out = interval_details(frame.lazy(), cfg, rows=frame.height).collect()  # the long form
+    assert_frame_equal(out, interval_details(frame.lazy(), cfg).collect())  # the wide form
     assert out["meter_id"].to_list() == ["a", "b"]
     assert out["zero_run_slot"].to_list() == [93, None]
     assert out["flat_line_slot"].to_list() == [10, None]
@@ -586,3 +587,40 @@ def test_interval_details_runs_stay_within_their_row() -> None:
     # a: 0.5 five times; b: valid slots 0, 0, 0, 0.3, 0.3 -> third-highest 0.0
     assert out["third_kwh_meter"].to_list() == [0.5, 0.0]
     assert out["first_future_slot"].to_list() == [None, None]  # no delivery time: every slot had ended
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.lists(st.sampled_from([None, 0.0, 0.0, 0.1, 0.25, -0.3, 1.5]), min_size=96, max_size=96).map(
+            # stretches of one value: runs of zeros and flat lines
+            lambda r: [r[(i // 7) * 7] if i % 3 else r[i] for i in range(96)]
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    zero_run=st.integers(1, 97),
+    flat=st.integers(1, 97),
+    done=st.one_of(st.none(), st.integers(-200, 1700)),
+)
+def test_interval_details_long_and_wide_forms_agree(
+    rows: list[list[float | None]], zero_run: int, flat: int, done: int | None
+) -> None:
+    from meterlake.transforms.vee import interval_details
+
+    cfg = CFG.model_copy(
+        update={"interval": CFG.interval.model_copy(update={"zero_run_slots": zero_run, "flat_line_slots": flat})}
+    )
+    frame = pl.DataFrame(
+        {
+            "meter_id": [f"m{i}" for i in range(len(rows))],
+            "date": [DAY] * len(rows),
+            **{s: [r[i] for r in rows] for i, s in enumerate(SLOTS)},
+        },
+        schema_overrides=dict.fromkeys(SLOTS, pl.Float64),
+    )
+    if done is not None:  # delivered `done` minutes after the day began
+        frame = frame.with_columns(delivered_at=pl.lit(dt.datetime(2026, 1, 14)) + pl.duration(minutes=done))
+    long = interval_details(frame.lazy(), cfg, rows=frame.height).collect()
+    wide = interval_details(frame.lazy(), cfg).collect()
+    assert_frame_equal(long, wide)
