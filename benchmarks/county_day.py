@@ -71,7 +71,7 @@ from meterlake.settings import Settings
 landing, lake, start, end, stages = sys.argv[1:6]
 s = Settings(landing=landing, lake=lake, progress=False, pii_key="benchmark", pg_dsn=None, config_dir=None)
 rec = pipeline.run(s, dt.date.fromisoformat(start), dt.date.fromisoformat(end), stages=stages.split(","), progress=lambda m: None)
-out = {"wall": {k: v["seconds"] for k, v in rec["stages"].items()}, "cpu": {k: v["cpu_seconds"] for k, v in rec["stages"].items()}}
+out = {"wall": {k: v["seconds"] for k, v in rec["stages"].items()}, "cpu": {k: v.get("cpu_seconds", -1.0) for k, v in rec["stages"].items()}}  # -1: code without StageResult.cpu_seconds
 out["wall"]["total"] = round(time.perf_counter() - t0, 3)
 out["cpu"]["total"] = round(time.process_time() - c0, 3)
 out["accounting"] = rec["stages"].get("ingest", {}).get("details", {}).get("accounting")
