@@ -262,9 +262,13 @@ def compare(root: Path) -> int:
             a, e = pl.read_parquet(act), pl.read_parquet(exp)
             same = a.equals(e)
             print(f"{'same' if same else 'DIFFERENT'} rows: {rel} ({e.height} rows)")
-            if not same and a.columns == e.columns:
-                print(pl.concat([e.with_columns(side=pl.lit("expected")), a.with_columns(side=pl.lit("actual"))])
-                      .filter(pl.struct(e.columns).is_unique()).head(10))
+            if not same and a.columns == e.columns and a.height == e.height:
+                for c in e.columns:
+                    diff = ~(a[c] == e[c]).fill_null(a[c].is_null() & e[c].is_null())
+                    if a[c].dtype == pl.Float64:  # -0.0 and 0.0 compare equal: look at the bits
+                        diff |= pl.Series(a[c].to_numpy().view("u8") != e[c].to_numpy().view("u8"))
+                    if diff.any():
+                        print(f"  {c}: expected {e[c].filter(diff).head(5).to_list()}, got {a[c].filter(diff).head(5).to_list()}")
         bad += not same
     print("identical" if bad == 0 else f"{bad} outputs differ")
     return bad

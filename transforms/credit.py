@@ -120,26 +120,24 @@ def credit_month(
         ),
         "theft_points": pl.format("theft confirmed by inspection (窃电查实) -{}", "theft_points"),
     }
-    items = pl.concat_list(
-        [
-            pl.when(pl.col(p) > 0).then(pl.struct(points=pl.col(p), order=pl.lit(i), text=texts[p]))
-            for i, p in enumerate(points)
-        ]
-    )
-    c = c.with_columns(credit_score=(100.0 - pl.sum_horizontal(points)).clip(0.0, 100.0).round(1))
-    # reasons in words, strongest first: list work only for the customers who lost points
-    blemished = pl.sum_horizontal(points) > 0
-    worded = c.filter(blemished).with_columns(
-        reasons=items.list.drop_nulls()
-        .list.eval(
-            pl.element().sort_by(
-                pl.element().struct.field("points"), pl.element().struct.field("order"), descending=[True, False]
-            )
+    # reasons in words, strongest first (ties in the order above): reason i goes to place
+    # rank_i, the number of reasons that outrank it; places without a reason are skipped
+    rank = {
+        p: pl.sum_horizontal(
+            ((pl.col(q) > pl.col(p)) | ((pl.col(q) == pl.col(p)) & pl.lit(j < i))).cast(pl.Int8)
+            for j, q in enumerate(points)
+            if j != i
         )
-        .list.eval(pl.element().struct.field("text"))
-        .list.join("; ")
-    )
-    c = pl.concat([worded, c.filter(~blemished).with_columns(reasons=pl.lit(""))]).with_columns(
+        for i, p in enumerate(points)
+    }
+    places = [
+        pl.coalesce([pl.when((pl.col(p) > 0) & (rank[p] == place)).then(texts[p]) for p in points])
+        for place in range(len(points))
+    ]
+    c = c.with_columns(
+        credit_score=(100.0 - pl.sum_horizontal(points)).clip(0.0, 100.0).round(1),
+        reasons=pl.concat_str(places, separator="; ", ignore_nulls=True),
+    ).with_columns(
         credit_grade=grade(pl.col("credit_score"), cr),
         customer_tier=tier(pl.col("billed_12m_yuan"), rules.tiers),
         month=pl.lit(month),

@@ -63,20 +63,22 @@ def recovery(
             arrears=pl.col("arrears") + pl.col("post_unpaid").fill_null(0.0),
         )
     )
+    # money sums add each group's values in sorted order: the same last bit whatever order
+    # the engine brings the rows in (a 1e-9 rounding does not hide that at a million yuan)
     aggs = [
         pl.len().cast(pl.Int32).alias("customers_billed"),
-        pl.col("billed").sum().round(9).alias("billed_yuan"),
+        pl.col("billed").sort().sum().round(9).alias("billed_yuan"),
         pl.col("is_post").sum().cast(pl.Int32).alias("postpaid_customers"),
-        pl.col("billed").filter(pl.col("is_post")).sum().round(9).alias("postpaid_billed_yuan"),
-        pl.col("post_collected").fill_null(0.0).sum().round(9).alias("postpaid_collected_yuan"),
+        pl.col("billed").filter(pl.col("is_post")).sort().sum().round(9).alias("postpaid_billed_yuan"),
+        pl.col("post_collected").fill_null(0.0).sort().sum().round(9).alias("postpaid_collected_yuan"),
         pl.col("is_prepay").sum().cast(pl.Int32).alias("prepay_customers"),
-        pl.col("billed").filter(pl.col("is_prepay")).sum().round(9).alias("prepay_billed_yuan"),
-        pl.col("purchases").fill_null(0.0).sum().round(9).alias("prepay_purchases_yuan"),
+        pl.col("billed").filter(pl.col("is_prepay")).sort().sum().round(9).alias("prepay_billed_yuan"),
+        pl.col("purchases").fill_null(0.0).sort().sum().round(9).alias("prepay_purchases_yuan"),
         pl.col("in_arrears").sum().cast(pl.Int32).alias("arrears_customers"),
-        pl.col("arrears").sum().round(9).alias("arrears_yuan"),
+        pl.col("arrears").sort().sum().round(9).alias("arrears_yuan"),
         (pl.col("is_prepay") & ~pl.col("has_balance")).sum().cast(pl.Int32).alias("prepay_no_balance_customers"),
-        pl.col("collected").fill_null(0.0).sum().round(9).alias("collected_yuan"),
-        pl.col("billed").filter(pl.col("in_rate")).sum().round(9).alias("rate_base"),
+        pl.col("collected").fill_null(0.0).sort().sum().round(9).alias("collected_yuan"),
+        pl.col("billed").filter(pl.col("in_rate")).sort().sum().round(9).alias("rate_base"),
     ]
     with_area = pl.col("area_id").is_not_null()
     areas = (

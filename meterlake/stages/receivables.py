@@ -66,6 +66,15 @@ def _months(first: str, last: str) -> list[str]:
     return out
 
 
+def keyed(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """``frame`` with customer_id as a categorical: joins and group-bys on integer codes.
+
+    Every frame the stage hands the transforms is keyed so (a join needs both sides
+    alike); categoricals sort by their strings, and the marts' contract casts them back.
+    """
+    return frame.with_columns(pl.col("customer_id").cast(pl.Categorical))
+
+
 def scope_on(archive: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
     """customer_id, feeder_id, org_id of the archive valid on ``day`` (a customer's first meter)."""
     valid = archive_valid_on(archive, day).filter(pl.col("customer_id").is_not_null())
@@ -122,12 +131,12 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     payments_as_of = dt.date.fromisoformat(pay_days[-1]) if pay_days else None
 
     ctx.progress("receivables: bills and payments")
-    bills = lake.scan(BILLS_MONTHLY)
+    bills = keyed(lake.scan(BILLS_MONTHLY))
     schedule = bill_schedule(bills, cfg.calendar).collect().lazy()
     ledger = (
-        payment_ledger(lake.scan(PAYMENTS.clean)).collect().lazy()
+        payment_ledger(keyed(lake.scan(PAYMENTS.clean))).collect().lazy()
         if pay_days
-        else payment_ledger(pl.LazyFrame(schema={c.name: c.dtype for c in PAYMENTS.clean.columns}))
+        else payment_ledger(keyed(pl.LazyFrame(schema={c.name: c.dtype for c in PAYMENTS.clean.columns})))
     )
     status = bill_status_at_due(schedule, ledger).collect().lazy()
     archive = lake.scan(ARCHIVE.clean)
@@ -143,8 +152,8 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         ctx.progress(f"receivables: {m}")
         first, month_end = month_bounds(m)
         end = min(month_end, as_of)
-        scope = scope_on(archive, end)
-        previous = lake.scan(RECEIVABLES_MONTHLY, [m]) if m in lake.partitions(RECEIVABLES_MONTHLY) else None
+        scope = keyed(scope_on(archive, end)).collect().lazy()
+        previous = keyed(lake.scan(RECEIVABLES_MONTHLY, [m])) if m in lake.partitions(RECEIVABLES_MONTHLY) else None
         rec = receivables_month(schedule, ledger, m, cfg, scope, previous, as_of).collect()
         lake.write_partition(RECEIVABLES_MONTHLY, m, rec)
         rows[RECEIVABLES_MONTHLY.name] += rec.height
@@ -154,11 +163,11 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         held_rec = [w for w in window if w in lake.partitions(RECEIVABLES_MONTHLY)]
         credit = credit_month(
             m,
-            lake.scan(BILLS_MONTHLY, [w for w in window if w in bill_months]),
+            keyed(lake.scan(BILLS_MONTHLY, [w for w in window if w in bill_months])),
             status.filter(pl.col("due_date").is_between(w_first, end)),
-            lake.scan(RECEIVABLES_MONTHLY, held_rec),
-            prepay_below_zero(lake, w_first, end),
-            thefts_in(lake, archive, w_first, end),
+            keyed(lake.scan(RECEIVABLES_MONTHLY, held_rec)),
+            keyed(prepay_below_zero(lake, w_first, end)),
+            keyed(thefts_in(lake, archive, w_first, end)),
             cfg,
         ).collect()
         lake.write_partition(CUSTOMER_CREDIT_MONTHLY, m, credit)
@@ -169,7 +178,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         for day in list_dates(first, month_end, cfg.calendar.due_day):
             if day > as_of + dt.timedelta(days=1):
                 continue
-            listed = dunning(day, schedule, ledger, credit.lazy(), scope, cfg).collect()
+            listed = dunning(day, schedule, ledger, keyed(credit.lazy()), scope, cfg).collect()
             lake.write_partition(DUNNING_LIST, day.isoformat(), listed)
             rows[DUNNING_LIST.name] += listed.height
 
@@ -180,16 +189,16 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         first, end = month_bounds(m)
         due = (end + dt.timedelta(days=1)).replace(day=cfg.calendar.due_day)
         days = [d for d in prepay_days if first.isoformat() <= d <= end.isoformat()]
-        prepay_month = (
+        prepay_month = keyed(
             lake.scan(PREPAY_DAILY, days)
             if days
             else pl.LazyFrame(schema={c.name: c.dtype for c in PREPAY_DAILY.columns})
         )
         rec = recovery(
-            lake.scan(BILLS_MONTHLY, [m]),
+            keyed(lake.scan(BILLS_MONTHLY, [m])),
             prepay_month,
             status,
-            scope_on(archive, end),
+            keyed(scope_on(archive, end)),
             m,
             due,
             payments_as_of,
