@@ -66,13 +66,14 @@ def _months(first: str, last: str) -> list[str]:
     return out
 
 
-def keyed(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """``frame`` with customer_id as a categorical: joins and group-bys on integer codes.
+def customer_key(*frames: pl.LazyFrame) -> pl.Enum:
+    """An enum of every customer_id in ``frames``, in string order.
 
-    Every frame the stage hands the transforms is keyed so (a join needs both sides
-    alike); categoricals sort by their strings, and the marts' contract casts them back.
+    Cast to it, customer_id joins, groups and sorts on integer codes, in the same order
+    as the strings; the marts' contract casts it back to a string.
     """
-    return frame.with_columns(pl.col("customer_id").cast(pl.Categorical))
+    ids = pl.concat([f.select(pl.col("customer_id").cast(pl.String)) for f in frames]).drop_nulls().unique()
+    return pl.Enum(ids.collect().to_series().sort())
 
 
 def scope_on(archive: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
@@ -130,20 +131,32 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     as_of = dt.date.fromisoformat(max([*pay_days, *held_days[-1:]]))
     payments_as_of = dt.date.fromisoformat(pay_days[-1]) if pay_days else None
 
-    ctx.progress("receivables: bills and payments")
-    bills = keyed(lake.scan(BILLS_MONTHLY))
-    schedule = bill_schedule(bills, cfg.calendar).collect().lazy()
-    ledger = (
-        payment_ledger(keyed(lake.scan(PAYMENTS.clean))).collect().lazy()
-        if pay_days
-        else payment_ledger(keyed(pl.LazyFrame(schema={c.name: c.dtype for c in PAYMENTS.clean.columns})))
-    )
-    status = bill_status_at_due(schedule, ledger).collect().lazy()
-    archive = lake.scan(ARCHIVE.clean)
-
     start = max(_month(min(dates)), bill_months[0])
     last = _month(as_of)  # a bill is issued the month after; months past the data are not ledgered
     ledger_months = _months(start, last)
+
+    ctx.progress("receivables: bills and payments")
+    archive = lake.scan(ARCHIVE.clean)
+    # the receivables already written that the months read back (restatements, credit windows)
+    read_back = [
+        m for m in lake.partitions(RECEIVABLES_MONTHLY) if m >= shift_month(start, 1 - cfg.credit.window_months)
+    ]
+    key = customer_key(
+        archive, lake.scan(BILLS_MONTHLY), lake.scan(PAYMENTS.clean), lake.scan(RECEIVABLES_MONTHLY, read_back)
+    )
+
+    def _keyed(frame: pl.LazyFrame) -> pl.LazyFrame:
+        # every frame handed to the transforms: a join needs both sides alike
+        return frame.with_columns(pl.col("customer_id").cast(key))
+
+    bills = _keyed(lake.scan(BILLS_MONTHLY))
+    schedule = bill_schedule(bills, cfg.calendar).collect().lazy()
+    ledger = (
+        payment_ledger(_keyed(lake.scan(PAYMENTS.clean))).collect().lazy()
+        if pay_days
+        else payment_ledger(_keyed(pl.LazyFrame(schema={c.name: c.dtype for c in PAYMENTS.clean.columns})))
+    )
+    status = bill_status_at_due(schedule, ledger).collect().lazy()
 
     # receivables and credit per ledger month ---------------------------------------
     rows = {RECEIVABLES_MONTHLY.name: 0, CUSTOMER_CREDIT_MONTHLY.name: 0, DUNNING_LIST.name: 0}
@@ -152,8 +165,8 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         ctx.progress(f"receivables: {m}")
         first, month_end = month_bounds(m)
         end = min(month_end, as_of)
-        scope = keyed(scope_on(archive, end)).collect().lazy()
-        previous = keyed(lake.scan(RECEIVABLES_MONTHLY, [m])) if m in lake.partitions(RECEIVABLES_MONTHLY) else None
+        scope = _keyed(scope_on(archive, end)).collect().lazy()
+        previous = _keyed(lake.scan(RECEIVABLES_MONTHLY, [m])) if m in lake.partitions(RECEIVABLES_MONTHLY) else None
         rec = receivables_month(schedule, ledger, m, cfg, scope, previous, as_of).collect()
         lake.write_partition(RECEIVABLES_MONTHLY, m, rec)
         rows[RECEIVABLES_MONTHLY.name] += rec.height
@@ -163,11 +176,11 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         held_rec = [w for w in window if w in lake.partitions(RECEIVABLES_MONTHLY)]
         credit = credit_month(
             m,
-            keyed(lake.scan(BILLS_MONTHLY, [w for w in window if w in bill_months])),
+            _keyed(lake.scan(BILLS_MONTHLY, [w for w in window if w in bill_months])),
             status.filter(pl.col("due_date").is_between(w_first, end)),
-            keyed(lake.scan(RECEIVABLES_MONTHLY, held_rec)),
-            keyed(prepay_below_zero(lake, w_first, end)),
-            keyed(thefts_in(lake, archive, w_first, end)),
+            _keyed(lake.scan(RECEIVABLES_MONTHLY, held_rec)),
+            _keyed(prepay_below_zero(lake, w_first, end)),
+            _keyed(thefts_in(lake, archive, w_first, end)),
             cfg,
         ).collect()
         lake.write_partition(CUSTOMER_CREDIT_MONTHLY, m, credit)
@@ -178,7 +191,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         for day in list_dates(first, month_end, cfg.calendar.due_day):
             if day > as_of + dt.timedelta(days=1):
                 continue
-            listed = dunning(day, schedule, ledger, keyed(credit.lazy()), scope, cfg).collect()
+            listed = dunning(day, schedule, ledger, _keyed(credit.lazy()), scope, cfg).collect()
             lake.write_partition(DUNNING_LIST, day.isoformat(), listed)
             rows[DUNNING_LIST.name] += listed.height
 
@@ -189,16 +202,16 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         first, end = month_bounds(m)
         due = (end + dt.timedelta(days=1)).replace(day=cfg.calendar.due_day)
         days = [d for d in prepay_days if first.isoformat() <= d <= end.isoformat()]
-        prepay_month = keyed(
+        prepay_month = _keyed(
             lake.scan(PREPAY_DAILY, days)
             if days
             else pl.LazyFrame(schema={c.name: c.dtype for c in PREPAY_DAILY.columns})
         )
         rec = recovery(
-            keyed(lake.scan(BILLS_MONTHLY, [m])),
+            _keyed(lake.scan(BILLS_MONTHLY, [m])),
             prepay_month,
             status,
-            keyed(scope_on(archive, end)),
+            _keyed(scope_on(archive, end)),
             m,
             due,
             payments_as_of,
