@@ -261,7 +261,15 @@ def compare(root: Path) -> int:
         else:
             a, e = pl.read_parquet(act), pl.read_parquet(exp)
             same = a.equals(e)
-            print(f"{'same' if same else 'DIFFERENT'} rows: {rel} ({e.height} rows)")
+            # equals() takes -0.0 for 0.0: count the floats whose bits differ all the same
+            signed = 0
+            if same:
+                for c in e.columns:
+                    if e[c].dtype == pl.Float64:
+                        bits = [f.fill_null(1.5).to_numpy().view("u8") for f in (a[c], e[c])]
+                        signed += int((bits[0] != bits[1]).sum())
+            note = f", {signed} zeros of the other sign" if signed else ""
+            print(f"{'same' if same else 'DIFFERENT'} rows: {rel} ({e.height} rows{note})")
             if not same and a.columns == e.columns and a.height == e.height:
                 for c in e.columns:
                     diff = ~(a[c] == e[c]).fill_null(a[c].is_null() & e[c].is_null())

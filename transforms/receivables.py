@@ -543,28 +543,25 @@ def receivables_month(
     first, last = month_bounds(month)
     if as_of is not None and first <= as_of < last:
         last = as_of
-    # cache(): both feed several branches of the plan; computed once
-    issued = schedule.filter(pl.col("issue_date") <= last).cache()
-    to_date = ledger.filter(pl.col("day") <= last).cache()
-    customers = pl.concat([issued.select("customer_id"), to_date.select("customer_id")]).unique()
-    billed = (
-        issued.filter(pl.col("issue_date") >= first)
+    # per customer: what was billed (issued by the end of the month) and paid (to date)
+    in_month = pl.col("issue_date") >= first
+    bills = (
+        schedule.filter(pl.col("issue_date") <= last)
         .group_by("customer_id")
-        .agg(billed_yuan=pl.col("amount_yuan").sum(), bill_month=pl.col("bill_month").max())
-    )
-    paid = (
-        ledger.filter(pl.col("day").is_between(first, last))
-        .group_by("customer_id")
-        .agg(paid_yuan=pl.col("amount_yuan").sum())
-    )
-    total = (
-        customers.join(issued.group_by("customer_id").agg(b=pl.col("amount_yuan").sum()), on="customer_id", how="left")
-        .join(
-            to_date.group_by("customer_id").agg(p=pl.col("amount_yuan").sum()),
-            on="customer_id",
-            how="left",
+        .agg(
+            # sums in integer millionths (see MICRO): the same whatever order the rows come in
+            b=_micro(pl.col("amount_yuan")).sum(),
+            billed_yuan=_micro(pl.col("amount_yuan")).filter(in_month).sum() / MICRO,
+            bill_month=pl.col("bill_month").filter(in_month).max(),
+            # the latest bill's class and area (one bill a month: no ties)
+            customer_class=pl.col("customer_class").get(pl.col("bill_month").arg_max()),
+            area_id=pl.col("area_id").get(pl.col("bill_month").arg_max()),
         )
-        .select("customer_id", arrears_yuan=(pl.col("b").fill_null(0.0) - pl.col("p").fill_null(0.0)).round(2))
+    )
+    to_date = ledger.filter(pl.col("day") <= last)
+    pays = to_date.group_by("customer_id").agg(
+        p=_micro(pl.col("amount_yuan")).sum(),
+        paid_yuan=_micro(pl.col("amount_yuan")).filter(pl.col("day") >= first).sum() / MICRO,
     )
     held = (
         to_date.filter(pl.col("bill_month").is_not_null())
@@ -574,15 +571,9 @@ def receivables_month(
     )
     oldest = oldest_unpaid(schedule, ledger, last, EPS_YUAN)
     fees = late_fees(schedule, ledger, month, rules.late_fee, until=last)
-    cls = issued.group_by("customer_id").agg(
-        customer_class=pl.col("customer_class").sort_by("bill_month").last(),
-        area_id=pl.col("area_id").sort_by("bill_month").last(),
-    )
     out = (
-        customers.join(cls, on="customer_id", how="left")
-        .join(billed, on="customer_id", how="left")
-        .join(paid, on="customer_id", how="left")
-        .join(total, on="customer_id", how="left")
+        bills.join(pays, on="customer_id", how="full", coalesce=True)
+        .with_columns(arrears_yuan=((pl.col("b").fill_null(0) - pl.col("p").fill_null(0)) / MICRO).round(2))
         .join(oldest, on="customer_id", how="left")
         .join(fees, on="customer_id", how="left")
         .join(held, on="customer_id", how="left")
