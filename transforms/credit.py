@@ -14,7 +14,7 @@ import polars as pl
 from meterlake.schemas.customer_credit_monthly import CUSTOMER_CREDIT_MONTHLY
 from meterlake.schemas.dunning_list import DUNNING_LIST
 
-from .receivables import CreditRules, ReceivablesConfig, TierRules, oldest_unpaid
+from .receivables import MICRO, CreditRules, ReceivablesConfig, TierRules, _micro, oldest_unpaid
 
 
 def tier(billed: pl.Expr, rules: TierRules) -> pl.Expr:
@@ -162,25 +162,39 @@ def dunning(
     """dunning_list rows of list date ``day`` (accounts at the end of the day before)."""
     dr, tol = rules.dunning, rules.tolerance.settled_below_yuan
     at = day - dt.timedelta(days=1)
-    overdue = oldest_unpaid(schedule, ledger, at, tol, due_before=day)
-    issued = schedule.filter(pl.col("issue_date") <= at)
+    days = (pl.lit(day) - pl.col("oldest_due_date")).dt.total_days().cast(pl.Int32)
+    overdue = (
+        oldest_unpaid(schedule, ledger, at, tol, due_before=day)
+        .with_columns(days_overdue=days)
+        .filter(pl.col("days_overdue") >= dr.sms_after_days)
+    )
+    # the listed customers' arrears (sums in integer millionths: exact in any order)
+    listed = overdue.select("customer_id")
     arrears = (
-        issued.group_by("customer_id")
+        schedule.filter(pl.col("issue_date") <= at)
+        .join(listed, on="customer_id", how="semi")
+        .group_by("customer_id")
         .agg(
-            b=pl.col("amount_yuan").sum(),
-            customer_class=pl.col("customer_class").sort_by("bill_month").last(),
-            area_id=pl.col("area_id").sort_by("bill_month").last(),
+            b=_micro(pl.col("amount_yuan")).sum(),
+            # the latest bill's (one bill a month: no ties)
+            customer_class=pl.col("customer_class").get(pl.col("bill_month").arg_max()),
+            area_id=pl.col("area_id").get(pl.col("bill_month").arg_max()),
         )
         .join(
-            ledger.filter(pl.col("day") <= at).group_by("customer_id").agg(p=pl.col("amount_yuan").sum()),
+            ledger.filter(pl.col("day") <= at)
+            .join(listed, on="customer_id", how="semi")
+            .group_by("customer_id")
+            .agg(p=_micro(pl.col("amount_yuan")).sum()),
             on="customer_id",
             how="left",
         )
         .select(
-            "customer_id", "customer_class", "area_id", arrears_yuan=(pl.col("b") - pl.col("p").fill_null(0.0)).round(2)
+            "customer_id",
+            "customer_class",
+            "area_id",
+            arrears_yuan=((pl.col("b") - pl.col("p").fill_null(0)) / MICRO).round(2),
         )
     )
-    days = (pl.lit(day) - pl.col("oldest_due_date")).dt.total_days().cast(pl.Int32)
     d = pl.col("days_overdue")
     stop = (d > dr.stop_notice_after_days) & (pl.col("overdue_yuan") >= dr.stop_notice_min_yuan)
     action = (
@@ -197,9 +211,7 @@ def dunning(
     )
     grade_txt = pl.col("credit_grade").fill_null("-")
     out = (
-        overdue.with_columns(days_overdue=days)
-        .filter(pl.col("days_overdue") >= dr.sms_after_days)
-        .join(arrears, on="customer_id", how="left")
+        overdue.join(arrears, on="customer_id", how="left")
         .join(credit.select("customer_id", "credit_grade", "credit_score"), on="customer_id", how="left")
         .join(scope, on="customer_id", how="left")
         .with_columns(overdue_yuan=pl.col("overdue_yuan").round(2), action=action, date=pl.lit(day))

@@ -155,10 +155,16 @@ def bill_schedule(bills: pl.LazyFrame, cal: CalendarRules) -> pl.LazyFrame:
         .rename({"month": "bill_month"})
         .sort("customer_id", "bill_month")
     )
-    return per_month.with_columns(
-        issue_date=_next_month_day(pl.col("bill_month"), cal.issue_day),
-        due_date=_next_month_day(pl.col("bill_month"), cal.due_day),
-        cum_billed_yuan=pl.col("amount_yuan").cum_sum().over("customer_id").round(2),
+    # dates worked out once per month, not per bill
+    dates = (
+        per_month.select(pl.col("bill_month").unique())
+        .with_columns(
+            issue_date=_next_month_day(pl.col("bill_month"), cal.issue_day),
+            due_date=_next_month_day(pl.col("bill_month"), cal.due_day),
+        )
+    )
+    return per_month.join(dates, on="bill_month", how="left", maintain_order="left").with_columns(
+        cum_billed_yuan=(_cum_within(_micro(pl.col("amount_yuan")), "customer_id") / MICRO).round(2),
         prev_bill_month=_shift_within(pl.col("bill_month"), 1, "customer_id"),
     )
 
