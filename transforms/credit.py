@@ -168,11 +168,9 @@ def dunning(
         .with_columns(days_overdue=days)
         .filter(pl.col("days_overdue") >= dr.sms_after_days)
     )
-    # the listed customers' arrears (sums in integer millionths: exact in any order)
-    listed = overdue.select("customer_id")
+    # arrears (sums in integer millionths: exact in any order)
     arrears = (
         schedule.filter(pl.col("issue_date") <= at)
-        .join(listed, on="customer_id", how="semi")
         .group_by("customer_id")
         .agg(
             b=_micro(pl.col("amount_yuan")).sum(),
@@ -182,7 +180,6 @@ def dunning(
         )
         .join(
             ledger.filter(pl.col("day") <= at)
-            .join(listed, on="customer_id", how="semi")
             .group_by("customer_id")
             .agg(p=_micro(pl.col("amount_yuan")).sum()),
             on="customer_id",

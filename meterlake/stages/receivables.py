@@ -155,7 +155,9 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         # every frame handed to the transforms: a join needs both sides alike
         return frame.with_columns(pl.col("customer_id").cast(key))
 
-    bills = _keyed(lake.scan(BILLS_MONTHLY))
+    # the bills' columns the transforms read, read and keyed once
+    used = ["month", "customer_id", "period_end", "area_id", "customer_class", "prepay", "amount_yuan", "status"]
+    bills = _keyed(lake.scan(BILLS_MONTHLY).select(used)).collect().lazy()
     schedule = bill_schedule(bills, cfg.calendar).collect(engine=IN_MEMORY).lazy()
     ledger = (
         payment_ledger(_keyed(lake.scan(PAYMENTS.clean))).collect(engine=IN_MEMORY).lazy()
@@ -182,7 +184,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         held_rec = [w for w in window if w in lake.partitions(RECEIVABLES_MONTHLY)]
         credit = credit_month(
             m,
-            _keyed(lake.scan(BILLS_MONTHLY, [w for w in window if w in bill_months])),
+            bills.filter(pl.col("month").is_in(window)),
             status.filter(pl.col("due_date").is_between(w_first, end)),
             _keyed(lake.scan(RECEIVABLES_MONTHLY, held_rec)),
             _keyed(prepay_below_zero(lake, w_first, end)),
@@ -214,7 +216,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             else pl.LazyFrame(schema={c.name: c.dtype for c in PREPAY_DAILY.columns})
         )
         rec = recovery(
-            _keyed(lake.scan(BILLS_MONTHLY, [m])),
+            bills.filter(pl.col("month") == m),
             prepay_month,
             status,
             _keyed(scope_on(archive, end)),
