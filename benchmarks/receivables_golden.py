@@ -93,9 +93,7 @@ def synthesise(lake: Lake, n: int = 600, seed: int = 11) -> None:
             amount_yuan=pl.Series(np.round(amt[split] - np.round(amt[split] * 0.4, 2), 2)),
         )
         lake.write_partition(BILLS_MONTHLY, m, _fill(pl.concat([base, extra]), BILLS_MONTHLY.schema))
-    lake.write_partition(
-        METER_DAILY, "2026-02-27", _fill(pl.DataFrame({"date": [D(2026, 2, 27)]}), METER_DAILY.schema)
-    )
+    lake.write_partition(METER_DAILY, "2026-02-27", _fill(pl.DataFrame({"date": [D(2026, 2, 27)]}), METER_DAILY.schema))
     rows = []
     behaviour = rng.random(n)  # per customer: < .7 on time, < .85 late, < .9 chronic, < .95 overpayer, else mixed
     for k, m in enumerate(BILL_MONTHS):
@@ -276,7 +274,9 @@ def compare(root: Path) -> int:
                     if a[c].dtype == pl.Float64:  # -0.0 and 0.0 compare equal: look at the bits
                         diff |= pl.Series(a[c].to_numpy().view("u8") != e[c].to_numpy().view("u8"))
                     if diff.any():
-                        print(f"  {c}: expected {e[c].filter(diff).head(5).to_list()}, got {a[c].filter(diff).head(5).to_list()}")
+                        print(
+                            f"  {c}: expected {e[c].filter(diff).head(5).to_list()}, got {a[c].filter(diff).head(5).to_list()}"
+                        )
         bad += not same
     print("identical" if bad == 0 else f"{bad} outputs differ")
     return bad

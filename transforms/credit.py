@@ -179,9 +179,7 @@ def dunning(
             area_id=pl.col("area_id").get(pl.col("bill_month").arg_max()),
         )
         .join(
-            ledger.filter(pl.col("day") <= at)
-            .group_by("customer_id")
-            .agg(p=_micro(pl.col("amount_yuan")).sum()),
+            ledger.filter(pl.col("day") <= at).group_by("customer_id").agg(p=_micro(pl.col("amount_yuan")).sum()),
             on="customer_id",
             how="left",
         )

@@ -156,12 +156,9 @@ def bill_schedule(bills: pl.LazyFrame, cal: CalendarRules) -> pl.LazyFrame:
         .sort("customer_id", "bill_month")
     )
     # dates worked out once per month, not per bill
-    dates = (
-        per_month.select(pl.col("bill_month").unique())
-        .with_columns(
-            issue_date=_next_month_day(pl.col("bill_month"), cal.issue_day),
-            due_date=_next_month_day(pl.col("bill_month"), cal.due_day),
-        )
+    dates = per_month.select(pl.col("bill_month").unique()).with_columns(
+        issue_date=_next_month_day(pl.col("bill_month"), cal.issue_day),
+        due_date=_next_month_day(pl.col("bill_month"), cal.due_day),
     )
     return per_month.join(dates, on="bill_month", how="left", maintain_order="left").with_columns(
         cum_billed_yuan=(_cum_within(_micro(pl.col("amount_yuan")), "customer_id") / MICRO).round(2),
@@ -457,9 +454,7 @@ def late_fees(
             how="inner",
         )
         .sort("customer_id", "bill_month", "day", "txn_id")
-        .with_columns(
-            c=_cum_within(_micro(pl.col("amount_yuan")), "customer_id", "bill_month").clip(0, pl.col("bill"))
-        )
+        .with_columns(c=_cum_within(_micro(pl.col("amount_yuan")), "customer_id", "bill_month").clip(0, pl.col("bill")))
         .with_columns(
             dc=pl.col("c") - _shift_within(pl.col("c"), 1, "customer_id", "bill_month").fill_null(0),
             day=pl.max_horizontal("day", "issue_date"),
@@ -483,17 +478,13 @@ def late_fees(
     # before the month: one opening row on its first day
     changes = changes.with_columns(day=pl.max_horizontal("day", pl.lit(first))).filter(pl.col("day") <= last)
     earlier = (
-        sched.filter(pl.col("due_date") < jan1)
-        .group_by("customer_id")
-        .agg(b_prev=_micro(pl.col("amount_yuan")).sum())
+        sched.filter(pl.col("due_date") < jan1).group_by("customer_id").agg(b_prev=_micro(pl.col("amount_yuan")).sum())
     )
     # a customer's events in day order; the state after a day's last event holds until the
     # next day with events (rows of one day but its last get 0 days)
     state = (
         changes.sort("customer_id", "day")
-        .with_columns(
-            pl.col(c).pipe(_cum_within, "customer_id") for c in ("p", "b", "n_open", "n_year")
-        )
+        .with_columns(pl.col(c).pipe(_cum_within, "customer_id") for c in ("p", "b", "n_open", "n_year"))
         .with_columns(
             days=(
                 _shift_within(pl.col("day"), -1, "customer_id").fill_null(last + dt.timedelta(days=1)) - pl.col("day")

@@ -20,6 +20,7 @@ bill. Every write replaces one partition atomically.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Final
 
 import polars as pl
 
@@ -57,7 +58,7 @@ STAGE = "receivables"
 #: month's receivables, the dunning lists): on a county month (500k customers) the
 #: in-memory engine took about half the CPU time of the streaming one on this project's
 #: 2-core machine; the other plans scan files and stay on the default (streaming) engine
-IN_MEMORY = "in-memory"
+IN_MEMORY: Final = "in-memory"
 
 
 def _month(d: dt.date) -> str:
