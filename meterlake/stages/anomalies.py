@@ -148,14 +148,14 @@ class _Observed:
         window = [d for d in window if d.isoformat() in self.curve_days]
         for d in [d for d in self.days if d not in window]:
             del self.days[d]
+        if len(window) < self.rules.min_days:  # no customer can have enough days: nothing to read
+            return None
         for d in window:
             if d not in self.days:
                 self.progress(f"anomalies: observer summaries {d}")
                 curves = self.lake.scan(CURVES.clean, [d.isoformat()]).select("meter_id", *observer.SLOT_COLUMNS)
                 members = self.lake.scan(METER_DAILY, [d]).select(list(observer.MEMBER_COLUMNS))
                 self.days[d] = observer.day_summaries(curves, members, d, self.rules)
-        if len(window) < self.rules.min_days:
-            return None
         return observer.indicator(
             pl.concat([self.days[d][0] for d in window]), pl.concat([self.days[d][1] for d in window]), day, self.rules
         )
