@@ -663,7 +663,14 @@ def test_false_data_injection_one_attacker_per_area_on_its_tampered_days(
     # h2 records nothing for at least 4 hours (16 slots) in a row
     zeros = seen.filter(pl.col.kind == "theft_h2").select(
         pl.concat_list(slots)
-        .list.eval((pl.element() == 0).cast(pl.Int32).rle().struct.field("len").filter((pl.element() == 0).rle().struct.field("value")).max())
+        .list.eval(
+            (pl.element() == 0)
+            .cast(pl.Int32)
+            .rle()
+            .struct.field("len")
+            .filter((pl.element() == 0).rle().struct.field("value"))
+            .max()
+        )
         .list.first()
         .alias("run")
     )

@@ -327,7 +327,10 @@ class TheftCaseRules(BaseModel):
         3.0, ge=0, description="违约使用电费 as a multiple of 追补电费 (供电营业规则 art. 102: three times)"
     )
     min_observer: float = Field(
-        0.6, ge=0, le=1, description="an observer strength (shape theft seen by the area master) of at least this becomes a theft case"
+        0.6,
+        ge=0,
+        le=1,
+        description="an observer strength (shape theft seen by the area master) of at least this becomes a theft case",
     )
 
 
@@ -344,7 +347,9 @@ class ObserverRules(BaseModel):
     zero_kwh: float = Field(0.0, ge=0, description="a collected slot at or below this (kWh, primary) counts as zero")
     floor_kwh: float = Field(1e-3, gt=0, description="slots below this (kWh) count as this in the roughness")
     min_usual_cv: float = Field(
-        0.1, ge=0, description="a usual day flatter than this (coefficient of variation) gives no flat or shape strength"
+        0.1,
+        ge=0,
+        description="a usual day flatter than this (coefficient of variation) gives no flat or shape strength",
     )
     low: Ramp = Field(Ramp(lo=0.35, hi=0.7), description="1 - day kWh / usual day kWh")
     flat: Ramp = Field(Ramp(lo=0.5, hi=0.85), description="1 - the day's CV / the usual day's CV (over blocks)")
@@ -361,8 +366,12 @@ class ObserverRules(BaseModel):
         description="the first usual day is the median of this share of the customer's days with the most energy "
         "(a thief recording less on most of its days does not set it)",
     )
-    suspect_day: float = Field(0.5, ge=0, le=1, description="a day this strong is suspect (and not used for the usual day)")
-    min_usual_days: int = Field(3, ge=1, description="calm days needed to relearn the usual day without the suspect ones")
+    suspect_day: float = Field(
+        0.5, ge=0, le=1, description="a day this strong is suspect (and not used for the usual day)"
+    )
+    min_usual_days: int = Field(
+        3, ge=1, description="calm days needed to relearn the usual day without the suspect ones"
+    )
     top_days: int = Field(3, ge=1, description="the day part is the mean of this many strongest day strengths")
     max_fill_share: float = Field(
         0.002, ge=0, description="an area-day whose customers' filled kWh exceed this share of the master is not used"
@@ -370,7 +379,10 @@ class ObserverRules(BaseModel):
     min_spread_kwh: float = Field(1e-3, gt=0, description="floor of the area excess loss's spread (kWh per block)")
     t: Ramp = Field(Ramp(lo=1.0, hi=4.0), description="the area loss's confirmation t on the suspect days")
     floor: float = Field(
-        0.5, ge=0, le=1, description="share of the day part kept when the area loss does not confirm (t at or below t.lo)"
+        0.5,
+        ge=0,
+        le=1,
+        description="share of the day part kept when the area loss does not confirm (t at or below t.lo)",
     )
     min_strength: float = Field(0.3, ge=0, le=1, description="a strength below this counts as 0")
 

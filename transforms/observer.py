@@ -118,7 +118,11 @@ def day_summaries(
     if missing:
         raise ObserverInputError(f"observer: meter_daily lacks {missing}; it has {have}")
     m = (
-        m.filter((pl.col("date") == day) & pl.col("area_id").is_not_null() & pl.col("role").is_in(["customer", "area_master"]))
+        m.filter(
+            (pl.col("date") == day)
+            & pl.col("area_id").is_not_null()
+            & pl.col("role").is_in(["customer", "area_master"])
+        )
         .select("meter_id", "area_id", "role", pl.col("multiplier").fill_null(1.0), "kwh")
         .unique("meter_id", keep="first")
     )
@@ -170,16 +174,30 @@ def day_summaries(
         schema_overrides={"date": pl.Date},
     )
     customers = out.filter(pl.col("_customer")).drop("_customer", "_filled")
-    masters = out.filter(~pl.col("_customer")).group_by("area_id").agg(
-        *(pl.col(b).sum().alias("m" + b[1:]) for b in names), pl.col("actual").min().alias("master_actual")
+    masters = (
+        out.filter(~pl.col("_customer"))
+        .group_by("area_id")
+        .agg(*(pl.col(b).sum().alias("m" + b[1:]) for b in names), pl.col("actual").min().alias("master_actual"))
     )
-    sums = out.filter(pl.col("_customer")).group_by("area_id").agg(
-        *(pl.col(b).cast(pl.Float64).sum().alias("s" + b[1:]) for b in names), pl.col("_filled").sum().alias("filled_kwh")
+    sums = (
+        out.filter(pl.col("_customer"))
+        .group_by("area_id")
+        .agg(
+            *(pl.col(b).cast(pl.Float64).sum().alias("s" + b[1:]) for b in names),
+            pl.col("_filled").sum().alias("filled_kwh"),
+        )
     )
     areas = (
         masters.join(sums, on="area_id", how="inner")
         .with_columns(pl.lit(day).alias("date"))
-        .select("date", "area_id", *("m" + b[1:] for b in names), *("s" + b[1:] for b in names), "filled_kwh", "master_actual")
+        .select(
+            "date",
+            "area_id",
+            *("m" + b[1:] for b in names),
+            *("s" + b[1:] for b in names),
+            "filled_kwh",
+            "master_actual",
+        )
         .sort("area_id")
     )
     return customers.sort("area_id", "meter_id"), areas
@@ -251,8 +269,13 @@ def _masked_median(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 
 def _day_strengths(
-    blocks: np.ndarray, run: np.ndarray, rough: np.ndarray, usual: np.ndarray, usual_run: np.ndarray,
-    usual_rough: np.ndarray, rules: ObserverRules,
+    blocks: np.ndarray,
+    run: np.ndarray,
+    rough: np.ndarray,
+    usual: np.ndarray,
+    usual_run: np.ndarray,
+    usual_rough: np.ndarray,
+    rules: ObserverRules,
 ) -> np.ndarray:
     """(patterns, customers, days) strengths of each day against the usual day."""
     eps = 1e-9
@@ -261,7 +284,9 @@ def _day_strengths(
     low = _ramp(1.0 - blocks.sum(2) / np.maximum(e_u, eps), rules.low.lo, rules.low.hi)
     cv_b = blocks.std(2) / np.maximum(blocks.mean(2), eps)
     cv_u = (usual.std(1) / np.maximum(usual.mean(1), eps))[:, None]
-    flat = np.where(cv_u > rules.min_usual_cv, _ramp(1.0 - cv_b / np.maximum(cv_u, eps), rules.flat.lo, rules.flat.hi), 0.0)
+    flat = np.where(
+        cv_u > rules.min_usual_cv, _ramp(1.0 - cv_b / np.maximum(cv_u, eps), rules.flat.lo, rules.flat.hi), 0.0
+    )
     zero = _ramp(run - usual_run[:, None], rules.zero_slots.lo, rules.zero_slots.hi)
     rgh = _ramp(rough - usual_rough[:, None], rules.rough.lo, rules.rough.hi)
     c_u = _corr(blocks, u)
@@ -343,9 +368,11 @@ def indicator(
         keep = ad >= 0
         master = aw.select("m" + b[1:] for b in names).to_numpy()[keep]
         recorded = aw.select("s" + b[1:] for b in names).to_numpy()[keep]
-        ok = (aw["master_actual"].to_numpy()[keep] >= 1.0) & (
-            aw["filled_kwh"].to_numpy()[keep] <= rules.max_fill_share * master.sum(1)
-        ) & (master.sum(1) > 0)
+        ok = (
+            (aw["master_actual"].to_numpy()[keep] >= 1.0)
+            & (aw["filled_kwh"].to_numpy()[keep] <= rules.max_fill_share * master.sum(1))
+            & (master.sum(1) > 0)
+        )
         loss = master - recorded
         ai_k, ad_k = ai_rows[keep], ad[keep]
         share = np.where(ok, loss.sum(1) / np.where(master.sum(1) > 0, master.sum(1), 1.0), np.nan)
@@ -401,7 +428,9 @@ def indicator(
     ).with_columns(pl.col("d_observer").cast(pl.Date))
     out = out.filter(pl.col("s_observer") > 0)
     suspect_dates = pl.Series(
-        "_dates", [[str(dates[j]) for j in np.flatnonzero(suspect[i])] for i in np.flatnonzero(s > 0)], dtype=pl.List(pl.String)
+        "_dates",
+        [[str(dates[j]) for j in np.flatnonzero(suspect[i])] for i in np.flatnonzero(s > 0)],
+        dtype=pl.List(pl.String),
     )
     out = out.with_columns(suspect_dates)
     ev = pl.struct(
@@ -493,4 +522,13 @@ def reason_text() -> pl.Expr:
     )
 
 
-__all__ = ["MEMBER_COLUMNS", "PATTERNS", "ObserverInputError", "cases", "day_summaries", "indicator", "no_rows", "reason_text"]
+__all__ = [
+    "MEMBER_COLUMNS",
+    "PATTERNS",
+    "ObserverInputError",
+    "cases",
+    "day_summaries",
+    "indicator",
+    "no_rows",
+    "reason_text",
+]

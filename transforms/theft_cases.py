@@ -82,7 +82,7 @@ def theft_cases(
         evidence_text=_words(ev),
     )
     if observed is not None and observed.height:
-        cases = pl.concat([cases, observed.select(cases.columns).cast(cases.schema)]).unique(  # type: ignore[arg-type]
+        cases = pl.concat([cases, observed.select(cases.columns).cast(cases.schema)]).unique(
             "meter_id", keep="first", maintain_order=True
         )
     window = meter_days.join(cases.select("meter_id", "window_start"), on="meter_id").filter(

@@ -104,9 +104,8 @@ def _theft_cases(
         found = diagnosis.filter(pl.col("date") == day)
         seen = (observed or {}).get(day)
         meters = pl.concat([found["meter_id"], seen["meter_id"] if seen is not None else found["meter_id"]]).unique()
-        starts = [found["window_start"].min()] if found.height else []
-        starts += [seen["window_start"].min()] if seen is not None and seen.height else []
-        start = min(starts) if starts else day
+        both = pl.concat([found["window_start"], seen["window_start"]]) if seen is not None else found["window_start"]
+        start = both.min() if both.len() else day
         span = [h for h in held if start <= h <= day]  # type: ignore[operator]
         meter_days = (
             lake.scan(METER_DAILY, span)

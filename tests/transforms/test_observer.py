@@ -73,7 +73,10 @@ def _area(recorded: np.ndarray, true: np.ndarray) -> tuple[list[pl.DataFrame], l
         rows = [(f"C{c:02d}", "customer", recorded[c, d]) for c in range(CUSTOMERS)] + [("M", "area_master", master[d])]
         curves.append(
             pl.DataFrame(
-                {"meter_id": [r[0] for r in rows], **{s: [float(r[2][i]) for r in rows] for i, s in enumerate(SLOT_COLUMNS)}}
+                {
+                    "meter_id": [r[0] for r in rows],
+                    **{s: [float(r[2][i]) for r in rows] for i, s in enumerate(SLOT_COLUMNS)},
+                }
             )
         )
         members.append(
@@ -93,7 +96,10 @@ def _area(recorded: np.ndarray, true: np.ndarray) -> tuple[list[pl.DataFrame], l
 
 def _run(recorded: np.ndarray, true: np.ndarray, rules: ObserverRules = RULES) -> pl.DataFrame:
     curves, members = _area(recorded, true)
-    parts = [day_summaries(c, m, START + dt.timedelta(days=d), rules) for d, (c, m) in enumerate(zip(curves, members, strict=True))]
+    parts = [
+        day_summaries(c, m, START + dt.timedelta(days=d), rules)
+        for d, (c, m) in enumerate(zip(curves, members, strict=True))
+    ]
     return indicator(pl.concat([p[0] for p in parts]), pl.concat([p[1] for p in parts]), END, rules)
 
 
@@ -197,3 +203,69 @@ def test_masked_quantile_by_hand() -> None:
     assert med[1] == pytest.approx(4.0)  # of 4, 2, 6
     assert np.isnan(med[2])
     assert _masked_quantile(v, keep, 0.25)[1] == pytest.approx(3.0)  # 2, 4, 6: a quarter of the way = 3
+
+
+def test_observer_cases_are_priced_beside_the_balance_ones() -> None:
+    from meterlake.transforms.observer import cases
+    from meterlake.transforms.theft_cases import theft_cases
+
+    day = dt.date(2026, 1, 30)
+    ev = json.dumps({"window_start": "2026-01-17", "window_end": "2026-01-30", "suspect_days": ["2026-01-20"]})
+    ind = pl.DataFrame(
+        {
+            "meter_id": ["M1", "M2"],
+            "customer_id": ["C1", "C2"],
+            "area_id": ["A1", "A1"],
+            "s_observer": [0.9, 0.4],  # M2 under the case threshold
+            "d_observer": [dt.date(2026, 1, 20)] * 2,
+            "ev_observer": [ev, ev],
+            "_observer_days": [4, 1],
+            "_observer_window": [14, 14],
+            "_observer_pattern": ["low", "flat"],
+            "_observer_kwh": [12.0, 3.0],
+            "_observer_recorded": [8.0, 5.0],
+            "_observer_t": [6.5, 0.2],
+            "_observer_checked": [True, True],
+        }
+    )
+    found = cases(ind, day, 0.6)
+    assert found["meter_id"].to_list() == ["M1"]
+    prices = pl.DataFrame(
+        {
+            "tariff_id": ["RES"],
+            "date": [day],
+            **{f"price_{r}_yuan_per_kwh": [0.5] for r in ("sharp", "peak", "flat", "valley")},
+        }
+    )
+    meter_days = pl.DataFrame(
+        {
+            "meter_id": ["M1"],
+            "date": [dt.date(2026, 1, 20)],
+            "tariff_id": ["RES"],
+            "kwh": [8.0],
+            **{f"kwh_{r}": [2.0] for r in ("sharp", "peak", "flat", "valley")},
+        }
+    )
+    empty = pl.DataFrame(
+        schema={
+            "date": pl.Date,
+            "window_start": pl.Date,
+            "area_id": pl.String,
+            "kind": pl.String,
+            "rule": pl.String,
+            "meter_id": pl.String,
+            "customer_id": pl.String,
+            "score": pl.Float64,
+            "days": pl.Int32,
+            "evidence": pl.String,
+        }
+    )
+    inspections = pl.DataFrame(schema={"meter_id": pl.String, "inspection_date": pl.Date, "outcome": pl.String})
+    out = theft_cases(empty, meter_days, prices, inspections, day, 0.2, 3.0, found).row(0, named=True)
+    assert out["window_start"] == dt.date(2026, 1, 17)
+    assert out["stolen_kwh"] == pytest.approx(12.0)
+    assert out["unrecorded_share"] == pytest.approx(12.0 / 20.0)
+    assert out["back_charge_yuan"] == pytest.approx(6.0)  # 12 kWh at 0.5 yuan
+    assert out["penalty_yuan"] == pytest.approx(18.0)
+    assert out["evidence_text"].startswith("4 of 14 days since 2026-01-20: far less energy")
+    assert "14天中4天电量远低于其常态日" in out["evidence_text"]
