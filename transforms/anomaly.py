@@ -377,7 +377,7 @@ class ObserverRules(BaseModel):
         0.002, ge=0, description="an area-day whose customers' filled kWh exceed this share of the master is not used"
     )
     min_spread_kwh: float = Field(1e-3, gt=0, description="floor of the area excess loss's spread (kWh per block)")
-    t: Ramp = Field(Ramp(lo=1.0, hi=4.0), description="the area loss's confirmation t on the suspect days")
+    t: Ramp = Field(Ramp(lo=0.5, hi=2.5), description="the area loss's confirmation t on the suspect days")
     floor: float = Field(
         0.5,
         ge=0,

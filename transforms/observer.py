@@ -296,6 +296,51 @@ def _day_strengths(
     return np.stack([low, flat, zero, rgh, rev, shape])
 
 
+def _confirmation(
+    excess: np.ndarray,
+    valid: np.ndarray,
+    area_of: np.ndarray,
+    suspect: np.ndarray,
+    usual: np.ndarray,
+    blocks: np.ndarray,
+    min_spread: float,
+) -> np.ndarray:
+    """Per customer, how far the area's excess loss on its suspect days follows the deficit they imply.
+
+    A suspect day d implies the deficit δ_d = usual − recorded (per block); its match
+    with the area's excess loss of day d' is m(d, d') = <excess_d', δ_d>. The statistic
+    compares Σ_d m(d, d) over the suspect days with what the same deficits give against
+    the area's excess loss of the customer's calm usable days (a permutation null: the
+    mean and variance of m(d, ·) over those days), so the area's own structure — other
+    thefts, a master stepping in kWh, weekly cycles — sets the scale, not an assumed
+    white noise: t = (Σ_d m(d, d) − Σ_d mean m(d, ·)) / sqrt(Σ_d var m(d, ·)). 0
+    without a suspect usable day or with fewer than 3 calm usable days.
+    """
+    n = len(area_of)
+    t = np.zeros(n)
+    v = valid[area_of]  # (customers, days)
+    use = suspect & v
+    calm = v & ~suspect
+    who = np.flatnonzero(use.any(1) & (calm.sum(1) >= 3))
+    for part in np.array_split(who, max(1, len(who) // 20000 + 1)):  # chunks of customers, bounded memory
+        if not len(part):
+            continue
+        deficit = np.where(use[part][:, :, None], usual[part][:, None, :] - blocks[part], 0.0)
+        ex = excess[area_of[part]]  # (k, days, blocks)
+        m = np.einsum("kdb,keb->kde", deficit, ex)  # m[k, d, e] = <excess_e, deficit_d>
+        ok = calm[part][:, None, :]
+        cnt = ok.sum(2)
+        mean = np.where(ok, m, 0.0).sum(2) / cnt
+        var = np.where(ok, (m - mean[:, :, None]) ** 2, 0.0).sum(2) / np.maximum(cnt - 1, 1)
+        diag = np.einsum("kdd->kd", m)
+        sel = use[part]
+        num = np.where(sel, diag - mean, 0.0).sum(1)
+        den = np.sqrt(np.where(sel, var, 0.0).sum(1))
+        floor = min_spread * np.sqrt(np.where(sel[:, :, None], deficit**2, 0.0).sum((1, 2)))
+        t[part] = num / np.maximum(den, np.maximum(floor, 1e-12))
+    return t
+
+
 def indicator(
     customers: pl.DataFrame,
     areas: pl.DataFrame,
@@ -383,18 +428,9 @@ def indicator(
         valid[ai_k, ad_k] = ok
     centre = np.nan_to_num(_masked_median(excess, valid))
     excess = np.where(valid[:, :, None], excess - centre[:, None, :], 0.0)
-    spread = np.ones(na)
-    for_mad = np.where(valid[:, :, None], np.abs(excess), np.nan).reshape(na, -1)
-    has = valid.any(1)
-    if has.any():
-        spread[has] = _masked_median(for_mad[has][:, :, None], ~np.isnan(for_mad[has]))[:, 0] / 0.6745
-    spread = np.maximum(spread, rules.min_spread_kwh)
     area_of = np.array([area_index[a] for a in ids["area_id"].to_list()], dtype=np.int64)
     suspect = (strength >= rules.suspect_day) & seen
-    deficit = np.where((suspect & valid[area_of])[:, :, None], usual[:, None, :] - bz, 0.0)
-    num = (excess[area_of] * deficit).sum((1, 2))
-    norm = np.sqrt((deficit**2).sum((1, 2)))
-    t = np.where(norm > 0, num / (spread[area_of] * np.where(norm > 0, norm, 1.0)), 0.0)
+    t = _confirmation(excess, valid, area_of, suspect, usual, bz, rules.min_spread_kwh)
     confirmed = suspect & valid[area_of]
     checked = confirmed.any(1)
     factor = np.where(checked, rules.floor + (1 - rules.floor) * _ramp(t, rules.t.lo, rules.t.hi), rules.floor)
