@@ -379,7 +379,7 @@ class ObserverRules(BaseModel):
     min_spread_kwh: float = Field(1e-3, gt=0, description="floor of the area excess loss's spread (kWh per block)")
     t: Ramp = Field(Ramp(lo=0.5, hi=2.5), description="the area loss's confirmation t on the suspect days")
     floor: float = Field(
-        0.5,
+        0.75,
         ge=0,
         le=1,
         description="share of the day part kept when the area loss does not confirm (t at or below t.lo)",
