@@ -283,7 +283,7 @@ class Weights(BaseModel):
     loss_multiplier: float = Field(0.5, ge=0, description=INDICATORS["loss_multiplier"][2])
     loss_mapping: float = Field(0.3, ge=0, description=INDICATORS["loss_mapping"][2])
     balance: float = Field(2.0, ge=0, description=INDICATORS["balance"][2])
-    observer: float = Field(2.0, ge=0, description=INDICATORS["observer"][2])
+    observer: float = Field(4.0, ge=0, description=INDICATORS["observer"][2])
     model: float = Field(2.0, ge=0, description=INDICATORS["model"][2])
 
 
