@@ -327,7 +327,7 @@ class TheftCaseRules(BaseModel):
         3.0, ge=0, description="违约使用电费 as a multiple of 追补电费 (供电营业规则 art. 102: three times)"
     )
     min_observer: float = Field(
-        0.6,
+        0.9,
         ge=0,
         le=1,
         description="an observer strength (shape theft seen by the area master) of at least this becomes a theft case",
