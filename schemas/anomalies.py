@@ -91,6 +91,12 @@ INDICATORS: dict[str, tuple[str, str, str]] = {
         "interval energy balance of the area: the share of the customer's use its meter does not record "
         "(loss_diagnosis theft_candidate by loss.diagnosis.theft_candidate.balance)",
     ),
+    "observer": (
+        "anomaly.loss.observer",
+        "总表观测曲线篡改",
+        "the area master meter as observer: days on which the customer's recorded curve departs from its usual "
+        "day (less energy, flat, a zero window, noisy slots, reversed) and the area's loss rises by what it hides",
+    ),
     "model": (
         "anomaly.model.theft_probability",
         "稽查模型窃电概率",
