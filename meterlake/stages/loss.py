@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from pathlib import Path
 from collections import Counter
+from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
@@ -222,7 +222,10 @@ class BalanceModel(_Strict):
     day_bases: int = Field(12, ge=1, le=48, description="smooth time-of-day terms absorbed from each area-day's loss")
     load_power: float = Field(1.0, ge=0.0, le=4.0, description="a slot weighs 1 / (smoothed area load)^load_power")
     day_shapes: int = Field(
-        3, ge=0, le=12, description="common shapes of the day's curves absorbed beside the bumps (areas of 30 customers up)"
+        3,
+        ge=0,
+        le=12,
+        description="common shapes of the day's curves absorbed beside the bumps (areas of 30 customers up)",
     )
     min_t: float = Field(4.0, gt=0, description="a coefficient must stand this many standard errors from the area's")
     theft_min_share: float = Field(0.1, gt=0, lt=1, description="least unrecorded share of a theft candidate")

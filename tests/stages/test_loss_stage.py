@@ -289,7 +289,7 @@ def test_the_balance_keeps_each_day_and_a_window_reads_the_kept_days(tmp_path: P
     shape /= shape.sum()
     true = {f"c{i}": rng.uniform(5, 15) * shape[None, :] * rng.lognormal(0, 0.4, (7, 96)) for i in range(12)}
     rec = {m: (0.4 * v if m == "c0" else v) for m, v in true.items()}
-    master = sum(true.values()) * 1.03  # 3% technical loss on the true load
+    master = np.sum(list(true.values()), axis=0) * 1.03  # 3% technical loss on the true load
     lk = Lake(tmp_path / "lake")
     for k, d in enumerate(days):
         series = {"M": master[k], **{m: v[k] for m, v in rec.items()}}
@@ -299,7 +299,11 @@ def test_the_balance_keeps_each_day_and_a_window_reads_the_kept_days(tmp_path: P
             pl.DataFrame(
                 {"meter_id": list(series), "data_date": [d] * len(series)}
                 | {f"p{s + 1}": [float(v[s]) for v in series.values()] for s in range(96)}
-                | {"source_file": ["f"] * len(series), "source_line": [1] * len(series), "delivered_at": [None] * len(series)}
+                | {
+                    "source_file": ["f"] * len(series),
+                    "source_line": [1] * len(series),
+                    "delivered_at": [None] * len(series),
+                }
             ),
         )
         n = len(series)

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-
 from polars.testing import assert_frame_equal
 
 from meterlake.transforms.balance import SLOT_COLUMNS, BalanceRules, balance, day_state
@@ -262,9 +261,7 @@ def test_a_days_statistics_come_from_that_day_alone() -> None:
     curves, members = _frames(meters)
     day = START + dt.timedelta(days=5)
     whole = day_state(curves, members, day, RULES)
-    alone = day_state(
-        curves.filter(pl.col("data_date") == day), members.filter(pl.col("date") == day), day, RULES
-    )
+    alone = day_state(curves.filter(pl.col("data_date") == day), members.filter(pl.col("date") == day), day, RULES)
     assert_frame_equal(whole[0], alone[0])
     assert_frame_equal(whole[1], alone[1])
     assert whole[1].height == 8 and whole[0]["slots"].to_list() == [96]
