@@ -247,13 +247,17 @@ def _paths(params: Mapping[str, Any], inherited: Mapping[str, Any] | None = None
         value = params.get(key) or inherited.get(key)
         if not value:
             value = _settings_default(key)
-        out[key] = str(Path(value).expanduser().resolve())
+        # an object-store prefix (s3://bucket/prefix) stays as given
+        out[key] = str(value) if "://" in str(value) else str(Path(value).expanduser().resolve())
     return out
 
 
 def _settings_default(key: str) -> str:
     from meterlake.settings import Settings
 
+    env = os.environ.get(f"METERLAKE_{key.upper()}", "")
+    if "://" in env:  # an object-store prefix: Settings takes local paths only
+        return env
     return str(getattr(Settings(), key))
 
 
@@ -400,3 +404,57 @@ def run_stage(stage: str, plan: Mapping[str, Any]) -> dict[str, Any]:
 def event_extra(done: Mapping[str, Any]) -> dict[str, Any]:
     """Asset-event extra: what a consumer needs (dates, paths, run id) and the row counts."""
     return {k: done[k] for k in ("dates", "lake", "landing", "run_id", "stage", "rows", "month") if k in done}
+
+
+# --- the fan-out over org units (dags/meterlake_province.py) ---------------------------
+def _unit_settings() -> Any:
+    """The worker's settings with the paths left out: a plan names them (s3:// URLs included)."""
+    from pathlib import Path
+
+    from meterlake.settings import Settings
+
+    return Settings(landing=Path("."), lake=Path("."))
+
+
+def province_split(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Split the new landing files by org unit; one unit of work per unit of the run."""
+    from meterlake import pipeline
+
+    units = pipeline.split_units(_unit_settings(), plan["landing"], plan["lake"], plan["run_id"])
+    wanted = plan.get("orgs") or units
+    log.info("units of the lake: %s; this run: %s", units, wanted)
+    return [{**plan, "org": org} for org in sorted(wanted)]
+
+
+def province_unit(work: Mapping[str, Any], stages: list[str] | None = None) -> dict[str, Any]:
+    """Every stage (or ``stages``) of one unit's shard; a StageError fails it without retries."""
+    from meterlake import pipeline
+    from meterlake.pipeline import LakeBusy
+    from meterlake.stages import StageError
+
+    dates = [dt.date.fromisoformat(d) for d in work["dates"]]
+    try:
+        record = pipeline.run_unit(
+            _unit_settings(), work["landing"], work["lake"], work["org"], dates, work["run_id"], stages=stages
+        )
+    except LakeBusy:
+        raise  # another writer holds the unit: a retry later can succeed
+    except StageError as exc:
+        raise AirflowFailException(f"unit {work['org']}: {exc}") from exc
+    return {"org": work["org"], "status": record["status"], "dates": record.get("dates", work["dates"])}
+
+
+def province_record(plan: Mapping[str, Any], units: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Write the run record naming every unit's status; fail (alerting) when a unit is missing."""
+    from meterlake import pipeline
+
+    orgs = [u["org"] for u in units]
+    record = pipeline.record_units(
+        _unit_settings(), plan["lake"], plan["run_id"], orgs, start=plan["dates"][0], end=plan["dates"][-1]
+    )
+    if record["missing"]:
+        raise AirflowFailException(
+            f"{len(record['missing'])} of {len(orgs)} unit(s) did not complete: {', '.join(record['missing'])} "
+            f"(the others are published; run record {record.get('record_path')})"
+        )
+    return {"status": record["status"], "units": orgs}

@@ -57,6 +57,9 @@ def generate(
     days: Annotated[int, typer.Option(min=1, help="days of data")] = 7,
     start: Annotated[str, typer.Option(help="first date, YYYY-MM-DD")] = "2026-01-01",
     seed: Annotated[int, typer.Option(help="random seed: same seed, same files")] = 42,
+    orgs: Annotated[
+        int, typer.Option(min=1, help="org units (a province-like zone): each a grid of --meters meters")
+    ] = 1,
 ) -> None:
     """Write a realistic synthetic landing zone, with its ground truth under _truth/."""
     from .generate import generate as gen
@@ -65,7 +68,7 @@ def generate(
     _local(out=out)
     try:
         with progress_reporter("generate") as progress:
-            summary = gen(out, meters=meters, days=days, start=_date(start), seed=seed, progress=progress)
+            summary = gen(out, meters=meters, days=days, start=_date(start), seed=seed, progress=progress, orgs=orgs)
     except (FileExistsError, ValueError) as exc:
         _fail(str(exc))
     roles = ", ".join(f"{n:,} {role}" for role, n in summary.meters_by_role.items())
@@ -76,8 +79,10 @@ def generate(
 
 @app.command()
 def run(
-    landing: Annotated[Path, typer.Option(help="landing root (CONTRACT §1)", envvar="METERLAKE_LANDING")],
-    lake: Annotated[Path, typer.Option(help="lake root", envvar="METERLAKE_LAKE")],
+    landing: Annotated[
+        str, typer.Option(help="landing root (CONTRACT §1): a folder or s3://bucket/prefix", envvar="METERLAKE_LANDING")
+    ],
+    lake: Annotated[str, typer.Option(help="lake root: a folder or s3://bucket/prefix", envvar="METERLAKE_LAKE")],
     start: Annotated[str, typer.Option(help="first date, YYYY-MM-DD")],
     end: Annotated[str, typer.Option(help="last date, YYYY-MM-DD")],
     stage: Annotated[list[str] | None, typer.Option(help="run only these stages (repeatable); default all")] = None,
@@ -88,28 +93,57 @@ def run(
             help="seconds to wait while another run holds the lake; default METERLAKE_LOCK_WAIT_S, else 0",
         ),
     ] = None,
+    orgs: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="shard the lake by org unit and run only these units (repeatable or comma-separated); "
+            "a lake already sharded runs all its units without it"
+        ),
+    ] = None,
+    sharded: Annotated[
+        bool, typer.Option(help="shard the lake by org unit (LAKE/org_id=<unit>/) and run every unit")
+    ] = False,
 ) -> None:
     """Run every stage for the dates (the same code the DAGs run)."""
     from . import errors, pipeline
+    from .objectstore import cache_dir, is_url, split_url
     from .progress import progress_reporter
-    from .settings import Settings
+    from .settings import Settings, check_location
 
-    _local(landing=landing, lake=lake)
-    settings = Settings(landing=landing, lake=lake)
+    for name, value in (("landing", landing), ("lake", lake)):
+        try:
+            check_location(f"--{name}", value)
+        except ValueError as exc:
+            _fail(str(exc))
+    # the paths are given here: the environment's (possibly s3://) values do not reach Settings
+    settings = Settings(landing=Path("."), lake=Path("."))
     if wait is not None:
         settings.lock_wait_s = wait
     first, last = _date(start), _date(end)
     run_id = pipeline.new_run_id()
+    units = sorted({o.strip() for item in orgs or [] for o in item.split(",") if o.strip()})
+    local_lake = cache_dir().joinpath(*split_url(lake)) if is_url(lake) else Path(lake)
     try:
         with progress_reporter("run") as progress:
-            record = pipeline.run(settings, first, last, stages=stage, progress=progress, run_id=run_id)
+            record = pipeline.run_anywhere(
+                settings,
+                landing,
+                lake,
+                first,
+                last,
+                orgs=units or None,
+                sharded=sharded,
+                stages=stage,
+                progress=progress,
+                run_id=run_id,
+            )
     except BaseException as exc:  # a polars panic is not an Exception
         if isinstance(exc, SystemExit):
             raise
         # one line, never a traceback on the terminal: that goes to the run's debug log
         line = "interrupted" if isinstance(exc, KeyboardInterrupt) else errors.one_line(exc)
         if not _expected(exc):
-            log_file = errors.debug_log_path(lake, run_id)
+            log_file = errors.debug_log_path(local_lake, run_id)
             where = (
                 log_file
                 if log_file.is_file() and log_file.stat().st_size
@@ -117,9 +151,26 @@ def run(
             )
             line += f" (traceback in {where})" if where else ""
         _fail(line)
+    if record.get("sharded"):
+        _print_units(record)
+        return
     from .summary import print_run_summary
 
     print_run_summary(record)
+
+
+def _print_units(record: dict[str, object]) -> None:
+    """One line per unit of a sharded run; exit 1 naming the units whose shard is missing."""
+    units = record.get("units") or {}
+    assert isinstance(units, dict)
+    for org, unit in units.items():
+        where = unit.get("record") or unit.get("error") or ""
+        typer.echo(f"{org}: {unit['status']}  {where}")
+    typer.echo(f"run record: {record.get('record_path')}")
+    missing = record.get("missing") or []
+    assert isinstance(missing, list)
+    if missing:
+        _fail(f"{len(missing)} of {len(units)} unit shard(s) did not complete: {', '.join(map(str, missing))}")
 
 
 @app.command()

@@ -48,6 +48,10 @@ CONVENTIONS = (
     "Forward energy is consumption, reverse energy is export.",
     "kWh are primary side (after the CT x PT multiplier) unless the name says `_meter`; money is in yuan (`_yuan`); unit `1` is a fraction (0.05 = 5%).",
     "Card numbers (卡号) are never published: purchases keep `card_last4` and a keyed token `card_token`.",
+    "A lake sharded by org unit (供电单位, `meterlake run --sharded`) holds one lake per unit: every path below "
+    "sits under `LAKE/org_id=<unit>/` (e.g. `LAKE/org_id=ORG01/marts/meter_daily/date=<value>/part-0.parquet`), "
+    "so every row carries its unit as the Hive key `org_id`; read the whole province with "
+    "`LAKE/org_id=*/marts/<table>/**/*.parquet` and Hive partitioning. Ranks (`rank`) are within the unit.",
 )
 
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from . import errors, lock
+from . import errors, lock, shards
 from .config import ConfigError
 from .lake import Lake
 from .lock import LockBusy
@@ -235,3 +235,295 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+# --- a sharded lake: one sub-lake per org unit (meterlake/shards.py) -------------------
+
+
+def is_sharded(lake: Path) -> bool:
+    """Whether ``lake`` is a province lake split by org unit (a split has run on it)."""
+    return (Path(lake) / "_meta" / "split").is_dir()
+
+
+def shard_settings(settings: Settings, org: str) -> Settings:
+    """The settings of unit ``org``'s runs: its sub-lake, its own reporting database."""
+    sub = shards.shard_root(Path(settings.lake), org)
+    # one DuckDB file per unit (DuckDB has one writer per file), next to the lake: LAKE/../<lake>.<unit>.duckdb
+    root = Path(settings.lake).resolve()
+    db = settings.reporting_db or root.parent / f"{root.name}.duckdb"
+    db = db.with_name(f"{db.stem}.{org}{db.suffix or '.duckdb'}")
+    return settings.model_copy(update={"lake": sub, "reporting_db": db})
+
+
+def split(settings: Settings, run_id: str, progress: Callable[[str], None] | None = None) -> StageResult:
+    """Split the new landing files by org unit (one splitter at a time: the lock scope ``split``)."""
+    ctx = StageContext(settings=settings, run_id=run_id)
+    if progress is not None:
+        ctx.progress = progress
+    root = Path(settings.lake)
+    t0 = time.perf_counter()
+    try:
+        with lock.lake_lock(root, run_id, wait_s=settings.lock_wait_s, scope=SPLIT_SCOPE):
+            result = ingest.split_landing(ctx)
+    except LockBusy as exc:
+        raise LakeBusy(str(exc)) from exc
+    except ConfigError as exc:
+        raise StageError(f"split: {exc}") from exc
+    result.seconds = round(time.perf_counter() - t0, 3)
+    return result
+
+
+#: the lock scope of the split (landing files -> units); each unit's sub-lake has its own lock
+SPLIT_SCOPE = "split"
+
+
+def run_shard(
+    settings: Settings,
+    org: str,
+    start: dt.date,
+    end: dt.date,
+    stages: Iterable[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Run the stages for one unit's shard: :func:`run` on its sub-lake (its lock, its record)."""
+    return run(shard_settings(settings, org), start, end, stages=stages, progress=progress, run_id=run_id)
+
+
+def run_sharded(
+    settings: Settings,
+    start: dt.date,
+    end: dt.date,
+    orgs: Iterable[str] | None = None,
+    stages: Iterable[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    run_id: str | None = None,
+    bucket: Any = None,
+) -> dict[str, Any]:
+    """Split the new landing files by unit, then run every unit's shard (or those of ``orgs``).
+
+    A failed shard does not stop the others: the run record (``LAKE/_meta/runs/<run id>.json``)
+    names each unit's status and the units whose shard is missing; the status is ``ok``
+    only when every wanted shard completed. Raises :class:`StageError` only when the split
+    itself fails (then no shard ran).
+    """
+    run_id = run_id or new_run_id()
+    root = Path(settings.lake)
+    date_range(start, end)  # a bad range fails before anything is written
+    record: dict[str, Any] = {
+        "run_id": run_id,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "landing": str(settings.landing),
+        "lake": str(settings.lake),
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "sharded": True,
+        "units": {},
+        "status": "running",
+    }
+    if bucket is not None:
+        record["lake"] = bucket.url
+    try:
+        with on_bucket(bucket, SPLIT_LOCK, run_id, settings.lock_wait_s, keep=_split_files, pull=_split_state):
+            result = split(settings, run_id, progress)
+        record["split"] = _jsonable(dataclasses.asdict(result))
+        held = shards.shards(root)
+        wanted = sorted(set(orgs)) if orgs else held
+        for org in wanted:
+            if org not in held:
+                record["units"][org] = {"status": "missing", "error": "no landing rows of this unit so far"}
+                continue
+            try:
+                unit = shards.shard_root(Path("."), org).as_posix().removeprefix("./")
+                with on_bucket(bucket, f"{unit}/{LOCK_OBJECT}", run_id, settings.lock_wait_s, under=unit):
+                    shard = run_shard(settings, org, start, end, stages, progress, run_id)
+                record["units"][org] = {"status": shard["status"], "record": shard.get("record_path")}
+            except Exception as exc:  # one unit failing leaves the others to finish and publish
+                record["units"][org] = {"status": "failed", "error": errors.one_line(exc)}
+                log.debug("shard %s of run %s failed", org, run_id, exc_info=True)
+        record["missing"] = sorted(o for o, u in record["units"].items() if u["status"] != "ok")
+        record["status"] = "ok" if not record["missing"] else "incomplete"
+    except BaseException as exc:
+        record["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        record["error"] = errors.one_line(exc)
+        raise
+    finally:
+        record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        with suppress(OSError):
+            write_run_record(root, record)
+        if bucket is not None:
+            bucket.push(keep=lambda rel: rel == f"_meta/runs/{run_id}.json")
+            record["record_path"] = f"{bucket.url}/_meta/runs/{run_id}.json"
+    return record
+
+
+# --- a lake on object storage (meterlake/objectstore.py) ----------------------------------
+#: the lock objects of a lake on a bucket: the whole lake (or a unit's sub-lake), the split
+LOCK_OBJECT = "_meta/locks/lake.lock"
+SPLIT_LOCK = "_meta/locks/split.lock"
+
+
+def _split_state(rel: str) -> bool:
+    """What the split reads: its manifest and unit map, and the units' markers."""
+    return rel.startswith("_meta/split/") or rel.endswith(f"/_meta/{shards.MARKER}")
+
+
+def _split_files(rel: str) -> bool:
+    """What the split reads and writes: its own state, and the units' markers, staged files,
+    file quarantine and inbox entries."""
+    if rel.startswith("_meta/split/"):
+        return True
+    unit, _, rest = rel.partition("/")
+    return unit.startswith(f"{shards.SHARD_KEY}=") and (
+        rest == f"_meta/{shards.MARKER}"
+        or rest.startswith(("_meta/staged/", "_meta/inbox/"))
+        or (rest.startswith("marts/quarantine/") and "/file-" in rest)
+    )
+
+
+@contextmanager
+def on_bucket(
+    bucket: Any,
+    lock_rel: str,
+    run_id: str,
+    wait_s: float,
+    under: str = "",
+    keep: Callable[[str], bool] | None = None,
+    pull: Callable[[str], bool] | None = None,
+) -> Iterator[None]:
+    """Around a unit of work on a bucket: take its lock object, pull its prefix (the files
+    ``pull`` accepts, else ``keep``), and push what it wrote of the files ``keep`` accepts
+    (also when it failed: every file it wrote is whole, as on a local disk)."""
+    if bucket is None:
+        yield
+        return
+    from .objectstore import LockBusy as BucketBusy
+
+    try:
+        with bucket.lock(lock_rel, run_id, wait_s):
+            bucket.pull(under, pull or keep)
+            try:
+                yield
+            finally:
+                bucket.push(under, keep)
+    except BucketBusy as exc:
+        raise LakeBusy(str(exc)) from exc
+
+
+def open_lake(settings: Settings, landing: str, lake: str, pull_landing: bool = True) -> tuple[Settings, Any]:
+    """Settings for a run whose landing zone or lake may be on a bucket (``s3://``).
+
+    A landing zone on a bucket is brought down to this worker's cache (new and changed
+    objects only); a lake on a bucket is worked on in the cache and committed back by
+    :func:`on_bucket`. Returns the settings with local paths, and the lake's bucket prefix
+    (None for a local lake).
+    """
+    from . import objectstore
+
+    update: dict[str, Any] = {}
+    if objectstore.is_url(landing):
+        src = objectstore.Prefix(landing)
+        if pull_landing:  # only the split reads the landing zone
+            src.pull()
+        update["landing"] = src.local
+    else:
+        update["landing"] = Path(landing)
+    bucket = None
+    if objectstore.is_url(lake):
+        bucket = objectstore.Prefix(lake)
+        update["lake"] = bucket.local
+        if settings.reporting_db is None:  # the reporting database stays on the worker, beside the copy
+            update["reporting_db"] = bucket.local.parent / f"{bucket.local.name}.duckdb"
+    else:
+        update["lake"] = Path(lake)
+    return settings.model_copy(update=update), bucket
+
+
+def run_anywhere(
+    settings: Settings,
+    landing: str,
+    lake: str,
+    start: dt.date,
+    end: dt.date,
+    orgs: Iterable[str] | None = None,
+    sharded: bool = False,
+    stages: Iterable[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """``meterlake run``: a local or bucket lake, sharded or not.
+
+    A lake that a split has run on always runs sharded.
+    """
+    run_id = run_id or new_run_id()
+    local, bucket = open_lake(settings, landing, lake)
+    if bucket is not None:
+        sharded = sharded or bool(orgs) or bool(bucket.listing("_meta/split"))
+    else:
+        sharded = sharded or bool(orgs) or is_sharded(Path(lake))
+    if sharded:
+        return run_sharded(local, start, end, orgs=orgs, stages=stages, progress=progress, run_id=run_id, bucket=bucket)
+    with on_bucket(bucket, LOCK_OBJECT, run_id, local.lock_wait_s):
+        record = run(local, start, end, stages=stages, progress=progress, run_id=run_id)
+    if bucket is not None:
+        record["lake"] = bucket.url
+    return record
+
+
+# --- the fan-out under Airflow: split, one task per unit, the run record -----------------
+
+
+def split_units(settings: Settings, landing: str, lake: str, run_id: str) -> list[str]:
+    """Split the new landing files by unit (local or bucket lake); return every unit the lake holds."""
+    local, bucket = open_lake(settings, landing, lake)
+    with on_bucket(bucket, SPLIT_LOCK, run_id, local.lock_wait_s, keep=_split_files, pull=_split_state):
+        split(local, run_id, log.info)
+    return shards.shards(Path(local.lake))
+
+
+def run_unit(
+    settings: Settings,
+    landing: str,
+    lake: str,
+    org: str,
+    dates: list[dt.date],
+    run_id: str,
+    stages: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """One unit's shard for ``dates`` (first..last), on a local or bucket lake: its lock, its record."""
+    local, bucket = open_lake(settings, landing, lake, pull_landing=False)
+    unit = f"{shards.SHARD_KEY}={shards.check_org(org)}"
+    marker = f"{unit}/_meta/{shards.MARKER}"
+    held = bucket.listing(f"{unit}/_meta") if bucket is not None else {}
+    if marker not in held and not shards.is_shard(shards.shard_root(Path(local.lake), org)):
+        raise StageError(f"the lake {lake} holds no unit {org!r} (no landing rows of it so far)")
+    with on_bucket(bucket, f"{unit}/{LOCK_OBJECT}", run_id, local.lock_wait_s, under=unit):
+        return run_shard(local, org, min(dates), max(dates), stages=stages, progress=log.info, run_id=run_id)
+
+
+def record_units(settings: Settings, lake: str, run_id: str, units: Iterable[str], **more: Any) -> dict[str, Any]:
+    """The run record of a fanned-out run: each unit's status from its own record, the missing ones.
+
+    Written to ``LAKE/_meta/runs/<run id>.json`` (on the bucket for a bucket lake).
+    """
+    local, bucket = open_lake(settings, "", lake, pull_landing=False)
+    root = Path(local.lake)
+    record: dict[str, Any] = {"run_id": run_id, "lake": lake, "sharded": True, **more, "units": {}}
+    for org in sorted(set(units)):
+        runs = f"{shards.SHARD_KEY}={org}/_meta/runs"
+        rel = f"{runs}/{run_id}.json"
+        if bucket is not None:
+            bucket.pull(runs, keep=lambda r, rel=rel: r == rel)
+        path = root / rel
+        unit = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if unit is None:
+            record["units"][org] = {"status": "missing", "error": "no run record: the unit's task did not finish"}
+        else:
+            record["units"][org] = {"status": unit["status"], "error": unit.get("error")}
+    record["missing"] = sorted(o for o, u in record["units"].items() if u["status"] != "ok")
+    record["status"] = "ok" if not record["missing"] else "incomplete"
+    record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    write_run_record(root, record)
+    if bucket is not None:
+        bucket.push(keep=lambda rel: rel == f"_meta/runs/{run_id}.json")
+    return record

@@ -33,6 +33,21 @@ def check_local_path(name: str, value: object) -> None:
         )
 
 
+def check_location(name: str, value: object) -> None:
+    """Refuse a URL other than ``s3://`` where a folder or a bucket prefix is expected.
+
+    Object stores are reached through the S3 API (AWS S3, MinIO, Huawei OBS, Alibaba OSS):
+    ``s3://bucket/prefix`` with the endpoint in ``AWS_ENDPOINT_URL``.
+    """
+    match = _URL.match(str(value))
+    if match and match.group(1).lower() != "s3":
+        url = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]+):/+", r"\1://", str(value))  # as typed
+        raise ValueError(
+            f"{name} {url}: object storage is reached through its S3 API: give s3://bucket/prefix "
+            "and the endpoint in AWS_ENDPOINT_URL, or mount the bucket and give its local path"
+        )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="METERLAKE_", extra="ignore")
 

@@ -106,11 +106,11 @@ def test_run_with_quarantined_rows_exits_zero_and_reports_accounting(tmp_path: P
 @pytest.mark.parametrize(
     ("option", "url"),
     [
-        pytest.param("--lake", "s3://bucket/lake", id="s3-lake"),
+        pytest.param("--lake", "gs://bucket/lake", id="gs-lake"),
         pytest.param("--landing", "oss://bucket/landing", id="oss-landing"),
     ],
 )
-def test_object_storage_fails_with_one_line_and_creates_nothing(
+def test_object_storage_other_than_s3_fails_with_one_line_and_creates_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, url: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -119,10 +119,9 @@ def test_object_storage_fails_with_one_line_and_creates_nothing(
     args = ["run", *(x for kv in paths.items() for x in kv), "--start", "2026-01-01", "--end", "2026-01-01"]
     res = runner.invoke(app, args)
     assert res.exit_code == 1
-    scheme = url.split(":", 1)[0]
     assert res.stderr.strip().splitlines() == [
-        f"meterlake: {option} {url}: object storage ({scheme}://) is not supported yet; "
-        "mount the bucket and give its local path"
+        f"meterlake: {option} {url}: object storage is reached through its S3 API: give s3://bucket/prefix "
+        "and the endpoint in AWS_ENDPOINT_URL, or mount the bucket and give its local path"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["landing"]  # no folder named s3: or oss:
 

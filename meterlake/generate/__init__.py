@@ -120,10 +120,14 @@ customer use, theft included), export_kwh, technical_loss_kwh (primary kWh).
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from ._sim import GenerateSummary, Generator
+import polars as pl
+
+from ._sim import GenerateSummary, Generator, org_name
 
 __all__ = ["GenerateSummary", "generate"]
 
@@ -135,8 +139,14 @@ def generate(
     start: dt.date,
     seed: int = 42,
     progress: Callable[[str], None] | None = None,
+    orgs: int = 1,
 ) -> GenerateSummary:
     """Write a synthetic landing zone for ``meters`` meters and ``days`` days to ``out``.
+
+    With ``orgs`` > 1, a province-like zone: ``orgs`` units (ORG01, ORG02, ...) of
+    ``meters`` meters each, every unit a grid of its own (seed + k - 1, ids of its own),
+    its files under ``<dataset>/ORGkk/`` as each unit's head-end delivers them, and its
+    ground truth under ``_truth/ORGkk/`` (file paths relative to the landing root).
 
     Raises ``ValueError`` for fewer than 10 meters or 1 day, ``FileExistsError`` when
     ``out`` holds anything already.
@@ -148,7 +158,65 @@ def generate(
         raise ValueError(f"days: expected at least 1, found {days}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out}: expected a new or empty folder for the landing zone, found existing content")
-    gen = Generator(out, meters, days, start, seed, progress or (lambda _message: None))
-    gen.run()
-    truth_files, counts = gen.finish()
-    return gen.summary(truth_files, counts)
+    if orgs < 1:
+        raise ValueError(f"orgs: expected at least 1, found {orgs}")
+    say = progress or (lambda _message: None)
+    if orgs == 1:
+        gen = Generator(out, meters, days, start, seed, say)
+        gen.run()
+        truth_files, counts = gen.finish()
+        return gen.summary(truth_files, counts)
+    units = []
+    for k in range(1, orgs + 1):
+        org = org_name(k)
+        tmp = out / f".{org}"  # hidden: never read as landing files, moved into place below
+        gen = Generator(tmp, meters, days, start, seed + k - 1, _prefixed(say, org), org=k)
+        gen.run()
+        truth_files, counts = gen.finish()
+        units.append(_file_unit(out, tmp, org, gen.summary(truth_files, counts)))
+    first = units[0]
+    return GenerateSummary(
+        out=out,
+        meters=sum(u.meters for u in units),
+        meters_by_role={r: sum(u.meters_by_role[r] for u in units) for r in first.meters_by_role},
+        days=days,
+        start=start,
+        seed=seed,
+        files=sorted(f for u in units for f in u.files),
+        truth_files=[f for u in units for f in u.truth_files],
+        truth_counts={
+            k: sum(u.truth_counts.get(k, 0) for u in units) for k in {k for u in units for k in u.truth_counts}
+        },
+    )
+
+
+def _prefixed(say: Callable[[str], None], org: str) -> Callable[[str], None]:
+    return lambda message: say(f"{org} {message}")
+
+
+def _file_unit(out: Path, tmp: Path, org: str, summary: GenerateSummary) -> GenerateSummary:
+    """Move one unit's files from ``tmp`` to ``out/<dataset>/<org>/`` (mtimes kept) and its truth to ``_truth/<org>/``."""
+
+    def moved(rel: str) -> str:
+        dataset, _, rest = rel.partition("/")
+        return f"{dataset}/{org}/{rest}"
+
+    for rel in summary.files:
+        dest = out / moved(rel)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / rel, dest)  # a rename keeps the delivery time (mtime)
+    truth = out / "_truth" / org
+    truth.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp / "_truth", truth)
+    for name, cols in (("files.csv", ("file", "other_file")), ("manifest.csv", ("file",))):
+        path = truth / name
+        if path.exists():
+            frame = pl.read_csv(path, infer_schema=False)
+            frame = frame.with_columns(
+                pl.col(c).str.replace(r"^([^/]+)/", f"$1/{org}/") for c in cols if c in frame.columns
+            )
+            frame.write_csv(path)
+    shutil.rmtree(tmp)
+    summary.files = [moved(f) for f in summary.files]
+    summary.truth_files = [f"_truth/{org}/{f.removeprefix('_truth/')}" for f in summary.truth_files]
+    return summary

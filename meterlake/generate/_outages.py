@@ -250,7 +250,9 @@ def _hhmm(secs: int) -> str:
 # --- the plan of outages -----------------------------------------------------------------------
 
 
-def make(topo: tp.Topology, archive_area: np.ndarray, days: int, start: dt.date, seed: int) -> Outages:
+def make(
+    topo: tp.Topology, archive_area: np.ndarray, days: int, start: dt.date, seed: int, prefix: str = ""
+) -> Outages:
     """Decide every outage of the run (deterministic in ``seed``)."""
     rng = np.random.default_rng([seed, 0x0DA6E])
     out = Outages(start=start, days=days)
@@ -331,7 +333,7 @@ def make(topo: tp.Topology, archive_area: np.ndarray, days: int, start: dt.date,
     ) -> None:
         s0 = slot_time(8, 14)
         s1 = s0 + SLOT_S * int(rng.integers(8, 17))
-        pid = f"TD{start:%Y%m}{len(out.plans) + 1:03d}"
+        pid = f"TD{prefix}{start:%Y%m}{len(out.plans) + 1:03d}"
         notice = out.at(k, s0) - dt.timedelta(hours=lead_h)
         need = 168 if kind == "planned" else 24
         devs = []

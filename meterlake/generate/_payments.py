@@ -62,6 +62,7 @@ class Payments:
     def __init__(self, gen: Generator, seed: int) -> None:
         t = gen.topo
         self.start, self.days = gen.start, gen.days
+        self.id_prefix = gen.id_prefix
         self.rng = np.random.default_rng([seed, 11])
         c = t.n_cust
         self.idx = np.flatnonzero(~t.prepay[:c])
@@ -213,7 +214,8 @@ class Payments:
         # customer, bill and amount just before it
         frame = frame.with_columns(
             txn_id=pl.format(
-                "P{}{}",
+                "P{}{}{}",
+                pl.lit(self.id_prefix),
                 pl.col("day").dt.strftime("%Y%m%d"),
                 pl.int_range(pl.len()).over("day").cast(pl.String).str.zfill(7),
             ),

@@ -64,6 +64,16 @@ UNKNOWN_EVENT_CODE = "ERC37"
 #: the supply unit (供电单位) every generated meter belongs to
 DEFAULT_ORG = "ORG01"
 
+
+def org_name(k: int) -> str:
+    """The org_id of the k-th generated unit (1-based).
+
+    >>> org_name(1), org_name(12)
+    ('ORG01', 'ORG12')
+    """
+    return f"ORG{k:02d}"
+
+
 #: a meter id no archive holds, for the `unknown_meter` bad row (a range no meter uses)
 UNKNOWN_METER_PREFIX = "0004"
 #: share of a dataset's files delivered gzip-compressed
@@ -106,19 +116,29 @@ class Generator:
     """One run of ``meterlake generate``: state between days and the files written."""
 
     def __init__(
-        self, out: Path, meters: int, days: int, start: dt.date, seed: int, say: Callable[[str], None]
+        self,
+        out: Path,
+        meters: int,
+        days: int,
+        start: dt.date,
+        seed: int,
+        say: Callable[[str], None],
+        org: int = 1,
     ) -> None:
         self.out, self.days, self.start, self.seed, self.say = out, days, start, seed, say
+        self.org_id = org_name(org)
+        #: transaction and plan ids of unit k > 1 start with k (two digits): units never share one
+        self.id_prefix = "" if org == 1 else f"{org:02d}"
         rng = np.random.default_rng(seed)
         r_topo, r_inj, self.r_load, self.r_pay, self.r_evt, self.r_files, self.r_miss, self.r_rows = rng.spawn(8)
         say("topology")
-        self.topo = tp.build(meters, r_topo)
+        self.topo = tp.build(meters, r_topo, org)
         self.plan: Plan = make_plan(self.topo, days, start, r_inj)
         self.partial = plan_partial(self.topo, self.plan, days, start, seed)
         self.attacks = plan_attacks(self.topo, self.plan, self.partial.idx, days, start, seed)
         self.truth: list[pl.DataFrame] = self.plan.truth
         self.faults: list[dict[str, object]] = []
-        self.outages = _outages.make(self.topo, self.plan.archive_area, days, start, seed)
+        self.outages = _outages.make(self.topo, self.plan.archive_area, days, start, seed, self.id_prefix)
         self.r_out = np.random.default_rng([seed, 0x0FF])
         self.truth.append(self.outages.injection_rows(self.topo))
         self.written: list[fl.Written] = []
@@ -355,7 +375,7 @@ class Generator:
                 "prepay": t.prepay.astype(np.int64),
                 # contract v2: installed PV (empty = none) and the owning supply unit
                 "pv_capacity_kw": pl.Series(np.round(t.pv_kw, 1)).cast(pl.String).replace("0.0", None),
-                "org_id": pl.repeat(DEFAULT_ORG, t.n, eager=True),
+                "org_id": pl.repeat(self.org_id, t.n, eager=True),
             }
         )
         self.write(f"archive/archive_{snap:%Y%m%d}", "archive", frame, fmt, delivered, (snap, snap))
@@ -991,7 +1011,7 @@ class Generator:
         pos = np.empty(len(at), dtype=np.int64)
         pos[o] = np.arange(len(at))
         txn = (
-            (f"{day:%Y%m%d}" + pl.Series(pos + 1).cast(pl.String).str.zfill(8))
+            (f"{self.id_prefix}{day:%Y%m%d}" + pl.Series(pos + 1).cast(pl.String).str.zfill(8))
             if len(at)
             else pl.Series([], dtype=pl.String)
         )
@@ -1034,7 +1054,7 @@ class Generator:
         edits: list[fl.LineEdit] = []
         if k == 0 and frame.height:
             (r1,) = self.edit_rows(frame.height, 0, 1)
-            bad_txn = f"{day:%Y%m%d}9{int(self.r_rows.integers(0, 10**7)):07d}"
+            bad_txn = f"{self.id_prefix}{day:%Y%m%d}9{int(self.r_rows.integers(0, 10**7)):07d}"
             edits = [
                 fl.LineEdit(
                     r1,

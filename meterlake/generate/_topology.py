@@ -82,7 +82,9 @@ def _ct_multiplier(current_a: np.ndarray, ratings: np.ndarray, margin: float, mi
     return ratings[idx] / 5.0
 
 
-def build(meters: int, rng: np.random.Generator) -> Topology:
+def build(meters: int, rng: np.random.Generator, org: int = 1) -> Topology:
+    """The grid of one org unit. Unit k > 1 gets ids of its own (meters + (k-1)*10^11, customers
+    + (k-1)*10^9, areas + (k-1)*10^8, feeders XL + 7 digits), so units never share an id."""
     if meters < MIN_METERS:
         raise ValueError(
             f"meters: expected at least {MIN_METERS} (a feeder head, an area master and customers), found {meters}"
@@ -200,6 +202,13 @@ def build(meters: int, rng: np.random.Generator) -> Topology:
         ]
     )
     cust_int = _ids(300_000_000, rng, n_cust, 20)
+    area_int = _ids(1_000_000, rng, n_area, 50)
+    feeder_int = _ids(100, rng, n_feeder, 20)
+    if org > 1:  # after every draw: unit 1 is the single-unit grid, id for id
+        meter_int = meter_int + (org - 1) * 10**11
+        cust_int = cust_int + (org - 1) * 10**9
+        area_int = area_int + (org - 1) * 10**8
+        feeder_int = feeder_int + (org - 1) * 10**5
     customer_id = pl.concat([_zfill(cust_int, 10), pl.Series([None] * (n - n_cust), dtype=pl.String)])
     return Topology(
         n=n,
@@ -224,8 +233,8 @@ def build(meters: int, rng: np.random.Generator) -> Topology:
         meter_id=_zfill(meter_int, 13).alias("meter_id"),
         customer_id=customer_id.alias("customer_id"),
         area_feeder=area_feeder,
-        area_code=_zfill(_ids(1_000_000, rng, n_area, 50), 10).alias("area_id"),
-        feeder_code=_zfill(_ids(100, rng, n_feeder, 20), 5, "XL").alias("feeder_id"),
+        area_code=_zfill(area_int, 10).alias("area_id"),
+        feeder_code=_zfill(feeder_int, 5 if org == 1 else 7, "XL").alias("feeder_id"),
         area_loss=rng.uniform(0.02, 0.06, n_area),
         feeder_loss=rng.uniform(0.02, 0.05, n_feeder),
     )

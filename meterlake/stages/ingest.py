@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import json
 import os
 import secrets
 from pathlib import Path
@@ -37,6 +38,8 @@ from pydantic import Field as PydField
 from ..lake import Lake
 from ..landing import Refused, read_landing_file, scan_dataset
 from ..schemas import LANDINGS, QUARANTINE, Landing
+from ..shards import DEFAULT_ORG, SHARD_KEY, check_org, is_shard, shard_root, shards
+from ..shards import MARKER as SHARD_MARKER
 from ..transforms import dedup
 from ..transforms.ingest import (
     QUARANTINE_SCHEMA,
@@ -276,6 +279,8 @@ def stage_new_files(
     touched: dict[str, set[dt.date]] = {d: set() for d in LANDINGS}
     for e in plan.filter(pl.col("status") == "ingested").iter_rows(named=True):
         touched[e["dataset"]].update(e["dates"])
+    if is_shard(lake.root):  # a unit of a sharded lake: its files come from the split's inbox
+        return (*take_inbox(ctx, plan, seen, touched), notes, [])
     refused: list[Refused] = []
     pending = []
     for spec in LANDINGS.values():
@@ -336,6 +341,26 @@ def stage_new_files(
         plan = pl.concat([plan, pl.DataFrame([entry], schema=MANIFEST_SCHEMA)])
         lake.write_file(plan_path(lake), plan)
     return plan, touched, notes, refused
+
+
+def take_inbox(
+    ctx: StageContext, plan: pl.DataFrame, seen: pl.DataFrame, touched: dict[str, set[dt.date]]
+) -> tuple[pl.DataFrame, dict[str, set[dt.date]]]:
+    """Add the inbox entries not yet planned or committed to the plan (a unit of a sharded lake)."""
+    lake = ctx.lake
+    new = read_inbox(lake).join(
+        seen.select("source_file", "size_bytes", "mtime_ns"),
+        on=["source_file", "size_bytes", "mtime_ns"],
+        how="anti",
+        nulls_equal=True,
+    )
+    if not new.height:
+        return plan, touched
+    for e in new.filter(pl.col("status") == "ingested").iter_rows(named=True):
+        touched[e["dataset"]].update(e["dates"])
+    plan = pl.concat([plan, new.with_columns(pl.lit(ctx.run_id).alias("run_id"))])
+    lake.write_file(plan_path(lake), plan)
+    return plan, touched
 
 
 # --- step 2: rebuild partitions -----------------------------------------------------
@@ -541,7 +566,7 @@ def accounting(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     lake = ctx.lake
-    if not ctx.landing.is_dir():
+    if not ctx.landing.is_dir() and not is_shard(lake.root):
         raise StageError(f"landing folder {ctx.landing} does not exist")
     window = ctx.config(CONFIG_NAME, IngestConfig).window
     result = StageResult(stage="ingest")
@@ -598,6 +623,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     # everything derived from the planned files is written: they count as seen now
     pending = lake.read_pending_dates()
     manifest = commit(ctx, manifest, plan, rebuilt - requested)
+    clear_inbox(lake, manifest)
 
     acc = accounting(lake, manifest)
     this_run = manifest.filter(pl.col("run_id") == ctx.run_id)["source_file"]
@@ -622,3 +648,312 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             f"row accounting does not close for {bad.height} file(s): " + ", ".join(bad["source_file"].head(5))
         )
     return result
+
+
+# --- the split: landing files -> the org units' inboxes (a sharded lake) ---------------
+#
+# A sharded lake (meterlake/shards.py) holds one sub-lake per org unit. The split parses
+# each new landing file once, gives every row its unit (archive rows by their org_id,
+# other rows by the unit the archive puts their meter, customer or feeder in) and
+# writes each unit's part into that unit's sub-lake: the staged rows, and one manifest
+# entry in ``_meta/inbox/``. The unit's own ingest takes its entries from the inbox
+# instead of the landing zone, so units never write each other's files. Lines that do
+# not parse, and rows of meters no archive names, go to the file's main unit (the one
+# holding most of its rows, else the default unit), whose rebuild quarantines them
+# like any unknown meter; each file's rows read = the sum of its units' rows read.
+
+SPLIT_SCHEMA = pl.Schema(
+    {
+        "file_id": pl.String(),
+        "dataset": pl.String(),
+        "source_file": pl.String(),
+        "size_bytes": pl.Int64(),
+        "mtime_ns": pl.Int64(),
+        "status": pl.String(),
+        "org_id": pl.String(),
+        "rows_read": pl.Int64(),
+        "run_id": pl.String(),
+    }
+)
+
+#: which id of a landing row names its unit, by dataset: (kind in the unit map, column)
+ORG_KEYS: dict[str, tuple[str, str]] = {
+    "curves": ("meter", "meter_id"),
+    "registers": ("meter", "meter_id"),
+    "events": ("meter", "meter_id"),
+    "purchases": ("meter", "meter_id"),
+    "inspections": ("meter", "meter_id"),
+    "payments": ("customer", "customer_id"),
+    "outage_plans": ("feeder", "feeder_id"),
+}
+ORGS_SCHEMA = pl.Schema({"kind": pl.String(), "id": pl.String(), "org_id": pl.String(), "snapshot_date": pl.Date()})
+
+
+def split_manifest_path(lake: Lake) -> Path:
+    return lake.meta / "split" / "manifest.parquet"
+
+
+def org_map_path(lake: Lake) -> Path:
+    return lake.meta / "split" / "orgs.parquet"
+
+
+def inbox(lake: Lake) -> Path:
+    return lake.meta / "inbox"
+
+
+def archive_orgs(archive: pl.DataFrame) -> pl.DataFrame:
+    """The unit of every meter, customer and feeder an archive file names (ORGS_SCHEMA).
+
+    An empty or absent org_id is the default unit (CONTRACT: one default unit).
+    """
+    org = pl.col("org_id") if "org_id" in archive.columns else pl.lit(None, pl.String)
+    rows = archive.with_columns(
+        pl.when(org.str.strip_chars() != "").then(org.str.strip_chars()).otherwise(pl.lit(DEFAULT_ORG)).alias("org_id")
+    )
+    return pl.concat(
+        [
+            rows.select(pl.lit(kind).alias("kind"), pl.col(col).alias("id"), "org_id", "snapshot_date").filter(
+                pl.col("id").is_not_null()
+            )
+            for kind, col in (("meter", "meter_id"), ("customer", "customer_id"), ("feeder", "feeder_id"))
+        ]
+    ).unique(["kind", "id", "snapshot_date"], keep="last", maintain_order=True)
+
+
+def merge_org_map(held: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
+    """The unit map after a new archive file: the latest snapshot naming an id wins."""
+    return (
+        pl.concat([held, new.select(ORGS_SCHEMA.names())])
+        .sort("snapshot_date", maintain_order=True)
+        .unique(["kind", "id"], keep="last", maintain_order=True)
+        .sort("kind", "id")
+    )
+
+
+def row_orgs(rows: pl.DataFrame, dataset: str, orgs: pl.DataFrame) -> pl.Series:
+    """The unit of each landing row (null when no archive names its meter, customer or feeder)."""
+    if dataset == "archive":
+        return archive_orgs_per_row(rows)
+    if dataset not in ORG_KEYS:
+        return pl.Series("org_id", [None] * rows.height, dtype=pl.String)
+    kind, col = ORG_KEYS[dataset]
+    known = orgs.filter(pl.col("kind") == kind)
+    return rows.select(
+        pl.col(col).replace_strict(known["id"], known["org_id"], default=None, return_dtype=pl.String).alias("org_id")
+    ).to_series()
+
+
+def archive_orgs_per_row(rows: pl.DataFrame) -> pl.Series:
+    org = pl.col("org_id") if "org_id" in rows.columns else pl.lit(None, pl.String)
+    return rows.select(
+        pl.when(org.str.strip_chars() != "").then(org.str.strip_chars()).otherwise(pl.lit(DEFAULT_ORG)).alias("org_id")
+    ).to_series()
+
+
+def shard_lake(root: Lake, org: str) -> Lake:
+    """The sub-lake of ``org``, created with its marker on first use."""
+    sub = Lake(shard_root(root.root, org))
+    marker = sub.meta / SHARD_MARKER
+    if not marker.exists():
+        sub.write_text(marker, json.dumps({SHARD_KEY: org}))
+    return sub
+
+
+def _inbox_name(rel: str, size: int, mtime_ns: int) -> str:
+    """One inbox entry per landing file version (the same name when a killed split redoes it)."""
+    return hashlib.sha256(f"{rel}\0{size}\0{mtime_ns}".encode()).hexdigest()[:24] + ".parquet"
+
+
+def split_file(
+    ctx: StageContext,
+    spec: Landing,
+    rel: str,
+    file_id: str,
+    raw: bytes,
+    entry: dict[str, Any],
+    window: DateWindow,
+    orgs: pl.DataFrame,
+) -> tuple[list[dict[str, Any]], pl.DataFrame]:
+    """Parse one landing file and hand each unit its part; return the units' entries and the rows."""
+    lake = ctx.lake
+    parsed = parse_guarded(raw, spec, rel, window)
+    rows = parsed.rows.with_columns(pl.lit(entry["delivered_at"], pl.Datetime("us")).alias("delivered_at"))
+    if "card_no" in rows.columns:
+        rows = tokenise_cards(rows, pii_key(ctx))
+    org = row_orgs(rows, spec.dataset, orgs)
+    valid = org.map_elements(_valid_org, return_dtype=pl.Boolean, skip_nulls=True).fill_null(False)
+    org = pl.select(pl.when(valid).then(org)).to_series()
+    sizes = org.drop_nulls().value_counts(name="n").sort(["n", "org_id"], descending=[True, False])
+    main = sizes["org_id"][0] if sizes.height else home_unit(rel, shards(lake.root))
+    rows = rows.with_columns(org.fill_null(main).alias("_org"))
+    s = parsed.stats
+    parts = rows.partition_by("_org", as_dict=True, include_key=False)
+    entries = []
+    for unit in sorted({main, *(k[0] for k in parts)}):
+        part = parts.get((unit,), rows.clear().drop("_org"))
+        sub = shard_lake(lake, unit)
+        sub.write_file(sub.meta / "staged" / spec.dataset / f"{file_id}.parquet", part)
+        own = unit == main
+        if own and parsed.quarantine.height:
+            sub.write_file(
+                quarantine_path(sub, spec.dataset, f"file-{file_id[:16]}"),
+                parsed.quarantine.select(QUARANTINE.names[1:]),
+            )
+        others = rows.height - part.height
+        e = entry | {
+            "status": "ingested",
+            "encoding": s.encoding,
+            # the main unit's rows read also hold the lines that did not parse
+            "rows_read": s.rows_read - others if own else part.height,
+            "rows_staged": part.height,
+            "rows_quarantined": s.rows_quarantined if own else 0,
+            "dates": sorted(set(part[spec.date_field].unique().drop_nulls().to_list())),
+            "problems": s.file_problems if own else [],
+            "org_id": unit,
+        }
+        entries.append(e)
+    return entries, rows
+
+
+def home_unit(rel: str, units: list[str]) -> str:
+    """The unit of a file none of whose rows names one (empty, or all unknown meters): a folder
+    of its path named after a unit, else the first unit, else the default unit.
+
+    >>> home_unit("curves/ORG02/curves_20260101.csv", ["ORG01", "ORG02"])
+    'ORG02'
+    >>> home_unit("curves/curves_20260101.csv", ["ORG01", "ORG02"]), home_unit("curves/x.csv", [])
+    ('ORG01', 'default')
+    """
+    folders = rel.split("/")[:-1]
+    for unit in units:
+        if unit in folders:
+            return unit
+    return units[0] if units else DEFAULT_ORG
+
+
+def _valid_org(org: str) -> bool:
+    try:
+        check_org(org)
+    except ValueError:
+        return False
+    return True
+
+
+def _post(sub: Lake, entry: dict[str, Any]) -> None:
+    """Leave one manifest entry in a unit's inbox."""
+    frame = pl.DataFrame([{k: v for k, v in entry.items() if k != "org_id"}], schema=MANIFEST_SCHEMA)
+    sub.write_file(inbox(sub) / _inbox_name(entry["source_file"], entry["size_bytes"], entry["mtime_ns"]), frame)
+
+
+def split_landing(ctx: StageContext) -> StageResult:
+    """Split every new landing file by org unit into the units' sub-lakes (the caller holds the split lock).
+
+    Archive files go first: they say which unit each meter, customer and feeder is in.
+    """
+    lake = ctx.lake
+    if not ctx.landing.is_dir():
+        raise StageError(f"landing folder {ctx.landing} does not exist")
+    window = ctx.config(CONFIG_NAME, IngestConfig).window
+    result = StageResult(stage="split")
+    mpath, opath = split_manifest_path(lake), org_map_path(lake)
+    manifest = pl.read_parquet(mpath) if mpath.exists() else pl.DataFrame(schema=SPLIT_SCHEMA)
+    orgs = pl.read_parquet(opath) if opath.exists() else pl.DataFrame(schema=ORGS_SCHEMA)
+    known = {
+        (r["source_file"], r["size_bytes"], r["mtime_ns"])
+        for r in manifest.select("source_file", "size_bytes", "mtime_ns").iter_rows(named=True)
+    }
+    ingested = manifest.filter(pl.col("status") == "ingested")
+    twins: dict[str, list[tuple[str, str, int]]] = {}
+    for r in ingested.iter_rows(named=True):
+        twins.setdefault(r["file_id"], []).append((r["org_id"], r["source_file"], r["rows_read"]))
+    pending = []
+    for spec in LANDINGS.values():  # the archive first
+        found, skipped = scan_dataset(ctx.landing, spec.dataset)
+        result.notes += [f"{r.rel}: {r.status}, {r.reason}" for r in skipped]
+        pending += [(spec, c) for c in found if (c.rel, c.size, c.mtime_ns) not in known]
+    new_rows = 0
+    for n, (spec, cand) in enumerate(pending, 1):
+        rel = cand.rel
+        ctx.progress(f"split {rel} ({n}/{len(pending)} new files, {cand.size / 1e6:,.1f} MB)")
+        try:
+            raw = read_landing_file(cand.path)
+        except OSError as exc:
+            result.notes.append(f"{rel}: refused, {exc}")
+            continue
+        file_id = hashlib.sha256(raw).hexdigest()
+        entry: dict[str, Any] = {
+            "file_id": file_id,
+            "dataset": spec.dataset,
+            "source_file": rel,
+            "size_bytes": cand.size,
+            "mtime_ns": cand.mtime_ns,
+            "delivered_at": delivered_at(cand.mtime_ns),
+            "run_id": ctx.run_id,
+            "problems": [],
+            "dates": [],
+        }
+        if file_id in twins:
+            entries = []
+            parts = twins[file_id]
+            if not any(lines for _, _, lines in parts):  # an empty file: the same bytes in every unit
+                parts = [(home_unit(rel, shards(lake.root)), parts[0][1], 0)]
+            for unit, twin, lines in parts:
+                entries.append(
+                    entry
+                    | {
+                        "status": "duplicate_file",
+                        "duplicate_of": twin,
+                        "rows_read": lines,
+                        "rows_staged": 0,
+                        "rows_quarantined": 0,
+                        "org_id": unit,
+                    }
+                )
+            result.notes.append(f"{rel}: same content as {twins[file_id][0][1]}, its rows count as duplicates")
+        else:
+            entries, rows = split_file(ctx, spec, rel, file_id, raw, entry, window, orgs)
+            twins[file_id] = [(e["org_id"], rel, e["rows_read"]) for e in entries]
+            if spec.dataset == "archive":
+                orgs = merge_org_map(orgs, archive_orgs(rows))
+                lake.write_file(opath, orgs)
+            result.notes += [f"{rel}: {problem}" for e in entries for problem in e["problems"]]
+        for e in entries:
+            _post(shard_lake(lake, e["org_id"]), e)
+        # the file counts as split once every unit has its part
+        manifest = pl.concat([manifest, pl.DataFrame(entries, schema=SPLIT_SCHEMA)])
+        lake.write_file(mpath, manifest)
+        new_rows += sum(e["rows_read"] for e in entries)
+    result.rows["split.rows_read"] = new_rows
+    result.details = {
+        "files_new": len(pending),
+        "units": shards(lake.root),
+        "files_by_unit": (
+            manifest.filter(pl.col("run_id") == ctx.run_id)
+            .group_by("org_id")
+            .agg(pl.len().alias("files"))
+            .sort("org_id")
+            .to_dicts()
+        ),
+    }
+    return result
+
+
+def read_inbox(lake: Lake) -> pl.DataFrame:
+    """The manifest entries the split left for this unit."""
+    files = sorted(inbox(lake).glob("*.parquet")) if inbox(lake).is_dir() else []
+    if not files:
+        return pl.DataFrame(schema=MANIFEST_SCHEMA)
+    return pl.concat([pl.read_parquet(p) for p in files], how="vertical_relaxed").sort("dataset", "source_file")
+
+
+def clear_inbox(lake: Lake, manifest: pl.DataFrame) -> None:
+    """Drop the inbox entries the unit's manifest now holds."""
+    if not inbox(lake).is_dir():
+        return
+    held = {
+        _inbox_name(r["source_file"], r["size_bytes"], r["mtime_ns"])
+        for r in manifest.select("source_file", "size_bytes", "mtime_ns").iter_rows(named=True)
+    }
+    for p in inbox(lake).glob("*.parquet"):
+        if p.name in held:
+            p.unlink(missing_ok=True)

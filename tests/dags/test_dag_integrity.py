@@ -45,6 +45,8 @@ from airflow.sdk.exceptions import AirflowFailException  # noqa: E402
 
 DAG_FILES = sorted(p for p in DAGS.glob("*.py"))
 EXPECTED_DAGS = {"meterlake_ingest", "meterlake_marts", "meterlake_publish", "meterlake_monthly"}
+#: the fan-out over org units of a sharded lake (dags/meterlake_province.py)
+PROVINCE_DAGS = {"meterlake_province", "meterlake_province_monthly"}
 #: modules no DAG file may load at parse time (they belong inside tasks)
 HEAVY = ("polars", "pyarrow", "pandas", "numpy", "great_expectations", "duckdb", "meterlake")
 
@@ -65,7 +67,7 @@ def test_dag_folder_parses_without_import_errors(bag):
 
 
 def test_dag_ids(bag):
-    assert set(bag.dag_ids) == EXPECTED_DAGS
+    assert set(bag.dag_ids) == EXPECTED_DAGS | PROVINCE_DAGS
 
 
 def test_each_file_parses_in_well_under_a_second(bag):
@@ -581,3 +583,31 @@ def test_alert_without_a_target_only_logs(monkeypatch, caplog) -> None:
     ti = SimpleNamespace(dag_id="d", task_id="t", try_number=2, log_url=None)
     meterlake_alerts.notify_failure({"ti": ti, "run_id": "r", "exception": RuntimeError("x")})
     assert "meterlake: d.t failed (run r, try 2): x" in caplog.text
+
+
+# --- the fan-out over org units -----------------------------------------------------
+@pytest.mark.parametrize("dag_id", sorted(PROVINCE_DAGS))
+def test_province_dags_map_one_task_per_unit(bag, dag_id):
+    dag = bag.dags[dag_id]
+    assert {t.task_id: set(t.upstream_task_ids) for t in dag.tasks} == {
+        "plan": set(),
+        "split": {"plan"},
+        "unit": {"split"},
+        "record": {"plan", "split", "unit"},
+    }
+    unit = dag.get_task("unit")
+    # mapped over the units the split returns (never over meters), in the shard pool, retried alone
+    assert unit.is_mapped and unit.pool == "meterlake_shards" and unit.retries == 2
+    record = dag.get_task("record")
+    # the record runs whatever happened to the units, and is not retried
+    assert record.trigger_rule == "all_done" and record.retries == 0
+    assert dag.max_active_runs == 1 and dag.is_paused_upon_creation is True
+    assert {"landing", "lake", "orgs"} <= set(dag.params)
+    assert dag.timetable.timezone == "Asia/Shanghai"
+    assert dag.timetable.expression == ("0 8 2 * *" if dag_id.endswith("monthly") else "0 6 * * *")
+
+
+def test_plan_paths_keep_object_store_prefixes(monkeypatch):
+    monkeypatch.setenv("METERLAKE_LAKE", "s3://meters/prov/lake")
+    paths = mc._paths({"landing": "s3://meters/prov/landing", "lake": None})
+    assert paths == {"landing": "s3://meters/prov/landing", "lake": "s3://meters/prov/lake"}
