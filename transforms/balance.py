@@ -247,10 +247,12 @@ def member_days(
         )
         .collect()
     )
-    wide = c.select(SLOT_COLUMNS).to_numpy().astype(np.float64) if c.height else np.empty((0, SLOTS))
-    wide = np.vstack([wide, np.full((1, SLOTS), np.nan)])  # the row of a member-day without a curve
-    idx = frame["_c"].fill_null(len(wide) - 1).to_numpy()
-    values = wide[idx] * frame["multiplier"].fill_null(1.0).to_numpy()[:, None]
+    # only the curves of members, in the frame's order: one gather, one multiply in place
+    has = frame["_c"].is_not_null().to_numpy()
+    values = np.full((frame.height, SLOTS), np.nan)
+    if has.any():
+        values[has] = c.select(SLOT_COLUMNS)[frame["_c"].drop_nulls().to_numpy()].to_numpy()
+    values *= frame["multiplier"].fill_null(1.0).to_numpy()[:, None]
     return frame, values
 
 
@@ -309,6 +311,31 @@ class _Day:
     load: np.ndarray  # (slots,) weighted recorded load after the terms
 
 
+_PINV: dict[bytes, np.ndarray] = {}
+
+
+def _pinv(zd: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """The bumps' pseudo-inverse on the fitted slots (the same for every full day: kept)."""
+    key = ok.tobytes() + zd.shape[1].to_bytes(2, "little")
+    if key not in _PINV:
+        if len(_PINV) > 256:
+            _PINV.clear()
+        _PINV[key] = np.linalg.pinv(zd)
+    return _PINV[key]
+
+
+def _leading(g: np.ndarray, k: int, iterations: int = 12) -> np.ndarray:
+    """(k, slots): the leading eigenvectors of the symmetric ``g`` by subspace iteration.
+
+    A few products with a 96 x 96 matrix instead of its full eigendecomposition (a
+    county day has thousands of areas); the common shapes stand far above the rest.
+    """
+    v = np.linalg.qr(g[:, : max(k, 1)] + np.eye(len(g), max(k, 1)))[0]
+    for _ in range(iterations):  # fixed small count
+        v = np.linalg.qr(g @ v)[0]
+    return v[:, :k].T
+
+
 def _clear(x: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Rows of ``x`` less their projection on the columns of ``q`` (orthonormal)."""
     return x - (x @ q) @ q.T
@@ -332,7 +359,7 @@ def _project_day(
     zd = z[ok]
     # slot weights: the loss noise grows with the load (every customer's own variation
     # adds to it), so a slot counts with 1 / load^p, the load smoothed by the same terms
-    smooth = zd @ np.linalg.lstsq(zd, load, rcond=None)[0]
+    smooth = zd @ (_pinv(zd, ok) @ load)
     floor = max(0.2 * float(load.mean()), 1e-9)
     w = 1.0 / np.maximum(smooth, floor) ** rules.load_power
     sw = np.sqrt(w / w.mean())
@@ -347,7 +374,7 @@ def _project_day(
         norm = np.linalg.norm(rc, axis=1)
         rc = rc[norm > 0] / norm[norm > 0, None]
         if len(rc) > rules.day_shapes:
-            shapes = np.linalg.svd(rc, full_matrices=False)[2][: rules.day_shapes]
+            shapes = _leading(rc.T @ rc, rules.day_shapes)
             q, _ = np.linalg.qr(np.column_stack([q, shapes.T]))
     yt = _clear(y * sw, q)
     lt = _clear(load * sw, q)
