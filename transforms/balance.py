@@ -221,8 +221,15 @@ def member_days(
             "curves",
         )
         .filter(pl.col("data_date").is_between(start, end))
-        .unique(["meter_id", "data_date"], keep="first", maintain_order=True)
         .collect()
+    )
+    # a curve row per member-day (the first of duplicates): found on the narrow key columns
+    # only, so the wide rows are read out once, in the frame's order
+    keys = (
+        c.lazy()
+        .select("meter_id", pl.col("data_date").alias("date"))
+        .with_row_index("_c")
+        .unique(["meter_id", "date"], keep="first")
     )
     master = pl.col("role") == "area_master"
     frame = (
@@ -233,11 +240,7 @@ def member_days(
             & pl.col("role").is_in(["area_master", "customer"])
         )
         .unique(["meter_id", "date"], keep="first", maintain_order=True)
-        .join(
-            c.lazy().select("meter_id", pl.col("data_date").alias("date")).with_row_index("_c"),
-            on=["meter_id", "date"],
-            how="left",
-        )
+        .join(keys, on=["meter_id", "date"], how="left")
         .with_columns(_d=(pl.col("date") - pl.lit(start)).dt.total_days().cast(pl.Int32), _master=master)
         .sort("area_id", "_master", "meter_id", "date", descending=[False, True, False, False])
         .with_columns(
@@ -249,7 +252,8 @@ def member_days(
     )
     # only the curves of members, in the frame's order: one gather, one multiply in place
     has = frame["_c"].is_not_null().to_numpy()
-    values = np.full((frame.height, SLOTS), np.nan)
+    values = np.empty((frame.height, SLOTS))
+    values[~has] = np.nan
     if has.any():
         values[has] = c.select(SLOT_COLUMNS)[frame["_c"].drop_nulls().to_numpy()].to_numpy()
     values *= frame["multiplier"].fill_null(1.0).to_numpy()[:, None]
@@ -330,9 +334,10 @@ def _leading(g: np.ndarray, k: int, iterations: int = 12) -> np.ndarray:
     A few products with a 96 x 96 matrix instead of its full eigendecomposition (a
     county day has thousands of areas); the common shapes stand far above the rest.
     """
+    g4 = np.linalg.matrix_power(g / max(float(np.abs(g).max()), 1e-300), 4)
     v = np.linalg.qr(g[:, : max(k, 1)] + np.eye(len(g), max(k, 1)))[0]
-    for _ in range(iterations):  # fixed small count
-        v = np.linalg.qr(g @ v)[0]
+    for _ in range(iterations // 4):  # fixed small count, four products a step
+        v = np.linalg.qr(g4 @ v)[0]
     return v[:, :k].T
 
 
@@ -437,7 +442,7 @@ def _day_state(
     kwh = frame["kwh"].to_numpy().astype(np.float64)
     n = frame.height
     stats = np.full((n, len(STAT_NAMES)), np.nan)  # per member row; masters and unfitted areas stay NaN
-    night_kwh = np.nansum(np.where(NIGHT_SLOTS[None, :], values, 0.0), 1)
+    night_kwh = np.nansum(values[:, NIGHT_SLOTS], 1)
     bounds = np.flatnonzero(np.r_[True, area[1:] != area[:-1], True]) if n else np.array([0])
     a_lo: list[int] = []
     a_num: list[tuple[int, int, float, float, float]] = []
