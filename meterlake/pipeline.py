@@ -93,12 +93,13 @@ def run_stage(
         ctx.progress = progress
     dates = sorted(set(dates))
     with writer(settings, run_id):
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         try:
             result = RUNNERS[stage](ctx, dates)
         except ConfigError as exc:
             raise StageError(f"{stage}: {exc}") from exc
         result.seconds = round(time.perf_counter() - t0, 3)
+        result.cpu_seconds = round(time.process_time() - cpu0, 3)
         if stage == STAGES[-1]:
             # the chain is complete for these dates: what ingest left pending is done
             ctx.lake.clear_pending_dates(dates)

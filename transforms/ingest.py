@@ -25,10 +25,13 @@ import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import polars as pl
 
 from ..schemas.landing import Field, Landing
+
+T = TypeVar("T")
 
 #: field separator used by every landing file (CONTRACT §1: CSV)
 SEP = ","
@@ -85,10 +88,31 @@ QUARANTINE_SCHEMA = pl.Schema(
 
 
 def empty_rows(spec: Landing) -> pl.DataFrame:
+    return _cached(spec, None, "empty", lambda: _empty_rows(spec)).clear()
+
+
+def _empty_rows(spec: Landing) -> pl.DataFrame:
     schema = {f.name: f.dtype for f in spec.fields}
     schema[spec.date_field] = pl.Date()
     schema |= {"source_file": pl.String(), "source_line": pl.Int64()}
     return pl.DataFrame(schema=schema)
+
+
+#: what is built once per landing spec (and date window): expressions and empty frames.
+#: Building them costs more than parsing a small file, and a run parses hundreds.
+_BUILT: dict[tuple[int, DateWindow | None, str], tuple[Landing, Any]] = {}
+
+
+def _cached(spec: Landing, window: DateWindow | None, what: str, build: Callable[[], T]) -> T:
+    key = (id(spec), window, what)
+    hit = _BUILT.get(key)
+    if hit is not None and hit[0] is spec:  # the same spec object, not one reusing its id
+        return cast(T, hit[1])
+    if len(_BUILT) > 256:
+        _BUILT.clear()
+    value = build()
+    _BUILT[key] = (spec, value)
+    return value
 
 
 # --- bytes -> text ---------------------------------------------------------------
@@ -402,9 +426,7 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str, window: Dat
     good = good.filter(~pl.col("quoted"))
 
     del body
-    typed, reason_expr, detail_expr = _typed_exprs(spec, window)
-    values = {f.name: pl.col(f"{f.name}__value") for f in spec.fields}
-    failed = pl.any_horizontal(_failure_conditions(spec, values, window)).fill_null(False)
+    typed, reason_expr, detail_expr, values, failed = _parse_exprs(spec, window)
     chunks: list[pl.DataFrame] = []
     # fixed-size chunks keep memory bounded however large the file
     parts: list[tuple[pl.DataFrame, pl.DataFrame | None]] = [
@@ -412,8 +434,10 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str, window: Dat
     ]
     if quoted_good is not None:
         parts.append((good.clear(), quoted_good))
+    starts = _line_starts(text, lines)
     for part, pre_split in parts:
-        strings = _split_fields(part, names, spec, present, pre_split)
+        blob = _lines_bytes(text, starts, part) if pre_split is None else None
+        strings = _split_fields(part, names, spec, present, pre_split, blob)
         if not strings.height:
             continue
         # cast every field once; a row fails if any rule fails (the reason is found later)
@@ -461,25 +485,59 @@ def parse_landing_bytes(raw: bytes, spec: Landing, source_file: str, window: Dat
     return Parsed(rows, q, stats)
 
 
+def _line_starts(text: bytes, lines: pl.Series) -> pl.Series | None:
+    """Byte offset in ``text`` of each physical line (index 0 = line 1), or None when the
+    lines are not plain newline-separated slices of ``text`` (CR line ends, or lengths
+    that do not add up to the text's)."""
+    if b"\r" in text or not lines.len():
+        return None
+    lengths = lines.str.len_bytes().fill_null(0).cast(pl.Int64) + 1  # each line and its newline
+    if int(lengths.sum()) != len(text) + (0 if text.endswith(b"\n") else 1):
+        return None
+    return lengths.cum_sum() - lengths
+
+
+def _lines_bytes(text: bytes, starts: pl.Series | None, part: pl.DataFrame) -> bytes | None:
+    """The bytes of ``part``'s lines, newline-terminated, when they are consecutive lines
+    of ``text`` (the common case: a clean file): one slice of the text instead of the
+    lines joined anew. None when they are not, or the slice does not hold exactly them."""
+    if starts is None or not part.height:
+        return None
+    first, last = int(part["source_line"][0]), int(part["source_line"][-1])
+    if last - first + 1 != part.height or last > starts.len():
+        return None
+    head, tail = part["line_text"][0].encode("utf-8"), part["line_text"][-1].encode("utf-8")
+    begin, end = int(starts[first - 1]), int(starts[last - 1]) + len(tail)
+    blob = text[begin : end + 1]
+    if not blob.endswith(b"\n"):  # the file's last line, without its newline
+        blob += b"\n"
+    if not blob.startswith(head) or blob.count(b"\n") != part.height:
+        return None
+    return blob
+
+
 def _split_fields(
     good: pl.DataFrame,
     names: list[str | None],
     spec: Landing,
     present: set[str],
     pre_split: pl.DataFrame | None = None,
+    blob: bytes | None = None,
 ) -> pl.DataFrame:
     """String columns, one per contract field, for lines with the right field count.
 
     Lines without quotes are handed back to polars' multithreaded CSV reader (every
     field a string; empty = null), much faster than splitting each line in an
-    expression. ``pre_split`` holds lines already split by the csv module (quoted).
+    expression. ``pre_split`` holds lines already split by the csv module (quoted);
+    ``blob``, when given, is the lines' text already (see :func:`_lines_bytes`).
     """
     schema = pl.Schema({f"c{i}": pl.String() for i in range(len(names))})
     if pre_split is not None:
         cols = pre_split.select(schema.names()).with_columns(pl.all().replace("", None))
         lines = pre_split["source_line"]
     elif good.height:
-        blob = (good["line_text"].str.join("\n").item() + "\n").encode("utf-8")
+        if blob is None:
+            blob = (good["line_text"].str.join("\n").item() + "\n").encode("utf-8")
         cols = pl.read_csv(blob, has_header=False, schema=schema, quote_char=None)
         if cols.height != good.height:  # never expected: a line the reader split differently
             cols = (
@@ -552,6 +610,20 @@ def _parse_field(f: Field) -> pl.Expr:
 
 def _failure_conditions(spec: Landing, typed: dict[str, pl.Expr], window: DateWindow | None) -> list[pl.Expr]:
     return [cond for cond, _, _ in _checks(spec, typed, window)]
+
+
+def _parse_exprs(
+    spec: Landing, window: DateWindow | None
+) -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr, dict[str, pl.Expr], pl.Expr]:
+    """:func:`_typed_exprs`, the typed value columns and the row-fails condition, built once."""
+
+    def build() -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr, dict[str, pl.Expr], pl.Expr]:
+        typed, reason, detail = _typed_exprs(spec, window)
+        values = {f.name: pl.col(f"{f.name}__value") for f in spec.fields}
+        failed = pl.any_horizontal(_failure_conditions(spec, values, window)).fill_null(False)
+        return typed, reason, detail, values, failed
+
+    return _cached(spec, window, "parse", build)
 
 
 def _typed_exprs(spec: Landing, window: DateWindow | None) -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr]:

@@ -14,7 +14,8 @@ passes. A cheap screen of every row (:func:`interval_screen`: horizontal counts,
 extremes) says which rows can hold a finding at all; only those get the costlier details
 (:func:`interval_details`: runs of equal values by a sliding AND over neighbouring slot
 comparisons built by doubling, :func:`_run_starts`; the third-highest slot by sorting a
-fixed-size array). Estimation works in long form on the few rows that need it.
+fixed-size array; on a small day, the same in long form, cheaper to plan). Estimation
+works in long form on the few rows that need it.
 """
 
 from __future__ import annotations
@@ -391,14 +392,30 @@ def interval_screen(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
     )
 
 
-def interval_details(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+#: up to this many rows, :func:`interval_details` works in long form (cheaper to plan);
+#: above, over the slot columns (cheaper per row). The two give the same frame.
+DETAILS_LONG_MAX_ROWS = 10_000
+
+
+def interval_details(curves: pl.LazyFrame, cfg: VeeConfig, rows: int | None = None) -> pl.LazyFrame:
     """Where in the day the interval findings are, for the rows that have one.
 
     Costlier than :func:`interval_screen` (run tests over slot windows, a sort for the
     third-highest slot): call it on the rows the screen flagged. Returns ``meter_id,
     first_negative_slot, zero_run_slot, flat_line_slot, flat_line_kwh_meter, max_slot,
-    third_kwh_meter, first_future_slot`` (slots are 1-based; empty when there is none).
+    third_kwh_meter, first_future_slot`` (slots are 1-based; empty when there is none),
+    one row per curve row, in order. ``rows``: how many rows ``curves`` holds, when the
+    caller knows; a few rows (a small utility's day) are worked in long form.
     """
+    if rows is not None and rows <= DETAILS_LONG_MAX_ROWS:
+        return _details_long(curves, cfg)
+    return _details_wide(curves, cfg)
+
+
+def _details_wide(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+    """:func:`interval_details` over the 96 slot columns: runs by a sliding AND built by
+    doubling (:func:`_run_starts`). Its thousands of expressions cost ~0.15 s to plan
+    whatever the rows, then little per row."""
     p = [pl.col(s) for s in SLOTS]
     zero = _run_starts([(c == 0).fill_null(False) for c in p], cfg.interval.zero_run_slots)
     same = [((a == b) & (a != 0)).fill_null(False) for a, b in itertools.pairwise(p)]
@@ -422,6 +439,58 @@ def interval_details(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
         _first_slot([c.is_not_null() & (pl.lit(i) > pl.col("_done")) for i, c in enumerate(p, start=1)]).alias(
             "first_future_slot"
         ),
+    )
+
+
+def _details_long(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+    """:func:`interval_details` in long form (one row per slot, the 96 slots of a curve row
+    consecutive): a run of ``k`` flags ending at slot ``j`` is a rolling sum of ``k`` at
+    ``j >= k``, and it starts at ``j - k + 1``. A few dozen expressions: cheap to plan,
+    dearer per row than the wide form."""
+    ic = cfg.interval
+    zero_len, flat_len = ic.zero_run_slots, ic.flat_line_slots - 1  # flat: runs of equal neighbour pairs
+    n = len(SLOTS)
+    has_delivery = "delivered_at" in curves.collect_schema().names()
+    v, slot = pl.col("v"), pl.col("slot")
+
+    def run_start(flag: pl.Expr, length: int, last: int) -> pl.Expr:
+        """Start slot of the run of ``length`` true flags ending on this row (among slots 1..last)."""
+        if length < 1 or length > last:
+            return pl.lit(None, pl.Int16)
+        full = flag.cast(pl.Int32).rolling_sum(window_size=length) == length
+        return pl.when(full & (slot >= length) & (slot <= last)).then(slot - (length - 1)).cast(pl.Int16)
+
+    long = (
+        curves.select(
+            "meter_id",
+            (_done_slots() if has_delivery else pl.lit(96)).alias("_done"),
+            *SLOTS,
+        )
+        .with_row_index("_row")
+        .unpivot(index=["_row", "meter_id", "_done"], on=list(SLOTS), variable_name="_name", value_name="v")
+        .with_columns(pl.col("_name").str.slice(1).cast(pl.Int16).alias("slot"))
+        .sort("_row", "slot")
+        .with_columns(
+            run_start((v == 0).fill_null(False), zero_len, n).alias("_zero_start"),
+            run_start(((v == v.shift(-1)) & (v != 0)).fill_null(False), flat_len, n - 1).alias("_flat_start"),
+        )
+    )
+    flat_slot = pl.col("_flat_start").min()
+    return (
+        long.group_by("_row")
+        .agg(
+            pl.col("meter_id").first(),
+            slot.filter(v < 0).min().alias("first_negative_slot"),
+            pl.col("_zero_start").min().alias("zero_run_slot"),
+            flat_slot.alias("flat_line_slot"),
+            v.filter(slot == flat_slot).first().alias("flat_line_kwh_meter"),
+            slot.filter(v == v.max()).min().alias("max_slot"),
+            # Oracle's spike rule compares the highest slot with the third-highest
+            v.filter(v >= 0).sort(descending=True).slice(2, 1).first().alias("third_kwh_meter"),
+            slot.filter(v.is_not_null() & (slot > pl.col("_done"))).min().alias("first_future_slot"),
+        )
+        .sort("_row")
+        .drop("_row")
     )
 
 
@@ -1000,7 +1069,8 @@ def validate_day(
     ]
     profile = interval_screen(wide.lazy(), cfg).collect().join(days.select(meter_cols), on="meter_id", how="inner")
     flagged = profile.filter(needs_details(cfg)).select("meter_id")
-    details = interval_details(wide.lazy().join(flagged.lazy(), on="meter_id", how="semi"), cfg).collect()
+    to_detail = wide.join(flagged, on="meter_id", how="semi")
+    details = interval_details(to_detail.lazy(), cfg, rows=to_detail.height).collect()
     profile = profile.join(details, on="meter_id", how="left")
     findings += interval_findings(profile.lazy(), cfg)
     # VEE 2: no curve row at all for a meter in service. When no meter's curve arrived the

@@ -63,3 +63,5 @@ class StageResult:
     #: JSON-serialisable details (accounting, findings counts, report paths)
     details: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: CPU time of the process (user + system, every thread) while the stage ran
+    cpu_seconds: float = 0.0

@@ -35,7 +35,7 @@ import polars as pl
 from pydantic import BaseModel
 from pydantic import Field as PydField
 
-from ..lake import Lake
+from ..lake import STAGED_LEVEL, Lake
 from ..landing import Refused, read_landing_file, scan_dataset
 from ..schemas import LANDINGS, QUARANTINE, Landing
 from ..shards import DEFAULT_ORG, SHARD_KEY, check_org, is_shard, shard_root, shards
@@ -224,7 +224,7 @@ def stage_file(
     rows = parsed.rows.with_columns(pl.lit(when, pl.Datetime("us")).alias("delivered_at"))
     if "card_no" in rows.columns:
         rows = tokenise_cards(rows, pii_key(ctx))
-    lake.write_file(lake.meta / "staged" / spec.dataset / f"{file_id}.parquet", rows)
+    lake.write_file(lake.meta / "staged" / spec.dataset / f"{file_id}.parquet", rows, level=STAGED_LEVEL)
     qpath = quarantine_path(lake, spec.dataset, f"file-{file_id[:16]}")
     if parsed.quarantine.height:
         lake.write_file(qpath, parsed.quarantine.select(QUARANTINE.names[1:]))
@@ -573,7 +573,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     manifest = read_manifest(lake)
     plan, touched, notes, refused = stage_new_files(ctx, manifest, window)
     result.notes += notes
-    seen = pl.concat([manifest, plan])
+    seen = pl.concat([manifest, plan]).rechunk()  # filtered once per partition rebuilt
 
     # a new archive snapshot changes which meters are known from its date on
     if touched["archive"]:
@@ -792,7 +792,7 @@ def split_file(
     for unit in sorted({main, *(k[0] for k in parts)}):
         part = parts.get((unit,), rows.clear().drop("_org"))
         sub = shard_lake(lake, unit)
-        sub.write_file(sub.meta / "staged" / spec.dataset / f"{file_id}.parquet", part)
+        sub.write_file(sub.meta / "staged" / spec.dataset / f"{file_id}.parquet", part, level=STAGED_LEVEL)
         own = unit == main
         if own and parsed.quarantine.height:
             sub.write_file(

@@ -206,11 +206,15 @@ def write_mapping_suspects(
     ctx: StageContext, dates: list[dt.date], svc: Service, cfg: o.OutageConfig, result: StageResult
 ) -> None:
     lake = ctx.lake
+    back = dt.timedelta(days=cfg.mapping.window_days - 1)
+    # the windows of all the dates, read once (every partition is written by now)
+    held = _held(lake, OUTAGE_EVENTS, _span(dates[0] - back, dates[-1]))
+    all_events = lake.scan(OUTAGE_EVENTS, held).collect()
+    all_members = lake.scan(OUTAGE_MEMBERS, held).collect()
     for day in dates:
-        window = _span(day - dt.timedelta(days=cfg.mapping.window_days - 1), day)
-        held = _held(lake, OUTAGE_EVENTS, window)
-        events = lake.scan(OUTAGE_EVENTS, held).collect()
-        members = lake.scan(OUTAGE_MEMBERS, held).collect()
+        in_window = pl.col("date").is_between(day - back, day)
+        events = all_events.filter(in_window)
+        members = all_members.filter(in_window)
         alone = events.filter(pl.col("level") == "customer")["meter_id"].unique().implode()
         found = o.mapping_suspects(events, members, svc.on([day], pl.col("meter_id").is_in(alone)), day, cfg)
         found = found.with_columns(pl.lit(day).alias("date"))

@@ -321,3 +321,41 @@ def test_no_card_number_in_clear_in_quarantine_whatever_the_file(raw: bytes) -> 
     assert q.height >= 1
     text = "\n".join(q["raw"].to_list() + q["detail"].to_list() + parsed.stats.file_problems)
     assert CARD not in text and CARD[:12] not in text
+
+
+def test_line_starts_are_byte_offsets_of_the_physical_lines() -> None:
+    from meterlake.transforms.ingest import _line_starts, split_lines
+
+    text = "h,x\nab\n\n电,c\n".encode()  # 电 is 3 bytes in UTF-8
+    for t in (text, text.rstrip(b"\n")):  # with and without the final newline
+        starts = _line_starts(t, split_lines(t))
+        assert starts is not None and starts.to_list() == [0, 4, 7, 8]
+    crlf = text.replace(b"\n", b"\r\n")
+    assert _line_starts(crlf, split_lines(crlf)) is None  # the lines are not slices of the text
+
+
+@pytest.mark.parametrize(
+    ("body", "clean"),
+    [
+        # clean: the lines are sliced from the text
+        ("M1,2026-01-01,1.5\nM2,2026-01-01,2.5\nM3,2026-01-01,3.5\n", ["M1", "M2", "M3"]),
+        # blank line, CRLF, no final newline (the last line may be cut off: quarantined)
+        ("M1,2026-01-01,1.5\n\nM2,2026-01-01,2.5\r\nM3,2026-01-01,3.5", ["M1", "M2"]),
+        # a quoted line, a bad number, a short line, a multi-byte meter id
+        (
+            'M1,2026-01-01,1.5\n"M2",2026-01-01,2.5\nM3,2026-01-01,x\nM4,2026-01-01\n电,2026-01-01,4.5\n',
+            ["M1", "M2", "电"],
+        ),
+    ],
+)
+def test_sliced_lines_parse_as_the_joined_lines(body: str, clean: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from meterlake.transforms import ingest
+
+    raw = ("meter_id,freeze_date,total_kwh\n" + body).encode()
+    monkeypatch.setattr(ingest, "CHUNK_ROWS", 2)  # chunks of two lines: slices inside the text
+    sliced = parse_landing_bytes(raw, REG, "f.csv")
+    monkeypatch.setattr(ingest, "_line_starts", lambda text, lines: None)
+    joined = parse_landing_bytes(raw, REG, "f.csv")
+    assert_frame_equal(sliced.rows, joined.rows)
+    assert_frame_equal(sliced.quarantine, joined.quarantine)
+    assert sorted(sliced.rows["meter_id"].to_list()) == sorted(clean)

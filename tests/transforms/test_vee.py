@@ -550,3 +550,77 @@ def test_vee_is_idempotent(values, delta) -> None:
     assert_frame_equal(sort(a.findings, ["rule", "meter_id"]), sort(b.findings, ["rule", "meter_id"]))
     assert_frame_equal(sort(a.edits, ["meter_id", "slot"]), sort(b.edits, ["meter_id", "slot"]))
     assert_frame_equal(a.curve_days, b.curve_days)
+
+
+def test_interval_details_runs_stay_within_their_row() -> None:
+    """Runs found in long form: a run at the end of one row and the start of the next is
+    two short runs, not one long one; runs that end on slot 96 count; fewer than three
+    valid slots have no third-highest."""
+    from meterlake.transforms.vee import interval_details
+
+    cfg = CFG.model_copy(
+        update={"interval": CFG.interval.model_copy(update={"zero_run_slots": 4, "flat_line_slots": 5})}
+    )
+    # row a: BASE with zeros on slots 93..96 (a zero run of 4 ending the day) and 0.5 on
+    # slots 10..14 (5 equal slots: a flat line from slot 10); its maximum is on slot 10
+    a = list(BASE)
+    a[92:96] = [0.0] * 4
+    a[9:14] = [0.5] * 5
+    # row b: zeros on slots 1..3 only (3 < 4: no zero run, even after row a's 4 zeros),
+    # -0.2 on slot 50, the rest empty but slots 60 and 70 (0.3 and 0.3: one pair apart)
+    b: list[float | None] = [None] * 96
+    b[0:3] = [0.0] * 3
+    b[49] = -0.2
+    b[59], b[69] = 0.3, 0.3
+    frame = pl.DataFrame(
+        {"meter_id": ["a", "b"], "date": [DAY, DAY], **{s: [a[i], b[i]] for i, s in enumerate(SLOTS)}},
+        schema_overrides=dict.fromkeys(SLOTS, pl.Float64),
+    )
+    out = interval_details(frame.lazy(), cfg, rows=frame.height).collect()  # the long form
+    assert_frame_equal(out, interval_details(frame.lazy(), cfg).collect())  # the wide form
+    assert out["meter_id"].to_list() == ["a", "b"]
+    assert out["zero_run_slot"].to_list() == [93, None]
+    assert out["flat_line_slot"].to_list() == [10, None]
+    assert out["flat_line_kwh_meter"].to_list() == [0.5, None]
+    assert out["first_negative_slot"].to_list() == [None, 50]
+    assert out["max_slot"].to_list() == [10, 60]
+    # a: 0.5 five times; b: valid slots 0, 0, 0, 0.3, 0.3 -> third-highest 0.0
+    assert out["third_kwh_meter"].to_list() == [0.5, 0.0]
+    assert out["first_future_slot"].to_list() == [None, None]  # no delivery time: every slot had ended
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.lists(st.sampled_from([None, 0.0, 0.0, 0.1, 0.25, -0.3, 1.5]), min_size=96, max_size=96).map(
+            # stretches of one value: runs of zeros and flat lines
+            lambda r: [r[(i // 7) * 7] if i % 3 else r[i] for i in range(96)]
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    zero_run=st.integers(1, 97),
+    flat=st.integers(1, 97),
+    done=st.one_of(st.none(), st.integers(-200, 1700)),
+)
+def test_interval_details_long_and_wide_forms_agree(
+    rows: list[list[float | None]], zero_run: int, flat: int, done: int | None
+) -> None:
+    from meterlake.transforms.vee import interval_details
+
+    cfg = CFG.model_copy(
+        update={"interval": CFG.interval.model_copy(update={"zero_run_slots": zero_run, "flat_line_slots": flat})}
+    )
+    frame = pl.DataFrame(
+        {
+            "meter_id": [f"m{i}" for i in range(len(rows))],
+            "date": [DAY] * len(rows),
+            **{s: [r[i] for r in rows] for i, s in enumerate(SLOTS)},
+        },
+        schema_overrides=dict.fromkeys(SLOTS, pl.Float64),
+    )
+    if done is not None:  # delivered `done` minutes after the day began
+        frame = frame.with_columns(delivered_at=pl.lit(dt.datetime(2026, 1, 14)) + pl.duration(minutes=done))
+    long = interval_details(frame.lazy(), cfg, rows=frame.height).collect()
+    wide = interval_details(frame.lazy(), cfg).collect()
+    assert_frame_equal(long, wide)
