@@ -321,7 +321,7 @@ class TheftCaseRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_score: float = Field(
-        0.2, ge=0, le=1, description="a balance theft candidate scoring at least this becomes a theft case"
+        0.33, ge=0, le=1, description="a balance theft candidate scoring at least this becomes a theft case"
     )
     penalty_multiple: float = Field(
         3.0, ge=0, description="违约使用电费 as a multiple of 追补电费 (供电营业规则 art. 102: three times)"
