@@ -8,6 +8,7 @@ Layout under ``LAKE``::
     _meta/staged/<dataset>/<file_id>.parquet               each landing file, parsed once
     _meta/ledger/...                                       row accounting per file and partition
     _meta/runs/<run_id>.json                               one record per run
+    _state/balance/date=YYYY-MM-DD/{areas,customers}.parquet  the interval balance's per-day statistics
     reports/                                               Data Docs and HTML reports
 
 Every partition is exactly one Parquet file with a fixed name. It is written to a

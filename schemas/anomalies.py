@@ -88,8 +88,15 @@ INDICATORS: dict[str, tuple[str, str, str]] = {
     "balance": (
         "anomaly.loss.balance",
         "台区电量平衡未计量电量",
-        "interval energy balance of the area: the share of the customer's use its meter does not record "
-        "(loss_diagnosis theft_candidate by loss.diagnosis.theft_candidate.balance)",
+        "interval energy balance of the area: the strength of the evidence that the customer's meter "
+        "does not record part of its use (loss_diagnosis theft_candidate by "
+        "loss.diagnosis.theft_candidate.balance; its score, a robust t over 3 x min_t)",
+    ),
+    "observer": (
+        "anomaly.loss.observer",
+        "总表观测曲线篡改",
+        "the area master meter as observer: days on which the customer's recorded curve departs from its usual "
+        "day (less energy, flat, a zero window, noisy slots, reversed) and the area's loss rises by what it hides",
     ),
     "model": (
         "anomaly.model.theft_probability",

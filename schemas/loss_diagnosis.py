@@ -29,11 +29,13 @@ Kinds and the practice each follows:
 
 The interval energy balance (``rule`` ``loss.diagnosis.<kind>.balance``, see
 ``transforms/balance.py``) finds the same three kinds on the 96-point curves: per area
-and window the loss curve is regressed on every customer's recorded curve. Theft:
-score = unrecorded share / the configured full share; evidence holds the unrecorded
-kWh per day and share. Multiplier: the estimated true multiplier snapped to the
-standard CT x PT table. Mapping: coefficient near -1 in the booked area and near +1 in
-``other_area_id``. Within an area and kind the balance's findings rank first.
+and day the loss curve and each customer's curve are cleared of the day's smooth terms,
+and over the window each customer's coefficient is read against the area's. Theft:
+score = the strongest of its steady, night and some-days robust t over 3 x min_t;
+evidence holds the unrecorded kWh per day and share. Multiplier: the estimated true
+multiplier snapped to the standard CT x PT table. Mapping: coefficient near -1 in the
+booked area and near +1 in ``other_area_id``. Within an area and kind the balance's
+findings rank first.
 """
 
 import polars as pl

@@ -633,3 +633,45 @@ def test_speed_20k_meters_two_days(tmp_path: Path) -> None:
     s = generate(tmp_path / "l", meters=20_000, days=2, start=START)
     assert s.meters == 20_000
     assert time.perf_counter() - t0 < 30
+
+
+def test_false_data_injection_one_attacker_per_area_on_its_tampered_days(
+    data: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame]
+) -> None:
+    inj = truth["injections"].filter(pl.col.kind.str.contains(r"^theft_(h[1-6]|mix)$"))
+    assert inj.height >= 7  # at least one of each attack type
+    assert inj["area_id"].n_unique() == inj.height  # at most one attacker per area
+    days = inj.select(
+        "meter_id",
+        "kind",
+        pl.col.detail.str.extract(r"tampered days (.*)$").str.split(",").cast(pl.List(pl.Int64)).alias("days"),
+    ).explode("days")
+    slots = [f"p{i}" for i in range(1, 97)]
+    curves = (
+        data["curves"]
+        .select("meter_id", "data_date", *(pl.col(s).cast(pl.Float64) for s in slots))
+        .with_columns(((pl.col.data_date - pl.lit(START)).dt.total_days() + 1).alias("day"))
+    )
+    seen = days.join(curves, left_on=["meter_id", "days"], right_on=["meter_id", "day"])
+    assert seen.height > 0
+    # h5 records the day's mean in every slot: flat up to the 0.0001 kWh the file writes (and the
+    # remainder the day's register difference puts into one slot)
+    flat = seen.filter(pl.col.kind == "theft_h5").select(
+        pl.concat_list(slots).list.eval(pl.element().round(4)).list.unique().list.len().alias("values")
+    )
+    assert flat.height and (flat["values"] <= 3).all()
+    # h2 records nothing for at least 4 hours (16 slots) in a row
+    zeros = seen.filter(pl.col.kind == "theft_h2").select(
+        pl.concat_list(slots)
+        .list.eval(
+            (pl.element() == 0)
+            .cast(pl.Int32)
+            .rle()
+            .struct.field("len")
+            .filter((pl.element() == 0).rle().struct.field("value"))
+            .max()
+        )
+        .list.first()
+        .alias("run")
+    )
+    assert zeros.height and (zeros["run"] >= 16).all()

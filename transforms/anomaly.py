@@ -63,6 +63,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from meterlake.schemas._base import MissingColumnsError
 from meterlake.schemas.anomalies import ANOMALIES, INDICATORS, RULES, points_column
 from meterlake.schemas.loss_diagnosis import BALANCE_RULES
+from meterlake.transforms import observer
 
 #: the interval energy balance's theft rule, read by the ``balance`` indicator
 BALANCE_RULE = BALANCE_RULES["theft_candidate"]
@@ -140,6 +141,8 @@ RAW_FEATURES: tuple[str, ...] = (
     "f_reverse_share",
     "f_tou_shift",
     "f_events",
+    "f_observer_days",
+    "f_observer_t",
 )
 
 
@@ -280,6 +283,7 @@ class Weights(BaseModel):
     loss_multiplier: float = Field(0.5, ge=0, description=INDICATORS["loss_multiplier"][2])
     loss_mapping: float = Field(0.3, ge=0, description=INDICATORS["loss_mapping"][2])
     balance: float = Field(2.0, ge=0, description=INDICATORS["balance"][2])
+    observer: float = Field(4.0, ge=0, description=INDICATORS["observer"][2])
     model: float = Field(2.0, ge=0, description=INDICATORS["model"][2])
 
 
@@ -317,11 +321,70 @@ class TheftCaseRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_score: float = Field(
-        0.2, ge=0, le=1, description="a balance theft candidate scoring at least this becomes a theft case"
+        0.33, ge=0, le=1, description="a balance theft candidate scoring at least this becomes a theft case"
     )
     penalty_multiple: float = Field(
         3.0, ge=0, description="违约使用电费 as a multiple of 追补电费 (供电营业规则 art. 102: three times)"
     )
+    min_observer: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="an observer strength (shape theft seen by the area master) of at least this becomes a theft case",
+    )
+
+
+class ObserverRules(BaseModel):
+    """The area master as observer of shape thefts (``transforms/observer.py``; [observer])."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="compute the observer indicator (needs the clean curves)")
+    window_days: int = Field(14, ge=3, le=62, description="days of daily summaries, ending at the detection date")
+    min_days: int = Field(7, ge=2, description="days with a curve a customer needs in the window")
+    blocks: int = Field(24, ge=4, le=96, description="equal blocks of the day the summaries keep (a divisor of 96)")
+    min_actual: float = Field(0.9, ge=0, le=1, description="share of a day's slots collected for the day to be judged")
+    zero_kwh: float = Field(0.0, ge=0, description="a collected slot at or below this (kWh, primary) counts as zero")
+    floor_kwh: float = Field(1e-3, gt=0, description="slots below this (kWh) count as this in the roughness")
+    min_usual_cv: float = Field(
+        0.1,
+        ge=0,
+        description="a usual day flatter than this (coefficient of variation) gives no flat or shape strength",
+    )
+    low: Ramp = Field(Ramp(lo=0.35, hi=0.7), description="1 - day kWh / usual day kWh")
+    flat: Ramp = Field(Ramp(lo=0.5, hi=0.85), description="1 - the day's CV / the usual day's CV (over blocks)")
+    zero_slots: Ramp = Field(Ramp(lo=8, hi=16), description="longest zero run beyond the usual one, in slots")
+    rough: Ramp = Field(Ramp(lo=0.1, hi=0.3), description="median |Δ ln kWh| between slots beyond the usual one")
+    reverse: Ramp = Field(
+        Ramp(lo=0.2, hi=0.8), description="correlation with the usual day reversed minus with the usual day"
+    )
+    shape: Ramp = Field(Ramp(lo=0.4, hi=0.9), description="1 - correlation with the usual day")
+    usual_top: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="the first usual day is the median of this share of the customer's days with the most energy "
+        "(a thief recording less on most of its days does not set it)",
+    )
+    suspect_day: float = Field(
+        0.5, ge=0, le=1, description="a day this strong is suspect (and not used for the usual day)"
+    )
+    min_usual_days: int = Field(
+        3, ge=1, description="calm days needed to relearn the usual day without the suspect ones"
+    )
+    top_days: int = Field(3, ge=1, description="the day part is the mean of this many strongest day strengths")
+    max_fill_share: float = Field(
+        0.002, ge=0, description="an area-day whose customers' filled kWh exceed this share of the master is not used"
+    )
+    min_spread_kwh: float = Field(1e-3, gt=0, description="floor of the area excess loss's spread (kWh per block)")
+    t: Ramp = Field(Ramp(lo=0.5, hi=2.5), description="the area loss's confirmation t on the suspect days")
+    floor: float = Field(
+        0.75,
+        ge=0,
+        le=1,
+        description="share of the day part kept when the area loss does not confirm (t at or below t.lo)",
+    )
+    min_strength: float = Field(0.3, ge=0, le=1, description="a strength below this counts as 0")
 
 
 class AnomalyConfig(BaseModel):
@@ -342,6 +405,9 @@ class AnomalyConfig(BaseModel):
     supervised: SupervisedRules = Field(default_factory=SupervisedRules, description="supervised mode")
     output: OutputRules = Field(default_factory=OutputRules, description="what is written")
     theft_cases: TheftCaseRules = Field(default_factory=TheftCaseRules, description="theft cases (窃电案件)")
+    observer: ObserverRules = Field(
+        default_factory=ObserverRules, description="the area master as observer of shape thefts (false-data injection)"
+    )
 
     @property
     def lookback_days(self) -> int:
@@ -885,6 +951,7 @@ def indicators(
     history: pl.DataFrame,
     day: dt.date,
     cfg: AnomalyConfig,
+    observed: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Every indicator at detection date ``day``: one row per meter, sorted by meter_id.
 
@@ -898,7 +965,9 @@ def indicators(
     customer_id, area_id, feeder_id, customer_class), and per indicator key ``s_<key>``
     (strength in [0, 1], 0 when it does not fire), ``d_<key>`` (the date it points
     at), ``ev_<key>`` (JSON evidence) and private ``_<key>_*`` figures for the
-    reason text; plus the raw features :data:`RAW_FEATURES`.
+    reason text; plus the raw features :data:`RAW_FEATURES`. ``observed``: the
+    ``observer`` indicator of ``day`` (:func:`meterlake.transforms.observer.indicator`),
+    or None where no curves were summarised (it then gives no points).
     """
     start = day - dt.timedelta(days=cfg.window.history_days - 1)
     reach = day - dt.timedelta(days=cfg.lookback_days - 1)
@@ -927,6 +996,7 @@ def indicators(
         _tou_indicator(window, cfg),
         loss,
         _balance_indicator(diagnosis, day),
+        (observer.no_rows() if observed is None else observed).lazy(),
     ]
     collected = pl.collect_all([ids, *parts])
     out = collected[0]
@@ -1031,6 +1101,7 @@ def _reason_texts() -> dict[str, pl.Expr]:
         _pct(pl.col("_balance_share")),
         pl.col("_balance_rank"),
     )
+    texts["observer"] = observer.reason_text()
     texts["model"] = fmt("inspection model p={}", pl.col("model_p").round(2))
     return texts
 

@@ -14,7 +14,7 @@ import polars as pl
 from meterlake.schemas.customer_credit_monthly import CUSTOMER_CREDIT_MONTHLY
 from meterlake.schemas.dunning_list import DUNNING_LIST
 
-from .receivables import CreditRules, ReceivablesConfig, TierRules, oldest_unpaid
+from .receivables import MICRO, CreditRules, ReceivablesConfig, TierRules, _micro, oldest_unpaid
 
 
 def tier(billed: pl.Expr, rules: TierRules) -> pl.Expr:
@@ -120,26 +120,24 @@ def credit_month(
         ),
         "theft_points": pl.format("theft confirmed by inspection (窃电查实) -{}", "theft_points"),
     }
-    items = pl.concat_list(
-        [
-            pl.when(pl.col(p) > 0).then(pl.struct(points=pl.col(p), order=pl.lit(i), text=texts[p]))
-            for i, p in enumerate(points)
-        ]
-    )
-    c = c.with_columns(credit_score=(100.0 - pl.sum_horizontal(points)).clip(0.0, 100.0).round(1))
-    # reasons in words, strongest first: list work only for the customers who lost points
-    blemished = pl.sum_horizontal(points) > 0
-    worded = c.filter(blemished).with_columns(
-        reasons=items.list.drop_nulls()
-        .list.eval(
-            pl.element().sort_by(
-                pl.element().struct.field("points"), pl.element().struct.field("order"), descending=[True, False]
-            )
+    # reasons in words, strongest first (ties in the order above): reason i goes to place
+    # rank_i, the number of reasons that outrank it; places without a reason are skipped
+    rank = {
+        p: pl.sum_horizontal(
+            ((pl.col(q) > pl.col(p)) | ((pl.col(q) == pl.col(p)) & pl.lit(j < i))).cast(pl.Int8)
+            for j, q in enumerate(points)
+            if j != i
         )
-        .list.eval(pl.element().struct.field("text"))
-        .list.join("; ")
-    )
-    c = pl.concat([worded, c.filter(~blemished).with_columns(reasons=pl.lit(""))]).with_columns(
+        for i, p in enumerate(points)
+    }
+    places = [
+        pl.coalesce([pl.when((pl.col(p) > 0) & (rank[p] == place)).then(texts[p]) for p in points])
+        for place in range(len(points))
+    ]
+    c = c.with_columns(
+        credit_score=(100.0 - pl.sum_horizontal(points)).clip(0.0, 100.0).round(1),
+        reasons=pl.concat_str(places, separator="; ", ignore_nulls=True),
+    ).with_columns(
         credit_grade=grade(pl.col("credit_score"), cr),
         customer_tier=tier(pl.col("billed_12m_yuan"), rules.tiers),
         month=pl.lit(month),
@@ -164,25 +162,34 @@ def dunning(
     """dunning_list rows of list date ``day`` (accounts at the end of the day before)."""
     dr, tol = rules.dunning, rules.tolerance.settled_below_yuan
     at = day - dt.timedelta(days=1)
-    overdue = oldest_unpaid(schedule, ledger, at, tol, due_before=day)
-    issued = schedule.filter(pl.col("issue_date") <= at)
+    days = (pl.lit(day) - pl.col("oldest_due_date")).dt.total_days().cast(pl.Int32)
+    overdue = (
+        oldest_unpaid(schedule, ledger, at, tol, due_before=day)
+        .with_columns(days_overdue=days)
+        .filter(pl.col("days_overdue") >= dr.sms_after_days)
+    )
+    # arrears (sums in integer millionths: exact in any order)
     arrears = (
-        issued.group_by("customer_id")
+        schedule.filter(pl.col("issue_date") <= at)
+        .group_by("customer_id")
         .agg(
-            b=pl.col("amount_yuan").sum(),
-            customer_class=pl.col("customer_class").sort_by("bill_month").last(),
-            area_id=pl.col("area_id").sort_by("bill_month").last(),
+            b=_micro(pl.col("amount_yuan")).sum(),
+            # the latest bill's (one bill a month: no ties)
+            customer_class=pl.col("customer_class").get(pl.col("bill_month").arg_max()),
+            area_id=pl.col("area_id").get(pl.col("bill_month").arg_max()),
         )
         .join(
-            ledger.filter(pl.col("day") <= at).group_by("customer_id").agg(p=pl.col("amount_yuan").sum()),
+            ledger.filter(pl.col("day") <= at).group_by("customer_id").agg(p=_micro(pl.col("amount_yuan")).sum()),
             on="customer_id",
             how="left",
         )
         .select(
-            "customer_id", "customer_class", "area_id", arrears_yuan=(pl.col("b") - pl.col("p").fill_null(0.0)).round(2)
+            "customer_id",
+            "customer_class",
+            "area_id",
+            arrears_yuan=((pl.col("b") - pl.col("p").fill_null(0)) / MICRO).round(2),
         )
     )
-    days = (pl.lit(day) - pl.col("oldest_due_date")).dt.total_days().cast(pl.Int32)
     d = pl.col("days_overdue")
     stop = (d > dr.stop_notice_after_days) & (pl.col("overdue_yuan") >= dr.stop_notice_min_yuan)
     action = (
@@ -199,9 +206,7 @@ def dunning(
     )
     grade_txt = pl.col("credit_grade").fill_null("-")
     out = (
-        overdue.with_columns(days_overdue=days)
-        .filter(pl.col("days_overdue") >= dr.sms_after_days)
-        .join(arrears, on="customer_id", how="left")
+        overdue.join(arrears, on="customer_id", how="left")
         .join(credit.select("customer_id", "credit_grade", "credit_score"), on="customer_id", how="left")
         .join(scope, on="customer_id", how="left")
         .with_columns(overdue_yuan=pl.col("overdue_yuan").round(2), action=action, date=pl.lit(day))

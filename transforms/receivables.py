@@ -155,10 +155,13 @@ def bill_schedule(bills: pl.LazyFrame, cal: CalendarRules) -> pl.LazyFrame:
         .rename({"month": "bill_month"})
         .sort("customer_id", "bill_month")
     )
-    return per_month.with_columns(
+    # dates worked out once per month, not per bill
+    dates = per_month.select(pl.col("bill_month").unique()).with_columns(
         issue_date=_next_month_day(pl.col("bill_month"), cal.issue_day),
         due_date=_next_month_day(pl.col("bill_month"), cal.due_day),
-        cum_billed_yuan=pl.col("amount_yuan").cum_sum().over("customer_id").round(2),
+    )
+    return per_month.join(dates, on="bill_month", how="left", maintain_order="left").with_columns(
+        cum_billed_yuan=(_cum_within(_micro(pl.col("amount_yuan")), "customer_id") / MICRO).round(2),
         prev_bill_month=_shift_within(pl.col("bill_month"), 1, "customer_id"),
     )
 
@@ -205,6 +208,36 @@ def _shift_within(expr: pl.Expr, n: int, *keys: str) -> pl.Expr:
     """
     same = pl.all_horizontal(pl.col(k).shift(n).eq_missing(pl.col(k)) for k in keys)
     return pl.when(same).then(expr.shift(n))
+
+
+#: money in running sums is counted in integer millionths of a yuan: integer sums are
+#: exact, so a running total within a customer is the column's running total less its
+#: value before the customer's first row (no window over 500k small groups), and any
+#: figure rounded to 6 decimals comes out as from a float sum
+MICRO = 1_000_000
+
+
+def _micro(expr: pl.Expr) -> pl.Expr:
+    """Yuan as integer millionths."""
+    return (expr * MICRO).round().cast(pl.Int64)
+
+
+def _group_start(*keys: str) -> pl.Expr:
+    """True on the first row of each run of equal ``keys`` (rows sorted by them)."""
+    return ~pl.all_horizontal(pl.col(k).shift(1).eq_missing(pl.col(k)) for k in keys)
+
+
+def _cum_within(expr: pl.Expr, *keys: str) -> pl.Expr:
+    """``expr.cum_sum().over(keys)`` of an integer column, rows sorted by ``keys``."""
+    total = expr.cum_sum()
+    return total - pl.when(_group_start(*keys)).then(total - expr).forward_fill()
+
+
+def _total_within(expr: pl.Expr, *keys: str) -> pl.Expr:
+    """``expr.sum().over(keys)`` of an integer column, rows sorted by ``keys``."""
+    total = expr.cum_sum()
+    last = ~pl.all_horizontal(pl.col(k).shift(-1).eq_missing(pl.col(k)) for k in keys)
+    return pl.when(last).then(total).backward_fill() - pl.when(_group_start(*keys)).then(total - expr).forward_fill()
 
 
 def _daily_paid(ledger: pl.LazyFrame) -> pl.LazyFrame:
@@ -273,29 +306,52 @@ def unpaid_through(points: pl.LazyFrame, schedule: pl.LazyFrame, ledger: pl.Lazy
 
 
 def bill_status_at_due(schedule: pl.LazyFrame, ledger: pl.LazyFrame) -> pl.LazyFrame:
-    """Per bill: the part still unpaid at the end of its due date (and so collected by it)."""
-    bills = (
-        schedule.select("customer_id", "bill_month", "prev_bill_month", "due_date", "amount_yuan")
-        .sort("customer_id", "bill_month")
-        .with_row_index("bid")
-        .cache()
+    """Per bill: the part still unpaid at the end of its due date (and so collected by it).
+
+    The closed form at bill ``m``'s due date ``d``: no later bill is issued by then (the
+    next is issued a month after ``m``), so unpaid(through m) = max(0, B_m - P(d)) and
+    unpaid(through the bill before) = max(0, B_prev - P(d) + c_m(d)), where ``c_m(d)`` is
+    what payments naming ``m`` settled of it by ``d`` (counted once ``m`` is issued). The
+    bill's own unpaid part is the difference.
+    """
+    bills = schedule.select(
+        "customer_id",
+        "bill_month",
+        "due_date",
+        "issue_date",
+        "amount_yuan",
+        "cum_billed_yuan",
+        b_prev=_shift_within(pl.col("cum_billed_yuan"), 1, "customer_id").fill_null(0.0),
     )
-    pts = pl.concat(
-        [
-            bills.select(pid=pl.col("bid") * 2, customer_id="customer_id", at="due_date", upto="bill_month"),
-            bills.select(pid=pl.col("bid") * 2 + 1, customer_id="customer_id", at="due_date", upto="prev_bill_month"),
-        ]
+    # net payments made by the end of each day a customer paid (the day's last row)
+    paid = (
+        ledger.select("customer_id", "day", p=_cum_within(_micro(pl.col("amount_yuan")), "customer_id"))
+        .filter(~pl.all_horizontal(pl.col(k).shift(-1).eq_missing(pl.col(k)) for k in ("customer_id", "day")))
+        .sort("day")
     )
-    u = unpaid_through(pts, schedule, ledger).select(
-        bid=pl.col("pid") // 2, side=pl.col("pid") % 2, unpaid=pl.col("unpaid_yuan")
+    named = (
+        ledger.filter(pl.col("bill_month").is_not_null())
+        .select("customer_id", "bill_month", "day", "amount_yuan")
+        .join(bills.select("customer_id", "bill_month", "due_date"), on=["customer_id", "bill_month"], how="inner")
+        .filter(pl.col("day") <= pl.col("due_date"))
+        .group_by("customer_id", "bill_month")
+        .agg(s=pl.col("amount_yuan").sum())
     )
-    wide = u.group_by("bid").agg(
-        through=pl.col("unpaid").filter(pl.col("side") == 0).first(),
-        before=pl.col("unpaid").filter(pl.col("side") == 1).first(),
+    p = (pl.col("p").fill_null(0) / MICRO).alias("p")
+    c = pl.when(pl.col("s").is_not_null() & (pl.col("issue_date") <= pl.col("due_date"))).then(
+        pl.min_horizontal(pl.col("s").clip(lower_bound=0.0), pl.col("amount_yuan"))
     )
     return (
-        bills.join(wide, on="bid", how="left")
-        .with_columns(unpaid_at_due_yuan=(pl.col("through") - pl.col("before").fill_null(0.0)).round(2).clip(0.0))
+        bills.sort("due_date")
+        .join_asof(
+            paid, left_on="due_date", right_on="day", by="customer_id", strategy="backward", check_sortedness=False
+        )
+        .join(named, on=["customer_id", "bill_month"], how="left")
+        .with_columns(
+            through=(pl.col("cum_billed_yuan") - p + 0.0).round(6).clip(lower_bound=0.0),
+            before=(pl.col("b_prev") - p + c.fill_null(0.0)).round(6).clip(lower_bound=0.0),
+        )
+        .with_columns(unpaid_at_due_yuan=(pl.col("through") - pl.col("before")).round(2).clip(0.0))
         .with_columns(collected_by_due_yuan=(pl.col("amount_yuan") - pl.col("unpaid_at_due_yuan")).round(2))
         .select("customer_id", "bill_month", "due_date", "amount_yuan", "unpaid_at_due_yuan", "collected_by_due_yuan")
     )
@@ -322,7 +378,8 @@ def oldest_unpaid(
 
     customer_id, oldest_bill_month, oldest_due_date, overdue_yuan (unpaid of the bills
     due before ``due_before``, default ``at``). The oldest bill with an unpaid part is
-    the first bill ``m`` whose unpaid-through-m exceeds the tolerance.
+    the first bill ``m`` whose unpaid-through-m exceeds the tolerance. ``schedule`` as
+    :func:`bill_schedule` gives it (sorted by customer and bill month).
     """
     issued = schedule.filter(pl.col("issue_date") <= at)
     paid = ledger.filter(pl.col("day") <= at).group_by("customer_id").agg(p=pl.col("amount_yuan").sum())
@@ -332,14 +389,14 @@ def oldest_unpaid(
         .group_by("customer_id", "bill_month")
         .agg(s=pl.col("amount_yuan").sum())
     )
+    c = _micro(pl.col("s").fill_null(0.0).clip(0.0, pl.col("amount_yuan")))
     rows = (
         issued.select("customer_id", "bill_month", "due_date", "amount_yuan", "cum_billed_yuan")
-        .join(named, on=["customer_id", "bill_month"], how="left")
-        .with_columns(c=pl.col("s").fill_null(0.0).clip(0.0, pl.col("amount_yuan")))
-        .sort("customer_id", "bill_month")
+        # joins that keep the schedule's order: the running sums below need it
+        .join(named, on=["customer_id", "bill_month"], how="left", maintain_order="left")
+        .join(paid, on="customer_id", how="left", maintain_order="left")
         # named settlements of the bills after m: all of the customer's minus those through m
-        .with_columns(later=pl.col("c").sum().over("customer_id") - pl.col("c").cum_sum().over("customer_id"))
-        .join(paid, on="customer_id", how="left")
+        .with_columns(later=(_total_within(c, "customer_id") - _cum_within(c, "customer_id")) / MICRO)
         .filter(pl.col("due_date") < (due_before or at))
         .with_columns(
             unpaid_yuan=(pl.col("cum_billed_yuan") - pl.col("p").fill_null(0.0) + pl.col("later"))
@@ -350,7 +407,7 @@ def oldest_unpaid(
     return (
         rows.group_by("customer_id")
         .agg(
-            # rows reach the group_by in no set order (streaming joins): say which bill is meant
+            # rows reach the group_by in no set order (streaming): say which bill is meant
             # (a due date grows with its bill month, so the oldest bill has the earliest one)
             overdue_yuan=pl.col("unpaid_yuan").get(pl.col("bill_month").arg_max()),
             oldest_bill_month=pl.col("bill_month").filter(pl.col("unpaid_yuan") > tolerance).min(),
@@ -381,26 +438,25 @@ def late_fees(
     first, last = month_bounds(month)
     last = min(last, until) if until is not None else last
     jan1 = dt.date(first.year, 1, 1)
-    # cache(): each of these feeds several branches of the plan; computed once
-    sched = schedule.join(
-        schedule.filter(pl.col("due_date") < last).select("customer_id").unique(), on="customer_id", how="semi"
-    ).cache()
-    led = ledger.join(sched.select("customer_id").unique(), on="customer_id", how="semi").cache()
+    # the customers with a bill due before the month's last day; schedule order kept
+    # (a customer's first bill is due first). cache(): each feeds several branches
+    first_due = pl.when(_group_start("customer_id")).then(pl.col("due_date")).forward_fill()
+    sched = schedule.filter(first_due < last).cache()
+    led = ledger.join(sched.filter(_group_start("customer_id")).select("customer_id"), on="customer_id", how="semi")
     overdue_from = pl.col("due_date").dt.offset_by("1d")
     # named settlements: the change of c_k each named payment makes, effective once the bill is issued
+    # (money in integer millionths, see MICRO)
     dc = (
         led.filter(pl.col("bill_month").is_not_null())
         .join(
-            sched.select("customer_id", "bill_month", "issue_date", "due_date", bill_yuan="amount_yuan"),
+            sched.select("customer_id", "bill_month", "issue_date", "due_date", bill=_micro(pl.col("amount_yuan"))),
             on=["customer_id", "bill_month"],
             how="inner",
         )
         .sort("customer_id", "bill_month", "day", "txn_id")
+        .with_columns(c=_cum_within(_micro(pl.col("amount_yuan")), "customer_id", "bill_month").clip(0, pl.col("bill")))
         .with_columns(
-            c=pl.col("amount_yuan").cum_sum().over("customer_id", "bill_month").clip(0.0, pl.col("bill_yuan"))
-        )
-        .with_columns(
-            dc=pl.col("c") - _shift_within(pl.col("c"), 1, "customer_id", "bill_month").fill_null(0.0),
+            dc=pl.col("c") - _shift_within(pl.col("c"), 1, "customer_id", "bill_month").fill_null(0),
             day=pl.max_horizontal("day", "issue_date"),
         )
         .cache()
@@ -408,41 +464,44 @@ def late_fees(
     open_part = dc.filter(pl.col("day") <= pl.col("due_date"))
     changes = pl.concat(
         [
-            led.select("customer_id", "day", p=pl.col("amount_yuan")),
-            sched.select("customer_id", day=overdue_from, b=pl.col("amount_yuan")),
+            led.select("customer_id", "day", p=_micro(pl.col("amount_yuan"))),
+            sched.select("customer_id", day=overdue_from, b=_micro(pl.col("amount_yuan"))),
             open_part.select("customer_id", "day", n_open=pl.col("dc")),
             open_part.group_by("customer_id", "bill_month")
             .agg(pl.col("dc").sum(), pl.col("due_date").first())
             .select("customer_id", day=overdue_from, n_open=-pl.col("dc")),
             dc.filter(pl.col("due_date") >= jan1).select("customer_id", "day", n_year=pl.col("dc")),
-            sched.select("customer_id").unique().with_columns(day=pl.lit(first)),
+            sched.filter(_group_start("customer_id")).select("customer_id", day=pl.lit(first)),
         ],
         how="diagonal_relaxed",
-    ).with_columns(pl.col("p", "b", "n_open", "n_year").fill_null(0.0))
+    ).with_columns(pl.col("p", "b", "n_open", "n_year").fill_null(0))
     # before the month: one opening row on its first day
     changes = changes.with_columns(day=pl.max_horizontal("day", pl.lit(first))).filter(pl.col("day") <= last)
-    earlier = sched.filter(pl.col("due_date") < jan1).group_by("customer_id").agg(b_prev=pl.col("amount_yuan").sum())
+    earlier = (
+        sched.filter(pl.col("due_date") < jan1).group_by("customer_id").agg(b_prev=_micro(pl.col("amount_yuan")).sum())
+    )
+    # a customer's events in day order; the state after a day's last event holds until the
+    # next day with events (rows of one day but its last get 0 days)
     state = (
-        changes.group_by("customer_id", "day")
-        .agg(pl.col("p", "b", "n_open", "n_year").sum())
-        .sort("customer_id", "day")
-        # sorted: a run id numbers the customers (windows over integers, not strings)
-        .with_columns(gid=pl.col("customer_id").rle_id())
+        changes.sort("customer_id", "day")
+        .with_columns(pl.col(c).pipe(_cum_within, "customer_id") for c in ("p", "b", "n_open", "n_year"))
         .with_columns(
-            pl.col("p", "b", "n_open", "n_year").cum_sum().over("gid"),
             days=(
-                _shift_within(pl.col("day"), -1, "gid").fill_null(last + dt.timedelta(days=1)) - pl.col("day")
+                _shift_within(pl.col("day"), -1, "customer_id").fill_null(last + dt.timedelta(days=1)) - pl.col("day")
             ).dt.total_days(),
         )
         .join(earlier, on="customer_id", how="left")
         .select(
             "customer_id",
             "days",
-            x_all=(pl.col("b") - pl.col("p") + pl.col("n_open")).round(6).clip(lower_bound=0.0),
-            x_prev=(pl.col("b_prev").fill_null(0.0) - pl.col("p") + pl.col("n_year")).round(6).clip(lower_bound=0.0),
+            x_all=((pl.col("b") - pl.col("p") + pl.col("n_open")) / MICRO).round(6).clip(lower_bound=0.0),
+            x_prev=((pl.col("b_prev").fill_null(0) - pl.col("p") + pl.col("n_year")) / MICRO)
+            .round(6)
+            .clip(lower_bound=0.0),
         )
     )
-    cls = sched.group_by("customer_id").agg(customer_class=pl.col("customer_class").sort_by("bill_month").last())
+    last_bill = ~pl.col("customer_id").shift(-1).eq_missing(pl.col("customer_id"))
+    cls = sched.filter(last_bill).select("customer_id", "customer_class")
     resident = pl.col("customer_class") == "resident"
     rate_cur = pl.when(resident).then(rules.resident_per_day).otherwise(rules.other_current_year_per_day)
     rate_prev = pl.when(resident).then(rules.resident_per_day).otherwise(rules.other_earlier_years_per_day)
@@ -481,28 +540,25 @@ def receivables_month(
     first, last = month_bounds(month)
     if as_of is not None and first <= as_of < last:
         last = as_of
-    # cache(): both feed several branches of the plan; computed once
-    issued = schedule.filter(pl.col("issue_date") <= last).cache()
-    to_date = ledger.filter(pl.col("day") <= last).cache()
-    customers = pl.concat([issued.select("customer_id"), to_date.select("customer_id")]).unique()
-    billed = (
-        issued.filter(pl.col("issue_date") >= first)
+    # per customer: what was billed (issued by the end of the month) and paid (to date)
+    in_month = pl.col("issue_date") >= first
+    bills = (
+        schedule.filter(pl.col("issue_date") <= last)
         .group_by("customer_id")
-        .agg(billed_yuan=pl.col("amount_yuan").sum(), bill_month=pl.col("bill_month").max())
-    )
-    paid = (
-        ledger.filter(pl.col("day").is_between(first, last))
-        .group_by("customer_id")
-        .agg(paid_yuan=pl.col("amount_yuan").sum())
-    )
-    total = (
-        customers.join(issued.group_by("customer_id").agg(b=pl.col("amount_yuan").sum()), on="customer_id", how="left")
-        .join(
-            to_date.group_by("customer_id").agg(p=pl.col("amount_yuan").sum()),
-            on="customer_id",
-            how="left",
+        .agg(
+            # sums in integer millionths (see MICRO): the same whatever order the rows come in
+            b=_micro(pl.col("amount_yuan")).sum(),
+            billed_yuan=_micro(pl.col("amount_yuan")).filter(in_month).sum() / MICRO,
+            bill_month=pl.col("bill_month").filter(in_month).max(),
+            # the latest bill's class and area (one bill a month: no ties)
+            customer_class=pl.col("customer_class").get(pl.col("bill_month").arg_max()),
+            area_id=pl.col("area_id").get(pl.col("bill_month").arg_max()),
         )
-        .select("customer_id", arrears_yuan=(pl.col("b").fill_null(0.0) - pl.col("p").fill_null(0.0)).round(2))
+    )
+    to_date = ledger.filter(pl.col("day") <= last)
+    pays = to_date.group_by("customer_id").agg(
+        p=_micro(pl.col("amount_yuan")).sum(),
+        paid_yuan=_micro(pl.col("amount_yuan")).filter(pl.col("day") >= first).sum() / MICRO,
     )
     held = (
         to_date.filter(pl.col("bill_month").is_not_null())
@@ -512,15 +568,9 @@ def receivables_month(
     )
     oldest = oldest_unpaid(schedule, ledger, last, EPS_YUAN)
     fees = late_fees(schedule, ledger, month, rules.late_fee, until=last)
-    cls = issued.group_by("customer_id").agg(
-        customer_class=pl.col("customer_class").sort_by("bill_month").last(),
-        area_id=pl.col("area_id").sort_by("bill_month").last(),
-    )
     out = (
-        customers.join(cls, on="customer_id", how="left")
-        .join(billed, on="customer_id", how="left")
-        .join(paid, on="customer_id", how="left")
-        .join(total, on="customer_id", how="left")
+        bills.join(pays, on="customer_id", how="full", coalesce=True)
+        .with_columns(arrears_yuan=((pl.col("b").fill_null(0) - pl.col("p").fill_null(0)) / MICRO).round(2))
         .join(oldest, on="customer_id", how="left")
         .join(fees, on="customer_id", how="left")
         .join(held, on="customer_id", how="left")

@@ -20,6 +20,14 @@ from .receivables import RecoveryRules
 DEFAULT_ORG = "default"
 
 
+def _sum(expr: pl.Expr) -> pl.Expr:
+    """A sum of yuan to 1e-9, exact in decimals: the same whatever order the engine adds in.
+
+    (A float sum rounded to 1e-9 is not: at a million yuan the last bit is worth 1e-10.)
+    """
+    return expr.cast(pl.Decimal(38, 12)).sum().cast(pl.Float64).round(9)
+
+
 def recovery(
     bills: pl.LazyFrame,
     prepay_month: pl.LazyFrame,
@@ -65,18 +73,18 @@ def recovery(
     )
     aggs = [
         pl.len().cast(pl.Int32).alias("customers_billed"),
-        pl.col("billed").sum().round(9).alias("billed_yuan"),
+        pl.col("billed").pipe(_sum).alias("billed_yuan"),
         pl.col("is_post").sum().cast(pl.Int32).alias("postpaid_customers"),
-        pl.col("billed").filter(pl.col("is_post")).sum().round(9).alias("postpaid_billed_yuan"),
-        pl.col("post_collected").fill_null(0.0).sum().round(9).alias("postpaid_collected_yuan"),
+        pl.col("billed").filter(pl.col("is_post")).pipe(_sum).alias("postpaid_billed_yuan"),
+        pl.col("post_collected").fill_null(0.0).pipe(_sum).alias("postpaid_collected_yuan"),
         pl.col("is_prepay").sum().cast(pl.Int32).alias("prepay_customers"),
-        pl.col("billed").filter(pl.col("is_prepay")).sum().round(9).alias("prepay_billed_yuan"),
-        pl.col("purchases").fill_null(0.0).sum().round(9).alias("prepay_purchases_yuan"),
+        pl.col("billed").filter(pl.col("is_prepay")).pipe(_sum).alias("prepay_billed_yuan"),
+        pl.col("purchases").fill_null(0.0).pipe(_sum).alias("prepay_purchases_yuan"),
         pl.col("in_arrears").sum().cast(pl.Int32).alias("arrears_customers"),
-        pl.col("arrears").sum().round(9).alias("arrears_yuan"),
+        pl.col("arrears").pipe(_sum).alias("arrears_yuan"),
         (pl.col("is_prepay") & ~pl.col("has_balance")).sum().cast(pl.Int32).alias("prepay_no_balance_customers"),
-        pl.col("collected").fill_null(0.0).sum().round(9).alias("collected_yuan"),
-        pl.col("billed").filter(pl.col("in_rate")).sum().round(9).alias("rate_base"),
+        pl.col("collected").fill_null(0.0).pipe(_sum).alias("collected_yuan"),
+        pl.col("billed").filter(pl.col("in_rate")).pipe(_sum).alias("rate_base"),
     ]
     with_area = pl.col("area_id").is_not_null()
     areas = (

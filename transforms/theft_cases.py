@@ -50,13 +50,16 @@ def theft_cases(
     day: dt.date,
     min_score: float,
     penalty_multiple: float,
+    observed: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The ``theft_cases`` rows of detection date ``day``.
 
     ``diagnosis``: loss_diagnosis rows (any dates; those of ``day`` with the balance's
     theft rule are used). ``meter_days``: meter_daily rows of the window (meter_id,
     date, tariff_id, kwh, kwh_sharp..kwh_valley). ``prices``: price_calendar rows.
-    ``inspections``: meter_id, inspection_date, outcome (may be empty).
+    ``inspections``: meter_id, inspection_date, outcome (may be empty). ``observed``:
+    cases the area master found as observer of shape thefts
+    (:func:`meterlake.transforms.observer.cases`), added where the balance names none.
     """
     cands = diagnosis.filter(
         (pl.col("date") == day)
@@ -76,7 +79,12 @@ def theft_cases(
         "evidence",
         recorded_kwh=ev.str.json_path_match("$.recorded_kwh").cast(pl.Float64),
         stolen_kwh=ev.str.json_path_match("$.unrecorded_kwh").cast(pl.Float64),
+        evidence_text=_words(ev),
     )
+    if observed is not None and observed.height:
+        cases = pl.concat([cases, observed.select(cases.columns).cast(cases.schema)]).unique(
+            "meter_id", keep="first", maintain_order=True
+        )
     window = meter_days.join(cases.select("meter_id", "window_start"), on="meter_id").filter(
         pl.col("date").is_between(pl.col("window_start"), day)
     )
@@ -113,7 +121,6 @@ def theft_cases(
             unrecorded_share=(pl.col("stolen_kwh") / (pl.col("stolen_kwh") + pl.col("recorded_kwh"))).round(6),
             back_charge_yuan=(pl.col("stolen_kwh").round(3) * pl.col("price_yuan_per_kwh")).round(2),
             penalty_multiple=pl.lit(float(penalty_multiple)),
-            evidence_text=_words(pl.col("evidence")),
         )
         .with_columns(penalty_yuan=(pl.col("back_charge_yuan") * pl.col("penalty_multiple")).round(2))
         .sort(["area_id", "stolen_kwh", "meter_id"], descending=[False, True, False])

@@ -696,10 +696,14 @@ class Generator:
         d = R - self.R
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(day_units > 0, d / day_units, 0.0)
-        top = m.argmax(1)
+        # a meter's interval energy is the difference of its (resolution-limited) running
+        # count at the slot ends: each slot is off by less than one unit and the day sums
+        # to the register increment, with no day's rounding piled into one slot
         m *= ratio[:, None]
+        np.cumsum(m, axis=1, out=m)
         np.floor(m, out=m)
-        m[np.arange(n), top] += d - m.sum(1)
+        m[:, -1] = d
+        np.subtract(m[:, 1:], m[:, :-1], out=m[:, 1:])
         per = np.matmul(m, self.onehot)  # (program, meter, register)
         self.tou += per[t.program, np.arange(n)].astype(np.int64)
         self.cum, self.R = cum, R

@@ -27,13 +27,14 @@ import polars as pl
 
 from ..landing import read_landing_file, scan_dataset
 from ..schemas.anomalies import ANOMALIES, INDICATORS
+from ..schemas.curves import LANDING as CURVES
 from ..schemas.events import LANDING as EVENTS
 from ..schemas.inspections import LANDING as INSPECTIONS
 from ..schemas.loss_diagnosis import LOSS_DIAGNOSIS
 from ..schemas.meter_daily import METER_DAILY
 from ..schemas.outage_meter_days import OUTAGE_METER_DAYS
 from ..schemas.theft_cases import THEFT_CASES
-from ..transforms import anomaly, supervised
+from ..transforms import anomaly, observer, supervised
 from ..transforms.dates import parse_dates
 from ..transforms.ingest import parse_landing_bytes
 from ..transforms.outages import OutageConfig
@@ -81,7 +82,13 @@ def load_inspections(ctx: StageContext) -> tuple[pl.DataFrame, list[str]]:
     return read_inspections(ctx.landing)
 
 
-def _theft_cases(ctx: StageContext, cfg: anomaly.AnomalyConfig, todo: list[dt.date], diag_days: list[str]) -> int:
+def _theft_cases(
+    ctx: StageContext,
+    cfg: anomaly.AnomalyConfig,
+    todo: list[dt.date],
+    diag_days: list[str],
+    observed: dict[dt.date, pl.DataFrame] | None = None,
+) -> int:
     """Write a theft_cases partition for every date of ``todo``; the rows written."""
     lake = ctx.lake
     diagnosis = (
@@ -95,8 +102,10 @@ def _theft_cases(ctx: StageContext, cfg: anomaly.AnomalyConfig, todo: list[dt.da
     written = 0
     for day in todo:
         found = diagnosis.filter(pl.col("date") == day)
-        meters = found["meter_id"].unique()
-        start = found["window_start"].min() if found.height else day
+        seen = (observed or {}).get(day)
+        meters = pl.concat([found["meter_id"], seen["meter_id"] if seen is not None else found["meter_id"]]).unique()
+        both = pl.concat([found["window_start"], seen["window_start"]]) if seen is not None else found["window_start"]
+        start = both.min() if both.len() else day
         span = [h for h in held if start <= h <= day]  # type: ignore[operator]
         meter_days = (
             lake.scan(METER_DAILY, span)
@@ -112,10 +121,43 @@ def _theft_cases(ctx: StageContext, cfg: anomaly.AnomalyConfig, todo: list[dt.da
             day,
             cfg.theft_cases.min_score,
             cfg.theft_cases.penalty_multiple,
+            seen,
         )
         lake.write_partition(THEFT_CASES, day, frame)
         written += frame.height
     return written
+
+
+class _Observed:
+    """The observer indicator per detection date, from daily summaries of the curves.
+
+    One day of curves is read at a time and summarised (``observer.day_summaries``); the
+    summaries of a window stay, older ones are dropped as the dates move on.
+    """
+
+    def __init__(self, ctx: StageContext, rules: anomaly.ObserverRules) -> None:
+        self.lake, self.rules, self.progress = ctx.lake, rules, ctx.progress
+        self.curve_days = set(self.lake.partitions(CURVES.clean))
+        self.days: dict[dt.date, tuple[pl.DataFrame, pl.DataFrame]] = {}
+
+    def at(self, day: dt.date) -> pl.DataFrame | None:
+        if not self.rules.enabled:
+            return None
+        window = [day - dt.timedelta(days=i) for i in range(self.rules.window_days - 1, -1, -1)]
+        window = [d for d in window if d.isoformat() in self.curve_days]
+        for d in [d for d in self.days if d not in window]:
+            del self.days[d]
+        if len(window) < self.rules.min_days:  # no customer can have enough days: nothing to read
+            return None
+        for d in window:
+            if d not in self.days:
+                self.progress(f"anomalies: observer summaries {d}")
+                curves = self.lake.scan(CURVES.clean, [d.isoformat()]).select("meter_id", *observer.SLOT_COLUMNS)
+                members = self.lake.scan(METER_DAILY, [d]).select(list(observer.MEMBER_COLUMNS))
+                self.days[d] = observer.day_summaries(curves, members, d, self.rules)
+        return observer.indicator(
+            pl.concat([self.days[d][0] for d in window]), pl.concat([self.days[d][1] for d in window]), day, self.rules
+        )
 
 
 def outage_min(ctx: StageContext) -> float:
@@ -178,16 +220,22 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         )
 
     features: dict[dt.date, pl.DataFrame] = {}
+    observed = _Observed(ctx, cfg.observer)
 
     def features_at(day: dt.date) -> pl.DataFrame:
         if day not in features:
-            features[day] = anomaly.indicators(days, events, diagnosis, history, day, cfg)
+            try:
+                seen = observed.at(day)
+            except observer.ObserverInputError as exc:
+                raise StageError(f"anomalies: {exc}") from exc
+            features[day] = anomaly.indicators(days, events, diagnosis, history, day, cfg, seen)
         return features[day]
 
     models: dict[int, supervised.TheftModel | None] = {}
     model_used: supervised.TheftModel | None = None
     written = 0
     fired: Counter[str] = Counter()
+    found_cases: dict[dt.date, pl.DataFrame] = {}
     top: Counter[str] = Counter()
     for i, day in enumerate(todo, 1):
         ctx.progress(f"anomalies: {day} ({i}/{len(todo)})")
@@ -205,6 +253,8 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             if model is not None:
                 model_p = supervised.predict(model, ind)
                 model_used = model
+        if cfg.observer.enabled:
+            found_cases[day] = observer.cases(ind, day, cfg.theft_cases.min_observer)
         frame = anomaly.score(ind, day, cfg, model_p)
         lake.write_partition(ANOMALIES, day, frame)
         written += frame.height
@@ -215,7 +265,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         for d in [d for d in features if d < day - dt.timedelta(days=1) and d not in model_dates]:
             del features[d]
 
-    cases = _theft_cases(ctx, cfg, todo, diag_days)
+    cases = _theft_cases(ctx, cfg, todo, diag_days, found_cases)
     result.rows = {ANOMALIES.name: written, THEFT_CASES.name: cases}
     result.notes.append(f"theft_cases: {cases} case(s) over {len(todo)} date(s)")
     result.notes.append(

@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
@@ -218,12 +219,19 @@ class BalanceModel(_Strict):
         7, ge=1, description="fit on window ends every this many days (and on the run's last), not every day"
     )
     min_days: int = Field(7, ge=1, description="fewest days with a balance row an area's fit may rest on")
-    estimator: Literal["ols", "huber"] = Field(
-        "huber", description="Huber IRLS (measured best), or signed least squares"
+    day_bases: int = Field(12, ge=1, le=48, description="smooth time-of-day terms absorbed from each area-day's loss")
+    load_power: float = Field(1.0, ge=0.0, le=4.0, description="a slot weighs 1 / (smoothed area load)^load_power")
+    day_shapes: int = Field(
+        3,
+        ge=0,
+        le=12,
+        description="common shapes of the day's curves absorbed beside the bumps (areas of 30 customers up)",
     )
     min_t: float = Field(4.0, gt=0, description="a coefficient must stand this many standard errors from the area's")
     theft_min_share: float = Field(0.1, gt=0, lt=1, description="least unrecorded share of a theft candidate")
-    theft_full_share: float = Field(0.5, gt=0, le=1, description="unrecorded share at which the theft score is 1")
+    report_t: float = Field(
+        2.0, gt=0, description="theft evidence is listed from this robust t up (score = t / (3 x min_t))"
+    )
     multiplier_min_ratio: float = Field(
         1.25, gt=1, description="the true-to-recorded ratio (or its inverse) a multiplier suspect must reach"
     )
@@ -238,10 +246,12 @@ class BalanceModel(_Strict):
         return balance.BalanceRules(
             window_days=self.window_days,
             min_days=self.min_days,
-            estimator=self.estimator,
+            day_bases=self.day_bases,
+            load_power=self.load_power,
+            day_shapes=self.day_shapes,
             min_t=self.min_t,
             theft_min_share=self.theft_min_share,
-            theft_full_share=self.theft_full_share,
+            report_t=self.report_t,
             multiplier_min_ratio=self.multiplier_min_ratio,
             multiplier_tolerance=self.multiplier_tolerance,
             mapping_tolerance=self.mapping_tolerance,
@@ -383,31 +393,68 @@ def _count(frame: pl.DataFrame, col: str) -> dict[str, int]:
     return {k: int(v) for k, v in frame.group_by(col).len().sort(col).iter_rows()}
 
 
+#: where the interval balance keeps each day's sufficient statistics (small: one row per
+#: area and per customer), so a window fit sums days instead of holding their curves
+BALANCE_STATE = ("_state", "balance")
+
+
+def _state_files(lake: Lake, day: dt.date) -> tuple[Path, Path]:
+    base = lake.root.joinpath(*BALANCE_STATE, f"date={day.isoformat()}")
+    return base / "areas.parquet", base / "customers.parquet"
+
+
+def _curves(lake: Lake, days: list[dt.date]) -> pl.LazyFrame:
+    held = set(lake.partitions(CURVES_LANDING.clean))
+    want = [d for d in days if d.isoformat() in held]
+    if not want:
+        return pl.LazyFrame(
+            schema={"meter_id": pl.String, "data_date": pl.Date, **dict.fromkeys(balance.SLOT_COLUMNS, pl.Float64)}
+        )
+    return lake.scan(CURVES_LANDING.clean, want).select("meter_id", "data_date", *balance.SLOT_COLUMNS)
+
+
+def _balance_day(lake: Lake, rules: balance.BalanceRules, day: dt.date) -> None:
+    """Compute and keep one day's balance statistics (that day's curves and meter_daily only)."""
+    members = lake.scan(METER_DAILY, [day]).select(list(balance.MEMBER_COLUMNS))
+    try:
+        areas, customers = balance.day_state(_curves(lake, [day]), members, day, rules)
+    except balance.BalanceInputError as exc:
+        raise StageError(f"loss: energy balance {day}: {exc}") from exc
+    a, c = _state_files(lake, day)
+    lake.write_file(a, areas.drop("date"))
+    lake.write_file(c, customers.drop("date"))
+
+
 def _with_balance(
-    ctx: StageContext, cfg: LossConfig, end: dt.date, frame: pl.DataFrame, theft_max_per_area: int
+    ctx: StageContext, cfg: LossConfig, end: dt.date, frame: pl.DataFrame, theft_max_per_area: int, days: list[dt.date]
 ) -> pl.DataFrame:
-    """The window's diagnosis with the interval energy balance's findings merged in."""
+    """The window's diagnosis with the interval energy balance's findings merged in.
+
+    ``days``: the days of the window with meter values. Each day's statistics come from
+    the lake's balance state (computed here for a day that has none yet).
+    """
     rules = cfg.diagnosis.balance.rules(cfg.diagnosis.multiplier)
     start = end - dt.timedelta(days=rules.window_days - 1)
     lake = ctx.lake
-    held = {dt.date.fromisoformat(p) for p in lake.partitions(METER_DAILY)}
-    days = sorted(d for d in held if start <= d <= end)
-    curve_days = [d for d in lake.partitions(CURVES_LANDING.clean) if start.isoformat() <= d <= end.isoformat()]
-    if not days:
+    days = [d for d in days if start <= d <= end]
+    if len(days) < rules.min_days:
         return frame
-    members = lake.scan(METER_DAILY, days).select(list(balance.MEMBER_COLUMNS))
-    curves = (
-        lake.scan(CURVES_LANDING.clean, curve_days).select("meter_id", "data_date", *balance.SLOT_COLUMNS)
-        if curve_days
-        else pl.LazyFrame(
-            schema={"meter_id": pl.String, "data_date": pl.Date, **dict.fromkeys(balance.SLOT_COLUMNS, pl.Float64)}
-        )
+    ctx.progress(f"loss: energy balance (window {start} .. {end}, {len(days)} days)")
+    for day in days:  # a day before this run's dates, not yet kept
+        if not _state_files(lake, day)[1].exists():
+            _balance_day(lake, rules, day)
+    areas = pl.concat(
+        [pl.read_parquet(_state_files(lake, d)[0]).with_columns(date=pl.lit(d)) for d in days], how="vertical_relaxed"
     )
-    ctx.progress(f"loss: energy balance (window {start} .. {end})")
-    try:
-        _, found = balance.balance(curves, members, end, rules)
-    except balance.BalanceInputError as exc:
-        raise StageError(f"loss: energy balance: {exc}") from exc
+    customers = pl.concat(
+        [pl.scan_parquet(_state_files(lake, d)[1]).with_columns(date=pl.lit(d)) for d in days],
+        how="vertical_relaxed",
+    )
+    coef = balance.balance_window(areas, customers, end, rules)
+    cands = balance.mapping_candidates(coef, rules)
+    curves = _curves(lake, days).filter(pl.col("meter_id").is_in(cands["meter_id"].implode()))
+    maps = balance.mapping_tests(cands, curves, areas, rules)
+    found = balance.findings(coef, maps, start, end, rules)
     return balance.merge_diagnosis(frame, found, start, end, theft_max_per_area)
 
 
@@ -500,6 +547,9 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
                     pending.append(day)
                     continue
                 balances[day] = area_day
+                if cfg.diagnosis.balance.enabled and day in todo:
+                    # the interval balance's statistics of the day, kept for the windows
+                    _balance_day(lake, cfg.diagnosis.balance.rules(cfg.diagnosis.multiplier), day)
                 area_parts.append(area_day)
                 feeder_parts.append(feeder_day)
                 gap_parts.append(loss.value_gaps(meters).collect())
@@ -532,7 +582,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             )
             every = cfg.diagnosis.balance.every_days
             if cfg.diagnosis.balance.enabled and (end == ends[-1] or end.toordinal() % every == 0):
-                frame = _with_balance(ctx, cfg, end, frame, diag.theft_max_per_area)
+                frame = _with_balance(ctx, cfg, end, frame, diag.theft_max_per_area, window)
             frame = outages.with_mapping_suspects(frame, lake.scan(OUTAGE_MAPPING_SUSPECTS, [end]).collect())
             lake.write_partition(LOSS_DIAGNOSIS, end, frame, sort_by=["area_id", "kind", "rank"])
             written[LOSS_DIAGNOSIS.name] += frame.height

@@ -226,3 +226,14 @@ def test_no_stop_notice_below_the_amount() -> None:
     lst = dunning(D(2026, 3, 31), sched, led, credit, scope, cfg).collect()
     # Y's January 20 is past due 39 days but the unpaid past-due sum (20 + 100) < 150
     assert dict(lst.select("customer_id", "action").rows()) == {"X": "stop_notice", "Y": "visit"}
+
+
+def test_reasons_with_equal_points_keep_the_configured_order() -> None:
+    # late 2 of 5 x 25 = 10.0 and worst 45 days overdue (31-90) = 10.0 tie: late first;
+    # then 1 month end in arrears = 3.0; score 100 - 23 = 77, grade B
+    r = score([("C", 50.0)] * 2 + [("C", 0.0)] * 3, [("C", 45, 50.0)])
+    assert (r["credit_score"], r["credit_grade"]) == (77.0, "B")
+    assert r["reasons"] == (
+        "2 of 5 bills paid late (逾期缴费) -10.0; worst 45 days overdue (最长逾期) -10.0; "
+        "1 month ends in arrears (欠费月数) -3.0"
+    )

@@ -19,7 +19,9 @@ from polars.testing import assert_frame_equal
 from meterlake.transforms.receivables import (
     EPS_YUAN,
     ReceivablesConfig,
+    _cum_within,
     _shift_within,
+    _total_within,
     bill_schedule,
     bill_status_at_due,
     oldest_unpaid,
@@ -250,3 +252,75 @@ def test_oldest_unpaid_matches_the_per_bill_closed_form(seed: int) -> None:
     got = oldest_unpaid(schedule, ledger, at, EPS_YUAN).collect().sort("customer_id")
     assert ref.height > 0
     assert_frame_equal(got, ref, check_column_order=False)
+
+
+@given(
+    keys=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2)), min_size=1, max_size=40),
+    values=st.lists(st.integers(-(10**12), 10**12), min_size=40, max_size=40),
+)
+@settings(max_examples=60, deadline=None)
+def test_running_sums_within_sorted_keys_are_the_window_sums(keys: list[tuple[int, int]], values: list[int]) -> None:
+    frame = pl.DataFrame(
+        {"a": [f"C{k[0]}" for k in keys], "b": [k[1] for k in keys], "v": values[: len(keys)]},
+        schema={"a": pl.String, "b": pl.Int64, "v": pl.Int64},
+    ).sort("a", "b")
+    for by in (["a"], ["a", "b"]):
+        got = frame.select(cum=_cum_within(pl.col("v"), *by), total=_total_within(pl.col("v"), *by))
+        want = frame.select(cum=pl.col("v").cum_sum().over(by), total=pl.col("v").sum().over(by))
+        assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", [pytest.param(s, id=f"seed{s}") for s in range(5)])
+def test_status_at_due_matches_the_closed_form_at_each_due_date(seed: int) -> None:
+    # reference: unpaid_through at each bill's due date, through the bill and through the
+    # bill before; the bill's own unpaid part is the difference (reversals included)
+    rng = random.Random(seed)
+    months = ["2025-10", "2025-11", "2025-12", "2026-01"]
+    rows = [(f"C{c}", m, round(rng.uniform(10, 200), 2)) for c in range(12) for m in months if rng.random() < 0.8]
+    pay_rows = [
+        (
+            f"P{i}",
+            "payment",
+            None,
+            f"C{rng.randrange(12)}",
+            D(2025, 11, 1) + dt.timedelta(days=rng.randrange(110)),
+            round(rng.uniform(5, 250), 2),
+            rng.choice([None, *months]),
+        )
+        for i in range(50)
+    ]
+    reversals = [
+        (f"R{p[0]}", "reversal", p[0], p[3], p[4] + dt.timedelta(days=rng.randrange(40)), p[5], None)
+        for p in pay_rows[:8]
+    ]
+    schedule = bill_schedule(bills(rows), CFG.calendar).collect().lazy()
+    ledger = payment_ledger(pays(pay_rows + reversals)).collect().lazy()
+    points = pl.concat(
+        [
+            schedule.select("customer_id", "bill_month", at="due_date", upto="bill_month", side=pl.lit(0)),
+            schedule.select("customer_id", "bill_month", at="due_date", upto="prev_bill_month", side=pl.lit(1)),
+        ]
+    ).with_row_index("pid")
+    u = unpaid_through(points, schedule, ledger).collect()
+    ref = (
+        u.filter(pl.col("side") == 0)
+        .join(
+            u.filter(pl.col("side") == 1).select("customer_id", "bill_month", before="unpaid_yuan"),
+            on=["customer_id", "bill_month"],
+        )
+        .select(
+            "customer_id",
+            "bill_month",
+            unpaid_at_due_yuan=(pl.col("unpaid_yuan") - pl.col("before")).round(2).clip(0.0),
+        )
+        .sort("customer_id", "bill_month")
+    )
+    got = (
+        bill_status_at_due(schedule, ledger)
+        .collect()
+        .select("customer_id", "bill_month", "unpaid_at_due_yuan")
+        .sort("customer_id", "bill_month")
+    )
+    assert ref.height == len(rows)
+    assert ref["unpaid_at_due_yuan"].sum() > 0
+    assert_frame_equal(got, ref)

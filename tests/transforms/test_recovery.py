@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
+from decimal import Decimal
 
 import polars as pl
 from polars.testing import assert_frame_equal
@@ -107,3 +109,33 @@ def test_a_held_post_paid_bill_is_billed_but_out_of_the_rate() -> None:
     scope = pl.concat([SCOPE, pl.LazyFrame({"customer_id": ["H"], "feeder_id": ["F1"], "org_id": ["ORG01"]})])
     a = run(bills, PREPAY, STATUS, scope).filter(pl.col("scope_id") == "A").row(0, named=True)
     assert (a["billed_yuan"], a["collected_yuan"], a["recovery_rate"]) == (700.0, 170.0, 0.85)
+
+
+def test_sums_to_a_million_yuan_do_not_depend_on_row_order() -> None:
+    # 3,000 post-paid bills of up to 10,000 yuan in one area: the billed total is the exact
+    # decimal sum, whichever order the rows come in
+    rng = random.Random(3)
+    amounts = [rng.randrange(1, 1_000_000) / 100 for _ in range(3000)]
+    exact = float(sum(Decimal(f"{a:.2f}") for a in amounts))
+    ids = [f"C{i:04d}" for i in range(3000)]
+    bills = pl.DataFrame(
+        {"customer_id": ids, "area_id": ["A"] * 3000, "period_end": [JAN31] * 3000, "amount_yuan": amounts}
+    )
+    status = pl.DataFrame(
+        {
+            "customer_id": ids,
+            "bill_month": ["2026-01"] * 3000,
+            "collected_by_due_yuan": amounts,
+            "unpaid_at_due_yuan": [0.0] * 3000,
+        }
+    )
+    scope = pl.DataFrame({"customer_id": ids, "feeder_id": ["F1"] * 3000, "org_id": ["ORG01"] * 3000})
+    no_prepay = PREPAY.clear()
+    runs = [
+        run(bills.sample(fraction=1.0, shuffle=True, seed=s).lazy(), no_prepay, status.lazy(), scope.lazy())
+        for s in range(4)
+    ]
+    assert exact > 1e6
+    for got in runs:
+        assert got.filter(pl.col("scope") == "area")["billed_yuan"].item() == round(exact, 9)
+        assert_frame_equal(got, runs[0])

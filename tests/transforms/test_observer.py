@@ -1,0 +1,272 @@
+"""The area master as observer of shape thefts, on hand-built areas whose answers are known by construction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from meterlake.transforms.anomaly import ObserverRules
+from meterlake.transforms.observer import (
+    SLOT_COLUMNS,
+    _masked_quantile,
+    day_summaries,
+    indicator,
+    no_rows,
+)
+
+START = dt.date(2026, 3, 1)
+DAYS = 30
+END = START + dt.timedelta(days=DAYS - 1)
+#: the hand-made tests judge the whole month at once
+RULES = ObserverRules(window_days=DAYS)
+TAMPERED = (2, 4, 7, 9, 12, 15, 18, 21, 24, 27)  # 10 of 30 days (0-based)
+CUSTOMERS = 12
+LOSS = 0.03  # technical loss, share of the master
+
+
+def _true_use(seed: int = 7) -> np.ndarray:
+    """(customers, days, 96) kWh: household-like days (morning and evening peaks) with day and slot noise."""
+    rng = np.random.default_rng(seed)
+    h = (np.arange(96) + 0.5) / 4
+    out = np.empty((CUSTOMERS, DAYS, 96))
+    for c in range(CUSTOMERS):
+        evening = 18.5 + c % 4 * 0.5
+        shape = 0.25 + np.exp(-0.5 * ((h - evening) / 1.6) ** 2) + 0.5 * np.exp(-0.5 * ((h - 7.5) / 1.0) ** 2)
+        base = 6.0 + 1.5 * c  # kWh per day
+        daily = rng.lognormal(0.0, 0.1, DAYS)
+        out[c] = base * shape[None, :] / shape.sum() * daily[:, None] * rng.lognormal(0.0, 0.15, (DAYS, 96))
+    return out
+
+
+def _attack(kind: str, x: np.ndarray, day: int, rng: np.random.Generator) -> np.ndarray:
+    """What the meter records of one true day ``x`` (96) under attack ``kind``."""
+    mean = x.mean()
+    if kind == "mix":
+        kind = ("h1", "h2", "h3", "h4", "h5", "h6")[TAMPERED.index(day) % 6]
+    if kind == "h1":
+        return 0.4 * x
+    if kind == "h2":
+        out = x.copy()
+        out[64:88] = 0.0  # 16:00-22:00
+        return out
+    if kind == "h3":
+        return rng.uniform(0.1, 0.8, 96) * x
+    if kind == "h4":
+        return rng.uniform(0.1, 0.8, 96) * mean
+    if kind == "h5":
+        return np.full(96, mean)
+    if kind == "h6":
+        return x[::-1].copy()
+    raise ValueError(kind)
+
+
+def _area(recorded: np.ndarray, true: np.ndarray) -> tuple[list[pl.DataFrame], list[pl.DataFrame]]:
+    """Per day: curves and meter_daily rows of the area (master sees the true use plus its loss)."""
+    master = true.sum(0) / (1.0 - LOSS)  # (days, 96)
+    curves, members = [], []
+    for d in range(DAYS):
+        day = START + dt.timedelta(days=d)
+        rows = [(f"C{c:02d}", "customer", recorded[c, d]) for c in range(CUSTOMERS)] + [("M", "area_master", master[d])]
+        curves.append(
+            pl.DataFrame(
+                {
+                    "meter_id": [r[0] for r in rows],
+                    **{s: [float(r[2][i]) for r in rows] for i, s in enumerate(SLOT_COLUMNS)},
+                }
+            )
+        )
+        members.append(
+            pl.DataFrame(
+                {
+                    "date": [day] * len(rows),
+                    "meter_id": [r[0] for r in rows],
+                    "area_id": ["A1"] * len(rows),
+                    "role": [r[1] for r in rows],
+                    "multiplier": [1.0] * len(rows),
+                    "kwh": [float(r[2].sum()) for r in rows],
+                }
+            )
+        )
+    return curves, members
+
+
+def _run(recorded: np.ndarray, true: np.ndarray, rules: ObserverRules = RULES) -> pl.DataFrame:
+    curves, members = _area(recorded, true)
+    parts = [
+        day_summaries(c, m, START + dt.timedelta(days=d), rules)
+        for d, (c, m) in enumerate(zip(curves, members, strict=True))
+    ]
+    return indicator(pl.concat([p[0] for p in parts]), pl.concat([p[1] for p in parts]), END, rules)
+
+
+@pytest.mark.parametrize("kind", ["h1", "h2", "h3", "h4", "h5", "h6", "mix"])
+def test_each_attack_on_10_of_30_days_is_ranked_first(kind: str) -> None:
+    true = _true_use()
+    recorded = true.copy()
+    thief = 5
+    rng = np.random.default_rng(3)
+    for d in TAMPERED:
+        recorded[thief, d] = _attack(kind, true[thief, d], d, rng)
+    found = _run(recorded, true).sort("s_observer", "meter_id", descending=[True, False])
+    assert found["meter_id"][0] == f"C{thief:02d}"
+    top = found.row(0, named=True)
+    assert top["s_observer"] >= 0.5
+    ev = json.loads(top["ev_observer"])
+    # the suspect days are the tampered ones (a strong day among the others would be a false alarm)
+    assert set(ev["suspect_days"]) <= {str(START + dt.timedelta(days=d)) for d in TAMPERED}
+    assert ev["area_checked"] and ev["area_loss_t"] > RULES.t.hi  # the area loss rose by what was hidden
+    # nobody else reaches the threshold
+    assert found.height == 1
+
+
+def test_an_area_without_theft_scores_nobody() -> None:
+    true = _true_use()
+    assert _run(true.copy(), true).height == 0
+
+
+def test_a_low_day_the_master_saw_too_is_not_confirmed() -> None:
+    # customer 5 was away on the 10 days: it used (and recorded) 40% — the master saw the same
+    true = _true_use()
+    for d in TAMPERED:
+        true[5, d] *= 0.4
+    honest = _run(true.copy(), true)
+    thief_true = _true_use()
+    stolen = thief_true.copy()
+    for d in TAMPERED:
+        stolen[5, d] *= 0.4  # recorded 40%, used all of it
+    thief = _run(stolen, thief_true).filter(pl.col("meter_id") == "C05").row(0, named=True)
+    # the thief's suspect days are confirmed by the area loss: the whole day part counts
+    assert thief["s_observer"] == pytest.approx(thief["f_observer_days"]) and thief["s_observer"] > 0.6
+    # the honest customer's are not: at most `floor` of its day part, so it stays under the thief
+    s_honest = honest.filter(pl.col("meter_id") == "C05")
+    assert s_honest.height == 1  # its days do look like the thief's
+    assert s_honest["s_observer"][0] == pytest.approx(RULES.floor * s_honest["f_observer_days"][0], abs=1e-6)
+    assert s_honest["s_observer"][0] < thief["s_observer"]
+
+
+def test_too_few_days_give_no_rows() -> None:
+    true = _true_use()
+    curves, members = _area(true, true)
+    c, a = day_summaries(curves[0], members[0], START, RULES)
+    out = indicator(c, a, START, RULES)
+    assert out.height == 0 and out.schema == no_rows().schema
+
+
+def test_day_summaries_by_hand() -> None:
+    rules = ObserverRules(blocks=4)
+    day = START
+    c1 = np.full(96, 0.01)
+    c1[0:24] = 0.0  # six hours of zeros from midnight
+    c1[30] = np.nan  # one slot not collected
+    c2 = np.full(96, 0.02)
+    master = np.full(96, 0.1)  # multiplier 2: 0.2 kWh primary per slot
+    curves = pl.DataFrame(
+        {"meter_id": ["a", "b", "m"], **{s: [c1[i], c2[i], master[i]] for i, s in enumerate(SLOT_COLUMNS)}}
+    )
+    members = pl.DataFrame(
+        {
+            "date": [day] * 4,
+            "meter_id": ["a", "b", "m", "x"],
+            "area_id": ["A", "A", "A", None],
+            "role": ["customer", "customer", "area_master", "customer"],
+            "multiplier": [1.0, 1.0, 2.0, 1.0],
+            # a's register: 71 collected slots of 0.01 plus 0.05 in the slot not collected
+            "kwh": [0.76, 1.92, 19.2, 3.0],
+        }
+    )
+    cust, areas = day_summaries(curves, members, day, rules)
+    assert cust["meter_id"].to_list() == ["a", "b"]  # x has no area
+    a = cust.row(0, named=True)
+    assert a["b01"] == pytest.approx(0.0)  # 00:00-06:00 all zero
+    assert a["b02"] == pytest.approx(0.23 + 0.05, abs=1e-6)  # 23 collected slots of 0.01 and the filled 0.05
+    assert a["b03"] == pytest.approx(0.24, abs=1e-6)
+    assert a["kwh"] == pytest.approx(0.76)
+    assert a["actual"] == pytest.approx(95 / 96)
+    assert a["zero_run"] == 24
+    assert a["rough"] == pytest.approx(0.0)  # equal slots after the zeros; zeros floored at 1e-3
+    ar = areas.row(0, named=True)
+    assert ar["m01"] == pytest.approx(24 * 0.2)
+    assert ar["s01"] == pytest.approx(24 * 0.02)
+    assert ar["s02"] == pytest.approx(0.28 + 24 * 0.02, abs=1e-6)
+    assert ar["filled_kwh"] == pytest.approx(0.05)
+    assert ar["master_actual"] == pytest.approx(1.0)
+
+
+def test_masked_quantile_by_hand() -> None:
+    v = np.array([[1.0, 5.0, 3.0, np.nan], [4.0, 2.0, 8.0, 6.0], [1.0, 2.0, 3.0, 4.0]])
+    keep = np.array([[True, True, True, True], [True, True, False, True], [False] * 4])
+    med = _masked_quantile(v, keep, 0.5)
+    assert med[0] == pytest.approx(3.0)  # of 1, 5, 3
+    assert med[1] == pytest.approx(4.0)  # of 4, 2, 6
+    assert np.isnan(med[2])
+    assert _masked_quantile(v, keep, 0.25)[1] == pytest.approx(3.0)  # 2, 4, 6: a quarter of the way = 3
+
+
+def test_observer_cases_are_priced_beside_the_balance_ones() -> None:
+    from meterlake.transforms.observer import cases
+    from meterlake.transforms.theft_cases import theft_cases
+
+    day = dt.date(2026, 1, 30)
+    ev = json.dumps({"window_start": "2026-01-17", "window_end": "2026-01-30", "suspect_days": ["2026-01-20"]})
+    ind = pl.DataFrame(
+        {
+            "meter_id": ["M1", "M2"],
+            "customer_id": ["C1", "C2"],
+            "area_id": ["A1", "A1"],
+            "s_observer": [0.9, 0.4],  # M2 under the case threshold
+            "d_observer": [dt.date(2026, 1, 20)] * 2,
+            "ev_observer": [ev, ev],
+            "_observer_days": [4, 1],
+            "_observer_window": [14, 14],
+            "_observer_pattern": ["low", "flat"],
+            "_observer_kwh": [12.0, 3.0],
+            "_observer_recorded": [8.0, 5.0],
+            "_observer_t": [6.5, 0.2],
+            "_observer_checked": [True, True],
+        }
+    )
+    found = cases(ind, day, 0.6)
+    assert found["meter_id"].to_list() == ["M1"]
+    prices = pl.DataFrame(
+        {
+            "tariff_id": ["RES"],
+            "date": [day],
+            **{f"price_{r}_yuan_per_kwh": [0.5] for r in ("sharp", "peak", "flat", "valley")},
+        }
+    )
+    meter_days = pl.DataFrame(
+        {
+            "meter_id": ["M1"],
+            "date": [dt.date(2026, 1, 20)],
+            "tariff_id": ["RES"],
+            "kwh": [8.0],
+            **{f"kwh_{r}": [2.0] for r in ("sharp", "peak", "flat", "valley")},
+        }
+    )
+    empty = pl.DataFrame(
+        schema={
+            "date": pl.Date,
+            "window_start": pl.Date,
+            "area_id": pl.String,
+            "kind": pl.String,
+            "rule": pl.String,
+            "meter_id": pl.String,
+            "customer_id": pl.String,
+            "score": pl.Float64,
+            "days": pl.Int32,
+            "evidence": pl.String,
+        }
+    )
+    inspections = pl.DataFrame(schema={"meter_id": pl.String, "inspection_date": pl.Date, "outcome": pl.String})
+    out = theft_cases(empty, meter_days, prices, inspections, day, 0.2, 3.0, found).row(0, named=True)
+    assert out["window_start"] == dt.date(2026, 1, 17)
+    assert out["stolen_kwh"] == pytest.approx(12.0)
+    assert out["unrecorded_share"] == pytest.approx(12.0 / 20.0)
+    assert out["back_charge_yuan"] == pytest.approx(6.0)  # 12 kWh at 0.5 yuan
+    assert out["penalty_yuan"] == pytest.approx(18.0)
+    assert out["evidence_text"].startswith("4 of 14 days since 2026-01-20: far less energy")
+    assert "14天中4天电量远低于其常态日" in out["evidence_text"]
