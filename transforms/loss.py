@@ -229,7 +229,7 @@ def check_input(rows: pl.LazyFrame) -> None:
     )
     if bad.height:
         first = ", ".join(
-            f"{r['meter_id']} on {r['date']} (kwh={r['kwh']}, reverse_kwh={r['reverse_kwh']})"
+            f"{r['meter_id']} on {r['date']} (kwh={r['kwh']:.2f}, reverse_kwh={r['reverse_kwh']:.2f})"
             for r in bad.head(3).iter_rows(named=True)
         )
         raise LossInputError(

@@ -7,8 +7,8 @@ The rule, from CONTRACT.md §1:
 * consumption of day D = register(D+1) - register(D), times the multiplier of the archive
   row valid on D (the latest snapshot on or before D; a meter absent from a later snapshot
   left service on that snapshot's date);
-* a difference below zero is a rollover (add ``register_max``) when that leaves less than
-  half the register's range (``rollover_fraction``); otherwise the register went down (a
+* a difference below zero is a rollover (add ``register_max``) when that leaves a value
+  from zero up to less than half the register's range (``rollover_fraction``); otherwise the register went down (a
   fault, 示度下降) and the day has no actual value;
 * when a reading is missing, the days between the two readings that exist share their
   difference and are ``estimated``: in proportion to the days' curves when every one of
@@ -194,7 +194,9 @@ def _pair_for_days(service: pl.LazyFrame, readings: pl.LazyFrame) -> pl.LazyFram
 def _difference(col: str, register_max: pl.Expr, rollover_fraction: float) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """(difference after rollover correction, rolled over?, went down?) of one register."""
     d = pl.col(f"{col}_to") - pl.col(f"{col}_from")
-    rolled = (d < 0) & ((d + register_max) < register_max * rollover_fraction)
+    # a reading above the register's range (an impossible value) cannot roll over: the
+    # corrected difference would still be negative, so the day is a register that went down
+    rolled = (d < 0) & ((d + register_max) >= 0) & ((d + register_max) < register_max * rollover_fraction)
     down = (d < 0) & ~rolled
     value = pl.when(rolled).then(d + register_max).when(down).then(None).otherwise(d)
     return value, rolled, down

@@ -120,6 +120,9 @@ def test_tou_reverse_and_remaining_yuan() -> None:
         # exactly half: 600 000 -> 100 000 gives 500 000, not *less* than half: down
         pytest.param(600_000.0, 100_000.0, "missing", "none", None, id="half-range-is-down"),
         pytest.param(500.0, 500.0, "actual", "register", 0.0, id="no-consumption"),
+        # a reading above the range (1 000 100 on a 1 000 000 register) -> 15: -1 000 085 +
+        # 1 000 000 = -85, still negative, so no rollover: the register went down, no value
+        pytest.param(1_000_100.0, 15.0, "missing", "none", None, id="above-range-is-down"),
     ],
 )
 def test_negative_difference_rollover_or_down(
