@@ -36,7 +36,7 @@ from pydantic import BaseModel
 from pydantic import Field as PydField
 
 from ..lake import STAGED_LEVEL, Lake
-from ..landing import Refused, read_landing_file, scan_dataset
+from ..landing import Candidate, Refused, read_landing_file, scan_dataset
 from ..schemas import LANDINGS, QUARANTINE, Landing
 from ..shards import DEFAULT_ORG, SHARD_KEY, check_org, is_shard, shard_root, shards
 from ..shards import MARKER as SHARD_MARKER
@@ -299,17 +299,7 @@ def stage_new_files(
             notes.append(f"{rel}: refused, {exc}")
             continue
         file_id = hashlib.sha256(raw).hexdigest()
-        entry: dict[str, Any] = {
-            "file_id": file_id,
-            "dataset": spec.dataset,
-            "source_file": rel,
-            "size_bytes": cand.size,
-            "mtime_ns": cand.mtime_ns,
-            "delivered_at": delivered_at(cand.mtime_ns),
-            "run_id": ctx.run_id,
-            "problems": [],
-            "dates": [],
-        }
+        entry = _manifest_entry(file_id, spec.dataset, cand, ctx.run_id)
         if file_id in ids:
             lines = rows_of[file_id]
             entry |= {
@@ -881,17 +871,7 @@ def split_landing(ctx: StageContext) -> StageResult:
             result.notes.append(f"{rel}: refused, {exc}")
             continue
         file_id = hashlib.sha256(raw).hexdigest()
-        entry: dict[str, Any] = {
-            "file_id": file_id,
-            "dataset": spec.dataset,
-            "source_file": rel,
-            "size_bytes": cand.size,
-            "mtime_ns": cand.mtime_ns,
-            "delivered_at": delivered_at(cand.mtime_ns),
-            "run_id": ctx.run_id,
-            "problems": [],
-            "dates": [],
-        }
+        entry = _manifest_entry(file_id, spec.dataset, cand, ctx.run_id)
         if file_id in twins:
             entries = []
             parts = twins[file_id]
@@ -957,3 +937,18 @@ def clear_inbox(lake: Lake, manifest: pl.DataFrame) -> None:
     for p in inbox(lake).glob("*.parquet"):
         if p.name in held:
             p.unlink(missing_ok=True)
+
+
+def _manifest_entry(file_id: str, dataset: str, cand: Candidate, run_id: str) -> dict[str, Any]:
+    """A new landing file's manifest entry, before its rows are parsed."""
+    return {
+        "file_id": file_id,
+        "dataset": dataset,
+        "source_file": cand.rel,
+        "size_bytes": cand.size,
+        "mtime_ns": cand.mtime_ns,
+        "delivered_at": delivered_at(cand.mtime_ns),
+        "run_id": run_id,
+        "problems": [],
+        "dates": [],
+    }
