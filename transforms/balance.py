@@ -103,7 +103,6 @@ over meters or rows.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import math
 from collections.abc import Sequence
@@ -147,6 +146,8 @@ class BalanceRules:
     #: shapes_min_customers customers)
     day_shapes: int = 3
     shapes_min_customers: int = 30
+    #: absorb the load loss (the square of the area's load) beside the bumps, free on every day
+    copper_term: bool = True
     #: fewest fitted slots (master and every customer present) an area-day needs
     min_slots: int = 48
     #: a customer-day below this share of the master's energy gets its uncollected slots
@@ -277,10 +278,15 @@ AREA_STATE: dict[str, pl.DataType] = {
     "yy": pl.Float64(),  # weighted sum of squares of the loss after those terms
     "ll": pl.Float64(),  # the same of the area's recorded load
     "ly": pl.Float64(),  # their cross product
+    # ll and ly without the load-loss term (null where the area-day has none): the
+    # loss's slope on the load, the marginal technical loss of a kWh more
+    "ll_linear": pl.Float64(),
+    "ly_linear": pl.Float64(),
     "weight": pl.Array(pl.Float32(), SLOTS),  # slot weights (0 = slot not fitted)
     "resid": pl.Array(pl.Float32(), SLOTS),  # weighted loss values after the terms (0 where not fitted)
     "load": pl.Array(pl.Float32(), SLOTS),  # weighted recorded load values after the terms
-    "shapes": pl.List(pl.Float32()),  # the day's common shapes absorbed, 96 values each (0 where not fitted)
+    #: the day's common shapes and its load-loss curve absorbed (weighted), 96 values each (0 where not fitted)
+    "shapes": pl.List(pl.Float32()),
 }
 #: per customer and day (``customers.parquet``): cross products of its weighted curve,
 #: after the day's terms, with the loss (ry), itself (rr), the load (rl), and those of
@@ -306,110 +312,48 @@ def _bases(count: int) -> np.ndarray:
     return np.exp(-0.5 * (d / (SLOTS / count * 0.7)) ** 2)
 
 
-@dataclass(frozen=True)
-class _Day:
-    """One area-day after its time-of-day terms: which slots, their weights, the residual loss and load."""
-
-    ok: np.ndarray  # (96,) bool
-    sw: np.ndarray  # (slots,) square roots of the slot weights
-    shapes: np.ndarray  # (k, slots) the common shapes absorbed beside the bumps
-    q: np.ndarray  # (slots, bases) orthonormal basis of the weighted terms
-    resid: np.ndarray  # (slots,) weighted loss after the terms
-    load: np.ndarray  # (slots,) weighted recorded load after the terms
-
-
-_PINV: dict[bytes, np.ndarray] = {}
-
-
-def _pinv(zd: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """The bumps' pseudo-inverse on the fitted slots (the same for every full day: kept)."""
-    key = ok.tobytes() + zd.shape[1].to_bytes(2, "little")
-    if key not in _PINV:
-        if len(_PINV) > 256:
-            _PINV.clear()
-        _PINV[key] = np.linalg.pinv(zd)
-    return _PINV[key]
-
-
-def _leading(g: np.ndarray, k: int, iterations: int = 12) -> np.ndarray:
-    """(k, slots): the leading eigenvectors of the symmetric ``g`` by subspace iteration.
-
-    A few products with a 96 x 96 matrix instead of its full eigendecomposition (a
-    county day has thousands of areas); the common shapes stand far above the rest.
-    """
-    g4 = np.linalg.matrix_power(g / max(float(np.abs(g).max()), 1e-300), 4)
-    v = np.linalg.qr(g[:, : max(k, 1)] + np.eye(len(g), max(k, 1)))[0]
-    for _ in range(iterations // 4):  # fixed small count, four products a step
-        v = np.linalg.qr(g4 @ v)[0]
-    return v[:, :k].T
-
-
 def _clear(x: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Rows of ``x`` less their projection on the columns of ``q`` (orthonormal)."""
     return x - (x @ q) @ q.T
 
 
-def _project_day(
-    master: np.ndarray, rec: np.ndarray, rules: BalanceRules, z: np.ndarray
-) -> tuple[_Day, np.ndarray, np.ndarray] | None:
-    """One area-day's loss, load and customer curves, weighted and cleared of the day's terms.
+def _leading(g: np.ndarray, k: int, iterations: int = 12) -> np.ndarray:
+    """(areas, 96, k): the leading eigenvectors of each symmetric ``g`` (areas, 96, 96).
 
-    ``master`` (96,), ``rec`` (customers, 96), both filled. Returns the day, the
-    customers' curves after the terms and their night slots (zero by day) after the
-    terms, both (customers, slots).
+    Subspace iteration: a few products with each 96 x 96 matrix instead of its full
+    eigendecomposition (a county day has thousands of areas), all areas at once; the
+    common shapes stand far above the rest.
     """
-    ok = ~np.isnan(master) & ~np.isnan(rec).any(0)
-    if ok.sum() < rules.min_slots:
-        return None
-    r = rec[:, ok]
-    load = r.sum(0)
-    y = master[ok] - load
-    zd = z[ok]
-    # slot weights: the loss noise grows with the load (every customer's own variation
-    # adds to it), so a slot counts with 1 / load^p, the load smoothed by the same terms
-    smooth = zd @ (_pinv(zd, ok) @ load)
-    floor = max(0.2 * float(load.mean()), 1e-9)
-    w = 1.0 / np.maximum(smooth, floor) ** rules.load_power
-    sw = np.sqrt(w / w.mean())
-    q, _ = np.linalg.qr(zd * sw[:, None])
-    rw = r * sw[None, :]
-    shapes = np.zeros((0, len(y)))
-    if rules.day_shapes > 0 and len(r) >= rules.shapes_min_customers:
-        # the day's common shapes: what most curves share beyond the bumps (a profile's
-        # narrow evening peak), each curve scaled to unit length so that no one meter's
-        # own variation makes a shape
-        rc = _clear(rw, q)
-        norm = np.linalg.norm(rc, axis=1)
-        rc = rc[norm > 0] / norm[norm > 0, None]
-        if len(rc) > rules.day_shapes:
-            shapes = _leading(rc.T @ rc, rules.day_shapes)
-            q, _ = np.linalg.qr(np.column_stack([q, shapes.T]))
-    yt = _clear(y * sw, q)
-    lt = _clear(load * sw, q)
-    day = _Day(ok=ok, sw=sw, shapes=shapes, q=q, resid=yt, load=lt)
-    return day, _clear(rw, q), _clear(rw * NIGHT_SLOTS[ok][None, :], q)
+    v = np.linalg.qr(g[:, :, :k] + np.eye(g.shape[1], k, dtype=g.dtype))[0]
+    for _ in range(iterations):  # fixed small count
+        v = np.linalg.qr(g @ v)[0]
+    return v
 
 
-def _fill_day(rec: np.ndarray, kwh: np.ndarray, master_kwh: float, max_share: float) -> None:
-    """Fill a small customer's uncollected slots from its daily register, in place.
+def _fill(rec: np.ndarray, kwh: np.ndarray, master_kwh: np.ndarray, shape: np.ndarray, max_share: float) -> None:
+    """Fill small customers' uncollected slots from their daily registers, in place.
 
-    With 150 customers an area rarely has a day on which every curve arrived. A
-    customer-day holding less than ``max_share`` of the master's energy gets its
-    uncollected slots from the energy its register measured beyond the collected slots,
-    spread like the area's collected load in those slots: the guess carries no
-    15-minute variation of its own, so it adds only that customer's own variation to
-    the loss. Larger customers' gaps stay gaps (their slots are left out that day).
+    ``rec`` (customers, 96); ``master_kwh`` and ``shape`` (the area's collected load,
+    96 values) per customer, from its area. With 150 customers an area rarely has a
+    day on which every curve arrived. A customer-day holding less than ``max_share`` of
+    the master's energy gets its uncollected slots from the energy its register
+    measured beyond the collected slots, spread like the area's collected load in those
+    slots: the guess carries no 15-minute variation of its own, so it adds only that
+    customer's own variation to the loss. Larger customers' gaps stay gaps (their slots
+    are left out that day).
     """
-    gap = np.isnan(rec) & (np.nan_to_num(kwh) < max_share * max(master_kwh, 0.0))[:, None] & ~np.isnan(kwh)[:, None]
-    if not gap.any():
+    small = (np.nan_to_num(kwh) < max_share * np.maximum(master_kwh, 0.0)) & ~np.isnan(kwh)
+    rows = np.flatnonzero(small & np.isnan(rec).any(1))
+    if not len(rows):
         return
-    shape = np.nansum(rec, 0)
-    shape = np.where(shape > 0, shape, 1e-9)
-    weight = np.where(gap, shape[None, :], 0.0)
-    rest = np.maximum(kwh - np.where(gap, 0.0, np.nan_to_num(rec)).sum(1), 0.0)
+    r = rec[rows]
+    gap = np.isnan(r)
+    weight = np.where(gap, np.where(shape[rows] > 0, shape[rows], 1e-9), 0.0)
+    rest = np.maximum(kwh[rows] - np.where(gap, 0.0, r).sum(1), 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         fill = weight / weight.sum(1, keepdims=True) * rest[:, None]
-    rec[gap] = fill[gap]
+    r[gap] = fill[gap]
+    rec[rows] = r
 
 
 def day_state(
@@ -425,11 +369,17 @@ def day_state(
     weighted and cleared of the day's smooth terms and common shapes; per customer the
     cross products with the loss (ry), itself (rr), the load (rl) and those of its night
     slots; per area the sums of squares and the cleared loss and load curves themselves
-    (the mapping test reads them). The linear algebra is thousands of small matrices:
-    one BLAS thread each (several threads only wait on one another at this size).
+    (the mapping test reads them). The linear algebra is thousands of small matrices,
+    stacked (one call for all areas) where numpy allows it, one BLAS thread (several
+    threads only wait on one another at this size).
     """
     with threadpool_limits(1, "blas"):
         return _day_state(curves, members, day, rules)
+
+
+def _segments(keys: np.ndarray) -> np.ndarray:
+    """Start of each run of equal values in ``keys`` (sorted), and its end as the last entry."""
+    return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True]) if len(keys) else np.zeros(1, dtype=np.int64)
 
 
 def _day_state(
@@ -439,54 +389,18 @@ def _day_state(
     rules: BalanceRules,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     frame, values = member_days(curves, members, day, day)
-    z = _bases(rules.day_bases)
-    area = frame["area_id"].to_numpy()
-    j_idx = frame["_j"].to_numpy()
-    kwh = frame["kwh"].to_numpy().astype(np.float64)
     n = frame.height
     stats = np.full((n, len(STAT_NAMES)), np.nan)  # per member row; masters and unfitted areas stay NaN
     night_kwh = np.nansum(values[:, NIGHT_SLOTS], 1)
-    bounds = np.flatnonzero(np.r_[True, area[1:] != area[:-1], True]) if n else np.array([0])
-    a_lo: list[int] = []
-    a_num: list[tuple[int, int, float, float, float]] = []
-    a_curves: list[np.ndarray] = []
-    a_shapes: list[np.ndarray] = []
-    for lo, hi in itertools.pairwise(bounds):  # loop over areas
-        is_c = j_idx[lo:hi] >= 0
-        if is_c.all() or not is_c.any():
-            continue
-        cidx = lo + np.flatnonzero(is_c)
-        midx = lo + np.flatnonzero(~is_c)
-        master = values[midx[0]] if len(midx) == 1 else np.nansum(values[midx], 0)
-        rec = values[cidx].copy()
-        _fill_day(rec, kwh[cidx], float(np.nansum(kwh[midx])), rules.fill_max_share)
-        done = _project_day(master, rec, rules, z)
-        if done is None:
-            continue
-        d, rt, rn = done
-        full = np.zeros((3, SLOTS), np.float32)
-        full[0, d.ok], full[1, d.ok], full[2, d.ok] = d.sw**2, d.resid, d.load
-        a_lo.append(hi - 1)
-        a_num.append(
-            (
-                int(d.ok.sum()),
-                int(d.q.shape[1]),
-                float(d.resid @ d.resid),
-                float(d.load @ d.load),
-                float(d.load @ d.resid),
-            )
-        )
-        a_curves.append(full)
-        sh = np.zeros((len(d.shapes), SLOTS), np.float32)
-        sh[:, d.ok] = d.shapes
-        a_shapes.append(sh.ravel())
-        stats[cidx] = np.column_stack(
-            [(rt * rt).sum(1), rt @ d.resid, rt @ d.load, (rn * rn).sum(1), (rn * rt).sum(1), rn @ d.resid, rn @ d.load]
-        )
-    nums = np.array(a_num, dtype=np.float64).reshape(-1, 5)
-    arr = np.stack(a_curves) if a_curves else np.zeros((0, 3, SLOTS), np.float32)
+    fitted = _fit_areas(frame, values, rules)
+    shape_rows: list[list[float]]
+    if fitted is None:
+        nums, arr, shape_rows, last = np.zeros((0, 7)), np.zeros((0, 3, SLOTS), np.float32), [], np.zeros(0, np.int64)
+    else:
+        rows, st, nums, arr, shape_rows, last = fitted
+        stats[rows] = st
     areas = (
-        frame[a_lo]
+        frame[last]
         .select("area_id", "feeder_id")
         .with_columns(
             slots=pl.Series(nums[:, 0], dtype=pl.Int32),
@@ -494,8 +408,10 @@ def _day_state(
             yy=pl.Series(nums[:, 2]),
             ll=pl.Series(nums[:, 3]),
             ly=pl.Series(nums[:, 4]),
+            ll_linear=pl.Series(nums[:, 5], nan_to_null=True),
+            ly_linear=pl.Series(nums[:, 6], nan_to_null=True),
             **{k: pl.Series(arr[:, i, :], dtype=AREA_STATE[k]) for i, k in enumerate(("weight", "resid", "load"))},
-            shapes=pl.Series([x.tolist() for x in a_shapes], dtype=AREA_STATE["shapes"]),
+            shapes=pl.Series(shape_rows, dtype=AREA_STATE["shapes"]),
         )
     )
     customers = (
@@ -512,6 +428,162 @@ def _day_state(
         .cast(CUSTOMER_STATE)  # type: ignore[arg-type]
     )
     return areas.with_columns(date=pl.lit(day)), customers.with_columns(date=pl.lit(day))
+
+
+def _fit_areas(
+    frame: pl.DataFrame, values: np.ndarray, rules: BalanceRules
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[list[float]], np.ndarray] | None:
+    """Every area-day's weights, time-of-day terms and cross products at once.
+
+    Returns the customer rows fitted, their statistics (:data:`STAT_NAMES`), the areas'
+    numbers (slots, bases, yy, ll, ly, ll_linear, ly_linear), their weight/resid/load curves, their shapes
+    (96 values each, flattened) and each area's last row in ``frame``; None when no area
+    has a master, a customer and ``min_slots`` fitted slots.
+    """
+    n = frame.height
+    if n == 0:
+        return None
+    area = frame["area_id"].to_numpy()
+    is_c = frame["_j"].to_numpy() >= 0
+    kwh = frame["kwh"].to_numpy().astype(np.float64)
+    bounds = _segments(area)
+    n_area = len(bounds) - 1
+    run = np.repeat(np.arange(n_area), np.diff(bounds))  # each row's area
+    n_m = np.bincount(run[~is_c], minlength=n_area)
+    # the master: its curve, or the sum of several (masters sort first in their area)
+    mrows = np.flatnonzero(~is_c)
+    msum = np.zeros((n_area, SLOTS))
+    np.add.at(msum, run[mrows], np.nan_to_num(values[mrows]))
+    master = np.where((n_m == 1)[:, None], values[bounds[:-1]], msum)
+    master_kwh = np.bincount(run[mrows], weights=np.nan_to_num(kwh[mrows]), minlength=n_area)
+    # customers of areas with a master, contiguous per area
+    crow = np.flatnonzero(is_c & (n_m[run] > 0))
+    if not len(crow):
+        return None
+    ca = run[crow]
+    cb = _segments(ca)
+    rec = values[crow]
+    shape = np.add.reduceat(np.nan_to_num(rec), cb[:-1], axis=0)  # the area's collected load
+    ua = ca[cb[:-1]]  # areas with customers, in order
+    where = np.repeat(np.arange(len(ua)), np.diff(cb))  # each customer's area (index into ua)
+    _fill(rec, kwh[crow], master_kwh[ca], shape[where], rules.fill_max_share)
+    ok = ~np.isnan(master[ua]) & ~np.logical_or.reduceat(np.isnan(rec), cb[:-1], axis=0)
+    good = ok.sum(1) >= rules.min_slots
+    if not good.any():
+        return None
+    # keep the areas with enough slots (their customers stay contiguous)
+    keep_c = good[where]
+    crow, rec, where = crow[keep_c], rec[keep_c], where[keep_c]
+    gi = np.flatnonzero(good)
+    remap = np.full(len(ua), -1)
+    remap[gi] = np.arange(len(gi))
+    where = remap[where]
+    ua, ok = ua[gi], ok[gi]
+    cb = _segments(where)
+    sizes = np.diff(cb)
+    k_area = len(ua)
+    np.nan_to_num(rec, copy=False)
+    rec[~ok[where]] = 0.0
+    load = np.add.reduceat(rec, cb[:-1], axis=0)
+    y = np.where(ok, master[ua], 0.0) - load
+    n_ok = ok.sum(1)
+
+    # slot weights: the loss noise grows with the load (every customer's own variation
+    # adds to it), so a slot counts with 1 / load^p, the load smoothed by the same terms
+    z = _bases(rules.day_bases)
+    patterns, inverse = np.unique(ok, axis=0, return_inverse=True)
+    fit = np.zeros((len(patterns), z.shape[1], SLOTS))
+    for p, pat in enumerate(patterns):  # the distinct sets of fitted slots: few
+        fit[p][:, pat] = np.linalg.pinv(z[pat])
+    smooth = np.einsum("aks,as->ak", fit[inverse.ravel()], load) @ z.T
+    floor = np.maximum(0.2 * load.sum(1) / n_ok, 1e-9)
+    w = np.where(ok, 1.0 / np.maximum(smooth, floor[:, None]) ** rules.load_power, 0.0)
+    sw = np.sqrt(w / (w.sum(1) / n_ok)[:, None])
+    q = np.linalg.qr(z[None, :, :] * sw[:, :, None])[0]  # (areas, 96, bases), 0 on slots not fitted
+    rec *= sw[where]  # the weighted curves, in place
+
+    # the day's common shapes: what most curves share beyond the bumps (a profile's
+    # narrow evening peak), each curve scaled to unit length so that no one meter's
+    # own variation makes a shape
+    k = rules.day_shapes
+    with_shapes = np.zeros(k_area, dtype=bool)
+    shapes = np.zeros((k_area, SLOTS, k))
+    if k > 0:
+        cand = np.flatnonzero(sizes >= rules.shapes_min_customers)
+        gram = np.zeros((len(cand), SLOTS, SLOTS), np.float32)
+        for i, ai in enumerate(cand):  # areas: one cleared block and its Gram matrix each
+            r = _clear(rec[cb[ai] : cb[ai + 1]], q[ai])
+            norm = np.sqrt(np.einsum("ij,ij->i", r, r))
+            r = (r[norm > 0] / norm[norm > 0, None]).astype(np.float32)
+            if len(r) > k:
+                gram[i] = r.T @ r
+                with_shapes[ai] = True
+        use = with_shapes[cand]
+        if use.any():
+            lead = _leading(gram[use], k).astype(np.float64)
+            lead[~ok[cand[use]]] = 0.0
+            shapes[cand[use]] = lead
+    # the load loss: the square of the area's load (scaled by its mean), weighted like
+    # the rest, its coefficient free on every day as the bumps' are (areas of
+    # shapes_min_customers up: in a smaller one the square of the load is much of each
+    # customer's own curve)
+    with_copper = (sizes >= rules.shapes_min_customers) & rules.copper_term
+    shapes = np.concatenate([shapes, (load * load / (load.sum(1) / n_ok)[:, None] * sw)[:, :, None]], axis=2)
+    # every area's terms: the bumps, its shapes and its load loss where it has them
+    used = np.column_stack([np.repeat(with_shapes[:, None], k, axis=1), with_copper])
+    basis = np.zeros((k_area, SLOTS, z.shape[1] + k + 1))
+    for combo in np.unique(used, axis=0):  # which terms: two or three kinds of area
+        sel = (used == combo).all(1)
+        cols = np.concatenate([q[sel], shapes[sel][:, :, combo]], axis=2)
+        basis[sel, :, : cols.shape[2]] = np.linalg.qr(cols)[0]
+    n_terms = z.shape[1] + used.sum(1)
+
+    def clear(x: np.ndarray) -> np.ndarray:  # (areas, 96) less their projection on the terms
+        return x - np.einsum("ask,ak->as", basis, np.einsum("ask,as->ak", basis, x))
+
+    resid, lt = clear(y * sw), clear(load * sw)
+    # the loss's slope on the load without the load-loss term: the marginal technical
+    # loss of a kWh more (the load-loss term is the last of the terms; the others span
+    # the same space with or without it)
+    last = basis[np.arange(k_area), :, n_terms - 1]
+    on_y, on_l = np.einsum("as,as->a", last, y * sw), np.einsum("as,as->a", last, load * sw)
+    # per customer: its weighted curve's projection on the terms and its cross products
+    # with the cleared loss and load, its night slots likewise, in one product per area
+    night = NIGHT_SLOTS.astype(np.float64)[None, :, None]
+    m = np.concatenate([basis, resid[:, :, None], lt[:, :, None]], axis=2)
+    m = np.concatenate([m, m * night], axis=2)
+    width = basis.shape[2]
+    prod = np.empty((len(rec), m.shape[2]))
+    for a in range(k_area):  # areas: one matrix product each
+        np.matmul(rec[cb[a] : cb[a + 1]], m[a], out=prod[cb[a] : cb[a + 1]])
+    c, cn = prod[:, :width], prod[:, width + 2 : 2 * width + 2]
+    rr_raw = np.einsum("ij,ij->i", rec, rec)
+    nn_raw = np.einsum("ij,ij->i", rec[:, NIGHT_SLOTS], rec[:, NIGHT_SLOTS])
+    st = np.column_stack(
+        [
+            rr_raw - np.einsum("ij,ij->i", c, c),
+            prod[:, width],
+            prod[:, width + 1],
+            nn_raw - np.einsum("ij,ij->i", cn, cn),
+            nn_raw - np.einsum("ij,ij->i", cn, c),
+            prod[:, 2 * width + 2],
+            prod[:, 2 * width + 3],
+        ]
+    )
+    nums = np.column_stack(
+        [
+            n_ok,
+            n_terms,
+            np.einsum("as,as->a", resid, resid),
+            np.einsum("as,as->a", lt, lt),
+            np.einsum("as,as->a", lt, resid),
+            np.where(with_copper, np.einsum("as,as->a", lt, lt) + on_l * on_l, np.nan),
+            np.where(with_copper, np.einsum("as,as->a", lt, resid) + on_l * on_y, np.nan),
+        ]
+    )
+    arr = np.stack([sw * sw, resid, lt], axis=1).astype(np.float32)
+    shape_rows = [shapes[a][:, used[a]].T.astype(np.float32).ravel().tolist() for a in range(k_area)]
+    return crow, st, nums.astype(np.float64), arr, shape_rows, bounds[1:][ua] - 1
 
 
 # -- the window: sums of the days --------------------------------------------------------------
@@ -540,9 +612,13 @@ def window_coefficients(
     customer, the loss (after the day's terms) is regressed on its own curve and the
     area's load: γ and τ; and once more with its night slots as a third variable.
     """
+    areas = areas.lazy()
+    held = areas.collect_schema()
     a = (
-        areas.lazy()
-        .select("area_id", "date", "feeder_id", "slots", "bases", "yy", "ll", "ly")
+        areas.with_columns(  # states kept before the load-loss term have no linear sums
+            pl.lit(None, pl.Float64).alias(k) for k in ("ll_linear", "ly_linear") if k not in held
+        )
+        .select("area_id", "date", "feeder_id", "slots", "bases", "yy", "ll", "ly", "ll_linear", "ly_linear")
         .with_columns(_w=_day_weight())
     )
     area_sum = a.group_by("area_id").agg(
@@ -550,6 +626,10 @@ def window_coefficients(
         N=pl.col("slots").sum(),
         K=pl.col("bases").sum(),
         **{f"S{k}": (pl.col("_w") * pl.col(k)).sum() for k in ("yy", "ll", "ly")},
+        # the marginal technical loss (slope on the load) where the days carry a load-loss term
+        marginal=pl.when(pl.col("ll_linear").is_not_null().all())
+        .then((pl.col("_w") * pl.col("ly_linear")).sum() / (pl.col("_w") * pl.col("ll_linear")).sum())
+        .otherwise(None),
     )
     # per customer-day: the load of the others u = load - r has its own coefficient that
     # day (τ_d: the technical loss, and whatever misfit follows the load that day); it is
@@ -584,7 +664,7 @@ def window_coefficients(
             days=pl.len().cast(pl.Int32),
             **{f"S{k}": (pl.col("_w") * e).sum() for k, e in parts.items()},
         )
-        .join(area_sum.select("area_id", "feeder_id", "N", "K"), on="area_id", how="inner")
+        .join(area_sum.select("area_id", "feeder_id", "N", "K", "marginal"), on="area_id", how="inner")
         .filter((pl.col("Srr") > 0) & (pl.col("recorded_kwh") >= rules.min_recorded_kwh))
         .sort("area_id", "meter_id")
         .collect()
@@ -596,8 +676,12 @@ def window_coefficients(
     sigma2 = np.maximum(S["yy"] - gamma * S["ry"], 1e-30) / dof
     # a coefficient is a ratio of energies: no meter resolves it finer than 1e-6
     se = np.maximum(np.sqrt(sigma2 / S["rr"]), 1e-6)
-    # τ of the customer: the days' load coefficients given γ, averaged
+    # τ of the customer: the days' load coefficients given γ, averaged; where the days
+    # carry a load-loss term (which takes most of the load's own coefficient), the
+    # area's marginal technical loss: an unrecorded kWh adds that much loss besides
     tau = (S["uy"] - gamma * S["ru"]) / np.where(S["uu"] > 0, S["uu"], np.nan)
+    marginal = c["marginal"].to_numpy().astype(np.float64)
+    tau = np.where(np.isnan(marginal), tau, marginal)
     # with its night slots: 2 x 2 on the same eliminated sums
     det = S["rr"] * S["nn"] - S["nr"] ** 2
     ok2 = (S["nn"] > 0) & (det > 1e-12 * S["rr"] * np.maximum(S["nn"], 1e-300))

@@ -444,7 +444,8 @@ def _with_balance(
         if not _state_files(lake, day)[1].exists():
             _balance_day(lake, rules, day)
     areas = pl.concat(
-        [pl.read_parquet(_state_files(lake, d)[0]).with_columns(date=pl.lit(d)) for d in days], how="vertical_relaxed"
+        [pl.read_parquet(_state_files(lake, d)[0]).with_columns(date=pl.lit(d)) for d in days],
+        how="diagonal_relaxed",  # states kept before ll_linear lack it
     )
     customers = pl.concat(
         [pl.scan_parquet(_state_files(lake, d)[1]).with_columns(date=pl.lit(d)) for d in days],

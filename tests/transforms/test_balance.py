@@ -265,3 +265,41 @@ def test_a_days_statistics_come_from_that_day_alone() -> None:
     assert_frame_equal(whole[0], alone[0])
     assert_frame_equal(whole[1], alone[1])
     assert whole[1].height == 8 and whole[0]["slots"].to_list() == [96]
+
+
+def _copper_area(rng: np.random.Generator, thief: float) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """40 households; the master sees their true use plus 0.2 kWh of no-load loss per slot
+    and a load loss of 3% of the load at the mean load, growing with its square."""
+    x = [_load(rng, b) for b in rng.uniform(5.0, 15.0, 40)]
+    total = np.sum(x, axis=0)
+    mean = float(total.mean())
+    master = total + 0.2 + 0.03 * total**2 / mean
+    meters = {"M": ("A", "area_master", 1.0, master)}
+    meters |= {f"c{i}": ("A", "customer", 1.0, thief * v if i == 0 else v) for i, v in enumerate(x)}
+    return meters, x
+
+
+def test_the_load_loss_term_takes_a_loss_growing_with_the_square_of_the_load() -> None:
+    meters, _ = _copper_area(np.random.default_rng(11), 1.0)
+    curves, members = _frames(meters)
+    day = START + dt.timedelta(days=2)
+    # honest: the loss is 0.2 + c x load^2, which the day's terms span, so nothing of it
+    # is left (the bumps take the constant, up to their smoothness, the load-loss term
+    # the rest)
+    areas, _ = day_state(curves, members, day, RULES)
+    assert areas["bases"][0] == 12 + 3 + 1
+    assert areas["yy"][0] < 1e-6 * areas["ll"][0]
+    # without it the square of the load leaves a residual the customers' curves would share
+    areas, _ = day_state(curves, members, day, BalanceRules(window_days=DAYS, min_days=5, copper_term=False))
+    assert areas["bases"][0] == 12 + 3
+    assert areas["yy"][0] > 1e-3 * areas["ll"][0]
+
+
+def test_a_partial_thief_is_recovered_beside_a_load_loss() -> None:
+    meters, x = _copper_area(np.random.default_rng(12), 0.6)
+    coef, found = balance(*_frames(meters), END, RULES)
+    c0 = _row(coef, "c0")
+    # recorded 60%: 1.667 times the recorded energy was used; the stolen 40%
+    assert c0["true_use_ratio"] == pytest.approx(1 / 0.6, rel=0.03)
+    assert c0["steady_unrecorded_kwh"] == pytest.approx(0.4 * x[0].sum(), rel=0.05)
+    assert found.filter(pl.col("kind") == "theft_candidate")["meter_id"].to_list() == ["c0"]
