@@ -227,6 +227,10 @@ class BalanceModel(_Strict):
         le=12,
         description="common shapes of the day's curves absorbed beside the bumps (areas of 30 customers up)",
     )
+    copper_term: bool = Field(
+        True,
+        description="absorb the load loss (the square of the area's load) beside the bumps, free per day (areas of 30 customers up)",
+    )
     min_t: float = Field(4.0, gt=0, description="a coefficient must stand this many standard errors from the area's")
     theft_min_share: float = Field(0.1, gt=0, lt=1, description="least unrecorded share of a theft candidate")
     report_t: float = Field(
@@ -249,6 +253,7 @@ class BalanceModel(_Strict):
             day_bases=self.day_bases,
             load_power=self.load_power,
             day_shapes=self.day_shapes,
+            copper_term=self.copper_term,
             min_t=self.min_t,
             theft_min_share=self.theft_min_share,
             report_t=self.report_t,
