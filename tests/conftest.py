@@ -7,6 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests judge results, not speed: the project's machines are shared and noisy,
+# so no per-example deadline and no too-slow health check (a test may still set its own).
+settings.register_profile("meterlake", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "meterlake"))
 
 #: the project's machines and CI run PostgreSQL here with trust auth
 DEFAULT_TEST_DSN = "postgresql://postgres@127.0.0.1:5432/test"
