@@ -48,9 +48,10 @@ from that day's curves only; a window sums its days, so memory is bounded by one
 whatever the window, and a county day costs one pass over its curves. Each area-day
 counts with the inverse of its residual variance (a day with an outage or a tampered
 neighbour counts less), each slot with 1 / (the area's smoothed load)^p. Measured on a
-generated day of 100,000 meters (670 areas; shared 2-core machine at load 18-22): the
-day's statistics 1.5-1.6 s of CPU, 7.6 MB kept; a 14-day window from the kept days
-3.5-3.9 s of CPU with its mapping test, peak RSS 0.74 GB.
+fifth of the county day (97,783 members in 714 areas; shared 2-core machine at load
+9-11, the least of 4 runs): the day's statistics 0.80 s of CPU (1.0 s with the loop of
+30 numpy calls per area it replaced); on a generated day of 100,000 meters a 14-day
+window from the kept days took 3.5-3.9 s of CPU with its mapping test, peak RSS 0.74 GB.
 
 Slots: a day fits the slots where the master and every customer were collected. A
 customer-day holding less than ``fill_max_share`` of the master's energy gets its
