@@ -17,6 +17,7 @@ area-grain tables also get row-level expectations. Then:
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,12 @@ DETAIL_FAILURES = 50
 def _files(partition_dir: Path) -> list[Path]:
     """The Parquet files of a partition: ``part-0.parquet`` for tables written by
     :meth:`Lake.write_partition`, one file per origin for quarantine."""
-    if not partition_dir.is_dir():
+    try:
+        with os.scandir(partition_dir) as entries:  # a glob costs ~1 ms a folder, a thousand folders a run
+            names = [e.name for e in entries if e.name.endswith(".parquet") and not e.name.startswith(".")]
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(p for p in partition_dir.glob("*.parquet") if not p.name.startswith("."))
+    return [partition_dir / n for n in sorted(names)]
 
 
 def discover(root: Path) -> list[tuple[str, str, str, list[str]]]:
