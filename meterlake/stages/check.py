@@ -3,8 +3,10 @@
 For every table the lake holds (clean tables and marts, found on disk: a table not
 written yet is skipped with a note), the partitions of the run's dates and of the
 months they touch (all partitions of quarantine) are reduced to a metrics frame in
-polars and judged by the table's GX suite (:mod:`meterlake.checks.suites`); small
-area-grain tables also get row-level expectations. Then:
+polars and judged by the table's rules (:mod:`meterlake.checks.suites`,
+:mod:`meterlake.checks.judge`); small area-grain tables also get row-level rules.
+Great Expectations re-checks every finding of the run on one combined frame (one
+suite, one checkpoint) and renders the run's Data Docs page. Then:
 
 * the findings go to ``LAKE/_meta/check_results/run_id=<run>/part-0.parquet``;
 * Data Docs are built under ``LAKE/reports/data_docs/`` and their index is
