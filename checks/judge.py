@@ -31,7 +31,12 @@ EVIDENCE_ROWS = 20
 FINDINGS_SCHEMA = {k: v for k, v in CHECK_RESULTS.schema.items() if k != "run_id"}
 #: what the gate's GX validation reads besides the findings: the value judged (a
 #: metric, or the count of offending rows), its bounds, and the rule's title
-BOUNDS_SCHEMA = {"value": pl.Float64, "min_value": pl.Float64, "max_value": pl.Float64, "check": pl.String}
+BOUNDS_SCHEMA: dict[str, pl.DataType] = {
+    "value": pl.Float64(),
+    "min_value": pl.Float64(),
+    "max_value": pl.Float64(),
+    "check": pl.String(),
+}
 EXPECTATION = {"between": "expect_column_values_to_be_between", "in_set": "expect_column_values_to_be_in_set"}
 
 
@@ -176,4 +181,4 @@ def _frame(frames: list[pl.DataFrame]) -> pl.DataFrame:
     schema = FINDINGS_SCHEMA | BOUNDS_SCHEMA
     if not frames:
         return empty_findings()
-    return pl.concat(frames).select(list(schema)).cast(schema)  # type: ignore[arg-type]
+    return pl.concat(frames).select(list(schema)).cast(schema)
