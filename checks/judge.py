@@ -181,4 +181,4 @@ def _frame(frames: list[pl.DataFrame]) -> pl.DataFrame:
     schema = FINDINGS_SCHEMA | BOUNDS_SCHEMA
     if not frames:
         return empty_findings()
-    return pl.concat(frames).select(list(schema)).cast(schema)
+    return pl.concat(frames).select(list(schema)).cast(pl.Schema(schema))
