@@ -32,10 +32,18 @@ import pyarrow.parquet as pq
 
 from ..checks.inputs import PartitionData, build_input, infer_grain, wanted_partitions
 from ..checks.results import CHECK_RESULTS
-from ..checks.runner import CheckReport, SuiteInput, blocking_message, preload, run_checks, warning_notes
+from ..checks.runner import (
+    CheckError,
+    CheckReport,
+    SuiteInput,
+    blocking_message,
+    preload,
+    run_checks,
+    warning_notes,
+)
 from ..checks.suites import EXPECTED_TABLES, TableSuite, build_suites, generic_suite, suite_for
 from ..checks.thresholds import CheckThresholds
-from . import BlockingValidationError, StageContext, StageResult
+from . import BlockingValidationError, StageContext, StageError, StageResult
 
 #: lake layers holding tables to check
 LAYERS = ("clean", "marts")
@@ -154,13 +162,16 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     inputs, notes, checked = collect_inputs(lake.root, dates, thresholds, ctx.progress)
     ctx.progress(f"check: validating {len(inputs)} table(s) with Great Expectations")
     loading.join()
-    report: CheckReport = run_checks(
-        inputs,
-        gx_root=lake.meta / "gx",
-        docs_dir=lake.reports / "data_docs",
-        run_name=ctx.run_id,
-        docs_validation_limit=thresholds.gate.docs_validation_limit,
-    )
+    try:
+        report: CheckReport = run_checks(
+            inputs,
+            gx_root=lake.meta / "gx",
+            docs_dir=lake.reports / "data_docs",
+            run_name=ctx.run_id,
+            docs_validation_limit=thresholds.gate.docs_validation_limit,
+        )
+    except CheckError as exc:  # the gate itself failed: nothing is published
+        raise StageError(f"check: {exc}") from exc
     findings = report.findings.with_columns(pl.lit(ctx.run_id).alias("run_id"))
     results_path = lake.write_partition(CHECK_RESULTS, ctx.run_id, findings, sort_by=["table", "partition", "rule"])
     failures = (
