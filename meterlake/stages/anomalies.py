@@ -44,6 +44,9 @@ from . import StageContext, StageError, StageResult
 
 CONFIG_NAME = "anomaly"
 
+#: detection dates whose look-backs hold up to this many meter-days are computed together
+BATCH_ROWS = 4_000_000
+
 
 def read_inspections(landing: Path) -> tuple[pl.DataFrame, list[str]]:
     """Inspection outcomes from ``LANDING/inspections/`` (CSV or CSV.gz), and notes.
@@ -221,14 +224,19 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
 
     features: dict[dt.date, pl.DataFrame] = {}
     observed = _Observed(ctx, cfg.observer)
+    # dates computed together (one pass of each indicator), their look-backs bounded in rows
+    batch_of = {d: b for b in anomaly.date_batches(days, todo, cfg, BATCH_ROWS) for d in b}
+
+    def compute(batch: list[dt.date]) -> None:
+        try:
+            seen = {d: observed.at(d) for d in batch}
+        except observer.ObserverInputError as exc:
+            raise StageError(f"anomalies: {exc}") from exc
+        features.update(anomaly.indicators_at(days, events, diagnosis, history, batch, cfg, seen))
 
     def features_at(day: dt.date) -> pl.DataFrame:
         if day not in features:
-            try:
-                seen = observed.at(day)
-            except observer.ObserverInputError as exc:
-                raise StageError(f"anomalies: {exc}") from exc
-            features[day] = anomaly.indicators(days, events, diagnosis, history, day, cfg, seen)
+            compute([d for d in batch_of.get(day, [day]) if d not in features])
         return features[day]
 
     models: dict[int, supervised.TheftModel | None] = {}
@@ -245,8 +253,8 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             # only inspections before `day`, with features at their own dates
             known = [d for d in model_dates if d < day]
             if len(known) not in models:
-                for d in known:
-                    features_at(d)
+                for batch in anomaly.date_batches(days, [d for d in known if d not in features], cfg, BATCH_ROWS):
+                    compute(batch)
                 rows = supervised.labelled_rows(inspections, features, cfg.supervised, before=day)
                 models[len(known)] = supervised.fit(rows, cfg.supervised)
             model = models[len(known)]

@@ -488,3 +488,56 @@ def test_reverse_follows_the_archive_pv_flag_where_it_is_given(pv_kw: float, str
     ind = A.indicators(days, NO_EVENTS, NO_DIAGNOSIS, history, LAST, CFG)
     assert strength(ind, "M1", "reverse") == strength_
     assert history["no_pv"].item() is (pv_kw == 0.0)
+
+
+# -- several detection dates at once ---------------------------------------------------------
+
+
+def test_dates_computed_together_each_see_their_own_lookback() -> None:
+    # M1: six days at 10 kWh, then zero from day 7 (index 6); a cover-open event on day 9
+    # (index 8). At day 8 (index 7) the zero run is 2 days and the event is in the future;
+    # at day 10 (index 9) the run is 4 days and the event 2 days back.
+    md = pl.concat([meter_days("M1", [10.0] * 6 + [0.0] * 4), *peers()])
+    days, history = A.prepare_days(md, CFG), A.reverse_history(md, CFG)
+    ev = events(("M1", dt.datetime.combine(day(8), dt.time(10)), "COVER_OPEN"))
+    both = A.indicators_at(days, ev, NO_DIAGNOSIS, history, [day(9), day(7)], CFG)
+    assert list(both) == [day(7), day(9)]
+    m1 = {d: f.filter(pl.col("meter_id") == "M1").row(0, named=True) for d, f in both.items()}
+    assert (m1[day(7)]["f_zero_days"], m1[day(9)]["f_zero_days"]) == (2.0, 4.0)
+    assert (m1[day(7)]["d_zero"], m1[day(9)]["d_zero"]) == (day(6), day(6))
+    assert (m1[day(7)]["f_events"], m1[day(9)]["f_events"]) == (0.0, 1.0)
+    assert m1[day(9)]["d_event_cover"] == day(8)
+    assert "_detection_date" not in both[day(7)].columns
+
+
+def test_dates_computed_together_equal_each_date_alone() -> None:
+    md = pl.concat(
+        [
+            meter_days("M1", [10.0] * 5 + [4.0] * 5),
+            meter_days("M2", [10.0] * 4 + [0.0] * 6),
+            meter_days("M3", [4.0] * 10, reverse=[0.0] * 6 + [30.0] * 4),
+            *peers(),
+        ]
+    )
+    days, history = A.prepare_days(md, CFG), A.reverse_history(md, CFG)
+    ev = events(("M1", dt.datetime.combine(day(4), dt.time(10)), "VOLTAGE_LOSS"))
+    diag = pl.concat([diagnosis("M2", "theft_candidate", 0.8, on=day(8)), diagnosis("X9", "mapping_suspect", 0.5)])
+    dates = [day(i) for i in range(3, 10)]
+    together = A.indicators_at(days, ev, diag, history, dates, CFG)
+    for d in dates:
+        assert_frame_equal(together[d], A.indicators(days, ev, diag, history, d, CFG))
+    # the master meter X9 named by the diagnosis only on LAST
+    assert together[LAST].filter(pl.col("meter_id") == "X9").height == 1
+    assert together[day(8)].filter(pl.col("meter_id") == "X9").height == 0
+
+
+def test_date_batches_bound_the_lookback_rows() -> None:
+    # 4 meters a day over 10 days; a look-back of 13 days (history 10, events 10 + 3 before)
+    # holds 4, 8, 12 ... rows at days 1, 2, 3 ...
+    md = pl.concat(peers(4))
+    days = A.prepare_days(md, CFG)
+    assert CFG.lookback_days == 13
+    dates = [day(i) for i in range(5)]  # look-backs of 4, 8, 12, 16, 20 rows
+    assert A.date_batches(days, dates, CFG, max_rows=24) == [[day(0), day(1), day(2)], [day(3)], [day(4)]]
+    assert A.date_batches(days, dates, CFG, max_rows=10) == [[day(0)], [day(1)], [day(2)], [day(3)], [day(4)]]
+    assert A.date_batches(days, dates[::-1], CFG, max_rows=1000) == [dates]
