@@ -1183,17 +1183,34 @@ def score(
     and every score decomposes into its reasons. Only meters scoring above
     ``output.min_score`` are returned, ranked 1.. by score then meter_id.
     """
+    return score_at({day: ind}, cfg, {day: model_p})[day]
+
+
+def score_at(
+    inds: Mapping[dt.date, pl.DataFrame],
+    cfg: AnomalyConfig,
+    model_p: Mapping[dt.date, pl.DataFrame | None] | None = None,
+) -> dict[dt.date, pl.DataFrame]:
+    """:func:`score` of each date's indicators (date -> frame), in one pass: date -> its rows.
+
+    ``model_p``: date -> the supervised model's (meter_id, p) at that date, or None.
+    """
+    dates = sorted(inds)
+    day = pl.col(KEYS[0])
+    probs = [
+        p.lazy().select(pl.lit(d).alias(KEYS[0]), "meter_id", pl.col("p").cast(pl.Float64).alias("model_p"))
+        for d in dates
+        if (p := (model_p or {}).get(d)) is not None
+    ]
     weights = cfg.weights.model_dump()
-    frame = ind.lazy()
-    if model_p is not None:
-        frame = frame.join(
-            model_p.lazy().select("meter_id", pl.col("p").cast(pl.Float64).alias("model_p")), on="meter_id", how="left"
-        )
+    frame = pl.concat([inds[d].lazy().with_columns(pl.lit(d).alias(KEYS[0])) for d in dates], how="vertical_relaxed")
+    if probs:
+        frame = frame.join(pl.concat(probs), on=KEYS, how="left")
     else:
         frame = frame.with_columns(pl.lit(None, pl.Float64).alias("model_p"))
     frame = frame.with_columns(
         _r(pl.when(pl.col("model_p") >= cfg.supervised.min_p).then(pl.col("model_p")).otherwise(0.0)).alias("s_model"),
-        pl.lit(day).alias("d_model"),
+        day.alias("d_model"),
         pl.struct(p=_r(pl.col("model_p"))).struct.json_encode().alias("ev_model"),
     )
     frame = frame.with_columns(
@@ -1254,11 +1271,13 @@ def score(
         pl.concat_str(
             [pl.lit("["), pl.col("_items").list.eval(pl.element().struct.field("finding")).list.join(","), pl.lit("]")]
         ).alias("findings"),
-        pl.lit(day).alias("date"),
+        day.alias("date"),
     )
-    out = frame.collect().sort(["score", "meter_id"], descending=[True, False])
-    out = out.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).alias("rank"))
-    return ANOMALIES.conform(out).collect().sort("meter_id")
+    out = frame.collect().sort([KEYS[0], "score", "meter_id"], descending=[False, True, False])
+    out = out.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over(KEYS[0]).alias("rank"))
+    out = ANOMALIES.conform(out).collect().sort("date", "meter_id")
+    found = {key[0]: part for key, part in out.partition_by("date", as_dict=True, maintain_order=True).items()}
+    return {d: found.get(d, out.clear()) for d in dates}
 
 
 def detect(
@@ -1288,7 +1307,9 @@ __all__ = [
     "detect",
     "feature_columns",
     "indicators",
+    "indicators_at",
     "prepare_days",
     "reverse_history",
     "score",
+    "score_at",
 ]

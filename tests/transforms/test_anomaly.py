@@ -541,3 +541,23 @@ def test_date_batches_bound_the_lookback_rows() -> None:
     assert A.date_batches(days, dates, CFG, max_rows=24) == [[day(0), day(1), day(2)], [day(3)], [day(4)]]
     assert A.date_batches(days, dates, CFG, max_rows=10) == [[day(0)], [day(1)], [day(2)], [day(3)], [day(4)]]
     assert A.date_batches(days, dates[::-1], CFG, max_rows=1000) == [dates]
+
+
+def test_dates_scored_together_rank_within_their_date() -> None:
+    # M1 falls from 10 to zero from day 5 (index 4), M2 from day 7 (index 6): both drops
+    # fire fully on both dates (1 point each for drop_own and drop_peer); the zero run
+    # (ramp 2..7 days) gives M1 4 days = 0.4 and M2 2 days = 0.0 at day 8 (index 7),
+    # 6 days = 0.8 and 4 days = 0.4 at day 10. Each date is ranked from 1.
+    frames = [*peers(3), meter_days("M1", [10.0] * 4 + [0.0] * 6), meter_days("M2", [10.0] * 6 + [0.0] * 4)]
+    md = pl.concat(frames)
+    days, history = A.prepare_days(md, CFG), A.reverse_history(md, CFG)
+    dates = [day(7), LAST]
+    inds = A.indicators_at(days, NO_EVENTS, NO_DIAGNOSIS, history, dates, CFG)
+    # a model probability on the last date only: M2's 0.5 adds 2 x 0.5 = 1 point there
+    p = {LAST: pl.DataFrame({"meter_id": ["M2"], "p": [0.5]}), day(7): None}
+    out = A.score_at(inds, CFG, p)
+    cols = ("meter_id", "rank", "score", "date")
+    assert out[day(7)].select(cols).rows() == [("M1", 1, 2.4, day(7)), ("M2", 2, 2.0, day(7))]
+    assert out[LAST].select(cols).rows() == [("M1", 2, 2.8, LAST), ("M2", 1, 3.4, LAST)]
+    for d in dates:
+        assert_frame_equal(out[d], A.score(inds[d], d, CFG, p[d]))
