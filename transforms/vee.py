@@ -1161,7 +1161,7 @@ def validate_day(
         )
     )
 
-    found = pl.concat([f.collect() for f in findings], how="vertical_relaxed") if findings else empty_findings()
+    found = pl.concat(pl.collect_all(findings), how="vertical_relaxed") if findings else empty_findings()
     found = VEE_FINDINGS.conform(found).collect()
     counts = {
         "meters": days.height,
