@@ -554,6 +554,13 @@ def _welch(m1: pl.Expr, m2: pl.Expr, v1: pl.Expr, v2: pl.Expr, k1: pl.Expr, k2: 
     return (m1 - m2) / pl.max_horizontal(se, floor)
 
 
+def _splittable(by: Sequence[str], w: WindowRules) -> pl.Expr:
+    """Rows of the series (grouped by ``by``) long enough to hold a split: at least
+    ``min_before_days + min_after_days`` values. Shorter series (a young lake, a new meter)
+    can have no split, so they are dropped before the running sums rather than after."""
+    return pl.len().over(list(by)) >= w.min_before_days + w.min_after_days
+
+
 def change_point(window: pl.LazyFrame, col: str, cfg: AnomalyConfig, by: Sequence[str] = ("meter_id",)) -> pl.LazyFrame:
     """Per meter (per group of ``by``), the split of ``col``'s series with the largest Welch t of a fall.
 
@@ -569,6 +576,7 @@ def change_point(window: pl.LazyFrame, col: str, cfg: AnomalyConfig, by: Sequenc
     lf = (
         window.select(*by, "date", pl.col(col).alias("x"))
         .filter(x.is_not_null())
+        .filter(_splittable(by, w))
         .sort(*by, "date")
         .with_columns(
             pl.int_range(1, pl.len() + 1).over(by).alias("k"),
@@ -748,6 +756,7 @@ def _tou_indicator(window: pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
     lf = (
         window.select(*KEYS, "date", *shares)
         .filter(pl.col(shares[0]).is_not_null())
+        .filter(_splittable(KEYS, w))
         .sort(*KEYS, "date")
         .with_columns(
             pl.int_range(1, pl.len() + 1).over(KEYS).alias("k"),

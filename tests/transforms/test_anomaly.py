@@ -561,3 +561,14 @@ def test_dates_scored_together_rank_within_their_date() -> None:
     assert out[LAST].select(cols).rows() == [("M1", 2, 2.8, LAST), ("M2", 1, 3.4, LAST)]
     for d in dates:
         assert_frame_equal(out[d], A.score(inds[d], d, CFG, p[d]))
+
+
+def test_change_point_needs_both_segments() -> None:
+    # min_before_days 3 + min_after_days 2: four values hold no split; five hold one, after
+    # day 3 (10,10,10 | 2,2): both segments constant, t = 8 / (1% of 10 + 1e-9) ~ 80
+    short = A.prepare_days(meter_days("M1", [10.0] * 3 + [2.0]), CFG)
+    assert A.change_point(short.lazy(), "v", CFG).collect().height == 0
+    five = A.prepare_days(meter_days("M1", [10.0] * 3 + [2.0] * 2), CFG)
+    cp = A.change_point(five.lazy(), "v", CFG).collect()
+    assert cp.select("cp_date", "days_before", "days_after").rows() == [(day(3), 3, 2)]
+    assert cp["t"].item() == pytest.approx(80.0, abs=1e-5)
