@@ -1015,15 +1015,16 @@ def indicators_at(
     dates = sorted(set(dates))
     look = cfg.lookback_days - 1
     back = max(min(look, cfg.window.history_days - 1), 0)  # the change-point window within the look-back
+    # each date's look-back, keyed by the date: only the change-point window is materialised
     all_days = pl.concat(
         [
-            days.filter(pl.col("date").is_between(d - dt.timedelta(days=look), d)).with_columns(
-                pl.lit(d).alias(KEYS[0])
-            )
+            days.lazy()
+            .filter(pl.col("date").is_between(d - dt.timedelta(days=look), d))
+            .with_columns(pl.lit(d).alias(KEYS[0]))
             for d in dates
         ]
     )
-    window = all_days.lazy().filter(pl.col("date") >= pl.col(KEYS[0]) - pl.duration(days=back)).collect().lazy()
+    window = all_days.filter(pl.col("date") >= pl.col(KEYS[0]) - pl.duration(days=back)).collect().lazy()
 
     meta = window.group_by(KEYS).agg(
         pl.col("customer_id", "area_id", "feeder_id", "customer_class").sort_by("date").last()
@@ -1037,7 +1038,7 @@ def indicators_at(
     ids = pl.concat([meta, diag_meta.join(meta, on=KEYS, how="anti")], how="vertical_relaxed")
     seen = [f.with_columns(pl.lit(d).alias(KEYS[0])) for d in dates if (f := (observed or {}).get(d)) is not None]
     parts = [
-        _event_indicators(all_days.lazy(), _events_in_lookback(events, dates, cfg), cfg),
+        _event_indicators(all_days, _events_in_lookback(events, dates, cfg), cfg),
         _drop_indicator(window, "drop_own", "v", cfg.drop.min_baseline_kwh, cfg),
         _drop_indicator(window, "drop_peer", "ratio", cfg.drop.min_baseline_ratio, cfg),
         _zero_indicator(window, cfg),
