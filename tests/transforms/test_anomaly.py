@@ -572,3 +572,28 @@ def test_change_point_needs_both_segments() -> None:
     cp = A.change_point(five.lazy(), "v", CFG).collect()
     assert cp.select("cp_date", "days_before", "days_after").rows() == [(day(3), 3, 2)]
     assert cp["t"].item() == pytest.approx(80.0, abs=1e-5)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["M1", "M2", "M3"]), st.booleans()), max_size=40))
+def test_leading_run_counted_over_the_frame_equals_the_window_per_group(rows: list[tuple[int, str, bool]]) -> None:
+    frame = pl.DataFrame(
+        {A.KEYS[0]: [day(r[0]) for r in rows], "meter_id": [r[1] for r in rows], "flag": [r[2] for r in rows]},
+        schema={A.KEYS[0]: pl.Date, "meter_id": pl.String, "flag": pl.Boolean},
+    ).sort(A.KEYS, maintain_order=True)
+    got = frame.select(A._leading(pl.col("flag")).alias("x"))["x"]
+    want = frame.select(((~pl.col("flag")).cast(pl.Int32).cum_sum().over(A.KEYS) == 0).alias("x"))["x"]
+    assert got.to_list() == want.to_list()
+
+
+def test_leading_run_by_hand() -> None:
+    # M1: T T F T -> leading run T T F F; M2: F T -> F F; M3: T -> T
+    frame = pl.DataFrame(
+        {
+            A.KEYS[0]: [LAST] * 7,
+            "meter_id": ["M1", "M1", "M1", "M1", "M2", "M2", "M3"],
+            "flag": [True, True, False, True, False, True, True],
+        }
+    )
+    got = frame.select(A._leading(pl.col("flag")))["flag"].to_list()
+    assert got == [True, True, False, False, False, False, True]
