@@ -48,8 +48,11 @@ _CARD_RUN = re.compile(CARD_PATTERN)
 #: lines split into fields at a time on the line-by-line path (a piece with odd lines)
 CHUNK_ROWS = 100_000
 #: bytes of a landing file read and parsed at a time (whole lines): bounds memory for
-#: county-size files (a county day's curves: ~25,000 lines a piece, ~20 pieces)
-CHUNK_BYTES = 16 << 20
+#: county-size files (a county day's curves: ~12,000 lines a piece, ~40 pieces; larger
+#: pieces leave more freed memory behind in the allocator, smaller ones cost more calls)
+CHUNK_BYTES = 8 << 20
+#: rows from which parsed rows are put in order column by column (bounded memory, more calls)
+SORT_BY_COLUMN = 100_000
 #: the UTF-8 byte-order mark
 BOM = b"\xef\xbb\xbf"
 
@@ -409,10 +412,12 @@ class _FileParse:
     def _header(self, piece: bytes) -> Parsed | None:
         """Read the header from the first piece; a Parsed when the file ends there (no header)."""
         nl = piece.find(b"\n")
-        first = split_lines(piece if nl < 0 else piece[: nl + 1])
-        if first.len() == 0 or first[0] is None or not first[0].strip():
+        # the line as split_lines reads it: the reader's separator as a NUL, one CR end stripped
+        line = piece if nl < 0 else piece[:nl]
+        header = line.replace(b"\x1f", b"\x00").decode("utf-8").removesuffix("\r")
+        if not header.strip():
             return self.whole_file("empty_file", "the file has no header row")
-        self.header = header = first[0]
+        self.header = header
         spec = self.spec
         self.names, extras, dupes = map_header(header, spec)
         self.stats.extra_columns = extras
@@ -720,7 +725,9 @@ class _FileParse:
         self.rows.clear()  # the rows are held by ``rows`` alone now
         if self.order_by and rows.height > 1:
             order = rows.select(pl.arg_sort_by(self.order_by, maintain_order=True, nulls_last=True)).to_series()
-            if not order.is_sorted():
+            if not order.is_sorted() and rows.height < SORT_BY_COLUMN:
+                rows = rows[order]
+            elif not order.is_sorted():
                 # column by column: each unsorted column is released once its sorted copy is made,
                 # so the sort needs one column more, not the frame twice (a county day's curves: 0.4 GB)
                 ordered: dict[str, pl.Series] = {}
@@ -795,16 +802,25 @@ def _named_fields(
     cols: pl.DataFrame, source_line: pl.Series, names: list[str | None], spec: Landing, present: set[str]
 ) -> pl.DataFrame:
     """String columns, one per contract field, from the split fields c0..c<n-1> of some lines."""
-    out = cols.select(pl.col(f"c{i}").alias(name) for i, name in enumerate(names) if name is not None).with_columns(
-        pl.lit(None, pl.String).alias(f.name) for f in spec.fields if f.name not in present
-    )
-    # codes, ids and dates: surrounding spaces are never meaningful
-    trim = [f.name for f in spec.fields if f.kind not in ("float", "int")]
-    out = out.with_columns(pl.col(trim).str.strip_chars().replace("", None))
-    # an empty field of a column the header carries may have a meaning (pv_capacity_kw: 0)
-    out = out.with_columns(
-        pl.col(f.name).fill_null(f.empty_as) for f in spec.fields if f.empty_as is not None and f.name in present
-    )
+
+    def build() -> tuple[list[pl.Expr], list[pl.Expr], list[pl.Expr]]:
+        pick = [pl.col(f"c{i}").alias(name) for i, name in enumerate(names) if name is not None]
+        pick += [pl.lit(None, pl.String).alias(f.name) for f in spec.fields if f.name not in present]
+        # codes, ids and dates: surrounding spaces are never meaningful
+        trim = [f.name for f in spec.fields if f.kind not in ("float", "int")]
+        trimmed = [pl.col(trim).str.strip_chars().replace("", None)] if trim else []
+        # an empty field of a column the header carries may have a meaning (pv_capacity_kw: 0)
+        filled = [
+            pl.col(f.name).fill_null(f.empty_as) for f in spec.fields if f.empty_as is not None and f.name in present
+        ]
+        return pick, trimmed, filled
+
+    pick, trimmed, filled = _cached(spec, None, "named:" + ",".join(n or "" for n in names), build)
+    out = cols.select(pick)
+    if trimmed:
+        out = out.with_columns(trimmed)
+    if filled:
+        out = out.with_columns(filled)
     return out.with_columns(source_line.alias("source_line"))
 
 

@@ -303,13 +303,13 @@ def stage_new_files(
         rel = cand.rel
         ctx.progress(f"ingest {rel} ({n}/{len(pending)} new files, {cand.size / 1e6:,.1f} MB)")
         try:
-            entry, parsed = _stage_candidate(ctx, spec, cand, window, ids)
+            entry, staged = _stage_candidate(ctx, spec, cand, window, ids)
         except OSError as exc:
             refused.append(Refused(rel, "refused", str(exc)))
             notes.append(f"{rel}: refused, {exc}")
             continue
         file_id = entry["file_id"]
-        if parsed is None:
+        if staged is None:
             lines = rows_of[file_id]
             entry |= {
                 "status": "duplicate_file",
@@ -320,8 +320,7 @@ def stage_new_files(
             }
             notes.append(f"{rel}: same content as {ids[file_id]}, its {lines:,} rows count as duplicates")
         else:
-            s = parsed.stats
-            dates = sorted(set(parsed.rows[spec.date_field].unique().drop_nulls().to_list()))
+            s, dates = staged
             entry |= {
                 "status": "ingested",
                 "encoding": s.encoding,
@@ -343,11 +342,13 @@ def stage_new_files(
 
 def _stage_candidate(
     ctx: StageContext, spec: Landing, cand: Candidate, window: DateWindow, ids: dict[str, str]
-) -> tuple[dict[str, Any], Parsed | None]:
-    """Hash a landing file and, unless its content was ingested before (then None), stage it.
+) -> tuple[dict[str, Any], tuple[ParseStats, list[dt.date]] | None]:
+    """Hash a landing file and, unless its content was ingested before (then None), stage it:
+    its parse stats and the dates of its rows.
 
     The file is read from one open descriptor twice, hashed then parsed, in blocks: a
     county file is never held whole. Written to in between, it is refused (``OSError``).
+    Its rows are let go here, before the next file is read.
     """
     with open_landing_file(cand.path) as fh:
         before = os.fstat(fh.fileno())
@@ -358,7 +359,8 @@ def _stage_candidate(
         parsed = parse_guarded(fh, spec, cand.rel, window, ordered=True)
         unchanged(fh, before, cand.path)
     stage_parsed(ctx, spec, file_id, parsed, entry["delivered_at"])
-    return entry, parsed
+    dates = sorted(set(parsed.rows[spec.date_field].unique().drop_nulls().to_list()))
+    return entry, (parsed.stats, dates)
 
 
 def take_inbox(
@@ -421,8 +423,9 @@ def rebuild_partition(
     data_cols = [
         c for c in spec.clean.names if c not in ("source_file", "source_line", "delivered_at", spec.date_field)
     ]
-    quarantined = pl.concat(
-        [
+    parts = []  # the rows quarantined here, each as a line rebuilt from its values (built only when there are any)
+    if res.superseded.height:
+        parts.append(
             res.superseded.select(
                 "source_file",
                 pl.col("source_line").alias("line"),
@@ -431,20 +434,22 @@ def rebuild_partition(
                     "detail"
                 ),
                 dedup.reserialise(data_cols).alias("raw"),
-            ),
+            )
+        )
+    if unknown.height:
+        parts.append(
             unknown.select(
                 "source_file",
                 pl.col("source_line").alias("line"),
                 pl.col("_reason").alias("reason"),
                 pl.col("_detail").alias("detail"),
                 dedup.reserialise(data_cols).alias("raw"),
-            ),
-        ],
-        how="vertical",
-    ).sort("source_file", "line")
+            )
+        )
+    quarantined = pl.concat(parts, how="vertical").sort("source_file", "line") if parts else None
     lake.write_partition(spec.clean, day, clean)
     qpath = quarantine_path(lake, spec.dataset, f"date-{day.isoformat()}")
-    if quarantined.height:
+    if quarantined is not None:
         lake.write_file(qpath, quarantined)
     else:
         qpath.unlink(missing_ok=True)

@@ -145,3 +145,24 @@ def test_dates_of_a_typed_piece_are_checked_like_the_others() -> None:
     parsed = parse_landing_bytes(raw, CURVES, "c.csv")
     assert parsed.quarantine["reason"].to_list() == ["bad_date"]
     assert parsed.rows["data_date"].to_list() == [dt.date(2026, 3, 2)] * 2
+
+
+@pytest.mark.parametrize("by_column", [True, False])
+def test_rows_come_in_key_order_when_asked(by_column: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meterlake.transforms import ingest
+
+    monkeypatch.setattr(ingest, "SORT_BY_COLUMN", 1 if by_column else 10**9)
+    body = ["M3,2026-01-02,3,0", "M1,2026-01-02,1,0", "M2,2026-01-01,x,0", "M2,2026-01-02,2,0", "M1,2026-01-01,5,0"]
+    raw = ("meter_id,freeze_date,total_kwh,reverse_kwh\n" + "\n".join(body) + "\n").encode()
+    parsed = parse_landing_bytes(raw, REG, "r.csv", chunk_bytes=20, order_by=["meter_id", "freeze_date"])
+    rows = parsed.rows
+    assert list(zip(rows["meter_id"], rows["freeze_date"].dt.day(), rows["source_line"], strict=True)) == [
+        ("M1", 1, 6),
+        ("M1", 2, 3),
+        ("M2", 2, 5),
+        ("M3", 2, 2),
+    ]
+    assert rows["total_kwh"].to_list() == [5.0, 1.0, 2.0, 3.0]
+    assert parsed.quarantine["line"].to_list() == [4]
+    in_lines = parse_landing_bytes(raw, REG, "r.csv", chunk_bytes=20)
+    assert_frame_equal(rows, in_lines.rows.sort("meter_id", "freeze_date"))
