@@ -80,10 +80,16 @@ PATTERNS: tuple[str, ...] = ("low", "flat", "zero", "rough", "reverse", "shape")
 #: what each pattern means, in words (English, 中文)
 PATTERN_WORDS: dict[str, tuple[str, str]] = {
     "low": ("far less energy than its usual day", "电量远低于其常态日"),
-    "flat": ("much flatter than its usual day", "曲线较常态明显平直"),
+    "flat": (
+        "flattened: much flatter than its usual day (a flat day keeps its total unless it was lowered too)",
+        "曲线被拉平：较常态明显平直（总量不降则电量未少计，只是时段被抹平）",
+    ),
     "zero": ("a zero run of hours its usual day does not have", "出现常态所无的数小时零电量"),
     "rough": ("slots far noisier than usual", "各点波动远大于常态"),
-    "reverse": ("its usual day reversed in time", "曲线与常态日时序颠倒"),
+    "reverse": (
+        "reversed in time: its usual day run backwards (the energy is recorded, at other hours)",
+        "曲线时序颠倒：电量照计，但被挪到其他时段",
+    ),
     "shape": ("a shape unlike its usual day", "曲线形状与常态日不符"),
 }
 
@@ -281,23 +287,93 @@ def _day_strengths(
     usual_rough: np.ndarray,
     rules: ObserverRules,
 ) -> np.ndarray:
-    """(patterns, customers, days) strengths of each day against the usual day."""
+    """(patterns, customers, days) strengths of each day against its usual day.
+
+    ``usual`` (customers, days, blocks), ``usual_run`` and ``usual_rough`` (customers,
+    days): the usual day of each day's day type.
+    """
     eps = 1e-9
-    u = np.broadcast_to(usual[:, None, :], blocks.shape)
-    e_u = usual.sum(1)[:, None]
+    u = usual
+    e_u = usual.sum(2)
     low = _ramp(1.0 - blocks.sum(2) / np.maximum(e_u, eps), rules.low.lo, rules.low.hi)
     cv_b = blocks.std(2) / np.maximum(blocks.mean(2), eps)
-    cv_u = (usual.std(1) / np.maximum(usual.mean(1), eps))[:, None]
+    cv_u = usual.std(2) / np.maximum(usual.mean(2), eps)
     flat = np.where(
         cv_u > rules.min_usual_cv, _ramp(1.0 - cv_b / np.maximum(cv_u, eps), rules.flat.lo, rules.flat.hi), 0.0
     )
-    zero = _ramp(run - usual_run[:, None], rules.zero_slots.lo, rules.zero_slots.hi)
-    rgh = _ramp(rough - usual_rough[:, None], rules.rough.lo, rules.rough.hi)
+    zero = _ramp(run - usual_run, rules.zero_slots.lo, rules.zero_slots.hi)
+    rgh = _ramp(rough - usual_rough, rules.rough.lo, rules.rough.hi)
     c_u = _corr(blocks, u)
     c_r = _corr(blocks, u[:, :, ::-1])
-    rev = _ramp(c_r - c_u, rules.reverse.lo, rules.reverse.hi)
+    # how far reversing moves the usual day (1 - its correlation with itself reversed): an
+    # office day reversed is nearly the same day an hour earlier, so its step is scaled by it
+    gap = np.maximum(1.0 - _corr(u, u[:, :, ::-1]), rules.min_reverse_gap)
+    rev = _ramp((c_r - c_u) / gap, rules.reverse.lo, rules.reverse.hi)
     shape = np.where(cv_u > rules.min_usual_cv, _ramp(1.0 - c_u, rules.shape.lo, rules.shape.hi), 0.0)
     return np.stack([low, flat, zero, rgh, rev, shape])
+
+
+def _day_kinds(dates: list[dt.date], day_types: list[list[int]]) -> np.ndarray:
+    """Per date, the index of its day type (the group of ``day_types`` holding its weekday, Monday = 0)."""
+    of = {w: g for g, group in enumerate(day_types) for w in group}
+    return np.array([of.get(d.weekday(), len(day_types)) for d in dates], dtype=np.int64)
+
+
+def _usual(
+    blocks: np.ndarray,
+    run: np.ndarray,
+    rough: np.ndarray,
+    pick: np.ndarray,
+    energy: np.ndarray | None,
+    kind: np.ndarray,
+    rules: ObserverRules,
+    keep: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per customer and day, the usual day of that day's type: (blocks, zero run, roughness).
+
+    First pass (``energy`` given): per type, the median of the ``usual_top`` share of the
+    ``pick`` days with the most energy (a thief recording less on most of its days does
+    not set it); a type with fewer than ``min_type_days`` picked days takes the usual day
+    of all the picked days. Second pass (``keep``: the first pass): per type, the median
+    of the picked (calm) days where there are ``min_usual_days`` of them, else ``keep``.
+    An office's Sunday is compared with its Sundays, not with its working days.
+    """
+    n, n_days, nb = blocks.shape
+    if energy is not None:
+        cut = _masked_quantile(energy, pick, 1.0 - rules.usual_top)
+        with np.errstate(invalid="ignore"):  # a customer without days has no cut (NaN): no reference day
+            ref = pick & (energy >= cut[:, None])
+        whole = (
+            np.nan_to_num(_masked_median(blocks, ref)),
+            np.nan_to_num(_masked_median(run, pick)),
+            np.nan_to_num(_masked_median(rough, pick)),
+        )
+    u_b = np.empty((n, n_days, nb))
+    u_run = np.empty((n, n_days))
+    u_rough = np.empty((n, n_days))
+    for g in np.unique(kind):  # a handful of day types, not rows
+        on = kind == g
+        sel = pick & on[None, :]
+        count = sel.sum(1)
+        if energy is not None:
+            cut = _masked_quantile(energy, sel, 1.0 - rules.usual_top)
+            with np.errstate(invalid="ignore"):
+                ref = sel & (energy >= cut[:, None])
+            ok = count >= rules.min_type_days
+            fb, frun, frough = whole
+        else:
+            assert keep is not None
+            ref = sel
+            ok = count >= rules.min_usual_days
+            first = np.flatnonzero(on)[0]
+            fb, frun, frough = keep[0][:, first], keep[1][:, first], keep[2][:, first]
+        b = np.where(ok[:, None], np.nan_to_num(_masked_median(blocks, ref)), fb)
+        r1 = np.where(ok, np.nan_to_num(_masked_median(run, sel)), frun)
+        r2 = np.where(ok, np.nan_to_num(_masked_median(rough, sel)), frough)
+        u_b[:, on] = b[:, None, :]
+        u_run[:, on] = r1[:, None]
+        u_rough[:, on] = r2[:, None]
+    return u_b, u_run, u_rough
 
 
 def _confirmation(
@@ -329,7 +405,7 @@ def _confirmation(
     for part in np.array_split(who, max(1, len(who) // 20000 + 1)):  # chunks of customers, bounded memory
         if not len(part):
             continue
-        deficit = np.where(use[part][:, :, None], usual[part][:, None, :] - blocks[part], 0.0)
+        deficit = np.where(use[part][:, :, None], usual[part] - blocks[part], 0.0)
         ex = excess[area_of[part]]  # (k, days, blocks)
         m = np.einsum("kdb,keb->kde", deficit, ex)  # m[k, d, e] = <excess_e, deficit_d>
         ok = calm[part][:, None, :]
@@ -384,21 +460,14 @@ def indicator(
     seen = ~np.isnan(run)
     enough = seen.sum(1) >= rules.min_days
 
-    # the usual day: median over the window, then over the days not suspect against it
+    # the usual day of each day type: median over the window, then over the days not suspect against it
+    kind = _day_kinds(dates, rules.day_types)
     bz = np.nan_to_num(blocks)
     energy = np.where(seen, bz.sum(2), np.nan)
-    cut = _masked_quantile(energy, seen, 1.0 - rules.usual_top)
-    with np.errstate(invalid="ignore"):  # a customer without days has no cut (NaN): no reference day
-        reference = seen & (energy >= cut[:, None])
-    usual = np.nan_to_num(_masked_median(blocks, reference))
-    usual_run = np.nan_to_num(_masked_median(run, seen))
-    usual_rough = np.nan_to_num(_masked_median(rough, seen))
+    usual, usual_run, usual_rough = _usual(blocks, run, rough, seen, energy, kind, rules)
     first = _day_strengths(bz, np.nan_to_num(run), np.nan_to_num(rough), usual, usual_run, usual_rough, rules).max(0)
     calm = seen & (first < rules.suspect_day)
-    again = calm.sum(1) >= rules.min_usual_days
-    usual = np.where(again[:, None], np.nan_to_num(_masked_median(blocks, calm)), usual)
-    usual_run = np.where(again, np.nan_to_num(_masked_median(run, calm)), usual_run)
-    usual_rough = np.where(again, np.nan_to_num(_masked_median(rough, calm)), usual_rough)
+    usual, usual_run, usual_rough = _usual(blocks, run, rough, calm, None, kind, rules, (usual, usual_run, usual_rough))
     per = _day_strengths(bz, np.nan_to_num(run), np.nan_to_num(rough), usual, usual_run, usual_rough, rules)
     per = np.where(seen[None], per, 0.0)
     strength = per.max(0)  # (customers, days)
@@ -438,14 +507,23 @@ def indicator(
     confirmed = suspect & valid[area_of]
     checked = confirmed.any(1)
     factor = np.where(checked, rules.floor + (1 - rules.floor) * _ramp(t, rules.t.lo, rules.t.hi), rules.floor)
-    s = np.round(np.where(enough, days_part * factor, 0.0), 6)
+    s = np.round(np.where(enough, _ramp(days_part, rules.days.lo, rules.days.hi) * factor, 0.0), 6)
     s = np.where(s >= rules.min_strength, s, 0.0)
 
     # evidence: the suspect days, their dominant pattern, the kWh they imply
     top_pattern = per.argmax(0)  # (customers, days)
     counts = np.stack([((top_pattern == p) & suspect).sum(1) for p in range(len(PATTERNS))], axis=1)
     dominant = counts.argmax(1)
-    implied = np.where(suspect[:, :, None], usual[:, None, :] - bz, 0.0).sum((1, 2))
+    deficit = np.where(suspect[:, :, None], usual - bz, 0.0)
+    # a flattened or reversed day moves its energy to other hours (where a TOU tariff may
+    # bill it cheaper) rather than hiding it: its unrecorded kWh count only when its total
+    # is low as well; what it took out of the hours it was used in is `moved`
+    keeps_total = np.isin(top_pattern, [PATTERNS.index("flat"), PATTERNS.index("reverse")]) & (
+        per[PATTERNS.index("low")] <= 0
+    )
+    implied = np.where(keeps_total, 0.0, deficit.sum(2)).sum(1)
+    moved = np.maximum(deficit, 0.0).sum((1, 2))
+    del deficit
     recorded = np.where(suspect[:, :, None], bz, 0.0).sum((1, 2))
     n_suspect = suspect.sum(1)
     first_day = np.where(suspect.any(1), suspect.argmax(1), -1)
@@ -459,6 +537,7 @@ def indicator(
             "_observer_window": np.full(n, n_days, dtype=np.int32),
             "_observer_pattern": np.array(PATTERNS)[dominant],
             "_observer_kwh": np.round(implied, 2),
+            "_observer_moved": np.round(moved, 2),
             "_observer_recorded": np.round(recorded, 3),
             "_observer_t": np.round(t, 2),
             "_observer_checked": checked,
@@ -479,6 +558,7 @@ def indicator(
         suspect_days=pl.col("_dates"),
         pattern=pl.col("_observer_pattern"),
         implied_kwh=pl.col("_observer_kwh"),
+        moved_kwh=pl.col("_observer_moved"),
         area_loss_t=pl.col("_observer_t"),
         area_checked=pl.col("_observer_checked"),
     ).struct.json_encode()
@@ -496,6 +576,7 @@ def no_rows() -> pl.DataFrame:
             "_observer_window": pl.Int32,
             "_observer_pattern": pl.String,
             "_observer_kwh": pl.Float64,
+            "_observer_moved": pl.Float64,
             "_observer_recorded": pl.Float64,
             "_observer_t": pl.Float64,
             "_observer_checked": pl.Boolean,
@@ -552,11 +633,16 @@ def reason_text() -> pl.Expr:
         [
             pl.format("{} of {} days since {}: ", s("_observer_days"), s("_observer_window"), s("d_observer")),
             en,
-            pl.format(" (about {} kWh unrecorded)", s("_observer_kwh")),
+            pl.format(
+                " (about {} kWh unrecorded in all; {} kWh taken out of the hours it was used in)",
+                s("_observer_kwh"),
+                s("_observer_moved"),
+            ),
             confirm,
             pl.lit(" / "),
             pl.format("{}天中{}天", s("_observer_window"), s("_observer_days")),
             zh,
+            pl.format("（约少计{}千瓦时，挪出原时段{}千瓦时）", s("_observer_kwh"), s("_observer_moved")),
             confirm_zh,
         ]
     )
