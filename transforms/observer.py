@@ -421,6 +421,81 @@ def _confirmation(
     return t
 
 
+#: customers judged at once (a chunk's window of blocks: CHUNK x days x blocks floats)
+CHUNK = 20_000
+
+
+def _area_positions(values: pl.Series, areas: pl.Series) -> np.ndarray:
+    """Position of each of ``values`` in ``areas`` (every value is there)."""
+    lookup = pl.DataFrame({"area_id": areas, "_pos": np.arange(areas.len(), dtype=np.int64)})
+    return (
+        pl.DataFrame({"area_id": values})
+        .join(lookup, on="area_id", how="left", maintain_order="left")["_pos"]
+        .to_numpy()
+    )
+
+
+def _judge(
+    blocks: np.ndarray,
+    run: np.ndarray,
+    rough: np.ndarray,
+    kind: np.ndarray,
+    excess: np.ndarray,
+    valid: np.ndarray,
+    area_of: np.ndarray,
+    rules: ObserverRules,
+) -> dict[str, np.ndarray]:
+    """A chunk of customers: ``blocks`` (customers, days, blocks; NaN where no day), ``run``
+    and ``rough`` (customers, days). Their strength, suspect days and evidence figures."""
+    n_days = blocks.shape[1]
+    seen = ~np.isnan(run)
+    enough = seen.sum(1) >= rules.min_days
+    # the usual day of each day type: median over the window, then over the days not suspect against it
+    bz = np.nan_to_num(blocks)
+    energy = np.where(seen, bz.sum(2), np.nan)
+    run0, rough0 = np.nan_to_num(run), np.nan_to_num(rough)
+    usual, usual_run, usual_rough = _usual(blocks, run, rough, seen, energy, kind, rules)
+    first = _day_strengths(bz, run0, rough0, usual, usual_run, usual_rough, rules).max(0)
+    calm = seen & (first < rules.suspect_day)
+    usual, usual_run, usual_rough = _usual(blocks, run, rough, calm, None, kind, rules, (usual, usual_run, usual_rough))
+    per = _day_strengths(bz, run0, rough0, usual, usual_run, usual_rough, rules)
+    per = np.where(seen[None], per, 0.0)
+    strength = per.max(0)  # (customers, days)
+    k = min(rules.top_days, n_days)
+    days_part = -np.sort(-strength, axis=1)[:, :k].mean(1)
+
+    # the observer: the area's excess loss on the suspect days against the implied deficit
+    suspect = (strength >= rules.suspect_day) & seen
+    t = _confirmation(excess, valid, area_of, suspect, usual, bz, rules.min_spread_kwh)
+    checked = (suspect & valid[area_of]).any(1)
+    factor = np.where(checked, rules.floor + (1 - rules.floor) * _ramp(t, rules.t.lo, rules.t.hi), rules.floor)
+    s = np.round(np.where(enough, _ramp(days_part, rules.days.lo, rules.days.hi) * factor, 0.0), 6)
+    s = np.where(s >= rules.min_strength, s, 0.0)
+
+    # evidence: the suspect days, their dominant pattern, the kWh they imply
+    top_pattern = per.argmax(0)  # (customers, days)
+    counts = np.stack([((top_pattern == p) & suspect).sum(1) for p in range(len(PATTERNS))], axis=1)
+    deficit = np.where(suspect[:, :, None], usual - bz, 0.0)
+    # a flattened or reversed day moves its energy to other hours (where a TOU tariff may
+    # bill it cheaper) rather than hiding it: its unrecorded kWh count only when its total
+    # is low as well; what it took out of the hours it was used in is `moved`
+    keeps_total = np.isin(top_pattern, [PATTERNS.index("flat"), PATTERNS.index("reverse")]) & (
+        per[PATTERNS.index("low")] <= 0
+    )
+    return {
+        "s": s,
+        "t": t,
+        "checked": checked,
+        "days_part": days_part,
+        "suspect": suspect,
+        "n_suspect": suspect.sum(1),
+        "dominant": counts.argmax(1),
+        "implied": np.where(keeps_total, 0.0, deficit.sum(2)).sum(1),
+        "moved": np.maximum(deficit, 0.0).sum((1, 2)),
+        "recorded": np.where(suspect[:, :, None], bz, 0.0).sum((1, 2)),
+    }
+
+
 def indicator(
     customers: pl.DataFrame,
     areas: pl.DataFrame,
@@ -442,47 +517,31 @@ def indicator(
     dates = sorted(cw["date"].unique().to_list())
     if len(dates) < rules.min_days or cw.height == 0:
         return no_rows()
-    di = {d: i for i, d in enumerate(dates)}
     n_days = len(dates)
+    # the index of each date in the window (dates may skip a day)
+    offset = np.full((day - dates[0]).days + 1, -1, dtype=np.int64)
+    offset[[(d - dates[0]).days for d in dates]] = np.arange(n_days)
     ids = cw.select("meter_id", "area_id").unique("meter_id", keep="last").sort("area_id", "meter_id")
     # a meter's area on the day it is judged: its last area in the window
-    row = cw.join(ids.with_row_index("_i"), on=["meter_id", "area_id"], how="inner")
+    row = cw.join(ids.with_row_index("_i"), on=["meter_id", "area_id"], how="inner").sort("_i")
     ci = row["_i"].to_numpy().astype(np.int64)
-    dd = np.array([di[d] for d in row["date"].to_list()], dtype=np.int64) if row.height else np.zeros(0, np.int64)
+    dd = offset[(row["date"] - dates[0]).dt.total_days().to_numpy().astype(np.int64)]
     n = ids.height
     nb = len(names)
-    blocks = np.full((n, n_days, nb), np.nan, dtype=np.float64)
-    blocks[ci, dd] = row.select(names).to_numpy()
-    run = np.full((n, n_days), np.nan)
-    run[ci, dd] = row["zero_run"].to_numpy()
-    rough = np.full((n, n_days), np.nan)
-    rough[ci, dd] = row["rough"].to_numpy()
-    seen = ~np.isnan(run)
-    enough = seen.sum(1) >= rules.min_days
-
-    # the usual day of each day type: median over the window, then over the days not suspect against it
     kind = _day_kinds(dates, rules.day_types)
-    bz = np.nan_to_num(blocks)
-    energy = np.where(seen, bz.sum(2), np.nan)
-    usual, usual_run, usual_rough = _usual(blocks, run, rough, seen, energy, kind, rules)
-    first = _day_strengths(bz, np.nan_to_num(run), np.nan_to_num(rough), usual, usual_run, usual_rough, rules).max(0)
-    calm = seen & (first < rules.suspect_day)
-    usual, usual_run, usual_rough = _usual(blocks, run, rough, calm, None, kind, rules, (usual, usual_run, usual_rough))
-    per = _day_strengths(bz, np.nan_to_num(run), np.nan_to_num(rough), usual, usual_run, usual_rough, rules)
-    per = np.where(seen[None], per, 0.0)
-    strength = per.max(0)  # (customers, days)
-    k = min(rules.top_days, n_days)
-    days_part = -np.sort(-strength, axis=1)[:, :k].mean(1)
 
-    # the observer: the area's excess loss on the suspect days against the implied deficit
-    area_index = {a: i for i, a in enumerate(ids["area_id"].unique(maintain_order=True).to_list())}
-    aw = areas.filter(pl.col("date").is_between(start, day) & pl.col("area_id").is_in(list(area_index)))
-    na = len(area_index)
+    # the area's excess loss per day and block: master - Σ recorded - its usual loss share,
+    # less the per-block median of the window's days
+    areas_of = ids["area_id"].unique(maintain_order=True)
+    na = areas_of.len()
+    area_of = _area_positions(ids["area_id"], areas_of)
+    aw = areas.filter(pl.col("date").is_between(start, day) & pl.col("area_id").is_in(areas_of.implode()))
     excess = np.zeros((na, n_days, nb))
     valid = np.zeros((na, n_days), dtype=bool)
     if aw.height:
-        ai_rows = np.array([area_index[a] for a in aw["area_id"].to_list()], dtype=np.int64)
-        ad = np.array([di.get(d, -1) for d in aw["date"].to_list()], dtype=np.int64)
+        ai_rows = _area_positions(aw["area_id"], areas_of)
+        since = (aw["date"] - dates[0]).dt.total_days().to_numpy().astype(np.int64)
+        ad = np.where((since >= 0) & (since < len(offset)), offset[np.clip(since, 0, len(offset) - 1)], -1)
         keep = ad >= 0
         master = aw.select("m" + b[1:] for b in names).to_numpy()[keep]
         recorded = aw.select("s" + b[1:] for b in names).to_numpy()[keep]
@@ -501,31 +560,26 @@ def indicator(
         valid[ai_k, ad_k] = ok
     centre = np.nan_to_num(_masked_median(excess, valid))
     excess = np.where(valid[:, :, None], excess - centre[:, None, :], 0.0)
-    area_of = np.array([area_index[a] for a in ids["area_id"].to_list()], dtype=np.int64)
-    suspect = (strength >= rules.suspect_day) & seen
-    t = _confirmation(excess, valid, area_of, suspect, usual, bz, rules.min_spread_kwh)
-    confirmed = suspect & valid[area_of]
-    checked = confirmed.any(1)
-    factor = np.where(checked, rules.floor + (1 - rules.floor) * _ramp(t, rules.t.lo, rules.t.hi), rules.floor)
-    s = np.round(np.where(enough, _ramp(days_part, rules.days.lo, rules.days.hi) * factor, 0.0), 6)
-    s = np.where(s >= rules.min_strength, s, 0.0)
 
-    # evidence: the suspect days, their dominant pattern, the kWh they imply
-    top_pattern = per.argmax(0)  # (customers, days)
-    counts = np.stack([((top_pattern == p) & suspect).sum(1) for p in range(len(PATTERNS))], axis=1)
-    dominant = counts.argmax(1)
-    deficit = np.where(suspect[:, :, None], usual - bz, 0.0)
-    # a flattened or reversed day moves its energy to other hours (where a TOU tariff may
-    # bill it cheaper) rather than hiding it: its unrecorded kWh count only when its total
-    # is low as well; what it took out of the hours it was used in is `moved`
-    keeps_total = np.isin(top_pattern, [PATTERNS.index("flat"), PATTERNS.index("reverse")]) & (
-        per[PATTERNS.index("low")] <= 0
-    )
-    implied = np.where(keeps_total, 0.0, deficit.sum(2)).sum(1)
-    moved = np.maximum(deficit, 0.0).sum((1, 2))
-    del deficit
-    recorded = np.where(suspect[:, :, None], bz, 0.0).sum((1, 2))
-    n_suspect = suspect.sum(1)
+    # the customers, a chunk at a time (bounded memory: a chunk's window of blocks)
+    b_rows = row.select(names).to_numpy()
+    run_rows = row["zero_run"].to_numpy()
+    rough_rows = row["rough"].to_numpy()
+    parts = []
+    for lo in range(0, n, CHUNK):
+        hi = min(lo + CHUNK, n)
+        r0, r1 = np.searchsorted(ci, [lo, hi])
+        m = hi - lo
+        blocks = np.full((m, n_days, nb), np.nan)
+        blocks[ci[r0:r1] - lo, dd[r0:r1]] = b_rows[r0:r1]
+        run = np.full((m, n_days), np.nan)
+        run[ci[r0:r1] - lo, dd[r0:r1]] = run_rows[r0:r1]
+        rough = np.full((m, n_days), np.nan)
+        rough[ci[r0:r1] - lo, dd[r0:r1]] = rough_rows[r0:r1]
+        parts.append(_judge(blocks, run, rough, kind, excess, valid, area_of[lo:hi], rules))
+        del blocks, run, rough
+    got = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    s, suspect, t = got["s"], got["suspect"], got["t"]
     first_day = np.where(suspect.any(1), suspect.argmax(1), -1)
     dates_arr = np.array(dates, dtype="datetime64[D]")
     out = pl.DataFrame(
@@ -533,15 +587,15 @@ def indicator(
             "meter_id": ids["meter_id"],
             "s_observer": s,
             "d_observer": np.where(first_day >= 0, dates_arr[np.maximum(first_day, 0)], np.datetime64("NaT")),
-            "_observer_days": n_suspect.astype(np.int32),
+            "_observer_days": got["n_suspect"].astype(np.int32),
             "_observer_window": np.full(n, n_days, dtype=np.int32),
-            "_observer_pattern": np.array(PATTERNS)[dominant],
-            "_observer_kwh": np.round(implied, 2),
-            "_observer_moved": np.round(moved, 2),
-            "_observer_recorded": np.round(recorded, 3),
+            "_observer_pattern": np.array(PATTERNS)[got["dominant"]],
+            "_observer_kwh": np.round(got["implied"], 2),
+            "_observer_moved": np.round(got["moved"], 2),
+            "_observer_recorded": np.round(got["recorded"], 3),
             "_observer_t": np.round(t, 2),
-            "_observer_checked": checked,
-            "f_observer_days": np.round(days_part, 6),
+            "_observer_checked": got["checked"],
+            "f_observer_days": np.round(got["days_part"], 6),
             "f_observer_t": np.round(t, 6),
         }
     ).with_columns(pl.col("d_observer").cast(pl.Date))
