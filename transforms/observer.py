@@ -20,14 +20,16 @@ per-customer daily summaries):
    consecutive slots); per area the master's blocks and the sum of its customers'.
 2. :func:`indicator`, per detection date, over the window's summaries:
 
-   * each customer's **usual day** (per-block median over its window days, then again
-     over the days that do not look tampered against it, so days tampered with do not
-     set the usual shape);
+   * each customer's **usual day** of each day type (working days, weekend: per-block
+     median over its window days of that type, then again over the days that do not look
+     tampered against it, so days tampered with do not set the usual shape; an office's
+     Sunday is compared with its Sundays);
    * per day, its recorded day against its usual day (each a strength in [0, 1] by a
      ramp of ``config/anomaly.toml [observer]``): ``low`` (energy far under the usual:
      h1, h3, h4), ``flat`` (much flatter than usual: h5, h4), ``zero`` (a zero run
      longer than usual: h2), ``rough`` (slots far noisier than usual: h3, h4),
-     ``reverse`` (closer to its usual day reversed than to its usual day: h6), ``shape``
+     ``reverse`` (closer to its usual day reversed than to its usual day, scaled by how
+     far reversing moves the usual day: h6), ``shape``
      (uncorrelated with its usual day); the day's strength is the strongest of them;
    * the **observer**: on the customer's suspect days, the deficit they imply (usual
      day minus recorded day, per block) against the area's excess loss of those days
@@ -38,8 +40,12 @@ per-customer daily summaries):
      cycles set the scale, not an assumed white noise; :func:`_confirmation`). A
      recorded day that is low because the use was low (a holiday, an outage: the master
      fell too) is not confirmed; a tampered day is;
-   * strength = (mean of the ``top_days`` strongest day strengths) × (``floor`` +
-     (1 − ``floor``) · ramp(t)); below ``min_strength`` it is 0.
+   * strength = ramp(mean of the ``top_days`` strongest day strengths) × (``floor`` +
+     (1 − ``floor``) · ramp(t)); below ``min_strength`` it is 0;
+   * the evidence: the suspect days, their dominant pattern, the kWh they leave
+     unrecorded (usual minus recorded; none for a flattened or reversed day that kept its
+     total) and the kWh taken out of the hours they were used in (what a flat or
+     reversed day moves to other hours, where a TOU tariff may bill it cheaper).
 
 Chosen by measurement on generated zones (``meterlake generate --meters 30000 --days 30``,
 seed 1 tuned, seed 2 confirmed; docs/domain.md#shape-thefts-and-the-area-master-as-observer
@@ -644,9 +650,11 @@ def no_rows() -> pl.DataFrame:
 def cases(ind: pl.DataFrame, day: dt.date, min_strength: float) -> pl.DataFrame:
     """Theft-case candidates (the columns :func:`meterlake.transforms.theft_cases.theft_cases` prices) from the
     indicator rows of ``day`` (:func:`indicator` joined with customer_id and area_id) at
-    ``min_strength`` or more: the stolen kWh are those the suspect days imply (their usual
-    day less what was recorded; a reversed or flattened day moves energy more than it
-    hides it, so its kWh may be near 0 while its TOU bill still fell).
+    ``min_strength`` or more: the stolen kWh are those the suspect days leave unrecorded
+    (their usual day less what was recorded). A reversed or flattened day that kept its
+    total hides nothing: it counts 0 kWh, so its back charge is 0, and its evidence text
+    gives the kWh it moved to other hours instead (the TOU bill it lowered is not priced
+    here).
     """
     ev = pl.col("ev_observer")
     found = ind.filter(pl.col("s_observer") >= min_strength)
