@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 pytest.importorskip("obstore")
-moto_server = pytest.importorskip("moto.server")
-boto3 = pytest.importorskip("boto3")
+pytest.importorskip("boto3")
+pytest.importorskip("moto.server")
 
 BUCKET = "meterlake-test"
 START, END = "2026-01-01", "2026-01-02"
@@ -35,39 +34,14 @@ RUN_TIMEOUT_S = 600
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[dict[str, str]]:
-    """An S3 API server on loopback for the module, and the variables that reach it."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        env = {
-            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_REGION": "us-east-1",
-            "AWS_ALLOW_HTTP": "true",
-        }
-        client = _client(env)
-        client.create_bucket(Bucket=BUCKET)
-        yield env
-    finally:
-        server.stop()
+def s3(s3_server: dict[str, str], s3_client: Any) -> dict[str, str]:
+    """The module's bucket on the session's S3 server, and the variables that reach it."""
+    s3_client.create_bucket(Bucket=BUCKET)
+    return s3_server
 
 
-def _client(env: dict[str, str]) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_REGION"],
-    )
-
-
-def _upload(env: dict[str, str], landing: Path, prefix: str) -> None:
+def _upload(client: Any, landing: Path, prefix: str) -> None:
     """Deliver the landing files to the bucket in their delivery order (the object's time is its delivery)."""
-    client = _client(env)
     files = sorted((p for p in landing.rglob("*") if p.is_file() and "_truth" not in p.parts), key=os.path.getmtime)
     for path in files:
         client.upload_file(str(path), BUCKET, f"{prefix}/{path.relative_to(landing).as_posix()}")
@@ -88,13 +62,13 @@ def _scan(pattern: str) -> pl.DataFrame:
 
 @pytest.mark.slow
 def test_a_sharded_run_on_a_bucket_gives_the_marts_of_a_local_run(
-    s3: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3: dict[str, str], s3_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from meterlake.generate import generate
 
     generated = tmp_path / "generated"
     generate(generated, meters=60, days=2, start=dt.date(2026, 1, 1), seed=5, orgs=2)
-    _upload(s3, generated, "prov/landing")
+    _upload(s3_client, generated, "prov/landing")
     cache = tmp_path / "cache"
     t0 = time.monotonic()
     res = _run(s3, cache, "--landing", f"s3://{BUCKET}/prov/landing", "--lake", f"s3://{BUCKET}/prov/lake", "--sharded")
@@ -114,7 +88,7 @@ def test_a_sharded_run_on_a_bucket_gives_the_marts_of_a_local_run(
     for key, value in s3.items():
         monkeypatch.setenv(key, value)
     lake_url = f"s3://{BUCKET}/prov/lake"
-    listed = {o["Key"] for o in _client(s3).list_objects_v2(Bucket=BUCKET, Prefix="prov/lake/")["Contents"]}
+    listed = {o["Key"] for o in s3_client.list_objects_v2(Bucket=BUCKET, Prefix="prov/lake/")["Contents"]}
     assert not any("/locks/" in k or "/.staging/" in k for k in listed), "locks released, no staging files"
     compared = 0
     for layer in ("clean", "marts"):

@@ -26,7 +26,8 @@ a seasonal factor by date, day-to-day and slot noise; rooftop PV on ~4% of house
 are not modelled.
 
 Physics closes: area master primary kWh = Σ its customers' true primary kWh − PV export
-+ technical loss (2-6% of supply, per area); feeder head = Σ area masters + Σ 10 kV
++ technical loss (a constant no-load loss and a load loss growing with the square of
+the flow, 2-6% of supply at the area's typical load); feeder head = Σ area masters + Σ 10 kV
 customers + feeder loss (2-5%). Meter side = primary / true multiplier.
 
 Registers and curves reconcile exactly as written (see ``_sim``): registers show 2

@@ -223,7 +223,14 @@ class Payments:
         pays = frame.filter(pl.col("kind") == 0).select("who", "cents", "bill_month", "paid_at", ref_txn_id="txn_id")
         revs = (
             frame.filter(pl.col("kind") == 1)
-            .join_asof(pays.sort("paid_at"), on="paid_at", by=["who", "cents", "bill_month"], strategy="backward")
+            .sort("paid_at")
+            .join_asof(
+                pays.sort("paid_at"),
+                on="paid_at",
+                by=["who", "cents", "bill_month"],
+                strategy="backward",
+                check_sortedness=False,  # both sides sorted just above; polars cannot check within `by` groups
+            )
             .select("txn_id", "ref_txn_id")
         )
         frame = frame.join(revs, on="txn_id", how="left")

@@ -112,6 +112,24 @@ def _extra_field(fields: list[str], names: list[str]) -> str:
     return ",".join([*fields, ""])
 
 
+def technical_loss(
+    flow: np.ndarray, share: np.ndarray, iron: np.ndarray, typical: np.ndarray, off: np.ndarray
+) -> np.ndarray:
+    """Technical loss of each area and slot (kWh): no-load (iron) loss plus load (copper) loss.
+
+    ``flow`` (areas, slots): the energy through the transformer (customers' use less PV
+    export); ``share``: the loss as a share of supply when the flow is ``typical`` (kWh
+    per slot); ``iron``: the no-load part of that loss. The no-load loss of the
+    transformer core (and the meters' own consumption) is the same in every energised
+    slot; the load loss of windings and lines grows with the square of the current, so
+    with the square of the flow at a steady voltage (DL/T 686). A slot whose area is
+    ``off`` supply has neither.
+    """
+    at_typical = (share / (1.0 - share) * typical)[:, None]  # the loss at the typical flow, kWh per slot
+    load_loss = (1.0 - iron[:, None]) * at_typical * (flow / typical[:, None]) ** 2
+    return np.where(off, 0.0, iron[:, None] * at_typical + load_loss)
+
+
 class Generator:
     """One run of ``meterlake generate``: state between days and the files written."""
 
@@ -659,8 +677,8 @@ class Generator:
             np.add.at(area_fwd, self.phys_area[mv], cust[mv])
         area_exp = np.zeros((na, sh.SLOTS))
         np.add.at(area_exp, self.phys_area[pv], export)
-        rl = t.area_loss[:, None]
-        master_net = area_fwd / (1.0 - rl) - area_exp
+        master_net = area_fwd - area_exp
+        master_net += technical_loss(master_net, t.area_loss, t.area_iron, t.base_kwh[c : c + na] / sh.SLOTS, off)
         feeder_net = np.zeros((nf, sh.SLOTS))
         np.add.at(feeder_net, t.area_feeder, master_net)
         np.add.at(feeder_net, t.feeder[self.direct], cust[self.direct])

@@ -54,8 +54,9 @@ class Topology:
     area_feeder: np.ndarray  # int32 (n_area)
     area_code: pl.Series  # String (n_area)
     feeder_code: pl.Series  # String (n_feeder)
-    area_loss: np.ndarray  # technical loss as a share of area supply
+    area_loss: np.ndarray  # technical loss as a share of area supply at the area's typical load
     feeder_loss: np.ndarray  # technical loss as a share of feeder supply
+    area_iron: np.ndarray  # share of the area's technical loss at its typical load that is no-load (iron) loss
 
     @property
     def master_of_area(self) -> np.ndarray:
@@ -237,4 +238,5 @@ def build(meters: int, rng: np.random.Generator, org: int = 1) -> Topology:
         feeder_code=_zfill(feeder_int, 5 if org == 1 else 7, "XL").alias("feeder_id"),
         area_loss=rng.uniform(0.02, 0.06, n_area),
         feeder_loss=rng.uniform(0.02, 0.05, n_feeder),
+        area_iron=rng.uniform(0.2, 0.5, n_area),  # drawn last: every other draw is as before
     )

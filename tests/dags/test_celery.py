@@ -35,8 +35,8 @@ BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 pytest.importorskip("airflow.providers.celery")
 pytest.importorskip("obstore")
-moto_server = pytest.importorskip("moto.server")
-boto3 = pytest.importorskip("boto3")
+pytest.importorskip("boto3")
+pytest.importorskip("moto.server")
 
 REDIS = ("127.0.0.1", 6379)
 BUCKET = "meterlake-celery"
@@ -82,32 +82,9 @@ def database(pg_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def s3() -> Iterator[dict[str, str]]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        env = {
-            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_REGION": "us-east-1",
-            "AWS_ALLOW_HTTP": "true",
-        }
-        _client(env).create_bucket(Bucket=BUCKET)
-        yield env
-    finally:
-        server.stop()
-
-
-def _client(env: dict[str, str]) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_REGION"],
-    )
+def s3(s3_server: dict[str, str], s3_client: Any) -> dict[str, str]:
+    s3_client.create_bucket(Bucket=BUCKET)
+    return s3_server
 
 
 def _json_list(out: str) -> list[dict[str, Any]]:
@@ -219,14 +196,14 @@ class Deployment:
 
 @pytest.mark.skipif(not _redis_answers() and not os.environ.get("CI"), reason="no Redis answers on 127.0.0.1:6379")
 def test_province_dag_on_two_celery_workers_gives_the_tables_of_one_run(
-    tmp_path: Path, database: str, s3: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database: str, s3: dict[str, str], s3_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from meterlake.generate import generate
 
     t0 = time.monotonic()
     landing = tmp_path / "landing"
     generate(landing, meters=60, days=2, start=dt.date(2026, 1, 1), seed=4, orgs=len(UNITS))
-    client = _client(s3)
+    client = s3_client
     for path in sorted(
         (p for p in landing.rglob("*") if p.is_file() and "_truth" not in p.parts), key=os.path.getmtime
     ):

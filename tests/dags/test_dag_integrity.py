@@ -71,8 +71,9 @@ def test_dag_ids(bag):
 
 
 def test_each_file_parses_in_well_under_a_second(bag):
-    slow = {s.file: s.duration.total_seconds() for s in bag.dagbag_stats if s.duration.total_seconds() >= 0.5}
-    assert slow == {}, f"DAG files slower than 0.5 s to parse: {slow}"
+    # wall clock, so loose: a loaded machine stretches it; the CPU-time probe below is the strict one
+    slow = {s.file: s.duration.total_seconds() for s in bag.dagbag_stats if s.duration.total_seconds() >= 1.0}
+    assert slow == {}, f"DAG files slower than 1 s to parse: {slow}"
 
 
 def test_dag_files_load_nothing_heavy_and_parse_fast():
@@ -83,9 +84,9 @@ sys.path.insert(0, {str(DAGS)!r})
 import airflow.sdk  # what every DAG file pays anyway; not counted
 out = {{}}
 for path in {[str(p) for p in DAG_FILES]!r}:
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: other processes on the machine do not count
     runpy.run_path(path)
-    out[path] = time.perf_counter() - t0
+    out[path] = time.process_time() - t0
 heavy = sorted({{m.split(".")[0] for m in sys.modules}} & set({list(HEAVY)!r}))
 print(json.dumps({{"seconds": out, "heavy": heavy}}))
 """
