@@ -252,14 +252,6 @@ def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
 
 
-def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(-1, keepdims=True)
-    b = b - b.mean(-1, keepdims=True)
-    den = np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
-    with np.errstate(all="ignore"):
-        return np.where(den > 0, (a * b).sum(-1) / np.where(den > 0, den, 1.0), 0.0)
-
-
 def _masked_quantile(values: np.ndarray, keep: np.ndarray, q: float = 0.5) -> np.ndarray:
     """Quantile ``q`` over axis 1 (days) of the kept entries (linear between order statistics); NaN where none is kept.
 
@@ -288,41 +280,57 @@ def _day_strengths(
     blocks: np.ndarray,
     run: np.ndarray,
     rough: np.ndarray,
-    usual: np.ndarray,
-    usual_run: np.ndarray,
-    usual_rough: np.ndarray,
+    usual: tuple[np.ndarray, np.ndarray, np.ndarray],
+    tix: np.ndarray,
     rules: ObserverRules,
 ) -> np.ndarray:
-    """(patterns, customers, days) strengths of each day against its usual day.
+    """(patterns, customers, days) strengths of each day against the usual day of its type.
 
-    ``usual`` (customers, days, blocks), ``usual_run`` and ``usual_rough`` (customers,
-    days): the usual day of each day's day type.
+    ``usual``: (blocks (customers, types, blocks), zero run and roughness (customers,
+    types)) from :func:`_usual`; ``tix``: each day's type. Correlations and spreads come
+    from sums of products (one pass over a type's days, no centred copies).
     """
     eps = 1e-9
-    u = usual
-    e_u = usual.sum(2)
-    low = _ramp(1.0 - blocks.sum(2) / np.maximum(e_u, eps), rules.low.lo, rules.low.hi)
-    cv_b = blocks.std(2) / np.maximum(blocks.mean(2), eps)
-    cv_u = usual.std(2) / np.maximum(usual.mean(2), eps)
-    flat = np.where(
-        cv_u > rules.min_usual_cv, _ramp(1.0 - cv_b / np.maximum(cv_u, eps), rules.flat.lo, rules.flat.hi), 0.0
-    )
-    zero = _ramp(run - usual_run, rules.zero_slots.lo, rules.zero_slots.hi)
-    rgh = _ramp(rough - usual_rough, rules.rough.lo, rules.rough.hi)
-    c_u = _corr(blocks, u)
-    c_r = _corr(blocks, u[:, :, ::-1])
-    # how far reversing moves the usual day (1 - its correlation with itself reversed): an
-    # office day reversed is nearly the same day an hour earlier, so its step is scaled by it
-    gap = np.maximum(1.0 - _corr(u, u[:, :, ::-1]), rules.min_reverse_gap)
-    rev = _ramp((c_r - c_u) / gap, rules.reverse.lo, rules.reverse.hi)
-    shape = np.where(cv_u > rules.min_usual_cv, _ramp(1.0 - c_u, rules.shape.lo, rules.shape.hi), 0.0)
-    return np.stack([low, flat, zero, rgh, rev, shape])
+    n, n_days, nb = blocks.shape
+    out = np.zeros((len(PATTERNS), n, n_days))
+    for g in range(usual[0].shape[1]):  # a handful of day types, not rows
+        on = np.flatnonzero(tix == g)
+        if not len(on):
+            continue
+        x = blocks[:, on]  # (customers, days of the type, blocks)
+        u = usual[0][:, g]  # (customers, blocks)
+        r = u[:, ::-1]
+        mx, mu = x.mean(2), u.mean(1)[:, None]
+        sxx = np.maximum(np.einsum("kdb,kdb->kd", x, x) - nb * mx * mx, 0.0)
+        suu = np.maximum((u * u).sum(1)[:, None] - nb * mu * mu, 0.0)
+        sxu = np.einsum("kdb,kb->kd", x, u) - nb * mx * mu
+        sxr = np.einsum("kdb,kb->kd", x, r) - nb * mx * mu
+        sur = (u * r).sum(1)[:, None] - nb * mu * mu
+        with np.errstate(all="ignore"):
+            c_u = np.where(sxx * suu > 0, sxu / np.sqrt(sxx * suu), 0.0)
+            c_r = np.where(sxx * suu > 0, sxr / np.sqrt(sxx * suu), 0.0)
+            c_ur = np.where(suu > 0, sur / np.where(suu > 0, suu, 1.0), 0.0)
+        cv_b = np.sqrt(sxx / nb) / np.maximum(mx, eps)
+        cv_u = np.sqrt(suu / nb) / np.maximum(mu, eps)
+        shaped = cv_u > rules.min_usual_cv
+        out[0][:, on] = _ramp(1.0 - x.sum(2) / np.maximum(nb * mu, eps), rules.low.lo, rules.low.hi)
+        out[1][:, on] = np.where(shaped, _ramp(1.0 - cv_b / np.maximum(cv_u, eps), rules.flat.lo, rules.flat.hi), 0.0)
+        out[2][:, on] = _ramp(run[:, on] - usual[1][:, g : g + 1], rules.zero_slots.lo, rules.zero_slots.hi)
+        out[3][:, on] = _ramp(rough[:, on] - usual[2][:, g : g + 1], rules.rough.lo, rules.rough.hi)
+        # how far reversing moves the usual day (1 - its correlation with itself reversed): an
+        # office day reversed is nearly the same day an hour earlier, so its step is scaled by it
+        gap = np.maximum(1.0 - c_ur, rules.min_reverse_gap)
+        out[4][:, on] = _ramp((c_r - c_u) / gap, rules.reverse.lo, rules.reverse.hi)
+        out[5][:, on] = np.where(shaped, _ramp(1.0 - c_u, rules.shape.lo, rules.shape.hi), 0.0)
+    return out
 
 
 def _day_kinds(dates: list[dt.date], day_types: list[list[int]]) -> np.ndarray:
-    """Per date, the index of its day type (the group of ``day_types`` holding its weekday, Monday = 0)."""
+    """Per date, the index of its day type among the types present (types follow ``day_types``,
+    weekdays Monday = 0; a weekday in no group is a type of its own)."""
     of = {w: g for g, group in enumerate(day_types) for w in group}
-    return np.array([of.get(d.weekday(), len(day_types)) for d in dates], dtype=np.int64)
+    kind = np.array([of.get(d.weekday(), len(day_types)) for d in dates], dtype=np.int64)
+    return np.unique(kind, return_inverse=True)[1].reshape(-1)
 
 
 def _usual(
@@ -331,11 +339,12 @@ def _usual(
     rough: np.ndarray,
     pick: np.ndarray,
     energy: np.ndarray | None,
-    kind: np.ndarray,
+    tix: np.ndarray,
     rules: ObserverRules,
     keep: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per customer and day, the usual day of that day's type: (blocks, zero run, roughness).
+    """Per customer and day type, its usual day: blocks (customers, types, blocks), zero run
+    and roughness (customers, types).
 
     First pass (``energy`` given): per type, the median of the ``usual_top`` share of the
     ``pick`` days with the most energy (a thief recording less on most of its days does
@@ -344,41 +353,41 @@ def _usual(
     of the picked (calm) days where there are ``min_usual_days`` of them, else ``keep``.
     An office's Sunday is compared with its Sundays, not with its working days.
     """
-    n, n_days, nb = blocks.shape
+    n, _, nb = blocks.shape
+    types = int(tix.max()) + 1 if len(tix) else 0
     if energy is not None:
-        cut = _masked_quantile(energy, pick, 1.0 - rules.usual_top)
-        with np.errstate(invalid="ignore"):  # a customer without days has no cut (NaN): no reference day
-            ref = pick & (energy >= cut[:, None])
-        whole = (
-            np.nan_to_num(_masked_median(blocks, ref)),
-            np.nan_to_num(_masked_median(run, pick)),
-            np.nan_to_num(_masked_median(rough, pick)),
+        # the window's usual day, for the customers short of days of some type (only they need it)
+        short = np.flatnonzero(
+            np.stack([pick[:, tix == g].sum(1) < rules.min_type_days for g in range(types)], axis=1).any(1)
         )
-    u_b = np.empty((n, n_days, nb))
-    u_run = np.empty((n, n_days))
-    u_rough = np.empty((n, n_days))
-    for g in np.unique(kind):  # a handful of day types, not rows
-        on = kind == g
-        sel = pick & on[None, :]
+        cut = _masked_quantile(energy[short], pick[short], 1.0 - rules.usual_top)
+        with np.errstate(invalid="ignore"):  # a customer without days has no cut (NaN): no reference day
+            ref = pick[short] & (energy[short] >= cut[:, None])
+        whole = (np.zeros((n, nb)), np.zeros(n), np.zeros(n))
+        whole[0][short] = np.nan_to_num(_masked_median(blocks[short], ref))
+        whole[1][short] = np.nan_to_num(_masked_median(run[short], pick[short]))
+        whole[2][short] = np.nan_to_num(_masked_median(rough[short], pick[short]))
+    u_b = np.empty((n, types, nb))
+    u_run = np.empty((n, types))
+    u_rough = np.empty((n, types))
+    for g in range(types):  # a handful of day types, not rows
+        on = np.flatnonzero(tix == g)
+        sel = pick[:, on]
         count = sel.sum(1)
         if energy is not None:
-            cut = _masked_quantile(energy, sel, 1.0 - rules.usual_top)
+            cut = _masked_quantile(energy[:, on], sel, 1.0 - rules.usual_top)
             with np.errstate(invalid="ignore"):
-                ref = sel & (energy >= cut[:, None])
+                ref = sel & (energy[:, on] >= cut[:, None])
             ok = count >= rules.min_type_days
             fb, frun, frough = whole
         else:
             assert keep is not None
             ref = sel
             ok = count >= rules.min_usual_days
-            first = np.flatnonzero(on)[0]
-            fb, frun, frough = keep[0][:, first], keep[1][:, first], keep[2][:, first]
-        b = np.where(ok[:, None], np.nan_to_num(_masked_median(blocks, ref)), fb)
-        r1 = np.where(ok, np.nan_to_num(_masked_median(run, sel)), frun)
-        r2 = np.where(ok, np.nan_to_num(_masked_median(rough, sel)), frough)
-        u_b[:, on] = b[:, None, :]
-        u_run[:, on] = r1[:, None]
-        u_rough[:, on] = r2[:, None]
+            fb, frun, frough = keep[0][:, g], keep[1][:, g], keep[2][:, g]
+        u_b[:, g] = np.where(ok[:, None], np.nan_to_num(_masked_median(blocks[:, on], ref)), fb)
+        u_run[:, g] = np.where(ok, np.nan_to_num(_masked_median(run[:, on], sel)), frun)
+        u_rough[:, g] = np.where(ok, np.nan_to_num(_masked_median(rough[:, on], sel)), frough)
     return u_b, u_run, u_rough
 
 
@@ -445,7 +454,7 @@ def _judge(
     blocks: np.ndarray,
     run: np.ndarray,
     rough: np.ndarray,
-    kind: np.ndarray,
+    tix: np.ndarray,
     excess: np.ndarray,
     valid: np.ndarray,
     area_of: np.ndarray,
@@ -460,11 +469,11 @@ def _judge(
     bz = np.nan_to_num(blocks)
     energy = np.where(seen, bz.sum(2), np.nan)
     run0, rough0 = np.nan_to_num(run), np.nan_to_num(rough)
-    usual, usual_run, usual_rough = _usual(blocks, run, rough, seen, energy, kind, rules)
-    first = _day_strengths(bz, run0, rough0, usual, usual_run, usual_rough, rules).max(0)
+    usual = _usual(blocks, run, rough, seen, energy, tix, rules)
+    first = _day_strengths(bz, run0, rough0, usual, tix, rules).max(0)
     calm = seen & (first < rules.suspect_day)
-    usual, usual_run, usual_rough = _usual(blocks, run, rough, calm, None, kind, rules, (usual, usual_run, usual_rough))
-    per = _day_strengths(bz, run0, rough0, usual, usual_run, usual_rough, rules)
+    usual = _usual(blocks, run, rough, calm, None, tix, rules, usual)
+    per = _day_strengths(bz, run0, rough0, usual, tix, rules)
     per = np.where(seen[None], per, 0.0)
     strength = per.max(0)  # (customers, days)
     k = min(rules.top_days, n_days)
@@ -472,7 +481,8 @@ def _judge(
 
     # the observer: the area's excess loss on the suspect days against the implied deficit
     suspect = (strength >= rules.suspect_day) & seen
-    t = _confirmation(excess, valid, area_of, suspect, usual, bz, rules.min_spread_kwh)
+    usual_day = usual[0][:, tix]  # (customers, days, blocks): each day's usual day
+    t = _confirmation(excess, valid, area_of, suspect, usual_day, bz, rules.min_spread_kwh)
     checked = (suspect & valid[area_of]).any(1)
     factor = np.where(checked, rules.floor + (1 - rules.floor) * _ramp(t, rules.t.lo, rules.t.hi), rules.floor)
     s = np.round(np.where(enough, _ramp(days_part, rules.days.lo, rules.days.hi) * factor, 0.0), 6)
@@ -481,7 +491,7 @@ def _judge(
     # evidence: the suspect days, their dominant pattern, the kWh they imply
     top_pattern = per.argmax(0)  # (customers, days)
     counts = np.stack([((top_pattern == p) & suspect).sum(1) for p in range(len(PATTERNS))], axis=1)
-    deficit = np.where(suspect[:, :, None], usual - bz, 0.0)
+    deficit = np.where(suspect[:, :, None], usual_day - bz, 0.0)
     # a flattened or reversed day moves its energy to other hours (where a TOU tariff may
     # bill it cheaper) rather than hiding it: its unrecorded kWh count only when its total
     # is low as well; what it took out of the hours it was used in is `moved`
@@ -534,7 +544,7 @@ def indicator(
     dd = offset[(row["date"] - dates[0]).dt.total_days().to_numpy().astype(np.int64)]
     n = ids.height
     nb = len(names)
-    kind = _day_kinds(dates, rules.day_types)
+    tix = _day_kinds(dates, rules.day_types)
 
     # the area's excess loss per day and block: master - Σ recorded - its usual loss share,
     # less the per-block median of the window's days
@@ -582,7 +592,7 @@ def indicator(
         run[ci[r0:r1] - lo, dd[r0:r1]] = run_rows[r0:r1]
         rough = np.full((m, n_days), np.nan)
         rough[ci[r0:r1] - lo, dd[r0:r1]] = rough_rows[r0:r1]
-        parts.append(_judge(blocks, run, rough, kind, excess, valid, area_of[lo:hi], rules))
+        parts.append(_judge(blocks, run, rough, tix, excess, valid, area_of[lo:hi], rules))
         del blocks, run, rough
     got = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     s, suspect, t = got["s"], got["suspect"], got["t"]
