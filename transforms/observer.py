@@ -494,10 +494,15 @@ def _judge(
     deficit = np.where(suspect[:, :, None], usual_day - bz, 0.0)
     # a flattened or reversed day moves its energy to other hours (where a TOU tariff may
     # bill it cheaper) rather than hiding it: its unrecorded kWh count only when its total
-    # is low as well; what it took out of the hours it was used in is `moved`
-    keeps_total = np.isin(top_pattern, [PATTERNS.index("flat"), PATTERNS.index("reverse")]) & (
-        per[PATTERNS.index("low")] <= 0
+    # is low as well; what it took out of the hours it was used in is `moved`. A day is
+    # flattened or reversed when that is its strongest pattern or a suspect one of its own
+    # (a flat day recorded in 0.01 kWh steps also looks rough).
+    moves = (
+        np.isin(top_pattern, [PATTERNS.index("flat"), PATTERNS.index("reverse")])
+        | (per[PATTERNS.index("flat")] >= rules.suspect_day)
+        | (per[PATTERNS.index("reverse")] >= rules.suspect_day)
     )
+    keeps_total = moves & (per[PATTERNS.index("low")] <= 0)
     return {
         "s": s,
         "t": t,
@@ -506,7 +511,8 @@ def _judge(
         "suspect": suspect,
         "n_suspect": suspect.sum(1),
         "dominant": counts.argmax(1),
-        "implied": np.where(keeps_total, 0.0, deficit.sum(2)).sum(1),
+        # never below 0: a suspect day recording more than its usual day returns nothing
+        "implied": np.maximum(np.where(keeps_total, 0.0, deficit.sum(2)).sum(1), 0.0),
         "moved": np.maximum(deficit, 0.0).sum((1, 2)),
         "recorded": np.where(suspect[:, :, None], bz, 0.0).sum((1, 2)),
     }
