@@ -1,9 +1,17 @@
-"""Run the suites with Great Expectations and turn the results into a gate.
+"""Judge the suites, have Great Expectations check the verdict, and turn it into a gate.
 
-GX judges small frames only: each table's per-partition metrics frame (see
-:mod:`meterlake.checks.metrics`) and, for small area-grain tables, their rows. Its
-file context lives in the lake (``LAKE/_meta/gx``), never in the repository, so the
-validation history and the Data Docs (``LAKE/reports/data_docs``) travel with the data.
+Every rule is judged in polars (:mod:`meterlake.checks.judge`) on each table's
+per-partition metrics frame (see :mod:`meterlake.checks.metrics`) and, for small
+area-grain tables, their rows: one finding per table, partition and rule. GX then
+validates those findings, one combined frame, with one suite and one checkpoint per
+run (each finding's value within its rule's bounds, per severity); its verdict must
+agree with the polars one, and its result is the run's Data Docs page, listing every
+failing rule, table and partition with the rule's title and evidence. (Per-table
+suites cost ~15 ms of GX set-up per expectation, 265 of them, and ~40 checkpoint runs
+and pages a run: several seconds whatever the data.)
+
+GX's file context lives in the lake (``LAKE/_meta/gx``), never in the repository, so
+the validation history and the Data Docs (``LAKE/reports/data_docs``) travel with the data.
 
 GX is imported inside functions: its import takes seconds, and DAG files and the CLI
 must stay quick to load. Analytics are switched off before the import.
@@ -15,7 +23,6 @@ import contextlib
 import hashlib
 import html
 import json
-import math
 import os
 import threading
 from collections.abc import Sequence
@@ -26,16 +33,12 @@ from urllib.parse import unquote, urlparse
 
 import polars as pl
 
-from .descriptions import title, zh
-from .metrics import PARTITION
+from .judge import EVIDENCE_ROWS, FINDINGS_SCHEMA, empty_findings, metric_findings, row_findings
 from .offline import make_offline
-from .results import CHECK_RESULTS
-from .suites import RowRule, Rule, TableSuite
+from .suites import TableSuite
 
 SITE_NAME = "meterlake"
 DATASOURCE = "meterlake"
-#: offending rows kept as evidence per rule and partition
-EVIDENCE_ROWS = 20
 
 
 @dataclass
@@ -151,70 +154,72 @@ def open_context(gx_root: Path, docs_dir: Path, docs_validation_limit: int = 300
     return context
 
 
-def _meta(rule: Rule | RowRule, table: str) -> dict[str, Any]:
-    return {
-        "rule": rule.rule,
-        "severity": rule.severity,
-        "table": table,
-        "practice": rule.practice,
-    }
+#: the one GX suite, validation definition and checkpoint of the gate
+GATE = "meterlake.gate"
+#: columns naming a finding on the Data Docs page (a failing one is listed with them)
+INDEX_COLUMNS = ["table", "partition", "rule", "check", "evidence"]
+#: the severities, as GX names them, and as the page titles them
+_SEVERITIES = (
+    ("blocking", "CRITICAL", "Blocking rules", "阻断规则"),
+    ("warning", "WARNING", "Warning rules", "警告规则"),
+)
 
 
-def gx_suite(suite: TableSuite) -> tuple[Any, Any | None]:
-    """The GX suites of a table: metrics rules, and row rules (None when it has none)."""
+def gate_suite() -> Any:
+    """The gate's GX suite: every finding's value within its rule's bounds, blocking
+    and warning rules apart (one expectation per severity and bound).
+
+    It judges the combined findings frame (:func:`gate_frame`), a few hundred rows to a
+    few ten thousand: a missing value or bound is not judged, as in the rules.
+    """
     gx = _import_gx()
     from great_expectations.expectations.metadata_types import FailureSeverity
 
-    def sev(s: str) -> Any:
-        return FailureSeverity.CRITICAL if s == "blocking" else FailureSeverity.WARNING
-
-    def note(r: Rule | RowRule) -> str:
-        return (
-            f"`{r.rule}` ({r.severity}): {r.description}. {zh(r.rule, r.description)}。 Practice / 依据: {r.practice}."
-        )
-
-    # one expectation per rule, named by what it checks in English and Chinese (GX shows
-    # an expectation's description instead of its generic template, e.g. "Sum across
-    # columns ... must be 0"); GX's set-up costs ~15 ms per expectation, a few seconds a
-    # county day, the price of a page a person can read
-    metric_expectations = [
-        gx.expectations.ExpectColumnValuesToBeBetween(
-            column=r.metric,
-            min_value=r.min_value,
-            max_value=r.max_value,
-            description=title(r.rule, r.description),
-            meta=_meta(r, suite.table),
-            severity=sev(r.severity),
-            notes=note(r),
-        )
-        for r in suite.rules
-    ]
-    metrics_suite = gx.ExpectationSuite(
-        name=suite.name,
-        expectations=metric_expectations,
-        meta={"table": suite.table, "layer": suite.layer, "notes": suite.description},
-    )
-    if not suite.row_rules:
-        return metrics_suite, None
-    row_expectations = []
-    for r in suite.row_rules:
-        common = {
-            "column": r.column,
-            "description": title(r.rule, r.description),
-            "meta": _meta(r, suite.table),
-            "severity": sev(r.severity),
-            "notes": note(r),
-        }
-        if r.kind == "in_set":
-            row_expectations.append(gx.expectations.ExpectColumnValuesToBeInSet(value_set=list(r.value_set), **common))
-        else:
-            row_expectations.append(
-                gx.expectations.ExpectColumnValuesToBeBetween(min_value=r.min_value, max_value=r.max_value, **common)
+    expectations = []
+    for severity, gx_severity, en, zh_ in _SEVERITIES:
+        value = f"{severity}_value"
+        for a, b, bound, en_bound, zh_bound in (
+            (value, "min_value", "min", "at or above", "不低于"),
+            ("max_value", value, "max", "at or below", "不高于"),
+        ):
+            expectations.append(
+                gx.expectations.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A=a,
+                    column_B=b,
+                    or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                    description=(
+                        f"{en}: every table, partition and rule has its value {en_bound} the rule's {bound} bound"
+                        f" / {zh_}：每个表、分区和规则的取值{zh_bound}规则的{'下限' if bound == 'min' else '上限'}"
+                    ),
+                    meta={"severity": severity, "bound": bound},
+                    severity=getattr(FailureSeverity, gx_severity),
+                )
             )
-    rows_suite = gx.ExpectationSuite(
-        name=f"{suite.name}.rows", expectations=row_expectations, meta={"table": suite.table, "layer": suite.layer}
+    return gx.ExpectationSuite(
+        name=GATE,
+        expectations=expectations,
+        meta={
+            "notes": "One row per table, partition and rule: the metric judged (or the count of offending "
+            "rows for a row rule) and the rule's bounds; a failing row names the rule, its check in English "
+            "and Chinese, and the evidence. All findings: LAKE/_meta/check_results."
+        },
     )
-    return metrics_suite, rows_suite
+
+
+def gate_frame(judged: pl.DataFrame) -> pl.DataFrame:
+    """The findings as GX judges them: the value in the column of its severity."""
+    value = pl.col("value")
+    return judged.select(
+        pl.concat_str("layer", pl.lit("/"), "table").alias("table"),
+        "partition",
+        "rule",
+        "check",
+        "evidence",
+        *(pl.when(pl.col("severity") == s).then(value).alias(f"{s}_value") for s, *_ in _SEVERITIES),
+        "min_value",
+        "max_value",
+    )
 
 
 def _fingerprint(suite: Any, index_columns: list[str]) -> str:
@@ -305,16 +310,20 @@ def _to_pandas(frame: pl.DataFrame) -> Any:
     return frame.to_pandas()
 
 
-# -- results into findings ----------------------------------------------------------------
+# -- the verdict --------------------------------------------------------------------------
 
 
-def _plain(v: Any) -> Any:
-    """A JSON-able Python value (numpy scalars, NaN)."""
-    if hasattr(v, "item"):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+def judge(inp: SuiteInput) -> pl.DataFrame:
+    """The findings of one table (with the value, bounds and title GX judges)."""
+    suite = inp.suite
+    frames = [metric_findings(inp.metrics, suite.rules, suite.table, suite.layer, suite.name, inp.evidence)]
+    if suite.row_rules and inp.rows is not None:
+        frames.append(
+            row_findings(
+                inp.metrics, inp.rows, suite.row_rules, suite.row_index, suite.table, suite.layer, f"{suite.name}.rows"
+            )
+        )
+    return pl.concat(frames)
 
 
 def _exception(result: Any) -> str | None:
@@ -327,93 +336,20 @@ def _exception(result: Any) -> str | None:
     return None
 
 
-def _by_rule(vr: Any) -> dict[str, Any]:
-    """Each rule's GX result (one expectation per rule)."""
-    return {str((res.expectation_config.meta or {}).get("rule")): res for res in vr.results}
-
-
-def _metric_findings(inp: SuiteInput, vr: Any) -> list[dict[str, Any]]:
-    suite = inp.suite
-    by_rule = _by_rule(vr)
-    values = inp.metrics.to_dicts()
-    out = []
-    for rule in suite.rules:
-        res = by_rule[rule.rule]
+def _gx_failures(vr: Any) -> set[tuple[str, str, str]]:
+    """(layer/table, partition, rule) of every finding GX found outside its bounds."""
+    failed = set()
+    for res in vr.results:
         error = _exception(res)
-        failing = {str(_unescaped(row[PARTITION])) for row in (res.result or {}).get("unexpected_index_list") or []}
-        for row in values:
-            part = str(row[PARTITION])
-            observed = _plain(row.get(rule.metric))
-            # GX names the failing partitions
-            ok = error is None and part not in failing
-            evidence: dict[str, Any] = {"metric": rule.metric, "value": observed}
-            evidence.update(inp.evidence.get(part, {}))
-            if error is not None:
-                evidence["exception"] = error
-            out.append(
-                {
-                    "table": suite.table,
-                    "layer": suite.layer,
-                    "partition": part,
-                    "suite": suite.name,
-                    "rule": rule.rule,
-                    "severity": rule.severity,
-                    "success": ok,
-                    "metric": rule.metric,
-                    "observed": float(observed)
-                    if isinstance(observed, int | float) and not isinstance(observed, bool)
-                    else None,
-                    "expected": rule.expected,
-                    "expectation": res.expectation_config.type,
-                    "description": rule.description,
-                    "evidence": json.dumps(evidence, ensure_ascii=False, default=str),
-                }
-            )
-    return out
-
-
-def _row_findings(inp: SuiteInput, vr: Any) -> list[dict[str, Any]]:
-    suite = inp.suite
-    assert inp.rows is not None
-    partitions = sorted(set(inp.metrics[PARTITION].to_list()))
-    by_rule = _by_rule(vr)
-    out = []
-    for rule in suite.row_rules:
-        res = by_rule[rule.rule]
-        error = _exception(res)
-        bad: dict[str, list[dict[str, Any]]] = {}
+        if error is not None:
+            raise CheckError(f"Great Expectations could not judge the findings: {error}".splitlines()[0])
         for row in (res.result or {}).get("unexpected_index_list") or []:
-            bad.setdefault(str(_unescaped(row[PARTITION])), []).append(
-                {k: _plain(_unescaped(v)) for k, v in row.items() if k != PARTITION}
-            )
-        for part in partitions:
-            rows = bad.get(part, [])
-            ok = error is None and not rows
-            evidence: dict[str, Any] = {
-                "column": rule.column,
-                "unexpected_count": len(rows),
-                "rows": rows[:EVIDENCE_ROWS],
-            }
-            if error is not None:
-                evidence["exception"] = error
-            out.append(
-                {
-                    "table": suite.table,
-                    "layer": suite.layer,
-                    "partition": part,
-                    "suite": f"{suite.name}.rows",
-                    "rule": rule.rule,
-                    "severity": rule.severity,
-                    "success": ok,
-                    "metric": rule.column,
-                    "observed": float(len(rows)),
-                    "expected": rule.expected,
-                    "expectation": res.expectation_config.type,
-                    "description": rule.description,
-                    "evidence": json.dumps(evidence, ensure_ascii=False, default=str),
-                }
-            )
-    return out
+            failed.add((_unescaped(row["table"]), _unescaped(row["partition"]), _unescaped(row["rule"])))
+    return failed
+
+
+class CheckError(RuntimeError):
+    """The gate itself went wrong (not the data): GX failed, or disagreed with the verdict."""
 
 
 # -- the whole run --------------------------------------------------------------------
@@ -426,58 +362,50 @@ def run_checks(
     run_name: str,
     docs_validation_limit: int = 300,
 ) -> CheckReport:
-    """Validate every input with GX, store the results, build the Data Docs.
+    """Judge every input, have GX check the verdict, store its result, build the Data Docs.
 
     Returns the findings (schema :data:`CHECK_RESULTS` without ``run_id``) and the
     Data Docs pages of this run, checked to exist on disk.
     """
+    judged = pl.concat([judge(inp) for inp in inputs]) if inputs else empty_findings()
+    findings = judged.select(list(FINDINGS_SCHEMA))
+
     gx = _import_gx()
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     context = open_context(gx_root, docs_dir, docs_validation_limit)
-    run_id = gx.RunIdentifier(run_name=run_name)
-    findings: list[dict[str, Any]] = []
-    result_ids: list[Any] = []
-    #: suites whose Data Docs page must be (re)rendered: changed, or never rendered
-    suite_names: list[str] = []
-    for inp in inputs:
-        metrics_suite, rows_suite = gx_suite(inp.suite)
-        jobs = [(metrics_suite, inp.metrics, [PARTITION], _metric_findings)]
-        if rows_suite is not None and inp.rows is not None:
-            jobs.append((rows_suite, inp.rows, [PARTITION, *inp.suite.row_index], _row_findings))
-        for gx_s, frame, row_index, to_findings in jobs:
-            cp, changed = _checkpoint(context, gx_s.name, gx_s, row_index)
-            page = Path(docs_dir, "expectations", *gx_s.name.split(".")).with_suffix(".html")
-            if changed or not page.exists():
-                suite_names.append(gx_s.name)
-            result = cp.run(batch_parameters={"dataframe": _to_pandas(html_safe(frame))}, run_id=run_id)
-            for vr_id, vr in result.run_results.items():
-                result_ids.append(vr_id)
-                findings.extend(to_findings(inp, vr))
+    checkpoint, changed = _checkpoint(context, GATE, gate_suite(), INDEX_COLUMNS)
+    frame = _to_pandas(html_safe(gate_frame(judged)))
+    result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=gx.RunIdentifier(run_name=run_name))
+    result_ids = list(result.run_results)
+    failed = set().union(*(_gx_failures(vr) for vr in result.run_results.values()))
+    ours = set(
+        judged.filter(~pl.col("success"))
+        .select(pl.concat_str("layer", pl.lit("/"), "table"), "partition", "rule")
+        .iter_rows()
+    )
+    if failed != ours:
+        diff = sorted(failed ^ ours)
+        raise CheckError(
+            f"Great Expectations and the gate disagree on {len(diff)} finding(s), e.g. {' '.join(diff[0])}"
+        )
 
+    # the run's validation page, the index, and the suite's page when it changed or was never built
+    page = Path(docs_dir, "expectations", *GATE.split(".")).with_suffix(".html")
+    ids = result_ids + ([ExpectationSuiteIdentifier(name=GATE)] if changed or not page.exists() else [])
+    urls = context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=ids)
+    index = _path(urls[SITE_NAME])
+    make_offline(Path(docs_dir))  # the pages load nothing from the network
     pages: list[Path] = []
-    missing: list[str] = []
-    index: Path | None = None
-    if result_ids or suite_names:
-        ids = result_ids + [ExpectationSuiteIdentifier(name=n) for n in suite_names]
-        urls = context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=ids)
-        index = _path(urls[SITE_NAME])
-        make_offline(Path(docs_dir))  # the pages load nothing from the network
-        if not index.exists():
-            missing.append(str(index))
-        for vr_id in result_ids:
-            for site in context.get_docs_sites_urls(
-                resource_identifier=vr_id, site_name=SITE_NAME, only_if_exists=False
-            ):
-                page = _path(site["site_url"])
-                if page.exists():
-                    pages.append(page)
-                else:
-                    missing.append(str(page))
-
-    schema = {k: v for k, v in CHECK_RESULTS.schema.items() if k != "run_id"}
-    frame = pl.DataFrame(findings, schema=schema, orient="row") if findings else pl.DataFrame(schema=schema)
-    return CheckReport(findings=frame, data_docs_index=index, validation_pages=pages, missing_pages=missing)
+    missing = [] if index.exists() else [str(index)]
+    for vr_id in result_ids:
+        for site in context.get_docs_sites_urls(resource_identifier=vr_id, site_name=SITE_NAME, only_if_exists=False):
+            page = _path(site["site_url"])
+            if page.exists():
+                pages.append(page)
+            else:
+                missing.append(str(page))
+    return CheckReport(findings=findings, data_docs_index=index, validation_pages=pages, missing_pages=missing)
 
 
 def _path(url: str) -> Path:

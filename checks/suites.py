@@ -8,9 +8,10 @@ against configured thresholds). A table with no contract gets the checks every t
 gets (readable, no card numbers in clear).
 
 The rows of a table are reduced to one metrics row per partition in polars
-(:mod:`meterlake.checks.metrics`); each :class:`Rule` bounds one metric and Great
-Expectations judges the metrics frame (:mod:`meterlake.checks.runner`). Small
-area-grain tables also get :class:`RowRule` s whose Data Docs list the offending rows.
+(:mod:`meterlake.checks.metrics`); each :class:`Rule` bounds one metric, judged per
+partition in polars (:mod:`meterlake.checks.judge`) and re-checked by Great
+Expectations (:mod:`meterlake.checks.runner`). Small area-grain tables also get
+:class:`RowRule` s whose findings list the offending rows.
 
 Rule names are dotted ``<table>.<subject>.<check>``; a rule's ``severity`` is
 ``blocking`` (the run stops before anything is published) or ``warning`` (a note on

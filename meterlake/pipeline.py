@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import importlib
 import json
 import logging
 import time
@@ -22,20 +23,7 @@ from .config import ConfigError
 from .lake import Lake
 from .lock import LockBusy
 from .settings import Settings
-from .stages import (
-    StageContext,
-    StageError,
-    StageResult,
-    anomalies,
-    billing,
-    check,
-    ingest,
-    loss,
-    outages,
-    publish,
-    receivables,
-    validate,
-)
+from .stages import StageContext, StageError, StageResult
 from .transforms import dates as dates_
 
 log = logging.getLogger("meterlake")
@@ -43,17 +31,33 @@ log = logging.getLogger("meterlake")
 #: what a stage is: meterlake.stages.<name>.run(ctx, dates)
 StageRun = Callable[[StageContext, list[dt.date]], StageResult]
 
+
+def _stage(name: str) -> StageRun:
+    """``meterlake.stages.<name>.run``, its module imported when the stage first runs: a task
+    that runs one stage (Airflow runs one a task) imports that stage's libraries only."""
+
+    def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+        module = importlib.import_module(f"{__package__}.stages.{name}")
+        result: StageResult = module.run(ctx, dates)
+        return result
+
+    run.__qualname__ = run.__name__ = f"{name}.run"
+    return run
+
+
 #: every stage, in the order a run takes them
 RUNNERS: dict[str, StageRun] = {
-    "ingest": ingest.run,  # landing files -> clean tables + quarantine
-    "outages": outages.run,  # interruptions from meter events, plans, reliability (before VEE: outage slots are no gaps)
-    "validate": validate.run,  # VEE, meter_daily, collection_daily
-    "loss": loss.run,  # area/feeder line loss and its diagnosis
-    "anomalies": anomalies.run,  # theft/anomaly ranking
-    "billing": billing.run,  # bills, prepay balances
-    "receivables": receivables.run,  # post-paid receivables, recovery, credit, dunning
-    "check": check.run,  # Great Expectations gate: blocking failures stop here
-    "publish": publish.run,  # reporting database, data dictionary, HTML report
+    "ingest": _stage("ingest"),  # landing files -> clean tables + quarantine
+    "outages": _stage(
+        "outages"
+    ),  # interruptions from meter events, plans, reliability (before VEE: outage slots are no gaps)
+    "validate": _stage("validate"),  # VEE, meter_daily, collection_daily
+    "loss": _stage("loss"),  # area/feeder line loss and its diagnosis
+    "anomalies": _stage("anomalies"),  # theft/anomaly ranking
+    "billing": _stage("billing"),  # bills, prepay balances
+    "receivables": _stage("receivables"),  # post-paid receivables, recovery, credit, dunning
+    "check": _stage("check"),  # Great Expectations gate: blocking failures stop here
+    "publish": _stage("publish"),  # reporting database, data dictionary, HTML report
 }
 STAGES: tuple[str, ...] = tuple(RUNNERS)
 
@@ -265,6 +269,8 @@ def split(settings: Settings, run_id: str, progress: Callable[[str], None] | Non
     t0 = time.perf_counter()
     try:
         with lock.lake_lock(root, run_id, wait_s=settings.lock_wait_s, scope=SPLIT_SCOPE):
+            from .stages import ingest
+
             result = ingest.split_landing(ctx)
     except LockBusy as exc:
         raise LakeBusy(str(exc)) from exc

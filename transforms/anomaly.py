@@ -55,7 +55,7 @@ broken by meter_id and dates, and no step depends on row order after a group_by.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -127,6 +127,10 @@ LOSS_KINDS: dict[str, str] = {
 }
 
 TOU_REGISTERS = ("sharp", "peak", "flat", "valley")
+
+#: what every indicator groups by: the detection date, then the meter (several dates are
+#: computed together, each over its own look-back)
+KEYS: list[str] = ["_detection_date", "meter_id"]
 
 #: indicators computed from the data (the model's probability is added by `score`)
 DATA_KEYS: tuple[str, ...] = tuple(k for k in INDICATORS if k != "model")
@@ -577,8 +581,15 @@ def _welch(m1: pl.Expr, m2: pl.Expr, v1: pl.Expr, v2: pl.Expr, k1: pl.Expr, k2: 
     return (m1 - m2) / pl.max_horizontal(se, floor)
 
 
-def change_point(window: pl.LazyFrame, col: str, cfg: AnomalyConfig) -> pl.LazyFrame:
-    """Per meter, the split of ``col``'s series with the largest Welch t of a fall.
+def _splittable(by: Sequence[str], w: WindowRules) -> pl.Expr:
+    """Rows of the series (grouped by ``by``) long enough to hold a split: at least
+    ``min_before_days + min_after_days`` values. Shorter series (a young lake, a new meter)
+    can have no split, so they are dropped before the running sums rather than after."""
+    return pl.len().over(list(by)) >= w.min_before_days + w.min_after_days
+
+
+def change_point(window: pl.LazyFrame, col: str, cfg: AnomalyConfig, by: Sequence[str] = ("meter_id",)) -> pl.LazyFrame:
+    """Per meter (per group of ``by``), the split of ``col``'s series with the largest Welch t of a fall.
 
     The days with a value are split into before (first ``k``) and after (the rest, up
     to the detection date), each at least ``min_before_days`` / ``min_after_days``
@@ -586,20 +597,22 @@ def change_point(window: pl.LazyFrame, col: str, cfg: AnomalyConfig) -> pl.LazyF
     ``after`` (means), ``t`` and ``fall`` = 1 - after/before. Vectorised with
     cumulative sums: one pass over the window.
     """
+    by = list(by)
     x = pl.col("x")
     w = cfg.window
     lf = (
-        window.select("meter_id", "date", pl.col(col).alias("x"))
+        window.select(*by, "date", pl.col(col).alias("x"))
         .filter(x.is_not_null())
-        .sort("meter_id", "date")
+        .filter(_splittable(by, w))
+        .sort(*by, "date")
         .with_columns(
-            pl.int_range(1, pl.len() + 1).over("meter_id").alias("k"),
-            pl.len().over("meter_id").alias("n"),
-            x.cum_sum().over("meter_id").alias("s"),
-            (x * x).cum_sum().over("meter_id").alias("q"),
-            x.sum().over("meter_id").alias("S"),
-            (x * x).sum().over("meter_id").alias("Q"),
-            pl.col("date").shift(-1).over("meter_id").alias("cp_date"),
+            pl.int_range(1, pl.len() + 1).over(by).alias("k"),
+            pl.len().over(by).alias("n"),
+            x.cum_sum().over(by).alias("s"),
+            (x * x).cum_sum().over(by).alias("q"),
+            x.sum().over(by).alias("S"),
+            (x * x).sum().over(by).alias("Q"),
+            pl.col("date").shift(-1).over(by).alias("cp_date"),
         )
         .filter((pl.col("k") >= w.min_before_days) & (pl.col("n") - pl.col("k") >= w.min_after_days))
     )
@@ -616,7 +629,7 @@ def change_point(window: pl.LazyFrame, col: str, cfg: AnomalyConfig) -> pl.LazyF
         k2.alias("days_after"),
     )
     return (
-        lf.group_by("meter_id")
+        lf.group_by(by)
         .agg(
             pl.col("cp_date", "before", "after", "t", "days_before", "days_after")
             .sort_by(["t", "date"], descending=[True, False])
@@ -628,11 +641,11 @@ def change_point(window: pl.LazyFrame, col: str, cfg: AnomalyConfig) -> pl.LazyF
 
 def _drop_indicator(window: pl.LazyFrame, key: str, col: str, floor: float, cfg: AnomalyConfig) -> pl.LazyFrame:
     d = cfg.drop
-    cp = change_point(window, col, cfg)
+    cp = change_point(window, col, cfg, KEYS)
     ok = pl.col("before") >= floor
     strength = pl.when(ok).then(d.fall.expr(pl.col("fall")) * d.t.expr(pl.col("t"))).otherwise(0.0)
     return cp.select(
-        "meter_id",
+        *KEYS,
         _r(strength).alias(f"s_{key}"),
         pl.col("cp_date").alias(f"d_{key}"),
         pl.struct(
@@ -653,15 +666,35 @@ def _drop_indicator(window: pl.LazyFrame, key: str, col: str, floor: float, cfg:
     )
 
 
+def _starts_group(step: int = 1) -> pl.Expr:
+    """On a frame sorted by :data:`KEYS`: True where the row ``step`` rows away (1: the
+    one before, -1: the one after) belongs to another group, or there is none."""
+    other = pl.lit(False)
+    for k in KEYS:
+        other = other | (pl.col(k).shift(step) != pl.col(k))
+    return other.fill_null(True)
+
+
+def _leading(flag: pl.Expr) -> pl.Expr:
+    """On a frame sorted by :data:`KEYS`: True on the rows of a group's leading run of
+    ``flag`` (every row from the group's first one up to this one has it). The same as
+    ``(~flag).cum_sum().over(KEYS) == 0``, counted over the whole frame in integers (no
+    window per group: cheaper on many short series)."""
+    breaks = (~flag).cast(pl.Int64)
+    count = breaks.cum_sum()
+    before = pl.when(_starts_group()).then(count - breaks).forward_fill()
+    return count == before
+
+
 def _zero_indicator(window: pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
     z = cfg.zero
     is_zero = pl.col("v") <= z.zero_kwh
     lf = (
-        window.select("meter_id", "date", "v")
+        window.select(*KEYS, "date", "v")
         .filter(pl.col("v").is_not_null())
-        .sort(["meter_id", "date"], descending=[False, True])
-        .with_columns(((~is_zero).cast(pl.Int32).cum_sum().over("meter_id") == 0).alias("trail"))
-        .group_by("meter_id")
+        .sort([*KEYS, "date"], descending=[False, False, True])
+        .with_columns(_leading(is_zero).alias("trail"))
+        .group_by(KEYS)
         .agg(
             pl.col("trail").sum().alias("run_days"),
             pl.col("date").filter(pl.col("trail")).min().alias("run_start"),
@@ -671,7 +704,7 @@ def _zero_indicator(window: pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
     live = pl.col("before").fill_null(0.0) >= z.live_kwh
     strength = pl.when(live).then(z.days.expr(pl.col("run_days").cast(pl.Float64))).otherwise(0.0)
     return lf.select(
-        "meter_id",
+        *KEYS,
         _r(strength).alias("s_zero"),
         pl.col("run_start").alias("d_zero"),
         pl.struct(since=pl.col("run_start"), days=pl.col("run_days"), before=_r(pl.col("before")))
@@ -687,20 +720,20 @@ def _flat_indicator(window: pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
     f = cfg.flat
     zero = cfg.zero.zero_kwh
     lf = (
-        window.select("meter_id", "date", "v", "actual")
+        window.select(*KEYS, "date", "v", "actual")
         .filter(pl.col("v").is_not_null() & pl.col("actual"))
-        .sort(["meter_id", "date"], descending=[False, True])
+        .sort([*KEYS, "date"], descending=[False, False, True])
         .with_columns(
-            pl.col("v").shift(-1).over("meter_id").alias("prev"),
-            pl.col("date").shift(-1).over("meter_id").alias("prev_date"),
+            pl.when(~_starts_group(-1)).then(pl.col("v").shift(-1)).alias("prev"),
+            pl.when(~_starts_group(-1)).then(pl.col("date").shift(-1)).alias("prev_date"),
         )
         .with_columns(
             (((pl.col("v") - pl.col("prev")).abs() <= f.tolerance_kwh) & (pl.col("v") > zero))
             .fill_null(False)
             .alias("same")
         )
-        .with_columns(((~pl.col("same")).cast(pl.Int32).cum_sum().over("meter_id") == 0).alias("trail"))
-        .group_by("meter_id")
+        .with_columns(_leading(pl.col("same")).alias("trail"))
+        .group_by(KEYS)
         .agg(
             pl.col("trail").sum().alias("pairs"),
             pl.col("v").first().alias("value"),
@@ -709,7 +742,7 @@ def _flat_indicator(window: pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
     )
     days = pl.when(pl.col("pairs") > 0).then(pl.col("pairs") + 1).otherwise(0)
     return lf.select(
-        "meter_id",
+        *KEYS,
         _r(f.days.expr(days.cast(pl.Float64))).alias("s_flat"),
         pl.col("since").alias("d_flat"),
         pl.struct(value=_r(pl.col("value")), days=days).struct.json_encode().alias("ev_flat"),
@@ -721,10 +754,10 @@ def _flat_indicator(window: pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
 def _reverse_indicator(window: pl.LazyFrame, history: pl.DataFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
     r = cfg.reverse
     lf = (
-        window.select("meter_id", "date", "v", "rev")
+        window.select(*KEYS, "date", "v", "rev")
         .join(history.lazy().select("meter_id", "first_reverse", "no_pv"), on="meter_id", how="inner")
         .filter((pl.col("date") >= pl.col("first_reverse")) & pl.col("v").is_not_null())
-        .group_by("meter_id")
+        .group_by(KEYS)
         .agg(
             pl.col("first_reverse").first(),
             pl.col("no_pv").first(),
@@ -741,7 +774,7 @@ def _reverse_indicator(window: pl.LazyFrame, history: pl.DataFrame, cfg: Anomaly
     only = pl.when(pl.col("rev_days") > 0).then(_r(pl.col("rev_only_days") / pl.col("rev_days"))).otherwise(0.0)
     ramp = pl.when(pl.col("no_pv")).then(r.share.expr(share)).otherwise(r.pv_reverse_only.expr(only))
     return lf.select(
-        "meter_id",
+        *KEYS,
         _r(pl.when(fires).then(ramp).otherwise(0.0)).alias("s_reverse"),
         pl.col("since").alias("d_reverse"),
         pl.struct(
@@ -768,17 +801,18 @@ def _tou_indicator(window: pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
     w, t = cfg.window, cfg.tou
     shares = [f"sh_{r}" for r in TOU_REGISTERS]
     lf = (
-        window.select("meter_id", "date", *shares)
+        window.select(*KEYS, "date", *shares)
         .filter(pl.col(shares[0]).is_not_null())
-        .sort("meter_id", "date")
+        .filter(_splittable(KEYS, w))
+        .sort(*KEYS, "date")
         .with_columns(
-            pl.int_range(1, pl.len() + 1).over("meter_id").alias("k"),
-            pl.len().over("meter_id").alias("n"),
-            pl.col("date").shift(-1).over("meter_id").alias("cp_date"),
-            *(pl.col(c).cum_sum().over("meter_id").alias(f"s_{c}") for c in shares),
-            *((pl.col(c) ** 2).cum_sum().over("meter_id").alias(f"q_{c}") for c in shares),
-            *(pl.col(c).sum().over("meter_id").alias(f"S_{c}") for c in shares),
-            *((pl.col(c) ** 2).sum().over("meter_id").alias(f"Q_{c}") for c in shares),
+            pl.int_range(1, pl.len() + 1).over(KEYS).alias("k"),
+            pl.len().over(KEYS).alias("n"),
+            pl.col("date").shift(-1).over(KEYS).alias("cp_date"),
+            *(pl.col(c).cum_sum().over(KEYS).alias(f"s_{c}") for c in shares),
+            *((pl.col(c) ** 2).cum_sum().over(KEYS).alias(f"q_{c}") for c in shares),
+            *(pl.col(c).sum().over(KEYS).alias(f"S_{c}") for c in shares),
+            *((pl.col(c) ** 2).sum().over(KEYS).alias(f"Q_{c}") for c in shares),
         )
         .filter((pl.col("k") >= w.min_before_days) & (pl.col("n") - pl.col("k") >= w.min_after_days))
     )
@@ -797,11 +831,11 @@ def _tou_indicator(window: pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
         _r(pl.max_horizontal(*ts)).alias("t"),
         k2.alias("days_after"),
     )
-    best = lf.group_by("meter_id").agg(
+    best = lf.group_by(KEYS).agg(
         pl.col("cp_date", "shift", "t", "days_after").sort_by(["shift", "date"], descending=[True, False]).first()
     )
     return best.select(
-        "meter_id",
+        *KEYS,
         _r(t.shift.expr(pl.col("shift")) * t.t.expr(pl.col("t"))).alias("s_tou"),
         pl.col("cp_date").alias("d_tou"),
         pl.struct(since=pl.col("cp_date"), shift=pl.col("shift"), t=pl.col("t"), days_after=pl.col("days_after"))
@@ -822,25 +856,23 @@ def _prepare_events(events: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _event_indicators(
-    window: pl.LazyFrame, events: pl.DataFrame | pl.LazyFrame, day: dt.date, cfg: AnomalyConfig
-) -> pl.LazyFrame:
+def _event_indicators(window: pl.LazyFrame, events: pl.DataFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
+    """``events``: :func:`_prepare_events` rows, each with the detection date (``KEYS[0]``)
+    whose look-back holds it."""
     e = cfg.events
-    first = day - dt.timedelta(days=e.lookback_days - 1)
     ev = (
-        _prepare_events(events)
-        .filter(pl.col("event_date").is_between(first, day))
-        .group_by("meter_id", "family", "event_date")
+        events.lazy()
+        .group_by(KEYS[0], "meter_id", "family", "event_date")
         .agg(pl.col("event_code").sort().first().alias("code"), pl.len().alias("n"))
     )
-    vals = window.select("meter_id", "date", "v").filter(pl.col("v").is_not_null())
+    vals = window.select(*KEYS, "date", "v").filter(pl.col("v").is_not_null())
     before_mask = (pl.col("date") < pl.col("event_date")) & (
         pl.col("date") >= pl.col("event_date") - pl.duration(days=e.before_days)
     )
     after_mask = pl.col("date") > pl.col("event_date")
     per_event = (
-        ev.join(vals, on="meter_id", how="left")
-        .group_by("meter_id", "family", "event_date")
+        ev.join(vals, on=KEYS, how="left")
+        .group_by(*KEYS, "family", "event_date")
         .agg(
             pl.col("code").first(),
             pl.col("n").first(),
@@ -856,7 +888,7 @@ def _event_indicators(
         _r(pl.col("after")).alias("after"),
         fall.alias("fall"),
     ).with_columns(_r(e.alone + (1.0 - e.alone) * e.fall.expr(pl.col("fall").fill_null(-1.0))).alias("strength"))
-    best = per_event.group_by("meter_id", "family").agg(
+    best = per_event.group_by(*KEYS, "family").agg(
         pl.col("event_date", "code", "before", "after", "fall", "strength")
         .sort_by(["strength", "event_date"], descending=[True, False])
         .first(),
@@ -874,10 +906,10 @@ def _event_indicators(
         .struct.json_encode()
         .alias("ev")
     )
-    out = best.select("meter_id").unique()
+    out = best.select(KEYS).unique()
     for key in EVENT_FAMILIES:
         fam = best.filter(pl.col("family") == key).select(
-            "meter_id",
+            *KEYS,
             pl.col("strength").alias(f"s_{key}"),
             pl.col("event_date").alias(f"d_{key}"),
             pl.col("ev").alias(f"ev_{key}"),
@@ -885,7 +917,7 @@ def _event_indicators(
             pl.col("fall").alias(f"_{key}_fall"),
             pl.col("events").alias(f"_{key}_events"),
         )
-        out = out.join(fam, on="meter_id", how="left")
+        out = out.join(fam, on=KEYS, how="left")
     return out.with_columns(
         pl.sum_horizontal(*(pl.col(f"_{k}_events").fill_null(0) for k in EVENT_FAMILIES))
         .cast(pl.Float64)
@@ -893,31 +925,43 @@ def _event_indicators(
     )
 
 
-def _prepare_diagnosis(diagnosis: pl.DataFrame | pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
+def _events_in_lookback(
+    events: pl.DataFrame | pl.LazyFrame, dates: Sequence[dt.date], cfg: AnomalyConfig
+) -> pl.DataFrame:
+    """The tamper and wiring events in each detection date's look-back, keyed by that date."""
+    ev = _prepare_events(events).collect()
+    back = dt.timedelta(days=cfg.events.lookback_days - 1)
+    return pl.concat(
+        [ev.filter(pl.col("event_date").is_between(d - back, d)).with_columns(pl.lit(d).alias(KEYS[0])) for d in dates]
+    )
+
+
+def _prepare_diagnosis(diagnosis: pl.DataFrame | pl.LazyFrame, dates: Sequence[dt.date]) -> pl.LazyFrame:
     d = diagnosis.lazy()
     present = d.collect_schema().names()
     # rule and evidence are optional: without them every finding reads as the daily diagnosis's
     d = d.with_columns(pl.lit(None, pl.String).alias(c) for c in ("rule", "evidence") if c not in present)
-    return _require(d, DIAGNOSIS_COLUMNS, "loss_diagnosis").filter(
-        (pl.col("date") == day) & pl.col("kind").is_in(list(LOSS_KINDS.values()))
+    return (
+        _require(d, DIAGNOSIS_COLUMNS, "loss_diagnosis")
+        .filter(pl.col("date").is_in(list(dates)) & pl.col("kind").is_in(list(LOSS_KINDS.values())))
+        .with_columns(pl.col("date").alias(KEYS[0]))
     )
 
 
-def _balance_indicator(diagnosis: pl.DataFrame | pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
+def _balance_indicator(diagnosis: pl.LazyFrame) -> pl.LazyFrame:
+    """``diagnosis``: :func:`_prepare_diagnosis` rows."""
     # the area's interval energy balance (loss.diagnosis.theft_candidate.balance): its
     # score is already the strength, the unrecorded share over the configured full share
-    d = _prepare_diagnosis(diagnosis, day).filter(
-        (pl.col("kind") == "theft_candidate") & (pl.col("rule") == BALANCE_RULE)
-    )
+    d = diagnosis.filter((pl.col("kind") == "theft_candidate") & (pl.col("rule") == BALANCE_RULE))
     ev = pl.col("evidence").fill_null("{}")
     return (
-        d.sort("meter_id", "score", "area_id", descending=[False, True, False])
-        .group_by("meter_id", maintain_order=True)
+        d.sort(*KEYS, "score", "area_id", descending=[False, False, True, False])
+        .group_by(KEYS, maintain_order=True)
         .first()
         .select(
-            "meter_id",
+            *KEYS,
             _r(pl.col("score").clip(0.0, 1.0)).alias("s_balance"),
-            pl.lit(day).alias("d_balance"),
+            pl.col(KEYS[0]).alias("d_balance"),
             ev.alias("ev_balance"),
             ev.str.json_path_match("$.unrecorded_kwh_per_day").cast(pl.Float64).alias("_balance_kwh"),
             ev.str.json_path_match("$.unrecorded_share").cast(pl.Float64).alias("_balance_share"),
@@ -926,21 +970,20 @@ def _balance_indicator(diagnosis: pl.DataFrame | pl.LazyFrame, day: dt.date) -> 
     )
 
 
-def _loss_indicators(diagnosis: pl.DataFrame | pl.LazyFrame, day: dt.date, cfg: AnomalyConfig) -> pl.LazyFrame:
-    d = _prepare_diagnosis(diagnosis, day).filter(
-        (pl.col("kind") != "theft_candidate") | (pl.col("rule").fill_null("") != BALANCE_RULE)
-    )
-    best = d.group_by("meter_id", "kind").agg(
+def _loss_indicators(diagnosis: pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
+    """``diagnosis``: :func:`_prepare_diagnosis` rows."""
+    d = diagnosis.filter((pl.col("kind") != "theft_candidate") | (pl.col("rule").fill_null("") != BALANCE_RULE))
+    best = d.group_by(*KEYS, "kind").agg(
         pl.col("score", "rank", "area_id", "area_loss_rate", "other_area_id")
         .sort_by(["score", "area_id"], descending=[True, False], nulls_last=True)
         .first()
     )
-    out = d.select("meter_id").unique()
+    out = d.select(KEYS).unique()
     for key, kind in LOSS_KINDS.items():
         k = best.filter(pl.col("kind") == kind).select(
-            "meter_id",
+            *KEYS,
             _r(cfg.loss.score.expr(pl.col("score").fill_null(0.0))).alias(f"s_{key}"),
-            pl.lit(day).alias(f"d_{key}"),
+            pl.col(KEYS[0]).alias(f"d_{key}"),
             pl.struct(
                 kind=pl.col("kind"),
                 score=_r(pl.col("score")),
@@ -955,7 +998,7 @@ def _loss_indicators(diagnosis: pl.DataFrame | pl.LazyFrame, day: dt.date, cfg: 
             _r(pl.col("area_loss_rate")).alias(f"_{key}_rate"),
             pl.col("other_area_id").alias(f"_{key}_other"),
         )
-        out = out.join(k, on="meter_id", how="left")
+        out = out.join(k, on=KEYS, how="left")
     return out
 
 
@@ -996,44 +1039,95 @@ def indicators(
     ``observer`` indicator of ``day`` (:func:`meterlake.transforms.observer.indicator`),
     or None where no curves were summarised (it then gives no points).
     """
-    start = day - dt.timedelta(days=cfg.window.history_days - 1)
-    reach = day - dt.timedelta(days=cfg.lookback_days - 1)
-    all_days = days.filter(pl.col("date").is_between(reach, day)).lazy()
-    window = all_days.filter(pl.col("date") >= start).collect().lazy()
+    return indicators_at(days, events, diagnosis, history, [day], cfg, {day: observed})[day]
 
-    meta = window.group_by("meter_id").agg(
+
+def indicators_at(
+    days: pl.DataFrame,
+    events: pl.DataFrame | pl.LazyFrame,
+    diagnosis: pl.DataFrame | pl.LazyFrame,
+    history: pl.DataFrame,
+    dates: Sequence[dt.date],
+    cfg: AnomalyConfig,
+    observed: Mapping[dt.date, pl.DataFrame | None] | None = None,
+) -> dict[dt.date, pl.DataFrame]:
+    """:func:`indicators` at each of ``dates``, computed together: date -> its frame.
+
+    Each date's look-back is a slice of ``days`` keyed by that date, and every indicator
+    groups by (detection date, meter) instead of meter: the same figures in one pass,
+    without the fixed cost of planning and running each indicator once per date. The
+    rows held are the sum of the dates' look-backs: :func:`date_batches` bounds them.
+    ``observed``: date -> the observer indicator of that date (or None).
+    """
+    dates = sorted(set(dates))
+    look = cfg.lookback_days - 1
+    back = max(min(look, cfg.window.history_days - 1), 0)  # the change-point window within the look-back
+    # each date's look-back, keyed by the date: only the change-point window is materialised
+    all_days = pl.concat(
+        [
+            days.lazy()
+            .filter(pl.col("date").is_between(d - dt.timedelta(days=look), d))
+            .with_columns(pl.lit(d).alias(KEYS[0]))
+            for d in dates
+        ]
+    )
+    window = all_days.filter(pl.col("date") >= pl.col(KEYS[0]) - pl.duration(days=back)).collect().lazy()
+
+    meta = window.group_by(KEYS).agg(
         pl.col("customer_id", "area_id", "feeder_id", "customer_class").sort_by("date").last()
     )
-    loss = _loss_indicators(diagnosis, day, cfg)
+    diag = _prepare_diagnosis(diagnosis, dates)
     diag_meta = (
-        _prepare_diagnosis(diagnosis, day)
-        .group_by("meter_id")
+        diag.group_by(KEYS)
         .agg(pl.col("customer_id", "area_id").sort_by(["score", "kind"], descending=[True, False]).first())
         .with_columns(pl.lit(None, pl.String).alias("feeder_id"), pl.lit(None, pl.String).alias("customer_class"))
     )
-    ids = pl.concat([meta, diag_meta.join(meta, on="meter_id", how="anti")], how="vertical_relaxed")
-
+    ids = pl.concat([meta, diag_meta.join(meta, on=KEYS, how="anti")], how="vertical_relaxed")
+    seen = [f.with_columns(pl.lit(d).alias(KEYS[0])) for d in dates if (f := (observed or {}).get(d)) is not None]
     parts = [
-        _event_indicators(all_days, events, day, cfg),
+        _event_indicators(all_days, _events_in_lookback(events, dates, cfg), cfg),
         _drop_indicator(window, "drop_own", "v", cfg.drop.min_baseline_kwh, cfg),
         _drop_indicator(window, "drop_peer", "ratio", cfg.drop.min_baseline_ratio, cfg),
         _zero_indicator(window, cfg),
         _flat_indicator(window, cfg),
         _reverse_indicator(window, history, cfg),
         _tou_indicator(window, cfg),
-        loss,
-        _balance_indicator(diagnosis, day),
-        (observer.no_rows() if observed is None else observed).lazy(),
+        _loss_indicators(diag, cfg),
+        _balance_indicator(diag),
+        (pl.concat(seen) if seen else observer.no_rows().with_columns(pl.lit(None, pl.Date).alias(KEYS[0]))).lazy(),
     ]
     collected = pl.collect_all([ids, *parts])
     out = collected[0]
     for p in collected[1:]:
-        out = out.join(p, on="meter_id", how="left")
+        out = out.join(p, on=KEYS, how="left")
     out = out.with_columns(
         *(pl.col(f"s_{k}").fill_null(0.0) for k in DATA_KEYS),
         *(pl.col(f).fill_null(0.0) for f in RAW_FEATURES),
-    )
-    return out.sort("meter_id")
+    ).sort(KEYS)
+    found = {
+        key[0]: part.drop(KEYS[0]) for key, part in out.partition_by(KEYS[0], as_dict=True, maintain_order=True).items()
+    }
+    empty = out.clear().drop(KEYS[0])
+    return {d: found.get(d, empty) for d in dates}
+
+
+def date_batches(
+    days: pl.DataFrame, dates: Sequence[dt.date], cfg: AnomalyConfig, max_rows: int
+) -> list[list[dt.date]]:
+    """``dates`` in order, cut into runs whose look-backs hold at most ``max_rows`` rows of
+    ``days`` together (a date whose look-back alone holds more is a run of its own)."""
+    per_day = dict(days.group_by("date").len().iter_rows())
+    look = dt.timedelta(days=cfg.lookback_days - 1)
+    batches: list[list[dt.date]] = []
+    rows = 0
+    for d in sorted(set(dates)):
+        n = sum(c for day, c in per_day.items() if d - look <= day <= d)
+        if not batches or rows + n > max_rows:
+            batches.append([])
+            rows = 0
+        batches[-1].append(d)
+        rows += n
+    return batches
 
 
 # -- score -------------------------------------------------------------------------------
@@ -1146,17 +1240,34 @@ def score(
     and every score decomposes into its reasons. Only meters scoring above
     ``output.min_score`` are returned, ranked 1.. by score then meter_id.
     """
+    return score_at({day: ind}, cfg, {day: model_p})[day]
+
+
+def score_at(
+    inds: Mapping[dt.date, pl.DataFrame],
+    cfg: AnomalyConfig,
+    model_p: Mapping[dt.date, pl.DataFrame | None] | None = None,
+) -> dict[dt.date, pl.DataFrame]:
+    """:func:`score` of each date's indicators (date -> frame), in one pass: date -> its rows.
+
+    ``model_p``: date -> the supervised model's (meter_id, p) at that date, or None.
+    """
+    dates = sorted(inds)
+    day = pl.col(KEYS[0])
+    probs = [
+        p.lazy().select(pl.lit(d).alias(KEYS[0]), "meter_id", pl.col("p").cast(pl.Float64).alias("model_p"))
+        for d in dates
+        if (p := (model_p or {}).get(d)) is not None
+    ]
     weights = cfg.weights.model_dump()
-    frame = ind.lazy()
-    if model_p is not None:
-        frame = frame.join(
-            model_p.lazy().select("meter_id", pl.col("p").cast(pl.Float64).alias("model_p")), on="meter_id", how="left"
-        )
+    frame = pl.concat([inds[d].lazy().with_columns(pl.lit(d).alias(KEYS[0])) for d in dates], how="vertical_relaxed")
+    if probs:
+        frame = frame.join(pl.concat(probs), on=KEYS, how="left")
     else:
         frame = frame.with_columns(pl.lit(None, pl.Float64).alias("model_p"))
     frame = frame.with_columns(
         _r(pl.when(pl.col("model_p") >= cfg.supervised.min_p).then(pl.col("model_p")).otherwise(0.0)).alias("s_model"),
-        pl.lit(day).alias("d_model"),
+        day.alias("d_model"),
         pl.struct(p=_r(pl.col("model_p"))).struct.json_encode().alias("ev_model"),
     )
     frame = frame.with_columns(
@@ -1217,11 +1328,13 @@ def score(
         pl.concat_str(
             [pl.lit("["), pl.col("_items").list.eval(pl.element().struct.field("finding")).list.join(","), pl.lit("]")]
         ).alias("findings"),
-        pl.lit(day).alias("date"),
+        day.alias("date"),
     )
-    out = frame.collect().sort(["score", "meter_id"], descending=[True, False])
-    out = out.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).alias("rank"))
-    return ANOMALIES.conform(out).collect().sort("meter_id")
+    out = frame.collect().sort([KEYS[0], "score", "meter_id"], descending=[False, True, False])
+    out = out.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over(KEYS[0]).alias("rank"))
+    out = ANOMALIES.conform(out).collect().sort("date", "meter_id")
+    found = {key[0]: part for key, part in out.partition_by("date", as_dict=True, maintain_order=True).items()}
+    return {d: found.get(d, out.clear()) for d in dates}
 
 
 def detect(
@@ -1251,7 +1364,9 @@ __all__ = [
     "detect",
     "feature_columns",
     "indicators",
+    "indicators_at",
     "prepare_days",
     "reverse_history",
     "score",
+    "score_at",
 ]

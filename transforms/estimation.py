@@ -30,6 +30,7 @@ slot stays empty (quality ``missing``, method ``none``) and a finding says so.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 
 import polars as pl
@@ -82,8 +83,10 @@ def like_dates(
     return out
 
 
+@functools.cache
 def needs_edit() -> pl.Expr:
-    """True for a curve row with a slot that is empty or negative."""
+    """True for a curve row with a slot that is empty or negative (built once: an
+    expression is immutable, and its 96 terms cost more to build than a small day's work)."""
     return pl.any_horizontal([pl.col(s).is_null() | (pl.col(s) < 0) for s in SLOTS])
 
 

@@ -21,6 +21,7 @@ works in long form on the few rows that need it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 from dataclasses import dataclass, field
 from typing import Literal
@@ -365,18 +366,23 @@ def interval_screen(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
     file was delivered). A row can hold a zero run or a flat line only if its counts
     allow one: :func:`interval_details` looks for them on those rows only.
     """
-    p = [pl.col(s) for s in SLOTS]
     has_delivery = "delivered_at" in curves.collect_schema().names()
+    return curves.with_columns(
+        (_done_slots() if has_delivery else pl.lit(96)).alias("_done"),
+    ).select("meter_id", "date", *_screen_figures(has_delivery))
+
+
+@functools.cache
+def _screen_figures(has_delivery: bool) -> tuple[pl.Expr, ...]:
+    """The figures of :func:`interval_screen`: ~700 terms over the slots, built once (an
+    expression is immutable, and building them cost more than a small day's rows)."""
+    p = [pl.col(s) for s in SLOTS]
     future = (
         pl.sum_horizontal([c.is_not_null() & (pl.lit(i) > pl.col("_done")) for i, c in enumerate(p, start=1)])
         if has_delivery
         else pl.lit(0)
     )
-    return curves.with_columns(
-        (_done_slots() if has_delivery else pl.lit(96)).alias("_done"),
-    ).select(
-        "meter_id",
-        "date",
+    return (
         pl.sum_horizontal([c.is_not_null() for c in p]).cast(pl.Int16).alias("slots_read"),
         pl.sum_horizontal([(c >= 0).fill_null(False) for c in p]).cast(pl.Int16).alias("slots_valid"),
         pl.sum_horizontal([(c < 0).fill_null(False) for c in p]).cast(pl.Int16).alias("negative_slots"),
@@ -1161,7 +1167,7 @@ def validate_day(
         )
     )
 
-    found = pl.concat([f.collect() for f in findings], how="vertical_relaxed") if findings else empty_findings()
+    found = pl.concat(pl.collect_all(findings), how="vertical_relaxed") if findings else empty_findings()
     found = VEE_FINDINGS.conform(found).collect()
     counts = {
         "meters": days.height,

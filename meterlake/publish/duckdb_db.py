@@ -13,8 +13,13 @@ partition column. Paths are absolute (DuckDB resolves relative paths against the
 querying process's working directory, not the database file): move the lake and
 the file is rebuilt by the next publish.
 
-The file is rebuilt whole on every publish, into a temporary file beside it that
-then replaces it with :func:`os.replace`, so a reader never sees a half-built file.
+The file is rebuilt whole, into a temporary file beside it that then replaces it
+with :func:`os.replace`, so a reader never sees a half-built file; and only when its
+statements change (a table appears, a column is added, the lake moves, the contract
+changes): the digest of the statements and the file's size and modification time are
+kept in ``LAKE/_meta/publish/duckdb.json``, and a publish that would write the same
+statements into the same untouched file leaves it alone (a daily run adds partitions,
+which the views read without a rebuild).
 Columns follow the table contract's order with its descriptions as comments; a
 contract column missing from older files reads as NULL; a declared table with no
 data yet is an empty view of the right types.
@@ -22,6 +27,8 @@ data yet is an empty view of the right types.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -49,6 +56,8 @@ class DuckDBSummary:
     views: dict[str, str] = field(default_factory=dict)
     #: one-line notes (tables found in the lake that no schema module declares)
     notes: list[str] = field(default_factory=list)
+    #: False when the file already held these views and was left alone
+    rebuilt: bool = True
 
 
 def default_path(lake_root: Path) -> Path:
@@ -147,6 +156,37 @@ def _view_sql(con: duckdb.DuckDBPyConnection, name: str, directory: Path, table:
     return f"CREATE VIEW {name} AS SELECT {', '.join(select)} FROM {source}", "parquet"
 
 
+def _stamp_path(lake: Lake) -> Path:
+    return lake.meta / "publish" / "duckdb.json"
+
+
+def _file_state(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _up_to_date(lake: Lake, path: Path, digest: str) -> bool:
+    """Whether ``path`` is the file the last publish built from these statements, untouched since."""
+    try:
+        stamp = json.loads(_stamp_path(lake).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    state = _file_state(path)
+    return state is not None and stamp == {"path": str(path.resolve()), "digest": digest, "file": state}
+
+
+def _write_stamp(lake: Lake, path: Path, digest: str) -> None:
+    stamp = _stamp_path(lake)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    tmp = stamp.with_name(f".{stamp.name}.{uuid.uuid4().hex}.tmp")
+    body = {"path": str(path.resolve()), "digest": digest, "file": _file_state(path)}
+    tmp.write_text(json.dumps(body), encoding="utf-8")
+    os.replace(tmp, stamp)
+
+
 def build_reporting_db(
     lake: Lake,
     path: Path | None = None,
@@ -173,28 +213,35 @@ def build_reporting_db(
                         f"{layer}/{d.name}: no schema module declares this table; view has the files' columns"
                     )
 
+    statements = [f"CREATE SCHEMA {quote(schema)}" for schema in sorted(set(DB_SCHEMAS.values()) - {"main"})]
+    with duckdb.connect() as probe:  # reads the files' columns; an in-memory database
+        for (layer, tname), table in sorted(wanted.items()):
+            schema = DB_SCHEMAS[layer]
+            name = f"{quote(schema)}.{quote(tname)}"
+            sql, kind = _view_sql(probe, name, lake.root / layer / tname, table)
+            statements.append(sql)
+            if table is not None:
+                statements.append(f"COMMENT ON VIEW {name} IS {literal(_comment(table))}")
+                statements += [
+                    f"COMMENT ON COLUMN {name}.{quote(col.name)} IS {literal(_column_comment(table, col.name))}"
+                    for col in table.columns
+                ]
+            summary.views[f"{schema}.{tname}"] = kind
+            if progress is not None:
+                progress(f"duckdb: view {schema}.{tname} ({kind})")
+    digest = hashlib.sha256("\n".join(statements).encode()).hexdigest()
+    if _up_to_date(lake, path, digest):
+        summary.rebuilt = False
+        return summary
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         con = duckdb.connect(str(tmp))
         try:
             con.execute("BEGIN")  # one commit, not one fsync per statement (10x faster)
-            for schema in sorted(set(DB_SCHEMAS.values()) - {"main"}):
-                con.execute(f"CREATE SCHEMA {quote(schema)}")
-            for (layer, tname), table in sorted(wanted.items()):
-                schema = DB_SCHEMAS[layer]
-                name = f"{quote(schema)}.{quote(tname)}"
-                sql, kind = _view_sql(con, name, lake.root / layer / tname, table)
+            for sql in statements:
                 con.execute(sql)
-                if table is not None:
-                    con.execute(f"COMMENT ON VIEW {name} IS {literal(_comment(table))}")
-                    for col in table.columns:
-                        con.execute(
-                            f"COMMENT ON COLUMN {name}.{quote(col.name)} IS {literal(_column_comment(table, col.name))}"
-                        )
-                summary.views[f"{schema}.{tname}"] = kind
-                if progress is not None:
-                    progress(f"duckdb: view {schema}.{tname} ({kind})")
             con.execute("COMMIT")
             con.execute("CHECKPOINT")
         finally:
@@ -203,4 +250,5 @@ def build_reporting_db(
     finally:
         tmp.unlink(missing_ok=True)
         Path(f"{tmp}.wal").unlink(missing_ok=True)
+    _write_stamp(lake, path, digest)
     return summary

@@ -49,6 +49,9 @@ from . import StageContext, StageError, StageResult
 
 CONFIG_NAME = "anomaly"
 
+#: detection dates whose look-backs hold up to this many meter-days are computed together
+BATCH_ROWS = 4_000_000
+
 
 def read_inspections(landing: Path) -> tuple[pl.DataFrame, list[str]]:
     """Inspection outcomes from ``LANDING/inspections/`` (CSV or CSV.gz), and notes.
@@ -104,20 +107,27 @@ def _theft_cases(
     inspections, _ = load_inspections(ctx)
     book = ctx.config("tariffs", TariffBook)
     held = sorted(dt.date.fromisoformat(p) for p in lake.partitions(METER_DAILY))
-    written = 0
+    # each date's suspects and the first day of their windows; their meter days read once
+    wanted: dict[dt.date, tuple[pl.Series, dt.date]] = {}
     for day in todo:
         found = diagnosis.filter(pl.col("date") == day)
         seen = (observed or {}).get(day)
         meters = pl.concat([found["meter_id"], seen["meter_id"] if seen is not None else found["meter_id"]]).unique()
         both = pl.concat([found["window_start"], seen["window_start"]]) if seen is not None else found["window_start"]
-        start = both.min() if both.len() else day
-        span = [h for h in held if start <= h <= day]  # type: ignore[operator]
-        meter_days = (
-            lake.scan(METER_DAILY, span)
-            .select("meter_id", "date", "tariff_id", "kwh", *(f"kwh_{r}" for r in ("sharp", "peak", "flat", "valley")))
-            .filter(pl.col("meter_id").is_in(meters.implode()))
-            .collect()
-        )
+        wanted[day] = meters, both.min() if both.len() else day  # type: ignore[assignment]
+    first = min(start for _, start in wanted.values())
+    all_days = (
+        lake.scan(METER_DAILY, [h for h in held if first <= h <= todo[-1]])
+        .select("meter_id", "date", "tariff_id", "kwh", *(f"kwh_{r}" for r in ("sharp", "peak", "flat", "valley")))
+        .filter(pl.col("meter_id").is_in(pl.concat([m for m, _ in wanted.values()]).unique().implode()))
+        .collect()
+    )
+    written = 0
+    for day in todo:
+        found = diagnosis.filter(pl.col("date") == day)
+        seen = (observed or {}).get(day)
+        meters, start = wanted[day]
+        meter_days = all_days.filter(pl.col("date").is_between(start, day) & pl.col("meter_id").is_in(meters.implode()))
         frame = theft_cases(
             found,
             meter_days,
@@ -248,47 +258,52 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     features: dict[dt.date, pl.DataFrame] = {}
     observed = _Observed(ctx, cfg.observer, todo)
 
-    def features_at(day: dt.date) -> pl.DataFrame:
-        if day not in features:
-            try:
-                seen = observed.at(day)
-            except observer.ObserverInputError as exc:
-                raise StageError(f"anomalies: {exc}") from exc
-            features[day] = anomaly.indicators(days, events, diagnosis, history, day, cfg, seen)
-        return features[day]
+    def compute(batch: list[dt.date]) -> None:
+        """The indicators of ``batch`` (one pass of each indicator over their look-backs)."""
+        try:
+            seen = {d: observed.at(d) for d in batch}
+        except observer.ObserverInputError as exc:
+            raise StageError(f"anomalies: {exc}") from exc
+        features.update(anomaly.indicators_at(days, events, diagnosis, history, batch, cfg, seen))
 
     models: dict[int, supervised.TheftModel | None] = {}
     model_used: supervised.TheftModel | None = None
-    written = 0
+    written, done = 0, 0
     fired: Counter[str] = Counter()
     found_cases: dict[dt.date, pl.DataFrame] = {}
     top: Counter[str] = Counter()
-    for i, day in enumerate(todo, 1):
-        ctx.progress(f"anomalies: {day} ({i}/{len(todo)})")
-        ind = features_at(day)
-        model_p = None
-        if inspections.height:
-            # only inspections before `day`, with features at their own dates
-            known = [d for d in model_dates if d < day]
-            if len(known) not in models:
-                for d in known:
-                    features_at(d)
-                rows = supervised.labelled_rows(inspections, features, cfg.supervised, before=day)
-                models[len(known)] = supervised.fit(rows, cfg.supervised)
-            model = models[len(known)]
-            if model is not None:
-                model_p = supervised.predict(model, ind)
-                model_used = model
-        if cfg.observer.enabled:
-            found_cases[day] = observer.cases(ind, day, cfg.theft_cases.min_observer)
-        frame = anomaly.score(ind, day, cfg, model_p)
-        lake.write_partition(ANOMALIES, day, frame)
-        written += frame.height
-        for key in INDICATORS:
-            fired[key] += int((frame[f"{key}_points"] > 0).sum())
-        top.update(r for r in frame["top_rule"].to_list() if r)
+    # dates ranked together, their look-backs bounded in rows
+    for batch in anomaly.date_batches(days, todo, cfg, BATCH_ROWS):
+        ctx.progress(f"anomalies: {batch[0]} .. {batch[-1]} ({done + len(batch)}/{len(todo)})")
+        compute([d for d in batch if d not in features])
+        model_p: dict[dt.date, pl.DataFrame | None] = {}
+        for day in batch:
+            ind = features[day]
+            if inspections.height:
+                # only inspections before `day`, with features at their own dates
+                known = [d for d in model_dates if d < day]
+                if len(known) not in models:
+                    for more in anomaly.date_batches(days, [d for d in known if d not in features], cfg, BATCH_ROWS):
+                        compute(more)
+                    rows = supervised.labelled_rows(inspections, features, cfg.supervised, before=day)
+                    models[len(known)] = supervised.fit(rows, cfg.supervised)
+                model = models[len(known)]
+                if model is not None:
+                    model_p[day] = supervised.predict(model, ind)
+                    model_used = model
+            if cfg.observer.enabled:
+                found_cases[day] = observer.cases(ind, day, cfg.theft_cases.min_observer)
+        scored = anomaly.score_at({d: features[d] for d in batch}, cfg, model_p)
+        for day in batch:
+            frame = scored[day]
+            lake.write_partition(ANOMALIES, day, frame)
+            written += frame.height
+            for key in INDICATORS:
+                fired[key] += int((frame[f"{key}_points"] > 0).sum())
+            top.update(r for r in frame["top_rule"].to_list() if r)
+        done += len(batch)
         # keep the cache to the dates still needed (model dates stay)
-        for d in [d for d in features if d < day - dt.timedelta(days=1) and d not in model_dates]:
+        for d in [d for d in features if d <= batch[-1] and d not in model_dates]:
             del features[d]
 
     cases = _theft_cases(ctx, cfg, todo, diag_days, found_cases)

@@ -1,6 +1,7 @@
 """Publish: reporting databases, data dictionary and the run's HTML report.
 
-1. rebuild the DuckDB reporting file (views over the lake; atomic swap);
+1. rebuild the DuckDB reporting file (views over the lake; atomic swap) when its
+   views change (new partitions need none: the views read the files there are);
 2. upsert the partitions the dates touch into PostgreSQL, when a DSN is configured
    (``METERLAKE_PG_DSN`` / ``settings.pg_dsn``, or the Airflow connection
    ``meterlake_reporting`` inside an Airflow task);
@@ -33,8 +34,9 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         "path": str(db.path),
         "views": len(db.views),
         "empty_views": sorted(k for k, v in db.views.items() if v == "empty"),
+        "rebuilt": db.rebuilt,
     }
-    result.notes.append(f"DuckDB: {len(db.views)} views in {db.path}")
+    result.notes.append(f"DuckDB: {len(db.views)} views in {db.path}" + ("" if db.rebuilt else " (unchanged)"))
     result.notes += db.notes
 
     dsn = postgres.resolve_dsn(ctx.settings)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -57,6 +58,21 @@ REGISTERS = REGISTERS_LANDING.clean
 EVENTS = EVENTS_LANDING.clean
 
 READING_COLS = ["meter_id", "freeze_date", *md.REGISTERS, "remaining_yuan"]
+
+
+@dataclass(frozen=True)
+class _Lake(Lake):
+    """The lake as validate reads it: the partitions of a clean table listed once per run
+    (validate writes marts only), those of a mart on every call (it writes meter_daily)."""
+
+    listed: dict[str, list[str]] = field(default_factory=dict, compare=False)
+
+    def partitions(self, table: Table, key: str | None = None) -> list[str]:
+        if table.layer != "clean" or key is not None:
+            return super().partitions(table, key)
+        if table.name not in self.listed:
+            self.listed[table.name] = super().partitions(table)
+        return self.listed[table.name]
 
 
 def _present(lake: Lake, table: Table, dates: list[dt.date]) -> list[dt.date]:
@@ -135,9 +151,10 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     severities: Counter[str] = Counter()
     rebuilt: set[dt.date] = set()
     lacking = 0
+    lake = _Lake(ctx.lake.root)
     for day in dates:
         try:
-            out = _validate_date(ctx, cfg, day, later={d for d in dates if d > day})
+            out = _validate_date(ctx, lake, cfg, day, later={d for d in dates if d > day})
         except MissingColumnsError as exc:
             raise StageError(f"validate {day}: {exc}") from exc
         for table, n in out["rows"].items():
@@ -155,8 +172,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     return result
 
 
-def _validate_date(ctx: StageContext, cfg: VeeConfig, day: dt.date, later: set[dt.date]) -> dict:
-    lake = ctx.lake
+def _validate_date(ctx: StageContext, lake: Lake, cfg: VeeConfig, day: dt.date, later: set[dt.date]) -> dict:
     gap = cfg.registers.max_gap_days
     notes: list[str] = []
     rows: dict[str, int] = {}

@@ -128,12 +128,66 @@ def test_rebuild_replaces_the_file_atomically_and_leaves_nothing_behind(lake: La
     first = duckdb_db.build_reporting_db(lake).path
     inode = first.stat().st_ino
     reader = connect(first)  # an analyst with the old file open keeps reading it
-    second = duckdb_db.build_reporting_db(lake).path
-    assert second == first
-    assert second.stat().st_ino != inode  # a new file moved into place, not edited in place
+    # a table appears: its view is new, so the file is rebuilt
+    extra = lake.root / "marts" / "scratch" / "date=2026-01-01"
+    extra.mkdir(parents=True)
+    pl.DataFrame({"x": [1]}).write_parquet(extra / "part-0.parquet")
+    second = duckdb_db.build_reporting_db(lake)
+    assert second.path == first and second.rebuilt
+    assert first.stat().st_ino != inode  # a new file moved into place, not edited in place
     assert reader.execute("SELECT count(*) FROM meter_daily").fetchone() == (5,)
     reader.close()
     assert sorted(p.name for p in first.parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_unchanged_views_leave_the_file_alone_and_new_partitions_show_up(lake: Lake, meter_day) -> None:
+    first = duckdb_db.build_reporting_db(lake)
+    state = first.path.stat()
+    # a new day of meter_daily: same columns, so the same views
+    lake.write_partition(METER_DAILY, "2026-01-03", meter_day(dt.date(2026, 1, 3), ["m1"], [7.0]))
+    again = duckdb_db.build_reporting_db(lake)
+    assert not again.rebuilt and again.views == first.views
+    after = again.path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (state.st_ino, state.st_mtime_ns)
+    with connect(again.path) as con:
+        assert con.execute("SELECT count(*), sum(kwh) FROM meter_daily").fetchone() == (6, 28.0)
+
+
+def test_a_touched_or_missing_file_or_a_moved_lake_is_rebuilt(lake: Lake, tmp_path: Path) -> None:
+    path = duckdb_db.build_reporting_db(lake).path
+    # someone wrote into the file (a user's own table): the publish does not trust it
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE mine AS SELECT 1 AS x")
+    assert duckdb_db.build_reporting_db(lake).rebuilt
+    assert not duckdb_db.build_reporting_db(lake).rebuilt
+    path.unlink()
+    assert duckdb_db.build_reporting_db(lake).rebuilt and path.is_file()
+    # the same lake published to another file
+    assert duckdb_db.build_reporting_db(lake, tmp_path / "other.duckdb").rebuilt
+    assert duckdb_db.build_reporting_db(lake, path).rebuilt
+
+
+def test_a_new_column_in_the_files_rebuilds(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    things = Table(
+        "things",
+        "test",
+        (Column("date", pl.Date(), "d"), Column("kwh", pl.Float64(), "e")),
+        key=("date",),
+        partition_by="date",
+    )
+    lake.write_partition(things, D1.isoformat(), pl.DataFrame({"date": [D1], "kwh": [1.0]}))
+    out = tmp_path / "r.duckdb"
+    assert duckdb_db.build_reporting_db(lake, out, tables=[things]).rebuilt
+    assert not duckdb_db.build_reporting_db(lake, out, tables=[things]).rebuilt
+    # an undeclared extra column in a new partition: the view lists it, so it changes
+    d2 = dt.date(2026, 1, 2)
+    newer = lake.root / "marts" / "things" / f"date={d2}"
+    newer.mkdir()
+    pl.DataFrame({"kwh": [2.0], "note": ["x"]}).write_parquet(newer / "part-0.parquet")
+    assert duckdb_db.build_reporting_db(lake, out, tables=[things]).rebuilt
+    with connect(out) as con:
+        assert con.sql("SELECT * FROM things ORDER BY date").fetchall() == [(D1, 1.0, None), (d2, 2.0, "x")]
 
 
 def test_no_card_number_in_any_view(lake: Lake) -> None:

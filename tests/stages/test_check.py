@@ -20,7 +20,7 @@ from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.schemas.quarantine import QUARANTINE
 from meterlake.schemas.registers import LANDING as REGISTERS_LANDING
 from meterlake.settings import Settings
-from meterlake.stages import BlockingValidationError, StageContext, StageResult, check
+from meterlake.stages import BlockingValidationError, StageContext, StageError, StageResult, check
 
 D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 REGISTERS = REGISTERS_LANDING.clean
@@ -141,8 +141,8 @@ def test_clean_run_passes_and_builds_data_docs(lake: Lake) -> None:
     assert index == lake.reports / "data_docs" / "index.html"
     assert index.is_file()
     pages = [Path(p) for p in details["data_docs_pages"]]
-    # a metrics page for each of the 4 tables, a row-level page for area loss
-    assert len(pages) == 5
+    # one validation page for the run: every finding of the 4 tables (and area loss's rows)
+    assert len(pages) == 1
     assert all(p.is_file() and lake.reports in p.parents for p in pages)
     assert details["findings"]["blocking"] == details["findings"]["warnings"] == 0
     assert set(details["tables"]) == {
@@ -290,3 +290,20 @@ def test_a_passing_run_publishes_and_links_the_data_docs(lake: Lake, fake_publis
     assert record["status"] == "ok"
     docs = _record(lake)["stages"]["check"]["details"]["data_docs"]
     assert Path(docs).is_file() and docs.endswith("reports/data_docs/index.html")
+
+
+def test_a_gate_that_disagrees_with_gx_fails_the_stage_in_one_line(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meterlake.checks import runner
+
+    judge = runner.judge
+
+    def lenient(inp):  # a verdict that lets a duplicate key through
+        return judge(inp).with_columns(success=pl.lit(True))
+
+    monkeypatch.setattr(runner, "judge", lenient)
+    lake.write_partition(METER_DAILY, D2, meter_daily(D2, duplicate=True))
+    with pytest.raises(StageError) as caught:
+        check.run(_ctx(lake.root), [D2])
+    assert not isinstance(caught.value, BlockingValidationError)
+    assert str(caught.value).startswith("check: Great Expectations and the gate disagree on 1 finding(s)")
+    assert "meter_daily.key.unique" in str(caught.value)

@@ -488,3 +488,112 @@ def test_reverse_follows_the_archive_pv_flag_where_it_is_given(pv_kw: float, str
     ind = A.indicators(days, NO_EVENTS, NO_DIAGNOSIS, history, LAST, CFG)
     assert strength(ind, "M1", "reverse") == strength_
     assert history["no_pv"].item() is (pv_kw == 0.0)
+
+
+# -- several detection dates at once ---------------------------------------------------------
+
+
+def test_dates_computed_together_each_see_their_own_lookback() -> None:
+    # M1: six days at 10 kWh, then zero from day 7 (index 6); a cover-open event on day 9
+    # (index 8). At day 8 (index 7) the zero run is 2 days and the event is in the future;
+    # at day 10 (index 9) the run is 4 days and the event 2 days back.
+    md = pl.concat([meter_days("M1", [10.0] * 6 + [0.0] * 4), *peers()])
+    days, history = A.prepare_days(md, CFG), A.reverse_history(md, CFG)
+    ev = events(("M1", dt.datetime.combine(day(8), dt.time(10)), "COVER_OPEN"))
+    both = A.indicators_at(days, ev, NO_DIAGNOSIS, history, [day(9), day(7)], CFG)
+    assert list(both) == [day(7), day(9)]
+    m1 = {d: f.filter(pl.col("meter_id") == "M1").row(0, named=True) for d, f in both.items()}
+    assert (m1[day(7)]["f_zero_days"], m1[day(9)]["f_zero_days"]) == (2.0, 4.0)
+    assert (m1[day(7)]["d_zero"], m1[day(9)]["d_zero"]) == (day(6), day(6))
+    assert (m1[day(7)]["f_events"], m1[day(9)]["f_events"]) == (0.0, 1.0)
+    assert m1[day(9)]["d_event_cover"] == day(8)
+    assert "_detection_date" not in both[day(7)].columns
+
+
+def test_dates_computed_together_equal_each_date_alone() -> None:
+    md = pl.concat(
+        [
+            meter_days("M1", [10.0] * 5 + [4.0] * 5),
+            meter_days("M2", [10.0] * 4 + [0.0] * 6),
+            meter_days("M3", [4.0] * 10, reverse=[0.0] * 6 + [30.0] * 4),
+            *peers(),
+        ]
+    )
+    days, history = A.prepare_days(md, CFG), A.reverse_history(md, CFG)
+    ev = events(("M1", dt.datetime.combine(day(4), dt.time(10)), "VOLTAGE_LOSS"))
+    diag = pl.concat([diagnosis("M2", "theft_candidate", 0.8, on=day(8)), diagnosis("X9", "mapping_suspect", 0.5)])
+    dates = [day(i) for i in range(3, 10)]
+    together = A.indicators_at(days, ev, diag, history, dates, CFG)
+    for d in dates:
+        assert_frame_equal(together[d], A.indicators(days, ev, diag, history, d, CFG))
+    # the master meter X9 named by the diagnosis only on LAST
+    assert together[LAST].filter(pl.col("meter_id") == "X9").height == 1
+    assert together[day(8)].filter(pl.col("meter_id") == "X9").height == 0
+
+
+def test_date_batches_bound_the_lookback_rows() -> None:
+    # 4 meters a day over 10 days; a look-back of 13 days (history 10, events 10 + 3 before)
+    # holds 4, 8, 12 ... rows at days 1, 2, 3 ...
+    md = pl.concat(peers(4))
+    days = A.prepare_days(md, CFG)
+    assert CFG.lookback_days == 13
+    dates = [day(i) for i in range(5)]  # look-backs of 4, 8, 12, 16, 20 rows
+    assert A.date_batches(days, dates, CFG, max_rows=24) == [[day(0), day(1), day(2)], [day(3)], [day(4)]]
+    assert A.date_batches(days, dates, CFG, max_rows=10) == [[day(0)], [day(1)], [day(2)], [day(3)], [day(4)]]
+    assert A.date_batches(days, dates[::-1], CFG, max_rows=1000) == [dates]
+
+
+def test_dates_scored_together_rank_within_their_date() -> None:
+    # M1 falls from 10 to zero from day 5 (index 4), M2 from day 7 (index 6): both drops
+    # fire fully on both dates (1 point each for drop_own and drop_peer); the zero run
+    # (ramp 2..7 days) gives M1 4 days = 0.4 and M2 2 days = 0.0 at day 8 (index 7),
+    # 6 days = 0.8 and 4 days = 0.4 at day 10. Each date is ranked from 1.
+    frames = [*peers(3), meter_days("M1", [10.0] * 4 + [0.0] * 6), meter_days("M2", [10.0] * 6 + [0.0] * 4)]
+    md = pl.concat(frames)
+    days, history = A.prepare_days(md, CFG), A.reverse_history(md, CFG)
+    dates = [day(7), LAST]
+    inds = A.indicators_at(days, NO_EVENTS, NO_DIAGNOSIS, history, dates, CFG)
+    # a model probability on the last date only: M2's 0.5 adds 2 x 0.5 = 1 point there
+    p = {LAST: pl.DataFrame({"meter_id": ["M2"], "p": [0.5]}), day(7): None}
+    out = A.score_at(inds, CFG, p)
+    cols = ("meter_id", "rank", "score", "date")
+    assert out[day(7)].select(cols).rows() == [("M1", 1, 2.4, day(7)), ("M2", 2, 2.0, day(7))]
+    assert out[LAST].select(cols).rows() == [("M1", 2, 2.8, LAST), ("M2", 1, 3.4, LAST)]
+    for d in dates:
+        assert_frame_equal(out[d], A.score(inds[d], d, CFG, p[d]))
+
+
+def test_change_point_needs_both_segments() -> None:
+    # min_before_days 3 + min_after_days 2: four values hold no split; five hold one, after
+    # day 3 (10,10,10 | 2,2): both segments constant, t = 8 / (1% of 10 + 1e-9) ~ 80
+    short = A.prepare_days(meter_days("M1", [10.0] * 3 + [2.0]), CFG)
+    assert A.change_point(short.lazy(), "v", CFG).collect().height == 0
+    five = A.prepare_days(meter_days("M1", [10.0] * 3 + [2.0] * 2), CFG)
+    cp = A.change_point(five.lazy(), "v", CFG).collect()
+    assert cp.select("cp_date", "days_before", "days_after").rows() == [(day(3), 3, 2)]
+    assert cp["t"].item() == pytest.approx(80.0, abs=1e-5)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["M1", "M2", "M3"]), st.booleans()), max_size=40))
+def test_leading_run_counted_over_the_frame_equals_the_window_per_group(rows: list[tuple[int, str, bool]]) -> None:
+    frame = pl.DataFrame(
+        {A.KEYS[0]: [day(r[0]) for r in rows], "meter_id": [r[1] for r in rows], "flag": [r[2] for r in rows]},
+        schema={A.KEYS[0]: pl.Date, "meter_id": pl.String, "flag": pl.Boolean},
+    ).sort(A.KEYS, maintain_order=True)
+    got = frame.select(A._leading(pl.col("flag")).alias("x"))["x"]
+    want = frame.select(((~pl.col("flag")).cast(pl.Int32).cum_sum().over(A.KEYS) == 0).alias("x"))["x"]
+    assert got.to_list() == want.to_list()
+
+
+def test_leading_run_by_hand() -> None:
+    # M1: T T F T -> leading run T T F F; M2: F T -> F F; M3: T -> T
+    frame = pl.DataFrame(
+        {
+            A.KEYS[0]: [LAST] * 7,
+            "meter_id": ["M1", "M1", "M1", "M1", "M2", "M2", "M3"],
+            "flag": [True, True, False, True, False, True, True],
+        }
+    )
+    got = frame.select(A._leading(pl.col("flag")))["flag"].to_list()
+    assert got == [True, True, False, False, False, False, True]
