@@ -11,15 +11,19 @@ reads must be a landing file and nothing else:
 
 Each such entry is a :class:`Refused` with a one-line reason, reported by the caller.
 Files are opened with ``O_NOFOLLOW`` and checked again on the open descriptor, so a
-file swapped for a link between listing and reading is refused too.
+file swapped for a link between listing and reading is refused too. A large file is
+read in blocks from its open descriptor (hashed, then parsed), never held whole; a file
+written to while it is read is refused for this run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 SUFFIXES = (".csv", ".csv.gz")
 
@@ -122,15 +126,41 @@ def scan_dataset(landing: Path, dataset: str) -> tuple[list[Candidate], list[Ref
     return sorted(found, key=lambda c: c.rel), sorted(refused, key=lambda r: r.rel)
 
 
-def read_landing_file(path: Path) -> bytes:
-    """The bytes of a regular landing file, never through a link and never blocking."""
+def open_landing_file(path: Path) -> BinaryIO:
+    """A regular landing file opened for reading (binary), never through a link and never blocking."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise LandingReadError(
             exc.errno, f"cannot open {path}: {exc.strerror} (a link or not a regular file?)"
         ) from exc
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise LandingReadError(0, f"{path} is not a regular file")
+    fh = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+        fh.close()
+        raise LandingReadError(0, f"{path} is not a regular file")
+    return fh
+
+
+def read_landing_file(path: Path) -> bytes:
+    """The bytes of a regular landing file, never through a link and never blocking."""
+    with open_landing_file(path) as fh:
         return fh.read()
+
+
+def file_digest(fh: BinaryIO, block: int = 8 << 20) -> str:
+    """SHA-256 (hex) of what an open file holds, read ``block`` bytes at a time; the file is
+    left at its start again."""
+    fh.seek(0)
+    digest = hashlib.sha256()
+    while chunk := fh.read(block):
+        digest.update(chunk)
+    fh.seek(0)
+    return digest.hexdigest()
+
+
+def unchanged(fh: BinaryIO, before: os.stat_result, path: Path) -> None:
+    """Raise :class:`LandingReadError` when an open landing file was written to since ``before``
+    (its size or modification time moved): what was read of it is not one version."""
+    now = os.fstat(fh.fileno())
+    if (now.st_size, now.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise LandingReadError(0, f"{path} changed while it was read; it is read again by the next run")

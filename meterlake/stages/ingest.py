@@ -24,11 +24,12 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import io
 import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -36,7 +37,15 @@ from pydantic import BaseModel
 from pydantic import Field as PydField
 
 from ..lake import STAGED_LEVEL, Lake
-from ..landing import Candidate, Refused, read_landing_file, scan_dataset
+from ..landing import (
+    Candidate,
+    Refused,
+    file_digest,
+    open_landing_file,
+    read_landing_file,
+    scan_dataset,
+    unchanged,
+)
 from ..schemas import LANDINGS, QUARANTINE, Landing
 from ..shards import DEFAULT_ORG, SHARD_KEY, check_org, is_shard, shard_root, shards
 from ..shards import MARKER as SHARD_MARKER
@@ -48,7 +57,7 @@ from ..transforms.ingest import (
     ParseStats,
     empty_rows,
     mask_digit_runs,
-    parse_landing_bytes,
+    parse_landing_file,
 )
 from ..transforms.payments import check_payments
 from . import StageContext, StageError, StageResult, log
@@ -216,11 +225,9 @@ def commit(ctx: StageContext, manifest: pl.DataFrame, plan: pl.DataFrame, downst
 # --- step 1: stage new files ---------------------------------------------------------
 
 
-def stage_file(
-    ctx: StageContext, spec: Landing, rel: str, file_id: str, raw: bytes, when: dt.datetime, window: DateWindow
-) -> Parsed:
+def stage_parsed(ctx: StageContext, spec: Landing, file_id: str, parsed: Parsed, when: dt.datetime) -> None:
+    """Write a parsed file's rows to its staged copy and its quarantine rows to the quarantine mart."""
     lake = ctx.lake
-    parsed = parse_guarded(raw, spec, rel, window)
     rows = parsed.rows.with_columns(pl.lit(when, pl.Datetime("us")).alias("delivered_at"))
     if "card_no" in rows.columns:
         rows = tokenise_cards(rows, pii_key(ctx))
@@ -228,17 +235,20 @@ def stage_file(
     qpath = quarantine_path(lake, spec.dataset, f"file-{file_id[:16]}")
     if parsed.quarantine.height:
         lake.write_file(qpath, parsed.quarantine.select(QUARANTINE.names[1:]))
-    return parsed
 
 
-def parse_guarded(raw: bytes, spec: Landing, rel: str, window: DateWindow) -> Parsed:
-    """Parse a file; should the parser itself fail, quarantine the whole file instead of crashing.
+def parse_guarded(fh: BinaryIO, spec: Landing, rel: str, window: DateWindow, ordered: bool = False) -> Parsed:
+    """Parse an open file; should the parser itself fail, quarantine the whole file instead of crashing.
 
     The parser is fuzzed never to raise; this is the last line of defence (a bug found
     in production costs one file, not the run). A polars panic is a BaseException.
+    ``ordered``: the rows come ordered by the clean table's key, as its partitions are
+    written (the rebuild of a day one file delivers then copies nothing to sort it).
     """
     try:
-        return parse_landing_bytes(raw, spec, rel, window)
+        if ordered:
+            return parse_landing_file(fh, spec, rel, window, order_by=spec.clean.key)
+        return parse_landing_file(fh, spec, rel, window)
     except (Exception, _PANIC) as exc:  # any parser failure becomes a quarantine row
         log.debug("parser failed on %s", rel, exc_info=True)
         first = (str(exc).strip().splitlines() or [""])[0][:200]
@@ -293,14 +303,13 @@ def stage_new_files(
         rel = cand.rel
         ctx.progress(f"ingest {rel} ({n}/{len(pending)} new files, {cand.size / 1e6:,.1f} MB)")
         try:
-            raw = read_landing_file(cand.path)
+            entry, staged = _stage_candidate(ctx, spec, cand, window, ids)
         except OSError as exc:
             refused.append(Refused(rel, "refused", str(exc)))
             notes.append(f"{rel}: refused, {exc}")
             continue
-        file_id = hashlib.sha256(raw).hexdigest()
-        entry = _manifest_entry(file_id, spec.dataset, cand, ctx.run_id)
-        if file_id in ids:
+        file_id = entry["file_id"]
+        if staged is None:
             lines = rows_of[file_id]
             entry |= {
                 "status": "duplicate_file",
@@ -311,9 +320,7 @@ def stage_new_files(
             }
             notes.append(f"{rel}: same content as {ids[file_id]}, its {lines:,} rows count as duplicates")
         else:
-            parsed = stage_file(ctx, spec, rel, file_id, raw, entry["delivered_at"], window)
-            s = parsed.stats
-            dates = sorted(set(parsed.rows[spec.date_field].unique().drop_nulls().to_list()))
+            s, dates = staged
             entry |= {
                 "status": "ingested",
                 "encoding": s.encoding,
@@ -331,6 +338,29 @@ def stage_new_files(
         plan = pl.concat([plan, pl.DataFrame([entry], schema=MANIFEST_SCHEMA)])
         lake.write_file(plan_path(lake), plan)
     return plan, touched, notes, refused
+
+
+def _stage_candidate(
+    ctx: StageContext, spec: Landing, cand: Candidate, window: DateWindow, ids: dict[str, str]
+) -> tuple[dict[str, Any], tuple[ParseStats, list[dt.date]] | None]:
+    """Hash a landing file and, unless its content was ingested before (then None), stage it:
+    its parse stats and the dates of its rows.
+
+    The file is read from one open descriptor twice, hashed then parsed, in blocks: a
+    county file is never held whole. Written to in between, it is refused (``OSError``).
+    Its rows are let go here, before the next file is read.
+    """
+    with open_landing_file(cand.path) as fh:
+        before = os.fstat(fh.fileno())
+        file_id = file_digest(fh)
+        entry = _manifest_entry(file_id, spec.dataset, cand, ctx.run_id)
+        if file_id in ids:
+            return entry, None
+        parsed = parse_guarded(fh, spec, cand.rel, window, ordered=True)
+        unchanged(fh, before, cand.path)
+    stage_parsed(ctx, spec, file_id, parsed, entry["delivered_at"])
+    dates = sorted(set(parsed.rows[spec.date_field].unique().drop_nulls().to_list()))
+    return entry, (parsed.stats, dates)
 
 
 def take_inbox(
@@ -393,8 +423,9 @@ def rebuild_partition(
     data_cols = [
         c for c in spec.clean.names if c not in ("source_file", "source_line", "delivered_at", spec.date_field)
     ]
-    quarantined = pl.concat(
-        [
+    parts = []  # the rows quarantined here, each as a line rebuilt from its values (built only when there are any)
+    if res.superseded.height:
+        parts.append(
             res.superseded.select(
                 "source_file",
                 pl.col("source_line").alias("line"),
@@ -403,20 +434,22 @@ def rebuild_partition(
                     "detail"
                 ),
                 dedup.reserialise(data_cols).alias("raw"),
-            ),
+            )
+        )
+    if unknown.height:
+        parts.append(
             unknown.select(
                 "source_file",
                 pl.col("source_line").alias("line"),
                 pl.col("_reason").alias("reason"),
                 pl.col("_detail").alias("detail"),
                 dedup.reserialise(data_cols).alias("raw"),
-            ),
-        ],
-        how="vertical",
-    ).sort("source_file", "line")
+            )
+        )
+    quarantined = pl.concat(parts, how="vertical").sort("source_file", "line") if parts else None
     lake.write_partition(spec.clean, day, clean)
     qpath = quarantine_path(lake, spec.dataset, f"date-{day.isoformat()}")
-    if quarantined.height:
+    if quarantined is not None:
         lake.write_file(qpath, quarantined)
     else:
         qpath.unlink(missing_ok=True)
@@ -766,7 +799,7 @@ def split_file(
 ) -> tuple[list[dict[str, Any]], pl.DataFrame]:
     """Parse one landing file and hand each unit its part; return the units' entries and the rows."""
     lake = ctx.lake
-    parsed = parse_guarded(raw, spec, rel, window)
+    parsed = parse_guarded(io.BytesIO(raw), spec, rel, window)
     rows = parsed.rows.with_columns(pl.lit(entry["delivered_at"], pl.Datetime("us")).alias("delivered_at"))
     if "card_no" in rows.columns:
         rows = tokenise_cards(rows, pii_key(ctx))

@@ -194,14 +194,14 @@ def test_a_parser_failure_quarantines_the_file_and_the_run_goes_on(
 ) -> None:
     landing, lake = zone
     put(landing, "events/e.csv", "meter_id,event_time,event_code\n0001,2026-01-01 01:00:00,POWER_OFF\n")
-    real = ingest_stage.parse_landing_bytes
+    real = ingest_stage.parse_landing_file
 
-    def panics(raw: bytes, spec, rel: str, window):
+    def panics(fh, spec, rel: str, window, **kw):
         if rel == "events/e.csv":
             raise pl.exceptions.PanicException("assertion failed: i < self.len()")
-        return real(raw, spec, rel, window)
+        return real(fh, spec, rel, window, **kw)
 
-    monkeypatch.setattr(ingest_stage, "parse_landing_bytes", panics)
+    monkeypatch.setattr(ingest_stage, "parse_landing_file", panics)
     res = ingest(landing, lake)
     q = quarantine(lake).filter(pl.col("source_file") == "events/e.csv")
     assert q["reason"].to_list() == ["unreadable"]
