@@ -360,7 +360,14 @@ class ObserverRules(BaseModel):
     zero_slots: Ramp = Field(Ramp(lo=8, hi=16), description="longest zero run beyond the usual one, in slots")
     rough: Ramp = Field(Ramp(lo=0.1, hi=0.3), description="median |Δ ln kWh| between slots beyond the usual one")
     reverse: Ramp = Field(
-        Ramp(lo=0.2, hi=0.8), description="correlation with the usual day reversed minus with the usual day"
+        Ramp(lo=0.3, hi=0.9),
+        description="(correlation with the usual day reversed - with the usual day) / how far reversing moves the usual day",
+    )
+    min_reverse_gap: float = Field(
+        0.05,
+        gt=0,
+        le=2,
+        description="the reverse step is scaled by 1 - the usual day's correlation with itself reversed, at least this",
     )
     shape: Ramp = Field(Ramp(lo=0.4, hi=0.9), description="1 - correlation with the usual day")
     usual_top: float = Field(
@@ -373,10 +380,21 @@ class ObserverRules(BaseModel):
     suspect_day: float = Field(
         0.5, ge=0, le=1, description="a day this strong is suspect (and not used for the usual day)"
     )
+    day_types: list[list[int]] = Field(
+        default_factory=lambda: [[0, 1, 2, 3, 4], [5, 6]],
+        description="groups of weekdays (Monday = 0) with a usual day of their own (working days, weekend)",
+    )
+    min_type_days: int = Field(
+        3, ge=1, description="days of a day type a customer needs for its own usual day (else the window's)"
+    )
     min_usual_days: int = Field(
         3, ge=1, description="calm days needed to relearn the usual day without the suspect ones"
     )
     top_days: int = Field(3, ge=1, description="the day part is the mean of this many strongest day strengths")
+    days: Ramp = Field(
+        Ramp(lo=0.6, hi=1.0),
+        description="the day part counts through this ramp (a few days somewhat unusual are every household's)",
+    )
     max_fill_share: float = Field(
         0.002, ge=0, description="an area-day whose customers' filled kWh exceed this share of the master is not used"
     )
@@ -389,6 +407,15 @@ class ObserverRules(BaseModel):
         description="share of the day part kept when the area loss does not confirm (t at or below t.lo)",
     )
     min_strength: float = Field(0.3, ge=0, le=1, description="a strength below this counts as 0")
+
+    @model_validator(mode="after")
+    def _day_types(self) -> ObserverRules:
+        days = [w for group in self.day_types for w in group]
+        if any(w not in range(7) for w in days) or len(days) != len(set(days)):
+            raise ValueError(
+                f"day_types: expected groups of weekdays 0-6 (Monday = 0), each at most once, found {self.day_types}"
+            )
+        return self
 
 
 class AnomalyConfig(BaseModel):

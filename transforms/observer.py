@@ -20,14 +20,16 @@ per-customer daily summaries):
    consecutive slots); per area the master's blocks and the sum of its customers'.
 2. :func:`indicator`, per detection date, over the window's summaries:
 
-   * each customer's **usual day** (per-block median over its window days, then again
-     over the days that do not look tampered against it, so days tampered with do not
-     set the usual shape);
+   * each customer's **usual day** of each day type (working days, weekend: per-block
+     median over its window days of that type, then again over the days that do not look
+     tampered against it, so days tampered with do not set the usual shape; an office's
+     Sunday is compared with its Sundays);
    * per day, its recorded day against its usual day (each a strength in [0, 1] by a
      ramp of ``config/anomaly.toml [observer]``): ``low`` (energy far under the usual:
      h1, h3, h4), ``flat`` (much flatter than usual: h5, h4), ``zero`` (a zero run
      longer than usual: h2), ``rough`` (slots far noisier than usual: h3, h4),
-     ``reverse`` (closer to its usual day reversed than to its usual day: h6), ``shape``
+     ``reverse`` (closer to its usual day reversed than to its usual day, scaled by how
+     far reversing moves the usual day: h6), ``shape``
      (uncorrelated with its usual day); the day's strength is the strongest of them;
    * the **observer**: on the customer's suspect days, the deficit they imply (usual
      day minus recorded day, per block) against the area's excess loss of those days
@@ -38,8 +40,12 @@ per-customer daily summaries):
      cycles set the scale, not an assumed white noise; :func:`_confirmation`). A
      recorded day that is low because the use was low (a holiday, an outage: the master
      fell too) is not confirmed; a tampered day is;
-   * strength = (mean of the ``top_days`` strongest day strengths) × (``floor`` +
-     (1 − ``floor``) · ramp(t)); below ``min_strength`` it is 0.
+   * strength = ramp(mean of the ``top_days`` strongest day strengths) × (``floor`` +
+     (1 − ``floor``) · ramp(t)); below ``min_strength`` it is 0;
+   * the evidence: the suspect days, their dominant pattern, the kWh they leave
+     unrecorded (usual minus recorded; none for a flattened or reversed day that kept its
+     total) and the kWh taken out of the hours they were used in (what a flat or
+     reversed day moves to other hours, where a TOU tariff may bill it cheaper).
 
 Chosen by measurement on generated zones (``meterlake generate --meters 30000 --days 30``,
 seed 1 tuned, seed 2 confirmed; docs/domain.md#shape-thefts-and-the-area-master-as-observer
@@ -80,10 +86,16 @@ PATTERNS: tuple[str, ...] = ("low", "flat", "zero", "rough", "reverse", "shape")
 #: what each pattern means, in words (English, 中文)
 PATTERN_WORDS: dict[str, tuple[str, str]] = {
     "low": ("far less energy than its usual day", "电量远低于其常态日"),
-    "flat": ("much flatter than its usual day", "曲线较常态明显平直"),
+    "flat": (
+        "flattened: much flatter than its usual day (a flat day keeps its total unless it was lowered too)",
+        "曲线被拉平：较常态明显平直（总量不降则电量未少计，只是时段被抹平）",
+    ),
     "zero": ("a zero run of hours its usual day does not have", "出现常态所无的数小时零电量"),
     "rough": ("slots far noisier than usual", "各点波动远大于常态"),
-    "reverse": ("its usual day reversed in time", "曲线与常态日时序颠倒"),
+    "reverse": (
+        "reversed in time: its usual day run backwards (the energy is recorded, at other hours)",
+        "曲线时序颠倒：电量照计，但被挪到其他时段",
+    ),
     "shape": ("a shape unlike its usual day", "曲线形状与常态日不符"),
 }
 
@@ -240,14 +252,6 @@ def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
 
 
-def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(-1, keepdims=True)
-    b = b - b.mean(-1, keepdims=True)
-    den = np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
-    with np.errstate(all="ignore"):
-        return np.where(den > 0, (a * b).sum(-1) / np.where(den > 0, den, 1.0), 0.0)
-
-
 def _masked_quantile(values: np.ndarray, keep: np.ndarray, q: float = 0.5) -> np.ndarray:
     """Quantile ``q`` over axis 1 (days) of the kept entries (linear between order statistics); NaN where none is kept.
 
@@ -276,28 +280,115 @@ def _day_strengths(
     blocks: np.ndarray,
     run: np.ndarray,
     rough: np.ndarray,
-    usual: np.ndarray,
-    usual_run: np.ndarray,
-    usual_rough: np.ndarray,
+    usual: tuple[np.ndarray, np.ndarray, np.ndarray],
+    tix: np.ndarray,
     rules: ObserverRules,
 ) -> np.ndarray:
-    """(patterns, customers, days) strengths of each day against the usual day."""
+    """(patterns, customers, days) strengths of each day against the usual day of its type.
+
+    ``usual``: (blocks (customers, types, blocks), zero run and roughness (customers,
+    types)) from :func:`_usual`; ``tix``: each day's type. Correlations and spreads come
+    from sums of products (one pass over a type's days, no centred copies).
+    """
     eps = 1e-9
-    u = np.broadcast_to(usual[:, None, :], blocks.shape)
-    e_u = usual.sum(1)[:, None]
-    low = _ramp(1.0 - blocks.sum(2) / np.maximum(e_u, eps), rules.low.lo, rules.low.hi)
-    cv_b = blocks.std(2) / np.maximum(blocks.mean(2), eps)
-    cv_u = (usual.std(1) / np.maximum(usual.mean(1), eps))[:, None]
-    flat = np.where(
-        cv_u > rules.min_usual_cv, _ramp(1.0 - cv_b / np.maximum(cv_u, eps), rules.flat.lo, rules.flat.hi), 0.0
-    )
-    zero = _ramp(run - usual_run[:, None], rules.zero_slots.lo, rules.zero_slots.hi)
-    rgh = _ramp(rough - usual_rough[:, None], rules.rough.lo, rules.rough.hi)
-    c_u = _corr(blocks, u)
-    c_r = _corr(blocks, u[:, :, ::-1])
-    rev = _ramp(c_r - c_u, rules.reverse.lo, rules.reverse.hi)
-    shape = np.where(cv_u > rules.min_usual_cv, _ramp(1.0 - c_u, rules.shape.lo, rules.shape.hi), 0.0)
-    return np.stack([low, flat, zero, rgh, rev, shape])
+    n, n_days, nb = blocks.shape
+    out = np.zeros((len(PATTERNS), n, n_days))
+    for g in range(usual[0].shape[1]):  # a handful of day types, not rows
+        on = np.flatnonzero(tix == g)
+        if not len(on):
+            continue
+        x = blocks[:, on]  # (customers, days of the type, blocks)
+        u = usual[0][:, g]  # (customers, blocks)
+        r = u[:, ::-1]
+        mx, mu = x.mean(2), u.mean(1)[:, None]
+        sxx = np.maximum(np.einsum("kdb,kdb->kd", x, x) - nb * mx * mx, 0.0)
+        suu = np.maximum((u * u).sum(1)[:, None] - nb * mu * mu, 0.0)
+        sxu = np.einsum("kdb,kb->kd", x, u) - nb * mx * mu
+        sxr = np.einsum("kdb,kb->kd", x, r) - nb * mx * mu
+        sur = (u * r).sum(1)[:, None] - nb * mu * mu
+        with np.errstate(all="ignore"):
+            c_u = np.where(sxx * suu > 0, sxu / np.sqrt(sxx * suu), 0.0)
+            c_r = np.where(sxx * suu > 0, sxr / np.sqrt(sxx * suu), 0.0)
+            c_ur = np.where(suu > 0, sur / np.where(suu > 0, suu, 1.0), 0.0)
+        cv_b = np.sqrt(sxx / nb) / np.maximum(mx, eps)
+        cv_u = np.sqrt(suu / nb) / np.maximum(mu, eps)
+        shaped = cv_u > rules.min_usual_cv
+        out[0][:, on] = _ramp(1.0 - x.sum(2) / np.maximum(nb * mu, eps), rules.low.lo, rules.low.hi)
+        out[1][:, on] = np.where(shaped, _ramp(1.0 - cv_b / np.maximum(cv_u, eps), rules.flat.lo, rules.flat.hi), 0.0)
+        out[2][:, on] = _ramp(run[:, on] - usual[1][:, g : g + 1], rules.zero_slots.lo, rules.zero_slots.hi)
+        out[3][:, on] = _ramp(rough[:, on] - usual[2][:, g : g + 1], rules.rough.lo, rules.rough.hi)
+        # how far reversing moves the usual day (1 - its correlation with itself reversed): an
+        # office day reversed is nearly the same day an hour earlier, so its step is scaled by it
+        gap = np.maximum(1.0 - c_ur, rules.min_reverse_gap)
+        out[4][:, on] = _ramp((c_r - c_u) / gap, rules.reverse.lo, rules.reverse.hi)
+        out[5][:, on] = np.where(shaped, _ramp(1.0 - c_u, rules.shape.lo, rules.shape.hi), 0.0)
+    return out
+
+
+def _day_kinds(dates: list[dt.date], day_types: list[list[int]]) -> np.ndarray:
+    """Per date, the index of its day type among the types present (types follow ``day_types``,
+    weekdays Monday = 0; a weekday in no group is a type of its own)."""
+    of = {w: g for g, group in enumerate(day_types) for w in group}
+    kind = np.array([of.get(d.weekday(), len(day_types)) for d in dates], dtype=np.int64)
+    return np.unique(kind, return_inverse=True)[1].reshape(-1)
+
+
+def _usual(
+    blocks: np.ndarray,
+    run: np.ndarray,
+    rough: np.ndarray,
+    pick: np.ndarray,
+    energy: np.ndarray | None,
+    tix: np.ndarray,
+    rules: ObserverRules,
+    keep: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per customer and day type, its usual day: blocks (customers, types, blocks), zero run
+    and roughness (customers, types).
+
+    First pass (``energy`` given): per type, the median of the ``usual_top`` share of the
+    ``pick`` days with the most energy (a thief recording less on most of its days does
+    not set it); a type with fewer than ``min_type_days`` picked days takes the usual day
+    of all the picked days. Second pass (``keep``: the first pass): per type, the median
+    of the picked (calm) days where there are ``min_usual_days`` of them, else ``keep``.
+    An office's Sunday is compared with its Sundays, not with its working days.
+    """
+    n, _, nb = blocks.shape
+    types = int(tix.max()) + 1 if len(tix) else 0
+    if energy is not None:
+        # the window's usual day, for the customers short of days of some type (only they need it)
+        short = np.flatnonzero(
+            np.stack([pick[:, tix == g].sum(1) < rules.min_type_days for g in range(types)], axis=1).any(1)
+        )
+        cut = _masked_quantile(energy[short], pick[short], 1.0 - rules.usual_top)
+        with np.errstate(invalid="ignore"):  # a customer without days has no cut (NaN): no reference day
+            ref = pick[short] & (energy[short] >= cut[:, None])
+        whole = (np.zeros((n, nb)), np.zeros(n), np.zeros(n))
+        whole[0][short] = np.nan_to_num(_masked_median(blocks[short], ref))
+        whole[1][short] = np.nan_to_num(_masked_median(run[short], pick[short]))
+        whole[2][short] = np.nan_to_num(_masked_median(rough[short], pick[short]))
+    u_b = np.empty((n, types, nb))
+    u_run = np.empty((n, types))
+    u_rough = np.empty((n, types))
+    for g in range(types):  # a handful of day types, not rows
+        on = np.flatnonzero(tix == g)
+        sel = pick[:, on]
+        count = sel.sum(1)
+        if energy is not None:
+            cut = _masked_quantile(energy[:, on], sel, 1.0 - rules.usual_top)
+            with np.errstate(invalid="ignore"):
+                ref = sel & (energy[:, on] >= cut[:, None])
+            ok = count >= rules.min_type_days
+            fb, frun, frough = whole
+        else:
+            assert keep is not None
+            ref = sel
+            ok = count >= rules.min_usual_days
+            fb, frun, frough = keep[0][:, g], keep[1][:, g], keep[2][:, g]
+        u_b[:, g] = np.where(ok[:, None], np.nan_to_num(_masked_median(blocks[:, on], ref)), fb)
+        u_run[:, g] = np.where(ok, np.nan_to_num(_masked_median(run[:, on], sel)), frun)
+        u_rough[:, g] = np.where(ok, np.nan_to_num(_masked_median(rough[:, on], sel)), frough)
+    return u_b, u_run, u_rough
 
 
 def _confirmation(
@@ -329,7 +420,7 @@ def _confirmation(
     for part in np.array_split(who, max(1, len(who) // 20000 + 1)):  # chunks of customers, bounded memory
         if not len(part):
             continue
-        deficit = np.where(use[part][:, :, None], usual[part][:, None, :] - blocks[part], 0.0)
+        deficit = np.where(use[part][:, :, None], usual[part] - blocks[part], 0.0)
         ex = excess[area_of[part]]  # (k, days, blocks)
         m = np.einsum("kdb,keb->kde", deficit, ex)  # m[k, d, e] = <excess_e, deficit_d>
         ok = calm[part][:, None, :]
@@ -343,6 +434,88 @@ def _confirmation(
         floor = min_spread * np.sqrt(np.where(sel[:, :, None], deficit**2, 0.0).sum((1, 2)))
         t[part] = num / np.maximum(den, np.maximum(floor, 1e-12))
     return t
+
+
+#: customers judged at once (a chunk's window of blocks: CHUNK x days x blocks floats)
+CHUNK = 20_000
+
+
+def _area_positions(values: pl.Series, areas: pl.Series) -> np.ndarray:
+    """Position of each of ``values`` in ``areas`` (every value is there)."""
+    lookup = pl.DataFrame({"area_id": areas, "_pos": np.arange(areas.len(), dtype=np.int64)})
+    return (
+        pl.DataFrame({"area_id": values})
+        .join(lookup, on="area_id", how="left", maintain_order="left")["_pos"]
+        .to_numpy()
+    )
+
+
+def _judge(
+    blocks: np.ndarray,
+    run: np.ndarray,
+    rough: np.ndarray,
+    tix: np.ndarray,
+    excess: np.ndarray,
+    valid: np.ndarray,
+    area_of: np.ndarray,
+    rules: ObserverRules,
+) -> dict[str, np.ndarray]:
+    """A chunk of customers: ``blocks`` (customers, days, blocks; NaN where no day), ``run``
+    and ``rough`` (customers, days). Their strength, suspect days and evidence figures."""
+    n_days = blocks.shape[1]
+    seen = ~np.isnan(run)
+    enough = seen.sum(1) >= rules.min_days
+    # the usual day of each day type: median over the window, then over the days not suspect against it
+    bz = np.nan_to_num(blocks)
+    energy = np.where(seen, bz.sum(2), np.nan)
+    run0, rough0 = np.nan_to_num(run), np.nan_to_num(rough)
+    usual = _usual(blocks, run, rough, seen, energy, tix, rules)
+    first = _day_strengths(bz, run0, rough0, usual, tix, rules).max(0)
+    calm = seen & (first < rules.suspect_day)
+    usual = _usual(blocks, run, rough, calm, None, tix, rules, usual)
+    per = _day_strengths(bz, run0, rough0, usual, tix, rules)
+    per = np.where(seen[None], per, 0.0)
+    strength = per.max(0)  # (customers, days)
+    k = min(rules.top_days, n_days)
+    days_part = -np.sort(-strength, axis=1)[:, :k].mean(1)
+
+    # the observer: the area's excess loss on the suspect days against the implied deficit
+    suspect = (strength >= rules.suspect_day) & seen
+    usual_day = usual[0][:, tix]  # (customers, days, blocks): each day's usual day
+    t = _confirmation(excess, valid, area_of, suspect, usual_day, bz, rules.min_spread_kwh)
+    checked = (suspect & valid[area_of]).any(1)
+    factor = np.where(checked, rules.floor + (1 - rules.floor) * _ramp(t, rules.t.lo, rules.t.hi), rules.floor)
+    s = np.round(np.where(enough, _ramp(days_part, rules.days.lo, rules.days.hi) * factor, 0.0), 6)
+    s = np.where(s >= rules.min_strength, s, 0.0)
+
+    # evidence: the suspect days, their dominant pattern, the kWh they imply
+    top_pattern = per.argmax(0)  # (customers, days)
+    counts = np.stack([((top_pattern == p) & suspect).sum(1) for p in range(len(PATTERNS))], axis=1)
+    deficit = np.where(suspect[:, :, None], usual_day - bz, 0.0)
+    # a flattened or reversed day moves its energy to other hours (where a TOU tariff may
+    # bill it cheaper) rather than hiding it: its unrecorded kWh count only when its total
+    # is low as well; what it took out of the hours it was used in is `moved`. A day is
+    # flattened or reversed when that is its strongest pattern or a suspect one of its own
+    # (a flat day recorded in 0.01 kWh steps also looks rough).
+    moves = (
+        np.isin(top_pattern, [PATTERNS.index("flat"), PATTERNS.index("reverse")])
+        | (per[PATTERNS.index("flat")] >= rules.suspect_day)
+        | (per[PATTERNS.index("reverse")] >= rules.suspect_day)
+    )
+    keeps_total = moves & (per[PATTERNS.index("low")] <= 0)
+    return {
+        "s": s,
+        "t": t,
+        "checked": checked,
+        "days_part": days_part,
+        "suspect": suspect,
+        "n_suspect": suspect.sum(1),
+        "dominant": counts.argmax(1),
+        # never below 0: a suspect day recording more than its usual day returns nothing
+        "implied": np.maximum(np.where(keeps_total, 0.0, deficit.sum(2)).sum(1), 0.0),
+        "moved": np.maximum(deficit, 0.0).sum((1, 2)),
+        "recorded": np.where(suspect[:, :, None], bz, 0.0).sum((1, 2)),
+    }
 
 
 def indicator(
@@ -366,54 +539,31 @@ def indicator(
     dates = sorted(cw["date"].unique().to_list())
     if len(dates) < rules.min_days or cw.height == 0:
         return no_rows()
-    di = {d: i for i, d in enumerate(dates)}
     n_days = len(dates)
+    # the index of each date in the window (dates may skip a day)
+    offset = np.full((day - dates[0]).days + 1, -1, dtype=np.int64)
+    offset[[(d - dates[0]).days for d in dates]] = np.arange(n_days)
     ids = cw.select("meter_id", "area_id").unique("meter_id", keep="last").sort("area_id", "meter_id")
     # a meter's area on the day it is judged: its last area in the window
-    row = cw.join(ids.with_row_index("_i"), on=["meter_id", "area_id"], how="inner")
+    row = cw.join(ids.with_row_index("_i"), on=["meter_id", "area_id"], how="inner").sort("_i")
     ci = row["_i"].to_numpy().astype(np.int64)
-    dd = np.array([di[d] for d in row["date"].to_list()], dtype=np.int64) if row.height else np.zeros(0, np.int64)
+    dd = offset[(row["date"] - dates[0]).dt.total_days().to_numpy().astype(np.int64)]
     n = ids.height
     nb = len(names)
-    blocks = np.full((n, n_days, nb), np.nan, dtype=np.float64)
-    blocks[ci, dd] = row.select(names).to_numpy()
-    run = np.full((n, n_days), np.nan)
-    run[ci, dd] = row["zero_run"].to_numpy()
-    rough = np.full((n, n_days), np.nan)
-    rough[ci, dd] = row["rough"].to_numpy()
-    seen = ~np.isnan(run)
-    enough = seen.sum(1) >= rules.min_days
+    tix = _day_kinds(dates, rules.day_types)
 
-    # the usual day: median over the window, then over the days not suspect against it
-    bz = np.nan_to_num(blocks)
-    energy = np.where(seen, bz.sum(2), np.nan)
-    cut = _masked_quantile(energy, seen, 1.0 - rules.usual_top)
-    with np.errstate(invalid="ignore"):  # a customer without days has no cut (NaN): no reference day
-        reference = seen & (energy >= cut[:, None])
-    usual = np.nan_to_num(_masked_median(blocks, reference))
-    usual_run = np.nan_to_num(_masked_median(run, seen))
-    usual_rough = np.nan_to_num(_masked_median(rough, seen))
-    first = _day_strengths(bz, np.nan_to_num(run), np.nan_to_num(rough), usual, usual_run, usual_rough, rules).max(0)
-    calm = seen & (first < rules.suspect_day)
-    again = calm.sum(1) >= rules.min_usual_days
-    usual = np.where(again[:, None], np.nan_to_num(_masked_median(blocks, calm)), usual)
-    usual_run = np.where(again, np.nan_to_num(_masked_median(run, calm)), usual_run)
-    usual_rough = np.where(again, np.nan_to_num(_masked_median(rough, calm)), usual_rough)
-    per = _day_strengths(bz, np.nan_to_num(run), np.nan_to_num(rough), usual, usual_run, usual_rough, rules)
-    per = np.where(seen[None], per, 0.0)
-    strength = per.max(0)  # (customers, days)
-    k = min(rules.top_days, n_days)
-    days_part = -np.sort(-strength, axis=1)[:, :k].mean(1)
-
-    # the observer: the area's excess loss on the suspect days against the implied deficit
-    area_index = {a: i for i, a in enumerate(ids["area_id"].unique(maintain_order=True).to_list())}
-    aw = areas.filter(pl.col("date").is_between(start, day) & pl.col("area_id").is_in(list(area_index)))
-    na = len(area_index)
+    # the area's excess loss per day and block: master - Σ recorded - its usual loss share,
+    # less the per-block median of the window's days
+    areas_of = ids["area_id"].unique(maintain_order=True)
+    na = areas_of.len()
+    area_of = _area_positions(ids["area_id"], areas_of)
+    aw = areas.filter(pl.col("date").is_between(start, day) & pl.col("area_id").is_in(areas_of.implode()))
     excess = np.zeros((na, n_days, nb))
     valid = np.zeros((na, n_days), dtype=bool)
     if aw.height:
-        ai_rows = np.array([area_index[a] for a in aw["area_id"].to_list()], dtype=np.int64)
-        ad = np.array([di.get(d, -1) for d in aw["date"].to_list()], dtype=np.int64)
+        ai_rows = _area_positions(aw["area_id"], areas_of)
+        since = (aw["date"] - dates[0]).dt.total_days().to_numpy().astype(np.int64)
+        ad = np.where((since >= 0) & (since < len(offset)), offset[np.clip(since, 0, len(offset) - 1)], -1)
         keep = ad >= 0
         master = aw.select("m" + b[1:] for b in names).to_numpy()[keep]
         recorded = aw.select("s" + b[1:] for b in names).to_numpy()[keep]
@@ -432,22 +582,26 @@ def indicator(
         valid[ai_k, ad_k] = ok
     centre = np.nan_to_num(_masked_median(excess, valid))
     excess = np.where(valid[:, :, None], excess - centre[:, None, :], 0.0)
-    area_of = np.array([area_index[a] for a in ids["area_id"].to_list()], dtype=np.int64)
-    suspect = (strength >= rules.suspect_day) & seen
-    t = _confirmation(excess, valid, area_of, suspect, usual, bz, rules.min_spread_kwh)
-    confirmed = suspect & valid[area_of]
-    checked = confirmed.any(1)
-    factor = np.where(checked, rules.floor + (1 - rules.floor) * _ramp(t, rules.t.lo, rules.t.hi), rules.floor)
-    s = np.round(np.where(enough, days_part * factor, 0.0), 6)
-    s = np.where(s >= rules.min_strength, s, 0.0)
 
-    # evidence: the suspect days, their dominant pattern, the kWh they imply
-    top_pattern = per.argmax(0)  # (customers, days)
-    counts = np.stack([((top_pattern == p) & suspect).sum(1) for p in range(len(PATTERNS))], axis=1)
-    dominant = counts.argmax(1)
-    implied = np.where(suspect[:, :, None], usual[:, None, :] - bz, 0.0).sum((1, 2))
-    recorded = np.where(suspect[:, :, None], bz, 0.0).sum((1, 2))
-    n_suspect = suspect.sum(1)
+    # the customers, a chunk at a time (bounded memory: a chunk's window of blocks)
+    b_rows = row.select(names).to_numpy()
+    run_rows = row["zero_run"].to_numpy()
+    rough_rows = row["rough"].to_numpy()
+    parts = []
+    for lo in range(0, n, CHUNK):
+        hi = min(lo + CHUNK, n)
+        r0, r1 = np.searchsorted(ci, [lo, hi])
+        m = hi - lo
+        blocks = np.full((m, n_days, nb), np.nan)
+        blocks[ci[r0:r1] - lo, dd[r0:r1]] = b_rows[r0:r1]
+        run = np.full((m, n_days), np.nan)
+        run[ci[r0:r1] - lo, dd[r0:r1]] = run_rows[r0:r1]
+        rough = np.full((m, n_days), np.nan)
+        rough[ci[r0:r1] - lo, dd[r0:r1]] = rough_rows[r0:r1]
+        parts.append(_judge(blocks, run, rough, tix, excess, valid, area_of[lo:hi], rules))
+        del blocks, run, rough
+    got = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    s, suspect, t = got["s"], got["suspect"], got["t"]
     first_day = np.where(suspect.any(1), suspect.argmax(1), -1)
     dates_arr = np.array(dates, dtype="datetime64[D]")
     out = pl.DataFrame(
@@ -455,14 +609,15 @@ def indicator(
             "meter_id": ids["meter_id"],
             "s_observer": s,
             "d_observer": np.where(first_day >= 0, dates_arr[np.maximum(first_day, 0)], np.datetime64("NaT")),
-            "_observer_days": n_suspect.astype(np.int32),
+            "_observer_days": got["n_suspect"].astype(np.int32),
             "_observer_window": np.full(n, n_days, dtype=np.int32),
-            "_observer_pattern": np.array(PATTERNS)[dominant],
-            "_observer_kwh": np.round(implied, 2),
-            "_observer_recorded": np.round(recorded, 3),
+            "_observer_pattern": np.array(PATTERNS)[got["dominant"]],
+            "_observer_kwh": np.round(got["implied"], 2),
+            "_observer_moved": np.round(got["moved"], 2),
+            "_observer_recorded": np.round(got["recorded"], 3),
             "_observer_t": np.round(t, 2),
-            "_observer_checked": checked,
-            "f_observer_days": np.round(days_part, 6),
+            "_observer_checked": got["checked"],
+            "f_observer_days": np.round(got["days_part"], 6),
             "f_observer_t": np.round(t, 6),
         }
     ).with_columns(pl.col("d_observer").cast(pl.Date))
@@ -479,6 +634,7 @@ def indicator(
         suspect_days=pl.col("_dates"),
         pattern=pl.col("_observer_pattern"),
         implied_kwh=pl.col("_observer_kwh"),
+        moved_kwh=pl.col("_observer_moved"),
         area_loss_t=pl.col("_observer_t"),
         area_checked=pl.col("_observer_checked"),
     ).struct.json_encode()
@@ -496,6 +652,7 @@ def no_rows() -> pl.DataFrame:
             "_observer_window": pl.Int32,
             "_observer_pattern": pl.String,
             "_observer_kwh": pl.Float64,
+            "_observer_moved": pl.Float64,
             "_observer_recorded": pl.Float64,
             "_observer_t": pl.Float64,
             "_observer_checked": pl.Boolean,
@@ -509,9 +666,11 @@ def no_rows() -> pl.DataFrame:
 def cases(ind: pl.DataFrame, day: dt.date, min_strength: float) -> pl.DataFrame:
     """Theft-case candidates (the columns :func:`meterlake.transforms.theft_cases.theft_cases` prices) from the
     indicator rows of ``day`` (:func:`indicator` joined with customer_id and area_id) at
-    ``min_strength`` or more: the stolen kWh are those the suspect days imply (their usual
-    day less what was recorded; a reversed or flattened day moves energy more than it
-    hides it, so its kWh may be near 0 while its TOU bill still fell).
+    ``min_strength`` or more: the stolen kWh are those the suspect days leave unrecorded
+    (their usual day less what was recorded). A reversed or flattened day that kept its
+    total hides nothing: it counts 0 kWh, so its back charge is 0, and its evidence text
+    gives the kWh it moved to other hours instead (the TOU bill it lowered is not priced
+    here).
     """
     ev = pl.col("ev_observer")
     found = ind.filter(pl.col("s_observer") >= min_strength)
@@ -552,11 +711,16 @@ def reason_text() -> pl.Expr:
         [
             pl.format("{} of {} days since {}: ", s("_observer_days"), s("_observer_window"), s("d_observer")),
             en,
-            pl.format(" (about {} kWh unrecorded)", s("_observer_kwh")),
+            pl.format(
+                " (about {} kWh unrecorded in all; {} kWh taken out of the hours it was used in)",
+                s("_observer_kwh"),
+                s("_observer_moved"),
+            ),
             confirm,
             pl.lit(" / "),
             pl.format("{}天中{}天", s("_observer_window"), s("_observer_days")),
             zh,
+            pl.format("（约少计{}千瓦时，挪出原时段{}千瓦时）", s("_observer_kwh"), s("_observer_moved")),
             confirm_zh,
         ]
     )

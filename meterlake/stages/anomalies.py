@@ -10,6 +10,11 @@ lake ingested before ingest knew the dataset, the landing folder
     marts/anomalies/date=YYYY-MM-DD    one file per date of `dates` the lake holds
                                        meter_daily for: the meters scoring above
                                        output.min_score, ranked
+    marts/theft_cases/date=YYYY-MM-DD  the cases worth an inspection, priced
+    _state/observer/<settings>/date=YYYY-MM-DD/{customers,areas}.parquet
+                                       the observer's summaries of a day's curves
+                                       (one row per customer and area), kept so a
+                                       daily run summarises only its own day
 
 Every file is a function of the lake's inputs up to its date and the configuration
 (``config/anomaly.toml``): the supervised model that scores date D is trained only on
@@ -138,17 +143,41 @@ def _theft_cases(
     return written
 
 
+#: where the observer keeps each day's summaries (one row per customer and per area), so a
+#: daily run summarises its own day's curves only; the folder names the summary settings
+OBSERVER_STATE = ("_state", "observer")
+
+
 class _Observed:
     """The observer indicator per detection date, from daily summaries of the curves.
 
     One day of curves is read at a time and summarised (``observer.day_summaries``); the
-    summaries of a window stay, older ones are dropped as the dates move on.
+    summaries are kept in the lake (:data:`OBSERVER_STATE`): a day of this run's dates is
+    summarised afresh, an earlier day is read back (summarised once if it has none). The
+    summaries of a window stay in memory, older ones are dropped as the dates move on.
     """
 
-    def __init__(self, ctx: StageContext, rules: anomaly.ObserverRules) -> None:
+    def __init__(self, ctx: StageContext, rules: anomaly.ObserverRules, todo: list[dt.date]) -> None:
         self.lake, self.rules, self.progress = ctx.lake, rules, ctx.progress
         self.curve_days = set(self.lake.partitions(CURVES.clean))
+        self.todo = set(todo)
         self.days: dict[dt.date, tuple[pl.DataFrame, pl.DataFrame]] = {}
+        self.base = self.lake.root.joinpath(
+            *OBSERVER_STATE, f"blocks={rules.blocks}_zero={rules.zero_kwh:g}_floor={rules.floor_kwh:g}"
+        )
+
+    def _summaries(self, d: dt.date) -> tuple[pl.DataFrame, pl.DataFrame]:
+        folder = self.base / f"date={d.isoformat()}"
+        cpath, apath = folder / "customers.parquet", folder / "areas.parquet"
+        if d not in self.todo and cpath.exists() and apath.exists():
+            return pl.read_parquet(cpath), pl.read_parquet(apath)
+        self.progress(f"anomalies: observer summaries {d}")
+        curves = self.lake.scan(CURVES.clean, [d.isoformat()]).select("meter_id", *observer.SLOT_COLUMNS)
+        members = self.lake.scan(METER_DAILY, [d]).select(list(observer.MEMBER_COLUMNS))
+        customers, areas = observer.day_summaries(curves, members, d, self.rules)
+        self.lake.write_file(cpath, customers)
+        self.lake.write_file(apath, areas)
+        return customers, areas
 
     def at(self, day: dt.date) -> pl.DataFrame | None:
         if not self.rules.enabled:
@@ -161,10 +190,7 @@ class _Observed:
             return None
         for d in window:
             if d not in self.days:
-                self.progress(f"anomalies: observer summaries {d}")
-                curves = self.lake.scan(CURVES.clean, [d.isoformat()]).select("meter_id", *observer.SLOT_COLUMNS)
-                members = self.lake.scan(METER_DAILY, [d]).select(list(observer.MEMBER_COLUMNS))
-                self.days[d] = observer.day_summaries(curves, members, d, self.rules)
+                self.days[d] = self._summaries(d)
         return observer.indicator(
             pl.concat([self.days[d][0] for d in window]), pl.concat([self.days[d][1] for d in window]), day, self.rules
         )
@@ -230,7 +256,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         )
 
     features: dict[dt.date, pl.DataFrame] = {}
-    observed = _Observed(ctx, cfg.observer)
+    observed = _Observed(ctx, cfg.observer, todo)
 
     def compute(batch: list[dt.date]) -> None:
         """The indicators of ``batch`` (one pass of each indicator over their look-backs)."""

@@ -11,11 +11,13 @@ import pytest
 
 from meterlake.transforms.anomaly import ObserverRules
 from meterlake.transforms.observer import (
+    PATTERN_WORDS,
     SLOT_COLUMNS,
     _masked_quantile,
     day_summaries,
     indicator,
     no_rows,
+    reason_text,
 )
 
 START = dt.date(2026, 3, 1)
@@ -139,12 +141,17 @@ def test_a_low_day_the_master_saw_too_is_not_confirmed() -> None:
     for d in TAMPERED:
         stolen[5, d] *= 0.4  # recorded 40%, used all of it
     thief = _run(stolen, thief_true).filter(pl.col("meter_id") == "C05").row(0, named=True)
+
+    def days(v: float) -> float:  # the day part through its ramp
+        return min(max((v - RULES.days.lo) / (RULES.days.hi - RULES.days.lo), 0.0), 1.0)
+
     # the thief's suspect days are confirmed by the area loss: the whole day part counts
-    assert thief["s_observer"] == pytest.approx(thief["f_observer_days"]) and thief["s_observer"] > 0.6
+    assert thief["s_observer"] == pytest.approx(days(thief["f_observer_days"]), abs=1e-6)
+    assert thief["f_observer_days"] > 0.8
     # the honest customer's are not: at most `floor` of its day part, so it stays under the thief
     s_honest = honest.filter(pl.col("meter_id") == "C05")
     assert s_honest.height == 1  # its days do look like the thief's
-    assert s_honest["s_observer"][0] == pytest.approx(RULES.floor * s_honest["f_observer_days"][0], abs=1e-6)
+    assert s_honest["s_observer"][0] == pytest.approx(RULES.floor * days(s_honest["f_observer_days"][0]), abs=1e-6)
     assert s_honest["s_observer"][0] < thief["s_observer"]
 
 
@@ -224,6 +231,7 @@ def test_observer_cases_are_priced_beside_the_balance_ones() -> None:
             "_observer_window": [14, 14],
             "_observer_pattern": ["low", "flat"],
             "_observer_kwh": [12.0, 3.0],
+            "_observer_moved": [12.5, 6.0],
             "_observer_recorded": [8.0, 5.0],
             "_observer_t": [6.5, 0.2],
             "_observer_checked": [True, True],
@@ -270,3 +278,52 @@ def test_observer_cases_are_priced_beside_the_balance_ones() -> None:
     assert out["penalty_yuan"] == pytest.approx(18.0)
     assert out["evidence_text"].startswith("4 of 14 days since 2026-01-20: far less energy")
     assert "14天中4天电量远低于其常态日" in out["evidence_text"]
+    assert "(about 12.0 kWh unrecorded in all; 12.5 kWh taken out of the hours it was used in)" in out["evidence_text"]
+
+
+def test_a_moved_day_is_not_billed_as_hidden_energy() -> None:
+    """h6 (reversed) and h5 (flat) keep the day's total: no unrecorded kWh, only energy moved
+    between hours; a flat day recorded at 40 % of its total hides the rest."""
+    true = _true_use()
+    thief = 5
+    for kind, share in (("h6", 1.0), ("h5", 1.0), ("h5", 0.4)):
+        recorded = true.copy()
+        rng = np.random.default_rng(3)
+        for d in TAMPERED:
+            recorded[thief, d] = share * _attack(kind, true[thief, d], d, rng)
+        found = _run(recorded, true).filter(pl.col("meter_id") == f"C{thief:02d}")
+        row = found.row(0, named=True)
+        text = found.select(reason_text())[0, 0]
+        days = [START + dt.timedelta(days=d) for d in TAMPERED]
+        suspect = json.loads(row["ev_observer"])["suspect_days"]
+        assert set(suspect) <= {str(d) for d in days}
+        hidden = sum(true[thief, (d - START).days].sum() - recorded[thief, (d - START).days].sum() for d in days)
+        if share == 1.0:
+            assert row["_observer_pattern"] in ("reverse", "flat")
+            assert row["_observer_kwh"] == 0.0  # the total was kept: nothing to back-charge
+            assert row["_observer_moved"] > 0.1 * true[thief].sum() / DAYS * len(suspect)
+            assert text.split(": ", 1)[1].startswith(PATTERN_WORDS[row["_observer_pattern"]][0])
+            assert "(about 0.0 kWh unrecorded in all; " in text
+        else:
+            # the hidden energy of the suspect days, within the day-to-day spread of the usual day
+            per_day = hidden / len(days)
+            assert row["_observer_kwh"] == pytest.approx(per_day * len(suspect), rel=0.25)
+
+
+def test_an_office_sunday_is_its_usual_sunday() -> None:
+    """A customer using a third on Saturdays and Sundays is compared with its weekend days:
+    nothing is found; with a single day type its weekends look like a thief's low days."""
+    true = _true_use()
+    for d in range(DAYS):
+        if (START + dt.timedelta(days=d)).weekday() >= 5:
+            true[5, d] *= 0.35
+    assert _run(true.copy(), true).height == 0
+    one_type = RULES.model_copy(update={"day_types": [[0, 1, 2, 3, 4, 5, 6]]})
+    assert _run(true.copy(), true, one_type)["meter_id"].to_list() == ["C05"]
+
+
+def test_day_types_are_weekdays_once() -> None:
+    with pytest.raises(ValueError, match="day_types"):
+        ObserverRules(day_types=[[0, 1, 2, 3, 4], [4, 5, 6]])
+    with pytest.raises(ValueError, match="day_types"):
+        ObserverRules(day_types=[[0, 7]])

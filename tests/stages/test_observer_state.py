@@ -1,0 +1,120 @@
+"""The anomalies stage keeps the observer's daily summaries: a daily run summarises its own day only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from meterlake import pipeline
+from meterlake.lake import Lake
+from meterlake.schemas.anomalies import ANOMALIES
+from meterlake.schemas.curves import LANDING as CURVES
+from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
+from meterlake.schemas.meter_daily import METER_DAILY
+from meterlake.settings import Settings
+from meterlake.stages.anomalies import OBSERVER_STATE
+
+D0 = dt.date(2026, 3, 2)  # a Monday
+DAYS = 16
+CUSTOMERS = 10
+THIEF = "C05"  # records 40 % on every other day from day 4
+
+
+def _curves(i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(true, recorded) kWh per slot of the area's customers on day ``i``."""
+    h = (np.arange(96) + 0.5) / 4
+    shape = 0.3 + np.exp(-0.5 * ((h - 19.5) / 1.6) ** 2) + 0.5 * np.exp(-0.5 * ((h - 7.5) / 1.0) ** 2)
+    base = 6.0 + np.arange(CUSTOMERS)[:, None]
+    true = base * shape[None, :] / shape.sum() * rng.lognormal(0.0, 0.1, (CUSTOMERS, 96))
+    recorded = true.copy()
+    if i >= 4 and i % 2 == 0:
+        recorded[5] *= 0.4
+    return true, recorded
+
+
+def build(lake: Path) -> None:
+    lk = Lake(lake)
+    rng = np.random.default_rng(11)
+    ids = [f"C{c:02d}" for c in range(CUSTOMERS)] + ["M"]
+    for i in range(DAYS):
+        d = D0 + dt.timedelta(days=i)
+        true, recorded = _curves(i, rng)
+        rows = np.vstack([recorded, true.sum(0, keepdims=True) / 0.97])
+        n = len(ids)
+        md: dict[str, Any] = {c: [None] * n for c in METER_DAILY.names}
+        md.update(
+            date=[d] * n,
+            meter_id=ids,
+            customer_id=ids,
+            area_id=["A1"] * n,
+            feeder_id=["F1"] * n,
+            role=["customer"] * CUSTOMERS + ["area_master"],
+            customer_class=["resident"] * n,
+            tariff_id=["RES_TIER"] * n,
+            multiplier=[1.0] * n,
+            kwh=rows.sum(1).round(2),
+            kwh_sharp=[0.0] * n,
+            kwh_peak=[0.0] * n,
+            kwh_flat=rows.sum(1).round(2),
+            kwh_valley=[0.0] * n,
+            reverse_kwh=[0.0] * n,
+            quality=["actual"] * n,
+            register_read=[True] * n,
+        )
+        lk.write_partition(METER_DAILY, d, pl.DataFrame(md, schema=METER_DAILY.schema, strict=False))
+        cv: dict[str, Any] = {c: [None] * n for c in CURVES.clean.names}
+        cv.update(meter_id=ids, data_date=[d] * n, **{f"p{s + 1}": rows[:, s].round(4) for s in range(96)})
+        lk.write_partition(CURVES.clean, d, pl.DataFrame(cv, schema=CURVES.clean.schema, strict=False))
+        lk.write_partition(LOSS_DIAGNOSIS, d, pl.DataFrame(schema=LOSS_DIAGNOSIS.schema))
+
+
+def run(root: Path, dates: list[dt.date]) -> None:
+    settings = Settings(landing=root / "landing", lake=root / "lake")
+    pipeline.run_stage(settings, "anomalies", dates, "t1", progress=lambda _m: None)
+
+
+def digest(lake: Path) -> dict[str, str]:
+    return {
+        p.relative_to(lake).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((lake / "marts").rglob("*.parquet"))
+    }
+
+
+def test_daily_runs_read_the_kept_summaries_and_match_one_run(tmp_path: Path) -> None:
+    last = [D0 + dt.timedelta(days=i) for i in (DAYS - 2, DAYS - 1)]
+    for name in ("daily", "once"):
+        (tmp_path / name / "landing").mkdir(parents=True)
+        build(tmp_path / name / "lake")
+    # day by day, as a scheduler runs it, and both dates in one run
+    for d in last:
+        run(tmp_path / "daily", [d])
+    run(tmp_path / "once", last)
+    daily, once = tmp_path / "daily" / "lake", tmp_path / "once" / "lake"
+    assert digest(daily) == digest(once)
+    kept = sorted(p.parent.name for p in daily.joinpath(*OBSERVER_STATE).rglob("customers.parquet"))
+    assert kept == [f"date={D0 + dt.timedelta(days=i)}" for i in range(1, DAYS)]  # the 14-day windows of the two dates
+    top = Lake(daily).scan(ANOMALIES, [last[-1]]).collect().sort("rank").row(0, named=True)
+    assert top["meter_id"] == THIEF and top["observer_points"] > 0
+
+    # an earlier day's summaries are read back, not summarised again: change what is kept
+    # of a day of the window outside the run's dates and the thief's score moves
+    state = next(daily.joinpath(*OBSERVER_STATE).glob(f"*/date={D0 + dt.timedelta(days=8)}"))
+    kept_rows = pl.read_parquet(state / "customers.parquet")
+    blocks = [c for c in kept_rows.columns if c.startswith("b")]
+    Lake(daily).write_file(
+        state / "customers.parquet",
+        kept_rows.with_columns(
+            *(pl.when(pl.col("meter_id") == THIEF).then(pl.col(b) / 0.4).otherwise(pl.col(b)) for b in blocks)
+        ),
+    )
+    run(tmp_path / "daily", [last[-1]])
+    again = Lake(daily).scan(ANOMALIES, [last[-1]]).collect().filter(pl.col("meter_id") == THIEF)
+    assert again["observer_points"][0] != top["observer_points"]
+    # a day of the run's dates is summarised afresh (its kept file is rewritten)
+    run(tmp_path / "daily", [D0 + dt.timedelta(days=8)])
+    assert pl.read_parquet(state / "customers.parquet").equals(kept_rows)
