@@ -109,7 +109,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--stages", default=ALL_STAGES, help="comma-separated stages, in pipeline order")
     ap.add_argument("--small", action="store_true", help="300 meters x 59 days from 2026-01-01 (sets the three)")
-    ap.add_argument("--data", type=Path, default=ROOT / "bench-data")
+    ap.add_argument("--data", type=Path, default=ROOT / "bench-data", help="where the generated landing zone is cached")
+    ap.add_argument(
+        "--lake",
+        type=Path,
+        default=None,
+        help="the lake each run rebuilds (default DATA/lake; give each benchmark running at once its own)",
+    )
     args = ap.parse_args()
     if args.small:
         args.meters, args.days, args.start = SMALL["meters"], SMALL["days"], SMALL["start"]
@@ -122,7 +128,7 @@ def main() -> None:
         print(f"generated {args.meters:,} meters x {args.days} day(s) in {gen_s:.1f} s")
     runs = []
     for i in range(args.repeat):
-        r = run_once(landing, args.data / "lake", start, end, args.stages)
+        r = run_once(landing, args.lake or args.data / "lake", start, end, args.stages)
         runs.append(r)
         print(
             f"run {i + 1}/{args.repeat}: "
