@@ -300,9 +300,14 @@ def member_days(
         .collect()
     )
     # only the curves of members, in the frame's order (a member without one: a row of
-    # nulls, read as NaN): one gather, read out row by row (the rows are what the fit
-    # slices), one multiply in place
-    values = c.select(SLOT_COLUMNS).gather(frame["_c"]).to_numpy(order="c").astype(np.float64, copy=False)
+    # nulls, read as NaN), into one row-major array (the rows are what the fit slices):
+    # gathered a slot column at a time, so that beside the day's curves only the array
+    # itself is held (a gathered copy of the whole frame doubled the stage's peak)
+    idx = frame["_c"]
+    values = np.empty((frame.height, SLOTS), dtype=np.float64)
+    for j, name in enumerate(SLOT_COLUMNS):
+        values[:, j] = c[name].gather(idx).to_numpy()
+    del c
     values *= frame["multiplier"].fill_null(1.0).to_numpy()[:, None]
     return frame, values
 
