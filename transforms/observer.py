@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 if TYPE_CHECKING:
     from meterlake.transforms.anomaly import ObserverRules
@@ -622,11 +623,17 @@ def indicator(
         }
     ).with_columns(pl.col("d_observer").cast(pl.Date))
     out = out.filter(pl.col("s_observer") > 0)
+    # each listed customer's suspect days, in date order: one list per row from the
+    # flat (row-major) positions of the flagged days and each row's count
+    flagged = suspect[s > 0]
+    day_names = np.array([d.isoformat() for d in dates], dtype=object)
+    offsets = np.r_[0, np.cumsum(flagged.sum(1))].astype(np.int64)
     suspect_dates = pl.Series(
         "_dates",
-        [[str(dates[j]) for j in np.flatnonzero(suspect[i])] for i in np.flatnonzero(s > 0)],
-        dtype=pl.List(pl.String),
-    )
+        pa.LargeListArray.from_arrays(
+            pa.array(offsets, pa.int64()), pa.array(day_names[np.nonzero(flagged)[1]], pa.large_string())
+        ),
+    ).cast(pl.List(pl.String))
     out = out.with_columns(suspect_dates)
     ev = pl.struct(
         window_start=pl.lit(str(dates[0])),
