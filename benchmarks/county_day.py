@@ -148,7 +148,14 @@ def main() -> None:
     print("accounting: " + json.dumps(runs[-1]["accounting"]))
     out = args.data / "results.json"
     out.write_text(
-        json.dumps({"args": vars(args) | {"data": str(args.data)}, "runs": runs, "median": summary}, indent=2)
+        json.dumps(
+            {
+                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                "runs": runs,
+                "median": summary,
+            },
+            indent=2,
+        )
     )
     print(f"results: {out}")
 
