@@ -259,24 +259,35 @@ def member_days(
     ``members``: meter_daily rows (:data:`MEMBER_COLUMNS`). The frame is sorted by
     area, role (master first), meter, date; ``_d`` is the day index in the window, ``_j``
     the customer's column in its area (-1 for a master). The array (rows x 96, NaN =
-    not collected or no curve) is the curve times the multiplier, row for row. Only the
-    narrow frame is joined and sorted; the wide curves are read into numpy once and
-    gathered.
+    not collected or no curve) is the curve times the multiplier, row for row.
     """
-    c = (
-        _require(
-            curves.lazy(),
-            {"meter_id": pl.String(), "data_date": pl.Date(), **dict.fromkeys(SLOT_COLUMNS, pl.Float64())},
-            "curves",
-        )
-        .filter(pl.col("data_date").is_between(start, end))
-        .collect()
-    )
+    frame, slots = _member_frame(curves, members, start, end)
+    return frame, _member_curves(frame, slots, 0, frame.height)
+
+
+def _member_frame(
+    curves: pl.DataFrame | pl.LazyFrame,
+    members: pl.DataFrame | pl.LazyFrame,
+    start: dt.date,
+    end: dt.date,
+) -> tuple[pl.DataFrame, list[np.ndarray]]:
+    """The members frame of :func:`member_days` (with ``_c``, the row of its curve in
+    the slot columns, null for none) and the curves' 96 slot columns (NaN = null).
+
+    Only the narrow frame is joined and sorted, before any slot is read; the wide curves
+    are then read a group of slot columns at a time, each group let go once copied out,
+    so the day's curves are held once (as numpy columns) beside one group;
+    :func:`_member_curves` gathers the rows of a range of members from them.
+    """
+    scan = _require(
+        curves.lazy(),
+        {"meter_id": pl.String(), "data_date": pl.Date(), **dict.fromkeys(SLOT_COLUMNS, pl.Float64())},
+        "curves",
+    ).filter(pl.col("data_date").is_between(start, end))
     # a curve row per member-day (the first of duplicates): found on the narrow key columns
     # only, so the wide rows are read out once, in the frame's order
     keys = (
-        c.lazy()
-        .select("meter_id", pl.col("data_date").alias("date"))
+        scan.select("meter_id", pl.col("data_date").alias("date"))
         .with_row_index("_c")
         .unique(["meter_id", "date"], keep="first")
     )
@@ -299,17 +310,32 @@ def member_days(
         )
         .collect()
     )
-    # only the curves of members, in the frame's order (a member without one: a row of
-    # nulls, read as NaN), into one row-major array (the rows are what the fit slices):
-    # gathered a slot column at a time, so that beside the day's curves only the array
-    # itself is held (a gathered copy of the whole frame doubled the stage's peak)
-    idx = frame["_c"]
-    values = np.empty((frame.height, SLOTS), dtype=np.float64)
-    for j, name in enumerate(SLOT_COLUMNS):
-        values[:, j] = c[name].gather(idx).to_numpy()
-    del c
-    values *= frame["multiplier"].fill_null(1.0).to_numpy()[:, None]
-    return frame, values
+    slots: list[np.ndarray] = []
+    for i in range(0, SLOTS, SLOT_GROUP):  # the same rows, in the same order, as the keys
+        group = scan.select(SLOT_COLUMNS[i : i + SLOT_GROUP]).collect()
+        slots += [group.drop_in_place(name).to_numpy() for name in SLOT_COLUMNS[i : i + SLOT_GROUP]]
+        del group
+    return frame, slots
+
+
+#: slot columns of the curves read at once
+SLOT_GROUP = 16
+
+
+def _member_curves(frame: pl.DataFrame, slots: list[np.ndarray], lo: int, hi: int) -> np.ndarray:
+    """(hi - lo, 96): the primary-side curves of the frame's rows ``lo`` to ``hi`` (NaN =
+    not collected or no curve), gathered from the slot columns into one row-major array
+    (the rows are what the fit slices)."""
+    part = frame.slice(lo, hi - lo)
+    missing = part["_c"].is_null().to_numpy()
+    rows = part["_c"].fill_null(0).to_numpy()
+    values = np.full((part.height, SLOTS), np.nan)
+    if len(slots) and len(slots[0]):  # the day has curves
+        for j, column in enumerate(slots):
+            values[:, j] = column[rows]
+        values[missing] = np.nan
+    values *= part["multiplier"].fill_null(1.0).to_numpy()[:, None]
+    return values
 
 
 # -- one day: the sufficient statistics ----------------------------------------------------
@@ -350,6 +376,11 @@ CUSTOMER_STATE: dict[str, pl.DataType] = {
     **{k: pl.Float64() for k in ("rr", "ry", "rl", "nn", "nr", "ny", "nl")},
 }
 STAT_NAMES = ("rr", "ry", "rl", "nn", "nr", "ny", "nl")
+
+
+#: member rows (whole areas) gathered and fitted at once: beyond the day's curves, a day's
+#: statistics hold the arrays of this many rows, not of the whole day
+CHUNK_ROWS = 32_768
 
 
 def _bases(count: int) -> np.ndarray:
@@ -415,6 +446,7 @@ def day_state(
     members: pl.DataFrame | pl.LazyFrame,
     day: dt.date,
     rules: BalanceRules = BalanceRules(),
+    chunk_rows: int = CHUNK_ROWS,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One day's sufficient statistics of every area: (areas, customers), see :data:`AREA_STATE`.
 
@@ -428,7 +460,7 @@ def day_state(
     threads only wait on one another at this size).
     """
     with threadpool_limits(1, "blas"):
-        return _day_state(curves, members, day, rules)
+        return _day_state(curves, members, day, rules, chunk_rows)
 
 
 def _lists(flat: np.ndarray, offsets: np.ndarray) -> pl.Series:
@@ -442,23 +474,64 @@ def _segments(keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True]) if len(keys) else np.zeros(1, dtype=np.int64)
 
 
+def _area_chunks(frame: pl.DataFrame, rows: int) -> list[tuple[int, int]]:
+    """(first, end) row ranges of ``frame`` (sorted by area) holding whole areas, a range
+    ending at the first area boundary after every ``rows`` rows (an area larger than that
+    is a range of its own)."""
+    if frame.height == 0:
+        return []
+    ids = frame["area_id"].rle_id().to_numpy()
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    cuts = starts[np.r_[True, np.diff(starts // max(rows, 1)) > 0]]
+    return list(zip(cuts.tolist(), [*cuts[1:].tolist(), frame.height], strict=True))
+
+
 def _day_state(
     curves: pl.DataFrame | pl.LazyFrame,
     members: pl.DataFrame | pl.LazyFrame,
     day: dt.date,
     rules: BalanceRules,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    frame, values = member_days(curves, members, day, day)
+    frame, slots = _member_frame(curves, members, day, day)
     n = frame.height
     stats = np.full((n, len(STAT_NAMES)), np.nan)  # per member row; masters and unfitted areas stay NaN
-    night_kwh = np.nansum(values[:, NIGHT_SLOTS], 1)
-    fitted = _fit_areas(frame, values, rules)
-    if fitted is None:
+    night_kwh = np.zeros(n)
+
+    def fit(lo: int, hi: int) -> _Fitted | None:
+        values = _member_curves(frame, slots, lo, hi)
+        night_kwh[lo:hi] = np.nansum(values[:, NIGHT_SLOTS], 1)
+        return _fit_areas(frame.slice(lo, hi - lo), values, rules)
+
+    # whole areas, about chunk_rows rows at a time. One fitted area alone would take BLAS's
+    # matrix-vector product where several take the matrix product, whose rounding differs:
+    # such a range is fitted again with its neighbour, so every figure is the one the
+    # whole day fitted at once gives
+    parts: list[tuple[int, _Fitted]] = []
+    first: int | None = None
+    for lo, hi in _area_chunks(frame, chunk_rows):
+        first = lo if first is None else first
+        fitted = fit(first, hi)
+        if fitted is not None and len(fitted[5]) == 1:
+            if hi < n:
+                continue  # the next range is fitted with this one
+            if parts:
+                first = parts.pop()[0]
+                fitted = fit(first, hi)
+        if fitted is not None:
+            parts.append((first, fitted))
+        first = None
+    for lo, (rows, st, *_) in parts:
+        stats[rows + lo] = st
+    slots.clear()  # the day's curves, let go before the output frames are built
+    if not parts:
         nums, arr, last = np.zeros((0, 7)), np.zeros((0, 3, SLOTS), np.float32), np.zeros(0, np.int64)
         shape_rows = _lists(np.zeros(0, np.float32), np.zeros(1, np.int64))
     else:
-        rows, st, nums, arr, shape_rows, last = fitted
-        stats[rows] = st
+        nums = np.concatenate([f[2] for _, f in parts])
+        arr = np.concatenate([f[3] for _, f in parts])
+        shape_rows = pl.concat([f[4] for _, f in parts]).rechunk()
+        last = np.concatenate([f[5] + lo for lo, f in parts])
     areas = (
         frame[last]
         .select("area_id", "feeder_id")
@@ -490,9 +563,11 @@ def _day_state(
     return areas.with_columns(date=pl.lit(day)), customers.with_columns(date=pl.lit(day))
 
 
-def _fit_areas(
-    frame: pl.DataFrame, values: np.ndarray, rules: BalanceRules
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, pl.Series, np.ndarray] | None:
+#: what :func:`_fit_areas` returns
+_Fitted = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, pl.Series, np.ndarray]
+
+
+def _fit_areas(frame: pl.DataFrame, values: np.ndarray, rules: BalanceRules) -> _Fitted | None:
     """Every area-day's weights, time-of-day terms and cross products at once.
 
     Returns the customer rows fitted, their statistics (:data:`STAT_NAMES`), the areas'

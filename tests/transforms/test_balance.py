@@ -303,3 +303,46 @@ def test_a_partial_thief_is_recovered_beside_a_load_loss() -> None:
     assert c0["true_use_ratio"] == pytest.approx(1 / 0.6, rel=0.03)
     assert c0["steady_unrecorded_kwh"] == pytest.approx(0.4 * x[0].sum(), rel=0.05)
     assert found.filter(pl.col("kind") == "theft_candidate")["meter_id"].to_list() == ["c0"]
+
+
+def _county(rng: np.random.Generator) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, np.ndarray]]:
+    """Four areas: 40 households with a load loss (shapes and load-loss term), 8, 3 with
+    gaps (a small customer's slots filled from its register, a member without a curve)
+    and one without a master; returns the curves, meter_daily and each meter's primary kWh."""
+    meters: dict[str, Any] = {}
+    for area, n in (("A", 40), ("B", 8), ("C", 3), ("D", 5)):
+        x = [_load(rng, b) for b in rng.uniform(5.0, 15.0, n)]
+        total = np.sum(x, axis=0)
+        if area != "D":
+            meters[f"{area}M"] = (area, "area_master", 1.0, total * 1.03 + 0.02 * total**2 / total.mean())
+        meters |= {f"{area}c{i}": (area, "customer", 1.0, v) for i, v in enumerate(x)}
+    tiny = _load(rng, 0.2)
+    tiny[:, 40:50] = np.nan
+    meters["Cc9"] = ("C", "customer", 10.0, tiny)  # under 5% of the master's energy: filled
+    curves, members = _frames(meters)
+    curves = curves.filter(~((pl.col("meter_id") == "Bc3") & (pl.col("data_date") == START)))
+    return curves, members, {m: v[3] for m, v in meters.items()}
+
+
+def test_a_days_statistics_are_the_same_gathered_and_fitted_a_few_areas_at_a_time() -> None:
+    curves, members, _ = _county(np.random.default_rng(13))
+    whole = day_state(curves, members, START, RULES, chunk_rows=10**6)
+    # D has no master; B's day is left out: Bc3, an eighth of its energy, sent no curve
+    assert whole[0]["area_id"].to_list() == ["A", "C"]
+    assert whole[1]["meter_id"].to_list() == [*sorted(f"Ac{i}" for i in range(40)), "Cc0", "Cc1", "Cc2", "Cc9"]
+    for rows in (1, 5, 45, 50):  # an area per range, ranges cut inside areas, two areas at once
+        part = day_state(curves, members, START, RULES, chunk_rows=rows)
+        assert_frame_equal(whole[0], part[0], check_exact=True)
+        assert_frame_equal(whole[1], part[1], check_exact=True)
+
+
+def test_a_customers_night_kwh_is_the_sum_of_its_night_slots_on_the_primary_side() -> None:
+    curves, members, primary = _county(np.random.default_rng(14))
+    day = START + dt.timedelta(days=1)
+    _, customers = day_state(curves, members, day, RULES, chunk_rows=7)
+    night = (np.arange(96) < 24) | (np.arange(96) >= 88)  # 22:00-06:00
+    for meter in ("Ac0", "Ac39", "Bc7", "Cc2", "Cc9"):
+        got = customers.filter(pl.col("meter_id") == meter)["night_kwh"].item()
+        assert got == pytest.approx(float(np.nansum(primary[meter][1][night])), rel=1e-9)
+    # every customer of the areas with a master, in area and meter order
+    assert customers["meter_id"].to_list() == sorted(m for m in primary if m[0] != "D" and "M" not in m)
