@@ -1007,13 +1007,25 @@ def _mapping_sums(cands: pl.DataFrame, cv: pl.DataFrame, st: pl.DataFrame, rules
 
 
 def _nearest_standard(ratio: pl.Expr, ratings: Sequence[float]) -> tuple[pl.Expr, pl.Expr]:
-    """The standard multiplier nearest (in log) to each estimate, and the log distance."""
+    """The standard multiplier nearest (in log) to each estimate, and the log distance.
+
+    The nearest is one of the two standard logs either side of the estimate's (found by
+    a binary search of the sorted table); of two at the same distance, the smaller.
+    """
     logs = [math.log(r) for r in sorted(set(ratings))]
     if not logs:
         return pl.lit(None, pl.Float64), pl.lit(None, pl.Float64)
-    dist = [(ratio.log() - lg).abs() for lg in logs]
-    best = pl.min_horizontal(*dist)
-    snapped = pl.coalesce(*(pl.when(d == best).then(pl.lit(math.exp(lg))) for d, lg in zip(dist, logs, strict=True)))
+    x = ratio.log()
+    table = pl.lit(pl.Series(logs, dtype=pl.Float64))
+    if len(logs) > 1:
+        hi: pl.Expr = table.search_sorted(x, side="left").clip(1, len(logs) - 1)
+        lo = hi - 1
+    else:
+        lo = hi = pl.lit(0)
+    d_lo, d_hi = (x - table.gather(lo)).abs(), (x - table.gather(hi)).abs()
+    best = pl.min_horizontal(d_lo, d_hi)
+    pick = pl.when(d_lo == best).then(lo).when(d_hi == best).then(hi)
+    snapped = pl.lit(pl.Series([math.exp(lg) for lg in logs], dtype=pl.Float64)).gather(pick)
     return snapped.round(6), best
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +13,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from meterlake.transforms.balance import SLOT_COLUMNS, BalanceRules, balance, day_state
+from meterlake.transforms.balance import SLOT_COLUMNS, BalanceRules, _nearest_standard, balance, day_state
 
 START = dt.date(2026, 3, 1)
 DAYS = 14
@@ -346,3 +347,21 @@ def test_a_customers_night_kwh_is_the_sum_of_its_night_slots_on_the_primary_side
         assert got == pytest.approx(float(np.nansum(primary[meter][1][night])), rel=1e-9)
     # every customer of the areas with a master, in area and meter order
     assert customers["meter_id"].to_list() == sorted(m for m in primary if m[0] != "D" and "M" not in m)
+
+
+def test_an_estimated_multiplier_snaps_to_the_nearest_standard_one_in_log() -> None:
+    ratings = (1.0, 2.0, 40.0, 50.0, 4.0)
+    frame = pl.DataFrame({"r": [38.0, 46.0, 0.9, 3.0, 2.0, 1000.0, 0.01]})
+    snapped, dist = _nearest_standard(pl.col("r"), ratings)
+    out = frame.with_columns(snapped=snapped, dist=dist)
+    # 46 is nearer 50 than 40 in log (ln 50/46 = 0.083, ln 46/40 = 0.140); 3 nearer 4
+    # (0.288) than 2 (0.405); beyond the table's ends, its first or last
+    assert out["snapped"].to_list() == [40.0, 50.0, 1.0, 4.0, 2.0, 50.0, 1.0]
+    expected = [math.log(40 / 38), math.log(50 / 46), math.log(1 / 0.9), math.log(4 / 3), 0.0]
+    assert out["dist"].to_list()[:5] == pytest.approx(expected, rel=1e-12)
+    assert out["dist"][5] == pytest.approx(math.log(1000 / 50)) and out["dist"][6] == pytest.approx(math.log(100))
+    # halfway in log between 1 and 4: the smaller; one rating: that one
+    tie = pl.DataFrame({"r": [2.0]}).with_columns(_nearest_standard(pl.col("r"), (4.0, 1.0))[0].alias("s"))
+    assert tie["s"].to_list() == [1.0]
+    one = pl.DataFrame({"r": [2.0, 9.0]}).with_columns(_nearest_standard(pl.col("r"), (5.0,))[0].alias("s"))
+    assert one["s"].to_list() == [5.0, 5.0]
