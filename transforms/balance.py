@@ -286,11 +286,9 @@ def _member_frame(
     ).filter(pl.col("data_date").is_between(start, end))
     # a curve row per member-day (the first of duplicates): found on the narrow key columns
     # only, so the wide rows are read out once, in the frame's order
-    keys = (
-        scan.select("meter_id", pl.col("data_date").alias("date"))
-        .with_row_index("_c")
-        .unique(["meter_id", "date"], keep="first")
-    )
+    keys = scan.select("meter_id", pl.col("data_date").alias("date")).collect()
+    rows = keys.height
+    keys = keys.lazy().with_row_index("_c").unique(["meter_id", "date"], keep="first")
     master = pl.col("role") == "area_master"
     frame = (
         _require(members.lazy(), MEMBER_COLUMNS, "meter_daily")
@@ -311,15 +309,17 @@ def _member_frame(
         .collect()
     )
     slots: list[np.ndarray] = []
-    for i in range(0, SLOTS, SLOT_GROUP):  # the same rows, in the same order, as the keys
-        group = scan.select(SLOT_COLUMNS[i : i + SLOT_GROUP]).collect()
-        slots += [group.drop_in_place(name).to_numpy() for name in SLOT_COLUMNS[i : i + SLOT_GROUP]]
+    step = -(-SLOTS // max(1, -(-rows * SLOTS * 8 // SLOT_GROUP_BYTES)))  # columns of a group
+    for i in range(0, SLOTS, step):  # the same rows, in the same order, as the keys
+        group = scan.select(SLOT_COLUMNS[i : i + step]).collect()
+        slots += [group.drop_in_place(name).to_numpy() for name in SLOT_COLUMNS[i : i + step]]
         del group
     return frame, slots
 
 
-#: slot columns of the curves read at once
-SLOT_GROUP = 16
+#: bytes of curve values read at once (a county day's 0.38 GB in 6 groups of 16 slots; a
+#: small day in one read)
+SLOT_GROUP_BYTES = 64 << 20
 
 
 def _member_curves(frame: pl.DataFrame, slots: list[np.ndarray], lo: int, hi: int) -> np.ndarray:
