@@ -380,7 +380,7 @@ STAT_NAMES = ("rr", "ry", "rl", "nn", "nr", "ny", "nl")
 
 #: member rows (whole areas) gathered and fitted at once: beyond the day's curves, a day's
 #: statistics hold the arrays of this many rows, not of the whole day
-CHUNK_ROWS = 32_768
+CHUNK_ROWS = 8_192
 
 
 def _bases(count: int) -> np.ndarray:
