@@ -45,13 +45,19 @@ cross products (:data:`CUSTOMER_STATE`: 7 numbers per customer and day) and of t
 area's (:data:`AREA_STATE`: the loss and load sums of squares, and the cleared loss
 and load curves themselves, which the mapping test reads). A day's statistics come
 from that day's curves only; a window sums its days, so memory is bounded by one day
-whatever the window, and a county day costs one pass over its curves. Each area-day
+whatever the window, and a county day costs one pass over its curves. Within the day,
+the curves are read once into numpy slot columns (after the narrow members frame is
+joined and sorted) and the members are gathered, weighted and fitted a range of whole
+areas at a time (:data:`CHUNK_ROWS` rows), so beyond the day's curves memory is bounded
+by one range. Each area-day
 counts with the inverse of its residual variance (a day with an outage or a tampered
-neighbour counts less), each slot with 1 / (the area's smoothed load)^p. Measured on a
-fifth of the county day (97,783 members in 714 areas; shared 2-core machine at load
-9-11, the least of 4 runs): the day's statistics 0.80 s of CPU (1.0 s with the loop of
-30 numpy calls per area it replaced); on a generated day of 100,000 meters a 14-day
-window from the kept days took 3.5-3.9 s of CPU with its mapping test, peak RSS 0.74 GB.
+neighbour counts less), each slot with 1 / (the area's smoothed load)^p. Measured on
+the county day (500,000 meters, 468,551 customers in 3,393 fitted areas; 2-core
+machine shared with other sessions, load 3-7): the day's statistics about 4.1 s of CPU
+and a peak RSS of 0.84 GB in a process of their own (8.4 s and 1.63 GB when the whole
+day's member curves were gathered into one array); on a generated day of 100,000
+meters a 14-day window from the kept days took 3.5-3.9 s of CPU with its mapping test,
+peak RSS 0.74 GB.
 
 Slots: a day fits the slots where the master and every customer were collected. A
 customer-day holding less than ``fill_max_share`` of the master's energy gets its
@@ -137,8 +143,8 @@ rounding into its peak slot, a spike of up to 0.5 kWh in the master's curve, whi
 the size of the signal sought. Meters count interval energy as differences of their
 running count; the generator now does the same.
 
-A day's statistics are computed for all areas at once (stacked QR, pseudo-inverses per
-distinct slot mask, the shapes' subspace iteration); one loop over areas is left with
+A day's statistics are computed for a range of areas at once (stacked QR, pseudo-inverses
+per distinct slot mask, the shapes' subspace iteration); one loop over areas is left with
 one matrix product per area for the shapes' Gram matrix and one for every customer's
 projections and cross products. The mapping test loops over its few candidate-days.
 Nothing loops over meters or rows.
@@ -464,8 +470,16 @@ def day_state(
 
 
 def _lists(flat: np.ndarray, offsets: np.ndarray) -> pl.Series:
-    """A List(Float32) series from its values and offsets (one list per pair of offsets)."""
-    arr = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.float32()))
+    """A List(Float32) series from its values and offsets (one list per pair of offsets).
+
+    The arrow arrays are made from the numpy buffers themselves: ``pa.array`` of a numpy
+    array imports pandas (0.3 s, a stage run alone pays it).
+    """
+    values, starts = np.ascontiguousarray(flat, np.float32), np.ascontiguousarray(offsets, np.int32)
+    arr = pa.ListArray.from_arrays(
+        pa.Array.from_buffers(pa.int32(), len(starts), [None, pa.py_buffer(starts)]),
+        pa.Array.from_buffers(pa.float32(), len(values), [None, pa.py_buffer(values)]),
+    )
     return pl.Series(arr).cast(AREA_STATE["shapes"])
 
 

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from meterlake.transforms.balance import SLOT_COLUMNS, BalanceRules, _nearest_standard, balance, day_state
+from meterlake.transforms.balance import SLOT_COLUMNS, BalanceRules, _lists, _nearest_standard, balance, day_state
 
 START = dt.date(2026, 3, 1)
 DAYS = 14
@@ -365,3 +365,11 @@ def test_an_estimated_multiplier_snaps_to_the_nearest_standard_one_in_log() -> N
     assert tie["s"].to_list() == [1.0]
     one = pl.DataFrame({"r": [2.0, 9.0]}).with_columns(_nearest_standard(pl.col("r"), (5.0,))[0].alias("s"))
     assert one["s"].to_list() == [5.0, 5.0]
+
+
+def test_the_shapes_lists_are_cut_at_their_offsets() -> None:
+    flat = np.arange(7, dtype=np.float64)  # not float32 nor contiguous-typed: converted
+    series = _lists(flat, np.array([0, 3, 3, 7]))
+    assert series.dtype == pl.List(pl.Float32)
+    assert series.to_list() == [[0.0, 1.0, 2.0], [], [3.0, 4.0, 5.0, 6.0]]
+    assert _lists(np.zeros(0, np.float32), np.zeros(1, np.int64)).len() == 0
