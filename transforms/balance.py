@@ -292,9 +292,9 @@ def _member_frame(
     ).filter(pl.col("data_date").is_between(start, end))
     # a curve row per member-day (the first of duplicates): found on the narrow key columns
     # only, so the wide rows are read out once, in the frame's order
-    keys = scan.select("meter_id", pl.col("data_date").alias("date")).collect()
-    rows = keys.height
-    keys = keys.lazy().with_row_index("_c").unique(["meter_id", "date"], keep="first")
+    found = scan.select("meter_id", pl.col("data_date").alias("date")).collect()
+    rows = found.height
+    keys = found.lazy().with_row_index("_c").unique(["meter_id", "date"], keep="first")
     master = pl.col("role") == "area_master"
     frame = (
         _require(members.lazy(), MEMBER_COLUMNS, "meter_daily")
