@@ -576,12 +576,13 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
                     pending.append(day)
                     continue
                 balances[day] = area_day
-                if cfg.diagnosis.balance.enabled and day in todo:
-                    # the interval balance's statistics of the day, kept for the windows
-                    _balance_day(lake, cfg.diagnosis.balance.rules(cfg.diagnosis.multiplier), day)
                 area_parts.append(area_day)
                 feeder_parts.append(feeder_day)
                 gap_parts.append(loss.value_gaps(meters).collect())
+                del meters  # the day's meter rows, let go before the balance reads its curves
+                if cfg.diagnosis.balance.enabled and day in todo:
+                    # the interval balance's statistics of the day, kept for the windows
+                    _balance_day(lake, cfg.diagnosis.balance.rules(cfg.diagnosis.multiplier), day)
             if not area_parts:
                 result.notes.append(f"no meter value yet in {month}: no monthly loss written")
                 continue
