@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 
