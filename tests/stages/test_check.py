@@ -177,6 +177,12 @@ def test_the_docs_stage_renders_the_passed_gate_and_clears_it(lake: Lake) -> Non
     assert "run-1" in pages[0].as_posix()
     assert details["runs"] == ["run-1"]
     assert list((lake.meta / "data_docs_pending").iterdir()) == []
+    # the pages load nothing from the network
+    from meterlake.checks.offline import REMOTE_ASSET
+
+    site = lake.reports / "data_docs"
+    remote = [p for p in site.rglob("*.html") if REMOTE_ASSET.search(p.read_text(encoding="utf-8"))]
+    assert remote == []
     # GX's own files stay in the lake, not in the repository
     assert (lake.meta / "gx").is_dir()
     assert not (Path.cwd() / "gx").exists()
