@@ -467,7 +467,7 @@ def _with_balance(
     )
     customers = pl.concat(
         [pl.scan_parquet(_state_files(lake, d)[1]).with_columns(date=pl.lit(d)) for d in days],
-        how="vertical_relaxed",
+        how="diagonal_relaxed",  # states kept before the cross products lack them
     )
     coef = balance.balance_window(areas, customers, end, rules)
     cands = balance.mapping_candidates(coef, rules)

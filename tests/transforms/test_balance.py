@@ -437,3 +437,13 @@ def test_taking_the_standing_out_customers_part_out_of_the_loss_sharpens_a_thief
     customers = pl.concat([s[1] for s in states])
     old = balance_window(areas, customers.drop("selected", "cross", "night_cross"), END, RULES)
     assert_frame_equal(old, plain)
+    # a window over days kept before and after (the stage reads them diagonally): the
+    # newer days are cleaned, the older ones not: the thief is read between the two
+    half = pl.col("date") < START + dt.timedelta(days=DAYS // 2)
+    mixed = pl.concat(
+        [customers.filter(half).drop("selected", "cross", "night_cross"), customers.filter(~half)],
+        how="diagonal_relaxed",
+    )
+    both = balance_window(areas, mixed, END, RULES)
+    assert both["coefficient"].is_finite().all()
+    assert after["std_error"] < _row(both, "c0")["std_error"] < before["std_error"]
