@@ -203,7 +203,10 @@ thieves remain the weak mode (6 of 35 in their area's top 5 on seed 7, against 1
 steady and 19 of 34 some-days), and shares recorded above 0.75 (3 of 12). Reading the
 night coefficient against the area's median instead of against the customer's own
 all-slot coefficient (a smaller standard error) gives 0.837 | 0.869, top 5 42 | 57: not
-kept.
+kept. With the cleaning, the other settings were measured again: slot weights
+1 / load^2 0.859 | 0.888, top 5 42 | 59, but wrong areas at rank 1 37 | 35 (1 / load^1.5:
+0.853 | 0.865, 43 | 57); 21-day windows 0.849 | 0.872, 43 | 57. Neither gains on both
+seeds beyond the noise between them: p = 1 and 14 days stay.
 
 The generator's interval rounding was the first finding: it put each meter's day of
 rounding into its peak slot, a spike of up to 0.5 kWh in the master's curve, which is
