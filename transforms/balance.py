@@ -55,9 +55,9 @@ counts with the inverse of its residual variance (a day with an outage or a tamp
 neighbour counts less), each slot with 1 / (the area's smoothed load)^p. Measured on
 the county day (500,000 meters, 468,551 customers in 3,393 fitted areas; 2-core
 machine shared with other sessions, load 3-7): the day's statistics about 4.7 s of CPU
-and a peak RSS of 0.91 GB in a process of their own with the selected customers' cross
-products (4.1 s and 0.84 GB without them; 9.4 s, and 8.4 s and 1.63 GB without them,
-when the whole day's member curves were gathered into one array); on a generated day of 100,000
+and a peak RSS of 0.91 GB in a process of their own (4.1 s and 0.84 GB before the
+selected customers' cross products were kept; with the whole day's member curves
+gathered into one array: 9.4 s, and 8.4 s and 1.63 GB before); on a generated day of 100,000
 meters a 14-day window from the kept days took 3.5-3.9 s of CPU with its mapping test,
 peak RSS 0.74 GB.
 
