@@ -79,8 +79,11 @@ class Lake:
         return self.table_dir(table) / f"{key}={value}" / PART_FILE
 
     # writing ----------------------------------------------------------------
-    def write_file(self, path: Path, frame: pl.DataFrame, level: int | None = None) -> Path:
-        """Write one Parquet file atomically (stage, fsync, rename); ``level``: zstd's, else its default."""
+    def write_file(
+        self, path: Path, frame: pl.DataFrame, level: int | None = None, row_group_size: int = ROW_GROUP_SIZE
+    ) -> Path:
+        """Write one Parquet file atomically (stage, fsync, rename); ``level``: zstd's, else its default;
+        ``row_group_size``: rows per row group (smaller for a file read back a part at a time)."""
         return self._atomic(
             path,
             lambda tmp: frame.write_parquet(
@@ -88,7 +91,7 @@ class Lake:
                 compression=COMPRESSION,
                 compression_level=level,
                 statistics=True,
-                row_group_size=ROW_GROUP_SIZE,
+                row_group_size=row_group_size,
             ),
         )
 

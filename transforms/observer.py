@@ -62,6 +62,8 @@ measure rewards.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -105,8 +107,13 @@ class ObserverInputError(ValueError):
     """The curves or meter_daily rows break what the observer needs."""
 
 
-def _block_names(blocks: int) -> list[str]:
+def block_names(blocks: int) -> list[str]:
+    """The block columns of a day's summaries: b01 .. (``blocks`` of them)."""
     return [f"b{i:02d}" for i in range(1, blocks + 1)]
+
+
+#: curve rows summarised at once: a day's memory is a few arrays of this many rows x 96 slots
+SUMMARY_ROWS = 32_768
 
 
 def day_summaries(
@@ -117,9 +124,10 @@ def day_summaries(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per customer and per area, the summaries of ``day`` (see the module docstring).
 
-    ``curves``: meter_id, p1..p96 (meter side; empty = not collected) of ``day``;
-    ``members``: :data:`MEMBER_COLUMNS` of ``day`` (meter_daily: area, role, multiplier,
-    the day's kWh from the registers, primary side).
+    ``curves``: meter_id, p1..p96 (meter side; empty = not collected) of ``day``, one row
+    per meter, read :data:`SUMMARY_ROWS` rows at a time; ``members``:
+    :data:`MEMBER_COLUMNS` of ``day`` (meter_daily: area, role, multiplier, the day's kWh
+    from the registers, primary side).
 
     Returns ``(customers, areas)``. customers: date, area_id, meter_id, b01.. (primary
     kWh per block, Float32), kwh, actual (share of slots collected), zero_run (longest
@@ -142,53 +150,32 @@ def day_summaries(
         )
         .select("meter_id", "area_id", "role", pl.col("multiplier").fill_null(1.0), "kwh")
         .unique("meter_id", keep="first")
+        .collect()
     )
-    c = curves.lazy().select("meter_id", *(pl.col(s).cast(pl.Float64) for s in SLOT_COLUMNS))
-    frame = m.join(c, on="meter_id", how="left").sort("area_id", "role", "meter_id").collect()
-    n = frame.height
-    names = _block_names(rules.blocks)
-    if n == 0:
+    names = block_names(rules.blocks)
+    if m.height == 0:
         return _empty(names)
-    x = frame.select(SLOT_COLUMNS).to_numpy().astype(np.float64)
-    x *= frame["multiplier"].to_numpy()[:, None]
-    got = ~np.isnan(x)
-    actual = got.sum(1) / SLOTS
-    present = np.where(got, x, 0.0)
-    kwh = frame["kwh"].fill_null(np.nan).to_numpy()
-    # slots not collected: the rest of the day's register, evenly (none when there is none)
-    rest = np.where(np.isnan(kwh), 0.0, np.maximum(kwh - present.sum(1), 0.0))
-    gaps = SLOTS - got.sum(1)
-    fill = np.where(gaps > 0, rest / np.maximum(gaps, 1), 0.0)
-    full = np.where(got, x, fill[:, None])
-    filled = np.where(got, 0.0, fill[:, None]).sum(1)
-    blocks = full.reshape(n, rules.blocks, SLOTS // rules.blocks).sum(2)
-
-    zero = got & (present <= rules.zero_kwh)
-    run = np.zeros(n)
-    cur = np.zeros(n)
-    for s in range(SLOTS):  # 96 slots, not rows
-        cur = np.where(zero[:, s], cur + 1, 0.0)
-        np.maximum(run, cur, out=run)
-    logs = np.log(np.maximum(present, rules.floor_kwh))
-    steps = np.abs(np.diff(logs, axis=1))
-    steps[~(got[:, 1:] & got[:, :-1])] = np.nan
-    rough = _masked_median(steps, ~np.isnan(steps))
-
-    cust = frame["role"].to_numpy() == "customer"
-    out = pl.DataFrame(
-        {
-            "date": [day] * n,
-            "area_id": frame["area_id"],
-            "meter_id": frame["meter_id"],
-            **{b: blocks[:, i].astype(np.float32) for i, b in enumerate(names)},
-            "kwh": full.sum(1),
-            "actual": actual,
-            "zero_run": run.astype(np.int16),
-            "rough": rough.astype(np.float32),
-            "_filled": filled,
-            "_customer": cust,
-        },
-        schema_overrides={"date": pl.Date},
+    # the curves a piece at a time (each meter's summary is its own row's), then in area order
+    c = curves.lazy().select("meter_id", *(pl.col(s).cast(pl.Float64) for s in SLOT_COLUMNS))
+    parts = []
+    for batch in c.collect_batches(chunk_size=SUMMARY_ROWS):
+        part = m.join(batch, on="meter_id", how="inner")
+        if part.height:
+            parts.append(_summarise(part, rules, names))
+    # members without a curve: every slot not collected
+    done = pl.concat([p.select("meter_id") for p in parts]) if parts else pl.DataFrame(schema={"meter_id": pl.String})
+    rest = m.join(done, on="meter_id", how="anti")
+    if rest.height:
+        parts.append(
+            _summarise(rest.with_columns(pl.lit(None, pl.Float64).alias(s) for s in SLOT_COLUMNS), rules, names)
+        )
+    # in area order by a gather, one chunk and no sorted flag: the sums per area below then
+    # add their rows in the same order, chunks and group-by path as one frame of the day would
+    out = (
+        pl.concat(parts, rechunk=True)
+        .select(pl.all().gather(pl.arg_sort_by("area_id", "role", "meter_id")))
+        .drop("role")
+        .select(pl.lit(day).alias("date"), pl.all())
     )
     customers = out.filter(pl.col("_customer")).drop("_customer", "_filled")
     masters = (
@@ -218,6 +205,51 @@ def day_summaries(
         .sort("area_id")
     )
     return customers.sort("area_id", "meter_id"), areas
+
+
+def _summarise(frame: pl.DataFrame, rules: ObserverRules, names: list[str]) -> pl.DataFrame:
+    """The summaries of the rows of ``frame`` (meter_id, area_id, role, multiplier, kwh, p1..p96)."""
+    n = frame.height
+    # slot-major (Fortran order, as polars gives a frame's columns): the row sums below add
+    # the slots in that order, so each meter's sums have the same bits whatever the piece
+    x = np.asfortranarray(frame.select(SLOT_COLUMNS).to_numpy(), dtype=np.float64)
+    x *= frame["multiplier"].to_numpy()[:, None]
+    got = ~np.isnan(x)
+    actual = got.sum(1) / SLOTS
+    present = np.where(got, x, 0.0)
+    kwh = frame["kwh"].fill_null(np.nan).to_numpy()
+    # slots not collected: the rest of the day's register, evenly (none when there is none)
+    rest = np.where(np.isnan(kwh), 0.0, np.maximum(kwh - present.sum(1), 0.0))
+    gaps = SLOTS - got.sum(1)
+    fill = np.where(gaps > 0, rest / np.maximum(gaps, 1), 0.0)
+    full = np.where(got, x, fill[:, None])
+    filled = np.where(got, 0.0, fill[:, None]).sum(1)
+    blocks = full.reshape(n, rules.blocks, SLOTS // rules.blocks).sum(2)
+
+    zero = got & (present <= rules.zero_kwh)
+    run = np.zeros(n)
+    cur = np.zeros(n)
+    for s in range(SLOTS):  # 96 slots, not rows
+        cur = np.where(zero[:, s], cur + 1, 0.0)
+        np.maximum(run, cur, out=run)
+    logs = np.log(np.maximum(present, rules.floor_kwh))
+    steps = np.abs(np.diff(logs, axis=1))
+    steps[~(got[:, 1:] & got[:, :-1])] = np.nan
+    rough = _masked_median(steps, ~np.isnan(steps))
+    return pl.DataFrame(
+        {
+            "area_id": frame["area_id"],
+            "role": frame["role"],
+            "meter_id": frame["meter_id"],
+            **{b: blocks[:, i].astype(np.float32) for i, b in enumerate(names)},
+            "kwh": full.sum(1),
+            "actual": actual,
+            "zero_run": run.astype(np.int16),
+            "rough": rough.astype(np.float32),
+            "_filled": filled,
+            "_customer": frame["role"].to_numpy() == "customer",
+        }
+    )
 
 
 def _empty(names: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -462,7 +494,8 @@ def _judge(
     rules: ObserverRules,
 ) -> dict[str, np.ndarray]:
     """A chunk of customers: ``blocks`` (customers, days, blocks; NaN where no day), ``run``
-    and ``rough`` (customers, days). Their strength, suspect days and evidence figures."""
+    and ``rough`` (customers, days). The strength, suspect days and evidence figures of those
+    that can score (``at``: their positions in the chunk; the others score 0)."""
     n_days = blocks.shape[1]
     seen = ~np.isnan(run)
     enough = seen.sum(1) >= rules.min_days
@@ -480,13 +513,19 @@ def _judge(
     k = min(rules.top_days, n_days)
     days_part = -np.sort(-strength, axis=1)[:, :k].mean(1)
 
-    # the observer: the area's excess loss on the suspect days against the implied deficit
     suspect = (strength >= rules.suspect_day) & seen
-    usual_day = usual[0][:, tix]  # (customers, days, blocks): each day's usual day
+    # only a customer whose day part passes the ramp's low end can score (its strength is that
+    # ramp times a factor): the others need no confirmation and no evidence
+    keep = np.flatnonzero(enough & (_ramp(days_part, rules.days.lo, rules.days.hi) > 0))
+    strength, per, suspect, days_part = strength[keep], per[:, keep], suspect[keep], days_part[keep]
+    bz, area_of = bz[keep], area_of[keep]
+
+    # the observer: the area's excess loss on the suspect days against the implied deficit
+    usual_day = usual[0][keep][:, tix]  # (customers, days, blocks): each day's usual day
     t = _confirmation(excess, valid, area_of, suspect, usual_day, bz, rules.min_spread_kwh)
     checked = (suspect & valid[area_of]).any(1)
     factor = np.where(checked, rules.floor + (1 - rules.floor) * _ramp(t, rules.t.lo, rules.t.hi), rules.floor)
-    s = np.round(np.where(enough, _ramp(days_part, rules.days.lo, rules.days.hi) * factor, 0.0), 6)
+    s = np.round(_ramp(days_part, rules.days.lo, rules.days.hi) * factor, 6)
     s = np.where(s >= rules.min_strength, s, 0.0)
 
     # evidence: the suspect days, their dominant pattern, the kWh they imply
@@ -505,6 +544,7 @@ def _judge(
     )
     keeps_total = moves & (per[PATTERNS.index("low")] <= 0)
     return {
+        "at": keep,
         "s": s,
         "t": t,
         "checked": checked,
@@ -517,6 +557,36 @@ def _judge(
         "moved": np.maximum(deficit, 0.0).sum((1, 2)),
         "recorded": np.where(suspect[:, :, None], bz, 0.0).sum((1, 2)),
     }
+
+
+@dataclass(frozen=True)
+class DayRows:
+    """One day's customer summaries (:func:`day_summaries`) as the window reads them, a part at a time.
+
+    ``keys()``: meter_id, area_id and actual of every row, sorted by area_id then meter_id;
+    ``read(r0, r1)``: rows ``r0`` up to ``r1`` of that order with the block columns,
+    zero_run and rough. The window asks for increasing, non-overlapping row ranges, so a
+    reader over a file keeps only the part it is in.
+    """
+
+    date: dt.date
+    keys: Callable[[], pl.DataFrame]
+    read: Callable[[int, int], pl.DataFrame]
+
+
+def frame_days(customers: pl.DataFrame) -> list[DayRows]:
+    """The days of ``customers`` (summaries of several days, in memory) as :class:`DayRows`."""
+    ordered = customers.sort("date", "area_id", "meter_id")
+    days = []
+    for part in ordered.partition_by("date", maintain_order=True):
+        days.append(
+            DayRows(
+                part["date"][0],
+                lambda p=part: p.select("meter_id", "area_id", "actual"),
+                lambda r0, r1, p=part: p.slice(r0, r1 - r0),
+            )
+        )
+    return days
 
 
 def indicator(
@@ -532,29 +602,70 @@ def indicator(
     s_observer (strength in [0, 1]), d_observer (first suspect day), ev_observer (JSON
     evidence), the private ``_observer_*`` figures of the reason text, and the raw
     features ``f_observer_days`` (mean of the strongest day strengths) and
-    ``f_observer_t`` (the area loss's confirmation).
+    ``f_observer_t`` (the area loss's confirmation). :func:`indicator_of_days` is the same
+    over days read a part at a time.
     """
     names = [c for c in customers.columns if c.startswith("b") and c[1:].isdigit()]
     start = day - dt.timedelta(days=rules.window_days - 1)
-    cw = customers.filter(pl.col("date").is_between(start, day) & (pl.col("actual") >= rules.min_actual))
-    dates = sorted(cw["date"].unique().to_list())
-    if len(dates) < rules.min_days or cw.height == 0:
+    return indicator_of_days(
+        frame_days(customers.filter(pl.col("date").is_between(start, day))), areas, day, rules, names
+    )
+
+
+def indicator_of_days(
+    days: Sequence[DayRows],
+    areas: pl.DataFrame,
+    day: dt.date,
+    rules: ObserverRules,
+    names: list[str] | None = None,
+) -> pl.DataFrame:
+    """:func:`indicator` over the window's days as :class:`DayRows`: memory stays a chunk of
+    customers' window (:data:`CHUNK`) plus each day's row positions, whatever the county."""
+    names = names if names is not None else block_names(rules.blocks)
+    start = day - dt.timedelta(days=rules.window_days - 1)
+    window = sorted((d for d in days if start <= d.date <= day), key=lambda d: d.date)
+
+    def judged(src: DayRows) -> pl.DataFrame:
+        """A day's rows judged (enough slots collected), with their row numbers."""
+        return (
+            src.keys()
+            .with_row_index("_row")
+            .filter(pl.col("actual") >= rules.min_actual)
+            .select("_row", "meter_id", "area_id")
+        )
+
+    # the customers: each meter with its area on the last day it is judged in the window
+    ids: pl.DataFrame | None = None
+    kept: list[DayRows] = []
+    for src in reversed(window):
+        rows = judged(src).drop("_row")
+        if rows.height == 0:
+            continue
+        kept.append(src)
+        ids = rows if ids is None else pl.concat([ids, rows.join(ids, on="meter_id", how="anti")])
+    if len(kept) < rules.min_days or ids is None:
         return no_rows()
+    kept.reverse()
+    dates = [src.date for src in kept]
     n_days = len(dates)
-    # the index of each date in the window (dates may skip a day)
-    offset = np.full((day - dates[0]).days + 1, -1, dtype=np.int64)
-    offset[[(d - dates[0]).days for d in dates]] = np.arange(n_days)
-    ids = cw.select("meter_id", "area_id").unique("meter_id", keep="last").sort("area_id", "meter_id")
-    # a meter's area on the day it is judged: its last area in the window
-    row = cw.join(ids.with_row_index("_i"), on=["meter_id", "area_id"], how="inner").sort("_i")
-    ci = row["_i"].to_numpy().astype(np.int64)
-    dd = offset[(row["date"] - dates[0]).dt.total_days().to_numpy().astype(np.int64)]
+    ids = ids.sort("area_id", "meter_id")
+    index = ids.with_row_index("_i")
+    # each day's rows that count (a meter's rows in its last area): their row and customer
+    place: list[tuple[np.ndarray, np.ndarray]] = []
+    for src in kept:
+        got = judged(src).join(index, on=["meter_id", "area_id"], how="inner", maintain_order="left")
+        row_at, cust = got["_row"].to_numpy().astype(np.int64), got["_i"].to_numpy().astype(np.int64)
+        if np.any(np.diff(cust) <= 0):
+            raise ObserverInputError(f"observer: the summaries of {src.date} are not one row per meter in area order")
+        place.append((row_at, cust))
     n = ids.height
     nb = len(names)
     tix = _day_kinds(dates, rules.day_types)
 
     # the area's excess loss per day and block: master - Σ recorded - its usual loss share,
     # less the per-block median of the window's days
+    offset = np.full((day - dates[0]).days + 1, -1, dtype=np.int64)
+    offset[[(d - dates[0]).days for d in dates]] = np.arange(n_days)
     areas_of = ids["area_id"].unique(maintain_order=True)
     na = areas_of.len()
     area_of = _area_positions(ids["area_id"], areas_of)
@@ -585,42 +696,48 @@ def indicator(
     excess = np.where(valid[:, :, None], excess - centre[:, None, :], 0.0)
 
     # the customers, a chunk at a time (bounded memory: a chunk's window of blocks)
-    b_rows = row.select(names).to_numpy()
-    run_rows = row["zero_run"].to_numpy()
-    rough_rows = row["rough"].to_numpy()
     parts = []
     for lo in range(0, n, CHUNK):
         hi = min(lo + CHUNK, n)
-        r0, r1 = np.searchsorted(ci, [lo, hi])
         m = hi - lo
         blocks = np.full((m, n_days, nb), np.nan)
-        blocks[ci[r0:r1] - lo, dd[r0:r1]] = b_rows[r0:r1]
         run = np.full((m, n_days), np.nan)
-        run[ci[r0:r1] - lo, dd[r0:r1]] = run_rows[r0:r1]
         rough = np.full((m, n_days), np.nan)
-        rough[ci[r0:r1] - lo, dd[r0:r1]] = rough_rows[r0:r1]
-        parts.append(_judge(blocks, run, rough, tix, excess, valid, area_of[lo:hi], rules))
+        for d, (src, (row_at, cust)) in enumerate(zip(kept, place, strict=True)):
+            a, b = np.searchsorted(cust, [lo, hi])
+            if a == b:
+                continue
+            r0 = int(row_at[a])
+            part = src.read(r0, int(row_at[b - 1]) + 1)
+            pick, into = row_at[a:b] - r0, cust[a:b] - lo
+            blocks[into, d] = part.select(names).to_numpy()[pick]
+            run[into, d] = part["zero_run"].to_numpy()[pick]
+            rough[into, d] = part["rough"].to_numpy()[pick]
+        got = _judge(blocks, run, rough, tix, excess, valid, area_of[lo:hi], rules)
+        got["at"] = got["at"] + lo
+        parts.append(got)
         del blocks, run, rough
-    got = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    s, suspect, t = got["s"], got["suspect"], got["t"]
+    res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    s, suspect, t = res["s"], res["suspect"], res["t"]
     first_day = np.where(suspect.any(1), suspect.argmax(1), -1)
     dates_arr = np.array(dates, dtype="datetime64[D]")
     out = pl.DataFrame(
         {
-            "meter_id": ids["meter_id"],
+            "meter_id": ids["meter_id"].gather(res["at"]),
             "s_observer": s,
             "d_observer": np.where(first_day >= 0, dates_arr[np.maximum(first_day, 0)], np.datetime64("NaT")),
-            "_observer_days": got["n_suspect"].astype(np.int32),
-            "_observer_window": np.full(n, n_days, dtype=np.int32),
-            "_observer_pattern": np.array(PATTERNS)[got["dominant"]],
-            "_observer_kwh": np.round(got["implied"], 2),
-            "_observer_moved": np.round(got["moved"], 2),
-            "_observer_recorded": np.round(got["recorded"], 3),
+            "_observer_days": res["n_suspect"].astype(np.int32),
+            "_observer_window": np.full(len(s), n_days, dtype=np.int32),
+            "_observer_pattern": np.array(PATTERNS)[res["dominant"]],
+            "_observer_kwh": np.round(res["implied"], 2),
+            "_observer_moved": np.round(res["moved"], 2),
+            "_observer_recorded": np.round(res["recorded"], 3),
             "_observer_t": np.round(t, 2),
-            "_observer_checked": got["checked"],
-            "f_observer_days": np.round(got["days_part"], 6),
+            "_observer_checked": res["checked"],
+            "f_observer_days": np.round(res["days_part"], 6),
             "f_observer_t": np.round(t, 6),
-        }
+        },
+        schema_overrides={"_observer_pattern": pl.String},
     ).with_columns(pl.col("d_observer").cast(pl.Date))
     out = out.filter(pl.col("s_observer") > 0)
     # each listed customer's suspect days, in date order: one list per row from the
@@ -736,10 +853,14 @@ def reason_text() -> pl.Expr:
 __all__ = [
     "MEMBER_COLUMNS",
     "PATTERNS",
+    "DayRows",
     "ObserverInputError",
+    "block_names",
     "cases",
     "day_summaries",
+    "frame_days",
     "indicator",
+    "indicator_of_days",
     "no_rows",
     "reason_text",
 ]
