@@ -288,20 +288,28 @@ def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 def _masked_quantile(values: np.ndarray, keep: np.ndarray, q: float = 0.5) -> np.ndarray:
     """Quantile ``q`` over axis 1 (days) of the kept entries (linear between order statistics); NaN where none is kept.
 
-    ``keep`` has the shape of ``values``' first two axes. One sort, no per-row Python
-    (numpy's nanquantile goes row by row).
+    ``keep`` has the shape of ``values``' first two axes. One sort of short contiguous rows
+    (the days moved last), no per-row Python (numpy's nanquantile goes row by row).
     """
-    mask = keep.reshape(keep.shape + (1,) * (values.ndim - keep.ndim))
-    v = np.sort(np.where(mask & ~np.isnan(values), values, np.inf), axis=1)
-    k = np.broadcast_to(mask & ~np.isnan(values), v.shape).sum(1, keepdims=True)
+    kept = keep.reshape(keep.shape + (1,) * (values.ndim - keep.ndim)) & ~np.isnan(values)
+    v = np.full(values.shape[:1] + values.shape[2:] + values.shape[1:2], np.inf)
+    np.copyto(v, np.moveaxis(values, 1, -1), where=np.moveaxis(kept, 1, -1))
+    v.sort(axis=-1)
+    k = kept.sum(1)[..., None]
     pos = q * np.maximum(k - 1, 0)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, np.maximum(k - 1, 0))
-    a = np.take_along_axis(v, lo, axis=1)
-    b = np.take_along_axis(v, hi, axis=1)
+    a = np.take_along_axis(v, lo, axis=-1)
+    b = np.take_along_axis(v, hi, axis=-1)
     with np.errstate(invalid="ignore"):
         out = a + (pos - lo) * np.where(hi > lo, b - a, 0.0)
-    return np.where(k > 0, out, np.nan).squeeze(1)
+    return np.where(k > 0, out, np.nan)[..., 0]
+
+
+def _zero_nan(x: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(x)`` in fewer passes: NaN to 0 (an infinite value, never seen, as nan_to_num has it)."""
+    out = np.where(np.isnan(x), 0.0, x)
+    return np.nan_to_num(out) if np.isinf(out).any() else out
 
 
 def _masked_median(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -397,9 +405,9 @@ def _usual(
         with np.errstate(invalid="ignore"):  # a customer without days has no cut (NaN): no reference day
             ref = pick[short] & (energy[short] >= cut[:, None])
         whole = (np.zeros((n, nb)), np.zeros(n), np.zeros(n))
-        whole[0][short] = np.nan_to_num(_masked_median(blocks[short], ref))
-        whole[1][short] = np.nan_to_num(_masked_median(run[short], pick[short]))
-        whole[2][short] = np.nan_to_num(_masked_median(rough[short], pick[short]))
+        whole[0][short] = _zero_nan(_masked_median(blocks[short], ref))
+        whole[1][short] = _zero_nan(_masked_median(run[short], pick[short]))
+        whole[2][short] = _zero_nan(_masked_median(rough[short], pick[short]))
     u_b = np.empty((n, types, nb))
     u_run = np.empty((n, types))
     u_rough = np.empty((n, types))
@@ -418,9 +426,9 @@ def _usual(
             ref = sel
             ok = count >= rules.min_usual_days
             fb, frun, frough = keep[0][:, g], keep[1][:, g], keep[2][:, g]
-        u_b[:, g] = np.where(ok[:, None], np.nan_to_num(_masked_median(blocks[:, on], ref)), fb)
-        u_run[:, g] = np.where(ok, np.nan_to_num(_masked_median(run[:, on], sel)), frun)
-        u_rough[:, g] = np.where(ok, np.nan_to_num(_masked_median(rough[:, on], sel)), frough)
+        u_b[:, g] = np.where(ok[:, None], _zero_nan(_masked_median(blocks[:, on], ref)), fb)
+        u_run[:, g] = np.where(ok, _zero_nan(_masked_median(run[:, on], sel)), frun)
+        u_rough[:, g] = np.where(ok, _zero_nan(_masked_median(rough[:, on], sel)), frough)
     return u_b, u_run, u_rough
 
 
@@ -500,9 +508,9 @@ def _judge(
     seen = ~np.isnan(run)
     enough = seen.sum(1) >= rules.min_days
     # the usual day of each day type: median over the window, then over the days not suspect against it
-    bz = np.nan_to_num(blocks)
+    bz = _zero_nan(blocks)
     energy = np.where(seen, bz.sum(2), np.nan)
-    run0, rough0 = np.nan_to_num(run), np.nan_to_num(rough)
+    run0, rough0 = _zero_nan(run), _zero_nan(rough)
     usual = _usual(blocks, run, rough, seen, energy, tix, rules)
     first = _day_strengths(bz, run0, rough0, usual, tix, rules).max(0)
     calm = seen & (first < rules.suspect_day)
@@ -692,7 +700,7 @@ def indicator_of_days(
         tech = _masked_median(for_area, ~np.isnan(for_area))
         excess[ai_k, ad_k] = loss - np.nan_to_num(tech[ai_k])[:, None] * master
         valid[ai_k, ad_k] = ok
-    centre = np.nan_to_num(_masked_median(excess, valid))
+    centre = _zero_nan(_masked_median(excess, valid))
     excess = np.where(valid[:, :, None], excess - centre[:, None, :], 0.0)
 
     # the customers, a chunk at a time (bounded memory: a chunk's window of blocks)
