@@ -707,26 +707,26 @@ def indicator_of_days(
     excess = np.where(valid[:, :, None], excess - centre[:, None, :], 0.0)
 
     # the customers, a chunk at a time (bounded memory: a chunk's window of blocks)
-    # blocks kept as float32 stay float32 until summed (their medians sort half the bytes)
-    probe = kept[0].read(int(place[0][0][0]), int(place[0][0][0]) + 1) if len(place[0][0]) else None
-    narrow = probe is not None and all(probe.schema[b] == pl.Float32 for b in names)
     parts = []
     for lo in range(0, n, CHUNK):
         hi = min(lo + CHUNK, n)
         m = hi - lo
+        read = []
+        for d, (src, (row_at, cust)) in enumerate(zip(kept, place, strict=True)):
+            a, b = np.searchsorted(cust, [lo, hi])
+            if a < b:
+                r0 = int(row_at[a])
+                read.append((d, src.read(r0, int(row_at[b - 1]) + 1), row_at[a:b] - r0, cust[a:b] - lo))
+        # blocks kept as float32 stay float32 until summed (their medians sort half the bytes)
+        narrow = all(part.schema[c] == pl.Float32 for _, part, _, _ in read for c in names)
         blocks = np.full((m, n_days, nb), np.nan, dtype=np.float32 if narrow else np.float64)
         run = np.full((m, n_days), np.nan)
         rough = np.full((m, n_days), np.nan)
-        for d, (src, (row_at, cust)) in enumerate(zip(kept, place, strict=True)):
-            a, b = np.searchsorted(cust, [lo, hi])
-            if a == b:
-                continue
-            r0 = int(row_at[a])
-            part = src.read(r0, int(row_at[b - 1]) + 1)
-            pick, into = row_at[a:b] - r0, cust[a:b] - lo
+        for d, part, pick, into in read:
             blocks[into, d] = part.select(names).to_numpy()[pick]
             run[into, d] = part["zero_run"].to_numpy()[pick]
             rough[into, d] = part["rough"].to_numpy()[pick]
+        del read
         got = _judge(blocks, run, rough, tix, excess, valid, area_of[lo:hi], rules)
         got["at"] = got["at"] + lo
         parts.append(got)
