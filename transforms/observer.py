@@ -318,32 +318,41 @@ def _masked_median(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return _masked_quantile(values, keep, 0.5)
 
 
+def _type_days(blocks: np.ndarray, tix: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per day type: its days, their blocks (customers, days of the type, blocks), each day's
+    sum and sum of squares; both passes of :func:`_day_strengths` use them."""
+    out = []
+    for g in range(int(tix.max()) + 1 if len(tix) else 0):  # a handful of day types, not rows
+        on = np.flatnonzero(tix == g)
+        x = blocks[:, on]
+        out.append((on, x, x.sum(2), np.einsum("kdb,kdb->kd", x, x)))
+    return out
+
+
 def _day_strengths(
-    blocks: np.ndarray,
+    typed: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
     run: np.ndarray,
     rough: np.ndarray,
     usual: tuple[np.ndarray, np.ndarray, np.ndarray],
-    tix: np.ndarray,
     rules: ObserverRules,
 ) -> np.ndarray:
     """(patterns, customers, days) strengths of each day against the usual day of its type.
 
-    ``usual``: (blocks (customers, types, blocks), zero run and roughness (customers,
-    types)) from :func:`_usual`; ``tix``: each day's type. Correlations and spreads come
-    from sums of products (one pass over a type's days, no centred copies).
+    ``typed``: :func:`_type_days` of the blocks; ``usual``: (blocks (customers, types,
+    blocks), zero run and roughness (customers, types)) from :func:`_usual`. Correlations
+    and spreads come from sums of products (one pass over a type's days, no centred copies).
     """
     eps = 1e-9
-    n, n_days, nb = blocks.shape
+    n, n_days = run.shape
+    nb = usual[0].shape[2]
     out = np.zeros((len(PATTERNS), n, n_days))
-    for g in range(usual[0].shape[1]):  # a handful of day types, not rows
-        on = np.flatnonzero(tix == g)
+    for g, (on, x, x_sum, x_sq) in enumerate(typed):
         if not len(on):
             continue
-        x = blocks[:, on]  # (customers, days of the type, blocks)
         u = usual[0][:, g]  # (customers, blocks)
         r = u[:, ::-1]
-        mx, mu = x.mean(2), u.mean(1)[:, None]
-        sxx = np.maximum(np.einsum("kdb,kdb->kd", x, x) - nb * mx * mx, 0.0)
+        mx, mu = x_sum / nb, u.mean(1)[:, None]
+        sxx = np.maximum(x_sq - nb * mx * mx, 0.0)
         suu = np.maximum((u * u).sum(1)[:, None] - nb * mu * mu, 0.0)
         sxu = np.einsum("kdb,kb->kd", x, u) - nb * mx * mu
         sxr = np.einsum("kdb,kb->kd", x, r) - nb * mx * mu
@@ -355,7 +364,7 @@ def _day_strengths(
         cv_b = np.sqrt(sxx / nb) / np.maximum(mx, eps)
         cv_u = np.sqrt(suu / nb) / np.maximum(mu, eps)
         shaped = cv_u > rules.min_usual_cv
-        out[0][:, on] = _ramp(1.0 - x.sum(2) / np.maximum(nb * mu, eps), rules.low.lo, rules.low.hi)
+        out[0][:, on] = _ramp(1.0 - x_sum / np.maximum(nb * mu, eps), rules.low.lo, rules.low.hi)
         out[1][:, on] = np.where(shaped, _ramp(1.0 - cv_b / np.maximum(cv_u, eps), rules.flat.lo, rules.flat.hi), 0.0)
         out[2][:, on] = _ramp(run[:, on] - usual[1][:, g : g + 1], rules.zero_slots.lo, rules.zero_slots.hi)
         out[3][:, on] = _ramp(rough[:, on] - usual[2][:, g : g + 1], rules.rough.lo, rules.rough.hi)
@@ -515,10 +524,12 @@ def _judge(
     energy = np.where(seen, bz.sum(2), np.nan)
     run0, rough0 = _zero_nan(run), _zero_nan(rough)
     usual = _usual(blocks, run, rough, seen, energy, tix, rules)
-    first = _day_strengths(bz, run0, rough0, usual, tix, rules).max(0)
+    typed = _type_days(bz, tix)
+    first = _day_strengths(typed, run0, rough0, usual, rules).max(0)
     calm = seen & (first < rules.suspect_day)
     usual = _usual(blocks, run, rough, calm, None, tix, rules, usual)
-    per = _day_strengths(bz, run0, rough0, usual, tix, rules)
+    per = _day_strengths(typed, run0, rough0, usual, rules)
+    del typed
     per = np.where(seen[None], per, 0.0)
     strength = per.max(0)  # (customers, days)
     k = min(rules.top_days, n_days)
