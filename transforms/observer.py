@@ -150,21 +150,21 @@ def day_summaries(
         )
         .select("meter_id", "area_id", "role", pl.col("multiplier").fill_null(1.0), "kwh")
         .unique("meter_id", keep="first")
-        .collect()
     )
+    mem = m.collect()
     names = block_names(rules.blocks)
-    if m.height == 0:
+    if mem.height == 0:
         return _empty(names)
     # the curves a piece at a time (each meter's summary is its own row's), then in area order
     c = curves.lazy().select("meter_id", *(pl.col(s).cast(pl.Float64) for s in SLOT_COLUMNS))
     parts = []
     for batch in c.collect_batches(chunk_size=SUMMARY_ROWS):
-        part = m.join(batch, on="meter_id", how="inner")
+        part = mem.join(batch, on="meter_id", how="inner")
         if part.height:
             parts.append(_summarise(part, rules, names))
     # members without a curve: every slot not collected
     done = pl.concat([p.select("meter_id") for p in parts]) if parts else pl.DataFrame(schema={"meter_id": pl.String})
-    rest = m.join(done, on="meter_id", how="anti")
+    rest = mem.join(done, on="meter_id", how="anti")
     if rest.height:
         parts.append(
             _summarise(rest.with_columns(pl.lit(None, pl.Float64).alias(s) for s in SLOT_COLUMNS), rules, names)
@@ -598,17 +598,18 @@ class DayRows:
 
 def frame_days(customers: pl.DataFrame) -> list[DayRows]:
     """The days of ``customers`` (summaries of several days, in memory) as :class:`DayRows`."""
+
+    def rows_of(part: pl.DataFrame) -> DayRows:
+        def keys() -> pl.DataFrame:
+            return part.select("meter_id", "area_id", "actual")
+
+        def read(r0: int, r1: int) -> pl.DataFrame:
+            return part.slice(r0, r1 - r0)
+
+        return DayRows(part["date"][0], keys, read)
+
     ordered = customers.sort("date", "area_id", "meter_id")
-    days = []
-    for part in ordered.partition_by("date", maintain_order=True):
-        days.append(
-            DayRows(
-                part["date"][0],
-                lambda p=part: p.select("meter_id", "area_id", "actual"),
-                lambda r0, r1, p=part: p.slice(r0, r1 - r0),
-            )
-        )
-    return days
+    return [rows_of(part) for part in ordered.partition_by("date", maintain_order=True)]
 
 
 def indicator(
@@ -675,8 +676,8 @@ def indicator_of_days(
     # each day's rows that count (a meter's rows in its last area): their row and customer
     place: list[tuple[np.ndarray, np.ndarray]] = []
     for src in kept:
-        got = judged(src).join(index, on=["meter_id", "area_id"], how="inner", maintain_order="left")
-        row_at, cust = got["_row"].to_numpy().astype(np.int32), got["_i"].to_numpy().astype(np.int32)
+        hit = judged(src).join(index, on=["meter_id", "area_id"], how="inner", maintain_order="left")
+        row_at, cust = hit["_row"].to_numpy().astype(np.int32), hit["_i"].to_numpy().astype(np.int32)
         if np.any(np.diff(cust) <= 0):
             raise ObserverInputError(f"observer: the summaries of {src.date} are not one row per meter in area order")
         place.append((row_at, cust))

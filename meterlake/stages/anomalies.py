@@ -151,7 +151,9 @@ OBSERVER_STATE = ("_state", "observer")
 
 
 #: rows per row group of a day's kept customer summaries: the window reads them a chunk of
-#: customers at a time (``observer.CHUNK``), so a day holds only the groups of its chunk
+#: customers at a time (``observer.CHUNK``), so a day holds only the groups of its chunk.
+#: They are written with lz4: every date reads its window's 14 of them again (0.13 s CPU
+#: for 14 days of 50,000 meters, 0.22 s with zstd; 13 % more bytes)
 STATE_ROW_GROUP = 16_384
 
 
@@ -213,7 +215,7 @@ class _Observed:
         curves = self.lake.scan(CURVES.clean, [d.isoformat()]).select("meter_id", *observer.SLOT_COLUMNS)
         members = self.lake.scan(METER_DAILY, [d]).select(list(observer.MEMBER_COLUMNS))
         customers, areas = observer.day_summaries(curves, members, d, self.rules)
-        self.lake.write_file(cpath, customers, row_group_size=STATE_ROW_GROUP)
+        self.lake.write_file(cpath, customers, row_group_size=STATE_ROW_GROUP, compression="lz4")
         self.lake.write_file(apath, areas)
         return areas
 
