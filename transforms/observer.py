@@ -171,12 +171,9 @@ def day_summaries(
         )
     # in area order by a gather, one chunk and no sorted flag: the sums per area below then
     # add their rows in the same order, chunks and group-by path as one frame of the day would
-    out = (
-        pl.concat(parts, rechunk=True)
-        .select(pl.all().gather(pl.arg_sort_by("area_id", "role", "meter_id")))
-        .drop("role")
-        .select(pl.lit(day).alias("date"), pl.all())
-    )
+    every = pl.concat(parts, rechunk=True)
+    order = every.select(pl.arg_sort_by("area_id", "role", "meter_id")).to_series()  # once, not per column
+    out = every.select(pl.all().gather(order)).drop("role").select(pl.lit(day).alias("date"), pl.all())
     customers = out.filter(pl.col("_customer")).drop("_customer", "_filled")
     masters = (
         out.filter(~pl.col("_customer"))
