@@ -302,11 +302,11 @@ def _masked_quantile(values: np.ndarray, keep: np.ndarray, q: float = 0.5) -> np
     ``keep`` has the shape of ``values``' first two axes. One sort of short contiguous rows
     (the days moved last), no per-row Python (numpy's nanquantile goes row by row).
     """
-    kept = keep.reshape(keep.shape + (1,) * (values.ndim - keep.ndim)) & ~np.isnan(values)
-    v = np.full(values.shape[:1] + values.shape[2:] + values.shape[1:2], np.inf, dtype=values.dtype)
-    np.copyto(v, np.moveaxis(values, 1, -1), where=np.moveaxis(kept, 1, -1))
+    moved = np.moveaxis(values, 1, -1)
+    kept = np.moveaxis(keep.reshape(keep.shape + (1,) * (values.ndim - keep.ndim)), 1, -1) & ~np.isnan(moved)
+    v = np.ascontiguousarray(np.where(kept, moved, np.array(np.inf, dtype=values.dtype)))
     v.sort(axis=-1)
-    k = kept.sum(1)[..., None]
+    k = kept.sum(-1, keepdims=True)
     pos = q * np.maximum(k - 1, 0)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, np.maximum(k - 1, 0))
