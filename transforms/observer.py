@@ -668,27 +668,39 @@ def indicator_of_days(
             .select("_row", "meter_id", "area_id")
         )
 
-    # the customers: each meter with its area on the last day it is judged in the window
-    ids: pl.DataFrame | None = None
+    # the customers: each meter with its area on the last day it is judged in the window,
+    # numbered as met going back from the last day; each day's rows in that area kept
+    meters = pl.DataFrame(schema={"meter_id": pl.String, "_last": pl.String, "_m": pl.Int64})
     kept: list[DayRows] = []
+    coded: list[tuple[np.ndarray, np.ndarray]] = []
     for src in reversed(window):
-        rows = judged(src).drop("_row")
+        rows = judged(src)
         if rows.height == 0:
             continue
         kept.append(src)
-        ids = rows if ids is None else pl.concat([ids, rows.join(ids, on="meter_id", how="anti")])
-    if len(kept) < rules.min_days or ids is None:
+        hit = rows.join(meters, on="meter_id", how="left", maintain_order="left")
+        new = hit["_m"].is_null().to_numpy()
+        code = hit["_m"].to_numpy(allow_copy=True).astype(np.float64)
+        code[new] = meters.height + np.arange(int(new.sum()))
+        meters = pl.concat(
+            [meters, hit.filter(pl.col("_m").is_null()).select("meter_id", pl.col("area_id").alias("_last"), "_m")]
+        ).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_m"))
+        same = new | (hit["area_id"] == hit["_last"]).fill_null(False).to_numpy()
+        coded.append((hit["_row"].to_numpy()[same].astype(np.int32), code[same].astype(np.int64)))
+    if len(kept) < rules.min_days:
         return no_rows()
     kept.reverse()
+    coded.reverse()
     dates = [src.date for src in kept]
     n_days = len(dates)
-    ids = ids.sort("area_id", "meter_id")
-    index = ids.with_row_index("_i")
+    order = meters.select(pl.arg_sort_by("_last", "meter_id")).to_series().to_numpy()
+    ids = meters[order].select("meter_id", pl.col("_last").alias("area_id"))
+    at = np.empty(len(order), dtype=np.int64)
+    at[order] = np.arange(len(order))
     # each day's rows that count (a meter's rows in its last area): their row and customer
     place: list[tuple[np.ndarray, np.ndarray]] = []
-    for src in kept:
-        hit = judged(src).join(index, on=["meter_id", "area_id"], how="inner", maintain_order="left")
-        row_at, cust = hit["_row"].to_numpy().astype(np.int32), hit["_i"].to_numpy().astype(np.int32)
+    for src, (row_at, code) in zip(kept, coded, strict=True):
+        cust = at[code].astype(np.int32)
         if np.any(np.diff(cust) <= 0):
             raise ObserverInputError(f"observer: the summaries of {src.date} are not one row per meter in area order")
         place.append((row_at, cust))

@@ -404,3 +404,37 @@ def test_day_types_are_weekdays_once() -> None:
         ObserverRules(day_types=[[0, 1, 2, 3, 4], [4, 5, 6]])
     with pytest.raises(ValueError, match="day_types"):
         ObserverRules(day_types=[[0, 7]])
+
+
+def test_a_meter_that_changed_area_is_judged_on_its_days_in_the_last_one() -> None:
+    cust, areas = _month_summaries()
+    first = START + dt.timedelta(days=9)
+    moved = cust.with_columns(
+        pl.when((pl.col("meter_id") == "C03") & (pl.col("date") <= first))
+        .then(pl.lit("A0"))
+        .otherwise(pl.col("area_id"))
+        .alias("area_id")
+    )
+    without = cust.filter(~((pl.col("meter_id") == "C03") & (pl.col("date") <= first)))
+    got = indicator(moved, areas, END, RULES)
+    assert got.equals(indicator(without, areas, END, RULES))
+    thief = got.filter(pl.col("meter_id") == "C03")
+    # its 20 days in A1 (0-based 10-29) hold 6 of the tampered ones (12, 15, 18, 21, 24, 27),
+    # each recorded at 40 %: low by 0.6, over the ramp's middle; its honest days are not
+    assert thief["_observer_days"][0] == 6
+    assert json.loads(thief["ev_observer"][0])["suspect_days"] == [
+        (START + dt.timedelta(days=d)).isoformat() for d in (12, 15, 18, 21, 24, 27)
+    ]
+
+
+def test_summaries_out_of_area_order_are_refused() -> None:
+    cust, areas = _month_summaries()
+    days = frame_days(cust)
+    last = days[-1]
+    shuffled = DayRows(
+        last.date,
+        lambda: last.keys().reverse(),
+        lambda r0, r1: last.read(0, last.keys().height).reverse().slice(r0, r1 - r0),
+    )
+    with pytest.raises(observer.ObserverInputError, match="area order"):
+        indicator_of_days([*days[:-1], shuffled], areas, END, RULES)
