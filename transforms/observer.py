@@ -753,7 +753,8 @@ def indicator_of_days(
                 r0 = int(row_at[a])
                 read.append((d, src.read(r0, int(row_at[b - 1]) + 1), row_at[a:b] - r0, cust[a:b] - lo))
         # blocks kept as float32 stay float32 until summed (their medians sort half the bytes)
-        narrow = all(part.schema[c] == pl.Float32 for _, part, _, _ in read for c in names)
+        schemas = [part.schema for _, part, _, _ in read]  # once per part: each call builds one
+        narrow = all(schema[c] == pl.Float32 for schema in schemas for c in names)
         blocks = np.full((m, n_days, nb), np.nan, dtype=np.float32 if narrow else np.float64)
         run = np.full((m, n_days), np.nan)
         rough = np.full((m, n_days), np.nan)
