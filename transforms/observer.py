@@ -52,14 +52,14 @@ time, then the window's per-customer daily summaries :data:`CHUNK` customers at 
      reversed day moves to other hours, where a TOU tariff may bill it cheaper).
 
 Cost per detection date in steady state (the window's other days already summarised),
-2026-12-06, 2 shared cores at load 5-7, medians of 3 runs alternating with the code
+2026-12-06, 2 shared cores at load 2-3, medians of 3 runs alternating with the code
 before: on a 50,000-meter zone with a 14-day window (``meterlake generate --meters
-50000 --days 15``) the day's summary 0.60 → 0.36 s CPU and the window 2.76 → 1.78 s,
-the process's peak 0.94 → 0.41 GB (0.2 GB of it the interpreter and libraries); outputs
-identical. Per meter that is about 21 s CPU for a 500,000-meter county date (34 s
-before): the 5 s aimed at is not met. What is left is numpy over each customer's window
-(the per-block medians of its two usual days, about a third; the day strengths; reading
-the 14 kept days and placing their rows), about 40 µs a customer.
+50000 --days 15``) the day's summary 0.60 → 0.38 s CPU and the window 2.70 → 1.80 s,
+the process's peak 0.96 → 0.43 GB (0.2 GB of it the interpreter and libraries); outputs
+identical. Per meter that is ~22 s CPU for a 500,000-meter county date (~33 s before):
+the 5 s aimed at is not met. What is left is numpy over each customer's window (the
+per-block medians of its two usual days, about half of the judging; the day strengths;
+reading the 14 kept days and placing their rows).
 
 Chosen by measurement on generated zones (``meterlake generate --meters 30000 --days 30``,
 seed 1 tuned, seed 2 confirmed; docs/domain.md#shape-thefts-and-the-area-master-as-observer
