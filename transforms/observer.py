@@ -127,7 +127,7 @@ def block_names(blocks: int) -> list[str]:
 
 
 #: curve rows summarised at once: a day's memory is a few arrays of this many rows x 96 slots
-SUMMARY_ROWS = 32_768
+SUMMARY_ROWS = 16_384
 
 
 def day_summaries(
@@ -188,6 +188,7 @@ def day_summaries(
     every = pl.concat(parts, rechunk=True)
     order = every.select(pl.arg_sort_by("area_id", "role", "meter_id")).to_series()  # once, not per column
     out = every.select(pl.all().gather(order)).drop("role").select(pl.lit(day).alias("date"), pl.all())
+    del every, parts
     customers = out.filter(pl.col("_customer")).drop("_customer", "_filled")
     masters = (
         out.filter(~pl.col("_customer"))
