@@ -46,13 +46,20 @@ cross products with the day's selected customers, below) and of the
 area's (:data:`AREA_STATE`: the loss and load sums of squares, and the cleared loss
 and load curves themselves, which the mapping test reads). A day's statistics come
 from that day's curves only; a window sums its days, so memory is bounded by one day
-whatever the window, and a county day costs one pass over its curves. Each area-day
+whatever the window, and a county day costs one pass over its curves. Within the day,
+the curves are read once into numpy slot columns (after the narrow members frame is
+joined and sorted) and the members are gathered, weighted and fitted a range of whole
+areas at a time (:data:`CHUNK_ROWS` rows), so beyond the day's curves memory is bounded
+by one range. Each area-day
 counts with the inverse of its residual variance (a day with an outage or a tampered
-neighbour counts less), each slot with 1 / (the area's smoothed load)^p. Measured on a
-fifth of the county day (97,783 members in 714 areas; shared 2-core machine at load
-9-11, the least of 4 runs): the day's statistics 0.80 s of CPU (1.0 s with the loop of
-30 numpy calls per area it replaced); on a generated day of 100,000 meters a 14-day
-window from the kept days took 3.5-3.9 s of CPU with its mapping test, peak RSS 0.74 GB.
+neighbour counts less), each slot with 1 / (the area's smoothed load)^p. Measured on
+the county day (500,000 meters, 468,551 customers in 3,393 fitted areas; 2-core
+machine shared with other sessions, load 3-7): the day's statistics about 4.7 s of CPU
+and a peak RSS of 0.91 GB in a process of their own (4.1 s and 0.84 GB before the
+selected customers' cross products were kept; with the whole day's member curves
+gathered into one array: 9.4 s, and 8.4 s and 1.63 GB before); on a generated day of 100,000
+meters a 14-day window from the kept days took 3.5-3.9 s of CPU with its mapping test,
+peak RSS 0.74 GB.
 
 Slots: a day fits the slots where the master and every customer were collected. A
 customer-day holding less than ``fill_max_share`` of the master's energy gets its
@@ -213,8 +220,8 @@ rounding into its peak slot, a spike of up to 0.5 kWh in the master's curve, whi
 the size of the signal sought. Meters count interval energy as differences of their
 running count; the generator now does the same.
 
-A day's statistics are computed for all areas at once (stacked QR, pseudo-inverses per
-distinct slot mask, the shapes' subspace iteration); one loop over areas is left with
+A day's statistics are computed for a range of areas at once (stacked QR, pseudo-inverses
+per distinct slot mask, the shapes' subspace iteration); one loop over areas is left with
 one matrix product per area for the shapes' Gram matrix and one for every customer's
 projections and cross products. The mapping test loops over its few candidate-days.
 Nothing loops over meters or rows.
@@ -349,27 +356,36 @@ def member_days(
     ``members``: meter_daily rows (:data:`MEMBER_COLUMNS`). The frame is sorted by
     area, role (master first), meter, date; ``_d`` is the day index in the window, ``_j``
     the customer's column in its area (-1 for a master). The array (rows x 96, NaN =
-    not collected or no curve) is the curve times the multiplier, row for row. Only the
-    narrow frame is joined and sorted; the wide curves are read into numpy once and
-    gathered.
+    not collected or no curve) is the curve times the multiplier, row for row.
     """
-    c = (
-        _require(
-            curves.lazy(),
-            {"meter_id": pl.String(), "data_date": pl.Date(), **dict.fromkeys(SLOT_COLUMNS, pl.Float64())},
-            "curves",
-        )
-        .filter(pl.col("data_date").is_between(start, end))
-        .collect()
-    )
+    frame, slots = _member_frame(curves, members, start, end)
+    return frame, _member_curves(frame, slots, 0, frame.height)
+
+
+def _member_frame(
+    curves: pl.DataFrame | pl.LazyFrame,
+    members: pl.DataFrame | pl.LazyFrame,
+    start: dt.date,
+    end: dt.date,
+) -> tuple[pl.DataFrame, list[np.ndarray]]:
+    """The members frame of :func:`member_days` (with ``_c``, the row of its curve in
+    the slot columns, null for none) and the curves' 96 slot columns (NaN = null).
+
+    Only the narrow frame is joined and sorted, before any slot is read; the wide curves
+    are then read a group of slot columns at a time, each group let go once copied out,
+    so the day's curves are held once (as numpy columns) beside one group;
+    :func:`_member_curves` gathers the rows of a range of members from them.
+    """
+    scan = _require(
+        curves.lazy(),
+        {"meter_id": pl.String(), "data_date": pl.Date(), **dict.fromkeys(SLOT_COLUMNS, pl.Float64())},
+        "curves",
+    ).filter(pl.col("data_date").is_between(start, end))
     # a curve row per member-day (the first of duplicates): found on the narrow key columns
     # only, so the wide rows are read out once, in the frame's order
-    keys = (
-        c.lazy()
-        .select("meter_id", pl.col("data_date").alias("date"))
-        .with_row_index("_c")
-        .unique(["meter_id", "date"], keep="first")
-    )
+    found = scan.select("meter_id", pl.col("data_date").alias("date")).collect()
+    rows = found.height
+    keys = found.lazy().with_row_index("_c").unique(["meter_id", "date"], keep="first")
     master = pl.col("role") == "area_master"
     frame = (
         _require(members.lazy(), MEMBER_COLUMNS, "meter_daily")
@@ -389,17 +405,34 @@ def member_days(
         )
         .collect()
     )
-    # only the curves of members, in the frame's order (a member without one: a row of
-    # nulls, read as NaN), into one row-major array (the rows are what the fit slices):
-    # gathered a slot column at a time, so that beside the day's curves only the array
-    # itself is held (a gathered copy of the whole frame doubled the stage's peak)
-    idx = frame["_c"]
-    values = np.empty((frame.height, SLOTS), dtype=np.float64)
-    for j, name in enumerate(SLOT_COLUMNS):
-        values[:, j] = c[name].gather(idx).to_numpy()
-    del c
-    values *= frame["multiplier"].fill_null(1.0).to_numpy()[:, None]
-    return frame, values
+    slots: list[np.ndarray] = []
+    step = -(-SLOTS // max(1, -(-rows * SLOTS * 8 // SLOT_GROUP_BYTES)))  # columns of a group
+    for i in range(0, SLOTS, step):  # the same rows, in the same order, as the keys
+        group = scan.select(SLOT_COLUMNS[i : i + step]).collect()
+        slots += [group.drop_in_place(name).to_numpy() for name in SLOT_COLUMNS[i : i + step]]
+        del group
+    return frame, slots
+
+
+#: bytes of curve values read at once (a county day's 0.38 GB in 6 groups of 16 slots; a
+#: small day in one read)
+SLOT_GROUP_BYTES = 64 << 20
+
+
+def _member_curves(frame: pl.DataFrame, slots: list[np.ndarray], lo: int, hi: int) -> np.ndarray:
+    """(hi - lo, 96): the primary-side curves of the frame's rows ``lo`` to ``hi`` (NaN =
+    not collected or no curve), gathered from the slot columns into one row-major array
+    (the rows are what the fit slices)."""
+    part = frame.slice(lo, hi - lo)
+    missing = part["_c"].is_null().to_numpy()
+    rows = part["_c"].fill_null(0).to_numpy()
+    values = np.full((part.height, SLOTS), np.nan)
+    if len(slots) and len(slots[0]):  # the day has curves
+        for j, column in enumerate(slots):
+            values[:, j] = column[rows]
+        values[missing] = np.nan
+    values *= part["multiplier"].fill_null(1.0).to_numpy()[:, None]
+    return values
 
 
 # -- one day: the sufficient statistics ----------------------------------------------------
@@ -447,6 +480,11 @@ CUSTOMER_STATE: dict[str, pl.DataType] = {
     "night_cross": pl.List(pl.Float32()),
 }
 STAT_NAMES = ("rr", "ry", "rl", "nn", "nr", "ny", "nl")
+
+
+#: member rows (whole areas) gathered and fitted at once: beyond the day's curves, a day's
+#: statistics hold the arrays of this many rows, not of the whole day
+CHUNK_ROWS = 8_192
 
 
 def _bases(count: int) -> np.ndarray:
@@ -512,6 +550,7 @@ def day_state(
     members: pl.DataFrame | pl.LazyFrame,
     day: dt.date,
     rules: BalanceRules = BalanceRules(),
+    chunk_rows: int = CHUNK_ROWS,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One day's sufficient statistics of every area: (areas, customers), see :data:`AREA_STATE`.
 
@@ -525,12 +564,20 @@ def day_state(
     threads only wait on one another at this size).
     """
     with threadpool_limits(1, "blas"):
-        return _day_state(curves, members, day, rules)
+        return _day_state(curves, members, day, rules, chunk_rows)
 
 
 def _lists(flat: np.ndarray, offsets: np.ndarray) -> pl.Series:
-    """A List(Float32) series from its values and offsets (one list per pair of offsets)."""
-    arr = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.float32()))
+    """A List(Float32) series from its values and offsets (one list per pair of offsets).
+
+    The arrow arrays are made from the numpy buffers themselves: ``pa.array`` of a numpy
+    array imports pandas (0.3 s, a stage run alone pays it).
+    """
+    values, starts = np.ascontiguousarray(flat, np.float32), np.ascontiguousarray(offsets, np.int32)
+    arr = pa.ListArray.from_arrays(
+        pa.Array.from_buffers(pa.int32(), len(starts), [None, pa.py_buffer(starts)]),
+        pa.Array.from_buffers(pa.float32(), len(values), [None, pa.py_buffer(values)]),
+    )
     return pl.Series(arr).cast(AREA_STATE["shapes"])
 
 
@@ -545,26 +592,67 @@ def _segments(keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True]) if len(keys) else np.zeros(1, dtype=np.int64)
 
 
+def _area_chunks(frame: pl.DataFrame, rows: int) -> list[tuple[int, int]]:
+    """(first, end) row ranges of ``frame`` (sorted by area) holding whole areas, a range
+    ending at the first area boundary after every ``rows`` rows (an area larger than that
+    is a range of its own)."""
+    if frame.height == 0:
+        return []
+    ids = frame["area_id"].rle_id().to_numpy()
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    cuts = starts[np.r_[True, np.diff(starts // max(rows, 1)) > 0]]
+    return list(zip(cuts.tolist(), [*cuts[1:].tolist(), frame.height], strict=True))
+
+
 def _day_state(
     curves: pl.DataFrame | pl.LazyFrame,
     members: pl.DataFrame | pl.LazyFrame,
     day: dt.date,
     rules: BalanceRules,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    frame, values = member_days(curves, members, day, day)
+    frame, slots = _member_frame(curves, members, day, day)
     n = frame.height
     stats = np.full((n, len(STAT_NAMES)), np.nan)  # per member row; masters and unfitted areas stay NaN
     n_sel = rules.clean_customers
     place, cross = np.full(n, -1, dtype=np.int8), np.zeros((n, 2, n_sel), dtype=np.float32)
-    night_kwh = np.nansum(values[:, NIGHT_SLOTS], 1)
-    fitted = _fit_areas(frame, values, rules)
-    if fitted is None:
+    night_kwh = np.zeros(n)
+
+    def fit(lo: int, hi: int) -> _Fitted | None:
+        values = _member_curves(frame, slots, lo, hi)
+        night_kwh[lo:hi] = np.nansum(values[:, NIGHT_SLOTS], 1)
+        return _fit_areas(frame.slice(lo, hi - lo), values, rules)
+
+    # whole areas, about chunk_rows rows at a time. One fitted area alone would take BLAS's
+    # matrix-vector product where several take the matrix product, whose rounding differs:
+    # such a range is fitted again with its neighbour, so every figure is the one the
+    # whole day fitted at once gives
+    parts: list[tuple[int, _Fitted]] = []
+    first: int | None = None
+    for lo, hi in _area_chunks(frame, chunk_rows):
+        first = lo if first is None else first
+        fitted = fit(first, hi)
+        if fitted is not None and len(fitted[5]) == 1:
+            if hi < n:
+                continue  # the next range is fitted with this one
+            if parts:
+                first = parts.pop()[0]
+                fitted = fit(first, hi)
+        if fitted is not None:
+            parts.append((first, fitted))
+        first = None
+    for lo, (rows, st, *_, (sel, cr, ncr)) in parts:
+        stats[rows + lo] = st
+        place[rows + lo], cross[rows + lo, 0], cross[rows + lo, 1] = sel, cr, ncr
+    slots.clear()  # the day's curves, let go before the output frames are built
+    if not parts:
         nums, arr, last = np.zeros((0, 7)), np.zeros((0, 3, SLOTS), np.float32), np.zeros(0, np.int64)
         shape_rows = _lists(np.zeros(0, np.float32), np.zeros(1, np.int64))
     else:
-        rows, st, nums, arr, shape_rows, last, (sel, cr, ncr) = fitted
-        stats[rows] = st
-        place[rows], cross[rows, 0], cross[rows, 1] = sel, cr, ncr
+        nums = np.concatenate([f[2] for _, f in parts])
+        arr = np.concatenate([f[3] for _, f in parts])
+        shape_rows = pl.concat([f[4] for _, f in parts]).rechunk()
+        last = np.concatenate([f[5] + lo for lo, f in parts])
     areas = (
         frame[last]
         .select("area_id", "feeder_id")
@@ -645,14 +733,13 @@ def _selected_cross(
     return place, cross, night_cross
 
 
-def _fit_areas(
-    frame: pl.DataFrame, values: np.ndarray, rules: BalanceRules
-) -> (
-    tuple[
-        np.ndarray, np.ndarray, np.ndarray, np.ndarray, pl.Series, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]
-    ]
-    | None
-):
+#: what :func:`_fit_areas` returns
+_Fitted = tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, pl.Series, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]
+]
+
+
+def _fit_areas(frame: pl.DataFrame, values: np.ndarray, rules: BalanceRules) -> _Fitted | None:
     """Every area-day's weights, time-of-day terms and cross products at once.
 
     Returns the customer rows fitted, their statistics (:data:`STAT_NAMES`), the areas'
@@ -1170,13 +1257,25 @@ def _mapping_sums(cands: pl.DataFrame, cv: pl.DataFrame, st: pl.DataFrame, rules
 
 
 def _nearest_standard(ratio: pl.Expr, ratings: Sequence[float]) -> tuple[pl.Expr, pl.Expr]:
-    """The standard multiplier nearest (in log) to each estimate, and the log distance."""
+    """The standard multiplier nearest (in log) to each estimate, and the log distance.
+
+    The nearest is one of the two standard logs either side of the estimate's (found by
+    a binary search of the sorted table); of two at the same distance, the smaller.
+    """
     logs = [math.log(r) for r in sorted(set(ratings))]
     if not logs:
         return pl.lit(None, pl.Float64), pl.lit(None, pl.Float64)
-    dist = [(ratio.log() - lg).abs() for lg in logs]
-    best = pl.min_horizontal(*dist)
-    snapped = pl.coalesce(*(pl.when(d == best).then(pl.lit(math.exp(lg))) for d, lg in zip(dist, logs, strict=True)))
+    x = ratio.log()
+    table = pl.lit(pl.Series(logs, dtype=pl.Float64))
+    if len(logs) > 1:
+        hi: pl.Expr = table.search_sorted(x, side="left").clip(1, len(logs) - 1)
+        lo = hi - 1
+    else:
+        lo = hi = pl.lit(0)
+    d_lo, d_hi = (x - table.gather(lo)).abs(), (x - table.gather(hi)).abs()
+    best = pl.min_horizontal(d_lo, d_hi)
+    pick = pl.when(d_lo == best).then(lo).when(d_hi == best).then(hi)
+    snapped = pl.lit(pl.Series([math.exp(lg) for lg in logs], dtype=pl.Float64)).gather(pick)
     return snapped.round(6), best
 
 
