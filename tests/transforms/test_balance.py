@@ -515,3 +515,21 @@ def test_a_wrong_multiplier_is_read_with_the_night_statistic_floored_at_1() -> N
     mult = found.filter(pl.col("kind") == "multiplier_suspect")
     assert mult["meter_id"].to_list() == ["A4"]
     assert json.loads(mult["evidence"][0])["candidate_multiplier"] == 40.0
+
+
+def test_a_night_bypass_is_listed_by_its_share_of_the_night() -> None:
+    # area B of the test above (spread 1): B4's night t 2.5 >= report_t, night coefficient
+    # 0.3 on 30 kWh recorded at night: 0.3 / (1 + τ 0) x 30 = 9 kWh unrecorded, 9 / (9 + 100)
+    # = 8.3 % of its whole use (< theft_min_share 10 %) but 9 / (9 + 30) = 23 % of the night's
+    rows = _coef_rows("B", [-1.349, -0.6745, 0.0, 0.6745, 2.5], [0.0, 0.0, 0.0, 0.0, 0.3])
+    found = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    theft = found.filter(pl.col("kind") == "theft_candidate")
+    assert theft["meter_id"].to_list() == ["B4"]
+    ev = json.loads(theft["evidence"][0])
+    assert ev["night_only_kwh"] == pytest.approx(9.0)
+    assert ev["unrecorded_share"] == pytest.approx(9 / 109, abs=1e-6)
+    # a night share under 10 % is not listed: with a load coefficient of 2 the same night
+    # coefficient is 0.3 / 3 x 30 = 3 kWh, 3 / (3 + 30) = 9.1 % of the night's use
+    rows[4]["load_coefficient"] = 2.0
+    low = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    assert low.filter(pl.col("kind") == "theft_candidate").height == 0
