@@ -15,6 +15,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from meterlake.transforms.balance import (
+    MAPPING_SCHEMA,
     SLOT_COLUMNS,
     BalanceRules,
     _lists,
@@ -24,6 +25,7 @@ from meterlake.transforms.balance import (
     balance_window,
     cleaned_loss,
     day_state,
+    findings,
 )
 
 START = dt.date(2026, 3, 1)
@@ -519,3 +521,87 @@ def test_taking_the_standing_out_customers_part_out_of_the_loss_sharpens_a_thief
     both = balance_window(areas, mixed, END, RULES)
     assert both["coefficient"].is_finite().all()
     assert after["std_error"] < _row(both, "c0")["std_error"] < before["std_error"]
+
+
+def _coef_rows(area: str, night_t: list[float], night_coefficient: list[float]) -> list[dict[str, Any]]:
+    """coefficients() rows of an area whose customers differ only in their night statistic."""
+    return [
+        {
+            "area_id": area,
+            "feeder_id": "F1",
+            "meter_id": f"{area}{i}",
+            "customer_id": f"C{area}{i}",
+            "multiplier": 1.0,
+            "coefficient": 0.03,
+            "std_error": 0.05,
+            "load_coefficient": 0.0,
+            "area_tau": 0.03,
+            "area_median": 0.03,
+            "recorded_kwh": 100.0,
+            "days": 14,
+            "slot_rows": 1000,
+            "night_coefficient": nc,
+            "night_t_stat": t,
+            "night_kwh": 30.0,
+            "days_t_stat": 0.0,
+            "days_kwh": 0.0,
+            "true_use_ratio": 1.0,
+            "t_stat": 0.0,
+            "steady_unrecorded_kwh": 0.0,
+        }
+        for i, (t, nc) in enumerate(zip(night_t, night_coefficient, strict=True))
+    ]
+
+
+def test_the_night_statistic_is_read_against_its_areas_own_spread() -> None:
+    # area A: night robust t -0.5 -0.25 0 0.25 1.6: median 0, absolute deviations
+    # 0.5 0.25 0 0.25 1.6, their median 0.25, scaled MAD 1.4826 x 0.25 = 0.371 -> the
+    # floor 0.5: A4 reads 1.6 / 0.5 = 3.2 >= report_t 2 (1.6 alone would not be listed).
+    # area B: -1.349 -0.6745 0 0.6745 2.5: scaled MAD 1.4826 x 0.6745 = 1.0: B4 reads 2.5.
+    coef = pl.DataFrame(
+        _coef_rows("A", [-0.5, -0.25, 0.0, 0.25, 1.6], [0.0, 0.0, 0.0, 0.0, 1.0])
+        + _coef_rows("B", [-1.349, -0.6745, 0.0, 0.6745, 2.5], [0.0, 0.0, 0.0, 0.0, 1.0])
+    )
+    found = findings(coef, pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    theft = found.filter(pl.col("kind") == "theft_candidate").sort("meter_id")
+    assert theft["meter_id"].to_list() == ["A4", "B4"]
+    ev = [json.loads(e) for e in theft["evidence"]]
+    assert [e["night_t_stat"] for e in ev] == [3.2, 2.5]
+    # score = z / (3 x min_t) = 3.2 / 12 and 2.5 / 12 (B's spread is 1.4826 x 0.6745 = 1.00001)
+    assert theft["score"].to_list() == pytest.approx([3.2 / 12, 2.5 / 12], abs=1e-5)
+    # night kWh stolen: coefficient 1 / (1 + τ 0) x 30 kWh at night
+    assert [e["night_only_kwh"] for e in ev] == [30.0, 30.0]
+    # with the old floor of 1 area A's customer stays under report_t and is not listed
+    wide = findings(coef, pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules(night_spread_floor=1.0))
+    assert wide.filter(pl.col("kind") == "theft_candidate")["meter_id"].to_list() == ["B4"]
+
+
+def test_a_wrong_multiplier_is_read_with_the_night_statistic_floored_at_1() -> None:
+    # area A of the test above, its fifth customer a CT meter booked at 20 whose
+    # coefficient says 40 (true-use ratio 1 + (1.03 - 0.03) / 1 = 2, t 20): its night t
+    # 1.6 reads 3.2 as theft evidence, but the multiplier reading keeps the floor of 1
+    # (1.6 < report_t: no night share), so it is still a multiplier suspect
+    rows = _coef_rows("A", [-0.5, -0.25, 0.0, 0.25, 1.6], [0.0, 0.0, 0.0, 0.0, 1.0])
+    rows[4] |= {"multiplier": 20.0, "coefficient": 1.03, "true_use_ratio": 2.0, "t_stat": 20.0}
+    found = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    mult = found.filter(pl.col("kind") == "multiplier_suspect")
+    assert mult["meter_id"].to_list() == ["A4"]
+    assert json.loads(mult["evidence"][0])["candidate_multiplier"] == 40.0
+
+
+def test_a_night_bypass_is_listed_by_its_share_of_the_night() -> None:
+    # area B of the test above (spread 1): B4's night t 2.5 >= report_t, night coefficient
+    # 0.3 on 30 kWh recorded at night: 0.3 / (1 + τ 0) x 30 = 9 kWh unrecorded, 9 / (9 + 100)
+    # = 8.3 % of its whole use (< theft_min_share 10 %) but 9 / (9 + 30) = 23 % of the night's
+    rows = _coef_rows("B", [-1.349, -0.6745, 0.0, 0.6745, 2.5], [0.0, 0.0, 0.0, 0.0, 0.3])
+    found = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    theft = found.filter(pl.col("kind") == "theft_candidate")
+    assert theft["meter_id"].to_list() == ["B4"]
+    ev = json.loads(theft["evidence"][0])
+    assert ev["night_only_kwh"] == pytest.approx(9.0)
+    assert ev["unrecorded_share"] == pytest.approx(9 / 109, abs=1e-6)
+    # a night share under 10 % is not listed: with a load coefficient of 2 the same night
+    # coefficient is 0.3 / 3 x 30 = 3 kWh, 3 / (3 + 30) = 9.1 % of the night's use
+    rows[4]["load_coefficient"] = 2.0
+    low = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    assert low.filter(pl.col("kind") == "theft_candidate").height == 0
