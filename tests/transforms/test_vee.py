@@ -637,7 +637,7 @@ def test_screen_in_ranges_is_one_pass_and_keeps_the_flagged_rows() -> None:
     gap: list[float | None] = list(BASE)
     gap[9] = None
     zero = [0.0] * 48 + BASE[48:]
-    rows = [
+    rows: list[tuple[str, dt.date, Sequence[float | None]]] = [
         ("clean", DAY, BASE),
         ("neg", DAY, neg),
         ("later", NEXT, neg),  # another date: not screened, not kept
