@@ -398,8 +398,9 @@ def _screen_figures(has_delivery: bool) -> tuple[pl.Expr, ...]:
     )
 
 
-#: rows of curves :func:`screen_in_ranges` decodes and screens at a time: a range of 96
-#: slot columns is ~100 MB, where a county day's curves are ~0.4 GB
+#: rows of curves :func:`screen_in_ranges` decodes and screens at a time: a row group of
+#: the lake's files, ~0.2 GB of slot columns where a county day's are ~0.4 GB (smaller
+#: ranges cost more CPU and did not lower the county day's peak further)
 SCREEN_ROWS = 256_000
 
 

@@ -182,18 +182,19 @@ def _validate_date(ctx: StageContext, lake: Lake, cfg: VeeConfig, day: dt.date, 
     service = md.in_service(archive_for(lake, both), both).collect()
     in_run = service.filter(pl.col("date") == day)
     core = _readings(lake, [day, day + dt.timedelta(days=1)])
-    have = core.select("meter_id", pl.col("freeze_date").alias("date"))
+    # core holds the readings frozen on the day and the next: a meter lacks one when it is
+    # missing from either (joined on the meter alone, cheaper than on meter and date)
     lacking = (
         pl.concat(
             [
-                in_run.select("meter_id", "date").join(have, on=["meter_id", "date"], how="anti"),
-                in_run.select("meter_id", (pl.col("date") + pl.duration(days=1)).alias("date")).join(
-                    have, on=["meter_id", "date"], how="anti"
-                ),
+                in_run.lazy()
+                .select("meter_id")
+                .join(core.lazy().filter(pl.col("freeze_date") == d).select("meter_id"), on="meter_id", how="anti")
+                for d in (day, day + dt.timedelta(days=1))
             ]
         )
-        .select("meter_id")
         .unique()
+        .collect()
     )
     readings = pl.concat([core, _around(lake, core, lacking, day, day, gap)])
     reg_kw: dict[str, Any] = {"max_gap_days": gap, "rollover_fraction": cfg.registers.rollover_fraction}
@@ -208,7 +209,7 @@ def _validate_date(ctx: StageContext, lake: Lake, cfg: VeeConfig, day: dt.date, 
     readings = readings.filter(pl.col("meter_id").is_in(gaps["meter_id"].implode()))
     before = service.filter(pl.col("date") == day - dt.timedelta(days=1)).select("meter_id", "multiplier")
     n_lacking = lacking.height
-    del service, in_run, core, have, lacking
+    del service, in_run, core, lacking
 
     # --- VEE --------------------------------------------------------------------------------
     held = set(lake.partitions(METER_DAILY))
