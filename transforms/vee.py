@@ -439,6 +439,7 @@ def screen_in_ranges(
         edit = screen.filter((pl.col("slots_read") < len(SLOTS)) | (pl.col("negative_slots") > 0)).select("meter_id")
         kept.append(part.join(pl.concat([flagged, edit]), on="meter_id", how="semi"))
         screens.append(screen)
+        del part  # before the next range is read, not after
     return pl.concat(screens, rechunk=True), pl.concat(kept, rechunk=True)
 
 
