@@ -75,8 +75,8 @@ null, halved the honest customers reaching 0.5 and keeps a thief above honest cu
 whose own days also vary (weekends, outages), which is what the top-5-of-the-area
 measure rewards. Drawing the first usual day from the days that look used
 (:func:`_natural`) took h3 on a 50,000-meter zone from ROC AUC 0.845 to 0.991 (24 to 33
-of 34 attackers in their area's top 5: those tampering with 10 or more of 14 days had
-scored nothing) and h5 from 32 to 34, the other types and the customers stealing nothing
+of 34 attackers in their area's top 5; of those tampering with 10 or more of 14 days,
+1 of 7 had scored) and h5 from 32 to 34, the other types and the customers stealing nothing
 unchanged within one or two (docs/domain.md#shape-thefts-and-the-area-master-as-observer,
 "Mostly tampered customers", has the tables).
 """
