@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TypeVar, cast
 
+import numpy as np
 import polars as pl
 
 from ..schemas.landing import Field, Landing
@@ -477,8 +478,8 @@ class _FileParse:
             return None
         if any(c in text for c in (b'"', b"\r", b"\x00", b"\x1f")):
             return None
-        lines = text.count(b"\n")
-        if text.count(b",") != (n - 1) * lines:
+        lines, commas = _count_bytes(text, b"\n", b",")
+        if commas != (n - 1) * lines:
             return None
         try:
             cols = _read_fields(text, n, self.numbers if typed else None)
@@ -758,6 +759,12 @@ class _FileParse:
         return Parsed(rows, q, stats)
 
 
+def _count_bytes(text: bytes, *chars: bytes) -> tuple[int, ...]:
+    """How often each single byte occurs in ``text`` (vectorised: a fraction of ``bytes.count``'s time)."""
+    arr = np.frombuffer(text, dtype=np.uint8)
+    return tuple(int(np.count_nonzero(arr == ord(c))) for c in chars)
+
+
 def _numbered_lines(text: bytes, first: int) -> pl.DataFrame:
     """source_line, line_text of a piece whose first line is physical line ``first``."""
     return (
@@ -912,11 +919,16 @@ def _read_typed_exprs(
     """
 
     def build() -> tuple[list[pl.Expr], pl.Expr]:
-        typed, _, _, _, failed = _parse_exprs(spec, window)
+        typed, _, _, values, _ = _parse_exprs(spec, window)
+        read = frozenset(n for n in numbers if n is not None)
         exprs = [
             (pl.col(f.name) if f.name in numbers else typed[f.name]).alias(f"{f.name}__value") for f in spec.fields
         ]
-        nonfinite = pl.any_horizontal(pl.col(n).is_finite().not_() for n in numbers if n is not None).fill_null(False)
+        conds = [cond for cond, _, _ in _checks(spec, values, window, read)]
+        failed = pl.any_horizontal(conds).fill_null(False) if conds else pl.lit(False)
+        # one sum instead of a test per column: any inf or NaN makes it non-finite (a sum that
+        # overflows on finite values fails the row too, which is then judged from its text)
+        nonfinite = pl.sum_horizontal(sorted(read)).is_finite().not_().fill_null(False) if read else pl.lit(False)
         return exprs, failed | nonfinite
 
     return _cached(spec, window, "read:" + ",".join(n or "" for n in numbers), build)
@@ -933,8 +945,14 @@ def _typed_exprs(spec: Landing, window: DateWindow | None) -> tuple[dict[str, pl
     return typed, reason, detail
 
 
-def _checks(spec: Landing, typed: dict[str, pl.Expr], window: DateWindow | None) -> list[tuple[pl.Expr, str, pl.Expr]]:
-    """(condition, reason code, detail) per rule, in order of precedence."""
+def _checks(
+    spec: Landing, typed: dict[str, pl.Expr], window: DateWindow | None, read: frozenset[str] = frozenset()
+) -> list[tuple[pl.Expr, str, pl.Expr]]:
+    """(condition, reason code, detail) per rule, in order of precedence.
+
+    ``read``: number fields the CSV reader typed itself, whose value is the field as read:
+    their ``bad_number`` rule cannot fail and is left out.
+    """
     checks: list[tuple[pl.Expr, str, pl.Expr]] = []
     for f in spec.fields:
         raw = pl.col(f.name)
@@ -951,7 +969,7 @@ def _checks(spec: Landing, typed: dict[str, pl.Expr], window: DateWindow | None)
                     pl.format(f"{f.name}: expected {want}, found '{{}}'", raw),
                 )
             )
-        elif f.kind in ("float", "int"):
+        elif f.kind in ("float", "int") and f.name not in read:
             want = "a number" if f.kind == "float" else "a whole number"
             checks.append(
                 (

@@ -489,7 +489,8 @@ def _stage_candidate(
         unchanged(fh, before, cand.path)
     day = parsed.rows[spec.date_field]
     dates = sorted(set(day.unique().drop_nulls().to_list()))
-    keep = held is not None and len(dates) == 1 and not day.null_count()
+    # payments are judged against every staged payment (payments_history): staged at once
+    keep = held is not None and spec.dataset != "payments" and len(dates) == 1 and not day.null_count()
     rows = stage_parsed(ctx, spec, file_id, parsed, entry["delivered_at"], write=not keep)
     if held is not None and keep:
         held[file_id] = (spec.dataset, rows)
