@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL_STAGES = "ingest,outages,validate,loss,anomalies,billing,receivables,check,publish"
+ALL_STAGES = "ingest,outages,validate,loss,anomalies,billing,receivables,check,docs,publish"
 #: the small run: a few hundred meters over two months, where the cost per day is fixed cost
 SMALL = {"meters": 300, "days": 59, "start": "2026-01-01"}
 

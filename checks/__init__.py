@@ -6,11 +6,12 @@
 * :mod:`.inputs`: a table's partitions into the frames the rules judge;
 * :mod:`.judge`: the verdict of every rule, in polars: one finding per table,
   partition and rule;
-* :mod:`.runner`: GX (file context in ``LAKE/_meta/gx``, Data Docs in
-  ``LAKE/reports/data_docs``), which re-checks the findings on one combined frame per
-  run, and the gate;
+* :mod:`.runner`: the gate's verdict (no GX), and GX (file context in
+  ``LAKE/_meta/gx``, Data Docs in ``LAKE/reports/data_docs``), which re-checks the
+  findings on one combined frame per run and renders their page;
 * :mod:`.thresholds`: ``config/checks.toml``;
 * :mod:`.results`: the contract of ``LAKE/_meta/check_results``.
 
-The stage that runs it is :mod:`meterlake.stages.check`.
+The stages that run it are :mod:`meterlake.stages.check` (the verdict) and
+:mod:`meterlake.stages.docs` (GX and the Data Docs of a passed gate).
 """

@@ -10,6 +10,12 @@ failing rule, table and partition with the rule's title and evidence. (Per-table
 suites cost ~15 ms of GX set-up per expectation, 265 of them, and ~40 checkpoint runs
 and pages a run: several seconds whatever the data.)
 
+The verdict (:func:`judge_all`, :func:`verdict`) needs no GX. :func:`render` is the
+GX part: it imports GX (3-4 s of CPU in a fresh process), validates the judged findings
+and builds the Data Docs. The check stage decides with the verdict alone and renders
+only a failing gate's page itself; a passing gate's page is rendered by the docs stage
+(:mod:`meterlake.stages.docs`), off the path from the gate to publishing.
+
 GX's file context lives in the lake (``LAKE/_meta/gx``), never in the repository, so
 the validation history and the Data Docs (``LAKE/reports/data_docs``) travel with the data.
 
@@ -19,12 +25,10 @@ must stay quick to load. Analytics are switched off before the import.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import html
 import json
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +43,9 @@ from .suites import TableSuite
 
 SITE_NAME = "meterlake"
 DATASOURCE = "meterlake"
+#: under ``LAKE/_meta``: the judged findings of passing gates whose Data Docs page the
+#: docs stage has yet to render, one ``<run id>.parquet`` each
+PENDING = "data_docs_pending"
 
 
 @dataclass
@@ -90,23 +97,6 @@ def _import_gx() -> Any:
     import great_expectations as gx
 
     return gx
-
-
-def preload() -> threading.Thread:
-    """Start importing GX in a background thread and return it.
-
-    The import takes seconds; polars releases the GIL while it computes the metrics,
-    so the two overlap. An import error is not lost: the real import in
-    :func:`run_checks` raises it again.
-    """
-
-    def _load() -> None:
-        with contextlib.suppress(Exception):
-            _import_gx()
-
-    thread = threading.Thread(target=_load, name="meterlake-gx-import", daemon=True)
-    thread.start()
-    return thread
 
 
 def open_context(gx_root: Path, docs_dir: Path, docs_validation_limit: int = 300) -> Any:
@@ -352,7 +342,26 @@ class CheckError(RuntimeError):
     """The gate itself went wrong (not the data): GX failed, or disagreed with the verdict."""
 
 
-# -- the whole run --------------------------------------------------------------------
+# -- the whole run ---------------------------------------------------------------------
+
+
+def judge_all(inputs: Sequence[SuiteInput]) -> pl.DataFrame:
+    """Every input's findings with the value, bounds and title GX judges (no GX involved).
+
+    The columns are :data:`FINDINGS_SCHEMA` and :data:`BOUNDS_SCHEMA`: what
+    :func:`render` takes, and, less the bounds, the findings of ``check_results``.
+    """
+    return pl.concat([judge(inp) for inp in inputs]) if inputs else empty_findings()
+
+
+def verdict(judged: pl.DataFrame, data_docs_index: Path | None = None) -> CheckReport:
+    """The gate's verdict from the judged findings alone; the Data Docs are those given, if any."""
+    return CheckReport(
+        findings=judged.select(list(FINDINGS_SCHEMA)),
+        data_docs_index=data_docs_index,
+        validation_pages=[],
+        missing_pages=[],
+    )
 
 
 def run_checks(
@@ -365,9 +374,24 @@ def run_checks(
     """Judge every input, have GX check the verdict, store its result, build the Data Docs.
 
     Returns the findings (schema :data:`CHECK_RESULTS` without ``run_id``) and the
-    Data Docs pages of this run, checked to exist on disk.
+    Data Docs pages of this run, checked to exist on disk. (The check stage judges with
+    :func:`judge_all` and leaves :func:`render` to the docs stage when the gate passes.)
     """
-    judged = pl.concat([judge(inp) for inp in inputs]) if inputs else empty_findings()
+    return render(judge_all(inputs), gx_root, docs_dir, run_name, docs_validation_limit)
+
+
+def render(
+    judged: pl.DataFrame,
+    gx_root: Path,
+    docs_dir: Path,
+    run_name: str,
+    docs_validation_limit: int = 300,
+) -> CheckReport:
+    """Have GX check the judged findings (:func:`judge_all`), store its result and build
+    the run's Data Docs page; raise :class:`CheckError` when GX disagrees with the verdict.
+
+    Imports GX (seconds of CPU in a fresh process): the gate's verdict does not wait for it.
+    """
     findings = judged.select(list(FINDINGS_SCHEMA))
 
     gx = _import_gx()

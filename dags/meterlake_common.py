@@ -108,8 +108,10 @@ RECEIVABLES = _asset(
     "marts/receivables",
     "receivables, recovery, credit and dunning list (receivables stage)",
 )
-#: emitted only when the Great Expectations gate passed: publishing schedules on it
+#: emitted only when the gate passed: publishing schedules on it
 CHECKED = _asset("checked", "checked", "marts that passed the blocking expectations (check stage)")
+#: the passed gate's Data Docs page (Great Expectations): nothing waits on it
+DATA_DOCS = _asset("data_docs", "reports/data_docs", "Great Expectations Data Docs of the passed gate (docs stage)")
 PUBLISHED = _asset("published", "published", "reporting database, data dictionary and HTML report (publish stage)")
 
 STAGE_ASSETS: dict[str, Asset] = {
@@ -121,6 +123,7 @@ STAGE_ASSETS: dict[str, Asset] = {
     "billing": BILLING,
     "receivables": RECEIVABLES,
     "check": CHECKED,
+    "docs": DATA_DOCS,
     "publish": PUBLISHED,
 }
 

@@ -1,10 +1,13 @@
 """meterlake_marts: clean tables -> marts, on each ``meterlake.clean`` asset event.
 
 outages (interruptions from meter events: validate reads them) -> validate (VEE:
-meter_daily, collection_daily) -> loss -> anomalies, and billing beside them, then the Great Expectations gate (check). Only a passing gate emits the
-``meterlake.checked`` asset that triggers ``meterlake_publish``: a blocking expectation
-fails ``check`` with a message naming the expectation, the table and the partition,
-and nothing is published.
+meter_daily, collection_daily) -> loss -> anomalies, and billing beside them, then the
+quality gate (check: the verdict in polars, no Great Expectations import). Only a
+passing gate emits the ``meterlake.checked`` asset that triggers ``meterlake_publish``:
+a blocking expectation fails ``check`` with a message naming the expectation, the
+table and the partition and linking its Data Docs page, and nothing is published.
+After a passing gate the ``docs`` task has Great Expectations re-check the findings
+and renders their Data Docs page; publishing does not wait for it.
 
 anomalies runs after loss because theft screening correlates customers' kWh with
 their area's daily loss (area_loss_daily). The dates are the union of the triggering
@@ -21,6 +24,7 @@ from meterlake_common import (
     CHECKED,
     CLEAN,
     DAILY_PARAMS,
+    DATA_DOCS,
     DEFAULT_ARGS,
     LOSS,
     METER_DAILY,
@@ -58,7 +62,9 @@ def meterlake_marts() -> None:
     # the gate: a blocking expectation fails here and CHECKED is not emitted
     gate = stage_task("check", CHECKED, retries=0)
     billed = stage_task("receivables", RECEIVABLES)(stage_task("billing", BILLING)(daily))
-    gate(stage_task("anomalies", ANOMALIES)(losses), billed)
+    passed = gate(stage_task("anomalies", ANOMALIES)(losses), billed)
+    # Data Docs after the gate, off publishing's path (GX's import costs seconds)
+    stage_task("docs", DATA_DOCS)(passed)
 
 
 meterlake_marts()

@@ -2,10 +2,10 @@
 
 Reruns loss, billing and receivables over every day of the month, so area_loss_monthly,
 bills_monthly, receivables_monthly and recovery_monthly are rebuilt from all the month's days the lake holds (late files of the
-month's last day were ingested by the 06:00 daily run of the 2nd), then the Great
-Expectations gate; a passing gate emits ``meterlake.checked`` with the month and its
-dates, which triggers ``meterlake_publish``. The param ``month`` (YYYY-MM) closes
-another month.
+month's last day were ingested by the 06:00 daily run of the 2nd), then the quality
+gate; a passing gate emits ``meterlake.checked`` with the month and its
+dates, which triggers ``meterlake_publish``, and the ``docs`` task renders the gate's
+Data Docs page. The param ``month`` (YYYY-MM) closes another month.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 from meterlake_common import (
     BILLING,
     CHECKED,
+    DATA_DOCS,
     DEFAULT_ARGS,
     LOSS,
     MONTHLY_CRON,
@@ -50,7 +51,8 @@ def meterlake_monthly() -> None:
     month = plan()
     gate = stage_task("check", CHECKED, retries=0)
     billed = stage_task("receivables", RECEIVABLES)(stage_task("billing", BILLING)(month))
-    gate(stage_task("loss", LOSS)(month), billed)
+    passed = gate(stage_task("loss", LOSS)(month), billed)
+    stage_task("docs", DATA_DOCS)(passed)
 
 
 meterlake_monthly()

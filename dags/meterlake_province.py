@@ -58,7 +58,7 @@ ORGS_PARAM = Param(
     description='run only these org units (e.g. ["ORG01", "ORG02"]); empty = every unit the lake holds',
 )
 #: the stages of a monthly close, per unit
-MONTHLY_STAGES = ["loss", "billing", "receivables", "check", "publish"]
+MONTHLY_STAGES = ["loss", "billing", "receivables", "check", "docs", "publish"]
 
 
 def province(dag_id: str, cron: str, params: dict[str, Param], monthly: bool) -> None:

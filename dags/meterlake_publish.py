@@ -1,6 +1,6 @@
 """meterlake_publish: reporting database, data dictionary, HTML report.
 
-Scheduled on ``meterlake.checked``, which only a passing Great Expectations gate emits
+Scheduled on ``meterlake.checked``, which only a passing quality gate emits
 (from ``meterlake_marts`` or ``meterlake_monthly``): nothing is published from marts
 that failed a blocking expectation. The publish stage finds the production PostgreSQL
 reporting database itself: the worker's METERLAKE_PG_DSN, else (inside an Airflow task)

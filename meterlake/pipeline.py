@@ -56,10 +56,13 @@ RUNNERS: dict[str, StageRun] = {
     "anomalies": _stage("anomalies"),  # theft/anomaly ranking
     "billing": _stage("billing"),  # bills, prepay balances
     "receivables": _stage("receivables"),  # post-paid receivables, recovery, credit, dunning
-    "check": _stage("check"),  # Great Expectations gate: blocking failures stop here
+    "check": _stage("check"),  # the quality gate (verdict in polars): blocking failures stop here
+    "docs": _stage("docs"),  # Great Expectations re-checks a passed gate and renders its Data Docs
     "publish": _stage("publish"),  # reporting database, data dictionary, HTML report
 }
 STAGES: tuple[str, ...] = tuple(RUNNERS)
+#: the stage that ends the chain for a run's dates: what ingest left pending is then done
+CHAIN_END = "publish"
 
 
 def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -104,7 +107,7 @@ def run_stage(
             raise StageError(f"{stage}: {exc}") from exc
         result.seconds = round(time.perf_counter() - t0, 3)
         result.cpu_seconds = round(time.process_time() - cpu0, 3)
-        if stage == STAGES[-1]:
+        if stage == CHAIN_END:
             # the chain is complete for these dates: what ingest left pending is done
             ctx.lake.clear_pending_dates(dates)
         if record:

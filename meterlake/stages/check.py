@@ -5,15 +5,20 @@ written yet is skipped with a note), the partitions of the run's dates and of th
 months they touch (all partitions of quarantine) are reduced to a metrics frame in
 polars and judged by the table's rules (:mod:`meterlake.checks.suites`,
 :mod:`meterlake.checks.judge`); small area-grain tables also get row-level rules.
-Great Expectations re-checks every finding of the run on one combined frame (one
-suite, one checkpoint) and renders the run's Data Docs page. Then:
+The verdict is the polars one: the stage does not import Great Expectations when
+the gate passes. Then:
 
 * the findings go to ``LAKE/_meta/check_results/run_id=<run>/part-0.parquet``;
-* Data Docs are built under ``LAKE/reports/data_docs/`` and their index is
-  ``StageResult.details["data_docs"]`` (hence linked from the run record);
+* a passing gate leaves the judged findings (with the bounds GX checks) in
+  ``LAKE/_meta/data_docs_pending/<run>.parquet``: the docs stage
+  (:mod:`meterlake.stages.docs`) has Great Expectations re-check them on one combined
+  frame (one suite, one checkpoint) and renders the run's Data Docs page, off the
+  path from the gate to publishing;
 * a failed *blocking* expectation raises :class:`BlockingValidationError` with one
-  line naming the rule and expectation, the table and the partition; nothing
-  downstream (publish) runs. Failed *warnings* become notes.
+  line naming the rule and expectation, the table and the partition, and the Data
+  Docs page of the failure is rendered here at once (its index is
+  ``StageResult.details["data_docs"]``, linked from the run record and named in the
+  message); nothing downstream (publish) runs. Failed *warnings* become notes.
 """
 
 from __future__ import annotations
@@ -24,21 +29,20 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-
-# imported here, not lazily: GX's import runs in a thread while the metrics are computed,
-# and two threads importing pyarrow at once is asking for an import-lock cycle
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..checks.inputs import PartitionData, build_input, infer_grain, wanted_partitions
 from ..checks.results import CHECK_RESULTS
 from ..checks.runner import (
+    PENDING,
     CheckError,
     CheckReport,
     SuiteInput,
     blocking_message,
-    preload,
-    run_checks,
+    judge_all,
+    render,
+    verdict,
     warning_notes,
 )
 from ..checks.suites import EXPECTED_TABLES, TableSuite, build_suites, generic_suite, suite_for
@@ -158,20 +162,25 @@ def collect_inputs(
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     thresholds = ctx.config("checks", CheckThresholds)
     lake = ctx.lake
-    loading = preload()  # GX's import overlaps the polars metrics
     inputs, notes, checked = collect_inputs(lake.root, dates, thresholds, ctx.progress)
-    ctx.progress(f"check: validating {len(inputs)} table(s) with Great Expectations")
-    loading.join()
-    try:
-        report: CheckReport = run_checks(
-            inputs,
-            gx_root=lake.meta / "gx",
-            docs_dir=lake.reports / "data_docs",
-            run_name=ctx.run_id,
-            docs_validation_limit=thresholds.gate.docs_validation_limit,
-        )
-    except CheckError as exc:  # the gate itself failed: nothing is published
-        raise StageError(f"check: {exc}") from exc
+    judged = judge_all(inputs)
+    report: CheckReport = verdict(judged)
+    pending: Path | None = None
+    if report.passed:
+        # the Data Docs page is the docs stage's: it imports GX, which the verdict does not need
+        pending = lake.write_file(lake.meta / PENDING / f"{ctx.run_id}.parquet", judged)
+    else:
+        ctx.progress("check: blocking failures; rendering their Data Docs page with Great Expectations")
+        try:
+            report = render(
+                judged,
+                gx_root=lake.meta / "gx",
+                docs_dir=lake.reports / "data_docs",
+                run_name=ctx.run_id,
+                docs_validation_limit=thresholds.gate.docs_validation_limit,
+            )
+        except CheckError as exc:  # the gate itself failed: nothing is published
+            raise StageError(f"check: {exc}") from exc
     findings = report.findings.with_columns(pl.lit(ctx.run_id).alias("run_id"))
     results_path = lake.write_partition(CHECK_RESULTS, ctx.run_id, findings, sort_by=["table", "partition", "rule"])
     failures = (
@@ -188,6 +197,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         details={
             "data_docs": str(report.data_docs_index) if report.data_docs_index else None,
             "data_docs_pages": [str(p) for p in report.validation_pages],
+            "data_docs_pending": str(pending) if pending else None,
             "check_results": str(results_path),
             "tables": checked,
             "findings": {

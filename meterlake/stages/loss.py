@@ -231,6 +231,16 @@ class BalanceModel(_Strict):
         True,
         description="absorb the load loss (the square of the area's load) beside the bumps, free per day (areas of 30 customers up)",
     )
+    clean_customers: int = Field(
+        4,
+        ge=0,
+        le=32,
+        description="customers per area-day whose cross products are kept, so the window takes their fitted part out of the others' loss (0: none)",
+    )
+    clean_passes: int = Field(2, ge=0, le=8, description="refits of the window on the loss so cleaned")
+    clean_min_t: float = Field(
+        2.0, ge=0, description="a selected customer's part is taken out from this robust t (either sign) up"
+    )
     min_t: float = Field(4.0, gt=0, description="a coefficient must stand this many standard errors from the area's")
     theft_min_share: float = Field(0.1, gt=0, lt=1, description="least unrecorded share of a theft candidate")
     report_t: float = Field(
@@ -254,6 +264,9 @@ class BalanceModel(_Strict):
             load_power=self.load_power,
             day_shapes=self.day_shapes,
             copper_term=self.copper_term,
+            clean_customers=self.clean_customers,
+            clean_passes=self.clean_passes,
+            clean_min_t=self.clean_min_t,
             min_t=self.min_t,
             theft_min_share=self.theft_min_share,
             report_t=self.report_t,
@@ -454,7 +467,7 @@ def _with_balance(
     )
     customers = pl.concat(
         [pl.scan_parquet(_state_files(lake, d)[1]).with_columns(date=pl.lit(d)) for d in days],
-        how="vertical_relaxed",
+        how="diagonal_relaxed",  # states kept before the cross products lack them
     )
     coef = balance.balance_window(areas, customers, end, rules)
     cands = balance.mapping_candidates(coef, rules)

@@ -64,7 +64,7 @@ def _stub(name):
         )
     return run
 
-_wanted = os.environ.get("STUB_STAGES", "ingest,outages,validate,loss,anomalies,billing,receivables,check,publish")
+_wanted = os.environ.get("STUB_STAGES", "ingest,outages,validate,loss,anomalies,billing,receivables,check,docs,publish")
 for _name in filter(None, _wanted.split(",")):
     _module = types.ModuleType(f"meterlake.stages.{_name}")
     _module.run = _stub(_name)
@@ -224,9 +224,9 @@ def test_chain_runs_the_consumers_with_the_upstream_events_in_their_conf(airflow
     calls = airflow.stage_calls()
     order = [c["stage"] for c in calls]
     assert sorted(order) == sorted(
-        ["ingest", "outages", "validate", "loss", "anomalies", "billing", "receivables", "check", "publish"]
+        ["ingest", "outages", "validate", "loss", "anomalies", "billing", "receivables", "check", "docs", "publish"]
     )
-    assert order[:3] == ["ingest", "outages", "validate"] and order[-2:] == ["check", "publish"]
+    assert order[:3] == ["ingest", "outages", "validate"] and order[-3:] == ["check", "docs", "publish"]
     assert order.index("loss") < order.index("anomalies")
     assert calls[0]["dates"] == ["2026-01-08"]
     assert {tuple(c["dates"]) for c in calls[1:]} == {("2026-01-03", "2026-01-08")}
@@ -244,6 +244,7 @@ def test_chain_runs_the_consumers_with_the_upstream_events_in_their_conf(airflow
         "meterlake.billing": {"stub_billing": 20},
         "meterlake.receivables": {"stub_receivables": 20},
         "meterlake.checked": {"stub_check": 20},
+        "meterlake.data_docs": {"stub_docs": 20},
         "meterlake.published": {"stub_publish": 20},
     }
     # only keys, paths and counts go through XCom
@@ -263,11 +264,11 @@ def test_airflow_dags_test_with_the_upstream_event_in_conf(airflow):
     }
     airflow.run(
         dags_test("meterlake_marts", "2026-01-06", {"upstream": [extra]}),
-        STUB_STAGES="outages,validate,loss,anomalies,billing,check",
+        STUB_STAGES="outages,validate,loss,anomalies,billing,check,docs",
     )
     assert airflow.rc == 0, airflow.output[-8000:]
     calls = airflow.stage_calls()
-    assert sorted(c["stage"] for c in calls) == ["anomalies", "billing", "check", "loss", "outages", "validate"]
+    assert sorted(c["stage"] for c in calls) == ["anomalies", "billing", "check", "docs", "loss", "outages", "validate"]
     assert {(tuple(c["dates"]), c["lake"], c["run_id"]) for c in calls} == {
         (("2026-01-05",), str(airflow.lake), "upstream-run")
     }
@@ -327,6 +328,7 @@ def test_blocking_check_failure_stops_before_publish_and_alerts(airflow, robot):
         "billing": "success",
         "receivables": "success",
         "check": "failed",
+        "docs": "upstream_failed",
     }
     # the task fails with the stage's message: expectation, table, partition
     message = (
@@ -336,7 +338,7 @@ def test_blocking_check_failure_stops_before_publish_and_alerts(airflow, robot):
     assert message in airflow.output
     assert "meterlake.checked" not in {e["asset"] for e in summary["asset_events"]}
     assert "meterlake_publish" not in {r["dag_id"] for r in summary["runs"]}
-    assert "publish" not in {c["stage"] for c in airflow.stage_calls()}
+    assert not {"docs", "publish"} & {c["stage"] for c in airflow.stage_calls()}
 
     # the failure callback told the robot once, signed, with the task and the reason
     assert len(received) == 1, received
@@ -361,6 +363,7 @@ def test_monthly_close_reruns_the_month_and_publishes_through_the_gate(airflow):
         "billing": january,
         "receivables": january,
         "check": january,
+        "docs": january,
         "publish": january,
     }
     checked = [e["extra"] for e in summary["asset_events"] if e["asset"] == "meterlake.checked"]
@@ -495,6 +498,7 @@ def test_metadata_db_and_chain_on_postgres(tmp_path, pg_dsn):
             "billing",
             "receivables",
             "check",
+            "docs",
             "publish",
         }
     finally:

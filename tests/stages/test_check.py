@@ -1,10 +1,12 @@
-"""The check stage: the GX gate over a small lake, its Data Docs, and the stop before publish."""
+"""The check stage: the gate over a small lake, the docs stage's Data Docs, and the stop before publish."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -20,7 +22,7 @@ from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.schemas.quarantine import QUARANTINE
 from meterlake.schemas.registers import LANDING as REGISTERS_LANDING
 from meterlake.settings import Settings
-from meterlake.stages import BlockingValidationError, StageContext, StageError, StageResult, check
+from meterlake.stages import BlockingValidationError, StageContext, StageError, StageResult, check, docs
 
 D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 REGISTERS = REGISTERS_LANDING.clean
@@ -119,6 +121,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_lake(root)
     # run once so that the copies start with GX's suites stored (as a daily lake would)
     check.run(_ctx(root, "warm-up"), [D1, D2])
+    docs.run(_ctx(root, "warm-up"), [D1, D2])
     return root
 
 
@@ -133,17 +136,17 @@ def _ctx(root: Path, run_id: str = "run-1") -> StageContext:
     return StageContext(settings=Settings(lake=root, landing=root.parent / "landing"), run_id=run_id)
 
 
-def test_clean_run_passes_and_builds_data_docs(lake: Lake) -> None:
+def test_clean_run_passes_and_leaves_its_findings_for_the_docs_stage(lake: Lake) -> None:
     result = check.run(_ctx(lake.root), [D1, D2])
     assert isinstance(result, StageResult)
     details = result.details
-    index = Path(details["data_docs"])
-    assert index == lake.reports / "data_docs" / "index.html"
-    assert index.is_file()
-    pages = [Path(p) for p in details["data_docs_pages"]]
-    # one validation page for the run: every finding of the 4 tables (and area loss's rows)
-    assert len(pages) == 1
-    assert all(p.is_file() and lake.reports in p.parents for p in pages)
+    # the gate passed without Great Expectations: no page yet, the judged findings wait
+    assert details["data_docs"] is None and details["data_docs_pages"] == []
+    waiting = Path(details["data_docs_pending"])
+    assert waiting == lake.meta / "data_docs_pending" / "run-1.parquet"
+    judged = pl.read_parquet(waiting)
+    assert judged.height == result.rows["check_results"]
+    assert {"value", "min_value", "max_value", "check"} <= set(judged.columns)
     assert details["findings"]["blocking"] == details["findings"]["warnings"] == 0
     assert set(details["tables"]) == {
         "clean/registers",
@@ -158,9 +161,68 @@ def test_clean_run_passes_and_builds_data_docs(lake: Lake) -> None:
         "rules": details["tables"]["marts/quarantine"]["rules"],
         "row_level": False,
     }
+
+
+def test_the_docs_stage_renders_the_passed_gate_and_clears_it(lake: Lake) -> None:
+    check.run(_ctx(lake.root), [D1, D2])
+    result = docs.run(_ctx(lake.root), [D1, D2])
+    details = result.details
+    index = Path(details["data_docs"])
+    assert index == lake.reports / "data_docs" / "index.html"
+    assert index.is_file()
+    pages = [Path(p) for p in details["data_docs_pages"]]
+    # one validation page for the run: every finding of the 4 tables (and area loss's rows)
+    assert len(pages) == 1
+    assert all(p.is_file() and lake.reports in p.parents for p in pages)
+    assert "run-1" in pages[0].as_posix()
+    assert details["runs"] == ["run-1"]
+    assert list((lake.meta / "data_docs_pending").iterdir()) == []
+    # the pages load nothing from the network
+    from meterlake.checks.offline import REMOTE_ASSET
+
+    site = lake.reports / "data_docs"
+    remote = [p for p in site.rglob("*.html") if REMOTE_ASSET.search(p.read_text(encoding="utf-8"))]
+    assert remote == []
     # GX's own files stay in the lake, not in the repository
     assert (lake.meta / "gx").is_dir()
     assert not (Path.cwd() / "gx").exists()
+    # nothing left: a second docs run says so and builds nothing
+    again = docs.run(_ctx(lake.root, "run-2"), [D1])
+    assert again.notes == ["no passed gate waiting for its Data Docs page"]
+    assert again.details == {}
+
+
+def test_the_docs_stage_renders_every_waiting_run_oldest_first(lake: Lake) -> None:
+    import os
+
+    check.run(_ctx(lake.root, "run-b"), [D1])
+    check.run(_ctx(lake.root, "run-a"), [D2])
+    waiting = lake.meta / "data_docs_pending"
+    os.utime(waiting / "run-b.parquet", ns=(1_000_000_000, 1_000_000_000))  # run-b's gate came first
+    result = docs.run(_ctx(lake.root, "run-c"), [D1])
+    assert result.details["runs"] == ["run-b", "run-a"]
+    assert len(result.details["data_docs_pages"]) == 2
+    assert "rendered the Data Docs of 2 runs: run-b, run-a" in result.notes
+    assert list(waiting.iterdir()) == []
+
+
+CHECK_WITHOUT_GX = """
+import datetime as dt, json, sys
+from meterlake import pipeline
+from meterlake.settings import Settings
+s = Settings(lake=sys.argv[1], landing=sys.argv[1] + "-landing")
+r = pipeline.run_stage(s, "check", [dt.date(2026, 1, 1), dt.date(2026, 1, 2)], "no-gx")
+print(json.dumps({"gx": "great_expectations" in sys.modules, "pending": r.details["data_docs_pending"]}))
+"""
+
+
+def test_a_passing_gate_does_not_import_great_expectations(lake: Lake) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK_WITHOUT_GX, str(lake.root)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got == {"gx": False, "pending": str(lake.meta / "data_docs_pending" / "no-gx.parquet")}
 
 
 def test_absent_tables_are_skipped_with_a_note(lake: Lake) -> None:
@@ -285,14 +347,19 @@ def test_blocking_failure_stops_the_run_before_publish(lake: Lake, fake_publish:
 
 def test_a_passing_run_publishes_and_links_the_data_docs(lake: Lake, fake_publish: list) -> None:
     settings = Settings(lake=lake.root, landing=lake.root.parent / "landing")
-    record = pipeline.run(settings, D1, D2, stages=["check", "publish"], run_id="passed")
+    record = pipeline.run(settings, D1, D2, stages=["check", "docs", "publish"], run_id="passed")
     assert fake_publish == [[D1, D2]]
     assert record["status"] == "ok"
-    docs = _record(lake)["stages"]["check"]["details"]["data_docs"]
-    assert Path(docs).is_file() and docs.endswith("reports/data_docs/index.html")
+    stages = _record(lake)["stages"]
+    assert list(stages) == ["check", "docs", "publish"]
+    docs_index = stages["docs"]["details"]["data_docs"]
+    assert Path(docs_index).is_file() and docs_index.endswith("reports/data_docs/index.html")
+    assert [Path(p).is_file() for p in stages["docs"]["details"]["data_docs_pages"]] == [True]
 
 
-def test_a_gate_that_disagrees_with_gx_fails_the_stage_in_one_line(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_gate_that_disagrees_with_gx_fails_the_docs_stage_in_one_line(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from meterlake.checks import runner
 
     judge = runner.judge
@@ -302,8 +369,12 @@ def test_a_gate_that_disagrees_with_gx_fails_the_stage_in_one_line(lake: Lake, m
 
     monkeypatch.setattr(runner, "judge", lenient)
     lake.write_partition(METER_DAILY, D2, meter_daily(D2, duplicate=True))
+    check.run(_ctx(lake.root), [D2])  # the lenient verdict passes the gate
     with pytest.raises(StageError) as caught:
-        check.run(_ctx(lake.root), [D2])
+        docs.run(_ctx(lake.root), [D2])
     assert not isinstance(caught.value, BlockingValidationError)
-    assert str(caught.value).startswith("check: Great Expectations and the gate disagree on 1 finding(s)")
+    assert str(caught.value).startswith("docs: run run-1: Great Expectations and the gate disagree on 1 finding(s)")
     assert "meter_daily.key.unique" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    # the findings stay waiting: the next docs run tries again
+    assert (lake.meta / "data_docs_pending" / "run-1.parquet").is_file()

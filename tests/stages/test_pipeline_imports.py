@@ -30,5 +30,6 @@ def test_importing_the_pipeline_imports_no_stage() -> None:
         "billing",
         "receivables",
         "check",
+        "docs",
         "publish",
     ]

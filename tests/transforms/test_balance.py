@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Mapping
@@ -12,7 +13,15 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from meterlake.transforms.balance import SLOT_COLUMNS, BalanceRules, balance, day_state
+from meterlake.transforms.balance import (
+    SLOT_COLUMNS,
+    BalanceRules,
+    _selected_cross,
+    balance,
+    balance_window,
+    cleaned_loss,
+    day_state,
+)
 
 START = dt.date(2026, 3, 1)
 DAYS = 14
@@ -303,3 +312,138 @@ def test_a_partial_thief_is_recovered_beside_a_load_loss() -> None:
     assert c0["true_use_ratio"] == pytest.approx(1 / 0.6, rel=0.03)
     assert c0["steady_unrecorded_kwh"] == pytest.approx(0.4 * x[0].sum(), rel=0.05)
     assert found.filter(pl.col("kind") == "theft_candidate")["meter_id"].to_list() == ["c0"]
+
+
+def test_each_area_day_selects_the_curves_that_stand_out_and_keeps_their_cross_products() -> None:
+    # one area, three customers over 4 slots; the terms are the constant slot vector
+    basis = np.full((1, 96, 1), 1 / np.sqrt(96))
+    rec = np.zeros((3, 96))
+    rec[0, :2] = [1.0, 0.0]
+    rec[1, :2] = [0.0, 2.0]
+    rec[2, [0, 1, 90]] = [1.0, 1.0, 2.0]  # slot 90 is a night slot
+    proj = rec @ basis[0]
+    # coefficients ry/rr: 0.1, 0.1, 2.0; the median 0.1, so |ry - 0.1 rr| / sqrt(rr):
+    # 0, 0 and 1.9 x sqrt(rr_2): the third stands out, then the first two tie at 0
+    st = np.zeros((3, 7))
+    st[:, 0] = [1.0, 4.0, 1.0]
+    st[:, 1] = [0.1, 0.4, 2.0]
+    place, cross, night = _selected_cross(rec, proj, basis, np.array([0, 3]), st, 1)
+    assert place.tolist() == [-1, -1, 0]
+    # the third curve less its mean (4/96 per slot): [1, 1, 2 at 90] - 4/96 everywhere
+    cleared = rec[2] - 4 / 96
+    assert cross[:, 0] == pytest.approx([1 - 4 / 96, 2 * (1 - 4 / 96), 1 + 1 + 4 - 4 * 4 / 96])
+    assert cross[:, 0] == pytest.approx(rec @ cleared)
+    # night slots only (22:00-06:00: slots 0-23 and 88-95): every slot of these curves
+    assert night[:, 0] == pytest.approx(cross[:, 0])
+    # two selected: the third, then the first (tie broken by row order: stable)
+    place, cross, _ = _selected_cross(rec, proj, basis, np.array([0, 3]), st, 2)
+    assert place.tolist() == [1, -1, 0]
+    # an area of fewer customers than k: the places past them are 0
+    place, cross, _ = _selected_cross(rec[:1], proj[:1], basis, np.array([0, 1]), st[:1], 3)
+    assert place.tolist() == [0] and cross[0, 1:].tolist() == [0.0, 0.0]
+
+
+def test_the_cleaned_loss_is_the_loss_less_the_selected_customers_parts() -> None:
+    """ry, ny, yy and ly of each customer against y − Σ_s δ_s r_s + δ_i r_i, from explicit vectors."""
+    rng = np.random.default_rng(20)
+    r = rng.normal(size=(3, 10))
+    y = rng.normal(size=10)
+    load = r.sum(0)
+    night = np.arange(10) < 4
+    n = r * night
+    day = START
+    # c1 and c3 are selected (places 0 and 1); their coefficients 0.6 and -0.9 against a
+    # median of 0.1: δ = 0.5 and -1.0
+    sel = [0, 2]
+    delta = {0: 0.5, 2: -1.0}
+    customers = pl.DataFrame(
+        {
+            "area_id": ["A"] * 3,
+            "meter_id": ["c1", "c2", "c3"],
+            "date": [day] * 3,
+            "rr": [r[i] @ r[i] for i in range(3)],
+            "ry": [r[i] @ y for i in range(3)],
+            "rl": [r[i] @ load for i in range(3)],
+            "nn": [n[i] @ n[i] for i in range(3)],
+            "nr": [n[i] @ r[i] for i in range(3)],
+            "ny": [n[i] @ y for i in range(3)],
+            "nl": [n[i] @ load for i in range(3)],
+            "selected": pl.Series([0, None, 1], dtype=pl.Int8),
+            "cross": [[float(r[i] @ r[s]) for s in sel] for i in range(3)],
+            "night_cross": [[float(n[i] @ r[s]) for s in sel] for i in range(3)],
+        }
+    )
+    areas = pl.DataFrame({"area_id": ["A"], "date": [day], "yy": [y @ y], "ly": [load @ y]})
+    raw = pl.DataFrame(
+        {
+            "area_id": ["A"] * 3,
+            "meter_id": ["c1", "c2", "c3"],
+            "coefficient": [0.6, 0.1, -0.9],
+            "area_median": [0.1] * 3,
+            "load_coefficient": [0.0] * 3,
+            "std_error": [0.01] * 3,
+            "recorded_kwh": [1.0] * 3,
+            "night_t_stat": [0.0] * 3,
+            "days_t_stat": [0.0] * 3,
+        }
+    )
+    rules = BalanceRules(clean_customers=2, clean_min_t=0.0, tau_min_customers=1)
+    got = cleaned_loss(areas, customers, raw, rules).collect().sort("meter_id")
+    for i in range(3):
+        own = delta.get(i, 0.0)
+        yi = y - sum(delta[s] * r[s] for s in sel) + own * r[i]
+        row = got.row(i, named=True)
+        assert row["ry"] == pytest.approx(r[i] @ yi)
+        assert row["ny"] == pytest.approx(n[i] @ yi)
+        assert row["yy"] == pytest.approx(yi @ yi)
+        assert row["ly"] == pytest.approx(load @ yi)
+        assert row["rr"] == pytest.approx(r[i] @ r[i])  # the curve's own sums stay
+    # a selected customer whose t stays under clean_min_t keeps its part in the others' loss
+    strict = cleaned_loss(areas, customers, raw, BalanceRules(clean_customers=2, clean_min_t=1e9, tau_min_customers=1))
+    assert strict.collect().sort("meter_id")["ry"].to_list() == pytest.approx([r[i] @ y for i in range(3)])
+
+
+def _crowded_area(rng: np.random.Generator) -> dict[str, Any]:
+    """40 households, one recording 60% (c0), and a CT customer booked at half its
+    multiplier (ct): its misfit, half its use, is most of the loss's noise."""
+    x = [_load(rng, b) for b in rng.uniform(5.0, 15.0, 40)]
+    big = _load(rng, 80.0)
+    meters = {"M": ("A", "area_master", 1.0, np.sum(x, axis=0) + big)}
+    meters |= {f"c{i}": ("A", "customer", 1.0, 0.6 * v if i == 0 else v) for i, v in enumerate(x)}
+    meters["ct"] = ("A", "customer", 20.0, big / 2)
+    return meters
+
+
+def test_taking_the_standing_out_customers_part_out_of_the_loss_sharpens_a_thief() -> None:
+    meters = _crowded_area(np.random.default_rng(21))
+    frames = _frames(meters)
+    plain, _ = balance(*frames, END, dataclasses.replace(RULES, clean_customers=0))
+    clean, found = balance(*frames, END, RULES)
+    before, after = _row(plain, "c0"), _row(clean, "c0")
+    # the thief's coefficient stays 1/0.6 - 1 = 2/3 ...
+    assert after["coefficient"] - after["area_median"] == pytest.approx(2 / 3, rel=0.05)
+    # ... and, with the CT customer's misfit out of its loss, it is read much more sharply
+    # (on the raw loss the misfit is noise that biases it too: 0.63 here)
+    assert after["std_error"] < 0.1 * before["std_error"]
+    # the CT customer itself keeps its own part: half its use unrecorded, 1/0.5 - 1
+    ct = _row(clean, "ct")
+    assert ct["coefficient"] - ct["area_median"] == pytest.approx(1.0, rel=0.02)
+    # no honest household is listed (the CT customer's misfit no longer leaks into theirs)
+    assert "c0" in set(found["meter_id"]) <= {"c0", "ct"}
+    # states kept before the cross products (no selected column): fitted on the raw loss
+    days = [START + dt.timedelta(days=d) for d in range(DAYS)]
+    states = [day_state(*frames, d, RULES) for d in days]
+    areas = pl.concat([s[0] for s in states])
+    customers = pl.concat([s[1] for s in states])
+    old = balance_window(areas, customers.drop("selected", "cross", "night_cross"), END, RULES)
+    assert_frame_equal(old, plain)
+    # a window over days kept before and after (the stage reads them diagonally): the
+    # newer days are cleaned, the older ones not: the thief is read between the two
+    half = pl.col("date") < START + dt.timedelta(days=DAYS // 2)
+    mixed = pl.concat(
+        [customers.filter(half).drop("selected", "cross", "night_cross"), customers.filter(~half)],
+        how="diagonal_relaxed",
+    )
+    both = balance_window(areas, mixed, END, RULES)
+    assert both["coefficient"].is_finite().all()
+    assert after["std_error"] < _row(both, "c0")["std_error"] < before["std_error"]
