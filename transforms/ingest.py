@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TypeVar, cast
 
-import numpy as np
 import polars as pl
 
 from ..schemas.landing import Field, Landing
@@ -478,8 +477,8 @@ class _FileParse:
             return None
         if any(c in text for c in (b'"', b"\r", b"\x00", b"\x1f")):
             return None
-        lines, commas = _count_bytes(text, b"\n", b",")
-        if commas != (n - 1) * lines:
+        lines = text.count(b"\n")
+        if text.count(b",") != (n - 1) * lines:
             return None
         try:
             cols = _read_fields(text, n, self.numbers if typed else None)
@@ -758,12 +757,6 @@ class _FileParse:
         stats.rows_parsed = rows.height
         stats.rows_quarantined = int(q["line"].is_not_null().sum())
         return Parsed(rows, q, stats)
-
-
-def _count_bytes(text: bytes, *chars: bytes) -> tuple[int, ...]:
-    """How often each single byte occurs in ``text`` (vectorised: a fraction of ``bytes.count``'s time)."""
-    arr = np.frombuffer(text, dtype=np.uint8)
-    return tuple(int(np.count_nonzero(arr == ord(c))) for c in chars)
 
 
 def _numbered_lines(text: bytes, first: int) -> pl.DataFrame:
