@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import polars as pl
 
@@ -81,16 +81,25 @@ class Lake:
         return self.table_dir(table) / f"{key}={value}" / PART_FILE
 
     # writing ----------------------------------------------------------------
-    def write_file(self, path: Path, frame: pl.DataFrame, level: int | None = None) -> Path:
-        """Write one Parquet file atomically (stage, fsync, rename); ``level``: zstd's, else its default."""
+    def write_file(
+        self,
+        path: Path,
+        frame: pl.DataFrame,
+        level: int | None = None,
+        row_group_size: int = ROW_GROUP_SIZE,
+        compression: Literal["zstd", "lz4"] = COMPRESSION,
+    ) -> Path:
+        """Write one Parquet file atomically (stage, fsync, rename); ``level``: zstd's, else its default;
+        ``row_group_size``: rows per row group (smaller for a file read back a part at a time);
+        ``compression``: lz4 for a working file read back often (faster to read, a little larger)."""
         return self._atomic(
             path,
             lambda tmp: frame.write_parquet(
                 tmp,
-                compression=COMPRESSION,
+                compression=compression,
                 compression_level=level,
                 statistics=True,
-                row_group_size=ROW_GROUP_SIZE,
+                row_group_size=row_group_size,
             ),
         )
 

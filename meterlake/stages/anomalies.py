@@ -28,7 +28,9 @@ import datetime as dt
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from ..landing import read_landing_file, scan_dataset
 from ..schemas.anomalies import ANOMALIES, INDICATORS
@@ -148,52 +150,92 @@ def _theft_cases(
 OBSERVER_STATE = ("_state", "observer")
 
 
+#: rows per row group of a day's kept customer summaries: the window reads them a chunk of
+#: customers at a time (``observer.CHUNK``), so a day holds only the groups of its chunk.
+#: They are written with lz4: every date reads its window's 14 of them again (0.13 s CPU
+#: for 14 days of 50,000 meters, 0.22 s with zstd; 13 % more bytes)
+STATE_ROW_GROUP = 16_384
+
+
+class _DayFile:
+    """A day's kept customer summaries, read a span of row groups at a time (rows asked for in
+    increasing order: the groups before the span asked for are dropped)."""
+
+    def __init__(self, path: Path, columns: list[str]) -> None:
+        self.file = pq.ParquetFile(path)
+        meta = self.file.metadata
+        self.starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
+        self.columns = columns
+        self.held: dict[int, pl.DataFrame] = {}
+
+    def keys(self) -> pl.DataFrame:
+        return pl.DataFrame(pl.from_arrow(self.file.read(columns=["meter_id", "area_id", "actual"])))
+
+    def read(self, r0: int, r1: int) -> pl.DataFrame:
+        g0, g1 = (int(g) for g in np.searchsorted(self.starts, [r0, r1 - 1], side="right") - 1)
+        for g in [g for g in self.held if g < g0]:
+            del self.held[g]
+        for g in range(g0, g1 + 1):
+            if g not in self.held:
+                self.held[g] = pl.DataFrame(pl.from_arrow(self.file.read_row_group(g, columns=self.columns)))
+        span = pl.concat([self.held[g] for g in range(g0, g1 + 1)])
+        return span.slice(r0 - int(self.starts[g0]), r1 - r0)
+
+
 class _Observed:
     """The observer indicator per detection date, from daily summaries of the curves.
 
     One day of curves is read at a time and summarised (``observer.day_summaries``); the
     summaries are kept in the lake (:data:`OBSERVER_STATE`): a day of this run's dates is
     summarised afresh, an earlier day is read back (summarised once if it has none). The
-    summaries of a window stay in memory, older ones are dropped as the dates move on.
+    window's customer summaries are read back from their files a chunk of customers at a
+    time (``observer.indicator_of_days``); the areas' summaries of the window stay in
+    memory, older ones are dropped as the dates move on.
     """
 
     def __init__(self, ctx: StageContext, rules: anomaly.ObserverRules, todo: list[dt.date]) -> None:
         self.lake, self.rules, self.progress = ctx.lake, rules, ctx.progress
         self.curve_days = set(self.lake.partitions(CURVES.clean))
         self.todo = set(todo)
-        self.days: dict[dt.date, tuple[pl.DataFrame, pl.DataFrame]] = {}
+        self.areas: dict[dt.date, pl.DataFrame] = {}
         self.base = self.lake.root.joinpath(
             *OBSERVER_STATE, f"blocks={rules.blocks}_zero={rules.zero_kwh:g}_floor={rules.floor_kwh:g}"
         )
+        self.columns = [*observer.block_names(rules.blocks), "zero_run", "rough"]
 
-    def _summaries(self, d: dt.date) -> tuple[pl.DataFrame, pl.DataFrame]:
-        folder = self.base / f"date={d.isoformat()}"
-        cpath, apath = folder / "customers.parquet", folder / "areas.parquet"
+    def _folder(self, d: dt.date) -> Path:
+        return self.base / f"date={d.isoformat()}"
+
+    def _summaries(self, d: dt.date) -> pl.DataFrame:
+        """The areas' summaries of ``d``; its customers' are in the kept file."""
+        cpath, apath = self._folder(d) / "customers.parquet", self._folder(d) / "areas.parquet"
         if d not in self.todo and cpath.exists() and apath.exists():
-            return pl.read_parquet(cpath), pl.read_parquet(apath)
+            return pl.read_parquet(apath)
         self.progress(f"anomalies: observer summaries {d}")
         curves = self.lake.scan(CURVES.clean, [d.isoformat()]).select("meter_id", *observer.SLOT_COLUMNS)
         members = self.lake.scan(METER_DAILY, [d]).select(list(observer.MEMBER_COLUMNS))
         customers, areas = observer.day_summaries(curves, members, d, self.rules)
-        self.lake.write_file(cpath, customers)
+        self.lake.write_file(cpath, customers, row_group_size=STATE_ROW_GROUP, compression="lz4")
         self.lake.write_file(apath, areas)
-        return customers, areas
+        return areas
 
     def at(self, day: dt.date) -> pl.DataFrame | None:
         if not self.rules.enabled:
             return None
         window = [day - dt.timedelta(days=i) for i in range(self.rules.window_days - 1, -1, -1)]
         window = [d for d in window if d.isoformat() in self.curve_days]
-        for d in [d for d in self.days if d not in window]:
-            del self.days[d]
+        for d in [d for d in self.areas if d not in window]:
+            del self.areas[d]
         if len(window) < self.rules.min_days:  # no customer can have enough days: nothing to read
             return None
         for d in window:
-            if d not in self.days:
-                self.days[d] = self._summaries(d)
-        return observer.indicator(
-            pl.concat([self.days[d][0] for d in window]), pl.concat([self.days[d][1] for d in window]), day, self.rules
-        )
+            if d not in self.areas:
+                self.areas[d] = self._summaries(d)
+        days = []
+        for d in window:
+            kept = _DayFile(self._folder(d) / "customers.parquet", self.columns)
+            days.append(observer.DayRows(d, kept.keys, kept.read))
+        return observer.indicator_of_days(days, pl.concat([self.areas[d] for d in window]), day, self.rules)
 
 
 def outage_min(ctx: StageContext) -> float:

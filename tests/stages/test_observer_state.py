@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
+import pytest
 
 from meterlake import pipeline
 from meterlake.lake import Lake
@@ -17,7 +19,8 @@ from meterlake.schemas.curves import LANDING as CURVES
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
 from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.settings import Settings
-from meterlake.stages.anomalies import OBSERVER_STATE
+from meterlake.stages import anomalies
+from meterlake.stages.anomalies import OBSERVER_STATE, _DayFile
 
 D0 = dt.date(2026, 3, 2)  # a Monday
 DAYS = 16
@@ -118,3 +121,40 @@ def test_daily_runs_read_the_kept_summaries_and_match_one_run(tmp_path: Path) ->
     # a day of the run's dates is summarised afresh (its kept file is rewritten)
     run(tmp_path / "daily", [D0 + dt.timedelta(days=8)])
     assert pl.read_parquet(state / "customers.parquet").equals(kept_rows)
+
+
+def test_a_kept_day_is_read_a_span_of_row_groups_at_a_time(tmp_path: Path) -> None:
+    rows = pl.DataFrame(
+        {
+            "meter_id": [f"C{i:02d}" for i in range(10)],
+            "area_id": ["A1"] * 10,
+            "actual": [1.0] * 10,
+            "b01": [float(i) for i in range(10)],
+            "zero_run": list(range(10)),
+        },
+        schema_overrides={"zero_run": pl.Int16},
+    )
+    path = tmp_path / "customers.parquet"
+    Lake(tmp_path).write_file(path, rows, row_group_size=3)  # groups of rows 0-2, 3-5, 6-8, 9
+    kept = _DayFile(path, ["b01", "zero_run"])
+    assert kept.keys().equals(rows.select("meter_id", "area_id", "actual"))
+    for r0, r1 in [(0, 2), (2, 7), (7, 8), (8, 10)]:
+        assert kept.read(r0, r1).equals(rows.slice(r0, r1 - r0).select("b01", "zero_run"))
+        assert min(kept.held) == r0 // 3  # the groups before the span are dropped
+    assert pq.ParquetFile(path).metadata.num_row_groups == 4
+
+
+def test_the_kept_customer_summaries_are_written_in_small_row_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "landing").mkdir()
+    build(tmp_path / "lake")
+    last = D0 + dt.timedelta(days=DAYS - 1)
+    run(tmp_path, [last])
+    whole = Lake(tmp_path / "lake").scan(ANOMALIES, [last]).collect()
+    monkeypatch.setattr(anomalies, "STATE_ROW_GROUP", 4)
+    run(tmp_path, [last])  # the run's date is summarised afresh, in groups of 4 rows
+    kept = next((tmp_path / "lake").joinpath(*OBSERVER_STATE).glob(f"*/date={last}")) / "customers.parquet"
+    meta = pq.ParquetFile(kept).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [4, 4, 2]  # 10 customers
+    assert Lake(tmp_path / "lake").scan(ANOMALIES, [last]).collect().equals(whole)

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 
 import numpy as np
 import polars as pl
 import pytest
 
+from meterlake.transforms import observer
 from meterlake.transforms.anomaly import ObserverRules
 from meterlake.transforms.observer import (
     PATTERN_WORDS,
     SLOT_COLUMNS,
+    DayRows,
     _masked_quantile,
     day_summaries,
+    frame_days,
     indicator,
+    indicator_of_days,
     no_rows,
     reason_text,
 )
@@ -213,6 +218,78 @@ def test_masked_quantile_by_hand() -> None:
     assert _masked_quantile(v, keep, 0.25)[1] == pytest.approx(3.0)  # 2, 4, 6: a quarter of the way = 3
 
 
+def test_masked_quantile_over_days_of_blocks_by_hand() -> None:
+    # (customers, days, blocks): the median of each block over the kept days
+    v = np.array([[[1.0, 10.0], [3.0, np.nan], [2.0, 30.0]], [[5.0, 1.0], [7.0, 2.0], [9.0, 4.0]]])
+    keep = np.array([[True, True, True], [True, False, True]])
+    med = _masked_quantile(v, keep, 0.5)
+    assert med.shape == (2, 2)
+    assert med[0].tolist() == [2.0, 20.0]  # of 1, 3, 2; of 10, 30 (the NaN day left out)
+    assert med[1].tolist() == [7.0, 2.5]  # of 5, 9; of 1, 4
+
+
+def _month_summaries() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Summaries of the hand-made area's month, an h1 thief (C03) and a flattening one (C07) among them."""
+    true = _true_use()
+    recorded = true.copy()
+    rng = np.random.default_rng(3)
+    for d in TAMPERED:
+        recorded[3, d] = _attack("h1", true[3, d], d, rng)
+        recorded[7, d] = _attack("h5", true[7, d], d, rng)
+    recorded[9, 5:8] = np.nan  # a customer missing days
+    curves, members = _area(recorded, true)
+    parts = [
+        day_summaries(c, m, START + dt.timedelta(days=d), RULES)
+        for d, (c, m) in enumerate(zip(curves, members, strict=True))
+    ]
+    return pl.concat([p[0] for p in parts]), pl.concat([p[1] for p in parts])
+
+
+def test_the_window_read_a_few_customers_at_a_time_matches_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    cust, areas = _month_summaries()
+    whole = indicator(cust, areas, END, RULES)
+    assert set(whole["meter_id"]) >= {"C03", "C07"}
+    asked: dict[dt.date, list[tuple[int, int]]] = {}
+
+    def recording(src: DayRows) -> DayRows:
+        def read(r0: int, r1: int) -> pl.DataFrame:
+            asked.setdefault(src.date, []).append((r0, r1))
+            return src.read(r0, r1)
+
+        return DayRows(src.date, src.keys, read)
+
+    monkeypatch.setattr(observer, "CHUNK", 5)  # 12 customers: chunks of 5, 5 and 2
+    days = [recording(d) for d in frame_days(cust)]
+    assert indicator_of_days(days, areas, END, RULES).equals(whole)
+    # each day read in increasing, non-overlapping row ranges, one per chunk: 0-5, 5-10, 10-12
+    # (C09's days without a curve are the only ones with fewer rows)
+    full = START + dt.timedelta(days=1)
+    assert asked[full] == [(0, 5), (5, 10), (10, 12)]
+    for spans in asked.values():
+        assert all(a1 <= b0 for (_, a1), (b0, _) in itertools.pairwise(spans))
+
+
+def test_day_summaries_a_few_rows_at_a_time_match_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    true = _true_use()
+    recorded = true.copy()
+    recorded[4, 3, 10:30] = np.nan  # slots not collected: filled from the register
+    curves, members = _area(recorded, true)
+    day = START + dt.timedelta(days=3)
+    # C04's register has the day's true kWh; a member without a curve row (C06): every slot filled
+    reg = members[3].with_columns(
+        pl.when(pl.col("meter_id") == "C04").then(float(true[4, 3].sum())).otherwise(pl.col("kwh")).alias("kwh")
+    )
+    gone = curves[3].filter(pl.col("meter_id") != "C06")
+    whole = day_summaries(gone, reg, day, RULES)
+    monkeypatch.setattr(observer, "SUMMARY_ROWS", 2)
+    pieces = day_summaries(gone.sample(fraction=1.0, shuffle=True, seed=5), reg, day, RULES)
+    assert pieces[0].equals(whole[0]) and pieces[1].equals(whole[1])
+    c06 = whole[0].filter(pl.col("meter_id") == "C06").row(0, named=True)
+    assert c06["actual"] == 0.0
+    assert c06["kwh"] == pytest.approx(float(recorded[6, 3].sum()))
+    assert whole[1]["filled_kwh"][0] == pytest.approx(float(recorded[6, 3].sum() + true[4, 3, 10:30].sum()))
+
+
 def test_observer_cases_are_priced_beside_the_balance_ones() -> None:
     from meterlake.transforms.observer import cases
     from meterlake.transforms.theft_cases import theft_cases
@@ -327,3 +404,37 @@ def test_day_types_are_weekdays_once() -> None:
         ObserverRules(day_types=[[0, 1, 2, 3, 4], [4, 5, 6]])
     with pytest.raises(ValueError, match="day_types"):
         ObserverRules(day_types=[[0, 7]])
+
+
+def test_a_meter_that_changed_area_is_judged_on_its_days_in_the_last_one() -> None:
+    cust, areas = _month_summaries()
+    first = START + dt.timedelta(days=9)
+    moved = cust.with_columns(
+        pl.when((pl.col("meter_id") == "C03") & (pl.col("date") <= first))
+        .then(pl.lit("A0"))
+        .otherwise(pl.col("area_id"))
+        .alias("area_id")
+    )
+    without = cust.filter(~((pl.col("meter_id") == "C03") & (pl.col("date") <= first)))
+    got = indicator(moved, areas, END, RULES)
+    assert got.equals(indicator(without, areas, END, RULES))
+    thief = got.filter(pl.col("meter_id") == "C03")
+    # its 20 days in A1 (0-based 10-29) hold 6 of the tampered ones (12, 15, 18, 21, 24, 27),
+    # each recorded at 40 %: low by 0.6, over the ramp's middle; its honest days are not
+    assert thief["_observer_days"][0] == 6
+    assert json.loads(thief["ev_observer"][0])["suspect_days"] == [
+        (START + dt.timedelta(days=d)).isoformat() for d in (12, 15, 18, 21, 24, 27)
+    ]
+
+
+def test_summaries_out_of_area_order_are_refused() -> None:
+    cust, areas = _month_summaries()
+    days = frame_days(cust)
+    last = days[-1]
+    shuffled = DayRows(
+        last.date,
+        lambda: last.keys().reverse(),
+        lambda r0, r1: last.read(0, last.keys().height).reverse().slice(r0, r1 - r0),
+    )
+    with pytest.raises(observer.ObserverInputError, match="area order"):
+        indicator_of_days([*days[:-1], shuffled], areas, END, RULES)
