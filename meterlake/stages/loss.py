@@ -407,6 +407,12 @@ def window_ends(dates: list[dt.date], held: set[dt.date], cadence: str) -> list[
     return sorted(max(h for h in held if month_of(h) == m) for m in months if any(month_of(h) == m for h in held))
 
 
+#: meter_daily rows of a run held in memory for the diagnosis windows (about 40 MB: not a
+#: county day, whose peak it would raise); beyond that a window is scanned from the lake by
+#: each pass of the diagnosis
+WINDOW_ROWS_IN_MEMORY = 300_000
+
+
 def _count(frame: pl.DataFrame, col: str) -> dict[str, int]:
     return {k: int(v) for k, v in frame.group_by(col).len().sort(col).iter_rows()}
 
@@ -522,6 +528,23 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     def scan(days: list[dt.date]) -> pl.LazyFrame:
         return lake.scan(METER_DAILY, days).select(list(loss.INPUT_COLUMNS))
 
+    #: meter_daily days read for the daily figures, kept while they total at most
+    #: WINDOW_ROWS_IN_MEMORY rows: a window made of them is not read again
+    kept: dict[dt.date, pl.DataFrame] = {}
+
+    def read_day(day: dt.date) -> pl.DataFrame:
+        frame = scan([day]).collect()
+        if frame.height + sum(f.height for f in kept.values()) <= WINDOW_ROWS_IN_MEMORY:
+            kept[day] = frame
+        return frame
+
+    def window_rows(days: list[dt.date]) -> pl.LazyFrame:
+        """The window's meter_daily rows: from memory when every day is kept (a small
+        zone's backfill reads each day once, not once per window), else scanned."""
+        if days and all(d in kept for d in days):
+            return pl.concat([kept[d] for d in days]).lazy()
+        return scan(days)
+
     def write(table: Table, value: object, frame: pl.DataFrame) -> None:
         lake.write_partition(table, value, frame)
         written[table.name] += frame.height
@@ -553,7 +576,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             area_parts, feeder_parts, gap_parts = [], [], []
             for i, day in enumerate(days, 1):
                 ctx.progress(f"loss: {month} day {i}/{len(days)} ({day})")
-                meters = loss.prepare(scan([day]).collect(), pv)
+                meters = loss.prepare(read_day(day), pv)
                 loss.check_input(meters)
                 area_day = loss.area_days(meters, rules).collect()
                 feeder_day = loss.feeder_days(meters, rules).collect()
@@ -566,12 +589,13 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
                     pending.append(day)
                     continue
                 balances[day] = area_day
-                if cfg.diagnosis.balance.enabled and day in todo:
-                    # the interval balance's statistics of the day, kept for the windows
-                    _balance_day(lake, cfg.diagnosis.balance.rules(cfg.diagnosis.multiplier), day)
                 area_parts.append(area_day)
                 feeder_parts.append(feeder_day)
                 gap_parts.append(loss.value_gaps(meters).collect())
+                del meters  # the day's meter rows, let go before the balance reads its curves
+                if cfg.diagnosis.balance.enabled and day in todo:
+                    # the interval balance's statistics of the day, kept for the windows
+                    _balance_day(lake, cfg.diagnosis.balance.rules(cfg.diagnosis.multiplier), day)
             if not area_parts:
                 result.notes.append(f"no meter value yet in {month}: no monthly loss written")
                 continue
@@ -589,7 +613,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             ctx.progress(f"loss: diagnosis {i}/{len(ends)} (window {start} .. {end}, {len(window)} days)")
             for day in window:  # days before the touched months: balance them once here
                 if day not in balances and day not in pending:
-                    meters = loss.prepare(scan([day]).collect(), pv)
+                    meters = loss.prepare(read_day(day), pv)
                     loss.check_input(meters)
                     if not meters.select(pl.col("_present").any()).collect().item():
                         pending.append(day)
@@ -597,7 +621,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
                     balances[day] = loss.area_days(meters, rules).collect()
             window = [d for d in window if d in balances]
             frame = diagnose(
-                scan(window), end, rules, diag, days=pl.concat([balances[d] for d in window]) if window else None
+                window_rows(window), end, rules, diag, days=pl.concat([balances[d] for d in window]) if window else None
             )
             every = cfg.diagnosis.balance.every_days
             if cfg.diagnosis.balance.enabled and (end == ends[-1] or end.toordinal() % every == 0):

@@ -142,6 +142,40 @@ def test_rerun_writes_identical_files(lake: Path):
     assert len(ours) == 5 + 5 + 2 + 2 + 5 + 2  # daily x2, monthly x2, diagnosis, work list
 
 
+def test_a_small_zone_reads_each_day_once_and_its_windows_from_memory(
+    lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The windows of a small zone come from the days read for the daily figures: the
+    same files as windows scanned from the lake, with one meter_daily scan fewer a window."""
+    import shutil
+
+    from meterlake.stages import loss as stage
+
+    scans: list[int] = []
+    plain = Lake.scan
+
+    def counted(self: Lake, table: Any, values: Any = None, key: Any = None) -> pl.LazyFrame:
+        values = None if values is None else list(values)
+        if table is METER_DAILY:
+            scans.append(len(values or []))
+        return plain(self, table, values, key)
+
+    monkeypatch.setattr(Lake, "scan", counted)
+    other = tmp_path / "scanned"
+    shutil.copytree(lake, other)
+    result = run(lake, HELD)
+    in_memory = list(scans)
+    scans.clear()
+    monkeypatch.setattr(stage, "WINDOW_ROWS_IN_MEMORY", 0)
+    run(other, HELD)
+    assert digest(other) == digest(lake)
+    windows = len(result.details["diagnosis"]["windows"])
+    assert windows == len(HELD)
+    # the same scans but one per window, each over the window's days
+    assert len(scans) == len(in_memory) + windows
+    assert sorted(scans) == sorted([*in_memory, 1, 2, 3, 4, 5])
+
+
 def test_a_date_without_meter_daily_is_noted_not_written(lake: Path):
     result = run(lake, [dt.date(2026, 2, 3)])
     assert "no meter_daily partition for 1 date(s) (2026-02-03 .. 2026-02-03)" in result.notes[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,13 +15,17 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from meterlake.transforms.balance import (
+    MAPPING_SCHEMA,
     SLOT_COLUMNS,
     BalanceRules,
+    _lists,
+    _nearest_standard,
     _selected_cross,
     balance,
     balance_window,
     cleaned_loss,
     day_state,
+    findings,
 )
 
 START = dt.date(2026, 3, 1)
@@ -314,6 +319,75 @@ def test_a_partial_thief_is_recovered_beside_a_load_loss() -> None:
     assert found.filter(pl.col("kind") == "theft_candidate")["meter_id"].to_list() == ["c0"]
 
 
+def _county(rng: np.random.Generator) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, np.ndarray]]:
+    """Four areas: 40 households with a load loss (shapes and load-loss term), 8, 3 with
+    gaps (a small customer's slots filled from its register, a member without a curve)
+    and one without a master; returns the curves, meter_daily and each meter's primary kWh."""
+    meters: dict[str, Any] = {}
+    for area, n in (("A", 40), ("B", 8), ("C", 3), ("D", 5)):
+        x = [_load(rng, b) for b in rng.uniform(5.0, 15.0, n)]
+        total = np.sum(x, axis=0)
+        if area != "D":
+            meters[f"{area}M"] = (area, "area_master", 1.0, total * 1.03 + 0.02 * total**2 / total.mean())
+        meters |= {f"{area}c{i}": (area, "customer", 1.0, v) for i, v in enumerate(x)}
+    tiny = _load(rng, 0.2)
+    tiny[:, 40:50] = np.nan
+    meters["Cc9"] = ("C", "customer", 10.0, tiny)  # under 5% of the master's energy: filled
+    curves, members = _frames(meters)
+    curves = curves.filter(~((pl.col("meter_id") == "Bc3") & (pl.col("data_date") == START)))
+    return curves, members, {m: v[3] for m, v in meters.items()}
+
+
+def test_a_days_statistics_are_the_same_gathered_and_fitted_a_few_areas_at_a_time() -> None:
+    curves, members, _ = _county(np.random.default_rng(13))
+    whole = day_state(curves, members, START, RULES, chunk_rows=10**6)
+    # D has no master; B's day is left out: Bc3, an eighth of its energy, sent no curve
+    assert whole[0]["area_id"].to_list() == ["A", "C"]
+    assert whole[1]["meter_id"].to_list() == [*sorted(f"Ac{i}" for i in range(40)), "Cc0", "Cc1", "Cc2", "Cc9"]
+    for rows in (1, 5, 45, 50):  # an area per range, ranges cut inside areas, two areas at once
+        part = day_state(curves, members, START, RULES, chunk_rows=rows)
+        assert_frame_equal(whole[0], part[0], check_exact=True)
+        assert_frame_equal(whole[1], part[1], check_exact=True)
+
+
+def test_a_customers_night_kwh_is_the_sum_of_its_night_slots_on_the_primary_side() -> None:
+    curves, members, primary = _county(np.random.default_rng(14))
+    day = START + dt.timedelta(days=1)
+    _, customers = day_state(curves, members, day, RULES, chunk_rows=7)
+    night = (np.arange(96) < 24) | (np.arange(96) >= 88)  # 22:00-06:00
+    for meter in ("Ac0", "Ac39", "Bc7", "Cc2", "Cc9"):
+        got = customers.filter(pl.col("meter_id") == meter)["night_kwh"].item()
+        assert got == pytest.approx(float(np.nansum(primary[meter][1][night])), rel=1e-9)
+    # every customer of the areas with a master, in area and meter order
+    assert customers["meter_id"].to_list() == sorted(m for m in primary if m[0] != "D" and "M" not in m)
+
+
+def test_an_estimated_multiplier_snaps_to_the_nearest_standard_one_in_log() -> None:
+    ratings = (1.0, 2.0, 40.0, 50.0, 4.0)
+    frame = pl.DataFrame({"r": [38.0, 46.0, 0.9, 3.0, 2.0, 1000.0, 0.01]})
+    snapped, dist = _nearest_standard(pl.col("r"), ratings)
+    out = frame.with_columns(snapped=snapped, dist=dist)
+    # 46 is nearer 50 than 40 in log (ln 50/46 = 0.083, ln 46/40 = 0.140); 3 nearer 4
+    # (0.288) than 2 (0.405); beyond the table's ends, its first or last
+    assert out["snapped"].to_list() == [40.0, 50.0, 1.0, 4.0, 2.0, 50.0, 1.0]
+    expected = [math.log(40 / 38), math.log(50 / 46), math.log(1 / 0.9), math.log(4 / 3), 0.0]
+    assert out["dist"].to_list()[:5] == pytest.approx(expected, rel=1e-12)
+    assert out["dist"][5] == pytest.approx(math.log(1000 / 50)) and out["dist"][6] == pytest.approx(math.log(100))
+    # halfway in log between 1 and 4: the smaller; one rating: that one
+    tie = pl.DataFrame({"r": [2.0]}).with_columns(_nearest_standard(pl.col("r"), (4.0, 1.0))[0].alias("s"))
+    assert tie["s"].to_list() == [1.0]
+    one = pl.DataFrame({"r": [2.0, 9.0]}).with_columns(_nearest_standard(pl.col("r"), (5.0,))[0].alias("s"))
+    assert one["s"].to_list() == [5.0, 5.0]
+
+
+def test_the_shapes_lists_are_cut_at_their_offsets() -> None:
+    flat = np.arange(7, dtype=np.float64)  # not float32 nor contiguous-typed: converted
+    series = _lists(flat, np.array([0, 3, 3, 7]))
+    assert series.dtype == pl.List(pl.Float32)
+    assert series.to_list() == [[0.0, 1.0, 2.0], [], [3.0, 4.0, 5.0, 6.0]]
+    assert _lists(np.zeros(0, np.float32), np.zeros(1, np.int64)).len() == 0
+
+
 def test_each_area_day_selects_the_curves_that_stand_out_and_keeps_their_cross_products() -> None:
     # one area, three customers over 4 slots; the terms are the constant slot vector
     basis = np.full((1, 96, 1), 1 / np.sqrt(96))
@@ -447,3 +521,87 @@ def test_taking_the_standing_out_customers_part_out_of_the_loss_sharpens_a_thief
     both = balance_window(areas, mixed, END, RULES)
     assert both["coefficient"].is_finite().all()
     assert after["std_error"] < _row(both, "c0")["std_error"] < before["std_error"]
+
+
+def _coef_rows(area: str, night_t: list[float], night_coefficient: list[float]) -> list[dict[str, Any]]:
+    """coefficients() rows of an area whose customers differ only in their night statistic."""
+    return [
+        {
+            "area_id": area,
+            "feeder_id": "F1",
+            "meter_id": f"{area}{i}",
+            "customer_id": f"C{area}{i}",
+            "multiplier": 1.0,
+            "coefficient": 0.03,
+            "std_error": 0.05,
+            "load_coefficient": 0.0,
+            "area_tau": 0.03,
+            "area_median": 0.03,
+            "recorded_kwh": 100.0,
+            "days": 14,
+            "slot_rows": 1000,
+            "night_coefficient": nc,
+            "night_t_stat": t,
+            "night_kwh": 30.0,
+            "days_t_stat": 0.0,
+            "days_kwh": 0.0,
+            "true_use_ratio": 1.0,
+            "t_stat": 0.0,
+            "steady_unrecorded_kwh": 0.0,
+        }
+        for i, (t, nc) in enumerate(zip(night_t, night_coefficient, strict=True))
+    ]
+
+
+def test_the_night_statistic_is_read_against_its_areas_own_spread() -> None:
+    # area A: night robust t -0.5 -0.25 0 0.25 1.6: median 0, absolute deviations
+    # 0.5 0.25 0 0.25 1.6, their median 0.25, scaled MAD 1.4826 x 0.25 = 0.371 -> the
+    # floor 0.5: A4 reads 1.6 / 0.5 = 3.2 >= report_t 2 (1.6 alone would not be listed).
+    # area B: -1.349 -0.6745 0 0.6745 2.5: scaled MAD 1.4826 x 0.6745 = 1.0: B4 reads 2.5.
+    coef = pl.DataFrame(
+        _coef_rows("A", [-0.5, -0.25, 0.0, 0.25, 1.6], [0.0, 0.0, 0.0, 0.0, 1.0])
+        + _coef_rows("B", [-1.349, -0.6745, 0.0, 0.6745, 2.5], [0.0, 0.0, 0.0, 0.0, 1.0])
+    )
+    found = findings(coef, pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    theft = found.filter(pl.col("kind") == "theft_candidate").sort("meter_id")
+    assert theft["meter_id"].to_list() == ["A4", "B4"]
+    ev = [json.loads(e) for e in theft["evidence"]]
+    assert [e["night_t_stat"] for e in ev] == [3.2, 2.5]
+    # score = z / (3 x min_t) = 3.2 / 12 and 2.5 / 12 (B's spread is 1.4826 x 0.6745 = 1.00001)
+    assert theft["score"].to_list() == pytest.approx([3.2 / 12, 2.5 / 12], abs=1e-5)
+    # night kWh stolen: coefficient 1 / (1 + τ 0) x 30 kWh at night
+    assert [e["night_only_kwh"] for e in ev] == [30.0, 30.0]
+    # with the old floor of 1 area A's customer stays under report_t and is not listed
+    wide = findings(coef, pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules(night_spread_floor=1.0))
+    assert wide.filter(pl.col("kind") == "theft_candidate")["meter_id"].to_list() == ["B4"]
+
+
+def test_a_wrong_multiplier_is_read_with_the_night_statistic_floored_at_1() -> None:
+    # area A of the test above, its fifth customer a CT meter booked at 20 whose
+    # coefficient says 40 (true-use ratio 1 + (1.03 - 0.03) / 1 = 2, t 20): its night t
+    # 1.6 reads 3.2 as theft evidence, but the multiplier reading keeps the floor of 1
+    # (1.6 < report_t: no night share), so it is still a multiplier suspect
+    rows = _coef_rows("A", [-0.5, -0.25, 0.0, 0.25, 1.6], [0.0, 0.0, 0.0, 0.0, 1.0])
+    rows[4] |= {"multiplier": 20.0, "coefficient": 1.03, "true_use_ratio": 2.0, "t_stat": 20.0}
+    found = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    mult = found.filter(pl.col("kind") == "multiplier_suspect")
+    assert mult["meter_id"].to_list() == ["A4"]
+    assert json.loads(mult["evidence"][0])["candidate_multiplier"] == 40.0
+
+
+def test_a_night_bypass_is_listed_by_its_share_of_the_night() -> None:
+    # area B of the test above (spread 1): B4's night t 2.5 >= report_t, night coefficient
+    # 0.3 on 30 kWh recorded at night: 0.3 / (1 + τ 0) x 30 = 9 kWh unrecorded, 9 / (9 + 100)
+    # = 8.3 % of its whole use (< theft_min_share 10 %) but 9 / (9 + 30) = 23 % of the night's
+    rows = _coef_rows("B", [-1.349, -0.6745, 0.0, 0.6745, 2.5], [0.0, 0.0, 0.0, 0.0, 0.3])
+    found = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    theft = found.filter(pl.col("kind") == "theft_candidate")
+    assert theft["meter_id"].to_list() == ["B4"]
+    ev = json.loads(theft["evidence"][0])
+    assert ev["night_only_kwh"] == pytest.approx(9.0)
+    assert ev["unrecorded_share"] == pytest.approx(9 / 109, abs=1e-6)
+    # a night share under 10 % is not listed: with a load coefficient of 2 the same night
+    # coefficient is 0.3 / 3 x 30 = 3 kWh, 3 / (3 + 30) = 9.1 % of the night's use
+    rows[4]["load_coefficient"] = 2.0
+    low = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    assert low.filter(pl.col("kind") == "theft_candidate").height == 0
