@@ -5,7 +5,9 @@ Layout under ``LAKE``::
     clean/<dataset>/<date_col>=YYYY-MM-DD/part-0.parquet   validated landing rows
     marts/<table>/<key>=<value>/part-0.parquet             analyst-facing marts
     _meta/manifest.parquet                                 landing files seen (content hash)
-    _meta/staged/<dataset>/<file_id>.parquet               each landing file, parsed once
+    _meta/staged/<dataset>/<file_id>.parquet               each landing file, parsed once (or a hard
+                                                           link to the partition it alone made, its
+                                                           other rows in rest/<file_id>.parquet)
     _meta/ledger/...                                       row accounting per file and partition
     _meta/runs/<run_id>.json                               one record per run
     _state/balance/date=YYYY-MM-DD/{areas,customers}.parquet  the interval balance's per-day statistics
@@ -100,6 +102,29 @@ class Lake:
                 row_group_size=row_group_size,
             ),
         )
+
+    def link_file(self, src: Path, path: Path) -> bool:
+        """Give the lake file ``src`` a second name ``path`` (a hard link), atomically.
+
+        Lake files are never written in place (a new version is a new file renamed over
+        the old), so the two names keep the same bytes until one is replaced. False,
+        with nothing changed, where the filesystem has no hard links.
+        """
+        self.staging.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.staging / f"{uuid.uuid4().hex}.tmp"
+        try:
+            try:
+                os.link(src, tmp)
+            except OSError as exc:
+                if exc.errno in _NO_LINKS:
+                    return False
+                raise
+            faults.before_replace(path)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
 
     def write_text(self, path: Path, text: str) -> Path:
         """Write one small text file (JSON records) atomically."""
@@ -223,6 +248,9 @@ class Lake:
         have = set(out.collect_schema().names())
         return out.select(pl.col(c) if c in have else pl.lit(None, table.schema[c]).alias(c) for c in table.names)
 
+
+#: what ``os.link`` raises where a filesystem has no hard links (or not across these folders)
+_NO_LINKS = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS})
 
 #: free space below which a failed write is taken for a full disk
 NEARLY_FULL_BYTES = 1 << 20

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from .frames import sort_if_needed
+from .frames import filter_few_out, sort_if_needed
 
 LINEAGE = ["source_file", "source_line", "delivered_at"]
 ORDER = ["delivered_at", "source_file", "source_line"]
@@ -68,7 +68,7 @@ def split_known_meters(rows: pl.DataFrame, meters: pl.DataFrame) -> tuple[pl.Dat
     known = rows.select(pl.col("meter_id").is_in(meters["meter_id"].implode()).fill_null(False)).to_series()
     if known.all():
         return rows, rows.clear()
-    return rows.filter(known), rows.filter(~known)
+    return filter_few_out(rows, known), rows.filter(~known)
 
 
 def reserialise(columns: list[str]) -> pl.Expr:

@@ -14,6 +14,13 @@ Two steps, both idempotent:
    in the valid archive go to quarantine, and the clean partition is swapped in
    atomically. A ledger per partition records where each source file's rows went.
 
+A run does both a dataset at a time (the archive first): its new files are staged, then
+its partitions rebuilt. The rows of a new file of one day stay in memory until its day
+is rebuilt, which writes its staged copy; when the file alone makes the partition, the
+staged copy is the partition's file under a second name (a hard link) and the file's rows
+the partition leaves out are written beside it (:func:`link_staged`), so a county day's
+curves are compressed and written once, not twice, and never read back.
+
 The run's accounting (rows read = clean + quarantined + duplicate, per dataset and
 file) is computed from the manifest and the ledgers, so it holds across runs.
 """
@@ -28,6 +35,7 @@ import io
 import json
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
@@ -195,7 +203,7 @@ def read_plan(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
     committed = manifest.select("source_file", "size_bytes", "mtime_ns")
     plan = plan.join(committed, on=["source_file", "size_bytes", "mtime_ns"], how="anti", nulls_equal=True)
     staged_ok = [
-        e["status"] != "ingested" or (lake.meta / "staged" / e["dataset"] / f"{e['file_id']}.parquet").exists()
+        e["status"] != "ingested" or staged_path(lake, e["dataset"], e["file_id"]).exists()
         for e in plan.select("status", "dataset", "file_id").iter_rows(named=True)
     ]
     return plan.filter(pl.Series(staged_ok, dtype=pl.Boolean))
@@ -225,16 +233,88 @@ def commit(ctx: StageContext, manifest: pl.DataFrame, plan: pl.DataFrame, downst
 # --- step 1: stage new files ---------------------------------------------------------
 
 
-def stage_parsed(ctx: StageContext, spec: Landing, file_id: str, parsed: Parsed, when: dt.datetime) -> None:
-    """Write a parsed file's rows to its staged copy and its quarantine rows to the quarantine mart."""
+def stage_parsed(
+    ctx: StageContext, spec: Landing, file_id: str, parsed: Parsed, when: dt.datetime, write: bool = True
+) -> pl.DataFrame:
+    """Write a parsed file's quarantine rows to the quarantine mart and (``write``) its rows to
+    its staged copy; return the rows as staged."""
     lake = ctx.lake
     rows = parsed.rows.with_columns(pl.lit(when, pl.Datetime("us")).alias("delivered_at"))
     if "card_no" in rows.columns:
         rows = tokenise_cards(rows, pii_key(ctx))
-    lake.write_file(lake.meta / "staged" / spec.dataset / f"{file_id}.parquet", rows, level=STAGED_LEVEL)
+    if write:
+        write_staged(lake, spec.dataset, file_id, rows)
     qpath = quarantine_path(lake, spec.dataset, f"file-{file_id[:16]}")
     if parsed.quarantine.height:
         lake.write_file(qpath, parsed.quarantine.select(QUARANTINE.names[1:]))
+    return rows
+
+
+def staged_path(lake: Lake, dataset: str, file_id: str) -> Path:
+    return lake.meta / "staged" / dataset / f"{file_id}.parquet"
+
+
+def rest_path(lake: Lake, dataset: str, file_id: str) -> Path:
+    """The rows of a linked staged copy that its partition does not hold (see :func:`link_staged`)."""
+    return lake.meta / "staged" / dataset / "rest" / f"{file_id}.parquet"
+
+
+def write_staged(lake: Lake, dataset: str, file_id: str, rows: pl.DataFrame) -> None:
+    lake.write_file(staged_path(lake, dataset, file_id), rows, level=STAGED_LEVEL)
+
+
+def read_staged(lake: Lake, spec: Landing, file_id: str, day: dt.date) -> pl.LazyFrame:
+    """The staged rows of one file on ``day``, in the order they were staged.
+
+    A linked staged copy (:func:`link_staged`, told by its lack of the date column) holds
+    one day, ``day``: the clean rows as its partition was written, and the rest of its
+    rows beside it; put together and in the staged order again (by the clean table's key,
+    then line), they are the rows as staged.
+    """
+    path = staged_path(lake, spec.dataset, file_id)
+    date = spec.date_field
+    if date in pl.read_parquet_schema(path):
+        return pl.scan_parquet(path).filter(pl.col(date) == day)
+    rest = rest_path(lake, spec.dataset, file_id)
+    names = list(pl.read_parquet_schema(rest))
+    main = pl.scan_parquet(path).with_columns(pl.lit(day, pl.Date()).alias(date)).select(names)
+    if not pl.scan_parquet(rest).select(pl.len()).collect().item():
+        return main
+    return pl.concat([main, pl.scan_parquet(rest)], how="vertical_relaxed").sort(
+        [*spec.clean.key, "source_line"], nulls_last=True, maintain_order=True
+    )
+
+
+def link_staged(
+    ctx: StageContext, spec: Landing, file_id: str, staged: pl.DataFrame, clean: pl.DataFrame, partition: Path
+) -> bool:
+    """Stage a one-day file that alone makes its partition as a second name of that partition.
+
+    ``staged``: the file's rows as staged (all of ``partition``'s day); ``clean``: those
+    rows the partition holds, as they came (a subset, in order, unchanged). The staged copy
+    is then the partition's file, hard-linked (it lacks the date column, which tells it),
+    and the rows the partition left out (unknown meters, repeats) are written beside it
+    first: no second compressed copy of a county day's curves. False, with nothing
+    written, where the rows do not fit or the filesystem has no hard links.
+    """
+    lake = ctx.lake
+    date = spec.date_field
+    want = {c: dtype for c, dtype in spec.clean.schema.items() if c != date}
+    have = {c: dtype for c, dtype in staged.schema.items() if c != date}
+    if spec.clean.partition_by != date or want != have or staged.schema.get(date) != pl.Date():
+        return False
+    if clean.height == staged.height:
+        rest = staged.clear()
+    else:
+        rest = staged.filter(~pl.col("source_line").is_in(clean["source_line"].implode()))
+        if clean.height + rest.height != staged.height:
+            return False
+    rpath = rest_path(lake, spec.dataset, file_id)
+    lake.write_file(rpath, rest)
+    if lake.link_file(partition, staged_path(lake, spec.dataset, file_id)):
+        return True
+    rpath.unlink(missing_ok=True)
+    return False
 
 
 def parse_guarded(fh: BinaryIO, spec: Landing, rel: str, window: DateWindow, ordered: bool = False) -> Parsed:
@@ -264,6 +344,21 @@ def quarantine_path(lake: Lake, dataset: str, origin: str) -> Path:
     return lake.table_dir(QUARANTINE) / f"dataset={dataset}" / f"{origin}.parquet"
 
 
+@dataclass
+class Staging:
+    """One run's staging so far: the plan, the dates touched, what is known of the files seen,
+    and the new files still to stage."""
+
+    plan: pl.DataFrame
+    touched: dict[str, set[dt.date]]
+    notes: list[str]
+    refused: list[Refused]
+    pending: list[tuple[Landing, Candidate]]
+    ids: dict[str, str]  # file_id -> source_file of every ingested file
+    rows_of: dict[str, int]  # file_id -> rows read (a resent file reads as many rows as its twin)
+    done: int = 0
+
+
 def stage_new_files(
     ctx: StageContext, manifest: pl.DataFrame, window: DateWindow
 ) -> tuple[pl.DataFrame, dict[str, set[dt.date]], list[str], list[Refused]]:
@@ -271,6 +366,13 @@ def stage_new_files(
 
     Returns the plan (entries replayed from a killed run, then the new ones), the dates
     touched per dataset, notes, and the entries refused or skipped."""
+    st = begin_staging(ctx, manifest)
+    stage_dataset(ctx, st, None, window)
+    return st.plan, st.touched, st.notes, st.refused
+
+
+def begin_staging(ctx: StageContext, manifest: pl.DataFrame) -> Staging:
+    """The plan replayed from a killed run, and the landing files neither in it nor in the manifest."""
     lake = ctx.lake
     plan = read_plan(lake, manifest)
     if plan.height:
@@ -284,13 +386,13 @@ def stage_new_files(
     }
     ingested = seen.filter(pl.col("status") == "ingested")
     ids = dict(zip(ingested["file_id"], ingested["source_file"], strict=True))
-    # a resent file reads as many rows as its twin
     rows_of = dict(zip(ingested["file_id"], ingested["rows_read"], strict=True))
     touched: dict[str, set[dt.date]] = {d: set() for d in LANDINGS}
     for e in plan.filter(pl.col("status") == "ingested").iter_rows(named=True):
         touched[e["dataset"]].update(e["dates"])
     if is_shard(lake.root):  # a unit of a sharded lake: its files come from the split's inbox
-        return (*take_inbox(ctx, plan, seen, touched), notes, [])
+        plan, touched = take_inbox(ctx, plan, seen, touched)
+        return Staging(plan, touched, notes, [], [], ids, rows_of)
     refused: list[Refused] = []
     pending = []
     for spec in LANDINGS.values():
@@ -299,11 +401,29 @@ def stage_new_files(
         pending += [(spec, c) for c in found if (c.rel, c.size, c.mtime_ns) not in known]
     for r in refused:
         notes.append(f"{r.rel}: {r.status}, {r.reason}")
-    for n, (spec, cand) in enumerate(pending, 1):
+    return Staging(plan, touched, notes, refused, pending, ids, rows_of)
+
+
+def stage_dataset(
+    ctx: StageContext, st: Staging, dataset: str | None, window: DateWindow, held: dict[str, Held] | None = None
+) -> None:
+    """Stage the pending files of ``dataset`` (None: of every dataset), adding them to the plan.
+
+    ``held``: where to keep the rows of the new files of one day instead of writing their
+    staged copies; the rebuild of that day writes them (or links them, see
+    :func:`link_staged`) and reads them from memory. Until then such a file's plan entry
+    has no staged copy: a run killed before replays it by parsing the file again."""
+    lake = ctx.lake
+    notes, refused = st.notes, st.refused
+    ids, rows_of = st.ids, st.rows_of
+    for spec, cand in st.pending:
+        if dataset is not None and spec.dataset != dataset:
+            continue
+        st.done += 1
         rel = cand.rel
-        ctx.progress(f"ingest {rel} ({n}/{len(pending)} new files, {cand.size / 1e6:,.1f} MB)")
+        ctx.progress(f"ingest {rel} ({st.done}/{len(st.pending)} new files, {cand.size / 1e6:,.1f} MB)")
         try:
-            entry, staged = _stage_candidate(ctx, spec, cand, window, ids)
+            entry, staged = _stage_candidate(ctx, spec, cand, window, ids, held)
         except OSError as exc:
             refused.append(Refused(rel, "refused", str(exc)))
             notes.append(f"{rel}: refused, {exc}")
@@ -330,25 +450,34 @@ def stage_new_files(
                 "dates": dates,
                 "problems": s.file_problems,
             }
-            touched[spec.dataset].update(dates)
+            st.touched[spec.dataset].update(dates)
             for problem in s.file_problems:
                 notes.append(f"{rel}: {problem}")
             ids[file_id] = rel
             rows_of[file_id] = s.rows_read
-        plan = pl.concat([plan, pl.DataFrame([entry], schema=MANIFEST_SCHEMA)])
-        lake.write_file(plan_path(lake), plan)
-    return plan, touched, notes, refused
+        st.plan = pl.concat([st.plan, pl.DataFrame([entry], schema=MANIFEST_SCHEMA)])
+        lake.write_file(plan_path(lake), st.plan)
+
+
+#: a new file's staged rows kept for the rebuild of its one day: (dataset, rows)
+Held = tuple[str, pl.DataFrame]
 
 
 def _stage_candidate(
-    ctx: StageContext, spec: Landing, cand: Candidate, window: DateWindow, ids: dict[str, str]
+    ctx: StageContext,
+    spec: Landing,
+    cand: Candidate,
+    window: DateWindow,
+    ids: dict[str, str],
+    held: dict[str, Held] | None = None,
 ) -> tuple[dict[str, Any], tuple[ParseStats, list[dt.date]] | None]:
     """Hash a landing file and, unless its content was ingested before (then None), stage it:
     its parse stats and the dates of its rows.
 
     The file is read from one open descriptor twice, hashed then parsed, in blocks: a
     county file is never held whole. Written to in between, it is refused (``OSError``).
-    Its rows are let go here, before the next file is read.
+    Its rows are let go here, before the next file is read, unless ``held`` keeps the rows
+    of a file of one day for that day's rebuild (see :func:`stage_dataset`).
     """
     with open_landing_file(cand.path) as fh:
         before = os.fstat(fh.fileno())
@@ -358,8 +487,13 @@ def _stage_candidate(
             return entry, None
         parsed = parse_guarded(fh, spec, cand.rel, window, ordered=True)
         unchanged(fh, before, cand.path)
-    stage_parsed(ctx, spec, file_id, parsed, entry["delivered_at"])
-    dates = sorted(set(parsed.rows[spec.date_field].unique().drop_nulls().to_list()))
+    day = parsed.rows[spec.date_field]
+    dates = sorted(set(day.unique().drop_nulls().to_list()))
+    # payments are judged against every staged payment (payments_history): staged at once
+    keep = held is not None and spec.dataset != "payments" and len(dates) == 1 and not day.null_count()
+    rows = stage_parsed(ctx, spec, file_id, parsed, entry["delivered_at"], write=not keep)
+    if held is not None and keep:
+        held[file_id] = (spec.dataset, rows)
     return entry, (parsed.stats, dates)
 
 
@@ -387,21 +521,38 @@ def take_inbox(
 
 
 def rebuild_partition(
-    ctx: StageContext, spec: Landing, day: dt.date, manifest: pl.DataFrame, archive: pl.LazyFrame
+    ctx: StageContext,
+    spec: Landing,
+    day: dt.date,
+    manifest: pl.DataFrame,
+    archive: pl.LazyFrame,
+    held: dict[str, Held] | None = None,
 ) -> dict[str, int] | None:
+    """Rebuild one date partition from every staged file holding the date.
+
+    ``held``: rows of new one-day files not staged yet (see :func:`stage_new_files`): read
+    from memory, and their staged copies written here, before the partition; a file that
+    alone makes the partition is linked to it instead, after it (:func:`link_staged`).
+    """
     lake = ctx.lake
+    held = {} if held is None else held
     files = manifest.filter(
         (pl.col("dataset") == spec.dataset) & (pl.col("status") == "ingested") & pl.col("dates").list.contains(day)
     )["file_id"].to_list()
     if not files:
         return None
-    staged = pl.concat(
-        [
-            pl.scan_parquet(lake.meta / "staged" / spec.dataset / f"{f}.parquet").filter(pl.col(spec.date_field) == day)
-            for f in files
-        ],
-        how="vertical_relaxed",
-    ).collect()
+    if len(files) == 1 and files[0] in held:
+        staged = held[files[0]][1]
+    else:
+        staged = pl.concat(
+            [held[f][1].lazy() if f in held else read_staged(lake, spec, f, day) for f in files],
+            how="vertical_relaxed",
+        ).collect()
+    # a new file alone making the partition is linked to it; other new files are staged now
+    sole = files[0] if len(files) == 1 and files[0] in held and spec.dataset in LINKED else None
+    for f in files:
+        if f in held and f != sole:
+            write_staged(lake, spec.dataset, f, held.pop(f)[1])
     res = dedup.resolve(staged, list(spec.key))
     clean = res.clean
     unknown = clean.clear()
@@ -447,7 +598,11 @@ def rebuild_partition(
             )
         )
     quarantined = pl.concat(parts, how="vertical").sort("source_file", "line") if parts else None
-    lake.write_partition(spec.clean, day, clean)
+    partition = lake.write_partition(spec.clean, day, clean)
+    if sole is not None:
+        held.pop(sole)
+        if not link_staged(ctx, spec, sole, staged, clean, partition):
+            write_staged(lake, spec.dataset, sole, staged)
     qpath = quarantine_path(lake, spec.dataset, f"date-{day.isoformat()}")
     if quarantined is not None:
         lake.write_file(qpath, quarantined)
@@ -475,6 +630,11 @@ def rebuild_partition(
         "superseded": res.superseded.height,
         "unknown_meter": unknown.height,
     }
+
+
+#: datasets whose rebuild keeps a subset of the staged rows as they came (by key and meter):
+#: a new file alone making a partition of one is staged as a link to it (:func:`link_staged`)
+LINKED = frozenset({"archive", "curves", "registers", "events", "purchases", "inspections"})
 
 
 def payments_history(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
@@ -594,37 +754,36 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     window = ctx.config(CONFIG_NAME, IngestConfig).window
     result = StageResult(stage="ingest")
     manifest = read_manifest(lake)
-    plan, touched, notes, refused = stage_new_files(ctx, manifest, window)
-    result.notes += notes
-    seen = pl.concat([manifest, plan]).rechunk()  # filtered once per partition rebuilt
-
-    # a new archive snapshot changes which meters are known from its date on
-    if touched["archive"]:
-        first = min(touched["archive"])
-        for ds in LANDINGS:
-            if ds == "archive":
-                continue
+    # each dataset is staged and then rebuilt, so that the rows of a new file of one day are
+    # held in memory (not written and read back) while no other file is read
+    st = begin_staging(ctx, manifest)
+    touched = st.touched
+    kept: dict[str, Held] = {}
+    archive = lake.scan(LANDINGS["archive"].clean)
+    requested = set(dates)
+    rebuilt: set[dt.date] = set()
+    counts: dict[str, dict[str, int]] = {}
+    for ds, spec in LANDINGS.items():
+        stage_dataset(ctx, st, ds, window, kept)
+        seen = pl.concat([manifest, st.plan]).rechunk()  # filtered once per partition rebuilt
+        # a new archive snapshot changes which meters are known from its date on
+        if ds != "archive" and touched["archive"]:
+            first = min(touched["archive"])
             held = (
                 seen.filter((pl.col("dataset") == ds) & (pl.col("status") == "ingested"))["dates"]
                 .explode()
                 .drop_nulls()
             )
             touched[ds].update(d for d in held.to_list() if d >= first)
-    # a reversal is judged against every payment before it: a payments day rebuilds the later ones
-    if touched.get("payments"):
-        first = min(touched["payments"])
-        held = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["dates"]
-        touched["payments"].update(d for d in held.explode().drop_nulls().to_list() if d >= first)
-
-    archive = lake.scan(LANDINGS["archive"].clean)
-    requested = set(dates)
-    rebuilt: set[dt.date] = set()
-    counts: dict[str, dict[str, int]] = {}
-    for ds, spec in LANDINGS.items():
+        # a reversal is judged against every payment before it: a payments day rebuilds the later ones
+        if ds == "payments" and touched["payments"]:
+            first = min(touched["payments"])
+            held = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["dates"]
+            touched["payments"].update(d for d in held.explode().drop_nulls().to_list() if d >= first)
         days = sorted(touched[ds] | requested)
         for i, day in enumerate(days, 1):
             ctx.progress(f"rebuild {ds} {day} ({i}/{len(days)})")
-            c = rebuild_partition(ctx, spec, day, seen, archive)
+            c = rebuild_partition(ctx, spec, day, seen, archive, kept)
             if c is None:
                 continue
             if ds == "archive":
@@ -637,6 +796,13 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
                 tot[k] += v
             result.rows[f"clean.{ds}"] = result.rows.get(f"clean.{ds}", 0) + c["clean"]
             rebuilt.update(consumption_days(lake, ds, day))
+
+    # every held file's day was rebuilt, which staged it; should one be left, it is staged now
+    for file_id, (ds, rows) in kept.items():
+        write_staged(lake, ds, file_id, rows)
+    kept.clear()
+    result.notes += st.notes
+    plan, refused = st.plan, st.refused
 
     # days after the run's last date are left to the runs that cover them: data delivered early
     # (next month's payments, say) must not make the daily stages build days that have no readings

@@ -12,3 +12,24 @@ def test_sorted_frame_is_returned_as_is() -> None:
 def test_unsorted_frame_is_sorted_stably_nulls_last() -> None:
     df = pl.DataFrame({"k": ["b", None, "a", "b"], "v": [1, 2, 3, 4]})
     assert_frame_equal(sort_if_needed(df, ["k"]), pl.DataFrame({"k": ["a", "b", "b", None], "v": [3, 1, 4, 2]}))
+
+
+def test_few_rows_dropped_leave_the_kept_rows_as_slices() -> None:
+    from meterlake.transforms.frames import filter_few_out
+
+    df = pl.DataFrame({"k": ["a", "b", "c", "d", "e"], "v": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    keep = pl.Series([True, False, True, None, True])
+    out = filter_few_out(df, keep)
+    assert_frame_equal(out, pl.DataFrame({"k": ["a", "c", "e"], "v": [1.0, 3.0, 5.0]}))
+    assert out.n_chunks() == 3  # three runs of kept rows, none copied
+    assert filter_few_out(df, pl.Series([False] * 5)).height == 0
+    assert filter_few_out(df, pl.Series([True] * 5)).n_chunks() == 1
+
+
+def test_many_rows_dropped_are_filtered_as_usual() -> None:
+    from meterlake.transforms import frames
+
+    df = pl.DataFrame({"i": list(range(100))})
+    keep = pl.Series([i % 2 == 0 for i in range(100)])  # 50 dropped, more than FEW_OUT
+    out = frames.filter_few_out(df, keep)
+    assert out["i"].to_list() == list(range(0, 100, 2)) and out.n_chunks() == 1

@@ -160,6 +160,56 @@ def test_a_low_day_the_master_saw_too_is_not_confirmed() -> None:
     assert s_honest["s_observer"][0] < thief["s_observer"]
 
 
+#: 22 of 30 days (0-based): the customer's usual day can no longer be the median of its days
+MOSTLY = tuple(d for d in range(DAYS) if d not in (0, 3, 8, 11, 14, 19, 23, 28))
+
+
+@pytest.mark.parametrize("kind", ["h3", "h4", "h5"])
+def test_a_customer_tampering_most_of_its_days_is_ranked_first(kind: str) -> None:
+    # its usual day comes from the 8 days that look used (neither far rougher than its
+    # smoothest days nor flat), not from the median of its mostly tampered days
+    true = _true_use()
+    recorded = true.copy()
+    thief = 5
+    rng = np.random.default_rng(3)
+    for d in MOSTLY:
+        recorded[thief, d] = _attack(kind, true[thief, d], d, rng)
+    found = _run(recorded, true).sort("s_observer", "meter_id", descending=[True, False])
+    assert found.height == 1  # nobody else reaches the threshold
+    top = found.row(0, named=True)
+    assert top["meter_id"] == f"C{thief:02d}"
+    assert top["s_observer"] >= 0.75
+    ev = json.loads(top["ev_observer"])
+    tampered = {str(START + dt.timedelta(days=d)) for d in MOSTLY}
+    assert set(ev["suspect_days"]) <= tampered
+    assert len(ev["suspect_days"]) >= 18  # most of the 22 are told apart from its usual day
+
+
+def test_natural_days_by_hand() -> None:
+    # 1 customer, 6 days of 4 blocks; rough ramp lo 0.1, zero ramp lo 8 slots, min_usual_cv 0.1, flat hi 0.85
+    rules = ObserverRules(blocks=4)
+    shaped = [1.0, 2.0, 3.0, 2.0]  # CV 0.35
+    flat = [2.0, 2.0, 2.0, 2.0]  # CV 0: an h5 day
+    bz = np.array([[shaped, shaped, shaped, shaped, flat, shaped]])
+    rough = np.array([[0.05, 0.12, 0.6, 0.7, 0.0, 0.0]])  # the last: a zero window's steps are 0
+    run = np.array([[0.0, 0.0, 0.0, 0.0, 0.0, 24.0]])
+    seen = np.ones((1, 6), dtype=bool)
+    nat = observer._natural(bz, run, rough, seen, rules)
+    # smoothest days sought among days 0-3 (day 4 flat, day 5's zero run 24 >= 0 + 8): 0.05, 0.12;
+    # the second smoothest (0.12) + 0.1 = 0.22: days 0 and 1 count; the flat day never does;
+    # day 5 counts by its roughness (its zero run is judged against the usual day later)
+    assert nat.tolist() == [[True, True, False, False, False, True]]
+    # a customer whose days are all flat keeps them all
+    all_flat = observer._natural(
+        np.array([[flat] * 3]), np.zeros((1, 3)), np.zeros((1, 3)), np.ones((1, 3), bool), rules
+    )
+    assert all_flat.tolist() == [[True, True, True]]
+    # a day not seen never counts
+    nat2 = observer._natural(bz, run, rough, np.array([[False, True, True, True, True, True]]), rules)
+    # the smoothest seen days among 1-3: 0.12, 0.6: threshold 0.7, so day 2 (0.6) counts, day 3 (0.7) does not
+    assert nat2.tolist() == [[False, True, True, False, False, True]]
+
+
 def test_too_few_days_give_no_rows() -> None:
     true = _true_use()
     curves, members = _area(true, true)

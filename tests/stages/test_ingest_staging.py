@@ -1,0 +1,174 @@
+"""How the ingest stage stages a new file of one day: kept in memory until its day's
+rebuild, and, when it alone makes the partition, staged as a hard link to it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import hashlib
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from meterlake import pipeline
+from meterlake.lake import Lake
+from meterlake.schemas import LANDINGS
+from meterlake.settings import Settings
+from meterlake.stages import ingest as ingest_stage
+
+D1 = dt.date(2026, 1, 1)
+ARCHIVE = (
+    "snapshot_date,meter_id,customer_id,area_id,feeder_id,role,customer_class,tariff_id,multiplier,register_max,prepay\n"
+    "2026-01-01,0001,C1,A1,F1,customer,resident,RES_TIER,1,100000,0\n"
+    "2026-01-01,0002,C2,A1,F1,customer,resident,RES_TIER,1,100000,1\n"
+)
+
+
+def put(landing: Path, rel: str, text: str, when: str) -> None:
+    path = landing / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    ts = dt.datetime.fromisoformat(when).replace(tzinfo=dt.UTC).timestamp()
+    os.utime(path, (ts, ts))
+
+
+def ingest(landing: Path, lake: Path, run_id: str, dates=(D1,)):
+    return pipeline.run_stage(
+        Settings(landing=landing, lake=lake), "ingest", list(dates), run_id, progress=lambda _m: None
+    )
+
+
+def registers(lake: Path) -> pl.DataFrame:
+    return Lake(lake).scan(LANDINGS["registers"].clean, [D1]).collect()
+
+
+def quarantine(lake: Path) -> pl.DataFrame:
+    files = sorted((lake / "marts" / "quarantine").rglob("*.parquet"))
+    return pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame()
+
+
+def tree_digest(lake: Path) -> dict[str, str]:
+    return {
+        p.relative_to(lake).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for layer in ("clean", "marts")
+        for p in sorted((lake / layer).rglob("*.parquet"))
+    }
+
+
+SPEC = LANDINGS["registers"]
+#: meter 0009 is in no archive: the partition leaves it out
+REG = "meter_id,freeze_date,total_kwh\n0002,2026-01-01,20\n0009,2026-01-01,90\n0001,2026-01-01,10\n"
+
+
+def staged_files(lake: Path) -> dict[str, str]:
+    """file_id of each ingested registers file, by source file."""
+    m = ingest_stage.read_manifest(Lake(lake)).filter(
+        (pl.col("dataset") == "registers") & (pl.col("status") == "ingested")
+    )
+    return dict(zip(m["source_file"], m["file_id"], strict=True))
+
+
+@pytest.fixture
+def zone(tmp_path: Path) -> tuple[Path, Path]:
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    put(landing, "archive/archive_20260101.csv", ARCHIVE, "2026-01-01T00:00:00")
+    put(landing, "registers/reg_20260101.csv", REG, "2026-01-01T01:00:00")
+    return landing, lake
+
+
+def test_a_file_alone_in_its_partition_is_staged_as_a_link_to_it(zone) -> None:
+    landing, lake = zone
+    ingest(landing, lake, "r1")
+    fid = staged_files(lake)["registers/reg_20260101.csv"]
+    assert fid == hashlib.sha256((landing / "registers/reg_20260101.csv").read_bytes()).hexdigest()
+    lk = Lake(lake)
+    staged = ingest_stage.staged_path(lk, "registers", fid)
+    assert os.stat(staged).st_ino == os.stat(lk.partition_path(SPEC.clean, D1)).st_ino
+    rest = pl.read_parquet(ingest_stage.rest_path(lk, "registers", fid))
+    assert rest["meter_id"].to_list() == ["0009"] and rest["source_line"].to_list() == [3]
+    # read back: every row of the file as staged, in key order, with its date
+    rows = ingest_stage.read_staged(lk, SPEC, fid, D1).collect()
+    assert rows["meter_id"].to_list() == ["0001", "0002", "0009"]
+    assert rows["source_line"].to_list() == [4, 2, 3]
+    assert rows["total_kwh"].to_list() == [10.0, 20.0, 90.0]
+    assert rows["freeze_date"].to_list() == [D1] * 3
+    assert rows.columns == ingest_stage.read_staged(lk, SPEC, fid, D1).collect_schema().names()
+    assert quarantine(lake)["reason"].to_list() == ["unknown_meter"]
+
+
+def staged_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filesystem without hard links: every staged copy is written whole."""
+
+    def no_links(src, dst, *a, **k):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+
+
+def test_without_hard_links_the_staged_copy_is_written_whole(zone, monkeypatch) -> None:
+    landing, lake = zone
+    staged_whole(monkeypatch)
+    ingest(landing, lake, "r1")
+    lk = Lake(lake)
+    fid = staged_files(lake)["registers/reg_20260101.csv"]
+    whole = pl.read_parquet(ingest_stage.staged_path(lk, "registers", fid))
+    assert whole["meter_id"].to_list() == ["0001", "0002", "0009"] and "freeze_date" in whole.columns
+    assert not ingest_stage.rest_path(lk, "registers", fid).exists()
+    assert registers(lake)["meter_id"].to_list() == ["0001", "0002"]
+
+
+def later_delivery(landing: Path) -> None:
+    # a correction of 0002 and a repeat of 0001 for the linked day, and a new archive snapshot naming 0009
+    put(
+        landing,
+        "registers/reg_late.csv",
+        "meter_id,freeze_date,total_kwh\n0001,2026-01-01,10\n0002,2026-01-01,21\n",
+        "2026-01-03T09:00:00",
+    )
+
+
+@pytest.mark.parametrize("links", [True, False])
+def test_a_linked_day_rebuilt_later_gives_what_a_whole_copy_gives(zone, tmp_path, monkeypatch, links) -> None:
+    landing, lake = zone
+    other = tmp_path / "lake-whole"
+    ingest(landing, lake, "r1")
+    with monkeypatch.context() as m:
+        staged_whole(m)
+        ingest(landing, other, "r1")
+    later_delivery(landing)
+    if not links:
+        staged_whole(monkeypatch)
+    res = ingest(landing, lake, "r2")
+    res_other = ingest(landing, other, "r2")
+    assert tree_digest(lake) == tree_digest(other)
+    assert res.details["files"] == res_other.details["files"]
+    reg = registers(lake)
+    assert dict(zip(reg["meter_id"], reg["total_kwh"], strict=True)) == {"0001": 10.0, "0002": 21.0}
+    # the partition was replaced; the first file's staged rows are still the ones it delivered
+    fid = staged_files(lake)["registers/reg_20260101.csv"]
+    rows = ingest_stage.read_staged(Lake(lake), SPEC, fid, D1).collect()
+    assert rows["total_kwh"].to_list() == [10.0, 20.0, 90.0]
+    # and once the archive knows 0009, the day is rebuilt from the staged rows again
+    with_0009 = ARCHIVE + "2026-01-01,0009,C9,A1,F1,customer,resident,RES_TIER,1,100000,0\n"
+    put(landing, "archive/archive_20260102.csv", with_0009, "2026-01-01T05:00:00")
+    ingest(landing, lake, "r3", dates=[])
+    assert registers(lake)["meter_id"].to_list() == ["0001", "0002", "0009"]
+
+
+def test_a_file_of_several_days_is_staged_at_once(tmp_path: Path) -> None:
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    put(landing, "archive/a.csv", ARCHIVE, "2026-01-01T00:00:00")
+    put(
+        landing,
+        "registers/r.csv",
+        "meter_id,freeze_date,total_kwh\n0001,2026-01-01,10\n0001,2026-01-02,11\n",
+        "2026-01-02T01:00:00",
+    )
+    ingest(landing, lake, "r1", dates=[D1, D1 + dt.timedelta(days=1)])
+    lk = Lake(lake)
+    fid = staged_files(lake)["registers/r.csv"]
+    whole = pl.read_parquet(ingest_stage.staged_path(lk, "registers", fid))
+    assert whole["freeze_date"].to_list() == [D1, D1 + dt.timedelta(days=1)]
+    assert not ingest_stage.rest_path(lk, "registers", fid).exists()
