@@ -159,8 +159,15 @@ def _pair_for_days(service: pl.LazyFrame, readings: pl.LazyFrame) -> pl.LazyFram
     """
     r = _readings(readings)
     svc = service.collect()
-    by_from = r.rename({"freeze_date": "date"})
-    by_to = r.with_columns((pl.col("freeze_date") - pl.duration(days=1)).alias("date")).drop("freeze_date")
+    # only the readings frozen on a date of ``service`` or the day after can match: the
+    # joins hash those alone (the readings around a gap are many on a county day)
+    on = svc["date"].unique().implode()
+    by_from = r.filter(pl.col("freeze_date").is_in(on)).rename({"freeze_date": "date"})
+    by_to = (
+        r.with_columns((pl.col("freeze_date") - pl.duration(days=1)).alias("date"))
+        .filter(pl.col("date").is_in(on))
+        .drop("freeze_date")
+    )
     j = (
         svc.lazy()
         .join(by_from, on=["meter_id", "date"], how="left")

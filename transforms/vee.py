@@ -398,6 +398,51 @@ def _screen_figures(has_delivery: bool) -> tuple[pl.Expr, ...]:
     )
 
 
+#: rows of curves :func:`screen_in_ranges` decodes and screens at a time: a row group of
+#: the lake's files, ~0.2 GB of slot columns where a county day's are ~0.4 GB (smaller
+#: ranges cost more CPU and did not lower the county day's peak further)
+SCREEN_ROWS = 256_000
+
+
+def _day_curves(curves: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
+    """``meter_id, date, p1..p96`` (and ``delivered_at`` when there) of the rows of ``day``."""
+    has_delivery = "delivered_at" in curves.collect_schema().names()
+    return (
+        curves.rename({"data_date": "date"}, strict=False)
+        .filter(pl.col("date") == day)
+        .select("meter_id", "date", *SLOTS, *(["delivered_at"] if has_delivery else []))
+    )
+
+
+def screen_in_ranges(
+    curves: pl.LazyFrame, day: dt.date, cfg: VeeConfig, meters: pl.DataFrame, rows: int = SCREEN_ROWS
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`interval_screen` of the rows of ``day`` in ``curves`` (clean curves, ``date``
+    or ``data_date``), worked ``rows`` rows of ``curves`` at a time, so that the slot
+    columns of the whole day are never held at once.
+
+    Returns the screen (the same frame, in the same order, as one pass over all the rows:
+    each row's figures are its own) and the rows (``meter_id, date``, the slots,
+    ``delivered_at``), in their order, that the later steps read: those that may hold an
+    interval finding (:func:`needs_details`, with the attributes of ``meters``) and those
+    with a slot empty or negative (:func:`.estimation.needs_edit`). A meter has one curve
+    row a date (the clean table's key), so a range's flags are the row's own. The ranges
+    are cut before the date's filter: each reads only its own rows of the file.
+    """
+    n = curves.select(pl.len()).collect().item()
+    screens, kept = [], []
+    for start in range(0, max(n, 1), rows):
+        part = _day_curves(curves.slice(start, rows), day).collect()
+        screen = interval_screen(part.lazy(), cfg).collect()
+        flagged = screen.join(meters, on="meter_id", how="inner").filter(needs_details(cfg)).select("meter_id")
+        # a slot empty (not read) or negative is what needs_edit looks for
+        edit = screen.filter((pl.col("slots_read") < len(SLOTS)) | (pl.col("negative_slots") > 0)).select("meter_id")
+        kept.append(part.join(pl.concat([flagged, edit]), on="meter_id", how="semi"))
+        screens.append(screen)
+        del part  # before the next range is read, not after
+    return pl.concat(screens, rechunk=True), pl.concat(kept, rechunk=True)
+
+
 #: up to this many rows, :func:`interval_details` works in long form (cheaper to plan);
 #: above, over the slot columns (cheaper per row). The two give the same frame.
 DETAILS_LONG_MAX_ROWS = 10_000
@@ -1037,19 +1082,24 @@ def validate_day(
     """
     days = days.filter(pl.col("date") == day)
     svc = days.lazy()
-    wide = (
-        curves.rename({"data_date": "date"}, strict=False)
-        .filter(pl.col("date") == day)
-        .select(
-            "meter_id", "date", *SLOTS, *(["delivered_at"] if "delivered_at" in curves.collect_schema().names() else [])
-        )
-        .collect()
-    )
+    meter_cols = [
+        "meter_id",
+        "area_id",
+        "feeder_id",
+        "role",
+        "customer_class",
+        "multiplier",
+        "day_status",
+        "delta_total_kwh_meter",
+    ]
+    # the day's 96-slot rows are never held whole (~0.4 GB on a county day): the screen
+    # reads them a range of rows at a time and keeps the few rows it flags
+    screen, few = screen_in_ranges(curves, day, cfg, days.select(meter_cols))
     readings = readings.rename({"freeze_date": "date"}, strict=False).filter(pl.col("date") == day).collect().lazy()
     findings: list[pl.LazyFrame] = []
 
     if days.height == 0:
-        n_curves, n_reads = wide.height, readings.select(pl.len()).collect().item()
+        n_curves, n_reads = screen.height, readings.select(pl.len()).collect().item()
         if n_curves or n_reads:
             findings.append(
                 finding(
@@ -1063,26 +1113,16 @@ def validate_day(
             )
 
     # --- curves: a cheap screen of every row, details of the flagged rows, the checks -----
-    meter_cols = [
-        "meter_id",
-        "area_id",
-        "feeder_id",
-        "role",
-        "customer_class",
-        "multiplier",
-        "day_status",
-        "delta_total_kwh_meter",
-    ]
-    profile = interval_screen(wide.lazy(), cfg).collect().join(days.select(meter_cols), on="meter_id", how="inner")
+    profile = screen.join(days.select(meter_cols), on="meter_id", how="inner")
     flagged = profile.filter(needs_details(cfg)).select("meter_id")
-    to_detail = wide.join(flagged, on="meter_id", how="semi")
+    to_detail = few.join(flagged, on="meter_id", how="semi")
     details = interval_details(to_detail.lazy(), cfg, rows=to_detail.height).collect()
     profile = profile.join(details, on="meter_id", how="left")
     findings += interval_findings(profile.lazy(), cfg)
     # VEE 2: no curve row at all for a meter in service. When no meter's curve arrived the
     # day has not been collected (or a file was lost): one day-level finding, and nothing
     # to estimate from until it arrives (else a county-day of like-day estimates)
-    if wide.height == 0 and days.height:
+    if screen.height == 0 and days.height:
         no_curve = svc.clear()
         findings.append(
             finding(
@@ -1095,7 +1135,7 @@ def validate_day(
             )
         )
     else:
-        no_curve = svc.join(wide.lazy().select("meter_id"), on="meter_id", how="anti")
+        no_curve = svc.join(screen.lazy().select("meter_id"), on="meter_id", how="anti")
         findings.append(
             finding(
                 no_curve, "vee.completeness.curve_missing", cfg, evidence={"register_quality": pl.col("day_status")}
@@ -1104,7 +1144,7 @@ def validate_day(
 
     # --- estimation: rows with empty/negative slots, and absent rows --------------------
     blank = no_curve.select("meter_id", "date", *(pl.lit(None, pl.Float64).alias(s) for s in SLOTS))
-    damaged = wide.lazy().filter(estimation.needs_edit()).join(svc.select("meter_id"), on="meter_id", how="semi")
+    damaged = few.lazy().filter(estimation.needs_edit()).join(svc.select("meter_id"), on="meter_id", how="semi")
     to_fix = pl.concat([damaged.select("meter_id", "date", *SLOTS), blank], how="vertical_relaxed")
     deltas = svc.filter(pl.col("day_status").is_in(["actual", "rollover"])).select(
         "meter_id", "date", pl.col("delta_total_kwh_meter").alias("delta_kwh_meter")
@@ -1171,7 +1211,7 @@ def validate_day(
     found = VEE_FINDINGS.conform(found).collect()
     counts = {
         "meters": days.height,
-        "curves": wide.height,
+        "curves": screen.height,
         "edited_slots": edits.height,
         "estimated_slots": int((edits["quality"] == "estimated").sum()) if edits.height else 0,
         "findings": found.height,

@@ -182,23 +182,34 @@ def _validate_date(ctx: StageContext, lake: Lake, cfg: VeeConfig, day: dt.date, 
     service = md.in_service(archive_for(lake, both), both).collect()
     in_run = service.filter(pl.col("date") == day)
     core = _readings(lake, [day, day + dt.timedelta(days=1)])
-    have = core.select("meter_id", pl.col("freeze_date").alias("date"))
+    # core holds the readings frozen on the day and the next: a meter lacks one when it is
+    # missing from either (joined on the meter alone, cheaper than on meter and date)
     lacking = (
         pl.concat(
             [
-                in_run.select("meter_id", "date").join(have, on=["meter_id", "date"], how="anti"),
-                in_run.select("meter_id", (pl.col("date") + pl.duration(days=1)).alias("date")).join(
-                    have, on=["meter_id", "date"], how="anti"
-                ),
+                in_run.lazy()
+                .select("meter_id")
+                .join(core.lazy().filter(pl.col("freeze_date") == d).select("meter_id"), on="meter_id", how="anti")
+                for d in (day, day + dt.timedelta(days=1))
             ]
         )
-        .select("meter_id")
         .unique()
+        .collect()
     )
     readings = pl.concat([core, _around(lake, core, lacking, day, day, gap)])
     reg_kw: dict[str, Any] = {"max_gap_days": gap, "rollover_fraction": cfg.registers.rollover_fraction}
     days = md.register_days(in_run.lazy(), readings.lazy(), **reg_kw).collect()
     ctx.progress(f"validate {day}: {in_run.height:,} meters in service, {lacking.height:,} lack a reading")
+    # gaps the day shares with other days: their curves weigh the shares, and those days'
+    # values change with this day's readings and curve
+    gaps = md.shared_gaps(days)
+    # from here on, only the meters of those gaps need their readings, and only the
+    # multipliers of the day before are read from the archive: the county-wide frames go
+    # before the curves are read
+    readings = readings.filter(pl.col("meter_id").is_in(gaps["meter_id"].implode()))
+    before = service.filter(pl.col("date") == day - dt.timedelta(days=1)).select("meter_id", "multiplier")
+    n_lacking = lacking.height
+    del service, in_run, core, lacking
 
     # --- VEE --------------------------------------------------------------------------------
     held = set(lake.partitions(METER_DAILY))
@@ -222,7 +233,7 @@ def _validate_date(ctx: StageContext, lake: Lake, cfg: VeeConfig, day: dt.date, 
         like_curves=lake.scan(CURVES, _present(lake, CURVES, likes)),
         events=lake.scan(EVENTS, [day]),
         history=history,
-        before=service.lazy().filter(pl.col("date") == day - dt.timedelta(days=1)).select("meter_id", "multiplier"),
+        before=before.lazy(),
         cfg=cfg,
         outages=lake.scan(OUTAGE_METER_DAYS, [day]),
     )
@@ -242,9 +253,6 @@ def _validate_date(ctx: StageContext, lake: Lake, cfg: VeeConfig, day: dt.date, 
     ctx.progress(notes[-1])
 
     # --- meter_daily ------------------------------------------------------------------------
-    # gaps the day shares with other days: their curves weigh the shares, and those days'
-    # values change with this day's readings and curve
-    gaps = md.shared_gaps(days)
     other = [d for d in md.gap_dates(gaps, day) if d.isoformat() in held]
     old_curves = (
         lake.scan(METER_DAILY, other)
@@ -275,4 +283,4 @@ def _validate_date(ctx: StageContext, lake: Lake, cfg: VeeConfig, day: dt.date, 
         rebuilt.append(other_day)
         rows["meter_daily"] += part.height
         notes.append(_note_quality(other_day, part) + f" (rebuilt: {hit.height:,} meters share a gap with {day})")
-    return {"rows": rows, "notes": notes, "severities": sev, "rebuilt": rebuilt, "lacking": lacking.height}
+    return {"rows": rows, "notes": notes, "severities": sev, "rebuilt": rebuilt, "lacking": n_lacking}

@@ -297,3 +297,37 @@ def test_shared_days_add_up_to_the_register_difference(steps, present, mult, sta
     out = build(archive([{"meter_id": "m1", "multiplier": mult}]), regs, list(range(1, n + 1)))
     assert out["quality"].is_in(["actual", "estimated"]).all()
     assert out["kwh"].sum() == pytest.approx(sum(steps) * mult, abs=0.01)
+
+
+def test_register_days_among_readings_of_many_other_dates() -> None:
+    """Readings of dates around the one served (as the validate stage reads them): m1 has
+    its readings of day 5 and day 6 (actual, 210 - 200 = 10), m2 lacks day 5's and shares
+    day 2 -> day 7 (150 -> 200: 50 over 5 days, 10 a day); m3 has only readings of other
+    dates (day 1 and day 9, a gap of 8 days: shared, 80 / 8 = 10 a day)."""
+    regs = readings(
+        [
+            ("m1", 1, 150.0),
+            ("m1", 4, 190.0),
+            ("m1", 5, 200.0),
+            ("m1", 6, 210.0),
+            ("m1", 8, 230.0),
+            ("m2", 2, 150.0),
+            ("m2", 7, 200.0),
+            ("m3", 1, 100.0),
+            ("m3", 9, 180.0),
+        ]
+    )
+    out = build(archive([{"meter_id": "m1"}, {"meter_id": "m2"}, {"meter_id": "m3"}]), regs, [5])
+    expected = pl.DataFrame(
+        {
+            "meter_id": ["m1", "m2", "m3"],
+            "date": [day(5)] * 3,
+            "kwh": [10.0, 10.0, 10.0],
+            "quality": ["actual", "estimated", "estimated"],
+            "register_read": [True, False, False],
+        }
+    )
+    assert_frame_equal(pick(out, "kwh", "quality", "register_read"), expected)
+    svc = md.in_service(archive([{"meter_id": "m2"}]), [day(5)])
+    pair = md.register_days(svc, regs, max_gap_days=31).collect()
+    assert pair.select("reading_from", "reading_to", "gap_days").row(0) == (day(2), day(7), 5)

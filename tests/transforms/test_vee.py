@@ -624,3 +624,51 @@ def test_interval_details_long_and_wide_forms_agree(
     long = interval_details(frame.lazy(), cfg, rows=frame.height).collect()
     wide = interval_details(frame.lazy(), cfg).collect()
     assert_frame_equal(long, wide)
+
+
+def test_screen_in_ranges_is_one_pass_and_keeps_the_flagged_rows() -> None:
+    """Screened two rows at a time, with a row of another date in the middle of the file:
+    the same screen as one pass over the date's rows, and only the rows with a negative
+    slot, an empty slot or a zero run of 48 kept (in their order)."""
+    from meterlake.transforms.vee import interval_screen, screen_in_ranges
+
+    neg = list(BASE)
+    neg[49] = -0.2
+    gap: list[float | None] = list(BASE)
+    gap[9] = None
+    zero = [0.0] * 48 + BASE[48:]
+    rows: list[tuple[str, dt.date, Sequence[float | None]]] = [
+        ("clean", DAY, BASE),
+        ("neg", DAY, neg),
+        ("later", NEXT, neg),  # another date: not screened, not kept
+        ("gap", DAY, gap),
+        ("zero", DAY, zero),
+        ("clean2", DAY, BASE),
+    ]
+    curves = pl.DataFrame(
+        {
+            "meter_id": [m for m, _, _ in rows],
+            "data_date": [d for _, d, _ in rows],
+            **{s: [v[i] for _, _, v in rows] for i, s in enumerate(SLOTS)},
+        },
+        schema_overrides=dict.fromkeys(SLOTS, pl.Float64),
+    )
+    meters = pl.DataFrame(
+        {
+            "meter_id": ["clean", "neg", "later", "gap", "zero", "clean2"],
+            "area_id": "A1",
+            "role": "customer",
+            "customer_class": "resident",
+            "multiplier": 1.0,
+        }
+    )
+    screen, kept = screen_in_ranges(curves.lazy(), DAY, CFG, meters, rows=2)
+    one_pass = interval_screen(curves.filter(pl.col("data_date") == DAY).rename({"data_date": "date"}).lazy(), CFG)
+    assert_frame_equal(screen, one_pass.collect())
+    assert screen["meter_id"].to_list() == ["clean", "neg", "gap", "zero", "clean2"]
+    assert screen["slots_read"].to_list() == [96, 96, 95, 96, 96]
+    assert screen["negative_slots"].to_list() == [0, 1, 0, 0, 0]
+    assert screen["zero_slots"].to_list() == [0, 0, 0, 48, 0]
+    assert kept["meter_id"].to_list() == ["neg", "gap", "zero"]
+    assert kept.columns == ["meter_id", "date", *SLOTS]
+    assert kept.row(0, named=True)["p50"] == -0.2 and kept.row(1, named=True)["p10"] is None
