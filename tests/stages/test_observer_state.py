@@ -144,6 +144,24 @@ def test_a_kept_day_is_read_a_span_of_row_groups_at_a_time(tmp_path: Path) -> No
     assert pq.ParquetFile(path).metadata.num_row_groups == 4
 
 
+def test_a_small_kept_day_reads_its_keys_once_and_a_large_one_each_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = pl.DataFrame({"meter_id": ["C1", "C2", "C3"], "area_id": ["A1"] * 3, "actual": [1.0, 0.5, 1.0]})
+    path = tmp_path / "customers.parquet"
+    Lake(tmp_path).write_file(path, rows)
+    small = _DayFile(path, [])
+    first = small.keys()
+    assert first.equals(rows)
+    assert small.keys() is first  # the next dates of the run ask again: no second read
+
+    monkeypatch.setattr(anomalies, "KEEP_KEYS_ROWS", 2)  # three rows are now "large"
+    large = _DayFile(path, [])
+    first = large.keys()
+    assert first.equals(rows)
+    assert large.keys() is not first and large.kept_keys is None
+
+
 def test_the_kept_customer_summaries_are_written_in_small_row_groups(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
