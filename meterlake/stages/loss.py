@@ -246,6 +246,12 @@ class BalanceModel(_Strict):
     report_t: float = Field(
         2.0, gt=0, description="theft evidence is listed from this robust t up (score = t / (3 x min_t))"
     )
+    night_spread_floor: float = Field(
+        0.5,
+        gt=0,
+        description="theft evidence reads the night statistic against its area's own spread, not below this "
+        "(the multiplier and mapping readings keep 1)",
+    )
     multiplier_min_ratio: float = Field(
         1.25, gt=1, description="the true-to-recorded ratio (or its inverse) a multiplier suspect must reach"
     )
@@ -270,6 +276,7 @@ class BalanceModel(_Strict):
             min_t=self.min_t,
             theft_min_share=self.theft_min_share,
             report_t=self.report_t,
+            night_spread_floor=self.night_spread_floor,
             multiplier_min_ratio=self.multiplier_min_ratio,
             multiplier_tolerance=self.multiplier_tolerance,
             mapping_tolerance=self.mapping_tolerance,

@@ -26,7 +26,7 @@ from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.settings import Settings
 from meterlake.stages import StageError
 from meterlake.stages.loss import LossConfig
-from meterlake.transforms import loss
+from meterlake.transforms import balance, loss
 from meterlake.transforms.loss_diagnosis import DiagnosisRules
 
 HELD = [dt.date(2026, 1, 29), dt.date(2026, 1, 30), dt.date(2026, 1, 31), dt.date(2026, 2, 1), dt.date(2026, 2, 2)]
@@ -208,6 +208,20 @@ def test_shipped_config_matches_the_code_defaults():
     assert cfg.rules() == loss.LossRules()
     assert cfg.diagnosis_rules() == DiagnosisRules()
     assert cfg.diagnosis.cadence == "daily"
+
+
+def test_the_balance_settings_reach_its_rules(tmp_path: Path):
+    shipped = load("loss", LossConfig).diagnosis
+    rules = shipped.balance.rules(shipped.multiplier)
+    # every setting the shipped file names is the code's default (the rating table comes from [multiplier])
+    defaults = balance.BalanceRules(standard_multipliers=rules.standard_multipliers)
+    assert rules == defaults
+    (tmp_path / "loss.toml").write_text(
+        "[diagnosis.balance]\nnight_spread_floor = 0.8\nclean_passes = 1\n", encoding="utf-8"
+    )
+    custom = load("loss", LossConfig, config_dir=tmp_path).diagnosis
+    rules = custom.balance.rules(custom.multiplier)
+    assert (rules.night_spread_floor, rules.clean_passes) == (0.8, 1)
 
 
 @pytest.mark.parametrize(
