@@ -29,6 +29,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from io import BytesIO
 from typing import Any, BinaryIO, TypeVar, cast
 
 import polars as pl
@@ -249,28 +250,11 @@ def parse_landing_bytes(
     bounds the dates and timestamps accepted (outside it: ``out_of_range``). The rows
     come in line order, or ordered by the columns ``order_by`` (stable, nulls last).
     """
-    return parse_landing_file(_Bytes(raw), spec, source_file, window, chunk_bytes, order_by)
-
-
-class _Bytes:
-    """The read/seek of a binary file over bytes in memory (what parse_landing_file uses)."""
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw, self.pos = raw, 0
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self.raw) if size < 0 else self.pos + size
-        out = self.raw[self.pos : end]
-        self.pos += len(out)
-        return out
-
-    def seek(self, pos: int) -> int:
-        self.pos = pos
-        return pos
+    return parse_landing_file(BytesIO(raw), spec, source_file, window, chunk_bytes, order_by)
 
 
 def parse_landing_file(
-    fh: BinaryIO | _Bytes,
+    fh: BinaryIO,
     spec: Landing,
     source_file: str,
     window: DateWindow | None = None,

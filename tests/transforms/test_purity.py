@@ -42,6 +42,9 @@ STDLIB_PURE = {
     "typing",
     "zlib",
 }
+#: names a transform may take from a standard-library module that also does I/O
+#: (``from io import BytesIO``: a file over bytes in memory; ``import io`` stays refused)
+STDLIB_PURE_NAMES = {"io.BytesIO"}
 #: the repository's own pure packages
 OWN = {"meterlake.schemas", "meterlake.transforms"}
 #: calls that touch files whatever they are called on
@@ -60,12 +63,16 @@ def _imports(tree: ast.Module) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: another transforms module, or ..schemas
                 found.append((node.lineno, "meterlake.transforms" if node.level == 1 else f"meterlake.{node.module}"))
+            elif node.module == "io":  # judged name by name (see STDLIB_PURE_NAMES)
+                found += [(node.lineno, f"io.{alias.name}") for alias in node.names]
             else:
                 found.append((node.lineno, node.module or ""))
     return found
 
 
 def _allowed(module: str) -> bool:
+    if module in STDLIB_PURE_NAMES:
+        return True
     top = module.split(".")[0]
     return top in THIRD_PARTY or top in STDLIB_PURE or any(module == o or module.startswith(o + ".") for o in OWN)
 
@@ -103,6 +110,8 @@ def test_calls_no_file_io(path: Path) -> None:
     "source, problem",
     [
         pytest.param("import os\n", "imports os", id="os"),
+        pytest.param("import io\n", "imports io", id="io"),
+        pytest.param("from io import FileIO\n", "imports io.FileIO", id="io-file"),
         pytest.param("from pathlib import Path\n", "imports pathlib", id="pathlib"),
         pytest.param("import requests\n", "imports requests", id="network"),
         pytest.param("from meterlake import lake\n", "imports meterlake", id="lake"),
