@@ -4,7 +4,6 @@ accounting, idempotence and atomic partition writes."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -13,6 +12,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from landing_kit import ingest, put, quarantine, registers, tree_digest
 from polars.testing import assert_frame_equal
 
 from meterlake import pipeline
@@ -27,38 +27,6 @@ ARCHIVE = (
     "2026-01-01,0002,C2,A1,F1,customer,resident,RES_TIER,1,100000,1\n"
     "2026-01-01,0003,,A1,F1,area_master,,,80,1000000,0\n"
 )
-
-
-def put(landing: Path, rel: str, text: str, when: str) -> Path:
-    path = landing / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    ts = dt.datetime.fromisoformat(when).replace(tzinfo=dt.UTC).timestamp()
-    os.utime(path, (ts, ts))
-    return path
-
-
-def ingest(landing: Path, lake: Path, run_id: str, dates=(D1,)):
-    return pipeline.run_stage(
-        Settings(landing=landing, lake=lake), "ingest", list(dates), run_id, progress=lambda _m: None
-    )
-
-
-def registers(lake: Path, day: dt.date = D1) -> pl.DataFrame:
-    return Lake(lake).scan(LANDINGS["registers"].clean, [day]).collect()
-
-
-def quarantine(lake: Path) -> pl.DataFrame:
-    files = sorted((lake / "marts" / "quarantine").rglob("*.parquet"))
-    return pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame()
-
-
-def tree_digest(lake: Path) -> dict[str, str]:
-    return {
-        p.relative_to(lake).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for layer in ("clean", "marts")
-        for p in sorted((lake / layer).rglob("*.parquet"))
-    }
 
 
 @pytest.fixture

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from landing_kit import ingest, put, quarantine, registers, tree_digest
 
-from meterlake import pipeline
 from meterlake.lake import Lake
 from meterlake.schemas import LANDINGS
-from meterlake.settings import Settings
 from meterlake.stages import ingest as ingest_stage
 
 D1 = dt.date(2026, 1, 1)
@@ -24,37 +23,6 @@ ARCHIVE = (
     "2026-01-01,0001,C1,A1,F1,customer,resident,RES_TIER,1,100000,0\n"
     "2026-01-01,0002,C2,A1,F1,customer,resident,RES_TIER,1,100000,1\n"
 )
-
-
-def put(landing: Path, rel: str, text: str, when: str) -> None:
-    path = landing / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    ts = dt.datetime.fromisoformat(when).replace(tzinfo=dt.UTC).timestamp()
-    os.utime(path, (ts, ts))
-
-
-def ingest(landing: Path, lake: Path, run_id: str, dates=(D1,)):
-    return pipeline.run_stage(
-        Settings(landing=landing, lake=lake), "ingest", list(dates), run_id, progress=lambda _m: None
-    )
-
-
-def registers(lake: Path) -> pl.DataFrame:
-    return Lake(lake).scan(LANDINGS["registers"].clean, [D1]).collect()
-
-
-def quarantine(lake: Path) -> pl.DataFrame:
-    files = sorted((lake / "marts" / "quarantine").rglob("*.parquet"))
-    return pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame()
-
-
-def tree_digest(lake: Path) -> dict[str, str]:
-    return {
-        p.relative_to(lake).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for layer in ("clean", "marts")
-        for p in sorted((lake / layer).rglob("*.parquet"))
-    }
 
 
 SPEC = LANDINGS["registers"]

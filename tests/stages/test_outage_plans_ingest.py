@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import polars as pl
+from landing_kit import put
 
 from meterlake import pipeline
 from meterlake.lake import Lake
@@ -19,14 +19,6 @@ ARCHIVE = (
     "2026-01-01,0001,C1,A1,F1,customer,resident,RES_TIER,1,100000,0\n"
     "2026-01-01,0003,,A1,F1,area_master,,,80,1000000,0\n"
 )
-
-
-def put(landing: Path, rel: str, text: str, when: str) -> None:
-    path = landing / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    ts = dt.datetime.fromisoformat(when).replace(tzinfo=dt.UTC).timestamp()
-    os.utime(path, (ts, ts))
 
 
 def ingest(landing: Path, lake: Path, run_id: str):
