@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
@@ -110,15 +111,20 @@ def _run(recorded: np.ndarray, true: np.ndarray, rules: ObserverRules = RULES) -
     return indicator(pl.concat([p[0] for p in parts]), pl.concat([p[1] for p in parts]), END, rules)
 
 
-@pytest.mark.parametrize("kind", ["h1", "h2", "h3", "h4", "h5", "h6", "mix"])
-def test_each_attack_on_10_of_30_days_is_ranked_first(kind: str) -> None:
+def _attacked(kind: str, thief: int, days: Sequence[int]) -> pl.DataFrame:
+    """The indicator of the area where customer ``thief`` applies attack ``kind`` on ``days``, strongest first."""
     true = _true_use()
     recorded = true.copy()
-    thief = 5
     rng = np.random.default_rng(3)
-    for d in TAMPERED:
+    for d in days:
         recorded[thief, d] = _attack(kind, true[thief, d], d, rng)
-    found = _run(recorded, true).sort("s_observer", "meter_id", descending=[True, False])
+    return _run(recorded, true).sort("s_observer", "meter_id", descending=[True, False])
+
+
+@pytest.mark.parametrize("kind", ["h1", "h2", "h3", "h4", "h5", "h6", "mix"])
+def test_each_attack_on_10_of_30_days_is_ranked_first(kind: str) -> None:
+    thief = 5
+    found = _attacked(kind, thief, TAMPERED)
     assert found["meter_id"][0] == f"C{thief:02d}"
     top = found.row(0, named=True)
     assert top["s_observer"] >= 0.5
@@ -168,13 +174,8 @@ MOSTLY = tuple(d for d in range(DAYS) if d not in (0, 3, 8, 11, 14, 19, 23, 28))
 def test_a_customer_tampering_most_of_its_days_is_ranked_first(kind: str) -> None:
     # its usual day comes from the 8 days that look used (neither far rougher than its
     # smoothest days nor flat), not from the median of its mostly tampered days
-    true = _true_use()
-    recorded = true.copy()
     thief = 5
-    rng = np.random.default_rng(3)
-    for d in MOSTLY:
-        recorded[thief, d] = _attack(kind, true[thief, d], d, rng)
-    found = _run(recorded, true).sort("s_observer", "meter_id", descending=[True, False])
+    found = _attacked(kind, thief, MOSTLY)
     assert found.height == 1  # nobody else reaches the threshold
     top = found.row(0, named=True)
     assert top["meter_id"] == f"C{thief:02d}"
