@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 from meterlake import allocator
 
@@ -19,7 +20,7 @@ print(json.dumps({{"conf": polars.jemalloc_conf, "env": os.environ.get("_RJEM_MA
 """
 
 
-def probe(before: str = "", env: dict[str, str] | None = None) -> dict[str, str]:
+def probe(before: str = "", env: dict[str, str] | None = None) -> dict[str, Any]:
     clean = {k: v for k, v in os.environ.items() if k != allocator.VARIABLE}
     done = subprocess.run(
         [sys.executable, "-c", PROBE.format(before=before)],
@@ -29,7 +30,7 @@ def probe(before: str = "", env: dict[str, str] | None = None) -> dict[str, str]
         env={**clean, **(env or {})},
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    out: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return out
 
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ def test_preload_imports_the_stages_then_gx_in_a_thread() -> None:
 
 
 def _fake_stages(monkeypatch: pytest.MonkeyPatch, seen: list[str]) -> None:
-    def fake(name: str):  # type: ignore[no-untyped-def]
+    def fake(name: str) -> pipeline.StageRun:
         def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             seen.append(name)
             return StageResult(stage=name)
@@ -64,7 +65,7 @@ def test_the_run_starts_the_import_before_billing_only_when_docs_runs(
     _fake_stages(monkeypatch, seen)
     started: list[tuple[list[str], list[str]]] = []
 
-    def preload(later):  # type: ignore[no-untyped-def]
+    def preload(later: Iterable[str]) -> threading.Thread:
         started.append((list(later), list(seen)))
         thread = threading.Thread(target=lambda: None)
         thread.start()
