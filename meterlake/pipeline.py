@@ -64,9 +64,9 @@ RUNNERS: dict[str, StageRun] = {
 STAGES: tuple[str, ...] = tuple(RUNNERS)
 #: in a run of several stages, the stage before which Great Expectations starts to import
 #: in a background thread, for the docs stage: the import is 2-3 s of CPU on one core,
-#: and the stages from here to the gate leave the other core half idle and peak far below
-#: the earlier ones (GX's ~0.25 GB of modules are not added to the run's peak)
-GX_PRELOAD_AT = "billing"
+#: and the gate leaves the other core half idle. Not earlier: GX's modules (~0.1-0.25 GB)
+#: would add to billing's and receivables' peaks, which are the run's highest after anomalies
+GX_PRELOAD_AT = "check"
 #: the stage that ends the chain for a run's dates: what ingest left pending is then done
 CHAIN_END = "publish"
 

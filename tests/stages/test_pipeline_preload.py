@@ -53,12 +53,12 @@ def _fake_stages(monkeypatch: pytest.MonkeyPatch, seen: list[str]) -> None:
 @pytest.mark.parametrize(
     ("stages", "preloaded_before"),
     [
-        (list(pipeline.STAGES), "billing"),  # the whole chain: from billing on
-        (["check", "docs", "publish"], None),  # no billing stage in the run: docs imports GX itself
+        (list(pipeline.STAGES), "check"),  # the whole chain: from the gate on
+        (["billing", "docs", "publish"], None),  # no gate in the run: docs imports GX itself
         (["ingest", "billing", "receivables", "check", "publish"], None),  # no docs stage: no GX
     ],
 )
-def test_the_run_starts_the_import_before_billing_only_when_docs_runs(
+def test_the_run_starts_the_import_before_the_gate_only_when_docs_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stages: list[str], preloaded_before: str | None
 ) -> None:
     seen: list[str] = []
@@ -80,5 +80,5 @@ def test_the_run_starts_the_import_before_billing_only_when_docs_runs(
         assert started == []
     else:
         at = stages.index(preloaded_before)
-        # started once, just before billing, with the stages left to run
+        # started once, just before the gate, with the stages left to run
         assert started == [(stages[at:], stages[:at])]
