@@ -416,6 +416,7 @@ def stage_dataset(
     lake = ctx.lake
     notes, refused = st.notes, st.refused
     ids, rows_of = st.ids, st.rows_of
+    entries: list[dict[str, Any]] = []
     for spec, cand in st.pending:
         if dataset is not None and spec.dataset != dataset:
             continue
@@ -455,7 +456,11 @@ def stage_dataset(
                 notes.append(f"{rel}: {problem}")
             ids[file_id] = rel
             rows_of[file_id] = s.rows_read
-        st.plan = pl.concat([st.plan, pl.DataFrame([entry], schema=MANIFEST_SCHEMA)])
+        entries.append(entry)
+    # the plan is written once for the files staged here: a run killed before parses them again
+    # (their staged copies and quarantine rows come out the same), one killed after replays them
+    if entries:
+        st.plan = pl.concat([st.plan, pl.DataFrame(entries, schema=MANIFEST_SCHEMA)])
         lake.write_file(plan_path(lake), st.plan)
 
 
@@ -527,18 +532,18 @@ def rebuild_partition(
     manifest: pl.DataFrame,
     archive: pl.LazyFrame,
     held: dict[str, Held] | None = None,
+    by_day: dict[dt.date, list[str]] | None = None,
 ) -> dict[str, int] | None:
     """Rebuild one date partition from every staged file holding the date.
 
     ``held``: rows of new one-day files not staged yet (see :func:`stage_new_files`): read
     from memory, and their staged copies written here, before the partition; a file that
     alone makes the partition is linked to it instead, after it (:func:`link_staged`).
+    ``by_day``: :func:`files_by_day` of ``manifest`` for the dataset, when the caller has it.
     """
     lake = ctx.lake
     held = {} if held is None else held
-    files = manifest.filter(
-        (pl.col("dataset") == spec.dataset) & (pl.col("status") == "ingested") & pl.col("dates").list.contains(day)
-    )["file_id"].to_list()
+    files = (by_day if by_day is not None else files_by_day(manifest, spec.dataset)).get(day, [])
     if not files:
         return None
     if len(files) == 1 and files[0] in held:
@@ -608,20 +613,8 @@ def rebuild_partition(
         lake.write_file(qpath, quarantined)
     else:
         qpath.unlink(missing_ok=True)
-    ledger = (
-        pl.concat(
-            [
-                clean.group_by("source_file").agg(pl.len().alias("clean")),
-                res.duplicates.group_by("source_file").agg(pl.len().alias("duplicate")),
-                res.superseded.group_by("source_file").agg(pl.len().alias("superseded")),
-                unknown.group_by("source_file").agg(pl.len().alias("unknown_meter")),
-            ],
-            how="diagonal",
-        )
-        .group_by("source_file")
-        .agg(pl.col(c).sum().cast(pl.Int64) for c in ("clean", "duplicate", "superseded", "unknown_meter"))
-        .select(LEDGER_SCHEMA.names())
-        .sort("source_file")
+    ledger = ledger_of(
+        {"clean": clean, "duplicate": res.duplicates, "superseded": res.superseded, "unknown_meter": unknown}
     )
     lake.write_file(lake.meta / "ledger" / spec.dataset / f"date={day.isoformat()}.parquet", ledger)
     return {
@@ -630,6 +623,29 @@ def rebuild_partition(
         "superseded": res.superseded.height,
         "unknown_meter": unknown.height,
     }
+
+
+def files_by_day(manifest: pl.DataFrame, dataset: str) -> dict[dt.date, list[str]]:
+    """The ingested files of ``dataset`` holding each date, in manifest order (one pass, not a filter per day)."""
+    rows = manifest.filter((pl.col("dataset") == dataset) & (pl.col("status") == "ingested"))
+    out: dict[dt.date, list[str]] = {}
+    for file_id, dates in zip(rows["file_id"].to_list(), rows["dates"].to_list(), strict=True):
+        for day in dict.fromkeys(d for d in dates or () if d is not None):
+            out.setdefault(day, []).append(file_id)
+    return out
+
+
+def ledger_of(outcomes: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Rows per source file in each outcome of a rebuild (LEDGER_SCHEMA, by source_file)."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome, frame in outcomes.items():
+        if not frame.height:  # most outcomes of most partitions are empty
+            continue
+        for source_file, n in frame.group_by("source_file").agg(pl.len()).iter_rows():
+            counts.setdefault(source_file, dict.fromkeys(LEDGER_SCHEMA.names()[1:], 0))[outcome] = n
+    # by source_file as polars sorts it: a null first, then by UTF-8 bytes (code points)
+    rows = [{"source_file": f, **c} for f, c in sorted(counts.items(), key=lambda fc: (fc[0] is not None, fc[0] or ""))]
+    return pl.DataFrame(rows, schema=LEDGER_SCHEMA)
 
 
 #: datasets whose rebuild keeps a subset of the staged rows as they came (by key and meter):
@@ -781,9 +797,10 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             held = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["dates"]
             touched["payments"].update(d for d in held.explode().drop_nulls().to_list() if d >= first)
         days = sorted(touched[ds] | requested)
+        by_day = files_by_day(seen, ds)
         for i, day in enumerate(days, 1):
             ctx.progress(f"rebuild {ds} {day} ({i}/{len(days)})")
-            c = rebuild_partition(ctx, spec, day, seen, archive, kept)
+            c = rebuild_partition(ctx, spec, day, seen, archive, kept, by_day)
             if c is None:
                 continue
             if ds == "archive":
