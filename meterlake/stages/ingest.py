@@ -641,7 +641,8 @@ def ledger_of(outcomes: dict[str, pl.DataFrame]) -> pl.DataFrame:
     for outcome, frame in outcomes.items():
         if not frame.height:  # most outcomes of most partitions are empty
             continue
-        for source_file, n in frame.group_by("source_file").agg(pl.len()).iter_rows():
+        # of the column alone: a frame's group_by makes a county day's parsed curves one chunk first (0.35 GB)
+        for source_file, n in frame.get_column("source_file").value_counts().iter_rows():
             counts.setdefault(source_file, dict.fromkeys(LEDGER_SCHEMA.names()[1:], 0))[outcome] = n
     # by source_file as polars sorts it: a null first, then by UTF-8 bytes (code points)
     rows = [{"source_file": f, **c} for f, c in sorted(counts.items(), key=lambda fc: (fc[0] is not None, fc[0] or ""))]
