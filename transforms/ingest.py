@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any, BinaryIO, TypeVar, cast
 
-import numpy as np
 import polars as pl
 
 from ..schemas.landing import Field, Landing
@@ -313,7 +312,12 @@ def _text_pieces(text: bytes, size: int) -> Iterator[bytes]:
 
 
 def _byte_counts(text: bytes) -> tuple[int, int]:
-    """Newlines and commas in ``text`` (a vectorised count: bytes.count scans 6x slower)."""
+    """Newlines and commas in ``text``: a large piece is counted vectorised (bytes.count scans
+    6x slower), so numpy is loaded only by a run that reads a large file."""
+    if len(text) < 1 << 20:
+        return text.count(b"\n"), text.count(SEP.encode())
+    import numpy as np  # at first use: importing the pipeline loads no numpy
+
     codes = np.frombuffer(text, dtype=np.uint8)
     return int(np.count_nonzero(codes == ord("\n"))), int(np.count_nonzero(codes == ord(SEP)))
 

@@ -35,9 +35,9 @@ import io
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -47,6 +47,7 @@ from pydantic import Field as PydField
 from ..lake import STAGED_LEVEL, Lake
 from ..landing import (
     Candidate,
+    DigestingReader,
     Refused,
     file_digest,
     open_landing_file,
@@ -357,6 +358,8 @@ class Staging:
     ids: dict[str, str]  # file_id -> source_file of every ingested file
     rows_of: dict[str, int]  # file_id -> rows read (a resent file reads as many rows as its twin)
     done: int = 0
+    #: sizes of the files ingested: a file of another size cannot hold the same bytes
+    sizes: set[int] = field(default_factory=set)
 
 
 def stage_new_files(
@@ -392,7 +395,7 @@ def begin_staging(ctx: StageContext, manifest: pl.DataFrame) -> Staging:
         touched[e["dataset"]].update(e["dates"])
     if is_shard(lake.root):  # a unit of a sharded lake: its files come from the split's inbox
         plan, touched = take_inbox(ctx, plan, seen, touched)
-        return Staging(plan, touched, notes, [], [], ids, rows_of)
+        return Staging(plan, touched, notes, [], [], ids, rows_of, sizes=set(ingested["size_bytes"].to_list()))
     refused: list[Refused] = []
     pending = []
     for spec in LANDINGS.values():
@@ -401,7 +404,7 @@ def begin_staging(ctx: StageContext, manifest: pl.DataFrame) -> Staging:
         pending += [(spec, c) for c in found if (c.rel, c.size, c.mtime_ns) not in known]
     for r in refused:
         notes.append(f"{r.rel}: {r.status}, {r.reason}")
-    return Staging(plan, touched, notes, refused, pending, ids, rows_of)
+    return Staging(plan, touched, notes, refused, pending, ids, rows_of, sizes=set(ingested["size_bytes"].to_list()))
 
 
 def stage_dataset(
@@ -424,7 +427,7 @@ def stage_dataset(
         rel = cand.rel
         ctx.progress(f"ingest {rel} ({st.done}/{len(st.pending)} new files, {cand.size / 1e6:,.1f} MB)")
         try:
-            entry, staged = _stage_candidate(ctx, spec, cand, window, ids, held)
+            entry, staged = _stage_candidate(ctx, spec, cand, window, ids, held, st.sizes)
         except OSError as exc:
             refused.append(Refused(rel, "refused", str(exc)))
             notes.append(f"{rel}: refused, {exc}")
@@ -456,6 +459,7 @@ def stage_dataset(
                 notes.append(f"{rel}: {problem}")
             ids[file_id] = rel
             rows_of[file_id] = s.rows_read
+            st.sizes.add(entry["size_bytes"])
         entries.append(entry)
     # the plan is written once for the files staged here: a run killed before parses them again
     # (their staged copies and quarantine rows come out the same), one killed after replays them
@@ -475,22 +479,34 @@ def _stage_candidate(
     window: DateWindow,
     ids: dict[str, str],
     held: dict[str, Held] | None = None,
+    sizes: set[int] | None = None,
 ) -> tuple[dict[str, Any], tuple[ParseStats, list[dt.date]] | None]:
     """Hash a landing file and, unless its content was ingested before (then None), stage it:
     its parse stats and the dates of its rows.
 
-    The file is read from one open descriptor twice, hashed then parsed, in blocks: a
-    county file is never held whole. Written to in between, it is refused (``OSError``).
-    Its rows are let go here, before the next file is read, unless ``held`` keeps the rows
-    of a file of one day for that day's rebuild (see :func:`stage_dataset`).
+    The file is read from one open descriptor in blocks: a county file is never held whole.
+    Where a file of its size was ingested (``sizes``; None: any size may be), it is hashed
+    first and parsed only when its content is new; otherwise no ingested file can hold its
+    bytes, and it is hashed as it is parsed (:class:`DigestingReader`), one pass. Written
+    to meanwhile, it is refused (``OSError``). Its rows are let go here, before the next
+    file is read, unless ``held`` keeps the rows of a file of one day for that day's
+    rebuild (see :func:`stage_dataset`).
     """
     with open_landing_file(cand.path) as fh:
         before = os.fstat(fh.fileno())
-        file_id = file_digest(fh)
-        entry = _manifest_entry(file_id, spec.dataset, cand, ctx.run_id)
-        if file_id in ids:
-            return entry, None
-        parsed = parse_guarded(fh, spec, cand.rel, window, ordered=True)
+        if sizes is None or before.st_size in sizes or cand.size in sizes:
+            file_id = file_digest(fh)
+            entry = _manifest_entry(file_id, spec.dataset, cand, ctx.run_id)
+            if file_id in ids:
+                return entry, None
+            parsed = parse_guarded(fh, spec, cand.rel, window, ordered=True)
+        else:
+            with DigestingReader(fh) as reader:
+                parsed = parse_guarded(cast(BinaryIO, reader), spec, cand.rel, window, ordered=True)
+                file_id = reader.hexdigest()
+            entry = _manifest_entry(file_id, spec.dataset, cand, ctx.run_id)
+            if file_id in ids:  # not expected (its size is new): the parse is let go
+                return entry, None
         unchanged(fh, before, cand.path)
     day = parsed.rows[spec.date_field]
     dates = sorted(set(day.unique().drop_nulls().to_list()))
