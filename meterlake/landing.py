@@ -166,17 +166,19 @@ class DigestingReader:
     Each byte is hashed once, in file order, whatever the reader does (a parse that reads a
     piece, finds it is not UTF-8, seeks back to the start and reads the file whole hashes
     nothing twice); :meth:`hexdigest` hashes what was not read. The hashing runs on a second
-    thread (hashlib lets go of the GIL), beside the parse. Use as a context manager.
+    thread (hashlib lets go of the GIL), beside the parse; with ``threaded`` False (a small
+    file: a thread costs more than its hash) as it is read. Use as a context manager.
     """
 
-    def __init__(self, fh: BinaryIO, block: int = 8 << 20) -> None:
+    def __init__(self, fh: BinaryIO, block: int = 8 << 20, threaded: bool = True) -> None:
         self.fh, self.block = fh, block
         self.digest = hashlib.sha256()
         self.hashed = 0  # bytes [0, hashed) are queued for the digest
         self.gap = False  # a read began past them (never done by the parser): hash the file again
         self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
         self.thread = threading.Thread(target=self._hash, name="landing-digest", daemon=True)
-        self.thread.start()
+        if threaded:
+            self.thread.start()
 
     def _hash(self) -> None:
         while (chunk := self.queue.get()) is not None:
@@ -189,9 +191,15 @@ class DigestingReader:
         if pos > self.hashed:
             self.gap = True
         elif end > self.hashed:
-            self.queue.put(data[self.hashed - pos :] if pos < self.hashed else data)
+            self._put(data[self.hashed - pos :] if pos < self.hashed else data)
             self.hashed = end
         return data
+
+    def _put(self, chunk: bytes) -> None:
+        if self.thread.is_alive():
+            self.queue.put(chunk)
+        else:
+            self.digest.update(chunk)
 
     def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
         return self.fh.seek(pos, whence)
@@ -204,7 +212,7 @@ class DigestingReader:
         if not self.gap:
             self.fh.seek(self.hashed)
             while chunk := self.fh.read(self.block):
-                self.queue.put(chunk)
+                self._put(chunk)
                 self.hashed += len(chunk)
         self.close()
         return file_digest(self.fh) if self.gap else self.digest.hexdigest()

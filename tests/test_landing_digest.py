@@ -33,3 +33,15 @@ def test_what_the_reader_did_not_read_is_hashed_too(tmp_path: Path) -> None:
         assert reader.hexdigest() == file_digest(fh) == hashlib.sha256(data).hexdigest()
     with open(path, "rb") as fh, DigestingReader(fh) as reader:  # nothing read at all
         assert reader.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_without_a_thread_the_digest_is_the_same(tmp_path: Path) -> None:
+    data = b"0001,2026-01-01,10\n" * 3000
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    with open(path, "rb") as fh, DigestingReader(fh, block=1000, threaded=False) as reader:
+        reader.read(700)
+        reader.seek(0)
+        reader.read(2000)
+        assert not reader.thread.is_alive()
+        assert reader.hexdigest() == hashlib.sha256(data).hexdigest()

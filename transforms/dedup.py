@@ -17,6 +17,9 @@ import polars as pl
 from .frames import filter_few_out, sort_if_needed
 
 LINEAGE = ["source_file", "source_line", "delivered_at"]
+#: from this many rows :func:`resolve` first checks whether the keys are in strictly increasing
+#: order (no repeat possible) before it hashes every key (cheaper for a few rows)
+ORDER_CHECK_ROWS = 50_000
 ORDER = ["delivered_at", "source_file", "source_line"]
 
 
@@ -33,7 +36,8 @@ class Resolved:
 def resolve(rows: pl.DataFrame, key: list[str]) -> Resolved:
     """Split ``rows`` into the winning row per key, identical repeats and superseded rows."""
     data_cols = [c for c in rows.columns if c not in LINEAGE]
-    if strictly_increasing(rows, key) or not rows.select(pl.struct(key).is_duplicated().any()).item():
+    ordered = rows.height >= ORDER_CHECK_ROWS and strictly_increasing(rows, key)
+    if ordered or not rows.select(pl.struct(key).is_duplicated().any()).item():
         # no key repeats: every row is the clean one, in the order it came (not copied)
         return Resolved(rows, rows.select(LINEAGE).clear(), rows.clear())
     rows = sort_if_needed(rows, ORDER)

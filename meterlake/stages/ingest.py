@@ -501,7 +501,7 @@ def _stage_candidate(
                 return entry, None
             parsed = parse_guarded(fh, spec, cand.rel, window, ordered=True)
         else:
-            with DigestingReader(fh) as reader:
+            with DigestingReader(fh, threaded=before.st_size > THREADED_DIGEST_BYTES) as reader:
                 parsed = parse_guarded(cast(BinaryIO, reader), spec, cand.rel, window, ordered=True)
                 file_id = reader.hexdigest()
             entry = _manifest_entry(file_id, spec.dataset, cand, ctx.run_id)
@@ -516,6 +516,11 @@ def _stage_candidate(
     if held is not None and keep:
         held[file_id] = (spec.dataset, rows)
     return entry, (parsed.stats, dates)
+
+
+#: from this size a file is hashed on a second thread while it is parsed (a thread costs more
+#: than hashing a small file)
+THREADED_DIGEST_BYTES = 4 << 20
 
 
 def take_inbox(
