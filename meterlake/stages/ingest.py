@@ -27,6 +27,7 @@ file) is computed from the manifest and the ledgers, so it holds across runs.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as dt
 import hashlib
@@ -554,13 +555,15 @@ def rebuild_partition(
     archive: pl.LazyFrame,
     held: dict[str, Held] | None = None,
     by_day: dict[dt.date, list[str]] | None = None,
+    meters_on: MetersOn | None = None,
 ) -> dict[str, int] | None:
     """Rebuild one date partition from every staged file holding the date.
 
     ``held``: rows of new one-day files not staged yet (see :func:`stage_new_files`): read
     from memory, and their staged copies written here, before the partition; a file that
     alone makes the partition is linked to it instead, after it (:func:`link_staged`).
-    ``by_day``: :func:`files_by_day` of ``manifest`` for the dataset, when the caller has it.
+    ``by_day``: :func:`files_by_day` of ``manifest`` for the dataset, when the caller has it;
+    ``meters_on``: the meters of ``archive`` valid on a day, read once per snapshot.
     """
     lake = ctx.lake
     held = {} if held is None else held
@@ -588,7 +591,7 @@ def rebuild_partition(
     elif spec.split_known is not None:  # rows that name feeders/areas rather than meters
         clean, unknown = spec.split_known(clean, dedup.archive_valid_on(archive, day).collect())
     elif spec.dataset != "archive":
-        meters = dedup.archive_valid_on(archive, day).select("meter_id").collect()
+        meters = (meters_on or MetersOn(archive)).on(day)
         clean, unknown = dedup.split_known_meters(clean, meters)
     if "_reason" not in unknown.columns:
         unknown = unknown.with_columns(
@@ -668,6 +671,26 @@ def ledger_of(outcomes: dict[str, pl.DataFrame]) -> pl.DataFrame:
     # by source_file as polars sorts it: a null first, then by UTF-8 bytes (code points)
     rows = [{"source_file": f, **c} for f, c in sorted(counts.items(), key=lambda fc: (fc[0] is not None, fc[0] or ""))]
     return pl.DataFrame(rows, schema=LEDGER_SCHEMA)
+
+
+class MetersOn:
+    """The meter_id of the archive rows valid on a day, read once per archive snapshot (a
+    run of many days otherwise reads the archive for every partition it rebuilds)."""
+
+    def __init__(self, archive: pl.LazyFrame) -> None:
+        self.archive = archive
+        self.snapshots: list[dt.date] | None = None
+        self.read: dict[dt.date | None, pl.DataFrame] = {}
+
+    def on(self, day: dt.date) -> pl.DataFrame:
+        if self.snapshots is None:  # the snapshot dates the rows carry (a partition may hold none)
+            dates = self.archive.select(pl.col("snapshot_date").unique()).collect().to_series()
+            self.snapshots = sorted(dates.drop_nulls().to_list())
+        at = bisect.bisect_right(self.snapshots, day)
+        snapshot = self.snapshots[at - 1] if at else None
+        if snapshot not in self.read:
+            self.read[snapshot] = dedup.archive_valid_on(self.archive, day).select("meter_id").collect()
+        return self.read[snapshot]
 
 
 #: datasets whose rebuild keeps a subset of the staged rows as they came (by key and meter):
@@ -798,6 +821,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     touched = st.touched
     kept: dict[str, Held] = {}
     archive = lake.scan(LANDINGS["archive"].clean)
+    meters_on = MetersOn(archive)
     requested = set(dates)
     rebuilt: set[dt.date] = set()
     counts: dict[str, dict[str, int]] = {}
@@ -822,11 +846,12 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         by_day = files_by_day(seen, ds)
         for i, day in enumerate(days, 1):
             ctx.progress(f"rebuild {ds} {day} ({i}/{len(days)})")
-            c = rebuild_partition(ctx, spec, day, seen, archive, kept, by_day)
+            c = rebuild_partition(ctx, spec, day, seen, archive, kept, by_day, meters_on)
             if c is None:
                 continue
             if ds == "archive":
                 archive = lake.scan(spec.clean)
+                meters_on = MetersOn(archive)
             tot = counts.setdefault(
                 ds, {"partitions": 0, "clean": 0, "duplicate": 0, "superseded": 0, "unknown_meter": 0}
             )

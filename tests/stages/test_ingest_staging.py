@@ -191,3 +191,19 @@ def test_the_files_of_each_day_in_manifest_order() -> None:
         }
     )
     assert ingest_stage.files_by_day(manifest, "registers") == {D1: ["f1", "f2"], D1 + dt.timedelta(1): ["f1"]}
+
+
+def test_the_meters_valid_on_a_day_are_those_of_the_latest_snapshot_read_once() -> None:
+    d = dt.date
+    archive = pl.LazyFrame(
+        {
+            "snapshot_date": [d(2026, 1, 1), d(2026, 1, 1), d(2026, 1, 10)],
+            "meter_id": ["0001", "0002", "0002"],
+        }
+    )
+    on = ingest_stage.MetersOn(archive)
+    assert on.on(d(2025, 12, 31)).height == 0  # before any snapshot: no meter is known
+    assert on.on(d(2026, 1, 1))["meter_id"].to_list() == ["0001", "0002"]
+    assert on.on(d(2026, 1, 9)) is on.on(d(2026, 1, 2))  # the same snapshot: read once
+    assert on.on(d(2026, 1, 10))["meter_id"].to_list() == ["0002"]  # 0001 left service
+    assert on.on(d(2026, 2, 1))["meter_id"].to_list() == ["0002"]
