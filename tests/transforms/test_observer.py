@@ -489,3 +489,16 @@ def test_summaries_out_of_area_order_are_refused() -> None:
     )
     with pytest.raises(observer.ObserverInputError, match="area order"):
         indicator_of_days([*days[:-1], shuffled], areas, END, RULES)
+
+
+def test_row_median_by_hand() -> None:
+    nan = np.nan
+    values = np.array(
+        [
+            [3.0, 1.0, 2.0, 5.0, 4.0],  # no NaN (a partial sort): 3
+            [4.0, 1.0, nan, 2.0, 8.0],  # 1, 2, 4, 8: halfway between 2 and 4
+            [nan, nan, nan, nan, nan],  # nothing: NaN
+        ]
+    )
+    assert np.array_equal(observer._row_median(values), [3.0, 3.0, nan], equal_nan=True)
+    assert np.array_equal(observer._row_median(values[:, :4]), [2.5, 2.0, nan], equal_nan=True)  # 1 2 3 5; 1 2 4
