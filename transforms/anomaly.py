@@ -441,7 +441,7 @@ class ObserverRules(BaseModel):
     )
     min_strength: float = Field(0.3, ge=0, le=1, description="a strength below this counts as 0")
     screen: float = Field(
-        0.3,
+        0.0,
         ge=0,
         le=1,
         description="only a customer whose cheap look at its window (its three strongest days against references "
