@@ -16,12 +16,16 @@ of its like days (filtered to the meters being estimated); the events of D; and
 meter_daily of the ``history.days`` before D (high/low checks) and of the days sharing a
 gap with D (curve weights, for those meters only).
 
-Dates are validated one after the other, so memory is that of one county-day whatever
-the range. A day whose reading is missing shares a gap with other days: a reading that
+Consecutive dates are validated in one pass, up to ``BATCH_METER_DAYS`` meter-days (a
+small utility's month is one pass; a county day is a pass of its own, so memory is that
+of one county-day whatever the range), and a pass writes what its dates write one by
+one. A day whose reading is missing shares a gap with other days: a reading that
 arrives can close a gap that opened earlier (its earlier days were ``missing`` when they
 were built), and a day's curve weighs the shares of the whole gap. The meter_daily
 partitions of those other days (when the lake holds them) are patched, the rows of those
 meters only, and returned in ``StageResult.dates`` so later stages rebuild them too.
+Day by day, each date re-shares its gaps over what the other days hold at that moment:
+a pass replays that chain date by date over the gap meters' rows (``_replay_chain``).
 Every partition written is a function of the lake's clean tables: a rerun writes
 identical files.
 """
