@@ -216,20 +216,28 @@ def lacking_days(service: pl.DataFrame, core: pl.DataFrame) -> pl.DataFrame:
     those dates."""
     sv = service.lazy().select("meter_id", "date")
     have = core.lazy().select("meter_id", "freeze_date")
-    return (
-        pl.concat(
-            [
-                sv.join(
-                    have.select("meter_id", (pl.col("freeze_date") - pl.duration(days=off)).alias("date")),
-                    on=["meter_id", "date"],
-                    how="anti",
-                )
-                for off in (0, 1)
-            ]
-        )
-        .unique()
-        .collect()
-    )
+    days = service["date"].unique()
+    if days.len() == 1:
+        # one date: joined on the meter alone, cheaper than on meter and date
+        day = days[0]
+        parts = [
+            sv.join(
+                have.filter(pl.col("freeze_date") == day + dt.timedelta(days=off)).select("meter_id"),
+                on="meter_id",
+                how="anti",
+            )
+            for off in (0, 1)
+        ]
+    else:
+        parts = [
+            sv.join(
+                have.select("meter_id", (pl.col("freeze_date") - pl.duration(days=off)).alias("date")),
+                on=["meter_id", "date"],
+                how="anti",
+            )
+            for off in (0, 1)
+        ]
+    return pl.concat(parts).unique().collect()
 
 
 def window_steps(max_gap_days: int, step_days: int = STEP_DAYS) -> list[tuple[int, int]]:
@@ -259,7 +267,14 @@ def window_todo(lacking: pl.DataFrame, rows: pl.DataFrame, *, max_gap_days: int)
     )
 
 
-def window_pairs(service: pl.DataFrame, core: pl.DataFrame, around: pl.DataFrame, *, max_gap_days: int) -> pl.LazyFrame:
+def window_pairs(
+    service: pl.DataFrame,
+    core: pl.DataFrame,
+    around: pl.DataFrame,
+    *,
+    max_gap_days: int,
+    lacking: pl.DataFrame | None = None,
+) -> pl.LazyFrame:
     """Each meter-day of ``service`` (any number of dates) paired with its readings, as
     :func:`register_days` pairs them date by date over the readings the stage reads for
     that date: :func:`finish_days` turns the result into register days.
@@ -271,7 +286,8 @@ def window_pairs(service: pl.DataFrame, core: pl.DataFrame, around: pl.DataFrame
     first step held no row (``around``: at least those rows of the lacking meters, on
     dates outside ``core``). Among what it sees, the pair is the last reading with a total
     on or before the day and the next one, as :func:`register_days` finds it for one date
-    at a time: a range of dates gives the pairs its dates give one by one.
+    at a time: a range of dates gives the pairs its dates give one by one. ``lacking``:
+    :func:`lacking_days` of ``service``, when the caller has it.
     """
     svc = service
     r = _readings(core.lazy())
@@ -308,7 +324,7 @@ def window_pairs(service: pl.DataFrame, core: pl.DataFrame, around: pl.DataFrame
         .join(slow_meters, on="meter_id", how="semi")
         .unique(subset=["meter_id", "freeze_date"], keep="first", maintain_order=True)
     )
-    lacking = lacking_days(slow_svc, core)
+    lacking = lacking_days(slow_svc, core) if lacking is None else lacking
     todo = window_todo(lacking, rows, max_gap_days=max_gap_days)
     keys = (
         slow_svc.select("meter_id", "date")

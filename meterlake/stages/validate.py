@@ -234,7 +234,7 @@ def _validate_batch(
                 meters = todo.filter(side).select("meter_id").unique()
                 if meters.height:
                     around.append(_readings(lake, window, meters))
-    pairs = md.window_pairs(in_run, core, pl.concat(around), max_gap_days=gap)
+    pairs = md.window_pairs(in_run, core, pl.concat(around), max_gap_days=gap, lacking=lacking)
     days_all = md.finish_days(pairs, keep_pairs=True, **reg_kw).collect()
     shared = days_all.filter(pl.col("day_status") == "shared")
     days = days_all.drop(md.PAIR_COLUMNS)
@@ -248,7 +248,10 @@ def _validate_batch(
         )
     )
     n_lacking = lacking.height
-    del core, around, pairs, days_all, lacking
+    # the county-wide frames go before the curves are read: the gap chain needs the
+    # service rows of the gap meters only
+    service = service.filter(pl.col("meter_id").is_in(shared["meter_id"].unique().implode()))
+    del core, around, pairs, days_all, lacking, in_run
 
     # --- the gap chain: which meter-days each date re-shares and patches -------------------
     held = set(lake.partitions(METER_DAILY))
@@ -327,8 +330,9 @@ def _validate_batch(
     # --- meter_daily ------------------------------------------------------------------------
     daily = md.meter_daily(days.lazy(), vd.curve_days.lazy()).collect()
     final, hit = _replay_chain(lake, chain, shared, service, days, daily, vd.curve_days, held, in_batch, reg_kw)
-    del service
+    del service, days
     own = _split(METER_DAILY.conform(daily).collect(), batch)
+    del daily
     rows["meter_daily"] = 0
     for d in batch:
         part = own[d]
