@@ -836,12 +836,15 @@ def indicator_of_days(
     # each listed customer's suspect days, in date order: one list per row from the
     # flat (row-major) positions of the flagged days and each row's count
     flagged = suspect[s > 0]
-    day_names = np.array([d.isoformat() for d in dates], dtype=object)
-    offsets = np.r_[0, np.cumsum(flagged.sum(1))].astype(np.int64)
+    # the arrow arrays from numpy buffers and a polars series: ``pa.array`` imports pandas
+    # (1 s, paid by a stage run alone)
+    day_names = pl.Series([d.isoformat() for d in dates], dtype=pl.String)
+    offsets = np.ascontiguousarray(np.r_[0, np.cumsum(flagged.sum(1))], dtype=np.int64)
     suspect_dates = pl.Series(
         "_dates",
         pa.LargeListArray.from_arrays(
-            pa.array(offsets, pa.int64()), pa.array(day_names[np.nonzero(flagged)[1]], pa.large_string())
+            pa.Array.from_buffers(pa.int64(), len(offsets), [None, pa.py_buffer(offsets)]),
+            day_names.gather(np.nonzero(flagged)[1]).to_arrow(),
         ),
     ).cast(pl.List(pl.String))
     out = out.with_columns(suspect_dates)
