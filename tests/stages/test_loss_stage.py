@@ -432,3 +432,12 @@ def test_the_balance_windows_of_a_run_read_each_kept_day_once(tmp_path: Path, mo
         assert_frame_equal(one.drop("evidence"), two.drop("evidence"))
         for a, b in zip(one["evidence"], two["evidence"], strict=True):
             assert json.loads(a) == pytest.approx(json.loads(b), rel=1e-6)
+
+
+def test_counts_per_value_by_hand():
+    from meterlake.stages.loss import _count
+
+    frame = pl.DataFrame({"status": ["high", None, "normal", "high", "negative"]}, schema={"status": pl.String})
+    # sorted by value, an empty one first
+    assert list(_count(frame, "status").items()) == [(None, 1), ("high", 2), ("negative", 1), ("normal", 1)]
+    assert _count(frame.clear(), "status") == {}
