@@ -734,7 +734,10 @@ def _code_window(newest: list[DayRows], keys: list[pl.DataFrame], min_actual: fl
     rows in order), its area the one it was first met in. A day that holds a meter twice
     (never from :func:`day_summaries`) is numbered a day at a time, as before."""
     met = (
-        pl.concat([_judged(k, min_actual).with_columns(_k=pl.lit(i, pl.Int32)) for i, k in enumerate(keys)])
+        pl.concat(
+            [_judged(k, min_actual).with_columns(_k=pl.lit(i, pl.Int32)) for i, k in enumerate(keys)],
+            how="vertical_relaxed",  # days kept by another version may type an id otherwise
+        )
         .collect()
         .with_row_index("_i")
     )
