@@ -253,6 +253,11 @@ class BalanceModel(_Strict):
         description="theft evidence reads the night statistic against its area's own spread, not below this "
         "(the multiplier and mapping readings keep 1)",
     )
+    days_t_cap: float = Field(
+        3.0,
+        gt=0,
+        description="the some-days statistic counts each day's t (against the customer's own coefficient) up to this",
+    )
     multiplier_min_ratio: float = Field(
         1.25, gt=1, description="the true-to-recorded ratio (or its inverse) a multiplier suspect must reach"
     )
@@ -278,6 +283,7 @@ class BalanceModel(_Strict):
             theft_min_share=self.theft_min_share,
             report_t=self.report_t,
             night_spread_floor=self.night_spread_floor,
+            days_t_cap=self.days_t_cap,
             multiplier_min_ratio=self.multiplier_min_ratio,
             multiplier_tolerance=self.multiplier_tolerance,
             mapping_tolerance=self.mapping_tolerance,

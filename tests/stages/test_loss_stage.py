@@ -217,11 +217,11 @@ def test_the_balance_settings_reach_its_rules(tmp_path: Path):
     defaults = balance.BalanceRules(standard_multipliers=rules.standard_multipliers)
     assert rules == defaults
     (tmp_path / "loss.toml").write_text(
-        "[diagnosis.balance]\nnight_spread_floor = 0.8\nclean_passes = 1\n", encoding="utf-8"
+        "[diagnosis.balance]\nnight_spread_floor = 0.8\nclean_passes = 1\ndays_t_cap = 2.5\n", encoding="utf-8"
     )
     custom = load("loss", LossConfig, config_dir=tmp_path).diagnosis
     rules = custom.balance.rules(custom.multiplier)
-    assert (rules.night_spread_floor, rules.clean_passes) == (0.8, 1)
+    assert (rules.night_spread_floor, rules.clean_passes, rules.days_t_cap) == (0.8, 1, 2.5)
 
 
 @pytest.mark.parametrize(

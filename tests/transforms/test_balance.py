@@ -23,6 +23,7 @@ from meterlake.transforms.balance import (
     _selected_cross,
     balance,
     balance_window,
+    capped_square_moments,
     cleaned_loss,
     day_state,
     findings,
@@ -268,6 +269,51 @@ def test_a_bypass_on_some_days_stands_out_day_by_day() -> None:
     # half the use unrecorded on half the days: the window's estimate is the days' sum
     stolen = 0.5 * x[0][on].sum()
     assert json.loads(theft["evidence"][0])["unrecorded_kwh"] == pytest.approx(stolen, rel=0.1)
+
+
+def test_a_steady_share_is_read_by_the_steady_t_not_the_some_days_statistic() -> None:
+    # c0 records 60% on every day: each day's coefficient is its window's, so no day
+    # stands out from its other days (the some-days statistic stays under report_t, where
+    # read against the area's median every day would count), while the steady t does
+    meters, x = _area(np.random.default_rng(9), 20, np.full((1, 96), 0.6))
+    coef, found = balance(*_frames(meters), END, RULES)
+    c0 = _row(coef, "c0")
+    assert c0["t_stat"] >= RULES.min_t
+    assert c0["days_t_stat"] < RULES.report_t
+    assert c0["coefficient"] - c0["area_median"] == pytest.approx(1.03 * (1 / 0.6 - 1), rel=0.05)
+    theft = found.filter(pl.col("kind") == "theft_candidate")
+    assert theft["meter_id"].to_list() == ["c0"]
+    # its unrecorded kWh are the steady share's: 40% of its use
+    ev = json.loads(theft["evidence"][0])
+    assert ev["unrecorded_kwh"] == pytest.approx(ev["steady_share_kwh"])
+    assert ev["unrecorded_kwh"] == pytest.approx(0.4 * x[0].sum(), rel=0.05)
+
+
+def test_capped_square_moments_of_a_standard_normal() -> None:
+    # uncapped: E[Z+^2] = 1/2, E[Z+^4] = 3/2, variance 3/2 - 1/4
+    assert capped_square_moments(math.inf) == (0.5, 1.25)
+    # cap 3: phi(3) = 0.0044318, P(Z > 3) = 0.0013499;
+    # E = 1/2 - (3 phi + P) + 9 P = 0.497504; E4 = 3/2 - (36 phi + 3 P) + 81 P = 1.445747
+    mean, var = capped_square_moments(3.0)
+    assert mean == pytest.approx(0.497504, abs=2e-6)
+    assert var == pytest.approx(1.445747 - 0.497504**2, abs=5e-6)
+    # a tiny cap c: Z+ is above it half the time, so the mean is c^2 / 2, the variance c^4 / 4
+    mean, var = capped_square_moments(0.01)
+    assert mean == pytest.approx(0.5e-4, rel=0.01)
+    assert var == pytest.approx(0.25e-8, rel=0.02)
+
+
+def test_the_some_days_statistic_reads_each_day_up_to_the_cap() -> None:
+    with pytest.raises(ValueError, match="days_t_cap"):
+        BalanceRules(days_t_cap=0.0)
+    on = np.zeros(DAYS, dtype=bool)
+    on[[1, 3, 4, 8, 10, 11, 13]] = True
+    meters, _ = _area(np.random.default_rng(9), 20, np.where(on, 0.5, 1.0)[:, None])
+    frames = _frames(meters)
+    capped = _row(balance(*frames, END, RULES)[0], "c0")["days_t_stat"]
+    wide = _row(balance(*frames, END, dataclasses.replace(RULES, days_t_cap=math.inf))[0], "c0")["days_t_stat"]
+    # its on-days stand far out: capped at 3 they count less, but still stand out
+    assert RULES.min_t <= capped < wide
 
 
 def test_a_days_statistics_come_from_that_day_alone() -> None:
