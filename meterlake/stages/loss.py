@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..lake import Lake
@@ -464,36 +463,13 @@ def _balance_day(lake: Lake, rules: balance.BalanceRules, day: dt.date) -> None:
     lake.write_file(c, customers.drop("date"))
 
 
-#: a day's kept customer statistics of at most this many rows are read once into memory and
-#: kept while the day is in a balance window (the window's fits read them several times,
-#: the next window again); a larger day (a county's) is scanned from its file by each pass
-STATE_ROWS_IN_MEMORY = 50_000
-
-
-def _day_states(lake: Lake, day: dt.date) -> tuple[pl.DataFrame, pl.LazyFrame]:
-    """A day's kept balance statistics (areas, customers), each with its ``date``."""
-    a, c = _state_files(lake, day)
-    areas = pl.read_parquet(a).with_columns(date=pl.lit(day))
-    if pq.ParquetFile(c).metadata.num_rows <= STATE_ROWS_IN_MEMORY:
-        return areas, pl.read_parquet(c).with_columns(date=pl.lit(day)).lazy()
-    return areas, pl.scan_parquet(c).with_columns(date=pl.lit(day))
-
-
 def _with_balance(
-    ctx: StageContext,
-    cfg: LossConfig,
-    end: dt.date,
-    frame: pl.DataFrame,
-    theft_max_per_area: int,
-    days: list[dt.date],
-    states: dict[dt.date, tuple[pl.DataFrame, pl.LazyFrame]] | None = None,
+    ctx: StageContext, cfg: LossConfig, end: dt.date, frame: pl.DataFrame, theft_max_per_area: int, days: list[dt.date]
 ) -> pl.DataFrame:
     """The window's diagnosis with the interval energy balance's findings merged in.
 
     ``days``: the days of the window with meter values. Each day's statistics come from
-    the lake's balance state (computed here for a day that has none yet). ``states``: the
-    days' statistics read by the run's earlier windows (days before this window are let go,
-    this window's are added).
+    the lake's balance state (computed here for a day that has none yet).
     """
     rules = cfg.diagnosis.balance.rules(cfg.diagnosis.multiplier)
     start = end - dt.timedelta(days=rules.window_days - 1)
@@ -505,18 +481,12 @@ def _with_balance(
     for day in days:  # a day before this run's dates, not yet kept
         if not _state_files(lake, day)[1].exists():
             _balance_day(lake, rules, day)
-    states = {} if states is None else states
-    for d in [d for d in states if d < start]:  # days the windows have passed
-        del states[d]
-    for d in days:
-        if d not in states:
-            states[d] = _day_states(lake, d)
     areas = pl.concat(
-        [states[d][0] for d in days],
+        [pl.read_parquet(_state_files(lake, d)[0]).with_columns(date=pl.lit(d)) for d in days],
         how="diagonal_relaxed",  # states kept before ll_linear lack it
     )
     customers = pl.concat(
-        [states[d][1] for d in days],
+        [pl.scan_parquet(_state_files(lake, d)[1]).with_columns(date=pl.lit(d)) for d in days],
         how="diagonal_relaxed",  # states kept before the cross products lack them
     )
     coef = balance.balance_window(areas, customers, end, rules)
@@ -596,8 +566,6 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             status[table.name].update(_count(frame, "status"))
 
     ends: list[dt.date] = []
-    #: the balance statistics of the days of the last balance window, read once for the windows
-    states: dict[dt.date, tuple[pl.DataFrame, pl.LazyFrame]] = {}
     #: area balances per day, computed once and shared by the months and the windows
     balances: dict[dt.date, pl.DataFrame] = {}
     #: days meter_daily holds with no value at all yet (left out of months and windows)
@@ -671,7 +639,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             )
             every = cfg.diagnosis.balance.every_days
             if cfg.diagnosis.balance.enabled and (end == ends[-1] or end.toordinal() % every == 0):
-                frame = _with_balance(ctx, cfg, end, frame, diag.theft_max_per_area, window, states)
+                frame = _with_balance(ctx, cfg, end, frame, diag.theft_max_per_area, window)
             frame = outages.with_mapping_suspects(frame, lake.scan(OUTAGE_MAPPING_SUSPECTS, [end]).collect())
             lake.write_partition(LOSS_DIAGNOSIS, end, frame, sort_by=["area_id", "kind", "rank"])
             written[LOSS_DIAGNOSIS.name] += frame.height

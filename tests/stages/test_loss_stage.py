@@ -318,22 +318,27 @@ def test_a_v1_archive_infers_pv_from_history_and_says_so(lake: Path):
     assert result.details["pv_inferred_meters"] == 3
 
 
-def _balance_lake(root: Path, n_days: int = 7) -> tuple[Lake, list[dt.date], dict[str, Any]]:
-    """``n_days`` days of curves from 2026-03-01 in an area of 12 households, c0 recording 40%
-    of its use: the lake, its days and the true use."""
+def test_the_balance_keeps_each_day_and_a_window_reads_the_kept_days(tmp_path: Path):
+    """Seven days of curves in an area of 12 households, c0 recording 40% of its use.
+
+    The stage keeps each run date's statistics under LAKE/_state/balance/; a later run
+    for the last date alone fits the window from the kept days (left as they were) and
+    names c0 with the unrecorded kWh the curves imply.
+    """
     import numpy as np
 
     from meterlake.schemas.curves import LANDING as CURVES
+    from meterlake.stages.loss import _state_files
 
     rng = np.random.default_rng(3)
-    days = [dt.date(2026, 3, 1) + dt.timedelta(days=k) for k in range(n_days)]
+    days = [dt.date(2026, 3, 1) + dt.timedelta(days=k) for k in range(7)]
     h = (np.arange(96) + 0.5) / 4
     shape = 0.3 + np.exp(-0.5 * ((h - 20) / 1.7) ** 2)
     shape /= shape.sum()
-    true = {f"c{i}": rng.uniform(5, 15) * shape[None, :] * rng.lognormal(0, 0.4, (n_days, 96)) for i in range(12)}
+    true = {f"c{i}": rng.uniform(5, 15) * shape[None, :] * rng.lognormal(0, 0.4, (7, 96)) for i in range(12)}
     rec = {m: (0.4 * v if m == "c0" else v) for m, v in true.items()}
     master = np.sum(list(true.values()), axis=0) * 1.03  # 3% technical loss on the true load
-    lk = Lake(root)
+    lk = Lake(tmp_path / "lake")
     for k, d in enumerate(days):
         series = {"M": master[k], **{m: v[k] for m, v in rec.items()}}
         lk.write_partition(
@@ -365,19 +370,6 @@ def _balance_lake(root: Path, n_days: int = 7) -> tuple[Lake, list[dt.date], dic
             pv_capacity_kw=[None] + [0.0] * (n - 1),
         )
         lk.write_partition(METER_DAILY, d, pl.DataFrame(cols, schema=METER_DAILY.schema))
-    return lk, days, true
-
-
-def test_the_balance_keeps_each_day_and_a_window_reads_the_kept_days(tmp_path: Path):
-    """Seven days of curves in an area of 12 households, c0 recording 40% of its use.
-
-    The stage keeps each run date's statistics under LAKE/_state/balance/; a later run
-    for the last date alone fits the window from the kept days (left as they were) and
-    names c0 with the unrecorded kWh the curves imply.
-    """
-    from meterlake.stages.loss import _state_files
-
-    lk, days, true = _balance_lake(tmp_path / "lake")
     run(lk.root, days[:-1])
     kept = {d: _state_files(lk, d)[1].stat().st_mtime_ns for d in days[:-1]}
     assert all(_state_files(lk, d)[0].exists() for d in days[:-1])
@@ -390,48 +382,6 @@ def test_the_balance_keeps_each_day_and_a_window_reads_the_kept_days(tmp_path: P
     # recorded 40%: 1.5 times the recorded kWh went unrecorded
     stolen = 0.6 * true["c0"].sum()
     assert json.loads(theft["evidence"][0])["unrecorded_kwh"] == pytest.approx(stolen, rel=0.02)
-
-
-def test_the_balance_windows_of_a_run_read_each_kept_day_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A run over 22 days fits the balance on 2026-03-14 and 2026-03-21 (every 7th day) and on
-    its last day, windows of 14 days: each of the 22 kept days is read once (not once per
-    window holding it, 42 reads); the files as when each window scans the kept days itself."""
-    import shutil
-
-    from meterlake.stages import loss as stage
-
-    lk, days, _ = _balance_lake(tmp_path / "lake", 22)
-    other = tmp_path / "scanned"
-    shutil.copytree(lk.root, other)
-    read: list[str] = []
-    plain = pl.read_parquet
-
-    def counted(source: Any, *args: Any, **kwargs: Any) -> pl.DataFrame:
-        if "_state" in str(source) and str(source).endswith("customers.parquet"):
-            read.append(Path(source).parent.name)
-        return plain(source, *args, **kwargs)
-
-    monkeypatch.setattr(stage.pl, "read_parquet", counted)
-    result = run(lk.root, days)
-    assert result.details["diagnosis"]["windows"][-1] == "2026-03-22"
-    # the windows 03-01 .. 03-14, 03-08 .. 03-21 and 03-09 .. 03-22: every day, each once
-    assert sorted(read) == [f"date={d.isoformat()}" for d in days]
-    theft = lk.scan(LOSS_DIAGNOSIS, [days[-1]]).collect().filter(pl.col("rule").str.ends_with("balance"))
-    assert theft["meter_id"].to_list() == ["c0"]
-    monkeypatch.setattr(stage, "STATE_ROWS_IN_MEMORY", 0)
-    run(Path(other), days)
-    kept, scanned = digest(lk.root), digest(Path(other))
-    diagnosis = [k for k in kept if k.startswith("marts/loss_diagnosis/")]
-    assert {k: v for k, v in kept.items() if k not in diagnosis} == {
-        k: v for k, v in scanned.items() if k not in diagnosis
-    }
-    # this noise-free area's t statistics (1e5) move in their last digit from run to run
-    # (the order of the window's float sums): the evidence is compared to 1e-6
-    for k in diagnosis:
-        one, two = pl.read_parquet(lk.root / k), pl.read_parquet(other / k)
-        assert_frame_equal(one.drop("evidence"), two.drop("evidence"))
-        for a, b in zip(one["evidence"], two["evidence"], strict=True):
-            assert json.loads(a) == pytest.approx(json.loads(b), rel=1e-6)
 
 
 def test_counts_per_value_by_hand():
