@@ -691,8 +691,9 @@ def indicator(
 
 #: a window whose judged rows are at most this many (its newest day's times its days) is
 #: numbered in one query over all its days' keys (a small zone: one query instead of a few
-#: per day and date); a larger one a day at a time (the days' keys never held at once)
-WINDOW_ROWS_AT_ONCE = 1_000_000
+#: per day and date); a larger one a day at a time (the days' keys never held at once).
+#: 14 days of 300 customers: 4 ms against 20; of 10,000 even; of 50,000: 0.15 s against 0.09
+WINDOW_ROWS_AT_ONCE = 100_000
 
 _Coded = tuple[pl.DataFrame, list["DayRows"], list[tuple[np.ndarray, np.ndarray]]]
 
