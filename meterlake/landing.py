@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -156,6 +158,75 @@ def file_digest(fh: BinaryIO, block: int = 8 << 20) -> str:
         digest.update(chunk)
     fh.seek(0)
     return digest.hexdigest()
+
+
+class DigestingReader:
+    """An open landing file read through, hashed (SHA-256) as it is read: one pass instead of two.
+
+    Each byte is hashed once, in file order, whatever the reader does (a parse that reads a
+    piece, finds it is not UTF-8, seeks back to the start and reads the file whole hashes
+    nothing twice); :meth:`hexdigest` hashes what was not read. The hashing runs on a second
+    thread (hashlib lets go of the GIL), beside the parse; with ``threaded`` False (a small
+    file: a thread costs more than its hash) as it is read. Use as a context manager.
+    """
+
+    def __init__(self, fh: BinaryIO, block: int = 8 << 20, threaded: bool = True) -> None:
+        self.fh, self.block = fh, block
+        self.digest = hashlib.sha256()
+        self.hashed = 0  # bytes [0, hashed) are queued for the digest
+        self.gap = False  # a read began past them (never done by the parser): hash the file again
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self.thread = threading.Thread(target=self._hash, name="landing-digest", daemon=True)
+        if threaded:
+            self.thread.start()
+
+    def _hash(self) -> None:
+        while (chunk := self.queue.get()) is not None:
+            self.digest.update(chunk)
+
+    def read(self, n: int = -1) -> bytes:
+        pos = self.fh.tell()
+        data = self.fh.read(n)
+        end = pos + len(data)
+        if pos > self.hashed:
+            self.gap = True
+        elif end > self.hashed:
+            self._put(data[self.hashed - pos :] if pos < self.hashed else data)
+            self.hashed = end
+        return data
+
+    def _put(self, chunk: bytes) -> None:
+        if self.thread.is_alive():
+            self.queue.put(chunk)
+        else:
+            self.digest.update(chunk)
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        return self.fh.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self.fh.tell()
+
+    def hexdigest(self) -> str:
+        """The SHA-256 of the whole file (what was not read is read and hashed now)."""
+        if not self.gap:
+            self.fh.seek(self.hashed)
+            while chunk := self.fh.read(self.block):
+                self._put(chunk)
+                self.hashed += len(chunk)
+        self.close()
+        return file_digest(self.fh) if self.gap else self.digest.hexdigest()
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+
+    def __enter__(self) -> DigestingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def unchanged(fh: BinaryIO, before: os.stat_result, path: Path) -> None:

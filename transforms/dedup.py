@@ -17,6 +17,9 @@ import polars as pl
 from .frames import filter_few_out, sort_if_needed
 
 LINEAGE = ["source_file", "source_line", "delivered_at"]
+#: from this many rows :func:`resolve` first checks whether the keys are in strictly increasing
+#: order (no repeat possible) before it hashes every key (cheaper for a few rows)
+ORDER_CHECK_ROWS = 50_000
 ORDER = ["delivered_at", "source_file", "source_line"]
 
 
@@ -33,7 +36,8 @@ class Resolved:
 def resolve(rows: pl.DataFrame, key: list[str]) -> Resolved:
     """Split ``rows`` into the winning row per key, identical repeats and superseded rows."""
     data_cols = [c for c in rows.columns if c not in LINEAGE]
-    if not rows.select(pl.struct(key).is_duplicated().any()).item():
+    ordered = rows.height >= ORDER_CHECK_ROWS and strictly_increasing(rows, key)
+    if ordered or not rows.select(pl.struct(key).is_duplicated().any()).item():
         # no key repeats: every row is the clean one, in the order it came (not copied)
         return Resolved(rows, rows.select(LINEAGE).clear(), rows.clear())
     rows = sort_if_needed(rows, ORDER)
@@ -48,6 +52,20 @@ def resolve(rows: pl.DataFrame, key: list[str]) -> Resolved:
     winner = distinct.select(pl.struct(ORDER).rank("ordinal", descending=True).over(key) == 1).to_series()
     clean = pl.concat([single, distinct.filter(winner)])
     return Resolved(clean, duplicates, distinct.filter(~winner))
+
+
+def strictly_increasing(rows: pl.DataFrame, key: list[str]) -> bool:
+    """Whether each row's ``key`` is greater than the row's before (by the columns in turn):
+    then no key repeats. A comparison of neighbours, where hashing every key (a county
+    day's rows as they are staged, in key order) costs a table of them; False where a key
+    is null or the rows are in another order (the caller then looks for repeats)."""
+    if rows.height < 2:
+        return True
+    later = pl.lit(False)
+    for name in reversed(key):
+        col, before = pl.col(name), pl.col(name).shift(1)
+        later = (col > before) | ((col == before) & later)
+    return bool(rows.select(later.slice(1).fill_null(False).all()).item())
 
 
 def archive_valid_on(archive: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:

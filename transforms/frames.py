@@ -16,7 +16,8 @@ def sort_if_needed(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     order = frame.select(pl.arg_sort_by(by, maintain_order=True, nulls_last=True)).to_series()
     if order.is_sorted():  # a permutation in ascending order is the identity
         return frame
-    return frame[order]
+    moved = take_in_runs(frame, order)  # blocks of rows moved whole (files concatenated): slices, not a copy
+    return frame[order] if moved is None else moved
 
 
 #: at most this many rows dropped, :func:`filter_few_out` slices the rows kept instead of copying them
@@ -37,3 +38,27 @@ def filter_few_out(frame: pl.DataFrame, keep: pl.Series) -> pl.DataFrame:
     ends = [*out.to_list(), frame.height]
     parts = [frame.slice(a, b - a) for a, b in zip(starts, ends, strict=True) if b > a]
     return pl.concat(parts, rechunk=False) if parts else frame.clear()
+
+
+#: at most this many runs of consecutive rows, :func:`take_in_runs` slices them instead of gathering
+FEW_RUNS = 64
+
+
+def take_in_runs(frame: pl.DataFrame, order: pl.Series) -> pl.DataFrame | None:
+    """``frame[order]`` (``order`` a permutation of its rows) as slices of ``frame``, when ``order``
+    is made of at most :data:`FEW_RUNS` runs of consecutive rows; None when it is not.
+
+    A county day's curves with one row out of place are put in order by moving that row,
+    not by copying their 0.4 GB of values.
+    """
+    if order.len() != frame.height:
+        raise ValueError(f"order has {order.len()} positions for {frame.height} rows")
+    if not order.len():
+        return frame
+    starts = order.diff().ne(1).fill_null(True).arg_true()
+    if starts.len() > FEW_RUNS:
+        return None
+    at = [*starts.to_list(), order.len()]
+    first = order.gather(starts).to_list()
+    parts = [frame.slice(src, b - a) for src, a, b in zip(first, at, at[1:], strict=False)]
+    return pl.concat(parts, rechunk=False)

@@ -27,6 +27,7 @@ file) is computed from the manifest and the ledgers, so it holds across runs.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as dt
 import hashlib
@@ -35,9 +36,9 @@ import io
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -47,6 +48,7 @@ from pydantic import Field as PydField
 from ..lake import STAGED_LEVEL, Lake
 from ..landing import (
     Candidate,
+    DigestingReader,
     Refused,
     file_digest,
     open_landing_file,
@@ -357,6 +359,8 @@ class Staging:
     ids: dict[str, str]  # file_id -> source_file of every ingested file
     rows_of: dict[str, int]  # file_id -> rows read (a resent file reads as many rows as its twin)
     done: int = 0
+    #: sizes of the files ingested: a file of another size cannot hold the same bytes
+    sizes: set[int] = field(default_factory=set)
 
 
 def stage_new_files(
@@ -392,7 +396,7 @@ def begin_staging(ctx: StageContext, manifest: pl.DataFrame) -> Staging:
         touched[e["dataset"]].update(e["dates"])
     if is_shard(lake.root):  # a unit of a sharded lake: its files come from the split's inbox
         plan, touched = take_inbox(ctx, plan, seen, touched)
-        return Staging(plan, touched, notes, [], [], ids, rows_of)
+        return Staging(plan, touched, notes, [], [], ids, rows_of, sizes=set(ingested["size_bytes"].to_list()))
     refused: list[Refused] = []
     pending = []
     for spec in LANDINGS.values():
@@ -401,7 +405,7 @@ def begin_staging(ctx: StageContext, manifest: pl.DataFrame) -> Staging:
         pending += [(spec, c) for c in found if (c.rel, c.size, c.mtime_ns) not in known]
     for r in refused:
         notes.append(f"{r.rel}: {r.status}, {r.reason}")
-    return Staging(plan, touched, notes, refused, pending, ids, rows_of)
+    return Staging(plan, touched, notes, refused, pending, ids, rows_of, sizes=set(ingested["size_bytes"].to_list()))
 
 
 def stage_dataset(
@@ -416,6 +420,7 @@ def stage_dataset(
     lake = ctx.lake
     notes, refused = st.notes, st.refused
     ids, rows_of = st.ids, st.rows_of
+    entries: list[dict[str, Any]] = []
     for spec, cand in st.pending:
         if dataset is not None and spec.dataset != dataset:
             continue
@@ -423,7 +428,7 @@ def stage_dataset(
         rel = cand.rel
         ctx.progress(f"ingest {rel} ({st.done}/{len(st.pending)} new files, {cand.size / 1e6:,.1f} MB)")
         try:
-            entry, staged = _stage_candidate(ctx, spec, cand, window, ids, held)
+            entry, staged = _stage_candidate(ctx, spec, cand, window, ids, held, st.sizes)
         except OSError as exc:
             refused.append(Refused(rel, "refused", str(exc)))
             notes.append(f"{rel}: refused, {exc}")
@@ -455,7 +460,12 @@ def stage_dataset(
                 notes.append(f"{rel}: {problem}")
             ids[file_id] = rel
             rows_of[file_id] = s.rows_read
-        st.plan = pl.concat([st.plan, pl.DataFrame([entry], schema=MANIFEST_SCHEMA)])
+            st.sizes.add(entry["size_bytes"])
+        entries.append(entry)
+    # the plan is written once for the files staged here: a run killed before parses them again
+    # (their staged copies and quarantine rows come out the same), one killed after replays them
+    if entries:
+        st.plan = pl.concat([st.plan, pl.DataFrame(entries, schema=MANIFEST_SCHEMA)])
         lake.write_file(plan_path(lake), st.plan)
 
 
@@ -470,22 +480,34 @@ def _stage_candidate(
     window: DateWindow,
     ids: dict[str, str],
     held: dict[str, Held] | None = None,
+    sizes: set[int] | None = None,
 ) -> tuple[dict[str, Any], tuple[ParseStats, list[dt.date]] | None]:
     """Hash a landing file and, unless its content was ingested before (then None), stage it:
     its parse stats and the dates of its rows.
 
-    The file is read from one open descriptor twice, hashed then parsed, in blocks: a
-    county file is never held whole. Written to in between, it is refused (``OSError``).
-    Its rows are let go here, before the next file is read, unless ``held`` keeps the rows
-    of a file of one day for that day's rebuild (see :func:`stage_dataset`).
+    The file is read from one open descriptor in blocks: a county file is never held whole.
+    Where a file of its size was ingested (``sizes``; None: any size may be), it is hashed
+    first and parsed only when its content is new; otherwise no ingested file can hold its
+    bytes, and it is hashed as it is parsed (:class:`DigestingReader`), one pass. Written
+    to meanwhile, it is refused (``OSError``). Its rows are let go here, before the next
+    file is read, unless ``held`` keeps the rows of a file of one day for that day's
+    rebuild (see :func:`stage_dataset`).
     """
     with open_landing_file(cand.path) as fh:
         before = os.fstat(fh.fileno())
-        file_id = file_digest(fh)
-        entry = _manifest_entry(file_id, spec.dataset, cand, ctx.run_id)
-        if file_id in ids:
-            return entry, None
-        parsed = parse_guarded(fh, spec, cand.rel, window, ordered=True)
+        if sizes is None or before.st_size in sizes or cand.size in sizes:
+            file_id = file_digest(fh)
+            entry = _manifest_entry(file_id, spec.dataset, cand, ctx.run_id)
+            if file_id in ids:
+                return entry, None
+            parsed = parse_guarded(fh, spec, cand.rel, window, ordered=True)
+        else:
+            with DigestingReader(fh, threaded=before.st_size > THREADED_DIGEST_BYTES) as reader:
+                parsed = parse_guarded(cast(BinaryIO, reader), spec, cand.rel, window, ordered=True)
+                file_id = reader.hexdigest()
+            entry = _manifest_entry(file_id, spec.dataset, cand, ctx.run_id)
+            if file_id in ids:  # not expected (its size is new): the parse is let go
+                return entry, None
         unchanged(fh, before, cand.path)
     day = parsed.rows[spec.date_field]
     dates = sorted(set(day.unique().drop_nulls().to_list()))
@@ -495,6 +517,11 @@ def _stage_candidate(
     if held is not None and keep:
         held[file_id] = (spec.dataset, rows)
     return entry, (parsed.stats, dates)
+
+
+#: from this size a file is hashed on a second thread while it is parsed (a thread costs more
+#: than hashing a small file)
+THREADED_DIGEST_BYTES = 4 << 20
 
 
 def take_inbox(
@@ -527,18 +554,20 @@ def rebuild_partition(
     manifest: pl.DataFrame,
     archive: pl.LazyFrame,
     held: dict[str, Held] | None = None,
+    by_day: dict[dt.date, list[str]] | None = None,
+    meters_on: MetersOn | None = None,
 ) -> dict[str, int] | None:
     """Rebuild one date partition from every staged file holding the date.
 
     ``held``: rows of new one-day files not staged yet (see :func:`stage_new_files`): read
     from memory, and their staged copies written here, before the partition; a file that
     alone makes the partition is linked to it instead, after it (:func:`link_staged`).
+    ``by_day``: :func:`files_by_day` of ``manifest`` for the dataset, when the caller has it;
+    ``meters_on``: the meters of ``archive`` valid on a day, read once per snapshot.
     """
     lake = ctx.lake
     held = {} if held is None else held
-    files = manifest.filter(
-        (pl.col("dataset") == spec.dataset) & (pl.col("status") == "ingested") & pl.col("dates").list.contains(day)
-    )["file_id"].to_list()
+    files = (by_day if by_day is not None else files_by_day(manifest, spec.dataset)).get(day, [])
     if not files:
         return None
     if len(files) == 1 and files[0] in held:
@@ -562,7 +591,7 @@ def rebuild_partition(
     elif spec.split_known is not None:  # rows that name feeders/areas rather than meters
         clean, unknown = spec.split_known(clean, dedup.archive_valid_on(archive, day).collect())
     elif spec.dataset != "archive":
-        meters = dedup.archive_valid_on(archive, day).select("meter_id").collect()
+        meters = (meters_on or MetersOn(archive)).on(day)
         clean, unknown = dedup.split_known_meters(clean, meters)
     if "_reason" not in unknown.columns:
         unknown = unknown.with_columns(
@@ -608,20 +637,8 @@ def rebuild_partition(
         lake.write_file(qpath, quarantined)
     else:
         qpath.unlink(missing_ok=True)
-    ledger = (
-        pl.concat(
-            [
-                clean.group_by("source_file").agg(pl.len().alias("clean")),
-                res.duplicates.group_by("source_file").agg(pl.len().alias("duplicate")),
-                res.superseded.group_by("source_file").agg(pl.len().alias("superseded")),
-                unknown.group_by("source_file").agg(pl.len().alias("unknown_meter")),
-            ],
-            how="diagonal",
-        )
-        .group_by("source_file")
-        .agg(pl.col(c).sum().cast(pl.Int64) for c in ("clean", "duplicate", "superseded", "unknown_meter"))
-        .select(LEDGER_SCHEMA.names())
-        .sort("source_file")
+    ledger = ledger_of(
+        {"clean": clean, "duplicate": res.duplicates, "superseded": res.superseded, "unknown_meter": unknown}
     )
     lake.write_file(lake.meta / "ledger" / spec.dataset / f"date={day.isoformat()}.parquet", ledger)
     return {
@@ -630,6 +647,50 @@ def rebuild_partition(
         "superseded": res.superseded.height,
         "unknown_meter": unknown.height,
     }
+
+
+def files_by_day(manifest: pl.DataFrame, dataset: str) -> dict[dt.date, list[str]]:
+    """The ingested files of ``dataset`` holding each date, in manifest order (one pass, not a filter per day)."""
+    rows = manifest.filter((pl.col("dataset") == dataset) & (pl.col("status") == "ingested"))
+    out: dict[dt.date, list[str]] = {}
+    for file_id, dates in zip(rows["file_id"].to_list(), rows["dates"].to_list(), strict=True):
+        for day in dict.fromkeys(d for d in dates or () if d is not None):
+            out.setdefault(day, []).append(file_id)
+    return out
+
+
+def ledger_of(outcomes: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Rows per source file in each outcome of a rebuild (LEDGER_SCHEMA, by source_file)."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome, frame in outcomes.items():
+        if not frame.height:  # most outcomes of most partitions are empty
+            continue
+        # of the column alone: a frame's group_by makes a county day's parsed curves one chunk first (0.35 GB)
+        for source_file, n in frame.get_column("source_file").value_counts().iter_rows():
+            counts.setdefault(source_file, dict.fromkeys(LEDGER_SCHEMA.names()[1:], 0))[outcome] = n
+    # by source_file as polars sorts it: a null first, then by UTF-8 bytes (code points)
+    rows = [{"source_file": f, **c} for f, c in sorted(counts.items(), key=lambda fc: (fc[0] is not None, fc[0] or ""))]
+    return pl.DataFrame(rows, schema=LEDGER_SCHEMA)
+
+
+class MetersOn:
+    """The meter_id of the archive rows valid on a day, read once per archive snapshot (a
+    run of many days otherwise reads the archive for every partition it rebuilds)."""
+
+    def __init__(self, archive: pl.LazyFrame) -> None:
+        self.archive = archive
+        self.snapshots: list[dt.date] | None = None
+        self.read: dict[dt.date | None, pl.DataFrame] = {}
+
+    def on(self, day: dt.date) -> pl.DataFrame:
+        if self.snapshots is None:  # the snapshot dates the rows carry (a partition may hold none)
+            dates = self.archive.select(pl.col("snapshot_date").unique()).collect().to_series()
+            self.snapshots = sorted(dates.drop_nulls().to_list())
+        at = bisect.bisect_right(self.snapshots, day)
+        snapshot = self.snapshots[at - 1] if at else None
+        if snapshot not in self.read:
+            self.read[snapshot] = dedup.archive_valid_on(self.archive, day).select("meter_id").collect()
+        return self.read[snapshot]
 
 
 #: datasets whose rebuild keeps a subset of the staged rows as they came (by key and meter):
@@ -760,6 +821,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     touched = st.touched
     kept: dict[str, Held] = {}
     archive = lake.scan(LANDINGS["archive"].clean)
+    meters_on = MetersOn(archive)
     requested = set(dates)
     rebuilt: set[dt.date] = set()
     counts: dict[str, dict[str, int]] = {}
@@ -781,13 +843,15 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             held = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["dates"]
             touched["payments"].update(d for d in held.explode().drop_nulls().to_list() if d >= first)
         days = sorted(touched[ds] | requested)
+        by_day = files_by_day(seen, ds)
         for i, day in enumerate(days, 1):
             ctx.progress(f"rebuild {ds} {day} ({i}/{len(days)})")
-            c = rebuild_partition(ctx, spec, day, seen, archive, kept)
+            c = rebuild_partition(ctx, spec, day, seen, archive, kept, by_day, meters_on)
             if c is None:
                 continue
             if ds == "archive":
                 archive = lake.scan(spec.clean)
+                meters_on = MetersOn(archive)
             tot = counts.setdefault(
                 ds, {"partitions": 0, "clean": 0, "duplicate": 0, "superseded": 0, "unknown_meter": 0}
             )

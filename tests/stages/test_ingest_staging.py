@@ -140,3 +140,70 @@ def test_a_file_of_several_days_is_staged_at_once(tmp_path: Path) -> None:
     whole = pl.read_parquet(ingest_stage.staged_path(lk, "registers", fid))
     assert whole["freeze_date"].to_list() == [D1, D1 + dt.timedelta(days=1)]
     assert not ingest_stage.rest_path(lk, "registers", fid).exists()
+
+
+def test_a_file_of_a_new_size_is_hashed_as_it_is_parsed_one_of_a_known_size_first(zone, monkeypatch) -> None:
+    """A file no ingested file matches in size cannot repeat one: it is read once, hashed on the
+    way; a file of a size seen before is hashed first, and not parsed when its bytes were."""
+    landing, lake = zone
+    hashed_first: list[str] = []
+    real = ingest_stage.file_digest
+
+    def spy(fh):
+        ino = os.fstat(fh.fileno()).st_ino  # the landing file is opened by descriptor: found by inode
+        hashed_first.extend(p.name for p in (landing / "registers").iterdir() if p.stat().st_ino == ino)
+        return real(fh)
+
+    monkeypatch.setattr(ingest_stage, "file_digest", spy)
+    ingest(landing, lake, "r1")
+    assert hashed_first == []  # two files of new sizes: each read once
+    ids = staged_files(lake)
+    assert ids["registers/reg_20260101.csv"] == hashlib.sha256(REG.encode()).hexdigest()
+    # the same bytes under another name, and a file of the same size with other bytes
+    put(landing, "registers/reg_20260101_again.csv", REG, "2026-01-01T02:00:00")
+    other = REG.replace("0002,2026-01-01,20", "0002,2026-01-01,21")
+    put(landing, "registers/reg_20260101_fixed.csv", other, "2026-01-01T03:00:00")
+    res = ingest(landing, lake, "r2")
+    assert hashed_first == ["reg_20260101_again.csv", "reg_20260101_fixed.csv"]
+    assert any("same content as registers/reg_20260101.csv" in n for n in res.notes)
+    assert staged_files(lake)["registers/reg_20260101_fixed.csv"] == hashlib.sha256(other.encode()).hexdigest()
+    assert registers(lake).filter(pl.col("meter_id") == "0002")["total_kwh"].to_list() == [21.0]
+
+
+def test_the_ledger_counts_each_source_files_rows_by_outcome() -> None:
+    clean = pl.DataFrame({"source_file": ["b.csv", "a.csv", "b.csv"]})
+    dup = pl.DataFrame({"source_file": ["a.csv"]})
+    none = pl.DataFrame({"source_file": []}, schema={"source_file": pl.String})
+    ledger = ingest_stage.ledger_of({"clean": clean, "duplicate": dup, "superseded": none, "unknown_meter": none})
+    assert ledger.schema == ingest_stage.LEDGER_SCHEMA
+    assert ledger.rows() == [("a.csv", 1, 1, 0, 0), ("b.csv", 2, 0, 0, 0)]
+    empty = ingest_stage.ledger_of({"clean": none})
+    assert empty.height == 0 and empty.schema == ingest_stage.LEDGER_SCHEMA
+
+
+def test_the_files_of_each_day_in_manifest_order() -> None:
+    manifest = pl.DataFrame(
+        {
+            "file_id": ["f1", "f2", "f3", "f4"],
+            "dataset": ["registers", "registers", "curves", "registers"],
+            "status": ["ingested", "ingested", "ingested", "duplicate_file"],
+            "dates": [[D1, D1 + dt.timedelta(1)], [D1], [D1], [D1]],
+        }
+    )
+    assert ingest_stage.files_by_day(manifest, "registers") == {D1: ["f1", "f2"], D1 + dt.timedelta(1): ["f1"]}
+
+
+def test_the_meters_valid_on_a_day_are_those_of_the_latest_snapshot_read_once() -> None:
+    d = dt.date
+    archive = pl.LazyFrame(
+        {
+            "snapshot_date": [d(2026, 1, 1), d(2026, 1, 1), d(2026, 1, 10)],
+            "meter_id": ["0001", "0002", "0002"],
+        }
+    )
+    on = ingest_stage.MetersOn(archive)
+    assert on.on(d(2025, 12, 31)).height == 0  # before any snapshot: no meter is known
+    assert on.on(d(2026, 1, 1))["meter_id"].to_list() == ["0001", "0002"]
+    assert on.on(d(2026, 1, 9)) is on.on(d(2026, 1, 2))  # the same snapshot: read once
+    assert on.on(d(2026, 1, 10))["meter_id"].to_list() == ["0002"]  # 0001 left service
+    assert on.on(d(2026, 2, 1))["meter_id"].to_list() == ["0002"]

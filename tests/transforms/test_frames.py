@@ -33,3 +33,32 @@ def test_many_rows_dropped_are_filtered_as_usual() -> None:
     keep = pl.Series([i % 2 == 0 for i in range(100)])  # 50 dropped, more than FEW_OUT
     out = frames.filter_few_out(df, keep)
     assert out["i"].to_list() == list(range(0, 100, 2)) and out.n_chunks() == 1
+
+
+def test_rows_a_few_out_of_place_are_put_in_order_as_slices() -> None:
+    from meterlake.transforms.frames import take_in_runs
+
+    df = pl.DataFrame({"k": ["a", "b", "d", "e", "c", "f"], "v": [1, 2, 4, 5, 3, 6]})
+    # the row of "c" (position 4) belongs between "b" and "d": runs 0-1, 4, 2-3, 5
+    order = pl.Series([0, 1, 4, 2, 3, 5], dtype=pl.UInt32)
+    out = take_in_runs(df, order)
+    assert out is not None
+    assert_frame_equal(out, pl.DataFrame({"k": ["a", "b", "c", "d", "e", "f"], "v": [1, 2, 3, 4, 5, 6]}))
+    assert out.n_chunks() == 4  # four slices of the frame, none copied
+
+
+def test_rows_in_many_runs_are_left_to_a_gather(monkeypatch) -> None:
+    from meterlake.transforms import frames
+
+    monkeypatch.setattr(frames, "FEW_RUNS", 2)
+    df = pl.DataFrame({"v": [3, 2, 1]})
+    assert frames.take_in_runs(df, pl.Series([2, 1, 0], dtype=pl.UInt32)) is None  # three runs of one row
+    # sort_if_needed gathers then, and gives the same rows
+    assert_frame_equal(frames.sort_if_needed(df, ["v"]), pl.DataFrame({"v": [1, 2, 3]}))
+
+
+def test_blocks_moved_whole_are_sorted_as_slices() -> None:
+    df = pl.DataFrame({"file": ["b", "b", "a", "a"], "line": [1, 2, 1, 2]})
+    out = sort_if_needed(df, ["file", "line"])
+    assert_frame_equal(out, pl.DataFrame({"file": ["a", "a", "b", "b"], "line": [1, 2, 1, 2]}))
+    assert out.n_chunks() == 2
