@@ -699,3 +699,24 @@ def test_technical_loss_is_no_load_plus_load_loss() -> None:
     np.testing.assert_allclose(got[0], want, rtol=1e-12)
     # at the typical flow the loss is the stated share of the supply (flow + loss)
     assert got[0, 1] / (10 + got[0, 1]) == pytest.approx(0.04)
+
+
+def test_outage_truth_of_a_big_county_with_its_first_plan_late() -> None:
+    """The truth table has a fixed schema: a plan id first seen after a hundred unplanned outages is kept."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from meterlake.generate._outages import Injected, Outages
+
+    topo = SimpleNamespace(area_code=["TA1", "TA2"], meter_id=["M1"], feeder_code=["F1"])
+    out = Outages(start=dt.date(2026, 3, 1), days=15)
+    out.injected = [Injected(no=n, day=0, kind="fault", areas=[0], meters=[], s0=3600, s1=7200) for n in range(1, 151)]
+    out.injected.append(
+        Injected(no=151, day=14, kind="planned", areas=[1], meters=[], s0=0, s1=60, plan_id="TD202603001")
+    )
+    outages, plans = out.truth(topo)  # type: ignore[arg-type]
+    assert outages.height == 151 and plans.height == 0
+    assert outages["plan_id"].null_count() == 150
+    last = outages.row(150, named=True)
+    assert last["plan_id"] == "TD202603001" and last["area_id"] == "TA2" and last["cause"] == "planned"
+    assert last["end_time"] == dt.datetime(2026, 3, 15, 0, 1)

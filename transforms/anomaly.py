@@ -440,6 +440,13 @@ class ObserverRules(BaseModel):
         description="share of the day part kept when the area loss does not confirm (t at or below t.lo)",
     )
     min_strength: float = Field(0.3, ge=0, le=1, description="a strength below this counts as 0")
+    screen: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="only a customer whose cheap look at its window (its three strongest days against references "
+        "without medians) reaches this on average is judged, the others score 0; 0: every customer",
+    )
 
     @model_validator(mode="after")
     def _day_types(self) -> ObserverRules:

@@ -109,6 +109,7 @@ def estimate(
     max_interpolation_slots: int,
     residual_tolerance_kwh_meter: float = 0.05,
     outage_slots: pl.LazyFrame | None = None,
+    like_map: pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
     """Estimate the empty and negative slots of the curve rows in ``curves``.
 
@@ -129,6 +130,10 @@ def estimate(
     the outages stage). Such a slot had no supply: an empty or negative one is zero
     (method ``outage_zero``), never interpolated or taken from like days, and it counts
     as an actual zero for its neighbours' interpolation.
+
+    ``like_map``: ``date, _like_date``, which like days each date of ``curves`` reads,
+    when ``curves`` holds several dates (without it, every row reads all of
+    ``like_curves``).
     """
     # long form, one row per slot, ordered by (row, slot). Each curve row is a run of 96
     # rows, so the previous/next actual slot is a plain forward/backward fill over the
@@ -180,18 +185,19 @@ def estimate(
     # like days: only for the meters that still need them, only actual values. The meters
     # are a literal set so the filter runs while the like days' files are decoded.
     wanted = edits.filter(pl.col("_interp").is_null()).select("meter_id").unique().collect()["meter_id"]
-    like = (
-        _long(
-            like_curves.select("meter_id", pl.col("date").alias("_like_date"), *SLOTS).filter(
-                pl.col("meter_id").is_in(wanted.implode())
-            ),
-            ["meter_id", "_like_date"],
-        )
-        .filter(pl.col("raw_kwh_meter") >= 0)
-        .group_by("meter_id", "slot")
-        .agg((exact_sum(pl.col("raw_kwh_meter")) / pl.len()).alias("_like"))
-    )
-    edits = edits.join(like, on=["meter_id", "slot"], how="left")
+    like_long = _long(
+        like_curves.select("meter_id", pl.col("date").alias("_like_date"), *SLOTS).filter(
+            pl.col("meter_id").is_in(wanted.implode())
+        ),
+        ["meter_id", "_like_date"],
+    ).filter(pl.col("raw_kwh_meter") >= 0)
+    by = ["meter_id", "slot"]
+    if like_map is not None:
+        # each date reads its own like days
+        like_long = like_long.join(like_map.lazy().select("date", "_like_date"), on="_like_date", how="inner")
+        by = ["meter_id", "date", "slot"]
+    like = like_long.group_by(by).agg((exact_sum(pl.col("raw_kwh_meter")) / pl.len()).alias("_like"))
+    edits = edits.join(like, on=by, how="left")
     est = pl.coalesce("_interp", "_like")
     edits = edits.with_columns(
         est.alias("unscaled_kwh_meter"),

@@ -33,7 +33,7 @@ Evaluation is lazy and vectorised: consecutive readings become *pairs* per meter
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import polars as pl
 
@@ -81,8 +81,14 @@ def exact_sum(expr: pl.Expr) -> pl.Expr:
     The engine may add a group's values in any order (streaming, threads), and floating
     addition is not associative: the last bits, and so the files, would differ between
     reruns. Integers add exactly in any order (up to 9e9 kWh per sum).
+
+    The total goes back to kWh by a multiplication by 1e-9, never a division by 1e9:
+    polars divides a column of two rows or more by a constant as a multiplication by its
+    reciprocal, and a single row (or a single group) by a true division, so a quotient's
+    last bit would depend on how many meter-days a frame holds (a date alone, or a range
+    of dates at once). The product is the same whatever the frame.
     """
-    return (expr * 1e9).round().cast(pl.Int64).sum() / 1e9
+    return (expr * 1e9).round().cast(pl.Int64).sum() * 1e-9
 
 
 def in_service(archive: pl.LazyFrame, dates: Iterable[dt.date]) -> pl.LazyFrame:
@@ -105,14 +111,14 @@ def in_service(archive: pl.LazyFrame, dates: Iterable[dt.date]) -> pl.LazyFrame:
     )
 
 
-def _readings(readings: pl.LazyFrame) -> pl.LazyFrame:
-    """Readings in a fixed shape: ``meter_id, freeze_date``, every register column (empty
-    where the input lacks it) and ``remaining_yuan``; rows without a total are dropped
-    (an empty total is not a reading)."""
+def _readings(readings: pl.LazyFrame, by: Sequence[str] = ("meter_id",)) -> pl.LazyFrame:
+    """Readings in a fixed shape: ``by`` (the meter), ``freeze_date``, every register
+    column (empty where the input lacks it) and ``remaining_yuan``; rows without a total
+    are dropped (an empty total is not a reading)."""
     names = readings.collect_schema().names()
     cols = [*REGISTERS, "remaining_yuan"]
     return readings.filter(pl.col("total_kwh").is_not_null()).select(
-        "meter_id",
+        *by,
         "freeze_date",
         *((pl.col(c) if c in names else pl.lit(None)).cast(pl.Float64).alias(c) for c in cols),
     )
@@ -126,22 +132,23 @@ def _pair_columns(frm: str, to: str) -> list[pl.Expr]:
     ]
 
 
-def reading_pairs(readings: pl.LazyFrame) -> pl.LazyFrame:
+def reading_pairs(readings: pl.LazyFrame, by: Sequence[str] = ("meter_id",)) -> pl.LazyFrame:
     """Each reading with the meter's next reading: one row per consecutive pair.
 
     ``readings`` holds clean register rows (``meter_id, freeze_date`` and the register
     columns that exist; ``remaining_yuan`` optional), at most one per meter and date (the
     clean table's key). Returns ``meter_id, from_date, to_date`` (empty for the last
     reading) and ``<register>_from`` / ``<register>_to`` for every register column, plus
-    ``remaining_yuan_to``.
+    ``remaining_yuan_to``. ``by``: the columns that name one series of readings (the
+    meter; :func:`window_pairs` adds the day that sees them).
     """
-    r = _readings(readings).rename({"freeze_date": "from_date"})
+    r = _readings(readings, by).rename({"freeze_date": "from_date"})
     # the next reading of the same meter: shift over rows sorted by meter and date (a
     # window per meter costs one group per meter, far slower on a county)
-    same = pl.col("meter_id").shift(-1) == pl.col("meter_id")
+    same = pl.all_horizontal([pl.col(b).shift(-1) == pl.col(b) for b in by])
     nxt = {c: pl.when(same).then(pl.col(c).shift(-1)) for c in ["from_date", *REGISTERS, "remaining_yuan"]}
-    return r.sort("meter_id", "from_date").select(
-        "meter_id",
+    return r.sort(*by, "from_date").select(
+        *by,
         "from_date",
         nxt["from_date"].alias("to_date"),
         *(pl.col(c).alias(f"{c}_from") for c in REGISTERS),
@@ -198,6 +205,163 @@ def _pair_for_days(service: pl.LazyFrame, readings: pl.LazyFrame) -> pl.LazyFram
     return pl.concat([fast, slow], how="diagonal_relaxed")
 
 
+#: days the stage first looks for a missing reading on each side of a date, before the rest
+#: of the ``max_gap_days`` window (most gaps are short)
+STEP_DAYS = 7
+
+
+def lacking_days(service: pl.DataFrame, core: pl.DataFrame) -> pl.DataFrame:
+    """``meter_id, date`` of the meter-days of ``service`` without a register row (with or
+    without a total) frozen on the day or on the next: ``core`` holds every row frozen on
+    those dates."""
+    sv = service.lazy().select("meter_id", "date")
+    have = core.lazy().select("meter_id", "freeze_date")
+    days = service["date"].unique()
+    if days.len() == 1:
+        # one date: joined on the meter alone, cheaper than on meter and date
+        day = days[0]
+        parts = [
+            sv.join(
+                have.filter(pl.col("freeze_date") == day + dt.timedelta(days=off)).select("meter_id"),
+                on="meter_id",
+                how="anti",
+            )
+            for off in (0, 1)
+        ]
+    else:
+        parts = [
+            sv.join(
+                have.select("meter_id", (pl.col("freeze_date") - pl.duration(days=off)).alias("date")),
+                on=["meter_id", "date"],
+                how="anti",
+            )
+            for off in (0, 1)
+        ]
+    return pl.concat(parts).unique().collect()
+
+
+def window_steps(max_gap_days: int, step_days: int = STEP_DAYS) -> list[tuple[int, int]]:
+    """The steps (first and last day back, or forward past the next day) in which a
+    lacking meter-day's readings are looked up: a week, then the rest of the window."""
+    s = min(step_days, max_gap_days)
+    return [(1, s), (s + 1, max_gap_days)] if max_gap_days > s else [(1, s)]
+
+
+def window_todo(lacking: pl.DataFrame, rows: pl.DataFrame, *, max_gap_days: int) -> pl.DataFrame:
+    """Per lacking meter-day (``meter_id, date``), whether its first step found no row
+    before it (``todo_before``) and none after its next day (``todo_after``): only then is
+    the rest of the window looked up. ``rows``: the register rows of those meters over at
+    least the first steps (a row with an empty total counts: it was read)."""
+    first = window_steps(max_gap_days)[0][1]
+    rel = (pl.col("freeze_date") - pl.col("date")).dt.total_days()
+    return (
+        lacking.lazy()
+        .select("meter_id", "date")
+        .join(rows.lazy().select("meter_id", "freeze_date"), on="meter_id", how="left")
+        .group_by("meter_id", "date")
+        .agg(
+            (~rel.is_between(-first, -1).any()).alias("todo_before"),
+            (~rel.is_between(2, 1 + first).any()).alias("todo_after"),
+        )
+        .collect()
+    )
+
+
+def window_pairs(
+    service: pl.DataFrame,
+    core: pl.DataFrame,
+    around: pl.DataFrame,
+    *,
+    max_gap_days: int,
+    lacking: pl.DataFrame | None = None,
+) -> pl.LazyFrame:
+    """Each meter-day of ``service`` (any number of dates) paired with its readings, as
+    :func:`register_days` pairs them date by date over the readings the stage reads for
+    that date: :func:`finish_days` turns the result into register days.
+
+    A meter-day sees the rows frozen on the day and the next (``core``: every meter's rows
+    frozen on a date of ``service`` or the day after). One without a row on either of them
+    (:func:`lacking_days`) also sees its meter's rows of the :func:`window_steps` before and
+    after: the first step on each side, and the rest of ``max_gap_days`` only when the
+    first step held no row (``around``: at least those rows of the lacking meters, on
+    dates outside ``core``). Among what it sees, the pair is the last reading with a total
+    on or before the day and the next one, as :func:`register_days` finds it for one date
+    at a time: a range of dates gives the pairs its dates give one by one. ``lacking``:
+    :func:`lacking_days` of ``service``, when the caller has it.
+    """
+    svc = service
+    r = _readings(core.lazy())
+    on = svc["date"].unique().implode()
+    by_from = r.filter(pl.col("freeze_date").is_in(on)).rename({"freeze_date": "date"})
+    by_to = (
+        r.with_columns((pl.col("freeze_date") - pl.duration(days=1)).alias("date"))
+        .filter(pl.col("date").is_in(on))
+        .drop("freeze_date")
+    )
+    j = (
+        svc.lazy()
+        .join(by_from, on=["meter_id", "date"], how="left")
+        .join(by_to, on=["meter_id", "date"], how="left", suffix="_next")
+        .collect()
+    )
+    both = pl.col("total_kwh").is_not_null() & pl.col("total_kwh_next").is_not_null()
+    fast = (
+        j.lazy()
+        .filter(both)
+        .select(
+            *svc.columns,
+            pl.col("date").alias("from_date"),
+            (pl.col("date") + pl.duration(days=1)).alias("to_date"),
+            *_pair_columns("", "_next"),
+        )
+    )
+    slow_svc = j.filter(~both).select(svc.columns)
+    if not slow_svc.height:
+        return pl.concat([fast, slow_svc.lazy()], how="diagonal_relaxed")
+    slow_meters = slow_svc.select("meter_id").unique()
+    rows = (
+        pl.concat([core, around], how="diagonal_relaxed")
+        .join(slow_meters, on="meter_id", how="semi")
+        .unique(subset=["meter_id", "freeze_date"], keep="first", maintain_order=True)
+    )
+    lacking = lacking_days(slow_svc, core) if lacking is None else lacking
+    todo = window_todo(lacking, rows, max_gap_days=max_gap_days)
+    keys = (
+        slow_svc.select("meter_id", "date")
+        .join(todo, on=["meter_id", "date"], how="left")
+        .with_columns(pl.col("todo_before").is_not_null().alias("_lacking"))
+    )
+    steps = window_steps(max_gap_days)
+    rel = (pl.col("freeze_date") - pl.col("date")).dt.total_days()
+    first = rel.is_between(-steps[0][1], -1) | rel.is_between(2, 1 + steps[0][1])
+    seen = rel.is_in([0, 1]) | (pl.col("_lacking") & first)
+    if len(steps) > 1:
+        lo, hi = steps[1]
+        seen = seen | (
+            pl.col("_lacking")
+            & (
+                (pl.col("todo_before") & rel.is_between(-hi, -lo))
+                | (pl.col("todo_after") & rel.is_between(1 + lo, 1 + hi))
+            )
+        )
+    pairs = reading_pairs(
+        keys.lazy()
+        .join(rows.lazy(), on="meter_id", how="inner")
+        .filter(seen)
+        .drop("todo_before", "todo_after", "_lacking")
+        .rename({"date": "_for"}),
+        by=("meter_id", "_for"),
+    )
+    # the as-of join of register_days: the last pair starting on or before the day
+    last = (
+        pairs.filter(pl.col("from_date") <= pl.col("_for"))
+        .unique(subset=["meter_id", "_for"], keep="last", maintain_order=True)
+        .rename({"_for": "date"})
+    )
+    slow = slow_svc.lazy().join(last, on=["meter_id", "date"], how="left")
+    return pl.concat([fast, slow], how="diagonal_relaxed")
+
+
 def _difference(col: str, register_max: pl.Expr, rollover_fraction: float) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """(difference after rollover correction, rolled over?, went down?) of one register."""
     d = pl.col(f"{col}_to") - pl.col(f"{col}_from")
@@ -207,6 +371,13 @@ def _difference(col: str, register_max: pl.Expr, rollover_fraction: float) -> tu
     down = (d < 0) & ~rolled
     value = pl.when(rolled).then(d + register_max).when(down).then(None).otherwise(d)
     return value, rolled, down
+
+
+#: the columns of a reading pair that :func:`register_days` leaves out (besides the dates)
+PAIR_COLUMNS = [
+    *(f"{c}_{s}" for c in REGISTERS if c != "total_kwh" for s in ("from", "to")),
+    "remaining_yuan_to",
+]
 
 
 def register_days(
@@ -230,7 +401,19 @@ def register_days(
     A day's pair is found only among the readings given: a caller reading a window must
     include, for each day it wants, the readings up to ``max_gap_days`` on either side.
     """
-    j = _pair_for_days(service, readings)
+    return finish_days(
+        _pair_for_days(service, readings), max_gap_days=max_gap_days, rollover_fraction=rollover_fraction
+    )
+
+
+def finish_days(
+    j: pl.LazyFrame, *, max_gap_days: int, rollover_fraction: float = 0.5, keep_pairs: bool = False
+) -> pl.LazyFrame:
+    """:func:`register_days` from meter-days already paired with their readings (the
+    columns of :func:`reading_pairs` beside those of the service): the differences, the
+    status and the working columns, one row at a time. ``keep_pairs`` keeps
+    :data:`PAIR_COLUMNS` (the readings of the pair), which can pair another day of the
+    same gap."""
     rmax = pl.col("register_max").cast(pl.Float64)
     deltas: dict[str, pl.Expr] = {}
     rolled_total = down_total = pl.lit(False)  # set from total_kwh below
@@ -266,12 +449,7 @@ def register_days(
         pl.when(pl.col("to_date") == pl.col("date") + pl.duration(days=1))
         .then(pl.col("remaining_yuan_to"))
         .alias("remaining_yuan"),
-    ).drop(
-        "from_date",
-        "to_date",
-        "remaining_yuan_to",
-        *(f"{c}_{s}" for c in REGISTERS if c != "total_kwh" for s in ("from", "to")),
-    )
+    ).drop("from_date", "to_date", *([] if keep_pairs else PAIR_COLUMNS))
 
 
 def curve_weights(days: pl.LazyFrame, curve_days: pl.LazyFrame) -> pl.LazyFrame:

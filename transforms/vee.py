@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -404,18 +405,34 @@ def _screen_figures(has_delivery: bool) -> tuple[pl.Expr, ...]:
 SCREEN_ROWS = 256_000
 
 
-def _day_curves(curves: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
+def _on_dates(day: dt.date | Sequence[dt.date]) -> pl.Expr:
+    """The rows of ``day`` (one date, or several)."""
+    if isinstance(day, dt.date):
+        return pl.col("date") == day
+    return pl.col("date").is_in(list(day))
+
+
+def _keys(day: dt.date | Sequence[dt.date]) -> list[str]:
+    """What names a meter-day: the meter on one date, the meter and the date on several."""
+    return ["meter_id"] if isinstance(day, dt.date) else ["meter_id", "date"]
+
+
+def _day_curves(curves: pl.LazyFrame, day: dt.date | Sequence[dt.date]) -> pl.LazyFrame:
     """``meter_id, date, p1..p96`` (and ``delivered_at`` when there) of the rows of ``day``."""
     has_delivery = "delivered_at" in curves.collect_schema().names()
     return (
         curves.rename({"data_date": "date"}, strict=False)
-        .filter(pl.col("date") == day)
+        .filter(_on_dates(day))
         .select("meter_id", "date", *SLOTS, *(["delivered_at"] if has_delivery else []))
     )
 
 
 def screen_in_ranges(
-    curves: pl.LazyFrame, day: dt.date, cfg: VeeConfig, meters: pl.DataFrame, rows: int = SCREEN_ROWS
+    curves: pl.LazyFrame,
+    day: dt.date | Sequence[dt.date],
+    cfg: VeeConfig,
+    meters: pl.DataFrame,
+    rows: int = SCREEN_ROWS,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """:func:`interval_screen` of the rows of ``day`` in ``curves`` (clean curves, ``date``
     or ``data_date``), worked ``rows`` rows of ``curves`` at a time, so that the slot
@@ -427,17 +444,19 @@ def screen_in_ranges(
     interval finding (:func:`needs_details`, with the attributes of ``meters``) and those
     with a slot empty or negative (:func:`.estimation.needs_edit`). A meter has one curve
     row a date (the clean table's key), so a range's flags are the row's own. The ranges
-    are cut before the date's filter: each reads only its own rows of the file.
+    are cut before the date's filter: each reads only its own rows of the file. ``day``
+    may be several dates: ``meters`` then has ``date`` too.
     """
+    k = _keys(day)
     n = curves.select(pl.len()).collect().item()
     screens, kept = [], []
     for start in range(0, max(n, 1), rows):
         part = _day_curves(curves.slice(start, rows), day).collect()
         screen = interval_screen(part.lazy(), cfg).collect()
-        flagged = screen.join(meters, on="meter_id", how="inner").filter(needs_details(cfg)).select("meter_id")
+        flagged = screen.join(meters, on=k, how="inner").filter(needs_details(cfg)).select(k)
         # a slot empty (not read) or negative is what needs_edit looks for
-        edit = screen.filter((pl.col("slots_read") < len(SLOTS)) | (pl.col("negative_slots") > 0)).select("meter_id")
-        kept.append(part.join(pl.concat([flagged, edit]), on="meter_id", how="semi"))
+        edit = screen.filter((pl.col("slots_read") < len(SLOTS)) | (pl.col("negative_slots") > 0)).select(k)
+        kept.append(part.join(pl.concat([flagged, edit]), on=k, how="semi"))
         screens.append(screen)
         del part  # before the next range is read, not after
     return pl.concat(screens, rechunk=True), pl.concat(kept, rechunk=True)
@@ -448,7 +467,9 @@ def screen_in_ranges(
 DETAILS_LONG_MAX_ROWS = 10_000
 
 
-def interval_details(curves: pl.LazyFrame, cfg: VeeConfig, rows: int | None = None) -> pl.LazyFrame:
+def interval_details(
+    curves: pl.LazyFrame, cfg: VeeConfig, rows: int | None = None, by: Sequence[str] = ("meter_id",)
+) -> pl.LazyFrame:
     """Where in the day the interval findings are, for the rows that have one.
 
     Costlier than :func:`interval_screen` (run tests over slot windows, a sort for the
@@ -456,14 +477,15 @@ def interval_details(curves: pl.LazyFrame, cfg: VeeConfig, rows: int | None = No
     first_negative_slot, zero_run_slot, flat_line_slot, flat_line_kwh_meter, max_slot,
     third_kwh_meter, first_future_slot`` (slots are 1-based; empty when there is none),
     one row per curve row, in order. ``rows``: how many rows ``curves`` holds, when the
-    caller knows; a few rows (a small utility's day) are worked in long form.
+    caller knows; a few rows (a small utility's day) are worked in long form. ``by``: the
+    columns that name a row (``meter_id, date`` for rows of several dates).
     """
     if rows is not None and rows <= DETAILS_LONG_MAX_ROWS:
-        return _details_long(curves, cfg)
-    return _details_wide(curves, cfg)
+        return _details_long(curves, cfg, by)
+    return _details_wide(curves, cfg, by)
 
 
-def _details_wide(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+def _details_wide(curves: pl.LazyFrame, cfg: VeeConfig, by: Sequence[str] = ("meter_id",)) -> pl.LazyFrame:
     """:func:`interval_details` over the 96 slot columns: runs by a sliding AND built by
     doubling (:func:`_run_starts`). Its thousands of expressions cost ~0.15 s to plan
     whatever the rows, then little per row."""
@@ -477,7 +499,7 @@ def _details_wide(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
         pl.max_horizontal(p).alias("_max"),
         (_done_slots() if has_delivery else pl.lit(96)).alias("_done"),
     ).select(
-        "meter_id",
+        *by,
         _first_slot([(c < 0).fill_null(False) for c in p]).alias("first_negative_slot"),
         (_first_slot(zero) if zero else pl.lit(None, pl.Int16)).alias("zero_run_slot"),
         (_first_slot(flat) if flat else pl.lit(None, pl.Int16)).alias("flat_line_slot"),
@@ -493,7 +515,7 @@ def _details_wide(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
     )
 
 
-def _details_long(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+def _details_long(curves: pl.LazyFrame, cfg: VeeConfig, by: Sequence[str] = ("meter_id",)) -> pl.LazyFrame:
     """:func:`interval_details` in long form (one row per slot, the 96 slots of a curve row
     consecutive): a run of ``k`` flags ending at slot ``j`` is a rolling sum of ``k`` at
     ``j >= k``, and it starts at ``j - k + 1``. A few dozen expressions: cheap to plan,
@@ -513,12 +535,12 @@ def _details_long(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
 
     long = (
         curves.select(
-            "meter_id",
+            *by,
             (_done_slots() if has_delivery else pl.lit(96)).alias("_done"),
             *SLOTS,
         )
         .with_row_index("_row")
-        .unpivot(index=["_row", "meter_id", "_done"], on=list(SLOTS), variable_name="_name", value_name="v")
+        .unpivot(index=["_row", *by, "_done"], on=list(SLOTS), variable_name="_name", value_name="v")
         .with_columns(pl.col("_name").str.slice(1).cast(pl.Int16).alias("slot"))
         .sort("_row", "slot")
         .with_columns(
@@ -530,7 +552,7 @@ def _details_long(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
     return (
         long.group_by("_row")
         .agg(
-            pl.col("meter_id").first(),
+            *(pl.col(b).first() for b in by),
             slot.filter(v < 0).min().alias("first_negative_slot"),
             pl.col("_zero_start").min().alias("zero_run_slot"),
             flat_slot.alias("flat_line_slot"),
@@ -732,20 +754,27 @@ def interval_findings(profile: pl.LazyFrame, cfg: VeeConfig) -> list[pl.LazyFram
 
 
 def register_findings(
-    days: pl.LazyFrame, readings: pl.LazyFrame, history: pl.LazyFrame, events: pl.LazyFrame, cfg: VeeConfig
+    days: pl.LazyFrame,
+    readings: pl.LazyFrame,
+    history: pl.LazyFrame,
+    events: pl.LazyFrame,
+    cfg: VeeConfig,
+    by: Sequence[str] = ("meter_id",),
 ) -> list[pl.LazyFrame]:
     """Checks on the meter-day's registers.
 
     ``days``: :func:`~.meter_daily.register_days` rows of the date (with archive
     attributes). ``readings``: clean register rows frozen on the date (with
     ``delivered_at``). ``history``: :func:`history_stats` of the date. ``events``: clean
-    events of the date (only METER_CLEAR is used here, as evidence).
+    events of the date (only METER_CLEAR is used here, as evidence). ``by``: what names
+    a meter-day (``meter_id, date`` when the frames hold several dates).
     """
+    k = list(by)
     mult = pl.col("multiplier").cast(pl.Float64)
     rc, hc = cfg.register_checks, cfg.history
     out = []
     status = pl.col("day_status")
-    day = days.join(history, on="meter_id", how="left")
+    day = days.join(history, on=k, how="left")
 
     # VEE 2, completeness of the daily frozen registers (采集成功率 counts them; Ontario
     # MDM/R "missing reads")
@@ -762,8 +791,8 @@ def register_findings(
         )
     )
     # VEE 5, register going down (示度下降): more than a rollover allows (CONTRACT §1)
-    clears = events.filter(pl.col("event_code") == "METER_CLEAR").group_by("meter_id").agg(pl.len().alias("_clears"))
-    down = days.filter(status == "register_down").join(clears, on="meter_id", how="left")
+    clears = events.filter(pl.col("event_code") == "METER_CLEAR").group_by(k).agg(pl.len().alias("_clears"))
+    down = days.filter(status == "register_down").join(clears, on=k, how="left")
     d = pl.col("total_kwh_to") - pl.col("total_kwh_from")
     out.append(
         finding(
@@ -861,7 +890,7 @@ def register_findings(
         )
     )
     # VEE 9, Σ 尖峰平谷 against the total register of the same reading
-    rd = readings.join(days.select("meter_id", "area_id", "feeder_id", "register_max"), on="meter_id", how="inner")
+    rd = readings.join(days.select(*k, "area_id", "feeder_id", "register_max"), on=k, how="inner")
     names = rd.collect_schema().names()
     tou = [c for c in ("sharp_kwh", "peak_kwh", "flat_kwh", "valley_kwh") if c in names]
     if len(tou) == 4:
@@ -893,7 +922,8 @@ def register_findings(
                 rd.filter(pl.col("delivered_at") < frozen),
                 "vee.structure.future_register",
                 cfg,
-                value=(frozen - pl.col("delivered_at")).dt.total_seconds() / 3600.0,
+                # hours; a product, not a quotient: see meter_daily.exact_sum
+                value=(frozen - pl.col("delivered_at")).dt.total_seconds() * (1 / 3600.0),
                 limit=0.0,
                 evidence={"delivered_at": pl.col("delivered_at").dt.to_string("%Y-%m-%d %H:%M:%S")},
             )
@@ -901,13 +931,16 @@ def register_findings(
     return out
 
 
-def archive_findings(days: pl.LazyFrame, before: pl.LazyFrame, cfg: VeeConfig) -> list[pl.LazyFrame]:
+def archive_findings(
+    days: pl.LazyFrame, before: pl.LazyFrame, cfg: VeeConfig, by: Sequence[str] = ("meter_id",)
+) -> list[pl.LazyFrame]:
     """Multiplier checks (VEE 5, 倍率错误). ``days``: meter-days of the date with
-    ``multiplier``; ``before``: ``meter_id, multiplier`` valid on the day before."""
+    ``multiplier``; ``before``: ``meter_id, multiplier`` valid on the day before (with
+    ``date``, the day it is before, when ``by`` holds it)."""
     allowed = cfg.multiplier.allowed()
     m = pl.col("multiplier").cast(pl.Float64)
-    prev = before.select("meter_id", pl.col("multiplier").cast(pl.Float64).alias("_prev"))
-    changed = days.join(prev, on="meter_id", how="inner").filter(pl.col("_prev") != m)
+    prev = before.select(*by, pl.col("multiplier").cast(pl.Float64).alias("_prev"))
+    changed = days.join(prev, on=list(by), how="inner").filter(pl.col("_prev") != m)
     return [
         # a CT/PT change should come with a new meter record; a silent change of the
         # multiplier is the commonest archive error behind abnormal loss (docs/domain.md#causes-of-abnormal-loss)
@@ -930,15 +963,17 @@ def archive_findings(days: pl.LazyFrame, before: pl.LazyFrame, cfg: VeeConfig) -
     ]
 
 
-def event_findings(days: pl.LazyFrame, events: pl.LazyFrame, cfg: VeeConfig) -> list[pl.LazyFrame]:
+def event_findings(
+    days: pl.LazyFrame, events: pl.LazyFrame, cfg: VeeConfig, by: Sequence[str] = ("meter_id",)
+) -> list[pl.LazyFrame]:
     """Clock and status (VEE 3): clock faults reported by the meter (时钟超差; Q/GDW 376.1
     terminal event for meter clock deviation). Data of such a day are suspect."""
     faults = (
         events.filter(pl.col("event_code") == "CLOCK_FAULT")
-        .group_by("meter_id")
+        .group_by(*by)
         .agg(pl.len().alias("_n"), pl.col("event_time").min().alias("_first"))
     )
-    j = days.select("date", "meter_id", "area_id", "feeder_id").join(faults, on="meter_id", how="inner")
+    j = days.select("date", "meter_id", "area_id", "feeder_id").join(faults, on=list(by), how="inner")
     return [
         finding(
             j,
@@ -952,12 +987,13 @@ def event_findings(days: pl.LazyFrame, events: pl.LazyFrame, cfg: VeeConfig) -> 
 
 
 def estimate_findings(
-    summary: pl.LazyFrame, edits: pl.LazyFrame, days: pl.LazyFrame, cfg: VeeConfig
+    summary: pl.LazyFrame, edits: pl.LazyFrame, days: pl.LazyFrame, cfg: VeeConfig, by: Sequence[str] = ("meter_id",)
 ) -> list[pl.LazyFrame]:
     """Estimates are validated again (docs/domain.md#vee): slots left missing, days whose estimates
     could not be scaled (or with an extreme factor), estimates above capacity."""
-    attrs = days.select("meter_id", "area_id", "feeder_id", "multiplier", "role", "customer_class")
-    s = summary.join(attrs, on="meter_id", how="inner")
+    k = list(by)
+    attrs = days.select(*k, "area_id", "feeder_id", "multiplier", "role", "customer_class")
+    s = summary.join(attrs, on=k, how="inner")
     band = cfg.estimation.scale_band
     out = [
         finding(
@@ -987,7 +1023,7 @@ def estimate_findings(
     cap = capacity_kw(cfg) * cfg.interval.capacity_margin
     over = (
         edits.filter(pl.col("kwh_meter").is_not_null())
-        .join(attrs, on="meter_id", how="inner")
+        .join(attrs, on=k, how="inner")
         .filter(pl.col("kwh_meter") * mult * 4.0 > cap)
         .group_by("date", "meter_id", "area_id", "feeder_id")
         .agg(
@@ -1026,6 +1062,80 @@ def history_stats(history: pl.LazyFrame, day: dt.date, cfg: VeeConfig) -> pl.Laz
             pl.len().cast(pl.Int32).alias("history_actual_days"),
             (exact_sum(pl.col("kwh")) / pl.len()).alias("history_mean_kwh"),
             (pl.col("reverse_kwh") >= hc.reverse_min_kwh).sum().cast(pl.Int32).alias("history_export_days"),
+        )
+    )
+
+
+def history_stats_days(history: pl.LazyFrame, days: Sequence[dt.date], cfg: VeeConfig) -> pl.LazyFrame:
+    """:func:`history_stats` of each of ``days`` at once, keyed ``meter_id, date``.
+
+    ``history``: the meter_daily rows each date would read (the ``cfg.history.days``
+    before it). Each figure is a difference of running totals per meter: integers (the
+    kWh in 1e-9 units of :func:`~.meter_daily.exact_sum`), so every date gets exactly the
+    floats :func:`history_stats` gives it alone.
+    """
+    hc = cfg.history
+    if len(days) == 1:
+        return history_stats(history, days[0], cfg).with_columns(pl.lit(days[0], pl.Date()).alias("date"))
+    first = min(days) - dt.timedelta(days=hc.days)
+    rows = (
+        history.filter((pl.col("quality") == "actual") & (pl.col("date") >= first) & (pl.col("date") < max(days)))
+        .select(
+            "meter_id",
+            "date",
+            (pl.col("kwh") * 1e9).round().cast(pl.Int64).fill_null(0).alias("_k"),
+            (pl.col("reverse_kwh") >= hc.reverse_min_kwh).fill_null(False).cast(pl.Int64).alias("_e"),
+        )
+        .sort("meter_id", "date")
+        .with_columns(
+            pl.col("_k").cum_sum().over("meter_id").alias("_ck"),
+            pl.col("_e").cum_sum().over("meter_id").alias("_ce"),
+            pl.col("meter_id").cum_count().cast(pl.Int64).over("meter_id").alias("_cn"),
+        )
+        .select("meter_id", "date", "_ck", "_ce", "_cn")
+        .collect()
+    )
+    targets = (
+        rows.select("meter_id")
+        .unique()
+        .join(pl.DataFrame({"date": sorted(days)}, schema={"date": pl.Date()}), how="cross")
+        .with_columns(
+            (pl.col("date") - pl.duration(days=1)).alias("_hi"),
+            (pl.col("date") - pl.duration(days=hc.days + 1)).alias("_lo"),
+        )
+        .sort("_hi")
+    )
+
+    def upto(col: str, suffix: str) -> pl.LazyFrame:
+        return (
+            targets.lazy()
+            .sort(col)
+            .join_asof(
+                rows.lazy().sort("date").rename({"date": "_at"}),
+                left_on=col,
+                right_on="_at",
+                by="meter_id",
+                strategy="backward",
+                check_sortedness=False,
+            )
+            .select(
+                "meter_id",
+                "date",
+                *(pl.col(c).fill_null(0).alias(c + suffix) for c in ("_ck", "_ce", "_cn")),
+            )
+        )
+
+    n = pl.col("_cn_hi") - pl.col("_cn_lo")
+    return (
+        upto("_hi", "_hi")
+        .join(upto("_lo", "_lo"), on=["meter_id", "date"], how="inner")
+        .filter(n > 0)
+        .select(
+            "meter_id",
+            "date",
+            n.cast(pl.Int32).alias("history_actual_days"),
+            (((pl.col("_ck_hi") - pl.col("_ck_lo")) * 1e-9) / n.cast(pl.UInt32)).alias("history_mean_kwh"),
+            (pl.col("_ce_hi") - pl.col("_ce_lo")).cast(pl.Int32).alias("history_export_days"),
         )
     )
 
@@ -1080,7 +1190,80 @@ def validate_day(
     slots inside an interruption are zero supply, not gaps to estimate, and a register not
     frozen because the meter had no power is counted apart in collection_daily.
     """
-    days = days.filter(pl.col("date") == day)
+    return _validate(
+        day,
+        days=days,
+        curves=curves,
+        readings=readings,
+        like_curves=like_curves,
+        events=events,
+        history=history,
+        before=before,
+        cfg=cfg,
+        outages=outages,
+        like_map=None,
+    )
+
+
+def validate_days(
+    dates: Sequence[dt.date],
+    *,
+    days: pl.DataFrame,
+    curves: pl.LazyFrame,
+    readings: pl.LazyFrame,
+    like_curves: pl.LazyFrame,
+    like_map: pl.DataFrame,
+    events: pl.LazyFrame,
+    history: pl.LazyFrame,
+    before: pl.LazyFrame,
+    cfg: VeeConfig,
+    outages: pl.LazyFrame | None = None,
+) -> VeeDay:
+    """VEE of several dates in one pass: for each date, the rows :func:`validate_day`
+    gives it alone (every check is a function of the meter-day and its own date's inputs).
+
+    As :func:`validate_day`, for the dates of ``dates`` (a partition each: ``curves``,
+    ``readings``, ``events`` with its ``event_date``, ``outages``), with: ``like_curves``
+    the clean curves of every date's like dates and ``like_map`` (``date, _like_date``)
+    which like dates each date reads; ``history`` the meter_daily rows every date's window
+    holds (:func:`history_stats_days`); ``before`` ``meter_id, date, multiplier``: the
+    multiplier valid on the day before ``date``.
+    """
+    return _validate(
+        list(dates),
+        days=days,
+        curves=curves,
+        readings=readings,
+        like_curves=like_curves,
+        events=events,
+        history=history,
+        before=before,
+        cfg=cfg,
+        outages=outages,
+        like_map=like_map,
+    )
+
+
+def _validate(
+    day: dt.date | list[dt.date],
+    *,
+    days: pl.DataFrame,
+    curves: pl.LazyFrame,
+    readings: pl.LazyFrame,
+    like_curves: pl.LazyFrame,
+    events: pl.LazyFrame,
+    history: pl.LazyFrame,
+    before: pl.LazyFrame,
+    cfg: VeeConfig,
+    outages: pl.LazyFrame | None,
+    like_map: pl.DataFrame | None,
+) -> VeeDay:
+    """:func:`validate_day` (``day`` a date: frames joined on the meter) or
+    :func:`validate_days` (a list: joined on the meter and the date)."""
+    one = isinstance(day, dt.date)
+    dates = [day] if isinstance(day, dt.date) else day
+    k = _keys(day)
+    days = days.filter(_on_dates(day))
     svc = days.lazy()
     meter_cols = [
         "meter_id",
@@ -1092,18 +1275,27 @@ def validate_day(
         "day_status",
         "delta_total_kwh_meter",
     ]
+    if not one:
+        meter_cols.insert(1, "date")
     # the day's 96-slot rows are never held whole (~0.4 GB on a county day): the screen
     # reads them a range of rows at a time and keeps the few rows it flags
     screen, few = screen_in_ranges(curves, day, cfg, days.select(meter_cols))
-    readings = readings.rename({"freeze_date": "date"}, strict=False).filter(pl.col("date") == day).collect().lazy()
+    readings = readings.rename({"freeze_date": "date"}, strict=False).filter(_on_dates(day)).collect().lazy()
     findings: list[pl.LazyFrame] = []
 
-    if days.height == 0:
-        n_curves, n_reads = screen.height, readings.select(pl.len()).collect().item()
+    served = set(days["date"].unique().to_list()) if not one else ({day} if days.height else set())
+    for d in dates:
+        if d in served:
+            continue
+        if one:
+            n_curves, n_reads = screen.height, readings.select(pl.len()).collect().item()
+        else:
+            n_curves = screen.filter(pl.col("date") == d).height
+            n_reads = readings.filter(pl.col("date") == d).select(pl.len()).collect().item()
         if n_curves or n_reads:
             findings.append(
                 finding(
-                    pl.LazyFrame({"date": [day]}),
+                    pl.LazyFrame({"date": [d]}),
                     "vee.structure.no_archive",
                     cfg,
                     meter=False,
@@ -1113,29 +1305,34 @@ def validate_day(
             )
 
     # --- curves: a cheap screen of every row, details of the flagged rows, the checks -----
-    profile = screen.join(days.select(meter_cols), on="meter_id", how="inner")
-    flagged = profile.filter(needs_details(cfg)).select("meter_id")
-    to_detail = few.join(flagged, on="meter_id", how="semi")
-    details = interval_details(to_detail.lazy(), cfg, rows=to_detail.height).collect()
-    profile = profile.join(details, on="meter_id", how="left")
+    profile = screen.join(days.select(meter_cols), on=k, how="inner")
+    flagged = profile.filter(needs_details(cfg)).select(k)
+    to_detail = few.join(flagged, on=k, how="semi")
+    details = interval_details(to_detail.lazy(), cfg, rows=to_detail.height, by=k).collect()
+    profile = profile.join(details, on=k, how="left")
     findings += interval_findings(profile.lazy(), cfg)
     # VEE 2: no curve row at all for a meter in service. When no meter's curve arrived the
     # day has not been collected (or a file was lost): one day-level finding, and nothing
     # to estimate from until it arrives (else a county-day of like-day estimates)
-    if screen.height == 0 and days.height:
-        no_curve = svc.clear()
+    with_curves = set(screen["date"].unique().to_list()) if screen.height else set()
+    absent = [d for d in dates if d in served and d not in with_curves]
+    for d in absent:
+        n = days.height if one else days.filter(pl.col("date") == d).height
         findings.append(
             finding(
-                pl.LazyFrame({"date": [day]}),
+                pl.LazyFrame({"date": [d]}),
                 "vee.completeness.curves_absent",
                 cfg,
                 meter=False,
-                value=pl.lit(days.height),
-                evidence={"meters_in_service": pl.lit(days.height)},
+                value=pl.lit(n),
+                evidence={"meters_in_service": pl.lit(n)},
             )
         )
+    if one and absent:
+        no_curve = svc.clear()
     else:
-        no_curve = svc.join(screen.lazy().select("meter_id"), on="meter_id", how="anti")
+        collected = svc if not absent else svc.filter(~pl.col("date").is_in(absent))
+        no_curve = collected.join(screen.lazy().select(k), on=k, how="anti")
         findings.append(
             finding(
                 no_curve, "vee.completeness.curve_missing", cfg, evidence={"register_quality": pl.col("day_status")}
@@ -1144,7 +1341,7 @@ def validate_day(
 
     # --- estimation: rows with empty/negative slots, and absent rows --------------------
     blank = no_curve.select("meter_id", "date", *(pl.lit(None, pl.Float64).alias(s) for s in SLOTS))
-    damaged = few.lazy().filter(estimation.needs_edit()).join(svc.select("meter_id"), on="meter_id", how="semi")
+    damaged = few.lazy().filter(estimation.needs_edit()).join(svc.select(k), on=k, how="semi")
     to_fix = pl.concat([damaged.select("meter_id", "date", *SLOTS), blank], how="vertical_relaxed")
     deltas = svc.filter(pl.col("day_status").is_in(["actual", "rollover"])).select(
         "meter_id", "date", pl.col("delta_total_kwh_meter").alias("delta_kwh_meter")
@@ -1156,15 +1353,16 @@ def validate_day(
         max_interpolation_slots=cfg.estimation.max_interpolation_slots,
         residual_tolerance_kwh_meter=cfg.estimation.residual_tolerance_kwh_meter,
         outage_slots=None if outages is None else outage_slots(outages),
+        like_map=like_map,
     ).collect()
     summary = estimation.edit_summary(edits.lazy()).collect()
-    findings += estimate_findings(summary.lazy(), edits.lazy(), svc, cfg)
+    findings += estimate_findings(summary.lazy(), edits.lazy(), svc, cfg, by=k)
 
     # --- the day's curve figures for meter_daily -------------------------------------------
     curve_days = (
         days.select("meter_id", "date")
-        .join(profile.select("meter_id", "slots_read", "slots_valid", "actual_kwh_meter"), on="meter_id", how="left")
-        .join(summary.select("meter_id", "validated_kwh_meter", "edited_slots"), on="meter_id", how="left")
+        .join(profile.select(*k, "slots_read", "slots_valid", "actual_kwh_meter"), on=k, how="left")
+        .join(summary.select(*k, "validated_kwh_meter", "edited_slots"), on=k, how="left")
         .select(
             "meter_id",
             "date",
@@ -1179,11 +1377,20 @@ def validate_day(
 
     # --- registers, archive, events ------------------------------------------------------
     # each collected once: several checks read them
-    hist = history_stats(history, day, cfg).collect().lazy()
-    events = events.filter(pl.col("event_time").dt.date() == day).collect().lazy()
-    findings += register_findings(svc, readings, hist, events, cfg)
-    findings += archive_findings(svc, before, cfg)
-    findings += event_findings(svc, events, cfg)
+    if isinstance(day, dt.date):
+        hist = history_stats(history, day, cfg).collect().lazy()
+        events = events.filter(pl.col("event_time").dt.date() == day).collect().lazy()
+    else:
+        hist = history_stats_days(history, day, cfg).collect().lazy()
+        events = (
+            events.filter(pl.col("event_time").dt.date() == pl.col("event_date"))
+            .with_columns(pl.col("event_date").alias("date"))
+            .collect()
+            .lazy()
+        )
+    findings += register_findings(svc, readings, hist, events, cfg, by=k)
+    findings += archive_findings(svc, before, cfg, by=k)
+    findings += event_findings(svc, events, cfg, by=k)
 
     # --- collection success ---------------------------------------------------------------
     collection = collection_daily(

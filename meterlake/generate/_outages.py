@@ -28,6 +28,24 @@ SLOT_S = 900
 JITTER_S = 100
 
 
+#: ``_truth/outages.csv``, one row per injected outage (and per misfiled customer it cuts off)
+_TRUTH_SCHEMA = {
+    "outage_no": pl.Int64,
+    "cause": pl.String,
+    "level": pl.String,
+    "momentary": pl.Boolean,
+    "area_id": pl.String,
+    "meter_id": pl.String,
+    "start_time": pl.Datetime("us"),
+    "end_time": pl.Datetime("us"),
+    "plan_id": pl.String,
+    "deviations": pl.String,
+    "lost_on": pl.Int64,
+    "lost_off": pl.Int64,
+    "note": pl.String,
+}
+
+
 @dataclass
 class Injected:
     """One injected outage."""
@@ -201,7 +219,8 @@ class Outages:
                         "note": "customer filed under another area, off with the area feeding it",
                     }
                 )
-        outages = pl.DataFrame(rows, schema_overrides={"start_time": pl.Datetime("us"), "end_time": pl.Datetime("us")})
+        # a schema, not inference: a big county's first hundred outages may all be unplanned
+        outages = pl.DataFrame(rows, schema=_TRUTH_SCHEMA)
         plans = self.plan_frame(topo, self.plans, {self.revision[0]: self.revision[1]} if self.revision else None)
         plans = plans.with_columns(
             pl.Series("status", [p.status for p in self.plans]),

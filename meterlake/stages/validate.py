@@ -16,12 +16,16 @@ of its like days (filtered to the meters being estimated); the events of D; and
 meter_daily of the ``history.days`` before D (high/low checks) and of the days sharing a
 gap with D (curve weights, for those meters only).
 
-Dates are validated one after the other, so memory is that of one county-day whatever
-the range. A day whose reading is missing shares a gap with other days: a reading that
+Consecutive dates are validated in one pass, up to ``BATCH_METER_DAYS`` meter-days (a
+small utility's month is one pass; a county day is a pass of its own, so memory is that
+of one county-day whatever the range), and a pass writes what its dates write one by
+one. A day whose reading is missing shares a gap with other days: a reading that
 arrives can close a gap that opened earlier (its earlier days were ``missing`` when they
 were built), and a day's curve weighs the shares of the whole gap. The meter_daily
 partitions of those other days (when the lake holds them) are patched, the rows of those
 meters only, and returned in ``StageResult.dates`` so later stages rebuild them too.
+Day by day, each date re-shares its gaps over what the other days hold at that moment:
+a pass replays that chain date by date over the gap meters' rows (``_replay_chain``).
 Every partition written is a function of the lake's clean tables: a rerun writes
 identical files.
 """
@@ -49,7 +53,7 @@ from ..schemas.registers import LANDING as REGISTERS_LANDING
 from ..schemas.vee_findings import VEE_FINDINGS
 from ..transforms import dates, estimation
 from ..transforms import meter_daily as md
-from ..transforms.vee import VeeConfig, validate_day
+from ..transforms.vee import VeeConfig, validate_day, validate_days
 from . import StageContext, StageError, StageResult
 
 ARCHIVE = ARCHIVE_LANDING.clean
@@ -101,31 +105,6 @@ def _readings(lake: Lake, dates: list[dt.date], meters: pl.DataFrame | None = No
     return lf.collect()
 
 
-def _around(
-    lake: Lake, core: pl.DataFrame, lacking: pl.DataFrame, first: dt.date, last: dt.date, gap: int
-) -> pl.DataFrame:
-    """Readings of the ``lacking`` meters outside the run, up to ``gap`` days either side.
-
-    Read in widening steps (a week, then the rest) and only for the meters still without
-    a reading on that side: most gaps are short, and the look-ahead is usually empty.
-    """
-    out = []
-    for side in ("before", "after"):
-        todo = lacking
-        steps = [(1, min(7, gap)), (min(7, gap) + 1, gap)] if gap > 7 else [(1, gap)]
-        for lo, hi in steps:
-            if not todo.height:
-                break
-            if side == "before":
-                window = dates.days(first - dt.timedelta(days=hi), first - dt.timedelta(days=lo))
-            else:
-                window = dates.days(last + dt.timedelta(days=1 + lo), last + dt.timedelta(days=1 + hi))
-            got = _readings(lake, window, todo)
-            out.append(got)
-            todo = todo.join(got.select("meter_id").unique(), on="meter_id", how="anti")
-    return pl.concat(out) if out else core.clear()
-
-
 def _note_quality(day: dt.date, frame: pl.DataFrame) -> str:
     q = Counter(frame["quality"].to_list()) if frame.height else Counter()
     return (
@@ -134,8 +113,35 @@ def _note_quality(day: dt.date, frame: pl.DataFrame) -> str:
     )
 
 
+#: meter-days validated in one pass: a small utility's month is one pass, a county day is
+#: a pass of its own (memory stays that of one county-day, whatever the range)
+BATCH_METER_DAYS = 200_000
+
+
+def _batches(lake: Lake, dates: list[dt.date], limit: int | None = None) -> list[dt.date]:
+    """The first dates of ``dates`` that one pass validates: consecutive dates whose
+    meters in service (the size of the archive snapshot valid on each) add up to at most
+    ``limit``, and at least one date."""
+    limit = BATCH_METER_DAYS if limit is None else limit
+    parts = sorted(lake.partitions(ARCHIVE))
+    valid = {}
+    for d in dates:
+        before = [p for p in parts if p <= d.isoformat()]
+        valid[d] = before[-1] if before else None
+    sizes = {p: lake.scan(ARCHIVE, [p]).select(pl.len()).collect().item() for p in set(valid.values()) if p}
+    out: list[dt.date] = []
+    total = 0
+    for d in dates:
+        n = sizes.get(valid[d] or "", 0)
+        if out and (total + n > limit or d != out[-1] + dt.timedelta(days=1)):
+            break
+        out.append(d)
+        total += n
+    return out
+
+
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
-    """Validate each date in order (memory stays that of one county-day, whatever the range).
+    """Validate the dates in passes of consecutive dates (:func:`_batches`).
 
     A multi-day run is the same as running its dates one after the other: a gap that a
     later date's reading closes rebuilds the earlier dates as it would day by day.
@@ -152,11 +158,14 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     rebuilt: set[dt.date] = set()
     lacking = 0
     lake = _Lake(ctx.lake.root)
-    for day in dates:
+    todo = list(dates)
+    while todo:
+        batch = _batches(lake, todo)
         try:
-            out = _validate_date(ctx, lake, cfg, day, later={d for d in dates if d > day})
+            out = _validate_batch(ctx, lake, cfg, batch, run_dates=set(dates))
         except MissingColumnsError as exc:
-            raise StageError(f"validate {day}: {exc}") from exc
+            raise StageError(f"validate {batch[0]}: {exc}") from exc
+        todo = todo[len(out["dates"]) :]
         for table, n in out["rows"].items():
             result.rows[table] = result.rows.get(table, 0) + n
         result.notes += out["notes"]
@@ -172,115 +181,390 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     return result
 
 
-def _validate_date(ctx: StageContext, lake: Lake, cfg: VeeConfig, day: dt.date, later: set[dt.date]) -> dict:
+#: the curve figures meter_daily carries, as a later date reads them back for its gap weights
+_CURVE_COLS = ("curve_slots_read", "curve_kwh", "multiplier")
+
+
+def _validate_batch(
+    ctx: StageContext, lake: Lake, cfg: VeeConfig, batch: list[dt.date], run_dates: set[dt.date]
+) -> dict:
+    """Validate ``batch`` (consecutive dates) in one pass; returns what was done, with
+    ``dates``: the first dates of ``batch`` it wrote (all of them unless a gap chain
+    needs a cut, see below).
+
+    Everything a date computes from its own inputs is computed for the whole batch at
+    once: service, register days, VEE, and the meter_daily rows of every meter-day that
+    shares no gap. What the dates pass on to each other is the chain of shared gaps: day
+    by day, each date re-shares its gaps over the curves that the other days of the gap
+    hold in meter_daily at that moment, and patches the earlier days. That chain is
+    replayed here date by date, over the rows of the gap meters only, with the same
+    frames and arithmetic as the day-by-day run; each partition is written once, as the
+    day-by-day run leaves it.
+    """
     gap = cfg.registers.max_gap_days
+    reg_kw: dict[str, Any] = {"max_gap_days": gap, "rollover_fraction": cfg.registers.rollover_fraction}
+    one = len(batch) == 1
+    b0, b1 = batch[0], batch[-1]
     notes: list[str] = []
     rows: dict[str, int] = {}
 
     # --- archive and registers ---------------------------------------------------------
-    both = [day - dt.timedelta(days=1), day]
-    service = md.in_service(archive_for(lake, both), both).collect()
-    in_run = service.filter(pl.col("date") == day)
-    core = _readings(lake, [day, day + dt.timedelta(days=1)])
-    # core holds the readings frozen on the day and the next: a meter lacks one when it is
-    # missing from either (joined on the meter alone, cheaper than on meter and date)
-    lacking = (
-        pl.concat(
-            [
-                in_run.lazy()
-                .select("meter_id")
-                .join(core.lazy().filter(pl.col("freeze_date") == d).select("meter_id"), on="meter_id", how="anti")
-                for d in (day, day + dt.timedelta(days=1))
-            ]
+    with_before = [b0 - dt.timedelta(days=1), *batch]
+    service = md.in_service(archive_for(lake, with_before), with_before).collect()
+    in_run = service.filter(pl.col("date") == b0) if one else service.filter(pl.col("date").is_in(batch))
+    core = _readings(lake, [*batch, b1 + dt.timedelta(days=1)])
+    lacking = md.lacking_days(in_run, core)
+    lacking_meters = lacking.select("meter_id").unique()
+    steps = md.window_steps(gap)
+    around = [core.clear()]
+    if lacking_meters.height:
+        first = steps[0][1]
+        near = dates.days(b0 - dt.timedelta(days=first), b0 - dt.timedelta(days=1)) + dates.days(
+            b1 + dt.timedelta(days=2), b1 + dt.timedelta(days=1 + first)
         )
-        .unique()
-        .collect()
+        around.append(_readings(lake, near, lacking_meters))
+        if len(steps) > 1:
+            lo, hi = steps[1]
+            seen = pl.concat([core.join(lacking_meters, on="meter_id", how="semi"), *around])
+            todo = md.window_todo(lacking, seen, max_gap_days=gap)
+            for side, window in (
+                ("todo_before", dates.days(b0 - dt.timedelta(days=hi), b0 - dt.timedelta(days=lo))),
+                ("todo_after", dates.days(b1 + dt.timedelta(days=1 + lo), b1 + dt.timedelta(days=1 + hi))),
+            ):
+                meters = todo.filter(side).select("meter_id").unique()
+                if meters.height:
+                    around.append(_readings(lake, window, meters))
+    pairs = md.window_pairs(in_run, core, pl.concat(around), max_gap_days=gap, lacking=lacking)
+    days_all = md.finish_days(pairs, keep_pairs=True, **reg_kw).collect()
+    shared = days_all.filter(pl.col("day_status") == "shared")
+    days = days_all.drop(md.PAIR_COLUMNS)
+    for d, n_in, n_lack in _per_date(batch, in_run, lacking):
+        ctx.progress(f"validate {d}: {n_in:,} meters in service, {n_lack:,} lack a reading")
+    before = (
+        service.filter(pl.col("date") == b0 - dt.timedelta(days=1)).select("meter_id", "multiplier")
+        if one
+        else service.filter(pl.col("date") < b1).select(
+            "meter_id", (pl.col("date") + pl.duration(days=1)).alias("date"), "multiplier"
+        )
     )
-    readings = pl.concat([core, _around(lake, core, lacking, day, day, gap)])
-    reg_kw: dict[str, Any] = {"max_gap_days": gap, "rollover_fraction": cfg.registers.rollover_fraction}
-    days = md.register_days(in_run.lazy(), readings.lazy(), **reg_kw).collect()
-    ctx.progress(f"validate {day}: {in_run.height:,} meters in service, {lacking.height:,} lack a reading")
-    # gaps the day shares with other days: their curves weigh the shares, and those days'
-    # values change with this day's readings and curve
-    gaps = md.shared_gaps(days)
-    # from here on, only the meters of those gaps need their readings, and only the
-    # multipliers of the day before are read from the archive: the county-wide frames go
-    # before the curves are read
-    readings = readings.filter(pl.col("meter_id").is_in(gaps["meter_id"].implode()))
-    before = service.filter(pl.col("date") == day - dt.timedelta(days=1)).select("meter_id", "multiplier")
     n_lacking = lacking.height
-    del service, in_run, core, lacking
+    # the county-wide frames go before the curves are read: the gap chain needs the
+    # service rows of the gap meters only
+    service = service.filter(pl.col("meter_id").is_in(shared["meter_id"].unique().implode()))
+    del core, around, pairs, days_all, lacking, in_run
+
+    # --- the gap chain: which meter-days each date re-shares and patches -------------------
+    held = set(lake.partitions(METER_DAILY))
+    in_batch = set(batch)
+    chain = _gap_chain(shared, held, in_batch, run_dates)
+    hazard = _history_hazard(lake, chain, b0, b1)
+    if hazard is not None:
+        # a date patches a day before the pass whose row is actual: the history of the
+        # dates after it reads the patched row, so the pass ends on that date
+        return _validate_batch(ctx, lake, cfg, [d for d in batch if d <= hazard], run_dates)
 
     # --- VEE --------------------------------------------------------------------------------
-    held = set(lake.partitions(METER_DAILY))
-    window = dates.days(day - dt.timedelta(days=cfg.history.days), day - dt.timedelta(days=1))
-    history = lake.scan(METER_DAILY, [d for d in window if d.isoformat() in held]).select(
-        "meter_id", "date", "kwh", "reverse_kwh", "quality"
-    )
     cal = cfg.calendar
-    likes = estimation.like_dates(
-        day,
-        like_days=cfg.estimation.like_days,
-        window_days=cfg.estimation.like_day_window_days,
-        holidays=cal.holidays,
-        workdays=cal.workdays,
-    )
-    vd = validate_day(
-        day,
-        days=days,
-        curves=lake.scan(CURVES, [day]),
-        readings=lake.scan(REGISTERS, [day]),
-        like_curves=lake.scan(CURVES, _present(lake, CURVES, likes)),
-        events=lake.scan(EVENTS, [day]),
-        history=history,
-        before=before.lazy(),
-        cfg=cfg,
-        outages=lake.scan(OUTAGE_METER_DAYS, [day]),
-    )
-    lake.write_partition(VEE_FINDINGS, day, vd.findings)
-    lake.write_partition(INTERVAL_EDITS, day, vd.edits)
-    lake.write_partition(COLLECTION_DAILY, day, vd.collection)
-    sev = Counter(vd.findings["severity"].to_list())
-    rows |= {
-        "vee_findings": vd.findings.height,
-        "interval_edits": vd.edits.height,
-        "collection_daily": vd.collection.height,
+    likes = {
+        d: estimation.like_dates(
+            d,
+            like_days=cfg.estimation.like_days,
+            window_days=cfg.estimation.like_day_window_days,
+            holidays=cal.holidays,
+            workdays=cal.workdays,
+        )
+        for d in batch
     }
-    notes.append(
-        f"vee {day}: {vd.findings.height:,} findings ({sev.get('error', 0):,} error, "
-        f"{sev.get('blocking', 0):,} blocking), {vd.counts['estimated_slots']:,} slots estimated"
-    )
-    ctx.progress(notes[-1])
+    vee_args: dict[str, Any] = {
+        "days": days,
+        "curves": lake.scan(CURVES, batch),
+        "readings": lake.scan(REGISTERS, batch),
+        "events": lake.scan(EVENTS, batch),
+        "before": before.lazy(),
+        "cfg": cfg,
+        "outages": lake.scan(OUTAGE_METER_DAYS, batch),
+    }
+    if one:
+        window = dates.days(b0 - dt.timedelta(days=cfg.history.days), b0 - dt.timedelta(days=1))
+        history = lake.scan(METER_DAILY, [d for d in window if d.isoformat() in held]).select(
+            "meter_id", "date", "kwh", "reverse_kwh", "quality"
+        )
+        vd = validate_day(
+            b0,
+            like_curves=lake.scan(CURVES, _present(lake, CURVES, likes[b0])),
+            history=history,
+            **vee_args,
+        )
+    else:
+        all_likes = sorted({x for d in batch for x in likes[d]})
+        present = set(_present(lake, CURVES, all_likes))
+        like_map = pl.DataFrame(
+            [(d, x) for d in batch for x in likes[d] if x in present],
+            schema={"date": pl.Date(), "_like_date": pl.Date()},
+            orient="row",
+        )
+        vd = validate_days(
+            batch,
+            like_curves=lake.scan(CURVES, sorted(present)),
+            like_map=like_map,
+            history=_history(lake, cfg, days, held, b0),
+            **vee_args,
+        )
+    sev: Counter[str] = Counter(vd.findings["severity"].to_list())
+    for table, frame in ((VEE_FINDINGS, vd.findings), (INTERVAL_EDITS, vd.edits), (COLLECTION_DAILY, vd.collection)):
+        parts = _split(frame, batch)
+        for d in batch:
+            lake.write_partition(table, d, parts[d])
+        rows[table.name] = frame.height
+    f_parts, e_parts = _split(vd.findings, batch), _split(vd.edits, batch)
+    for d in batch:
+        f, e = f_parts[d], e_parts[d]
+        s = Counter(f["severity"].to_list())
+        est = int((e["quality"] == "estimated").sum()) if e.height else 0
+        notes.append(
+            f"vee {d}: {f.height:,} findings ({s.get('error', 0):,} error, "
+            f"{s.get('blocking', 0):,} blocking), {est:,} slots estimated"
+        )
+        ctx.progress(notes[-1])
 
     # --- meter_daily ------------------------------------------------------------------------
-    other = [d for d in md.gap_dates(gaps, day) if d.isoformat() in held]
-    old_curves = (
-        lake.scan(METER_DAILY, other)
-        .filter(pl.col("meter_id").is_in(gaps["meter_id"].implode()))
-        .select(
+    daily = md.meter_daily(days.lazy(), vd.curve_days.lazy()).collect()
+    final, hit = _replay_chain(lake, chain, shared, service, days, daily, vd.curve_days, held, in_batch, reg_kw)
+    del service, days
+    own = _split(METER_DAILY.conform(daily).collect(), batch)
+    del daily
+    rows["meter_daily"] = 0
+    for d in batch:
+        part = own[d]
+        if d in hit:
+            part = pl.concat([part.join(hit[d], on="meter_id", how="anti"), final.get(d, part.clear())])
+        lake.write_partition(METER_DAILY, d, part)
+        rows["meter_daily"] += part.height
+        notes.append(_note_quality(d, part))
+    rebuilt = []
+    for d in sorted(set(hit) - in_batch):
+        old = METER_DAILY.conform(lake.scan(METER_DAILY, [d])).collect()
+        part = pl.concat([old.join(hit[d], on="meter_id", how="anti"), final.get(d, old.clear())])
+        lake.write_partition(METER_DAILY, d, part)
+        rebuilt.append(d)
+        rows["meter_daily"] += part.height
+        notes.append(_note_quality(d, part) + f" (rebuilt: {hit[d].height:,} meters share a gap with a later date)")
+    return {
+        "dates": batch,
+        "rows": rows,
+        "notes": notes,
+        "severities": sev,
+        "rebuilt": rebuilt,
+        "lacking": n_lacking,
+    }
+
+
+def _per_date(batch: list[dt.date], in_run: pl.DataFrame, lacking: pl.DataFrame) -> list[tuple[dt.date, int, int]]:
+    n_in = dict(in_run.group_by("date").len().rows()) if in_run.height else {}
+    n_lack = dict(lacking.group_by("date").len().rows()) if lacking.height else {}
+    return [(d, n_in.get(d, 0), n_lack.get(d, 0)) for d in batch]
+
+
+def _split(frame: pl.DataFrame, batch: list[dt.date]) -> dict[dt.date, pl.DataFrame]:
+    """``frame`` per date of ``batch`` (an empty frame for a date without rows)."""
+    if len(batch) == 1:
+        return {batch[0]: frame}
+    parts = {key[0]: part for key, part in frame.partition_by("date", as_dict=True, maintain_order=True).items()}
+    return {d: parts.get(d, frame.clear()) for d in batch}
+
+
+def _history(lake: Lake, cfg: VeeConfig, days: pl.DataFrame, held: set[str], b0: dt.date) -> pl.LazyFrame:
+    """The meter_daily rows the history checks of a pass's dates read: the lake's before
+    the pass, and the pass's own (their actual rows, the only ones the checks count, are
+    the register differences of the day alone: no gap, no curve)."""
+    window = dates.days(b0 - dt.timedelta(days=cfg.history.days), b0 - dt.timedelta(days=1))
+    cols = ["meter_id", "date", "kwh", "reverse_kwh", "quality"]
+    lake_rows = lake.scan(METER_DAILY, [d for d in window if d.isoformat() in held]).select(cols)
+    no_curves = pl.LazyFrame(
+        schema={
+            "meter_id": pl.String(),
+            "date": pl.Date(),
+            "curve_slots_read": pl.Int16(),
+            "curve_kwh_meter": pl.Float64(),
+        }
+    )
+    own = (
+        md.meter_daily(days.filter(pl.col("day_status").is_in(["actual", "rollover"])).lazy(), no_curves)
+        .select(cols)
+        .collect()
+    )
+    return pl.concat([lake_rows, own.lazy()], how="vertical_relaxed")
+
+
+@dataclass
+class _Chain:
+    """What the dates of a pass do to each other's meter_daily through shared gaps.
+
+    ``gaps[E]``: ``(meter, reading_from, reading_to)`` of the gaps date E shares;
+    ``reads[E]``: ``(meter, day)`` whose meter_daily curve figures E reads for the weights
+    (the other days of its gaps held in meter_daily at that moment); ``patches[E]``: the
+    ``(meter, day)`` rows E rebuilds (those of the reads not validated later in the run).
+    """
+
+    order: list[dt.date]
+    gaps: dict[dt.date, list[tuple[str, dt.date, dt.date]]]
+    reads: dict[dt.date, list[tuple[str, dt.date]]]
+    patches: dict[dt.date, list[tuple[str, dt.date]]]
+
+
+def _gap_chain(shared: pl.DataFrame, held: set[str], in_batch: set[dt.date], run_dates: set[dt.date]) -> _Chain:
+    gaps: dict[dt.date, list[tuple[str, dt.date, dt.date]]] = {}
+    for m, e, f, t in (
+        shared.select("meter_id", "date", "reading_from", "reading_to").unique().sort("date", "meter_id").rows()
+    ):
+        gaps.setdefault(e, []).append((m, f, t))
+    reads: dict[dt.date, list[tuple[str, dt.date]]] = {}
+    patches: dict[dt.date, list[tuple[str, dt.date]]] = {}
+    for e in sorted(gaps):
+        for m, f, t in gaps[e]:
+            for d in dates.days(f, t - dt.timedelta(days=1)):
+                if d == e or not (d.isoformat() in held or (d in in_batch and d < e)):
+                    continue
+                reads.setdefault(e, []).append((m, d))
+                if not (d in run_dates and d > e):
+                    patches.setdefault(e, []).append((m, d))
+    return _Chain(order=sorted(gaps), gaps=gaps, reads=reads, patches=patches)
+
+
+def _history_hazard(lake: Lake, chain: _Chain, b0: dt.date, b1: dt.date) -> dt.date | None:
+    """The first date of the pass (before its last) that patches an actual row of a day
+    before the pass: day by day, the dates after it read that row patched."""
+    before = {(m, d): e for e in chain.order for m, d in chain.patches.get(e, []) if d < b0 and e < b1}
+    if not before:
+        return None
+    days_ = sorted({d for _, d in before})
+    actual = (
+        lake.scan(METER_DAILY, [d.isoformat() for d in days_])
+        .filter(pl.col("meter_id").is_in(sorted({m for m, _ in before})) & (pl.col("quality") == "actual"))
+        .select("meter_id", "date")
+        .collect()
+        .rows()
+    )
+    hits = [before[(m, d)] for m, d in actual if (m, d) in before]
+    return min(hits) if hits else None
+
+
+def _replay_chain(
+    lake: Lake,
+    chain: _Chain,
+    shared: pl.DataFrame,
+    service: pl.DataFrame,
+    days: pl.DataFrame,
+    daily: pl.DataFrame,
+    curve_days: pl.DataFrame,
+    held: set[str],
+    in_batch: set[dt.date],
+    reg_kw: dict[str, Any],
+) -> tuple[dict[dt.date, pl.DataFrame], dict[dt.date, pl.DataFrame]]:
+    """Replay the gap chain date by date over the gap meters' rows.
+
+    Returns, per day it touches, the rows it leaves (conformed meter_daily rows) and the
+    meters whose rows it replaced (a patched meter no longer in service has no row).
+    """
+    if not chain.order:
+        return {}, {}
+    meters = sorted({m for e in chain.order for m, _, _ in chain.gaps[e]})
+    # the curve figures as meter_daily holds them: the pass's own rows, and the lake's
+    own = {
+        (m, d): tuple(v)
+        for m, d, *v in METER_DAILY.conform(daily.filter(pl.col("meter_id").is_in(meters)))
+        .select("meter_id", "date", *_CURVE_COLS)
+        .collect()
+        .rows()
+    }
+    lake_days = sorted({d for e in chain.order for _, d in chain.reads.get(e, []) if d.isoformat() in held})
+    stored = {
+        (m, d): tuple(v)
+        for m, d, *v in lake.scan(METER_DAILY, [d.isoformat() for d in lake_days])
+        .filter(pl.col("meter_id").is_in(meters))
+        .select("meter_id", "date", *_CURVE_COLS)
+        .collect()
+        .rows()
+    }
+    # the rows each patch rebuilds: the day's service row with the pair of the gap
+    targets = [(e, m, d) for e in chain.order for m, d in chain.patches.get(e, [])]
+    rebuilt = _patch_days(lake, targets, shared, service, in_batch, reg_kw)
+    own_shared = shared.drop(md.PAIR_COLUMNS)
+    written: dict[tuple[str, dt.date], tuple | None] = {}
+    frames: list[pl.DataFrame] = []
+    hit: dict[dt.date, set[str]] = {}
+    schema = {
+        "meter_id": pl.String(),
+        "date": pl.Date(),
+        "curve_slots_read": pl.Int16(),
+        "curve_kwh": pl.Float64(),
+        "multiplier": pl.Float64(),
+    }
+    own_by_day = own_shared.partition_by("date", as_dict=True)
+    rebuilt_by = rebuilt.partition_by("_by", as_dict=True) if rebuilt.height else {}
+    cd_by_day = curve_days.filter(pl.col("meter_id").is_in(meters)).partition_by("date", as_dict=True)
+    for e in chain.order:
+        cur = []
+        for m, d in chain.reads.get(e, []):
+            if (m, d) in written:
+                v = written[(m, d)]
+            elif d in in_batch and d < e:
+                v = own.get((m, d))
+            else:
+                v = stored.get((m, d))
+            if v is not None:
+                cur.append((m, d, *v))
+        old = pl.DataFrame(cur, schema=schema, orient="row").select(
             "meter_id",
             "date",
             "curve_slots_read",
             (pl.col("curve_kwh") / pl.col("multiplier")).alias("curve_kwh_meter"),
         )
-        .collect()
-    )
-    curves = pl.concat([old_curves, vd.curve_days], how="vertical_relaxed").lazy()
-    daily = md.meter_daily(days.lazy(), curves).collect()
-    lake.write_partition(METER_DAILY, day, daily)
-    rows["meter_daily"] = daily.height
-    notes.append(_note_quality(day, daily))
+        curves = pl.concat([old, cd_by_day.get((e,), curve_days.clear())], how="vertical_relaxed")
+        rows_e = [own_by_day[(e,)]]
+        if (e,) in rebuilt_by:
+            rows_e.append(rebuilt_by[(e,)].drop("_by"))
+        out = METER_DAILY.conform(
+            md.meter_daily(pl.concat(rows_e, how="diagonal_relaxed").lazy(), curves.lazy())
+        ).collect()
+        for m, d in chain.patches.get(e, []):
+            written[(m, d)] = None
+            hit.setdefault(d, set()).add(m)
+        for m, _, _ in chain.gaps[e]:
+            hit.setdefault(e, set()).add(m)
+        for m, d, *vals in out.select("meter_id", "date", *_CURVE_COLS).rows():
+            written[(m, d)] = tuple(vals)
+        frames.append(out.with_columns(pl.lit(len(frames), pl.Int32).alias("_seq")))
+    last = pl.concat(frames).sort("_seq").unique(subset=["meter_id", "date"], keep="last", maintain_order=True)
+    final = {key[0]: part.drop("_seq") for key, part in last.partition_by("date", as_dict=True).items()}
+    return final, {d: pl.DataFrame({"meter_id": sorted(ms)}, schema={"meter_id": pl.String()}) for d, ms in hit.items()}
 
-    # --- the other days of those gaps: patch the rows of the meters concerned -------------------
-    rebuilt = []
-    for other_day in [d for d in other if d not in later]:
-        hit = gaps.filter((pl.col("reading_from") <= other_day) & (pl.col("reading_to") > other_day)).select("meter_id")
-        svc = md.in_service(archive_for(lake, [other_day]), [other_day]).join(hit.lazy(), on="meter_id", how="semi")
-        fresh = md.meter_daily(md.register_days(svc, readings.lazy(), **reg_kw), curves)
-        old = lake.scan(METER_DAILY, [other_day]).join(hit.lazy(), on="meter_id", how="anti")
-        part = pl.concat([METER_DAILY.conform(old), METER_DAILY.conform(fresh)]).collect()
-        lake.write_partition(METER_DAILY, other_day, part)
-        rebuilt.append(other_day)
-        rows["meter_daily"] += part.height
-        notes.append(_note_quality(other_day, part) + f" (rebuilt: {hit.height:,} meters share a gap with {day})")
-    return {"rows": rows, "notes": notes, "severities": sev, "rebuilt": rebuilt, "lacking": n_lacking}
+
+def _patch_days(
+    lake: Lake,
+    targets: list[tuple[dt.date, str, dt.date]],
+    shared: pl.DataFrame,
+    service: pl.DataFrame,
+    in_batch: set[dt.date],
+    reg_kw: dict[str, Any],
+) -> pl.DataFrame:
+    """The register days of the patched rows ``(E, meter, day)``: the meter's service row
+    on the day with the pair of readings around E's gap (column ``_by`` = E)."""
+    if not targets:
+        return pl.DataFrame()
+    t = pl.DataFrame(targets, schema={"_by": pl.Date(), "meter_id": pl.String(), "date": pl.Date()}, orient="row")
+    outside = sorted({d for _, _, d in targets if d not in in_batch})
+    svc = service.filter(pl.col("date").is_in(sorted(in_batch)))
+    if outside:
+        svc = pl.concat([svc, md.in_service(archive_for(lake, outside), outside).collect()], how="vertical_relaxed")
+    pair = shared.select(
+        "meter_id",
+        pl.col("date").alias("_by"),
+        pl.col("reading_from").alias("from_date"),
+        pl.col("reading_to").alias("to_date"),
+        *md.PAIR_COLUMNS,
+        "total_kwh_from",
+        "total_kwh_to",
+    )
+    j = svc.join(t, on=["meter_id", "date"], how="inner").join(pair, on=["meter_id", "_by"], how="inner")
+    return md.finish_days(j.lazy(), **reg_kw).collect()

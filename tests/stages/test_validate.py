@@ -291,3 +291,58 @@ def test_slots_inside_an_outage_are_zero_supply_and_an_unread_meter_without_powe
     assert edits.select("slot", "method", "kwh_meter").rows() == [(11, "outage_zero", 0.0), (12, "outage_zero", 0.0)]
     coll = lake.scan(COLLECTION_DAILY, [day]).collect().filter(pl.col("area_id") == "A1")
     assert coll.select("meters_total", "meters_read", "meters_unread_no_power").row(0) == (3, 2, 1)
+
+
+def _lake_with_a_long_gap(root: Path) -> Lake:
+    """c1's readings of Jan 2, 3 and 4 never arrive: Jan 1..4 share the difference Jan 1 ->
+    Jan 5; mst's of Jan 3 neither (Jan 2..3 share). Every curve complete and flat."""
+    lk = Lake(root)
+    write_archive(lk)
+    for d in DAYS:
+        skip = ("c1",) if d in DAYS[1:4] else ()
+        write_registers(lk, d, skip=skip + (("mst",) if d == DAYS[2] else ()))
+    write_registers(lk, dt.date(2026, 1, 6))
+    for d in DAYS:
+        write_curves(lk, d)
+    return lk
+
+
+@pytest.mark.parametrize("limit", [None, 10])
+def test_a_range_with_a_multi_day_gap_equals_its_days_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int | None
+) -> None:
+    from meterlake.stages import validate
+
+    if limit is not None:
+        # two dates a pass (5 meters in service a day): the gap crosses passes
+        monkeypatch.setattr(validate, "BATCH_METER_DAYS", limit)
+    together, apart = _lake_with_a_long_gap(tmp_path / "a"), _lake_with_a_long_gap(tmp_path / "b")
+    # Jan 1 validated before the run, as the daily DAG did: the run closes its gap
+    run(together, [DAYS[0]])
+    run(apart, [DAYS[0]])
+    result = run(together, DAYS[1:])
+    for d in DAYS[1:]:
+        run(apart, [d])
+    assert digest(together) == digest(apart)
+    assert result.details["rebuilt_dates"] == [DAYS[0].isoformat()]
+    daily = together.scan(METER_DAILY).collect().sort("date")
+    c1 = daily.filter(pl.col("meter_id") == "c1")
+    # 1000 + 9.6 x 1 on Jan 1, 1000 + 9.6 x 5 on Jan 5: 38.4 over four days with equal,
+    # complete curves: 9.6 each, by curve
+    assert c1["quality"].to_list() == ["estimated"] * 4 + ["actual"]
+    assert c1["method"].to_list() == ["share_by_curve"] * 4 + ["register"]
+    assert c1["kwh"].to_list() == pytest.approx([9.6] * 5)
+    # mst: 0.3 x 2 over Jan 2..3, x 40
+    mst = daily.filter(pl.col("meter_id") == "mst")
+    assert mst["quality"].to_list() == ["actual", "estimated", "estimated", "actual", "actual"]
+    assert mst["kwh"].to_list() == pytest.approx([12.0] * 5)
+
+
+def test_a_range_in_passes_of_one_date_equals_one_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meterlake.stages import validate
+
+    one_pass, by_date = _lake_with_a_long_gap(tmp_path / "a"), _lake_with_a_long_gap(tmp_path / "b")
+    run(one_pass, DAYS)
+    monkeypatch.setattr(validate, "BATCH_METER_DAYS", 1)
+    run(by_date, DAYS)
+    assert digest(one_pass) == digest(by_date)

@@ -331,3 +331,14 @@ def test_register_days_among_readings_of_many_other_dates() -> None:
     svc = md.in_service(archive([{"meter_id": "m2"}]), [day(5)])
     pair = md.register_days(svc, regs, max_gap_days=31).collect()
     assert pair.select("reading_from", "reading_to", "gap_days").row(0) == (day(2), day(7), 5)
+
+
+def test_exact_sum_of_a_group_does_not_depend_on_the_other_groups() -> None:
+    # 4.0 + 0.5649 = 4564900000e-9 kWh: the same float alone or beside another group
+    # (polars divides two rows or more by a constant through its reciprocal, one row not)
+    one = pl.DataFrame({"g": [0, 0], "v": [4.0, 0.5649]})
+    two = pl.DataFrame({"g": [0, 0, 1, 1], "v": [4.0, 0.5649, 1.0, 2.0]})
+    alone = one.group_by("g").agg(md.exact_sum(pl.col("v")))["v"][0]
+    beside = two.group_by("g").agg(md.exact_sum(pl.col("v"))).filter(pl.col("g") == 0)["v"][0]
+    over = two.with_columns(md.exact_sum(pl.col("v")).over("g").alias("s"))["s"][0]
+    assert alone == beside == over == 4564900000 * 1e-9

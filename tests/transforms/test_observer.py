@@ -491,6 +491,97 @@ def test_summaries_out_of_area_order_are_refused() -> None:
         indicator_of_days([*days[:-1], shuffled], areas, END, RULES)
 
 
+def test_screen_by_hand() -> None:
+    # one day type, 8 days of 4 blocks; ramps: low 0.35-0.7, zero 8-16 slots, rough 0.1-0.3; top 3 days
+    rules = ObserverRules(blocks=4, day_types=[[0, 1, 2, 3, 4, 5, 6]])
+    usual = [1.0, 2.0, 3.0, 2.0]
+    half = [0.5, 1.0, 1.5, 1.0]
+    blocks = np.array([[usual] * 8, [usual] * 8, [half] * 2 + [usual] * 6])
+    run = np.zeros((3, 8))
+    run[0, 7] = 16.0  # customer 0: a zero run 16 slots longer than its shortest: zero strength 1
+    rough = np.full((3, 8), 0.1)
+    rough[1, 2] = 0.3  # customer 1: a day 0.2 rougher than its smoothest: rough strength 0.5
+    blocks[1, 5], run[1, 5], rough[1, 5] = np.nan, np.nan, np.nan  # a day without a curve counts for nothing
+    seen = ~np.isnan(run)
+    got = observer._screen(blocks, run, rough, seen, np.zeros(8, dtype=np.int64), rules)
+    # customer 2: two days of 4 kWh, the same shape, against the upper quartile of its days'
+    # energy (4, 4, 8 x 6: 8): low 1 - 4/8 = 0.5 through the ramp, (0.5 - 0.35) / 0.35 each
+    low = (0.5 - 0.35) / 0.35
+    assert got == pytest.approx([1 / 3, 0.5 / 3, 2 * low / 3], abs=1e-6)
+
+
+def test_screen_a_type_of_few_days_takes_the_window() -> None:
+    # Monday 2026-03-02 to Monday 2026-03-09: 6 working days and 2 weekend days (fewer than
+    # min_type_days 3): the weekend days, at half, are read against all 8 days (upper quartile 8 kWh)
+    rules = ObserverRules(blocks=4)
+    dates = [dt.date(2026, 3, 2) + dt.timedelta(days=i) for i in range(8)]
+    tix = observer._day_kinds(dates, rules.day_types)
+    usual, half = [1.0, 2.0, 3.0, 2.0], [0.5, 1.0, 1.5, 1.0]
+    blocks = np.array([[half if d.weekday() >= 5 else usual for d in dates]])
+    flat = np.zeros((1, 8))
+    got = observer._screen(blocks, flat, flat + 0.1, np.ones((1, 8), dtype=bool), tix, rules)
+    low = (0.5 - 0.35) / 0.35
+    assert got == pytest.approx([2 * low / 3], abs=1e-6)
+    # with three weekend days they are their own type's mean: nothing unusual
+    many = [*dates[:7], dt.date(2026, 3, 14)]
+    blocks3 = np.array([[half if d.weekday() >= 5 else usual for d in many]])
+    got3 = observer._screen(
+        blocks3, flat, flat + 0.1, np.ones((1, 8), dtype=bool), observer._day_kinds(many, rules.day_types), rules
+    )
+    assert got3 == pytest.approx([0.0], abs=1e-9)
+
+
+SCREENED = RULES.model_copy(update={"screen": 0.3})
+EVERYONE = RULES.model_copy(update={"screen": 0.0})  # every customer judged
+
+
+@pytest.mark.parametrize(
+    ("kind", "days"),
+    [*((k, TAMPERED) for k in ("h1", "h2", "h3", "h4", "h5", "h6", "mix")), *((k, MOSTLY) for k in ("h3", "h4", "h5"))],
+)
+def test_the_screen_keeps_every_attacker_and_their_strengths(kind: str, days: Sequence[int]) -> None:
+    true = _true_use()
+    recorded = true.copy()
+    rng = np.random.default_rng(3)
+    for d in days:
+        recorded[5, d] = _attack(kind, true[5, d], d, rng)
+    assert _run(recorded, true, SCREENED).equals(_run(recorded, true, EVERYONE))
+
+
+def test_customers_the_screen_passes_over_are_not_judged(monkeypatch: pytest.MonkeyPatch) -> None:
+    true = _true_use()
+    recorded = true.copy()
+    rng = np.random.default_rng(3)
+    for d in TAMPERED:
+        recorded[5, d] = _attack("h1", true[5, d], d, rng)
+    judged: list[int] = []
+    real = observer._judge_some
+
+    def counting(blocks: np.ndarray, *args: object) -> dict[str, np.ndarray]:
+        judged.append(len(blocks))
+        return real(blocks, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(observer, "_judge_some", counting)
+    _run(recorded, true, SCREENED)
+    assert judged == [1]  # of the 12 customers only the thief
+    judged.clear()
+    _run(recorded, true, EVERYONE)
+    assert judged == [CUSTOMERS]
+
+
+def test_row_median_by_hand() -> None:
+    nan = np.nan
+    values = np.array(
+        [
+            [3.0, 1.0, 2.0, 5.0, 4.0],  # no NaN (a partial sort): 3
+            [4.0, 1.0, nan, 2.0, 8.0],  # 1, 2, 4, 8: halfway between 2 and 4
+            [nan, nan, nan, nan, nan],  # nothing: NaN
+        ]
+    )
+    assert np.array_equal(observer._row_median(values), [3.0, 3.0, nan], equal_nan=True)
+    assert np.array_equal(observer._row_median(values[:, :4]), [2.5, 2.0, nan], equal_nan=True)  # 1 2 3 5; 1 2 4
+
+
 def _keyed(date: dt.date, rows: list[tuple[str, str | None, float]]) -> DayRows:
     keys = pl.DataFrame(rows, schema={"meter_id": pl.String, "area_id": pl.String, "actual": pl.Float64}, orient="row")
 
