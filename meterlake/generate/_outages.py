@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -29,7 +30,7 @@ JITTER_S = 100
 
 
 #: ``_truth/outages.csv``, one row per injected outage (and per misfiled customer it cuts off)
-_TRUTH_SCHEMA = {
+_TRUTH_SCHEMA: dict[str, Any] = {
     "outage_no": pl.Int64,
     "cause": pl.String,
     "level": pl.String,
