@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from . import _topology as tp
 from ._plan import EV
-
-if TYPE_CHECKING:
-    from polars._typing import PolarsDataType
 
 DAY_S = 86400
 SLOT_S = 900
@@ -33,7 +30,7 @@ JITTER_S = 100
 
 
 #: ``_truth/outages.csv``, one row per injected outage (and per misfiled customer it cuts off)
-_TRUTH_SCHEMA: dict[str, PolarsDataType] = {
+_TRUTH_SCHEMA: dict[str, Any] = {
     "outage_no": pl.Int64,
     "cause": pl.String,
     "level": pl.String,

@@ -427,7 +427,8 @@ WINDOW_ROWS_IN_MEMORY = 300_000
 
 
 def _count(frame: pl.DataFrame, col: str) -> dict[str, int]:
-    return {k: int(v) for k, v in frame.group_by(col).len().sort(col).iter_rows()}
+    """Rows per value of ``col`` (a Python count: a written file's few values, no query)."""
+    return dict(sorted(Counter(frame[col].to_list()).items(), key=lambda kv: (kv[0] is not None, kv[0] or "")))
 
 
 #: where the interval balance keeps each day's sufficient statistics (small: one row per

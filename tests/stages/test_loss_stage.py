@@ -382,3 +382,12 @@ def test_the_balance_keeps_each_day_and_a_window_reads_the_kept_days(tmp_path: P
     # recorded 40%: 1.5 times the recorded kWh went unrecorded
     stolen = 0.6 * true["c0"].sum()
     assert json.loads(theft["evidence"][0])["unrecorded_kwh"] == pytest.approx(stolen, rel=0.02)
+
+
+def test_counts_per_value_by_hand():
+    from meterlake.stages.loss import _count
+
+    frame = pl.DataFrame({"status": ["high", None, "normal", "high", "negative"]}, schema={"status": pl.String})
+    # sorted by value, an empty one first
+    assert list(_count(frame, "status").items()) == [(None, 1), ("high", 2), ("negative", 1), ("normal", 1)]
+    assert _count(frame.clear(), "status") == {}

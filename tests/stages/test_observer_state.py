@@ -176,3 +176,22 @@ def test_the_kept_customer_summaries_are_written_in_small_row_groups(
     meta = pq.ParquetFile(kept).metadata
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [4, 4, 2]  # 10 customers
     assert Lake(tmp_path / "lake").scan(ANOMALIES, [last]).collect().equals(whole)
+
+
+def test_windows_numbered_in_one_query_write_the_files_of_a_day_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meterlake.transforms import observer
+
+    dates = [D0 + dt.timedelta(days=i) for i in range(DAYS - 4, DAYS)]
+    for name in ("at_once", "daywise"):
+        (tmp_path / name / "landing").mkdir(parents=True)
+        build(tmp_path / name / "lake")
+    run(tmp_path / "at_once", dates)
+    monkeypatch.setattr(observer, "WINDOW_ROWS_AT_ONCE", 0)  # every window a day at a time
+    run(tmp_path / "daywise", dates)
+    at_once = digest(tmp_path / "at_once" / "lake")
+    assert len([k for k in at_once if k.startswith("marts/anomalies/")]) == 4
+    assert at_once == digest(tmp_path / "daywise" / "lake")
+    top = Lake(tmp_path / "at_once" / "lake").scan(ANOMALIES, [dates[-1]]).collect().sort("rank").row(0, named=True)
+    assert top["meter_id"] == THIEF and top["observer_points"] > 0

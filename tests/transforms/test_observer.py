@@ -580,3 +580,64 @@ def test_row_median_by_hand() -> None:
     )
     assert np.array_equal(observer._row_median(values), [3.0, 3.0, nan], equal_nan=True)
     assert np.array_equal(observer._row_median(values[:, :4]), [2.5, 2.0, nan], equal_nan=True)  # 1 2 3 5; 1 2 4
+
+
+def _keyed(date: dt.date, rows: list[tuple[str, str | None, float]]) -> DayRows:
+    keys = pl.DataFrame(rows, schema={"meter_id": pl.String, "area_id": pl.String, "actual": pl.Float64}, orient="row")
+
+    def read(r0: int, r1: int) -> pl.DataFrame:
+        raise AssertionError("numbering the window reads no blocks")
+
+    return DayRows(date, lambda: keys, read)
+
+
+#: four days, newest first: M2 not judged on the newest; M3 in A1 before A2; the third
+#: day judges nobody; M2 in A3 before A1
+_NEWEST_FIRST = [
+    _keyed(END, [("M1", "A1", 1.0), ("M2", "A1", 0.2), ("M3", "A2", 1.0)]),
+    _keyed(END - dt.timedelta(days=1), [("M1", "A1", 1.0), ("M2", "A1", 1.0), ("M3", "A1", 1.0)]),
+    _keyed(END - dt.timedelta(days=2), [("M4", "A2", 0.1)]),
+    _keyed(END - dt.timedelta(days=3), [("M2", "A3", 1.0), ("M5", "A3", 1.0)]),
+]
+
+
+@pytest.mark.parametrize("at_once", [True, False])
+def test_the_window_numbers_meters_as_met_from_the_newest_day_by_hand(at_once: bool) -> None:
+    days = _NEWEST_FIRST
+    if at_once:
+        meters, kept, coded = observer._code_window(days, [d.keys() for d in days], 0.5)
+    else:
+        meters, kept, coded = observer._code_days(days, 0.5)
+    # met in order: M1 and M3 on the newest day, M2 the day before, M5 on the oldest
+    assert meters.to_dict(as_series=False) == {
+        "meter_id": ["M1", "M3", "M2", "M5"],
+        "_last": ["A1", "A2", "A1", "A3"],
+        "_m": [0, 1, 2, 3],
+    }
+    assert [d.date for d in kept] == [END, END - dt.timedelta(days=1), END - dt.timedelta(days=3)]
+    # newest: rows 0 (M1) and 2 (M3); the day before: M1 and M2 (M3 was in A1 then);
+    # the oldest: M5 only (M2 was in A3 then)
+    assert [(r.tolist(), c.tolist()) for r, c in coded] == [([0, 2], [0, 1]), ([0, 1], [0, 2]), ([1], [3])]
+
+
+def test_a_day_holding_a_meter_twice_is_numbered_a_day_at_a_time() -> None:
+    days = [*_NEWEST_FIRST[:1], _keyed(END - dt.timedelta(days=1), [("M1", "A1", 1.0), ("M1", "A1", 1.0)])]
+    one = observer._code_window(days, [d.keys() for d in days], 0.5)
+    other = observer._code_days(days, 0.5)
+    assert one[0].equals(other[0]) and one[1] == other[1]
+    assert [(r.tolist(), c.tolist()) for r, c in one[2]] == [(r.tolist(), c.tolist()) for r, c in other[2]]
+
+
+def test_a_window_numbered_at_once_scores_as_one_numbered_a_day_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    cust, areas = _month_summaries()
+    # C03 in another area on its first 10 days: those rows are left out either way
+    moved = cust.with_columns(
+        pl.when((pl.col("meter_id") == "C03") & (pl.col("date") <= START + dt.timedelta(days=9)))
+        .then(pl.lit("A0"))
+        .otherwise(pl.col("area_id"))
+        .alias("area_id")
+    ).sort("date", "area_id", "meter_id")
+    at_once = indicator_of_days(frame_days(moved), areas, END, RULES)
+    assert set(at_once["meter_id"]) >= {"C03", "C07"}
+    monkeypatch.setattr(observer, "WINDOW_ROWS_AT_ONCE", 0)
+    assert indicator_of_days(frame_days(moved), areas, END, RULES).equals(at_once)
