@@ -91,7 +91,7 @@ class CheckReport:
 # -- the GX context -------------------------------------------------------------------
 
 
-def _import_gx() -> Any:
+def import_gx() -> Any:
     # GX starts an analytics thread and phones home unless told not to (before import).
     os.environ["GX_ANALYTICS_ENABLED"] = "False"
     import great_expectations as gx
@@ -101,7 +101,7 @@ def _import_gx() -> Any:
 
 def open_context(gx_root: Path, docs_dir: Path, docs_validation_limit: int = 300) -> Any:
     """The file context under ``gx_root``, its one Data Docs site writing to ``docs_dir``."""
-    gx = _import_gx()
+    gx = import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     gx_root = Path(gx_root)
@@ -162,7 +162,7 @@ def gate_suite() -> Any:
     It judges the combined findings frame (:func:`gate_frame`), a few hundred rows to a
     few ten thousand: a missing value or bound is not judged, as in the rules.
     """
-    gx = _import_gx()
+    gx = import_gx()
     from great_expectations.expectations.metadata_types import FailureSeverity
 
     expectations = []
@@ -229,7 +229,7 @@ def _checkpoint(context: Any, name: str, suite: Any, index_columns: list[str]) -
     Stored once and reused while the suite is unchanged: GX's add_or_update rewrites
     and re-reads every object (about 0.1 s a table), which a daily gate need not pay.
     """
-    gx = _import_gx()
+    gx = import_gx()
     fingerprint = _fingerprint(suite, index_columns)
     try:
         stored = context.checkpoints.get(name)
@@ -394,7 +394,7 @@ def render(
     """
     findings = judged.select(list(FINDINGS_SCHEMA))
 
-    gx = _import_gx()
+    gx = import_gx()
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     context = open_context(gx_root, docs_dir, docs_validation_limit)

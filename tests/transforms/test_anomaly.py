@@ -531,6 +531,20 @@ def test_dates_computed_together_equal_each_date_alone() -> None:
     assert together[day(8)].filter(pl.col("meter_id") == "X9").height == 0
 
 
+def test_indicators_come_out_in_meter_order_with_the_diagnosis_only_meters_among_them() -> None:
+    # meters given out of order, and two meters only the diagnosis names (no meter days):
+    # one date alone and two dates together list each date's meters in meter_id order
+    md = pl.concat([meter_days("M3", [10.0] * 10), meter_days("M1", [10.0] * 10), *peers(2)])
+    days, history = A.prepare_days(md, CFG), A.reverse_history(md, CFG)
+    diag = pl.concat([diagnosis("M2", "mapping_suspect", 0.5), diagnosis("A0", "theft_candidate", 0.9)])
+    order = ["A0", "M1", "M2", "M3", "P0", "P1"]
+    alone = A.indicators_at(days, NO_EVENTS, diag, history, [LAST], CFG)
+    assert alone[LAST]["meter_id"].to_list() == order
+    together = A.indicators_at(days, NO_EVENTS, diag, history, [day(8), LAST], CFG)
+    assert together[LAST]["meter_id"].to_list() == order
+    assert together[day(8)]["meter_id"].to_list() == ["M1", "M3", "P0", "P1"]  # the diagnosis is of LAST
+
+
 def test_date_batches_bound_the_lookback_rows() -> None:
     # 4 meters a day over 10 days; a look-back of 13 days (history 10, events 10 + 3 before)
     # holds 4, 8, 12 ... rows at days 1, 2, 3 ...
