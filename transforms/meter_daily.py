@@ -157,17 +157,13 @@ def reading_pairs(readings: pl.LazyFrame, by: Sequence[str] = ("meter_id",)) -> 
     )
 
 
-def _pair_for_days(service: pl.LazyFrame, readings: pl.LazyFrame) -> pl.LazyFrame:
-    """Each meter-day of ``service`` with the readings before and after it.
+def _next_day_pairs(svc: pl.DataFrame, r: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.DataFrame]:
+    """The meter-days of ``svc`` with a total frozen on the day and on the next in ``r``
+    (readings as :func:`_readings` gives them), paired; and the meter-days without.
 
-    Most meter-days have both readings (D and D+1): two equality joins find them. Only the
-    meter-days lacking one go through :func:`reading_pairs` and an as-of join, over the
-    readings of those meters alone.
+    Only the readings frozen on a date of ``svc`` or the day after can match: the two
+    equality joins hash those alone (the readings around a gap are many on a county day).
     """
-    r = _readings(readings)
-    svc = service.collect()
-    # only the readings frozen on a date of ``service`` or the day after can match: the
-    # joins hash those alone (the readings around a gap are many on a county day)
     on = svc["date"].unique().implode()
     by_from = r.filter(pl.col("freeze_date").is_in(on)).rename({"freeze_date": "date"})
     by_to = (
@@ -192,7 +188,19 @@ def _pair_for_days(service: pl.LazyFrame, readings: pl.LazyFrame) -> pl.LazyFram
             *_pair_columns("", "_next"),
         )
     )
-    slow_svc = j.lazy().filter(~both).select(svc.columns)
+    return fast, j.filter(~both).select(svc.columns)
+
+
+def _pair_for_days(service: pl.LazyFrame, readings: pl.LazyFrame) -> pl.LazyFrame:
+    """Each meter-day of ``service`` with the readings before and after it.
+
+    Most meter-days have both readings (D and D+1): two equality joins find them. Only the
+    meter-days lacking one go through :func:`reading_pairs` and an as-of join, over the
+    readings of those meters alone.
+    """
+    svc = service.collect()
+    fast, rest = _next_day_pairs(svc, _readings(readings))
+    slow_svc = rest.lazy()
     pairs = reading_pairs(readings.join(slow_svc.select("meter_id").unique(), on="meter_id", how="semi"))
     slow = slow_svc.sort("date").join_asof(
         pairs.sort("from_date"),
@@ -290,32 +298,7 @@ def window_pairs(
     :func:`lacking_days` of ``service``, when the caller has it.
     """
     svc = service
-    r = _readings(core.lazy())
-    on = svc["date"].unique().implode()
-    by_from = r.filter(pl.col("freeze_date").is_in(on)).rename({"freeze_date": "date"})
-    by_to = (
-        r.with_columns((pl.col("freeze_date") - pl.duration(days=1)).alias("date"))
-        .filter(pl.col("date").is_in(on))
-        .drop("freeze_date")
-    )
-    j = (
-        svc.lazy()
-        .join(by_from, on=["meter_id", "date"], how="left")
-        .join(by_to, on=["meter_id", "date"], how="left", suffix="_next")
-        .collect()
-    )
-    both = pl.col("total_kwh").is_not_null() & pl.col("total_kwh_next").is_not_null()
-    fast = (
-        j.lazy()
-        .filter(both)
-        .select(
-            *svc.columns,
-            pl.col("date").alias("from_date"),
-            (pl.col("date") + pl.duration(days=1)).alias("to_date"),
-            *_pair_columns("", "_next"),
-        )
-    )
-    slow_svc = j.filter(~both).select(svc.columns)
+    fast, slow_svc = _next_day_pairs(svc, _readings(core.lazy()))
     if not slow_svc.height:
         return pl.concat([fast, slow_svc.lazy()], how="diagonal_relaxed")
     slow_meters = slow_svc.select("meter_id").unique()
