@@ -116,6 +116,12 @@ def main() -> None:
         default=None,
         help="the lake each run rebuilds (default DATA/lake; give each benchmark running at once its own)",
     )
+    ap.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="where the runs' figures are written as JSON (default DATA/results.json; give a shared, read-only DATA another)",
+    )
     args = ap.parse_args()
     if args.small:
         args.meters, args.days, args.start = SMALL["meters"], SMALL["days"], SMALL["start"]
@@ -146,7 +152,7 @@ def main() -> None:
     print("median cpu:  " + json.dumps(summary["cpu"]))
     print(f"peak RSS (max of runs): {summary['peak_rss_gb_max']:.2f} GB")
     print("accounting: " + json.dumps(runs[-1]["accounting"]))
-    out = args.data / "results.json"
+    out = args.results or args.data / "results.json"
     out.write_text(
         json.dumps(
             {
