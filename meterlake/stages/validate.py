@@ -87,13 +87,17 @@ def _present(lake: Lake, table: Table, dates: list[dt.date]) -> list[dt.date]:
 def archive_for(lake: Lake, dates: list[dt.date]) -> pl.LazyFrame:
     """The archive snapshots valid on ``dates`` (the latest one on or before each), read
     by partition: a lake with a snapshot a day reads one or two of them, not all."""
+    return lake.scan(ARCHIVE, sorted({p for p in _snapshots(lake, dates).values() if p}))
+
+
+def _snapshots(lake: Lake, dates: list[dt.date]) -> dict[dt.date, str | None]:
+    """The archive partition valid on each of ``dates``: the latest on or before it (None: none)."""
     parts = sorted(lake.partitions(ARCHIVE))
-    keep = set()
+    out: dict[dt.date, str | None] = {}
     for d in dates:
         before = [p for p in parts if p <= d.isoformat()]
-        if before:
-            keep.add(before[-1])
-    return lake.scan(ARCHIVE, sorted(keep))
+        out[d] = before[-1] if before else None
+    return out
 
 
 def _readings(lake: Lake, dates: list[dt.date], meters: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -123,11 +127,7 @@ def _batches(lake: Lake, dates: list[dt.date], limit: int | None = None) -> list
     meters in service (the size of the archive snapshot valid on each) add up to at most
     ``limit``, and at least one date."""
     limit = BATCH_METER_DAYS if limit is None else limit
-    parts = sorted(lake.partitions(ARCHIVE))
-    valid = {}
-    for d in dates:
-        before = [p for p in parts if p <= d.isoformat()]
-        valid[d] = before[-1] if before else None
+    valid = _snapshots(lake, dates)
     sizes = {p: lake.scan(ARCHIVE, [p]).select(pl.len()).collect().item() for p in set(valid.values()) if p}
     out: list[dt.date] = []
     total = 0
@@ -311,14 +311,14 @@ def _validate_batch(
             **vee_args,
         )
     sev: Counter[str] = Counter(vd.findings["severity"].to_list())
+    parts: dict[str, dict[dt.date, pl.DataFrame]] = {}
     for table, frame in ((VEE_FINDINGS, vd.findings), (INTERVAL_EDITS, vd.edits), (COLLECTION_DAILY, vd.collection)):
-        parts = _split(frame, batch)
+        parts[table.name] = _split(frame, batch)
         for d in batch:
-            lake.write_partition(table, d, parts[d])
+            lake.write_partition(table, d, parts[table.name][d])
         rows[table.name] = frame.height
-    f_parts, e_parts = _split(vd.findings, batch), _split(vd.edits, batch)
     for d in batch:
-        f, e = f_parts[d], e_parts[d]
+        f, e = parts[VEE_FINDINGS.name][d], parts[INTERVAL_EDITS.name][d]
         s = Counter(f["severity"].to_list())
         est = int((e["quality"] == "estimated").sum()) if e.height else 0
         notes.append(
