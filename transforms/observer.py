@@ -728,10 +728,9 @@ def _judge_some(
     area_of: np.ndarray,
     rules: ObserverRules,
 ) -> dict[str, np.ndarray]:
-    """:func:`_judge` of the customers the screen lets through."""
+    """:func:`_judge` of the customers the screen lets through (each with ``min_days`` days seen)."""
     n_days = blocks.shape[1]
     seen = ~np.isnan(run)
-    enough = seen.sum(1) >= rules.min_days
     # the usual day of each day type: median over the window, then over the days not suspect against it
     # float32 blocks (as kept) are summed in float64 and their medians sort them as they are
     bz = _zero_nan(blocks).astype(np.float64)
@@ -752,7 +751,7 @@ def _judge_some(
     suspect = (strength >= rules.suspect_day) & seen
     # only a customer whose day part passes the ramp's low end can score (its strength is that
     # ramp times a factor): the others need no confirmation and no evidence
-    keep = np.flatnonzero(enough & (_ramp(days_part, rules.days.lo, rules.days.hi) > 0))
+    keep = np.flatnonzero(_ramp(days_part, rules.days.lo, rules.days.hi) > 0)
     strength, per, suspect, days_part = strength[keep], per[:, keep], suspect[keep], days_part[keep]
     bz, area_of = bz[keep], area_of[keep]
 
