@@ -49,6 +49,20 @@ def holder(path: Path) -> dict[str, object]:
         return {}
 
 
+#: how long a refused writer waits for the holder's record: a holder writes it just after
+#: taking the lock, and a writer refused in between would name nobody
+RECORD_WAIT_S = 1.0
+
+
+def _holder_soon(path: Path) -> dict[str, object]:
+    """:func:`holder`, waiting up to :data:`RECORD_WAIT_S` for a holder that has just taken
+    the lock to write its record (empty if none is written by then)."""
+    deadline = time.monotonic() + RECORD_WAIT_S
+    while not (info := holder(path)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return info
+
+
 def describe(info: dict[str, object]) -> str:
     if not info:
         return "another process (no holder recorded yet)"
@@ -82,7 +96,7 @@ def lake_lock(lake: Path, run_id: str, wait_s: float = 0.0, scope: str = LAKE_SC
                 if time.monotonic() >= deadline:
                     waited = f" after waiting {wait_s:g} s" if wait_s > 0 else ""
                     raise LockBusy(
-                        f"the lake {lake} is locked by {describe(holder(path))}{waited}; "
+                        f"the lake {lake} is locked by {describe(_holder_soon(path))}{waited}; "
                         f"retry when it finishes (or set METERLAKE_LOCK_WAIT_S to wait)"
                     ) from None
                 time.sleep(POLL_S)
