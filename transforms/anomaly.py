@@ -1134,9 +1134,9 @@ def indicators_at(
     back = max(min(look, cfg.window.history_days - 1), 0)  # the change-point window within the look-back
     first = dates[0] - dt.timedelta(days=look)
     span = days.filter(pl.col("date").is_between(first, dates[-1]))
-    # the look-backs carry a meter's number (``_m``) instead of its id and its days' figures,
-    # not their names: the window indicators group and sort by integers; the ids and names
-    # of the meters are looked up once per (date, meter) at the end
+    # the look-backs carry a meter's number (``_m``) and its days' figures, not its id and
+    # names: the window indicators group and sort by integers; a meter's id and names are
+    # looked up once per (date, meter) at the end
     span = span.with_columns(_meter_numbers(span["meter_id"]).alias("_m"))
     events_in = _events_in_lookback(events, dates, cfg)
     numbers = _numbered(span, events_in["meter_id"])
