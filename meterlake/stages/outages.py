@@ -127,6 +127,7 @@ def interruptions_for(lake: Lake, dates: list[dt.date], svc: Service, cfg: o.Out
 
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+    """The run's dates in one pass: each step reads and writes every date at once."""
     result = StageResult(stage="outages")
     if not dates:
         return result
@@ -134,14 +135,20 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         cfg = ctx.config("outages", o.OutageConfig)
     except ConfigError as exc:
         raise StageError(f"outages: {exc}") from exc
-    lake = ctx.lake
-    svc = Service(lake, cfg)
-    plan_rows = plans(lake)
+    dates = sorted(set(dates))
+    svc = Service(ctx.lake, cfg)
+    plan_rows = plans(ctx.lake)
     events, members = daily_events(ctx, dates, svc, plan_rows, cfg, result)
     write_meter_days(ctx, dates, events, members, svc, result)
     write_mapping_suspects(ctx, dates, svc, cfg, result)
-    write_months(ctx, dates, plan_rows, svc, cfg, result)
+    write_months(ctx, months_to_write(ctx.lake, dates, plan_rows), plan_rows, svc, cfg, result)
     return result
+
+
+def _by_date(frame: pl.DataFrame, dates: list[dt.date]) -> dict[dt.date, pl.DataFrame]:
+    """``frame`` split by its ``date`` column, each of ``dates`` (an empty frame for a date without rows)."""
+    parts = {key[0]: part for key, part in frame.partition_by("date", as_dict=True, maintain_order=True).items()}
+    return {d: parts.get(d, frame.clear()) for d in dates}
 
 
 def daily_events(
@@ -162,9 +169,9 @@ def daily_events(
     members = members.with_columns(pl.col("start_time").dt.date().alias("date"))
     # an area interruption's date is its own start's; a member may have gone off the day before
     members = members.drop("date").join(events.select("outage_id", "date"), on="outage_id")
-    for day in dates:
-        lake.write_partition(OUTAGE_EVENTS, day, events.filter(pl.col("date") == day))
-        lake.write_partition(OUTAGE_MEMBERS, day, members.filter(pl.col("date") == day))
+    for table, frame in ((OUTAGE_EVENTS, events), (OUTAGE_MEMBERS, members)):
+        for day, part in _by_date(frame, dates).items():
+            lake.write_partition(table, day, part)
     real = events.filter(~pl.col("momentary"))
     result.rows |= {"outage_events": events.height, "outage_members": members.height}
     result.notes.append(
@@ -184,20 +191,28 @@ def write_meter_days(
     svc: Service,
     result: StageResult,
 ) -> None:
+    """``outage_meter_days`` of every date from the run's interruptions at once.
+
+    An interruption that started the day before a date and ran past midnight is one of the
+    run's when that day is a date of the run (its minutes on the date are already in the
+    frame); else it is read back from the lake.
+    """
+
     def service_of(frame: pl.DataFrame, days: list[dt.date]) -> pl.DataFrame:
         return svc.on(days, pl.col("area_id").is_in(frame["area_id"].drop_nulls().unique().implode()))
 
-    days = o.meter_days(events, members, service_of(events, dates))
+    parts = _by_date(o.meter_days(events, members, service_of(events, dates)), dates)
+    in_run = set(dates)
     for day in dates:
-        # an interruption that started the day before and ran past midnight: read it back
-        before = ctx.lake.scan(OUTAGE_EVENTS, [day - dt.timedelta(days=1)]).collect()
-        before = before.filter(pl.col("end_time").is_null() | (pl.col("end_time").dt.date() >= day))
-        carried = o.meter_days(
-            before,
-            ctx.lake.scan(OUTAGE_MEMBERS, [day - dt.timedelta(days=1)]).collect(),
-            service_of(before, [day - dt.timedelta(days=1)]),
-        ).filter(pl.col("date") == day)
-        part = pl.concat([days.filter(pl.col("date") == day), carried]).unique(["meter_id", "date"], keep="first")
+        part = parts[day]
+        prev = day - dt.timedelta(days=1)
+        if prev not in in_run:
+            before = ctx.lake.scan(OUTAGE_EVENTS, [prev]).collect()
+            before = before.filter(pl.col("end_time").is_null() | (pl.col("end_time").dt.date() >= day))
+            carried = o.meter_days(
+                before, ctx.lake.scan(OUTAGE_MEMBERS, [prev]).collect(), service_of(before, [prev])
+            ).filter(pl.col("date") == day)
+            part = pl.concat([part, carried]).unique(["meter_id", "date"], keep="first")
         ctx.lake.write_partition(OUTAGE_METER_DAYS, day, part)
         result.rows["outage_meter_days"] = result.rows.get("outage_meter_days", 0) + part.height
 
@@ -205,21 +220,32 @@ def write_meter_days(
 def write_mapping_suspects(
     ctx: StageContext, dates: list[dt.date], svc: Service, cfg: o.OutageConfig, result: StageResult
 ) -> None:
+    """``outage_mapping_suspects`` of every date (each the window ending on it), in one pass."""
     lake = ctx.lake
     back = dt.timedelta(days=cfg.mapping.window_days - 1)
     # the windows of all the dates, read once (every partition is written by now)
     held = _held(lake, OUTAGE_EVENTS, _span(dates[0] - back, dates[-1]))
-    all_events = lake.scan(OUTAGE_EVENTS, held).collect()
-    all_members = lake.scan(OUTAGE_MEMBERS, held).collect()
-    for day in dates:
-        in_window = pl.col("date").is_between(day - back, day)
-        events = all_events.filter(in_window)
-        members = all_members.filter(in_window)
-        alone = events.filter(pl.col("level") == "customer")["meter_id"].unique().implode()
-        found = o.mapping_suspects(events, members, svc.on([day], pl.col("meter_id").is_in(alone)), day, cfg)
-        found = found.with_columns(pl.lit(day).alias("date"))
-        lake.write_partition(OUTAGE_MAPPING_SUSPECTS, day, found)
-        result.rows["outage_mapping_suspects"] = result.rows.get("outage_mapping_suspects", 0) + found.height
+    events = lake.scan(OUTAGE_EVENTS, held).collect()
+    members = lake.scan(OUTAGE_MEMBERS, held).collect()
+    alone = events.filter(pl.col("level") == "customer")["meter_id"].unique().implode()
+    customers = svc.on(dates, pl.col("meter_id").is_in(alone) & (pl.col("role") == "customer"))
+    found = o.mapping_suspects_at(events, members, customers, dates, cfg)
+    for day, part in _by_date(found, dates).items():
+        lake.write_partition(OUTAGE_MAPPING_SUSPECTS, day, part)
+    result.rows["outage_mapping_suspects"] = result.rows.get("outage_mapping_suspects", 0) + found.height
+
+
+def months_to_write(lake: Lake, dates: list[dt.date], plan_rows: pl.DataFrame) -> list[str]:
+    """The months of ``dates``, and those whose plan checks hold a plan that a later delivery
+    moved to another month (or withdrew): a plan is checked only where its latest version is."""
+    months = {d.strftime("%Y-%m") for d in dates}
+    held = lake.partitions(OUTAGE_PLAN_CHECKS)
+    if held:
+        checked = lake.scan(OUTAGE_PLAN_CHECKS, held).select("plan_id", "month").collect()
+        now = plan_rows.select("plan_id", pl.col("planned_start").dt.strftime("%Y-%m").alias("_now"))
+        stale = checked.join(now, on="plan_id", how="left").filter(pl.col("_now").ne_missing(pl.col("month")))
+        months |= set(stale["month"].to_list())
+    return sorted(months)
 
 
 def _month_days(month: str) -> list[dt.date]:
@@ -235,7 +261,7 @@ def _affected(svc: Service, events: pl.DataFrame) -> pl.DataFrame:
 
 def write_months(
     ctx: StageContext,
-    dates: list[dt.date],
+    months: list[str],
     plan_rows: pl.DataFrame,
     svc: Service,
     cfg: o.OutageConfig,
@@ -244,7 +270,7 @@ def write_months(
     lake = ctx.lake
     held_events = sorted(dt.date.fromisoformat(d) for d in lake.partitions(OUTAGE_EVENTS))
     horizon = dt.datetime.combine(held_events[-1] + dt.timedelta(days=1), dt.time()) if held_events else None
-    for month in sorted({d.strftime("%Y-%m") for d in dates}):
+    for month in months:
         days = _month_days(month)
         events = lake.scan(OUTAGE_EVENTS, _held(lake, OUTAGE_EVENTS, days)).collect()
         affected = _affected(svc, events)

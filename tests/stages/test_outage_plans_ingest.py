@@ -140,3 +140,29 @@ def test_a_plan_revised_to_another_date_in_one_delivery_run_is_not_doubled(tmp_p
     assert clean.select("plan_id", "kind").rows() == [("P1", "temporary")]
     acc = {r["dataset"]: r for r in result.details["accounting"]}["outage_plans"]
     assert (acc["read"], acc["clean"], acc["quarantined"], acc["duplicate"], acc["unaccounted"]) == (2, 1, 1, 0, 0)
+
+
+def test_a_plan_moved_before_the_run_leaves_the_later_month_it_was_checked_in(tmp_path: Path) -> None:
+    """P1, checked in February's plan checks, is moved to January by a delivery that a run
+    for a January date ingests: February's checks (a month the run does not cover) lose it."""
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    s = Settings(landing=landing, lake=lake, progress=False)
+    jan20, feb10 = dt.date(2026, 1, 20), dt.date(2026, 2, 10)
+    put(landing, "archive/archive_20260101.csv", ARCHIVE, "2026-01-01T00:00:00")
+    put(
+        landing,
+        "outage_plans/plans_1.csv",
+        HEADER + "P1,planned,F1,A1,2026-02-10 09:00:00,2026-02-10 12:00:00,2026-01-02 10:00:00\n",
+        "2026-01-02T03:00:00",
+    )
+    pipeline.run(s, feb10, feb10, stages=["ingest", "outages"], progress=lambda _m: None)
+    assert plan_rows(lake, "outage_plan_checks") == [("month=2026-02", "P1")]
+    put(
+        landing,
+        "outage_plans/plans_2.csv",
+        HEADER + "P1,planned,F1,A1,2026-01-20 09:00:00,2026-01-20 12:00:00,2026-01-05 10:00:00\n",
+        "2026-01-05T03:00:00",
+    )
+    pipeline.run(s, jan20, jan20, stages=["ingest", "outages"], progress=lambda _m: None)
+    assert plan_rows(lake, "outage_plans", "clean") == [("planned_date=2026-01-20", "P1")]
+    assert plan_rows(lake, "outage_plan_checks") == [("month=2026-01", "P1")]
