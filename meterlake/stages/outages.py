@@ -270,9 +270,26 @@ def write_months(
     lake = ctx.lake
     held_events = sorted(dt.date.fromisoformat(d) for d in lake.partitions(OUTAGE_EVENTS))
     horizon = dt.datetime.combine(held_events[-1] + dt.timedelta(days=1), dt.time()) if held_events else None
+    if not months:
+        return
+
+    def trailing(days: list[dt.date]) -> dt.date:
+        first = days[-1].replace(day=1)
+        for _ in range(cfg.frequent.months - 1):
+            first = (first - dt.timedelta(days=1)).replace(day=1)
+        return first
+
+    # every month's events, those around it and its trailing year, read once
+    span = _span(trailing(_month_days(months[0])), _month_days(months[-1])[-1] + dt.timedelta(days=1))
+    held = set(_held(lake, OUTAGE_EVENTS, span))
+    every = lake.scan(OUTAGE_EVENTS, sorted(held)).collect()
+
+    def events_of(days: list[dt.date]) -> pl.DataFrame:
+        return every.filter(pl.col("date").is_between(days[0], days[-1]))
+
     for month in months:
         days = _month_days(month)
-        events = lake.scan(OUTAGE_EVENTS, _held(lake, OUTAGE_EVENTS, days)).collect()
+        events = events_of(days)
         affected = _affected(svc, events)
         served = svc.on([days[-1]], pl.col("role") == "customer")
         rel = o.reliability(affected, served, month)
@@ -281,17 +298,14 @@ def write_months(
         # plans of the month, against every event matched to them (a plan may run past month end)
         month_plans = plan_rows.filter(pl.col("planned_start").dt.strftime("%Y-%m") == month)
         around = _span(days[0] - dt.timedelta(days=1), days[-1] + dt.timedelta(days=1))
-        matched = lake.scan(OUTAGE_EVENTS, _held(lake, OUTAGE_EVENTS, around)).collect()
+        matched = events_of(around)
         plan_days = sorted(set(month_plans["planned_start"].dt.date().to_list()))
         plan_svc = svc.on(plan_days, pl.col("feeder_id").is_in(month_plans["feeder_id"].unique().implode()))
         checks = o.plan_checks(month_plans, matched, plan_svc, horizon, cfg).with_columns(pl.lit(month).alias("month"))
         lake.write_partition(OUTAGE_PLAN_CHECKS, month, checks)
 
         # the trailing months: customers interrupted too often
-        first = days[-1].replace(day=1)
-        for _ in range(cfg.frequent.months - 1):
-            first = (first - dt.timedelta(days=1)).replace(day=1)
-        year = lake.scan(OUTAGE_EVENTS, _held(lake, OUTAGE_EVENTS, _span(first, days[-1]))).collect()
+        year = events_of(_span(trailing(days), days[-1]))
         frequent = o.frequent_customers(_affected(svc, year), month, cfg)
         lake.write_partition(FREQUENT_OUTAGE_CUSTOMERS, month, frequent)
         for table, frame in (
