@@ -184,18 +184,20 @@ def estimate(
 
     # like days: only for the meters that still need them, only actual values. The meters
     # are a literal set so the filter runs while the like days' files are decoded.
-    wanted = edits.filter(pl.col("_interp").is_null()).select("meter_id").unique().collect()["meter_id"]
-    like_long = _long(
-        like_curves.select("meter_id", pl.col("date").alias("_like_date"), *SLOTS).filter(
-            pl.col("meter_id").is_in(wanted.implode())
-        ),
-        ["meter_id", "_like_date"],
-    ).filter(pl.col("raw_kwh_meter") >= 0)
+    need = edits.filter(pl.col("_interp").is_null()).select("meter_id", "date").unique().collect()
+    like_wide = like_curves.select("meter_id", pl.col("date").alias("_like_date"), *SLOTS).filter(
+        pl.col("meter_id").is_in(need["meter_id"].unique().implode())
+    )
     by = ["meter_id", "slot"]
-    if like_map is not None:
-        # each date reads its own like days
-        like_long = like_long.join(like_map.lazy().select("date", "_like_date"), on="_like_date", how="inner")
+    if like_map is None:
+        like_long = _long(like_wide, ["meter_id", "_like_date"])
+    else:
+        # each meter-day reads its own like days, and only a meter-day that needs them: a
+        # meter estimated on one date of a month does not unfold its like days for every date
+        pairs = need.join(like_map.select("date", "_like_date"), on="date").lazy()
+        like_long = _long(like_wide.join(pairs, on=["meter_id", "_like_date"]), ["meter_id", "_like_date", "date"])
         by = ["meter_id", "date", "slot"]
+    like_long = like_long.filter(pl.col("raw_kwh_meter") >= 0)
     like = like_long.group_by(by).agg((exact_sum(pl.col("raw_kwh_meter")) / pl.len()).alias("_like"))
     edits = edits.join(like, on=by, how="left")
     est = pl.coalesce("_interp", "_like")
