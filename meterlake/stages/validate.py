@@ -461,7 +461,8 @@ def _replay_chain(
     in_batch: set[dt.date],
     reg_kw: dict[str, Any],
 ) -> tuple[dict[dt.date, pl.DataFrame], dict[dt.date, pl.DataFrame]]:
-    """Replay the gap chain date by date over the gap meters' rows.
+    """Replay the gap chain date by date over the gap meters' rows (each meter's dates in
+    order; the meters side by side, a round per date of a meter's chain).
 
     Returns, per day it touches, the rows it leaves (conformed meter_daily rows) and the
     meters whose rows it replaced (a patched meter no longer in service has no row).
@@ -500,37 +501,57 @@ def _replay_chain(
         "curve_kwh": pl.Float64(),
         "multiplier": pl.Float64(),
     }
-    own_by_day = own_shared.partition_by("date", as_dict=True)
-    rebuilt_by = rebuilt.partition_by("_by", as_dict=True) if rebuilt.height else {}
-    cd_by_day = curve_days.filter(pl.col("meter_id").is_in(meters)).partition_by("date", as_dict=True)
+    # a meter's gap re-sharing reads and writes that meter's rows only: the chain is replayed
+    # in rounds, each meter's n-th date of the chain in round n (dates in order per meter)
+    rounds: list[list[tuple[dt.date, str]]] = []
+    depth: dict[str, int] = {}
     for e in chain.order:
-        cur = []
+        for m, _, _ in chain.gaps[e]:
+            n = depth.get(m, 0)
+            depth[m] = n + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append((e, m))
+    reads_of: dict[tuple[dt.date, str], list[dt.date]] = {}
+    for e in chain.order:
         for m, d in chain.reads.get(e, []):
-            if (m, d) in written:
-                v = written[(m, d)]
-            elif d in in_batch and d < e:
-                v = own.get((m, d))
-            else:
-                v = stored.get((m, d))
-            if v is not None:
-                cur.append((m, d, *v))
+            reads_of.setdefault((e, m), []).append(d)
+    patches_of: dict[tuple[dt.date, str], list[dt.date]] = {}
+    for e in chain.order:
+        for m, d in chain.patches.get(e, []):
+            patches_of.setdefault((e, m), []).append(d)
+    gap_cd = curve_days.filter(pl.col("meter_id").is_in(meters))
+    for turn in rounds:
+        cur = []
+        for e, m in turn:
+            for d in reads_of.get((e, m), []):
+                if (m, d) in written:
+                    v = written[(m, d)]
+                elif d in in_batch and d < e:
+                    v = own.get((m, d))
+                else:
+                    v = stored.get((m, d))
+                if v is not None:
+                    cur.append((m, d, *v))
         old = pl.DataFrame(cur, schema=schema, orient="row").select(
             "meter_id",
             "date",
             "curve_slots_read",
             (pl.col("curve_kwh") / pl.col("multiplier")).alias("curve_kwh_meter"),
         )
-        curves = pl.concat([old, cd_by_day.get((e,), curve_days.clear())], how="vertical_relaxed")
-        rows_e = [own_by_day[(e,)]]
-        if (e,) in rebuilt_by:
-            rows_e.append(rebuilt_by[(e,)].drop("_by"))
+        at = pl.DataFrame([(m, e) for e, m in turn], schema={"meter_id": pl.String(), "date": pl.Date()}, orient="row")
+        curves = pl.concat([old, gap_cd.join(at, on=["meter_id", "date"], how="semi")], how="vertical_relaxed")
+        rows_e = [own_shared.join(at, on=["meter_id", "date"], how="semi")]
+        if rebuilt.height:
+            by = at.rename({"date": "_by"})
+            rows_e.append(rebuilt.join(by, on=["meter_id", "_by"], how="semi").drop("_by"))
         out = METER_DAILY.conform(
             md.meter_daily(pl.concat(rows_e, how="diagonal_relaxed").lazy(), curves.lazy())
         ).collect()
-        for m, d in chain.patches.get(e, []):
-            written[(m, d)] = None
-            hit.setdefault(d, set()).add(m)
-        for m, _, _ in chain.gaps[e]:
+        for e, m in turn:
+            for d in patches_of.get((e, m), []):
+                written[(m, d)] = None
+                hit.setdefault(d, set()).add(m)
             hit.setdefault(e, set()).add(m)
         for m, d, *vals in out.select("meter_id", "date", *_CURVE_COLS).rows():
             written[(m, d)] = tuple(vals)
