@@ -567,6 +567,38 @@ def _details_long(curves: pl.LazyFrame, cfg: VeeConfig, by: Sequence[str] = ("me
     )
 
 
+def interval_peaks(curves: pl.LazyFrame, by: Sequence[str] = ("meter_id",)) -> pl.LazyFrame:
+    """:func:`interval_details` of rows whose screen rules out every run, negative and
+    future slot (:func:`needs_runs` false): ``max_slot`` and ``third_kwh_meter`` as there,
+    the other columns empty (as there: those rows have none)."""
+    p = [pl.col(s) for s in SLOTS]
+    valid = [pl.when(c >= 0).then(c) for c in p]
+    none = pl.lit(None, pl.Int16)
+    return curves.with_columns(pl.max_horizontal(p).alias("_max")).select(
+        *by,
+        none.alias("first_negative_slot"),
+        none.alias("zero_run_slot"),
+        none.alias("flat_line_slot"),
+        pl.lit(None, pl.Float64).alias("flat_line_kwh_meter"),
+        _first_slot([(c == pl.col("_max")).fill_null(False) for c in p]).alias("max_slot"),
+        pl.concat_arr(valid).arr.sort(descending=True, nulls_last=True).arr.get(2).alias("third_kwh_meter"),
+        none.alias("first_future_slot"),
+    )
+
+
+def needs_runs(cfg: VeeConfig) -> pl.Expr:
+    """Rows of :func:`interval_screen` whose counts allow a negative or future slot, a zero
+    run or a flat line: only these need the run tests of :func:`interval_details`; the
+    others' details are their peaks (:func:`interval_peaks`)."""
+    ic = cfg.interval
+    return (
+        (pl.col("negative_slots") > 0)
+        | (pl.col("zero_slots") >= ic.zero_run_slots)
+        | (pl.col("equal_pairs") >= ic.flat_line_slots - 1)
+        | (pl.col("future_slots") > 0)
+    ).fill_null(False)
+
+
 def needs_details(cfg: VeeConfig) -> pl.Expr:
     """Rows of :func:`interval_screen` (joined with ``multiplier, role, customer_class``)
     that may hold an interval finding needing :func:`interval_details`."""
@@ -1306,9 +1338,14 @@ def _validate(
 
     # --- curves: a cheap screen of every row, details of the flagged rows, the checks -----
     profile = screen.join(days.select(meter_cols), on=k, how="inner")
-    flagged = profile.filter(needs_details(cfg)).select(k)
-    to_detail = few.join(flagged, on=k, how="semi")
+    flagged = profile.filter(needs_details(cfg)).select(*k, needs_runs(cfg).alias("_runs"))
+    to_detail = few.join(flagged.filter("_runs").select(k), on=k, how="semi")
     details = interval_details(to_detail.lazy(), cfg, rows=to_detail.height, by=k).collect()
+    # rows flagged for a spike or the capacity only (most of a county day's): their peaks
+    to_peak = few.join(flagged.filter(~pl.col("_runs")).select(k), on=k, how="semi")
+    if to_peak.height:
+        peaks = interval_peaks(to_peak.lazy(), by=k).collect()
+        details = pl.concat([details, peaks.select(pl.col(c).cast(t) for c, t in details.schema.items())])
     profile = profile.join(details, on=k, how="left")
     findings += interval_findings(profile.lazy(), cfg)
     # VEE 2: no curve row at all for a meter in service. When no meter's curve arrived the

@@ -626,6 +626,46 @@ def test_interval_details_long_and_wide_forms_agree(
     assert_frame_equal(long, wide)
 
 
+@given(
+    rows=st.lists(
+        st.lists(st.sampled_from([None, 0.0, 0.0, 0.1, 0.25, -0.3, 1.5]), min_size=96, max_size=96).map(
+            # stretches of one value: runs of zeros and flat lines
+            lambda r: [r[(i // 7) * 7] if i % 3 else r[i] for i in range(96)]
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    zero_run=st.integers(1, 97),
+    flat=st.integers(1, 97),
+    done=st.one_of(st.none(), st.integers(-200, 1700)),
+)
+def test_the_peaks_of_rows_without_runs_are_their_details(
+    rows: list[list[float | None]], zero_run: int, flat: int, done: int | None
+) -> None:
+    """Rows whose screen rules out runs, negative and future slots: the peaks alone are the
+    whole details (the run columns empty in both); any row: the peaks' two columns agree."""
+    from meterlake.transforms.vee import interval_details, interval_peaks, interval_screen, needs_runs
+
+    cfg = CFG.model_copy(
+        update={"interval": CFG.interval.model_copy(update={"zero_run_slots": zero_run, "flat_line_slots": flat})}
+    )
+    frame = pl.DataFrame(
+        {
+            "meter_id": [f"m{i}" for i in range(len(rows))],
+            "date": [DAY] * len(rows),
+            **{s: [r[i] for r in rows] for i, s in enumerate(SLOTS)},
+        },
+        schema_overrides=dict.fromkeys(SLOTS, pl.Float64),
+    )
+    if done is not None:
+        frame = frame.with_columns(delivered_at=pl.lit(dt.datetime(2026, 1, 14)) + pl.duration(minutes=done))
+    details = interval_details(frame.lazy(), cfg).collect()
+    peaks = interval_peaks(frame.lazy()).collect()
+    assert_frame_equal(peaks.select("max_slot", "third_kwh_meter"), details.select("max_slot", "third_kwh_meter"))
+    runs = interval_screen(frame.lazy(), cfg).select(needs_runs(cfg)).collect().to_series()
+    assert_frame_equal(peaks.filter(~runs), details.filter(~runs), check_dtypes=False)
+
+
 def test_screen_in_ranges_is_one_pass_and_keeps_the_flagged_rows() -> None:
     """Screened two rows at a time, with a row of another date in the middle of the file:
     the same screen as one pass over the date's rows, and only the rows with a negative
