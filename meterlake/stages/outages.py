@@ -12,7 +12,10 @@ days (only for meters whose OFF lacks its ON or ON its OFF) and the archive vali
   over the window ending D (the loss stage adds them to loss_diagnosis);
 
 and for every month the dates touch, from that month's (and the trailing year's) events:
-``reliability_monthly``, ``outage_plan_checks`` and ``frequent_outage_customers``.
+``reliability_monthly``, ``outage_plan_checks`` and ``frequent_outage_customers`` (also
+for a month whose plan checks hold a plan that a later delivery moved to another month:
+a plan is checked only where its latest version is). The run's dates are worked in one
+pass: each step reads and writes every date at once.
 Every partition is a function of the lake's clean tables: a rerun writes identical files.
 """
 
