@@ -361,7 +361,7 @@ def interval_screen(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
 
     ``curves``: ``meter_id, date, p1..p96`` and optionally ``delivered_at``. Returns
     ``meter_id, date, slots_read`` (collected), ``slots_valid`` (collected and >= 0),
-    ``negative_slots``, ``min_kwh_meter``, ``actual_kwh_meter`` (Σ valid slots),
+    ``negative_slots``, ``actual_kwh_meter`` (Σ valid slots),
     ``max_kwh_meter``, ``zero_slots``, ``equal_pairs`` (neighbouring slots with the same
     non-zero value) and ``future_slots`` (values in slots that had not ended when the
     file was delivered). A row can hold a zero run or a flat line only if its counts
@@ -387,7 +387,6 @@ def _screen_figures(has_delivery: bool) -> tuple[pl.Expr, ...]:
         pl.sum_horizontal([c.is_not_null() for c in p]).cast(pl.Int16).alias("slots_read"),
         pl.sum_horizontal([(c >= 0).fill_null(False) for c in p]).cast(pl.Int16).alias("slots_valid"),
         pl.sum_horizontal([(c < 0).fill_null(False) for c in p]).cast(pl.Int16).alias("negative_slots"),
-        pl.min_horizontal(p).alias("min_kwh_meter"),
         pl.sum_horizontal([pl.when(c >= 0).then(c) for c in p]).alias("actual_kwh_meter"),
         pl.max_horizontal(p).alias("max_kwh_meter"),
         pl.sum_horizontal([(c == 0).fill_null(False) for c in p]).cast(pl.Int16).alias("zero_slots"),
@@ -474,9 +473,10 @@ def interval_details(
 
     Costlier than :func:`interval_screen` (run tests over slot windows, a sort for the
     third-highest slot): call it on the rows the screen flagged. Returns ``meter_id,
-    first_negative_slot, zero_run_slot, flat_line_slot, flat_line_kwh_meter, max_slot,
-    third_kwh_meter, first_future_slot`` (slots are 1-based; empty when there is none),
-    one row per curve row, in order. ``rows``: how many rows ``curves`` holds, when the
+    first_negative_slot, min_kwh_meter, zero_run_slot, flat_line_slot, flat_line_kwh_meter,
+    max_slot, third_kwh_meter, first_future_slot`` (slots are 1-based; empty when there is
+    none; ``min_kwh_meter`` the lowest slot, read by the negative-value check only, so not
+    worked out by the screen for every row), one row per curve row, in order. ``rows``: how many rows ``curves`` holds, when the
     caller knows; a few rows (a small utility's day) are worked in long form. ``by``: the
     columns that name a row (``meter_id, date`` for rows of several dates).
     """
@@ -501,6 +501,7 @@ def _details_wide(curves: pl.LazyFrame, cfg: VeeConfig, by: Sequence[str] = ("me
     ).select(
         *by,
         _first_slot([(c < 0).fill_null(False) for c in p]).alias("first_negative_slot"),
+        pl.min_horizontal(p).alias("min_kwh_meter"),
         (_first_slot(zero) if zero else pl.lit(None, pl.Int16)).alias("zero_run_slot"),
         (_first_slot(flat) if flat else pl.lit(None, pl.Int16)).alias("flat_line_slot"),
         (pl.coalesce([pl.when(f).then(p[i]) for i, f in enumerate(flat)]) if flat else pl.lit(None, pl.Float64)).alias(
@@ -554,6 +555,7 @@ def _details_long(curves: pl.LazyFrame, cfg: VeeConfig, by: Sequence[str] = ("me
         .agg(
             *(pl.col(b).first() for b in by),
             slot.filter(v < 0).min().alias("first_negative_slot"),
+            v.min().alias("min_kwh_meter"),
             pl.col("_zero_start").min().alias("zero_run_slot"),
             flat_slot.alias("flat_line_slot"),
             v.filter(slot == flat_slot).first().alias("flat_line_kwh_meter"),
@@ -577,6 +579,7 @@ def interval_peaks(curves: pl.LazyFrame, by: Sequence[str] = ("meter_id",)) -> p
     return curves.with_columns(pl.max_horizontal(p).alias("_max")).select(
         *by,
         none.alias("first_negative_slot"),
+        pl.min_horizontal(p).alias("min_kwh_meter"),
         none.alias("zero_run_slot"),
         none.alias("flat_line_slot"),
         pl.lit(None, pl.Float64).alias("flat_line_kwh_meter"),
