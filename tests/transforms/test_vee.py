@@ -451,6 +451,14 @@ def test_negative_slot_becomes_an_estimate_scaled_to_the_register() -> None:
     assert out.curve_days["curve_kwh_meter"].to_list() == [pytest.approx(9.5)]
 
 
+def test_negative_finding_names_the_first_negative_slot_and_the_lowest_value() -> None:
+    s = Scenario()
+    _set_curve([0.1] * 40 + [-0.1] + [0.1] * 20 + [-0.3] + [0.1] * 34)(s)
+    row = only(run(s), "vee.interval.negative")
+    assert (row["slot"], row["value"]) == (41, pytest.approx(-0.3))
+    assert json.loads(row["evidence"]) == {"negative_slots": 2, "min_kwh_meter": pytest.approx(-0.3)}
+
+
 def test_future_interval_counts_the_slots() -> None:
     s = Scenario()
     CASES["vee.structure.future_interval"][0](s)
