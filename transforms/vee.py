@@ -356,7 +356,7 @@ def _done_slots() -> pl.Expr:
     return (minutes // 15).clip(-1, 96)
 
 
-def interval_screen(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+def interval_screen(curves: pl.LazyFrame, cfg: VeeConfig, ended: bool = False) -> pl.LazyFrame:
     """Cheap per-row figures over the 96 slots, for every curve row of the day.
 
     ``curves``: ``meter_id, date, p1..p96`` and optionally ``delivered_at``. Returns
@@ -365,22 +365,24 @@ def interval_screen(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
     ``max_kwh_meter``, ``zero_slots``, ``equal_pairs`` (neighbouring slots with the same
     non-zero value) and ``future_slots`` (values in slots that had not ended when the
     file was delivered). A row can hold a zero run or a flat line only if its counts
-    allow one: :func:`interval_details` looks for them on those rows only.
+    allow one: :func:`interval_details` looks for them on those rows only. ``ended``: the
+    caller knows that every row was delivered after its day ended (no future slot can hold
+    a value): ``future_slots`` is then 0 without looking at the slots.
     """
     has_delivery = "delivered_at" in curves.collect_schema().names()
     return curves.with_columns(
         (_done_slots() if has_delivery else pl.lit(96)).alias("_done"),
-    ).select("meter_id", "date", *_screen_figures(has_delivery))
+    ).select("meter_id", "date", *_screen_figures(has_delivery, ended))
 
 
 @functools.cache
-def _screen_figures(has_delivery: bool) -> tuple[pl.Expr, ...]:
+def _screen_figures(has_delivery: bool, ended: bool = False) -> tuple[pl.Expr, ...]:
     """The figures of :func:`interval_screen`: ~700 terms over the slots, built once (an
     expression is immutable, and building them cost more than a small day's rows)."""
     p = [pl.col(s) for s in SLOTS]
     future = (
         pl.sum_horizontal([c.is_not_null() & (pl.lit(i) > pl.col("_done")) for i, c in enumerate(p, start=1)])
-        if has_delivery
+        if has_delivery and not ended
         else pl.lit(0)
     )
     return (
@@ -451,7 +453,9 @@ def screen_in_ranges(
     screens, kept = [], []
     for start in range(0, max(n, 1), rows):
         part = _day_curves(curves.slice(start, rows), day).collect()
-        screen = interval_screen(part.lazy(), cfg).collect()
+        # files delivered after their days ended (the usual case) hold no future slot
+        done = part.select(_done_slots().min()).item() if "delivered_at" in part.columns else None
+        screen = interval_screen(part.lazy(), cfg, ended=done is None or done >= len(SLOTS)).collect()
         flagged = screen.join(meters, on=k, how="inner").filter(needs_details(cfg)).select(k)
         # a slot empty (not read) or negative is what needs_edit looks for
         edit = screen.filter((pl.col("slots_read") < len(SLOTS)) | (pl.col("negative_slots") > 0)).select(k)

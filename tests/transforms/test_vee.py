@@ -674,6 +674,32 @@ def test_the_peaks_of_rows_without_runs_are_their_details(
     assert_frame_equal(peaks.filter(~runs), details.filter(~runs), check_dtypes=False)
 
 
+def test_screen_in_ranges_counts_future_slots_whether_or_not_a_range_was_delivered_late() -> None:
+    """Two rows a range: the first range delivered the next morning (no slot can be in
+    the future), the second with a row delivered at 12:00 of its day (48 slots had ended,
+    48 hold values from the future): the same screen as one pass."""
+    from meterlake.transforms.vee import interval_screen, screen_in_ranges
+
+    late, noon = dt.datetime.combine(NEXT, dt.time(6)), dt.datetime.combine(DAY, dt.time(12))
+    rows = [("a", late), ("b", late), ("c", noon), ("d", late)]
+    curves = pl.DataFrame(
+        {
+            "meter_id": [m for m, _ in rows],
+            "data_date": [DAY] * len(rows),
+            **{s: [BASE[i]] * len(rows) for i, s in enumerate(SLOTS)},
+            "delivered_at": [w for _, w in rows],
+        },
+        schema_overrides={**dict.fromkeys(SLOTS, pl.Float64), "delivered_at": pl.Datetime("us")},
+    )
+    meters = pl.DataFrame(
+        {"meter_id": ["a", "b", "c", "d"], "area_id": "A1", "role": "customer", "customer_class": "resident"}
+    ).with_columns(pl.lit(1.0).alias("multiplier"))
+    screen, _ = screen_in_ranges(curves.lazy(), DAY, CFG, meters, rows=2)
+    one_pass = interval_screen(curves.rename({"data_date": "date"}).lazy(), CFG).collect()
+    assert_frame_equal(screen, one_pass)
+    assert screen["future_slots"].to_list() == [0, 0, 48, 0]
+
+
 def test_screen_in_ranges_is_one_pass_and_keeps_the_flagged_rows() -> None:
     """Screened two rows at a time, with a row of another date in the middle of the file:
     the same screen as one pass over the date's rows, and only the rows with a negative
