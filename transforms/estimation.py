@@ -101,6 +101,29 @@ def _long(wide: pl.LazyFrame, index: list[str]) -> pl.LazyFrame:
     )
 
 
+@functools.cache
+def _no_value() -> pl.Expr:
+    """True for a curve row without any value (a meter whose curve did not arrive)."""
+    return pl.sum_horizontal([pl.col(s).is_not_null() for s in SLOTS]) == 0
+
+
+def _without_hopeless(rows: pl.DataFrame, like_curves: pl.LazyFrame, outage_slots: pl.LazyFrame | None) -> pl.DataFrame:
+    """``rows`` less those that can get no estimate: without any value (nothing to
+    interpolate from), without a slot inside an outage, and when no like day has any curve
+    (a lake's first day). Their slots would all stay unestimated, and :func:`estimate`
+    leaves such a row out; dropped here, before the 96 slot rows each, they cost nothing
+    (the thousands of meters without a curve on a county day)."""
+    empty = rows.select(_no_value()).to_series()
+    if not empty.any() or like_curves.select(pl.len()).collect().item():
+        return rows
+    hopeless = rows.filter(empty).select("meter_id", "date")
+    if outage_slots is not None:
+        hopeless = hopeless.join(
+            outage_slots.select("meter_id", "date").unique().collect(), on=["meter_id", "date"], how="anti"
+        )
+    return rows.join(hopeless, on=["meter_id", "date"], how="anti", maintain_order="left")
+
+
 def estimate(
     curves: pl.LazyFrame,
     register_delta: pl.LazyFrame,
@@ -141,9 +164,10 @@ def estimate(
     # meter-day).
     # the row number must mean the same row in every branch below: number a materialised
     # frame (the input is the few rows needing repair)
-    rows = curves.select("meter_id", "date", *SLOTS).collect().with_row_index("_row").lazy()
-    long = _long(rows, ["_row", "meter_id", "date"]).sort("_row", "slot")
     key = ["meter_id", "date"]
+    rows = _without_hopeless(curves.select(*key, *SLOTS).collect(), like_curves, outage_slots)
+    rows = rows.with_row_index("_row").lazy()
+    long = _long(rows, ["_row", "meter_id", "date"]).sort("_row", "slot")
     if outage_slots is None:
         long = long.with_columns(pl.lit(False).alias("_outage"))
     else:
