@@ -196,28 +196,37 @@ def write_meter_days(
 ) -> None:
     """``outage_meter_days`` of every date from the run's interruptions at once.
 
-    An interruption that started the day before a date and ran past midnight is one of the
-    run's when that day is a date of the run (its minutes on the date are already in the
-    frame); else it is read back from the lake.
+    An interruption that started the day before a date and ran past midnight counts on the
+    date too: one of the run's when that day is a date of the run, else read back from the
+    lake. Either way a meter's minutes are the union of everything it was off by (its own
+    interruption of the date and its area's running on from the day before alike), so a
+    date run alone gives what the run of a range gives it.
     """
 
     def service_of(frame: pl.DataFrame, days: list[dt.date]) -> pl.DataFrame:
         return svc.on(days, pl.col("area_id").is_in(frame["area_id"].drop_nulls().unique().implode()))
 
-    parts = _by_date(o.meter_days(events, members, service_of(events, dates)), dates)
     in_run = set(dates)
+    before = sorted({d - dt.timedelta(days=1) for d in dates} - in_run)
+    if before:
+        # the interruptions of the days before the run's first dates running past midnight
+        carried = (
+            ctx.lake.scan(OUTAGE_EVENTS, before)
+            .filter(pl.col("end_time").is_null() | (pl.col("end_time").dt.date() > pl.col("date")))
+            .collect()
+        )
+        if carried.height:
+            carried_members = (
+                ctx.lake.scan(OUTAGE_MEMBERS, before)
+                .join(carried.lazy().select("outage_id"), on="outage_id", how="semi")
+                .collect()
+            )
+            events = pl.concat([events, carried], how="diagonal_relaxed")
+            members = pl.concat([members, carried_members], how="diagonal_relaxed")
+    parts = _by_date(o.meter_days(events, members, service_of(events, sorted(in_run | set(before)))), dates)
     for day in dates:
-        part = parts[day]
-        prev = day - dt.timedelta(days=1)
-        if prev not in in_run:
-            before = ctx.lake.scan(OUTAGE_EVENTS, [prev]).collect()
-            before = before.filter(pl.col("end_time").is_null() | (pl.col("end_time").dt.date() >= day))
-            carried = o.meter_days(
-                before, ctx.lake.scan(OUTAGE_MEMBERS, [prev]).collect(), service_of(before, [prev])
-            ).filter(pl.col("date") == day)
-            part = pl.concat([part, carried]).unique(["meter_id", "date"], keep="first")
-        ctx.lake.write_partition(OUTAGE_METER_DAYS, day, part)
-        result.rows["outage_meter_days"] = result.rows.get("outage_meter_days", 0) + part.height
+        ctx.lake.write_partition(OUTAGE_METER_DAYS, day, parts[day])
+        result.rows["outage_meter_days"] = result.rows.get("outage_meter_days", 0) + parts[day].height
 
 
 def write_mapping_suspects(
