@@ -165,8 +165,11 @@ def estimate(
     # the row number must mean the same row in every branch below: number a materialised
     # frame (the input is the few rows needing repair)
     key = ["meter_id", "date"]
-    rows = _without_hopeless(curves.select(*key, *SLOTS).collect(), like_curves, outage_slots)
-    rows = rows.with_row_index("_row").lazy()
+    rows = (
+        _without_hopeless(curves.select(*key, *SLOTS).collect(), like_curves, outage_slots)
+        .with_row_index("_row")
+        .lazy()
+    )
     long = _long(rows, ["_row", "meter_id", "date"]).sort("_row", "slot")
     if outage_slots is None:
         long = long.with_columns(pl.lit(False).alias("_outage"))

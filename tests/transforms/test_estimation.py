@@ -225,7 +225,7 @@ def test_rows_without_any_value_get_estimates_only_from_outages_or_like_days(wit
         {"meter_id": ["m1"] * 4, "date": [DAY] * 4, "slot": [1, 2, 3, 4]},
         schema={"meter_id": pl.String, "date": pl.Date, "slot": pl.Int16},
     )
-    v = [1.0] * 96
+    v: list[float | None] = [1.0] * 96
     v[20], v[21] = None, 3.0
     rows = [curve([None] * 96, meter=m) for m in ("m1", "m2", "m3")] + [curve(v, meter="m4")]
     likes = [curve([0.5] * 96, meter="m2", date=d) for d in est.like_dates(DAY, like_days=3, window_days=35)]
