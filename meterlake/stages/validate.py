@@ -25,7 +25,8 @@ were built), and a day's curve weighs the shares of the whole gap. The meter_dai
 partitions of those other days (when the lake holds them) are patched, the rows of those
 meters only, and returned in ``StageResult.dates`` so later stages rebuild them too.
 Day by day, each date re-shares its gaps over what the other days hold at that moment:
-a pass replays that chain date by date over the gap meters' rows (``_replay_chain``).
+a pass replays that chain over the gap meters' rows, each meter's dates in order and the
+meters side by side (``_replay_chain``).
 Every partition written is a function of the lake's clean tables: a rerun writes
 identical files.
 """
