@@ -45,69 +45,108 @@ import bisect
 import datetime as dt
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
 
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS, RULES
 from meterlake.transforms.loss import LossRules, area_days, check_input, prepare
 from meterlake.transforms.metering import CT_PRIMARY_A, CT_SECONDARY_A, PT_RATIOS
 
 
-@dataclass(frozen=True)
-class DiagnosisRules:
-    """Settings of :func:`diagnose` (shipped defaults in config/loss.toml [diagnosis])."""
+class _Rules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    window_days: int = 30
-    #: fewest complete days a correlation or a window status may rest on
-    min_days: int = 20
-    min_abnormal_days: int = 3
-    rise_min: float = 0.005
-    #: "abnormal": theft is sought in high or rising areas; "all": in every area
-    theft_areas: Literal["abnormal", "all"] = "abnormal"
-    theft_min_score: float = 0.4
-    theft_max_per_area: int = 20
-    ct_primary_a: tuple[float, ...] = CT_PRIMARY_A
-    ct_secondary_a: float = CT_SECONDARY_A
-    pt_ratios: tuple[float, ...] = PT_RATIOS
-    multiplier_neighbours: int = 4
-    large_customer_share: float = 0.05
-    large_customers_per_area: int = 3
-    multiplier_min_normal_share: float = 0.8
-    multiplier_max_normal_share_before: float = 0.2
-    mapping_max_own_corr: float = -0.4
-    mapping_min_corr: float = 0.6
-    mapping_min_margin: float = 1.3
-    mapping_slope_tolerance: float = 0.4
 
-    def __post_init__(self) -> None:
-        if self.window_days < 2:
-            raise ValueError(f"window_days: expected at least 2 days, found {self.window_days}")
-        if self.min_days < 3:
-            raise ValueError(f"min_days: expected at least 3 (a correlation needs them), found {self.min_days}")
-        if self.multiplier_neighbours < 1:
-            raise ValueError(f"multiplier_neighbours: expected at least 1, found {self.multiplier_neighbours}")
-        if self.theft_areas not in ("abnormal", "all"):
-            raise ValueError(f"theft_areas: expected 'abnormal' or 'all', found {self.theft_areas!r}")
+class TheftRules(_Rules):
+    """Theft candidates (窃电嫌疑); config/loss.toml [diagnosis.theft]."""
+
+    areas: Literal["abnormal", "all"] = Field(
+        "abnormal", description="seek theft in high or rising areas only, or in every area that is not negative"
+    )
+    min_score: float = Field(0.4, ge=0.0, le=1.0, description="list theft candidates scoring at least this")
+    max_per_area: int = Field(20, ge=1, description="at most this many theft candidates per area and window")
+
+
+class MultiplierRules(_Rules):
+    """Multiplier suspects (倍率错误); config/loss.toml [diagnosis.multiplier]. The
+    candidate ratios come from the rating table (:mod:`meterlake.transforms.metering`)."""
+
+    neighbours: int = Field(4, ge=1, description="candidate ratios: up to this many standard steps either side")
+    large_customer_share: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="a CT-metered customer with at least this share of the area's sales is tested too",
+    )
+    large_customers_per_area: int = Field(3, ge=0, description="test at most this many large customers per area")
+    min_normal_share: float = Field(
+        0.8, ge=0.0, le=1.0, description="share of complete days that must be normal after the change"
+    )
+    max_normal_share_before: float = Field(
+        0.2, ge=0.0, le=1.0, description="share of complete days that may be normal before it"
+    )
+
+
+class MappingRules(_Rules):
+    """Customer-to-area mapping suspects (户变关系); config/loss.toml [diagnosis.mapping]."""
+
+    max_own_corr: float = Field(
+        -0.4,
+        ge=-1.0,
+        le=1.0,
+        description="greatest correlation of the customer's net kWh with its own area's loss residual",
+    )
+    min_corr: float = Field(
+        0.6,
+        ge=-1.0,
+        le=1.0,
+        description="least correlation of the customer's net kWh with the other area's loss residual",
+    )
+    min_margin: float = Field(
+        1.3, ge=0.0, le=2.0, description="least excess of that correlation over the one with its own area's residual"
+    )
+    slope_tolerance: float = Field(
+        0.4, ge=0.0, description="the other area's loss residual per customer net kWh must be within this of 1"
+    )
+
+
+class DiagnosisRules(_Rules):
+    """Settings of :func:`diagnose`; config/loss.toml [diagnosis] (the stage's settings
+    add the cadence and the interval balance)."""
+
+    window_days: int = Field(30, ge=2, le=366, description="days in a diagnosis window")
+    min_days: int = Field(20, ge=3, description="fewest complete days a correlation or window status rests on")
+    min_abnormal_days: int = Field(
+        3, ge=1, description="an area with this many high or negative days in the window is abnormal"
+    )
+    rise_min: float = Field(
+        0.005, description="an area whose daily rate rose this much from the first half of the window is abnormal"
+    )
+    theft: TheftRules = Field(default_factory=TheftRules, description="theft candidates (窃电嫌疑)")
+    multiplier: MultiplierRules = Field(default_factory=MultiplierRules, description="multiplier suspects (倍率错误)")
+    mapping: MappingRules = Field(
+        default_factory=MappingRules, description="customer-to-area mapping suspects (户变关系)"
+    )
 
 
 # -- multipliers ----------------------------------------------------------------------
 
 
-def neighbour_multipliers(multipliers: Iterable[float], diag: DiagnosisRules = DiagnosisRules()) -> pl.DataFrame:
-    """Standard multipliers within ``multiplier_neighbours`` steps of each given one.
+def neighbour_multipliers(multipliers: Iterable[float], rules: MultiplierRules = MultiplierRules()) -> pl.DataFrame:
+    """Standard multipliers (the rating table) within ``neighbours`` steps of each given one.
 
     A multiplier m is read as CT x PT for every PT ratio p that makes m/p a standard CT
     multiplier (for a non-standard m: every p that puts m/p inside the CT series); the
     candidates are the CT multipliers up to k steps below and above m/p, times p. Loops
     over the handful of distinct multipliers, not over rows.
 
-    >>> neighbour_multipliers([30.0], DiagnosisRules(multiplier_neighbours=1)).to_dicts()
+    >>> neighbour_multipliers([30.0], MultiplierRules(neighbours=1)).to_dicts()
     [{'multiplier': 30.0, 'candidate': 25.0}, {'multiplier': 30.0, 'candidate': 32.0}]
     """
-    cts = sorted({float(c) / diag.ct_secondary_a for c in diag.ct_primary_a})
-    k = diag.multiplier_neighbours
+    cts = sorted({float(c) / CT_SECONDARY_A for c in CT_PRIMARY_A})
+    k = rules.neighbours
 
     def standard(ct: float) -> bool:
         return any(math.isclose(ct, c, rel_tol=1e-9) for c in cts)
@@ -116,9 +155,7 @@ def neighbour_multipliers(multipliers: Iterable[float], diag: DiagnosisRules = D
     for m in {float(x) for x in multipliers if x is not None and math.isfinite(x) and x > 0}:
         # the readings of m as a standard CT x PT; a non-standard m is read with every PT
         # that puts m/PT inside the CT series
-        pts = [p for p in diag.pt_ratios if standard(m / p)] or [
-            p for p in diag.pt_ratios if cts[0] <= m / p <= cts[-1]
-        ]
+        pts = [p for p in PT_RATIOS if standard(m / p)] or [p for p in PT_RATIOS if cts[0] <= m / p <= cts[-1]]
         for p in pts:
             ct = m / p
             lo = bisect.bisect_left(cts, ct - 1e-9)
@@ -168,7 +205,7 @@ def window_summary(days: pl.LazyFrame, mid: dt.date, diag: DiagnosisRules) -> pl
     enough = pl.col("_days") >= diag.min_days
     high_days = (pl.col("area_status") == "high") | (pl.col("_days_high") >= diag.min_abnormal_days)
     rising = pl.col("_rise").fill_null(0.0) >= diag.rise_min
-    theft = (high_days | rising) if diag.theft_areas == "abnormal" else pl.lit(True)
+    theft = (high_days | rising) if diag.theft.areas == "abnormal" else pl.lit(True)
     return s.with_columns(
         # theft raises loss: sought where it is high or rising, never where negative
         _theft_scope=enough & theft & (pl.col("area_status") != "negative"),
@@ -258,7 +295,7 @@ def _theft(stats: pl.LazyFrame, summary: pl.LazyFrame, diag: DiagnosisRules) -> 
         stats.join(summary.filter(pl.col("_theft_scope")).select("area_id"), on="area_id", how="semi")
         .filter((pl.col("days") >= diag.min_days) & pl.col("_corr_rate").is_finite() & slope.is_finite())
         .with_columns(score=((-pl.col("_corr_rate")).clip(0.0, 1.0) * match).round(6))
-        .filter(pl.col("score") >= diag.theft_min_score)
+        .filter(pl.col("score") >= diag.theft.min_score)
         .with_columns(
             kind=pl.lit("theft_candidate"),
             role=pl.lit("customer"),
@@ -310,12 +347,12 @@ def _multiplier(
         (pl.col("role") == "area_master")
         | (
             pl.col("_ct")
-            & (pl.col("_share") >= diag.large_customer_share)
-            & (pl.col("_size_rank") <= diag.large_customers_per_area)
+            & (pl.col("_share") >= diag.multiplier.large_customer_share)
+            & (pl.col("_size_rank") <= diag.multiplier.large_customers_per_area)
         )
     ).select("area_id", "meter_id", "role", "customer_id", "multiplier")
     mults = suspects.select("multiplier").unique().collect()["multiplier"].to_list()
-    cands = suspects.join(neighbour_multipliers(mults, diag).lazy(), on="multiplier")
+    cands = suspects.join(neighbour_multipliers(mults, diag.multiplier).lazy(), on="multiplier")
     daily_vals = vals.select(
         "date",
         "area_id",
@@ -377,8 +414,8 @@ def _multiplier(
         .filter(
             (pl.col("days") >= diag.min_days)
             & normal("_window_after")
-            & (pl.col("_normal_after") >= diag.multiplier_min_normal_share)
-            & (pl.col("_normal_before") <= diag.multiplier_max_normal_share_before)
+            & (pl.col("_normal_after") >= diag.multiplier.min_normal_share)
+            & (pl.col("_normal_before") <= diag.multiplier.max_normal_share_before)
             & (pl.col("score") > 0)
         )
         # the best candidate of each meter: highest score, then the rate nearest the
@@ -419,7 +456,7 @@ def _mapping(cust: pl.LazyFrame, stats: pl.DataFrame, resid: pl.LazyFrame, diag:
     candidates = stats.filter(
         (pl.col("days") >= diag.min_days)
         & pl.col("_corr_resid").is_finite()
-        & (pl.col("_corr_resid") <= diag.mapping_max_own_corr)
+        & (pl.col("_corr_resid") <= diag.mapping.max_own_corr)
     ).select("area_id", "meter_id", "_corr_resid", "_kwh", "_own_loss", "_own_supply")
     others = resid.select(
         "date",
@@ -449,14 +486,14 @@ def _mapping(cust: pl.LazyFrame, stats: pl.DataFrame, resid: pl.LazyFrame, diag:
         .filter(
             (pl.col("days") >= diag.min_days)
             & pl.col("_corr_other").is_finite()
-            & (pl.col("_corr_other") >= diag.mapping_min_corr)
-            & ((pl.col("_slope_other") - 1.0).abs() <= diag.mapping_slope_tolerance)
+            & (pl.col("_corr_other") >= diag.mapping.min_corr)
+            & ((pl.col("_slope_other") - 1.0).abs() <= diag.mapping.slope_tolerance)
         )
     )
     out = (
         pairs.join(candidates.lazy(), on=["area_id", "meter_id"])
         .with_columns(_margin=pl.col("_corr_other") - pl.col("_corr_resid"))
-        .filter(pl.col("_margin") >= diag.mapping_min_margin)
+        .filter(pl.col("_margin") >= diag.mapping.min_margin)
         .with_columns(score=(pl.col("_margin") / 2).clip(0.0, 1.0).round(6))
         .sort("area_id", "meter_id", "score", "other_area_id", descending=[False, False, True, False])
         .group_by("area_id", "meter_id", maintain_order=True)
@@ -529,7 +566,7 @@ def diagnose(
     # pass 2: the meter rows the findings need: the members of out-of-band areas (for
     # the multiplier test) and the mapping candidates
     mapping_candidates = stats.filter(
-        (pl.col("days") >= diag.min_days) & (pl.col("_corr_resid") <= diag.mapping_max_own_corr)
+        (pl.col("days") >= diag.min_days) & (pl.col("_corr_resid") <= diag.mapping.max_own_corr)
     )["meter_id"]
     off_band = summary.filter(pl.col("_off_band"))["area_id"]
     needed = (
@@ -551,7 +588,7 @@ def diagnose(
     ranked = (
         found.sort(["area_id", "kind", "score", "_tie", "meter_id"], descending=[False, False, True, False, False])
         .with_columns(rank=(pl.int_range(pl.len()).over("area_id", "kind") + 1).cast(pl.Int32))
-        .filter((pl.col("kind") != "theft_candidate") | (pl.col("rank") <= diag.theft_max_per_area))
+        .filter((pl.col("kind") != "theft_candidate") | (pl.col("rank") <= diag.theft.max_per_area))
         .join(summary_lf.select("area_id", "area_status", "area_loss_rate").collect(), on="area_id", how="left")
         .with_columns(
             date=pl.lit(window_end),

@@ -54,7 +54,6 @@ from ..transforms import balance, loss, outages
 from ..transforms.dates import month_of
 from ..transforms.loss_diagnosis import DiagnosisRules, diagnose
 from ..transforms.loss_worklist import DEFAULT_ORDER, DIAGNOSIS_COLUMNS, MONTHLY_COLUMNS, worklist
-from ..transforms.metering import standard_multipliers
 from . import StageContext, StageError, StageResult
 
 CONFIG_NAME = "loss"
@@ -65,51 +64,6 @@ CONFIG_NAME = "loss"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StatusRuleModel(_Strict):
-    min_actual_share: float = Field(
-        0.98,
-        ge=0.0,
-        le=1.0,
-        description="uncomputable when fewer than this share of customer-role meters have an actual day (CONTRACT §3: 0.98)",
-    )
-    negative_below: float = Field(0.0, description="loss_rate below this is negative, 负损 (CONTRACT §3: 0)")
-    high_above: float = Field(0.10, description="loss_rate above this is high, 高损 (CONTRACT §3: 0.10)")
-    min_coverage: float = Field(
-        0.98,
-        ge=0.0,
-        le=1.0,
-        description="a month is uncomputable below this share of customer meter-days with a value (CONTRACT §3 v2: 0.98)",
-    )
-    max_master_substituted_days: int = Field(
-        2,
-        ge=0,
-        description="a month is uncomputable when the master meter has more substituted days (CONTRACT §3 v2: 2)",
-    )
-    economic_low: float | None = Field(None, description="optional economic band (经济线损率), lower edge")
-    economic_high: float | None = Field(None, description="optional economic band (经济线损率), upper edge")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> StatusRuleModel:
-        if self.negative_below > self.high_above:
-            raise ValueError(f"negative_below ({self.negative_below}) must not exceed high_above ({self.high_above})")
-        if (self.economic_low is None) != (self.economic_high is None):
-            raise ValueError("economic_low and economic_high: give both or neither")
-        if self.economic_low is not None and self.economic_high is not None and self.economic_low > self.economic_high:
-            raise ValueError(f"economic_low ({self.economic_low}) must not exceed economic_high ({self.economic_high})")
-        return self
-
-    def rule(self) -> loss.StatusRule:
-        return loss.StatusRule(
-            min_actual_share=self.min_actual_share,
-            negative_below=self.negative_below,
-            high_above=self.high_above,
-            min_coverage=self.min_coverage,
-            max_master_substituted_days=self.max_master_substituted_days,
-            economic_low=self.economic_low,
-            economic_high=self.economic_high,
-        )
 
 
 class AreaClassModel(_Strict):
@@ -153,172 +107,39 @@ class AreaClassModel(_Strict):
             raise ValueError(f"area class {self.name!r}: give area_ids or area_id_pattern")
         return self
 
-    def area_class(self, base: StatusRuleModel) -> loss.AreaClass:
+    def area_class(self, base: loss.StatusRule) -> loss.AreaClass:
         def pick(name: str) -> Any:
             own = getattr(self, name)
             return getattr(base, name) if own is None else own
 
-        rule = StatusRuleModel(**{name: pick(name) for name in loss.THRESHOLDS}).rule()
+        rule = loss.StatusRule(**{name: pick(name) for name in loss.THRESHOLDS})
         return loss.AreaClass(self.name, rule, tuple(self.area_ids), self.area_id_pattern)
 
 
-class TheftModel(_Strict):
-    areas: Literal["abnormal", "all"] = Field(
-        "abnormal", description="seek theft in high or rising areas only, or in every area that is not negative"
-    )
-    min_score: float = Field(0.4, ge=0.0, le=1.0, description="list theft candidates scoring at least this")
-    max_per_area: int = Field(20, ge=1, description="at most this many theft candidates per area and window")
+class BalanceModel(balance.BalanceRules):
+    """The interval balance's rules, and whether and how often the stage fits it."""
 
-
-class MultiplierModel(_Strict):
-    neighbours: int = Field(4, ge=1, description="candidate ratios: up to this many standard steps either side")
-    large_customer_share: float = Field(
-        0.05,
-        ge=0.0,
-        le=1.0,
-        description="a CT-metered customer with at least this share of the area's sales is tested too",
-    )
-    large_customers_per_area: int = Field(3, ge=0, description="test at most this many large customers per area")
-    min_normal_share: float = Field(
-        0.8, ge=0.0, le=1.0, description="share of complete days that must be normal after the change"
-    )
-    max_normal_share_before: float = Field(
-        0.2, ge=0.0, le=1.0, description="share of complete days that may be normal before it"
-    )
-
-    def standard(self) -> tuple[float, ...]:
-        """Every standard multiplier of the rating table."""
-        return standard_multipliers()
-
-
-class MappingModel(_Strict):
-    max_own_corr: float = Field(
-        -0.4,
-        ge=-1.0,
-        le=1.0,
-        description="greatest correlation of the customer's net kWh with its own area's loss residual",
-    )
-    min_corr: float = Field(
-        0.6,
-        ge=-1.0,
-        le=1.0,
-        description="least correlation of the customer's net kWh with the other area's loss residual",
-    )
-    min_margin: float = Field(
-        1.3, ge=0.0, le=2.0, description="least excess of that correlation over the one with its own area's residual"
-    )
-    slope_tolerance: float = Field(
-        0.4, ge=0.0, description="the other area's loss residual per customer net kWh must be within this of 1"
-    )
-
-
-class BalanceModel(_Strict):
     enabled: bool = Field(True, description="fit the interval energy balance of every area (needs the clean curves)")
-    window_days: int = Field(14, ge=1, le=92, description="days of curves in a balance window")
     every_days: int = Field(
         7, ge=1, description="fit on window ends every this many days (and on the run's last), not every day"
     )
-    min_days: int = Field(7, ge=1, description="fewest days with a balance row an area's fit may rest on")
-    day_bases: int = Field(12, ge=1, le=48, description="smooth time-of-day terms absorbed from each area-day's loss")
-    load_power: float = Field(1.0, ge=0.0, le=4.0, description="a slot weighs 1 / (smoothed area load)^load_power")
-    day_shapes: int = Field(
-        3,
-        ge=0,
-        le=12,
-        description="common shapes of the day's curves absorbed beside the bumps (areas of 30 customers up)",
-    )
-    copper_term: bool = Field(
-        True,
-        description="absorb the load loss (the square of the area's load) beside the bumps, free per day (areas of 30 customers up)",
-    )
-    clean_customers: int = Field(
-        4,
-        ge=0,
-        le=32,
-        description="customers per area-day whose cross products are kept, so the window takes their fitted part out of the others' loss (0: none)",
-    )
-    clean_passes: int = Field(2, ge=0, le=8, description="refits of the window on the loss so cleaned")
-    clean_min_t: float = Field(
-        2.0, ge=0, description="a selected customer's part is taken out from this robust t (either sign) up"
-    )
-    min_t: float = Field(4.0, gt=0, description="a coefficient must stand this many standard errors from the area's")
-    theft_min_share: float = Field(0.1, gt=0, lt=1, description="least unrecorded share of a theft candidate")
-    report_t: float = Field(
-        2.0, gt=0, description="theft evidence is listed from this robust t up (score = t / (3 x min_t))"
-    )
-    night_spread_floor: float = Field(
-        0.5,
-        gt=0,
-        description="theft evidence reads the night statistic against its area's own spread, not below this "
-        "(the multiplier and mapping readings keep 1)",
-    )
-    days_t_cap: float = Field(
-        3.0,
-        gt=0,
-        description="the some-days statistic counts each day's t (against the customer's own coefficient) up to this",
-    )
-    multiplier_min_ratio: float = Field(
-        1.25, gt=1, description="the true-to-recorded ratio (or its inverse) a multiplier suspect must reach"
-    )
-    multiplier_tolerance: float = Field(
-        0.12, gt=0, description="log distance of the estimated multiplier from the nearest standard one"
-    )
-    mapping_tolerance: float = Field(
-        0.25, gt=0, description="coefficient within this of -1 in the booked area and of +1 in the other"
-    )
 
-    def rules(self, multiplier: MultiplierModel) -> balance.BalanceRules:
-        return balance.BalanceRules(
-            window_days=self.window_days,
-            min_days=self.min_days,
-            day_bases=self.day_bases,
-            load_power=self.load_power,
-            day_shapes=self.day_shapes,
-            copper_term=self.copper_term,
-            clean_customers=self.clean_customers,
-            clean_passes=self.clean_passes,
-            clean_min_t=self.clean_min_t,
-            min_t=self.min_t,
-            theft_min_share=self.theft_min_share,
-            report_t=self.report_t,
-            night_spread_floor=self.night_spread_floor,
-            days_t_cap=self.days_t_cap,
-            multiplier_min_ratio=self.multiplier_min_ratio,
-            multiplier_tolerance=self.multiplier_tolerance,
-            mapping_tolerance=self.mapping_tolerance,
-            standard_multipliers=multiplier.standard(),
-        )
+    def rules(self) -> balance.BalanceRules:
+        return balance.BalanceRules(**self.model_dump(include=set(balance.BalanceRules.model_fields)))
 
 
-class DiagnosisModel(_Strict):
+class DiagnosisModel(DiagnosisRules):
+    """The diagnosis's rules, its cadence, and the interval balance."""
+
     cadence: Literal["daily", "monthly"] = Field(
         "daily", description="a window ending at each run date, or one per touched month ending at its latest day"
-    )
-    window_days: int = Field(30, ge=2, le=366, description="days in a diagnosis window")
-    min_days: int = Field(20, ge=3, description="fewest complete days a correlation or window status rests on")
-    min_abnormal_days: int = Field(
-        3, ge=1, description="an area with this many high or negative days in the window is abnormal"
-    )
-    rise_min: float = Field(
-        0.005, description="an area whose daily rate rose this much from the first half of the window is abnormal"
-    )
-    theft: TheftModel = Field(default_factory=TheftModel, description="theft candidates (窃电嫌疑)")
-    multiplier: MultiplierModel = Field(default_factory=MultiplierModel, description="multiplier suspects (倍率错误)")
-    mapping: MappingModel = Field(
-        default_factory=MappingModel, description="customer-to-area mapping suspects (户变关系)"
     )
     balance: BalanceModel = Field(
         default_factory=BalanceModel, description="the interval energy balance (台区电量平衡) on the curves"
     )
 
-
-class PvModel(_Strict):
-    moved_kwh: float = Field(
-        0.05, ge=0.0, description="reverse kWh in a day above which the reverse register moved (PV inference)"
-    )
-    quiet_days: int = Field(
-        14, ge=1, description="days the reverse register stood still after the meter's first lake day that rule PV out"
-    )
+    def rules(self) -> DiagnosisRules:
+        return DiagnosisRules(**self.model_dump(include=set(DiagnosisRules.model_fields)))
 
 
 class WorklistModel(_Strict):
@@ -354,13 +175,15 @@ class WorklistModel(_Strict):
 class LossConfig(_Strict):
     """config/loss.toml."""
 
-    area: StatusRuleModel = Field(default_factory=StatusRuleModel, description="status thresholds of transformer areas")
-    feeder: StatusRuleModel = Field(default_factory=StatusRuleModel, description="status thresholds of 10 kV feeders")
+    area: loss.StatusRule = Field(default_factory=loss.StatusRule, description="status thresholds of transformer areas")
+    feeder: loss.StatusRule = Field(default_factory=loss.StatusRule, description="status thresholds of 10 kV feeders")
     area_class: list[AreaClassModel] = Field(
         default_factory=list, description="areas with thresholds of their own, first match wins"
     )
     diagnosis: DiagnosisModel = Field(default_factory=DiagnosisModel, description="loss diagnosis")
-    pv: PvModel = Field(default_factory=PvModel, description="PV inference where the archive has no pv_capacity_kw")
+    pv: loss.PvInference = Field(
+        default_factory=loss.PvInference, description="PV inference where the archive has no pv_capacity_kw"
+    )
     worklist: WorklistModel = Field(default_factory=WorklistModel, description="loss_worklist_monthly")
 
     @model_validator(mode="after")
@@ -373,32 +196,14 @@ class LossConfig(_Strict):
 
     def rules(self) -> loss.LossRules:
         return loss.LossRules(
-            area=self.area.rule(),
-            feeder=self.feeder.rule(),
+            area=self.area,
+            feeder=self.feeder,
             area_classes=tuple(c.area_class(self.area) for c in self.area_class),
-            pv=loss.PvInference(moved_kwh=self.pv.moved_kwh, quiet_days=self.pv.quiet_days),
+            pv=self.pv,
         )
 
     def diagnosis_rules(self) -> DiagnosisRules:
-        d = self.diagnosis
-        return DiagnosisRules(
-            window_days=d.window_days,
-            min_days=d.min_days,
-            min_abnormal_days=d.min_abnormal_days,
-            rise_min=d.rise_min,
-            theft_areas=d.theft.areas,
-            theft_min_score=d.theft.min_score,
-            theft_max_per_area=d.theft.max_per_area,
-            multiplier_neighbours=d.multiplier.neighbours,
-            large_customer_share=d.multiplier.large_customer_share,
-            large_customers_per_area=d.multiplier.large_customers_per_area,
-            multiplier_min_normal_share=d.multiplier.min_normal_share,
-            multiplier_max_normal_share_before=d.multiplier.max_normal_share_before,
-            mapping_max_own_corr=d.mapping.max_own_corr,
-            mapping_min_corr=d.mapping.min_corr,
-            mapping_min_margin=d.mapping.min_margin,
-            mapping_slope_tolerance=d.mapping.slope_tolerance,
-        )
+        return self.diagnosis.rules()
 
 
 # -- the stage --------------------------------------------------------------------------
@@ -471,7 +276,7 @@ def _with_balance(
     ``days``: the days of the window with meter values. Each day's statistics come from
     the lake's balance state (computed here for a day that has none yet).
     """
-    rules = cfg.diagnosis.balance.rules(cfg.diagnosis.multiplier)
+    rules = cfg.diagnosis.balance.rules()
     start = end - dt.timedelta(days=rules.window_days - 1)
     lake = ctx.lake
     days = [d for d in days if start <= d <= end]
@@ -609,7 +414,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
                 del meters  # the day's meter rows, let go before the balance reads its curves
                 if cfg.diagnosis.balance.enabled and day in todo:
                     # the interval balance's statistics of the day, kept for the windows
-                    _balance_day(lake, cfg.diagnosis.balance.rules(cfg.diagnosis.multiplier), day)
+                    _balance_day(lake, cfg.diagnosis.balance.rules(), day)
             if not area_parts:
                 result.notes.append(f"no meter value yet in {month}: no monthly loss written")
                 continue
@@ -639,7 +444,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             )
             every = cfg.diagnosis.balance.every_days
             if cfg.diagnosis.balance.enabled and (end == ends[-1] or end.toordinal() % every == 0):
-                frame = _with_balance(ctx, cfg, end, frame, diag.theft_max_per_area, window)
+                frame = _with_balance(ctx, cfg, end, frame, diag.theft.max_per_area, window)
             frame = outages.with_mapping_suspects(frame, lake.scan(OUTAGE_MAPPING_SUSPECTS, [end]).collect())
             lake.write_partition(LOSS_DIAGNOSIS, end, frame, sort_by=["area_id", "kind", "rank"])
             written[LOSS_DIAGNOSIS.name] += frame.height

@@ -212,16 +212,40 @@ def test_shipped_config_matches_the_code_defaults():
 
 def test_the_balance_settings_reach_its_rules(tmp_path: Path):
     shipped = load("loss", LossConfig).diagnosis
-    rules = shipped.balance.rules(shipped.multiplier)
-    # every setting the shipped file names is the code's default (the rating table comes from [multiplier])
-    defaults = balance.BalanceRules(standard_multipliers=rules.standard_multipliers)
-    assert rules == defaults
+    # every setting the shipped file names is the code's default
+    assert shipped.balance.rules() == balance.BalanceRules()
     (tmp_path / "loss.toml").write_text(
         "[diagnosis.balance]\nnight_spread_floor = 0.8\nclean_passes = 1\ndays_t_cap = 2.5\n", encoding="utf-8"
     )
     custom = load("loss", LossConfig, config_dir=tmp_path).diagnosis
-    rules = custom.balance.rules(custom.multiplier)
+    rules = custom.balance.rules()
     assert (rules.night_spread_floor, rules.clean_passes, rules.days_t_cap) == (0.8, 1, 2.5)
+
+
+def test_each_setting_is_read_once_into_the_transforms_models(tmp_path: Path):
+    # the stage's settings are the transforms' models: one key of each concern reaches
+    # the rules the transforms read, the rest keep the models' defaults
+    (tmp_path / "loss.toml").write_text(
+        "[feeder]\nhigh_above = 0.08\n[pv]\nquiet_days = 3\n"
+        "[diagnosis]\nmin_days = 12\n[diagnosis.theft]\nmax_per_area = 5\n"
+        "[diagnosis.multiplier]\nneighbours = 2\n[diagnosis.mapping]\nmin_corr = 0.7\n"
+        "[diagnosis.balance]\nevery_days = 3\nmin_slots = 40\n",
+        encoding="utf-8",
+    )
+    cfg = load("loss", LossConfig, config_dir=tmp_path)
+    rules, diag = cfg.rules(), cfg.diagnosis_rules()
+    assert (rules.feeder.high_above, rules.area.high_above, rules.pv.quiet_days) == (0.08, 0.10, 3)
+    assert type(diag) is DiagnosisRules
+    assert (diag.min_days, diag.theft.max_per_area, diag.multiplier.neighbours, diag.mapping.min_corr) == (
+        12,
+        5,
+        2,
+        0.7,
+    )
+    assert (diag.window_days, diag.theft.min_score, diag.mapping.max_own_corr) == (30, 0.4, -0.4)
+    bal = cfg.diagnosis.balance.rules()
+    assert type(bal) is balance.BalanceRules and cfg.diagnosis.balance.every_days == 3
+    assert (bal.min_slots, bal.window_days) == (40, 14)
 
 
 @pytest.mark.parametrize(

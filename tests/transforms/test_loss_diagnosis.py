@@ -15,7 +15,13 @@ from polars.testing import assert_frame_equal
 
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
 from meterlake.schemas.meter_daily import METER_DAILY
-from meterlake.transforms.loss_diagnosis import DiagnosisRules, diagnose, neighbour_multipliers
+from meterlake.transforms.loss_diagnosis import (
+    DiagnosisRules,
+    MultiplierRules,
+    TheftRules,
+    diagnose,
+    neighbour_multipliers,
+)
 
 START = dt.date(2026, 3, 1)
 
@@ -77,7 +83,7 @@ def constant_area(days: int, area: str, meters: list[tuple[str, str, float, floa
     ],
 )
 def test_neighbour_multipliers(multiplier, k, want):
-    got = neighbour_multipliers([multiplier], DiagnosisRules(multiplier_neighbours=k))
+    got = neighbour_multipliers([multiplier], MultiplierRules(neighbours=k))
     assert got["candidate"].to_list() == want
     assert set(got["multiplier"].to_list()) == {multiplier}
 
@@ -281,7 +287,7 @@ def test_theft_scope(areas, found):
     # with rise_min and min_abnormal_days out of reach A1 (normal, 6.6% over the window)
     # is neither high nor rising: only theft_areas = "all" looks at it
     md, truth = synthetic_feeder(1)
-    diag = DiagnosisRules(rise_min=1.0, min_abnormal_days=99, theft_areas=areas)
+    diag = DiagnosisRules(rise_min=1.0, min_abnormal_days=99, theft=TheftRules(areas=areas))
     got = diagnose(md, START + dt.timedelta(days=29), diag=diag)
     hit = got.filter((pl.col("kind") == "theft_candidate") & (pl.col("meter_id") == truth["theft"][1]))
     assert hit.height == int(found)
@@ -307,7 +313,9 @@ def test_an_area_straying_across_the_band_edge_is_no_multiplier_case():
     end = START + dt.timedelta(days=19)
     strict = diagnose(md, end, diag=DiagnosisRules(window_days=20))
     assert strict.filter(pl.col("kind") == "multiplier_suspect").height == 0
-    lax = diagnose(md, end, diag=DiagnosisRules(window_days=20, multiplier_max_normal_share_before=1.0))
+    lax = diagnose(
+        md, end, diag=DiagnosisRules(window_days=20, multiplier=MultiplierRules(max_normal_share_before=1.0))
+    )
     assert lax.filter(pl.col("kind") == "multiplier_suspect").select("meter_id", "score").rows() == [("K", 0.5)]
 
 
