@@ -33,6 +33,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,7 +54,7 @@ from ..schemas.meter_daily import METER_DAILY
 from ..schemas.outage_mapping_suspects import OUTAGE_MAPPING_SUSPECTS
 from ..transforms import balance, loss, outages
 from ..transforms.dates import month_of
-from ..transforms.loss_diagnosis import DiagnosisRules, diagnose
+from ..transforms.loss_diagnosis import DiagnosisRules, diagnose_windows
 from ..transforms.loss_worklist import DEFAULT_ORDER, DIAGNOSIS_COLUMNS, MONTHLY_COLUMNS, worklist
 from . import StageContext, StageError, StageResult
 
@@ -325,172 +327,289 @@ def _pv_inference(lake: Lake, held: set[dt.date], months: list[str], rules: loss
     )
 
 
-def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
-    cfg = ctx.config(CONFIG_NAME, LossConfig)
-    rules, diag = cfg.rules(), cfg.diagnosis_rules()
-    lake = ctx.lake
-    result = StageResult(stage="loss")
-    written: Counter[str] = Counter()
-    status: dict[str, Counter[str]] = {
-        t: Counter() for t in ("area_loss_daily", "feeder_loss_daily", "area_loss_monthly", "feeder_loss_monthly")
-    }
-    found: Counter[str] = Counter()
+#: meter_daily rows read in one query for the daily figures (and counted against
+#: WINDOW_ROWS_IN_MEMORY): a small zone's month is read at once, a county day alone
+DAY_ROWS_PER_READ = 1
+#: meter-days of the diagnosis windows diagnosed in one pass (each meter-day counted once
+#: per window holding it); a window larger than this is diagnosed alone
+WINDOW_ROWS_PER_PASS = 1
 
-    held = {dt.date.fromisoformat(p) for p in lake.partitions(METER_DAILY)}
-    todo = {d for d in dates if d in held}
-    absent = sorted(set(dates) - held)
-    if absent:
-        result.notes.append(
-            f"no meter_daily partition for {len(absent)} date(s) ({absent[0]} .. {absent[-1]}): no daily loss written for them"
-        )
 
-    def scan(days: list[dt.date]) -> pl.LazyFrame:
-        return lake.scan(METER_DAILY, days).select(list(loss.INPUT_COLUMNS))
+@dataclass
+class _Days:
+    """Days of meter_daily read and balanced in one query: their rows (prepared), the
+    area balances of each day, and which days hold no value yet."""
 
+    days: list[dt.date]
+    meters: pl.LazyFrame
+    areas: dict[dt.date, pl.DataFrame]
+    pending: set[dt.date]
+
+
+@dataclass
+class _LossRun:
+    """What the stage's steps share: its settings, the days it has read, what it wrote."""
+
+    ctx: StageContext
+    cfg: LossConfig
+    dates: list[dt.date]
+    rules: loss.LossRules = field(init=False)
+    diag: DiagnosisRules = field(init=False)
+    held: set[dt.date] = field(init=False)
+    todo: set[dt.date] = field(init=False)
+    months: list[str] = field(init=False)
+    pv: pl.DataFrame | None = None
+    result: StageResult = field(default_factory=lambda: StageResult(stage="loss"))
+    written: Counter[str] = field(default_factory=Counter)
+    status: dict[str, Counter[str]] = field(
+        default_factory=lambda: {
+            t: Counter() for t in ("area_loss_daily", "feeder_loss_daily", "area_loss_monthly", "feeder_loss_monthly")
+        }
+    )
+    found: Counter[str] = field(default_factory=Counter)
+    issues: Counter[str] = field(default_factory=Counter)
+    substituted: Counter[str] = field(default_factory=Counter)
+    #: area balances per day, computed once and shared by the months and the windows
+    balances: dict[dt.date, pl.DataFrame] = field(default_factory=dict)
+    #: days meter_daily holds with no value at all yet (left out of months and windows)
+    pending: set[dt.date] = field(default_factory=set)
+    #: meter_daily rows read, by day (to size the reads and the diagnosis passes)
+    day_rows: dict[dt.date, int] = field(default_factory=dict)
     #: meter_daily days read for the daily figures, kept while they total at most
     #: WINDOW_ROWS_IN_MEMORY rows: a window made of them is not read again
-    kept: dict[dt.date, pl.DataFrame] = {}
+    kept: dict[dt.date, pl.DataFrame] = field(default_factory=dict)
+    ends: list[dt.date] = field(default_factory=list)
+    absent: list[dt.date] = field(default_factory=list)
 
-    def read_day(day: dt.date) -> pl.DataFrame:
-        frame = scan([day]).collect()
-        if frame.height + sum(f.height for f in kept.values()) <= WINDOW_ROWS_IN_MEMORY:
-            kept[day] = frame
-        return frame
+    def __post_init__(self) -> None:
+        self.rules, self.diag = self.cfg.rules(), self.cfg.diagnosis_rules()
+        self.held = {dt.date.fromisoformat(p) for p in self.ctx.lake.partitions(METER_DAILY)}
+        self.todo = {d for d in self.dates if d in self.held}
+        self.months = sorted({month_of(d) for d in self.dates})
 
-    def window_rows(days: list[dt.date]) -> pl.LazyFrame:
-        """The window's meter_daily rows: from memory when every day is kept (a small
-        zone's backfill reads each day once, not once per window), else scanned."""
-        if days and all(d in kept for d in days):
-            return pl.concat([kept[d] for d in days]).lazy()
-        return scan(days)
+    @property
+    def lake(self) -> Lake:
+        return self.ctx.lake
 
-    def write(table: Table, value: object, frame: pl.DataFrame) -> None:
-        lake.write_partition(table, value, frame)
-        written[table.name] += frame.height
+    def scan(self, days: list[dt.date]) -> pl.LazyFrame:
+        return self.lake.scan(METER_DAILY, days).select(list(loss.INPUT_COLUMNS))
+
+    def write(self, table: Table, value: object, frame: pl.DataFrame, sort_by: list[str] | None = None) -> None:
+        self.lake.write_partition(table, value, frame, sort_by=sort_by)
+        self.written[table.name] += frame.height
         if "status" in frame.columns:
-            status[table.name].update(_count(frame, "status"))
+            self.status[table.name].update(_count(frame, "status"))
 
-    ends: list[dt.date] = []
-    #: area balances per day, computed once and shared by the months and the windows
-    balances: dict[dt.date, pl.DataFrame] = {}
-    #: days meter_daily holds with no value at all yet (left out of months and windows)
-    pending: list[dt.date] = []
-    months = sorted({month_of(d) for d in dates})
-    substituted: Counter[str] = Counter()
-    pv = _pv_inference(lake, held, months, rules)
-    if pv is not None:
-        result.notes.append(
-            f"PV inferred from history for {pv.height} customer meter(s) without pv_capacity_kw in the archive "
-            f"({int(pv['pv_inferred'].sum())} with PV): pv_basis = inferred"
-        )
+    def read(self, days: list[dt.date]) -> Iterator[_Days]:
+        """``days`` of meter_daily, checked and balanced, read a few at a time (as many
+        as DAY_ROWS_PER_READ rows hold, judged by the days read so far)."""
+        i = 0
+        while i < len(days):
+            seen = list(self.day_rows.values())
+            per_day = max(seen) if seen else DAY_ROWS_PER_READ
+            n = max(1, DAY_ROWS_PER_READ // max(per_day, 1))
+            part = days[i : i + n]
+            i += n
+            frame = self.scan(part).collect()
+            counts = frame.group_by("date").len()
+            self.day_rows.update(dict(zip(counts["date"].to_list(), counts["len"].to_list(), strict=True)))
+            if frame.height + sum(f.height for f in self.kept.values()) <= WINDOW_ROWS_IN_MEMORY:
+                self.kept.update(frame.partition_by("date", as_dict=True, include_key=True, maintain_order=True))
+                self.kept = {k[0] if isinstance(k, tuple) else k: v for k, v in self.kept.items()}
+            meters = loss.prepare(frame, self.pv)
+            loss.check_input(meters)
+            areas = loss.area_days(meters, self.rules).collect()
+            present = meters.group_by("date").agg(pl.col("_present").any()).collect()
+            with_values = set(present.filter(pl.col("_present"))["date"].to_list())
+            by_day = {d: areas.filter(pl.col("date") == d) for d in part}
+            out = _Days(part, meters, by_day, {d for d in part if d not in with_values})
+            del frame, meters  # held by `out` only: the caller lets the rows go
+            yield out
+
+    def window_rows(self, days: list[dt.date]) -> pl.LazyFrame:
+        """The windows' meter_daily rows: from memory when every day is kept (a small
+        zone's backfill reads each day once, not once per window), else scanned."""
+        if days and all(d in self.kept for d in days):
+            return pl.concat([self.kept[d] for d in days]).lazy()
+        return self.scan(days)
+
+
+def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+    r = _LossRun(ctx, ctx.config(CONFIG_NAME, LossConfig), dates)
+    _inputs(r)
     try:
-        # each day of every touched month once, one county-day of meter_daily at a
-        # time: the daily files for the run's dates, and the small per-area day
-        # balances and value gaps the months are rolled up from
-        for month in months:
-            days = sorted(h for h in held if month_of(h) == month)
-            if not days:
-                result.notes.append(f"no meter_daily partition in {month}: no monthly loss written")
-                continue
-            area_parts, feeder_parts, gap_parts = [], [], []
-            for i, day in enumerate(days, 1):
-                ctx.progress(f"loss: {month} day {i}/{len(days)} ({day})")
-                meters = loss.prepare(read_day(day), pv)
-                loss.check_input(meters)
-                area_day = loss.area_days(meters, rules).collect()
-                feeder_day = loss.feeder_days(meters, rules).collect()
-                if day in todo:
-                    write(AREA_LOSS_DAILY, day, loss.area_daily_table(area_day))
-                    write(FEEDER_LOSS_DAILY, day, loss.feeder_daily_table(feeder_day))
-                if not meters.select(pl.col("_present").any()).collect().item():
-                    # the newest freeze date: a day's kWh needs the next day's reading,
-                    # so validate writes it with every value missing until that arrives
-                    pending.append(day)
-                    continue
-                balances[day] = area_day
-                area_parts.append(area_day)
-                feeder_parts.append(feeder_day)
-                gap_parts.append(loss.value_gaps(meters).collect())
-                del meters  # the day's meter rows, let go before the balance reads its curves
-                if cfg.diagnosis.balance.enabled and day in todo:
-                    # the interval balance's statistics of the day, kept for the windows
-                    _balance_day(lake, cfg.diagnosis.balance.rules(), day)
-            if not area_parts:
-                result.notes.append(f"no meter value yet in {month}: no monthly loss written")
-                continue
-            subs = _substitutes(lake, [d for d in days if d in balances], pl.concat(gap_parts), pv)
-            area_month = loss.area_months(pl.concat(area_parts), subs, rules)
-            write(AREA_LOSS_MONTHLY, month, area_month)
-            write(FEEDER_LOSS_MONTHLY, month, loss.feeder_months(pl.concat(feeder_parts), subs, rules))
-            substituted[month] = int(subs.height)
-
-        # diagnosis: one window per end
-        ends = window_ends(dates, held, cfg.diagnosis.cadence)
-        for i, end in enumerate(ends, 1):
-            start = end - dt.timedelta(days=diag.window_days - 1)
-            window = sorted(h for h in held if start <= h <= end)
-            ctx.progress(f"loss: diagnosis {i}/{len(ends)} (window {start} .. {end}, {len(window)} days)")
-            for day in window:  # days before the touched months: balance them once here
-                if day not in balances and day not in pending:
-                    meters = loss.prepare(read_day(day), pv)
-                    loss.check_input(meters)
-                    if not meters.select(pl.col("_present").any()).collect().item():
-                        pending.append(day)
-                        continue
-                    balances[day] = loss.area_days(meters, rules).collect()
-            window = [d for d in window if d in balances]
-            frame = diagnose(
-                window_rows(window), end, rules, diag, days=pl.concat([balances[d] for d in window]) if window else None
-            )
-            every = cfg.diagnosis.balance.every_days
-            if cfg.diagnosis.balance.enabled and (end == ends[-1] or end.toordinal() % every == 0):
-                frame = _with_balance(ctx, cfg, end, frame, diag.theft.max_per_area, window)
-            frame = outages.with_mapping_suspects(frame, lake.scan(OUTAGE_MAPPING_SUSPECTS, [end]).collect())
-            lake.write_partition(LOSS_DIAGNOSIS, end, frame, sort_by=["area_id", "kind", "rank"])
-            written[LOSS_DIAGNOSIS.name] += frame.height
-            found.update(_count(frame, "kind"))
+        for month in r.months:
+            _month(r, month)
+        _diagnosis(r)
     except loss.LossInputError as exc:
         raise StageError(f"loss: {exc}") from exc
+    for month in r.months:
+        _worklist(r, month)
+    return _summary(r)
 
-    # the work list of each touched month, from the months and the diagnosis in the lake
-    issues: Counter[str] = Counter()
-    for month in months:
-        if month not in set(lake.partitions(AREA_LOSS_MONTHLY)):
-            continue
-        frame = month_worklist(lake, month, cfg.worklist)
-        lake.write_partition(LOSS_WORKLIST_MONTHLY, month, frame, sort_by=["rank"])
-        written[LOSS_WORKLIST_MONTHLY.name] += frame.height
-        issues.update(_count(frame, "issue"))
 
-    if pending:
-        result.notes.append(
-            f"{len(pending)} day(s) with no meter value yet left out of months and windows: "
-            + ", ".join(d.isoformat() for d in sorted(set(pending)))
+def _inputs(r: _LossRun) -> None:
+    """The dates meter_daily lacks, and PV inferred where the archive does not say."""
+    r.absent = sorted(set(r.dates) - r.held)
+    if r.absent:
+        r.result.notes.append(
+            f"no meter_daily partition for {len(r.absent)} date(s) ({r.absent[0]} .. {r.absent[-1]}): "
+            "no daily loss written for them"
         )
-    for month, n in sorted(substituted.items()):
+    r.pv = _pv_inference(r.lake, r.held, r.months, r.rules)
+    if r.pv is not None:
+        r.result.notes.append(
+            f"PV inferred from history for {r.pv.height} customer meter(s) without pv_capacity_kw in the archive "
+            f"({int(r.pv['pv_inferred'].sum())} with PV): pv_basis = inferred"
+        )
+
+
+def _month(r: _LossRun, month: str) -> None:
+    """Each day of the month once: the daily files of the run's dates, the day balances
+    and value gaps the month is rolled up from, and the interval balance's day statistics;
+    then the month's files."""
+    days = sorted(h for h in r.held if month_of(h) == month)
+    if not days:
+        r.result.notes.append(f"no meter_daily partition in {month}: no monthly loss written")
+        return
+    area_parts, feeder_parts, gap_parts = [], [], []
+    for i, part in enumerate(r.read(days)):
+        r.ctx.progress(f"loss: {month} days {part.days[0]} .. {part.days[-1]} (read {i + 1})")
+        feeders = loss.feeder_days(part.meters, r.rules).collect()
+        gaps = loss.value_gaps(part.meters).collect()
+        del part.meters  # the days' meter rows, let go before the balance reads their curves
+        balanced = []
+        for day in part.days:
+            area_day, feeder_day = part.areas[day], feeders.filter(pl.col("date") == day)
+            if day in r.todo:
+                r.write(AREA_LOSS_DAILY, day, loss.area_daily_table(area_day))
+                r.write(FEEDER_LOSS_DAILY, day, loss.feeder_daily_table(feeder_day))
+            if day in part.pending:
+                # the newest freeze date: a day's kWh needs the next day's reading, so
+                # validate writes it with every value missing until that arrives
+                r.pending.add(day)
+                continue
+            r.balances[day] = area_day
+            area_parts.append(area_day)
+            feeder_parts.append(feeder_day)
+            balanced.append(day)
+        gap_parts.append(gaps.filter(pl.col("date").is_in(balanced)))
+        if r.cfg.diagnosis.balance.enabled:
+            for day in balanced:
+                if day in r.todo:  # the interval balance's statistics of the day, kept for the windows
+                    _balance_day(r.lake, r.cfg.diagnosis.balance.rules(), day)
+    if not area_parts:
+        r.result.notes.append(f"no meter value yet in {month}: no monthly loss written")
+        return
+    subs = _substitutes(r.lake, [d for d in days if d in r.balances], pl.concat(gap_parts), r.pv)
+    r.write(AREA_LOSS_MONTHLY, month, loss.area_months(pl.concat(area_parts), subs, r.rules))
+    r.write(FEEDER_LOSS_MONTHLY, month, loss.feeder_months(pl.concat(feeder_parts), subs, r.rules))
+    r.substituted[month] = int(subs.height)
+
+
+def _diagnosis(r: _LossRun) -> None:
+    """One diagnosis per window end, several windows in one pass, each merged with the
+    interval balance's findings where due and with the outage mapping suspects."""
+    r.ends = window_ends(r.dates, r.held, r.cfg.diagnosis.cadence)
+    span = dt.timedelta(days=r.diag.window_days - 1)
+
+    def days_of(end: dt.date) -> list[dt.date]:
+        return sorted(h for h in r.held if end - span <= h <= end)
+
+    # days before the touched months: balanced once here
+    early = sorted({d for e in r.ends for d in days_of(e)} - set(r.balances) - r.pending)
+    for part in r.read(early):
+        r.pending |= part.pending
+        r.balances.update({d: a for d, a in part.areas.items() if d not in part.pending})
+
+    def size(end: dt.date) -> int:
+        mean = sum(r.day_rows.values()) / max(len(r.day_rows), 1)
+        return sum(r.day_rows.get(d, int(mean)) for d in days_of(end) if d in r.balances)
+
+    for batch in _passes(r.ends, size, WINDOW_ROWS_PER_PASS):
+        days = sorted({d for e in batch for d in days_of(e) if d in r.balances})
+        r.ctx.progress(f"loss: diagnosis of {len(batch)} window(s) ending {batch[0]} .. {batch[-1]}")
+        frames = diagnose_windows(
+            r.window_rows(days),
+            batch,
+            r.rules,
+            r.diag,
+            days=pl.concat([r.balances[d] for d in days]) if days else None,
+        ).partition_by("date", as_dict=True, maintain_order=True)
+        for end in batch:
+            frame = frames.get((end,), None)
+            if frame is None:
+                frame = LOSS_DIAGNOSIS.conform(pl.LazyFrame(schema=LOSS_DIAGNOSIS.schema)).collect()
+            window = [d for d in days_of(end) if d in r.balances]
+            every = r.cfg.diagnosis.balance.every_days
+            if r.cfg.diagnosis.balance.enabled and (end == r.ends[-1] or end.toordinal() % every == 0):
+                frame = _with_balance(r.ctx, r.cfg, end, frame, r.diag.theft.max_per_area, window)
+            frame = outages.with_mapping_suspects(frame, r.lake.scan(OUTAGE_MAPPING_SUSPECTS, [end]).collect())
+            r.lake.write_partition(LOSS_DIAGNOSIS, end, frame, sort_by=["area_id", "kind", "rank"])
+            r.written[LOSS_DIAGNOSIS.name] += frame.height
+            r.found.update(_count(frame, "kind"))
+
+
+def _passes(ends: list[dt.date], size: Callable[[dt.date], int], budget: int) -> Iterator[list[dt.date]]:
+    """``ends`` in runs whose sizes total at most ``budget`` (a window above it alone).
+
+    >>> list(_passes([1, 2, 3, 4], lambda e: 10 * e, 30))
+    [[1, 2], [3], [4]]
+    """
+    batch: list[dt.date] = []
+    total = 0
+    for end in ends:
+        n = size(end)
+        if batch and total + n > budget:
+            yield batch
+            batch, total = [], 0
+        batch.append(end)
+        total += n
+    if batch:
+        yield batch
+
+
+def _worklist(r: _LossRun, month: str) -> None:
+    """The month's work list, from the months and the diagnosis in the lake."""
+    if month not in set(r.lake.partitions(AREA_LOSS_MONTHLY)):
+        return
+    frame = month_worklist(r.lake, month, r.cfg.worklist)
+    r.write(LOSS_WORKLIST_MONTHLY, month, frame, sort_by=["rank"])
+    r.issues.update(_count(frame, "issue"))
+
+
+def _summary(r: _LossRun) -> StageResult:
+    """The stage's notes and details."""
+    result = r.result
+    if r.pending:
+        result.notes.append(
+            f"{len(r.pending)} day(s) with no meter value yet left out of months and windows: "
+            + ", ".join(d.isoformat() for d in sorted(r.pending))
+        )
+    for month, n in sorted(r.substituted.items()):
         if n:
             result.notes.append(f"{month}: {n} meter-day(s) without a value substituted with their meter's mean")
-    result.rows = dict(written)
-    for table, counts in status.items():
+    result.rows = dict(r.written)
+    for table, counts in r.status.items():
         if counts:
             n = sum(counts.values())
             result.notes.append(f"{table}: {n} rows; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    if ends:
+    if r.ends:
         result.notes.append(
-            f"loss_diagnosis: {len(ends)} window(s); " + ", ".join(f"{k} {found.get(k, 0)}" for k in KINDS)
+            f"loss_diagnosis: {len(r.ends)} window(s); " + ", ".join(f"{k} {r.found.get(k, 0)}" for k in KINDS)
         )
-    if issues:
+    if r.issues:
         result.notes.append(
-            "loss_worklist_monthly: " + ", ".join(f"{k} {v}" for k, v in sorted(issues.items())) + " area-month(s)"
+            "loss_worklist_monthly: " + ", ".join(f"{k} {v}" for k, v in sorted(r.issues.items())) + " area-month(s)"
         )
     result.details = {
-        "status": {t: dict(sorted(c.items())) for t, c in status.items()},
-        "diagnosis": {"windows": [e.isoformat() for e in ends], "found": {k: found.get(k, 0) for k in KINDS}},
-        "worklist": dict(sorted(issues.items())),
-        "substituted_meter_days": dict(sorted(substituted.items())),
-        "pv_inferred_meters": 0 if pv is None else pv.height,
-        "dates_without_meter_daily": [d.isoformat() for d in absent],
-        "pending_days": [d.isoformat() for d in sorted(set(pending))],
+        "status": {t: dict(sorted(c.items())) for t, c in r.status.items()},
+        "diagnosis": {"windows": [e.isoformat() for e in r.ends], "found": {k: r.found.get(k, 0) for k in KINDS}},
+        "worklist": dict(sorted(r.issues.items())),
+        "substituted_meter_days": dict(sorted(r.substituted.items())),
+        "pv_inferred_meters": 0 if r.pv is None else r.pv.height,
+        "dates_without_meter_daily": [d.isoformat() for d in r.absent],
+        "pending_days": [d.isoformat() for d in sorted(r.pending)],
     }
     return result
 
