@@ -329,10 +329,10 @@ def _pv_inference(lake: Lake, held: set[dt.date], months: list[str], rules: loss
 
 #: meter_daily rows read in one query for the daily figures (and counted against
 #: WINDOW_ROWS_IN_MEMORY): a small zone's month is read at once, a county day alone
-DAY_ROWS_PER_READ = 1
+DAY_ROWS_PER_READ = 100_000
 #: meter-days of the diagnosis windows diagnosed in one pass (each meter-day counted once
 #: per window holding it); a window larger than this is diagnosed alone
-WINDOW_ROWS_PER_PASS = 1
+WINDOW_ROWS_PER_PASS = 1_000_000
 
 
 @dataclass

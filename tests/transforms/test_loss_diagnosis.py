@@ -20,7 +20,9 @@ from meterlake.transforms.loss_diagnosis import (
     MultiplierRules,
     TheftRules,
     diagnose,
+    diagnose_windows,
     neighbour_multipliers,
+    window_days,
 )
 
 START = dt.date(2026, 3, 1)
@@ -253,6 +255,30 @@ def test_only_the_window_counts_and_row_order_does_not():
         pl.col("date") + pl.duration(days=1), pl.lit(0.0).alias("kwh")
     )
     assert_frame_equal(diagnose(pl.concat([noise, md, later]).sample(fraction=1.0, shuffle=True, seed=9), end), got)
+
+
+def test_windows_in_one_pass_are_each_window_alone():
+    # 40 days of the seeded feeder (the theft from day 20, so later windows find more):
+    # windows ending on days 29 .. 39, one short of min_days at the start (ends 10, 11),
+    # and one ending before any data; each window's rows in the one pass are exactly the
+    # rows diagnose gives it alone, and a window with nothing found has no rows
+    md, _ = synthetic_feeder(5, days=40)
+    diag = DiagnosisRules(window_days=20, min_days=15)
+    ends = [START + dt.timedelta(days=k) for k in (-3, 10, 11, 29, 33, 34, 39)]
+    got = diagnose_windows(md.sample(fraction=1.0, shuffle=True, seed=2), ends, diag=diag)
+    assert got.height > 0
+    for end in ends:
+        alone = diagnose(md, end, diag=diag)
+        assert_frame_equal(got.filter(pl.col("date") == end), alone)
+    assert set(got["date"].to_list()) <= set(ends[3:])
+    assert got.select("date", "area_id", "kind", "rank").rows() == sorted(
+        got.select("date", "area_id", "kind", "rank").rows()
+    )
+    # a window's days: window_days of them, ending at its end, its second half from
+    # start + window_days // 2 (day 10 of a 20-day window ending on day 29: day 20)
+    spans = window_days([START + dt.timedelta(days=29)], diag)
+    assert spans["date"].to_list() == [START + dt.timedelta(days=k) for k in range(10, 30)]
+    assert set(spans["_mid"].to_list()) == {START + dt.timedelta(days=20)}
 
 
 def test_window_shorter_than_min_days_yields_nothing():
