@@ -204,9 +204,12 @@ def test_reads_of_many_days_and_passes_of_many_windows_write_what_one_at_a_time_
     inner = stage.diagnose_windows
     monkeypatch.setattr(stage, "DAY_ROWS_PER_READ", 1)
     monkeypatch.setattr(stage, "WINDOW_ROWS_PER_PASS", 1)
-    monkeypatch.setattr(
-        stage, "diagnose_windows", lambda rows, ends, *a, **k: calls.append(len(ends)) or inner(rows, ends, *a, **k)
-    )
+
+    def counted(rows: Any, ends: list[dt.date], *a: Any, **k: Any) -> pl.DataFrame:
+        calls.append(len(ends))
+        return inner(rows, ends, *a, **k)
+
+    monkeypatch.setattr(stage, "diagnose_windows", counted)
     run(lake, HELD, config_dir=conf, run_id="t2")
     assert calls == [1] * len(HELD)  # one window a pass
     assert sorted(p for p in lake.rglob("*.parquet") if "_meta" not in p.parts) == files
