@@ -33,7 +33,9 @@ starting mid-window in a 4% area may never cross 10%).
 
 The window is read twice: once for the per-area balances (small) and the per-customer
 statistics (a streaming group-by), then only for the meters the findings need, so a
-county window is never held whole in memory.
+county window is never held whole in memory. :func:`diagnose_windows` diagnoses several
+windows in one pass (every group keyed by the window's end), each window's rows those
+:func:`diagnose` gives it alone: a small zone's windows cost one pass, not one each.
 
 Evidence values are rounded (kWh to 1e-3, rates and correlations to 1e-6) so the file
 is identical across reruns.

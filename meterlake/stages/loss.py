@@ -331,8 +331,9 @@ def _pv_inference(lake: Lake, held: set[dt.date], months: list[str], rules: loss
 #: WINDOW_ROWS_IN_MEMORY): a small zone's month is read at once, a county day alone
 DAY_ROWS_PER_READ = 100_000
 #: meter-days of the diagnosis windows diagnosed in one pass (each meter-day counted once
-#: per window holding it); a window larger than this is diagnosed alone
-WINDOW_ROWS_PER_PASS = 1_000_000
+#: per window holding it: a small zone's 59 daily windows, about 0.4M, are one pass and
+#: ~0.1 GB); a window larger than this (a county's) is diagnosed alone
+WINDOW_ROWS_PER_PASS = 500_000
 
 
 @dataclass
