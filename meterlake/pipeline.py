@@ -182,12 +182,17 @@ def run(
     try:
         with writer(settings, run_id):
             helper: DocsHelper | None = None
+            tried = False
             try:
                 for stage in STAGES:
                     if stage not in wanted:
                         continue
-                    if helper is None and stage in DOCS_HELPER_FROM and docs_beside(wanted):
-                        helper = DocsHelper(settings, run_id)
+                    if not tried and stage in DOCS_HELPER_FROM and docs_beside(wanted):
+                        tried = True
+                        try:
+                            helper = DocsHelper(settings, run_id)
+                        except OSError:  # no process to start: the docs stage runs here, in turn
+                            log.debug("could not start the docs helper", exc_info=True)
                     if stage == "docs" and helper is not None:
                         # rendered beside the stages after it; the run waits for it at its end
                         helper.go(dates, progress)
@@ -259,14 +264,18 @@ class DocsHelper:
         self.settings, self.run_id = settings, run_id
         self._err = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115  # closed when the helper ends
         self._sent = False
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", DOCS_HELPER],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._err,
-            text=True,
-            encoding="utf-8",
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", DOCS_HELPER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._err,
+                text=True,
+                encoding="utf-8",
+            )
+        except BaseException:
+            self._err.close()
+            raise
 
     def go(self, dates: list[dt.date], progress: Callable[[str], None] | None = None) -> None:
         """Have the helper run the docs stage for ``dates`` now."""

@@ -207,3 +207,16 @@ def test_great_expectations_is_imported_without_scipy_stats_and_altair_which_loa
     assert got["before"] == {"scipy.stats": "_Deferred", "altair": "_Deferred"}
     assert got["value"] == 0.0  # KL divergence of a distribution from itself
     assert got["after"] is True
+
+
+def test_without_a_helper_process_the_docs_stage_runs_in_the_run(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise OSError("no such file: python")
+
+    monkeypatch.setattr(pipeline.subprocess, "Popen", no_process)
+    published = _publish(monkeypatch)
+    record = pipeline.run(_settings(lake), D1, D2, stages=["check", "docs", "publish"], run_id="r6")
+    assert record["status"] == "ok" and published == ["publish"]
+    docs = _record(lake)["stages"]["docs"]
+    assert docs["details"]["runs"] == ["r6"] and "waited_s" not in docs["details"]
+    assert (lake.reports / "data_docs" / "index.html").is_file()
