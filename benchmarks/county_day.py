@@ -76,7 +76,8 @@ out["wall"]["total"] = round(time.perf_counter() - t0, 3)
 import resource
 kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the docs stage's helper process
 out["cpu"]["total"] = round(time.process_time() - c0 + kids.ru_utime + kids.ru_stime, 3)
-out["helper_peak_rss_gb"] = round(kids.ru_maxrss / 1024**2, 2)
+# its own peak (ru_maxrss of a child holds the parent's RSS when it was spawned)
+out["helper_peak_rss_gb"] = round(rec["stages"].get("docs", {}).get("details", {}).get("helper_peak_rss_mb", 0) / 1024, 2)
 out["accounting"] = rec["stages"].get("ingest", {}).get("details", {}).get("accounting")
 print("RESULT " + json.dumps(out))
 """

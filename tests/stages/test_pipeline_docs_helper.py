@@ -104,6 +104,7 @@ def test_the_helper_renders_the_pages_and_the_record_keeps_the_stage_order(
     assert Path(docs["details"]["data_docs"]) == lake.reports / "data_docs" / "index.html"
     assert [Path(p).is_file() for p in docs["details"]["data_docs_pages"]] == [True]
     assert docs["details"]["waited_s"] >= 0
+    assert 30 < docs["details"]["helper_peak_rss_mb"] < 2048  # its own program's peak, in MiB
     # the helper's CPU counts its own interpreter and imports: more than the stage's wall time
     assert docs["cpu_seconds"] > 0.2
     assert not any((lake.meta / "data_docs_pending").iterdir())  # done: nothing left waiting
