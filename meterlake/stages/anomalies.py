@@ -32,6 +32,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from .. import observer_kernel
 from ..landing import read_landing_file, scan_dataset
 from ..schemas.anomalies import ANOMALIES, INDICATORS
 from ..schemas.curves import LANDING as CURVES
@@ -252,7 +253,9 @@ class _Observed:
                 d, _DayFile(self._folder(d) / "customers.parquet", self.columns)
             )
             days.append(observer.DayRows(d, kept.keys, kept.read))
-        return observer.indicator_of_days(days, pl.concat([self.areas[d] for d in window]), day, self.rules)
+        return observer.indicator_of_days(
+            days, pl.concat([self.areas[d] for d in window]), day, self.rules, prefilter=observer_kernel.worth_judging
+        )
 
 
 def outage_min(ctx: StageContext) -> float:
