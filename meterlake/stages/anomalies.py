@@ -32,7 +32,6 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from .. import observer_kernel
 from ..landing import read_landing_file, scan_dataset
 from ..schemas.anomalies import ANOMALIES, INDICATORS
 from ..schemas.curves import LANDING as CURVES
@@ -193,6 +192,25 @@ class _DayFile:
         return span.slice(r0 - int(self.starts[g0]), r1 - r0)
 
 
+#: a chunk of at least this many customers is first looked at by the compiled day part
+#: (``meterlake/observer_kernel.py``): judging a customer with numpy costs ~30 us, loading the
+#: compiled kernel and numba ~0.5 s once per process, so a small zone judges everyone
+KERNEL_MIN_CUSTOMERS = 2_000
+
+
+def worth_judging(
+    blocks: np.ndarray, run: np.ndarray, rough: np.ndarray, tix: np.ndarray, rules: anomaly.ObserverRules
+) -> np.ndarray:
+    """The observer's prefilter (``observer.Prefilter``): the compiled day part for a chunk of
+    :data:`KERNEL_MIN_CUSTOMERS` or more, everyone judged for a smaller one (numba is imported
+    only when a chunk that large comes)."""
+    if len(blocks) < KERNEL_MIN_CUSTOMERS:
+        return np.ones(len(blocks), dtype=bool)
+    from .. import observer_kernel
+
+    return observer_kernel.worth_judging(blocks, run, rough, tix, rules)
+
+
 class _Observed:
     """The observer indicator per detection date, from daily summaries of the curves.
 
@@ -254,7 +272,7 @@ class _Observed:
             )
             days.append(observer.DayRows(d, kept.keys, kept.read))
         return observer.indicator_of_days(
-            days, pl.concat([self.areas[d] for d in window]), day, self.rules, prefilter=observer_kernel.worth_judging
+            days, pl.concat([self.areas[d] for d in window]), day, self.rules, prefilter=worth_judging
         )
 
 

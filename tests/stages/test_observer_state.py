@@ -195,3 +195,26 @@ def test_windows_numbered_in_one_query_write_the_files_of_a_day_at_a_time(
     assert at_once == digest(tmp_path / "daywise" / "lake")
     top = Lake(tmp_path / "at_once" / "lake").scan(ANOMALIES, [dates[-1]]).collect().sort("rank").row(0, named=True)
     assert top["meter_id"] == THIEF and top["observer_points"] > 0
+
+
+def test_the_compiled_prefilter_writes_what_judging_everyone_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last = [D0 + dt.timedelta(days=i) for i in (DAYS - 2, DAYS - 1)]
+    asked: list[int] = []
+    real = anomalies.worth_judging
+
+    def recording(blocks: np.ndarray, *args: Any) -> np.ndarray:
+        keep = real(blocks, *args)
+        asked.append(int(keep.sum()))
+        return keep
+
+    monkeypatch.setattr(anomalies, "worth_judging", recording)
+    for name, least in (("everyone", 10**9), ("compiled", 1)):
+        monkeypatch.setattr(anomalies, "KERNEL_MIN_CUSTOMERS", least)
+        (tmp_path / name / "landing").mkdir(parents=True)
+        build(tmp_path / name / "lake")
+        run(tmp_path / name, last)
+    assert digest(tmp_path / "everyone" / "lake") == digest(tmp_path / "compiled" / "lake")
+    # judging everyone: the 10 customers of each date; the compiled day part keeps only the thief
+    assert asked == [CUSTOMERS, CUSTOMERS, 1, 1]
