@@ -812,12 +812,21 @@ class DayRows:
     ``keys()``: meter_id, area_id and actual of every row, sorted by area_id then meter_id;
     ``read(r0, r1)``: rows ``r0`` up to ``r1`` of that order with the block columns,
     zero_run and rough. The window asks for increasing, non-overlapping row ranges, so a
-    reader over a file keeps only the part it is in.
+    reader over a file keeps only the part it is in. ``arrays(r0, r1)``, when given: the same
+    rows as numpy (blocks (rows, blocks), zero_run, rough), for a reader that keeps a small
+    day's arrays while the day is in the window (a small zone's dates then spend no frame
+    operations on the days they share).
     """
 
     date: dt.date
     keys: Callable[[], pl.DataFrame]
     read: Callable[[int, int], pl.DataFrame]
+    arrays: Callable[[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+
+
+def rows_as_arrays(part: pl.DataFrame, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of a day's summaries (:meth:`DayRows.read`) as ``DayRows.arrays`` gives them."""
+    return part.select(names).to_numpy(), part["zero_run"].to_numpy(), part["rough"].to_numpy()
 
 
 def frame_days(customers: pl.DataFrame) -> list[DayRows]:
@@ -1023,18 +1032,18 @@ def indicator_of_days(
         for d, (src, (row_at, cust)) in enumerate(zip(kept, place, strict=True)):
             a, b = np.searchsorted(cust, [lo, hi])
             if a < b:
-                r0 = int(row_at[a])
-                read.append((d, src.read(r0, int(row_at[b - 1]) + 1), row_at[a:b] - r0, cust[a:b] - lo))
+                r0, r1 = int(row_at[a]), int(row_at[b - 1]) + 1
+                got_rows = src.arrays(r0, r1) if src.arrays is not None else rows_as_arrays(src.read(r0, r1), names)
+                read.append((d, got_rows, row_at[a:b] - r0, cust[a:b] - lo))
         # blocks kept as float32 stay float32 until summed (their medians sort half the bytes)
-        schemas = [part.schema for _, part, _, _ in read]  # once per part: each call builds one
-        narrow = all(schema[c] == pl.Float32 for schema in schemas for c in names)
+        narrow = all(arrays[0].dtype == np.float32 for _, arrays, _, _ in read)
         blocks = np.full((m, n_days, nb), np.nan, dtype=np.float32 if narrow else np.float64)
         run = np.full((m, n_days), np.nan)
         rough = np.full((m, n_days), np.nan)
-        for d, part, pick, into in read:
-            blocks[into, d] = part.select(names).to_numpy()[pick]
-            run[into, d] = part["zero_run"].to_numpy()[pick]
-            rough[into, d] = part["rough"].to_numpy()[pick]
+        for d, (day_blocks, day_run, day_rough), pick, into in read:
+            blocks[into, d] = day_blocks[pick]
+            run[into, d] = day_run[pick]
+            rough[into, d] = day_rough[pick]
         del read
         got = _judge(blocks, run, rough, tix, excess, valid, area_of[lo:hi], rules, prefilter)
         got["at"] = got["at"] + lo
