@@ -79,20 +79,21 @@ def _ramp(x: float, lo: float, hi: float) -> float:  # pragma: no cover - compil
 
 
 @njit(cache=True, nogil=True)
-def _block_medians(blocks: Arr, idx: Arr, m: int, buf: Arr, out: Arr, rank: Arr) -> None:  # pragma: no cover - compiled
+def _block_medians(
+    blocks: Arr, idx: Arr, m: int, buf: Arr, out: Arr, rank: Arr, gaps: bool
+) -> None:  # pragma: no cover - compiled
     """Per block, the median over the days ``idx[:m]`` of ``blocks`` (days, blocks), 0 where
     there is no day. Each day's rank among the days is counted for all blocks at once
     (branch-free, a few lanes at a time): a handful of days sorted one block at a time
-    mispredicts a branch for most of its values."""
+    mispredicts a branch for most of its values. ``gaps``: some of the days have a block
+    without a value (never for a judged day), left out one block at a time."""
     nb = blocks.shape[1]
     if m == 0:
         out[:] = 0.0
         return
-    for j in range(m):
-        for b in range(nb):
-            if math.isnan(blocks[idx[j], b]):  # never for a judged day: the sorted way
-                _block_medians_sorted(blocks, idx, m, buf, out)
-                return
+    if gaps:
+        _block_medians_sorted(blocks, idx, m, buf, out)
+        return
     lo_rank = (m - 1) // 2
     hi_rank = m // 2
     lo = out  # the lower middle value, then the median
@@ -154,6 +155,7 @@ def _usual(
     w_b: Arr,
     idx: Arr,
     rank: Arr,
+    gaps: bool,
 ) -> None:  # pragma: no cover - compiled
     """One customer's usual day per type (``observer._usual``): ``first`` the first pass (the
     ``usual_top`` share of the picked days with most energy), else the second (the picked
@@ -184,7 +186,7 @@ def _usual(
             if pick[d] and energy[d] >= cut:
                 idx[m] = d
                 m += 1
-        _block_medians(blocks, idx, m, buf, w_b, rank)
+        _block_medians(blocks, idx, m, buf, w_b, rank, gaps)
         k = 0
         for d in range(nd):
             if pick[d] and not math.isnan(run[d]):
@@ -229,7 +231,7 @@ def _usual(
             out_run[g] = w_run if first else keep_run[g]
             out_rough[g] = w_rough if first else keep_rough[g]
             continue
-        _block_medians(blocks, idx, m, buf, out_b[g], rank)
+        _block_medians(blocks, idx, m, buf, out_b[g], rank, gaps)
         k = 0
         for d in range(nd):
             if pick[d] and tix[d] == g and not math.isnan(run[d]):
@@ -371,13 +373,16 @@ def _day_parts(
                 days += 1
         if days < n_min_days:
             continue  # never judged
+        gaps = False  # a seen day with a block without a value (never from the summaries)
         for d in range(nd):
             s = 0.0
             ss = 0.0
             for b in range(nb):
                 v = float(blocks[c, d, b])
                 blk[d, b] = v
-                v = 0.0 if math.isnan(v) else v
+                if math.isnan(v):
+                    gaps = gaps or seen[d]
+                    v = 0.0
                 bz[d, b] = v
                 s += v
                 ss += v * v
@@ -442,6 +447,7 @@ def _day_parts(
             w_b,
             idx,
             rank,
+            gaps,
         )
         _strengths(
             bz, x_sum, x_sq, run0, rough0, seen, tix, types, u1_b, u1_run, u1_rough, r, strength, mu, suu, c_ur, cv_u
@@ -468,6 +474,7 @@ def _day_parts(
             w_b,
             idx,
             rank,
+            gaps,
         )
         _strengths(
             bz, x_sum, x_sq, run0, rough0, seen, tix, types, u2_b, u2_run, u2_rough, r, strength, mu, suu, c_ur, cv_u

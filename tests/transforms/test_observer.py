@@ -687,17 +687,17 @@ def test_compiled_block_medians_by_hand() -> None:
     blocks = np.array([[1.0, 5.0], [3.0, 5.0], [2.0, 1.0], [9.0, 7.0]], dtype=np.float32)  # (days, blocks)
     out, buf, rank = np.zeros(2), np.zeros(4), np.zeros(2, dtype=np.int32)
     # days 0, 1, 2: of 1, 3, 2 -> 2; of 5, 5, 1 (a tie) -> 5
-    observer_kernel._block_medians(blocks, np.array([0, 1, 2, 3]), 3, buf, out, rank)
+    observer_kernel._block_medians(blocks, np.array([0, 1, 2, 3]), 3, buf, out, rank, False)
     assert out.tolist() == [2.0, 5.0]
     # all 4 days: of 1, 3, 2, 9 -> (2 + 3) / 2; of 5, 5, 1, 7 -> (5 + 5) / 2
-    observer_kernel._block_medians(blocks, np.array([0, 1, 2, 3]), 4, buf, out, rank)
+    observer_kernel._block_medians(blocks, np.array([0, 1, 2, 3]), 4, buf, out, rank, False)
     assert out.tolist() == [2.5, 5.0]
     # no day: 0; a day without a value (NaN) is left out, as the judging's medians leave it
-    observer_kernel._block_medians(blocks, np.array([0, 1, 2, 3]), 0, buf, out, rank)
+    observer_kernel._block_medians(blocks, np.array([0, 1, 2, 3]), 0, buf, out, rank, False)
     assert out.tolist() == [0.0, 0.0]
     gaps = blocks.copy()
     gaps[1, 0] = np.nan
-    observer_kernel._block_medians(gaps, np.array([0, 1, 2, 3]), 3, buf, out, rank)
+    observer_kernel._block_medians(gaps, np.array([0, 1, 2, 3]), 3, buf, out, rank, True)
     assert out.tolist() == [1.5, 5.0]  # of 1, 2; of 5, 5, 1
 
 
@@ -735,6 +735,7 @@ def test_compiled_day_part_is_the_judged_one(kind: str) -> None:
     run = cust["zero_run"].to_numpy().astype(np.float64).reshape(CUSTOMERS, DAYS)
     rough = cust["rough"].to_numpy().astype(np.float64).reshape(CUSTOMERS, DAYS)
     tix = observer._day_kinds([START + dt.timedelta(days=d) for d in range(DAYS)], RULES.day_types)
+    blocks[2, 4, 3] = np.nan  # a seen day with a block without a value: left out of its medians
     judged = _judged_day_parts(blocks, run, rough, tix)
     compiled = observer_kernel.day_parts(blocks, run, rough, tix, RULES)
     assert compiled == pytest.approx(judged, abs=1e-9)
