@@ -220,11 +220,22 @@ def worth_judging(
     """The observer's prefilter (``observer.Prefilter``): the compiled day part for a chunk of
     :data:`KERNEL_MIN_CUSTOMERS` or more, everyone judged for a smaller one (numba is imported
     only when a chunk that large comes)."""
-    if len(blocks) < KERNEL_MIN_CUSTOMERS:
-        return np.ones(len(blocks), dtype=bool)
-    from .. import observer_kernel
+    everyone = np.ones(len(blocks), dtype=bool)
+    if len(blocks) < KERNEL_MIN_CUSTOMERS or _KERNEL_FAILED:
+        return everyone
+    try:
+        from .. import observer_kernel
 
-    return observer_kernel.worth_judging(blocks, run, rough, tix, rules)
+        return observer_kernel.worth_judging(blocks, run, rough, tix, rules)
+    except (ImportError, RuntimeError, OSError) as exc:
+        # numba absent, or no writable folder for its cache (``NUMBA_CACHE_DIR``): judging
+        # everyone writes the same outputs, only slower
+        _KERNEL_FAILED.append(f"{type(exc).__name__}: {exc}")
+        return everyone
+
+
+#: why the compiled look could not be used in this process (then every customer is judged)
+_KERNEL_FAILED: list[str] = []
 
 
 class _Observed:
@@ -402,6 +413,8 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         for d in [d for d in features if d <= batch[-1] and d not in model_dates]:
             del features[d]
 
+    if _KERNEL_FAILED:
+        result.notes.append(f"observer: compiled look not available ({_KERNEL_FAILED[0]}): every customer judged")
     cases = _theft_cases(ctx, cfg, todo, diag_days, found_cases)
     result.rows = {ANOMALIES.name: written, THEFT_CASES.name: cases}
     result.notes.append(f"theft_cases: {cases} case(s) over {len(todo)} date(s)")

@@ -21,6 +21,7 @@ from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.settings import Settings
 from meterlake.stages import anomalies
 from meterlake.stages.anomalies import OBSERVER_STATE, _DayFile
+from meterlake.transforms.anomaly import ObserverRules
 
 D0 = dt.date(2026, 3, 2)  # a Monday
 DAYS = 16
@@ -256,3 +257,24 @@ def test_a_small_kept_day_keeps_its_arrays_and_a_large_one_reads_them_each_time(
         again = kept.arrays(2, 4)
         assert again[0].tolist() == [[3.5, 0.0], [4.5, 1.0]] and again[1].tolist() == [96, 1]
         assert len(opened) == whole_reads  # read whole once for both spans, or never
+
+
+def test_without_the_compiled_look_everyone_is_judged(monkeypatch: pytest.MonkeyPatch) -> None:
+    from meterlake import observer_kernel
+
+    def broken(*_args: Any) -> np.ndarray:
+        raise RuntimeError("cannot cache function: no locator available")
+
+    monkeypatch.setattr(observer_kernel, "worth_judging", broken)
+    monkeypatch.setattr(anomalies, "KERNEL_MIN_CUSTOMERS", 1)
+    monkeypatch.setattr(anomalies, "_KERNEL_FAILED", [])
+    blocks = np.ones((3, 14, 24), dtype=np.float32)
+    rules = ObserverRules()
+    got = anomalies.worth_judging(blocks, np.zeros((3, 14)), np.zeros((3, 14)), np.zeros(14, dtype=np.int64), rules)
+    assert got.tolist() == [True, True, True]
+    assert anomalies._KERNEL_FAILED == ["RuntimeError: cannot cache function: no locator available"]
+    # and it is not tried again in this process
+    again = anomalies.worth_judging(
+        blocks[:1], np.zeros((1, 14)), np.zeros((1, 14)), np.zeros(14, dtype=np.int64), rules
+    )
+    assert again.tolist() == [True]
