@@ -556,6 +556,7 @@ def rebuild_partition(
     held: dict[str, Held] | None = None,
     by_day: dict[dt.date, list[str]] | None = None,
     meters_on: MetersOn | None = None,
+    moved: pl.DataFrame | None = None,
 ) -> dict[str, int] | None:
     """Rebuild one date partition from every staged file holding the date.
 
@@ -564,6 +565,8 @@ def rebuild_partition(
     alone makes the partition is linked to it instead, after it (:func:`link_staged`).
     ``by_day``: :func:`files_by_day` of ``manifest`` for the dataset, when the caller has it;
     ``meters_on``: the meters of ``archive`` valid on a day, read once per snapshot.
+    ``moved``: keys whose latest delivery lies in another date's partition
+    (:func:`moved_keys`): their rows here are superseded.
     """
     lake = ctx.lake
     held = {} if held is None else held
@@ -583,6 +586,13 @@ def rebuild_partition(
         if f in held and f != sole:
             write_staged(lake, spec.dataset, f, held.pop(f)[1])
     res = dedup.resolve(staged, list(spec.key))
+    if moved is not None and moved.height:
+        # a later delivery moved these keys to another date: every version here is superseded
+        res = dedup.Resolved(
+            res.clean.join(moved, on=list(spec.key), how="anti", maintain_order="left"),
+            res.duplicates,
+            pl.concat([res.superseded, res.clean.join(moved, on=list(spec.key), how="semi", maintain_order="left")]),
+        )
     clean = res.clean
     unknown = clean.clear()
     if spec.dataset == "payments":  # keyed by customer, judged against earlier payments (transforms/payments.py)
@@ -647,6 +657,33 @@ def rebuild_partition(
         "superseded": res.superseded.height,
         "unknown_meter": unknown.height,
     }
+
+
+#: datasets whose key holds no date (the partition is a date of the row): a later delivery may
+#: move a key to another date, and the key's rows in other partitions are then superseded
+MOVABLE = frozenset({"outage_plans"})
+
+
+def moved_keys(
+    lake: Lake, spec: Landing, by_day: dict[dt.date, list[str]], held: dict[str, Held]
+) -> dict[dt.date, pl.DataFrame]:
+    """Per partition date, the keys (of ``spec``) whose latest delivery, over every staged
+    file, is in another date's partition. Read whole: only for the small :data:`MOVABLE`
+    datasets."""
+    key = list(spec.key)
+    frames = [
+        (held[f][1].lazy() if f in held else read_staged(lake, spec, f, day)).select(
+            *key, *dedup.ORDER, pl.lit(day, pl.Date()).alias("_day")
+        )
+        for day, files in by_day.items()
+        for f in files
+    ]
+    if not frames:
+        return {}
+    rows = pl.concat(frames, how="vertical_relaxed").collect()
+    latest = rows.sort(dedup.ORDER).unique(key, keep="last").select(*key, pl.col("_day").alias("_latest"))
+    stale = rows.join(latest, on=key).filter(pl.col("_day") != pl.col("_latest")).select("_day", *key).unique()
+    return {d: part.drop("_day").sort(key) for (d,), part in stale.partition_by("_day", as_dict=True).items()}
 
 
 def files_by_day(manifest: pl.DataFrame, dataset: str) -> dict[dt.date, list[str]]:
@@ -842,11 +879,27 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             first = min(touched["payments"])
             held = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["dates"]
             touched["payments"].update(d for d in held.explode().drop_nulls().to_list() if d >= first)
-        days = sorted(touched[ds] | requested)
         by_day = files_by_day(seen, ds)
+        moved: dict[dt.date, pl.DataFrame] = {}
+        if ds in MOVABLE:
+            moved = moved_keys(lake, spec, by_day, kept)
+            # a partition whose key a new file moved elsewhere is rebuilt without it
+            new_files = set(st.plan.filter(pl.col("dataset") == ds)["file_id"].to_list())
+            new_keys = pl.concat(
+                [
+                    (kept[f][1].lazy() if f in kept else read_staged(lake, spec, f, d)).select(*spec.key)
+                    for d, files in by_day.items()
+                    for f in files
+                    if f in new_files
+                ]
+                or [pl.LazyFrame(schema={k: pl.String() for k in spec.key})],
+                how="vertical_relaxed",
+            ).collect()
+            touched[ds].update(d for d, keys in moved.items() if keys.join(new_keys, on=list(spec.key)).height)
+        days = sorted(touched[ds] | requested)
         for i, day in enumerate(days, 1):
             ctx.progress(f"rebuild {ds} {day} ({i}/{len(days)})")
-            c = rebuild_partition(ctx, spec, day, seen, archive, kept, by_day, meters_on)
+            c = rebuild_partition(ctx, spec, day, seen, archive, kept, by_day, meters_on, moved.get(day))
             if c is None:
                 continue
             if ds == "archive":
