@@ -1285,12 +1285,11 @@ def share_steps(customers: pl.DataFrame | pl.LazyFrame, rules: BalanceRules) -> 
     ``step_spread_floor`` (the area share's relative to its mean); per series its best
     split, and there the drop (1 - after / before) and the kWh the customer recorded
     after it (in the night slots for the night share). Columns: area_id, meter_id,
-    step_t_stat (the larger series' t), step_drop, step_kwh (the kWh that drop leaves
-    unrecorded after the split: recorded x drop / (1 - drop)), step_night (the night
-    series gave it).
+    step_t_stat (the larger series' t; null without a split), step_drop, step_kwh (the
+    kWh that drop leaves unrecorded after the split: recorded x drop / (1 - drop)),
+    step_night (the night series gave it). Every split of every customer at once: prefix
+    sums over the rows sorted by customer and date.
     """
-    n_min = rules.step_min_days
-    floor = rules.step_spread_floor
     c = (
         customers.lazy()
         .filter(pl.col("kwh") > 0)
@@ -1300,48 +1299,82 @@ def share_steps(customers: pl.DataFrame | pl.LazyFrame, rules: BalanceRules) -> 
             "date",
             "kwh",
             "night_kwh",
-            _ns=(pl.col("night_kwh") / pl.col("kwh")).clip(0.0, 1.0),
             _as=pl.col("kwh") / pl.col("kwh").sum().over("area_id", "date"),
         )
         .sort("area_id", "meter_id", "date")
-    )
-
-    def best(x: str, kwh: str, spread_floor: pl.Expr) -> list[pl.Expr]:
-        # every row is a split: the days up to it before, the rest after (prefix sums)
-        v = pl.col(x)
-        n = pl.len()
-        nb = pl.int_range(1, n + 1)
-        na = n - nb
-        s1, s2 = v.cum_sum(), (v * v).cum_sum()
-        mb, ma = s1 / nb, (v.sum() - s1) / na
-        ss = (s2 - nb * mb * mb) + ((v * v).sum() - s2 - na * ma * ma)
-        sp = pl.max_horizontal((ss.clip(lower_bound=0.0) / (n - 2).clip(lower_bound=1)).sqrt(), spread_floor)
-        t = pl.when((nb >= n_min) & (na >= n_min)).then((mb - ma) / (sp * (1 / nb + 1 / na).sqrt()))
-        drop = pl.when(mb > 0).then(1 - ma / mb)
-        after = pl.col(kwh).sum() - pl.col(kwh).cum_sum()
-
-        def at_best(e: pl.Expr) -> pl.Expr:
-            return e.sort_by(t.fill_null(-math.inf), descending=True).first()
-
-        return [t.max().alias(f"{x}_t"), at_best(drop).alias(f"{x}_drop"), at_best(after).alias(f"{x}_after")]
-
-    g = c.group_by("area_id", "meter_id").agg(
-        *best("_ns", "night_kwh", pl.lit(floor)), *best("_as", "kwh", floor * pl.col("_as").mean())
-    )
-    night = pl.col("_ns_t").fill_null(-math.inf) >= pl.col("_as_t").fill_null(-math.inf)
-    drop = pl.when(night).then(pl.col("_ns_drop")).otherwise(pl.col("_as_drop")).fill_nan(None)
-    after = pl.when(night).then(pl.col("_ns_after")).otherwise(pl.col("_as_after"))
-    return (
-        g.select(
-            "area_id",
-            "meter_id",
-            step_t_stat=pl.max_horizontal("_ns_t", "_as_t"),
-            step_drop=drop,
-            step_kwh=pl.when((drop > 0) & (drop < 1)).then(after * drop / (1 - drop)).otherwise(0.0),
-            step_night=night,
+        .with_columns(
+            _new=(pl.col("meter_id") != pl.col("meter_id").shift()).fill_null(True)
+            | (pl.col("area_id") != pl.col("area_id").shift()).fill_null(True)
         )
         .collect()
-        .sort("area_id", "meter_id")
+    )
+    out_schema = {
+        "area_id": pl.String,
+        "meter_id": pl.String,
+        "step_t_stat": pl.Float64,
+        "step_drop": pl.Float64,
+        "step_kwh": pl.Float64,
+        "step_night": pl.Boolean,
+    }
+    if c.height == 0:
+        return pl.DataFrame(schema=out_schema)
+    kwh = c["kwh"].to_numpy().astype(np.float64)
+    night_kwh = np.nan_to_num(c["night_kwh"].to_numpy().astype(np.float64))
+    starts = np.flatnonzero(c["_new"].to_numpy())
+    bounds = np.r_[starts, c.height]
+    gid = np.repeat(np.arange(len(starts)), np.diff(bounds))
+    size = np.diff(bounds)[gid].astype(np.float64)
+    nb = (np.arange(c.height) - bounds[:-1][gid] + 1).astype(np.float64)  # days up to and with this row
+    na = size - nb
+    valid = (nb >= rules.step_min_days) & (na >= rules.step_min_days)
+
+    def prefix(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's sum over its customer's rows up to it, and its customer's total."""
+        cs = np.cumsum(x)
+        base = np.r_[0.0, cs][bounds[:-1]]
+        total = np.r_[cs[bounds[1:] - 1]] - base
+        return cs - base[gid], total[gid]
+
+    def best(x: np.ndarray, floor: np.ndarray, kwh_of: np.ndarray) -> tuple[np.ndarray, ...]:
+        # centred on the customer's mean first: the sums of squares are differences of
+        # small numbers, and the prefix sums run over the whole window's rows
+        level = np.add.reduceat(x, bounds[:-1])[gid] / size
+        x = x - level
+        s1, t1 = prefix(x)
+        s2, t2 = prefix(x * x)
+        k1, kt = prefix(kwh_of)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mb, ma = s1 / nb, (t1 - s1) / na
+            ss = (s2 - nb * mb * mb) + (t2 - s2 - na * ma * ma)
+            sp = np.maximum(np.sqrt(np.maximum(ss, 0.0) / np.maximum(size - 2, 1)), floor)
+            t = np.where(valid, (mb - ma) / (sp * np.sqrt(1 / nb + 1 / na)), -np.inf)
+            drop = np.where(mb + level > 0, (mb - ma) / (mb + level), np.nan)
+        # each customer's best split: its first row in (customer, t descending) order
+        pick = np.lexsort((-t, gid))[bounds[:-1]]
+        return t[pick], drop[pick], (kt - k1)[pick]
+
+    share_night = np.clip(np.where(kwh > 0, night_kwh / kwh, 0.0), 0.0, 1.0)
+    share_area = c["_as"].to_numpy().astype(np.float64)
+    mean_area = np.add.reduceat(share_area, bounds[:-1])[gid] / size
+    tn, dn, an = best(share_night, np.full(c.height, rules.step_spread_floor), night_kwh)
+    ta, da, aa = best(share_area, rules.step_spread_floor * mean_area, kwh)
+    night = tn >= ta
+    t = np.where(night, tn, ta)
+    drop = np.where(night, dn, da)
+    after = np.where(night, an, aa)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kwh_left = np.where((drop > 0) & (drop < 1), after * drop / (1 - drop), 0.0)
+    first = c[bounds[:-1]]
+    return pl.DataFrame(
+        {
+            "area_id": first["area_id"],
+            "meter_id": first["meter_id"],
+            "step_t_stat": pl.Series(np.where(np.isfinite(t), t, np.nan), nan_to_null=True),
+            "step_drop": pl.Series(np.where(np.isfinite(t), drop, np.nan), nan_to_null=True),
+            "step_kwh": np.where(np.isfinite(t), kwh_left, 0.0),
+            "step_night": night & np.isfinite(t),
+        },
+        schema=out_schema,
     )
 
 
