@@ -51,7 +51,8 @@ practice each follows:
 The balance's share of the score, measured
 ------------------------------------------
 The ``balance`` points are 2 x the finding's score, z / 12 clipped to 1 (z: the largest
-of the balance's three robust t). Other uses of the same findings were measured on the
+of the balance's four robust t: steady, night, some days, and the step in what the
+customer records). Other uses of the same findings were measured on the
 two generated zones of 20,000 meters x 30 days (seeds 7 | 11), re-scoring the anomalies
 of the 30 dates with only the balance points changed; ``meterlake evaluate``: partial
 thieves in their area's top 5 and ROC AUC, blunt thieves in the top 5, the seven

@@ -26,6 +26,7 @@ from meterlake.transforms.balance import (
     cleaned_loss,
     day_state,
     findings,
+    share_steps,
 )
 
 START = dt.date(2026, 3, 1)
@@ -647,5 +648,77 @@ def test_a_night_bypass_is_listed_by_its_share_of_the_night() -> None:
     # a night share under 10 % is not listed: with a load coefficient of 2 the same night
     # coefficient is 0.3 / 3 x 30 = 3 kWh, 3 / (3 + 30) = 9.1 % of the night's use
     rows[4]["load_coefficient"] = 2.0
+    low = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    assert low.filter(pl.col("kind") == "theft_candidate").height == 0
+
+
+def _step_days(night_a: list[float]) -> pl.DataFrame:
+    """Window customer rows of an area of three customers using 10 kWh a day each; A's night kWh as given, B's and C's 2."""
+    return pl.DataFrame(
+        [
+            {"area_id": "A", "meter_id": m, "date": START + dt.timedelta(days=d), "kwh": 10.0, "night_kwh": n}
+            for m, nights in (("A", night_a), ("B", [2.0] * len(night_a)), ("C", [2.0] * len(night_a)))
+            for d, n in enumerate(nights)
+        ]
+    )
+
+
+def test_the_step_statistic_finds_a_night_share_halved() -> None:
+    # A records 30 % of its 10 kWh at night on days 1-3 and 15 % on days 4-6 (a night bypass
+    # taking half of the night from day 4). Its area share stays 1/3 (every customer 10 kWh):
+    # no step there. Night share: the split 3 | 3 has means 0.30 and 0.15 and no spread
+    # within either side, so the spread is the floor 0.02: t = 0.15 / (0.02 x sqrt(1/3 + 1/3))
+    # = 9.186; the split 2 | 4 (0.3, 0.3 | 0.3, 0.15, 0.15, 0.15): means 0.3 and 0.1875,
+    # pooled spread sqrt(0.016875 / 4) = 0.06495, t = 0.1125 / (0.06495 x sqrt(3/4)) = 2.0;
+    # 4 | 2 the same. Drop 1 - 0.15 / 0.30 = 0.5; after the split A recorded 3 x 1.5 = 4.5
+    # kWh at night, so 4.5 x 0.5 / (1 - 0.5) = 4.5 kWh were not recorded.
+    steps = share_steps(_step_days([3.0, 3.0, 3.0, 1.5, 1.5, 1.5]), BalanceRules()).sort("meter_id")
+    a = steps.row(0, named=True)
+    assert a["step_t_stat"] == pytest.approx(0.15 / (0.02 * math.sqrt(2 / 3)), rel=1e-6)
+    assert a["step_drop"] == pytest.approx(0.5)
+    assert a["step_kwh"] == pytest.approx(4.5)
+    assert a["step_night"] is True
+    # B and C record the same every day: nothing stands out
+    assert steps["step_t_stat"][1:].abs().max() == pytest.approx(0.0, abs=1e-9)
+    # a step in A's use shows in its share of the area: 10 kWh a day, then 5 (night share
+    # 0.2 throughout); area shares 1/3 then 5/25 = 0.2, the spread floored at 0.02 x their
+    # mean (0.2667): t = (1/3 - 0.2) / (0.005333 x sqrt(2/3)) = 30.6, drop 0.4, after
+    # the split 15 kWh recorded: 15 x 0.4 / 0.6 = 10 kWh
+    use = _step_days([2.0] * 6).with_columns(
+        kwh=pl.when((pl.col("meter_id") == "A") & (pl.col("date") >= START + dt.timedelta(days=3)))
+        .then(5.0)
+        .otherwise(10.0),
+        night_kwh=pl.when((pl.col("meter_id") == "A") & (pl.col("date") >= START + dt.timedelta(days=3)))
+        .then(1.0)
+        .otherwise(2.0),
+    )
+    a = share_steps(use, BalanceRules()).sort("meter_id").row(0, named=True)
+    mean = (3 / 3 + 3 * 0.2) / 6
+    assert a["step_t_stat"] == pytest.approx((1 / 3 - 0.2) / (0.02 * mean * math.sqrt(2 / 3)), rel=1e-6)
+    assert a["step_drop"] == pytest.approx(0.4)
+    assert a["step_kwh"] == pytest.approx(10.0)
+    assert a["step_night"] is False
+    # with 4 days needed either side, 6 days have no split
+    none = share_steps(_step_days([3.0, 3.0, 3.0, 1.5, 1.5, 1.5]), BalanceRules(step_min_days=4))
+    assert none["step_t_stat"].is_null().all()
+
+
+def test_a_step_down_in_what_a_customer_records_lists_it() -> None:
+    # area B of the night tests (spread 1), no night evidence; B4's robust step t 3 and a
+    # drop of 0.4 with 20 kWh unrecorded after its split: listed, z = 3, score 3 / 12;
+    # unrecorded 20 of 20 + 100 kWh
+    rows = _coef_rows("B", [-1.349, -0.6745, 0.0, 0.6745, 0.0], [0.0] * 5)
+    for i, r in enumerate(rows):
+        r |= {"step_t_stat": 3.0 if i == 4 else 0.0, "step_drop": 0.4 if i == 4 else 0.0}
+        r |= {"step_kwh": 20.0 if i == 4 else 0.0, "step_night": False}
+    found = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    theft = found.filter(pl.col("kind") == "theft_candidate")
+    assert theft["meter_id"].to_list() == ["B4"]
+    assert theft["score"][0] == pytest.approx(3.0 / 12, abs=1e-6)
+    ev = json.loads(theft["evidence"][0])
+    assert ev["step_kwh"] == 20.0
+    assert ev["unrecorded_share"] == pytest.approx(20 / 120, abs=1e-6)
+    # a drop under theft_min_share (10 %) is not listed
+    rows[4]["step_drop"] = 0.05
     low = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
     assert low.filter(pl.col("kind") == "theft_candidate").height == 0
