@@ -809,76 +809,122 @@ def accounting(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
 
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
-    lake = ctx.lake
-    if not ctx.landing.is_dir() and not is_shard(lake.root):
-        raise StageError(f"landing folder {ctx.landing} does not exist")
-    window = ctx.config(CONFIG_NAME, IngestConfig).window
-    result = StageResult(stage="ingest")
-    manifest = read_manifest(lake)
-    # each dataset is staged and then rebuilt, so that the rows of a new file of one day are
-    # held in memory (not written and read back) while no other file is read
-    st = begin_staging(ctx, manifest)
-    touched = st.touched
-    kept: dict[str, Held] = {}
-    archive = lake.scan(LANDINGS["archive"].clean)
-    meters_on = MetersOn(archive)
-    requested = set(dates)
-    rebuilt: set[dt.date] = set()
-    counts: dict[str, dict[str, int]] = {}
-    for ds, spec in LANDINGS.items():
-        stage_dataset(ctx, st, ds, window, kept)
-        seen = pl.concat([manifest, st.plan]).rechunk()  # filtered once per partition rebuilt
-        # a new archive snapshot changes which meters are known from its date on
-        if ds != "archive" and touched["archive"]:
-            first = min(touched["archive"])
-            held = (
-                seen.filter((pl.col("dataset") == ds) & (pl.col("status") == "ingested"))["dates"]
-                .explode()
-                .drop_nulls()
-            )
-            touched[ds].update(d for d in held.to_list() if d >= first)
-        # a reversal is judged against every payment before it: a payments day rebuilds the later ones
-        if ds == "payments" and touched["payments"]:
-            first = min(touched["payments"])
-            held = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["dates"]
-            touched["payments"].update(d for d in held.explode().drop_nulls().to_list() if d >= first)
-        days = sorted(touched[ds] | requested)
-        by_day = files_by_day(seen, ds)
-        for i, day in enumerate(days, 1):
-            ctx.progress(f"rebuild {ds} {day} ({i}/{len(days)})")
-            c = rebuild_partition(ctx, spec, day, seen, archive, kept, by_day, meters_on)
-            if c is None:
-                continue
-            if ds == "archive":
-                archive = lake.scan(spec.clean)
-                meters_on = MetersOn(archive)
-            tot = counts.setdefault(
-                ds, {"partitions": 0, "clean": 0, "duplicate": 0, "superseded": 0, "unknown_meter": 0}
-            )
-            tot["partitions"] += 1
-            for k, v in c.items():
-                tot[k] += v
-            result.rows[f"clean.{ds}"] = result.rows.get(f"clean.{ds}", 0) + c["clean"]
-            rebuilt.update(consumption_days(lake, ds, day))
+    """Stage and rebuild each dataset in turn (the archive first), then commit its files and account for their rows.
 
-    # every held file's day was rebuilt, which staged it; should one be left, it is staged now
+    Each dataset is staged and then rebuilt, so that the rows of a new file of one day are
+    held in memory (not written and read back) while no other file is read.
+    """
+    check_landing(ctx)
+    window = ctx.config(CONFIG_NAME, IngestConfig).window
+    manifest = read_manifest(ctx.lake)
+    st = begin_staging(ctx, manifest)
+    rb = Rebuilds(ctx, set(dates))
+    for ds, spec in LANDINGS.items():
+        stage_dataset(ctx, st, ds, window, rb.kept)
+        seen = pl.concat([manifest, st.plan]).rechunk()  # filtered once per partition rebuilt
+        widen_touched(st.touched, ds, seen, manifest)
+        rebuild_dataset(rb, spec, sorted(st.touched[ds] | rb.requested), seen)
+    stage_left_over(ctx.lake, rb.kept)
+    rebuilt = rb.rebuilt_for_this_run()
+    # everything derived from the planned files is written: they count as seen now
+    pending = ctx.lake.read_pending_dates()
+    manifest = commit(ctx, manifest, st.plan, rebuilt - rb.requested)
+    clear_inbox(ctx.lake, manifest)
+    # days an earlier, unfinished run left for the later stages are rebuilt by this one
+    return report(ctx, rb, st, manifest, sorted((rebuilt | pending) - rb.requested))
+
+
+def check_landing(ctx: StageContext) -> None:
+    if not ctx.landing.is_dir() and not is_shard(ctx.lake.root):
+        raise StageError(f"landing folder {ctx.landing} does not exist")
+
+
+@dataclass
+class Rebuilds:
+    """One run's partition rebuilds so far: the rows held for them, the archive they judge
+    meters by, the days rebuilt and the rows per outcome."""
+
+    ctx: StageContext
+    requested: set[dt.date]
+    kept: dict[str, Held] = field(default_factory=dict)
+    rebuilt: set[dt.date] = field(default_factory=set)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    clean_rows: dict[str, int] = field(default_factory=dict)
+    archive: pl.LazyFrame = field(init=False)
+    meters_on: MetersOn = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.read_archive()
+
+    def read_archive(self) -> None:
+        """The archive as the lake holds it now (again after an archive partition is rebuilt)."""
+        self.archive = self.ctx.lake.scan(LANDINGS["archive"].clean)
+        self.meters_on = MetersOn(self.archive)
+
+    def add(self, dataset: str, c: dict[str, int]) -> None:
+        tot = self.counts.setdefault(
+            dataset, {"partitions": 0, "clean": 0, "duplicate": 0, "superseded": 0, "unknown_meter": 0}
+        )
+        tot["partitions"] += 1
+        for k, v in c.items():
+            tot[k] += v
+        self.clean_rows[dataset] = self.clean_rows.get(dataset, 0) + c["clean"]
+
+    def rebuilt_for_this_run(self) -> set[dt.date]:
+        """The days rebuilt for the later stages, less those after the run's last date.
+
+        Those are left to the runs that cover them: data delivered early (next month's
+        payments, say) must not make the daily stages build days that have no readings."""
+        if not self.requested:
+            return set(self.rebuilt)
+        last = max(self.requested)
+        return {d for d in self.rebuilt if d <= last}
+
+
+def widen_touched(touched: dict[str, set[dt.date]], ds: str, seen: pl.DataFrame, manifest: pl.DataFrame) -> None:
+    """Add to ``ds``'s touched dates the days that new archive or payments files change.
+
+    A new archive snapshot changes which meters are known from its date on; a reversal is
+    judged against every payment before it, so a payments day rebuilds the later ones."""
+    if ds != "archive" and touched["archive"]:
+        first = min(touched["archive"])
+        held = seen.filter((pl.col("dataset") == ds) & (pl.col("status") == "ingested"))["dates"].explode().drop_nulls()
+        touched[ds].update(d for d in held.to_list() if d >= first)
+    if ds == "payments" and touched["payments"]:
+        first = min(touched["payments"])
+        held = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["dates"]
+        touched["payments"].update(d for d in held.explode().drop_nulls().to_list() if d >= first)
+
+
+def rebuild_dataset(rb: Rebuilds, spec: Landing, days: list[dt.date], seen: pl.DataFrame) -> None:
+    """Rebuild the partitions of ``spec``'s dataset on ``days`` (those holding no staged rows are skipped)."""
+    ctx, ds = rb.ctx, spec.dataset
+    by_day = files_by_day(seen, ds)
+    for i, day in enumerate(days, 1):
+        ctx.progress(f"rebuild {ds} {day} ({i}/{len(days)})")
+        c = rebuild_partition(ctx, spec, day, seen, rb.archive, rb.kept, by_day, rb.meters_on)
+        if c is None:
+            continue
+        if ds == "archive":
+            rb.read_archive()
+        rb.add(ds, c)
+        rb.rebuilt.update(consumption_days(ctx.lake, ds, day))
+
+
+def stage_left_over(lake: Lake, kept: dict[str, Held]) -> None:
+    """Every held file's day was rebuilt, which staged it; should one be left, it is staged now."""
     for file_id, (ds, rows) in kept.items():
         write_staged(lake, ds, file_id, rows)
     kept.clear()
+
+
+def report(ctx: StageContext, rb: Rebuilds, st: Staging, manifest: pl.DataFrame, dates: list[dt.date]) -> StageResult:
+    """The stage's result: the rows accounted per dataset and per file of this run, the
+    files not read, the partitions rebuilt; a note where the accounting does not close."""
+    result = StageResult(stage="ingest")
+    result.rows = {f"clean.{ds}": n for ds, n in rb.clean_rows.items()}
     result.notes += st.notes
-    plan, refused = st.plan, st.refused
-
-    # days after the run's last date are left to the runs that cover them: data delivered early
-    # (next month's payments, say) must not make the daily stages build days that have no readings
-    if requested:
-        rebuilt = {d for d in rebuilt if d <= max(requested)}
-
-    # everything derived from the planned files is written: they count as seen now
-    pending = lake.read_pending_dates()
-    manifest = commit(ctx, manifest, plan, rebuilt - requested)
-    clear_inbox(lake, manifest)
-
-    acc = accounting(lake, manifest)
+    acc = accounting(ctx.lake, manifest)
     this_run = manifest.filter(pl.col("run_id") == ctx.run_id)["source_file"]
     run_acc = acc.filter(pl.col("source_file").is_in(this_run.implode()))
     by_dataset = (
@@ -886,14 +932,13 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         .agg(pl.col("read", "clean", "quarantined", "duplicate", "unaccounted").sum())
         .sort("dataset")
     )
-    # days an earlier, unfinished run left for the later stages are rebuilt by this one
-    result.dates = sorted((rebuilt | pending) - requested)
+    result.dates = dates
     result.details = {
         "files_new": int(this_run.len()),
         "accounting": by_dataset.to_dicts(),
         "files": run_acc.to_dicts(),
-        "files_not_read": [{"source_file": r.rel, "status": r.status, "reason": r.reason} for r in refused],
-        "partitions": counts,
+        "files_not_read": [{"source_file": r.rel, "status": r.status, "reason": r.reason} for r in st.refused],
+        "partitions": rb.counts,
     }
     bad = run_acc.filter(pl.col("unaccounted") != 0)
     if bad.height:
