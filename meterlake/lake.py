@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import io
 import json
 import os
 import uuid
@@ -91,7 +92,13 @@ class Lake:
     ) -> Path:
         """Write one Parquet file atomically (stage, fsync, rename); ``level``: zstd's, else its default;
         ``row_group_size``: rows per row group (smaller for a file read back a part at a time);
-        ``compression``: lz4 for a working file read back often (faster to read, a little larger)."""
+        ``compression``: lz4 for a working file read back often (faster to read, a little larger).
+
+        A frame without rows is written as the bytes polars gave the first time for its
+        schema (the same bytes every time: no timestamps), not encoded again."""
+        if not frame.height:
+            data = _empty_parquet(frame.schema, compression, level, row_group_size)
+            return self._atomic(path, lambda tmp: tmp.write_bytes(data))
         return self._atomic(
             path,
             lambda tmp: frame.write_parquet(
@@ -248,6 +255,24 @@ class Lake:
         have = set(out.collect_schema().names())
         return out.select(pl.col(c) if c in have else pl.lit(None, table.schema[c]).alias(c) for c in table.names)
 
+
+def _empty_parquet(
+    schema: pl.Schema, compression: Literal["zstd", "lz4"], level: int | None, row_group_size: int
+) -> bytes:
+    """The Parquet bytes of a frame of ``schema`` without rows, as polars writes them (kept per schema)."""
+    key = (tuple((name, repr(dtype)) for name, dtype in schema.items()), compression, level, row_group_size)
+    data = _EMPTY_PARQUET.get(key)
+    if data is None:
+        buf = io.BytesIO()
+        pl.DataFrame(schema=schema).write_parquet(
+            buf, compression=compression, compression_level=level, statistics=True, row_group_size=row_group_size
+        )
+        data = _EMPTY_PARQUET[key] = buf.getvalue()
+    return data
+
+
+#: :func:`_empty_parquet` by schema and settings (a small run writes hundreds of empty files alike)
+_EMPTY_PARQUET: dict[tuple[object, ...], bytes] = {}
 
 #: what ``os.link`` raises where a filesystem has no hard links (or not across these folders)
 _NO_LINKS = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS})

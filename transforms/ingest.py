@@ -161,7 +161,8 @@ def decode(data: bytes) -> tuple[bytes, str]:
     else:
         bom = False
     try:
-        data.decode("utf-8")
+        if not data.isascii():  # ASCII is UTF-8: checked without decoding a copy of the text
+            data.decode("utf-8")
         return data, "utf-8-sig" if bom else "utf-8"
     except UnicodeDecodeError as exc:
         if exc.start >= len(data) - 3 and b"\n" not in data[exc.start :]:
