@@ -28,10 +28,14 @@ import errno
 import io
 import json
 import os
+import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Final, Literal
 
 import polars as pl
@@ -273,6 +277,76 @@ def _empty_parquet(
 
 #: :func:`_empty_parquet` by schema and settings (a small run writes hundreds of empty files alike)
 _EMPTY_PARQUET: dict[tuple[object, ...], bytes] = {}
+
+
+class WriteBehind:
+    """Lake writes done on one thread of their own, in the order given, while the caller goes on.
+
+    A job is a function writing some lake files (each write atomic, as ever). Jobs wait or
+    run up to ``depth`` at a time and, beyond the first, up to ``max_bytes`` of the frames
+    they hold (the caller's estimate): :meth:`submit` waits for the oldest beyond that, so a
+    run of small partitions is written while the next dataset is read, and a county day's
+    curves are not held beside another large job. A job that fails is raised by the next :meth:`submit` or
+    :meth:`wait`, and the jobs after it are not run, as if the process had stopped there.
+    Leaving the ``with`` block waits for every job; left by an exception, it runs no job
+    not yet started. The caller waits (:meth:`wait`) before reading what the jobs write.
+    """
+
+    def __init__(self, depth: int = 64, max_bytes: int = 256 << 20) -> None:
+        self.depth, self.max_bytes = max(1, depth), max_bytes
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-writes")
+        self._jobs: deque[tuple[Future[None], int]] = deque()
+        self._bytes = 0
+        self._stop = threading.Event()
+
+    def submit(self, job: Callable[[], object], nbytes: int = 0) -> None:
+        """Hand ``job`` to the writing thread; ``nbytes``: about what its frames hold."""
+        while self._jobs and (len(self._jobs) >= self.depth or self._bytes + nbytes > self.max_bytes):
+            self._oldest_done()
+        self._jobs.append((self._pool.submit(self._run, job), nbytes))
+        self._bytes += nbytes
+
+    def _oldest_done(self) -> None:
+        done, nbytes = self._jobs.popleft()
+        self._bytes -= nbytes
+        done.result()
+
+    def _run(self, job: Callable[[], object]) -> None:
+        if self._stop.is_set():  # an earlier job failed, or the caller gave up
+            return
+        try:
+            job()
+        except BaseException:
+            self._stop.set()
+            raise
+
+    def wait(self) -> None:
+        """Return once every job submitted is done; raise the first that failed."""
+        while self._jobs:
+            self._oldest_done()
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is not None:
+            self._stop.set()
+        try:
+            if kind is None:
+                self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+def write_now_or_behind(
+    writes: WriteBehind | None, job: Callable[[], object], frames: Iterable[pl.DataFrame | None] = ()
+) -> None:
+    """Run ``job`` now (``writes`` None) or hand it to ``writes``; ``frames``: those it holds."""
+    if writes is None:
+        job()
+    else:
+        writes.submit(job, sum(f.estimated_size() for f in frames if f is not None))
+
 
 #: what ``os.link`` raises where a filesystem has no hard links (or not across these folders)
 _NO_LINKS = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS})

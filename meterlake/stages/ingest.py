@@ -36,6 +36,7 @@ import io
 import json
 import os
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -45,7 +46,7 @@ import polars as pl
 from pydantic import BaseModel
 from pydantic import Field as PydField
 
-from ..lake import STAGED_LEVEL, Lake
+from ..lake import STAGED_LEVEL, Lake, WriteBehind, write_now_or_behind
 from ..landing import (
     Candidate,
     DigestingReader,
@@ -236,19 +237,31 @@ def commit(ctx: StageContext, manifest: pl.DataFrame, plan: pl.DataFrame, downst
 
 
 def stage_parsed(
-    ctx: StageContext, spec: Landing, file_id: str, parsed: Parsed, when: dt.datetime, write: bool = True
+    ctx: StageContext,
+    spec: Landing,
+    file_id: str,
+    parsed: Parsed,
+    when: dt.datetime,
+    write: bool = True,
+    writes: WriteBehind | None = None,
 ) -> pl.DataFrame:
     """Write a parsed file's quarantine rows to the quarantine mart and (``write``) its rows to
-    its staged copy; return the rows as staged."""
+    its staged copy (now, or by ``writes``); return the rows as staged."""
     lake = ctx.lake
     rows = parsed.rows.with_columns(pl.lit(when, pl.Datetime("us")).alias("delivered_at"))
     if "card_no" in rows.columns:
         rows = tokenise_cards(rows, pii_key(ctx))
-    if write:
-        write_staged(lake, spec.dataset, file_id, rows)
     qpath = quarantine_path(lake, spec.dataset, f"file-{file_id[:16]}")
-    if parsed.quarantine.height:
-        lake.write_file(qpath, parsed.quarantine.select(QUARANTINE.names[1:]))
+    quarantined = parsed.quarantine.select(QUARANTINE.names[1:]) if parsed.quarantine.height else None
+
+    def write_files() -> None:
+        if write:
+            write_staged(lake, spec.dataset, file_id, rows)
+        if quarantined is not None:
+            lake.write_file(qpath, quarantined)
+
+    if write or quarantined is not None:
+        write_now_or_behind(writes, write_files, (rows if write else None, quarantined))
     return rows
 
 
@@ -409,14 +422,21 @@ def begin_staging(ctx: StageContext, manifest: pl.DataFrame) -> Staging:
 
 
 def stage_dataset(
-    ctx: StageContext, st: Staging, dataset: str | None, window: DateWindow, held: dict[str, Held] | None = None
+    ctx: StageContext,
+    st: Staging,
+    dataset: str | None,
+    window: DateWindow,
+    held: dict[str, Held] | None = None,
+    writes: WriteBehind | None = None,
 ) -> None:
     """Stage the pending files of ``dataset`` (None: of every dataset), adding them to the plan.
 
     ``held``: where to keep the rows of the new files of one day instead of writing their
     staged copies; the rebuild of that day writes them (or links them, see
     :func:`link_staged`) and reads them from memory. Until then such a file's plan entry
-    has no staged copy: a run killed before replays it by parsing the file again."""
+    has no staged copy: a run killed before replays it by parsing the file again.
+    ``writes``: where the staged copies and quarantine rows are written while the next
+    file is read; they are all written before the plan names their files."""
     lake = ctx.lake
     notes, refused = st.notes, st.refused
     ids, rows_of = st.ids, st.rows_of
@@ -428,7 +448,7 @@ def stage_dataset(
         rel = cand.rel
         ctx.progress(f"ingest {rel} ({st.done}/{len(st.pending)} new files, {cand.size / 1e6:,.1f} MB)")
         try:
-            entry, staged = _stage_candidate(ctx, spec, cand, window, ids, held, st.sizes)
+            entry, staged = _stage_candidate(ctx, spec, cand, window, ids, held, st.sizes, writes)
         except OSError as exc:
             refused.append(Refused(rel, "refused", str(exc)))
             notes.append(f"{rel}: refused, {exc}")
@@ -465,6 +485,8 @@ def stage_dataset(
     # the plan is written once for the files staged here: a run killed before parses them again
     # (their staged copies and quarantine rows come out the same), one killed after replays them
     if entries:
+        if writes is not None:  # a planned file's staged copy is its parse (replayed, it is not parsed again)
+            writes.wait()
         st.plan = pl.concat([st.plan, pl.DataFrame(entries, schema=MANIFEST_SCHEMA)])
         lake.write_file(plan_path(lake), st.plan)
 
@@ -481,6 +503,7 @@ def _stage_candidate(
     ids: dict[str, str],
     held: dict[str, Held] | None = None,
     sizes: set[int] | None = None,
+    writes: WriteBehind | None = None,
 ) -> tuple[dict[str, Any], tuple[ParseStats, list[dt.date]] | None]:
     """Hash a landing file and, unless its content was ingested before (then None), stage it:
     its parse stats and the dates of its rows.
@@ -513,7 +536,7 @@ def _stage_candidate(
     dates = sorted(set(day.unique().drop_nulls().to_list()))
     # payments are judged against every staged payment (payments_history): staged at once
     keep = held is not None and spec.dataset != "payments" and len(dates) == 1 and not day.null_count()
-    rows = stage_parsed(ctx, spec, file_id, parsed, entry["delivered_at"], write=not keep)
+    rows = stage_parsed(ctx, spec, file_id, parsed, entry["delivered_at"], write=not keep, writes=writes)
     if held is not None and keep:
         held[file_id] = (spec.dataset, rows)
     return entry, (parsed.stats, dates)
@@ -556,6 +579,7 @@ def rebuild_partition(
     held: dict[str, Held] | None = None,
     by_day: dict[dt.date, list[str]] | None = None,
     meters_on: MetersOn | None = None,
+    writes: WriteBehind | None = None,
 ) -> dict[str, int] | None:
     """Rebuild one date partition from every staged file holding the date.
 
@@ -564,6 +588,8 @@ def rebuild_partition(
     alone makes the partition is linked to it instead, after it (:func:`link_staged`).
     ``by_day``: :func:`files_by_day` of ``manifest`` for the dataset, when the caller has it;
     ``meters_on``: the meters of ``archive`` valid on a day, read once per snapshot.
+    ``writes``: where the partition, its quarantine, its ledger and the staged copies are
+    written (in that job, in the order they were written here) while the caller goes on.
     """
     lake = ctx.lake
     held = {} if held is None else held
@@ -579,9 +605,7 @@ def rebuild_partition(
         ).collect()
     # a new file alone making the partition is linked to it; other new files are staged now
     sole = files[0] if len(files) == 1 and files[0] in held and spec.dataset in LINKED else None
-    for f in files:
-        if f in held and f != sole:
-            write_staged(lake, spec.dataset, f, held.pop(f)[1])
+    to_stage = [(f, held.pop(f)[1]) for f in files if f in held and f != sole]
     res = dedup.resolve(staged, list(spec.key))
     clean = res.clean
     unknown = clean.clear()
@@ -629,20 +653,25 @@ def rebuild_partition(
             )
         )
     quarantined = pl.concat(parts, how="vertical").sort("source_file", "line") if parts else None
-    partition = lake.write_partition(spec.clean, day, clean)
     if sole is not None:
         held.pop(sole)
-        if not link_staged(ctx, spec, sole, staged, clean, partition):
+    outcomes = {"clean": clean, "duplicate": res.duplicates, "superseded": res.superseded, "unknown_meter": unknown}
+
+    def write_files() -> None:
+        for f, rows in to_stage:
+            write_staged(lake, spec.dataset, f, rows)
+        partition = lake.write_partition(spec.clean, day, clean)
+        if sole is not None and not link_staged(ctx, spec, sole, staged, clean, partition):
             write_staged(lake, spec.dataset, sole, staged)
-    qpath = quarantine_path(lake, spec.dataset, f"date-{day.isoformat()}")
-    if quarantined is not None:
-        lake.write_file(qpath, quarantined)
-    else:
-        qpath.unlink(missing_ok=True)
-    ledger = ledger_of(
-        {"clean": clean, "duplicate": res.duplicates, "superseded": res.superseded, "unknown_meter": unknown}
-    )
-    lake.write_file(lake.meta / "ledger" / spec.dataset / f"date={day.isoformat()}.parquet", ledger)
+        qpath = quarantine_path(lake, spec.dataset, f"date-{day.isoformat()}")
+        if quarantined is not None:
+            lake.write_file(qpath, quarantined)
+        else:
+            qpath.unlink(missing_ok=True)
+        ledger = ledger_of(outcomes)
+        lake.write_file(lake.meta / "ledger" / spec.dataset / f"date={day.isoformat()}.parquet", ledger)
+
+    write_now_or_behind(writes, write_files, (staged, clean, quarantined, *(rows for _, rows in to_stage)))
     return {
         "clean": clean.height,
         "duplicate": res.duplicates.height,
@@ -762,21 +791,22 @@ def customers_on(archive: pl.LazyFrame, day: dt.date) -> pl.DataFrame:
     )
 
 
-def consumption_days(lake: Lake, dataset: str, day: dt.date) -> list[dt.date]:
+def consumption_days(lake: Lake, dataset: str, day: dt.date, present: Collection[str] | None = None) -> list[dt.date]:
     """The days whose marts a rebuilt partition changes.
 
     A register frozen at 00:00 of F closes day F-1 (when the lake holds an earlier
     reading) and opens day F; day F can only be computed once the reading of F+1 is in
-    the lake, so it is not passed on before.
+    the lake, so it is not passed on before. ``present``: the registers partitions the
+    lake holds (:meth:`Lake.partitions`) when the caller keeps count of them.
     """
     if dataset != "registers":
         return [day]
-    table = LANDINGS["registers"].clean
-    held = lake.partitions(table)
+    if present is None:
+        present = lake.partitions(LANDINGS["registers"].clean)
     days = []
-    if held and held[0] < day.isoformat():  # an earlier reading: day F-1 can be computed
+    if present and min(present) < day.isoformat():  # an earlier reading: day F-1 can be computed
         days.append(day - dt.timedelta(days=1))
-    if lake.partition_path(table, day + dt.timedelta(days=1)).exists():
+    if (day + dt.timedelta(days=1)).isoformat() in present:
         days.append(day)
     return days
 
@@ -842,13 +872,14 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     check_landing(ctx)
     window = ctx.config(CONFIG_NAME, IngestConfig).window
     manifest = read_manifest(ctx.lake)
-    st = begin_staging(ctx, manifest)
-    rb = Rebuilds(ctx, set(dates))
-    for ds, spec in LANDINGS.items():
-        stage_dataset(ctx, st, ds, window, rb.kept)
-        seen = pl.concat([manifest, st.plan]).rechunk()  # filtered once per partition rebuilt
-        widen_touched(st.touched, ds, seen, manifest)
-        rebuild_dataset(rb, spec, sorted(st.touched[ds] | rb.requested), seen)
+    with WriteBehind() as writes:  # files are written while the next is read or rebuilt
+        st = begin_staging(ctx, manifest)
+        rb = Rebuilds(ctx, set(dates), writes)
+        for ds, spec in LANDINGS.items():
+            stage_dataset(ctx, st, ds, window, rb.kept, writes)
+            seen = pl.concat([manifest, st.plan]).rechunk()  # filtered once per partition rebuilt
+            widen_touched(st.touched, ds, seen, manifest)
+            rebuild_dataset(rb, spec, sorted(st.touched[ds] | rb.requested), seen)
     stage_left_over(ctx.lake, rb.kept)
     rebuilt = rb.rebuilt_for_this_run()
     # everything derived from the planned files is written: they count as seen now
@@ -871,6 +902,8 @@ class Rebuilds:
 
     ctx: StageContext
     requested: set[dt.date]
+    #: where the partitions are written while the next is rebuilt (None: each at once)
+    writes: WriteBehind | None = None
     kept: dict[str, Held] = field(default_factory=dict)
     rebuilt: set[dt.date] = field(default_factory=set)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -883,6 +916,7 @@ class Rebuilds:
 
     def read_archive(self) -> None:
         """The archive as the lake holds it now (again after an archive partition is rebuilt)."""
+        self.wait()
         self.archive = self.ctx.lake.scan(LANDINGS["archive"].clean)
         self.meters_on = MetersOn(self.archive)
 
@@ -894,6 +928,11 @@ class Rebuilds:
         for k, v in c.items():
             tot[k] += v
         self.clean_rows[dataset] = self.clean_rows.get(dataset, 0) + c["clean"]
+
+    def wait(self) -> None:
+        """Until every partition rebuilt so far is written."""
+        if self.writes is not None:
+            self.writes.wait()
 
     def rebuilt_for_this_run(self) -> set[dt.date]:
         """The days rebuilt for the later stages, less those after the run's last date.
@@ -922,18 +961,26 @@ def widen_touched(touched: dict[str, set[dt.date]], ds: str, seen: pl.DataFrame,
 
 
 def rebuild_dataset(rb: Rebuilds, spec: Landing, days: list[dt.date], seen: pl.DataFrame) -> None:
-    """Rebuild the partitions of ``spec``'s dataset on ``days`` (those holding no staged rows are skipped)."""
+    """Rebuild the partitions of ``spec``'s dataset on ``days`` (those holding no staged rows are skipped).
+
+    Each partition is written while the next is rebuilt: what a rebuild reads (staged
+    copies, the archive) is written before it starts; the registers partitions present
+    are counted here, not listed after each write."""
     ctx, ds = rb.ctx, spec.dataset
+    rb.wait()
     by_day = files_by_day(seen, ds)
+    present = set(ctx.lake.partitions(spec.clean)) if ds == "registers" else None
     for i, day in enumerate(days, 1):
         ctx.progress(f"rebuild {ds} {day} ({i}/{len(days)})")
-        c = rebuild_partition(ctx, spec, day, seen, rb.archive, rb.kept, by_day, rb.meters_on)
+        c = rebuild_partition(ctx, spec, day, seen, rb.archive, rb.kept, by_day, rb.meters_on, rb.writes)
         if c is None:
             continue
         if ds == "archive":
             rb.read_archive()
         rb.add(ds, c)
-        rb.rebuilt.update(consumption_days(ctx.lake, ds, day))
+        if present is not None:
+            present.add(day.isoformat())
+        rb.rebuilt.update(consumption_days(ctx.lake, ds, day, present))
 
 
 def stage_left_over(lake: Lake, kept: dict[str, Held]) -> None:
