@@ -345,7 +345,7 @@ def write_now_or_behind(
     if writes is None:
         job()
     else:
-        writes.submit(job, sum(f.estimated_size() for f in frames if f is not None))
+        writes.submit(job, sum(int(f.estimated_size()) for f in frames if f is not None))
 
 
 #: what ``os.link`` raises where a filesystem has no hard links (or not across these folders)

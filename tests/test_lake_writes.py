@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 
@@ -15,7 +16,7 @@ def test_jobs_run_in_the_order_given_and_wait_returns_once_all_are_done() -> Non
     done: list[int] = []
     with WriteBehind() as writes:
         for i in range(5):
-            writes.submit(lambda i=i: done.append(i))
+            writes.submit(functools.partial(done.append, i))
         writes.wait()
         assert done == [0, 1, 2, 3, 4]
 
@@ -78,7 +79,12 @@ def test_at_most_depth_jobs_wait_or_run() -> None:
     release = threading.Event()
     order: list[str] = []
     writes = WriteBehind(depth=1)
-    writes.submit(lambda: (release.wait(5), order.append("first")))
+
+    def first() -> None:
+        release.wait(5)
+        order.append("first")
+
+    writes.submit(first)
     threading.Timer(0.2, release.set).start()
     writes.submit(lambda: order.append("second"))
     order.append("submitted")
