@@ -103,6 +103,10 @@ QUARANTINE_SCHEMA = pl.Schema(
 )
 
 
+#: a file's quarantine rows when it has none (cleared per file: a frame built once)
+_NO_QUARANTINE = pl.DataFrame(schema=QUARANTINE_SCHEMA)
+
+
 def empty_rows(spec: Landing) -> pl.DataFrame:
     return _cached(spec, None, "empty", lambda: _empty_rows(spec)).clear()
 
@@ -736,13 +740,10 @@ class _FileParse:
             if self.rows
             else pl.DataFrame(schema={"source_line": pl.Int64, **{f"{f.name}__value": f.dtype for f in spec.fields}})
         )
+        values = _cached(spec, None, "values", lambda: [pl.col(f"{f.name}__value").alias(f.name) for f in spec.fields])
         rows = (
             ok_rows.lazy()
-            .select(
-                *[pl.col(f"{f.name}__value").alias(f.name) for f in spec.fields],
-                pl.lit(self.source_file).alias("source_file"),
-                pl.col("source_line"),
-            )
+            .select(*values, pl.lit(self.source_file).alias("source_file"), pl.col("source_line"))
             .with_columns(_partition_date(spec).alias(spec.date_field))
             .select(empty_rows(spec).columns)
             .collect()
@@ -766,8 +767,10 @@ class _FileParse:
                     ordered[name] = rows.get_column(name).rechunk().gather(order)
                     rows = rows.drop(name)
                 rows = pl.DataFrame(ordered)
-        q = pl.concat(self.quarantine, how="vertical") if self.quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
-        q = q.sort("line", nulls_last=False)
+        if self.quarantine:
+            q = pl.concat(self.quarantine, how="vertical").sort("line", nulls_last=False)
+        else:
+            q = _NO_QUARANTINE.clear()
         stats.rows_parsed = rows.height
         stats.rows_quarantined = int(q["line"].is_not_null().sum())
         return Parsed(rows, q, stats)
