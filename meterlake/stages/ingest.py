@@ -21,6 +21,13 @@ staged copy is the partition's file under a second name (a hard link) and the fi
 the partition leaves out are written beside it (:func:`link_staged`), so a county day's
 curves are compressed and written once, not twice, and never read back.
 
+Files are written on a thread of their own (:class:`~meterlake.lake.WriteBehind`) while the
+next file is parsed or the next partition rebuilt: a partition, its quarantine rows, its
+ledger and the staged copies of its day in one job, in the order they were written before.
+Everything a step reads (staged copies, the archive, the registers partitions present) is
+written before that step starts, the staged copies and quarantine rows of the files a plan
+names before the plan, and every file before the manifest records the files as seen.
+
 The run's accounting (rows read = clean + quarantined + duplicate, per dataset and
 file) is computed from the manifest and the ledgers, so it holds across runs.
 """
