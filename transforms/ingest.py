@@ -54,8 +54,6 @@ CHUNK_ROWS = 100_000
 CHUNK_BYTES = 8 << 20
 #: rows from which parsed rows are put in order column by column (bounded memory, more calls)
 SORT_BY_COLUMN = 100_000
-#: the column of a judged piece telling a row that fails a rule
-_FAILED = "__fails_a_rule"
 #: the UTF-8 byte-order mark
 BOM = b"\xef\xbb\xbf"
 
@@ -665,16 +663,11 @@ class _FileParse:
             value_exprs, failed = _read_typed_exprs(spec, self.window, tuple(self.names[i] for i in self.numbers))
         else:
             value_exprs = [typed_exprs[f.name].alias(f"{f.name}__value") for f in spec.fields]
-        # the rows as kept and whether each fails, in one query (most pieces have no failing row)
-        judged = (
-            strings.lazy().with_columns(value_exprs).select("source_line", *value_cols, failed.alias(_FAILED)).collect()
-        )
-        bad = judged.get_column(_FAILED)
-        if not bad.any():
-            self.rows.append(judged.drop(_FAILED))
-            return
-        del judged
         strings = strings.with_columns(value_exprs)
+        bad = strings.select(failed).to_series()
+        if not bad.any():
+            self.rows.append(strings.select("source_line", *value_cols))
+            return
         if typed:
             done = len(self.rows)
             self.rows.append(strings.filter(~bad).select("source_line", *value_cols))
@@ -741,13 +734,8 @@ class _FileParse:
             else pl.DataFrame(schema={"source_line": pl.Int64, **{f"{f.name}__value": f.dtype for f in spec.fields}})
         )
         values = _cached(spec, None, "values", lambda: [pl.col(f"{f.name}__value").alias(f.name) for f in spec.fields])
-        rows = (
-            ok_rows.lazy()
-            .select(*values, pl.lit(self.source_file).alias("source_file"), pl.col("source_line"))
-            .with_columns(_partition_date(spec).alias(spec.date_field))
-            .select(empty_rows(spec).columns)
-            .collect()
-        )
+        rows = ok_rows.select(*values, pl.lit(self.source_file).alias("source_file"), pl.col("source_line"))
+        rows = rows.with_columns(_partition_date(spec).alias(spec.date_field)).select(empty_rows(spec).columns)
         del ok_rows
         self.rows.clear()  # the rows are held by ``rows`` alone now
         if self.order_by and rows.height > 1:
@@ -850,12 +838,12 @@ def _named_fields(
         return pick, trimmed, filled
 
     pick, trimmed, filled = _cached(spec, None, "named:" + ",".join(n or "" for n in names), build)
-    out = cols.lazy().select(pick)  # one query, not a frame per step (a small file's parse is mostly calls)
+    out = cols.select(pick)
     if trimmed:
         out = out.with_columns(trimmed)
     if filled:
         out = out.with_columns(filled)
-    return out.with_columns(pl.lit(source_line).alias("source_line")).collect()
+    return out.with_columns(source_line.alias("source_line"))
 
 
 def _quoted_frame(
