@@ -283,10 +283,11 @@ class WriteBehind:
     """Lake writes done on one thread of their own, in the order given, while the caller goes on.
 
     A job is a function writing some lake files (each write atomic, as ever). Jobs wait or
-    run up to ``depth`` at a time and, beyond the first, up to ``max_bytes`` of the frames
-    they hold (the caller's estimate): :meth:`submit` waits for the oldest beyond that, so a
-    run of small partitions is written while the next dataset is read, and a county day's
-    curves are not held beside another large job. A job that fails is raised by the next :meth:`submit` or
+    run up to ``depth`` at a time and up to ``max_bytes`` of the frames they hold (the
+    caller's estimate): :meth:`submit` waits for the oldest beyond that, so a run of small
+    partitions is written while the next dataset is read. A job holding more than
+    ``max_bytes`` alone (a county day's curves) is waited for at once: nothing is parsed
+    beside it, and memory peaks as if it were written in line. A job that fails is raised by the next :meth:`submit` or
     :meth:`wait`, and the jobs after it are not run, as if the process had stopped there.
     Leaving the ``with`` block waits for every job; left by an exception, it runs no job
     not yet started. The caller waits (:meth:`wait`) before reading what the jobs write.
@@ -305,6 +306,8 @@ class WriteBehind:
             self._oldest_done()
         self._jobs.append((self._pool.submit(self._run, job), nbytes))
         self._bytes += nbytes
+        if nbytes > self.max_bytes:  # a county day's curves: written before anything else is read beside them
+            self.wait()
 
     def _oldest_done(self) -> None:
         done, nbytes = self._jobs.popleft()

@@ -114,3 +114,12 @@ def test_an_empty_frame_is_written_as_the_bytes_polars_gives_it(tmp_path: Path, 
     # another schema: other bytes, not the first schema's
     other = lake.write_file(tmp_path / "lake" / "d.parquet", pl.DataFrame(schema={"meter_id": pl.String()}))
     assert pl.read_parquet(other).schema == pl.Schema({"meter_id": pl.String()})
+
+
+def test_a_job_holding_more_than_the_bound_is_waited_for_at_once() -> None:
+    order: list[str] = []
+    with WriteBehind(max_bytes=100) as writes:
+        writes.submit(functools.partial(order.append, "small"), nbytes=10)
+        writes.submit(functools.partial(order.append, "large"), nbytes=500)
+        order.append("submitted")  # after the large job is written, never beside it
+    assert order == ["small", "large", "submitted"]
