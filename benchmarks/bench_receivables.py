@@ -31,57 +31,24 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import receivables_lake as synth
 
 from meterlake.lake import Lake
-from meterlake.schemas.archive import LANDING as ARCHIVE
-from meterlake.schemas.bills_monthly import BILLS_MONTHLY
-from meterlake.schemas.meter_daily import METER_DAILY
-from meterlake.schemas.payments import LANDING as PAYMENTS
 
 REPO = Path(__file__).resolve().parents[1]
 MONTHS = ("2025-12", "2026-01")
 D = dt.date
 
 
-def _fill(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
-    return frame.with_columns(pl.lit(None, schema[c]).alias(c) for c in schema.names() if c not in frame.columns)
-
-
 def synthesise(lake: Lake, n: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    cust = pl.Series([f"C{i:08d}" for i in range(n)])
     direct = rng.random(n) < 0.004
-    archive = pl.DataFrame(
-        {
-            "snapshot_date": [D(2025, 12, 1)] * n,
-            "meter_id": [f"M{i:010d}" for i in range(n)],
-            "customer_id": cust,
-            "area_id": pl.Series([f"A{i // 200:05d}" for i in range(n)]).scatter(np.flatnonzero(direct), None),
-            "feeder_id": [f"F{i // 4000:04d}" for i in range(n)],
-            "role": ["customer"] * n,
-            "customer_class": np.where(rng.random(n) < 0.85, "resident", "commercial"),
-            "prepay": [0] * n,
-            "org_id": ["ORG01"] * n,
-        }
-    )
-    lake.write_partition(ARCHIVE.clean, "2025-12-01", _fill(archive, ARCHIVE.clean.schema))
+    classes = np.where(rng.random(n) < 0.85, "resident", "commercial")
+    archive = synth.write_archive(lake, D(2025, 12, 1), (8, 10, 5, 4), 200, 4000, direct, classes)
     amounts = {m: np.round(rng.gamma(2.0, 60.0, n) * np.where(direct, 200, 1), 2) for m in MONTHS}
     for m in MONTHS:
-        bills = pl.DataFrame(
-            {
-                "month": [m] * n,
-                "customer_id": cust,
-                "period_end": [D(int(m[:4]), int(m[5:]), 28)] * n,
-                "area_id": archive["area_id"],
-                "customer_class": archive["customer_class"],
-                "prepay": pl.Series([0] * n, dtype=pl.Int8),
-                "amount_yuan": amounts[m],
-                "status": ["ok"] * n,
-            }
-        )
-        lake.write_partition(BILLS_MONTHLY, m, _fill(bills, BILLS_MONTHLY.schema))
-    # a meter_daily day marks how far the lake holds data
-    lake.write_partition(METER_DAILY, "2026-02-28", _fill(pl.DataFrame({"date": [D(2026, 2, 28)]}), METER_DAILY.schema))
+        synth.write_bills(lake, m, synth.bills(archive, m, amounts[m], np.zeros(n, int), ["ok"] * n))
+    synth.mark_held_to(lake, D(2026, 2, 28))
     rows = []
     for m, issue in zip(MONTHS, (D(2026, 1, 1), D(2026, 2, 1)), strict=True):
         u = rng.random(n)
@@ -99,7 +66,7 @@ def synthesise(lake: Lake, n: int, seed: int) -> None:
                 {
                     "txn_id": [f"P{m[2:4]}{m[5:]}{i:08d}" for i in range(n)],
                     "txn_type": ["payment"] * n,
-                    "customer_id": cust,
+                    "customer_id": archive["customer_id"],
                     "paid_date": pl.Series(day).cast(pl.Date),
                     "amount_yuan": pay,
                     "bill_month": pl.Series(np.where(named, m, "")).replace("", None),
@@ -107,22 +74,10 @@ def synthesise(lake: Lake, n: int, seed: int) -> None:
                 }
             ).filter(pl.Series(go) & (pl.col("paid_date") <= D(2026, 2, 28)))
         )
-    pays = pl.concat(rows)
-    rev = pays.sample(fraction=0.01, seed=seed).with_columns(
-        ref_txn_id=pl.col("txn_id"),
-        txn_id=pl.format("R{}", pl.col("txn_id")),
-        txn_type=pl.lit("reversal"),
-        paid_date=pl.min_horizontal(pl.col("paid_date") + pl.duration(days=2), pl.lit(D(2026, 2, 28))),
+    total, reversals = synth.write_payments(
+        lake, pl.concat(rows), 0.01, seed, pl.duration(days=2), D(2026, 2, 28), "payments/bench.csv"
     )
-    pays = pl.concat([pays, rev], how="diagonal").with_columns(
-        paid_at=pl.col("paid_date").cast(pl.Datetime("us")) + pl.duration(hours=9),
-        source_file=pl.lit("payments/bench.csv"),
-        source_line=pl.int_range(pl.len()) + 2,
-        delivered_at=pl.lit(dt.datetime(2026, 3, 1)),
-    )
-    for (d,), part in pays.partition_by("paid_date", as_dict=True).items():
-        lake.write_partition(PAYMENTS.clean, d.isoformat(), _fill(part, PAYMENTS.clean.schema))
-    print(f"synthesised {n:,} customers, {pays.height:,} payment rows ({rev.height:,} reversals)", flush=True)
+    print(f"synthesised {n:,} customers, {total:,} payment rows ({reversals:,} reversals)", flush=True)
 
 
 def one_run(lake: Path) -> None:

@@ -73,7 +73,11 @@ s = Settings(landing=landing, lake=lake, progress=False, pii_key="benchmark", pg
 rec = pipeline.run(s, dt.date.fromisoformat(start), dt.date.fromisoformat(end), stages=stages.split(","), progress=lambda m: None)
 out = {"wall": {k: v["seconds"] for k, v in rec["stages"].items()}, "cpu": {k: v.get("cpu_seconds", -1.0) for k, v in rec["stages"].items()}}  # -1: code without StageResult.cpu_seconds
 out["wall"]["total"] = round(time.perf_counter() - t0, 3)
-out["cpu"]["total"] = round(time.process_time() - c0, 3)
+import resource
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the docs stage's helper process
+out["cpu"]["total"] = round(time.process_time() - c0 + kids.ru_utime + kids.ru_stime, 3)
+# its own peak (ru_maxrss of a child holds the parent's RSS when it was spawned)
+out["helper_peak_rss_gb"] = round(rec["stages"].get("docs", {}).get("details", {}).get("helper_peak_rss_mb", 0) / 1024, 2)
 out["accounting"] = rec["stages"].get("ingest", {}).get("details", {}).get("accounting")
 print("RESULT " + json.dumps(out))
 """

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import receivables_lake as synth
 
 from meterlake import pipeline
 from meterlake.lake import Lake
-from meterlake.schemas.archive import LANDING as ARCHIVE
 from meterlake.schemas.bills_monthly import BILLS_MONTHLY
 from meterlake.schemas.customer_credit_monthly import CUSTOMER_CREDIT_MONTHLY
 from meterlake.schemas.dunning_list import DUNNING_LIST
@@ -45,29 +45,14 @@ D = dt.date
 BILL_MONTHS = ("2025-10", "2025-11", "2025-12", "2026-01")
 
 
-def _fill(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
-    return frame.with_columns(pl.lit(None, schema[c]).alias(c) for c in schema.names() if c not in frame.columns)
-
-
 def synthesise(lake: Lake, n: int = 600, seed: int = 11) -> None:
     rng = np.random.default_rng(seed)
-    cust = [f"C{i:05d}" for i in range(n)]
     direct = rng.random(n) < 0.03
     prepay = (rng.random(n) < 0.03) & ~direct
-    archive = pl.DataFrame(
-        {
-            "snapshot_date": [D(2025, 10, 1)] * n,
-            "meter_id": [f"M{i:06d}" for i in range(n)],
-            "customer_id": cust,
-            "area_id": pl.Series([f"A{i // 40:03d}" for i in range(n)]).scatter(np.flatnonzero(direct), None),
-            "feeder_id": [f"F{i // 200:02d}" for i in range(n)],
-            "role": ["customer"] * n,
-            "customer_class": np.where(rng.random(n) < 0.7, "resident", "commercial"),
-            "prepay": prepay.astype(int),
-            "org_id": np.where(rng.random(n) < 0.5, "ORG01", "ORG02"),
-        }
-    )
-    lake.write_partition(ARCHIVE.clean, "2025-10-01", _fill(archive, ARCHIVE.clean.schema))
+    classes = np.where(rng.random(n) < 0.7, "resident", "commercial")
+    orgs = np.where(rng.random(n) < 0.5, "ORG01", "ORG02")
+    archive = synth.write_archive(lake, D(2025, 10, 1), (5, 6, 3, 2), 40, 200, direct, classes, prepay, orgs)
+    cust = archive["customer_id"]
     amounts = {}
     for k, m in enumerate(BILL_MONTHS):
         amt = np.round(rng.gamma(2.0, 60.0, n) * np.where(direct, 150, 1), 2)
@@ -76,24 +61,15 @@ def synthesise(lake: Lake, n: int = 600, seed: int = 11) -> None:
         split = rng.random(n) < 0.05
         held = (rng.random(n) < 0.01) & (k == len(BILL_MONTHS) - 1)
         y, mo = int(m[:4]), int(m[5:])
-        base = pl.DataFrame(
-            {
-                "month": [m] * n,
-                "customer_id": cust,
-                "period_end": [D(y, mo, 28)] * n,
-                "area_id": archive["area_id"],
-                "customer_class": archive["customer_class"],
-                "prepay": pl.Series(prepay.astype(int), dtype=pl.Int8),
-                "amount_yuan": np.where(split, np.round(amt * 0.4, 2), amt),
-                "status": np.where(held, "held", "ok"),
-            }
+        base = synth.bills(
+            archive, m, np.where(split, np.round(amt * 0.4, 2), amt), prepay.astype(int), np.where(held, "held", "ok")
         )
         extra = base.filter(pl.Series(split)).with_columns(
             period_end=pl.lit(D(y, mo, 14)),
             amount_yuan=pl.Series(np.round(amt[split] - np.round(amt[split] * 0.4, 2), 2)),
         )
-        lake.write_partition(BILLS_MONTHLY, m, _fill(pl.concat([base, extra]), BILLS_MONTHLY.schema))
-    lake.write_partition(METER_DAILY, "2026-02-27", _fill(pl.DataFrame({"date": [D(2026, 2, 27)]}), METER_DAILY.schema))
+        synth.write_bills(lake, m, pl.concat([base, extra]))
+    synth.mark_held_to(lake, D(2026, 2, 27))
     rows = []
     behaviour = rng.random(n)  # per customer: < .7 on time, < .85 late, < .9 chronic, < .95 overpayer, else mixed
     for k, m in enumerate(BILL_MONTHS):
@@ -141,24 +117,8 @@ def synthesise(lake: Lake, n: int = 600, seed: int = 11) -> None:
         ).filter(pl.Series(partial & go))
         rows.append(rest)
     pays = pl.concat(rows).filter(pl.col("paid_date") <= D(2026, 2, 27))
-    rev = pays.sample(fraction=0.03, seed=seed).with_columns(
-        ref_txn_id=pl.col("txn_id"),
-        txn_id=pl.format("R{}", pl.col("txn_id")),
-        txn_type=pl.lit("reversal"),
-        paid_date=pl.min_horizontal(
-            pl.col("paid_date") + pl.duration(days=pl.col("amount_yuan").cast(pl.Int64) % 30),
-            pl.lit(D(2026, 2, 27)),
-        ),
-    )
-    pays = pl.concat([pays, rev], how="diagonal").with_columns(
-        channel=pl.lit("wechat"),
-        paid_at=pl.col("paid_date").cast(pl.Datetime("us")) + pl.duration(hours=9),
-        source_file=pl.lit("payments/golden.csv"),
-        source_line=pl.int_range(pl.len()) + 2,
-        delivered_at=pl.lit(dt.datetime(2026, 3, 1)),
-    )
-    for (d,), part in pays.partition_by("paid_date", as_dict=True).items():
-        lake.write_partition(PAYMENTS.clean, d.isoformat(), _fill(part, PAYMENTS.clean.schema))
+    delay = pl.duration(days=pl.col("amount_yuan").cast(pl.Int64) % 30)
+    synth.write_payments(lake, pays, 0.03, seed, delay, D(2026, 2, 27), "payments/golden.csv")
 
 
 def restate(lake: Lake) -> None:

@@ -11,8 +11,12 @@ import datetime as dt
 import importlib
 import json
 import logging
-import threading
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -62,11 +66,12 @@ RUNNERS: dict[str, StageRun] = {
     "publish": _stage("publish"),  # reporting database, data dictionary, HTML report
 }
 STAGES: tuple[str, ...] = tuple(RUNNERS)
-#: in a run of several stages, the stage before which Great Expectations starts to import
-#: in a background thread, for the docs stage: the import is 2-3 s of CPU on one core,
-#: and the gate leaves the other core half idle. Not earlier: GX's modules (~0.1-0.25 GB)
-#: would add to billing's and receivables' peaks, which are the run's highest after anomalies
-GX_PRELOAD_AT = "check"
+#: in a run of several stages with the docs stage and the gate or publish, the stage at whose
+#: start the docs stage's helper process starts (:class:`DocsHelper`): it imports Great
+#: Expectations (~1.5 s of CPU) beside the gate, on the other core (a thread would hold
+#: Python's lock the gate's own Python work needs), and renders the Data Docs beside
+#: publish. Not earlier: the helper's ~0.3 GB would add to the earlier stages' peaks
+DOCS_HELPER_FROM = ("check", "docs")
 #: the stage that ends the chain for a run's dates: what ingest left pending is then done
 CHAIN_END = "publish"
 
@@ -176,17 +181,30 @@ def run(
     handler, level = _debug_log(lake, run_id)
     try:
         with writer(settings, run_id):
-            preload: threading.Thread | None = None
+            helper: DocsHelper | None = None
+            tried = False
             try:
                 for stage in STAGES:
                     if stage not in wanted:
                         continue
-                    if stage == GX_PRELOAD_AT and "docs" in wanted:
-                        preload = preload_gx(s for s in STAGES[STAGES.index(stage) :] if s in wanted)
+                    if not tried and stage in DOCS_HELPER_FROM and docs_beside(wanted):
+                        tried = True
+                        try:
+                            helper = DocsHelper(settings, run_id)
+                        except OSError:  # no process to start: the docs stage runs here, in turn
+                            log.debug("could not start the docs helper", exc_info=True)
+                    if stage == "docs" and helper is not None:
+                        # rendered beside the stages after it; the run waits for it at its end
+                        helper.go(dates, progress)
+                        record["stages"]["docs"] = None  # its place in the record, filled below
+                        continue
                     result = run_stage(settings, stage, dates, run_id, progress)
                     record["stages"][stage] = _jsonable(dataclasses.asdict(result))
                     if result.dates:
                         dates = sorted(set(dates) | set(result.dates))
+                if helper is not None:
+                    docs, helper = helper.result(), None
+                    record["stages"]["docs"] = _jsonable(dataclasses.asdict(docs))
                 record["status"] = "ok"
             except BaseException as exc:
                 record["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -197,8 +215,13 @@ def run(
                 log.debug("run %s failed", run_id, exc_info=True)
                 raise
             finally:
-                if preload is not None:  # a run stopped before docs: not left importing at exit
-                    preload.join(timeout=120)
+                if helper is not None:  # the run failed: the helper ends before the lock is let go
+                    with suppress(Exception):
+                        done = helper.finish(interrupted=record["status"] == "interrupted")
+                        if done is not None:
+                            record["stages"]["docs"] = _jsonable(dataclasses.asdict(done))
+                if record["stages"].get("docs", "") is None:
+                    del record["stages"]["docs"]
                 record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
                 record["dates"] = [d.isoformat() for d in dates]
                 try:
@@ -211,28 +234,173 @@ def run(
     return record
 
 
-def preload_gx(stages: Iterable[str]) -> threading.Thread:
-    """Start importing Great Expectations in a background thread; return the thread.
+def docs_beside(wanted: Iterable[str]) -> bool:
+    """Whether a run of ``wanted`` stages renders the Data Docs in a helper process: when it
+    runs the docs stage and the gate or publish, which the helper then runs beside."""
+    wanted = set(wanted)
+    return "docs" in wanted and bool(wanted & {"check", "publish"})
 
-    The modules of ``stages`` (those left to run) are imported first, here: the
-    thread's import then overlaps only the stages' work, not their own imports. The
-    docs stage's ``import great_expectations`` waits for the thread's if it is not done
-    (Python's import lock); if the thread's import failed, the stage imports it again
-    and meets the error itself.
+
+#: the helper process's program (:func:`_docs_helper_main`)
+DOCS_HELPER = "from meterlake.pipeline import _docs_helper_main; _docs_helper_main()"
+#: how long a run waits for its docs helper at the end (its render takes about a second)
+DOCS_HELPER_WAIT_S = 600.0
+
+
+class DocsHelper:
+    """The docs stage of a run in a process of its own, beside the gate and publish.
+
+    Started at the gate, the process imports Great Expectations at once; :meth:`go`
+    hands it the run's dates after the gate passed, and it runs the docs stage while
+    the run goes on to publish; :meth:`result` waits for its :class:`StageResult`. It
+    works under the run's lake lock (the run holds it until the helper is done: see
+    :func:`run`) and takes none itself. A gate that fails, or a run stopped before
+    :meth:`go`, ends it unused (:meth:`finish`). Its errors come back as the docs
+    stage's one line (:class:`StageError`), its traceback and warnings go to the run's
+    debug log.
     """
-    for name in stages:
-        importlib.import_module(f"{__package__}.stages.{name}")
-    from .checks.runner import import_gx
 
-    def work() -> None:
+    def __init__(self, settings: Settings, run_id: str) -> None:
+        self.settings, self.run_id = settings, run_id
+        self._err = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115  # closed when the helper ends
+        self._sent = False
         try:
-            import_gx()
-        except Exception:
-            log.debug("importing Great Expectations ahead of the docs stage failed", exc_info=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", DOCS_HELPER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._err,
+                text=True,
+                encoding="utf-8",
+            )
+        except BaseException:
+            self._err.close()
+            raise
 
-    thread = threading.Thread(target=work, name="meterlake-import-gx", daemon=True)
-    thread.start()
-    return thread
+    def go(self, dates: list[dt.date], progress: Callable[[str], None] | None = None) -> None:
+        """Have the helper run the docs stage for ``dates`` now."""
+        if progress is not None:
+            progress("docs: Great Expectations re-checks the gate and renders its Data Docs beside the run")
+        # the settings without their secrets: the docs stage needs neither
+        job = {
+            "settings": self.settings.model_dump(mode="json", exclude={"pii_key", "pg_dsn"}),
+            "run_id": self.run_id,
+            "dates": [d.isoformat() for d in dates],
+        }
+        self._send(json.dumps(job))
+
+    def _send(self, line: str) -> None:
+        stdin = self.proc.stdin
+        if stdin is None or stdin.closed:
+            return
+        with suppress(BrokenPipeError, OSError):  # a helper that died: result() says so
+            if line:
+                stdin.write(line + "\n")
+                self._sent = True
+            stdin.close()
+        self.proc.stdin = None  # communicate() then only reads
+
+    def result(self) -> StageResult:
+        """Wait for the helper; its docs stage's result, or :class:`StageError`."""
+        t0 = time.perf_counter()
+        self._send("")
+        try:
+            out, _ = self.proc.communicate(timeout=DOCS_HELPER_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            self._log_stderr()
+            raise StageError(f"docs: the Data Docs helper did not finish in {DOCS_HELPER_WAIT_S:.0f} s") from None
+        self._log_stderr()
+        lines = [ln for ln in (out or "").splitlines() if ln.startswith(HELPER_PREFIX)]
+        answer: dict[str, Any] = json.loads(lines[-1][len(HELPER_PREFIX) :]) if lines else {}
+        if "error" in answer:
+            log.debug("the docs helper failed:\n%s", answer.get("traceback", ""))
+            raise StageError(answer["error"])
+        if "result" not in answer:
+            raise StageError(f"docs: the Data Docs helper ended without a result (exit code {self.proc.returncode})")
+        res = answer["result"]
+        res["dates"] = [dt.date.fromisoformat(d) for d in res.get("dates", [])]
+        result = StageResult(**res)
+        result.details["waited_s"] = round(time.perf_counter() - t0, 3)
+        return result
+
+    def finish(self, interrupted: bool = False) -> StageResult | None:
+        """End the helper after a failed or stopped run: unused, it quits; told to render, it
+        finishes (a page half written is worse than one late), unless the run was interrupted."""
+        if not self._sent or interrupted:
+            self.proc.terminate()
+            with suppress(Exception):
+                self.proc.communicate(timeout=30)
+            self._log_stderr()
+            return None
+        try:
+            return self.result()
+        except StageError as exc:
+            log.debug("the docs helper of a failed run: %s", exc)
+            return None
+
+    def _log_stderr(self) -> None:
+        if self._err.closed:
+            return
+        with suppress(OSError):
+            self._err.seek(0)
+            text = self._err.read().strip()
+            if text:
+                log.debug("the docs helper's messages:\n%s", text)
+        self._err.close()
+
+
+def _peak_rss_mb() -> int:
+    """This process's peak resident memory since it started its program (``VmHWM``): not
+    ``ru_maxrss``, which keeps the run's own peak from before the helper's ``exec``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+#: how the helper's answer line starts on its standard output
+HELPER_PREFIX = "METERLAKE-DOCS "
+
+
+def _docs_helper_main() -> None:
+    """The docs helper process (:class:`DocsHelper`): import Great Expectations, read one job
+    line from standard input (none: quit), run the docs stage, print its result (or error)."""
+    out = sys.stdout
+    sys.stdout = sys.stderr  # whatever a library prints stays off the answer
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    try:
+        from .checks.runner import import_gx
+
+        import_gx()
+    except Exception:  # the stage imports it again and meets the error itself
+        log.warning("importing Great Expectations in the docs helper failed", exc_info=True)
+    line = sys.stdin.readline()
+    if not line.strip():
+        return
+    job = json.loads(line)
+    t0 = time.perf_counter()
+    answer: dict[str, Any]
+    try:
+        settings = Settings(**job["settings"])
+        ctx = StageContext(settings=settings, run_id=job["run_id"])
+        ctx.progress = lambda msg: log.info(msg)
+        result = RUNNERS["docs"](ctx, [dt.date.fromisoformat(d) for d in job["dates"]])
+        result.seconds = round(time.perf_counter() - t0, 3)
+        # the helper's whole CPU time: its interpreter, Great Expectations' import and the stage
+        result.cpu_seconds = round(time.process_time(), 3)
+        result.details["helper_peak_rss_mb"] = _peak_rss_mb()
+        answer = {"result": _jsonable(dataclasses.asdict(result))}
+    except BaseException as exc:
+        err = exc if isinstance(exc, StageError) else StageError(f"docs: {errors.one_line(exc)}")
+        answer = {"error": errors.one_line(err), "traceback": traceback.format_exc()}
+    out.write(HELPER_PREFIX + json.dumps(answer, ensure_ascii=False) + "\n")
+    out.flush()
 
 
 def _debug_log(lake: Path, run_id: str) -> tuple[logging.Handler | None, int]:

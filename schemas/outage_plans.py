@@ -5,7 +5,10 @@
 quarantined when the planned end is not after the planned start (``end_before_start``),
 when the notice was published after the planned start (``notice_after_start``), or when
 the feeder or area is not in the archive valid on the planned start date
-(``unknown_feeder``, ``unknown_area``). The partition is the planned start's local date.
+(``unknown_feeder``, ``unknown_area``). The partition is the planned start's local date;
+a revision that moves a plan to another date supersedes its rows in the old date's
+partition too (quarantined there as ``superseded``), so a plan is only where its latest
+delivery says.
 """
 
 from __future__ import annotations

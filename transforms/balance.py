@@ -333,12 +333,12 @@ import datetime as dt
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from threadpoolctl import threadpool_limits
 
 from meterlake.schemas.loss_diagnosis import BALANCE_RULES
@@ -359,83 +359,90 @@ RULE_MULTIPLIER = BALANCE_RULES["multiplier_suspect"]
 RULE_MAPPING = BALANCE_RULES["mapping_suspect"]
 
 
-@dataclass(frozen=True)
-class BalanceRules:
-    """Settings of the interval balance (shipped defaults in config/loss.toml [balance])."""
+class BalanceRules(BaseModel):
+    """Settings of the interval balance; config/loss.toml [diagnosis.balance] (the stage's
+    settings add whether and how often it runs). The standard multipliers come from the
+    rating table (:mod:`meterlake.transforms.metering`)."""
 
-    window_days: int = 14
-    #: fewest days with a balance row an area's fit may rest on
-    min_days: int = 7
-    #: smooth time-of-day terms absorbed from each area-day's loss (periodic bumps)
-    day_bases: int = 12
-    #: a slot weighs 1 / (smoothed area load)^load_power
-    load_power: float = 1.0
-    #: common shapes of the day's curves absorbed beside the bumps (areas of at least
-    #: shapes_min_customers customers)
-    day_shapes: int = 3
-    shapes_min_customers: int = 30
-    #: absorb the load loss (the square of the area's load) beside the bumps, free on every day
-    copper_term: bool = True
-    #: fewest fitted slots (master and every customer present) an area-day needs
-    min_slots: int = 48
-    #: a customer-day below this share of the master's energy gets its uncollected slots
-    #: filled from its daily register; larger ones leave those slots out of the day
-    fill_max_share: float = 0.05
-    #: a customer recording less than this (kWh over the window) gets no coefficient
-    min_recorded_kwh: float = 1.0
-    #: the customers of each area-day whose curves stand out most from the area's: their
-    #: cross products with every customer's curve are kept, and the window takes their
-    #: fitted part out of the others' loss (0: every customer is fitted on the raw loss)
-    clean_customers: int = 4
-    #: how often the window refits with the loss so cleaned (each pass cleans with the
-    #: previous pass's coefficients)
-    clean_passes: int = 2
-    #: a selected customer's part is taken out from this robust t (either sign) up
-    clean_min_t: float = 2.0
-    #: a coefficient must stand this many standard errors from the area's τ
-    min_t: float = 4.0
-    #: theft evidence is listed (with a low score) from this robust t up
-    report_t: float = 2.0
-    shared_tau: bool = False
-    #: fewest customers near the median that make the area's τ (else τ = 0)
-    tau_min_customers: int = 8
-    theft_min_share: float = 0.1
-    #: the night coefficient counts from this value up (a night bypass recording a share a: 1/a - 1)
-    added_min_coefficient: float = 0.25
-    #: theft evidence reads the night robust t against its area's own spread (scaled MAD),
-    #: not below this; the multiplier and mapping readings keep the spread floored at 1
-    night_spread_floor: float = 0.5
-    #: the some-days statistic reads each day's t against the customer's own window
-    #: coefficient and counts it up to this (a theft on some days is many days standing
-    #: out, not one day standing far out; math.inf: uncapped)
-    days_t_cap: float = 3.0
-    multiplier_min_ratio: float = 1.25
-    #: the estimated true multiplier must be within this (log distance) of a standard one
-    multiplier_tolerance: float = 0.12
-    #: β within this of −1 makes a mapping candidate; γ/(1+τ) within this of 1 the area that fits
-    mapping_tolerance: float = 0.25
-    #: standard multipliers (CT ratio x PT ratio): the rating table
-    standard_multipliers: tuple[float, ...] = field(default_factory=standard_multipliers)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
-        if self.window_days < 1:
-            raise ValueError(f"balance window_days: expected at least 1, found {self.window_days}")
-        if self.day_bases < 1 or self.day_shapes < 0:
-            raise ValueError(
-                f"balance: expected day_bases >= 1 and day_shapes >= 0, found {self.day_bases} and {self.day_shapes}"
-            )
-        if self.clean_customers < 0 or self.clean_passes < 0:
-            raise ValueError(
-                "balance: expected clean_customers >= 0 and clean_passes >= 0, "
-                f"found {self.clean_customers} and {self.clean_passes}"
-            )
-        if not self.days_t_cap > 0:
-            raise ValueError(f"balance days_t_cap: expected above 0, found {self.days_t_cap}")
-        if not 0 < self.theft_min_share < 1 or not 0 < self.report_t <= self.min_t:
-            raise ValueError(
-                "balance: expected 0 < theft_min_share < 1 and 0 < report_t <= min_t, "
-                f"found {self.theft_min_share}, {self.report_t}, {self.min_t}"
-            )
+    window_days: int = Field(14, ge=1, le=92, description="days of curves in a balance window")
+    min_days: int = Field(7, ge=1, description="fewest days with a balance row an area's fit may rest on")
+    day_bases: int = Field(12, ge=1, le=48, description="smooth time-of-day terms absorbed from each area-day's loss")
+    load_power: float = Field(1.0, ge=0.0, le=4.0, description="a slot weighs 1 / (smoothed area load)^load_power")
+    day_shapes: int = Field(
+        3,
+        ge=0,
+        le=12,
+        description="common shapes of the day's curves absorbed beside the bumps (areas of 30 customers up)",
+    )
+    shapes_min_customers: int = Field(
+        30, ge=1, description="fewest customers of an area whose days absorb the shapes and the copper term"
+    )
+    copper_term: bool = Field(
+        True,
+        description="absorb the load loss (the square of the area's load) beside the bumps, free per day (areas of 30 customers up)",
+    )
+    min_slots: int = Field(
+        48, ge=1, le=96, description="fewest fitted slots (master and every customer present) an area-day needs"
+    )
+    fill_max_share: float = Field(
+        0.05,
+        ge=0.0,
+        description="a customer-day below this share of the master's energy gets its uncollected slots filled "
+        "from its daily register; larger ones leave those slots out of the day",
+    )
+    min_recorded_kwh: float = Field(
+        1.0, ge=0.0, description="a customer recording less than this (kWh over the window) gets no coefficient"
+    )
+    clean_customers: int = Field(
+        4,
+        ge=0,
+        le=32,
+        description="customers per area-day whose cross products are kept, so the window takes their fitted part out of the others' loss (0: none)",
+    )
+    clean_passes: int = Field(2, ge=0, le=8, description="refits of the window on the loss so cleaned")
+    clean_min_t: float = Field(
+        2.0, ge=0, description="a selected customer's part is taken out from this robust t (either sign) up"
+    )
+    min_t: float = Field(4.0, gt=0, description="a coefficient must stand this many standard errors from the area's")
+    report_t: float = Field(
+        2.0, gt=0, description="theft evidence is listed from this robust t up (score = t / (3 x min_t))"
+    )
+    tau_min_customers: int = Field(
+        8, ge=1, description="fewest customers near the median that make the area's τ (else τ = 0)"
+    )
+    theft_min_share: float = Field(0.1, gt=0, lt=1, description="least unrecorded share of a theft candidate")
+    added_min_coefficient: float = Field(
+        0.25,
+        description="the night coefficient counts from this value up (a night bypass recording a share a: 1/a - 1)",
+    )
+    night_spread_floor: float = Field(
+        0.5,
+        gt=0,
+        description="theft evidence reads the night statistic against its area's own spread, not below this "
+        "(the multiplier and mapping readings keep 1)",
+    )
+    days_t_cap: float = Field(
+        3.0,
+        gt=0,
+        description="the some-days statistic counts each day's t (against the customer's own coefficient) up to this",
+    )
+    multiplier_min_ratio: float = Field(
+        1.25, gt=1, description="the true-to-recorded ratio (or its inverse) a multiplier suspect must reach"
+    )
+    multiplier_tolerance: float = Field(
+        0.12, gt=0, description="log distance of the estimated multiplier from the nearest standard one"
+    )
+    mapping_tolerance: float = Field(
+        0.25, gt=0, description="coefficient within this of -1 in the booked area and of +1 in the other"
+    )
+
+    @model_validator(mode="after")
+    def _report_below_min_t(self) -> BalanceRules:
+        if self.report_t > self.min_t:
+            raise ValueError(f"balance: expected report_t <= min_t, found {self.report_t} and {self.min_t}")
+        return self
 
 
 class BalanceInputError(ValueError):
@@ -1511,7 +1518,7 @@ def findings(
             **ev_common,
         ).struct.json_encode(),
     )
-    snapped, dist = _nearest_standard(pl.col("multiplier") * pl.col("true_use_ratio"), rules.standard_multipliers)
+    snapped, dist = _nearest_standard(pl.col("multiplier") * pl.col("true_use_ratio"), standard_multipliers())
     ratio = pl.col("true_use_ratio")
     mult = (
         coef.filter(

@@ -101,6 +101,29 @@ def _long(wide: pl.LazyFrame, index: list[str]) -> pl.LazyFrame:
     )
 
 
+@functools.cache
+def _no_value() -> pl.Expr:
+    """True for a curve row without any value (a meter whose curve did not arrive)."""
+    return pl.sum_horizontal([pl.col(s).is_not_null() for s in SLOTS]) == 0
+
+
+def _without_hopeless(rows: pl.DataFrame, like_curves: pl.LazyFrame, outage_slots: pl.LazyFrame | None) -> pl.DataFrame:
+    """``rows`` less those that can get no estimate: without any value (nothing to
+    interpolate from), without a slot inside an outage, and when no like day has any curve
+    (a lake's first day). Their slots would all stay unestimated, and :func:`estimate`
+    leaves such a row out; dropped here, before the 96 slot rows each, they cost nothing
+    (the thousands of meters without a curve on a county day)."""
+    empty = rows.select(_no_value()).to_series()
+    if not empty.any() or like_curves.select(pl.len()).collect().item():
+        return rows
+    hopeless = rows.filter(empty).select("meter_id", "date")
+    if outage_slots is not None:
+        hopeless = hopeless.join(
+            outage_slots.select("meter_id", "date").unique().collect(), on=["meter_id", "date"], how="anti"
+        )
+    return rows.join(hopeless, on=["meter_id", "date"], how="anti", maintain_order="left")
+
+
 def estimate(
     curves: pl.LazyFrame,
     register_delta: pl.LazyFrame,
@@ -141,9 +164,13 @@ def estimate(
     # meter-day).
     # the row number must mean the same row in every branch below: number a materialised
     # frame (the input is the few rows needing repair)
-    rows = curves.select("meter_id", "date", *SLOTS).collect().with_row_index("_row").lazy()
-    long = _long(rows, ["_row", "meter_id", "date"]).sort("_row", "slot")
     key = ["meter_id", "date"]
+    rows = (
+        _without_hopeless(curves.select(*key, *SLOTS).collect(), like_curves, outage_slots)
+        .with_row_index("_row")
+        .lazy()
+    )
+    long = _long(rows, ["_row", "meter_id", "date"]).sort("_row", "slot")
     if outage_slots is None:
         long = long.with_columns(pl.lit(False).alias("_outage"))
     else:
@@ -184,18 +211,20 @@ def estimate(
 
     # like days: only for the meters that still need them, only actual values. The meters
     # are a literal set so the filter runs while the like days' files are decoded.
-    wanted = edits.filter(pl.col("_interp").is_null()).select("meter_id").unique().collect()["meter_id"]
-    like_long = _long(
-        like_curves.select("meter_id", pl.col("date").alias("_like_date"), *SLOTS).filter(
-            pl.col("meter_id").is_in(wanted.implode())
-        ),
-        ["meter_id", "_like_date"],
-    ).filter(pl.col("raw_kwh_meter") >= 0)
+    need = edits.filter(pl.col("_interp").is_null()).select("meter_id", "date").unique().collect()
+    like_wide = like_curves.select("meter_id", pl.col("date").alias("_like_date"), *SLOTS).filter(
+        pl.col("meter_id").is_in(need["meter_id"].unique().implode())
+    )
     by = ["meter_id", "slot"]
-    if like_map is not None:
-        # each date reads its own like days
-        like_long = like_long.join(like_map.lazy().select("date", "_like_date"), on="_like_date", how="inner")
+    if like_map is None:
+        like_long = _long(like_wide, ["meter_id", "_like_date"])
+    else:
+        # each meter-day reads its own like days, and only a meter-day that needs them: a
+        # meter estimated on one date of a month does not unfold its like days for every date
+        pairs = need.join(like_map.select("date", "_like_date"), on="date").lazy()
+        like_long = _long(like_wide.join(pairs, on=["meter_id", "_like_date"]), ["meter_id", "_like_date", "date"])
         by = ["meter_id", "date", "slot"]
+    like_long = like_long.filter(pl.col("raw_kwh_meter") >= 0)
     like = like_long.group_by(by).agg((exact_sum(pl.col("raw_kwh_meter")) / pl.len()).alias("_like"))
     edits = edits.join(like, on=by, how="left")
     est = pl.coalesce("_interp", "_like")

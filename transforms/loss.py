@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 from polars.expr.whenthen import ChainedThen, Then
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from meterlake.schemas._base import MissingColumnsError
 from meterlake.schemas.area_loss_daily import AREA_LOSS_DAILY
@@ -95,36 +96,44 @@ class LossInputError(ValueError):
 # -- rules --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StatusRule:
-    """Thresholds of the status rule (CONTRACT §3 defaults)."""
+class _Rules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    #: an area/feeder-day needs at least this share of customer-role meters actual
-    min_actual_share: float = 0.98
-    #: loss_rate below this is `negative` (负损)
-    negative_below: float = 0.0
-    #: loss_rate above this is `high` (高损)
-    high_above: float = 0.10
-    #: a month needs at least this share of customer-role meter-days with a value
-    min_coverage: float = 0.98
-    #: a month whose supply meter has more substituted days than this is uncomputable
-    max_master_substituted_days: int = 2
-    #: optional economic band (经济线损率): rows say whether their rate lies inside it
-    economic_low: float | None = None
-    economic_high: float | None = None
 
-    def __post_init__(self) -> None:
-        for name in ("min_actual_share", "min_coverage"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name}: expected a share in [0, 1], found {getattr(self, name)}")
+class StatusRule(_Rules):
+    """Thresholds of the status rule (CONTRACT §3 defaults); config/loss.toml [area] and [feeder]."""
+
+    min_actual_share: float = Field(
+        0.98,
+        ge=0.0,
+        le=1.0,
+        description="uncomputable when fewer than this share of customer-role meters have an actual day (CONTRACT §3: 0.98)",
+    )
+    negative_below: float = Field(0.0, description="loss_rate below this is negative, 负损 (CONTRACT §3: 0)")
+    high_above: float = Field(0.10, description="loss_rate above this is high, 高损 (CONTRACT §3: 0.10)")
+    min_coverage: float = Field(
+        0.98,
+        ge=0.0,
+        le=1.0,
+        description="a month is uncomputable below this share of customer meter-days with a value (CONTRACT §3 v2: 0.98)",
+    )
+    max_master_substituted_days: int = Field(
+        2,
+        ge=0,
+        description="a month is uncomputable when the master meter has more substituted days (CONTRACT §3 v2: 2)",
+    )
+    economic_low: float | None = Field(None, description="optional economic band (经济线损率), lower edge")
+    economic_high: float | None = Field(None, description="optional economic band (经济线损率), upper edge")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StatusRule:
         if self.negative_below > self.high_above:
             raise ValueError(f"negative_below ({self.negative_below}) must not exceed high_above ({self.high_above})")
-        if self.max_master_substituted_days < 0:
-            raise ValueError(f"max_master_substituted_days: expected >= 0, found {self.max_master_substituted_days}")
         if (self.economic_low is None) != (self.economic_high is None):
             raise ValueError("economic_low and economic_high: give both or neither")
         if self.economic_low is not None and self.economic_high is not None and self.economic_low > self.economic_high:
             raise ValueError(f"economic_low ({self.economic_low}) must not exceed economic_high ({self.economic_high})")
+        return self
 
 
 @dataclass(frozen=True)
@@ -139,9 +148,9 @@ class AreaClass:
     area_id_pattern: str | None = None
 
 
-@dataclass(frozen=True)
-class PvInference:
-    """How PV is inferred for customers whose archive row does not say (a v1 archive).
+class PvInference(_Rules):
+    """How PV is inferred for customers whose archive row does not say (a v1 archive);
+    config/loss.toml [pv].
 
     The rule of the anomaly ranking (config/anomaly.toml [reverse]): a PV roof exports
     from its first sunny day, so a customer whose reverse register first moved within
@@ -149,10 +158,12 @@ class PvInference:
     stood still longer and then moved is not (reversed wiring, a new unregistered roof).
     """
 
-    #: reverse kWh in a day above which the reverse register moved
-    moved_kwh: float = 0.05
-    #: days the reverse register stood still after the meter's first lake day that rule PV out
-    quiet_days: int = 14
+    moved_kwh: float = Field(
+        0.05, ge=0.0, description="reverse kWh in a day above which the reverse register moved (PV inference)"
+    )
+    quiet_days: int = Field(
+        14, ge=1, description="days the reverse register stood still after the meter's first lake day that rule PV out"
+    )
 
 
 @dataclass(frozen=True)

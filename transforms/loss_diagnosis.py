@@ -33,7 +33,9 @@ starting mid-window in a 4% area may never cross 10%).
 
 The window is read twice: once for the per-area balances (small) and the per-customer
 statistics (a streaming group-by), then only for the meters the findings need, so a
-county window is never held whole in memory.
+county window is never held whole in memory. :func:`diagnose_windows` diagnoses several
+windows in one pass (every group keyed by the window's end), each window's rows those
+:func:`diagnose` gives it alone: a small zone's windows cost one pass, not one each.
 
 Evidence values are rounded (kWh to 1e-3, rates and correlations to 1e-6) so the file
 is identical across reruns.
@@ -45,69 +47,108 @@ import bisect
 import datetime as dt
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
 
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS, RULES
 from meterlake.transforms.loss import LossRules, area_days, check_input, prepare
 from meterlake.transforms.metering import CT_PRIMARY_A, CT_SECONDARY_A, PT_RATIOS
 
 
-@dataclass(frozen=True)
-class DiagnosisRules:
-    """Settings of :func:`diagnose` (shipped defaults in config/loss.toml [diagnosis])."""
+class _Rules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    window_days: int = 30
-    #: fewest complete days a correlation or a window status may rest on
-    min_days: int = 20
-    min_abnormal_days: int = 3
-    rise_min: float = 0.005
-    #: "abnormal": theft is sought in high or rising areas; "all": in every area
-    theft_areas: Literal["abnormal", "all"] = "abnormal"
-    theft_min_score: float = 0.4
-    theft_max_per_area: int = 20
-    ct_primary_a: tuple[float, ...] = CT_PRIMARY_A
-    ct_secondary_a: float = CT_SECONDARY_A
-    pt_ratios: tuple[float, ...] = PT_RATIOS
-    multiplier_neighbours: int = 4
-    large_customer_share: float = 0.05
-    large_customers_per_area: int = 3
-    multiplier_min_normal_share: float = 0.8
-    multiplier_max_normal_share_before: float = 0.2
-    mapping_max_own_corr: float = -0.4
-    mapping_min_corr: float = 0.6
-    mapping_min_margin: float = 1.3
-    mapping_slope_tolerance: float = 0.4
 
-    def __post_init__(self) -> None:
-        if self.window_days < 2:
-            raise ValueError(f"window_days: expected at least 2 days, found {self.window_days}")
-        if self.min_days < 3:
-            raise ValueError(f"min_days: expected at least 3 (a correlation needs them), found {self.min_days}")
-        if self.multiplier_neighbours < 1:
-            raise ValueError(f"multiplier_neighbours: expected at least 1, found {self.multiplier_neighbours}")
-        if self.theft_areas not in ("abnormal", "all"):
-            raise ValueError(f"theft_areas: expected 'abnormal' or 'all', found {self.theft_areas!r}")
+class TheftRules(_Rules):
+    """Theft candidates (窃电嫌疑); config/loss.toml [diagnosis.theft]."""
+
+    areas: Literal["abnormal", "all"] = Field(
+        "abnormal", description="seek theft in high or rising areas only, or in every area that is not negative"
+    )
+    min_score: float = Field(0.4, ge=0.0, le=1.0, description="list theft candidates scoring at least this")
+    max_per_area: int = Field(20, ge=1, description="at most this many theft candidates per area and window")
+
+
+class MultiplierRules(_Rules):
+    """Multiplier suspects (倍率错误); config/loss.toml [diagnosis.multiplier]. The
+    candidate ratios come from the rating table (:mod:`meterlake.transforms.metering`)."""
+
+    neighbours: int = Field(4, ge=1, description="candidate ratios: up to this many standard steps either side")
+    large_customer_share: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="a CT-metered customer with at least this share of the area's sales is tested too",
+    )
+    large_customers_per_area: int = Field(3, ge=0, description="test at most this many large customers per area")
+    min_normal_share: float = Field(
+        0.8, ge=0.0, le=1.0, description="share of complete days that must be normal after the change"
+    )
+    max_normal_share_before: float = Field(
+        0.2, ge=0.0, le=1.0, description="share of complete days that may be normal before it"
+    )
+
+
+class MappingRules(_Rules):
+    """Customer-to-area mapping suspects (户变关系); config/loss.toml [diagnosis.mapping]."""
+
+    max_own_corr: float = Field(
+        -0.4,
+        ge=-1.0,
+        le=1.0,
+        description="greatest correlation of the customer's net kWh with its own area's loss residual",
+    )
+    min_corr: float = Field(
+        0.6,
+        ge=-1.0,
+        le=1.0,
+        description="least correlation of the customer's net kWh with the other area's loss residual",
+    )
+    min_margin: float = Field(
+        1.3, ge=0.0, le=2.0, description="least excess of that correlation over the one with its own area's residual"
+    )
+    slope_tolerance: float = Field(
+        0.4, ge=0.0, description="the other area's loss residual per customer net kWh must be within this of 1"
+    )
+
+
+class DiagnosisRules(_Rules):
+    """Settings of :func:`diagnose`; config/loss.toml [diagnosis] (the stage's settings
+    add the cadence and the interval balance)."""
+
+    window_days: int = Field(30, ge=2, le=366, description="days in a diagnosis window")
+    min_days: int = Field(20, ge=3, description="fewest complete days a correlation or window status rests on")
+    min_abnormal_days: int = Field(
+        3, ge=1, description="an area with this many high or negative days in the window is abnormal"
+    )
+    rise_min: float = Field(
+        0.005, description="an area whose daily rate rose this much from the first half of the window is abnormal"
+    )
+    theft: TheftRules = Field(default_factory=TheftRules, description="theft candidates (窃电嫌疑)")
+    multiplier: MultiplierRules = Field(default_factory=MultiplierRules, description="multiplier suspects (倍率错误)")
+    mapping: MappingRules = Field(
+        default_factory=MappingRules, description="customer-to-area mapping suspects (户变关系)"
+    )
 
 
 # -- multipliers ----------------------------------------------------------------------
 
 
-def neighbour_multipliers(multipliers: Iterable[float], diag: DiagnosisRules = DiagnosisRules()) -> pl.DataFrame:
-    """Standard multipliers within ``multiplier_neighbours`` steps of each given one.
+def neighbour_multipliers(multipliers: Iterable[float], rules: MultiplierRules = MultiplierRules()) -> pl.DataFrame:
+    """Standard multipliers (the rating table) within ``neighbours`` steps of each given one.
 
     A multiplier m is read as CT x PT for every PT ratio p that makes m/p a standard CT
     multiplier (for a non-standard m: every p that puts m/p inside the CT series); the
     candidates are the CT multipliers up to k steps below and above m/p, times p. Loops
     over the handful of distinct multipliers, not over rows.
 
-    >>> neighbour_multipliers([30.0], DiagnosisRules(multiplier_neighbours=1)).to_dicts()
+    >>> neighbour_multipliers([30.0], MultiplierRules(neighbours=1)).to_dicts()
     [{'multiplier': 30.0, 'candidate': 25.0}, {'multiplier': 30.0, 'candidate': 32.0}]
     """
-    cts = sorted({float(c) / diag.ct_secondary_a for c in diag.ct_primary_a})
-    k = diag.multiplier_neighbours
+    cts = sorted({float(c) / CT_SECONDARY_A for c in CT_PRIMARY_A})
+    k = rules.neighbours
 
     def standard(ct: float) -> bool:
         return any(math.isclose(ct, c, rel_tol=1e-9) for c in cts)
@@ -116,9 +157,7 @@ def neighbour_multipliers(multipliers: Iterable[float], diag: DiagnosisRules = D
     for m in {float(x) for x in multipliers if x is not None and math.isfinite(x) and x > 0}:
         # the readings of m as a standard CT x PT; a non-standard m is read with every PT
         # that puts m/PT inside the CT series
-        pts = [p for p in diag.pt_ratios if standard(m / p)] or [
-            p for p in diag.pt_ratios if cts[0] <= m / p <= cts[-1]
-        ]
+        pts = [p for p in PT_RATIOS if standard(m / p)] or [p for p in PT_RATIOS if cts[0] <= m / p <= cts[-1]]
         for p in pts:
             ct = m / p
             lo = bisect.bisect_left(cts, ct - 1e-9)
@@ -131,14 +170,18 @@ def neighbour_multipliers(multipliers: Iterable[float], diag: DiagnosisRules = D
 # -- window summary ---------------------------------------------------------------------
 
 
-def window_summary(days: pl.LazyFrame, mid: dt.date, diag: DiagnosisRules) -> pl.LazyFrame:
-    """One row per area: the window's rate and status, and which searches it enters."""
+def window_summary(days: pl.LazyFrame, diag: DiagnosisRules) -> pl.LazyFrame:
+    """One row per window and area: the window's rate and status, and which searches it enters.
+
+    ``days``: the area-days of every window, each with its window's end (``_end``) and
+    the first day of its second half (``_mid``).
+    """
     ok = pl.col("loss_rate").is_not_null()
     rate = pl.col("loss_rate").filter(ok)
     high = pl.col("_high_above").first()
     neg = pl.col("_negative_below").first()
     s = (
-        days.group_by("area_id")
+        days.group_by(*WINDOW, "area_id")
         .agg(
             feeder_id=pl.col("feeder_id").sort_by("date").last(),
             _days=ok.sum().cast(pl.Int32),
@@ -146,8 +189,8 @@ def window_summary(days: pl.LazyFrame, mid: dt.date, diag: DiagnosisRules) -> pl
             _loss=pl.col("loss_kwh").filter(ok).sum(),
             _days_high=(rate > high).sum(),
             _days_negative=(rate < neg).sum(),
-            _rate_first=pl.col("loss_rate").filter(ok & (pl.col("date") < mid)).mean(),
-            _rate_second=pl.col("loss_rate").filter(ok & (pl.col("date") >= mid)).mean(),
+            _rate_first=pl.col("loss_rate").filter(ok & (pl.col("date") < pl.col("_mid"))).mean(),
+            _rate_second=pl.col("loss_rate").filter(ok & (pl.col("date") >= pl.col("_mid"))).mean(),
             _high_above=high,
             _negative_below=neg,
         )
@@ -168,7 +211,7 @@ def window_summary(days: pl.LazyFrame, mid: dt.date, diag: DiagnosisRules) -> pl
     enough = pl.col("_days") >= diag.min_days
     high_days = (pl.col("area_status") == "high") | (pl.col("_days_high") >= diag.min_abnormal_days)
     rising = pl.col("_rise").fill_null(0.0) >= diag.rise_min
-    theft = (high_days | rising) if diag.theft_areas == "abnormal" else pl.lit(True)
+    theft = (high_days | rising) if diag.theft.areas == "abnormal" else pl.lit(True)
     return s.with_columns(
         # theft raises loss: sought where it is high or rising, never where negative
         _theft_scope=enough & theft & (pl.col("area_status") != "negative"),
@@ -183,7 +226,8 @@ def _residuals(complete: pl.LazyFrame, summary: pl.LazyFrame) -> pl.LazyFrame:
     ``resid_kwh``: loss - the window's rate x supply. A theft that starts in the
     window stays in it whole, as a step (used for theft).
     """
-    return complete.join(summary.select("area_id", "area_loss_rate"), on="area_id").select(
+    return complete.join(summary.select(*WINDOW, "area_id", "area_loss_rate"), on=[*WINDOW, "area_id"]).select(
+        *WINDOW,
         "date",
         "area_id",
         "feeder_id",
@@ -215,12 +259,12 @@ def _slope(y: str, x: str = "kwh") -> pl.Expr:
     return pl.cov(x, y) / pl.col(x).var()
 
 
-def _customer_stats(cust: pl.LazyFrame, resid: pl.LazyFrame, mid: dt.date) -> pl.LazyFrame:
-    """One row per (area, customer meter): its net kWh against its own area's loss."""
-    first = pl.col("date") < mid
+def _customer_stats(cust: pl.LazyFrame, resid: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per (window, area, customer meter): its net kWh against its own area's loss."""
+    first = pl.col("date") < pl.col("_mid")
     return (
-        cust.join(resid, on=["date", "area_id"])
-        .group_by("area_id", "meter_id")
+        cust.join(resid, on=[*WINDOW, "date", "area_id"])
+        .group_by(*WINDOW, "area_id", "meter_id")
         .agg(
             customer_id=pl.col("customer_id").sort_by("date").last(),
             days=pl.len().cast(pl.Int32),
@@ -255,10 +299,12 @@ def _theft(stats: pl.LazyFrame, summary: pl.LazyFrame, diag: DiagnosisRules) -> 
     slope = pl.col("_slope_resid")
     match = pl.when(slope < 0).then(pl.min_horizontal(-slope, -1.0 / slope)).otherwise(0.0)
     return (
-        stats.join(summary.filter(pl.col("_theft_scope")).select("area_id"), on="area_id", how="semi")
+        stats.join(
+            summary.filter(pl.col("_theft_scope")).select(*WINDOW, "area_id"), on=[*WINDOW, "area_id"], how="semi"
+        )
         .filter((pl.col("days") >= diag.min_days) & pl.col("_corr_rate").is_finite() & slope.is_finite())
         .with_columns(score=((-pl.col("_corr_rate")).clip(0.0, 1.0) * match).round(6))
-        .filter(pl.col("score") >= diag.theft_min_score)
+        .filter(pl.col("score") >= diag.theft.min_score)
         .with_columns(
             kind=pl.lit("theft_candidate"),
             role=pl.lit("customer"),
@@ -286,37 +332,38 @@ def _multiplier(
     # (multiplier > 1; a direct-connected meter has no ratio to get wrong), in areas
     # out of band on almost every day (a rate that strays across a band edge now and
     # then is not a constant factor).
-    scope = summary.filter(pl.col("_off_band")).select("area_id", "_negative_below", "_high_above")
-    cdays = complete.join(scope, on="area_id").select(
-        "date", "area_id", "supply_kwh", "sales_kwh", "_negative_below", "_high_above"
+    scope = summary.filter(pl.col("_off_band")).select(*WINDOW, "area_id", "_negative_below", "_high_above")
+    cdays = complete.join(scope, on=[*WINDOW, "area_id"]).select(
+        *WINDOW, "date", "area_id", "supply_kwh", "sales_kwh", "_negative_below", "_high_above"
     )
-    vals = members.join(cdays.select("date", "area_id"), on=["date", "area_id"], how="semi")
+    vals = members.join(cdays.select(*WINDOW, "date", "area_id"), on=[*WINDOW, "date", "area_id"], how="semi")
     per_meter = (
-        vals.group_by("area_id", "meter_id")
+        vals.group_by(*WINDOW, "area_id", "meter_id")
         .agg(
             role=pl.col("role").sort_by("date").last(),
             customer_id=pl.col("customer_id").sort_by("date").last(),
             multiplier=pl.col("multiplier").sort_by("date").last(),
             _kwh=pl.col("_kwh").sum().round(6),
         )
-        .join(cdays.group_by("area_id").agg(_sales=pl.col("sales_kwh").sum()), on="area_id")
+        .join(cdays.group_by(*WINDOW, "area_id").agg(_sales=pl.col("sales_kwh").sum()), on=[*WINDOW, "area_id"])
         .with_columns(
             _share=pl.when(pl.col("_sales") > 0).then(pl.col("_kwh") / pl.col("_sales")),
             _ct=(pl.col("role") == "customer") & (pl.col("multiplier") > 1),
         )
-        .with_columns(_size_rank=pl.col("_kwh").rank("ordinal", descending=True).over("area_id", "_ct"))
+        .with_columns(_size_rank=pl.col("_kwh").rank("ordinal", descending=True).over(*WINDOW, "area_id", "_ct"))
     )
     suspects = per_meter.filter(
         (pl.col("role") == "area_master")
         | (
             pl.col("_ct")
-            & (pl.col("_share") >= diag.large_customer_share)
-            & (pl.col("_size_rank") <= diag.large_customers_per_area)
+            & (pl.col("_share") >= diag.multiplier.large_customer_share)
+            & (pl.col("_size_rank") <= diag.multiplier.large_customers_per_area)
         )
-    ).select("area_id", "meter_id", "role", "customer_id", "multiplier")
+    ).select(*WINDOW, "area_id", "meter_id", "role", "customer_id", "multiplier")
     mults = suspects.select("multiplier").unique().collect()["multiplier"].to_list()
-    cands = suspects.join(neighbour_multipliers(mults, diag).lazy(), on="multiplier")
+    cands = suspects.join(neighbour_multipliers(mults, diag.multiplier).lazy(), on="multiplier")
     daily_vals = vals.select(
+        *WINDOW,
         "date",
         "area_id",
         "meter_id",
@@ -333,8 +380,8 @@ def _multiplier(
     k = pl.col("_k").fill_null(0.0)
     r = pl.col("_r").fill_null(0.0)
     grid = (
-        cands.join(cdays, on="area_id")
-        .join(daily_vals, on=["date", "area_id", "meter_id"], how="left")
+        cands.join(cdays, on=[*WINDOW, "area_id"])
+        .join(daily_vals, on=[*WINDOW, "date", "area_id", "meter_id"], how="left")
         .with_columns(
             _supply_after=pl.col("supply_kwh") + pl.when(is_master).then((f - 1) * k).otherwise((f - 1) * r),
             _sales_after=pl.col("sales_kwh") + pl.when(is_master).then(0.0).otherwise((f - 1) * k),
@@ -351,7 +398,7 @@ def _multiplier(
         return ((pl.col(rate) >= pl.col("_negative_below")) & (pl.col(rate) <= pl.col("_high_above"))).fill_null(False)
 
     out = (
-        grid.group_by("area_id", "meter_id", "candidate")
+        grid.group_by(*WINDOW, "area_id", "meter_id", "candidate")
         .agg(
             role=pl.col("role").first(),
             customer_id=pl.col("customer_id").first(),
@@ -377,8 +424,8 @@ def _multiplier(
         .filter(
             (pl.col("days") >= diag.min_days)
             & normal("_window_after")
-            & (pl.col("_normal_after") >= diag.multiplier_min_normal_share)
-            & (pl.col("_normal_before") <= diag.multiplier_max_normal_share_before)
+            & (pl.col("_normal_after") >= diag.multiplier.min_normal_share)
+            & (pl.col("_normal_before") <= diag.multiplier.max_normal_share_before)
             & (pl.col("score") > 0)
         )
         # the best candidate of each meter: highest score, then the rate nearest the
@@ -387,9 +434,15 @@ def _multiplier(
             _tie=(pl.col("_window_after") - (pl.col("_negative_below") + pl.col("_high_above")) / 2).abs().round(9)
         )
         .sort(
-            "area_id", "meter_id", pl.col("score"), "_tie", "candidate", descending=[False, False, True, False, False]
+            *WINDOW,
+            "area_id",
+            "meter_id",
+            pl.col("score"),
+            "_tie",
+            "candidate",
+            descending=[False, False, False, True, False, False],
         )
-        .group_by("area_id", "meter_id", maintain_order=True)
+        .group_by(*WINDOW, "area_id", "meter_id", maintain_order=True)
         .first()
     )
     return out.with_columns(
@@ -419,9 +472,10 @@ def _mapping(cust: pl.LazyFrame, stats: pl.DataFrame, resid: pl.LazyFrame, diag:
     candidates = stats.filter(
         (pl.col("days") >= diag.min_days)
         & pl.col("_corr_resid").is_finite()
-        & (pl.col("_corr_resid") <= diag.mapping_max_own_corr)
-    ).select("area_id", "meter_id", "_corr_resid", "_kwh", "_own_loss", "_own_supply")
+        & (pl.col("_corr_resid") <= diag.mapping.max_own_corr)
+    ).select(*WINDOW, "area_id", "meter_id", "_corr_resid", "_kwh", "_own_loss", "_own_supply")
     others = resid.select(
+        *WINDOW,
         "date",
         "feeder_id",
         pl.col("area_id").alias("other_area_id"),
@@ -430,11 +484,13 @@ def _mapping(cust: pl.LazyFrame, stats: pl.DataFrame, resid: pl.LazyFrame, diag:
         pl.col("supply_kwh").alias("_other_supply"),
     ).filter(pl.col("feeder_id").is_not_null())
     pairs = (
-        cust.join(candidates.lazy().select("area_id", "meter_id"), on=["area_id", "meter_id"], how="semi")
+        cust.join(
+            candidates.lazy().select(*WINDOW, "area_id", "meter_id"), on=[*WINDOW, "area_id", "meter_id"], how="semi"
+        )
         .filter(pl.col("feeder_id").is_not_null())
-        .join(others, on=["feeder_id", "date"])
+        .join(others, on=[*WINDOW, "feeder_id", "date"])
         .filter(pl.col("area_id") != pl.col("other_area_id"))
-        .group_by("area_id", "meter_id", "other_area_id")
+        .group_by(*WINDOW, "area_id", "meter_id", "other_area_id")
         .agg(
             customer_id=pl.col("customer_id").sort_by("date").last(),
             days=pl.len().cast(pl.Int32),
@@ -449,17 +505,17 @@ def _mapping(cust: pl.LazyFrame, stats: pl.DataFrame, resid: pl.LazyFrame, diag:
         .filter(
             (pl.col("days") >= diag.min_days)
             & pl.col("_corr_other").is_finite()
-            & (pl.col("_corr_other") >= diag.mapping_min_corr)
-            & ((pl.col("_slope_other") - 1.0).abs() <= diag.mapping_slope_tolerance)
+            & (pl.col("_corr_other") >= diag.mapping.min_corr)
+            & ((pl.col("_slope_other") - 1.0).abs() <= diag.mapping.slope_tolerance)
         )
     )
     out = (
-        pairs.join(candidates.lazy(), on=["area_id", "meter_id"])
+        pairs.join(candidates.lazy(), on=[*WINDOW, "area_id", "meter_id"])
         .with_columns(_margin=pl.col("_corr_other") - pl.col("_corr_resid"))
-        .filter(pl.col("_margin") >= diag.mapping_min_margin)
+        .filter(pl.col("_margin") >= diag.mapping.min_margin)
         .with_columns(score=(pl.col("_margin") / 2).clip(0.0, 1.0).round(6))
-        .sort("area_id", "meter_id", "score", "other_area_id", descending=[False, False, True, False])
-        .group_by("area_id", "meter_id", maintain_order=True)
+        .sort(*WINDOW, "area_id", "meter_id", "score", "other_area_id", descending=[False, False, False, True, False])
+        .group_by(*WINDOW, "area_id", "meter_id", maintain_order=True)
         .first()
     )
 
@@ -487,6 +543,9 @@ def _mapping(cust: pl.LazyFrame, stats: pl.DataFrame, resid: pl.LazyFrame, diag:
 
 # -- entry point ----------------------------------------------------------------------
 
+#: the key of a window in every frame of :func:`diagnose_windows`: its last day
+WINDOW = ("_end",)
+
 _OUT = ("area_id", "kind", "meter_id", "customer_id", "role", "other_area_id", "score", "days", "evidence")
 
 
@@ -504,34 +563,81 @@ def diagnose(
     the caller has them already (the stage computes each day once, from rows it has
     checked); otherwise they are computed from ``meter_daily``.
     """
-    start = window_end - dt.timedelta(days=diag.window_days - 1)
-    mid = start + dt.timedelta(days=diag.window_days // 2)
-    in_window = pl.col("date").is_between(start, window_end)
-    rows = prepare(meter_daily).filter(in_window)
+    return diagnose_windows(meter_daily, [window_end], rules, diag, days)
+
+
+def window_days(ends: Iterable[dt.date], diag: DiagnosisRules) -> pl.DataFrame:
+    """Each window's days: ``date``, the window's end ``_end`` and the first day of its
+    second half ``_mid``, by end, then date.
+
+    >>> window_days([dt.date(2026, 1, 3)], DiagnosisRules(window_days=2))["date"].to_list()
+    [datetime.date(2026, 1, 2), datetime.date(2026, 1, 3)]
+    """
+    n = diag.window_days
+    rows = []
+    for end in sorted(set(ends)):
+        start = end - dt.timedelta(days=n - 1)
+        mid = start + dt.timedelta(days=n // 2)
+        rows += [(start + dt.timedelta(days=k), end, mid) for k in range(n)]
+    return pl.DataFrame(rows, schema={"date": pl.Date, "_end": pl.Date, "_mid": pl.Date}, orient="row")
+
+
+def diagnose_windows(
+    meter_daily: pl.DataFrame | pl.LazyFrame,
+    ends: Iterable[dt.date],
+    rules: LossRules = LossRules(),
+    diag: DiagnosisRules = DiagnosisRules(),
+    days: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """:func:`diagnose` of every window ending at one of ``ends``, in one pass: the rows
+    of every window (``date`` = its end), sorted by date, area, kind and rank.
+
+    Each meter-day enters every window holding it (tagged with the window's end, a key of
+    every group), so the rows handed over are repeated up to ``window_days`` times: give
+    it as many windows as memory allows (the stage: a budget of rows). Every window's
+    rows are those :func:`diagnose` gives it alone.
+    """
+    windows = window_days(ends, diag)
+    if not windows.height:
+        return LOSS_DIAGNOSIS.conform(pl.LazyFrame(schema=LOSS_DIAGNOSIS.schema)).collect()
+    span = windows.lazy()
+    first, last = windows["date"].min(), windows["date"].max()
+    rows = prepare(meter_daily).filter(pl.col("date").is_between(first, last))
     if days is None:
         check_input(rows)
         balances = area_days(rows, rules).collect().lazy()
     else:
-        balances = days.lazy().filter(in_window)
+        balances = days.lazy()
+    # every area-day and meter-day once per window holding it, in their order
+    balances = balances.join(span, on="date", maintain_order="left")
+    rows = rows.join(span, on="date", maintain_order="left")
     complete = balances.filter(pl.col("loss_rate").is_not_null())
-    summary = window_summary(balances, mid, diag).collect()
+    summary = window_summary(balances, diag).collect()
     resid = _residuals(complete, summary.lazy()).collect().lazy()
 
     members = rows.filter(pl.col("area_id").is_not_null() & pl.col("role").is_in(["area_master", "customer"]))
 
     def customers(frame: pl.LazyFrame) -> pl.LazyFrame:
         return frame.filter((pl.col("role") == "customer") & pl.col("_present")).select(
-            "date", "area_id", "feeder_id", "meter_id", "customer_id", (pl.col("_kwh") - pl.col("_rev")).alias("kwh")
+            *WINDOW,
+            "_mid",
+            "date",
+            "area_id",
+            "feeder_id",
+            "meter_id",
+            "customer_id",
+            (pl.col("_kwh") - pl.col("_rev")).alias("kwh"),
         )
 
     # pass 1: every customer against its own area (streamed, one row per customer out)
-    stats = _customer_stats(customers(members), resid, mid).collect()
+    stats = _customer_stats(customers(members), resid).collect()
     # pass 2: the meter rows the findings need: the members of out-of-band areas (for
-    # the multiplier test) and the mapping candidates
+    # the multiplier test) and the mapping candidates (of any window: each test then
+    # keeps its window's own)
     mapping_candidates = stats.filter(
-        (pl.col("days") >= diag.min_days) & (pl.col("_corr_resid") <= diag.mapping_max_own_corr)
-    )["meter_id"]
-    off_band = summary.filter(pl.col("_off_band"))["area_id"]
+        (pl.col("days") >= diag.min_days) & (pl.col("_corr_resid") <= diag.mapping.max_own_corr)
+    )["meter_id"].unique()
+    off_band = summary.filter(pl.col("_off_band"))["area_id"].unique()
     needed = (
         members.filter(
             pl.col("area_id").is_in(off_band.implode()) | pl.col("meter_id").is_in(mapping_candidates.implode())
@@ -543,22 +649,29 @@ def diagnose(
 
     found = pl.concat(
         [
-            _theft(stats.lazy(), summary_lf, diag).select(*_OUT, "_tie"),
-            _multiplier(needed, complete, summary_lf, diag).select(*_OUT, "_tie"),
-            _mapping(customers(needed), stats, resid, diag).select(*_OUT, "_tie"),
+            _theft(stats.lazy(), summary_lf, diag).select(*WINDOW, *_OUT, "_tie"),
+            _multiplier(needed, complete, summary_lf, diag).select(*WINDOW, *_OUT, "_tie"),
+            _mapping(customers(needed), stats, resid, diag).select(*WINDOW, *_OUT, "_tie"),
         ]
     ).collect()
     ranked = (
-        found.sort(["area_id", "kind", "score", "_tie", "meter_id"], descending=[False, False, True, False, False])
-        .with_columns(rank=(pl.int_range(pl.len()).over("area_id", "kind") + 1).cast(pl.Int32))
-        .filter((pl.col("kind") != "theft_candidate") | (pl.col("rank") <= diag.theft_max_per_area))
-        .join(summary_lf.select("area_id", "area_status", "area_loss_rate").collect(), on="area_id", how="left")
+        found.sort(
+            [*WINDOW, "area_id", "kind", "score", "_tie", "meter_id"],
+            descending=[False, False, False, True, False, False],
+        )
+        .with_columns(rank=(pl.int_range(pl.len()).over(*WINDOW, "area_id", "kind") + 1).cast(pl.Int32))
+        .filter((pl.col("kind") != "theft_candidate") | (pl.col("rank") <= diag.theft.max_per_area))
+        .join(
+            summary_lf.select(*WINDOW, "area_id", "area_status", "area_loss_rate").collect(),
+            on=[*WINDOW, "area_id"],
+            how="left",
+        )
         .with_columns(
-            date=pl.lit(window_end),
-            window_start=pl.lit(start),
+            date=pl.col("_end"),
+            window_start=pl.col("_end") - pl.duration(days=diag.window_days - 1),
             rule=pl.col("kind").replace_strict(RULES, return_dtype=pl.String),
             severity=pl.lit("warning"),
             area_loss_rate=pl.col("area_loss_rate").round(6),
         )
     )
-    return LOSS_DIAGNOSIS.conform(ranked).sort("area_id", "kind", "rank").collect()
+    return LOSS_DIAGNOSIS.conform(ranked).sort("date", "area_id", "kind", "rank").collect()

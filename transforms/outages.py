@@ -26,6 +26,7 @@ is :class:`OutageConfig` (``config/outages.toml``).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -855,67 +856,96 @@ def mapping_suspects(
 
     Returns ``meter_id, customer_id, area_id, other_area_id, coincidences,
     own_area_outages, own_coincidences, score, evidence`` for the window of
-    ``window_days`` days ending ``window_end``.
+    ``window_days`` days ending ``window_end``: :func:`mapping_suspects_at` of that one end.
     """
-    together = dt.timedelta(minutes=cfg.area.together_min)
-    start = window_end - dt.timedelta(days=cfg.mapping.window_days - 1)
-    ev = events.filter(
-        ~pl.col("momentary")
-        & (pl.col("start_time").dt.date() >= start)
-        & (pl.col("start_time").dt.date() <= window_end)
-    )
-    area_ev = ev.filter(pl.col("level") == "area").select(
-        pl.col("outage_id").alias("_aid"), pl.col("area_id").alias("other_area_id"), pl.col("start_time").alias("_as")
-    )
     cust = (
         service.filter(pl.col("role") == "customer")
         .sort("date")
         .group_by("meter_id")
         .agg(pl.col("customer_id").last(), pl.col("area_id").last())
+        .with_columns(pl.lit(window_end, pl.Date()).alias("date"))
+    )
+    return mapping_suspects_at(events, members, cust, [window_end], cfg).drop("date")
+
+
+def mapping_suspects_at(
+    events: pl.DataFrame,
+    members: pl.DataFrame,
+    customers: pl.DataFrame,
+    ends: Sequence[dt.date],
+    cfg: OutageConfig,
+) -> pl.DataFrame:
+    """:func:`mapping_suspects` of several window ends in one pass, with ``date`` (the end).
+
+    ``customers``: ``date, meter_id, customer_id, area_id``: each customer meter as the
+    archive valid on the end ``date`` places it. Each end's window holds the events whose
+    start date is in it; every count and join is by end, so each end's rows are those it
+    gives alone.
+    """
+    together = dt.timedelta(minutes=cfg.area.together_min)
+    back = dt.timedelta(days=cfg.mapping.window_days - 1)
+    at = pl.DataFrame({"date": sorted(set(ends))}, schema={"date": pl.Date()})
+    started = pl.col("start_time").dt.date()
+    ev = (
+        events.filter(~pl.col("momentary"))
+        .drop("date", strict=False)
+        .join(at, how="cross")
+        .filter((started >= pl.col("date") - back) & (started <= pl.col("date")))
+    )
+    area_ev = ev.filter(pl.col("level") == "area").select(
+        "date",
+        pl.col("outage_id").alias("_aid"),
+        pl.col("area_id").alias("other_area_id"),
+        pl.col("start_time").alias("_as"),
     )
     own = (
         ev.filter(pl.col("level") == "customer")
-        .select("meter_id", "start_time")
-        .join(cust, on="meter_id")
+        .select("date", "meter_id", "start_time")
+        .join(customers.select("date", "meter_id", "customer_id", "area_id"), on=["date", "meter_id"])
         .filter(pl.col("area_id").is_not_null())
     )
     hits = (
-        own.join(area_ev, how="cross")
+        own.join(area_ev, on="date")
         .filter(
             ((pl.col("start_time") - pl.col("_as")).abs() <= together) & (pl.col("other_area_id") != pl.col("area_id"))
         )
-        .group_by("meter_id", "customer_id", "area_id", "other_area_id")
+        .group_by("date", "meter_id", "customer_id", "area_id", "other_area_id")
         .agg(pl.col("_aid").n_unique().cast(pl.Int64).alias("coincidences"))
     )
-    area_count = area_ev.group_by("other_area_id").agg(pl.len().cast(pl.Int64).alias("_other_outages"))
-    own_count = area_ev.group_by(pl.col("other_area_id").alias("area_id")).agg(
+    area_count = area_ev.group_by("date", "other_area_id").agg(pl.len().cast(pl.Int64).alias("_other_outages"))
+    own_count = area_ev.group_by("date", pl.col("other_area_id").alias("area_id")).agg(
         pl.len().cast(pl.Int64).alias("own_area_outages")
     )
     own_with = (
-        members.join(ev.filter(pl.col("level") == "area").select("outage_id"), on="outage_id")
-        .group_by("meter_id")
+        members.drop("date", strict=False)
+        .join(area_ev.select("date", pl.col("_aid").alias("outage_id")), on="outage_id")
+        .group_by("date", "meter_id")
         .agg(pl.col("outage_id").n_unique().cast(pl.Int64).alias("own_coincidences"))
     )
     out = (
-        hits.join(area_count, on="other_area_id")
-        .join(own_count, on="area_id", how="left")
-        .join(own_with, on="meter_id", how="left")
+        hits.join(area_count, on=["date", "other_area_id"])
+        .join(own_count, on=["date", "area_id"], how="left")
+        .join(own_with, on=["date", "meter_id"], how="left")
         .with_columns(pl.col("own_area_outages", "own_coincidences").fill_null(0))
         .filter((pl.col("coincidences") >= cfg.mapping.min_coincidences) & (pl.col("own_coincidences") == 0))
-        .sort(["meter_id", "coincidences", "other_area_id"], descending=[False, True, False])
-        .unique("meter_id", keep="first")
-        .with_columns((pl.col("coincidences") / pl.col("_other_outages")).clip(upper_bound=1.0).alias("score"))
+        .sort(["date", "meter_id", "coincidences", "other_area_id"], descending=[False, False, True, False])
+        .unique(["date", "meter_id"], keep="first")
+        .with_columns(
+            (pl.col("coincidences") / pl.col("_other_outages")).clip(upper_bound=1.0).alias("score"),
+            (pl.col("date") - back).alias("window_start"),
+        )
     )
     evidence = pl.struct(
         pl.col("_other_outages").alias("other_area_outages"),
         pl.col("coincidences").alias("coincident_interruptions"),
         "own_area_outages",
         pl.col("own_coincidences").alias("own_area_outages_with_this_meter"),
-        pl.lit(start.isoformat()).alias("window_start"),
+        pl.col("window_start").cast(pl.String()).alias("window_start"),
     ).struct.json_encode()
     return (
-        out.with_columns(evidence.alias("evidence"), pl.lit(start).alias("window_start"))
+        out.with_columns(evidence.alias("evidence"))
         .select(
+            "date",
             "meter_id",
             "customer_id",
             "area_id",
@@ -927,7 +957,7 @@ def mapping_suspects(
             "window_start",
             "evidence",
         )
-        .sort("area_id", "meter_id")
+        .sort("date", "area_id", "meter_id")
     )
 
 

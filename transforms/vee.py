@@ -356,38 +356,39 @@ def _done_slots() -> pl.Expr:
     return (minutes // 15).clip(-1, 96)
 
 
-def interval_screen(curves: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+def interval_screen(curves: pl.LazyFrame, cfg: VeeConfig, ended: bool = False) -> pl.LazyFrame:
     """Cheap per-row figures over the 96 slots, for every curve row of the day.
 
     ``curves``: ``meter_id, date, p1..p96`` and optionally ``delivered_at``. Returns
     ``meter_id, date, slots_read`` (collected), ``slots_valid`` (collected and >= 0),
-    ``negative_slots``, ``min_kwh_meter``, ``actual_kwh_meter`` (Σ valid slots),
+    ``negative_slots``, ``actual_kwh_meter`` (Σ valid slots),
     ``max_kwh_meter``, ``zero_slots``, ``equal_pairs`` (neighbouring slots with the same
     non-zero value) and ``future_slots`` (values in slots that had not ended when the
     file was delivered). A row can hold a zero run or a flat line only if its counts
-    allow one: :func:`interval_details` looks for them on those rows only.
+    allow one: :func:`interval_details` looks for them on those rows only. ``ended``: the
+    caller knows that every row was delivered after its day ended (no future slot can hold
+    a value): ``future_slots`` is then 0 without looking at the slots.
     """
     has_delivery = "delivered_at" in curves.collect_schema().names()
     return curves.with_columns(
         (_done_slots() if has_delivery else pl.lit(96)).alias("_done"),
-    ).select("meter_id", "date", *_screen_figures(has_delivery))
+    ).select("meter_id", "date", *_screen_figures(has_delivery, ended))
 
 
 @functools.cache
-def _screen_figures(has_delivery: bool) -> tuple[pl.Expr, ...]:
+def _screen_figures(has_delivery: bool, ended: bool = False) -> tuple[pl.Expr, ...]:
     """The figures of :func:`interval_screen`: ~700 terms over the slots, built once (an
     expression is immutable, and building them cost more than a small day's rows)."""
     p = [pl.col(s) for s in SLOTS]
     future = (
         pl.sum_horizontal([c.is_not_null() & (pl.lit(i) > pl.col("_done")) for i, c in enumerate(p, start=1)])
-        if has_delivery
+        if has_delivery and not ended
         else pl.lit(0)
     )
     return (
         pl.sum_horizontal([c.is_not_null() for c in p]).cast(pl.Int16).alias("slots_read"),
         pl.sum_horizontal([(c >= 0).fill_null(False) for c in p]).cast(pl.Int16).alias("slots_valid"),
         pl.sum_horizontal([(c < 0).fill_null(False) for c in p]).cast(pl.Int16).alias("negative_slots"),
-        pl.min_horizontal(p).alias("min_kwh_meter"),
         pl.sum_horizontal([pl.when(c >= 0).then(c) for c in p]).alias("actual_kwh_meter"),
         pl.max_horizontal(p).alias("max_kwh_meter"),
         pl.sum_horizontal([(c == 0).fill_null(False) for c in p]).cast(pl.Int16).alias("zero_slots"),
@@ -452,7 +453,9 @@ def screen_in_ranges(
     screens, kept = [], []
     for start in range(0, max(n, 1), rows):
         part = _day_curves(curves.slice(start, rows), day).collect()
-        screen = interval_screen(part.lazy(), cfg).collect()
+        # files delivered after their days ended (the usual case) hold no future slot
+        done = part.select(_done_slots().min()).item() if "delivered_at" in part.columns else None
+        screen = interval_screen(part.lazy(), cfg, ended=done is None or done >= len(SLOTS)).collect()
         flagged = screen.join(meters, on=k, how="inner").filter(needs_details(cfg)).select(k)
         # a slot empty (not read) or negative is what needs_edit looks for
         edit = screen.filter((pl.col("slots_read") < len(SLOTS)) | (pl.col("negative_slots") > 0)).select(k)
@@ -474,9 +477,10 @@ def interval_details(
 
     Costlier than :func:`interval_screen` (run tests over slot windows, a sort for the
     third-highest slot): call it on the rows the screen flagged. Returns ``meter_id,
-    first_negative_slot, zero_run_slot, flat_line_slot, flat_line_kwh_meter, max_slot,
-    third_kwh_meter, first_future_slot`` (slots are 1-based; empty when there is none),
-    one row per curve row, in order. ``rows``: how many rows ``curves`` holds, when the
+    first_negative_slot, min_kwh_meter, zero_run_slot, flat_line_slot, flat_line_kwh_meter,
+    max_slot, third_kwh_meter, first_future_slot`` (slots are 1-based; empty when there is
+    none; ``min_kwh_meter`` the lowest slot, read by the negative-value check only, so not
+    worked out by the screen for every row), one row per curve row, in order. ``rows``: how many rows ``curves`` holds, when the
     caller knows; a few rows (a small utility's day) are worked in long form. ``by``: the
     columns that name a row (``meter_id, date`` for rows of several dates).
     """
@@ -501,6 +505,7 @@ def _details_wide(curves: pl.LazyFrame, cfg: VeeConfig, by: Sequence[str] = ("me
     ).select(
         *by,
         _first_slot([(c < 0).fill_null(False) for c in p]).alias("first_negative_slot"),
+        pl.min_horizontal(p).alias("min_kwh_meter"),
         (_first_slot(zero) if zero else pl.lit(None, pl.Int16)).alias("zero_run_slot"),
         (_first_slot(flat) if flat else pl.lit(None, pl.Int16)).alias("flat_line_slot"),
         (pl.coalesce([pl.when(f).then(p[i]) for i, f in enumerate(flat)]) if flat else pl.lit(None, pl.Float64)).alias(
@@ -554,6 +559,7 @@ def _details_long(curves: pl.LazyFrame, cfg: VeeConfig, by: Sequence[str] = ("me
         .agg(
             *(pl.col(b).first() for b in by),
             slot.filter(v < 0).min().alias("first_negative_slot"),
+            v.min().alias("min_kwh_meter"),
             pl.col("_zero_start").min().alias("zero_run_slot"),
             flat_slot.alias("flat_line_slot"),
             v.filter(slot == flat_slot).first().alias("flat_line_kwh_meter"),
@@ -565,6 +571,39 @@ def _details_long(curves: pl.LazyFrame, cfg: VeeConfig, by: Sequence[str] = ("me
         .sort("_row")
         .drop("_row")
     )
+
+
+def interval_peaks(curves: pl.LazyFrame, by: Sequence[str] = ("meter_id",)) -> pl.LazyFrame:
+    """:func:`interval_details` of rows whose screen rules out every run, negative and
+    future slot (:func:`needs_runs` false): ``max_slot`` and ``third_kwh_meter`` as there,
+    the other columns empty (as there: those rows have none)."""
+    p = [pl.col(s) for s in SLOTS]
+    valid = [pl.when(c >= 0).then(c) for c in p]
+    none = pl.lit(None, pl.Int16)
+    return curves.with_columns(pl.max_horizontal(p).alias("_max")).select(
+        *by,
+        none.alias("first_negative_slot"),
+        pl.min_horizontal(p).alias("min_kwh_meter"),
+        none.alias("zero_run_slot"),
+        none.alias("flat_line_slot"),
+        pl.lit(None, pl.Float64).alias("flat_line_kwh_meter"),
+        _first_slot([(c == pl.col("_max")).fill_null(False) for c in p]).alias("max_slot"),
+        pl.concat_arr(valid).arr.sort(descending=True, nulls_last=True).arr.get(2).alias("third_kwh_meter"),
+        none.alias("first_future_slot"),
+    )
+
+
+def needs_runs(cfg: VeeConfig) -> pl.Expr:
+    """Rows of :func:`interval_screen` whose counts allow a negative or future slot, a zero
+    run or a flat line: only these need the run tests of :func:`interval_details`; the
+    others' details are their peaks (:func:`interval_peaks`)."""
+    ic = cfg.interval
+    return (
+        (pl.col("negative_slots") > 0)
+        | (pl.col("zero_slots") >= ic.zero_run_slots)
+        | (pl.col("equal_pairs") >= ic.flat_line_slots - 1)
+        | (pl.col("future_slots") > 0)
+    ).fill_null(False)
 
 
 def needs_details(cfg: VeeConfig) -> pl.Expr:
@@ -1306,9 +1345,14 @@ def _validate(
 
     # --- curves: a cheap screen of every row, details of the flagged rows, the checks -----
     profile = screen.join(days.select(meter_cols), on=k, how="inner")
-    flagged = profile.filter(needs_details(cfg)).select(k)
-    to_detail = few.join(flagged, on=k, how="semi")
+    flagged = profile.filter(needs_details(cfg)).select(*k, needs_runs(cfg).alias("_runs"))
+    to_detail = few.join(flagged.filter("_runs").select(k), on=k, how="semi")
     details = interval_details(to_detail.lazy(), cfg, rows=to_detail.height, by=k).collect()
+    # rows flagged for a spike or the capacity only (most of a county day's): their peaks
+    to_peak = few.join(flagged.filter(~pl.col("_runs")).select(k), on=k, how="semi")
+    if to_peak.height:
+        peaks = interval_peaks(to_peak.lazy(), by=k).collect()
+        details = pl.concat([details, peaks.select(pl.col(c).cast(t) for c, t in details.schema.items())])
     profile = profile.join(details, on=k, how="left")
     findings += interval_findings(profile.lazy(), cfg)
     # VEE 2: no curve row at all for a meter in service. When no meter's curve arrived the

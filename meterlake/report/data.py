@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from ..checks.runner import PENDING
 from ..lake import Lake
 from ..publish import registry
 from ..transforms import dates as dates_
@@ -145,8 +147,32 @@ def default_dates(lake: Lake) -> list[dt.date]:
     return sorted(d for d in found if dates_.month_key(d) == dates_.month_key(last))
 
 
-def _find_data_docs(reports: Path) -> str | None:
-    """The Great Expectations Data Docs index under LAKE/reports, relative to it."""
+#: where the docs stage renders the Data Docs index, under LAKE/reports
+DATA_DOCS_INDEX = "data_docs/index.html"
+
+
+def _find_data_docs(reports: Path, meta: Path | None = None) -> str | None:
+    """The Great Expectations Data Docs index under LAKE/reports, relative to it.
+
+    With none there yet, a passed gate whose findings wait for the docs stage (in
+    ``meta``) will have its index at :data:`DATA_DOCS_INDEX`: a run renders it beside
+    publishing, so the report links it before it is written.
+    """
+    found = _data_docs_index(reports)
+    if found is None and meta is not None and _docs_waiting(meta):
+        return DATA_DOCS_INDEX
+    return found
+
+
+def _docs_waiting(meta: Path) -> bool:
+    try:
+        with os.scandir(meta / PENDING) as entries:
+            return any(e.name.endswith(".parquet") and not e.name.startswith(".") for e in entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def _data_docs_index(reports: Path) -> str | None:
     if not reports.is_dir():
         return None
     candidates = sorted(
@@ -182,7 +208,7 @@ def load(lake: Lake, dates: list[dt.date] | None = None, run_id: str | None = No
     from .monthly import read_check_results  # the monthly sections' reader
 
     inputs.check_results = read_check_results(lake.root, run_id)
-    inputs.data_docs = _find_data_docs(lake.reports)
+    inputs.data_docs = _find_data_docs(lake.reports, lake.meta)
     if (lake.reports / "data_dictionary.html").exists():
         inputs.dictionary = "data_dictionary.html"
     return inputs

@@ -121,113 +121,158 @@ def month_suspects(lake: Lake, month: Month) -> pl.DataFrame:
 
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
-    lake = ctx.lake
     try:
         cfg = ctx.config("billing", BillingConfig)
         book = ctx.config("tariffs", TariffBook)
     except ConfigError as exc:
         raise StageError(f"billing: {exc}") from exc
     result = StageResult(stage=STAGE)
-    held = _dates(lake.partitions(METER_DAILY))
+    held = _dates(ctx.lake.partitions(METER_DAILY))
     if not held or not dates:
         result.notes.append("no meter_daily days to bill")
         return result
     calendar = price_calendar(book, min(held), max(held))
+    months = write_bills(ctx, dates, held, calendar, cfg, result)
+    rebuilt = write_prepay(ctx, dates, held, calendar, cfg, result)
+    result.dates = sorted(set(rebuilt) - set(dates))
+    result.details["months"] = [_label(m) for m in months]
+    return result
 
-    # bills -------------------------------------------------------------------
+
+def write_bills(
+    ctx: StageContext,
+    dates: list[dt.date],
+    held: list[dt.date],
+    calendar: pl.DataFrame,
+    cfg: BillingConfig,
+    result: StageResult,
+) -> list[Month]:
+    """bills_monthly of every month to bill (:func:`months_to_bill`); the months written."""
+    lake = ctx.lake
     billed = [(int(v[:4]), int(v[5:7])) for v in lake.partitions(BILLS_MONTHLY)]
-    months = months_to_bill(dates, billed)
-    bill_rows = 0
-    exceptions = 0
-    written_months: list[Month] = []
-    for m in months:
+    bill_rows = exceptions = 0
+    written: list[Month] = []
+    for m in months_to_bill(dates, billed):
         in_month = [d for d in held if _month(d) == m]
         if not in_month:
             result.notes.append(f"bills {_label(m)}: no meter_daily days held; not billed")
             continue
         ctx.progress(f"billing: bills {_label(m)} ({len(in_month)} days)")
-        opening = year_opening(lake, held, m)
-        priced = price_days(
-            billable_days(lake.scan(METER_DAILY, _iso(in_month))),
-            calendar,
-            opening,
-            cfg.bill.tou_fallback_register,
-        )
-        bills = bill_segments(priced, cfg.bill, month_suspects(lake, m)).collect()
+        bills = bill_month(lake, m, in_month, held, calendar, cfg)
         if bills.is_empty() and m not in billed:
             result.notes.append(f"bills {_label(m)}: no customer kWh in the days held; not billed")
             continue
         lake.write_partition(BILLS_MONTHLY, _label(m), bills)
         bill_rows += bills.height
         exceptions += int((bills["status"] == "held").sum())
-        unpriced = bills.filter(pl.col("amount_yuan").is_null())
-        if unpriced.height:
-            ids = sorted(str(t) for t in unpriced["tariff_id"].unique().to_list())
-            result.notes.append(
-                f"bills {_label(m)}: {unpriced.height} without an amount: no tariff version in "
-                f"tariffs.toml for tariff_id {', '.join(ids)} on some day"
-            )
-        written_months.append(m)
+        result.notes.extend(unpriced_note(m, bills))
+        written.append(m)
     result.rows[BILLS_MONTHLY.name] = bill_rows
     if exceptions:
         result.notes.append(f"{exceptions} bill(s) held for review (bills_monthly.status = held)")
+    return written
 
-    # prepay ------------------------------------------------------------------
+
+def bill_month(
+    lake: Lake, m: Month, in_month: list[dt.date], held: list[dt.date], calendar: pl.DataFrame, cfg: BillingConfig
+) -> pl.DataFrame:
+    """The month's bills from its meter_daily days, annual tiers from :func:`year_opening`."""
+    priced = price_days(
+        billable_days(lake.scan(METER_DAILY, _iso(in_month))),
+        calendar,
+        year_opening(lake, held, m),
+        cfg.bill.tou_fallback_register,
+    )
+    return bill_segments(priced, cfg.bill, month_suspects(lake, m)).collect()
+
+
+def unpriced_note(m: Month, bills: pl.DataFrame) -> list[str]:
+    """A note naming the tariffs of the month's bills without an amount, if any."""
+    unpriced = bills.filter(pl.col("amount_yuan").is_null())
+    if not unpriced.height:
+        return []
+    ids = sorted(str(t) for t in unpriced["tariff_id"].unique().to_list())
+    return [
+        f"bills {_label(m)}: {unpriced.height} without an amount: no tariff version in "
+        f"tariffs.toml for tariff_id {', '.join(ids)} on some day"
+    ]
+
+
+def write_prepay(
+    ctx: StageContext,
+    dates: list[dt.date],
+    held: list[dt.date],
+    calendar: pl.DataFrame,
+    cfg: BillingConfig,
+    result: StageResult,
+) -> list[dt.date]:
+    """prepay_daily and prepay_findings of the dates and of every later day already written
+    (balances are running sums); the days rebuilt."""
+    lake = ctx.lake
     held_set = set(held)
     first = min(dates)
     later = [d for d in _dates(lake.partitions(PREPAY_DAILY)) if d > first and d in held_set]
     rebuild = sorted({d for d in dates if d in held_set} | set(later))
-    prepay_rows = finding_rows = 0
-    if rebuild:
-        ctx.progress(f"billing: prepay balances {rebuild[0]}..{rebuild[-1]} ({len(rebuild)} days)")
-        window, checkpoint = prepay_window(lake, held, rebuild)
-        md = lake.scan(METER_DAILY, _iso(window))
-        prepay_customers = md.filter(pl.col("prepay") == 1).select("customer_id").unique()
-        days = (
-            md.filter((pl.col("role") == "customer") & pl.col("customer_id").is_not_null())
-            .join(prepay_customers, on="customer_id", how="semi")
-            .select(*DAY_COLUMNS, "remaining_yuan")
+    result.rows[PREPAY_DAILY.name] = result.rows[PREPAY_FINDINGS.name] = 0
+    if not rebuild:
+        return rebuild
+    ctx.progress(f"billing: prepay balances {rebuild[0]}..{rebuild[-1]} ({len(rebuild)} days)")
+    window, checkpoint = prepay_window(lake, held, rebuild)
+    if checkpoint is not None:
+        result.details["prepay_checkpoint"] = checkpoint.isoformat()
+    balances, findings = prepay_days(lake, held, window, checkpoint, rebuild, calendar, cfg)
+    by_day = balances.partition_by("date", as_dict=True)
+    found_by_day = findings.partition_by("date", as_dict=True)
+    for d in rebuild:
+        lake.write_partition(PREPAY_DAILY, d.isoformat(), by_day.get((d,), balances.clear()))
+        lake.write_partition(
+            PREPAY_FINDINGS,
+            d.isoformat(),
+            found_by_day.get((d,), findings.clear()),
+            sort_by=["rule", "customer_id", "txn_id"],
         )
-        opening_kwh = opening_balance = None
-        if checkpoint is not None:
-            opening_kwh = year_opening(lake, held, _month(window[0]))
-            opening_balance = lake.scan(PREPAY_DAILY, [checkpoint.isoformat()])
-            result.details["prepay_checkpoint"] = checkpoint.isoformat()
-        priced = price_days(days, calendar, opening_kwh, cfg.bill.tou_fallback_register).filter(pl.col("prepay") == 1)
-        ledger = purchase_ledger(lake.scan(PURCHASES.clean)).collect().lazy()
-        wanted = pl.col("date").is_in(rebuild)
-        balances = (
-            prepay_balances(priced, daily_net_purchases(ledger), cfg.prepay, opening_balance).filter(wanted).collect()
+    result.rows[PREPAY_DAILY.name], result.rows[PREPAY_FINDINGS.name] = balances.height, findings.height
+    result.details["prepay_status"] = {str(k): int(v) for k, v in balances["status"].value_counts().iter_rows()}
+    result.details["prepay_findings"] = {str(k): int(v) for k, v in findings["rule"].value_counts().iter_rows()}
+    if later:
+        result.notes.append(
+            f"prepay balances carried forward: {len([d for d in later if d not in dates])} later day(s) rebuilt"
         )
-        findings = pl.concat(
-            [
-                purchase_findings(ledger).filter(wanted),
-                unmatched_transactions(
-                    ledger.filter(wanted), balances.lazy().select("customer_id", "meter_id", "date")
-                ),
-            ]
-        ).collect()
-        by_day = balances.partition_by("date", as_dict=True)
-        found_by_day = findings.partition_by("date", as_dict=True)
-        for d in rebuild:
-            part = by_day.get((d,), balances.clear())
-            lake.write_partition(PREPAY_DAILY, d.isoformat(), part)
-            lake.write_partition(
-                PREPAY_FINDINGS,
-                d.isoformat(),
-                found_by_day.get((d,), findings.clear()),
-                sort_by=["rule", "customer_id", "txn_id"],
-            )
-        prepay_rows, finding_rows = balances.height, findings.height
-        result.details["prepay_status"] = {str(k): int(v) for k, v in balances["status"].value_counts().iter_rows()}
-        result.details["prepay_findings"] = {str(k): int(v) for k, v in findings["rule"].value_counts().iter_rows()}
-        if later:
-            result.notes.append(
-                f"prepay balances carried forward: {len([d for d in later if d not in dates])} later day(s) rebuilt"
-            )
-    result.rows[PREPAY_DAILY.name] = prepay_rows
-    result.rows[PREPAY_FINDINGS.name] = finding_rows
+    return rebuild
 
-    result.dates = sorted(set(rebuild) - set(dates))
-    result.details["months"] = [_label(m) for m in written_months]
-    return result
+
+def prepay_days(
+    lake: Lake,
+    held: list[dt.date],
+    window: list[dt.date],
+    checkpoint: dt.date | None,
+    rebuild: list[dt.date],
+    calendar: pl.DataFrame,
+    cfg: BillingConfig,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The prepay customers' balances and the purchase findings of the days to ``rebuild``,
+    priced over ``window`` from the ``checkpoint`` day's balances (if any)."""
+    md = lake.scan(METER_DAILY, _iso(window))
+    prepay_customers = md.filter(pl.col("prepay") == 1).select("customer_id").unique()
+    days = (
+        md.filter((pl.col("role") == "customer") & pl.col("customer_id").is_not_null())
+        .join(prepay_customers, on="customer_id", how="semi")
+        .select(*DAY_COLUMNS, "remaining_yuan")
+    )
+    opening_kwh = opening_balance = None
+    if checkpoint is not None:
+        opening_kwh = year_opening(lake, held, _month(window[0]))
+        opening_balance = lake.scan(PREPAY_DAILY, [checkpoint.isoformat()])
+    priced = price_days(days, calendar, opening_kwh, cfg.bill.tou_fallback_register).filter(pl.col("prepay") == 1)
+    ledger = purchase_ledger(lake.scan(PURCHASES.clean)).collect().lazy()
+    wanted = pl.col("date").is_in(rebuild)
+    balances = (
+        prepay_balances(priced, daily_net_purchases(ledger), cfg.prepay, opening_balance).filter(wanted).collect()
+    )
+    findings = pl.concat(
+        [
+            purchase_findings(ledger).filter(wanted),
+            unmatched_transactions(ledger.filter(wanted), balances.lazy().select("customer_id", "meter_id", "date")),
+        ]
+    ).collect()
+    return balances, findings

@@ -9,9 +9,10 @@ Docs under ``LAKE/reports/data_docs/`` (offline: the pages load nothing from the
 network). A file is removed once its page is built, so a failed render is retried by
 the next docs run.
 
-It is a stage of its own so that importing GX (3-4 s of CPU in a fresh process) is
+It is a stage of its own so that importing GX (~1.5 s of CPU in a fresh process) is
 not on the path from the gate to publishing: in Airflow it is a task after the gate
-that publishing does not wait for. The run record links the index
+that publishing does not wait for; in a run of several stages it runs in a helper
+process beside the gate and publish (:class:`meterlake.pipeline.DocsHelper`). The run record links the index
 (``StageResult.details["data_docs"]``). If GX disagrees with the gate's verdict the
 stage fails with one line naming a finding (the rules and GX's expectations are
 held equal by the tests, so that is a bug to report, not a data problem).

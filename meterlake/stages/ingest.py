@@ -586,6 +586,7 @@ def rebuild_partition(
     held: dict[str, Held] | None = None,
     by_day: dict[dt.date, list[str]] | None = None,
     meters_on: MetersOn | None = None,
+    moved: pl.DataFrame | None = None,
     writes: WriteBehind | None = None,
 ) -> dict[str, int] | None:
     """Rebuild one date partition from every staged file holding the date.
@@ -595,6 +596,8 @@ def rebuild_partition(
     alone makes the partition is linked to it instead, after it (:func:`link_staged`).
     ``by_day``: :func:`files_by_day` of ``manifest`` for the dataset, when the caller has it;
     ``meters_on``: the meters of ``archive`` valid on a day, read once per snapshot.
+    ``moved``: keys whose latest delivery lies in another date's partition
+    (:func:`moved_keys`): their rows here are superseded.
     ``writes``: where the partition, its quarantine, its ledger and the staged copies are
     written (in that job, in the order they were written here) while the caller goes on.
     """
@@ -614,6 +617,13 @@ def rebuild_partition(
     sole = files[0] if len(files) == 1 and files[0] in held and spec.dataset in LINKED else None
     to_stage = [(f, held.pop(f)[1]) for f in files if f in held and f != sole]
     res = dedup.resolve(staged, list(spec.key))
+    if moved is not None and moved.height:
+        # a later delivery moved these keys to another date: every version here is superseded
+        res = dedup.Resolved(
+            res.clean.join(moved, on=list(spec.key), how="anti", maintain_order="left"),
+            res.duplicates,
+            pl.concat([res.superseded, res.clean.join(moved, on=list(spec.key), how="semi", maintain_order="left")]),
+        )
     clean = res.clean
     unknown = clean.clear()
     if spec.dataset == "payments":  # keyed by customer, judged against earlier payments (transforms/payments.py)
@@ -685,6 +695,33 @@ def rebuild_partition(
         "superseded": res.superseded.height,
         "unknown_meter": unknown.height,
     }
+
+
+#: datasets whose key holds no date (the partition is a date of the row): a later delivery may
+#: move a key to another date, and the key's rows in other partitions are then superseded
+MOVABLE = frozenset({"outage_plans"})
+
+
+def moved_keys(
+    lake: Lake, spec: Landing, by_day: dict[dt.date, list[str]], held: dict[str, Held]
+) -> dict[dt.date, pl.DataFrame]:
+    """Per partition date, the keys (of ``spec``) whose latest delivery, over every staged
+    file, is in another date's partition. Read whole: only for the small :data:`MOVABLE`
+    datasets."""
+    key = list(spec.key)
+    frames = [
+        (held[f][1].lazy() if f in held else read_staged(lake, spec, f, day)).select(
+            *key, *dedup.ORDER, pl.lit(day, pl.Date()).alias("_day")
+        )
+        for day, files in by_day.items()
+        for f in files
+    ]
+    if not frames:
+        return {}
+    rows = pl.concat(frames, how="vertical_relaxed").collect()
+    latest = rows.sort(dedup.ORDER).unique(key, keep="last").select(*key, pl.col("_day").alias("_latest"))
+    stale = rows.join(latest, on=key).filter(pl.col("_day") != pl.col("_latest")).select("_day", *key).unique()
+    return {d: part.drop("_day").sort(key) for (d,), part in stale.partition_by("_day", as_dict=True).items()}
 
 
 def files_by_day(manifest: pl.DataFrame, dataset: str) -> dict[dt.date, list[str]]:
@@ -886,7 +923,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             stage_dataset(ctx, st, ds, window, rb.kept, writes)
             seen = pl.concat([manifest, st.plan]).rechunk()  # filtered once per partition rebuilt
             widen_touched(st.touched, ds, seen, manifest)
-            rebuild_dataset(rb, spec, sorted(st.touched[ds] | rb.requested), seen)
+            rebuild_dataset(rb, spec, st, seen)
     stage_left_over(ctx.lake, rb.kept)
     rebuilt = rb.rebuilt_for_this_run()
     # everything derived from the planned files is written: they count as seen now
@@ -967,8 +1004,9 @@ def widen_touched(touched: dict[str, set[dt.date]], ds: str, seen: pl.DataFrame,
         touched["payments"].update(d for d in held.explode().drop_nulls().to_list() if d >= first)
 
 
-def rebuild_dataset(rb: Rebuilds, spec: Landing, days: list[dt.date], seen: pl.DataFrame) -> None:
-    """Rebuild the partitions of ``spec``'s dataset on ``days`` (those holding no staged rows are skipped).
+def rebuild_dataset(rb: Rebuilds, spec: Landing, st: Staging, seen: pl.DataFrame) -> None:
+    """Rebuild the partitions of ``spec``'s dataset on the days touched and requested (those
+    holding no staged rows are skipped).
 
     Each partition is written while the next is rebuilt: what a rebuild reads (staged
     copies, the archive) is written before it starts; the registers partitions present
@@ -976,10 +1014,14 @@ def rebuild_dataset(rb: Rebuilds, spec: Landing, days: list[dt.date], seen: pl.D
     ctx, ds = rb.ctx, spec.dataset
     rb.wait()
     by_day = files_by_day(seen, ds)
+    moved = widen_by_moved_keys(ctx.lake, spec, by_day, rb.kept, st) if ds in MOVABLE else {}
+    days = sorted(st.touched[ds] | rb.requested)
     present = set(ctx.lake.partitions(spec.clean)) if ds == "registers" else None
     for i, day in enumerate(days, 1):
         ctx.progress(f"rebuild {ds} {day} ({i}/{len(days)})")
-        c = rebuild_partition(ctx, spec, day, seen, rb.archive, rb.kept, by_day, rb.meters_on, rb.writes)
+        c = rebuild_partition(
+            ctx, spec, day, seen, rb.archive, rb.kept, by_day, rb.meters_on, moved.get(day), rb.writes
+        )
         if c is None:
             continue
         if ds == "archive":
@@ -988,6 +1030,28 @@ def rebuild_dataset(rb: Rebuilds, spec: Landing, days: list[dt.date], seen: pl.D
         if present is not None:
             present.add(day.isoformat())
         rb.rebuilt.update(consumption_days(ctx.lake, ds, day, present))
+
+
+def widen_by_moved_keys(
+    lake: Lake, spec: Landing, by_day: dict[dt.date, list[str]], kept: dict[str, Held], st: Staging
+) -> dict[dt.date, pl.DataFrame]:
+    """:func:`moved_keys` of a :data:`MOVABLE` dataset; a partition whose key a new file moved
+    elsewhere is added to the touched days (rebuilt without it)."""
+    ds = spec.dataset
+    moved = moved_keys(lake, spec, by_day, kept)
+    new_files = set(st.plan.filter(pl.col("dataset") == ds)["file_id"].to_list())
+    new_keys = pl.concat(
+        [
+            (kept[f][1].lazy() if f in kept else read_staged(lake, spec, f, d)).select(*spec.key)
+            for d, files in by_day.items()
+            for f in files
+            if f in new_files
+        ]
+        or [pl.LazyFrame(schema={k: pl.String() for k in spec.key})],
+        how="vertical_relaxed",
+    ).collect()
+    st.touched[ds].update(d for d, keys in moved.items() if keys.join(new_keys, on=list(spec.key)).height)
+    return moved
 
 
 def stage_left_over(lake: Lake, kept: dict[str, Held]) -> None:

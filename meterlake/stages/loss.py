@@ -33,6 +33,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,9 +54,8 @@ from ..schemas.meter_daily import METER_DAILY
 from ..schemas.outage_mapping_suspects import OUTAGE_MAPPING_SUSPECTS
 from ..transforms import balance, loss, outages
 from ..transforms.dates import month_of
-from ..transforms.loss_diagnosis import DiagnosisRules, diagnose
+from ..transforms.loss_diagnosis import DiagnosisRules, diagnose_windows
 from ..transforms.loss_worklist import DEFAULT_ORDER, DIAGNOSIS_COLUMNS, MONTHLY_COLUMNS, worklist
-from ..transforms.metering import standard_multipliers
 from . import StageContext, StageError, StageResult
 
 CONFIG_NAME = "loss"
@@ -65,51 +66,6 @@ CONFIG_NAME = "loss"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StatusRuleModel(_Strict):
-    min_actual_share: float = Field(
-        0.98,
-        ge=0.0,
-        le=1.0,
-        description="uncomputable when fewer than this share of customer-role meters have an actual day (CONTRACT §3: 0.98)",
-    )
-    negative_below: float = Field(0.0, description="loss_rate below this is negative, 负损 (CONTRACT §3: 0)")
-    high_above: float = Field(0.10, description="loss_rate above this is high, 高损 (CONTRACT §3: 0.10)")
-    min_coverage: float = Field(
-        0.98,
-        ge=0.0,
-        le=1.0,
-        description="a month is uncomputable below this share of customer meter-days with a value (CONTRACT §3 v2: 0.98)",
-    )
-    max_master_substituted_days: int = Field(
-        2,
-        ge=0,
-        description="a month is uncomputable when the master meter has more substituted days (CONTRACT §3 v2: 2)",
-    )
-    economic_low: float | None = Field(None, description="optional economic band (经济线损率), lower edge")
-    economic_high: float | None = Field(None, description="optional economic band (经济线损率), upper edge")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> StatusRuleModel:
-        if self.negative_below > self.high_above:
-            raise ValueError(f"negative_below ({self.negative_below}) must not exceed high_above ({self.high_above})")
-        if (self.economic_low is None) != (self.economic_high is None):
-            raise ValueError("economic_low and economic_high: give both or neither")
-        if self.economic_low is not None and self.economic_high is not None and self.economic_low > self.economic_high:
-            raise ValueError(f"economic_low ({self.economic_low}) must not exceed economic_high ({self.economic_high})")
-        return self
-
-    def rule(self) -> loss.StatusRule:
-        return loss.StatusRule(
-            min_actual_share=self.min_actual_share,
-            negative_below=self.negative_below,
-            high_above=self.high_above,
-            min_coverage=self.min_coverage,
-            max_master_substituted_days=self.max_master_substituted_days,
-            economic_low=self.economic_low,
-            economic_high=self.economic_high,
-        )
 
 
 class AreaClassModel(_Strict):
@@ -153,172 +109,39 @@ class AreaClassModel(_Strict):
             raise ValueError(f"area class {self.name!r}: give area_ids or area_id_pattern")
         return self
 
-    def area_class(self, base: StatusRuleModel) -> loss.AreaClass:
+    def area_class(self, base: loss.StatusRule) -> loss.AreaClass:
         def pick(name: str) -> Any:
             own = getattr(self, name)
             return getattr(base, name) if own is None else own
 
-        rule = StatusRuleModel(**{name: pick(name) for name in loss.THRESHOLDS}).rule()
+        rule = loss.StatusRule(**{name: pick(name) for name in loss.THRESHOLDS})
         return loss.AreaClass(self.name, rule, tuple(self.area_ids), self.area_id_pattern)
 
 
-class TheftModel(_Strict):
-    areas: Literal["abnormal", "all"] = Field(
-        "abnormal", description="seek theft in high or rising areas only, or in every area that is not negative"
-    )
-    min_score: float = Field(0.4, ge=0.0, le=1.0, description="list theft candidates scoring at least this")
-    max_per_area: int = Field(20, ge=1, description="at most this many theft candidates per area and window")
+class BalanceModel(balance.BalanceRules):
+    """The interval balance's rules, and whether and how often the stage fits it."""
 
-
-class MultiplierModel(_Strict):
-    neighbours: int = Field(4, ge=1, description="candidate ratios: up to this many standard steps either side")
-    large_customer_share: float = Field(
-        0.05,
-        ge=0.0,
-        le=1.0,
-        description="a CT-metered customer with at least this share of the area's sales is tested too",
-    )
-    large_customers_per_area: int = Field(3, ge=0, description="test at most this many large customers per area")
-    min_normal_share: float = Field(
-        0.8, ge=0.0, le=1.0, description="share of complete days that must be normal after the change"
-    )
-    max_normal_share_before: float = Field(
-        0.2, ge=0.0, le=1.0, description="share of complete days that may be normal before it"
-    )
-
-    def standard(self) -> tuple[float, ...]:
-        """Every standard multiplier of the rating table."""
-        return standard_multipliers()
-
-
-class MappingModel(_Strict):
-    max_own_corr: float = Field(
-        -0.4,
-        ge=-1.0,
-        le=1.0,
-        description="greatest correlation of the customer's net kWh with its own area's loss residual",
-    )
-    min_corr: float = Field(
-        0.6,
-        ge=-1.0,
-        le=1.0,
-        description="least correlation of the customer's net kWh with the other area's loss residual",
-    )
-    min_margin: float = Field(
-        1.3, ge=0.0, le=2.0, description="least excess of that correlation over the one with its own area's residual"
-    )
-    slope_tolerance: float = Field(
-        0.4, ge=0.0, description="the other area's loss residual per customer net kWh must be within this of 1"
-    )
-
-
-class BalanceModel(_Strict):
     enabled: bool = Field(True, description="fit the interval energy balance of every area (needs the clean curves)")
-    window_days: int = Field(14, ge=1, le=92, description="days of curves in a balance window")
     every_days: int = Field(
         7, ge=1, description="fit on window ends every this many days (and on the run's last), not every day"
     )
-    min_days: int = Field(7, ge=1, description="fewest days with a balance row an area's fit may rest on")
-    day_bases: int = Field(12, ge=1, le=48, description="smooth time-of-day terms absorbed from each area-day's loss")
-    load_power: float = Field(1.0, ge=0.0, le=4.0, description="a slot weighs 1 / (smoothed area load)^load_power")
-    day_shapes: int = Field(
-        3,
-        ge=0,
-        le=12,
-        description="common shapes of the day's curves absorbed beside the bumps (areas of 30 customers up)",
-    )
-    copper_term: bool = Field(
-        True,
-        description="absorb the load loss (the square of the area's load) beside the bumps, free per day (areas of 30 customers up)",
-    )
-    clean_customers: int = Field(
-        4,
-        ge=0,
-        le=32,
-        description="customers per area-day whose cross products are kept, so the window takes their fitted part out of the others' loss (0: none)",
-    )
-    clean_passes: int = Field(2, ge=0, le=8, description="refits of the window on the loss so cleaned")
-    clean_min_t: float = Field(
-        2.0, ge=0, description="a selected customer's part is taken out from this robust t (either sign) up"
-    )
-    min_t: float = Field(4.0, gt=0, description="a coefficient must stand this many standard errors from the area's")
-    theft_min_share: float = Field(0.1, gt=0, lt=1, description="least unrecorded share of a theft candidate")
-    report_t: float = Field(
-        2.0, gt=0, description="theft evidence is listed from this robust t up (score = t / (3 x min_t))"
-    )
-    night_spread_floor: float = Field(
-        0.5,
-        gt=0,
-        description="theft evidence reads the night statistic against its area's own spread, not below this "
-        "(the multiplier and mapping readings keep 1)",
-    )
-    days_t_cap: float = Field(
-        3.0,
-        gt=0,
-        description="the some-days statistic counts each day's t (against the customer's own coefficient) up to this",
-    )
-    multiplier_min_ratio: float = Field(
-        1.25, gt=1, description="the true-to-recorded ratio (or its inverse) a multiplier suspect must reach"
-    )
-    multiplier_tolerance: float = Field(
-        0.12, gt=0, description="log distance of the estimated multiplier from the nearest standard one"
-    )
-    mapping_tolerance: float = Field(
-        0.25, gt=0, description="coefficient within this of -1 in the booked area and of +1 in the other"
-    )
 
-    def rules(self, multiplier: MultiplierModel) -> balance.BalanceRules:
-        return balance.BalanceRules(
-            window_days=self.window_days,
-            min_days=self.min_days,
-            day_bases=self.day_bases,
-            load_power=self.load_power,
-            day_shapes=self.day_shapes,
-            copper_term=self.copper_term,
-            clean_customers=self.clean_customers,
-            clean_passes=self.clean_passes,
-            clean_min_t=self.clean_min_t,
-            min_t=self.min_t,
-            theft_min_share=self.theft_min_share,
-            report_t=self.report_t,
-            night_spread_floor=self.night_spread_floor,
-            days_t_cap=self.days_t_cap,
-            multiplier_min_ratio=self.multiplier_min_ratio,
-            multiplier_tolerance=self.multiplier_tolerance,
-            mapping_tolerance=self.mapping_tolerance,
-            standard_multipliers=multiplier.standard(),
-        )
+    def rules(self) -> balance.BalanceRules:
+        return balance.BalanceRules(**self.model_dump(include=set(balance.BalanceRules.model_fields)))
 
 
-class DiagnosisModel(_Strict):
+class DiagnosisModel(DiagnosisRules):
+    """The diagnosis's rules, its cadence, and the interval balance."""
+
     cadence: Literal["daily", "monthly"] = Field(
         "daily", description="a window ending at each run date, or one per touched month ending at its latest day"
-    )
-    window_days: int = Field(30, ge=2, le=366, description="days in a diagnosis window")
-    min_days: int = Field(20, ge=3, description="fewest complete days a correlation or window status rests on")
-    min_abnormal_days: int = Field(
-        3, ge=1, description="an area with this many high or negative days in the window is abnormal"
-    )
-    rise_min: float = Field(
-        0.005, description="an area whose daily rate rose this much from the first half of the window is abnormal"
-    )
-    theft: TheftModel = Field(default_factory=TheftModel, description="theft candidates (窃电嫌疑)")
-    multiplier: MultiplierModel = Field(default_factory=MultiplierModel, description="multiplier suspects (倍率错误)")
-    mapping: MappingModel = Field(
-        default_factory=MappingModel, description="customer-to-area mapping suspects (户变关系)"
     )
     balance: BalanceModel = Field(
         default_factory=BalanceModel, description="the interval energy balance (台区电量平衡) on the curves"
     )
 
-
-class PvModel(_Strict):
-    moved_kwh: float = Field(
-        0.05, ge=0.0, description="reverse kWh in a day above which the reverse register moved (PV inference)"
-    )
-    quiet_days: int = Field(
-        14, ge=1, description="days the reverse register stood still after the meter's first lake day that rule PV out"
-    )
+    def rules(self) -> DiagnosisRules:
+        return DiagnosisRules(**self.model_dump(include=set(DiagnosisRules.model_fields)))
 
 
 class WorklistModel(_Strict):
@@ -354,13 +177,15 @@ class WorklistModel(_Strict):
 class LossConfig(_Strict):
     """config/loss.toml."""
 
-    area: StatusRuleModel = Field(default_factory=StatusRuleModel, description="status thresholds of transformer areas")
-    feeder: StatusRuleModel = Field(default_factory=StatusRuleModel, description="status thresholds of 10 kV feeders")
+    area: loss.StatusRule = Field(default_factory=loss.StatusRule, description="status thresholds of transformer areas")
+    feeder: loss.StatusRule = Field(default_factory=loss.StatusRule, description="status thresholds of 10 kV feeders")
     area_class: list[AreaClassModel] = Field(
         default_factory=list, description="areas with thresholds of their own, first match wins"
     )
     diagnosis: DiagnosisModel = Field(default_factory=DiagnosisModel, description="loss diagnosis")
-    pv: PvModel = Field(default_factory=PvModel, description="PV inference where the archive has no pv_capacity_kw")
+    pv: loss.PvInference = Field(
+        default_factory=loss.PvInference, description="PV inference where the archive has no pv_capacity_kw"
+    )
     worklist: WorklistModel = Field(default_factory=WorklistModel, description="loss_worklist_monthly")
 
     @model_validator(mode="after")
@@ -373,32 +198,14 @@ class LossConfig(_Strict):
 
     def rules(self) -> loss.LossRules:
         return loss.LossRules(
-            area=self.area.rule(),
-            feeder=self.feeder.rule(),
+            area=self.area,
+            feeder=self.feeder,
             area_classes=tuple(c.area_class(self.area) for c in self.area_class),
-            pv=loss.PvInference(moved_kwh=self.pv.moved_kwh, quiet_days=self.pv.quiet_days),
+            pv=self.pv,
         )
 
     def diagnosis_rules(self) -> DiagnosisRules:
-        d = self.diagnosis
-        return DiagnosisRules(
-            window_days=d.window_days,
-            min_days=d.min_days,
-            min_abnormal_days=d.min_abnormal_days,
-            rise_min=d.rise_min,
-            theft_areas=d.theft.areas,
-            theft_min_score=d.theft.min_score,
-            theft_max_per_area=d.theft.max_per_area,
-            multiplier_neighbours=d.multiplier.neighbours,
-            large_customer_share=d.multiplier.large_customer_share,
-            large_customers_per_area=d.multiplier.large_customers_per_area,
-            multiplier_min_normal_share=d.multiplier.min_normal_share,
-            multiplier_max_normal_share_before=d.multiplier.max_normal_share_before,
-            mapping_max_own_corr=d.mapping.max_own_corr,
-            mapping_min_corr=d.mapping.min_corr,
-            mapping_min_margin=d.mapping.min_margin,
-            mapping_slope_tolerance=d.mapping.slope_tolerance,
-        )
+        return self.diagnosis.rules()
 
 
 # -- the stage --------------------------------------------------------------------------
@@ -471,7 +278,7 @@ def _with_balance(
     ``days``: the days of the window with meter values. Each day's statistics come from
     the lake's balance state (computed here for a day that has none yet).
     """
-    rules = cfg.diagnosis.balance.rules(cfg.diagnosis.multiplier)
+    rules = cfg.diagnosis.balance.rules()
     start = end - dt.timedelta(days=rules.window_days - 1)
     lake = ctx.lake
     days = [d for d in days if start <= d <= end]
@@ -520,172 +327,290 @@ def _pv_inference(lake: Lake, held: set[dt.date], months: list[str], rules: loss
     )
 
 
-def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
-    cfg = ctx.config(CONFIG_NAME, LossConfig)
-    rules, diag = cfg.rules(), cfg.diagnosis_rules()
-    lake = ctx.lake
-    result = StageResult(stage="loss")
-    written: Counter[str] = Counter()
-    status: dict[str, Counter[str]] = {
-        t: Counter() for t in ("area_loss_daily", "feeder_loss_daily", "area_loss_monthly", "feeder_loss_monthly")
-    }
-    found: Counter[str] = Counter()
+#: meter_daily rows read in one query for the daily figures (and counted against
+#: WINDOW_ROWS_IN_MEMORY): a small zone's month is read at once, a county day alone
+DAY_ROWS_PER_READ = 100_000
+#: meter-days of the diagnosis windows diagnosed in one pass (each meter-day counted once
+#: per window holding it: a small zone's 59 daily windows, about 0.4M, are one pass and
+#: ~0.1 GB); a window larger than this (a county's) is diagnosed alone
+WINDOW_ROWS_PER_PASS = 500_000
 
-    held = {dt.date.fromisoformat(p) for p in lake.partitions(METER_DAILY)}
-    todo = {d for d in dates if d in held}
-    absent = sorted(set(dates) - held)
-    if absent:
-        result.notes.append(
-            f"no meter_daily partition for {len(absent)} date(s) ({absent[0]} .. {absent[-1]}): no daily loss written for them"
-        )
 
-    def scan(days: list[dt.date]) -> pl.LazyFrame:
-        return lake.scan(METER_DAILY, days).select(list(loss.INPUT_COLUMNS))
+@dataclass
+class _Days:
+    """Days of meter_daily read and balanced in one query: their rows (prepared), the
+    area balances of each day, and which days hold no value yet."""
 
+    days: list[dt.date]
+    meters: pl.LazyFrame
+    areas: dict[dt.date, pl.DataFrame]
+    pending: set[dt.date]
+
+
+@dataclass
+class _LossRun:
+    """What the stage's steps share: its settings, the days it has read, what it wrote."""
+
+    ctx: StageContext
+    cfg: LossConfig
+    dates: list[dt.date]
+    rules: loss.LossRules = field(init=False)
+    diag: DiagnosisRules = field(init=False)
+    held: set[dt.date] = field(init=False)
+    todo: set[dt.date] = field(init=False)
+    months: list[str] = field(init=False)
+    pv: pl.DataFrame | None = None
+    result: StageResult = field(default_factory=lambda: StageResult(stage="loss"))
+    written: Counter[str] = field(default_factory=Counter)
+    status: dict[str, Counter[str]] = field(
+        default_factory=lambda: {
+            t: Counter() for t in ("area_loss_daily", "feeder_loss_daily", "area_loss_monthly", "feeder_loss_monthly")
+        }
+    )
+    found: Counter[str] = field(default_factory=Counter)
+    issues: Counter[str] = field(default_factory=Counter)
+    substituted: Counter[str] = field(default_factory=Counter)
+    #: area balances per day, computed once and shared by the months and the windows
+    balances: dict[dt.date, pl.DataFrame] = field(default_factory=dict)
+    #: days meter_daily holds with no value at all yet (left out of months and windows)
+    pending: set[dt.date] = field(default_factory=set)
+    #: meter_daily rows read, by day (to size the reads and the diagnosis passes)
+    day_rows: dict[dt.date, int] = field(default_factory=dict)
     #: meter_daily days read for the daily figures, kept while they total at most
     #: WINDOW_ROWS_IN_MEMORY rows: a window made of them is not read again
-    kept: dict[dt.date, pl.DataFrame] = {}
+    kept: dict[dt.date, pl.DataFrame] = field(default_factory=dict)
+    ends: list[dt.date] = field(default_factory=list)
+    absent: list[dt.date] = field(default_factory=list)
 
-    def read_day(day: dt.date) -> pl.DataFrame:
-        frame = scan([day]).collect()
-        if frame.height + sum(f.height for f in kept.values()) <= WINDOW_ROWS_IN_MEMORY:
-            kept[day] = frame
-        return frame
+    def __post_init__(self) -> None:
+        self.rules, self.diag = self.cfg.rules(), self.cfg.diagnosis_rules()
+        self.held = {dt.date.fromisoformat(p) for p in self.ctx.lake.partitions(METER_DAILY)}
+        self.todo = {d for d in self.dates if d in self.held}
+        self.months = sorted({month_of(d) for d in self.dates})
 
-    def window_rows(days: list[dt.date]) -> pl.LazyFrame:
-        """The window's meter_daily rows: from memory when every day is kept (a small
-        zone's backfill reads each day once, not once per window), else scanned."""
-        if days and all(d in kept for d in days):
-            return pl.concat([kept[d] for d in days]).lazy()
-        return scan(days)
+    @property
+    def lake(self) -> Lake:
+        return self.ctx.lake
 
-    def write(table: Table, value: object, frame: pl.DataFrame) -> None:
-        lake.write_partition(table, value, frame)
-        written[table.name] += frame.height
+    def scan(self, days: list[dt.date]) -> pl.LazyFrame:
+        return self.lake.scan(METER_DAILY, days).select(list(loss.INPUT_COLUMNS))
+
+    def write(self, table: Table, value: object, frame: pl.DataFrame, sort_by: list[str] | None = None) -> None:
+        self.lake.write_partition(table, value, frame, sort_by=sort_by)
+        self.written[table.name] += frame.height
         if "status" in frame.columns:
-            status[table.name].update(_count(frame, "status"))
+            self.status[table.name].update(_count(frame, "status"))
 
-    ends: list[dt.date] = []
-    #: area balances per day, computed once and shared by the months and the windows
-    balances: dict[dt.date, pl.DataFrame] = {}
-    #: days meter_daily holds with no value at all yet (left out of months and windows)
-    pending: list[dt.date] = []
-    months = sorted({month_of(d) for d in dates})
-    substituted: Counter[str] = Counter()
-    pv = _pv_inference(lake, held, months, rules)
-    if pv is not None:
-        result.notes.append(
-            f"PV inferred from history for {pv.height} customer meter(s) without pv_capacity_kw in the archive "
-            f"({int(pv['pv_inferred'].sum())} with PV): pv_basis = inferred"
-        )
+    def read(self, days: list[dt.date]) -> Iterator[_Days]:
+        """``days`` of meter_daily, checked and balanced, read a few at a time (as many
+        as DAY_ROWS_PER_READ rows hold, judged by the days read so far)."""
+        i = 0
+        while i < len(days):
+            seen = list(self.day_rows.values())
+            per_day = max(seen) if seen else DAY_ROWS_PER_READ
+            n = max(1, DAY_ROWS_PER_READ // max(per_day, 1))
+            part = days[i : i + n]
+            i += n
+            frame = self.scan(part).collect()
+            counts = frame.group_by("date").len()
+            self.day_rows.update(dict(zip(counts["date"].to_list(), counts["len"].to_list(), strict=True)))
+            if frame.height + sum(f.height for f in self.kept.values()) <= WINDOW_ROWS_IN_MEMORY:
+                self.kept.update(frame.partition_by("date", as_dict=True, include_key=True, maintain_order=True))
+                self.kept = {k[0] if isinstance(k, tuple) else k: v for k, v in self.kept.items()}
+            meters = loss.prepare(frame, self.pv)
+            loss.check_input(meters)
+            areas = loss.area_days(meters, self.rules).collect()
+            present = meters.group_by("date").agg(pl.col("_present").any()).collect()
+            with_values = set(present.filter(pl.col("_present"))["date"].to_list())
+            by_day = {d: areas.filter(pl.col("date") == d) for d in part}
+            out = _Days(part, meters, by_day, {d for d in part if d not in with_values})
+            del frame, meters  # held by `out` only: the caller lets the rows go
+            yield out
+
+    def window_rows(self, days: list[dt.date]) -> pl.LazyFrame:
+        """The windows' meter_daily rows: from memory when every day is kept (a small
+        zone's backfill reads each day once, not once per window), else scanned."""
+        if days and all(d in self.kept for d in days):
+            return pl.concat([self.kept[d] for d in days]).lazy()
+        return self.scan(days)
+
+
+def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+    r = _LossRun(ctx, ctx.config(CONFIG_NAME, LossConfig), dates)
+    _inputs(r)
     try:
-        # each day of every touched month once, one county-day of meter_daily at a
-        # time: the daily files for the run's dates, and the small per-area day
-        # balances and value gaps the months are rolled up from
-        for month in months:
-            days = sorted(h for h in held if month_of(h) == month)
-            if not days:
-                result.notes.append(f"no meter_daily partition in {month}: no monthly loss written")
-                continue
-            area_parts, feeder_parts, gap_parts = [], [], []
-            for i, day in enumerate(days, 1):
-                ctx.progress(f"loss: {month} day {i}/{len(days)} ({day})")
-                meters = loss.prepare(read_day(day), pv)
-                loss.check_input(meters)
-                area_day = loss.area_days(meters, rules).collect()
-                feeder_day = loss.feeder_days(meters, rules).collect()
-                if day in todo:
-                    write(AREA_LOSS_DAILY, day, loss.area_daily_table(area_day))
-                    write(FEEDER_LOSS_DAILY, day, loss.feeder_daily_table(feeder_day))
-                if not meters.select(pl.col("_present").any()).collect().item():
-                    # the newest freeze date: a day's kWh needs the next day's reading,
-                    # so validate writes it with every value missing until that arrives
-                    pending.append(day)
-                    continue
-                balances[day] = area_day
-                area_parts.append(area_day)
-                feeder_parts.append(feeder_day)
-                gap_parts.append(loss.value_gaps(meters).collect())
-                del meters  # the day's meter rows, let go before the balance reads its curves
-                if cfg.diagnosis.balance.enabled and day in todo:
-                    # the interval balance's statistics of the day, kept for the windows
-                    _balance_day(lake, cfg.diagnosis.balance.rules(cfg.diagnosis.multiplier), day)
-            if not area_parts:
-                result.notes.append(f"no meter value yet in {month}: no monthly loss written")
-                continue
-            subs = _substitutes(lake, [d for d in days if d in balances], pl.concat(gap_parts), pv)
-            area_month = loss.area_months(pl.concat(area_parts), subs, rules)
-            write(AREA_LOSS_MONTHLY, month, area_month)
-            write(FEEDER_LOSS_MONTHLY, month, loss.feeder_months(pl.concat(feeder_parts), subs, rules))
-            substituted[month] = int(subs.height)
-
-        # diagnosis: one window per end
-        ends = window_ends(dates, held, cfg.diagnosis.cadence)
-        for i, end in enumerate(ends, 1):
-            start = end - dt.timedelta(days=diag.window_days - 1)
-            window = sorted(h for h in held if start <= h <= end)
-            ctx.progress(f"loss: diagnosis {i}/{len(ends)} (window {start} .. {end}, {len(window)} days)")
-            for day in window:  # days before the touched months: balance them once here
-                if day not in balances and day not in pending:
-                    meters = loss.prepare(read_day(day), pv)
-                    loss.check_input(meters)
-                    if not meters.select(pl.col("_present").any()).collect().item():
-                        pending.append(day)
-                        continue
-                    balances[day] = loss.area_days(meters, rules).collect()
-            window = [d for d in window if d in balances]
-            frame = diagnose(
-                window_rows(window), end, rules, diag, days=pl.concat([balances[d] for d in window]) if window else None
-            )
-            every = cfg.diagnosis.balance.every_days
-            if cfg.diagnosis.balance.enabled and (end == ends[-1] or end.toordinal() % every == 0):
-                frame = _with_balance(ctx, cfg, end, frame, diag.theft_max_per_area, window)
-            frame = outages.with_mapping_suspects(frame, lake.scan(OUTAGE_MAPPING_SUSPECTS, [end]).collect())
-            lake.write_partition(LOSS_DIAGNOSIS, end, frame, sort_by=["area_id", "kind", "rank"])
-            written[LOSS_DIAGNOSIS.name] += frame.height
-            found.update(_count(frame, "kind"))
+        for month in r.months:
+            _month(r, month)
+        _diagnosis(r)
     except loss.LossInputError as exc:
         raise StageError(f"loss: {exc}") from exc
+    for month in r.months:
+        _worklist(r, month)
+    return _summary(r)
 
-    # the work list of each touched month, from the months and the diagnosis in the lake
-    issues: Counter[str] = Counter()
-    for month in months:
-        if month not in set(lake.partitions(AREA_LOSS_MONTHLY)):
-            continue
-        frame = month_worklist(lake, month, cfg.worklist)
-        lake.write_partition(LOSS_WORKLIST_MONTHLY, month, frame, sort_by=["rank"])
-        written[LOSS_WORKLIST_MONTHLY.name] += frame.height
-        issues.update(_count(frame, "issue"))
 
-    if pending:
-        result.notes.append(
-            f"{len(pending)} day(s) with no meter value yet left out of months and windows: "
-            + ", ".join(d.isoformat() for d in sorted(set(pending)))
+def _inputs(r: _LossRun) -> None:
+    """The dates meter_daily lacks, and PV inferred where the archive does not say."""
+    r.absent = sorted(set(r.dates) - r.held)
+    if r.absent:
+        r.result.notes.append(
+            f"no meter_daily partition for {len(r.absent)} date(s) ({r.absent[0]} .. {r.absent[-1]}): "
+            "no daily loss written for them"
         )
-    for month, n in sorted(substituted.items()):
+    r.pv = _pv_inference(r.lake, r.held, r.months, r.rules)
+    if r.pv is not None:
+        r.result.notes.append(
+            f"PV inferred from history for {r.pv.height} customer meter(s) without pv_capacity_kw in the archive "
+            f"({int(r.pv['pv_inferred'].sum())} with PV): pv_basis = inferred"
+        )
+
+
+def _month(r: _LossRun, month: str) -> None:
+    """Each day of the month once: the daily files of the run's dates, the day balances
+    and value gaps the month is rolled up from, and the interval balance's day statistics;
+    then the month's files."""
+    days = sorted(h for h in r.held if month_of(h) == month)
+    if not days:
+        r.result.notes.append(f"no meter_daily partition in {month}: no monthly loss written")
+        return
+    area_parts, feeder_parts, gap_parts = [], [], []
+    for i, part in enumerate(r.read(days)):
+        r.ctx.progress(f"loss: {month} days {part.days[0]} .. {part.days[-1]} (read {i + 1})")
+        feeders = loss.feeder_days(part.meters, r.rules).collect()
+        gaps = loss.value_gaps(part.meters).collect()
+        del part.meters  # the days' meter rows, let go before the balance reads their curves
+        balanced = []
+        for day in part.days:
+            area_day, feeder_day = part.areas[day], feeders.filter(pl.col("date") == day)
+            if day in r.todo:
+                r.write(AREA_LOSS_DAILY, day, loss.area_daily_table(area_day))
+                r.write(FEEDER_LOSS_DAILY, day, loss.feeder_daily_table(feeder_day))
+            if day in part.pending:
+                # the newest freeze date: a day's kWh needs the next day's reading, so
+                # validate writes it with every value missing until that arrives
+                r.pending.add(day)
+                continue
+            r.balances[day] = area_day
+            area_parts.append(area_day)
+            feeder_parts.append(feeder_day)
+            balanced.append(day)
+        gap_parts.append(gaps.filter(pl.col("date").is_in(balanced)))
+        if r.cfg.diagnosis.balance.enabled:
+            for day in balanced:
+                if day in r.todo:  # the interval balance's statistics of the day, kept for the windows
+                    _balance_day(r.lake, r.cfg.diagnosis.balance.rules(), day)
+    if not area_parts:
+        r.result.notes.append(f"no meter value yet in {month}: no monthly loss written")
+        return
+    subs = _substitutes(r.lake, [d for d in days if d in r.balances], pl.concat(gap_parts), r.pv)
+    r.write(AREA_LOSS_MONTHLY, month, loss.area_months(pl.concat(area_parts), subs, r.rules))
+    r.write(FEEDER_LOSS_MONTHLY, month, loss.feeder_months(pl.concat(feeder_parts), subs, r.rules))
+    r.substituted[month] = int(subs.height)
+
+
+def _diagnosis(r: _LossRun) -> None:
+    """One diagnosis per window end, several windows in one pass, each merged with the
+    interval balance's findings where due and with the outage mapping suspects."""
+    r.ends = window_ends(r.dates, r.held, r.cfg.diagnosis.cadence)
+    span = dt.timedelta(days=r.diag.window_days - 1)
+
+    def days_of(end: dt.date) -> list[dt.date]:
+        return sorted(h for h in r.held if end - span <= h <= end)
+
+    # days before the touched months: balanced once here
+    early = sorted({d for e in r.ends for d in days_of(e)} - set(r.balances) - r.pending)
+    for part in r.read(early):
+        r.pending |= part.pending
+        r.balances.update({d: a for d, a in part.areas.items() if d not in part.pending})
+
+    def size(end: dt.date) -> int:
+        mean = sum(r.day_rows.values()) / max(len(r.day_rows), 1)
+        return sum(r.day_rows.get(d, int(mean)) for d in days_of(end) if d in r.balances)
+
+    for batch in _passes(r.ends, size, WINDOW_ROWS_PER_PASS):
+        days = sorted({d for e in batch for d in days_of(e) if d in r.balances})
+        r.ctx.progress(f"loss: diagnosis of {len(batch)} window(s) ending {batch[0]} .. {batch[-1]}")
+        frames = diagnose_windows(
+            r.window_rows(days),
+            batch,
+            r.rules,
+            r.diag,
+            days=pl.concat([r.balances[d] for d in days]) if days else None,
+        ).partition_by("date", as_dict=True, maintain_order=True)
+        for end in batch:
+            frame = frames.get((end,), None)
+            if frame is None:
+                frame = LOSS_DIAGNOSIS.conform(pl.LazyFrame(schema=LOSS_DIAGNOSIS.schema)).collect()
+            window = [d for d in days_of(end) if d in r.balances]
+            every = r.cfg.diagnosis.balance.every_days
+            if r.cfg.diagnosis.balance.enabled and (end == r.ends[-1] or end.toordinal() % every == 0):
+                frame = _with_balance(r.ctx, r.cfg, end, frame, r.diag.theft.max_per_area, window)
+            frame = outages.with_mapping_suspects(frame, r.lake.scan(OUTAGE_MAPPING_SUSPECTS, [end]).collect())
+            r.lake.write_partition(LOSS_DIAGNOSIS, end, frame, sort_by=["area_id", "kind", "rank"])
+            r.written[LOSS_DIAGNOSIS.name] += frame.height
+            r.found.update(_count(frame, "kind"))
+
+
+def _passes(ends: list[dt.date], size: Callable[[dt.date], int], budget: int) -> Iterator[list[dt.date]]:
+    """``ends`` in runs whose sizes total at most ``budget`` (a window above it alone).
+
+    >>> list(_passes([1, 2, 3, 4], lambda e: 10 * e, 30))
+    [[1, 2], [3], [4]]
+    """
+    batch: list[dt.date] = []
+    total = 0
+    for end in ends:
+        n = size(end)
+        if batch and total + n > budget:
+            yield batch
+            batch, total = [], 0
+        batch.append(end)
+        total += n
+    if batch:
+        yield batch
+
+
+def _worklist(r: _LossRun, month: str) -> None:
+    """The month's work list, from the months and the diagnosis in the lake."""
+    if month not in set(r.lake.partitions(AREA_LOSS_MONTHLY)):
+        return
+    frame = month_worklist(r.lake, month, r.cfg.worklist)
+    r.write(LOSS_WORKLIST_MONTHLY, month, frame, sort_by=["rank"])
+    r.issues.update(_count(frame, "issue"))
+
+
+def _summary(r: _LossRun) -> StageResult:
+    """The stage's notes and details."""
+    result = r.result
+    if r.pending:
+        result.notes.append(
+            f"{len(r.pending)} day(s) with no meter value yet left out of months and windows: "
+            + ", ".join(d.isoformat() for d in sorted(r.pending))
+        )
+    for month, n in sorted(r.substituted.items()):
         if n:
             result.notes.append(f"{month}: {n} meter-day(s) without a value substituted with their meter's mean")
-    result.rows = dict(written)
-    for table, counts in status.items():
+    result.rows = dict(r.written)
+    for table, counts in r.status.items():
         if counts:
             n = sum(counts.values())
             result.notes.append(f"{table}: {n} rows; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    if ends:
+    if r.ends:
         result.notes.append(
-            f"loss_diagnosis: {len(ends)} window(s); " + ", ".join(f"{k} {found.get(k, 0)}" for k in KINDS)
+            f"loss_diagnosis: {len(r.ends)} window(s); " + ", ".join(f"{k} {r.found.get(k, 0)}" for k in KINDS)
         )
-    if issues:
+    if r.issues:
         result.notes.append(
-            "loss_worklist_monthly: " + ", ".join(f"{k} {v}" for k, v in sorted(issues.items())) + " area-month(s)"
+            "loss_worklist_monthly: " + ", ".join(f"{k} {v}" for k, v in sorted(r.issues.items())) + " area-month(s)"
         )
     result.details = {
-        "status": {t: dict(sorted(c.items())) for t, c in status.items()},
-        "diagnosis": {"windows": [e.isoformat() for e in ends], "found": {k: found.get(k, 0) for k in KINDS}},
-        "worklist": dict(sorted(issues.items())),
-        "substituted_meter_days": dict(sorted(substituted.items())),
-        "pv_inferred_meters": 0 if pv is None else pv.height,
-        "dates_without_meter_daily": [d.isoformat() for d in absent],
-        "pending_days": [d.isoformat() for d in sorted(set(pending))],
+        "status": {t: dict(sorted(c.items())) for t, c in r.status.items()},
+        "diagnosis": {"windows": [e.isoformat() for e in r.ends], "found": {k: r.found.get(k, 0) for k in KINDS}},
+        "worklist": dict(sorted(r.issues.items())),
+        "substituted_meter_days": dict(sorted(r.substituted.items())),
+        "pv_inferred_meters": 0 if r.pv is None else r.pv.height,
+        "dates_without_meter_daily": [d.isoformat() for d in r.absent],
+        "pending_days": [d.isoformat() for d in sorted(r.pending)],
     }
     return result
 

@@ -12,7 +12,10 @@ days (only for meters whose OFF lacks its ON or ON its OFF) and the archive vali
   over the window ending D (the loss stage adds them to loss_diagnosis);
 
 and for every month the dates touch, from that month's (and the trailing year's) events:
-``reliability_monthly``, ``outage_plan_checks`` and ``frequent_outage_customers``.
+``reliability_monthly``, ``outage_plan_checks`` and ``frequent_outage_customers`` (also
+for a month whose plan checks hold a plan that a later delivery moved to another month:
+a plan is checked only where its latest version is). The run's dates are worked in one
+pass: each step reads and writes every date at once.
 Every partition is a function of the lake's clean tables: a rerun writes identical files.
 """
 
@@ -127,6 +130,7 @@ def interruptions_for(lake: Lake, dates: list[dt.date], svc: Service, cfg: o.Out
 
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+    """The run's dates in one pass: each step reads and writes every date at once."""
     result = StageResult(stage="outages")
     if not dates:
         return result
@@ -134,14 +138,20 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         cfg = ctx.config("outages", o.OutageConfig)
     except ConfigError as exc:
         raise StageError(f"outages: {exc}") from exc
-    lake = ctx.lake
-    svc = Service(lake, cfg)
-    plan_rows = plans(lake)
+    dates = sorted(set(dates))
+    svc = Service(ctx.lake, cfg)
+    plan_rows = plans(ctx.lake)
     events, members = daily_events(ctx, dates, svc, plan_rows, cfg, result)
     write_meter_days(ctx, dates, events, members, svc, result)
     write_mapping_suspects(ctx, dates, svc, cfg, result)
-    write_months(ctx, dates, plan_rows, svc, cfg, result)
+    write_months(ctx, months_to_write(ctx.lake, dates, plan_rows), plan_rows, svc, cfg, result)
     return result
+
+
+def _by_date(frame: pl.DataFrame, dates: list[dt.date]) -> dict[dt.date, pl.DataFrame]:
+    """``frame`` split by its ``date`` column, each of ``dates`` (an empty frame for a date without rows)."""
+    parts = {key[0]: part for key, part in frame.partition_by("date", as_dict=True, maintain_order=True).items()}
+    return {d: parts.get(d, frame.clear()) for d in dates}
 
 
 def daily_events(
@@ -162,9 +172,9 @@ def daily_events(
     members = members.with_columns(pl.col("start_time").dt.date().alias("date"))
     # an area interruption's date is its own start's; a member may have gone off the day before
     members = members.drop("date").join(events.select("outage_id", "date"), on="outage_id")
-    for day in dates:
-        lake.write_partition(OUTAGE_EVENTS, day, events.filter(pl.col("date") == day))
-        lake.write_partition(OUTAGE_MEMBERS, day, members.filter(pl.col("date") == day))
+    for table, frame in ((OUTAGE_EVENTS, events), (OUTAGE_MEMBERS, members)):
+        for day, part in _by_date(frame, dates).items():
+            lake.write_partition(table, day, part)
     real = events.filter(~pl.col("momentary"))
     result.rows |= {"outage_events": events.height, "outage_members": members.height}
     result.notes.append(
@@ -184,42 +194,70 @@ def write_meter_days(
     svc: Service,
     result: StageResult,
 ) -> None:
+    """``outage_meter_days`` of every date from the run's interruptions at once.
+
+    An interruption that started the day before a date and ran past midnight counts on the
+    date too: one of the run's when that day is a date of the run, else read back from the
+    lake. Either way a meter's minutes are the union of everything it was off by (its own
+    interruption of the date and its area's running on from the day before alike), so a
+    date run alone gives what the run of a range gives it.
+    """
+
     def service_of(frame: pl.DataFrame, days: list[dt.date]) -> pl.DataFrame:
         return svc.on(days, pl.col("area_id").is_in(frame["area_id"].drop_nulls().unique().implode()))
 
-    days = o.meter_days(events, members, service_of(events, dates))
+    in_run = set(dates)
+    before = sorted({d - dt.timedelta(days=1) for d in dates} - in_run)
+    if before:
+        # the interruptions of the days before the run's first dates running past midnight
+        carried = (
+            ctx.lake.scan(OUTAGE_EVENTS, before)
+            .filter(pl.col("end_time").is_null() | (pl.col("end_time").dt.date() > pl.col("date")))
+            .collect()
+        )
+        if carried.height:
+            carried_members = (
+                ctx.lake.scan(OUTAGE_MEMBERS, before)
+                .join(carried.lazy().select("outage_id"), on="outage_id", how="semi")
+                .collect()
+            )
+            events = pl.concat([events, carried], how="diagonal_relaxed")
+            members = pl.concat([members, carried_members], how="diagonal_relaxed")
+    parts = _by_date(o.meter_days(events, members, service_of(events, sorted(in_run | set(before)))), dates)
     for day in dates:
-        # an interruption that started the day before and ran past midnight: read it back
-        before = ctx.lake.scan(OUTAGE_EVENTS, [day - dt.timedelta(days=1)]).collect()
-        before = before.filter(pl.col("end_time").is_null() | (pl.col("end_time").dt.date() >= day))
-        carried = o.meter_days(
-            before,
-            ctx.lake.scan(OUTAGE_MEMBERS, [day - dt.timedelta(days=1)]).collect(),
-            service_of(before, [day - dt.timedelta(days=1)]),
-        ).filter(pl.col("date") == day)
-        part = pl.concat([days.filter(pl.col("date") == day), carried]).unique(["meter_id", "date"], keep="first")
-        ctx.lake.write_partition(OUTAGE_METER_DAYS, day, part)
-        result.rows["outage_meter_days"] = result.rows.get("outage_meter_days", 0) + part.height
+        ctx.lake.write_partition(OUTAGE_METER_DAYS, day, parts[day])
+        result.rows["outage_meter_days"] = result.rows.get("outage_meter_days", 0) + parts[day].height
 
 
 def write_mapping_suspects(
     ctx: StageContext, dates: list[dt.date], svc: Service, cfg: o.OutageConfig, result: StageResult
 ) -> None:
+    """``outage_mapping_suspects`` of every date (each the window ending on it), in one pass."""
     lake = ctx.lake
     back = dt.timedelta(days=cfg.mapping.window_days - 1)
     # the windows of all the dates, read once (every partition is written by now)
     held = _held(lake, OUTAGE_EVENTS, _span(dates[0] - back, dates[-1]))
-    all_events = lake.scan(OUTAGE_EVENTS, held).collect()
-    all_members = lake.scan(OUTAGE_MEMBERS, held).collect()
-    for day in dates:
-        in_window = pl.col("date").is_between(day - back, day)
-        events = all_events.filter(in_window)
-        members = all_members.filter(in_window)
-        alone = events.filter(pl.col("level") == "customer")["meter_id"].unique().implode()
-        found = o.mapping_suspects(events, members, svc.on([day], pl.col("meter_id").is_in(alone)), day, cfg)
-        found = found.with_columns(pl.lit(day).alias("date"))
-        lake.write_partition(OUTAGE_MAPPING_SUSPECTS, day, found)
-        result.rows["outage_mapping_suspects"] = result.rows.get("outage_mapping_suspects", 0) + found.height
+    events = lake.scan(OUTAGE_EVENTS, held).collect()
+    members = lake.scan(OUTAGE_MEMBERS, held).collect()
+    alone = events.filter(pl.col("level") == "customer")["meter_id"].unique().implode()
+    customers = svc.on(dates, pl.col("meter_id").is_in(alone) & (pl.col("role") == "customer"))
+    found = o.mapping_suspects_at(events, members, customers, dates, cfg)
+    for day, part in _by_date(found, dates).items():
+        lake.write_partition(OUTAGE_MAPPING_SUSPECTS, day, part)
+    result.rows["outage_mapping_suspects"] = result.rows.get("outage_mapping_suspects", 0) + found.height
+
+
+def months_to_write(lake: Lake, dates: list[dt.date], plan_rows: pl.DataFrame) -> list[str]:
+    """The months of ``dates``, and those whose plan checks hold a plan that a later delivery
+    moved to another month (or withdrew): a plan is checked only where its latest version is."""
+    months = {d.strftime("%Y-%m") for d in dates}
+    held = lake.partitions(OUTAGE_PLAN_CHECKS)
+    if held:
+        checked = lake.scan(OUTAGE_PLAN_CHECKS, held).select("plan_id", "month").collect()
+        now = plan_rows.select("plan_id", pl.col("planned_start").dt.strftime("%Y-%m").alias("_now"))
+        stale = checked.join(now, on="plan_id", how="left").filter(pl.col("_now").ne_missing(pl.col("month")))
+        months |= set(stale["month"].to_list())
+    return sorted(months)
 
 
 def _month_days(month: str) -> list[dt.date]:
@@ -235,7 +273,7 @@ def _affected(svc: Service, events: pl.DataFrame) -> pl.DataFrame:
 
 def write_months(
     ctx: StageContext,
-    dates: list[dt.date],
+    months: list[str],
     plan_rows: pl.DataFrame,
     svc: Service,
     cfg: o.OutageConfig,
@@ -244,9 +282,26 @@ def write_months(
     lake = ctx.lake
     held_events = sorted(dt.date.fromisoformat(d) for d in lake.partitions(OUTAGE_EVENTS))
     horizon = dt.datetime.combine(held_events[-1] + dt.timedelta(days=1), dt.time()) if held_events else None
-    for month in sorted({d.strftime("%Y-%m") for d in dates}):
+    if not months:
+        return
+
+    def trailing(days: list[dt.date]) -> dt.date:
+        first = days[-1].replace(day=1)
+        for _ in range(cfg.frequent.months - 1):
+            first = (first - dt.timedelta(days=1)).replace(day=1)
+        return first
+
+    # every month's events, those around it and its trailing year, read once
+    span = _span(trailing(_month_days(months[0])), _month_days(months[-1])[-1] + dt.timedelta(days=1))
+    held = set(_held(lake, OUTAGE_EVENTS, span))
+    every = lake.scan(OUTAGE_EVENTS, sorted(held)).collect()
+
+    def events_of(days: list[dt.date]) -> pl.DataFrame:
+        return every.filter(pl.col("date").is_between(days[0], days[-1]))
+
+    for month in months:
         days = _month_days(month)
-        events = lake.scan(OUTAGE_EVENTS, _held(lake, OUTAGE_EVENTS, days)).collect()
+        events = events_of(days)
         affected = _affected(svc, events)
         served = svc.on([days[-1]], pl.col("role") == "customer")
         rel = o.reliability(affected, served, month)
@@ -255,17 +310,14 @@ def write_months(
         # plans of the month, against every event matched to them (a plan may run past month end)
         month_plans = plan_rows.filter(pl.col("planned_start").dt.strftime("%Y-%m") == month)
         around = _span(days[0] - dt.timedelta(days=1), days[-1] + dt.timedelta(days=1))
-        matched = lake.scan(OUTAGE_EVENTS, _held(lake, OUTAGE_EVENTS, around)).collect()
+        matched = events_of(around)
         plan_days = sorted(set(month_plans["planned_start"].dt.date().to_list()))
         plan_svc = svc.on(plan_days, pl.col("feeder_id").is_in(month_plans["feeder_id"].unique().implode()))
         checks = o.plan_checks(month_plans, matched, plan_svc, horizon, cfg).with_columns(pl.lit(month).alias("month"))
         lake.write_partition(OUTAGE_PLAN_CHECKS, month, checks)
 
         # the trailing months: customers interrupted too often
-        first = days[-1].replace(day=1)
-        for _ in range(cfg.frequent.months - 1):
-            first = (first - dt.timedelta(days=1)).replace(day=1)
-        year = lake.scan(OUTAGE_EVENTS, _held(lake, OUTAGE_EVENTS, _span(first, days[-1]))).collect()
+        year = events_of(_span(trailing(days), days[-1]))
         frequent = o.frequent_customers(_affected(svc, year), month, cfg)
         lake.write_partition(FREQUENT_OUTAGE_CUSTOMERS, month, frequent)
         for table, frame in (

@@ -20,6 +20,7 @@ bill. Every write replaces one partition atomically.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Final
 
 import polars as pl
@@ -121,14 +122,38 @@ def prepay_below_zero(lake: Lake, first: dt.date, last: dt.date) -> pl.LazyFrame
     )
 
 
+@dataclass
+class Books:
+    """What every step of a run reads: the lake, the configs, the customer key, and the
+    bills, their schedule, the payment ledger and each bill's status at its due date."""
+
+    lake: Lake
+    cfg: ReceivablesConfig
+    billing: BillingConfig
+    #: the last day the lake holds payments or meter_daily for, and payments alone for
+    as_of: dt.date
+    payments_as_of: dt.date | None
+    archive: pl.LazyFrame
+    #: the customer key's engine-side type (see :func:`customer_key`)
+    key_type: pl.DataTypeExpr
+    bills: pl.LazyFrame
+    schedule: pl.LazyFrame
+    ledger: pl.LazyFrame
+    status: pl.LazyFrame
+
+    def keyed(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """``frame`` with customer_id cast to the key: a join needs both sides alike."""
+        return frame.with_columns(pl.col("customer_id").cast(self.key_type))
+
+
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
-    lake = ctx.lake
     try:
         cfg = ctx.config("receivables", ReceivablesConfig)
         billing = ctx.config("billing", BillingConfig)
     except ConfigError as exc:
         raise StageError(f"receivables: {exc}") from exc
     result = StageResult(stage=STAGE)
+    lake = ctx.lake
     bill_months = lake.partitions(BILLS_MONTHLY)
     if not bill_months or not dates:
         result.notes.append("no bills to follow")
@@ -136,13 +161,33 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     pay_days = lake.partitions(PAYMENTS.clean)
     held_days = lake.partitions(METER_DAILY)
     as_of = dt.date.fromisoformat(max([*pay_days, *held_days[-1:]]))
-    payments_as_of = dt.date.fromisoformat(pay_days[-1]) if pay_days else None
-
     start = max(_month(min(dates)), bill_months[0])
-    last = _month(as_of)  # a bill is issued the month after; months past the data are not ledgered
-    ledger_months = _months(start, last)
+    # a bill is issued the month after; months past the data are not ledgered
+    ledger_months = _months(start, _month(as_of))
 
     ctx.progress("receivables: bills and payments")
+    books = open_books(lake, cfg, billing, start, as_of, pay_days)
+    rows = {RECEIVABLES_MONTHLY.name: 0, CUSTOMER_CREDIT_MONTHLY.name: 0, DUNNING_LIST.name: 0}
+    grades: dict[str, int] = {}
+    for m in ledger_months:
+        ctx.progress(f"receivables: {m}")
+        for name, n in ledger_month(books, m, grades).items():
+            rows[name] += n
+    rows[RECOVERY_MONTHLY.name] = 0
+    for m in [b for b in bill_months if b >= shift_month(start, -1)]:
+        rows[RECOVERY_MONTHLY.name] += recovery_month(books, m, result.notes)
+    result.rows = rows
+    result.details = {"ledger_months": ledger_months, "credit_grades": dict(sorted(grades.items()))}
+    if not pay_days:
+        result.notes.append("no payments in the lake: every post-paid bill is unpaid")
+    return result
+
+
+def open_books(
+    lake: Lake, cfg: ReceivablesConfig, billing: BillingConfig, start: str, as_of: dt.date, pay_days: list[str]
+) -> Books:
+    """The customer key; the bills, their schedule, the payment ledger and each bill's status
+    at its due date, each read and keyed once."""
     archive = lake.scan(ARCHIVE.clean)
     # the receivables already written that the months read back (restatements, credit windows)
     read_back = [
@@ -151,97 +196,106 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     key = customer_key(
         archive, lake.scan(BILLS_MONTHLY), lake.scan(PAYMENTS.clean), lake.scan(RECEIVABLES_MONTHLY, read_back)
     )
-
     # the enum converted to its engine-side type once: a cast to the pl.Enum itself converts
     # its categories again each time (about 0.2 s a cast with a county's 500k customers)
     key_type = key.to_dtype_expr()
 
-    def _keyed(frame: pl.LazyFrame) -> pl.LazyFrame:
-        # every frame handed to the transforms: a join needs both sides alike
+    def keyed(frame: pl.LazyFrame) -> pl.LazyFrame:
         return frame.with_columns(pl.col("customer_id").cast(key_type))
 
     # the bills' columns the transforms read, read and keyed once
     used = ["month", "customer_id", "period_end", "area_id", "customer_class", "prepay", "amount_yuan", "status"]
-    bills = _keyed(lake.scan(BILLS_MONTHLY).select(used)).collect().lazy()
+    bills = keyed(lake.scan(BILLS_MONTHLY).select(used)).collect().lazy()
     schedule = bill_schedule(bills, cfg.calendar).collect(engine=IN_MEMORY).lazy()
     ledger = (
-        payment_ledger(_keyed(lake.scan(PAYMENTS.clean))).collect(engine=IN_MEMORY).lazy()
+        payment_ledger(keyed(lake.scan(PAYMENTS.clean))).collect(engine=IN_MEMORY).lazy()
         if pay_days
-        else payment_ledger(_keyed(pl.LazyFrame(schema={c.name: c.dtype for c in PAYMENTS.clean.columns})))
+        else payment_ledger(keyed(pl.LazyFrame(schema={c.name: c.dtype for c in PAYMENTS.clean.columns})))
     )
     status = bill_status_at_due(schedule, ledger).collect(engine=IN_MEMORY).lazy()
+    return Books(
+        lake=lake,
+        cfg=cfg,
+        billing=billing,
+        as_of=as_of,
+        payments_as_of=dt.date.fromisoformat(pay_days[-1]) if pay_days else None,
+        archive=archive,
+        key_type=key_type,
+        bills=bills,
+        schedule=schedule,
+        ledger=ledger,
+        status=status,
+    )
 
-    # receivables and credit per ledger month ---------------------------------------
-    rows = {RECEIVABLES_MONTHLY.name: 0, CUSTOMER_CREDIT_MONTHLY.name: 0, DUNNING_LIST.name: 0}
-    grades: dict[str, int] = {}
-    for m in ledger_months:
-        ctx.progress(f"receivables: {m}")
-        first, month_end = month_bounds(m)
-        end = min(month_end, as_of)
-        scope = _keyed(scope_on(archive, end)).collect().lazy()
-        previous = _keyed(lake.scan(RECEIVABLES_MONTHLY, [m])) if m in lake.partitions(RECEIVABLES_MONTHLY) else None
-        rec = receivables_month(schedule, ledger, m, cfg, scope, previous, as_of).collect(engine=IN_MEMORY)
-        lake.write_partition(RECEIVABLES_MONTHLY, m, rec)
-        rows[RECEIVABLES_MONTHLY.name] += rec.height
 
-        window = _months(shift_month(m, -(cfg.credit.window_months - 1)), m)
-        w_first = month_bounds(window[0])[0]
-        held_rec = [w for w in window if w in lake.partitions(RECEIVABLES_MONTHLY)]
-        credit = credit_month(
-            m,
-            bills.filter(pl.col("month").is_in(window)),
-            status.filter(pl.col("due_date").is_between(w_first, end)),
-            _keyed(lake.scan(RECEIVABLES_MONTHLY, held_rec)),
-            _keyed(prepay_below_zero(lake, w_first, end)),
-            _keyed(thefts_in(lake, archive, w_first, end)),
-            cfg,
-        ).collect()
-        lake.write_partition(CUSTOMER_CREDIT_MONTHLY, m, credit)
-        rows[CUSTOMER_CREDIT_MONTHLY.name] += credit.height
-        for g, n in credit["credit_grade"].value_counts().iter_rows():
-            grades[str(g)] = grades.get(str(g), 0) + int(n)
+def ledger_month(books: Books, m: str, grades: dict[str, int]) -> dict[str, int]:
+    """Ledger month ``m``: receivables_monthly, customer_credit_monthly (its grades counted
+    into ``grades``) and the month's dunning lists; the rows written per table."""
+    lake, cfg = books.lake, books.cfg
+    first, month_end = month_bounds(m)
+    end = min(month_end, books.as_of)
+    scope = books.keyed(scope_on(books.archive, end)).collect().lazy()
+    previous = books.keyed(lake.scan(RECEIVABLES_MONTHLY, [m])) if m in lake.partitions(RECEIVABLES_MONTHLY) else None
+    rec = receivables_month(books.schedule, books.ledger, m, cfg, scope, previous, books.as_of).collect(
+        engine=IN_MEMORY
+    )
+    lake.write_partition(RECEIVABLES_MONTHLY, m, rec)
+    rows = {RECEIVABLES_MONTHLY.name: rec.height}
 
-        for day in list_dates(first, month_end, cfg.calendar.due_day):
-            if day > as_of + dt.timedelta(days=1):
-                continue
-            listed = dunning(day, schedule, ledger, _keyed(credit.lazy()), scope, cfg).collect(engine=IN_MEMORY)
-            lake.write_partition(DUNNING_LIST, day.isoformat(), listed)
-            rows[DUNNING_LIST.name] += listed.height
+    window = _months(shift_month(m, -(cfg.credit.window_months - 1)), m)
+    w_first = month_bounds(window[0])[0]
+    held_rec = [w for w in window if w in lake.partitions(RECEIVABLES_MONTHLY)]
+    credit = credit_month(
+        m,
+        books.bills.filter(pl.col("month").is_in(window)),
+        books.status.filter(pl.col("due_date").is_between(w_first, end)),
+        books.keyed(lake.scan(RECEIVABLES_MONTHLY, held_rec)),
+        books.keyed(prepay_below_zero(lake, w_first, end)),
+        books.keyed(thefts_in(lake, books.archive, w_first, end)),
+        cfg,
+    ).collect()
+    lake.write_partition(CUSTOMER_CREDIT_MONTHLY, m, credit)
+    rows[CUSTOMER_CREDIT_MONTHLY.name] = credit.height
+    for g, n in credit["credit_grade"].value_counts().iter_rows():
+        grades[str(g)] = grades.get(str(g), 0) + int(n)
 
-    # recovery per consumption month ------------------------------------------------
-    recovery_rows = 0
-    prepay_days = lake.partitions(PREPAY_DAILY)
-    for m in [b for b in bill_months if b >= shift_month(start, -1)]:
-        first, end = month_bounds(m)
-        due = (end + dt.timedelta(days=1)).replace(day=cfg.calendar.due_day)
-        days = [d for d in prepay_days if first.isoformat() <= d <= end.isoformat()]
-        prepay_month = _keyed(
-            lake.scan(PREPAY_DAILY, days)
-            if days
-            else pl.LazyFrame(schema={c.name: c.dtype for c in PREPAY_DAILY.columns})
+    rows[DUNNING_LIST.name] = 0
+    for day in list_dates(first, month_end, cfg.calendar.due_day):
+        if day > books.as_of + dt.timedelta(days=1):
+            continue
+        listed = dunning(day, books.schedule, books.ledger, books.keyed(credit.lazy()), scope, cfg).collect(
+            engine=IN_MEMORY
         )
-        rec = recovery(
-            bills.filter(pl.col("month") == m),
-            prepay_month,
-            status,
-            _keyed(scope_on(archive, end)),
-            m,
-            due,
-            payments_as_of,
-            billing.prepay,
-            cfg.recovery,
-        ).collect()
-        lake.write_partition(RECOVERY_MONTHLY, m, rec)
-        recovery_rows += rec.height
-        below = rec.filter((pl.col("scope") == "org") & pl.col("below_target").fill_null(False))
-        for r in below.iter_rows(named=True):
-            result.notes.append(
-                f"recovery {m} of unit {r['scope_id']}: {r['recovery_rate']:.2%} below the target "
-                f"{r['target_rate']:.0%}" + ("" if r["postpaid_final"] else " (before the due date: not final)")
-            )
-    rows[RECOVERY_MONTHLY.name] = recovery_rows
-    result.rows = rows
-    result.details = {"ledger_months": ledger_months, "credit_grades": dict(sorted(grades.items()))}
-    if not pay_days:
-        result.notes.append("no payments in the lake: every post-paid bill is unpaid")
-    return result
+        lake.write_partition(DUNNING_LIST, day.isoformat(), listed)
+        rows[DUNNING_LIST.name] += listed.height
+    return rows
+
+
+def recovery_month(books: Books, m: str, notes: list[str]) -> int:
+    """recovery_monthly of consumption month ``m`` (a unit below its target is noted); its rows."""
+    lake, cfg = books.lake, books.cfg
+    first, end = month_bounds(m)
+    due = (end + dt.timedelta(days=1)).replace(day=cfg.calendar.due_day)
+    days = [d for d in lake.partitions(PREPAY_DAILY) if first.isoformat() <= d <= end.isoformat()]
+    prepay_month = books.keyed(
+        lake.scan(PREPAY_DAILY, days) if days else pl.LazyFrame(schema={c.name: c.dtype for c in PREPAY_DAILY.columns})
+    )
+    rec = recovery(
+        books.bills.filter(pl.col("month") == m),
+        prepay_month,
+        books.status,
+        books.keyed(scope_on(books.archive, end)),
+        m,
+        due,
+        books.payments_as_of,
+        books.billing.prepay,
+        cfg.recovery,
+    ).collect()
+    lake.write_partition(RECOVERY_MONTHLY, m, rec)
+    below = rec.filter((pl.col("scope") == "org") & pl.col("below_target").fill_null(False))
+    for r in below.iter_rows(named=True):
+        notes.append(
+            f"recovery {m} of unit {r['scope_id']}: {r['recovery_rate']:.2%} below the target "
+            f"{r['target_rate']:.0%}" + ("" if r["postpaid_final"] else " (before the due date: not final)")
+        )
+    return rec.height

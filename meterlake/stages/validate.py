@@ -25,7 +25,8 @@ were built), and a day's curve weighs the shares of the whole gap. The meter_dai
 partitions of those other days (when the lake holds them) are patched, the rows of those
 meters only, and returned in ``StageResult.dates`` so later stages rebuild them too.
 Day by day, each date re-shares its gaps over what the other days hold at that moment:
-a pass replays that chain date by date over the gap meters' rows (``_replay_chain``).
+a pass replays that chain over the gap meters' rows, each meter's dates in order and the
+meters side by side (``_replay_chain``).
 Every partition written is a function of the lake's clean tables: a rerun writes
 identical files.
 """
@@ -53,7 +54,7 @@ from ..schemas.registers import LANDING as REGISTERS_LANDING
 from ..schemas.vee_findings import VEE_FINDINGS
 from ..transforms import dates, estimation
 from ..transforms import meter_daily as md
-from ..transforms.vee import VeeConfig, validate_day, validate_days
+from ..transforms.vee import VeeConfig, VeeDay, validate_day, validate_days
 from . import StageContext, StageError, StageResult
 
 ARCHIVE = ARCHIVE_LANDING.clean
@@ -110,7 +111,7 @@ def _readings(lake: Lake, dates: list[dt.date], meters: pl.DataFrame | None = No
 
 
 def _note_quality(day: dt.date, frame: pl.DataFrame) -> str:
-    q = Counter(frame["quality"].to_list()) if frame.height else Counter()
+    q = dict(frame["quality"].value_counts().rows()) if frame.height else {}
     return (
         f"meter_daily {day}: {q.get('actual', 0):,} actual, {q.get('estimated', 0):,} estimated, "
         f"{q.get('missing', 0):,} missing"
@@ -197,18 +198,52 @@ def _validate_batch(
     shares no gap. What the dates pass on to each other is the chain of shared gaps: day
     by day, each date re-shares its gaps over the curves that the other days of the gap
     hold in meter_daily at that moment, and patches the earlier days. That chain is
-    replayed here date by date, over the rows of the gap meters only, with the same
-    frames and arithmetic as the day-by-day run; each partition is written once, as the
-    day-by-day run leaves it.
+    replayed here over the rows of the gap meters only, with the same frames and
+    arithmetic as the day-by-day run; each partition is written once, as the day-by-day
+    run leaves it.
     """
+    reg = _register_days(ctx, lake, cfg, batch)
+    held = set(lake.partitions(METER_DAILY))
+    chain = _gap_chain(reg.shared, held, set(batch), run_dates)
+    hazard = _history_hazard(lake, chain, batch[0], batch[-1])
+    if hazard is not None:
+        # a date patches a day before the pass whose row is actual: the history of the
+        # dates after it reads the patched row, so the pass ends on that date
+        return _validate_batch(ctx, lake, cfg, [d for d in batch if d <= hazard], run_dates)
+    vd = _vee(lake, cfg, batch, reg, held)
+    out = _write_vee(ctx, lake, batch, vd)
+    written = _write_meter_daily(lake, cfg, batch, reg, vd, chain, held)
+    out["rows"] |= written["rows"]
+    out["notes"] += written["notes"]
+    return out | {"dates": batch, "rebuilt": written["rebuilt"], "lacking": reg.lacking}
+
+
+@dataclass
+class _Registers:
+    """What a pass's register days leave for the later steps (``_register_days``)."""
+
+    #: the register days of the pass's meter-days (archive attributes, day status, deltas)
+    days: pl.DataFrame | None
+    #: the shared days, with the pair of readings around each gap
+    shared: pl.DataFrame
+    #: the service rows of the meters sharing a gap (the gap chain's patches read them)
+    service: pl.DataFrame | None
+    #: ``meter_id, multiplier`` (and ``date`` over several dates) valid the day before
+    before: pl.DataFrame
+    #: meter-days lacking a reading
+    lacking: int
+
+
+def _reg_kw(cfg: VeeConfig) -> dict[str, Any]:
+    return {"max_gap_days": cfg.registers.max_gap_days, "rollover_fraction": cfg.registers.rollover_fraction}
+
+
+def _register_days(ctx: StageContext, lake: Lake, cfg: VeeConfig, batch: list[dt.date]) -> _Registers:
+    """Service and register days of the pass: the readings of its dates and the next day in
+    full, and further out, a window step at a time, only for the meters lacking one."""
     gap = cfg.registers.max_gap_days
-    reg_kw: dict[str, Any] = {"max_gap_days": gap, "rollover_fraction": cfg.registers.rollover_fraction}
     one = len(batch) == 1
     b0, b1 = batch[0], batch[-1]
-    notes: list[str] = []
-    rows: dict[str, int] = {}
-
-    # --- archive and registers ---------------------------------------------------------
     with_before = [b0 - dt.timedelta(days=1), *batch]
     service = md.in_service(archive_for(lake, with_before), with_before).collect()
     in_run = service.filter(pl.col("date") == b0) if one else service.filter(pl.col("date").is_in(batch))
@@ -235,7 +270,7 @@ def _validate_batch(
                 if meters.height:
                     around.append(_readings(lake, window, meters))
     pairs = md.window_pairs(in_run, core, pl.concat(around), max_gap_days=gap, lacking=lacking)
-    days_all = md.finish_days(pairs, keep_pairs=True, **reg_kw).collect()
+    days_all = md.finish_days(pairs, keep_pairs=True, **_reg_kw(cfg)).collect()
     shared = days_all.filter(pl.col("day_status") == "shared")
     days = days_all.drop(md.PAIR_COLUMNS)
     for d, n_in, n_lack in _per_date(batch, in_run, lacking):
@@ -247,23 +282,19 @@ def _validate_batch(
             "meter_id", (pl.col("date") + pl.duration(days=1)).alias("date"), "multiplier"
         )
     )
-    n_lacking = lacking.height
-    # the county-wide frames go before the curves are read: the gap chain needs the
-    # service rows of the gap meters only
-    service = service.filter(pl.col("meter_id").is_in(shared["meter_id"].unique().implode()))
-    del core, around, pairs, days_all, lacking, in_run
+    # the county-wide frames go with this function, before the curves are read: the gap
+    # chain needs the service rows of the gap meters only
+    gap_service = service.filter(pl.col("meter_id").is_in(shared["meter_id"].unique().implode()))
+    return _Registers(days=days, shared=shared, service=gap_service, before=before, lacking=lacking.height)
 
-    # --- the gap chain: which meter-days each date re-shares and patches -------------------
-    held = set(lake.partitions(METER_DAILY))
-    in_batch = set(batch)
-    chain = _gap_chain(shared, held, in_batch, run_dates)
-    hazard = _history_hazard(lake, chain, b0, b1)
-    if hazard is not None:
-        # a date patches a day before the pass whose row is actual: the history of the
-        # dates after it reads the patched row, so the pass ends on that date
-        return _validate_batch(ctx, lake, cfg, [d for d in batch if d <= hazard], run_dates)
 
-    # --- VEE --------------------------------------------------------------------------------
+def _vee(lake: Lake, cfg: VeeConfig, batch: list[dt.date], reg: _Registers, held: set[str]) -> VeeDay:
+    """VEE of the pass's dates (:func:`~meterlake.transforms.vee.validate_days`; one date:
+    ``validate_day``), with the like days and the history window of each."""
+    assert reg.days is not None
+    days = reg.days
+    one = len(batch) == 1
+    b0 = batch[0]
     cal = cfg.calendar
     likes = {
         d: estimation.like_dates(
@@ -280,7 +311,7 @@ def _validate_batch(
         "curves": lake.scan(CURVES, batch),
         "readings": lake.scan(REGISTERS, batch),
         "events": lake.scan(EVENTS, batch),
-        "before": before.lazy(),
+        "before": reg.before.lazy(),
         "cfg": cfg,
         "outages": lake.scan(OUTAGE_METER_DAYS, batch),
     }
@@ -310,6 +341,13 @@ def _validate_batch(
             history=_history(lake, cfg, days, held, b0),
             **vee_args,
         )
+    return vd
+
+
+def _write_vee(ctx: StageContext, lake: Lake, batch: list[dt.date], vd: VeeDay) -> dict:
+    """vee_findings, interval_edits and collection_daily of every date of the pass."""
+    rows: dict[str, int] = {}
+    notes: list[str] = []
     sev: Counter[str] = Counter(vd.findings["severity"].to_list())
     parts: dict[str, dict[dt.date, pl.DataFrame]] = {}
     for table, frame in ((VEE_FINDINGS, vd.findings), (INTERVAL_EDITS, vd.edits), (COLLECTION_DAILY, vd.collection)):
@@ -327,13 +365,33 @@ def _validate_batch(
         )
         ctx.progress(notes[-1])
 
-    # --- meter_daily ------------------------------------------------------------------------
+    return {"rows": rows, "notes": notes, "severities": sev}
+
+
+def _write_meter_daily(
+    lake: Lake,
+    cfg: VeeConfig,
+    batch: list[dt.date],
+    reg: _Registers,
+    vd: VeeDay,
+    chain: _Chain,
+    held: set[str],
+) -> dict:
+    """meter_daily of every date of the pass, the gap chain replayed over it, and the days
+    before the pass that the chain patches."""
+    in_batch = set(batch)
+    days, service = reg.days, reg.service
+    assert days is not None and service is not None
+    reg.days = reg.service = None  # dropped here, before the partitions are written
     daily = md.meter_daily(days.lazy(), vd.curve_days.lazy()).collect()
-    final, hit = _replay_chain(lake, chain, shared, service, days, daily, vd.curve_days, held, in_batch, reg_kw)
+    final, hit = _replay_chain(
+        lake, chain, reg.shared, service, days, daily, vd.curve_days, held, in_batch, _reg_kw(cfg)
+    )
     del service, days
     own = _split(METER_DAILY.conform(daily).collect(), batch)
     del daily
-    rows["meter_daily"] = 0
+    rows = {"meter_daily": 0}
+    notes: list[str] = []
     for d in batch:
         part = own[d]
         if d in hit:
@@ -349,14 +407,7 @@ def _validate_batch(
         rebuilt.append(d)
         rows["meter_daily"] += part.height
         notes.append(_note_quality(d, part) + f" (rebuilt: {hit[d].height:,} meters share a gap with a later date)")
-    return {
-        "dates": batch,
-        "rows": rows,
-        "notes": notes,
-        "severities": sev,
-        "rebuilt": rebuilt,
-        "lacking": n_lacking,
-    }
+    return {"rows": rows, "notes": notes, "rebuilt": rebuilt}
 
 
 def _per_date(batch: list[dt.date], in_run: pl.DataFrame, lacking: pl.DataFrame) -> list[tuple[dt.date, int, int]]:
@@ -461,7 +512,8 @@ def _replay_chain(
     in_batch: set[dt.date],
     reg_kw: dict[str, Any],
 ) -> tuple[dict[dt.date, pl.DataFrame], dict[dt.date, pl.DataFrame]]:
-    """Replay the gap chain date by date over the gap meters' rows.
+    """Replay the gap chain date by date over the gap meters' rows (each meter's dates in
+    order; the meters side by side, a round per date of a meter's chain).
 
     Returns, per day it touches, the rows it leaves (conformed meter_daily rows) and the
     meters whose rows it replaced (a patched meter no longer in service has no row).
@@ -500,37 +552,57 @@ def _replay_chain(
         "curve_kwh": pl.Float64(),
         "multiplier": pl.Float64(),
     }
-    own_by_day = own_shared.partition_by("date", as_dict=True)
-    rebuilt_by = rebuilt.partition_by("_by", as_dict=True) if rebuilt.height else {}
-    cd_by_day = curve_days.filter(pl.col("meter_id").is_in(meters)).partition_by("date", as_dict=True)
+    # a meter's gap re-sharing reads and writes that meter's rows only: the chain is replayed
+    # in rounds, each meter's n-th date of the chain in round n (dates in order per meter)
+    rounds: list[list[tuple[dt.date, str]]] = []
+    depth: dict[str, int] = {}
     for e in chain.order:
-        cur = []
+        for m, _, _ in chain.gaps[e]:
+            n = depth.get(m, 0)
+            depth[m] = n + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append((e, m))
+    reads_of: dict[tuple[dt.date, str], list[dt.date]] = {}
+    for e in chain.order:
         for m, d in chain.reads.get(e, []):
-            if (m, d) in written:
-                v = written[(m, d)]
-            elif d in in_batch and d < e:
-                v = own.get((m, d))
-            else:
-                v = stored.get((m, d))
-            if v is not None:
-                cur.append((m, d, *v))
+            reads_of.setdefault((e, m), []).append(d)
+    patches_of: dict[tuple[dt.date, str], list[dt.date]] = {}
+    for e in chain.order:
+        for m, d in chain.patches.get(e, []):
+            patches_of.setdefault((e, m), []).append(d)
+    gap_cd = curve_days.filter(pl.col("meter_id").is_in(meters))
+    for turn in rounds:
+        cur = []
+        for e, m in turn:
+            for d in reads_of.get((e, m), []):
+                if (m, d) in written:
+                    v = written[(m, d)]
+                elif d in in_batch and d < e:
+                    v = own.get((m, d))
+                else:
+                    v = stored.get((m, d))
+                if v is not None:
+                    cur.append((m, d, *v))
         old = pl.DataFrame(cur, schema=schema, orient="row").select(
             "meter_id",
             "date",
             "curve_slots_read",
             (pl.col("curve_kwh") / pl.col("multiplier")).alias("curve_kwh_meter"),
         )
-        curves = pl.concat([old, cd_by_day.get((e,), curve_days.clear())], how="vertical_relaxed")
-        rows_e = [own_by_day[(e,)]]
-        if (e,) in rebuilt_by:
-            rows_e.append(rebuilt_by[(e,)].drop("_by"))
+        at = pl.DataFrame([(m, e) for e, m in turn], schema={"meter_id": pl.String(), "date": pl.Date()}, orient="row")
+        curves = pl.concat([old, gap_cd.join(at, on=["meter_id", "date"], how="semi")], how="vertical_relaxed")
+        rows_e = [own_shared.join(at, on=["meter_id", "date"], how="semi")]
+        if rebuilt.height:
+            by = at.rename({"date": "_by"})
+            rows_e.append(rebuilt.join(by, on=["meter_id", "_by"], how="semi").drop("_by"))
         out = METER_DAILY.conform(
             md.meter_daily(pl.concat(rows_e, how="diagonal_relaxed").lazy(), curves.lazy())
         ).collect()
-        for m, d in chain.patches.get(e, []):
-            written[(m, d)] = None
-            hit.setdefault(d, set()).add(m)
-        for m, _, _ in chain.gaps[e]:
+        for e, m in turn:
+            for d in patches_of.get((e, m), []):
+                written[(m, d)] = None
+                hit.setdefault(d, set()).add(m)
             hit.setdefault(e, set()).add(m)
         for m, d, *vals in out.select("meter_id", "date", *_CURVE_COLS).rows():
             written[(m, d)] = tuple(vals)

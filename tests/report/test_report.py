@@ -142,6 +142,25 @@ def test_an_empty_lake_says_no_data_in_every_section(tmp_path: Path) -> None:
     assert_offline(page, set())
 
 
+def test_a_gate_waiting_for_its_data_docs_links_the_index_the_docs_stage_will_write(tmp_path: Path) -> None:
+    # a run renders the Data Docs beside publishing: on a new lake the index is not there yet
+    lake = Lake(tmp_path / "lake")
+    assert d.load(lake, dates=[]).data_docs is None
+    waiting = lake.meta / "data_docs_pending"
+    waiting.mkdir(parents=True)
+    (waiting / ".run-1.parquet.tmp").write_bytes(b"")  # a file being written is not a gate waiting
+    assert d.load(lake, dates=[]).data_docs is None
+    (waiting / "run-1.parquet").write_bytes(b"")
+    assert d.load(lake, dates=[]).data_docs == "data_docs/index.html"
+    page = parse(build_report(lake, config=CFG))
+    assert_offline(page, {"data_docs/index.html"})
+    # an index already there is linked as it is
+    other = lake.reports / "data_docs" / "local_site" / "index.html"
+    other.parent.mkdir(parents=True)
+    other.write_text("<html></html>", encoding="utf-8")
+    assert d.load(lake, dates=[]).data_docs == "data_docs/local_site/index.html"
+
+
 def test_a_period_without_rows_says_no_data(tiny_lake: Lake) -> None:
     page = parse(build_report(tiny_lake, dates=[dt.date(2025, 6, 1)], config=CFG))
     for key in ("collection", "loss", "anomalies", "billing"):

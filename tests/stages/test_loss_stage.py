@@ -146,7 +146,7 @@ def test_a_small_zone_reads_each_day_once_and_its_windows_from_memory(
     lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """The windows of a small zone come from the days read for the daily figures: the
-    same files as windows scanned from the lake, with one meter_daily scan fewer a window."""
+    same files as windows scanned from the lake, with one meter_daily scan fewer a pass."""
     import shutil
 
     from meterlake.stages import loss as stage
@@ -171,9 +171,49 @@ def test_a_small_zone_reads_each_day_once_and_its_windows_from_memory(
     assert digest(other) == digest(lake)
     windows = len(result.details["diagnosis"]["windows"])
     assert windows == len(HELD)
-    # the same scans but one per window, each over the window's days
-    assert len(scans) == len(in_memory) + windows
-    assert sorted(scans) == sorted([*in_memory, 1, 2, 3, 4, 5])
+    # the same scans and one for the windows (diagnosed in one pass), over their days
+    assert len(scans) == len(in_memory) + 1
+    assert sorted(scans) == sorted([*in_memory, 5])
+
+
+def test_reads_of_many_days_and_passes_of_many_windows_write_what_one_at_a_time_does(
+    lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from meterlake.stages import loss as stage
+
+    # B's master filed at 50 (250/5) though its CT is 200/5: it reads 240 kWh of a true
+    # 192, B's rate 0.267 every day, 0.083 with 40: a multiplier suspect in every
+    # window of 3 days
+    mb = pl.col("meter_id") == "MB"
+    for d in HELD:
+        day = Lake(lake).scan(METER_DAILY, [d]).collect()
+        day = day.with_columns(
+            kwh=pl.when(mb).then(240.0).otherwise(pl.col("kwh")),
+            multiplier=pl.when(mb).then(50.0).otherwise(pl.col("multiplier")),
+        )
+        Lake(lake).write_partition(METER_DAILY, d, day)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "loss.toml").write_text("[diagnosis]\nwindow_days = 3\nmin_days = 3\n", encoding="utf-8")
+    run(lake, HELD, config_dir=conf)
+    files = sorted(p for p in lake.rglob("*.parquet") if "_meta" not in p.parts)
+    together = {p: p.read_bytes() for p in files}
+    found = Lake(lake).scan(LOSS_DIAGNOSIS).collect()
+    assert found.select("date", "meter_id", "kind").rows() == [(d, "MB", "multiplier_suspect") for d in HELD[2:]]
+    calls: list[int] = []
+    inner = stage.diagnose_windows
+    monkeypatch.setattr(stage, "DAY_ROWS_PER_READ", 1)
+    monkeypatch.setattr(stage, "WINDOW_ROWS_PER_PASS", 1)
+
+    def counted(rows: Any, ends: list[dt.date], *a: Any, **k: Any) -> pl.DataFrame:
+        calls.append(len(ends))
+        return inner(rows, ends, *a, **k)
+
+    monkeypatch.setattr(stage, "diagnose_windows", counted)
+    run(lake, HELD, config_dir=conf, run_id="t2")
+    assert calls == [1] * len(HELD)  # one window a pass
+    assert sorted(p for p in lake.rglob("*.parquet") if "_meta" not in p.parts) == files
+    assert all(p.read_bytes() == together[p] for p in files)
 
 
 def test_a_date_without_meter_daily_is_noted_not_written(lake: Path):
@@ -212,16 +252,40 @@ def test_shipped_config_matches_the_code_defaults():
 
 def test_the_balance_settings_reach_its_rules(tmp_path: Path):
     shipped = load("loss", LossConfig).diagnosis
-    rules = shipped.balance.rules(shipped.multiplier)
-    # every setting the shipped file names is the code's default (the rating table comes from [multiplier])
-    defaults = balance.BalanceRules(standard_multipliers=rules.standard_multipliers)
-    assert rules == defaults
+    # every setting the shipped file names is the code's default
+    assert shipped.balance.rules() == balance.BalanceRules()
     (tmp_path / "loss.toml").write_text(
         "[diagnosis.balance]\nnight_spread_floor = 0.8\nclean_passes = 1\ndays_t_cap = 2.5\n", encoding="utf-8"
     )
     custom = load("loss", LossConfig, config_dir=tmp_path).diagnosis
-    rules = custom.balance.rules(custom.multiplier)
+    rules = custom.balance.rules()
     assert (rules.night_spread_floor, rules.clean_passes, rules.days_t_cap) == (0.8, 1, 2.5)
+
+
+def test_each_setting_is_read_once_into_the_transforms_models(tmp_path: Path):
+    # the stage's settings are the transforms' models: one key of each concern reaches
+    # the rules the transforms read, the rest keep the models' defaults
+    (tmp_path / "loss.toml").write_text(
+        "[feeder]\nhigh_above = 0.08\n[pv]\nquiet_days = 3\n"
+        "[diagnosis]\nmin_days = 12\n[diagnosis.theft]\nmax_per_area = 5\n"
+        "[diagnosis.multiplier]\nneighbours = 2\n[diagnosis.mapping]\nmin_corr = 0.7\n"
+        "[diagnosis.balance]\nevery_days = 3\nmin_slots = 40\n",
+        encoding="utf-8",
+    )
+    cfg = load("loss", LossConfig, config_dir=tmp_path)
+    rules, diag = cfg.rules(), cfg.diagnosis_rules()
+    assert (rules.feeder.high_above, rules.area.high_above, rules.pv.quiet_days) == (0.08, 0.10, 3)
+    assert type(diag) is DiagnosisRules
+    assert (diag.min_days, diag.theft.max_per_area, diag.multiplier.neighbours, diag.mapping.min_corr) == (
+        12,
+        5,
+        2,
+        0.7,
+    )
+    assert (diag.window_days, diag.theft.min_score, diag.mapping.max_own_corr) == (30, 0.4, -0.4)
+    bal = cfg.diagnosis.balance.rules()
+    assert type(bal) is balance.BalanceRules and cfg.diagnosis.balance.every_days == 3
+    assert (bal.min_slots, bal.window_days) == (40, 14)
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.settings import Settings
 from meterlake.stages import anomalies
 from meterlake.stages.anomalies import OBSERVER_STATE, _DayFile
+from meterlake.transforms.anomaly import ObserverRules
 
 D0 = dt.date(2026, 3, 2)  # a Monday
 DAYS = 16
@@ -195,3 +196,85 @@ def test_windows_numbered_in_one_query_write_the_files_of_a_day_at_a_time(
     assert at_once == digest(tmp_path / "daywise" / "lake")
     top = Lake(tmp_path / "at_once" / "lake").scan(ANOMALIES, [dates[-1]]).collect().sort("rank").row(0, named=True)
     assert top["meter_id"] == THIEF and top["observer_points"] > 0
+
+
+def test_the_compiled_prefilter_writes_what_judging_everyone_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last = [D0 + dt.timedelta(days=i) for i in (DAYS - 2, DAYS - 1)]
+    asked: list[int] = []
+    real = anomalies.worth_judging
+
+    def recording(blocks: np.ndarray, *args: Any) -> np.ndarray:
+        keep = real(blocks, *args)
+        asked.append(int(keep.sum()))
+        return keep
+
+    monkeypatch.setattr(anomalies, "worth_judging", recording)
+    for name, least in (("everyone", 10**9), ("compiled", 1)):
+        monkeypatch.setattr(anomalies, "KERNEL_MIN_CUSTOMERS", least)
+        (tmp_path / name / "landing").mkdir(parents=True)
+        build(tmp_path / name / "lake")
+        run(tmp_path / name, last)
+    assert digest(tmp_path / "everyone" / "lake") == digest(tmp_path / "compiled" / "lake")
+    # judging everyone: the 10 customers of each date; the compiled day part keeps only the thief
+    assert asked == [CUSTOMERS, CUSTOMERS, 1, 1]
+
+
+def test_a_small_kept_day_keeps_its_arrays_and_a_large_one_reads_them_each_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = pl.DataFrame(
+        {
+            "meter_id": ["C1", "C2", "C3", "C4"],
+            "area_id": ["A1"] * 4,
+            "actual": [1.0] * 4,
+            "b01": [1.5, 2.5, 3.5, 4.5],
+            "b02": [0.5, 0.25, 0.0, 1.0],
+            "zero_run": [0, 3, 96, 1],
+            "rough": [0.1, 0.2, 0.0, 0.4],
+        },
+        schema_overrides={"b01": pl.Float32, "b02": pl.Float32, "zero_run": pl.Int16, "rough": pl.Float32},
+    )
+    path = tmp_path / "customers.parquet"
+    Lake(tmp_path).write_file(path, rows, row_group_size=2)
+    columns = ["b01", "b02", "zero_run", "rough"]
+    for keep, whole_reads in ((4, 1), (3, 0)):  # four rows kept as arrays whole; at 3, read by row groups
+        monkeypatch.setattr(anomalies, "KEEP_ARRAYS_ROWS", keep)
+        kept = _DayFile(path, columns)
+        opened: list[str] = []
+        real = kept.file.read
+
+        def counting(*args: Any, _real: Any = real, _opened: list[str] = opened, **kw: Any) -> Any:
+            _opened.append("all")
+            return _real(*args, **kw)
+
+        monkeypatch.setattr(kept.file, "read", counting)
+        blocks, run_, rough = kept.arrays(1, 3)
+        assert blocks.tolist() == [[2.5, 0.25], [3.5, 0.0]] and blocks.dtype == np.float32
+        assert run_.tolist() == [3, 96]
+        assert rough.tolist() == pytest.approx([0.2, 0.0])
+        again = kept.arrays(2, 4)
+        assert again[0].tolist() == [[3.5, 0.0], [4.5, 1.0]] and again[1].tolist() == [96, 1]
+        assert len(opened) == whole_reads  # read whole once for both spans, or never
+
+
+def test_without_the_compiled_look_everyone_is_judged(monkeypatch: pytest.MonkeyPatch) -> None:
+    from meterlake import observer_kernel
+
+    def broken(*_args: Any) -> np.ndarray:
+        raise RuntimeError("cannot cache function: no locator available")
+
+    monkeypatch.setattr(observer_kernel, "worth_judging", broken)
+    monkeypatch.setattr(anomalies, "KERNEL_MIN_CUSTOMERS", 1)
+    monkeypatch.setattr(anomalies, "_KERNEL_FAILED", [])
+    blocks = np.ones((3, 14, 24), dtype=np.float32)
+    rules = ObserverRules()
+    got = anomalies.worth_judging(blocks, np.zeros((3, 14)), np.zeros((3, 14)), np.zeros(14, dtype=np.int64), rules)
+    assert got.tolist() == [True, True, True]
+    assert anomalies._KERNEL_FAILED == ["RuntimeError: cannot cache function: no locator available"]
+    # and it is not tried again in this process
+    again = anomalies.worth_judging(
+        blocks[:1], np.zeros((1, 14)), np.zeros((1, 14)), np.zeros(14, dtype=np.int64), rules
+    )
+    assert again.tolist() == [True]

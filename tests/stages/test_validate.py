@@ -346,3 +346,22 @@ def test_a_range_in_passes_of_one_date_equals_one_pass(tmp_path: Path, monkeypat
     monkeypatch.setattr(validate, "BATCH_METER_DAYS", 1)
     run(by_date, DAYS)
     assert digest(one_pass) == digest(by_date)
+
+
+@pytest.mark.parametrize("make", [_lake_with_gaps, _lake_with_a_long_gap])
+def test_rerunning_a_day_inside_its_neighbours_gap_chains_leaves_every_file_identical(tmp_path: Path, make) -> None:
+    """Each date re-run alone (its gap re-shared over what the other days hold, and the
+    other days of the gap patched again), then two dates together: nothing moves."""
+    lk = make(tmp_path / "lake")
+    days = [d for d in DAYS if lk.partition_path(CURVES.clean, d).exists()]
+    run(lk, days)
+    first = digest(lk)
+    daily = lk.scan(METER_DAILY).collect()
+    assert daily.filter(pl.col("quality") == "estimated").height > 0  # the gaps are there
+    for d in days:
+        result = run(lk, [d])
+        assert digest(lk) == first, d
+        # the days of the gap it shares are rebuilt, and handed on to the later stages
+        assert set(result.dates) >= {d}
+    run(lk, days[1:3])
+    assert digest(lk) == first

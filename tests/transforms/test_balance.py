@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import math
@@ -31,8 +30,7 @@ from meterlake.transforms.balance import (
 
 START = dt.date(2026, 3, 1)
 DAYS = 14
-STANDARD = tuple(sorted({ct / 5 * pt for ct in (50, 100, 150, 200, 300, 400) for pt in (1,)}))
-RULES = BalanceRules(window_days=DAYS, min_days=5, standard_multipliers=STANDARD)
+RULES = BalanceRules(window_days=DAYS, min_days=5)
 END = START + dt.timedelta(days=DAYS - 1)
 
 
@@ -311,7 +309,7 @@ def test_the_some_days_statistic_reads_each_day_up_to_the_cap() -> None:
     meters, _ = _area(np.random.default_rng(9), 20, np.where(on, 0.5, 1.0)[:, None])
     frames = _frames(meters)
     capped = _row(balance(*frames, END, RULES)[0], "c0")["days_t_stat"]
-    wide = _row(balance(*frames, END, dataclasses.replace(RULES, days_t_cap=math.inf))[0], "c0")["days_t_stat"]
+    wide = _row(balance(*frames, END, RULES.model_copy(update={"days_t_cap": math.inf}))[0], "c0")["days_t_stat"]
     # its on-days stand far out: capped at 3 they count less, but still stand out
     assert RULES.min_t <= capped < wide
 
@@ -537,7 +535,7 @@ def _crowded_area(rng: np.random.Generator) -> dict[str, Any]:
 def test_taking_the_standing_out_customers_part_out_of_the_loss_sharpens_a_thief() -> None:
     meters = _crowded_area(np.random.default_rng(21))
     frames = _frames(meters)
-    plain, _ = balance(*frames, END, dataclasses.replace(RULES, clean_customers=0))
+    plain, _ = balance(*frames, END, RULES.model_copy(update={"clean_customers": 0}))
     clean, found = balance(*frames, END, RULES)
     before, after = _row(plain, "c0"), _row(clean, "c0")
     # the thief's coefficient stays 1/0.6 - 1 = 2/3 ...

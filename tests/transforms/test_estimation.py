@@ -215,3 +215,30 @@ def test_an_outage_slot_counts_as_zero_for_its_neighbours_interpolation() -> Non
         (11, "linear_interpolation", 0.5),
         (12, "outage_zero", 0.0),
     ]
+
+
+@pytest.mark.parametrize("with_likes", [False, True])
+def test_rows_without_any_value_get_estimates_only_from_outages_or_like_days(with_likes: bool) -> None:
+    # three meters without a curve (96 empty slots): m1 off supply over slots 1..4 (hours
+    # 00:00-01:00), m2 and m3 with nothing; m4 with one empty slot between 1.0 and 3.0
+    outage = pl.LazyFrame(
+        {"meter_id": ["m1"] * 4, "date": [DAY] * 4, "slot": [1, 2, 3, 4]},
+        schema={"meter_id": pl.String, "date": pl.Date, "slot": pl.Int16},
+    )
+    v: list[float | None] = [1.0] * 96
+    v[20], v[21] = None, 3.0
+    rows = [curve([None] * 96, meter=m) for m in ("m1", "m2", "m3")] + [curve(v, meter="m4")]
+    likes = [curve([0.5] * 96, meter="m2", date=d) for d in est.like_dates(DAY, like_days=3, window_days=35)]
+    out = est.estimate(
+        frame(rows), NO_DELTA, frame(likes if with_likes else []), max_interpolation_slots=8, outage_slots=outage
+    ).collect()
+    by_meter = dict(out.group_by("meter_id").agg(pl.len()).rows())
+    # m1: its 4 outage slots are zero; the rest stays unestimated (no neighbour holds a value)
+    m1 = out.filter(pl.col("meter_id") == "m1").sort("slot")
+    assert m1.filter(pl.col("method") == "outage_zero")["slot"].to_list() == [1, 2, 3, 4]
+    assert m1.filter(pl.col("method") == "none").height == 92
+    # m2: like days when there are some (96 slots of 0.5), else nothing; m3 never
+    assert by_meter.get("m2", 0) == (96 if with_likes else 0)
+    assert "m3" not in by_meter
+    # m4: slot 21 between 1.0 and 3.0
+    assert out.filter(pl.col("meter_id") == "m4").select("slot", "kwh_meter").rows() == [(21, 2.0)]

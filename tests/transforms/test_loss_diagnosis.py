@@ -15,7 +15,15 @@ from polars.testing import assert_frame_equal
 
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
 from meterlake.schemas.meter_daily import METER_DAILY
-from meterlake.transforms.loss_diagnosis import DiagnosisRules, diagnose, neighbour_multipliers
+from meterlake.transforms.loss_diagnosis import (
+    DiagnosisRules,
+    MultiplierRules,
+    TheftRules,
+    diagnose,
+    diagnose_windows,
+    neighbour_multipliers,
+    window_days,
+)
 
 START = dt.date(2026, 3, 1)
 
@@ -77,7 +85,7 @@ def constant_area(days: int, area: str, meters: list[tuple[str, str, float, floa
     ],
 )
 def test_neighbour_multipliers(multiplier, k, want):
-    got = neighbour_multipliers([multiplier], DiagnosisRules(multiplier_neighbours=k))
+    got = neighbour_multipliers([multiplier], MultiplierRules(neighbours=k))
     assert got["candidate"].to_list() == want
     assert set(got["multiplier"].to_list()) == {multiplier}
 
@@ -249,6 +257,30 @@ def test_only_the_window_counts_and_row_order_does_not():
     assert_frame_equal(diagnose(pl.concat([noise, md, later]).sample(fraction=1.0, shuffle=True, seed=9), end), got)
 
 
+def test_windows_in_one_pass_are_each_window_alone():
+    # 40 days of the seeded feeder (the theft from day 20, so later windows find more):
+    # windows ending on days 29 .. 39, one short of min_days at the start (ends 10, 11),
+    # and one ending before any data; each window's rows in the one pass are exactly the
+    # rows diagnose gives it alone, and a window with nothing found has no rows
+    md, _ = synthetic_feeder(5, days=40)
+    diag = DiagnosisRules(window_days=20, min_days=15)
+    ends = [START + dt.timedelta(days=k) for k in (-3, 10, 11, 29, 33, 34, 39)]
+    got = diagnose_windows(md.sample(fraction=1.0, shuffle=True, seed=2), ends, diag=diag)
+    assert got.height > 0
+    for end in ends:
+        alone = diagnose(md, end, diag=diag)
+        assert_frame_equal(got.filter(pl.col("date") == end), alone)
+    assert set(got["date"].to_list()) <= set(ends[3:])
+    assert got.select("date", "area_id", "kind", "rank").rows() == sorted(
+        got.select("date", "area_id", "kind", "rank").rows()
+    )
+    # a window's days: window_days of them, ending at its end, its second half from
+    # start + window_days // 2 (day 10 of a 20-day window ending on day 29: day 20)
+    spans = window_days([START + dt.timedelta(days=29)], diag)
+    assert spans["date"].to_list() == [START + dt.timedelta(days=k) for k in range(10, 30)]
+    assert set(spans["_mid"].to_list()) == {START + dt.timedelta(days=20)}
+
+
 def test_window_shorter_than_min_days_yields_nothing():
     md = rows_to_frame(constant_area(5, "A", [("M", "area_master", 30.0, 75.0), ("C1", "customer", 1.0, 96.0)]))
     assert diagnose(md, START + dt.timedelta(days=4)).height == 0
@@ -281,7 +313,7 @@ def test_theft_scope(areas, found):
     # with rise_min and min_abnormal_days out of reach A1 (normal, 6.6% over the window)
     # is neither high nor rising: only theft_areas = "all" looks at it
     md, truth = synthetic_feeder(1)
-    diag = DiagnosisRules(rise_min=1.0, min_abnormal_days=99, theft_areas=areas)
+    diag = DiagnosisRules(rise_min=1.0, min_abnormal_days=99, theft=TheftRules(areas=areas))
     got = diagnose(md, START + dt.timedelta(days=29), diag=diag)
     hit = got.filter((pl.col("kind") == "theft_candidate") & (pl.col("meter_id") == truth["theft"][1]))
     assert hit.height == int(found)
@@ -307,7 +339,9 @@ def test_an_area_straying_across_the_band_edge_is_no_multiplier_case():
     end = START + dt.timedelta(days=19)
     strict = diagnose(md, end, diag=DiagnosisRules(window_days=20))
     assert strict.filter(pl.col("kind") == "multiplier_suspect").height == 0
-    lax = diagnose(md, end, diag=DiagnosisRules(window_days=20, multiplier_max_normal_share_before=1.0))
+    lax = diagnose(
+        md, end, diag=DiagnosisRules(window_days=20, multiplier=MultiplierRules(max_normal_share_before=1.0))
+    )
     assert lax.filter(pl.col("kind") == "multiplier_suspect").select("meter_id", "score").rows() == [("K", 0.5)]
 
 

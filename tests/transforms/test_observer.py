@@ -641,3 +641,137 @@ def test_a_window_numbered_at_once_scores_as_one_numbered_a_day_at_a_time(monkey
     assert set(at_once["meter_id"]) >= {"C03", "C07"}
     monkeypatch.setattr(observer, "WINDOW_ROWS_AT_ONCE", 0)
     assert indicator_of_days(frame_days(moved), areas, END, RULES).equals(at_once)
+
+
+# -- the compiled day part (meterlake/observer_kernel.py): which customers are judged ------
+
+
+def _by_hand_window() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """3 customers, 14 days from Monday 2026-03-02, 24 blocks: hourly use of 1 kWh for 12 hours and
+    3 kWh for 12 (48 kWh, CV 0.5). Customer 0 records half on 3 working days, customer 1 a
+    tenth, customer 2 has 6 days with a curve only."""
+    day = np.array([1.0] * 12 + [3.0] * 12, dtype=np.float32)
+    blocks = np.tile(day, (3, 14, 1))
+    blocks[0, [2, 3, 4]] *= 0.5  # Wednesday to Friday
+    blocks[1, [2, 3, 4]] *= 0.1
+    run = np.zeros((3, 14))
+    rough = np.full((3, 14), 0.05)
+    blocks[2, 6:], run[2, 6:], rough[2, 6:] = np.nan, np.nan, np.nan
+    dates = [dt.date(2026, 3, 2) + dt.timedelta(days=i) for i in range(14)]
+    return blocks, run, rough, observer._day_kinds(dates, ObserverRules().day_types)
+
+
+def test_compiled_day_part_by_hand() -> None:
+    from meterlake import observer_kernel
+
+    rules = ObserverRules()
+    blocks, run, rough, tix = _by_hand_window()
+    got = observer_kernel.day_parts(blocks, run, rough, tix, rules)
+    # customer 0: its usual working day is the median of its 7 full days with most energy (48
+    # kWh), and again over its calm days (all 10: the half days reach 0.43 < 0.5 suspect): the
+    # full day. A half day: low 1 - 24/48 = 0.5 through the ramp 0.35-0.7; its shape, spread,
+    # zero run and roughness are the usual ones (0); the day part is the mean of the 3 strongest
+    low = (0.5 - 0.35) / 0.35
+    assert got[0] == pytest.approx(low, abs=1e-12)
+    # customer 1: a tenth: low 0.9, past the ramp's top: 1 on each of the 3 days
+    assert got[1] == pytest.approx(1.0, abs=1e-12)
+    # customer 2: 6 days, fewer than min_days (7): never judged
+    assert got[2] == -1.0
+    # only the customer reaching the day ramp's low end (0.6) less the margin is worth judging
+    assert observer_kernel.worth_judging(blocks, run, rough, tix, rules).tolist() == [False, True, False]
+
+
+def test_compiled_block_medians_by_hand() -> None:
+    from meterlake import observer_kernel
+
+    blocks = np.array([[1.0, 5.0], [3.0, 5.0], [2.0, 1.0], [9.0, 7.0]], dtype=np.float32)  # (days, blocks)
+    out, buf, rank = np.zeros(2), np.zeros(4), np.zeros(2, dtype=np.int32)
+    # days 0, 1, 2: of 1, 3, 2 -> 2; of 5, 5, 1 (a tie) -> 5
+    observer_kernel._block_medians(blocks, np.array([0, 1, 2, 3]), 3, buf, out, rank, False)
+    assert out.tolist() == [2.0, 5.0]
+    # all 4 days: of 1, 3, 2, 9 -> (2 + 3) / 2; of 5, 5, 1, 7 -> (5 + 5) / 2
+    observer_kernel._block_medians(blocks, np.array([0, 1, 2, 3]), 4, buf, out, rank, False)
+    assert out.tolist() == [2.5, 5.0]
+    # no day: 0; a day without a value (NaN) is left out, as the judging's medians leave it
+    observer_kernel._block_medians(blocks, np.array([0, 1, 2, 3]), 0, buf, out, rank, False)
+    assert out.tolist() == [0.0, 0.0]
+    gaps = blocks.copy()
+    gaps[1, 0] = np.nan
+    observer_kernel._block_medians(gaps, np.array([0, 1, 2, 3]), 3, buf, out, rank, True)
+    assert out.tolist() == [1.5, 5.0]  # of 1, 2; of 5, 5, 1
+
+
+def _judged_day_parts(blocks: np.ndarray, run: np.ndarray, rough: np.ndarray, tix: np.ndarray) -> np.ndarray:
+    """The judging's own day part of every customer (``_judge_some`` reports it for those that can score)."""
+    rules = RULES.model_copy(update={"days": RULES.days.model_copy(update={"lo": -1.0})})  # everyone kept
+    area_of = np.zeros(len(blocks), dtype=np.int64)
+    excess, valid = np.zeros((1, blocks.shape[1], blocks.shape[2])), np.zeros((1, blocks.shape[1]), dtype=bool)
+    got = observer._judge_some(blocks, run, rough, tix, excess, valid, area_of, rules)
+    out = np.full(len(blocks), np.nan)
+    out[got["at"]] = got["days_part"]
+    return out
+
+
+@pytest.mark.parametrize("kind", ["h1", "h2", "h3", "h4", "h5", "h6", "mix"])
+def test_compiled_day_part_is_the_judged_one(kind: str) -> None:
+    from meterlake import observer_kernel
+
+    true = _true_use()
+    rng = np.random.default_rng(3)
+    recorded = true.copy()
+    for d in TAMPERED:
+        recorded[5, d] = _attack(kind, true[5, d], d, rng)
+    for d in MOSTLY:  # a mix is drawn over the 10 tampered days only
+        recorded[8, d] = _attack("h3" if kind == "mix" else kind, true[8, d], d, rng)
+    curves, members = _area(recorded, true)
+    cust = pl.concat(
+        [
+            day_summaries(c, m, START + dt.timedelta(days=d), RULES)[0]
+            for d, (c, m) in enumerate(zip(curves, members, strict=True))
+        ]
+    ).sort("meter_id", "date")
+    names = observer.block_names(RULES.blocks)
+    blocks = cust.select(names).to_numpy().reshape(CUSTOMERS, DAYS, -1)
+    run = cust["zero_run"].to_numpy().astype(np.float64).reshape(CUSTOMERS, DAYS)
+    rough = cust["rough"].to_numpy().astype(np.float64).reshape(CUSTOMERS, DAYS)
+    tix = observer._day_kinds([START + dt.timedelta(days=d) for d in range(DAYS)], RULES.day_types)
+    blocks[2, 4, 3] = np.nan  # a seen day with a block without a value: left out of its medians
+    judged = _judged_day_parts(blocks, run, rough, tix)
+    compiled = observer_kernel.day_parts(blocks, run, rough, tix, RULES)
+    assert compiled == pytest.approx(judged, abs=1e-9)
+    assert compiled[5] > RULES.days.lo and compiled[8] > RULES.days.lo  # the thieves are judged
+
+
+@pytest.mark.parametrize(
+    ("kind", "days"),
+    [*((k, TAMPERED) for k in ("h1", "h2", "h3", "h4", "h5", "h6", "mix")), *((k, MOSTLY) for k in ("h3", "h4", "h5"))],
+)
+def test_the_compiled_prefilter_changes_no_output(
+    kind: str, days: Sequence[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meterlake import observer_kernel
+
+    true = _true_use()
+    recorded = true.copy()
+    rng = np.random.default_rng(3)
+    for d in days:
+        recorded[5, d] = _attack(kind, true[5, d], d, rng)
+    curves, members = _area(recorded, true)
+    parts = [
+        day_summaries(c, m, START + dt.timedelta(days=d), RULES)
+        for d, (c, m) in enumerate(zip(curves, members, strict=True))
+    ]
+    cust, areas = pl.concat([p[0] for p in parts]), pl.concat([p[1] for p in parts])
+    judged: list[int] = []
+    real = observer._judge_some
+
+    def counting(blocks: np.ndarray, *args: object) -> dict[str, np.ndarray]:
+        judged.append(len(blocks))
+        return real(blocks, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(observer, "_judge_some", counting)
+    everyone = indicator(cust, areas, END, RULES)
+    filtered = indicator(cust, areas, END, RULES, prefilter=observer_kernel.worth_judging)
+    assert filtered.equals(everyone)
+    assert everyone["meter_id"][0] == "C05"
+    assert judged[0] == CUSTOMERS and judged[1] < CUSTOMERS  # honest customers are spared the judging

@@ -365,6 +365,30 @@ def test_a_customer_following_another_areas_outages_is_a_mapping_suspect() -> No
     ]
 
 
+def test_mapping_suspects_of_several_window_ends_in_one_pass() -> None:
+    """The same outages (three of A2 that c4 follows, on D) seen from three window ends: D and
+    D+30 hold them in their 31 days, D+31 does not."""
+    rows = []
+    for h in ("08", "12", "16"):
+        rows += [("M9", t(f"{h}:00"), "POWER_OFF"), ("M9", t(f"{h}:30"), "POWER_ON")]
+        rows += [("c4", t(f"{h}:01"), "POWER_OFF"), ("c4", t(f"{h}:30"), "POWER_ON")]
+    ev, members = outage_events(events(*rows))
+    ends = [D, D + dt.timedelta(days=30), D + dt.timedelta(days=31)]
+    customers = pl.concat([service(e) for e in ends]).filter(pl.col("role") == "customer")
+    got = o.mapping_suspects_at(ev, members, customers, ends, CFG)
+    assert got.select(
+        "date", "meter_id", "other_area_id", "coincidences", "own_area_outages", "window_start"
+    ).rows() == [
+        (D, "c4", "A2", 3, 0, D - dt.timedelta(days=30)),
+        (D + dt.timedelta(days=30), "c4", "A2", 3, 0, D),
+    ]
+    # each end's rows are those it gives alone
+    for end in ends[:2]:
+        alone = o.mapping_suspects(ev, members, service(end), end, CFG)
+        assert_frame_equal(got.filter(pl.col("date") == end).drop("date"), alone)
+    assert got["evidence"].to_list()[1].endswith(f'"window_start":"{D.isoformat()}"}}')
+
+
 def test_mapping_suspects_from_outages_join_the_loss_diagnosis() -> None:
     from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
 

@@ -451,6 +451,14 @@ def test_negative_slot_becomes_an_estimate_scaled_to_the_register() -> None:
     assert out.curve_days["curve_kwh_meter"].to_list() == [pytest.approx(9.5)]
 
 
+def test_negative_finding_names_the_first_negative_slot_and_the_lowest_value() -> None:
+    s = Scenario()
+    _set_curve([0.1] * 40 + [-0.1] + [0.1] * 20 + [-0.3] + [0.1] * 34)(s)
+    row = only(run(s), "vee.interval.negative")
+    assert (row["slot"], row["value"]) == (41, pytest.approx(-0.3))
+    assert json.loads(row["evidence"]) == {"negative_slots": 2, "min_kwh_meter": pytest.approx(-0.3)}
+
+
 def test_future_interval_counts_the_slots() -> None:
     s = Scenario()
     CASES["vee.structure.future_interval"][0](s)
@@ -624,6 +632,72 @@ def test_interval_details_long_and_wide_forms_agree(
     long = interval_details(frame.lazy(), cfg, rows=frame.height).collect()
     wide = interval_details(frame.lazy(), cfg).collect()
     assert_frame_equal(long, wide)
+
+
+@given(
+    rows=st.lists(
+        st.lists(st.sampled_from([None, 0.0, 0.0, 0.1, 0.25, -0.3, 1.5]), min_size=96, max_size=96).map(
+            # stretches of one value: runs of zeros and flat lines
+            lambda r: [r[(i // 7) * 7] if i % 3 else r[i] for i in range(96)]
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    zero_run=st.integers(1, 97),
+    flat=st.integers(1, 97),
+    done=st.one_of(st.none(), st.integers(-200, 1700)),
+)
+def test_the_peaks_of_rows_without_runs_are_their_details(
+    rows: list[list[float | None]], zero_run: int, flat: int, done: int | None
+) -> None:
+    """Rows whose screen rules out runs, negative and future slots: the peaks alone are the
+    whole details (the run columns empty in both); any row: the peaks' two columns agree."""
+    from meterlake.transforms.vee import interval_details, interval_peaks, interval_screen, needs_runs
+
+    cfg = CFG.model_copy(
+        update={"interval": CFG.interval.model_copy(update={"zero_run_slots": zero_run, "flat_line_slots": flat})}
+    )
+    frame = pl.DataFrame(
+        {
+            "meter_id": [f"m{i}" for i in range(len(rows))],
+            "date": [DAY] * len(rows),
+            **{s: [r[i] for r in rows] for i, s in enumerate(SLOTS)},
+        },
+        schema_overrides=dict.fromkeys(SLOTS, pl.Float64),
+    )
+    if done is not None:
+        frame = frame.with_columns(delivered_at=pl.lit(dt.datetime(2026, 1, 14)) + pl.duration(minutes=done))
+    details = interval_details(frame.lazy(), cfg).collect()
+    peaks = interval_peaks(frame.lazy()).collect()
+    assert_frame_equal(peaks.select("max_slot", "third_kwh_meter"), details.select("max_slot", "third_kwh_meter"))
+    runs = interval_screen(frame.lazy(), cfg).select(needs_runs(cfg)).collect().to_series()
+    assert_frame_equal(peaks.filter(~runs), details.filter(~runs), check_dtypes=False)
+
+
+def test_screen_in_ranges_counts_future_slots_whether_or_not_a_range_was_delivered_late() -> None:
+    """Two rows a range: the first range delivered the next morning (no slot can be in
+    the future), the second with a row delivered at 12:00 of its day (48 slots had ended,
+    48 hold values from the future): the same screen as one pass."""
+    from meterlake.transforms.vee import interval_screen, screen_in_ranges
+
+    late, noon = dt.datetime.combine(NEXT, dt.time(6)), dt.datetime.combine(DAY, dt.time(12))
+    rows = [("a", late), ("b", late), ("c", noon), ("d", late)]
+    curves = pl.DataFrame(
+        {
+            "meter_id": [m for m, _ in rows],
+            "data_date": [DAY] * len(rows),
+            **{s: [BASE[i]] * len(rows) for i, s in enumerate(SLOTS)},
+            "delivered_at": [w for _, w in rows],
+        },
+        schema_overrides={**dict.fromkeys(SLOTS, pl.Float64), "delivered_at": pl.Datetime("us")},
+    )
+    meters = pl.DataFrame(
+        {"meter_id": ["a", "b", "c", "d"], "area_id": "A1", "role": "customer", "customer_class": "resident"}
+    ).with_columns(pl.lit(1.0).alias("multiplier"))
+    screen, _ = screen_in_ranges(curves.lazy(), DAY, CFG, meters, rows=2)
+    one_pass = interval_screen(curves.rename({"data_date": "date"}).lazy(), CFG).collect()
+    assert_frame_equal(screen, one_pass)
+    assert screen["future_slots"].to_list() == [0, 0, 48, 0]
 
 
 def test_screen_in_ranges_is_one_pass_and_keeps_the_flagged_rows() -> None:

@@ -1,0 +1,223 @@
+"""A run of several stages renders its Data Docs in a helper process beside the gate and publish."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_check import D1, D2, build_lake, meter_daily
+
+from meterlake import pipeline
+from meterlake.lake import Lake
+from meterlake.schemas.meter_daily import METER_DAILY
+from meterlake.settings import Settings
+from meterlake.stages import BlockingValidationError, StageContext, StageError, StageResult
+
+
+@pytest.mark.parametrize(
+    ("stages", "beside"),
+    [
+        (list(pipeline.STAGES), True),
+        (["check", "docs", "publish"], True),
+        (["docs", "publish"], True),  # waiting findings of an earlier gate, beside publish
+        (["check", "docs"], True),  # beside the gate: GX's import while the gate runs
+        (["billing", "docs"], False),  # nothing beside it: the docs stage runs in the run's process
+        (["docs"], False),
+        (["ingest", "check", "publish"], False),  # no docs stage, no Great Expectations
+    ],
+)
+def test_which_runs_use_the_helper(stages: list[str], beside: bool) -> None:
+    assert pipeline.docs_beside(stages) is beside
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("template") / "lake"
+    build_lake(root)
+    return root
+
+
+@pytest.fixture
+def lake(template: Path, tmp_path: Path) -> Lake:
+    root = tmp_path / "lake"
+    shutil.copytree(template, root)
+    return Lake(root)
+
+
+@pytest.fixture
+def helpers(monkeypatch: pytest.MonkeyPatch) -> list[pipeline.DocsHelper]:
+    """Every docs helper the runs start."""
+    started: list[pipeline.DocsHelper] = []
+
+    class Seen(pipeline.DocsHelper):
+        def __init__(self, settings: Settings, run_id: str) -> None:
+            super().__init__(settings, run_id)
+            started.append(self)
+
+    monkeypatch.setattr(pipeline, "DocsHelper", Seen)
+    return started
+
+
+def _publish(monkeypatch: pytest.MonkeyPatch, fail: bool = False) -> list[str]:
+    """A publish stage that records what the Data Docs folder held when it ran (and may fail)."""
+    seen: list[str] = []
+
+    def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+        seen.append("publish")
+        if fail:
+            raise StageError("publish to PostgreSQL failed: connection refused")
+        return StageResult(stage="publish")
+
+    monkeypatch.setitem(pipeline.RUNNERS, "publish", run)
+    return seen
+
+
+def _settings(lake: Lake) -> Settings:
+    return Settings(lake=lake.root, landing=lake.root.parent / "landing", pii_key="k", progress=False)
+
+
+def _record(lake: Lake) -> dict:
+    (path,) = (lake.meta / "runs").glob("*.json")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_the_helper_renders_the_pages_and_the_record_keeps_the_stage_order(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, helpers: list
+) -> None:
+    published = _publish(monkeypatch)
+    lines: list[str] = []
+    record = pipeline.run(
+        _settings(lake), D1, D2, stages=["check", "docs", "publish"], run_id="r1", progress=lines.append
+    )
+    assert record["status"] == "ok" and published == ["publish"]
+    (helper,) = helpers
+    assert helper.proc.returncode == 0  # ended before the run did
+    stages = _record(lake)["stages"]
+    assert list(stages) == ["check", "docs", "publish"]
+    docs = stages["docs"]
+    assert docs["details"]["runs"] == ["r1"]
+    assert Path(docs["details"]["data_docs"]) == lake.reports / "data_docs" / "index.html"
+    assert [Path(p).is_file() for p in docs["details"]["data_docs_pages"]] == [True]
+    assert docs["details"]["waited_s"] >= 0
+    assert 30 < docs["details"]["helper_peak_rss_mb"] < 2048  # its own program's peak, in MiB
+    # the helper's CPU counts its own interpreter and imports: more than the stage's wall time
+    assert docs["cpu_seconds"] > 0.2
+    assert not any((lake.meta / "data_docs_pending").iterdir())  # done: nothing left waiting
+    assert any(line.startswith("docs: ") for line in lines)
+
+
+def test_a_failing_helper_fails_the_run_in_one_line_after_publish(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, helpers: list
+) -> None:
+    published = _publish(monkeypatch)
+    # an earlier gate's findings that cannot be read: the docs stage (oldest first) fails on them
+    waiting = lake.meta / "data_docs_pending"
+    waiting.mkdir(parents=True)
+    (waiting / "r0.parquet").write_bytes(b"not parquet")
+    with pytest.raises(StageError) as caught:
+        pipeline.run(_settings(lake), D1, D2, stages=["check", "docs", "publish"], run_id="r2")
+    assert not isinstance(caught.value, BlockingValidationError)
+    message = str(caught.value)
+    assert message.startswith("docs: ") and "\n" not in message
+    # publish does not wait for the Data Docs (as in Airflow); the run still fails
+    assert published == ["publish"]
+    record = _record(lake)
+    assert record["status"] == "failed"
+    assert record["error"] == message
+    assert "docs" not in record["stages"] and list(record["stages"]) == ["check", "publish"]
+    (helper,) = helpers
+    assert helper.proc.returncode == 0  # the stage failed, the process reported it
+    # the traceback went to the run's debug log
+    log = (lake.meta / "logs" / "r2.log").read_text(encoding="utf-8")
+    assert "the docs helper failed" in log and "Traceback" in log
+
+
+def test_a_blocked_gate_ends_the_helper_unused(lake: Lake, monkeypatch: pytest.MonkeyPatch, helpers: list) -> None:
+    published = _publish(monkeypatch)
+    lake.write_partition(METER_DAILY, D1, meter_daily(D1, duplicate=True))
+    with pytest.raises(BlockingValidationError):
+        pipeline.run(_settings(lake), D1, D2, stages=["check", "docs", "publish"], run_id="r3")
+    assert published == []
+    (helper,) = helpers
+    assert helper.proc.returncode is not None  # not left running after the run
+    record = _record(lake)
+    assert record["status"] == "failed" and list(record["stages"]) == ["check"]
+    # the gate rendered its own failure page; nothing waits for the docs stage
+    assert (lake.reports / "data_docs" / "index.html").is_file()
+    assert not (lake.meta / "data_docs_pending").exists() or not any((lake.meta / "data_docs_pending").iterdir())
+
+
+def test_publish_failing_beside_the_helper_keeps_the_rendered_pages(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, helpers: list
+) -> None:
+    _publish(monkeypatch, fail=True)
+    with pytest.raises(StageError, match="publish to PostgreSQL failed"):
+        pipeline.run(_settings(lake), D1, D2, stages=["check", "docs", "publish"], run_id="r4")
+    record = _record(lake)
+    assert record["status"] == "failed"
+    assert record["error"] == "publish to PostgreSQL failed: connection refused"
+    # the helper was told to render before publish started: the run waited for it
+    assert record["stages"]["docs"]["details"]["runs"] == ["r4"]
+    assert (lake.reports / "data_docs" / "index.html").is_file()
+    (helper,) = helpers
+    assert helper.proc.returncode == 0
+
+
+def test_the_helper_holds_no_lock_the_run_holds_it_until_the_helper_ends(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meterlake import lock
+
+    held: list[bool] = []
+    original = pipeline.DocsHelper.result
+
+    def result(self: pipeline.DocsHelper) -> StageResult:
+        out = original(self)
+        held.append(lock.holds(lake.root))
+        return out
+
+    monkeypatch.setattr(pipeline.DocsHelper, "result", result)
+    _publish(monkeypatch)
+    pipeline.run(_settings(lake), D1, D2, stages=["check", "docs", "publish"], run_id="r5")
+    assert held == [True]
+    assert not lock.holds(lake.root)
+
+
+DEFER = """
+import json, sys, types
+from meterlake.checks.runner import import_gx
+import_gx()
+before = {m: type(sys.modules[m]).__name__ for m in ("scipy.stats", "altair")}
+from scipy import stats
+value = float(stats.entropy([0.5, 0.5], [0.5, 0.5]))
+import scipy.stats
+after = type(sys.modules["scipy.stats"]) is types.ModuleType and hasattr(scipy.stats, "norm")
+print(json.dumps({"before": before, "value": value, "after": after}))
+"""
+
+
+def test_great_expectations_is_imported_without_scipy_stats_and_altair_which_load_when_read() -> None:
+    done = subprocess.run([sys.executable, "-c", DEFER], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["before"] == {"scipy.stats": "_Deferred", "altair": "_Deferred"}
+    assert got["value"] == 0.0  # KL divergence of a distribution from itself
+    assert got["after"] is True
+
+
+def test_without_a_helper_process_the_docs_stage_runs_in_the_run(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise OSError("no such file: python")
+
+    monkeypatch.setattr(pipeline.subprocess, "Popen", no_process)
+    published = _publish(monkeypatch)
+    record = pipeline.run(_settings(lake), D1, D2, stages=["check", "docs", "publish"], run_id="r6")
+    assert record["status"] == "ok" and published == ["publish"]
+    docs = _record(lake)["stages"]["docs"]
+    assert docs["details"]["runs"] == ["r6"] and "waited_s" not in docs["details"]
+    assert (lake.reports / "data_docs" / "index.html").is_file()
