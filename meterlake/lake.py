@@ -25,12 +25,17 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import io
 import json
 import os
+import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Final, Literal
 
 import polars as pl
@@ -91,7 +96,13 @@ class Lake:
     ) -> Path:
         """Write one Parquet file atomically (stage, fsync, rename); ``level``: zstd's, else its default;
         ``row_group_size``: rows per row group (smaller for a file read back a part at a time);
-        ``compression``: lz4 for a working file read back often (faster to read, a little larger)."""
+        ``compression``: lz4 for a working file read back often (faster to read, a little larger).
+
+        A frame without rows is written as the bytes polars gave the first time for its
+        schema (the same bytes every time: no timestamps), not encoded again."""
+        if not frame.height:
+            data = _empty_parquet(frame.schema, compression, level, row_group_size)
+            return self._atomic(path, lambda tmp: tmp.write_bytes(data))
         return self._atomic(
             path,
             lambda tmp: frame.write_parquet(
@@ -247,6 +258,97 @@ class Lake:
         # partitions written before a column was added read it as empty
         have = set(out.collect_schema().names())
         return out.select(pl.col(c) if c in have else pl.lit(None, table.schema[c]).alias(c) for c in table.names)
+
+
+def _empty_parquet(
+    schema: pl.Schema, compression: Literal["zstd", "lz4"], level: int | None, row_group_size: int
+) -> bytes:
+    """The Parquet bytes of a frame of ``schema`` without rows, as polars writes them (kept per schema)."""
+    key = (tuple((name, repr(dtype)) for name, dtype in schema.items()), compression, level, row_group_size)
+    data = _EMPTY_PARQUET.get(key)
+    if data is None:
+        buf = io.BytesIO()
+        pl.DataFrame(schema=schema).write_parquet(
+            buf, compression=compression, compression_level=level, statistics=True, row_group_size=row_group_size
+        )
+        data = _EMPTY_PARQUET[key] = buf.getvalue()
+    return data
+
+
+#: :func:`_empty_parquet` by schema and settings (a small run writes hundreds of empty files alike)
+_EMPTY_PARQUET: dict[tuple[object, ...], bytes] = {}
+
+
+class WriteBehind:
+    """Lake writes done on one thread of their own, in the order given, while the caller goes on.
+
+    A job is a function writing some lake files (each write atomic, as ever). Jobs wait or
+    run up to ``depth`` at a time and up to ``max_bytes`` of the frames they hold (the
+    caller's estimate): :meth:`submit` waits for the oldest beyond that, so a run of small
+    partitions is written while the next dataset is read. A job holding more than
+    ``max_bytes`` alone (a county day's curves) is waited for at once: nothing is parsed
+    beside it, and memory peaks as if it were written in line. A job that fails is raised by the next :meth:`submit` or
+    :meth:`wait`, and the jobs after it are not run, as if the process had stopped there.
+    Leaving the ``with`` block waits for every job; left by an exception, it runs no job
+    not yet started. The caller waits (:meth:`wait`) before reading what the jobs write.
+    """
+
+    def __init__(self, depth: int = 64, max_bytes: int = 256 << 20) -> None:
+        self.depth, self.max_bytes = max(1, depth), max_bytes
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-writes")
+        self._jobs: deque[tuple[Future[None], int]] = deque()
+        self._bytes = 0
+        self._stop = threading.Event()
+
+    def submit(self, job: Callable[[], object], nbytes: int = 0) -> None:
+        """Hand ``job`` to the writing thread; ``nbytes``: about what its frames hold."""
+        while self._jobs and (len(self._jobs) >= self.depth or self._bytes + nbytes > self.max_bytes):
+            self._oldest_done()
+        self._jobs.append((self._pool.submit(self._run, job), nbytes))
+        self._bytes += nbytes
+        if nbytes > self.max_bytes:  # a county day's curves: written before anything else is read beside them
+            self.wait()
+
+    def _oldest_done(self) -> None:
+        done, nbytes = self._jobs.popleft()
+        self._bytes -= nbytes
+        done.result()
+
+    def _run(self, job: Callable[[], object]) -> None:
+        if self._stop.is_set():  # an earlier job failed, or the caller gave up
+            return
+        try:
+            job()
+        except BaseException:
+            self._stop.set()
+            raise
+
+    def wait(self) -> None:
+        """Return once every job submitted is done; raise the first that failed."""
+        while self._jobs:
+            self._oldest_done()
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is not None:
+            self._stop.set()
+        try:
+            if kind is None:
+                self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+def write_now_or_behind(
+    writes: WriteBehind | None, job: Callable[[], object], frames: Iterable[pl.DataFrame | None] = ()
+) -> None:
+    """Run ``job`` now (``writes`` None) or hand it to ``writes``; ``frames``: those it holds."""
+    if writes is None:
+        job()
+    else:
+        writes.submit(job, sum(int(f.estimated_size()) for f in frames if f is not None))
 
 
 #: what ``os.link`` raises where a filesystem has no hard links (or not across these folders)

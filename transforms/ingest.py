@@ -101,6 +101,10 @@ QUARANTINE_SCHEMA = pl.Schema(
 )
 
 
+#: a file's quarantine rows when it has none (cleared per file: a frame built once)
+_NO_QUARANTINE = pl.DataFrame(schema=QUARANTINE_SCHEMA)
+
+
 def empty_rows(spec: Landing) -> pl.DataFrame:
     return _cached(spec, None, "empty", lambda: _empty_rows(spec)).clear()
 
@@ -161,7 +165,8 @@ def decode(data: bytes) -> tuple[bytes, str]:
     else:
         bom = False
     try:
-        data.decode("utf-8")
+        if not data.isascii():  # ASCII is UTF-8: checked without decoding a copy of the text
+            data.decode("utf-8")
         return data, "utf-8-sig" if bom else "utf-8"
     except UnicodeDecodeError as exc:
         if exc.start >= len(data) - 3 and b"\n" not in data[exc.start :]:
@@ -728,11 +733,8 @@ class _FileParse:
             if self.rows
             else pl.DataFrame(schema={"source_line": pl.Int64, **{f"{f.name}__value": f.dtype for f in spec.fields}})
         )
-        rows = ok_rows.select(
-            *[pl.col(f"{f.name}__value").alias(f.name) for f in spec.fields],
-            pl.lit(self.source_file).alias("source_file"),
-            pl.col("source_line"),
-        )
+        values = _cached(spec, None, "values", lambda: [pl.col(f"{f.name}__value").alias(f.name) for f in spec.fields])
+        rows = ok_rows.select(*values, pl.lit(self.source_file).alias("source_file"), pl.col("source_line"))
         rows = rows.with_columns(_partition_date(spec).alias(spec.date_field)).select(empty_rows(spec).columns)
         del ok_rows
         self.rows.clear()  # the rows are held by ``rows`` alone now
@@ -753,8 +755,10 @@ class _FileParse:
                     ordered[name] = rows.get_column(name).rechunk().gather(order)
                     rows = rows.drop(name)
                 rows = pl.DataFrame(ordered)
-        q = pl.concat(self.quarantine, how="vertical") if self.quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
-        q = q.sort("line", nulls_last=False)
+        if self.quarantine:
+            q = pl.concat(self.quarantine, how="vertical").sort("line", nulls_last=False)
+        else:
+            q = _NO_QUARANTINE.clear()
         stats.rows_parsed = rows.height
         stats.rows_quarantined = int(q["line"].is_not_null().sum())
         return Parsed(rows, q, stats)

@@ -47,14 +47,16 @@ def reversal_verdicts(history: pl.DataFrame) -> pl.DataFrame:
 
 
 def check_payments(
-    rows: pl.DataFrame, history: pl.DataFrame, customers: pl.DataFrame
+    rows: pl.DataFrame, history: pl.DataFrame, customers: pl.DataFrame, verdicts: pl.DataFrame | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split a day's resolved payments rows into clean rows and rejected rows (``reason``, ``detail`` added).
 
     ``customers``: customer_id, prepay (1 when every meter of the customer is prepay) of
-    the archive valid on the day.
+    the archive valid on the day. ``verdicts``: :func:`reversal_verdicts` of ``history``
+    when the caller has them (the same history judges every day of a run).
     """
-    verdicts = reversal_verdicts(history)
+    if verdicts is None:
+        verdicts = reversal_verdicts(history)
     checked = (
         rows.join(customers.select("customer_id", _prepay="prepay", _known=pl.lit(True)), on="customer_id", how="left")
         .join(verdicts.rename({"verdict": "_rev"}), on="txn_id", how="left")

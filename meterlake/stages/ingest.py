@@ -21,6 +21,13 @@ staged copy is the partition's file under a second name (a hard link) and the fi
 the partition leaves out are written beside it (:func:`link_staged`), so a county day's
 curves are compressed and written once, not twice, and never read back.
 
+Files are written on a thread of their own (:class:`~meterlake.lake.WriteBehind`) while the
+next file is parsed or the next partition rebuilt: a partition, its quarantine rows, its
+ledger and the staged copies of its day in one job, in the order they were written before.
+Everything a step reads (staged copies, the archive, the registers partitions present) is
+written before that step starts, the staged copies and quarantine rows of the files a plan
+names before the plan, and every file before the manifest records the files as seen.
+
 The run's accounting (rows read = clean + quarantined + duplicate, per dataset and
 file) is computed from the manifest and the ledgers, so it holds across runs.
 """
@@ -36,6 +43,7 @@ import io
 import json
 import os
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -45,7 +53,7 @@ import polars as pl
 from pydantic import BaseModel
 from pydantic import Field as PydField
 
-from ..lake import STAGED_LEVEL, Lake
+from ..lake import STAGED_LEVEL, Lake, WriteBehind, write_now_or_behind
 from ..landing import (
     Candidate,
     DigestingReader,
@@ -69,7 +77,7 @@ from ..transforms.ingest import (
     mask_digit_runs,
     parse_landing_file,
 )
-from ..transforms.payments import check_payments
+from ..transforms.payments import check_payments, reversal_verdicts
 from . import StageContext, StageError, StageResult, log
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -236,19 +244,31 @@ def commit(ctx: StageContext, manifest: pl.DataFrame, plan: pl.DataFrame, downst
 
 
 def stage_parsed(
-    ctx: StageContext, spec: Landing, file_id: str, parsed: Parsed, when: dt.datetime, write: bool = True
+    ctx: StageContext,
+    spec: Landing,
+    file_id: str,
+    parsed: Parsed,
+    when: dt.datetime,
+    write: bool = True,
+    writes: WriteBehind | None = None,
 ) -> pl.DataFrame:
     """Write a parsed file's quarantine rows to the quarantine mart and (``write``) its rows to
-    its staged copy; return the rows as staged."""
+    its staged copy (now, or by ``writes``); return the rows as staged."""
     lake = ctx.lake
     rows = parsed.rows.with_columns(pl.lit(when, pl.Datetime("us")).alias("delivered_at"))
     if "card_no" in rows.columns:
         rows = tokenise_cards(rows, pii_key(ctx))
-    if write:
-        write_staged(lake, spec.dataset, file_id, rows)
     qpath = quarantine_path(lake, spec.dataset, f"file-{file_id[:16]}")
-    if parsed.quarantine.height:
-        lake.write_file(qpath, parsed.quarantine.select(QUARANTINE.names[1:]))
+    quarantined = parsed.quarantine.select(QUARANTINE.names[1:]) if parsed.quarantine.height else None
+
+    def write_files() -> None:
+        if write:
+            write_staged(lake, spec.dataset, file_id, rows)
+        if quarantined is not None:
+            lake.write_file(qpath, quarantined)
+
+    if write or quarantined is not None:
+        write_now_or_behind(writes, write_files, (rows if write else None, quarantined))
     return rows
 
 
@@ -409,14 +429,21 @@ def begin_staging(ctx: StageContext, manifest: pl.DataFrame) -> Staging:
 
 
 def stage_dataset(
-    ctx: StageContext, st: Staging, dataset: str | None, window: DateWindow, held: dict[str, Held] | None = None
+    ctx: StageContext,
+    st: Staging,
+    dataset: str | None,
+    window: DateWindow,
+    held: dict[str, Held] | None = None,
+    writes: WriteBehind | None = None,
 ) -> None:
     """Stage the pending files of ``dataset`` (None: of every dataset), adding them to the plan.
 
     ``held``: where to keep the rows of the new files of one day instead of writing their
     staged copies; the rebuild of that day writes them (or links them, see
     :func:`link_staged`) and reads them from memory. Until then such a file's plan entry
-    has no staged copy: a run killed before replays it by parsing the file again."""
+    has no staged copy: a run killed before replays it by parsing the file again.
+    ``writes``: where the staged copies and quarantine rows are written while the next
+    file is read; they are all written before the plan names their files."""
     lake = ctx.lake
     notes, refused = st.notes, st.refused
     ids, rows_of = st.ids, st.rows_of
@@ -428,7 +455,7 @@ def stage_dataset(
         rel = cand.rel
         ctx.progress(f"ingest {rel} ({st.done}/{len(st.pending)} new files, {cand.size / 1e6:,.1f} MB)")
         try:
-            entry, staged = _stage_candidate(ctx, spec, cand, window, ids, held, st.sizes)
+            entry, staged = _stage_candidate(ctx, spec, cand, window, ids, held, st.sizes, writes)
         except OSError as exc:
             refused.append(Refused(rel, "refused", str(exc)))
             notes.append(f"{rel}: refused, {exc}")
@@ -465,6 +492,8 @@ def stage_dataset(
     # the plan is written once for the files staged here: a run killed before parses them again
     # (their staged copies and quarantine rows come out the same), one killed after replays them
     if entries:
+        if writes is not None:  # a planned file's staged copy is its parse (replayed, it is not parsed again)
+            writes.wait()
         st.plan = pl.concat([st.plan, pl.DataFrame(entries, schema=MANIFEST_SCHEMA)])
         lake.write_file(plan_path(lake), st.plan)
 
@@ -481,6 +510,7 @@ def _stage_candidate(
     ids: dict[str, str],
     held: dict[str, Held] | None = None,
     sizes: set[int] | None = None,
+    writes: WriteBehind | None = None,
 ) -> tuple[dict[str, Any], tuple[ParseStats, list[dt.date]] | None]:
     """Hash a landing file and, unless its content was ingested before (then None), stage it:
     its parse stats and the dates of its rows.
@@ -513,7 +543,7 @@ def _stage_candidate(
     dates = sorted(set(day.unique().drop_nulls().to_list()))
     # payments are judged against every staged payment (payments_history): staged at once
     keep = held is not None and spec.dataset != "payments" and len(dates) == 1 and not day.null_count()
-    rows = stage_parsed(ctx, spec, file_id, parsed, entry["delivered_at"], write=not keep)
+    rows = stage_parsed(ctx, spec, file_id, parsed, entry["delivered_at"], write=not keep, writes=writes)
     if held is not None and keep:
         held[file_id] = (spec.dataset, rows)
     return entry, (parsed.stats, dates)
@@ -557,6 +587,7 @@ def rebuild_partition(
     by_day: dict[dt.date, list[str]] | None = None,
     meters_on: MetersOn | None = None,
     moved: pl.DataFrame | None = None,
+    writes: WriteBehind | None = None,
 ) -> dict[str, int] | None:
     """Rebuild one date partition from every staged file holding the date.
 
@@ -567,6 +598,8 @@ def rebuild_partition(
     ``meters_on``: the meters of ``archive`` valid on a day, read once per snapshot.
     ``moved``: keys whose latest delivery lies in another date's partition
     (:func:`moved_keys`): their rows here are superseded.
+    ``writes``: where the partition, its quarantine, its ledger and the staged copies are
+    written (in that job, in the order they were written here) while the caller goes on.
     """
     lake = ctx.lake
     held = {} if held is None else held
@@ -582,9 +615,7 @@ def rebuild_partition(
         ).collect()
     # a new file alone making the partition is linked to it; other new files are staged now
     sole = files[0] if len(files) == 1 and files[0] in held and spec.dataset in LINKED else None
-    for f in files:
-        if f in held and f != sole:
-            write_staged(lake, spec.dataset, f, held.pop(f)[1])
+    to_stage = [(f, held.pop(f)[1]) for f in files if f in held and f != sole]
     res = dedup.resolve(staged, list(spec.key))
     if moved is not None and moved.height:
         # a later delivery moved these keys to another date: every version here is superseded
@@ -596,7 +627,9 @@ def rebuild_partition(
     clean = res.clean
     unknown = clean.clear()
     if spec.dataset == "payments":  # keyed by customer, judged against earlier payments (transforms/payments.py)
-        clean, unknown = check_payments(clean, payments_history(lake, manifest), customers_on(archive, day))
+        customers = (meters_on or MetersOn(archive)).customers(day)
+        history = payments_history(lake, manifest)
+        clean, unknown = check_payments(clean, history, customers, payments_verdicts(history))
         unknown = unknown.rename({"reason": "_reason", "detail": "_detail"})
     elif spec.split_known is not None:  # rows that name feeders/areas rather than meters
         clean, unknown = spec.split_known(clean, dedup.archive_valid_on(archive, day).collect())
@@ -637,20 +670,25 @@ def rebuild_partition(
             )
         )
     quarantined = pl.concat(parts, how="vertical").sort("source_file", "line") if parts else None
-    partition = lake.write_partition(spec.clean, day, clean)
     if sole is not None:
         held.pop(sole)
-        if not link_staged(ctx, spec, sole, staged, clean, partition):
+    outcomes = {"clean": clean, "duplicate": res.duplicates, "superseded": res.superseded, "unknown_meter": unknown}
+
+    def write_files() -> None:
+        for f, rows in to_stage:
+            write_staged(lake, spec.dataset, f, rows)
+        partition = lake.write_partition(spec.clean, day, clean)
+        if sole is not None and not link_staged(ctx, spec, sole, staged, clean, partition):
             write_staged(lake, spec.dataset, sole, staged)
-    qpath = quarantine_path(lake, spec.dataset, f"date-{day.isoformat()}")
-    if quarantined is not None:
-        lake.write_file(qpath, quarantined)
-    else:
-        qpath.unlink(missing_ok=True)
-    ledger = ledger_of(
-        {"clean": clean, "duplicate": res.duplicates, "superseded": res.superseded, "unknown_meter": unknown}
-    )
-    lake.write_file(lake.meta / "ledger" / spec.dataset / f"date={day.isoformat()}.parquet", ledger)
+        qpath = quarantine_path(lake, spec.dataset, f"date-{day.isoformat()}")
+        if quarantined is not None:
+            lake.write_file(qpath, quarantined)
+        else:
+            qpath.unlink(missing_ok=True)
+        ledger = ledger_of(outcomes)
+        lake.write_file(lake.meta / "ledger" / spec.dataset / f"date={day.isoformat()}.parquet", ledger)
+
+    write_now_or_behind(writes, write_files, (staged, clean, quarantined, *(rows for _, rows in to_stage)))
     return {
         "clean": clean.height,
         "duplicate": res.duplicates.height,
@@ -711,23 +749,36 @@ def ledger_of(outcomes: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
 
 class MetersOn:
-    """The meter_id of the archive rows valid on a day, read once per archive snapshot (a
-    run of many days otherwise reads the archive for every partition it rebuilds)."""
+    """The meter_id (and the customers) of the archive rows valid on a day, read once per
+    archive snapshot (a run of many days otherwise reads the archive for every partition
+    it rebuilds)."""
 
     def __init__(self, archive: pl.LazyFrame) -> None:
         self.archive = archive
         self.snapshots: list[dt.date] | None = None
         self.read: dict[dt.date | None, pl.DataFrame] = {}
+        self.customers_read: dict[dt.date | None, pl.DataFrame] = {}
 
     def on(self, day: dt.date) -> pl.DataFrame:
+        snapshot = self.snapshot(day)
+        if snapshot not in self.read:
+            self.read[snapshot] = dedup.archive_valid_on(self.archive, day).select("meter_id").collect()
+        return self.read[snapshot]
+
+    def customers(self, day: dt.date) -> pl.DataFrame:
+        """:func:`customers_on` the day, read once per snapshot (a payments partition each day)."""
+        snapshot = self.snapshot(day)
+        if snapshot not in self.customers_read:
+            self.customers_read[snapshot] = customers_on(self.archive, day)
+        return self.customers_read[snapshot]
+
+    def snapshot(self, day: dt.date) -> dt.date | None:
+        """The date of the archive snapshot valid on ``day`` (None: none is)."""
         if self.snapshots is None:  # the snapshot dates the rows carry (a partition may hold none)
             dates = self.archive.select(pl.col("snapshot_date").unique()).collect().to_series()
             self.snapshots = sorted(dates.drop_nulls().to_list())
         at = bisect.bisect_right(self.snapshots, day)
-        snapshot = self.snapshots[at - 1] if at else None
-        if snapshot not in self.read:
-            self.read[snapshot] = dedup.archive_valid_on(self.archive, day).select("meter_id").collect()
-        return self.read[snapshot]
+        return self.snapshots[at - 1] if at else None
 
 
 #: datasets whose rebuild keeps a subset of the staged rows as they came (by key and meter):
@@ -763,6 +814,16 @@ def payments_history(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
 _HISTORY: dict[str, object] = {}
 
 
+def payments_verdicts(history: pl.DataFrame) -> pl.DataFrame:
+    """:func:`reversal_verdicts` of ``history``, found once for the history :func:`payments_history` holds."""
+    if _HISTORY.get("verdicts_of") is not history:
+        _HISTORY["verdicts"] = reversal_verdicts(history)
+        _HISTORY["verdicts_of"] = history
+    verdicts = _HISTORY["verdicts"]
+    assert isinstance(verdicts, pl.DataFrame)
+    return verdicts
+
+
 def customers_on(archive: pl.LazyFrame, day: dt.date) -> pl.DataFrame:
     """customer_id, prepay (1 when all its meters are prepay) of the archive valid on ``day``."""
     return (
@@ -774,21 +835,22 @@ def customers_on(archive: pl.LazyFrame, day: dt.date) -> pl.DataFrame:
     )
 
 
-def consumption_days(lake: Lake, dataset: str, day: dt.date) -> list[dt.date]:
+def consumption_days(lake: Lake, dataset: str, day: dt.date, present: Collection[str] | None = None) -> list[dt.date]:
     """The days whose marts a rebuilt partition changes.
 
     A register frozen at 00:00 of F closes day F-1 (when the lake holds an earlier
     reading) and opens day F; day F can only be computed once the reading of F+1 is in
-    the lake, so it is not passed on before.
+    the lake, so it is not passed on before. ``present``: the registers partitions the
+    lake holds (:meth:`Lake.partitions`) when the caller keeps count of them.
     """
     if dataset != "registers":
         return [day]
-    table = LANDINGS["registers"].clean
-    held = lake.partitions(table)
+    if present is None:
+        present = lake.partitions(LANDINGS["registers"].clean)
     days = []
-    if held and held[0] < day.isoformat():  # an earlier reading: day F-1 can be computed
+    if present and min(present) < day.isoformat():  # an earlier reading: day F-1 can be computed
         days.append(day - dt.timedelta(days=1))
-    if lake.partition_path(table, day + dt.timedelta(days=1)).exists():
+    if (day + dt.timedelta(days=1)).isoformat() in present:
         days.append(day)
     return days
 
@@ -806,7 +868,7 @@ def accounting(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
     ledger_files = sorted((lake.meta / "ledger").glob("*/date=*.parquet"))
     if ledger_files:
         ledger = (
-            pl.concat([pl.read_parquet(p) for p in ledger_files])
+            pl.read_parquet(ledger_files)  # one read of them all: a file at a time costs 10x as much
             .group_by("source_file")
             .agg(pl.col("clean", "duplicate", "superseded", "unknown_meter").sum())
         )
@@ -846,92 +908,166 @@ def accounting(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
 
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
-    lake = ctx.lake
-    if not ctx.landing.is_dir() and not is_shard(lake.root):
-        raise StageError(f"landing folder {ctx.landing} does not exist")
-    window = ctx.config(CONFIG_NAME, IngestConfig).window
-    result = StageResult(stage="ingest")
-    manifest = read_manifest(lake)
-    # each dataset is staged and then rebuilt, so that the rows of a new file of one day are
-    # held in memory (not written and read back) while no other file is read
-    st = begin_staging(ctx, manifest)
-    touched = st.touched
-    kept: dict[str, Held] = {}
-    archive = lake.scan(LANDINGS["archive"].clean)
-    meters_on = MetersOn(archive)
-    requested = set(dates)
-    rebuilt: set[dt.date] = set()
-    counts: dict[str, dict[str, int]] = {}
-    for ds, spec in LANDINGS.items():
-        stage_dataset(ctx, st, ds, window, kept)
-        seen = pl.concat([manifest, st.plan]).rechunk()  # filtered once per partition rebuilt
-        # a new archive snapshot changes which meters are known from its date on
-        if ds != "archive" and touched["archive"]:
-            first = min(touched["archive"])
-            held = (
-                seen.filter((pl.col("dataset") == ds) & (pl.col("status") == "ingested"))["dates"]
-                .explode()
-                .drop_nulls()
-            )
-            touched[ds].update(d for d in held.to_list() if d >= first)
-        # a reversal is judged against every payment before it: a payments day rebuilds the later ones
-        if ds == "payments" and touched["payments"]:
-            first = min(touched["payments"])
-            held = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["dates"]
-            touched["payments"].update(d for d in held.explode().drop_nulls().to_list() if d >= first)
-        by_day = files_by_day(seen, ds)
-        moved: dict[dt.date, pl.DataFrame] = {}
-        if ds in MOVABLE:
-            moved = moved_keys(lake, spec, by_day, kept)
-            # a partition whose key a new file moved elsewhere is rebuilt without it
-            new_files = set(st.plan.filter(pl.col("dataset") == ds)["file_id"].to_list())
-            new_keys = pl.concat(
-                [
-                    (kept[f][1].lazy() if f in kept else read_staged(lake, spec, f, d)).select(*spec.key)
-                    for d, files in by_day.items()
-                    for f in files
-                    if f in new_files
-                ]
-                or [pl.LazyFrame(schema={k: pl.String() for k in spec.key})],
-                how="vertical_relaxed",
-            ).collect()
-            touched[ds].update(d for d, keys in moved.items() if keys.join(new_keys, on=list(spec.key)).height)
-        days = sorted(touched[ds] | requested)
-        for i, day in enumerate(days, 1):
-            ctx.progress(f"rebuild {ds} {day} ({i}/{len(days)})")
-            c = rebuild_partition(ctx, spec, day, seen, archive, kept, by_day, meters_on, moved.get(day))
-            if c is None:
-                continue
-            if ds == "archive":
-                archive = lake.scan(spec.clean)
-                meters_on = MetersOn(archive)
-            tot = counts.setdefault(
-                ds, {"partitions": 0, "clean": 0, "duplicate": 0, "superseded": 0, "unknown_meter": 0}
-            )
-            tot["partitions"] += 1
-            for k, v in c.items():
-                tot[k] += v
-            result.rows[f"clean.{ds}"] = result.rows.get(f"clean.{ds}", 0) + c["clean"]
-            rebuilt.update(consumption_days(lake, ds, day))
+    """Stage and rebuild each dataset in turn (the archive first), then commit its files and account for their rows.
 
-    # every held file's day was rebuilt, which staged it; should one be left, it is staged now
+    Each dataset is staged and then rebuilt, so that the rows of a new file of one day are
+    held in memory (not written and read back) while no other file is read.
+    """
+    check_landing(ctx)
+    window = ctx.config(CONFIG_NAME, IngestConfig).window
+    manifest = read_manifest(ctx.lake)
+    with WriteBehind() as writes:  # files are written while the next is read or rebuilt
+        st = begin_staging(ctx, manifest)
+        rb = Rebuilds(ctx, set(dates), writes)
+        for ds, spec in LANDINGS.items():
+            stage_dataset(ctx, st, ds, window, rb.kept, writes)
+            seen = pl.concat([manifest, st.plan]).rechunk()  # filtered once per partition rebuilt
+            widen_touched(st.touched, ds, seen, manifest)
+            rebuild_dataset(rb, spec, st, seen)
+    stage_left_over(ctx.lake, rb.kept)
+    rebuilt = rb.rebuilt_for_this_run()
+    # everything derived from the planned files is written: they count as seen now
+    pending = ctx.lake.read_pending_dates()
+    manifest = commit(ctx, manifest, st.plan, rebuilt - rb.requested)
+    clear_inbox(ctx.lake, manifest)
+    # days an earlier, unfinished run left for the later stages are rebuilt by this one
+    return report(ctx, rb, st, manifest, sorted((rebuilt | pending) - rb.requested))
+
+
+def check_landing(ctx: StageContext) -> None:
+    if not ctx.landing.is_dir() and not is_shard(ctx.lake.root):
+        raise StageError(f"landing folder {ctx.landing} does not exist")
+
+
+@dataclass
+class Rebuilds:
+    """One run's partition rebuilds so far: the rows held for them, the archive they judge
+    meters by, the days rebuilt and the rows per outcome."""
+
+    ctx: StageContext
+    requested: set[dt.date]
+    #: where the partitions are written while the next is rebuilt (None: each at once)
+    writes: WriteBehind | None = None
+    kept: dict[str, Held] = field(default_factory=dict)
+    rebuilt: set[dt.date] = field(default_factory=set)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    clean_rows: dict[str, int] = field(default_factory=dict)
+    archive: pl.LazyFrame = field(init=False)
+    meters_on: MetersOn = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.read_archive()
+
+    def read_archive(self) -> None:
+        """The archive as the lake holds it now (again after an archive partition is rebuilt)."""
+        self.wait()
+        self.archive = self.ctx.lake.scan(LANDINGS["archive"].clean)
+        self.meters_on = MetersOn(self.archive)
+
+    def add(self, dataset: str, c: dict[str, int]) -> None:
+        tot = self.counts.setdefault(
+            dataset, {"partitions": 0, "clean": 0, "duplicate": 0, "superseded": 0, "unknown_meter": 0}
+        )
+        tot["partitions"] += 1
+        for k, v in c.items():
+            tot[k] += v
+        self.clean_rows[dataset] = self.clean_rows.get(dataset, 0) + c["clean"]
+
+    def wait(self) -> None:
+        """Until every partition rebuilt so far is written."""
+        if self.writes is not None:
+            self.writes.wait()
+
+    def rebuilt_for_this_run(self) -> set[dt.date]:
+        """The days rebuilt for the later stages, less those after the run's last date.
+
+        Those are left to the runs that cover them: data delivered early (next month's
+        payments, say) must not make the daily stages build days that have no readings."""
+        if not self.requested:
+            return set(self.rebuilt)
+        last = max(self.requested)
+        return {d for d in self.rebuilt if d <= last}
+
+
+def widen_touched(touched: dict[str, set[dt.date]], ds: str, seen: pl.DataFrame, manifest: pl.DataFrame) -> None:
+    """Add to ``ds``'s touched dates the days that new archive or payments files change.
+
+    A new archive snapshot changes which meters are known from its date on; a reversal is
+    judged against every payment before it, so a payments day rebuilds the later ones."""
+    if ds != "archive" and touched["archive"]:
+        first = min(touched["archive"])
+        held = seen.filter((pl.col("dataset") == ds) & (pl.col("status") == "ingested"))["dates"].explode().drop_nulls()
+        touched[ds].update(d for d in held.to_list() if d >= first)
+    if ds == "payments" and touched["payments"]:
+        first = min(touched["payments"])
+        held = manifest.filter((pl.col("dataset") == "payments") & (pl.col("status") == "ingested"))["dates"]
+        touched["payments"].update(d for d in held.explode().drop_nulls().to_list() if d >= first)
+
+
+def rebuild_dataset(rb: Rebuilds, spec: Landing, st: Staging, seen: pl.DataFrame) -> None:
+    """Rebuild the partitions of ``spec``'s dataset on the days touched and requested (those
+    holding no staged rows are skipped).
+
+    Each partition is written while the next is rebuilt: what a rebuild reads (staged
+    copies, the archive) is written before it starts; the registers partitions present
+    are counted here, not listed after each write."""
+    ctx, ds = rb.ctx, spec.dataset
+    rb.wait()
+    by_day = files_by_day(seen, ds)
+    moved = widen_by_moved_keys(ctx.lake, spec, by_day, rb.kept, st) if ds in MOVABLE else {}
+    days = sorted(st.touched[ds] | rb.requested)
+    present = set(ctx.lake.partitions(spec.clean)) if ds == "registers" else None
+    for i, day in enumerate(days, 1):
+        ctx.progress(f"rebuild {ds} {day} ({i}/{len(days)})")
+        c = rebuild_partition(
+            ctx, spec, day, seen, rb.archive, rb.kept, by_day, rb.meters_on, moved.get(day), rb.writes
+        )
+        if c is None:
+            continue
+        if ds == "archive":
+            rb.read_archive()
+        rb.add(ds, c)
+        if present is not None:
+            present.add(day.isoformat())
+        rb.rebuilt.update(consumption_days(ctx.lake, ds, day, present))
+
+
+def widen_by_moved_keys(
+    lake: Lake, spec: Landing, by_day: dict[dt.date, list[str]], kept: dict[str, Held], st: Staging
+) -> dict[dt.date, pl.DataFrame]:
+    """:func:`moved_keys` of a :data:`MOVABLE` dataset; a partition whose key a new file moved
+    elsewhere is added to the touched days (rebuilt without it)."""
+    ds = spec.dataset
+    moved = moved_keys(lake, spec, by_day, kept)
+    new_files = set(st.plan.filter(pl.col("dataset") == ds)["file_id"].to_list())
+    new_keys = pl.concat(
+        [
+            (kept[f][1].lazy() if f in kept else read_staged(lake, spec, f, d)).select(*spec.key)
+            for d, files in by_day.items()
+            for f in files
+            if f in new_files
+        ]
+        or [pl.LazyFrame(schema={k: pl.String() for k in spec.key})],
+        how="vertical_relaxed",
+    ).collect()
+    st.touched[ds].update(d for d, keys in moved.items() if keys.join(new_keys, on=list(spec.key)).height)
+    return moved
+
+
+def stage_left_over(lake: Lake, kept: dict[str, Held]) -> None:
+    """Every held file's day was rebuilt, which staged it; should one be left, it is staged now."""
     for file_id, (ds, rows) in kept.items():
         write_staged(lake, ds, file_id, rows)
     kept.clear()
+
+
+def report(ctx: StageContext, rb: Rebuilds, st: Staging, manifest: pl.DataFrame, dates: list[dt.date]) -> StageResult:
+    """The stage's result: the rows accounted per dataset and per file of this run, the
+    files not read, the partitions rebuilt; a note where the accounting does not close."""
+    result = StageResult(stage="ingest")
+    result.rows = {f"clean.{ds}": n for ds, n in rb.clean_rows.items()}
     result.notes += st.notes
-    plan, refused = st.plan, st.refused
-
-    # days after the run's last date are left to the runs that cover them: data delivered early
-    # (next month's payments, say) must not make the daily stages build days that have no readings
-    if requested:
-        rebuilt = {d for d in rebuilt if d <= max(requested)}
-
-    # everything derived from the planned files is written: they count as seen now
-    pending = lake.read_pending_dates()
-    manifest = commit(ctx, manifest, plan, rebuilt - requested)
-    clear_inbox(lake, manifest)
-
-    acc = accounting(lake, manifest)
+    acc = accounting(ctx.lake, manifest)
     this_run = manifest.filter(pl.col("run_id") == ctx.run_id)["source_file"]
     run_acc = acc.filter(pl.col("source_file").is_in(this_run.implode()))
     by_dataset = (
@@ -939,14 +1075,13 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         .agg(pl.col("read", "clean", "quarantined", "duplicate", "unaccounted").sum())
         .sort("dataset")
     )
-    # days an earlier, unfinished run left for the later stages are rebuilt by this one
-    result.dates = sorted((rebuilt | pending) - requested)
+    result.dates = dates
     result.details = {
         "files_new": int(this_run.len()),
         "accounting": by_dataset.to_dicts(),
         "files": run_acc.to_dicts(),
-        "files_not_read": [{"source_file": r.rel, "status": r.status, "reason": r.reason} for r in refused],
-        "partitions": counts,
+        "files_not_read": [{"source_file": r.rel, "status": r.status, "reason": r.reason} for r in st.refused],
+        "partitions": rb.counts,
     }
     bad = run_acc.filter(pl.col("unaccounted") != 0)
     if bad.height:

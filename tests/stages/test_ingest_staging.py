@@ -207,3 +207,77 @@ def test_the_meters_valid_on_a_day_are_those_of_the_latest_snapshot_read_once() 
     assert on.on(d(2026, 1, 9)) is on.on(d(2026, 1, 2))  # the same snapshot: read once
     assert on.on(d(2026, 1, 10))["meter_id"].to_list() == ["0002"]  # 0001 left service
     assert on.on(d(2026, 2, 1))["meter_id"].to_list() == ["0002"]
+
+
+def test_the_customers_valid_on_a_day_are_those_of_the_latest_snapshot_read_once() -> None:
+    d = dt.date
+    archive = pl.LazyFrame(
+        {
+            "snapshot_date": [d(2026, 1, 1), d(2026, 1, 1), d(2026, 1, 1), d(2026, 1, 10)],
+            "meter_id": ["0001", "0002", "0003", "0002"],
+            "customer_id": ["C1", "C1", None, "C2"],
+            "prepay": [1, 0, 1, 1],
+        }
+    )
+    on = ingest_stage.MetersOn(archive)
+    assert on.customers(d(2025, 12, 31)).height == 0
+    # C1 has a prepay and a post-paid meter: not all prepay (0); the meter without a customer is left out
+    assert on.customers(d(2026, 1, 5)).sort("customer_id").rows() == [("C1", 0)]
+    assert on.customers(d(2026, 1, 9)) is on.customers(d(2026, 1, 2))  # one snapshot, read once
+    assert on.customers(d(2026, 1, 10)).rows() == [("C2", 1)]
+
+
+def test_the_registers_days_passed_on_from_the_partitions_counted_or_listed(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    table = LANDINGS["registers"].clean
+    for day in (D1, D1 + dt.timedelta(days=1)):
+        lake.write_partition(table, day, pl.DataFrame(schema=table.schema))
+    d2, d3 = D1 + dt.timedelta(days=1), D1 + dt.timedelta(days=2)
+    listed = [ingest_stage.consumption_days(lake, "registers", day) for day in (D1, d2, d3)]
+    counted = [
+        ingest_stage.consumption_days(lake, "registers", day, {"2026-01-01", "2026-01-02"}) for day in (D1, d2, d3)
+    ]
+    # D1: no earlier reading, the next day's is in: D1; D2: closes D1, no D3 reading yet; D3: closes D2
+    assert listed == counted == [[D1], [D1], [d2]]
+    assert ingest_stage.consumption_days(lake, "curves", d3, set()) == [d3]
+
+
+def test_a_partition_write_that_fails_behind_fails_the_stage_and_commits_nothing(zone, monkeypatch) -> None:
+    landing, lake = zone
+    real = Lake.write_partition
+
+    def full_disk(self, table, value, frame, *a, **k):
+        if table.name == "registers":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, table, value, frame, *a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(Lake, "write_partition", full_disk)
+        with pytest.raises(OSError, match="No space left"):
+            ingest(landing, lake, "r1")
+    assert ingest_stage.read_manifest(Lake(lake)).height == 0  # nothing counts as seen
+    assert not (lake / "clean" / "registers").exists()
+    ingest(landing, lake, "r2")  # the next run does it all
+    assert registers(lake)["meter_id"].to_list() == ["0001", "0002"]
+    assert sorted(ingest_stage.read_manifest(Lake(lake))["source_file"]) == [
+        "archive/archive_20260101.csv",
+        "registers/reg_20260101.csv",
+    ]
+
+
+def test_the_payments_verdicts_are_found_once_per_history() -> None:
+    t = dt.datetime(2026, 1, 1, 8)
+    history = pl.DataFrame(
+        {
+            "txn_id": ["P1", "R1"],
+            "txn_type": ["payment", "reversal"],
+            "ref_txn_id": [None, "P9"],
+            "customer_id": ["C1", "C1"],
+            "paid_at": [t, t],
+        }
+    )
+    first = ingest_stage.payments_verdicts(history)
+    assert first.rows() == [("R1", "reversal_unknown_ref")]
+    assert ingest_stage.payments_verdicts(history) is first
+    other = history.with_columns(ref_txn_id=pl.Series([None, "P1"]))
+    assert ingest_stage.payments_verdicts(other).rows() == [("R1", None)]

@@ -10,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from meterlake.schemas import LANDINGS, REASONS
-from meterlake.transforms.ingest import DateWindow, parse_landing_bytes
+from meterlake.transforms.ingest import DateWindow, decode, parse_landing_bytes
 
 REG = LANDINGS["registers"]
 PUR = LANDINGS["purchases"]
@@ -359,3 +359,11 @@ def test_sliced_lines_parse_as_the_joined_lines(body: str, clean: list[str], mon
     assert_frame_equal(sliced.rows, joined.rows)
     assert_frame_equal(sliced.quarantine, joined.quarantine)
     assert sorted(sliced.rows["meter_id"].to_list()) == sorted(clean)
+
+
+def test_decode_takes_ascii_and_utf8_as_they_are_and_reads_anything_else_as_gb18030() -> None:
+    assert decode(b"meter_id,kwh\n0001,1.5\n") == (b"meter_id,kwh\n0001,1.5\n", "utf-8")
+    assert decode(b"\xef\xbb\xbfa,b\n") == (b"a,b\n", "utf-8-sig")
+    text = "台区,电量\n".encode()
+    assert decode(text) == (text, "utf-8")
+    assert decode("台区,电量\n".encode("gb18030")) == (text, "gb18030")

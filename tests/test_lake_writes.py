@@ -1,0 +1,125 @@
+"""The lake's writes behind the caller (one thread, in order, bounded) and its empty Parquet files."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from meterlake.lake import Lake, WriteBehind, write_now_or_behind
+
+
+def test_jobs_run_in_the_order_given_and_wait_returns_once_all_are_done() -> None:
+    done: list[int] = []
+    with WriteBehind() as writes:
+        for i in range(5):
+            writes.submit(functools.partial(done.append, i))
+        writes.wait()
+        assert done == [0, 1, 2, 3, 4]
+
+
+def test_a_failed_job_is_raised_and_the_jobs_after_it_are_not_run() -> None:
+    done: list[str] = []
+    release = threading.Event()
+
+    def fail() -> None:
+        release.wait(5)
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"), WriteBehind() as writes:
+        writes.submit(lambda: done.append("before"))
+        writes.submit(fail)
+        writes.submit(lambda: done.append("after"))  # queued behind the failing job
+        release.set()
+        writes.wait()
+    assert done == ["before"]
+
+
+def test_leaving_by_an_exception_starts_no_job_not_yet_started() -> None:
+    done: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        started.set()
+        release.wait(5)
+        done.append("slow")
+
+    with pytest.raises(RuntimeError), WriteBehind() as writes:
+        writes.submit(slow)
+        writes.submit(lambda: done.append("queued"))
+        started.wait(5)
+        release.set()
+        raise RuntimeError("the caller failed")
+    assert done == ["slow"]  # the running job finished; the queued one never ran
+
+
+def test_submit_waits_while_the_frames_held_would_pass_the_bound() -> None:
+    release = threading.Event()
+    order: list[str] = []
+    writes = WriteBehind(max_bytes=100)
+
+    def first() -> None:
+        release.wait(5)
+        order.append("first done")
+
+    writes.submit(first, nbytes=80)  # the first job is taken whatever its size
+    threading.Timer(0.2, release.set).start()
+    writes.submit(lambda: order.append("second"), nbytes=30)  # 80 + 30 > 100: waits for the first
+    order.append("second submitted")
+    writes.wait()
+    writes.__exit__(None, None, None)
+    assert order[0] == "first done"
+    assert order.index("second submitted") > 0
+
+
+def test_at_most_depth_jobs_wait_or_run() -> None:
+    release = threading.Event()
+    order: list[str] = []
+    writes = WriteBehind(depth=1)
+
+    def first() -> None:
+        release.wait(5)
+        order.append("first")
+
+    writes.submit(first)
+    threading.Timer(0.2, release.set).start()
+    writes.submit(lambda: order.append("second"))
+    order.append("submitted")
+    writes.__exit__(None, None, None)
+    assert order == ["first", "submitted", "second"] or order == ["first", "second", "submitted"]
+
+
+def test_without_a_writer_the_job_runs_at_once() -> None:
+    done: list[int] = []
+    write_now_or_behind(None, lambda: done.append(1))
+    assert done == [1]
+
+
+@pytest.mark.parametrize("level", [None, 1])
+def test_an_empty_frame_is_written_as_the_bytes_polars_gives_it(tmp_path: Path, level: int | None) -> None:
+    lake = Lake(tmp_path / "lake")
+    schema = {"meter_id": pl.String(), "kwh": pl.Float64(), "day": pl.Date(), "at": pl.Datetime("us")}
+    ours = lake.write_file(tmp_path / "lake" / "a.parquet", pl.DataFrame(schema=schema), level=level)
+    again = lake.write_file(tmp_path / "lake" / "b.parquet", pl.DataFrame(schema=schema), level=level)
+    polars_own = tmp_path / "c.parquet"
+    pl.DataFrame(schema=schema).write_parquet(
+        polars_own, compression="zstd", compression_level=level, statistics=True, row_group_size=256_000
+    )
+    assert ours.read_bytes() == polars_own.read_bytes() == again.read_bytes()
+    back = pl.read_parquet(ours)
+    assert back.height == 0 and back.schema == pl.Schema(schema)
+    # another schema: other bytes, not the first schema's
+    other = lake.write_file(tmp_path / "lake" / "d.parquet", pl.DataFrame(schema={"meter_id": pl.String()}))
+    assert pl.read_parquet(other).schema == pl.Schema({"meter_id": pl.String()})
+
+
+def test_a_job_holding_more_than_the_bound_is_waited_for_at_once() -> None:
+    order: list[str] = []
+    with WriteBehind(max_bytes=100) as writes:
+        writes.submit(functools.partial(order.append, "small"), nbytes=10)
+        writes.submit(functools.partial(order.append, "large"), nbytes=500)
+        order.append("submitted")  # after the large job is written, never beside it
+    assert order == ["small", "large", "submitted"]
