@@ -1083,6 +1083,36 @@ def indicators(
     return indicators_at(days, events, diagnosis, history, [day], cfg, {day: observed})[day]
 
 
+def _meter_numbers(meter_id: pl.Series) -> pl.Series:
+    """A number per meter id (UInt32, the same for every row of a meter): counted along
+    ``meter_id`` when it is sorted (``prepare_days`` sorts it), else its dense rank."""
+    if meter_id.is_sorted():
+        return (meter_id != meter_id.shift(1)).fill_null(True).cast(pl.UInt32).cum_sum()
+    return meter_id.rank("dense").cast(pl.UInt32)
+
+
+def _numbered(span: pl.DataFrame, more: pl.Series) -> pl.DataFrame:
+    """meter_id -> ``_m``: the numbers of ``span`` (its column ``_m``), and new ones after
+    them for the meter ids of ``more`` that ``span`` does not hold."""
+    starts = (pl.col("_m") != pl.col("_m").shift(1)).fill_null(True)  # one row of each run of a number
+    known = span.filter(starts).select("meter_id", "_m").unique("_m", maintain_order=True)
+    top = int(known["_m"].max() or 0)  # type: ignore[arg-type]
+    extra = (
+        more.unique()
+        .to_frame("meter_id")
+        .join(known, on="meter_id", how="anti")
+        .sort("meter_id")
+        .with_row_index("_m", offset=top + 1)
+        .select("meter_id", pl.col("_m").cast(pl.UInt32))
+    )
+    return pl.concat([known, extra])
+
+
+def _renumbered(frame: pl.DataFrame, numbers: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its meter ids replaced by their numbers (rows of other meters dropped)."""
+    return frame.join(numbers, on="meter_id").with_columns(pl.col("_m").alias("meter_id")).drop("_m")
+
+
 def indicators_at(
     days: pl.DataFrame,
     events: pl.DataFrame | pl.LazyFrame,
@@ -1103,47 +1133,69 @@ def indicators_at(
     dates = sorted(set(dates))
     look = cfg.lookback_days - 1
     back = max(min(look, cfg.window.history_days - 1), 0)  # the change-point window within the look-back
+    first = dates[0] - dt.timedelta(days=look)
+    span = days.filter(pl.col("date").is_between(first, dates[-1]))
+    # the look-backs carry a meter's number (``_m``) and its days' figures, not its id and
+    # names: the window indicators group and sort by integers; a meter's id and names are
+    # looked up once per (date, meter) at the end
+    span = span.with_columns(_meter_numbers(span["meter_id"]).alias("_m"))
+    events_in = _events_in_lookback(events, dates, cfg)
+    numbers = _numbered(span, events_in["meter_id"])
+    figures = ["date", "v", "rev", "actual", "ratio", *(f"sh_{r}" for r in TOU_REGISTERS)]
+    coded = span.lazy().select(pl.col("_m").alias("meter_id"), *figures).with_row_index("_row")
     # each date's look-back, keyed by the date: only the change-point window is materialised
     all_days = pl.concat(
         [
-            days.lazy()
-            .filter(pl.col("date").is_between(d - dt.timedelta(days=look), d))
-            .with_columns(pl.lit(d).alias(KEYS[0]))
+            coded.filter(pl.col("date").is_between(d - dt.timedelta(days=look), d)).with_columns(
+                pl.lit(d).alias(KEYS[0])
+            )
             for d in dates
         ]
     )
-    window = all_days.filter(pl.col("date") >= pl.col(KEYS[0]) - pl.duration(days=back)).collect().lazy()
-
-    meta = window.group_by(KEYS).agg(
-        pl.col("customer_id", "area_id", "feeder_id", "customer_class").sort_by("date").last()
-    )
+    window = all_days.filter(pl.col("date") >= pl.col(KEYS[0]) - pl.duration(days=back)).collect()
+    # a meter's names at a date: those of its last day in the window
+    last = window.group_by(KEYS).agg(pl.col("_row").sort_by("date").last())
+    meta = pl.concat(
+        [
+            last.select(KEYS[0], pl.col("meter_id").alias("_m")),
+            span.select("meter_id", "customer_id", "area_id", "feeder_id", "customer_class")[last["_row"]],
+        ],
+        how="horizontal",
+    ).select(*KEYS, "customer_id", "area_id", "feeder_id", "customer_class", "_m")
+    window_lf = window.lazy()
     diag = _prepare_diagnosis(diagnosis, dates)
     diag_meta = (
         diag.group_by(KEYS)
         .agg(pl.col("customer_id", "area_id").sort_by(["score", "kind"], descending=[True, False]).first())
         .with_columns(pl.lit(None, pl.String).alias("feeder_id"), pl.lit(None, pl.String).alias("customer_class"))
+        .join(numbers.lazy(), on="meter_id", how="left")
     )
-    ids = pl.concat([meta, diag_meta.join(meta, on=KEYS, how="anti")], how="vertical_relaxed")
+    ids = pl.concat([meta.lazy(), diag_meta.join(meta.lazy(), on=KEYS, how="anti")], how="vertical_relaxed")
     seen = [f.with_columns(pl.lit(d).alias(KEYS[0])) for d in dates if (f := (observed or {}).get(d)) is not None]
-    parts = [
-        _event_indicators(all_days, _events_in_lookback(events, dates, cfg), cfg),
-        _drop_indicator(window, "drop_own", "v", cfg.drop.min_baseline_kwh, cfg),
-        _drop_indicator(window, "drop_peer", "ratio", cfg.drop.min_baseline_ratio, cfg),
-        _zero_indicator(window, cfg),
-        _flat_indicator(window, cfg),
-        _reverse_indicator(window, history, cfg),
-        _tou_indicator(window, cfg),
+    numbered = [  # keyed by the meter's number (in the column meter_id)
+        _event_indicators(all_days, _renumbered(events_in, numbers), cfg),
+        _drop_indicator(window_lf, "drop_own", "v", cfg.drop.min_baseline_kwh, cfg),
+        _drop_indicator(window_lf, "drop_peer", "ratio", cfg.drop.min_baseline_ratio, cfg),
+        _zero_indicator(window_lf, cfg),
+        _flat_indicator(window_lf, cfg),
+        _reverse_indicator(window_lf, _renumbered(history, numbers), cfg),
+        _tou_indicator(window_lf, cfg),
+    ]
+    named = [  # keyed by the meter's id
         _loss_indicators(diag, cfg),
         _balance_indicator(diag),
         (pl.concat(seen) if seen else observer.no_rows().with_columns(pl.lit(None, pl.Date).alias(KEYS[0]))).lazy(),
     ]
-    collected = pl.collect_all([ids, *parts])
+    collected = pl.collect_all([ids, *numbered, *named])
     # the (unique) keys sorted first and every join keeping their order: the wide frame
     # (~100 columns, 0.2 GB on a county day) comes out sorted instead of sorted again
     out = collected[0].sort(KEYS)
-    for p in collected[1:]:
+    by_number = [KEYS[0], "_m"]
+    for p in collected[1 : 1 + len(numbered)]:
+        out = out.join(p.rename({"meter_id": "_m"}), on=by_number, how="left", maintain_order="left")
+    for p in collected[1 + len(numbered) :]:
         out = out.join(p, on=KEYS, how="left", maintain_order="left")
-    out = out.with_columns(
+    out = out.drop("_m").with_columns(
         *(pl.col(f"s_{k}").fill_null(0.0) for k in DATA_KEYS),
         *(pl.col(f).fill_null(0.0) for f in RAW_FEATURES),
     )

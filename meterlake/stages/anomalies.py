@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from ..lake import Lake
 from ..landing import read_landing_file, scan_dataset
 from ..schemas.anomalies import ANOMALIES, INDICATORS
 from ..schemas.curves import LANDING as CURVES
@@ -46,7 +48,7 @@ from ..transforms.dates import parse_dates
 from ..transforms.ingest import parse_landing_bytes
 from ..transforms.outages import OutageConfig
 from ..transforms.tariffs import TariffBook, price_calendar
-from ..transforms.theft_cases import theft_cases
+from ..transforms.theft_cases import theft_cases_at
 from . import StageContext, StageError, StageResult
 
 CONFIG_NAME = "anomaly"
@@ -99,7 +101,11 @@ def _theft_cases(
     diag_days: list[str],
     observed: dict[dt.date, pl.DataFrame] | None = None,
 ) -> int:
-    """Write a theft_cases partition for every date of ``todo``; the rows written."""
+    """Write a theft_cases partition for every date of ``todo``; the rows written.
+
+    The cases of every date are priced together (:func:`theft_cases_at`): the suspects'
+    meter days and the dates' prices are read once for the run.
+    """
     lake = ctx.lake
     diagnosis = (
         lake.scan(LOSS_DIAGNOSIS, diag_days).filter(pl.col("kind") == "theft_candidate").collect()
@@ -109,40 +115,30 @@ def _theft_cases(
     inspections, _ = load_inspections(ctx)
     book = ctx.config("tariffs", TariffBook)
     held = sorted(dt.date.fromisoformat(p) for p in lake.partitions(METER_DAILY))
-    # each date's suspects and the first day of their windows; their meter days read once
-    wanted: dict[dt.date, tuple[pl.Series, dt.date]] = {}
-    for day in todo:
-        found = diagnosis.filter(pl.col("date") == day)
-        seen = (observed or {}).get(day)
-        meters = pl.concat([found["meter_id"], seen["meter_id"] if seen is not None else found["meter_id"]]).unique()
-        both = pl.concat([found["window_start"], seen["window_start"]]) if seen is not None else found["window_start"]
-        wanted[day] = meters, both.min() if both.len() else day  # type: ignore[assignment]
-    first = min(start for _, start in wanted.values())
-    all_days = (
+    # the suspects of every date (the balance's and the observer's) and the first day of their windows
+    found = diagnosis.filter(pl.col("date").is_in(todo))
+    seen = [o.select("meter_id", "window_start") for o in (observed or {}).values() if o is not None]
+    suspects = pl.concat([found.select("meter_id", "window_start"), *seen])
+    first: dt.date = min([todo[0], *suspects["window_start"].drop_nulls().unique().to_list()])
+    meter_days = (
         lake.scan(METER_DAILY, [h for h in held if first <= h <= todo[-1]])
         .select("meter_id", "date", "tariff_id", "kwh", *(f"kwh_{r}" for r in ("sharp", "peak", "flat", "valley")))
-        .filter(pl.col("meter_id").is_in(pl.concat([m for m, _ in wanted.values()]).unique().implode()))
+        .filter(pl.col("meter_id").is_in(suspects["meter_id"].unique().implode()))
         .collect()
     )
-    written = 0
+    frames = theft_cases_at(
+        found,
+        meter_days,
+        price_calendar(book, todo[0], todo[-1]),
+        inspections,
+        todo,
+        cfg.theft_cases.min_score,
+        cfg.theft_cases.penalty_multiple,
+        observed,
+    )
     for day in todo:
-        found = diagnosis.filter(pl.col("date") == day)
-        seen = (observed or {}).get(day)
-        meters, start = wanted[day]
-        meter_days = all_days.filter(pl.col("date").is_between(start, day) & pl.col("meter_id").is_in(meters.implode()))
-        frame = theft_cases(
-            found,
-            meter_days,
-            price_calendar(book, day, day),
-            inspections,
-            day,
-            cfg.theft_cases.min_score,
-            cfg.theft_cases.penalty_multiple,
-            seen,
-        )
-        lake.write_partition(THEFT_CASES, day, frame)
-        written += frame.height
-    return written
+        lake.write_partition(THEFT_CASES, day, frames[day])
+    return sum(f.height for f in frames.values())
 
 
 #: where the observer keeps each day's summaries (one row per customer and per area), so a
@@ -308,40 +304,85 @@ def outage_min(ctx: StageContext) -> float:
     return ctx.config("outages", OutageConfig).quality.min_outage_min
 
 
-def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
-    cfg = ctx.config(CONFIG_NAME, anomaly.AnomalyConfig)
-    lake = ctx.lake
-    result = StageResult(stage="anomalies")
+@dataclass
+class _Inputs:
+    """What the ranking reads from the lake for the run's dates (and the model's dates)."""
 
+    days: pl.DataFrame
+    events: pl.DataFrame
+    diagnosis: pl.DataFrame
+    history: pl.DataFrame
+    #: the loss_diagnosis partitions of those dates
+    diag_days: list[str]
+
+
+@dataclass
+class _Supervision:
+    """The inspection outcomes and the models trained on them (one per count of dates known)."""
+
+    inspections: pl.DataFrame = field(default_factory=pl.DataFrame)
+    #: dates with inspections the lake holds meter_daily for, before the run's last date
+    model_dates: list[dt.date] = field(default_factory=list)
+    models: dict[int, supervised.TheftModel | None] = field(default_factory=dict)
+    #: the last model that scored a date
+    used: supervised.TheftModel | None = None
+
+
+@dataclass
+class _Tally:
+    """What the ranking wrote, for the notes and the run record."""
+
+    written: int = 0
+    fired: Counter[str] = field(default_factory=Counter)
+    top: Counter[str] = field(default_factory=Counter)
+    #: the observer's theft cases of each date
+    observed_cases: dict[dt.date, pl.DataFrame] = field(default_factory=dict)
+
+
+def _dates(lake: Lake, dates: list[dt.date], result: StageResult) -> tuple[list[dt.date], list[dt.date], list[dt.date]]:
+    """The lake's meter_daily dates, the dates of ``dates`` it holds (ranked) and those it lacks (noted)."""
     held = sorted(parse_dates(lake.partitions(METER_DAILY)))
-    todo = sorted({d for d in dates if d in set(held)})
+    todo = sorted(set(dates) & set(held))
     absent = sorted(set(dates) - set(held))
     if absent:
         result.notes.append(
             f"no meter_daily partition for {len(absent)} date(s) ({absent[0]} .. {absent[-1]}): no anomalies written for them"
         )
-    if not todo:
-        result.rows = {ANOMALIES.name: 0}
-        return result
+    return held, todo, absent
 
-    inspections = pl.DataFrame()
-    model_dates: list[dt.date] = []
-    if cfg.supervised.enabled:
-        raw, notes = load_inspections(ctx)
-        result.notes += notes
-        if raw.height:
-            inspections = supervised.prepare_inspections(raw)
-            model_dates = sorted(
-                d for d in set(inspections["inspection_date"].to_list()) if d in set(held) and d < todo[-1]
-            )
 
-    needed = sorted(set(todo) | set(model_dates))
+def _supervision(
+    ctx: StageContext, cfg: anomaly.AnomalyConfig, held: list[dt.date], todo: list[dt.date], result: StageResult
+) -> _Supervision:
+    """The inspection outcomes the supervised model learns from, and the dates they need indicators of."""
+    if not cfg.supervised.enabled:
+        return _Supervision()
+    raw, notes = load_inspections(ctx)
+    result.notes += notes
+    if not raw.height:
+        return _Supervision()
+    inspections = supervised.prepare_inspections(raw)
+    lake_days = set(held)
+    model_dates = sorted(d for d in set(inspections["inspection_date"].to_list()) if d in lake_days and d < todo[-1])
+    return _Supervision(inspections, model_dates)
+
+
+def _read_inputs(
+    ctx: StageContext,
+    cfg: anomaly.AnomalyConfig,
+    held: list[dt.date],
+    needed: list[dt.date],
+    todo: list[dt.date],
+    result: StageResult,
+) -> _Inputs:
+    """meter_daily over the look-back of ``needed`` (less the outage days) and the reverse
+    history up to the last of them; the events of the look-back; the loss diagnosis of the dates."""
+    lake = ctx.lake
     reach = needed[0] - dt.timedelta(days=cfg.lookback_days - 1)
     span = [h for h in held if reach <= h <= needed[-1]]
-    columns = list(anomaly.DAY_COLUMNS)
     try:
         ctx.progress(f"anomalies: reading meter_daily {span[0]} .. {span[-1]} ({len(span)} days)")
-        days = anomaly.prepare_days(lake.scan(METER_DAILY, span).select(columns), cfg)
+        days = anomaly.prepare_days(lake.scan(METER_DAILY, span).select(list(anomaly.DAY_COLUMNS)), cfg)
         days = anomaly.without_outage_days(days, lake.scan(OUTAGE_METER_DAYS, span).collect(), outage_min(ctx))
         history = anomaly.reverse_history(
             lake.scan(METER_DAILY, [h for h in held if h <= needed[-1]]).select(
@@ -361,86 +402,131 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             f"no loss_diagnosis partition for {len(missing_diag)} date(s) ({missing_diag[0]} .. {missing_diag[-1]}): "
             "ranked without the line-loss indicators there"
         )
+    return _Inputs(days, events, diagnosis, history, diag_days)
 
-    features: dict[dt.date, pl.DataFrame] = {}
-    observed = _Observed(ctx, cfg.observer, todo)
 
-    def compute(batch: list[dt.date]) -> None:
-        """The indicators of ``batch`` (one pass of each indicator over their look-backs)."""
+class _Indicators:
+    """The indicators of detection dates, computed a batch of dates at a time and kept
+    until ranked (a model date's until the run ends: later models learn from it)."""
+
+    def __init__(self, ctx: StageContext, cfg: anomaly.AnomalyConfig, inputs: _Inputs, todo: list[dt.date]) -> None:
+        self.cfg, self.inputs = cfg, inputs
+        self.observed = _Observed(ctx, cfg.observer, todo)
+        self.features: dict[dt.date, pl.DataFrame] = {}
+
+    def batches(self, dates: list[dt.date]) -> list[list[dt.date]]:
+        """``dates`` in runs whose look-backs are bounded in rows (:data:`BATCH_ROWS`)."""
+        return anomaly.date_batches(self.inputs.days, dates, self.cfg, BATCH_ROWS)
+
+    def compute(self, batch: list[dt.date]) -> None:
+        """The indicators of the dates of ``batch`` not yet computed, in one pass of each indicator."""
+        batch = [d for d in batch if d not in self.features]
+        if not batch:
+            return
         try:
-            seen = {d: observed.at(d) for d in batch}
+            seen = {d: self.observed.at(d) for d in batch}
         except observer.ObserverInputError as exc:
             raise StageError(f"anomalies: {exc}") from exc
-        features.update(anomaly.indicators_at(days, events, diagnosis, history, batch, cfg, seen))
+        i = self.inputs
+        self.features.update(anomaly.indicators_at(i.days, i.events, i.diagnosis, i.history, batch, self.cfg, seen))
 
-    models: dict[int, supervised.TheftModel | None] = {}
-    model_used: supervised.TheftModel | None = None
-    written, done = 0, 0
-    fired: Counter[str] = Counter()
-    found_cases: dict[dt.date, pl.DataFrame] = {}
-    top: Counter[str] = Counter()
-    # dates ranked together, their look-backs bounded in rows
-    for batch in anomaly.date_batches(days, todo, cfg, BATCH_ROWS):
+    def drop_through(self, last: dt.date, keep: list[dt.date]) -> None:
+        """Forget the dates up to ``last`` but those of ``keep``."""
+        for d in [d for d in self.features if d <= last and d not in keep]:
+            del self.features[d]
+
+
+def _model_p(cfg: anomaly.AnomalyConfig, sup: _Supervision, ind: _Indicators, day: dt.date) -> pl.DataFrame | None:
+    """The supervised model's probabilities at ``day``: trained on the inspections before
+    ``day`` with the indicators at their own dates; None without a model."""
+    if not sup.inspections.height:
+        return None
+    known = [d for d in sup.model_dates if d < day]
+    if len(known) not in sup.models:
+        for more in ind.batches([d for d in known if d not in ind.features]):
+            ind.compute(more)
+        rows = supervised.labelled_rows(sup.inspections, ind.features, cfg.supervised, before=day)
+        sup.models[len(known)] = supervised.fit(rows, cfg.supervised)
+    model = sup.models[len(known)]
+    if model is None:
+        return None
+    sup.used = model
+    return supervised.predict(model, ind.features[day])
+
+
+def _rank(
+    ctx: StageContext, cfg: anomaly.AnomalyConfig, inputs: _Inputs, todo: list[dt.date], sup: _Supervision
+) -> _Tally:
+    """Score every date of ``todo`` and write its anomalies partition, a batch of dates at a time."""
+    ind = _Indicators(ctx, cfg, inputs, todo)
+    tally = _Tally()
+    done = 0
+    for batch in ind.batches(todo):
         ctx.progress(f"anomalies: {batch[0]} .. {batch[-1]} ({done + len(batch)}/{len(todo)})")
-        compute([d for d in batch if d not in features])
-        model_p: dict[dt.date, pl.DataFrame | None] = {}
-        for day in batch:
-            ind = features[day]
-            if inspections.height:
-                # only inspections before `day`, with features at their own dates
-                known = [d for d in model_dates if d < day]
-                if len(known) not in models:
-                    for more in anomaly.date_batches(days, [d for d in known if d not in features], cfg, BATCH_ROWS):
-                        compute(more)
-                    rows = supervised.labelled_rows(inspections, features, cfg.supervised, before=day)
-                    models[len(known)] = supervised.fit(rows, cfg.supervised)
-                model = models[len(known)]
-                if model is not None:
-                    model_p[day] = supervised.predict(model, ind)
-                    model_used = model
-            if cfg.observer.enabled:
-                found_cases[day] = observer.cases(ind, day, cfg.theft_cases.min_observer)
-        scored = anomaly.score_at({d: features[d] for d in batch}, cfg, model_p)
+        ind.compute(batch)
+        model_p = {day: _model_p(cfg, sup, ind, day) for day in batch}
+        if cfg.observer.enabled:
+            for day in batch:
+                tally.observed_cases[day] = observer.cases(ind.features[day], day, cfg.theft_cases.min_observer)
+        scored = anomaly.score_at({d: ind.features[d] for d in batch}, cfg, model_p)
         for day in batch:
             frame = scored[day]
-            lake.write_partition(ANOMALIES, day, frame)
-            written += frame.height
+            ctx.lake.write_partition(ANOMALIES, day, frame)
+            tally.written += frame.height
             for key in INDICATORS:
-                fired[key] += int((frame[f"{key}_points"] > 0).sum())
-            top.update(r for r in frame["top_rule"].to_list() if r)
+                tally.fired[key] += int((frame[f"{key}_points"] > 0).sum())
+            tally.top.update(r for r in frame["top_rule"].to_list() if r)
         done += len(batch)
-        # keep the cache to the dates still needed (model dates stay)
-        for d in [d for d in features if d <= batch[-1] and d not in model_dates]:
-            del features[d]
+        ind.drop_through(batch[-1], keep=sup.model_dates)
+    return tally
 
-    if _KERNEL_FAILED:
-        result.notes.append(f"observer: compiled look not available ({_KERNEL_FAILED[0]}): every customer judged")
-    cases = _theft_cases(ctx, cfg, todo, diag_days, found_cases)
-    result.rows = {ANOMALIES.name: written, THEFT_CASES.name: cases}
+
+def _report(
+    result: StageResult, todo: list[dt.date], absent: list[dt.date], tally: _Tally, cases: int, sup: _Supervision
+) -> None:
+    """The rows written, the notes and the run record's details."""
+    result.rows = {ANOMALIES.name: tally.written, THEFT_CASES.name: cases}
     result.notes.append(f"theft_cases: {cases} case(s) over {len(todo)} date(s)")
     result.notes.append(
-        f"anomalies: {len(todo)} date(s), {written} meter-days scored; indicators fired: "
-        + ", ".join(f"{k} {fired[k]}" for k in INDICATORS if fired[k])
+        f"anomalies: {len(todo)} date(s), {tally.written} meter-days scored; indicators fired: "
+        + ", ".join(f"{k} {tally.fired[k]}" for k in INDICATORS if tally.fired[k])
     )
-    if inspections.height:
+    model = sup.used
+    if sup.inspections.height:
         result.notes.append(
             "supervised: "
-            + (model_used.describe() if model_used else "too few inspection outcomes before the dates: unsupervised")
+            + (model.describe() if model else "too few inspection outcomes before the dates: unsupervised")
         )
     result.details = {
         "dates": [d.isoformat() for d in todo],
-        "fired": {k: fired[k] for k in INDICATORS},
-        "top_rule": dict(sorted(top.items())),
+        "fired": {k: tally.fired[k] for k in INDICATORS},
+        "top_rule": dict(sorted(tally.top.items())),
         "supervised": None
-        if model_used is None
+        if model is None
         else {
-            "rows": model_used.n_rows,
-            "positives": model_used.n_positive,
-            "cut_date": model_used.cut_date,
-            "train": model_used.n_train,
-            "validate": model_used.n_valid,
-            "validation_auc": model_used.valid_auc,
+            "rows": model.n_rows,
+            "positives": model.n_positive,
+            "cut_date": model.cut_date,
+            "train": model.n_train,
+            "validate": model.n_valid,
+            "validation_auc": model.valid_auc,
         },
         "dates_without_meter_daily": [d.isoformat() for d in absent],
     }
+
+
+def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+    cfg = ctx.config(CONFIG_NAME, anomaly.AnomalyConfig)
+    result = StageResult(stage="anomalies")
+    held, todo, absent = _dates(ctx.lake, dates, result)
+    if not todo:
+        result.rows = {ANOMALIES.name: 0}
+        return result
+    sup = _supervision(ctx, cfg, held, todo, result)
+    inputs = _read_inputs(ctx, cfg, held, sorted(set(todo) | set(sup.model_dates)), todo, result)
+    tally = _rank(ctx, cfg, inputs, todo, sup)
+    if _KERNEL_FAILED:
+        result.notes.append(f"observer: compiled look not available ({_KERNEL_FAILED[0]}): every customer judged")
+    cases = _theft_cases(ctx, cfg, todo, inputs.diag_days, tally.observed_cases)
+    _report(result, todo, absent, tally, cases, sup)
     return result

@@ -545,6 +545,36 @@ def test_indicators_come_out_in_meter_order_with_the_diagnosis_only_meters_among
     assert together[day(8)]["meter_id"].to_list() == ["M1", "M3", "P0", "P1"]  # the diagnosis is of LAST
 
 
+def test_days_out_of_meter_order_give_the_same_indicators() -> None:
+    # the look-backs number the meters along meter_id when it is sorted, else by rank:
+    # the rows of prepare_days shuffled give every figure unchanged
+    md = pl.concat([meter_days("M2", [10.0] * 4 + [0.0] * 6), meter_days("M1", [10.0] * 5 + [4.0] * 5), *peers()])
+    days, history = A.prepare_days(md, CFG), A.reverse_history(md, CFG)
+    shuffled = days.sample(fraction=1.0, shuffle=True, seed=3)
+    assert not shuffled["meter_id"].is_sorted()
+    dates = [day(7), LAST]
+    ordered = A.indicators_at(days, NO_EVENTS, NO_DIAGNOSIS, history, dates, CFG)
+    mixed = A.indicators_at(shuffled, NO_EVENTS, NO_DIAGNOSIS, history, dates, CFG)
+    for d in dates:
+        assert_frame_equal(mixed[d], ordered[d])
+    # M2: zero for the last 6 days at LAST (4 at day 7): zero ramp 2..7 days in the default config
+    m2 = mixed[LAST].filter(pl.col("meter_id") == "M2")
+    assert m2["f_zero_days"].item() == 6.0
+
+
+def test_an_event_of_a_meter_only_the_diagnosis_names_counts_alone() -> None:
+    # X9 has no meter days (a master meter the diagnosis names) but a cover-open event on
+    # day 9: no kWh to judge a fall by, so the event's strength is `alone` (0.3)
+    md = pl.concat([meter_days("M1", HONEST), *peers()])
+    days, history = A.prepare_days(md, CFG), A.reverse_history(md, CFG)
+    ev = events(("X9", dt.datetime.combine(day(8), dt.time(10)), "COVER_OPEN"))
+    ind = A.indicators_at(days, ev, diagnosis("X9", "mapping_suspect", 0.5), history, [LAST], CFG)[LAST]
+    x9 = ind.filter(pl.col("meter_id") == "X9").row(0, named=True)
+    assert x9["s_event_cover"] == pytest.approx(0.3)
+    assert (x9["d_event_cover"], x9["f_events"]) == (day(8), 1.0)
+    assert strength(ind, "M1", "event_cover") == 0.0
+
+
 def test_date_batches_bound_the_lookback_rows() -> None:
     # 4 meters a day over 10 days; a look-back of 13 days (history 10, events 10 + 3 before)
     # holds 4, 8, 12 ... rows at days 1, 2, 3 ...

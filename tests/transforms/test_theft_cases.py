@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from meterlake.schemas.loss_diagnosis import BALANCE_RULES
-from meterlake.transforms.theft_cases import theft_cases
+from meterlake.transforms.theft_cases import theft_cases, theft_cases_at
 
 DAY = dt.date(2026, 1, 30)
 START = dt.date(2026, 1, 1)
@@ -105,3 +105,68 @@ def test_the_penalty_multiple_is_configurable_and_no_inspection_leaves_it_open()
     assert row["back_charge_yuan"] == pytest.approx(50.00)
     assert row["penalty_yuan"] == pytest.approx(100.00)
     assert row["inspection_outcome"] is None
+
+
+def test_several_dates_priced_together_each_over_its_own_window() -> None:
+    d1, d2 = dt.date(2026, 1, 10), dt.date(2026, 1, 11)
+    # M1 on Jan 10: 5 sharp, 20 peak, 15 flat, 10 valley kWh; on Jan 11: 50 flat kWh
+    days = pl.DataFrame(
+        {
+            "meter_id": ["M1", "M1", "M2"],
+            "date": [d1, d2, d1],
+            "tariff_id": ["COM", "COM", "RES"],
+            "kwh": [50.0, 50.0, 10.0],
+            "kwh_sharp": [5.0, 0.0, 0.0],
+            "kwh_peak": [20.0, 0.0, 10.0],
+            "kwh_flat": [15.0, 50.0, 0.0],
+            "kwh_valley": [10.0, 0.0, 0.0],
+        }
+    )
+    prices = pl.concat([_prices().with_columns(date=pl.lit(d)) for d in (d1, d2)])
+    diag = pl.DataFrame(
+        [
+            {**_diag("M1", 0.8, 200.0, 300.0), "date": d1, "window_start": d1},
+            {**_diag("M1", 0.8, 100.0, 300.0), "date": d2, "window_start": d1},
+        ]
+    )
+    # the observer names M2 and M1 on Jan 11: M1 is the balance's case there already
+    cols = ["date", "window_start", "area_id", "meter_id", "customer_id", "days", "score", "evidence"]
+    observed = pl.DataFrame(
+        [
+            {**{c: _diag("M2", 0.95, 10.0, 10.0)[c] for c in cols}, "date": d2, "window_start": d1},
+            {**{c: _diag("M1", 0.95, 1.0, 1.0)[c] for c in cols}, "date": d2, "window_start": d1},
+        ]
+    ).with_columns(recorded_kwh=pl.Series([10.0, 1.0]), stolen_kwh=pl.Series([10.0, 1.0]), evidence_text=pl.lit("seen"))
+    empty = pl.DataFrame(schema={"meter_id": pl.String, "inspection_date": pl.Date, "outcome": pl.String})
+    out = theft_cases_at(diag, days, prices, empty, [d2, d1], 0.2, 3.0, {d1: None, d2: observed})
+    assert list(out) == [d1, d2]
+    first, second = (
+        out[d1].rows_by_key("meter_id", named=True, unique=True),
+        out[d2].rows_by_key("meter_id", named=True, unique=True),
+    )
+    # Jan 10 alone: (5 x 1.10 + 20 x 0.90 + 15 x 0.60 + 10 x 0.30) / 50 = 0.71 yuan/kWh
+    assert list(first) == ["M1"]
+    assert first["M1"]["price_yuan_per_kwh"] == pytest.approx(0.71)
+    assert first["M1"]["back_charge_yuan"] == pytest.approx(142.0)
+    # Jan 10-11: (5 x 1.10 + 20 x 0.90 + 65 x 0.60 + 10 x 0.30) / 100 = 0.655; the balance's 100 kWh, not the observer's 1
+    assert list(second) == ["M1", "M2"]
+    assert second["M1"]["price_yuan_per_kwh"] == pytest.approx(0.655)
+    assert second["M1"]["stolen_kwh"] == 100.0
+    assert second["M1"]["back_charge_yuan"] == pytest.approx(65.5)
+    assert second["M1"]["penalty_yuan"] == pytest.approx(196.5)
+    # the observer's case of M2: its Jan 10 at the residential 0.50
+    assert second["M2"]["back_charge_yuan"] == pytest.approx(5.0)
+    assert (second["M1"]["rank"], second["M2"]["rank"]) == (1, 2)
+    # the same rows as one date at a time
+    for d, obs in ((d1, None), (d2, observed)):
+        assert out[d].equals(theft_cases(diag, days, prices, empty, d, 0.2, 3.0, obs))
+
+
+def test_a_date_without_cases_gets_an_empty_frame_of_the_schema() -> None:
+    diag = pl.DataFrame([_diag("M2", 0.5, 100.0, 100.0)])
+    empty = pl.DataFrame(schema={"meter_id": pl.String, "inspection_date": pl.Date, "outcome": pl.String})
+    other = dt.date(2026, 1, 29)
+    out = theft_cases_at(diag, _meter_days(), _prices(), empty, [other, DAY], 0.2, 3.0)
+    assert out[other].height == 0
+    assert out[other].schema == out[DAY].schema
+    assert out[DAY]["meter_id"].to_list() == ["M2"]
