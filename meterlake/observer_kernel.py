@@ -135,6 +135,25 @@ def _block_medians_sorted(blocks: Arr, idx: Arr, m: int, buf: Arr, out: Arr) -> 
 
 
 @njit(cache=True, nogil=True)
+def _gather(values: Arr, pick: Arr, tix: Arr, g: int, buf: Arr) -> int:  # pragma: no cover - compiled
+    """The picked days' ``values`` (of type ``g``; every type where ``g < 0``) that are not
+    NaN, into ``buf``; their count."""
+    k = 0
+    for d in range(len(values)):
+        if pick[d] and (g < 0 or tix[d] == g) and not math.isnan(values[d]):
+            buf[k] = values[d]
+            k += 1
+    return k
+
+
+@njit(cache=True, nogil=True)
+def _median_or_0(values: Arr, pick: Arr, tix: Arr, g: int, buf: Arr) -> float:  # pragma: no cover - compiled
+    """The median of :func:`_gather`'s values; 0 where there are none."""
+    v = _quantile(buf, _gather(values, pick, tix, g, buf), 0.5)
+    return 0.0 if math.isnan(v) else v
+
+
+@njit(cache=True, nogil=True)
 def _usual(
     blocks: Arr,
     run: Arr,
@@ -175,32 +194,15 @@ def _usual(
     w_run = 0.0
     w_rough = 0.0
     if short:  # the window's usual day
-        k = 0
-        for d in range(nd):
-            if pick[d] and not math.isnan(energy[d]):
-                buf[k] = energy[d]
-                k += 1
-        cut = _quantile(buf, k, q)
+        cut = _quantile(buf, _gather(energy, pick, tix, -1, buf), q)
         m = 0
         for d in range(nd):
             if pick[d] and energy[d] >= cut:
                 idx[m] = d
                 m += 1
         _block_medians(blocks, idx, m, buf, w_b, rank, gaps)
-        k = 0
-        for d in range(nd):
-            if pick[d] and not math.isnan(run[d]):
-                buf[k] = run[d]
-                k += 1
-        v = _quantile(buf, k, 0.5)
-        w_run = 0.0 if math.isnan(v) else v
-        k = 0
-        for d in range(nd):
-            if pick[d] and not math.isnan(rough[d]):
-                buf[k] = rough[d]
-                k += 1
-        v = _quantile(buf, k, 0.5)
-        w_rough = 0.0 if math.isnan(v) else v
+        w_run = _median_or_0(run, pick, tix, -1, buf)
+        w_rough = _median_or_0(rough, pick, tix, -1, buf)
     for g in range(types):
         count = 0
         for d in range(nd):
@@ -209,12 +211,7 @@ def _usual(
         m = 0
         if first:
             ok = count >= min_type_days
-            k = 0
-            for d in range(nd):
-                if pick[d] and tix[d] == g and not math.isnan(energy[d]):
-                    buf[k] = energy[d]
-                    k += 1
-            cut = _quantile(buf, k, q)
+            cut = _quantile(buf, _gather(energy, pick, tix, g, buf), q)
             for d in range(nd):
                 if pick[d] and tix[d] == g and energy[d] >= cut:
                     idx[m] = d
@@ -232,20 +229,8 @@ def _usual(
             out_rough[g] = w_rough if first else keep_rough[g]
             continue
         _block_medians(blocks, idx, m, buf, out_b[g], rank, gaps)
-        k = 0
-        for d in range(nd):
-            if pick[d] and tix[d] == g and not math.isnan(run[d]):
-                buf[k] = run[d]
-                k += 1
-        v = _quantile(buf, k, 0.5)
-        out_run[g] = 0.0 if math.isnan(v) else v
-        k = 0
-        for d in range(nd):
-            if pick[d] and tix[d] == g and not math.isnan(rough[d]):
-                buf[k] = rough[d]
-                k += 1
-        v = _quantile(buf, k, 0.5)
-        out_rough[g] = 0.0 if math.isnan(v) else v
+        out_run[g] = _median_or_0(run, pick, tix, g, buf)
+        out_rough[g] = _median_or_0(rough, pick, tix, g, buf)
 
 
 @njit(cache=True, nogil=True)
