@@ -53,6 +53,15 @@ DATASOURCE = "meterlake"
 PENDING = "data_docs_pending"
 
 
+def pending(meta: Path) -> list[Path]:
+    """The judged findings under ``meta`` waiting for their Data Docs page, oldest first."""
+    folder = Path(meta) / PENDING
+    if not folder.is_dir():
+        return []
+    files = [p for p in folder.iterdir() if p.suffix == ".parquet" and not p.name.startswith(".")]
+    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
 @dataclass
 class SuiteInput:
     """What one table brings to the gate."""

@@ -98,6 +98,7 @@ from meterlake.schemas._base import MissingColumnsError
 from meterlake.schemas.anomalies import ANOMALIES, INDICATORS, RULES, points_column
 from meterlake.schemas.loss_diagnosis import BALANCE_RULES
 from meterlake.transforms import observer
+from meterlake.transforms.dates import split_by_date
 
 #: the interval energy balance's theft rule, read by the ``balance`` indicator
 BALANCE_RULE = BALANCE_RULES["theft_candidate"]
@@ -1434,8 +1435,7 @@ def score_at(
     out = frame.collect().sort([KEYS[0], "score", "meter_id"], descending=[False, True, False])
     out = out.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over(KEYS[0]).alias("rank"))
     out = ANOMALIES.conform(out).collect().sort("date", "meter_id")
-    found = {key[0]: part for key, part in out.partition_by("date", as_dict=True, maintain_order=True).items()}
-    return {d: found.get(d, out.clear()) for d in dates}
+    return split_by_date(out, dates)
 
 
 def detect(

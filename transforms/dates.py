@@ -89,6 +89,13 @@ def iso(dates: Iterable[dt.date]) -> list[str]:
     return [d.isoformat() for d in dates]
 
 
+def split_by_date(frame: pl.DataFrame, days: Iterable[dt.date]) -> dict[dt.date, pl.DataFrame]:
+    """``frame`` split by its ``date`` column, one frame per day of ``days`` (an empty one for
+    a day without rows; rows of other days are left out)."""
+    parts = {key[0]: part for key, part in frame.partition_by("date", as_dict=True, maintain_order=True).items()}
+    return {d: parts.get(d, frame.clear()) for d in days}
+
+
 def span(frame: pl.DataFrame, first: str, last: str | None = None) -> tuple[dt.date, dt.date]:
     """The smallest value of date column ``first`` and the largest of ``last`` (default:
     the same column) of a non-empty frame, typed as dates."""

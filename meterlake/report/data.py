@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from ..checks.runner import PENDING
+from ..checks.runner import pending
 from ..lake import Lake
 from ..publish import registry
 from ..transforms import dates as dates_
@@ -159,17 +158,9 @@ def _find_data_docs(reports: Path, meta: Path | None = None) -> str | None:
     publishing, so the report links it before it is written.
     """
     found = _data_docs_index(reports)
-    if found is None and meta is not None and _docs_waiting(meta):
+    if found is None and meta is not None and bool(pending(meta)):
         return DATA_DOCS_INDEX
     return found
-
-
-def _docs_waiting(meta: Path) -> bool:
-    try:
-        with os.scandir(meta / PENDING) as entries:
-            return any(e.name.endswith(".parquet") and not e.name.startswith(".") for e in entries)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
 
 
 def _data_docs_index(reports: Path) -> str | None:

@@ -25,18 +25,9 @@ from pathlib import Path
 
 import polars as pl
 
-from ..checks.runner import PENDING, CheckError, render
+from ..checks.runner import CheckError, pending, render
 from ..checks.thresholds import CheckThresholds
 from . import StageContext, StageError, StageResult
-
-
-def pending(meta: Path) -> list[Path]:
-    """The judged findings waiting for their Data Docs page, oldest first."""
-    folder = Path(meta) / PENDING
-    if not folder.is_dir():
-        return []
-    files = [p for p in folder.iterdir() if p.suffix == ".parquet" and not p.name.startswith(".")]
-    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:

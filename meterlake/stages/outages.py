@@ -41,6 +41,7 @@ from ..schemas.outage_plan_checks import OUTAGE_PLAN_CHECKS
 from ..schemas.outage_plans import LANDING as PLANS_LANDING
 from ..schemas.reliability_monthly import RELIABILITY_MONTHLY
 from ..transforms import outages as o
+from ..transforms.dates import split_by_date
 from . import StageContext, StageError, StageResult
 
 ARCHIVE, CURVES, EVENTS, PLANS = ARCHIVE_LANDING.clean, CURVES_LANDING.clean, EVENTS_LANDING.clean, PLANS_LANDING.clean
@@ -148,12 +149,6 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     return result
 
 
-def _by_date(frame: pl.DataFrame, dates: list[dt.date]) -> dict[dt.date, pl.DataFrame]:
-    """``frame`` split by its ``date`` column, each of ``dates`` (an empty frame for a date without rows)."""
-    parts = {key[0]: part for key, part in frame.partition_by("date", as_dict=True, maintain_order=True).items()}
-    return {d: parts.get(d, frame.clear()) for d in dates}
-
-
 def daily_events(
     ctx: StageContext,
     dates: list[dt.date],
@@ -173,7 +168,7 @@ def daily_events(
     # an area interruption's date is its own start's; a member may have gone off the day before
     members = members.drop("date").join(events.select("outage_id", "date"), on="outage_id")
     for table, frame in ((OUTAGE_EVENTS, events), (OUTAGE_MEMBERS, members)):
-        for day, part in _by_date(frame, dates).items():
+        for day, part in split_by_date(frame, dates).items():
             lake.write_partition(table, day, part)
     real = events.filter(~pl.col("momentary"))
     result.rows |= {"outage_events": events.height, "outage_members": members.height}
@@ -223,7 +218,7 @@ def write_meter_days(
             )
             events = pl.concat([events, carried], how="diagonal_relaxed")
             members = pl.concat([members, carried_members], how="diagonal_relaxed")
-    parts = _by_date(o.meter_days(events, members, service_of(events, sorted(in_run | set(before)))), dates)
+    parts = split_by_date(o.meter_days(events, members, service_of(events, sorted(in_run | set(before)))), dates)
     for day in dates:
         ctx.lake.write_partition(OUTAGE_METER_DAYS, day, parts[day])
         result.rows["outage_meter_days"] = result.rows.get("outage_meter_days", 0) + parts[day].height
@@ -242,7 +237,7 @@ def write_mapping_suspects(
     alone = events.filter(pl.col("level") == "customer")["meter_id"].unique().implode()
     customers = svc.on(dates, pl.col("meter_id").is_in(alone) & (pl.col("role") == "customer"))
     found = o.mapping_suspects_at(events, members, customers, dates, cfg)
-    for day, part in _by_date(found, dates).items():
+    for day, part in split_by_date(found, dates).items():
         lake.write_partition(OUTAGE_MAPPING_SUSPECTS, day, part)
     result.rows["outage_mapping_suspects"] = result.rows.get("outage_mapping_suspects", 0) + found.height
 

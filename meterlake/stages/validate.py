@@ -418,10 +418,9 @@ def _per_date(batch: list[dt.date], in_run: pl.DataFrame, lacking: pl.DataFrame)
 
 def _split(frame: pl.DataFrame, batch: list[dt.date]) -> dict[dt.date, pl.DataFrame]:
     """``frame`` per date of ``batch`` (an empty frame for a date without rows)."""
-    if len(batch) == 1:
+    if len(batch) == 1:  # a pass's frames hold its dates only: no copy
         return {batch[0]: frame}
-    parts = {key[0]: part for key, part in frame.partition_by("date", as_dict=True, maintain_order=True).items()}
-    return {d: parts.get(d, frame.clear()) for d in batch}
+    return dates.split_by_date(frame, batch)
 
 
 def _history(lake: Lake, cfg: VeeConfig, days: pl.DataFrame, held: set[str], b0: dt.date) -> pl.LazyFrame:
