@@ -1200,8 +1200,6 @@ def indicators_at(
         *(pl.col(f"s_{k}").fill_null(0.0) for k in DATA_KEYS),
         *(pl.col(f).fill_null(0.0) for f in RAW_FEATURES),
     )
-    if not out.select(pl.arg_sort_by(KEYS)).to_series().is_sorted():
-        out = out.sort(KEYS)
     if len(dates) == 1:  # one date's rows are the frame: no copy of them
         found = {dates[0]: out.drop(KEYS[0])} if out.height else {}
     else:

@@ -37,8 +37,6 @@ from collections.abc import Iterable, Sequence
 
 import polars as pl
 
-from . import dates
-
 #: register columns of the clean registers table, and the meter_daily column each feeds
 REGISTERS: dict[str, str] = {
     "total_kwh": "kwh",
@@ -577,31 +575,3 @@ def collection_daily(
         pl.lit(target_rate, pl.Float64).alias("target_rate"),
         ((pl.col("meters_read") / total) < target_rate).alias("below_target"),
     ).drop("_feeder_key", "_master_feeder", "_min_feeder")
-
-
-def shared_gaps(days: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
-    """The reading gaps the meter-days of ``days`` share with other days:
-    ``meter_id, reading_from, reading_to`` (from :func:`register_days`)."""
-    return (
-        days.lazy()
-        .filter(pl.col("day_status") == "shared")
-        .select("meter_id", "reading_from", "reading_to")
-        .unique()
-        .collect()
-    )
-
-
-def gap_dates(gaps: pl.DataFrame, day: dt.date) -> list[dt.date]:
-    """Every other date inside the gaps of :func:`shared_gaps`: the days whose shares
-    change with ``day``'s readings and curve (a reading that closes a gap turns its earlier
-    days from missing to estimated; a curve that arrives late changes the weights)."""
-    if not gaps.height:
-        return []
-    first, end = dates.span(gaps, "reading_from", "reading_to")
-    span = dates.days(first, end)[:-1]
-    inside = (
-        pl.DataFrame({"date": span}, schema={"date": pl.Date()})
-        .join(gaps, how="cross")
-        .filter((pl.col("reading_from") <= pl.col("date")) & (pl.col("date") < pl.col("reading_to")))
-    )
-    return sorted(d for d in inside["date"].unique().to_list() if d != day)

@@ -473,9 +473,14 @@ def _rank(
             frame = scored[day]
             ctx.lake.write_partition(ANOMALIES, day, frame)
             tally.written += frame.height
-            for key in INDICATORS:
-                tally.fired[key] += int((frame[f"{key}_points"] > 0).sum())
-            tally.top.update(r for r in frame["top_rule"].to_list() if r)
+            fired = frame.select((pl.col(f"{key}_points") > 0).sum().alias(key) for key in INDICATORS).row(
+                0, named=True
+            )
+            tally.fired.update(fired)
+            tops = frame.filter(pl.col("top_rule").is_not_null() & (pl.col("top_rule") != ""))[
+                "top_rule"
+            ].value_counts()
+            tally.top.update(dict(tops.iter_rows()))
         done += len(batch)
         ind.drop_through(batch[-1], keep=sup.model_dates)
     return tally

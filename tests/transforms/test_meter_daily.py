@@ -216,18 +216,6 @@ def test_a_meter_absent_from_a_later_snapshot_leaves_service() -> None:
     assert md.in_service(arch, [dt.date(2025, 11, 30)]).collect().height == 0
 
 
-def test_gap_dates_are_the_other_days_of_the_shared_gaps() -> None:
-    # m1: readings 1 and 5 (days 1..4 share); m2: readings 4 and 5 (day 4 actual)
-    svc = md.in_service(archive([{"meter_id": "m1"}, {"meter_id": "m2"}]), [day(4)])
-    rd = md.register_days(
-        svc, readings([("m1", 1, 0.0), ("m1", 5, 40.0), ("m2", 4, 0.0), ("m2", 5, 1.0)]), max_gap_days=31
-    ).collect()
-    gaps = md.shared_gaps(rd)
-    assert gaps.rows() == [("m1", day(1), day(5))]
-    assert md.gap_dates(gaps, day(4)) == [day(1), day(2), day(3)]
-    assert md.gap_dates(gaps.clear(), day(4)) == []
-
-
 def test_collection_daily_counts_area_and_feeder_direct_rows() -> None:
     arch = archive(
         [
