@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
 import polars as pl
@@ -109,9 +110,10 @@ def thefts_in(lake: Lake, archive: pl.LazyFrame, first: dt.date, last: dt.date) 
     )
 
 
-def prepay_below_zero(lake: Lake, first: dt.date, last: dt.date) -> pl.LazyFrame:
-    """customer_id, days: prepay days of the window with a computed balance below zero."""
-    days = [d for d in lake.partitions(PREPAY_DAILY) if first.isoformat() <= d <= last.isoformat()]
+def prepay_below_zero(lake: Lake, held: list[str], first: dt.date, last: dt.date) -> pl.LazyFrame:
+    """customer_id, days: prepay days of the window with a computed balance below zero
+    (``held``: the prepay_daily partitions)."""
+    days = [d for d in held if first.isoformat() <= d <= last.isoformat()]
     if not days:
         return pl.LazyFrame(schema={"customer_id": pl.String, "days": pl.Int32})
     return (
@@ -140,10 +142,16 @@ class Books:
     schedule: pl.LazyFrame
     ledger: pl.LazyFrame
     status: pl.LazyFrame
+    #: the prepay_daily partitions (the stage reads them, never writes them)
+    prepay_days: list[str]
 
     def keyed(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         """``frame`` with customer_id cast to the key: a join needs both sides alike."""
-        return frame.with_columns(pl.col("customer_id").cast(self.key_type))
+        return _keyed(frame, self.key_type)
+
+
+def _keyed(frame: pl.LazyFrame, key_type: pl.DataTypeExpr) -> pl.LazyFrame:
+    return frame.with_columns(pl.col("customer_id").cast(key_type))
 
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
@@ -200,8 +208,7 @@ def open_books(
     # its categories again each time (about 0.2 s a cast with a county's 500k customers)
     key_type = key.to_dtype_expr()
 
-    def keyed(frame: pl.LazyFrame) -> pl.LazyFrame:
-        return frame.with_columns(pl.col("customer_id").cast(key_type))
+    keyed = partial(_keyed, key_type=key_type)
 
     # the bills' columns the transforms read, read and keyed once
     used = ["month", "customer_id", "period_end", "area_id", "customer_class", "prepay", "amount_yuan", "status"]
@@ -225,6 +232,7 @@ def open_books(
         schedule=schedule,
         ledger=ledger,
         status=status,
+        prepay_days=lake.partitions(PREPAY_DAILY),
     )
 
 
@@ -244,13 +252,14 @@ def ledger_month(books: Books, m: str, grades: dict[str, int]) -> dict[str, int]
 
     window = _months(shift_month(m, -(cfg.credit.window_months - 1)), m)
     w_first = month_bounds(window[0])[0]
-    held_rec = [w for w in window if w in lake.partitions(RECEIVABLES_MONTHLY)]
+    written = set(lake.partitions(RECEIVABLES_MONTHLY))
+    held_rec = [w for w in window if w in written]
     credit = credit_month(
         m,
         books.bills.filter(pl.col("month").is_in(window)),
         books.status.filter(pl.col("due_date").is_between(w_first, end)),
         books.keyed(lake.scan(RECEIVABLES_MONTHLY, held_rec)),
-        books.keyed(prepay_below_zero(lake, w_first, end)),
+        books.keyed(prepay_below_zero(lake, books.prepay_days, w_first, end)),
         books.keyed(thefts_in(lake, books.archive, w_first, end)),
         cfg,
     ).collect()
@@ -276,7 +285,7 @@ def recovery_month(books: Books, m: str, notes: list[str]) -> int:
     lake, cfg = books.lake, books.cfg
     first, end = month_bounds(m)
     due = (end + dt.timedelta(days=1)).replace(day=cfg.calendar.due_day)
-    days = [d for d in lake.partitions(PREPAY_DAILY) if first.isoformat() <= d <= end.isoformat()]
+    days = [d for d in books.prepay_days if first.isoformat() <= d <= end.isoformat()]
     prepay_month = books.keyed(
         lake.scan(PREPAY_DAILY, days) if days else pl.LazyFrame(schema={c.name: c.dtype for c in PREPAY_DAILY.columns})
     )
