@@ -123,17 +123,23 @@ def _note_quality(day: dt.date, frame: pl.DataFrame) -> str:
 BATCH_METER_DAYS = 200_000
 
 
-def _batches(lake: Lake, dates: list[dt.date], limit: int | None = None) -> list[dt.date]:
-    """The first dates of ``dates`` that one pass validates: consecutive dates whose
-    meters in service (the size of the archive snapshot valid on each) add up to at most
-    ``limit``, and at least one date."""
-    limit = BATCH_METER_DAYS if limit is None else limit
+def _meters_on(lake: Lake, dates: list[dt.date]) -> dict[dt.date, int]:
+    """Each date's meters in service: the size of the archive snapshot valid on it (each
+    snapshot counted once; the stage never writes the archive, so once a run)."""
     valid = _snapshots(lake, dates)
     sizes = {p: lake.scan(ARCHIVE, [p]).select(pl.len()).collect().item() for p in set(valid.values()) if p}
+    return {d: sizes.get(valid[d] or "", 0) for d in dates}
+
+
+def _batches(meters: dict[dt.date, int], dates: list[dt.date], limit: int | None = None) -> list[dt.date]:
+    """The first dates of ``dates`` that one pass validates: consecutive dates whose
+    meters in service (``meters``: :func:`_meters_on`) add up to at most ``limit``, and at
+    least one date."""
+    limit = BATCH_METER_DAYS if limit is None else limit
     out: list[dt.date] = []
     total = 0
     for d in dates:
-        n = sizes.get(valid[d] or "", 0)
+        n = meters[d]
         if out and (total + n > limit or d != out[-1] + dt.timedelta(days=1)):
             break
         out.append(d)
@@ -160,8 +166,9 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     lacking = 0
     lake = _Lake(ctx.lake.root)
     todo = list(dates)
+    meters = _meters_on(lake, todo)
     while todo:
-        batch = _batches(lake, todo)
+        batch = _batches(meters, todo)
         try:
             out = _validate_batch(ctx, lake, cfg, batch, run_dates=set(dates))
         except MissingColumnsError as exc:
