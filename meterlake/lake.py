@@ -31,12 +31,12 @@ import os
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import polars as pl
 
@@ -52,6 +52,8 @@ ROW_GROUP_SIZE = 256_000
 #: back by the same ingest: level 1 writes a county day's curves in 2/3 of the CPU of the
 #: default level (2.1 s against 3.1 s) for 1.4x the bytes (147 MB against 107 MB)
 STAGED_LEVEL: Final = 1
+#: threads :meth:`Lake.write_partitions` writes on (they wait on the disk more than they compute)
+WRITE_THREADS: Final = 4
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,31 @@ class Lake:
             out = out.drop(key)
         order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
         return self.write_file(self.partition_path(table, value, key), sort_if_needed(out.collect(), order))
+
+    def write_partitions(
+        self,
+        table: Table,
+        frames: Mapping[Any, pl.DataFrame],
+        key: str | None = None,
+        sort_by: Iterable[str] | None = None,
+    ) -> list[Path]:
+        """:meth:`write_partition` of each ``value: frame`` of ``frames``, on a few threads at once.
+
+        A small run writes a few hundred small partitions, each waiting mostly for its
+        ``fsync``; waited for together, the filesystem commits them in a few journal
+        commits instead of one each (on this project's machine 1.6 ms a file one after
+        the other, 0.1 ms together). Each file is replaced atomically, as ever; when one
+        write fails, the others still run to their end (each whole or not written, as
+        when a run stops between two writes), and the first error is raised.
+        """
+        order = list(sort_by) if sort_by is not None else None
+        items = list(frames.items())
+        if len(items) <= 1:
+            return [self.write_partition(table, v, f, key=key, sort_by=order) for v, f in items]
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="lake-partitions") as pool:
+            futures = [pool.submit(self.write_partition, table, v, f, key, order) for v, f in items]
+            wait(futures)
+        return [f.result() for f in futures]
 
     def partitions(self, table: Table, key: str | None = None) -> list[str]:
         """The partition values present, sorted."""
