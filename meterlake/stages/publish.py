@@ -17,7 +17,8 @@ from __future__ import annotations
 import datetime as dt
 
 from .. import dictionary
-from ..publish import PublishConfig, duckdb_db, postgres
+from ..publish import PublishConfig, duckdb_db
+from ..publish.dsn import AIRFLOW_CONN_ID, resolve_dsn
 from ..report import build_report
 from . import StageContext, StageError, StageResult
 
@@ -39,13 +40,14 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     result.notes.append(f"DuckDB: {len(db.views)} views in {db.path}" + ("" if db.rebuilt else " (unchanged)"))
     result.notes += db.notes
 
-    dsn = postgres.resolve_dsn(ctx.settings)
+    dsn = resolve_dsn(ctx.settings)
     if dsn is None:
         result.notes.append(
-            "PostgreSQL: no DSN configured (METERLAKE_PG_DSN or Airflow connection "
-            f"{postgres.AIRFLOW_CONN_ID}); skipped"
+            f"PostgreSQL: no DSN configured (METERLAKE_PG_DSN or Airflow connection {AIRFLOW_CONN_ID}); skipped"
         )
     else:
+        from ..publish import postgres  # its driver (psycopg) only where there is a database
+
         try:
             pg = postgres.publish(
                 dsn,
