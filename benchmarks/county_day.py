@@ -73,6 +73,15 @@ from meterlake import pipeline
 from meterlake.settings import Settings
 landing, lake, start, end, stages = sys.argv[1:6]
 s = Settings(landing=landing, lake=lake, progress=False, pii_key="benchmark", pg_dsn=None, config_dir=None)
+spans = {}  # stage -> [start, end] in seconds from the child's start (stages may overlap)
+_run_stage = pipeline.run_stage
+def run_stage(settings, stage, *args, **kwargs):
+    t = time.perf_counter()
+    try:
+        return _run_stage(settings, stage, *args, **kwargs)
+    finally:
+        spans[stage] = [round(t - t0, 2), round(time.perf_counter() - t0, 2)]
+pipeline.run_stage = run_stage
 rec = pipeline.run(s, dt.date.fromisoformat(start), dt.date.fromisoformat(end), stages=stages.split(","), progress=lambda m: None)
 out = {"wall": {k: v["seconds"] for k, v in rec["stages"].items()}, "cpu": {k: v.get("cpu_seconds", -1.0) for k, v in rec["stages"].items()}}  # -1: code without StageResult.cpu_seconds
 out["wall"]["total"] = round(time.perf_counter() - t0, 3)
@@ -82,6 +91,7 @@ out["cpu"]["total"] = round(time.process_time() - c0 + kids.ru_utime + kids.ru_s
 # its own peak (ru_maxrss of a child holds the parent's RSS when it was spawned)
 out["helper_peak_rss_gb"] = round(rec["stages"].get("docs", {}).get("details", {}).get("helper_peak_rss_mb", 0) / 1024, 2)
 out["accounting"] = rec["stages"].get("ingest", {}).get("details", {}).get("accounting")
+out["spans"] = spans
 print("RESULT " + json.dumps(out))
 """
 
@@ -94,11 +104,18 @@ class TreeRss(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.every_s = pid, every_s
         self.peak_kib = 0
+        #: (seconds since start, MiB) every 0.1 s: which stage holds the peak
+        self.timeline: list[tuple[float, int]] = []
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        t0 = last = time.perf_counter()
         while not self._stop_event.wait(self.every_s):
-            self.peak_kib = max(self.peak_kib, sum(_rss_kib(p) for p in _tree(self.pid)))
+            now_kib = sum(_rss_kib(p) for p in _tree(self.pid))
+            self.peak_kib = max(self.peak_kib, now_kib)
+            if time.perf_counter() - last >= 0.1:
+                last = time.perf_counter()
+                self.timeline.append((round(last - t0, 2), now_kib // 1024))
 
     def stop(self) -> int:
         self._stop_event.set()
@@ -154,6 +171,7 @@ def run_once(landing: Path, lake: Path, start: dt.date, end: dt.date, stages: st
     result["peak_rss_gb"] = round(usage.ru_maxrss / 1024**2, 2)  # ru_maxrss is KiB on Linux
     # the run's process and its helpers together, sampled (the exact main peak where larger)
     result["peak_rss_sum_gb"] = round(max(peak_sum_kib, usage.ru_maxrss) / 1024**2, 2)
+    result["rss_timeline_mb"] = sampler.timeline
     result["process_cpu"] = round(usage.ru_utime + usage.ru_stime, 2)  # with the interpreter's start
     result["load"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
     return result

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import io
+import itertools
 import json
 import os
 import threading
@@ -232,23 +233,48 @@ class Lake:
         key: str | None = None,
         sort_by: Iterable[str] | None = None,
     ) -> list[Path]:
-        """:meth:`write_partition` of each ``value: frame`` of ``frames``, on a few threads at once.
+        """:meth:`write_partition` of each ``value: frame`` of ``frames``: the same files, for
+        a run of many small partitions (a small run's 59 days) at a fraction of the cost.
 
-        A small run writes a few hundred small partitions, each waiting mostly for its
-        ``fsync``; waited for together, the filesystem commits them in a few journal
+        The frames are conformed to the contract in one query (their rows one after the
+        other, then sliced apart again: a cast is row by row), not one query each; the
+        files are sorted and written on a few threads at once, each waiting mostly for
+        its ``fsync``: waited for together, the filesystem commits them in a few journal
         commits instead of one each (on this project's machine 1.6 ms a file one after
         the other, 0.1 ms together). Each file is replaced atomically, as ever; when one
         write fails, the others still run to their end (each whole or not written, as
         when a run stops between two writes), and the first error is raised.
         """
-        order = list(sort_by) if sort_by is not None else None
+        key = key or table.partition_by
+        order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
         items = list(frames.items())
+        conformed = self._conform_together(table, [f for _, f in items], key)
+        paths = [self.partition_path(table, v, key) for v, _ in items]
         if len(items) <= 1:
-            return [self.write_partition(table, v, f, key=key, sort_by=order) for v, f in items]
+            return [self.write_file(p, sort_if_needed(f, order)) for p, f in zip(paths, conformed, strict=True)]
+
+        def write(path: Path, frame: pl.DataFrame) -> Path:
+            return self.write_file(path, sort_if_needed(frame, order))
+
         with ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="lake-partitions") as pool:
-            futures = [pool.submit(self.write_partition, table, v, f, key, order) for v, f in items]
+            futures = [pool.submit(write, p, f) for p, f in zip(paths, conformed, strict=True)]
             wait(futures)
         return [f.result() for f in futures]
+
+    @staticmethod
+    def _conform_together(table: Table, frames: list[pl.DataFrame], key: str | None) -> list[pl.DataFrame]:
+        """Each frame conformed to ``table`` without the partition column ``key``: in one
+        query when they share a schema, else one each (as :meth:`write_partition`)."""
+
+        def conform(frame: pl.DataFrame) -> pl.LazyFrame:
+            out = table.conform(frame)
+            return out.drop(key) if key is not None else out
+
+        if len(frames) <= 1 or len({tuple(f.schema.items()) for f in frames}) > 1:
+            return [conform(f).collect() for f in frames]
+        whole = conform(pl.concat(frames, rechunk=False)).collect()
+        starts = itertools.accumulate((f.height for f in frames), initial=0)
+        return [whole.slice(at, f.height) for at, f in zip(starts, frames, strict=False)]
 
     def partitions(self, table: Table, key: str | None = None) -> list[str]:
         """The partition values present, sorted."""

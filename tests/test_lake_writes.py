@@ -143,10 +143,13 @@ def _meter_days(day: dt.date, meters: list[str]) -> pl.DataFrame:
     )
 
 
-def test_partitions_written_together_are_the_files_written_one_by_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("alike", [pytest.param(True, id="one-schema"), pytest.param(False, id="schemas-differ")])
+def test_partitions_written_together_are_the_files_written_one_by_one(tmp_path: Path, alike: bool) -> None:
     days = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(12)]
     frames = {d: _meter_days(d, ["m3", "m1", "m2"][: 1 + i % 3]) for i, d in enumerate(days)}
     frames[days[5]] = frames[days[5]].clear()  # a day without rows
+    if not alike:  # an integer where the contract has a float, an extra column: conformed one by one
+        frames[days[7]] = frames[days[7]].with_columns(pl.col("outage_min").cast(pl.Int64), extra=pl.lit(1))
     one, together = Lake(tmp_path / "one"), Lake(tmp_path / "together")
     expected = [one.write_partition(OUTAGE_METER_DAYS, d, f) for d, f in frames.items()]
     paths = together.write_partitions(OUTAGE_METER_DAYS, frames)
@@ -164,14 +167,15 @@ def test_a_failing_partition_write_is_raised_after_the_others_are_whole(
     lake = Lake(tmp_path / "lake")
     days = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(6)]
     frames = {d: _meter_days(d, ["m1", "m2"]) for d in days}
-    real = Lake.write_partition
+    real = Lake.write_file
+    failing = lake.partition_path(OUTAGE_METER_DAYS, days[2])
 
-    def write(self: Lake, table: object, value: object, frame: pl.DataFrame, *args: object) -> Path:
-        if value == days[2]:
+    def write(self: Lake, path: Path, frame: pl.DataFrame, *args: object, **kwargs: object) -> Path:
+        if path == failing:
             raise OSError(28, "No space left on device")
-        return real(self, table, value, frame, *args)  # type: ignore[arg-type]
+        return real(self, path, frame)
 
-    monkeypatch.setattr(Lake, "write_partition", write)
+    monkeypatch.setattr(Lake, "write_file", write)
     with pytest.raises(OSError, match="No space left"):
         lake.write_partitions(OUTAGE_METER_DAYS, frames)
     held = lake.partitions(OUTAGE_METER_DAYS)
