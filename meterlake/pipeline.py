@@ -206,7 +206,7 @@ def run(
                         helper.go(dates, progress)
                         record["stages"]["docs"] = None  # its place in the record, filled below
                         continue
-                    if stage in side_stages(wanted):
+                    if stage in side_stages(wanted) and side_fits(settings, dates):
                         side = SideStage(settings, stage, dates, run_id, progress, SIDE_STAGES[stage])
                         record["stages"][stage] = None  # its place in the record, filled when joined
                         continue
@@ -269,6 +269,15 @@ def run(
 #: Polars runs its queries without Python's lock: the two sides share the two cores,
 #: and the process's memory (one interpreter, one set of imports)
 SIDE_STAGES: dict[str, tuple[str, ...]] = {"anomalies": ("billing", "receivables")}
+#: the most meters a day (rows of a meter_daily partition) for which a run takes a side
+#: stage beside its partners. Beside each other their working sets add up: on a county
+#: day (500k meters) anomalies alone peaks at 0.76 GB, billing at 0.37, receivables at
+#: 0.45, anomalies beside billing and receivables at 0.97-1.02 GB (each in a process of
+#: its own), where the run's whole peak is held at 1 GB. Memory grows with the meters
+#: of a day, so a county day (or a larger shard) takes them in turn, and a run of
+#: smaller days (a small county's backfill, where the stages' fixed costs are most of
+#: the time) beside each other
+SIDE_MAX_METERS = 100_000
 
 
 def side_stages(wanted: Iterable[str]) -> set[str]:
@@ -276,6 +285,24 @@ def side_stages(wanted: Iterable[str]) -> set[str]:
     those whose partners the run runs too."""
     wanted = set(wanted)
     return {s for s, partners in SIDE_STAGES.items() if s in wanted and wanted & set(partners)}
+
+
+def side_fits(settings: Settings, dates: Iterable[dt.date]) -> bool:
+    """Whether the run's days are small enough for a side stage (:data:`SIDE_MAX_METERS`):
+    the largest meter_daily partition of ``dates``, by its Parquet footer's row count."""
+    import pyarrow.parquet as pq
+
+    from .schemas.meter_daily import METER_DAILY
+
+    lake = Lake(settings.lake)
+    most = 0
+    for day in dates:
+        path = lake.partition_path(METER_DAILY, day.isoformat())
+        try:
+            most = max(most, pq.read_metadata(path).num_rows)
+        except (OSError, ValueError):  # no partition (or an unreadable one: its stage meets it)
+            continue
+    return most <= SIDE_MAX_METERS
 
 
 class SideStage:

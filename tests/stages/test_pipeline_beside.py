@@ -1,4 +1,5 @@
-"""A run of several stages takes anomalies on a thread beside billing and receivables."""
+"""A run of several stages takes anomalies on a thread beside billing and receivables (on days
+of at most ``SIDE_MAX_METERS`` meters)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import json
 import threading
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from meterlake import lock, pipeline
+from meterlake.lake import Lake
+from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.settings import Settings
 from meterlake.stages import StageContext, StageError, StageResult
 
@@ -247,3 +251,32 @@ def test_without_partners_anomalies_runs_in_turn(stages: Stages, tmp_path: Path)
     pipeline.run(_settings(tmp_path), D1, D2, stages=["loss", "anomalies", "check"], run_id="r1")
     assert stages.threads["anomalies"] == stages.threads["loss"] == threading.current_thread().name
     assert [s for what, s in stages.log if what == "start"] == ["loss", "anomalies", "check"]
+
+
+def _meter_days(root: Path, day: dt.date, meters: int) -> None:
+    """A meter_daily partition of ``meters`` rows (the gate reads only its footer's row count)."""
+    lake = Lake(root / "lake")
+    lake.write_file(lake.partition_path(METER_DAILY, day.isoformat()), pl.DataFrame({"meter_id": range(meters)}))
+
+
+@pytest.mark.parametrize(
+    ("meters", "beside"),
+    [
+        pytest.param(0, True, id="no-meter_daily"),
+        pytest.param(3, True, id="at-the-limit"),
+        pytest.param(4, False, id="over-the-limit"),
+    ],
+)
+def test_days_with_more_meters_than_the_limit_take_the_side_stage_in_turn(
+    stages: Stages, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, meters: int, beside: bool
+) -> None:
+    monkeypatch.setattr(pipeline, "SIDE_MAX_METERS", 3)
+    _meter_days(tmp_path, D1, 2)
+    if meters:
+        _meter_days(tmp_path, D2, meters)  # the largest day decides
+    pipeline.run(_settings(tmp_path), D1, D2, stages=STAGES, run_id="r1")
+    assert (stages.threads["anomalies"] != stages.threads["billing"]) is beside
+    started = [s for what, s in stages.log if what == "start"]
+    if not beside:
+        assert started == STAGES
+        assert "beside" not in _record(tmp_path)["stages"]["anomalies"]["details"]
