@@ -1,7 +1,9 @@
-"""The lake's writes behind the caller (one thread, in order, bounded) and its empty Parquet files."""
+"""The lake's writes behind the caller (one thread, in order, bounded), its partitions written
+together, and its empty Parquet files."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import threading
 from pathlib import Path
@@ -10,6 +12,7 @@ import polars as pl
 import pytest
 
 from meterlake.lake import Lake, WriteBehind, write_now_or_behind
+from meterlake.schemas.outage_meter_days import OUTAGE_METER_DAYS
 
 
 def test_jobs_run_in_the_order_given_and_wait_returns_once_all_are_done() -> None:
@@ -123,3 +126,59 @@ def test_a_job_holding_more_than_the_bound_is_waited_for_at_once() -> None:
         writes.submit(functools.partial(order.append, "large"), nbytes=500)
         order.append("submitted")  # after the large job is written, never beside it
     assert order == ["small", "large", "submitted"]
+
+
+def _meter_days(day: dt.date, meters: list[str]) -> pl.DataFrame:
+    """outage_meter_days rows of ``day`` for ``meters`` (in the order given: the write sorts them)."""
+    n = len(meters)
+    return pl.DataFrame(
+        {
+            "date": [day] * n,
+            "meter_id": meters,
+            "outage_min": [30.0 * (i + 1) for i in range(n)],
+            "first_slot": [1] * n,
+            "last_slot": [i + 1 for i in range(n)],
+            "off_at_midnight": [False] * n,
+        }
+    )
+
+
+@pytest.mark.parametrize("alike", [pytest.param(True, id="one-schema"), pytest.param(False, id="schemas-differ")])
+def test_partitions_written_together_are_the_files_written_one_by_one(tmp_path: Path, alike: bool) -> None:
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(12)]
+    frames = {d: _meter_days(d, ["m3", "m1", "m2"][: 1 + i % 3]) for i, d in enumerate(days)}
+    frames[days[5]] = frames[days[5]].clear()  # a day without rows
+    if not alike:  # an integer where the contract has a float, an extra column: conformed one by one
+        frames[days[7]] = frames[days[7]].with_columns(pl.col("outage_min").cast(pl.Int64), extra=pl.lit(1))
+    one, together = Lake(tmp_path / "one"), Lake(tmp_path / "together")
+    expected = [one.write_partition(OUTAGE_METER_DAYS, d, f) for d, f in frames.items()]
+    paths = together.write_partitions(OUTAGE_METER_DAYS, frames)
+    assert [p.relative_to(together.root) for p in paths] == [p.relative_to(one.root) for p in expected]
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in expected]
+    # sorted by the table key, the partition column left to the folder name
+    assert pl.read_parquet(paths[2])["meter_id"].to_list() == ["m1", "m2", "m3"]
+    assert together.partitions(OUTAGE_METER_DAYS) == [d.isoformat() for d in days]
+    assert not any(together.staging.iterdir())
+
+
+def test_a_failing_partition_write_is_raised_after_the_others_are_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = Lake(tmp_path / "lake")
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(6)]
+    frames = {d: _meter_days(d, ["m1", "m2"]) for d in days}
+    real = Lake.write_file
+    failing = lake.partition_path(OUTAGE_METER_DAYS, days[2])
+
+    def write(self: Lake, path: Path, frame: pl.DataFrame, *args: object, **kwargs: object) -> Path:
+        if path == failing:
+            raise OSError(28, "No space left on device")
+        return real(self, path, frame)
+
+    monkeypatch.setattr(Lake, "write_file", write)
+    with pytest.raises(OSError, match="No space left"):
+        lake.write_partitions(OUTAGE_METER_DAYS, frames)
+    held = lake.partitions(OUTAGE_METER_DAYS)
+    assert held == [d.isoformat() for d in days if d != days[2]]
+    for d in held:  # every file written is whole
+        assert pl.read_parquet(lake.partition_path(OUTAGE_METER_DAYS, d)).height == 2
