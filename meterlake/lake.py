@@ -223,6 +223,35 @@ class Lake:
         order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
         return self.write_file(self.partition_path(table, value, key), sort_if_needed(out.collect(), order))
 
+    def write_partitions(
+        self,
+        table: Table,
+        frame: pl.DataFrame,
+        values: Iterable[object],
+        key: str | None = None,
+        sort_by: Iterable[str] | None = None,
+    ) -> dict[object, int]:
+        """:meth:`write_partition` of each of ``values`` with its rows of ``frame`` (an empty
+        file for a value without rows); the rows written per value.
+
+        The frame is conformed once for all of them (a backfill's dates cost one query,
+        not one each), each partition's file the bytes :meth:`write_partition` writes.
+        """
+        key = key or table.partition_by
+        if key is None:
+            raise ValueError(f"{table.name} is not partitioned: write it with write_partition")
+        out = table.conform(frame).collect()
+        order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
+        parts = {k[0]: part for k, part in out.partition_by(key, as_dict=True, maintain_order=True).items()}
+        empty = out.clear().drop(key)
+        written: dict[object, int] = {}
+        for value in values:
+            part = parts.get(value)
+            rows = empty if part is None else sort_if_needed(part.drop(key), order)
+            self.write_file(self.partition_path(table, value, key), rows)
+            written[value] = rows.height
+        return written
+
     def partitions(self, table: Table, key: str | None = None) -> list[str]:
         """The partition values present, sorted."""
         key = key or table.partition_by
