@@ -27,10 +27,9 @@ import datetime as dt
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import polars as pl
-import psycopg
-from psycopg import sql
 
 from ..lake import Lake
 from ..schemas import Table
@@ -38,6 +37,10 @@ from ..settings import Settings
 from ..transforms.dates import months_touched
 from . import registry
 from .partitions import partition_dirs, read_partition, typed_value
+
+if TYPE_CHECKING:  # psycopg is imported when a DSN is given: a run without one never loads it
+    import psycopg
+    from psycopg import sql
 
 #: the Airflow connection looked up under Airflow when no DSN is set
 AIRFLOW_CONN_ID = "meterlake_reporting"
@@ -148,6 +151,8 @@ def _nullable_key(table: Table) -> bool:
 
 def create_sql(table: Table, schema: str) -> sql.Composed:
     """CREATE TABLE IF NOT EXISTS with the key constraint."""
+    from psycopg import sql
+
     cols = [
         sql.SQL("{} {}{}").format(
             sql.Identifier(c.name),
@@ -172,6 +177,8 @@ def create_sql(table: Table, schema: str) -> sql.Composed:
 
 def comment_sql(table: Table, schema: str, columns: Iterable[str] | None = None) -> list[sql.Composed]:
     """COMMENT ON the table (when ``columns`` is None) and on its columns: 中文 | meaning | unit."""
+    from psycopg import sql
+
     target = sql.Identifier(schema, table.name)
     out: list[sql.Composed] = []
     if columns is None:
@@ -190,6 +197,8 @@ def ensure_table(conn: psycopg.Connection, table: Table, schema: str) -> list[st
     An existing table is only altered when the contract gained columns, so a routine
     publish takes no exclusive lock that would stall analysts' queries.
     """
+    from psycopg import sql
+
     target = sql.Identifier(schema, table.name)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
@@ -244,6 +253,8 @@ def _csv_chunks(frame: pl.DataFrame, chunk_rows: int) -> Iterable[bytes]:
 
 def _match(table: Table, a: str, b: str) -> sql.Composable:
     """Key equality between aliases a and b that treats NULL = NULL and still hash-joins."""
+    from psycopg import sql
+
     parts = []
     for k in table.key:
         if k == table.partition_by:
@@ -269,6 +280,9 @@ def upsert_partition(
 
     ``value`` None publishes an unpartitioned table whole.
     """
+    import psycopg
+    from psycopg import sql
+
     # identical rows (e.g. the same quarantined line from two ingest files) are one row
     frame = read_partition(lake, table, value).unique(maintain_order=True)
     keys = key_columns(table)
@@ -364,6 +378,8 @@ def partition_values(lake: Lake, table: Table, dates: Sequence[dt.date] | None) 
 
 def _prune_absent(conn: psycopg.Connection, table: Table, schema: str, keep: Sequence[str | None]) -> int:
     """Delete PostgreSQL partitions the lake no longer has (when publishing all)."""
+    from psycopg import sql
+
     if table.partition_by is None:
         return 0
     part = sql.Identifier(table.partition_by)
@@ -391,6 +407,8 @@ def publish(
     Tables default to every declared table of ``layers``; a declared table the lake
     does not hold yet still gets its (empty) table, so reports can be built on it.
     """
+    import psycopg
+
     chosen = list(tables) if tables is not None else [t for t in registry.tables() if t.layer in layers]
     summary = PostgresSummary(schema=schema)
     undeclared = sorted(

@@ -33,3 +33,17 @@ def test_importing_the_pipeline_imports_no_stage() -> None:
         "docs",
         "publish",
     ]
+
+
+def test_the_publish_stage_loads_psycopg_only_to_send_to_postgresql() -> None:
+    probe = (
+        "import sys\n"
+        "import meterlake.stages.publish\n"
+        "from meterlake.publish import postgres\n"
+        "loaded = 'psycopg' in sys.modules\n"
+        "postgres.create_sql(postgres.registry.tables()[0], 'meterlake')\n"
+        "print(loaded, 'psycopg' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "True"]
