@@ -250,14 +250,45 @@ class Lake:
         items = list(frames.items())
         conformed = self._conform_together(table, [f for _, f in items], key)
         paths = [self.partition_path(table, v, key) for v, _ in items]
-        if len(items) <= 1:
-            return [self.write_file(p, sort_if_needed(f, order)) for p, f in zip(paths, conformed, strict=True)]
+        return self._write_sorted(list(zip(paths, conformed, strict=True)), order)
+
+    def write_partitions_from(
+        self,
+        table: Table,
+        frame: pl.DataFrame,
+        values: Iterable[object],
+        key: str | None = None,
+        sort_by: Iterable[str] | None = None,
+    ) -> dict[object, int]:
+        """:meth:`write_partition` of each of ``values`` with its rows of one ``frame`` (an
+        empty file for a value without rows); the rows written per value.
+
+        The frame is conformed once for all of them (a backfill's dates cost one query,
+        not one each) and the files are written as :meth:`write_partitions` writes them,
+        each the bytes :meth:`write_partition` writes.
+        """
+        key = key or table.partition_by
+        if key is None:
+            raise ValueError(f"{table.name} is not partitioned: write it with write_partition")
+        out = table.conform(frame).collect()
+        order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
+        parts = {k[0]: part for k, part in out.partition_by(key, as_dict=True, maintain_order=True).items()}
+        empty = out.clear().drop(key)
+        rows = {value: empty if (part := parts.get(value)) is None else part.drop(key) for value in values}
+        self._write_sorted([(self.partition_path(table, value, key), part) for value, part in rows.items()], order)
+        return {value: part.height for value, part in rows.items()}
+
+    def _write_sorted(self, jobs: list[tuple[Path, pl.DataFrame]], order: list[str]) -> list[Path]:
+        """Each ``(path, frame)`` sorted by ``order`` and written atomically, on a few threads
+        when there are several (see :meth:`write_partitions`)."""
+        if len(jobs) <= 1:
+            return [self.write_file(p, sort_if_needed(f, order)) for p, f in jobs]
 
         def write(path: Path, frame: pl.DataFrame) -> Path:
             return self.write_file(path, sort_if_needed(frame, order))
 
         with ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="lake-partitions") as pool:
-            futures = [pool.submit(write, p, f) for p, f in zip(paths, conformed, strict=True)]
+            futures = [pool.submit(write, p, f) for p, f in jobs]
             wait(futures)
         return [f.result() for f in futures]
 

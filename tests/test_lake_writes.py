@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from meterlake.lake import Lake, WriteBehind, write_now_or_behind
+from meterlake.schemas._base import Column, Table
 from meterlake.schemas.outage_meter_days import OUTAGE_METER_DAYS
 
 
@@ -182,3 +183,56 @@ def test_a_failing_partition_write_is_raised_after_the_others_are_whole(
     assert held == [d.isoformat() for d in days if d != days[2]]
     for d in held:  # every file written is whole
         assert pl.read_parquet(lake.partition_path(OUTAGE_METER_DAYS, d)).height == 2
+
+
+#: a small partitioned table: the key sorts each file by meter_id
+_DAILY = Table(
+    name="toy_daily",
+    description="a toy table partitioned by date",
+    columns=(
+        Column("date", pl.Date(), "the day"),
+        Column("meter_id", pl.String(), "the meter"),
+        Column("kwh", pl.Float64(), "energy, kWh"),
+    ),
+    key=("meter_id", "date"),
+    partition_by="date",
+)
+
+
+def test_partitions_written_from_one_frame_are_the_files_written_one_by_one(tmp_path: Path) -> None:
+    d1, d2, d3 = dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)
+    # rows of two days, out of meter order, kwh written as ints (conform casts them), an extra column
+    frame = pl.DataFrame(
+        {
+            "date": [d2, d1, d2, d1, d2],
+            "meter_id": ["m3", "m2", "m1", "m1", "m2"],
+            "kwh": [3, 2, 1, 4, 5],
+            "extra": ["x"] * 5,
+        }
+    )
+    together, alone = Lake(tmp_path / "together"), Lake(tmp_path / "alone")
+    written = together.write_partitions_from(_DAILY, frame, [d1, d2, d3])
+    assert written == {d1: 2, d2: 3, d3: 0}  # d3 has no rows: an empty file, written all the same
+    for day in (d1, d2, d3):
+        alone.write_partition(_DAILY, day, frame.filter(pl.col("date") == day))
+        path = together.partition_path(_DAILY, day)
+        assert path.read_bytes() == alone.partition_path(_DAILY, day).read_bytes()
+    back = pl.read_parquet(together.partition_path(_DAILY, d2))
+    assert back.to_dict(as_series=False) == {"meter_id": ["m1", "m2", "m3"], "kwh": [1.0, 5.0, 3.0]}
+    assert pl.read_parquet(together.partition_path(_DAILY, d3)).schema == pl.Schema(
+        {"meter_id": pl.String(), "kwh": pl.Float64()}
+    )
+
+
+def test_partitions_of_values_not_asked_for_are_not_written(tmp_path: Path) -> None:
+    d1, d2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
+    frame = pl.DataFrame({"date": [d1, d2], "meter_id": ["m1", "m1"], "kwh": [1.0, 2.0]})
+    lake = Lake(tmp_path / "lake")
+    assert lake.write_partitions_from(_DAILY, frame, [d2]) == {d2: 1}
+    assert lake.partitions(_DAILY) == ["2026-01-02"]
+
+
+def test_an_unpartitioned_table_is_refused(tmp_path: Path) -> None:
+    whole = Table(name="toy", description="no partitions", columns=(Column("meter_id", pl.String(), "the meter"),))
+    with pytest.raises(ValueError, match="not partitioned"):
+        Lake(tmp_path / "lake").write_partitions_from(whole, pl.DataFrame({"meter_id": ["m1"]}), ["x"])
