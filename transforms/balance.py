@@ -408,7 +408,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from meterlake.schemas.loss_diagnosis import BALANCE_RULES
 from meterlake.transforms.loss import INPUT_COLUMNS as LOSS_INPUT_COLUMNS
@@ -556,11 +556,20 @@ def member_days(
     return frame, _member_curves(frame, slots, 0, frame.height)
 
 
+def _within(column: str, start: dt.date, end: dt.date, days: Sequence[dt.date] | None) -> pl.Expr:
+    """``column`` from ``start`` to ``end``, and one of ``days`` where given."""
+    inside = pl.col(column).is_between(start, end)
+    if days is None:
+        return inside
+    return inside & pl.col(column).is_in(pl.Series(list(days), dtype=pl.Date).implode())
+
+
 def _member_frame(
     curves: pl.DataFrame | pl.LazyFrame,
     members: pl.DataFrame | pl.LazyFrame,
     start: dt.date,
     end: dt.date,
+    days: Sequence[dt.date] | None = None,
 ) -> tuple[pl.DataFrame, list[np.ndarray]]:
     """The members frame of :func:`member_days` (with ``_c``, the row of its curve in
     the slot columns, null for none) and the curves' 96 slot columns (NaN = null).
@@ -568,41 +577,48 @@ def _member_frame(
     Only the narrow frame is joined and sorted, before any slot is read; the wide curves
     are then read a group of slot columns at a time, each group let go once copied out,
     so the day's curves are held once (as numpy columns) beside one group;
-    :func:`_member_curves` gathers the rows of a range of members from them.
+    :func:`_member_curves` gathers the rows of a range of members from them. With
+    ``days`` (the days of the range to read, for :func:`day_states`) the frame is sorted
+    by date first: each day's rows are one block, in the order one day alone has.
     """
     scan = _require(
         curves.lazy(),
         {"meter_id": pl.String(), "data_date": pl.Date(), **dict.fromkeys(SLOT_COLUMNS, pl.Float64())},
         "curves",
-    ).filter(pl.col("data_date").is_between(start, end))
+    ).filter(_within("data_date", start, end, days))
     # a curve row per member-day (the first of duplicates): found on the narrow key columns
     # only, so the wide rows are read out once, in the frame's order
     found = scan.select("meter_id", pl.col("data_date").alias("date")).collect()
     rows = found.height
     keys = found.lazy().with_row_index("_c").unique(["meter_id", "date"], keep="first")
     master = pl.col("role") == "area_master"
+    order = ["area_id", "_master", "meter_id", "date"] if days is None else ["date", "area_id", "_master", "meter_id"]
     frame = (
         _require(members.lazy(), MEMBER_COLUMNS, "meter_daily")
         .filter(
-            pl.col("date").is_between(start, end)
+            _within("date", start, end, days)
             & pl.col("area_id").is_not_null()
             & pl.col("role").is_in(["area_master", "customer"])
         )
         .unique(["meter_id", "date"], keep="first", maintain_order=True)
         .join(keys, on=["meter_id", "date"], how="left")
         .with_columns(_d=(pl.col("date") - pl.lit(start)).dt.total_days().cast(pl.Int32), _master=master)
-        .sort("area_id", "_master", "meter_id", "date", descending=[False, True, False, False])
+        .sort(order, descending=[k == "_master" for k in order])
         .with_columns(
+            # a customer's column in its area's window (the day states read only _master)
             _j=(pl.when(~master).then(pl.col("meter_id")).rank("dense").over("area_id") - 1)
             .fill_null(-1)
             .cast(pl.Int32)
+            if days is None
+            else pl.lit(None, pl.Int32)
         )
         .collect()
     )
     slots: list[np.ndarray] = []
     step = -(-SLOTS // max(1, -(-rows * SLOTS * 8 // SLOT_GROUP_BYTES)))  # columns of a group
     for i in range(0, SLOTS, step):  # the same rows, in the same order, as the keys
-        group = scan.select(SLOT_COLUMNS[i : i + step]).collect()
+        # NaN for null in the query: the columns then come out of polars without a copy
+        group = scan.select(pl.col(SLOT_COLUMNS[i : i + step]).fill_null(np.nan)).collect()
         slots += [group.drop_in_place(name).to_numpy() for name in SLOT_COLUMNS[i : i + step]]
         del group
     return frame, slots
@@ -757,8 +773,46 @@ def day_state(
     stacked (one call for all areas) where numpy allows it, one BLAS thread (several
     threads only wait on one another at this size).
     """
-    with threadpool_limits(1, "blas"):
-        return _day_state(curves, members, day, rules, chunk_rows)
+    return day_states(curves, members, [day], rules, chunk_rows)[0]
+
+
+def day_states(
+    curves: pl.DataFrame | pl.LazyFrame,
+    members: pl.DataFrame | pl.LazyFrame,
+    days: Sequence[dt.date],
+    rules: BalanceRules = BalanceRules(),
+    chunk_rows: int = CHUNK_ROWS,
+) -> list[tuple[pl.DataFrame, pl.DataFrame]]:
+    """:func:`day_state` of each of ``days``, in that order, from one read of their curves and rows.
+
+    Each day's statistics are those :func:`day_state` gives for it alone (a day is fitted
+    on its own rows only); the curves and meter_daily rows of all the days are read and
+    joined at once, which is what a day of a few hundred meters costs most. The days'
+    curves are held together: the caller bounds how many days it hands at once.
+    """
+    if not days:
+        return []
+    with _one_blas_thread():
+        frame, slots = _member_frame(curves, members, min(days), max(days), days)
+        bounds = _segments(frame["date"].to_numpy()) if frame.height else np.zeros(1, dtype=np.int64)
+        blocks = {frame["date"][int(lo)]: (int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)}
+        out = []
+        for i, day in enumerate(days):
+            lo, hi = blocks.get(day, (0, 0))
+            out.append(_day_state(frame.slice(lo, hi - lo), slots, day, rules, chunk_rows, last=i == len(days) - 1))
+        return out
+
+
+#: threadpoolctl's view of the loaded native libraries, taken once: each
+#: ``threadpool_limits`` call otherwise lists them all again (a few ms, paid per day)
+_THREADPOOLS: list[ThreadpoolController] = []
+
+
+def _one_blas_thread() -> Any:
+    """A context in which BLAS runs one thread (the linear algebra here is many small matrices)."""
+    if not _THREADPOOLS:
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0].limit(limits=1, user_api="blas")
 
 
 def _lists(flat: np.ndarray, offsets: np.ndarray) -> pl.Series:
@@ -799,13 +853,15 @@ def _area_chunks(frame: pl.DataFrame, rows: int) -> list[tuple[int, int]]:
 
 
 def _day_state(
-    curves: pl.DataFrame | pl.LazyFrame,
-    members: pl.DataFrame | pl.LazyFrame,
+    frame: pl.DataFrame,
+    slots: list[np.ndarray],
     day: dt.date,
     rules: BalanceRules,
     chunk_rows: int = CHUNK_ROWS,
+    last: bool = True,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    frame, slots = _member_frame(curves, members, day, day)
+    """One day's statistics from its rows of the members frame (:func:`_member_frame`);
+    ``last``: no day after it reads the slot columns (let go before its frames are built)."""
     n = frame.height
     stats = np.full((n, len(STAT_NAMES)), np.nan)  # per member row; masters and unfitted areas stay NaN
     n_sel = rules.clean_customers
@@ -838,7 +894,8 @@ def _day_state(
     for lo, (rows, st, *_, (sel, cr, ncr)) in parts:
         stats[rows + lo] = st
         place[rows + lo], cross[rows + lo, 0], cross[rows + lo, 1] = sel, cr, ncr
-    slots.clear()  # the day's curves, let go before the output frames are built
+    if last:
+        slots.clear()  # the days' curves, let go before the output frames are built
     if not parts:
         nums, arr, last = np.zeros((0, 7)), np.zeros((0, 3, SLOTS), np.float32), np.zeros(0, np.int64)
         shape_rows = _lists(np.zeros(0, np.float32), np.zeros(1, np.int64))
@@ -946,7 +1003,7 @@ def _fit_areas(frame: pl.DataFrame, values: np.ndarray, rules: BalanceRules) -> 
     if n == 0:
         return None
     area = frame["area_id"].to_numpy()
-    is_c = frame["_j"].to_numpy() >= 0
+    is_c = ~frame["_master"].to_numpy()
     kwh = frame["kwh"].to_numpy().astype(np.float64)
     bounds = _segments(area)
     n_area = len(bounds) - 1
@@ -1532,7 +1589,7 @@ def mapping_tests(
         .collect()
     )
     st = areas.filter(pl.col("feeder_id").is_in(cands["feeder_id"].unique().implode())).with_columns(_w=_day_weight())
-    with threadpool_limits(1, "blas"):
+    with _one_blas_thread():
         return _mapping_sums(cands, cv, st, rules)
 
 
@@ -1835,11 +1892,15 @@ def balance_window(
     a = a.filter(pl.col("area_id").is_in(enough.implode()))
     if a.height == 0:
         return coefficients(pl.DataFrame(schema=COEF_SCHEMA))
-    days = customers.lazy().filter(inside)
+    # rows handed in memory are filtered once (and each pass's cleaned loss computed once, not
+    # once per query of the pass); a scan stays a scan, read by each query
+    held = isinstance(customers, pl.DataFrame)
+    days = customers.filter(inside).lazy() if held else customers.lazy().filter(inside)
     raw = window_coefficients(a, days, rules)
     # the loss cleared of the customers that stand out, and fitted again
     for _ in range(rules.clean_passes if rules.clean_customers and "selected" in days.collect_schema() else 0):
-        raw = window_coefficients(a, cleaned_loss(a, days, raw, rules), rules)
+        cleaned = cleaned_loss(a, days, raw, rules)
+        raw = window_coefficients(a, cleaned.collect().lazy() if held else cleaned, rules)
     # the step statistic reads the customers' own recorded days, not the loss: once a window
     raw = raw.join(share_steps(days, rules), on=["area_id", "meter_id"], how="left")
     return coefficients(raw)
