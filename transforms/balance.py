@@ -794,13 +794,11 @@ def day_states(
         return []
     with _one_blas_thread():
         frame, slots = _member_frame(curves, members, min(days), max(days), days)
-        bounds = _segments(frame["date"].to_numpy()) if frame.height else np.zeros(1, dtype=np.int64)
-        blocks = {frame["date"][int(lo)]: (int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)}
-        out = []
-        for i, day in enumerate(days):
-            lo, hi = blocks.get(day, (0, 0))
-            out.append(_day_state(frame.slice(lo, hi - lo), slots, day, rules, chunk_rows, last=i == len(days) - 1))
-        return out
+        areas, customers = _states(frame, slots, rules, chunk_rows)
+    if len(days) == 1:
+        return [(areas, customers)]
+    by_area, by_customer = (f.partition_by("date", as_dict=True, maintain_order=True) for f in (areas, customers))
+    return [(by_area.get((d,), areas.clear()), by_customer.get((d,), customers.clear())) for d in days]
 
 
 #: threadpoolctl's view of the loaded native libraries, taken once: each
@@ -852,16 +850,12 @@ def _area_chunks(frame: pl.DataFrame, rows: int) -> list[tuple[int, int]]:
     return list(zip(cuts.tolist(), [*cuts[1:].tolist(), frame.height], strict=True))
 
 
-def _day_state(
-    frame: pl.DataFrame,
-    slots: list[np.ndarray],
-    day: dt.date,
-    rules: BalanceRules,
-    chunk_rows: int = CHUNK_ROWS,
-    last: bool = True,
+def _states(
+    frame: pl.DataFrame, slots: list[np.ndarray], rules: BalanceRules, chunk_rows: int = CHUNK_ROWS
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One day's statistics from its rows of the members frame (:func:`_member_frame`);
-    ``last``: no day after it reads the slot columns (let go before its frames are built)."""
+    """The statistics of every area-day of the members frame (:func:`_member_frame`, sorted
+    by date first), each day fitted on its own rows as :func:`day_state` fits it; the slot
+    columns are let go once fitted, and the frames of all the days built at once."""
     n = frame.height
     stats = np.full((n, len(STAT_NAMES)), np.nan)  # per member row; masters and unfitted areas stay NaN
     n_sel = rules.clean_customers
@@ -873,29 +867,34 @@ def _day_state(
         night_kwh[lo:hi] = np.nansum(values[:, NIGHT_SLOTS], 1)
         return _fit_areas(frame.slice(lo, hi - lo), values, rules)
 
-    # whole areas, about chunk_rows rows at a time. One fitted area alone would take BLAS's
-    # matrix-vector product where several take the matrix product, whose rounding differs:
-    # such a range is fitted again with its neighbour, so every figure is the one the
+    # each day's whole areas, about chunk_rows rows at a time, never two days in one range:
+    # a row's rounding in BLAS's products depends on the rows beside it (one fitted area
+    # alone takes the matrix-vector product where several take the matrix product), so
+    # ranges of several days' areas would not give each day's own figures. A range with
+    # one fitted area is fitted again with its neighbour, so every figure is the one the
     # whole day fitted at once gives
     parts: list[tuple[int, _Fitted]] = []
-    first: int | None = None
-    for lo, hi in _area_chunks(frame, chunk_rows):
-        first = lo if first is None else first
-        fitted = fit(first, hi)
-        if fitted is not None and len(fitted[5]) == 1:
-            if hi < n:
-                continue  # the next range is fitted with this one
-            if parts:
-                first = parts.pop()[0]
-                fitted = fit(first, hi)
-        if fitted is not None:
-            parts.append((first, fitted))
-        first = None
+    days = _segments(frame["_d"].to_numpy())
+    for start, end in zip(days[:-1].tolist(), days[1:].tolist(), strict=True):
+        first: int | None = None
+        on_day = len(parts)
+        for lo, hi in _area_chunks(frame.slice(start, end - start), chunk_rows):
+            lo, hi = lo + start, hi + start
+            first = lo if first is None else first
+            fitted = fit(first, hi)
+            if fitted is not None and len(fitted[5]) == 1:
+                if hi < end:
+                    continue  # the next range is fitted with this one
+                if len(parts) > on_day:
+                    first = parts.pop()[0]
+                    fitted = fit(first, hi)
+            if fitted is not None:
+                parts.append((first, fitted))
+            first = None
     for lo, (rows, st, *_, (sel, cr, ncr)) in parts:
         stats[rows + lo] = st
         place[rows + lo], cross[rows + lo, 0], cross[rows + lo, 1] = sel, cr, ncr
-    if last:
-        slots.clear()  # the days' curves, let go before the output frames are built
+    slots.clear()  # the days' curves, let go before the output frames are built
     if not parts:
         nums, arr, last = np.zeros((0, 7)), np.zeros((0, 3, SLOTS), np.float32), np.zeros(0, np.int64)
         shape_rows = _lists(np.zeros(0, np.float32), np.zeros(1, np.int64))
@@ -906,7 +905,7 @@ def _day_state(
         last = np.concatenate([f[5] + lo for lo, f in parts])
     areas = (
         frame[last]
-        .select("area_id", "feeder_id")
+        .select("area_id", "feeder_id", "date")
         .with_columns(
             slots=pl.Series(nums[:, 0], dtype=pl.Int32),
             bases=pl.Series(nums[:, 1], dtype=pl.Int32),
@@ -918,12 +917,14 @@ def _day_state(
             **{k: pl.Series(arr[:, i, :], dtype=AREA_STATE[k]) for i, k in enumerate(("weight", "resid", "load"))},
             shapes=shape_rows,
         )
+        .select(*AREA_STATE, "date")
     )
     customers = (
         frame.select(
             "area_id",
             "meter_id",
             "customer_id",
+            "date",
             pl.col("multiplier").fill_null(1.0),
             "kwh",
             night_kwh=pl.Series(night_kwh),
@@ -934,8 +935,9 @@ def _day_state(
         )
         .filter(pl.col("rr").is_not_nan())
         .cast(CUSTOMER_STATE)  # type: ignore[arg-type]
+        .select(*CUSTOMER_STATE, "date")
     )
-    return areas.with_columns(date=pl.lit(day)), customers.with_columns(date=pl.lit(day))
+    return areas, customers
 
 
 def _selected_cross(
