@@ -396,7 +396,7 @@ def test_a_days_statistics_are_the_same_gathered_and_fitted_a_few_areas_at_a_tim
         assert_frame_equal(whole[1], part[1], check_exact=True)
 
 
-@pytest.mark.parametrize("chunk_rows", [pytest.param(10**6, id="all-at-once"), pytest.param(7, id="ranges-across-days")])
+@pytest.mark.parametrize("chunk_rows", [pytest.param(10**6, id="all-at-once"), pytest.param(7, id="small-ranges")])
 def test_several_days_at_once_are_each_the_day_alone(chunk_rows: int) -> None:
     curves, members, _ = _county(np.random.default_rng(15))
     one_area = START + dt.timedelta(days=1)  # B's and C's masters sent no curve: A is fitted alone
