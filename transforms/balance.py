@@ -1,9 +1,10 @@
 """Area energy balance on the 96-point curves (台区电量平衡): theft, multiplier and 户变 errors.
 
-Pure: polars and numpy in, polars out; no file I/O. The stage hands :func:`day_state`
-one day's clean curves (meter side, raw: a null slot was not collected, so estimated
-slots never enter the fit) and that day's ``meter_daily`` rows (area, role,
-multiplier, daily registers), keeps the small result in the lake, and hands
+Pure: polars and numpy in, polars out; no file I/O. The stage hands :func:`day_states`
+the clean curves of the days it has read (meter side, raw: a null slot was not
+collected, so estimated slots never enter the fit) and those days' ``meter_daily`` rows
+(area, role, multiplier, daily registers); each day is fitted on its own
+(:func:`day_state`). It keeps the small result in the lake, and hands
 :func:`balance_window` the kept days of a window. :func:`balance` does both in memory.
 
 The model
@@ -1930,7 +1931,7 @@ def balance(
     if len(days) < rules.min_days:
         # fewer days of history than any fit may rest on: nothing to read
         return empty, findings(empty, pl.DataFrame(schema=MAPPING_SCHEMA), start, window_end, rules)
-    states = [day_state(curves, members, d, rules) for d in days]  # the window's days
+    states = day_states(curves, members, days, rules)  # the window's days
     areas = pl.concat([s[0] for s in states])
     customers = pl.concat([s[1] for s in states])
     coef = balance_window(areas, customers, window_end, rules)
