@@ -618,8 +618,7 @@ def _member_frame(
     slots: list[np.ndarray] = []
     step = -(-SLOTS // max(1, -(-rows * SLOTS * 8 // SLOT_GROUP_BYTES)))  # columns of a group
     for i in range(0, SLOTS, step):  # the same rows, in the same order, as the keys
-        # NaN for null in the query: the columns then come out of polars without a copy
-        group = scan.select(pl.col(SLOT_COLUMNS[i : i + step]).fill_null(np.nan)).collect()
+        group = scan.select(SLOT_COLUMNS[i : i + step]).collect()
         slots += [group.drop_in_place(name).to_numpy() for name in SLOT_COLUMNS[i : i + step]]
         del group
     return frame, slots
