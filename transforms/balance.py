@@ -1,9 +1,10 @@
 """Area energy balance on the 96-point curves (台区电量平衡): theft, multiplier and 户变 errors.
 
-Pure: polars and numpy in, polars out; no file I/O. The stage hands :func:`day_state`
-one day's clean curves (meter side, raw: a null slot was not collected, so estimated
-slots never enter the fit) and that day's ``meter_daily`` rows (area, role,
-multiplier, daily registers), keeps the small result in the lake, and hands
+Pure: polars and numpy in, polars out; no file I/O. The stage hands :func:`day_states`
+the clean curves of the days it has read (meter side, raw: a null slot was not
+collected, so estimated slots never enter the fit) and those days' ``meter_daily`` rows
+(area, role, multiplier, daily registers); each day is fitted on its own
+(:func:`day_state`). It keeps the small result in the lake, and hands
 :func:`balance_window` the kept days of a window. :func:`balance` does both in memory.
 
 The model
@@ -408,7 +409,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from meterlake.schemas.loss_diagnosis import BALANCE_RULES
 from meterlake.transforms.loss import INPUT_COLUMNS as LOSS_INPUT_COLUMNS
@@ -556,11 +557,20 @@ def member_days(
     return frame, _member_curves(frame, slots, 0, frame.height)
 
 
+def _within(column: str, start: dt.date, end: dt.date, days: Sequence[dt.date] | None) -> pl.Expr:
+    """``column`` from ``start`` to ``end``, and one of ``days`` where given."""
+    inside = pl.col(column).is_between(start, end)
+    if days is None:
+        return inside
+    return inside & pl.col(column).is_in(pl.Series(list(days), dtype=pl.Date).implode())
+
+
 def _member_frame(
     curves: pl.DataFrame | pl.LazyFrame,
     members: pl.DataFrame | pl.LazyFrame,
     start: dt.date,
     end: dt.date,
+    days: Sequence[dt.date] | None = None,
 ) -> tuple[pl.DataFrame, list[np.ndarray]]:
     """The members frame of :func:`member_days` (with ``_c``, the row of its curve in
     the slot columns, null for none) and the curves' 96 slot columns (NaN = null).
@@ -568,34 +578,40 @@ def _member_frame(
     Only the narrow frame is joined and sorted, before any slot is read; the wide curves
     are then read a group of slot columns at a time, each group let go once copied out,
     so the day's curves are held once (as numpy columns) beside one group;
-    :func:`_member_curves` gathers the rows of a range of members from them.
+    :func:`_member_curves` gathers the rows of a range of members from them. With
+    ``days`` (the days of the range to read, for :func:`day_states`) the frame is sorted
+    by date first: each day's rows are one block, in the order one day alone has.
     """
     scan = _require(
         curves.lazy(),
         {"meter_id": pl.String(), "data_date": pl.Date(), **dict.fromkeys(SLOT_COLUMNS, pl.Float64())},
         "curves",
-    ).filter(pl.col("data_date").is_between(start, end))
+    ).filter(_within("data_date", start, end, days))
     # a curve row per member-day (the first of duplicates): found on the narrow key columns
     # only, so the wide rows are read out once, in the frame's order
     found = scan.select("meter_id", pl.col("data_date").alias("date")).collect()
     rows = found.height
     keys = found.lazy().with_row_index("_c").unique(["meter_id", "date"], keep="first")
     master = pl.col("role") == "area_master"
+    order = ["area_id", "_master", "meter_id", "date"] if days is None else ["date", "area_id", "_master", "meter_id"]
     frame = (
         _require(members.lazy(), MEMBER_COLUMNS, "meter_daily")
         .filter(
-            pl.col("date").is_between(start, end)
+            _within("date", start, end, days)
             & pl.col("area_id").is_not_null()
             & pl.col("role").is_in(["area_master", "customer"])
         )
         .unique(["meter_id", "date"], keep="first", maintain_order=True)
         .join(keys, on=["meter_id", "date"], how="left")
         .with_columns(_d=(pl.col("date") - pl.lit(start)).dt.total_days().cast(pl.Int32), _master=master)
-        .sort("area_id", "_master", "meter_id", "date", descending=[False, True, False, False])
+        .sort(order, descending=[k == "_master" for k in order])
         .with_columns(
+            # a customer's column in its area's window (the day states read only _master)
             _j=(pl.when(~master).then(pl.col("meter_id")).rank("dense").over("area_id") - 1)
             .fill_null(-1)
             .cast(pl.Int32)
+            if days is None
+            else pl.lit(None, pl.Int32)
         )
         .collect()
     )
@@ -757,8 +773,44 @@ def day_state(
     stacked (one call for all areas) where numpy allows it, one BLAS thread (several
     threads only wait on one another at this size).
     """
-    with threadpool_limits(1, "blas"):
-        return _day_state(curves, members, day, rules, chunk_rows)
+    return day_states(curves, members, [day], rules, chunk_rows)[0]
+
+
+def day_states(
+    curves: pl.DataFrame | pl.LazyFrame,
+    members: pl.DataFrame | pl.LazyFrame,
+    days: Sequence[dt.date],
+    rules: BalanceRules = BalanceRules(),
+    chunk_rows: int = CHUNK_ROWS,
+) -> list[tuple[pl.DataFrame, pl.DataFrame]]:
+    """:func:`day_state` of each of ``days``, in that order, from one read of their curves and rows.
+
+    Each day's statistics are those :func:`day_state` gives for it alone (a day is fitted
+    on its own rows only); the curves and meter_daily rows of all the days are read and
+    joined at once, which is what a day of a few hundred meters costs most. The days'
+    curves are held together: the caller bounds how many days it hands at once.
+    """
+    if not days:
+        return []
+    with _one_blas_thread():
+        frame, slots = _member_frame(curves, members, min(days), max(days), days)
+        areas, customers = _states(frame, slots, rules, chunk_rows)
+    if len(days) == 1:
+        return [(areas, customers)]
+    by_area, by_customer = (f.partition_by("date", as_dict=True, maintain_order=True) for f in (areas, customers))
+    return [(by_area.get((d,), areas.clear()), by_customer.get((d,), customers.clear())) for d in days]
+
+
+#: threadpoolctl's view of the loaded native libraries, taken once: each
+#: ``threadpool_limits`` call otherwise lists them all again (a few ms, paid per day)
+_THREADPOOLS: list[ThreadpoolController] = []
+
+
+def _one_blas_thread() -> Any:
+    """A context in which BLAS runs one thread (the linear algebra here is many small matrices)."""
+    if not _THREADPOOLS:
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0].limit(limits=1, user_api="blas")
 
 
 def _lists(flat: np.ndarray, offsets: np.ndarray) -> pl.Series:
@@ -798,14 +850,12 @@ def _area_chunks(frame: pl.DataFrame, rows: int) -> list[tuple[int, int]]:
     return list(zip(cuts.tolist(), [*cuts[1:].tolist(), frame.height], strict=True))
 
 
-def _day_state(
-    curves: pl.DataFrame | pl.LazyFrame,
-    members: pl.DataFrame | pl.LazyFrame,
-    day: dt.date,
-    rules: BalanceRules,
-    chunk_rows: int = CHUNK_ROWS,
+def _states(
+    frame: pl.DataFrame, slots: list[np.ndarray], rules: BalanceRules, chunk_rows: int = CHUNK_ROWS
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    frame, slots = _member_frame(curves, members, day, day)
+    """The statistics of every area-day of the members frame (:func:`_member_frame`, sorted
+    by date first), each day fitted on its own rows as :func:`day_state` fits it; the slot
+    columns are let go once fitted, and the frames of all the days built at once."""
     n = frame.height
     stats = np.full((n, len(STAT_NAMES)), np.nan)  # per member row; masters and unfitted areas stay NaN
     n_sel = rules.clean_customers
@@ -817,28 +867,34 @@ def _day_state(
         night_kwh[lo:hi] = np.nansum(values[:, NIGHT_SLOTS], 1)
         return _fit_areas(frame.slice(lo, hi - lo), values, rules)
 
-    # whole areas, about chunk_rows rows at a time. One fitted area alone would take BLAS's
-    # matrix-vector product where several take the matrix product, whose rounding differs:
-    # such a range is fitted again with its neighbour, so every figure is the one the
+    # each day's whole areas, about chunk_rows rows at a time, never two days in one range:
+    # a row's rounding in BLAS's products depends on the rows beside it (one fitted area
+    # alone takes the matrix-vector product where several take the matrix product), so
+    # ranges of several days' areas would not give each day's own figures. A range with
+    # one fitted area is fitted again with its neighbour, so every figure is the one the
     # whole day fitted at once gives
     parts: list[tuple[int, _Fitted]] = []
-    first: int | None = None
-    for lo, hi in _area_chunks(frame, chunk_rows):
-        first = lo if first is None else first
-        fitted = fit(first, hi)
-        if fitted is not None and len(fitted[5]) == 1:
-            if hi < n:
-                continue  # the next range is fitted with this one
-            if parts:
-                first = parts.pop()[0]
-                fitted = fit(first, hi)
-        if fitted is not None:
-            parts.append((first, fitted))
-        first = None
+    days = _segments(frame["_d"].to_numpy())
+    for start, end in zip(days[:-1].tolist(), days[1:].tolist(), strict=True):
+        first: int | None = None
+        on_day = len(parts)
+        for lo, hi in _area_chunks(frame.slice(start, end - start), chunk_rows):
+            lo, hi = lo + start, hi + start
+            first = lo if first is None else first
+            fitted = fit(first, hi)
+            if fitted is not None and len(fitted[5]) == 1:
+                if hi < end:
+                    continue  # the next range is fitted with this one
+                if len(parts) > on_day:
+                    first = parts.pop()[0]
+                    fitted = fit(first, hi)
+            if fitted is not None:
+                parts.append((first, fitted))
+            first = None
     for lo, (rows, st, *_, (sel, cr, ncr)) in parts:
         stats[rows + lo] = st
         place[rows + lo], cross[rows + lo, 0], cross[rows + lo, 1] = sel, cr, ncr
-    slots.clear()  # the day's curves, let go before the output frames are built
+    slots.clear()  # the days' curves, let go before the output frames are built
     if not parts:
         nums, arr, last = np.zeros((0, 7)), np.zeros((0, 3, SLOTS), np.float32), np.zeros(0, np.int64)
         shape_rows = _lists(np.zeros(0, np.float32), np.zeros(1, np.int64))
@@ -849,7 +905,7 @@ def _day_state(
         last = np.concatenate([f[5] + lo for lo, f in parts])
     areas = (
         frame[last]
-        .select("area_id", "feeder_id")
+        .select("area_id", "feeder_id", "date")
         .with_columns(
             slots=pl.Series(nums[:, 0], dtype=pl.Int32),
             bases=pl.Series(nums[:, 1], dtype=pl.Int32),
@@ -861,12 +917,14 @@ def _day_state(
             **{k: pl.Series(arr[:, i, :], dtype=AREA_STATE[k]) for i, k in enumerate(("weight", "resid", "load"))},
             shapes=shape_rows,
         )
+        .select(*AREA_STATE, "date")
     )
     customers = (
         frame.select(
             "area_id",
             "meter_id",
             "customer_id",
+            "date",
             pl.col("multiplier").fill_null(1.0),
             "kwh",
             night_kwh=pl.Series(night_kwh),
@@ -877,8 +935,9 @@ def _day_state(
         )
         .filter(pl.col("rr").is_not_nan())
         .cast(CUSTOMER_STATE)  # type: ignore[arg-type]
+        .select(*CUSTOMER_STATE, "date")
     )
-    return areas.with_columns(date=pl.lit(day)), customers.with_columns(date=pl.lit(day))
+    return areas, customers
 
 
 def _selected_cross(
@@ -946,7 +1005,7 @@ def _fit_areas(frame: pl.DataFrame, values: np.ndarray, rules: BalanceRules) -> 
     if n == 0:
         return None
     area = frame["area_id"].to_numpy()
-    is_c = frame["_j"].to_numpy() >= 0
+    is_c = ~frame["_master"].to_numpy()
     kwh = frame["kwh"].to_numpy().astype(np.float64)
     bounds = _segments(area)
     n_area = len(bounds) - 1
@@ -1532,7 +1591,7 @@ def mapping_tests(
         .collect()
     )
     st = areas.filter(pl.col("feeder_id").is_in(cands["feeder_id"].unique().implode())).with_columns(_w=_day_weight())
-    with threadpool_limits(1, "blas"):
+    with _one_blas_thread():
         return _mapping_sums(cands, cv, st, rules)
 
 
@@ -1835,11 +1894,15 @@ def balance_window(
     a = a.filter(pl.col("area_id").is_in(enough.implode()))
     if a.height == 0:
         return coefficients(pl.DataFrame(schema=COEF_SCHEMA))
-    days = customers.lazy().filter(inside)
+    # rows handed in memory are filtered once (and each pass's cleaned loss computed once, not
+    # once per query of the pass); a scan stays a scan, read by each query
+    held = isinstance(customers, pl.DataFrame)
+    days = customers.filter(inside).lazy() if held else customers.lazy().filter(inside)
     raw = window_coefficients(a, days, rules)
     # the loss cleared of the customers that stand out, and fitted again
     for _ in range(rules.clean_passes if rules.clean_customers and "selected" in days.collect_schema() else 0):
-        raw = window_coefficients(a, cleaned_loss(a, days, raw, rules), rules)
+        cleaned = cleaned_loss(a, days, raw, rules)
+        raw = window_coefficients(a, cleaned.collect().lazy() if held else cleaned, rules)
     # the step statistic reads the customers' own recorded days, not the loss: once a window
     raw = raw.join(share_steps(days, rules), on=["area_id", "meter_id"], how="left")
     return coefficients(raw)
@@ -1867,7 +1930,7 @@ def balance(
     if len(days) < rules.min_days:
         # fewer days of history than any fit may rest on: nothing to read
         return empty, findings(empty, pl.DataFrame(schema=MAPPING_SCHEMA), start, window_end, rules)
-    states = [day_state(curves, members, d, rules) for d in days]  # the window's days
+    states = day_states(curves, members, days, rules)  # the window's days
     areas = pl.concat([s[0] for s in states])
     customers = pl.concat([s[1] for s in states])
     coef = balance_window(areas, customers, window_end, rules)

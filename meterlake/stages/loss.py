@@ -258,16 +258,26 @@ def _curves(lake: Lake, days: list[dt.date]) -> pl.LazyFrame:
     return lake.scan(CURVES_LANDING.clean, want).select("meter_id", "data_date", *balance.SLOT_COLUMNS)
 
 
-def _balance_day(lake: Lake, rules: balance.BalanceRules, day: dt.date) -> None:
-    """Compute and keep one day's balance statistics (that day's curves and meter_daily only)."""
-    members = lake.scan(METER_DAILY, [day]).select(list(balance.MEMBER_COLUMNS))
+def _balance_days(
+    lake: Lake, rules: balance.BalanceRules, days: list[dt.date], rows: pl.LazyFrame | None = None
+) -> None:
+    """Compute and keep the balance statistics of ``days`` (each from that day's curves and
+    meter_daily only), read at once. ``rows``: the days' meter_daily rows where the caller
+    holds them (else read from the lake); the caller bounds how many days it hands."""
+    if not days:
+        return
+    members = (lake.scan(METER_DAILY, days) if rows is None else rows).select(list(balance.MEMBER_COLUMNS))
     try:
-        areas, customers = balance.day_state(_curves(lake, [day]), members, day, rules)
+        states = balance.day_states(_curves(lake, days), members, days, rules)
     except balance.BalanceInputError as exc:
-        raise StageError(f"loss: energy balance {day}: {exc}") from exc
-    a, c = _state_files(lake, day)
-    lake.write_file(a, areas.drop("date"))
-    lake.write_file(c, customers.drop("date"))
+        when = f"{days[0]}" if len(days) == 1 else f"{days[0]} .. {days[-1]}"
+        raise StageError(f"loss: energy balance {when}: {exc}") from exc
+    for day, (areas, customers) in zip(days, states, strict=True):
+        a, c = _state_files(lake, day)
+        # working files, read back by every window holding the day: lz4 (a county day's
+        # customers: about half the CPU of zstd to write and to read, 12 % larger)
+        lake.write_file(a, areas.drop("date"), compression="lz4")
+        lake.write_file(c, customers.drop("date"), compression="lz4")
 
 
 def _with_balance(
@@ -285,17 +295,21 @@ def _with_balance(
     if len(days) < rules.min_days:
         return frame
     ctx.progress(f"loss: energy balance (window {start} .. {end}, {len(days)} days)")
-    for day in days:  # a day before this run's dates, not yet kept
+    for day in days:  # a day before this run's dates, not yet kept (one at a time: their sizes are not known)
         if not _state_files(lake, day)[1].exists():
-            _balance_day(lake, rules, day)
+            _balance_days(lake, rules, [day])
     areas = pl.concat(
         [pl.read_parquet(_state_files(lake, d)[0]).with_columns(date=pl.lit(d)) for d in days],
         how="diagonal_relaxed",  # states kept before ll_linear lack it
     )
-    customers = pl.concat(
+    scan = pl.concat(
         [pl.scan_parquet(_state_files(lake, d)[1]).with_columns(date=pl.lit(d)) for d in days],
         how="diagonal_relaxed",  # states kept before the cross products lack them
     )
+    customers: pl.DataFrame | pl.LazyFrame = scan
+    if scan.select(pl.len()).collect().item() <= WINDOW_ROWS_IN_MEMORY:
+        # a small zone's window: read once, not again by each query of the fit's passes
+        customers = scan.collect()
     coef = balance.balance_window(areas, customers, end, rules)
     cands = balance.mapping_candidates(coef, rules)
     curves = _curves(lake, days).filter(pl.col("meter_id").is_in(cands["meter_id"].implode()))
@@ -507,9 +521,11 @@ def _month(r: _LossRun, month: str) -> None:
             balanced.append(day)
         gap_parts.append(gaps.filter(pl.col("date").is_in(balanced)))
         if r.cfg.diagnosis.balance.enabled:
-            for day in balanced:
-                if day in r.todo:  # the interval balance's statistics of the day, kept for the windows
-                    _balance_day(r.lake, r.cfg.diagnosis.balance.rules(), day)
+            # the interval balance's statistics of the days, kept for the windows: the
+            # days of one read at once (their meter_daily rows from memory where kept)
+            todo = [d for d in balanced if d in r.todo]
+            rows = pl.concat([r.kept[d] for d in todo]).lazy() if todo and all(d in r.kept for d in todo) else None
+            _balance_days(r.lake, r.cfg.diagnosis.balance.rules(), todo, rows)
     if not area_parts:
         r.result.notes.append(f"no meter value yet in {month}: no monthly loss written")
         return

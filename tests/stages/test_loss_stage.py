@@ -171,9 +171,10 @@ def test_a_small_zone_reads_each_day_once_and_its_windows_from_memory(
     assert digest(other) == digest(lake)
     windows = len(result.details["diagnosis"]["windows"])
     assert windows == len(HELD)
-    # the same scans and one for the windows (diagnosed in one pass), over their days
-    assert len(scans) == len(in_memory) + 1
-    assert sorted(scans) == sorted([*in_memory, 5])
+    # the same scans, one for the windows (diagnosed in one pass) over their days, and the
+    # balance's days of each read (from memory where kept): 29 | 30-31 | 1-2 (a month's
+    # first read is one day, the later ones as many as its rows suggest)
+    assert sorted(scans) == sorted([*in_memory, 5, 1, 2, 2])
 
 
 def test_reads_of_many_days_and_passes_of_many_windows_write_what_one_at_a_time_does(
@@ -390,6 +391,7 @@ def test_the_balance_keeps_each_day_and_a_window_reads_the_kept_days(tmp_path: P
     names c0 with the unrecorded kWh the curves imply.
     """
     import numpy as np
+    import pyarrow.parquet as pq
 
     from meterlake.schemas.curves import LANDING as CURVES
     from meterlake.stages.loss import _state_files
@@ -437,6 +439,15 @@ def test_the_balance_keeps_each_day_and_a_window_reads_the_kept_days(tmp_path: P
     run(lk.root, days[:-1])
     kept = {d: _state_files(lk, d)[1].stat().st_mtime_ns for d in days[:-1]}
     assert all(_state_files(lk, d)[0].exists() for d in days[:-1])
+    # the days of a read are balanced at once, each as that day alone gives it, and kept
+    # lz4 (working files every window reads back)
+    for d in days[:-1]:
+        alone = balance.day_state(
+            lk.scan(CURVES.clean, [d]), lk.scan(METER_DAILY, [d]), d, LossConfig().diagnosis.balance.rules()
+        )
+        for path, want in zip(_state_files(lk, d), alone, strict=True):
+            assert_frame_equal(pl.read_parquet(path), want.drop("date"), check_exact=True)
+            assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "LZ4"
     assert not _state_files(lk, days[-1])[1].exists()
     run(lk.root, days[-1:], run_id="t2")
     assert {d: _state_files(lk, d)[1].stat().st_mtime_ns for d in days[:-1]} == kept

@@ -25,6 +25,7 @@ from meterlake.transforms.balance import (
     capped_square_moments,
     cleaned_loss,
     day_state,
+    day_states,
     findings,
     share_steps,
 )
@@ -393,6 +394,20 @@ def test_a_days_statistics_are_the_same_gathered_and_fitted_a_few_areas_at_a_tim
         part = day_state(curves, members, START, RULES, chunk_rows=rows)
         assert_frame_equal(whole[0], part[0], check_exact=True)
         assert_frame_equal(whole[1], part[1], check_exact=True)
+
+
+@pytest.mark.parametrize("chunk_rows", [pytest.param(10**6, id="all-at-once"), pytest.param(7, id="small-ranges")])
+def test_several_days_at_once_are_each_the_day_alone(chunk_rows: int) -> None:
+    curves, members, _ = _county(np.random.default_rng(15))
+    one_area = START + dt.timedelta(days=1)  # B's and C's masters sent no curve: A is fitted alone
+    curves = curves.filter(~(pl.col("meter_id").is_in(["BM", "CM"]) & (pl.col("data_date") == one_area)))
+    days = [START + dt.timedelta(days=3), START, one_area, END + dt.timedelta(days=1)]  # the last: no rows
+    got = day_states(curves, members, days, RULES, chunk_rows=chunk_rows)
+    assert [a["area_id"].to_list() for a, _ in got] == [["A", "B", "C"], ["A", "C"], ["A"], []]
+    for day, (areas, customers) in zip(days, got, strict=True):
+        alone = day_state(curves, members, day, RULES, chunk_rows=chunk_rows)
+        assert_frame_equal(areas, alone[0], check_exact=True)
+        assert_frame_equal(customers, alone[1], check_exact=True)
 
 
 def test_a_customers_night_kwh_is_the_sum_of_its_night_slots_on_the_primary_side() -> None:
