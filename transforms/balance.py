@@ -500,6 +500,13 @@ class BalanceRules(BaseModel):
     step_min_days: int = Field(
         2, ge=1, description="the step statistic: fewest days either side of a split of the window"
     )
+    step_days: int = Field(
+        28,
+        ge=1,
+        le=92,
+        description="the step statistic reads the customer's kept days over this many days up to the window's end "
+        "(the window's own days when it is longer or no earlier days are kept)",
+    )
     step_spread_floor: float = Field(
         0.02,
         gt=0,
@@ -1288,10 +1295,14 @@ def capped_square_moments(cap: float) -> tuple[float, float]:
     return m2, m4 - m2 * m2
 
 
-def share_steps(customers: pl.DataFrame | pl.LazyFrame, rules: BalanceRules) -> pl.DataFrame:
-    """Each customer's largest step down, within the window, in what it records against its own days.
+def share_steps(
+    customers: pl.DataFrame | pl.LazyFrame, rules: BalanceRules, since: dt.date | None = None
+) -> pl.DataFrame:
+    """Each customer's largest step down, within its days, in what it records against its own days.
 
-    ``customers``: the window's :func:`day_state` customer rows. Two daily series, from the
+    ``customers``: :func:`day_state` customer rows (the window's, or the ``step_days`` up to
+    its end); ``since``: the step's unrecorded kWh count the days from this one on (the
+    window's; all days without it). Two daily series, from the
     kept day statistics only: the share of its recorded energy in the night slots
     (``night_kwh / kwh``), and its share of its area's recorded load that day. For every
     split of the window's days (``step_min_days`` up either side), the t of mean(before)
@@ -1334,6 +1345,8 @@ def share_steps(customers: pl.DataFrame | pl.LazyFrame, rules: BalanceRules) -> 
         return pl.DataFrame(schema=out_schema)
     kwh = c["kwh"].to_numpy().astype(np.float64)
     night_kwh = np.nan_to_num(c["night_kwh"].to_numpy().astype(np.float64))
+    # the days whose unrecorded kWh count (the window's): a split before it takes those after it
+    counted = np.ones(c.height) if since is None else (c["date"] >= since).to_numpy().astype(np.float64)
     starts = np.flatnonzero(c["_new"].to_numpy())
     bounds = np.r_[starts, c.height]
     gid = np.repeat(np.arange(len(starts)), np.diff(bounds))
@@ -1370,8 +1383,8 @@ def share_steps(customers: pl.DataFrame | pl.LazyFrame, rules: BalanceRules) -> 
     share_night = np.clip(np.where(kwh > 0, night_kwh / kwh, 0.0), 0.0, 1.0)
     share_area = c["_as"].to_numpy().astype(np.float64)
     mean_area = np.add.reduceat(share_area, bounds[:-1])[gid] / size
-    tn, dn, an = best(share_night, np.full(c.height, rules.step_spread_floor), night_kwh)
-    ta, da, aa = best(share_area, rules.step_spread_floor * mean_area, kwh)
+    tn, dn, an = best(share_night, np.full(c.height, rules.step_spread_floor), night_kwh * counted)
+    ta, da, aa = best(share_area, rules.step_spread_floor * mean_area, kwh * counted)
     night = tn >= ta
     t = np.where(night, tn, ta)
     drop = np.where(night, dn, da)
@@ -1826,10 +1839,14 @@ def balance_window(
     """The window's coefficients (one row per customer) from its days' states.
 
     ``areas``, ``customers``: :func:`day_state` rows of the days of the window ending
-    at ``window_end``; an area with fewer than ``min_days`` days is left out.
+    at ``window_end``; an area with fewer than ``min_days`` days is left out. The
+    customers' rows may reach back ``step_days`` before the window's end: the step
+    statistic reads them (what the customer recorded), the fit the window's only.
     """
     start = window_end - dt.timedelta(days=rules.window_days - 1)
     inside = pl.col("date").is_between(start, window_end)
+    step_start = window_end - dt.timedelta(days=max(rules.step_days, rules.window_days) - 1)
+    history = customers.lazy().filter(pl.col("date").is_between(step_start, window_end))
     a = areas.filter(inside)
     enough = a.group_by("area_id").len().filter(pl.col("len") >= rules.min_days)["area_id"]
     a = a.filter(pl.col("area_id").is_in(enough.implode()))
@@ -1840,8 +1857,10 @@ def balance_window(
     # the loss cleared of the customers that stand out, and fitted again
     for _ in range(rules.clean_passes if rules.clean_customers and "selected" in days.collect_schema() else 0):
         raw = window_coefficients(a, cleaned_loss(a, days, raw, rules), rules)
-    # the step statistic reads the customers' own recorded days, not the loss: once a window
-    raw = raw.join(share_steps(days, rules), on=["area_id", "meter_id"], how="left")
+    # the step statistic reads the customers' own recorded days, not the loss: once a
+    # window, over its step_days (a step before the window shows against the days after it)
+    steps = share_steps(history.select("area_id", "meter_id", "date", "kwh", "night_kwh"), rules, since=start)
+    raw = raw.join(steps, on=["area_id", "meter_id"], how="left")
     return coefficients(raw)
 
 
@@ -1857,19 +1876,22 @@ def balance(
     (:func:`balance_window`); this does the same in memory (tests, small zones).
     """
     start = window_end - dt.timedelta(days=rules.window_days - 1)
-    days = (
+    step_start = window_end - dt.timedelta(days=max(rules.step_days, rules.window_days) - 1)
+    held = (
         members.lazy()
-        .select(pl.col("date").filter(pl.col("date").is_between(start, window_end)).unique().sort())
+        .select(pl.col("date").filter(pl.col("date").is_between(step_start, window_end)).unique().sort())
         .collect()["date"]
         .to_list()
     )
+    days = [d for d in held if d >= start]
     empty = coefficients(pl.DataFrame(schema=COEF_SCHEMA))
     if len(days) < rules.min_days:
         # fewer days of history than any fit may rest on: nothing to read
         return empty, findings(empty, pl.DataFrame(schema=MAPPING_SCHEMA), start, window_end, rules)
-    states = [day_state(curves, members, d, rules) for d in days]  # the window's days
-    areas = pl.concat([s[0] for s in states])
-    customers = pl.concat([s[1] for s in states])
+    # the window's days, and the step statistic's days before it
+    states = {d: day_state(curves, members, d, rules) for d in held}
+    areas = pl.concat([states[d][0] for d in days])
+    customers = pl.concat([s[1] for s in states.values()])
     coef = balance_window(areas, customers, window_end, rules)
     cands = mapping_candidates(coef, rules)
     maps = mapping_tests(
