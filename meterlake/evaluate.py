@@ -107,15 +107,21 @@ class EvaluationReport:
             "",
             "detection by category: theft from the anomalies ranking (hit = in the top 5 of its area), "
             "multiplier and mapping from loss_diagnosis (hit = rank 1 of its area)",
-            f"{'category':<16}  {'positives':>9}  {'roc_auc':>8}  {'precision@10':>12}  {'precision@50':>12}  {'area hits':>14}",
+            f"{'category':<16}  {'positives':>9}  {'roc_auc':>8}  {'precision@10':>12}  {'precision@50':>12}  "
+            f"{'area hits':>14}  {'hits, thieves apart':>19}",
         ]
         for r in self.detection.iter_rows(named=True):
             hits = f"{r['area_hits']}/{r['positives']} ({num(r['area_hit_share'])})"
+            apart = "-" if r.get("area_hits_apart") is None else f"{r['area_hits_apart']}/{r['positives']}"
             out.append(
                 f"{r['category']:<16}  {r['positives']:>9}  {num(r['roc_auc']):>8}  {num(r['precision@10']):>12}  "
-                f"{num(r['precision@50']):>12}  {hits:>14}"
+                f"{num(r['precision@50']):>12}  {hits:>14}  {apart:>19}"
             )
-        return out
+        notes = [
+            "hits, thieves apart: a thief's position in its area counting only the meters that carry no injected "
+            "theft (the other thieves of its area set apart)"
+        ]
+        return out + notes
 
 
 def read_truth(landing: Path) -> pl.DataFrame:
@@ -191,6 +197,9 @@ def detection(lake: Lake, truth: pl.DataFrame, scores: pl.DataFrame, universe: p
         .collect()
     )
     theft_pos = area_positions(scores, areas)
+    # each thief among the meters of its area that carry no injected theft
+    thieves = truth.filter(pl.col("kind").is_in(list(THEFT_KINDS)) & pl.col("meter_id").is_not_null())["meter_id"]
+    theft_apart = area_positions(scores, areas, apart=thieves.to_list())
     diag_dates = lake.partitions(LOSS_DIAGNOSIS)
     diag = (
         lake.scan(LOSS_DIAGNOSIS, diag_dates).select("meter_id", "kind", "score", "rank").collect()
@@ -203,7 +212,7 @@ def detection(lake: Lake, truth: pl.DataFrame, scores: pl.DataFrame, universe: p
         if pos.len() == 0:
             continue
         if name.startswith("theft"):
-            rows.append(detection_row(name, scores, pos, universe, theft_pos, within))
+            rows.append(detection_row(name, scores, pos, universe, theft_pos, within, theft_apart))
             continue
         kind = "multiplier_suspect" if name == "multiplier" else "mapping_suspect"
         best = (

@@ -109,12 +109,15 @@ def evaluate_ranking(
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
 
 
-def area_positions(scores: pl.DataFrame, areas: pl.DataFrame) -> pl.DataFrame:
+def area_positions(scores: pl.DataFrame, areas: pl.DataFrame, apart: Iterable[str] = ()) -> pl.DataFrame:
     """Each meter's position within its area, best first (meter_id, area_id, score, area_position).
 
     ``scores``: meter_id, score; ``areas``: meter_id, area_id (the meters ranked: every
     meter of the area, absent ones scoring 0). Ties break by meter_id; a meter scoring 0
-    has no position (an inspector is never sent to it).
+    has no position (an inspector is never sent to it). ``apart``: meters that hold no
+    place, so every position counts only the other meters above it: with the injected
+    faults set apart, each one's position among the area's meters that carry none (a
+    fault is not a miss because other faults of its area rank first).
     """
     s = areas.select(pl.col("meter_id").cast(pl.String), pl.col("area_id").cast(pl.String)).join(
         scores.select(pl.col("meter_id").cast(pl.String), pl.col("score").cast(pl.Float64)), on="meter_id", how="left"
@@ -122,7 +125,9 @@ def area_positions(scores: pl.DataFrame, areas: pl.DataFrame) -> pl.DataFrame:
     s = s.with_columns(pl.col("score").fill_null(0.0)).sort(
         ["area_id", "score", "meter_id"], descending=[False, True, False]
     )
-    pos = (pl.int_range(pl.len()).over("area_id") + 1).cast(pl.Int64)
+    counted = ~pl.col("meter_id").is_in(pl.Series(sorted(set(apart)), dtype=pl.String).implode())
+    # the counted meters before this one, and this one
+    pos = (counted.cast(pl.Int64).cum_sum().over("area_id") - counted.cast(pl.Int64) + 1).cast(pl.Int64)
     return s.with_columns(area_position=pl.when(pl.col("score") > 0).then(pos))
 
 
@@ -133,14 +138,22 @@ def detection_row(
     universe: pl.Series,
     positions: pl.DataFrame,
     within: int,
+    positions_apart: pl.DataFrame | None = None,
 ) -> dict[str, object]:
     """ROC AUC, precision at 10 and 50, and the share of positives at a position <= ``within`` of their area.
 
-    ``positions``: meter_id, area_position (from :func:`area_positions` or a mart's rank).
+    ``positions``: meter_id, area_position (from :func:`area_positions` or a mart's rank);
+    ``positions_apart``: the same with the other faults set apart (``area_hits_apart``:
+    the positives within ``within`` of the area's meters that carry no fault).
     """
     pos = sorted(set(positives))
     base = at_k(ranked(scores, universe), pos, ks=(10, 50))
-    hits = positions.filter(pl.col("meter_id").is_in(pos) & (pl.col("area_position") <= within))["meter_id"].n_unique()
+
+    def hits_in(p: pl.DataFrame) -> int:
+        return int(p.filter(pl.col("meter_id").is_in(pos) & (pl.col("area_position") <= within))["meter_id"].n_unique())
+
+    hits = hits_in(positions)
+    apart = None if positions_apart is None else hits_in(positions_apart)
     return {
         "category": name,
         "positives": len(pos),
@@ -150,4 +163,5 @@ def detection_row(
         "in_area_top": within,
         "area_hits": hits,
         "area_hit_share": hits / len(pos) if pos else None,
+        "area_hits_apart": apart,
     }

@@ -286,7 +286,8 @@ def _with_balance(
     """The window's diagnosis with the interval energy balance's findings merged in.
 
     ``days``: the days of the window with meter values. Each day's statistics come from
-    the lake's balance state (computed here for a day that has none yet).
+    the lake's balance state (computed here for a day that has none yet); the step
+    statistic reads the customers' kept days of its ``step_days`` before the window too.
     """
     rules = cfg.diagnosis.balance.rules()
     start = end - dt.timedelta(days=rules.window_days - 1)
@@ -302,8 +303,15 @@ def _with_balance(
         [pl.read_parquet(_state_files(lake, d)[0]).with_columns(date=pl.lit(d)) for d in days],
         how="diagonal_relaxed",  # states kept before ll_linear lack it
     )
+    # the step statistic reads the customers' recorded days further back, where kept
+    step_start = end - dt.timedelta(days=max(rules.step_days, rules.window_days) - 1)
+    earlier = [
+        step_start + dt.timedelta(days=i)
+        for i in range((start - step_start).days)
+        if _state_files(lake, step_start + dt.timedelta(days=i))[1].exists()
+    ]
     scan = pl.concat(
-        [pl.scan_parquet(_state_files(lake, d)[1]).with_columns(date=pl.lit(d)) for d in days],
+        [pl.scan_parquet(_state_files(lake, d)[1]).with_columns(date=pl.lit(d)) for d in [*earlier, *days]],
         how="diagonal_relaxed",  # states kept before the cross products lack them
     )
     customers: pl.DataFrame | pl.LazyFrame = scan

@@ -737,3 +737,34 @@ def test_a_step_down_in_what_a_customer_records_lists_it() -> None:
     rows[4]["step_drop"] = 0.05
     low = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
     assert low.filter(pl.col("kind") == "theft_candidate").height == 0
+
+
+def test_the_step_statistics_unrecorded_kwh_count_the_days_from_since() -> None:
+    # the night share halved from day 4 (as above): the split and its t are the same, but
+    # only days 5 and 6 count (since = day 5): 2 x 1.5 kWh recorded at night, 3 x 0.5 / 0.5
+    since = START + dt.timedelta(days=4)
+    a = share_steps(_step_days([3.0, 3.0, 3.0, 1.5, 1.5, 1.5]), BalanceRules(), since=since).sort("meter_id").row(0)
+    assert a[2] == pytest.approx(0.15 / (0.02 * math.sqrt(2 / 3)), rel=1e-6)
+    assert (a[3], a[4]) == (pytest.approx(0.5), pytest.approx(3.0))
+
+
+def test_the_step_statistic_reads_the_days_before_the_window() -> None:
+    # c0 records 60 % of its use from day 4 of 14; the window is the last 7 days (8-14),
+    # whose days all record 60 %: within them no step, over step_days = 14 the step at day 4
+    rng = np.random.default_rng(5)
+    x = [_load(rng, b) for b in rng.uniform(5.0, 15.0, 20)]
+    cut = (np.arange(DAYS) >= 3)[:, None]
+    meters = {"M": ("A", "area_master", 1.0, sum(x) * 1.03)}
+    meters |= {f"c{i}": ("A", "customer", 1.0, np.where(cut, 0.6, 1.0) * v if i == 0 else v) for i, v in enumerate(x)}
+    frames = _frames(meters)
+    week = BalanceRules(window_days=7, min_days=5, step_days=7)
+    inside = _row(balance(*frames, END, week)[0], "c0")
+    assert inside["step_drop"] < 0.1
+    coef = balance(*frames, END, week.model_copy(update={"step_days": 14}))[0]
+    c0 = _row(coef, "c0")
+    # its daily share of the area's recorded load, split before day 4: drop 1 - mean(after) / mean(before)
+    daily = np.array([(np.where(cut, 0.6, 1.0) * v if i == 0 else v).sum(axis=1) for i, v in enumerate(x)])
+    share = daily[0] / daily.sum(axis=0)
+    assert c0["step_drop"] == pytest.approx(1 - share[3:].mean() / share[:3].mean(), rel=1e-6)
+    # its unrecorded kWh count the window's days only: recorded x drop / (1 - drop)
+    assert c0["step_kwh"] == pytest.approx(c0["recorded_kwh"] * c0["step_drop"] / (1 - c0["step_drop"]), rel=1e-6)

@@ -105,3 +105,21 @@ def test_area_positions_and_detection_row_by_hand() -> None:
     # AUC over 6 meters: a1 (1.0) beats a3, b1 (0) and... negatives a2 (3.0), a3, b1: a1 beats 2 of 3;
     # b2 (0.5) beats a3, b1: 2; b3 (0) ties a3, b1: 1 -> 5 / 9
     assert row["roc_auc"] == pytest.approx(5 / 9)
+
+
+def test_area_positions_with_other_faults_set_apart_by_hand() -> None:
+    from meterlake.transforms.evaluate import area_positions, detection_row
+
+    # area A: t1 (5.0), t2 (4.0), h1 (3.0), t3 (2.0), h2 (1.0), h3 (0); t1..t3 carry a fault
+    ids = ["t1", "t2", "h1", "t3", "h2", "h3"]
+    areas = pl.DataFrame({"meter_id": ids, "area_id": ["A"] * 6})
+    scores = pl.DataFrame({"meter_id": ids[:5], "score": [5.0, 4.0, 3.0, 2.0, 1.0]})
+    strict = area_positions(scores, areas)
+    apart = area_positions(scores, areas, apart=["t1", "t2", "t3"])
+    got = dict(zip(apart["meter_id"], apart["area_position"], strict=True))
+    # t1 and t2 have no meter without a fault above them: 1st; h1 is the first such meter;
+    # t3 has h1 above it: 2nd; h2 follows h1: 2nd; h3 scores 0: no position
+    assert got == {"t1": 1, "t2": 1, "h1": 1, "t3": 2, "h2": 2, "h3": None}
+    row = detection_row("theft", scores, ["t3"], areas["meter_id"], strict, 2, apart)
+    # strictly t3 is 4th (t1, t2, h1 above it): no hit within 2; with the faults apart, 2nd: a hit
+    assert (row["area_hits"], row["area_hits_apart"]) == (0, 1)
