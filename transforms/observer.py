@@ -103,6 +103,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -195,16 +196,22 @@ def day_summaries(
     names = block_names(rules.blocks)
     if mem.height == 0:
         return _empty(names)
-    # the curves a piece at a time (each meter's summary is its own row's), then in area order
+    # the curves a piece at a time (each meter's summary is its own row's), then in area order;
+    # a piece's members found by binary search in the members sorted by meter_id (a join per
+    # piece hashed all the day's members again for every piece: 31 times a county's)
+    mem = mem.sort("meter_id")
+    ids = mem["meter_id"]
     c = curves.lazy().select("meter_id", *(pl.col(s).cast(pl.Float64) for s in SLOT_COLUMNS))
     parts = []
+    summarised = np.zeros(mem.height, dtype=bool)
     for batch in c.collect_batches(chunk_size=SUMMARY_ROWS):
-        part = mem.join(batch, on="meter_id", how="inner")
-        if part.height:
+        at, hit = _member_rows(ids, batch["meter_id"])
+        if hit.any():
+            summarised[at[hit]] = True
+            part = pl.concat([mem[at[hit]], batch.filter(hit).drop("meter_id")], how="horizontal")
             parts.append(_summarise(part, rules, names))
     # members without a curve: every slot not collected
-    done = pl.concat([p.select("meter_id") for p in parts]) if parts else pl.DataFrame(schema={"meter_id": pl.String})
-    rest = mem.join(done, on="meter_id", how="anti")
+    rest = mem.filter(~summarised)
     if rest.height:
         parts.append(
             _summarise(rest.with_columns(pl.lit(None, pl.Float64).alias(s) for s in SLOT_COLUMNS), rules, names)
@@ -242,7 +249,17 @@ def day_summaries(
         )
         .sort("area_id")
     )
-    return customers.sort("area_id", "meter_id"), areas
+    # in (area_id, meter_id) order already: the customers' rows of the order above
+    return customers, areas
+
+
+def _member_rows(ids: pl.Series, meters: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per meter of ``meters``, its row in ``ids`` (sorted, unique) and whether it is there."""
+    if not ids.len():
+        return np.zeros(meters.len(), dtype=np.int64), np.zeros(meters.len(), dtype=bool)
+    at = ids.search_sorted(meters, side="left").clip(0, ids.len() - 1)
+    hit = (ids.gather(at) == meters).fill_null(False)
+    return at.to_numpy().astype(np.int64), hit.to_numpy()
 
 
 def _summarise(frame: pl.DataFrame, rules: ObserverRules, names: list[str]) -> pl.DataFrame:
@@ -1030,9 +1047,10 @@ def indicator_of_days(
     centre = _zero_nan(_masked_median(excess, valid))
     excess = np.where(valid[:, :, None], excess - centre[:, None, :], 0.0)
 
-    # the customers, a chunk at a time (bounded memory: a chunk's window of blocks)
-    parts = []
-    for lo in range(0, n, CHUNK):
+    # the customers, a chunk at a time (bounded memory: a chunk's window of blocks); with more
+    # than one chunk, a chunk is judged on a second thread while the next one is read (reading
+    # and the compiled look release the GIL for most of their time: two cores both work)
+    def window_of(lo: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
         hi = min(lo + CHUNK, n)
         m = hi - lo
         read = []
@@ -1051,11 +1069,29 @@ def indicator_of_days(
             blocks[into, d] = day_blocks[pick]
             run[into, d] = day_run[pick]
             rough[into, d] = day_rough[pick]
-        del read
-        got = _judge(blocks, run, rough, tix, excess, valid, area_of[lo:hi], rules, prefilter)
+        return lo, blocks, run, rough
+
+    def judged(chunk: tuple[int, np.ndarray, np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+        lo, blocks, run, rough = chunk
+        got = _judge(blocks, run, rough, tix, excess, valid, area_of[lo : lo + len(blocks)], rules, prefilter)
         got["at"] = got["at"] + lo
-        parts.append(got)
-        del blocks, run, rough
+        return got
+
+    starts = range(0, n, CHUNK)
+    if len(starts) <= 1:
+        parts = [judged(window_of(0))]
+    else:
+        parts = []
+        with ThreadPoolExecutor(max_workers=1) as judge:
+            pending: Future[dict[str, np.ndarray]] | None = None
+            for lo in starts:
+                chunk = window_of(lo)
+                if pending is not None:
+                    parts.append(pending.result())
+                pending = judge.submit(judged, chunk)
+                del chunk
+            assert pending is not None
+            parts.append(pending.result())
     res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     s, suspect, t = res["s"], res["suspect"], res["t"]
     first_day = np.where(suspect.any(1), suspect.argmax(1), -1)

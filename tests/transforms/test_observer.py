@@ -341,6 +341,44 @@ def test_day_summaries_a_few_rows_at_a_time_match_one_piece(monkeypatch: pytest.
     assert whole[1]["filled_kwh"][0] == pytest.approx(float(recorded[6, 3].sum() + true[4, 3, 10:30].sum()))
 
 
+def test_member_rows_by_hand() -> None:
+    ids = pl.Series(["b", "d", "f"])  # sorted, unique
+    at, hit = observer._member_rows(ids, pl.Series(["f", "a", "d", "z", "c", None, "b"]))
+    assert hit.tolist() == [True, False, True, False, False, False, True]
+    assert at[hit].tolist() == [2, 1, 0]
+    at, hit = observer._member_rows(pl.Series([], dtype=pl.String), pl.Series(["a"]))
+    assert hit.tolist() == [False]
+
+
+def test_day_summaries_leave_out_curves_of_no_member_whatever_the_order() -> None:
+    true = _true_use()
+    curves, members = _area(true, true)
+    day = START + dt.timedelta(days=2)
+    whole = day_summaries(curves[2], members[2], day, RULES)
+    # curves of meters that are no member (ids before, between and after the members'), the
+    # members in another order: the same summaries
+    strays = curves[2].head(3).with_columns(pl.Series("meter_id", ["A0", "C05x", "Z9"]))
+    mixed = day_summaries(
+        pl.concat([strays, curves[2]]).sample(fraction=1.0, shuffle=True, seed=1),
+        members[2].sample(fraction=1.0, shuffle=True, seed=2),
+        day,
+        RULES,
+    )
+    assert mixed[0].equals(whole[0]) and mixed[1].equals(whole[1])
+    assert whole[0]["meter_id"].to_list() == [f"C{c:02d}" for c in range(CUSTOMERS)]
+
+
+def test_a_failure_judging_a_chunk_on_the_second_thread_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    cust, areas = _month_summaries()
+    monkeypatch.setattr(observer, "CHUNK", 5)  # three chunks: the judging on a second thread
+
+    def failing(blocks: np.ndarray, *args: object) -> np.ndarray:
+        raise observer.ObserverInputError("prefilter failed")
+
+    with pytest.raises(observer.ObserverInputError, match="prefilter failed"):
+        indicator(cust, areas, END, RULES, prefilter=failing)
+
+
 def test_observer_cases_are_priced_beside_the_balance_ones() -> None:
     from meterlake.transforms.observer import cases
     from meterlake.transforms.theft_cases import theft_cases
