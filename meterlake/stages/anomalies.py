@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,6 +277,7 @@ class _Observed:
             *OBSERVER_STATE, f"blocks={rules.blocks}_zero={rules.zero_kwh:g}_floor={rules.floor_kwh:g}"
         )
         self.columns = [*observer.block_names(rules.blocks), "zero_run", "rough"]
+        self.early: tuple[dt.date, Future[pl.DataFrame | None], ThreadPoolExecutor] | None = None
         if rules.enabled and todo and self._customers(todo[-1]) >= KERNEL_MIN_CUSTOMERS and not _KERNEL_FAILED:
             threading.Thread(target=_load_kernel, args=(rules,), name="observer-kernel", daemon=True).start()
 
@@ -302,7 +304,32 @@ class _Observed:
         self.lake.write_file(apath, areas)
         return areas
 
+    def start(self, day: dt.date) -> None:
+        """Begin :meth:`at` of ``day`` on a thread of its own: a date's observer (numpy and the
+        compiled look, which release the GIL) then runs while the stage reads its inputs with
+        polars, on the other core. :meth:`at` of ``day`` waits for it."""
+        if not self.rules.enabled or self.early is not None:
+            return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observer")
+        self.early = (day, pool.submit(self._at, day), pool)
+
+    def settle(self) -> None:
+        """Wait for a date begun by :meth:`start` that nobody asked for (the stage failed before):
+        no thread of the stage writes to the lake once the stage has returned."""
+        if self.early is not None:
+            early, self.early = self.early, None
+            early[2].shutdown(wait=True)
+
     def at(self, day: dt.date) -> pl.DataFrame | None:
+        if self.early is not None:
+            early, self.early = self.early, None
+            early[2].shutdown(wait=True)  # the thread ended
+            got = early[1].result()  # raises what the thread raised
+            if early[0] == day:
+                return got
+        return self._at(day)
+
+    def _at(self, day: dt.date) -> pl.DataFrame | None:
         if not self.rules.enabled:
             return None
         window = [day - dt.timedelta(days=i) for i in range(self.rules.window_days - 1, -1, -1)]
@@ -438,9 +465,9 @@ class _Indicators:
     """The indicators of detection dates, computed a batch of dates at a time and kept
     until ranked (a model date's until the run ends: later models learn from it)."""
 
-    def __init__(self, ctx: StageContext, cfg: anomaly.AnomalyConfig, inputs: _Inputs, todo: list[dt.date]) -> None:
+    def __init__(self, cfg: anomaly.AnomalyConfig, inputs: _Inputs, observed: _Observed) -> None:
         self.cfg, self.inputs = cfg, inputs
-        self.observed = _Observed(ctx, cfg.observer, todo)
+        self.observed = observed
         self.features: dict[dt.date, pl.DataFrame] = {}
 
     def batches(self, dates: list[dt.date]) -> list[list[dt.date]]:
@@ -484,10 +511,15 @@ def _model_p(cfg: anomaly.AnomalyConfig, sup: _Supervision, ind: _Indicators, da
 
 
 def _rank(
-    ctx: StageContext, cfg: anomaly.AnomalyConfig, inputs: _Inputs, todo: list[dt.date], sup: _Supervision
+    ctx: StageContext,
+    cfg: anomaly.AnomalyConfig,
+    inputs: _Inputs,
+    todo: list[dt.date],
+    sup: _Supervision,
+    observed: _Observed,
 ) -> _Tally:
     """Score every date of ``todo`` and write its anomalies partition, a batch of dates at a time."""
-    ind = _Indicators(ctx, cfg, inputs, todo)
+    ind = _Indicators(cfg, inputs, observed)
     tally = _Tally()
     done = 0
     for batch in ind.batches(todo):
@@ -557,8 +589,14 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         result.rows = {ANOMALIES.name: 0}
         return result
     sup = _supervision(ctx, cfg, held, todo, result)
-    inputs = _read_inputs(ctx, cfg, held, sorted(set(todo) | set(sup.model_dates)), todo, result)
-    tally = _rank(ctx, cfg, inputs, todo, sup)
+    # the first date's observer (the first the ranking asks for) runs while the inputs are read
+    observed = _Observed(ctx, cfg.observer, todo)
+    observed.start(todo[0])
+    try:
+        inputs = _read_inputs(ctx, cfg, held, sorted(set(todo) | set(sup.model_dates)), todo, result)
+        tally = _rank(ctx, cfg, inputs, todo, sup, observed)
+    finally:
+        observed.settle()
     if _KERNEL_FAILED:
         result.notes.append(f"observer: compiled look not available ({_KERNEL_FAILED[0]}): every customer judged")
     cases = _theft_cases(ctx, cfg, todo, inputs.diag_days, tally.observed_cases)
