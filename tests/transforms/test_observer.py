@@ -368,6 +368,34 @@ def test_day_summaries_leave_out_curves_of_no_member_whatever_the_order() -> Non
     assert whole[0]["meter_id"].to_list() == [f"C{c:02d}" for c in range(CUSTOMERS)]
 
 
+def test_the_customers_let_through_are_judged_together_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    cust, areas = _month_summaries()
+    whole = indicator(cust, areas, END, RULES)
+    judged: list[int] = []
+    real = observer._judge_some
+
+    def counting(blocks: np.ndarray, *args: object) -> dict[str, np.ndarray]:
+        judged.append(len(blocks))
+        return real(blocks, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(observer, "_judge_some", counting)
+    monkeypatch.setattr(observer, "CHUNK", 5)  # 12 customers: chunks of 5, 5 and 2
+
+    def odd(blocks: np.ndarray, *args: object) -> np.ndarray:
+        return np.arange(len(blocks)) % 2 == 1  # 2, 2 and 1 of the chunks let through
+
+    # judged when 5 are held (after the third chunk), not once per chunk
+    got = indicator(cust, areas, END, RULES, prefilter=odd)
+    assert judged == [5]
+    # the customers let through score as they do when everyone is judged
+    listed = whole.filter(pl.col("meter_id").is_in(got["meter_id"].implode()))
+    assert got.equals(listed)
+    judged.clear()
+    nobody = indicator(cust, areas, END, RULES, prefilter=lambda blocks, *_: np.zeros(len(blocks), dtype=bool))
+    assert nobody.height == 0 and nobody.columns == whole.columns
+    assert judged == [0]  # once, for the figures' columns
+
+
 def test_a_failure_judging_a_chunk_on_the_second_thread_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     cust, areas = _month_summaries()
     monkeypatch.setattr(observer, "CHUNK", 5)  # three chunks: the judging on a second thread
