@@ -956,7 +956,48 @@ def _judged(keys: pl.DataFrame, min_actual: float) -> pl.LazyFrame:
 def _code_days(newest: list[DayRows], min_actual: float, first: pl.DataFrame | None = None) -> _Coded:
     """The window's customers (meter_id, ``_last`` area, number ``_m``), its days with judged
     rows (newest first) and each one's (row, customer number) of the rows in the meter's
-    last area: a day at a time, from the newest (``first``: the newest day's keys, read)."""
+    last area: a day at a time, from the newest (``first``: the newest day's keys, read).
+
+    Each day's meters are met by a 64-bit hash of their ids (a join on integers: a county's
+    14 days 0.4-0.6 s less than on the ids), every match checked against the ids: where a
+    hash matches another meter, or a meter held twice (a join that adds rows), the window is
+    numbered again by the ids."""
+    got = _code_days_hashed(newest, min_actual, first)
+    return got if got is not None else _code_days_by_id(newest, min_actual, first)
+
+
+def _id_hash(column: str) -> pl.Expr:
+    """A 64-bit hash of the ids of ``column`` (polars', fixed seed)."""
+    return pl.col(column).hash(0)
+
+
+def _code_days_hashed(newest: list[DayRows], min_actual: float, first: pl.DataFrame | None = None) -> _Coded | None:
+    """:func:`_code_days` joining on the ids' hashes; None where a hash is not one meter's."""
+    meters = pl.DataFrame(schema={"_h": pl.UInt64, "_mid": pl.String, "_last": pl.String, "_m": pl.Int64})
+    kept: list[DayRows] = []
+    coded: list[tuple[np.ndarray, np.ndarray]] = []
+    for i, src in enumerate(newest):
+        keys = first if i == 0 and first is not None else src.keys()
+        rows = _judged(keys, min_actual).with_columns(_id_hash("meter_id").alias("_h")).collect()
+        if rows.height == 0:
+            continue
+        kept.append(src)
+        hit = rows.join(meters, on="_h", how="left", maintain_order="left")
+        if hit.height != rows.height or not (hit["meter_id"] == hit["_mid"]).fill_null(True).all():
+            return None  # two meters of one hash (~1e-8 for a county's window), or a meter twice
+        new = hit["_m"].is_null().to_numpy()
+        code = hit["_m"].to_numpy(allow_copy=True).astype(np.float64)
+        code[new] = meters.height + np.arange(int(new.sum()))
+        met = hit.filter(pl.col("_m").is_null()).select("_h", "meter_id", "area_id", "_m")
+        meters = pl.concat([meters, met.rename({"meter_id": "_mid", "area_id": "_last"})], rechunk=False)
+        meters = meters.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_m"))
+        same = new | (hit["area_id"] == hit["_last"]).fill_null(False).to_numpy()
+        coded.append((hit["_row"].to_numpy()[same].astype(np.int32), code[same].astype(np.int64)))
+    return meters.select(pl.col("_mid").alias("meter_id"), "_last", "_m"), kept, coded
+
+
+def _code_days_by_id(newest: list[DayRows], min_actual: float, first: pl.DataFrame | None = None) -> _Coded:
+    """:func:`_code_days` joining on the ids."""
     meters = pl.DataFrame(schema={"meter_id": pl.String, "_last": pl.String, "_m": pl.Int64})
     kept: list[DayRows] = []
     coded: list[tuple[np.ndarray, np.ndarray]] = []

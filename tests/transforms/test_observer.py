@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import polars as pl
@@ -692,6 +692,35 @@ def test_a_day_holding_a_meter_twice_is_numbered_a_day_at_a_time() -> None:
     other = observer._code_days(days, 0.5)
     assert one[0].equals(other[0]) and one[1] == other[1]
     assert [(r.tolist(), c.tolist()) for r, c in one[2]] == [(r.tolist(), c.tolist()) for r, c in other[2]]
+
+
+@pytest.mark.parametrize(
+    ("hashing", "by_hash"),
+    [
+        pytest.param(lambda c: pl.col(c).hash(0), True, id="hashes"),
+        pytest.param(lambda c: pl.col(c).hash(0) % 3, False, id="three-hashes-for-all-meters"),
+    ],
+)
+def test_meters_met_by_hash_are_numbered_as_by_id(
+    hashing: Callable[[str], pl.Expr], by_hash: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cust, _ = _month_summaries()
+    # C03 moves from A1 to A2 on the last five days; C09 has no curve on some days
+    moved = cust.with_columns(
+        pl.when((pl.col("meter_id") == "C03") & (pl.col("date") > END - dt.timedelta(days=5)))
+        .then(pl.lit("A2"))
+        .otherwise(pl.col("area_id"))
+        .alias("area_id")
+    ).sort("date", "area_id", "meter_id")
+    newest = list(reversed(frame_days(moved)))
+    monkeypatch.setattr(observer, "_id_hash", hashing)
+    by_id = observer._code_days_by_id(newest, RULES.min_actual)
+    got = observer._code_days(newest, RULES.min_actual)
+    assert (observer._code_days_hashed(newest, RULES.min_actual) is not None) == by_hash
+    assert got[0].equals(by_id[0]) and [d.date for d in got[1]] == [d.date for d in by_id[1]]
+    for (rows, codes), (rows_id, codes_id) in zip(got[2], by_id[2], strict=True):
+        assert rows.tolist() == rows_id.tolist() and codes.tolist() == codes_id.tolist()
+    assert got[0].filter(pl.col("meter_id") == "C03")["_last"].to_list() == ["A2"]
 
 
 def test_a_window_numbered_at_once_scores_as_one_numbered_a_day_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
