@@ -694,33 +694,57 @@ def test_a_day_holding_a_meter_twice_is_numbered_a_day_at_a_time() -> None:
     assert [(r.tolist(), c.tolist()) for r, c in one[2]] == [(r.tolist(), c.tolist()) for r, c in other[2]]
 
 
+def _moved(cust: pl.DataFrame, meter: str, area: str, first: int, last: int) -> pl.DataFrame:
+    """``meter`` in ``area`` on the window's days ``first`` .. ``last`` (0 = the newest)."""
+    on = pl.col("date").is_between(END - dt.timedelta(days=last), END - dt.timedelta(days=first))
+    return cust.with_columns(
+        pl.when((pl.col("meter_id") == meter) & on).then(pl.lit(area)).otherwise(pl.col("area_id")).alias("area_id")
+    )
+
+
 @pytest.mark.parametrize(
-    ("hashing", "by_hash"),
+    ("change", "by_hash"),
+    [
+        pytest.param(lambda c: c, True, id="every-day-as-the-newest"),
+        pytest.param(lambda c: _moved(c, "C03", "A2", 0, 4), True, id="moved-on-the-newest-days"),
+        pytest.param(lambda c: _moved(c, "C03", "A2", 6, 9), True, id="away-and-back"),
+        pytest.param(
+            lambda c: c.filter((pl.col("meter_id") != "C04") | (pl.col("date") < END - dt.timedelta(days=2))),
+            True,
+            id="gone",
+        ),
+        pytest.param(
+            lambda c: pl.concat([c, c.filter((pl.col("meter_id") == "C01") & (pl.col("date") == END))]),
+            False,
+            id="a-meter-twice-in-the-newest-day",
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    ("hashing", "distinct"),
     [
         pytest.param(lambda c: pl.col(c).hash(0), True, id="hashes"),
         pytest.param(lambda c: pl.col(c).hash(0) % 3, False, id="three-hashes-for-all-meters"),
     ],
 )
 def test_meters_met_by_hash_are_numbered_as_by_id(
-    hashing: Callable[[str], pl.Expr], by_hash: bool, monkeypatch: pytest.MonkeyPatch
+    change: Callable[[pl.DataFrame], pl.DataFrame],
+    by_hash: bool,
+    hashing: Callable[[str], pl.Expr],
+    distinct: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    cust, _ = _month_summaries()
-    # C03 moves from A1 to A2 on the last five days; C09 has no curve on some days
-    moved = cust.with_columns(
-        pl.when((pl.col("meter_id") == "C03") & (pl.col("date") > END - dt.timedelta(days=5)))
-        .then(pl.lit("A2"))
-        .otherwise(pl.col("area_id"))
-        .alias("area_id")
-    ).sort("date", "area_id", "meter_id")
-    newest = list(reversed(frame_days(moved)))
+    cust, _ = _month_summaries()  # C09 has no curve on some days
+    newest = list(reversed(frame_days(change(cust).sort("date", "area_id", "meter_id"))))
     monkeypatch.setattr(observer, "_id_hash", hashing)
     by_id = observer._code_days_by_id(newest, RULES.min_actual)
     got = observer._code_days(newest, RULES.min_actual)
-    assert (observer._code_days_hashed(newest, RULES.min_actual) is not None) == by_hash
+    # by hash unless a hash is not one meter's (then by the ids)
+    hashed = observer._code_days_hashed(newest, RULES.min_actual)
+    assert (hashed is not None) == (by_hash and distinct)
     assert got[0].equals(by_id[0]) and [d.date for d in got[1]] == [d.date for d in by_id[1]]
     for (rows, codes), (rows_id, codes_id) in zip(got[2], by_id[2], strict=True):
         assert rows.tolist() == rows_id.tolist() and codes.tolist() == codes_id.tolist()
-    assert got[0].filter(pl.col("meter_id") == "C03")["_last"].to_list() == ["A2"]
 
 
 def test_a_window_numbered_at_once_scores_as_one_numbered_a_day_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
