@@ -965,77 +965,58 @@ def _id_hash(column: str) -> pl.Expr:
 
 
 def _code_days_hashed(newest: list[DayRows], min_actual: float, first: pl.DataFrame | None = None) -> _Coded | None:
-    """:func:`_code_days` joining on the ids' hashes; None where a hash is not one meter's.
+    """:func:`_code_days` by the ids' hashes; None where a hash is not one meter's.
 
-    A day whose keys are the newest day's (the same meters in the same areas and order: most
-    days) needs no join: its rows are the newest day's, whose customer numbers are kept by
-    row as they are met (``code``, and whether the meter's last area is the row's: ``home``)."""
-    base = first if first is not None else (newest[0].keys() if newest else None)
-    if base is None:
-        return _code_days_by_id(newest, min_actual, first)
-    base_h = base.select(_id_hash("meter_id").alias("_h"))["_h"]
-    if base_h.n_unique() < base.height:  # a meter twice, or two meters of one hash
-        return None
-    code = np.full(base.height, -1, dtype=np.int64)  # per row of the newest day: its meter's number
-    home = np.zeros(base.height, dtype=bool)  # and whether the row is in the meter's last area
+    A day whose keys are those of the day before it in this order (the same meters in the
+    same areas and order: most days) needs no join: the customer number of each of its rows
+    is kept by row (``code``, -1 for a meter not met yet, and ``home``: whether the row is
+    in the meter's last area). Another day is joined on the hashes (all its rows, so that its
+    rows' numbers can be kept for the days after it)."""
     met: list[pl.DataFrame] = []  # the meters met (_h, _mid, _last), in order of meeting
     n_met = 0
+    ref: pl.DataFrame | None = None  # the keys whose rows ``code`` and ``home`` follow
+    ref_h = pl.Series("_h", [], dtype=pl.UInt64)
+    code = np.zeros(0, dtype=np.int64)
+    home = np.zeros(0, dtype=bool)
     kept: list[DayRows] = []
     coded: list[tuple[np.ndarray, np.ndarray]] = []
     for i, src in enumerate(newest):
-        keys = base if i == 0 else src.keys()
-        if i == 0 or (keys["meter_id"].equals(base["meter_id"]) and keys["area_id"].equals(base["area_id"])):
-            rows = np.flatnonzero(keys.select(pl.col("actual") >= min_actual)["actual"].fill_null(False).to_numpy())
-            if not len(rows):
-                continue
-            kept.append(src)
-            c = code[rows]
-            new = c < 0
-            c[new] = n_met + np.arange(int(new.sum()))
-            code[rows[new]] = c[new]
-            home[rows[new]] = True
-            met.append(
-                pl.DataFrame({"_h": base_h.gather(rows[new]), "_mid": base["meter_id"].gather(rows[new])}).with_columns(
-                    base["area_id"].gather(rows[new]).alias("_last")
-                )
+        keys = first if i == 0 and first is not None else src.keys()
+        if ref is None or not (keys["meter_id"].equals(ref["meter_id"]) and keys["area_id"].equals(ref["area_id"])):
+            # another roster: every row's meter looked up by hash among the meters met so far
+            ref_h = keys.select(_id_hash("meter_id").alias("_h"))["_h"]
+            if ref_h.n_unique() < keys.height:  # a meter twice in a day, or two meters of one hash
+                return None
+            hit = pl.DataFrame({"_h": ref_h, "meter_id": keys["meter_id"], "area_id": keys["area_id"]}).join(
+                _met_frame(met), on="_h", how="left", maintain_order="left"
             )
-            n_met += int(new.sum())
-            same = new | home[rows]
-            coded.append((rows[same].astype(np.int32), c[same]))
-            continue
-        # another day's meters: joined on their hashes with the meters met so far
-        found = _judged(keys, min_actual).with_columns(_id_hash("meter_id").alias("_h")).collect()
-        if found.height == 0:
+            if hit.height != keys.height or not (hit["meter_id"] == hit["_mid"]).fill_null(True).all():
+                return None  # two meters of one hash (~1e-8 for a county's window)
+            code = hit["_m"].fill_null(-1).to_numpy().astype(np.int64)
+            home = (hit["area_id"] == hit["_last"]).fill_null(False).to_numpy()
+            ref = keys
+        rows = np.flatnonzero(keys.select(pl.col("actual") >= min_actual)["actual"].fill_null(False).to_numpy())
+        if not len(rows):
             continue
         kept.append(src)
-        meters = _met_frame(met)
-        hit = found.join(meters, on="_h", how="left", maintain_order="left")
-        if hit.height != found.height or not (hit["meter_id"] == hit["_mid"]).fill_null(True).all():
-            return None  # two meters of one hash (~1e-8 for a county's window), or a meter twice
-        new = hit["_m"].is_null().to_numpy()
-        c = hit["_m"].to_numpy(allow_copy=True).astype(np.float64)
+        c = code[rows]
+        new = c < 0
         c[new] = n_met + np.arange(int(new.sum()))
-        added = hit.filter(pl.col("_m").is_null()).select(
-            "_h", pl.col("meter_id").alias("_mid"), pl.col("area_id").alias("_last")
+        code[rows[new]] = c[new]
+        home[rows[new]] = True
+        met.append(
+            pl.DataFrame(
+                {
+                    "_h": ref_h.gather(rows[new]),
+                    "_mid": ref["meter_id"].gather(rows[new]),
+                    "_last": ref["area_id"].gather(rows[new]),
+                }
+            )
         )
-        met.append(added)
-        n_met += added.height
-        # the newest day's rows of the meters met here: their numbers and whether in their last area
-        at = added.with_columns(pl.int_range(n_met - added.height, n_met, dtype=pl.Int64).alias("_m")).join(
-            pl.DataFrame({"_h": base_h, "_r": np.arange(base.height), "_a": base["area_id"]}),
-            on="_h",
-            how="inner",
-        )
-        rows_b = at["_r"].to_numpy()
-        ids_ok = (base["meter_id"].gather(rows_b) == at["_mid"]).all() if len(rows_b) else True
-        if not ids_ok:
-            return None
-        code[rows_b] = at["_m"].to_numpy()
-        home[rows_b] = (at["_a"] == at["_last"]).fill_null(False).to_numpy()
-        same = new | (hit["area_id"] == hit["_last"]).fill_null(False).to_numpy()
-        coded.append((hit["_row"].to_numpy()[same].astype(np.int32), c[same].astype(np.int64)))
-    meters = _met_frame(met)
-    return meters.select(pl.col("_mid").alias("meter_id"), "_last", "_m"), kept, coded
+        n_met += int(new.sum())
+        same = new | home[rows]
+        coded.append((rows[same].astype(np.int32), c[same]))
+    return _met_frame(met).select(pl.col("_mid").alias("meter_id"), "_last", "_m"), kept, coded
 
 
 def _met_frame(met: list[pl.DataFrame]) -> pl.DataFrame:
