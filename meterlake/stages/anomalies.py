@@ -173,6 +173,7 @@ class _DayFile:
         self.starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
         self.columns = columns
         self.held: dict[int, pl.DataFrame] = {}
+        self.held_arrays: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.kept_keys: pl.DataFrame | None = None
         self.kept_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -187,7 +188,20 @@ class _DayFile:
     def arrays(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         names = self.columns[:-2]
         if int(self.starts[-1]) > KEEP_ARRAYS_ROWS:
-            return observer.rows_as_arrays(self.read(r0, r1), names)
+            # each row group made arrays once (a span of a chunk of customers takes a part of
+            # one or two of them, and the next chunks the rest)
+            g0, g1 = (int(g) for g in np.searchsorted(self.starts, [r0, r1 - 1], side="right") - 1)
+            for g in [g for g in self.held_arrays if g < g0]:
+                del self.held_arrays[g]
+            for g in range(g0, g1 + 1):
+                if g not in self.held_arrays:
+                    group = pl.DataFrame(pl.from_arrow(self.file.read_row_group(g, columns=self.columns)))
+                    self.held_arrays[g] = observer.rows_as_arrays(group, names)
+            at = r0 - int(self.starts[g0])
+            if g0 == g1:
+                return tuple(a[at : at + r1 - r0] for a in self.held_arrays[g0])  # type: ignore[return-value]
+            span = [np.concatenate([self.held_arrays[g][i] for g in range(g0, g1 + 1)]) for i in range(3)]
+            return tuple(a[at : at + r1 - r0] for a in span)  # type: ignore[return-value]
         if self.kept_arrays is None:
             whole = pl.DataFrame(pl.from_arrow(self.file.read(columns=self.columns)))
             self.kept_arrays = observer.rows_as_arrays(whole, names)
