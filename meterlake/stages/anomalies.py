@@ -278,7 +278,9 @@ class _Observed:
     summarised afresh, an earlier day is read back (summarised once if it has none). The
     window's customer summaries are read back from their files a chunk of customers at a
     time (``observer.indicator_of_days``); the areas' summaries of the window stay in
-    memory, older ones are dropped as the dates move on.
+    memory, older ones are dropped as the dates move on. The first date may be begun on a
+    thread of its own (:meth:`start`) while the stage reads its inputs; the stage waits for
+    it (:meth:`at`, :meth:`settle`) before it returns, so no thread writes to the lake after.
     """
 
     def __init__(self, ctx: StageContext, rules: anomaly.ObserverRules, todo: list[dt.date]) -> None:
