@@ -109,9 +109,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import polars as pl
@@ -599,6 +598,18 @@ def _confirmation(
         floor = min_spread * np.sqrt(np.where(sel[:, :, None], deficit**2, 0.0).sum((1, 2)))
         t[part] = num / np.maximum(den, np.maximum(floor, 1e-12))
     return t
+
+
+class Pending(Protocol):
+    """Work begun elsewhere (a ``concurrent.futures.Future``)."""
+
+    def result(self) -> object: ...
+
+
+#: ``submit(fn, *args)`` of an executor of one thread (``concurrent.futures``'): given to
+#: :func:`indicator_of_days`, the window's chunks are judged there while the next one is read
+#: (reading and the compiled look release the GIL for most of their time: two cores both work)
+Beside = Callable[..., Pending]
 
 
 #: ``(blocks, run, rough, tix, rules)`` of a chunk (as :func:`_look` has them) to whether each
@@ -1096,10 +1107,12 @@ def indicator_of_days(
     rules: ObserverRules,
     names: list[str] | None = None,
     prefilter: Prefilter | None = None,
+    beside: Beside | None = None,
 ) -> pl.DataFrame:
     """:func:`indicator` over the window's days as :class:`DayRows`: memory stays a chunk of
     customers' window (:data:`CHUNK`) plus each day's row positions, whatever the county.
-    ``prefilter`` (:data:`Prefilter`) spares the judging of customers that cannot score."""
+    ``prefilter`` (:data:`Prefilter`) spares the judging of customers that cannot score;
+    ``beside`` (:data:`Beside`) judges each chunk while the next one is read."""
     names = names if names is not None else block_names(rules.blocks)
     start = day - dt.timedelta(days=rules.window_days - 1)
     window = sorted((d for d in days if start <= d.date <= day), key=lambda d: d.date)
@@ -1170,8 +1183,7 @@ def indicator_of_days(
     excess = np.where(valid[:, :, None], excess - centre[:, None, :], 0.0)
 
     # the customers, a chunk at a time (bounded memory: a chunk's window of blocks); with more
-    # than one chunk, a chunk is judged on a second thread while the next one is read (reading
-    # and the compiled look release the GIL for most of their time: two cores both work)
+    # than one chunk and ``beside``, a chunk is judged there while the next one is read
     def window_of(lo: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
         hi = min(lo + CHUNK, n)
         m = hi - lo
@@ -1194,20 +1206,20 @@ def indicator_of_days(
         return lo, blocks, run, rough
 
     passed = _Passed(tix, excess, valid, area_of, rules, prefilter)
-    starts = range(0, n, CHUNK)
-    if len(starts) <= 1:
-        passed.add(*window_of(0))
+    starts = range(0, max(n, 1), CHUNK)
+    if len(starts) <= 1 or beside is None:
+        for lo in starts:
+            passed.add(*window_of(lo))
     else:
-        with ThreadPoolExecutor(max_workers=1) as judge:
-            pending: Future[None] | None = None
-            for lo in starts:
-                chunk = window_of(lo)
-                if pending is not None:
-                    pending.result()
-                pending = judge.submit(passed.add, *chunk)
-                del chunk
-            assert pending is not None
-            pending.result()
+        pending: Pending | None = None
+        for lo in starts:
+            chunk = window_of(lo)
+            if pending is not None:
+                pending.result()  # raises what the judging raised
+            pending = beside(passed.add, *chunk)
+            del chunk
+        assert pending is not None
+        pending.result()
     passed.judge()
     parts = passed.parts
     res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -366,9 +366,17 @@ class _Observed:
                 d, _DayFile(self._folder(d) / "customers.parquet", self.columns)
             )
             days.append(observer.DayRows(d, kept.keys, kept.read, kept.arrays))
-        return observer.indicator_of_days(
-            days, pl.concat([self.areas[d] for d in window]), day, self.rules, prefilter=worth_judging
-        )
+        # a chunk judged on a second thread while the next one is read (a thread only from the
+        # second chunk: a small zone's one chunk is judged where it is read)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="observer-judge") as judge:
+            return observer.indicator_of_days(
+                days,
+                pl.concat([self.areas[d] for d in window]),
+                day,
+                self.rules,
+                prefilter=worth_judging,
+                beside=judge.submit,
+            )
 
 
 def outage_min(ctx: StageContext) -> float:

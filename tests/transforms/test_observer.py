@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
@@ -396,15 +397,21 @@ def test_the_customers_let_through_are_judged_together_across_chunks(monkeypatch
     assert judged == [0]  # once, for the figures' columns
 
 
-def test_a_failure_judging_a_chunk_on_the_second_thread_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chunks_judged_on_a_second_thread_score_as_judged_where_read(monkeypatch: pytest.MonkeyPatch) -> None:
     cust, areas = _month_summaries()
-    monkeypatch.setattr(observer, "CHUNK", 5)  # three chunks: the judging on a second thread
+    monkeypatch.setattr(observer, "CHUNK", 5)  # three chunks: two judged beside the reading
+    whole = indicator(cust, areas, END, RULES)
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        assert indicator_of_days(frame_days(cust), areas, END, RULES, beside=beside.submit).equals(whole)
 
     def failing(blocks: np.ndarray, *args: object) -> np.ndarray:
         raise observer.ObserverInputError("prefilter failed")
 
-    with pytest.raises(observer.ObserverInputError, match="prefilter failed"):
-        indicator(cust, areas, END, RULES, prefilter=failing)
+    with (
+        ThreadPoolExecutor(max_workers=1) as beside,
+        pytest.raises(observer.ObserverInputError, match="prefilter failed"),
+    ):
+        indicator_of_days(frame_days(cust), areas, END, RULES, prefilter=failing, beside=beside.submit)
 
 
 def test_observer_cases_are_priced_beside_the_balance_ones() -> None:
