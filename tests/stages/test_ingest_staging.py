@@ -322,7 +322,7 @@ def test_past_the_held_bound_a_days_rows_are_staged_whole_and_the_lake_is_the_sa
     in_memory = held_before_rebuild(monkeypatch)
     ingest(landing, tmp_path / "lake-memory", "r1", dates)  # the default bound holds these small files
     assert sorted(in_memory) == files and None not in in_memory.values()
-    sizes = {f: int(size or 0) for f, size in in_memory.items()}
+    sizes: dict[str, int] = {f: int(size or 0) for f, size in in_memory.items()}
     # the bound: nothing; the first file staged (the files are staged in name order); all
     limit = {"none": 0, "one file": sizes[files[0]], "every file": sum(sizes.values())}[bound]
     monkeypatch.setattr(ingest_stage, "HELD_BYTES", limit)
