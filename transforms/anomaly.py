@@ -1135,17 +1135,15 @@ def indicators_at(
     look = cfg.lookback_days - 1
     back = max(min(look, cfg.window.history_days - 1), 0)  # the change-point window within the look-back
     first = dates[0] - dt.timedelta(days=look)
-    figures = ["date", "v", "rev", "actual", "ratio", *(f"sh_{r}" for r in TOU_REGISTERS)]
+    span = days.filter(pl.col("date").is_between(first, dates[-1]))
     # the look-backs carry a meter's number (``_m``) and its days' figures, not its id and
     # names: the window indicators group and sort by integers; a meter's id and names are
-    # looked up once per (date, meter) at the end, by its row in ``days`` (``_row``). The
-    # span copies the meter ids and the figures only: a county month's last date spans
-    # 15M meter-days, whose four names took ~1 GB more
-    span = days.select("meter_id", *figures).with_row_index("_row").filter(pl.col("date").is_between(first, dates[-1]))
+    # looked up once per (date, meter) at the end
     span = span.with_columns(_meter_numbers(span["meter_id"]).alias("_m"))
     events_in = _events_in_lookback(events, dates, cfg)
     numbers = _numbered(span, events_in["meter_id"])
-    coded = span.lazy().select("_row", pl.col("_m").alias("meter_id"), *figures)
+    figures = ["date", "v", "rev", "actual", "ratio", *(f"sh_{r}" for r in TOU_REGISTERS)]
+    coded = span.lazy().select(pl.col("_m").alias("meter_id"), *figures).with_row_index("_row")
     # each date's look-back, keyed by the date: only the change-point window is materialised
     all_days = pl.concat(
         [
@@ -1161,7 +1159,7 @@ def indicators_at(
     meta = pl.concat(
         [
             last.select(KEYS[0], pl.col("meter_id").alias("_m")),
-            days.select("meter_id", "customer_id", "area_id", "feeder_id", "customer_class")[last["_row"]],
+            span.select("meter_id", "customer_id", "area_id", "feeder_id", "customer_class")[last["_row"]],
         ],
         how="horizontal",
     ).select(*KEYS, "customer_id", "area_id", "feeder_id", "customer_class", "_m")
