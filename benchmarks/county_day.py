@@ -12,6 +12,10 @@ the sum over it and its helper processes (the docs stage's), sampled every 20 ms
     python benchmarks/county_day.py --meters 50000     # a smaller county
     python benchmarks/county_day.py --small            # 300 meters x 59 days: the fixed cost per day
     python benchmarks/county_day.py --days 31 --repeat 1   # a month backfill
+    python benchmarks/county_day.py --days 31 --repeat 1 --progress   # ... with the stages' progress lines
+
+A landing zone is cached as ``DATA/landing-<meters>-<days>-<start>`` (complete once it holds
+``.complete``): a link of that name to a zone generated elsewhere is used as it is.
 
 The machine is noisy (2 shared cores): quote medians, CPU next to wall, and the load
 average (printed before and after each run).
@@ -71,7 +75,9 @@ import datetime as dt, json, sys, time
 t0, c0 = time.perf_counter(), time.process_time()
 from meterlake import pipeline
 from meterlake.settings import Settings
-landing, lake, start, end, stages = sys.argv[1:6]
+landing, lake, start, end, stages, verbose = sys.argv[1:7]
+def say(msg):  # the stages' progress lines, stamped, on stderr (--progress)
+    print(time.strftime("%H:%M:%S"), f"{time.perf_counter() - t0:8.1f}s", msg, file=sys.stderr, flush=True)
 s = Settings(landing=landing, lake=lake, progress=False, pii_key="benchmark", pg_dsn=None, config_dir=None)
 spans = {}  # stage -> [start, end] in seconds from the child's start (stages may overlap)
 _run_stage = pipeline.run_stage
@@ -82,7 +88,7 @@ def run_stage(settings, stage, *args, **kwargs):
     finally:
         spans[stage] = [round(t - t0, 2), round(time.perf_counter() - t0, 2)]
 pipeline.run_stage = run_stage
-rec = pipeline.run(s, dt.date.fromisoformat(start), dt.date.fromisoformat(end), stages=stages.split(","), progress=lambda m: None)
+rec = pipeline.run(s, dt.date.fromisoformat(start), dt.date.fromisoformat(end), stages=stages.split(","), progress=say if verbose == "1" else lambda m: None)
 out = {"wall": {k: v["seconds"] for k, v in rec["stages"].items()}, "cpu": {k: v.get("cpu_seconds", -1.0) for k, v in rec["stages"].items()}}  # -1: code without StageResult.cpu_seconds
 out["wall"]["total"] = round(time.perf_counter() - t0, 3)
 import resource
@@ -149,12 +155,25 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def run_once(landing: Path, lake: Path, start: dt.date, end: dt.date, stages: str) -> dict:
-    shutil.rmtree(lake, ignore_errors=True)
-    (lake.parent / f"{lake.name}.duckdb").unlink(missing_ok=True)  # the reporting DB publish writes
+def run_once(
+    landing: Path, lake: Path, start: dt.date, end: dt.date, stages: str, progress: bool = False, keep: bool = False
+) -> dict:
+    if not keep:
+        shutil.rmtree(lake, ignore_errors=True)
+        (lake.parent / f"{lake.name}.duckdb").unlink(missing_ok=True)  # the reporting DB publish writes
     load_before = os.getloadavg()[0]
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(landing), str(lake), start.isoformat(), end.isoformat(), stages],
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(landing),
+            str(lake),
+            start.isoformat(),
+            end.isoformat(),
+            stages,
+            "1" if progress else "0",
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("METERLAKE_")},
@@ -198,6 +217,12 @@ def main() -> None:
         default=None,
         help="where the runs' figures are written as JSON (default DATA/results.json; give a shared, read-only DATA another)",
     )
+    ap.add_argument("--progress", action="store_true", help="print the stages' progress lines, stamped, on stderr")
+    ap.add_argument(
+        "--keep-lake",
+        action="store_true",
+        help="run on the lake as it is (e.g. later stages on the lake of an earlier run), not a fresh one",
+    )
     args = ap.parse_args()
     if args.small:
         args.meters, args.days, args.start = SMALL["meters"], SMALL["days"], SMALL["start"]
@@ -210,7 +235,7 @@ def main() -> None:
         print(f"generated {args.meters:,} meters x {args.days} day(s) in {gen_s:.1f} s")
     runs = []
     for i in range(args.repeat):
-        r = run_once(landing, args.lake or args.data / "lake", start, end, args.stages)
+        r = run_once(landing, args.lake or args.data / "lake", start, end, args.stages, args.progress, args.keep_lake)
         runs.append(r)
         print(
             f"run {i + 1}/{args.repeat}: "

@@ -441,7 +441,9 @@ def stage_dataset(
     ``held``: where to keep the rows of the new files of one day instead of writing their
     staged copies; the rebuild of that day writes them (or links them, see
     :func:`link_staged`) and reads them from memory. Until then such a file's plan entry
-    has no staged copy: a run killed before replays it by parsing the file again.
+    has no staged copy: a run killed before replays it by parsing the file again. Past
+    :data:`HELD_BYTES` a file is still held for its day's link, but its rows are written
+    (its staged copy whole, read back by the rebuild) instead of kept in memory.
     ``writes``: where the staged copies and quarantine rows are written while the next
     file is read; they are all written before the plan names their files."""
     lake = ctx.lake
@@ -498,8 +500,28 @@ def stage_dataset(
         lake.write_file(plan_path(lake), st.plan)
 
 
-#: a new file's staged rows kept for the rebuild of its one day: (dataset, rows)
-Held = tuple[str, pl.DataFrame]
+#: a new file of one day held for the rebuild of that day: (dataset, its staged rows), the
+#: rows None where they were written to its staged copy whole instead (:data:`HELD_BYTES`)
+Held = tuple[str, pl.DataFrame | None]
+
+#: the most the rows held in memory for their day's rebuild may take (estimated size): a
+#: new file of one day whose rows would pass it has its staged copy written whole at once
+#: and read back by the rebuild (which still links it to its partition). Without the bound a
+#: backfill held every day's rows until the dataset's rebuilds began: a month of county
+#: curves (31 files of ~0.4 GB) took the stage to 13 GB. A county day's file (~0.4 GB) is
+#: held in memory as before
+HELD_BYTES = 1 << 30
+
+
+def held_bytes(held: dict[str, Held]) -> int:
+    """The estimated size of the rows ``held`` keeps in memory."""
+    return sum(int(rows.estimated_size()) for _, rows in held.values() if rows is not None)
+
+
+def _rows_of(lake: Lake, spec: Landing, held: dict[str, Held], file_id: str, day: dt.date) -> pl.LazyFrame:
+    """A file's staged rows on ``day``: from memory where held there, else from its staged copy."""
+    rows = held[file_id][1] if file_id in held else None
+    return rows.lazy() if rows is not None else read_staged(lake, spec, file_id, day)
 
 
 def _stage_candidate(
@@ -543,9 +565,11 @@ def _stage_candidate(
     dates = sorted(set(day.unique().drop_nulls().to_list()))
     # payments are judged against every staged payment (payments_history): staged at once
     keep = held is not None and spec.dataset != "payments" and len(dates) == 1 and not day.null_count()
-    rows = stage_parsed(ctx, spec, file_id, parsed, entry["delivered_at"], write=not keep, writes=writes)
+    # held rows past the bound are written now (the staged copy whole) and read back by the rebuild
+    in_memory = keep and held is not None and held_bytes(held) + parsed.rows.estimated_size() <= HELD_BYTES
+    rows = stage_parsed(ctx, spec, file_id, parsed, entry["delivered_at"], write=not in_memory, writes=writes)
     if held is not None and keep:
-        held[file_id] = (spec.dataset, rows)
+        held[file_id] = (spec.dataset, rows if in_memory else None)
     return entry, (parsed.stats, dates)
 
 
@@ -606,16 +630,20 @@ def rebuild_partition(
     files = (by_day if by_day is not None else files_by_day(manifest, spec.dataset)).get(day, [])
     if not files:
         return None
-    if len(files) == 1 and files[0] in held:
-        staged = held[files[0]][1]
+    kept = held[files[0]][1] if len(files) == 1 and files[0] in held else None
+    if kept is not None:
+        staged = kept
     else:
-        staged = pl.concat(
-            [held[f][1].lazy() if f in held else read_staged(lake, spec, f, day) for f in files],
-            how="vertical_relaxed",
-        ).collect()
+        staged = pl.concat([_rows_of(lake, spec, held, f, day) for f in files], how="vertical_relaxed").collect()
     # a new file alone making the partition is linked to it; other new files are staged now
+    # (those whose rows were not kept in memory are staged already)
     sole = files[0] if len(files) == 1 and files[0] in held and spec.dataset in LINKED else None
-    to_stage = [(f, held.pop(f)[1]) for f in files if f in held and f != sole]
+    sole_written = sole is not None and held[sole][1] is None
+    to_stage: list[tuple[str, pl.DataFrame]] = []
+    for f in [f for f in files if f in held and f != sole]:
+        rows = held.pop(f)[1]
+        if rows is not None:
+            to_stage.append((f, rows))
     res = dedup.resolve(staged, list(spec.key))
     if moved is not None and moved.height:
         # a later delivery moved these keys to another date: every version here is superseded
@@ -678,7 +706,7 @@ def rebuild_partition(
         for f, rows in to_stage:
             write_staged(lake, spec.dataset, f, rows)
         partition = lake.write_partition(spec.clean, day, clean)
-        if sole is not None and not link_staged(ctx, spec, sole, staged, clean, partition):
+        if sole is not None and not link_staged(ctx, spec, sole, staged, clean, partition) and not sole_written:
             write_staged(lake, spec.dataset, sole, staged)
         qpath = quarantine_path(lake, spec.dataset, f"date-{day.isoformat()}")
         if quarantined is not None:
@@ -710,9 +738,7 @@ def moved_keys(
     datasets."""
     key = list(spec.key)
     frames = [
-        (held[f][1].lazy() if f in held else read_staged(lake, spec, f, day)).select(
-            *key, *dedup.ORDER, pl.lit(day, pl.Date()).alias("_day")
-        )
+        _rows_of(lake, spec, held, f, day).select(*key, *dedup.ORDER, pl.lit(day, pl.Date()).alias("_day"))
         for day, files in by_day.items()
         for f in files
     ]
@@ -1042,7 +1068,7 @@ def widen_by_moved_keys(
     new_files = set(st.plan.filter(pl.col("dataset") == ds)["file_id"].to_list())
     new_keys = pl.concat(
         [
-            (kept[f][1].lazy() if f in kept else read_staged(lake, spec, f, d)).select(*spec.key)
+            _rows_of(lake, spec, kept, f, d).select(*spec.key)
             for d, files in by_day.items()
             for f in files
             if f in new_files
@@ -1057,7 +1083,8 @@ def widen_by_moved_keys(
 def stage_left_over(lake: Lake, kept: dict[str, Held]) -> None:
     """Every held file's day was rebuilt, which staged it; should one be left, it is staged now."""
     for file_id, (ds, rows) in kept.items():
-        write_staged(lake, ds, file_id, rows)
+        if rows is not None:  # None: staged whole already
+            write_staged(lake, ds, file_id, rows)
     kept.clear()
 
 

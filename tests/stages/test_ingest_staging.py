@@ -281,3 +281,68 @@ def test_the_payments_verdicts_are_found_once_per_history() -> None:
     assert ingest_stage.payments_verdicts(history) is first
     other = history.with_columns(ref_txn_id=pl.Series([None, "P1"]))
     assert ingest_stage.payments_verdicts(other).rows() == [("R1", None)]
+
+
+def days_zone(tmp_path: Path) -> Path:
+    """Registers of three days, one file each, and a second file for the third day."""
+    landing = tmp_path / "landing"
+    put(landing, "archive/archive_20260101.csv", ARCHIVE, "2026-01-01T00:00:00")
+    for i in range(3):
+        d = (D1 + dt.timedelta(days=i)).isoformat()
+        text = f"meter_id,freeze_date,total_kwh\n0002,{d},{20 + i}\n0009,{d},90\n0001,{d},{10 + i}\n"
+        put(landing, f"registers/reg_{i}.csv", text, f"2026-01-0{i + 1}T01:00:00")
+    put(landing, "registers/reg_2_late.csv", "meter_id,freeze_date,total_kwh\n0001,2026-01-03,13\n", "2026-01-04T01:00")
+    return landing
+
+
+def held_before_rebuild(monkeypatch: pytest.MonkeyPatch) -> dict[str, int | None]:
+    """source file -> the estimated size of its rows in memory when the registers rebuilds
+    began (None: held, its rows not in memory)."""
+    seen: dict[str, int | None] = {}
+    real = ingest_stage.rebuild_dataset
+
+    def spy(rb, spec, st, manifest):
+        if spec.dataset == "registers":
+            names = dict(zip(st.plan["file_id"], st.plan["source_file"], strict=True))
+            seen.clear()
+            seen.update({names[f]: None if r is None else int(r.estimated_size()) for f, (_, r) in rb.kept.items()})
+        return real(rb, spec, st, manifest)
+
+    monkeypatch.setattr(ingest_stage, "rebuild_dataset", spy)
+    return seen
+
+
+@pytest.mark.parametrize("bound", ["none", "one file", "every file"])
+def test_past_the_held_bound_a_days_rows_are_staged_whole_and_the_lake_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bound: str
+) -> None:
+    landing = days_zone(tmp_path)
+    dates = [D1 + dt.timedelta(days=i) for i in range(3)]
+    files = ["registers/reg_0.csv", "registers/reg_1.csv", "registers/reg_2.csv", "registers/reg_2_late.csv"]
+    in_memory = held_before_rebuild(monkeypatch)
+    ingest(landing, tmp_path / "lake-memory", "r1", dates)  # the default bound holds these small files
+    assert sorted(in_memory) == files and None not in in_memory.values()
+    sizes: dict[str, int] = {f: int(size or 0) for f, size in in_memory.items()}
+    # the bound: nothing; the first file staged (the files are staged in name order); all
+    limit = {"none": 0, "one file": sizes[files[0]], "every file": sum(sizes.values())}[bound]
+    monkeypatch.setattr(ingest_stage, "HELD_BYTES", limit)
+    lake = tmp_path / "lake"
+    ingest(landing, lake, "r1", dates)
+    # every file of one day is held for its rebuild; the rows of those past the bound are not in memory
+    assert sorted(in_memory) == files
+    kept = [f for f in files if in_memory[f] is not None]
+    assert kept == {"none": [], "one file": files[:1], "every file": files}[bound]
+    # the same lake: partitions, quarantine, ledgers; the sole file of a day linked to its partition
+    assert tree_digest(lake) == tree_digest(tmp_path / "lake-memory")
+    lk, ids = Lake(lake), staged_files(lake)
+    for i in range(2):
+        staged = ingest_stage.staged_path(lk, "registers", ids[files[i]])
+        assert os.stat(staged).st_ino == os.stat(lk.partition_path(SPEC.clean, dates[i])).st_ino
+        rows = ingest_stage.read_staged(lk, SPEC, ids[files[i]], dates[i]).collect()
+        assert rows["meter_id"].to_list() == ["0001", "0002", "0009"]
+        assert rows["total_kwh"].to_list() == [10.0 + i, 20.0 + i, 90.0]
+    # the third day's two files are staged whole; the later delivery wins for 0001
+    for f in files[2:]:
+        assert "freeze_date" in pl.read_parquet(ingest_stage.staged_path(lk, "registers", ids[f])).columns
+    third = registers(lake, dates[2])
+    assert dict(zip(third["meter_id"], third["total_kwh"], strict=True)) == {"0001": 13.0, "0002": 22.0}

@@ -587,6 +587,26 @@ def test_days_out_of_meter_order_give_the_same_indicators() -> None:
     assert m2["f_zero_days"].item() == 6.0
 
 
+def test_a_meters_names_are_those_of_its_last_day_in_the_lookback_past_days_before_it() -> None:
+    # 20 days; the look-back is 13 days (CFG), so at day 20 (index 19) it starts at index 7:
+    # the rows before it come first in prepare_days' order for every meter. M1 moves to
+    # area A2 and customer C9 from index 15 on; P0..P2 stay in A1: the names of each meter
+    # are its row at its last day in the look-back (index 19), not of a row before it
+    at = day(19)
+    moved = meter_days("M1", [10.0] * 20).with_columns(
+        pl.when(pl.col("date") >= day(15)).then(pl.lit("A2")).otherwise(pl.col("area_id")).alias("area_id"),
+        pl.when(pl.col("date") >= day(15)).then(pl.lit("C9")).otherwise(pl.col("customer_id")).alias("customer_id"),
+    )
+    md = pl.concat([moved, *peers(days=20)])
+    days, history = A.prepare_days(md, CFG), A.reverse_history(md, CFG)
+    ind = A.indicators_at(days, NO_EVENTS, NO_DIAGNOSIS, history, [at, day(12)], CFG)
+    names = {r["meter_id"]: (r["customer_id"], r["area_id"]) for r in ind[at].iter_rows(named=True)}
+    assert names == {"M1": ("C9", "A2"), "P0": ("CP0", "A1"), "P1": ("CP1", "A1"), "P2": ("CP2", "A1")}
+    # at day 13 (index 12) M1's last day is before the move
+    m1 = ind[day(12)].filter(pl.col("meter_id") == "M1")
+    assert (m1["customer_id"].item(), m1["area_id"].item()) == ("CM1", "A1")
+
+
 def test_an_event_of_a_meter_only_the_diagnosis_names_counts_alone() -> None:
     # X9 has no meter days (a master meter the diagnosis names) but a cover-open event on
     # day 9: no kWh to judge a fall by, so the event's strength is `alone` (0.3)
