@@ -52,6 +52,13 @@ ROW_GROUP_SIZE = 256_000
 #: back by the same ingest: level 1 writes a county day's curves in 2/3 of the CPU of the
 #: default level (2.1 s against 3.1 s) for 1.4x the bytes (147 MB against 107 MB)
 STAGED_LEVEL: Final = 1
+#: a frame with at least this many Float64 columns (a day's curves: 96 slots) is written
+#: with its floats dictionary-encoded (pyarrow's writer; polars' writes floats plain): a
+#: slot holds a few thousand distinct values a row group, so its column is ~12-bit indices
+#: that zstd barely has to work on. A county day's curves: 85 MB instead of 113 MB, in
+#: half the CPU to write (0.9 s against 1.8 s) and to read back (0.3 s against 0.55 s).
+#: A column whose values are too many for its dictionary page falls back to plain pages.
+DICTIONARY_FLOATS: Final = 24
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,10 @@ class Lake:
         if not frame.height:
             data = _empty_parquet(frame.schema, compression, level, row_group_size)
             return self._atomic(path, lambda tmp: tmp.write_bytes(data))
+        if sum(dtype == pl.Float64 for dtype in frame.schema.dtypes()) >= DICTIONARY_FLOATS:
+            return self._atomic(
+                path, lambda tmp: _write_dictionary_floats(tmp, frame, compression, level, row_group_size)
+            )
         return self._atomic(
             path,
             lambda tmp: frame.write_parquet(
@@ -273,6 +284,24 @@ def _empty_parquet(
         )
         data = _EMPTY_PARQUET[key] = buf.getvalue()
     return data
+
+
+def _write_dictionary_floats(
+    path: Path, frame: pl.DataFrame, compression: Literal["zstd", "lz4"], level: int | None, row_group_size: int
+) -> None:
+    """Write ``frame`` by pyarrow, every column dictionary-encoded where its values fit
+    (see :data:`DICTIONARY_FLOATS`); it reads back as the same frame, -0.0 and NaN bits included."""
+    import pyarrow.parquet as pq  # at first use: importing the lake loads no pyarrow
+
+    pq.write_table(
+        frame.to_arrow(),
+        path,
+        compression=compression,
+        compression_level=level,
+        use_dictionary=True,
+        row_group_size=row_group_size,
+        write_statistics=True,
+    )
 
 
 #: :func:`_empty_parquet` by schema and settings (a small run writes hundreds of empty files alike)
