@@ -291,7 +291,8 @@ def _write_dictionary_floats(
 ) -> None:
     """Write ``frame`` by pyarrow, every column dictionary-encoded where its values fit
     (see :data:`DICTIONARY_FLOATS`); it reads back as the same frame, -0.0 and NaN bits included."""
-    import pyarrow.parquet as pq  # at first use: importing the lake loads no pyarrow
+    import pyarrow as pa  # at first use: importing the lake loads no pyarrow
+    import pyarrow.parquet as pq
 
     pq.write_table(
         frame.to_arrow(),
@@ -302,6 +303,9 @@ def _write_dictionary_floats(
         row_group_size=row_group_size,
         write_statistics=True,
     )
+    # the writer's buffers come from pyarrow's own allocator, which keeps what it freed for
+    # reuse: handed back at once, they do not sit under the next stage's peak
+    pa.default_memory_pool().release_unused()
 
 
 #: :func:`_empty_parquet` by schema and settings (a small run writes hundreds of empty files alike)
