@@ -126,12 +126,15 @@ def test_a_job_holding_more_than_the_bound_is_waited_for_at_once() -> None:
     assert order == ["small", "large", "submitted"]
 
 
-def test_a_frame_of_many_float_columns_is_written_with_dictionary_encoded_floats(tmp_path: Path) -> None:
+def test_a_frame_of_many_float_columns_is_written_with_dictionary_encoded_floats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import numpy as np
     import pyarrow.parquet as pq
 
     from meterlake import lake as lake_module
 
+    monkeypatch.setattr(lake_module, "DICTIONARY_ROWS", 7)  # the frame below: 7 rows
     n = lake_module.DICTIONARY_FLOATS
     # -0.0, NaN and a null must come back as they were: the dictionary keeps their bits
     values = [0.0, -0.0, float("nan"), None, 1.5, 0.25, 1.5]
@@ -153,3 +156,6 @@ def test_a_frame_of_many_float_columns_is_written_with_dictionary_encoded_floats
     path = Lake(tmp_path).write_file(tmp_path / "fewer.parquet", fewer)
     assert "RLE_DICTIONARY" not in pq.ParquetFile(path).metadata.row_group(0).column(1).encodings
     assert_frame_equal(pl.read_parquet(path), fewer)
+    # one row fewer than the bound: polars' own writer too
+    path = Lake(tmp_path).write_file(tmp_path / "short.parquet", frame.head(6))
+    assert "RLE_DICTIONARY" not in pq.ParquetFile(path).metadata.row_group(0).column(1).encodings
