@@ -118,7 +118,8 @@ class Lake:
             data = _empty_parquet(frame.schema, compression, level, row_group_size)
             return self._atomic(path, lambda tmp: tmp.write_bytes(data))
         if (
-            frame.height >= DICTIONARY_ROWS
+            compression == "zstd"  # pyarrow's lz4 is Parquet's older, Hadoop-framed codec, not polars' LZ4_RAW
+            and frame.height >= DICTIONARY_ROWS
             and sum(dtype == pl.Float64 for dtype in frame.schema.dtypes()) >= DICTIONARY_FLOATS
         ):
             dict_level = DICTIONARY_LEVEL if level is None else level
