@@ -3,7 +3,9 @@
 Generates the landing zone once (cached under bench-data/), then runs the pipeline
 ``--repeat`` times, each in a fresh lake and a fresh process, and reports per stage
 the median wall time and CPU time (user + system, every thread of the process), the
-run's total, and the peak RSS of the process (``os.wait4`` rusage).
+run's total, and the peak RSS: the run's process alone (``os.wait4`` rusage, exact) and
+the sum over it and its helper processes (the docs stage's), sampled every 20 ms
+(:class:`TreeRss`): a worker's memory is what all of them hold at once.
 
     python benchmarks/county_day.py                    # all stages, 3 repeats
     python benchmarks/county_day.py --stages ingest    # the ingest budget alone
@@ -25,6 +27,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -70,6 +73,15 @@ from meterlake import pipeline
 from meterlake.settings import Settings
 landing, lake, start, end, stages = sys.argv[1:6]
 s = Settings(landing=landing, lake=lake, progress=False, pii_key="benchmark", pg_dsn=None, config_dir=None)
+spans = {}  # stage -> [start, end] in seconds from the child's start (stages may overlap)
+_run_stage = pipeline.run_stage
+def run_stage(settings, stage, *args, **kwargs):
+    t = time.perf_counter()
+    try:
+        return _run_stage(settings, stage, *args, **kwargs)
+    finally:
+        spans[stage] = [round(t - t0, 2), round(time.perf_counter() - t0, 2)]
+pipeline.run_stage = run_stage
 rec = pipeline.run(s, dt.date.fromisoformat(start), dt.date.fromisoformat(end), stages=stages.split(","), progress=lambda m: None)
 out = {"wall": {k: v["seconds"] for k, v in rec["stages"].items()}, "cpu": {k: v.get("cpu_seconds", -1.0) for k, v in rec["stages"].items()}}  # -1: code without StageResult.cpu_seconds
 out["wall"]["total"] = round(time.perf_counter() - t0, 3)
@@ -79,8 +91,62 @@ out["cpu"]["total"] = round(time.process_time() - c0 + kids.ru_utime + kids.ru_s
 # its own peak (ru_maxrss of a child holds the parent's RSS when it was spawned)
 out["helper_peak_rss_gb"] = round(rec["stages"].get("docs", {}).get("details", {}).get("helper_peak_rss_mb", 0) / 1024, 2)
 out["accounting"] = rec["stages"].get("ingest", {}).get("details", {}).get("accounting")
+out["spans"] = spans
 print("RESULT " + json.dumps(out))
 """
+
+
+class TreeRss(threading.Thread):
+    """The peak of the summed resident memory of a process and its descendants, sampled
+    every ``every_s`` seconds from ``/proc`` (a peak shorter than that may be missed)."""
+
+    def __init__(self, pid: int, every_s: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every_s = pid, every_s
+        self.peak_kib = 0
+        #: (seconds since start, MiB) every 0.1 s: which stage holds the peak
+        self.timeline: list[tuple[float, int]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        t0 = last = time.perf_counter()
+        while not self._stop_event.wait(self.every_s):
+            now_kib = sum(_rss_kib(p) for p in _tree(self.pid))
+            self.peak_kib = max(self.peak_kib, now_kib)
+            if time.perf_counter() - last >= 0.1:
+                last = time.perf_counter()
+                self.timeline.append((round(last - t0, 2), now_kib // 1024))
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        return self.peak_kib
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (by ``/proc/<pid>/task/<tid>/children``)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children", encoding="ascii") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except OSError:  # it has ended
+            continue
+    return out
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def run_once(landing: Path, lake: Path, start: dt.date, end: dt.date, stages: str) -> dict:
@@ -93,13 +159,19 @@ def run_once(landing: Path, lake: Path, start: dt.date, end: dt.date, stages: st
         text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("METERLAKE_")},
     )
+    sampler = TreeRss(proc.pid)
+    sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
+    peak_sum_kib = sampler.stop()
     out = proc.stdout.read() if proc.stdout else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"benchmark run failed (exit {os.waitstatus_to_exitcode(status)})")
     line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
     result = json.loads(line[len("RESULT ") :])
     result["peak_rss_gb"] = round(usage.ru_maxrss / 1024**2, 2)  # ru_maxrss is KiB on Linux
+    # the run's process and its helpers together, sampled (the exact main peak where larger)
+    result["peak_rss_sum_gb"] = round(max(peak_sum_kib, usage.ru_maxrss) / 1024**2, 2)
+    result["rss_timeline_mb"] = sampler.timeline
     result["process_cpu"] = round(usage.ru_utime + usage.ru_stime, 2)  # with the interpreter's start
     result["load"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
     return result
@@ -143,18 +215,23 @@ def main() -> None:
         print(
             f"run {i + 1}/{args.repeat}: "
             + ", ".join(f"{k} {r['wall'][k]:.1f}s (cpu {r['cpu'][k]:.1f})" for k in r["wall"])
-            + f"; peak RSS {r['peak_rss_gb']:.2f} GB; load {r['load'][0]} -> {r['load'][1]}"
+            + f"; peak RSS {r['peak_rss_gb']:.2f} GB (all processes {r['peak_rss_sum_gb']:.2f}, "
+            + f"docs helper {r['helper_peak_rss_gb']:.2f}); load {r['load'][0]} -> {r['load'][1]}"
         )
     keys = list(runs[0]["wall"])
     summary = {
         "wall": {k: statistics.median(r["wall"][k] for r in runs) for k in keys},
         "cpu": {k: statistics.median(r["cpu"][k] for r in runs) for k in keys},
         "peak_rss_gb_max": max(r["peak_rss_gb"] for r in runs),
+        "peak_rss_sum_gb_max": max(r["peak_rss_sum_gb"] for r in runs),
         "load": [r["load"] for r in runs],
     }
     print("median wall: " + json.dumps(summary["wall"]))
     print("median cpu:  " + json.dumps(summary["cpu"]))
-    print(f"peak RSS (max of runs): {summary['peak_rss_gb_max']:.2f} GB")
+    print(
+        f"peak RSS (max of runs): {summary['peak_rss_gb_max']:.2f} GB; "
+        f"all processes together {summary['peak_rss_sum_gb_max']:.2f} GB"
+    )
     print("accounting: " + json.dumps(runs[-1]["accounting"]))
     out = args.results or args.data / "results.json"
     out.write_text(

@@ -1,7 +1,8 @@
 """meterlake_marts: clean tables -> marts, on each ``meterlake.clean`` asset event.
 
 outages (interruptions from meter events: validate reads them) -> validate (VEE:
-meter_daily, collection_daily) -> loss -> anomalies, and billing beside them, then the
+meter_daily, collection_daily) -> loss -> anomalies, and billing -> receivables beside
+anomalies (billing reads the loss diagnosis: a multiplier suspect's bill is held), then the
 quality gate (check: the verdict in polars, no Great Expectations import). Only a
 passing gate emits the ``meterlake.checked`` asset that triggers ``meterlake_publish``:
 a blocking expectation fails ``check`` with a message naming the expectation, the
@@ -61,7 +62,8 @@ def meterlake_marts() -> None:
     losses = stage_task("loss", LOSS)(daily)
     # the gate: a blocking expectation fails here and CHECKED is not emitted
     gate = stage_task("check", CHECKED, retries=0)
-    billed = stage_task("receivables", RECEIVABLES)(stage_task("billing", BILLING)(daily))
+    # billing reads the loss diagnosis (bills of a multiplier suspect are held for review)
+    billed = stage_task("receivables", RECEIVABLES)(stage_task("billing", BILLING)(losses))
     passed = gate(stage_task("anomalies", ANOMALIES)(losses), billed)
     # Data Docs after the gate, off publishing's path (GX's import costs seconds)
     stage_task("docs", DATA_DOCS)(passed)

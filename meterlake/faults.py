@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 
 KILL_AT = "METERLAKE_FAULT_KILL_AT_WRITE"
 COUNT_FILE = "METERLAKE_FAULT_COUNT_FILE"
 
 _writes = 0
+#: writes may run on several threads (:meth:`meterlake.lake.Lake.write_partitions`)
+_count_lock = threading.Lock()
 
 
 def before_replace(target: Path) -> None:
@@ -29,9 +32,11 @@ def before_replace(target: Path) -> None:
     count_file = os.environ.get(COUNT_FILE)
     if kill_at is None and count_file is None:
         return
-    _writes += 1
-    if count_file is not None:
-        with open(count_file, "a", encoding="utf-8") as fh:
-            fh.write(f"{_writes}\t{target}\n")
-    if kill_at is not None and _writes == int(kill_at):
+    with _count_lock:
+        _writes += 1
+        n = _writes
+        if count_file is not None:
+            with open(count_file, "a", encoding="utf-8") as fh:
+                fh.write(f"{n}\t{target}\n")
+    if kill_at is not None and n == int(kill_at):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -26,17 +26,18 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import io
+import itertools
 import json
 import os
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import polars as pl
 
@@ -66,6 +67,8 @@ DICTIONARY_LEVEL: Final = -1
 #: ... and at least this many rows: a small day's curves (a few hundred meters) are written
 #: by polars, 1.7 ms less a file than by pyarrow, and without loading pyarrow
 DICTIONARY_ROWS: Final = 10_000
+#: threads :meth:`Lake.write_partitions` writes on (they wait on the disk more than they compute)
+WRITE_THREADS: Final = 4
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,87 @@ class Lake:
             out = out.drop(key)
         order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
         return self.write_file(self.partition_path(table, value, key), sort_if_needed(out.collect(), order))
+
+    def write_partitions(
+        self,
+        table: Table,
+        frames: Mapping[Any, pl.DataFrame],
+        key: str | None = None,
+        sort_by: Iterable[str] | None = None,
+    ) -> list[Path]:
+        """:meth:`write_partition` of each ``value: frame`` of ``frames``: the same files, for
+        a run of many small partitions (a small run's 59 days) at a fraction of the cost.
+
+        The frames are conformed to the contract in one query (their rows one after the
+        other, then sliced apart again: a cast is row by row), not one query each; the
+        files are sorted and written on a few threads at once, each waiting mostly for
+        its ``fsync``: waited for together, the filesystem commits them in a few journal
+        commits instead of one each (on this project's machine 1.6 ms a file one after
+        the other, 0.1 ms together). Each file is replaced atomically, as ever; when one
+        write fails, the others still run to their end (each whole or not written, as
+        when a run stops between two writes), and the first error is raised.
+        """
+        key = key or table.partition_by
+        order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
+        items = list(frames.items())
+        conformed = self._conform_together(table, [f for _, f in items], key)
+        paths = [self.partition_path(table, v, key) for v, _ in items]
+        return self._write_sorted(list(zip(paths, conformed, strict=True)), order)
+
+    def write_partitions_from(
+        self,
+        table: Table,
+        frame: pl.DataFrame,
+        values: Iterable[object],
+        key: str | None = None,
+        sort_by: Iterable[str] | None = None,
+    ) -> dict[object, int]:
+        """:meth:`write_partition` of each of ``values`` with its rows of one ``frame`` (an
+        empty file for a value without rows); the rows written per value.
+
+        The frame is conformed once for all of them (a backfill's dates cost one query,
+        not one each) and the files are written as :meth:`write_partitions` writes them,
+        each the bytes :meth:`write_partition` writes.
+        """
+        key = key or table.partition_by
+        if key is None:
+            raise ValueError(f"{table.name} is not partitioned: write it with write_partition")
+        out = table.conform(frame).collect()
+        order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
+        parts = {k[0]: part for k, part in out.partition_by(key, as_dict=True, maintain_order=True).items()}
+        empty = out.clear().drop(key)
+        rows = {value: empty if (part := parts.get(value)) is None else part.drop(key) for value in values}
+        self._write_sorted([(self.partition_path(table, value, key), part) for value, part in rows.items()], order)
+        return {value: part.height for value, part in rows.items()}
+
+    def _write_sorted(self, jobs: list[tuple[Path, pl.DataFrame]], order: list[str]) -> list[Path]:
+        """Each ``(path, frame)`` sorted by ``order`` and written atomically, on a few threads
+        when there are several (see :meth:`write_partitions`)."""
+        if len(jobs) <= 1:
+            return [self.write_file(p, sort_if_needed(f, order)) for p, f in jobs]
+
+        def write(path: Path, frame: pl.DataFrame) -> Path:
+            return self.write_file(path, sort_if_needed(frame, order))
+
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="lake-partitions") as pool:
+            futures = [pool.submit(write, p, f) for p, f in jobs]
+            wait(futures)
+        return [f.result() for f in futures]
+
+    @staticmethod
+    def _conform_together(table: Table, frames: list[pl.DataFrame], key: str | None) -> list[pl.DataFrame]:
+        """Each frame conformed to ``table`` without the partition column ``key``: in one
+        query when they share a schema, else one each (as :meth:`write_partition`)."""
+
+        def conform(frame: pl.DataFrame) -> pl.LazyFrame:
+            out = table.conform(frame)
+            return out.drop(key) if key is not None else out
+
+        if len(frames) <= 1 or len({tuple(f.schema.items()) for f in frames}) > 1:
+            return [conform(f).collect() for f in frames]
+        whole = conform(pl.concat(frames, rechunk=False)).collect()
+        starts = itertools.accumulate((f.height for f in frames), initial=0)
+        return [whole.slice(at, f.height) for at, f in zip(starts, frames, strict=False)]
 
     def partitions(self, table: Table, key: str | None = None) -> list[str]:
         """The partition values present, sorted."""

@@ -15,6 +15,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -182,11 +183,18 @@ def run(
     try:
         with writer(settings, run_id):
             helper: DocsHelper | None = None
+            side: SideStage | None = None
             tried = False
             try:
+                if side_stages(wanted):
+                    progress = _serialised(progress)  # two stages may report at once
                 for stage in STAGES:
                     if stage not in wanted:
                         continue
+                    if side is not None and stage not in side.beside:
+                        # the stages after the side stage's partners read what it wrote
+                        dates = _join_side(side, settings, dates, run_id, progress, record)
+                        side = None
                     if not tried and stage in DOCS_HELPER_FROM and docs_beside(wanted):
                         tried = True
                         try:
@@ -198,10 +206,22 @@ def run(
                         helper.go(dates, progress)
                         record["stages"]["docs"] = None  # its place in the record, filled below
                         continue
+                    if stage in side_stages(wanted) and side_fits(settings, dates):
+                        side = SideStage(settings, stage, dates, run_id, progress, SIDE_STAGES[stage])
+                        record["stages"][stage] = None  # its place in the record, filled when joined
+                        continue
                     result = run_stage(settings, stage, dates, run_id, progress)
+                    if side is not None:
+                        side.ran.append(stage)
+                        result.details["beside"] = side.stage  # its CPU time counts the side stage's too
                     record["stages"][stage] = _jsonable(dataclasses.asdict(result))
                     if result.dates:
                         dates = sorted(set(dates) | set(result.dates))
+                    if side is not None and side.failed():
+                        break  # the side stage failed: no further stage starts; its error is raised below
+                if side is not None:
+                    dates = _join_side(side, settings, dates, run_id, progress, record)
+                    side = None
                 if helper is not None:
                     docs, helper = helper.result(), None
                     record["stages"]["docs"] = _jsonable(dataclasses.asdict(docs))
@@ -215,13 +235,17 @@ def run(
                 log.debug("run %s failed", run_id, exc_info=True)
                 raise
             finally:
+                if side is not None:  # the run failed beside it: the side stage ends before the lock is let go
+                    done = side.finish()
+                    if done is not None:
+                        record["stages"][side.stage] = _jsonable(dataclasses.asdict(done))
                 if helper is not None:  # the run failed: the helper ends before the lock is let go
                     with suppress(Exception):
                         done = helper.finish(interrupted=record["status"] == "interrupted")
                         if done is not None:
                             record["stages"]["docs"] = _jsonable(dataclasses.asdict(done))
-                if record["stages"].get("docs", "") is None:
-                    del record["stages"]["docs"]
+                for stage in [k for k, v in record["stages"].items() if v is None]:
+                    del record["stages"][stage]  # a place kept for a stage that did not finish
                 record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
                 record["dates"] = [d.isoformat() for d in dates]
                 try:
@@ -232,6 +256,169 @@ def run(
     finally:
         _close_debug_log(handler, level)
     return record
+
+
+#: stages a run of several stages takes on a thread of its own, beside the stages named
+#: (in their order, on the run's thread); the run waits for it before any other stage.
+#: Their inputs, by what each reads: anomalies reads the clean tables, meter_daily,
+#: outage_meter_days and loss_diagnosis, and writes anomalies, indicators, theft_cases
+#: and its observer state; billing reads meter_daily, loss_diagnosis and the clean
+#: purchases, receivables bills_monthly, prepay_daily, meter_daily and the clean archive,
+#: payments and inspections. Neither side reads what the other writes, and anomalies
+#: adds no dates to the run; the gate (check) checks every mart, so it waits for both.
+#: Polars runs its queries without Python's lock: the two sides share the two cores,
+#: and the process's memory (one interpreter, one set of imports)
+SIDE_STAGES: dict[str, tuple[str, ...]] = {"anomalies": ("billing", "receivables")}
+#: the most meters a day (rows of a meter_daily partition) for which a run takes a side
+#: stage beside its partners. Beside each other their working sets add up: on a county
+#: day (500k meters) anomalies alone peaks at 0.76 GB, billing at 0.37, receivables at
+#: 0.45, anomalies beside billing and receivables at 0.97-1.02 GB (each in a process of
+#: its own), where the run's whole peak is held at 1 GB. Memory grows with the meters
+#: of a day, so a county day (or a larger shard) takes them in turn, and a run of
+#: smaller days (a small county's backfill, where the stages' fixed costs are most of
+#: the time) beside each other
+SIDE_MAX_METERS = 100_000
+
+
+def side_stages(wanted: Iterable[str]) -> set[str]:
+    """The stages of a run of ``wanted`` that run beside others (:data:`SIDE_STAGES`):
+    those whose partners the run runs too."""
+    wanted = set(wanted)
+    return {s for s, partners in SIDE_STAGES.items() if s in wanted and wanted & set(partners)}
+
+
+def side_fits(settings: Settings, dates: Iterable[dt.date]) -> bool:
+    """Whether the run's days are small enough for a side stage (:data:`SIDE_MAX_METERS`):
+    the largest meter_daily partition of ``dates``, by its Parquet footer's row count."""
+    import pyarrow.parquet as pq
+
+    from .schemas.meter_daily import METER_DAILY
+
+    lake = Lake(settings.lake)
+    most = 0
+    for day in dates:
+        path = lake.partition_path(METER_DAILY, day.isoformat())
+        try:
+            most = max(most, pq.read_metadata(path).num_rows)
+        except (OSError, ValueError):  # no partition (or an unreadable one: its stage meets it)
+            continue
+    return most <= SIDE_MAX_METERS
+
+
+class SideStage:
+    """One stage of a run on a thread of its own (:data:`SIDE_STAGES`), under the run's
+    lake lock (the run holds it until the stage is joined or finished).
+
+    A stage cannot be stopped midway, and needs not be: each of its writes replaces a
+    file whole. A run that fails beside it waits for it (:meth:`finish`) before letting
+    the lock go; when it fails, the run starts no further stage and raises its error.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        stage: str,
+        dates: list[dt.date],
+        run_id: str,
+        progress: Callable[[str], None] | None,
+        beside: tuple[str, ...],
+    ) -> None:
+        self.stage, self.beside = stage, beside
+        #: the stages the run ran beside it
+        self.ran: list[str] = []
+        self.dates = list(dates)
+        self._result: StageResult | None = None
+        self._error: BaseException | None = None
+        self._raised = False
+        self._done = threading.Event()
+        # a daemon: a run stopped twice (Ctrl-C while it waits) exits without it
+        self._thread = threading.Thread(
+            target=self._run, args=(settings, run_id, progress), name=f"meterlake-{stage}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, settings: Settings, run_id: str, progress: Callable[[str], None] | None) -> None:
+        try:
+            result = run_stage(settings, self.stage, self.dates, run_id, progress)
+            result.details["beside"] = list(self.beside)  # its CPU time counts theirs too
+            self._result = result
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def failed(self) -> bool:
+        """Whether the stage has ended with an error."""
+        return self._done.is_set() and self._error is not None
+
+    def wait(self) -> None:
+        # in short waits: Ctrl-C reaches the run's thread while it waits
+        while not self._done.wait(0.1):
+            pass
+
+    def result(self) -> StageResult:
+        """Wait for the stage; its result, or its error raised."""
+        self.wait()
+        if self._error is not None:
+            self._raised = True
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def finish(self) -> StageResult | None:
+        """After the run failed beside it: wait for the stage (its writes are whole), log its
+        error to the run's debug log; its result, if it completed."""
+        try:
+            self.wait()
+        except KeyboardInterrupt:  # stopped again while waiting: the run exits without it
+            log.debug("stopped while waiting for the %s stage beside it", self.stage)
+            return None
+        if self._error is not None:
+            if not self._raised:  # the run's error is another's: this one goes to the debug log
+                log.debug("the %s stage beside the failed run failed too", self.stage, exc_info=self._error)
+            return None
+        return self._result
+
+
+def _join_side(
+    side: SideStage,
+    settings: Settings,
+    dates: list[dt.date],
+    run_id: str,
+    progress: Callable[[str], None] | None,
+    record: dict[str, Any],
+) -> list[dt.date]:
+    """Wait for the side stage and record it; the run's dates from then on.
+
+    Dates it added (none today: see :data:`SIDE_STAGES`) are rebuilt by the stages that
+    ran beside it too, as a run in turn would have had them do.
+    """
+    result = side.result()
+    record["stages"][side.stage] = _jsonable(dataclasses.asdict(result))
+    extra = set(result.dates) - set(dates)
+    if not extra:
+        return dates
+    dates = sorted(set(dates) | extra)
+    for stage in side.ran:
+        again = run_stage(settings, stage, dates, run_id, progress)
+        record["stages"][stage] = _jsonable(dataclasses.asdict(again))
+        if again.dates:
+            dates = sorted(set(dates) | set(again.dates))
+    return dates
+
+
+def _serialised(progress: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    """``progress`` called by one thread at a time (a side stage reports beside the run)."""
+    if progress is None:
+        return None
+    lock_ = threading.Lock()
+    report = progress
+
+    def serialised(message: str) -> None:
+        with lock_:
+            report(message)
+
+    return serialised
 
 
 def docs_beside(wanted: Iterable[str]) -> bool:

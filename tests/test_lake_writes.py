@@ -1,7 +1,9 @@
-"""The lake's writes behind the caller (one thread, in order, bounded) and its empty Parquet files."""
+"""The lake's writes behind the caller (one thread, in order, bounded), its partitions written
+together, and its empty Parquet files."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import threading
 from pathlib import Path
@@ -11,6 +13,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from meterlake.lake import Lake, WriteBehind, write_now_or_behind
+from meterlake.schemas._base import Column, Table
+from meterlake.schemas.outage_meter_days import OUTAGE_METER_DAYS
 
 
 def test_jobs_run_in_the_order_given_and_wait_returns_once_all_are_done() -> None:
@@ -162,3 +166,112 @@ def test_a_frame_of_many_float_columns_is_written_with_dictionary_encoded_floats
     # one row fewer than the bound: polars' own writer too
     path = Lake(tmp_path).write_file(tmp_path / "short.parquet", frame.head(6))
     assert "RLE_DICTIONARY" not in pq.ParquetFile(path).metadata.row_group(0).column(1).encodings
+
+
+def _meter_days(day: dt.date, meters: list[str]) -> pl.DataFrame:
+    """outage_meter_days rows of ``day`` for ``meters`` (in the order given: the write sorts them)."""
+    n = len(meters)
+    return pl.DataFrame(
+        {
+            "date": [day] * n,
+            "meter_id": meters,
+            "outage_min": [30.0 * (i + 1) for i in range(n)],
+            "first_slot": [1] * n,
+            "last_slot": [i + 1 for i in range(n)],
+            "off_at_midnight": [False] * n,
+        }
+    )
+
+
+@pytest.mark.parametrize("alike", [pytest.param(True, id="one-schema"), pytest.param(False, id="schemas-differ")])
+def test_partitions_written_together_are_the_files_written_one_by_one(tmp_path: Path, alike: bool) -> None:
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(12)]
+    frames = {d: _meter_days(d, ["m3", "m1", "m2"][: 1 + i % 3]) for i, d in enumerate(days)}
+    frames[days[5]] = frames[days[5]].clear()  # a day without rows
+    if not alike:  # an integer where the contract has a float, an extra column: conformed one by one
+        frames[days[7]] = frames[days[7]].with_columns(pl.col("outage_min").cast(pl.Int64), extra=pl.lit(1))
+    one, together = Lake(tmp_path / "one"), Lake(tmp_path / "together")
+    expected = [one.write_partition(OUTAGE_METER_DAYS, d, f) for d, f in frames.items()]
+    paths = together.write_partitions(OUTAGE_METER_DAYS, frames)
+    assert [p.relative_to(together.root) for p in paths] == [p.relative_to(one.root) for p in expected]
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in expected]
+    # sorted by the table key, the partition column left to the folder name
+    assert pl.read_parquet(paths[2])["meter_id"].to_list() == ["m1", "m2", "m3"]
+    assert together.partitions(OUTAGE_METER_DAYS) == [d.isoformat() for d in days]
+    assert not any(together.staging.iterdir())
+
+
+def test_a_failing_partition_write_is_raised_after_the_others_are_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = Lake(tmp_path / "lake")
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(6)]
+    frames = {d: _meter_days(d, ["m1", "m2"]) for d in days}
+    real = Lake.write_file
+    failing = lake.partition_path(OUTAGE_METER_DAYS, days[2])
+
+    def write(self: Lake, path: Path, frame: pl.DataFrame, *args: object, **kwargs: object) -> Path:
+        if path == failing:
+            raise OSError(28, "No space left on device")
+        return real(self, path, frame)
+
+    monkeypatch.setattr(Lake, "write_file", write)
+    with pytest.raises(OSError, match="No space left"):
+        lake.write_partitions(OUTAGE_METER_DAYS, frames)
+    held = lake.partitions(OUTAGE_METER_DAYS)
+    assert held == [d.isoformat() for d in days if d != days[2]]
+    for d in held:  # every file written is whole
+        assert pl.read_parquet(lake.partition_path(OUTAGE_METER_DAYS, d)).height == 2
+
+
+#: a small partitioned table: the key sorts each file by meter_id
+_DAILY = Table(
+    name="toy_daily",
+    description="a toy table partitioned by date",
+    columns=(
+        Column("date", pl.Date(), "the day"),
+        Column("meter_id", pl.String(), "the meter"),
+        Column("kwh", pl.Float64(), "energy, kWh"),
+    ),
+    key=("meter_id", "date"),
+    partition_by="date",
+)
+
+
+def test_partitions_written_from_one_frame_are_the_files_written_one_by_one(tmp_path: Path) -> None:
+    d1, d2, d3 = dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)
+    # rows of two days, out of meter order, kwh written as ints (conform casts them), an extra column
+    frame = pl.DataFrame(
+        {
+            "date": [d2, d1, d2, d1, d2],
+            "meter_id": ["m3", "m2", "m1", "m1", "m2"],
+            "kwh": [3, 2, 1, 4, 5],
+            "extra": ["x"] * 5,
+        }
+    )
+    together, alone = Lake(tmp_path / "together"), Lake(tmp_path / "alone")
+    written = together.write_partitions_from(_DAILY, frame, [d1, d2, d3])
+    assert written == {d1: 2, d2: 3, d3: 0}  # d3 has no rows: an empty file, written all the same
+    for day in (d1, d2, d3):
+        alone.write_partition(_DAILY, day, frame.filter(pl.col("date") == day))
+        path = together.partition_path(_DAILY, day)
+        assert path.read_bytes() == alone.partition_path(_DAILY, day).read_bytes()
+    back = pl.read_parquet(together.partition_path(_DAILY, d2))
+    assert back.to_dict(as_series=False) == {"meter_id": ["m1", "m2", "m3"], "kwh": [1.0, 5.0, 3.0]}
+    assert pl.read_parquet(together.partition_path(_DAILY, d3)).schema == pl.Schema(
+        {"meter_id": pl.String(), "kwh": pl.Float64()}
+    )
+
+
+def test_partitions_of_values_not_asked_for_are_not_written(tmp_path: Path) -> None:
+    d1, d2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
+    frame = pl.DataFrame({"date": [d1, d2], "meter_id": ["m1", "m1"], "kwh": [1.0, 2.0]})
+    lake = Lake(tmp_path / "lake")
+    assert lake.write_partitions_from(_DAILY, frame, [d2]) == {d2: 1}
+    assert lake.partitions(_DAILY) == ["2026-01-02"]
+
+
+def test_an_unpartitioned_table_is_refused(tmp_path: Path) -> None:
+    whole = Table(name="toy", description="no partitions", columns=(Column("meter_id", pl.String(), "the meter"),))
+    with pytest.raises(ValueError, match="not partitioned"):
+        Lake(tmp_path / "lake").write_partitions_from(whole, pl.DataFrame({"meter_id": ["m1"]}), ["x"])

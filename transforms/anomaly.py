@@ -1375,8 +1375,11 @@ def score_at(
     ).with_columns(_r(pl.sum_horizontal(*(pl.col(points_column(k)) for k in INDICATORS))).alias("score"))
     frame = frame.filter(pl.col("score") > cfg.output.min_score)
 
+    # the meters that score (a few per area and date), in one chunk: the dates' frames arrive
+    # in a chunk or two each, and the string work below costs ~6x as much over 100 chunks
+    scored = frame.collect().rechunk()
     texts = _reason_texts()
-    items = []
+    items = []  # one row per (scored meter, indicator with points): its reason and finding
     for i, (key, (rule, zh, _)) in enumerate(INDICATORS.items()):
         pts = pl.col(points_column(key))
         finding = pl.concat_str(
@@ -1400,35 +1403,43 @@ def score_at(
             ]
         )
         items.append(
-            pl.when(pts > 0).then(
-                pl.struct(
-                    p=pts,
-                    i=pl.lit(i),
-                    rule=pl.lit(rule),
-                    reason=reason,
-                    finding=finding,
-                    d=pl.col(f"d_{key}"),
-                )
+            scored.filter(pts > 0).select(
+                *KEYS,
+                pts.alias("p"),
+                pl.lit(i, pl.Int32).alias("i"),
+                pl.lit(rule).alias("rule"),
+                reason.alias("reason"),
+                finding.alias("finding"),
+                pl.col(f"d_{key}").alias("d"),
             )
         )
+    # a meter's reasons by points (then the indicators' order), in one group-by over all of
+    # them: a list per row sorted and joined row by row cost 0.19 s of CPU for the small run's
+    # 1,773 scored meter-days (one chunk), this 0.05 s
     listed = (
-        pl.concat_list(items)
-        .list.drop_nulls()
-        .list.eval(
-            pl.element().sort_by(
-                pl.element().struct.field("p"), pl.element().struct.field("i"), descending=[True, False]
-            )
+        pl.concat(items, how="vertical_relaxed")
+        .lazy()
+        .sort(*KEYS, "p", "i", descending=[False, False, True, False])
+        .group_by(KEYS, maintain_order=True)
+        .agg(
+            pl.col("reason").str.join("; ").alias("reasons"),
+            pl.col("rule").first().alias("top_rule"),
+            pl.len().cast(pl.Int16).alias("n_reasons"),
+            pl.col("d").min().alias("first_suspicious_date"),
+            pl.col("finding").str.join(",").alias("findings"),
         )
+        .with_columns(pl.concat_str([pl.lit("["), pl.col("findings"), pl.lit("]")]).alias("findings"))
+        .collect()
     )
-    frame = frame.with_columns(listed.alias("_items")).with_columns(
-        pl.col("_items").list.eval(pl.element().struct.field("reason")).list.join("; ").alias("reasons"),
-        pl.col("_items").list.first().struct.field("rule").alias("top_rule"),
-        pl.col("_items").list.len().cast(pl.Int16).alias("n_reasons"),
-        pl.col("_items").list.eval(pl.element().struct.field("d")).list.min().alias("first_suspicious_date"),
-        pl.concat_str(
-            [pl.lit("["), pl.col("_items").list.eval(pl.element().struct.field("finding")).list.join(","), pl.lit("]")]
-        ).alias("findings"),
-        day.alias("date"),
+    frame = (
+        scored.join(listed, on=KEYS, how="left", maintain_order="left")
+        .with_columns(  # a meter without any points: no reason
+            pl.col("reasons").fill_null(""),
+            pl.col("n_reasons").fill_null(0),
+            pl.col("findings").fill_null("[]"),
+            day.alias("date"),
+        )
+        .lazy()
     )
     out = frame.collect().sort([KEYS[0], "score", "meter_id"], descending=[False, True, False])
     out = out.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over(KEYS[0]).alias("rank"))

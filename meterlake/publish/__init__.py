@@ -2,7 +2,8 @@
 
 * :mod:`.registry` finds every table contract in ``schemas/``;
 * :mod:`.duckdb_db` builds the embedded DuckDB file of views over the lake;
-* :mod:`.postgres` upserts mart partitions into a PostgreSQL reporting database.
+* :mod:`.postgres` upserts mart partitions into a PostgreSQL reporting database
+  (:mod:`.dsn` says where its DSN comes from, without importing its driver).
 
 Thresholds and sizes are in ``config/publish.toml`` (model :class:`PublishConfig`).
 """

@@ -24,7 +24,6 @@ No credential lives in the repository.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -34,15 +33,13 @@ from psycopg import sql
 
 from ..lake import Lake
 from ..schemas import Table
-from ..settings import Settings
 from ..transforms.dates import months_touched
 from . import registry
+from .dsn import AIRFLOW_CONN_ID, AIRFLOW_TASK_ENV, resolve_dsn
 from .partitions import partition_dirs, read_partition, typed_value
 
-#: the Airflow connection looked up under Airflow when no DSN is set
-AIRFLOW_CONN_ID = "meterlake_reporting"
-#: set by the Airflow task runner in every task's environment
-AIRFLOW_TASK_ENV = "AIRFLOW_CTX_DAG_ID"
+__all__ = ["AIRFLOW_CONN_ID", "AIRFLOW_TASK_ENV", "PublishError", "publish", "resolve_dsn"]
+
 #: how a missing value is written in the COPY stream (strings are always quoted, so a
 #: literal backslash-N string stays a string)
 NULL_TOKEN = r"\N"
@@ -72,33 +69,6 @@ class PostgresSummary:
     @property
     def rows(self) -> dict[str, int]:
         return {name: sum(t.partitions.values()) for name, t in self.tables.items()}
-
-
-# -- where the DSN comes from ------------------------------------------------------
-def resolve_dsn(settings: Settings | None = None) -> str | None:
-    """The reporting database DSN, or None when PostgreSQL publishing is off.
-
-    Order: ``settings.pg_dsn`` (which pydantic-settings fills from
-    ``METERLAKE_PG_DSN``); then, inside an Airflow task only, the connection
-    ``meterlake_reporting``. Airflow is imported lazily: outside Airflow it is
-    never touched.
-    """
-    if settings is not None and settings.pg_dsn:
-        return settings.pg_dsn
-    if os.environ.get("METERLAKE_PG_DSN"):
-        return os.environ["METERLAKE_PG_DSN"]
-    if os.environ.get(AIRFLOW_TASK_ENV):
-        from airflow.sdk import Connection
-        from airflow.sdk.exceptions import AirflowNotFoundException
-
-        try:
-            conn = Connection.get(AIRFLOW_CONN_ID)
-        except AirflowNotFoundException:
-            return None
-        uri = conn.get_uri()
-        # Airflow writes postgres:// ; libpq takes both, keep the canonical scheme
-        return "postgresql://" + uri.split("://", 1)[1] if uri.startswith("postgres://") else uri
-    return None
 
 
 # -- DDL -----------------------------------------------------------------------

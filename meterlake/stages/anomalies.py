@@ -97,14 +97,18 @@ def load_inspections(ctx: StageContext) -> tuple[pl.DataFrame, list[str]]:
 def _theft_cases(
     ctx: StageContext,
     cfg: anomaly.AnomalyConfig,
+    held: list[dt.date],
     todo: list[dt.date],
     diag_days: list[str],
+    inspections: pl.DataFrame,
     observed: dict[dt.date, pl.DataFrame] | None = None,
 ) -> int:
     """Write a theft_cases partition for every date of ``todo``; the rows written.
 
+    ``held``: the lake's meter_daily dates; ``inspections``: :func:`load_inspections`'s rows.
     The cases of every date are priced together (:func:`theft_cases_at`): the suspects'
-    meter days and the dates' prices are read once for the run.
+    meter days and the dates' prices are read once for the run, the partitions written
+    from one frame.
     """
     lake = ctx.lake
     diagnosis = (
@@ -112,9 +116,7 @@ def _theft_cases(
         if diag_days
         else pl.DataFrame(schema={c.name: c.dtype for c in LOSS_DIAGNOSIS.columns})
     )
-    inspections, _ = load_inspections(ctx)
     book = ctx.config("tariffs", TariffBook)
-    held = sorted(dt.date.fromisoformat(p) for p in lake.partitions(METER_DAILY))
     # the suspects of every date (the balance's and the observer's) and the first day of their windows
     found = diagnosis.filter(pl.col("date").is_in(todo))
     seen = [o.select("meter_id", "window_start") for o in (observed or {}).values() if o is not None]
@@ -136,9 +138,9 @@ def _theft_cases(
         cfg.theft_cases.penalty_multiple,
         observed,
     )
-    for day in todo:
-        lake.write_partition(THEFT_CASES, day, frames[day])
-    return sum(f.height for f in frames.values())
+    cases = pl.concat([frames[day] for day in todo])
+    lake.write_partitions_from(THEFT_CASES, cases, todo)
+    return cases.height
 
 
 #: where the observer keeps each day's summaries (one row per customer and per area), so a
@@ -352,14 +354,11 @@ def _dates(lake: Lake, dates: list[dt.date], result: StageResult) -> tuple[list[
 
 
 def _supervision(
-    ctx: StageContext, cfg: anomaly.AnomalyConfig, held: list[dt.date], todo: list[dt.date], result: StageResult
+    cfg: anomaly.AnomalyConfig, raw: pl.DataFrame, held: list[dt.date], todo: list[dt.date]
 ) -> _Supervision:
-    """The inspection outcomes the supervised model learns from, and the dates they need indicators of."""
-    if not cfg.supervised.enabled:
-        return _Supervision()
-    raw, notes = load_inspections(ctx)
-    result.notes += notes
-    if not raw.height:
+    """The inspection outcomes the supervised model learns from (``raw``: :func:`load_inspections`'s
+    rows), and the dates they need indicators of."""
+    if not cfg.supervised.enabled or not raw.height:
         return _Supervision()
     inspections = supervised.prepare_inspections(raw)
     lake_days = set(held)
@@ -469,18 +468,14 @@ def _rank(
             for day in batch:
                 tally.observed_cases[day] = observer.cases(ind.features[day], day, cfg.theft_cases.min_observer)
         scored = anomaly.score_at({d: ind.features[d] for d in batch}, cfg, model_p)
-        for day in batch:
-            frame = scored[day]
-            ctx.lake.write_partition(ANOMALIES, day, frame)
-            tally.written += frame.height
-            fired = frame.select((pl.col(f"{key}_points") > 0).sum().alias(key) for key in INDICATORS).row(
-                0, named=True
-            )
-            tally.fired.update(fired)
-            tops = frame.filter(pl.col("top_rule").is_not_null() & (pl.col("top_rule") != ""))[
-                "top_rule"
-            ].value_counts()
-            tally.top.update(dict(tops.iter_rows()))
+        # the batch's partitions and tallies from one frame: a query each, not one per date
+        frame = pl.concat([scored[day] for day in batch])
+        ctx.lake.write_partitions_from(ANOMALIES, frame, batch)
+        tally.written += frame.height
+        fired = frame.select((pl.col(f"{key}_points") > 0).sum().alias(key) for key in INDICATORS).row(0, named=True)
+        tally.fired.update(fired)
+        tops = frame.filter(pl.col("top_rule").is_not_null() & (pl.col("top_rule") != ""))["top_rule"].value_counts()
+        tally.top.update(dict(tops.iter_rows()))
         done += len(batch)
         ind.drop_through(batch[-1], keep=sup.model_dates)
     return tally
@@ -527,11 +522,14 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     if not todo:
         result.rows = {ANOMALIES.name: 0}
         return result
-    sup = _supervision(ctx, cfg, held, todo, result)
+    raw, notes = load_inspections(ctx)  # read once: the model learns from them, the cases cite them
+    if cfg.supervised.enabled:
+        result.notes += notes
+    sup = _supervision(cfg, raw, held, todo)
     inputs = _read_inputs(ctx, cfg, held, sorted(set(todo) | set(sup.model_dates)), todo, result)
     tally = _rank(ctx, cfg, inputs, todo, sup)
     if _KERNEL_FAILED:
         result.notes.append(f"observer: compiled look not available ({_KERNEL_FAILED[0]}): every customer judged")
-    cases = _theft_cases(ctx, cfg, todo, inputs.diag_days, tally.observed_cases)
+    cases = _theft_cases(ctx, cfg, held, todo, inputs.diag_days, raw, tally.observed_cases)
     _report(result, todo, absent, tally, cases, sup)
     return result

@@ -223,14 +223,12 @@ def write_prepay(
     balances, findings = prepay_days(lake, held, window, checkpoint, rebuild, calendar, cfg)
     by_day = balances.partition_by("date", as_dict=True)
     found_by_day = findings.partition_by("date", as_dict=True)
-    for d in rebuild:
-        lake.write_partition(PREPAY_DAILY, d.isoformat(), by_day.get((d,), balances.clear()))
-        lake.write_partition(
-            PREPAY_FINDINGS,
-            d.isoformat(),
-            found_by_day.get((d,), findings.clear()),
-            sort_by=["rule", "customer_id", "txn_id"],
-        )
+    lake.write_partitions(PREPAY_DAILY, {d.isoformat(): by_day.get((d,), balances.clear()) for d in rebuild})
+    lake.write_partitions(
+        PREPAY_FINDINGS,
+        {d.isoformat(): found_by_day.get((d,), findings.clear()) for d in rebuild},
+        sort_by=["rule", "customer_id", "txn_id"],
+    )
     result.rows[PREPAY_DAILY.name], result.rows[PREPAY_FINDINGS.name] = balances.height, findings.height
     result.details["prepay_status"] = {str(k): int(v) for k, v in balances["status"].value_counts().iter_rows()}
     result.details["prepay_findings"] = {str(k): int(v) for k, v in findings["rule"].value_counts().iter_rows()}

@@ -53,7 +53,7 @@ from ..schemas.loss_worklist_monthly import LOSS_WORKLIST_MONTHLY
 from ..schemas.meter_daily import METER_DAILY
 from ..schemas.outage_mapping_suspects import OUTAGE_MAPPING_SUSPECTS
 from ..transforms import balance, loss, outages
-from ..transforms.dates import month_of
+from ..transforms.dates import month_of, split_by_date
 from ..transforms.loss_diagnosis import DiagnosisRules, diagnose_windows
 from ..transforms.loss_worklist import DEFAULT_ORDER, DIAGNOSIS_COLUMNS, MONTHLY_COLUMNS, worklist
 from . import StageContext, StageError, StageResult
@@ -397,6 +397,16 @@ class _LossRun:
 
     def write(self, table: Table, value: object, frame: pl.DataFrame, sort_by: list[str] | None = None) -> None:
         self.lake.write_partition(table, value, frame, sort_by=sort_by)
+        self.tally(table, frame)
+
+    def write_days(
+        self, table: Table, days: list[dt.date], frame: pl.DataFrame, sort_by: list[str] | None = None
+    ) -> None:
+        """A partition per day of ``days`` from ``frame`` (their rows), conformed in one query."""
+        self.lake.write_partitions_from(table, frame, days, sort_by=sort_by)
+        self.tally(table, frame)
+
+    def tally(self, table: Table, frame: pl.DataFrame) -> None:
         self.written[table.name] += frame.height
         if "status" in frame.columns:
             self.status[table.name].update(_count(frame, "status"))
@@ -422,8 +432,7 @@ class _LossRun:
             areas = loss.area_days(meters, self.rules).collect()
             present = meters.group_by("date").agg(pl.col("_present").any()).collect()
             with_values = set(present.filter(pl.col("_present"))["date"].to_list())
-            by_day = {d: areas.filter(pl.col("date") == d) for d in part}
-            out = _Days(part, meters, by_day, {d for d in part if d not in with_values})
+            out = _Days(part, meters, split_by_date(areas, part), {d for d in part if d not in with_values})
             del frame, meters  # held by `out` only: the caller lets the rows go
             yield out
 
@@ -479,12 +488,14 @@ def _month(r: _LossRun, month: str) -> None:
         feeders = loss.feeder_days(part.meters, r.rules).collect()
         gaps = loss.value_gaps(part.meters).collect()
         del part.meters  # the days' meter rows, let go before the balance reads their curves
+        todo = [d for d in part.days if d in r.todo]
+        if todo:  # the run's daily files of these days, each table in one query
+            r.write_days(AREA_LOSS_DAILY, todo, loss.area_daily_table(pl.concat([part.areas[d] for d in todo])))
+            r.write_days(FEEDER_LOSS_DAILY, todo, loss.feeder_daily_table(feeders.filter(pl.col("date").is_in(todo))))
+        by_day = split_by_date(feeders, part.days)
         balanced = []
         for day in part.days:
-            area_day, feeder_day = part.areas[day], feeders.filter(pl.col("date") == day)
-            if day in r.todo:
-                r.write(AREA_LOSS_DAILY, day, loss.area_daily_table(area_day))
-                r.write(FEEDER_LOSS_DAILY, day, loss.feeder_daily_table(feeder_day))
+            area_day, feeder_day = part.areas[day], by_day[day]
             if day in part.pending:
                 # the newest freeze date: a day's kWh needs the next day's reading, so
                 # validate writes it with every value missing until that arrives
@@ -527,6 +538,8 @@ def _diagnosis(r: _LossRun) -> None:
         mean = sum(r.day_rows.values()) / max(len(r.day_rows), 1)
         return sum(r.day_rows.get(d, int(mean)) for d in days_of(end) if d in r.balances)
 
+    # the outage mapping suspects of every window end, read in one query
+    suspects = split_by_date(r.lake.scan(OUTAGE_MAPPING_SUSPECTS, r.ends).collect(), r.ends)
     for batch in _passes(r.ends, size, WINDOW_ROWS_PER_PASS):
         days = sorted({d for e in batch for d in days_of(e) if d in r.balances})
         r.ctx.progress(f"loss: diagnosis of {len(batch)} window(s) ending {batch[0]} .. {batch[-1]}")
@@ -537,6 +550,7 @@ def _diagnosis(r: _LossRun) -> None:
             r.diag,
             days=pl.concat([r.balances[d] for d in days]) if days else None,
         ).partition_by("date", as_dict=True, maintain_order=True)
+        found = []
         for end in batch:
             frame = frames.get((end,), None)
             if frame is None:
@@ -545,10 +559,12 @@ def _diagnosis(r: _LossRun) -> None:
             every = r.cfg.diagnosis.balance.every_days
             if r.cfg.diagnosis.balance.enabled and (end == r.ends[-1] or end.toordinal() % every == 0):
                 frame = _with_balance(r.ctx, r.cfg, end, frame, r.diag.theft.max_per_area, window)
-            frame = outages.with_mapping_suspects(frame, r.lake.scan(OUTAGE_MAPPING_SUSPECTS, [end]).collect())
-            r.lake.write_partition(LOSS_DIAGNOSIS, end, frame, sort_by=["area_id", "kind", "rank"])
-            r.written[LOSS_DIAGNOSIS.name] += frame.height
-            r.found.update(_count(frame, "kind"))
+            found.append(LOSS_DIAGNOSIS.conform(outages.with_mapping_suspects(frame, suspects[end])))
+        # the pass's partitions in one query (each end's rows dated that end)
+        frame = pl.concat(found).collect()
+        r.lake.write_partitions_from(LOSS_DIAGNOSIS, frame, batch, sort_by=["area_id", "kind", "rank"])
+        r.written[LOSS_DIAGNOSIS.name] += frame.height
+        r.found.update(_count(frame, "kind"))
 
 
 def _passes(ends: list[dt.date], size: Callable[[dt.date], int], budget: int) -> Iterator[list[dt.date]]:

@@ -168,8 +168,7 @@ def daily_events(
     # an area interruption's date is its own start's; a member may have gone off the day before
     members = members.drop("date").join(events.select("outage_id", "date"), on="outage_id")
     for table, frame in ((OUTAGE_EVENTS, events), (OUTAGE_MEMBERS, members)):
-        for day, part in split_by_date(frame, dates).items():
-            lake.write_partition(table, day, part)
+        lake.write_partitions(table, split_by_date(frame, dates))
     real = events.filter(~pl.col("momentary"))
     result.rows |= {"outage_events": events.height, "outage_members": members.height}
     result.notes.append(
@@ -219,9 +218,8 @@ def write_meter_days(
             events = pl.concat([events, carried], how="diagonal_relaxed")
             members = pl.concat([members, carried_members], how="diagonal_relaxed")
     parts = split_by_date(o.meter_days(events, members, service_of(events, sorted(in_run | set(before)))), dates)
-    for day in dates:
-        ctx.lake.write_partition(OUTAGE_METER_DAYS, day, parts[day])
-        result.rows["outage_meter_days"] = result.rows.get("outage_meter_days", 0) + parts[day].height
+    ctx.lake.write_partitions(OUTAGE_METER_DAYS, {day: parts[day] for day in dates})
+    result.rows["outage_meter_days"] = result.rows.get("outage_meter_days", 0) + sum(parts[d].height for d in dates)
 
 
 def write_mapping_suspects(
@@ -237,8 +235,7 @@ def write_mapping_suspects(
     alone = events.filter(pl.col("level") == "customer")["meter_id"].unique().implode()
     customers = svc.on(dates, pl.col("meter_id").is_in(alone) & (pl.col("role") == "customer"))
     found = o.mapping_suspects_at(events, members, customers, dates, cfg)
-    for day, part in split_by_date(found, dates).items():
-        lake.write_partition(OUTAGE_MAPPING_SUSPECTS, day, part)
+    lake.write_partitions(OUTAGE_MAPPING_SUSPECTS, split_by_date(found, dates))
     result.rows["outage_mapping_suspects"] = result.rows.get("outage_mapping_suspects", 0) + found.height
 
 

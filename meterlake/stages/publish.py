@@ -1,7 +1,8 @@
 """Publish: reporting databases, data dictionary and the run's HTML report.
 
 1. rebuild the DuckDB reporting file (views over the lake; atomic swap) when its
-   views change (new partitions need none: the views read the files there are);
+   views change (new partitions need none: the views read the files there are), on
+   a thread of its own beside the steps after it (none of them reads it);
 2. upsert the partitions the dates touch into PostgreSQL, when a DSN is configured
    (``METERLAKE_PG_DSN`` / ``settings.pg_dsn``, or the Airflow connection
    ``meterlake_reporting`` inside an Airflow task);
@@ -15,9 +16,11 @@ state. Details carry paths and counts only (never the DSN).
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 from .. import dictionary
-from ..publish import PublishConfig, duckdb_db, postgres
+from ..publish import PublishConfig, duckdb_db
+from ..publish.dsn import AIRFLOW_CONN_ID, resolve_dsn
 from ..report import build_report
 from . import StageContext, StageError, StageResult
 
@@ -29,7 +32,13 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
 
     db_path = ctx.settings.reporting_db or duckdb_db.default_path(lake.root)
     ctx.progress(f"publish: DuckDB views -> {db_path}")
-    db = duckdb_db.build_reporting_db(lake, db_path)
+    # the DuckDB file is built on a thread of its own (DuckDB reads every file's footer
+    # without Python's lock) while PostgreSQL, the dictionary and the report are done here:
+    # none of them reads it. A failure of either side is raised once both have ended.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-duckdb") as pool:
+        building = pool.submit(duckdb_db.build_reporting_db, lake, db_path)
+        rest = publish_rest(ctx, cfg, dates)
+        db = building.result()
     result.details["duckdb"] = {
         "path": str(db.path),
         "views": len(db.views),
@@ -37,15 +46,24 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         "rebuilt": db.rebuilt,
     }
     result.notes.append(f"DuckDB: {len(db.views)} views in {db.path}" + ("" if db.rebuilt else " (unchanged)"))
-    result.notes += db.notes
+    result.notes += db.notes + rest.notes
+    result.rows.update(rest.rows)
+    result.details.update(rest.details)
+    return result
 
-    dsn = postgres.resolve_dsn(ctx.settings)
+
+def publish_rest(ctx: StageContext, cfg: PublishConfig, dates: list[dt.date]) -> StageResult:
+    """PostgreSQL (when configured), the data dictionary and the HTML report."""
+    lake = ctx.lake
+    result = StageResult(stage="publish")
+    dsn = resolve_dsn(ctx.settings)
     if dsn is None:
         result.notes.append(
-            "PostgreSQL: no DSN configured (METERLAKE_PG_DSN or Airflow connection "
-            f"{postgres.AIRFLOW_CONN_ID}); skipped"
+            f"PostgreSQL: no DSN configured (METERLAKE_PG_DSN or Airflow connection {AIRFLOW_CONN_ID}); skipped"
         )
     else:
+        from ..publish import postgres  # its driver (psycopg) only where there is a database
+
         try:
             pg = postgres.publish(
                 dsn,

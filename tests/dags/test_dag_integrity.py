@@ -162,7 +162,7 @@ def test_downstream_dags_schedule_on_assets(bag, dag_id, asset_uri):
                 "validate": {"outages"},
                 "loss": {"validate"},
                 "anomalies": {"loss"},
-                "billing": {"validate"},
+                "billing": {"loss"},
                 "receivables": {"billing"},
                 "check": {"anomalies", "receivables"},
                 "docs": {"check"},
@@ -175,7 +175,7 @@ def test_downstream_dags_schedule_on_assets(bag, dag_id, asset_uri):
             {
                 "plan": set(),
                 "loss": {"plan"},
-                "billing": {"plan"},
+                "billing": {"loss"},
                 "receivables": {"billing"},
                 "check": {"loss", "receivables"},
                 "docs": {"check"},

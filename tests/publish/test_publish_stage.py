@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 
 import duckdb
@@ -81,3 +82,25 @@ def test_publish_to_postgresql_twice(lake: Lake, pg_dsn: str, pg_schema: str, tm
     assert row is not None
     count, distinct, kwh = row
     assert (count, distinct, kwh) == (5, 5, 21.0)
+
+
+def test_the_duckdb_file_is_built_beside_the_report_and_its_failure_is_raised_after_it(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meterlake.publish import duckdb_db
+
+    main = threading.current_thread().name
+    seen: list[str] = []
+
+    def broken(*args: object, **kwargs: object) -> None:
+        seen.append(threading.current_thread().name)
+        raise duckdb.IOException("IO Error: Could not set lock on file lake.duckdb: Conflicting lock is held")
+
+    monkeypatch.setattr(duckdb_db, "build_reporting_db", broken)
+    settings = Settings(lake=lake.root, config_dir=REPO_CONFIG)
+    with pytest.raises(duckdb.IOException, match="Conflicting lock"):
+        pipeline.run_stage(settings, "publish", DATES, "run-1")
+    assert len(seen) == 1 and seen[0] != main  # on a thread of its own
+    # the steps beside it ran to their end: each output whole
+    assert (lake.reports / "report-run-1.html").is_file()
+    assert (lake.reports / "data_dictionary.md").is_file()

@@ -20,6 +20,7 @@ from meterlake.schemas.archive import LANDING as ARCHIVE
 from meterlake.schemas.events import LANDING as EVENTS
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
 from meterlake.schemas.meter_daily import METER_DAILY
+from meterlake.schemas.theft_cases import THEFT_CASES
 from meterlake.settings import Settings
 
 D0 = dt.date(2026, 1, 1)
@@ -186,6 +187,27 @@ def test_supervised_mode_with_inspections(zone, tmp_path: Path) -> None:
     # the first run date has inspections only up to the day before it
     first = Lake(lake).scan(ANOMALIES, [RUN[0]]).collect()
     assert first["model_p"].is_not_null().any()
+
+
+def test_inspections_are_read_once_a_run(zone, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervised model and the theft cases share one read of the inspection outcomes."""
+    landing, lake = zone
+    write_inspections(landing)
+    from meterlake.stages import anomalies as stage
+
+    calls: list[int] = []
+    read = stage.read_inspections
+
+    def counted(folder: Path) -> tuple[pl.DataFrame, list[str]]:
+        calls.append(1)
+        return read(folder)
+
+    monkeypatch.setattr(stage, "read_inspections", counted)
+    res = run(landing, lake)
+    assert calls == [1]
+    # the cases of every date of the run were written, from the rows of that one read
+    assert Lake(lake).partitions(THEFT_CASES) == [d.isoformat() for d in RUN]
+    assert res.rows[THEFT_CASES.name] == Lake(lake).scan(THEFT_CASES).collect().height
 
 
 def test_supervised_mode_reads_the_clean_table(zone, tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
-"""The pipeline imports a stage's module when the stage first runs, not before."""
+"""The pipeline imports a stage's module when the stage first runs, not before; the publish stage
+imports the PostgreSQL driver only when there is a database to publish to."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -33,3 +35,18 @@ def test_importing_the_pipeline_imports_no_stage() -> None:
         "docs",
         "publish",
     ]
+
+
+PUBLISH_PROBE = """
+import json, sys
+from meterlake.stages import publish
+from meterlake.publish import dsn
+print(json.dumps({"psycopg": "psycopg" in sys.modules, "dsn": dsn.resolve_dsn(None)}))
+"""
+
+
+def test_the_publish_stage_loads_the_postgresql_driver_only_for_a_database() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("METERLAKE_PG_DSN", "AIRFLOW_CTX_DAG_ID")}
+    done = subprocess.run([sys.executable, "-c", PUBLISH_PROBE], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"psycopg": False, "dsn": None}

@@ -403,6 +403,31 @@ def test_model_probability_joins_as_a_reason() -> None:
     assert "inspection model p=0.83" in row["reasons"]
 
 
+def test_reasons_follow_the_points_and_a_meter_without_points_has_none() -> None:
+    # M1 falls from 5 kWh to zero on day 5: drop own 1.0 (a 100% fall), drop peer 1.0 (its
+    # ratio to the area's median falls 100%: M2 keeps its level), zero 6 days 0.8, and a model
+    # p of 0.9 x weight 2 = 1.8: the model's reason comes first though it comes last in
+    # INDICATORS; the two drops tie and keep the order of INDICATORS; zero comes last.
+    # M2 (honest) scores 0 and is written only with min_score below 0 (the config refuses
+    # it; model_copy does not validate): no reason at all.
+    cfg = CFG.model_copy(update={"output": CFG.output.model_copy(update={"min_score": -1.0})})
+    ind = run_indicators([meter_days("M1", [5.0] * 4 + [0.0] * 6), meter_days("M2", HONEST)], cfg=cfg)
+    p = pl.DataFrame({"meter_id": ["M1"], "p": [0.9]})
+    out = A.score(ind, LAST, cfg, model_p=p)
+    m1 = out.filter(pl.col("meter_id") == "M1").row(0, named=True)
+    rules = [INDICATORS[k][0] for k in ("model", "drop_own", "drop_peer", "zero")]
+    assert m1["n_reasons"] == 4
+    assert m1["top_rule"] == rules[0]
+    assert [r.split(" ")[1].rstrip(":") for r in m1["reasons"].split("; ")] == rules
+    findings = json.loads(m1["findings"])
+    assert [f["rule"] for f in findings] == rules
+    assert [f["points"] for f in findings] == [pytest.approx(x) for x in (1.8, 1.0, 1.0, 0.8)]
+    assert m1["first_suspicious_date"] == day(4)  # the fall and the zero run (the model points at LAST)
+    m2 = out.filter(pl.col("meter_id") == "M2").row(0, named=True)
+    assert (m2["score"], m2["reasons"], m2["n_reasons"], m2["findings"]) == (0.0, "", 0, "[]")
+    assert m2["top_rule"] is None and m2["first_suspicious_date"] is None
+
+
 def test_weights_come_from_config() -> None:
     cfg = CFG.model_copy(update={"weights": A.Weights(zero=3.0)})
     ind = run_indicators([meter_days("M1", [5.0] * 4 + [0.0] * 6)], cfg=cfg)
