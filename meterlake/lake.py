@@ -53,6 +53,20 @@ ROW_GROUP_SIZE = 256_000
 #: back by the same ingest: level 1 writes a county day's curves in 2/3 of the CPU of the
 #: default level (2.1 s against 3.1 s) for 1.4x the bytes (147 MB against 107 MB)
 STAGED_LEVEL: Final = 1
+#: a frame with at least this many Float64 columns (a day's curves: 96 slots) is written
+#: with its floats dictionary-encoded (pyarrow's writer; polars' writes floats plain): a
+#: slot holds a few thousand distinct values a row group, so its column is ~12-bit indices
+#: that zstd barely has to work on. A county day's curves: 88 MB instead of 113 MB, in
+#: under half the CPU to write (0.8 s against 1.8-2.2 s) and to read back (0.25 s against 0.55 s).
+#: A column whose values are too many for its dictionary page falls back to plain pages.
+DICTIONARY_FLOATS: Final = 24
+#: zstd level of such a file (unless the caller gives one): a fast level, as the indices
+#: leave zstd little to find; a county day's curves 88 MB, 0.1 s less to write and 0.05 s
+#: less to read back than at level 1 (85 MB)
+DICTIONARY_LEVEL: Final = -1
+#: ... and at least this many rows: a small day's curves (a few hundred meters) are written
+#: by polars, 1.7 ms less a file than by pyarrow, and without loading pyarrow
+DICTIONARY_ROWS: Final = 10_000
 #: threads :meth:`Lake.write_partitions` writes on (they wait on the disk more than they compute)
 WRITE_THREADS: Final = 4
 
@@ -106,6 +120,15 @@ class Lake:
         if not frame.height:
             data = _empty_parquet(frame.schema, compression, level, row_group_size)
             return self._atomic(path, lambda tmp: tmp.write_bytes(data))
+        if (
+            compression == "zstd"  # pyarrow's lz4 is Parquet's older, Hadoop-framed codec, not polars' LZ4_RAW
+            and frame.height >= DICTIONARY_ROWS
+            and sum(dtype == pl.Float64 for dtype in frame.schema.dtypes()) >= DICTIONARY_FLOATS
+        ):
+            dict_level = DICTIONARY_LEVEL if level is None else level
+            return self._atomic(
+                path, lambda tmp: _write_dictionary_floats(tmp, frame, compression, dict_level, row_group_size)
+            )
         return self._atomic(
             path,
             lambda tmp: frame.write_parquet(
@@ -357,6 +380,28 @@ def _empty_parquet(
         )
         data = _EMPTY_PARQUET[key] = buf.getvalue()
     return data
+
+
+def _write_dictionary_floats(
+    path: Path, frame: pl.DataFrame, compression: Literal["zstd", "lz4"], level: int | None, row_group_size: int
+) -> None:
+    """Write ``frame`` by pyarrow, every column dictionary-encoded where its values fit
+    (see :data:`DICTIONARY_FLOATS`); it reads back as the same frame, -0.0 and NaN bits included."""
+    import pyarrow as pa  # at first use: importing the lake loads no pyarrow
+    import pyarrow.parquet as pq
+
+    pq.write_table(
+        frame.to_arrow(),
+        path,
+        compression=compression,
+        compression_level=level,
+        use_dictionary=True,
+        row_group_size=row_group_size,
+        write_statistics=True,
+    )
+    # the writer's buffers come from pyarrow's own allocator, which keeps what it freed for
+    # reuse: handed back at once, they do not sit under the next stage's peak
+    pa.default_memory_pool().release_unused()
 
 
 #: :func:`_empty_parquet` by schema and settings (a small run writes hundreds of empty files alike)

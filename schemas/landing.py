@@ -76,6 +76,8 @@ class Landing:
     split_known: Callable[[pl.DataFrame, pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]] | None = dataclasses.field(
         default=None, compare=False
     )
+    #: the archive columns :attr:`split_known` reads (the rest of the archive is not read for it)
+    split_known_columns: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:

@@ -90,4 +90,5 @@ LANDING = Landing(
     ),
     row_rules=row_rules,
     split_known=split_known,
+    split_known_columns=("feeder_id", "area_id"),
 )

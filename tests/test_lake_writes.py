@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from meterlake.lake import Lake, WriteBehind, write_now_or_behind
 from meterlake.schemas._base import Column, Table
@@ -127,6 +128,44 @@ def test_a_job_holding_more_than_the_bound_is_waited_for_at_once() -> None:
         writes.submit(functools.partial(order.append, "large"), nbytes=500)
         order.append("submitted")  # after the large job is written, never beside it
     assert order == ["small", "large", "submitted"]
+
+
+def test_a_frame_of_many_float_columns_is_written_with_dictionary_encoded_floats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from meterlake import lake as lake_module
+
+    monkeypatch.setattr(lake_module, "DICTIONARY_ROWS", 7)  # the frame below: 7 rows
+    n = lake_module.DICTIONARY_FLOATS
+    # -0.0, NaN and a null must come back as they were: the dictionary keeps their bits
+    values = [0.0, -0.0, float("nan"), None, 1.5, 0.25, 1.5]
+    frame = pl.DataFrame(
+        {"meter_id": [f"m{i}" for i in range(len(values))], **{f"p{i}": values for i in range(1, n + 1)}},
+        schema={"meter_id": pl.String(), **{f"p{i}": pl.Float64() for i in range(1, n + 1)}},
+    ).with_columns(pl.datetime(2026, 3, 2, 10, 30).dt.cast_time_unit("us").alias("delivered_at"))
+    path = Lake(tmp_path).write_file(tmp_path / "curves.parquet", frame)
+    back = pl.read_parquet(path)
+    assert back.schema == frame.schema
+    assert_frame_equal(back, frame)
+    bits = back["p1"].to_numpy().view(np.uint64)
+    assert bits[1] == 1 << 63  # -0.0: the sign bit alone
+    assert back["p1"].is_null().to_list() == [False, False, False, True, False, False, False]
+    column = pq.ParquetFile(path).metadata.row_group(0).column(1)
+    assert column.path_in_schema == "p1" and "RLE_DICTIONARY" in column.encodings
+    # one float column fewer: polars' own writer, floats plain
+    fewer = frame.drop(f"p{n}")
+    path = Lake(tmp_path).write_file(tmp_path / "fewer.parquet", fewer)
+    assert "RLE_DICTIONARY" not in pq.ParquetFile(path).metadata.row_group(0).column(1).encodings
+    assert_frame_equal(pl.read_parquet(path), fewer)
+    # lz4 (a working file read back often): polars' own writer, whatever the columns
+    path = Lake(tmp_path).write_file(tmp_path / "lz4.parquet", frame, compression="lz4")
+    assert "RLE_DICTIONARY" not in pq.ParquetFile(path).metadata.row_group(0).column(1).encodings
+    # one row fewer than the bound: polars' own writer too
+    path = Lake(tmp_path).write_file(tmp_path / "short.parquet", frame.head(6))
+    assert "RLE_DICTIONARY" not in pq.ParquetFile(path).metadata.row_group(0).column(1).encodings
 
 
 def _meter_days(day: dt.date, meters: list[str]) -> pl.DataFrame:

@@ -173,11 +173,43 @@ def decode(data: bytes) -> tuple[bytes, str]:
             return data.decode("utf-8", errors="replace").encode("utf-8"), "utf-8"
         utf8_error = exc
     try:
-        return data.decode("gb18030").encode("utf-8"), "gb18030"
+        return _gb18030_to_utf8(data), "gb18030"
     except UnicodeDecodeError as exc:
         if exc.start >= len(data) - 4 and b"\n" not in data[exc.start :]:
             return data.decode("gb18030", errors="replace").encode("utf-8"), "gb18030"
         raise utf8_error from exc
+
+
+#: GB18030 text is decoded in blocks of whole lines of about this size: a block of ASCII
+#: lines is its own UTF-8 and is not decoded (an archive file's rows, whose header alone is
+#: Chinese: 50 MB decoded in 0.03 s instead of 0.5 s)
+GB_BLOCK = 1 << 20
+
+
+def _gb18030_to_utf8(data: bytes) -> bytes:
+    """``data`` decoded from GB18030, as UTF-8 bytes; raises ``UnicodeDecodeError`` as decoding
+    it whole does (offsets into ``data``).
+
+    A newline is never a byte of a GB18030 multi-byte character (trail bytes are 0x30-0x39,
+    0x40-0x7E, 0x80-0xFE), so lines decode alone, and ASCII decodes to itself.
+    """
+    if len(data) <= GB_BLOCK:
+        return data.decode("gb18030").encode("utf-8")
+    out = []
+    start = 0
+    while start < len(data):
+        nl = data.find(b"\n", start + GB_BLOCK - 1)
+        end = len(data) if nl < 0 else nl + 1
+        block = data[start:end]
+        if block.isascii():
+            out.append(block)
+        else:
+            try:
+                out.append(block.decode("gb18030").encode("utf-8"))
+            except UnicodeDecodeError:
+                return data.decode("gb18030").encode("utf-8")  # the error as the whole text gives it
+        start = end
+    return b"".join(out)
 
 
 def _utf16_or_binary(data: bytes) -> bool:

@@ -448,21 +448,36 @@ def screen_in_ranges(
     are cut before the date's filter: each reads only its own rows of the file. ``day``
     may be several dates: ``meters`` then has ``date`` too.
     """
+    screen, kept, _ = _screen_ranges(curves, day, cfg, meters, rows)
+    return screen, kept
+
+
+def _screen_ranges(
+    curves: pl.LazyFrame,
+    day: dt.date | Sequence[dt.date],
+    cfg: VeeConfig,
+    meters: pl.DataFrame,
+    rows: int = SCREEN_ROWS,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """:func:`screen_in_ranges`, and the screen joined with ``meters`` (inner, on the keys):
+    each range's rows are joined once, for its flags and for the caller's profile."""
     k = _keys(day)
     n = curves.select(pl.len()).collect().item()
-    screens, kept = [], []
+    screens, kept, profiles = [], [], []
     for start in range(0, max(n, 1), rows):
         part = _day_curves(curves.slice(start, rows), day).collect()
         # files delivered after their days ended (the usual case) hold no future slot
         done = part.select(_done_slots().min()).item() if "delivered_at" in part.columns else None
         screen = interval_screen(part.lazy(), cfg, ended=done is None or done >= len(SLOTS)).collect()
-        flagged = screen.join(meters, on=k, how="inner").filter(needs_details(cfg)).select(k)
+        profile = screen.join(meters, on=k, how="inner")
+        flagged = profile.filter(needs_details(cfg)).select(k)
         # a slot empty (not read) or negative is what needs_edit looks for
         edit = screen.filter((pl.col("slots_read") < len(SLOTS)) | (pl.col("negative_slots") > 0)).select(k)
         kept.append(part.join(pl.concat([flagged, edit]), on=k, how="semi"))
         screens.append(screen)
+        profiles.append(profile)
         del part  # before the next range is read, not after
-    return pl.concat(screens, rechunk=True), pl.concat(kept, rechunk=True)
+    return pl.concat(screens, rechunk=True), pl.concat(kept, rechunk=True), pl.concat(profiles, rechunk=True)
 
 
 #: up to this many rows, :func:`interval_details` works in long form (cheaper to plan);
@@ -1318,7 +1333,7 @@ def _validate(
         meter_cols.insert(1, "date")
     # the day's 96-slot rows are never held whole (~0.4 GB on a county day): the screen
     # reads them a range of rows at a time and keeps the few rows it flags
-    screen, few = screen_in_ranges(curves, day, cfg, days.select(meter_cols))
+    screen, few, profile = _screen_ranges(curves, day, cfg, days.select(meter_cols))
     readings = readings.rename({"freeze_date": "date"}, strict=False).filter(_on_dates(day)).collect().lazy()
     findings: list[pl.LazyFrame] = []
 
@@ -1343,8 +1358,8 @@ def _validate(
                 )
             )
 
-    # --- curves: a cheap screen of every row, details of the flagged rows, the checks -----
-    profile = screen.join(days.select(meter_cols), on=k, how="inner")
+    # --- curves: a cheap screen of every row (``profile``: joined with the meter-day), details
+    # of the flagged rows, the checks --------------------------------------------------------
     flagged = profile.filter(needs_details(cfg)).select(*k, needs_runs(cfg).alias("_runs"))
     to_detail = few.join(flagged.filter("_runs").select(k), on=k, how="semi")
     details = interval_details(to_detail.lazy(), cfg, rows=to_detail.height, by=k).collect()

@@ -660,7 +660,8 @@ def rebuild_partition(
         clean, unknown = check_payments(clean, history, customers, payments_verdicts(history))
         unknown = unknown.rename({"reason": "_reason", "detail": "_detail"})
     elif spec.split_known is not None:  # rows that name feeders/areas rather than meters
-        clean, unknown = spec.split_known(clean, dedup.archive_valid_on(archive, day).collect())
+        valid = (meters_on or MetersOn(archive)).columns(day, spec.split_known_columns)
+        clean, unknown = spec.split_known(clean, valid)
     elif spec.dataset != "archive":
         meters = (meters_on or MetersOn(archive)).on(day)
         clean, unknown = dedup.split_known_meters(clean, meters)
@@ -784,12 +785,22 @@ class MetersOn:
         self.snapshots: list[dt.date] | None = None
         self.read: dict[dt.date | None, pl.DataFrame] = {}
         self.customers_read: dict[dt.date | None, pl.DataFrame] = {}
+        self.columns_read: dict[tuple[dt.date | None, tuple[str, ...]], pl.DataFrame] = {}
 
     def on(self, day: dt.date) -> pl.DataFrame:
         snapshot = self.snapshot(day)
         if snapshot not in self.read:
             self.read[snapshot] = dedup.archive_valid_on(self.archive, day).select("meter_id").collect()
         return self.read[snapshot]
+
+    def columns(self, day: dt.date, names: tuple[str, ...]) -> pl.DataFrame:
+        """The columns ``names`` (none: every column) of the archive rows valid on ``day``, read
+        once per snapshot (a dataset keyed by feeder or area rebuilds a partition a day)."""
+        key = (self.snapshot(day), names)
+        if key not in self.columns_read:
+            valid = dedup.archive_valid_on(self.archive, day)
+            self.columns_read[key] = (valid.select(names) if names else valid).collect()
+        return self.columns_read[key]
 
     def customers(self, day: dt.date) -> pl.DataFrame:
         """:func:`customers_on` the day, read once per snapshot (a payments partition each day)."""

@@ -227,6 +227,25 @@ def test_the_customers_valid_on_a_day_are_those_of_the_latest_snapshot_read_once
     assert on.customers(d(2026, 1, 10)).rows() == [("C2", 1)]
 
 
+def test_the_archive_columns_valid_on_a_day_are_those_of_the_latest_snapshot_read_once() -> None:
+    d = dt.date
+    archive = pl.LazyFrame(
+        {
+            "snapshot_date": [d(2026, 1, 1), d(2026, 1, 1), d(2026, 1, 10)],
+            "meter_id": ["0001", "0002", "0002"],
+            "feeder_id": ["F1", "F2", "F3"],
+            "area_id": ["A1", None, "A3"],
+        }
+    )
+    on = ingest_stage.MetersOn(archive)
+    cols = ("feeder_id", "area_id")
+    assert on.columns(d(2025, 12, 31), cols).shape == (0, 2)  # before any snapshot: none
+    assert on.columns(d(2026, 1, 5), cols).rows() == [("F1", "A1"), ("F2", None)]
+    assert on.columns(d(2026, 1, 9), cols) is on.columns(d(2026, 1, 2), cols)  # one snapshot, read once
+    assert on.columns(d(2026, 1, 10), cols).rows() == [("F3", "A3")]
+    assert on.columns(d(2026, 1, 10), ()).columns == ["snapshot_date", "meter_id", "feeder_id", "area_id"]
+
+
 def test_the_registers_days_passed_on_from_the_partitions_counted_or_listed(tmp_path: Path) -> None:
     lake = Lake(tmp_path / "lake")
     table = LANDINGS["registers"].clean

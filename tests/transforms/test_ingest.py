@@ -10,6 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from meterlake.schemas import LANDINGS, REASONS
+from meterlake.transforms import ingest
 from meterlake.transforms.ingest import DateWindow, decode, parse_landing_bytes
 
 REG = LANDINGS["registers"]
@@ -349,8 +350,6 @@ def test_line_starts_are_byte_offsets_of_the_physical_lines() -> None:
     ],
 )
 def test_sliced_lines_parse_as_the_joined_lines(body: str, clean: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from meterlake.transforms import ingest
-
     raw = ("meter_id,freeze_date,total_kwh\n" + body).encode()
     monkeypatch.setattr(ingest, "CHUNK_ROWS", 2)  # chunks of two lines: slices inside the text
     sliced = parse_landing_bytes(raw, REG, "f.csv")
@@ -367,3 +366,35 @@ def test_decode_takes_ascii_and_utf8_as_they_are_and_reads_anything_else_as_gb18
     text = "台区,电量\n".encode()
     assert decode(text) == (text, "utf-8")
     assert decode("台区,电量\n".encode("gb18030")) == (text, "gb18030")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("0001,1.5\n" * 40, id="ascii-rows"),
+        pytest.param("0001,1.5\n" * 20 + "台区,2\n" + "0002,3\n" * 20, id="chinese-row-in-the-middle"),
+        pytest.param("0001,1.5\n" * 20 + "台区,2", id="chinese-last-line-without-newline"),
+    ],
+)
+def test_gb18030_text_decoded_in_blocks_of_lines_is_the_text_decoded_whole(
+    monkeypatch: pytest.MonkeyPatch, body: str
+) -> None:
+    monkeypatch.setattr(ingest, "GB_BLOCK", 16)  # blocks of a line or two
+    raw = ("电表,电量\n" + body).encode("gb18030")
+    assert decode(raw) == (("电表,电量\n" + body).encode(), "gb18030")
+
+
+def test_gb18030_text_broken_in_a_later_block_fails_as_the_whole_text_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest, "GB_BLOCK", 16)
+    # 0x81 0x0a: a lead byte without its trail byte, in the middle of the file
+    raw = "电表,电量\n".encode("gb18030") + b"0001,1.5\n" * 10 + b"\x81\n" + b"0002,2\n" * 10
+    with pytest.raises(UnicodeDecodeError) as blocks:
+        decode(raw)
+    monkeypatch.setattr(ingest, "GB_BLOCK", 1 << 30)  # one block: the text decoded whole
+    with pytest.raises(UnicodeDecodeError) as whole:
+        decode(raw)
+    assert (blocks.value.start, blocks.value.reason) == (whole.value.start, whole.value.reason)
+    # cut inside its last character (no newline after it): the rest is kept, marked
+    cut = "电表,电量\n".encode("gb18030") + b"0001,1.5\n" * 10 + "台".encode("gb18030")[:1]
+    monkeypatch.setattr(ingest, "GB_BLOCK", 16)
+    assert decode(cut) == (("电表,电量\n" + "0001,1.5\n" * 10 + "\ufffd").encode(), "gb18030")

@@ -166,3 +166,21 @@ def test_rows_come_in_key_order_when_asked(by_column: bool, monkeypatch: pytest.
     assert parsed.quarantine["line"].to_list() == [4]
     in_lines = parse_landing_bytes(raw, REG, "r.csv", chunk_bytes=20)
     assert_frame_equal(rows, in_lines.rows.sort("meter_id", "freeze_date"))
+
+
+@pytest.mark.parametrize("sorted_meters", [pytest.param(True, id="sorted-archive"), pytest.param(False, id="unsorted")])
+def test_known_meters_by_binary_search_are_those_of_a_lookup(
+    monkeypatch: pytest.MonkeyPatch, sorted_meters: bool
+) -> None:
+    from meterlake.transforms import dedup
+
+    monkeypatch.setattr(dedup, "SEARCH_ROWS", 1)  # the binary search from the first row
+    meters = ["M02", "M04", "M06", "M08"]
+    rows = pl.DataFrame({"meter_id": ["M01", "M02", None, "M04", "M05", "M08", "M09", "M02", ""], "v": list(range(9))})
+    archive = pl.DataFrame({"meter_id": meters if sorted_meters else meters[::-1]})
+    known, unknown = split_known_meters(rows, archive)
+    # before the first id, between ids, after the last, a null, an empty id: unknown
+    assert known["v"].to_list() == [1, 3, 5, 7]
+    assert unknown["v"].to_list() == [0, 2, 4, 6, 8]
+    monkeypatch.setattr(dedup, "SEARCH_ROWS", 10**9)  # a hash lookup of the ids
+    assert_frame_equal(split_known_meters(rows, archive)[0], known)
