@@ -281,13 +281,21 @@ def _balance_days(
 
 
 def _with_balance(
-    ctx: StageContext, cfg: LossConfig, end: dt.date, frame: pl.DataFrame, theft_max_per_area: int, days: list[dt.date]
+    ctx: StageContext,
+    cfg: LossConfig,
+    end: dt.date,
+    frame: pl.DataFrame,
+    theft_max_per_area: int,
+    days: list[dt.date],
+    held: set[dt.date],
 ) -> pl.DataFrame:
     """The window's diagnosis with the interval energy balance's findings merged in.
 
-    ``days``: the days of the window with meter values. Each day's statistics come from
-    the lake's balance state (computed here for a day that has none yet); the step
-    statistic reads the customers' kept days of its ``step_days`` before the window too.
+    ``days``: the days of the window with meter values; ``held``: every day meter_daily
+    holds. Each day's statistics come from the lake's balance state (computed here for a
+    day that has none yet); the step statistic reads the customers' states of its
+    ``step_days`` before the window too, computed likewise where missing, so a window's
+    findings do not depend on which runs came before.
     """
     rules = cfg.diagnosis.balance.rules()
     start = end - dt.timedelta(days=rules.window_days - 1)
@@ -296,20 +304,16 @@ def _with_balance(
     if len(days) < rules.min_days:
         return frame
     ctx.progress(f"loss: energy balance (window {start} .. {end}, {len(days)} days)")
-    for day in days:  # a day before this run's dates, not yet kept (one at a time: their sizes are not known)
+    # the step statistic reads the customers' recorded days further back, where meter_daily holds them
+    step_start = end - dt.timedelta(days=max(rules.step_days, rules.window_days) - 1)
+    earlier = sorted(d for d in held if step_start <= d < start)
+    for day in [*earlier, *days]:  # a day before this run's dates, not yet kept (one at a time: their sizes are not known)
         if not _state_files(lake, day)[1].exists():
             _balance_days(lake, rules, [day])
     areas = pl.concat(
         [pl.read_parquet(_state_files(lake, d)[0]).with_columns(date=pl.lit(d)) for d in days],
         how="diagonal_relaxed",  # states kept before ll_linear lack it
     )
-    # the step statistic reads the customers' recorded days further back, where kept
-    step_start = end - dt.timedelta(days=max(rules.step_days, rules.window_days) - 1)
-    earlier = [
-        step_start + dt.timedelta(days=i)
-        for i in range((start - step_start).days)
-        if _state_files(lake, step_start + dt.timedelta(days=i))[1].exists()
-    ]
     scan = pl.concat(
         [pl.scan_parquet(_state_files(lake, d)[1]).with_columns(date=pl.lit(d)) for d in [*earlier, *days]],
         how="diagonal_relaxed",  # states kept before the cross products lack them
@@ -582,7 +586,7 @@ def _diagnosis(r: _LossRun) -> None:
             window = [d for d in days_of(end) if d in r.balances]
             every = r.cfg.diagnosis.balance.every_days
             if r.cfg.diagnosis.balance.enabled and (end == r.ends[-1] or end.toordinal() % every == 0):
-                frame = _with_balance(r.ctx, r.cfg, end, frame, r.diag.theft.max_per_area, window)
+                frame = _with_balance(r.ctx, r.cfg, end, frame, r.diag.theft.max_per_area, window, r.held)
             found.append(LOSS_DIAGNOSIS.conform(outages.with_mapping_suspects(frame, suspects[end])))
         # the pass's partitions in one query (each end's rows dated that end)
         frame = pl.concat(found).collect()

@@ -383,28 +383,12 @@ def test_a_v1_archive_infers_pv_from_history_and_says_so(lake: Path):
     assert result.details["pv_inferred_meters"] == 3
 
 
-def test_the_balance_keeps_each_day_and_a_window_reads_the_kept_days(tmp_path: Path):
-    """Seven days of curves in an area of 12 households, c0 recording 40% of its use.
-
-    The stage keeps each run date's statistics under LAKE/_state/balance/; a later run
-    for the last date alone fits the window from the kept days (left as they were) and
-    names c0 with the unrecorded kWh the curves imply.
-    """
-    import numpy as np
-    import pyarrow.parquet as pq
-
+def _balance_zone(root: Path, days: list[dt.date], master: Any, rec: dict[str, Any]) -> Lake:
+    """A lake of one area "A": master meter M's curve ``master[k]`` and customers' recorded
+    curves ``rec[m][k]`` on each of ``days``, with their meter_daily rows."""
     from meterlake.schemas.curves import LANDING as CURVES
-    from meterlake.stages.loss import _state_files
 
-    rng = np.random.default_rng(3)
-    days = [dt.date(2026, 3, 1) + dt.timedelta(days=k) for k in range(7)]
-    h = (np.arange(96) + 0.5) / 4
-    shape = 0.3 + np.exp(-0.5 * ((h - 20) / 1.7) ** 2)
-    shape /= shape.sum()
-    true = {f"c{i}": rng.uniform(5, 15) * shape[None, :] * rng.lognormal(0, 0.4, (7, 96)) for i in range(12)}
-    rec = {m: (0.4 * v if m == "c0" else v) for m, v in true.items()}
-    master = np.sum(list(true.values()), axis=0) * 1.03  # 3% technical loss on the true load
-    lk = Lake(tmp_path / "lake")
+    lk = Lake(root)
     for k, d in enumerate(days):
         series = {"M": master[k], **{m: v[k] for m, v in rec.items()}}
         lk.write_partition(
@@ -436,6 +420,31 @@ def test_the_balance_keeps_each_day_and_a_window_reads_the_kept_days(tmp_path: P
             pv_capacity_kw=[None] + [0.0] * (n - 1),
         )
         lk.write_partition(METER_DAILY, d, pl.DataFrame(cols, schema=METER_DAILY.schema))
+    return lk
+
+
+def test_the_balance_keeps_each_day_and_a_window_reads_the_kept_days(tmp_path: Path):
+    """Seven days of curves in an area of 12 households, c0 recording 40% of its use.
+
+    The stage keeps each run date's statistics under LAKE/_state/balance/; a later run
+    for the last date alone fits the window from the kept days (left as they were) and
+    names c0 with the unrecorded kWh the curves imply.
+    """
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from meterlake.schemas.curves import LANDING as CURVES
+    from meterlake.stages.loss import _state_files
+
+    rng = np.random.default_rng(3)
+    days = [dt.date(2026, 3, 1) + dt.timedelta(days=k) for k in range(7)]
+    h = (np.arange(96) + 0.5) / 4
+    shape = 0.3 + np.exp(-0.5 * ((h - 20) / 1.7) ** 2)
+    shape /= shape.sum()
+    true = {f"c{i}": rng.uniform(5, 15) * shape[None, :] * rng.lognormal(0, 0.4, (7, 96)) for i in range(12)}
+    rec = {m: (0.4 * v if m == "c0" else v) for m, v in true.items()}
+    master = np.sum(list(true.values()), axis=0) * 1.03  # 3% technical loss on the true load
+    lk = _balance_zone(tmp_path / "lake", days, master, rec)
     run(lk.root, days[:-1])
     kept = {d: _state_files(lk, d)[1].stat().st_mtime_ns for d in days[:-1]}
     assert all(_state_files(lk, d)[0].exists() for d in days[:-1])
@@ -466,3 +475,42 @@ def test_counts_per_value_by_hand():
     # sorted by value, an empty one first
     assert list(_count(frame, "status").items()) == [(None, 1), ("high", 2), ("negative", 1), ("normal", 1)]
     assert _count(frame.clear(), "status") == {}
+
+
+def test_a_window_run_alone_reads_the_step_days_before_it_as_a_backfill_does(tmp_path: Path):
+    """Twenty days of an area of 12 households; c0 records all its use, then 40% from day 12.
+
+    The step statistic reads the customers' days up to ``step_days`` before the window's
+    end. A run of the last date alone on a lake whose earlier days were never balanced
+    computes their states first, and so writes the diagnosis a run of all twenty days
+    writes: the findings do not depend on which runs came before.
+    """
+    import shutil
+
+    import numpy as np
+
+    from meterlake.stages.loss import _state_files
+
+    rng = np.random.default_rng(5)
+    days = [dt.date(2026, 3, 1) + dt.timedelta(days=k) for k in range(20)]
+    h = (np.arange(96) + 0.5) / 4
+    shape = 0.3 + np.exp(-0.5 * ((h - 20) / 1.7) ** 2)
+    shape /= shape.sum()
+    true = {f"c{i}": rng.uniform(5, 15) * shape[None, :] * rng.lognormal(0, 0.4, (20, 96)) for i in range(12)}
+    share = np.where(np.arange(20) >= 12, 0.4, 1.0)[:, None]
+    rec = {m: (share * v if m == "c0" else v) for m, v in true.items()}
+    master = np.sum(list(true.values()), axis=0) * 1.03
+    whole = _balance_zone(tmp_path / "whole", days, master, rec)
+    shutil.copytree(whole.root, tmp_path / "alone")
+    alone = Lake(tmp_path / "alone")
+    run(whole.root, days)
+    window_start = days[-1] - dt.timedelta(days=13)
+    earlier = [d for d in days if d < window_start]
+    assert earlier and all(_state_files(whole, d)[1].exists() for d in earlier)
+    run(alone.root, days[-1:], run_id="t2")
+    # the earlier days, never run in this lake, were balanced for the step statistic
+    assert all(_state_files(alone, d)[1].exists() for d in earlier)
+    got = alone.scan(LOSS_DIAGNOSIS, [days[-1]]).collect()
+    want = whole.scan(LOSS_DIAGNOSIS, [days[-1]]).collect()
+    assert got.filter(pl.col("rule") == "loss.diagnosis.theft_candidate.balance")["meter_id"].to_list() == ["c0"]
+    assert_frame_equal(got, want)
