@@ -269,6 +269,8 @@ class Lake:
         when a run stops between two writes), and the first error is raised.
         """
         key = key or table.partition_by
+        if key is None:
+            raise ValueError(f"{table.name} is not partitioned: write it with write_partition")
         order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
         items = list(frames.items())
         conformed = self._conform_together(table, [f for _, f in items], key)
@@ -296,6 +298,11 @@ class Lake:
         out = table.conform(frame).collect()
         order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
         parts = {k[0]: part for k, part in out.partition_by(key, as_dict=True, maintain_order=True).items()}
+        values = list(values)
+        if stray := set(parts) - set(values):
+            # never dropped without a word: a caller hands the rows of the values it names
+            shown = ", ".join(sorted(map(str, stray))[:3])
+            raise ValueError(f"{table.name}: rows of {key} {shown} outside the partitions to write")
         empty = out.clear().drop(key)
         rows = {value: empty if (part := parts.get(value)) is None else part.drop(key) for value in values}
         self._write_sorted([(self.partition_path(table, value, key), part) for value, part in rows.items()], order)

@@ -263,12 +263,20 @@ def test_partitions_written_from_one_frame_are_the_files_written_one_by_one(tmp_
     )
 
 
-def test_partitions_of_values_not_asked_for_are_not_written(tmp_path: Path) -> None:
+def test_rows_of_values_not_asked_for_are_refused_not_dropped(tmp_path: Path) -> None:
     d1, d2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
     frame = pl.DataFrame({"date": [d1, d2], "meter_id": ["m1", "m1"], "kwh": [1.0, 2.0]})
     lake = Lake(tmp_path / "lake")
-    assert lake.write_partitions_from(_DAILY, frame, [d2]) == {d2: 1}
-    assert lake.partitions(_DAILY) == ["2026-01-02"]
+    with pytest.raises(ValueError, match="2026-01-01 outside the partitions to write"):
+        lake.write_partitions_from(_DAILY, frame, [d2])
+    assert lake.partitions(_DAILY) == []
+    assert lake.write_partitions_from(_DAILY, frame, [d1, d2]) == {d1: 1, d2: 1}
+
+
+def test_a_mapping_of_frames_for_an_unpartitioned_table_is_refused(tmp_path: Path) -> None:
+    whole = Table(name="toy", description="no partitions", columns=(Column("meter_id", pl.String(), "the meter"),))
+    with pytest.raises(ValueError, match="not partitioned"):
+        Lake(tmp_path / "lake").write_partitions(whole, {"x": pl.DataFrame({"meter_id": ["m1"]})})
 
 
 def test_an_unpartitioned_table_is_refused(tmp_path: Path) -> None:

@@ -116,8 +116,9 @@ def area_positions(scores: pl.DataFrame, areas: pl.DataFrame, apart: Iterable[st
     meter of the area, absent ones scoring 0). Ties break by meter_id; a meter scoring 0
     has no position (an inspector is never sent to it). ``apart``: meters that hold no
     place, so every position counts only the other meters above it: with the injected
-    faults set apart, each one's position among the area's meters that carry none (a
-    fault is not a miss because other faults of its area rank first).
+    thefts set apart, each thief's position among the area's meters that steal nothing
+    (a thief is not a miss because other thieves of its area rank first; meters with a
+    wrong multiplier or area still count).
     """
     s = areas.select(pl.col("meter_id").cast(pl.String), pl.col("area_id").cast(pl.String)).join(
         scores.select(pl.col("meter_id").cast(pl.String), pl.col("score").cast(pl.Float64)), on="meter_id", how="left"
@@ -143,8 +144,8 @@ def detection_row(
     """ROC AUC, precision at 10 and 50, and the share of positives at a position <= ``within`` of their area.
 
     ``positions``: meter_id, area_position (from :func:`area_positions` or a mart's rank);
-    ``positions_apart``: the same with the other faults set apart (``area_hits_apart``:
-    the positives within ``within`` of the area's meters that carry no fault).
+    ``positions_apart``: the same with the other thieves set apart (``area_hits_apart``:
+    the positives within ``within`` of the area's meters that steal nothing).
     """
     pos = sorted(set(positives))
     base = at_k(ranked(scores, universe), pos, ks=(10, 50))

@@ -296,8 +296,10 @@ class _Observed:
         )
         self.columns = [*observer.block_names(rules.blocks), "zero_run", "rough"]
         self.early: tuple[dt.date, Future[pl.DataFrame | None], ThreadPoolExecutor] | None = None
+        self.kernel: threading.Thread | None = None
         if rules.enabled and todo and self._customers(todo[-1]) >= KERNEL_MIN_CUSTOMERS and not _KERNEL_FAILED:
-            threading.Thread(target=_load_kernel, args=(rules,), name="observer-kernel", daemon=True).start()
+            self.kernel = threading.Thread(target=_load_kernel, args=(rules,), name="observer-kernel", daemon=True)
+            self.kernel.start()
 
     def _customers(self, d: dt.date) -> int:
         """Rows of the clean curves of ``d`` (the files' metadata): about the customers judged."""
@@ -332,11 +334,14 @@ class _Observed:
         self.early = (day, pool.submit(self._at, day), pool)
 
     def settle(self) -> None:
-        """Wait for a date begun by :meth:`start` that nobody asked for (the stage failed before):
-        no thread of the stage writes to the lake once the stage has returned."""
+        """Wait for a date begun by :meth:`start` that nobody asked for (the stage failed before)
+        and for the compiled look's load: no thread of the stage runs once it has returned."""
         if self.early is not None:
             early, self.early = self.early, None
             early[2].shutdown(wait=True)
+        if self.kernel is not None:  # the compiled look's load (it may be writing numba's cache)
+            self.kernel.join()
+            self.kernel = None
 
     def at(self, day: dt.date) -> pl.DataFrame | None:
         if self.early is not None:

@@ -307,7 +307,8 @@ def _with_balance(
     # the step statistic reads the customers' recorded days further back, where meter_daily holds them
     step_start = end - dt.timedelta(days=max(rules.step_days, rules.window_days) - 1)
     earlier = sorted(d for d in held if step_start <= d < start)
-    for day in [*earlier, *days]:  # a day before this run's dates, not yet kept (one at a time: their sizes are not known)
+    # a day before this run's dates, not yet kept (one at a time: their sizes are not known)
+    for day in [*earlier, *days]:
         if not _state_files(lake, day)[1].exists():
             _balance_days(lake, rules, [day])
     areas = pl.concat(

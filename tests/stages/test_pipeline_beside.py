@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from pathlib import Path
 
 import polars as pl
@@ -230,6 +231,7 @@ def test_progress_lines_of_both_sides_reach_the_reporter_one_at_a_time(stages: S
             return
         try:
             lines.append(message)
+            time.sleep(0.001)  # a reporter that takes its time (a terminal, a log handler): overlaps show
         finally:
             inside.release()
 
