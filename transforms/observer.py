@@ -80,13 +80,7 @@ joining their keys, placing their rows, and the day's own summary (3.5 s). The c
 day part (2026-12-06, night; outputs unchanged) judges with numpy only the customers that
 can score, ~1.5 %: on the 50,000-meter zone the window 1.08-1.21 → 0.53-0.54 s CPU in a
 warm process (plus ~0.5 s once to load numba), so ~6 s for a county's 14-day window
-(benchmarks/README.md). Measured at county size (2026-12-06, late night: the 50,000-meter
-zone's lake repeated ten times under renamed meters, 494,270 customers, a full window),
-the observer added ~10 s CPU to the date; the window's days numbered by row where their
-keys are the day before's (a join only where the roster changed, on the ids' hashes), a
-day's row groups made arrays once, the customers the compiled look lets through judged
-together, and the day's members found by binary search: ~9 s. What is left is the day's
-summary (~3 s), the compiled look (~2.5 s) and placing the kept days' rows (~2.5 s).
+(benchmarks/README.md).
 
 Chosen by measurement on generated zones (``meterlake generate --meters 30000 --days 30``,
 seed 1 tuned, seed 2 confirmed; docs/domain.md#shape-thefts-and-the-area-master-as-observer
@@ -110,10 +104,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 if TYPE_CHECKING:
     from meterlake.transforms.anomaly import ObserverRules
@@ -200,22 +195,16 @@ def day_summaries(
     names = block_names(rules.blocks)
     if mem.height == 0:
         return _empty(names)
-    # the curves a piece at a time (each meter's summary is its own row's), then in area order;
-    # a piece's members found by binary search in the members sorted by meter_id (a join per
-    # piece hashed all the day's members again for every piece: 31 times a county's)
-    mem = mem.sort("meter_id")
-    ids = mem["meter_id"]
+    # the curves a piece at a time (each meter's summary is its own row's), then in area order
     c = curves.lazy().select("meter_id", *(pl.col(s).cast(pl.Float64) for s in SLOT_COLUMNS))
     parts = []
-    summarised = np.zeros(mem.height, dtype=bool)
     for batch in c.collect_batches(chunk_size=SUMMARY_ROWS):
-        at, hit = _member_rows(ids, batch["meter_id"])
-        if hit.any():
-            summarised[at[hit]] = True
-            part = pl.concat([mem[at[hit]], batch.filter(hit).drop("meter_id")], how="horizontal")
+        part = mem.join(batch, on="meter_id", how="inner")
+        if part.height:
             parts.append(_summarise(part, rules, names))
     # members without a curve: every slot not collected
-    rest = mem.filter(~summarised)
+    done = pl.concat([p.select("meter_id") for p in parts]) if parts else pl.DataFrame(schema={"meter_id": pl.String})
+    rest = mem.join(done, on="meter_id", how="anti")
     if rest.height:
         parts.append(
             _summarise(rest.with_columns(pl.lit(None, pl.Float64).alias(s) for s in SLOT_COLUMNS), rules, names)
@@ -253,17 +242,7 @@ def day_summaries(
         )
         .sort("area_id")
     )
-    # in (area_id, meter_id) order already: the customers' rows of the order above
-    return customers, areas
-
-
-def _member_rows(ids: pl.Series, meters: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Per meter of ``meters``, its row in ``ids`` (sorted, unique) and whether it is there."""
-    if not ids.len():
-        return np.zeros(meters.len(), dtype=np.int64), np.zeros(meters.len(), dtype=bool)
-    at = ids.search_sorted(meters, side="left").clip(0, ids.len() - 1)
-    hit = (ids.gather(at) == meters).fill_null(False)
-    return at.to_numpy().astype(np.int64), hit.to_numpy()
+    return customers.sort("area_id", "meter_id"), areas
 
 
 def _summarise(frame: pl.DataFrame, rules: ObserverRules, names: list[str]) -> pl.DataFrame:
@@ -600,19 +579,7 @@ def _confirmation(
     return t
 
 
-class Pending(Protocol):
-    """Work begun elsewhere (a ``concurrent.futures.Future``)."""
-
-    def result(self) -> object: ...
-
-
-#: ``submit(fn, *args)`` of an executor of one thread (``concurrent.futures``'): given to
-#: :func:`indicator_of_days`, the window's chunks are judged there while the next one is read
-#: (reading and the compiled look release the GIL for most of their time: two cores both work)
-Beside = Callable[..., Pending]
-
-
-#: ``(blocks, run, rough, tix, rules)`` of a chunk (as :func:`_look` has them) to whether each
+#: ``(blocks, run, rough, tix, rules)`` of a chunk (as :func:`_judge` has them) to whether each
 #: customer is worth judging: one whose day part could pass the day ramp's low end. It must
 #: never leave out such a customer (the others score 0 whoever judges them), so the outputs
 #: are the same with or without it; ``meterlake.observer_kernel.worth_judging`` is one
@@ -634,18 +601,21 @@ def _area_positions(values: pl.Series, areas: pl.Series) -> np.ndarray:
     )
 
 
-def _look(
+def _judge(
     blocks: np.ndarray,
     run: np.ndarray,
     rough: np.ndarray,
     tix: np.ndarray,
+    excess: np.ndarray,
+    valid: np.ndarray,
+    area_of: np.ndarray,
     rules: ObserverRules,
     prefilter: Prefilter | None = None,
-) -> np.ndarray:
-    """Positions of the customers of a chunk (``blocks`` (customers, days, blocks; NaN where no
-    day; float32 or 64), ``run`` and ``rough`` (customers, days)) worth judging: those with
-    ``min_days`` days seen that the screen and the ``prefilter`` (:data:`Prefilter`) let
-    through; the others score 0."""
+) -> dict[str, np.ndarray]:
+    """A chunk of customers: ``blocks`` (customers, days, blocks; NaN where no day; float32 or 64), ``run``
+    and ``rough`` (customers, days). The strength, suspect days and evidence figures of those
+    that can score (``at``: their positions in the chunk; the others score 0). ``prefilter``:
+    see :data:`Prefilter`."""
     seen = ~np.isnan(run)
     # only a customer with the days to score and a day that a cheap look finds unusual is judged
     look = seen.sum(1) >= rules.min_days
@@ -653,50 +623,10 @@ def _look(
         look &= _screen(blocks, run, rough, seen, tix, rules) >= rules.screen
     if prefilter is not None:
         look &= prefilter(blocks, run, rough, tix, rules)
-    return np.flatnonzero(look)
-
-
-class _Passed:
-    """The customers the look lets through (:func:`_look`), gathered over chunks and judged
-    :data:`CHUNK` at a time: with the compiled look ~1.5 % of a chunk passes, and judging 75
-    customers costs about what judging 750 does (a few dozen numpy calls per pass)."""
-
-    def __init__(
-        self,
-        tix: np.ndarray,
-        excess: np.ndarray,
-        valid: np.ndarray,
-        area_of: np.ndarray,
-        rules: ObserverRules,
-        prefilter: Prefilter | None,
-    ) -> None:
-        self.tix, self.excess, self.valid, self.area_of = tix, excess, valid, area_of
-        self.rules, self.prefilter = rules, prefilter
-        self.held: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        self.count = 0
-        self.parts: list[dict[str, np.ndarray]] = []
-
-    def add(self, lo: int, blocks: np.ndarray, run: np.ndarray, rough: np.ndarray) -> None:
-        """Look at the chunk of customers ``lo`` .. (their window's arrays)."""
-        look = _look(blocks, run, rough, self.tix, self.rules, self.prefilter)
-        if self.held and self.held[0][1].dtype != blocks.dtype:  # judged with blocks of one type
-            self.judge()
-        self.held.append((lo + look, blocks[look], run[look], rough[look]))
-        self.count += len(look)
-        if self.count >= CHUNK:
-            self.judge()
-
-    def judge(self) -> None:
-        """Judge the customers held (none: once, so that the figures have their columns)."""
-        if not self.count and self.parts:
-            self.held.clear()
-            return
-        at, blocks, run, rough = (np.concatenate([h[i] for h in self.held]) for i in range(4))
-        got = _judge_some(blocks, run, rough, self.tix, self.excess, self.valid, self.area_of[at], self.rules)
-        got["at"] = at[got["at"]]
-        self.parts.append(got)
-        self.held.clear()
-        self.count = 0
+    look = np.flatnonzero(look)
+    got = _judge_some(blocks[look], run[look], rough[look], tix, excess, valid, area_of[look], rules)
+    got["at"] = look[got["at"]]
+    return got
 
 
 def _screen(
@@ -816,8 +746,7 @@ def _judge_some(
     area_of: np.ndarray,
     rules: ObserverRules,
 ) -> dict[str, np.ndarray]:
-    """The strength, suspect days and evidence figures of the customers :func:`_look` lets through
-    (``at``: their positions among them; the others score 0)."""
+    """:func:`_judge` of the customers the screen lets through (each with ``min_days`` days seen)."""
     n_days = blocks.shape[1]
     seen = ~np.isnan(run)
     # the usual day of each day type: median over the window, then over the days not suspect against it
@@ -966,86 +895,7 @@ def _judged(keys: pl.DataFrame, min_actual: float) -> pl.LazyFrame:
 def _code_days(newest: list[DayRows], min_actual: float, first: pl.DataFrame | None = None) -> _Coded:
     """The window's customers (meter_id, ``_last`` area, number ``_m``), its days with judged
     rows (newest first) and each one's (row, customer number) of the rows in the meter's
-    last area: a day at a time, from the newest (``first``: the newest day's keys, read).
-
-    Each day's meters are met by a 64-bit hash of their ids (a join on integers: a county's
-    14 days 0.4-0.6 s less than on the ids), every match checked against the ids: where a
-    hash matches another meter, or a meter held twice (a join that adds rows), the window is
-    numbered again by the ids."""
-    got = _code_days_hashed(newest, min_actual, first)
-    return got if got is not None else _code_days_by_id(newest, min_actual, first)
-
-
-def _id_hash(column: str) -> pl.Expr:
-    """A 64-bit hash of the ids of ``column`` (polars', fixed seed)."""
-    return pl.col(column).hash(0)
-
-
-def _code_days_hashed(newest: list[DayRows], min_actual: float, first: pl.DataFrame | None = None) -> _Coded | None:
-    """:func:`_code_days` by the ids' hashes; None where a hash is not one meter's.
-
-    A day whose keys are those of the day before it in this order (the same meters in the
-    same areas and order: most days) needs no join: the customer number of each of its rows
-    is kept by row (``code``, -1 for a meter not met yet, and ``home``: whether the row is
-    in the meter's last area). Another day is joined on the hashes (all its rows, so that its
-    rows' numbers can be kept for the days after it)."""
-    met: list[pl.DataFrame] = []  # the meters met (_h, _mid, _last), in order of meeting
-    n_met = 0
-    ref: pl.DataFrame | None = None  # the keys whose rows ``code`` and ``home`` follow
-    ref_h = pl.Series("_h", [], dtype=pl.UInt64)
-    code = np.zeros(0, dtype=np.int64)
-    home = np.zeros(0, dtype=bool)
-    kept: list[DayRows] = []
-    coded: list[tuple[np.ndarray, np.ndarray]] = []
-    for i, src in enumerate(newest):
-        keys = first if i == 0 and first is not None else src.keys()
-        if ref is None or not (keys["meter_id"].equals(ref["meter_id"]) and keys["area_id"].equals(ref["area_id"])):
-            # another roster: every row's meter looked up by hash among the meters met so far
-            ref_h = keys.select(_id_hash("meter_id").alias("_h"))["_h"]
-            if ref_h.n_unique() < keys.height:  # a meter twice in a day, or two meters of one hash
-                return None
-            hit = pl.DataFrame({"_h": ref_h, "meter_id": keys["meter_id"], "area_id": keys["area_id"]}).join(
-                _met_frame(met), on="_h", how="left", maintain_order="left"
-            )
-            if hit.height != keys.height or not (hit["meter_id"] == hit["_mid"]).fill_null(True).all():
-                return None  # two meters of one hash (~1e-8 for a county's window)
-            code = hit["_m"].fill_null(-1).to_numpy().astype(np.int64)
-            home = (hit["area_id"] == hit["_last"]).fill_null(False).to_numpy()
-            ref = keys
-        rows = np.flatnonzero(keys.select(pl.col("actual") >= min_actual)["actual"].fill_null(False).to_numpy())
-        if not len(rows):
-            continue
-        kept.append(src)
-        c = code[rows]
-        new = c < 0
-        c[new] = n_met + np.arange(int(new.sum()))
-        code[rows[new]] = c[new]
-        home[rows[new]] = True
-        met.append(
-            pl.DataFrame(
-                {
-                    "_h": ref_h.gather(rows[new]),
-                    "_mid": ref["meter_id"].gather(rows[new]),
-                    "_last": ref["area_id"].gather(rows[new]),
-                }
-            )
-        )
-        n_met += int(new.sum())
-        same = new | home[rows]
-        coded.append((rows[same].astype(np.int32), c[same]))
-    return _met_frame(met).select(pl.col("_mid").alias("meter_id"), "_last", "_m"), kept, coded
-
-
-def _met_frame(met: list[pl.DataFrame]) -> pl.DataFrame:
-    """The meters met (_h, _mid, _last), numbered ``_m`` in order of meeting."""
-    schema = {"_h": pl.UInt64, "_mid": pl.String, "_last": pl.String}
-    parts = [m.cast(schema) for m in met if m.height]  # type: ignore[arg-type]
-    frame = pl.concat(parts, rechunk=False) if parts else pl.DataFrame(schema=schema)
-    return frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_m"))
-
-
-def _code_days_by_id(newest: list[DayRows], min_actual: float, first: pl.DataFrame | None = None) -> _Coded:
-    """:func:`_code_days` joining on the ids."""
+    last area: a day at a time, from the newest (``first``: the newest day's keys, read)."""
     meters = pl.DataFrame(schema={"meter_id": pl.String, "_last": pl.String, "_m": pl.Int64})
     kept: list[DayRows] = []
     coded: list[tuple[np.ndarray, np.ndarray]] = []
@@ -1107,12 +957,10 @@ def indicator_of_days(
     rules: ObserverRules,
     names: list[str] | None = None,
     prefilter: Prefilter | None = None,
-    beside: Beside | None = None,
 ) -> pl.DataFrame:
     """:func:`indicator` over the window's days as :class:`DayRows`: memory stays a chunk of
     customers' window (:data:`CHUNK`) plus each day's row positions, whatever the county.
-    ``prefilter`` (:data:`Prefilter`) spares the judging of customers that cannot score;
-    ``beside`` (:data:`Beside`) judges each chunk while the next one is read."""
+    ``prefilter`` (:data:`Prefilter`) spares the judging of customers that cannot score."""
     names = names if names is not None else block_names(rules.blocks)
     start = day - dt.timedelta(days=rules.window_days - 1)
     window = sorted((d for d in days if start <= d.date <= day), key=lambda d: d.date)
@@ -1182,9 +1030,9 @@ def indicator_of_days(
     centre = _zero_nan(_masked_median(excess, valid))
     excess = np.where(valid[:, :, None], excess - centre[:, None, :], 0.0)
 
-    # the customers, a chunk at a time (bounded memory: a chunk's window of blocks); with more
-    # than one chunk and ``beside``, a chunk is judged there while the next one is read
-    def window_of(lo: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    # the customers, a chunk at a time (bounded memory: a chunk's window of blocks)
+    parts = []
+    for lo in range(0, n, CHUNK):
         hi = min(lo + CHUNK, n)
         m = hi - lo
         read = []
@@ -1203,25 +1051,11 @@ def indicator_of_days(
             blocks[into, d] = day_blocks[pick]
             run[into, d] = day_run[pick]
             rough[into, d] = day_rough[pick]
-        return lo, blocks, run, rough
-
-    passed = _Passed(tix, excess, valid, area_of, rules, prefilter)
-    starts = range(0, max(n, 1), CHUNK)
-    if len(starts) <= 1 or beside is None:
-        for lo in starts:
-            passed.add(*window_of(lo))
-    else:
-        pending: Pending | None = None
-        for lo in starts:
-            chunk = window_of(lo)
-            if pending is not None:
-                pending.result()  # raises what the judging raised
-            pending = beside(passed.add, *chunk)
-            del chunk
-        assert pending is not None
-        pending.result()
-    passed.judge()
-    parts = passed.parts
+        del read
+        got = _judge(blocks, run, rough, tix, excess, valid, area_of[lo:hi], rules, prefilter)
+        got["at"] = got["at"] + lo
+        parts.append(got)
+        del blocks, run, rough
     res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     s, suspect, t = res["s"], res["suspect"], res["t"]
     first_day = np.where(suspect.any(1), suspect.argmax(1), -1)
@@ -1245,16 +1079,21 @@ def indicator_of_days(
         schema_overrides={"_observer_pattern": pl.String},
     ).with_columns(pl.col("d_observer").cast(pl.Date))
     out = out.filter(pl.col("s_observer") > 0)
-    # each listed customer's suspect days, in date order: a list of the window's days (a
-    # handful, not rows) with the days not flagged left out. Built by polars alone: a polars
-    # series from an arrow array imports pyarrow.compute (0.09 s a process, paid by no other
-    # part of the stage), ``pa.array`` pandas (1 s)
+    # each listed customer's suspect days, in date order: one list per row from the
+    # flat (row-major) positions of the flagged days and each row's count
     flagged = suspect[s > 0]
-    flags = pl.DataFrame({f"_f{d}": flagged[:, d] for d in range(flagged.shape[1])})
-    day_list = pl.concat_list(
-        [pl.when(pl.col(f"_f{d}")).then(pl.lit(day.isoformat())) for d, day in enumerate(dates)]
-    ).list.drop_nulls()
-    out = pl.concat([out, flags], how="horizontal").with_columns(day_list.alias("_dates")).drop(flags.columns)
+    # the arrow arrays from numpy buffers and a polars series: ``pa.array`` imports pandas
+    # (1 s, paid by a stage run alone)
+    day_names = pl.Series([d.isoformat() for d in dates], dtype=pl.String)
+    offsets = np.ascontiguousarray(np.r_[0, np.cumsum(flagged.sum(1))], dtype=np.int64)
+    suspect_dates = pl.Series(
+        "_dates",
+        pa.LargeListArray.from_arrays(
+            pa.Array.from_buffers(pa.int64(), len(offsets), [None, pa.py_buffer(offsets)]),
+            day_names.gather(np.nonzero(flagged)[1]).to_arrow(),
+        ),
+    ).cast(pl.List(pl.String))
+    out = out.with_columns(suspect_dates)
     ev = pl.struct(
         window_start=pl.lit(str(dates[0])),
         window_end=pl.lit(str(dates[-1])),

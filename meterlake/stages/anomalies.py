@@ -25,9 +25,7 @@ even when no meter scores, so "ranked, nothing found" differs from "not ranked".
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,7 +173,6 @@ class _DayFile:
         self.starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
         self.columns = columns
         self.held: dict[int, pl.DataFrame] = {}
-        self.held_arrays: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.kept_keys: pl.DataFrame | None = None
         self.kept_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -190,20 +187,7 @@ class _DayFile:
     def arrays(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         names = self.columns[:-2]
         if int(self.starts[-1]) > KEEP_ARRAYS_ROWS:
-            # each row group made arrays once (a span of a chunk of customers takes a part of
-            # one or two of them, and the next chunks the rest)
-            g0, g1 = (int(g) for g in np.searchsorted(self.starts, [r0, r1 - 1], side="right") - 1)
-            for g in [g for g in self.held_arrays if g < g0]:
-                del self.held_arrays[g]
-            for g in range(g0, g1 + 1):
-                if g not in self.held_arrays:
-                    group = pl.DataFrame(pl.from_arrow(self.file.read_row_group(g, columns=self.columns)))
-                    self.held_arrays[g] = observer.rows_as_arrays(group, names)
-            at = r0 - int(self.starts[g0])
-            if g0 == g1:
-                return tuple(a[at : at + r1 - r0] for a in self.held_arrays[g0])  # type: ignore[return-value]
-            span = [np.concatenate([self.held_arrays[g][i] for g in range(g0, g1 + 1)]) for i in range(3)]
-            return tuple(a[at : at + r1 - r0] for a in span)  # type: ignore[return-value]
+            return observer.rows_as_arrays(self.read(r0, r1), names)
         if self.kept_arrays is None:
             whole = pl.DataFrame(pl.from_arrow(self.file.read(columns=self.columns)))
             self.kept_arrays = observer.rows_as_arrays(whole, names)
@@ -252,26 +236,6 @@ def worth_judging(
 _KERNEL_FAILED: list[str] = []
 
 
-def _load_kernel(rules: anomaly.ObserverRules) -> None:
-    """Import numba and load the cached compiled look (0.4-0.65 s, mostly reading and linking
-    the cache), on a thread of its own while the stage reads its inputs and summarises the
-    day's curves: the first chunk then finds it loaded. A failure here is left to
-    :func:`worth_judging`, which meets it again and notes it."""
-    try:
-        from .. import observer_kernel
-
-        days = max(rules.min_days, 1)
-        observer_kernel.worth_judging(
-            np.zeros((1, days, rules.blocks), dtype=np.float32),  # as the window keeps them
-            np.zeros((1, days)),
-            np.zeros((1, days)),
-            np.zeros(days, dtype=np.int64),
-            rules,
-        )
-    except Exception:  # any failure is met again, and noted, by worth_judging
-        return
-
-
 class _Observed:
     """The observer indicator per detection date, from daily summaries of the curves.
 
@@ -280,9 +244,7 @@ class _Observed:
     summarised afresh, an earlier day is read back (summarised once if it has none). The
     window's customer summaries are read back from their files a chunk of customers at a
     time (``observer.indicator_of_days``); the areas' summaries of the window stay in
-    memory, older ones are dropped as the dates move on. The first date may be begun on a
-    thread of its own (:meth:`start`) while the stage reads its inputs; the stage waits for
-    it (:meth:`at`, :meth:`settle`) before it returns, so no thread writes to the lake after.
+    memory, older ones are dropped as the dates move on.
     """
 
     def __init__(self, ctx: StageContext, rules: anomaly.ObserverRules, todo: list[dt.date]) -> None:
@@ -295,17 +257,6 @@ class _Observed:
             *OBSERVER_STATE, f"blocks={rules.blocks}_zero={rules.zero_kwh:g}_floor={rules.floor_kwh:g}"
         )
         self.columns = [*observer.block_names(rules.blocks), "zero_run", "rough"]
-        self.early: tuple[dt.date, Future[pl.DataFrame | None], ThreadPoolExecutor] | None = None
-        self.kernel: threading.Thread | None = None
-        if rules.enabled and todo and self._customers(todo[-1]) >= KERNEL_MIN_CUSTOMERS and not _KERNEL_FAILED:
-            self.kernel = threading.Thread(target=_load_kernel, args=(rules,), name="observer-kernel", daemon=True)
-            self.kernel.start()
-
-    def _customers(self, d: dt.date) -> int:
-        """Rows of the clean curves of ``d`` (the files' metadata): about the customers judged."""
-        if d.isoformat() not in self.curve_days:
-            return 0
-        return int(self.lake.scan(CURVES.clean, [d.isoformat()]).select(pl.len()).collect().item())
 
     def _folder(self, d: dt.date) -> Path:
         return self.base / f"date={d.isoformat()}"
@@ -324,35 +275,7 @@ class _Observed:
         self.lake.write_file(apath, areas)
         return areas
 
-    def start(self, day: dt.date) -> None:
-        """Begin :meth:`at` of ``day`` on a thread of its own: a date's observer (numpy and the
-        compiled look, which release the GIL) then runs while the stage reads its inputs with
-        polars, on the other core. :meth:`at` of ``day`` waits for it."""
-        if not self.rules.enabled or self.early is not None:
-            return
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observer")
-        self.early = (day, pool.submit(self._at, day), pool)
-
-    def settle(self) -> None:
-        """Wait for a date begun by :meth:`start` that nobody asked for (the stage failed before)
-        and for the compiled look's load: no thread of the stage runs once it has returned."""
-        if self.early is not None:
-            early, self.early = self.early, None
-            early[2].shutdown(wait=True)
-        if self.kernel is not None:  # the compiled look's load (it may be writing numba's cache)
-            self.kernel.join()
-            self.kernel = None
-
     def at(self, day: dt.date) -> pl.DataFrame | None:
-        if self.early is not None:
-            early, self.early = self.early, None
-            early[2].shutdown(wait=True)  # the thread ended
-            got = early[1].result()  # raises what the thread raised
-            if early[0] == day:
-                return got
-        return self._at(day)
-
-    def _at(self, day: dt.date) -> pl.DataFrame | None:
         if not self.rules.enabled:
             return None
         window = [day - dt.timedelta(days=i) for i in range(self.rules.window_days - 1, -1, -1)]
@@ -373,17 +296,9 @@ class _Observed:
                 d, _DayFile(self._folder(d) / "customers.parquet", self.columns)
             )
             days.append(observer.DayRows(d, kept.keys, kept.read, kept.arrays))
-        # a chunk judged on a second thread while the next one is read (a thread only from the
-        # second chunk: a small zone's one chunk is judged where it is read)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="observer-judge") as judge:
-            return observer.indicator_of_days(
-                days,
-                pl.concat([self.areas[d] for d in window]),
-                day,
-                self.rules,
-                prefilter=worth_judging,
-                beside=judge.submit,
-            )
+        return observer.indicator_of_days(
+            days, pl.concat([self.areas[d] for d in window]), day, self.rules, prefilter=worth_judging
+        )
 
 
 def outage_min(ctx: StageContext) -> float:
@@ -493,9 +408,9 @@ class _Indicators:
     """The indicators of detection dates, computed a batch of dates at a time and kept
     until ranked (a model date's until the run ends: later models learn from it)."""
 
-    def __init__(self, cfg: anomaly.AnomalyConfig, inputs: _Inputs, observed: _Observed) -> None:
+    def __init__(self, ctx: StageContext, cfg: anomaly.AnomalyConfig, inputs: _Inputs, todo: list[dt.date]) -> None:
         self.cfg, self.inputs = cfg, inputs
-        self.observed = observed
+        self.observed = _Observed(ctx, cfg.observer, todo)
         self.features: dict[dt.date, pl.DataFrame] = {}
 
     def batches(self, dates: list[dt.date]) -> list[list[dt.date]]:
@@ -539,15 +454,10 @@ def _model_p(cfg: anomaly.AnomalyConfig, sup: _Supervision, ind: _Indicators, da
 
 
 def _rank(
-    ctx: StageContext,
-    cfg: anomaly.AnomalyConfig,
-    inputs: _Inputs,
-    todo: list[dt.date],
-    sup: _Supervision,
-    observed: _Observed,
+    ctx: StageContext, cfg: anomaly.AnomalyConfig, inputs: _Inputs, todo: list[dt.date], sup: _Supervision
 ) -> _Tally:
     """Score every date of ``todo`` and write its anomalies partition, a batch of dates at a time."""
-    ind = _Indicators(cfg, inputs, observed)
+    ind = _Indicators(ctx, cfg, inputs, todo)
     tally = _Tally()
     done = 0
     for batch in ind.batches(todo):
@@ -616,14 +526,8 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     if cfg.supervised.enabled:
         result.notes += notes
     sup = _supervision(cfg, raw, held, todo)
-    # the first date's observer (the first the ranking asks for) runs while the inputs are read
-    observed = _Observed(ctx, cfg.observer, todo)
-    observed.start(todo[0])
-    try:
-        inputs = _read_inputs(ctx, cfg, held, sorted(set(todo) | set(sup.model_dates)), todo, result)
-        tally = _rank(ctx, cfg, inputs, todo, sup, observed)
-    finally:
-        observed.settle()
+    inputs = _read_inputs(ctx, cfg, held, sorted(set(todo) | set(sup.model_dates)), todo, result)
+    tally = _rank(ctx, cfg, inputs, todo, sup)
     if _KERNEL_FAILED:
         result.notes.append(f"observer: compiled look not available ({_KERNEL_FAILED[0]}): every customer judged")
     cases = _theft_cases(ctx, cfg, held, todo, inputs.diag_days, raw, tally.observed_cases)

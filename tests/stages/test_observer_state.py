@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -279,72 +278,3 @@ def test_without_the_compiled_look_everyone_is_judged(monkeypatch: pytest.Monkey
         blocks[:1], np.zeros((1, 14)), np.zeros((1, 14)), np.zeros(14, dtype=np.int64), rules
     )
     assert again.tolist() == [True]
-
-
-def test_the_first_date_begun_while_the_inputs_are_read_writes_what_it_writes_after(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    last = [D0 + dt.timedelta(days=i) for i in (DAYS - 2, DAYS - 1)]
-    begun: list[dt.date] = []
-    real = anomalies._Observed.start
-
-    def recording(self: anomalies._Observed, day: dt.date) -> None:
-        begun.append(day)
-        real(self, day)
-
-    monkeypatch.setattr(anomalies._Observed, "start", recording)
-    (tmp_path / "early" / "landing").mkdir(parents=True)
-    build(tmp_path / "early" / "lake")
-    run(tmp_path / "early", last)
-    assert begun == [last[0]]
-    monkeypatch.setattr(anomalies._Observed, "start", lambda self, day: None)
-    (tmp_path / "late" / "landing").mkdir(parents=True)
-    build(tmp_path / "late" / "lake")
-    run(tmp_path / "late", last)
-    assert digest(tmp_path / "early" / "lake") == digest(tmp_path / "late" / "lake")
-
-
-def test_a_failure_of_the_observer_begun_early_fails_the_stage_and_leaves_no_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from meterlake.stages import StageError
-    from meterlake.transforms import observer
-
-    def failing(*_args: Any, **_kw: Any) -> pl.DataFrame:
-        raise observer.ObserverInputError("observer: the summaries of a day are not one row per meter")
-
-    monkeypatch.setattr(observer, "indicator_of_days", failing)
-    (tmp_path / "landing").mkdir()
-    build(tmp_path / "lake")
-    with pytest.raises(StageError, match="not one row per meter"):
-        run(tmp_path, [D0 + dt.timedelta(days=DAYS - 1)])
-    assert not [t for t in threading.enumerate() if t.name.startswith("observer")]
-
-
-def test_a_stage_failing_while_the_observer_runs_early_waits_for_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def failing(*_args: Any, **_kw: Any) -> Any:
-        raise ValueError("meter_daily unreadable")
-
-    monkeypatch.setattr(anomalies, "_read_inputs", failing)
-    (tmp_path / "landing").mkdir()
-    build(tmp_path / "lake")
-    day = D0 + dt.timedelta(days=DAYS - 1)
-    with pytest.raises(Exception, match="meter_daily unreadable"):
-        run(tmp_path, [day])
-    # the observer begun early finished (its day's summaries kept) before the stage returned
-    assert not [t for t in threading.enumerate() if t.name.startswith("observer")]
-    assert list((tmp_path / "lake").joinpath(*OBSERVER_STATE).glob(f"*/date={day}/customers.parquet"))
-
-
-def test_loading_the_compiled_look_early_never_fails_the_stage(monkeypatch: pytest.MonkeyPatch) -> None:
-    from meterlake import observer_kernel
-
-    def broken(*_args: Any) -> np.ndarray:
-        raise RuntimeError("cannot cache function: no locator available")
-
-    monkeypatch.setattr(observer_kernel, "worth_judging", broken)
-    monkeypatch.setattr(anomalies, "_KERNEL_FAILED", [])
-    anomalies._load_kernel(ObserverRules())  # nothing raised, nothing noted: worth_judging meets it again
-    assert anomalies._KERNEL_FAILED == []

@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
@@ -342,78 +341,6 @@ def test_day_summaries_a_few_rows_at_a_time_match_one_piece(monkeypatch: pytest.
     assert whole[1]["filled_kwh"][0] == pytest.approx(float(recorded[6, 3].sum() + true[4, 3, 10:30].sum()))
 
 
-def test_member_rows_by_hand() -> None:
-    ids = pl.Series(["b", "d", "f"])  # sorted, unique
-    at, hit = observer._member_rows(ids, pl.Series(["f", "a", "d", "z", "c", None, "b"]))
-    assert hit.tolist() == [True, False, True, False, False, False, True]
-    assert at[hit].tolist() == [2, 1, 0]
-    at, hit = observer._member_rows(pl.Series([], dtype=pl.String), pl.Series(["a"]))
-    assert hit.tolist() == [False]
-
-
-def test_day_summaries_leave_out_curves_of_no_member_whatever_the_order() -> None:
-    true = _true_use()
-    curves, members = _area(true, true)
-    day = START + dt.timedelta(days=2)
-    whole = day_summaries(curves[2], members[2], day, RULES)
-    # curves of meters that are no member (ids before, between and after the members'), the
-    # members in another order: the same summaries
-    strays = curves[2].head(3).with_columns(pl.Series("meter_id", ["A0", "C05x", "Z9"]))
-    mixed = day_summaries(
-        pl.concat([strays, curves[2]]).sample(fraction=1.0, shuffle=True, seed=1),
-        members[2].sample(fraction=1.0, shuffle=True, seed=2),
-        day,
-        RULES,
-    )
-    assert mixed[0].equals(whole[0]) and mixed[1].equals(whole[1])
-    assert whole[0]["meter_id"].to_list() == [f"C{c:02d}" for c in range(CUSTOMERS)]
-
-
-def test_the_customers_let_through_are_judged_together_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    cust, areas = _month_summaries()
-    whole = indicator(cust, areas, END, RULES)
-    judged: list[int] = []
-    real = observer._judge_some
-
-    def counting(blocks: np.ndarray, *args: object) -> dict[str, np.ndarray]:
-        judged.append(len(blocks))
-        return real(blocks, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(observer, "_judge_some", counting)
-    monkeypatch.setattr(observer, "CHUNK", 5)  # 12 customers: chunks of 5, 5 and 2
-
-    def odd(blocks: np.ndarray, *args: object) -> np.ndarray:
-        return np.arange(len(blocks)) % 2 == 1  # 2, 2 and 1 of the chunks let through
-
-    # judged when 5 are held (after the third chunk), not once per chunk
-    got = indicator(cust, areas, END, RULES, prefilter=odd)
-    assert judged == [5]
-    # the customers let through score as they do when everyone is judged
-    listed = whole.filter(pl.col("meter_id").is_in(got["meter_id"].implode()))
-    assert got.equals(listed)
-    judged.clear()
-    nobody = indicator(cust, areas, END, RULES, prefilter=lambda blocks, *_: np.zeros(len(blocks), dtype=bool))
-    assert nobody.height == 0 and nobody.columns == whole.columns
-    assert judged == [0]  # once, for the figures' columns
-
-
-def test_chunks_judged_on_a_second_thread_score_as_judged_where_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    cust, areas = _month_summaries()
-    monkeypatch.setattr(observer, "CHUNK", 5)  # three chunks: two judged beside the reading
-    whole = indicator(cust, areas, END, RULES)
-    with ThreadPoolExecutor(max_workers=1) as beside:
-        assert indicator_of_days(frame_days(cust), areas, END, RULES, beside=beside.submit).equals(whole)
-
-    def failing(blocks: np.ndarray, *args: object) -> np.ndarray:
-        raise observer.ObserverInputError("prefilter failed")
-
-    with (
-        ThreadPoolExecutor(max_workers=1) as beside,
-        pytest.raises(observer.ObserverInputError, match="prefilter failed"),
-    ):
-        indicator_of_days(frame_days(cust), areas, END, RULES, prefilter=failing, beside=beside.submit)
-
-
 def test_observer_cases_are_priced_beside_the_balance_ones() -> None:
     from meterlake.transforms.observer import cases
     from meterlake.transforms.theft_cases import theft_cases
@@ -699,59 +626,6 @@ def test_a_day_holding_a_meter_twice_is_numbered_a_day_at_a_time() -> None:
     other = observer._code_days(days, 0.5)
     assert one[0].equals(other[0]) and one[1] == other[1]
     assert [(r.tolist(), c.tolist()) for r, c in one[2]] == [(r.tolist(), c.tolist()) for r, c in other[2]]
-
-
-def _moved(cust: pl.DataFrame, meter: str, area: str, first: int, last: int) -> pl.DataFrame:
-    """``meter`` in ``area`` on the window's days ``first`` .. ``last`` (0 = the newest)."""
-    on = pl.col("date").is_between(END - dt.timedelta(days=last), END - dt.timedelta(days=first))
-    return cust.with_columns(
-        pl.when((pl.col("meter_id") == meter) & on).then(pl.lit(area)).otherwise(pl.col("area_id")).alias("area_id")
-    )
-
-
-@pytest.mark.parametrize(
-    ("change", "by_hash"),
-    [
-        pytest.param(lambda c: c, True, id="every-day-as-the-newest"),
-        pytest.param(lambda c: _moved(c, "C03", "A2", 0, 4), True, id="moved-on-the-newest-days"),
-        pytest.param(lambda c: _moved(c, "C03", "A2", 6, 9), True, id="away-and-back"),
-        pytest.param(
-            lambda c: c.filter((pl.col("meter_id") != "C04") | (pl.col("date") < END - dt.timedelta(days=2))),
-            True,
-            id="gone",
-        ),
-        pytest.param(
-            lambda c: pl.concat([c, c.filter((pl.col("meter_id") == "C01") & (pl.col("date") == END))]),
-            False,
-            id="a-meter-twice-in-the-newest-day",
-        ),
-    ],
-)
-@pytest.mark.parametrize(
-    ("hashing", "distinct"),
-    [
-        pytest.param(lambda c: pl.col(c).hash(0), True, id="hashes"),
-        pytest.param(lambda c: pl.col(c).hash(0) % 3, False, id="three-hashes-for-all-meters"),
-    ],
-)
-def test_meters_met_by_hash_are_numbered_as_by_id(
-    change: Callable[[pl.DataFrame], pl.DataFrame],
-    by_hash: bool,
-    hashing: Callable[[str], pl.Expr],
-    distinct: bool,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    cust, _ = _month_summaries()  # C09 has no curve on some days
-    newest = list(reversed(frame_days(change(cust).sort("date", "area_id", "meter_id"))))
-    monkeypatch.setattr(observer, "_id_hash", hashing)
-    by_id = observer._code_days_by_id(newest, RULES.min_actual)
-    got = observer._code_days(newest, RULES.min_actual)
-    # by hash unless a hash is not one meter's (then by the ids)
-    hashed = observer._code_days_hashed(newest, RULES.min_actual)
-    assert (hashed is not None) == (by_hash and distinct)
-    assert got[0].equals(by_id[0]) and [d.date for d in got[1]] == [d.date for d in by_id[1]]
-    for (rows, codes), (rows_id, codes_id) in zip(got[2], by_id[2], strict=True):
-        assert rows.tolist() == rows_id.tolist() and codes.tolist() == codes_id.tolist()
 
 
 def test_a_window_numbered_at_once_scores_as_one_numbered_a_day_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
