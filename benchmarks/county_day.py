@@ -45,6 +45,8 @@ def generate(landing: Path, meters: int, days: int, start: dt.date) -> float:
     stamp = landing / ".complete"
     if stamp.exists():
         return 0.0
+    if landing.is_symlink():  # someone else's zone, not finished (or not ours to regenerate)
+        raise SystemExit(f"{landing} links to a landing zone without .complete: finish it there or remove the link")
     shutil.rmtree(landing, ignore_errors=True)
     t0 = time.perf_counter()
     subprocess.run(

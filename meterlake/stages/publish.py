@@ -34,7 +34,9 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     ctx.progress(f"publish: DuckDB views -> {db_path}")
     # the DuckDB file is built on a thread of its own (DuckDB reads every file's footer
     # without Python's lock) while PostgreSQL, the dictionary and the report are done here:
-    # none of them reads it. A failure of either side is raised once both have ended.
+    # none of them reads it. A failure of either side is raised once both have ended, and
+    # what the other side did stands: a failed DuckDB build follows a PostgreSQL upsert that
+    # committed (the dates stay pending, and the upsert is idempotent on the next run).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-duckdb") as pool:
         building = pool.submit(duckdb_db.build_reporting_db, lake, db_path)
         rest = publish_rest(ctx, cfg, dates)

@@ -72,6 +72,21 @@ def stages(monkeypatch: pytest.MonkeyPatch) -> Stages:
     return Stages(monkeypatch)
 
 
+@pytest.fixture
+def finishing(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Set when the run, having failed, turns to wait for the stage beside it: a side stage
+    that ends only after this shows whether the run really waited."""
+    called = threading.Event()
+    original = pipeline.SideStage.finish
+
+    def finish(self: pipeline.SideStage) -> StageResult | None:
+        called.set()
+        return original(self)
+
+    monkeypatch.setattr(pipeline.SideStage, "finish", finish)
+    return called
+
+
 @pytest.mark.parametrize(
     ("wanted", "beside"),
     [
@@ -138,12 +153,16 @@ def test_a_failing_side_stage_fails_the_run_in_its_own_line_and_no_later_stage_s
     assert not lock.holds(tmp_path / "lake")
 
 
-def test_a_failing_stage_waits_for_the_side_stage_before_the_lock_is_let_go(stages: Stages, tmp_path: Path) -> None:
+def test_a_failing_stage_waits_for_the_side_stage_before_the_lock_is_let_go(
+    stages: Stages, finishing: threading.Event, tmp_path: Path
+) -> None:
     release = threading.Event()
     lock_free_while_anomalies_ran: list[bool] = []
 
     def anomalies(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         assert release.wait(WAIT_S)
+        assert finishing.wait(WAIT_S)
+        time.sleep(0.2)  # a side stage still writing while the run waits
         # the run has failed by now and waits here: the lake is still locked for another process
         lock_free_while_anomalies_ran.append(not lock.holds(ctx.settings.lake))
         return StageResult(stage="anomalies", rows={"anomalies": 1})
@@ -164,9 +183,12 @@ def test_a_failing_stage_waits_for_the_side_stage_before_the_lock_is_let_go(stag
     assert kept["stages"]["anomalies"]["rows"] == {"anomalies": 1}
 
 
-def test_both_sides_failing_report_the_runs_own_error(stages: Stages, tmp_path: Path) -> None:
+def test_both_sides_failing_report_the_runs_own_error(
+    stages: Stages, finishing: threading.Event, tmp_path: Path
+) -> None:
     def anomalies(ctx: StageContext, dates: list[dt.date]) -> StageResult:
-        assert stages.started["billing"].wait(WAIT_S)
+        assert finishing.wait(WAIT_S)  # billing has failed and the run waits for this side
+        time.sleep(0.2)
         raise StageError("anomalies: boom")
 
     def billing(ctx: StageContext, dates: list[dt.date]) -> StageResult:
@@ -179,9 +201,12 @@ def test_both_sides_failing_report_the_runs_own_error(stages: Stages, tmp_path: 
     assert _record(tmp_path)["error"] == "billing: bang"
 
 
-def test_an_interrupted_run_waits_for_the_side_stage(stages: Stages, tmp_path: Path) -> None:
+def test_an_interrupted_run_waits_for_the_side_stage(
+    stages: Stages, finishing: threading.Event, tmp_path: Path
+) -> None:
     def anomalies(ctx: StageContext, dates: list[dt.date]) -> StageResult:
-        assert stages.started["billing"].wait(WAIT_S)
+        assert finishing.wait(WAIT_S)  # billing was interrupted and the run waits for this side
+        time.sleep(0.2)
         return StageResult(stage="anomalies")
 
     def billing(ctx: StageContext, dates: list[dt.date]) -> StageResult:
