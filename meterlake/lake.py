@@ -28,6 +28,7 @@ import errno
 import io
 import itertools
 import json
+import logging
 import os
 import threading
 import uuid
@@ -48,6 +49,8 @@ from .transforms.frames import sort_if_needed
 PART_FILE = "part-0.parquet"
 #: zstd keeps county-day curves around a third of snappy's size at similar speed
 COMPRESSION: Final = "zstd"
+log = logging.getLogger(__name__)
+
 ROW_GROUP_SIZE = 256_000
 #: zstd level of the staged copies of landing files (``_meta/staged``), written and read
 #: back by the same ingest: level 1 writes a county day's curves in 2/3 of the CPU of the
@@ -320,6 +323,11 @@ class Lake:
         with ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="lake-partitions") as pool:
             futures = [pool.submit(write, p, f) for p, f in jobs]
             wait(futures)
+        failed = [(path, exc) for (path, _), f in zip(jobs, futures, strict=True) if (exc := f.exception()) is not None]
+        for path, exc in failed[1:]:  # the first is raised; the others are not lost
+            log.warning("lake: %s not written: %s", path, exc)
+        if failed:
+            raise failed[0][1]
         return [f.result() for f in futures]
 
     @staticmethod

@@ -224,6 +224,30 @@ def test_a_failing_partition_write_is_raised_after_the_others_are_whole(
         assert pl.read_parquet(lake.partition_path(OUTAGE_METER_DAYS, d)).height == 2
 
 
+def test_of_several_failing_partition_writes_the_first_is_raised_and_the_others_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    lake = Lake(tmp_path / "lake")
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(5)]
+    frames = {d: _meter_days(d, ["m1"]) for d in days}
+    real = Lake.write_file
+    failing = {
+        lake.partition_path(OUTAGE_METER_DAYS, days[1]): "first",
+        lake.partition_path(OUTAGE_METER_DAYS, days[3]): "second",
+    }
+
+    def write(self: Lake, path: Path, frame: pl.DataFrame, *args: object, **kwargs: object) -> Path:
+        if path in failing:
+            raise OSError(5, f"I/O error on the {failing[path]}")
+        return real(self, path, frame)
+
+    monkeypatch.setattr(Lake, "write_file", write)
+    with caplog.at_level("WARNING", logger="meterlake.lake"), pytest.raises(OSError, match="on the first"):
+        lake.write_partitions(OUTAGE_METER_DAYS, frames)
+    logged = [r.getMessage() for r in caplog.records if r.name == "meterlake.lake"]
+    assert len(logged) == 1 and "I/O error on the second" in logged[0] and "2026-01-04" in logged[0]
+
+
 #: a small partitioned table: the key sorts each file by meter_id
 _DAILY = Table(
     name="toy_daily",
