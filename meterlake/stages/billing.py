@@ -47,6 +47,7 @@ from meterlake.transforms.dates import iso as _iso
 from meterlake.transforms.dates import month_key as _month
 from meterlake.transforms.dates import month_label as _label
 from meterlake.transforms.dates import parse_dates as _dates
+from meterlake.transforms.dates import split_by_date
 from meterlake.transforms.prepay import (
     daily_net_purchases,
     prepay_balances,
@@ -221,14 +222,8 @@ def write_prepay(
     if checkpoint is not None:
         result.details["prepay_checkpoint"] = checkpoint.isoformat()
     balances, findings = prepay_days(lake, held, window, checkpoint, rebuild, calendar, cfg)
-    by_day = balances.partition_by("date", as_dict=True)
-    found_by_day = findings.partition_by("date", as_dict=True)
-    lake.write_partitions(PREPAY_DAILY, {d.isoformat(): by_day.get((d,), balances.clear()) for d in rebuild})
-    lake.write_partitions(
-        PREPAY_FINDINGS,
-        {d.isoformat(): found_by_day.get((d,), findings.clear()) for d in rebuild},
-        sort_by=["rule", "customer_id", "txn_id"],
-    )
+    lake.write_partitions(PREPAY_DAILY, split_by_date(balances, rebuild))
+    lake.write_partitions(PREPAY_FINDINGS, split_by_date(findings, rebuild), sort_by=["rule", "customer_id", "txn_id"])
     result.rows[PREPAY_DAILY.name], result.rows[PREPAY_FINDINGS.name] = balances.height, findings.height
     result.details["prepay_status"] = {str(k): int(v) for k, v in balances["status"].value_counts().iter_rows()}
     result.details["prepay_findings"] = {str(k): int(v) for k, v in findings["rule"].value_counts().iter_rows()}
