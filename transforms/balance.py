@@ -563,8 +563,8 @@ class BalanceRules(BaseModel):
         28,
         ge=1,
         le=92,
-        description="the step statistic reads the customer's kept days over this many days up to the window's end "
-        "(the window's own days when it is longer or no earlier days are kept)",
+        description="the step statistic reads the customer's day states over this many days up to the window's end "
+        "(the window's own days when it is longer; only the days meter_daily holds)",
     )
     step_spread_floor: float = Field(
         0.02,
