@@ -566,6 +566,19 @@ class BalanceRules(BaseModel):
         description="the step statistic reads the customer's day states over this many days up to the window's end "
         "(the window's own days when it is longer; only the days meter_daily holds)",
     )
+    weak_t: float = Field(
+        1.5,
+        gt=0,
+        description="theft evidence the listing rules leave out is kept from this z up (the largest of the four "
+        "statistics) as a weak finding, ranked after the area's others and not cut by its cap",
+    )
+    weak_weight: float = Field(
+        0.25,
+        ge=0,
+        le=0.9,
+        description="a weak finding scores this share of what its z would score listed (0: none kept); under 1/3, "
+        "so never a theft case",
+    )
     step_spread_floor: float = Field(
         0.02,
         gt=0,
@@ -1824,11 +1837,20 @@ def findings(
     night_share = pl.col("_night") / (pl.col("_night") + pl.col("night_kwh"))
     listed = (pl.col("unrecorded_kwh") > 0) & (share >= rules.theft_min_share)
     night_listed = (pl.col("_night") > 0) & (night_share >= rules.theft_min_share)
-    theft = coef.filter(listed | night_listed | step | against).with_columns(
+    # weak evidence: a z of weak_t up that the rules above do not list (its unrecorded share
+    # too small, its statistic under report_t): a small score, so that a customer with some
+    # evidence ranks above the many with none, never above a listed one's evidence of the same z
+    strong = listed | night_listed | step | against
+    weak = ~strong & (z >= rules.weak_t) & pl.lit(rules.weak_weight > 0)
+    theft = coef.filter(strong | weak).with_columns(
         kind=pl.lit("theft_candidate"),
         rule=pl.lit(RULE_THEFT),
         other_area_id=pl.lit(None, pl.String),
-        score=pl.max_horizontal((z / (3 * rules.min_t)).clip(0.0, 1.0), against_strength).round(6),
+        score=pl.when(strong)
+        .then(pl.max_horizontal((z / (3 * rules.min_t)).clip(0.0, 1.0), against_strength))
+        .otherwise(rules.weak_weight * (z / (3 * rules.min_t)).clip(0.0, 1.0))
+        .round(6),
+        _weak=~strong,
         unrecorded_share=share,
         evidence=pl.struct(
             unrecorded_kwh_per_day=(pl.col("unrecorded_kwh") / days).round(3),
@@ -1844,6 +1866,7 @@ def findings(
             step_drop=pl.col("step_drop").round(6),
             step_kwh=pl.col("_step").round(3),
             runs_against_the_loss=against,
+            weak=~strong,
             **ev_common,
         ).struct.json_encode(),
     )
@@ -1920,9 +1943,9 @@ def findings(
         "unrecorded_kwh",
         "recorded_kwh",
     ]
-    return pl.concat([f.select(cols) for f in (theft, mult, mapping)]).with_columns(
-        role=pl.lit("customer"), days=pl.col("days").cast(pl.Int32)
-    )
+    return pl.concat(
+        [theft.select(*cols, "_weak"), *(f.select(*cols, _weak=pl.lit(False)) for f in (mult, mapping))]
+    ).with_columns(role=pl.lit("customer"), days=pl.col("days").cast(pl.Int32))
 
 
 COEF_SCHEMA: dict[str, pl.DataType] = {
@@ -2052,9 +2075,13 @@ def merge_diagnosis(
     ``found``: :func:`findings`. A meter found by both for the same kind keeps the
     balance's row (the curves carry 96 times the evidence of the daily series). Within
     an area and kind, the balance's findings rank first (by score), then the daily
-    diagnosis's; theft candidates are cut at ``theft_max_per_area``.
+    diagnosis's, then the balance's weak findings (``_weak``, where ``found`` has it; one
+    gives way to the daily diagnosis's finding of the same meter and kind); theft
+    candidates are cut at ``theft_max_per_area``, weak findings are not.
     """
     cols = diagnosis.columns
+    if "_weak" not in found.columns:
+        found = found.with_columns(_weak=pl.lit(False))
     status = diagnosis.select("area_id", "area_status", "area_loss_rate").unique("area_id", keep="first")
     new = (
         found.join(status, on="area_id", how="left")
@@ -2063,17 +2090,25 @@ def merge_diagnosis(
             window_start=pl.lit(window_start),
             severity=pl.lit("warning"),
             rank=pl.lit(0, pl.Int32),
-            _prio=pl.lit(0),
+            _prio=pl.when(pl.col("_weak")).then(2).otherwise(0),
         )
         .select(*cols, "_prio")
     )
-    old = diagnosis.join(found.select("area_id", "kind", "meter_id"), on=["area_id", "kind", "meter_id"], how="anti")
+    keys = ["area_id", "kind", "meter_id"]
+    # a weak finding gives way to the daily diagnosis's finding of the same meter and kind
+    weak = pl.col("_prio") == 2
+    new = pl.concat([new.filter(~weak), new.filter(weak).join(diagnosis.select(keys), on=keys, how="anti")])
+    old = diagnosis.join(found.filter(~pl.col("_weak")).select(keys), on=keys, how="anti")
     merged = pl.concat([new, old.with_columns(_prio=pl.lit(1)).select(*cols, "_prio")], how="vertical_relaxed")
     ranked = merged.sort(
         ["area_id", "kind", "_prio", "score", "meter_id"], descending=[False, False, False, True, False]
     ).with_columns(rank=(pl.int_range(pl.len()).over("area_id", "kind") + 1).cast(pl.Int32))
+    # the weak findings follow the cut on, numbered after the rows it keeps
     return (
-        ranked.filter((pl.col("kind") != "theft_candidate") | (pl.col("rank") <= theft_max_per_area))
+        ranked.filter(
+            (pl.col("kind") != "theft_candidate") | (pl.col("rank") <= theft_max_per_area) | (pl.col("_prio") == 2)
+        )
+        .with_columns(rank=(pl.int_range(pl.len()).over("area_id", "kind") + 1).cast(pl.Int32))
         .select(cols)
         .sort("area_id", "kind", "rank")
     )
