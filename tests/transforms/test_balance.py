@@ -840,3 +840,23 @@ def test_weak_findings_rank_after_the_daily_ones_are_not_capped_and_give_way_to_
     out = merge_diagnosis(diag, found, START, END, theft_max_per_area=2)
     assert out.select("meter_id", "rank").rows() == [("b1", 1), ("d1", 2), ("w1", 3), ("w3", 4)]
     assert out.columns == diag.columns
+
+
+def test_the_balances_candidates_past_the_cap_are_kept_as_weak_findings() -> None:
+    # cap 1: the balance lists b1 (0.4) and b0 (0.3) and keeps w1 (0.05) weak. b1 keeps rank 1;
+    # b0, past the cap, is kept weak at 0.25 x 0.3 = 0.075, so it ranks before w1 (0.05)
+    listed = {"rule": "loss.diagnosis.theft_candidate.balance", "evidence": '{"weak":false}'}
+    drop = ("date", "window_start", "area_status", "area_loss_rate", "severity", "rank")
+    found = pl.DataFrame(
+        [
+            {**{k: v for k, v in _diagnosis_row(m, s).items() if k not in drop}, **listed, "_weak": w}
+            for m, s, w in (("b1", 0.4, False), ("b0", 0.3, False), ("w1", 0.05, True))
+        ]
+    )
+    diag = pl.DataFrame(schema=pl.DataFrame([_diagnosis_row("d1", 0.9)]).schema)
+    out = merge_diagnosis(diag, found, START, END, theft_max_per_area=1, weak_weight=0.25)
+    assert out.select("meter_id", "rank", "score").rows() == [("b1", 1, 0.4), ("b0", 2, 0.075), ("w1", 3, 0.05)]
+    assert out["evidence"].to_list() == ['{"weak":false}', '{"weak":true}', '{"weak":false}']
+    # without a weak weight the cut drops b0 as before
+    plain = merge_diagnosis(diag, found, START, END, theft_max_per_area=1)
+    assert plain["meter_id"].to_list() == ["b1", "w1"]
