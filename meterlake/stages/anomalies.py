@@ -1,7 +1,9 @@
 """The anomalies stage: the theft and anomaly ranking, one partition per detection date.
 
-Reads (all from the lake): ``meter_daily`` (the look-back of every date, and the whole
-history up to the last date for the PV inference), the clean ``events`` table, the
+Reads (all from the lake): ``meter_daily`` (the look-back of every date, a batch of dates
+at a time and, for a batch of more than ``CHUNK_ROWS`` meter-days, a range of meters at a
+time; and the whole history up to the last date for the PV inference, streamed to one row
+per meter), the clean ``events`` table, the
 ``loss_diagnosis`` mart; and, when present, the inspection outcomes (稽查结果,
 ``schemas/inspections.py``): the clean ``inspections`` table ingest writes, or, in a
 lake ingested before ingest knew the dataset, the landing folder
@@ -61,7 +63,7 @@ BATCH_ROWS = 4_000_000
 #: time, and set aside by range in a temporary folder (:class:`_Spill`), so the stage holds one
 #: day and one range's look-back instead of every meter's (a county date of 500,000 meters with
 #: 90 days of history: 45M meter-days)
-CHUNK_ROWS = 2_000_000
+CHUNK_ROWS = 1_000_000
 
 
 def read_inspections(landing: Path) -> tuple[pl.DataFrame, list[str]]:
