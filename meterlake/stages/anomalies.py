@@ -501,7 +501,8 @@ class _Indicators:
         i, cfg, lake = self.inputs, self.cfg, self.ctx.lake
         reach = batch[0] - dt.timedelta(days=cfg.lookback_days - 1)
         span = [d for d in i.per_day if reach <= d <= batch[-1]]
-        rows = sum(i.per_day[d] for d in span)
+        # each date's look-back is held keyed by that date: the rows held are their sum
+        rows = sum(anomaly.lookback_rows(i.per_day, d, cfg) for d in batch)
         parts = -(-rows // CHUNK_ROWS)
         try:
             if parts <= 1:
