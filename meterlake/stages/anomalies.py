@@ -494,10 +494,6 @@ class _Indicators:
         batch = [d for d in batch if d not in self.features]
         if not batch:
             return
-        try:
-            seen = {d: self.observed.at(d) for d in batch}
-        except observer.ObserverInputError as exc:
-            raise StageError(f"anomalies: {exc}") from exc
         i, cfg, lake = self.inputs, self.cfg, self.ctx.lake
         reach = batch[0] - dt.timedelta(days=cfg.lookback_days - 1)
         span = [d for d in i.per_day if reach <= d <= batch[-1]]
@@ -509,6 +505,8 @@ class _Indicators:
                 self.ctx.progress(f"anomalies: reading meter_daily {span[0]} .. {span[-1]} ({len(span)} days)")
                 days = anomaly.prepare_days(lake.scan(METER_DAILY, span).select(list(anomaly.DAY_COLUMNS)), cfg)
                 days = anomaly.without_outage_days(days, i.outages, 0.0)
+                # the observer after the days are prepared: what it keeps is not held beside their preparation
+                seen = self._observed(batch)
                 self.features.update(anomaly.indicators_at(days, i.events, i.diagnosis, i.history, batch, cfg, seen))
                 return
             ranges = anomaly.meter_ranges(
@@ -519,6 +517,7 @@ class _Indicators:
             )
             spill = _Spill(lake, span, ranges, cfg)
             try:
+                seen = self._observed(batch)
                 found: dict[dt.date, list[pl.DataFrame]] = {d: [] for d in batch}
                 for n, (lo, hi) in enumerate(ranges):
                     keep = anomaly.in_range(lo, hi)
@@ -541,6 +540,13 @@ class _Indicators:
         except (anomaly.AnomalyInputError, ValueError) as exc:
             raise StageError(f"anomalies: {exc}") from exc
         self.features.update({d: pl.concat(found[d]) for d in batch})
+
+    def _observed(self, batch: list[dt.date]) -> dict[dt.date, pl.DataFrame | None]:
+        """The observer indicator of each date of ``batch``."""
+        try:
+            return {d: self.observed.at(d) for d in batch}
+        except observer.ObserverInputError as exc:
+            raise StageError(f"anomalies: {exc}") from exc
 
     def drop_through(self, last: dt.date, keep: list[dt.date]) -> None:
         """Forget the dates up to ``last`` but those of ``keep``."""
