@@ -13,14 +13,19 @@ lake (they are not read in steady state: their summaries are kept).
 ``measure`` runs the anomalies stage alone for the date, in fresh processes, with the
 observer on and off alternately (``[observer] enabled``, a copy of ``config/anomaly.toml``
 in a folder given as ``METERLAKE_CONFIG_DIR``), and reports each run's wall, CPU (user +
-system) and peak RSS, and the medians' on − off::
+system), peak RSS and a digest of what it wrote for the date (the anomalies and theft_cases
+partitions, the kept summaries), and the medians' on − off. With ``--code DIR`` (another
+version of the code unpacked, e.g. ``git archive REV | tar -x -C DIR``, with links
+``DIR/meterlake/{transforms,schemas,checks,defaults}`` to ``../{transforms,schemas,checks,config}``
+as the package is installed) each round runs that version first, then this checkout::
 
     # the base: the 50,000-meter zone of 16 days, built through the anomalies stage
     meterlake generate --out ZONE --meters 50000 --days 16 --start 2026-03-02 --seed 1
     meterlake run --landing ZONE --lake BASE --start 2026-03-02 --end 2026-03-16 \\
         --stage ingest --stage outages --stage validate --stage loss --stage anomalies
     python benchmarks/observer_steady.py build --base BASE --out LAKE --copies 10 --date 2026-03-16
-    python benchmarks/observer_steady.py measure --lake LAKE --landing ZONE --date 2026-03-16 --repeat 3
+    python benchmarks/observer_steady.py measure --lake LAKE --landing ZONE --date 2026-03-16 --repeat 3 \\
+        [--code DIR] [--results FILE]
 
 Ten copies of the 50,000-meter zone: 494,270 customers in 3,570 areas.
 """
