@@ -80,7 +80,11 @@ joining their keys, placing their rows, and the day's own summary (3.5 s). The c
 day part (2026-12-06, night; outputs unchanged) judges with numpy only the customers that
 can score, ~1.5 %: on the 50,000-meter zone the window 1.08-1.21 → 0.53-0.54 s CPU in a
 warm process (plus ~0.5 s once to load numba), so ~6 s for a county's 14-day window
-(benchmarks/README.md).
+(benchmarks/README.md). Since 2026-12-07 the stage also summarises a day's curves with a
+compiled pass per row (a :data:`Summariser`; the same figures bit for bit), finds each curve
+row's member by one join for the day, numbers a steady roster by row and reads the kept
+blocks straight from their row groups: at 50,000 meters the summary ~0.1 s and the window
+~0.2 s less of CPU; the 5 s per steady county date is still not shown (benchmarks/README.md).
 
 Chosen by measurement on generated zones (``meterlake generate --meters 30000 --days 30``,
 seed 1 tuned, seed 2 confirmed; docs/domain.md#shape-thefts-and-the-area-master-as-observer
@@ -156,11 +160,19 @@ def block_names(blocks: int) -> list[str]:
 SUMMARY_ROWS = 16_384
 
 
+#: a compiled summary of a piece of curves (the stage passes ``meterlake/observer_kernel.py``'s
+#: ``summarise_rows``): ``(x, multipliers, kwh, blocks, zero_kwh, floor_kwh)`` to the figures
+#: :func:`_summarise` computes with numpy, bit for bit (blocks, kwh, actual, zero_run,
+#: filled, rough); or ``None`` for a piece it leaves to numpy (a small one)
+Summariser = Callable[[np.ndarray, np.ndarray, np.ndarray, int, float, float], "dict[str, np.ndarray] | None"]
+
+
 def day_summaries(
     curves: pl.DataFrame | pl.LazyFrame,
     members: pl.DataFrame | pl.LazyFrame,
     day: dt.date,
     rules: ObserverRules,
+    summariser: Summariser | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per customer and per area, the summaries of ``day`` (see the module docstring).
 
@@ -173,7 +185,7 @@ def day_summaries(
     kWh per block, Float32), kwh, actual (share of slots collected), zero_run (longest
     run of zero slots among the collected ones), rough. areas: date, area_id, m01..
     (master), s01.. (Σ customers), filled_kwh (customer energy filled from registers),
-    master_actual (share of the master's slots collected).
+    master_actual (share of the master's slots collected). ``summariser``: see :data:`Summariser`.
     """
     if SLOTS % rules.blocks:
         raise ObserverInputError(f"observer: expected blocks dividing {SLOTS}, found {rules.blocks}")
@@ -195,19 +207,42 @@ def day_summaries(
     names = block_names(rules.blocks)
     if mem.height == 0:
         return _empty(names)
-    # the curves a piece at a time (each meter's summary is its own row's), then in area order
+    # the curves a piece at a time (each meter's summary is its own row's), then in area order;
+    # each curve row's member found once for the day (one join of the meter ids, not one of
+    # every member per piece: a county day has 31 pieces of 500,000 members)
     c = curves.lazy().select("meter_id", *(pl.col(s).cast(pl.Float64) for s in SLOT_COLUMNS))
+    ids = curves.lazy().select("meter_id").collect()
+    pairs = (
+        ids.with_row_index("_c")
+        .join(mem.select("meter_id").with_row_index("_m"), on="meter_id", how="inner", maintain_order="left")
+        .select("_c", "_m")
+    )
+    c_of = pairs["_c"].to_numpy().astype(np.int64)
+    m_of = pairs["_m"].to_numpy().astype(np.int64)
+    del pairs
     parts = []
+    start = 0
     for batch in c.collect_batches(chunk_size=SUMMARY_ROWS):
-        part = mem.join(batch, on="meter_id", how="inner")
+        end = start + batch.height
+        if end <= ids.height and batch["meter_id"].equals(ids["meter_id"].slice(start, batch.height)):
+            a, b = np.searchsorted(c_of, [start, end])
+            part = pl.concat(
+                [mem.gather(m_of[a:b]), batch.drop("meter_id").gather(c_of[a:b] - start)], how="horizontal"
+            )
+        else:  # pieces not in the order of the ids read (never seen): joined piece by piece
+            part = mem.join(batch, on="meter_id", how="inner")
+        start = end
         if part.height:
-            parts.append(_summarise(part, rules, names))
+            parts.append(_summarise(part, rules, names, summariser))
+    del ids, c_of, m_of
     # members without a curve: every slot not collected
     done = pl.concat([p.select("meter_id") for p in parts]) if parts else pl.DataFrame(schema={"meter_id": pl.String})
     rest = mem.join(done, on="meter_id", how="anti")
     if rest.height:
         parts.append(
-            _summarise(rest.with_columns(pl.lit(None, pl.Float64).alias(s) for s in SLOT_COLUMNS), rules, names)
+            _summarise(
+                rest.with_columns(pl.lit(None, pl.Float64).alias(s) for s in SLOT_COLUMNS), rules, names, summariser
+            )
         )
     # in area order by a gather, one chunk and no sorted flag: the sums per area below then
     # add their rows in the same order, chunks and group-by path as one frame of the day would
@@ -245,8 +280,22 @@ def day_summaries(
     return customers.sort("area_id", "meter_id"), areas
 
 
-def _summarise(frame: pl.DataFrame, rules: ObserverRules, names: list[str]) -> pl.DataFrame:
+def _summarise(
+    frame: pl.DataFrame, rules: ObserverRules, names: list[str], summariser: Summariser | None = None
+) -> pl.DataFrame:
     """The summaries of the rows of ``frame`` (meter_id, area_id, role, multiplier, kwh, p1..p96)."""
+    got_by = None
+    if summariser is not None:
+        got_by = summariser(
+            frame.select(SLOT_COLUMNS).to_numpy(order="c"),
+            frame["multiplier"].to_numpy(),
+            frame["kwh"].fill_null(np.nan).to_numpy(),
+            rules.blocks,
+            rules.zero_kwh,
+            rules.floor_kwh,
+        )
+    if got_by is not None:
+        return _summary_frame(frame, names, **got_by)
     n = frame.height
     # slot-major (Fortran order, as polars gives a frame's columns): the row sums below add
     # the slots in that order, so each meter's sums have the same bits whatever the piece
@@ -274,15 +323,28 @@ def _summarise(frame: pl.DataFrame, rules: ObserverRules, names: list[str]) -> p
     steps = np.abs(np.diff(logs, axis=1))
     steps[~(got[:, 1:] & got[:, :-1])] = np.nan
     rough = _row_median(steps)
+    return _summary_frame(frame, names, blocks, full.sum(1), actual, run, filled, rough)
+
+
+def _summary_frame(
+    frame: pl.DataFrame,
+    names: list[str],
+    blocks: np.ndarray,
+    kwh: np.ndarray,
+    actual: np.ndarray,
+    zero_run: np.ndarray,
+    filled: np.ndarray,
+    rough: np.ndarray,
+) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "area_id": frame["area_id"],
             "role": frame["role"],
             "meter_id": frame["meter_id"],
             **{b: blocks[:, i].astype(np.float32) for i, b in enumerate(names)},
-            "kwh": full.sum(1),
+            "kwh": kwh,
             "actual": actual,
-            "zero_run": run.astype(np.int16),
+            "zero_run": zero_run.astype(np.int16),
             "rough": rough.astype(np.float32),
             "_filled": filled,
             "_customer": frame["role"].to_numpy() == "customer",
@@ -895,25 +957,99 @@ def _judged(keys: pl.DataFrame, min_actual: float) -> pl.LazyFrame:
 def _code_days(newest: list[DayRows], min_actual: float, first: pl.DataFrame | None = None) -> _Coded:
     """The window's customers (meter_id, ``_last`` area, number ``_m``), its days with judged
     rows (newest first) and each one's (row, customer number) of the rows in the meter's
-    last area: a day at a time, from the newest (``first``: the newest day's keys, read)."""
-    meters = pl.DataFrame(schema={"meter_id": pl.String, "_last": pl.String, "_m": pl.Int64})
+    last area: a day at a time, from the newest (``first``: the newest day's keys, read).
+
+    A day whose meters, areas and order are the day before's (in the order read: a steady
+    roster) is numbered by row, no join: each row of the roster keeps its meter's number
+    (-1 while none) and whether it is in the meter's last area. A day whose roster differs is
+    joined with the meters met so far, and its rows become the roster."""
+    numbered = _Numbered()
     kept: list[DayRows] = []
     coded: list[tuple[np.ndarray, np.ndarray]] = []
     for i, src in enumerate(newest):
-        rows = _judged(first if i == 0 and first is not None else src.keys(), min_actual).collect()
+        keys = first if i == 0 and first is not None else src.keys()
+        if i == 0:
+            numbered.new_roster(keys)
+        if numbered.steady(keys):
+            at = np.flatnonzero((keys["actual"] >= min_actual).fill_null(False).to_numpy())
+            if at.size == 0:
+                continue
+            kept.append(src)
+            coded.append(numbered.by_row(keys, at))
+            continue
+        rows = _judged(keys, min_actual).collect()
         if rows.height == 0:
+            numbered.new_roster(keys)
             continue
         kept.append(src)
+        meters = numbered.frame()
         hit = rows.join(meters, on="meter_id", how="left", maintain_order="left")
         new = hit["_m"].is_null().to_numpy()
         code = hit["_m"].to_numpy(allow_copy=True).astype(np.float64)
         code[new] = meters.height + np.arange(int(new.sum()))
-        meters = pl.concat(
-            [meters, hit.filter(pl.col("_m").is_null()).select("meter_id", pl.col("area_id").alias("_last"), "_m")]
-        ).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_m"))
+        numbered.add(hit.filter(pl.col("_m").is_null()).select("meter_id", pl.col("area_id").alias("_last")))
         same = new | (hit["area_id"] == hit["_last"]).fill_null(False).to_numpy()
         coded.append((hit["_row"].to_numpy()[same].astype(np.int32), code[same].astype(np.int64)))
-    return meters, kept, coded
+        numbered.new_roster(keys)
+    return numbered.frame(), kept, coded
+
+
+class _Numbered:
+    """:func:`_code_days`' meters in order of numbering, and the roster numbered by row."""
+
+    def __init__(self) -> None:
+        self.pieces: list[pl.DataFrame] = []  # meter_id, _last: in order of numbering
+        self.count = 0
+        self.roster: pl.DataFrame | None = None  # meter_id, area_id of the last day read
+        self.code = np.empty(0, dtype=np.int64)  # each roster row's meter number, -1 while none
+        self.in_last = np.empty(0, dtype=bool)  # whether the row is in its meter's last area
+
+    def frame(self) -> pl.DataFrame:
+        if len(self.pieces) != 1:
+            self.pieces = [
+                pl.concat(self.pieces, rechunk=True)
+                if self.pieces
+                else pl.DataFrame(schema={"meter_id": pl.String, "_last": pl.String})
+            ]
+        return self.pieces[0].with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_m"))
+
+    def add(self, met: pl.DataFrame) -> None:
+        if met.height:
+            self.pieces.append(met)
+            self.count += met.height
+
+    def steady(self, keys: pl.DataFrame) -> bool:
+        r = self.roster
+        return r is not None and keys.height == r.height and keys.select("meter_id", "area_id").equals(r)
+
+    def new_roster(self, keys: pl.DataFrame) -> None:
+        """``keys`` become the roster, each row numbered (a roster with a meter twice: none)."""
+        ids = keys.select("meter_id", "area_id")
+        if ids["meter_id"].n_unique() < ids.height:
+            self.roster = None
+            return
+        self.roster = ids
+        if not self.count:  # no meter numbered yet (the newest day): nothing to look up
+            self.code = np.full(ids.height, -1, dtype=np.int64)
+            self.in_last = np.zeros(ids.height, dtype=bool)
+            return
+        hit = ids.join(self.frame(), on="meter_id", how="left", maintain_order="left")
+        self.code = hit["_m"].fill_null(-1).to_numpy().astype(np.int64)
+        self.in_last = (hit["area_id"] == hit["_last"]).fill_null(False).to_numpy()
+
+    def by_row(self, keys: pl.DataFrame, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The judged rows ``at`` of a day of the roster: (rows in their meter's last area,
+        their numbers); the meters first met here numbered in row order."""
+        code = self.code[at]
+        new = code < 0
+        if new.any():
+            fresh = at[new]
+            code[new] = self.count + np.arange(len(fresh))
+            self.code[fresh] = code[new]
+            self.in_last[fresh] = True
+            self.add(keys.select("meter_id", pl.col("area_id").alias("_last")).gather(fresh))
+        same = self.in_last[at]
+        return at[same].astype(np.int32), code[same]
 
 
 def _code_window(newest: list[DayRows], keys: list[pl.DataFrame], min_actual: float) -> _Coded:
@@ -1048,9 +1184,17 @@ def indicator_of_days(
         run = np.full((m, n_days), np.nan)
         rough = np.full((m, n_days), np.nan)
         for d, (day_blocks, day_run, day_rough), pick, into in read:
-            blocks[into, d] = day_blocks[pick]
-            run[into, d] = day_run[pick]
-            rough[into, d] = day_rough[pick]
+            k = len(pick)
+            if k and int(pick[-1]) - int(pick[0]) == k - 1 and int(into[-1]) - int(into[0]) == k - 1:
+                # consecutive rows into consecutive customers (a steady roster): slices, no gathers
+                p0, i0 = int(pick[0]), int(into[0])
+                blocks[i0 : i0 + k, d] = day_blocks[p0 : p0 + k]
+                run[i0 : i0 + k, d] = day_run[p0 : p0 + k]
+                rough[i0 : i0 + k, d] = day_rough[p0 : p0 + k]
+            else:
+                blocks[into, d] = day_blocks[pick]
+                run[into, d] = day_run[pick]
+                rough[into, d] = day_rough[pick]
         del read
         got = _judge(blocks, run, rough, tix, excess, valid, area_of[lo:hi], rules, prefilter)
         got["at"] = got["at"] + lo

@@ -182,6 +182,7 @@ class _DayFile:
         self.starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
         self.columns = columns
         self.held: dict[int, pl.DataFrame] = {}
+        self.held_arrays: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.kept_keys: pl.DataFrame | None = None
         self.kept_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -196,11 +197,41 @@ class _DayFile:
     def arrays(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         names = self.columns[:-2]
         if int(self.starts[-1]) > KEEP_ARRAYS_ROWS:
-            return observer.rows_as_arrays(self.read(r0, r1), names)
+            return self._span_arrays(r0, r1)
         if self.kept_arrays is None:
             whole = pl.DataFrame(pl.from_arrow(self.file.read(columns=self.columns)))
             self.kept_arrays = observer.rows_as_arrays(whole, names)
         return tuple(a[r0:r1] for a in self.kept_arrays)  # type: ignore[return-value]
+
+    def _span_arrays(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ``r0`` up to ``r1`` as arrays, each row group read straight from the file into
+        numpy once (no frame between): the groups before the span asked for are dropped."""
+        g0, g1 = (int(g) for g in np.searchsorted(self.starts, [r0, r1 - 1], side="right") - 1)
+        for g in [g for g in self.held_arrays if g < g0]:
+            del self.held_arrays[g]
+        for g in range(g0, g1 + 1):
+            if g not in self.held_arrays:
+                table = self.file.read_row_group(g, columns=self.columns)
+                cols = [
+                    np.asarray(table.column(c).chunk(0) if table.column(c).num_chunks == 1 else table.column(c))
+                    for c in self.columns
+                ]
+                self.held_arrays[g] = (np.stack(cols[:-2], axis=1), cols[-2], cols[-1])
+        if g0 == g1:
+            base = int(self.starts[g0])
+            return tuple(a[r0 - base : r1 - base] for a in self.held_arrays[g0])  # type: ignore[return-value]
+        # a span over groups: only its rows of each, copied once
+        cuts = [
+            (
+                g,
+                max(r0, int(self.starts[g])) - int(self.starts[g]),
+                min(r1, int(self.starts[g + 1])) - int(self.starts[g]),
+            )
+            for g in range(g0, g1 + 1)
+        ]
+        return tuple(  # type: ignore[return-value]
+            np.concatenate([self.held_arrays[g][i][a:b] for g, a, b in cuts]) for i in range(3)
+        )
 
     def read(self, r0: int, r1: int) -> pl.DataFrame:
         g0, g1 = (int(g) for g in np.searchsorted(self.starts, [r0, r1 - 1], side="right") - 1)
@@ -217,7 +248,8 @@ class _DayFile:
 #: the compiled day part (``meterlake/observer_kernel.py``): judging a customer with numpy
 #: costs 25-35 us, the compiled look ~4 us, loading numba and the cached kernel 0.4-0.65 s
 #: once per process; a zone of fewer customers judges everyone and never loads numba, one of
-#: 20,000 or more gains on its first date
+#: 20,000 or more gains on its first date. A piece of a day's curves of at least this many
+#: meters is summarised by the compiled summary (:func:`summarise_rows`) likewise
 KERNEL_MIN_CUSTOMERS = 5_000
 
 
@@ -241,7 +273,26 @@ def worth_judging(
         return everyone
 
 
-#: why the compiled look could not be used in this process (then every customer is judged)
+def summarise_rows(
+    x: np.ndarray, mult: np.ndarray, kwh: np.ndarray, nb: int, zero_kwh: float, floor_kwh: float
+) -> dict[str, np.ndarray] | None:
+    """The observer's compiled day summary (``observer.Summariser``) for a piece of at least
+    :data:`KERNEL_MIN_CUSTOMERS` curves (one pass per row instead of a few dozen numpy passes
+    over the piece; the same figures, bit for bit); ``None`` (numpy) for a smaller piece or
+    where numba cannot load."""
+    if len(x) < KERNEL_MIN_CUSTOMERS or _KERNEL_FAILED:
+        return None
+    try:
+        from .. import observer_kernel
+
+        return observer_kernel.summarise_rows(x, mult, kwh, nb, zero_kwh, floor_kwh)
+    except (ImportError, RuntimeError, OSError) as exc:
+        _KERNEL_FAILED.append(f"{type(exc).__name__}: {exc}")
+        return None
+
+
+#: why the compiled look could not be used in this process (then every customer is judged and
+#: the days are summarised by numpy)
 _KERNEL_FAILED: list[str] = []
 
 
@@ -278,7 +329,7 @@ class _Observed:
         self.progress(f"anomalies: observer summaries {d}")
         curves = self.lake.scan(CURVES.clean, [d.isoformat()]).select("meter_id", *observer.SLOT_COLUMNS)
         members = self.lake.scan(METER_DAILY, [d]).select(list(observer.MEMBER_COLUMNS))
-        customers, areas = observer.day_summaries(curves, members, d, self.rules)
+        customers, areas = observer.day_summaries(curves, members, d, self.rules, summarise_rows)
         self.lake.write_file(cpath, customers, row_group_size=STATE_ROW_GROUP, compression="lz4")
         self.files.pop(d, None)
         self.lake.write_file(apath, areas)

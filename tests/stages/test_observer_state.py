@@ -278,3 +278,31 @@ def test_without_the_compiled_look_everyone_is_judged(monkeypatch: pytest.Monkey
         blocks[:1], np.zeros((1, 14)), np.zeros((1, 14)), np.zeros(14, dtype=np.int64), rules
     )
     assert again.tolist() == [True]
+
+
+def test_a_large_kept_day_gives_its_arrays_straight_from_its_row_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = pl.DataFrame(
+        {
+            "meter_id": [f"C{i:02d}" for i in range(10)],
+            "area_id": ["A1"] * 10,
+            "actual": [1.0] * 10,
+            "b01": [float(i) for i in range(10)],
+            "b02": [10.0 + i for i in range(10)],
+            "zero_run": list(range(10)),
+            "rough": [i / 8 for i in range(10)],
+        },
+        schema_overrides={"b01": pl.Float32, "b02": pl.Float32, "zero_run": pl.Int16, "rough": pl.Float32},
+    )
+    path = tmp_path / "customers.parquet"
+    Lake(tmp_path).write_file(path, rows, row_group_size=3)  # groups of rows 0-2, 3-5, 6-8, 9
+    monkeypatch.setattr(anomalies, "KEEP_ARRAYS_ROWS", 4)
+    kept = _DayFile(path, ["b01", "b02", "zero_run", "rough"])
+    for r0, r1 in [(0, 2), (2, 7), (7, 8), (8, 10)]:
+        blocks, run_, rough = kept.arrays(r0, r1)
+        assert blocks.dtype == np.float32 and blocks.tolist() == [[float(i), 10.0 + i] for i in range(r0, r1)]
+        assert run_.dtype == np.int16 and run_.tolist() == list(range(r0, r1))
+        assert rough.tolist() == [i / 8 for i in range(r0, r1)]
+        assert min(kept.held_arrays) == r0 // 3  # the groups before the span are dropped
+    assert not kept.held  # no frame read

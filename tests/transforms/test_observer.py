@@ -259,6 +259,136 @@ def test_day_summaries_by_hand() -> None:
     assert ar["master_actual"] == pytest.approx(1.0)
 
 
+def test_compiled_day_summaries_by_hand() -> None:
+    """The compiled summary of a piece (``observer_kernel.summarise_rows``) on the by-hand day of
+    :func:`test_day_summaries_by_hand`: the same figures, and the same frames as numpy's."""
+    from meterlake import observer_kernel
+
+    c1 = np.full(96, 0.01)
+    c1[0:24] = 0.0
+    c1[30] = np.nan
+    x = np.stack([c1, np.full(96, 0.02), np.full(96, 0.1), np.full(96, np.nan)])
+    got = observer_kernel.summarise_rows(
+        x, np.array([1.0, 1.0, 2.0, 1.0]), np.array([0.76, 1.92, 19.2, np.nan]), 4, 0.0, 1e-3
+    )
+    assert got["blocks"][0, 0] == 0.0  # six hours of zeros
+    assert got["blocks"][0, 1] == pytest.approx(0.28, abs=1e-12)  # 23 slots of 0.01, 0.05 filled
+    assert got["blocks"][2].tolist() == pytest.approx([4.8] * 4)  # the master, multiplier 2
+    assert got["kwh"][:3].tolist() == pytest.approx([0.76, 1.92, 19.2])
+    assert got["actual"].tolist() == pytest.approx([95 / 96, 1.0, 1.0, 0.0])
+    assert got["zero_run"].tolist() == [24.0, 0.0, 0.0, 0.0]
+    assert got["filled"].tolist() == pytest.approx([0.05, 0.0, 0.0, 0.0])
+    # equal slots: every step 0 but the one out of the zeros (log 0.01 - log 0.001), 1 of 94
+    assert got["rough"][:3].tolist() == [0.0, 0.0, 0.0]
+    # no slot and no register: nothing to fill, no step
+    assert got["kwh"][3] == 0.0 and np.isnan(got["rough"][3])
+
+
+def _random_pieces(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x = rng.lognormal(-3, 1.2, (n, 96))
+    x[rng.random((n, 96)) < 0.08] = np.nan
+    x[rng.random((n, 96)) < 0.1] = 0.0
+    x[rng.random(n) < 0.05] = np.nan  # rows with no slot
+    x[rng.random(n) < 0.05, 40:] = 0.0  # long zero runs
+    x[rng.random(n) < 0.02, ::2] = np.nan  # no two consecutive slots: no step
+    mult = rng.choice([1.0, 2.0, 30.0, 0.5], n)
+    kwh = np.where(rng.random(n) < 0.1, np.nan, np.nansum(x, 1) * mult * rng.uniform(0.9, 1.3, n))
+    return x, mult, kwh
+
+
+@pytest.mark.parametrize("floor", [1e-3, 0.05])  # 0.05: many slots floored, ties in the medians
+def test_compiled_day_summaries_are_numpys_bit_for_bit(floor: float) -> None:
+    from meterlake import observer_kernel
+
+    rules = ObserverRules(floor_kwh=floor, zero_kwh=0.001)
+    rng = np.random.default_rng(11)
+    x, mult, kwh = _random_pieces(rng, 3_000)
+    members = pl.DataFrame(
+        {
+            "date": [START] * len(x),
+            "meter_id": [f"M{i:05d}" for i in range(len(x))],
+            "area_id": [f"A{i % 7}" for i in range(len(x))],
+            "role": ["area_master" if i % 50 == 0 else "customer" for i in range(len(x))],
+            "multiplier": mult,
+            "kwh": kwh,
+        }
+    )
+    curves = pl.DataFrame({"meter_id": members["meter_id"], **{s: x[:, i] for i, s in enumerate(SLOT_COLUMNS)}})
+    asked: list[int] = []
+
+    def compiled(*args: object) -> dict[str, np.ndarray] | None:
+        asked.append(len(args[0]))  # type: ignore[arg-type]
+        return observer_kernel.summarise_rows(*args)  # type: ignore[arg-type]
+
+    # a piece's figures, the filled kWh included, bit for bit
+    piece = members.join(curves, on="meter_id")
+    names = observer.block_names(rules.blocks)
+    numpy_ = observer._summarise(piece, rules, names)
+    ours = observer._summarise(piece, rules, names, compiled)
+    assert asked == [len(x)]
+    for name in numpy_.columns:
+        a, b = numpy_[name].to_numpy(), ours[name].to_numpy()
+        same = np.array_equal(a.view(np.uint8), b.view(np.uint8)) if a.dtype.kind in "fi" else a.tolist() == b.tolist()
+        assert a.dtype == b.dtype and same, name
+    # whole days: the same frames (the areas' filled kWh is a polars sum over the day's rows,
+    # whose order of addition may vary between calls: compared to rounding)
+    whole = day_summaries(curves, members, START, rules)
+    days = day_summaries(curves, members, START, rules, compiled)
+    assert whole[0].equals(days[0])
+    assert whole[1].drop("filled_kwh").equals(days[1].drop("filled_kwh"))
+    assert days[1]["filled_kwh"].to_numpy() == pytest.approx(whole[1]["filled_kwh"].to_numpy(), rel=1e-12)
+    # a summariser that leaves a piece to numpy (``None``): the same frames
+    left = day_summaries(curves, members, START, rules, lambda *args: None)
+    assert left[0].equals(whole[0]) and left[1].drop("filled_kwh").equals(whole[1].drop("filled_kwh"))
+
+
+def _keys_day(date: dt.date, rows: list[tuple[str, str, float]]) -> DayRows:
+    keys = pl.DataFrame(rows, schema=["meter_id", "area_id", "actual"], orient="row")
+    return DayRows(date, lambda: keys, lambda r0, r1: keys.slice(r0, r1 - r0))
+
+
+def test_a_steady_roster_is_numbered_by_row_as_the_join_numbers_it() -> None:
+    # newest first: two days of the newest day's roster (C2 short of slots on the second), then
+    # two days of a roster that differs (C2 in another area, C4 new; C4 short of slots on the
+    # first of them), then the first roster again
+    steady = [("C1", "A1", 1.0), ("C2", "A1", 1.0), ("C3", "A2", 1.0)]
+    moved = [("C1", "A1", 1.0), ("C2", "A2", 1.0), ("C3", "A2", 1.0), ("C4", "A2", 1.0)]
+    newest = [
+        _keys_day(END, steady),
+        _keys_day(END - dt.timedelta(days=1), [("C1", "A1", 1.0), ("C2", "A1", 0.5), ("C3", "A2", 1.0)]),
+        _keys_day(END - dt.timedelta(days=2), [*moved[:3], ("C4", "A2", 0.5)]),
+        _keys_day(END - dt.timedelta(days=3), moved),
+        _keys_day(END - dt.timedelta(days=4), steady),
+    ]
+    meters, kept, coded = observer._code_days(newest, 0.9)
+    # numbered as met going back: C1 0, C2 1, C3 2 on the newest day, C4 3 when first judged
+    assert meters.rows() == [("C1", "A1", 0), ("C2", "A1", 1), ("C3", "A2", 2), ("C4", "A2", 3)]
+    assert [src.date for src in kept] == [src.date for src in newest]
+    rows = [(r.tolist(), c.tolist()) for r, c in coded]
+    assert rows[0] == ([0, 1, 2], [0, 1, 2])
+    assert rows[1] == ([0, 2], [0, 2])  # C2's day short of slots is not judged
+    assert rows[2] == ([0, 2], [0, 2])  # C2's row in A2 is not in its last area (A1)
+    assert rows[3] == ([0, 2, 3], [0, 2, 3])  # C4 first judged here
+    assert rows[4] == ([0, 1, 2], [0, 1, 2])
+    # the one-query numbering of a small window gives the same
+    at_once = observer._code_window(newest, [src.keys() for src in newest], 0.9)
+    assert at_once[0].equals(meters)
+    assert [(r.tolist(), c.tolist()) for r, c in at_once[2]] == rows
+
+
+def test_a_steady_roster_numbers_its_new_meters_as_met() -> None:
+    # C2 short of slots on the newest day: numbered when first judged, after C3
+    newest = [
+        _keys_day(END, [("C1", "A1", 1.0), ("C2", "A1", 0.0), ("C3", "A2", 1.0)]),
+        _keys_day(END - dt.timedelta(days=1), [("C1", "A1", 1.0), ("C2", "A1", 1.0), ("C3", "A2", 0.0)]),
+    ]
+    meters, _, coded = observer._code_days(newest, 0.9)
+    assert meters.rows() == [("C1", "A1", 0), ("C3", "A2", 1), ("C2", "A1", 2)]
+    assert [(r.tolist(), c.tolist()) for r, c in coded] == [([0, 2], [0, 1]), ([0, 1], [0, 2])]
+    at_once = observer._code_window(newest, [src.keys() for src in newest], 0.9)
+    assert at_once[0].equals(meters)
+
+
 def test_masked_quantile_by_hand() -> None:
     v = np.array([[1.0, 5.0, 3.0, np.nan], [4.0, 2.0, 8.0, 6.0], [1.0, 2.0, 3.0, 4.0]])
     keep = np.array([[True, True, True, True], [True, True, False, True], [False] * 4])
