@@ -10,13 +10,16 @@ definition, a new column) rewrites it on purpose:
 
     .venv/bin/python tests/test_output_fingerprint.py --write
 
-The run happens in a child process with OpenBLAS's kernel and thread count pinned
-(:data:`PINNED_BLAS`). OpenBLAS picks its kernels by CPU (Haswell, SkylakeX, Zen, ...),
-and the interval balance's fits came out different in the last bits between them;
-through the window's thresholds (the customers that stand out, the days at t >= 2) that
-moved a days statistic in its third decimal and one borderline listing. Pinned, the
-fixed run writes the same tables on any x86-64 machine with AVX2; the pipeline itself
-keeps whatever kernel the machine has.
+The run happens in a child process with the CPU-dependent arithmetic pinned
+(:data:`PINNED_CPU`): OpenBLAS's kernel and thread count, numpy's SIMD loops held to
+AVX2 (it dispatches AVX-512 versions of its reductions and math functions where the CPU
+has them), and numba compiling for Haswell rather than for the host. Each of these picks
+its code by CPU, and the interval balance's fits came out different in the last bits
+between them; through the window's thresholds (the customers that stand out, the days at
+t >= 2) that moved a days statistic in its third decimal and borderline listings: a
+fingerprint written on an AVX-512 machine failed on an AVX2 one. Pinned, the fixed run
+writes the same tables on any x86-64 machine with AVX2; the pipeline itself keeps
+whatever the machine has.
 """
 
 from __future__ import annotations
@@ -34,8 +37,15 @@ import pytest
 
 GOLDEN = Path(__file__).parent / "golden" / "pipeline_fingerprint.json"
 METERS, DAYS, START, SEED = 200, 35, dt.date(2026, 1, 20), 11
-#: the BLAS the fixed run uses whatever the machine (read by OpenBLAS when it loads)
-PINNED_BLAS = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_NUM_THREADS": "1"}
+#: the arithmetic the fixed run uses whatever the machine (read by OpenBLAS, numpy and
+#: numba when they load): Haswell's BLAS kernel on one thread, numpy's loops up to AVX2
+#: (its dispatch targets above X86_V3 turned off), numba's code for Haswell
+PINNED_CPU = {
+    "OPENBLAS_CORETYPE": "Haswell",
+    "OPENBLAS_NUM_THREADS": "1",
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
+    "NUMBA_CPU_NAME": "haswell",
+}
 
 
 def _has_avx2() -> bool:
@@ -50,11 +60,11 @@ def _has_avx2() -> bool:
 
 
 def fingerprint_pinned(tmp: Path) -> dict[str, object]:
-    """:func:`run_fixed` in a child process with :data:`PINNED_BLAS` set before numpy loads."""
+    """:func:`run_fixed` in a child process with :data:`PINNED_CPU` set before numpy loads."""
     env = {k: v for k, v in os.environ.items() if k not in ("METERLAKE_PG_DSN", "METERLAKE_CONFIG_DIR")}
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--print", str(tmp)],
-        env=env | PINNED_BLAS,
+        env=env | PINNED_CPU,
         capture_output=True,
         text=True,
         check=False,
