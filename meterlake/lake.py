@@ -434,11 +434,17 @@ class WriteBehind:
     :meth:`wait`, and the jobs after it are not run, as if the process had stopped there.
     Leaving the ``with`` block waits for every job; left by an exception, it runs no job
     not yet started. The caller waits (:meth:`wait`) before reading what the jobs write.
+
+    ``threads`` > 1: jobs that write files of their own (no job reads or replaces another's)
+    run up to that many at once, started in the order given, each job's writes in its
+    order; their ``fsync``s are waited for together (a small run's ingest writes ~900
+    files, ~3 ms each one after the other on this project's disk). A failing job is
+    raised as ever and no job starts after it; those already started beside it end.
     """
 
-    def __init__(self, depth: int = 64, max_bytes: int = 256 << 20) -> None:
+    def __init__(self, depth: int = 64, max_bytes: int = 256 << 20, threads: int = 1) -> None:
         self.depth, self.max_bytes = max(1, depth), max_bytes
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-writes")
+        self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="lake-writes")
         self._jobs: deque[tuple[Future[None], int]] = deque()
         self._bytes = 0
         self._stop = threading.Event()
