@@ -33,7 +33,7 @@ import os
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -369,14 +369,13 @@ class Lake:
         if values is None:
             values = self.partitions(table, key)
         dtype = table.schema[key] if key in table.schema else pl.String()
-        frames = []
-        for v in values:
-            path = self.partition_path(table, v, key)
-            if path.exists():
-                frames.append(pl.scan_parquet(path).with_columns(_typed_literal(v, dtype).alias(key)))
-        if not frames:
+        held = [(v, path) for v in values if (path := self.partition_path(table, v, key)).exists()]
+        if not held:
             return pl.LazyFrame(schema=table.schema)
-        out = pl.concat(frames, how="diagonal_relaxed")
+        out = scan_alike(held, key, dtype)
+        if out is None:
+            frames = [pl.scan_parquet(path).with_columns(_typed_literal(v, dtype).alias(key)) for v, path in held]
+            out = pl.concat(frames, how="diagonal_relaxed")
         # partitions written before a column was added read it as empty
         have = set(out.collect_schema().names())
         return out.select(pl.col(c) if c in have else pl.lit(None, table.schema[c]).alias(c) for c in table.names)
@@ -435,11 +434,17 @@ class WriteBehind:
     :meth:`wait`, and the jobs after it are not run, as if the process had stopped there.
     Leaving the ``with`` block waits for every job; left by an exception, it runs no job
     not yet started. The caller waits (:meth:`wait`) before reading what the jobs write.
+
+    ``threads`` > 1: jobs that write files of their own (no job reads or replaces another's)
+    run up to that many at once, started in the order given, each job's writes in its
+    order; their ``fsync``s are waited for together (a small run's ingest writes ~900
+    files, ~3 ms each one after the other on this project's disk). A failing job is
+    raised as ever and no job starts after it; those already started beside it end.
     """
 
-    def __init__(self, depth: int = 64, max_bytes: int = 256 << 20) -> None:
+    def __init__(self, depth: int = 64, max_bytes: int = 256 << 20, threads: int = 1) -> None:
         self.depth, self.max_bytes = max(1, depth), max_bytes
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-writes")
+        self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="lake-writes")
         self._jobs: deque[tuple[Future[None], int]] = deque()
         self._bytes = 0
         self._stop = threading.Event()
@@ -510,8 +515,74 @@ def _nearly_full(path: Path) -> bool:
     return st.f_bavail * st.f_frsize < NEARLY_FULL_BYTES
 
 
+#: the Parquet schemas of lake files read so far, by path and the file's identity
+#: (inode, size, mtime): a lake file is never written in place (a new version is a new
+#: file renamed over the old), so a file of the same identity has the same schema
+_SCHEMAS: dict[tuple[str, int, int, int], tuple[tuple[str, pl.DataType], ...]] = {}
+_SCHEMAS_MAX = 50_000
+
+
+def _file_schema(path: Path) -> tuple[tuple[str, pl.DataType], ...] | None:
+    """The schema of the Parquet file ``path`` (cached by its identity); None where unreadable."""
+    try:
+        st = os.stat(path)
+        ident = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+        schema = _SCHEMAS.get(ident)
+        if schema is None:
+            schema = tuple(pl.read_parquet_schema(path).items())
+            if len(_SCHEMAS) >= _SCHEMAS_MAX:
+                _SCHEMAS.clear()
+            _SCHEMAS[ident] = schema
+    except Exception:  # an unreadable file: the scan of each file meets it
+        return None
+    return schema
+
+
+def scan_alike(
+    held: Sequence[tuple[object, Path]], key: str, dtype: pl.DataType, columns: Iterable[str] | None = None
+) -> pl.LazyFrame | None:
+    """Partition files of one schema (without ``key``) as one multi-file scan, ``key`` typed
+    from each file's partition value: the rows, order and types of the scans of each file
+    concatenated, at one query plan instead of one a file (a small run scans tables of 59
+    daily files, ~5x less CPU). ``columns``: only those of them the files hold (in that
+    order), then ``key``. None where the files' schemas differ (or one cannot be read):
+    the caller concatenates them relaxed, one scan a file."""
+    paths = [str(path) for _, path in held]
+    if len(paths) < 2 or len(set(paths)) < len(paths) or any(c in p for p in paths for c in "*?["):
+        return None  # one file, a file twice, or a name a scan would take for a pattern
+    first = _file_schema(held[0][1])
+    if first is None or any(name in (key, _PATH_COL) for name, _ in first):
+        return None
+    if any(_file_schema(path) != first for _, path in held[1:]):
+        return None
+    try:
+        values = pl.Series([_typed_value(v, dtype) for v, _ in held]).cast(dtype)
+    except Exception:  # values of mixed kinds: typed a file at a time
+        return None
+    picked = None
+    if columns is not None:
+        present = {name for name, _ in first}
+        picked = [c for c in columns if c in present and c != key]
+        if not picked:  # no column of the files: each file's scan reads no rows
+            return None
+    scan = pl.scan_parquet(paths, include_file_paths=_PATH_COL)
+    if picked is not None:
+        scan = scan.select(*picked, _PATH_COL)
+    typed = pl.col(_PATH_COL).replace_strict(paths, values, return_dtype=dtype).alias(key)
+    return scan.with_columns(typed).drop(_PATH_COL)
+
+
+#: the column a multi-file scan names each row's file in (dropped at once)
+_PATH_COL = "__meterlake_path"
+
+
+def _typed_value(value: object, dtype: pl.DataType) -> object:
+    """A partition value as the Python value of its column's type (a date's from its text)."""
+    if dtype == pl.Date and isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    return value
+
+
 def _typed_literal(value: object, dtype: pl.DataType) -> pl.Expr:
     """The partition value of a path, typed like the column it stands for."""
-    if dtype == pl.Date and isinstance(value, str):
-        value = dt.date.fromisoformat(value)
-    return pl.lit(value).cast(dtype)
+    return pl.lit(_typed_value(value, dtype)).cast(dtype)

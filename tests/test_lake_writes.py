@@ -307,3 +307,38 @@ def test_an_unpartitioned_table_is_refused(tmp_path: Path) -> None:
     whole = Table(name="toy", description="no partitions", columns=(Column("meter_id", pl.String(), "the meter"),))
     with pytest.raises(ValueError, match="not partitioned"):
         Lake(tmp_path / "lake").write_partitions_from(whole, pl.DataFrame({"meter_id": ["m1"]}), ["x"])
+
+
+def test_jobs_on_several_threads_run_at_once_and_wait_waits_for_all() -> None:
+    # two jobs that each wait for the other's start end only if they run at the same time
+    a_started, b_started = threading.Event(), threading.Event()
+    done: list[str] = []
+
+    def job(mine: threading.Event, other: threading.Event, name: str) -> None:
+        mine.set()
+        assert other.wait(5), "the jobs did not run at once"
+        done.append(name)
+
+    with WriteBehind(threads=2) as writes:
+        writes.submit(functools.partial(job, a_started, b_started, "a"))
+        writes.submit(functools.partial(job, b_started, a_started, "b"))
+        writes.wait()
+        assert sorted(done) == ["a", "b"]
+
+
+def test_on_several_threads_no_job_starts_after_a_failed_one() -> None:
+    done: list[str] = []
+
+    def fail() -> None:
+        raise OSError("disk full")
+
+    release = threading.Event()
+    with pytest.raises(OSError, match="disk full"), WriteBehind(threads=2) as writes:
+        writes.submit(lambda: release.wait(5))  # holds one thread until the failure is in
+        writes.submit(fail)
+        writes.submit(lambda: done.append("after"))  # queued behind both: starts once one ends
+        writes.submit(lambda: done.append("after 2"))
+        release.set()
+        writes.wait()
+    # the failing job's thread takes the next job only after the failure: neither runs
+    assert done == []

@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from ..checks.runner import pending
-from ..lake import Lake
+from ..lake import Lake, scan_alike
 from ..publish import registry
 from ..transforms import dates as dates_
 
@@ -112,17 +112,19 @@ def read_mart(
             wanted = {d.isoformat() for d in dates}
         elif key == "month":
             wanted = set(dates_.months_touched(dates))
+    values = [(p, p.name.split("=", 1)[1]) for p in parts]
+    held = [(value, f) for p, value in values if wanted is None or value in wanted for f in sorted(p.glob("*.parquet"))]
+    is_date = (declared is not None and declared.base_type() is pl.Date) or (declared is None and key == "date")
+    alike = scan_alike(held, key, pl.Date() if is_date else (declared or pl.String()), columns)
+    if alike is not None:  # the files of one schema: one scan (the same rows, order and types)
+        return alike.collect()
     frames = []
-    for p in parts:
-        value = p.name.split("=", 1)[1]
-        if wanted is not None and value not in wanted:
-            continue
-        for f in sorted(p.glob("*.parquet")):
-            lf = pl.scan_parquet(f)
-            if columns is not None:
-                present = lf.collect_schema().names()
-                lf = lf.select([c for c in columns if c in present and c != key])
-            frames.append(lf.with_columns(_typed(key, value, declared).alias(key)))
+    for value, f in held:
+        lf = pl.scan_parquet(f)
+        if columns is not None:
+            present = lf.collect_schema().names()
+            lf = lf.select([c for c in columns if c in present and c != key])
+        frames.append(lf.with_columns(_typed(key, value, declared).alias(key)))
     if not frames:
         return pl.DataFrame()
     return pl.concat(frames, how="diagonal_relaxed").collect()

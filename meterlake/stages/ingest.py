@@ -21,9 +21,10 @@ staged copy is the partition's file under a second name (a hard link) and the fi
 the partition leaves out are written beside it (:func:`link_staged`), so a county day's
 curves are compressed and written once, not twice, and never read back.
 
-Files are written on a thread of their own (:class:`~meterlake.lake.WriteBehind`) while the
-next file is parsed or the next partition rebuilt: a partition, its quarantine rows, its
-ledger and the staged copies of its day in one job, in the order they were written before.
+Files are written on threads of their own (:class:`~meterlake.lake.WriteBehind`, a few jobs
+at once) while the next file is parsed or the next partition rebuilt: a partition, its
+quarantine rows, its ledger and the staged copies of its day in one job, in the order they
+were written before; no job writes another's files.
 Everything a step reads (staged copies, the archive, the registers partitions present) is
 written before that step starts, the staged copies and quarantine rows of the files a plan
 names before the plan, and every file before the manifest records the files as seen.
@@ -53,7 +54,7 @@ import polars as pl
 from pydantic import BaseModel
 from pydantic import Field as PydField
 
-from ..lake import STAGED_LEVEL, Lake, WriteBehind, write_now_or_behind
+from ..lake import STAGED_LEVEL, WRITE_THREADS, Lake, WriteBehind, write_now_or_behind
 from ..landing import (
     Candidate,
     DigestingReader,
@@ -953,7 +954,8 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     check_landing(ctx)
     window = ctx.config(CONFIG_NAME, IngestConfig).window
     manifest = read_manifest(ctx.lake)
-    with WriteBehind() as writes:  # files are written while the next is read or rebuilt
+    # files are written while the next is read or rebuilt (each job its own files: several at once)
+    with WriteBehind(threads=WRITE_THREADS) as writes:
         st = begin_staging(ctx, manifest)
         rb = Rebuilds(ctx, set(dates), writes)
         for ds, spec in LANDINGS.items():

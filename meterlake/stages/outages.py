@@ -80,12 +80,24 @@ class Service:
 
     def on(self, dates: list[dt.date], keep: pl.Expr | None = None) -> pl.DataFrame:
         """``date`` + the archive columns for each of ``dates``, the rows ``keep`` selects."""
-        frames = []
+        # the days by the snapshot valid on each (consecutive: a later day's is the same or later),
+        # each snapshot's rows filtered once and repeated a day at a time, in the order of the days
+        groups: list[tuple[pl.DataFrame, list[dt.date]]] = []
         for day in sorted(set(dates)):
             snap = self.snapshot(day)
-            if snap is not None:
-                rows = snap if keep is None else snap.filter(keep)
-                frames.append(rows.select(pl.lit(day).alias("date"), *SERVICE_COLS))
+            if snap is None:
+                continue
+            if groups and groups[-1][0] is snap:
+                groups[-1][1].append(day)
+            else:
+                groups.append((snap, [day]))
+        frames = []
+        for snap, days in groups:
+            rows = (snap if keep is None else snap.filter(keep)).select(*SERVICE_COLS)
+            each = pl.int_range(0, len(days) * rows.height, eager=True) // max(rows.height, 1)
+            frames.append(
+                pl.concat([rows] * len(days)).insert_column(0, pl.Series("date", days, pl.Date()).gather(each))
+            )
         if not frames:
             return pl.DataFrame(schema={"date": pl.Date, **dict.fromkeys(SERVICE_COLS, pl.String)})
         return pl.concat(frames)

@@ -359,8 +359,8 @@ def _write_vee(ctx: StageContext, lake: Lake, batch: list[dt.date], vd: VeeDay) 
     parts: dict[str, dict[dt.date, pl.DataFrame]] = {}
     for table, frame in ((VEE_FINDINGS, vd.findings), (INTERVAL_EDITS, vd.edits), (COLLECTION_DAILY, vd.collection)):
         parts[table.name] = _split(frame, batch)
-        for d in batch:
-            lake.write_partition(table, d, parts[table.name][d])
+        # the pass's files of a table conformed in one query and written together (the same bytes)
+        lake.write_partitions(table, {d: parts[table.name][d] for d in batch})
         rows[table.name] = frame.height
     for d in batch:
         f, e = parts[VEE_FINDINGS.name][d], parts[INTERVAL_EDITS.name][d]
@@ -399,13 +399,16 @@ def _write_meter_daily(
     del daily
     rows = {"meter_daily": 0}
     notes: list[str] = []
+    parts: dict[dt.date, pl.DataFrame] = {}
     for d in batch:
         part = own[d]
         if d in hit:
             part = pl.concat([part.join(hit[d], on="meter_id", how="anti"), final.get(d, part.clear())])
-        lake.write_partition(METER_DAILY, d, part)
+        parts[d] = part
         rows["meter_daily"] += part.height
         notes.append(_note_quality(d, part))
+    lake.write_partitions(METER_DAILY, parts)  # the pass's files together (the same bytes)
+    del parts
     rebuilt = []
     for d in sorted(set(hit) - in_batch):
         old = METER_DAILY.conform(lake.scan(METER_DAILY, [d])).collect()

@@ -12,6 +12,7 @@ import pytest
 from meterlake import pipeline
 from meterlake.generate import generate
 from meterlake.settings import Settings
+from meterlake.stages.outages import SERVICE_COLS, Service
 
 START = dt.date(2026, 1, 1)
 DAYS = 31
@@ -202,3 +203,32 @@ def suspects(lake: Path) -> dict[str, str]:
         p.relative_to(lake).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted((lake / "marts" / "outage_mapping_suspects").rglob("*.parquet"))
     }
+
+
+def test_service_on_gives_each_day_the_rows_of_the_snapshot_valid_on_it() -> None:
+    def snap(ids: list[str]) -> pl.DataFrame:
+        return pl.DataFrame({c: ids if c == "meter_id" else [f"{c}-{i}" for i in ids] for c in SERVICE_COLS})
+
+    svc = Service.__new__(Service)
+    svc.snaps = ["2026-01-02", "2026-01-04"]
+    svc._read = {"2026-01-02": snap(["a", "b"]), "2026-01-04": snap(["c"])}
+    days = [dt.date(2026, 1, d) for d in (5, 1, 2, 3, 4, 3)]  # unsorted, a day twice, one before any snapshot
+    got = svc.on(days)
+    assert got.columns == ["date", *SERVICE_COLS]
+    assert got.select("date", "meter_id").rows() == [
+        (dt.date(2026, 1, 2), "a"),
+        (dt.date(2026, 1, 2), "b"),
+        (dt.date(2026, 1, 3), "a"),
+        (dt.date(2026, 1, 3), "b"),
+        (dt.date(2026, 1, 4), "c"),
+        (dt.date(2026, 1, 5), "c"),
+    ]
+    kept = svc.on(days, pl.col("meter_id") != "a")
+    assert kept.select("date", "meter_id").rows() == [
+        (dt.date(2026, 1, 2), "b"),
+        (dt.date(2026, 1, 3), "b"),
+        (dt.date(2026, 1, 4), "c"),
+        (dt.date(2026, 1, 5), "c"),
+    ]
+    none = svc.on(days, pl.col("meter_id") == "x")
+    assert none.height == 0 and none.schema["date"] == pl.Date
