@@ -19,8 +19,9 @@ import fcntl
 import json
 import os
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +31,38 @@ POLL_S = 0.2
 
 #: lock files this process holds: path -> open descriptor
 _held: dict[Path, int] = {}
+#: held locks handed over (:func:`hand_over`): their ``with`` block ends without letting them go
+_handed: dict[Path, _Handover] = {}
+
+
+class _Handover:
+    """A held lock whose release waits for whichever ends last: its ``with`` block, or
+    the caller of :func:`hand_over` calling ``release``."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.guard = threading.Lock()
+        self.released = False  # release() was called
+        self.block_ended = False  # the ``with`` block has ended
+
+    def release(self) -> None:
+        with self.guard:
+            if self.released:
+                return
+            self.released = True
+            if self.block_ended:
+                _let_go(self.fd)
+
+    def end_block(self) -> None:
+        with self.guard:
+            self.block_ended = True
+            if self.released:
+                _let_go(self.fd)
+
+
+def _let_go(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.close(fd)  # closing the descriptor releases the flock
 
 
 class LockBusy(RuntimeError):
@@ -114,6 +147,27 @@ def lake_lock(lake: Path, run_id: str, wait_s: float = 0.0, scope: str = LAKE_SC
             yield path
         finally:
             del _held[path]
-            os.ftruncate(fd, 0)
+            handed = _handed.pop(path, None)
+            if handed is not None:  # its release is the hand-over's now
+                fd = -1
+                handed.end_block()
+            else:
+                os.ftruncate(fd, 0)
     finally:
-        os.close(fd)  # closing the descriptor releases the flock
+        if fd >= 0:
+            os.close(fd)  # closing the descriptor releases the flock
+
+
+def hand_over(lake: Path, scope: str = LAKE_SCOPE) -> Callable[[], None]:
+    """Keep the held lock of ``scope`` on ``lake`` past the end of its ``with`` block: it is
+    let go once both the block has ended and the returned function has been called (later
+    calls do nothing), or when the process exits, whichever comes first.
+
+    For work that cannot be stopped midway, e.g. a stage still writing on a thread of its
+    own when the run around it is stopped: the lake stays locked until that work ends.
+    """
+    path = lock_path(lake, scope).resolve()
+    handed = _handed.get(path)
+    if handed is None:
+        handed = _handed[path] = _Handover(_held[path])  # KeyError: this process does not hold it
+    return handed.release

@@ -327,6 +327,7 @@ class SideStage:
         beside: tuple[str, ...],
     ) -> None:
         self.stage, self.beside = stage, beside
+        self.lake = Path(settings.lake)
         #: the stages the run ran beside it
         self.ran: list[str] = []
         self.dates = list(dates)
@@ -334,7 +335,11 @@ class SideStage:
         self._error: BaseException | None = None
         self._raised = False
         self._done = threading.Event()
-        # a daemon: a run stopped twice (Ctrl-C while it waits) exits without it
+        #: guards the stage's end against the lock's hand-over (:meth:`finish`)
+        self._guard = threading.Lock()
+        self._release: Callable[[], None] | None = None
+        # a daemon: a run stopped twice (Ctrl-C while it waits) exits without it, and the
+        # lake lock goes with the process
         self._thread = threading.Thread(
             target=self._run, args=(settings, run_id, progress), name=f"meterlake-{stage}", daemon=True
         )
@@ -348,7 +353,11 @@ class SideStage:
         except BaseException as exc:
             self._error = exc
         finally:
-            self._done.set()
+            with self._guard:
+                self._done.set()
+                release = self._release
+            if release is not None:  # the run was stopped twice and left the lock to this stage
+                release()
 
     def failed(self) -> bool:
         """Whether the stage has ended with an error."""
@@ -374,7 +383,16 @@ class SideStage:
         try:
             self.wait()
         except KeyboardInterrupt:  # stopped again while waiting: the run exits without it
-            log.debug("stopped while waiting for the %s stage beside it", self.stage)
+            with self._guard:
+                if not self._done.is_set():
+                    # the stage may be writing: the lake stays locked until it ends (or
+                    # the process exits), not only until the run lets the lock go
+                    self._release = lock.hand_over(self.lake)
+            log.warning(
+                "stopped again: the %s stage beside the run ends on its own; the lake stays "
+                "locked until it has (or this process exits)",
+                self.stage,
+            )
             return None
         if self._error is not None:
             if not self._raised:  # the run's error is another's: this one goes to the debug log

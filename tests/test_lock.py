@@ -49,3 +49,35 @@ def test_a_holder_that_never_writes_its_record_is_described_as_unknown(
         assert "is locked by another process (no holder recorded yet)" in str(err.value)
     finally:
         os.close(fd)
+
+
+def _free(lake: Path) -> bool:
+    try:
+        with lock.lake_lock(lake, "other"):
+            return True
+    except lock.LockBusy:
+        return False
+
+
+def test_a_handed_over_lock_outlives_its_block_until_released(tmp_path: Path) -> None:
+    with lock.lake_lock(tmp_path, "r1"):
+        release = lock.hand_over(tmp_path)
+    assert not lock.holds(tmp_path)  # the block is over for this process...
+    assert not _free(tmp_path)  # ...but the lake stays locked
+    release()
+    assert _free(tmp_path)
+    release()  # a second call does nothing
+    assert _free(tmp_path)
+
+
+def test_a_lock_released_before_its_block_ends_is_let_go_with_the_block(tmp_path: Path) -> None:
+    with lock.lake_lock(tmp_path, "r1"):
+        release = lock.hand_over(tmp_path)
+        release()
+        assert lock.holds(tmp_path)  # the block still holds it
+    assert _free(tmp_path)
+
+
+def test_only_a_held_lock_can_be_handed_over(tmp_path: Path) -> None:
+    with pytest.raises(KeyError):
+        lock.hand_over(tmp_path)

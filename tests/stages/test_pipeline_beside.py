@@ -219,6 +219,43 @@ def test_an_interrupted_run_waits_for_the_side_stage(
     assert _record(tmp_path)["status"] == "interrupted"
 
 
+def test_a_run_stopped_twice_leaves_the_lake_locked_until_the_side_stage_ends(
+    stages: Stages, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    release = threading.Event()
+
+    def anomalies(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+        assert release.wait(WAIT_S)  # still writing after the run has returned
+        return StageResult(stage="anomalies")
+
+    def billing(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+        raise KeyboardInterrupt  # the first Ctrl-C
+
+    def wait(self: pipeline.SideStage) -> None:
+        raise KeyboardInterrupt  # the second, while the run waits for the side stage
+
+    stages.body |= {"anomalies": anomalies, "billing": billing}
+    monkeypatch.setattr(pipeline.SideStage, "wait", wait)
+    lake = tmp_path / "lake"
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(_settings(tmp_path), D1, D2, stages=STAGES, run_id="r1")
+    assert not stages.ended["anomalies"].is_set()
+    assert _record(tmp_path)["status"] == "interrupted"
+    # another writer is refused while the side stage may still write
+    with pytest.raises(lock.LockBusy), lock.lake_lock(lake, "r2"):
+        pass
+    release.set()
+    assert stages.ended["anomalies"].wait(WAIT_S)
+    deadline = time.monotonic() + WAIT_S
+    while True:  # the side stage lets the lock go as it ends
+        try:
+            with lock.lake_lock(lake, "r2"):
+                break
+        except lock.LockBusy:
+            assert time.monotonic() < deadline, "the lock was never let go"
+            time.sleep(0.01)
+
+
 def test_dates_a_side_stage_adds_are_rebuilt_by_the_stages_beside_it(stages: Stages, tmp_path: Path) -> None:
     late = dt.date(2026, 2, 27)
 
