@@ -458,8 +458,7 @@ DOCS_HELPER_WAIT_S = 600.0
 class DocsHelper:
     """The docs stage of a run in a process of its own, beside the gate and publish.
 
-    Started at receivables or the gate (:data:`DOCS_HELPER_FROM`), the process imports
-    Great Expectations at once; :meth:`go`
+    Started at the gate, the process imports Great Expectations at once; :meth:`go`
     hands it the run's dates after the gate passed, and it runs the docs stage while
     the run goes on to publish; :meth:`result` waits for its :class:`StageResult`. It
     works under the run's lake lock (the run holds it until the helper is done: see
