@@ -67,15 +67,12 @@ RUNNERS: dict[str, StageRun] = {
     "publish": _stage("publish"),  # reporting database, data dictionary, HTML report
 }
 STAGES: tuple[str, ...] = tuple(RUNNERS)
-#: in a run of several stages with the docs stage and the gate or publish, the stages at
-#: the first of whose starts the docs stage's helper process starts (:class:`DocsHelper`):
-#: it imports Great Expectations (~1.5 s of CPU) beside receivables and the gate, on the
-#: other core (a thread would hold Python's lock the gate's own Python work needs), so
-#: that it is ready to render the Data Docs beside publish as soon as the gate passed
-#: (started at the gate, its import ran on through publish and the run waited for the
-#: render after it). Not earlier: the helper's ~0.26 GB beside receivables' ~0.7 GB stays
-#: below the county day's peak (anomalies), beside an earlier stage it would not
-DOCS_HELPER_FROM = ("receivables", "check", "docs")
+#: in a run of several stages with the docs stage and the gate or publish, the stage at whose
+#: start the docs stage's helper process starts (:class:`DocsHelper`): it imports Great
+#: Expectations (~1.5 s of CPU) beside the gate, on the other core (a thread would hold
+#: Python's lock the gate's own Python work needs), and renders the Data Docs beside
+#: publish. Not earlier: the helper's ~0.3 GB would add to the earlier stages' peaks
+DOCS_HELPER_FROM = ("check", "docs")
 #: the stage that ends the chain for a run's dates: what ingest left pending is then done
 CHAIN_END = "publish"
 

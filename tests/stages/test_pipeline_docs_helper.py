@@ -137,45 +137,6 @@ def test_a_failing_helper_fails_the_run_in_one_line_after_publish(
     assert "the docs helper failed" in log and "Traceback" in log
 
 
-def test_the_helper_starts_before_receivables_and_renders_after_the_gate(
-    lake: Lake, monkeypatch: pytest.MonkeyPatch, helpers: list
-) -> None:
-    published = _publish(monkeypatch)
-    started: list[int] = []
-
-    def receivables(ctx: StageContext, dates: list[dt.date]) -> StageResult:
-        started.append(len(helpers))  # the helpers started by the time receivables runs
-        return StageResult(stage="receivables")
-
-    monkeypatch.setitem(pipeline.RUNNERS, "receivables", receivables)
-    stages = ["receivables", "check", "docs", "publish"]
-    record = pipeline.run(_settings(lake), D1, D2, stages=stages, run_id="r5")
-    assert record["status"] == "ok" and published == ["publish"]
-    assert started == [1]  # one helper, importing GX beside receivables
-    (helper,) = helpers
-    assert helper.proc.returncode == 0
-    stages_done = _record(lake)["stages"]
-    assert list(stages_done) == stages
-    assert stages_done["docs"]["details"]["runs"] == ["r5"]
-
-
-def test_receivables_failing_ends_the_helper_unused(lake: Lake, monkeypatch: pytest.MonkeyPatch, helpers: list) -> None:
-    published = _publish(monkeypatch)
-
-    def receivables(ctx: StageContext, dates: list[dt.date]) -> StageResult:
-        raise StageError("receivables: no ledger")
-
-    monkeypatch.setitem(pipeline.RUNNERS, "receivables", receivables)
-    with pytest.raises(StageError, match="no ledger"):
-        pipeline.run(_settings(lake), D1, D2, stages=["receivables", "check", "docs", "publish"], run_id="r6")
-    assert published == []
-    (helper,) = helpers
-    assert helper.proc.returncode is not None  # not left running after the run
-    record = _record(lake)
-    assert record["status"] == "failed" and list(record["stages"]) == []
-    assert not (lake.reports / "data_docs" / "index.html").exists()
-
-
 def test_a_blocked_gate_ends_the_helper_unused(lake: Lake, monkeypatch: pytest.MonkeyPatch, helpers: list) -> None:
     published = _publish(monkeypatch)
     lake.write_partition(METER_DAILY, D1, meter_daily(D1, duplicate=True))
