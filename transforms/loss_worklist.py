@@ -117,6 +117,8 @@ def worklist(
         (pl.col(c) if c in names else pl.lit(None, pl.String)).alias(c) for c in DIAGNOSIS_COLUMNS
     ).filter(pl.col("date").cast(pl.String).str.slice(0, 7) == month)
     diag = diag.filter(pl.col("date") == pl.col("date").max().over("area_id"))
+    # the balance's weak findings rank the anomalies' tail; they name no area's suspect
+    diag = diag.filter(pl.col("evidence").str.json_path_match("$.weak").fill_null("false") != "true")
     kinds_order = {issue: {k: i for i, k in enumerate(kinds)} for issue, kinds in order.items()}
     ranked = (
         diag.join(cur.select("area_id", "issue"), on="area_id", how="inner")

@@ -1,7 +1,9 @@
 """The anomalies stage: the theft and anomaly ranking, one partition per detection date.
 
-Reads (all from the lake): ``meter_daily`` (the look-back of every date, and the whole
-history up to the last date for the PV inference), the clean ``events`` table, the
+Reads (all from the lake): ``meter_daily`` (the look-back of every date, a batch of dates
+at a time and, for a batch of more than ``CHUNK_ROWS`` meter-days, a range of meters at a
+time; and the whole history up to the last date for the PV inference, streamed to one row
+per meter), the clean ``events`` table, the
 ``loss_diagnosis`` mart; and, when present, the inspection outcomes (稽查结果,
 ``schemas/inspections.py``): the clean ``inspections`` table ingest writes, or, in a
 lake ingested before ingest knew the dataset, the landing folder
@@ -25,6 +27,7 @@ even when no meter scores, so "ranked, nothing found" differs from "not ranked".
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +58,12 @@ CONFIG_NAME = "anomaly"
 
 #: detection dates whose look-backs hold up to this many meter-days are computed together
 BATCH_ROWS = 4_000_000
+#: a batch whose look-backs hold more meter-days than this is computed a range of meters at a
+#: time, each range holding about this many: the look-back's days are read once, a day at a
+#: time, and set aside by range in a temporary folder (:class:`_Spill`), so the stage holds one
+#: day and one range's look-back instead of every meter's (a county date of 500,000 meters with
+#: 90 days of history: 45M meter-days)
+CHUNK_ROWS = 1_000_000
 
 
 def read_inspections(landing: Path) -> tuple[pl.DataFrame, list[str]]:
@@ -308,9 +317,13 @@ def outage_min(ctx: StageContext) -> float:
 
 @dataclass
 class _Inputs:
-    """What the ranking reads from the lake for the run's dates (and the model's dates)."""
+    """What the ranking reads from the lake for the run's dates (and the model's dates);
+    meter_daily's look-backs are read a batch of dates at a time (:meth:`_Indicators.compute`)."""
 
-    days: pl.DataFrame
+    #: the lake's meter_daily dates within the look-backs, and the rows each holds
+    per_day: dict[dt.date, int]
+    #: the customer-days to leave out (outages), over the look-backs
+    outages: pl.DataFrame
     events: pl.DataFrame
     diagnosis: pl.DataFrame
     history: pl.DataFrame
@@ -380,14 +393,16 @@ def _read_inputs(
     reach = needed[0] - dt.timedelta(days=cfg.lookback_days - 1)
     span = [h for h in held if reach <= h <= needed[-1]]
     try:
-        ctx.progress(f"anomalies: reading meter_daily {span[0]} .. {span[-1]} ({len(span)} days)")
-        days = anomaly.prepare_days(lake.scan(METER_DAILY, span).select(list(anomaly.DAY_COLUMNS)), cfg)
-        days = anomaly.without_outage_days(days, lake.scan(OUTAGE_METER_DAYS, span).collect(), outage_min(ctx))
+        per_day = {d: _rows(lake, d) for d in span}
+        outages = lake.scan(OUTAGE_METER_DAYS, span).collect()
+        off = outages.filter(pl.col("outage_min") >= outage_min(ctx))  # passed on with a minimum of 0
+        # one row per meter, streamed: the whole history's columns are not held at once
         history = anomaly.reverse_history(
             lake.scan(METER_DAILY, [h for h in held if h <= needed[-1]]).select(
                 "date", "meter_id", "role", "reverse_kwh", "kwh", "quality", "pv_capacity_kw"
             ),
             cfg,
+            streaming=True,
         )
     except (anomaly.AnomalyInputError, ValueError) as exc:
         raise StageError(f"anomalies: {exc}") from exc
@@ -401,7 +416,61 @@ def _read_inputs(
             f"no loss_diagnosis partition for {len(missing_diag)} date(s) ({missing_diag[0]} .. {missing_diag[-1]}): "
             "ranked without the line-loss indicators there"
         )
-    return _Inputs(days, events, diagnosis, history, diag_days)
+    return _Inputs(per_day, off, events, diagnosis, history, diag_days)
+
+
+def _rows(lake: Lake, day: dt.date) -> int:
+    """The rows of ``day``'s meter_daily partition, from its Parquet footer."""
+    return int(pq.read_metadata(lake.partition_path(METER_DAILY, day.isoformat())).num_rows)
+
+
+class _Spill:
+    """A look-back's meter_daily days set aside by range of meters in a temporary folder: each
+    day is read once, its customer rows cut at the ranges' bounds (the partition is sorted by
+    meter_id) and appended to its range's file; the peer medians of every meter are computed
+    from the same days (:func:`anomaly.peer_medians`, a day at a time)."""
+
+    def __init__(
+        self, lake: Lake, span: list[dt.date], ranges: list[tuple[str | None, str | None]], cfg: anomaly.AnomalyConfig
+    ) -> None:
+        self.folder = tempfile.TemporaryDirectory(prefix="meterlake-anomalies-")
+        self.paths = [Path(self.folder.name) / f"range-{i}.parquet" for i in range(len(ranges))]
+        columns = list(anomaly.DAY_COLUMNS)
+        cuts = [lo for lo, _ in ranges[1:]]
+        writers: list[pq.ParquetWriter | None] = [None] * len(ranges)
+        peers = []
+        try:
+            for d in span:
+                day = (
+                    lake.scan(METER_DAILY, [d])
+                    .select(columns)
+                    .filter(pl.col("role") == "customer")
+                    .select(pl.col(c).cast(t) for c, t in anomaly.DAY_COLUMNS.items())
+                    .collect()
+                )
+                if not day["meter_id"].is_sorted():
+                    day = day.sort("meter_id", maintain_order=True)
+                peers.append(anomaly.peer_medians(day, cfg))
+                at = [0, *(int(i) for i in day["meter_id"].search_sorted(pl.Series(cuts, dtype=pl.String))), day.height]
+                for i in range(len(ranges)):
+                    part = day.slice(at[i], at[i + 1] - at[i]).to_arrow()
+                    writer = writers[i]
+                    if writer is None:
+                        writer = writers[i] = pq.ParquetWriter(self.paths[i], part.schema, compression="lz4")
+                    writer.write_table(part)
+                del day
+        finally:
+            for writer in writers:
+                if writer is not None:
+                    writer.close()
+        self.peers = pl.concat(peers)
+
+    def days(self, i: int) -> pl.DataFrame:
+        """The days of the ``i``-th range, as written."""
+        return pl.read_parquet(self.paths[i])
+
+    def close(self) -> None:
+        self.folder.cleanup()
 
 
 class _Indicators:
@@ -409,25 +478,75 @@ class _Indicators:
     until ranked (a model date's until the run ends: later models learn from it)."""
 
     def __init__(self, ctx: StageContext, cfg: anomaly.AnomalyConfig, inputs: _Inputs, todo: list[dt.date]) -> None:
-        self.cfg, self.inputs = cfg, inputs
+        self.ctx, self.cfg, self.inputs = ctx, cfg, inputs
         self.observed = _Observed(ctx, cfg.observer, todo)
         self.features: dict[dt.date, pl.DataFrame] = {}
 
     def batches(self, dates: list[dt.date]) -> list[list[dt.date]]:
         """``dates`` in runs whose look-backs are bounded in rows (:data:`BATCH_ROWS`)."""
-        return anomaly.date_batches(self.inputs.days, dates, self.cfg, BATCH_ROWS)
+        return anomaly.batches_of_counts(self.inputs.per_day, dates, self.cfg, BATCH_ROWS)
 
     def compute(self, batch: list[dt.date]) -> None:
-        """The indicators of the dates of ``batch`` not yet computed, in one pass of each indicator."""
+        """The indicators of the dates of ``batch`` not yet computed, in one pass of each
+        indicator; a range of meters at a time when the look-backs hold more than
+        :data:`CHUNK_ROWS` meter-days (the same rows: a meter's indicators read only its own
+        days and the peer medians, which are computed over every meter)."""
         batch = [d for d in batch if d not in self.features]
         if not batch:
             return
+        i, cfg, lake = self.inputs, self.cfg, self.ctx.lake
+        reach = batch[0] - dt.timedelta(days=cfg.lookback_days - 1)
+        span = [d for d in i.per_day if reach <= d <= batch[-1]]
+        # each date's look-back is held keyed by that date: the rows held are their sum
+        rows = sum(anomaly.lookback_rows(i.per_day, d, cfg) for d in batch)
+        parts = -(-rows // CHUNK_ROWS)
         try:
-            seen = {d: self.observed.at(d) for d in batch}
+            if parts <= 1:
+                self.ctx.progress(f"anomalies: reading meter_daily {span[0]} .. {span[-1]} ({len(span)} days)")
+                days = anomaly.prepare_days(lake.scan(METER_DAILY, span).select(list(anomaly.DAY_COLUMNS)), cfg)
+                days = anomaly.without_outage_days(days, i.outages, 0.0)
+                # the observer after the days are prepared: what it keeps is not held beside their preparation
+                seen = self._observed(batch)
+                self.features.update(anomaly.indicators_at(days, i.events, i.diagnosis, i.history, batch, cfg, seen))
+                return
+            ranges = anomaly.meter_ranges(
+                lake.scan(METER_DAILY, [span[-1]]).select("meter_id").collect()["meter_id"], parts
+            )
+            self.ctx.progress(
+                f"anomalies: meter_daily {span[0]} .. {span[-1]} ({len(span)} days) in {len(ranges)} ranges of meters"
+            )
+            spill = _Spill(lake, span, ranges, cfg)
+            try:
+                seen = self._observed(batch)
+                found: dict[dt.date, list[pl.DataFrame]] = {d: [] for d in batch}
+                for n, (lo, hi) in enumerate(ranges):
+                    keep = anomaly.in_range(lo, hi)
+                    days = anomaly.prepare_days(spill.days(n), cfg, peers=spill.peers)
+                    days = anomaly.without_outage_days(days, i.outages.filter(keep), 0.0)
+                    part = anomaly.indicators_at(
+                        days,
+                        i.events.filter(keep),
+                        i.diagnosis.filter(keep),
+                        i.history.filter(keep),
+                        batch,
+                        cfg,
+                        {d: None if f is None else f.filter(keep) for d, f in seen.items()},
+                    )
+                    del days
+                    for d in batch:
+                        found[d].append(part[d])
+            finally:
+                spill.close()
+        except (anomaly.AnomalyInputError, ValueError) as exc:
+            raise StageError(f"anomalies: {exc}") from exc
+        self.features.update({d: pl.concat(found[d]) for d in batch})
+
+    def _observed(self, batch: list[dt.date]) -> dict[dt.date, pl.DataFrame | None]:
+        """The observer indicator of each date of ``batch``."""
+        try:
+            return {d: self.observed.at(d) for d in batch}
         except observer.ObserverInputError as exc:
             raise StageError(f"anomalies: {exc}") from exc
-        i = self.inputs
-        self.features.update(anomaly.indicators_at(i.days, i.events, i.diagnosis, i.history, batch, self.cfg, seen))
 
     def drop_through(self, last: dt.date, keep: list[dt.date]) -> None:
         """Forget the dates up to ``last`` but those of ``keep``."""

@@ -328,7 +328,7 @@ def _with_balance(
     curves = _curves(lake, days).filter(pl.col("meter_id").is_in(cands["meter_id"].implode()))
     maps = balance.mapping_tests(cands, curves, areas, rules)
     found = balance.findings(coef, maps, start, end, rules)
-    return balance.merge_diagnosis(frame, found, start, end, theft_max_per_area)
+    return balance.merge_diagnosis(frame, found, start, end, theft_max_per_area, rules.weak_weight)
 
 
 def _pv_inference(lake: Lake, held: set[dt.date], months: list[str], rules: loss.LossRules) -> pl.DataFrame | None:

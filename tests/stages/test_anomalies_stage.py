@@ -279,3 +279,27 @@ def test_bad_config_names_the_file_and_field(zone, tmp_path: Path) -> None:
 
     with pytest.raises(StageError, match=r"anomaly.toml: drop.fall: .*expected hi > lo, found lo=0.6, hi=0.2"):
         run(landing, lake, config_dir=config_dir)
+
+
+def test_ranges_of_meters_write_the_same_files(zone, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch computed a range of meters at a time (its look-back set aside by range) writes
+    the files the whole batch writes: 20 meters x 40 days cut into ranges of 2-3 meters, the
+    two areas' peer medians (10 meters each) taken over every range."""
+    from meterlake.stages import anomalies as stage
+
+    landing, lake = zone
+    run(landing, lake)
+    whole = digest(lake)
+    spilled: list[int] = []
+    real = stage._Spill.__init__
+
+    def counted(self, lake_, span, ranges, cfg) -> None:
+        spilled.append(len(ranges))
+        real(self, lake_, span, ranges, cfg)
+
+    monkeypatch.setattr(stage, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(stage._Spill, "__init__", counted)
+    shutil.rmtree(lake / "marts" / "anomalies")
+    run(landing, lake)
+    assert spilled and min(spilled) >= 7  # 20 meters x 34-40 days over 100 rows a range
+    assert digest(lake) == whole

@@ -461,8 +461,12 @@ def test_the_balance_keeps_each_day_and_a_window_reads_the_kept_days(tmp_path: P
     run(lk.root, days[-1:], run_id="t2")
     assert {d: _state_files(lk, d)[1].stat().st_mtime_ns for d in days[:-1]} == kept
     diag = lk.scan(LOSS_DIAGNOSIS, [days[-1]]).collect()
-    theft = diag.filter(pl.col("rule") == "loss.diagnosis.theft_candidate.balance")
+    balance_rows = diag.filter(pl.col("rule") == "loss.diagnosis.theft_candidate.balance")
+    weak = balance_rows["evidence"].str.json_path_match("$.weak") == "true"
+    theft = balance_rows.filter(~weak)
     assert theft["meter_id"].to_list() == ["c0"]
+    # the weak evidence of the others (config weak_weight 0.25): at most a quarter of a full score
+    assert (balance_rows.filter(weak)["score"] <= 0.25).all()
     # recorded 40%: 1.5 times the recorded kWh went unrecorded
     stolen = 0.6 * true["c0"].sum()
     assert json.loads(theft["evidence"][0])["unrecorded_kwh"] == pytest.approx(stolen, rel=0.02)
@@ -512,5 +516,8 @@ def test_a_window_run_alone_reads_the_step_days_before_it_as_a_backfill_does(tmp
     assert all(_state_files(alone, d)[1].exists() for d in earlier)
     got = alone.scan(LOSS_DIAGNOSIS, [days[-1]]).collect()
     want = whole.scan(LOSS_DIAGNOSIS, [days[-1]]).collect()
-    assert got.filter(pl.col("rule") == "loss.diagnosis.theft_candidate.balance")["meter_id"].to_list() == ["c0"]
+    listed = (pl.col("rule") == "loss.diagnosis.theft_candidate.balance") & (
+        pl.col("evidence").str.json_path_match("$.weak") == "false"
+    )
+    assert got.filter(listed)["meter_id"].to_list() == ["c0"]
     assert_frame_equal(got, want)

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -686,3 +687,96 @@ def test_leading_run_by_hand() -> None:
     )
     got = frame.select(A._leading(pl.col("flag")))["flag"].to_list()
     assert got == [True, True, False, False, False, False, True]
+
+
+def _peer_days() -> pl.DataFrame:
+    """Two days of 9 customers: area A1 has 6 residents, A2 3 (too few: the class's median),
+    one customer with a blank area and one missing day; a transformer meter is not a peer."""
+    rows = []
+    kwh = {"m1": 1.0, "m2": 2.0, "m3": 3.0, "m4": 4.0, "m5": 5.0, "m6": 6.0, "m7": 10.0, "m8": 20.0, "m9": 7.0}
+    area = dict.fromkeys(("m1", "m2", "m3", "m4", "m5", "m6"), "A1") | {"m7": "A2", "m8": "A2", "m9": ""}
+    for day, scale in ((dt.date(2026, 3, 1), 1.0), (dt.date(2026, 3, 2), 2.0)):
+        for m, k in kwh.items():
+            missing = m == "m6" and scale == 2.0
+            rows.append(
+                {
+                    "date": day, "meter_id": m, "customer_id": "C" + m, "area_id": area[m], "feeder_id": "F1",
+                    "role": "customer", "customer_class": "resident", "kwh": None if missing else k * scale,
+                    "kwh_sharp": 0.0, "kwh_peak": 0.0, "kwh_flat": 0.0, "kwh_valley": 0.0, "reverse_kwh": 0.0,
+                    "quality": "missing" if missing else "actual",
+                }
+            )  # fmt: skip
+        rows.append(dict(rows[-1], meter_id="t1", role="transformer", kwh=1000.0, area_id="A1"))
+    return pl.DataFrame(rows, schema=A.DAY_COLUMNS)
+
+
+def test_peer_medians_as_a_table() -> None:
+    """Hand-computed: day 1 A1 (1..6, 6 values) median 3.5; A2 (10, 20: 2 < 5 peers) and the
+    blank area take the residents' median of the day (1..7, 10, 20: 9 values) 5.0; day 2 A1
+    (2..10 without m6: 5 values) 6.0, the others the day's median (8 values: 2,4,6,8,10,14,20,40) 9.0."""
+    cfg = A.AnomalyConfig()
+    peers = A.peer_medians(_peer_days(), cfg)
+    got = {(r["date"].day, r["area_id"]): r["peer_kwh"] for r in peers.iter_rows(named=True)}
+    assert got == {(1, "A1"): 3.5, (1, "A2"): 5.0, (1, None): 5.0, (2, "A1"): 6.0, (2, "A2"): 9.0, (2, None): 9.0}
+
+
+def test_prepared_a_range_of_meters_at_a_time_equals_the_whole() -> None:
+    days = _peer_days()
+    cfg = A.AnomalyConfig()
+    whole = A.prepare_days(days, cfg)
+    peers = A.peer_medians(days, cfg)
+    ranges = A.meter_ranges(days["meter_id"], 4)
+    assert len(ranges) == 4 and ranges[0][0] is None and ranges[-1][1] is None
+    parts = [A.prepare_days(days.filter(A.in_range(lo, hi)), cfg, peers=peers) for lo, hi in ranges]
+    assert all(p.height for p in parts)
+    assert pl.concat(parts).equals(whole)
+    assert whole.filter(pl.col("meter_id") == "m7")["peer_kwh"].to_list() == [5.0, 9.0]
+
+
+def test_indicators_a_range_of_meters_at_a_time_equal_the_whole() -> None:
+    """40 days of 12 customers in two areas, one of them falling to a third on day 25: the
+    indicators computed over ranges of 3 meters (peer medians from the table of all) are the
+    rows of the indicators computed over all meters at once."""
+    rng = np.random.default_rng(3)
+    d0 = dt.date(2026, 1, 1)
+    rows = []
+    for i in range(40):
+        for m in range(12):
+            k = float(np.round(rng.uniform(4, 8) * (0.3 if (m == 4 and i >= 25) else 1.0), 2))
+            rows.append(
+                {
+                    "date": d0 + dt.timedelta(days=i), "meter_id": f"m{m:02d}", "customer_id": f"c{m}",
+                    "area_id": "A1" if m < 7 else "A2", "feeder_id": "F1", "role": "customer",
+                    "customer_class": "resident", "kwh": k, "kwh_sharp": 0.0, "kwh_peak": round(k * 0.5, 2),
+                    "kwh_flat": 0.0, "kwh_valley": round(k * 0.5, 2), "reverse_kwh": 0.0, "quality": "actual",
+                }
+            )  # fmt: skip
+    raw = pl.DataFrame(rows, schema=A.DAY_COLUMNS)
+    cfg = A.AnomalyConfig()
+    dates = [d0 + dt.timedelta(days=i) for i in (33, 39)]
+    events = pl.DataFrame(schema=A.EVENT_COLUMNS)
+    diagnosis = pl.DataFrame(schema=A.DIAGNOSIS_COLUMNS)
+    history = A.reverse_history(raw, cfg)
+    whole = A.indicators_at(A.prepare_days(raw, cfg), events, diagnosis, history, dates, cfg)
+    peers = A.peer_medians(raw, cfg)
+    parts: dict[dt.date, list[pl.DataFrame]] = {d: [] for d in dates}
+    for lo, hi in A.meter_ranges(raw["meter_id"], 4):
+        keep = A.in_range(lo, hi)
+        days = A.prepare_days(raw.filter(keep), cfg, peers=peers)
+        got = A.indicators_at(days, events, diagnosis, history.filter(keep), dates, cfg)
+        for d in dates:
+            parts[d].append(got[d])
+    for d in dates:
+        assert pl.concat(parts[d]).equals(whole[d])
+    assert whole[dates[-1]].filter(pl.col("meter_id") == "m04")["s_drop_own"].item() > 0
+
+
+def test_streamed_reverse_history_is_the_same() -> None:
+    raw = _peer_days().with_columns(
+        pl.when(pl.col("meter_id") == "m2").then(1.0).otherwise(0.0).alias("reverse_kwh"),
+        pl.lit(None, pl.Float64).alias("pv_capacity_kw"),
+    )
+    cfg = A.AnomalyConfig()
+    streamed = A.reverse_history(raw.lazy(), cfg, streaming=True)
+    assert streamed.equals(A.reverse_history(raw, cfg))
+    assert streamed.filter(pl.col("first_reverse").is_not_null())["meter_id"].to_list() == ["m2"]

@@ -27,12 +27,14 @@ from meterlake.transforms.balance import (
     day_state,
     day_states,
     findings,
+    merge_diagnosis,
     share_steps,
 )
 
 START = dt.date(2026, 3, 1)
 DAYS = 14
-RULES = BalanceRules(window_days=DAYS, min_days=5)
+#: the tests read the findings the rules list; the weak evidence beside them has its own tests
+RULES = BalanceRules(weak_weight=0.0, window_days=DAYS, min_days=5)
 END = START + dt.timedelta(days=DAYS - 1)
 
 
@@ -231,7 +233,7 @@ def test_a_window_with_fewer_days_than_min_days_reads_nothing() -> None:
     meters = {"M": ("A", "area_master", 1.0, sum(x))} | {f"c{i}": ("A", "customer", 1.0, v) for i, v in enumerate(x)}
     curves, members = _frames(meters)
     early = START + dt.timedelta(days=3)  # 4 days held, min_days 5
-    coef, found = balance(curves, members, early, BalanceRules(window_days=DAYS, min_days=5))
+    coef, found = balance(curves, members, early, BalanceRules(weak_weight=0.0, window_days=DAYS, min_days=5))
     assert coef.height == 0 and found.height == 0
 
 
@@ -305,7 +307,7 @@ def test_capped_square_moments_of_a_standard_normal() -> None:
 
 def test_the_some_days_statistic_reads_each_day_up_to_the_cap() -> None:
     with pytest.raises(ValueError, match="days_t_cap"):
-        BalanceRules(days_t_cap=0.0)
+        BalanceRules(weak_weight=0.0, days_t_cap=0.0)
     on = np.zeros(DAYS, dtype=bool)
     on[[1, 3, 4, 8, 10, 11, 13]] = True
     meters, _ = _area(np.random.default_rng(9), 20, np.where(on, 0.5, 1.0)[:, None])
@@ -350,7 +352,9 @@ def test_the_load_loss_term_takes_a_loss_growing_with_the_square_of_the_load() -
     assert areas["bases"][0] == 12 + 3 + 1
     assert areas["yy"][0] < 1e-6 * areas["ll"][0]
     # without it the square of the load leaves a residual the customers' curves would share
-    areas, _ = day_state(curves, members, day, BalanceRules(window_days=DAYS, min_days=5, copper_term=False))
+    areas, _ = day_state(
+        curves, members, day, BalanceRules(weak_weight=0.0, window_days=DAYS, min_days=5, copper_term=False)
+    )
     assert areas["bases"][0] == 12 + 3
     assert areas["yy"][0] > 1e-3 * areas["ll"][0]
 
@@ -521,7 +525,7 @@ def test_the_cleaned_loss_is_the_loss_less_the_selected_customers_parts() -> Non
             "days_t_stat": [0.0] * 3,
         }
     )
-    rules = BalanceRules(clean_customers=2, clean_min_t=0.0, tau_min_customers=1)
+    rules = BalanceRules(weak_weight=0.0, clean_customers=2, clean_min_t=0.0, tau_min_customers=1)
     got = cleaned_loss(areas, customers, raw, rules).collect().sort("meter_id")
     for i in range(3):
         own = delta.get(i, 0.0)
@@ -533,7 +537,9 @@ def test_the_cleaned_loss_is_the_loss_less_the_selected_customers_parts() -> Non
         assert row["ly"] == pytest.approx(load @ yi)
         assert row["rr"] == pytest.approx(r[i] @ r[i])  # the curve's own sums stay
     # a selected customer whose t stays under clean_min_t keeps its part in the others' loss
-    strict = cleaned_loss(areas, customers, raw, BalanceRules(clean_customers=2, clean_min_t=1e9, tau_min_customers=1))
+    strict = cleaned_loss(
+        areas, customers, raw, BalanceRules(weak_weight=0.0, clean_customers=2, clean_min_t=1e9, tau_min_customers=1)
+    )
     assert strict.collect().sort("meter_id")["ry"].to_list() == pytest.approx([r[i] @ y for i in range(3)])
 
 
@@ -622,7 +628,7 @@ def test_the_night_statistic_is_read_against_its_areas_own_spread() -> None:
         _coef_rows("A", [-0.5, -0.25, 0.0, 0.25, 1.6], [0.0, 0.0, 0.0, 0.0, 1.0])
         + _coef_rows("B", [-1.349, -0.6745, 0.0, 0.6745, 2.5], [0.0, 0.0, 0.0, 0.0, 1.0])
     )
-    found = findings(coef, pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    found = findings(coef, pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules(weak_weight=0.0))
     theft = found.filter(pl.col("kind") == "theft_candidate").sort("meter_id")
     assert theft["meter_id"].to_list() == ["A4", "B4"]
     ev = [json.loads(e) for e in theft["evidence"]]
@@ -632,7 +638,9 @@ def test_the_night_statistic_is_read_against_its_areas_own_spread() -> None:
     # night kWh stolen: coefficient 1 / (1 + τ 0) x 30 kWh at night
     assert [e["night_only_kwh"] for e in ev] == [30.0, 30.0]
     # with the old floor of 1 area A's customer stays under report_t and is not listed
-    wide = findings(coef, pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules(night_spread_floor=1.0))
+    wide = findings(
+        coef, pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules(weak_weight=0.0, night_spread_floor=1.0)
+    )
     assert wide.filter(pl.col("kind") == "theft_candidate")["meter_id"].to_list() == ["B4"]
 
 
@@ -643,7 +651,7 @@ def test_a_wrong_multiplier_is_read_with_the_night_statistic_floored_at_1() -> N
     # (1.6 < report_t: no night share), so it is still a multiplier suspect
     rows = _coef_rows("A", [-0.5, -0.25, 0.0, 0.25, 1.6], [0.0, 0.0, 0.0, 0.0, 1.0])
     rows[4] |= {"multiplier": 20.0, "coefficient": 1.03, "true_use_ratio": 2.0, "t_stat": 20.0}
-    found = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    found = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules(weak_weight=0.0))
     mult = found.filter(pl.col("kind") == "multiplier_suspect")
     assert mult["meter_id"].to_list() == ["A4"]
     assert json.loads(mult["evidence"][0])["candidate_multiplier"] == 40.0
@@ -654,7 +662,7 @@ def test_a_night_bypass_is_listed_by_its_share_of_the_night() -> None:
     # 0.3 on 30 kWh recorded at night: 0.3 / (1 + τ 0) x 30 = 9 kWh unrecorded, 9 / (9 + 100)
     # = 8.3 % of its whole use (< theft_min_share 10 %) but 9 / (9 + 30) = 23 % of the night's
     rows = _coef_rows("B", [-1.349, -0.6745, 0.0, 0.6745, 2.5], [0.0, 0.0, 0.0, 0.0, 0.3])
-    found = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    found = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules(weak_weight=0.0))
     theft = found.filter(pl.col("kind") == "theft_candidate")
     assert theft["meter_id"].to_list() == ["B4"]
     ev = json.loads(theft["evidence"][0])
@@ -663,7 +671,7 @@ def test_a_night_bypass_is_listed_by_its_share_of_the_night() -> None:
     # a night share under 10 % is not listed: with a load coefficient of 2 the same night
     # coefficient is 0.3 / 3 x 30 = 3 kWh, 3 / (3 + 30) = 9.1 % of the night's use
     rows[4]["load_coefficient"] = 2.0
-    low = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    low = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules(weak_weight=0.0))
     assert low.filter(pl.col("kind") == "theft_candidate").height == 0
 
 
@@ -687,7 +695,7 @@ def test_the_step_statistic_finds_a_night_share_halved() -> None:
     # pooled spread sqrt(0.016875 / 4) = 0.06495, t = 0.1125 / (0.06495 x sqrt(3/4)) = 2.0;
     # 4 | 2 the same. Drop 1 - 0.15 / 0.30 = 0.5; after the split A recorded 3 x 1.5 = 4.5
     # kWh at night, so 4.5 x 0.5 / (1 - 0.5) = 4.5 kWh were not recorded.
-    steps = share_steps(_step_days([3.0, 3.0, 3.0, 1.5, 1.5, 1.5]), BalanceRules()).sort("meter_id")
+    steps = share_steps(_step_days([3.0, 3.0, 3.0, 1.5, 1.5, 1.5]), BalanceRules(weak_weight=0.0)).sort("meter_id")
     a = steps.row(0, named=True)
     assert a["step_t_stat"] == pytest.approx(0.15 / (0.02 * math.sqrt(2 / 3)), rel=1e-6)
     assert a["step_drop"] == pytest.approx(0.5)
@@ -707,14 +715,14 @@ def test_the_step_statistic_finds_a_night_share_halved() -> None:
         .then(1.0)
         .otherwise(2.0),
     )
-    a = share_steps(use, BalanceRules()).sort("meter_id").row(0, named=True)
+    a = share_steps(use, BalanceRules(weak_weight=0.0)).sort("meter_id").row(0, named=True)
     mean = (3 / 3 + 3 * 0.2) / 6
     assert a["step_t_stat"] == pytest.approx((1 / 3 - 0.2) / (0.02 * mean * math.sqrt(2 / 3)), rel=1e-6)
     assert a["step_drop"] == pytest.approx(0.4)
     assert a["step_kwh"] == pytest.approx(10.0)
     assert a["step_night"] is False
     # with 4 days needed either side, 6 days have no split
-    none = share_steps(_step_days([3.0, 3.0, 3.0, 1.5, 1.5, 1.5]), BalanceRules(step_min_days=4))
+    none = share_steps(_step_days([3.0, 3.0, 3.0, 1.5, 1.5, 1.5]), BalanceRules(weak_weight=0.0, step_min_days=4))
     assert none["step_t_stat"].is_null().all()
 
 
@@ -726,7 +734,7 @@ def test_a_step_down_in_what_a_customer_records_lists_it() -> None:
     for i, r in enumerate(rows):
         r |= {"step_t_stat": 3.0 if i == 4 else 0.0, "step_drop": 0.4 if i == 4 else 0.0}
         r |= {"step_kwh": 20.0 if i == 4 else 0.0, "step_night": False}
-    found = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    found = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules(weak_weight=0.0))
     theft = found.filter(pl.col("kind") == "theft_candidate")
     assert theft["meter_id"].to_list() == ["B4"]
     assert theft["score"][0] == pytest.approx(3.0 / 12, abs=1e-6)
@@ -735,7 +743,7 @@ def test_a_step_down_in_what_a_customer_records_lists_it() -> None:
     assert ev["unrecorded_share"] == pytest.approx(20 / 120, abs=1e-6)
     # a drop under theft_min_share (10 %) is not listed
     rows[4]["step_drop"] = 0.05
-    low = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules())
+    low = findings(pl.DataFrame(rows), pl.DataFrame(schema=MAPPING_SCHEMA), START, END, BalanceRules(weak_weight=0.0))
     assert low.filter(pl.col("kind") == "theft_candidate").height == 0
 
 
@@ -743,7 +751,11 @@ def test_the_step_statistics_unrecorded_kwh_count_the_days_from_since() -> None:
     # the night share halved from day 4 (as above): the split and its t are the same, but
     # only days 5 and 6 count (since = day 5): 2 x 1.5 kWh recorded at night, 3 x 0.5 / 0.5
     since = START + dt.timedelta(days=4)
-    a = share_steps(_step_days([3.0, 3.0, 3.0, 1.5, 1.5, 1.5]), BalanceRules(), since=since).sort("meter_id").row(0)
+    a = (
+        share_steps(_step_days([3.0, 3.0, 3.0, 1.5, 1.5, 1.5]), BalanceRules(weak_weight=0.0), since=since)
+        .sort("meter_id")
+        .row(0)
+    )
     assert a[2] == pytest.approx(0.15 / (0.02 * math.sqrt(2 / 3)), rel=1e-6)
     assert (a[3], a[4]) == (pytest.approx(0.5), pytest.approx(3.0))
 
@@ -757,7 +769,7 @@ def test_the_step_statistic_reads_the_days_before_the_window() -> None:
     meters = {"M": ("A", "area_master", 1.0, sum(x) * 1.03)}
     meters |= {f"c{i}": ("A", "customer", 1.0, np.where(cut, 0.6, 1.0) * v if i == 0 else v) for i, v in enumerate(x)}
     frames = _frames(meters)
-    week = BalanceRules(window_days=7, min_days=5, step_days=7)
+    week = BalanceRules(weak_weight=0.0, window_days=7, min_days=5, step_days=7)
     inside = _row(balance(*frames, END, week)[0], "c0")
     assert inside["step_drop"] < 0.1
     coef = balance(*frames, END, week.model_copy(update={"step_days": 14}))[0]
@@ -768,3 +780,83 @@ def test_the_step_statistic_reads_the_days_before_the_window() -> None:
     assert c0["step_drop"] == pytest.approx(1 - share[3:].mean() / share[:3].mean(), rel=1e-6)
     # its unrecorded kWh count the window's days only: recorded x drop / (1 - drop)
     assert c0["step_kwh"] == pytest.approx(c0["recorded_kwh"] * c0["step_drop"] / (1 - c0["step_drop"]), rel=1e-6)
+
+
+def test_weak_evidence_the_listing_rules_leave_out_is_kept_at_a_share_of_its_score() -> None:
+    # area B of the night tests (spread 1); B4's robust step t 3 with a drop of 0.05, under
+    # theft_min_share (10 %): not listed. Its z = max(steady 0, night 0 / 1, days 0, step 3) = 3
+    # reaches weak_t 1.5: kept at weak_weight 0.25 of z / (3 x min_t 4) = 0.25 x 3 / 12 = 0.0625.
+    # B3's night t 0.6745 (z 0.6745 < 1.5) and the others' 0 are not kept.
+    rows = _coef_rows("B", [-1.349, -0.6745, 0.0, 0.6745, 0.0], [0.0] * 5)
+    for i, r in enumerate(rows):
+        r |= {"step_t_stat": 3.0 if i == 4 else 0.0, "step_drop": 0.05 if i == 4 else 0.0}
+        r |= {"step_kwh": 5.0 if i == 4 else 0.0, "step_night": False}
+    maps = pl.DataFrame(schema=MAPPING_SCHEMA)
+    # none kept at weak_weight 0
+    none = findings(pl.DataFrame(rows), maps, START, END, BalanceRules(weak_weight=0.0))
+    assert none.filter(pl.col("kind") == "theft_candidate").height == 0
+    rules = BalanceRules()  # weak_t 1.5, weak_weight 0.25
+    assert (rules.weak_t, rules.weak_weight) == (1.5, 0.25)
+    theft = findings(pl.DataFrame(rows), maps, START, END, rules).filter(pl.col("kind") == "theft_candidate")
+    assert theft["meter_id"].to_list() == ["B4"]
+    assert theft["score"][0] == pytest.approx(0.0625, abs=1e-6)
+    assert theft["_weak"].to_list() == [True]
+    assert json.loads(theft["evidence"][0])["weak"] is True
+    # a z under weak_t is not kept; a listed candidate keeps its whole score and is not weak
+    assert (
+        findings(pl.DataFrame(rows), maps, START, END, BalanceRules(weak_t=3.5, weak_weight=0.25))
+        .filter(pl.col("kind") == "theft_candidate")
+        .height
+        == 0
+    )
+    rows[4]["step_drop"] = 0.4
+    listed = findings(pl.DataFrame(rows), maps, START, END, rules).filter(pl.col("kind") == "theft_candidate")
+    assert listed["score"].to_list() == pytest.approx([3.0 / 12], abs=1e-6)
+    assert listed["_weak"].to_list() == [False]
+
+
+def _diagnosis_row(meter: str, score: float) -> dict[str, Any]:
+    return {
+        "date": END, "window_start": START, "area_id": "A", "area_status": "high", "area_loss_rate": 0.1,
+        "kind": "theft_candidate", "rule": "loss.diagnosis.theft_candidate", "severity": "warning",
+        "meter_id": meter, "customer_id": meter, "role": "customer", "other_area_id": None, "score": score,
+        "rank": 0, "days": 14, "evidence": "{}", "unrecorded_kwh": None, "recorded_kwh": None,
+    }  # fmt: skip
+
+
+def test_weak_findings_rank_after_the_daily_ones_are_not_capped_and_give_way_to_them() -> None:
+    # the daily diagnosis lists d1 (0.9) and w2 (0.5); the balance lists b1 (0.4) and keeps w1
+    # (0.05), w2 (0.06) and w3 (0.01) weak. The balance's listed first, then the daily, then the
+    # weak: b1, d1, w2 (its daily row: the weak one gives way), w1, w3. Cap 2 keeps b1 and d1
+    # and drops w2; the weak w1 and w3 pass it, numbered 3 and 4
+    diag = pl.DataFrame([_diagnosis_row("d1", 0.9), _diagnosis_row("w2", 0.5)])
+    found = pl.DataFrame(
+        [
+            {**{k: v for k, v in _diagnosis_row(m, s).items() if k not in ("date", "window_start", "area_status",
+             "area_loss_rate", "severity", "rank")}, "rule": "loss.diagnosis.theft_candidate.balance", "_weak": w}
+            for m, s, w in (("b1", 0.4, False), ("w1", 0.05, True), ("w2", 0.06, True), ("w3", 0.01, True))
+        ]
+    )  # fmt: skip
+    out = merge_diagnosis(diag, found, START, END, theft_max_per_area=2)
+    assert out.select("meter_id", "rank").rows() == [("b1", 1), ("d1", 2), ("w1", 3), ("w3", 4)]
+    assert out.columns == diag.columns
+
+
+def test_the_balances_candidates_past_the_cap_are_kept_as_weak_findings() -> None:
+    # cap 1: the balance lists b1 (0.4) and b0 (0.3) and keeps w1 (0.05) weak. b1 keeps rank 1;
+    # b0, past the cap, is kept weak at 0.25 x 0.3 = 0.075, so it ranks before w1 (0.05)
+    listed = {"rule": "loss.diagnosis.theft_candidate.balance", "evidence": '{"weak":false}'}
+    drop = ("date", "window_start", "area_status", "area_loss_rate", "severity", "rank")
+    found = pl.DataFrame(
+        [
+            {**{k: v for k, v in _diagnosis_row(m, s).items() if k not in drop}, **listed, "_weak": w}
+            for m, s, w in (("b1", 0.4, False), ("b0", 0.3, False), ("w1", 0.05, True))
+        ]
+    )
+    diag = pl.DataFrame(schema=pl.DataFrame([_diagnosis_row("d1", 0.9)]).schema)
+    out = merge_diagnosis(diag, found, START, END, theft_max_per_area=1, weak_weight=0.25)
+    assert out.select("meter_id", "rank", "score").rows() == [("b1", 1, 0.4), ("b0", 2, 0.075), ("w1", 3, 0.05)]
+    assert out["evidence"].to_list() == ['{"weak":false}', '{"weak":true}', '{"weak":false}']
+    # without a weak weight the cut drops b0 as before
+    plain = merge_diagnosis(diag, found, START, END, theft_max_per_area=1)
+    assert plain["meter_id"].to_list() == ["b1", "w1"]

@@ -109,3 +109,19 @@ def test_suspect_order_is_configuration():
 def test_a_month_without_work_is_empty():
     calm = MONTHLY.filter(pl.col("area_id") == "OK")
     assert worklist(calm, DIAGNOSIS, "2026-01").height == 0
+
+
+def test_the_balances_weak_findings_name_no_suspect():
+    # U's only finding is a weak one of the balance: U stays a work item without a suspect;
+    # N's weak finding W1 (rank 2) is not among its suspects, T9 and X1 still are
+    weak = pl.DataFrame(
+        [
+            {**finding("U", "theft_candidate", "W0", 1, 0.06), "evidence": '{"weak":true}'},
+            {**finding("N", "theft_candidate", "W1", 2, 0.05), "evidence": '{"weak":true}'},
+        ],
+        schema=LOSS_DIAGNOSIS.schema,
+    )
+    got = worklist(MONTHLY, pl.concat([DIAGNOSIS, weak]), "2026-01")
+    assert got.filter(pl.col("area_id") == "U").select("suspect_meter_id", "suspects").row(0) == (None, None)
+    n = json.loads(got.filter(pl.col("area_id") == "N")["suspects"].item())
+    assert [s["meter_id"] for s in n] == ["X1", "T9"]
