@@ -30,6 +30,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import threading
 import uuid
 from collections import deque
@@ -199,6 +200,9 @@ class Lake:
         for p in self.staging.iterdir():
             if p.is_file() or p.is_symlink():
                 p.unlink(missing_ok=True)
+                n += 1
+            elif p.is_dir():  # a stage's working folder (e.g. anomalies' ranges of meters)
+                shutil.rmtree(p, ignore_errors=True)
                 n += 1
         return n
 

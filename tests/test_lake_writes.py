@@ -342,3 +342,14 @@ def test_on_several_threads_no_job_starts_after_a_failed_one() -> None:
         writes.wait()
     # the failing job's thread takes the next job only after the failure: neither runs
     assert done == []
+
+
+def test_clean_staging_takes_away_what_a_killed_run_left_files_and_folders(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    lake.staging.mkdir(parents=True)
+    (lake.staging / "part-1.parquet.tmp").write_bytes(b"half")
+    left = lake.staging / "anomalies-x1"  # a stage's working folder, with a file in it
+    left.mkdir()
+    (left / "range-0.parquet").write_bytes(b"rows")
+    assert lake.clean_staging() == 2
+    assert not any(lake.staging.iterdir())

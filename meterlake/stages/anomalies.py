@@ -484,7 +484,10 @@ class _Spill:
     def __init__(
         self, lake: Lake, span: list[dt.date], ranges: list[tuple[str | None, str | None]], cfg: anomaly.AnomalyConfig
     ) -> None:
-        self.folder = tempfile.TemporaryDirectory(prefix="meterlake-anomalies-")
+        # under the lake's staging folder: on the lake's disk (not a RAM-backed /tmp), and
+        # cleared by the next run if this one is killed (Lake.clean_staging)
+        lake.staging.mkdir(parents=True, exist_ok=True)
+        self.folder = tempfile.TemporaryDirectory(prefix="anomalies-", dir=lake.staging)
         self.paths = [Path(self.folder.name) / f"range-{i}.parquet" for i in range(len(ranges))]
         columns = list(anomaly.DAY_COLUMNS)
         cuts = [lo for lo, _ in ranges[1:]]

@@ -293,9 +293,12 @@ def test_ranges_of_meters_write_the_same_files(zone, monkeypatch: pytest.MonkeyP
     spilled: list[int] = []
     real = stage._Spill.__init__
 
+    folders: list[Path] = []
+
     def counted(self, lake_, span, ranges, cfg) -> None:
         spilled.append(len(ranges))
         real(self, lake_, span, ranges, cfg)
+        folders.append(Path(self.folder.name))
 
     monkeypatch.setattr(stage, "CHUNK_ROWS", 100)
     monkeypatch.setattr(stage._Spill, "__init__", counted)
@@ -303,3 +306,5 @@ def test_ranges_of_meters_write_the_same_files(zone, monkeypatch: pytest.MonkeyP
     run(landing, lake)
     assert spilled and min(spilled) >= 7  # 20 meters x 34-40 days over 100 rows a range
     assert digest(lake) == whole
+    # the ranges were set aside in the lake's staging folder, and taken away after
+    assert all(f.parent == lake / ".staging" and not f.exists() for f in folders)
