@@ -94,13 +94,15 @@ import itertools
 from collections.abc import Mapping, Sequence
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from meterlake.schemas._base import MissingColumnsError
 from meterlake.schemas.anomalies import ANOMALIES, INDICATORS, RULES, points_column
 from meterlake.schemas.loss_diagnosis import BALANCE_RULES
 from meterlake.transforms import observer
 from meterlake.transforms.dates import split_by_date
+
+from .strict import StrictModel
 
 #: the interval energy balance's theft rule, read by the ``balance`` indicator
 BALANCE_RULE = BALANCE_RULES["theft_candidate"]
@@ -194,10 +196,8 @@ class AnomalyInputError(ValueError):
 # -- configuration ---------------------------------------------------------------------
 
 
-class Ramp(BaseModel):
+class Ramp(StrictModel):
     """Strength 0 at or below ``lo``, 1 at or above ``hi``, linear between."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     lo: float = Field(description="value at and below which the strength is 0")
     hi: float = Field(description="value at and above which the strength is 1")
@@ -212,9 +212,7 @@ class Ramp(BaseModel):
         return ((x - self.lo) / (self.hi - self.lo)).clip(0.0, 1.0)
 
 
-class WindowRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class WindowRules(StrictModel):
     history_days: int = Field(90, ge=7, description="days of history, ending at the detection date, for change points")
     min_before_days: int = Field(14, ge=2, description="days with a value a change point needs before it")
     min_after_days: int = Field(
@@ -222,9 +220,7 @@ class WindowRules(BaseModel):
     )
 
 
-class PeerRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class PeerRules(StrictModel):
     min_peers: int = Field(
         5,
         ge=1,
@@ -233,9 +229,7 @@ class PeerRules(BaseModel):
     min_peer_kwh: float = Field(0.1, ge=0, description="a peer median below this (kWh/day) gives no ratio")
 
 
-class DropRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class DropRules(StrictModel):
     min_baseline_kwh: float = Field(0.5, ge=0, description="mean kWh/day before the split needed to judge a fall")
     min_baseline_ratio: float = Field(
         0.05, ge=0, description="mean ratio to the peer median before the split needed to judge a fall"
@@ -244,9 +238,7 @@ class DropRules(BaseModel):
     t: Ramp = Field(Ramp(lo=3.0, hi=8.0), description="Welch t statistic of the fall")
 
 
-class ZeroRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ZeroRules(StrictModel):
     zero_kwh: float = Field(0.01, ge=0, description="a day at or below this (kWh) is zero")
     live_kwh: float = Field(0.5, ge=0, description="mean kWh/day before the zero run that makes the meter live")
     days: Ramp = Field(
@@ -254,16 +246,12 @@ class ZeroRules(BaseModel):
     )
 
 
-class FlatRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class FlatRules(StrictModel):
     tolerance_kwh: float = Field(0.001, ge=0, description="days within this of each other (kWh) are identical")
     days: Ramp = Field(Ramp(lo=4, hi=10), description="length of the run of identical non-zero actual days")
 
 
-class ReverseRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ReverseRules(StrictModel):
     moved_kwh: float = Field(0.05, ge=0, description="reverse kWh in a day above which the reverse register moved")
     quiet_days: int = Field(
         14, ge=1, description="days the reverse register stood still after the meter's first lake day that infer no PV"
@@ -279,9 +267,7 @@ class ReverseRules(BaseModel):
     )
 
 
-class TouRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class TouRules(StrictModel):
     min_day_kwh: float = Field(1.0, ge=0, description="days below this (kWh over the TOU registers) carry no split")
     shift: Ramp = Field(
         Ramp(lo=0.1, hi=0.3), description="total-variation distance between the mean TOU shares before and after"
@@ -289,9 +275,7 @@ class TouRules(BaseModel):
     t: Ramp = Field(Ramp(lo=4.0, hi=10.0), description="Welch t of the share that moved most")
 
 
-class EventRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class EventRules(StrictModel):
     lookback_days: int = Field(56, ge=1, description="events in this many days up to the detection date count")
     before_days: int = Field(14, ge=1, description="days before an event whose mean kWh is the baseline")
     min_after_days: int = Field(3, ge=1, description="days with a value after the event needed to judge a fall")
@@ -299,16 +283,12 @@ class EventRules(BaseModel):
     fall: Ramp = Field(Ramp(lo=0.1, hi=0.5), description="relative fall after the event")
 
 
-class LossRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class LossRules(StrictModel):
     score: Ramp = Field(Ramp(lo=0.3, hi=0.8), description="loss_diagnosis score (in [0, 1])")
 
 
-class Weights(BaseModel):
+class Weights(StrictModel):
     """Points of each indicator at full strength (keys of schemas.anomalies.INDICATORS)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_cover: float = Field(1.0, ge=0, description=INDICATORS["event_cover"][2])
     event_wiring: float = Field(0.8, ge=0, description=INDICATORS["event_wiring"][2])
@@ -328,9 +308,7 @@ class Weights(BaseModel):
     model: float = Field(2.0, ge=0, description=INDICATORS["model"][2])
 
 
-class SupervisedRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SupervisedRules(StrictModel):
     enabled: bool = Field(True, description="train on inspection outcomes when there are enough")
     positive_outcomes: tuple[str, ...] = Field(("theft",), description="inspection outcomes that count as positive")
     min_positives: int = Field(10, ge=1, description="positive inspections needed before the detection date")
@@ -352,15 +330,11 @@ class SupervisedRules(BaseModel):
     )
 
 
-class OutputRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class OutputRules(StrictModel):
     min_score: float = Field(0.0, ge=0, description="write a meter for a date only when its score is above this")
 
 
-class TheftCaseRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class TheftCaseRules(StrictModel):
     min_score: float = Field(
         0.33, ge=0, le=1, description="a balance theft candidate scoring at least this becomes a theft case"
     )
@@ -375,10 +349,8 @@ class TheftCaseRules(BaseModel):
     )
 
 
-class ObserverRules(BaseModel):
+class ObserverRules(StrictModel):
     """The area master as observer of shape thefts (``transforms/observer.py``; [observer])."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(True, description="compute the observer indicator (needs the clean curves)")
     window_days: int = Field(14, ge=3, le=62, description="days of daily summaries, ending at the detection date")
@@ -462,10 +434,8 @@ class ObserverRules(BaseModel):
         return self
 
 
-class AnomalyConfig(BaseModel):
+class AnomalyConfig(StrictModel):
     """config/anomaly.toml: thresholds, look-back windows and weights of the ranking."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     window: WindowRules = Field(default_factory=WindowRules, description="change-point window")
     peers: PeerRules = Field(default_factory=PeerRules, description="peer groups")

@@ -515,12 +515,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from threadpoolctl import ThreadpoolController
 
 from meterlake.schemas.loss_diagnosis import BALANCE_RULES
 from meterlake.transforms.loss import INPUT_COLUMNS as LOSS_INPUT_COLUMNS
 from meterlake.transforms.metering import standard_multipliers
+
+from .strict import StrictModel
 
 SLOT_COLUMNS: tuple[str, ...] = tuple(f"p{i}" for i in range(1, 97))
 SLOTS = 96
@@ -536,12 +538,10 @@ RULE_MULTIPLIER = BALANCE_RULES["multiplier_suspect"]
 RULE_MAPPING = BALANCE_RULES["mapping_suspect"]
 
 
-class BalanceRules(BaseModel):
+class BalanceRules(StrictModel):
     """Settings of the interval balance; config/loss.toml [diagnosis.balance] (the stage's
     settings add whether and how often it runs). The standard multipliers come from the
     rating table (:mod:`meterlake.transforms.metering`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     window_days: int = Field(14, ge=1, le=92, description="days of curves in a balance window")
     min_days: int = Field(7, ge=1, description="fewest days with a balance row an area's fit may rest on")

@@ -30,12 +30,13 @@ from __future__ import annotations
 from typing import Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from meterlake.schemas.bills_monthly import BILLS_MONTHLY
 
 from . import dates
 from .prepay import PrepayRules
+from .strict import StrictModel
 from .tariffs import PRICE_CALENDAR_SCHEMA, REGISTERS
 
 #: the meter_daily columns billing reads
@@ -56,10 +57,8 @@ DAY_COLUMNS: tuple[str, ...] = (
 )
 
 
-class BillRules(BaseModel):
+class BillRules(StrictModel):
     """The [bill] section of config/billing.toml."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_estimated_share: float = Field(
         0.2,
@@ -74,10 +73,8 @@ class BillRules(BaseModel):
     )
 
 
-class BillingConfig(BaseModel):
+class BillingConfig(StrictModel):
     """config/billing.toml: billing and prepayment thresholds."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     bill: BillRules = Field(default_factory=BillRules, description="bill rules")
     prepay: PrepayRules = Field(default_factory=PrepayRules, description="prepay_daily status thresholds")

@@ -56,13 +56,15 @@ from dataclasses import dataclass, field
 
 import polars as pl
 from polars.expr.whenthen import ChainedThen, Then
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from meterlake.schemas._base import MissingColumnsError
 from meterlake.schemas.area_loss_daily import AREA_LOSS_DAILY
 from meterlake.schemas.area_loss_monthly import AREA_LOSS_MONTHLY
 from meterlake.schemas.feeder_loss_daily import FEEDER_LOSS_DAILY
 from meterlake.schemas.feeder_loss_monthly import FEEDER_LOSS_MONTHLY
+
+from .strict import StrictModel
 
 #: kWh are rounded to this many decimals after summing (see the module docstring)
 KWH_DECIMALS = 6
@@ -96,11 +98,7 @@ class LossInputError(ValueError):
 # -- rules --------------------------------------------------------------------------
 
 
-class _Rules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StatusRule(_Rules):
+class StatusRule(StrictModel):
     """Thresholds of the status rule (CONTRACT §3 defaults); config/loss.toml [area] and [feeder]."""
 
     min_actual_share: float = Field(
@@ -148,7 +146,7 @@ class AreaClass:
     area_id_pattern: str | None = None
 
 
-class PvInference(_Rules):
+class PvInference(StrictModel):
     """How PV is inferred for customers whose archive row does not say (a v1 archive);
     config/loss.toml [pv].
 

@@ -50,18 +50,16 @@ from collections.abc import Iterable
 from typing import Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS, RULES
 from meterlake.transforms.loss import LossRules, area_days, check_input, prepare
 from meterlake.transforms.metering import CT_PRIMARY_A, CT_SECONDARY_A, PT_RATIOS
 
-
-class _Rules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from .strict import StrictModel
 
 
-class TheftRules(_Rules):
+class TheftRules(StrictModel):
     """Theft candidates (窃电嫌疑); config/loss.toml [diagnosis.theft]."""
 
     areas: Literal["abnormal", "all"] = Field(
@@ -71,7 +69,7 @@ class TheftRules(_Rules):
     max_per_area: int = Field(20, ge=1, description="at most this many theft candidates per area and window")
 
 
-class MultiplierRules(_Rules):
+class MultiplierRules(StrictModel):
     """Multiplier suspects (倍率错误); config/loss.toml [diagnosis.multiplier]. The
     candidate ratios come from the rating table (:mod:`meterlake.transforms.metering`)."""
 
@@ -91,7 +89,7 @@ class MultiplierRules(_Rules):
     )
 
 
-class MappingRules(_Rules):
+class MappingRules(StrictModel):
     """Customer-to-area mapping suspects (户变关系); config/loss.toml [diagnosis.mapping]."""
 
     max_own_corr: float = Field(
@@ -114,7 +112,7 @@ class MappingRules(_Rules):
     )
 
 
-class DiagnosisRules(_Rules):
+class DiagnosisRules(StrictModel):
     """Settings of :func:`diagnose`; config/loss.toml [diagnosis] (the stage's settings
     add the cadence and the interval balance)."""
 

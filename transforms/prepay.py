@@ -18,10 +18,12 @@ Pure polars: frames in, frames out; nothing here opens a file.
 from __future__ import annotations
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from meterlake.schemas.prepay_daily import PREPAY_DAILY
 from meterlake.schemas.prepay_findings import PREPAY_FINDINGS, RULES
+
+from .strict import StrictModel
 
 #: the clean purchases columns read here
 PURCHASE_COLUMNS: tuple[str, ...] = (
@@ -37,10 +39,8 @@ PURCHASE_COLUMNS: tuple[str, ...] = (
 )
 
 
-class PrepayRules(BaseModel):
+class PrepayRules(StrictModel):
     """The [prepay] section of config/billing.toml (CONTRACT §3 prepay_daily status)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     mismatch_tolerance_yuan: float = Field(
         1.0, ge=0, description="status mismatch when |meter balance - computed balance| exceeds this"

@@ -31,39 +31,36 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from meterlake.schemas.receivables_monthly import AGING, RECEIVABLES_MONTHLY
+
+from .strict import StrictModel
 
 #: half a fen: amounts below are float noise of exact sums
 EPS_YUAN = 0.005
 
 
-class CalendarRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class CalendarRules(StrictModel):
     issue_day: int = Field(1, ge=1, le=28, description="day of the next month a bill is issued")
     due_day: int = Field(20, ge=1, le=28, description="a bill is due at the end of this day of its issue month")
 
 
-class LateFeeRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class LateFeeRules(StrictModel):
     resident_per_day: float = Field(0.001, ge=0)
     other_current_year_per_day: float = Field(0.002, ge=0)
     other_earlier_years_per_day: float = Field(0.003, ge=0)
 
 
-class RecoveryRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class RecoveryRules(StrictModel):
     target_rate: float = Field(1.0, ge=0, le=1)
 
 
-class ToleranceRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ToleranceRules(StrictModel):
     settled_below_yuan: float = Field(1.0, ge=0)
 
 
-class DunningRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class DunningRules(StrictModel):
     sms_after_days: int = Field(1, ge=1)
     call_after_days: int = Field(10, ge=1)
     visit_after_days: int = Field(20, ge=1)
@@ -73,8 +70,7 @@ class DunningRules(BaseModel):
     notice_max_days: int = Field(7, ge=3, le=7)
 
 
-class CreditRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class CreditRules(StrictModel):
     window_months: int = Field(12, ge=1)
     late_share_weight: float = 25.0
     worst_overdue_days_steps: list[int] = Field(default_factory=lambda: [30, 90, 180])
@@ -89,17 +85,15 @@ class CreditRules(BaseModel):
     grade_c: float = 60.0
 
 
-class TierRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class TierRules(StrictModel):
     platinum_yuan: float = 1_000_000.0
     gold_yuan: float = 100_000.0
     silver_yuan: float = 10_000.0
 
 
-class ReceivablesConfig(BaseModel):
+class ReceivablesConfig(StrictModel):
     """config/receivables.toml."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     calendar: CalendarRules = CalendarRules()
     late_fee: LateFeeRules = LateFeeRules()
     recovery: RecoveryRules = RecoveryRules()

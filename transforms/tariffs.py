@@ -35,7 +35,9 @@ import re
 from typing import Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from .strict import StrictModel
 
 #: the meter's four time-of-use registers (正向有功尖/峰/平/谷), CONTRACT §1 registers
 REGISTERS: tuple[str, ...] = ("sharp", "peak", "flat", "valley")
@@ -79,10 +81,8 @@ def _clock(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
-class TouPeriod(BaseModel):
+class TouPeriod(StrictModel):
     """One time-of-use period (时段) of a tariff version."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(description="period name, e.g. sharp/peak/flat/valley or all_day", min_length=1)
     hours: list[str] = Field(
@@ -103,10 +103,8 @@ class TouPeriod(BaseModel):
         return v
 
 
-class TariffVersion(BaseModel):
+class TariffVersion(StrictModel):
     """The prices of a tariff from one effective date (one 调价)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     effective_from: dt.date = Field(description="first local date this version applies")
     effective_to: dt.date | None = Field(
@@ -231,10 +229,8 @@ def _runs(flags: list[bool]) -> list[tuple[int, int]]:
     return out
 
 
-class Tariff(BaseModel):
+class Tariff(StrictModel):
     """A tariff (电价代码) and its dated versions."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field("", description="what users call the tariff")
     versions: list[TariffVersion] = Field(description="price versions, oldest first, without overlap", min_length=1)
@@ -265,10 +261,8 @@ class Tariff(BaseModel):
         return out
 
 
-class TariffBook(BaseModel):
+class TariffBook(StrictModel):
     """All tariffs, keyed by tariff_id (the archive's 电价代码)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     tariffs: dict[str, Tariff] = Field(description="tariffs keyed by tariff_id", min_length=1)
 

@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from ..schemas.curves import SLOTS
 from ..schemas.vee_findings import RULES, VEE_FINDINGS
 from . import estimation
 from .meter_daily import collection_daily, exact_sum
 from .metering import standard_multipliers
+from .strict import StrictModel
 
 Severity = Literal["warning", "error", "blocking"]
 
@@ -75,11 +76,7 @@ assert set(DEFAULT_SEVERITY) == set(RULES), set(DEFAULT_SEVERITY) ^ set(RULES)
 # --- configuration --------------------------------------------------------------------
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RegistersConfig(_Section):
+class RegistersConfig(StrictModel):
     max_gap_days: int = Field(
         31,
         ge=1,
@@ -97,7 +94,7 @@ class RegistersConfig(_Section):
     )
 
 
-class EstimationConfig(_Section):
+class EstimationConfig(StrictModel):
     max_interpolation_slots: int = Field(
         8,
         ge=0,
@@ -118,7 +115,7 @@ class EstimationConfig(_Section):
     )
 
 
-class CalendarConfig(_Section):
+class CalendarConfig(StrictModel):
     holidays: list[dt.date] = Field(
         default_factory=list, description="public holidays: treated as Sundays by like-day estimation"
     )
@@ -127,7 +124,7 @@ class CalendarConfig(_Section):
     )
 
 
-class IntervalConfig(_Section):
+class IntervalConfig(StrictModel):
     spike_factor: float = Field(
         5.0,
         gt=1,
@@ -145,7 +142,7 @@ class IntervalConfig(_Section):
     )
 
 
-class RegisterChecksConfig(_Section):
+class RegisterChecksConfig(StrictModel):
     stopped_curve_min_kwh: float = Field(
         1.0,
         ge=0,
@@ -166,7 +163,7 @@ class RegisterChecksConfig(_Section):
     )
 
 
-class HistoryConfig(_Section):
+class HistoryConfig(StrictModel):
     days: int = Field(
         28, ge=1, le=366, description="history window of the high/low and reverse checks, days before the date"
     )
@@ -189,7 +186,7 @@ class HistoryConfig(_Section):
     )
 
 
-class MultiplierConfig(_Section):
+class MultiplierConfig(StrictModel):
     """Standard CT/PT ratios come from the one rating table (transforms/metering.py)."""
 
     def allowed(self) -> list[float]:
@@ -197,7 +194,7 @@ class MultiplierConfig(_Section):
         return list(standard_multipliers())
 
 
-class CapacityConfig(_Section):
+class CapacityConfig(StrictModel):
     direct_resident_kw: float = Field(
         39.6,
         gt=0,
@@ -220,11 +217,11 @@ class CapacityConfig(_Section):
     )
 
 
-class CollectionConfig(_Section):
+class CollectionConfig(StrictModel):
     target_rate: float = Field(0.98, ge=0, le=1, description="采集成功率 target per area and day (commonly 98-99.5 %)")
 
 
-class VeeConfig(_Section):
+class VeeConfig(StrictModel):
     """Thresholds of the validate stage (config/vee.toml)."""
 
     registers: RegistersConfig = Field(default_factory=RegistersConfig, description="register differences and readings")

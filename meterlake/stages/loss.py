@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..lake import Lake
 from ..schemas._base import Table
@@ -56,6 +56,7 @@ from ..transforms import balance, loss, outages
 from ..transforms.dates import month_of, split_by_date
 from ..transforms.loss_diagnosis import DiagnosisRules, diagnose_windows
 from ..transforms.loss_worklist import DEFAULT_ORDER, DIAGNOSIS_COLUMNS, MONTHLY_COLUMNS, worklist
+from ..transforms.strict import StrictModel
 from . import StageContext, StageError, StageResult
 
 CONFIG_NAME = "loss"
@@ -64,11 +65,7 @@ CONFIG_NAME = "loss"
 # -- configuration ----------------------------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AreaClassModel(_Strict):
+class AreaClassModel(StrictModel):
     name: str = Field(description="class name written to area_class (not 'default')", min_length=1)
     area_ids: list[str] = Field(default_factory=list, description="areas in the class, one by one")
     area_id_pattern: str | None = Field(
@@ -144,7 +141,7 @@ class DiagnosisModel(DiagnosisRules):
         return DiagnosisRules(**self.model_dump(include=set(DiagnosisRules.model_fields)))
 
 
-class WorklistModel(_Strict):
+class WorklistModel(StrictModel):
     suspects: int = Field(3, ge=1, le=20, description="top suspects listed per area-month")
     order_high: list[str] = Field(
         default_factory=lambda: list(DEFAULT_ORDER["high"]),
@@ -174,7 +171,7 @@ class WorklistModel(_Strict):
         }
 
 
-class LossConfig(_Strict):
+class LossConfig(StrictModel):
     """config/loss.toml."""
 
     area: loss.StatusRule = Field(default_factory=loss.StatusRule, description="status thresholds of transformer areas")
