@@ -16,10 +16,10 @@ AVX2 (it dispatches AVX-512 versions of its reductions and math functions where 
 has them), and numba compiling for Haswell rather than for the host. Each of these picks
 its code by CPU, and the interval balance's fits came out different in the last bits
 between them; through the window's thresholds (the customers that stand out, the days at
-t >= 2) that moved a days statistic in its third decimal and borderline listings: a
-fingerprint written on an AVX-512 machine failed on an AVX2 one. Pinned, the fixed run
-writes the same tables on any x86-64 machine with AVX2; the pipeline itself keeps
-whatever the machine has.
+t >= 2) that moved a days statistic in its third decimal and borderline listings (a
+fingerprint written with OpenBLAS alone pinned failed on another machine a day later).
+Pinned, the fixed run is meant to write the same tables on any x86-64 machine with AVX2;
+the pipeline itself keeps whatever the machine has.
 """
 
 from __future__ import annotations
