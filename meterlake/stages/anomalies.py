@@ -557,11 +557,9 @@ class _Indicators:
         try:
             if parts <= 1:
                 self.ctx.progress(f"anomalies: reading meter_daily {span[0]} .. {span[-1]} ({len(span)} days)")
-                days = anomaly.prepare_days(lake.scan(METER_DAILY, span).select(list(anomaly.DAY_COLUMNS)), cfg)
-                days = anomaly.without_outage_days(days, i.outages, 0.0)
+                days = self._prepared(lake.scan(METER_DAILY, span).select(list(anomaly.DAY_COLUMNS)))
                 # the observer after the days are prepared: what it keeps is not held beside their preparation
-                seen = self._observed(batch)
-                self.features.update(anomaly.indicators_at(days, i.events, i.diagnosis, i.history, batch, cfg, seen))
+                self.features.update(self._indicators(days, batch, self._observed(batch)))
                 return
             ranges = anomaly.meter_ranges(
                 lake.scan(METER_DAILY, [span[-1]]).select("meter_id").collect()["meter_id"], parts
@@ -575,17 +573,8 @@ class _Indicators:
                 found: dict[dt.date, list[pl.DataFrame]] = {d: [] for d in batch}
                 for n, (lo, hi) in enumerate(ranges):
                     keep = anomaly.in_range(lo, hi)
-                    days = anomaly.prepare_days(spill.days(n), cfg, peers=spill.peers)
-                    days = anomaly.without_outage_days(days, i.outages.filter(keep), 0.0)
-                    part = anomaly.indicators_at(
-                        days,
-                        i.events.filter(keep),
-                        i.diagnosis.filter(keep),
-                        i.history.filter(keep),
-                        batch,
-                        cfg,
-                        {d: None if f is None else f.filter(keep) for d, f in seen.items()},
-                    )
+                    days = self._prepared(spill.days(n), keep, spill.peers)
+                    part = self._indicators(days, batch, seen, keep)
                     del days
                     for d in batch:
                         found[d].append(part[d])
@@ -594,6 +583,32 @@ class _Indicators:
         except (anomaly.AnomalyInputError, ValueError) as exc:
             raise StageError(f"anomalies: {exc}") from exc
         self.features.update({d: pl.concat(found[d]) for d in batch})
+
+    def _prepared(
+        self, raw: pl.DataFrame | pl.LazyFrame, keep: pl.Expr | None = None, peers: pl.DataFrame | None = None
+    ) -> pl.DataFrame:
+        """The look-back's days of the meters ``keep`` selects (all: None) prepared, their
+        outage days left out; ``peers``: the peer medians of every meter, where ``raw`` holds
+        a range of them."""
+        outages = self.inputs.outages if keep is None else self.inputs.outages.filter(keep)
+        return anomaly.without_outage_days(anomaly.prepare_days(raw, self.cfg, peers=peers), outages, 0.0)
+
+    def _indicators(
+        self,
+        days: pl.DataFrame,
+        batch: list[dt.date],
+        seen: dict[dt.date, pl.DataFrame | None],
+        keep: pl.Expr | None = None,
+    ) -> dict[dt.date, pl.DataFrame]:
+        """The indicators of ``batch`` from the prepared ``days``, the other inputs of the
+        meters ``keep`` selects (all: None)."""
+        i = self.inputs
+
+        def kept(frame: pl.DataFrame) -> pl.DataFrame:
+            return frame if keep is None else frame.filter(keep)
+
+        seen = {d: None if f is None else kept(f) for d, f in seen.items()}
+        return anomaly.indicators_at(days, kept(i.events), kept(i.diagnosis), kept(i.history), batch, self.cfg, seen)
 
     def _observed(self, batch: list[dt.date]) -> dict[dt.date, pl.DataFrame | None]:
         """The observer indicator of each date of ``batch``."""
