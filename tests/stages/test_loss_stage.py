@@ -383,6 +383,17 @@ def test_a_v1_archive_infers_pv_from_history_and_says_so(lake: Path):
     assert result.details["pv_inferred_meters"] == 3
 
 
+def _evening_loads(rng: Any, n_days: int) -> dict[str, Any]:
+    """The true 96-slot loads of 12 customers c0..c11 over ``n_days``: one evening-peaked
+    shape, each customer's own size (5-15 kWh a day) and lognormal slot noise."""
+    import numpy as np
+
+    h = (np.arange(96) + 0.5) / 4
+    shape = 0.3 + np.exp(-0.5 * ((h - 20) / 1.7) ** 2)
+    shape /= shape.sum()
+    return {f"c{i}": rng.uniform(5, 15) * shape[None, :] * rng.lognormal(0, 0.4, (n_days, 96)) for i in range(12)}
+
+
 def _balance_zone(root: Path, days: list[dt.date], master: Any, rec: dict[str, Any]) -> Lake:
     """A lake of one area "A": master meter M's curve ``master[k]`` and customers' recorded
     curves ``rec[m][k]`` on each of ``days``, with their meter_daily rows."""
@@ -436,12 +447,8 @@ def test_the_balance_keeps_each_day_and_a_window_reads_the_kept_days(tmp_path: P
     from meterlake.schemas.curves import LANDING as CURVES
     from meterlake.stages.loss import _state_files
 
-    rng = np.random.default_rng(3)
     days = [dt.date(2026, 3, 1) + dt.timedelta(days=k) for k in range(7)]
-    h = (np.arange(96) + 0.5) / 4
-    shape = 0.3 + np.exp(-0.5 * ((h - 20) / 1.7) ** 2)
-    shape /= shape.sum()
-    true = {f"c{i}": rng.uniform(5, 15) * shape[None, :] * rng.lognormal(0, 0.4, (7, 96)) for i in range(12)}
+    true = _evening_loads(np.random.default_rng(3), len(days))
     rec = {m: (0.4 * v if m == "c0" else v) for m, v in true.items()}
     master = np.sum(list(true.values()), axis=0) * 1.03  # 3% technical loss on the true load
     lk = _balance_zone(tmp_path / "lake", days, master, rec)
@@ -495,12 +502,8 @@ def test_a_window_run_alone_reads_the_step_days_before_it_as_a_backfill_does(tmp
 
     from meterlake.stages.loss import _state_files
 
-    rng = np.random.default_rng(5)
     days = [dt.date(2026, 3, 1) + dt.timedelta(days=k) for k in range(20)]
-    h = (np.arange(96) + 0.5) / 4
-    shape = 0.3 + np.exp(-0.5 * ((h - 20) / 1.7) ** 2)
-    shape /= shape.sum()
-    true = {f"c{i}": rng.uniform(5, 15) * shape[None, :] * rng.lognormal(0, 0.4, (20, 96)) for i in range(12)}
+    true = _evening_loads(np.random.default_rng(5), len(days))
     share = np.where(np.arange(20) >= 12, 0.4, 1.0)[:, None]
     rec = {m: (share * v if m == "c0" else v) for m, v in true.items()}
     master = np.sum(list(true.values()), axis=0) * 1.03
