@@ -1303,17 +1303,21 @@ def _with_day_weight(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     multiplication by its reciprocal, which differs in the last bit, so a weight would
     depend on which other rows share the frame.
     """
-    frame = frame.lazy().collect()
-    yy, ll, ly = (frame[k].cast(pl.Float64).to_numpy() for k in ("yy", "ll", "ly"))
-    dof = np.maximum(frame["slots"].cast(pl.Int64).to_numpy() - frame["bases"].cast(pl.Int64).to_numpy() - 1, 1)
+    rows = frame.lazy().collect()
+    yy, ll, ly = (rows[k].cast(pl.Float64).to_numpy() for k in ("yy", "ll", "ly"))
+    dof = np.maximum(rows["slots"].cast(pl.Int64).to_numpy() - rows["bases"].cast(pl.Int64).to_numpy() - 1, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         rest = np.fmax(np.fmax(yy - ly**2 / ll, 1e-9 * yy), 1e-30)
         var = rest / dof
-    median = frame.select(pl.Series(var).alias("_v"), "area_id").select(pl.col("_v").median().over("area_id"))
-    median = median.to_series().to_numpy()
+    median = (
+        rows.select(pl.Series(var).alias("_v"), "area_id")
+        .select(pl.col("_v").median().over("area_id"))
+        .to_series()
+        .to_numpy()
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(ll > 0, 1 / np.fmax(var, median), 0.0)
-    return frame.with_columns(_w=pl.Series(w))
+    return rows.with_columns(_w=pl.Series(w))
 
 
 def _groups(frame: pl.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -1380,14 +1384,13 @@ def window_coefficients(
     """
     areas = areas.lazy()
     held = areas.collect_schema()
-    a = (
+    a = _with_day_weight(
         areas.with_columns(  # states kept before the load-loss term have no linear sums
             pl.lit(None, pl.Float64).alias(k) for k in ("ll_linear", "ly_linear") if k not in held
         )
         .select("area_id", "date", "feeder_id", "slots", "bases", "yy", "ll", "ly", "ll_linear", "ly_linear")
         .sort("area_id", "date")
     )
-    a = _with_day_weight(a)
     area_sum = _area_sums(a)
     # the loss sums are the area's, or the customer's own where it carries them (the loss
     # cleared of the other customers' fitted parts, see :func:`cleaned_loss`)

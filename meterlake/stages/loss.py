@@ -295,8 +295,8 @@ def _area_ranges(files: list[Path], rows: int) -> list[tuple[str, str]]:
     rows (an area holding more is a range of its own). Reads the files' area_id only."""
     if not files:
         return []
-    counts = pl.concat([pl.scan_parquet(f).select("area_id") for f in files]).group_by("area_id").len()
-    counts = counts.sort("area_id").collect()
+    scans = [pl.scan_parquet(f).select("area_id") for f in files]
+    counts = pl.concat(scans).group_by("area_id").len().sort("area_id").collect()
     if not counts.height:
         return []
     # a range ends at the area where the running count reaches a multiple of rows
@@ -335,7 +335,10 @@ def _with_balance(
     holds. Each day's statistics come from the lake's balance state (computed here for a
     day that has none yet); the step statistic reads the customers' states of its
     ``step_days`` before the window too, computed likewise where missing, so a window's
-    findings do not depend on which runs came before.
+    findings do not depend on which runs came before. The customers' states are read and
+    fitted a range of whole areas at a time (about :data:`WINDOW_RANGE_ROWS` of the
+    window's customer-days): an area's figures are a function of its own rows only, so
+    the findings are the whole window's, and the fit holds one range, not the window.
     """
     rules = cfg.diagnosis.balance.rules()
     start = end - dt.timedelta(days=rules.window_days - 1)
