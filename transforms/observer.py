@@ -201,9 +201,10 @@ def day_summaries(
             & pl.col("role").is_in(["customer", "area_master"])
         )
         .select("meter_id", "area_id", "role", pl.col("multiplier").fill_null(1.0), "kwh")
-        .unique("meter_id", keep="first", maintain_order=True)
     )
     mem = m.collect()
+    if not _increasing(mem["meter_id"]):  # meter_daily's partition is sorted by meter, each once
+        mem = mem.unique("meter_id", keep="first", maintain_order=True)
     names = block_names(rules.blocks)
     if mem.height == 0:
         return _empty(names)
@@ -228,7 +229,10 @@ def day_summaries(
         if end <= ids.height and batch["meter_id"].equals(ids["meter_id"].slice(start, batch.height)):
             a, b = np.searchsorted(c_of, [start, end])
             at = m_of[a:b]
-            part = pl.concat([mem.gather(at), batch.drop("meter_id").gather(c_of[a:b] - start)], how="horizontal")
+            slots = batch.drop("meter_id")
+            if b - a < batch.height or (b > a and c_of[b - 1] - c_of[a] != b - a - 1):  # not every row a member's
+                slots = slots.gather(c_of[a:b] - start)
+            part = pl.concat([mem.gather(at), slots], how="horizontal")
         else:  # pieces not in the order of the ids read (never seen): joined piece by piece
             part = mem.with_row_index("_m").join(batch, on="meter_id", how="inner")
             at = part["_m"].to_numpy().astype(np.int64)
@@ -287,6 +291,12 @@ def day_summaries(
     return customers.sort("area_id", "meter_id"), areas
 
 
+def _increasing(values: pl.Series) -> bool:
+    """Whether ``values`` has no null and each value is above the one before (so each is there once)."""
+    n = len(values)
+    return values.null_count() == 0 and (n < 2 or bool((values.slice(1) > values.slice(0, n - 1)).all()))
+
+
 def _codes(values: pl.Series) -> np.ndarray:
     """Each value's place among the distinct values sorted (a dense rank: the few distinct
     areas or roles are sorted, not every row)."""
@@ -302,7 +312,7 @@ def _area_order(every: pl.DataFrame, meters: pl.Series, member: np.ndarray) -> p
     a member's place orders the meters: the rows are sorted by the codes of their area and role
     and that place (integers), not by three columns of strings (0.3-0.6 s a county day)."""
     n = len(meters)
-    once = len(member) == every.height and (n < 2 or bool((meters.slice(1) > meters.slice(0, n - 1)).all()))
+    once = len(member) == every.height and _increasing(meters)
     if once:
         seen = np.zeros(n, dtype=bool)
         seen[member] = True
@@ -320,7 +330,7 @@ def _summarise(
     got_by = None
     if summariser is not None:
         got_by = summariser(
-            frame.select(SLOT_COLUMNS).to_numpy(order="c"),
+            frame.select(SLOT_COLUMNS).to_numpy(),  # slot-major, as polars holds it: no transposed copy
             frame["multiplier"].to_numpy(),
             frame["kwh"].fill_null(np.nan).to_numpy(),
             rules.blocks,

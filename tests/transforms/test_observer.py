@@ -296,6 +296,25 @@ def _random_pieces(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.nda
     return x, mult, kwh
 
 
+def test_the_compiled_summary_of_slot_major_slots_is_that_of_row_major_ones() -> None:
+    """A piece as polars gives it (slot-major) is summarised without a transposed copy: the same bits."""
+    from meterlake import observer_kernel
+
+    x, mult, kwh = _random_pieces(np.random.default_rng(5), 300)
+    rows = observer_kernel.summarise_rows(np.ascontiguousarray(x), mult, kwh, 24, 0.0, 1e-3)
+    slots = observer_kernel.summarise_rows(np.asfortranarray(x), mult, kwh, 24, 0.0, 1e-3)
+    for name, got in rows.items():
+        assert np.array_equal(got.view(np.uint8), slots[name].view(np.uint8)), name
+
+
+def test_increasing_by_hand() -> None:
+    assert observer._increasing(pl.Series(["M1", "M2", "M9"]))
+    assert not observer._increasing(pl.Series(["M1", "M1", "M9"]))  # a meter twice
+    assert not observer._increasing(pl.Series(["M2", "M1"]))
+    assert not observer._increasing(pl.Series(["M1", None, "M3"]))
+    assert observer._increasing(pl.Series([], dtype=pl.String))
+
+
 @pytest.mark.parametrize("floor", [1e-3, 0.05])  # 0.05: many slots floored, ties in the medians
 def test_compiled_day_summaries_are_numpys_bit_for_bit(floor: float) -> None:
     from meterlake import observer_kernel
