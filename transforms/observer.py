@@ -297,6 +297,18 @@ def _increasing(values: pl.Series) -> bool:
     return values.null_count() == 0 and (n < 2 or bool((values.slice(1) > values.slice(0, n - 1)).all()))
 
 
+def _pairs_increasing(first: pl.Series, then: pl.Series) -> bool:
+    """Whether the pairs (``first``, ``then``) have no null and each is above the one before (in
+    the order of a sort by both): a frame already so sorted needs no sort of its strings."""
+    n = len(first)
+    if first.null_count() or then.null_count():
+        return False
+    if n < 2:
+        return True
+    a0, a1, b0, b1 = first.slice(0, n - 1), first.slice(1), then.slice(0, n - 1), then.slice(1)
+    return bool(((a1 > a0) | ((a1 == a0) & (b1 > b0))).all())
+
+
 def _codes(values: pl.Series) -> np.ndarray:
     """Each value's place among the distinct values sorted (a dense rank: the few distinct
     areas or roles are sorted, not every row)."""
@@ -1207,8 +1219,12 @@ def indicator_of_days(
     coded.reverse()
     dates = [src.date for src in kept]
     n_days = len(dates)
-    order = meters.select(pl.arg_sort_by("_last", "meter_id")).to_series().to_numpy()
-    ids = meters[order].select("meter_id", pl.col("_last").alias("area_id"))
+    if _pairs_increasing(meters["_last"], meters["meter_id"]):  # numbered in area order (a steady roster)
+        order = np.arange(meters.height)
+        ids = meters.select("meter_id", pl.col("_last").alias("area_id"))
+    else:
+        order = meters.select(pl.arg_sort_by("_last", "meter_id")).to_series().to_numpy()
+        ids = meters[order].select("meter_id", pl.col("_last").alias("area_id"))
     at = np.empty(len(order), dtype=np.int64)
     at[order] = np.arange(len(order))
     # each day's rows that count (a meter's rows in its last area): their row and customer

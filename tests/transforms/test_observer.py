@@ -307,6 +307,16 @@ def test_the_compiled_summary_of_slot_major_slots_is_that_of_row_major_ones() ->
         assert np.array_equal(got.view(np.uint8), slots[name].view(np.uint8)), name
 
 
+def test_pairs_increasing_by_hand() -> None:
+    areas = pl.Series(["A1", "A1", "A2", "A2"])
+    assert observer._pairs_increasing(areas, pl.Series(["M3", "M5", "M1", "M2"]))
+    assert not observer._pairs_increasing(areas, pl.Series(["M5", "M3", "M1", "M2"]))  # M5 before M3 in A1
+    assert not observer._pairs_increasing(pl.Series(["A2", "A1"]), pl.Series(["M1", "M2"]))
+    assert not observer._pairs_increasing(areas, pl.Series(["M3", "M3", "M1", "M2"]))  # a pair twice
+    assert not observer._pairs_increasing(pl.Series(["A1", None]), pl.Series(["M1", "M2"]))
+    assert observer._pairs_increasing(pl.Series(["A1"]), pl.Series(["M1"]))
+
+
 def test_increasing_by_hand() -> None:
     assert observer._increasing(pl.Series(["M1", "M2", "M9"]))
     assert not observer._increasing(pl.Series(["M1", "M1", "M9"]))  # a meter twice
