@@ -194,14 +194,9 @@ def day_summaries(
     missing = [c for c in MEMBER_COLUMNS if c not in have]
     if missing:
         raise ObserverInputError(f"observer: meter_daily lacks {missing}; it has {have}")
-    m = (
-        m.filter(
-            (pl.col("date") == day)
-            & pl.col("area_id").is_not_null()
-            & pl.col("role").is_in(["customer", "area_master"])
-        )
-        .select("meter_id", "area_id", "role", pl.col("multiplier").fill_null(1.0), "kwh")
-    )
+    m = m.filter(
+        (pl.col("date") == day) & pl.col("area_id").is_not_null() & pl.col("role").is_in(["customer", "area_master"])
+    ).select("meter_id", "area_id", "role", pl.col("multiplier").fill_null(1.0), "kwh")
     mem = m.collect()
     if not _increasing(mem["meter_id"]):  # meter_daily's partition is sorted by meter, each once
         mem = mem.unique("meter_id", keep="first", maintain_order=True)
@@ -752,9 +747,7 @@ class _Pool:
         self.count = 0
         self.parts: list[dict[str, np.ndarray]] = []
 
-    def add(
-        self, at: np.ndarray, blocks: np.ndarray, run: np.ndarray, rough: np.ndarray, area_of: np.ndarray
-    ) -> None:
+    def add(self, at: np.ndarray, blocks: np.ndarray, run: np.ndarray, rough: np.ndarray, area_of: np.ndarray) -> None:
         if self.held and self.held[0][1].dtype != blocks.dtype:
             self.judge()  # blocks kept as float32 and as float64 are judged apart (never seen)
         self.held.append((at, blocks, run, rough, area_of))
