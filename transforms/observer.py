@@ -85,6 +85,11 @@ compiled pass per row (a :data:`Summariser`; the same figures bit for bit), find
 row's member by one join for the day, numbers a steady roster by row and reads the kept
 blocks straight from their row groups: at 50,000 meters the summary ~0.1 s and the window
 ~0.2 s less of CPU; the 5 s per steady county date is still not shown (benchmarks/README.md).
+Later on 2026-12-07 (outputs identical): the customers the look lets through are judged a pool
+of :data:`CHUNK` at a time, not ~75 per chunk (:class:`_Pool`); a kept day whose meters and
+areas are stored as the day before's bytes is numbered from its ``actual`` alone
+(:attr:`DayRows.roster`); the day's rows are put in area order by integer codes
+(:func:`_area_order`) and the window's meters, numbered in area order, are not sorted again.
 
 Chosen by measurement on generated zones (``meterlake generate --meters 30000 --days 30``,
 seed 1 tuned, seed 2 confirmed; docs/domain.md#shape-thefts-and-the-area-master-as-observer
