@@ -1057,10 +1057,11 @@ def _code_days(newest: list[DayRows], min_actual: float, first: pl.DataFrame | N
     coded: list[tuple[np.ndarray, np.ndarray]] = []
     mark: object = None  # the roster's mark (DayRows.roster), where known
     for i, src in enumerate(newest):
-        now = src.roster() if src.roster is not None and src.actual is not None else None
-        if i and now is not None and now == mark and numbered.roster is not None:
+        actual = src.actual
+        now = src.roster() if src.roster is not None and actual is not None else None
+        if i and actual is not None and now is not None and now == mark and numbered.roster is not None:
             # the day before's meters, areas and order, as stored: numbered by row from its actual
-            at = np.flatnonzero((src.actual() >= min_actual).fill_null(False).to_numpy())
+            at = np.flatnonzero((actual() >= min_actual).fill_null(False).to_numpy())
             if at.size:
                 kept.append(src)
                 coded.append(numbered.by_row(numbered.roster, at))

@@ -267,7 +267,11 @@ class _DayFile:
 
 
 #: the numpy types of the kept summaries' number columns (:func:`_as_numpy`)
-_NUMPY_OF = {pa.float32(): np.float32, pa.float64(): np.float64, pa.int16(): np.int16}
+_NUMPY_OF: dict[pa.DataType, np.dtype] = {
+    pa.float32(): np.dtype(np.float32),
+    pa.float64(): np.dtype(np.float64),
+    pa.int16(): np.dtype(np.int16),
+}
 
 
 def _as_numpy(column: pa.ChunkedArray) -> np.ndarray:
@@ -277,7 +281,7 @@ def _as_numpy(column: pa.ChunkedArray) -> np.ndarray:
     kind = _NUMPY_OF.get(column.type)
     if kind is not None and column.num_chunks == 1 and column.null_count == 0:
         chunk = column.chunk(0)
-        return np.frombuffer(chunk.buffers()[1], dtype=kind, count=len(chunk), offset=chunk.offset * kind().itemsize)
+        return np.frombuffer(chunk.buffers()[1], dtype=kind, count=len(chunk), offset=chunk.offset * kind.itemsize)
     return np.asarray(column)
 
 
