@@ -71,8 +71,18 @@ STAGES: tuple[str, ...] = tuple(RUNNERS)
 #: start the docs stage's helper process starts (:class:`DocsHelper`): it imports Great
 #: Expectations (~1.5 s of CPU) beside the gate, on the other core (a thread would hold
 #: Python's lock the gate's own Python work needs), and renders the Data Docs beside
-#: publish. Not earlier: the helper's ~0.3 GB would add to the earlier stages' peaks
+#: publish. Not earlier on large days: the helper's ~0.3 GB would add to the earlier
+#: stages' peaks (a county day's run is held at 1 GB)
 DOCS_HELPER_FROM = ("check", "docs")
+#: ... or, in a run of small days (at most :data:`DOCS_EARLY_MAX_METERS` meters a day, by
+#: meter_daily's footers), at the first of these stages: GX's import then overlaps the
+#: loss and anomalies stages (small days are Python driving small queries, mostly one core
+#: busy) instead of the gate, and the run does not wait for it after publish (a small run
+#: waited 1-3 s there, the helper ~2 s of CPU behind). Its ~0.3 GB stays idle beside those
+#: stages, which on small days hold little
+DOCS_HELPER_SMALL_FROM = ("loss", "anomalies", "billing", "receivables")
+#: the most meters a day (rows of a meter_daily partition) for which the helper starts early
+DOCS_EARLY_MAX_METERS = 100_000
 #: the stage that ends the chain for a run's dates: what ingest left pending is then done
 CHAIN_END = "publish"
 
@@ -195,7 +205,7 @@ def run(
                         # the stages after the side stage's partners read what it wrote
                         dates = _join_side(side, settings, dates, run_id, progress, record)
                         side = None
-                    if not tried and stage in DOCS_HELPER_FROM and docs_beside(wanted):
+                    if not tried and docs_beside(wanted) and docs_helper_now(settings, stage, dates):
                         tried = True
                         try:
                             helper = DocsHelper(settings, run_id)
@@ -287,9 +297,18 @@ def side_stages(wanted: Iterable[str]) -> set[str]:
     return {s for s, partners in SIDE_STAGES.items() if s in wanted and wanted & set(partners)}
 
 
-def side_fits(settings: Settings, dates: Iterable[dt.date]) -> bool:
-    """Whether the run's days are small enough for a side stage (:data:`SIDE_MAX_METERS`):
-    the largest meter_daily partition of ``dates``, by its Parquet footer's row count."""
+def docs_helper_now(settings: Settings, stage: str, dates: Iterable[dt.date]) -> bool:
+    """Whether the docs helper of a run that uses one starts at ``stage``: at the gate (or
+    the docs stage), or earlier where the run's days are small (:data:`DOCS_HELPER_SMALL_FROM`)."""
+    if stage in DOCS_HELPER_FROM:
+        return True
+    return stage in DOCS_HELPER_SMALL_FROM and side_fits(settings, dates, DOCS_EARLY_MAX_METERS)
+
+
+def side_fits(settings: Settings, dates: Iterable[dt.date], max_meters: int | None = None) -> bool:
+    """Whether the run's days are small enough for a side stage (:data:`SIDE_MAX_METERS`,
+    or ``max_meters``): the largest meter_daily partition of ``dates``, by its Parquet
+    footer's row count."""
     import pyarrow.parquet as pq
 
     from .schemas.meter_daily import METER_DAILY
@@ -302,7 +321,7 @@ def side_fits(settings: Settings, dates: Iterable[dt.date]) -> bool:
             most = max(most, pq.read_metadata(path).num_rows)
         except (OSError, ValueError):  # no partition (or an unreadable one: its stage meets it)
             continue
-    return most <= SIDE_MAX_METERS
+    return most <= (SIDE_MAX_METERS if max_meters is None else max_meters)
 
 
 class SideStage:
