@@ -55,8 +55,8 @@ def helpers(monkeypatch: pytest.MonkeyPatch) -> list[pipeline.DocsHelper]:
     started: list[pipeline.DocsHelper] = []
 
     class Seen(pipeline.DocsHelper):
-        def __init__(self, settings: Settings, run_id: str) -> None:
-            super().__init__(settings, run_id)
+        def __init__(self, settings: Settings, run_id: str, observe: list[dt.date] | None = None) -> None:
+            super().__init__(settings, run_id, observe)
             started.append(self)
 
     monkeypatch.setattr(pipeline, "DocsHelper", Seen)
