@@ -43,8 +43,8 @@ def sources() -> list[BuildSource]:
         for path in sorted((ROOT / folder).rglob("*.py")):
             rel = list(path.relative_to(ROOT / folder).with_suffix("").parts)
             if folder == "tests" and len(rel) == 1 and not rel[0].startswith(("test_", "conftest")):
-                # a helper module the tests beside it import by its name (pytest puts their
-                # folder on sys.path): named so, mypy finds it once, not also as tests.<name>
+                # a helper beside the tests, which they import by its own name (pytest puts
+                # tests/ on sys.path): one name, or mypy finds the file twice
                 module = rel[0]
             elif folder == "tests":  # tests.<mirror of the tree>, so [tool.mypy] overrides can name them
                 module = ".".join(["tests", *rel])
