@@ -1080,6 +1080,9 @@ def _prepare_diagnosis(diagnosis: pl.DataFrame | pl.LazyFrame, dates: Sequence[d
 
 #: the balance evidence's four robust t (transforms/balance.py): steady, night, some days, step
 BALANCE_STATISTICS: tuple[str, ...] = ("t_stat", "night_t_stat", "days_t_stat", "step_t_stat")
+_BALANCE_EVIDENCE = pl.Struct(
+    {**dict.fromkeys(BALANCE_STATISTICS, pl.Float64()), "runs_against_the_loss": pl.Boolean()}
+)
 
 
 def _balance_strength(rules: LossRules) -> pl.Expr:
@@ -1093,15 +1096,11 @@ def _balance_strength(rules: LossRules) -> pl.Expr:
     score = pl.col("score").clip(0.0, 1.0)
     if rules.balance_statistics == "largest":
         return score
-    ev = pl.col("evidence").fill_null("{}")
-    pos = [
-        ev.str.json_path_match(f"$.{k}").cast(pl.Float64).fill_nan(0.0).fill_null(0.0).clip(lower_bound=0.0)
-        for k in BALANCE_STATISTICS
-    ]
-    largest = pl.max_horizontal(pos)
-    against = ev.str.json_path_match("$.runs_against_the_loss").fill_null("false") == "true"
-    scaled = pl.when((largest > 0) & ~against).then(score * pl.sum_horizontal(pos) / largest).otherwise(score)
-    return scaled.clip(0.0, 1.0)
+    # the evidence's fields, decoded once into columns by _balance_indicator
+    pos = [pl.col(f"_ev_{k}").fill_nan(0.0).fill_null(0.0).clip(lower_bound=0.0) for k in BALANCE_STATISTICS]
+    largest, total = pl.max_horizontal(pos), pl.sum_horizontal(pos)
+    against = pl.col("_ev_runs_against_the_loss").fill_null(False)
+    return pl.when((largest > 0) & ~against).then(score * total / largest).otherwise(score).clip(0.0, 1.0)
 
 
 def _balance_indicator(diagnosis: pl.LazyFrame, rules: LossRules) -> pl.LazyFrame:
@@ -1110,19 +1109,22 @@ def _balance_indicator(diagnosis: pl.LazyFrame, rules: LossRules) -> pl.LazyFram
     # score is the strength (read with its four statistics summed, see _balance_strength)
     d = diagnosis.filter((pl.col("kind") == "theft_candidate") & (pl.col("rule") == BALANCE_RULE))
     ev = pl.col("evidence").fill_null("{}")
-    return (
+    best = (
         d.sort(*KEYS, "score", "area_id", descending=[False, False, True, False])
         .group_by(KEYS, maintain_order=True)
         .first()
-        .select(
-            *KEYS,
-            _r(_balance_strength(rules)).alias("s_balance"),
-            pl.col(KEYS[0]).alias("d_balance"),
-            ev.alias("ev_balance"),
-            ev.str.json_path_match("$.unrecorded_kwh_per_day").cast(pl.Float64).alias("_balance_kwh"),
-            ev.str.json_path_match("$.unrecorded_share").cast(pl.Float64).alias("_balance_share"),
-            pl.col("rank").alias("_balance_rank"),
-        )
+    )
+    if rules.balance_statistics == "sum":
+        fields = pl.col("evidence").str.json_decode(_BALANCE_EVIDENCE).struct.unnest().name.prefix("_ev_")
+        best = best.with_columns(fields)
+    return best.select(
+        *KEYS,
+        _r(_balance_strength(rules)).alias("s_balance"),
+        pl.col(KEYS[0]).alias("d_balance"),
+        ev.alias("ev_balance"),
+        ev.str.json_path_match("$.unrecorded_kwh_per_day").cast(pl.Float64).alias("_balance_kwh"),
+        ev.str.json_path_match("$.unrecorded_share").cast(pl.Float64).alias("_balance_share"),
+        pl.col("rank").alias("_balance_rank"),
     )
 
 
