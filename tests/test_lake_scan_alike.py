@@ -9,31 +9,19 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from lake_kit import TOY_DAILY
 from polars.testing import assert_frame_equal
 
 from meterlake import lake as lake_mod
 from meterlake.lake import Lake, scan_alike
 from meterlake.report.data import read_mart
-from meterlake.schemas._base import Column, Table
-
-_DAILY = Table(
-    name="toy_daily",
-    description="a toy table partitioned by date",
-    columns=(
-        Column("date", pl.Date(), "the day"),
-        Column("meter_id", pl.String(), "the meter"),
-        Column("kwh", pl.Float64(), "energy, kWh"),
-    ),
-    key=("meter_id", "date"),
-    partition_by="date",
-)
 
 D1, D2, D3 = dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)
 
 
 def _write(lake: Lake, day: dt.date, frame: pl.DataFrame) -> Path:
     """A partition file as written by hand (no conform): the frame's columns as they are."""
-    path = lake.partition_path(_DAILY, day.isoformat())
+    path = lake.partition_path(TOY_DAILY, day.isoformat())
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(path)
     return path
@@ -43,14 +31,14 @@ def test_files_of_one_schema_read_in_partition_order_with_the_date_typed(tmp_pat
     lake = Lake(tmp_path)
     _write(lake, D2, pl.DataFrame({"meter_id": ["b"], "kwh": [2.0]}))
     _write(lake, D1, pl.DataFrame({"meter_id": ["a", "c"], "kwh": [1.0, 3.0]}))
-    got = lake.scan(_DAILY).collect()
+    got = lake.scan(TOY_DAILY).collect()
     want = pl.DataFrame(
         {"date": [D1, D1, D2], "meter_id": ["a", "c", "b"], "kwh": [1.0, 3.0, 2.0]},
         schema={"date": pl.Date, "meter_id": pl.String, "kwh": pl.Float64},
     )
     assert_frame_equal(got, want)
     # a partition asked for twice is read twice, as a scan a file reads it
-    twice = lake.scan(_DAILY, [D1.isoformat(), D1.isoformat()]).collect()
+    twice = lake.scan(TOY_DAILY, [D1.isoformat(), D1.isoformat()]).collect()
     assert twice["meter_id"].to_list() == ["a", "c", "a", "c"]
 
 
@@ -59,7 +47,7 @@ def test_an_older_file_without_a_later_column_reads_it_as_empty(tmp_path: Path) 
     _write(lake, D1, pl.DataFrame({"meter_id": ["a"]}))
     _write(lake, D2, pl.DataFrame({"meter_id": ["b"], "kwh": [2.0]}))
     _write(lake, D3, pl.DataFrame({"meter_id": ["c"], "kwh": [3.0]}))
-    got = lake.scan(_DAILY).collect()
+    got = lake.scan(TOY_DAILY).collect()
     assert got.columns == ["date", "meter_id", "kwh"]
     assert got["kwh"].to_list() == [None, 2.0, 3.0]
     assert got["date"].to_list() == [D1, D2, D3]
@@ -87,13 +75,13 @@ def test_a_file_replaced_is_read_with_its_new_schema(tmp_path: Path) -> None:
     lake = Lake(tmp_path)
     _write(lake, D1, pl.DataFrame({"meter_id": ["a"], "kwh": [1.0]}))
     _write(lake, D2, pl.DataFrame({"meter_id": ["b"], "kwh": [2.0]}))
-    assert lake.scan(_DAILY).collect()["kwh"].to_list() == [1.0, 2.0]
+    assert lake.scan(TOY_DAILY).collect()["kwh"].to_list() == [1.0, 2.0]
     # D2 replaced by a file without kwh (a new file renamed over the old, as the lake writes)
-    path = lake.partition_path(_DAILY, D2.isoformat())
+    path = lake.partition_path(TOY_DAILY, D2.isoformat())
     tmp = path.with_suffix(".tmp")
     pl.DataFrame({"meter_id": ["b2"]}).write_parquet(tmp)
     os.replace(tmp, path)
-    got = lake.scan(_DAILY).collect()
+    got = lake.scan(TOY_DAILY).collect()
     assert got["meter_id"].to_list() == ["a", "b2"]
     assert got["kwh"].to_list() == [1.0, None]
 
@@ -104,7 +92,7 @@ def test_the_schema_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyP
     lake = Lake(tmp_path)
     for day in (D1, D2, D3):
         _write(lake, day, pl.DataFrame({"meter_id": ["a"], "kwh": [1.0]}))
-    assert lake.scan(_DAILY).collect().height == 3
+    assert lake.scan(TOY_DAILY).collect().height == 3
     assert len(lake_mod._SCHEMAS) <= 2
 
 

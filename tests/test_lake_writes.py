@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from lake_kit import TOY_DAILY
 from polars.testing import assert_frame_equal
 
 from meterlake.lake import Lake, WriteBehind, write_now_or_behind
@@ -248,20 +249,6 @@ def test_of_several_failing_partition_writes_the_first_is_raised_and_the_others_
     assert len(logged) == 1 and "I/O error on the second" in logged[0] and "2026-01-04" in logged[0]
 
 
-#: a small partitioned table: the key sorts each file by meter_id
-_DAILY = Table(
-    name="toy_daily",
-    description="a toy table partitioned by date",
-    columns=(
-        Column("date", pl.Date(), "the day"),
-        Column("meter_id", pl.String(), "the meter"),
-        Column("kwh", pl.Float64(), "energy, kWh"),
-    ),
-    key=("meter_id", "date"),
-    partition_by="date",
-)
-
-
 def test_partitions_written_from_one_frame_are_the_files_written_one_by_one(tmp_path: Path) -> None:
     d1, d2, d3 = dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)
     # rows of two days, out of meter order, kwh written as ints (conform casts them), an extra column
@@ -274,15 +261,15 @@ def test_partitions_written_from_one_frame_are_the_files_written_one_by_one(tmp_
         }
     )
     together, alone = Lake(tmp_path / "together"), Lake(tmp_path / "alone")
-    written = together.write_partitions_from(_DAILY, frame, [d1, d2, d3])
+    written = together.write_partitions_from(TOY_DAILY, frame, [d1, d2, d3])
     assert written == {d1: 2, d2: 3, d3: 0}  # d3 has no rows: an empty file, written all the same
     for day in (d1, d2, d3):
-        alone.write_partition(_DAILY, day, frame.filter(pl.col("date") == day))
-        path = together.partition_path(_DAILY, day)
-        assert path.read_bytes() == alone.partition_path(_DAILY, day).read_bytes()
-    back = pl.read_parquet(together.partition_path(_DAILY, d2))
+        alone.write_partition(TOY_DAILY, day, frame.filter(pl.col("date") == day))
+        path = together.partition_path(TOY_DAILY, day)
+        assert path.read_bytes() == alone.partition_path(TOY_DAILY, day).read_bytes()
+    back = pl.read_parquet(together.partition_path(TOY_DAILY, d2))
     assert back.to_dict(as_series=False) == {"meter_id": ["m1", "m2", "m3"], "kwh": [1.0, 5.0, 3.0]}
-    assert pl.read_parquet(together.partition_path(_DAILY, d3)).schema == pl.Schema(
+    assert pl.read_parquet(together.partition_path(TOY_DAILY, d3)).schema == pl.Schema(
         {"meter_id": pl.String(), "kwh": pl.Float64()}
     )
 
@@ -292,9 +279,9 @@ def test_rows_of_values_not_asked_for_are_refused_not_dropped(tmp_path: Path) ->
     frame = pl.DataFrame({"date": [d1, d2], "meter_id": ["m1", "m1"], "kwh": [1.0, 2.0]})
     lake = Lake(tmp_path / "lake")
     with pytest.raises(ValueError, match="2026-01-01 outside the partitions to write"):
-        lake.write_partitions_from(_DAILY, frame, [d2])
-    assert lake.partitions(_DAILY) == []
-    assert lake.write_partitions_from(_DAILY, frame, [d1, d2]) == {d1: 1, d2: 1}
+        lake.write_partitions_from(TOY_DAILY, frame, [d2])
+    assert lake.partitions(TOY_DAILY) == []
+    assert lake.write_partitions_from(TOY_DAILY, frame, [d1, d2]) == {d1: 1, d2: 1}
 
 
 def test_a_mapping_of_frames_for_an_unpartitioned_table_is_refused(tmp_path: Path) -> None:
