@@ -42,7 +42,11 @@ def sources() -> list[BuildSource]:
     for folder in EXTRA:
         for path in sorted((ROOT / folder).rglob("*.py")):
             rel = list(path.relative_to(ROOT / folder).with_suffix("").parts)
-            if folder == "tests":  # tests.<mirror of the tree>, so [tool.mypy] overrides can name them
+            if folder == "tests" and len(rel) == 1 and not rel[0].startswith(("test_", "conftest")):
+                # a helper beside the tests, which they import by its own name (pytest puts
+                # tests/ on sys.path): one name, or mypy finds the file twice
+                module = rel[0]
+            elif folder == "tests":  # tests.<mirror of the tree>, so [tool.mypy] overrides can name them
                 module = ".".join(["tests", *rel])
             else:  # DAG files, scripts and benchmarks run with their own folder on sys.path
                 module = ".".join(rel)
