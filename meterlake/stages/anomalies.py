@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -348,10 +349,14 @@ class _Observed:
     memory, older ones are dropped as the dates move on.
     """
 
-    def __init__(self, ctx: StageContext, rules: anomaly.ObserverRules, todo: list[dt.date]) -> None:
+    def __init__(
+        self, ctx: StageContext, rules: anomaly.ObserverRules, todo: list[dt.date], fresh: Iterable[dt.date] = ()
+    ) -> None:
         self.lake, self.rules, self.progress = ctx.lake, rules, ctx.progress
         self.curve_days = set(self.lake.partitions(CURVES.clean))
-        self.todo = set(todo)
+        # the run's dates are summarised afresh, but those this run summarised already
+        # (:func:`summarise_ahead`): their kept files are read back like an earlier day's
+        self.todo = set(todo) - set(fresh)
         self.areas: dict[dt.date, pl.DataFrame] = {}
         self.files: dict[dt.date, _DayFile] = {}
         self.base = self.lake.root.joinpath(
@@ -376,11 +381,15 @@ class _Observed:
         self.lake.write_file(apath, areas)
         return areas
 
+    def window(self, day: dt.date) -> list[dt.date]:
+        """The days of ``day``'s window that hold curves, oldest first."""
+        window = [day - dt.timedelta(days=i) for i in range(self.rules.window_days - 1, -1, -1)]
+        return [d for d in window if d.isoformat() in self.curve_days]
+
     def at(self, day: dt.date) -> pl.DataFrame | None:
         if not self.rules.enabled:
             return None
-        window = [day - dt.timedelta(days=i) for i in range(self.rules.window_days - 1, -1, -1)]
-        window = [d for d in window if d.isoformat() in self.curve_days]
+        window = self.window(day)
         for d in [d for d in self.areas if d not in window]:
             del self.areas[d]
         for d in [d for d in self.files if d not in window]:
@@ -400,6 +409,41 @@ class _Observed:
         return observer.indicator_of_days(
             days, pl.concat([self.areas[d] for d in window]), day, self.rules, prefilter=worth_judging
         )
+
+
+#: the run's dates whose observer summaries were written ahead of the stage in this process's
+#: run (:func:`summarise_ahead`, by the pipeline's docs helper), by lake and run id: the stage
+#: reads them back instead of summarising them again
+_FRESH: dict[tuple[str, str], set[dt.date]] = {}
+
+
+def summarise_ahead(ctx: StageContext, dates: list[dt.date]) -> list[dt.date]:
+    """Write the observer's day summaries that the stage, run for ``dates``, would write for
+    its own dates (the days of a date's window holding curves, where the window holds
+    enough of them: ``min_days``), as the stage writes them; the days written.
+
+    It reads only the curves and meter_daily, so it can run beside the loss stage (the
+    pipeline's docs helper does, on small days); :func:`mark_fresh` then tells the stage.
+    """
+    rules = ctx.config(CONFIG_NAME, anomaly.AnomalyConfig).observer
+    if not rules.enabled:
+        return []
+    todo = sorted(set(dates) & set(parse_dates(ctx.lake.partitions(METER_DAILY))))
+    observed = _Observed(ctx, rules, todo)
+    days: set[dt.date] = set()
+    for day in todo:
+        window = observed.window(day)
+        if len(window) >= rules.min_days:
+            days.update(d for d in window if d in observed.todo)
+    for day in sorted(days):
+        observed._summaries(day)
+    return sorted(days)
+
+
+def mark_fresh(lake: Path, run_id: str, days: Iterable[dt.date]) -> None:
+    """Tell the stage of run ``run_id`` that the observer summaries of ``days`` were written
+    in this run (:func:`summarise_ahead`)."""
+    _FRESH[(str(Path(lake)), run_id)] = set(days)
 
 
 def outage_min(ctx: StageContext) -> float:
@@ -574,7 +618,7 @@ class _Indicators:
 
     def __init__(self, ctx: StageContext, cfg: anomaly.AnomalyConfig, inputs: _Inputs, todo: list[dt.date]) -> None:
         self.ctx, self.cfg, self.inputs = ctx, cfg, inputs
-        self.observed = _Observed(ctx, cfg.observer, todo)
+        self.observed = _Observed(ctx, cfg.observer, todo, _FRESH.pop((str(ctx.lake.root), ctx.run_id), ()))
         self.features: dict[dt.date, pl.DataFrame] = {}
 
     def batches(self, dates: list[dt.date]) -> list[list[dt.date]]:
