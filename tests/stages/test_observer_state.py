@@ -308,6 +308,35 @@ def test_a_large_kept_day_gives_its_arrays_straight_from_its_row_groups(
     assert not kept.held  # no frame read
 
 
+def test_kept_arrays_are_read_without_pandas(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    # a single chunk of numbers without nulls is viewed in place; one with a null goes through
+    # pyarrow's conversion (its null a NaN)
+    viewed = anomalies._as_numpy(pa.chunked_array([pa.array([1.5, 2.5, 4.0], type=pa.float32()).slice(1)]))
+    assert viewed.dtype == np.float32 and viewed.tolist() == [2.5, 4.0]
+    runs = anomalies._as_numpy(pa.chunked_array([pa.array([3, 0, 7], type=pa.int16())]))
+    assert runs.dtype == np.int16 and runs.tolist() == [3, 0, 7]
+    gaps = anomalies._as_numpy(pa.chunked_array([pa.array([1.0, None], type=pa.float64())]))
+    assert gaps[0] == 1.0 and np.isnan(gaps[1])
+
+
+def test_a_kept_days_roster_mark_follows_its_meters_and_areas(tmp_path: Path) -> None:
+    rows = pl.DataFrame(
+        {"meter_id": ["C1", "C2", "C3"], "area_id": ["A1", "A1", "A2"], "actual": [1.0, 0.5, 1.0], "b01": [1.0] * 3}
+    )
+    lake = Lake(tmp_path)
+    paths = [tmp_path / f"{name}.parquet" for name in ("day1", "day2", "moved", "renamed")]
+    lake.write_file(paths[0], rows)
+    lake.write_file(paths[1], rows.with_columns(pl.col("actual") * 0.5, pl.col("b01") + 2.0))  # other figures
+    lake.write_file(paths[2], rows.with_columns(area_id=pl.Series(["A1", "A2", "A2"])))  # C2 moved
+    lake.write_file(paths[3], rows.with_columns(meter_id=pl.Series(["C1", "C2", "C4"])))
+    marks = [_DayFile(p, ["b01"]).roster() for p in paths]
+    assert marks[0] == marks[1]
+    assert marks[2] != marks[0] and marks[3] != marks[0]
+    assert _DayFile(paths[1], ["b01"]).actual().to_list() == [0.5, 0.25, 0.5]
+
+
 def _state_digest(lake: Path) -> dict[str, str]:
     return {
         p.relative_to(lake).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
