@@ -130,6 +130,7 @@ def _digest(lake: Path, date: str) -> str:
 
 
 def _run(lake: Path, landing: Path, date: str, config: Path, code: Path | None) -> dict[str, object]:
+    lake, landing, config = lake.resolve(), landing.resolve(), config.resolve()  # run from another folder
     env = {**os.environ, "METERLAKE_CONFIG_DIR": str(config)}
     if code is not None:  # another version of the code (an unpacked checkout, its packages linked)
         env["PYTHONPATH"] = str(code)
@@ -153,7 +154,10 @@ def _run(lake: Path, landing: Path, date: str, config: Path, code: Path | None) 
         "anomalies",
     ]
     load = Path("/proc/loadavg").read_text().split()[0]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    # `python -m` puts the working folder first on sys.path: run from the version's own
+    # folder, or a checkout's `meterlake/` would shadow the version given by PYTHONPATH
+    cwd = code if code is not None else ROOT
+    done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     line = [x for x in done.stderr.splitlines() if x.startswith("TIME ")]
     if done.returncode or not line:
         raise SystemExit(f"run failed ({done.returncode}):\n{done.stderr[-3000:]}")

@@ -664,7 +664,9 @@ def summarise_rows(
     side, NaN where not collected; ``mult`` the multipliers; ``kwh`` the day's registers (NaN
     where none). The figures ``observer._summarise`` computes with numpy, bit for bit: the same
     sums in the same order, the same logarithms (numpy's), the same medians."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    if not x.flags.f_contiguous:  # slot-major as polars gives it (no transposed copy), else row-major
+        x = np.ascontiguousarray(x)
     n, slots = x.shape
     mult = np.ascontiguousarray(mult, dtype=np.float64)
     blocks = np.empty((n, nb))

@@ -71,8 +71,21 @@ STAGES: tuple[str, ...] = tuple(RUNNERS)
 #: start the docs stage's helper process starts (:class:`DocsHelper`): it imports Great
 #: Expectations (~1.5 s of CPU) beside the gate, on the other core (a thread would hold
 #: Python's lock the gate's own Python work needs), and renders the Data Docs beside
-#: publish. Not earlier: the helper's ~0.3 GB would add to the earlier stages' peaks
+#: publish. Not earlier on large days: the helper's ~0.3 GB would add to the earlier
+#: stages' peaks (a county day's run is held at 1 GB)
 DOCS_HELPER_FROM = ("check", "docs")
+#: ... or, in a run of small days (at most :data:`DOCS_EARLY_MAX_METERS` meters a day, by
+#: meter_daily's footers), at the first of these stages: GX's import then overlaps the
+#: loss and anomalies stages (small days are Python driving small queries, mostly one core
+#: busy) instead of the gate, and the run does not wait for it after publish (a small run
+#: waited 1-3 s there, the helper ~2 s of CPU behind). Started at loss in a run with the
+#: anomalies stage, it first writes the observer's day summaries of the run's dates
+#: (``anomalies.summarise_ahead``: they read only validate's outputs), which the stage then
+#: reads back: on the other core, beside loss, instead of on the run's path. Its ~0.3 GB
+#: stays beside those stages, which on small days hold little
+DOCS_HELPER_SMALL_FROM = ("loss", "anomalies", "billing", "receivables")
+#: the most meters a day (rows of a meter_daily partition) for which the helper starts early
+DOCS_EARLY_MAX_METERS = 100_000
 #: the stage that ends the chain for a run's dates: what ingest left pending is then done
 CHAIN_END = "publish"
 
@@ -195,10 +208,13 @@ def run(
                         # the stages after the side stage's partners read what it wrote
                         dates = _join_side(side, settings, dates, run_id, progress, record)
                         side = None
-                    if not tried and stage in DOCS_HELPER_FROM and docs_beside(wanted):
+                    if not tried and docs_beside(wanted) and docs_helper_now(settings, stage, dates):
                         tried = True
+                        # started before anomalies on small days: it writes the observer's
+                        # day summaries of the run's dates first, beside the loss stage
+                        ahead = dates if stage == "loss" and "anomalies" in wanted else None
                         try:
-                            helper = DocsHelper(settings, run_id)
+                            helper = DocsHelper(settings, run_id, observe=ahead)
                         except OSError:  # no process to start: the docs stage runs here, in turn
                             log.debug("could not start the docs helper", exc_info=True)
                     if stage == "docs" and helper is not None:
@@ -206,6 +222,8 @@ def run(
                         helper.go(dates, progress)
                         record["stages"]["docs"] = None  # its place in the record, filled below
                         continue
+                    if stage == "anomalies" and helper is not None:
+                        _observed_ahead(helper, settings, run_id)
                     if stage in side_stages(wanted) and side_fits(settings, dates):
                         side = SideStage(settings, stage, dates, run_id, progress, SIDE_STAGES[stage])
                         record["stages"][stage] = None  # its place in the record, filled when joined
@@ -287,9 +305,18 @@ def side_stages(wanted: Iterable[str]) -> set[str]:
     return {s for s, partners in SIDE_STAGES.items() if s in wanted and wanted & set(partners)}
 
 
-def side_fits(settings: Settings, dates: Iterable[dt.date]) -> bool:
-    """Whether the run's days are small enough for a side stage (:data:`SIDE_MAX_METERS`):
-    the largest meter_daily partition of ``dates``, by its Parquet footer's row count."""
+def docs_helper_now(settings: Settings, stage: str, dates: Iterable[dt.date]) -> bool:
+    """Whether the docs helper of a run that uses one starts at ``stage``: at the gate (or
+    the docs stage), or earlier where the run's days are small (:data:`DOCS_HELPER_SMALL_FROM`)."""
+    if stage in DOCS_HELPER_FROM:
+        return True
+    return stage in DOCS_HELPER_SMALL_FROM and side_fits(settings, dates, DOCS_EARLY_MAX_METERS)
+
+
+def side_fits(settings: Settings, dates: Iterable[dt.date], max_meters: int | None = None) -> bool:
+    """Whether the run's days are small enough for a side stage (:data:`SIDE_MAX_METERS`,
+    or ``max_meters``): the largest meter_daily partition of ``dates``, by its Parquet
+    footer's row count."""
     import pyarrow.parquet as pq
 
     from .schemas.meter_daily import METER_DAILY
@@ -302,7 +329,7 @@ def side_fits(settings: Settings, dates: Iterable[dt.date]) -> bool:
             most = max(most, pq.read_metadata(path).num_rows)
         except (OSError, ValueError):  # no partition (or an unreadable one: its stage meets it)
             continue
-    return most <= SIDE_MAX_METERS
+    return most <= (SIDE_MAX_METERS if max_meters is None else max_meters)
 
 
 class SideStage:
@@ -453,7 +480,9 @@ DOCS_HELPER_WAIT_S = 600.0
 
 
 class DocsHelper:
-    """The docs stage of a run in a process of its own, beside the gate and publish.
+    """The docs stage of a run in a process of its own, beside the gate and publish (and,
+    given ``observe``, first the observer's day summaries of those dates, beside loss:
+    :meth:`observed` waits for them).
 
     Started at the gate, the process imports Great Expectations at once; :meth:`go`
     hands it the run's dates after the gate passed, and it runs the docs stage while
@@ -465,13 +494,17 @@ class DocsHelper:
     debug log.
     """
 
-    def __init__(self, settings: Settings, run_id: str) -> None:
+    def __init__(self, settings: Settings, run_id: str, observe: list[dt.date] | None = None) -> None:
         self.settings, self.run_id = settings, run_id
         self._err = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115  # closed when the helper ends
         self._sent = False
+        #: whether the helper was given the observer's summaries to write ahead (:meth:`observed`)
+        self._observing = observe is not None
+        # the observer's job, first: before Great Expectations' import (see _docs_helper_main)
+        ahead = [] if observe is None else [json.dumps(self._job(observe))]
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", DOCS_HELPER],
+                [sys.executable, "-c", DOCS_HELPER, *ahead],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._err,
@@ -486,13 +519,30 @@ class DocsHelper:
         """Have the helper run the docs stage for ``dates`` now."""
         if progress is not None:
             progress("docs: Great Expectations re-checks the gate and renders its Data Docs beside the run")
-        # the settings without their secrets: the docs stage needs neither
-        job = {
+        self._send(json.dumps(self._job(dates)))
+
+    def _job(self, dates: list[dt.date]) -> dict[str, Any]:
+        # the settings without their secrets: neither the docs stage nor the observer needs them
+        return {
             "settings": self.settings.model_dump(mode="json", exclude={"pii_key", "pg_dsn"}),
             "run_id": self.run_id,
             "dates": [d.isoformat() for d in dates],
         }
-        self._send(json.dumps(job))
+
+    def observed(self) -> list[dt.date]:
+        """Wait for the observer's summaries the helper was given to write ahead; the days it
+        wrote (none where it was not given them, failed or ended: the stage writes them)."""
+        if not self._observing or self.proc.stdout is None:
+            return []
+        self._observing = False
+        for line in iter(self.proc.stdout.readline, ""):
+            if line.startswith(OBSERVED_PREFIX):
+                answer = json.loads(line[len(OBSERVED_PREFIX) :])
+                if "error" in answer:
+                    log.debug("the docs helper's observer summaries failed:\n%s", answer.get("traceback", ""))
+                    return []
+                return [dt.date.fromisoformat(d) for d in answer["days"]]
+        return []
 
     def _send(self, line: str) -> None:
         stdin = self.proc.stdin
@@ -571,6 +621,38 @@ def _peak_rss_mb() -> int:
 
 #: how the helper's answer line starts on its standard output
 HELPER_PREFIX = "METERLAKE-DOCS "
+#: ... and its line of the observer's summaries written ahead (:meth:`DocsHelper.observed`)
+OBSERVED_PREFIX = "METERLAKE-OBSERVED "
+
+
+def _observed_ahead(helper: DocsHelper, settings: Settings, run_id: str) -> None:
+    """Before the anomalies stage: wait for the observer summaries the docs helper writes
+    ahead (if it was given them) and tell the stage which days it need not summarise again."""
+    days = helper.observed()
+    if days:
+        from .stages import anomalies
+
+        anomalies.mark_fresh(Path(settings.lake), run_id, days)
+
+
+def _observe_ahead(args: list[str], out: Any) -> None:
+    """The docs helper's first job where it was given one (``args``: its JSON): the observer's
+    day summaries of the run's dates (``anomalies.summarise_ahead``), answered on ``out``."""
+    if not args:
+        return
+    answer: dict[str, Any]
+    try:
+        job = json.loads(args[0])
+        ctx = StageContext(settings=Settings(**job["settings"]), run_id=job["run_id"])
+        ctx.progress = lambda msg: log.info(msg)
+        from .stages import anomalies
+
+        days = anomalies.summarise_ahead(ctx, [dt.date.fromisoformat(d) for d in job["dates"]])
+        answer = {"days": [d.isoformat() for d in days]}
+    except Exception as exc:  # the stage summarises the days itself
+        answer = {"error": errors.one_line(exc), "traceback": traceback.format_exc()}
+    out.write(OBSERVED_PREFIX + json.dumps(answer) + "\n")
+    out.flush()
 
 
 def _docs_helper_main() -> None:
@@ -579,6 +661,7 @@ def _docs_helper_main() -> None:
     out = sys.stdout
     sys.stdout = sys.stderr  # whatever a library prints stays off the answer
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    _observe_ahead(sys.argv[1:], out)
     try:
         from .checks.runner import import_gx
 

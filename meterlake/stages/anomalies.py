@@ -29,11 +29,13 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..lake import Lake
@@ -177,6 +179,7 @@ class _DayFile:
     increasing order: the groups before the span asked for are dropped)."""
 
     def __init__(self, path: Path, columns: list[str]) -> None:
+        self.path = path
         self.file = pq.ParquetFile(path)
         meta = self.file.metadata
         self.starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
@@ -193,6 +196,29 @@ class _DayFile:
         if keys.height <= KEEP_KEYS_ROWS:  # a small day's keys are asked for again by the next dates
             self.kept_keys = keys
         return keys
+
+    def roster(self) -> tuple[object, ...]:
+        """The meter_id and area_id columns as stored (``observer.DayRows.roster``): their column
+        chunks' bytes with the types, codec and counts that decode them; equal bytes decode to
+        equal rows. Read straight from the file (~2.5 MB a county day), never decoded."""
+        meta = self.file.metadata
+        names = [meta.schema.column(j).name for j in range(meta.num_columns)]
+        at = [names.index(c) for c in ("meter_id", "area_id")]
+        mark: list[object] = [tuple(str(self.file.schema_arrow.field(names[j]).type) for j in at)]
+        with open(self.path, "rb") as f:
+            for g in range(meta.num_row_groups):
+                group = meta.row_group(g)
+                for j in at:
+                    col = group.column(j)
+                    start = col.dictionary_page_offset if col.has_dictionary_page else col.data_page_offset
+                    f.seek(start)
+                    mark += [(col.physical_type, col.compression, col.encodings, col.num_values, group.num_rows)]
+                    mark.append(f.read(col.total_compressed_size))
+        return tuple(mark)
+
+    def actual(self) -> pl.Series:
+        """Each row's share of slots collected."""
+        return pl.Series(pl.from_arrow(self.file.read(columns=["actual"], use_threads=False).column(0)))
 
     def arrays(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         names = self.columns[:-2]
@@ -212,10 +238,7 @@ class _DayFile:
         for g in range(g0, g1 + 1):
             if g not in self.held_arrays:
                 table = self.file.read_row_group(g, columns=self.columns)
-                cols = [
-                    np.asarray(table.column(c).chunk(0) if table.column(c).num_chunks == 1 else table.column(c))
-                    for c in self.columns
-                ]
+                cols = [_as_numpy(table.column(c)) for c in self.columns]
                 self.held_arrays[g] = (np.stack(cols[:-2], axis=1), cols[-2], cols[-1])
         if g0 == g1:
             base = int(self.starts[g0])
@@ -242,6 +265,25 @@ class _DayFile:
                 self.held[g] = pl.DataFrame(pl.from_arrow(self.file.read_row_group(g, columns=self.columns)))
         span = pl.concat([self.held[g] for g in range(g0, g1 + 1)])
         return span.slice(r0 - int(self.starts[g0]), r1 - r0)
+
+
+#: the numpy types of the kept summaries' number columns (:func:`_as_numpy`)
+_NUMPY_OF: dict[pa.DataType, np.dtype] = {
+    pa.float32(): np.dtype(np.float32),
+    pa.float64(): np.dtype(np.float64),
+    pa.int16(): np.dtype(np.int16),
+}
+
+
+def _as_numpy(column: pa.ChunkedArray) -> np.ndarray:
+    """A column read from a kept day as numpy: a single chunk of numbers without nulls is viewed
+    in place from its buffer; anything else through pyarrow's conversion, which imports pandas
+    (~0.4-0.8 s of CPU once per process: a stage that never needs it should not pay it)."""
+    kind = _NUMPY_OF.get(column.type)
+    if kind is not None and column.num_chunks == 1 and column.null_count == 0:
+        chunk = column.chunk(0)
+        return np.frombuffer(chunk.buffers()[1], dtype=kind, count=len(chunk), offset=chunk.offset * kind.itemsize)
+    return np.asarray(column)
 
 
 #: a chunk of at least this many customers (a whole ``observer.CHUNK``) is first looked at by
@@ -307,10 +349,14 @@ class _Observed:
     memory, older ones are dropped as the dates move on.
     """
 
-    def __init__(self, ctx: StageContext, rules: anomaly.ObserverRules, todo: list[dt.date]) -> None:
+    def __init__(
+        self, ctx: StageContext, rules: anomaly.ObserverRules, todo: list[dt.date], fresh: Iterable[dt.date] = ()
+    ) -> None:
         self.lake, self.rules, self.progress = ctx.lake, rules, ctx.progress
         self.curve_days = set(self.lake.partitions(CURVES.clean))
-        self.todo = set(todo)
+        # the run's dates are summarised afresh, but those this run summarised already
+        # (:func:`summarise_ahead`): their kept files are read back like an earlier day's
+        self.todo = set(todo) - set(fresh)
         self.areas: dict[dt.date, pl.DataFrame] = {}
         self.files: dict[dt.date, _DayFile] = {}
         self.base = self.lake.root.joinpath(
@@ -335,11 +381,15 @@ class _Observed:
         self.lake.write_file(apath, areas)
         return areas
 
+    def window(self, day: dt.date) -> list[dt.date]:
+        """The days of ``day``'s window that hold curves, oldest first."""
+        window = [day - dt.timedelta(days=i) for i in range(self.rules.window_days - 1, -1, -1)]
+        return [d for d in window if d.isoformat() in self.curve_days]
+
     def at(self, day: dt.date) -> pl.DataFrame | None:
         if not self.rules.enabled:
             return None
-        window = [day - dt.timedelta(days=i) for i in range(self.rules.window_days - 1, -1, -1)]
-        window = [d for d in window if d.isoformat() in self.curve_days]
+        window = self.window(day)
         for d in [d for d in self.areas if d not in window]:
             del self.areas[d]
         for d in [d for d in self.files if d not in window]:
@@ -355,10 +405,45 @@ class _Observed:
             kept = self.files.get(d) or self.files.setdefault(
                 d, _DayFile(self._folder(d) / "customers.parquet", self.columns)
             )
-            days.append(observer.DayRows(d, kept.keys, kept.read, kept.arrays))
+            days.append(observer.DayRows(d, kept.keys, kept.read, kept.arrays, kept.roster, kept.actual))
         return observer.indicator_of_days(
             days, pl.concat([self.areas[d] for d in window]), day, self.rules, prefilter=worth_judging
         )
+
+
+#: the run's dates whose observer summaries were written ahead of the stage in this process's
+#: run (:func:`summarise_ahead`, by the pipeline's docs helper), by lake and run id: the stage
+#: reads them back instead of summarising them again
+_FRESH: dict[tuple[str, str], set[dt.date]] = {}
+
+
+def summarise_ahead(ctx: StageContext, dates: list[dt.date]) -> list[dt.date]:
+    """Write the observer's day summaries that the stage, run for ``dates``, would write for
+    its own dates (the days of a date's window holding curves, where the window holds
+    enough of them: ``min_days``), as the stage writes them; the days written.
+
+    It reads only the curves and meter_daily, so it can run beside the loss stage (the
+    pipeline's docs helper does, on small days); :func:`mark_fresh` then tells the stage.
+    """
+    rules = ctx.config(CONFIG_NAME, anomaly.AnomalyConfig).observer
+    if not rules.enabled:
+        return []
+    todo = sorted(set(dates) & set(parse_dates(ctx.lake.partitions(METER_DAILY))))
+    observed = _Observed(ctx, rules, todo)
+    days: set[dt.date] = set()
+    for day in todo:
+        window = observed.window(day)
+        if len(window) >= rules.min_days:
+            days.update(d for d in window if d in observed.todo)
+    for day in sorted(days):
+        observed._summaries(day)
+    return sorted(days)
+
+
+def mark_fresh(lake: Path, run_id: str, days: Iterable[dt.date]) -> None:
+    """Tell the stage of run ``run_id`` that the observer summaries of ``days`` were written
+    in this run (:func:`summarise_ahead`)."""
+    _FRESH[(str(Path(lake)), run_id)] = set(days)
 
 
 def outage_min(ctx: StageContext) -> float:
@@ -533,7 +618,7 @@ class _Indicators:
 
     def __init__(self, ctx: StageContext, cfg: anomaly.AnomalyConfig, inputs: _Inputs, todo: list[dt.date]) -> None:
         self.ctx, self.cfg, self.inputs = ctx, cfg, inputs
-        self.observed = _Observed(ctx, cfg.observer, todo)
+        self.observed = _Observed(ctx, cfg.observer, todo, _FRESH.pop((str(ctx.lake.root), ctx.run_id), ()))
         self.features: dict[dt.date, pl.DataFrame] = {}
 
     def batches(self, dates: list[dt.date]) -> list[list[dt.date]]:

@@ -19,7 +19,7 @@ from meterlake.schemas.curves import LANDING as CURVES
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
 from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.settings import Settings
-from meterlake.stages import anomalies
+from meterlake.stages import StageContext, StageResult, anomalies
 from meterlake.stages.anomalies import OBSERVER_STATE, _DayFile
 from meterlake.transforms.anomaly import ObserverRules
 
@@ -306,3 +306,114 @@ def test_a_large_kept_day_gives_its_arrays_straight_from_its_row_groups(
         assert rough.tolist() == [i / 8 for i in range(r0, r1)]
         assert min(kept.held_arrays) == r0 // 3  # the groups before the span are dropped
     assert not kept.held  # no frame read
+
+
+def test_kept_arrays_are_read_without_pandas(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    # a single chunk of numbers without nulls is viewed in place; one with a null goes through
+    # pyarrow's conversion (its null a NaN)
+    viewed = anomalies._as_numpy(pa.chunked_array([pa.array([1.5, 2.5, 4.0], type=pa.float32()).slice(1)]))
+    assert viewed.dtype == np.float32 and viewed.tolist() == [2.5, 4.0]
+    runs = anomalies._as_numpy(pa.chunked_array([pa.array([3, 0, 7], type=pa.int16())]))
+    assert runs.dtype == np.int16 and runs.tolist() == [3, 0, 7]
+    gaps = anomalies._as_numpy(pa.chunked_array([pa.array([1.0, None], type=pa.float64())]))
+    assert gaps[0] == 1.0 and np.isnan(gaps[1])
+
+
+def test_a_kept_days_roster_mark_follows_its_meters_and_areas(tmp_path: Path) -> None:
+    rows = pl.DataFrame(
+        {"meter_id": ["C1", "C2", "C3"], "area_id": ["A1", "A1", "A2"], "actual": [1.0, 0.5, 1.0], "b01": [1.0] * 3}
+    )
+    lake = Lake(tmp_path)
+    paths = [tmp_path / f"{name}.parquet" for name in ("day1", "day2", "moved", "renamed")]
+    lake.write_file(paths[0], rows)
+    lake.write_file(paths[1], rows.with_columns(pl.col("actual") * 0.5, pl.col("b01") + 2.0))  # other figures
+    lake.write_file(paths[2], rows.with_columns(area_id=pl.Series(["A1", "A2", "A2"])))  # C2 moved
+    lake.write_file(paths[3], rows.with_columns(meter_id=pl.Series(["C1", "C2", "C4"])))
+    marks = [_DayFile(p, ["b01"]).roster() for p in paths]
+    assert marks[0] == marks[1]
+    assert marks[2] != marks[0] and marks[3] != marks[0]
+    assert _DayFile(paths[1], ["b01"]).actual().to_list() == [0.5, 0.25, 0.5]
+
+
+def _state_digest(lake: Path) -> dict[str, str]:
+    return {
+        p.relative_to(lake).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(lake.joinpath(*OBSERVER_STATE).rglob("*.parquet"))
+    }
+
+
+def _count_summaries(monkeypatch: pytest.MonkeyPatch) -> list[dt.date]:
+    """The days the stage summarises in this process."""
+    seen: list[dt.date] = []
+    original = anomalies.observer.day_summaries
+
+    def counted(curves: Any, members: Any, day: dt.date, *args: Any, **kwargs: Any) -> Any:
+        seen.append(day)
+        return original(curves, members, day, *args, **kwargs)
+
+    monkeypatch.setattr(anomalies.observer, "day_summaries", counted)
+    return seen
+
+
+def test_summaries_written_ahead_are_the_stages_own_and_are_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last = [D0 + dt.timedelta(days=i) for i in (DAYS - 2, DAYS - 1)]
+    for name in ("alone", "ahead"):
+        (tmp_path / name / "landing").mkdir(parents=True)
+        build(tmp_path / name / "lake")
+    run(tmp_path / "alone", last)
+    seen = _count_summaries(monkeypatch)
+    settings = Settings(landing=tmp_path / "ahead" / "landing", lake=tmp_path / "ahead" / "lake")
+    ctx = StageContext(settings=settings, run_id="t1")
+    # the run's own dates only (the earlier days of their windows are left to the stage)
+    assert anomalies.summarise_ahead(ctx, last) == last
+    assert seen == last
+    anomalies.mark_fresh(settings.lake, "t1", last)
+    seen.clear()
+    run(tmp_path / "ahead", last)
+    # the windows hold days 1..15; the two written ahead are read back, not summarised again
+    assert sorted(seen) == [D0 + dt.timedelta(days=i) for i in range(1, DAYS - 2)]
+    alone, ahead = tmp_path / "alone" / "lake", tmp_path / "ahead" / "lake"
+    assert digest(ahead) == digest(alone)
+    assert _state_digest(ahead) == _state_digest(alone)
+    assert anomalies._FRESH == {}  # taken by the stage that used it
+
+
+def test_nothing_is_written_ahead_for_a_date_whose_window_is_too_short(tmp_path: Path) -> None:
+    (tmp_path / "landing").mkdir()
+    build(tmp_path / "lake")
+    ctx = StageContext(settings=Settings(landing=tmp_path / "landing", lake=tmp_path / "lake"), run_id="t")
+    # D0 + 5: a window of days 0..5, 6 days with curves, fewer than the 7 a customer needs
+    assert anomalies.summarise_ahead(ctx, [D0 + dt.timedelta(days=5)]) == []
+    assert _state_digest(tmp_path / "lake") == {}
+
+
+def test_a_run_of_small_days_has_its_docs_helper_write_the_summaries_beside_loss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last = [D0 + dt.timedelta(days=i) for i in (DAYS - 2, DAYS - 1)]
+    for name in ("alone", "run"):
+        (tmp_path / name / "landing").mkdir(parents=True)
+        build(tmp_path / name / "lake")
+    run(tmp_path / "alone", last)
+
+    def nothing(stage: str) -> pipeline.StageRun:  # neither loss nor publish is this test's
+        def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+            return StageResult(stage=stage)
+
+        return run
+
+    for stage in ("loss", "publish"):
+        monkeypatch.setitem(pipeline.RUNNERS, stage, nothing(stage))
+    seen = _count_summaries(monkeypatch)
+    settings = Settings(landing=tmp_path / "run" / "landing", lake=tmp_path / "run" / "lake", progress=False)
+    record = pipeline.run(settings, last[0], last[-1], stages=["loss", "anomalies", "docs", "publish"], run_id="r1")
+    assert record["status"] == "ok"
+    # the helper process wrote the two dates' summaries; the stage here the 13 earlier days
+    assert sorted(seen) == [D0 + dt.timedelta(days=i) for i in range(1, DAYS - 2)]
+    alone, ran = tmp_path / "alone" / "lake", tmp_path / "run" / "lake"
+    assert digest(ran) == digest(alone)
+    assert _state_digest(ran) == _state_digest(alone)

@@ -55,8 +55,8 @@ def helpers(monkeypatch: pytest.MonkeyPatch) -> list[pipeline.DocsHelper]:
     started: list[pipeline.DocsHelper] = []
 
     class Seen(pipeline.DocsHelper):
-        def __init__(self, settings: Settings, run_id: str) -> None:
-            super().__init__(settings, run_id)
+        def __init__(self, settings: Settings, run_id: str, observe: list[dt.date] | None = None) -> None:
+            super().__init__(settings, run_id, observe)
             started.append(self)
 
     monkeypatch.setattr(pipeline, "DocsHelper", Seen)
@@ -166,6 +166,46 @@ def test_publish_failing_beside_the_helper_keeps_the_rendered_pages(
     assert (lake.reports / "data_docs" / "index.html").is_file()
     (helper,) = helpers
     assert helper.proc.returncode == 0
+
+
+def _stub(monkeypatch: pytest.MonkeyPatch, stage: str, helpers: list, seen: dict[str, int]) -> None:
+    """``stage`` replaced by one that records how many docs helpers were started before it ran."""
+
+    def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+        seen[stage] = len(helpers)
+        return StageResult(stage=stage)
+
+    monkeypatch.setitem(pipeline.RUNNERS, stage, run)
+
+
+@pytest.mark.parametrize(
+    ("max_meters", "started_by"),
+    [
+        (3, {"validate": 0, "loss": 1, "anomalies": 1}),  # days of 3 meters: small, started at loss
+        (2, {"validate": 0, "loss": 0, "anomalies": 0}),  # days of 3 meters above 2: at the gate
+    ],
+)
+def test_the_helper_starts_at_loss_on_small_days_else_at_the_gate(
+    lake: Lake,
+    monkeypatch: pytest.MonkeyPatch,
+    helpers: list,
+    max_meters: int,
+    started_by: dict[str, int],
+) -> None:
+    # the lake's meter_daily: 3 meters a day (an area master and two customers)
+    monkeypatch.setattr(pipeline, "DOCS_EARLY_MAX_METERS", max_meters)
+    seen: dict[str, int] = {}
+    for stage in ("validate", "loss", "anomalies"):
+        _stub(monkeypatch, stage, helpers, seen)
+    _publish(monkeypatch)
+    record = pipeline.run(
+        _settings(lake), D1, D2, stages=["validate", "loss", "anomalies", "check", "docs", "publish"], run_id="r6"
+    )
+    assert record["status"] == "ok"
+    assert seen == started_by
+    (helper,) = helpers  # one helper either way, and it rendered the pages
+    assert helper.proc.returncode == 0
+    assert record["stages"]["docs"]["details"]["runs"] == ["r6"]
 
 
 def test_the_helper_holds_no_lock_the_run_holds_it_until_the_helper_ends(

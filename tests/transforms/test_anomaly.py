@@ -346,6 +346,47 @@ def test_loss_diagnosis_of_another_date_or_weak_is_ignored() -> None:
     assert strength(ind, "M2", "loss_theft") == 0.0
 
 
+def balance_finding(meter_id: str, score: float, against: bool = False, **stats: float | None) -> pl.DataFrame:
+    """A balance theft finding with the four statistics of its evidence (absent ones null)."""
+    ev = {k: stats.get(k) for k in A.BALANCE_STATISTICS} | {"runs_against_the_loss": against}
+    return diagnosis(meter_id, "theft_candidate", score).with_columns(
+        rule=pl.lit(A.BALANCE_RULE), evidence=pl.lit(json.dumps(ev))
+    )
+
+
+SUMMED = CFG.model_copy(update={"loss": A.LossRules(balance_statistics="sum")})
+
+
+@pytest.mark.parametrize(
+    ("score", "against", "stats", "largest", "summed"),
+    [
+        # z = 3 (steady t) at min_t 4: 3 / 12 = 0.25; summed 3 + 1.5 (night; days negative,
+        # no step) = 4.5: 4.5 / 12 = 0.375
+        pytest.param(
+            0.25, False, {"t_stat": 3.0, "night_t_stat": 1.5, "days_t_stat": -0.5}, 0.25, 0.375, id="steady-and-night"
+        ),
+        # a weak finding, a quarter of z / 12 with z = 2 (step): 0.041667; summed with the
+        # steady t of 1: a quarter of 3 / 12 = 0.0625
+        pytest.param(0.041667, False, {"t_stat": 1.0, "step_t_stat": 2.0}, 0.041667, 0.0625, id="weak"),
+        # z = 10.8 (some days) and a step of 6: 16.8 / 12 is over 1
+        pytest.param(0.9, False, {"days_t_stat": 10.8, "step_t_stat": 6.0}, 0.9, 1.0, id="capped"),
+        # a curve running against the loss scores its own strength, not its positive t's
+        pytest.param(0.4, True, {"t_stat": -8.0, "night_t_stat": 1.0}, 0.4, 0.4, id="against"),
+        # no statistic above 0: the score as it is
+        pytest.param(0.3, False, {"t_stat": -1.0}, 0.3, 0.3, id="none-positive"),
+    ],
+)
+def test_balance_strength_sums_the_positive_statistics(
+    score: float, against: bool, stats: dict[str, float], largest: float, summed: float
+) -> None:
+    diag = balance_finding("M1", score, against, **stats)
+    frames = [meter_days("M1", [10.0] * 10)]
+    assert strength(run_indicators(frames, diagnosis=diag), "M1", "balance") == pytest.approx(largest, abs=1e-6)
+    assert strength(run_indicators(frames, diagnosis=diag, cfg=SUMMED), "M1", "balance") == pytest.approx(
+        summed, abs=1e-6
+    )
+
+
 def test_master_meter_named_by_the_diagnosis_is_ranked() -> None:
     diag = diagnosis("MASTER", "multiplier_suspect", 0.8).with_columns(pl.lit(None, pl.String).alias("customer_id"))
     ind = run_indicators([meter_days("M1", HONEST)], diagnosis=diag)

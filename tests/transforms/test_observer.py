@@ -296,6 +296,35 @@ def _random_pieces(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.nda
     return x, mult, kwh
 
 
+def test_the_compiled_summary_of_slot_major_slots_is_that_of_row_major_ones() -> None:
+    """A piece as polars gives it (slot-major) is summarised without a transposed copy: the same bits."""
+    from meterlake import observer_kernel
+
+    x, mult, kwh = _random_pieces(np.random.default_rng(5), 300)
+    rows = observer_kernel.summarise_rows(np.ascontiguousarray(x), mult, kwh, 24, 0.0, 1e-3)
+    slots = observer_kernel.summarise_rows(np.asfortranarray(x), mult, kwh, 24, 0.0, 1e-3)
+    for name, got in rows.items():
+        assert np.array_equal(got.view(np.uint8), slots[name].view(np.uint8)), name
+
+
+def test_pairs_increasing_by_hand() -> None:
+    areas = pl.Series(["A1", "A1", "A2", "A2"])
+    assert observer._pairs_increasing(areas, pl.Series(["M3", "M5", "M1", "M2"]))
+    assert not observer._pairs_increasing(areas, pl.Series(["M5", "M3", "M1", "M2"]))  # M5 before M3 in A1
+    assert not observer._pairs_increasing(pl.Series(["A2", "A1"]), pl.Series(["M1", "M2"]))
+    assert not observer._pairs_increasing(areas, pl.Series(["M3", "M3", "M1", "M2"]))  # a pair twice
+    assert not observer._pairs_increasing(pl.Series(["A1", None]), pl.Series(["M1", "M2"]))
+    assert observer._pairs_increasing(pl.Series(["A1"]), pl.Series(["M1"]))
+
+
+def test_increasing_by_hand() -> None:
+    assert observer._increasing(pl.Series(["M1", "M2", "M9"]))
+    assert not observer._increasing(pl.Series(["M1", "M1", "M9"]))  # a meter twice
+    assert not observer._increasing(pl.Series(["M2", "M1"]))
+    assert not observer._increasing(pl.Series(["M1", None, "M3"]))
+    assert observer._increasing(pl.Series([], dtype=pl.String))
+
+
 @pytest.mark.parametrize("floor", [1e-3, 0.05])  # 0.05: many slots floored, ties in the medians
 def test_compiled_day_summaries_are_numpys_bit_for_bit(floor: float) -> None:
     from meterlake import observer_kernel
@@ -905,3 +934,80 @@ def test_the_compiled_prefilter_changes_no_output(
     assert filtered.equals(everyone)
     assert everyone["meter_id"][0] == "C05"
     assert judged[0] == CUSTOMERS and judged[1] < CUSTOMERS  # honest customers are spared the judging
+
+
+def test_a_day_marked_as_the_roster_before_is_numbered_without_its_keys() -> None:
+    # the newest day read in full; the next two carry the newest day's mark: only their actual
+    # is read (C2 short of slots on the second); the last carries another mark: its keys read
+    steady = [("C1", "A1", 1.0), ("C2", "A1", 1.0), ("C3", "A2", 1.0)]
+    frames = [
+        pl.DataFrame(rows, schema=["meter_id", "area_id", "actual"], orient="row")
+        for rows in (steady, steady, [("C1", "A1", 1.0), ("C2", "A1", 0.5), ("C3", "A2", 1.0)], steady)
+    ]
+    read: list[int] = []
+
+    def day(i: int, mark: str) -> DayRows:
+        def keys() -> pl.DataFrame:
+            read.append(i)
+            return frames[i]
+
+        return DayRows(
+            END - dt.timedelta(days=i),
+            keys,
+            lambda r0, r1: frames[i].slice(r0, r1 - r0),
+            roster=lambda: mark,
+            actual=lambda: frames[i]["actual"],
+        )
+
+    newest = [day(0, "a"), day(1, "a"), day(2, "a"), day(3, "b")]
+    meters, kept, coded = observer._code_days(newest, 0.9)
+    assert read == [0, 3]
+    assert meters.rows() == [("C1", "A1", 0), ("C2", "A1", 1), ("C3", "A2", 2)]
+    assert [src.date for src in kept] == [src.date for src in newest]
+    assert [(r.tolist(), c.tolist()) for r, c in coded] == [
+        ([0, 1, 2], [0, 1, 2]),
+        ([0, 1, 2], [0, 1, 2]),
+        ([0, 2], [0, 2]),
+        ([0, 1, 2], [0, 1, 2]),
+    ]
+
+
+def test_the_days_rows_are_put_in_area_role_meter_order_by_hand() -> None:
+    # members in meter order; the rows in curve order, one without a curve last
+    meters = pl.Series("meter_id", ["M1", "M2", "M3", "M4", "M5"])
+    every = pl.DataFrame(
+        {
+            "area_id": ["A2", "A1", "A2", "A1", "A1"],
+            "role": ["customer", "customer", "area_master", "area_master", "customer"],
+            "meter_id": ["M4", "M5", "M1", "M3", "M2"],
+        }
+    )
+    member = np.array([3, 4, 0, 2, 1])
+    # A1: its master M3 (row 3), then customers M2 (row 4), M5 (row 1); A2: master M1 (row 2), M4 (row 0)
+    assert observer._area_order(every, meters, member).to_list() == [3, 4, 1, 2, 0]
+    # members not in meter order: the rows sorted by their strings, the same order
+    shuffled = pl.Series("meter_id", ["M2", "M1", "M3", "M4", "M5"])
+    assert observer._area_order(every, shuffled, np.array([3, 4, 1, 2, 0])).to_list() == [3, 4, 1, 2, 0]
+
+
+def test_customers_judged_a_pool_at_a_time_score_as_judged_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    cust, areas = _month_summaries()
+    whole = indicator(cust, areas, END, RULES)
+    sizes: list[int] = []
+    real = observer._judge_some
+
+    def counting(blocks: np.ndarray, *args: object) -> dict[str, np.ndarray]:
+        sizes.append(len(blocks))
+        return real(blocks, *args)  # type: ignore[arg-type]
+
+    def last_two(blocks: np.ndarray, *args: object) -> np.ndarray:
+        return np.arange(len(blocks)) >= len(blocks) - 2
+
+    monkeypatch.setattr(observer, "_judge_some", counting)
+    monkeypatch.setattr(observer, "CHUNK", 4)  # 12 customers (C00 .. C11): chunks of 4
+    pooled = indicator(cust, areas, END, RULES, prefilter=last_two)
+    # two customers of each chunk let through (C02, C03; C06, C07; C10, C11), judged together
+    # once 4 are held: 2 + 2, then the last 2
+    assert sizes == [4, 2]
+    assert set(pooled["meter_id"]) >= {"C03", "C07"}
+    assert pooled.height and pooled.equals(whole.filter(pl.col("meter_id").is_in(pooled["meter_id"].implode())))
