@@ -65,6 +65,18 @@ gathered into one array: 9.4 s, and 8.4 s and 1.63 GB before); on a generated da
 meters a 14-day window from the kept days took 3.5-3.9 s of CPU with its mapping test,
 peak RSS 0.74 GB.
 
+A window's figures for an area are a function of that area's rows alone, to the last
+bit: every sum over rows is its group's own, in a fixed order (each customer's days in
+date order, an area-day's selected customers in their order, an area-day's customers
+in meter order: :func:`_group_sums`), and the divisions are numpy's or read frames
+whose columns hold their values (:func:`materialized`). So a window may be fitted a
+range of whole areas at a time (the stage does, beyond a number of customer-days) and
+give exactly the whole window's figures, and two fits of one window give the same bits.
+(Before, polars's group-bys added a group's terms in an order that depended on the other
+rows present, and divided by a column held as one repeated value through its
+reciprocal: coefficients moved by up to 1e-9 relative from fit to fit, and an area
+fitted alone differed from the same area fitted beside others.)
+
 Slots: a day fits the slots where the master and every customer were collected. A
 customer-day holding less than ``fill_max_share`` of the master's energy gets its
 uncollected slots from its daily register (spread like the area's load); a larger
@@ -1317,16 +1329,79 @@ def _fit_areas(frame: pl.DataFrame, values: np.ndarray, rules: BalanceRules) -> 
 # -- the window: sums of the days --------------------------------------------------------------
 
 
-def _day_weight() -> pl.Expr:
-    """An area-day's weight: 1 / the loss's variance left after the day's terms and the load.
+def _with_day_weight(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Area-day rows (yy, ll, ly, slots, bases) with ``_w``, each area-day's weight: 1 /
+    the loss's variance left after the day's terms and the load.
 
     Floored at the area's median day: a noisy day (an outage, a tampered neighbour)
     counts less, a quiet one no more than a usual one (a thief on some days makes
-    exactly those days noisier).
+    exactly those days noisier). The arithmetic is numpy's, row by row: polars divides
+    by a column it holds as one repeated value (an area's slots, the same every day) as a
+    multiplication by its reciprocal, which differs in the last bit, so a weight would
+    depend on which other rows share the frame.
     """
-    rest = pl.max_horizontal(pl.col("yy") - pl.col("ly") ** 2 / pl.col("ll"), 1e-9 * pl.col("yy"), pl.lit(1e-30))
-    var = rest / (pl.col("slots") - pl.col("bases") - 1).clip(lower_bound=1)
-    return pl.when(pl.col("ll") > 0).then(1 / pl.max_horizontal(var, var.median().over("area_id"))).otherwise(0.0)
+    rows = frame.lazy().collect()
+    yy, ll, ly = (rows[k].cast(pl.Float64).to_numpy() for k in ("yy", "ll", "ly"))
+    dof = np.maximum(rows["slots"].cast(pl.Int64).to_numpy() - rows["bases"].cast(pl.Int64).to_numpy() - 1, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rest = np.fmax(np.fmax(yy - ly**2 / ll, 1e-9 * yy), 1e-30)
+        var = rest / dof
+    median = (
+        rows.select(pl.Series(var).alias("_v"), "area_id")
+        .select(pl.col("_v").median().over("area_id"))
+        .to_series()
+        .to_numpy()
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(ll > 0, 1 / np.fmax(var, median), 0.0)
+    return rows.with_columns(_w=pl.Series(w))
+
+
+def _groups(frame: pl.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's group in ``frame`` sorted by ``keys`` (0, 1, ...; a new one where a key
+    changes), and each group's first row with the frame's height as the last entry."""
+    if frame.height == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    new = (
+        frame.select(pl.any_horizontal(pl.col(k) != pl.col(k).shift() for k in keys).fill_null(True))
+        .to_series()
+        .to_numpy()
+    )
+    return np.cumsum(new) - 1, np.r_[np.flatnonzero(new), frame.height]
+
+
+def _group_sums(gid: np.ndarray, groups: int, x: np.ndarray) -> np.ndarray:
+    """Each group's sum of ``x``, its rows added one after the other in their order.
+
+    A group's sum depends on its own rows and their order only, never on the rows of other
+    groups beside them (``np.bincount`` adds row by row), so a range of areas fitted alone
+    gives each area the figures the whole window fitted at once gives it, to the last bit.
+    """
+    return np.bincount(gid, weights=x, minlength=groups)
+
+
+def _area_sums(a: pl.DataFrame) -> pl.DataFrame:
+    """Per area of the window's area-days (sorted by area and day, with ``_w``): its feeder
+    (the last day's), fitted slots N and absorbed terms K, and the marginal technical loss
+    where every day carries a load-loss term (null elsewhere)."""
+    gid, bounds = _groups(a, ["area_id"])
+    n = len(bounds) - 1
+    w = a["_w"].to_numpy()
+    ll_lin, ly_lin = (a[k].cast(pl.Float64).to_numpy() for k in ("ll_linear", "ly_linear"))
+    carried = _group_sums(gid, n, np.isnan(ll_lin).astype(np.float64)) == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        marginal = _group_sums(gid, n, w * ly_lin) / _group_sums(gid, n, w * ll_lin)
+    first, last = bounds[:-1], bounds[1:] - 1
+    return pl.DataFrame(
+        {
+            "area_id": a["area_id"].gather(first),
+            "feeder_id": a["feeder_id"].gather(last),
+            "N": np.add.reduceat(a["slots"].cast(pl.Int64).to_numpy(), first) if n else np.zeros(0, np.int64),
+            "K": np.add.reduceat(a["bases"].cast(pl.Int64).to_numpy(), first) if n else np.zeros(0, np.int64),
+            "marginal": pl.Series(np.where(carried, marginal, np.nan), nan_to_null=True),
+        },
+        schema={"area_id": pl.String, "feeder_id": pl.String, "N": pl.Int64, "K": pl.Int64, "marginal": pl.Float64},
+    )
 
 
 def window_coefficients(
@@ -1339,67 +1414,83 @@ def window_coefficients(
     outage, a tampered meter or a filled curve is noisier and counts less). Per
     customer, the loss (after the day's terms) is regressed on its own curve and the
     area's load: γ and τ; and once more with its night slots as a third variable.
+
+    Every sum over days runs over the rows sorted by area, customer and day, each
+    customer's days added in date order (:func:`_group_sums`): an area's figures are a
+    function of its own rows only, whichever other areas are fitted beside it.
     """
     areas = areas.lazy()
     held = areas.collect_schema()
-    a = (
+    a = _with_day_weight(
         areas.with_columns(  # states kept before the load-loss term have no linear sums
             pl.lit(None, pl.Float64).alias(k) for k in ("ll_linear", "ly_linear") if k not in held
         )
         .select("area_id", "date", "feeder_id", "slots", "bases", "yy", "ll", "ly", "ll_linear", "ly_linear")
-        .with_columns(_w=_day_weight())
+        .sort("area_id", "date")
     )
-    area_sum = a.group_by("area_id").agg(
-        pl.col("feeder_id").last(),
-        N=pl.col("slots").sum(),
-        K=pl.col("bases").sum(),
-        **{f"S{k}": (pl.col("_w") * pl.col(k)).sum() for k in ("yy", "ll", "ly")},
-        # the marginal technical loss (slope on the load) where the days carry a load-loss term
-        marginal=pl.when(pl.col("ll_linear").is_not_null().all())
-        .then((pl.col("_w") * pl.col("ly_linear")).sum() / (pl.col("_w") * pl.col("ll_linear")).sum())
-        .otherwise(None),
-    )
-    # per customer-day: the load of the others u = load - r has its own coefficient that
-    # day (τ_d: the technical loss, and whatever misfit follows the load that day); it is
-    # eliminated day by day (Schur complement), leaving sums over days for γ
-    uu = pl.col("ll") - 2 * pl.col("rl") + pl.col("rr")
-    ok = uu > 1e-12 * pl.col("ll")
-    ru, uy, nu = pl.col("rl") - pl.col("rr"), pl.col("ly") - pl.col("ry"), pl.col("nl") - pl.col("nr")
-
-    def schur(x: pl.Expr, xu: pl.Expr, y: pl.Expr, yu: pl.Expr) -> pl.Expr:
-        return pl.when(ok).then(x - xu * yu / uu).otherwise(x)
-
-    parts = {
-        "rr": schur(pl.col("rr"), ru, pl.col("rr"), ru),
-        "ry": schur(pl.col("ry"), ru, pl.col("ry"), uy),
-        "yy": schur(pl.col("yy"), uy, pl.col("yy"), uy),
-        "nn": schur(pl.col("nn"), nu, pl.col("nn"), nu),
-        "nr": schur(pl.col("nr"), nu, pl.col("nr"), ru),
-        "ny": schur(pl.col("ny"), nu, pl.col("ny"), uy),
-        "uu": pl.when(ok).then(uu).otherwise(0.0),
-        "uy": pl.when(ok).then(uy).otherwise(0.0),
-        "ru": pl.when(ok).then(ru).otherwise(0.0),
-    }
+    area_sum = _area_sums(a)
     # the loss sums are the area's, or the customer's own where it carries them (the loss
-    # cleared of the other customers' fitted parts, see :func:`joint_window`)
+    # cleared of the other customers' fitted parts, see :func:`cleaned_loss`)
     customers = customers.lazy()
     own = [k for k in ("yy", "ly") if k in customers.collect_schema()]
     day_cols = ["area_id", "date", "_w", *(k for k in ("yy", "ll", "ly") if k not in own)]
+    j = (
+        customers.select(
+            "area_id",
+            "meter_id",
+            "customer_id",
+            "multiplier",
+            "date",
+            "kwh",
+            pl.col("night_kwh").fill_null(0.0),  # what a sum skips
+            *STAT_NAMES,
+            *own,
+        )
+        .join(a.lazy().select(day_cols), on=["area_id", "date"], how="inner")
+        .sort("area_id", "meter_id", "date")
+        .collect()
+    )
+    gid, bounds = _groups(j, ["area_id", "meter_id"])
+    n = len(bounds) - 1
+    v = {k: j[k].to_numpy().astype(np.float64) for k in ("_w", "night_kwh", "yy", "ll", "ly", *STAT_NAMES)}
+    v["kwh"] = j["kwh"].fill_null(0.0).to_numpy().astype(np.float64)  # a day without its register adds nothing
+    # per customer-day: the load of the others u = load - r has its own coefficient that
+    # day (τ_d: the technical loss, and whatever misfit follows the load that day); it is
+    # eliminated day by day (Schur complement), leaving sums over days for γ
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uu = v["ll"] - 2 * v["rl"] + v["rr"]
+        ok = uu > 1e-12 * v["ll"]
+        ru, uy, nu = v["rl"] - v["rr"], v["ly"] - v["ry"], v["nl"] - v["nr"]
+
+        def schur(x: np.ndarray, xu: np.ndarray, yu: np.ndarray) -> np.ndarray:
+            return np.where(ok, x - xu * yu / uu, x)
+
+        parts = {
+            "rr": schur(v["rr"], ru, ru),
+            "ry": schur(v["ry"], ru, uy),
+            "yy": schur(v["yy"], uy, uy),
+            "nn": schur(v["nn"], nu, nu),
+            "nr": schur(v["nr"], nu, ru),
+            "ny": schur(v["ny"], nu, uy),
+            "uu": np.where(ok, uu, 0.0),
+            "uy": np.where(ok, uy, 0.0),
+            "ru": np.where(ok, ru, 0.0),
+        }
+    w = v["_w"]
+    last = bounds[1:] - 1
     c = (
-        customers.join(a.select(day_cols), on=["area_id", "date"], how="inner")
-        .group_by("area_id", "meter_id")
-        .agg(
-            pl.col("customer_id").last(),
-            pl.col("multiplier").last(),
-            recorded_kwh=pl.col("kwh").sum(),
-            night_kwh=pl.col("night_kwh").sum(),
-            days=pl.len().cast(pl.Int32),
-            **{f"S{k}": (pl.col("_w") * e).sum() for k, e in parts.items()},
+        j[last]
+        .select("area_id", "meter_id", "customer_id", "multiplier")
+        .with_columns(
+            _g=pl.Series(np.arange(n, dtype=np.int64)),
+            recorded_kwh=pl.Series(_group_sums(gid, n, v["kwh"])),
+            night_kwh=pl.Series(_group_sums(gid, n, v["night_kwh"])),
+            days=pl.Series(np.diff(bounds), dtype=pl.Int32),
+            **{f"S{k}": pl.Series(_group_sums(gid, n, w * e)) for k, e in parts.items()},
         )
         .join(area_sum.select("area_id", "feeder_id", "N", "K", "marginal"), on="area_id", how="inner")
         .filter((pl.col("Srr") > 0) & (pl.col("recorded_kwh") >= rules.min_recorded_kwh))
         .sort("area_id", "meter_id")
-        .collect()
     )
     S = {k: c[f"S{k}"].to_numpy() for k in parts}
     # the fitted slots less the day's terms and the day's load coefficient
@@ -1423,7 +1514,7 @@ def window_coefficients(
     rss2 = np.maximum(S["yy"] - g2 * S["ry"] - gn * S["ny"], 1e-30)
     se_n = np.sqrt(rss2 / np.maximum(dof - 1, 1) * S["rr"] / det)
     out = (
-        c.select("area_id", "feeder_id", "meter_id", "customer_id", "multiplier", "recorded_kwh", "days")
+        c.select("area_id", "feeder_id", "meter_id", "customer_id", "multiplier", "recorded_kwh", "days", "_g")
         .with_columns(
             coefficient=pl.Series(gamma),
             std_error=pl.Series(se),
@@ -1435,6 +1526,7 @@ def window_coefficients(
         )
         .filter(pl.col("coefficient").is_not_nan())
     )
+    out = materialized(out)
     # each coefficient is read against the area's median one, taken again over the
     # customers within min_t of the first median (a few thieves or wrong multipliers do
     # not move it): one customer at a time, each coefficient carries a little of the
@@ -1449,49 +1541,62 @@ def window_coefficients(
         .otherwise(0.0),
         area_tau=pl.col("load_coefficient").filter(calm).median().over("area_id"),
     )
-    # theft on some days only: each day's own t against the customer's own window
-    # coefficient (the day's variance is 1 / its weight), capped at days_t_cap; the
-    # positive parts squared, summed over the days and standardised by their mean and
-    # variance under no theft (1/2 and 5/4 uncapped). Against the area's median instead, a
-    # steady coefficient a little off the median (another customer's misfit) counted
-    # on every day and made the statistic heavy-tailed: the days statistic asks whether
-    # some days stand out from the customer's other days, the steady t whether all do.
-    # The unrecorded kWh of the days that stand out (t >= 2) are still read against the
-    # area's median.
-    scale = (pl.col("_w") / parts["rr"]).sqrt()
-    t_day = (parts["ry"] - pl.col("coefficient") * parts["rr"]) * scale
-    t_median = (parts["ry"] - pl.col("area_median") * parts["rr"]) * scale
+    days_t, days_kwh = _some_days(out, gid, n, v, parts, rules)
+    return out.with_columns(days_t_stat=days_t, days_kwh=days_kwh).select(*COEF_SCHEMA).sort("area_id", "meter_id")
+
+
+def _some_days(
+    out: pl.DataFrame,
+    gid: np.ndarray,
+    groups: int,
+    v: dict[str, np.ndarray],
+    parts: dict[str, np.ndarray],
+    rules: BalanceRules,
+) -> tuple[pl.Series, pl.Series]:
+    """The some-days statistic and its unrecorded kWh of each customer of ``out`` (null
+    without a day of its own curve), from its days' rows (``gid``: each row's customer,
+    ``out``'s ``_g``; ``v``, ``parts``: the rows' sums and their eliminated parts).
+
+    Theft on some days only: each day's own t against the customer's own window
+    coefficient (the day's variance is 1 / its weight), capped at days_t_cap; the
+    positive parts squared, summed over the days and standardised by their mean and
+    variance under no theft (1/2 and 5/4 uncapped). Against the area's median instead, a
+    steady coefficient a little off the median (another customer's misfit) counted
+    on every day and made the statistic heavy-tailed: the days statistic asks whether
+    some days stand out from the customer's other days, the steady t whether all do.
+    The unrecorded kWh of the days that stand out (t >= 2) are still read against the
+    area's median.
+    """
+    g = out["_g"].to_numpy()
+
+    def per_group(col: str) -> np.ndarray:
+        x = np.full(groups, np.nan)
+        x[g] = out[col].to_numpy()
+        return x
+
+    coef, median, tau = (per_group(k)[gid] for k in ("coefficient", "area_median", "load_coefficient"))
+    kept = np.zeros(groups, dtype=bool)
+    kept[g] = True
+    rows = kept[gid] & (v["rr"] > 0)
+    rr, ry = parts["rr"], parts["ry"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.sqrt(v["_w"] / rr)
+        t_day = (ry - coef * rr) * scale
+        t_median = (ry - median * rr) * scale
+        pos = np.clip(t_day, 0.0, rules.days_t_cap) ** 2
+        # the days that stand out on their own (t >= 2): their unrecorded kWh
+        day_kwh = np.where((t_median >= 2.0) & (rr > 0), (ry / rr - median) / (1 + tau) * v["kwh"], 0.0)
+    count = np.bincount(gid[rows], minlength=groups)[g]
+    total = _group_sums(gid[rows], groups, pos[rows])[g]
+    kwh = _group_sums(gid[rows], groups, day_kwh[rows])[g]
     mean, var = capped_square_moments(rules.days_t_cap)
-    days = (
-        customers.filter(pl.col("rr") > 0)
-        .join(a.select(day_cols), on=["area_id", "date"], how="inner")
-        .join(
-            out.lazy().select("area_id", "meter_id", "load_coefficient", "area_median", "coefficient"),
-            on=["area_id", "meter_id"],
-        )
-        .with_columns(_t=t_day, _tm=t_median)
-        .group_by("area_id", "meter_id")
-        .agg(
-            _pos=(pl.col("_t").clip(0.0, rules.days_t_cap) ** 2).sum(),
-            _n=pl.len(),
-            # the days that stand out on their own (t >= 2): their unrecorded kWh
-            days_kwh=pl.when((pl.col("_tm") >= 2.0) & (parts["rr"] > 0))
-            .then(
-                (parts["ry"] / parts["rr"] - pl.col("area_median")) / (1 + pl.col("load_coefficient")) * pl.col("kwh")
-            )
-            .otherwise(0.0)
-            .sum(),
-        )
-        .select(
-            "area_id",
-            "meter_id",
-            "days_kwh",
-            days_t_stat=(pl.col("_pos") - mean * pl.col("_n")) / (var * pl.col("_n")).sqrt(),
-        )
-        .collect()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (total - mean * count) / np.sqrt(var * count)
+    some = pl.Series(count > 0)
+    return (
+        pl.select(pl.when(some).then(pl.Series(t))).to_series(),
+        pl.select(pl.when(some).then(pl.Series(kwh))).to_series(),
     )
-    out = out.join(days, on=["area_id", "meter_id"], how="left")
-    return out.select(*COEF_SCHEMA).sort("area_id", "meter_id")
 
 
 def capped_square_moments(cap: float) -> tuple[float, float]:
@@ -1540,7 +1645,6 @@ def share_steps(
             "date",
             "kwh",
             "night_kwh",
-            _as=pl.col("kwh") / pl.col("kwh").sum().over("area_id", "date"),
         )
         .sort("area_id", "meter_id", "date")
         .with_columns(
@@ -1572,15 +1676,17 @@ def share_steps(
     valid = (nb >= rules.step_min_days) & (na >= rules.step_min_days)
 
     def prefix(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each row's sum over its customer's rows up to it, and its customer's total."""
-        cs = np.cumsum(x)
-        base = np.r_[0.0, cs][bounds[:-1]]
-        total = np.r_[cs[bounds[1:] - 1]] - base
-        return cs - base[gid], total[gid]
+        """Each row's sum over its customer's rows up to it, and its customer's total: each
+        customer's days added in date order, whatever rows lie beside them."""
+        cs = x.copy()
+        for k in range(1, int(np.diff(bounds).max())):  # the k-th day of every customer with one
+            at = starts[np.diff(bounds) > k] + k
+            cs[at] += cs[at - 1]
+        return cs, cs[bounds[1:] - 1][gid]
 
     def best(x: np.ndarray, floor: np.ndarray, kwh_of: np.ndarray) -> tuple[np.ndarray, ...]:
         # centred on the customer's mean first: the sums of squares are differences of
-        # small numbers, and the prefix sums run over the whole window's rows
+        # small numbers
         level = np.add.reduceat(x, bounds[:-1])[gid] / size
         x = x - level
         s1, t1 = prefix(x)
@@ -1597,7 +1703,12 @@ def share_steps(
         return t[pick], drop[pick], (kt - k1)[pick]
 
     share_night = np.clip(np.where(kwh > 0, night_kwh / kwh, 0.0), 0.0, 1.0)
-    share_area = c["_as"].to_numpy().astype(np.float64)
+    # the share of the area's recorded load that day: the area-day's customers added in
+    # their order (by meter), whatever other areas lie beside them
+    area = np.cumsum((c["area_id"] != c["area_id"].shift()).fill_null(True).to_numpy())
+    day = c["date"].to_physical().to_numpy().astype(np.int64)
+    area_day = np.unique(area * (day.max() - day.min() + 1) + day - day.min(), return_inverse=True)[1].ravel()
+    share_area = kwh / _group_sums(area_day, int(area_day.max()) + 1, kwh)[area_day]
     mean_area = np.add.reduceat(share_area, bounds[:-1])[gid] / size
     tn, dn, an = best(share_night, np.full(c.height, rules.step_spread_floor), night_kwh * counted)
     ta, da, aa = best(share_area, rules.step_spread_floor * mean_area, kwh * counted)
@@ -1668,17 +1779,30 @@ def cleaned_loss(
         c.filter(picked)
         .group_by("area_id", "date")
         .agg(*(own.filter(pl.col("selected") == i).first().alias(f"_d{i}") for i in range(k)))
-        .select("area_id", "date", _dvec=pl.concat_list(pl.col(f"_d{i}").fill_null(0.0) for i in range(k)))
     )
+    # every sum runs over the selected customers in their order (not in the rows' order,
+    # which depends on the rows beside them): an area-day's figures are its own
     c = c.join(dvec, on=["area_id", "date"], how="left").with_columns(
-        _gd=(pl.col("cross") * pl.col("_dvec")).list.sum().fill_null(0.0),
-        _nd=(pl.col("night_cross") * pl.col("_dvec")).list.sum().fill_null(0.0),
+        _gd=_ordered_sum(pl.col("cross"), k),
+        _nd=_ordered_sum(pl.col("night_cross"), k),
     )
     # per area-day: what the selected parts take from the loss's sums
+    parts = {"_y1": own * (pl.col("_gd") - 2 * pl.col("ry")), "_l1": own * pl.col("rl")}
     day = (
         c.filter(picked)
         .group_by("area_id", "date")
-        .agg(_y1=(own * (pl.col("_gd") - 2 * pl.col("ry"))).sum(), _l1=(own * pl.col("rl")).sum())
+        .agg(
+            *(
+                e.filter(pl.col("selected") == i).first().alias(f"{name}_{i}")
+                for name, e in parts.items()
+                for i in range(k)
+            )
+        )
+        .select(
+            "area_id",
+            "date",
+            *(_fold([pl.col(f"{name}_{i}").fill_null(0.0) for i in range(k)]).alias(name) for name in parts),
+        )
     )
     return (
         c.join(day, on=["area_id", "date"], how="left")
@@ -1690,12 +1814,41 @@ def cleaned_loss(
             yy=pl.col("yy") + pl.col("_y1") + 2 * own * (pl.col("ry") - pl.col("_gd")) + own * own * pl.col("rr"),
             ly=pl.col("ly") - pl.col("_l1") + own * pl.col("rl"),
         )
-        .drop("_d", "_own", "_dvec", "_gd", "_nd", "_y1", "_l1")
+        .drop("_d", "_own", *(f"_d{i}" for i in range(k)), "_gd", "_nd", "_y1", "_l1")
     )
+
+
+def _fold(terms: list[pl.Expr]) -> pl.Expr:
+    """The terms added one after the other, in their order."""
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
+
+
+def _ordered_sum(cross: pl.Expr, k: int) -> pl.Expr:
+    """Σ_i cross[i] · δ_i over a row's ``k`` selected customers, in their order (0 where
+    the row keeps no cross products: a state kept before them)."""
+    return _fold([(cross.list.get(i, null_on_oob=True) * pl.col(f"_d{i}").fill_null(0.0)) for i in range(k)]).fill_null(
+        0.0
+    )
+
+
+def materialized(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with every column held as its values.
+
+    polars may hold a column of one repeated value (an area's slots, a range of one
+    area's technical loss) as that value alone, and divides by such a column as a
+    multiplication by its reciprocal, which differs from the division in the last bit:
+    the same rows would give other figures beside other rows. Divisions in the window's
+    fit read frames made this way (or numpy's arrays).
+    """
+    return pl.DataFrame(pl.from_arrow(frame.to_arrow()))
 
 
 def coefficients(raw: pl.DataFrame) -> pl.DataFrame:
     """The derived figures of :func:`window_coefficients`: true-use ratio, robust t, unrecorded kWh."""
+    raw = materialized(raw)
     # loss = τ·(true load) + Σ unrecorded: with the recorded load beside its own curve,
     # a customer recording a share a of its use gets γ = (1 + τ)(1/a - 1)
     excess = pl.col("coefficient") - pl.col("area_median")
@@ -1760,7 +1913,7 @@ def mapping_tests(
         .join(cands.lazy().select("meter_id", "feeder_id", "multiplier"), on="meter_id", how="inner")
         .collect()
     )
-    st = areas.filter(pl.col("feeder_id").is_in(cands["feeder_id"].unique().implode())).with_columns(_w=_day_weight())
+    st = _with_day_weight(areas.filter(pl.col("feeder_id").is_in(cands["feeder_id"].unique().implode())))
     with _one_blas_thread():
         return _mapping_sums(cands, cv, st, rules)
 

@@ -17,6 +17,7 @@ from meterlake.transforms.balance import (
     MAPPING_SCHEMA,
     SLOT_COLUMNS,
     BalanceRules,
+    _group_sums,
     _lists,
     _nearest_standard,
     _selected_cross,
@@ -860,3 +861,66 @@ def test_the_balances_candidates_past_the_cap_are_kept_as_weak_findings() -> Non
     # without a weak weight the cut drops b0 as before
     plain = merge_diagnosis(diag, found, START, END, theft_max_per_area=1)
     assert plain["meter_id"].to_list() == ["b1", "w1"]
+
+
+def _zone(rng: np.random.Generator) -> dict[str, Any]:
+    """Seven areas of 3 to 40 households (every area with a master and a load loss): in
+    each a customer recording 60 %, in every other one a CT customer booked at half its
+    multiplier, and in the last a customer whose night share halves from day 8."""
+    meters: dict[str, Any] = {}
+    for k, n in enumerate((40, 12, 30, 8, 3, 25, 16)):
+        area = "ABCDEFG"[k]
+        x = [_load(rng, b) for b in rng.uniform(5.0, 15.0, n)]
+        total = np.sum(x, axis=0)
+        if k % 2 == 0:
+            big = _load(rng, 60.0)
+            total = total + big
+            meters[f"{area}ct"] = (area, "customer", 20.0, big / 2)
+        meters[f"{area}M"] = (area, "area_master", 1.0, total * 1.03 + 0.02 * total**2 / total.mean())
+        rec = [0.6 * v if i == 0 else v for i, v in enumerate(x)]
+        if area == "G":
+            night = (np.arange(96) < 24) | (np.arange(96) >= 88)
+            rec[1] = np.where((np.arange(DAYS) >= 7)[:, None] & night[None, :], 0.5, 1.0) * x[1]
+        meters |= {f"{area}c{i:02d}": (area, "customer", 1.0, v) for i, v in enumerate(rec)}
+    return meters
+
+
+def test_a_window_fitted_a_range_of_areas_at_a_time_is_the_whole_window_to_the_last_bit() -> None:
+    """Ranges of one area, of three, and all seven at once: the same frame exactly.
+
+    Every sum of the fit is its group's own (each customer's days in date order, an
+    area-day's selected customers in their order), never a function of the rows beside
+    them, so an area's coefficients and statistics do not depend on which areas are
+    fitted with it. The window's rows are handed in another order than the whole's too.
+    """
+    curves, members = _frames(_zone(np.random.default_rng(31)))
+    states = [day_state(curves, members, START + dt.timedelta(days=d), RULES) for d in range(DAYS)]
+    areas = pl.concat([s[0] for s in states])
+    customers = pl.concat([s[1] for s in states])
+    ids = sorted(set(areas["area_id"]))
+    assert len(ids) == 7
+    whole = balance_window(areas, customers, END, RULES)
+    assert whole["area_id"].n_unique() == 7 and whole.height == customers["meter_id"].n_unique()
+    # the thieves and the CT customers stand out, so the cleaning passes take their parts out
+    assert (whole.filter(pl.col("meter_id").str.ends_with("ct"))["t_stat"] >= RULES.clean_min_t).all()
+    for size in (1, 3):
+        parts = []
+        for i in range(0, len(ids), size):
+            inside = pl.col("area_id").is_in(ids[i : i + size])
+            rows = customers.filter(inside).reverse()  # in no particular order
+            parts.append(balance_window(areas.filter(inside), rows, END, RULES))
+        assert_frame_equal(pl.concat(parts).sort("area_id", "meter_id"), whole, check_exact=True)
+
+
+def test_a_groups_sum_adds_its_own_rows_in_their_order_whatever_lies_beside_them() -> None:
+    # rows of groups 0 and 1 interleaved: group 0 adds 1e16, 1, -1e16 in that order, and
+    # 1e16 + 1 rounds to 1e16 (the spacing of doubles there is 2), so its sum is 0, not 1;
+    # group 1's 0.1 + 0.2 + 0.3 is 0.6000000000000001 in that order (0.6 from 0.3 + 0.2 + 0.1 would be
+    # another order), and group 2, with no rows, sums to 0
+    gid = np.array([0, 1, 0, 1, 0, 1])
+    x = np.array([1e16, 0.1, 1.0, 0.2, -1e16, 0.3])
+    got = _group_sums(gid, 3, x)
+    assert got.tolist() == [0.0, (0.1 + 0.2) + 0.3, 0.0]
+    assert got[1] == 0.6000000000000001
+    # group 1 alone (the other rows gone, or others beside it) sums the same
+    assert _group_sums(np.array([0, 0, 0]), 1, np.array([0.1, 0.2, 0.3]))[0] == got[1]
