@@ -357,14 +357,21 @@ def _count_summaries(monkeypatch: pytest.MonkeyPatch) -> list[dt.date]:
     return seen
 
 
-def test_summaries_written_ahead_are_the_stages_own_and_are_read_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _built_and_one_run(tmp_path: Path, other: str) -> list[dt.date]:
+    """Two lakes built alike, ``alone`` and ``other``; the stage run on ``alone`` for the
+    last two days, which are returned."""
     last = [D0 + dt.timedelta(days=i) for i in (DAYS - 2, DAYS - 1)]
-    for name in ("alone", "ahead"):
+    for name in ("alone", other):
         (tmp_path / name / "landing").mkdir(parents=True)
         build(tmp_path / name / "lake")
     run(tmp_path / "alone", last)
+    return last
+
+
+def test_summaries_written_ahead_are_the_stages_own_and_are_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last = _built_and_one_run(tmp_path, "ahead")
     seen = _count_summaries(monkeypatch)
     settings = Settings(landing=tmp_path / "ahead" / "landing", lake=tmp_path / "ahead" / "lake")
     ctx = StageContext(settings=settings, run_id="t1")
@@ -394,11 +401,7 @@ def test_nothing_is_written_ahead_for_a_date_whose_window_is_too_short(tmp_path:
 def test_a_run_of_small_days_has_its_docs_helper_write_the_summaries_beside_loss(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    last = [D0 + dt.timedelta(days=i) for i in (DAYS - 2, DAYS - 1)]
-    for name in ("alone", "run"):
-        (tmp_path / name / "landing").mkdir(parents=True)
-        build(tmp_path / name / "lake")
-    run(tmp_path / "alone", last)
+    last = _built_and_one_run(tmp_path, "run")
 
     def nothing(stage: str) -> pipeline.StageRun:  # neither loss nor publish is this test's
         def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
