@@ -109,6 +109,7 @@ def run_stage(
     run_id: str,
     progress: Callable[[str], None] | None = None,
     record: bool = False,
+    observed_ahead: Iterable[dt.date] = (),
 ) -> StageResult:
     """Run one stage for ``dates`` and return what it did.
 
@@ -116,11 +117,12 @@ def run_stage(
     to ``settings.lock_wait_s`` or fails with one line naming the holder. With
     ``record`` (an Airflow task runs one stage at a time) the stage's result is also
     written as ``LAKE/_meta/runs/<run_id>/<stage>.json``; :func:`run` writes one record
-    for the whole run instead.
+    for the whole run instead. ``observed_ahead``: days whose observer summaries the run
+    wrote already (:attr:`StageContext.observed_ahead`).
     """
     if stage not in STAGES:
         raise StageError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
-    ctx = StageContext(settings=settings, run_id=run_id)
+    ctx = StageContext(settings=settings, run_id=run_id, observed_ahead=frozenset(observed_ahead))
     if progress is not None:
         ctx.progress = progress
     dates = sorted(set(dates))
@@ -222,13 +224,13 @@ def run(
                         helper.go(dates, progress)
                         record["stages"]["docs"] = None  # its place in the record, filled below
                         continue
-                    if stage == "anomalies" and helper is not None:
-                        _observed_ahead(helper, settings, run_id)
+                    # the days whose observer summaries the helper wrote beside loss
+                    ahead = helper.observed() if stage == "anomalies" and helper is not None else []
                     if stage in side_stages(wanted) and side_fits(settings, dates):
-                        side = SideStage(settings, stage, dates, run_id, progress, SIDE_STAGES[stage])
+                        side = SideStage(settings, stage, dates, run_id, progress, SIDE_STAGES[stage], ahead)
                         record["stages"][stage] = None  # its place in the record, filled when joined
                         continue
-                    result = run_stage(settings, stage, dates, run_id, progress)
+                    result = run_stage(settings, stage, dates, run_id, progress, observed_ahead=ahead)
                     if side is not None:
                         side.ran.append(stage)
                         result.details["beside"] = side.stage  # its CPU time counts the side stage's too
@@ -349,8 +351,10 @@ class SideStage:
         run_id: str,
         progress: Callable[[str], None] | None,
         beside: tuple[str, ...],
+        observed_ahead: Iterable[dt.date] = (),
     ) -> None:
         self.stage, self.beside = stage, beside
+        self.observed_ahead = list(observed_ahead)
         self.lake = Path(settings.lake)
         #: the stages the run ran beside it
         self.ran: list[str] = []
@@ -371,7 +375,7 @@ class SideStage:
 
     def _run(self, settings: Settings, run_id: str, progress: Callable[[str], None] | None) -> None:
         try:
-            result = run_stage(settings, self.stage, self.dates, run_id, progress)
+            result = run_stage(settings, self.stage, self.dates, run_id, progress, observed_ahead=self.observed_ahead)
             result.details["beside"] = list(self.beside)  # its CPU time counts theirs too
             self._result = result
         except BaseException as exc:
@@ -623,16 +627,6 @@ def _peak_rss_mb() -> int:
 HELPER_PREFIX = "METERLAKE-DOCS "
 #: ... and its line of the observer's summaries written ahead (:meth:`DocsHelper.observed`)
 OBSERVED_PREFIX = "METERLAKE-OBSERVED "
-
-
-def _observed_ahead(helper: DocsHelper, settings: Settings, run_id: str) -> None:
-    """Before the anomalies stage: wait for the observer summaries the docs helper writes
-    ahead (if it was given them) and tell the stage which days it need not summarise again."""
-    days = helper.observed()
-    if days:
-        from .stages import anomalies
-
-        anomalies.mark_fresh(Path(settings.lake), run_id, days)
 
 
 def _observe_ahead(args: list[str], out: Any) -> None:

@@ -38,6 +38,9 @@ class StageContext:
     run_id: str
     #: called with short human-readable progress lines ("curves 3/7 files")
     progress: Callable[[str], None] = field(default=lambda msg: log.info(msg))
+    #: days whose observer summaries this run already wrote (the pipeline's docs helper
+    #: writes them beside the loss stage on small days): the anomalies stage reads them back
+    observed_ahead: frozenset[dt.date] = frozenset()
 
     @property
     def lake(self) -> Lake:

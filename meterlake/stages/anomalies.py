@@ -411,19 +411,14 @@ class _Observed:
         )
 
 
-#: the run's dates whose observer summaries were written ahead of the stage in this process's
-#: run (:func:`summarise_ahead`, by the pipeline's docs helper), by lake and run id: the stage
-#: reads them back instead of summarising them again
-_FRESH: dict[tuple[str, str], set[dt.date]] = {}
-
-
 def summarise_ahead(ctx: StageContext, dates: list[dt.date]) -> list[dt.date]:
     """Write the observer's day summaries that the stage, run for ``dates``, would write for
     its own dates (the days of a date's window holding curves, where the window holds
     enough of them: ``min_days``), as the stage writes them; the days written.
 
     It reads only the curves and meter_daily, so it can run beside the loss stage (the
-    pipeline's docs helper does, on small days); :func:`mark_fresh` then tells the stage.
+    pipeline's docs helper does, on small days); the pipeline then hands the days to the
+    stage (``StageContext.observed_ahead``), which reads them back.
     """
     rules = ctx.config(CONFIG_NAME, anomaly.AnomalyConfig).observer
     if not rules.enabled:
@@ -438,12 +433,6 @@ def summarise_ahead(ctx: StageContext, dates: list[dt.date]) -> list[dt.date]:
     for day in sorted(days):
         observed._summaries(day)
     return sorted(days)
-
-
-def mark_fresh(lake: Path, run_id: str, days: Iterable[dt.date]) -> None:
-    """Tell the stage of run ``run_id`` that the observer summaries of ``days`` were written
-    in this run (:func:`summarise_ahead`)."""
-    _FRESH[(str(Path(lake)), run_id)] = set(days)
 
 
 def outage_min(ctx: StageContext) -> float:
@@ -618,7 +607,7 @@ class _Indicators:
 
     def __init__(self, ctx: StageContext, cfg: anomaly.AnomalyConfig, inputs: _Inputs, todo: list[dt.date]) -> None:
         self.ctx, self.cfg, self.inputs = ctx, cfg, inputs
-        self.observed = _Observed(ctx, cfg.observer, todo, _FRESH.pop((str(ctx.lake.root), ctx.run_id), ()))
+        self.observed = _Observed(ctx, cfg.observer, todo, ctx.observed_ahead)
         self.features: dict[dt.date, pl.DataFrame] = {}
 
     def batches(self, dates: list[dt.date]) -> list[list[dt.date]]:

@@ -378,15 +378,13 @@ def test_summaries_written_ahead_are_the_stages_own_and_are_read_back(
     # the run's own dates only (the earlier days of their windows are left to the stage)
     assert anomalies.summarise_ahead(ctx, last) == last
     assert seen == last
-    anomalies.mark_fresh(settings.lake, "t1", last)
     seen.clear()
-    run(tmp_path / "ahead", last)
+    pipeline.run_stage(settings, "anomalies", last, "t1", progress=lambda _m: None, observed_ahead=last)
     # the windows hold days 1..15; the two written ahead are read back, not summarised again
     assert sorted(seen) == [D0 + dt.timedelta(days=i) for i in range(1, DAYS - 2)]
     alone, ahead = tmp_path / "alone" / "lake", tmp_path / "ahead" / "lake"
     assert digest(ahead) == digest(alone)
     assert _state_digest(ahead) == _state_digest(alone)
-    assert anomalies._FRESH == {}  # taken by the stage that used it
 
 
 def test_nothing_is_written_ahead_for_a_date_whose_window_is_too_short(tmp_path: Path) -> None:
@@ -398,8 +396,12 @@ def test_nothing_is_written_ahead_for_a_date_whose_window_is_too_short(tmp_path:
     assert _state_digest(tmp_path / "lake") == {}
 
 
+@pytest.mark.parametrize(
+    "beside",
+    [pytest.param([], id="in-turn"), pytest.param(["billing"], id="anomalies-beside-billing")],
+)
 def test_a_run_of_small_days_has_its_docs_helper_write_the_summaries_beside_loss(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, beside: list[str]
 ) -> None:
     last = _built_and_one_run(tmp_path, "run")
 
@@ -409,12 +411,16 @@ def test_a_run_of_small_days_has_its_docs_helper_write_the_summaries_beside_loss
 
         return run
 
-    for stage in ("loss", "publish"):
+    for stage in ("loss", "publish", *beside):
         monkeypatch.setitem(pipeline.RUNNERS, stage, nothing(stage))
     seen = _count_summaries(monkeypatch)
     settings = Settings(landing=tmp_path / "run" / "landing", lake=tmp_path / "run" / "lake", progress=False)
-    record = pipeline.run(settings, last[0], last[-1], stages=["loss", "anomalies", "docs", "publish"], run_id="r1")
+    record = pipeline.run(
+        settings, last[0], last[-1], stages=["loss", "anomalies", *beside, "docs", "publish"], run_id="r1"
+    )
     assert record["status"] == "ok"
+    # with billing in the run, anomalies runs beside it on a thread of its own
+    assert ("beside" in record["stages"]["anomalies"]["details"]) == bool(beside)
     # the helper process wrote the two dates' summaries; the stage here the 13 earlier days
     assert sorted(seen) == [D0 + dt.timedelta(days=i) for i in range(1, DAYS - 2)]
     alone, ran = tmp_path / "alone" / "lake", tmp_path / "run" / "lake"
