@@ -673,7 +673,7 @@ def reverse_history(
     missing = [c for c in need if c not in present]
     if missing:
         raise MissingColumnsError("meter_daily", missing, present, "anomaly ranking input")
-    has = (pl.col("quality") != "missing") & pl.col("kwh").is_not_null()
+    has = _has_value()
     moved = has & (pl.col("reverse_kwh") > cfg.reverse.moved_kwh)
     declared = pl.col("pv_capacity_kw") if "pv_capacity_kw" in present else pl.lit(None, pl.Float64)
     out = (
@@ -1345,11 +1345,10 @@ def batches_of_counts(
     per_day: Mapping[dt.date, int], dates: Sequence[dt.date], cfg: AnomalyConfig, max_rows: int
 ) -> list[list[dt.date]]:
     """:func:`date_batches` from the rows of each day (date -> rows)."""
-    look = dt.timedelta(days=cfg.lookback_days - 1)
     batches: list[list[dt.date]] = []
     rows = 0
     for d in sorted(set(dates)):
-        n = sum(c for day, c in per_day.items() if d - look <= day <= d)
+        n = lookback_rows(per_day, d, cfg)
         if not batches or rows + n > max_rows:
             batches.append([])
             rows = 0
