@@ -1014,6 +1014,13 @@ def _segments(keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True]) if len(keys) else np.zeros(1, dtype=np.int64)
 
 
+def range_firsts(starts: np.ndarray, rows: int) -> np.ndarray:
+    """Of the areas beginning at row offsets ``starts`` (increasing, the first 0), the
+    indices of those that begin a range of whole areas: a range ends at the first area
+    boundary after every ``rows`` rows (an area holding more is a range of its own)."""
+    return np.flatnonzero(np.r_[True, np.diff(starts // max(rows, 1)) > 0])
+
+
 def _area_chunks(frame: pl.DataFrame, rows: int) -> list[tuple[int, int]]:
     """(first, end) row ranges of ``frame`` (sorted by area) holding whole areas, a range
     ending at the first area boundary after every ``rows`` rows (an area larger than that
@@ -1022,7 +1029,7 @@ def _area_chunks(frame: pl.DataFrame, rows: int) -> list[tuple[int, int]]:
         return []
     ids = frame["area_id"].rle_id().to_numpy()
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    cuts = starts[np.r_[True, np.diff(starts // max(rows, 1)) > 0]]
+    cuts = starts[range_firsts(starts, rows)]
     return list(zip(cuts.tolist(), [*cuts[1:].tolist(), frame.height], strict=True))
 
 

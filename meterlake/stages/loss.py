@@ -299,10 +299,10 @@ def _area_ranges(files: list[Path], rows: int) -> list[tuple[str, str]]:
     counts = pl.concat(scans).group_by("area_id").len().sort("area_id").collect()
     if not counts.height:
         return []
-    # a range ends at the area where the running count reaches a multiple of rows
-    passed = np.cumsum(counts["len"].to_numpy()) // max(rows, 1)
-    last = np.flatnonzero(np.r_[np.diff(np.r_[0, passed[:-1]]) > 0, True])
-    first = np.r_[0, last[:-1] + 1]
+    # the ranges the balance's day statistics cut a day's rows into, on the window's counts
+    starts = np.r_[0, np.cumsum(counts["len"].to_numpy())[:-1]]
+    first = balance.range_firsts(starts, rows)
+    last = np.r_[first[1:] - 1, counts.height - 1]
     ids = counts["area_id"]
     return list(zip(ids.gather(first).to_list(), ids.gather(last).to_list(), strict=True))
 
