@@ -119,6 +119,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from meterlake.transforms.dedup import strictly_increasing
+
 if TYPE_CHECKING:
     from meterlake.transforms.anomaly import ObserverRules
 
@@ -203,7 +205,7 @@ def day_summaries(
         (pl.col("date") == day) & pl.col("area_id").is_not_null() & pl.col("role").is_in(["customer", "area_master"])
     ).select("meter_id", "area_id", "role", pl.col("multiplier").fill_null(1.0), "kwh")
     mem = m.collect()
-    if not _increasing(mem["meter_id"]):  # meter_daily's partition is sorted by meter, each once
+    if not strictly_increasing(mem, ["meter_id"]):  # meter_daily's partition is sorted by meter, each once
         mem = mem.unique("meter_id", keep="first", maintain_order=True)
     names = block_names(rules.blocks)
     if mem.height == 0:
@@ -291,24 +293,6 @@ def day_summaries(
     return customers.sort("area_id", "meter_id"), areas
 
 
-def _increasing(values: pl.Series) -> bool:
-    """Whether ``values`` has no null and each value is above the one before (so each is there once)."""
-    n = len(values)
-    return values.null_count() == 0 and (n < 2 or bool((values.slice(1) > values.slice(0, n - 1)).all()))
-
-
-def _pairs_increasing(first: pl.Series, then: pl.Series) -> bool:
-    """Whether the pairs (``first``, ``then``) have no null and each is above the one before (in
-    the order of a sort by both): a frame already so sorted needs no sort of its strings."""
-    n = len(first)
-    if first.null_count() or then.null_count():
-        return False
-    if n < 2:
-        return True
-    a0, a1, b0, b1 = first.slice(0, n - 1), first.slice(1), then.slice(0, n - 1), then.slice(1)
-    return bool(((a1 > a0) | ((a1 == a0) & (b1 > b0))).all())
-
-
 def _codes(values: pl.Series) -> np.ndarray:
     """Each value's place among the distinct values sorted (a dense rank: the few distinct
     areas or roles are sorted, not every row)."""
@@ -324,7 +308,7 @@ def _area_order(every: pl.DataFrame, meters: pl.Series, member: np.ndarray) -> p
     a member's place orders the meters: the rows are sorted by the codes of their area and role
     and that place (integers), not by three columns of strings (0.3-0.6 s a county day)."""
     n = len(meters)
-    once = len(member) == every.height and _increasing(meters)
+    once = len(member) == every.height and strictly_increasing(meters.to_frame(), [meters.name])
     if once:
         seen = np.zeros(n, dtype=bool)
         seen[member] = True
@@ -1218,7 +1202,7 @@ def indicator_of_days(
     coded.reverse()
     dates = [src.date for src in kept]
     n_days = len(dates)
-    if _pairs_increasing(meters["_last"], meters["meter_id"]):  # numbered in area order (a steady roster)
+    if strictly_increasing(meters, ["_last", "meter_id"]):  # numbered in area order (a steady roster)
         order = np.arange(meters.height)
         ids = meters.select("meter_id", pl.col("_last").alias("area_id"))
     else:

@@ -13,6 +13,7 @@ import pytest
 
 from meterlake.transforms import observer
 from meterlake.transforms.anomaly import ObserverRules
+from meterlake.transforms.dedup import strictly_increasing
 from meterlake.transforms.observer import (
     PATTERN_WORDS,
     SLOT_COLUMNS,
@@ -307,22 +308,28 @@ def test_the_compiled_summary_of_slot_major_slots_is_that_of_row_major_ones() ->
         assert np.array_equal(got.view(np.uint8), slots[name].view(np.uint8)), name
 
 
-def test_pairs_increasing_by_hand() -> None:
-    areas = pl.Series(["A1", "A1", "A2", "A2"])
-    assert observer._pairs_increasing(areas, pl.Series(["M3", "M5", "M1", "M2"]))
-    assert not observer._pairs_increasing(areas, pl.Series(["M5", "M3", "M1", "M2"]))  # M5 before M3 in A1
-    assert not observer._pairs_increasing(pl.Series(["A2", "A1"]), pl.Series(["M1", "M2"]))
-    assert not observer._pairs_increasing(areas, pl.Series(["M3", "M3", "M1", "M2"]))  # a pair twice
-    assert not observer._pairs_increasing(pl.Series(["A1", None]), pl.Series(["M1", "M2"]))
-    assert observer._pairs_increasing(pl.Series(["A1"]), pl.Series(["M1"]))
+def _pairs(first: Sequence[str | None], then: Sequence[str | None]) -> bool:
+    return strictly_increasing(pl.DataFrame({"a": first, "m": then}), ["a", "m"])
 
 
-def test_increasing_by_hand() -> None:
-    assert observer._increasing(pl.Series(["M1", "M2", "M9"]))
-    assert not observer._increasing(pl.Series(["M1", "M1", "M9"]))  # a meter twice
-    assert not observer._increasing(pl.Series(["M2", "M1"]))
-    assert not observer._increasing(pl.Series(["M1", None, "M3"]))
-    assert observer._increasing(pl.Series([], dtype=pl.String))
+def _one(values: Sequence[str | None]) -> bool:
+    return strictly_increasing(pl.DataFrame({"m": values}, schema={"m": pl.String}), ["m"])
+
+
+def test_the_orders_the_observer_relies_on_by_hand() -> None:
+    # the members' and the window's orders are read with dedup.strictly_increasing
+    areas = ["A1", "A1", "A2", "A2"]
+    assert _pairs(areas, ["M3", "M5", "M1", "M2"])
+    assert not _pairs(areas, ["M5", "M3", "M1", "M2"])  # M5 before M3 in A1
+    assert not _pairs(["A2", "A1"], ["M1", "M2"])
+    assert not _pairs(areas, ["M3", "M3", "M1", "M2"])  # a pair twice
+    assert not _pairs(["A1", None], ["M1", "M2"])
+    assert _pairs(["A1"], ["M1"])
+    assert _one(["M1", "M2", "M9"])
+    assert not _one(["M1", "M1", "M9"])  # a meter twice
+    assert not _one(["M2", "M1"])
+    assert not _one(["M1", None, "M3"])
+    assert _one([])
 
 
 @pytest.mark.parametrize("floor", [1e-3, 0.05])  # 0.05: many slots floored, ties in the medians
