@@ -623,7 +623,6 @@ def _summary_pass(
         out[i, 1] = count / slots
         out[i, 2] = run
         out[i, 3] = filled
-        out[i, 4] = 1.0 if count > 0 else 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -654,7 +653,7 @@ def _rough_pass(logs: Arr, rough: Arr) -> None:  # pragma: no cover - compiled
                     b = buf[j]
             rough[i] = a + (pos - lo) * (b - a)
         else:
-            rough[i] = a + (pos - lo) * 0.0
+            rough[i] = a  # numpy's a + (pos - lo) * 0.0: a itself (a >= 0, never -0.0)
 
 
 def summarise_rows(
@@ -670,7 +669,7 @@ def summarise_rows(
     n, slots = x.shape
     mult = np.ascontiguousarray(mult, dtype=np.float64)
     blocks = np.empty((n, nb))
-    out = np.empty((n, 5))
+    out = np.empty((n, 4))
     logs = np.empty((n, slots))
     _summary_pass(x, mult, np.ascontiguousarray(kwh, dtype=np.float64), nb, zero_kwh, floor_kwh, blocks, out, logs)
     np.log(logs, out=logs)
