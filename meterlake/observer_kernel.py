@@ -575,7 +575,7 @@ def _summary_pass(
     x: Arr, mult: Arr, kwh: Arr, nb: int, zero_kwh: float, floor_kwh: float, blocks: Arr, out: Arr, logs: Arr
 ) -> None:  # pragma: no cover - compiled
     """Each row's blocks, kWh, share collected, longest zero run and filled kWh (``out`` columns
-    0-4), and the slots' ``max(present, floor)`` into ``logs`` (their logarithms are numpy's)."""
+    0-3), and the slots' ``max(present, floor)`` into ``logs`` (their logarithms are numpy's)."""
     n, slots = x.shape
     per = slots // nb
     row = np.empty(slots)
