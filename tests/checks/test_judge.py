@@ -214,3 +214,22 @@ def test_a_verdict_gx_does_not_share_stops_the_gate(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(runner, "judge", lenient)
     with pytest.raises(CheckError, match=r"disagree on 1 finding\(s\), e\.g\. marts/t date=2026-01-02 t\.key\.unique"):
         run_checks([_input()], tmp_path / "gx", tmp_path / "docs", run_name="r2")
+
+
+def test_a_run_id_dateutil_misreads_is_filed_under_its_own_start(tmp_path: Path) -> None:
+    # "9802ad" after the "Z": dateutil reads an offset of 98 hours ("ad" as anno Domini), and
+    # GX, which reads a time out of every run name, failed on it (1 run id in ~1,500)
+    run = "20261207T073309Z-9802ad"
+    report = run_checks([_input()], tmp_path / "gx", tmp_path / "docs", run_name=run)
+    (page,) = report.validation_pages
+    assert f"run-{run}" in page.parts and "20261207T073309.000000Z" in page.parts
+
+
+def test_run_time_of() -> None:
+    import datetime as dt
+
+    utc = dt.UTC
+    assert runner.run_time_of("20260102T030405Z-abc123") == dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=utc)
+    now = dt.datetime(2026, 5, 6, 7, 8, tzinfo=utc)
+    assert runner.run_time_of("r1", now=now) == now
+    assert runner.run_time_of("2026-01-02", now=now) == now  # not a run id: the time it runs
