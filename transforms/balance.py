@@ -993,14 +993,16 @@ def _lists(flat: np.ndarray, offsets: np.ndarray) -> pl.Series:
     """A List(Float32) series from its values and offsets (one list per pair of offsets).
 
     The arrow arrays are made from the numpy buffers themselves: ``pa.array`` of a numpy
-    array imports pandas (0.3 s, a stage run alone pays it).
+    array imports pandas (0.3 s, a stage run alone pays it). A large list (64-bit offsets)
+    is what polars holds, so the series is taken over as it is; a 32-bit list was cast,
+    ~1 ms a call (about 60 calls a county day).
     """
-    values, starts = np.ascontiguousarray(flat, np.float32), np.ascontiguousarray(offsets, np.int32)
-    arr = pa.ListArray.from_arrays(
-        pa.Array.from_buffers(pa.int32(), len(starts), [None, pa.py_buffer(starts)]),
+    values, starts = np.ascontiguousarray(flat, np.float32), np.ascontiguousarray(offsets, np.int64)
+    arr = pa.LargeListArray.from_arrays(
+        pa.Array.from_buffers(pa.int64(), len(starts), [None, pa.py_buffer(starts)]),
         pa.Array.from_buffers(pa.float32(), len(values), [None, pa.py_buffer(values)]),
     )
-    return pl.Series(arr).cast(AREA_STATE["shapes"])
+    return pl.Series(arr)
 
 
 def _rows(values: np.ndarray) -> pl.Series:
@@ -1158,14 +1160,13 @@ def _selected_cross(
     rank[by_score] = np.arange(n) - cb[seg[by_score]]
     chosen = (rank < k) & fine
     place[chosen] = rank[chosen]
-    night = NIGHT_SLOTS.astype(np.float64)
+    at_night = rec * NIGHT_SLOTS  # every curve's night slots (0 elsewhere), once for all areas
     for a in np.unique(seg[chosen]):  # areas: one product each
         sel = cb[a] + np.flatnonzero(chosen[cb[a] : cb[a + 1]])
         sel = sel[np.argsort(place[sel])]
         cleared = rec[sel] - proj[sel] @ basis[a].T
-        block = rec[cb[a] : cb[a + 1]]
-        cross[cb[a] : cb[a + 1], : len(sel)] = block @ cleared.T
-        night_cross[cb[a] : cb[a + 1], : len(sel)] = (block * night) @ cleared.T
+        cross[cb[a] : cb[a + 1], : len(sel)] = rec[cb[a] : cb[a + 1]] @ cleared.T
+        night_cross[cb[a] : cb[a + 1], : len(sel)] = at_night[cb[a] : cb[a + 1]] @ cleared.T
     return place, cross, night_cross
 
 
@@ -1243,8 +1244,7 @@ def _fit_areas(frame: pl.DataFrame, values: np.ndarray, rules: BalanceRules) -> 
     w = np.where(ok, 1.0 / np.maximum(smooth, floor[:, None]) ** rules.load_power, 0.0)
     sw = np.sqrt(w / (w.sum(1) / n_ok)[:, None])
     q = np.linalg.qr(z[None, :, :] * sw[:, :, None])[0]  # (areas, 96, bases), 0 on slots not fitted
-    for a in range(k_area):  # areas: the weighted curves, in place
-        rec[cb[a] : cb[a + 1]] *= sw[a]
+    rec *= sw[where]  # the weighted curves, in place (each row by its area's weights)
 
     # the day's common shapes: what most curves share beyond the bumps (a profile's
     # narrow evening peak), each curve scaled to unit length so that no one meter's

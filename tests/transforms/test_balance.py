@@ -482,6 +482,21 @@ def test_each_area_day_selects_the_curves_that_stand_out_and_keeps_their_cross_p
     assert place.tolist() == [0] and cross[0, 1:].tolist() == [0.0, 0.0]
 
 
+def test_the_night_cross_products_leave_the_day_slots_out() -> None:
+    # one area, no terms; A records 1 in every slot, B 2 in slots 0-47 (00:00-12:00), C 3
+    # in slots 88-95 (22:00-24:00). Night slots: 0-23 and 88-95, 32 of them
+    basis, rec = np.zeros((1, 96, 1)), np.zeros((3, 96))
+    rec[0], rec[1, :48], rec[2, 88:] = 1.0, 2.0, 3.0
+    # coefficients ry/rr 10, 2, 1: median 2, so A stands out (|10 - 2| = 8)
+    st = np.zeros((3, 7))
+    st[:, 0], st[:, 1] = 1.0, [10.0, 2.0, 1.0]
+    place, cross, night = _selected_cross(rec, np.zeros((3, 1)), basis, np.array([0, 3]), st, 1)
+    assert place.tolist() == [0, -1, -1]
+    assert cross[:, 0].tolist() == [96.0, 2.0 * 48, 3.0 * 8]
+    # with A: A's 32 night slots, B's 24 night slots at 2 (its slots 24-47 are day), C's 8
+    assert night[:, 0].tolist() == [32.0, 2.0 * 24, 3.0 * 8]
+
+
 def test_the_cleaned_loss_is_the_loss_less_the_selected_customers_parts() -> None:
     """ry, ny, yy and ly of each customer against y − Σ_s δ_s r_s + δ_i r_i, from explicit vectors."""
     rng = np.random.default_rng(20)
