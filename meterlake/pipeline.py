@@ -122,6 +122,7 @@ def run_stage(
     record: bool = False,
     observed_ahead: Iterable[dt.date] = (),
     observer_ahead: Callable[[], ObserverAhead] | None = None,
+    checked_ahead: Callable[[], Path | None] | None = None,
 ) -> StageResult:
     """Run one stage for ``dates`` and return what it did.
 
@@ -131,12 +132,17 @@ def run_stage(
     written as ``LAKE/_meta/runs/<run_id>/<stage>.json``; :func:`run` writes one record
     for the whole run instead. ``observed_ahead``: days whose observer summaries the run
     wrote already (:attr:`StageContext.observed_ahead`); ``observer_ahead``: waits for the
-    observer's work the run is doing ahead (:attr:`StageContext.observer_ahead`).
+    observer's work the run is doing ahead (:attr:`StageContext.observer_ahead`);
+    ``checked_ahead``: waits for the gate's tables judged ahead (:attr:`StageContext.checked_ahead`).
     """
     if stage not in STAGES:
         raise StageError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
     ctx = StageContext(
-        settings=settings, run_id=run_id, observed_ahead=frozenset(observed_ahead), observer_ahead=observer_ahead
+        settings=settings,
+        run_id=run_id,
+        observed_ahead=frozenset(observed_ahead),
+        observer_ahead=observer_ahead,
+        checked_ahead=checked_ahead,
     )
     if progress is not None:
         ctx.progress = progress
@@ -252,11 +258,18 @@ def run(
                     # the observer's work the helper does beside loss: the anomalies stage waits
                     # for it where it first needs it (the stages beside it do not)
                     ahead = helper.observed if stage == "anomalies" and helper is not None else None
+                    if ahead is not None and helper is not None:
+                        # the tables written up to loss judged for the gate, by the helper
+                        # once its observer's work is done, beside anomalies and its partners
+                        helper.check(dates)
+                    checked = helper.checked if stage == "check" and helper is not None else None
                     if stage in side_stages(wanted) and side_fits(settings, dates):
                         side = SideStage(settings, stage, dates, run_id, progress, SIDE_STAGES[stage], ahead)
                         record["stages"][stage] = None  # its place in the record, filled when joined
                         continue
-                    result = run_stage(settings, stage, dates, run_id, progress, observer_ahead=ahead)
+                    result = run_stage(
+                        settings, stage, dates, run_id, progress, observer_ahead=ahead, checked_ahead=checked
+                    )
                     if side is not None:
                         side.ran.append(stage)
                         result.details["beside"] = side.stage  # its CPU time counts the side stage's too
@@ -572,6 +585,8 @@ class DocsHelper:
         #: where the helper writes the judged dates' indicators (under the lake's staging
         #: folder: cleared by the next run where this one is killed), removed when it ends
         self._judged: tempfile.TemporaryDirectory[str] | None = None
+        #: where the helper leaves the gate's tables judged ahead, once asked (:meth:`check`)
+        self._checking: Path | None = None
         # the observer's job, first: before Great Expectations' import (see _docs_helper_main)
         ahead = [HOLD_ARG] if hold else []
         if observe is not None or hold:
@@ -614,6 +629,36 @@ class DocsHelper:
             stdin.flush()
         except OSError:  # a helper that died: observed() and result() say so
             self._observing = False
+
+    def check(self, dates: list[dt.date]) -> Path | None:
+        """Have the helper judge the gate's tables of ``dates`` ahead, after its observer's
+        work (``check.check_ahead``); where it leaves them (None: not asked, for a helper
+        without that work or not started ahead). Asked once, before :meth:`go`."""
+        stdin = self.proc.stdin
+        if self._judged is None or self.holding or self._checking is not None or stdin is None or stdin.closed:
+            return None
+        path = Path(self._judged.name) / "check-ahead.pickle"
+        try:
+            stdin.write(json.dumps(self._job(dates) | {"check_ahead": str(path)}) + "\n")
+            stdin.flush()
+        except OSError:  # a helper that died: result() says so
+            return None
+        self._checking = path
+        return path
+
+    def checked(self) -> Path | None:
+        """Wait for the gate's tables the helper was asked to judge ahead (:meth:`check`);
+        where it left them (None: not asked, failed or ended: the stage judges them). It
+        works on them as soon as its observer's work is done, so by the gate it is done or
+        nearly: the stage waits rather than judging the same tables beside it."""
+        path, self._checking = self._checking, None
+        if path is None or self.proc.stdout is None:
+            return None
+        self.observed()  # its answer comes first
+        for line in iter(self.proc.stdout.readline, ""):
+            if line.startswith(CHECKED_PREFIX):
+                return path if json.loads(line[len(CHECKED_PREFIX) :]).get("ok") else None
+        return None
 
     def go(self, dates: list[dt.date], progress: Callable[[str], None] | None = None) -> None:
         """Have the helper run the docs stage for ``dates`` now."""
@@ -742,6 +787,8 @@ def _peak_rss_mb() -> int:
 HELPER_PREFIX = "METERLAKE-DOCS "
 #: ... and its line of the observer's summaries written ahead (:meth:`DocsHelper.observed`)
 OBSERVED_PREFIX = "METERLAKE-OBSERVED "
+#: ... and its line of the gate's tables judged ahead (:meth:`DocsHelper.checked`)
+CHECKED_PREFIX = "METERLAKE-CHECKED "
 
 
 def _observe_ahead(args: list[str], out: Any) -> None:
@@ -769,6 +816,22 @@ def _observe_ahead(args: list[str], out: Any) -> None:
     except Exception as exc:  # the stage summarises the days itself
         answer = {"error": errors.one_line(exc), "traceback": traceback.format_exc()}
     out.write(OBSERVED_PREFIX + json.dumps(answer) + "\n")
+    out.flush()
+
+
+def _check_ahead(job: dict[str, Any], out: Any) -> None:
+    """The docs helper's job of the gate's tables judged ahead (``check.check_ahead``),
+    answered on ``out``; a failure only leaves the stage to judge them itself."""
+    ok = False
+    try:
+        ctx = StageContext(settings=Settings(**job["settings"]), run_id=job["run_id"])
+        from .stages import check
+
+        check.check_ahead(ctx, [dt.date.fromisoformat(d) for d in job["dates"]], Path(job["check_ahead"]))
+        ok = True
+    except Exception:
+        log.warning("the docs helper's check of the tables ahead failed", exc_info=True)
+    out.write(CHECKED_PREFIX + json.dumps({"ok": ok}) + "\n")
     out.flush()
 
 
@@ -800,6 +863,12 @@ def _docs_helper_main() -> None:
     if not line.strip():
         return
     job = json.loads(line)
+    if "check_ahead" in job:  # the gate's tables first, while the stages after loss run
+        _check_ahead(job, out)
+        line = sys.stdin.readline()
+        if not line.strip():
+            return
+        job = json.loads(line)
     t0 = time.perf_counter()
     answer: dict[str, Any]
     try:

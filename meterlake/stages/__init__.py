@@ -57,6 +57,10 @@ class StageContext:
     #: the anomalies stage calls it where it first needs the observer, so it starts (and the
     #: stages beside it run) while the work ends; None: none is done ahead
     observer_ahead: Callable[[], ObserverAhead] | None = None
+    #: waits for the gate's tables the run's docs helper judges ahead, beside the stages after
+    #: loss (``check.check_ahead``), and returns where it left them (None: it did not): the
+    #: check stage reuses those whose files are unchanged; None: none are judged ahead
+    checked_ahead: Callable[[], Path | None] | None = None
 
     @property
     def lake(self) -> Lake:

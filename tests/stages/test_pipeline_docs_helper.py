@@ -8,8 +8,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from test_check import D1, D2, build_lake, meter_daily
 
 from meterlake import pipeline
@@ -309,3 +312,37 @@ def test_a_held_helper_told_no_observer_work_answers_none_done_ahead(
     finally:
         helper.finish()
     assert helper.proc.returncode is not None
+
+
+def test_a_helper_started_before_loss_judges_the_gates_tables_beside_the_stages_after_it(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helpers: list
+) -> None:
+    from meterlake.checks.results import CHECK_RESULTS
+    from meterlake.stages import check
+
+    other = Lake(tmp_path / "other")
+    shutil.copytree(lake.root, other.root)
+    alone = check.run(StageContext(settings=_settings(other), run_id="r8"), [D1, D2])
+    seen: dict[str, int] = {}
+    for stage in ("validate", "loss", "anomalies"):
+        _stub(monkeypatch, stage, helpers, seen)
+    _publish(monkeypatch)
+    built: list[str] = []
+    original = check.build_input
+
+    def counted(suite: Any, parts: Any, *args: Any, **kwargs: Any) -> Any:
+        built.append(suite.table)
+        return original(suite, parts, *args, **kwargs)
+
+    monkeypatch.setattr(check, "build_input", counted)
+    stages = ["validate", "loss", "anomalies", "check", "docs", "publish"]
+    record = pipeline.run(_settings(lake), D1, D2, stages=stages, run_id="r8")
+    assert record["status"] == "ok" and seen == {"validate": 1, "loss": 1, "anomalies": 1}
+    assert built == []  # the helper judged every table: the gate here judged none
+    gate = record["stages"]["check"]
+    assert gate["notes"] == alone.notes and gate["details"]["tables"] == alone.details["tables"]
+    assert_frame_equal(
+        pl.read_parquet(lake.partition_path(CHECK_RESULTS, "r8")),
+        pl.read_parquet(other.partition_path(CHECK_RESULTS, "r8")),
+    )
+    assert not any(lake.staging.glob("observer-ahead-*"))  # its working files removed
