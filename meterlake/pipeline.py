@@ -576,7 +576,7 @@ class DocsHelper:
     ) -> None:
         self.settings, self.run_id = settings, run_id
         #: started ahead, it waits for :meth:`observe` before anything else
-        self.holding = hold
+        self.holding = self._held = hold
         self._err = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115  # closed when the helper ends
         self._sent = False
         #: whether the helper was given the observer's summaries to write ahead (:meth:`observed`)
@@ -614,12 +614,15 @@ class DocsHelper:
         return json.dumps(self._job(dates) | {"judged_dir": self._judged.name})
 
     def observe(self, dates: list[dt.date] | None) -> None:
-        """Let a helper started ahead (``hold``) go on: first the observer's work of ``dates``
-        (None: none), then Great Expectations' import."""
+        """Let a helper started ahead (``hold``, Great Expectations imported meanwhile) go on
+        with the observer's work of ``dates`` (None: none, and no gate's tables either:
+        :meth:`check`)."""
         if not self.holding:
             return
         self.holding = False
         self._observing = dates is not None
+        # without the observer's work (the days are not small after all) nor the gate's
+        self._held = self._held and dates is not None
         stdin = self.proc.stdin
         if stdin is None or stdin.closed:
             self._observing = False
@@ -633,10 +636,12 @@ class DocsHelper:
     def check(self, dates: list[dt.date]) -> Path | None:
         """Have the helper judge the gate's tables of ``dates`` ahead, after its observer's
         work (``check.check_ahead``); where it leaves them (None: not asked, for a helper
-        without that work or not started ahead). Asked once, before :meth:`go`."""
+        not started ahead: it imports GX after the observer's work, and the gate would wait
+        for both). Asked once, before :meth:`go`."""
         stdin = self.proc.stdin
-        if self._judged is None or self.holding or self._checking is not None or stdin is None or stdin.closed:
+        if not self._held or self.holding or self._checking is not None or stdin is None or stdin.closed:
             return None
+        assert self._judged is not None  # made for a helper started ahead
         path = Path(self._judged.name) / "check-ahead.pickle"
         try:
             stdin.write(json.dumps(self._job(dates) | {"check_ahead": str(path)}) + "\n")

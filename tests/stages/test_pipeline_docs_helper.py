@@ -314,8 +314,17 @@ def test_a_held_helper_told_no_observer_work_answers_none_done_ahead(
     assert helper.proc.returncode is not None
 
 
+@pytest.mark.parametrize(
+    ("first", "judged_here"),
+    [
+        # started before validate, GX imported there: it judges every table ahead
+        pytest.param(["validate"], [], id="held"),
+        # started at loss, it imports GX after the observer's work: not asked, the gate judges
+        pytest.param([], ["area_loss_daily", "meter_daily", "quarantine", "registers"], id="from-loss"),
+    ],
+)
 def test_a_helper_started_before_loss_judges_the_gates_tables_beside_the_stages_after_it(
-    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helpers: list
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helpers: list, first: list[str], judged_here: list[str]
 ) -> None:
     from meterlake.checks.results import CHECK_RESULTS
     from meterlake.stages import check
@@ -324,7 +333,7 @@ def test_a_helper_started_before_loss_judges_the_gates_tables_beside_the_stages_
     shutil.copytree(lake.root, other.root)
     alone = check.run(StageContext(settings=_settings(other), run_id="r8"), [D1, D2])
     seen: dict[str, int] = {}
-    for stage in ("validate", "loss", "anomalies"):
+    for stage in (*first, "loss", "anomalies"):
         _stub(monkeypatch, stage, helpers, seen)
     _publish(monkeypatch)
     built: list[str] = []
@@ -335,10 +344,10 @@ def test_a_helper_started_before_loss_judges_the_gates_tables_beside_the_stages_
         return original(suite, parts, *args, **kwargs)
 
     monkeypatch.setattr(check, "build_input", counted)
-    stages = ["validate", "loss", "anomalies", "check", "docs", "publish"]
+    stages = [*first, "loss", "anomalies", "check", "docs", "publish"]
     record = pipeline.run(_settings(lake), D1, D2, stages=stages, run_id="r8")
-    assert record["status"] == "ok" and seen == {"validate": 1, "loss": 1, "anomalies": 1}
-    assert built == []  # the helper judged every table: the gate here judged none
+    assert record["status"] == "ok" and set(seen.values()) == {1}
+    assert sorted(built) == judged_here
     gate = record["stages"]["check"]
     assert gate["notes"] == alone.notes and gate["details"]["tables"] == alone.details["tables"]
     assert_frame_equal(
