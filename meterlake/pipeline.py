@@ -29,7 +29,7 @@ from .config import ConfigError
 from .lake import Lake
 from .lock import LockBusy
 from .settings import Settings
-from .stages import StageContext, StageError, StageResult
+from .stages import ObserverAhead, StageContext, StageError, StageResult
 from .transforms import dates as dates_
 
 log = logging.getLogger("meterlake")
@@ -80,10 +80,21 @@ DOCS_HELPER_FROM = ("check", "docs")
 #: busy) instead of the gate, and the run does not wait for it after publish (a small run
 #: waited 1-3 s there, the helper ~2 s of CPU behind). Started at loss in a run with the
 #: anomalies stage, it first writes the observer's day summaries of the run's dates
-#: (``anomalies.summarise_ahead``: they read only validate's outputs), which the stage then
-#: reads back: on the other core, beside loss, instead of on the run's path. Its ~0.3 GB
-#: stays beside those stages, which on small days hold little
+#: (``anomalies.summarise_ahead``: they read only validate's outputs) and judges the dates
+#: (``anomalies.judge_ahead``: the indicator of each date, a file each), which the stage
+#: then reads back: on the other core, beside loss, instead of on the run's path (the
+#: stage waits for them after reading its inputs; billing and receivables beside it do
+#: not). Its ~0.3 GB stays beside those stages, which on small days hold little
 DOCS_HELPER_SMALL_FROM = ("loss", "anomalies", "billing", "receivables")
+#: ... and where it would start at loss with the observer's work, it is started already at
+#: the first of these stages where the run's days look small (:func:`docs_held`), imports
+#: Great Expectations there and then holds until loss (:meth:`DocsHelper.observe`): its
+#: start and GX's import (~0.45 + 1.5-2 s of CPU) overlap ingest, whose writer threads
+#: leave the second core partly idle, instead of the loss stage and the observer's work
+DOCS_HELPER_HOLD_FROM = ("ingest", "outages", "validate")
+#: the largest landing curves file (bytes) for which a run starting at ingest starts its
+#: docs helper there: ~8,000 meters a day as plain CSV (a county day's is 340 MB)
+DOCS_EARLY_MAX_LANDING_BYTES = 16 << 20
 #: the most meters a day (rows of a meter_daily partition) for which the helper starts early
 DOCS_EARLY_MAX_METERS = 100_000
 #: the stage that ends the chain for a run's dates: what ingest left pending is then done
@@ -110,6 +121,8 @@ def run_stage(
     progress: Callable[[str], None] | None = None,
     record: bool = False,
     observed_ahead: Iterable[dt.date] = (),
+    observer_ahead: Callable[[], ObserverAhead] | None = None,
+    checked_ahead: Callable[[], Path | None] | None = None,
 ) -> StageResult:
     """Run one stage for ``dates`` and return what it did.
 
@@ -118,11 +131,19 @@ def run_stage(
     ``record`` (an Airflow task runs one stage at a time) the stage's result is also
     written as ``LAKE/_meta/runs/<run_id>/<stage>.json``; :func:`run` writes one record
     for the whole run instead. ``observed_ahead``: days whose observer summaries the run
-    wrote already (:attr:`StageContext.observed_ahead`).
+    wrote already (:attr:`StageContext.observed_ahead`); ``observer_ahead``: waits for the
+    observer's work the run is doing ahead (:attr:`StageContext.observer_ahead`);
+    ``checked_ahead``: waits for the gate's tables judged ahead (:attr:`StageContext.checked_ahead`).
     """
     if stage not in STAGES:
         raise StageError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
-    ctx = StageContext(settings=settings, run_id=run_id, observed_ahead=frozenset(observed_ahead))
+    ctx = StageContext(
+        settings=settings,
+        run_id=run_id,
+        observed_ahead=frozenset(observed_ahead),
+        observer_ahead=observer_ahead,
+        checked_ahead=checked_ahead,
+    )
     if progress is not None:
         ctx.progress = progress
     dates = sorted(set(dates))
@@ -210,13 +231,23 @@ def run(
                         # the stages after the side stage's partners read what it wrote
                         dates = _join_side(side, settings, dates, run_id, progress, record)
                         side = None
+                    if not tried and stage in DOCS_HELPER_HOLD_FROM and docs_held(settings, wanted, dates, stage):
+                        tried = True
+                        try:
+                            helper = DocsHelper(settings, run_id, hold=True)
+                        except OSError:
+                            log.debug("could not start the docs helper", exc_info=True)
+                    if helper is not None and helper.holding and stage == "loss":
+                        # the observer's work where meter_daily's days are small, else none
+                        helper.observe(dates if docs_helper_now(settings, stage, dates) else None)
                     if not tried and docs_beside(wanted) and docs_helper_now(settings, stage, dates):
                         tried = True
                         # started before anomalies on small days: it writes the observer's
-                        # day summaries of the run's dates first, beside the loss stage
-                        ahead = dates if stage == "loss" and "anomalies" in wanted else None
+                        # day summaries of the run's dates and judges the dates first, beside
+                        # the loss stage
+                        observe = dates if stage == "loss" and "anomalies" in wanted else None
                         try:
-                            helper = DocsHelper(settings, run_id, observe=ahead)
+                            helper = DocsHelper(settings, run_id, observe=observe)
                         except OSError:  # no process to start: the docs stage runs here, in turn
                             log.debug("could not start the docs helper", exc_info=True)
                     if stage == "docs" and helper is not None:
@@ -224,13 +255,21 @@ def run(
                         helper.go(dates, progress)
                         record["stages"]["docs"] = None  # its place in the record, filled below
                         continue
-                    # the days whose observer summaries the helper wrote beside loss
-                    ahead = helper.observed() if stage == "anomalies" and helper is not None else []
+                    # the observer's work the helper does beside loss: the anomalies stage waits
+                    # for it where it first needs it (the stages beside it do not)
+                    ahead = helper.observed if stage == "anomalies" and helper is not None else None
+                    if ahead is not None and helper is not None:
+                        # the tables written up to loss judged for the gate, by the helper
+                        # once its observer's work is done, beside anomalies and its partners
+                        helper.check(dates)
+                    checked = helper.checked if stage == "check" and helper is not None else None
                     if stage in side_stages(wanted) and side_fits(settings, dates):
                         side = SideStage(settings, stage, dates, run_id, progress, SIDE_STAGES[stage], ahead)
                         record["stages"][stage] = None  # its place in the record, filled when joined
                         continue
-                    result = run_stage(settings, stage, dates, run_id, progress, observed_ahead=ahead)
+                    result = run_stage(
+                        settings, stage, dates, run_id, progress, observer_ahead=ahead, checked_ahead=checked
+                    )
                     if side is not None:
                         side.ran.append(stage)
                         result.details["beside"] = side.stage  # its CPU time counts the side stage's too
@@ -315,6 +354,37 @@ def docs_helper_now(settings: Settings, stage: str, dates: Iterable[dt.date]) ->
     return stage in DOCS_HELPER_SMALL_FROM and side_fits(settings, dates, DOCS_EARLY_MAX_METERS)
 
 
+def docs_held(settings: Settings, wanted: Iterable[str], dates: Iterable[dt.date], stage: str) -> bool:
+    """Whether a run of ``wanted`` starts its docs helper at ``stage``, before loss, holding it
+    until then (:data:`DOCS_HELPER_HOLD_FROM`): it renders the Data Docs beside the run, runs
+    the loss and anomalies stages, and its days look small: at ingest, no landing curves file
+    larger than :data:`DOCS_EARLY_MAX_LANDING_BYTES` (nothing is parsed yet); after it, at
+    most :data:`DOCS_EARLY_MAX_METERS` rows a day in the clean curves and meter_daily (by
+    their Parquet footers: meter_daily may not be written yet)."""
+    import pyarrow.parquet as pq
+
+    from .landing import scan_dataset
+    from .schemas.curves import LANDING as CURVES
+    from .schemas.meter_daily import METER_DAILY
+
+    wanted = set(wanted)
+    if not (docs_beside(wanted) and {"loss", "anomalies"} <= wanted):
+        return False
+    if stage == "ingest":
+        found, _ = scan_dataset(Path(settings.landing), CURVES.dataset)
+        return all(c.size <= DOCS_EARLY_MAX_LANDING_BYTES for c in found)
+    lake = Lake(settings.lake)
+    for day in dates:
+        for table in (CURVES.clean, METER_DAILY):
+            try:
+                rows = pq.read_metadata(lake.partition_path(table, day.isoformat())).num_rows
+            except (OSError, ValueError):  # no partition (or an unreadable one: its stage meets it)
+                continue
+            if rows > DOCS_EARLY_MAX_METERS:
+                return False
+    return True
+
+
 def side_fits(settings: Settings, dates: Iterable[dt.date], max_meters: int | None = None) -> bool:
     """Whether the run's days are small enough for a side stage (:data:`SIDE_MAX_METERS`,
     or ``max_meters``): the largest meter_daily partition of ``dates``, by its Parquet
@@ -351,10 +421,10 @@ class SideStage:
         run_id: str,
         progress: Callable[[str], None] | None,
         beside: tuple[str, ...],
-        observed_ahead: Iterable[dt.date] = (),
+        observer_ahead: Callable[[], ObserverAhead] | None = None,
     ) -> None:
         self.stage, self.beside = stage, beside
-        self.observed_ahead = list(observed_ahead)
+        self.observer_ahead = observer_ahead
         self.lake = Path(settings.lake)
         #: the stages the run ran beside it
         self.ran: list[str] = []
@@ -375,7 +445,7 @@ class SideStage:
 
     def _run(self, settings: Settings, run_id: str, progress: Callable[[str], None] | None) -> None:
         try:
-            result = run_stage(settings, self.stage, self.dates, run_id, progress, observed_ahead=self.observed_ahead)
+            result = run_stage(settings, self.stage, self.dates, run_id, progress, observer_ahead=self.observer_ahead)
             result.details["beside"] = list(self.beside)  # its CPU time counts theirs too
             self._result = result
         except BaseException as exc:
@@ -479,14 +549,17 @@ def docs_beside(wanted: Iterable[str]) -> bool:
 
 #: the helper process's program (:func:`_docs_helper_main`)
 DOCS_HELPER = "from meterlake.pipeline import _docs_helper_main; _docs_helper_main()"
+#: the helper's argument when started ahead (:meth:`DocsHelper.observe`): its first line on
+#: standard input is then the observer's job (an empty line: none)
+HOLD_ARG = "--hold"
 #: how long a run waits for its docs helper at the end (its render takes about a second)
 DOCS_HELPER_WAIT_S = 600.0
 
 
 class DocsHelper:
     """The docs stage of a run in a process of its own, beside the gate and publish (and,
-    given ``observe``, first the observer's day summaries of those dates, beside loss:
-    :meth:`observed` waits for them).
+    given ``observe``, first the observer's day summaries of those dates and their
+    judgements, beside loss: :meth:`observed` waits for them).
 
     Started at the gate, the process imports Great Expectations at once; :meth:`go`
     hands it the run's dates after the gate passed, and it runs the docs stage while
@@ -498,14 +571,30 @@ class DocsHelper:
     debug log.
     """
 
-    def __init__(self, settings: Settings, run_id: str, observe: list[dt.date] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, run_id: str, observe: list[dt.date] | None = None, hold: bool = False
+    ) -> None:
         self.settings, self.run_id = settings, run_id
+        #: started ahead, it waits for :meth:`observe` before anything else
+        self.holding = self._held = hold
         self._err = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115  # closed when the helper ends
         self._sent = False
         #: whether the helper was given the observer's summaries to write ahead (:meth:`observed`)
         self._observing = observe is not None
+        self._ahead = ObserverAhead()
+        #: where the helper writes the judged dates' indicators (under the lake's staging
+        #: folder: cleared by the next run where this one is killed), removed when it ends
+        self._judged: tempfile.TemporaryDirectory[str] | None = None
+        #: where the helper leaves the gate's tables judged ahead, once asked (:meth:`check`)
+        self._checking: Path | None = None
         # the observer's job, first: before Great Expectations' import (see _docs_helper_main)
-        ahead = [] if observe is None else [json.dumps(self._job(observe))]
+        ahead = [HOLD_ARG] if hold else []
+        if observe is not None or hold:
+            staging = Lake(settings.lake).staging
+            staging.mkdir(parents=True, exist_ok=True)
+            self._judged = tempfile.TemporaryDirectory(prefix="observer-ahead-", dir=staging)
+        if observe is not None and not hold:
+            ahead = [self._observe_job(observe)]
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", DOCS_HELPER, *ahead],
@@ -517,7 +606,64 @@ class DocsHelper:
             )
         except BaseException:
             self._err.close()
+            self._remove_judged()
             raise
+
+    def _observe_job(self, dates: list[dt.date]) -> str:
+        assert self._judged is not None
+        return json.dumps(self._job(dates) | {"judged_dir": self._judged.name})
+
+    def observe(self, dates: list[dt.date] | None) -> None:
+        """Let a helper started ahead (``hold``, Great Expectations imported meanwhile) go on
+        with the observer's work of ``dates`` (None: none, and no gate's tables either:
+        :meth:`check`)."""
+        if not self.holding:
+            return
+        self.holding = False
+        self._observing = dates is not None
+        # without the observer's work (the days are not small after all) nor the gate's
+        self._held = self._held and dates is not None
+        stdin = self.proc.stdin
+        if stdin is None or stdin.closed:
+            self._observing = False
+            return
+        try:
+            stdin.write(("" if dates is None else self._observe_job(dates)) + "\n")
+            stdin.flush()
+        except OSError:  # a helper that died: observed() and result() say so
+            self._observing = False
+
+    def check(self, dates: list[dt.date]) -> Path | None:
+        """Have the helper judge the gate's tables of ``dates`` ahead, after its observer's
+        work (``check.check_ahead``); where it leaves them (None: not asked, for a helper
+        not started ahead: it imports GX after the observer's work, and the gate would wait
+        for both). Asked once, before :meth:`go`."""
+        stdin = self.proc.stdin
+        if not self._held or self.holding or self._checking is not None or stdin is None or stdin.closed:
+            return None
+        assert self._judged is not None  # made for a helper started ahead
+        path = Path(self._judged.name) / "check-ahead.pickle"
+        try:
+            stdin.write(json.dumps(self._job(dates) | {"check_ahead": str(path)}) + "\n")
+            stdin.flush()
+        except OSError:  # a helper that died: result() says so
+            return None
+        self._checking = path
+        return path
+
+    def checked(self) -> Path | None:
+        """Wait for the gate's tables the helper was asked to judge ahead (:meth:`check`);
+        where it left them (None: not asked, failed or ended: the stage judges them). It
+        works on them as soon as its observer's work is done, so by the gate it is done or
+        nearly: the stage waits rather than judging the same tables beside it."""
+        path, self._checking = self._checking, None
+        if path is None or self.proc.stdout is None:
+            return None
+        self.observed()  # its answer comes first
+        for line in iter(self.proc.stdout.readline, ""):
+            if line.startswith(CHECKED_PREFIX):
+                return path if json.loads(line[len(CHECKED_PREFIX) :]).get("ok") else None
+        return None
 
     def go(self, dates: list[dt.date], progress: Callable[[str], None] | None = None) -> None:
         """Have the helper run the docs stage for ``dates`` now."""
@@ -533,20 +679,36 @@ class DocsHelper:
             "dates": [d.isoformat() for d in dates],
         }
 
-    def observed(self) -> list[dt.date]:
-        """Wait for the observer's summaries the helper was given to write ahead; the days it
-        wrote (none where it was not given them, failed or ended: the stage writes them)."""
+    def observed(self) -> ObserverAhead:
+        """Wait for the observer's work the helper was given to do ahead: the days whose
+        summaries it wrote, the dates it judged (none where it was not given them, failed or
+        ended: the stage does them)."""
         if not self._observing or self.proc.stdout is None:
-            return []
+            return self._ahead
         self._observing = False
         for line in iter(self.proc.stdout.readline, ""):
             if line.startswith(OBSERVED_PREFIX):
                 answer = json.loads(line[len(OBSERVED_PREFIX) :])
                 if "error" in answer:
                     log.debug("the docs helper's observer summaries failed:\n%s", answer.get("traceback", ""))
-                    return []
-                return [dt.date.fromisoformat(d) for d in answer["days"]]
-        return []
+                    break
+                if "judge_error" in answer:
+                    log.debug("the docs helper's observer judgements failed:\n%s", answer["judge_error"])
+                judged = answer.get("judged", {})
+                self._ahead = ObserverAhead(
+                    summarised=frozenset(dt.date.fromisoformat(d) for d in answer["days"]),
+                    judged={
+                        dt.date.fromisoformat(d): None if name is None else Path(name) for d, name in judged.items()
+                    },
+                )
+                break
+        return self._ahead
+
+    def _remove_judged(self) -> None:
+        if self._judged is not None:
+            with suppress(OSError):
+                self._judged.cleanup()
+            self._judged = None
 
     def _send(self, line: str) -> None:
         stdin = self.proc.stdin
@@ -569,8 +731,10 @@ class DocsHelper:
             self.proc.kill()
             self.proc.communicate()
             self._log_stderr()
+            self._remove_judged()
             raise StageError(f"docs: the Data Docs helper did not finish in {DOCS_HELPER_WAIT_S:.0f} s") from None
         self._log_stderr()
+        self._remove_judged()
         lines = [ln for ln in (out or "").splitlines() if ln.startswith(HELPER_PREFIX)]
         answer: dict[str, Any] = json.loads(lines[-1][len(HELPER_PREFIX) :]) if lines else {}
         if "error" in answer:
@@ -592,6 +756,7 @@ class DocsHelper:
             with suppress(Exception):
                 self.proc.communicate(timeout=30)
             self._log_stderr()
+            self._remove_judged()
             return None
         try:
             return self.result()
@@ -627,11 +792,14 @@ def _peak_rss_mb() -> int:
 HELPER_PREFIX = "METERLAKE-DOCS "
 #: ... and its line of the observer's summaries written ahead (:meth:`DocsHelper.observed`)
 OBSERVED_PREFIX = "METERLAKE-OBSERVED "
+#: ... and its line of the gate's tables judged ahead (:meth:`DocsHelper.checked`)
+CHECKED_PREFIX = "METERLAKE-CHECKED "
 
 
 def _observe_ahead(args: list[str], out: Any) -> None:
     """The docs helper's first job where it was given one (``args``: its JSON): the observer's
-    day summaries of the run's dates (``anomalies.summarise_ahead``), answered on ``out``."""
+    day summaries of the run's dates (``anomalies.summarise_ahead``), then their judgements
+    (``anomalies.judge_ahead``, into the job's ``judged_dir``), answered on ``out``."""
     if not args:
         return
     answer: dict[str, Any]
@@ -641,12 +809,44 @@ def _observe_ahead(args: list[str], out: Any) -> None:
         ctx.progress = lambda msg: log.info(msg)
         from .stages import anomalies
 
-        days = anomalies.summarise_ahead(ctx, [dt.date.fromisoformat(d) for d in job["dates"]])
+        dates = [dt.date.fromisoformat(d) for d in job["dates"]]
+        days = anomalies.summarise_ahead(ctx, dates)
         answer = {"days": [d.isoformat() for d in days]}
+        if job.get("judged_dir"):
+            try:
+                judged = anomalies.judge_ahead(ctx, dates, days, Path(job["judged_dir"]))
+                answer["judged"] = {d.isoformat(): None if p is None else str(p) for d, p in judged.items()}
+            except Exception:  # the stage judges the dates itself (and meets the error there)
+                answer["judge_error"] = traceback.format_exc()
     except Exception as exc:  # the stage summarises the days itself
         answer = {"error": errors.one_line(exc), "traceback": traceback.format_exc()}
     out.write(OBSERVED_PREFIX + json.dumps(answer) + "\n")
     out.flush()
+
+
+def _check_ahead(job: dict[str, Any], out: Any) -> None:
+    """The docs helper's job of the gate's tables judged ahead (``check.check_ahead``),
+    answered on ``out``; a failure only leaves the stage to judge them itself."""
+    ok = False
+    try:
+        ctx = StageContext(settings=Settings(**job["settings"]), run_id=job["run_id"])
+        from .stages import check
+
+        check.check_ahead(ctx, [dt.date.fromisoformat(d) for d in job["dates"]], Path(job["check_ahead"]))
+        ok = True
+    except Exception:
+        log.warning("the docs helper's check of the tables ahead failed", exc_info=True)
+    out.write(CHECKED_PREFIX + json.dumps({"ok": ok}) + "\n")
+    out.flush()
+
+
+def _import_gx() -> None:
+    try:
+        from .checks.runner import import_gx
+
+        import_gx()
+    except Exception:  # the stage imports it again and meets the error itself
+        log.warning("importing Great Expectations in the docs helper failed", exc_info=True)
 
 
 def _docs_helper_main() -> None:
@@ -655,17 +855,25 @@ def _docs_helper_main() -> None:
     out = sys.stdout
     sys.stdout = sys.stderr  # whatever a library prints stays off the answer
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    _observe_ahead(sys.argv[1:], out)
-    try:
-        from .checks.runner import import_gx
-
-        import_gx()
-    except Exception:  # the stage imports it again and meets the error itself
-        log.warning("importing Great Expectations in the docs helper failed", exc_info=True)
+    args = sys.argv[1:]
+    held = args == [HOLD_ARG]
+    if held:  # started ahead: Great Expectations first, beside the run's first stages
+        _import_gx()
+        line = sys.stdin.readline()
+        args = [line] if line.strip() else []
+    _observe_ahead(args, out)
+    if not held:
+        _import_gx()
     line = sys.stdin.readline()
     if not line.strip():
         return
     job = json.loads(line)
+    if "check_ahead" in job:  # the gate's tables first, while the stages after loss run
+        _check_ahead(job, out)
+        line = sys.stdin.readline()
+        if not line.strip():
+            return
+        job = json.loads(line)
     t0 = time.perf_counter()
     answer: dict[str, Any]
     try:

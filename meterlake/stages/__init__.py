@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +32,18 @@ class BlockingValidationError(StageError):
     """A blocking expectation failed: nothing downstream may be published."""
 
 
+@dataclass(frozen=True)
+class ObserverAhead:
+    """The observer's work a run did before its anomalies stage (the pipeline's docs helper
+    does it beside the loss stage on small days)."""
+
+    #: days whose summaries it wrote: the stage reads them back
+    summarised: frozenset[dt.date] = frozenset()
+    #: the observer indicator of each date it judged, as the stage computes it: an Arrow IPC
+    #: file, None where the date's window holds too few days; the stage reads it instead
+    judged: Mapping[dt.date, Path | None] = field(default_factory=dict)
+
+
 @dataclass
 class StageContext:
     settings: Settings
@@ -41,6 +53,14 @@ class StageContext:
     #: days whose observer summaries this run already wrote (the pipeline's docs helper
     #: writes them beside the loss stage on small days): the anomalies stage reads them back
     observed_ahead: frozenset[dt.date] = frozenset()
+    #: waits for, then returns, the observer's work this run is doing ahead (:class:`ObserverAhead`):
+    #: the anomalies stage calls it where it first needs the observer, so it starts (and the
+    #: stages beside it run) while the work ends; None: none is done ahead
+    observer_ahead: Callable[[], ObserverAhead] | None = None
+    #: waits for the gate's tables the run's docs helper judges ahead, beside the stages after
+    #: loss (``check.check_ahead``), and returns where it left them (None: it did not): the
+    #: check stage reuses those whose files are unchanged; None: none are judged ahead
+    checked_ahead: Callable[[], Path | None] | None = None
 
     @property
     def lake(self) -> Lake:

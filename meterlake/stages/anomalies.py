@@ -435,6 +435,37 @@ def summarise_ahead(ctx: StageContext, dates: list[dt.date]) -> list[dt.date]:
     return sorted(days)
 
 
+def judge_ahead(
+    ctx: StageContext, dates: list[dt.date], fresh: Iterable[dt.date], folder: Path
+) -> dict[dt.date, Path | None]:
+    """The observer indicator of each of ``dates`` that meter_daily holds, as the stage
+    computes it (:meth:`_Observed.at`), each written to ``folder`` as an Arrow IPC file
+    (``None``: the date's window holds too few days); ``fresh``: the days whose summaries
+    this run wrote already (:func:`summarise_ahead`), read back.
+
+    Like :func:`summarise_ahead` it reads only the curves, meter_daily and the observer's
+    kept summaries (a day of a window before ``dates`` without one is summarised and kept,
+    as the stage would), so the docs helper runs it beside the loss stage; the stage then
+    reads the files instead of judging those dates (``StageContext.observer_ahead``). Where
+    the compiled look fails to load, nothing is judged ahead: the stage judges, and notes it.
+    """
+    rules = ctx.config(CONFIG_NAME, anomaly.AnomalyConfig).observer
+    if not rules.enabled:
+        return {}
+    todo = sorted(set(dates) & set(parse_dates(ctx.lake.partitions(METER_DAILY))))
+    observed = _Observed(ctx, rules, todo, fresh)
+    judged: dict[dt.date, Path | None] = {}
+    for day in todo:
+        frame = observed.at(day)
+        if frame is None:
+            judged[day] = None
+            continue
+        path = folder / f"{day.isoformat()}.arrow"
+        frame.write_ipc(path, compression="uncompressed")
+        judged[day] = path
+    return {} if _KERNEL_FAILED else judged
+
+
 def outage_min(ctx: StageContext) -> float:
     """Outage minutes that exempt a meter-day from the zero and drop screens (config/outages.toml)."""
     return ctx.config("outages", OutageConfig).quality.min_outage_min
@@ -609,6 +640,9 @@ class _Indicators:
         self.ctx, self.cfg, self.inputs = ctx, cfg, inputs
         self.observed = _Observed(ctx, cfg.observer, todo, ctx.observed_ahead)
         self.features: dict[dt.date, pl.DataFrame] = {}
+        #: the observer's work done ahead, waited for where first needed (:meth:`_observed`)
+        self.ahead = ctx.observer_ahead
+        self.judged: dict[dt.date, Path | None] = {}
 
     def batches(self, dates: list[dt.date]) -> list[list[dt.date]]:
         """``dates`` in runs whose look-backs are bounded in rows (:data:`BATCH_ROWS`)."""
@@ -685,11 +719,21 @@ class _Indicators:
         return anomaly.indicators_at(days, kept(i.events), kept(i.diagnosis), kept(i.history), batch, self.cfg, seen)
 
     def _observed(self, batch: list[dt.date]) -> dict[dt.date, pl.DataFrame | None]:
-        """The observer indicator of each date of ``batch``."""
+        """The observer indicator of each date of ``batch``: read back where the run judged
+        it ahead, else judged here."""
+        if self.ahead is not None:
+            ahead, self.ahead = self.ahead(), None
+            self.observed.todo -= ahead.summarised
+            self.judged = dict(ahead.judged)
         try:
-            return {d: self.observed.at(d) for d in batch}
+            return {d: self._judged(d) if d in self.judged else self.observed.at(d) for d in batch}
         except observer.ObserverInputError as exc:
             raise StageError(f"anomalies: {exc}") from exc
+
+    def _judged(self, day: dt.date) -> pl.DataFrame | None:
+        """The observer indicator of ``day`` judged ahead (:func:`judge_ahead`)."""
+        path = self.judged[day]
+        return None if path is None else pl.read_ipc(path.read_bytes())
 
     def drop_through(self, last: dt.date, keep: list[dt.date]) -> None:
         """Forget the dates up to ``last`` but those of ``keep``."""

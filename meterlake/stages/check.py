@@ -6,7 +6,8 @@ months they touch (all partitions of quarantine) are reduced to a metrics frame 
 polars and judged by the table's rules (:mod:`meterlake.checks.suites`,
 :mod:`meterlake.checks.judge`); small area-grain tables also get row-level rules.
 The verdict is the polars one: the stage does not import Great Expectations when
-the gate passes. Then:
+the gate passes. A table judged ahead (:func:`check_ahead`, by the pipeline's docs
+helper on small days) is reused where its files are unchanged. Then:
 
 * the findings go to ``LAKE/_meta/check_results/run_id=<run>/part-0.parquet``;
 * a passing gate leaves the judged findings (with the bounds GX checks) in
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pickle
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +36,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..checks.inputs import PartitionData, build_input, infer_grain, wanted_partitions
+from ..checks.judge import empty_findings
 from ..checks.results import CHECK_RESULTS
 from ..checks.runner import (
     PENDING,
     CheckError,
     CheckReport,
-    SuiteInput,
     blocking_message,
     judge_all,
     render,
@@ -109,15 +112,46 @@ def _open(partition_dir: Path, value: str, footers: bool) -> PartitionData:
     return PartitionData(value=value, frame=frame, schema=shared, footers=md)
 
 
-def collect_inputs(
+@dataclass
+class TableCheck:
+    """One table's part of the gate: its notes, its judged findings (``judge_all``; None: no
+    partition of the dates) and what was checked, with what it was computed from (``files``:
+    the partition key, the partitions on disk, and each wanted partition file's name, inode,
+    size and modification time). A part computed ahead (:func:`check_ahead`) is reused only
+    where the table's files are still those: a lake file is never written in place."""
+
+    table: str
+    files: tuple[Any, ...]
+    notes: list[str] = field(default_factory=list)
+    judged: pl.DataFrame | None = None
+    checked: dict[str, Any] | None = None
+
+
+def _stamp(folder: Path, key: str, present: list[str], values: list[str]) -> tuple[Any, ...]:
+    """What a table's part of the gate is computed from (:attr:`TableCheck.files`)."""
+    files = []
+    for v in values:
+        for f in _files(folder / f"{key}={v}"):
+            try:
+                st = f.stat()
+            except OSError:  # removed meanwhile: a stamp no later look matches
+                files.append((v, f.name, -1, -1, -1))
+                continue
+            files.append((v, f.name, st.st_ino, st.st_size, st.st_mtime_ns))
+    return (key, tuple(present), tuple(files))
+
+
+def collect_tables(
     root: Path,
     dates: list[dt.date],
     thresholds: CheckThresholds,
     progress: Any = None,
-) -> tuple[list[SuiteInput], list[str], dict[str, Any]]:
-    """Metrics (and small row sets) of every table on disk for ``dates``.
+    ahead: dict[str, TableCheck] | None = None,
+) -> tuple[list[str], list[TableCheck]]:
+    """Every table on disk judged for ``dates`` (metrics, small row sets, findings), in the
+    gate's order, reusing the parts computed ``ahead`` whose files are unchanged.
 
-    Returns the inputs, notes for the run record and, per table, what was checked.
+    Returns the notes of tables not in the lake and each table's part.
     """
     build_suites(thresholds)  # validates the severity overrides
     tables = discover(root)
@@ -127,12 +161,13 @@ def collect_inputs(
     ]
     order = {t: i for i, t in enumerate(EXPECTED_TABLES)}
     tables.sort(key=lambda t: (order.get((t[0], t[1]), len(order)), t[0], t[1]))
-    inputs: list[SuiteInput] = []
-    checked: dict[str, Any] = {}
+    parts: list[TableCheck] = []
     for layer, name, key, present in tables:
+        table = f"{layer}/{name}"
+        more: list[str] = []
         suite: TableSuite | None = suite_for(name, layer, thresholds)
         if suite is not None and suite.partition_key != key:
-            notes.append(
+            more.append(
                 f"{layer}/{name}: partitioned by {key}, its contract says {suite.partition_key}; "
                 "only the checks every table gets were run"
             )
@@ -141,28 +176,61 @@ def collect_inputs(
             suite = generic_suite(name, layer, key, infer_grain(present)).with_severities(thresholds.severity)
         values = wanted_partitions(suite, present, dates)
         if not values:
-            notes.append(f"{layer}/{name}: no partition for these dates, nothing to check")
+            more.append(f"{layer}/{name}: no partition for these dates, nothing to check")
+            parts.append(TableCheck(table, (), more))
+            continue
+        files = _stamp(Path(root) / layer / name, key, present, values)
+        done = (ahead or {}).get(table)
+        if done is not None and done.files == files:
+            parts.append(done)
             continue
         if progress is not None:
             progress(f"check {layer}/{name}: {len(values)} partition(s)")
-        parts = [_open(Path(root) / layer / name / f"{key}={v}", v, bool(suite.footer)) for v in values]
-        inp, more = build_input(suite, parts, thresholds.gate.row_level_max_rows)
-        notes.extend(more)
-        inputs.append(inp)
-        checked[f"{layer}/{name}"] = {
+        opened = [_open(Path(root) / layer / name / f"{key}={v}", v, bool(suite.footer)) for v in values]
+        inp, found = build_input(suite, opened, thresholds.gate.row_level_max_rows)
+        checked = {
             "partitions": inp.metrics["partition"].to_list(),
             "rows": int(inp.metrics["rows"].fill_null(0).sum()),
             "rules": len(suite.rules) + len(suite.row_rules),
             "row_level": inp.rows is not None,
         }
-    return inputs, notes, checked
+        parts.append(TableCheck(table, files, more + found, judge_all([inp]), checked))
+    return notes, parts
+
+
+def check_ahead(ctx: StageContext, dates: list[dt.date], out: Path) -> int:
+    """Judge the tables on disk for ``dates`` as the stage does and leave their parts in
+    ``out`` (pickled, by table; written whole), for the stage to reuse where the tables'
+    files are unchanged when it runs (``StageContext.checked_ahead``). It reads only the
+    lake, so the pipeline's docs helper runs it beside the stages after loss. The parts."""
+    thresholds = ctx.config("checks", CheckThresholds)
+    _, parts = collect_tables(ctx.lake.root, dates, thresholds)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(pickle.dumps({p.table: p for p in parts if p.files}))
+    os.replace(tmp, out)  # whole or not at all: the stage may look while it is written
+    return len(parts)
+
+
+def _ahead(ctx: StageContext) -> dict[str, TableCheck]:
+    """The tables' parts the run computed ahead, where it left them (none: {})."""
+    path = None if ctx.checked_ahead is None else ctx.checked_ahead()
+    if path is None:
+        return {}
+    try:
+        ahead = pickle.loads(path.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):  # unreadable: judged here
+        return {}
+    return ahead if isinstance(ahead, dict) else {}
 
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     thresholds = ctx.config("checks", CheckThresholds)
     lake = ctx.lake
-    inputs, notes, checked = collect_inputs(lake.root, dates, thresholds, ctx.progress)
-    judged = judge_all(inputs)
+    notes, parts = collect_tables(lake.root, dates, thresholds, ctx.progress, _ahead(ctx))
+    notes += [n for p in parts for n in p.notes]
+    found = [p.judged for p in parts if p.judged is not None]
+    judged = pl.concat(found) if found else empty_findings()
+    checked = {p.table: p.checked for p in parts if p.checked is not None}
     report: CheckReport = verdict(judged)
     pending: Path | None = None
     if report.passed:

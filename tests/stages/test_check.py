@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -378,3 +379,83 @@ def test_a_gate_that_disagrees_with_gx_fails_the_docs_stage_in_one_line(
     assert "\n" not in str(caught.value)
     # the findings stay waiting: the next docs run tries again
     assert (lake.meta / "data_docs_pending" / "run-1.parquet").is_file()
+
+
+def _counted_inputs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tables whose input the check stage builds in this process."""
+    built: list[str] = []
+    original = check.build_input
+
+    def counted(suite: Any, parts: Any, *args: Any, **kwargs: Any) -> Any:
+        built.append(suite.table)
+        return original(suite, parts, *args, **kwargs)
+
+    monkeypatch.setattr(check, "build_input", counted)
+    return built
+
+
+def _results(lake: Lake, run_id: str) -> pl.DataFrame:
+    return pl.read_parquet(lake.partition_path(CHECK_RESULTS, run_id))
+
+
+def test_tables_judged_ahead_are_reused_where_their_files_are_unchanged(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = Lake(tmp_path / "other")
+    shutil.copytree(lake.root, other.root)
+    alone = check.run(_ctx(other.root, "r1"), [D1, D2])  # the gate with nothing ahead
+    ahead = tmp_path / "ahead.pickle"
+    # the four tables on disk, each judged ahead
+    assert check.check_ahead(_ctx(lake.root, "r1"), [D1, D2], ahead) == 4
+    built = _counted_inputs(monkeypatch)
+    asked: list[bool] = []
+
+    def waited() -> Path:
+        asked.append(True)
+        return ahead
+
+    ctx = _ctx(lake.root, "r1")
+    ctx.checked_ahead = waited
+    result = check.run(ctx, [D1, D2])
+    assert asked == [True] and built == []  # nothing judged again
+    assert result.notes == alone.notes and result.details["tables"] == alone.details["tables"]
+    assert result.details["findings"] == alone.details["findings"]
+    assert_frame_equal(_results(lake, "r1"), _results(other, "r1"))
+
+
+def test_a_table_written_after_it_was_judged_ahead_is_judged_again(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ahead = tmp_path / "ahead.pickle"
+    check.check_ahead(_ctx(lake.root, "r1"), [D1, D2], ahead)
+    # meter_daily of D1 rewritten after: 1 of 3 meter-days missing (a warning)
+    lake.write_partition(METER_DAILY, D1, meter_daily(D1, quality=["actual", "actual", "missing"]))
+    other = Lake(tmp_path / "other")
+    shutil.copytree(lake.root, other.root)
+    alone = check.run(_ctx(other.root, "r1"), [D1, D2])
+    built = _counted_inputs(monkeypatch)
+    ctx = _ctx(lake.root, "r1")
+    ctx.checked_ahead = lambda: ahead
+    result = check.run(ctx, [D1, D2])
+    assert built == ["meter_daily"]  # the others reused
+    assert result.details["findings"]["warnings"] == 1 and result.notes == alone.notes
+    assert_frame_equal(_results(lake, "r1"), _results(other, "r1"))
+
+
+@pytest.mark.parametrize(
+    "ahead",
+    [
+        pytest.param(None, id="none-asked"),
+        pytest.param("missing", id="helper-failed"),
+        pytest.param("garbage", id="unreadable"),
+    ],
+)
+def test_without_tables_judged_ahead_the_stage_judges_them(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ahead: str | None
+) -> None:
+    (tmp_path / "garbage").write_bytes(b"not a pickle")
+    built = _counted_inputs(monkeypatch)
+    ctx = _ctx(lake.root, "r1")
+    ctx.checked_ahead = None if ahead is None else (lambda: None if ahead == "missing" else tmp_path / ahead)
+    check.run(ctx, [D1, D2])
+    assert sorted(built) == ["area_loss_daily", "meter_daily", "quarantine", "registers"]

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from polars.testing import assert_frame_equal
 
 from meterlake import pipeline
 from meterlake.lake import Lake
@@ -19,7 +20,7 @@ from meterlake.schemas.curves import LANDING as CURVES
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
 from meterlake.schemas.meter_daily import METER_DAILY
 from meterlake.settings import Settings
-from meterlake.stages import StageContext, StageResult, anomalies
+from meterlake.stages import ObserverAhead, StageContext, StageResult, anomalies
 from meterlake.stages.anomalies import OBSERVER_STATE, _DayFile
 from meterlake.transforms.anomaly import ObserverRules
 
@@ -396,14 +397,42 @@ def test_nothing_is_written_ahead_for_a_date_whose_window_is_too_short(tmp_path:
     assert _state_digest(tmp_path / "lake") == {}
 
 
+def _count_judgements(monkeypatch: pytest.MonkeyPatch) -> list[dt.date]:
+    """The dates the observer judges in this process."""
+    seen: list[dt.date] = []
+    original = anomalies.observer.indicator_of_days
+
+    def counted(days: Any, areas: Any, day: dt.date, *args: Any, **kwargs: Any) -> Any:
+        seen.append(day)
+        return original(days, areas, day, *args, **kwargs)
+
+    monkeypatch.setattr(anomalies.observer, "indicator_of_days", counted)
+    return seen
+
+
 @pytest.mark.parametrize(
-    "beside",
-    [pytest.param([], id="in-turn"), pytest.param(["billing"], id="anomalies-beside-billing")],
+    ("first", "beside"),
+    [
+        pytest.param([], [], id="in-turn"),
+        pytest.param([], ["billing"], id="anomalies-beside-billing"),
+        # a run from an earlier stage starts the helper there, held until loss
+        pytest.param(["outages"], ["billing"], id="held-from-outages"),
+    ],
 )
-def test_a_run_of_small_days_has_its_docs_helper_write_the_summaries_beside_loss(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, beside: list[str]
+def test_a_run_of_small_days_has_its_docs_helper_summarise_and_judge_beside_loss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: list[str], beside: list[str]
 ) -> None:
     last = _built_and_one_run(tmp_path, "run")
+    started: list[bool] = []
+
+    class Seen(pipeline.DocsHelper):
+        def __init__(
+            self, settings: Settings, run_id: str, observe: list[dt.date] | None = None, hold: bool = False
+        ) -> None:
+            super().__init__(settings, run_id, observe, hold)
+            started.append(hold)
+
+    monkeypatch.setattr(pipeline, "DocsHelper", Seen)
 
     def nothing(stage: str) -> pipeline.StageRun:  # neither loss nor publish is this test's
         def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
@@ -411,18 +440,56 @@ def test_a_run_of_small_days_has_its_docs_helper_write_the_summaries_beside_loss
 
         return run
 
-    for stage in ("loss", "publish", *beside):
+    for stage in (*first, "loss", "publish", *beside):
         monkeypatch.setitem(pipeline.RUNNERS, stage, nothing(stage))
     seen = _count_summaries(monkeypatch)
+    judged = _count_judgements(monkeypatch)
     settings = Settings(landing=tmp_path / "run" / "landing", lake=tmp_path / "run" / "lake", progress=False)
     record = pipeline.run(
-        settings, last[0], last[-1], stages=["loss", "anomalies", *beside, "docs", "publish"], run_id="r1"
+        settings, last[0], last[-1], stages=[*first, "loss", "anomalies", *beside, "docs", "publish"], run_id="r1"
     )
+    assert started == [bool(first)]
     assert record["status"] == "ok"
     # with billing in the run, anomalies runs beside it on a thread of its own
     assert ("beside" in record["stages"]["anomalies"]["details"]) == bool(beside)
-    # the helper process wrote the two dates' summaries; the stage here the 13 earlier days
-    assert sorted(seen) == [D0 + dt.timedelta(days=i) for i in range(1, DAYS - 2)]
+    # the helper process wrote the two dates' summaries, judged both dates (summarising the 13
+    # earlier days of their windows there): this process neither summarised nor judged
+    assert seen == [] and judged == []
     alone, ran = tmp_path / "alone" / "lake", tmp_path / "run" / "lake"
     assert digest(ran) == digest(alone)
     assert _state_digest(ran) == _state_digest(alone)
+    assert not any(Lake(ran).staging.glob("observer-ahead-*"))  # the judged files removed
+
+
+def test_dates_judged_ahead_are_the_stages_own_and_are_read_instead_of_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last = _built_and_one_run(tmp_path, "ahead")
+    short = D0 + dt.timedelta(days=5)  # a window of days 0..5: 6 days, fewer than the 7 a customer needs
+    settings = Settings(landing=tmp_path / "ahead" / "landing", lake=tmp_path / "ahead" / "lake")
+    ctx = StageContext(settings=settings, run_id="t1")
+    folder = tmp_path / "judged"
+    folder.mkdir()
+    fresh = anomalies.summarise_ahead(ctx, last)
+    judged = anomalies.judge_ahead(ctx, [short, *last], fresh, folder)
+    assert judged[short] is None
+    assert sorted(judged) == [short, *last] and all(judged[d] == folder / f"{d}.arrow" for d in last)
+    # each file holds the indicator the stage computes for its date
+    rules = ctx.config(anomalies.CONFIG_NAME, anomalies.anomaly.AnomalyConfig).observer
+    for d in last:
+        expected = anomalies._Observed(ctx, rules, [], ()).at(d)
+        assert expected is not None and expected["meter_id"].to_list() == [THIEF]  # who the observer flags
+        assert_frame_equal(pl.read_ipc(folder / f"{d}.arrow"), expected)
+    # the stage given them reads them: it judges nothing, and writes what a run alone writes
+    asked: list[bool] = []
+
+    def ahead() -> ObserverAhead:
+        asked.append(True)
+        return ObserverAhead(summarised=frozenset(fresh), judged=judged)
+
+    seen = _count_judgements(monkeypatch)
+    pipeline.run_stage(settings, "anomalies", last, "t1", progress=lambda _m: None, observer_ahead=ahead)
+    assert asked == [True] and seen == []
+    alone = tmp_path / "alone" / "lake"
+    assert digest(tmp_path / "ahead" / "lake") == digest(alone)
+    assert _state_digest(tmp_path / "ahead" / "lake") == _state_digest(alone)

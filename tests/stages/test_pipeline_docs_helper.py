@@ -8,8 +8,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from test_check import D1, D2, build_lake, meter_daily
 
 from meterlake import pipeline
@@ -55,8 +58,10 @@ def helpers(monkeypatch: pytest.MonkeyPatch) -> list[pipeline.DocsHelper]:
     started: list[pipeline.DocsHelper] = []
 
     class Seen(pipeline.DocsHelper):
-        def __init__(self, settings: Settings, run_id: str, observe: list[dt.date] | None = None) -> None:
-            super().__init__(settings, run_id, observe)
+        def __init__(
+            self, settings: Settings, run_id: str, observe: list[dt.date] | None = None, hold: bool = False
+        ) -> None:
+            super().__init__(settings, run_id, observe, hold)
             started.append(self)
 
     monkeypatch.setattr(pipeline, "DocsHelper", Seen)
@@ -179,28 +184,32 @@ def _stub(monkeypatch: pytest.MonkeyPatch, stage: str, helpers: list, seen: dict
 
 
 @pytest.mark.parametrize(
-    ("max_meters", "started_by"),
+    ("stages", "max_meters", "started_by"),
     [
-        (3, {"validate": 0, "loss": 1, "anomalies": 1}),  # days of 3 meters: small, started at loss
-        (2, {"validate": 0, "loss": 0, "anomalies": 0}),  # days of 3 meters above 2: at the gate
+        # days of 3 meters: small, started at loss
+        (["loss", "anomalies"], 3, {"loss": 1, "anomalies": 1}),
+        # ... or before validate where the run has it, held until loss
+        (["validate", "loss", "anomalies"], 3, {"validate": 1, "loss": 1, "anomalies": 1}),
+        # days of 3 meters above 2: at the gate
+        (["loss", "anomalies"], 2, {"loss": 0, "anomalies": 0}),
+        (["validate", "loss", "anomalies"], 2, {"validate": 0, "loss": 0, "anomalies": 0}),
     ],
 )
-def test_the_helper_starts_at_loss_on_small_days_else_at_the_gate(
+def test_the_helper_starts_before_loss_on_small_days_else_at_the_gate(
     lake: Lake,
     monkeypatch: pytest.MonkeyPatch,
     helpers: list,
+    stages: list[str],
     max_meters: int,
     started_by: dict[str, int],
 ) -> None:
-    # the lake's meter_daily: 3 meters a day (an area master and two customers)
+    # the lake's meter_daily: 3 meters a day (an area master and two customers); no curves
     monkeypatch.setattr(pipeline, "DOCS_EARLY_MAX_METERS", max_meters)
     seen: dict[str, int] = {}
-    for stage in ("validate", "loss", "anomalies"):
+    for stage in stages:
         _stub(monkeypatch, stage, helpers, seen)
     _publish(monkeypatch)
-    record = pipeline.run(
-        _settings(lake), D1, D2, stages=["validate", "loss", "anomalies", "check", "docs", "publish"], run_id="r6"
-    )
+    record = pipeline.run(_settings(lake), D1, D2, stages=[*stages, "check", "docs", "publish"], run_id="r6")
     assert record["status"] == "ok"
     assert seen == started_by
     (helper,) = helpers  # one helper either way, and it rendered the pages
@@ -261,3 +270,88 @@ def test_without_a_helper_process_the_docs_stage_runs_in_the_run(lake: Lake, mon
     docs = _record(lake)["stages"]["docs"]
     assert docs["details"]["runs"] == ["r6"] and "waited_s" not in docs["details"]
     assert (lake.reports / "data_docs" / "index.html").is_file()
+
+
+def _landing(root: Path, sizes: list[int]) -> Path:
+    """A landing zone whose curves folder holds files of ``sizes`` bytes."""
+    folder = root / "landing" / "curves"
+    folder.mkdir(parents=True)
+    for i, size in enumerate(sizes):
+        (folder / f"curves_2026030{i + 1}.csv").write_bytes(b"x" * size)
+    return root / "landing"
+
+
+@pytest.mark.parametrize(
+    ("sizes", "wanted", "held"),
+    [
+        pytest.param([10, 40], list(pipeline.STAGES), True, id="small-files"),
+        pytest.param([10, 41], list(pipeline.STAGES), False, id="one-file-too-large"),
+        pytest.param([], list(pipeline.STAGES), True, id="no-curves"),
+        pytest.param([10], ["ingest", "loss", "anomalies", "check", "publish"], False, id="no-docs-stage"),
+        pytest.param([10], ["ingest", "loss", "check", "docs", "publish"], False, id="no-anomalies"),
+    ],
+)
+def test_a_run_from_ingest_holds_its_helper_by_its_landing_curves_sizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sizes: list[int], wanted: list[str], held: bool
+) -> None:
+    monkeypatch.setattr(pipeline, "DOCS_EARLY_MAX_LANDING_BYTES", 40)
+    settings = Settings(lake=tmp_path / "lake", landing=_landing(tmp_path, sizes), pii_key="k", progress=False)
+    assert pipeline.docs_held(settings, wanted, [D1], "ingest") is held
+
+
+def test_a_held_helper_told_no_observer_work_answers_none_done_ahead(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _publish(monkeypatch)
+    helper = pipeline.DocsHelper(_settings(lake), "r7", hold=True)
+    try:
+        assert helper.holding
+        helper.observe(None)  # no observer work: Great Expectations, then the docs job
+        assert not helper.holding
+        assert helper.observed() == pipeline.ObserverAhead()  # nothing was done ahead
+    finally:
+        helper.finish()
+    assert helper.proc.returncode is not None
+
+
+@pytest.mark.parametrize(
+    ("first", "judged_here"),
+    [
+        # started before validate, GX imported there: it judges every table ahead
+        pytest.param(["validate"], [], id="held"),
+        # started at loss, it imports GX after the observer's work: not asked, the gate judges
+        pytest.param([], ["area_loss_daily", "meter_daily", "quarantine", "registers"], id="from-loss"),
+    ],
+)
+def test_a_helper_started_before_loss_judges_the_gates_tables_beside_the_stages_after_it(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helpers: list, first: list[str], judged_here: list[str]
+) -> None:
+    from meterlake.checks.results import CHECK_RESULTS
+    from meterlake.stages import check
+
+    other = Lake(tmp_path / "other")
+    shutil.copytree(lake.root, other.root)
+    alone = check.run(StageContext(settings=_settings(other), run_id="r8"), [D1, D2])
+    seen: dict[str, int] = {}
+    for stage in (*first, "loss", "anomalies"):
+        _stub(monkeypatch, stage, helpers, seen)
+    _publish(monkeypatch)
+    built: list[str] = []
+    original = check.build_input
+
+    def counted(suite: Any, parts: Any, *args: Any, **kwargs: Any) -> Any:
+        built.append(suite.table)
+        return original(suite, parts, *args, **kwargs)
+
+    monkeypatch.setattr(check, "build_input", counted)
+    stages = [*first, "loss", "anomalies", "check", "docs", "publish"]
+    record = pipeline.run(_settings(lake), D1, D2, stages=stages, run_id="r8")
+    assert record["status"] == "ok" and set(seen.values()) == {1}
+    assert sorted(built) == judged_here
+    gate = record["stages"]["check"]
+    assert gate["notes"] == alone.notes and gate["details"]["tables"] == alone.details["tables"]
+    assert_frame_equal(
+        pl.read_parquet(lake.partition_path(CHECK_RESULTS, "r8")),
+        pl.read_parquet(other.partition_path(CHECK_RESULTS, "r8")),
+    )
+    assert not any(lake.staging.glob("observer-ahead-*"))  # its working files removed
