@@ -239,7 +239,10 @@ class _DayFile:
             if g not in self.held_arrays:
                 table = self.file.read_row_group(g, columns=self.columns)
                 cols = [_as_numpy(table.column(c)) for c in self.columns]
-                self.held_arrays[g] = (np.stack(cols[:-2], axis=1), cols[-2], cols[-1])
+                # the blocks as the transposed view of their columns stacked (rows, blocks): one
+                # copy per column, not a scatter of each row's blocks; ``observer`` places them a
+                # day's block at a time
+                self.held_arrays[g] = (np.stack(cols[:-2]).T, cols[-2], cols[-1])
         if g0 == g1:
             base = int(self.starts[g0])
             return tuple(a[r0 - base : r1 - base] for a in self.held_arrays[g0])  # type: ignore[return-value]
@@ -252,9 +255,9 @@ class _DayFile:
             )
             for g in range(g0, g1 + 1)
         ]
-        return tuple(  # type: ignore[return-value]
-            np.concatenate([self.held_arrays[g][i][a:b] for g, a, b in cuts]) for i in range(3)
-        )
+        blocks = np.concatenate([self.held_arrays[g][0][a:b].T for g, a, b in cuts], axis=1).T
+        run, rough = (np.concatenate([self.held_arrays[g][i][a:b] for g, a, b in cuts]) for i in (1, 2))
+        return blocks, run, rough
 
     def read(self, r0: int, r1: int) -> pl.DataFrame:
         g0, g1 = (int(g) for g in np.searchsorted(self.starts, [r0, r1 - 1], side="right") - 1)
