@@ -426,3 +426,26 @@ def test_a_run_of_small_days_has_its_docs_helper_write_the_summaries_beside_loss
     alone, ran = tmp_path / "alone" / "lake", tmp_path / "run" / "lake"
     assert digest(ran) == digest(alone)
     assert _state_digest(ran) == _state_digest(alone)
+
+
+def test_the_dates_own_day_is_read_from_memory_while_its_file_is_written(tmp_path: Path) -> None:
+    from meterlake.transforms import anomaly, observer
+
+    build(tmp_path / "lake")
+    ctx = StageContext(Settings(landing=tmp_path / "landing", lake=tmp_path / "lake"), "t1", progress=lambda _m: None)
+    rules = ctx.config(anomalies.CONFIG_NAME, anomaly.AnomalyConfig).observer
+    day = D0 + dt.timedelta(days=DAYS - 1)
+    seen = anomalies._Observed(ctx, rules, [day])
+    fresh = seen.at(day)
+    assert fresh is not None and fresh.height
+    # the window's other days from their files, the date's own day never opened as a file
+    assert day not in seen.files and day - dt.timedelta(days=1) in seen.files
+    assert seen.writing is None  # the file written before the date's indicator is given
+    kept = pl.read_parquet(seen._folder(day) / "customers.parquet")
+    curves = Lake(tmp_path / "lake").scan(CURVES.clean, [day.isoformat()]).select("meter_id", *observer.SLOT_COLUMNS)
+    members = Lake(tmp_path / "lake").scan(METER_DAILY, [day]).select(list(observer.MEMBER_COLUMNS))
+    assert kept.equals(observer.day_summaries(curves, members, day, rules)[0])
+    # the same date with every day read back from its file
+    again = anomalies._Observed(ctx, rules, [])
+    assert again.at(day).equals(fresh)  # type: ignore[union-attr]
+    assert day in again.files
