@@ -90,6 +90,11 @@ of :data:`CHUNK` at a time, not ~75 per chunk (:class:`_Pool`); a kept day whose
 areas are stored as the day before's bytes is numbered from its ``actual`` alone
 (:attr:`DayRows.roster`); the day's rows are put in area order by integer codes
 (:func:`_area_order`) and the window's meters, numbered in area order, are not sorted again.
+Later still (outputs identical): a window chunk is held day by day (:func:`_place`: a kept day's
+rows go in as one copy per block, NaN only where a customer has no row) and, with a compiled
+``prefilter``, looked at on a second thread while the next chunk is read; a day's curve pieces
+are summarised on a second thread while the next is read (with a ``summariser``); the stage
+holds the date's own day in memory for its window while its file is written (benchmarks/README.md).
 
 Chosen by measurement on generated zones (``meterlake generate --meters 30000 --days 30``,
 seed 1 tuned, seed 2 confirmed; docs/domain.md#shape-thefts-and-the-area-master-as-observer
@@ -226,10 +231,14 @@ def day_summaries(
     del pairs
     parts = []
     member = []  # each part's rows' places in ``mem``
-    # with a compiled ``summariser``, a piece is summarised on a second thread while the next is
-    # read (the compiled passes release the interpreter); one piece at a time in flight, the
-    # parts kept in the order read
-    summarising = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observer-summary") if summariser else None
+    # with a ``summariser`` and more than one piece, a piece is summarised on a second thread
+    # while the next is read (the compiled passes release the interpreter); one piece at a time
+    # in flight, the parts kept in the order read
+    summarising = (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="observer-summary")
+        if summariser is not None and ids.height > SUMMARY_ROWS
+        else None
+    )
     pending: list[Future[pl.DataFrame]] = []
     start = 0
     try:

@@ -398,9 +398,10 @@ class _Observed:
 
     def _summaries(self, d: dt.date, held: dict[dt.date, pl.DataFrame] | None = None) -> pl.DataFrame:
         """The areas' summaries of ``d``; its customers' are in the kept file. With ``held``
-        (the detection date's own day), the customers' file is written on a second thread
-        (:meth:`_written` waits for it) and their summaries are put in ``held``: the window reads
-        that day from memory, not from the file being written."""
+        (the detection date's own day) and more than :data:`KEEP_ARRAYS_ROWS` customers, the
+        customers' file is written on a second thread (:meth:`_written` waits for it) and their
+        summaries are put in ``held``: the window reads that day from memory, not from the file
+        being written."""
         cpath, apath = self._folder(d) / "customers.parquet", self._folder(d) / "areas.parquet"
         if d not in self.todo and cpath.exists() and apath.exists():
             return pl.read_parquet(apath)
@@ -409,7 +410,9 @@ class _Observed:
         members = self.lake.scan(METER_DAILY, [d]).select(list(observer.MEMBER_COLUMNS))
         customers, areas = observer.day_summaries(curves, members, d, self.rules, summarise_rows)
         self.files.pop(d, None)
-        if held is None:
+        if held is None or customers.height <= KEEP_ARRAYS_ROWS:
+            # a small day is written at once: the window then keeps its keys and arrays for the
+            # next dates of the run, as any kept day's (a small zone's backfill)
             self.lake.write_file(cpath, customers, row_group_size=STATE_ROW_GROUP, compression="lz4")
         else:
             held[d] = customers

@@ -428,10 +428,13 @@ def test_a_run_of_small_days_has_its_docs_helper_write_the_summaries_beside_loss
     assert _state_digest(ran) == _state_digest(alone)
 
 
-def test_the_dates_own_day_is_read_from_memory_while_its_file_is_written(tmp_path: Path) -> None:
+def test_the_dates_own_day_is_read_from_memory_while_its_file_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from meterlake.transforms import anomaly, observer
 
     build(tmp_path / "lake")
+    monkeypatch.setattr(anomalies, "KEEP_ARRAYS_ROWS", 4)  # ten customers are now a large day
     ctx = StageContext(Settings(landing=tmp_path / "landing", lake=tmp_path / "lake"), "t1", progress=lambda _m: None)
     rules = ctx.config(anomalies.CONFIG_NAME, anomaly.AnomalyConfig).observer
     day = D0 + dt.timedelta(days=DAYS - 1)
@@ -449,3 +452,16 @@ def test_the_dates_own_day_is_read_from_memory_while_its_file_is_written(tmp_pat
     again = anomalies._Observed(ctx, rules, [])
     assert again.at(day).equals(fresh)  # type: ignore[union-attr]
     assert day in again.files
+
+
+def test_a_small_days_own_summaries_are_written_at_once_and_kept_for_the_next_dates(tmp_path: Path) -> None:
+    from meterlake.transforms import anomaly
+
+    build(tmp_path / "lake")
+    ctx = StageContext(Settings(landing=tmp_path / "landing", lake=tmp_path / "lake"), "t1", progress=lambda _m: None)
+    rules = ctx.config(anomalies.CONFIG_NAME, anomaly.AnomalyConfig).observer
+    day = D0 + dt.timedelta(days=DAYS - 2)
+    seen = anomalies._Observed(ctx, rules, [day, day + dt.timedelta(days=1)])
+    assert seen.at(day) is not None
+    # ten customers: the day read as a kept file, its arrays held for the next date
+    assert day in seen.files and seen.files[day].kept_arrays is not None
