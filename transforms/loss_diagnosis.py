@@ -31,9 +31,10 @@ starting mid-window in a 4% area may never cross 10%).
 * mapping suspects among all customers whose net kWh moves against their own area's
   loss (given its supply), paired with every other area on their feeder.
 
-The window is read twice: once for the per-area balances (small) and the per-customer
-statistics (a streaming group-by), then only for the meters the findings need, so a
-county window is never held whole in memory. :func:`diagnose_windows` diagnoses several
+The window's meter-days are read per range of whole areas (``rows_per_range``), each
+range twice: once for the per-customer statistics (a streaming group-by), then only
+for the meters the findings need; the per-area balances of the whole window are small
+and held. A county window is never held whole in memory. :func:`diagnose_windows` diagnoses several
 windows in one pass (every group keyed by the window's end), each window's rows those
 :func:`diagnose` gives it alone: a small zone's windows cost one pass, not one each.
 
@@ -472,25 +473,37 @@ def _mapping(cust: pl.LazyFrame, stats: pl.DataFrame, resid: pl.LazyFrame, diag:
         & pl.col("_corr_resid").is_finite()
         & (pl.col("_corr_resid") <= diag.mapping.max_own_corr)
     ).select(*WINDOW, "area_id", "meter_id", "_corr_resid", "_kwh", "_own_loss", "_own_supply")
-    others = resid.select(
-        *WINDOW,
-        "date",
-        "feeder_id",
-        pl.col("area_id").alias("other_area_id"),
-        pl.col("sales_kwh").alias("_other_sales"),
-        pl.col("loss_kwh").alias("_other_loss"),
-        pl.col("supply_kwh").alias("_other_supply"),
-    ).filter(pl.col("feeder_id").is_not_null())
-    pairs = (
-        cust.join(
-            candidates.lazy().select(*WINDOW, "area_id", "meter_id"), on=[*WINDOW, "area_id", "meter_id"], how="semi"
-        )
+    # the pairs (a candidate's day x every area of its feeder that day) are the test's
+    # bulk: they are keyed by integer codes (the candidate's row, the other area's rank),
+    # and the ids put back on the pairs that pass
+    keys = candidates.select(*WINDOW, "area_id", "meter_id").with_row_index("_cand")
+    days = (
+        cust.join(keys.lazy(), on=[*WINDOW, "area_id", "meter_id"], maintain_order="left")
         .filter(pl.col("feeder_id").is_not_null())
-        .join(others, on=[*WINDOW, "feeder_id", "date"])
-        .filter(pl.col("area_id") != pl.col("other_area_id"))
-        .group_by(*WINDOW, "area_id", "meter_id", "other_area_id")
+        .select("_cand", *WINDOW, "feeder_id", "date", "customer_id", "kwh")
+        .collect()
+        .with_row_index("_row")
+    )
+    others = (
+        resid.filter(pl.col("feeder_id").is_not_null())
+        .select(
+            *WINDOW,
+            "date",
+            "feeder_id",
+            pl.col("area_id").alias("other_area_id"),
+            pl.col("area_id").rank("dense").cast(pl.UInt32).alias("_other"),
+            pl.col("sales_kwh").alias("_other_sales"),
+            pl.col("loss_kwh").alias("_other_loss"),
+            pl.col("supply_kwh").alias("_other_supply"),
+        )
+        .collect()
+    )
+    pairs = (
+        days.lazy()
+        .join(others.lazy().drop("other_area_id"), on=[*WINDOW, "feeder_id", "date"], maintain_order="left")
+        .group_by("_cand", "_other")
         .agg(
-            customer_id=pl.col("customer_id").sort_by("date").last(),
+            _row=pl.col("_row").sort_by("date").last(),
             days=pl.len().cast(pl.Int32),
             # against the other area's loss, its sales held fixed (they do not hold a
             # customer filed elsewhere though fed from there)
@@ -506,6 +519,11 @@ def _mapping(cust: pl.LazyFrame, stats: pl.DataFrame, resid: pl.LazyFrame, diag:
             & (pl.col("_corr_other") >= diag.mapping.min_corr)
             & ((pl.col("_slope_other") - 1.0).abs() <= diag.mapping.slope_tolerance)
         )
+        .join(keys.lazy(), on="_cand")
+        .join(others.lazy().select("_other", "other_area_id").unique(), on="_other")
+        .filter(pl.col("area_id") != pl.col("other_area_id"))
+        .join(days.lazy().select("_row", "customer_id"), on="_row", how="left")
+        .drop("_cand", "_other", "_row")
     )
     out = (
         pairs.join(candidates.lazy(), on=[*WINDOW, "area_id", "meter_id"])
@@ -580,12 +598,81 @@ def window_days(ends: Iterable[dt.date], diag: DiagnosisRules) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"date": pl.Date, "_end": pl.Date, "_mid": pl.Date}, orient="row")
 
 
+def _customers(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """The customers' present meter-days of ``frame``, with their net kWh."""
+    return frame.filter((pl.col("role") == "customer") & pl.col("_present")).select(
+        *WINDOW,
+        "_mid",
+        "date",
+        "area_id",
+        "feeder_id",
+        "meter_id",
+        "customer_id",
+        (pl.col("_kwh") - pl.col("_rev")).alias("kwh"),
+    )
+
+
+def _findings(
+    members: pl.LazyFrame,
+    summary: pl.DataFrame,
+    resid: pl.LazyFrame,
+    complete: pl.LazyFrame,
+    diag: DiagnosisRules,
+) -> pl.DataFrame:
+    """The three tests on ``members`` (the meter-days of some areas, every window's)."""
+    # pass 1: every customer against its own area (streamed, one row per customer out)
+    stats = _customer_stats(_customers(members), resid).collect()
+    # pass 2: the meter rows the findings need: the members of out-of-band areas (for
+    # the multiplier test) and the mapping candidates (of any window: each test then
+    # keeps its window's own)
+    mapping_candidates = stats.filter(
+        (pl.col("days") >= diag.min_days) & (pl.col("_corr_resid") <= diag.mapping.max_own_corr)
+    )["meter_id"].unique()
+    off_band = summary.filter(pl.col("_off_band"))["area_id"].unique()
+    needed = (
+        members.filter(
+            pl.col("area_id").is_in(off_band.implode()) | pl.col("meter_id").is_in(mapping_candidates.implode())
+        )
+        .collect()
+        .lazy()
+    )
+    summary_lf = summary.lazy()
+    return pl.concat(
+        [
+            _theft(stats.lazy(), summary_lf, diag).select(*WINDOW, *_OUT, "_tie"),
+            _multiplier(needed, complete, summary_lf, diag).select(*WINDOW, *_OUT, "_tie"),
+            _mapping(_customers(needed), stats, resid, diag).select(*WINDOW, *_OUT, "_tie"),
+        ]
+    ).collect()
+
+
+def _area_ranges(members: pl.LazyFrame, rows_per_range: int | None) -> list[pl.Series | None]:
+    """Ranges of whole areas, in id order, by the multiple of ``rows_per_range`` their
+    first meter-day falls at: a range holds at most that many meter-days plus one
+    area's. One range of every area (``None``: no filter) when they hold no more.
+
+    >>> frame = pl.LazyFrame({"area_id": ["A", "B", "B", "C", "C", "C"]})
+    >>> [r.to_list() for r in _area_ranges(frame, 3)]
+    [['A', 'B'], ['C']]
+    >>> _area_ranges(frame, None), _area_ranges(frame, 6)
+    ([None], [None])
+    """
+    if rows_per_range is None:
+        return [None]
+    sizes = members.group_by("area_id").agg(rows=pl.len()).sort("area_id").collect()
+    if sizes["rows"].sum() <= rows_per_range:
+        return [None]
+    part = (sizes["rows"].cum_sum() - sizes["rows"]) // rows_per_range
+    return [frame["area_id"] for frame in sizes.with_columns(part=part).partition_by("part", maintain_order=True)]
+
+
 def diagnose_windows(
     meter_daily: pl.DataFrame | pl.LazyFrame,
     ends: Iterable[dt.date],
     rules: LossRules = LossRules(),
     diag: DiagnosisRules = DiagnosisRules(),
     days: pl.DataFrame | None = None,
+    rows_per_range: int | None = None,
 ) -> pl.DataFrame:
     """:func:`diagnose` of every window ending at one of ``ends``, in one pass: the rows
     of every window (``date`` = its end), sorted by date, area, kind and rank.
@@ -594,6 +681,13 @@ def diagnose_windows(
     every group), so the rows handed over are repeated up to ``window_days`` times: give
     it as many windows as memory allows (the stage: a budget of rows). Every window's
     rows are those :func:`diagnose` gives it alone.
+
+    ``rows_per_range``: the three tests run on one range of whole areas at a time, each
+    holding about this many meter-days (counted once per window holding them), so that
+    a county's window is never held at once (the mapping test pairs each candidate's
+    days with every other area of its feeder). Every test is an area's or a customer's;
+    the mapping test pairs a customer with the other areas' balances, which are small
+    and held whole: the rows found are the same whatever the ranges.
     """
     windows = window_days(ends, diag)
     if not windows.height:
@@ -614,44 +708,19 @@ def diagnose_windows(
     resid = _residuals(complete, summary.lazy()).collect().lazy()
 
     members = rows.filter(pl.col("area_id").is_not_null() & pl.col("role").is_in(["area_master", "customer"]))
-
-    def customers(frame: pl.LazyFrame) -> pl.LazyFrame:
-        return frame.filter((pl.col("role") == "customer") & pl.col("_present")).select(
-            *WINDOW,
-            "_mid",
-            "date",
-            "area_id",
-            "feeder_id",
-            "meter_id",
-            "customer_id",
-            (pl.col("_kwh") - pl.col("_rev")).alias("kwh"),
-        )
-
-    # pass 1: every customer against its own area (streamed, one row per customer out)
-    stats = _customer_stats(customers(members), resid).collect()
-    # pass 2: the meter rows the findings need: the members of out-of-band areas (for
-    # the multiplier test) and the mapping candidates (of any window: each test then
-    # keeps its window's own)
-    mapping_candidates = stats.filter(
-        (pl.col("days") >= diag.min_days) & (pl.col("_corr_resid") <= diag.mapping.max_own_corr)
-    )["meter_id"].unique()
-    off_band = summary.filter(pl.col("_off_band"))["area_id"].unique()
-    needed = (
-        members.filter(
-            pl.col("area_id").is_in(off_band.implode()) | pl.col("meter_id").is_in(mapping_candidates.implode())
-        )
-        .collect()
-        .lazy()
-    )
-    summary_lf = summary.lazy()
-
     found = pl.concat(
         [
-            _theft(stats.lazy(), summary_lf, diag).select(*WINDOW, *_OUT, "_tie"),
-            _multiplier(needed, complete, summary_lf, diag).select(*WINDOW, *_OUT, "_tie"),
-            _mapping(customers(needed), stats, resid, diag).select(*WINDOW, *_OUT, "_tie"),
+            _findings(
+                members if part is None else members.filter(pl.col("area_id").is_in(part.implode())),
+                summary,
+                resid,
+                complete,
+                diag,
+            )
+            for part in _area_ranges(members, rows_per_range)
         ]
-    ).collect()
+    )
+    summary_lf = summary.lazy()
     ranked = (
         found.sort(
             [*WINDOW, "area_id", "kind", "score", "_tie", "meter_id"],

@@ -406,6 +406,10 @@ DAY_ROWS_PER_READ = 100_000
 #: per window holding it: a small zone's 59 daily windows, about 0.4M, are one pass and
 #: ~0.1 GB); a window larger than this (a county's) is diagnosed alone
 WINDOW_ROWS_PER_PASS = 500_000
+#: meter-days of a pass whose tests run at once: a larger pass (a window of a zone above
+#: ~8,000 meters) is tested one range of whole areas at a time (the mapping test's pairs
+#: of a 50,000-meter window held at once took 1.8 GB)
+DIAGNOSIS_ROWS_PER_RANGE = 500000
 
 
 @dataclass
@@ -623,6 +627,7 @@ def _diagnosis(r: _LossRun) -> None:
             r.rules,
             r.diag,
             days=pl.concat([r.balances[d] for d in days]) if days else None,
+            rows_per_range=DIAGNOSIS_ROWS_PER_RANGE,
         ).partition_by("date", as_dict=True, maintain_order=True)
         found = []
         for end in batch:

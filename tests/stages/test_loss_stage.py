@@ -177,7 +177,7 @@ def test_a_small_zone_reads_each_day_once_and_its_windows_from_memory(
     assert sorted(scans) == sorted([*in_memory, 5, 1, 2, 2])
 
 
-def test_reads_of_many_days_and_passes_of_many_windows_write_what_one_at_a_time_does(
+def test_reads_of_many_days_and_passes_of_many_windows_and_ranges_of_areas_write_what_one_at_a_time_does(
     lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     from meterlake.stages import loss as stage
@@ -205,6 +205,7 @@ def test_reads_of_many_days_and_passes_of_many_windows_write_what_one_at_a_time_
     inner = stage.diagnose_windows
     monkeypatch.setattr(stage, "DAY_ROWS_PER_READ", 1)
     monkeypatch.setattr(stage, "WINDOW_ROWS_PER_PASS", 1)
+    monkeypatch.setattr(stage, "DIAGNOSIS_ROWS_PER_RANGE", 1)  # each area's tests alone
 
     def counted(rows: Any, ends: list[dt.date], *a: Any, **k: Any) -> pl.DataFrame:
         calls.append(len(ends))

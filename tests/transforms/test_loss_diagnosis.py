@@ -19,6 +19,7 @@ from meterlake.transforms.loss_diagnosis import (
     DiagnosisRules,
     MultiplierRules,
     TheftRules,
+    _area_ranges,
     diagnose,
     diagnose_windows,
     neighbour_multipliers,
@@ -279,6 +280,34 @@ def test_windows_in_one_pass_are_each_window_alone():
     spans = window_days([START + dt.timedelta(days=29)], diag)
     assert spans["date"].to_list() == [START + dt.timedelta(days=k) for k in range(10, 30)]
     assert set(spans["_mid"].to_list()) == {START + dt.timedelta(days=20)}
+
+
+@pytest.mark.parametrize("per_range", [1, 2_500, 5_000])
+def test_areas_tested_a_range_at_a_time_find_the_same_rows(per_range):
+    # six areas of 41 meters over 30 days, two windows: 7,380 meter-days a window, 14,760
+    # in all (each counted once per window); ranges of 1 area, of ~2 and of ~4 areas. The
+    # mis-filed customer (filed in A3, fed from A4) is tested in A3's range against A4's
+    # balance all the same
+    md, truth = synthetic_feeder(6)
+    ends = [START + dt.timedelta(days=k) for k in (28, 29)]
+    whole = diagnose_windows(md, ends)
+    ranged = diagnose_windows(md, ends, rows_per_range=per_range)
+    assert_frame_equal(ranged, whole, check_exact=True)
+    kinds = set(whole.filter(pl.col("rank") == 1).select("area_id", "kind", "meter_id").rows())
+    assert (truth["mapping"][0], "mapping_suspect", truth["mapping"][1]) in kinds
+    assert (truth["multiplier"][0], "multiplier_suspect", truth["multiplier"][1]) in kinds
+    assert (truth["theft"][0], "theft_candidate", truth["theft"][1]) in kinds
+
+
+def test_area_ranges():
+    members = pl.LazyFrame({"area_id": ["B", "A", "C", "B", "C", "C", "D"]})
+    # A 1 row, B 2, C 3, D 1: their first rows at 0, 1, 3, 6 in id order; a range per
+    # multiple of the budget an area's first row falls in
+    assert [r.to_list() for r in _area_ranges(members, 1)] == [["A"], ["B"], ["C"], ["D"]]
+    assert [r.to_list() for r in _area_ranges(members, 2)] == [["A", "B"], ["C"], ["D"]]
+    assert [r.to_list() for r in _area_ranges(members, 3)] == [["A", "B"], ["C"], ["D"]]
+    assert [r.to_list() for r in _area_ranges(members, 4)] == [["A", "B", "C"], ["D"]]
+    assert _area_ranges(members, 7) == [None] and _area_ranges(members, None) == [None]
 
 
 def test_window_shorter_than_min_days_yields_nothing():
