@@ -517,7 +517,9 @@ def day_parts(
         [rules.min_usual_cv, rules.flat.hi, rules.zero_slots.lo, rules.rough.lo, rules.suspect_day], dtype=np.float64
     )
     return _day_parts(
-        np.ascontiguousarray(blocks),
+        # as given: a C array, or ``observer``'s chunk held as (days, blocks, customers) and given
+        # transposed (numba compiles a second specialisation for it; the same loops, the same figures)
+        blocks,
         np.ascontiguousarray(run, dtype=np.float64),
         np.ascontiguousarray(rough, dtype=np.float64),
         np.ascontiguousarray(tix, dtype=np.int64),

@@ -90,6 +90,11 @@ of :data:`CHUNK` at a time, not ~75 per chunk (:class:`_Pool`); a kept day whose
 areas are stored as the day before's bytes is numbered from its ``actual`` alone
 (:attr:`DayRows.roster`); the day's rows are put in area order by integer codes
 (:func:`_area_order`) and the window's meters, numbered in area order, are not sorted again.
+Later still (outputs identical): a window chunk is held day by day (:func:`_place`: a kept day's
+rows go in as one copy per block, NaN only where a customer has no row) and, with a compiled
+``prefilter``, looked at on a second thread while the next chunk is read; a day's curve pieces
+are summarised on a second thread while the next is read (with a ``summariser``); the stage
+holds the date's own day in memory for its window while its file is written (benchmarks/README.md).
 
 Chosen by measurement on generated zones (``meterlake generate --meters 30000 --days 30``,
 seed 1 tuned, seed 2 confirmed; docs/domain.md#shape-thefts-and-the-area-master-as-observer
@@ -112,6 +117,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -225,24 +231,44 @@ def day_summaries(
     del pairs
     parts = []
     member = []  # each part's rows' places in ``mem``
+    # with a ``summariser`` and more than one piece, a piece is summarised on a second thread
+    # while the next is read (the compiled passes release the interpreter); one piece at a time
+    # in flight, the parts kept in the order read
+    summarising = (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="observer-summary")
+        if summariser is not None and ids.height > SUMMARY_ROWS
+        else None
+    )
+    pending: list[Future[pl.DataFrame]] = []
     start = 0
-    for batch in c.collect_batches(chunk_size=SUMMARY_ROWS):
-        end = start + batch.height
-        if end <= ids.height and batch["meter_id"].equals(ids["meter_id"].slice(start, batch.height)):
-            a, b = np.searchsorted(c_of, [start, end])
-            at = m_of[a:b]
-            slots = batch.drop("meter_id")
-            if b - a < batch.height or (b > a and c_of[b - 1] - c_of[a] != b - a - 1):  # not every row a member's
-                slots = slots.gather(c_of[a:b] - start)
-            part = pl.concat([mem.gather(at), slots], how="horizontal")
-        else:  # pieces not in the order of the ids read (never seen): joined piece by piece
-            part = mem.with_row_index("_m").join(batch, on="meter_id", how="inner")
-            at = part["_m"].to_numpy().astype(np.int64)
-            part = part.drop("_m")
-        start = end
-        if part.height:
-            parts.append(_summarise(part, rules, names, summariser))
-            member.append(at)
+    try:
+        for batch in c.collect_batches(chunk_size=SUMMARY_ROWS):
+            end = start + batch.height
+            if end <= ids.height and batch["meter_id"].equals(ids["meter_id"].slice(start, batch.height)):
+                a, b = np.searchsorted(c_of, [start, end])
+                at = m_of[a:b]
+                slots = batch.drop("meter_id")
+                if b - a < batch.height or (b > a and c_of[b - 1] - c_of[a] != b - a - 1):  # not every row a member's
+                    slots = slots.gather(c_of[a:b] - start)
+                part = pl.concat([mem.gather(at), slots], how="horizontal")
+            else:  # pieces not in the order of the ids read (never seen): joined piece by piece
+                part = mem.with_row_index("_m").join(batch, on="meter_id", how="inner")
+                at = part["_m"].to_numpy().astype(np.int64)
+                part = part.drop("_m")
+            start = end
+            if part.height:
+                if summarising is None:
+                    parts.append(_summarise(part, rules, names, summariser))
+                else:
+                    if pending:
+                        parts.append(pending.pop().result())
+                    pending.append(summarising.submit(_summarise, part, rules, names, summariser))
+                member.append(at)
+            del batch, part
+        parts += [f.result() for f in pending]
+    finally:
+        if summarising is not None:
+            summarising.shutdown(cancel_futures=True)
     del ids, c_of, m_of
     # members without a curve: every slot not collected
     done = pl.concat([p.select("meter_id") for p in parts]) if parts else pl.DataFrame(schema={"meter_id": pl.String})
@@ -716,8 +742,13 @@ def _worth(
     the others score 0."""
     seen = ~np.isnan(run)
     look = seen.sum(1) >= rules.min_days
-    if rules.screen > 0:
-        look &= _screen(blocks, run, rough, seen, tix, rules) >= rules.screen
+    if rules.screen > 0:  # numpy's reductions over C arrays, whatever the layout given
+        look &= (
+            _screen(
+                np.ascontiguousarray(blocks), np.ascontiguousarray(run), np.ascontiguousarray(rough), seen, tix, rules
+            )
+            >= rules.screen
+        )
     if prefilter is not None:
         look &= prefilter(blocks, run, rough, tix, rules)
     return np.flatnonzero(look)
@@ -1255,39 +1286,44 @@ def indicator_of_days(
     excess = np.where(valid[:, :, None], excess - centre[:, None, :], 0.0)
 
     # the customers, a chunk at a time (bounded memory: a chunk's window of blocks); those worth
-    # judging gathered and judged a pool at a time
+    # judging gathered and judged a pool at a time. With a compiled ``prefilter`` and more than
+    # one chunk, each chunk's look runs on a second thread while the next chunk is read and
+    # placed (the look releases the interpreter): the chunks are added to the pool in order, so
+    # the figures are those of one thread
     pool = _Pool(tix, excess, valid, rules)
-    for lo in range(0, n, CHUNK):
-        hi = min(lo + CHUNK, n)
-        m = hi - lo
-        read = []
-        for d, (src, (row_at, cust)) in enumerate(zip(kept, place, strict=True)):
-            a, b = np.searchsorted(cust, np.array([lo, hi], dtype=cust.dtype))  # not the day's rows cast
-            if a < b:
-                r0, r1 = int(row_at[a]), int(row_at[b - 1]) + 1
-                got_rows = src.arrays(r0, r1) if src.arrays is not None else rows_as_arrays(src.read(r0, r1), names)
-                read.append((d, got_rows, row_at[a:b] - r0, cust[a:b] - lo))
-        # blocks kept as float32 stay float32 until summed (their medians sort half the bytes)
-        narrow = all(arrays[0].dtype == np.float32 for _, arrays, _, _ in read)
-        blocks = np.full((m, n_days, nb), np.nan, dtype=np.float32 if narrow else np.float64)
-        run = np.full((m, n_days), np.nan)
-        rough = np.full((m, n_days), np.nan)
-        for d, (day_blocks, day_run, day_rough), pick, into in read:
-            k = len(pick)
-            if k and int(pick[-1]) - int(pick[0]) == k - 1 and int(into[-1]) - int(into[0]) == k - 1:
-                # consecutive rows into consecutive customers (a steady roster): slices, no gathers
-                p0, i0 = int(pick[0]), int(into[0])
-                blocks[i0 : i0 + k, d] = day_blocks[p0 : p0 + k]
-                run[i0 : i0 + k, d] = day_run[p0 : p0 + k]
-                rough[i0 : i0 + k, d] = day_rough[p0 : p0 + k]
-            else:
-                blocks[into, d] = day_blocks[pick]
-                run[into, d] = day_run[pick]
-                rough[into, d] = day_rough[pick]
-        del read
-        look = _worth(blocks, run, rough, tix, rules, prefilter)
-        pool.add(look + lo, blocks[look], run[look], rough[look], area_of[lo:hi][look])
-        del blocks, run, rough
+    spans = [(lo, min(lo + CHUNK, n)) for lo in range(0, n, CHUNK)]
+
+    def placed(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _place(kept, place, lo, hi, n_days, nb, names)
+
+    def add(lo: int, hi: int, arrays: tuple[np.ndarray, np.ndarray, np.ndarray], look: np.ndarray) -> None:
+        blocks, run, rough = arrays  # transposed views (:func:`_place`): judged as C arrays, as before
+        pool.add(
+            look + lo,
+            np.ascontiguousarray(blocks[look]),
+            np.ascontiguousarray(run[look]),
+            np.ascontiguousarray(rough[look]),
+            area_of[lo:hi][look],
+        )
+
+    if prefilter is None or len(spans) < 2:
+        for lo, hi in spans:
+            arrays = placed(lo, hi)
+            add(lo, hi, arrays, _worth(*arrays, tix, rules, prefilter))
+            del arrays
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="observer-look") as looker:
+            ahead: tuple[int, int, tuple[np.ndarray, np.ndarray, np.ndarray], Future[np.ndarray]] | None = None
+            for lo, hi in spans:
+                arrays = placed(lo, hi)
+                looking = looker.submit(_worth, *arrays, tix, rules, prefilter)
+                if ahead is not None:
+                    add(ahead[0], ahead[1], ahead[2], ahead[3].result())
+                ahead = (lo, hi, arrays, looking)
+                del arrays
+            if ahead is not None:
+                add(ahead[0], ahead[1], ahead[2], ahead[3].result())
+            del ahead
     res = pool.results()
     s, suspect, t = res["s"], res["suspect"], res["t"]
     first_day = np.where(suspect.any(1), suspect.argmax(1), -1)
@@ -1337,6 +1373,64 @@ def indicator_of_days(
         area_checked=pl.col("_observer_checked"),
     ).struct.json_encode()
     return out.with_columns(ev.alias("ev_observer")).drop("_dates").sort("meter_id")
+
+
+def _place(
+    kept: Sequence[DayRows],
+    place: Sequence[tuple[np.ndarray, np.ndarray]],
+    lo: int,
+    hi: int,
+    n_days: int,
+    nb: int,
+    names: list[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Customers ``lo`` up to ``hi`` of the window: their blocks (customers, days, blocks), zero
+    runs and roughness (customers, days), NaN where a day has no row of theirs; ``place``: each
+    kept day's (rows, customers) that count.
+
+    The blocks are held day by day and block by block (days, blocks, customers) and given as
+    that array's transposed view: a day's rows go in as one contiguous copy per block from the
+    day's columns (``DayRows.arrays`` gives a kept day's blocks as the view of its columns), not
+    a scatter of each row's blocks; the values are the same, only their places in memory differ."""
+    m = hi - lo
+    read = []
+    for d, (src, (row_at, cust)) in enumerate(zip(kept, place, strict=True)):
+        a, b = np.searchsorted(cust, np.array([lo, hi], dtype=cust.dtype))  # not the day's rows cast
+        if a < b:
+            r0, r1 = int(row_at[a]), int(row_at[b - 1]) + 1
+            got_rows = src.arrays(r0, r1) if src.arrays is not None else rows_as_arrays(src.read(r0, r1), names)
+            read.append((d, got_rows, row_at[a:b] - r0, cust[a:b] - lo))
+    # blocks kept as float32 stay float32 until summed (their medians sort half the bytes)
+    narrow = all(arrays[0].dtype == np.float32 for _, arrays, _, _ in read)
+    by_day = np.empty((n_days, nb, m), dtype=np.float32 if narrow else np.float64)
+    run = np.empty((n_days, m))
+    rough = np.empty((n_days, m))
+    missing = np.ones(n_days, dtype=bool)  # days with no row of the chunk: NaN throughout
+    for d, (day_blocks, day_run, day_rough), pick, into in read:
+        k = len(pick)
+        if k and int(pick[-1]) - int(pick[0]) == k - 1 and int(into[-1]) - int(into[0]) == k - 1:
+            # consecutive rows into consecutive customers (a steady roster): slices, no gathers
+            p0, i0 = int(pick[0]), int(into[0])
+            by_day[d, :, i0 : i0 + k] = day_blocks[p0 : p0 + k].T
+            run[d, i0 : i0 + k] = day_run[p0 : p0 + k]
+            rough[d, i0 : i0 + k] = day_rough[p0 : p0 + k]
+            for x in (by_day[d], run[d], rough[d]):  # the customers without a row that day
+                x[..., :i0] = np.nan
+                x[..., i0 + k :] = np.nan
+        else:
+            none = np.ones(m, dtype=bool)
+            none[into] = False
+            by_day[d][:, into] = day_blocks[pick].T
+            run[d, into] = day_run[pick]
+            rough[d, into] = day_rough[pick]
+            by_day[d][:, none] = np.nan
+            run[d, none] = np.nan
+            rough[d, none] = np.nan
+        missing[d] = False
+    by_day[missing] = np.nan
+    run[missing] = np.nan
+    rough[missing] = np.nan
+    return by_day.transpose(2, 0, 1), run.T, rough.T
 
 
 def no_rows() -> pl.DataFrame:

@@ -30,6 +30,7 @@ import datetime as dt
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -239,7 +240,10 @@ class _DayFile:
             if g not in self.held_arrays:
                 table = self.file.read_row_group(g, columns=self.columns)
                 cols = [_as_numpy(table.column(c)) for c in self.columns]
-                self.held_arrays[g] = (np.stack(cols[:-2], axis=1), cols[-2], cols[-1])
+                # the blocks as the transposed view of their columns stacked (rows, blocks): one
+                # copy per column, not a scatter of each row's blocks; ``observer`` places them a
+                # day's block at a time
+                self.held_arrays[g] = (np.stack(cols[:-2]).T, cols[-2], cols[-1])
         if g0 == g1:
             base = int(self.starts[g0])
             return tuple(a[r0 - base : r1 - base] for a in self.held_arrays[g0])  # type: ignore[return-value]
@@ -252,9 +256,9 @@ class _DayFile:
             )
             for g in range(g0, g1 + 1)
         ]
-        return tuple(  # type: ignore[return-value]
-            np.concatenate([self.held_arrays[g][i][a:b] for g, a, b in cuts]) for i in range(3)
-        )
+        blocks = np.concatenate([self.held_arrays[g][0][a:b].T for g, a, b in cuts], axis=1).T
+        run, rough = (np.concatenate([self.held_arrays[g][i][a:b] for g, a, b in cuts]) for i in (1, 2))
+        return blocks, run, rough
 
     def read(self, r0: int, r1: int) -> pl.DataFrame:
         g0, g1 = (int(g) for g in np.searchsorted(self.starts, [r0, r1 - 1], side="right") - 1)
@@ -338,6 +342,29 @@ def summarise_rows(
 _KERNEL_FAILED: list[str] = []
 
 
+def _held_day(d: dt.date, customers: pl.DataFrame, columns: list[str]) -> observer.DayRows:
+    """A day's customer summaries held in memory as the window reads them (``observer.DayRows``):
+    the blocks as the transposed view of their columns stacked, as :class:`_DayFile` gives them."""
+    arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def keys() -> pl.DataFrame:
+        return customers.select("meter_id", "area_id", "actual")
+
+    def read(r0: int, r1: int) -> pl.DataFrame:
+        return customers.slice(r0, r1 - r0).select(columns)
+
+    def span(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not arrays:
+            blocks = np.stack([customers[c].to_numpy() for c in columns[:-2]]).T
+            arrays.append((blocks, customers["zero_run"].to_numpy(), customers["rough"].to_numpy()))
+        return tuple(a[r0:r1] for a in arrays[0])  # type: ignore[return-value]
+
+    def actual() -> pl.Series:
+        return customers["actual"]
+
+    return observer.DayRows(d, keys, read, span, None, actual)
+
+
 class _Observed:
     """The observer indicator per detection date, from daily summaries of the curves.
 
@@ -363,12 +390,18 @@ class _Observed:
             *OBSERVER_STATE, f"blocks={rules.blocks}_zero={rules.zero_kwh:g}_floor={rules.floor_kwh:g}"
         )
         self.columns = [*observer.block_names(rules.blocks), "zero_run", "rough"]
+        self.writing: ThreadPoolExecutor | None = None
+        self.written: Future[Path] | None = None
 
     def _folder(self, d: dt.date) -> Path:
         return self.base / f"date={d.isoformat()}"
 
-    def _summaries(self, d: dt.date) -> pl.DataFrame:
-        """The areas' summaries of ``d``; its customers' are in the kept file."""
+    def _summaries(self, d: dt.date, held: dict[dt.date, pl.DataFrame] | None = None) -> pl.DataFrame:
+        """The areas' summaries of ``d``; its customers' are in the kept file. With ``held``
+        (the detection date's own day) and more than :data:`KEEP_ARRAYS_ROWS` customers, the
+        customers' file is written on a second thread (:meth:`_written` waits for it) and their
+        summaries are put in ``held``: the window reads that day from memory, not from the file
+        being written."""
         cpath, apath = self._folder(d) / "customers.parquet", self._folder(d) / "areas.parquet"
         if d not in self.todo and cpath.exists() and apath.exists():
             return pl.read_parquet(apath)
@@ -376,10 +409,29 @@ class _Observed:
         curves = self.lake.scan(CURVES.clean, [d.isoformat()]).select("meter_id", *observer.SLOT_COLUMNS)
         members = self.lake.scan(METER_DAILY, [d]).select(list(observer.MEMBER_COLUMNS))
         customers, areas = observer.day_summaries(curves, members, d, self.rules, summarise_rows)
-        self.lake.write_file(cpath, customers, row_group_size=STATE_ROW_GROUP, compression="lz4")
         self.files.pop(d, None)
+        if held is None or customers.height <= KEEP_ARRAYS_ROWS:
+            # a small day is written at once: the window then keeps its keys and arrays for the
+            # next dates of the run, as any kept day's (a small zone's backfill)
+            self.lake.write_file(cpath, customers, row_group_size=STATE_ROW_GROUP, compression="lz4")
+        else:
+            held[d] = customers
+            self.writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observer-write")
+            self.written = self.writing.submit(
+                self.lake.write_file, cpath, customers, row_group_size=STATE_ROW_GROUP, compression="lz4"
+            )
         self.lake.write_file(apath, areas)
         return areas
+
+    def _written(self) -> None:
+        """Wait for the customers' file being written (:meth:`_summaries`), if any."""
+        if self.writing is not None:
+            try:
+                if self.written is not None:
+                    self.written.result()
+            finally:
+                self.writing.shutdown()
+                self.writing, self.written = None, None
 
     def window(self, day: dt.date) -> list[dt.date]:
         """The days of ``day``'s window that hold curves, oldest first."""
@@ -396,19 +448,27 @@ class _Observed:
             del self.files[d]
         if len(window) < self.rules.min_days:  # no customer can have enough days: nothing to read
             return None
-        for d in window:
-            if d not in self.areas:
-                self.areas[d] = self._summaries(d)
-        days = []
-        for d in window:
-            # a day's file stays open while it is in the window: the next dates read it again
-            kept = self.files.get(d) or self.files.setdefault(
-                d, _DayFile(self._folder(d) / "customers.parquet", self.columns)
+        held: dict[dt.date, pl.DataFrame] = {}
+        try:
+            for d in window:
+                if d not in self.areas:
+                    # the detection date's own day (summarised last: the window's newest) held in memory
+                    self.areas[d] = self._summaries(d, held if d == day else None)
+            days = []
+            for d in window:
+                if d in held:
+                    days.append(_held_day(d, held[d], self.columns))
+                    continue
+                # a day's file stays open while it is in the window: the next dates read it again
+                kept = self.files.get(d) or self.files.setdefault(
+                    d, _DayFile(self._folder(d) / "customers.parquet", self.columns)
+                )
+                days.append(observer.DayRows(d, kept.keys, kept.read, kept.arrays, kept.roster, kept.actual))
+            return observer.indicator_of_days(
+                days, pl.concat([self.areas[d] for d in window]), day, self.rules, prefilter=worth_judging
             )
-            days.append(observer.DayRows(d, kept.keys, kept.read, kept.arrays, kept.roster, kept.actual))
-        return observer.indicator_of_days(
-            days, pl.concat([self.areas[d] for d in window]), day, self.rules, prefilter=worth_judging
-        )
+        finally:
+            self._written()
 
 
 def summarise_ahead(ctx: StageContext, dates: list[dt.date]) -> list[dt.date]:

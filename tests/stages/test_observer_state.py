@@ -493,3 +493,42 @@ def test_dates_judged_ahead_are_the_stages_own_and_are_read_instead_of_judged(
     alone = tmp_path / "alone" / "lake"
     assert digest(tmp_path / "ahead" / "lake") == digest(alone)
     assert _state_digest(tmp_path / "ahead" / "lake") == _state_digest(alone)
+
+
+def test_the_dates_own_day_is_read_from_memory_while_its_file_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meterlake.transforms import anomaly, observer
+
+    build(tmp_path / "lake")
+    monkeypatch.setattr(anomalies, "KEEP_ARRAYS_ROWS", 4)  # ten customers are now a large day
+    ctx = StageContext(Settings(landing=tmp_path / "landing", lake=tmp_path / "lake"), "t1", progress=lambda _m: None)
+    rules = ctx.config(anomalies.CONFIG_NAME, anomaly.AnomalyConfig).observer
+    day = D0 + dt.timedelta(days=DAYS - 1)
+    seen = anomalies._Observed(ctx, rules, [day])
+    fresh = seen.at(day)
+    assert fresh is not None and fresh.height
+    # the window's other days from their files, the date's own day never opened as a file
+    assert day not in seen.files and day - dt.timedelta(days=1) in seen.files
+    assert seen.writing is None  # the file written before the date's indicator is given
+    kept = pl.read_parquet(seen._folder(day) / "customers.parquet")
+    curves = Lake(tmp_path / "lake").scan(CURVES.clean, [day.isoformat()]).select("meter_id", *observer.SLOT_COLUMNS)
+    members = Lake(tmp_path / "lake").scan(METER_DAILY, [day]).select(list(observer.MEMBER_COLUMNS))
+    assert kept.equals(observer.day_summaries(curves, members, day, rules)[0])
+    # the same date with every day read back from its file
+    again = anomalies._Observed(ctx, rules, [])
+    assert again.at(day).equals(fresh)  # type: ignore[union-attr]
+    assert day in again.files
+
+
+def test_a_small_days_own_summaries_are_written_at_once_and_kept_for_the_next_dates(tmp_path: Path) -> None:
+    from meterlake.transforms import anomaly
+
+    build(tmp_path / "lake")
+    ctx = StageContext(Settings(landing=tmp_path / "landing", lake=tmp_path / "lake"), "t1", progress=lambda _m: None)
+    rules = ctx.config(anomalies.CONFIG_NAME, anomaly.AnomalyConfig).observer
+    day = D0 + dt.timedelta(days=DAYS - 2)
+    seen = anomalies._Observed(ctx, rules, [day, day + dt.timedelta(days=1)])
+    assert seen.at(day) is not None
+    # ten customers: the day read as a kept file, its arrays held for the next date
+    assert day in seen.files and seen.files[day].kept_arrays is not None

@@ -1018,3 +1018,125 @@ def test_customers_judged_a_pool_at_a_time_score_as_judged_alone(monkeypatch: py
     assert sizes == [4, 2]
     assert set(pooled["meter_id"]) >= {"C03", "C07"}
     assert pooled.height and pooled.equals(whole.filter(pl.col("meter_id").is_in(pooled["meter_id"].implode())))
+
+
+# -- the window's chunks: placed day by day, looked at beside the reading -----------------------
+
+
+def _arrays_day(d: int, blocks: list[list[float]], runs: list[int], roughs: list[float], layout: str) -> DayRows:
+    """A day whose rows are given as arrays only: blocks (rows, 2) row-major, or as the
+    transposed view of the columns stacked (as the stage gives a kept day's)."""
+    b = np.array(blocks, dtype=np.float32)
+    if layout == "columns":
+        b = np.ascontiguousarray(b.T).T
+    run, rough = np.array(runs, dtype=np.int16), np.array(roughs, dtype=np.float32)
+
+    def never(*_: object) -> pl.DataFrame:
+        raise AssertionError("the arrays are read")
+
+    return DayRows(START + dt.timedelta(days=d), never, never, lambda r0, r1: (b[r0:r1], run[r0:r1], rough[r0:r1]))
+
+
+@pytest.mark.parametrize("layout", ["rows", "columns"])
+def test_a_chunk_is_placed_day_by_day_with_nan_where_a_customer_has_no_row(layout: str) -> None:
+    kept = [
+        # rows 1, 2 to customers 1, 2 (consecutive): customers 0 and 3 have no row this day
+        _arrays_day(0, [[1, 2], [3, 4], [5, 6], [7, 8]], [0, 1, 2, 3], [0.5, 1.5, 2.5, 3.5], layout),
+        # rows 0, 2 to customers 0, 3 (a gather)
+        _arrays_day(1, [[10, 20], [30, 40], [50, 60]], [4, 5, 6], [4.5, 5.5, 6.5], layout),
+        # its only row is customer 5's, outside the chunk
+        _arrays_day(2, [[90, 91]], [9], [9.5], layout),
+    ]
+    place = [
+        (np.array([1, 2], dtype=np.int32), np.array([1, 2], dtype=np.int32)),
+        (np.array([0, 2], dtype=np.int32), np.array([0, 3], dtype=np.int32)),
+        (np.array([0], dtype=np.int32), np.array([5], dtype=np.int32)),
+    ]
+    blocks, run, rough = observer._place(kept, place, 0, 4, 3, 2, ["b01", "b02"])
+    nan = np.nan
+    assert blocks.shape == (4, 3, 2) and blocks.dtype == np.float32
+    assert np.array_equal(
+        blocks,
+        [
+            [[nan, nan], [10.0, 20.0], [nan, nan]],
+            [[3.0, 4.0], [nan, nan], [nan, nan]],
+            [[5.0, 6.0], [nan, nan], [nan, nan]],
+            [[nan, nan], [50.0, 60.0], [nan, nan]],
+        ],
+        equal_nan=True,
+    )
+    assert np.array_equal(run, [[nan, 4, nan], [1, nan, nan], [2, nan, nan], [nan, 6, nan]], equal_nan=True)
+    assert np.array_equal(rough, [[nan, 4.5, nan], [1.5, nan, nan], [2.5, nan, nan], [nan, 6.5, nan]], equal_nan=True)
+    # customers 2 and 3 alone: day 0's row 2 and day 1's row 2
+    blocks, run, _ = observer._place(kept, place, 2, 4, 3, 2, ["b01", "b02"])
+    assert np.array_equal(blocks[:, :2], [[[5.0, 6.0], [nan, nan]], [[nan, nan], [50.0, 60.0]]], equal_nan=True)
+    assert np.array_equal(run, [[2, nan, nan], [nan, 6, nan]], equal_nan=True)
+
+
+def test_the_look_runs_beside_the_reading_and_changes_no_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    cust, areas = _month_summaries()
+    whole = indicator(cust, areas, END, RULES)
+    threads: list[str] = []
+
+    def everyone(blocks: np.ndarray, *args: object) -> np.ndarray:
+        threads.append(threading.current_thread().name)
+        return np.ones(len(blocks), dtype=bool)
+
+    monkeypatch.setattr(observer, "CHUNK", 5)  # 12 customers: chunks of 5, 5 and 2
+    assert indicator(cust, areas, END, RULES, prefilter=everyone).equals(whole)
+    assert len(threads) == 3 and all(t.startswith("observer-look") for t in threads)
+    threads.clear()
+    monkeypatch.setattr(observer, "CHUNK", 12)  # one chunk: looked at where it is read
+    assert indicator(cust, areas, END, RULES, prefilter=everyone).equals(whole)
+    assert threads == [threading.current_thread().name]
+
+
+def test_day_summaries_pieces_summarised_on_a_second_thread_match_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    true = _true_use()
+    curves, members = _area(true, true)
+    day = START + dt.timedelta(days=3)
+    whole = day_summaries(curves[3], members[3], day, RULES)
+    threads: list[str] = []
+
+    def numpy_on_the_thread(x: np.ndarray, *_: object) -> None:
+        threads.append(threading.current_thread().name)
+        return None  # the piece summarised by numpy
+
+    monkeypatch.setattr(observer, "SUMMARY_ROWS", 2)
+    pieces = day_summaries(curves[3], members[3], day, RULES, numpy_on_the_thread)
+    assert pieces[0].equals(whole[0]) and pieces[1].equals(whole[1])
+    assert len(threads) == -(-curves[3].height // 2) and all(t.startswith("observer-summary") for t in threads)
+
+
+def test_the_compiled_day_part_of_a_chunk_held_by_day_is_that_of_its_rows() -> None:
+    """``_place`` gives the blocks as the transposed view of (days, blocks, customers): the
+    compiled day part reads it as it is, with the same figures as from a C array."""
+    from meterlake import observer_kernel
+
+    true = _true_use()
+    recorded = true.copy()
+    rng = np.random.default_rng(3)
+    for d in TAMPERED:
+        recorded[5, d] = _attack("h3", true[5, d], d, rng)
+    curves, members = _area(recorded, true)
+    cust = pl.concat(
+        [
+            day_summaries(c, m, START + dt.timedelta(days=d), RULES)[0]
+            for d, (c, m) in enumerate(zip(curves, members, strict=True))
+        ]
+    ).sort("meter_id", "date")
+    blocks = cust.select(observer.block_names(RULES.blocks)).to_numpy().reshape(CUSTOMERS, DAYS, -1)
+    blocks[2, 4] = np.nan  # a day without a row
+    run = cust["zero_run"].to_numpy().astype(np.float64).reshape(CUSTOMERS, DAYS)
+    rough = cust["rough"].to_numpy().astype(np.float64).reshape(CUSTOMERS, DAYS)
+    run[2, 4] = rough[2, 4] = np.nan
+    tix = observer._day_kinds([START + dt.timedelta(days=d) for d in range(DAYS)], RULES.day_types)
+    view = np.ascontiguousarray(blocks.transpose(1, 2, 0)).transpose(2, 0, 1)  # held (days, blocks, customers)
+    assert not view.flags.c_contiguous and np.array_equal(view, blocks, equal_nan=True)
+    got = observer_kernel.day_parts(view, run, rough, tix, RULES)
+    assert np.array_equal(got, observer_kernel.day_parts(blocks, run, rough, tix, RULES))
+    assert got[5] > RULES.days.lo > got[0]  # the thief passes the look, an honest customer does not

@@ -42,9 +42,12 @@ STDLIB_PURE = {
     "typing",
     "zlib",
 }
-#: names a transform may take from a standard-library module that also does I/O
-#: (``from io import BytesIO``: a file over bytes in memory; ``import io`` stays refused)
-STDLIB_PURE_NAMES = {"io.BytesIO"}
+#: names a transform may take from a standard-library module that also does I/O or starts
+#: processes (``from io import BytesIO``: a file over bytes in memory; ``import io`` stays
+#: refused; a thread pool computes beside the caller, a process pool stays refused)
+STDLIB_PURE_NAMES = {"io.BytesIO", "concurrent.futures.Future", "concurrent.futures.ThreadPoolExecutor"}
+#: standard-library modules whose names are judged one by one (STDLIB_PURE_NAMES)
+BY_NAME = {"io", "concurrent.futures"}
 #: the repository's own pure packages
 OWN = {"meterlake.schemas", "meterlake.transforms"}
 #: calls that touch files whatever they are called on
@@ -63,8 +66,8 @@ def _imports(tree: ast.Module) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: another transforms module, or ..schemas
                 found.append((node.lineno, "meterlake.transforms" if node.level == 1 else f"meterlake.{node.module}"))
-            elif node.module == "io":  # judged name by name (see STDLIB_PURE_NAMES)
-                found += [(node.lineno, f"io.{alias.name}") for alias in node.names]
+            elif node.module in BY_NAME:  # judged name by name (see STDLIB_PURE_NAMES)
+                found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
             else:
                 found.append((node.lineno, node.module or ""))
     return found
@@ -113,6 +116,12 @@ def test_calls_no_file_io(path: Path) -> None:
         pytest.param("import io\n", "imports io", id="io"),
         pytest.param("from io import FileIO\n", "imports io.FileIO", id="io-file"),
         pytest.param("from pathlib import Path\n", "imports pathlib", id="pathlib"),
+        pytest.param(
+            "from concurrent.futures import ProcessPoolExecutor\n",
+            "imports concurrent.futures.ProcessPoolExecutor",
+            id="process-pool",
+        ),
+        pytest.param("import concurrent.futures\n", "imports concurrent.futures", id="concurrent"),
         pytest.param("import requests\n", "imports requests", id="network"),
         pytest.param("from meterlake import lake\n", "imports meterlake", id="lake"),
         pytest.param("from ..stages import ingest\n", "imports meterlake.stages", id="stage"),
