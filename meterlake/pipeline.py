@@ -24,7 +24,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from . import errors, lock, shards
+from . import allocator, errors, lock, shards
 from .config import ConfigError
 from .lake import Lake
 from .lock import LockBusy
@@ -153,6 +153,8 @@ def run_stage(
             result = RUNNERS[stage](ctx, dates)
         except ConfigError as exc:
             raise StageError(f"{stage}: {exc}") from exc
+        finally:
+            allocator.trim()  # what the stage freed is not held under the next stage's peak
         result.seconds = round(time.perf_counter() - t0, 3)
         result.cpu_seconds = round(time.process_time() - cpu0, 3)
         if stage == CHAIN_END:

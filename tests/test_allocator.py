@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from meterlake import allocator
 
@@ -64,3 +68,46 @@ def test_nothing_is_changed_when_polars_was_imported_first() -> None:
     assert got["ours"] not in str(got["conf"])
     assert got["ours"] not in str(got["env"])
     assert got["configured"] is False
+
+
+@pytest.mark.skipif(sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc_trim")
+def test_trim_gives_the_c_heap_s_free_pages_back() -> None:
+    # a child process: 2,000 zeroed blocks of 64 KiB (under glibc's mmap threshold: from the
+    # heap) allocated and freed but the last, which pins the heap's top, so the freed
+    # 125 MiB below it stay resident until trimmed
+    code = (
+        "import ctypes, os\n"
+        "from meterlake import allocator\n"
+        "def rss():\n"
+        "    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') >> 20\n"
+        "blocks = [ctypes.create_string_buffer(64 << 10) for _ in range(2000)]\n"
+        "last = blocks[-1]; del blocks\n"
+        "before = rss(); ok = allocator.trim(); after = rss()\n"
+        "print(ok, before - after)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "True" and int(out[1]) >= 100, out
+
+
+def test_every_stage_ends_with_a_trim_failed_or_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meterlake import allocator, pipeline
+    from meterlake.settings import Settings
+    from meterlake.stages import StageError
+
+    trims: list[bool] = []
+
+    def trim() -> bool:
+        trims.append(True)
+        return True
+
+    monkeypatch.setattr(allocator, "trim", trim)
+    settings = Settings(landing=tmp_path / "landing", lake=tmp_path / "lake")
+    (tmp_path / "landing").mkdir()
+
+    def boom(ctx: object, dates: object) -> object:
+        raise StageError("boom")
+
+    monkeypatch.setitem(pipeline.RUNNERS, "billing", boom)
+    with pytest.raises(StageError):
+        pipeline.run_stage(settings, "billing", [], "t1")
+    assert trims == [True]
