@@ -8,11 +8,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from stage_kit import count_calls
 
 from meterlake import pipeline
 from meterlake.checks.results import CHECK_RESULTS
@@ -383,15 +383,7 @@ def test_a_gate_that_disagrees_with_gx_fails_the_docs_stage_in_one_line(
 
 def _counted_inputs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The tables whose input the check stage builds in this process."""
-    built: list[str] = []
-    original = check.build_input
-
-    def counted(suite: Any, parts: Any, *args: Any, **kwargs: Any) -> Any:
-        built.append(suite.table)
-        return original(suite, parts, *args, **kwargs)
-
-    monkeypatch.setattr(check, "build_input", counted)
-    return built
+    return count_calls(monkeypatch, check, "build_input", lambda suite, *_a, **_k: suite.table)
 
 
 def _results(lake: Lake, run_id: str) -> pl.DataFrame:

@@ -12,6 +12,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
+from stage_kit import count_calls
 
 from meterlake import pipeline
 from meterlake.lake import Lake
@@ -347,15 +348,7 @@ def _state_digest(lake: Path) -> dict[str, str]:
 
 def _count_summaries(monkeypatch: pytest.MonkeyPatch) -> list[dt.date]:
     """The days the stage summarises in this process."""
-    seen: list[dt.date] = []
-    original = anomalies.observer.day_summaries
-
-    def counted(curves: Any, members: Any, day: dt.date, *args: Any, **kwargs: Any) -> Any:
-        seen.append(day)
-        return original(curves, members, day, *args, **kwargs)
-
-    monkeypatch.setattr(anomalies.observer, "day_summaries", counted)
-    return seen
+    return count_calls(monkeypatch, anomalies.observer, "day_summaries", lambda _c, _m, day, *_a, **_k: day)
 
 
 def _built_and_one_run(tmp_path: Path, other: str) -> list[dt.date]:
@@ -399,15 +392,7 @@ def test_nothing_is_written_ahead_for_a_date_whose_window_is_too_short(tmp_path:
 
 def _count_judgements(monkeypatch: pytest.MonkeyPatch) -> list[dt.date]:
     """The dates the observer judges in this process."""
-    seen: list[dt.date] = []
-    original = anomalies.observer.indicator_of_days
-
-    def counted(days: Any, areas: Any, day: dt.date, *args: Any, **kwargs: Any) -> Any:
-        seen.append(day)
-        return original(days, areas, day, *args, **kwargs)
-
-    monkeypatch.setattr(anomalies.observer, "indicator_of_days", counted)
-    return seen
+    return count_calls(monkeypatch, anomalies.observer, "indicator_of_days", lambda _d, _a, day, *_r, **_k: day)
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from stage_kit import count_calls
 from test_check import D1, D2, build_lake, meter_daily
 
 from meterlake import pipeline
@@ -336,14 +336,7 @@ def test_a_helper_started_before_loss_judges_the_gates_tables_beside_the_stages_
     for stage in (*first, "loss", "anomalies"):
         _stub(monkeypatch, stage, helpers, seen)
     _publish(monkeypatch)
-    built: list[str] = []
-    original = check.build_input
-
-    def counted(suite: Any, parts: Any, *args: Any, **kwargs: Any) -> Any:
-        built.append(suite.table)
-        return original(suite, parts, *args, **kwargs)
-
-    monkeypatch.setattr(check, "build_input", counted)
+    built = count_calls(monkeypatch, check, "build_input", lambda suite, *_a, **_k: suite.table)
     stages = [*first, "loss", "anomalies", "check", "docs", "publish"]
     record = pipeline.run(_settings(lake), D1, D2, stages=stages, run_id="r8")
     assert record["status"] == "ok" and set(seen.values()) == {1}
