@@ -39,6 +39,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .. import allocator
 from ..lake import Lake
 from ..landing import read_landing_file, scan_dataset
 from ..schemas.anomalies import ANOMALIES, INDICATORS
@@ -786,9 +787,13 @@ class _Indicators:
             self.observed.todo -= ahead.summarised
             self.judged = dict(ahead.judged)
         try:
-            return {d: self._judged(d) if d in self.judged else self.observed.at(d) for d in batch}
+            seen = {d: self._judged(d) if d in self.judged else self.observed.at(d) for d in batch}
         except observer.ObserverInputError as exc:
             raise StageError(f"anomalies: {exc}") from exc
+        # the observer's arrays are numpy's (the C heap): handed back before the indicators'
+        # queries (polars' own allocator) take their place
+        allocator.trim()
+        return seen
 
     def _judged(self, day: dt.date) -> pl.DataFrame | None:
         """The observer indicator of ``day`` judged ahead (:func:`judge_ahead`)."""

@@ -517,3 +517,19 @@ def test_a_small_days_own_summaries_are_written_at_once_and_kept_for_the_next_da
     assert seen.at(day) is not None
     # ten customers: the day read as a kept file, its arrays held for the next date
     assert day in seen.files and seen.files[day].kept_arrays is not None
+
+
+def test_the_observers_arrays_are_handed_back_before_the_indicators(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meterlake import allocator
+
+    (tmp_path / "landing").mkdir()
+    build(tmp_path / "lake")
+    order: list[str] = []
+    count_calls(monkeypatch, allocator, "trim", lambda: order.append("trim"))
+    count_calls(monkeypatch, anomalies.anomaly, "indicators_at", lambda *_a, **_k: order.append("indicators"))
+    last = D0 + dt.timedelta(days=DAYS - 1)
+    run(tmp_path, [last])
+    # the observer's trim before the date's indicators, the stage's own at its end
+    assert order == ["trim", "indicators", "trim"]
