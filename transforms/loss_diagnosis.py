@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import itertools
 import math
 from collections.abc import Iterable
 from typing import Literal
@@ -54,6 +55,7 @@ import polars as pl
 from pydantic import Field
 
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS, RULES
+from meterlake.transforms.balance import range_firsts
 from meterlake.transforms.loss import LossRules, area_days, check_input, prepare
 from meterlake.transforms.metering import CT_PRIMARY_A, CT_SECONDARY_A, PT_RATIOS
 
@@ -647,9 +649,10 @@ def _findings(
 
 
 def _area_ranges(members: pl.LazyFrame, rows_per_range: int | None) -> list[pl.Series | None]:
-    """Ranges of whole areas, in id order, by the multiple of ``rows_per_range`` their
-    first meter-day falls at: a range holds at most that many meter-days plus one
-    area's. One range of every area (``None``: no filter) when they hold no more.
+    """Ranges of whole areas, in id order, cut as the interval balance cuts its window
+    (:func:`~meterlake.transforms.balance.range_firsts`: at the first area boundary after
+    every ``rows_per_range`` meter-days). One range of every area (``None``: no filter)
+    when they hold no more.
 
     >>> frame = pl.LazyFrame({"area_id": ["A", "B", "B", "C", "C", "C"]})
     >>> [r.to_list() for r in _area_ranges(frame, 3)]
@@ -662,8 +665,9 @@ def _area_ranges(members: pl.LazyFrame, rows_per_range: int | None) -> list[pl.S
     sizes = members.group_by("area_id").agg(rows=pl.len()).sort("area_id").collect()
     if sizes["rows"].sum() <= rows_per_range:
         return [None]
-    part = (sizes["rows"].cum_sum() - sizes["rows"]) // rows_per_range
-    return [frame["area_id"] for frame in sizes.with_columns(part=part).partition_by("part", maintain_order=True)]
+    starts = (sizes["rows"].cum_sum() - sizes["rows"]).to_numpy()
+    bounds = [*range_firsts(starts, rows_per_range).tolist(), sizes.height]
+    return [sizes["area_id"][a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def diagnose_windows(
