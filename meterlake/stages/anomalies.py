@@ -642,7 +642,8 @@ REVERSE_STATE = ("_state", "reverse")
 REVERSE_RECENT_DAYS = 3
 #: the version of what the kept parts hold (:func:`anomaly.reverse_parts`): another is read again
 REVERSE_PARTS_VERSION = 1
-_HISTORY_COLUMNS = ("date", "meter_id", "role", "reverse_kwh", "kwh", "quality", "pv_capacity_kw")
+#: the meter_daily columns the reverse history reads
+HISTORY_COLUMNS = ("date", "meter_id", "role", "reverse_kwh", "kwh", "quality", "pv_capacity_kw")
 
 
 def reverse_history(lake: Lake, cfg: anomaly.AnomalyConfig, days: list[dt.date]) -> pl.DataFrame:
@@ -658,12 +659,12 @@ def reverse_history(lake: Lake, cfg: anomaly.AnomalyConfig, days: list[dt.date])
     """
     days = sorted(days)
     if not days:
-        return anomaly.reverse_history(lake.scan(METER_DAILY, []).select(_HISTORY_COLUMNS), cfg)
+        return anomaly.reverse_history(lake.scan(METER_DAILY, []).select(HISTORY_COLUMNS), cfg)
     settled = [d for d in days if d <= days[-1] - dt.timedelta(days=REVERSE_RECENT_DAYS)]
     recent = days[len(settled) :]
 
     def parts(span: list[dt.date]) -> pl.LazyFrame:
-        return anomaly.reverse_parts(lake.scan(METER_DAILY, span).select(_HISTORY_COLUMNS), cfg)
+        return anomaly.reverse_parts(lake.scan(METER_DAILY, span).select(HISTORY_COLUMNS), cfg)
 
     if not settled:
         return anomaly.reverse_verdict(parts(recent), cfg, streaming=True)
