@@ -95,6 +95,9 @@ rows go in as one copy per block, NaN only where a customer has no row) and, wit
 ``prefilter``, looked at on a second thread while the next chunk is read; a day's curve pieces
 are summarised on a second thread while the next is read (with a ``summariser``); the stage
 holds the date's own day in memory for its window while its file is written (benchmarks/README.md).
+The stage keeps beside each day's Parquet summaries a window copy of the numbers the window reads
+(Arrow IPC, uncompressed: ``DayRows.arrays`` and ``DayRows.actual`` come from it with no decoding;
+``meterlake/stages/anomalies.py``, ``_DayFile``).
 
 Chosen by measurement on generated zones (``meterlake generate --meters 30000 --days 30``,
 seed 1 tuned, seed 2 confirmed; docs/domain.md#shape-thefts-and-the-area-master-as-observer

@@ -18,6 +18,9 @@ lake ingested before ingest knew the dataset, the landing folder
                                        the observer's summaries of a day's curves
                                        (one row per customer and area), kept so a
                                        daily run summarises only its own day
+    _state/observer/<settings>/date=YYYY-MM-DD/customers.arrow
+                                       the numbers of customers.parquet the window
+                                       reads every date, undecoded (``_DayFile``)
     _state/reverse/{parts.parquet,stamps.json}
                                        the reverse registers' history of the settled
                                        days (:func:`reverse_history`)
@@ -166,40 +169,87 @@ def _theft_cases(
 OBSERVER_STATE = ("_state", "observer")
 
 
-#: rows per row group of a day's kept customer summaries: the window reads them a chunk of
-#: customers at a time (``observer.CHUNK``), so a day holds only the groups of its chunk.
-#: They are written with lz4: every date reads its window's 14 of them again (0.13 s CPU
-#: for 14 days of 50,000 meters, 0.22 s with zstd; 13 % more bytes)
+#: rows per row group of a day's kept customer summaries, and per record batch of its window
+#: copy: the window reads them a chunk of customers at a time (``observer.CHUNK``), so a day
+#: holds only the groups of its chunk. The Parquet file is written with lz4
 STATE_ROW_GROUP = 16_384
 #: a kept day of at most this many customers keeps its keys in memory while it is in the
 #: window: every later date of the run asks for them again (a small zone's backfill paid
 #: a file read per window day and date)
 KEEP_KEYS_ROWS = 4 * STATE_ROW_GROUP
-#: a kept day of at most this many customers keeps its blocks, zero runs and roughness as
-#: arrays while it is in the window (a small zone's window then costs no frame operations per
-#: day and date; 14 days of 16,384 customers: 24 MB)
+#: the detection date's own day of more than this many customers is held in memory for its
+#: window while its files are written on a second thread (:meth:`_Observed._summaries`)
 KEEP_ARRAYS_ROWS = STATE_ROW_GROUP
 
 
-class _DayFile:
-    """A day's kept customer summaries, read a span of row groups at a time (rows asked for in
-    increasing order: the groups before the span asked for are dropped)."""
+def _made_from(cpath: Path) -> str:
+    """What names a kept day's Parquet file as written (size and modification time): its window
+    copy records it, so a copy made from another version of the file is not read."""
+    st = cpath.stat()
+    return f"{st.st_size} {st.st_mtime_ns}"
 
-    def __init__(self, path: Path, columns: list[str]) -> None:
-        self.path = path
+
+def _keep_customers(lake: Lake, cpath: Path, customers: pl.DataFrame, columns: list[str]) -> None:
+    """Write a day's customer summaries: the Parquet file (the kept summaries), then its window
+    copy (:class:`_DayFile`) naming it."""
+    lake.write_file(cpath, customers, row_group_size=STATE_ROW_GROUP, compression="lz4")
+    _write_copy(lake, cpath, customers, columns)
+
+
+def _write_copy(lake: Lake, cpath: Path, customers: pl.DataFrame, columns: list[str]) -> None:
+    lake.write_arrow(
+        cpath.with_suffix(".arrow"),
+        customers.select("actual", *columns),
+        STATE_ROW_GROUP,
+        {"parquet": _made_from(cpath), "rows": str(customers.height), "batch_rows": str(STATE_ROW_GROUP)},
+    )
+
+
+class _DayFile:
+    """A day's kept customer summaries as the window reads them, a span of rows at a time (rows
+    asked for in increasing order: the batches before the span asked for are dropped).
+
+    The keys (meter_id, area_id) and the roster's mark come from the Parquet file; the numbers
+    the window reads every date (actual, the blocks, zero_run, rough) from its **window copy**
+    ``customers.arrow``: Arrow IPC, uncompressed, in record batches of :data:`STATE_ROW_GROUP`
+    rows, read with no decoding (Parquet's lz4 and page decoding cost a county day ~0.06 s of
+    CPU each of the 13 dates it is an earlier day of a window). The copy names the Parquet file
+    it was made from (:func:`_made_from`); where it is missing or names another (a day kept by
+    an older version, a write interrupted between the two files), it is made again from the
+    Parquet file when first needed."""
+
+    def __init__(self, lake: Lake, path: Path, columns: list[str]) -> None:
+        self.lake, self.path = lake, path
         self.file = pq.ParquetFile(path)
-        meta = self.file.metadata
-        self.starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
         self.columns = columns
-        self.held: dict[int, pl.DataFrame] = {}
+        self.copy: pa.ipc.RecordBatchFileReader | None = None
+        self.starts = np.zeros(1, dtype=np.int64)  # each batch's first row, then the rows (:meth:`_copy`)
         self.held_arrays: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.kept_keys: pl.DataFrame | None = None
-        self.kept_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _copy(self) -> pa.ipc.RecordBatchFileReader:
+        """The window copy, opened (made first where it is missing or was made from another file)."""
+        if self.copy is None:
+            cpath, made = self.path.with_suffix(".arrow"), _made_from(self.path)
+            reader = _open_copy(cpath, made, ["actual", *self.columns])
+            if reader is None:
+                _write_copy(
+                    self.lake, self.path, pl.read_parquet(self.path, columns=["actual", *self.columns]), self.columns
+                )
+                reader = _open_copy(cpath, made, ["actual", *self.columns])
+                assert reader is not None, cpath
+            meta = reader.schema.metadata
+            rows, per = int(meta[b"rows"]), int(meta[b"batch_rows"])
+            self.starts = np.r_[np.arange(0, rows, per), rows]
+            self.copy = reader
+        return self.copy
 
     def keys(self) -> pl.DataFrame:
         if self.kept_keys is not None:
             return self.kept_keys
-        keys = pl.DataFrame(pl.from_arrow(self.file.read(columns=["meter_id", "area_id", "actual"])))
+        keys = pl.read_parquet(
+            self.path, columns=["meter_id", "area_id", "actual"]
+        )  # polars' reader: no pyarrow.compute
         if keys.height <= KEEP_KEYS_ROWS:  # a small day's keys are asked for again by the next dates
             self.kept_keys = keys
         return keys
@@ -224,28 +274,25 @@ class _DayFile:
         return tuple(mark)
 
     def actual(self) -> pl.Series:
-        """Each row's share of slots collected."""
-        return pl.Series(pl.from_arrow(self.file.read(columns=["actual"], use_threads=False).column(0)))
+        """Each row's share of slots collected (the copy's first column, memory-mapped: only its
+        pages are read, and they are let go when it returns)."""
+        self._copy()
+        with pa.memory_map(str(self.path.with_suffix(".arrow"))) as source:
+            mapped = pa.ipc.open_file(source)
+            parts = [_as_numpy(mapped.get_batch(g).column(0)) for g in range(mapped.num_record_batches)]
+            return pl.Series("actual", np.concatenate(parts) if parts else np.empty(0))
 
     def arrays(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        names = self.columns[:-2]
-        if int(self.starts[-1]) > KEEP_ARRAYS_ROWS:
-            return self._span_arrays(r0, r1)
-        if self.kept_arrays is None:
-            whole = pl.DataFrame(pl.from_arrow(self.file.read(columns=self.columns)))
-            self.kept_arrays = observer.rows_as_arrays(whole, names)
-        return tuple(a[r0:r1] for a in self.kept_arrays)  # type: ignore[return-value]
-
-    def _span_arrays(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rows ``r0`` up to ``r1`` as arrays, each row group read straight from the file into
-        numpy once (no frame between): the groups before the span asked for are dropped."""
-        g0, g1 = (int(g) for g in np.searchsorted(self.starts, [r0, r1 - 1], side="right") - 1)
+        """Rows ``r0`` up to ``r1`` as arrays (``observer.DayRows.arrays``), each batch of the
+        copy read into numpy once: the batches before the span asked for are dropped."""
+        copy = self._copy()
+        g0, g1 = self._batches(r0, r1)
         for g in [g for g in self.held_arrays if g < g0]:
             del self.held_arrays[g]
         for g in range(g0, g1 + 1):
             if g not in self.held_arrays:
-                table = self.file.read_row_group(g, columns=self.columns)
-                cols = [_as_numpy(table.column(c)) for c in self.columns]
+                batch = copy.get_batch(g)
+                cols = [_as_numpy(batch.column(j)) for j in range(1, batch.num_columns)]
                 # the blocks as the transposed view of their columns stacked (rows, blocks): one
                 # copy per column, not a scatter of each row's blocks; ``observer`` places them a
                 # day's block at a time
@@ -253,7 +300,7 @@ class _DayFile:
         if g0 == g1:
             base = int(self.starts[g0])
             return tuple(a[r0 - base : r1 - base] for a in self.held_arrays[g0])  # type: ignore[return-value]
-        # a span over groups: only its rows of each, copied once
+        # a span over batches: only its rows of each, copied once
         cuts = [
             (
                 g,
@@ -267,14 +314,30 @@ class _DayFile:
         return blocks, run, rough
 
     def read(self, r0: int, r1: int) -> pl.DataFrame:
-        g0, g1 = (int(g) for g in np.searchsorted(self.starts, [r0, r1 - 1], side="right") - 1)
-        for g in [g for g in self.held if g < g0]:
-            del self.held[g]
-        for g in range(g0, g1 + 1):
-            if g not in self.held:
-                self.held[g] = pl.DataFrame(pl.from_arrow(self.file.read_row_group(g, columns=self.columns)))
-        span = pl.concat([self.held[g] for g in range(g0, g1 + 1)])
+        """Rows ``r0`` up to ``r1`` as a frame of the columns (``observer.DayRows.read``)."""
+        copy = self._copy()
+        g0, g1 = self._batches(r0, r1)
+        table = pa.Table.from_batches([copy.get_batch(g) for g in range(g0, g1 + 1)])
+        span = pl.DataFrame(pl.from_arrow(table.select(self.columns)))
         return span.slice(r0 - int(self.starts[g0]), r1 - r0)
+
+    def _batches(self, r0: int, r1: int) -> tuple[int, int]:
+        """The first and last batch holding rows ``r0`` up to ``r1``."""
+        g0, g1 = np.searchsorted(self.starts, [r0, r1 - 1], side="right") - 1
+        return int(g0), int(g1)
+
+
+def _open_copy(cpath: Path, made: str, names: list[str]) -> pa.ipc.RecordBatchFileReader | None:
+    """A day's window copy, read from the file (a batch in memory while it is held, not mapped);
+    ``None`` where it is missing, unreadable, made from another Parquet file or of other columns."""
+    try:
+        reader = pa.ipc.open_file(pa.OSFile(str(cpath)))
+    except (OSError, pa.ArrowInvalid):
+        return None
+    meta = reader.schema.metadata or {}
+    if meta.get(b"parquet") != made.encode() or b"batch_rows" not in meta or reader.schema.names != names:
+        return None
+    return reader
 
 
 #: the numpy types of the kept summaries' number columns (:func:`_as_numpy`)
@@ -285,14 +348,13 @@ _NUMPY_OF: dict[pa.DataType, np.dtype] = {
 }
 
 
-def _as_numpy(column: pa.ChunkedArray) -> np.ndarray:
-    """A column read from a kept day as numpy: a single chunk of numbers without nulls is viewed
-    in place from its buffer; anything else through pyarrow's conversion, which imports pandas
+def _as_numpy(column: pa.Array) -> np.ndarray:
+    """A column read from a kept day's copy as numpy: numbers without nulls are viewed in place
+    from their buffer; anything else through pyarrow's conversion, which imports pandas
     (~0.4-0.8 s of CPU once per process: a stage that never needs it should not pay it)."""
     kind = _NUMPY_OF.get(column.type)
-    if kind is not None and column.num_chunks == 1 and column.null_count == 0:
-        chunk = column.chunk(0)
-        return np.frombuffer(chunk.buffers()[1], dtype=kind, count=len(chunk), offset=chunk.offset * kind.itemsize)
+    if kind is not None and column.null_count == 0:
+        return np.frombuffer(column.buffers()[1], dtype=kind, count=len(column), offset=column.offset * kind.itemsize)
     return np.asarray(column)
 
 
@@ -397,7 +459,7 @@ class _Observed:
         )
         self.columns = [*observer.block_names(rules.blocks), "zero_run", "rough"]
         self.writing: ThreadPoolExecutor | None = None
-        self.written: Future[Path] | None = None
+        self.written: Future[None] | None = None
 
     def _folder(self, d: dt.date) -> Path:
         return self.base / f"date={d.isoformat()}"
@@ -419,13 +481,11 @@ class _Observed:
         if held is None or customers.height <= KEEP_ARRAYS_ROWS:
             # a small day is written at once: the window then keeps its keys and arrays for the
             # next dates of the run, as any kept day's (a small zone's backfill)
-            self.lake.write_file(cpath, customers, row_group_size=STATE_ROW_GROUP, compression="lz4")
+            _keep_customers(self.lake, cpath, customers, self.columns)
         else:
             held[d] = customers
             self.writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observer-write")
-            self.written = self.writing.submit(
-                self.lake.write_file, cpath, customers, row_group_size=STATE_ROW_GROUP, compression="lz4"
-            )
+            self.written = self.writing.submit(_keep_customers, self.lake, cpath, customers, self.columns)
         self.lake.write_file(apath, areas)
         return areas
 
@@ -467,7 +527,7 @@ class _Observed:
                     continue
                 # a day's file stays open while it is in the window: the next dates read it again
                 kept = self.files.get(d) or self.files.setdefault(
-                    d, _DayFile(self._folder(d) / "customers.parquet", self.columns)
+                    d, _DayFile(self.lake, self._folder(d) / "customers.parquet", self.columns)
                 )
                 days.append(observer.DayRows(d, kept.keys, kept.read, kept.arrays, kept.roster, kept.actual))
             return observer.indicator_of_days(

@@ -126,7 +126,8 @@ def test_daily_runs_read_the_kept_summaries_and_match_one_run(tmp_path: Path) ->
     assert pl.read_parquet(state / "customers.parquet").equals(kept_rows)
 
 
-def test_a_kept_day_is_read_a_span_of_row_groups_at_a_time(tmp_path: Path) -> None:
+def test_a_kept_day_is_read_a_span_of_batches_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(anomalies, "STATE_ROW_GROUP", 3)  # the window copy's batches: rows 0-2, 3-5, 6-8, 9
     rows = pl.DataFrame(
         {
             "meter_id": [f"C{i:02d}" for i in range(10)],
@@ -139,12 +140,12 @@ def test_a_kept_day_is_read_a_span_of_row_groups_at_a_time(tmp_path: Path) -> No
     )
     path = tmp_path / "customers.parquet"
     Lake(tmp_path).write_file(path, rows, row_group_size=3)  # groups of rows 0-2, 3-5, 6-8, 9
-    kept = _DayFile(path, ["b01", "zero_run"])
+    kept = _DayFile(Lake(tmp_path), path, ["b01", "zero_run"])
     assert kept.keys().equals(rows.select("meter_id", "area_id", "actual"))
     for r0, r1 in [(0, 2), (2, 7), (7, 8), (8, 10)]:
         assert kept.read(r0, r1).equals(rows.slice(r0, r1 - r0).select("b01", "zero_run"))
-        assert min(kept.held) == r0 // 3  # the groups before the span are dropped
     assert pq.ParquetFile(path).metadata.num_row_groups == 4
+    assert kept._copy().num_record_batches == 4 and kept.starts.tolist() == [0, 3, 6, 9, 10]
 
 
 def test_a_small_kept_day_reads_its_keys_once_and_a_large_one_each_time(
@@ -153,13 +154,13 @@ def test_a_small_kept_day_reads_its_keys_once_and_a_large_one_each_time(
     rows = pl.DataFrame({"meter_id": ["C1", "C2", "C3"], "area_id": ["A1"] * 3, "actual": [1.0, 0.5, 1.0]})
     path = tmp_path / "customers.parquet"
     Lake(tmp_path).write_file(path, rows)
-    small = _DayFile(path, [])
+    small = _DayFile(Lake(tmp_path), path, [])
     first = small.keys()
     assert first.equals(rows)
     assert small.keys() is first  # the next dates of the run ask again: no second read
 
     monkeypatch.setattr(anomalies, "KEEP_KEYS_ROWS", 2)  # three rows are now "large"
-    large = _DayFile(path, [])
+    large = _DayFile(Lake(tmp_path), path, [])
     first = large.keys()
     assert first.equals(rows)
     assert large.keys() is not first and large.kept_keys is None
@@ -223,14 +224,16 @@ def test_the_compiled_prefilter_writes_what_judging_everyone_writes(
     assert asked == [CUSTOMERS, CUSTOMERS, 1, 1]
 
 
-def test_a_small_kept_day_keeps_its_arrays_and_a_large_one_reads_them_each_time(
+def test_a_kept_days_arrays_come_from_its_window_copy_made_once_from_the_parquet_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import pyarrow as pa
+
     rows = pl.DataFrame(
         {
             "meter_id": ["C1", "C2", "C3", "C4"],
             "area_id": ["A1"] * 4,
-            "actual": [1.0] * 4,
+            "actual": [1.0, 0.75, 1.0, 0.5],
             "b01": [1.5, 2.5, 3.5, 4.5],
             "b02": [0.5, 0.25, 0.0, 1.0],
             "zero_run": [0, 3, 96, 1],
@@ -238,27 +241,51 @@ def test_a_small_kept_day_keeps_its_arrays_and_a_large_one_reads_them_each_time(
         },
         schema_overrides={"b01": pl.Float32, "b02": pl.Float32, "zero_run": pl.Int16, "rough": pl.Float32},
     )
+    lake = Lake(tmp_path)
     path = tmp_path / "customers.parquet"
-    Lake(tmp_path).write_file(path, rows, row_group_size=2)
+    lake.write_file(path, rows, row_group_size=2)
     columns = ["b01", "b02", "zero_run", "rough"]
-    for keep, whole_reads in ((4, 1), (3, 0)):  # four rows kept as arrays whole; at 3, read by row groups
-        monkeypatch.setattr(anomalies, "KEEP_ARRAYS_ROWS", keep)
-        kept = _DayFile(path, columns)
-        opened: list[str] = []
-        real = kept.file.read
+    made = count_calls(monkeypatch, anomalies, "_write_copy", lambda _l, cpath, *_a: cpath.name)
 
-        def counting(*args: Any, _real: Any = real, _opened: list[str] = opened, **kw: Any) -> Any:
-            _opened.append("all")
-            return _real(*args, **kw)
-
-        monkeypatch.setattr(kept.file, "read", counting)
+    def spans(kept: _DayFile) -> None:
         blocks, run_, rough = kept.arrays(1, 3)
         assert blocks.tolist() == [[2.5, 0.25], [3.5, 0.0]] and blocks.dtype == np.float32
-        assert run_.tolist() == [3, 96]
+        assert run_.tolist() == [3, 96] and run_.dtype == np.int16
         assert rough.tolist() == pytest.approx([0.2, 0.0])
         again = kept.arrays(2, 4)
         assert again[0].tolist() == [[3.5, 0.0], [4.5, 1.0]] and again[1].tolist() == [96, 1]
-        assert len(opened) == whole_reads  # read whole once for both spans, or never
+        assert kept.actual().to_list() == [1.0, 0.75, 1.0, 0.5]
+
+    # a day kept without a copy (an older version's): the copy is made from the Parquet file once
+    spans(_DayFile(lake, path, columns))
+    assert made == ["customers.parquet"]
+    copy = pa.ipc.open_file(tmp_path / "customers.arrow")
+    assert copy.schema.names == ["actual", *columns] and copy.num_record_batches == 1
+    assert copy.get_batch(0).column(1).to_pylist() == [1.5, 2.5, 3.5, 4.5]  # stored as the numbers, undecoded
+    spans(_DayFile(lake, path, columns))  # the next process reads the copy
+    assert made == ["customers.parquet"]
+    # the Parquet file written again (another version's run, or one stopped before the copy): its
+    # copy names the file it was made from, so it is made again, not read
+    lake.write_file(path, rows.with_columns(pl.col("b01") * 2), row_group_size=2)
+    doubled = _DayFile(lake, path, columns)
+    assert doubled.arrays(0, 4)[0][:, 0].tolist() == [3.0, 5.0, 7.0, 9.0]
+    assert made == ["customers.parquet", "customers.parquet"]
+
+
+def test_a_kept_day_is_written_with_its_window_copy(tmp_path: Path) -> None:
+    from meterlake.transforms import anomaly
+
+    build(tmp_path / "lake")
+    ctx = StageContext(Settings(landing=tmp_path / "landing", lake=tmp_path / "lake"), "t1", progress=lambda _m: None)
+    rules = ctx.config(anomalies.CONFIG_NAME, anomaly.AnomalyConfig).observer
+    day = D0 + dt.timedelta(days=DAYS - 1)
+    anomalies._Observed(ctx, rules, [day])._summaries(day)
+    folder = next((tmp_path / "lake").joinpath(*OBSERVER_STATE).glob(f"*/date={day}"))
+    kept = pl.read_parquet(folder / "customers.parquet")
+    copy = pl.read_ipc(folder / "customers.arrow")
+    assert copy.columns == ["actual", *(f"b{i:02d}" for i in range(1, 25)), "zero_run", "rough"]
+    assert copy.equals(kept.select(copy.columns)) and copy.height == CUSTOMERS
+    assert anomalies._DayFile(Lake(tmp_path / "lake"), folder / "customers.parquet", copy.columns[1:])._copy()
 
 
 def test_without_the_compiled_look_everyone_is_judged(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -282,7 +309,7 @@ def test_without_the_compiled_look_everyone_is_judged(monkeypatch: pytest.Monkey
     assert again.tolist() == [True]
 
 
-def test_a_large_kept_day_gives_its_arrays_straight_from_its_row_groups(
+def test_a_large_kept_day_gives_its_arrays_straight_from_its_batches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rows = pl.DataFrame(
@@ -298,28 +325,27 @@ def test_a_large_kept_day_gives_its_arrays_straight_from_its_row_groups(
         schema_overrides={"b01": pl.Float32, "b02": pl.Float32, "zero_run": pl.Int16, "rough": pl.Float32},
     )
     path = tmp_path / "customers.parquet"
-    Lake(tmp_path).write_file(path, rows, row_group_size=3)  # groups of rows 0-2, 3-5, 6-8, 9
-    monkeypatch.setattr(anomalies, "KEEP_ARRAYS_ROWS", 4)
-    kept = _DayFile(path, ["b01", "b02", "zero_run", "rough"])
+    Lake(tmp_path).write_file(path, rows, row_group_size=3)
+    monkeypatch.setattr(anomalies, "STATE_ROW_GROUP", 3)  # the copy's batches: rows 0-2, 3-5, 6-8, 9
+    kept = _DayFile(Lake(tmp_path), path, ["b01", "b02", "zero_run", "rough"])
     for r0, r1 in [(0, 2), (2, 7), (7, 8), (8, 10)]:
         blocks, run_, rough = kept.arrays(r0, r1)
         assert blocks.dtype == np.float32 and blocks.tolist() == [[float(i), 10.0 + i] for i in range(r0, r1)]
         assert run_.dtype == np.int16 and run_.tolist() == list(range(r0, r1))
         assert rough.tolist() == [i / 8 for i in range(r0, r1)]
-        assert min(kept.held_arrays) == r0 // 3  # the groups before the span are dropped
-    assert not kept.held  # no frame read
+        assert min(kept.held_arrays) == r0 // 3  # the batches before the span are dropped
 
 
 def test_kept_arrays_are_read_without_pandas(tmp_path: Path) -> None:
     import pyarrow as pa
 
-    # a single chunk of numbers without nulls is viewed in place; one with a null goes through
+    # numbers without nulls are viewed in place; a column with a null goes through
     # pyarrow's conversion (its null a NaN)
-    viewed = anomalies._as_numpy(pa.chunked_array([pa.array([1.5, 2.5, 4.0], type=pa.float32()).slice(1)]))
+    viewed = anomalies._as_numpy(pa.array([1.5, 2.5, 4.0], type=pa.float32()).slice(1))
     assert viewed.dtype == np.float32 and viewed.tolist() == [2.5, 4.0]
-    runs = anomalies._as_numpy(pa.chunked_array([pa.array([3, 0, 7], type=pa.int16())]))
+    runs = anomalies._as_numpy(pa.array([3, 0, 7], type=pa.int16()))
     assert runs.dtype == np.int16 and runs.tolist() == [3, 0, 7]
-    gaps = anomalies._as_numpy(pa.chunked_array([pa.array([1.0, None], type=pa.float64())]))
+    gaps = anomalies._as_numpy(pa.array([1.0, None], type=pa.float64()))
     assert gaps[0] == 1.0 and np.isnan(gaps[1])
 
 
@@ -333,10 +359,10 @@ def test_a_kept_days_roster_mark_follows_its_meters_and_areas(tmp_path: Path) ->
     lake.write_file(paths[1], rows.with_columns(pl.col("actual") * 0.5, pl.col("b01") + 2.0))  # other figures
     lake.write_file(paths[2], rows.with_columns(area_id=pl.Series(["A1", "A2", "A2"])))  # C2 moved
     lake.write_file(paths[3], rows.with_columns(meter_id=pl.Series(["C1", "C2", "C4"])))
-    marks = [_DayFile(p, ["b01"]).roster() for p in paths]
+    marks = [_DayFile(lake, p, ["b01"]).roster() for p in paths]
     assert marks[0] == marks[1]
     assert marks[2] != marks[0] and marks[3] != marks[0]
-    assert _DayFile(paths[1], ["b01"]).actual().to_list() == [0.5, 0.25, 0.5]
+    assert _DayFile(lake, paths[1], ["b01"]).actual().to_list() == [0.5, 0.25, 0.5]
 
 
 def _state_digest(lake: Path) -> dict[str, str]:
@@ -516,7 +542,7 @@ def test_a_small_days_own_summaries_are_written_at_once_and_kept_for_the_next_da
     seen = anomalies._Observed(ctx, rules, [day, day + dt.timedelta(days=1)])
     assert seen.at(day) is not None
     # ten customers: the day read as a kept file, its arrays held for the next date
-    assert day in seen.files and seen.files[day].kept_arrays is not None
+    assert day in seen.files and list(seen.files[day].held_arrays) == [0]
 
 
 def test_the_observers_arrays_are_handed_back_before_the_indicators(
