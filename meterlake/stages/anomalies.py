@@ -20,7 +20,8 @@ lake ingested before ingest knew the dataset, the landing folder
                                        daily run summarises only its own day
     _state/observer/<settings>/date=YYYY-MM-DD/customers.arrow
                                        the numbers of customers.parquet the window
-                                       reads every date, undecoded (``_DayFile``)
+                                       reads every date, undecoded (``_DayFile``);
+                                       kept for the newest day's window only
     _state/reverse/{parts.parquet,stamps.json}
                                        the reverse registers' history of the settled
                                        days (:func:`reverse_history`)
@@ -1046,4 +1047,26 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         result.notes.append(f"observer: compiled look not available ({_KERNEL_FAILED[0]}): every customer judged")
     cases = _theft_cases(ctx, cfg, held, todo, inputs.diag_days, raw, tally.observed_cases)
     _report(result, todo, absent, tally, cases, sup)
+    prune_window_copies(ctx.lake, cfg.observer.window_days)
     return result
+
+
+def prune_window_copies(lake: Lake, window_days: int) -> int:
+    """Remove the observer's window copies (``customers.arrow``) of the kept days outside the
+    window of the newest kept day: the copies double what a kept day holds on disk (~50 MB
+    a county day), and only the latest window reads them every date. A rerun of an earlier
+    date makes the ones it needs again from the Parquet files (:class:`_DayFile`), which
+    stay. Returns how many were removed."""
+    removed = 0
+    for base in lake.root.joinpath(*OBSERVER_STATE).glob("*"):
+        days = sorted(base.glob("date=*"))
+        if not days:
+            continue
+        newest = dt.date.fromisoformat(days[-1].name.removeprefix("date="))
+        first = (newest - dt.timedelta(days=window_days - 1)).isoformat()
+        for folder in days:
+            copy = folder / "customers.arrow"
+            if folder.name.removeprefix("date=") < first and copy.exists():
+                copy.unlink()
+                removed += 1
+    return removed

@@ -559,3 +559,19 @@ def test_the_observers_arrays_are_handed_back_before_the_indicators(
     run(tmp_path, [last])
     # the observer's trim before the date's indicators, the stage's own at its end
     assert order == ["trim", "indicators", "trim"]
+
+
+def test_window_copies_outside_the_newest_window_are_removed(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    base = lake.root.joinpath(*OBSERVER_STATE, "blocks=24_zero=0_floor=0.001")
+    for i in range(1, 21):  # kept days 2026-03-01 .. 2026-03-20, each with its copy
+        folder = base / f"date={dt.date(2026, 3, i).isoformat()}"
+        folder.mkdir(parents=True)
+        (folder / "customers.parquet").write_bytes(b"p")
+        (folder / "customers.arrow").write_bytes(b"a")
+    # a 14-day window of the newest day, 03-20, begins on 03-07: six copies go, the Parquet files stay
+    assert anomalies.prune_window_copies(lake, 14) == 6
+    left = sorted(p.parent.name for p in base.glob("date=*/customers.arrow"))
+    assert left == [f"date=2026-03-{i:02d}" for i in range(7, 21)]
+    assert len(list(base.glob("date=*/customers.parquet"))) == 20
+    assert anomalies.prune_window_copies(lake, 14) == 0
