@@ -66,7 +66,7 @@ def table_fingerprints(lake: Path, layers: Iterable[str] = COMPARED_LAYERS) -> d
 def accounting_rows(lake: Path) -> list[dict[str, object]]:
     """The lake's row accounting per landing file (run ids left out)."""
     from .lake import Lake
-    from .stages.ingest import accounting, read_manifest
+    from .manifest import accounting, read_manifest
 
     lk = Lake(lake)
     return accounting(lk, read_manifest(lk)).to_dicts()

@@ -63,7 +63,7 @@ def lake_status(lake: Path) -> dict[str, Any]:
     import polars as pl
 
     from .lake import Lake
-    from .stages.ingest import accounting, read_manifest
+    from .manifest import accounting, read_manifest
 
     lk = Lake(lake)
     acc = accounting(lk, read_manifest(lk))

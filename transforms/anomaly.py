@@ -654,6 +654,74 @@ def prepare_days(
     )
 
 
+#: the columns of a part of the reverse history (:func:`reverse_parts`)
+REVERSE_PARTS = pl.Schema(
+    {"meter_id": pl.String(), "first_seen": pl.Date(), "first_reverse": pl.Date(), "pv_kw": pl.Float64()}
+)
+
+
+def reverse_parts(meter_daily: pl.DataFrame | pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
+    """The reverse history of some days, before its verdict: per customer meter, its first
+    day with a value (``first_seen``), the first day its reverse kWh exceeds
+    ``reverse.moved_kwh`` (``first_reverse``) and the archive's ``pv_capacity_kw`` on its
+    latest day that states it (``pv_kw``). Each is a first or a last over the days, so
+    the parts of consecutive spans of days combine into the whole's
+    (:func:`combine_reverse_parts`): a daily run adds its own days to those kept."""
+    lf = meter_daily.lazy()
+    present = lf.collect_schema().names()
+    need = ("date", "meter_id", "role", "reverse_kwh", "kwh", "quality")
+    missing = [c for c in need if c not in present]
+    if missing:
+        raise MissingColumnsError("meter_daily", missing, present, "anomaly ranking input")
+    has = _has_value()
+    moved = has & (pl.col("reverse_kwh") > cfg.reverse.moved_kwh)
+    declared = pl.col("pv_capacity_kw") if "pv_capacity_kw" in present else pl.lit(None, pl.Float64)
+    return (
+        lf.filter(pl.col("role") == "customer")
+        .with_columns(_pv_kw=declared)
+        .group_by("meter_id")
+        .agg(
+            pl.col("date").filter(has).min().alias("first_seen"),
+            pl.col("date").filter(moved).min().alias("first_reverse"),
+            pl.col("_pv_kw").sort_by("date").drop_nulls().last().alias("pv_kw"),
+        )
+        .cast(REVERSE_PARTS)
+    )
+
+
+def combine_reverse_parts(earlier: pl.LazyFrame, later: pl.LazyFrame) -> pl.LazyFrame:
+    """The parts of two spans of days, ``earlier`` wholly before ``later``, as the part of
+    both: the earlier first days, the later stated PV capacity. One row per meter on each
+    side, so a join (a fifth of the CPU of grouping the two sides' rows again)."""
+    both = earlier.select(REVERSE_PARTS.names()).join(
+        later.select(REVERSE_PARTS.names()), on="meter_id", how="full", coalesce=True, suffix="_later"
+    )
+    return both.select(
+        "meter_id",
+        pl.min_horizontal("first_seen", "first_seen_later").alias("first_seen"),
+        pl.min_horizontal("first_reverse", "first_reverse_later").alias("first_reverse"),
+        pl.coalesce("pv_kw_later", "pv_kw").alias("pv_kw"),
+    )
+
+
+def reverse_verdict(parts: pl.LazyFrame, cfg: AnomalyConfig, streaming: bool = False) -> pl.DataFrame:
+    """:func:`reverse_history` from the parts of the whole history (:func:`reverse_parts`)."""
+    return (
+        parts.with_columns(
+            pl.when(pl.col("pv_kw").is_not_null())
+            .then(pl.col("first_reverse").is_not_null() & (pl.col("pv_kw") <= 0))
+            .otherwise(
+                pl.col("first_reverse").is_not_null()
+                & ((pl.col("first_reverse") - pl.col("first_seen")).dt.total_days() >= cfg.reverse.quiet_days)
+            )
+            .alias("no_pv")
+        )
+        .drop("pv_kw")
+        .collect(engine="streaming" if streaming else "auto")
+        .sort("meter_id")
+    )
+
+
 def reverse_history(
     meter_daily: pl.DataFrame | pl.LazyFrame, cfg: AnomalyConfig, streaming: bool = False
 ) -> pl.DataFrame:
@@ -666,39 +734,10 @@ def reverse_history(
     where the archive never states it, the register stood still for
     ``reverse.quiet_days`` or more after ``first_seen``. ``streaming``: run the query on
     polars' streaming engine (the same rows; the history is not held whole at once).
+    The stage keeps the parts of settled days (:func:`reverse_parts`) instead of reading
+    the whole history every day.
     """
-    lf = meter_daily.lazy()
-    present = lf.collect_schema().names()
-    need = ("date", "meter_id", "role", "reverse_kwh", "kwh", "quality")
-    missing = [c for c in need if c not in present]
-    if missing:
-        raise MissingColumnsError("meter_daily", missing, present, "anomaly ranking input")
-    has = _has_value()
-    moved = has & (pl.col("reverse_kwh") > cfg.reverse.moved_kwh)
-    declared = pl.col("pv_capacity_kw") if "pv_capacity_kw" in present else pl.lit(None, pl.Float64)
-    out = (
-        lf.filter(pl.col("role") == "customer")
-        .with_columns(_pv_kw=declared)
-        .group_by("meter_id")
-        .agg(
-            pl.col("date").filter(has).min().alias("first_seen"),
-            pl.col("date").filter(moved).min().alias("first_reverse"),
-            pl.col("_pv_kw").sort_by("date").drop_nulls().last().alias("_pv_kw"),
-        )
-        .with_columns(
-            pl.when(pl.col("_pv_kw").is_not_null())
-            .then(pl.col("first_reverse").is_not_null() & (pl.col("_pv_kw") <= 0))
-            .otherwise(
-                pl.col("first_reverse").is_not_null()
-                & ((pl.col("first_reverse") - pl.col("first_seen")).dt.total_days() >= cfg.reverse.quiet_days)
-            )
-            .alias("no_pv")
-        )
-        .drop("_pv_kw")
-        .collect(engine="streaming" if streaming else "auto")
-        .sort("meter_id")
-    )
-    return out
+    return reverse_verdict(reverse_parts(meter_daily, cfg), cfg, streaming)
 
 
 # -- indicators --------------------------------------------------------------------------
@@ -1617,11 +1656,13 @@ def feature_columns() -> list[str]:
 
 __all__ = [
     "DATA_KEYS",
+    "REVERSE_PARTS",
     "RULES",
     "AnomalyConfig",
     "AnomalyInputError",
     "batches_of_counts",
     "change_point",
+    "combine_reverse_parts",
     "detect",
     "feature_columns",
     "in_range",
@@ -1632,6 +1673,8 @@ __all__ = [
     "peer_medians",
     "prepare_days",
     "reverse_history",
+    "reverse_parts",
+    "reverse_verdict",
     "score",
     "score_at",
 ]

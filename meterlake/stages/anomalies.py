@@ -2,8 +2,9 @@
 
 Reads (all from the lake): ``meter_daily`` (the look-back of every date, a batch of dates
 at a time and, for a batch of more than ``CHUNK_ROWS`` meter-days, a range of meters at a
-time; and the whole history up to the last date for the PV inference, streamed to one row
-per meter), the clean ``events`` table, the
+time; and, for the PV inference, the history up to the last date as one row per meter: the
+settled days' rows kept under ``_state/reverse``, the last few days read), the clean
+``events`` table, the
 ``loss_diagnosis`` mart; and, when present, the inspection outcomes (稽查结果,
 ``schemas/inspections.py``): the clean ``inspections`` table ingest writes, or, in a
 lake ingested before ingest knew the dataset, the landing folder
@@ -17,6 +18,9 @@ lake ingested before ingest knew the dataset, the landing folder
                                        the observer's summaries of a day's curves
                                        (one row per customer and area), kept so a
                                        daily run summarises only its own day
+    _state/reverse/{parts.parquet,stamps.json}
+                                       the reverse registers' history of the settled
+                                       days (:func:`reverse_history`)
 
 Every file is a function of the lake's inputs up to its date and the configuration
 (``config/anomaly.toml``): the supervised model that scores date D is trained only on
@@ -27,6 +31,7 @@ even when no meter scores, so "ranked, nothing found" differs from "not ranked".
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
@@ -613,14 +618,7 @@ def _read_inputs(
         per_day = {d: _rows(lake, d) for d in span}
         outages = lake.scan(OUTAGE_METER_DAYS, span).collect()
         off = outages.filter(pl.col("outage_min") >= outage_min(ctx))  # passed on with a minimum of 0
-        # one row per meter, streamed: the whole history's columns are not held at once
-        history = anomaly.reverse_history(
-            lake.scan(METER_DAILY, [h for h in held if h <= needed[-1]]).select(
-                "date", "meter_id", "role", "reverse_kwh", "kwh", "quality", "pv_capacity_kw"
-            ),
-            cfg,
-            streaming=True,
-        )
+        history = reverse_history(lake, cfg, [h for h in held if h <= needed[-1]])
     except (anomaly.AnomalyInputError, ValueError) as exc:
         raise StageError(f"anomalies: {exc}") from exc
     event_days = [d for d in lake.partitions(EVENTS.clean) if reach.isoformat() <= d <= needed[-1].isoformat()]
@@ -634,6 +632,91 @@ def _read_inputs(
             "ranked without the line-loss indicators there"
         )
     return _Inputs(per_day, off, events, diagnosis, history, diag_days)
+
+
+#: where the reverse history's parts of the settled days are kept (``parts.parquet``) with
+#: the stamps of the meter_daily files they were read from (``stamps.json``)
+REVERSE_STATE = ("_state", "reverse")
+#: the last days of the history read on every run, not kept: late files rebuild recent days
+#: (a rebuilt kept day has the whole history read again, once). A county's day costs ~0.2 s
+REVERSE_RECENT_DAYS = 3
+#: the version of what the kept parts hold (:func:`anomaly.reverse_parts`): another is read again
+REVERSE_PARTS_VERSION = 1
+#: the meter_daily columns the reverse history reads
+HISTORY_COLUMNS = ("date", "meter_id", "role", "reverse_kwh", "kwh", "quality", "pv_capacity_kw")
+
+
+def reverse_history(lake: Lake, cfg: anomaly.AnomalyConfig, days: list[dt.date]) -> pl.DataFrame:
+    """:func:`anomaly.reverse_history` over the meter_daily ``days`` (the lake's history up to
+    the last detection date), one row per meter, from the kept parts of the settled days
+    (those more than :data:`REVERSE_RECENT_DAYS` before the last) and the recent days read.
+
+    The kept parts grow by the days a run settles; they are read again whole when a kept
+    day's file changed (a rerun or a late file rebuilt it), the settings changed, or the
+    state is missing or torn (a run killed between its two files): the history is a first
+    or a last per meter, which no day can be taken back out of. The rows are those of the
+    whole history read at once, so a daily run reads a week of meter_daily, not the lake.
+    """
+    days = sorted(days)
+    if not days:
+        return anomaly.reverse_history(lake.scan(METER_DAILY, []).select(HISTORY_COLUMNS), cfg)
+    settled = [d for d in days if d <= days[-1] - dt.timedelta(days=REVERSE_RECENT_DAYS)]
+    recent = days[len(settled) :]
+
+    def parts(span: list[dt.date]) -> pl.LazyFrame:
+        return anomaly.reverse_parts(lake.scan(METER_DAILY, span).select(HISTORY_COLUMNS), cfg)
+
+    if not settled:
+        return anomaly.reverse_verdict(parts(recent), cfg, streaming=True)
+    folder = lake.root.joinpath(*REVERSE_STATE)
+    stamps = {d.isoformat(): _file_stamp(lake.partition_path(METER_DAILY, d)) for d in settled}
+    kept = _kept_days(folder, cfg, stamps)
+    if kept == len(settled):
+        whole = pl.scan_parquet(folder / "parts.parquet")
+    else:
+        grown = parts(settled[kept:])
+        if kept:
+            grown = anomaly.combine_reverse_parts(pl.scan_parquet(folder / "parts.parquet"), grown)
+        written = lake.write_file(folder / "parts.parquet", grown.collect(engine="streaming").sort("meter_id"))
+        state = {
+            "version": REVERSE_PARTS_VERSION,
+            "moved_kwh": cfg.reverse.moved_kwh,
+            "parts": _file_stamp(written),
+            "days": stamps,
+        }
+        lake.write_text(folder / "stamps.json", json.dumps(state, indent=1))
+        whole = pl.scan_parquet(written)
+    if recent:
+        whole = anomaly.combine_reverse_parts(whole, parts(recent))
+    return anomaly.reverse_verdict(whole, cfg, streaming=True)
+
+
+def _file_stamp(path: Path) -> list[int]:
+    """What a file's rewrite changes (a lake file is replaced, never written in place)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return [-1, -1, -1]
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def _kept_days(folder: Path, cfg: anomaly.AnomalyConfig, stamps: dict[str, list[int]]) -> int:
+    """How many of the settled days (``stamps``, in order) the kept parts hold as they are
+    now: 0 unless the kept days are the first of them, each file unchanged since."""
+    try:
+        state = json.loads((folder / "stamps.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    kept = state.get("days", {})
+    if (
+        state.get("version") != REVERSE_PARTS_VERSION
+        or state.get("moved_kwh") != cfg.reverse.moved_kwh
+        or state.get("parts") != _file_stamp(folder / "parts.parquet")
+        or list(kept) != list(stamps)[: len(kept)]
+        or any(stamps[d] != stamp for d, stamp in kept.items())
+    ):
+        return 0
+    return len(kept)
 
 
 def _rows(lake: Lake, day: dt.date) -> int:

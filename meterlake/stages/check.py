@@ -225,39 +225,58 @@ def _ahead(ctx: StageContext) -> dict[str, TableCheck]:
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     thresholds = ctx.config("checks", CheckThresholds)
-    lake = ctx.lake
-    notes, parts = collect_tables(lake.root, dates, thresholds, ctx.progress, _ahead(ctx))
+    notes, parts = collect_tables(ctx.lake.root, dates, thresholds, ctx.progress, _ahead(ctx))
     notes += [n for p in parts for n in p.notes]
+    report, pending = _judge(ctx, parts, thresholds)
+    result = _record(ctx, report, pending, {p.table: p.checked for p in parts if p.checked is not None}, notes)
+    if not report.passed:
+        err = BlockingValidationError(blocking_message(report))
+        err.result = result  # type: ignore[attr-defined]  # the run record can keep the details
+        raise err
+    return result
+
+
+def _judge(ctx: StageContext, parts: list[TableCheck], thresholds: CheckThresholds) -> tuple[CheckReport, Path | None]:
+    """The verdict on the tables' findings. A gate that passes leaves its findings for the
+    docs stage to render (that imports GX, which the verdict does not need); one that fails
+    renders its Data Docs page now, for the failures to be read."""
+    lake = ctx.lake
     found = [p.judged for p in parts if p.judged is not None]
     judged = pl.concat(found) if found else empty_findings()
-    checked = {p.table: p.checked for p in parts if p.checked is not None}
     report: CheckReport = verdict(judged)
-    pending: Path | None = None
     if report.passed:
-        # the Data Docs page is the docs stage's: it imports GX, which the verdict does not need
-        pending = lake.write_file(lake.meta / PENDING / f"{ctx.run_id}.parquet", judged)
-    else:
-        ctx.progress("check: blocking failures; rendering their Data Docs page with Great Expectations")
-        try:
-            report = render(
-                judged,
-                gx_root=lake.meta / "gx",
-                docs_dir=lake.reports / "data_docs",
-                run_name=ctx.run_id,
-                docs_validation_limit=thresholds.gate.docs_validation_limit,
-            )
-        except CheckError as exc:  # the gate itself failed: nothing is published
-            raise StageError(f"check: {exc}") from exc
+        return report, lake.write_file(lake.meta / PENDING / f"{ctx.run_id}.parquet", judged)
+    ctx.progress("check: blocking failures; rendering their Data Docs page with Great Expectations")
+    try:
+        report = render(
+            judged,
+            gx_root=lake.meta / "gx",
+            docs_dir=lake.reports / "data_docs",
+            run_name=ctx.run_id,
+            docs_validation_limit=thresholds.gate.docs_validation_limit,
+        )
+    except CheckError as exc:  # the gate itself failed: nothing is published
+        raise StageError(f"check: {exc}") from exc
+    return report, None
+
+
+def _record(
+    ctx: StageContext, report: CheckReport, pending: Path | None, checked: dict[str, Any], notes: list[str]
+) -> StageResult:
+    """The run's findings written to check_results, and the stage's result."""
     findings = report.findings.with_columns(pl.lit(ctx.run_id).alias("run_id"))
-    results_path = lake.write_partition(CHECK_RESULTS, ctx.run_id, findings, sort_by=["table", "partition", "rule"])
+    results_path = ctx.lake.write_partition(CHECK_RESULTS, ctx.run_id, findings, sort_by=["table", "partition", "rule"])
     failures = (
         report.failures.select("severity", "rule", "table", "partition", "observed", "expected")
         .head(DETAIL_FAILURES)
         .to_dicts()
     )
-    notes.extend(warning_notes(report))
-    notes.extend(f"Data Docs page not rendered: {p} (GX #12096)" for p in report.missing_pages)
-    result = StageResult(
+    notes = [
+        *notes,
+        *warning_notes(report),
+        *(f"Data Docs page not rendered: {p} (GX #12096)" for p in report.missing_pages),
+    ]
+    return StageResult(
         stage="check",
         rows={CHECK_RESULTS.name: findings.height},
         notes=notes,
@@ -275,8 +294,3 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
             "failures": failures,
         },
     )
-    if not report.passed:
-        err = BlockingValidationError(blocking_message(report))
-        err.result = result  # type: ignore[attr-defined]  # the run record can keep the details
-        raise err
-    return result

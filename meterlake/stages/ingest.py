@@ -65,6 +65,7 @@ from ..landing import (
     scan_dataset,
     unchanged,
 )
+from ..manifest import LEDGER_SCHEMA, MANIFEST_SCHEMA, accounting, read_entries, read_manifest, write_manifest
 from ..schemas import LANDINGS, QUARANTINE, Landing
 from ..shards import DEFAULT_ORG, SHARD_KEY, check_org, is_shard, shard_root, shards
 from ..shards import MARKER as SHARD_MARKER
@@ -85,36 +86,6 @@ TZ = ZoneInfo("Asia/Shanghai")
 #: a Rust panic inside polars: a BaseException, not an Exception
 _PANIC = pl.exceptions.PanicException
 CONFIG_NAME = "ingest"
-
-MANIFEST_SCHEMA = pl.Schema(
-    {
-        "file_id": pl.String(),  # sha256 of the file's bytes
-        "dataset": pl.String(),
-        "source_file": pl.String(),
-        "size_bytes": pl.Int64(),
-        "mtime_ns": pl.Int64(),
-        "delivered_at": pl.Datetime("us"),
-        "status": pl.String(),  # ingested | duplicate_file | unreadable
-        "duplicate_of": pl.String(),
-        "encoding": pl.String(),
-        "rows_read": pl.Int64(),
-        "rows_staged": pl.Int64(),
-        "rows_quarantined": pl.Int64(),
-        "dates": pl.List(pl.Date()),
-        "problems": pl.List(pl.String()),
-        "run_id": pl.String(),
-    }
-)
-
-LEDGER_SCHEMA = pl.Schema(
-    {
-        "source_file": pl.String(),
-        "clean": pl.Int64(),
-        "duplicate": pl.Int64(),
-        "superseded": pl.Int64(),
-        "unknown_meter": pl.Int64(),
-    }
-)
 
 
 # --- landing IO --------------------------------------------------------------------
@@ -190,14 +161,6 @@ def tokenise_cards(rows: pl.DataFrame, key: str) -> pl.DataFrame:
 # --- the manifest ------------------------------------------------------------------
 
 
-def read_manifest(lake: Lake) -> pl.DataFrame:
-    return _read_entries(lake.meta / "manifest.parquet")
-
-
-def write_manifest(lake: Lake, manifest: pl.DataFrame) -> None:
-    lake.write_file(lake.meta / "manifest.parquet", manifest.sort("dataset", "source_file", "file_id"))
-
-
 # The plan of work: landing files staged but not yet committed to the manifest. A file
 # counts as seen only once the partitions, quarantine and ledgers derived from it are
 # written; until then it is in the plan, and a run killed midway replays the plan: its
@@ -208,7 +171,7 @@ def plan_path(lake: Lake) -> Path:
 
 def read_plan(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
     """Entries staged by an earlier run that did not commit (and whose staged output survives)."""
-    plan = _read_entries(plan_path(lake))
+    plan = read_entries(plan_path(lake))
     if not plan.height:
         return plan
     committed = manifest.select("source_file", "size_bytes", "mtime_ns")
@@ -218,12 +181,6 @@ def read_plan(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
         for e in plan.select("status", "dataset", "file_id").iter_rows(named=True)
     ]
     return plan.filter(pl.Series(staged_ok, dtype=pl.Boolean))
-
-
-def _read_entries(path: Path) -> pl.DataFrame:
-    if path.exists():
-        return pl.read_parquet(path)
-    return pl.DataFrame(schema=MANIFEST_SCHEMA)
 
 
 def commit(ctx: StageContext, manifest: pl.DataFrame, plan: pl.DataFrame, downstream: set[dt.date]) -> pl.DataFrame:
@@ -891,55 +848,6 @@ def consumption_days(lake: Lake, dataset: str, day: dt.date, present: Collection
     if (day + dt.timedelta(days=1)).isoformat() in present:
         days.append(day)
     return days
-
-
-# --- accounting --------------------------------------------------------------------
-
-
-def accounting(lake: Lake, manifest: pl.DataFrame) -> pl.DataFrame:
-    """Per landing file: rows read = clean + quarantined + duplicate (all runs so far).
-
-    A path delivered more than once (touched, or rewritten with new content) has one
-    manifest entry per version; its rows carry the same ``source_file``, so the versions
-    are added up per path. ``status`` is that of the latest version.
-    """
-    ledger_files = sorted((lake.meta / "ledger").glob("*/date=*.parquet"))
-    if ledger_files:
-        ledger = (
-            pl.read_parquet(ledger_files)  # one read of them all: a file at a time costs 10x as much
-            .group_by("source_file")
-            .agg(pl.col("clean", "duplicate", "superseded", "unknown_meter").sum())
-        )
-    else:
-        ledger = pl.DataFrame(schema=LEDGER_SCHEMA)
-    versions = (
-        manifest.sort("delivered_at", "mtime_ns")
-        .group_by("dataset", "source_file")
-        .agg(
-            pl.col("status").last(),
-            pl.col("rows_read").sum().alias("read"),
-            pl.col("rows_quarantined").sum(),
-            # a resent file's rows were all duplicates of its twin's
-            pl.col("rows_read").filter(pl.col("status") == "duplicate_file").sum().alias("resent"),
-        )
-    )
-    return (
-        versions.join(ledger, on="source_file", how="left")
-        .with_columns(pl.col("clean", "duplicate", "superseded", "unknown_meter").fill_null(0))
-        .select(
-            "dataset",
-            "source_file",
-            "status",
-            "read",
-            "clean",
-            (pl.col("rows_quarantined") + pl.col("superseded") + pl.col("unknown_meter")).alias("quarantined"),
-            (pl.col("duplicate") + pl.col("resent")).alias("duplicate"),
-        )
-        .with_columns(
-            (pl.col("read") - pl.col("clean") - pl.col("quarantined") - pl.col("duplicate")).alias("unaccounted")
-        )
-        .sort("dataset", "source_file")
-    )
 
 
 # --- the stage ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 
 from meterlake import audit, pipeline
 from meterlake.lake import Lake
+from meterlake.manifest import read_manifest
 from meterlake.schemas import LANDINGS
 from meterlake.settings import Settings
 from meterlake.stages import StageError
@@ -218,14 +219,14 @@ def test_files_staged_by_a_killed_run_are_replayed_not_forgotten(zone: tuple[Pat
     window = ingest_stage.IngestConfig.model_validate(
         {"dates": {"earliest": "2000-01-01", "latest": "2099-12-31"}}
     ).window
-    plan, touched, _, _ = ingest_stage.stage_new_files(ctx, ingest_stage.read_manifest(Lake(lake)), window)
+    plan, touched, _, _ = ingest_stage.stage_new_files(ctx, read_manifest(Lake(lake)), window)
     assert plan.height == 2 and touched["registers"] == {D1}
     assert not (lake / "_meta" / "manifest.parquet").exists()  # nothing counts as seen yet
     # ... the process dies here; the next run replays the plan instead of parsing again
     res = ingest(landing, lake, "next")
     assert "replaying 2 landing file(s) staged by a run that did not finish" in res.notes
     assert not (lake / "_meta" / "ingest_plan.parquet").exists()
-    manifest = ingest_stage.read_manifest(Lake(lake))
+    manifest = read_manifest(Lake(lake))
     assert manifest["run_id"].to_list() == ["next", "next"]
     assert Lake(lake).scan(LANDINGS["registers"].clean).collect().height == 2
 

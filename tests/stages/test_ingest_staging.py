@@ -14,6 +14,7 @@ import pytest
 from landing_kit import ingest, put, quarantine, registers, tree_digest
 
 from meterlake.lake import Lake
+from meterlake.manifest import LEDGER_SCHEMA, read_manifest
 from meterlake.schemas import LANDINGS
 from meterlake.stages import ingest as ingest_stage
 
@@ -32,9 +33,7 @@ REG = "meter_id,freeze_date,total_kwh\n0002,2026-01-01,20\n0009,2026-01-01,90\n0
 
 def staged_files(lake: Path) -> dict[str, str]:
     """file_id of each ingested registers file, by source file."""
-    m = ingest_stage.read_manifest(Lake(lake)).filter(
-        (pl.col("dataset") == "registers") & (pl.col("status") == "ingested")
-    )
+    m = read_manifest(Lake(lake)).filter((pl.col("dataset") == "registers") & (pl.col("status") == "ingested"))
     return dict(zip(m["source_file"], m["file_id"], strict=True))
 
 
@@ -175,10 +174,10 @@ def test_the_ledger_counts_each_source_files_rows_by_outcome() -> None:
     dup = pl.DataFrame({"source_file": ["a.csv"]})
     none = pl.DataFrame({"source_file": []}, schema={"source_file": pl.String})
     ledger = ingest_stage.ledger_of({"clean": clean, "duplicate": dup, "superseded": none, "unknown_meter": none})
-    assert ledger.schema == ingest_stage.LEDGER_SCHEMA
+    assert ledger.schema == LEDGER_SCHEMA
     assert ledger.rows() == [("a.csv", 1, 1, 0, 0), ("b.csv", 2, 0, 0, 0)]
     empty = ingest_stage.ledger_of({"clean": none})
-    assert empty.height == 0 and empty.schema == ingest_stage.LEDGER_SCHEMA
+    assert empty.height == 0 and empty.schema == LEDGER_SCHEMA
 
 
 def test_the_files_of_each_day_in_manifest_order() -> None:
@@ -274,11 +273,11 @@ def test_a_partition_write_that_fails_behind_fails_the_stage_and_commits_nothing
         m.setattr(Lake, "write_partition", full_disk)
         with pytest.raises(OSError, match="No space left"):
             ingest(landing, lake, "r1")
-    assert ingest_stage.read_manifest(Lake(lake)).height == 0  # nothing counts as seen
+    assert read_manifest(Lake(lake)).height == 0  # nothing counts as seen
     assert not (lake / "clean" / "registers").exists()
     ingest(landing, lake, "r2")  # the next run does it all
     assert registers(lake)["meter_id"].to_list() == ["0001", "0002"]
-    assert sorted(ingest_stage.read_manifest(Lake(lake))["source_file"]) == [
+    assert sorted(read_manifest(Lake(lake))["source_file"]) == [
         "archive/archive_20260101.csv",
         "registers/reg_20260101.csv",
     ]

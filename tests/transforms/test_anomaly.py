@@ -821,3 +821,45 @@ def test_streamed_reverse_history_is_the_same() -> None:
     streamed = A.reverse_history(raw.lazy(), cfg, streaming=True)
     assert streamed.equals(A.reverse_history(raw, cfg))
     assert streamed.filter(pl.col("first_reverse").is_not_null())["meter_id"].to_list() == ["m2"]
+
+
+def _register_days(rows: list[tuple[int, str, float | None, float, float | None]]) -> pl.DataFrame:
+    """meter_daily rows (day of January, meter, kWh, reverse kWh, stated PV capacity)."""
+    return pl.DataFrame(
+        {
+            "date": [dt.date(2026, 1, d) for d, *_ in rows],
+            "meter_id": [m for _, m, *_ in rows],
+            "role": ["customer"] * len(rows),
+            "kwh": [k for _, _, k, _, _ in rows],
+            "reverse_kwh": [r for *_, r, _ in rows],
+            "quality": ["actual" if k is not None else "missing" for _, _, k, _, _ in rows],
+            "pv_capacity_kw": [pv for *_, pv in rows],
+        },
+        schema_overrides={"kwh": pl.Float64, "pv_capacity_kw": pl.Float64},
+    )
+
+
+def test_reverse_parts_of_two_spans_combine_into_the_whole() -> None:
+    cfg = A.AnomalyConfig()  # moved_kwh 0.05, quiet_days 14
+    rows = [
+        # m1: first value Jan 2; reverse moves Jan 20 (0.5 kWh), 18 days after: no PV inferred
+        (1, "m1", None, 0.0, None), (2, "m1", 4.0, 0.0, None), (20, "m1", 3.0, 0.5, None),
+        # m2: the archive states 5 kW early and 0 kW later (the later statement holds): no PV
+        (3, "m2", 2.0, 0.2, 5.0), (4, "m2", 2.0, 0.0, None), (21, "m2", 2.0, 0.3, 0.0),
+        # m3: reverse 0.04 kWh is below moved_kwh; states 3 kW only in the early span
+        (5, "m3", 1.0, 0.04, 3.0), (22, "m3", 1.0, 0.0, None),
+    ]  # fmt: skip
+    raw = _register_days(rows)
+    early = raw.filter(pl.col("date") <= dt.date(2026, 1, 10))
+    late = raw.filter(pl.col("date") > dt.date(2026, 1, 10))
+    combined = A.combine_reverse_parts(A.reverse_parts(early, cfg), A.reverse_parts(late, cfg))
+    got = A.reverse_verdict(combined, cfg)
+    assert got.equals(A.reverse_history(raw, cfg))
+    assert got.rows() == [
+        ("m1", dt.date(2026, 1, 2), dt.date(2026, 1, 20), True),
+        ("m2", dt.date(2026, 1, 3), dt.date(2026, 1, 3), True),
+        ("m3", dt.date(2026, 1, 5), None, False),
+    ]
+    # the later span's statement wins, the earlier one's stands where the later says nothing
+    parts = combined.collect().sort("meter_id")
+    assert parts["pv_kw"].to_list() == [None, 0.0, 3.0]
