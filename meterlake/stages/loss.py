@@ -310,10 +310,12 @@ def _area_ranges(files: list[Path], rows: int) -> list[tuple[str, str]]:
 def _customer_states(lake: Lake, earlier: list[dt.date], days: list[dt.date], rows: pl.Expr) -> pl.DataFrame:
     """The kept customer states of ``days`` and, for the step statistic, what the
     customers recorded on the ``earlier`` days, of the ``rows`` asked for."""
-    step = ["area_id", "meter_id", "kwh", "night_kwh"]
+    step = ["area_id", "meter_id", "kwh", "night_kwh", "night_slots"]
+    scans = [pl.scan_parquet(_state_files(lake, d)[1]) for d in earlier]
     frames = [
-        pl.scan_parquet(_state_files(lake, d)[1]).select(step).filter(rows).with_columns(date=pl.lit(d))
-        for d in earlier
+        # states kept before night_slots lack it
+        f.select(c for c in step if c in f.collect_schema()).filter(rows).with_columns(date=pl.lit(d))
+        for f, d in zip(scans, earlier, strict=True)
     ]
     frames += [pl.scan_parquet(_state_files(lake, d)[1]).filter(rows).with_columns(date=pl.lit(d)) for d in days]
     # states kept before the cross products lack them

@@ -193,6 +193,10 @@ def test_missing_slots_and_a_missing_curve_day_still_recover_the_coefficient() -
     assert c1["days"] == DAYS - 1
     # c2 (half the area's energy) misses 20 slots on day 3: those slots are left out
     assert c1["slot_rows"] == DAYS * 96 - 96 - 20
+    # of c2's 20 slots not collected on day 3 (02:30-07:30), 14 are night slots (before
+    # 06:00): 32 - 14 = 18 of its night slots were collected that day, all 32 of the others'
+    _, day3 = day_state(curves, members, START + dt.timedelta(days=2), RULES)
+    assert dict(day3.select("meter_id", "night_slots").iter_rows()) == {"c1": 32, "c2": 18, "c3": 32}
 
 
 def test_an_area_with_pv_export_still_finds_the_partial_thief() -> None:
@@ -740,6 +744,37 @@ def test_the_step_statistic_finds_a_night_share_halved() -> None:
     # with 4 days needed either side, 6 days have no split
     none = share_steps(_step_days([3.0, 3.0, 3.0, 1.5, 1.5, 1.5]), BalanceRules(weak_weight=0.0, step_min_days=4))
     assert none["step_t_stat"].is_null().all()
+
+
+def test_the_step_statistic_skips_nights_not_collected() -> None:
+    # A, honest, whose curve was not collected on days 6-8 (its concentrator offline): its
+    # register still has the day's 10 kWh and its night slots none, so its night share
+    # reads 0.3 on days 1-5 and 0 on days 6-8. Read as it is, the split 5 | 3 has means 0.3
+    # and 0 and no spread (the floor 0.02): t = 0.3 / (0.02 x sqrt(1/5 + 1/3)) = 20.54.
+    # Reading only the 5 nights collected (night_slots 32 of 32), every share is 0.3: no
+    # difference, t = 0.
+    nights = [3.0] * 5 + [0.0] * 3
+    days = _step_days(nights).with_columns(
+        night_slots=pl.when((pl.col("meter_id") == "A") & pl.col("night_kwh").eq(0.0)).then(0).otherwise(32)
+    )
+    rules = BalanceRules(weak_weight=0.0)
+    unmasked = share_steps(days.drop("night_slots"), rules).sort("meter_id").row(0, named=True)
+    assert unmasked["step_t_stat"] == pytest.approx(0.3 / (0.02 * math.sqrt(1 / 5 + 1 / 3)), rel=1e-6)
+    masked = share_steps(days, rules).sort("meter_id").row(0, named=True)
+    assert masked["step_t_stat"] == pytest.approx(0.0, abs=1e-9)
+    # a real step among the nights collected: 30 % on days 1-3, 15 % on days 6-8, days 4
+    # and 5 not collected. The split 3 | 3 of the 6 nights read: means 0.30 and 0.15, no
+    # spread within either side (the floor 0.02): t = 0.15 / (0.02 x sqrt(1/3 + 1/3)) =
+    # 9.186, drop 0.5; after the split A recorded 3 x 1.5 = 4.5 kWh at night on the nights
+    # read (days 4 and 5 recorded none there), so 4.5 x 0.5 / 0.5 = 4.5 kWh unrecorded
+    days = _step_days([3.0, 3.0, 3.0, 0.0, 0.0, 1.5, 1.5, 1.5]).with_columns(
+        night_slots=pl.when((pl.col("meter_id") == "A") & pl.col("night_kwh").eq(0.0)).then(0).otherwise(32)
+    )
+    a = share_steps(days, rules).sort("meter_id").row(0, named=True)
+    assert a["step_t_stat"] == pytest.approx(0.15 / (0.02 * math.sqrt(2 / 3)), rel=1e-6)
+    assert a["step_drop"] == pytest.approx(0.5)
+    assert a["step_kwh"] == pytest.approx(4.5)
+    assert a["step_night"] is True
 
 
 def test_a_step_down_in_what_a_customer_records_lists_it() -> None:
