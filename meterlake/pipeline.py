@@ -265,6 +265,8 @@ def run(
                         # once its observer's work is done, beside anomalies and its partners
                         helper.check(dates)
                     checked = helper.checked if stage == "check" and helper is not None else None
+                    if stage == "check" and helper is not None:
+                        helper.prepared()  # a failing gate renders its page here, in the same GX context
                     if stage in side_stages(wanted) and side_fits(settings, dates):
                         side = SideStage(settings, stage, dates, run_id, progress, SIDE_STAGES[stage], ahead)
                         record["stages"][stage] = None  # its place in the record, filled when joined
@@ -551,8 +553,9 @@ def docs_beside(wanted: Iterable[str]) -> bool:
 
 #: the helper process's program (:func:`_docs_helper_main`)
 DOCS_HELPER = "from meterlake.pipeline import _docs_helper_main; _docs_helper_main()"
-#: the helper's argument when started ahead (:meth:`DocsHelper.observe`): its first line on
-#: standard input is then the observer's job (an empty line: none)
+#: the helper's argument when started ahead (:meth:`DocsHelper.observe`), followed by the
+#: run's settings (its GX context is opened while it holds): its first line on standard
+#: input is then the observer's job (an empty line: none)
 HOLD_ARG = "--hold"
 #: how long a run waits for its docs helper at the end (its render takes about a second)
 DOCS_HELPER_WAIT_S = 600.0
@@ -583,14 +586,17 @@ class DocsHelper:
         self._sent = False
         #: whether the helper was given the observer's summaries to write ahead (:meth:`observed`)
         self._observing = observe is not None
+        #: started ahead, it opens the GX context in the lake first and says when done (:meth:`prepared`)
+        self._preparing = hold
         self._ahead = ObserverAhead()
         #: where the helper writes the judged dates' indicators (under the lake's staging
         #: folder: cleared by the next run where this one is killed), removed when it ends
         self._judged: tempfile.TemporaryDirectory[str] | None = None
         #: where the helper leaves the gate's tables judged ahead, once asked (:meth:`check`)
         self._checking: Path | None = None
-        # the observer's job, first: before Great Expectations' import (see _docs_helper_main)
-        ahead = [HOLD_ARG] if hold else []
+        # the observer's job, first: before Great Expectations' import (see _docs_helper_main);
+        # started ahead, the settings its GX context is opened with while it holds
+        ahead = [HOLD_ARG, json.dumps(self._job([]))] if hold else []
         if observe is not None or hold:
             staging = Lake(settings.lake).staging
             staging.mkdir(parents=True, exist_ok=True)
@@ -685,6 +691,7 @@ class DocsHelper:
         """Wait for the observer's work the helper was given to do ahead: the days whose
         summaries it wrote, the dates it judged (none where it was not given them, failed or
         ended: the stage does them)."""
+        self.prepared()  # its line comes first
         if not self._observing or self.proc.stdout is None:
             return self._ahead
         self._observing = False
@@ -705,6 +712,17 @@ class DocsHelper:
                 )
                 break
         return self._ahead
+
+    def prepared(self) -> None:
+        """Wait until a helper started ahead has opened the GX context in the lake (or failed,
+        or ended): before the run's own process may open it (a failing gate renders its page
+        there), and before its later answers."""
+        if not self._preparing or self.proc.stdout is None:
+            return
+        self._preparing = False
+        for line in iter(self.proc.stdout.readline, ""):
+            if line.startswith(PREPARED_PREFIX):
+                return
 
     def _remove_judged(self) -> None:
         if self._judged is not None:
@@ -794,6 +812,8 @@ def _peak_rss_mb() -> int:
 HELPER_PREFIX = "METERLAKE-DOCS "
 #: ... and its line of the observer's summaries written ahead (:meth:`DocsHelper.observed`)
 OBSERVED_PREFIX = "METERLAKE-OBSERVED "
+#: ... and its line of the GX context opened ahead (:meth:`DocsHelper.prepared`)
+PREPARED_PREFIX = "METERLAKE-PREPARED "
 #: ... and its line of the gate's tables judged ahead (:meth:`DocsHelper.checked`)
 CHECKED_PREFIX = "METERLAKE-CHECKED "
 
@@ -851,6 +871,27 @@ def _import_gx() -> None:
         log.warning("importing Great Expectations in the docs helper failed", exc_info=True)
 
 
+def _prepare_docs(args: list[str], out: Any) -> None:
+    """A held helper's work before it is let go (``args``: the settings' job): the GX context
+    opened and the gate's checkpoint stored (``docs.prepare_ahead``), which the docs stage's
+    render then takes instead of doing them beside publish, at the run's end; answered on
+    ``out`` (:meth:`DocsHelper.prepared`). A failure only leaves them to the render (which
+    meets the error itself)."""
+    ok = False
+    try:
+        if args:
+            job = json.loads(args[0])
+            ctx = StageContext(settings=Settings(**job["settings"]), run_id=job["run_id"])
+            from .stages import docs
+
+            docs.prepare_ahead(ctx)
+            ok = True
+    except Exception:
+        log.warning("the docs helper could not open the GX context ahead", exc_info=True)
+    out.write(PREPARED_PREFIX + json.dumps({"ok": ok}) + "\n")
+    out.flush()
+
+
 def _docs_helper_main() -> None:
     """The docs helper process (:class:`DocsHelper`): import Great Expectations, read one job
     line from standard input (none: quit), run the docs stage, print its result (or error)."""
@@ -858,9 +899,10 @@ def _docs_helper_main() -> None:
     sys.stdout = sys.stderr  # whatever a library prints stays off the answer
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     args = sys.argv[1:]
-    held = args == [HOLD_ARG]
+    held = args[:1] == [HOLD_ARG]
     if held:  # started ahead: Great Expectations first, beside the run's first stages
         _import_gx()
+        _prepare_docs(args[1:], out)
         line = sys.stdin.readline()
         args = [line] if line.strip() else []
     _observe_ahead(args, out)

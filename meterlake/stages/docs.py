@@ -25,9 +25,23 @@ from pathlib import Path
 
 import polars as pl
 
-from ..checks.runner import CheckError, pending, render
+from ..checks.runner import CheckError, pending, prepare, render
 from ..checks.thresholds import CheckThresholds
 from . import StageContext, StageError, StageResult
+
+
+def gx_paths(ctx: StageContext) -> tuple[Path, Path, int]:
+    """Where the stage's GX context and Data Docs live, and the index's limit of validations."""
+    thresholds = ctx.config("checks", CheckThresholds)
+    lake = ctx.lake
+    return lake.meta / "gx", lake.reports / "data_docs", thresholds.gate.docs_validation_limit
+
+
+def prepare_ahead(ctx: StageContext) -> None:
+    """Open the GX context and store the gate's checkpoint before the stage runs
+    (:func:`meterlake.checks.runner.prepare`): the docs helper's work while it waits."""
+    gx_root, docs_dir, limit = gx_paths(ctx)
+    prepare(gx_root, docs_dir, limit)
 
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
@@ -35,7 +49,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     waiting = pending(lake.meta)
     if not waiting:
         return StageResult(stage="docs", notes=["no passed gate waiting for its Data Docs page"])
-    thresholds = ctx.config("checks", CheckThresholds)
+    gx_root, docs_dir, limit = gx_paths(ctx)
     index: Path | None = None
     pages: list[str] = []
     notes: list[str] = []
@@ -46,10 +60,10 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         try:
             report = render(
                 pl.read_parquet(path),
-                gx_root=lake.meta / "gx",
-                docs_dir=lake.reports / "data_docs",
+                gx_root=gx_root,
+                docs_dir=docs_dir,
                 run_name=run_name,
-                docs_validation_limit=thresholds.gate.docs_validation_limit,
+                docs_validation_limit=limit,
             )
         except CheckError as exc:
             raise StageError(f"docs: run {run_name}: {exc}") from exc

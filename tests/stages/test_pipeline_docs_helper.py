@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -348,3 +349,52 @@ def test_a_helper_started_before_loss_judges_the_gates_tables_beside_the_stages_
         pl.read_parquet(other.partition_path(CHECK_RESULTS, "r8")),
     )
     assert not any(lake.staging.glob("observer-ahead-*"))  # its working files removed
+
+
+def test_a_held_helper_stores_the_gates_checkpoint_before_it_is_let_go(lake: Lake) -> None:
+    gx = lake.meta / "gx"
+    assert not gx.exists()
+    helper = pipeline.DocsHelper(_settings(lake), "r9", hold=True)
+    try:
+        helper.prepared()  # its context is opened while it holds, before any job is sent
+        assert helper.holding
+        stored = sorted(p.name for p in gx.rglob("*.json") if "validations" not in p.parts)
+        assert stored == ["gate.json", "meterlake.gate.json", "meterlake.gate.json"]  # suite, checkpoint, definition
+        helper.prepared()  # waited for once: a second call reads nothing
+    finally:
+        helper.finish()
+    assert helper.proc.returncode is not None
+
+
+def test_a_render_takes_the_context_prepared_ahead_and_writes_what_it_would_have(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meterlake.checks import runner
+    from meterlake.stages import check, docs
+
+    other = Lake(tmp_path / "other")
+    shutil.copytree(lake.root, other.root)
+    opened = count_calls(monkeypatch, runner, "open_context", lambda gx_root, *_a, **_k: gx_root)
+    for root, ahead in ((lake, True), (other, False)):
+        ctx = StageContext(settings=_settings(root), run_id="20261207T073309Z-9802ad")
+        check.run(ctx, [D1, D2])  # passes: its findings wait for the docs stage
+        if ahead:
+            docs.prepare_ahead(ctx)
+            assert opened == [lake.meta / "gx"]
+        docs.run(ctx, [D1, D2])
+    assert opened == [lake.meta / "gx", other.meta / "gx"]  # the prepared context was taken: opened once each
+    assert not runner._PREPARED
+
+    def stored(root: Lake) -> dict[str, str]:
+        # the stored objects, less the ids GX draws at random
+        return {
+            p.relative_to(root.meta).as_posix(): re.sub(r'"id": "[0-9a-f-]{36}"', "", p.read_text(encoding="utf-8"))
+            for p in (root.meta / "gx").rglob("*.json")
+            if "validations" not in p.parts
+        }
+
+    assert stored(lake) == stored(other) and len(stored(lake)) == 3
+    pages = sorted(p.relative_to(lake.reports).as_posix() for p in (lake.reports / "data_docs").rglob("*.html"))
+    assert pages == sorted(
+        p.relative_to(other.reports).as_posix() for p in (other.reports / "data_docs").rglob("*.html")
+    )
