@@ -139,6 +139,11 @@ def test_a_failing_side_stage_fails_the_run_in_its_own_line_and_no_later_stage_s
     def billing(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         # billing ends after anomalies failed: receivables must not start
         assert stages.ended["anomalies"].wait(WAIT_S)
+        # ... and after the side stage's thread has recorded the failure (the stand-in's
+        # end is signalled a moment before it)
+        for thread in threading.enumerate():
+            if thread.name == "meterlake-anomalies":
+                thread.join(WAIT_S)
         return StageResult(stage="billing")
 
     stages.body |= {"anomalies": anomalies, "billing": billing}
