@@ -534,9 +534,24 @@ def _nearly_full(path: Path) -> bool:
     return st.f_bavail * st.f_frsize < NEARLY_FULL_BYTES
 
 
+#: what :func:`file_identity` gives for a file that is not there (a missing file's stamp)
+NO_FILE: Final = (-1, -1, -1)
+
+
+def file_identity(path: Path | str) -> tuple[int, int, int]:
+    """A lake file's identity: inode, size and modification time (:data:`NO_FILE` where it
+    is missing). A lake file is never written in place (a new version is a new file renamed
+    over the old), so the same identity is the same content: what is computed from a file
+    can be kept under its identity and reused until it changes."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return NO_FILE
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 #: the Parquet schemas of lake files read so far, by path and the file's identity
-#: (inode, size, mtime): a lake file is never written in place (a new version is a new
-#: file renamed over the old), so a file of the same identity has the same schema
+#: (:func:`file_identity`): a file of the same identity has the same schema
 _SCHEMAS: dict[tuple[str, int, int, int], tuple[tuple[str, pl.DataType], ...]] = {}
 _SCHEMAS_MAX = 50_000
 
@@ -544,8 +559,7 @@ _SCHEMAS_MAX = 50_000
 def _file_schema(path: Path) -> tuple[tuple[str, pl.DataType], ...] | None:
     """The schema of the Parquet file ``path`` (cached by its identity); None where unreadable."""
     try:
-        st = os.stat(path)
-        ident = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+        ident = (str(path), *file_identity(path))
         schema = _SCHEMAS.get(ident)
         if schema is None:
             schema = tuple(pl.read_parquet_schema(path).items())

@@ -13,7 +13,7 @@ import pytest
 from lake_kit import TOY_DAILY
 from polars.testing import assert_frame_equal
 
-from meterlake.lake import Lake, WriteBehind, write_now_or_behind
+from meterlake.lake import NO_FILE, Lake, WriteBehind, file_identity, write_now_or_behind
 from meterlake.schemas._base import Column, Table
 from meterlake.schemas.outage_meter_days import OUTAGE_METER_DAYS
 
@@ -340,3 +340,14 @@ def test_clean_staging_takes_away_what_a_killed_run_left_files_and_folders(tmp_p
     (left / "range-0.parquet").write_bytes(b"rows")
     assert lake.clean_staging() == 2
     assert not any(lake.staging.iterdir())
+
+
+def test_a_rewritten_lake_file_has_another_identity(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    path = lake.root / "x.parquet"
+    assert file_identity(path) == NO_FILE
+    lake.write_file(path, pl.DataFrame({"a": [1]}))
+    first = file_identity(path)
+    assert first != NO_FILE and file_identity(path) == first
+    lake.write_file(path, pl.DataFrame({"a": [1]}))  # the same content, a new file renamed over
+    assert file_identity(path) != first

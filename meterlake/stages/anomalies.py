@@ -49,7 +49,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import allocator
-from ..lake import Lake
+from ..lake import Lake, file_identity
 from ..landing import read_landing_file, scan_dataset
 from ..schemas.anomalies import ANOMALIES, INDICATORS
 from ..schemas.curves import LANDING as CURVES
@@ -184,10 +184,11 @@ KEEP_ARRAYS_ROWS = STATE_ROW_GROUP
 
 
 def _made_from(cpath: Path) -> str:
-    """What names a kept day's Parquet file as written (size and modification time): its window
-    copy records it, so a copy made from another version of the file is not read."""
-    st = cpath.stat()
-    return f"{st.st_size} {st.st_mtime_ns}"
+    """What names a kept day's Parquet file as written (size and modification time of its
+    :func:`~meterlake.lake.file_identity`): its window copy records it, so a copy made from
+    another version of the file is not read."""
+    _, size, mtime = file_identity(cpath)
+    return f"{size} {mtime}"
 
 
 def _keep_customers(lake: Lake, cpath: Path, customers: pl.DataFrame, columns: list[str]) -> None:
@@ -716,12 +717,11 @@ def reverse_history(lake: Lake, cfg: anomaly.AnomalyConfig, days: list[dt.date])
     day's file changed (a rerun or a late file rebuilt it), the settings changed, or the
     state is missing or torn (a run killed between its two files): the history is a first
     or a last per meter, which no day can be taken back out of. The rows are those of the
-    whole history read at once, so a daily run reads a week of meter_daily, not the lake.
+    whole history read at once, so a daily run reads its last few days of meter_daily, not the
+    lake.
     """
     days = sorted(days)
-    if not days:
-        return anomaly.reverse_history(lake.scan(METER_DAILY, []).select(HISTORY_COLUMNS), cfg)
-    settled = [d for d in days if d <= days[-1] - dt.timedelta(days=REVERSE_RECENT_DAYS)]
+    settled = [d for d in days if d <= days[-1] - dt.timedelta(days=REVERSE_RECENT_DAYS)] if days else []
     recent = days[len(settled) :]
 
     def parts(span: list[dt.date]) -> pl.LazyFrame:
@@ -753,12 +753,8 @@ def reverse_history(lake: Lake, cfg: anomaly.AnomalyConfig, days: list[dt.date])
 
 
 def _file_stamp(path: Path) -> list[int]:
-    """What a file's rewrite changes (a lake file is replaced, never written in place)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return [-1, -1, -1]
-    return [st.st_ino, st.st_size, st.st_mtime_ns]
+    """A file's :func:`~meterlake.lake.file_identity` as the kept state's JSON holds it (a list)."""
+    return list(file_identity(path))
 
 
 def _kept_days(folder: Path, cfg: anomaly.AnomalyConfig, stamps: dict[str, list[int]]) -> int:

@@ -50,6 +50,7 @@ from ..checks.runner import (
 )
 from ..checks.suites import EXPECTED_TABLES, TableSuite, build_suites, generic_suite, suite_for
 from ..checks.thresholds import CheckThresholds
+from ..lake import file_identity
 from . import BlockingValidationError, StageContext, StageError, StageResult
 
 #: lake layers holding tables to check
@@ -129,16 +130,9 @@ class TableCheck:
 
 def _stamp(folder: Path, key: str, present: list[str], values: list[str]) -> tuple[Any, ...]:
     """What a table's part of the gate is computed from (:attr:`TableCheck.files`)."""
-    files = []
-    for v in values:
-        for f in _files(folder / f"{key}={v}"):
-            try:
-                st = f.stat()
-            except OSError:  # removed meanwhile: a stamp no later look matches
-                files.append((v, f.name, -1, -1, -1))
-                continue
-            files.append((v, f.name, st.st_ino, st.st_size, st.st_mtime_ns))
-    return (key, tuple(present), tuple(files))
+    # a file removed meanwhile has no identity (NO_FILE): a stamp no later look matches
+    files = tuple((v, f.name, *file_identity(f)) for v in values for f in _files(folder / f"{key}={v}"))
+    return (key, tuple(present), files)
 
 
 def collect_tables(

@@ -311,12 +311,11 @@ def _customer_states(lake: Lake, earlier: list[dt.date], days: list[dt.date], ro
     """The kept customer states of ``days`` and, for the step statistic, what the
     customers recorded on the ``earlier`` days, of the ``rows`` asked for."""
     step = ["area_id", "meter_id", "kwh", "night_kwh", "night_slots"]
-    scans = [pl.scan_parquet(_state_files(lake, d)[1]) for d in earlier]
-    frames = [
-        # states kept before night_slots lack it
-        f.select(c for c in step if c in f.collect_schema()).filter(rows).with_columns(date=pl.lit(d))
-        for f, d in zip(scans, earlier, strict=True)
-    ]
+    frames = []
+    for d in earlier:
+        scan = pl.scan_parquet(_state_files(lake, d)[1])
+        names = scan.collect_schema().names()  # states kept before night_slots lack it
+        frames.append(scan.select(c for c in step if c in names).filter(rows).with_columns(date=pl.lit(d)))
     frames += [pl.scan_parquet(_state_files(lake, d)[1]).filter(rows).with_columns(date=pl.lit(d)) for d in days]
     # states kept before the cross products lack them
     return pl.concat(frames, how="diagonal_relaxed").collect()
