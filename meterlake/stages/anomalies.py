@@ -1,8 +1,8 @@
 """The anomalies stage: the theft and anomaly ranking, one partition per detection date.
 
 Reads (all from the lake): ``meter_daily`` (the look-back of every date, a batch of dates
-at a time and, for a batch of more than ``CHUNK_ROWS`` meter-days, a range of meters at a
-time; and, for the PV inference, the history up to the last date as one row per meter: the
+at a time; for a batch of more than ``CHUNK_ROWS`` meter-days, each day prepared once and
+kept under ``_state/anomalies/days``, read back a range of meters at a time; and, for the PV inference, the history up to the last date as one row per meter: the
 settled days' rows kept under ``_state/reverse``, the last few days read), the clean
 ``events`` table, the
 ``loss_diagnosis`` mart; and, when present, the inspection outcomes (稽查结果,
@@ -25,6 +25,11 @@ lake ingested before ingest knew the dataset, the landing folder
     _state/reverse/{parts.parquet,stamps.json}
                                        the reverse registers' history of the settled
                                        days (:func:`reverse_history`)
+    _state/anomalies/days/date=YYYY-MM-DD.parquet
+                                       a meter_daily day's customer days prepared for
+                                       the indicators, with what they were made from
+                                       (:class:`_KeptDays`); the days of the newest
+                                       look-back only
 
 Every file is a function of the lake's inputs up to its date and the configuration
 (``config/anomaly.toml``): the supervised model that scores date D is trained only on
@@ -71,10 +76,10 @@ CONFIG_NAME = "anomaly"
 #: detection dates whose look-backs hold up to this many meter-days are computed together
 BATCH_ROWS = 4_000_000
 #: a batch whose look-backs hold more meter-days than this is computed a range of meters at a
-#: time, each range holding about this many: the look-back's days are read once, a day at a
-#: time, and set aside by range in a temporary folder (:class:`_Spill`), so the stage holds one
-#: day and one range's look-back instead of every meter's (a county date of 500,000 meters with
-#: 90 days of history: 45M meter-days)
+#: time, each range holding about this many: the look-back's days are prepared a day at a time
+#: and kept (:class:`_KeptDays`: a daily run prepares its own day, the others are read back), so
+#: the stage holds one day and one range's look-back instead of every meter's (a county date of
+#: 500,000 meters with 90 days of history: 45M meter-days)
 CHUNK_ROWS = 1_000_000
 
 
@@ -936,7 +941,8 @@ class _Indicators:
         """The indicators of the dates of ``batch`` not yet computed, in one pass of each
         indicator; a range of meters at a time when the look-backs hold more than
         :data:`CHUNK_ROWS` meter-days (the same rows: a meter's indicators read only its own
-        days and the peer medians, which are computed over every meter)."""
+        days and the peer medians, which are computed over every meter of a day when the day
+        is prepared and kept)."""
         batch = [d for d in batch if d not in self.features]
         if not batch:
             return
