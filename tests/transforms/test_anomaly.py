@@ -869,7 +869,11 @@ def test_reverse_parts_of_two_spans_combine_into_the_whole() -> None:
 
 
 def test_sorted_by_compares_the_columns_in_turn() -> None:
-    rows = {"d": [day(0), day(0), day(0), day(1)], "m": [1, 1, 2, 1], "x": [day(0), day(1), day(0), day(0)]}
+    rows: dict[str, list[object]] = {
+        "d": [day(0), day(0), day(0), day(1)],
+        "m": [1, 1, 2, 1],
+        "x": [day(0), day(1), day(0), day(0)],
+    }
     assert A._sorted_by(pl.DataFrame(rows), ["d", "m", "x"])
     swapped = {k: [v[1], v[0], *v[2:]] for k, v in rows.items()}
     assert not A._sorted_by(pl.DataFrame(swapped), ["d", "m", "x"])
@@ -891,11 +895,16 @@ def test_flat_runs_of_two_dates_from_the_ordered_window_by_hand(monkeypatch: pyt
     days, history = A.prepare_days(md, CFG), A.reverse_history(md, CFG)
     checked: list[bool] = []
     real = A._sorted_by
-    monkeypatch.setattr(A, "_sorted_by", lambda frame, columns: checked.append(real(frame, columns)) or checked[-1])
+
+    def sorted_by(frame: pl.DataFrame, columns: list[str]) -> bool:
+        checked.append(real(frame, columns))
+        return checked[-1]
+
+    monkeypatch.setattr(A, "_sorted_by", sorted_by)
     both = A.indicators_at(days, NO_EVENTS, NO_DIAGNOSIS, history, [day(7), LAST], CFG)
     assert checked == [True]
 
-    def flat(d: dt.date, m: str) -> tuple[float, dt.date, dict[str, float]]:
+    def flat(d: dt.date, m: str) -> tuple[float, dt.date | None, dict[str, float]]:
         row = both[d].filter(pl.col("meter_id") == m).row(0, named=True)
         return round(row["s_flat"], 6), row["d_flat"], json.loads(row["ev_flat"])
 
