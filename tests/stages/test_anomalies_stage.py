@@ -266,6 +266,11 @@ def test_evaluate_against_a_tiny_truth(zone) -> None:
     assert text.splitlines()[2].startswith("theft ")
     assert "2 theft meters: precision@k for k > 2 is at most 2/k" in text
     assert report.rows["group"].to_list() == ["theft", "benign_event", "theft_bypass", "theft_stopped"]
+    # both thieves above every other meter: the AUC with the other thieves set apart is 1 as well
+    det = report.detection
+    assert det is not None
+    assert det.filter(pl.col("category") == "theft")["roc_auc_apart"].to_list() == [1.0]
+    assert "roc_auc, thieves apart" in text
     last = evaluate(landing, lake, at="last")
     assert last.dates == [RUN[-1]]
 
