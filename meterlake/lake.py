@@ -114,14 +114,17 @@ class Lake:
         level: int | None = None,
         row_group_size: int = ROW_GROUP_SIZE,
         compression: Literal["zstd", "lz4"] = COMPRESSION,
+        metadata: Mapping[str, str] | None = None,
     ) -> Path:
         """Write one Parquet file atomically (stage, fsync, rename); ``level``: zstd's, else its default;
         ``row_group_size``: rows per row group (smaller for a file read back a part at a time);
-        ``compression``: lz4 for a working file read back often (faster to read, a little larger).
+        ``compression``: lz4 for a working file read back often (faster to read, a little larger);
+        ``metadata``: key-value pairs kept in the file's footer (what a kept working file was
+        made from: it is written with them in one rename, so the two cannot disagree).
 
         A frame without rows is written as the bytes polars gave the first time for its
         schema (the same bytes every time: no timestamps), not encoded again."""
-        return self._atomic(path, _parquet_writer(frame, level, row_group_size, compression))
+        return self._atomic(path, _parquet_writer(frame, level, row_group_size, compression, metadata))
 
     def replace_if_changed(self, path: Path, frame: pl.DataFrame, before: Callable[[], object] | None = None) -> bool:
         """:meth:`write_file` of ``frame`` (default settings) unless the file it writes is, byte
@@ -551,14 +554,19 @@ def _nearly_full(path: Path) -> bool:
 
 
 def _parquet_writer(
-    frame: pl.DataFrame, level: int | None, row_group_size: int, compression: Literal["zstd", "lz4"]
+    frame: pl.DataFrame,
+    level: int | None,
+    row_group_size: int,
+    compression: Literal["zstd", "lz4"],
+    metadata: Mapping[str, str] | None = None,
 ) -> Callable[[Path], object]:
     """What writes ``frame`` to a path as :meth:`Lake.write_file` encodes it (not atomically)."""
-    if not frame.height:
+    if not frame.height and metadata is None:
         data = _empty_parquet(frame.schema, compression, level, row_group_size)
         return lambda tmp: tmp.write_bytes(data)
     if (
-        compression == "zstd"  # pyarrow's lz4 is Parquet's older, Hadoop-framed codec, not polars' LZ4_RAW
+        metadata is None
+        and compression == "zstd"  # pyarrow's lz4 is Parquet's older, Hadoop-framed codec, not polars' LZ4_RAW
         and frame.height >= DICTIONARY_ROWS
         and sum(dtype == pl.Float64 for dtype in frame.schema.dtypes()) >= DICTIONARY_FLOATS
     ):
@@ -570,6 +578,7 @@ def _parquet_writer(
         compression_level=level,
         statistics=True,
         row_group_size=row_group_size,
+        metadata=None if metadata is None else dict(metadata),
     )
 
 
