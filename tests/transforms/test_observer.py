@@ -1118,6 +1118,34 @@ def test_a_chunk_is_placed_day_by_day_with_nan_where_a_customer_has_no_row(layou
     assert np.array_equal(run, [[2, nan, nan], [nan, 6, nan]], equal_nan=True)
 
 
+def test_a_chunk_placed_over_an_earlier_chunks_arrays_is_placed_as_afresh() -> None:
+    """A spare (an earlier chunk's arrays) is written over where the chunk has its shape and
+    type: every place of it, a customer's days without a row NaN again, not the earlier values."""
+    kept = [
+        _arrays_day(0, [[1, 2], [3, 4], [5, 6], [7, 8]], [0, 1, 2, 3], [0.5, 1.5, 2.5, 3.5], "columns"),
+        _arrays_day(1, [[10, 20], [30, 40], [50, 60]], [4, 5, 6], [4.5, 5.5, 6.5], "columns"),
+    ]
+    # chunk 0..2: day 0 rows 0, 1 and day 1 row 0; chunk 2..4: day 0 row 2 to customer 2 only
+    place = [
+        (np.array([0, 1, 2], dtype=np.int32), np.array([0, 1, 2], dtype=np.int32)),
+        (np.array([0], dtype=np.int32), np.array([0], dtype=np.int32)),
+    ]
+    spare: dict[str, np.ndarray] = {}
+    blocks, run, _ = observer._place(kept, place, 0, 2, 2, 2, ["b01", "b02"], spare)
+    nan = np.nan
+    assert np.array_equal(blocks, [[[1, 2], [10, 20]], [[3, 4], [nan, nan]]], equal_nan=True)
+    first = spare["blocks"]
+    blocks, run, rough = observer._place(kept, place, 2, 4, 2, 2, ["b01", "b02"], spare)
+    assert spare["blocks"] is first  # the same shape and type: its arrays written over
+    assert np.array_equal(blocks, [[[5, 6], [nan, nan]], [[nan, nan], [nan, nan]]], equal_nan=True)
+    assert np.array_equal(run, [[2, nan], [nan, nan]], equal_nan=True)
+    assert np.array_equal(rough, [[2.5, nan], [nan, nan]], equal_nan=True)
+    # a chunk of another size: arrays of its own, kept for the next
+    blocks, _, _ = observer._place(kept, place, 1, 4, 2, 2, ["b01", "b02"], spare)
+    assert spare["blocks"] is not first and blocks.shape == (3, 2, 2)
+    assert np.array_equal(blocks[:, 0], [[3, 4], [5, 6], [nan, nan]], equal_nan=True)
+
+
 def test_the_look_runs_beside_the_reading_and_changes_no_output(monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
