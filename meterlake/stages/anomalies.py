@@ -497,9 +497,8 @@ class _Observed:
         self.columns = [*observer.block_names(rules.blocks), "zero_run", "rough"]
         self.writing: ThreadPoolExecutor | None = None
         self.written: Future[None] | None = None
-        #: the day being summarised ahead (:meth:`summarise_soon`): its date, where its customers'
-        #: summaries are put, the thread and its areas' summaries to come
-        self.soon: tuple[dt.date, dict[dt.date, pl.DataFrame], ThreadPoolExecutor, Future[pl.DataFrame]] | None = None
+        #: the date being judged ahead (:meth:`judge_soon`): its date, the thread, its indicator to come
+        self.soon: tuple[dt.date, ThreadPoolExecutor, Future[pl.DataFrame | None]] | None = None
 
     def _folder(self, d: dt.date) -> Path:
         return self.base / f"date={d.isoformat()}"
@@ -539,34 +538,19 @@ class _Observed:
                 self.writing.shutdown()
                 self.writing, self.written = None, None
 
-    def summarise_soon(self, day: dt.date) -> None:
-        """Start summarising ``day``'s own curves on a thread, as :meth:`at` would (its
-        customers' summaries held in memory, their file written on the writer thread), so the
-        stage reads its look-backs meanwhile: the summary (a county day ~2.5 s of CPU with
-        numba's load, mostly one core) then runs beside the reading, not after it. Only where
-        :meth:`at` would summarise it (a date of the run whose window holds enough days); the
-        next call of :meth:`at` waits for it."""
+    def judge_soon(self, day: dt.date) -> None:
+        """Start judging ``day`` on a thread (:meth:`at`'s work: its own day summarised, the window
+        looked at and judged), so the stage reads its look-backs meanwhile: the observer (a
+        steady county date ~6 s of CPU, mostly one core) then runs beside the reading, not after
+        it. Only where :meth:`at` would summarise the day itself (a date of the run whose window
+        holds enough days); the next call of :meth:`at` waits for it."""
         if not self.rules.enabled or self.soon is not None or day not in self.todo:
             return
         window = self.window(day)
         if len(window) < self.rules.min_days or day not in window:
             return
-        held: dict[dt.date, pl.DataFrame] = {}
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observer-soon")
-        self.soon = (day, held, pool, pool.submit(self._summaries, day, held))
-
-    def _soon_done(self) -> dict[dt.date, pl.DataFrame]:
-        """Wait for the day summarised ahead (:meth:`summarise_soon`), if any: its areas'
-        summaries kept as if summarised here; its customers' held summaries returned."""
-        if self.soon is None:
-            return {}
-        day, held, pool, areas = self.soon
-        self.soon = None
-        try:
-            self.areas[day] = areas.result()
-        finally:
-            pool.shutdown()
-        return held
+        self.soon = (day, pool, pool.submit(self._at, day))
 
     def window(self, day: dt.date) -> list[dt.date]:
         """The days of ``day``'s window that hold curves, oldest first."""
@@ -574,6 +558,20 @@ class _Observed:
         return [d for d in window if d.isoformat() in self.curve_days]
 
     def at(self, day: dt.date) -> pl.DataFrame | None:
+        """The observer indicator of ``day`` (None: the observer is off or the window too short);
+        judged on a thread where :meth:`judge_soon` started it."""
+        if self.soon is not None:
+            soon, pool, judged = self.soon
+            self.soon = None
+            try:
+                got = judged.result()
+            finally:
+                pool.shutdown()
+            if soon == day:
+                return got
+        return self._at(day)
+
+    def _at(self, day: dt.date) -> pl.DataFrame | None:
         if not self.rules.enabled:
             return None
         window = self.window(day)
@@ -585,10 +583,6 @@ class _Observed:
             return None
         held: dict[dt.date, pl.DataFrame] = {}
         try:
-            held = self._soon_done()
-            if held and day not in held:  # summarised ahead for another date: read as a kept day
-                self._written()
-                held = {}
             for d in window:
                 if d not in self.areas:
                     # the detection date's own day (summarised last: the window's newest) held in memory
@@ -947,8 +941,8 @@ class _Indicators:
             self.ctx.progress(
                 f"anomalies: meter_daily {span[0]} .. {span[-1]} ({len(span)} days) in {len(ranges)} ranges of meters"
             )
-            if self.ahead is None:  # the observer's own day summarised beside the look-backs' reading
-                self.observed.summarise_soon(batch[0])
+            if self.ahead is None:  # the observer's first date judged beside the look-backs' reading
+                self.observed.judge_soon(batch[0])
             spill = _Spill(lake, span, ranges, cfg)
             try:
                 seen = self._observed(batch)

@@ -606,11 +606,9 @@ def test_a_window_copys_blocks_are_viewed_in_the_batch_read(tmp_path: Path) -> N
     assert np.array_equal(anomalies._blocks_of(gap), [[1.0, 3.0], [2.0, np.nan]], equal_nan=True)
 
 
-def test_the_first_dates_own_day_is_summarised_beside_the_look_backs_reading(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Where the look-backs are read in ranges of meters, the first date's own day is summarised
-    on a thread meanwhile; the stage writes what it writes otherwise."""
+def test_the_first_date_is_judged_beside_the_look_backs_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the look-backs are read in ranges of meters, the first date is judged on a thread
+    meanwhile (its window's days summarised there); the stage writes what it writes otherwise."""
     import threading
 
     last = _built_and_one_run(tmp_path, "soon")
@@ -621,11 +619,17 @@ def test_the_first_dates_own_day_is_summarised_beside_the_look_backs_reading(
         return day
 
     count_calls(monkeypatch, anomalies.observer, "day_summaries", noted)
+    judged: list[str] = []
+    count_calls(monkeypatch, anomalies.observer, "indicator_of_days", lambda *_a, **_k: judged.append(
+        threading.current_thread().name
+    ))
     monkeypatch.setattr(anomalies, "CHUNK_ROWS", 40)  # the look-backs in ranges of meters
     monkeypatch.setattr(anomalies, "KEEP_ARRAYS_ROWS", 4)  # ten customers are now a large day
     run(tmp_path / "soon", last)
-    assert where[last[0]].startswith("observer-soon")
-    assert where[last[1]] == where[last[0] - dt.timedelta(days=1)] == threading.main_thread().name
+    first = [last[0] - dt.timedelta(days=i) for i in range(14)]  # the first date's window
+    assert all(where[d].startswith("observer-soon") for d in first)
+    assert where[last[1]] == threading.main_thread().name  # the next date's own day, as before
+    assert judged[0].startswith("observer-soon") and judged[1:] == [threading.main_thread().name]
     alone = tmp_path / "alone" / "lake"
     assert digest(tmp_path / "soon" / "lake") == digest(alone)
     assert _state_digest(tmp_path / "soon" / "lake") == _state_digest(alone)
