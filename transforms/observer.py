@@ -1414,7 +1414,9 @@ def _place(
     kind = np.dtype(np.float32 if narrow else np.float64)
     spare = {} if spare is None else spare
     if "blocks" not in spare or spare["blocks"].shape != (n_days, nb, m) or spare["blocks"].dtype != kind:
-        spare.update(blocks=np.empty((n_days, nb, m), dtype=kind), run=np.empty((n_days, m)), rough=np.empty((n_days, m)))
+        spare.update(
+            blocks=np.empty((n_days, nb, m), dtype=kind), run=np.empty((n_days, m)), rough=np.empty((n_days, m))
+        )
     by_day, run, rough = spare["blocks"], spare["run"], spare["rough"]
     missing = np.ones(n_days, dtype=bool)  # days with no row of the chunk: NaN throughout
     for d, (day_blocks, day_run, day_rough), pick, into in read:

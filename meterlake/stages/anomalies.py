@@ -40,6 +40,7 @@ even when no meter scores, so "ranked, nothing found" differs from "not ranked".
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -366,7 +367,7 @@ def _blocks_of(columns: list[pa.Array]) -> np.ndarray:
             parent is not None
             and step >= first.nbytes
             and step % first.itemsize == 0
-            and all(b - a == step for a, b in zip(at, at[1:], strict=False))
+            and all(b - a == step for a, b in itertools.pairwise(at))
             and all(b is not None and b.parent is not None and b.parent.address == parent.address for b in bufs)
             and parent.address <= at[0]
         ):

@@ -606,7 +606,9 @@ def test_a_window_copys_blocks_are_viewed_in_the_batch_read(tmp_path: Path) -> N
     assert np.array_equal(anomalies._blocks_of(gap), [[1.0, 3.0], [2.0, np.nan]], equal_nan=True)
 
 
-def test_the_first_date_is_judged_beside_the_look_backs_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_first_date_is_judged_beside_the_look_backs_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Where the look-backs are read in ranges of meters, the first date is judged on a thread
     meanwhile (its window's days summarised there); the stage writes what it writes otherwise."""
     import threading
@@ -620,9 +622,12 @@ def test_the_first_date_is_judged_beside_the_look_backs_reading(tmp_path: Path, 
 
     count_calls(monkeypatch, anomalies.observer, "day_summaries", noted)
     judged: list[str] = []
-    count_calls(monkeypatch, anomalies.observer, "indicator_of_days", lambda *_a, **_k: judged.append(
-        threading.current_thread().name
-    ))
+    count_calls(
+        monkeypatch,
+        anomalies.observer,
+        "indicator_of_days",
+        lambda *_a, **_k: judged.append(threading.current_thread().name),
+    )
     monkeypatch.setattr(anomalies, "CHUNK_ROWS", 40)  # the look-backs in ranges of meters
     monkeypatch.setattr(anomalies, "KEEP_ARRAYS_ROWS", 4)  # ten customers are now a large day
     run(tmp_path / "soon", last)

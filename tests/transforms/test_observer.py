@@ -1133,17 +1133,17 @@ def test_a_chunk_placed_over_an_earlier_chunks_arrays_is_placed_as_afresh() -> N
     spare: dict[str, np.ndarray] = {}
     blocks, run, _ = observer._place(kept, place, 0, 2, 2, 2, ["b01", "b02"], spare)
     nan = np.nan
-    assert np.array_equal(blocks, [[[1, 2], [10, 20]], [[3, 4], [nan, nan]]], equal_nan=True)
+    assert np.array_equal(blocks, [[[1.0, 2.0], [10.0, 20.0]], [[3.0, 4.0], [nan, nan]]], equal_nan=True)
     first = spare["blocks"]
     blocks, run, rough = observer._place(kept, place, 2, 4, 2, 2, ["b01", "b02"], spare)
     assert spare["blocks"] is first  # the same shape and type: its arrays written over
-    assert np.array_equal(blocks, [[[5, 6], [nan, nan]], [[nan, nan], [nan, nan]]], equal_nan=True)
-    assert np.array_equal(run, [[2, nan], [nan, nan]], equal_nan=True)
+    assert np.array_equal(blocks, [[[5.0, 6.0], [nan, nan]], [[nan, nan], [nan, nan]]], equal_nan=True)
+    assert np.array_equal(run, [[2.0, nan], [nan, nan]], equal_nan=True)
     assert np.array_equal(rough, [[2.5, nan], [nan, nan]], equal_nan=True)
     # a chunk of another size: arrays of its own, kept for the next
     blocks, _, _ = observer._place(kept, place, 1, 4, 2, 2, ["b01", "b02"], spare)
     assert spare["blocks"] is not first and blocks.shape == (3, 2, 2)
-    assert np.array_equal(blocks[:, 0], [[3, 4], [5, 6], [nan, nan]], equal_nan=True)
+    assert np.array_equal(blocks[:, 0], [[3.0, 4.0], [5.0, 6.0], [nan, nan]], equal_nan=True)
 
 
 def test_the_look_runs_beside_the_reading_and_changes_no_output(monkeypatch: pytest.MonkeyPatch) -> None:
