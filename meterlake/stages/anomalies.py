@@ -557,6 +557,19 @@ class _Observed:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observer-soon")
         self.soon = (day, pool, pool.submit(self._at, day))
 
+    def settle(self) -> None:
+        """Wait for a date judged ahead and not asked for (the stage failed before it needed
+        it), its outcome dropped: no thread of the stage still writes kept summaries once it
+        has returned or raised."""
+        if self.soon is not None:
+            _, pool, judged = self.soon
+            self.soon = None
+            try:
+                judged.exception()
+            finally:
+                pool.shutdown()
+            self._written()
+
     def window(self, day: dt.date) -> list[dt.date]:
         """The days of ``day``'s window that hold curves, oldest first."""
         window = [day - dt.timedelta(days=i) for i in range(self.rules.window_days - 1, -1, -1)]
@@ -607,6 +620,30 @@ class _Observed:
             )
         finally:
             self._written()
+
+
+def _observer_soon(
+    ctx: StageContext, cfg: anomaly.AnomalyConfig, held: list[dt.date], todo: list[dt.date]
+) -> _Observed:
+    """The stage's observer (:class:`_Observed`). Where the first batch of dates will read its
+    look-backs in ranges of meters (more than :data:`CHUNK_ROWS` meter-days: a county) and no
+    docs helper judges ahead, its first date is judged on a thread from the stage's start
+    (:meth:`_Observed.judge_soon`): beside the reading of the inspections, the inputs and the
+    look-back days, which need one core or less, instead of after them. A small zone's dates are
+    judged where first needed, as before (its look-backs prepared whole: the observer's arrays
+    are not held beside them)."""
+    observed = _Observed(ctx, cfg.observer, todo, ctx.observed_ahead)
+    if ctx.observer_ahead is not None or not cfg.observer.enabled:
+        return observed
+    reach = todo[0] - dt.timedelta(days=cfg.lookback_days - 1)
+    try:  # the rows of the look-backs, from the days' footers (as _read_inputs counts them)
+        per_day = {d: _rows(ctx.lake, d) for d in held if reach <= d <= todo[-1]}
+    except (OSError, ValueError):
+        return observed  # the stage's reading says what is wrong
+    first = anomaly.batches_of_counts(per_day, todo, cfg, BATCH_ROWS)[0]
+    if sum(anomaly.lookback_rows(per_day, d, cfg) for d in first) > CHUNK_ROWS:
+        observed.judge_soon(first[0])
+    return observed
 
 
 def summarise_ahead(ctx: StageContext, dates: list[dt.date]) -> list[dt.date]:
@@ -991,9 +1028,16 @@ class _Indicators:
     """The indicators of detection dates, computed a batch of dates at a time and kept
     until ranked (a model date's until the run ends: later models learn from it)."""
 
-    def __init__(self, ctx: StageContext, cfg: anomaly.AnomalyConfig, inputs: _Inputs, todo: list[dt.date]) -> None:
+    def __init__(
+        self,
+        ctx: StageContext,
+        cfg: anomaly.AnomalyConfig,
+        inputs: _Inputs,
+        todo: list[dt.date],
+        observed: _Observed | None = None,
+    ) -> None:
         self.ctx, self.cfg, self.inputs = ctx, cfg, inputs
-        self.observed = _Observed(ctx, cfg.observer, todo, ctx.observed_ahead)
+        self.observed = observed if observed is not None else _Observed(ctx, cfg.observer, todo, ctx.observed_ahead)
         self.features: dict[dt.date, pl.DataFrame] = {}
         #: the observer's work done ahead, waited for where first needed (:meth:`_observed`)
         self.ahead = ctx.observer_ahead
@@ -1113,10 +1157,15 @@ def _model_p(cfg: anomaly.AnomalyConfig, sup: _Supervision, ind: _Indicators, da
 
 
 def _rank(
-    ctx: StageContext, cfg: anomaly.AnomalyConfig, inputs: _Inputs, todo: list[dt.date], sup: _Supervision
+    ctx: StageContext,
+    cfg: anomaly.AnomalyConfig,
+    inputs: _Inputs,
+    todo: list[dt.date],
+    sup: _Supervision,
+    observed: _Observed | None = None,
 ) -> _Tally:
     """Score every date of ``todo`` and write its anomalies partition, a batch of dates at a time."""
-    ind = _Indicators(ctx, cfg, inputs, todo)
+    ind = _Indicators(ctx, cfg, inputs, todo, observed)
     tally = _Tally()
     done = 0
     for batch in ind.batches(todo):
@@ -1181,12 +1230,16 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     if not todo:
         result.rows = {ANOMALIES.name: 0}
         return result
-    raw, notes = load_inspections(ctx)  # read once: the model learns from them, the cases cite them
-    if cfg.supervised.enabled:
-        result.notes += notes
-    sup = _supervision(cfg, raw, held, todo)
-    inputs = _read_inputs(ctx, cfg, held, sorted(set(todo) | set(sup.model_dates)), todo, result)
-    tally = _rank(ctx, cfg, inputs, todo, sup)
+    observed = _observer_soon(ctx, cfg, held, todo)
+    try:
+        raw, notes = load_inspections(ctx)  # read once: the model learns from them, the cases cite them
+        if cfg.supervised.enabled:
+            result.notes += notes
+        sup = _supervision(cfg, raw, held, todo)
+        inputs = _read_inputs(ctx, cfg, held, sorted(set(todo) | set(sup.model_dates)), todo, result)
+        tally = _rank(ctx, cfg, inputs, todo, sup, observed)
+    finally:
+        observed.settle()
     if _KERNEL_FAILED:
         result.notes.append(f"observer: compiled look not available ({_KERNEL_FAILED[0]}): every customer judged")
     cases = _theft_cases(ctx, cfg, held, todo, inputs.diag_days, raw, tally.observed_cases)

@@ -638,3 +638,34 @@ def test_the_first_date_is_judged_beside_the_look_backs_reading(
     alone = tmp_path / "alone" / "lake"
     assert digest(tmp_path / "soon" / "lake") == digest(alone)
     assert _state_digest(tmp_path / "soon" / "lake") == _state_digest(alone)
+
+
+def test_a_stage_that_fails_waits_for_the_date_judged_on_its_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first date judged from the stage's start: a stage failing before it needs the
+    indicator returns only once the thread has ended (nothing of the stage writes after it)."""
+    import threading
+
+    from meterlake.stages import StageError
+
+    (tmp_path / "landing").mkdir()
+    build(tmp_path / "lake")
+    monkeypatch.setattr(anomalies, "CHUNK_ROWS", 40)  # the look-backs in ranges of meters
+    started = threading.Event()
+
+    def failing(*_a: object, **_k: object) -> None:
+        started.wait(10)  # the observer's thread has begun
+        raise StageError("anomalies: the inputs could not be read")
+
+    def noted(*_a: object, **_k: object) -> None:
+        started.set()
+
+    count_calls(monkeypatch, anomalies.observer, "day_summaries", noted)
+    monkeypatch.setattr(anomalies, "_read_inputs", failing)
+    day = D0 + dt.timedelta(days=DAYS - 1)
+    with pytest.raises(StageError, match="could not be read"):
+        run(tmp_path, [day])
+    assert not [t for t in threading.enumerate() if t.name.startswith("observer-soon")]
+    kept = next((tmp_path / "lake").joinpath(*OBSERVER_STATE).glob(f"*/date={day}"))
+    assert (kept / "customers.parquet").exists() and (kept / "areas.parquet").exists()
