@@ -1245,6 +1245,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     cases = _theft_cases(ctx, cfg, held, todo, inputs.diag_days, raw, tally.observed_cases)
     _report(result, todo, absent, tally, cases, sup)
     prune_window_copies(ctx.lake, cfg.observer.window_days)
+    ctx.lake.prune_dated_state(OBSERVER_STATE, cfg.observer.window_days)
     prune_kept_days(ctx.lake, cfg.lookback_days)
     return result
 

@@ -532,6 +532,8 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         raise StageError(f"loss: {exc}") from exc
     for month in r.months:
         _worklist(r, month)
+    b = r.cfg.diagnosis.balance
+    r.ctx.lake.prune_dated_state(BALANCE_STATE, max(b.window_days, b.step_days))
     return _summary(r)
 
 
