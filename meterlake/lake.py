@@ -124,30 +124,26 @@ class Lake:
 
         A frame without rows is written as the bytes polars gave the first time for its
         schema (the same bytes every time: no timestamps), not encoded again."""
-        if not frame.height and metadata is None:
-            data = _empty_parquet(frame.schema, compression, level, row_group_size)
-            return self._atomic(path, lambda tmp: tmp.write_bytes(data))
-        if (
-            metadata is None
-            and compression == "zstd"  # pyarrow's lz4 is Parquet's older, Hadoop-framed codec, not polars' LZ4_RAW
-            and frame.height >= DICTIONARY_ROWS
-            and sum(dtype == pl.Float64 for dtype in frame.schema.dtypes()) >= DICTIONARY_FLOATS
-        ):
-            dict_level = DICTIONARY_LEVEL if level is None else level
-            return self._atomic(
-                path, lambda tmp: _write_dictionary_floats(tmp, frame, compression, dict_level, row_group_size)
-            )
-        return self._atomic(
-            path,
-            lambda tmp: frame.write_parquet(
-                tmp,
-                compression=compression,
-                compression_level=level,
-                statistics=True,
-                row_group_size=row_group_size,
-                metadata=None if metadata is None else dict(metadata),
-            ),
-        )
+        return self._atomic(path, _parquet_writer(frame, level, row_group_size, compression, metadata))
+
+    def replace_if_changed(self, path: Path, frame: pl.DataFrame, before: Callable[[], object] | None = None) -> bool:
+        """:meth:`write_file` of ``frame`` (default settings) unless the file it writes is, byte
+        for byte, the file ``path`` already holds: then that file is left as it is (its
+        :func:`file_identity` too) and False is returned. The new file is encoded in staging
+        and compared whole: "unchanged" means the same bytes, not rows that compare equal.
+        ``before`` is called once the file is known to change, before it replaces the old one
+        (e.g. to record first that the later stages must rebuild what it feeds)."""
+        changed = True
+
+        def keep(tmp: Path) -> bool:
+            nonlocal changed
+            changed = not (path.is_file() and _same_bytes(tmp, path))
+            if changed and before is not None:
+                before()
+            return not changed
+
+        self._atomic(path, _parquet_writer(frame, None, ROW_GROUP_SIZE, COMPRESSION), keep_if=keep)
+        return changed
 
     def link_file(self, src: Path, path: Path) -> bool:
         """Give the lake file ``src`` a second name ``path`` (a hard link), atomically.
@@ -191,7 +187,11 @@ class Lake:
         """Write one small text file (JSON records) atomically."""
         return self._atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
-    def _atomic(self, path: Path, write: Callable[[Path], object]) -> Path:
+    def _atomic(
+        self, path: Path, write: Callable[[Path], object], keep_if: Callable[[Path], bool] | None = None
+    ) -> Path:
+        """``write`` a staging file, then rename it over ``path`` (after an fsync); with
+        ``keep_if``, ``path`` is left as it is where ``keep_if(staged file)`` says so."""
         self.staging.mkdir(parents=True, exist_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.staging / f"{uuid.uuid4().hex}.tmp"
@@ -204,6 +204,8 @@ class Lake:
                 if _nearly_full(self.staging):
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
                 raise
+            if keep_if is not None and keep_if(tmp):
+                return path
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             faults.before_replace(path)
@@ -304,6 +306,18 @@ class Lake:
             out = out.drop(key)
         order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
         return self.write_file(self.partition_path(table, value, key), sort_if_needed(out.collect(), order))
+
+    def write_partition_if_changed(
+        self, table: Table, value: object, frame: pl.DataFrame, before: Callable[[], object] | None = None
+    ) -> bool:
+        """:meth:`write_partition`, except that a partition whose new file is byte for byte the
+        one it replaces is left as it is (:meth:`replace_if_changed`); whether it changed."""
+        key = table.partition_by
+        out = table.conform(frame)
+        if key is not None:
+            out = out.drop(key)
+        order = [k for k in table.key if k != key]
+        return self.replace_if_changed(self.partition_path(table, value), sort_if_needed(out.collect(), order), before)
 
     def write_partitions(
         self,
@@ -566,6 +580,48 @@ def _nearly_full(path: Path) -> bool:
     except OSError:
         return False
     return st.f_bavail * st.f_frsize < NEARLY_FULL_BYTES
+
+
+def _parquet_writer(
+    frame: pl.DataFrame,
+    level: int | None,
+    row_group_size: int,
+    compression: Literal["zstd", "lz4"],
+    metadata: Mapping[str, str] | None = None,
+) -> Callable[[Path], object]:
+    """What writes ``frame`` to a path as :meth:`Lake.write_file` encodes it (not atomically)."""
+    if not frame.height and metadata is None:
+        data = _empty_parquet(frame.schema, compression, level, row_group_size)
+        return lambda tmp: tmp.write_bytes(data)
+    if (
+        metadata is None
+        and compression == "zstd"  # pyarrow's lz4 is Parquet's older, Hadoop-framed codec, not polars' LZ4_RAW
+        and frame.height >= DICTIONARY_ROWS
+        and sum(dtype == pl.Float64 for dtype in frame.schema.dtypes()) >= DICTIONARY_FLOATS
+    ):
+        dict_level = DICTIONARY_LEVEL if level is None else level
+        return lambda tmp: _write_dictionary_floats(tmp, frame, compression, dict_level, row_group_size)
+    return lambda tmp: frame.write_parquet(
+        tmp,
+        compression=compression,
+        compression_level=level,
+        statistics=True,
+        row_group_size=row_group_size,
+        metadata=None if metadata is None else dict(metadata),
+    )
+
+
+def _same_bytes(a: Path, b: Path, chunk: int = 1 << 20) -> bool:
+    """Whether the files ``a`` and ``b`` hold the same bytes."""
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(chunk), fb.read(chunk)
+            if x != y:
+                return False
+            if not x:
+                return True
 
 
 #: days of kept working state kept beyond those the newest date reads (:meth:`Lake.prune_dated_state`):

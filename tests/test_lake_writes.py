@@ -353,6 +353,50 @@ def test_a_rewritten_lake_file_has_another_identity(tmp_path: Path) -> None:
     assert file_identity(path) != first
 
 
+def test_a_partition_written_again_with_the_same_rows_is_left_as_it_is(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    day = dt.date(2026, 1, 2)
+    path = lake.write_partition(OUTAGE_METER_DAYS, day, _meter_days(day, ["m1", "m2"]))
+    before, stamp = path.read_bytes(), file_identity(path)
+    called: list[bool] = []
+    # the same rows in another order: the file would be the same bytes (rows sorted by the key)
+    same = _meter_days(day, ["m1", "m2"]).reverse()
+    assert not lake.write_partition_if_changed(OUTAGE_METER_DAYS, day, same, before=lambda: called.append(True))
+    assert file_identity(path) == stamp and path.read_bytes() == before
+    assert called == []  # nothing to record before a replacement that does not happen
+    assert not any(lake.staging.iterdir())
+
+
+def test_a_partition_with_other_rows_is_replaced_after_before_is_called(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    day = dt.date(2026, 1, 2)
+    path = lake.write_partition(OUTAGE_METER_DAYS, day, _meter_days(day, ["m1", "m2"]))
+    old = path.read_bytes()
+    seen: list[bytes] = []
+    new = _meter_days(day, ["m1", "m2", "m3"])
+    assert lake.write_partition_if_changed(OUTAGE_METER_DAYS, day, new, before=lambda: seen.append(path.read_bytes()))
+    assert seen == [old]  # called while the old file still stood
+    assert pl.read_parquet(path)["meter_id"].to_list() == ["m1", "m2", "m3"]
+    # the bytes write_partition writes
+    other = Lake(tmp_path / "other")
+    assert path.read_bytes() == other.write_partition(OUTAGE_METER_DAYS, day, new).read_bytes()
+    # a partition not there yet is written (and counts as changed)
+    later = dt.date(2026, 1, 3)
+    assert lake.write_partition_if_changed(OUTAGE_METER_DAYS, later, _meter_days(later, ["m1"]))
+    assert lake.partitions(OUTAGE_METER_DAYS) == [day.isoformat(), later.isoformat()]
+    assert not any(lake.staging.iterdir())
+
+
+def test_a_float_differing_in_its_last_bit_is_a_change(tmp_path: Path) -> None:
+    """Unchanged means the same bytes: a value that compares almost equal is still written."""
+    lake = Lake(tmp_path / "lake")
+    day = dt.date(2026, 1, 2)
+    frame = _meter_days(day, ["m1"]).with_columns(outage_min=pl.lit(0.1 + 0.2))
+    lake.write_partition(OUTAGE_METER_DAYS, day, frame)
+    assert lake.write_partition_if_changed(OUTAGE_METER_DAYS, day, frame.with_columns(outage_min=pl.lit(0.3)))
+    assert lake.scan(OUTAGE_METER_DAYS).collect()["outage_min"].to_list() == [0.3]
+
+
 def test_kept_state_of_days_no_run_reads_is_removed(tmp_path: Path, monkeypatch) -> None:
     """By hand: newest day 2026-03-31, 14 days read plus a margin of 31: the first day kept
     is 03-31 - 44 days = 2026-02-15; folders and files of earlier days go, other names stay."""

@@ -144,6 +144,14 @@ class Books:
     status: pl.LazyFrame
     #: the prepay_daily partitions (the stage reads them, never writes them)
     prepay_days: list[str]
+    #: the archive's snapshot partitions (the stage never writes the archive)
+    snapshots: list[str]
+
+    def archive_on(self, day: dt.date) -> pl.LazyFrame:
+        """The archive snapshot valid on ``day`` (the latest dated on or before it) read alone:
+        what :func:`archive_valid_on` keeps of the whole archive, without reading every
+        snapshot the lake has kept (two a month grow to dozens)."""
+        return self.lake.scan(ARCHIVE.clean, [s for s in self.snapshots if s <= day.isoformat()][-1:])
 
     def keyed(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         """``frame`` with customer_id cast to the key: a join needs both sides alike."""
@@ -233,6 +241,7 @@ def open_books(
         ledger=ledger,
         status=status,
         prepay_days=lake.partitions(PREPAY_DAILY),
+        snapshots=lake.partitions(ARCHIVE.clean),
     )
 
 
@@ -242,7 +251,7 @@ def ledger_month(books: Books, m: str, grades: dict[str, int]) -> dict[str, int]
     lake, cfg = books.lake, books.cfg
     first, month_end = month_bounds(m)
     end = min(month_end, books.as_of)
-    scope = books.keyed(scope_on(books.archive, end)).collect().lazy()
+    scope = books.keyed(scope_on(books.archive_on(end), end)).collect().lazy()
     previous = books.keyed(lake.scan(RECEIVABLES_MONTHLY, [m])) if m in lake.partitions(RECEIVABLES_MONTHLY) else None
     rec = receivables_month(books.schedule, books.ledger, m, cfg, scope, previous, books.as_of).collect(
         engine=IN_MEMORY
@@ -293,7 +302,7 @@ def recovery_month(books: Books, m: str, notes: list[str]) -> int:
         books.bills.filter(pl.col("month") == m),
         prepay_month,
         books.status,
-        books.keyed(scope_on(books.archive, end)),
+        books.keyed(scope_on(books.archive_on(end), end)),
         m,
         due,
         books.payments_as_of,

@@ -23,7 +23,12 @@ one. A day whose reading is missing shares a gap with other days: a reading that
 arrives can close a gap that opened earlier (its earlier days were ``missing`` when they
 were built), and a day's curve weighs the shares of the whole gap. The meter_daily
 partitions of those other days (when the lake holds them) are patched, the rows of those
-meters only, and returned in ``StageResult.dates`` so later stages rebuild them too.
+meters only, and returned in ``StageResult.dates`` so later stages rebuild them too:
+those whose file changes (recorded first as pending dates, so that a run stopped before
+the later stages have rebuilt them leaves them for the next run), and those already
+pending. A patched partition that comes out byte for byte as the file it replaces (the
+gap's shares did not move) is left as it is and not passed on: the lake is then as if
+the day had not been touched, and an untouched day's later marts stand as they are.
 Day by day, each date re-shares its gaps over what the other days hold at that moment:
 a pass replays that chain over the gap meters' rows, each meter's dates in order and the
 meters side by side (``_replay_chain``).
@@ -36,6 +41,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import polars as pl
@@ -410,13 +416,18 @@ def _write_meter_daily(
     lake.write_partitions(METER_DAILY, parts)  # the pass's files together (the same bytes)
     del parts
     rebuilt = []
+    pending = lake.read_pending_dates()
     for d in sorted(set(hit) - in_batch):
         old = METER_DAILY.conform(lake.scan(METER_DAILY, [d])).collect()
         part = pl.concat([old.join(hit[d], on="meter_id", how="anti"), final.get(d, old.clear())])
-        lake.write_partition(METER_DAILY, d, part)
-        rebuilt.append(d)
+        changed = lake.write_partition_if_changed(METER_DAILY, d, part, before=partial(lake.add_pending_dates, [d]))
         rows["meter_daily"] += part.height
-        notes.append(_note_quality(d, part) + f" (rebuilt: {hit[d].height:,} meters share a gap with a later date)")
+        why = f"{hit[d].height:,} meters share a gap with a later date"
+        if changed or d in pending:
+            rebuilt.append(d)
+            notes.append(_note_quality(d, part) + f" (rebuilt: {why})")
+        else:
+            notes.append(_note_quality(d, part) + f" (rebuilt unchanged, not passed on: {why})")
     return {"rows": rows, "notes": notes, "rebuilt": rebuilt}
 
 

@@ -126,3 +126,34 @@ def test_a_restated_bill_is_visible_and_reruns_are_identical(settings: Settings)
     run(settings)
     feb = lake.scan(RECEIVABLES_MONTHLY, ["2026-02"]).collect().row(0, named=True)
     assert (feb["billed_yuan"], feb["restated_yuan"], feb["arrears_yuan"]) == (1050.0, 50.0, 450.0)
+
+
+def test_the_scope_of_a_month_is_read_from_the_snapshot_valid_on_its_last_day_alone(settings: Settings) -> None:
+    """A snapshot of Feb 15 moves M1 to feeder F7: the ledger month February (valid on Feb 28:
+    Feb 15's snapshot) gets F7, the consumption month January (Jan 31: Jan 1's) keeps F9, and
+    the snapshot of Mar 1, after both, is read for neither."""
+    lake = Lake(settings.lake)
+    jan = lake.scan(ARCHIVE.clean, ["2026-01-01"]).collect()
+    for snap, feeder in ((D(2026, 2, 15), "F7"), (D(2026, 3, 1), "F5")):
+        lake.write_partition(
+            ARCHIVE.clean, snap.isoformat(), jan.with_columns(snapshot_date=pl.lit(snap), feeder_id=pl.lit(feeder))
+        )
+    run(settings)
+    got = lake.scan(RECEIVABLES_MONTHLY).select("month", "feeder_id").collect().sort("month").rows()
+    assert got == [("2026-02", "F7")]  # January's bill is issued, and ledgered, in February
+    rec = lake.scan(RECOVERY_MONTHLY, ["2026-01"]).collect()
+    assert rec.filter(pl.col("scope") == "feeder")["scope_id"].to_list() == ["F9"]
+    # the books' snapshot of a day: the latest on or before it, none before the first
+    from meterlake.stages import receivables
+
+    books = receivables.open_books(
+        lake,
+        receivables.ReceivablesConfig(),
+        receivables.BillingConfig(),
+        "2026-01",
+        D(2026, 2, 28),
+        lake.partitions(PAYMENTS.clean),
+    )
+    assert books.archive_on(D(2026, 2, 14)).select("feeder_id").collect().to_series().to_list() == ["F9"]
+    assert books.archive_on(D(2026, 2, 15)).select("feeder_id").collect().to_series().to_list() == ["F7"]
+    assert books.archive_on(D(2025, 12, 31)).collect().height == 0

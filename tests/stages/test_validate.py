@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from meterlake import pipeline
-from meterlake.lake import Lake
+from meterlake.lake import Lake, file_identity
 from meterlake.schemas.archive import LANDING as ARCHIVE
 from meterlake.schemas.collection_daily import COLLECTION_DAILY
 from meterlake.schemas.curves import LANDING as CURVES
@@ -202,6 +202,60 @@ def test_late_reading_closes_a_gap_opened_before_the_run(tmp_path: Path) -> None
     assert got["method"].to_list() == ["register", "share_by_curve", "share_by_curve"]
     # the other meters of the rebuilt day are untouched
     assert lk.scan(METER_DAILY, [DAYS[1].isoformat()]).collect().height == 5
+
+
+def _c1_gap_lake(root: Path) -> Lake:
+    """c1's reading of Jan 3 never arrives; Jan 1 and Jan 2 validated day by day."""
+    lk = Lake(root)
+    write_archive(lk)
+    write_registers(lk, DAYS[0])
+    write_registers(lk, DAYS[1])
+    write_registers(lk, DAYS[2], skip=("c1",))
+    for d in DAYS[:3]:
+        write_curves(lk, d)
+    run(lk, [DAYS[0]])
+    run(lk, [DAYS[1]])
+    write_registers(lk, DAYS[3])
+    return lk
+
+
+def test_a_rebuilt_day_that_changes_is_pending_until_the_later_stages_have_run(tmp_path: Path) -> None:
+    lk = _c1_gap_lake(tmp_path / "lake")
+    assert lk.read_pending_dates() == set()
+    result = run(lk, [DAYS[2]])
+    # Jan 2 changed (c1 missing -> estimated): handed on, and recorded as pending (only the
+    # chain's last stage clears it) so that a run stopped before the later stages rebuilt it
+    # leaves it to the next run
+    assert result.dates == [DAYS[1], DAYS[2]]
+    assert lk.read_pending_dates() == {DAYS[1]}
+    # rebuilt again with the same bytes, but still pending: handed on again
+    again = run(lk, [DAYS[2]])
+    assert again.dates == [DAYS[1], DAYS[2]]
+    assert again.details["rebuilt_dates"] == [DAYS[1].isoformat()]
+
+
+def test_a_rebuilt_day_that_comes_out_the_same_is_left_as_it_is_and_not_handed_on(tmp_path: Path) -> None:
+    lk = _c1_gap_lake(tmp_path / "lake")
+    run(lk, [DAYS[2]])
+    lk.clear_pending_dates([DAYS[1], DAYS[2]])  # as the chain's last stage does
+    jan2 = lk.partition_path(METER_DAILY, DAYS[1].isoformat())
+    stamp, files = file_identity(jan2), digest(lk)
+    result = run(lk, [DAYS[2]])
+    # the Jan 4 reading re-shares c1's gap Jan 2..3 over the same curves: Jan 2's file comes
+    # out byte for byte as it stands, so it is not replaced and the later stages skip it
+    assert result.dates == [DAYS[2]]
+    assert result.details["rebuilt_dates"] == []
+    assert file_identity(jan2) == stamp
+    assert digest(lk) == files
+    assert lk.read_pending_dates() == set()
+    assert any("rebuilt unchanged, not passed on: 1 meters share a gap" in n for n in result.notes)
+    # c1's Jan 4 reading withdrawn, Jan 5's there: the gap now closes on Jan 5, Jan 2 changes
+    write_registers(lk, DAYS[3], skip=("c1",))
+    write_registers(lk, DAYS[4])
+    moved = run(lk, [DAYS[2]])
+    assert moved.dates == [DAYS[1], DAYS[2]]
+    assert file_identity(jan2) != stamp
+    assert lk.read_pending_dates() == {DAYS[1]}
 
 
 def test_month_total_equals_register_difference_with_missing_readings(tmp_path: Path) -> None:
