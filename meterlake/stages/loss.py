@@ -124,6 +124,11 @@ class BalanceModel(balance.BalanceRules):
     every_days: int = Field(
         7, ge=1, description="fit on window ends every this many days (and on the run's last), not every day"
     )
+    on_last_date: bool = Field(
+        True,
+        description="fit on the run's last window end too: a daily run fits every day; false: a daily run fits "
+        "on the every_days ends only, as a backfill does (each date's file the same either way)",
+    )
 
     def rules(self) -> balance.BalanceRules:
         return balance.BalanceRules(**self.model_dump(include=set(balance.BalanceRules.model_fields)))
@@ -704,8 +709,9 @@ def _diagnosis(r: _LossRun) -> None:
             if frame is None:
                 frame = LOSS_DIAGNOSIS.conform(pl.LazyFrame(schema=LOSS_DIAGNOSIS.schema)).collect()
             window = [d for d in days_of(end) if d in r.balances]
-            every = r.cfg.diagnosis.balance.every_days
-            if r.cfg.diagnosis.balance.enabled and (end == r.ends[-1] or end.toordinal() % every == 0):
+            fit = r.cfg.diagnosis.balance
+            last = fit.on_last_date and end == r.ends[-1]
+            if fit.enabled and (last or end.toordinal() % fit.every_days == 0):
                 frame = _with_balance(r.ctx, r.cfg, end, frame, r.diag.theft.max_per_area, window, r.held)
             found.append(LOSS_DIAGNOSIS.conform(outages.with_mapping_suspects(frame, suspects[end])))
         # the pass's partitions in one query (each end's rows dated that end)

@@ -372,6 +372,33 @@ def test_a_rebuilt_meter_daily_day_a_torn_state_and_changed_settings(
     same_as_fresh(other)
 
 
+def test_a_daily_run_fits_the_balance_on_its_date_unless_told_weekly_ends_only(
+    lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from meterlake.stages import loss as stage
+
+    fitted: list[dt.date] = []
+
+    def counted(ctx: Any, cfg: Any, end: dt.date, frame: pl.DataFrame, *a: Any) -> pl.DataFrame:
+        fitted.append(end)
+        return frame
+
+    monkeypatch.setattr(stage, "_with_balance", counted)
+    weekly = [d for d in HELD if d.toordinal() % 7 == 0]
+    assert weekly == [dt.date(2026, 2, 1)]  # 739,648 = 7 x 105,664
+    for d in HELD:
+        run(lake, [d], run_id=f"d{d}")
+    assert fitted == HELD  # each daily run's date is its last window end
+    fitted.clear()
+    conf = _conf(tmp_path, "[diagnosis.balance]\non_last_date = false\n")
+    for d in HELD:
+        run(lake, [d], config_dir=conf, run_id=f"w{d}")
+    assert fitted == weekly
+    fitted.clear()
+    run(lake, HELD, config_dir=conf, run_id="backfill")  # a backfill fits the same ends
+    assert fitted == weekly
+
+
 def test_a_date_without_meter_daily_is_noted_not_written(lake: Path):
     result = run(lake, [dt.date(2026, 2, 3)])
     assert "no meter_daily partition for 1 date(s) (2026-02-03 .. 2026-02-03)" in result.notes[0]
