@@ -34,7 +34,8 @@ starting mid-window in a 4% area may never cross 10%).
 The window's meter-days are read per range of whole areas (``rows_per_range``), each
 range twice: once for the per-customer statistics (a streaming group-by), then only
 for the meters the findings need; the per-area balances of the whole window are small
-and held. A county window is never held whole in memory. :func:`diagnose_windows` diagnoses several
+and held. The stage hands over its kept member rows of each day (:func:`member_rows`,
+sorted by area), so a range's reads are a few row groups of them, not meter_daily. A county window is never held whole in memory. :func:`diagnose_windows` diagnoses several
 windows in one pass (every group keyed by the window's end), each window's rows those
 :func:`diagnose` gives it alone: a small zone's windows cost one pass, not one each.
 

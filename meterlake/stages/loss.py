@@ -25,6 +25,15 @@ windows, so that month-to-date figures run through the last day with data instea
 all reading uncomputable. Every file is a function of meter_daily and the
 configuration only, so a rerun writes identical files.
 
+Kept between runs (working files under ``LAKE/_state/``, never read by anything else):
+the interval balance's day statistics (``balance/``) and each day's diagnosis member rows
+(``diagnosis/``: the masters' and customers' values of the day, sorted by area, stamped
+with the identity of the meter_daily file they came from). A window of a zone too large
+to hold reads its days' kept member rows, each range of areas a few row groups of them,
+not meter_daily again for every range; a day whose meter_daily file changed (a rerun, a
+late file) or whose kept file and stamp disagree (a run killed between them) is kept
+again from meter_daily. No setting enters them, so a changed setting reuses them.
+
 Thresholds come from ``config/loss.toml`` (:class:`LossConfig`).
 """
 
