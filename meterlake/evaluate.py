@@ -108,18 +108,19 @@ class EvaluationReport:
             "detection by category: theft from the anomalies ranking (hit = in the top 5 of its area), "
             "multiplier and mapping from loss_diagnosis (hit = rank 1 of its area)",
             f"{'category':<16}  {'positives':>9}  {'roc_auc':>8}  {'precision@10':>12}  {'precision@50':>12}  "
-            f"{'area hits':>14}  {'hits, thieves apart':>19}",
+            f"{'area hits':>14}  {'hits, thieves apart':>19}  {'roc_auc, thieves apart':>22}",
         ]
         for r in self.detection.iter_rows(named=True):
             hits = f"{r['area_hits']}/{r['positives']} ({num(r['area_hit_share'])})"
             apart = "-" if r.get("area_hits_apart") is None else f"{r['area_hits_apart']}/{r['positives']}"
             out.append(
                 f"{r['category']:<16}  {r['positives']:>9}  {num(r['roc_auc']):>8}  {num(r['precision@10']):>12}  "
-                f"{num(r['precision@50']):>12}  {hits:>14}  {apart:>19}"
+                f"{num(r['precision@50']):>12}  {hits:>14}  {apart:>19}  {num(r.get('roc_auc_apart')):>22}"
             )
         notes = [
             "hits, thieves apart: a thief's position in its area counting only the meters that carry no injected "
-            "theft (the other thieves of its area set apart)"
+            "theft (the other thieves of its area set apart); roc_auc, thieves apart: the same ROC AUC against "
+            "only the meters that carry no injected theft (a thief ranked below another thief is not a miss)"
         ]
         return out + notes
 
@@ -212,7 +213,7 @@ def detection(lake: Lake, truth: pl.DataFrame, scores: pl.DataFrame, universe: p
         if pos.len() == 0:
             continue
         if name.startswith("theft"):
-            rows.append(detection_row(name, scores, pos, universe, theft_pos, within, theft_apart))
+            rows.append(detection_row(name, scores, pos, universe, theft_pos, within, theft_apart, thieves.to_list()))
             continue
         kind = "multiplier_suspect" if name == "multiplier" else "mapping_suspect"
         best = (

@@ -114,18 +114,22 @@ class Lake:
         level: int | None = None,
         row_group_size: int = ROW_GROUP_SIZE,
         compression: Literal["zstd", "lz4"] = COMPRESSION,
+        metadata: Mapping[str, str] | None = None,
     ) -> Path:
         """Write one Parquet file atomically (stage, fsync, rename); ``level``: zstd's, else its default;
         ``row_group_size``: rows per row group (smaller for a file read back a part at a time);
-        ``compression``: lz4 for a working file read back often (faster to read, a little larger).
+        ``compression``: lz4 for a working file read back often (faster to read, a little larger);
+        ``metadata``: key-value pairs kept in the file's footer (what a kept working file was
+        made from: it is written with them in one rename, so the two cannot disagree).
 
         A frame without rows is written as the bytes polars gave the first time for its
         schema (the same bytes every time: no timestamps), not encoded again."""
-        if not frame.height:
+        if not frame.height and metadata is None:
             data = _empty_parquet(frame.schema, compression, level, row_group_size)
             return self._atomic(path, lambda tmp: tmp.write_bytes(data))
         if (
-            compression == "zstd"  # pyarrow's lz4 is Parquet's older, Hadoop-framed codec, not polars' LZ4_RAW
+            metadata is None
+            and compression == "zstd"  # pyarrow's lz4 is Parquet's older, Hadoop-framed codec, not polars' LZ4_RAW
             and frame.height >= DICTIONARY_ROWS
             and sum(dtype == pl.Float64 for dtype in frame.schema.dtypes()) >= DICTIONARY_FLOATS
         ):
@@ -141,6 +145,7 @@ class Lake:
                 compression_level=level,
                 statistics=True,
                 row_group_size=row_group_size,
+                metadata=None if metadata is None else dict(metadata),
             ),
         )
 

@@ -885,13 +885,16 @@ def _zero_indicator(window: pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
     )
 
 
-def _flat_indicator(window: pl.LazyFrame, cfg: AnomalyConfig) -> pl.LazyFrame:
+def _flat_indicator(window: pl.LazyFrame, cfg: AnomalyConfig, ordered: bool = False) -> pl.LazyFrame:
+    """The run of identical actual days up to the detection date. ``ordered``: ``window`` is
+    sorted by :data:`KEYS` and date already: reversed, each group's days come latest first
+    (the groups in reverse order), as the sort gives them. Nothing here is summed: the order
+    of the groups cannot move a figure (the zero indicator's mean, summed, is left sorted)."""
     f = cfg.flat
     zero = cfg.zero.zero_kwh
+    rows = window.select(*KEYS, "date", "v", "actual").filter(pl.col("v").is_not_null() & pl.col("actual"))
     lf = (
-        window.select(*KEYS, "date", "v", "actual")
-        .filter(pl.col("v").is_not_null() & pl.col("actual"))
-        .sort([*KEYS, "date"], descending=[False, False, True])
+        (rows.reverse() if ordered else rows.sort([*KEYS, "date"], descending=[False, False, True]))
         .with_columns(
             pl.when(~_starts_group(-1)).then(pl.col("v").shift(-1)).alias("prev"),
             pl.when(~_starts_group(-1)).then(pl.col("date").shift(-1)).alias("prev_date"),
@@ -1247,6 +1250,20 @@ def _meter_numbers(meter_id: pl.Series) -> pl.Series:
     return meter_id.rank("dense").cast(pl.UInt32)
 
 
+def _sorted_by(frame: pl.DataFrame, columns: Sequence[str]) -> bool:
+    """Whether ``frame``'s rows are in increasing order of ``columns`` (integer or date columns,
+    compared in turn; no nulls, no two rows equal), checked in one pass: each row against the
+    one before."""
+    if frame.height < 2:
+        return True
+    later = pl.lit(False)
+    for c in reversed(columns):
+        step = pl.col(c).cast(pl.Int64).diff()  # dates and meter numbers as integers
+        later = (step > 0) | ((step == 0) & later)
+    nulls = pl.any_horizontal(pl.col(c).is_null() for c in columns).any()
+    return bool(frame.select(later.slice(1).all() & ~nulls).item())
+
+
 def _numbered(span: pl.DataFrame, more: pl.Series) -> pl.DataFrame:
     """meter_id -> ``_m``: the numbers of ``span`` (its column ``_m``), and new ones after
     them for the meter ids of ``more`` that ``span`` does not hold."""
@@ -1309,8 +1326,16 @@ def indicators_at(
         ]
     )
     window = all_days.filter(pl.col("date") >= pl.col(KEYS[0]) - pl.duration(days=back)).collect()
-    # a meter's names at a date: those of its last day in the window
-    last = window.group_by(KEYS).agg(pl.col("_row").sort_by("date").last())
+    # ``days`` sorted by meter_id and date (prepare_days's order) gives a window sorted by
+    # (date, meter number, day), which the flat indicator reads as it is (checked, not assumed)
+    ordered = _sorted_by(window, [*KEYS, "date"])
+    # a meter's names at a date: those of its last day in the window (in an ordered window,
+    # the row before the next group's first)
+    last = (
+        window.filter(_starts_group(-1)).select(*KEYS, "_row")
+        if ordered
+        else window.group_by(KEYS).agg(pl.col("_row").sort_by("date").last())
+    )
     meta = pl.concat(
         [
             last.select(KEYS[0], pl.col("meter_id").alias("_m")),
@@ -1333,7 +1358,7 @@ def indicators_at(
         _drop_indicator(window_lf, "drop_own", "v", cfg.drop.min_baseline_kwh, cfg),
         _drop_indicator(window_lf, "drop_peer", "ratio", cfg.drop.min_baseline_ratio, cfg),
         _zero_indicator(window_lf, cfg),
-        _flat_indicator(window_lf, cfg),
+        _flat_indicator(window_lf, cfg, ordered),
         _reverse_indicator(window_lf, _renumbered(history, numbers), cfg),
         _tou_indicator(window_lf, cfg),
     ]

@@ -140,15 +140,25 @@ def detection_row(
     positions: pl.DataFrame,
     within: int,
     positions_apart: pl.DataFrame | None = None,
+    others: Iterable[str] | None = None,
 ) -> dict[str, object]:
     """ROC AUC, precision at 10 and 50, and the share of positives at a position <= ``within`` of their area.
 
     ``positions``: meter_id, area_position (from :func:`area_positions` or a mart's rank);
     ``positions_apart``: the same with the other thieves set apart (``area_hits_apart``:
-    the positives within ``within`` of the area's meters that steal nothing).
+    the positives within ``within`` of the area's meters that steal nothing). ``others``:
+    meters left out of the negatives of a second ROC AUC (``roc_auc_apart``: the positives
+    against the meters that carry no injected theft, so a partial thief ranked below a
+    blunt one is not counted as a miss; the positives themselves are never left out).
     """
     pos = sorted(set(positives))
-    base = at_k(ranked(scores, universe), pos, ks=(10, 50))
+    lst = ranked(scores, universe)
+    base = at_k(lst, pos, ks=(10, 50))
+    auc_apart = None
+    if others is not None:
+        drop = pl.Series(sorted(set(others) - set(pos)), dtype=pl.String)
+        kept = lst.filter(~pl.col("meter_id").is_in(drop.implode()))
+        auc_apart = at_k(kept, pos, ks=())["roc_auc"]
 
     def hits_in(p: pl.DataFrame) -> int:
         return int(p.filter(pl.col("meter_id").is_in(pos) & (pl.col("area_position") <= within))["meter_id"].n_unique())
@@ -159,6 +169,7 @@ def detection_row(
         "category": name,
         "positives": len(pos),
         "roc_auc": base["roc_auc"],
+        "roc_auc_apart": auc_apart,
         "precision@10": base["precision@10"],
         "precision@50": base["precision@50"],
         "in_area_top": within,

@@ -1,8 +1,8 @@
 """The anomalies stage: the theft and anomaly ranking, one partition per detection date.
 
 Reads (all from the lake): ``meter_daily`` (the look-back of every date, a batch of dates
-at a time and, for a batch of more than ``CHUNK_ROWS`` meter-days, a range of meters at a
-time; and, for the PV inference, the history up to the last date as one row per meter: the
+at a time; for a batch of more than ``CHUNK_ROWS`` meter-days, each day prepared once and
+kept under ``_state/anomalies/days``, read back a range of meters at a time; and, for the PV inference, the history up to the last date as one row per meter: the
 settled days' rows kept under ``_state/reverse``, the last few days read), the clean
 ``events`` table, the
 ``loss_diagnosis`` mart; and, when present, the inspection outcomes (稽查结果,
@@ -25,6 +25,11 @@ lake ingested before ingest knew the dataset, the landing folder
     _state/reverse/{parts.parquet,stamps.json}
                                        the reverse registers' history of the settled
                                        days (:func:`reverse_history`)
+    _state/anomalies/days/date=YYYY-MM-DD.parquet
+                                       a meter_daily day's customer days prepared for
+                                       the indicators, with what they were made from
+                                       (:class:`_KeptDays`); the days of the newest
+                                       look-back only
 
 Every file is a function of the lake's inputs up to its date and the configuration
 (``config/anomaly.toml``): the supervised model that scores date D is trained only on
@@ -36,9 +41,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,10 +76,10 @@ CONFIG_NAME = "anomaly"
 #: detection dates whose look-backs hold up to this many meter-days are computed together
 BATCH_ROWS = 4_000_000
 #: a batch whose look-backs hold more meter-days than this is computed a range of meters at a
-#: time, each range holding about this many: the look-back's days are read once, a day at a
-#: time, and set aside by range in a temporary folder (:class:`_Spill`), so the stage holds one
-#: day and one range's look-back instead of every meter's (a county date of 500,000 meters with
-#: 90 days of history: 45M meter-days)
+#: time, each range holding about this many: the look-back's days are prepared a day at a time
+#: and kept (:class:`_KeptDays`: a daily run prepares its own day, the others are read back), so
+#: the stage holds one day and one range's look-back instead of every meter's (a county date of
+#: 500,000 meters with 90 days of history: 45M meter-days)
 CHUNK_ROWS = 1_000_000
 
 
@@ -781,56 +785,140 @@ def _rows(lake: Lake, day: dt.date) -> int:
     return int(pq.read_metadata(lake.partition_path(METER_DAILY, day.isoformat())).num_rows)
 
 
-class _Spill:
-    """A look-back's meter_daily days set aside by range of meters in a temporary folder: each
-    day is read once, its customer rows cut at the ranges' bounds (the partition is sorted by
-    meter_id) and appended to its range's file; the peer medians of every meter are computed
-    from the same days (:func:`anomaly.peer_medians`, a day at a time)."""
+#: where each meter_daily day's prepared customer days are kept (:class:`_KeptDays`), one
+#: file per day
+DAYS_STATE = ("_state", "anomalies", "days")
+#: the version of what a kept day holds: a file of another is prepared again
+KEPT_DAYS_VERSION = 1
+#: rows per row group of a kept day (sorted by meter_id): a range of meters reads the groups
+#: its bounds fall in (the groups' meter_id statistics), not the day
+KEPT_DAYS_ROW_GROUP = 16_384
+#: the columns of :func:`anomaly.prepare_days` a kept day holds (what the indicators read)
+KEPT_DAYS_COLUMNS = (
+    "date",
+    "meter_id",
+    "customer_id",
+    "area_id",
+    "feeder_id",
+    "customer_class",
+    "v",
+    "rev",
+    "actual",
+    "ratio",
+    *(f"sh_{r}" for r in anomaly.TOU_REGISTERS),
+)
+
+
+def kept_days_settings(cfg: anomaly.AnomalyConfig, min_outage_min: float) -> str:
+    """The settings a prepared day depends on (the peer groups, the TOU split's floor, the
+    outage minutes that leave a day out), as a kept day's file records them."""
+    return json.dumps(
+        {
+            "version": KEPT_DAYS_VERSION,
+            "peers": cfg.peers.model_dump(),
+            "tou_min_day_kwh": cfg.tou.min_day_kwh,
+            "min_outage_min": min_outage_min,
+        },
+        sort_keys=True,
+    )
+
+
+class _KeptDays:
+    """A look-back's meter_daily days prepared (:func:`anomaly.prepare_days`, less the outage
+    days), each kept in the lake (:data:`DAYS_STATE`) and read back a range of meters at a time.
+
+    A day's peer medians lie within the day, so a day prepared alone is the same rows as the
+    day prepared among the look-back's others: each day is prepared once, when it is first
+    in a look-back, and kept. The file records what it was made from in its footer: the
+    :func:`~meterlake.lake.file_identity` of the day's meter_daily and outage_meter_days
+    partitions and the settings (:func:`kept_days_settings`); a day whose file records
+    anything else (a rerun or a late file rebuilt an input, the settings changed), or whose
+    file is missing or unreadable, is prepared again. A daily run so prepares its own day and
+    reads the others' numbers back, instead of reading every day of meter_daily, preparing it
+    and setting it aside again each date."""
 
     def __init__(
-        self, lake: Lake, span: list[dt.date], ranges: list[tuple[str | None, str | None]], cfg: anomaly.AnomalyConfig
+        self,
+        lake: Lake,
+        span: list[dt.date],
+        cfg: anomaly.AnomalyConfig,
+        min_outage_min: float,
+        progress: Callable[[str], None],
     ) -> None:
-        # under the lake's staging folder: on the lake's disk (not a RAM-backed /tmp), and
-        # cleared by the next run if this one is killed (Lake.clean_staging)
-        lake.staging.mkdir(parents=True, exist_ok=True)
-        self.folder = tempfile.TemporaryDirectory(prefix="anomalies-", dir=lake.staging)
-        self.paths = [Path(self.folder.name) / f"range-{i}.parquet" for i in range(len(ranges))]
-        columns = list(anomaly.DAY_COLUMNS)
-        cuts = [lo for lo, _ in ranges[1:]]
-        writers: list[pq.ParquetWriter | None] = [None] * len(ranges)
-        peers = []
-        try:
-            for d in span:
-                day = (
-                    lake.scan(METER_DAILY, [d])
-                    .select(columns)
-                    .filter(pl.col("role") == "customer")
-                    .select(pl.col(c).cast(t) for c, t in anomaly.DAY_COLUMNS.items())
-                    .collect()
-                )
-                if not day["meter_id"].is_sorted():
-                    day = day.sort("meter_id", maintain_order=True)
-                peers.append(anomaly.peer_medians(day, cfg))
-                at = [0, *(int(i) for i in day["meter_id"].search_sorted(pl.Series(cuts, dtype=pl.String))), day.height]
-                for i in range(len(ranges)):
-                    part = day.slice(at[i], at[i + 1] - at[i]).to_arrow()
-                    writer = writers[i]
-                    if writer is None:
-                        writer = writers[i] = pq.ParquetWriter(self.paths[i], part.schema, compression="lz4")
-                    writer.write_table(part)
-                del day
-        finally:
-            for writer in writers:
-                if writer is not None:
-                    writer.close()
-        self.peers = pl.concat(peers)
+        self.paths = [kept_day_path(lake, d) for d in span]
+        settings = kept_days_settings(cfg, min_outage_min)
+        #: the days prepared here (the others were read back)
+        self.made: list[dt.date] = []
+        for d, path in zip(span, self.paths, strict=True):
+            stamps = _day_stamps(lake, d, settings)
+            if _kept_stamps(path) == stamps:
+                continue
+            progress(f"anomalies: preparing meter_daily {d}")
+            day = _prepared_day(lake, d, cfg, min_outage_min)
+            lake.write_file(path, day, row_group_size=KEPT_DAYS_ROW_GROUP, compression="lz4", metadata=stamps)
+            self.made.append(d)
+            del day
 
-    def days(self, i: int) -> pl.DataFrame:
-        """The days of the ``i``-th range, as written."""
-        return pl.read_parquet(self.paths[i])
+    def days(self, lo: str | None, hi: str | None) -> pl.DataFrame:
+        """The prepared days of the meters in ``[lo, hi)`` (:func:`anomaly.meter_ranges`), sorted
+        by meter_id and date as :func:`anomaly.prepare_days` gives them."""
+        keep = anomaly.in_range(lo, hi)
+        frames = [pl.scan_parquet(p).filter(keep) for p in self.paths]
+        # the days in date order, each sorted by meter_id: a stable sort by meter_id alone
+        # orders them by meter_id then date (half the CPU of sorting by the two)
+        return pl.concat(frames).collect().sort("meter_id", maintain_order=True)
 
-    def close(self) -> None:
-        self.folder.cleanup()
+
+def kept_day_path(lake: Lake, day: dt.date) -> Path:
+    return lake.root.joinpath(*DAYS_STATE, f"date={day.isoformat()}.parquet")
+
+
+def _day_stamps(lake: Lake, day: dt.date, settings: str) -> dict[str, str]:
+    """What a prepared day is made from, as its kept file's footer records it."""
+
+    def stamp(path: Path) -> str:
+        return " ".join(str(v) for v in file_identity(path))
+
+    return {
+        "meter_daily": stamp(lake.partition_path(METER_DAILY, day.isoformat())),
+        "outage_meter_days": stamp(lake.partition_path(OUTAGE_METER_DAYS, day.isoformat())),
+        "settings": settings,
+    }
+
+
+def _kept_stamps(path: Path) -> dict[str, str] | None:
+    """The stamps a kept day's footer records; None where the file is missing or unreadable."""
+    try:
+        meta = pq.read_metadata(path).metadata or {}
+    except (OSError, pa.ArrowException):
+        return None
+    keys = ("meter_daily", "outage_meter_days", "settings")
+    return {k: meta[k.encode()].decode() for k in keys if k.encode() in meta}
+
+
+def _prepared_day(lake: Lake, day: dt.date, cfg: anomaly.AnomalyConfig, min_outage_min: float) -> pl.DataFrame:
+    """``day``'s customer days prepared (:func:`anomaly.prepare_days`, its own peer medians),
+    less the meter-days off supply for at least ``min_outage_min`` minutes."""
+    raw = lake.scan(METER_DAILY, [day]).select(list(anomaly.DAY_COLUMNS))
+    off = lake.scan(OUTAGE_METER_DAYS, [day]).filter(pl.col("outage_min") >= min_outage_min).collect()
+    prepared = anomaly.without_outage_days(anomaly.prepare_days(raw, cfg), off, 0.0)
+    return prepared.select(KEPT_DAYS_COLUMNS)
+
+
+def prune_kept_days(lake: Lake, lookback_days: int) -> int:
+    """Remove the kept prepared days before the look-back of the newest kept day: no daily
+    run reads them again (a rerun of an earlier date prepares the ones it needs again).
+    Returns how many were removed."""
+    folder = lake.root.joinpath(*DAYS_STATE)
+    files = sorted(folder.glob("date=*.parquet"))
+    if not files:
+        return 0
+    newest = dt.date.fromisoformat(files[-1].name.removeprefix("date=").removesuffix(".parquet"))
+    first = f"date={(newest - dt.timedelta(days=lookback_days - 1)).isoformat()}.parquet"
+    old = [f for f in files if f.name < first]
+    for f in old:
+        f.unlink()
+    return len(old)
 
 
 class _Indicators:
@@ -853,7 +941,8 @@ class _Indicators:
         """The indicators of the dates of ``batch`` not yet computed, in one pass of each
         indicator; a range of meters at a time when the look-backs hold more than
         :data:`CHUNK_ROWS` meter-days (the same rows: a meter's indicators read only its own
-        days and the peer medians, which are computed over every meter)."""
+        days and the peer medians, which are computed over every meter of a day when the day
+        is prepared and kept)."""
         batch = [d for d in batch if d not in self.features]
         if not batch:
             return
@@ -876,31 +965,22 @@ class _Indicators:
             self.ctx.progress(
                 f"anomalies: meter_daily {span[0]} .. {span[-1]} ({len(span)} days) in {len(ranges)} ranges of meters"
             )
-            spill = _Spill(lake, span, ranges, cfg)
-            try:
-                seen = self._observed(batch)
-                found: dict[dt.date, list[pl.DataFrame]] = {d: [] for d in batch}
-                for n, (lo, hi) in enumerate(ranges):
-                    keep = anomaly.in_range(lo, hi)
-                    days = self._prepared(spill.days(n), keep, spill.peers)
-                    part = self._indicators(days, batch, seen, keep)
-                    del days
-                    for d in batch:
-                        found[d].append(part[d])
-            finally:
-                spill.close()
+            kept = _KeptDays(lake, span, cfg, outage_min(self.ctx), self.ctx.progress)
+            seen = self._observed(batch)
+            found: dict[dt.date, list[pl.DataFrame]] = {d: [] for d in batch}
+            for lo, hi in ranges:
+                days = kept.days(lo, hi)
+                part = self._indicators(days, batch, seen, anomaly.in_range(lo, hi))
+                del days
+                for d in batch:
+                    found[d].append(part[d])
         except (anomaly.AnomalyInputError, ValueError) as exc:
             raise StageError(f"anomalies: {exc}") from exc
         self.features.update({d: pl.concat(found[d]) for d in batch})
 
-    def _prepared(
-        self, raw: pl.DataFrame | pl.LazyFrame, keep: pl.Expr | None = None, peers: pl.DataFrame | None = None
-    ) -> pl.DataFrame:
-        """The look-back's days of the meters ``keep`` selects (all: None) prepared, their
-        outage days left out; ``peers``: the peer medians of every meter, where ``raw`` holds
-        a range of them."""
-        outages = self.inputs.outages if keep is None else self.inputs.outages.filter(keep)
-        return anomaly.without_outage_days(anomaly.prepare_days(raw, self.cfg, peers=peers), outages, 0.0)
+    def _prepared(self, raw: pl.LazyFrame) -> pl.DataFrame:
+        """The look-back's days prepared, their outage days left out."""
+        return anomaly.without_outage_days(anomaly.prepare_days(raw, self.cfg), self.inputs.outages, 0.0)
 
     def _indicators(
         self,
@@ -1044,6 +1124,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     cases = _theft_cases(ctx, cfg, held, todo, inputs.diag_days, raw, tally.observed_cases)
     _report(result, todo, absent, tally, cases, sup)
     prune_window_copies(ctx.lake, cfg.observer.window_days)
+    prune_kept_days(ctx.lake, cfg.lookback_days)
     return result
 
 

@@ -266,6 +266,11 @@ def test_evaluate_against_a_tiny_truth(zone) -> None:
     assert text.splitlines()[2].startswith("theft ")
     assert "2 theft meters: precision@k for k > 2 is at most 2/k" in text
     assert report.rows["group"].to_list() == ["theft", "benign_event", "theft_bypass", "theft_stopped"]
+    # both thieves above every other meter: the AUC with the other thieves set apart is 1 as well
+    det = report.detection
+    assert det is not None
+    assert det.filter(pl.col("category") == "theft")["roc_auc_apart"].to_list() == [1.0]
+    assert "roc_auc, thieves apart" in text
     last = evaluate(landing, lake, at="last")
     assert last.dates == [RUN[-1]]
 
@@ -282,29 +287,41 @@ def test_bad_config_names_the_file_and_field(zone, tmp_path: Path) -> None:
 
 
 def test_ranges_of_meters_write_the_same_files(zone, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch computed a range of meters at a time (its look-back set aside by range) writes
-    the files the whole batch writes: 20 meters x 40 days cut into ranges of 2-3 meters, the
-    two areas' peer medians (10 meters each) taken over every range."""
+    """A batch computed a range of meters at a time (its look-back's days prepared one at a
+    time and kept, read back by range) writes the files the whole batch writes: 20 meters x
+    40 days cut into ranges of 2-3 meters, the two areas' peer medians (10 meters each) taken
+    over every meter of a day. A second run reads the kept days back: the same files again."""
     from meterlake.stages import anomalies as stage
 
     landing, lake = zone
     run(landing, lake)
     whole = digest(lake)
-    spilled: list[int] = []
-    real = stage._Spill.__init__
+    ranges: list[tuple[str | None, str | None]] = []
+    made: list[list[dt.date]] = []
+    real_days, real_init = stage._KeptDays.days, stage._KeptDays.__init__
 
-    folders: list[Path] = []
+    def days(self, lo, hi) -> pl.DataFrame:
+        ranges.append((lo, hi))
+        return real_days(self, lo, hi)
 
-    def counted(self, lake_, span, ranges, cfg) -> None:
-        spilled.append(len(ranges))
-        real(self, lake_, span, ranges, cfg)
-        folders.append(Path(self.folder.name))
+    def init(self, *args, **kwargs) -> None:
+        real_init(self, *args, **kwargs)
+        made.append(self.made)
 
     monkeypatch.setattr(stage, "CHUNK_ROWS", 100)
-    monkeypatch.setattr(stage._Spill, "__init__", counted)
+    monkeypatch.setattr(stage._KeptDays, "days", days)
+    monkeypatch.setattr(stage._KeptDays, "__init__", init)
     shutil.rmtree(lake / "marts" / "anomalies")
     run(landing, lake)
-    assert spilled and min(spilled) >= 7  # 20 meters x 34-40 days over 100 rows a range
+    # the six dates in one batch: their look-backs' 4,400 meter-days over 100 rows a range,
+    # at most one range a meter
+    assert len(ranges) == len(METERS)
     assert digest(lake) == whole
-    # the ranges were set aside in the lake's staging folder, and taken away after
-    assert all(f.parent == lake / ".staging" and not f.exists() for f in folders)
+    assert made == [[day(i) for i in range(DAYS)]]  # every day of the look-backs prepared once
+    kept = sorted(p.name for p in (lake / "_state" / "anomalies" / "days").glob("*.parquet"))
+    assert kept == [f"date={day(i).isoformat()}.parquet" for i in range(DAYS)]
+    made.clear()
+    shutil.rmtree(lake / "marts" / "anomalies")
+    run(landing, lake)
+    assert digest(lake) == whole
+    assert made == [[]]  # nothing prepared again: every day read back

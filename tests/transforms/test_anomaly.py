@@ -863,3 +863,54 @@ def test_reverse_parts_of_two_spans_combine_into_the_whole() -> None:
     # the later span's statement wins, the earlier one's stands where the later says nothing
     parts = combined.collect().sort("meter_id")
     assert parts["pv_kw"].to_list() == [None, 0.0, 3.0]
+
+
+# -- the window's order -----------------------------------------------------------------------
+
+
+def test_sorted_by_compares_the_columns_in_turn() -> None:
+    rows: dict[str, list[object]] = {
+        "d": [day(0), day(0), day(0), day(1)],
+        "m": [1, 1, 2, 1],
+        "x": [day(0), day(1), day(0), day(0)],
+    }
+    assert A._sorted_by(pl.DataFrame(rows), ["d", "m", "x"])
+    swapped = {k: [v[1], v[0], *v[2:]] for k, v in rows.items()}
+    assert not A._sorted_by(pl.DataFrame(swapped), ["d", "m", "x"])
+    twice = {k: [*v[:2], v[1], *v[3:]] for k, v in rows.items()}  # two rows equal
+    assert not A._sorted_by(pl.DataFrame(twice), ["d", "m", "x"])
+    with_null = {**rows, "m": [1, 1, None, 1]}
+    assert not A._sorted_by(pl.DataFrame(with_null), ["d", "m", "x"])
+    # a later meter number on an earlier date: ordered by the first column first
+    assert A._sorted_by(pl.DataFrame({"d": [day(0), day(1)], "m": [9, 1], "x": [day(5), day(0)]}), ["d", "m", "x"])
+
+
+def test_flat_runs_of_two_dates_from_the_ordered_window_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    # M1: 3, 5, then 4.2 from index 2: at index 7, 6 identical days (ramp 4..10: 1/3); at LAST 8 (2/3).
+    # M2: 4.2 x 3, 1.0, then 4.2 from index 4: at index 7, 4 days (strength 0, its run still
+    # dated); at LAST 6 days (1/3). Meters given in order: the window is read as it is
+    md = pl.concat(
+        [meter_days("M1", [3.0, 5.0] + [4.2] * 8), meter_days("M2", [4.2] * 3 + [1.0] + [4.2] * 6), *peers()]
+    )
+    days, history = A.prepare_days(md, CFG), A.reverse_history(md, CFG)
+    checked: list[bool] = []
+    real = A._sorted_by
+
+    def sorted_by(frame: pl.DataFrame, columns: list[str]) -> bool:
+        checked.append(real(frame, columns))
+        return checked[-1]
+
+    monkeypatch.setattr(A, "_sorted_by", sorted_by)
+    both = A.indicators_at(days, NO_EVENTS, NO_DIAGNOSIS, history, [day(7), LAST], CFG)
+    assert checked == [True]
+
+    def flat(d: dt.date, m: str) -> tuple[float, dt.date | None, dict[str, float]]:
+        row = both[d].filter(pl.col("meter_id") == m).row(0, named=True)
+        return round(row["s_flat"], 6), row["d_flat"], json.loads(row["ev_flat"])
+
+    assert flat(day(7), "M1") == (0.333333, day(2), {"value": 4.2, "days": 6})
+    assert flat(LAST, "M1") == (0.666667, day(2), {"value": 4.2, "days": 8})
+    assert flat(day(7), "M2") == (0.0, day(4), {"value": 4.2, "days": 4})
+    assert flat(LAST, "M2") == (0.333333, day(4), {"value": 4.2, "days": 6})
+    # the honest neighbours vary: no run, their latest value
+    assert flat(LAST, "P0")[1:] == (None, {"value": 10.0, "days": 0})

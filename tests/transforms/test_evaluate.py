@@ -123,3 +123,22 @@ def test_area_positions_with_other_faults_set_apart_by_hand() -> None:
     row = detection_row("theft", scores, ["t3"], areas["meter_id"], strict, 2, apart)
     # strictly t3 is 4th (t1, t2, h1 above it): no hit within 2; with the faults apart, 2nd: a hit
     assert (row["area_hits"], row["area_hits_apart"]) == (0, 1)
+    assert row["roc_auc_apart"] is None  # no meters set apart from the AUC's negatives: not computed
+
+
+def test_roc_auc_with_other_thieves_set_apart_by_hand() -> None:
+    from meterlake.transforms.evaluate import area_positions, detection_row
+
+    # t1 (5.0), t2 (4.0), h1 (3.0), t3 (2.0), h2 (1.0), h3 (0); t1..t3 carry a theft, t3 is the kind evaluated
+    ids = ["t1", "t2", "h1", "t3", "h2", "h3"]
+    areas = pl.DataFrame({"meter_id": ids, "area_id": ["A"] * 6})
+    scores = pl.DataFrame({"meter_id": ids[:5], "score": [5.0, 4.0, 3.0, 2.0, 1.0]})
+    pos = area_positions(scores, areas)
+    row = detection_row("theft_partial", scores, ["t3"], areas["meter_id"], pos, 5, None, ["t1", "t2", "t3"])
+    # against all 5 others t3 beats h2 and h3: 2 / 5; against the 3 without theft (h1, h2, h3): 2 / 3
+    assert row["roc_auc"] == pytest.approx(2 / 5)
+    assert row["roc_auc_apart"] == pytest.approx(2 / 3)
+    # a positive named among those set apart still counts as a positive
+    both = detection_row("theft", scores, ["t2", "t3"], areas["meter_id"], pos, 5, None, ["t1", "t2", "t3"])
+    # t2 beats h1, h2, h3 (3), t3 beats h2, h3 (2): 5 / 6
+    assert both["roc_auc_apart"] == pytest.approx(5 / 6)
