@@ -226,6 +226,35 @@ class Lake:
                 n += 1
         return n
 
+    def prune_dated_state(self, parts: Sequence[str], days_read: int) -> int:
+        """Remove the kept working state of days no daily run reads again: the entries named
+        ``date=YYYY-MM-DD`` (a folder or a file) anywhere under ``root/parts`` older than
+        the ``days_read`` days up to the newest such entry, less :data:`STATE_MARGIN_DAYS`.
+
+        Kept state is what a stage computed from a day's clean data to reuse it (a day's
+        balance statistics, the observer's summaries); without this, it would grow with
+        the lake (at a county, about as much a year as the clean data itself). A rerun of
+        an older date computes what it needs again from the clean data, which stays. Each
+        entry is first renamed into staging, so a run killed midway leaves no day half
+        removed (staging is cleared at the next run's start). Returns how many were removed."""
+        folder = self.root.joinpath(*parts)
+        entries = [p for p in folder.rglob("date=*") if _state_day(p) is not None]
+        if not entries:
+            return 0
+        newest = max(d for p in entries if (d := _state_day(p)) is not None)
+        first = newest - dt.timedelta(days=days_read + STATE_MARGIN_DAYS - 1)
+        old = [p for p in entries if (d := _state_day(p)) is not None and d < first]
+        if old:
+            self.staging.mkdir(parents=True, exist_ok=True)
+        for p in old:
+            gone = self.staging / f"pruned-{uuid.uuid4().hex}"
+            p.rename(gone)
+            if gone.is_dir():
+                shutil.rmtree(gone)
+            else:
+                gone.unlink()
+        return len(old)
+
     # pending dates: days whose marts must be rebuilt because ingest changed their inputs.
     # Ingest adds to them before it commits its files; a completed run removes the days it
     # rebuilt, so a run killed after ingest still has a later run rebuild every such day.
@@ -537,6 +566,19 @@ def _nearly_full(path: Path) -> bool:
     except OSError:
         return False
     return st.f_bavail * st.f_frsize < NEARLY_FULL_BYTES
+
+
+#: days of kept working state kept beyond those the newest date reads (:meth:`Lake.prune_dated_state`):
+#: a late file or a rerun within the last month finds its days' state still there
+STATE_MARGIN_DAYS: Final = 31
+
+
+def _state_day(path: Path) -> dt.date | None:
+    """The day of a kept state's entry ``date=YYYY-MM-DD[.suffix]``, or None for another name."""
+    try:
+        return dt.date.fromisoformat(path.name.removeprefix("date=")[:10])
+    except ValueError:
+        return None
 
 
 #: what :func:`file_identity` gives for a file that is not there (a missing file's stamp)

@@ -544,35 +544,6 @@ def worth_judging(
 
 
 @njit(cache=True, nogil=True)
-def _select(buf: Arr, k: int, want: int) -> float:  # pragma: no cover - compiled
-    """The ``want``-th smallest of ``buf[:k]`` (0-based; ``buf`` reordered): Hoare's selection."""
-    lo = 0
-    hi = k - 1
-    while hi > lo:
-        pivot = buf[(lo + hi) // 2]
-        i = lo
-        j = hi
-        while i <= j:
-            while buf[i] < pivot:
-                i += 1
-            while buf[j] > pivot:
-                j -= 1
-            if i <= j:
-                t = buf[i]
-                buf[i] = buf[j]
-                buf[j] = t
-                i += 1
-                j -= 1
-        if want <= j:
-            hi = j
-        elif want >= i:
-            lo = i
-        else:
-            break
-    return buf[want]
-
-
-@njit(cache=True, nogil=True)
 def _summary_pass(
     x: Arr, mult: Arr, kwh: Arr, nb: int, zero_kwh: float, floor_kwh: float, blocks: Arr, out: Arr, logs: Arr
 ) -> None:  # pragma: no cover - compiled
@@ -628,11 +599,51 @@ def _summary_pass(
 
 
 @njit(cache=True, nogil=True)
+def _order_stat(values: Arr, k: int, want: int, work: Arr) -> float:  # pragma: no cover - compiled
+    """The ``want``-th smallest of ``values[:k]`` (0-based; no NaN; ``values`` unchanged): rounds
+    of a pivot (the median of three), counting the values under it and at most it, then keeping
+    the side that holds the one wanted in ``work``. The counting and the keeping are
+    branch-free: a step's few dozen values compared with a pivot mispredict a branch for
+    about half of them."""
+    src = values
+    n = k
+    while True:
+        a = src[0]
+        b = src[n // 2]
+        c = src[n - 1]
+        pivot = max(min(a, b), min(max(a, b), c))
+        less = 0
+        most = 0
+        for i in range(n):
+            v = src[i]
+            less += v < pivot
+            most += v <= pivot
+        if want < less:
+            w = 0
+            for i in range(n):
+                v = src[i]
+                work[w] = v
+                w += v < pivot
+        elif want < most:
+            return pivot
+        else:
+            w = 0
+            for i in range(n):
+                v = src[i]
+                work[w] = v
+                w += v > pivot
+            want -= most
+        src = work
+        n = w
+
+
+@njit(cache=True, nogil=True)
 def _rough_pass(logs: Arr, rough: Arr) -> None:  # pragma: no cover - compiled
     """Each row's median |difference| of consecutive slots' logarithms (NaN for a slot not
     collected: no step from or to it; NaN where no step): ``observer._row_median``'s figure."""
     n, slots = logs.shape
     buf = np.empty(slots)
+    work = np.empty(slots)
     for i in range(n):
         k = 0
         for s in range(1, slots):
@@ -647,12 +658,19 @@ def _rough_pass(logs: Arr, rough: Arr) -> None:  # pragma: no cover - compiled
         pos = 0.5 * top
         lo = math.floor(pos)
         hi = min(lo + 1, top)
-        a = _select(buf, k, lo)
+        a = _order_stat(buf, k, lo, work)
         if hi > lo:
-            b = buf[lo + 1]
-            for j in range(lo + 2, k):  # the least of the values above the lower middle
-                if buf[j] < b:
-                    b = buf[j]
+            # the next order statistic: a again where more than lo + 1 values are at most a,
+            # else the least value above a
+            most = 0
+            b = np.inf
+            for j in range(k):
+                v = buf[j]
+                most += v <= a
+                if v > a and v < b:
+                    b = v
+            if most > hi:
+                b = a
             rough[i] = a + (pos - lo) * (b - a)
         else:
             rough[i] = a  # numpy's a + (pos - lo) * 0.0: a itself (a >= 0, never -0.0)

@@ -351,3 +351,39 @@ def test_a_rewritten_lake_file_has_another_identity(tmp_path: Path) -> None:
     assert first != NO_FILE and file_identity(path) == first
     lake.write_file(path, pl.DataFrame({"a": [1]}))  # the same content, a new file renamed over
     assert file_identity(path) != first
+
+
+def test_kept_state_of_days_no_run_reads_is_removed(tmp_path: Path, monkeypatch) -> None:
+    """By hand: newest day 2026-03-31, 14 days read plus a margin of 31: the first day kept
+    is 03-31 - 44 days = 2026-02-15; folders and files of earlier days go, other names stay."""
+    import datetime as dt
+
+    import meterlake.lake as lake_module
+    from meterlake.lake import Lake
+
+    lake = Lake(tmp_path / "lake")
+    base = lake.root / "_state" / "x"
+    names = ["2026-02-13", "2026-02-14", "2026-02-15", "2026-03-31"]
+    for d in names:
+        (base / "settings-a" / f"date={d}").mkdir(parents=True)
+        (base / "settings-a" / f"date={d}" / "customers.parquet").write_bytes(b"x")
+        (base / f"date={d}.parquet").write_bytes(b"x")
+    (base / "stamps.json").write_text("{}")
+    # an abandoned settings folder is pruned by the newest day of the whole state
+    (base / "settings-old" / "date=2026-01-02").mkdir(parents=True)
+    assert lake_module.STATE_MARGIN_DAYS == 31
+    assert lake.prune_dated_state(("_state", "x"), 14) == 2 + 2 + 1
+    left = sorted(p.relative_to(base).as_posix() for p in base.rglob("date=*"))
+    assert left == [
+        "date=2026-02-15.parquet",
+        "date=2026-03-31.parquet",
+        "settings-a/date=2026-02-15",
+        "settings-a/date=2026-03-31",
+    ]
+    assert (base / "stamps.json").exists() and (base / "settings-old").is_dir()
+    assert not list(lake.staging.iterdir())
+    # a state folder that is not there, or holds no dated entry: nothing to do
+    assert lake.prune_dated_state(("_state", "none"), 14) == 0
+    monkeypatch.setattr(lake_module, "STATE_MARGIN_DAYS", 0)
+    assert lake.prune_dated_state(("_state", "x"), 1) == 2  # 02-15 now outside a day's read
+    assert dt.date(2026, 3, 31).isoformat() in {p.name[5:15] for p in base.rglob("date=*")}

@@ -40,6 +40,7 @@ even when no meter scores, so "ranked, nothing found" differs from "not ranked".
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -298,11 +299,14 @@ class _DayFile:
         for g in range(g0, g1 + 1):
             if g not in self.held_arrays:
                 batch = copy.get_batch(g)
-                cols = [_as_numpy(batch.column(j)) for j in range(1, batch.num_columns)]
-                # the blocks as the transposed view of their columns stacked (rows, blocks): one
-                # copy per column, not a scatter of each row's blocks; ``observer`` places them a
-                # day's block at a time
-                self.held_arrays[g] = (np.stack(cols[:-2]).T, cols[-2], cols[-1])
+                n = batch.num_columns
+                # the blocks as (rows, blocks), each block a column of the batch as read (a view,
+                # :func:`_blocks_of`): ``observer`` places them a day's block at a time
+                self.held_arrays[g] = (
+                    _blocks_of([batch.column(j) for j in range(1, n - 2)]),
+                    _as_numpy(batch.column(n - 2)),
+                    _as_numpy(batch.column(n - 1)),
+                )
         if g0 == g1:
             base = int(self.starts[g0])
             return tuple(a[r0 - base : r1 - base] for a in self.held_arrays[g0])  # type: ignore[return-value]
@@ -344,6 +348,38 @@ def _open_copy(cpath: Path, made: str, names: list[str]) -> pa.ipc.RecordBatchFi
     if meta.get(b"parquet") != made.encode() or b"batch_rows" not in meta or reader.schema.names != names:
         return None
     return reader
+
+
+def _blocks_of(columns: list[pa.Array]) -> np.ndarray:
+    """A window copy's batch's block columns as one (rows, blocks) array: the batch's own
+    memory viewed where the columns lie at equal steps in one buffer (Arrow IPC writes a
+    batch's buffers one after another, each padded alike: columns of one type without nulls
+    do), else their columns stacked (a copy: ~0.1 s of CPU a county date, and its pages'
+    faults). Either way block ``b`` of row ``r`` is ``[r, b]``; read only."""
+    cols = [_as_numpy(c) for c in columns]
+    first = cols[0] if cols else None
+    if first is not None and len(cols) > 1 and all(c.dtype == first.dtype and len(c) == len(first) for c in cols):
+        bufs = [c.buffers()[1] for c in columns]
+        at = [c.__array_interface__["data"][0] for c in cols]
+        step = at[1] - at[0]
+        parent = bufs[0].parent if bufs[0] is not None else None
+        if (
+            parent is not None
+            and step >= first.nbytes
+            and step % first.itemsize == 0
+            and all(b - a == step for a, b in itertools.pairwise(at))
+            and all(b is not None and b.parent is not None and b.parent.address == parent.address for b in bufs)
+            and parent.address <= at[0]
+        ):
+            # numpy checks the view lies within the buffer, and keeps the buffer alive
+            return np.ndarray(
+                (len(first), len(cols)),
+                dtype=first.dtype,
+                buffer=parent,
+                offset=at[0] - parent.address,
+                strides=(first.itemsize, step),
+            )
+    return np.stack(cols).T
 
 
 #: the numpy types of the kept summaries' number columns (:func:`_as_numpy`)
@@ -466,6 +502,8 @@ class _Observed:
         self.columns = [*observer.block_names(rules.blocks), "zero_run", "rough"]
         self.writing: ThreadPoolExecutor | None = None
         self.written: Future[None] | None = None
+        #: the date being judged ahead (:meth:`judge_soon`): its date, the thread, its indicator to come
+        self.soon: tuple[dt.date, ThreadPoolExecutor, Future[pl.DataFrame | None]] | None = None
 
     def _folder(self, d: dt.date) -> Path:
         return self.base / f"date={d.isoformat()}"
@@ -505,12 +543,53 @@ class _Observed:
                 self.writing.shutdown()
                 self.writing, self.written = None, None
 
+    def judge_soon(self, day: dt.date) -> None:
+        """Start judging ``day`` on a thread (:meth:`at`'s work: its own day summarised, the window
+        looked at and judged), so the stage reads its look-backs meanwhile: the observer (a
+        steady county date ~6 s of CPU, mostly one core) then runs beside the reading, not after
+        it. Only where :meth:`at` would summarise the day itself (a date of the run whose window
+        holds enough days); the next call of :meth:`at` waits for it."""
+        if not self.rules.enabled or self.soon is not None or day not in self.todo:
+            return
+        window = self.window(day)
+        if len(window) < self.rules.min_days or day not in window:
+            return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observer-soon")
+        self.soon = (day, pool, pool.submit(self._at, day))
+
+    def settle(self) -> None:
+        """Wait for a date judged ahead and not asked for (the stage failed before it needed
+        it), its outcome dropped: no thread of the stage still writes kept summaries once it
+        has returned or raised."""
+        if self.soon is not None:
+            _, pool, judged = self.soon
+            self.soon = None
+            try:
+                judged.exception()
+            finally:
+                pool.shutdown()
+            self._written()
+
     def window(self, day: dt.date) -> list[dt.date]:
         """The days of ``day``'s window that hold curves, oldest first."""
         window = [day - dt.timedelta(days=i) for i in range(self.rules.window_days - 1, -1, -1)]
         return [d for d in window if d.isoformat() in self.curve_days]
 
     def at(self, day: dt.date) -> pl.DataFrame | None:
+        """The observer indicator of ``day`` (None: the observer is off or the window too short);
+        judged on a thread where :meth:`judge_soon` started it."""
+        if self.soon is not None:
+            soon, pool, judged = self.soon
+            self.soon = None
+            try:
+                got = judged.result()
+            finally:
+                pool.shutdown()
+            if soon == day:
+                return got
+        return self._at(day)
+
+    def _at(self, day: dt.date) -> pl.DataFrame | None:
         if not self.rules.enabled:
             return None
         window = self.window(day)
@@ -541,6 +620,30 @@ class _Observed:
             )
         finally:
             self._written()
+
+
+def _observer_soon(
+    ctx: StageContext, cfg: anomaly.AnomalyConfig, held: list[dt.date], todo: list[dt.date]
+) -> _Observed:
+    """The stage's observer (:class:`_Observed`). Where the first batch of dates will read its
+    look-backs in ranges of meters (more than :data:`CHUNK_ROWS` meter-days: a county) and no
+    docs helper judges ahead, its first date is judged on a thread from the stage's start
+    (:meth:`_Observed.judge_soon`): beside the reading of the inspections, the inputs and the
+    look-back days, which need one core or less, instead of after them. A small zone's dates are
+    judged where first needed, as before (its look-backs prepared whole: the observer's arrays
+    are not held beside them)."""
+    observed = _Observed(ctx, cfg.observer, todo, ctx.observed_ahead)
+    if ctx.observer_ahead is not None or not cfg.observer.enabled:
+        return observed
+    reach = todo[0] - dt.timedelta(days=cfg.lookback_days - 1)
+    try:  # the rows of the look-backs, from the days' footers (as _read_inputs counts them)
+        per_day = {d: _rows(ctx.lake, d) for d in held if reach <= d <= todo[-1]}
+    except (OSError, ValueError):
+        return observed  # the stage's reading says what is wrong
+    first = anomaly.batches_of_counts(per_day, todo, cfg, BATCH_ROWS)[0]
+    if sum(anomaly.lookback_rows(per_day, d, cfg) for d in first) > CHUNK_ROWS:
+        observed.judge_soon(first[0])
+    return observed
 
 
 def summarise_ahead(ctx: StageContext, dates: list[dt.date]) -> list[dt.date]:
@@ -925,9 +1028,16 @@ class _Indicators:
     """The indicators of detection dates, computed a batch of dates at a time and kept
     until ranked (a model date's until the run ends: later models learn from it)."""
 
-    def __init__(self, ctx: StageContext, cfg: anomaly.AnomalyConfig, inputs: _Inputs, todo: list[dt.date]) -> None:
+    def __init__(
+        self,
+        ctx: StageContext,
+        cfg: anomaly.AnomalyConfig,
+        inputs: _Inputs,
+        todo: list[dt.date],
+        observed: _Observed | None = None,
+    ) -> None:
         self.ctx, self.cfg, self.inputs = ctx, cfg, inputs
-        self.observed = _Observed(ctx, cfg.observer, todo, ctx.observed_ahead)
+        self.observed = observed if observed is not None else _Observed(ctx, cfg.observer, todo, ctx.observed_ahead)
         self.features: dict[dt.date, pl.DataFrame] = {}
         #: the observer's work done ahead, waited for where first needed (:meth:`_observed`)
         self.ahead = ctx.observer_ahead
@@ -965,6 +1075,8 @@ class _Indicators:
             self.ctx.progress(
                 f"anomalies: meter_daily {span[0]} .. {span[-1]} ({len(span)} days) in {len(ranges)} ranges of meters"
             )
+            if self.ahead is None:  # the observer's first date judged beside the look-backs' reading
+                self.observed.judge_soon(batch[0])
             kept = _KeptDays(lake, span, cfg, outage_min(self.ctx), self.ctx.progress)
             seen = self._observed(batch)
             found: dict[dt.date, list[pl.DataFrame]] = {d: [] for d in batch}
@@ -1045,10 +1157,15 @@ def _model_p(cfg: anomaly.AnomalyConfig, sup: _Supervision, ind: _Indicators, da
 
 
 def _rank(
-    ctx: StageContext, cfg: anomaly.AnomalyConfig, inputs: _Inputs, todo: list[dt.date], sup: _Supervision
+    ctx: StageContext,
+    cfg: anomaly.AnomalyConfig,
+    inputs: _Inputs,
+    todo: list[dt.date],
+    sup: _Supervision,
+    observed: _Observed | None = None,
 ) -> _Tally:
     """Score every date of ``todo`` and write its anomalies partition, a batch of dates at a time."""
-    ind = _Indicators(ctx, cfg, inputs, todo)
+    ind = _Indicators(ctx, cfg, inputs, todo, observed)
     tally = _Tally()
     done = 0
     for batch in ind.batches(todo):
@@ -1113,17 +1230,22 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     if not todo:
         result.rows = {ANOMALIES.name: 0}
         return result
-    raw, notes = load_inspections(ctx)  # read once: the model learns from them, the cases cite them
-    if cfg.supervised.enabled:
-        result.notes += notes
-    sup = _supervision(cfg, raw, held, todo)
-    inputs = _read_inputs(ctx, cfg, held, sorted(set(todo) | set(sup.model_dates)), todo, result)
-    tally = _rank(ctx, cfg, inputs, todo, sup)
+    observed = _observer_soon(ctx, cfg, held, todo)
+    try:
+        raw, notes = load_inspections(ctx)  # read once: the model learns from them, the cases cite them
+        if cfg.supervised.enabled:
+            result.notes += notes
+        sup = _supervision(cfg, raw, held, todo)
+        inputs = _read_inputs(ctx, cfg, held, sorted(set(todo) | set(sup.model_dates)), todo, result)
+        tally = _rank(ctx, cfg, inputs, todo, sup, observed)
+    finally:
+        observed.settle()
     if _KERNEL_FAILED:
         result.notes.append(f"observer: compiled look not available ({_KERNEL_FAILED[0]}): every customer judged")
     cases = _theft_cases(ctx, cfg, held, todo, inputs.diag_days, raw, tally.observed_cases)
     _report(result, todo, absent, tally, cases, sup)
     prune_window_copies(ctx.lake, cfg.observer.window_days)
+    ctx.lake.prune_dated_state(OBSERVER_STATE, cfg.observer.window_days)
     prune_kept_days(ctx.lake, cfg.lookback_days)
     return result
 

@@ -41,6 +41,7 @@ from meterlake.transforms.billing import (
     billable_days,
     multiplier_suspects,
     price_days,
+    stable_sum,
 )
 from meterlake.transforms.dates import MonthKey as Month
 from meterlake.transforms.dates import iso as _iso
@@ -91,7 +92,7 @@ def year_opening(lake: Lake, held: list[dt.date], month: Month) -> pl.LazyFrame 
     return (
         pl.concat(parts)
         .group_by("customer_id")
-        .agg(kwh_before=pl.col("kwh").fill_null(0.0).sum())
+        .agg(kwh_before=stable_sum(pl.col("kwh").fill_null(0.0)))
         .with_columns(year=pl.lit(month[0], pl.Int32))
     )
 

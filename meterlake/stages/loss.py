@@ -32,7 +32,10 @@ with the identity of the meter_daily file they came from). A window of a zone to
 to hold reads its days' kept member rows, each range of areas a few row groups of them,
 not meter_daily again for every range; a day whose meter_daily file changed (a rerun, a
 late file) or whose kept file and stamp disagree (a run killed between them) is kept
-again from meter_daily. No setting enters them, so a changed setting reuses them.
+again from meter_daily. No setting enters them, so a changed setting reuses them. A
+run's end removes the kept days older than the windows a daily run reads
+(:meth:`~meterlake.lake.Lake.prune_dated_state`): a rerun of an older date keeps its
+window's days again.
 
 Thresholds come from ``config/loss.toml`` (:class:`LossConfig`).
 """
@@ -612,6 +615,9 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         raise StageError(f"loss: {exc}") from exc
     for month in r.months:
         _worklist(r, month)
+    b = r.cfg.diagnosis.balance
+    r.ctx.lake.prune_dated_state(BALANCE_STATE, max(b.window_days, b.step_days))
+    r.ctx.lake.prune_dated_state(DIAGNOSIS_STATE, r.diag.window_days)
     return _summary(r)
 
 

@@ -770,3 +770,42 @@ def test_a_window_fitted_a_range_of_areas_at_a_time_writes_what_the_whole_window
     )
     assert sorted(found.filter(listed)["meter_id"]) == [f"{a}c0" for a in "ABCDE"]
     assert digest(tmp_path / "one") == digest(whole.root) == digest(tmp_path / "two")
+
+
+def test_kept_balance_days_older_than_the_windows_read_are_removed(tmp_path: Path, monkeypatch):
+    """With windows of 3 days (and the step's 3) and no margin, a run over seven days keeps
+    the state of the last three only: the newest date's windows read no other."""
+    import numpy as np
+
+    import meterlake.lake as lake_module
+    from meterlake.stages.loss import _state_files
+
+    monkeypatch.setattr(lake_module, "STATE_MARGIN_DAYS", 0)
+    days = [dt.date(2026, 3, 1) + dt.timedelta(days=k) for k in range(7)]
+    true = _evening_loads(np.random.default_rng(3), len(days))
+    lk = _balance_zone(tmp_path / "lake", days, np.sum(list(true.values()), axis=0) * 1.03, true)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "loss.toml").write_text("[diagnosis.balance]\nwindow_days = 3\nstep_days = 3\n", encoding="utf-8")
+    run(lk.root, days, config_dir=conf)
+    kept = [d for d in days if _state_files(lk, d)[0].parent.exists()]
+    assert kept == days[-3:]
+    assert not list(lk.staging.glob("pruned-*"))  # nothing left half removed
+
+
+def test_kept_member_rows_older_than_the_window_are_removed(
+    lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, too_large: None
+):
+    """Windows of 3 days and no margin: a run over the five days keeps the last three days'
+    member rows only; a rerun of the first date keeps its window's days again (from
+    meter_daily) and writes what the first run did."""
+    import meterlake.lake as lake_module
+
+    monkeypatch.setattr(lake_module, "STATE_MARGIN_DAYS", 0)
+    conf = _conf(tmp_path, WINDOW3)
+    run(lake, HELD, config_dir=conf)
+    assert list(_kept(lake)) == [f"date={d}" for d in HELD[-3:]]
+    before = digest(lake)
+    run(lake, [HELD[2]], config_dir=conf, run_id="t2")
+    assert digest(lake) == before
+    assert list(_kept(lake)) == [f"date={d}" for d in HELD[-3:]]

@@ -575,3 +575,97 @@ def test_window_copies_outside_the_newest_window_are_removed(tmp_path: Path) -> 
     assert left == [f"date=2026-03-{i:02d}" for i in range(7, 21)]
     assert len(list(base.glob("date=*/customers.parquet"))) == 20
     assert anomalies.prune_window_copies(lake, 14) == 0
+
+
+def test_a_window_copys_blocks_are_viewed_in_the_batch_read(tmp_path: Path) -> None:
+    """A batch read from a window copy gives its block columns as one (rows, blocks) array over
+    the batch's memory (no copy); a batch held otherwise, its columns stacked: the same values."""
+    import pyarrow as pa
+
+    frame = pl.DataFrame(
+        {
+            "actual": [1.0, 1.0, 0.5],
+            "b01": np.array([1.0, 2.0, 3.0], dtype=np.float32),
+            "b02": np.array([4.0, 5.0, 6.0], dtype=np.float32),
+            "b03": np.array([7.0, 8.0, 9.0], dtype=np.float32),
+        }
+    )
+    path = tmp_path / "copy.arrow"
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, frame.to_arrow().schema) as writer:
+        writer.write_table(frame.to_arrow())
+    batch = pa.ipc.open_file(pa.OSFile(str(path))).get_batch(0)
+    view = anomalies._blocks_of([batch.column(j) for j in range(1, 4)])
+    assert view.tolist() == [[1.0, 4.0, 7.0], [2.0, 5.0, 8.0], [3.0, 6.0, 9.0]]
+    assert not view.flags.owndata and not view.flags.writeable  # the batch's own memory, read only
+    del batch
+    assert view[2].tolist() == [3.0, 6.0, 9.0]  # the view keeps the batch's memory alive
+    # columns of two types, or with a null: stacked
+    mixed = [pa.array([1.0, 2.0], pa.float32()), pa.array([3.0, 4.0], pa.float64())]
+    assert anomalies._blocks_of(mixed).tolist() == [[1.0, 3.0], [2.0, 4.0]]
+    gap = [pa.array([1.0, 2.0], pa.float32()), pa.array([3.0, None], pa.float32())]
+    assert np.array_equal(anomalies._blocks_of(gap), [[1.0, 3.0], [2.0, np.nan]], equal_nan=True)
+
+
+def test_the_first_date_is_judged_beside_the_look_backs_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the look-backs are read in ranges of meters, the first date is judged on a thread
+    meanwhile (its window's days summarised there); the stage writes what it writes otherwise."""
+    import threading
+
+    last = _built_and_one_run(tmp_path, "soon")
+    where: dict[dt.date, str] = {}
+
+    def noted(_c: object, _m: object, day: dt.date, *_a: object, **_k: object) -> dt.date:
+        where[day] = threading.current_thread().name
+        return day
+
+    count_calls(monkeypatch, anomalies.observer, "day_summaries", noted)
+    judged: list[str] = []
+    count_calls(
+        monkeypatch,
+        anomalies.observer,
+        "indicator_of_days",
+        lambda *_a, **_k: judged.append(threading.current_thread().name),
+    )
+    monkeypatch.setattr(anomalies, "CHUNK_ROWS", 40)  # the look-backs in ranges of meters
+    monkeypatch.setattr(anomalies, "KEEP_ARRAYS_ROWS", 4)  # ten customers are now a large day
+    run(tmp_path / "soon", last)
+    first = [last[0] - dt.timedelta(days=i) for i in range(14)]  # the first date's window
+    assert all(where[d].startswith("observer-soon") for d in first)
+    assert where[last[1]] == threading.main_thread().name  # the next date's own day, as before
+    assert judged[0].startswith("observer-soon") and judged[1:] == [threading.main_thread().name]
+    alone = tmp_path / "alone" / "lake"
+    assert digest(tmp_path / "soon" / "lake") == digest(alone)
+    assert _state_digest(tmp_path / "soon" / "lake") == _state_digest(alone)
+
+
+def test_a_stage_that_fails_waits_for_the_date_judged_on_its_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first date judged from the stage's start: a stage failing before it needs the
+    indicator returns only once the thread has ended (nothing of the stage writes after it)."""
+    import threading
+
+    from meterlake.stages import StageError
+
+    (tmp_path / "landing").mkdir()
+    build(tmp_path / "lake")
+    monkeypatch.setattr(anomalies, "CHUNK_ROWS", 40)  # the look-backs in ranges of meters
+    started = threading.Event()
+
+    def failing(*_a: object, **_k: object) -> None:
+        started.wait(10)  # the observer's thread has begun
+        raise StageError("anomalies: the inputs could not be read")
+
+    def noted(*_a: object, **_k: object) -> None:
+        started.set()
+
+    count_calls(monkeypatch, anomalies.observer, "day_summaries", noted)
+    monkeypatch.setattr(anomalies, "_read_inputs", failing)
+    day = D0 + dt.timedelta(days=DAYS - 1)
+    with pytest.raises(StageError, match="could not be read"):
+        run(tmp_path, [day])
+    assert not [t for t in threading.enumerate() if t.name.startswith("observer-soon")]
+    kept = next((tmp_path / "lake").joinpath(*OBSERVER_STATE).glob(f"*/date={day}"))
+    assert (kept / "customers.parquet").exists() and (kept / "areas.parquet").exists()

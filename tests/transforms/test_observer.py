@@ -378,6 +378,51 @@ def test_compiled_day_summaries_are_numpys_bit_for_bit(floor: float) -> None:
     assert left[0].equals(whole[0]) and left[1].drop("filled_kwh").equals(whole[1].drop("filled_kwh"))
 
 
+def test_compiled_order_statistics_by_hand() -> None:
+    """The branch-free selection of the compiled summary's roughness: every order statistic of
+    a few values with ties, the values left as they were."""
+    from meterlake import observer_kernel
+
+    values = np.array([3.0, 1.0, 2.0, 2.0, 5.0, 9.0])  # the last value is past k
+    work = np.empty(6)
+    got = [observer_kernel._order_stat(values, 5, want, work) for want in range(5)]
+    assert got == [1.0, 2.0, 2.0, 3.0, 5.0]
+    assert values.tolist() == [3.0, 1.0, 2.0, 2.0, 5.0, 9.0]
+    assert observer_kernel._order_stat(np.array([2.0, 2.0, 2.0]), 3, 1, work) == 2.0
+    assert observer_kernel._order_stat(np.array([7.0]), 1, 0, work) == 7.0
+
+
+def test_compiled_roughness_by_hand() -> None:
+    """Each row's median |step| between consecutive collected slots (the logarithms given):
+    an even count takes the mean of its two middle steps, a step from or to a slot not
+    collected does not count, a row with no step has none."""
+    from meterlake import observer_kernel
+
+    nan = np.nan
+    logs = np.array(
+        [
+            [0.0, 1.0, 3.0, 6.0, 10.0],  # steps 1, 2, 3, 4: (2 + 3) / 2
+            [0.0, 2.0, 2.0, 2.0, 0.0],  # steps 2, 0, 0, 2: (0 + 2) / 2
+            [1.0, 1.0, 1.0, 1.0, 3.0],  # steps 0, 0, 0, 2: (0 + 0) / 2
+            [0.0, 1.0, nan, 1.0, 1.0],  # steps 1 and 0 (none beside the gap): 0.5
+            [0.0, 3.0, 4.0, 4.0, nan],  # steps 3, 1, 0: 1
+            [nan, 2.0, nan, 5.0, nan],  # no two collected slots side by side
+        ]
+    )
+    rough = np.empty(len(logs))
+    observer_kernel._rough_pass(logs, rough)
+    assert rough[:5].tolist() == [2.5, 1.0, 0.0, 0.5, 1.0]
+    assert np.isnan(rough[5])
+    # numpy's median over many rows, ties and gaps among them, bit for bit
+    rng = np.random.default_rng(5)
+    many = np.log(np.maximum(np.round(rng.gamma(0.4, 0.2, (4_000, 96)), 2), 1e-3))
+    many[rng.random(many.shape) < 0.1] = nan
+    rough = np.empty(len(many))
+    observer_kernel._rough_pass(many, rough)
+    expected = np.nanmedian(np.abs(np.diff(many, axis=1)), axis=1)
+    assert np.array_equal(rough, expected, equal_nan=True)
+
+
 def _keys_day(date: dt.date, rows: list[tuple[str, str, float]]) -> DayRows:
     keys = pl.DataFrame(rows, schema=["meter_id", "area_id", "actual"], orient="row")
     return DayRows(date, lambda: keys, lambda r0, r1: keys.slice(r0, r1 - r0))
@@ -1071,6 +1116,34 @@ def test_a_chunk_is_placed_day_by_day_with_nan_where_a_customer_has_no_row(layou
     blocks, run, _ = observer._place(kept, place, 2, 4, 3, 2, ["b01", "b02"])
     assert np.array_equal(blocks[:, :2], [[[5.0, 6.0], [nan, nan]], [[nan, nan], [50.0, 60.0]]], equal_nan=True)
     assert np.array_equal(run, [[2, nan, nan], [nan, 6, nan]], equal_nan=True)
+
+
+def test_a_chunk_placed_over_an_earlier_chunks_arrays_is_placed_as_afresh() -> None:
+    """A spare (an earlier chunk's arrays) is written over where the chunk has its shape and
+    type: every place of it, a customer's days without a row NaN again, not the earlier values."""
+    kept = [
+        _arrays_day(0, [[1, 2], [3, 4], [5, 6], [7, 8]], [0, 1, 2, 3], [0.5, 1.5, 2.5, 3.5], "columns"),
+        _arrays_day(1, [[10, 20], [30, 40], [50, 60]], [4, 5, 6], [4.5, 5.5, 6.5], "columns"),
+    ]
+    # chunk 0..2: day 0 rows 0, 1 and day 1 row 0; chunk 2..4: day 0 row 2 to customer 2 only
+    place = [
+        (np.array([0, 1, 2], dtype=np.int32), np.array([0, 1, 2], dtype=np.int32)),
+        (np.array([0], dtype=np.int32), np.array([0], dtype=np.int32)),
+    ]
+    spare: dict[str, np.ndarray] = {}
+    blocks, run, _ = observer._place(kept, place, 0, 2, 2, 2, ["b01", "b02"], spare)
+    nan = np.nan
+    assert np.array_equal(blocks, [[[1.0, 2.0], [10.0, 20.0]], [[3.0, 4.0], [nan, nan]]], equal_nan=True)
+    first = spare["blocks"]
+    blocks, run, rough = observer._place(kept, place, 2, 4, 2, 2, ["b01", "b02"], spare)
+    assert spare["blocks"] is first  # the same shape and type: its arrays written over
+    assert np.array_equal(blocks, [[[5.0, 6.0], [nan, nan]], [[nan, nan], [nan, nan]]], equal_nan=True)
+    assert np.array_equal(run, [[2.0, nan], [nan, nan]], equal_nan=True)
+    assert np.array_equal(rough, [[2.5, nan], [nan, nan]], equal_nan=True)
+    # a chunk of another size: arrays of its own, kept for the next
+    blocks, _, _ = observer._place(kept, place, 1, 4, 2, 2, ["b01", "b02"], spare)
+    assert spare["blocks"] is not first and blocks.shape == (3, 2, 2)
+    assert np.array_equal(blocks[:, 0], [[3.0, 4.0], [5.0, 6.0], [nan, nan]], equal_nan=True)
 
 
 def test_the_look_runs_beside_the_reading_and_changes_no_output(monkeypatch: pytest.MonkeyPatch) -> None:
