@@ -34,7 +34,8 @@ starting mid-window in a 4% area may never cross 10%).
 The window's meter-days are read per range of whole areas (``rows_per_range``), each
 range twice: once for the per-customer statistics (a streaming group-by), then only
 for the meters the findings need; the per-area balances of the whole window are small
-and held. A county window is never held whole in memory. :func:`diagnose_windows` diagnoses several
+and held. The stage hands over its kept member rows of each day (:func:`member_rows`,
+sorted by area), so a range's reads are a few row groups of them, not meter_daily. A county window is never held whole in memory. :func:`diagnose_windows` diagnoses several
 windows in one pass (every group keyed by the window's end), each window's rows those
 :func:`diagnose` gives it alone: a small zone's windows cost one pass, not one each.
 
@@ -670,6 +671,34 @@ def _area_ranges(members: pl.LazyFrame, rows_per_range: int | None) -> list[pl.S
     return [sizes["area_id"][a:b] for a, b in itertools.pairwise(bounds)]
 
 
+#: the columns of a window's meter-days the three tests read (:func:`member_rows`)
+MEMBER_COLUMNS = (
+    "date",
+    "area_id",
+    "feeder_id",
+    "meter_id",
+    "customer_id",
+    "role",
+    "multiplier",
+    "_kwh",
+    "_rev",
+    "_present",
+)
+
+
+def member_rows(prepared: pl.LazyFrame) -> pl.LazyFrame:
+    """The meter-days of :func:`~meterlake.transforms.loss.prepare`'d rows the tests read:
+    the area masters and customers filed under an area, :data:`MEMBER_COLUMNS` only.
+
+    A function of the day's meter_daily rows alone (no setting, no other day, no PV
+    inference enters it), so the stage can keep each day's and hand the kept days to
+    :func:`diagnose_windows` (``prepared=True``) instead of meter_daily.
+    """
+    return prepared.filter(pl.col("area_id").is_not_null() & pl.col("role").is_in(["area_master", "customer"])).select(
+        MEMBER_COLUMNS
+    )
+
+
 def diagnose_windows(
     meter_daily: pl.DataFrame | pl.LazyFrame,
     ends: Iterable[dt.date],
@@ -677,6 +706,7 @@ def diagnose_windows(
     diag: DiagnosisRules = DiagnosisRules(),
     days: pl.DataFrame | None = None,
     rows_per_range: int | None = None,
+    prepared: bool = False,
 ) -> pl.DataFrame:
     """:func:`diagnose` of every window ending at one of ``ends``, in one pass: the rows
     of every window (``date`` = its end), sorted by date, area, kind and rank.
@@ -691,14 +721,22 @@ def diagnose_windows(
     a county's window is never held at once (the mapping test pairs each candidate's
     days with every other area of its feeder). Every test is an area's or a customer's;
     the mapping test pairs a customer with the other areas' balances, which are small
-    and held whole: the rows found are the same whatever the ranges.
+    and held whole: the rows found are the same whatever the ranges. A range is read
+    as the areas between its first and last id, so rows sorted by area (the stage's kept
+    days) are read a few row groups a range, not whole.
+
+    ``prepared``: ``meter_daily`` is :func:`member_rows` (the stage's kept days), read as
+    they are; ``days`` must then be given (the member rows do not hold every meter a
+    balance needs).
     """
     windows = window_days(ends, diag)
     if not windows.height:
         return LOSS_DIAGNOSIS.conform(pl.LazyFrame(schema=LOSS_DIAGNOSIS.schema)).collect()
     span = windows.lazy()
     first, last = windows["date"].min(), windows["date"].max()
-    rows = prepare(meter_daily).filter(pl.col("date").is_between(first, last))
+    if prepared and days is None:
+        raise ValueError("diagnose_windows: prepared member rows need the window's area balances (days=)")
+    rows = (meter_daily.lazy() if prepared else prepare(meter_daily)).filter(pl.col("date").is_between(first, last))
     if days is None:
         check_input(rows)
         balances = area_days(rows, rules).collect().lazy()
@@ -715,7 +753,9 @@ def diagnose_windows(
     found = pl.concat(
         [
             _findings(
-                members if part is None else members.filter(pl.col("area_id").is_in(part.implode())),
+                members
+                if part is None
+                else members.filter(pl.col("area_id").is_between(pl.lit(part[0]), pl.lit(part[-1]))),
                 summary,
                 resid,
                 complete,

@@ -25,12 +25,25 @@ windows, so that month-to-date figures run through the last day with data instea
 all reading uncomputable. Every file is a function of meter_daily and the
 configuration only, so a rerun writes identical files.
 
+Kept between runs (working files under ``LAKE/_state/``, never read by anything else):
+the interval balance's day statistics (``balance/``) and each day's diagnosis member rows
+(``diagnosis/``: the masters' and customers' values of the day, sorted by area, stamped
+with the identity of the meter_daily file they came from). A window of a zone too large
+to hold reads its days' kept member rows, each range of areas a few row groups of them,
+not meter_daily again for every range; a day whose meter_daily file changed (a rerun, a
+late file) or whose kept file and stamp disagree (a run killed between them) is kept
+again from meter_daily. No setting enters them, so a changed setting reuses them. A
+run's end removes the kept days older than the windows a daily run reads
+(:meth:`~meterlake.lake.Lake.prune_dated_state`): a rerun of an older date keeps its
+window's days again.
+
 Thresholds come from ``config/loss.toml`` (:class:`LossConfig`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -42,7 +55,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from ..lake import Lake
+from ..lake import Lake, file_identity
 from ..schemas._base import Table
 from ..schemas.area_loss_daily import AREA_LOSS_DAILY
 from ..schemas.area_loss_monthly import AREA_LOSS_MONTHLY
@@ -55,7 +68,7 @@ from ..schemas.meter_daily import METER_DAILY
 from ..schemas.outage_mapping_suspects import OUTAGE_MAPPING_SUSPECTS
 from ..transforms import balance, loss, outages
 from ..transforms.dates import month_of, split_by_date
-from ..transforms.loss_diagnosis import DiagnosisRules, diagnose_windows
+from ..transforms.loss_diagnosis import DiagnosisRules, diagnose_windows, member_rows
 from ..transforms.loss_worklist import DEFAULT_ORDER, DIAGNOSIS_COLUMNS, MONTHLY_COLUMNS, worklist
 from ..transforms.strict import StrictModel
 from . import StageContext, StageError, StageResult
@@ -122,6 +135,11 @@ class BalanceModel(balance.BalanceRules):
     enabled: bool = Field(True, description="fit the interval energy balance of every area (needs the clean curves)")
     every_days: int = Field(
         7, ge=1, description="fit on window ends every this many days (and on the run's last), not every day"
+    )
+    on_last_date: bool = Field(
+        True,
+        description="fit on the run's last window end too: a daily run fits every day; false: a daily run fits "
+        "on the every_days ends only, as a backfill does (each date's file the same either way)",
     )
 
     def rules(self) -> balance.BalanceRules:
@@ -247,6 +265,61 @@ STATE_ROW_GROUP = 16_384
 def _state_files(lake: Lake, day: dt.date) -> tuple[Path, Path]:
     base = lake.root.joinpath(*BALANCE_STATE, f"date={day.isoformat()}")
     return base / "areas.parquet", base / "customers.parquet"
+
+
+#: where the diagnosis keeps each day's member rows (:func:`member_rows`: the masters' and
+#: customers' values, sorted by area): a window reads its kept days, each range of areas a
+#: few row groups of them, instead of reading meter_daily again for every range and pass
+DIAGNOSIS_STATE = ("_state", "diagnosis")
+#: the kept member rows' format: a day kept in another is kept again
+DIAGNOSIS_STATE_VERSION = 1
+
+
+def _member_files(lake: Lake, day: dt.date) -> tuple[Path, Path]:
+    base = lake.root.joinpath(*DIAGNOSIS_STATE, f"date={day.isoformat()}")
+    return base / "members.parquet", base / "stamp.json"
+
+
+def _members_kept(lake: Lake, day: dt.date) -> bool:
+    """Whether ``day``'s kept member rows are those of its meter_daily file as it is now.
+
+    The stamp holds the identity (:func:`~meterlake.lake.file_identity`) of the meter_daily
+    file they were computed from and of the kept file itself: a rerun of the day (or a late
+    file) rebuilds meter_daily under a new identity, and a run killed between the kept file
+    and its stamp leaves the two apart (torn); either is computed again. No setting enters
+    the member rows (:func:`member_rows`), so none is stamped."""
+    rows, stamp = _member_files(lake, day)
+    try:
+        state = json.loads(stamp.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(
+        state.get("version") == DIAGNOSIS_STATE_VERSION
+        and state.get("meter_daily") == list(file_identity(lake.partition_path(METER_DAILY, day.isoformat())))
+        and state.get("members") == list(file_identity(rows))
+    )
+
+
+def _keep_members(lake: Lake, days: list[dt.date], prepared: pl.LazyFrame) -> None:
+    """Keep the member rows of those of ``days`` not kept as they are now, from their
+    :func:`~meterlake.transforms.loss.prepare`'d meter_daily rows ``prepared`` (one query)."""
+    want = [d for d in days if not _members_kept(lake, d)]
+    if not want:
+        return
+    frame = member_rows(prepared.filter(pl.col("date").is_in(want))).collect()
+    for day, rows in split_by_date(frame, want).items():
+        path, stamp = _member_files(lake, day)
+        # sorted by area, in row groups: a range of areas reads the groups that hold it;
+        # lz4, as the balance's kept days (read back by every window holding the day)
+        written = lake.write_file(
+            path, rows.sort("area_id", "meter_id"), row_group_size=STATE_ROW_GROUP, compression="lz4"
+        )
+        state = {
+            "version": DIAGNOSIS_STATE_VERSION,
+            "meter_daily": list(file_identity(lake.partition_path(METER_DAILY, day.isoformat()))),
+            "members": list(file_identity(written)),
+        }
+        lake.write_text(stamp, json.dumps(state, indent=1))
 
 
 def _curves(lake: Lake, days: list[dt.date]) -> pl.LazyFrame:
@@ -501,10 +574,12 @@ class _LossRun:
             frame = self.scan(part).collect()
             counts = frame.group_by("date").len()
             self.day_rows.update(dict(zip(counts["date"].to_list(), counts["len"].to_list(), strict=True)))
+            meters = loss.prepare(frame, self.pv)
             if frame.height + sum(f.height for f in self.kept.values()) <= WINDOW_ROWS_IN_MEMORY:
                 self.kept.update(frame.partition_by("date", as_dict=True, include_key=True, maintain_order=True))
                 self.kept = {k[0] if isinstance(k, tuple) else k: v for k, v in self.kept.items()}
-            meters = loss.prepare(frame, self.pv)
+            else:  # the windows read these days' member rows from the lake: kept once
+                _keep_members(self.lake, part, meters)
             loss.check_input(meters)
             areas = loss.area_days(meters, self.rules).collect()
             present = meters.group_by("date").agg(pl.col("_present").any()).collect()
@@ -513,12 +588,20 @@ class _LossRun:
             del frame, meters  # held by `out` only: the caller lets the rows go
             yield out
 
-    def window_rows(self, days: list[dt.date]) -> pl.LazyFrame:
-        """The windows' meter_daily rows: from memory when every day is kept (a small
-        zone's backfill reads each day once, not once per window), else scanned."""
-        if days and all(d in self.kept for d in days):
-            return pl.concat([self.kept[d] for d in days]).lazy()
-        return self.scan(days)
+    def window_rows(self, days: list[dt.date]) -> tuple[pl.LazyFrame, bool]:
+        """The windows' rows, and whether they are member rows (:func:`member_rows`): the
+        meter_daily rows from memory when every day is held (a small zone's backfill reads
+        each day once, not once per window), else the days' kept member rows (kept here
+        from memory or meter_daily for a day not kept as its file is now)."""
+        if not days:
+            return self.scan(days), False
+        if all(d in self.kept for d in days):
+            return pl.concat([self.kept[d] for d in days]).lazy(), False
+        for d in days:
+            if not _members_kept(self.lake, d):
+                rows = self.kept[d].lazy() if d in self.kept else self.scan([d])
+                _keep_members(self.lake, [d], loss.prepare(rows, self.pv))
+        return pl.scan_parquet([_member_files(self.lake, d)[0] for d in days]), True
 
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
@@ -534,6 +617,7 @@ def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:
         _worklist(r, month)
     b = r.cfg.diagnosis.balance
     r.ctx.lake.prune_dated_state(BALANCE_STATE, max(b.window_days, b.step_days))
+    r.ctx.lake.prune_dated_state(DIAGNOSIS_STATE, r.diag.window_days)
     return _summary(r)
 
 
@@ -624,13 +708,15 @@ def _diagnosis(r: _LossRun) -> None:
     for batch in _passes(r.ends, size, WINDOW_ROWS_PER_PASS):
         days = sorted({d for e in batch for d in days_of(e) if d in r.balances})
         r.ctx.progress(f"loss: diagnosis of {len(batch)} window(s) ending {batch[0]} .. {batch[-1]}")
+        rows, prepared = r.window_rows(days)
         frames = diagnose_windows(
-            r.window_rows(days),
+            rows,
             batch,
             r.rules,
             r.diag,
             days=pl.concat([r.balances[d] for d in days]) if days else None,
             rows_per_range=DIAGNOSIS_ROWS_PER_RANGE,
+            prepared=prepared,
         ).partition_by("date", as_dict=True, maintain_order=True)
         found = []
         for end in batch:
@@ -638,8 +724,9 @@ def _diagnosis(r: _LossRun) -> None:
             if frame is None:
                 frame = LOSS_DIAGNOSIS.conform(pl.LazyFrame(schema=LOSS_DIAGNOSIS.schema)).collect()
             window = [d for d in days_of(end) if d in r.balances]
-            every = r.cfg.diagnosis.balance.every_days
-            if r.cfg.diagnosis.balance.enabled and (end == r.ends[-1] or end.toordinal() % every == 0):
+            fit = r.cfg.diagnosis.balance
+            last = fit.on_last_date and end == r.ends[-1]
+            if fit.enabled and (last or end.toordinal() % fit.every_days == 0):
                 frame = _with_balance(r.ctx, r.cfg, end, frame, r.diag.theft.max_per_area, window, r.held)
             found.append(LOSS_DIAGNOSIS.conform(outages.with_mapping_suspects(frame, suspects[end])))
         # the pass's partitions in one query (each end's rows dated that end)

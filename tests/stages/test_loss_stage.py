@@ -171,10 +171,14 @@ def test_a_small_zone_reads_each_day_once_and_its_windows_from_memory(
     assert digest(other) == digest(lake)
     windows = len(result.details["diagnosis"]["windows"])
     assert windows == len(HELD)
-    # the same scans, one for the windows (diagnosed in one pass) over their days, and the
-    # balance's days of each read (from memory where kept): 29 | 30-31 | 1-2 (a month's
-    # first read is one day, the later ones as many as its rows suggest)
-    assert sorted(scans) == sorted([*in_memory, 5, 1, 2, 2])
+    # the same scans and the balance's days of each read (from memory where kept): 29 |
+    # 30-31 | 1-2 (a month's first read is one day, the later ones as many as its rows
+    # suggest); the windows read the member rows kept as the days were read, not meter_daily
+    assert sorted(scans) == sorted([*in_memory, 1, 2, 2])
+    assert sorted(p.parent.name for p in other.joinpath("_state", "diagnosis").glob("*/members.parquet")) == [
+        f"date={d}" for d in HELD
+    ]
+    assert not lake.joinpath("_state", "diagnosis").exists()  # held in memory: nothing kept
 
 
 def test_reads_of_many_days_and_passes_of_many_windows_and_ranges_of_areas_write_what_one_at_a_time_does(
@@ -216,6 +220,183 @@ def test_reads_of_many_days_and_passes_of_many_windows_and_ranges_of_areas_write
     assert calls == [1] * len(HELD)  # one window a pass
     assert sorted(p for p in lake.rglob("*.parquet") if "_meta" not in p.parts) == files
     assert all(p.read_bytes() == together[p] for p in files)
+
+
+#: a three-day diagnosis window: the fixture's five days hold three windows' worth
+WINDOW3 = "[diagnosis]\nwindow_days = 3\nmin_days = 3\n"
+
+
+def _master_misfiled(lake: Path, days: list[dt.date], multiplier: float = 50.0) -> None:
+    """B's master filed at ``multiplier`` though its CT is 200/5 (40): at 50 it reads 240
+    kWh of a true 192 (B's rate (240 - 176) / 240 = 0.266667 every day, (192 - 176) / 192
+    = 0.083333 at 40)."""
+    mb = pl.col("meter_id") == "MB"
+    for d in days:
+        day = Lake(lake).scan(METER_DAILY, [d]).collect()
+        day = day.with_columns(
+            kwh=pl.when(mb).then(192.0 * multiplier / 40.0).otherwise(pl.col("kwh")),
+            multiplier=pl.when(mb).then(multiplier).otherwise(pl.col("multiplier")),
+        )
+        Lake(lake).write_partition(METER_DAILY, d, day)
+
+
+def _conf(tmp_path: Path, text: str, name: str = "conf") -> Path:
+    conf = tmp_path / name
+    conf.mkdir()
+    (conf / "loss.toml").write_text(text, encoding="utf-8")
+    return conf
+
+
+def _kept(lake: Path) -> dict[str, tuple[int, int, int]]:
+    """The kept member files by day, with their identities."""
+    from meterlake.lake import file_identity
+
+    folder = lake / "_state" / "diagnosis"
+    return {p.parent.name: file_identity(p) for p in sorted(folder.glob("*/members.parquet"))}
+
+
+@pytest.fixture
+def too_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Days not held in memory: the windows read the kept member rows."""
+    from meterlake.stages import loss as stage
+
+    monkeypatch.setattr(stage, "WINDOW_ROWS_IN_MEMORY", 0)
+
+
+def test_kept_member_rows_by_hand_and_a_window_of_three_from_them(lake: Path, tmp_path: Path, too_large: None):
+    _master_misfiled(lake, HELD)
+    conf = _conf(tmp_path, WINDOW3)
+    run(lake, HELD, config_dir=conf)
+    assert list(_kept(lake)) == [f"date={d}" for d in HELD]
+    # JAN31 is the fixture's third day (i = 2): A's master 102, its customer 98; the feeder
+    # head and the customer without an area are no members; sorted by area, then meter
+    day = pl.read_parquet(lake / "_state" / "diagnosis" / f"date={JAN31}" / "members.parquet")
+    assert day.select("area_id", "meter_id", "role", "multiplier", "_kwh", "_rev", "_present").rows() == [
+        ("A", "CA", "customer", 1.0, 98.0, 0.0, True),
+        ("A", "MA", "area_master", 1.0, 102.0, 0.0, True),
+        ("B", "CB", "customer", 1.0, 176.0, 0.0, True),
+        ("B", "MB", "area_master", 50.0, 240.0, 0.0, True),
+    ]
+    found = Lake(lake).scan(LOSS_DIAGNOSIS, [FEB1]).collect().row(0, named=True)
+    assert (found["meter_id"], found["kind"], found["days"]) == ("MB", "multiplier_suspect", 3)
+    evidence = json.loads(found["evidence"])
+    assert evidence["candidate_multiplier"] == 40.0
+    assert evidence["loss_rate_before"] == 0.266667  # (240 - 176) / 240, each of the 3 days
+    assert evidence["loss_rate_after"] == 0.083333  # (192 - 176) / 192
+    assert evidence["meter_kwh"] == 720.0  # 3 x 240
+
+
+def test_a_later_run_reads_the_kept_days_and_writes_what_meter_daily_gives(
+    lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, too_large: None
+):
+    import shutil
+
+    from meterlake.stages import loss as stage
+
+    _master_misfiled(lake, HELD)
+    conf = _conf(tmp_path, WINDOW3)
+    fresh = tmp_path / "fresh"
+    shutil.copytree(lake, fresh)
+    run(lake, HELD[:-1], config_dir=conf)  # its months' days are kept, FEB2 among them
+    before = _kept(lake)
+    # the next morning's validate writes FEB2's meter_daily again (a new file)
+    Lake(lake).write_partition(METER_DAILY, HELD[-1], Lake(lake).scan(METER_DAILY, [HELD[-1]]).collect())
+    kept: list[list[dt.date]] = []
+    inner = stage._keep_members
+
+    def counted(lk: Lake, days: list[dt.date], rows: pl.LazyFrame) -> None:
+        kept.append([d for d in days if not stage._members_kept(lk, d)])
+        inner(lk, days, rows)
+
+    monkeypatch.setattr(stage, "_keep_members", counted)
+    run(lake, [HELD[-1]], config_dir=conf, run_id="t2")
+    # the new day is kept again, the others are read as they were kept
+    assert [d for days in kept for d in days] == [HELD[-1]]
+    after = _kept(lake)
+    assert [k for k in before if after[k] != before[k]] == [f"date={HELD[-1]}"]
+    # the same files as a lake without kept days, every day read from meter_daily
+    monkeypatch.setattr(stage, "WINDOW_ROWS_IN_MEMORY", 10**9)
+    run(fresh, HELD, config_dir=conf)
+    assert not (fresh / "_state" / "diagnosis").exists()
+    assert digest(lake) == digest(fresh)
+
+
+def test_a_rebuilt_meter_daily_day_a_torn_state_and_changed_settings(
+    lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, too_large: None
+):
+    import shutil
+
+    from meterlake.stages import loss as stage
+
+    conf = _conf(tmp_path, WINDOW3)
+    run(lake, HELD, config_dir=conf)
+    first = _kept(lake)
+
+    def same_as_fresh(config: Path) -> None:
+        fresh = tmp_path / f"fresh-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(lake, fresh)
+        shutil.rmtree(fresh / "_state" / "diagnosis")
+        shutil.rmtree(fresh / "marts" / LOSS_DIAGNOSIS.name)
+        run(fresh, HELD, config_dir=config)
+        assert digest(lake) == digest(fresh)
+
+    # a rerun rebuilt JAN30's meter_daily (B's master misfiled from then on): the day is kept
+    # again, and FEB1's window (JAN30 .. FEB1) finds the fault on its three days
+    _master_misfiled(lake, HELD[1:])
+    run(lake, [FEB1], config_dir=conf, run_id="t2")
+    now = _kept(lake)
+    assert [k for k in first if now[k] != first[k]] == [f"date={d}" for d in HELD[1:]]
+    found = Lake(lake).scan(LOSS_DIAGNOSIS, [FEB1]).collect()
+    assert found.select("meter_id", "kind", "days").rows() == [("MB", "multiplier_suspect", 3)]
+    run(lake, HELD, config_dir=conf, run_id="t3")
+    same_as_fresh(conf)
+
+    # torn: the kept file rewritten after its stamp (a run killed between the two), and a
+    # stamp that is no JSON; each day is kept again from meter_daily, not read as it is
+    folder = lake / "_state" / "diagnosis"
+    good = (folder / f"date={JAN31}" / "members.parquet").read_bytes()
+    Lake(lake).write_file(folder / f"date={JAN31}" / "members.parquet", pl.DataFrame({"area_id": ["Z"]}))
+    (folder / f"date={FEB1}" / "stamp.json").write_text("{", encoding="utf-8")
+    assert not stage._members_kept(Lake(lake), JAN31) and not stage._members_kept(Lake(lake), FEB1)
+    run(lake, HELD, config_dir=conf, run_id="t4")
+    assert (folder / f"date={JAN31}" / "members.parquet").read_bytes() == good
+    assert stage._members_kept(Lake(lake), JAN31) and stage._members_kept(Lake(lake), FEB1)
+    same_as_fresh(conf)
+
+    # changed settings (thresholds, the window): nothing of them is kept, so the kept days
+    # are read as they are and the files are those of a lake without them
+    kept = _kept(lake)
+    other = _conf(tmp_path, "[area]\nhigh_above = 0.2\n\n[diagnosis]\nwindow_days = 4\nmin_days = 3\n", "other")
+    run(lake, HELD, config_dir=other, run_id="t5")
+    assert _kept(lake) == kept
+    same_as_fresh(other)
+
+
+def test_a_daily_run_fits_the_balance_on_its_date_unless_told_weekly_ends_only(
+    lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from meterlake.stages import loss as stage
+
+    fitted: list[dt.date] = []
+
+    def counted(ctx: Any, cfg: Any, end: dt.date, frame: pl.DataFrame, *a: Any) -> pl.DataFrame:
+        fitted.append(end)
+        return frame
+
+    monkeypatch.setattr(stage, "_with_balance", counted)
+    weekly = [d for d in HELD if d.toordinal() % 7 == 0]
+    assert weekly == [dt.date(2026, 2, 1)]  # 739,648 = 7 x 105,664
+    for d in HELD:
+        run(lake, [d], run_id=f"d{d}")
+    assert fitted == HELD  # each daily run's date is its last window end
+    fitted.clear()
+    conf = _conf(tmp_path, "[diagnosis.balance]\non_last_date = false\n")
+    for d in HELD:
+        run(lake, [d], config_dir=conf, run_id=f"w{d}")
+    assert fitted == weekly
+    fitted.clear()
+    run(lake, HELD, config_dir=conf, run_id="backfill")  # a backfill fits the same ends
+    assert fitted == weekly
 
 
 def test_a_date_without_meter_daily_is_noted_not_written(lake: Path):
@@ -610,3 +791,21 @@ def test_kept_balance_days_older_than_the_windows_read_are_removed(tmp_path: Pat
     kept = [d for d in days if _state_files(lk, d)[0].parent.exists()]
     assert kept == days[-3:]
     assert not list(lk.staging.glob("pruned-*"))  # nothing left half removed
+
+
+def test_kept_member_rows_older_than_the_window_are_removed(
+    lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, too_large: None
+):
+    """Windows of 3 days and no margin: a run over the five days keeps the last three days'
+    member rows only; a rerun of the first date keeps its window's days again (from
+    meter_daily) and writes what the first run did."""
+    import meterlake.lake as lake_module
+
+    monkeypatch.setattr(lake_module, "STATE_MARGIN_DAYS", 0)
+    conf = _conf(tmp_path, WINDOW3)
+    run(lake, HELD, config_dir=conf)
+    assert list(_kept(lake)) == [f"date={d}" for d in HELD[-3:]]
+    before = digest(lake)
+    run(lake, [HELD[2]], config_dir=conf, run_id="t2")
+    assert digest(lake) == before
+    assert list(_kept(lake)) == [f"date={d}" for d in HELD[-3:]]

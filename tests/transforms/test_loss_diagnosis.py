@@ -15,13 +15,16 @@ from polars.testing import assert_frame_equal
 
 from meterlake.schemas.loss_diagnosis import LOSS_DIAGNOSIS
 from meterlake.schemas.meter_daily import METER_DAILY
+from meterlake.transforms.loss import area_days, prepare
 from meterlake.transforms.loss_diagnosis import (
+    MEMBER_COLUMNS,
     DiagnosisRules,
     MultiplierRules,
     TheftRules,
     _area_ranges,
     diagnose,
     diagnose_windows,
+    member_rows,
     neighbour_multipliers,
     window_days,
 )
@@ -389,3 +392,51 @@ def test_ranks_and_scores_are_well_formed(seed, misfiled_kwh):
     assert check["ranks_ok"].all() and check["scores_fall"].all()
     # one finding per meter, kind and area
     assert got.select("area_id", "kind", "meter_id").is_unique().all()
+
+
+def test_member_rows_by_hand():
+    # a feeder head and a customer fed directly (no area) are no members; a missing value
+    # is kept (a customer absent that day) with its value flags; net kWh is left to the tests
+    md = rows_to_frame(
+        {
+            "date": [START] * 5,
+            "meter_id": ["H", "MA", "CA", "CB", "D"],
+            "customer_id": [None, None, "UA", "UB", "UD"],
+            "area_id": [None, "A", "A", "A", ""],
+            "feeder_id": ["F1"] * 5,
+            "role": ["feeder_head", "area_master", "customer", "customer", "customer"],
+            "multiplier": [1.0, 40.0, 1.0, 1.0, 1.0],
+            "kwh": [500.0, 100.0, 60.0, None, 9.0],
+            "reverse_kwh": [0.0, 0.0, 2.5, 0.0, 0.0],
+            "quality": ["actual", "actual", "actual", "missing", "actual"],
+        }
+    )
+    got = member_rows(prepare(md)).collect()
+    assert got.columns == list(MEMBER_COLUMNS)
+    assert got.select("meter_id", "role", "multiplier", "_kwh", "_rev", "_present").rows() == [
+        ("MA", "area_master", 40.0, 100.0, 0.0, True),
+        ("CA", "customer", 1.0, 60.0, 2.5, True),
+        ("CB", "customer", 1.0, None, None, False),
+    ]
+
+
+@pytest.mark.parametrize("per_range", [None, 1, 2_500])
+def test_kept_member_rows_sorted_by_area_find_what_meter_daily_does(per_range):
+    # the stage's kept days: each day's member rows sorted by area and meter, read in day
+    # order, with the area balances computed once; the same rows, bit for bit, as windows
+    # read from meter_daily (whole or a range of areas at a time)
+    md, truth = synthetic_feeder(6)
+    ends = [START + dt.timedelta(days=k) for k in (28, 29)]
+    rows = prepare(md)
+    kept = pl.concat(
+        member_rows(rows.filter(pl.col("date") == d)).sort("area_id", "meter_id")
+        for d in sorted(md["date"].unique().to_list())
+    )
+    balances = area_days(rows).collect()
+    got = diagnose_windows(kept, ends, days=balances, rows_per_range=per_range, prepared=True)
+    assert_frame_equal(got, diagnose_windows(md, ends), check_exact=True)
+    assert (truth["multiplier"][0], "multiplier_suspect", truth["multiplier"][1]) in set(
+        got.filter(pl.col("rank") == 1).select("area_id", "kind", "meter_id").rows()
+    )
+    with pytest.raises(ValueError, match="days="):
+        diagnose_windows(kept, ends, prepared=True)
