@@ -211,6 +211,21 @@ LOSS_KINDS: dict[str, str] = {
 }
 
 TOU_REGISTERS = ("sharp", "peak", "flat", "valley")
+#: the columns of :func:`prepare_days`, a customer's day as the indicators read it
+PREPARED_COLUMNS = (
+    "date",
+    "meter_id",
+    "customer_id",
+    "area_id",
+    "feeder_id",
+    "customer_class",
+    "v",
+    "rev",
+    "actual",
+    "peer_kwh",
+    "ratio",
+    *(f"sh_{r}" for r in TOU_REGISTERS),
+)
 
 #: what every indicator groups by: the detection date, then the meter (several dates are
 #: computed together, each over its own look-back)
@@ -634,24 +649,7 @@ def prepare_days(
             for r in TOU_REGISTERS
         ),
     )
-    return (
-        lf.select(
-            "date",
-            "meter_id",
-            "customer_id",
-            "area_id",
-            "feeder_id",
-            "customer_class",
-            "v",
-            "rev",
-            "actual",
-            "peer_kwh",
-            "ratio",
-            *(f"sh_{r}" for r in TOU_REGISTERS),
-        )
-        .collect()
-        .sort("meter_id", "date")
-    )
+    return lf.select(PREPARED_COLUMNS).collect().sort("meter_id", "date")
 
 
 #: the columns of a part of the reverse history (:func:`reverse_parts`)

@@ -896,20 +896,9 @@ KEPT_DAYS_VERSION = 1
 #: rows per row group of a kept day (sorted by meter_id): a range of meters reads the groups
 #: its bounds fall in (the groups' meter_id statistics), not the day
 KEPT_DAYS_ROW_GROUP = 16_384
-#: the columns of :func:`anomaly.prepare_days` a kept day holds (what the indicators read)
-KEPT_DAYS_COLUMNS = (
-    "date",
-    "meter_id",
-    "customer_id",
-    "area_id",
-    "feeder_id",
-    "customer_class",
-    "v",
-    "rev",
-    "actual",
-    "ratio",
-    *(f"sh_{r}" for r in anomaly.TOU_REGISTERS),
-)
+#: the columns of :func:`anomaly.prepare_days` a kept day holds (what the indicators read:
+#: not the peer median itself, only the ratio to it)
+KEPT_DAYS_COLUMNS = tuple(c for c in anomaly.PREPARED_COLUMNS if c != "peer_kwh")
 
 
 def kept_days_settings(cfg: anomaly.AnomalyConfig, min_outage_min: float) -> str:
