@@ -178,19 +178,10 @@ def test_rerun_writes_identical_files(lake: Lake) -> None:
 
 
 def test_late_reading_closes_a_gap_opened_before_the_run(tmp_path: Path) -> None:
-    lk = Lake(tmp_path / "lake")
-    write_archive(lk)
-    # day by day, as the daily DAG does: c1's reading of Jan 3 never arrives
-    write_registers(lk, DAYS[0])
-    write_registers(lk, DAYS[1])
-    write_registers(lk, DAYS[2], skip=("c1",))
-    for d in DAYS[:3]:
-        write_curves(lk, d)
-    run(lk, [DAYS[0]])
-    run(lk, [DAYS[1]])
+    # day by day, as the daily DAG does: c1's reading of Jan 3 never arrives; Jan 4's lands
+    lk = _c1_gap_lake(tmp_path / "lake")
     c1 = lambda: lk.scan(METER_DAILY).filter(pl.col("meter_id") == "c1").sort("date").collect()  # noqa: E731
     assert c1()["quality"].to_list() == ["actual", "missing"]  # Jan 2 has no Jan 3 reading
-    write_registers(lk, DAYS[3])
     result = run(lk, [DAYS[2]])
     # the Jan 4 reading closes the gap Jan 2..3: Jan 2 is rebuilt, both days estimated
     assert result.dates == [DAYS[1], DAYS[2]]
@@ -205,7 +196,8 @@ def test_late_reading_closes_a_gap_opened_before_the_run(tmp_path: Path) -> None
 
 
 def _c1_gap_lake(root: Path) -> Lake:
-    """c1's reading of Jan 3 never arrives; Jan 1 and Jan 2 validated day by day."""
+    """c1's reading of Jan 3 never arrives; Jan 1 and Jan 2 validated day by day; then the
+    registers of Jan 4 land (not yet validated)."""
     lk = Lake(root)
     write_archive(lk)
     write_registers(lk, DAYS[0])
