@@ -1389,6 +1389,27 @@ def indicators_at(
     return {d: found.get(d, empty) for d in dates}
 
 
+def with_observed(
+    found: Mapping[dt.date, pl.DataFrame], observed: Mapping[dt.date, pl.DataFrame | None]
+) -> dict[dt.date, pl.DataFrame]:
+    """:func:`indicators_at`'s frames of each date, computed without the observer (its
+    ``observed`` None), with the date's observer indicator joined in as :func:`indicators_at`
+    joins it (left on the meter, its columns where they were, missing scores and raw
+    features 0): the same frames, so the look-backs' indicators need not wait for the
+    observer."""
+    cols = [c for c in observer.no_rows().columns if c != "meter_id"]
+    zero = set(RAW_FEATURES) | {f"s_{k}" for k in DATA_KEYS}
+    out = {}
+    for d, frame in found.items():
+        seen = observed.get(d)
+        if seen is None:
+            out[d] = frame
+            continue
+        joined = frame.drop(cols).join(seen.select("meter_id", *cols), on="meter_id", how="left", maintain_order="left")
+        out[d] = joined.with_columns(pl.col(c).fill_null(0.0) for c in cols if c in zero).select(frame.columns)
+    return out
+
+
 def date_batches(
     days: pl.DataFrame, dates: Sequence[dt.date], cfg: AnomalyConfig, max_rows: int
 ) -> list[list[dt.date]]:

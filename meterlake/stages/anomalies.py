@@ -1067,17 +1067,20 @@ class _Indicators:
             if self.ahead is None:  # the observer's first date judged beside the look-backs' reading
                 self.observed.judge_soon(batch[0])
             kept = _KeptDays(lake, span, cfg, outage_min(self.ctx), self.ctx.progress)
-            seen = self._observed(batch)
+            # the ranges' indicators without the observer's, joined in after (the same rows):
+            # the look-backs are read and judged while the observer's thread works
+            unseen: dict[dt.date, pl.DataFrame | None] = dict.fromkeys(batch)
             found: dict[dt.date, list[pl.DataFrame]] = {d: [] for d in batch}
             for lo, hi in ranges:
                 days = kept.days(lo, hi)
-                part = self._indicators(days, batch, seen, anomaly.in_range(lo, hi))
+                part = self._indicators(days, batch, unseen, anomaly.in_range(lo, hi))
                 del days
                 for d in batch:
                     found[d].append(part[d])
+            seen = self._observed(batch)
         except (anomaly.AnomalyInputError, ValueError) as exc:
             raise StageError(f"anomalies: {exc}") from exc
-        self.features.update({d: pl.concat(found[d]) for d in batch})
+        self.features.update(anomaly.with_observed({d: pl.concat(found[d]) for d in batch}, seen))
 
     def _prepared(self, raw: pl.LazyFrame) -> pl.DataFrame:
         """The look-back's days prepared, their outage days left out."""

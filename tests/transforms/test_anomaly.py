@@ -914,3 +914,43 @@ def test_flat_runs_of_two_dates_from_the_ordered_window_by_hand(monkeypatch: pyt
     assert flat(LAST, "M2") == (0.333333, day(4), {"value": 4.2, "days": 6})
     # the honest neighbours vary: no run, their latest value
     assert flat(LAST, "P0")[1:] == (None, {"value": 10.0, "days": 0})
+
+
+def test_the_observer_joined_after_gives_what_it_gives_joined_inside() -> None:
+    """A range's indicators computed without the observer, its indicator joined in after
+    (the stage does, so the look-backs need not wait for it), are the frames
+    indicators_at gives with the observer: a meter it judged (M1), one it did not (M3), one
+    it judged that has no row here (Z9, left out) and a date it has no frame for."""
+    from meterlake.transforms import observer
+
+    md = pl.concat([meter_days("M3", [10.0] * 10), meter_days("M1", [10.0] * 10), *peers(2)])
+    days, history = A.prepare_days(md, CFG), A.reverse_history(md, CFG)
+    diag = diagnosis("M2", "mapping_suspect", 0.5)
+    seen = pl.concat(
+        [
+            observer.no_rows(),
+            pl.DataFrame(
+                {
+                    "meter_id": ["M1", "Z9"],
+                    "s_observer": [0.75, 0.5],
+                    "d_observer": [LAST, LAST],
+                    "_observer_days": [3, 2],
+                    "_observer_t": [4.5, 3.0],
+                    "f_observer_days": [3.0, 2.0],
+                    "f_observer_t": [4.5, 3.0],
+                    "ev_observer": ["3 days", "2 days"],
+                }
+            ),
+        ],
+        how="diagonal_relaxed",
+    ).cast(observer.no_rows().schema)
+    dates = [day(8), LAST]
+    inside = A.indicators_at(days, NO_EVENTS, diag, history, dates, CFG, {day(8): None, LAST: seen})
+    after = A.with_observed(A.indicators_at(days, NO_EVENTS, diag, history, dates, CFG), {day(8): None, LAST: seen})
+    for d in dates:
+        assert_frame_equal(after[d], inside[d], check_exact=True)
+    row = inside[LAST].filter(pl.col("meter_id") == "M1")
+    assert row["s_observer"].item() == 0.75 and row["ev_observer"].item() == "3 days"
+    unseen = inside[LAST].filter(pl.col("meter_id") == "M3")
+    assert unseen["s_observer"].item() == 0.0 and unseen["ev_observer"].item() is None
+    assert "Z9" not in inside[LAST]["meter_id"].to_list()
