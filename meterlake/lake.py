@@ -228,10 +228,11 @@ class Lake:
                 n += 1
         return n
 
-    def prune_dated_state(self, parts: Sequence[str], days_read: int) -> int:
+    def prune_dated_state(self, parts: Sequence[str], days_read: int, margin: int | None = None) -> int:
         """Remove the kept working state of days no daily run reads again: the entries named
         ``date=YYYY-MM-DD`` (a folder or a file) anywhere under ``root/parts`` older than
-        the ``days_read`` days up to the newest such entry, less :data:`STATE_MARGIN_DAYS`.
+        the ``days_read`` days up to the newest such entry and ``margin`` days before them
+        (:data:`STATE_MARGIN_DAYS` unless given).
 
         Kept state is what a stage computed from a day's clean data to reuse it (a day's
         balance statistics, the observer's summaries); without this, it would grow with
@@ -239,13 +240,12 @@ class Lake:
         an older date computes what it needs again from the clean data, which stays. Each
         entry is first renamed into staging, so a run killed midway leaves no day half
         removed (staging is cleared at the next run's start). Returns how many were removed."""
-        folder = self.root.joinpath(*parts)
-        entries = [p for p in folder.rglob("date=*") if _state_day(p) is not None]
-        if not entries:
+        days = {p: d for p in self.root.joinpath(*parts).rglob("date=*") if (d := _state_day(p)) is not None}
+        if not days:
             return 0
-        newest = max(d for p in entries if (d := _state_day(p)) is not None)
-        first = newest - dt.timedelta(days=days_read + STATE_MARGIN_DAYS - 1)
-        old = [p for p in entries if (d := _state_day(p)) is not None and d < first]
+        kept = days_read + (STATE_MARGIN_DAYS if margin is None else margin)
+        first = max(days.values()) - dt.timedelta(days=kept - 1)
+        old = [p for p, d in days.items() if d < first]
         if old:
             self.staging.mkdir(parents=True, exist_ok=True)
         for p in old:
@@ -301,11 +301,7 @@ class Lake:
         byte-identical across reruns and Parquet statistics prune on meter_id.
         """
         key = key or table.partition_by
-        out = table.conform(frame)
-        if key is not None:
-            out = out.drop(key)
-        order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
-        return self.write_file(self.partition_path(table, value, key), sort_if_needed(out.collect(), order))
+        return self.write_file(self.partition_path(table, value, key), _partition_rows(table, frame, key, sort_by))
 
     def write_partition_if_changed(
         self, table: Table, value: object, frame: pl.DataFrame, before: Callable[[], object] | None = None
@@ -313,11 +309,7 @@ class Lake:
         """:meth:`write_partition`, except that a partition whose new file is byte for byte the
         one it replaces is left as it is (:meth:`replace_if_changed`); whether it changed."""
         key = table.partition_by
-        out = table.conform(frame)
-        if key is not None:
-            out = out.drop(key)
-        order = [k for k in table.key if k != key]
-        return self.replace_if_changed(self.partition_path(table, value), sort_if_needed(out.collect(), order), before)
+        return self.replace_if_changed(self.partition_path(table, value), _partition_rows(table, frame, key), before)
 
     def write_partitions(
         self,
@@ -580,6 +572,19 @@ def _nearly_full(path: Path) -> bool:
     except OSError:
         return False
     return st.f_bavail * st.f_frsize < NEARLY_FULL_BYTES
+
+
+def _partition_rows(
+    table: Table, frame: pl.DataFrame, key: str | None, sort_by: Iterable[str] | None = None
+) -> pl.DataFrame:
+    """A partition's file rows: ``frame`` conformed to the contract, without the partition
+    column (it is the directory name), sorted by the table key (or ``sort_by``) so that files
+    are byte-identical across reruns and Parquet statistics prune on meter_id."""
+    out = table.conform(frame)
+    if key is not None:
+        out = out.drop(key)
+    order = list(sort_by) if sort_by is not None else [k for k in table.key if k != key]
+    return sort_if_needed(out.collect(), order)
 
 
 def _parquet_writer(

@@ -999,18 +999,10 @@ def _prepared_day(lake: Lake, day: dt.date, cfg: anomaly.AnomalyConfig, min_outa
 
 def prune_kept_days(lake: Lake, lookback_days: int) -> int:
     """Remove the kept prepared days before the look-back of the newest kept day: no daily
-    run reads them again (a rerun of an earlier date prepares the ones it needs again).
-    Returns how many were removed."""
-    folder = lake.root.joinpath(*DAYS_STATE)
-    files = sorted(folder.glob("date=*.parquet"))
-    if not files:
-        return 0
-    newest = dt.date.fromisoformat(files[-1].name.removeprefix("date=").removesuffix(".parquet"))
-    first = f"date={(newest - dt.timedelta(days=lookback_days - 1)).isoformat()}.parquet"
-    old = [f for f in files if f.name < first]
-    for f in old:
-        f.unlink()
-    return len(old)
+    run reads them again (a rerun of an earlier date prepares the ones it needs again; each
+    is a fraction of a second, so none is kept beyond the look-back). Returns how many were
+    removed."""
+    return lake.prune_dated_state(DAYS_STATE, lookback_days, margin=0)
 
 
 class _Indicators:
