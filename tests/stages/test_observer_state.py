@@ -365,6 +365,12 @@ def test_a_kept_days_roster_mark_follows_its_meters_and_areas(tmp_path: Path) ->
     assert _DayFile(lake, paths[1], ["b01"]).actual().to_list() == [0.5, 0.25, 0.5]
 
 
+def _assert_same_lake(lake: Path, alone: Path) -> None:
+    """The marts and the observer's kept state of ``lake`` are those of ``alone``."""
+    assert digest(lake) == digest(alone)
+    assert _state_digest(lake) == _state_digest(alone)
+
+
 def _state_digest(lake: Path) -> dict[str, str]:
     return {
         p.relative_to(lake).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -501,9 +507,7 @@ def test_dates_judged_ahead_are_the_stages_own_and_are_read_instead_of_judged(
     seen = _count_judgements(monkeypatch)
     pipeline.run_stage(settings, "anomalies", last, "t1", progress=lambda _m: None, observer_ahead=ahead)
     assert asked == [True] and seen == []
-    alone = tmp_path / "alone" / "lake"
-    assert digest(tmp_path / "ahead" / "lake") == digest(alone)
-    assert _state_digest(tmp_path / "ahead" / "lake") == _state_digest(alone)
+    _assert_same_lake(tmp_path / "ahead" / "lake", tmp_path / "alone" / "lake")
 
 
 def test_the_dates_own_day_is_read_from_memory_while_its_file_is_written(
@@ -635,9 +639,7 @@ def test_the_first_date_is_judged_beside_the_look_backs_reading(
     assert all(where[d].startswith("observer-soon") for d in first)
     assert where[last[1]] == threading.main_thread().name  # the next date's own day, as before
     assert judged[0].startswith("observer-soon") and judged[1:] == [threading.main_thread().name]
-    alone = tmp_path / "alone" / "lake"
-    assert digest(tmp_path / "soon" / "lake") == digest(alone)
-    assert _state_digest(tmp_path / "soon" / "lake") == _state_digest(alone)
+    _assert_same_lake(tmp_path / "soon" / "lake", tmp_path / "alone" / "lake")
 
 
 def test_a_stage_that_fails_waits_for_the_date_judged_on_its_thread(
