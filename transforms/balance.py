@@ -54,7 +54,10 @@ whatever the window, and a county day costs one pass over its curves. Within the
 the curves are read once into numpy slot columns (after the narrow members frame is
 joined and sorted) and the members are gathered, weighted and fitted a range of whole
 areas at a time (:data:`CHUNK_ROWS` rows), so beyond the day's curves memory is bounded
-by one range. Each area-day
+by one range (one per thread where the caller fits several at once: :data:`RangeMap`;
+the stage fits two: the county day's 61 ranges in 2.7-3.3 s of wall against 3.4-4.2
+one after another, 2-core machine at load 2-4, about 0.5 s more CPU).
+Each area-day
 counts with the inverse of its residual variance (a day with an outage or a tampered
 neighbour counts less), each slot with 1 / (the area's smoothed load)^p. Measured on
 the county day (500,000 meters, 468,551 customers in 3,393 fitted areas; 2-core
