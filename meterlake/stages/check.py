@@ -241,6 +241,8 @@ def _judge(ctx: StageContext, parts: list[TableCheck], thresholds: CheckThreshol
     if report.passed:
         return report, lake.write_file(lake.meta / PENDING / f"{ctx.run_id}.parquet", judged)
     ctx.progress("check: blocking failures; rendering their Data Docs page with Great Expectations")
+    if ctx.gx_ready is not None:
+        ctx.gx_ready()  # the run's docs helper opens the same GX context: it ends that first
     try:
         report = render(
             judged,

@@ -60,9 +60,14 @@ def helpers(monkeypatch: pytest.MonkeyPatch) -> list[pipeline.DocsHelper]:
 
     class Seen(pipeline.DocsHelper):
         def __init__(
-            self, settings: Settings, run_id: str, observe: list[dt.date] | None = None, hold: bool = False
+            self,
+            settings: Settings,
+            run_id: str,
+            observe: list[dt.date] | None = None,
+            hold: bool = False,
+            prepare: bool = False,
         ) -> None:
-            super().__init__(settings, run_id, observe, hold)
+            super().__init__(settings, run_id, observe, hold, prepare)
             started.append(self)
 
     monkeypatch.setattr(pipeline, "DocsHelper", Seen)
