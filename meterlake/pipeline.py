@@ -73,11 +73,13 @@ STAGES: tuple[str, ...] = tuple(RUNNERS)
 #: context in the lake on the other core (a thread would hold Python's lock the stages'
 #: own Python work needs), and renders the Data Docs beside publish. Started at billing
 #: where the run has it, the import and the context overlap billing and receivables (each
-#: ~1.5 of two cores busy on a county day) instead of the gate, which then has both cores,
-#: and the run does not wait for the helper after publish (started at the gate, a county
-#: day waited 1.2-1.4 s there). Not earlier on large days: the helper's ~0.22 GB after
-#: the import would add to the anomalies stage's peak (~0.8 GB on a county day, whose run is
-#: held at 1 GB); billing's is ~0.57 GB, receivables' ~0.54
+#: ~1.5 of two cores busy on a county day) instead of the gate, which then has both cores
+#: (it judges two tables at a time), and the run hardly waits for the helper after publish:
+#: on a county day billing and receivables took 0.4-0.6 s longer each, the gate 0.6 s
+#: less, the wait after publish 0.3 s instead of 1.3-1.7 (started at receivables: the wait
+#: 0.4 s, receivables 0.6-0.9 s longer, about the same in all). Not earlier on large days:
+#: the helper's ~0.22 GB after the import would add to the anomalies stage's peak (~0.8 GB
+#: on a county day, whose run is held at 1 GB); billing's is ~0.57 GB, receivables' ~0.54
 DOCS_HELPER_FROM = ("billing", "receivables", "check", "docs")
 #: ... or, in a run of small days (at most :data:`DOCS_EARLY_MAX_METERS` meters a day, by
 #: meter_daily's footers), at the first of these stages: GX's import then overlaps the

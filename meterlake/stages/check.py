@@ -4,7 +4,8 @@ For every table the lake holds (clean tables and marts, found on disk: a table n
 written yet is skipped with a note), the partitions of the run's dates and of the
 months they touch (all partitions of quarantine) are reduced to a metrics frame in
 polars and judged by the table's rules (:mod:`meterlake.checks.suites`,
-:mod:`meterlake.checks.judge`); small area-grain tables also get row-level rules.
+:mod:`meterlake.checks.judge`), two tables at a time (:data:`TABLE_THREADS`); small
+area-grain tables also get row-level rules.
 The verdict is the polars one: the stage does not import Great Expectations when
 the gate passes. A table judged ahead (:func:`check_ahead`, by the pipeline's docs
 helper on small days) is reused where its files are unchanged. Then:
