@@ -45,7 +45,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +55,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
+from .. import allocator
 from ..lake import Lake, identity_stamp, kept_stamps
 from ..schemas._base import Table
 from ..schemas.area_loss_daily import AREA_LOSS_DAILY
@@ -327,6 +329,26 @@ def _curves(lake: Lake, days: list[dt.date]) -> pl.LazyFrame:
     return lake.scan(CURVES_LANDING.clean, want).select("meter_id", "data_date", *balance.SLOT_COLUMNS)
 
 
+#: threads fitting a day's ranges of areas at once (:data:`~meterlake.transforms.balance.RangeMap`),
+#: each holding one range's arrays (~30 MB at CHUNK_ROWS); 1: one after another, in the
+#: stage's thread
+FIT_THREADS = min(2, allocator.cpus())
+
+
+def _fitted_on(pool: ThreadPoolExecutor) -> balance.RangeMap:
+    """A :data:`~meterlake.transforms.balance.RangeMap` fitting on ``pool``'s threads.
+
+    Each thread allocates its ranges' arrays from a C heap (glibc arena) of its own,
+    which keeps what they freed; once the day's ranges are fitted that is handed back
+    (:func:`~meterlake.allocator.trim`), before the day's frames are built on top of it."""
+
+    def fit_ranges(fit: Callable[[tuple[int, int]], Any], ranges: Sequence[tuple[int, int]]) -> Iterator[Any]:
+        yield from pool.map(fit, ranges)
+        allocator.trim()
+
+    return fit_ranges
+
+
 def _balance_days(
     lake: Lake, rules: balance.BalanceRules, days: list[dt.date], rows: pl.LazyFrame | None = None
 ) -> None:
@@ -337,7 +359,9 @@ def _balance_days(
         return
     members = (lake.scan(METER_DAILY, days) if rows is None else rows).select(list(balance.MEMBER_COLUMNS))
     try:
-        states = balance.day_states(_curves(lake, days), members, days, rules)
+        with ThreadPoolExecutor(max_workers=FIT_THREADS, thread_name_prefix="balance-fit") as pool:
+            fit_ranges = _fitted_on(pool) if FIT_THREADS > 1 else map
+            states = balance.day_states(_curves(lake, days), members, days, rules, fit_ranges=fit_ranges)
     except balance.BalanceInputError as exc:
         when = f"{days[0]}" if len(days) == 1 else f"{days[0]} .. {days[-1]}"
         raise StageError(f"loss: energy balance {when}: {exc}") from exc

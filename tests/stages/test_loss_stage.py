@@ -775,6 +775,52 @@ def test_a_window_fitted_a_range_of_areas_at_a_time_writes_what_the_whole_window
     assert digest(tmp_path / "one") == digest(whole.root) == digest(tmp_path / "two")
 
 
+def test_a_days_ranges_fitted_on_the_stages_two_threads_keep_and_write_what_one_thread_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Five areas of 12 households over 8 days, each day's areas fitted one a range (13
+    rows): on the stage's two threads the ranges are fitted there, and the kept day
+    statistics and every file written are those of one thread, byte for byte."""
+    import shutil
+    import threading
+
+    import numpy as np
+
+    from meterlake.stages import loss as stage
+
+    days = [dt.date(2026, 3, 1) + dt.timedelta(days=k) for k in range(8)]
+    rng = np.random.default_rng(9)
+    areas = {}
+    for a in "ABCDE":
+        true = {f"{a}{m}": v for m, v in _evening_loads(rng, len(days)).items()}
+        rec = {m: (0.4 * v if m == f"{a}c0" else v) for m, v in true.items()}
+        areas[a] = (f"{a}M", np.sum(list(true.values()), axis=0) * 1.03, rec)
+    one = _balance_areas(tmp_path / "one", days, areas)
+    shutil.copytree(one.root, tmp_path / "two")
+    threads: list[str] = []
+    inner = stage.balance.day_states
+
+    def by_area(curves: Any, members: Any, on: Any, rules: Any, fit_ranges: Any = map) -> Any:
+        def fit(rows: Any) -> Any:
+            threads.append(threading.current_thread().name)
+            return rows
+
+        return inner(curves, members, on, rules, 13, lambda f, ranges: fit_ranges(lambda r: f(fit(r)), ranges))
+
+    monkeypatch.setattr(stage.balance, "day_states", by_area)
+    monkeypatch.setattr(stage, "FIT_THREADS", 1)
+    run(one.root, days)
+    assert set(threads) == {"MainThread"} and len(threads) == 5 * len(days)  # a range an area, each day
+    threads.clear()
+    monkeypatch.setattr(stage, "FIT_THREADS", 2)
+    run(tmp_path / "two", days)
+    assert len(threads) == 5 * len(days) and {t.rsplit("_", 1)[0] for t in threads} == {"balance-fit"}
+    for d in days:
+        for mine, theirs in zip(stage._state_files(one, d), stage._state_files(Lake(tmp_path / "two"), d), strict=True):
+            assert mine.read_bytes() == theirs.read_bytes()
+    assert digest(tmp_path / "two") == digest(one.root)
+
+
 def test_kept_balance_days_older_than_the_windows_read_are_removed(tmp_path: Path, monkeypatch):
     """With windows of 3 days (and the step's 3) and no margin, a run over seven days keeps
     the state of the last three only: the newest date's windows read no other."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -406,6 +407,39 @@ def test_a_days_statistics_are_the_same_gathered_and_fitted_a_few_areas_at_a_tim
         part = day_state(curves, members, START, RULES, chunk_rows=rows)
         assert_frame_equal(whole[0], part[0], check_exact=True)
         assert_frame_equal(whole[1], part[1], check_exact=True)
+
+
+@pytest.mark.parametrize(
+    ("rows", "ranges"),
+    [
+        # the day's rows by area: A 0-41 (master, 40 customers), B 41-50, C 50-55, D 55-60 (no master)
+        pytest.param(1, [(0, 41), (41, 50), (50, 55), (55, 60)], id="an-area-a-range"),
+        pytest.param(45, [(0, 50), (50, 60)], id="two-areas-a-range"),
+        pytest.param(10**6, [(0, 60)], id="one-range"),
+    ],
+)
+def test_a_days_ranges_fitted_on_two_threads_or_last_first_give_the_bits_of_one_after_another(
+    rows: int, ranges: list[tuple[int, int]]
+) -> None:
+    """The ranges of whole areas are each handed to ``fit_ranges`` once, as they stand; a
+    pool's two threads, or a map fitting the last range first, give the day's figures
+    bit for bit. With an area a range, A is the only fitted area of its range (B's day is
+    left out, D has no master): A is fitted again with B and then C, after the map."""
+    curves, members, _ = _county(np.random.default_rng(13))
+    want = day_state(curves, members, START, RULES, chunk_rows=rows)
+    handed: list[list[tuple[int, int]]] = []
+
+    def last_first(fit: Any, todo: Sequence[tuple[int, int]]) -> list[Any]:
+        handed.append(list(todo))
+        return [fit(r) for r in todo[::-1]][::-1]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for fit_ranges in (last_first, pool.map):
+            got = day_state(curves, members, START, RULES, chunk_rows=rows, fit_ranges=fit_ranges)
+            assert_frame_equal(got[0], want[0], check_exact=True)
+            assert_frame_equal(got[1], want[1], check_exact=True)
+    assert handed == [ranges]
+    assert want[0]["area_id"].to_list() == ["A", "C"]
 
 
 @pytest.mark.parametrize("chunk_rows", [pytest.param(10**6, id="all-at-once"), pytest.param(7, id="small-ranges")])
