@@ -364,3 +364,50 @@ def test_past_the_held_bound_a_days_rows_are_staged_whole_and_the_lake_is_the_sa
         assert "freeze_date" in pl.read_parquet(ingest_stage.staged_path(lk, "registers", ids[f])).columns
     third = registers(lake, dates[2])
     assert dict(zip(third["meter_id"], third["total_kwh"], strict=True)) == {"0001": 13.0, "0002": 22.0}
+
+
+def test_with_every_last_partition_written_beside_the_lake_and_the_result_are_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meterlake.generate import generate
+    from meterlake.lake import WriteBehind
+
+    monkeypatch.setenv("METERLAKE_PII_KEY", "test-key")  # the two lakes' card tokens alike
+    landing = tmp_path / "landing"
+    generate(landing, meters=40, days=2, start=D1, seed=5)
+    # an events file sent twice: a note on events besides the generator's on registers
+    sent = sorted((landing / "events").glob("*.csv"))[0]
+    (landing / "events/resent.csv").write_bytes(sent.read_bytes())
+    dates = [D1, D1 + dt.timedelta(days=1)]
+    alone = ingest(landing, tmp_path / "lake-alone", "r1", dates)
+    staged_in: list[str] = []
+    real_stage = ingest_stage.stage_dataset
+
+    def spy(ctx, st, dataset, *a, **k):
+        staged_in.append(dataset)
+        return real_stage(ctx, st, dataset, *a, **k)
+
+    beside: list[bool] = []
+    real_submit = WriteBehind.submit
+
+    def submit(self, job, nbytes=0, beside_=False):
+        beside.append(beside_ and nbytes > self.max_bytes)
+        return real_submit(self, job, nbytes, beside_)
+
+    # every job over the bound: each dataset's last partition is written beside the next
+    # datasets' work, every other job at once; every file read waits for the one beside
+    monkeypatch.setattr(ingest_stage, "WriteBehind", lambda threads: WriteBehind(max_bytes=0, threads=threads))
+    monkeypatch.setattr(WriteBehind, "submit", submit)
+    monkeypatch.setattr(ingest_stage, "BESIDE_READ_BYTES", -1)
+    monkeypatch.setattr(ingest_stage, "stage_dataset", spy)
+    together = ingest(landing, tmp_path / "lake", "r1", dates)
+    assert staged_in == list(ingest_stage.STAGE_ORDER) and staged_in[-1] == "registers"
+    # the last partition of each dataset rebuilt but the archive
+    assert sum(beside) == len(together.details["partitions"]) - 1 >= 4
+    assert tree_digest(tmp_path / "lake") == tree_digest(tmp_path / "lake-alone")
+    # the notes, rows and partitions in the order of the datasets found, as before
+    assert [n.split("/")[0] for n in alone.notes] == ["registers", "events"]
+    assert together.notes == alone.notes and together.rows == alone.rows
+    assert list(together.rows) == [f"clean.{ds}" for ds in LANDINGS if f"clean.{ds}" in together.rows]
+    assert together.details["partitions"] == alone.details["partitions"]
+    assert list(together.details["partitions"]) == [ds for ds in LANDINGS if ds in together.details["partitions"]]
