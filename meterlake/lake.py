@@ -552,6 +552,10 @@ class WriteBehind:
             done, self._beside = self._beside, None
             done.result()
 
+    def writing_beside(self) -> bool:
+        """Whether a job written beside (see the class) is still running."""
+        return self._beside is not None and not self._beside.done()
+
     def wait_beside(self) -> None:
         """Return once the job written beside (see the class), if any, is done."""
         if self._beside is not None:

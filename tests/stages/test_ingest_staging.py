@@ -411,3 +411,44 @@ def test_with_every_last_partition_written_beside_the_lake_and_the_result_are_th
     assert list(together.rows) == [f"clean.{ds}" for ds in LANDINGS if f"clean.{ds}" in together.rows]
     assert together.details["partitions"] == alone.details["partitions"]
     assert list(together.details["partitions"]) == [ds for ds in LANDINGS if ds in together.details["partitions"]]
+
+
+def test_files_are_read_beside_a_write_until_their_sizes_pass_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meterlake.lake import WriteBehind
+
+    landing = tmp_path / "landing"
+    put(landing, "archive/archive_20260101.csv", ARCHIVE, "2026-01-01T00:00:00")
+    put(landing, "registers/reg_a.csv", REG, "2026-01-01T01:00:00")
+    put(landing, "registers/reg_b.csv", REG.replace(",20\n", ",21\n"), "2026-01-01T02:00:00")
+    put(landing, "registers/reg_c.csv", REG.replace(",20\n", ",22\n"), "2026-01-01T03:00:00")
+    size = {f: (landing / "registers" / f).stat().st_size for f in ("reg_a.csv", "reg_b.csv", "reg_c.csv")}
+    read: list[str] = []
+    waited_before: list[str] = []
+    real_stage = ingest_stage._stage_candidate
+
+    def stage(ctx, spec, cand, *a, **k):
+        read.append(cand.rel)
+        return real_stage(ctx, spec, cand, *a, **k)
+
+    class AlwaysBeside(WriteBehind):
+        """A write beside that never ends: every file read counts against the bound."""
+
+        def writing_beside(self) -> bool:
+            return True
+
+        def wait_beside(self) -> None:
+            waited_before.append(f"after {len(read)} files")
+
+        def wait(self) -> None:  # no write beside to wait for: only the waits for the bound are counted
+            self.wait_others()
+
+    monkeypatch.setattr(ingest_stage, "_stage_candidate", stage)
+    monkeypatch.setattr(ingest_stage, "WriteBehind", AlwaysBeside)
+    archive_size = (landing / "archive/archive_20260101.csv").stat().st_size
+    # the archive and reg_a fit; reg_b passes the bound, and so does reg_c after it
+    monkeypatch.setattr(ingest_stage, "BESIDE_READ_BYTES", archive_size + size["reg_a.csv"] + size["reg_b.csv"] - 1)
+    ingest(landing, tmp_path / "lake", "r1")
+    assert read == ["archive/archive_20260101.csv", "registers/reg_a.csv", "registers/reg_b.csv", "registers/reg_c.csv"]
+    assert waited_before == ["after 2 files", "after 3 files"]
