@@ -883,8 +883,8 @@ STAGE_ORDER = ("archive", "curves", "events", "purchases", "inspections", "outag
 #: the most bytes of landing files read while a partition is written beside (a file that
 #: would pass it waits for the write). The curves' frame (~0.4 GB) is held until its write
 #: ends: a county day's small datasets (1.6 MB) and first registers file (34 MB, ~65 MB of
-#: rows) beside it took ingest's peak from 0.74 to 0.86 GiB; every registers file beside it
-#: (measured in an earlier round) to 0.97-0.99 GiB, at the 1 GB line
+#: rows) beside it took ingest's peak from 0.67-0.77 to 0.86-0.88 GB; every registers file
+#: beside it (measured in an earlier round) to 0.97-0.99 GB, at the 1 GB line
 BESIDE_READ_BYTES = 48 << 20
 
 
