@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 import time
 from pathlib import Path
@@ -73,22 +72,17 @@ def main() -> None:
     state = lake.root.joinpath(*anomalies.REVERSE_STATE)
     _, wall, cpu = timed(lambda: anomalies.reverse_history(lake, cfg, days[:-1]))
     print(f"the state built (the whole history read once): {wall:.2f} s wall, {cpu:.2f} s CPU")
-    parts, stamps = pl.read_parquet(state / "parts.parquet"), (state / "stamps.json").read_text()
+    parts, stamps = pl.read_parquet(state / "parts.parquet"), pl.read_parquet_metadata(state / "parts.parquet")
     cols = lake.scan(METER_DAILY, days).select(anomalies.HISTORY_COLUMNS)
     for r in range(args.repeat):
         whole, w1, c1 = timed(lambda: anomaly.reverse_history(cols, cfg, streaming=True))
         kept, w2, c2 = timed(lambda: anomalies.reverse_history(lake, cfg, days))
         assert whole.equals(kept), "the kept history differs from the whole one"
         print(f"round {r + 1}: whole history {w1:.2f} s wall / {c1:.2f} s CPU; kept {w2:.2f} / {c2:.2f}")
-        # back to the day before: the parts rewritten (a new file), their stamp with them
-        lake.write_file(state / "parts.parquet", parts)
-        lake.write_text(state / "stamps.json", _restamped(stamps, state))
-
-
-def _restamped(stamps: str, state: Path) -> str:
-    kept = json.loads(stamps)
-    kept["parts"] = anomalies._file_stamp(state / "parts.parquet")
-    return json.dumps(kept, indent=1)
+        # back to the day before: the parts rewritten (a new file), their stamps with them
+        lake.write_file(
+            state / "parts.parquet", parts, metadata={k: stamps[k] for k in ("version", "moved_kwh", "days")}
+        )
 
 
 if __name__ == "__main__":

@@ -699,6 +699,29 @@ def file_identity(path: Path | str) -> tuple[int, int, int]:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
+def identity_stamp(path: Path | str) -> str:
+    """:func:`file_identity` as one string, the form a kept working file's footer records
+    it in (:func:`kept_stamps`)."""
+    return " ".join(str(v) for v in file_identity(path))
+
+
+def kept_stamps(path: Path | str, keys: Iterable[str]) -> dict[str, str] | None:
+    """The ``keys`` a kept working file's Parquet footer records (:meth:`Lake.write_file`'s
+    ``metadata``), None where the file is missing or unreadable.
+
+    Kept working state says in its own footer what it was made from (the identities of the
+    lake files it was computed from, :func:`identity_stamp`, the settings, a format
+    version): the file and its stamps are written in one rename, so they cannot disagree
+    after a killed run, and a reader compares them with what it would make the file from
+    now. A key the footer lacks is left out, so a file of an older format never compares
+    equal."""
+    try:
+        meta = pl.read_parquet_metadata(path)
+    except (OSError, pl.exceptions.PolarsError):
+        return None
+    return {k: meta[k] for k in keys if k in meta}
+
+
 #: the Parquet schemas of lake files read so far, by path and the file's identity
 #: (:func:`file_identity`): a file of the same identity has the same schema
 _SCHEMAS: dict[tuple[str, int, int, int], tuple[tuple[str, pl.DataType], ...]] = {}

@@ -13,7 +13,15 @@ import pytest
 from lake_kit import TOY_DAILY
 from polars.testing import assert_frame_equal
 
-from meterlake.lake import NO_FILE, Lake, WriteBehind, file_identity, write_now_or_behind
+from meterlake.lake import (
+    NO_FILE,
+    Lake,
+    WriteBehind,
+    file_identity,
+    identity_stamp,
+    kept_stamps,
+    write_now_or_behind,
+)
 from meterlake.schemas._base import Column, Table
 from meterlake.schemas.outage_meter_days import OUTAGE_METER_DAYS
 
@@ -489,3 +497,26 @@ def test_a_job_beside_that_fails_is_raised_by_wait() -> None:
     with pytest.raises(OSError, match="disk full"):
         writes.wait()
     writes.__exit__(None, None, None)
+
+
+def test_a_kept_file_reads_back_the_stamps_written_in_its_footer_and_none_when_unreadable(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    source = lake.write_file(lake.root / "source.parquet", pl.DataFrame({"x": [1, 2]}))
+    ino, size, mtime = file_identity(source)
+    assert identity_stamp(source) == f"{ino} {size} {mtime}"
+    assert identity_stamp(tmp_path / "none") == "-1 -1 -1"  # a missing file's identity
+
+    kept = lake.root / "_state" / "k" / "date=2026-03-01.parquet"
+    stamps = {"source": identity_stamp(source), "settings": '{"a": 1}'}
+    lake.write_file(kept, pl.DataFrame({"y": [3.5]}), metadata=stamps)
+    assert kept_stamps(kept, stamps) == stamps
+    assert pl.read_parquet(kept)["y"].to_list() == [3.5]
+    # a key the footer lacks is left out, so the answer differs from what is asked for
+    assert kept_stamps(kept, ["source", "version"]) == {"source": stamps["source"]}
+    # a file without stamps, a cut-off file, no file
+    lake.write_file(kept, pl.DataFrame({"y": [3.5]}))
+    assert kept_stamps(kept, stamps) == {}
+    whole = kept.read_bytes()
+    kept.write_bytes(whole[: len(whole) // 2])
+    assert kept_stamps(kept, stamps) is None
+    assert kept_stamps(tmp_path / "none.parquet", stamps) is None

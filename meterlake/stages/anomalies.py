@@ -22,9 +22,9 @@ lake ingested before ingest knew the dataset, the landing folder
                                        the numbers of customers.parquet the window
                                        reads every date, undecoded (``_DayFile``);
                                        kept for the newest day's window only
-    _state/reverse/{parts.parquet,stamps.json}
-                                       the reverse registers' history of the settled
-                                       days (:func:`reverse_history`)
+    _state/reverse/parts.parquet       the reverse registers' history of the settled
+                                       days, with what it was made from
+                                       (:func:`reverse_history`)
     _state/anomalies/days/date=YYYY-MM-DD.parquet
                                        a meter_daily day's customer days prepared for
                                        the indicators, with what they were made from
@@ -54,7 +54,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import allocator
-from ..lake import Lake, file_identity
+from ..lake import Lake, file_identity, identity_stamp, kept_stamps
 from ..landing import read_landing_file, scan_dataset
 from ..schemas.anomalies import ANOMALIES, INDICATORS
 from ..schemas.curves import LANDING as CURVES
@@ -803,14 +803,14 @@ def _read_inputs(
     return _Inputs(per_day, off, events, diagnosis, history, diag_days)
 
 
-#: where the reverse history's parts of the settled days are kept (``parts.parquet``) with
-#: the stamps of the meter_daily files they were read from (``stamps.json``)
+#: where the reverse history's parts of the settled days are kept (``parts.parquet``), its
+#: footer stamped with the meter_daily files they were read from
 REVERSE_STATE = ("_state", "reverse")
 #: the last days of the history read on every run, not kept: late files rebuild recent days
 #: (a rebuilt kept day has the whole history read again, once). A county's day costs ~0.2 s
 REVERSE_RECENT_DAYS = 3
 #: the version of what the kept parts hold (:func:`anomaly.reverse_parts`): another is read again
-REVERSE_PARTS_VERSION = 1
+REVERSE_PARTS_VERSION = 2
 #: the meter_daily columns the reverse history reads
 HISTORY_COLUMNS = ("date", "meter_id", "role", "reverse_kwh", "kwh", "quality", "pv_capacity_kw")
 
@@ -822,10 +822,11 @@ def reverse_history(lake: Lake, cfg: anomaly.AnomalyConfig, days: list[dt.date])
 
     The kept parts grow by the days a run settles; they are read again whole when a kept
     day's file changed (a rerun or a late file rebuilt it), the settings changed, or the
-    state is missing or torn (a run killed between its two files): the history is a first
-    or a last per meter, which no day can be taken back out of. The rows are those of the
-    whole history read at once, so a daily run reads its last few days of meter_daily, not the
-    lake.
+    parts are missing or unreadable: the history is a first or a last per meter, which no
+    day can be taken back out of. The parts' footer records the days they hold and the
+    identity of each day's meter_daily file (:func:`~meterlake.lake.kept_stamps`). The rows
+    are those of the whole history read at once, so a daily run reads its last few days of
+    meter_daily, not the lake.
     """
     days = sorted(days)
     settled = [d for d in days if d <= days[-1] - dt.timedelta(days=REVERSE_RECENT_DAYS)] if days else []
@@ -836,46 +837,48 @@ def reverse_history(lake: Lake, cfg: anomaly.AnomalyConfig, days: list[dt.date])
 
     if not settled:
         return anomaly.reverse_verdict(parts(recent), cfg, streaming=True)
-    folder = lake.root.joinpath(*REVERSE_STATE)
-    stamps = {d.isoformat(): _file_stamp(lake.partition_path(METER_DAILY, d)) for d in settled}
-    kept = _kept_days(folder, cfg, stamps)
+    path = lake.root.joinpath(*REVERSE_STATE, "parts.parquet")
+    stamps = {d.isoformat(): identity_stamp(lake.partition_path(METER_DAILY, d)) for d in settled}
+    kept = _kept_days(path, cfg, stamps)
     if kept == len(settled):
-        whole = pl.scan_parquet(folder / "parts.parquet")
+        whole = pl.scan_parquet(path)
     else:
         grown = parts(settled[kept:])
         if kept:
-            grown = anomaly.combine_reverse_parts(pl.scan_parquet(folder / "parts.parquet"), grown)
-        written = lake.write_file(folder / "parts.parquet", grown.collect(engine="streaming").sort("meter_id"))
-        state = {
-            "version": REVERSE_PARTS_VERSION,
-            "moved_kwh": cfg.reverse.moved_kwh,
-            "parts": _file_stamp(written),
-            "days": stamps,
-        }
-        lake.write_text(folder / "stamps.json", json.dumps(state, indent=1))
+            grown = anomaly.combine_reverse_parts(pl.scan_parquet(path), grown)
+        frame = grown.collect(engine="streaming").sort("meter_id")
+        written = lake.write_file(path, frame, metadata=_reverse_stamps(cfg, stamps))
+        path.with_name("stamps.json").unlink(missing_ok=True)  # where earlier versions kept the stamps
         whole = pl.scan_parquet(written)
     if recent:
         whole = anomaly.combine_reverse_parts(whole, parts(recent))
     return anomaly.reverse_verdict(whole, cfg, streaming=True)
 
 
-def _file_stamp(path: Path) -> list[int]:
-    """A file's :func:`~meterlake.lake.file_identity` as the kept state's JSON holds it (a list)."""
-    return list(file_identity(path))
+def _reverse_stamps(cfg: anomaly.AnomalyConfig, days: dict[str, str]) -> dict[str, str]:
+    """What the kept reverse parts are made from, as their footer records it: the format, the
+    setting they depend on, and each settled day's meter_daily identity, in date order."""
+    return {
+        "version": str(REVERSE_PARTS_VERSION),
+        "moved_kwh": json.dumps(cfg.reverse.moved_kwh),
+        "days": json.dumps(days),
+    }
 
 
-def _kept_days(folder: Path, cfg: anomaly.AnomalyConfig, stamps: dict[str, list[int]]) -> int:
-    """How many of the settled days (``stamps``, in order) the kept parts hold as they are
-    now: 0 unless the kept days are the first of them, each file unchanged since."""
-    try:
-        state = json.loads((folder / "stamps.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+def _kept_days(path: Path, cfg: anomaly.AnomalyConfig, stamps: dict[str, str]) -> int:
+    """How many of the settled days (``stamps``, in order) the kept parts at ``path`` hold as
+    they are now: 0 unless the kept days are the first of them, each file unchanged since."""
+    state = kept_stamps(path, ("version", "moved_kwh", "days"))
+    if not state or len(state) < 3:
         return 0
-    kept = state.get("days", {})
+    now = _reverse_stamps(cfg, {})
+    try:
+        kept: dict[str, str] = json.loads(state["days"])
+    except ValueError:
+        return 0
     if (
-        state.get("version") != REVERSE_PARTS_VERSION
-        or state.get("moved_kwh") != cfg.reverse.moved_kwh
-        or state.get("parts") != _file_stamp(folder / "parts.parquet")
+        state["version"] != now["version"]
+        or state["moved_kwh"] != now["moved_kwh"]
         or list(kept) != list(stamps)[: len(kept)]
         or any(stamps[d] != stamp for d, stamp in kept.items())
     ):
@@ -943,7 +946,7 @@ class _KeptDays:
         self.made: list[dt.date] = []
         for d, path in zip(span, self.paths, strict=True):
             stamps = _day_stamps(lake, d, settings)
-            if _kept_stamps(path) == stamps:
+            if kept_stamps(path, stamps) == stamps:
                 continue
             progress(f"anomalies: preparing meter_daily {d}")
             day = _prepared_day(lake, d, cfg, min_outage_min)
@@ -967,25 +970,11 @@ def kept_day_path(lake: Lake, day: dt.date) -> Path:
 
 def _day_stamps(lake: Lake, day: dt.date, settings: str) -> dict[str, str]:
     """What a prepared day is made from, as its kept file's footer records it."""
-
-    def stamp(path: Path) -> str:
-        return " ".join(str(v) for v in file_identity(path))
-
     return {
-        "meter_daily": stamp(lake.partition_path(METER_DAILY, day.isoformat())),
-        "outage_meter_days": stamp(lake.partition_path(OUTAGE_METER_DAYS, day.isoformat())),
+        "meter_daily": identity_stamp(lake.partition_path(METER_DAILY, day.isoformat())),
+        "outage_meter_days": identity_stamp(lake.partition_path(OUTAGE_METER_DAYS, day.isoformat())),
         "settings": settings,
     }
-
-
-def _kept_stamps(path: Path) -> dict[str, str] | None:
-    """The stamps a kept day's footer records; None where the file is missing or unreadable."""
-    try:
-        meta = pq.read_metadata(path).metadata or {}
-    except (OSError, pa.ArrowException):
-        return None
-    keys = ("meter_daily", "outage_meter_days", "settings")
-    return {k: meta[k.encode()].decode() for k in keys if k.encode() in meta}
 
 
 def _prepared_day(lake: Lake, day: dt.date, cfg: anomaly.AnomalyConfig, min_outage_min: float) -> pl.DataFrame:

@@ -27,12 +27,12 @@ configuration only, so a rerun writes identical files.
 
 Kept between runs (working files under ``LAKE/_state/``, never read by anything else):
 the interval balance's day statistics (``balance/``) and each day's diagnosis member rows
-(``diagnosis/``: the masters' and customers' values of the day, sorted by area, stamped
-with the identity of the meter_daily file they came from). A window of a zone too large
-to hold reads its days' kept member rows, each range of areas a few row groups of them,
-not meter_daily again for every range; a day whose meter_daily file changed (a rerun, a
-late file) or whose kept file and stamp disagree (a run killed between them) is kept
-again from meter_daily. No setting enters them, so a changed setting reuses them. A
+(``diagnosis/``: the masters' and customers' values of the day, sorted by area, their
+file's footer stamped with the identity of the meter_daily file they came from). A window
+of a zone too large to hold reads its days' kept member rows, each range of areas a few
+row groups of them, not meter_daily again for every range; a day whose meter_daily file
+changed (a rerun, a late file) or whose kept file is missing or unreadable is kept again
+from meter_daily. No setting enters them, so a changed setting reuses them. A
 run's end removes the kept days older than the windows a daily run reads
 (:meth:`~meterlake.lake.Lake.prune_dated_state`): a rerun of an older date keeps its
 window's days again.
@@ -43,7 +43,6 @@ Thresholds come from ``config/loss.toml`` (:class:`LossConfig`).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -55,7 +54,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from ..lake import Lake, file_identity
+from ..lake import Lake, identity_stamp, kept_stamps
 from ..schemas._base import Table
 from ..schemas.area_loss_daily import AREA_LOSS_DAILY
 from ..schemas.area_loss_monthly import AREA_LOSS_MONTHLY
@@ -272,32 +271,29 @@ def _state_files(lake: Lake, day: dt.date) -> tuple[Path, Path]:
 #: few row groups of them, instead of reading meter_daily again for every range and pass
 DIAGNOSIS_STATE = ("_state", "diagnosis")
 #: the kept member rows' format: a day kept in another is kept again
-DIAGNOSIS_STATE_VERSION = 1
+DIAGNOSIS_STATE_VERSION = 2
 
 
-def _member_files(lake: Lake, day: dt.date) -> tuple[Path, Path]:
-    base = lake.root.joinpath(*DIAGNOSIS_STATE, f"date={day.isoformat()}")
-    return base / "members.parquet", base / "stamp.json"
+def _member_path(lake: Lake, day: dt.date) -> Path:
+    return lake.root.joinpath(*DIAGNOSIS_STATE, f"date={day.isoformat()}", "members.parquet")
+
+
+def _member_stamps(lake: Lake, day: dt.date) -> dict[str, str]:
+    """What ``day``'s kept member rows are made from, as their file's footer records it: the
+    format and the identity of the day's meter_daily file. No setting enters the member rows
+    (:func:`member_rows`), so none is stamped."""
+    return {
+        "version": str(DIAGNOSIS_STATE_VERSION),
+        "meter_daily": identity_stamp(lake.partition_path(METER_DAILY, day.isoformat())),
+    }
 
 
 def _members_kept(lake: Lake, day: dt.date) -> bool:
-    """Whether ``day``'s kept member rows are those of its meter_daily file as it is now.
-
-    The stamp holds the identity (:func:`~meterlake.lake.file_identity`) of the meter_daily
-    file they were computed from and of the kept file itself: a rerun of the day (or a late
-    file) rebuilds meter_daily under a new identity, and a run killed between the kept file
-    and its stamp leaves the two apart (torn); either is computed again. No setting enters
-    the member rows (:func:`member_rows`), so none is stamped."""
-    rows, stamp = _member_files(lake, day)
-    try:
-        state = json.loads(stamp.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return bool(
-        state.get("version") == DIAGNOSIS_STATE_VERSION
-        and state.get("meter_daily") == list(file_identity(lake.partition_path(METER_DAILY, day.isoformat())))
-        and state.get("members") == list(file_identity(rows))
-    )
+    """Whether ``day``'s kept member rows are those of its meter_daily file as it is now: a
+    rerun of the day (or a late file) rebuilds meter_daily under a new identity, and the rows
+    are computed again (:func:`~meterlake.lake.kept_stamps`)."""
+    now = _member_stamps(lake, day)
+    return kept_stamps(_member_path(lake, day), now) == now
 
 
 def _keep_members(lake: Lake, days: list[dt.date], prepared: pl.LazyFrame) -> None:
@@ -308,18 +304,17 @@ def _keep_members(lake: Lake, days: list[dt.date], prepared: pl.LazyFrame) -> No
         return
     frame = member_rows(prepared.filter(pl.col("date").is_in(want))).collect()
     for day, rows in split_by_date(frame, want).items():
-        path, stamp = _member_files(lake, day)
+        path = _member_path(lake, day)
         # sorted by area, in row groups: a range of areas reads the groups that hold it;
         # lz4, as the balance's kept days (read back by every window holding the day)
-        written = lake.write_file(
-            path, rows.sort("area_id", "meter_id"), row_group_size=STATE_ROW_GROUP, compression="lz4"
+        lake.write_file(
+            path,
+            rows.sort("area_id", "meter_id"),
+            row_group_size=STATE_ROW_GROUP,
+            compression="lz4",
+            metadata=_member_stamps(lake, day),
         )
-        state = {
-            "version": DIAGNOSIS_STATE_VERSION,
-            "meter_daily": list(file_identity(lake.partition_path(METER_DAILY, day.isoformat()))),
-            "members": list(file_identity(written)),
-        }
-        lake.write_text(stamp, json.dumps(state, indent=1))
+        path.with_name("stamp.json").unlink(missing_ok=True)  # where earlier versions kept the stamp
 
 
 def _curves(lake: Lake, days: list[dt.date]) -> pl.LazyFrame:
@@ -601,7 +596,7 @@ class _LossRun:
             if not _members_kept(self.lake, d):
                 rows = self.kept[d].lazy() if d in self.kept else self.scan([d])
                 _keep_members(self.lake, [d], loss.prepare(rows, self.pv))
-        return pl.scan_parquet([_member_files(self.lake, d)[0] for d in days]), True
+        return pl.scan_parquet([_member_path(self.lake, d) for d in days]), True
 
 
 def run(ctx: StageContext, dates: list[dt.date]) -> StageResult:

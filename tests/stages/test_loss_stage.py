@@ -351,15 +351,18 @@ def test_a_rebuilt_meter_daily_day_a_torn_state_and_changed_settings(
     run(lake, HELD, config_dir=conf, run_id="t3")
     same_as_fresh(conf)
 
-    # torn: the kept file rewritten after its stamp (a run killed between the two), and a
-    # stamp that is no JSON; each day is kept again from meter_daily, not read as it is
+    # a kept file without the stamps in its footer (an earlier version's, its stamp beside
+    # it in stamp.json), and one that is not Parquet (cut off): each day is kept again from
+    # meter_daily, not read as it is, and the earlier version's stamp file goes
     folder = lake / "_state" / "diagnosis"
     good = (folder / f"date={JAN31}" / "members.parquet").read_bytes()
     Lake(lake).write_file(folder / f"date={JAN31}" / "members.parquet", pl.DataFrame({"area_id": ["Z"]}))
-    (folder / f"date={FEB1}" / "stamp.json").write_text("{", encoding="utf-8")
+    (folder / f"date={JAN31}" / "stamp.json").write_text("{}", encoding="utf-8")
+    (folder / f"date={FEB1}" / "members.parquet").write_bytes(good[: len(good) // 2])
     assert not stage._members_kept(Lake(lake), JAN31) and not stage._members_kept(Lake(lake), FEB1)
     run(lake, HELD, config_dir=conf, run_id="t4")
     assert (folder / f"date={JAN31}" / "members.parquet").read_bytes() == good
+    assert not (folder / f"date={JAN31}" / "stamp.json").exists()
     assert stage._members_kept(Lake(lake), JAN31) and stage._members_kept(Lake(lake), FEB1)
     same_as_fresh(conf)
 

@@ -91,8 +91,9 @@ def test_a_daily_run_reads_its_recent_days_and_the_settled_ones_it_adds(
     got = anomalies.reverse_history(lake, CFG, days)
     assert spans(read) == [(15, 16), (17, 19)]
     assert got.equals(whole(lake, days))
-    state = json.loads((lake.root / "_state" / "reverse" / "stamps.json").read_text())
-    assert list(state["days"]) == [day(i).isoformat() for i in range(17)]
+    footer = pl.read_parquet_metadata(lake.root / "_state" / "reverse" / "parts.parquet")
+    assert list(json.loads(footer["days"])) == [day(i).isoformat() for i in range(17)]
+    assert not (lake.root / "_state" / "reverse" / "stamps.json").exists()
 
     read.clear()
     assert anomalies.reverse_history(lake, CFG, days).equals(got)  # a rerun: nothing settles
@@ -116,20 +117,27 @@ def test_a_rebuilt_settled_day_has_the_whole_history_read_again(lake: Lake, monk
     assert got.filter(pl.col("meter_id") == "m3")["first_reverse"].item() == day(5)
 
 
-@pytest.mark.parametrize("damage", ["torn", "settings", "earlier"])
+@pytest.mark.parametrize("damage", ["unstamped", "garbled", "settings", "earlier"])
 def test_kept_parts_that_do_not_hold_are_not_used(lake: Lake, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
     days = [day(i) for i in range(20)]
     anomalies.reverse_history(lake, CFG, days)
     cfg = CFG
-    if damage == "torn":  # a run killed between the parts and their stamps
-        parts = lake.root / "_state" / "reverse" / "parts.parquet"
+    parts = lake.root / "_state" / "reverse" / "parts.parquet"
+    if damage == "unstamped":  # parts of an earlier version: its stamps beside them, in a JSON file
+        footer = pl.read_parquet_metadata(parts)
         lake.write_file(parts, pl.read_parquet(parts).head(1))
+        (parts.parent / "stamps.json").write_text(json.dumps({"days": json.loads(footer["days"])}))
+    elif damage == "garbled":  # a footer that says nothing readable
+        lake.write_file(
+            parts, pl.read_parquet(parts).head(1), metadata={"version": "2", "moved_kwh": "0.05", "days": "{"}
+        )
     elif damage == "settings":  # another threshold of a moved register
         cfg = CFG.model_copy(update={"reverse": CFG.reverse.model_copy(update={"moved_kwh": 0.5})})
     else:  # a rerun of an earlier date: its history ends before the kept days do
         days = days[:10]
     expected = anomaly.reverse_history(lake.scan(METER_DAILY, days), cfg)
     assert anomalies.reverse_history(lake, cfg, days).equals(expected)
+    assert not (parts.parent / "stamps.json").exists()
     if damage == "settings":  # m2's 0.3 kWh a day is below 0.5: never moved
         assert expected.filter(pl.col("meter_id") == "m2")["first_reverse"].item() is None
 
