@@ -18,6 +18,7 @@ from meterlake.transforms.balance import (
     SLOT_COLUMNS,
     BalanceRules,
     _bases,
+    _first_largest,
     _group_sums,
     _lists,
     _mapping_sums,
@@ -1083,3 +1084,20 @@ def test_the_mapping_sums_are_each_pairs_running_sums_over_its_area_days() -> No
     # the reference clears one curve at a time (a matrix-vector product), the code a day's
     # candidates at once (matrix-matrix): the same sums to the last few bits
     assert_frame_equal(got, want, rel_tol=1e-12, abs_tol=0.0)
+
+
+def test_each_groups_first_largest_value_is_picked_nan_below_minus_infinity() -> None:
+    inf, nan = math.inf, math.nan
+    groups = [
+        [0.5, 2.0, 1.0, 2.0],  # two equal largest: the first (row 1)
+        [-inf, nan, -inf],  # no number but -inf: the first -inf (row 4), not the NaN before it
+        [nan, nan],  # NaNs alone: the group's first row (row 7)
+        [nan, -1.0],  # a NaN below every number (row 10)
+        [3.0],  # one row (row 11)
+    ]
+    t = np.array([v for g in groups for v in g])
+    starts = np.cumsum([0] + [len(g) for g in groups[:-1]])
+    gid = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    assert _first_largest(t, gid, starts).tolist() == [1, 4, 7, 10, 11]
+    # what a stable sort by group, then t descending, puts first in each group
+    assert np.lexsort((-t, gid))[starts].tolist() == [1, 4, 7, 10, 11]
