@@ -67,13 +67,20 @@ RUNNERS: dict[str, StageRun] = {
     "publish": _stage("publish"),  # reporting database, data dictionary, HTML report
 }
 STAGES: tuple[str, ...] = tuple(RUNNERS)
-#: in a run of several stages with the docs stage and the gate or publish, the stage at whose
-#: start the docs stage's helper process starts (:class:`DocsHelper`): it imports Great
-#: Expectations (~1.5 s of CPU) beside the gate, on the other core (a thread would hold
-#: Python's lock the gate's own Python work needs), and renders the Data Docs beside
-#: publish. Not earlier on large days: the helper's ~0.3 GB would add to the earlier
-#: stages' peaks (a county day's run is held at 1 GB)
-DOCS_HELPER_FROM = ("check", "docs")
+#: in a run of several stages with the docs stage and the gate or publish, the first of these
+#: stages at whose start the docs stage's helper process starts (:class:`DocsHelper`): it
+#: imports Great Expectations (~2 s of CPU with the interpreter's start) and opens the GX
+#: context in the lake on the other core (a thread would hold Python's lock the stages'
+#: own Python work needs), and renders the Data Docs beside publish. Started at billing
+#: where the run has it, the import and the context overlap billing and receivables (each
+#: ~1.5 of two cores busy on a county day) instead of the gate, which then has both cores
+#: (it judges two tables at a time), and the run hardly waits for the helper after publish:
+#: on a county day billing and receivables took 0.4-0.6 s longer each, the gate 0.6 s
+#: less, the wait after publish 0.3 s instead of 1.3-1.7 (started at receivables: the wait
+#: 0.4 s, receivables 0.6-0.9 s longer, about the same in all). Not earlier on large days:
+#: the helper's ~0.22 GB after the import would add to the anomalies stage's peak (~0.8 GB
+#: on a county day, whose run is held at 1 GB); billing's is ~0.57 GB, receivables' ~0.54
+DOCS_HELPER_FROM = ("billing", "receivables", "check", "docs")
 #: ... or, in a run of small days (at most :data:`DOCS_EARLY_MAX_METERS` meters a day, by
 #: meter_daily's footers), at the first of these stages: GX's import then overlaps the
 #: loss and anomalies stages (small days are Python driving small queries, mostly one core
@@ -123,6 +130,7 @@ def run_stage(
     observed_ahead: Iterable[dt.date] = (),
     observer_ahead: Callable[[], ObserverAhead] | None = None,
     checked_ahead: Callable[[], Path | None] | None = None,
+    gx_ready: Callable[[], None] | None = None,
 ) -> StageResult:
     """Run one stage for ``dates`` and return what it did.
 
@@ -133,7 +141,8 @@ def run_stage(
     for the whole run instead. ``observed_ahead``: days whose observer summaries the run
     wrote already (:attr:`StageContext.observed_ahead`); ``observer_ahead``: waits for the
     observer's work the run is doing ahead (:attr:`StageContext.observer_ahead`);
-    ``checked_ahead``: waits for the gate's tables judged ahead (:attr:`StageContext.checked_ahead`).
+    ``checked_ahead``: waits for the gate's tables judged ahead (:attr:`StageContext.checked_ahead`);
+    ``gx_ready``: waits for the GX context the run's docs helper opens (:attr:`StageContext.gx_ready`).
     """
     if stage not in STAGES:
         raise StageError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
@@ -143,6 +152,7 @@ def run_stage(
         observed_ahead=frozenset(observed_ahead),
         observer_ahead=observer_ahead,
         checked_ahead=checked_ahead,
+        gx_ready=gx_ready,
     )
     if progress is not None:
         ctx.progress = progress
@@ -249,7 +259,7 @@ def run(
                         # the loss stage
                         observe = dates if stage == "loss" and "anomalies" in wanted else None
                         try:
-                            helper = DocsHelper(settings, run_id, observe=observe)
+                            helper = DocsHelper(settings, run_id, observe=observe, prepare=observe is None)
                         except OSError:  # no process to start: the docs stage runs here, in turn
                             log.debug("could not start the docs helper", exc_info=True)
                     if stage == "docs" and helper is not None:
@@ -265,14 +275,22 @@ def run(
                         # once its observer's work is done, beside anomalies and its partners
                         helper.check(dates)
                     checked = helper.checked if stage == "check" and helper is not None else None
-                    if stage == "check" and helper is not None:
-                        helper.prepared()  # a failing gate renders its page here, in the same GX context
+                    # a failing gate renders its page here, in the GX context the helper opens
+                    # ahead: the stage waits for it first (a passing gate does not)
+                    gx_ready = helper.prepared if stage == "check" and helper is not None else None
                     if stage in side_stages(wanted) and side_fits(settings, dates):
                         side = SideStage(settings, stage, dates, run_id, progress, SIDE_STAGES[stage], ahead)
                         record["stages"][stage] = None  # its place in the record, filled when joined
                         continue
                     result = run_stage(
-                        settings, stage, dates, run_id, progress, observer_ahead=ahead, checked_ahead=checked
+                        settings,
+                        stage,
+                        dates,
+                        run_id,
+                        progress,
+                        observer_ahead=ahead,
+                        checked_ahead=checked,
+                        gx_ready=gx_ready,
                     )
                     if side is not None:
                         side.ran.append(stage)
@@ -566,7 +584,8 @@ class DocsHelper:
     given ``observe``, first the observer's day summaries of those dates and their
     judgements, beside loss: :meth:`observed` waits for them).
 
-    Started at the gate, the process imports Great Expectations at once; :meth:`go`
+    Started at billing or the gate, the process imports Great Expectations at once (and,
+    given ``prepare``, opens the GX context in the lake); :meth:`go`
     hands it the run's dates after the gate passed, and it runs the docs stage while
     the run goes on to publish; :meth:`result` waits for its :class:`StageResult`. It
     works under the run's lake lock (the run holds it until the helper is done: see
@@ -577,9 +596,18 @@ class DocsHelper:
     """
 
     def __init__(
-        self, settings: Settings, run_id: str, observe: list[dt.date] | None = None, hold: bool = False
+        self,
+        settings: Settings,
+        run_id: str,
+        observe: list[dt.date] | None = None,
+        hold: bool = False,
+        prepare: bool = False,
     ) -> None:
         self.settings, self.run_id = settings, run_id
+        # ``prepare`` (without ``observe`` or ``hold``): started as a held helper and let go at
+        # once with no observer work, it opens the GX context right after GX's import, before
+        # the docs job comes, instead of in the render at the run's end (:meth:`prepared`)
+        prepare = prepare and observe is None and not hold
         #: started ahead, it waits for :meth:`observe` before anything else
         self.holding = self._held = hold
         self._err = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115  # closed when the helper ends
@@ -587,7 +615,7 @@ class DocsHelper:
         #: whether the helper was given the observer's summaries to write ahead (:meth:`observed`)
         self._observing = observe is not None
         #: started ahead, it opens the GX context in the lake first and says when done (:meth:`prepared`)
-        self._preparing = hold
+        self._preparing = hold or prepare
         self._ahead = ObserverAhead()
         #: where the helper writes the judged dates' indicators (under the lake's staging
         #: folder: cleared by the next run where this one is killed), removed when it ends
@@ -596,7 +624,7 @@ class DocsHelper:
         self._checking: Path | None = None
         # the observer's job, first: before Great Expectations' import (see _docs_helper_main);
         # started ahead, the settings its GX context is opened with while it holds
-        ahead = [HOLD_ARG, json.dumps(self._job([]))] if hold else []
+        ahead = [HOLD_ARG, json.dumps(self._job([]))] if hold or prepare else []
         if observe is not None or hold:
             staging = Lake(settings.lake).staging
             staging.mkdir(parents=True, exist_ok=True)
@@ -616,6 +644,10 @@ class DocsHelper:
             self._err.close()
             self._remove_judged()
             raise
+        if prepare and self.proc.stdin is not None:
+            with suppress(OSError):  # a helper that died: result() says so
+                self.proc.stdin.write("\n")  # no observer work: GX's context, then the docs job
+                self.proc.stdin.flush()
 
     def _observe_job(self, dates: list[dt.date]) -> str:
         assert self._judged is not None
@@ -772,6 +804,8 @@ class DocsHelper:
         """End the helper after a failed or stopped run: unused, it quits; told to render, it
         finishes (a page half written is worse than one late), unless the run was interrupted."""
         if not self._sent or interrupted:
+            if not interrupted:
+                self.prepared()  # the GX context's files it is writing are written whole first
             self.proc.terminate()
             with suppress(Exception):
                 self.proc.communicate(timeout=30)

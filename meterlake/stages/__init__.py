@@ -61,6 +61,10 @@ class StageContext:
     #: loss (``check.check_ahead``), and returns where it left them (None: it did not): the
     #: check stage reuses those whose files are unchanged; None: none are judged ahead
     checked_ahead: Callable[[], Path | None] | None = None
+    #: waits until the run's docs helper has opened the GX context in the lake (it does so
+    #: beside the stages before the gate): the check stage calls it before it renders a
+    #: failing gate's page in that context itself; None: no helper opens it
+    gx_ready: Callable[[], None] | None = None
 
     @property
     def lake(self) -> Lake:

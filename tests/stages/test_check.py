@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import polars as pl
@@ -451,3 +452,43 @@ def test_without_tables_judged_ahead_the_stage_judges_them(
     ctx.checked_ahead = None if ahead is None else (lambda: None if ahead == "missing" else tmp_path / ahead)
     check.run(ctx, [D1, D2])
     assert sorted(built) == ["area_loss_daily", "meter_daily", "quarantine", "registers"]
+
+
+def test_the_tables_are_judged_on_two_threads_and_the_gate_is_the_one_of_one_thread(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a warning in meter_daily of D1 (1 of 3 meter-days missing), so that a finding fails
+    lake.write_partition(METER_DAILY, D1, meter_daily(D1, quality=["actual", "actual", "missing"]))
+    other = Lake(tmp_path / "other")
+    shutil.copytree(lake.root, other.root)
+    monkeypatch.setattr(check, "TABLE_THREADS", 1)
+    alone = check.run(_ctx(other.root, "r1"), [D1, D2])
+    monkeypatch.setattr(check, "TABLE_THREADS", 2)
+    threads = count_calls(monkeypatch, check, "build_input", lambda *_a, **_k: threading.current_thread().name)
+    lines: list[str] = []
+    ctx = _ctx(lake.root, "r1")
+    ctx.progress = lines.append
+    result = check.run(ctx, [D1, D2])
+    # the four tables, each on one of the stage's threads
+    assert len(threads) == 4 and {t.rsplit("_", 1)[0] for t in threads} == {"meterlake-check"}
+    assert result.notes == alone.notes and result.details["tables"] == alone.details["tables"]
+    assert list(result.details["tables"]) == list(alone.details["tables"])  # the gate's order
+    assert result.details["findings"]["warnings"] == 1
+    assert_frame_equal(_results(lake, "r1"), _results(other, "r1"))
+    # the tables' progress lines in the gate's order, whatever thread ends first
+    assert [ln.split()[1].rstrip(":") for ln in lines if ln.startswith("check ")] == list(result.details["tables"])
+
+
+def test_a_failing_gate_waits_for_the_helpers_gx_context_before_its_page_and_a_passing_one_does_not(
+    lake: Lake,
+) -> None:
+    waited: list[str] = []
+    ctx = _ctx(lake.root, "r1")
+    ctx.gx_ready = lambda: waited.append("ready")
+    check.run(ctx, [D1, D2])  # passes: GX is not opened here
+    assert waited == []
+    lake.write_partition(METER_DAILY, D2, meter_daily(D2, duplicate=True))
+    with pytest.raises(BlockingValidationError):
+        check.run(ctx, [D1, D2])
+    assert waited == ["ready"]
+    assert (lake.reports / "data_docs" / "index.html").is_file()

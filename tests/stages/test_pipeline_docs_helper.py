@@ -60,9 +60,14 @@ def helpers(monkeypatch: pytest.MonkeyPatch) -> list[pipeline.DocsHelper]:
 
     class Seen(pipeline.DocsHelper):
         def __init__(
-            self, settings: Settings, run_id: str, observe: list[dt.date] | None = None, hold: bool = False
+            self,
+            settings: Settings,
+            run_id: str,
+            observe: list[dt.date] | None = None,
+            hold: bool = False,
+            prepare: bool = False,
         ) -> None:
-            super().__init__(settings, run_id, observe, hold)
+            super().__init__(settings, run_id, observe, hold, prepare)
             started.append(self)
 
     monkeypatch.setattr(pipeline, "DocsHelper", Seen)
@@ -398,3 +403,77 @@ def test_a_render_takes_the_context_prepared_ahead_and_writes_what_it_would_have
     assert pages == sorted(
         p.relative_to(other.reports).as_posix() for p in (other.reports / "data_docs").rglob("*.html")
     )
+
+
+@pytest.mark.parametrize(
+    ("stages", "started_by"),
+    [
+        # days of 3 meters above 2 (large): at billing, the first of the stages it starts at
+        (["anomalies", "billing", "receivables"], {"anomalies": 0, "billing": 1, "receivables": 1}),
+        (["anomalies", "receivables"], {"anomalies": 0, "receivables": 1}),
+        (["loss", "anomalies"], {"loss": 0, "anomalies": 0}),  # at the gate
+    ],
+)
+def test_on_large_days_the_helper_starts_at_billing_and_opens_the_gx_context_before_the_gate(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, helpers: list, stages: list[str], started_by: dict[str, int]
+) -> None:
+    monkeypatch.setattr(pipeline, "DOCS_EARLY_MAX_METERS", 2)
+    seen: dict[str, int] = {}
+    for stage in stages:
+        _stub(monkeypatch, stage, helpers, seen)
+    opened: list[bool] = []
+
+    def gate(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+        # the context the helper opens ahead: the gate's suite, checkpoint and definition
+        assert ctx.gx_ready is not None
+        ctx.gx_ready()
+        opened.append((lake.meta / "gx").is_dir())
+        return check_stage.run(ctx, dates)
+
+    from meterlake.stages import check as check_stage
+
+    monkeypatch.setitem(pipeline.RUNNERS, "check", gate)
+    _publish(monkeypatch)
+    record = pipeline.run(_settings(lake), D1, D2, stages=[*stages, "check", "docs", "publish"], run_id="r10")
+    assert record["status"] == "ok"
+    assert seen == started_by and opened == [True]
+    (helper,) = helpers
+    assert helper.proc.returncode == 0 and not helper.holding
+    assert record["stages"]["docs"]["details"]["runs"] == ["r10"]
+    assert [Path(p).is_file() for p in record["stages"]["docs"]["details"]["data_docs_pages"]] == [True]
+
+
+def test_a_helper_told_to_prepare_opens_the_gx_context_then_renders_the_docs_job(lake: Lake) -> None:
+    from meterlake.stages import check
+
+    gx = lake.meta / "gx"
+    helper = pipeline.DocsHelper(_settings(lake), "r11", prepare=True)
+    try:
+        assert not helper.holding  # nothing to let go: no observer work
+        helper.prepared()  # its context opened before any job is sent
+        stored = sorted(p.name for p in gx.rglob("*.json") if "validations" not in p.parts)
+        assert stored == ["gate.json", "meterlake.gate.json", "meterlake.gate.json"]  # suite, checkpoint, definition
+        check.run(StageContext(settings=_settings(lake), run_id="r11"), [D1, D2])  # passes: its findings wait
+        helper.go([D1, D2])
+        docs = helper.result()
+    finally:
+        helper.finish()
+    assert docs.details["runs"] == ["r11"] and (lake.reports / "data_docs" / "index.html").is_file()
+    assert not any(lake.staging.glob("observer-ahead-*"))  # no observer's working files made
+
+
+def test_a_run_failing_before_the_gate_lets_its_helper_open_the_gx_context_whole_then_ends_it(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, helpers: list
+) -> None:
+    monkeypatch.setattr(pipeline, "DOCS_EARLY_MAX_METERS", 2)
+
+    def billing(ctx: StageContext, dates: list[dt.date]) -> StageResult:
+        raise StageError("billing: no tariff for 2026-01")
+
+    monkeypatch.setitem(pipeline.RUNNERS, "billing", billing)
+    with pytest.raises(StageError, match="no tariff"):
+        pipeline.run(_settings(lake), D1, D2, stages=["billing", "check", "docs", "publish"], run_id="r12")
+    (helper,) = helpers
+    assert helper.proc.returncode is not None  # ended with the run
+    stored = sorted(p.name for p in (lake.meta / "gx").rglob("*.json") if "validations" not in p.parts)
+    assert stored == ["gate.json", "meterlake.gate.json", "meterlake.gate.json"]
