@@ -499,6 +499,12 @@ class WriteBehind:
     order; their ``fsync``s are waited for together (a small run's ingest writes ~900
     files, ~3 ms each one after the other on this project's disk). A failing job is
     raised as ever and no job starts after it; those already started beside it end.
+
+    ``beside``: a job over ``max_bytes`` that the caller's next work reads nothing of (a
+    county day's curves, ~1.2 s of pyarrow's one-core write, while the small datasets are
+    staged and rebuilt): not waited for at once and its frames not counted against the bound; one
+    such job at a time (a second waits for the first). :meth:`wait_others` waits for every
+    job but it, :meth:`wait_beside` for it alone, :meth:`wait` for all.
     """
 
     def __init__(self, depth: int = 64, max_bytes: int = 256 << 20, threads: int = 1) -> None:
@@ -507,9 +513,18 @@ class WriteBehind:
         self._jobs: deque[tuple[Future[None], int]] = deque()
         self._bytes = 0
         self._stop = threading.Event()
+        #: the job written beside the caller's next work (see ``beside``), while it runs
+        self._beside: Future[None] | None = None
 
-    def submit(self, job: Callable[[], object], nbytes: int = 0) -> None:
-        """Hand ``job`` to the writing thread; ``nbytes``: about what its frames hold."""
+    def submit(self, job: Callable[[], object], nbytes: int = 0, beside: bool = False) -> None:
+        """Hand ``job`` to the writing thread; ``nbytes``: about what its frames hold;
+        ``beside``: see the class."""
+        self._beside_failed()
+        if beside and nbytes > self.max_bytes:
+            if self._beside is not None:  # one such job's frames in memory at a time
+                self._beside.result()
+            self._beside = self._pool.submit(self._run, job)
+            return
         while self._jobs and (len(self._jobs) >= self.depth or self._bytes + nbytes > self.max_bytes):
             self._oldest_done()
         self._jobs.append((self._pool.submit(self._run, job), nbytes))
@@ -531,10 +546,32 @@ class WriteBehind:
             self._stop.set()
             raise
 
-    def wait(self) -> None:
-        """Return once every job submitted is done; raise the first that failed."""
+    def _beside_failed(self) -> None:
+        """Raise the failure of the job written beside, once it is done; forget it when it succeeded."""
+        if self._beside is not None and self._beside.done():
+            done, self._beside = self._beside, None
+            done.result()
+
+    def writing_beside(self) -> bool:
+        """Whether a job written beside (see the class) is still running."""
+        return self._beside is not None and not self._beside.done()
+
+    def wait_beside(self) -> None:
+        """Return once the job written beside (see the class), if any, is done."""
+        if self._beside is not None:
+            done, self._beside = self._beside, None
+            done.result()
+
+    def wait_others(self) -> None:
+        """Return once every job submitted but the one written beside is done (see the class)."""
         while self._jobs:
             self._oldest_done()
+        self._beside_failed()
+
+    def wait(self) -> None:
+        """Return once every job submitted is done; raise the first that failed."""
+        self.wait_others()
+        self.wait_beside()
 
     def __enter__(self) -> WriteBehind:
         return self
@@ -550,13 +587,17 @@ class WriteBehind:
 
 
 def write_now_or_behind(
-    writes: WriteBehind | None, job: Callable[[], object], frames: Iterable[pl.DataFrame | None] = ()
+    writes: WriteBehind | None,
+    job: Callable[[], object],
+    frames: Iterable[pl.DataFrame | None] = (),
+    beside: bool = False,
 ) -> None:
-    """Run ``job`` now (``writes`` None) or hand it to ``writes``; ``frames``: those it holds."""
+    """Run ``job`` now (``writes`` None) or hand it to ``writes``; ``frames``: those it holds;
+    ``beside``: see :class:`WriteBehind`."""
     if writes is None:
         job()
     else:
-        writes.submit(job, sum(int(f.estimated_size()) for f in frames if f is not None))
+        writes.submit(job, sum(int(f.estimated_size()) for f in frames if f is not None), beside)
 
 
 #: what ``os.link`` raises where a filesystem has no hard links (or not across these folders)

@@ -441,6 +441,64 @@ def test_kept_state_of_days_no_run_reads_is_removed(tmp_path: Path, monkeypatch)
     assert dt.date(2026, 3, 31).isoformat() in {p.name[5:15] for p in base.rglob("date=*")}
 
 
+def test_a_large_job_written_beside_is_not_waited_for_but_by_wait() -> None:
+    release = threading.Event()
+    order: list[str] = []
+    writes = WriteBehind(max_bytes=100, threads=2)
+
+    def large() -> None:
+        release.wait(5)
+        order.append("large")
+
+    writes.submit(large, nbytes=500, beside=True)  # over the bound: not waited for at once
+    # 90 bytes fit the bound: the large job's 500 are not counted against it
+    writes.submit(functools.partial(order.append, "small"), nbytes=90)
+    writes.wait_others()
+    assert order == ["small"]  # the small job is written, the large one still runs
+    release.set()
+    writes.wait()
+    assert order == ["small", "large"]
+    writes.__exit__(None, None, None)
+
+
+def test_a_second_job_beside_waits_for_the_first() -> None:
+    release = threading.Event()
+    order: list[str] = []
+    writes = WriteBehind(max_bytes=100, threads=2)
+
+    def first() -> None:
+        release.wait(5)
+        order.append("first")
+
+    writes.submit(first, nbytes=500, beside=True)
+    threading.Timer(0.2, release.set).start()
+    writes.submit(functools.partial(order.append, "second"), nbytes=500, beside=True)
+    assert order[0] == "first"  # submitted once the first was written
+    writes.wait_beside()
+    assert order == ["first", "second"]
+    writes.__exit__(None, None, None)
+
+
+def test_a_small_job_asked_beside_is_written_behind_as_ever() -> None:
+    order: list[str] = []
+    with WriteBehind(max_bytes=100) as writes:
+        writes.submit(functools.partial(order.append, "small"), nbytes=10, beside=True)
+        writes.wait_others()  # within the bound: one of the jobs wait_others waits for
+        assert order == ["small"]
+
+
+def test_a_job_beside_that_fails_is_raised_by_wait() -> None:
+    writes = WriteBehind(max_bytes=100)
+
+    def fails() -> None:
+        raise OSError("disk full")
+
+    writes.submit(fails, nbytes=500, beside=True)
+    with pytest.raises(OSError, match="disk full"):
+        writes.wait()
+    writes.__exit__(None, None, None)
+
+
 def test_a_kept_file_reads_back_the_stamps_written_in_its_footer_and_none_when_unreadable(tmp_path: Path) -> None:
     lake = Lake(tmp_path / "lake")
     source = lake.write_file(lake.root / "source.parquet", pl.DataFrame({"x": [1, 2]}))

@@ -364,3 +364,91 @@ def test_past_the_held_bound_a_days_rows_are_staged_whole_and_the_lake_is_the_sa
         assert "freeze_date" in pl.read_parquet(ingest_stage.staged_path(lk, "registers", ids[f])).columns
     third = registers(lake, dates[2])
     assert dict(zip(third["meter_id"], third["total_kwh"], strict=True)) == {"0001": 13.0, "0002": 22.0}
+
+
+def test_with_every_last_partition_written_beside_the_lake_and_the_result_are_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meterlake.generate import generate
+    from meterlake.lake import WriteBehind
+
+    monkeypatch.setenv("METERLAKE_PII_KEY", "test-key")  # the two lakes' card tokens alike
+    landing = tmp_path / "landing"
+    generate(landing, meters=40, days=2, start=D1, seed=5)
+    # an events file sent twice: a note on events besides the generator's on registers
+    sent = sorted((landing / "events").glob("*.csv"))[0]
+    (landing / "events/resent.csv").write_bytes(sent.read_bytes())
+    dates = [D1, D1 + dt.timedelta(days=1)]
+    alone = ingest(landing, tmp_path / "lake-alone", "r1", dates)
+    staged_in: list[str] = []
+    real_stage = ingest_stage.stage_dataset
+
+    def spy(ctx, st, dataset, *a, **k):
+        staged_in.append(dataset)
+        return real_stage(ctx, st, dataset, *a, **k)
+
+    beside: list[bool] = []
+    real_submit = WriteBehind.submit
+
+    def submit(self, job, nbytes=0, beside_=False):
+        beside.append(beside_ and nbytes > self.max_bytes)
+        return real_submit(self, job, nbytes, beside_)
+
+    # every job over the bound: each dataset's last partition is written beside the next
+    # datasets' work, every other job at once; every file read waits for the one beside
+    monkeypatch.setattr(ingest_stage, "WriteBehind", lambda threads: WriteBehind(max_bytes=0, threads=threads))
+    monkeypatch.setattr(WriteBehind, "submit", submit)
+    monkeypatch.setattr(ingest_stage, "BESIDE_READ_BYTES", -1)
+    monkeypatch.setattr(ingest_stage, "stage_dataset", spy)
+    together = ingest(landing, tmp_path / "lake", "r1", dates)
+    assert staged_in == list(ingest_stage.STAGE_ORDER) and staged_in[-1] == "registers"
+    # the last partition of each dataset rebuilt but the archive
+    assert sum(beside) == len(together.details["partitions"]) - 1 >= 4
+    assert tree_digest(tmp_path / "lake") == tree_digest(tmp_path / "lake-alone")
+    # the notes, rows and partitions in the order of the datasets found, as before
+    assert [n.split("/")[0] for n in alone.notes] == ["registers", "events"]
+    assert together.notes == alone.notes and together.rows == alone.rows
+    assert list(together.rows) == [f"clean.{ds}" for ds in LANDINGS if f"clean.{ds}" in together.rows]
+    assert together.details["partitions"] == alone.details["partitions"]
+    assert list(together.details["partitions"]) == [ds for ds in LANDINGS if ds in together.details["partitions"]]
+
+
+def test_files_are_read_beside_a_write_until_their_sizes_pass_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meterlake.lake import WriteBehind
+
+    landing = tmp_path / "landing"
+    put(landing, "archive/archive_20260101.csv", ARCHIVE, "2026-01-01T00:00:00")
+    put(landing, "registers/reg_a.csv", REG, "2026-01-01T01:00:00")
+    put(landing, "registers/reg_b.csv", REG.replace(",20\n", ",21\n"), "2026-01-01T02:00:00")
+    put(landing, "registers/reg_c.csv", REG.replace(",20\n", ",22\n"), "2026-01-01T03:00:00")
+    size = {f: (landing / "registers" / f).stat().st_size for f in ("reg_a.csv", "reg_b.csv", "reg_c.csv")}
+    read: list[str] = []
+    waited_before: list[str] = []
+    real_stage = ingest_stage._stage_candidate
+
+    def stage(ctx, spec, cand, *a, **k):
+        read.append(cand.rel)
+        return real_stage(ctx, spec, cand, *a, **k)
+
+    class AlwaysBeside(WriteBehind):
+        """A write beside that never ends: every file read counts against the bound."""
+
+        def writing_beside(self) -> bool:
+            return True
+
+        def wait_beside(self) -> None:
+            waited_before.append(f"after {len(read)} files")
+
+        def wait(self) -> None:  # no write beside to wait for: only the waits for the bound are counted
+            self.wait_others()
+
+    monkeypatch.setattr(ingest_stage, "_stage_candidate", stage)
+    monkeypatch.setattr(ingest_stage, "WriteBehind", AlwaysBeside)
+    archive_size = (landing / "archive/archive_20260101.csv").stat().st_size
+    # the archive and reg_a fit; reg_b passes the bound, and so does reg_c after it
+    monkeypatch.setattr(ingest_stage, "BESIDE_READ_BYTES", archive_size + size["reg_a.csv"] + size["reg_b.csv"] - 1)
+    ingest(landing, tmp_path / "lake", "r1")
+    assert read == ["archive/archive_20260101.csv", "registers/reg_a.csv", "registers/reg_b.csv", "registers/reg_c.csv"]
+    assert waited_before == ["after 2 files", "after 3 files"]
