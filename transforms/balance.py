@@ -2039,23 +2039,23 @@ def _mapping_sums(cands: pl.DataFrame, cv: pl.DataFrame, st: pl.DataFrame, rules
     rows_of: dict[tuple[str, dt.date], list[int]] = {}
     for i, k in enumerate(zip(cv["feeder_id"], cv["date"], strict=True)):  # candidate-days: few
         rows_of.setdefault(k, []).append(i)
-    meter_ids = cv["meter_id"].to_list()
-    owner = [own[m] for m in meter_ids]
-    meter_no = {m: n for n, m in enumerate(dict.fromkeys(meter_ids))}
-    area_ids = st["area_id"].to_list()
-    number = {aid: n for n, aid in enumerate(dict.fromkeys(area_ids))}
-    area_no = np.array([number[a] for a in area_ids], dtype=np.int64)
+    owner = [own[m] for m in cv["meter_id"]]
+    # meters and areas as integer codes (the pairs' keys); the output's order is the pairs'
+    # order first met, whatever the codes
+    meter_no = np.unique(cv["meter_id"].to_numpy(), return_inverse=True)[1]
+    area_names, area_no = np.unique(st["area_id"].to_numpy(), return_inverse=True)
     # every area-day of the candidates' feeders adds to its area's totals
     terms = np.column_stack(
         [st[k].to_numpy() for k in ("yy", "ll", "ly")]
         + [(st["slots"].cast(pl.Int64) - st["bases"].cast(pl.Int64)).to_numpy().astype(np.float64)]
     )
     wds = st["_w"].to_numpy()
-    totals = np.zeros((len(number), 4))
+    totals = np.zeros((len(area_names), 4))
     np.add.at(totals, area_no, wds[:, None] * terms)
     weights, resids, loads = (st[k].to_numpy().astype(np.float64) for k in ("weight", "resid", "load"))
-    shape_ends = np.cumsum(st["shapes"].list.len().to_numpy().astype(np.int64))
-    shape_starts = shape_ends - st["shapes"].list.len().to_numpy().astype(np.int64)
+    shape_lengths = st["shapes"].list.len().to_numpy().astype(np.int64)
+    shape_ends = np.cumsum(shape_lengths)
+    shape_starts = shape_ends - shape_lengths
     shape_values = st["shapes"].explode(empty_as_null=False).to_numpy().astype(np.float64)
     which: list[np.ndarray] = []  # per area-day: its candidates' rows of cv
     where: list[int] = []  # ... and the area-day's area
@@ -2077,13 +2077,13 @@ def _mapping_sums(cands: pl.DataFrame, cv: pl.DataFrame, st: pl.DataFrame, rules
         rs, ls = resids[r][ok], loads[r][ok]
         got.append(np.column_stack([(xt * xt).sum(1), xt @ rs, xt @ ls]) * wds[r])
         which.append(np.asarray(idx)[good])
-        where.append(number[aid])
+        where.append(int(area_no[r]))
     if not got:
         return pl.DataFrame(schema=MAPPING_SCHEMA)
     # (candidate, other area) pairs, numbered in the order first met
     rows = np.concatenate(which)
     pair_area = np.repeat(np.array(where, dtype=np.int64), [len(w) for w in which])
-    key = pair_area * len(meter_no) + np.array([meter_no[meter_ids[i]] for i in rows], dtype=np.int64)
+    key = pair_area * (int(meter_no.max()) + 1) + meter_no[rows]
     _, first, pair = np.unique(key, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
     rank = np.empty_like(order)
@@ -2100,12 +2100,10 @@ def _mapping_sums(cands: pl.DataFrame, cv: pl.DataFrame, st: pl.DataFrame, rules
         tau = (xx * ly - xl * xy) / det
         sigma2 = np.maximum(yy - gamma * xy - tau * ly, 1e-30) / np.maximum(dof - 2, 1.0)
         t = gamma / np.sqrt(sigma2 * ll / det)
-    meters = cv["meter_id"].gather(first_rows[keep])
-    names = list(number)
     return pl.DataFrame(
         {
-            "meter_id": meters,
-            "other_area_id": pl.Series([names[a] for a in first_areas[keep]], dtype=pl.String),
+            "meter_id": cv["meter_id"].gather(first_rows[keep]),
+            "other_area_id": pl.Series(area_names[first_areas[keep]], dtype=pl.String),
             "gamma": (gamma / (1 + tau))[keep],
             "gamma_t": t[keep],
         },
