@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import filecmp
 import io
 import itertools
 import json
@@ -137,7 +138,7 @@ class Lake:
 
         def keep(tmp: Path) -> bool:
             nonlocal changed
-            changed = not (path.is_file() and _same_bytes(tmp, path))
+            changed = not (path.is_file() and filecmp.cmp(tmp, path, shallow=False))
             if changed and before is not None:
                 before()
             return not changed
@@ -655,19 +656,6 @@ def _parquet_writer(
         row_group_size=row_group_size,
         metadata=None if metadata is None else dict(metadata),
     )
-
-
-def _same_bytes(a: Path, b: Path, chunk: int = 1 << 20) -> bool:
-    """Whether the files ``a`` and ``b`` hold the same bytes."""
-    if a.stat().st_size != b.stat().st_size:
-        return False
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(chunk), fb.read(chunk)
-            if x != y:
-                return False
-            if not x:
-                return True
 
 
 #: days of kept working state kept beyond those the newest date reads (:meth:`Lake.prune_dated_state`):
