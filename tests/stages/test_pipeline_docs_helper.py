@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -59,15 +60,8 @@ def helpers(monkeypatch: pytest.MonkeyPatch) -> list[pipeline.DocsHelper]:
     started: list[pipeline.DocsHelper] = []
 
     class Seen(pipeline.DocsHelper):
-        def __init__(
-            self,
-            settings: Settings,
-            run_id: str,
-            observe: list[dt.date] | None = None,
-            hold: bool = False,
-            prepare: bool = False,
-        ) -> None:
-            super().__init__(settings, run_id, observe, hold, prepare)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
             started.append(self)
 
     monkeypatch.setattr(pipeline, "DocsHelper", Seen)
