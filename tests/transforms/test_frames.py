@@ -67,7 +67,8 @@ def test_blocks_moved_whole_are_sorted_as_slices() -> None:
 def test_digit_code_only_for_equal_length_digit_strings() -> None:
     from meterlake.transforms.frames import digit_code
 
-    assert digit_code(pl.Series(["0012", "0003", "1000"])).to_list() == [12, 3, 1000]
+    code = digit_code(pl.Series(["0012", "0003", "1000"]))
+    assert code is not None and code.to_list() == [12, 3, 1000]
     assert digit_code(pl.Series(["12", "003"])) is None  # lengths differ: "12" > "003", 12 > 3 but not as text
     assert digit_code(pl.Series(["1a", "003"])) is None
     assert digit_code(pl.Series(["+12", "012"])) is None

@@ -805,9 +805,7 @@ def test_screen_frame_is_the_screen(
     frame = _slot_frame(rows)
     if done is not None:
         frame = frame.with_columns(delivered_at=pl.lit(dt.datetime(2026, 1, 14)) + pl.duration(minutes=done))
-    assert_frame_equal(
-        screen_frame(frame, CFG, ended=ended), interval_screen(frame.lazy(), CFG, ended=ended).collect()
-    )
+    assert_frame_equal(screen_frame(frame, CFG, ended=ended), interval_screen(frame.lazy(), CFG, ended=ended).collect())
 
 
 def test_third_highest_by_hand() -> None:
