@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 import polars as pl
 from pydantic import Field
 
@@ -177,34 +176,49 @@ def kwh_before_in_turn(frame: pl.DataFrame) -> pl.Series:
     """Per row, the kWh of the rows before it in its group, in turn order: what
     ``kwh.cum_sum().over("customer_id", "year", order_by="turn_key") - kwh`` gives, to the bit.
 
-    ``frame``: customer_id, year, turn_key, kwh (no nulls in kwh). The rows are put in
-    (customer_id, year, turn_key) order; each row's running sum is its predecessor's plus
-    its own kWh, added in the same order as the window adds them (one float addition a
-    row), a position of the groups at a time: a pass per position (the most meter-days a
-    customer has in the window, ~31 for a month), not per row. The window hashes every
-    row's string key into ~500k groups and costs four times this on a county day.
+    ``frame``: customer_id, year, turn_key, kwh (no nulls in kwh). When the rows already
+    come in (customer_id, year, turn_key) order without ties (one day of meter_daily: its
+    file is in meter order, and customers follow their meters), each row's running sum
+    is its predecessor's plus its own kWh, added in the order the window adds them (one
+    float addition a row), a position of the groups at a time: a pass per position (the
+    most meter-days a customer has), not per row. The window hashes every row's string
+    key into ~500k groups: 0.39 s against 0.02 s on a county day. Rows in any other order
+    (a month read day by day) take the window itself: sorting them by their string key
+    first costs more than the window.
     """
-    if frame.height == 0:
-        return pl.Series("cum_year_kwh", [], pl.Float64)
-    order = frame.select(
-        pl.arg_sort_by("customer_id", "year", "turn_key", maintain_order=True, nulls_last=True).alias("i")
-    )["i"]
-    ranked = frame.select("customer_id", "year", "kwh")[order]
-    first = ~pl.all_horizontal(pl.col(c).shift(1).eq_missing(pl.col(c)) for c in ("customer_id", "year"))
-    # the position of each row in its group (0 on a group's first row)
-    starts = ranked.select(first.alias("s"))["s"].arg_true().to_numpy()
     n = frame.height
-    kwh = ranked["kwh"].to_numpy().astype(np.float64, copy=True)
-    pos = np.arange(n) - np.repeat(starts, np.diff(np.append(starts, n)))
-    total = kwh.copy()
-    by_pos = np.argsort(pos, kind="stable")
-    bounds = np.append(0, np.cumsum(np.bincount(pos)))
+    before = pl.col("kwh").cum_sum().over("customer_id", "year", order_by="turn_key") - pl.col("kwh")
+    if n == 0:
+        return frame.select(before.alias("cum_year_kwh")).to_series()
+    same_group = (pl.col("customer_id") == pl.col("customer_id").shift(1)) & (pl.col("year") == pl.col("year").shift(1))
+    later = (pl.col("customer_id") > pl.col("customer_id").shift(1)) | (
+        (pl.col("customer_id") == pl.col("customer_id").shift(1))
+        & (
+            (pl.col("year") > pl.col("year").shift(1))
+            | ((pl.col("year") == pl.col("year").shift(1)) & (pl.col("turn_key") > pl.col("turn_key").shift(1)))
+        )
+    )
+    at = pl.int_range(pl.len(), dtype=pl.Int64)
+    first = ~same_group.fill_null(False)
+    checked = frame.select(
+        in_order=(later.fill_null(False) | (at == 0)).all()
+        & pl.col("customer_id").is_not_null().all()
+        & pl.col("year").is_not_null().all()
+        & pl.col("turn_key").is_not_null().all(),
+        pos=at - pl.when(first).then(at).forward_fill(),
+    )
+    if not checked["in_order"][0]:
+        return frame.select(before.alias("cum_year_kwh")).to_series()
+    # the rows by their position in their group (0 on a group's first row)
+    by_pos = checked.select(rows=pl.arg_sort_by("pos", maintain_order=True).cast(pl.Int64), pos=pl.col("pos").sort())
+    rows, pos = by_pos["rows"], by_pos["pos"]
+    kwh = frame["kwh"].cast(pl.Float64)
+    total = kwh.clone()
+    bounds = pos.search_sorted(pl.Series(range(int(pos[-1]) + 2), dtype=pl.Int64), side="left").to_list()
     for p in range(1, len(bounds) - 1):  # positions, not rows
-        rows = by_pos[bounds[p] : bounds[p + 1]]
-        total[rows] = total[rows - 1] + kwh[rows]
-    out = np.empty(n, dtype=np.float64)
-    out[order.to_numpy()] = total - kwh
-    return pl.Series("cum_year_kwh", out, pl.Float64)
+        these = rows.slice(bounds[p], bounds[p + 1] - bounds[p])
+        total.scatter(these, total.gather(these - 1) + kwh.gather(these))
+    return (total - kwh).alias("cum_year_kwh")
 
 
 def _with_prices(lf: pl.LazyFrame, calendar: pl.DataFrame) -> pl.LazyFrame:
