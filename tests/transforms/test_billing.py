@@ -678,3 +678,22 @@ def test_kwh_before_in_turn_adds_in_turn_order_like_the_window() -> None:
     window = frame.select(pl.col("kwh").cum_sum().over("customer_id", "year", order_by="turn_key") - pl.col("kwh"))
     assert got == window.to_series().to_list()
     assert kwh_before_in_turn(frame.clear()).to_list() == []
+
+
+def test_kwh_before_in_turn_on_rows_already_in_turn_order() -> None:
+    # a day's rows in customer order (as one meter_daily file gives them): the running sums
+    # are added a position at a time; the same bits as the window, added one day at a time
+    frame = pl.DataFrame(
+        {
+            "customer_id": ["A", "A", "A", "B", "C", "C"],
+            "year": [2026, 2026, 2026, 2026, 2025, 2026],
+            "turn_key": [1, 2, 3, 1, 9, 1],
+            "kwh": [0.1, 0.2, 0.3, 4.0, 7.0, 8.0],
+        }
+    )
+    got = kwh_before_in_turn(frame).to_list()
+    # A: 0.1 - 0.1, (0.1 + 0.2) - 0.2, ((0.1 + 0.2) + 0.3) - 0.3; B and C's two years: one day each
+    assert got == [0.1 - 0.1, (0.1 + 0.2) - 0.2, ((0.1 + 0.2) + 0.3) - 0.3, 0.0, 0.0, 0.0]
+    assert got[2] == 0.6000000000000001 - 0.3
+    window = frame.select(pl.col("kwh").cum_sum().over("customer_id", "year", order_by="turn_key") - pl.col("kwh"))
+    assert got == window.to_series().to_list()
