@@ -13,11 +13,27 @@ def sort_if_needed(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     """
     if frame.height < 2 or not by:
         return frame
-    order = frame.select(pl.arg_sort_by(by, maintain_order=True, nulls_last=True)).to_series()
+    code = digit_code(frame[by[0]]) if len(by) == 1 else None
+    # equal-length digit strings sort as the numbers they spell: integers sort ~8x faster
+    key = [code] if code is not None else by
+    order = frame.select(pl.arg_sort_by(key, maintain_order=True, nulls_last=True)).to_series()
     if order.is_sorted():  # a permutation in ascending order is the identity
         return frame
     moved = take_in_runs(frame, order)  # blocks of rows moved whole (files concatenated): slices, not a copy
     return frame[order] if moved is None else moved
+
+
+def digit_code(values: pl.Series) -> pl.Series | None:
+    """``values`` as UInt64 numbers when they are strings of ASCII digits all of the same
+    length (at most 19, and no null): their order is then the strings' order (a meter
+    number's, say), ties included. None otherwise."""
+    if values.dtype != pl.String or values.null_count() or not values.len():
+        return None
+    lengths = values.str.len_bytes()
+    lo, hi = lengths.min(), lengths.max()
+    if lo != hi or not isinstance(hi, int) or not 0 < hi <= 19 or not values.str.contains("^[0-9]+$").all():
+        return None
+    return values.cast(pl.UInt64)
 
 
 #: at most this many rows dropped, :func:`filter_few_out` slices the rows kept instead of copying them

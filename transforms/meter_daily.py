@@ -109,13 +109,13 @@ def in_service(archive: pl.LazyFrame, dates: Iterable[dt.date]) -> pl.LazyFrame:
     )
 
 
-def _readings(readings: pl.LazyFrame, by: Sequence[str] = ("meter_id",)) -> pl.LazyFrame:
+def _readings(readings: pl.LazyFrame, by: Sequence[str] = ("meter_id",), empty: bool = False) -> pl.LazyFrame:
     """Readings in a fixed shape: ``by`` (the meter), ``freeze_date``, every register
     column (empty where the input lacks it) and ``remaining_yuan``; rows without a total
-    are dropped (an empty total is not a reading)."""
+    are dropped (an empty total is not a reading) unless ``empty``."""
     names = readings.collect_schema().names()
     cols = [*REGISTERS, "remaining_yuan"]
-    return readings.filter(pl.col("total_kwh").is_not_null()).select(
+    return (readings if empty else readings.filter(pl.col("total_kwh").is_not_null())).select(
         *by,
         "freeze_date",
         *((pl.col(c) if c in names else pl.lit(None)).cast(pl.Float64).alias(c) for c in cols),
@@ -157,7 +157,13 @@ def reading_pairs(readings: pl.LazyFrame, by: Sequence[str] = ("meter_id",)) -> 
 
 def _next_day_pairs(svc: pl.DataFrame, r: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.DataFrame]:
     """The meter-days of ``svc`` with a total frozen on the day and on the next in ``r``
-    (readings as :func:`_readings` gives them), paired; and the meter-days without.
+    (readings as :func:`_readings` gives them), paired; and the meter-days without."""
+    return _split_next_day(_join_next_day(svc, r), svc.columns)
+
+
+def _join_next_day(svc: pl.DataFrame, r: pl.LazyFrame) -> pl.DataFrame:
+    """``svc`` with the row of ``r`` frozen on the day (the register columns as they are)
+    and the one frozen the next day (suffix ``_next``), left joins.
 
     Only the readings frozen on a date of ``svc`` or the day after can match: the two
     equality joins hash those alone (the readings around a gap are many on a county day).
@@ -169,24 +175,39 @@ def _next_day_pairs(svc: pl.DataFrame, r: pl.LazyFrame) -> tuple[pl.LazyFrame, p
         .filter(pl.col("date").is_in(on))
         .drop("freeze_date")
     )
-    j = (
+    return (
         svc.lazy()
         .join(by_from, on=["meter_id", "date"], how="left")
         .join(by_to, on=["meter_id", "date"], how="left", suffix="_next")
         .collect()
     )
+
+
+def _split_next_day(j: pl.DataFrame, columns: list[str]) -> tuple[pl.LazyFrame, pl.DataFrame]:
+    """:func:`_next_day_pairs` from :func:`_join_next_day`'s frame (``columns``: the service's)."""
     both = pl.col("total_kwh").is_not_null() & pl.col("total_kwh_next").is_not_null()
     fast = (
         j.lazy()
         .filter(both)
         .select(
-            *svc.columns,
+            *columns,
             pl.col("date").alias("from_date"),
             (pl.col("date") + pl.duration(days=1)).alias("to_date"),
             *_pair_columns("", "_next"),
         )
     )
-    return fast, j.filter(~both).select(svc.columns)
+    return fast, j.filter(~both).select(columns)
+
+
+def next_day_rows(service: pl.DataFrame, core: pl.DataFrame) -> pl.DataFrame:
+    """Each meter-day of ``service`` with its meter's register rows of ``core`` (every row
+    frozen on a date of ``service`` or the day after) frozen on the day and the next day,
+    rows without a total included, and ``_read`` / ``_read_next``: whether each exists.
+
+    What :func:`lacking_days` and :func:`window_pairs` both read, joined once: pass it to
+    them as ``joined``."""
+    r = _readings(core.lazy(), empty=True).with_columns(pl.lit(True).alias("_read"))
+    return _join_next_day(service, r)
 
 
 def _pair_for_days(service: pl.LazyFrame, readings: pl.LazyFrame) -> pl.LazyFrame:
@@ -216,10 +237,15 @@ def _pair_for_days(service: pl.LazyFrame, readings: pl.LazyFrame) -> pl.LazyFram
 STEP_DAYS = 7
 
 
-def lacking_days(service: pl.DataFrame, core: pl.DataFrame) -> pl.DataFrame:
+def lacking_days(service: pl.DataFrame, core: pl.DataFrame, joined: pl.DataFrame | None = None) -> pl.DataFrame:
     """``meter_id, date`` of the meter-days of ``service`` without a register row (with or
     without a total) frozen on the day or on the next: ``core`` holds every row frozen on
-    those dates."""
+    those dates. ``joined``: :func:`next_day_rows` of the two, when the caller has it (the
+    same rows, read from it instead of two more joins)."""
+    if joined is not None:
+        return joined.filter(~(pl.col("_read").fill_null(False) & pl.col("_read_next").fill_null(False))).select(
+            "meter_id", "date"
+        )
     sv = service.lazy().select("meter_id", "date")
     have = core.lazy().select("meter_id", "freeze_date")
     days = service["date"].unique()
@@ -280,6 +306,7 @@ def window_pairs(
     *,
     max_gap_days: int,
     lacking: pl.DataFrame | None = None,
+    joined: pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
     """Each meter-day of ``service`` (any number of dates) paired with its readings, as
     :func:`register_days` pairs them date by date over the readings the stage reads for
@@ -293,10 +320,14 @@ def window_pairs(
     dates outside ``core``). Among what it sees, the pair is the last reading with a total
     on or before the day and the next one, as :func:`register_days` finds it for one date
     at a time: a range of dates gives the pairs its dates give one by one. ``lacking``:
-    :func:`lacking_days` of ``service``, when the caller has it.
+    :func:`lacking_days` of ``service``, when the caller has it; ``joined``: its
+    :func:`next_day_rows` with ``core``, likewise.
     """
     svc = service
-    fast, slow_svc = _next_day_pairs(svc, _readings(core.lazy()))
+    if joined is None:
+        fast, slow_svc = _next_day_pairs(svc, _readings(core.lazy()))
+    else:
+        fast, slow_svc = _split_next_day(joined, svc.columns)
     if not slow_svc.height:
         return pl.concat([fast, slow_svc.lazy()], how="diagonal_relaxed")
     slow_meters = slow_svc.select("meter_id").unique()

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import polars as pl
 from pydantic import Field, field_validator
 
@@ -386,7 +387,7 @@ def _screen_figures(has_delivery: bool, ended: bool = False) -> tuple[pl.Expr, .
         pl.sum_horizontal([c.is_not_null() for c in p]).cast(pl.Int16).alias("slots_read"),
         pl.sum_horizontal([(c >= 0).fill_null(False) for c in p]).cast(pl.Int16).alias("slots_valid"),
         pl.sum_horizontal([(c < 0).fill_null(False) for c in p]).cast(pl.Int16).alias("negative_slots"),
-        pl.sum_horizontal([pl.when(c >= 0).then(c) for c in p]).alias("actual_kwh_meter"),
+        _actual_kwh(),
         pl.max_horizontal(p).alias("max_kwh_meter"),
         pl.sum_horizontal([(c == 0).fill_null(False) for c in p]).cast(pl.Int16).alias("zero_slots"),
         pl.sum_horizontal([((a == b) & (a != 0)).fill_null(False) for a, b in itertools.pairwise(p)])
@@ -395,6 +396,73 @@ def _screen_figures(has_delivery: bool, ended: bool = False) -> tuple[pl.Expr, .
         future.cast(pl.Int16).alias("future_slots"),
         (pl.col("delivered_at") if has_delivery else pl.lit(None, pl.Datetime("us"))).alias("delivered_at"),
     )
+
+
+@functools.cache
+def _actual_kwh() -> pl.Expr:
+    """``actual_kwh_meter`` of :func:`interval_screen`: the sum of the slots at least 0."""
+    return pl.sum_horizontal([pl.when(pl.col(s) >= 0).then(pl.col(s)) for s in SLOTS]).alias("actual_kwh_meter")
+
+
+#: rows of slots :func:`screen_frame` copies to numpy at a time (~25 MB)
+SCREEN_CHUNK_ROWS = 32_768
+
+
+def screen_frame(curves: pl.DataFrame, cfg: VeeConfig, ended: bool = False) -> pl.DataFrame:
+    """``interval_screen(curves.lazy(), cfg, ended).collect()``, the same frame, cheaper:
+    the counts and the highest slot taken in numpy over blocks of rows (polars' ~600
+    horizontal terms cost more), the sum of the valid slots in polars (its order of
+    addition is polars' own, and the last bits follow it).
+
+    numpy reads an empty slot as NaN and cannot order -0.0 against 0.0 as polars does:
+    a frame holding a NaN or -0.0 slot, one whose slots are not Float64, or one that may
+    hold future slots (delivered before its day ended), is screened by polars alone."""
+    screen = interval_screen(curves.lazy(), cfg, ended=ended)
+    has_delivery = "delivered_at" in curves.columns
+    if (
+        not curves.height
+        or (has_delivery and not ended)
+        or any(curves.schema[s] != pl.Float64 for s in SLOTS)
+        or curves.select(pl.any_horizontal(pl.col(SLOTS).is_nan()).any()).item()
+    ):
+        return screen.collect()
+    counts = _screen_counts(curves.select(SLOTS))
+    if counts is None:
+        return screen.collect()
+    # a lazy query, as interval_screen's: an eager select adds the slots in another order
+    return (
+        curves.lazy()
+        .select(
+            "meter_id",
+            "date",
+            _actual_kwh(),
+            (pl.col("delivered_at") if has_delivery else pl.lit(None, pl.Datetime("us"))).alias("delivered_at"),
+        )
+        .collect()
+        .with_columns(*counts, pl.lit(0, pl.Int16).alias("future_slots"))
+        .select(screen.collect_schema().names())
+    )
+
+
+def _screen_counts(slots: pl.DataFrame) -> list[pl.Series] | None:
+    """The numpy figures of :func:`screen_frame` (``slots``: the 96 Float64 slots, no NaN);
+    None when a slot holds -0.0."""
+    names = ("slots_read", "slots_valid", "negative_slots", "max_kwh_meter", "zero_slots", "equal_pairs")
+    out: dict[str, list] = {n: [] for n in names}
+    for start in range(0, slots.height, SCREEN_CHUNK_ROWS):
+        a = slots.slice(start, SCREEN_CHUNK_ROWS).to_numpy()  # an empty slot is NaN
+        zero = a == 0
+        if (zero & np.signbit(a)).any():
+            return None
+        out["slots_read"].append((~np.isnan(a)).sum(axis=1, dtype=np.int16))
+        out["slots_valid"].append((a >= 0).sum(axis=1, dtype=np.int16))
+        out["negative_slots"].append((a < 0).sum(axis=1, dtype=np.int16))
+        out["max_kwh_meter"].append(np.fmax.reduce(a, axis=1))  # NaN where every slot is empty
+        out["zero_slots"].append(zero.sum(axis=1, dtype=np.int16))
+        out["equal_pairs"].append(((a[:, :-1] == a[:, 1:]) & ~zero[:, :-1]).sum(axis=1, dtype=np.int16))
+    series = {n: pl.Series(n, np.concatenate(v)) for n, v in out.items()}
+    series["max_kwh_meter"] = series["max_kwh_meter"].fill_nan(None)
+    return list(series.values())
 
 
 #: rows of curves :func:`screen_in_ranges` decodes and screens at a time: a row group of
@@ -465,7 +533,7 @@ def _screen_ranges(
         part = _day_curves(curves.slice(start, rows), day).collect()
         # files delivered after their days ended (the usual case) hold no future slot
         done = part.select(_done_slots().min()).item() if "delivered_at" in part.columns else None
-        screen = interval_screen(part.lazy(), cfg, ended=done is None or done >= len(SLOTS)).collect()
+        screen = screen_frame(part, cfg, ended=done is None or done >= len(SLOTS))
         profile = screen.join(meters, on=k, how="inner")
         flagged = profile.filter(needs_details(cfg)).select(k)
         # a slot empty (not read) or negative is what needs_edit looks for
@@ -585,13 +653,19 @@ def _details_long(curves: pl.LazyFrame, cfg: VeeConfig, by: Sequence[str] = ("me
     )
 
 
-def interval_peaks(curves: pl.LazyFrame, by: Sequence[str] = ("meter_id",)) -> pl.LazyFrame:
+def interval_peaks(curves: pl.LazyFrame, by: Sequence[str] = ("meter_id",), third: bool = True) -> pl.LazyFrame:
     """:func:`interval_details` of rows whose screen rules out every run, negative and
     future slot (:func:`needs_runs` false): ``max_slot`` and ``third_kwh_meter`` as there,
-    the other columns empty (as there: those rows have none)."""
+    the other columns empty (as there: those rows have none). ``third=False`` leaves
+    ``third_kwh_meter`` empty (:func:`interval_peaks_frame` fills it)."""
     p = [pl.col(s) for s in SLOTS]
     valid = [pl.when(c >= 0).then(c) for c in p]
     none = pl.lit(None, pl.Int16)
+    third_expr = (
+        pl.concat_arr(valid).arr.sort(descending=True, nulls_last=True).arr.get(2)
+        if third
+        else pl.lit(None, pl.Float64)
+    )
     return curves.with_columns(pl.max_horizontal(p).alias("_max")).select(
         *by,
         none.alias("first_negative_slot"),
@@ -600,9 +674,47 @@ def interval_peaks(curves: pl.LazyFrame, by: Sequence[str] = ("meter_id",)) -> p
         none.alias("flat_line_slot"),
         pl.lit(None, pl.Float64).alias("flat_line_kwh_meter"),
         _first_slot([(c == pl.col("_max")).fill_null(False) for c in p]).alias("max_slot"),
-        pl.concat_arr(valid).arr.sort(descending=True, nulls_last=True).arr.get(2).alias("third_kwh_meter"),
+        third_expr.alias("third_kwh_meter"),
         none.alias("first_future_slot"),
     )
+
+
+#: rows of slots :func:`third_highest` copies to numpy at a time (~50 MB)
+THIRD_ROWS = 65_536
+
+
+def interval_peaks_frame(curves: pl.DataFrame, by: Sequence[str] = ("meter_id",)) -> pl.DataFrame:
+    """:func:`interval_peaks` of a collected frame, the same frame: the third-highest slot
+    taken by :func:`third_highest` (a partial sort of each row in numpy, where polars sorts
+    a 96-value array per row) unless that cannot say it exactly."""
+    third = third_highest(curves)
+    if third is None:
+        return interval_peaks(curves.lazy(), by=by).collect()
+    return interval_peaks(curves.lazy(), by=by, third=False).collect().with_columns(third)
+
+
+def third_highest(curves: pl.DataFrame) -> pl.Series | None:
+    """``third_kwh_meter``: per row of ``curves``, the third-highest of its slots that are
+    at least 0 (empty with fewer than three), as polars' descending sort of them gives it.
+
+    None when a slot holds NaN (polars orders NaN above every number, and numpy reads an
+    empty slot as NaN) or -0.0 (which of two equal zeros comes third is the sort's choice):
+    the caller then sorts in polars."""
+    slots = curves.select(SLOTS)
+    if slots.select(pl.any_horizontal(pl.all().is_nan()).any()).item():
+        return None
+    parts = []
+    k = len(SLOTS) - 3  # the third-highest is at this index in ascending order
+    for start in range(0, curves.height, THIRD_ROWS):
+        a = slots.slice(start, THIRD_ROWS).to_numpy()  # float64, an empty slot NaN
+        if (np.signbit(a) & (a == 0)).any():
+            return None
+        valid = a >= 0  # False for NaN: the empty slots
+        v = np.where(valid, a, -np.inf)
+        third = np.partition(v, k, axis=1)[:, k] if len(a) else np.empty(0)
+        parts.append(np.where(valid.sum(axis=1) >= 3, third, np.nan))
+    values = np.concatenate(parts) if parts else np.empty(0)
+    return pl.Series("third_kwh_meter", values, dtype=pl.Float64).fill_nan(None)
 
 
 def needs_runs(cfg: VeeConfig) -> pl.Expr:
@@ -944,6 +1056,8 @@ def register_findings(
     rd = readings.join(days.select(*k, "area_id", "feeder_id", "register_max"), on=k, how="inner")
     names = rd.collect_schema().names()
     tou = [c for c in ("sharp_kwh", "peak_kwh", "flat_kwh", "valley_kwh") if c in names]
+    if len(tou) == 4 or "delivered_at" in names:
+        rd = rd.collect().lazy()  # joined once: both checks below read it (a county day's readings)
     if len(tou) == 4:
         tsum = pl.sum_horizontal(tou)
         # modulo the register's range: the total and each TOU register roll over on their own
@@ -1363,7 +1477,7 @@ def _validate(
     # rows flagged for a spike or the capacity only (most of a county day's): their peaks
     to_peak = few.join(flagged.filter(~pl.col("_runs")).select(k), on=k, how="semi")
     if to_peak.height:
-        peaks = interval_peaks(to_peak.lazy(), by=k).collect()
+        peaks = interval_peaks_frame(to_peak, by=k)
         details = pl.concat([details, peaks.select(pl.col(c).cast(t) for c, t in details.schema.items())])
     profile = profile.join(details, on=k, how="left")
     findings += interval_findings(profile.lazy(), cfg)

@@ -261,7 +261,8 @@ def _register_days(ctx: StageContext, lake: Lake, cfg: VeeConfig, batch: list[dt
     service = md.in_service(archive_for(lake, with_before), with_before).collect()
     in_run = service.filter(pl.col("date") == b0) if one else service.filter(pl.col("date").is_in(batch))
     core = _readings(lake, [*batch, b1 + dt.timedelta(days=1)])
-    lacking = md.lacking_days(in_run, core)
+    joined = md.next_day_rows(in_run, core)  # read by both: joined once
+    lacking = md.lacking_days(in_run, core, joined)
     lacking_meters = lacking.select("meter_id").unique()
     steps = md.window_steps(gap)
     around = [core.clear()]
@@ -282,7 +283,8 @@ def _register_days(ctx: StageContext, lake: Lake, cfg: VeeConfig, batch: list[dt
                 meters = todo.filter(side).select("meter_id").unique()
                 if meters.height:
                     around.append(_readings(lake, window, meters))
-    pairs = md.window_pairs(in_run, core, pl.concat(around), max_gap_days=gap, lacking=lacking)
+    pairs = md.window_pairs(in_run, core, pl.concat(around), max_gap_days=gap, lacking=lacking, joined=joined)
+    del joined
     days_all = md.finish_days(pairs, keep_pairs=True, **_reg_kw(cfg)).collect()
     shared = days_all.filter(pl.col("day_status") == "shared")
     days = days_all.drop(md.PAIR_COLUMNS)

@@ -62,3 +62,25 @@ def test_blocks_moved_whole_are_sorted_as_slices() -> None:
     out = sort_if_needed(df, ["file", "line"])
     assert_frame_equal(out, pl.DataFrame({"file": ["a", "a", "b", "b"], "line": [1, 2, 1, 2]}))
     assert out.n_chunks() == 2
+
+
+def test_digit_code_only_for_equal_length_digit_strings() -> None:
+    from meterlake.transforms.frames import digit_code
+
+    code = digit_code(pl.Series(["0012", "0003", "1000"]))
+    assert code is not None and code.to_list() == [12, 3, 1000]
+    assert digit_code(pl.Series(["12", "003"])) is None  # lengths differ: "12" > "003", 12 > 3 but not as text
+    assert digit_code(pl.Series(["1a", "003"])) is None
+    assert digit_code(pl.Series(["+12", "012"])) is None
+    assert digit_code(pl.Series(["12", None])) is None
+    assert digit_code(pl.Series(["1" * 20, "2" * 20])) is None  # beyond UInt64
+    assert digit_code(pl.Series([1, 2])) is None
+
+
+def test_meter_numbers_sorted_as_text_stably() -> None:
+    """Equal-length digit keys (sorted through their numbers): the text order, the tied
+    rows in their order; keys of other lengths are sorted as text (10 < 9)."""
+    frame = pl.DataFrame({"m": ["0012", "0003", "0012", "1000"], "v": [1, 2, 3, 4]})
+    assert sort_if_needed(frame, ["m"])["v"].to_list() == [2, 1, 3, 4]
+    frame = pl.DataFrame({"m": ["9", "10", "9"], "v": [1, 2, 3]})
+    assert sort_if_needed(frame, ["m"])["v"].to_list() == [2, 1, 3]

@@ -330,3 +330,40 @@ def test_exact_sum_of_a_group_does_not_depend_on_the_other_groups() -> None:
     beside = two.group_by("g").agg(md.exact_sum(pl.col("v"))).filter(pl.col("g") == 0)["v"][0]
     over = two.with_columns(md.exact_sum(pl.col("v")).over("g").alias("s"))["s"][0]
     assert alone == beside == over == 4564900000 * 1e-9
+
+
+def test_lacking_days_and_pairs_from_the_rows_joined_once() -> None:
+    """Day 5: m1 has readings of days 5 and 6 (paired at once); m2 has a row of day 5
+    without a total and one of day 6 (read both days: not lacking, so it sees those two
+    rows alone, not day 4's, and has no pair at all); m3 has day 5's reading only
+    (lacking: no row of day 6; its window finds day 8's, shared 5 -> 8); m4 none of
+    either (lacking, nothing found). The rows joined once give what the two joins of each
+    give."""
+    regs = readings(
+        [
+            ("m1", 5, 200.0),
+            ("m1", 6, 210.0),
+            ("m2", 4, 140.0),
+            ("m2", 5, None),
+            ("m2", 6, 160.0),
+            ("m3", 5, 100.0),
+            ("m3", 8, 130.0),
+        ]
+    ).collect()
+    svc = md.in_service(archive([{"meter_id": m} for m in ("m1", "m2", "m3", "m4")]), [day(5)]).collect()
+    core = regs.filter(pl.col("freeze_date").is_in([day(5), day(6)]))
+    joined = md.next_day_rows(svc, core)
+    lacking = md.lacking_days(svc, core, joined)
+    assert sorted(lacking["meter_id"].to_list()) == ["m3", "m4"]
+    assert_frame_equal(lacking, md.lacking_days(svc, core), check_row_order=False)
+    around = regs.filter(~pl.col("freeze_date").is_in([day(5), day(6)]))
+    once = md.window_pairs(svc, core, around, max_gap_days=31, lacking=lacking, joined=joined)
+    twice = md.window_pairs(svc, core, around, max_gap_days=31)
+    assert_frame_equal(once.collect().sort("meter_id"), twice.collect().sort("meter_id"))
+    days = md.finish_days(once, max_gap_days=31).collect().sort("meter_id")
+    assert days.select("meter_id", "day_status", "reading_from", "reading_to").rows() == [
+        ("m1", "actual", day(5), day(6)),
+        ("m2", "no_previous_reading", None, None),
+        ("m3", "shared", day(5), day(8)),
+        ("m4", "no_previous_reading", None, None),
+    ]

@@ -746,3 +746,102 @@ def test_screen_in_ranges_is_one_pass_and_keeps_the_flagged_rows() -> None:
     assert kept["meter_id"].to_list() == ["neg", "gap", "zero"]
     assert kept.columns == ["meter_id", "date", *SLOTS]
     assert kept.row(0, named=True)["p50"] == -0.2 and kept.row(1, named=True)["p10"] is None
+
+
+def _slot_frame(rows: list[list[float | None]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "meter_id": [f"m{i}" for i in range(len(rows))],
+            "date": [DAY] * len(rows),
+            **{s: [r[i] for r in rows] for i, s in enumerate(SLOTS)},
+        },
+        schema_overrides=dict.fromkeys(SLOTS, pl.Float64),
+    )
+
+
+def test_screen_frame_figures_by_hand() -> None:
+    """Row 0: -1, 0, 0, 2, 2, 0.5 and 90 empty slots: 6 read, 5 valid (>= 0), 1 negative,
+    Σ valid 0 + 0 + 2 + 2 + 0.5 = 4.5, highest 2, 2 zeros, 1 equal non-zero pair (2, 2;
+    the two zeros do not count). Row 1: every slot empty: nothing read, no highest. Row 2: 96 slots of 0.25: all read and valid, Σ 24, 95 pairs."""
+    from meterlake.transforms.vee import interval_screen, screen_frame
+
+    frame = _slot_frame([[-1.0, 0.0, 0.0, 2.0, 2.0, 0.5] + [None] * 90, [None] * 96, [0.25] * 96])
+    out = screen_frame(frame, CFG, ended=True)
+    assert out["slots_read"].to_list() == [6, 0, 96]
+    assert out["slots_valid"].to_list() == [5, 0, 96]
+    assert out["negative_slots"].to_list() == [1, 0, 0]
+    assert out["actual_kwh_meter"].to_list()[0] == 4.5 and out["actual_kwh_meter"].to_list()[2] == 24.0
+    assert out["max_kwh_meter"].to_list() == [2.0, None, 0.25]
+    assert out["zero_slots"].to_list() == [2, 0, 0]
+    assert out["equal_pairs"].to_list() == [1, 0, 95]
+    assert out["future_slots"].to_list() == [0, 0, 0]
+    assert_frame_equal(out, interval_screen(frame.lazy(), CFG, ended=True).collect())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.lists(
+            st.sampled_from([None, 0.0, 0.0, 0.1, 0.25, -0.3, 1.5, 1e-17, 7.123456789, float("inf")]),
+            min_size=96,
+            max_size=96,
+        ).map(lambda r: [r[(i // 7) * 7] if i % 3 else r[i] for i in range(96)]),
+        min_size=1,
+        max_size=6,
+    ),
+    odd=st.sampled_from([None, float("nan"), -0.0]),
+    done=st.one_of(st.none(), st.integers(-200, 1700)),
+    ended=st.booleans(),
+)
+def test_screen_frame_is_the_screen(
+    rows: list[list[float | None]], odd: float | None, done: int | None, ended: bool
+) -> None:
+    """The numpy screen gives interval_screen's frame, bit for bit, whatever the slots (a
+    NaN or a -0.0 among them, or a delivery before the day ended, screened by polars)."""
+    from meterlake.transforms.vee import interval_screen, screen_frame
+
+    if odd is not None:
+        rows = [[odd, *rows[0][1:]], *rows[1:]]
+    frame = _slot_frame(rows)
+    if done is not None:
+        frame = frame.with_columns(delivered_at=pl.lit(dt.datetime(2026, 1, 14)) + pl.duration(minutes=done))
+    assert_frame_equal(screen_frame(frame, CFG, ended=ended), interval_screen(frame.lazy(), CFG, ended=ended).collect())
+
+
+def test_third_highest_by_hand() -> None:
+    """The third-highest slot at least 0: 5, 1, 3, 2 -> 2 (5, 3, 2); 4, 4, 4, 1 -> 4 (equal
+    values count each); -9, 7, 6 -> empty (two valid slots only); 0, inf, 1 -> 0."""
+    from meterlake.transforms.vee import third_highest
+
+    rows = [[5.0, 1.0, 3.0, 2.0], [4.0, 4.0, 4.0, 1.0], [-9.0, 7.0, 6.0], [0.0, float("inf"), 1.0]]
+    frame = _slot_frame([r + [None] * (96 - len(r)) for r in rows])
+    third = third_highest(frame)
+    assert third is not None
+    assert third.to_list() == [2.0, 4.0, None, 0.0]
+
+
+def test_third_highest_leaves_nan_and_negative_zero_to_polars() -> None:
+    """A NaN slot (polars orders it above every number) or a -0.0 (which zero comes third
+    is the sort's choice): numpy does not say, and interval_peaks_frame sorts in polars."""
+    from meterlake.transforms.vee import interval_peaks, interval_peaks_frame, third_highest
+
+    for odd in (float("nan"), -0.0):
+        frame = _slot_frame([[odd, 0.0, 2.0, 1.0] + [None] * 92])
+        assert third_highest(frame) is None
+        assert_frame_equal(interval_peaks_frame(frame), interval_peaks(frame.lazy()).collect())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.lists(st.sampled_from([None, 0.0, 0.1, 0.25, -0.3, 1.5, 3.0, 1e-17]), min_size=96, max_size=96),
+        min_size=0,
+        max_size=6,
+    )
+)
+def test_interval_peaks_frame_is_interval_peaks(rows: list[list[float | None]]) -> None:
+    from meterlake.transforms.vee import interval_peaks, interval_peaks_frame
+
+    frame = _slot_frame(rows) if rows else _slot_frame([[0.0] * 96]).clear()
+    for by in (["meter_id"], ["meter_id", "date"]):
+        assert_frame_equal(interval_peaks_frame(frame, by=by), interval_peaks(frame.lazy(), by=by).collect())
