@@ -172,6 +172,55 @@ def _turn_key() -> pl.Expr:
     return pl.col("date").cast(pl.Int64) * (1 << 32) + (pl.col("meter_id").hash(seed=0) // (1 << 32)).cast(pl.Int64)
 
 
+def kwh_before_in_turn(frame: pl.DataFrame) -> pl.Series:
+    """Per row, the kWh of the rows before it in its group, in turn order: what
+    ``kwh.cum_sum().over("customer_id", "year", order_by="turn_key") - kwh`` gives, to the bit.
+
+    ``frame``: customer_id, year, turn_key, kwh (no nulls in kwh). When the rows already
+    come in (customer_id, year, turn_key) order without ties (one day of meter_daily: its
+    file is in meter order, and customers follow their meters), each row's running sum
+    is its predecessor's plus its own kWh, added in the order the window adds them (one
+    float addition a row), a position of the groups at a time: a pass per position (the
+    most meter-days a customer has), not per row. The window hashes every row's string
+    key into ~500k groups: 0.39 s against 0.02 s on a county day. Rows in any other order
+    (a month read day by day) take the window itself: sorting them by their string key
+    first costs more than the window.
+    """
+    n = frame.height
+    before = pl.col("kwh").cum_sum().over("customer_id", "year", order_by="turn_key") - pl.col("kwh")
+    if n == 0:
+        return frame.select(before.alias("cum_year_kwh")).to_series()
+    same_group = (pl.col("customer_id") == pl.col("customer_id").shift(1)) & (pl.col("year") == pl.col("year").shift(1))
+    later = (pl.col("customer_id") > pl.col("customer_id").shift(1)) | (
+        (pl.col("customer_id") == pl.col("customer_id").shift(1))
+        & (
+            (pl.col("year") > pl.col("year").shift(1))
+            | ((pl.col("year") == pl.col("year").shift(1)) & (pl.col("turn_key") > pl.col("turn_key").shift(1)))
+        )
+    )
+    at = pl.int_range(pl.len(), dtype=pl.Int64)
+    first = ~same_group.fill_null(False)
+    checked = frame.select(
+        in_order=(later.fill_null(False) | (at == 0)).all()
+        & pl.col("customer_id").is_not_null().all()
+        & pl.col("year").is_not_null().all()
+        & pl.col("turn_key").is_not_null().all(),
+        pos=at - pl.when(first).then(at).forward_fill(),
+    )
+    if not checked["in_order"][0]:
+        return frame.select(before.alias("cum_year_kwh")).to_series()
+    # the rows by their position in their group (0 on a group's first row)
+    by_pos = checked.select(rows=pl.arg_sort_by("pos", maintain_order=True).cast(pl.Int64), pos=pl.col("pos").sort())
+    rows, pos = by_pos["rows"], by_pos["pos"]
+    kwh = frame["kwh"].cast(pl.Float64)
+    total = kwh.clone()
+    bounds = pos.search_sorted(pl.Series(range(int(pos[-1]) + 2), dtype=pl.Int64), side="left").to_list()
+    for p in range(1, len(bounds) - 1):  # positions, not rows
+        these = rows.slice(bounds[p], bounds[p + 1] - bounds[p])
+        total.scatter(these, total.gather(these - 1) + kwh.gather(these))
+    return (total - kwh).alias("cum_year_kwh")
+
+
 def _with_prices(lf: pl.LazyFrame, calendar: pl.DataFrame) -> pl.LazyFrame:
     """Attach the price calendar's columns to each row by (tariff_id, date).
 
@@ -243,7 +292,9 @@ def price_days(
     )
     lf = lf.with_columns(turn_key=_turn_key()).with_columns(
         # the customer's kWh of the year before this meter-day
-        cum_year_kwh=k.cum_sum().over("customer_id", "year", order_by="turn_key") - k,
+        cum_year_kwh=pl.struct("customer_id", "year", "turn_key", "kwh").map_batches(
+            lambda s: kwh_before_in_turn(s.struct.unnest()), return_dtype=pl.Float64
+        ),
         tou_ok=regs_ok,
         **{f"share_{r}": pl.col(f"kwh_{r}").fill_null(0.0) / reg_sum for r in REGISTERS},
     )

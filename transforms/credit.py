@@ -134,9 +134,17 @@ def credit_month(
         pl.coalesce([pl.when((pl.col(p) > 0) & (rank[p] == place)).then(texts[p]) for p in points])
         for place in range(len(points))
     ]
+    # the words only where some reason counts (a few hundred of a county's 500k customers):
+    # elsewhere every place is empty and the reasons are "", without formatting five texts a row
+    some = pl.any_horizontal((pl.col(p) > 0).fill_null(False) for p in points)
+    c = pl.concat(
+        [
+            c.filter(some).with_columns(reasons=pl.concat_str(places, separator="; ", ignore_nulls=True)),
+            c.filter(~some).with_columns(reasons=pl.lit("", pl.String)),
+        ]
+    )
     c = c.with_columns(
         credit_score=(100.0 - pl.sum_horizontal(points)).clip(0.0, 100.0).round(1),
-        reasons=pl.concat_str(places, separator="; ", ignore_nulls=True),
     ).with_columns(
         credit_grade=grade(pl.col("credit_score"), cr),
         customer_tier=tier(pl.col("billed_12m_yuan"), rules.tiers),

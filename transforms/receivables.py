@@ -33,6 +33,7 @@ import datetime as dt
 import polars as pl
 from pydantic import Field
 
+from meterlake.schemas._base import column_names
 from meterlake.schemas.receivables_monthly import AGING, RECEIVABLES_MONTHLY
 
 from .strict import StrictModel
@@ -136,7 +137,7 @@ def bill_schedule(bills: pl.LazyFrame, cal: CalendarRules) -> pl.LazyFrame:
     Returns customer_id, bill_month, amount_yuan, customer_class, area_id, issue_date,
     due_date, cum_billed_yuan, prev_bill_month.
     """
-    held = pl.col("status") == "held" if "status" in bills.collect_schema().names() else pl.lit(False)
+    held = pl.col("status") == "held" if "status" in column_names(bills) else pl.lit(False)
     per_month = (
         # a bill held for review has not gone out: it is not owed until released
         bills.filter((pl.col("prepay").fill_null(0) == 0) & ~held.fill_null(False))

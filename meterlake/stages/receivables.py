@@ -20,7 +20,7 @@ bill. Every write replaces one partition atomically.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Final
 
@@ -146,12 +146,29 @@ class Books:
     prepay_days: list[str]
     #: the archive's snapshot partitions (the stage never writes the archive)
     snapshots: list[str]
+    #: :meth:`scope` of each snapshot read so far
+    scopes: dict[tuple[str, ...], pl.LazyFrame] = field(default_factory=dict)
+
+    def snapshot_on(self, day: dt.date) -> list[str]:
+        """The archive partition valid on ``day``: the latest dated on or before it (none before the first)."""
+        return [s for s in self.snapshots if s <= day.isoformat()][-1:]
 
     def archive_on(self, day: dt.date) -> pl.LazyFrame:
         """The archive snapshot valid on ``day`` (the latest dated on or before it) read alone:
         what :func:`archive_valid_on` keeps of the whole archive, without reading every
         snapshot the lake has kept (two a month grow to dozens)."""
-        return self.lake.scan(ARCHIVE.clean, [s for s in self.snapshots if s <= day.isoformat()][-1:])
+        return self.lake.scan(ARCHIVE.clean, self.snapshot_on(day))
+
+    def scope(self, day: dt.date) -> pl.LazyFrame:
+        """:func:`scope_on` ``day``, keyed and collected, once per archive snapshot.
+
+        Each snapshot is whole, so the scope valid on any day is that of the snapshot valid
+        on it, whatever the day: a ledger month to date and the recovery of the same month
+        (its last day) share one (500k customers grouped: ~0.4 s of CPU on a county)."""
+        snapshot = tuple(self.snapshot_on(day))
+        if snapshot not in self.scopes:
+            self.scopes[snapshot] = self.keyed(scope_on(self.archive_on(day), day)).collect().lazy()
+        return self.scopes[snapshot]
 
     def keyed(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         """``frame`` with customer_id cast to the key: a join needs both sides alike."""
@@ -251,7 +268,7 @@ def ledger_month(books: Books, m: str, grades: dict[str, int]) -> dict[str, int]
     lake, cfg = books.lake, books.cfg
     first, month_end = month_bounds(m)
     end = min(month_end, books.as_of)
-    scope = books.keyed(scope_on(books.archive_on(end), end)).collect().lazy()
+    scope = books.scope(end)
     previous = books.keyed(lake.scan(RECEIVABLES_MONTHLY, [m])) if m in lake.partitions(RECEIVABLES_MONTHLY) else None
     rec = receivables_month(books.schedule, books.ledger, m, cfg, scope, previous, books.as_of).collect(
         engine=IN_MEMORY
@@ -302,7 +319,7 @@ def recovery_month(books: Books, m: str, notes: list[str]) -> int:
         books.bills.filter(pl.col("month") == m),
         prepay_month,
         books.status,
-        books.keyed(scope_on(books.archive_on(end), end)),
+        books.scope(end),
         m,
         due,
         books.payments_as_of,

@@ -25,6 +25,7 @@ from meterlake.transforms.billing import (
     BillingConfig,
     BillRules,
     bill_segments,
+    kwh_before_in_turn,
     multiplier_suspects,
     price_days,
     round_half_up,
@@ -646,3 +647,53 @@ def test_stable_sum_gives_the_same_bits_in_any_order() -> None:
     frame = pl.DataFrame({"x": [1.25, None, 2.5]})
     assert frame.select(stable_sum("x")).item() == 3.75
     assert frame.select(stable_sum(pl.col("x").fill_null(0.0))).item() == 3.75
+
+
+def test_kwh_before_in_turn_runs_within_customer_and_year_in_turn_order() -> None:
+    # rows out of order on purpose; turn order is by turn_key within (customer, year)
+    frame = pl.DataFrame(
+        {
+            "customer_id": ["B", "A", "A", "A", "B", "A", None, None],
+            "year": [2026, 2026, 2026, 2025, 2026, 2026, 2026, 2026],
+            "turn_key": [7, 3, 1, 9, 2, 2, 5, 4],
+            "kwh": [4.0, 30.0, 10.0, 99.0, 6.0, 20.0, 1.5, 2.5],
+        }
+    )
+    got = kwh_before_in_turn(frame).to_list()
+    # A 2026 in turn order: 10 (key 1), 20 (key 2), 30 (key 3) -> 0, 10, 30 before each
+    # A 2025: one day -> 0; B 2026: 6 (key 2), 4 (key 7) -> 0, 6; no customer: 2.5, 1.5 -> 0, 2.5
+    assert got == [6.0, 30.0, 0.0, 0.0, 0.0, 10.0, 2.5, 0.0]
+
+
+def test_kwh_before_in_turn_adds_in_turn_order_like_the_window() -> None:
+    # the window's figure to the bit: the running sum through the day (one float addition a
+    # day, in turn order) less the day's own kWh, e.g. ((0.1 + 0.2) + 0.3 + 5.0) - 5.0 is
+    # 0.5999999999999996 in floats, not 0.6
+    frame = pl.DataFrame(
+        {"customer_id": ["A"] * 4, "year": [2026] * 4, "turn_key": [4, 1, 3, 2], "kwh": [5.0, 0.1, 0.3, 0.2]}
+    )
+    got = kwh_before_in_turn(frame).to_list()
+    assert got == [(((0.1 + 0.2) + 0.3) + 5.0) - 5.0, 0.1 - 0.1, ((0.1 + 0.2) + 0.3) - 0.3, (0.1 + 0.2) - 0.2]
+    assert got[0] == 0.5999999999999996
+    window = frame.select(pl.col("kwh").cum_sum().over("customer_id", "year", order_by="turn_key") - pl.col("kwh"))
+    assert got == window.to_series().to_list()
+    assert kwh_before_in_turn(frame.clear()).to_list() == []
+
+
+def test_kwh_before_in_turn_on_rows_already_in_turn_order() -> None:
+    # a day's rows in customer order (as one meter_daily file gives them): the running sums
+    # are added a position at a time; the same bits as the window, added one day at a time
+    frame = pl.DataFrame(
+        {
+            "customer_id": ["A", "A", "A", "B", "C", "C"],
+            "year": [2026, 2026, 2026, 2026, 2025, 2026],
+            "turn_key": [1, 2, 3, 1, 9, 1],
+            "kwh": [0.1, 0.2, 0.3, 4.0, 7.0, 8.0],
+        }
+    )
+    got = kwh_before_in_turn(frame).to_list()
+    # A: 0.1 - 0.1, (0.1 + 0.2) - 0.2, ((0.1 + 0.2) + 0.3) - 0.3; B and C's two years: one day each
+    assert got == [0.1 - 0.1, (0.1 + 0.2) - 0.2, ((0.1 + 0.2) + 0.3) - 0.3, 0.0, 0.0, 0.0]
+    assert got[2] == 0.6000000000000001 - 0.3
+    window = frame.select(pl.col("kwh").cum_sum().over("customer_id", "year", order_by="turn_key") - pl.col("kwh"))
+    assert got == window.to_series().to_list()

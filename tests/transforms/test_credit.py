@@ -237,3 +237,22 @@ def test_reasons_with_equal_points_keep_the_configured_order() -> None:
         "2 of 5 bills paid late (逾期缴费) -10.0; worst 45 days overdue (最长逾期) -10.0; "
         "1 month ends in arrears (欠费月数) -3.0"
     )
+
+
+def test_customers_with_and_without_reasons_keep_one_row_each_in_customer_order() -> None:
+    # A and D clean, B a theft (-50: 50 < 60, grade D), C 1 of 1 bill late (1/1 x 25 = -25: 75, grade B)
+    out = credit_month(
+        "2026-01",
+        bills({"D": 10.0, "C": 20.0, "B": 30.0, "A": 40.0}),
+        status([("C", 100.0), ("A", 0.0)]),
+        recv([]),
+        NO_PREPAY,
+        pl.LazyFrame({"customer_id": ["B"]}),
+        CFG,
+    ).collect()
+    assert out.select("customer_id", "credit_score", "credit_grade", "reasons").rows() == [
+        ("A", 100.0, "A", ""),
+        ("B", 50.0, "D", "theft confirmed by inspection (窃电查实) -50.0"),
+        ("C", 75.0, "B", "1 of 1 bills paid late (逾期缴费) -25.0"),
+        ("D", 100.0, "A", ""),
+    ]
