@@ -90,8 +90,8 @@ DOCS_HELPER_FROM = ("billing", "receivables", "check", "docs")
 #: (``anomalies.summarise_ahead``: they read only validate's outputs) and judges the dates
 #: (``anomalies.judge_ahead``: the indicator of each date, a file each), which the stage
 #: then reads back: on the other core, beside loss, instead of on the run's path (the
-#: stage waits for them after reading its inputs; billing and receivables beside it do
-#: not). Its ~0.3 GB stays beside those stages, which on small days hold little
+#: stage waits for them after its look-backs' indicators; billing and receivables beside
+#: it do not). Its ~0.3 GB stays beside those stages, which on small days hold little
 DOCS_HELPER_SMALL_FROM = ("loss", "anomalies", "billing", "receivables")
 #: ... and where it would start at loss with the observer's work, it is started already at
 #: the first of these stages where the run's days look small (:func:`docs_held`), imports

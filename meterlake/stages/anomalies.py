@@ -1036,6 +1036,14 @@ class _Indicators:
             if parts <= 1:
                 self.ctx.progress(f"anomalies: reading meter_daily {span[0]} .. {span[-1]} ({len(span)} days)")
                 days = self._prepared(lake.scan(METER_DAILY, span).select(list(anomaly.DAY_COLUMNS)))
+                if self.ahead is not None:
+                    # the observer's work is the docs helper's, in its own process: the
+                    # look-backs' indicators are computed while it ends, and the dates'
+                    # observer indicators joined in after (the same frames)
+                    without = self._indicators(days, batch, dict.fromkeys(batch))
+                    del days
+                    self.features.update(anomaly.with_observed(without, self._observed(batch)))
+                    return
                 # the observer after the days are prepared: what it keeps is not held beside their preparation
                 self.features.update(self._indicators(days, batch, self._observed(batch)))
                 return

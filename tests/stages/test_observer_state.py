@@ -508,6 +508,39 @@ def test_dates_judged_ahead_are_the_stages_own_and_are_read_instead_of_judged(
     _assert_same_lake(tmp_path / "ahead" / "lake", tmp_path / "alone" / "lake")
 
 
+def test_the_look_backs_are_judged_before_the_stage_waits_for_the_observers_work_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meterlake.transforms import anomaly
+
+    last = _built_and_one_run(tmp_path, "ahead")
+    settings = Settings(landing=tmp_path / "ahead" / "landing", lake=tmp_path / "ahead" / "lake")
+    ctx = StageContext(settings=settings, run_id="t1")
+    folder = tmp_path / "judged"
+    folder.mkdir()
+    fresh = anomalies.summarise_ahead(ctx, last)
+    judged = anomalies.judge_ahead(ctx, last, fresh, folder)
+    events: list[str] = []
+
+    def ahead() -> ObserverAhead:  # the helper's work, waited for
+        events.append("waited")
+        return ObserverAhead(summarised=frozenset(fresh), judged=judged)
+
+    indicators_at = anomaly.indicators_at
+
+    def recorded(*args: Any, **kwargs: Any) -> dict[dt.date, pl.DataFrame]:
+        observed = (args[6] if len(args) > 6 else kwargs.get("observed")) or {}
+        events.append("look-backs" + (" with the observer" if any(v is not None for v in observed.values()) else ""))
+        return indicators_at(*args, **kwargs)
+
+    monkeypatch.setattr(anomaly, "indicators_at", recorded)
+    pipeline.run_stage(settings, "anomalies", last, "t1", progress=lambda _m: None, observer_ahead=ahead)
+    # the two dates' look-backs in one pass, without the observer, then the wait for the helper
+    assert events == ["look-backs", "waited"]
+    # the observer's indicator joined in after: the marts and state of a run that judged it itself
+    _assert_same_lake(tmp_path / "ahead" / "lake", tmp_path / "alone" / "lake")
+
+
 def test_the_dates_own_day_is_read_from_memory_while_its_file_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
