@@ -147,6 +147,7 @@ from meterlake.schemas.loss_diagnosis import BALANCE_RULES
 from meterlake.transforms import observer
 from meterlake.transforms.dates import split_by_date
 
+from .frames import sort_distinct
 from .strict import StrictModel
 
 #: the interval energy balance's theft rule, read by the ``balance`` indicator
@@ -649,7 +650,7 @@ def prepare_days(
             for r in TOU_REGISTERS
         ),
     )
-    return lf.select(PREPARED_COLUMNS).collect().sort("meter_id", "date")
+    return sort_distinct(lf.select(PREPARED_COLUMNS).collect(), ["meter_id", "date"])
 
 
 #: the columns of a part of the reverse history (:func:`reverse_parts`)
@@ -716,8 +717,7 @@ def reverse_verdict(parts: pl.LazyFrame, cfg: AnomalyConfig, streaming: bool = F
         )
         .drop("pv_kw")
         .collect(engine="streaming" if streaming else "auto")
-        .sort("meter_id")
-    )
+    ).pipe(sort_distinct, ["meter_id"])
 
 
 def reverse_history(

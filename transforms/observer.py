@@ -129,6 +129,7 @@ import polars as pl
 import pyarrow as pa
 
 from meterlake.transforms.dedup import strictly_increasing
+from meterlake.transforms.frames import sort_distinct
 
 if TYPE_CHECKING:
     from meterlake.transforms.anomaly import ObserverRules
@@ -319,7 +320,7 @@ def day_summaries(
         )
         .sort("area_id")
     )
-    return customers.sort("area_id", "meter_id"), areas
+    return sort_distinct(customers, ["area_id", "meter_id"]), areas
 
 
 def _codes(values: pl.Series) -> np.ndarray:

@@ -66,6 +66,7 @@ from ..schemas.outage_meter_days import OUTAGE_METER_DAYS
 from ..schemas.theft_cases import THEFT_CASES
 from ..transforms import anomaly, observer, supervised
 from ..transforms.dates import parse_dates
+from ..transforms.frames import sort_distinct
 from ..transforms.ingest import parse_landing_bytes
 from ..transforms.outages import OutageConfig
 from ..transforms.tariffs import TariffBook, price_calendar
@@ -846,7 +847,7 @@ def reverse_history(lake: Lake, cfg: anomaly.AnomalyConfig, days: list[dt.date])
         grown = parts(settled[kept:])
         if kept:
             grown = anomaly.combine_reverse_parts(pl.scan_parquet(path), grown)
-        frame = grown.collect(engine="streaming").sort("meter_id")
+        frame = sort_distinct(grown.collect(engine="streaming"), ["meter_id"])
         written = lake.write_file(path, frame, metadata=_reverse_stamps(cfg, stamps))
         path.with_name("stamps.json").unlink(missing_ok=True)  # where earlier versions kept the stamps
         whole = pl.scan_parquet(written)

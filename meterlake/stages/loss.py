@@ -69,6 +69,7 @@ from ..schemas.meter_daily import METER_DAILY
 from ..schemas.outage_mapping_suspects import OUTAGE_MAPPING_SUSPECTS
 from ..transforms import balance, loss, outages
 from ..transforms.dates import month_of, split_by_date
+from ..transforms.frames import sort_distinct
 from ..transforms.loss_diagnosis import DiagnosisRules, diagnose_windows, member_rows
 from ..transforms.loss_worklist import DEFAULT_ORDER, DIAGNOSIS_COLUMNS, MONTHLY_COLUMNS, worklist
 from ..transforms.strict import StrictModel
@@ -311,7 +312,7 @@ def _keep_members(lake: Lake, days: list[dt.date], prepared: pl.LazyFrame) -> No
         # lz4, as the balance's kept days (read back by every window holding the day)
         lake.write_file(
             path,
-            rows.sort("area_id", "meter_id"),
+            sort_distinct(rows, ["area_id", "meter_id"]),
             row_group_size=STATE_ROW_GROUP,
             compression="lz4",
             metadata=_member_stamps(lake, day),
@@ -461,7 +462,7 @@ def _with_balance(
         )
     if not parts:  # no customer kept: the empty coefficients
         parts.append(balance.balance_window(areas.clear(), pl.DataFrame(), end, rules))
-    coef = pl.concat(parts, how="diagonal_relaxed").sort("area_id", "meter_id")
+    coef = sort_distinct(pl.concat(parts, how="diagonal_relaxed"), ["area_id", "meter_id"])
     cands = balance.mapping_candidates(coef, rules)
     curves = _curves(lake, days).filter(pl.col("meter_id").is_in(cands["meter_id"].implode()))
     maps = balance.mapping_tests(cands, curves, areas, rules)

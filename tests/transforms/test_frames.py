@@ -84,3 +84,35 @@ def test_meter_numbers_sorted_as_text_stably() -> None:
     assert sort_if_needed(frame, ["m"])["v"].to_list() == [2, 1, 3, 4]
     frame = pl.DataFrame({"m": ["9", "10", "9"], "v": [1, 2, 3]})
     assert sort_if_needed(frame, ["m"])["v"].to_list() == [2, 1, 3]
+
+
+def test_distinct_keys_sorted_as_the_text_sorts_them() -> None:
+    """Meter and area numbers (equal-length digits) sort through their numbers, a date
+    column beside them as it is: the order ``frame.sort`` gives, worked out by hand."""
+    import datetime as dt
+
+    from meterlake.transforms.frames import sort_distinct
+
+    d1, d2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
+    frame = pl.DataFrame(
+        {
+            "area_id": ["0002", "0001", "0002", "0001"],
+            "meter_id": ["0100", "0999", "0020", "0999"],
+            "date": [d1, d2, d1, d1],
+            "v": [1, 2, 3, 4],
+        }
+    )
+    assert sort_distinct(frame, ["area_id", "meter_id", "date"])["v"].to_list() == [4, 2, 3, 1]
+    assert sort_distinct(frame.filter(pl.col("date") == d1), ["meter_id"])["v"].to_list() == [3, 1, 4]
+    assert_frame_equal(sort_distinct(frame, ["area_id", "meter_id", "date"]), frame.sort("area_id", "meter_id", "date"))
+
+
+def test_distinct_keys_of_other_text_sorted_as_text() -> None:
+    """Keys of unequal lengths or with a null are sorted as text, nulls first as
+    ``frame.sort`` puts them ("10" before "9")."""
+    from meterlake.transforms.frames import sort_distinct
+
+    frame = pl.DataFrame({"m": ["9", "10", None, "08"], "v": [1, 2, 3, 4]})
+    assert sort_distinct(frame, ["m"])["v"].to_list() == [3, 4, 2, 1]
+    frame = pl.DataFrame({"m": ["9", "10", "08"], "v": [1, 2, 3]})
+    assert sort_distinct(frame, ["m"])["v"].to_list() == [3, 2, 1]
