@@ -116,3 +116,20 @@ def test_distinct_keys_of_other_text_sorted_as_text() -> None:
     assert sort_distinct(frame, ["m"])["v"].to_list() == [3, 4, 2, 1]
     frame = pl.DataFrame({"m": ["9", "10", "08"], "v": [1, 2, 3]})
     assert sort_distinct(frame, ["m"])["v"].to_list() == [3, 2, 1]
+
+
+def test_keys_of_several_columns_sorted_stably_nulls_last() -> None:
+    """A customer number beside a tariff name and a date: the numbers sort as text does,
+    the ties of all three keep their order, a null tariff sorts last (worked out by hand)."""
+    import datetime as dt
+
+    d1, d2 = dt.date(2026, 3, 1), dt.date(2026, 2, 1)
+    frame = pl.DataFrame(
+        {
+            "customer_id": ["0300000016", "0300000015", "0300000016", "0300000016", "0300000015"],
+            "tariff_id": ["RES_TIER", "RES_TIER", None, "AGR_FLAT", "RES_TIER"],
+            "from": [d1, d2, d1, d1, d2],
+            "v": [1, 2, 3, 4, 5],
+        }
+    )
+    assert sort_if_needed(frame, ["customer_id", "tariff_id", "from"])["v"].to_list() == [2, 5, 4, 1, 3]
