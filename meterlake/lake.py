@@ -550,8 +550,7 @@ class WriteBehind:
     def _beside_failed(self) -> None:
         """Raise the failure of the job written beside, once it is done; forget it when it succeeded."""
         if self._beside is not None and self._beside.done():
-            done, self._beside = self._beside, None
-            done.result()
+            self.wait_beside()
 
     def writing_beside(self) -> bool:
         """Whether a job written beside (see the class) is still running."""

@@ -705,7 +705,7 @@ def combine_reverse_parts(earlier: pl.LazyFrame, later: pl.LazyFrame) -> pl.Lazy
 
 def reverse_verdict(parts: pl.LazyFrame, cfg: AnomalyConfig, streaming: bool = False) -> pl.DataFrame:
     """:func:`reverse_history` from the parts of the whole history (:func:`reverse_parts`)."""
-    return (
+    verdict = (
         parts.with_columns(
             pl.when(pl.col("pv_kw").is_not_null())
             .then(pl.col("first_reverse").is_not_null() & (pl.col("pv_kw") <= 0))
@@ -717,7 +717,8 @@ def reverse_verdict(parts: pl.LazyFrame, cfg: AnomalyConfig, streaming: bool = F
         )
         .drop("pv_kw")
         .collect(engine="streaming" if streaming else "auto")
-    ).pipe(sort_distinct, ["meter_id"])
+    )
+    return sort_distinct(verdict, ["meter_id"])
 
 
 def reverse_history(
