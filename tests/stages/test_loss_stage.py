@@ -579,6 +579,20 @@ def _evening_loads(rng: Any, n_days: int) -> dict[str, Any]:
     return {f"c{i}": rng.uniform(5, 15) * shape[None, :] * rng.lognormal(0, 0.4, (n_days, 96)) for i in range(12)}
 
 
+def _five_thief_areas(rng: Any, n_days: int) -> dict[str, tuple[str, Any, dict[str, Any]]]:
+    """Areas A..E of :func:`_evening_loads`' 12 customers each, for :func:`_balance_areas`:
+    customer c0 of each records 40 % of its use, the master sees the true use and 3 % of
+    technical loss."""
+    import numpy as np
+
+    areas = {}
+    for a in "ABCDE":
+        true = {f"{a}{m}": v for m, v in _evening_loads(rng, n_days).items()}
+        rec = {m: (0.4 * v if m == f"{a}c0" else v) for m, v in true.items()}
+        areas[a] = (f"{a}M", np.sum(list(true.values()), axis=0) * 1.03, rec)
+    return areas
+
+
 def _balance_zone(root: Path, days: list[dt.date], master: Any, rec: dict[str, Any]) -> Lake:
     """A lake of one area "A": master meter M's curve ``master[k]`` and customers' recorded
     curves ``rec[m][k]`` on each of ``days``, with their meter_daily rows."""
@@ -738,11 +752,7 @@ def test_a_window_fitted_a_range_of_areas_at_a_time_writes_what_the_whole_window
 
     days = [dt.date(2026, 3, 1) + dt.timedelta(days=k) for k in range(16)]
     rng = np.random.default_rng(8)
-    areas = {}
-    for a in "ABCDE":
-        true = {f"{a}{m}": v for m, v in _evening_loads(rng, len(days)).items()}
-        rec = {m: (0.4 * v if m == f"{a}c0" else v) for m, v in true.items()}
-        areas[a] = (f"{a}M", np.sum(list(true.values()), axis=0) * 1.03, rec)
+    areas = _five_thief_areas(rng, len(days))
     whole = _balance_areas(tmp_path / "whole", days, areas)
     for name in ("one", "two"):
         shutil.copytree(whole.root, tmp_path / name)
@@ -790,11 +800,7 @@ def test_a_days_ranges_fitted_on_the_stages_two_threads_keep_and_write_what_one_
 
     days = [dt.date(2026, 3, 1) + dt.timedelta(days=k) for k in range(8)]
     rng = np.random.default_rng(9)
-    areas = {}
-    for a in "ABCDE":
-        true = {f"{a}{m}": v for m, v in _evening_loads(rng, len(days)).items()}
-        rec = {m: (0.4 * v if m == f"{a}c0" else v) for m, v in true.items()}
-        areas[a] = (f"{a}M", np.sum(list(true.values()), axis=0) * 1.03, rec)
+    areas = _five_thief_areas(rng, len(days))
     one = _balance_areas(tmp_path / "one", days, areas)
     shutil.copytree(one.root, tmp_path / "two")
     threads: list[str] = []
