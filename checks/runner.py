@@ -49,6 +49,8 @@ from .offline import make_offline
 from .suites import TableSuite
 
 SITE_NAME = "meterlake"
+#: the module of the site's page views (GX imports it by name when it builds the site)
+VIEWS = "meterlake.checks.gx_views"
 DATASOURCE = "meterlake"
 #: under ``LAKE/_meta``: the judged findings of passing gates whose Data Docs page the
 #: docs stage has yet to render, one ``<run id>.parquet`` each
@@ -179,6 +181,12 @@ def open_context(gx_root: Path, docs_dir: Path, docs_validation_limit: int = 300
         "site_index_builder": {
             "class_name": "DefaultSiteIndexBuilder",
             "validation_results_limit": docs_validation_limit,
+            "view": {"module_name": VIEWS, "class_name": "IndexPageView"},
+        },
+        # GX's views on templates compiled once per process (:mod:`meterlake.checks.gx_views`)
+        "site_section_builders": {
+            section: {"view": {"module_name": VIEWS, "class_name": "PageView"}}
+            for section in ("expectations", "validations")
         },
     }
     changed = False
@@ -542,10 +550,15 @@ def prepare(gx_root: Path, docs_dir: Path, docs_validation_limit: int = 300) -> 
     checkpoint stored: ~0.5 s of CPU), for the next :func:`render` with the same arguments
     in this process: the docs helper does it while it waits for the run's first stages,
     off the path from publish to the run's end. What it writes is what that render would
-    have written first; only the context's objects are kept, the run's result is not."""
+    have written first; only the context's objects are kept, the run's result is not.
+    It also compiles the Data Docs page templates (:func:`~meterlake.checks.gx_views.compile_templates`),
+    which the render's pages then load compiled."""
     _PREPARED[_prepared_key(gx_root, docs_dir, docs_validation_limit)] = _open_gate(
         gx_root, docs_dir, docs_validation_limit
     )
+    from .gx_views import compile_templates
+
+    compile_templates()  # the page templates the render then loads compiled
 
 
 def _path(url: str) -> Path:
