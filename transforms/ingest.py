@@ -171,7 +171,9 @@ def decode(data: bytes) -> tuple[bytes, str]:
     except UnicodeDecodeError as exc:
         if exc.start >= len(data) - 3 and b"\n" not in data[exc.start :]:
             return data.decode("utf-8", errors="replace").encode("utf-8"), "utf-8"
-        utf8_error = exc
+        # kept without its traceback: through it this frame (and every caller's, with the
+        # rows they hold) would stay in a cycle with it after a GB18030 file decodes
+        utf8_error = exc.with_traceback(None)
     try:
         return _gb18030_to_utf8(data), "gb18030"
     except UnicodeDecodeError as exc:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import gzip
+import weakref
 
 import polars as pl
 import pytest
@@ -366,6 +368,32 @@ def test_decode_takes_ascii_and_utf8_as_they_are_and_reads_anything_else_as_gb18
     text = "台区,电量\n".encode()
     assert decode(text) == (text, "utf-8")
     assert decode("台区,电量\n".encode("gb18030")) == (text, "gb18030")
+
+
+def test_a_gb18030_decode_lets_its_callers_locals_go_without_the_garbage_collector() -> None:
+    """The UTF-8 attempt's error is kept for the message should GB18030 fail too; with its
+    traceback it held the decoding frame and every caller's (a county day: the parsed
+    rows of two files, ~145 MB) in a cycle until the collector's next full pass."""
+
+    class Rows:  # stands for what a caller holds while the file decodes
+        pass
+
+    def caller() -> weakref.ref[Rows]:
+        rows = Rows()
+        assert decode("台区,电量\n".encode("gb18030"))[1] == "gb18030"
+        return weakref.ref(rows)
+
+    gc.collect()
+    gc.disable()
+    try:
+        held = caller()
+        assert held() is None  # freed when caller returned, not by a collection
+    finally:
+        gc.enable()
+    # the failure still names the UTF-8 error, raised from the GB18030 one
+    with pytest.raises(UnicodeDecodeError) as failed:
+        decode(b"a,b\n\xff\xff\xff\n" + b"c,d\n" * 3)
+    assert failed.value.encoding == "utf-8" and isinstance(failed.value.__cause__, UnicodeDecodeError)
 
 
 @pytest.mark.parametrize(
