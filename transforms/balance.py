@@ -866,6 +866,9 @@ def _member_curves(frame: pl.DataFrame, slots: list[np.ndarray], lo: int, hi: in
 NIGHT_END, NIGHT_START = 24, 88
 NIGHT_SLOTS = (np.arange(SLOTS) < NIGHT_END) | (np.arange(SLOTS) >= NIGHT_START)
 NIGHT_COUNT = int(NIGHT_SLOTS.sum())
+#: the same as factors (1.0 on the night slots, 0.0 elsewhere): a curve times them is its
+#: night part, the values a product with the bool mask gives, without converting it per element
+NIGHT_FACTORS = NIGHT_SLOTS.astype(np.float64)
 
 #: per area and day (``LAKE/_state/balance/date=.../areas.parquet``)
 AREA_STATE: dict[str, pl.DataType] = {
@@ -1169,22 +1172,25 @@ def _states(
         )
         .select(*AREA_STATE, "date")
     )
+    # the customers with statistics (rr not NaN: not masters, not in unfitted areas), taken
+    # out of the arrays before the frame is built (its list columns are costly to filter)
+    kept = ~np.isnan(stats[:, 0])
     customers = (
-        frame.select(
+        frame.filter(pl.Series(kept))
+        .select(
             "area_id",
             "meter_id",
             "customer_id",
             "date",
             pl.col("multiplier").fill_null(1.0),
             "kwh",
-            night_kwh=pl.Series(night_kwh),
-            night_slots=pl.Series(night_slots),
-            **{k: pl.Series(stats[:, i]) for i, k in enumerate(STAT_NAMES)},
-            selected=pl.Series(place).replace(-1, None),
-            cross=_rows(cross[:, 0]),
-            night_cross=_rows(cross[:, 1]),
+            night_kwh=pl.Series(night_kwh[kept]),
+            night_slots=pl.Series(night_slots[kept]),
+            **{k: pl.Series(stats[kept, i]) for i, k in enumerate(STAT_NAMES)},
+            selected=pl.Series(place[kept]).replace(-1, None),
+            cross=_rows(cross[kept, 0]),
+            night_cross=_rows(cross[kept, 1]),
         )
-        .filter(pl.col("rr").is_not_nan())
         .cast(CUSTOMER_STATE)  # type: ignore[arg-type]
         .select(*CUSTOMER_STATE, "date")
     )
@@ -1226,7 +1232,7 @@ def _selected_cross(
     rank[by_score] = np.arange(n) - cb[seg[by_score]]
     chosen = (rank < k) & fine
     place[chosen] = rank[chosen]
-    at_night = rec * NIGHT_SLOTS  # every curve's night slots (0 elsewhere), once for all areas
+    at_night = rec * NIGHT_FACTORS  # every curve's night slots (0 elsewhere), once for all areas
     for a in np.unique(seg[chosen]):  # areas: one product each
         sel = cb[a] + np.flatnonzero(chosen[cb[a] : cb[a + 1]])
         sel = sel[np.argsort(place[sel])]
@@ -1359,7 +1365,7 @@ def _fit_areas(frame: pl.DataFrame, values: np.ndarray, rules: BalanceRules) -> 
     on_y, on_l = np.einsum("as,as->a", cu_dir, y * sw), np.einsum("as,as->a", cu_dir, load * sw)
     # per customer: its weighted curve's projection on the terms and its cross products
     # with the cleared loss and load, its night slots likewise, in one product per area
-    night = NIGHT_SLOTS.astype(np.float64)[None, :, None]
+    night = NIGHT_FACTORS[None, :, None]
     m = np.concatenate([basis, resid[:, :, None], lt[:, :, None]], axis=2)
     m = np.concatenate([m, m * night], axis=2)
     width = basis.shape[2]
