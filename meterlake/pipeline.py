@@ -926,7 +926,6 @@ def _import_gx() -> None:
         import_gx()
     except Exception:  # the stage imports it again and meets the error itself
         log.warning("importing Great Expectations in the docs helper failed", exc_info=True)
-    gc.freeze()  # the import's ~0.4M objects live as long as the helper: no collection walks them again
 
 
 def _prepare_docs(args: list[str], out: Any) -> None:
