@@ -180,7 +180,7 @@ def run_stage(
 #: the cyclic garbage collector's first threshold while stages run and in the docs helper
 #: (Python's default: 700 allocations). The stages' Python objects are few and short-lived
 #: and their data is polars' and numpy's, which the collector never frees: at 700 it walked
-#: the young objects thousands of times a county day (~0.2 s of CPU) and Great Expectations'
+#: the young objects thousands of times a county day (0.1-0.2 s of CPU) and Great Expectations'
 #: ~0.4M objects some 600 times during its import in the docs helper (1.39-1.48 -> 1.22-1.30
 #: s at 10,000). It rests on no reference cycle holding a stage's data, which would then
 #: wait longer for a collection: ``tests/test_no_data_cycles.py`` holds a whole run to that
