@@ -404,6 +404,17 @@ def _actual_kwh() -> pl.Expr:
     return pl.sum_horizontal([pl.when(pl.col(s) >= 0).then(pl.col(s)) for s in SLOTS]).alias("actual_kwh_meter")
 
 
+def _any_nan(slots: pl.DataFrame) -> bool:
+    """Whether a slot holds NaN: numpy reads an empty slot as NaN, and polars orders NaN
+    above every number, so such a frame is left to polars."""
+    return bool(slots.select(pl.any_horizontal(pl.col(SLOTS).is_nan()).any()).item())
+
+
+def _negative_zero(block: np.ndarray) -> bool:
+    """Whether a block of slots holds -0.0, which polars orders against 0.0 and numpy does not."""
+    return bool((np.signbit(block) & (block == 0)).any())
+
+
 #: rows of slots :func:`screen_frame` copies to numpy at a time (~25 MB)
 SCREEN_CHUNK_ROWS = 32_768
 
@@ -423,7 +434,7 @@ def screen_frame(curves: pl.DataFrame, cfg: VeeConfig, ended: bool = False) -> p
         not curves.height
         or (has_delivery and not ended)
         or any(curves.schema[s] != pl.Float64 for s in SLOTS)
-        or curves.select(pl.any_horizontal(pl.col(SLOTS).is_nan()).any()).item()
+        or _any_nan(curves)
     ):
         return screen.collect()
     counts = _screen_counts(curves.select(SLOTS))
@@ -451,9 +462,9 @@ def _screen_counts(slots: pl.DataFrame) -> list[pl.Series] | None:
     out: dict[str, list] = {n: [] for n in names}
     for start in range(0, slots.height, SCREEN_CHUNK_ROWS):
         a = slots.slice(start, SCREEN_CHUNK_ROWS).to_numpy()  # an empty slot is NaN
-        zero = a == 0
-        if (zero & np.signbit(a)).any():
+        if _negative_zero(a):
             return None
+        zero = a == 0
         out["slots_read"].append((~np.isnan(a)).sum(axis=1, dtype=np.int16))
         out["slots_valid"].append((a >= 0).sum(axis=1, dtype=np.int16))
         out["negative_slots"].append((a < 0).sum(axis=1, dtype=np.int16))
@@ -701,13 +712,13 @@ def third_highest(curves: pl.DataFrame) -> pl.Series | None:
     empty slot as NaN) or -0.0 (which of two equal zeros comes third is the sort's choice):
     the caller then sorts in polars."""
     slots = curves.select(SLOTS)
-    if slots.select(pl.any_horizontal(pl.all().is_nan()).any()).item():
+    if _any_nan(slots):
         return None
     parts = []
     k = len(SLOTS) - 3  # the third-highest is at this index in ascending order
     for start in range(0, curves.height, THIRD_ROWS):
         a = slots.slice(start, THIRD_ROWS).to_numpy()  # float64, an empty slot NaN
-        if (np.signbit(a) & (a == 0)).any():
+        if _negative_zero(a):
             return None
         valid = a >= 0  # False for NaN: the empty slots
         v = np.where(valid, a, -np.inf)
