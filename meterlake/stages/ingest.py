@@ -767,7 +767,11 @@ class MetersOn:
     def on(self, day: dt.date) -> pl.DataFrame:
         snapshot = self.snapshot(day)
         if snapshot not in self.read:
-            self.read[snapshot] = dedup.archive_valid_on(self.archive, day).select("meter_id").collect()
+            # sorted, so that every dataset's rows are looked up in them by binary search
+            # (:func:`~meterlake.transforms.dedup.split_known_meters`), not through a hash
+            # table of the whole archive built for each
+            valid = dedup.archive_valid_on(self.archive, day).select("meter_id")
+            self.read[snapshot] = valid.sort("meter_id").collect()
         return self.read[snapshot]
 
     def columns(self, day: dt.date, names: tuple[str, ...]) -> pl.DataFrame:

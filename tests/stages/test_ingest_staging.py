@@ -208,6 +208,14 @@ def test_the_meters_valid_on_a_day_are_those_of_the_latest_snapshot_read_once() 
     assert on.on(d(2026, 2, 1))["meter_id"].to_list() == ["0002"]
 
 
+def test_the_meters_valid_on_a_day_come_sorted_for_the_binary_search() -> None:
+    # an archive delivered in any order: its meters are looked up by binary search, not a hash table
+    archive = pl.LazyFrame({"snapshot_date": [dt.date(2026, 1, 1)] * 4, "meter_id": ["0004", "0001", "0003", "0002"]})
+    meters = ingest_stage.MetersOn(archive).on(dt.date(2026, 1, 2))["meter_id"]
+    assert meters.to_list() == ["0001", "0002", "0003", "0004"]
+    assert meters.flags["SORTED_ASC"]
+
+
 def test_the_customers_valid_on_a_day_are_those_of_the_latest_snapshot_read_once() -> None:
     d = dt.date
     archive = pl.LazyFrame(

@@ -184,3 +184,18 @@ def test_known_meters_by_binary_search_are_those_of_a_lookup(
     assert unknown["v"].to_list() == [0, 2, 4, 6, 8]
     monkeypatch.setattr(dedup, "SEARCH_ROWS", 10**9)  # a hash lookup of the ids
     assert_frame_equal(split_known_meters(rows, archive)[0], known)
+
+
+def test_a_few_rows_are_looked_up_in_many_sorted_meters_by_binary_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a day's few events against a county's meters: no hash table of the meters
+    from meterlake.transforms import dedup
+
+    monkeypatch.setattr(dedup, "SEARCH_ROWS", 4)
+    meters = pl.Series("meter_id", ["M02", "M04", "M06", "M08", "M10"]).sort()
+    ids = pl.Series("meter_id", ["M04", "M05", None])
+
+    def no_hash_table(*args: object, **kwargs: object) -> pl.Series:
+        raise AssertionError("looked up through a hash table")
+
+    monkeypatch.setattr(pl.Series, "is_in", no_hash_table)
+    assert dedup._known(ids, meters).to_list() == [True, False, False]
