@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -230,4 +231,7 @@ def main() -> None:  # pragma: no cover
         handler.setFormatter(OneLineFormatter())
     for noisy in ("airflow", "great_expectations", "py.warnings"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    app()
+    try:
+        app()
+    finally:
+        gc.freeze()  # as pipeline.freeze_for_exit: the exit's collections then skip what is alive

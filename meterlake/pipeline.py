@@ -199,6 +199,17 @@ def fewer_collections() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
+def freeze_for_exit() -> None:
+    """Call as a process ends: whatever is still alive goes to the collector's permanent
+    generation (``gc.freeze``), which the collections Python runs while it tears down its
+    modules at exit do not walk. Measured on this 2-core machine: a process that imported
+    Great Expectations (the docs helper) ended in 0.60-0.67 s after its last line, 0.04 s
+    frozen; the docs helper's end falls beside publish, where both cores are busy. A run's
+    own process (300 meters x 59 days): 0.26 -> 0.11 s. Nothing is lost: a process's memory
+    goes back with it, and ``atexit`` handlers and buffered files run as before."""
+    gc.freeze()
+
+
 @contextmanager
 def writer(settings: Settings, run_id: str) -> Iterator[None]:
     """Hold the lake lock; on first taking it, clear what killed runs left in staging."""
@@ -951,7 +962,15 @@ def _prepare_docs(args: list[str], out: Any) -> None:
 
 def _docs_helper_main() -> None:
     """The docs helper process (:class:`DocsHelper`): import Great Expectations, read one job
-    line from standard input (none: quit), run the docs stage, print its result (or error)."""
+    line from standard input (none: quit), run the docs stage, print its result (or error).
+    The run waits for its end (:meth:`DocsHelper.result`), so it ends frozen (:func:`freeze_for_exit`)."""
+    try:
+        _docs_helper_work()
+    finally:
+        freeze_for_exit()
+
+
+def _docs_helper_work() -> None:
     out = sys.stdout
     sys.stdout = sys.stderr  # whatever a library prints stays off the answer
     gc.set_threshold(GC_FIRST_THRESHOLD, *gc.get_threshold()[1:])  # as fewer_collections, for its whole life

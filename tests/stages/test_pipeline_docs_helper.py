@@ -259,6 +259,32 @@ def test_great_expectations_is_imported_without_scipy_stats_and_altair_which_loa
     assert got["after"] is True
 
 
+#: a process that reports, as it exits, whether the collector's objects were frozen
+FROZEN_AT_EXIT = """
+import atexit, gc, sys
+atexit.register(lambda: print("frozen", gc.get_freeze_count(), file=sys.__stdout__))
+which, sys.argv = sys.argv[2], sys.argv[:1] + sys.argv[3:]
+if which == "helper":
+    from meterlake.pipeline import _docs_helper_main
+    _docs_helper_main()
+else:
+    from meterlake.cli import main
+    main()
+"""
+
+
+@pytest.mark.parametrize("program", [["helper"], ["cli", "--help"]])
+def test_the_helper_and_the_command_end_frozen_so_the_exit_walks_no_objects(program: list[str]) -> None:
+    # the exit's collections walk every object of a process that imported Great Expectations
+    # (0.6 s); frozen, they skip them (pipeline.freeze_for_exit)
+    done = subprocess.run(
+        [sys.executable, "-c", FROZEN_AT_EXIT, "-", *program], input="", capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    frozen = int(next(ln for ln in done.stdout.splitlines() if ln.startswith("frozen ")).split()[1])
+    assert frozen > 1000
+
+
 def test_without_a_helper_process_the_docs_stage_runs_in_the_run(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_process(*args: object, **kwargs: object) -> None:
         raise OSError("no such file: python")
