@@ -199,3 +199,19 @@ def test_a_few_rows_are_looked_up_in_many_sorted_meters_by_binary_search(monkeyp
 
     monkeypatch.setattr(pl.Series, "is_in", no_hash_table)
     assert dedup._known(ids, meters).to_list() == [True, False, False]
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 5, 7, 64])
+@pytest.mark.parametrize(
+    "text",
+    [b"", b"a\n", b"ab\ncd\n", b"ab\ncd", b"abcdefghij\nk\n", b"\n\n\n", b"a\nbcdefghijklmnop\nq\nrs"],
+)
+def test_a_streamed_file_comes_in_pieces_of_whole_lines(text: bytes, size: int) -> None:
+    from meterlake.transforms.ingest import _stream_pieces
+
+    fh = io.BytesIO(text)
+    pieces = list(_stream_pieces(fh.read(size), fh.read, size))
+    assert b"".join(pieces) == text
+    assert all(type(p) is bytes and p for p in pieces)
+    assert all(p.endswith(b"\n") for p in pieces[:-1])  # only the last may lack its newline
+    assert all(p.count(b"\n") <= max(1, size) for p in pieces[:-1])  # about one block each
