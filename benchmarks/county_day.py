@@ -17,8 +17,9 @@ the sum over it and its helper processes (the docs stage's), sampled every 20 ms
 A landing zone is cached as ``DATA/landing-<meters>-<days>-<start>`` (complete once it holds
 ``.complete``): a link of that name to a zone generated elsewhere is used as it is.
 
-The machine is noisy (2 shared cores): quote medians, CPU next to wall, and the load
-average (printed before and after each run).
+The machine is noisy (2 shared cores): quote medians, CPU next to wall, the load
+average (printed before and after each run) and the host probe (:data:`PROBE`, timed
+before each run: the machine's own speed at that moment).
 """
 
 from __future__ import annotations
@@ -104,6 +105,34 @@ print("RESULT " + json.dumps(out))
 """
 
 
+#: a fixed single-threaded workload, timed in a fresh process before each run (the best of
+#: 3): the C library's sort, the interpreter's loop and fresh pages (faults and zeroing),
+#: the three things the pipeline's CPU is made of. The machine's speed drifts by a third
+#: within hours; a run's wall time is comparable to another's only with its probe beside it
+PROBE = """
+import time
+import numpy as np
+values = np.random.default_rng(7).random(2_000_000)
+times = []
+for _ in range(3):
+    t = time.perf_counter()
+    np.sort(values)
+    total = 0
+    for i in range(1_000_000):
+        total += i & 7
+    block = bytearray(64 << 20)
+    del block
+    times.append(time.perf_counter() - t)
+print(round(min(times) * 1000))
+"""
+
+
+def host_probe() -> int:
+    """Milliseconds the :data:`PROBE` workload takes on this machine now (lower: faster)."""
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True)
+    return int(done.stdout.strip())
+
+
 class TreeRss(threading.Thread):
     """The peak of the summed resident memory of a process and its descendants, sampled
     every ``every_s`` seconds from ``/proc`` (a peak shorter than that may be missed)."""
@@ -163,6 +192,7 @@ def run_once(
     if not keep:
         shutil.rmtree(lake, ignore_errors=True)
         (lake.parent / f"{lake.name}.duckdb").unlink(missing_ok=True)  # the reporting DB publish writes
+    probe_ms = host_probe()
     load_before = os.getloadavg()[0]
     proc = subprocess.Popen(
         [
@@ -195,6 +225,7 @@ def run_once(
     result["rss_timeline_mb"] = sampler.timeline
     result["process_cpu"] = round(usage.ru_utime + usage.ru_stime, 2)  # with the interpreter's start
     result["load"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
+    result["host_probe_ms"] = probe_ms
     return result
 
 
@@ -243,7 +274,8 @@ def main() -> None:
             f"run {i + 1}/{args.repeat}: "
             + ", ".join(f"{k} {r['wall'][k]:.1f}s (cpu {r['cpu'][k]:.1f})" for k in r["wall"])
             + f"; peak RSS {r['peak_rss_gb']:.2f} GB (all processes {r['peak_rss_sum_gb']:.2f}, "
-            + f"docs helper {r['helper_peak_rss_gb']:.2f}); load {r['load'][0]} -> {r['load'][1]}"
+            + f"docs helper {r['helper_peak_rss_gb']:.2f}); load {r['load'][0]} -> {r['load'][1]}; "
+            + f"host probe {r['host_probe_ms']} ms"
         )
     keys = list(runs[0]["wall"])
     summary = {
@@ -252,6 +284,7 @@ def main() -> None:
         "peak_rss_gb_max": max(r["peak_rss_gb"] for r in runs),
         "peak_rss_sum_gb_max": max(r["peak_rss_sum_gb"] for r in runs),
         "load": [r["load"] for r in runs],
+        "host_probe_ms": [r["host_probe_ms"] for r in runs],
     }
     print("median wall: " + json.dumps(summary["wall"]))
     print("median cpu:  " + json.dumps(summary["cpu"]))
