@@ -13,11 +13,24 @@ def sort_if_needed(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     """
     if frame.height < 2 or not by:
         return frame
+    if _leading_increases(frame[by[0]]):  # a meter's rows of a day, as they are mostly written
+        return frame
     order = frame.select(pl.arg_sort_by(sort_keys(frame, by), maintain_order=True, nulls_last=True)).to_series()
     if order.is_sorted():  # a permutation in ascending order is the identity
         return frame
     moved = take_in_runs(frame, order)  # blocks of rows moved whole (files concatenated): slices, not a copy
     return frame[order] if moved is None else moved
+
+
+def _leading_increases(values: pl.Series) -> bool:
+    """Whether ``values`` (a frame's first sort key: text, whole numbers or dates) hold no
+    null and each is above the one before: the rows are then in order whatever the other
+    keys. 2 ms for 500,000 meter numbers, where sorting them to find the order unchanged
+    took 20-40 ms."""
+    dtype = values.dtype
+    if not (dtype == pl.String or dtype == pl.Date or dtype.is_integer()) or values.null_count():
+        return False
+    return bool((values.slice(1) > values.slice(0, values.len() - 1)).all())
 
 
 def digit_code(values: pl.Series) -> pl.Series | None:
@@ -41,11 +54,22 @@ def sort_distinct(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     return frame.sort(sort_keys(frame, by))
 
 
+#: from this many rows the digit-string keys of :func:`sort_keys` are sorted as numbers;
+#: below it as text, which costs less than the checks :func:`digit_code` makes (a few calls
+#: into polars per column): measured, one stable sort by a meter number and a date, text
+#: against numbers: 300 rows 0.10 against 0.35 ms, 30,000 rows 3.5 against 4.9 ms (rows
+#: shuffled), 0.8 against 1.7 ms (rows in order)
+DIGIT_CODE_ROWS = 100_000
+
+
 def sort_keys(frame: pl.DataFrame, by: list[str]) -> list[pl.Expr]:
     """The columns ``by`` as sort keys, a column of equal-length digit strings
     (:func:`digit_code`: meter, customer and area numbers) as the numbers it spells: the
-    same order at a fraction of the cost (500k meter numbers: ~0.3 s of CPU as text,
-    ~0.04 s as numbers). Other columns sort as they are."""
+    same order at about half the cost for a large frame (500k meter numbers shuffled, one
+    key: 73-80 ms as text, 41-43 ms as numbers). Other columns sort as they are, and every
+    column of a frame under :data:`DIGIT_CODE_ROWS` rows."""
+    if frame.height < DIGIT_CODE_ROWS:
+        return [pl.col(c) for c in by]
     return [pl.col(c) if (code := digit_code(frame[c])) is None else pl.lit(code) for c in by]
 
 

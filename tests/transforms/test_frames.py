@@ -1,7 +1,17 @@
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
+from meterlake.transforms import frames
 from meterlake.transforms.frames import sort_if_needed
+
+
+@pytest.fixture(params=[0, frames.DIGIT_CODE_ROWS], ids=["digit-codes", "small-frame-as-text"])
+def digit_rows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Each sort test twice: digit-string keys sorted through their numbers, and as text
+    (a frame under DIGIT_CODE_ROWS): the same order either way."""
+    monkeypatch.setattr(frames, "DIGIT_CODE_ROWS", request.param)
+    return request.param
 
 
 def test_sorted_frame_is_returned_as_is() -> None:
@@ -9,7 +19,7 @@ def test_sorted_frame_is_returned_as_is() -> None:
     assert sort_if_needed(df, ["k", "t"]) is df
 
 
-def test_unsorted_frame_is_sorted_stably_nulls_last() -> None:
+def test_unsorted_frame_is_sorted_stably_nulls_last(digit_rows: int) -> None:
     df = pl.DataFrame({"k": ["b", None, "a", "b"], "v": [1, 2, 3, 4]})
     assert_frame_equal(sort_if_needed(df, ["k"]), pl.DataFrame({"k": ["a", "b", "b", None], "v": [3, 1, 4, 2]}))
 
@@ -57,7 +67,7 @@ def test_rows_in_many_runs_are_left_to_a_gather(monkeypatch) -> None:
     assert_frame_equal(frames.sort_if_needed(df, ["v"]), pl.DataFrame({"v": [1, 2, 3]}))
 
 
-def test_blocks_moved_whole_are_sorted_as_slices() -> None:
+def test_blocks_moved_whole_are_sorted_as_slices(digit_rows: int) -> None:
     df = pl.DataFrame({"file": ["b", "b", "a", "a"], "line": [1, 2, 1, 2]})
     out = sort_if_needed(df, ["file", "line"])
     assert_frame_equal(out, pl.DataFrame({"file": ["a", "a", "b", "b"], "line": [1, 2, 1, 2]}))
@@ -77,7 +87,7 @@ def test_digit_code_only_for_equal_length_digit_strings() -> None:
     assert digit_code(pl.Series([1, 2])) is None
 
 
-def test_meter_numbers_sorted_as_text_stably() -> None:
+def test_meter_numbers_sorted_as_text_stably(digit_rows: int) -> None:
     """Equal-length digit keys (sorted through their numbers): the text order, the tied
     rows in their order; keys of other lengths are sorted as text (10 < 9)."""
     frame = pl.DataFrame({"m": ["0012", "0003", "0012", "1000"], "v": [1, 2, 3, 4]})
@@ -86,7 +96,7 @@ def test_meter_numbers_sorted_as_text_stably() -> None:
     assert sort_if_needed(frame, ["m"])["v"].to_list() == [2, 1, 3]
 
 
-def test_distinct_keys_sorted_as_the_text_sorts_them() -> None:
+def test_distinct_keys_sorted_as_the_text_sorts_them(digit_rows: int) -> None:
     """Meter and area numbers (equal-length digits) sort through their numbers, a date
     column beside them as it is: the order ``frame.sort`` gives, worked out by hand."""
     import datetime as dt
@@ -107,7 +117,7 @@ def test_distinct_keys_sorted_as_the_text_sorts_them() -> None:
     assert_frame_equal(sort_distinct(frame, ["area_id", "meter_id", "date"]), frame.sort("area_id", "meter_id", "date"))
 
 
-def test_distinct_keys_of_other_text_sorted_as_text() -> None:
+def test_distinct_keys_of_other_text_sorted_as_text(digit_rows: int) -> None:
     """Keys of unequal lengths or with a null are sorted as text, nulls first as
     ``frame.sort`` puts them ("10" before "9")."""
     from meterlake.transforms.frames import sort_distinct
@@ -118,7 +128,7 @@ def test_distinct_keys_of_other_text_sorted_as_text() -> None:
     assert sort_distinct(frame, ["m"])["v"].to_list() == [3, 2, 1]
 
 
-def test_keys_of_several_columns_sorted_stably_nulls_last() -> None:
+def test_keys_of_several_columns_sorted_stably_nulls_last(digit_rows: int) -> None:
     """A customer number beside a tariff name and a date: the numbers sort as text does,
     the ties of all three keep their order, a null tariff sorts last (worked out by hand)."""
     import datetime as dt
@@ -133,3 +143,38 @@ def test_keys_of_several_columns_sorted_stably_nulls_last() -> None:
         }
     )
     assert sort_if_needed(frame, ["customer_id", "tariff_id", "from"])["v"].to_list() == [2, 5, 4, 1, 3]
+
+
+@pytest.mark.parametrize(
+    ("first", "returned_as_is"),
+    [
+        (["0001", "0002", "0010"], True),  # each above the one before: in order, whatever the dates
+        (["0001", "0001", "0010"], False),  # a tie: the dates decide
+        (["0001", None, "0010"], False),  # a null sorts last
+        (["0002", "0001", "0010"], False),
+    ],
+)
+def test_rows_whose_first_key_increases_are_in_order_without_a_sort(first: list, returned_as_is: bool) -> None:
+    import datetime as dt
+
+    df = pl.DataFrame({"m": first, "d": [dt.date(2026, 3, 3), dt.date(2026, 3, 1), dt.date(2026, 3, 2)]})
+    out = sort_if_needed(df, ["m", "d"])
+    assert (out is df) is returned_as_is
+    assert_frame_equal(out, df.sort("m", "d", nulls_last=True, maintain_order=True))
+
+
+def test_large_frames_of_meter_numbers_are_sorted_through_the_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = frames.digit_code
+
+    def counted(values: pl.Series) -> pl.Series | None:
+        calls.append(values.len())
+        return real(values)
+
+    monkeypatch.setattr(frames, "digit_code", counted)
+    small = pl.DataFrame({"m": ["0003", "0001", "0002"]})
+    assert frames.sort_distinct(small, ["m"])["m"].to_list() == ["0001", "0002", "0003"]
+    assert calls == []  # under DIGIT_CODE_ROWS: as text
+    monkeypatch.setattr(frames, "DIGIT_CODE_ROWS", 3)
+    assert frames.sort_distinct(small, ["m"])["m"].to_list() == ["0001", "0002", "0003"]
+    assert calls == [3]
