@@ -520,3 +520,32 @@ def test_a_kept_file_reads_back_the_stamps_written_in_its_footer_and_none_when_u
     kept.write_bytes(whole[: len(whole) // 2])
     assert kept_stamps(kept, stamps) is None
     assert kept_stamps(tmp_path / "none.parquet", stamps) is None
+
+
+def test_a_partition_in_the_contracts_columns_is_written_as_one_conformed_first(tmp_path: Path) -> None:
+    # the frame in the contract's columns and types skips the conforming query; one with an
+    # extra column, another order or another type is conformed: the files are the same bytes
+    table = Table(
+        "toy_part",
+        "a toy partitioned table",
+        (
+            Column("date", pl.Date(), "partition"),
+            Column("meter_id", pl.String(), "meter"),
+            Column("kwh", pl.Float64(), "kWh"),
+        ),
+        key=("date", "meter_id"),
+        partition_by="date",
+    )
+    day = dt.date(2026, 3, 2)
+    exact = pl.DataFrame(
+        {"date": [day] * 3, "meter_id": ["0003", "0001", "0002"], "kwh": [3.0, 1.0, -0.0]},
+        schema=table.schema,
+    )
+    reordered = exact.select("kwh", "meter_id", "date", pl.lit(7).alias("extra"))  # conformed
+    written = []
+    for i, frame in enumerate([exact, reordered]):
+        lake = Lake(tmp_path / f"lake{i}")
+        path = lake.write_partition(table, day.isoformat(), frame)
+        written.append(path.read_bytes())
+        assert pl.read_parquet(path)["meter_id"].to_list() == ["0001", "0002", "0003"]
+    assert written[0] == written[1]
