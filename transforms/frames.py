@@ -18,8 +18,15 @@ def sort_if_needed(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     order = frame.select(pl.arg_sort_by(sort_keys(frame, by), maintain_order=True, nulls_last=True)).to_series()
     if order.is_sorted():  # a permutation in ascending order is the identity
         return frame
+    if frame.height < RUNS_FROM_ROWS:  # a copy costs less than finding runs in the order
+        return frame[order]
     moved = take_in_runs(frame, order)  # blocks of rows moved whole (files concatenated): slices, not a copy
     return frame[order] if moved is None else moved
+
+
+#: from this many rows :func:`sort_if_needed` looks for runs of rows it can move whole
+#: (:func:`take_in_runs`) instead of copying the frame in its order
+RUNS_FROM_ROWS = 10_000
 
 
 def _leading_increases(values: pl.Series) -> bool:

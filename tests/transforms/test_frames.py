@@ -61,17 +61,23 @@ def test_rows_in_many_runs_are_left_to_a_gather(monkeypatch) -> None:
     from meterlake.transforms import frames
 
     monkeypatch.setattr(frames, "FEW_RUNS", 2)
+    monkeypatch.setattr(frames, "RUNS_FROM_ROWS", 0)
     df = pl.DataFrame({"v": [3, 2, 1]})
     assert frames.take_in_runs(df, pl.Series([2, 1, 0], dtype=pl.UInt32)) is None  # three runs of one row
     # sort_if_needed gathers then, and gives the same rows
     assert_frame_equal(frames.sort_if_needed(df, ["v"]), pl.DataFrame({"v": [1, 2, 3]}))
 
 
-def test_blocks_moved_whole_are_sorted_as_slices(digit_rows: int) -> None:
+def test_blocks_moved_whole_are_sorted_as_slices(digit_rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
     df = pl.DataFrame({"file": ["b", "b", "a", "a"], "line": [1, 2, 1, 2]})
+    monkeypatch.setattr(frames, "RUNS_FROM_ROWS", 0)  # a large frame's rows
     out = sort_if_needed(df, ["file", "line"])
     assert_frame_equal(out, pl.DataFrame({"file": ["a", "a", "b", "b"], "line": [1, 2, 1, 2]}))
     assert out.n_chunks() == 2
+    monkeypatch.setattr(frames, "RUNS_FROM_ROWS", 5)  # a small frame is copied in its order
+    small = sort_if_needed(df, ["file", "line"])
+    assert_frame_equal(small, out)
+    assert small.n_chunks() == 1
 
 
 def test_digit_code_only_for_equal_length_digit_strings() -> None:
