@@ -108,7 +108,8 @@ print("RESULT " + json.dumps(out))
 #: a fixed single-threaded workload, timed in a fresh process before each run (the best of
 #: 3): the C library's sort, the interpreter's loop and fresh pages (faults and zeroing),
 #: the three things the pipeline's CPU is made of. The machine's speed drifts by a third
-#: within hours; a run's wall time is comparable to another's only with its probe beside it
+#: within hours: the probe shows a slower CPU, not other tenants taking the memory
+#: bandwidth or the second core (only base and change run in turn show those)
 PROBE = """
 import time
 import numpy as np
