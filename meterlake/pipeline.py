@@ -12,6 +12,7 @@ import gc
 import importlib
 import json
 import logging
+import os
 import resource
 import subprocess
 import sys
@@ -673,6 +674,7 @@ class DocsHelper:
                 stderr=self._err,
                 text=True,
                 encoding="utf-8",
+                env=os.environ | {HELPER_PARENT_ENV: str(os.getpid())},
             )
         except BaseException:
             self._err.close()
@@ -979,7 +981,29 @@ def _docs_helper_main() -> None:
         freeze_for_exit()
 
 
+#: the variable that names the run's process to its docs helper (:func:`_orphaned`): a run
+#: killed before the helper looked has handed it to another parent already
+HELPER_PARENT_ENV = "METERLAKE_DOCS_HELPER_PARENT"
+
+
+def _helper_parent() -> int:
+    try:
+        return int(os.environ[HELPER_PARENT_ENV])
+    except (KeyError, ValueError):
+        return os.getppid()
+
+
+def _orphaned(parent: int) -> bool:
+    """Whether the run that started this helper (process ``parent``) has ended: killed, it
+    handed the helper to another parent. The lake is then the next run's, which clears and
+    redoes what the killed one left: the helper starts no more work in it (a helper of a
+    run killed during GX's import went on to write the GX context while the re-run's helper
+    wrote it too, and the re-run's render found the gate's suite changed under it)."""
+    return os.getppid() != parent
+
+
 def _docs_helper_work() -> None:
+    parent = _helper_parent()
     out = sys.stdout
     sys.stdout = sys.stderr  # whatever a library prints stays off the answer
     gc.set_threshold(GC_FIRST_THRESHOLD, *gc.get_threshold()[1:])  # as fewer_collections, for its whole life
@@ -988,20 +1012,24 @@ def _docs_helper_work() -> None:
     held = args[:1] == [HOLD_ARG]
     if held:  # started ahead: Great Expectations first, beside the run's first stages
         _import_gx()
+        if _orphaned(parent):
+            return
         _prepare_docs(args[1:], out)
         line = sys.stdin.readline()
         args = [line] if line.strip() else []
+    if _orphaned(parent):
+        return
     _observe_ahead(args, out)
     if not held:
         _import_gx()
     line = sys.stdin.readline()
-    if not line.strip():
+    if not line.strip() or _orphaned(parent):
         return
     job = json.loads(line)
     if "check_ahead" in job:  # the gate's tables first, while the stages after loss run
         _check_ahead(job, out)
         line = sys.stdin.readline()
-        if not line.strip():
+        if not line.strip() or _orphaned(parent):
             return
         job = json.loads(line)
     t0 = time.perf_counter()

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -402,6 +403,44 @@ def test_a_held_helper_stores_the_gates_checkpoint_before_it_is_let_go(lake: Lak
     finally:
         helper.finish()
     assert helper.proc.returncode is not None
+
+
+#: a run that starts its held docs helper and is killed at once (SIGKILL: no clean-up)
+KILLED_RUN = """
+import os, signal, sys
+from pathlib import Path
+from meterlake import pipeline
+from meterlake.settings import Settings
+lake = Path(sys.argv[1])
+settings = Settings(lake=lake, landing=lake.parent / "landing", pii_key="k", progress=False)
+helper = pipeline.DocsHelper(settings, "r-killed", hold=True)
+print(helper.proc.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _ended(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            return any(line.split() == ["State:", "Z", "(zombie)"] for line in status)
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_the_helper_of_a_killed_run_writes_nothing_more_in_the_lake(lake: Lake) -> None:
+    # its lake is the re-run's: a helper that went on to open the GX context there raced
+    # the re-run's own helper, and the re-run's render found the gate's suite changed
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(lake.root)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == -9, done.stderr[-3000:]
+    pid = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 240
+    while not _ended(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _ended(pid), "the helper of the killed run is still running"
+    assert not (lake.meta / "gx").exists()
 
 
 def test_a_render_takes_the_context_prepared_ahead_and_writes_what_it_would_have(
