@@ -1002,6 +1002,13 @@ def _orphaned(parent: int) -> bool:
     return os.getppid() != parent
 
 
+def _next_job(parent: int) -> dict[str, Any] | None:
+    """The docs helper's next job from standard input; None where the run let it go (no
+    line) or has ended (:func:`_orphaned`)."""
+    line = sys.stdin.readline()
+    return None if not line.strip() or _orphaned(parent) else json.loads(line)
+
+
 def _docs_helper_work() -> None:
     parent = _helper_parent()
     out = sys.stdout
@@ -1022,16 +1029,12 @@ def _docs_helper_work() -> None:
     _observe_ahead(args, out)
     if not held:
         _import_gx()
-    line = sys.stdin.readline()
-    if not line.strip() or _orphaned(parent):
-        return
-    job = json.loads(line)
-    if "check_ahead" in job:  # the gate's tables first, while the stages after loss run
+    job = _next_job(parent)
+    if job is not None and "check_ahead" in job:  # the gate's tables first, while the stages after loss run
         _check_ahead(job, out)
-        line = sys.stdin.readline()
-        if not line.strip() or _orphaned(parent):
-            return
-        job = json.loads(line)
+        job = _next_job(parent)
+    if job is None:
+        return
     t0 = time.perf_counter()
     answer: dict[str, Any]
     try:
